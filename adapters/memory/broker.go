@@ -1,0 +1,275 @@
+package memory
+
+import (
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/msgkit/messaging"
+)
+
+// DefaultMaxMessageSize is the default limit on Message.Size.
+const DefaultMaxMessageSize = 1 << 20
+
+// Broker is an in-process broker. Clients of the same Broker see the same
+// topics and groups. It is safe for concurrent use.
+type Broker struct {
+	retention int
+	mu        sync.Mutex
+	topics    map[string]*topic
+}
+
+// NewBroker returns an empty broker. Only WithRetention applies to a broker.
+func NewBroker(opts ...Option) *Broker {
+	cfg := newConfig(opts)
+	return &Broker{retention: cfg.retention, topics: map[string]*topic{}}
+}
+
+func (b *Broker) topic(name string) *topic {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, ok := b.topics[name]
+	if !ok {
+		t = &topic{name: name, retention: b.retention, groups: map[string]*group{}, changed: make(chan struct{})}
+		b.topics[name] = t
+	}
+	return t
+}
+
+// entry is one message in a topic's log.
+type entry struct {
+	msg      messaging.Message // Payload and Header owned by the log
+	offset   int64
+	appended time.Time // broker time, for AtTime positions
+}
+
+// topic is a retained log plus its groups. All state is guarded by mu;
+// changed is closed (and replaced) whenever a waiter may have work.
+type topic struct {
+	name      string
+	retention int
+
+	mu      sync.Mutex
+	log     []*entry
+	base    int64 // offset of log[0]
+	groups  map[string]*group
+	changed chan struct{}
+}
+
+// end is the offset the next message gets. Callers hold mu.
+func (t *topic) end() int64 { return t.base + int64(len(t.log)) }
+
+// broadcast wakes every waiter. Callers hold mu.
+func (t *topic) broadcast() {
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+func (t *topic) append(msgs []*messaging.Message) {
+	now := time.Now()
+	entries := make([]entry, len(msgs))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, m := range msgs {
+		e := &entries[i]
+		e.offset = t.end()
+		e.appended = now
+		e.msg = messaging.Message{
+			ID: m.ID, Key: m.Key, Topic: t.name, Time: m.Time,
+			Payload: append([]byte(nil), m.Payload...),
+			Offset:  strconv.FormatInt(e.offset, 10),
+		}
+		if m.Header != nil {
+			e.msg.Header = make(messaging.Header, len(m.Header))
+			for k, v := range m.Header {
+				e.msg.Header[k] = v
+			}
+		}
+		t.log = append(t.log, e)
+	}
+	if t.retention > 0 && len(t.log) > t.retention {
+		drop := len(t.log) - t.retention
+		clear(t.log[:drop])
+		t.log = t.log[drop:]
+		t.base += int64(drop)
+		for _, g := range t.groups {
+			g.cursor = max(g.cursor, t.base)
+		}
+	}
+	t.broadcast()
+}
+
+// at returns the entry with offset off. Callers hold mu.
+func (t *topic) at(off int64) *entry {
+	if off < t.base || off >= t.end() {
+		return nil
+	}
+	return t.log[off-t.base]
+}
+
+// resolve turns a Position into a log offset. Callers hold mu.
+func (t *topic) resolve(p messaging.Position) (int64, error) {
+	switch p.Kind {
+	case messaging.PositionEarliest:
+		return t.base, nil
+	case messaging.PositionLatest:
+		return t.end(), nil
+	case messaging.PositionAtOffset, messaging.PositionAfterOffset:
+		off, err := strconv.ParseInt(p.Offset, 10, 64)
+		if err != nil || off < 0 {
+			return 0, errInvalidOffset(p)
+		}
+		if p.Kind == messaging.PositionAfterOffset {
+			off++
+		}
+		return max(off, t.base), nil
+	case messaging.PositionAtTime:
+		i := sort.Search(len(t.log), func(i int) bool { return !t.log[i].appended.Before(p.Time) })
+		return t.base + int64(i), nil
+	}
+	return 0, p.Validate()
+}
+
+// group is a consumer group's state in a topic. Guarded by the topic's mu.
+type group struct {
+	name      string
+	ephemeral bool
+	cursor    int64 // next offset never delivered
+	pending   map[int64]*pending
+	nextToken uint64
+}
+
+// pending is a delivered, unacknowledged message.
+type pending struct {
+	e         *entry
+	attempts  int       // deliveries so far
+	inFlight  bool      // held by a subscription now
+	token     uint64    // identifies the current delivery; stale settles are ignored
+	deadline  time.Time // in flight: redeliver after this
+	notBefore time.Time // not in flight: redeliver from this time on
+}
+
+func (t *topic) group(name string, ephemeral bool, start messaging.Position) (*group, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.groups[name]; ok {
+		return g, nil
+	}
+	cur, err := t.resolve(start)
+	if err != nil {
+		return nil, err
+	}
+	g := &group{name: name, ephemeral: ephemeral, cursor: cur, pending: map[int64]*pending{}}
+	t.groups[name] = g
+	return g, nil
+}
+
+func (t *topic) dropGroup(g *group) {
+	t.mu.Lock()
+	delete(t.groups, g.name)
+	t.mu.Unlock()
+}
+
+// delivery is what fetch hands out: a copy for the handler plus its token.
+type delivery struct {
+	msg   *messaging.Message
+	off   int64
+	token uint64
+}
+
+// fetch takes up to n deliverable messages of g: due redeliveries first (in
+// offset order), then new ones. If there are none it returns the channel to
+// wait on and when to look again (zero: only on change).
+func (t *topic) fetch(g *group, n int, ackDeadline time.Duration, maxAttempts int, log *slog.Logger) ([]delivery, <-chan struct{}, time.Time) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []delivery
+	var wake time.Time
+	var due []*pending
+	for _, p := range g.pending {
+		switch {
+		case p.inFlight && !now.Before(p.deadline):
+			if maxAttempts > 0 && p.attempts >= maxAttempts {
+				log.Warn("memory: giving up on message after ack deadline", "topic", t.name, "group", g.name, "id", p.e.msg.ID, "attempts", p.attempts)
+				delete(g.pending, p.e.offset)
+				continue
+			}
+			due = append(due, p)
+		case !p.inFlight && !now.Before(p.notBefore):
+			due = append(due, p)
+		case p.inFlight:
+			wake = earliest(wake, p.deadline)
+		default:
+			wake = earliest(wake, p.notBefore)
+		}
+	}
+	sort.Slice(due, func(i, j int) bool { return due[i].e.offset < due[j].e.offset })
+	for _, p := range due {
+		if len(out) == n {
+			wake = now // more are due: look again at once
+			break
+		}
+		out = append(out, t.deliver(g, p, now, ackDeadline))
+	}
+	for len(out) < n && g.cursor < t.end() {
+		e := t.at(g.cursor)
+		g.cursor++
+		if e == nil {
+			continue
+		}
+		p := &pending{e: e}
+		g.pending[e.offset] = p
+		out = append(out, t.deliver(g, p, now, ackDeadline))
+	}
+	if len(out) > 0 {
+		return out, nil, time.Time{}
+	}
+	return nil, t.changed, wake
+}
+
+func (t *topic) deliver(g *group, p *pending, now time.Time, ackDeadline time.Duration) delivery {
+	g.nextToken++
+	p.attempts++
+	p.inFlight = true
+	p.token = g.nextToken
+	p.deadline = now.Add(ackDeadline)
+	m := p.e.msg.Clone()
+	m.Group = g.name
+	if g.ephemeral {
+		m.Group = ""
+	}
+	m.Attempt = p.attempts
+	return delivery{msg: m, off: p.e.offset, token: p.token}
+}
+
+// settle applies a handler outcome to a delivery. Stale deliveries (the
+// message was redelivered meanwhile) are ignored.
+func (t *topic) settle(g *group, off int64, token uint64, ack, release bool, delay time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := g.pending[off]
+	if p == nil || p.token != token || !p.inFlight {
+		return
+	}
+	if ack {
+		delete(g.pending, off)
+		return
+	}
+	p.inFlight = false
+	p.notBefore = time.Now().Add(delay)
+	if release {
+		p.attempts--
+		p.notBefore = time.Time{}
+	}
+	t.broadcast()
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,23 @@
+// Package memory is the in-process reference adapter: a broker that lives in
+// the process's memory with the same semantics as the networked ones, for
+// tests, demos and examples. It registers the scheme "mem".
+//
+// URL: mem://[name][?max_message_size=1MiB&retention=N]. Clients opened with
+// the same name (empty is "default") share one broker in the process, so a
+// publisher and a consumer opened separately talk to each other. retention
+// applies when the named broker is created.
+//
+// Semantics:
+//   - Every topic is a retained log (all messages, or the newest `retention`
+//     ones); Message.Offset is the decimal log offset, starting at 0.
+//   - Groups keep a cursor and a pending list; a new group starts at StartAt
+//     (default Earliest). Delivery is at-least-once: unacknowledged messages
+//     come back after a nack (with its RetryAfter delay) or once the
+//     subscription's AckDeadline passes, with Attempt incremented.
+//   - Within a subscription, messages with the same Key are handled in publish
+//     order (first deliveries); across subscriptions of one group there is no
+//     order promise.
+//   - Nothing survives the process: Capabilities().Persistent is false.
+//   - Publish copies payloads and headers, and each delivery gets its own copy,
+//     so neither side can change what the other sees.
+package memory

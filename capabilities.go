@@ -1,0 +1,34 @@
+package messaging
+
+// Capabilities says what an adapter guarantees. The conformance suite in
+// package integration runs the cases for every capability an adapter claims,
+// and the README publishes the matrix.
+type Capabilities struct {
+	// Persistent: accepted messages survive a broker restart (subject to the
+	// broker's own durability settings), and delivery is at-least-once.
+	Persistent bool
+	// Groups: named consumer groups share messages (work queue) and distinct
+	// groups each get every message (fan-out).
+	Groups bool
+	// Replay: the adapter implements Stream and the StartAt positions.
+	Replay bool
+	// ReplayByTime: Replay includes AtTime positions.
+	ReplayByTime bool
+	// PerKeyOrder: messages with the same Key reach a subscription's handler
+	// in publish order (first deliveries; a redelivery may come later).
+	PerKeyOrder bool
+	// AckDeadline: a message left unacknowledged (consumer stuck or dead) is
+	// redelivered after the subscription's AckDeadline.
+	AckDeadline bool
+	// BrokerAttempts: Attempt is counted by the broker and survives consumer
+	// restarts; otherwise it is counted by the adapter in process.
+	BrokerAttempts bool
+	// NativeDelay: RetryAfter delays are kept by the broker, not the adapter.
+	NativeDelay bool
+	// NativeDeadLetter: the broker can move messages to a dead-letter target
+	// itself (after MaxAttempts or a Permanent error).
+	NativeDeadLetter bool
+	// MaxMessageSize is the largest Message.Size the adapter accepts; larger
+	// messages fail with ErrMessageTooLarge. 0 means no limit.
+	MaxMessageSize int
+}

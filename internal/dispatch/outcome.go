@@ -1,0 +1,93 @@
+// Package dispatch holds what every adapter's consumer side shares: running a
+// handler safely, classifying its result, the worker pool that keeps per-key
+// order, and the Subscription lifecycle.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/msgkit/messaging"
+)
+
+// Outcome is what an adapter must do with a delivered message.
+type Outcome int
+
+const (
+	// Ack: the handler succeeded; acknowledge.
+	Ack Outcome = iota
+	// Nack: redeliver after Result.Delay, with the attempt counted.
+	Nack
+	// Term: do not redeliver (Permanent error or MaxAttempts reached);
+	// dead-letter natively where configured, else acknowledge.
+	Term
+	// Release: the message was fetched but never handled (the subscription
+	// stopped first); make it available again without counting an attempt
+	// where the broker allows.
+	Release
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Ack:
+		return "ack"
+	case Nack:
+		return "nack"
+	case Term:
+		return "term"
+	case Release:
+		return "release"
+	}
+	return fmt.Sprintf("outcome(%d)", int(o))
+}
+
+// Result is a handler's classified result.
+type Result struct {
+	Outcome Outcome
+	Delay   time.Duration // for Nack
+	Err     error         // the handler's error, nil for Ack and Release
+}
+
+// Invoke runs h on msg, turning a panic into an error wrapping
+// messaging.ErrHandlerPanic, and classifies the result. maxAttempts > 0 turns
+// a Nack of the last allowed attempt into Term.
+func Invoke(ctx context.Context, h messaging.Handler, msg *messaging.Message, maxAttempts int) Result {
+	return Classify(call(ctx, h, msg), msg.Attempt, maxAttempts)
+}
+
+// Classify maps a handler error to an Outcome.
+func Classify(err error, attempt, maxAttempts int) Result {
+	switch {
+	case err == nil:
+		return Result{Outcome: Ack}
+	case messaging.IsPermanent(err):
+		return Result{Outcome: Term, Err: err}
+	case maxAttempts > 0 && attempt >= maxAttempts:
+		return Result{Outcome: Term, Err: fmt.Errorf("giving up after %d attempts: %w", attempt, err)}
+	}
+	d, _ := messaging.RetryDelay(err)
+	return Result{Outcome: Nack, Delay: d, Err: err}
+}
+
+func call(ctx context.Context, h messaging.Handler, msg *messaging.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if e, ok := r.(error); ok && errors.Is(e, messaging.ErrHandlerPanic) {
+				err = e
+				return
+			}
+			err = fmt.Errorf("%w: %v\n%s", messaging.ErrHandlerPanic, r, debug.Stack())
+		}
+	}()
+	return h(ctx, msg)
+}
+
+// SettleContext returns a context for acknowledging after a handler ran: it
+// keeps ctx's values but not its cancellation (a cancelled subscription must
+// still nack what it was handling), bounded by timeout.
+func SettleContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), timeout)
+}

@@ -1,0 +1,110 @@
+package dispatch
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+
+	"github.com/msgkit/messaging"
+)
+
+// Delivery is one fetched message and the adapter's state needed to settle it.
+type Delivery struct {
+	Msg *messaging.Message
+	// Token is the adapter's handle for acking (a JetStream message, a Redis
+	// stream ID, a delivery tag...).
+	Token any
+}
+
+// SettleFunc acknowledges, nacks, terminates or releases a delivery. It is
+// called exactly once per submitted delivery, from the worker that handled it,
+// so calls for one key are in order. It must not block for long.
+type SettleFunc func(d Delivery, r Result)
+
+// Pool runs a handler on deliveries with a fixed number of workers. Deliveries
+// with the same non-empty Key always go to the same worker, so they are handled
+// one at a time in submission order; deliveries without a key are spread over
+// the workers in turn.
+type Pool struct {
+	ctx         context.Context
+	h           messaging.Handler
+	settle      SettleFunc
+	maxAttempts int
+	queues      []chan Delivery
+	seed        maphash.Seed
+	next        atomic.Uint64
+	wg          sync.WaitGroup
+	closeOnce   sync.Once
+	stopping    atomic.Bool
+}
+
+// NewPool starts concurrency workers that call h with ctx (the handler
+// context) and then settle. queued is the total number of deliveries that may
+// wait for a worker (the prefetch beyond the ones being handled).
+func NewPool(ctx context.Context, concurrency, queued int, h messaging.Handler, settle SettleFunc, maxAttempts int) *Pool {
+	concurrency = max(concurrency, 1)
+	per := max(queued/concurrency, 1)
+	p := &Pool{ctx: ctx, h: h, settle: settle, maxAttempts: maxAttempts, seed: maphash.MakeSeed()}
+	p.queues = make([]chan Delivery, concurrency)
+	for i := range p.queues {
+		q := make(chan Delivery, per)
+		p.queues[i] = q
+		p.wg.Add(1)
+		go p.work(q)
+	}
+	return p
+}
+
+func (p *Pool) work(q chan Delivery) {
+	defer p.wg.Done()
+	for d := range q {
+		if p.stopping.Load() {
+			p.settle(d, Result{Outcome: Release})
+			continue
+		}
+		p.settle(d, Invoke(p.ctx, p.h, d.Msg, p.maxAttempts))
+	}
+}
+
+// Submit queues d for its worker, blocking while that worker's queue is full
+// (backpressure). It returns false without taking d when ctx is done first;
+// the caller then still owns d and must release it.
+func (p *Pool) Submit(ctx context.Context, d Delivery) bool {
+	q := p.queues[p.worker(d.Msg.Key)]
+	select {
+	case q <- d:
+		return true
+	default:
+	}
+	select {
+	case q <- d:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (p *Pool) worker(key string) int {
+	n := len(p.queues)
+	if n == 1 {
+		return 0
+	}
+	if key == "" {
+		return int(p.next.Add(1) % uint64(n))
+	}
+	return int(maphash.String(p.seed, key) % uint64(n))
+}
+
+// Close stops the pool after the handlers in flight return: deliveries still
+// queued are settled with Release. It waits for the workers and is
+// idempotent. Submit must not be called during or after Close.
+func (p *Pool) Close() {
+	p.closeOnce.Do(func() {
+		p.stopping.Store(true)
+		for _, q := range p.queues {
+			close(q)
+		}
+	})
+	p.wg.Wait()
+}

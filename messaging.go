@@ -1,0 +1,151 @@
+package messaging
+
+import "context"
+
+// Handler processes one delivered message. Its result decides what happens to
+// the message:
+//
+//   - nil acknowledges it; it is not delivered to this group again.
+//   - an error wrapped by Permanent acknowledges (or terminates) it without
+//     redelivery.
+//   - any other error asks for redelivery with Attempt+1, after the delay given
+//     with RetryAfter when there is one.
+//   - a panic is recovered and treated as an error wrapping ErrHandlerPanic.
+//
+// The acknowledgement happens after the handler returns, never before. The
+// context is cancelled when the subscription's context is; a handler that
+// returns ctx.Err() then gets its message redelivered.
+type Handler func(ctx context.Context, msg *Message) error
+
+// Middleware wraps a Handler with behaviour such as retry, dead-lettering or
+// tracing. Middleware works with every adapter: it sees only the Handler.
+type Middleware func(Handler) Handler
+
+// Chain wraps h with mws so that mws[0] is the outermost: Chain(h, a, b)
+// runs a, then b, then h.
+func Chain(h Handler, mws ...Middleware) Handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
+// Publisher sends messages to a topic.
+//
+// Publish returns nil only when the broker has accepted every message (with
+// publisher confirms, acks or equivalent; durably on persistent adapters). If
+// some messages were not accepted it returns a *PublishError naming them;
+// messages it reports as failed may still have reached the broker (a lost
+// confirm), so retrying them can create duplicates, never loss. Messages of one
+// call with the same Key keep their order.
+//
+// Publish sets ID (when empty) and Time (when zero) on the given messages; the
+// caller must not change the messages while Publish runs. All methods are safe
+// for concurrent use. After Close, Publish returns an error wrapping ErrClosed.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, msgs ...*Message) error
+	Close() error
+}
+
+// Consumer delivers the messages of topics to handlers.
+//
+// Subscribe validates its arguments, establishes the subscription with the
+// broker (creating the group and its durable state where the broker has them)
+// and returns once messages published from then on will reach it; delivery
+// runs in the background until ctx is done, the Subscription is closed or
+// the Consumer is closed. Subscriptions with the same Group option share the
+// messages; each distinct group gets every message; without a Group option
+// the subscription is an ephemeral group of its own.
+//
+// Subscribe is safe for concurrent use. After Close it returns an error
+// wrapping ErrClosed. Close stops every subscription as Subscription.Close
+// does.
+type Consumer interface {
+	Subscribe(ctx context.Context, topic string, h Handler, opts ...SubscribeOption) (Subscription, error)
+	Close() error
+}
+
+// Subscription is a running delivery of messages to a handler.
+type Subscription interface {
+	// Close stops fetching new messages, waits for the handlers in flight to
+	// return and settles their messages (ack or nack), releases messages that
+	// were fetched but not handled, and returns. It is idempotent. To bound
+	// the wait, cancel the context given to Subscribe: handlers see it.
+	Close() error
+
+	// Done is closed when the subscription has ended and every handler has
+	// returned.
+	Done() <-chan struct{}
+
+	// Err returns, once Done is closed, nil if the subscription ended because
+	// its context was done or it was closed, or the error that ended it.
+	Err() error
+}
+
+// Stream reads a topic's durable log from a position, without a group and
+// without acknowledgements; reading never disturbs groups. Adapters whose
+// Capabilities report Replay implement it.
+//
+// Read validates its arguments, positions a reader at from, and returns once
+// the reader is positioned: with Latest, every message published after Read
+// returns is delivered. It delivers messages in log order (per partition on partitioned brokers)
+// to h, one at a time, starting at from, and keeps following the log until ctx
+// is done or the subscription is closed. A handler error ends the read; the
+// Subscription's Err reports it, and the caller can resume from the last
+// message's Offset with AfterOffset. Attempt is always 1.
+type Stream interface {
+	Read(ctx context.Context, topic string, from Position, h Handler) (Subscription, error)
+}
+
+// Client is what Open returns: a Publisher and a Consumer sharing one
+// connection, with the adapter's capabilities. Close closes both; it is
+// idempotent and waits for subscriptions to drain.
+//
+// A Client may also implement Stream and Provisioner; check with a type
+// assertion (or Capabilities().Replay).
+type Client interface {
+	Publisher
+	Consumer
+	Capabilities() Capabilities
+	Close() error
+}
+
+// Provisioner creates a topic and the durable state of groups ahead of any
+// subscription, so that messages published before the first consumer starts
+// are kept for those groups. It is idempotent. Brokers that route only to
+// existing queues (RabbitMQ) need it for a publisher that starts first.
+type Provisioner interface {
+	Provision(ctx context.Context, topic string, groups ...string) error
+}
+
+// TopicDeleter deletes a topic and the durable state of all its groups
+// (streams, consumer groups, queues, exchanges). Deleting a topic that does
+// not exist is not an error. Tests and admin tools use it to clean up.
+type TopicDeleter interface {
+	DeleteTopic(ctx context.Context, topic string) error
+}
+
+// Provision calls c's Provision method when c is a Provisioner and does
+// nothing otherwise.
+func Provision(ctx context.Context, c any, topic string, groups ...string) error {
+	if p, ok := c.(Provisioner); ok {
+		return p.Provision(ctx, topic, groups...)
+	}
+	return nil
+}
+
+// PublishFunc adapts a plain function to the Publisher interface; Close does
+// nothing. It lets existing code be plugged in where a Publisher is expected.
+type PublishFunc func(ctx context.Context, topic string, msgs ...*Message) error
+
+// Publish calls f.
+func (f PublishFunc) Publish(ctx context.Context, topic string, msgs ...*Message) error {
+	return f(ctx, topic, msgs...)
+}
+
+// Close does nothing and returns nil.
+func (f PublishFunc) Close() error { return nil }
+
+// PublisherMiddleware decorates a Publisher, for example with batching,
+// tracing or metrics.
+type PublisherMiddleware func(Publisher) Publisher

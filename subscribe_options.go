@@ -1,0 +1,142 @@
+package messaging
+
+import (
+	"fmt"
+	"time"
+)
+
+// Defaults applied by NewSubscribeOptions.
+const (
+	DefaultConcurrency = 1
+	DefaultAckDeadline = 30 * time.Second
+)
+
+// SubscribeOptions is the resolved form of the options given to Subscribe.
+// Adapters call NewSubscribeOptions to get it; applications use the option
+// functions (Group, Concurrency, ...).
+type SubscribeOptions struct {
+	// Group names the consumer group; empty means an ephemeral group of one.
+	Group string
+	// Concurrency is the number of handlers run at once (>= 1). Messages with
+	// the same Key go to the same worker, so per-key order holds.
+	Concurrency int
+	// Prefetch is how many messages may be fetched ahead of the handlers
+	// (>= Concurrency).
+	Prefetch int
+	// AckDeadline is how long a delivered message may stay unacknowledged
+	// before the broker redelivers it (to any member of the group). Adapters
+	// that can extend it while a handler runs do so.
+	AckDeadline time.Duration
+	// StartAt is where a group that does not exist yet starts, and where an
+	// ephemeral subscription starts. Defaults: Earliest for a new named group
+	// (nothing published before the group existed is lost), Latest for an
+	// ephemeral subscription.
+	StartAt Position
+	// MaxAttempts, when > 0, is the most deliveries a message gets; after
+	// the last failed one the adapter gives the message up (dead-lettering it
+	// natively where configured, else acknowledging and logging it). Adapters
+	// push it to the broker where it can count (JetStream MaxDeliver, RabbitMQ
+	// delivery-limit). 0 means no limit.
+	MaxAttempts int
+
+	startSet bool
+}
+
+// SubscribeOption configures one Subscribe call.
+type SubscribeOption func(*SubscribeOptions) error
+
+// Group makes the subscription a member of the named consumer group.
+func Group(name string) SubscribeOption {
+	return func(o *SubscribeOptions) error {
+		if err := ValidateName(name); err != nil {
+			return fmt.Errorf("group: %w", err)
+		}
+		o.Group = name
+		return nil
+	}
+}
+
+// Concurrency sets how many handlers run at once (default 1).
+func Concurrency(n int) SubscribeOption {
+	return func(o *SubscribeOptions) error {
+		if n < 1 {
+			return fmt.Errorf("%w: concurrency %d: must be at least 1", ErrInvalidOption, n)
+		}
+		o.Concurrency = n
+		return nil
+	}
+}
+
+// Prefetch sets how many messages may be fetched ahead of the handlers
+// (default: adapter's choice, at least the concurrency).
+func Prefetch(n int) SubscribeOption {
+	return func(o *SubscribeOptions) error {
+		if n < 1 {
+			return fmt.Errorf("%w: prefetch %d: must be at least 1", ErrInvalidOption, n)
+		}
+		o.Prefetch = n
+		return nil
+	}
+}
+
+// AckDeadline sets how long a delivered message may stay unacknowledged
+// before it is redelivered (default 30s).
+func AckDeadline(d time.Duration) SubscribeOption {
+	return func(o *SubscribeOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: ack deadline %v: must be positive", ErrInvalidOption, d)
+		}
+		o.AckDeadline = d
+		return nil
+	}
+}
+
+// StartAt sets where a new group, or an ephemeral subscription, starts.
+func StartAt(p Position) SubscribeOption {
+	return func(o *SubscribeOptions) error {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+		o.StartAt = p
+		o.startSet = true
+		return nil
+	}
+}
+
+// MaxAttempts limits deliveries per message (0, the default, means no limit).
+func MaxAttempts(n int) SubscribeOption {
+	return func(o *SubscribeOptions) error {
+		if n < 0 {
+			return fmt.Errorf("%w: max attempts %d: must not be negative", ErrInvalidOption, n)
+		}
+		o.MaxAttempts = n
+		return nil
+	}
+}
+
+// NewSubscribeOptions applies opts over the defaults and validates them.
+// defaultPrefetch is the adapter's preferred prefetch; it is raised to the
+// concurrency when lower.
+func NewSubscribeOptions(defaultPrefetch int, opts ...SubscribeOption) (SubscribeOptions, error) {
+	o := SubscribeOptions{Concurrency: DefaultConcurrency, AckDeadline: DefaultAckDeadline}
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(&o); err != nil {
+			return SubscribeOptions{}, err
+		}
+	}
+	if o.Prefetch == 0 {
+		o.Prefetch = max(defaultPrefetch, 1)
+	}
+	o.Prefetch = max(o.Prefetch, o.Concurrency)
+	if !o.startSet {
+		if o.Group == "" {
+			o.StartAt = Latest
+		} else {
+			o.StartAt = Earliest
+		}
+	}
+	return o, nil
+}
