@@ -1,0 +1,162 @@
+// Package batch runs one handler either per message (real-time) or on
+// windowed bulk batches, chosen by configuration, so the same code serves a
+// latency-sensitive deployment and a throughput-oriented one.
+//
+// In bulk mode the subscription runs Size handlers at once; each one adds its
+// message to the current batch and waits. The batch is handed to the handler
+// when it holds Size messages or Window has passed since its first message,
+// whichever comes first, and every message in it is then acknowledged (nil)
+// or redelivered (error) together. Acknowledgement still happens after the
+// handler returned, so delivery stays at-least-once.
+//
+// Messages with the same Key are handled one at a time by the adapter (per-key
+// order), so they never share a batch: a stream of one key is processed in
+// batches of one, each after Window. Window must stay well below the
+// subscription's AckDeadline.
+package batch
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/patterns/codec"
+)
+
+// Func handles a batch of decoded items, in delivery order. A nil result
+// acknowledges all of them; an error redelivers all of them (wrap it with
+// messaging.Permanent to drop them instead).
+type Func[T any] func(ctx context.Context, items []T) error
+
+// Config chooses the mode.
+type Config struct {
+	// Size is the largest batch. 0 or 1 means per-message (real-time) mode.
+	Size int
+	// Window is the longest a message waits for its batch to fill (bulk mode
+	// only; default 1s).
+	Window time.Duration
+}
+
+// RealTime is the per-message configuration.
+var RealTime = Config{Size: 1}
+
+// DefaultWindow is the Window used when Config.Window is zero.
+const DefaultWindow = time.Second
+
+// Option configures Subscribe.
+type Option func(*options)
+
+type options struct {
+	codec   codec.Codec
+	subOpts []messaging.SubscribeOption
+}
+
+// WithCodec sets the codec (default codec.JSON).
+func WithCodec(c codec.Codec) Option { return func(o *options) { o.codec = c } }
+
+// WithSubscribeOptions passes options to the underlying Subscribe; in bulk
+// mode Concurrency and Prefetch are set from Config.Size and override them.
+func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
+	return func(o *options) { o.subOpts = append(o.subOpts, opts...) }
+}
+
+// Handler returns the messaging.Handler that runs h in the mode cfg gives,
+// and the subscribe options that mode needs (Concurrency and Prefetch of
+// Size in bulk mode, nothing in per-message mode). Use it to wire h into a
+// Subscribe call yourself; Subscribe does exactly that.
+func Handler[T any](cfg Config, h Func[T], c codec.Codec) (messaging.Handler, []messaging.SubscribeOption) {
+	if cfg.Size <= 1 {
+		return codec.Handler(c, func(ctx context.Context, v T, _ *messaging.Message) error {
+			return h(ctx, []T{v})
+		}), nil
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	b := &batcher[T]{size: cfg.Size, window: cfg.Window, h: h}
+	return codec.Handler(c, func(ctx context.Context, v T, _ *messaging.Message) error {
+			return b.add(ctx, v)
+		}), []messaging.SubscribeOption{
+			messaging.Concurrency(cfg.Size), messaging.Prefetch(2 * cfg.Size),
+		}
+}
+
+// Subscribe consumes topic as group with h in the mode cfg gives.
+func Subscribe[T any](ctx context.Context, c messaging.Consumer, topic, group string, cfg Config, h Func[T], opts ...Option) (messaging.Subscription, error) {
+	if h == nil {
+		return nil, fmt.Errorf("batch: nil handler: %w", messaging.ErrInvalidOption)
+	}
+	var o options
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	handler, modeOpts := Handler(cfg, h, o.codec)
+	subOpts := append(append(append([]messaging.SubscribeOption(nil), o.subOpts...), modeOpts...), messaging.Group(group))
+	sub, err := c.Subscribe(ctx, topic, handler, subOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("batch: subscribe %s to %s: %w", group, topic, err)
+	}
+	return sub, nil
+}
+
+// batcher collects items from concurrent handler calls into batches.
+type batcher[T any] struct {
+	size   int
+	window time.Duration
+	h      Func[T]
+
+	mu  sync.Mutex
+	cur *pending[T]
+}
+
+type pending[T any] struct {
+	ctx   context.Context
+	items []T
+	timer *time.Timer
+	done  chan struct{}
+	err   error
+}
+
+// add puts v in the current batch and waits for that batch's result.
+func (b *batcher[T]) add(ctx context.Context, v T) error {
+	b.mu.Lock()
+	p := b.cur
+	if p == nil {
+		p = &pending[T]{ctx: ctx, done: make(chan struct{})}
+		b.cur = p
+		p.timer = time.AfterFunc(b.window, func() { b.flush(p) })
+	}
+	p.items = append(p.items, v)
+	full := len(p.items) >= b.size
+	b.mu.Unlock()
+	if full {
+		b.flush(p)
+	}
+	<-p.done
+	return p.err
+}
+
+// flush runs p's batch unless it already ran.
+func (b *batcher[T]) flush(p *pending[T]) {
+	b.mu.Lock()
+	if b.cur != p {
+		b.mu.Unlock()
+		return
+	}
+	b.cur = nil
+	b.mu.Unlock()
+	p.timer.Stop()
+	defer close(p.done)
+	// The batch may run on the window's timer goroutine, where a panic would
+	// kill the process: turn it into the error every waiting handler returns.
+	defer func() {
+		if r := recover(); r != nil {
+			p.err = fmt.Errorf("%w: batch handler: %v", messaging.ErrHandlerPanic, r)
+		}
+	}()
+	p.err = b.h(p.ctx, p.items)
+}

@@ -1,0 +1,157 @@
+// Package checkpoint stores where a reader or poller got to, so that it
+// resumes there after a restart. The stream projections and the poll pattern
+// use it.
+package checkpoint
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/msgkit/messaging"
+)
+
+// Checkpoint is a saved position plus the state built up to it. Saving both
+// in one write keeps them consistent: after a restart the state is exactly
+// the one that the position had produced.
+type Checkpoint struct {
+	// Position is the adapter's offset (messaging.Message.Offset) or the
+	// external system's cursor.
+	Position string `json:"position"`
+	// Extra is free-form (an HTTP ETag, for example).
+	Extra string `json:"extra,omitempty"`
+	// State is the encoded state (a projection's view), possibly empty.
+	State []byte `json:"state,omitempty"`
+}
+
+// Store keeps checkpoints by name. Implementations must be safe for
+// concurrent use and make Save atomic: a Load after a crash sees either the
+// previous or the new checkpoint, never a mix.
+type Store interface {
+	// Load returns the checkpoint saved under name; ok is false when there
+	// is none.
+	Load(ctx context.Context, name string) (cp Checkpoint, ok bool, err error)
+	// Save replaces the checkpoint saved under name.
+	Save(ctx context.Context, name string, cp Checkpoint) error
+}
+
+// Memory is a Store in process memory (lost when the process exits). The
+// zero value is ready to use.
+type Memory struct {
+	mu  sync.Mutex
+	cps map[string]Checkpoint
+}
+
+// Load implements Store.
+func (m *Memory) Load(ctx context.Context, name string) (Checkpoint, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return Checkpoint{}, false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cp, ok := m.cps[name]
+	cp.State = append([]byte(nil), cp.State...)
+	return cp, ok, nil
+}
+
+// Save implements Store.
+func (m *Memory) Save(ctx context.Context, name string, cp Checkpoint) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cps == nil {
+		m.cps = map[string]Checkpoint{}
+	}
+	cp.State = append([]byte(nil), cp.State...)
+	m.cps[name] = cp
+	return nil
+}
+
+// Dir is a Store keeping one JSON file per checkpoint in a directory. Save
+// writes a temporary file, syncs it and renames it over the old one, so a
+// crash leaves the previous or the new checkpoint.
+type Dir struct {
+	path string
+	mu   sync.Mutex
+}
+
+// NewDir returns a Store in directory path, creating it if needed.
+func NewDir(path string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	return &Dir{path: path}, nil
+}
+
+func (d *Dir) file(name string) (string, error) {
+	if err := messaging.ValidateName(name); err != nil {
+		return "", fmt.Errorf("checkpoint name: %w", err)
+	}
+	return filepath.Join(d.path, name+".json"), nil
+}
+
+// Load implements Store.
+func (d *Dir) Load(ctx context.Context, name string) (Checkpoint, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return Checkpoint{}, false, err
+	}
+	f, err := d.file(name)
+	if err != nil {
+		return Checkpoint{}, false, err
+	}
+	b, err := os.ReadFile(f)
+	if errors.Is(err, os.ErrNotExist) {
+		return Checkpoint{}, false, nil
+	}
+	if err != nil {
+		return Checkpoint{}, false, fmt.Errorf("checkpoint: %w", err)
+	}
+	var cp Checkpoint
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return Checkpoint{}, false, fmt.Errorf("checkpoint %s: %w", f, err)
+	}
+	return cp, true, nil
+}
+
+// Save implements Store.
+func (d *Dir) Save(ctx context.Context, name string, cp Checkpoint) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := d.file(name)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(cp)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	tmp, err := os.CreateTemp(d.path, name+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), f); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+// Package pubsub is the event bus pattern: a publisher announces typed events
+// on a topic once; every subscriber, each its own consumer group, reacts to
+// every event independently. Adding or removing a subscriber changes nothing
+// on the publishing side.
+//
+// Each subscriber is a named, durable group (on persistent adapters): events
+// published while it is down are delivered when it comes back, and several
+// instances of the same subscriber share its events as a work queue.
+// Delivery is at-least-once; subscribers must tolerate duplicates (the event
+// ID is stable across redeliveries).
+package pubsub
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/patterns/codec"
+)
+
+// Option configures a Publisher or a Subscribe call.
+type Option func(*config)
+
+type config struct {
+	codec   codec.Codec
+	subOpts []messaging.SubscribeOption
+	mws     []messaging.Middleware
+}
+
+func newConfig(opts []Option) config {
+	c := config{codec: codec.JSON}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return c
+}
+
+// WithCodec sets the codec (default codec.JSON). Publisher and subscribers
+// of one topic must agree.
+func WithCodec(c codec.Codec) Option { return func(cfg *config) { cfg.codec = c } }
+
+// WithSubscribeOptions passes options (Concurrency, MaxAttempts, ...) to the
+// underlying Subscribe. A Group option is overridden by the subscriber name.
+func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
+	return func(cfg *config) { cfg.subOpts = append(cfg.subOpts, opts...) }
+}
+
+// WithMiddleware wraps a subscriber's handler (outermost first).
+func WithMiddleware(mws ...messaging.Middleware) Option {
+	return func(cfg *config) { cfg.mws = append(cfg.mws, mws...) }
+}
+
+// Publisher publishes events of type T to one topic. It is safe for
+// concurrent use.
+type Publisher[T any] struct {
+	pub   messaging.Publisher
+	topic string
+	cfg   config
+}
+
+// NewPublisher returns a Publisher of T events on topic. It does not own pub:
+// closing pub is the caller's business.
+func NewPublisher[T any](pub messaging.Publisher, topic string, opts ...Option) (*Publisher[T], error) {
+	if err := messaging.ValidateName(topic); err != nil {
+		return nil, fmt.Errorf("pubsub: %w", err)
+	}
+	return &Publisher[T]{pub: pub, topic: topic, cfg: newConfig(opts)}, nil
+}
+
+// Topic is the topic events are published to.
+func (p *Publisher[T]) Topic() string { return p.topic }
+
+// Publish sends one event and returns its message ID once the broker has
+// accepted it. key, when not empty, orders events with the same key (where
+// the adapter has PerKeyOrder).
+func (p *Publisher[T]) Publish(ctx context.Context, key string, event T) (string, error) {
+	m, err := codec.Encode(p.cfg.codec, event)
+	if err != nil {
+		return "", fmt.Errorf("pubsub: %w", err)
+	}
+	m.Key = key
+	if err := p.pub.Publish(ctx, p.topic, m); err != nil {
+		return "", fmt.Errorf("pubsub: publish to %s: %w", p.topic, err)
+	}
+	return m.ID, nil
+}
+
+// Subscribe makes subscriber (a consumer group name) receive every event on
+// topic from now on, and also the ones published while it was away once it
+// exists (its group starts at Earliest when first created). h's error has
+// the meaning of a messaging.Handler's; an event that does not decode is
+// dropped as a Permanent error.
+func Subscribe[T any](ctx context.Context, c messaging.Consumer, topic, subscriber string, h codec.Func[T], opts ...Option) (messaging.Subscription, error) {
+	if h == nil {
+		return nil, fmt.Errorf("pubsub: nil handler: %w", messaging.ErrInvalidOption)
+	}
+	cfg := newConfig(opts)
+	handler := messaging.Chain(codec.Handler(cfg.codec, h), cfg.mws...)
+	subOpts := append(append([]messaging.SubscribeOption(nil), cfg.subOpts...), messaging.Group(subscriber))
+	sub, err := c.Subscribe(ctx, topic, handler, subOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub: subscribe %s to %s: %w", subscriber, topic, err)
+	}
+	return sub, nil
+}

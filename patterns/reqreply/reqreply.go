@@ -1,0 +1,275 @@
+// Package reqreply is request/reply (synchronous calls over asynchronous
+// messaging) plus fire-and-forget publishing with a completion result.
+//
+// A Requester owns one reply topic, named reply.<random>, read by an
+// ephemeral subscription for as long as the Requester is open. Request
+// publishes the request with two headers, reply-to (that topic) and
+// correlation-id (a fresh ID), and waits for the reply carrying the same
+// correlation ID, or for its context / timeout. Serve runs a handler for the
+// requests of a topic, as a consumer group so that several servers share the
+// load, and publishes each result (or the handler's error) to the request's
+// reply-to topic.
+//
+// Delivery of requests is at-least-once: a request may be handled twice
+// (a crash after replying but before the acknowledgement); the duplicate
+// reply is dropped by the Requester. A reply arriving after Request gave up
+// is dropped too. Requests are never retried by the Requester: whether a
+// timed-out call had an effect is unknown, as with any RPC.
+package reqreply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/patterns/codec"
+)
+
+// Headers carried by requests and replies.
+const (
+	HeaderReplyTo       = "reply-to"
+	HeaderCorrelationID = "correlation-id"
+	// HeaderError is set on a reply when the handler failed; it holds the
+	// error text.
+	HeaderError = "reply-error"
+	// HeaderDeadline carries the caller's deadline (RFC 3339) so a server
+	// does not work on requests the caller has given up on.
+	HeaderDeadline = "reply-deadline"
+)
+
+// DefaultTimeout bounds a Request whose context has no deadline.
+const DefaultTimeout = 10 * time.Second
+
+// ErrTimeout is returned (wrapped together with context.DeadlineExceeded when
+// the context expired) when no reply came in time.
+var ErrTimeout = errors.New("reqreply: no reply in time")
+
+// RemoteError is a handler's error as reported back to the caller.
+type RemoteError struct {
+	Topic string // the request topic
+	Msg   string // the handler's error text
+}
+
+func (e *RemoteError) Error() string { return "reqreply: " + e.Topic + ": remote error: " + e.Msg }
+
+// Option configures a Requester or Serve.
+type Option func(*config)
+
+type config struct {
+	codec   codec.Codec
+	timeout time.Duration
+	group   string
+	subOpts []messaging.SubscribeOption
+	mws     []messaging.Middleware
+}
+
+func newConfig(opts []Option) config {
+	c := config{codec: codec.JSON, timeout: DefaultTimeout}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return c
+}
+
+// WithCodec sets the codec for requests and replies (default codec.JSON).
+func WithCodec(c codec.Codec) Option { return func(cfg *config) { cfg.codec = c } }
+
+// WithTimeout sets how long a Request waits when its context has no earlier
+// deadline (default DefaultTimeout).
+func WithTimeout(d time.Duration) Option { return func(cfg *config) { cfg.timeout = d } }
+
+// WithGroup sets the consumer group Serve uses (default "reqreply.<topic>");
+// servers of one topic in the same group share the requests.
+func WithGroup(g string) Option { return func(cfg *config) { cfg.group = g } }
+
+// WithSubscribeOptions passes options (Concurrency, ...) to Serve's Subscribe.
+func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
+	return func(cfg *config) { cfg.subOpts = append(cfg.subOpts, opts...) }
+}
+
+// WithMiddleware wraps Serve's message handler (outermost first).
+func WithMiddleware(mws ...messaging.Middleware) Option {
+	return func(cfg *config) { cfg.mws = append(cfg.mws, mws...) }
+}
+
+// Requester sends requests of type Req and waits for replies of type Resp.
+// It is safe for concurrent use; one Requester serves any number of
+// concurrent calls over its single reply topic.
+type Requester[Req, Resp any] struct {
+	client     messaging.Client
+	cfg        config
+	replyTopic string
+	sub        messaging.Subscription
+
+	mu      sync.Mutex
+	waiting map[string]chan *messaging.Message
+	closed  bool
+}
+
+// NewRequester creates the Requester's reply topic and subscribes to it; it
+// returns once replies can be received. Close it to remove the topic.
+func NewRequester[Req, Resp any](ctx context.Context, client messaging.Client, opts ...Option) (*Requester[Req, Resp], error) {
+	r := &Requester[Req, Resp]{
+		client:     client,
+		cfg:        newConfig(opts),
+		replyTopic: "reply." + strings.ReplaceAll(newID(), "-", ""),
+		waiting:    map[string]chan *messaging.Message{},
+	}
+	// The subscription outlives ctx (which only bounds setting it up).
+	sub, err := client.Subscribe(context.WithoutCancel(ctx), r.replyTopic, r.onReply)
+	if err != nil {
+		return nil, fmt.Errorf("reqreply: subscribe to replies: %w", err)
+	}
+	r.sub = sub
+	return r, nil
+}
+
+// ReplyTopic is the topic this Requester receives replies on.
+func (r *Requester[Req, Resp]) ReplyTopic() string { return r.replyTopic }
+
+func (r *Requester[Req, Resp]) onReply(_ context.Context, m *messaging.Message) error {
+	id := m.Header[HeaderCorrelationID]
+	r.mu.Lock()
+	ch, ok := r.waiting[id]
+	if ok {
+		delete(r.waiting, id) // a duplicate reply finds nobody waiting
+	}
+	r.mu.Unlock()
+	if ok {
+		ch <- m // buffered, never blocks
+	}
+	return nil
+}
+
+// Request sends req to topic and returns the decoded reply. It fails with
+// ErrTimeout when no reply came before ctx's deadline or the Requester's
+// timeout, whichever is first; with a *RemoteError when the handler failed;
+// with ctx.Err() when ctx is cancelled; with an error wrapping
+// messaging.ErrClosed after Close.
+func (r *Requester[Req, Resp]) Request(ctx context.Context, topic string, req Req) (Resp, error) {
+	var zero Resp
+	m, err := codec.Encode(r.cfg.codec, req)
+	if err != nil {
+		return zero, fmt.Errorf("reqreply: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	corr := newID()
+	m.Header[HeaderReplyTo] = r.replyTopic
+	m.Header[HeaderCorrelationID] = corr
+	m.Header[HeaderDeadline] = deadline.UTC().Format(time.RFC3339Nano)
+
+	ch := make(chan *messaging.Message, 1)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return zero, fmt.Errorf("reqreply: request: %w", messaging.ErrClosed)
+	}
+	r.waiting[corr] = ch
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.waiting, corr)
+		r.mu.Unlock()
+	}()
+
+	if err := r.client.Publish(ctx, topic, m); err != nil {
+		return zero, fmt.Errorf("reqreply: send request to %s: %w", topic, err)
+	}
+	select {
+	case reply := <-ch:
+		if e, failed := reply.Header[HeaderError]; failed {
+			return zero, &RemoteError{Topic: topic, Msg: e}
+		}
+		v, err := codec.Decode[Resp](r.cfg.codec, reply)
+		if err != nil {
+			return zero, fmt.Errorf("reqreply: reply from %s: %w", topic, err)
+		}
+		return v, nil
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return zero, fmt.Errorf("%w from %s after %v: %w", ErrTimeout, topic, time.Since(m.Time).Round(time.Millisecond), ctx.Err())
+		}
+		return zero, fmt.Errorf("reqreply: request to %s: %w", topic, ctx.Err())
+	}
+}
+
+// Close stops receiving replies (pending Requests time out), and deletes the
+// reply topic when the client is a messaging.TopicDeleter. It does not close
+// the client. It is idempotent.
+func (r *Requester[Req, Resp]) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	err := r.sub.Close()
+	if d, ok := r.client.(messaging.TopicDeleter); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if derr := d.DeleteTopic(ctx, r.replyTopic); derr != nil && err == nil {
+			err = fmt.Errorf("reqreply: delete reply topic %s: %w", r.replyTopic, derr)
+		}
+	}
+	return err
+}
+
+// HandlerFunc answers one request. A returned error is sent back to the
+// caller as a *RemoteError (the request is not retried).
+type HandlerFunc[Req, Resp any] func(ctx context.Context, req Req) (Resp, error)
+
+// Serve handles the requests published to topic with h until ctx is done or
+// the returned Subscription is closed. Servers of the same topic share the
+// requests (they form one consumer group, see WithGroup). A request whose
+// caller's deadline has passed is dropped without calling h. If publishing
+// the reply fails, the request is redelivered.
+func Serve[Req, Resp any](ctx context.Context, client messaging.Client, topic string, h HandlerFunc[Req, Resp], opts ...Option) (messaging.Subscription, error) {
+	if h == nil {
+		return nil, fmt.Errorf("reqreply: nil handler: %w", messaging.ErrInvalidOption)
+	}
+	cfg := newConfig(opts)
+	group := cfg.group
+	if group == "" {
+		group = "reqreply." + topic
+	}
+	handle := func(ctx context.Context, m *messaging.Message) error {
+		replyTo, corr := m.Header[HeaderReplyTo], m.Header[HeaderCorrelationID]
+		if replyTo == "" || corr == "" {
+			return messaging.Permanent(fmt.Errorf("reqreply: request %s on %s has no %s or %s header", m.ID, topic, HeaderReplyTo, HeaderCorrelationID))
+		}
+		if d, err := time.Parse(time.RFC3339Nano, m.Header[HeaderDeadline]); err == nil && time.Now().After(d) {
+			return nil // the caller has given up: answering is wasted work
+		}
+		var reply *messaging.Message
+		req, err := codec.Decode[Req](cfg.codec, m)
+		if err == nil {
+			var resp Resp
+			if resp, err = h(ctx, req); err == nil {
+				reply, err = codec.Encode(cfg.codec, resp)
+			}
+		}
+		if err != nil {
+			reply = &messaging.Message{Header: messaging.Header{HeaderError: err.Error()}}
+		}
+		reply.Header[HeaderCorrelationID] = corr
+		if err := client.Publish(ctx, replyTo, reply); err != nil {
+			return fmt.Errorf("reqreply: send reply to %s: %w", replyTo, err)
+		}
+		return nil
+	}
+	subOpts := append(append([]messaging.SubscribeOption(nil), cfg.subOpts...), messaging.Group(group))
+	sub, err := client.Subscribe(ctx, topic, messaging.Chain(handle, cfg.mws...), subOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("reqreply: serve %s: %w", topic, err)
+	}
+	return sub, nil
+}
