@@ -1,0 +1,253 @@
+// Package deadletter moves messages whose handling finally failed to a
+// dead-letter topic, and lets an operator list, inspect and redrive them.
+//
+// # The middleware
+//
+// New(pub, topic) wraps a handler. When the handler fails for the last time —
+// its error is marked messaging.Permanent (a retry layer inside does this on
+// the last attempt), or, with MaxAttempts(n), Message.Attempt >= n — the
+// layer publishes a copy of the message to the dead-letter topic with pub (any
+// Publisher, any backend) and returns nil, so the original is acknowledged
+// only once the dead letter is safely stored. If that publish fails, the
+// layer returns a non-permanent error (with a RetryAfter delay): the original
+// is not acknowledged and comes back. Note that a subscription's own
+// messaging.MaxAttempts option would then give it up: when you use this
+// layer, leave that option unset (or higher than the retry layer's limit).
+//
+// Other failures are returned unchanged, for the adapter to redeliver. A
+// panic in the handler is treated as an error wrapping
+// messaging.ErrHandlerPanic.
+//
+// The dead letter keeps the payload, the key and every header, and gains
+// headers with the prefix HeaderPrefix: the failure reason, the attempt
+// count, the original topic, group and message ID, and the time it was
+// dead-lettered. It gets a new ID (HeaderID keeps the original): brokers
+// such as JetStream deduplicate by ID, which would swallow a copy that
+// reused it.
+//
+// Put the layer outside retry. Inside a retry layer it also works: it sees
+// the retry layer around it and treats the retry layer's last attempt as
+// final.
+//
+// # Inspecting and redriving
+//
+// Queue lists the dead letters of a topic, gets one by ID and redrives some
+// or all of them: each is republished to its original topic with its payload,
+// key and headers, the dead-letter headers removed, under a new ID. Queue
+// reads the dead-letter topic from its start with messaging.Stream, so it
+// needs an adapter that implements Stream (Capabilities().Replay) for the
+// dead-letter topic; the middleware itself works with any Publisher. A dead
+// letter stays in the topic's log after a redrive: Queue records the redrive
+// by appending a control message (header HeaderControl) to the dead-letter
+// topic and hides redriven letters from then on. Consumers that subscribe to
+// a dead-letter topic themselves should skip messages for which IsControl
+// reports true.
+package deadletter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/middleware/internal/layer"
+)
+
+// The headers a dead letter gains. All start with HeaderPrefix; a redrive
+// removes every header with that prefix.
+const (
+	HeaderPrefix = "x-dead-letter-"
+	// HeaderReason is the handler's error text (truncated to MaxReasonLength).
+	HeaderReason = HeaderPrefix + "reason"
+	// HeaderAttempts is the decimal Message.Attempt of the last delivery.
+	HeaderAttempts = HeaderPrefix + "attempts"
+	// HeaderTopic is the topic the message was consumed from.
+	HeaderTopic = HeaderPrefix + "topic"
+	// HeaderGroup is the consumer group that failed to handle it (may be empty).
+	HeaderGroup = HeaderPrefix + "group"
+	// HeaderID is the original message ID.
+	HeaderID = HeaderPrefix + "id"
+	// HeaderTime is when the message was dead-lettered (RFC 3339, UTC, ns).
+	HeaderTime = HeaderPrefix + "time"
+	// HeaderControl marks Queue's control messages in a dead-letter topic
+	// (value "marker" or "redriven"); they are not dead letters.
+	HeaderControl = HeaderPrefix + "control"
+	// HeaderRedriven, on a "redriven" control message, is the ID of the dead
+	// letter that was redriven.
+	HeaderRedriven = HeaderPrefix + "redriven"
+)
+
+// MaxReasonLength bounds HeaderReason, since panic errors carry a stack.
+const MaxReasonLength = 4096
+
+// Defaults.
+const (
+	DefaultPublishTimeout = 10 * time.Second
+	DefaultRetryDelay     = time.Second
+)
+
+// Option configures New.
+type Option func(*config)
+
+type config struct {
+	maxAttempts    int
+	publishTimeout time.Duration
+	retryDelay     time.Duration
+}
+
+// MaxAttempts makes failures with Message.Attempt >= n final even when the
+// error is not marked permanent: for use without a retry layer. 0 (the
+// default) dead-letters only permanent errors (and the last attempt of a
+// retry layer around it).
+func MaxAttempts(n int) Option { return func(c *config) { c.maxAttempts = max(n, 0) } }
+
+// PublishTimeout bounds the publish of a dead letter (default 10s). The
+// publish does not end when the handler's context is cancelled, so a
+// subscription that is stopping still dead-letters what it finished.
+func PublishTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.publishTimeout = d
+		}
+	}
+}
+
+// RetryDelay is the RetryAfter delay asked for when the dead letter could not
+// be published (default 1s).
+func RetryDelay(d time.Duration) Option { return func(c *config) { c.retryDelay = max(d, 0) } }
+
+// New returns the dead-letter middleware publishing with pub to topic. It
+// panics if pub is nil or topic is not a valid name, as these are
+// programming errors.
+func New(pub messaging.Publisher, topic string, opts ...Option) messaging.Middleware {
+	if pub == nil {
+		panic("deadletter: nil publisher")
+	}
+	if err := messaging.ValidateName(topic); err != nil {
+		panic(fmt.Sprintf("deadletter: topic: %v", err))
+	}
+	c := config{publishTimeout: DefaultPublishTimeout, retryDelay: DefaultRetryDelay}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return func(next messaging.Handler) messaging.Handler {
+		return func(ctx context.Context, msg *messaging.Message) error {
+			outer, inRetry := layer.Outer(ctx, layer.Retry)
+			ctx = layer.Enter(ctx, layer.Frame{Kind: layer.DeadLetter})
+			if layer.IsProbe(ctx) {
+				return next(ctx, msg)
+			}
+			err := layer.Call(ctx, next, msg)
+			if err == nil {
+				return nil
+			}
+			final := messaging.IsPermanent(err) ||
+				(c.maxAttempts > 0 && msg.Attempt >= c.maxAttempts) ||
+				(inRetry && outer.Final != nil && outer.Final(err, max(msg.Attempt, 1)))
+			if !final {
+				return err
+			}
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.publishTimeout)
+			defer cancel()
+			if perr := pub.Publish(pctx, topic, Letter(msg, err, time.Now())); perr != nil {
+				// Not %w on err: a permanent handler error must not make this
+				// one permanent, or the original would be acknowledged.
+				return messaging.RetryAfter(fmt.Errorf("deadletter: publish to %s failed, message %s kept: %w (handler error: %v)", topic, msg.ID, perr, err), c.retryDelay)
+			}
+			layer.DeadLettered(ctx, topic)
+			return nil
+		}
+	}
+}
+
+// Letter returns the dead letter for msg failed with err at time at: payload,
+// key and headers copied, the HeaderPrefix headers set, no ID (Publish
+// assigns a new one).
+func Letter(msg *messaging.Message, err error, at time.Time) *messaging.Message {
+	h := make(messaging.Header, len(msg.Header)+6)
+	for k, v := range msg.Header {
+		if !strings.HasPrefix(k, HeaderPrefix) {
+			h[k] = v
+		}
+	}
+	reason := "unknown"
+	if err != nil {
+		reason = err.Error()
+	}
+	if len(reason) > MaxReasonLength {
+		reason = reason[:MaxReasonLength]
+	}
+	h[HeaderReason] = reason
+	h[HeaderAttempts] = strconv.Itoa(msg.Attempt)
+	h[HeaderTopic] = msg.Topic
+	h[HeaderGroup] = msg.Group
+	h[HeaderID] = msg.ID
+	h[HeaderTime] = at.UTC().Format(time.RFC3339Nano)
+	return &messaging.Message{Key: msg.Key, Payload: append([]byte(nil), msg.Payload...), Header: h}
+}
+
+// Entry is one dead letter, parsed.
+type Entry struct {
+	// Message is the dead letter as stored in the dead-letter topic; its ID
+	// identifies the entry.
+	Message *messaging.Message
+	// Reason, Attempts, Topic, Group, OriginalID and Time come from the
+	// dead-letter headers.
+	Reason     string
+	Attempts   int
+	Topic      string
+	Group      string
+	OriginalID string
+	Time       time.Time
+}
+
+// ErrNotDeadLetter is returned by Parse for a message without the
+// dead-letter headers.
+var ErrNotDeadLetter = errors.New("deadletter: not a dead letter")
+
+// ErrNotFound is returned by Queue.Get, and wrapped by Queue.Redrive, for an
+// ID that names no pending dead letter.
+var ErrNotFound = errors.New("deadletter: not found")
+
+// Parse reads the dead-letter headers of m. It returns an error wrapping
+// ErrNotDeadLetter for a message without HeaderTopic or for a control message.
+func Parse(m *messaging.Message) (Entry, error) {
+	if IsControl(m) {
+		return Entry{}, fmt.Errorf("%w: message %s is a control message", ErrNotDeadLetter, m.ID)
+	}
+	topic, ok := m.Header[HeaderTopic]
+	if !ok {
+		return Entry{}, fmt.Errorf("%w: message %s has no %s header", ErrNotDeadLetter, m.ID, HeaderTopic)
+	}
+	e := Entry{
+		Message: m, Topic: topic, Reason: m.Header[HeaderReason], Group: m.Header[HeaderGroup],
+		OriginalID: m.Header[HeaderID],
+	}
+	e.Attempts, _ = strconv.Atoi(m.Header[HeaderAttempts])
+	e.Time, _ = time.Parse(time.RFC3339Nano, m.Header[HeaderTime])
+	return e, nil
+}
+
+// IsControl reports whether m is one of Queue's control messages rather than
+// a dead letter.
+func IsControl(m *messaging.Message) bool {
+	_, ok := m.Header[HeaderControl]
+	return ok
+}
+
+// Strip returns a copy of m's headers without the dead-letter headers.
+func Strip(h messaging.Header) messaging.Header {
+	out := maps.Clone(h)
+	for k := range out {
+		if strings.HasPrefix(k, HeaderPrefix) {
+			delete(out, k)
+		}
+	}
+	return out
+}

@@ -1,0 +1,150 @@
+// Package layer lets the middleware packages see each other at run time: each
+// layer records itself in the handler context, so an inner layer knows which
+// layers wrap it (to adapt to, or reject, a wrong composition order), and
+// outer observers (metrics, logging) learn what inner layers did with a
+// message (dead-lettered it, skipped a duplicate).
+package layer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/msgkit/messaging"
+)
+
+// ErrMisordered is returned for a composition of middleware that cannot work
+// (see package middleware for the order).
+var ErrMisordered = errors.New("middleware: misordered")
+
+// Kind names a middleware.
+type Kind string
+
+// The middleware kinds that take part in order checks.
+const (
+	Retry          Kind = "retry"
+	DeadLetter     Kind = "deadletter"
+	Timeout        Kind = "timeout"
+	Recovery       Kind = "recovery"
+	Dedupe         Kind = "dedupe"
+	RateLimit      Kind = "ratelimit"
+	CircuitBreaker Kind = "circuitbreaker"
+	Tracing        Kind = "otel"
+	Metrics        Kind = "metrics"
+	Logging        Kind = "logging"
+	Batch          Kind = "batch"
+)
+
+// Frame is one layer that a handler runs inside.
+type Frame struct {
+	Kind Kind
+	// InProcess: a retry layer that loops in process.
+	InProcess bool
+	// MaxAttempts: a retry layer's limit.
+	MaxAttempts int
+	// Final, for a retry layer, reports whether a failed attempt is the last
+	// one (so an inner dead-letter layer can act on it).
+	Final func(err error, attempt int) bool
+	outer *Frame
+}
+
+type frameKey struct{}
+
+// Enter records f as the innermost layer of ctx.
+func Enter(ctx context.Context, f Frame) context.Context {
+	if p, ok := ctx.Value(frameKey{}).(*Frame); ok {
+		f.outer = p
+	}
+	return context.WithValue(ctx, frameKey{}, &f)
+}
+
+// Outer returns the nearest layer of kind k that wraps the caller.
+func Outer(ctx context.Context, k Kind) (Frame, bool) {
+	f, _ := ctx.Value(frameKey{}).(*Frame)
+	for ; f != nil; f = f.outer {
+		if f.Kind == k {
+			return *f, true
+		}
+	}
+	return Frame{}, false
+}
+
+// Stack returns the layers of ctx, outermost first.
+func Stack(ctx context.Context) []Kind {
+	var out []Kind
+	for f, _ := ctx.Value(frameKey{}).(*Frame); f != nil; f = f.outer {
+		out = append(out, f.Kind)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}
+
+type probeKey struct{}
+
+// WithProbe marks ctx as a dry run: layers check their order and call the
+// next handler without side effects (no publishing, waiting or counting).
+func WithProbe(ctx context.Context) context.Context {
+	return context.WithValue(ctx, probeKey{}, true)
+}
+
+// IsProbe reports whether ctx is a dry run.
+func IsProbe(ctx context.Context) bool {
+	v, _ := ctx.Value(probeKey{}).(bool)
+	return v
+}
+
+// Misordered returns an error wrapping ErrMisordered.
+func Misordered(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMisordered, fmt.Sprintf(format, args...))
+}
+
+// Report collects what inner layers did with a message, for outer observers.
+type Report struct {
+	// DeadLetterTopic is set when a dead-letter layer published the message
+	// there (the handler's error was then turned into nil).
+	DeadLetterTopic string
+	// Duplicate is set when a dedupe layer skipped an already handled message.
+	Duplicate bool
+	outer     *Report
+}
+
+type reportKey struct{}
+
+// WithReport returns a context whose inner layers fill the returned report.
+func WithReport(ctx context.Context) (context.Context, *Report) {
+	r := &Report{}
+	r.outer, _ = ctx.Value(reportKey{}).(*Report)
+	return context.WithValue(ctx, reportKey{}, r), r
+}
+
+// DeadLettered tells every observer wrapping ctx that the message went to topic.
+func DeadLettered(ctx context.Context, topic string) {
+	for r, _ := ctx.Value(reportKey{}).(*Report); r != nil; r = r.outer {
+		r.DeadLetterTopic = topic
+	}
+}
+
+// Duplicate tells every observer wrapping ctx that the message was skipped.
+func Duplicate(ctx context.Context) {
+	for r, _ := ctx.Value(reportKey{}).(*Report); r != nil; r = r.outer {
+		r.Duplicate = true
+	}
+}
+
+// Call runs h, turning a panic into an error wrapping
+// messaging.ErrHandlerPanic (with the stack), as adapters do.
+func Call(ctx context.Context, h messaging.Handler, msg *messaging.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if e, ok := r.(error); ok && errors.Is(e, messaging.ErrHandlerPanic) {
+				err = e
+				return
+			}
+			err = fmt.Errorf("%w: %v\n%s", messaging.ErrHandlerPanic, r, debug.Stack())
+		}
+	}()
+	return h(ctx, msg)
+}

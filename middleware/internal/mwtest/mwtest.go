@@ -1,0 +1,62 @@
+// Package mwtest holds helpers shared by the middleware tests.
+package mwtest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/memory"
+	"github.com/msgkit/messaging/integration"
+)
+
+// Topic returns a unique topic name that is deleted from c's broker when the
+// test ends (when the adapter can delete topics).
+func Topic(t testing.TB, c messaging.Client, prefix string) string {
+	t.Helper()
+	name := integration.UniqueName(t, prefix)
+	t.Cleanup(func() {
+		if d, ok := c.(messaging.TopicDeleter); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := d.DeleteTopic(ctx, name); err != nil {
+				t.Logf("delete topic %s: %v", name, err)
+			}
+		}
+	})
+	return name
+}
+
+// Context returns a context cancelled when the test ends or after d.
+func Context(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Subscribe subscribes h and closes the subscription when the test ends.
+func Subscribe(t testing.TB, ctx context.Context, c messaging.Consumer, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) messaging.Subscription {
+	t.Helper()
+	sub, err := c.Subscribe(ctx, topic, h, opts...)
+	if err != nil {
+		t.Fatalf("subscribe %s: %v", topic, err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	return sub
+}
+
+// Publish publishes msgs and fails the test on error.
+func Publish(t testing.TB, ctx context.Context, p messaging.Publisher, topic string, msgs ...*messaging.Message) {
+	t.Helper()
+	if err := p.Publish(ctx, topic, msgs...); err != nil {
+		t.Fatalf("publish to %s: %v", topic, err)
+	}
+}
+
+// Memory returns a client of a fresh private memory broker, closed at the end.
+func Memory(t testing.TB) *memory.Client {
+	c := memory.New()
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}

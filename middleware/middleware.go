@@ -1,0 +1,76 @@
+// Package middleware holds what the middleware packages under it share: the
+// order in which they compose and a check of that order.
+//
+// Every middleware here is a messaging.Middleware (or, for publishing, a
+// messaging.PublisherMiddleware) and works with any adapter: it sees only the
+// Handler and the Message.
+//
+// # Composition order
+//
+// With messaging.Chain(h, mws...) mws[0] is the outermost. The recommended
+// order, outermost first:
+//
+//	otel.New         tracing: extracts the W3C trace context from the headers
+//	logging.New      one record per delivery, with the final outcome
+//	metrics.New      counts, durations, attempts, dead letters, in flight
+//	deadletter.New   final failures go to the dead-letter topic, then ack
+//	dedupe.New       skip messages already handled (by ID)
+//	retry.New        backoff and max attempts (one retry layer only)
+//	circuitbreaker.New, ratelimit.New
+//	timeout.New      per-attempt deadline
+//	recovery.New     panic -> error (optional: retry and deadletter also
+//	                 turn panics into errors)
+//	handler
+//
+// What a wrong order does:
+//
+//   - deadletter inside retry: made to work. The dead-letter layer sees the
+//     retry layer around it and treats its last attempt as final.
+//   - timeout outside an in-process retry: rejected. The deadline would cover
+//     all attempts and the backoff waits, so the last attempts could never
+//     run; the retry layer returns an error wrapping ErrMisordered (not
+//     permanent: the message is not lost, it is redelivered, loudly). Around
+//     a retry layer that counts with the broker's Attempt (the default) a
+//     timeout is per delivery either way, so it is accepted.
+//   - two retry layers: rejected (attempts would multiply).
+//
+// Validate and Chain find these errors before the first message arrives.
+package middleware
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/middleware/internal/layer"
+)
+
+// ErrMisordered is wrapped by the error a middleware returns when the
+// composition it runs in cannot work, for example a timeout outside an
+// in-process retry, or two retry layers.
+var ErrMisordered = layer.ErrMisordered
+
+// Validate checks that mws, composed with messaging.Chain, are in an order
+// that works. It runs the chain once as a dry run: the middleware of this
+// module check their position and do nothing else (nothing is published,
+// waited for or counted); other middleware in mws run normally on an empty
+// probe message, so they must tolerate one. It returns an error wrapping
+// ErrMisordered describing the first problem, or nil.
+func Validate(mws ...messaging.Middleware) error {
+	probe := func(context.Context, *messaging.Message) error { return nil }
+	h := messaging.Chain(probe, mws...)
+	msg := &messaging.Message{ID: "middleware-probe", Topic: "middleware-probe", Attempt: 1}
+	if err := layer.Call(layer.WithProbe(context.Background()), h, msg); err != nil {
+		return fmt.Errorf("middleware: validate: %w", err)
+	}
+	return nil
+}
+
+// Chain validates mws with Validate and returns messaging.Chain(h, mws...),
+// or the validation error.
+func Chain(h messaging.Handler, mws ...messaging.Middleware) (messaging.Handler, error) {
+	if err := Validate(mws...); err != nil {
+		return nil, err
+	}
+	return messaging.Chain(h, mws...), nil
+}
