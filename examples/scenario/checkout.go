@@ -48,6 +48,7 @@ func Checkout(ctx context.Context, env *Env) error {
 		orders = 3
 	}
 	paymentTopic, jobsTopic := env.Topic("payments"), env.Topic("fulfilment")
+	env.Topic("fulfilment.dlq") // the queue's dead-letter topic, for Cleanup
 	defer env.Cleanup()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

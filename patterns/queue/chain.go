@@ -1,40 +1,40 @@
 package queue
 
 import (
-	"context"
 	"fmt"
-	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/middleware"
+	"github.com/msgkit/messaging/middleware/deadletter"
+	"github.com/msgkit/messaging/middleware/retry"
 )
 
-// chain wraps h with the configured middleware and the retry layer: a
-// failed attempt before the last asks the adapter for redelivery after an
-// exponential backoff (messaging.RetryAfter); the last one, or a Permanent
-// error, is given up (messaging.Permanent), so the adapter does not
-// redeliver it again.
-func (cfg *config) chain(h messaging.Handler) (messaging.Handler, error) {
-	h = messaging.Chain(h, cfg.mws...)
-	return func(ctx context.Context, m *messaging.Message) error {
-		err := h(ctx, m)
-		switch {
-		case err == nil, messaging.IsPermanent(err), ctx.Err() != nil:
-			return err
-		case m.Attempt >= cfg.maxAttempts:
-			return messaging.Permanent(fmt.Errorf("queue: giving up after %d attempts: %w", m.Attempt, err))
+// chain wraps h, outermost first, with the dead-letter layer (unless
+// disabled), the retry layer in broker mode (a failed attempt is redelivered
+// by the adapter after an exponential backoff; the last one is final), and
+// the user's middleware.
+func (cfg *config) chain(pub messaging.Publisher, topic string, h messaging.Handler) (messaging.Handler, string, error) {
+	var mws []messaging.Middleware
+	dlTopic := ""
+	if !cfg.noDeadLetter {
+		dlTopic = cfg.dlTopic
+		if dlTopic == "" {
+			dlTopic = DeadLetterTopic(topic)
 		}
-		if _, ok := messaging.RetryDelay(err); ok {
-			return err
+		if err := messaging.ValidateName(dlTopic); err != nil {
+			return nil, "", fmt.Errorf("queue: dead-letter topic: %w", err)
 		}
-		return messaging.RetryAfter(err, backoff(m.Attempt, cfg.initial, cfg.maxBackoff))
-	}, nil
+		mws = append(mws, deadletter.New(pub, dlTopic))
+	}
+	mws = append(mws, retry.New(retry.MaxAttempts(cfg.maxAttempts), retry.Backoff(cfg.initial, cfg.maxBackoff)))
+	mws = append(mws, cfg.mws...)
+	out, err := middleware.Chain(h, mws...)
+	if err != nil {
+		return nil, "", fmt.Errorf("queue: %w", err)
+	}
+	return out, dlTopic, nil
 }
 
-// backoff is initial * 2^(attempt-1), capped at max.
-func backoff(attempt int, initial, max time.Duration) time.Duration {
-	d := initial
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	return min(d, max)
-}
+// DeadLetterTopic is the default dead-letter topic of a queue topic:
+// topic + ".dlq".
+func DeadLetterTopic(topic string) string { return topic + ".dlq" }

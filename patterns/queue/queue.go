@@ -3,8 +3,13 @@
 // each job is handled by one worker (at-least-once: a job can run again after
 // a crash, so handlers must be idempotent).
 //
-// Failed jobs are retried with backoff up to a maximum number of attempts
-// (default 5); see Work for what happens to a job that keeps failing.
+// Retries and dead-lettering are preconfigured: a failed job is redelivered
+// after an exponential backoff (middleware/retry in broker mode, so attempts
+// are counted by the broker where it can), and a job that failed its last
+// attempt, or failed with a messaging.Permanent error, is moved to the
+// queue's dead-letter topic (middleware/deadletter; default topic + ".dlq")
+// and acknowledged. Inspect and redrive dead letters with
+// deadletter.NewQueue or `msgctl dlq`.
 package queue
 
 import (
@@ -55,15 +60,15 @@ func (q *Queue[T]) Enqueue(ctx context.Context, key string, job T) (string, erro
 type Option func(*config)
 
 type config struct {
-	codec       codec.Codec
-	workers     int
-	maxAttempts int
-	initial     time.Duration
-	maxBackoff  time.Duration
-	dlTopic     string
-	dlPub       messaging.Publisher
-	mws         []messaging.Middleware
-	subOpts     []messaging.SubscribeOption
+	codec        codec.Codec
+	workers      int
+	maxAttempts  int
+	initial      time.Duration
+	maxBackoff   time.Duration
+	dlTopic      string
+	noDeadLetter bool
+	mws          []messaging.Middleware
+	subOpts      []messaging.SubscribeOption
 }
 
 func newConfig(opts []Option) config {
@@ -83,10 +88,18 @@ func WithCodec(c codec.Codec) Option { return func(cfg *config) { cfg.codec = c 
 func Workers(n int) Option { return func(cfg *config) { cfg.workers = n } }
 
 // Retry sets the most attempts per job (default 5; 1 means no retry) and the
-// exponential backoff between them (default 100ms doubling up to 30s).
+// exponential backoff between them (default 100ms doubling up to 30s, with
+// jitter).
 func Retry(maxAttempts int, initial, max time.Duration) Option {
 	return func(cfg *config) { cfg.maxAttempts, cfg.initial, cfg.maxBackoff = maxAttempts, initial, max }
 }
+
+// DeadLetter sets the dead-letter topic (default DeadLetterTopic(topic)).
+func DeadLetter(topic string) Option { return func(cfg *config) { cfg.dlTopic = topic } }
+
+// NoDeadLetter disables dead-lettering: a job that failed its last attempt
+// is dropped (acknowledged) after the adapter logs it.
+func NoDeadLetter() Option { return func(cfg *config) { cfg.noDeadLetter = true } }
 
 // WithMiddleware adds middleware around the job handler, inside the queue's
 // own retry and dead-letter layers (outermost first).
@@ -103,8 +116,10 @@ func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
 // Work runs handler on the jobs of topic with the configured number of
 // workers, as consumer group group (every Work call with the same group, in
 // any process, shares the jobs), until ctx is done or the Subscription is
-// closed. A job whose payload does not decode is not retried.
-func Work[T any](ctx context.Context, c messaging.Consumer, topic, group string, handler func(ctx context.Context, job T, m *messaging.Message) error, opts ...Option) (messaging.Subscription, error) {
+// closed. c publishes the dead letters. A job whose payload does not decode,
+// or whose handler returns a messaging.Permanent error, is dead-lettered at
+// once without retry.
+func Work[T any](ctx context.Context, c messaging.Client, topic, group string, handler func(ctx context.Context, job T, m *messaging.Message) error, opts ...Option) (messaging.Subscription, error) {
 	if handler == nil {
 		return nil, fmt.Errorf("queue: nil handler: %w", messaging.ErrInvalidOption)
 	}
@@ -115,7 +130,7 @@ func Work[T any](ctx context.Context, c messaging.Consumer, topic, group string,
 	if cfg.maxAttempts < 1 {
 		return nil, fmt.Errorf("queue: max attempts %d: must be at least 1: %w", cfg.maxAttempts, messaging.ErrInvalidOption)
 	}
-	h, err := cfg.chain(codec.Handler(cfg.codec, handler))
+	h, _, err := cfg.chain(c, topic, codec.Handler(cfg.codec, handler))
 	if err != nil {
 		return nil, err
 	}
