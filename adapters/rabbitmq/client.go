@@ -1,0 +1,525 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/dispatch"
+	"github.com/msgkit/messaging/internal/urlparam"
+)
+
+func init() {
+	messaging.Register("amqp", openURL)
+	messaging.Register("amqps", openURL)
+}
+
+// Client publishes to and consumes from RabbitMQ over one AMQP connection
+// that it re-establishes when lost. It implements messaging.Client,
+// messaging.Provisioner and messaging.TopicDeleter, and messaging.Stream when
+// built WithStreams. It is safe for concurrent use.
+type Client struct {
+	cfg    config
+	conn   *connector
+	pool   *pubPool
+	subs   dispatch.Set
+	closed atomic.Bool
+
+	declared   sync.Map // topic -> connection generation it was declared on
+	registered sync.Map // queue name -> struct{}: recorded in its topic's registry
+
+	mu          sync.Mutex
+	provisioned map[string]map[string]bool // topic -> groups, re-declared on reconnect
+}
+
+var (
+	_ messaging.Client       = (*Client)(nil)
+	_ messaging.Stream       = (*Client)(nil)
+	_ messaging.Provisioner  = (*Client)(nil)
+	_ messaging.TopicDeleter = (*Client)(nil)
+)
+
+// Open connects to the broker at rawURL (amqp:// or amqps://; see the package
+// documentation for the query parameters) and returns a client that owns the
+// connection and redials the URL when the connection is lost. opts apply
+// after the URL's parameters.
+func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
+	u, err := messaging.ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, u, opts...)
+}
+
+func openURL(ctx context.Context, u *url.URL) (messaging.Client, error) {
+	c, err := open(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func open(ctx context.Context, u *url.URL, opts ...Option) (*Client, error) {
+	if u.Scheme != "amqp" && u.Scheme != "amqps" {
+		return nil, fmt.Errorf("%w: scheme %q, want amqp or amqps", messaging.ErrInvalidURL, u.Scheme)
+	}
+	urlOpts, heartbeat, name, err := urlOptions(u)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := newConfig(append(urlOpts, opts...))
+	if err != nil {
+		return nil, err
+	}
+	ac := cfg.amqpConfig
+	if heartbeat > 0 {
+		ac.Heartbeat = heartbeat
+	}
+	if name != "" {
+		if ac.Properties == nil {
+			ac.Properties = amqp.NewConnectionProperties()
+		}
+		ac.Properties.SetClientConnectionName(name)
+	}
+	if ac.Recovery != nil {
+		return nil, fmt.Errorf("%w: amqp Config.Recovery must be nil: the client reconnects by itself", messaging.ErrInvalidOption)
+	}
+	plain := *u
+	plain.RawQuery = ""
+	addr := plain.String()
+	dial := func(ctx context.Context) (*amqp.Connection, error) {
+		return dialContext(ctx, addr, ac)
+	}
+	conn, err := dial(ctx)
+	if err != nil {
+		return nil, redact(fmt.Errorf("dial %s: %w", plain.Redacted(), err), u)
+	}
+	if cfg.redial == nil {
+		cfg.redial = dial
+	}
+	return newClient(conn, true, cfg), nil
+}
+
+// urlOptions turns the URL's query parameters into options.
+func urlOptions(u *url.URL) (opts []Option, heartbeat time.Duration, name string, err error) {
+	p := urlparam.New(u)
+	if p.Has("max_message_size") {
+		opts = append(opts, WithMaxMessageSize(p.Size("max_message_size", DefaultMaxMessageSize)))
+	}
+	if p.Has("prefetch") {
+		opts = append(opts, WithPrefetch(p.Int("prefetch", DefaultPrefetch)))
+	}
+	if p.Has("publish_channels") {
+		opts = append(opts, WithPublishChannels(p.Int("publish_channels", DefaultPublishChannels)))
+	}
+	if p.Has("streams") {
+		opts = append(opts, WithStreams(p.Bool("streams", false)))
+	}
+	if p.Has("dead_letter_exchange") {
+		opts = append(opts, WithDeadLetterExchange(p.String("dead_letter_exchange", "")))
+	}
+	if p.Has("reconnect_min") || p.Has("reconnect_max") {
+		opts = append(opts, WithReconnectBackoff(p.Duration("reconnect_min", 100*time.Millisecond), p.Duration("reconnect_max", 10*time.Second)))
+	}
+	heartbeat = p.Duration("heartbeat", 0)
+	name = p.String("connection_name", "")
+	if err := p.Err(); err != nil {
+		return nil, 0, "", err
+	}
+	return opts, heartbeat, name, nil
+}
+
+// dialContext dials with amqp.DialConfig, giving up when ctx is done.
+func dialContext(ctx context.Context, addr string, cfg amqp.Config) (*amqp.Connection, error) {
+	type result struct {
+		c   *amqp.Connection
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		c, err := amqp.DialConfig(addr, cfg)
+		res <- result{c, err}
+	}()
+	select {
+	case r := <-res:
+		return r.c, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-res; r.c != nil {
+				_ = r.c.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// redact removes u's password from err's text, keeping the chain.
+func redact(err error, u *url.URL) error {
+	if u.User == nil {
+		return err
+	}
+	if p, ok := u.User.Password(); ok && p != "" {
+		return &redactedError{err: err, password: p}
+	}
+	return err
+}
+
+type redactedError struct {
+	err      error
+	password string
+}
+
+func (e *redactedError) Error() string {
+	return strings.ReplaceAll(e.err.Error(), e.password, "xxxxx")
+}
+func (e *redactedError) Unwrap() error { return e.err }
+
+// New returns a client using conn, a connection the caller opened (and
+// keeps: Close does not close it). conn must not have amqp091's experimental
+// Recovery enabled. Without WithRedial the client cannot reconnect when conn
+// is lost.
+func New(conn *amqp.Connection, opts ...Option) (*Client, error) {
+	if conn == nil {
+		return nil, fmt.Errorf("%w: nil connection", messaging.ErrInvalidOption)
+	}
+	if conn.IsClosed() {
+		return nil, fmt.Errorf("new client: %w", ErrConnectionLost)
+	}
+	if conn.IsRecoveryEnabled() {
+		return nil, fmt.Errorf("%w: connection has amqp091 Recovery enabled; the client reconnects by itself", messaging.ErrInvalidOption)
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(conn, false, cfg), nil
+}
+
+func newClient(conn *amqp.Connection, owned bool, cfg config) *Client {
+	c := &Client{cfg: cfg, provisioned: map[string]map[string]bool{}}
+	c.conn = newConnector(conn, owned, cfg.redial, cfg)
+	c.conn.onReconnect(c.redeclare)
+	c.pool = newPubPool(c.conn, cfg.publishChannels)
+	return c
+}
+
+// Capabilities reports what the RabbitMQ adapter guarantees; Replay and
+// ReplayByTime need WithStreams, NativeDeadLetter needs
+// WithDeadLetterExchange.
+func (c *Client) Capabilities() messaging.Capabilities {
+	return messaging.Capabilities{
+		Persistent:       true,
+		Groups:           true,
+		Replay:           c.cfg.streams,
+		ReplayByTime:     c.cfg.streams,
+		PerKeyOrder:      true,
+		AckDeadline:      true,
+		BrokerAttempts:   true,
+		NativeDelay:      true,
+		NativeDeadLetter: c.cfg.deadLetter != "",
+		MaxMessageSize:   c.cfg.maxMessageSize,
+	}
+}
+
+// Close stops every subscription (handlers in flight finish and are
+// settled), waits for them, closes the publish channels and the connection
+// (unless it was given to New) and stops reconnecting. Publish calls in
+// flight fail. Close is idempotent.
+func (c *Client) Close() error {
+	c.closed.Store(true)
+	c.subs.CloseAll()
+	c.pool.close()
+	c.conn.close()
+	return nil
+}
+
+// isCode reports whether err is an AMQP error with the given reply code.
+func isCode(err error, code int) bool {
+	var ae *amqp.Error
+	return errors.As(err, &ae) && ae.Code == code
+}
+
+// declareExchange declares topic's durable topic exchange.
+func declareExchange(ch *amqp.Channel, topic string) error {
+	if err := ch.ExchangeDeclare(topic, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %q: %w", topic, err)
+	}
+	return nil
+}
+
+// ensureTopic declares topic's exchange (and stream queue) on ch unless this
+// client already did so on connection generation gen.
+func (c *Client) ensureTopic(ctx context.Context, ch *amqp.Channel, gen uint64, topic string) error {
+	if g, ok := c.declared.Load(topic); ok && g.(uint64) == gen {
+		return nil
+	}
+	if err := c.declareTopic(ctx, ch, topic); err != nil {
+		return err
+	}
+	c.declared.Store(topic, gen)
+	return nil
+}
+
+func (c *Client) declareTopic(ctx context.Context, ch *amqp.Channel, topic string) error {
+	if err := declareExchange(ch, topic); err != nil {
+		return err
+	}
+	if !c.cfg.streams {
+		return nil
+	}
+	q := streamQueue(topic)
+	if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-type": "stream"}); err != nil {
+		return fmt.Errorf("declare stream queue %q: %w", q, err)
+	}
+	if err := ch.QueueBind(q, "#", topic, false, nil); err != nil {
+		return fmt.Errorf("bind stream queue %q: %w", q, err)
+	}
+	return c.register(ctx, topic, q)
+}
+
+// register records queue in topic's registry queue, a durable queue holding
+// the names of the queues created for the topic, so that DeleteTopic (in any
+// process) finds and deletes them. Each client records a queue once.
+func (c *Client) register(ctx context.Context, topic, queue string) error {
+	if _, ok := c.registered.Load(queue); ok {
+		return nil
+	}
+	ch, _, err := c.conn.channel(ctx)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	reg := registryQueue(topic)
+	if _, err := ch.QueueDeclare(reg, true, false, false, false, amqp.Table{"x-queue-type": "classic"}); err != nil {
+		return fmt.Errorf("declare registry queue %q: %w", reg, err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		return fmt.Errorf("register queue %q: %w", queue, err)
+	}
+	dc, err := ch.PublishWithDeferredConfirm("", reg, true, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(queue)})
+	if err != nil {
+		return fmt.Errorf("register queue %q: %w", queue, err)
+	}
+	ok, err := dc.WaitContext(ctx)
+	if err != nil {
+		return fmt.Errorf("register queue %q: %w", queue, err)
+	}
+	if !ok {
+		return fmt.Errorf("register queue %q: %w", queue, ErrNacked)
+	}
+	c.registered.Store(queue, struct{}{})
+	return nil
+}
+
+// groupArgs are the arguments of a group's quorum queue.
+func (c *Client) groupArgs(maxAttempts int) amqp.Table {
+	args := amqp.Table{"x-queue-type": "quorum"}
+	if maxAttempts > 0 {
+		args["x-delivery-limit"] = int64(maxAttempts)
+	}
+	if c.cfg.deadLetter != "" {
+		args["x-dead-letter-exchange"] = c.cfg.deadLetter
+	}
+	return args
+}
+
+// declareGroup declares topic's exchange and group's quorum queue bound to
+// it, on ch. A queue that exists with other arguments (another delivery
+// limit or dead-letter exchange) is used as it is, with a warning; the
+// broker then closes ch, so declareGroup returns the channel to go on with.
+func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, group string, maxAttempts int) (*amqp.Channel, error) {
+	if err := c.declareTopic(ctx, ch, topic); err != nil {
+		return ch, err
+	}
+	if c.cfg.deadLetter != "" {
+		if err := ch.ExchangeDeclare(c.cfg.deadLetter, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+			return ch, fmt.Errorf("declare dead-letter exchange %q: %w", c.cfg.deadLetter, err)
+		}
+	}
+	q := groupQueue(topic, group)
+	if _, err := ch.QueueDeclare(q, true, false, false, false, c.groupArgs(maxAttempts)); err != nil {
+		if !isCode(err, amqp.PreconditionFailed) {
+			return ch, fmt.Errorf("declare group queue %q: %w", q, err)
+		}
+		c.cfg.logger.Warn("rabbitmq: group queue exists with other arguments; using it as it is (MaxAttempts is then enforced by the client only)",
+			"queue", q, "error", err)
+		nch, _, err := c.conn.channel(ctx)
+		if err != nil {
+			return ch, err
+		}
+		ch = nch
+		if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err != nil {
+			return ch, fmt.Errorf("declare group queue %q: %w", q, err)
+		}
+	}
+	if err := ch.QueueBind(q, "#", topic, false, nil); err != nil {
+		return ch, fmt.Errorf("bind group queue %q: %w", q, err)
+	}
+	return ch, c.register(ctx, topic, q)
+}
+
+// Provision declares topic's exchange and, for each group, its durable
+// quorum queue bound to it, so messages published from now on are kept for
+// those groups even before anyone subscribes. It is idempotent; the client
+// re-declares what it provisioned after a reconnect.
+func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
+	if c.closed.Load() {
+		return fmt.Errorf("provision: %w", messaging.ErrClosed)
+	}
+	if err := messaging.ValidateName(topic); err != nil {
+		return fmt.Errorf("provision: topic: %w", err)
+	}
+	for _, g := range groups {
+		if err := messaging.ValidateName(g); err != nil {
+			return fmt.Errorf("provision: group: %w", err)
+		}
+	}
+	ch, gen, err := c.conn.channel(ctx)
+	if err != nil {
+		return fmt.Errorf("provision %s: %w", topic, err)
+	}
+	defer func() { _ = ch.Close() }()
+	if err := c.declareTopic(ctx, ch, topic); err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	c.declared.Store(topic, gen)
+	for _, g := range groups {
+		nch, err := c.declareGroup(ctx, ch, topic, g, 0)
+		if nch != ch {
+			_ = ch.Close()
+			ch = nch
+		}
+		if err != nil {
+			return fmt.Errorf("provision: %w", err)
+		}
+	}
+	c.mu.Lock()
+	set := c.provisioned[topic]
+	if set == nil {
+		set = map[string]bool{}
+		c.provisioned[topic] = set
+	}
+	for _, g := range groups {
+		set[g] = true
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// redeclare re-declares the provisioned topology on a new connection.
+func (c *Client) redeclare(conn *amqp.Connection) {
+	c.mu.Lock()
+	topo := make(map[string][]string, len(c.provisioned))
+	for t, gs := range c.provisioned {
+		for g := range gs {
+			topo[t] = append(topo[t], g)
+		}
+		if gs != nil && len(gs) == 0 {
+			topo[t] = nil
+		}
+	}
+	c.mu.Unlock()
+	if len(topo) == 0 {
+		return
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		c.cfg.logger.Warn("rabbitmq: re-declaring topology after reconnect", "error", err)
+		return
+	}
+	defer func() { _ = ch.Close() }()
+	for t, gs := range topo {
+		err := declareExchange(ch, t)
+		for _, g := range gs {
+			if err != nil {
+				break
+			}
+			q := groupQueue(t, g)
+			if _, err = ch.QueueDeclare(q, true, false, false, false, c.groupArgs(0)); err == nil {
+				err = ch.QueueBind(q, "#", t, false, nil)
+			}
+		}
+		if err != nil {
+			c.cfg.logger.Warn("rabbitmq: re-declaring topology after reconnect", "topic", t, "error", err)
+			if ch.IsClosed() {
+				if ch, err = conn.Channel(); err != nil {
+					return
+				}
+			}
+		}
+	}
+}
+
+// DeleteTopic deletes topic's exchange and every queue created for it by
+// this library (group queues, retry queues, the stream queue, as recorded in
+// the topic's registry queue), with the messages they hold. Deleting a topic
+// that does not exist is not an error. Subscriptions still running on the
+// topic end with an error.
+func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
+	if c.closed.Load() {
+		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
+	}
+	if err := messaging.ValidateName(topic); err != nil {
+		return fmt.Errorf("delete topic: %w", err)
+	}
+	ch, _, err := c.conn.channel(ctx)
+	if err != nil {
+		return fmt.Errorf("delete topic %s: %w", topic, err)
+	}
+	defer func() { _ = ch.Close() }()
+	reopen := func() error {
+		_ = ch.Close()
+		ch, _, err = c.conn.channel(ctx)
+		return err
+	}
+	names := map[string]bool{}
+	reg := registryQueue(topic)
+	for {
+		d, ok, err := ch.Get(reg, true)
+		if err != nil {
+			if !isCode(err, amqp.NotFound) {
+				return fmt.Errorf("delete topic %s: read registry: %w", topic, err)
+			}
+			if err := reopen(); err != nil {
+				return fmt.Errorf("delete topic %s: %w", topic, err)
+			}
+			break
+		}
+		if !ok {
+			break
+		}
+		names[string(d.Body)] = true
+	}
+	c.mu.Lock()
+	for g := range c.provisioned[topic] {
+		names[groupQueue(topic, g)] = true
+	}
+	delete(c.provisioned, topic)
+	c.mu.Unlock()
+	names[streamQueue(topic)] = true
+	names[reg] = true
+	for q := range names {
+		c.registered.Delete(q)
+		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+			if !isCode(err, amqp.NotFound) {
+				return fmt.Errorf("delete topic %s: delete queue %q: %w", topic, q, err)
+			}
+			if err := reopen(); err != nil {
+				return fmt.Errorf("delete topic %s: %w", topic, err)
+			}
+		}
+	}
+	c.declared.Delete(topic)
+	if err := ch.ExchangeDelete(topic, false, false); err != nil && !isCode(err, amqp.NotFound) {
+		return fmt.Errorf("delete topic %s: delete exchange: %w", topic, err)
+	}
+	return nil
+}

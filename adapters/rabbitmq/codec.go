@@ -1,0 +1,154 @@
+package rabbitmq
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/msgkit/messaging"
+)
+
+// Headers the adapter adds to every message. Header names starting with
+// "x-msgkit-" are reserved for the adapter; the broker reserves the ones in
+// brokerHeaders.
+const (
+	hdrTime    = "x-msgkit-time"    // publish time, Unix nanoseconds (AMQP timestamps are seconds)
+	hdrKey     = "x-msgkit-key"     // Key, when the routing key no longer carries it (delayed retry)
+	hdrAttempt = "x-msgkit-attempt" // deliveries before a delayed retry
+	hdrPrefix  = "x-msgkit-"
+)
+
+// brokerHeaders are headers RabbitMQ adds on delivery; they are not shown in
+// Message.Header.
+var brokerHeaders = map[string]bool{
+	"x-delivery-count":       true,
+	"x-death":                true,
+	"x-first-death-exchange": true,
+	"x-first-death-queue":    true,
+	"x-first-death-reason":   true,
+	"x-last-death-exchange":  true,
+	"x-last-death-queue":     true,
+	"x-last-death-reason":    true,
+	"x-stream-offset":        true,
+}
+
+// maxShortString is AMQP's limit on exchange and queue names, routing keys
+// and message IDs.
+const maxShortString = 255
+
+// queueName joins parts with '~', a character topic and group names cannot
+// contain, so names never collide; a name longer than AMQP allows is cut and
+// given a hash suffix.
+func queueName(parts ...string) string {
+	s := strings.Join(parts, "~")
+	if len(s) <= maxShortString {
+		return s
+	}
+	h := sha256.Sum256([]byte(s))
+	return s[:maxShortString-17] + "~" + hex.EncodeToString(h[:8])
+}
+
+// groupQueue is the quorum queue of a group: "<topic>~<group>".
+func groupQueue(topic, group string) string { return queueName(topic, group) }
+
+// streamQueue is the stream queue recording a topic: "<topic>~~stream".
+func streamQueue(topic string) string { return queueName(topic, "", "stream") }
+
+// registryQueue lists the queues created for a topic: "<topic>~~queues".
+func registryQueue(topic string) string { return queueName(topic, "", "queues") }
+
+// delayQueue holds a group's messages for one retry delay:
+// "<topic>~<group>~~retry-<ms>ms".
+func delayQueue(topic, group string, d time.Duration) string {
+	return queueName(topic, group, "", "retry-"+strconv.FormatInt(d.Milliseconds(), 10)+"ms")
+}
+
+// publishing converts m for sending; its routing key is m.Key.
+func publishing(m *messaging.Message) (amqp.Publishing, error) {
+	if len(m.Key) > maxShortString {
+		return amqp.Publishing{}, fmt.Errorf("%w: key is %d bytes, AMQP routing keys hold at most %d", messaging.ErrInvalidOption, len(m.Key), maxShortString)
+	}
+	if len(m.ID) > maxShortString {
+		return amqp.Publishing{}, fmt.Errorf("%w: ID is %d bytes, AMQP message IDs hold at most %d", messaging.ErrInvalidOption, len(m.ID), maxShortString)
+	}
+	h := make(amqp.Table, len(m.Header)+1)
+	for k, v := range m.Header {
+		if strings.HasPrefix(k, hdrPrefix) || brokerHeaders[k] {
+			return amqp.Publishing{}, fmt.Errorf("%w: header %q is reserved (x-msgkit-* and RabbitMQ's x-death, x-delivery-count, x-stream-offset...)", messaging.ErrInvalidOption, k)
+		}
+		h[k] = v
+	}
+	h[hdrTime] = m.Time.UnixNano()
+	return amqp.Publishing{
+		Headers:      h,
+		DeliveryMode: amqp.Persistent,
+		MessageId:    m.ID,
+		Timestamp:    m.Time,
+		Body:         m.Payload,
+	}, nil
+}
+
+// message converts a delivery. Attempt is left to the caller.
+func message(d *amqp.Delivery, topic string) *messaging.Message {
+	m := &messaging.Message{
+		ID:      d.MessageId,
+		Key:     d.RoutingKey,
+		Payload: d.Body,
+		Topic:   topic,
+		Time:    d.Timestamp,
+	}
+	for k, v := range d.Headers {
+		switch {
+		case k == hdrTime:
+			if n, ok := v.(int64); ok {
+				m.Time = time.Unix(0, n)
+			}
+		case k == hdrKey:
+			if s, ok := v.(string); ok {
+				m.Key = s
+			}
+		case strings.HasPrefix(k, hdrPrefix), brokerHeaders[k]:
+		default:
+			if m.Header == nil {
+				m.Header = make(messaging.Header, len(d.Headers))
+			}
+			switch v := v.(type) {
+			case string:
+				m.Header[k] = v
+			case []byte:
+				m.Header[k] = string(v)
+			default:
+				m.Header[k] = fmt.Sprint(v)
+			}
+		}
+	}
+	return m
+}
+
+// headerInt reads an integer header of any AMQP integer type.
+func headerInt(t amqp.Table, name string) (int64, bool) {
+	switch v := t[name].(type) {
+	case int64:
+		return v, true
+	case int32:
+		return int64(v), true
+	case int16:
+		return int64(v), true
+	case int8:
+		return int64(v), true
+	case int:
+		return int64(v), true
+	case uint8:
+		return int64(v), true
+	case uint16:
+		return int64(v), true
+	case uint32:
+		return int64(v), true
+	}
+	return 0, false
+}

@@ -1,0 +1,230 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/msgkit/messaging"
+)
+
+// ErrConnectionLost is wrapped by errors caused by a lost connection: a
+// Publish whose confirms did not arrive before the connection dropped, or a
+// subscription ended because its connection could not be re-established.
+var ErrConnectionLost = errors.New("rabbitmq: connection lost")
+
+// connector owns the client's AMQP connection: it watches it and, when it is
+// lost, dials a new one with exponential backoff until the client is closed.
+// Users of the connection ask for the current one with get and open their
+// channels on it; a generation number tells them whether the connection they
+// used is still the current one.
+type connector struct {
+	dial   func(ctx context.Context) (*amqp.Connection, error) // nil: no redial
+	logger *slog.Logger
+	minB   time.Duration
+	maxB   time.Duration
+
+	mu      sync.Mutex
+	conn    *amqp.Connection // nil while reconnecting
+	gen     uint64
+	ready   chan struct{} // closed when conn is set (or failed is)
+	lost    chan struct{} // closed when the supervisor notices conn is lost
+	first   *amqp.Connection
+	owned   bool  // the client owns first (Open) rather than the caller (New)
+	failed  error // the connection is gone for good
+	hooks   []func(*amqp.Connection)
+	closed  bool
+	closing chan struct{}
+	done    chan struct{}
+}
+
+func newConnector(conn *amqp.Connection, owned bool, dial func(ctx context.Context) (*amqp.Connection, error), cfg config) *connector {
+	c := &connector{
+		first:   conn,
+		owned:   owned,
+		lost:    make(chan struct{}),
+		dial:    dial,
+		logger:  cfg.logger,
+		minB:    cfg.reconnectMin,
+		maxB:    cfg.reconnectMax,
+		conn:    conn,
+		gen:     1,
+		ready:   make(chan struct{}),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	close(c.ready)
+	go c.supervise(conn)
+	return c
+}
+
+// onReconnect registers f to run (in the supervisor goroutine) after every
+// reconnect, before waiters are woken.
+func (c *connector) onReconnect(f func(*amqp.Connection)) {
+	c.mu.Lock()
+	c.hooks = append(c.hooks, f)
+	c.mu.Unlock()
+}
+
+// get returns the current connection and its generation, waiting while a
+// reconnect is under way. It fails with ErrClosed after close, with
+// ErrConnectionLost when no reconnect is possible, or with ctx's error.
+func (c *connector) get(ctx context.Context) (*amqp.Connection, uint64, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, 0, messaging.ErrClosed
+		}
+		if c.failed != nil {
+			err := c.failed
+			c.mu.Unlock()
+			return nil, 0, err
+		}
+		conn, gen, ready, lost := c.conn, c.gen, c.ready, c.lost
+		c.mu.Unlock()
+		if conn != nil && !conn.IsClosed() {
+			return conn, gen, nil
+		}
+		wait := ready
+		if conn != nil {
+			// Closed, but the supervisor has not noticed yet.
+			wait = lost
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		case <-c.closing:
+		}
+	}
+}
+
+// channel opens a channel on the current connection.
+func (c *connector) channel(ctx context.Context) (*amqp.Channel, uint64, error) {
+	for {
+		conn, gen, err := c.get(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		ch, err := conn.Channel()
+		if err == nil {
+			return ch, gen, nil
+		}
+		if !conn.IsClosed() {
+			return nil, 0, fmt.Errorf("open channel: %w", err)
+		}
+		// The connection died under us: wait for the next one.
+	}
+}
+
+func (c *connector) supervise(conn *amqp.Connection) {
+	defer close(c.done)
+	for {
+		lost := conn.NotifyClose(make(chan *amqp.Error, 1))
+		var cause *amqp.Error
+		select {
+		case cause = <-lost:
+		case <-c.closing:
+			return
+		}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return
+		}
+		c.conn = nil
+		c.ready = make(chan struct{})
+		close(c.lost)
+		c.mu.Unlock()
+		reason := "closed"
+		if cause != nil {
+			reason = cause.Error()
+		}
+		if c.dial == nil {
+			c.logger.Error("rabbitmq: connection lost and no way to redial (use WithRedial with New)", "reason", reason)
+			c.fail(fmt.Errorf("%w: %s (no redial configured)", ErrConnectionLost, reason))
+			return
+		}
+		c.logger.Warn("rabbitmq: connection lost; reconnecting", "reason", reason)
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-c.closing:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		b := backoff.NewExponentialBackOff()
+		b.InitialInterval, b.MaxInterval = c.minB, c.maxB
+		attempts := 0
+		next, err := backoff.Retry(ctx, func() (*amqp.Connection, error) {
+			attempts++
+			return c.dial(ctx)
+		}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0))
+		cancel()
+		if err != nil {
+			// Only the client closing stops the retries.
+			return
+		}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			_ = next.Close()
+			return
+		}
+		hooks := slices.Clone(c.hooks)
+		c.mu.Unlock()
+		for _, h := range hooks {
+			h(next)
+		}
+		c.mu.Lock()
+		c.conn = next
+		c.gen++
+		c.lost = make(chan struct{})
+		close(c.ready)
+		c.mu.Unlock()
+		c.logger.Info("rabbitmq: reconnected", "attempts", attempts)
+		conn = next
+	}
+}
+
+func (c *connector) fail(err error) {
+	c.mu.Lock()
+	c.failed = err
+	close(c.ready)
+	c.mu.Unlock()
+}
+
+// generation returns the current generation.
+func (c *connector) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// close stops reconnecting and closes the connection, unless it is the one
+// the caller gave to New.
+func (c *connector) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		<-c.done
+		return
+	}
+	c.closed = true
+	conn := c.conn
+	close(c.closing)
+	c.mu.Unlock()
+	<-c.done
+	if conn != nil && (conn != c.first || c.owned) {
+		_ = conn.Close()
+	}
+}

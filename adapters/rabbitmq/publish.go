@@ -1,0 +1,373 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/prepare"
+)
+
+// Errors a PublishError can hold for one message, besides ErrConnectionLost,
+// messaging.ErrClosed and context errors.
+var (
+	// ErrUnroutable: the broker accepted the message but no queue was bound
+	// to the topic's exchange (no group exists yet: Provision the topic and
+	// its groups before publishing), so it was returned and dropped.
+	ErrUnroutable = errors.New("rabbitmq: message unroutable (no queue bound to the topic; Provision its groups first)")
+	// ErrNacked: the broker refused the message (a negative publisher
+	// confirm, e.g. a queue at its length limit with overflow reject-publish).
+	ErrNacked = errors.New("rabbitmq: message refused by the broker (nack)")
+)
+
+// maxChannelErrors bounds how often one Publish call retries after its
+// channel was closed by the broker (not by a lost connection) before giving
+// up: a missing exchange deleted meanwhile is re-declared once or twice, a
+// persistent error is returned.
+const maxChannelErrors = 3
+
+// pubChan is a confirm-mode channel used by one Publish call at a time.
+type pubChan struct {
+	ch      *amqp.Channel
+	conn    *amqp.Connection
+	gen     uint64
+	returns chan amqp.Return
+	closed  chan *amqp.Error
+}
+
+// broken reports whether the channel can no longer be used.
+func (p *pubChan) broken() bool { return p.ch.IsClosed() }
+
+// pubPool hands out confirm-mode channels; at most size are open (and in use)
+// at once.
+type pubPool struct {
+	conn *connector
+	sem  chan struct{}
+	mu   sync.Mutex
+	idle []*pubChan
+	done bool
+}
+
+func newPubPool(conn *connector, size int) *pubPool {
+	return &pubPool{conn: conn, sem: make(chan struct{}, size)}
+}
+
+// get returns a channel of the current connection, waiting for a free slot
+// and for a reconnect in progress.
+func (p *pubPool) get(ctx context.Context) (*pubChan, error) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	gen := p.conn.generation()
+	p.mu.Lock()
+	if p.done {
+		p.mu.Unlock()
+		<-p.sem
+		return nil, messaging.ErrClosed
+	}
+	for len(p.idle) > 0 {
+		pc := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if pc.gen == gen && !pc.broken() {
+			p.mu.Unlock()
+			return pc, nil
+		}
+		_ = pc.ch.Close()
+	}
+	p.mu.Unlock()
+	pc, err := p.open(ctx)
+	if err != nil {
+		<-p.sem
+		return nil, err
+	}
+	return pc, nil
+}
+
+func (p *pubPool) open(ctx context.Context) (*pubChan, error) {
+	for {
+		conn, gen, err := p.conn.get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ch, err := conn.Channel()
+		if err == nil {
+			err = ch.Confirm(false)
+		}
+		if err != nil {
+			if ch != nil {
+				_ = ch.Close()
+			}
+			if conn.IsClosed() {
+				continue // wait for the reconnect
+			}
+			return nil, fmt.Errorf("open publish channel: %w", err)
+		}
+		pc := &pubChan{ch: ch, conn: conn, gen: gen}
+		// Returns are read only by the Publish call holding the channel; the
+		// buffer absorbs the ones that arrive while it is still sending.
+		pc.returns = ch.NotifyReturn(make(chan amqp.Return, 1024))
+		pc.closed = ch.NotifyClose(make(chan *amqp.Error, 1))
+		return pc, nil
+	}
+}
+
+// put gives pc back; a broken or abandoned channel is closed instead.
+func (p *pubPool) put(pc *pubChan, reuse bool) {
+	p.mu.Lock()
+	if reuse && !p.done && !pc.broken() {
+		p.idle = append(p.idle, pc)
+		pc = nil
+	}
+	p.mu.Unlock()
+	if pc != nil {
+		_ = pc.ch.Close()
+	}
+	<-p.sem
+}
+
+func (p *pubPool) close() {
+	p.mu.Lock()
+	p.done = true
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, pc := range idle {
+		_ = pc.ch.Close()
+	}
+}
+
+// outgoing is one message of a Publish call, converted.
+type outgoing struct {
+	exchange string
+	key      string
+	pub      amqp.Publishing
+}
+
+// Publish sends msgs to topic's exchange (declaring it, durable, when this
+// client has not yet done so on its current connection) with publisher
+// confirms, all in flight at once on one channel, and returns when every
+// message is confirmed; see messaging.Publisher. The routing key is the
+// message Key; messages no queue receives fail with ErrUnroutable. Messages
+// whose confirm was lost with the connection are sent again on the next
+// connection (which can duplicate, never lose), for as long as ctx allows:
+// give Publish a deadline if it must not wait out a broker outage. Messages
+// with the same Key keep their order (one channel, sent in order).
+func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+	if c.closed.Load() {
+		return fmt.Errorf("publish: %w", messaging.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
+		return err
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	out := make([]outgoing, len(msgs))
+	for i, m := range msgs {
+		p, err := publishing(m)
+		if err != nil {
+			return fmt.Errorf("publish to %s: message %d: %w", topic, i, err)
+		}
+		out[i] = outgoing{exchange: topic, key: m.Key, pub: p}
+	}
+	errs := make([]error, len(msgs))
+	if err := c.send(ctx, topic, out, errs); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	for _, err := range errs {
+		if err != nil {
+			return &messaging.PublishError{Errs: errs}
+		}
+	}
+	return nil
+}
+
+// send publishes out, filling errs, retrying what a lost connection left
+// unconfirmed. ensure declares what must exist on a fresh connection; topic
+// empty skips it. The returned error is for failures before anything could
+// be attempted.
+func (c *Client) send(ctx context.Context, topic string, out []outgoing, errs []error) error {
+	pending := make([]int, len(out))
+	for i := range pending {
+		pending[i] = i
+	}
+	channelErrors := 0
+	for len(pending) > 0 {
+		pc, err := c.pool.get(ctx)
+		if err != nil {
+			for _, i := range pending {
+				errs[i] = err
+			}
+			return nil
+		}
+		if topic != "" {
+			if err := c.ensureTopic(ctx, pc.ch, pc.gen, topic); err != nil {
+				lostConn := pc.conn.IsClosed()
+				c.pool.put(pc, false)
+				if lostConn && ctx.Err() == nil {
+					continue
+				}
+				for _, i := range pending {
+					errs[i] = err
+				}
+				return nil
+			}
+		}
+		retry, reuse := c.sendOn(ctx, pc, out, pending, errs)
+		lostConn := pc.conn.IsClosed()
+		c.pool.put(pc, reuse)
+		if len(retry) == 0 {
+			return nil
+		}
+		if !lostConn {
+			// The broker closed the channel (e.g. the exchange was deleted
+			// meanwhile): forget the declaration and try again, a few times.
+			c.declared.Delete(topic)
+			channelErrors++
+		}
+		if err := ctx.Err(); err != nil || channelErrors > maxChannelErrors || c.closed.Load() {
+			cause := ErrConnectionLost
+			if err != nil {
+				cause = err
+			} else if c.closed.Load() {
+				cause = messaging.ErrClosed
+			} else if e := channelError(pc); e != nil {
+				cause = e
+			}
+			for _, i := range retry {
+				errs[i] = fmt.Errorf("not confirmed: %w", cause)
+			}
+			return nil
+		}
+		c.cfg.logger.Debug("rabbitmq: resending unconfirmed messages", "topic", topic, "count", len(retry))
+		pending = retry
+	}
+	return nil
+}
+
+// channelError returns why the broker closed pc's channel, if it said.
+func channelError(pc *pubChan) error {
+	select {
+	case e, ok := <-pc.closed:
+		if ok && e != nil {
+			return fmt.Errorf("channel closed by broker: %w", e)
+		}
+	default:
+	}
+	return nil
+}
+
+// sendOn publishes out[idx...] on pc and waits for their confirms. It sets
+// errs for returned and nacked messages and returns the indexes to send
+// again (their channel was lost before they were confirmed) and whether pc
+// can be reused.
+func (c *Client) sendOn(ctx context.Context, pc *pubChan, out []outgoing, idx []int, errs []error) (retry []int, reuse bool) {
+	// Returned messages are matched by message ID, in order.
+	byID := make(map[string][]int, len(idx))
+	returned := make(map[int]bool)
+	onReturn := func(r amqp.Return) {
+		q := byID[r.MessageId]
+		for len(q) > 0 {
+			i := q[0]
+			q = q[1:]
+			if !returned[i] {
+				returned[i] = true
+				errs[i] = fmt.Errorf("%w (exchange %q, routing key %q: %s)", ErrUnroutable, r.Exchange, r.RoutingKey, r.ReplyText)
+				break
+			}
+		}
+		byID[r.MessageId] = q
+	}
+	drain := func() {
+		for {
+			select {
+			case r, ok := <-pc.returns:
+				if !ok {
+					return
+				}
+				onReturn(r)
+			default:
+				return
+			}
+		}
+	}
+	dcs := make([]*amqp.DeferredConfirmation, 0, len(idx))
+	sent := 0
+	for _, i := range idx {
+		o := &out[i]
+		dc, err := pc.ch.PublishWithDeferredConfirm(o.exchange, o.key, true, false, o.pub)
+		if err != nil {
+			break
+		}
+		byID[o.pub.MessageId] = append(byID[o.pub.MessageId], i)
+		dcs = append(dcs, dc)
+		sent++
+		if len(pc.returns) > 0 {
+			drain()
+		}
+	}
+	returns := pc.returns
+	for k, dc := range dcs {
+		i := idx[k]
+		select {
+		case <-dc.Done():
+		default:
+		wait:
+			for {
+				select {
+				case <-dc.Done():
+					break wait
+				case r, ok := <-returns:
+					if !ok {
+						returns = nil
+						continue
+					}
+					onReturn(r)
+				case <-ctx.Done():
+					// Abandon the channel: confirms still due would arrive with
+					// nobody reading them.
+					for _, j := range idx[k:] {
+						if errs[j] == nil {
+							errs[j] = fmt.Errorf("waiting for confirm: %w", ctx.Err())
+						}
+					}
+					return nil, false
+				}
+			}
+		}
+		if dc.Acked() {
+			continue
+		}
+		if pc.broken() {
+			retry = append(retry, i)
+			continue
+		}
+		errs[i] = ErrNacked
+	}
+	drain()
+	// A message returned before its channel broke has a definite answer.
+	retry = filterOut(retry, returned)
+	for _, i := range idx[sent:] {
+		retry = append(retry, i)
+	}
+	return retry, len(retry) == 0
+}
+
+func filterOut(idx []int, drop map[int]bool) []int {
+	out := idx[:0]
+	for _, i := range idx {
+		if !drop[i] {
+			out = append(out, i)
+		}
+	}
+	return out
+}
