@@ -1,0 +1,266 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/dispatch"
+	"github.com/msgkit/messaging/internal/prepare"
+)
+
+func init() {
+	messaging.Register("redis", openURL)
+	messaging.Register("rediss", openURL)
+}
+
+// Client publishes to and consumes from Redis Streams. It implements
+// messaging.Client, messaging.Stream, messaging.Provisioner and
+// messaging.TopicDeleter, and is safe for concurrent use.
+type Client struct {
+	rc        goredis.UniversalClient
+	cfg       config
+	hashTag   bool
+	subs      dispatch.Set
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ messaging.Client       = (*Client)(nil)
+	_ messaging.Stream       = (*Client)(nil)
+	_ messaging.Provisioner  = (*Client)(nil)
+	_ messaging.TopicDeleter = (*Client)(nil)
+)
+
+// New returns a Client using rc, a standalone, sentinel (failover) or
+// cluster go-redis client the caller already has. Close does not close rc
+// unless WithCloseClient(true) is given. New does not contact the server.
+func New(rc goredis.UniversalClient, opts ...Option) *Client {
+	cfg := newConfig(opts)
+	c := &Client{rc: rc, cfg: cfg}
+	switch cfg.hashTag {
+	case 0:
+		c.hashTag = false
+	case 1:
+		c.hashTag = true
+	default:
+		_, c.hashTag = rc.(*goredis.ClusterClient)
+	}
+	return c
+}
+
+// Open connects to the Redis server at rawURL and checks that it answers
+// (PING). The URL is
+//
+//	redis[s]://[[user]:password@]host[:port][/db][?param=value&...]
+//
+// with this package's parameters (see the package documentation) and any
+// go-redis URL parameter (dial_timeout, pool_size, ...). opts apply after
+// the URL's parameters. rediss:// uses TLS.
+func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
+	u, err := messaging.ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, u, opts...)
+}
+
+func openURL(ctx context.Context, u *url.URL) (messaging.Client, error) {
+	return open(ctx, u)
+}
+
+func open(ctx context.Context, u *url.URL, opts ...Option) (*Client, error) {
+	rc, urlOpts, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	if err := rc.Ping(ctx).Err(); err != nil {
+		_ = rc.Close()
+		return nil, fmt.Errorf("redis: connect to %s: %w", u.Redacted(), err)
+	}
+	return New(rc, append(urlOpts, opts...)...), nil
+}
+
+// Redis returns the go-redis client the Client uses.
+func (c *Client) Redis() goredis.UniversalClient { return c.rc }
+
+// StreamKey returns the Redis key of topic's stream.
+func (c *Client) StreamKey(topic string) string {
+	if c.hashTag {
+		return c.cfg.prefix + "{" + topic + "}"
+	}
+	return c.cfg.prefix + topic
+}
+
+// Capabilities reports what the Redis adapter guarantees; see the package
+// documentation for the conditions (AOF, fsync policy, replication).
+func (c *Client) Capabilities() messaging.Capabilities {
+	return messaging.Capabilities{
+		Persistent:       true,
+		Groups:           true,
+		Replay:           true,
+		ReplayByTime:     true,
+		GroupStartAt:     true,
+		PerKeyOrder:      true,
+		AckDeadline:      true,
+		BrokerAttempts:   true,
+		NativeDelay:      true,
+		NativeDeadLetter: c.cfg.deadLetterSuffix != "",
+		MaxMessageSize:   c.cfg.maxMessageSize,
+	}
+}
+
+// Publish appends msgs to topic's stream with one pipelined XADD each (one
+// round trip per call) and returns once Redis has accepted all of them. How
+// durable an accepted entry is depends on the server (see the package
+// documentation). Messages of one call keep their order in the stream.
+func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+	if c.closed.Load() {
+		return fmt.Errorf("publish: %w", messaging.ErrClosed)
+	}
+	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
+		return err
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	key := c.StreamKey(topic)
+	var minID string
+	if c.cfg.maxLen == 0 && c.cfg.maxAge > 0 {
+		minID = strconv.FormatInt(time.Now().Add(-c.cfg.maxAge).UnixMilli(), 10)
+	}
+	if len(msgs) == 1 {
+		if err := c.rc.XAdd(ctx, c.xadd(key, msgs[0], minID)).Err(); err != nil {
+			return &messaging.PublishError{Errs: []error{c.opError("publish to "+topic, err)}}
+		}
+		return nil
+	}
+	pipe := c.rc.Pipeline()
+	cmds := make([]*goredis.StringCmd, len(msgs))
+	for i, m := range msgs {
+		cmds[i] = pipe.XAdd(ctx, c.xadd(key, m, minID))
+	}
+	if _, err := pipe.Exec(ctx); err == nil {
+		return nil
+	}
+	pe := &messaging.PublishError{Errs: make([]error, len(msgs))}
+	for i, cmd := range cmds {
+		if err := cmd.Err(); err != nil {
+			pe.Errs[i] = c.opError("publish to "+topic, err)
+		}
+	}
+	return pe
+}
+
+func (c *Client) xadd(key string, m *messaging.Message, minID string) *goredis.XAddArgs {
+	a := &goredis.XAddArgs{Stream: key, Values: encode(m)}
+	switch {
+	case c.cfg.maxLen > 0:
+		a.MaxLen, a.Approx = c.cfg.maxLen, true
+	case minID != "":
+		a.MinID, a.Approx = minID, true
+	}
+	return a
+}
+
+// opError wraps a Redis error, mapping a closed go-redis client to
+// messaging.ErrClosed.
+func (c *Client) opError(op string, err error) error {
+	if errors.Is(err, goredis.ErrClosed) {
+		return fmt.Errorf("redis: %s: %w (%w)", op, messaging.ErrClosed, err)
+	}
+	return fmt.Errorf("redis: %s: %w", op, err)
+}
+
+// Provision creates topic's stream and each group (starting at the
+// beginning of the stream, so nothing published from now on is missed by
+// them). It is idempotent: existing groups keep their position.
+func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
+	if c.closed.Load() {
+		return fmt.Errorf("provision: %w", messaging.ErrClosed)
+	}
+	if err := messaging.ValidateName(topic); err != nil {
+		return fmt.Errorf("provision: topic: %w", err)
+	}
+	for _, g := range groups {
+		if err := messaging.ValidateName(g); err != nil {
+			return fmt.Errorf("provision: group: %w", err)
+		}
+		if err := c.ensureGroup(ctx, c.StreamKey(topic), g, "0-0"); err != nil {
+			return fmt.Errorf("provision %s: %w", topic, err)
+		}
+	}
+	return nil
+}
+
+// ensureGroup creates group on key starting after start, creating the
+// stream if needed; an existing group is left as it is.
+func (c *Client) ensureGroup(ctx context.Context, key, group, start string) error {
+	err := c.rc.XGroupCreateMkStream(ctx, key, group, start).Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return c.opError("create group "+group, err)
+	}
+	return nil
+}
+
+// DeleteTopic deletes topic's stream, and with it every consumer group and
+// pending list. Subscriptions still running on it end with an error.
+// Dead-letter topics are topics of their own and are not deleted.
+func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
+	if c.closed.Load() {
+		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
+	}
+	if err := messaging.ValidateName(topic); err != nil {
+		return fmt.Errorf("delete topic: %w", err)
+	}
+	if err := c.rc.Del(ctx, c.StreamKey(topic)).Err(); err != nil {
+		return c.opError("delete topic "+topic, err)
+	}
+	return nil
+}
+
+// Close stops every subscription (handlers in flight finish and their
+// messages are settled; fetched but unhandled messages are released to the
+// group) and makes further calls fail with ErrClosed. It closes the go-redis
+// client only when the Client owns it (Open, or WithCloseClient). It is
+// idempotent.
+func (c *Client) Close() error {
+	c.closed.Store(true)
+	c.subs.CloseAll()
+	c.closeOnce.Do(func() {
+		if c.cfg.closeClient {
+			c.closeErr = c.rc.Close()
+		}
+	})
+	return c.closeErr
+}
+
+// lastID returns the ID of the newest entry ever added to key ("0-0" when
+// the stream does not exist), which is where Latest starts.
+func (c *Client) lastID(ctx context.Context, key string) (string, error) {
+	info, err := c.rc.XInfoStream(ctx, key).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return "0-0", nil
+		}
+		return "", c.opError("resolve latest position", err)
+	}
+	if info.LastGeneratedID == "" {
+		return "0-0", nil
+	}
+	return info.LastGeneratedID, nil
+}

@@ -1,0 +1,117 @@
+// Package redis is the Redis Streams adapter. It registers the schemes
+// "redis" and "rediss" (TLS).
+//
+// # Construction
+//
+// Open(ctx, url) dials a new go-redis client and owns it; New(rc) wraps a
+// go-redis UniversalClient the application already has (standalone,
+// sentinel/failover or cluster) and leaves it open on Close.
+//
+// URL:
+//
+//	redis[s]://[[user]:password@]host[:port][/db][?param=value&...]
+//
+// The user and password are sent with AUTH (ACL user when a user is given).
+// Parameters of this adapter (unknown parameters are passed to go-redis,
+// which rejects those it does not know, so every typo is an error):
+//
+//	prefix=<s>                 stream key prefix (default none)
+//	hash_tag=true|false        keys as prefix{topic} (default: true in cluster mode)
+//	cluster=true               treat the URL as a cluster seed (go-redis ParseClusterURL; add more nodes with addr=host:port)
+//	maxlen=<n>                 XADD MAXLEN ~ n on every publish (default 0: keep all)
+//	max_age=<duration>         XADD MINID ~ now-age on every publish (ignored with maxlen)
+//	max_message_size=<size>    largest Message.Size accepted (default 1MiB)
+//	block=<duration>           XREAD / XREADGROUP block time (default 1s)
+//	dead_letter=<suffix>       dead-letter given-up messages to topic+suffix
+//	stale_consumer_after=<d>   delete consumers idle this long with nothing pending (default 1h)
+//
+// go-redis parameters include dial_timeout, read_timeout, write_timeout,
+// pool_size, min_idle_conns, max_retries, protocol, client_name and, with
+// rediss://, skip_verify.
+//
+// # Mapping
+//
+// A topic is a stream with key prefix+topic (prefix+"{"+topic+"}" with hash
+// tags, so a topic's keys stay in one cluster slot). An entry's fields are
+// "id", "key" (omitted when empty), "time" (Unix nanoseconds), one "h:<name>"
+// field per header, and "payload". Entries written by other producers are
+// readable too: their fields become headers, their ID is the entry ID.
+// Message.Offset is the stream entry ID ("1700000000000-0").
+//
+// A group is a Redis consumer group, created with XGROUP CREATE ... MKSTREAM
+// when a subscription or Provision first names it, starting at StartAt
+// (Earliest by default; Latest, an entry ID or a time otherwise; StartAt is
+// ignored for a group that exists). Each subscription is a consumer with a
+// unique name (host-pid-random).
+//
+// # Delivery
+//
+// Delivery is at-least-once. A subscription reads new entries with
+// XREADGROUP (COUNT up to its free prefetch, BLOCK), hands them to
+// Concurrency workers (same Key, same worker: per-key order), and
+// acknowledges with batched XACK after the handler returned nil.
+//
+// Ack deadline: entries stay in the group's pending list until acknowledged.
+// Every subscription periodically runs XAUTOCLAIM with min-idle = its
+// AckDeadline and takes over entries whose consumer died or hung. While a
+// subscription holds an entry (queued or being handled) it keeps resetting
+// the entry's idle time, so a slow handler keeps its message; a crashed or
+// partitioned process stops doing so and its messages move on after the
+// deadline. Members of a group should use the same AckDeadline.
+//
+// Attempt is the pending entry's delivery counter kept by Redis: 1 for a new
+// entry, incremented by every claim, so it survives consumer restarts.
+//
+// Nack: the entry stays pending; the subscription re-claims it for itself
+// without counting (XCLAIM ... IDLE ... JUSTID) with an idle time of
+// AckDeadline minus the RetryAfter delay, so it becomes claimable by any
+// member's XAUTOCLAIM exactly when the delay ends (at once without a delay),
+// and the claim counts the next attempt. A delay longer than AckDeadline is
+// held by the subscription (idle time kept at 0) until the rest fits; if the
+// process dies meanwhile, the message comes back after AckDeadline, earlier
+// than asked, never lost. Release (fetched, never handled, at Close) works
+// the same with the delivery counter set back (XCLAIM RETRYCOUNT).
+//
+// Term (Permanent error, MaxAttempts reached, or an entry whose ack
+// deadline passed on its last allowed attempt): with WithDeadLetter the
+// message is first added to the dead-letter topic with HeaderDeadLetter*
+// headers, then acknowledged; otherwise it is acknowledged and logged.
+//
+// Consumers: at Close a subscription deletes its consumer when it owns
+// nothing; consumers of dead processes are deleted by live members once they
+// own nothing and were idle WithStaleConsumerAfter. XGROUP DELCONSUMER is
+// only ever run (atomically, in a script) on a consumer without pending
+// entries, because deleting one drops its pending entries from the group.
+//
+// Without a Group option a subscription reads with XREAD from StartAt
+// (Latest by default, resolved when Subscribe returns) and keeps no state in
+// Redis: a failed message is redelivered in process only.
+//
+// Stream.Read reads with XREAD and never touches groups. AtTime(t) starts
+// at the first entry whose ID time is at or after t; entry IDs carry the
+// server's clock, so clock skew between client and server shifts it.
+//
+// # Durability
+//
+// Publish returns when Redis has appended the entries. Whether they survive
+// a crash depends on the server: with appendonly yes and appendfsync always
+// an acknowledged entry is on disk; with the default appendfsync everysec up
+// to about a second of writes can be lost on a power failure or kill -9
+// (not on a clean restart); without AOF only RDB snapshots are kept. With
+// replication, a failover can lose writes the replica had not received
+// (Redis replication is asynchronous); the same holds for group state
+// (acks, claims). Capabilities().Persistent assumes AOF with fsync always.
+//
+// # Capabilities
+//
+// Persistent (see above), Groups, Replay, ReplayByTime, GroupStartAt,
+// PerKeyOrder (within a subscription), AckDeadline, BrokerAttempts,
+// NativeDelay (the delay lives in the pending list; see Nack for delays
+// beyond the ack deadline), NativeDeadLetter only with WithDeadLetter (the
+// adapter moves the message; Redis has no dead-lettering of its own).
+// MaxMessageSize is 1 MiB by default.
+//
+// Not provided: exactly-once (duplicates happen after crashes and ack
+// deadline expiry); per-key order across the members of a group; retention
+// that respects groups (MAXLEN / MINID trim entries unread by a group).
+package redis

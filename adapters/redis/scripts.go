@@ -1,0 +1,78 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// Lua scripts run atomically on the server, so they can check and change a
+// pending entry (or a consumer) in one step. Every script touches one
+// stream key, so they work in Redis Cluster too.
+
+// reclaimScript claims the group's entries idle for at least min-idle ms for
+// the consumer (XAUTOCLAIM) and returns them with their delivery counters,
+// which XAUTOCLAIM increments but does not return.
+//
+// KEYS[1] stream; ARGV group, consumer, min-idle ms, start ID, count.
+// Returns {next start ID, {{id, {field, value, ...}, delivery count}, ...}}.
+var reclaimScript = goredis.NewScript(`
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+local out = {}
+for _, e in ipairs(r[2]) do
+  if e then
+    local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
+    local n = 1
+    if p[1] then n = p[1][4] end
+    table.insert(out, {e[1], e[2], n})
+  end
+end
+return {r[1], out}
+`)
+
+// claimOwnScript re-claims entries the consumer still owns, without counting
+// a delivery, setting their idle time (and optionally their delivery
+// counter). It is how a subscription extends the ack deadline of messages it
+// holds (idle 0), nacks with a delay (idle = ack deadline - delay: the entry
+// becomes claimable by XAUTOCLAIM when the delay ends) and releases unhandled
+// messages (idle = ack deadline, counter decremented). Entries another
+// consumer has claimed meanwhile are left alone.
+//
+// KEYS[1] stream; ARGV group, consumer, then triples (id, idle ms, retry
+// count or -1 to keep it). Returns how many entries were claimed.
+var claimOwnScript = goredis.NewScript(`
+local n = 0
+for i = 3, #ARGV, 3 do
+  local id = ARGV[i]
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    if tonumber(ARGV[i+2]) >= 0 then
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'IDLE', ARGV[i+1], 'RETRYCOUNT', ARGV[i+2], 'JUSTID')
+    else
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'IDLE', ARGV[i+1], 'JUSTID')
+    end
+    n = n + 1
+  end
+end
+return n
+`)
+
+// delConsumerScript deletes a consumer only when it owns no pending entries
+// (XGROUP DELCONSUMER would drop them from the group: message loss), and
+// when it has been idle for at least min-idle ms.
+//
+// KEYS[1] stream; ARGV group, consumer, min-idle ms. Returns 1 if deleted.
+var delConsumerScript = goredis.NewScript(`
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #p > 0 then return 0 end
+local cs = redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+for _, c in ipairs(cs) do
+  local name, idle
+  for j = 1, #c, 2 do
+    if c[j] == 'name' then name = c[j+1] end
+    if c[j] == 'idle' then idle = c[j+1] end
+  end
+  if name == ARGV[2] then
+    if idle ~= nil and idle < tonumber(ARGV[3]) then return 0 end
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+    return 1
+  end
+end
+return 0
+`)

@@ -1,0 +1,671 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/dispatch"
+)
+
+// Limits of one round trip.
+const (
+	maxReadCount  = 256 // entries per XREADGROUP / XAUTOCLAIM
+	maxSettleOps  = 512 // settle operations per batch
+	maxScriptIDs  = 300 // entries per claimOwnScript call
+	settleTimeout = 30 * time.Second
+)
+
+// Subscribe delivers topic's messages to h; see messaging.Consumer.
+//
+// With a Group option the subscription is a consumer of that Redis consumer
+// group (created with MKSTREAM at StartAt when it does not exist), named
+// uniquely, reading with XREADGROUP; see the package documentation for
+// acknowledgement, redelivery and attempt counting. Without a Group option
+// it reads the stream with XREAD from StartAt (default Latest); such an
+// ephemeral subscription keeps no state in Redis, and redelivers a failed
+// message only in process.
+func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
+	if c.closed.Load() {
+		return nil, fmt.Errorf("subscribe: %w", messaging.ErrClosed)
+	}
+	if err := messaging.ValidateName(topic); err != nil {
+		return nil, fmt.Errorf("subscribe: topic: %w", err)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("subscribe: nil handler: %w", messaging.ErrInvalidOption)
+	}
+	o, err := messaging.NewSubscribeOptions(DefaultPrefetch, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	start, err := exclusiveStart(o.StartAt)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	key := c.StreamKey(topic)
+	if o.Group == "" {
+		return c.subscribeEphemeral(ctx, topic, key, start, h, o)
+	}
+	if err := c.ensureGroup(ctx, key, o.Group, start); err != nil {
+		return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
+	}
+	g := &groupSub{
+		c: c, rc: c.rc, log: c.cfg.logger,
+		topic: topic, key: key, group: o.Group, consumer: consumerName(), o: o,
+		ackMs:      max(o.AckDeadline.Milliseconds(), 1),
+		ops:        make(chan settleOp, 2*o.Prefetch),
+		room:       make(chan struct{}, 1),
+		kick:       make(chan struct{}, 1),
+		cursor:     "0-0",
+		holding:    map[string]struct{}{},
+		delayed:    map[string]time.Time{},
+		reclaimDue: math.MaxInt64,
+	}
+	g.sub = dispatch.NewSubscription(ctx, func() { c.subs.Remove(g.sub) })
+	if err := c.subs.Add(g.sub); err != nil {
+		return nil, err
+	}
+	g.pool = dispatch.NewPool(g.sub.HandlerContext(), o.Concurrency, o.Prefetch-o.Concurrency, h, g.settle, o.MaxAttempts)
+	go g.run()
+	return g.sub, nil
+}
+
+// consumerName returns a name no other subscription uses: host, process and
+// a random part, so XINFO CONSUMERS shows where a consumer runs.
+func consumerName() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "host"
+	}
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:8])
+}
+
+// groupSub is one consumer of a consumer group.
+//
+// Three goroutines serve it: fetch (XREADGROUP of new entries), maintain
+// (XAUTOCLAIM of entries idle past the ack deadline, deadline extension of
+// held entries, delayed nacks, stale consumer cleanup) and settle (batched
+// XACK and re-claims). Handlers run in the pool.
+type groupSub struct {
+	c        *Client
+	rc       goredis.UniversalClient
+	log      *slog.Logger
+	topic    string
+	key      string
+	group    string
+	consumer string
+	o        messaging.SubscribeOptions
+	ackMs    int64
+	sub      *dispatch.Subscription
+	pool     *dispatch.Pool
+	ops      chan settleOp
+	room     chan struct{} // signalled when holding shrinks
+	kick     chan struct{} // signalled when reclaimDue moves earlier
+	cursor   string        // XAUTOCLAIM scan position, used by maintain only
+
+	mu         sync.Mutex
+	holding    map[string]struct{}  // fetched and not yet settled: deadline extended
+	delayed    map[string]time.Time // nacked with a delay beyond the ack deadline: due time
+	reclaimDue int64                // unix ms of the earliest nack that becomes claimable
+}
+
+type opKind int
+
+const (
+	opAck opKind = iota
+	opTerm
+	opNack
+	opRelease
+)
+
+// settleOp is one settle operation for the settle goroutine.
+type settleOp struct {
+	kind  opKind
+	id    string
+	msg   *messaging.Message
+	delay time.Duration
+	err   error
+}
+
+func (g *groupSub) run() {
+	ctx := g.sub.FetchContext()
+	errs := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Go(func() { errs <- g.fetch(ctx) })
+	wg.Go(func() { errs <- g.maintain(ctx) })
+	settled := make(chan struct{})
+	go func() { g.settler(); close(settled) }()
+	first := <-errs
+	g.sub.Stop()
+	wg.Wait()
+	if second := <-errs; first == nil || isCtxErr(first) {
+		first = second
+	}
+	g.pool.Close()
+	close(g.ops)
+	<-settled
+	g.finalRelease()
+	g.sub.Finish(first)
+}
+
+func isCtxErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// hold records fetched entries; the deadline of held entries is extended
+// until they are settled.
+func (g *groupSub) hold(id string) {
+	g.mu.Lock()
+	g.holding[id] = struct{}{}
+	g.mu.Unlock()
+}
+
+func (g *groupSub) unhold(id string) {
+	g.mu.Lock()
+	delete(g.holding, id)
+	g.mu.Unlock()
+	select {
+	case g.room <- struct{}{}:
+	default:
+	}
+}
+
+// free is how many more entries may be fetched now.
+func (g *groupSub) free() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.o.Prefetch - len(g.holding)
+}
+
+// waitFree waits until entries may be fetched.
+func (g *groupSub) waitFree(ctx context.Context) (int, error) {
+	for {
+		if n := g.free(); n > 0 {
+			return min(n, maxReadCount), nil
+		}
+		select {
+		case <-g.room:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// fatal reports whether err ends the subscription instead of being retried.
+func (g *groupSub) fatal(err error) error {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, goredis.ErrClosed):
+		return g.c.opError("read "+g.topic, err)
+	case strings.HasPrefix(msg, "NOGROUP"), strings.HasPrefix(msg, "UNBLOCKED"):
+		return fmt.Errorf("redis: read %s: group %s or its stream no longer exists (topic deleted?): %w", g.topic, g.group, err)
+	}
+	return nil
+}
+
+// retry waits before the next attempt after a transient error.
+func retry(ctx context.Context, b *backoff.ExponentialBackOff) error {
+	t := time.NewTimer(b.NextBackOff())
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func newBackoff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 50 * time.Millisecond
+	b.MaxInterval = 5 * time.Second
+	return b
+}
+
+// fetch reads new entries with XREADGROUP and hands them to the pool.
+func (g *groupSub) fetch(ctx context.Context) error {
+	bo := newBackoff()
+	args := &goredis.XReadGroupArgs{Group: g.group, Consumer: g.consumer, Streams: []string{g.key, ">"}, Block: g.c.cfg.block}
+	for {
+		n, err := g.waitFree(ctx)
+		if err != nil {
+			return err
+		}
+		args.Count = int64(n)
+		// Not cancelled with ctx: entries the read returns are this
+		// consumer's now, so the reply must be seen to release them.
+		res, err := g.rc.XReadGroup(context.WithoutCancel(ctx), args).Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			if ferr := g.fatal(err); ferr != nil {
+				return ferr
+			}
+			g.log.Warn("redis: XREADGROUP failed; retrying", "topic", g.topic, "group", g.group, "error", err)
+			if err := retry(ctx, bo); err != nil {
+				return err
+			}
+			continue
+		}
+		bo.Reset()
+		for _, s := range res {
+			for i, x := range s.Messages {
+				m := decodeMap(g.topic, x.ID, x.Values)
+				m.Group, m.Attempt = g.group, 1 // a new entry's delivery counter is 1
+				if !g.deliver(ctx, m) {
+					for _, rest := range s.Messages[i+1:] {
+						g.hold(rest.ID)
+						g.settle(dispatch.Delivery{Msg: &messaging.Message{Offset: rest.ID, Attempt: 1}, Token: rest.ID}, dispatch.Result{Outcome: dispatch.Release})
+					}
+					return ctx.Err()
+				}
+			}
+		}
+	}
+}
+
+// deliver holds m and submits it to the pool; if ctx ends first it releases
+// m and returns false.
+func (g *groupSub) deliver(ctx context.Context, m *messaging.Message) bool {
+	g.hold(m.Offset)
+	d := dispatch.Delivery{Msg: m, Token: m.Offset}
+	if g.pool.Submit(ctx, d) {
+		return true
+	}
+	g.settle(d, dispatch.Result{Outcome: dispatch.Release})
+	return false
+}
+
+// maintain runs the periodic work: reclaiming, extending deadlines, due
+// nacks and stale consumer cleanup.
+func (g *groupSub) maintain(ctx context.Context) error {
+	ack := g.o.AckDeadline
+	reclaimEvery := min(max(ack/4, 100*time.Millisecond), 5*time.Second)
+	touchEvery := max(ack/3, 50*time.Millisecond)
+	cleanupEvery := max(g.c.cfg.staleConsumerAfter/2, time.Second)
+	now := time.Now()
+	nextReclaim, nextTouch, nextCleanup := now, now.Add(touchEvery), now
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	bo := newBackoff()
+	for {
+		now = time.Now()
+		var err error
+		if !now.Before(nextCleanup) {
+			g.cleanup(ctx)
+			nextCleanup = now.Add(cleanupEvery)
+		}
+		if !now.Before(nextTouch) {
+			err = errors.Join(err, g.touch(ctx))
+			nextTouch = now.Add(touchEvery)
+		}
+		if due := g.takeDue(now); due || !now.Before(nextReclaim) {
+			err = errors.Join(err, g.reclaim(ctx))
+			nextReclaim = time.Now().Add(reclaimEvery)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if ferr := g.fatal(err); ferr != nil {
+				return ferr
+			}
+			g.log.Warn("redis: group maintenance failed; retrying", "topic", g.topic, "group", g.group, "error", err)
+			if err := retry(ctx, bo); err != nil {
+				return err
+			}
+			nextReclaim = time.Now()
+			continue
+		}
+		bo.Reset()
+		wake := min(nextReclaim.UnixMilli(), nextTouch.UnixMilli(), nextCleanup.UnixMilli(), g.nextDue())
+		timer.Reset(time.Until(time.UnixMilli(wake)))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+		case <-g.kick:
+		}
+	}
+}
+
+// scheduleDue makes maintain reclaim at due (a nacked entry becomes
+// claimable then).
+func (g *groupSub) scheduleDue(due time.Time) {
+	g.mu.Lock()
+	earlier := due.UnixMilli() < g.reclaimDue
+	if earlier {
+		g.reclaimDue = due.UnixMilli()
+	}
+	g.mu.Unlock()
+	if earlier {
+		select {
+		case g.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (g *groupSub) nextDue() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.reclaimDue
+}
+
+// takeDue reports whether a scheduled reclaim is due, and clears it.
+func (g *groupSub) takeDue(now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.reclaimDue <= now.UnixMilli() {
+		g.reclaimDue = math.MaxInt64
+		return true
+	}
+	return false
+}
+
+// reclaim claims entries idle for longer than the ack deadline (their
+// consumer died, hung, or nacked them) and hands them to the pool. Attempt
+// is the entry's delivery counter, which XAUTOCLAIM incremented.
+func (g *groupSub) reclaim(ctx context.Context) error {
+	for range 100 {
+		n := g.free()
+		if n <= 0 {
+			return nil
+		}
+		res, err := reclaimScript.Run(context.WithoutCancel(ctx), g.rc, []string{g.key}, g.group, g.consumer, g.ackMs, g.cursor, min(n, maxReadCount)).Slice()
+		if err != nil {
+			return err
+		}
+		next, entries, err := parseReclaim(res)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			m := decodeList(g.topic, e.id, e.fields)
+			m.Group, m.Attempt = g.group, int(e.count)
+			if g.o.MaxAttempts > 0 && m.Attempt > g.o.MaxAttempts {
+				// The ack deadline passed on the last allowed attempt.
+				g.hold(m.Offset)
+				g.settle(dispatch.Delivery{Msg: m, Token: m.Offset}, dispatch.Result{
+					Outcome: dispatch.Term,
+					Err:     fmt.Errorf("giving up after %d attempts: ack deadline passed", m.Attempt-1),
+				})
+				continue
+			}
+			if !g.deliver(ctx, m) {
+				// Not handled: entries claimed with it are released too.
+				for _, rest := range entries {
+					if rest.id > e.id {
+						g.hold(rest.id)
+						g.settle(dispatch.Delivery{Msg: &messaging.Message{Offset: rest.id, Attempt: int(rest.count)}, Token: rest.id}, dispatch.Result{Outcome: dispatch.Release})
+					}
+				}
+				return ctx.Err()
+			}
+		}
+		g.cursor = next
+		if next == "0-0" {
+			return nil
+		}
+	}
+	return nil
+}
+
+type claimed struct {
+	id     string
+	fields []any
+	count  int64
+}
+
+func parseReclaim(res []any) (string, []claimed, error) {
+	bad := fmt.Errorf("redis: unexpected reclaim script reply %v", res)
+	if len(res) != 2 {
+		return "", nil, bad
+	}
+	next, ok := res[0].(string)
+	list, ok2 := res[1].([]any)
+	if !ok || !ok2 {
+		return "", nil, bad
+	}
+	out := make([]claimed, 0, len(list))
+	for _, x := range list {
+		e, ok := x.([]any)
+		if !ok || len(e) != 3 {
+			return "", nil, bad
+		}
+		id, _ := e[0].(string)
+		fields, _ := e[1].([]any)
+		count, _ := e[2].(int64)
+		out = append(out, claimed{id: id, fields: fields, count: max(count, 1)})
+	}
+	return next, out, nil
+}
+
+// touch extends the ack deadline of the entries this subscription holds
+// (resetting their idle time), and moves delayed nacks whose delay now ends
+// within the ack deadline to their final idle time.
+func (g *groupSub) touch(ctx context.Context) error {
+	now := time.Now()
+	var args []any
+	var dues []time.Time
+	g.mu.Lock()
+	for id := range g.holding {
+		args = append(args, id, 0, -1)
+	}
+	for id, due := range g.delayed {
+		left := due.Sub(now)
+		if left <= g.o.AckDeadline {
+			args = append(args, id, g.idleFor(left), -1)
+			dues = append(dues, due)
+			delete(g.delayed, id)
+		} else {
+			args = append(args, id, 0, -1)
+		}
+	}
+	g.mu.Unlock()
+	if err := g.claimOwn(ctx, args); err != nil {
+		return err
+	}
+	for _, d := range dues {
+		g.scheduleDue(d)
+	}
+	return nil
+}
+
+// idleFor is the idle time that makes an entry claimable by XAUTOCLAIM
+// (min-idle = ack deadline) after delay.
+func (g *groupSub) idleFor(delay time.Duration) int64 {
+	ms := (delay + time.Millisecond - 1).Milliseconds()
+	return max(g.ackMs-ms, 0)
+}
+
+// claimOwn runs claimOwnScript over (id, idle, retry count) triples.
+func (g *groupSub) claimOwn(ctx context.Context, triples []any) error {
+	for len(triples) > 0 {
+		n := min(len(triples), 3*maxScriptIDs)
+		argv := append([]any{g.group, g.consumer}, triples[:n]...)
+		if err := claimOwnScript.Run(context.WithoutCancel(ctx), g.rc, []string{g.key}, argv...).Err(); err != nil {
+			return err
+		}
+		triples = triples[n:]
+	}
+	return nil
+}
+
+// cleanup deletes the group's consumers that own nothing and were idle
+// longer than the stale limit.
+func (g *groupSub) cleanup(ctx context.Context) {
+	cs, err := g.rc.XInfoConsumers(ctx, g.key, g.group).Result()
+	if err != nil {
+		return
+	}
+	limit := g.c.cfg.staleConsumerAfter
+	for _, c := range cs {
+		if c.Name == g.consumer || c.Pending > 0 || c.Idle < limit {
+			continue
+		}
+		if err := delConsumerScript.Run(ctx, g.rc, []string{g.key}, g.group, c.Name, limit.Milliseconds()).Err(); err == nil {
+			g.log.Debug("redis: deleted stale consumer", "topic", g.topic, "group", g.group, "consumer", c.Name)
+		}
+	}
+}
+
+// settle is the pool's SettleFunc: it hands the operation to the settle
+// goroutine.
+func (g *groupSub) settle(d dispatch.Delivery, r dispatch.Result) {
+	id := d.Token.(string)
+	op := settleOp{id: id, msg: d.Msg, delay: r.Delay, err: r.Err}
+	switch r.Outcome {
+	case dispatch.Ack:
+		op.kind = opAck
+	case dispatch.Term:
+		op.kind = opTerm
+	case dispatch.Nack:
+		op.kind = opNack
+	case dispatch.Release:
+		op.kind = opRelease
+	}
+	if op.kind == opNack && r.Delay > g.o.AckDeadline {
+		g.mu.Lock()
+		g.delayed[id] = time.Now().Add(r.Delay)
+		g.mu.Unlock()
+	}
+	g.unhold(id)
+	g.ops <- op
+}
+
+// settler executes settle operations in batches until ops is closed.
+func (g *groupSub) settler() {
+	batch := make([]settleOp, 0, maxSettleOps)
+	for op := range g.ops {
+		batch = append(batch[:0], op)
+	drain:
+		for len(batch) < maxSettleOps {
+			select {
+			case op, ok := <-g.ops:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, op)
+			default:
+				break drain
+			}
+		}
+		g.execute(batch)
+	}
+}
+
+// execute settles a batch: dead-letters first, then one XACK for every
+// acknowledged entry and one script call for nacks and releases. Failures are
+// retried until settleTimeout; what still fails stays pending and comes back
+// after the ack deadline (at-least-once).
+func (g *groupSub) execute(batch []settleOp) {
+	ctx, cancel := dispatch.SettleContext(g.sub.HandlerContext(), settleTimeout)
+	defer cancel()
+	var acks, claims []any
+	var dues []time.Time
+	now := time.Now()
+	for _, op := range batch {
+		switch op.kind {
+		case opAck:
+			acks = append(acks, op.id)
+		case opTerm:
+			if g.giveUp(ctx, op) {
+				acks = append(acks, op.id)
+			}
+		case opNack:
+			switch {
+			case op.delay > g.o.AckDeadline:
+				claims = append(claims, op.id, 0, -1) // touch keeps it until due
+			default:
+				claims = append(claims, op.id, g.idleFor(op.delay), -1)
+				dues = append(dues, now.Add(op.delay))
+			}
+		case opRelease:
+			// Claimable at once, and the delivery is not counted.
+			claims = append(claims, op.id, g.ackMs, max(op.msg.Attempt-1, 0))
+		}
+	}
+	if len(acks) > 0 {
+		g.withRetry(ctx, "XACK", func() error {
+			args := append([]any{"xack", g.key, g.group}, acks...)
+			return g.rc.Do(ctx, args...).Err()
+		})
+	}
+	if len(claims) > 0 {
+		g.withRetry(ctx, "nack", func() error { return g.claimOwn(ctx, claims) })
+		for _, d := range dues {
+			g.scheduleDue(d)
+		}
+	}
+}
+
+// withRetry runs f until it succeeds, the client is closed or ctx ends.
+func (g *groupSub) withRetry(ctx context.Context, what string, f func() error) {
+	bo := newBackoff()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if errors.Is(err, goredis.ErrClosed) || retry(ctx, bo) != nil {
+			g.log.Warn("redis: settling failed; the messages stay pending and come back after the ack deadline",
+				"topic", g.topic, "group", g.group, "op", what, "error", err)
+			return
+		}
+	}
+}
+
+// giveUp handles a Term: dead-letter the message when configured (then it
+// may be acknowledged), else log it. It reports whether to acknowledge.
+func (g *groupSub) giveUp(ctx context.Context, op settleOp) bool {
+	suffix := g.c.cfg.deadLetterSuffix
+	if suffix == "" {
+		g.log.Warn("redis: message not redelivered", "topic", g.topic, "group", g.group, "id", op.msg.ID, "offset", op.id, "attempt", op.msg.Attempt, "error", op.err)
+		return true
+	}
+	m := op.msg.Clone()
+	if m.Header == nil {
+		m.Header = messaging.Header{}
+	}
+	reason := "unknown"
+	if op.err != nil {
+		reason = op.err.Error()
+	}
+	m.Header[HeaderDeadLetterReason] = reason
+	m.Header[HeaderDeadLetterAttempts] = fmt.Sprint(m.Attempt)
+	m.Header[HeaderDeadLetterTopic] = g.topic
+	m.Header[HeaderDeadLetterGroup] = g.group
+	m.Header[HeaderDeadLetterOffset] = op.id
+	m.Header[HeaderDeadLetterTime] = time.Now().UTC().Format(time.RFC3339Nano)
+	dlq := g.c.StreamKey(g.topic + suffix)
+	var err error
+	g.withRetry(ctx, "dead-letter", func() error {
+		err = g.rc.XAdd(ctx, &goredis.XAddArgs{Stream: dlq, Values: encode(m)}).Err()
+		return err
+	})
+	return err == nil
+}
+
+// finalRelease runs when the subscription has stopped: nacks still waiting
+// for a delay longer than the ack deadline can no longer be held, so they
+// are left claimable when the ack deadline passes; and the consumer is
+// deleted when it owns nothing.
+func (g *groupSub) finalRelease() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	g.mu.Lock()
+	g.delayed = map[string]time.Time{}
+	g.mu.Unlock()
+	_ = delConsumerScript.Run(ctx, g.rc, []string{g.key}, g.group, g.consumer, 0).Err()
+}
