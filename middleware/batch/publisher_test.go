@@ -174,7 +174,9 @@ func TestPublisherIsolatesInvalidCall(t *testing.T) {
 	var wg sync.WaitGroup
 	var okErr, bigErr error
 	wg.Go(func() { okErr = p.Publish(context.Background(), "t", &messaging.Message{Payload: []byte("ok")}) })
-	wg.Go(func() { bigErr = p.Publish(context.Background(), "t", &messaging.Message{Payload: make([]byte, 2<<20)}) })
+	wg.Go(func() {
+		bigErr = p.Publish(context.Background(), "t", &messaging.Message{Payload: make([]byte, 2<<20)})
+	})
 	wg.Wait()
 	if okErr != nil || !errors.Is(bigErr, messaging.ErrMessageTooLarge) {
 		t.Fatalf("ok caller: %v; big caller: %v (want nil and ErrMessageTooLarge)", okErr, bigErr)
