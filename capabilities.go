@@ -14,6 +14,11 @@ type Capabilities struct {
 	Replay bool
 	// ReplayByTime: Replay includes AtTime positions.
 	ReplayByTime bool
+	// GroupStartAt: a new group starts where StartAt says, including before
+	// its own creation (Earliest, the default, keeps everything published to
+	// the topic). Without it a group sees only messages published after it
+	// was created or provisioned.
+	GroupStartAt bool
 	// PerKeyOrder: messages with the same Key reach a subscription's handler
 	// in publish order (first deliveries; a redelivery may come later).
 	PerKeyOrder bool

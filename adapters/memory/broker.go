@@ -139,6 +139,7 @@ type group struct {
 	cursor    int64 // next offset never delivered
 	pending   map[int64]*pending
 	nextToken uint64
+	members   int // live subscriptions
 }
 
 // pending is a delivered, unacknowledged message.
@@ -146,6 +147,7 @@ type pending struct {
 	e         *entry
 	attempts  int       // deliveries so far
 	inFlight  bool      // held by a subscription now
+	holder    uint64    // the subscription that holds or last held it
 	token     uint64    // identifies the current delivery; stale settles are ignored
 	deadline  time.Time // in flight: redeliver after this
 	notBefore time.Time // not in flight: redeliver from this time on
@@ -166,10 +168,22 @@ func (t *topic) group(name string, ephemeral bool, start messaging.Position) (*g
 	return g, nil
 }
 
-func (t *topic) dropGroup(g *group) {
+// join and leave count a group's live subscriptions; an ephemeral group is
+// dropped when its subscription leaves.
+func (t *topic) join(g *group) {
 	t.mu.Lock()
-	delete(t.groups, g.name)
+	g.members++
 	t.mu.Unlock()
+}
+
+func (t *topic) leave(g *group) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g.members--
+	if g.ephemeral {
+		delete(t.groups, g.name)
+	}
+	t.broadcast() // its expired deliveries are now for the others
 }
 
 // delivery is what fetch hands out: a copy for the handler plus its token.
@@ -182,7 +196,10 @@ type delivery struct {
 // fetch takes up to n deliverable messages of g: due redeliveries first (in
 // offset order), then new ones. If there are none it returns the channel to
 // wait on and when to look again (zero: only on change).
-func (t *topic) fetch(g *group, n int, ackDeadline time.Duration, maxAttempts int, log *slog.Logger) ([]delivery, <-chan struct{}, time.Time) {
+//
+// An expired delivery goes to another member when the group has one: the
+// holder is presumed stuck, and would only queue it behind itself again.
+func (t *topic) fetch(g *group, sub uint64, n int, ackDeadline time.Duration, maxAttempts int, log *slog.Logger) ([]delivery, <-chan struct{}, time.Time) {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -191,6 +208,8 @@ func (t *topic) fetch(g *group, n int, ackDeadline time.Duration, maxAttempts in
 	var due []*pending
 	for _, p := range g.pending {
 		switch {
+		case p.inFlight && !now.Before(p.deadline) && p.holder == sub && g.members > 1:
+			// left for another member
 		case p.inFlight && !now.Before(p.deadline):
 			if maxAttempts > 0 && p.attempts >= maxAttempts {
 				log.Warn("memory: giving up on message after ack deadline", "topic", t.name, "group", g.name, "id", p.e.msg.ID, "attempts", p.attempts)
@@ -212,7 +231,7 @@ func (t *topic) fetch(g *group, n int, ackDeadline time.Duration, maxAttempts in
 			wake = now // more are due: look again at once
 			break
 		}
-		out = append(out, t.deliver(g, p, now, ackDeadline))
+		out = append(out, t.deliver(g, p, sub, now, ackDeadline))
 	}
 	for len(out) < n && g.cursor < t.end() {
 		e := t.at(g.cursor)
@@ -222,7 +241,7 @@ func (t *topic) fetch(g *group, n int, ackDeadline time.Duration, maxAttempts in
 		}
 		p := &pending{e: e}
 		g.pending[e.offset] = p
-		out = append(out, t.deliver(g, p, now, ackDeadline))
+		out = append(out, t.deliver(g, p, sub, now, ackDeadline))
 	}
 	if len(out) > 0 {
 		return out, nil, time.Time{}
@@ -230,8 +249,9 @@ func (t *topic) fetch(g *group, n int, ackDeadline time.Duration, maxAttempts in
 	return nil, t.changed, wake
 }
 
-func (t *topic) deliver(g *group, p *pending, now time.Time, ackDeadline time.Duration) delivery {
+func (t *topic) deliver(g *group, p *pending, sub uint64, now time.Time, ackDeadline time.Duration) delivery {
 	g.nextToken++
+	p.holder = sub
 	p.attempts++
 	p.inFlight = true
 	p.token = g.nextToken

@@ -18,8 +18,9 @@ import (
 // handlers when the Prefetch option is not given.
 const defaultPrefetch = 64
 
-// ephemeralSeq numbers the groups of group-less subscriptions.
-var ephemeralSeq atomic.Uint64
+// ephemeralSeq numbers the groups of group-less subscriptions;
+// subscriptionSeq identifies subscriptions within groups.
+var ephemeralSeq, subscriptionSeq atomic.Uint64
 
 func init() { messaging.Register("mem", open) }
 
@@ -85,6 +86,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		Persistent:     false,
 		Groups:         true,
 		Replay:         true,
+		GroupStartAt:   true,
 		ReplayByTime:   true,
 		PerKeyOrder:    true,
 		AckDeadline:    true,
@@ -156,17 +158,14 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 	if err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
+	t.join(g)
 	var sub *dispatch.Subscription
 	sub = dispatch.NewSubscription(ctx, func() {
 		c.subs.Remove(sub)
-		if ephemeral {
-			t.dropGroup(g)
-		}
+		t.leave(g)
 	})
 	if err := c.subs.Add(sub); err != nil {
-		if ephemeral {
-			t.dropGroup(g)
-		}
+		t.leave(g)
 		return nil, err
 	}
 	settle := func(d dispatch.Delivery, r dispatch.Result) {
@@ -184,8 +183,9 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 		}
 	}
 	pool := dispatch.NewPool(sub.HandlerContext(), o.Concurrency, o.Prefetch-o.Concurrency, h, settle, o.MaxAttempts)
+	id := subscriptionSeq.Add(1)
 	go func() {
-		err := c.run(sub.FetchContext(), t, g, o, pool, settle)
+		err := c.run(sub.FetchContext(), id, t, g, o, pool, settle)
 		pool.Close()
 		sub.Finish(err)
 	}()
@@ -193,11 +193,11 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 }
 
 // run fetches from the group and feeds the pool until ctx is done.
-func (c *Client) run(ctx context.Context, t *topic, g *group, o messaging.SubscribeOptions, pool *dispatch.Pool, settle dispatch.SettleFunc) error {
+func (c *Client) run(ctx context.Context, id uint64, t *topic, g *group, o messaging.SubscribeOptions, pool *dispatch.Pool, settle dispatch.SettleFunc) error {
 	batch := max(o.Prefetch/2, 1)
 	var timer *time.Timer
 	for {
-		ds, changed, wake := t.fetch(g, batch, o.AckDeadline, o.MaxAttempts, c.cfg.logger)
+		ds, changed, wake := t.fetch(g, id, batch, o.AckDeadline, o.MaxAttempts, c.cfg.logger)
 		for i, dl := range ds {
 			d := dispatch.Delivery{Msg: dl.msg, Token: dl}
 			if !pool.Submit(ctx, d) {
