@@ -1,0 +1,127 @@
+package messaging_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+)
+
+func TestValidateName(t *testing.T) {
+	for _, ok := range []string{"orders", "orders.eu", "a_b-c.D9", strings.Repeat("x", messaging.MaxNameLength)} {
+		if err := messaging.ValidateName(ok); err != nil {
+			t.Errorf("ValidateName(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", " ", "a b", "a/b", "a*", "a>", ".a", "a.", "a..b", "ü", strings.Repeat("x", messaging.MaxNameLength+1)} {
+		if err := messaging.ValidateName(bad); !errors.Is(err, messaging.ErrInvalidTopic) {
+			t.Errorf("ValidateName(%q): %v, want ErrInvalidTopic", bad, err)
+		}
+	}
+}
+
+func TestPositionValidate(t *testing.T) {
+	for _, ok := range []messaging.Position{messaging.Earliest, messaging.Latest, messaging.AtOffset("1"), messaging.AfterOffset("0:5"), messaging.AtTime(time.Now())} {
+		if err := ok.Validate(); err != nil {
+			t.Errorf("%v: %v", ok, err)
+		}
+	}
+	for _, bad := range []messaging.Position{messaging.AtOffset(""), messaging.AfterOffset(""), messaging.AtTime(time.Time{}), {Kind: 99}} {
+		if err := bad.Validate(); !errors.Is(err, messaging.ErrInvalidOption) {
+			t.Errorf("%v: %v, want ErrInvalidOption", bad, err)
+		}
+	}
+}
+
+func TestErrorMarkers(t *testing.T) {
+	base := errors.New("boom")
+	if messaging.Permanent(nil) != nil || messaging.RetryAfter(nil, time.Second) != nil {
+		t.Fatal("wrapping nil must give nil")
+	}
+	p := messaging.Permanent(base)
+	if !messaging.IsPermanent(p) || !errors.Is(p, base) || messaging.IsPermanent(base) {
+		t.Fatal("Permanent marking or unwrapping is wrong")
+	}
+	r := messaging.RetryAfter(base, 3*time.Second)
+	if d, ok := messaging.RetryDelay(r); !ok || d != 3*time.Second || !errors.Is(r, base) {
+		t.Fatalf("RetryDelay: %v %v", d, ok)
+	}
+	if _, ok := messaging.RetryDelay(base); ok {
+		t.Fatal("RetryDelay found a delay in a plain error")
+	}
+	if d, _ := messaging.RetryDelay(messaging.RetryAfter(base, -time.Second)); d != 0 {
+		t.Fatalf("negative delay kept: %v", d)
+	}
+}
+
+func TestPublishError(t *testing.T) {
+	e := &messaging.PublishError{Errs: []error{nil, messaging.ErrClosed, nil, errors.New("nope")}}
+	if got := e.Failed(); len(got) != 2 || got[0] != 1 || got[1] != 3 {
+		t.Fatalf("Failed: %v", got)
+	}
+	var err error = e
+	if !errors.Is(err, messaging.ErrClosed) {
+		t.Fatal("errors.Is does not see through PublishError")
+	}
+	if !strings.Contains(e.Error(), "2 of 4") {
+		t.Fatalf("message: %s", e.Error())
+	}
+}
+
+func TestSubscribeOptionsDefaults(t *testing.T) {
+	o, err := messaging.NewSubscribeOptions(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Concurrency != 1 || o.Prefetch != 10 || o.AckDeadline != messaging.DefaultAckDeadline || o.StartAt.Kind != messaging.PositionLatest {
+		t.Fatalf("ephemeral defaults: %+v", o)
+	}
+	o, err = messaging.NewSubscribeOptions(2, messaging.Group("g"), messaging.Concurrency(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.StartAt.Kind != messaging.PositionEarliest || o.Prefetch != 8 {
+		t.Fatalf("group defaults: %+v (a new group starts at Earliest; prefetch >= concurrency)", o)
+	}
+	for _, bad := range []messaging.SubscribeOption{messaging.Concurrency(0), messaging.Prefetch(-1), messaging.AckDeadline(0), messaging.MaxAttempts(-1), messaging.StartAt(messaging.AtOffset(""))} {
+		if _, err := messaging.NewSubscribeOptions(1, bad); !errors.Is(err, messaging.ErrInvalidOption) {
+			t.Errorf("bad option accepted: %v", err)
+		}
+	}
+	if _, err := messaging.NewSubscribeOptions(1, messaging.Group("a b")); !errors.Is(err, messaging.ErrInvalidTopic) {
+		t.Errorf("bad group: %v", err)
+	}
+}
+
+func TestChainOrder(t *testing.T) {
+	var trace []string
+	mw := func(name string) messaging.Middleware {
+		return func(next messaging.Handler) messaging.Handler {
+			return func(ctx context.Context, m *messaging.Message) error {
+				trace = append(trace, name)
+				return next(ctx, m)
+			}
+		}
+	}
+	h := messaging.Chain(func(context.Context, *messaging.Message) error { trace = append(trace, "h"); return nil }, mw("a"), mw("b"))
+	_ = h(t.Context(), &messaging.Message{})
+	if strings.Join(trace, ",") != "a,b,h" {
+		t.Fatalf("order %v, want a,b,h", trace)
+	}
+}
+
+func TestMessageCloneIsDeep(t *testing.T) {
+	m := &messaging.Message{ID: "1", Payload: []byte("abc"), Header: messaging.Header{"k": "v"}}
+	c := m.Clone()
+	c.Payload[0] = 'X'
+	c.Header["k"] = "changed"
+	if string(m.Payload) != "abc" || m.Header["k"] != "v" {
+		t.Fatal("Clone shares payload or header")
+	}
+	if m.Size() != len("1")+len("abc")+len("k")+len("v") {
+		t.Fatalf("Size %d", m.Size())
+	}
+}

@@ -1,0 +1,154 @@
+package messaging_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/msgkit/messaging"
+	_ "github.com/msgkit/messaging/adapters/memory"
+)
+
+func init() {
+	// A driver that fails and echoes its URL, to prove Open redacts.
+	messaging.Register("echo-test", func(_ context.Context, u *url.URL) (messaging.Client, error) {
+		return nil, fmt.Errorf("cannot reach %s (raw %s): %w", u.Host, u.String(), messaging.ErrInvalidOption)
+	})
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		url  string
+		want error
+		says string
+	}{
+		{"", messaging.ErrInvalidURL, "empty URL"},
+		{"127.0.0.1:4222", messaging.ErrInvalidURL, ""},
+		{"no-scheme-here", messaging.ErrInvalidURL, "no scheme"},
+		{"bogus://host", messaging.ErrUnknownScheme, `"bogus"`},
+		{"mem://?nope=1", messaging.ErrInvalidOption, "nope"},
+		{"mem://?max_message_size=big", messaging.ErrInvalidOption, "max_message_size"},
+		{"mem:///path", messaging.ErrInvalidURL, "path"},
+	} {
+		_, err := messaging.Open(ctx, tc.url)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("Open(%q): %v, want %v", tc.url, err, tc.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("Open(%q): %q does not mention %q", tc.url, err, tc.says)
+		}
+	}
+}
+
+func TestOpenUnknownSchemeListsRegistered(t *testing.T) {
+	_, err := messaging.Open(t.Context(), "bogus://x")
+	if !strings.Contains(err.Error(), "mem") {
+		t.Fatalf("error %q does not list the registered schemes", err)
+	}
+}
+
+func TestOpenRedactsPassword(t *testing.T) {
+	for _, raw := range []string{
+		"echo-test://user:s3cret-pw@host:1/",
+		"bogus://user:s3cret-pw@host:1/",
+		"echo-test://user:s3cret-pw@host:bad-port%zz/",
+	} {
+		_, err := messaging.Open(t.Context(), raw)
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", raw)
+		}
+		if strings.Contains(err.Error(), "s3cret-pw") {
+			t.Errorf("error shows the password: %v", err)
+		}
+	}
+	_, err := messaging.Open(t.Context(), "echo-test://user:s3cret-pw@host:1/")
+	if !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("redaction lost the error chain: %v", err)
+	}
+}
+
+func TestOpenConfigMergesParams(t *testing.T) {
+	_, err := messaging.OpenConfig(t.Context(), messaging.Config{URL: "mem://cfg", Params: map[string]string{"unknown_param": "1"}})
+	if !errors.Is(err, messaging.ErrInvalidOption) || !strings.Contains(err.Error(), "unknown_param") {
+		t.Fatalf("OpenConfig with an unknown param: %v", err)
+	}
+	c, err := messaging.OpenConfig(t.Context(), messaging.Config{URL: "mem://cfg", Params: map[string]string{"max_message_size": "10"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.Capabilities().MaxMessageSize; got != 10 {
+		t.Fatalf("MaxMessageSize %d, want 10 from Params", got)
+	}
+	err = c.Publish(t.Context(), "t", &messaging.Message{Payload: make([]byte, 11)})
+	if !errors.Is(err, messaging.ErrMessageTooLarge) {
+		t.Fatalf("Publish over the configured limit: %v", err)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	t.Setenv("MESSAGING_URL", "mem://env")
+	t.Setenv("MESSAGING_PARAM_MAX_MESSAGE_SIZE", "1KiB")
+	cfg := messaging.ConfigFromEnv()
+	if cfg.URL != "mem://env" || cfg.Params["max_message_size"] != "1KiB" {
+		t.Fatalf("ConfigFromEnv: %+v", cfg)
+	}
+	c, err := messaging.OpenConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.Capabilities().MaxMessageSize; got != 1024 {
+		t.Fatalf("MaxMessageSize %d, want 1024", got)
+	}
+}
+
+func TestMemClientsShareNamedBroker(t *testing.T) {
+	ctx := t.Context()
+	pub, err := messaging.Open(ctx, "mem://shared-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sub, err := messaging.Open(ctx, "mem://shared-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	got := make(chan string, 1)
+	s, err := sub.Subscribe(ctx, "greetings", func(_ context.Context, m *messaging.Message) error {
+		got <- string(m.Payload)
+		return nil
+	}, messaging.Group("g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := pub.Publish(ctx, "greetings", messaging.NewMessage([]byte("hello"))); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-got; v != "hello" {
+		t.Fatalf("got %q", v)
+	}
+}
+
+func TestRegisterPanics(t *testing.T) {
+	for name, f := range map[string]func(){
+		"duplicate": func() { messaging.Register("mem", func(context.Context, *url.URL) (messaging.Client, error) { return nil, nil }) },
+		"nil":       func() { messaging.Register("nil-driver", nil) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Register %s did not panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}
