@@ -1,0 +1,187 @@
+package reqreply_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/patterns/reqreply"
+)
+
+type req struct {
+	A, B int
+}
+type resp struct {
+	Sum int
+}
+
+func topic(t *testing.T, c messaging.Client, prefix string) string {
+	name := integration.UniqueName(t, prefix)
+	t.Cleanup(func() {
+		if d, ok := c.(messaging.TopicDeleter); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = d.DeleteTopic(ctx, name)
+		}
+	})
+	return name
+}
+
+func serveAdd(t *testing.T, c messaging.Client, tp string) {
+	sub, err := reqreply.Serve(t.Context(), c, tp, func(_ context.Context, r req) (resp, error) {
+		if r.A < 0 {
+			return resp{}, errors.New("negative numbers are not supported")
+		}
+		return resp{Sum: r.A + r.B}, nil
+	}, reqreply.WithGroup(integration.UniqueName(t, "adders")), reqreply.WithSubscribeOptions(messaging.Concurrency(4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+}
+
+func newRequester(t *testing.T, c messaging.Client, opts ...reqreply.Option) *reqreply.Requester[req, resp] {
+	r, err := reqreply.NewRequester[req, resp](t.Context(), c, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("close requester: %v", err)
+		}
+	})
+	return r
+}
+
+func TestConcurrentRequestsGetTheirOwnReplies(t *testing.T) {
+	integration.ForEachBackend(t, func(t *testing.T, h integration.Harness) {
+		c := h.Client(t)
+		tp := topic(t, c, "add")
+		serveAdd(t, c, tp)
+		r := newRequester(t, c, reqreply.WithTimeout(h.Timeout))
+		var wg sync.WaitGroup
+		errs := make(chan error, 20)
+		for i := range 20 {
+			wg.Go(func() {
+				start := time.Now()
+				got, err := r.Request(t.Context(), tp, req{A: i, B: 1000})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got.Sum != i+1000 {
+					errs <- fmt.Errorf("request %d: sum %d, want %d", i, got.Sum, i+1000)
+				}
+				if d := time.Since(start); d > time.Second {
+					t.Logf("request %d took %v", i, d)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+}
+
+func TestHandlerErrorIsReturnedToCaller(t *testing.T) {
+	integration.ForEachBackend(t, func(t *testing.T, h integration.Harness) {
+		c := h.Client(t)
+		tp := topic(t, c, "add-err")
+		serveAdd(t, c, tp)
+		r := newRequester(t, c, reqreply.WithTimeout(h.Timeout))
+		_, err := r.Request(t.Context(), tp, req{A: -1})
+		var re *reqreply.RemoteError
+		if !errors.As(err, &re) {
+			t.Fatalf("err = %v, want a *RemoteError", err)
+		}
+		if re.Msg != "negative numbers are not supported" {
+			t.Errorf("remote message %q", re.Msg)
+		}
+	})
+}
+
+func TestNoServerTimesOut(t *testing.T) {
+	integration.ForEachBackend(t, func(t *testing.T, h integration.Harness) {
+		c := h.Client(t)
+		tp := topic(t, c, "nobody")
+		r := newRequester(t, c, reqreply.WithTimeout(300*time.Millisecond))
+		start := time.Now()
+		_, err := r.Request(t.Context(), tp, req{A: 1})
+		switch {
+		case errors.Is(err, reqreply.ErrTimeout):
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("err = %v, want it to wrap context.DeadlineExceeded too", err)
+			}
+			if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
+				t.Errorf("gave up after %v, want about 300ms", d)
+			}
+		case err == nil:
+			t.Fatal("request without a server succeeded")
+		default:
+			// Brokers that route only to existing queues (RabbitMQ) refuse
+			// the request itself: failing fast is better than a timeout.
+			t.Logf("request refused at once: %v", err)
+		}
+		// A cancelled context is a cancellation, not a timeout.
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if _, err := r.Request(ctx, tp, req{}); !errors.Is(err, context.Canceled) || errors.Is(err, reqreply.ErrTimeout) {
+			t.Errorf("cancelled: err = %v, want context.Canceled only", err)
+		}
+	})
+}
+
+func TestRequestAfterClose(t *testing.T) {
+	h, _ := integration.LookupHarness("memory")
+	c := h.Client(t)
+	r, err := reqreply.NewRequester[req, resp](t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := r.Request(t.Context(), "x", req{}); !errors.Is(err, messaging.ErrClosed) {
+		t.Errorf("err = %v, want ErrClosed", err)
+	}
+}
+
+func TestGoReportsCompletion(t *testing.T) {
+	integration.ForEachBackend(t, func(t *testing.T, h integration.Harness) {
+		c := h.Client(t)
+		tp := topic(t, c, "async")
+		col := integration.NewCollector()
+		sub, err := c.Subscribe(t.Context(), tp, col.Handler(), messaging.Group(integration.UniqueName(t, "g")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Close() })
+		res := reqreply.Go(t.Context(), c, tp, messaging.NewMessage([]byte("a")), messaging.NewMessage([]byte("b")))
+		ids, err := res.Wait(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) != 2 || res.Err() != nil {
+			t.Fatalf("ids %v err %v", ids, res.Err())
+		}
+		col.WaitDistinct(t, 2, h.Timeout)
+		col.Report(t, ids)
+
+		// A failing publish is reported, not lost.
+		bad := reqreply.Go(t.Context(), c, "not a valid topic", messaging.NewMessage(nil))
+		<-bad.Done()
+		if !errors.Is(bad.Err(), messaging.ErrInvalidTopic) {
+			t.Errorf("err = %v, want ErrInvalidTopic", bad.Err())
+		}
+	})
+}
