@@ -1,0 +1,65 @@
+package checkpoint_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/msgkit/messaging/patterns/checkpoint"
+)
+
+func TestStores(t *testing.T) {
+	dir, err := checkpoint.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]checkpoint.Store{"memory": &checkpoint.Memory{}, "dir": dir} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			if _, ok, err := s.Load(ctx, "a"); ok || err != nil {
+				t.Fatalf("empty store: ok=%v err=%v", ok, err)
+			}
+			want := checkpoint.Checkpoint{Position: "42", Extra: `"etag"`, State: []byte(`{"n":1}`)}
+			if err := s.Save(ctx, "a", want); err != nil {
+				t.Fatal(err)
+			}
+			got, ok, err := s.Load(ctx, "a")
+			if err != nil || !ok || got.Position != want.Position || got.Extra != want.Extra || string(got.State) != string(want.State) {
+				t.Fatalf("Load = %+v %v %v, want %+v", got, ok, err, want)
+			}
+			if err := s.Save(ctx, "a", checkpoint.Checkpoint{Position: "43"}); err != nil {
+				t.Fatal(err)
+			}
+			if got, _, _ := s.Load(ctx, "a"); got.Position != "43" || got.State != nil && len(got.State) != 0 {
+				t.Fatalf("after overwrite: %+v", got)
+			}
+			cancelled, cancel := context.WithCancel(ctx)
+			cancel()
+			if err := s.Save(cancelled, "a", want); err == nil {
+				t.Error("Save with a cancelled context succeeded")
+			}
+		})
+	}
+}
+
+func TestDirSurvivesReopenAndRejectsBadNames(t *testing.T) {
+	path := t.TempDir()
+	d, _ := checkpoint.NewDir(path)
+	if err := d.Save(context.Background(), "view", checkpoint.Checkpoint{Position: "7"}); err != nil {
+		t.Fatal(err)
+	}
+	d2, _ := checkpoint.NewDir(path)
+	if cp, ok, err := d2.Load(context.Background(), "view"); !ok || err != nil || cp.Position != "7" {
+		t.Fatalf("reopened: %+v %v %v", cp, ok, err)
+	}
+	if err := d.Save(context.Background(), "../escape", checkpoint.Checkpoint{}); err == nil {
+		t.Error("path-like name accepted")
+	}
+	entries, _ := os.ReadDir(path)
+	for _, e := range entries {
+		if filepath.Ext(e.Name()) != ".json" {
+			t.Errorf("leftover file %s", e.Name())
+		}
+	}
+}
