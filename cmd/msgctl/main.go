@@ -49,9 +49,9 @@ func commands() []command {
 		{"consume", "TOPIC", "consume a topic as a consumer group (or an ephemeral one) and print messages", runConsume},
 		{"tail", "TOPIC", "print messages of a topic as they are published (consume without a group)", runTail},
 		{"replay", "TOPIC", "print a topic's log from a position (--from earliest|latest|OFFSET|after:OFFSET|RFC3339 time)", runReplay},
-		// {"dlq", "list|show|redrive ...", "inspect and redrive dead-lettered messages", runDLQ},
-		// {"bench", "", "measure publish-to-consume throughput and latency percentiles", runBench},
-		// {"advise", "", "answer four questions and get the pattern to use, and why", runAdvise},
+		{"dlq", "list|show|redrive ...", "inspect and redrive dead-lettered messages", runDLQ},
+		{"bench", "", "measure publish-to-consume throughput and latency percentiles", runBench},
+		{"advise", "", "answer four questions and get the pattern to use, and why", runAdvise},
 	}
 }
 

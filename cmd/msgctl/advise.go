@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// answers are the four questions of advise.
+type answers struct {
+	everyone  bool   // does every interested system need to react to each message?
+	wait      bool   // must the caller wait for the result?
+	freshness string // realtime, seconds, minutes, hours
+	push      bool   // can the source push (publish or call a webhook)?
+}
+
+// advice is a recommendation.
+type advice struct {
+	patterns []string // primary first
+	why      []string
+	example  string
+}
+
+func advise(a answers) advice {
+	var ad advice
+	if !a.push {
+		ad.patterns = append(ad.patterns, "poll")
+		ad.why = append(ad.why, "the source cannot push, so something must ask it: poll it with a cursor and ETag (patterns/poll) and publish what changed into a topic; everything downstream then reacts to the topic as if the source pushed")
+		ad.example = "go run ./examples/apisync"
+	}
+	switch {
+	case a.wait && a.everyone:
+		ad.patterns = append(ad.patterns, "reqreply", "pubsub")
+		ad.why = append(ad.why,
+			"the caller must wait, so the one answer it needs goes over request/reply (patterns/reqreply): a correlation ID, a reply topic and a timeout",
+			"the other systems must all react but the caller should not wait for them: publish an event (patterns/pubsub) or enqueue jobs after the reply, so their speed and failures do not reach the caller")
+		if ad.example == "" {
+			ad.example = "go run ./examples/checkout"
+		}
+	case a.wait:
+		ad.patterns = append(ad.patterns, "reqreply")
+		ad.why = append(ad.why, "the caller must wait for the result: request/reply over the broker (patterns/reqreply) keeps the call synchronous while the services stay decoupled and load-balanced; set a timeout, and use reqreply.Go for calls whose result only needs confirming")
+		if ad.example == "" {
+			ad.example = "go run ./examples/checkout"
+		}
+	case a.everyone:
+		ad.patterns = append(ad.patterns, "pubsub")
+		ad.why = append(ad.why, "every system must react to each message: an event bus (patterns/pubsub) publishes once and gives each subscriber its own consumer group; a new subscriber needs no change to the publisher")
+		if ad.example == "" {
+			ad.example = "go run ./examples/fanout"
+		}
+	default:
+		ad.patterns = append(ad.patterns, "queue")
+		ad.why = append(ad.why, "each message is work that one worker should do once: a work queue (patterns/queue) shares it among N workers, retries failures with backoff and dead-letters what keeps failing")
+		if ad.example == "" {
+			ad.example = "go run ./examples/checkout"
+		}
+	}
+	switch a.freshness {
+	case "minutes", "hours":
+		ad.patterns = append(ad.patterns, "batch")
+		ad.why = append(ad.why, fmt.Sprintf("data may be %s old: process in windowed batches (patterns/batch) for throughput; the same handler switches back to per-message by configuration", a.freshness))
+	case "realtime":
+		if !a.wait {
+			ad.patterns = append(ad.patterns, "stream")
+			ad.why = append(ad.why, "views must be current within a second: keep a projection over the log (patterns/stream) with a checkpoint, and live-tail it for dashboards; it can be rebuilt by replaying from any position")
+			if a.push && !a.everyone {
+				ad.example = "go run ./examples/dashboard"
+			}
+		}
+	}
+	return ad
+}
+
+func parseYes(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "y", "yes", "true", "1":
+		return true, nil
+	case "n", "no", "false", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("answer yes or no, not %q", s)
+}
+
+func parseFreshness(s string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "realtime", "real-time", "subsecond", "now":
+		return "realtime", nil
+	case "2", "seconds", "second":
+		return "seconds", nil
+	case "3", "minutes", "minute":
+		return "minutes", nil
+	case "4", "hours", "hour", "daily", "day":
+		return "hours", nil
+	}
+	return "", fmt.Errorf("answer realtime, seconds, minutes or hours (or 1-4), not %q", s)
+}
+
+func runAdvise(_ context.Context, a *app, args []string) error {
+	fs := newFlags(a, "advise", "", "Asks four questions and recommends the pattern to use, and why. Answer on stdin,\nor give every answer as a flag to skip the questions.")
+	everyone := fs.String("every-system-reacts", "", "do you need every interested system to react to each message? (yes/no)")
+	wait := fs.String("caller-waits", "", "must the caller wait for the result? (yes/no)")
+	fresh := fs.String("freshness", "", "how fresh must the data be? (realtime, seconds, minutes, hours)")
+	push := fs.String("source-can-push", "", "can the source push (publish, call a webhook)? (yes/no)")
+	if err := parse(a, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError(fs, "unexpected argument %q", fs.Arg(0))
+	}
+	in := bufio.NewReader(a.stdin)
+	ask := func(flagVal *string, question string, parseAns func(string) error) error {
+		if *flagVal != "" {
+			if err := parseAns(*flagVal); err != nil {
+				return usageError(fs, "%v", err)
+			}
+			return nil
+		}
+		for {
+			fmt.Fprintf(a.stdout, "%s ", question)
+			line, err := in.ReadString('\n')
+			if strings.TrimSpace(line) == "" && err != nil {
+				if err == io.EOF {
+					return fmt.Errorf("no answer to %q on stdin (or pass the flags; see --help)", question)
+				}
+				return err
+			}
+			if perr := parseAns(line); perr != nil {
+				fmt.Fprintf(a.stdout, "  %v\n", perr)
+				if err != nil {
+					return perr
+				}
+				continue
+			}
+			return nil
+		}
+	}
+	var ans answers
+	var err error
+	steps := []struct {
+		v *string
+		q string
+		p func(string) error
+	}{
+		{everyone, "1. Do you need every interested system to react to each message? [yes/no]", func(s string) error { ans.everyone, err = parseYes(s); return err }},
+		{wait, "2. Must the caller wait for the result? [yes/no]", func(s string) error { ans.wait, err = parseYes(s); return err }},
+		{fresh, "3. How fresh must the data be? [1 realtime (<1s) / 2 seconds / 3 minutes / 4 hours]", func(s string) error { ans.freshness, err = parseFreshness(s); return err }},
+		{push, "4. Can the source push (publish itself, or call a webhook)? [yes/no]", func(s string) error { ans.push, err = parseYes(s); return err }},
+	}
+	for _, s := range steps {
+		if e := ask(s.v, s.q, s.p); e != nil {
+			return e
+		}
+	}
+	ad := advise(ans)
+	fmt.Fprintf(a.stdout, "\nUse: %s\n\nWhy:\n", strings.Join(ad.patterns, " + "))
+	for _, w := range ad.why {
+		fmt.Fprintf(a.stdout, "  - %s\n", w)
+	}
+	fmt.Fprintf(a.stdout, "\nSee it run: %s\nPackages:   %s\n", ad.example, packages(ad.patterns))
+	return nil
+}
+
+func packages(ps []string) string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, "github.com/msgkit/messaging/patterns/"+p)
+	}
+	return strings.Join(out, ", ")
+}
