@@ -1,0 +1,360 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/dispatch"
+	"github.com/msgkit/messaging/internal/prepare"
+)
+
+// Client is a messaging.Client over one NATS connection, in JetStream mode
+// (the default) or core mode. In JetStream mode it also implements
+// messaging.Stream, messaging.Provisioner and messaging.TopicDeleter. In both
+// modes it offers native request/reply (Request, Serve). It is safe for
+// concurrent use.
+type Client struct {
+	nc    *natsgo.Conn
+	js    jetstream.JetStream // nil in core mode
+	cfg   config
+	owned bool // Close closes nc
+
+	// mu is held shared by each Publish and Request call for its duration
+	// and exclusively by Close, so Close waits for calls in flight.
+	mu     sync.RWMutex
+	closed atomic.Bool
+	subs   dispatch.Set
+
+	sem     chan struct{} // JetStream publishes in flight, across calls
+	streams sync.Map      // topic -> stream name, for topics known to exist
+}
+
+var (
+	_ messaging.Client       = (*Client)(nil)
+	_ messaging.Stream       = (*Client)(nil)
+	_ messaging.Provisioner  = (*Client)(nil)
+	_ messaging.TopicDeleter = (*Client)(nil)
+	_ Requester              = (*Client)(nil)
+)
+
+// New returns a Client over an existing connection, for code that already
+// has one. The connection stays the caller's: Close does not close it. For
+// the adapter's reconnect guarantees the connection should be made with
+// natsgo.MaxReconnects(-1) (Open does that).
+func New(nc *natsgo.Conn, opts ...Option) (*Client, error) {
+	if nc == nil {
+		return nil, fmt.Errorf("%w: nil *nats.Conn", messaging.ErrInvalidOption)
+	}
+	return newClient(nc, false, newConfig(opts))
+}
+
+func newClient(nc *natsgo.Conn, owned bool, cfg config) (*Client, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{nc: nc, cfg: cfg, owned: owned, sem: make(chan struct{}, cfg.maxInFlight)}
+	if cfg.mode == ModeJetStream {
+		js, err := jetstream.New(nc,
+			// One more than the adapter's own bound, so the library never
+			// stalls a publish: the adapter waits (honouring its context).
+			jetstream.WithPublishAsyncMaxPending(cfg.maxInFlight+1),
+			jetstream.WithPublishAsyncTimeout(cfg.publishTimeout),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("%w: jetstream: %w", messaging.ErrInvalidOption, err)
+		}
+		c.js = js
+	}
+	return c, nil
+}
+
+// Conn returns the underlying connection, for features the adapter does not
+// wrap. Closing it ends the Client's subscriptions without settling their
+// messages (JetStream redelivers them after the ack deadline).
+func (c *Client) Conn() *natsgo.Conn { return c.nc }
+
+// JetStream returns the JetStream context (nil in core mode).
+func (c *Client) JetStream() jetstream.JetStream { return c.js }
+
+// Mode returns the Client's mode.
+func (c *Client) Mode() Mode { return c.cfg.mode }
+
+// maxPayload is the server's limit for one message, headers included.
+func (c *Client) maxPayload() int64 {
+	if mp := c.nc.MaxPayload(); mp > 0 {
+		return mp
+	}
+	return 1 << 20 // the server's default, until connected
+}
+
+// Capabilities reports what the Client guarantees in its mode. MaxMessageSize
+// is the server's max_payload less room for the adapter's headers.
+func (c *Client) Capabilities() messaging.Capabilities {
+	maxSize := int(c.maxPayload()) - sizeSlack
+	if c.cfg.mode == ModeCore {
+		return messaging.Capabilities{
+			// Queue groups share messages, but nothing redelivers a failed
+			// or abandoned one: core NATS does not claim Groups.
+			PerKeyOrder:    true,
+			MaxMessageSize: maxSize,
+		}
+	}
+	return messaging.Capabilities{
+		Persistent:     c.cfg.storage == jetstream.FileStorage,
+		Groups:         true,
+		Replay:         true,
+		ReplayByTime:   true,
+		GroupStartAt:   true,
+		PerKeyOrder:    true,
+		AckDeadline:    true,
+		// nats-server 2.9 can roll a message's delivery count back when its
+		// redelivery meets a pull request whose subscriber has gone (seen
+		// on 2.9.10: a message nak'ed by a closing subscription came back
+		// with Attempt 1); claimed from 2.10 on (tested on 2.15).
+		BrokerAttempts: versionAtLeast(c.nc.ConnectedServerVersion(), 2, 10, 0),
+		NativeDelay:    true,
+		MaxMessageSize: maxSize,
+	}
+}
+
+// Publish sends msgs to topic; see messaging.Publisher.
+//
+// JetStream mode: messages are published asynchronously, pipelined (at most
+// WithMaxInFlight unacknowledged across the Client), each with Nats-Msg-Id =
+// ID so the stream drops a duplicate within its duplicate window; Publish
+// returns once the stream acknowledged every message (stored per the
+// server's sync policy), or a *messaging.PublishError naming the ones that
+// were not. The topic's stream is created on first use unless
+// WithExistingStreams. Messages of one call keep their order.
+//
+// Core mode: messages are published and the connection is flushed, so
+// Publish returns once the server has received them; it does not wait for
+// (or know of) any subscriber.
+func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed.Load() {
+		return fmt.Errorf("publish: %w", messaging.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	maxPayload := c.maxPayload()
+	if err := prepare.Publish(topic, msgs, int(maxPayload)-sizeSlack); err != nil {
+		return err
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	nms := make([]*natsgo.Msg, len(msgs))
+	for i, m := range msgs {
+		nm, err := encode(topic, m, maxPayload)
+		if err != nil {
+			return fmt.Errorf("publish to %s: message %d: %w", topic, i, err)
+		}
+		nms[i] = nm
+	}
+	if c.cfg.mode == ModeCore {
+		return c.publishCore(ctx, topic, nms)
+	}
+	return c.publishJS(ctx, topic, nms)
+}
+
+func (c *Client) publishCore(ctx context.Context, topic string, nms []*natsgo.Msg) error {
+	errs := make([]error, len(nms))
+	failed := false
+	for i, nm := range nms {
+		if err := c.nc.PublishMsg(nm); err != nil {
+			errs[i], failed = fmt.Errorf("publish to %s: %w", topic, c.wrapConnErr(err)), true
+		}
+	}
+	if err := c.flush(ctx); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("publish to %s: flush: %w", topic, c.wrapConnErr(err))
+			}
+		}
+		failed = true
+	}
+	if failed {
+		return &messaging.PublishError{Errs: errs}
+	}
+	return nil
+}
+
+// flush waits until the server has processed everything sent so far.
+func (c *Client) flush(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.requestTimeout)
+		defer cancel()
+	}
+	return c.nc.FlushWithContext(ctx)
+}
+
+// wrapConnErr makes a closed connection an ErrClosed.
+func (c *Client) wrapConnErr(err error) error {
+	if errors.Is(err, natsgo.ErrConnectionClosed) && !errors.Is(err, messaging.ErrClosed) {
+		return fmt.Errorf("%w: %w", messaging.ErrClosed, err)
+	}
+	return err
+}
+
+func (c *Client) publishJS(ctx context.Context, topic string, nms []*natsgo.Msg) error {
+	if _, err := c.stream(ctx, topic); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	errs, failed := c.sendAsync(ctx, nms)
+	if failed {
+		// The stream may have been deleted since it was looked up: create it
+		// again and resend what found no stream (nothing of it was stored).
+		var retry []int
+		for i, err := range errs {
+			if errors.Is(err, jetstream.ErrNoStreamResponse) {
+				retry = append(retry, i)
+			}
+		}
+		if len(retry) > 0 && ctx.Err() == nil {
+			c.streams.Delete(topic)
+			if _, err := c.stream(ctx, topic); err == nil {
+				again := make([]*natsgo.Msg, len(retry))
+				for j, i := range retry {
+					again[j] = nms[i]
+				}
+				errs2, _ := c.sendAsync(ctx, again)
+				for j, i := range retry {
+					errs[i] = errs2[j]
+				}
+			}
+		}
+		failed = false
+		for i, err := range errs {
+			if err != nil {
+				errs[i] = fmt.Errorf("publish to %s: %w", topic, c.wrapConnErr(err))
+				failed = true
+			}
+		}
+	}
+	if failed {
+		return &messaging.PublishError{Errs: errs}
+	}
+	return nil
+}
+
+// sendAsync publishes nms asynchronously, holding one slot of c.sem per
+// message until its acknowledgement is in, and returns one error per message.
+// A call that cannot get a slot first waits for its own oldest
+// acknowledgement, so concurrent calls cannot starve each other.
+func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, bool) {
+	errs := make([]error, len(nms))
+	failed := false
+	type pending struct {
+		i int
+		f jetstream.PubAckFuture
+	}
+	q := make([]pending, 0, min(len(nms), cap(c.sem)))
+	waitOldest := func() error {
+		p := q[0]
+		select {
+		case <-p.f.Ok():
+		case err := <-p.f.Err():
+			errs[p.i], failed = err, true
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		q = q[1:]
+		<-c.sem
+		return nil
+	}
+	var stop error
+	i := 0
+send:
+	for ; i < len(nms); i++ {
+		for acquired := false; !acquired; {
+			select {
+			case c.sem <- struct{}{}:
+				acquired = true
+				continue
+			default:
+			}
+			if len(q) > 0 {
+				if stop = waitOldest(); stop != nil {
+					break send
+				}
+				continue
+			}
+			select {
+			case c.sem <- struct{}{}:
+				acquired = true
+			case <-ctx.Done():
+				stop = ctx.Err()
+				break send
+			}
+		}
+		f, err := c.js.PublishMsgAsync(nms[i])
+		if err != nil {
+			<-c.sem
+			errs[i], failed = err, true
+			continue
+		}
+		q = append(q, pending{i, f})
+	}
+	for stop == nil && len(q) > 0 {
+		stop = waitOldest()
+	}
+	if stop != nil {
+		failed = true
+		for ; i < len(nms); i++ {
+			if errs[i] == nil {
+				errs[i] = stop
+			}
+		}
+		for _, p := range q {
+			errs[p.i] = fmt.Errorf("acknowledgement not awaited: %w", stop)
+		}
+		// Their slots are freed when their futures resolve (they all do:
+		// the publish timeout bounds them).
+		go func(q []pending) {
+			for _, p := range q {
+				select {
+				case <-p.f.Ok():
+				case <-p.f.Err():
+				}
+				<-c.sem
+			}
+		}(q)
+	}
+	return errs, failed
+}
+
+// Close stops every subscription of the Client (handlers in flight finish
+// and their messages are settled), waits for Publish and Request calls in
+// flight, and closes the connection when Open made it (a connection given to
+// New stays open). Later calls fail with ErrClosed. Close is idempotent.
+func (c *Client) Close() error {
+	if c.closed.Swap(true) {
+		c.subs.CloseAll() // wait for a concurrent Close
+		return nil
+	}
+	c.subs.CloseAll()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.owned {
+		if !c.nc.IsClosed() {
+			// Send the last acknowledgements before closing.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = c.nc.FlushWithContext(ctx)
+			cancel()
+		}
+		c.nc.Close()
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+// Package nats is the NATS adapter: JetStream (the default) for persistent
+// topics, consumer groups and replay, and core NATS for fire-and-forget
+// events; native request/reply in both modes (Client.Request, Client.Serve,
+// the Requester interface). It registers the schemes "nats" and "tls".
+//
+// # URL
+//
+//	nats://[user:password@|token@]host:4222[?param=value&...]
+//	tls://host:4222?...            (TLS; nats:// with tls_ca/tls_cert also does TLS)
+//
+// Parameters (unknown ones are errors):
+//
+//	mode=jetstream|core       default jetstream
+//	name=N                    connection name shown by the server
+//	token=T                   token authentication
+//	creds=FILE                user JWT + nkey credentials file
+//	nkey=FILE                 nkey seed file
+//	tls_ca=FILE, tls_cert=FILE, tls_key=FILE
+//	connect_timeout=5s, reconnect_wait=2s
+//	prefetch=256              messages pulled ahead per subscription
+//	max_in_flight=4096        unacknowledged JetStream publishes per client
+//	publish_timeout=30s       wait for one publish acknowledgement
+//	request_timeout=10s       Request without a context deadline
+//	streams=create|bind       create a stream per topic, or bind to the
+//	                          existing stream capturing the topic's subject
+//	stream_prefix=P           prefix of created stream names
+//	storage=file|memory, replicas=1, max_age=0, max_bytes=0,
+//	retention=limits|interest, duplicates=2m   (created streams)
+//
+// Each has an Option (WithMode, WithPrefetch, ...). New wraps an existing
+// *nats.Conn instead, leaving it to the caller.
+//
+// # JetStream mode
+//
+//   - A topic is the subject of the same name, stored in its own stream
+//     (StreamName: '.' becomes '_'), created on first use with the
+//     configured storage, replicas, age and size limits and retention; or,
+//     with WithExistingStreams, the stream that already captures the subject.
+//   - Publish is pipelined (asynchronous publishes, at most max_in_flight
+//     unacknowledged) and returns once the stream acknowledged every message.
+//     Each message carries its ID as Nats-Msg-Id: the stream drops a resent
+//     duplicate within its duplicate window. Durability is the server's: a
+//     file-store server syncs to disk per its sync_interval.
+//   - A Group is a durable pull consumer (ConsumerName) with explicit acks,
+//     filtered on the topic's subject, created at StartAt (default Earliest).
+//     AckDeadline is the consumer's AckWait and MaxAttempts its MaxDeliver;
+//     the latest subscriber's values win. Without a Group, a subscription
+//     has its own ephemeral consumer (default start Latest).
+//   - Delivery is at-least-once. nil acks; an error naks (RetryAfter: nak
+//     with delay, kept by the server); Permanent, and the last allowed
+//     attempt, terminate the message (logged). Attempt is the server's
+//     delivery count. While messages wait for or run in a handler the
+//     adapter sends in-progress signals every third of AckDeadline, so a
+//     slow handler keeps its messages; only a crashed or disconnected client
+//     has its messages redelivered, after AckDeadline. Messages fetched but
+//     not handled when a subscription ends are nak'ed back at once.
+//   - Messages with the same Key reach a subscription's handler in publish
+//     order (first deliveries), also with Concurrency > 1.
+//   - Message.Offset is the stream sequence (decimal). Read uses an ordered
+//     consumer from DeliverAll / the current end / a sequence / a time.
+//   - The connection reconnects forever; pull subscriptions resume after a
+//     reconnect or server restart; unacknowledged messages are redelivered.
+//
+// # Core mode
+//
+// Plain subjects, nothing stored. Publish returns once the server received
+// the messages (a flush), whoever listens. A Group is a queue group (members
+// share messages), but a failed handler's message is logged and dropped:
+// core NATS cannot redeliver, so the Groups capability is not claimed; nor
+// are Persistent, Replay or AckDeadline. Attempt is always 1 and Offset
+// empty. Same-key order holds per subscription.
+//
+// # Headers
+//
+// Message.Header entries are NATS headers of the same name; ID, Key and
+// Time travel as Nats-Msg-Id, Messaging-Key and Messaging-Time, and are
+// removed from Header on delivery. Entries NATS headers cannot carry
+// verbatim (reserved Nats-/Messaging- names, white space or ':' in names,
+// CR/LF or edge white space in values) travel encoded in Messaging-Encoded,
+// so the consumer sees exactly the publisher's headers. MaxMessageSize is the
+// server's max_payload less 512 bytes for these headers.
+//
+// # Capabilities
+//
+// JetStream: Persistent (file storage), Groups, Replay, ReplayByTime,
+// GroupStartAt, PerKeyOrder, AckDeadline, NativeDelay, BrokerAttempts (on
+// servers 2.10 and later). Not NativeDeadLetter: a terminated message stays
+// in the stream (the server publishes a termination advisory); use
+// middleware/deadletter.
+package nats

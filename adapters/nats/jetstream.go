@@ -1,0 +1,625 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/dispatch"
+)
+
+// Consumer metadata keys recording which topic and group a durable consumer
+// belongs to, so that two names mapping to the same consumer name are
+// detected instead of silently sharing messages.
+const (
+	metaTopic = "messaging-topic"
+	metaGroup = "messaging-group"
+)
+
+// ephemeralInactive is how long the server keeps an ephemeral subscription's
+// consumer after its client stopped pulling (crashed without deleting it).
+const ephemeralInactive = time.Minute
+
+// StreamName returns the name of the stream the Client creates for topic:
+// the stream prefix and the topic with '.' replaced by '_' (stream names
+// cannot contain '.'). Two topics differing only there ("a.b", "a_b") map to
+// the same name; the second one to be used then fails with ErrInvalidTopic.
+func (c *Client) StreamName(topic string) string {
+	return c.cfg.streamPrefix + strings.ReplaceAll(topic, ".", "_")
+}
+
+// ConsumerName returns the name of the durable consumer for a group of a
+// topic: the group with '.' replaced by '_', prefixed by the topic likewise
+// with WithExistingStreams (where one stream holds many topics).
+func (c *Client) ConsumerName(topic, group string) string {
+	name := strings.ReplaceAll(group, ".", "_")
+	if c.cfg.bindStreams {
+		name = strings.ReplaceAll(topic, ".", "_") + "__" + name
+	}
+	return name
+}
+
+// stream returns the name of topic's stream, creating the stream (or, with
+// WithExistingStreams, finding it) on first use.
+func (c *Client) stream(ctx context.Context, topic string) (string, error) {
+	if v, ok := c.streams.Load(topic); ok {
+		return v.(string), nil
+	}
+	if c.cfg.bindStreams {
+		name, err := c.js.StreamNameBySubject(ctx, topic)
+		if err != nil {
+			return "", fmt.Errorf("find the stream of subject %s: %w", topic, err)
+		}
+		c.streams.Store(topic, name)
+		return name, nil
+	}
+	name := c.StreamName(topic)
+	for attempt := 0; ; attempt++ {
+		s, err := c.js.Stream(ctx, name)
+		if err == nil {
+			if subj := s.CachedInfo().Config.Subjects; !slices.Contains(subj, topic) {
+				return "", fmt.Errorf("%w: stream %s exists for subjects %v, not topic %s (topics differing only in '.' and '_' collide; use WithStreamPrefix or WithExistingStreams)", messaging.ErrInvalidTopic, name, subj, topic)
+			}
+			c.streams.Store(topic, name)
+			return name, nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) || attempt > 0 {
+			return "", fmt.Errorf("look up stream %s: %w", name, err)
+		}
+		_, err = c.js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        name,
+			Description: "messaging topic " + topic,
+			Subjects:    []string{topic},
+			Retention:   c.cfg.retention,
+			Storage:     c.cfg.storage,
+			Replicas:    c.cfg.replicas,
+			MaxAge:      c.cfg.maxAge,
+			MaxBytes:    max(c.cfg.maxBytes, 0),
+			Duplicates:  c.cfg.duplicates,
+			Discard:     jetstream.DiscardOld,
+		})
+		if err == nil {
+			c.streams.Store(topic, name)
+			return name, nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return "", fmt.Errorf("create stream %s for topic %s (if another stream captures the subject, use WithExistingStreams): %w", name, topic, err)
+		}
+		// Created concurrently by someone else: look it up again.
+	}
+}
+
+// withStream runs f with topic's stream, once more with a fresh lookup when
+// the stream was deleted since it was cached.
+func (c *Client) withStream(ctx context.Context, topic string, f func(stream string) error) error {
+	for attempt := 0; ; attempt++ {
+		name, err := c.stream(ctx, topic)
+		if err != nil {
+			return err
+		}
+		err = f(name)
+		if attempt == 0 && errors.Is(err, jetstream.ErrStreamNotFound) {
+			c.streams.Delete(topic)
+			continue
+		}
+		return err
+	}
+}
+
+// deliverPolicy maps a Position onto a consumer's deliver policy.
+// lastSeq is needed for Latest only (see read).
+func deliverPolicy(p messaging.Position, cfg *jetstream.ConsumerConfig) error {
+	switch p.Kind {
+	case messaging.PositionEarliest:
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+	case messaging.PositionLatest:
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	case messaging.PositionAtOffset, messaging.PositionAfterOffset:
+		seq, err := parseOffset(p)
+		if err != nil {
+			return err
+		}
+		if p.Kind == messaging.PositionAfterOffset {
+			seq++
+		}
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = max(seq, 1)
+	case messaging.PositionAtTime:
+		t := p.Time
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &t
+	default:
+		return p.Validate()
+	}
+	return nil
+}
+
+func parseOffset(p messaging.Position) (uint64, error) {
+	seq, err := strconv.ParseUint(p.Offset, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v: NATS offsets are stream sequences (decimal integers)", messaging.ErrInvalidOption, p)
+	}
+	return seq, nil
+}
+
+// group returns topic's durable consumer for group, creating it starting at
+// start when it does not exist. With o, an existing consumer's ack wait and
+// max deliveries are updated to o's (the latest subscriber's settings win).
+func (c *Client) group(ctx context.Context, stream, topic, group string, start messaging.Position, o *messaging.SubscribeOptions) (jetstream.Consumer, error) {
+	name := c.ConsumerName(topic, group)
+	cfg := jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "messaging group " + group + " of topic " + topic,
+		FilterSubject: topic,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       messaging.DefaultAckDeadline,
+		MaxDeliver:    -1,
+		ReplayPolicy:  jetstream.ReplayInstantPolicy,
+		Metadata:      map[string]string{metaTopic: topic, metaGroup: group},
+	}
+	if o != nil {
+		cfg.AckWait = o.AckDeadline
+		if o.MaxAttempts > 0 {
+			cfg.MaxDeliver = o.MaxAttempts
+		}
+	}
+	if err := deliverPolicy(start, &cfg); err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		cons, err := c.js.Consumer(ctx, stream, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) && attempt == 0 {
+			cons, err = c.js.CreateConsumer(ctx, stream, cfg)
+			if errors.Is(err, jetstream.ErrConsumerExists) || errors.Is(err, jetstream.ErrConsumerNameAlreadyInUse) {
+				continue // created concurrently: use it
+			}
+			if err != nil {
+				return nil, fmt.Errorf("create consumer %s on stream %s: %w", name, stream, err)
+			}
+			return cons, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up consumer %s on stream %s: %w", name, stream, err)
+		}
+		have := cons.CachedInfo().Config
+		if g, ok := have.Metadata[metaGroup]; ok && (g != group || have.Metadata[metaTopic] != topic) {
+			return nil, fmt.Errorf("%w: consumer %s belongs to group %s of topic %s, not group %s of %s (names differing only in '.' and '_' collide)",
+				messaging.ErrInvalidTopic, name, g, have.Metadata[metaTopic], group, topic)
+		}
+		if o != nil && (have.AckWait != cfg.AckWait || have.MaxDeliver != cfg.MaxDeliver) {
+			upd := have
+			upd.AckWait, upd.MaxDeliver = cfg.AckWait, cfg.MaxDeliver
+			if cons, err = c.js.UpdateConsumer(ctx, stream, upd); err != nil {
+				return nil, fmt.Errorf("update consumer %s on stream %s: %w", name, stream, err)
+			}
+		}
+		return cons, nil
+	}
+}
+
+// Provision creates topic's stream and a durable consumer per group,
+// starting at the beginning of the stream, so that messages published
+// before the groups' first subscribers are kept for them. Idempotent.
+func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
+	if c.closed.Load() {
+		return fmt.Errorf("provision: %w", messaging.ErrClosed)
+	}
+	if err := messaging.ValidateName(topic); err != nil {
+		return fmt.Errorf("provision: topic: %w", err)
+	}
+	for _, g := range groups {
+		if err := messaging.ValidateName(g); err != nil {
+			return fmt.Errorf("provision: group: %w", err)
+		}
+	}
+	if c.cfg.mode == ModeCore {
+		return nil // nothing to create: core NATS keeps no state
+	}
+	return c.withStream(ctx, topic, func(stream string) error {
+		for _, g := range groups {
+			if _, err := c.group(ctx, stream, topic, g, messaging.Earliest, nil); err != nil {
+				return fmt.Errorf("provision %s: %w", topic, err)
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteTopic deletes topic's stream with its messages and groups. With
+// WithExistingStreams it purges the topic's subject from the shared stream
+// and deletes the topic's groups (consumers filtering on exactly its
+// subject), leaving the stream. A missing topic is not an error. In core
+// mode it does nothing.
+func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
+	if c.closed.Load() {
+		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
+	}
+	if err := messaging.ValidateName(topic); err != nil {
+		return fmt.Errorf("delete topic: %w", err)
+	}
+	if c.cfg.mode == ModeCore {
+		return nil
+	}
+	defer c.streams.Delete(topic)
+	if !c.cfg.bindStreams {
+		err := c.js.DeleteStream(ctx, c.StreamName(topic))
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("delete topic %s: %w", topic, err)
+		}
+		return nil
+	}
+	name, err := c.js.StreamNameBySubject(ctx, topic)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil
+		}
+		return fmt.Errorf("delete topic %s: %w", topic, err)
+	}
+	s, err := c.js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("delete topic %s: %w", topic, err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(topic)); err != nil {
+		return fmt.Errorf("delete topic %s: purge: %w", topic, err)
+	}
+	infos := s.ListConsumers(ctx)
+	var doomed []string
+	for info := range infos.Info() {
+		if info.Config.FilterSubject == topic && info.Config.Durable != "" {
+			doomed = append(doomed, info.Name)
+		}
+	}
+	if err := infos.Err(); err != nil {
+		return fmt.Errorf("delete topic %s: list consumers: %w", topic, err)
+	}
+	for _, n := range doomed {
+		if err := s.DeleteConsumer(ctx, n); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("delete topic %s: consumer %s: %w", topic, n, err)
+		}
+	}
+	return nil
+}
+
+// Subscribe delivers topic's messages to h; see messaging.Consumer.
+//
+// JetStream mode: a Group is a durable pull consumer (ConsumerName) with
+// explicit acks, created at StartAt when new; without a Group the
+// subscription has its own ephemeral consumer, deleted when it ends.
+// Attempt is the server's delivery count. A handler error naks the message
+// (with the RetryAfter delay: the server holds it back); Permanent, or the
+// last of MaxAttempts (also the consumer's MaxDeliver), terminates it. While
+// a message waits for or runs in a handler the adapter tells the server it
+// is in progress every third of the ack deadline, so only a client that
+// stopped (crashed, disconnected) has its messages redelivered after
+// AckDeadline. Messages fetched but not handled when the subscription ends
+// are nak'ed back to the group at once.
+//
+// Core mode: see the package documentation.
+func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
+	if c.closed.Load() {
+		return nil, fmt.Errorf("subscribe: %w", messaging.ErrClosed)
+	}
+	if err := messaging.ValidateName(topic); err != nil {
+		return nil, fmt.Errorf("subscribe: topic: %w", err)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("subscribe: nil handler: %w", messaging.ErrInvalidOption)
+	}
+	o, err := messaging.NewSubscribeOptions(c.cfg.prefetch, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	if c.cfg.mode == ModeCore {
+		return c.subscribeCore(ctx, topic, h, o)
+	}
+	var (
+		cons      jetstream.Consumer
+		stream    string
+		ephemeral = o.Group == ""
+	)
+	err = c.withStream(ctx, topic, func(s string) error {
+		stream = s
+		if !ephemeral {
+			cons, err = c.group(ctx, s, topic, o.Group, o.StartAt, &o)
+			return err
+		}
+		cfg := jetstream.ConsumerConfig{
+			Description:       "messaging ephemeral subscription of topic " + topic,
+			FilterSubject:     topic,
+			AckPolicy:         jetstream.AckExplicitPolicy,
+			AckWait:           o.AckDeadline,
+			MaxDeliver:        -1,
+			InactiveThreshold: ephemeralInactive,
+		}
+		if o.MaxAttempts > 0 {
+			cfg.MaxDeliver = o.MaxAttempts
+		}
+		if err := deliverPolicy(o.StartAt, &cfg); err != nil {
+			return err
+		}
+		cons, err = c.js.CreateConsumer(ctx, s, cfg)
+		if err != nil {
+			return fmt.Errorf("create ephemeral consumer on stream %s: %w", s, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
+	}
+	consName := cons.CachedInfo().Name
+	removeEphemeral := func() {
+		if ephemeral {
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = c.js.DeleteConsumer(dctx, stream, consName)
+		}
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(o.Prefetch))
+	if err != nil {
+		removeEphemeral()
+		return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
+	}
+	var sub *dispatch.Subscription
+	sub = dispatch.NewSubscription(ctx, func() { c.subs.Remove(sub) })
+	if err := c.subs.Add(sub); err != nil {
+		it.Stop()
+		removeEphemeral()
+		return nil, err
+	}
+	tr := &tracker{msgs: map[jetstream.Msg]struct{}{}}
+	termReasonOK := versionAtLeast(c.nc.ConnectedServerVersion(), 2, 10, 4)
+	log := c.cfg.logger
+	settle := func(d dispatch.Delivery, r dispatch.Result) {
+		jm := d.Token.(jetstream.Msg)
+		tr.remove(jm)
+		var err error
+		switch r.Outcome {
+		case dispatch.Ack:
+			err = jm.Ack()
+		case dispatch.Term:
+			log.Warn("nats: message not redelivered", "topic", topic, "group", o.Group, "id", d.Msg.ID, "attempt", d.Msg.Attempt, "error", r.Err)
+			reason := r.Err.Error()
+			if len(reason) > 200 {
+				reason = reason[:200]
+			}
+			if termReasonOK {
+				err = jm.TermWithReason(reason)
+			} else {
+				err = jm.Term() // servers before 2.10.4 ignore a reason'd term
+			}
+		case dispatch.Nack:
+			if r.Delay > 0 {
+				err = jm.NakWithDelay(r.Delay)
+			} else {
+				err = jm.Nak()
+			}
+		case dispatch.Release:
+			err = jm.Nak()
+		}
+		if err != nil {
+			log.Warn("nats: settling a message failed; the server redelivers it after the ack deadline", "topic", topic, "group", o.Group, "id", d.Msg.ID, "outcome", r.Outcome, "error", err)
+		}
+	}
+	pool := dispatch.NewPool(sub.HandlerContext(), o.Concurrency, max(o.Prefetch-o.Concurrency, 0), h, settle, o.MaxAttempts)
+	hbStop := make(chan struct{})
+	var hbDone sync.WaitGroup
+	hbDone.Go(func() { tr.heartbeat(o.AckDeadline/3, hbStop) })
+	go func() {
+		err := c.consume(sub.FetchContext(), it, topic, o.Group, pool, tr, settle)
+		pool.Close()
+		close(hbStop)
+		hbDone.Wait()
+		removeEphemeral()
+		sub.Finish(err)
+	}()
+	return sub, nil
+}
+
+// consume feeds the pool from the iterator until ctx is done or the iterator
+// fails; then it naks what the iterator had buffered.
+func (c *Client) consume(ctx context.Context, it jetstream.MessagesContext, topic, group string, pool *dispatch.Pool, tr *tracker, settle dispatch.SettleFunc) error {
+	defer func() {
+		it.Drain()
+		for {
+			jm, err := it.Next(jetstream.NextMaxWait(time.Second))
+			if err != nil {
+				return
+			}
+			_ = jm.Nak()
+		}
+	}()
+	for {
+		jm, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("consume %s: %w", topic, c.wrapConnErr(err))
+		}
+		m := toMessage(jm, topic, group)
+		tr.add(jm)
+		d := dispatch.Delivery{Msg: m, Token: jm}
+		if !pool.Submit(ctx, d) {
+			settle(d, dispatch.Result{Outcome: dispatch.Release})
+			return ctx.Err()
+		}
+	}
+}
+
+// toMessage builds the delivered message of a JetStream message.
+func toMessage(jm jetstream.Msg, topic, group string) *messaging.Message {
+	m := &messaging.Message{Topic: topic, Group: group, Attempt: 1}
+	decode(jm.Headers(), jm.Data(), m)
+	if md, err := jm.Metadata(); err == nil {
+		m.Attempt = int(max(md.NumDelivered, 1))
+		m.Offset = strconv.FormatUint(md.Sequence.Stream, 10)
+		if m.Time.IsZero() {
+			m.Time = md.Timestamp
+		}
+		if m.ID == "" {
+			// Published without an ID (by code not using this library):
+			// the stream position identifies it.
+			m.ID = md.Stream + ":" + m.Offset
+		}
+	}
+	return m
+}
+
+// tracker holds the messages a subscription has fetched and not settled,
+// and keeps them from being redelivered while they wait or run.
+type tracker struct {
+	mu   sync.Mutex
+	msgs map[jetstream.Msg]struct{}
+}
+
+func (t *tracker) add(m jetstream.Msg) {
+	t.mu.Lock()
+	t.msgs[m] = struct{}{}
+	t.mu.Unlock()
+}
+
+func (t *tracker) remove(m jetstream.Msg) {
+	t.mu.Lock()
+	delete(t.msgs, m)
+	t.mu.Unlock()
+}
+
+// heartbeat sends InProgress for every tracked message each interval until
+// stop is closed.
+func (t *tracker) heartbeat(interval time.Duration, stop <-chan struct{}) {
+	interval = max(interval, 10*time.Millisecond)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var batch []jetstream.Msg
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		t.mu.Lock()
+		batch = batch[:0]
+		for m := range t.msgs {
+			batch = append(batch, m)
+		}
+		t.mu.Unlock()
+		for _, m := range batch {
+			_ = m.InProgress() // a failure means the connection is gone: redelivery follows anyway
+		}
+	}
+}
+
+// Read delivers topic's stream from "from" on, in order, to h; see
+// messaging.Stream. It uses an ordered consumer (no acknowledgements, no
+// effect on groups); Offset is the stream sequence, AtTime uses the
+// server's store time. In core mode it fails with ErrUnsupported.
+func (c *Client) Read(ctx context.Context, topic string, from messaging.Position, h messaging.Handler) (messaging.Subscription, error) {
+	if c.closed.Load() {
+		return nil, fmt.Errorf("read: %w", messaging.ErrClosed)
+	}
+	if err := messaging.ValidateName(topic); err != nil {
+		return nil, fmt.Errorf("read: topic: %w", err)
+	}
+	if err := from.Validate(); err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("read: nil handler: %w", messaging.ErrInvalidOption)
+	}
+	if c.cfg.mode == ModeCore {
+		return nil, fmt.Errorf("read: core NATS keeps no log: %w", messaging.ErrUnsupported)
+	}
+	var cfg jetstream.ConsumerConfig
+	if err := deliverPolicy(from, &cfg); err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	var cons jetstream.Consumer
+	err := c.withStream(ctx, topic, func(stream string) error {
+		ocfg := jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{topic},
+			DeliverPolicy:  cfg.DeliverPolicy,
+			OptStartSeq:    cfg.OptStartSeq,
+			OptStartTime:   cfg.OptStartTime,
+		}
+		if from.Kind == messaging.PositionLatest {
+			// Position at the current end explicitly, so everything stored
+			// after Read returns is delivered even if the consumer is
+			// recreated (reconnect) before its first message.
+			s, err := c.js.Stream(ctx, stream)
+			if err != nil {
+				return err
+			}
+			ocfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+			ocfg.OptStartSeq = s.CachedInfo().State.LastSeq + 1
+		}
+		var err error
+		cons, err = c.js.OrderedConsumer(ctx, stream, ocfg)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s from %v: %w", topic, from, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", topic, err)
+	}
+	var sub *dispatch.Subscription
+	sub = dispatch.NewSubscription(ctx, func() { c.subs.Remove(sub) })
+	if err := c.subs.Add(sub); err != nil {
+		it.Stop()
+		return nil, err
+	}
+	go func() {
+		defer it.Stop()
+		sub.Finish(c.read(sub, it, topic, h))
+	}()
+	return sub, nil
+}
+
+func (c *Client) read(sub *dispatch.Subscription, it jetstream.MessagesContext, topic string, h messaging.Handler) error {
+	ctx := sub.FetchContext()
+	for {
+		jm, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("read %s: %w", topic, c.wrapConnErr(err))
+		}
+		m := toMessage(jm, topic, "")
+		m.Attempt = 1
+		if r := dispatch.Invoke(sub.HandlerContext(), h, m, 0); r.Err != nil {
+			return fmt.Errorf("read %s at offset %s: handler: %w", topic, m.Offset, r.Err)
+		}
+	}
+}
+
+// versionAtLeast reports whether the server version v ("2.10.4",
+// "2.11.0-beta.1") is at least major.minor.patch; an unparsable version is
+// treated as old.
+func versionAtLeast(v string, major, minor, patch int) bool {
+	v, _, _ = strings.Cut(v, "-")
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) != 3 {
+		return false
+	}
+	want := [3]int{major, minor, patch}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return false
+		}
+		if n != want[i] {
+			return n > want[i]
+		}
+	}
+	return true
+}

@@ -1,0 +1,182 @@
+package nats
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/urlparam"
+)
+
+func init() {
+	messaging.Register("nats", open)
+	messaging.Register("tls", open)
+}
+
+func open(ctx context.Context, u *url.URL) (messaging.Client, error) {
+	return openURL(ctx, u, nil)
+}
+
+// Open connects to the server of rawURL (see the package documentation for
+// the URL format and parameters) and returns a Client that owns the
+// connection: Close closes it. opts apply after the URL's parameters. The
+// connection reconnects forever (natsgo.MaxReconnects(-1)); Open itself
+// fails when the first connection cannot be made before ctx ends or the
+// connect timeout passes. Errors wrap ErrInvalidURL or ErrInvalidOption for
+// bad input and never show the password.
+func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
+	u, err := messaging.ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return openURL(ctx, u, opts)
+}
+
+func openURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
+	if u.Scheme != "nats" && u.Scheme != "tls" {
+		return nil, fmt.Errorf("%w: scheme %q: want nats:// or tls://", messaging.ErrInvalidURL, u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("%w: %s has no host (want nats://host:4222)", messaging.ErrInvalidURL, u.Redacted())
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("%w: NATS URLs take no path (%q)", messaging.ErrInvalidURL, u.Path)
+	}
+	p := urlparam.New(u)
+	var urlOpts []Option
+	switch p.OneOf("mode", "jetstream", "jetstream", "core") {
+	case "core":
+		urlOpts = append(urlOpts, WithMode(ModeCore))
+	}
+	if p.Has("prefetch") {
+		urlOpts = append(urlOpts, WithPrefetch(p.Int("prefetch", DefaultPrefetch)))
+	}
+	if p.Has("max_in_flight") {
+		urlOpts = append(urlOpts, WithMaxInFlight(p.Int("max_in_flight", DefaultMaxInFlight)))
+	}
+	urlOpts = append(urlOpts,
+		WithPublishTimeout(p.Duration("publish_timeout", DefaultPublishTimeout)),
+		WithRequestTimeout(p.Duration("request_timeout", DefaultRequestTimeout)))
+	if p.OneOf("streams", "create", "create", "bind") == "bind" {
+		urlOpts = append(urlOpts, WithExistingStreams())
+	}
+	urlOpts = append(urlOpts, WithStreamPrefix(p.String("stream_prefix", "")))
+	if p.OneOf("storage", "file", "file", "memory") == "memory" {
+		urlOpts = append(urlOpts, WithStorage(jetstream.MemoryStorage))
+	}
+	urlOpts = append(urlOpts,
+		WithReplicas(p.Int("replicas", 1)),
+		WithMaxAge(p.Duration("max_age", 0)),
+		WithMaxBytes(int64(p.Size("max_bytes", 0))),
+		WithDuplicateWindow(p.Duration("duplicates", 0)))
+	if p.OneOf("retention", "limits", "limits", "interest") == "interest" {
+		urlOpts = append(urlOpts, WithRetention(jetstream.InterestPolicy))
+	}
+
+	cfg := newConfig(append(urlOpts, opts...))
+	connOpts := []natsgo.Option{
+		natsgo.MaxReconnects(-1),
+		natsgo.ReconnectWait(p.Duration("reconnect_wait", 2*time.Second)),
+		natsgo.Timeout(p.Duration("connect_timeout", 5*time.Second)),
+	}
+	if name := p.String("name", ""); name != "" {
+		connOpts = append(connOpts, natsgo.Name(name))
+	}
+	if u.User != nil {
+		if pass, ok := u.User.Password(); ok {
+			connOpts = append(connOpts, natsgo.UserInfo(u.User.Username(), pass))
+		} else if tok := u.User.Username(); tok != "" {
+			connOpts = append(connOpts, natsgo.Token(tok))
+		}
+	}
+	if tok := p.String("token", ""); tok != "" {
+		connOpts = append(connOpts, natsgo.Token(tok))
+	}
+	if creds := p.String("creds", ""); creds != "" {
+		connOpts = append(connOpts, natsgo.UserCredentials(creds))
+	}
+	if seed := p.String("nkey", ""); seed != "" {
+		o, err := natsgo.NkeyOptionFromSeed(seed)
+		if err != nil {
+			return nil, fmt.Errorf("%w: nkey seed file %s: %w", messaging.ErrInvalidOption, seed, err)
+		}
+		connOpts = append(connOpts, o)
+	}
+	ca, cert, key := p.String("tls_ca", ""), p.String("tls_cert", ""), p.String("tls_key", "")
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	if (cert == "") != (key == "") {
+		return nil, fmt.Errorf("%w: tls_cert and tls_key go together", messaging.ErrInvalidOption)
+	}
+	if ca != "" {
+		connOpts = append(connOpts, natsgo.RootCAs(ca))
+	}
+	if cert != "" {
+		connOpts = append(connOpts, natsgo.ClientCert(cert, key))
+	}
+	switch {
+	case cfg.tlsConf != nil:
+		connOpts = append(connOpts, natsgo.Secure(cfg.tlsConf))
+	case u.Scheme == "tls":
+		connOpts = append(connOpts, natsgo.Secure())
+	}
+	log := cfg.logger
+	connOpts = append(connOpts,
+		natsgo.ErrorHandler(func(_ *natsgo.Conn, s *natsgo.Subscription, err error) {
+			subj := ""
+			if s != nil {
+				subj = s.Subject
+			}
+			log.Warn("nats: asynchronous error", "subject", subj, "error", err)
+		}),
+		natsgo.DisconnectErrHandler(func(_ *natsgo.Conn, err error) {
+			if err != nil {
+				log.Warn("nats: disconnected; reconnecting", "error", err)
+			}
+		}),
+		natsgo.ReconnectHandler(func(nc *natsgo.Conn) { log.Info("nats: reconnected", "server", nc.ConnectedUrlRedacted()) }),
+	)
+	connOpts = append(connOpts, cfg.connOpts...)
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+
+	// The server address without credentials or parameters: nats.go gets
+	// those as options, so its errors cannot show them.
+	server := (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
+	type result struct {
+		nc  *natsgo.Conn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		nc, err := natsgo.Connect(server, connOpts...)
+		done <- result{nc, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		go func() { // close the connection should it still succeed
+			if r := <-done; r.nc != nil {
+				r.nc.Close()
+			}
+		}()
+		return nil, fmt.Errorf("connect to %s: %w", server, ctx.Err())
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", server, r.err)
+	}
+	c, err := newClient(r.nc, true, cfg)
+	if err != nil {
+		r.nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
