@@ -192,6 +192,9 @@ func (g *groupSub) free() int {
 // waitFree waits until entries may be fetched.
 func (g *groupSub) waitFree(ctx context.Context) (int, error) {
 	for {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
 		if n := g.free(); n > 0 {
 			return min(n, maxReadCount), nil
 		}
