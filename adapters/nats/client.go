@@ -108,13 +108,13 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		}
 	}
 	return messaging.Capabilities{
-		Persistent:     c.cfg.storage == jetstream.FileStorage,
-		Groups:         true,
-		Replay:         true,
-		ReplayByTime:   true,
-		GroupStartAt:   true,
-		PerKeyOrder:    true,
-		AckDeadline:    true,
+		Persistent:   c.cfg.storage == jetstream.FileStorage,
+		Groups:       true,
+		Replay:       true,
+		ReplayByTime: true,
+		GroupStartAt: true,
+		PerKeyOrder:  true,
+		AckDeadline:  true,
 		// nats-server 2.9 can roll a message's delivery count back when its
 		// redelivery meets a pull request whose subscriber has gone (seen
 		// on 2.9.10: a message nak'ed by a closing subscription came back
