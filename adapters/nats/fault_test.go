@@ -1,0 +1,269 @@
+package nats_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/integration"
+)
+
+// natsServerBinary is the nats-server the fault tests run privately.
+const natsServerBinary = "/usr/sbin/nats-server"
+
+// privateServer is a nats-server process of one test, on its own port and
+// store directory, which the test kills with SIGKILL and restarts.
+type privateServer struct {
+	t    *testing.T
+	port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+func newPrivateServer(t *testing.T) *privateServer {
+	t.Helper()
+	if _, err := os.Stat(natsServerBinary); err != nil {
+		msg := fmt.Sprintf("fault tests need %s: %v", natsServerBinary, err)
+		if os.Getenv(integration.RequireBrokersEnv) == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	s := &privateServer{t: t, port: port, dir: t.TempDir()}
+	s.start()
+	t.Cleanup(s.kill)
+	return s
+}
+
+func (s *privateServer) url() string { return "nats://127.0.0.1:" + strconv.Itoa(s.port) }
+
+// start runs the server and waits until it accepts NATS connections with
+// JetStream ready.
+func (s *privateServer) start() {
+	s.t.Helper()
+	logf, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer logf.Close()
+	s.cmd = exec.Command(natsServerBinary, "-js", "-sd", filepath.Join(s.dir, "store"), "-p", strconv.Itoa(s.port), "-a", "127.0.0.1")
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// Readiness is a condition to poll: try to connect and ask
+		// JetStream for its account info.
+		nc, err := natsgo.Connect(s.url(), natsgo.Timeout(time.Second))
+		if err == nil {
+			js, _ := nc.JetStream()
+			_, err = js.AccountInfo()
+			nc.Close()
+			if err == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
+			s.t.Fatalf("private nats-server on port %d not ready: %v\n%s", s.port, err, log)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval of the readiness check
+	}
+}
+
+// kill crashes the server (SIGKILL) and reaps it.
+func (s *privateServer) kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// TestServerCrashLosesNothing publishes N confirmed messages to a private
+// server, kills it with SIGKILL while a group consumes them, restarts it on
+// the same port and store, and checks by ID that every confirmed message is
+// consumed (duplicates are reported, not failures).
+func TestServerCrashLosesNothing(t *testing.T) {
+	srv := newPrivateServer(t)
+	url := srv.url() + "?reconnect_wait=100ms"
+	pub := integration.OpenNATSURL(t, url)
+	cons := integration.OpenNATSURL(t, url)
+	topic, group := integration.UniqueName(t, "crash"), integration.UniqueName(t, "g")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if err := pub.Provision(ctx, topic, group); err != nil {
+		t.Fatal(err)
+	}
+
+	const n, batch = 5000, 100
+	payload := make([]byte, 256)
+	var published []string
+	for b := 0; b < n/batch; b++ {
+		msgs := make([]*messaging.Message, batch)
+		for i := range msgs {
+			msgs[i] = &messaging.Message{ID: fmt.Sprintf("m-%d", b*batch+i), Payload: payload}
+		}
+		if err := pub.Publish(ctx, topic, msgs...); err != nil {
+			t.Fatalf("publish batch %d: %v", b, err)
+		}
+		for _, m := range msgs {
+			published = append(published, m.ID)
+		}
+	}
+
+	col := integration.NewCollector()
+	var handled atomic.Int64
+	crashAt := make(chan struct{})
+	sub, err := cons.Subscribe(ctx, topic, func(_ context.Context, m *messaging.Message) error {
+		col.Add(m)
+		if handled.Add(1) == n/4 {
+			close(crashAt)
+		}
+		return nil
+	}, messaging.Group(group), messaging.Concurrency(4), messaging.AckDeadline(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+
+	select {
+	case <-crashAt:
+	case <-ctx.Done():
+		t.Fatalf("only %d of %d handled before the crash point", handled.Load(), n)
+	}
+	srv.kill()
+	t.Logf("server killed after %d deliveries", col.Total())
+	srv.start()
+	t.Logf("server restarted on port %d with the same store", srv.port)
+
+	col.WaitDistinct(t, n, 90*time.Second)
+	dups := col.Report(t, published)
+	t.Logf("%d duplicates after the crash (acks lost with the server)", dups)
+	select {
+	case <-sub.Done():
+		t.Fatalf("subscription ended across the restart: %v", sub.Err())
+	default:
+	}
+}
+
+// TestKilledConsumerMessagesGoToAnotherMember: a member whose connection
+// dies mid-handler leaves its messages unacknowledged; another member of the
+// group gets all of them once the ack wait has passed, with Attempt 2.
+func TestKilledConsumerMessagesGoToAnotherMember(t *testing.T) {
+	const ackWait = time.Second
+	ep := integration.NATS.Endpoint(t)
+	victim := integration.OpenNATSURL(t, ep)
+	survivor := integration.OpenNATSURL(t, ep)
+	topic, group := integration.UniqueName(t, "kill"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = survivor.DeleteTopic(context.Background(), topic) })
+	if err := survivor.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	started := make(chan string, n)
+	release := make(chan struct{})
+	vsub, err := victim.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		started <- m.ID
+		<-release
+		return nil
+	}, messaging.Group(group), messaging.Concurrency(n), messaging.AckDeadline(ackWait))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]*messaging.Message, n)
+	for i := range msgs {
+		msgs[i] = &messaging.Message{ID: fmt.Sprintf("k-%d", i)}
+	}
+	if err := survivor.Publish(t.Context(), topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		select {
+		case <-started:
+		case <-time.After(30 * time.Second):
+			t.Fatal("victim's handlers did not all start")
+		}
+	}
+	integration.KillNATS(t, victim) // crash: nothing settled, no more heartbeats
+	killed := time.Now()
+	col := integration.NewCollector()
+	ssub, err := survivor.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group), messaging.AckDeadline(ackWait))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ssub.Close() })
+	col.WaitDistinct(t, n, 30*time.Second)
+	col.Report(t, []string{"k-0", "k-1", "k-2", "k-3"})
+	if waited := time.Since(killed); waited < ackWait-100*time.Millisecond {
+		t.Errorf("redelivered %v after the crash, before the ack wait %v", waited, ackWait)
+	}
+	for _, m := range col.Messages() {
+		if m.Attempt < 2 {
+			t.Errorf("%s: Attempt %d on redelivery, want >= 2", m.ID, m.Attempt)
+		}
+	}
+	close(release)
+	<-vsub.Done()
+	if vsub.Err() == nil {
+		t.Error("the killed member's subscription ended without an error")
+	}
+}
+
+// TestSlowHandlerKeepsItsMessage: a handler running for several ack waits
+// keeps its message (the adapter sends in-progress heartbeats): another
+// member gets nothing meanwhile, and the message is acknowledged once.
+// Elapsed time is the subject, so the test waits for it.
+func TestSlowHandlerKeepsItsMessage(t *testing.T) {
+	const ackWait = 600 * time.Millisecond
+	slow := integration.OpenNATS(t)
+	other := integration.OpenNATS(t)
+	topic, group := integration.UniqueName(t, "slow"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = other.DeleteTopic(context.Background(), topic) })
+	if err := other.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	started, finished := make(chan struct{}), make(chan struct{})
+	_, err := slow.Subscribe(t.Context(), topic, func(ctx context.Context, m *messaging.Message) error {
+		close(started)
+		time.Sleep(4 * ackWait) // the handler's duration is what is tested
+		close(finished)
+		return nil
+	}, messaging.Group(group), messaging.AckDeadline(ackWait))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Publish(t.Context(), topic, &messaging.Message{ID: "slow-one"}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	col := integration.NewCollector()
+	if _, err := other.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group), messaging.AckDeadline(ackWait)); err != nil {
+		t.Fatal(err)
+	}
+	<-finished
+	// A redelivery would have come during the handler's run; after it the
+	// ack is on its way. Observe a further ack wait for a late one.
+	if col.Wait(2*ackWait, func(c *integration.Collector) bool { return c.Total() > 0 }) {
+		t.Fatalf("message redelivered to another member while its handler ran (attempt %d)", col.Messages()[0].Attempt)
+	}
+}
