@@ -116,7 +116,7 @@ type groupSub struct {
 	cursor   string        // XAUTOCLAIM scan position, used by maintain only
 
 	mu         sync.Mutex
-	holding    map[string]struct{}  // fetched and not yet settled: deadline extended
+	holding    map[string]struct{}  // fetched, settlement not yet in Redis: deadline extended
 	delayed    map[string]time.Time // nacked with a delay beyond the ack deadline: due time
 	reclaimDue int64                // unix ms of the earliest nack that becomes claimable
 }
@@ -170,6 +170,13 @@ func (g *groupSub) hold(id string) {
 	g.mu.Lock()
 	g.holding[id] = struct{}{}
 	g.mu.Unlock()
+}
+
+func (g *groupSub) holds(id string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.holding[id]
+	return ok
 }
 
 func (g *groupSub) unhold(id string) {
@@ -394,6 +401,11 @@ func (g *groupSub) reclaim(ctx context.Context) error {
 			return err
 		}
 		for _, e := range entries {
+			if g.holds(e.id) {
+				// Still queued or being handled here (its idle time grew
+				// while Redis was unreachable): do not run it twice.
+				continue
+			}
 			m := decodeList(g.topic, e.id, e.fields)
 			m.Group, m.Attempt = g.group, int(e.count)
 			if g.o.MaxAttempts > 0 && m.Attempt > g.o.MaxAttempts {
@@ -524,7 +536,7 @@ func (g *groupSub) cleanup(ctx context.Context) {
 }
 
 // settle is the pool's SettleFunc: it hands the operation to the settle
-// goroutine.
+// goroutine. The entry stays held until the operation has run.
 func (g *groupSub) settle(d dispatch.Delivery, r dispatch.Result) {
 	id := d.Token.(string)
 	op := settleOp{id: id, msg: d.Msg, delay: r.Delay, err: r.Err}
@@ -543,7 +555,6 @@ func (g *groupSub) settle(d dispatch.Delivery, r dispatch.Result) {
 		g.delayed[id] = time.Now().Add(r.Delay)
 		g.mu.Unlock()
 	}
-	g.unhold(id)
 	g.ops <- op
 }
 
@@ -575,6 +586,13 @@ func (g *groupSub) settler() {
 func (g *groupSub) execute(batch []settleOp) {
 	ctx, cancel := dispatch.SettleContext(g.sub.HandlerContext(), settleTimeout)
 	defer cancel()
+	// Entries stay held (deadline extended, never reclaimed by this
+	// subscription) until their settlement reached Redis.
+	defer func() {
+		for _, op := range batch {
+			g.unhold(op.id)
+		}
+	}()
 	var acks, claims []any
 	var dues []time.Time
 	now := time.Now()
