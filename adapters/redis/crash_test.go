@@ -274,7 +274,6 @@ func TestCrashRecovery(t *testing.T) {
 	}
 }
 
-
 func messageIDs(msgs []*messaging.Message) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
