@@ -2,6 +2,7 @@ package nats_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -156,7 +157,20 @@ func TestServerCrashLosesNothing(t *testing.T) {
 	srv.start()
 	t.Logf("server restarted on port %d with the same store", srv.port)
 
-	col.WaitDistinct(t, n, 90*time.Second)
+	// The publisher's connection came back too: what it publishes now is
+	// consumed as well.
+	after := make([]*messaging.Message, batch)
+	for i := range after {
+		after[i] = &messaging.Message{ID: fmt.Sprintf("after-%d", i), Payload: payload}
+	}
+	if err := pub.Publish(ctx, topic, after...); err != nil {
+		t.Fatalf("publish after the restart: %v", err)
+	}
+	for _, m := range after {
+		published = append(published, m.ID)
+	}
+
+	col.WaitDistinct(t, len(published), 90*time.Second)
 	dups := col.Report(t, published)
 	t.Logf("%d duplicates after the crash (acks lost with the server)", dups)
 	select {
@@ -265,5 +279,35 @@ func TestSlowHandlerKeepsItsMessage(t *testing.T) {
 	// ack is on its way. Observe a further ack wait for a late one.
 	if col.Wait(2*ackWait, func(c *integration.Collector) bool { return c.Total() > 0 }) {
 		t.Fatalf("message redelivered to another member while its handler ran (attempt %d)", col.Messages()[0].Attempt)
+	}
+}
+
+// TestPublishHonoursContextWhileServerDown: with the server gone, Publish
+// returns when its context ends, reporting every message failed; after the
+// server is back, publishing works again on the same client.
+func TestPublishHonoursContextWhileServerDown(t *testing.T) {
+	srv := newPrivateServer(t)
+	c := integration.OpenNATSURL(t, srv.url()+"?reconnect_wait=100ms")
+	topic := integration.UniqueName(t, "down")
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	srv.kill()
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	err := c.Publish(ctx, topic, &messaging.Message{ID: "during-1"}, &messaging.Message{ID: "during-2"})
+	var pe *messaging.PublishError
+	if !errors.As(err, &pe) || len(pe.Failed()) != 2 {
+		t.Fatalf("Publish with the server down: %v, want a PublishError for both messages", err)
+	}
+	if took := time.Since(begin); took > 3*time.Second {
+		t.Errorf("Publish took %v with a 500ms context", took)
+	}
+	srv.start()
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel2()
+	if err := c.Publish(ctx2, topic, &messaging.Message{ID: "after"}); err != nil {
+		t.Fatalf("Publish after the restart: %v", err)
 	}
 }
