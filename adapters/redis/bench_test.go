@@ -1,0 +1,208 @@
+package redis_test
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/msgkit/messaging"
+	redisadapter "github.com/msgkit/messaging/adapters/redis"
+	"github.com/msgkit/messaging/integration"
+)
+
+// Benchmarks: each adapter benchmark sits beside raw go-redis doing the
+// same work with the same fields (id, time, 1 KiB payload), so the
+// overhead reads as a ratio of the msgs/s metrics. b.N counts messages.
+//
+//	go test -run '^$' -bench . -benchtime 20000x ./adapters/redis/
+
+const (
+	benchPayload = 1024
+	benchBatch   = 100
+)
+
+func benchSetup(b *testing.B) (*redisadapter.Client, goredis.UniversalClient, string) {
+	b.Helper()
+	c := integration.OpenRedis(b)
+	topic := integration.UniqueName(b, "bench")
+	b.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	return c, c.Redis(), topic
+}
+
+func benchMessages(n int, payload []byte) []*messaging.Message {
+	msgs := make([]*messaging.Message, n)
+	for i := range msgs {
+		msgs[i] = &messaging.Message{Payload: payload}
+	}
+	return msgs
+}
+
+// rawPublish pipelines n XADDs of the same shape as the adapter's entries.
+func rawPublish(ctx context.Context, rc goredis.UniversalClient, key string, n int, payload []byte) error {
+	pipe := rc.Pipeline()
+	now := strconv.FormatInt(time.Now().UnixNano(), 10)
+	for range n {
+		pipe.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"id", uuid.NewString(), "time", now, "payload", payload}})
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+func report(b *testing.B, n int, d time.Duration) {
+	b.ReportMetric(float64(n)/d.Seconds(), "msgs/s")
+}
+
+func BenchmarkPublish(b *testing.B) {
+	payload := make([]byte, benchPayload)
+	b.Run("adapter", func(b *testing.B) {
+		c, _, topic := benchSetup(b)
+		ctx := b.Context()
+		start := time.Now()
+		b.ResetTimer()
+		for sent := 0; sent < b.N; sent += benchBatch {
+			if err := c.Publish(ctx, topic, benchMessages(min(benchBatch, b.N-sent), payload)...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, b.N, time.Since(start))
+	})
+	b.Run("raw", func(b *testing.B) {
+		c, rc, topic := benchSetup(b)
+		ctx := b.Context()
+		start := time.Now()
+		b.ResetTimer()
+		for sent := 0; sent < b.N; sent += benchBatch {
+			if err := rawPublish(ctx, rc, c.StreamKey(topic), min(benchBatch, b.N-sent), payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, b.N, time.Since(start))
+	})
+}
+
+// fill puts n entries on topic's stream (not timed) and creates group at
+// its beginning.
+func fill(b *testing.B, c *redisadapter.Client, rc goredis.UniversalClient, topic, group string, n int) {
+	b.Helper()
+	ctx := b.Context()
+	if err := c.Provision(ctx, topic, group); err != nil {
+		b.Fatal(err)
+	}
+	payload := make([]byte, benchPayload)
+	for sent := 0; sent < n; sent += 1000 {
+		if err := rawPublish(ctx, rc, c.StreamKey(topic), min(1000, n-sent), payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// rawConsume reads n entries with XREADGROUP COUNT 100 and acknowledges
+// each batch with one XACK.
+func rawConsume(ctx context.Context, b *testing.B, rc goredis.UniversalClient, key, group string, n int, handle func(map[string]any)) {
+	got := 0
+	for got < n {
+		res, err := rc.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: "raw", Streams: []string{key, ">"}, Count: benchBatch, Block: time.Second}).Result()
+		if err == goredis.Nil {
+			continue
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids := make([]string, 0, benchBatch)
+		for _, x := range res[0].Messages {
+			handle(x.Values)
+			ids = append(ids, x.ID)
+		}
+		if err := rc.XAck(ctx, key, group, ids...).Err(); err != nil {
+			b.Fatal(err)
+		}
+		got += len(ids)
+	}
+}
+
+// adapterConsume subscribes and waits until n messages were handled, and
+// reports the rate since start (closing the subscription is not timed).
+func adapterConsume(b *testing.B, c *redisadapter.Client, topic, group string, n int, start time.Time) {
+	var handled atomic.Int64
+	done := make(chan struct{})
+	sub, err := c.Subscribe(b.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		if handled.Add(1) == int64(n) {
+			close(done)
+		}
+		return nil
+	}, messaging.Group(group))
+	if err != nil {
+		b.Fatal(err)
+	}
+	<-done
+	b.StopTimer()
+	report(b, n, time.Since(start))
+	_ = sub.Close()
+}
+
+func BenchmarkConsume(b *testing.B) {
+	b.Run("adapter", func(b *testing.B) {
+		c, rc, topic := benchSetup(b)
+		group := integration.UniqueName(b, "g")
+		fill(b, c, rc, topic, group, b.N)
+		start := time.Now()
+		b.ResetTimer()
+		adapterConsume(b, c, topic, group, b.N, start)
+	})
+	b.Run("raw", func(b *testing.B) {
+		c, rc, topic := benchSetup(b)
+		group := integration.UniqueName(b, "g")
+		fill(b, c, rc, topic, group, b.N)
+		start := time.Now()
+		b.ResetTimer()
+		rawConsume(b.Context(), b, rc, c.StreamKey(topic), group, b.N, func(map[string]any) {})
+		report(b, b.N, time.Since(start))
+	})
+}
+
+func BenchmarkEndToEnd(b *testing.B) {
+	payload := make([]byte, benchPayload)
+	b.Run("adapter", func(b *testing.B) {
+		c, _, topic := benchSetup(b)
+		group := integration.UniqueName(b, "g")
+		if err := c.Provision(b.Context(), topic, group); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		b.ResetTimer()
+		go func() {
+			for sent := 0; sent < b.N; sent += benchBatch {
+				if err := c.Publish(b.Context(), topic, benchMessages(min(benchBatch, b.N-sent), payload)...); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+		adapterConsume(b, c, topic, group, b.N, start)
+	})
+	b.Run("raw", func(b *testing.B) {
+		c, rc, topic := benchSetup(b)
+		group := integration.UniqueName(b, "g")
+		if err := c.Provision(b.Context(), topic, group); err != nil {
+			b.Fatal(err)
+		}
+		key := c.StreamKey(topic)
+		start := time.Now()
+		b.ResetTimer()
+		go func() {
+			for sent := 0; sent < b.N; sent += benchBatch {
+				if err := rawPublish(b.Context(), rc, key, min(benchBatch, b.N-sent), payload); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+		rawConsume(b.Context(), b, rc, key, group, b.N, func(map[string]any) {})
+		report(b, b.N, time.Since(start))
+	})
+}
