@@ -156,14 +156,14 @@ func BenchmarkPublish(b *testing.B) {
 func BenchmarkConsume(b *testing.B) {
 	b.Run("adapter", func(b *testing.B) {
 		c, js, topic := benchClient(b)
-		rawPublish(b, js, topic, b.N)
+		rawPublishIDs(b, js, topic, b.N)
 		b.ResetTimer()
 		adapterConsume(b, c, topic, b.N)
 		msgsPerSec(b, b.N)
 	})
 	b.Run("raw", func(b *testing.B) {
 		_, js, topic := benchClient(b)
-		rawPublish(b, js, topic, b.N)
+		rawPublishIDs(b, js, topic, b.N)
 		b.ResetTimer()
 		rawConsume(b, js, topic, b.N)
 		msgsPerSec(b, b.N)
@@ -229,7 +229,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.ResetTimer()
 		var wg sync.WaitGroup
 		wg.Go(func() { rawConsume(b, js, topic, b.N) })
-		rawPublish(b, js, topic, b.N)
+		rawPublishIDs(b, js, topic, b.N)
 		wg.Wait()
 		msgsPerSec(b, b.N)
 	})
