@@ -114,6 +114,7 @@ type ReplyError struct {
 	Code        string // Nats-Service-Error-Code, e.g. "500"
 }
 
+// Error describes the failure with the topic, code and description.
 func (e *ReplyError) Error() string {
 	return fmt.Sprintf("nats: request %s: service error %s: %s", e.Topic, e.Code, e.Description)
 }

@@ -25,6 +25,7 @@ const (
 	ModeCore
 )
 
+// String returns "jetstream" or "core", the values of the mode URL parameter.
 func (m Mode) String() string {
 	if m == ModeCore {
 		return "core"
