@@ -228,8 +228,10 @@ func TestKilledConsumerMessagesGoToAnotherMember(t *testing.T) {
 	t.Cleanup(func() { _ = ssub.Close() })
 	col.WaitDistinct(t, n, 30*time.Second)
 	col.Report(t, []string{"k-0", "k-1", "k-2", "k-3"})
-	if waited := time.Since(killed); waited < ackWait-100*time.Millisecond {
-		t.Errorf("redelivered %v after the crash, before the ack wait %v", waited, ackWait)
+	// The server's timer restarts with each in-progress signal; the last one
+	// can precede the kill by up to a third of the ack wait.
+	if waited := time.Since(killed); waited < ackWait/2 {
+		t.Errorf("redelivered %v after the crash, well before the ack wait %v", waited, ackWait)
 	}
 	for _, m := range col.Messages() {
 		if m.Attempt < 2 {
@@ -248,7 +250,7 @@ func TestKilledConsumerMessagesGoToAnotherMember(t *testing.T) {
 // member gets nothing meanwhile, and the message is acknowledged once.
 // Elapsed time is the subject, so the test waits for it.
 func TestSlowHandlerKeepsItsMessage(t *testing.T) {
-	const ackWait = 600 * time.Millisecond
+	const ackWait = time.Second
 	slow := integration.OpenNATS(t)
 	other := integration.OpenNATS(t)
 	topic, group := integration.UniqueName(t, "slow"), integration.UniqueName(t, "g")
@@ -259,7 +261,7 @@ func TestSlowHandlerKeepsItsMessage(t *testing.T) {
 	started, finished := make(chan struct{}), make(chan struct{})
 	_, err := slow.Subscribe(t.Context(), topic, func(ctx context.Context, m *messaging.Message) error {
 		close(started)
-		time.Sleep(4 * ackWait) // the handler's duration is what is tested
+		time.Sleep(3 * ackWait) // the handler's duration is what is tested
 		close(finished)
 		return nil
 	}, messaging.Group(group), messaging.AckDeadline(ackWait))

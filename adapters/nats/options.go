@@ -145,8 +145,10 @@ func WithRequestTimeout(d time.Duration) Option { return func(c *config) { c.req
 // stream-by-subject lookup) instead of creating a stream per topic; for
 // legacy setups whose streams capture many subjects ("orders.>"). A topic no
 // stream captures is an error. DeleteTopic then purges the topic's subject
-// from the stream and deletes the topic's groups, never the stream. URL:
-// streams=bind (default streams=create).
+// from the stream and deletes the topic's groups, never the stream. The
+// stream's duplicate window then spans all its topics: message IDs must be
+// unique across them (generated IDs are). URL: streams=bind (default
+// streams=create).
 func WithExistingStreams() Option { return func(c *config) { c.bindStreams = true } }
 
 // WithStreamPrefix prefixes the names of the streams the Client creates
