@@ -313,3 +313,41 @@ func TestPublishHonoursContextWhileServerDown(t *testing.T) {
 		t.Fatalf("Publish after the restart: %v", err)
 	}
 }
+
+// TestEphemeralSubscriptionSurvivesRestart: a group-less subscription and a
+// Stream read keep delivering across a server crash and restart.
+func TestEphemeralSubscriptionSurvivesRestart(t *testing.T) {
+	srv := newPrivateServer(t)
+	c := integration.OpenNATSURL(t, srv.url()+"?reconnect_wait=100ms")
+	topic := integration.UniqueName(t, "eph")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := c.Provision(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	eph, reader := integration.NewCollector(), integration.NewCollector()
+	sub, err := c.Subscribe(ctx, topic, eph.Handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	rsub, err := c.Read(ctx, topic, messaging.Latest, reader.Handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rsub.Close() })
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	eph.WaitDistinct(t, 1, 10*time.Second)
+	reader.WaitDistinct(t, 1, 10*time.Second)
+	srv.kill()
+	srv.start()
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "after"}); err != nil {
+		t.Fatalf("publish after restart: %v", err)
+	}
+	eph.WaitDistinct(t, 2, 30*time.Second)
+	reader.WaitDistinct(t, 2, 30*time.Second)
+	eph.Report(t, []string{"before", "after"})
+	reader.Report(t, []string{"before", "after"})
+}
