@@ -166,6 +166,8 @@ func TestOpenURL(t *testing.T) {
 		{ep + "?typo=1", messaging.ErrInvalidOption},
 		{ep + "?mode=fast", messaging.ErrInvalidOption},
 		{ep + "?replicas=0", messaging.ErrInvalidOption},
+		{ep + "?max_ack_pending=-1", messaging.ErrInvalidOption},
+		{ep + "?storage=disk", messaging.ErrInvalidOption},
 		{"nats://", messaging.ErrInvalidURL},
 		{ep + "/path", messaging.ErrInvalidURL},
 		{ep + "?tls_cert=/x", messaging.ErrInvalidOption},

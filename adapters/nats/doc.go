@@ -19,6 +19,7 @@
 //	connect_timeout=5s, reconnect_wait=2s
 //	prefetch=256              messages pulled ahead per subscription
 //	max_in_flight=4096        unacknowledged JetStream publishes per client
+//	max_ack_pending=N         MaxAckPending of created consumers
 //	publish_timeout=30s       wait for one publish acknowledgement
 //	request_timeout=10s       Request without a context deadline
 //	streams=create|bind       create a stream per topic, or bind to the
@@ -83,8 +84,11 @@
 // # Capabilities
 //
 // JetStream: Persistent (file storage), Groups, Replay, ReplayByTime,
-// GroupStartAt, PerKeyOrder, AckDeadline, NativeDelay, BrokerAttempts (on
-// servers 2.10 and later). Not NativeDeadLetter: a terminated message stays
+// GroupStartAt, PerKeyOrder, AckDeadline, NativeDelay, and BrokerAttempts on
+// servers 2.10 and later (a 2.9.10 server was seen restarting a nak'ed
+// message's delivery count when its redelivery met the pull request of a
+// subscription that had ended, so Attempt is not claimed reliable there).
+// Not NativeDeadLetter: a terminated message stays
 // in the stream (the server publishes a termination advisory); use
 // middleware/deadletter.
 package nats

@@ -163,6 +163,7 @@ func (c *Client) group(ctx context.Context, stream, topic, group string, start m
 		AckWait:       messaging.DefaultAckDeadline,
 		MaxDeliver:    -1,
 		ReplayPolicy:  jetstream.ReplayInstantPolicy,
+		MaxAckPending: c.cfg.maxAckPending,
 		Metadata:      map[string]string{metaTopic: topic, metaGroup: group},
 	}
 	if o != nil {
@@ -337,6 +338,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 			AckPolicy:         jetstream.AckExplicitPolicy,
 			AckWait:           o.AckDeadline,
 			MaxDeliver:        -1,
+			MaxAckPending:     c.cfg.maxAckPending,
 			InactiveThreshold: ephemeralInactive,
 		}
 		if o.MaxAttempts > 0 {

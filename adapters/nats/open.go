@@ -59,6 +59,9 @@ func openURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	if p.Has("max_in_flight") {
 		urlOpts = append(urlOpts, WithMaxInFlight(p.Int("max_in_flight", DefaultMaxInFlight)))
 	}
+	if p.Has("max_ack_pending") {
+		urlOpts = append(urlOpts, WithMaxAckPending(p.Int("max_ack_pending", 0)))
+	}
 	urlOpts = append(urlOpts,
 		WithPublishTimeout(p.Duration("publish_timeout", DefaultPublishTimeout)),
 		WithRequestTimeout(p.Duration("request_timeout", DefaultRequestTimeout)))

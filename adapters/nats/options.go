@@ -49,6 +49,7 @@ type config struct {
 	logger         *slog.Logger
 	prefetch       int
 	maxInFlight    int
+	maxAckPending  int
 	publishTimeout time.Duration
 	requestTimeout time.Duration
 	bindStreams    bool
@@ -90,6 +91,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: unknown mode %d", messaging.ErrInvalidOption, int(c.mode))
 	case c.prefetch < 1:
 		return fmt.Errorf("%w: prefetch %d: must be at least 1", messaging.ErrInvalidOption, c.prefetch)
+	case c.maxAckPending < 0:
+		return fmt.Errorf("%w: max ack pending %d: must not be negative", messaging.ErrInvalidOption, c.maxAckPending)
 	case c.maxInFlight < 1:
 		return fmt.Errorf("%w: max in flight %d: must be at least 1", messaging.ErrInvalidOption, c.maxInFlight)
 	case c.replicas < 1 || c.replicas > 5:
@@ -128,6 +131,13 @@ func WithPrefetch(n int) Option { return func(c *config) { c.prefetch = n } }
 // acknowledged by the server, across all Publish calls of the Client
 // (default 4096). URL: max_in_flight=N.
 func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n } }
+
+// WithMaxAckPending sets the MaxAckPending of the consumers the Client
+// creates: how many messages a group (all its members together) may hold
+// unacknowledged before the server stops delivering to it (default 0: the
+// server's default, 1000). Raise it for groups with many members or large
+// prefetch. URL: max_ack_pending=N.
+func WithMaxAckPending(n int) Option { return func(c *config) { c.maxAckPending = n } }
 
 // WithPublishTimeout bounds the wait for each JetStream publish
 // acknowledgement (default 30s); a message not acknowledged in time is
