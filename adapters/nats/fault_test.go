@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -29,10 +30,13 @@ type privateServer struct {
 	t    *testing.T
 	port int
 	dir  string
+	args []string
 	cmd  *exec.Cmd
 }
 
-func newPrivateServer(t *testing.T) *privateServer {
+// newPrivateServer starts a private server; args are extra nats-server
+// flags (authentication, for example).
+func newPrivateServer(t *testing.T, args ...string) *privateServer {
 	t.Helper()
 	if _, err := os.Stat(natsServerBinary); err != nil {
 		msg := fmt.Sprintf("fault tests need %s: %v", natsServerBinary, err)
@@ -47,7 +51,7 @@ func newPrivateServer(t *testing.T) *privateServer {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	s := &privateServer{t: t, port: port, dir: t.TempDir()}
+	s := &privateServer{t: t, port: port, dir: t.TempDir(), args: args}
 	s.start()
 	t.Cleanup(s.kill)
 	return s
@@ -64,7 +68,8 @@ func (s *privateServer) start() {
 		s.t.Fatal(err)
 	}
 	defer logf.Close()
-	s.cmd = exec.Command(natsServerBinary, "-js", "-sd", filepath.Join(s.dir, "store"), "-p", strconv.Itoa(s.port), "-a", "127.0.0.1")
+	args := append([]string{"-js", "-sd", filepath.Join(s.dir, "store"), "-p", strconv.Itoa(s.port), "-a", "127.0.0.1"}, s.args...)
+	s.cmd = exec.Command(natsServerBinary, args...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
@@ -73,7 +78,7 @@ func (s *privateServer) start() {
 	for {
 		// Readiness is a condition to poll: try to connect and ask
 		// JetStream for its account info.
-		nc, err := natsgo.Connect(s.url(), natsgo.Timeout(time.Second))
+		nc, err := natsgo.Connect(s.url(), natsgo.Timeout(time.Second), s.auth())
 		if err == nil {
 			js, _ := nc.JetStream()
 			_, err = js.AccountInfo()
@@ -88,6 +93,26 @@ func (s *privateServer) start() {
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval of the readiness check
 	}
+}
+
+// auth returns the credentials the server was started with, for the
+// readiness check.
+func (s *privateServer) auth() natsgo.Option {
+	var user, pass, token string
+	for i := 0; i+1 < len(s.args); i++ {
+		switch s.args[i] {
+		case "--user":
+			user = s.args[i+1]
+		case "--pass":
+			pass = s.args[i+1]
+		case "--auth":
+			token = s.args[i+1]
+		}
+	}
+	if token != "" {
+		return natsgo.Token(token)
+	}
+	return natsgo.UserInfo(user, pass)
 }
 
 // kill crashes the server (SIGKILL) and reaps it.
@@ -350,4 +375,38 @@ func TestEphemeralSubscriptionSurvivesRestart(t *testing.T) {
 	reader.WaitDistinct(t, 2, 30*time.Second)
 	eph.Report(t, []string{"before", "after"})
 	reader.Report(t, []string{"before", "after"})
+}
+
+// TestAuthFromURL: user/password and token authentication given in the URL
+// reach the server; a wrong password fails Open without showing it.
+func TestAuthFromURL(t *testing.T) {
+	t.Run("user-password", func(t *testing.T) {
+		srv := newPrivateServer(t, "--user", "app", "--pass", "pa55-word")
+		host := strings.TrimPrefix(srv.url(), "nats://")
+		c := integration.OpenNATSURL(t, "nats://app:pa55-word@"+host)
+		topic := integration.UniqueName(t, "auth")
+		if err := c.Publish(t.Context(), topic, &messaging.Message{}); err != nil {
+			t.Fatalf("publish with user/password auth: %v", err)
+		}
+		_, err := messaging.Open(t.Context(), "nats://app:wr0ng-pw@"+host)
+		if err == nil {
+			t.Fatal("Open with a wrong password succeeded")
+		}
+		if strings.Contains(err.Error(), "wr0ng-pw") {
+			t.Errorf("error shows the password: %v", err)
+		}
+	})
+	t.Run("token", func(t *testing.T) {
+		srv := newPrivateServer(t, "--auth", "t0ken-value")
+		host := strings.TrimPrefix(srv.url(), "nats://")
+		for _, u := range []string{"nats://t0ken-value@" + host, "nats://" + host + "?token=t0ken-value"} {
+			c := integration.OpenNATSURL(t, u)
+			if err := c.Publish(t.Context(), integration.UniqueName(t, "auth"), &messaging.Message{}); err != nil {
+				t.Fatalf("publish with token auth: %v", err)
+			}
+		}
+		if _, err := messaging.Open(t.Context(), "nats://"+host); err == nil {
+			t.Fatal("Open without the token succeeded")
+		}
+	})
 }
