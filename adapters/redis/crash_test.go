@@ -31,9 +31,17 @@ type privateRedis struct {
 	dir  string
 	port int
 	cmd  *exec.Cmd
+	args []string         // extra server arguments
+	ping *goredis.Options // how to reach it for the readiness check
 }
 
-func startPrivateRedis(t *testing.T) *privateRedis {
+func startPrivateRedis(t *testing.T, args ...string) *privateRedis {
+	return startPrivateRedisWith(t, nil, args...)
+}
+
+// startPrivateRedisWith starts a private server; configure, when not nil,
+// adjusts the arguments and the readiness client once the port is known.
+func startPrivateRedisWith(t *testing.T, configure func(r *privateRedis), args ...string) *privateRedis {
 	t.Helper()
 	if _, err := os.Stat(redisServerBin); err != nil {
 		if os.Getenv(integration.RequireBrokersEnv) == "1" {
@@ -47,7 +55,11 @@ func startPrivateRedis(t *testing.T) *privateRedis {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	r := &privateRedis{t: t, dir: t.TempDir(), port: port}
+	r := &privateRedis{t: t, dir: t.TempDir(), port: port, args: args}
+	r.ping = &goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	if configure != nil {
+		configure(r)
+	}
 	r.start()
 	t.Cleanup(r.kill)
 	return r
@@ -59,10 +71,11 @@ func (r *privateRedis) url() string { return fmt.Sprintf("redis://127.0.0.1:%d",
 // log line.
 func (r *privateRedis) start() {
 	r.t.Helper()
-	cmd := exec.Command(redisServerBin,
+	args := []string{
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--dir", r.dir, "--appendonly", "yes", "--appendfsync", "always",
-		"--save", "", "--logfile", "", "--daemonize", "no")
+		"--save", "", "--logfile", "", "--daemonize", "no"}
+	cmd := exec.Command(redisServerBin, append(args, r.args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		r.t.Fatal(err)
@@ -92,7 +105,7 @@ func (r *privateRedis) start() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	rc := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port)})
+	rc := goredis.NewClient(r.ping)
 	defer rc.Close()
 	if err := rc.Ping(ctx).Err(); err != nil {
 		r.t.Fatalf("private redis-server on port %d: %v", r.port, err)

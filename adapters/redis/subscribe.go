@@ -54,6 +54,11 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 	if err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
+	if sfx := c.cfg.deadLetterSuffix; sfx != "" && o.Group != "" {
+		if err := messaging.ValidateName(topic + sfx); err != nil {
+			return nil, fmt.Errorf("subscribe: dead-letter topic %q: %w", topic+sfx, errors.Join(messaging.ErrInvalidOption, err))
+		}
+	}
 	key := c.StreamKey(topic)
 	if o.Group == "" {
 		return c.subscribeEphemeral(ctx, topic, key, start, h, o)

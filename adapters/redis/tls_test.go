@@ -1,0 +1,131 @@
+package redis_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/msgkit/messaging"
+	redisadapter "github.com/msgkit/messaging/adapters/redis"
+	"github.com/msgkit/messaging/integration"
+)
+
+// selfSigned writes a certificate for 127.0.0.1 and its key to dir and
+// returns their paths and a pool trusting the certificate.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// TestTLSAndACL: a private server that speaks only TLS and only to the ACL
+// user "alice": rediss:// URLs with the user's password work, a wrong
+// password fails without showing it, and New accepts a go-redis client
+// configured with the CA.
+func TestTLSAndACL(t *testing.T) {
+	certDir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, certDir)
+	srv := startPrivateRedisWith(t, func(r *privateRedis) {
+		r.args = append(r.args,
+			"--port", "0", "--tls-port", strconv.Itoa(r.port),
+			"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", certFile,
+			"--tls-auth-clients", "no",
+			"--user", "default", "off",
+			"--user", "alice", "on", ">alice-pw", "~*", "&*", "+@all")
+		r.ping.Username, r.ping.Password = "alice", "alice-pw"
+		r.ping.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	})
+	ctx := t.Context()
+	base := fmt.Sprintf("127.0.0.1:%d", srv.port)
+
+	c, err := messaging.Open(ctx, "rediss://alice:alice-pw@"+base+"/?skip_verify=true")
+	if err != nil {
+		t.Fatalf("Open with TLS and ACL user: %v", err)
+	}
+	defer c.Close()
+	topic := integration.UniqueName(t, "tls")
+	col := integration.NewCollector()
+	sub, err := c.Subscribe(ctx, topic, col.Handler(), messaging.Group("g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "over-tls"}); err != nil {
+		t.Fatal(err)
+	}
+	col.WaitDistinct(t, 1, 30*time.Second)
+
+	_, err = messaging.Open(ctx, "rediss://alice:wrong-pw-123@"+base+"/?skip_verify=true")
+	if err == nil || strings.Contains(err.Error(), "wrong-pw-123") {
+		t.Fatalf("wrong password: %v, want an error that does not show the password", err)
+	}
+	if _, err := messaging.Open(ctx, "redis://alice:alice-pw@"+base+"/?dial_timeout=2s"); err == nil {
+		t.Fatal("plain TCP to a TLS-only port succeeded")
+	}
+
+	rc := goredis.NewClient(&goredis.Options{Addr: base, Username: "alice", Password: "alice-pw",
+		TLSConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}})
+	defer rc.Close()
+	wrapped := redisadapter.New(rc)
+	if err := wrapped.Publish(ctx, topic, &messaging.Message{ID: "via-new"}); err != nil {
+		t.Fatalf("Publish through New over a TLS client: %v", err)
+	}
+	col.WaitDistinct(t, 2, 30*time.Second)
+	col.Report(t, []string{"over-tls", "via-new"})
+	if err := wrapped.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Ping(ctx).Err(); err != nil {
+		t.Errorf("Close of a Client from New closed the caller's go-redis client: %v", err)
+	}
+}
