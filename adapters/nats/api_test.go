@@ -263,3 +263,32 @@ func TestExistingStreams(t *testing.T) {
 func jetstreamConfig(name, subject string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{Name: name, Subjects: []string{subject}}
 }
+
+// TestLongNames: the longest topic and group names work in bind mode too,
+// where consumer names combine both (store names are kept short).
+func TestLongNames(t *testing.T) {
+	c := integration.OpenNATS(t)
+	long := func(prefix string) string {
+		n := integration.UniqueName(t, prefix)
+		return n + "." + strings.Repeat("x", messaging.MaxNameLength-len(n)-1)
+	}
+	topic, group := long("lt"), long("lg")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	col := integration.NewCollector()
+	sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "long"}); err != nil {
+		t.Fatal(err)
+	}
+	col.WaitDistinct(t, 1, 10*time.Second)
+	if n := len(natsadapterBind(t).ConsumerName(topic, group)); n > 200 {
+		t.Errorf("bind-mode consumer name is %d bytes", n)
+	}
+}
+
+func natsadapterBind(t *testing.T) *natsadapter.Client {
+	return integration.OpenNATS(t, natsadapter.WithExistingStreams())
+}

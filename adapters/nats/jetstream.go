@@ -2,6 +2,8 @@ package nats
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -33,18 +35,33 @@ const ephemeralInactive = time.Minute
 // cannot contain '.'). Two topics differing only there ("a.b", "a_b") map to
 // the same name; the second one to be used then fails with ErrInvalidTopic.
 func (c *Client) StreamName(topic string) string {
-	return c.cfg.streamPrefix + strings.ReplaceAll(topic, ".", "_")
+	return shorten(c.cfg.streamPrefix + strings.ReplaceAll(topic, ".", "_"))
+}
+
+// maxStoreName bounds stream and consumer names, which the server uses as
+// directory names in its store.
+const maxStoreName = 200
+
+// shorten keeps names of at most maxStoreName bytes; longer ones become a
+// prefix and a hash of the whole name.
+func shorten(name string) string {
+	if len(name) <= maxStoreName {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return name[:maxStoreName-17] + "_" + hex.EncodeToString(sum[:8])
 }
 
 // ConsumerName returns the name of the durable consumer for a group of a
 // topic: the group with '.' replaced by '_', prefixed by the topic likewise
-// with WithExistingStreams (where one stream holds many topics).
+// with WithExistingStreams (where one stream holds many topics). Names
+// longer than 200 bytes are cut and end with a hash of the full name.
 func (c *Client) ConsumerName(topic, group string) string {
 	name := strings.ReplaceAll(group, ".", "_")
 	if c.cfg.bindStreams {
 		name = strings.ReplaceAll(topic, ".", "_") + "__" + name
 	}
-	return name
+	return shorten(name)
 }
 
 // stream returns the name of topic's stream, creating the stream (or, with
