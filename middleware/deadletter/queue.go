@@ -19,14 +19,16 @@ type Queue struct {
 }
 
 // NewQueue returns the Queue of topic on c. It returns an error wrapping
-// messaging.ErrUnsupported when c does not implement messaging.Stream, and
+// messaging.ErrUnsupported when c does not implement messaging.Stream or its
+// capabilities do not claim Replay (List then fails the same way if the
+// adapter turns out to lack replay for this topic), and
 // one wrapping messaging.ErrInvalidTopic for a bad topic name.
 func NewQueue(c messaging.Client, topic string) (*Queue, error) {
 	if err := messaging.ValidateName(topic); err != nil {
 		return nil, fmt.Errorf("deadletter: queue: %w", err)
 	}
 	s, ok := c.(messaging.Stream)
-	if !ok {
+	if !ok || !c.Capabilities().Replay {
 		return nil, fmt.Errorf("deadletter: queue %s: listing dead letters needs messaging.Stream (replay), which this adapter lacks: %w", topic, messaging.ErrUnsupported)
 	}
 	return &Queue{pub: c, stream: s, topic: topic}, nil

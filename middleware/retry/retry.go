@@ -96,6 +96,15 @@ func Jitter(f float64) Option { return func(c *config) { c.jitter = f } }
 // adapter's redelivery; see the package documentation for when to use it.
 func InProcess() Option { return func(c *config) { c.inProcess = true } }
 
+// For picks the mode for a client from its capabilities: InProcess for an
+// adapter that does not redeliver — one that claims neither Groups nor
+// AckDeadline, such as core NATS — and broker mode otherwise. It is a
+// heuristic: the contract has no capability saying "nacked messages come
+// back", so check the adapter's documentation when in doubt.
+func For(caps messaging.Capabilities) Option {
+	return func(c *config) { c.inProcess = !caps.Groups && !caps.AckDeadline }
+}
+
 // Retryable classifies errors: an error for which f returns false is not
 // retried (it is returned wrapped in messaging.Permanent). By default every
 // error not marked permanent is retried.

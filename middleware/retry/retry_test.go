@@ -147,6 +147,21 @@ func TestInProcessWaitHonoursContext(t *testing.T) {
 	}
 }
 
+func TestForPicksTheMode(t *testing.T) {
+	calls := 0
+	h := retry.New(retry.MaxAttempts(3), retry.Backoff(time.Millisecond, time.Millisecond), retry.For(messaging.Capabilities{}))(
+		func(context.Context, *messaging.Message) error { calls++; return errBoom })
+	if err := h(context.Background(), &messaging.Message{Attempt: 1}); !messaging.IsPermanent(err) || calls != 3 {
+		t.Fatalf("no redelivery: %d calls, %v; want 3 in process", calls, err)
+	}
+	calls = 0
+	h = retry.New(retry.MaxAttempts(3), retry.For(messaging.Capabilities{Groups: true, AckDeadline: true}))(
+		func(context.Context, *messaging.Message) error { calls++; return errBoom })
+	if err := h(context.Background(), &messaging.Message{Attempt: 1}); messaging.IsPermanent(err) || calls != 1 {
+		t.Fatalf("redelivering adapter: %d calls, %v; want 1 and a retry", calls, err)
+	}
+}
+
 func TestOrderChecks(t *testing.T) {
 	if err := middleware.Validate(timeout.New(time.Second), retry.New(retry.InProcess())); !errors.Is(err, middleware.ErrMisordered) {
 		t.Errorf("timeout outside in-process retry: got %v, want ErrMisordered", err)
@@ -186,7 +201,7 @@ func TestRedeliveryEndToEnd(t *testing.T) {
 			times    []time.Time
 		)
 		done := make(chan struct{})
-		h := retry.New(retry.MaxAttempts(5), retry.Backoff(backoff, backoff), retry.Jitter(0))(
+		h := retry.New(retry.MaxAttempts(5), retry.Backoff(backoff, backoff), retry.Jitter(0), retry.For(c.Capabilities()))(
 			func(_ context.Context, m *messaging.Message) error {
 				mu.Lock()
 				defer mu.Unlock()
