@@ -560,8 +560,12 @@ func (c *Client) Read(ctx context.Context, topic string, from messaging.Position
 	if err := deliverPolicy(from, &cfg); err != nil {
 		return nil, fmt.Errorf("read: %w", err)
 	}
-	var cons jetstream.Consumer
+	var (
+		cons       jetstream.Consumer
+		streamName string
+	)
 	err := c.withStream(ctx, topic, func(stream string) error {
+		streamName = stream
 		ocfg := jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{topic},
 			DeliverPolicy:  cfg.DeliverPolicy,
@@ -597,8 +601,16 @@ func (c *Client) Read(ctx context.Context, topic string, from messaging.Position
 		return nil, err
 	}
 	go func() {
-		defer it.Stop()
-		sub.Finish(c.read(sub, it, topic, h))
+		err := c.read(sub, it, topic, h)
+		it.Stop()
+		// The server would remove the ordered consumer after 5 minutes of
+		// inactivity; remove it now.
+		if info := cons.CachedInfo(); info != nil && !c.nc.IsClosed() {
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = c.js.DeleteConsumer(dctx, streamName, info.Name)
+			cancel()
+		}
+		sub.Finish(err)
 	}()
 	return sub, nil
 }
