@@ -1,0 +1,167 @@
+// Package dedupe makes a handler idempotent: a message whose ID was already
+// handled successfully is acknowledged without running the handler again.
+//
+// At-least-once delivery means duplicates: redeliveries after a lost ack, a
+// publisher retrying after a lost confirm. The layer records each message it
+// handled successfully in a Store, keyed by topic, group and message ID, for
+// a TTL. Handling is claimed first (for a lease), so two deliveries of the
+// same message running at once do not both run the handler: the second gets
+// a retryable error wrapping ErrInProgress and comes back later. A failed
+// handler releases its claim, so the message can be retried; a consumer that
+// crashes mid-way leaves a claim that expires after the lease. The layer
+// never acknowledges a message it has not seen succeed: store errors are
+// returned (retryable), not swallowed.
+//
+// Deduplication is exact only within the TTL and only as far as the store is
+// shared: use RedisStore for consumers in several processes. It cannot make
+// the handler's side effects atomic with the record: a crash after the
+// handler succeeded and before Complete means one more run.
+package dedupe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/middleware/internal/layer"
+)
+
+// State is what a Store knows about a key.
+type State int
+
+const (
+	// StateNew: the key was unknown and is now claimed by the caller.
+	StateNew State = iota
+	// StateInProgress: someone else claimed the key and has not finished.
+	StateInProgress
+	// StateDone: the key was handled successfully within the TTL.
+	StateDone
+)
+
+func (s State) String() string {
+	switch s {
+	case StateNew:
+		return "new"
+	case StateInProgress:
+		return "in progress"
+	case StateDone:
+		return "done"
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// Store records handled keys. Implementations must be safe for concurrent
+// use, and Claim must be atomic: of concurrent claims of an unknown key,
+// exactly one gets StateNew.
+type Store interface {
+	// Claim returns StateNew and claims key for lease if key is unknown (or its
+	// claim or record expired); otherwise it returns the key's state.
+	Claim(ctx context.Context, key string, lease time.Duration) (State, error)
+	// Complete records key as done for ttl.
+	Complete(ctx context.Context, key string, ttl time.Duration) error
+	// Release drops a claim on key; it does nothing if key is done.
+	Release(ctx context.Context, key string) error
+}
+
+// ErrInProgress is wrapped by the (retryable) error returned for a message
+// whose handling another delivery has claimed and not finished.
+var ErrInProgress = errors.New("dedupe: message is being handled by another delivery")
+
+// Defaults.
+const (
+	DefaultTTL        = 24 * time.Hour
+	DefaultLease      = 5 * time.Minute
+	DefaultRetryDelay = time.Second
+)
+
+// Option configures New.
+type Option func(*config)
+
+type config struct {
+	ttl, lease, retryDelay time.Duration
+	key                    func(*messaging.Message) string
+}
+
+// TTL is how long a handled message is remembered (default 24h).
+func TTL(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.ttl = d
+		}
+	}
+}
+
+// Lease is how long a claim lasts when its holder neither completes nor
+// releases it, for example because it crashed (default 5m). Make it longer
+// than the handler can run.
+func Lease(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.lease = d
+		}
+	}
+}
+
+// InProgressDelay is the RetryAfter delay for a message claimed by another
+// delivery (default 1s).
+func InProgressDelay(d time.Duration) Option { return func(c *config) { c.retryDelay = max(d, 0) } }
+
+// Key sets the record key of a message (default topic, group and ID, so that
+// each group of a fan-out handles the message once).
+func Key(f func(*messaging.Message) string) Option { return func(c *config) { c.key = f } }
+
+// DefaultKey is the default record key: "topic/group/id".
+func DefaultKey(m *messaging.Message) string { return m.Topic + "/" + m.Group + "/" + m.ID }
+
+// New returns the dedupe middleware recording in store. It panics on a nil
+// store.
+func New(store Store, opts ...Option) messaging.Middleware {
+	if store == nil {
+		panic("dedupe: nil store")
+	}
+	c := config{ttl: DefaultTTL, lease: DefaultLease, retryDelay: DefaultRetryDelay, key: DefaultKey}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return func(next messaging.Handler) messaging.Handler {
+		return func(ctx context.Context, msg *messaging.Message) error {
+			ctx = layer.Enter(ctx, layer.Frame{Kind: layer.Dedupe})
+			if layer.IsProbe(ctx) {
+				return next(ctx, msg)
+			}
+			key := c.key(msg)
+			st, err := store.Claim(ctx, key, c.lease)
+			if err != nil {
+				return fmt.Errorf("dedupe: claim %s: %w", key, err)
+			}
+			switch st {
+			case StateDone:
+				layer.Duplicate(ctx)
+				return nil
+			case StateInProgress:
+				return messaging.RetryAfter(fmt.Errorf("%w: %s", ErrInProgress, key), c.retryDelay)
+			}
+			herr := layer.Call(ctx, next, msg)
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if herr != nil {
+				if rerr := store.Release(sctx, key); rerr != nil {
+					// The claim expires after the lease; the message is not lost.
+					return fmt.Errorf("%w (and releasing the dedupe claim failed: %v)", herr, rerr)
+				}
+				return herr
+			}
+			if err := store.Complete(sctx, key, c.ttl); err != nil {
+				// The handler succeeded: acknowledging is right. Without the
+				// record a redelivery would run it once more, which
+				// at-least-once allows; returning an error would guarantee it.
+				return nil
+			}
+			return nil
+		}
+	}
+}
