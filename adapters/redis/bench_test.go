@@ -175,7 +175,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 		}
 		start := time.Now()
 		b.ResetTimer()
+		published := make(chan struct{})
 		go func() {
+			defer close(published)
 			for sent := 0; sent < b.N; sent += benchBatch {
 				if err := c.Publish(b.Context(), topic, benchMessages(min(benchBatch, b.N-sent), payload)...); err != nil {
 					b.Error(err)
@@ -184,6 +186,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 		}()
 		adapterConsume(b, c, topic, group, b.N, start)
+		<-published // the last Publish may return after its messages were consumed
 	})
 	b.Run("raw", func(b *testing.B) {
 		c, rc, topic := benchSetup(b)
@@ -194,7 +197,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 		key := c.StreamKey(topic)
 		start := time.Now()
 		b.ResetTimer()
+		published := make(chan struct{})
 		go func() {
+			defer close(published)
 			for sent := 0; sent < b.N; sent += benchBatch {
 				if err := rawPublish(b.Context(), rc, key, min(benchBatch, b.N-sent), payload); err != nil {
 					b.Error(err)
@@ -204,5 +209,6 @@ func BenchmarkEndToEnd(b *testing.B) {
 		}()
 		rawConsume(b.Context(), b, rc, key, group, b.N, func(map[string]any) {})
 		report(b, b.N, time.Since(start))
+		<-published
 	})
 }
