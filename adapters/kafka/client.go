@@ -1,0 +1,536 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/dispatch"
+	"github.com/msgkit/messaging/internal/prepare"
+)
+
+func init() {
+	messaging.Register("kafka", func(ctx context.Context, u *url.URL) (messaging.Client, error) {
+		c, err := Open(ctx, u.String())
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	})
+}
+
+// Client publishes to and consumes from a Kafka cluster through kafka-go. It
+// implements messaging.Client, messaging.Stream, messaging.Provisioner and
+// messaging.TopicDeleter, and is safe for concurrent use.
+type Client struct {
+	cfg       config
+	brokers   []string
+	dialer    *kafkago.Dialer
+	transport kafkago.RoundTripper
+	ownTrans  *kafkago.Transport // closed by Close when the client built it
+	admin     *kafkago.Client
+	writer    *kafkago.Writer
+	ownWriter bool
+
+	subs   dispatch.Set
+	closed atomic.Bool
+
+	topicsMu sync.Mutex
+	topics   map[string]bool            // topics known to exist
+	groups   map[string]map[string]bool // topic -> groups this client used
+}
+
+var (
+	_ messaging.Client       = (*Client)(nil)
+	_ messaging.Stream       = (*Client)(nil)
+	_ messaging.Provisioner  = (*Client)(nil)
+	_ messaging.TopicDeleter = (*Client)(nil)
+)
+
+// New returns a client of the cluster reachable at brokers ("host:port"
+// seeds). It does not contact the cluster; the first call that needs it
+// does. Options can hand in existing kafka-go pieces (WithDialer,
+// WithTransport, WithWriter).
+func New(brokers []string, opts ...Option) (*Client, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	var seeds []string
+	for _, b := range brokers {
+		if b = strings.TrimSpace(b); b != "" {
+			seeds = append(seeds, b)
+		}
+	}
+	if len(seeds) == 0 {
+		return nil, fmt.Errorf("kafka: %w: no broker address", messaging.ErrInvalidOption)
+	}
+	for _, b := range seeds {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return nil, fmt.Errorf("kafka: %w: broker address %q: want host:port", messaging.ErrInvalidOption, b)
+		}
+	}
+	c := &Client{cfg: cfg, brokers: seeds, topics: map[string]bool{}, groups: map[string]map[string]bool{}}
+	c.dialer = cfg.dialer
+	if c.dialer == nil {
+		c.dialer = &kafkago.Dialer{
+			ClientID:      cfg.clientID,
+			Timeout:       10 * time.Second,
+			DualStack:     true,
+			TLS:           cfg.tls,
+			SASLMechanism: cfg.sasl,
+		}
+	}
+	c.transport = cfg.transport
+	if c.transport == nil && cfg.writer != nil && cfg.writer.Transport != nil {
+		c.transport = cfg.writer.Transport
+	}
+	if c.transport == nil {
+		c.ownTrans = &kafkago.Transport{
+			ClientID:    cfg.clientID,
+			DialTimeout: 10 * time.Second,
+			TLS:         cfg.tls,
+			SASL:        cfg.sasl,
+			MetadataTTL: 10 * time.Second,
+		}
+		c.transport = c.ownTrans
+	}
+	c.admin = &kafkago.Client{Addr: kafkago.TCP(seeds...), Transport: c.transport, Timeout: 30 * time.Second}
+	if cfg.writer != nil {
+		c.writer = cfg.writer
+	} else {
+		c.ownWriter = true
+		c.writer = &kafkago.Writer{
+			Addr:         kafkago.TCP(seeds...),
+			Balancer:     &kafkago.Murmur2Balancer{},
+			BatchSize:    cfg.batchSize,
+			BatchBytes:   int64(max(1<<20, cfg.maxMessageSize+64<<10)),
+			BatchTimeout: cfg.batchTimeout,
+			WriteTimeout: cfg.writeTimeout,
+			RequiredAcks: cfg.requiredAcks,
+			Compression:  cfg.compression,
+			Transport:    c.transport,
+			MaxAttempts:  10,
+		}
+	}
+	return c, nil
+}
+
+// Capabilities reports what the Kafka adapter guarantees; see the package
+// documentation for what it lacks and why.
+func (c *Client) Capabilities() messaging.Capabilities {
+	return messaging.Capabilities{
+		Persistent:     c.cfg.requiredAcks == kafkago.RequireAll,
+		Groups:         true,
+		Replay:         true,
+		ReplayByTime:   true,
+		GroupStartAt:   true,
+		PerKeyOrder:    true,
+		MaxMessageSize: c.cfg.maxMessageSize,
+	}
+}
+
+// Publish writes msgs to topic in one kafka-go WriteMessages call and
+// returns once the brokers acknowledged every record (with the configured
+// RequiredAcks, all in-sync replicas by default). Records with the same Key
+// go to the same partition (murmur2 hash, as the Java client does), in
+// order; concurrent calls share produce batches. A missing topic is created
+// first unless auto-creation is off. Failures are reported as a
+// *messaging.PublishError naming the messages that were not acknowledged.
+func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+	if c.closed.Load() {
+		return fmt.Errorf("publish: %w", messaging.ErrClosed)
+	}
+	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
+		return err
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	recs := make([]kafkago.Message, len(msgs))
+	for i, m := range msgs {
+		r, err := toRecord(topic, m)
+		if err != nil {
+			return fmt.Errorf("publish to %s: message %d: %w", topic, i, err)
+		}
+		recs[i] = r
+	}
+	if err := c.ensureTopic(ctx, topic, c.cfg.autoCreate); err != nil {
+		return allFailed(len(msgs), fmt.Errorf("publish to %s: %w", topic, err))
+	}
+	err := c.writer.WriteMessages(ctx, recs...)
+	if err == nil {
+		return nil
+	}
+	var werrs kafkago.WriteErrors
+	if errors.As(err, &werrs) && len(werrs) == len(msgs) {
+		pe := &messaging.PublishError{Errs: make([]error, len(msgs))}
+		for i, e := range werrs {
+			if e != nil {
+				pe.Errs[i] = fmt.Errorf("kafka: publish to %s: %w", topic, e)
+			}
+		}
+		return pe
+	}
+	var tooLarge kafkago.MessageTooLargeError
+	switch {
+	case errors.As(err, &tooLarge), errors.Is(err, kafkago.MessageSizeTooLarge):
+		err = fmt.Errorf("%w: %w", messaging.ErrMessageTooLarge, err)
+	case errors.Is(err, io.ErrClosedPipe):
+		err = messaging.ErrClosed
+	}
+	return allFailed(len(msgs), fmt.Errorf("kafka: publish to %s: %w", topic, err))
+}
+
+func allFailed(n int, err error) error {
+	pe := &messaging.PublishError{Errs: make([]error, n)}
+	for i := range pe.Errs {
+		pe.Errs[i] = err
+	}
+	return pe
+}
+
+// Provision creates topic (with the configured partitions and replication)
+// and, for each group, commits a starting offset (the earliest) on every
+// partition that has none, so the group exists and keeps everything
+// published from now on. It is idempotent and never moves a group that
+// already has offsets.
+func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
+	if c.closed.Load() {
+		return fmt.Errorf("provision: %w", messaging.ErrClosed)
+	}
+	if err := messaging.ValidateName(topic); err != nil {
+		return fmt.Errorf("provision: topic: %w", err)
+	}
+	for _, g := range groups {
+		if err := messaging.ValidateName(g); err != nil {
+			return fmt.Errorf("provision: group: %w", err)
+		}
+	}
+	if err := c.ensureTopic(ctx, topic, true); err != nil {
+		return fmt.Errorf("provision %s: %w", topic, err)
+	}
+	for _, g := range groups {
+		if err := c.initGroup(ctx, topic, g, messaging.Earliest); err != nil {
+			return fmt.Errorf("provision %s group %s: %w", topic, g, err)
+		}
+	}
+	return nil
+}
+
+// DeleteTopic deletes topic. The brokers drop every group's committed
+// offsets for it; the groups this client subscribed or provisioned on the
+// topic are deleted too when they have no other members. Deleting a missing
+// topic is not an error.
+func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
+	if c.closed.Load() {
+		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
+	}
+	if err := messaging.ValidateName(topic); err != nil {
+		return fmt.Errorf("delete topic: %w", err)
+	}
+	c.topicsMu.Lock()
+	delete(c.topics, topic)
+	var groups []string
+	for g := range c.groups[topic] {
+		groups = append(groups, g)
+	}
+	delete(c.groups, topic)
+	c.topicsMu.Unlock()
+	resp, err := c.admin.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: []string{topic}})
+	if err != nil {
+		return fmt.Errorf("kafka: delete topic %s: %w", topic, err)
+	}
+	if err := resp.Errors[topic]; err != nil && !errors.Is(err, kafkago.UnknownTopicOrPartition) {
+		return fmt.Errorf("kafka: delete topic %s: %w", topic, err)
+	}
+	if len(groups) > 0 {
+		sort.Strings(groups)
+		resp, err := c.admin.DeleteGroups(ctx, &kafkago.DeleteGroupsRequest{GroupIDs: groups})
+		if err != nil {
+			return fmt.Errorf("kafka: delete groups of %s: %w", topic, err)
+		}
+		for g, err := range resp.Errors {
+			if err != nil && !errors.Is(err, kafkago.GroupIdNotFound) && !errors.Is(err, kafkago.NonEmptyGroup) {
+				return fmt.Errorf("kafka: delete group %s of %s: %w", g, topic, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Close stops every subscription (handlers in flight finish, their offsets
+// are committed and the groups are left), flushes and closes the writer the
+// client built, and makes further calls fail with ErrClosed. It is
+// idempotent.
+func (c *Client) Close() error {
+	if c.closed.Swap(true) {
+		c.subs.CloseAll() // wait, as the first Close does
+		return nil
+	}
+	c.subs.CloseAll()
+	var err error
+	if c.ownWriter {
+		if e := c.writer.Close(); e != nil {
+			err = fmt.Errorf("kafka: close writer: %w", e)
+		}
+	}
+	if c.ownTrans != nil {
+		c.ownTrans.CloseIdleConnections()
+	}
+	return err
+}
+
+func (c *Client) rememberGroup(topic, group string) {
+	c.topicsMu.Lock()
+	defer c.topicsMu.Unlock()
+	if c.groups[topic] == nil {
+		c.groups[topic] = map[string]bool{}
+	}
+	c.groups[topic][group] = true
+}
+
+// ensureTopic makes sure topic exists, creating it when create is true, and
+// waits until every partition has a leader.
+func (c *Client) ensureTopic(ctx context.Context, topic string, create bool) error {
+	c.topicsMu.Lock()
+	known := c.topics[topic]
+	c.topicsMu.Unlock()
+	if known {
+		return nil
+	}
+	if create {
+		resp, err := c.admin.CreateTopics(ctx, &kafkago.CreateTopicsRequest{Topics: []kafkago.TopicConfig{{
+			Topic: topic, NumPartitions: c.cfg.partitions, ReplicationFactor: c.cfg.replicationFactor,
+		}}})
+		if err != nil {
+			return fmt.Errorf("kafka: create topic: %w", err)
+		}
+		if err := resp.Errors[topic]; err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
+			return fmt.Errorf("kafka: create topic: %w", err)
+		}
+	}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		n, err := c.partitionCount(ctx, topic)
+		if err != nil {
+			if !create && errors.Is(err, kafkago.UnknownTopicOrPartition) {
+				return struct{}{}, backoff.Permanent(fmt.Errorf("kafka: topic %s does not exist and auto-creation is off: %w", topic, err))
+			}
+			return struct{}{}, err
+		}
+		if n == 0 {
+			return struct{}{}, fmt.Errorf("kafka: topic %s has no partitions yet", topic)
+		}
+		return struct{}{}, nil
+	}, backoff.WithBackOff(fastBackOff()), backoff.WithMaxElapsedTime(30*time.Second))
+	if err != nil {
+		return err
+	}
+	c.topicsMu.Lock()
+	c.topics[topic] = true
+	c.topicsMu.Unlock()
+	return nil
+}
+
+func fastBackOff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 20 * time.Millisecond
+	b.MaxInterval = time.Second
+	return b
+}
+
+// partitions returns the partition IDs of topic, sorted; an error wraps
+// kafkago.UnknownTopicOrPartition when the topic does not exist or a
+// partition has no leader yet.
+func (c *Client) partitions(ctx context.Context, topic string) ([]int, error) {
+	resp, err := c.admin.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("kafka: metadata of %s: %w", topic, err)
+	}
+	for _, t := range resp.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return nil, fmt.Errorf("kafka: metadata of %s: %w", topic, t.Error)
+		}
+		ids := make([]int, 0, len(t.Partitions))
+		for _, p := range t.Partitions {
+			if p.Error != nil {
+				return nil, fmt.Errorf("kafka: metadata of %s partition %d: %w", topic, p.ID, p.Error)
+			}
+			ids = append(ids, p.ID)
+		}
+		sort.Ints(ids)
+		return ids, nil
+	}
+	return nil, fmt.Errorf("kafka: metadata of %s: %w", topic, kafkago.UnknownTopicOrPartition)
+}
+
+func (c *Client) partitionCount(ctx context.Context, topic string) (int, error) {
+	ids, err := c.partitions(ctx, topic)
+	return len(ids), err
+}
+
+// listOffsets asks for one offset per partition: the first, the end (next
+// offset to be written) or the first at or after a time (the end when there
+// is none).
+func (c *Client) listOffsets(ctx context.Context, topic string, parts []int, kind messaging.PositionKind, at time.Time) (map[int]int64, error) {
+	reqs := make([]kafkago.OffsetRequest, len(parts))
+	for i, p := range parts {
+		switch kind {
+		case messaging.PositionEarliest:
+			reqs[i] = kafkago.FirstOffsetOf(p)
+		case messaging.PositionLatest:
+			reqs[i] = kafkago.LastOffsetOf(p)
+		default:
+			reqs[i] = kafkago.TimeOffsetOf(p, at)
+		}
+	}
+	resp, err := c.admin.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("kafka: list offsets of %s: %w", topic, err)
+	}
+	out := make(map[int]int64, len(parts))
+	var needEnd []int
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("kafka: list offsets of %s partition %d: %w", topic, po.Partition, po.Error)
+		}
+		switch kind {
+		case messaging.PositionEarliest:
+			out[po.Partition] = po.FirstOffset
+		case messaging.PositionLatest:
+			out[po.Partition] = po.LastOffset
+		default:
+			found := false
+			for off := range po.Offsets {
+				if off >= 0 {
+					out[po.Partition], found = off, true
+				}
+			}
+			if !found {
+				needEnd = append(needEnd, po.Partition)
+			}
+		}
+	}
+	if len(needEnd) > 0 {
+		end, err := c.listOffsets(ctx, topic, needEnd, messaging.PositionLatest, time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		for p, o := range end {
+			out[p] = o
+		}
+	}
+	for _, p := range parts {
+		if _, ok := out[p]; !ok {
+			return nil, fmt.Errorf("kafka: list offsets of %s: no answer for partition %d", topic, p)
+		}
+	}
+	return out, nil
+}
+
+// resolve turns a Position into a start offset for each of parts. An offset
+// position ("p:o", or a comma-separated list) sets the partitions it names;
+// the other partitions start at their earliest offset, so nothing after the
+// position is missed (messages of those partitions from before it may be
+// delivered too).
+func (c *Client) resolve(ctx context.Context, topic string, parts []int, pos messaging.Position) (map[int]int64, error) {
+	if err := pos.Validate(); err != nil {
+		return nil, err
+	}
+	switch pos.Kind {
+	case messaging.PositionEarliest, messaging.PositionLatest, messaging.PositionAtTime:
+		return c.listOffsets(ctx, topic, parts, pos.Kind, pos.Time)
+	}
+	named, err := parseOffsets(pos.Offset)
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.listOffsets(ctx, topic, parts, messaging.PositionEarliest, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	for p, o := range named {
+		if _, ok := out[p]; !ok {
+			return nil, fmt.Errorf("%w: position %v: topic %s has no partition %d", messaging.ErrInvalidOption, pos, topic, p)
+		}
+		if pos.Kind == messaging.PositionAfterOffset {
+			o++
+		}
+		out[p] = o
+	}
+	return out, nil
+}
+
+// initGroup gives group a committed offset, resolved from start, on every
+// partition of topic that has none yet. The commit is a "simple" one
+// (generation -1), which the coordinator accepts only while the group has no
+// members; a group with members already exists and is left alone.
+func (c *Client) initGroup(ctx context.Context, topic, group string, start messaging.Position) error {
+	c.rememberGroup(topic, group)
+	parts, err := c.partitions(ctx, topic)
+	if err != nil {
+		return err
+	}
+	fetched, err := c.admin.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return fmt.Errorf("kafka: fetch offsets of group %s: %w", group, err)
+	}
+	if fetched.Error != nil && !errors.Is(fetched.Error, kafkago.GroupIdNotFound) {
+		return fmt.Errorf("kafka: fetch offsets of group %s: %w", group, fetched.Error)
+	}
+	have := map[int]bool{}
+	for _, p := range fetched.Topics[topic] {
+		if p.Error == nil && p.CommittedOffset >= 0 {
+			have[p.Partition] = true
+		}
+	}
+	var missing []int
+	for _, p := range parts {
+		if !have[p] {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	offsets, err := c.resolve(ctx, topic, missing, start)
+	if err != nil {
+		return err
+	}
+	commits := make([]kafkago.OffsetCommit, 0, len(offsets))
+	for _, p := range missing {
+		commits = append(commits, kafkago.OffsetCommit{Partition: p, Offset: offsets[p]})
+	}
+	resp, err := c.admin.OffsetCommit(ctx, &kafkago.OffsetCommitRequest{
+		GroupID: group, GenerationID: -1, Topics: map[string][]kafkago.OffsetCommit{topic: commits},
+	})
+	if err != nil {
+		return fmt.Errorf("kafka: initialise offsets of group %s: %w", group, err)
+	}
+	for _, p := range resp.Topics[topic] {
+		switch {
+		case p.Error == nil:
+		case errors.Is(p.Error, kafkago.UnknownMemberId), errors.Is(p.Error, kafkago.IllegalGeneration), errors.Is(p.Error, kafkago.RebalanceInProgress):
+			// The group has live members: it exists, and they own its offsets.
+			return nil
+		default:
+			return fmt.Errorf("kafka: initialise offsets of group %s partition %d: %w", group, p.Partition, p.Error)
+		}
+	}
+	return nil
+}

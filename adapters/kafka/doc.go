@@ -1,0 +1,116 @@
+// Package kafka is the Kafka adapter, built on github.com/segmentio/kafka-go.
+// It registers the URL scheme "kafka".
+//
+// # URL
+//
+//	kafka://[user:password@]host:port[,host:port...][?param=value&...]
+//
+// Parameters (unknown ones are an error):
+//
+//	partitions=1            partitions of topics the client creates
+//	replication=-1          replication factor of created topics (-1: broker default)
+//	auto_create=true        Publish/Subscribe/Read create a missing topic
+//	acks=all                all | one | none: acknowledgement Publish waits for
+//	batch_size=1000         records per produce batch and partition
+//	batch_timeout=1ms       linger before sending a batch that is not full
+//	compression=none        none | gzip | snappy | lz4 | zstd
+//	max_message_size=1000000  largest Message.Size Publish accepts
+//	commit_interval=500ms   how often group offsets are committed
+//	session_timeout=10s     consumer-group session timeout
+//	heartbeat_interval=1s   group heartbeat (bounds how fast a rebalance is noticed)
+//	rebalance_timeout=30s   how long the coordinator waits for members to rejoin
+//	join_backoff=1s         pause before rejoining after a group error
+//	client_id=msgkit        client ID sent to the brokers
+//	tls=false               connect with TLS (system roots)
+//	tls_skip_verify=false   do not verify the server certificate (tests only)
+//	sasl=plain              plain | scram-sha-256 | scram-sha-512; credentials
+//	                        from the URL's user:password (plain when only
+//	                        credentials are given)
+//
+// New builds a client from broker addresses and options, and can reuse
+// existing kafka-go pieces: WithDialer (readers and groups), WithTransport
+// (writer and admin requests), WithWriter (an existing *kafkago.Writer).
+//
+// # Mapping
+//
+//   - Topic: a Kafka topic, created on first use with the configured
+//     partitions and replication unless auto_create=false (Provision always
+//     creates it).
+//   - Key: the record key; the writer picks the partition with murmur2 (as
+//     the Java client does), so one key stays in one partition, in order. An
+//     empty key is sent as a null key and spread over the partitions.
+//   - ID and Time travel in the record headers "msgkit-id" and "msgkit-time"
+//     (nanoseconds); the record timestamp is Time too (milliseconds), which
+//     AtTime positions use. Application headers are carried verbatim; names
+//     starting with "msgkit-" are reserved and rejected by Publish. Records
+//     from other producers get the ID "topic/partition/offset".
+//   - Message.Offset is "partition:offset", e.g. "3:1042".
+//   - Group: a Kafka consumer group (classic protocol, kafka-go's
+//     ConsumerGroup with range/round-robin assignment).
+//
+// # Publishing
+//
+// Publish hands its messages to one kafka-go Writer in one WriteMessages
+// call and returns once every record is acknowledged with RequiredAcks (all
+// in-sync replicas by default); concurrent calls share produce batches. A
+// failure returns a *messaging.PublishError naming the records that were not
+// acknowledged (they may still have been written: retrying can duplicate,
+// never lose).
+//
+// # Consuming
+//
+// A group subscription joins the consumer group; each generation's assigned
+// partitions are read by one fetcher each and handed to the subscription's
+// workers (messages with the same key go to the same worker, so per-key order
+// holds with any concurrency). Offsets are committed every commit_interval,
+// only up to the first record of each partition whose handler has not
+// succeeded, and once more when partitions are revoked (rebalance) or the
+// subscription closes: on revocation the member stops fetching, lets handlers
+// in flight finish, releases what was queued and commits with the ending
+// generation before it rejoins, so no commit is made for partitions it no
+// longer owns (a commit rejected by the coordinator means redelivery, never
+// loss). A crash redelivers what finished since the last commit.
+//
+// A new group (no committed offset on a partition) starts at StartAt
+// (default Earliest); Subscribe and Provision commit that starting point
+// while the group has no members, so the group exists before Subscribe
+// returns and nothing published afterwards is missed.
+//
+// A subscription without a group reads every partition from StartAt (default
+// Latest, resolved before Subscribe returns) and commits nothing.
+// Partitions added to a topic later are picked up by groups (on the next
+// rebalance) but not by group-less subscriptions or reads.
+//
+// # Nack semantics
+//
+// Kafka has no per-message acknowledgement, so a handler error is handled in
+// the process: the message is redelivered to the handler after its
+// RetryAfter delay with Attempt+1, while the partition's committed offset
+// stays before it until it succeeds (or is given up). Later records of the
+// partition keep flowing meanwhile, so a redelivery can come after messages
+// published after it (first deliveries keep per-key order). If the member
+// crashes or loses the partition first, the next owner gets the message from
+// the committed offset with Attempt 1 again. MaxAttempts and Permanent
+// errors give a message up: it is logged and committed past. A failed message
+// is never skipped silently.
+//
+// # Stream
+//
+// Read reads a topic without a group from Earliest, Latest, a time (per
+// partition, the first record with a timestamp at or after it) or an offset.
+// An offset "p:o" positions partition p; the other partitions start at their
+// earliest record (nothing after the position is missed). Several partitions
+// can be positioned at once: "0:12,1:40".
+//
+// # Capabilities
+//
+// Persistent (with acks=all), Groups, Replay, ReplayByTime, GroupStartAt and
+// PerKeyOrder. Lacking:
+//
+//   - AckDeadline: Kafka redelivers only when a member leaves or its session
+//     times out, not when one handler is slow; a stuck handler holds its
+//     partition's commit (and, on revocation, the rebalance) until it returns.
+//   - BrokerAttempts: Attempt is counted in process (see Nack semantics).
+//   - NativeDelay and NativeDeadLetter: delays are held in process; use the
+//     deadletter middleware for a dead-letter topic.
+package kafka

@@ -1,0 +1,231 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+
+	"github.com/msgkit/messaging"
+)
+
+// Defaults of the options (and URL parameters) of a Client.
+const (
+	// DefaultMaxMessageSize is the default limit on Message.Size. It leaves
+	// room for the record and batch overhead under Kafka's default
+	// message.max.bytes (1048588) and kafka-go's default batch size limit.
+	DefaultMaxMessageSize = 1_000_000
+	// DefaultPartitions is the partition count of topics the client creates.
+	DefaultPartitions = 1
+	// DefaultReplicationFactor (-1) leaves the replication factor of created
+	// topics to the broker's default.replication.factor.
+	DefaultReplicationFactor = -1
+	// DefaultBatchSize is the most records the writer puts in one produce
+	// batch per partition.
+	DefaultBatchSize = 1000
+	// DefaultBatchTimeout is how long the writer waits for more records
+	// before sending a batch that is not full (kafka-go's own default, 1s,
+	// would stall every small Publish).
+	DefaultBatchTimeout = time.Millisecond
+	// DefaultCommitInterval is how often a group subscription commits the
+	// offsets its handlers finished.
+	DefaultCommitInterval = 500 * time.Millisecond
+	// DefaultSessionTimeout is the consumer-group session timeout.
+	DefaultSessionTimeout = 10 * time.Second
+	// DefaultHeartbeatInterval is how often group members heartbeat; it also
+	// bounds how long a member takes to notice a rebalance.
+	DefaultHeartbeatInterval = time.Second
+	// DefaultRebalanceTimeout is how long the coordinator waits for members
+	// to rejoin during a rebalance (and so how long a member may take to
+	// finish its in-flight handlers when its partitions are revoked).
+	DefaultRebalanceTimeout = 30 * time.Second
+	// DefaultJoinBackoff is the pause before rejoining a group after an error.
+	DefaultJoinBackoff = time.Second
+	// DefaultPrefetch is the number of messages a subscription fetches ahead
+	// of its handlers when the Prefetch option is not given.
+	DefaultPrefetch = 256
+)
+
+// Option configures a Client built by New or Open.
+type Option func(*config)
+
+type config struct {
+	dialer    *kafkago.Dialer
+	transport kafkago.RoundTripper
+	writer    *kafkago.Writer
+
+	tls      *tls.Config
+	sasl     sasl.Mechanism
+	clientID string
+
+	partitions        int
+	replicationFactor int
+	autoCreate        bool
+
+	requiredAcks kafkago.RequiredAcks
+	batchSize    int
+	batchTimeout time.Duration
+	writeTimeout time.Duration
+	compression  kafkago.Compression
+
+	maxMessageSize    int
+	commitInterval    time.Duration
+	sessionTimeout    time.Duration
+	heartbeatInterval time.Duration
+	rebalanceTimeout  time.Duration
+	joinBackoff       time.Duration
+	maxWait           time.Duration
+
+	logger *slog.Logger
+}
+
+func newConfig(opts []Option) (config, error) {
+	c := config{
+		clientID:          "msgkit",
+		partitions:        DefaultPartitions,
+		replicationFactor: DefaultReplicationFactor,
+		autoCreate:        true,
+		requiredAcks:      kafkago.RequireAll,
+		batchSize:         DefaultBatchSize,
+		batchTimeout:      DefaultBatchTimeout,
+		writeTimeout:      10 * time.Second,
+		maxMessageSize:    DefaultMaxMessageSize,
+		commitInterval:    DefaultCommitInterval,
+		sessionTimeout:    DefaultSessionTimeout,
+		heartbeatInterval: DefaultHeartbeatInterval,
+		rebalanceTimeout:  DefaultRebalanceTimeout,
+		joinBackoff:       DefaultJoinBackoff,
+		maxWait:           500 * time.Millisecond,
+		logger:            slog.Default(),
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	switch {
+	case c.partitions < 1:
+		return c, fmt.Errorf("%w: partitions %d: must be at least 1", messaging.ErrInvalidOption, c.partitions)
+	case c.replicationFactor == 0 || c.replicationFactor < -1:
+		return c, fmt.Errorf("%w: replication factor %d: must be at least 1 (or -1 for the broker default)", messaging.ErrInvalidOption, c.replicationFactor)
+	case c.batchSize < 1:
+		return c, fmt.Errorf("%w: batch size %d: must be at least 1", messaging.ErrInvalidOption, c.batchSize)
+	case c.batchTimeout <= 0:
+		return c, fmt.Errorf("%w: batch timeout %v: must be positive", messaging.ErrInvalidOption, c.batchTimeout)
+	case c.commitInterval <= 0:
+		return c, fmt.Errorf("%w: commit interval %v: must be positive", messaging.ErrInvalidOption, c.commitInterval)
+	case c.heartbeatInterval <= 0 || c.sessionTimeout <= c.heartbeatInterval:
+		return c, fmt.Errorf("%w: heartbeat interval %v must be positive and below the session timeout %v", messaging.ErrInvalidOption, c.heartbeatInterval, c.sessionTimeout)
+	case c.rebalanceTimeout <= 0 || c.joinBackoff <= 0 || c.writeTimeout <= 0 || c.maxWait <= 0:
+		return c, fmt.Errorf("%w: timeouts must be positive", messaging.ErrInvalidOption)
+	case c.maxMessageSize < 0:
+		return c, fmt.Errorf("%w: max message size %d: must not be negative", messaging.ErrInvalidOption, c.maxMessageSize)
+	case c.writer != nil && c.writer.Topic != "":
+		return c, fmt.Errorf("%w: WithWriter: the writer's Topic must be empty (the client sets the topic per message)", messaging.ErrInvalidOption)
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	switch c.requiredAcks {
+	case kafkago.RequireAll, kafkago.RequireOne, kafkago.RequireNone:
+	default:
+		return c, fmt.Errorf("%w: required acks %d", messaging.ErrInvalidOption, c.requiredAcks)
+	}
+	return c, nil
+}
+
+// WithDialer makes readers and consumer groups connect with d (its TLS, SASL
+// and timeouts). By default the client builds a dialer from WithTLS, WithSASL
+// and WithClientID.
+func WithDialer(d *kafkago.Dialer) Option { return func(c *config) { c.dialer = d } }
+
+// WithTransport makes the writer and the admin requests (topic creation,
+// offset lookups) use t. By default the client builds a kafkago.Transport
+// from WithTLS, WithSASL and WithClientID.
+func WithTransport(t kafkago.RoundTripper) Option { return func(c *config) { c.transport = t } }
+
+// WithWriter makes Publish use an existing writer, so code that already owns
+// a *kafkago.Writer can move to this API one call site at a time. The
+// writer's Topic must be empty (each message names its topic); its Addr,
+// Balancer, batching and RequiredAcks are used as they are, so the
+// guarantees of Publish are those the writer's settings give (keep Async
+// false). The client does not close a writer it was given.
+func WithWriter(w *kafkago.Writer) Option { return func(c *config) { c.writer = w } }
+
+// WithTLS connects over TLS with cfg.
+func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
+
+// WithSASL authenticates with m (see kafka-go's sasl/plain and sasl/scram).
+func WithSASL(m sasl.Mechanism) Option { return func(c *config) { c.sasl = m } }
+
+// WithClientID sets the client ID sent to the brokers (default "msgkit").
+func WithClientID(id string) Option { return func(c *config) { c.clientID = id } }
+
+// WithPartitions sets the partition count of topics the client creates
+// (default 1). Partitions bound a group's parallelism across members.
+func WithPartitions(n int) Option { return func(c *config) { c.partitions = n } }
+
+// WithReplicationFactor sets the replication factor of topics the client
+// creates; -1 (the default) uses the broker's default.
+func WithReplicationFactor(n int) Option { return func(c *config) { c.replicationFactor = n } }
+
+// WithAutoCreateTopics says whether Publish, Subscribe and Read create a
+// missing topic (default true). When false, a missing topic is an error
+// until Provision creates it.
+func WithAutoCreateTopics(on bool) Option { return func(c *config) { c.autoCreate = on } }
+
+// WithRequiredAcks sets the acknowledgement Publish waits for (default
+// kafkago.RequireAll: every in-sync replica).
+func WithRequiredAcks(a kafkago.RequiredAcks) Option { return func(c *config) { c.requiredAcks = a } }
+
+// WithBatchSize sets the most records per produce batch and partition
+// (default 1000).
+func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
+
+// WithBatchTimeout sets how long the writer lingers for more records before
+// sending a batch that is not full (default 1ms).
+func WithBatchTimeout(d time.Duration) Option { return func(c *config) { c.batchTimeout = d } }
+
+// WithCompression compresses produced batches (default none).
+func WithCompression(codec kafkago.Compression) Option {
+	return func(c *config) { c.compression = codec }
+}
+
+// WithMaxMessageSize sets the largest Message.Size Publish accepts (default
+// 1,000,000); 0 means no client-side limit (the broker's still applies).
+func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessageSize = n } }
+
+// WithCommitInterval sets how often group subscriptions commit finished
+// offsets (default 500ms). Offsets are also committed when a partition is
+// revoked and when a subscription closes; a crash redelivers at most what
+// finished during the last interval.
+func WithCommitInterval(d time.Duration) Option { return func(c *config) { c.commitInterval = d } }
+
+// WithSessionTimeout sets the consumer-group session timeout: how long a
+// member that stopped heartbeating keeps its partitions (default 10s; the
+// broker bounds it with group.min/max.session.timeout.ms).
+func WithSessionTimeout(d time.Duration) Option { return func(c *config) { c.sessionTimeout = d } }
+
+// WithHeartbeatInterval sets the group heartbeat interval (default 1s); a
+// member notices a rebalance at its next heartbeat.
+func WithHeartbeatInterval(d time.Duration) Option {
+	return func(c *config) { c.heartbeatInterval = d }
+}
+
+// WithRebalanceTimeout sets how long the coordinator waits for members to
+// rejoin during a rebalance (default 30s).
+func WithRebalanceTimeout(d time.Duration) Option {
+	return func(c *config) { c.rebalanceTimeout = d }
+}
+
+// WithJoinBackoff sets the pause before rejoining a group after an error
+// (default 1s).
+func WithJoinBackoff(d time.Duration) Option { return func(c *config) { c.joinBackoff = d } }
+
+// WithLogger sets where the client reports what it cannot return to a caller
+// (commit failures, messages given up after MaxAttempts, group errors).
+// Default slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
