@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -210,5 +211,52 @@ func BenchmarkEndToEnd(b *testing.B) {
 		rawConsume(b.Context(), b, rc, key, group, b.N, func(map[string]any) {})
 		report(b, b.N, time.Since(start))
 		<-published
+	})
+}
+
+// BenchmarkPublishConcurrent: 16 goroutines publish one message per call,
+// as request handlers do; coalescing shares round trips between them.
+func BenchmarkPublishConcurrent(b *testing.B) {
+	const publishers = 16
+	payload := make([]byte, benchPayload)
+	run := func(b *testing.B, publish func(ctx context.Context) error) {
+		var next atomic.Int64
+		start := time.Now()
+		b.ResetTimer()
+		done := make(chan error, publishers)
+		for range publishers {
+			go func() {
+				for next.Add(1) <= int64(b.N) {
+					if err := publish(b.Context()); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+		}
+		for range publishers {
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, b.N, time.Since(start))
+	}
+	for _, workers := range []int{0, 2} {
+		b.Run(fmt.Sprintf("adapter-coalesce%d", workers), func(b *testing.B) {
+			c := integration.OpenRedis(b, redisadapter.WithCoalescing(workers))
+			topic := integration.UniqueName(b, "bench")
+			b.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+			run(b, func(ctx context.Context) error {
+				return c.Publish(ctx, topic, &messaging.Message{Payload: payload})
+			})
+		})
+	}
+	b.Run("raw", func(b *testing.B) {
+		c, rc, topic := benchSetup(b)
+		key := c.StreamKey(topic)
+		run(b, func(ctx context.Context) error {
+			return rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"id", uuid.NewString(), "time", strconv.FormatInt(time.Now().UnixNano(), 10), "payload", payload}}).Err()
+		})
 	})
 }

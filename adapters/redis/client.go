@@ -34,7 +34,10 @@ type Client struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
+	co        *coalescer // nil unless WithCoalescing
 }
+
+var errClosedPublish = fmt.Errorf("publish: %w", messaging.ErrClosed)
 
 var (
 	_ messaging.Client       = (*Client)(nil)
@@ -56,6 +59,9 @@ func New(rc goredis.UniversalClient, opts ...Option) *Client {
 		c.hashTag = true
 	default:
 		_, c.hashTag = rc.(*goredis.ClusterClient)
+	}
+	if cfg.coalesce > 0 {
+		c.co = newCoalescer(c, cfg.coalesce)
 	}
 	return c
 }
@@ -122,12 +128,13 @@ func (c *Client) Capabilities() messaging.Capabilities {
 }
 
 // Publish appends msgs to topic's stream with one pipelined XADD each (one
-// round trip per call) and returns once Redis has accepted all of them. How
+// round trip per call; with WithCoalescing concurrent calls share round
+// trips) and returns once Redis has accepted all of them. How
 // durable an accepted entry is depends on the server (see the package
 // documentation). Messages of one call keep their order in the stream.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	if c.closed.Load() {
-		return fmt.Errorf("publish: %w", messaging.ErrClosed)
+		return errClosedPublish
 	}
 	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
 		return err
@@ -142,6 +149,9 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	var minID string
 	if c.cfg.maxLen == 0 && c.cfg.maxAge > 0 {
 		minID = strconv.FormatInt(time.Now().Add(-c.cfg.maxAge).UnixMilli(), 10)
+	}
+	if c.co != nil {
+		return c.co.publish(ctx, &pubReq{topic: topic, key: key, msgs: msgs, minID: minID, done: make(chan struct{})})
 	}
 	if len(msgs) == 1 {
 		if err := c.rc.XAdd(ctx, c.xadd(key, msgs[0], minID)).Err(); err != nil {
@@ -242,6 +252,9 @@ func (c *Client) Close() error {
 	c.closed.Store(true)
 	c.subs.CloseAll()
 	c.closeOnce.Do(func() {
+		if c.co != nil {
+			c.co.close()
+		}
 		if c.cfg.closeClient {
 			c.closeErr = c.rc.Close()
 		}

@@ -1,0 +1,121 @@
+package redis
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/msgkit/messaging"
+)
+
+// maxCoalesced bounds the messages one coalesced pipeline carries.
+const maxCoalesced = 1000
+
+// coalescer merges concurrent Publish calls into shared pipelines: while
+// one pipeline is on the wire, the calls that arrive wait and go together in
+// the next one. See WithCoalescing.
+type coalescer struct {
+	c    *Client
+	reqs chan *pubReq
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// pubReq is one Publish call waiting for a pipeline.
+type pubReq struct {
+	topic string
+	key   string
+	msgs  []*messaging.Message
+	minID string
+	errs  []error
+	done  chan struct{}
+}
+
+func newCoalescer(c *Client, workers int) *coalescer {
+	co := &coalescer{c: c, reqs: make(chan *pubReq), stop: make(chan struct{})}
+	for range max(workers, 1) {
+		co.wg.Go(co.loop)
+	}
+	return co
+}
+
+func (co *coalescer) loop() {
+	var batch []*pubReq
+	for {
+		select {
+		case r := <-co.reqs:
+			batch = append(batch[:0], r)
+			n := len(r.msgs)
+		drain:
+			for n < maxCoalesced {
+				select {
+				case r := <-co.reqs:
+					batch = append(batch, r)
+					n += len(r.msgs)
+				default:
+					break drain
+				}
+			}
+			co.exec(batch)
+		case <-co.stop:
+			return
+		}
+	}
+}
+
+// exec sends a batch as one pipeline. It is not bound to any caller's
+// context (the callers may stop waiting); go-redis's timeouts bound it.
+func (co *coalescer) exec(batch []*pubReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pipe := co.c.rc.Pipeline()
+	cmds := make([][]*goredis.StringCmd, len(batch))
+	for i, r := range batch {
+		cmds[i] = make([]*goredis.StringCmd, len(r.msgs))
+		for j, m := range r.msgs {
+			cmds[i][j] = pipe.XAdd(ctx, co.c.xadd(r.key, m, r.minID))
+		}
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, r := range batch {
+		for j, cmd := range cmds[i] {
+			if err := cmd.Err(); err != nil {
+				if r.errs == nil {
+					r.errs = make([]error, len(r.msgs))
+				}
+				r.errs[j] = co.c.opError("publish to "+r.topic, err)
+			}
+		}
+		close(r.done)
+	}
+}
+
+// publish hands r to a pipeline and waits for its result, or for ctx.
+func (co *coalescer) publish(ctx context.Context, r *pubReq) error {
+	select {
+	case co.reqs <- r:
+	case <-co.stop:
+		return errClosedPublish
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		// The messages may still be sent: reported as failed, they can
+		// be retried (duplicates, never loss).
+		return ctx.Err()
+	}
+	if r.errs != nil {
+		return &messaging.PublishError{Errs: r.errs}
+	}
+	return nil
+}
+
+// close stops the loops after the pipelines in flight finished.
+func (co *coalescer) close() {
+	close(co.stop)
+	co.wg.Wait()
+}
