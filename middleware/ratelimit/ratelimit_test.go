@@ -1,0 +1,38 @@
+package ratelimit_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/middleware/ratelimit"
+)
+
+func TestLimitsRate(t *testing.T) {
+	h := ratelimit.New(rate.Every(20*time.Millisecond), 1)(func(context.Context, *messaging.Message) error { return nil })
+	start := time.Now()
+	for range 6 {
+		if err := h(context.Background(), &messaging.Message{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Time is the subject: 6 runs at 50/s with burst 1 take at least 100ms.
+	if el := time.Since(start); el < 100*time.Millisecond {
+		t.Fatalf("6 runs took %v, want >= 100ms", el)
+	}
+}
+
+func TestWaitHonoursContext(t *testing.T) {
+	h := ratelimit.New(rate.Every(time.Hour), 1)(func(context.Context, *messaging.Message) error { return nil })
+	_ = h(context.Background(), &messaging.Message{}) // takes the burst
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := h(ctx, &messaging.Message{})
+	if !errors.Is(err, context.Canceled) || messaging.IsPermanent(err) {
+		t.Fatalf("got %v, want a retryable context.Canceled", err)
+	}
+}

@@ -1,0 +1,40 @@
+package timeout_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/middleware/timeout"
+)
+
+func TestDeadlineEndsSlowHandler(t *testing.T) {
+	h := timeout.New(20 * time.Millisecond)(func(ctx context.Context, _ *messaging.Message) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	err := h(context.Background(), &messaging.Message{})
+	if !errors.Is(err, timeout.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) || messaging.IsPermanent(err) {
+		t.Fatalf("got %v, want a retryable ErrTimeout", err)
+	}
+}
+
+func TestFastHandlerAndParentCancel(t *testing.T) {
+	h := timeout.New(time.Minute)(func(ctx context.Context, _ *messaging.Message) error {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("handler context has no deadline")
+		}
+		return nil
+	})
+	if err := h(context.Background(), &messaging.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	h = timeout.New(time.Minute)(func(ctx context.Context, _ *messaging.Message) error { return ctx.Err() })
+	if err := h(ctx, &messaging.Message{}); errors.Is(err, timeout.ErrTimeout) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("parent cancel reported as %v", err)
+	}
+}
