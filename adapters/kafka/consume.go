@@ -218,6 +218,8 @@ type session struct {
 	timers   map[*time.Timer]struct{}
 	retries  sync.WaitGroup
 	stopping bool
+
+	submitMu sync.RWMutex
 }
 
 // token is a delivery's handle: where it sits in its partition's log.
@@ -257,7 +259,9 @@ func (s *session) settle(d dispatch.Delivery, r dispatch.Result) {
 func (s *session) redeliver(d dispatch.Delivery, delay time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stopping {
+	if s.stopping || s.ctx.Err() != nil {
+		// The subscription or generation is ending: leave the offset
+		// uncommitted rather than hand the message to a stopping handler.
 		return
 	}
 	s.retries.Add(1)
@@ -268,7 +272,14 @@ func (s *session) redeliver(d dispatch.Delivery, delay time.Duration) {
 		delete(s.timers, t)
 		stopping := s.stopping
 		s.mu.Unlock()
-		if !stopping {
+		if stopping {
+			return
+		}
+		// submitMu keeps stop from closing the pool during Submit; stop
+		// cancels ctx first, so a blocked Submit returns.
+		s.submitMu.RLock()
+		defer s.submitMu.RUnlock()
+		if s.ctx.Err() == nil {
 			s.pool.Submit(s.ctx, d)
 		}
 	})
@@ -298,6 +309,7 @@ func (s *session) startPartition(p int, start int64) {
 // stop ends the session: no more fetching or redelivery, handlers in flight
 // finish and are settled, queued deliveries are released.
 func (s *session) stop() {
+	s.cancel()
 	s.mu.Lock()
 	s.stopping = true
 	for t := range s.timers {
@@ -307,7 +319,8 @@ func (s *session) stop() {
 		delete(s.timers, t)
 	}
 	s.mu.Unlock()
-	s.cancel()
+	s.submitMu.Lock() // no redelivery is submitting any more
+	s.submitMu.Unlock()
 	s.fetchers.Wait()
 	s.retries.Wait()
 	s.pool.Close()

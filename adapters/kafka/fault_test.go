@@ -1,0 +1,274 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/kafka"
+	"github.com/msgkit/messaging/integration"
+)
+
+// member counts what one group member handled, per partition.
+type member struct {
+	mu    sync.Mutex
+	parts map[string]int // partition -> deliveries
+	total int
+}
+
+func (m *member) handler(col *integration.Collector) messaging.Handler {
+	return func(_ context.Context, msg *messaging.Message) error {
+		p, _, _ := strings.Cut(msg.Offset, ":")
+		m.mu.Lock()
+		if m.parts == nil {
+			m.parts = map[string]int{}
+		}
+		m.parts[p]++
+		m.total++
+		m.mu.Unlock()
+		col.Add(msg)
+		return nil
+	}
+}
+
+func (m *member) snapshot() (int, map[string]int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cp := make(map[string]int, len(m.parts))
+	for k, v := range m.parts {
+		cp[k] = v
+	}
+	return m.total, cp
+}
+
+// TestGroupRebalance: members join and leave a group while messages flow;
+// partitions move between them (each member's share is observed), and every
+// confirmed message is delivered (duplicates reported, none lost).
+func TestGroupRebalance(t *testing.T) {
+	const partitions = 4
+	pub := integration.OpenKafka(t, "partitions="+strconv.Itoa(partitions))
+	t.Cleanup(func() { _ = pub.Close() })
+	topic := integration.UniqueName(t, "rebal")
+	group := integration.UniqueName(t, "g")
+	ctx := t.Context()
+	if err := pub.Provision(ctx, topic, group); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := pub.DeleteTopic(ctx, topic); err != nil {
+			t.Logf("delete topic: %v", err)
+		}
+	})
+
+	col := integration.NewCollector()
+	var (
+		published []string
+		seq       atomic.Int64
+	)
+	publish := func() {
+		msgs := make([]*messaging.Message, 40)
+		for i := range msgs {
+			n := seq.Add(1)
+			msgs[i] = &messaging.Message{Key: "k" + strconv.FormatInt(n, 10), Payload: []byte(strconv.FormatInt(n, 10))}
+		}
+		if err := pub.Publish(ctx, topic, msgs...); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		for _, m := range msgs {
+			published = append(published, m.ID)
+		}
+	}
+	// publishUntil publishes batches until cond holds, waiting on the
+	// collector's delivery signal between batches.
+	publishUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting until %s", what)
+			}
+			publish()
+			col.Wait(500*time.Millisecond, func(*integration.Collector) bool { return cond() })
+		}
+	}
+	join := func(name string, m *member) messaging.Subscription {
+		c := integration.OpenKafka(t)
+		t.Cleanup(func() { _ = c.Close() })
+		sub, err := c.Subscribe(ctx, topic, m.handler(col), messaging.Group(group), messaging.Concurrency(3))
+		if err != nil {
+			t.Fatalf("%s subscribe: %v", name, err)
+		}
+		t.Cleanup(func() { _ = sub.Close() })
+		return sub
+	}
+
+	var a, b, c member
+	subA := join("A", &a)
+	publishUntil("A handles messages", func() bool { n, _ := a.snapshot(); return n > 0 })
+
+	join("B", &b)
+	publishUntil("B gets a share", func() bool { n, _ := b.snapshot(); return n > 0 })
+
+	start := time.Now()
+	if err := subA.Close(); err != nil {
+		t.Fatalf("A close: %v", err)
+	}
+	t.Logf("A left after handling %d messages (close took %v)", func() int { n, _ := a.snapshot(); return n }(), time.Since(start))
+	_, bBefore := b.snapshot()
+	publishUntil("B takes over every partition", func() bool {
+		_, now := b.snapshot()
+		for p := range partitions {
+			if now[strconv.Itoa(p)] <= bBefore[strconv.Itoa(p)] {
+				return false
+			}
+		}
+		return true
+	})
+
+	join("C", &c)
+	publishUntil("C gets a share", func() bool { n, _ := c.snapshot(); return n > 0 })
+	publish()
+
+	col.WaitDistinct(t, len(published), 60*time.Second)
+	dups := col.Report(t, published)
+	for name, m := range map[string]*member{"A": &a, "B": &b, "C": &c} {
+		n, parts := m.snapshot()
+		t.Logf("member %s handled %d messages, per partition %v", name, n, parts)
+	}
+	t.Logf("%d duplicates across %d rebalances", dups, 3)
+}
+
+// freePorts reserves n loopback ports and releases them for the cluster.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		defer l.Close()
+	}
+	return ports
+}
+
+func startCluster(t *testing.T, dir string, ports []int) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.Ports(ports...), kfake.DataDir(dir), kfake.GroupMinSessionTimeout(time.Second))
+	if err != nil {
+		t.Fatalf("start kfake: %v", err)
+	}
+	return c
+}
+
+// TestCrashRestart: a consumer dies in the middle of a batch together with
+// the broker; the cluster restarts from its data directory on the same
+// ports; a new consumer of the group finishes the work. Every confirmed
+// message is delivered; what was handled but not committed comes again.
+func TestCrashRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a private cluster")
+	}
+	const n = 2000
+	dir := t.TempDir()
+	ports := freePorts(t, 1)
+	cluster := startCluster(t, dir, ports)
+	url := fmt.Sprintf("kafka://127.0.0.1:%d?partitions=3&heartbeat_interval=200ms&session_timeout=2s&commit_interval=50ms&join_backoff=200ms", ports[0])
+	topic := integration.UniqueName(t, "crash")
+	group := integration.UniqueName(t, "g")
+
+	open := func() *kafka.Client {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := kafka.Open(ctx, url)
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		return c
+	}
+	pub := open()
+	if err := pub.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	var published []string
+	for b := 0; b < n/100; b++ {
+		msgs := make([]*messaging.Message, 100)
+		for i := range msgs {
+			msgs[i] = &messaging.Message{Key: strconv.Itoa(b*100 + i), Payload: []byte("x")}
+		}
+		if err := pub.Publish(t.Context(), topic, msgs...); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		for _, m := range msgs {
+			published = append(published, m.ID)
+		}
+	}
+	_ = pub.Close()
+
+	// First consumer: handles about half, then its handlers hang mid-batch
+	// (concurrency 4, so several messages are in flight) as a crashed
+	// process's would.
+	col := integration.NewCollector()
+	var handled atomic.Int64
+	hung := make(chan struct{})
+	var hangOnce sync.Once
+	consumerCtx, kill := context.WithCancel(t.Context())
+	c1 := open()
+	_, err := c1.Subscribe(consumerCtx, topic, func(ctx context.Context, m *messaging.Message) error {
+		if handled.Add(1) > n/2 {
+			hangOnce.Do(func() { close(hung) })
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		col.Add(m)
+		return nil
+	}, messaging.Group(group), messaging.Concurrency(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-hung:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("first consumer handled only %d messages", handled.Load())
+	}
+	// The broker goes down with the consumer in the middle of its batch:
+	// nothing the consumer does from here on reaches the cluster.
+	cluster.Close()
+	kill()
+	_ = c1.Close()
+	t.Logf("first consumer handled %d messages before the crash", col.Distinct())
+
+	cluster = startCluster(t, dir, ports)
+	t.Cleanup(cluster.Close)
+	c2 := open()
+	sub, err := c2.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group), messaging.Concurrency(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = sub.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c2.DeleteTopic(ctx, topic); err != nil {
+			t.Logf("delete topic: %v", err)
+		}
+		_ = c2.Close()
+	})
+	col.WaitDistinct(t, n, 60*time.Second)
+	dups := col.Report(t, published)
+	if dups >= n/2 {
+		t.Errorf("%d duplicates: the restarted group started over instead of from its committed offsets", dups)
+	}
+}

@@ -1,0 +1,139 @@
+package kafka
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/msgkit/messaging"
+)
+
+func TestParseURL(t *testing.T) {
+	brokers, opts, err := parseURL("kafka://a:1,b:2?partitions=4&acks=one&batch_timeout=5ms&commit_interval=1s&compression=zstd&max_message_size=2MiB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(brokers, ",") != "a:1,b:2" {
+		t.Errorf("brokers %v", brokers)
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.partitions != 4 || cfg.requiredAcks != 1 || cfg.batchTimeout.Milliseconds() != 5 || cfg.commitInterval.Seconds() != 1 || cfg.maxMessageSize != 2<<20 || cfg.compression == 0 {
+		t.Errorf("config not applied: %+v", cfg)
+	}
+	if b, _, err := parseURL("kafka://host"); err != nil || b[0] != "host:9092" {
+		t.Errorf("default port: %v %v", b, err)
+	}
+
+	for _, tc := range []struct {
+		url  string
+		want error
+	}{
+		{"kafka://h:1?nope=1", messaging.ErrInvalidOption},
+		{"kafka://h:1?partitions=x", messaging.ErrInvalidOption},
+		{"kafka://h:1?acks=most", messaging.ErrInvalidOption},
+		{"kafka://h:1?sasl=plain", messaging.ErrInvalidOption},
+		{"kafka://h:1?tls_skip_verify=true", messaging.ErrInvalidOption},
+		{"kafka://", messaging.ErrInvalidURL},
+		{"kafka://h:1/path", messaging.ErrInvalidURL},
+		{"nats://h:1", messaging.ErrInvalidURL},
+	} {
+		if _, _, err := parseURL(tc.url); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.url, err, tc.want)
+		}
+	}
+	if _, err := newConfig([]Option{WithPartitions(0)}); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("partitions 0: %v", err)
+	}
+}
+
+func TestParseURLSASLKeepsPasswordOut(t *testing.T) {
+	_, opts, err := parseURL("kafka://alice:s3cret@h:1?sasl=scram-sha-512")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.sasl == nil || cfg.sasl.Name() != "SCRAM-SHA-512" {
+		t.Fatalf("sasl mechanism %v", cfg.sasl)
+	}
+	_, _, err = parseURL("kafka://alice:s3cret@h:1?sasl=scram-sha-512&bad=1")
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("error %v: want an error without the password", err)
+	}
+}
+
+func TestParseOffsets(t *testing.T) {
+	got, err := parseOffsets("0:12, 3:40")
+	if err != nil || len(got) != 2 || got[0] != 12 || got[3] != 40 {
+		t.Fatalf("got %v %v", got, err)
+	}
+	for _, bad := range []string{"12", "a:1", "0:-1", "0:1,0:2", "-1:3", ""} {
+		if _, err := parseOffsets(bad); !errors.Is(err, messaging.ErrInvalidOption) {
+			t.Errorf("%q: %v, want ErrInvalidOption", bad, err)
+		}
+	}
+}
+
+// TestPartStateCommitsContiguousPrefix: out-of-order completions (concurrent
+// workers) commit only up to the first unfinished offset, and offset gaps
+// (compaction, transaction markers) are handled.
+func TestPartStateCommitsContiguousPrefix(t *testing.T) {
+	ps := &partState{next: 10, lastCommit: 10}
+	if _, ok := ps.commitPoint(); ok {
+		t.Fatal("nothing fetched: no commit expected")
+	}
+	for _, off := range []int64{10, 11, 13, 14} { // 12 is a gap in the log
+		ps.fetched(off)
+	}
+	ps.finish(11)
+	ps.finish(14)
+	if off, ok := ps.commitPoint(); ok || off != 10 {
+		t.Fatalf("commit point %d %v, want 10 and no new commit (10 unfinished)", off, ok)
+	}
+	ps.finish(10)
+	if off, _ := ps.commitPoint(); off != 13 {
+		t.Fatalf("commit point %d, want 13", off)
+	}
+	ps.setCommitted(13)
+	if _, ok := ps.commitPoint(); ok {
+		t.Fatal("unchanged commit point reported again")
+	}
+	ps.finish(13)
+	if off, ok := ps.commitPoint(); !ok || off != 15 {
+		t.Fatalf("commit point %d %v, want 15 (all finished)", off, ok)
+	}
+	ps.finish(99) // unknown offsets are ignored
+	if off, _ := ps.commitPoint(); off != 15 {
+		t.Fatalf("commit point %d after an unknown finish, want 15", off)
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	m := &messaging.Message{ID: "id-1", Key: "k", Payload: []byte("p"), Header: messaging.Header{"a": "1", "e": ""}}
+	m.Time = time.Unix(1700000000, 123456789) // sub-millisecond precision survives
+	rec, err := toRecord("t", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Partition, rec.Offset = 2, 7
+	got := fromRecord(&rec, "g", 3)
+	if got.ID != "id-1" || got.Key != "k" || string(got.Payload) != "p" || len(got.Header) != 2 || got.Header["e"] != "" ||
+		got.Offset != "2:7" || got.Group != "g" || got.Attempt != 3 || !got.Time.Equal(m.Time) {
+		t.Fatalf("round trip: %+v", got)
+	}
+	if _, err := toRecord("t", &messaging.Message{Header: messaging.Header{"msgkit-id": "x"}}); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Fatalf("reserved header: %v", err)
+	}
+	foreign := fromRecord(&kafkago.Message{Topic: "t", Partition: 1, Offset: 5, Value: []byte("v")}, "", 1)
+	if foreign.ID != "t/1/5" || foreign.Header != nil {
+		t.Fatalf("record without ID header: %+v", foreign)
+	}
+}
