@@ -201,13 +201,16 @@ func (g *groupSub) free() int {
 	return g.o.Prefetch - len(g.holding)
 }
 
-// waitFree waits until entries may be fetched.
+// waitFree waits until at least half the prefetch window is free (so that
+// reads stay large batches rather than trickling one entry per round trip)
+// and returns how many entries to read.
 func (g *groupSub) waitFree(ctx context.Context) (int, error) {
+	want := max(g.o.Prefetch/2, 1)
 	for {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		if n := g.free(); n > 0 {
+		if n := g.free(); n >= want {
 			return min(n, maxReadCount), nil
 		}
 		select {
