@@ -1,0 +1,118 @@
+// Package logging writes one structured log record (log/slog) per handled
+// delivery, and optionally per publish.
+//
+// Levels: a success at Debug (SuccessLevel), a failure that will be retried
+// at Warn, a permanent failure at Error, a message dead-lettered by a layer
+// inside at Warn (with the dead-letter topic), a skipped duplicate at Debug.
+// Records carry topic, group, id, key, attempt, duration and error. Put the
+// layer outside deadletter and dedupe to see those outcomes.
+package logging
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/middleware/internal/layer"
+)
+
+// Option configures New and Publisher.
+type Option func(*config)
+
+type config struct {
+	success slog.Level
+}
+
+// SuccessLevel sets the level of records for successes and duplicates
+// (default slog.LevelDebug).
+func SuccessLevel(l slog.Level) Option { return func(c *config) { c.success = l } }
+
+func newConfig(opts []Option) config {
+	c := config{success: slog.LevelDebug}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return c
+}
+
+// New returns the logging middleware writing to l (slog.Default() if nil).
+func New(l *slog.Logger, opts ...Option) messaging.Middleware {
+	c := newConfig(opts)
+	return func(next messaging.Handler) messaging.Handler {
+		return func(ctx context.Context, msg *messaging.Message) error {
+			ctx = layer.Enter(ctx, layer.Frame{Kind: layer.Logging})
+			if layer.IsProbe(ctx) {
+				return next(ctx, msg)
+			}
+			log := l
+			if log == nil {
+				log = slog.Default()
+			}
+			ctx, report := layer.WithReport(ctx)
+			start := time.Now()
+			err := layer.Call(ctx, next, msg)
+			attrs := []slog.Attr{
+				slog.String("topic", msg.Topic), slog.String("group", msg.Group), slog.String("id", msg.ID),
+				slog.String("key", msg.Key), slog.Int("attempt", msg.Attempt), slog.Duration("duration", time.Since(start)),
+			}
+			level, text := c.success, "message handled"
+			switch {
+			case err == nil && report.DeadLetterTopic != "":
+				level, text = slog.LevelWarn, "message dead-lettered"
+				attrs = append(attrs, slog.String("dead_letter_topic", report.DeadLetterTopic))
+			case err == nil && report.Duplicate:
+				text = "duplicate message skipped"
+			case err == nil:
+			case messaging.IsPermanent(err):
+				level, text = slog.LevelError, "message failed permanently"
+			default:
+				level, text = slog.LevelWarn, "message failed, will be retried"
+				if d, ok := messaging.RetryDelay(err); ok {
+					attrs = append(attrs, slog.Duration("retry_after", d))
+				}
+			}
+			if err != nil {
+				attrs = append(attrs, slog.String("error", err.Error()))
+			}
+			log.LogAttrs(ctx, level, text, attrs...)
+			return err
+		}
+	}
+}
+
+// Publisher returns p logging each Publish call: at Debug (SuccessLevel) when
+// it succeeds, at Error with the error when it fails. Close returns nil and
+// does not close p, which the caller owns.
+func Publisher(p messaging.Publisher, l *slog.Logger, opts ...Option) messaging.Publisher {
+	return &publisher{p: p, l: l, c: newConfig(opts)}
+}
+
+type publisher struct {
+	p messaging.Publisher
+	l *slog.Logger
+	c config
+}
+
+func (t *publisher) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+	log := t.l
+	if log == nil {
+		log = slog.Default()
+	}
+	start := time.Now()
+	err := t.p.Publish(ctx, topic, msgs...)
+	attrs := []slog.Attr{slog.String("topic", topic), slog.Int("messages", len(msgs)), slog.Duration("duration", time.Since(start))}
+	if len(msgs) == 1 && msgs[0] != nil {
+		attrs = append(attrs, slog.String("id", msgs[0].ID))
+	}
+	if err != nil {
+		log.LogAttrs(ctx, slog.LevelError, "publish failed", append(attrs, slog.String("error", err.Error()))...)
+		return err
+	}
+	log.LogAttrs(ctx, t.c.success, "published", attrs...)
+	return nil
+}
+
+func (t *publisher) Close() error { return nil }

@@ -1,0 +1,73 @@
+package logging_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/middleware/deadletter"
+	"github.com/msgkit/messaging/middleware/internal/mwtest"
+	"github.com/msgkit/messaging/middleware/logging"
+	"github.com/msgkit/messaging/middleware/retry"
+)
+
+func records(t *testing.T, buf *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, r)
+	}
+	buf.Reset()
+	return out
+}
+
+func TestRecords(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c := mwtest.Memory(t)
+	h := messaging.Chain(func(_ context.Context, m *messaging.Message) error {
+		if string(m.Payload) == "bad" {
+			return errors.New("boom")
+		}
+		return nil
+	}, logging.New(l), deadletter.New(c, "dlq"), retry.New(retry.MaxAttempts(2)))
+	ctx := context.Background()
+	cases := []struct {
+		msg          *messaging.Message
+		level, text  string
+		wantErrField bool
+	}{
+		{&messaging.Message{ID: "1", Topic: "t", Group: "g", Attempt: 1}, "DEBUG", "message handled", false},
+		{&messaging.Message{ID: "2", Topic: "t", Attempt: 1, Payload: []byte("bad")}, "WARN", "message failed, will be retried", true},
+		{&messaging.Message{ID: "2", Topic: "t", Attempt: 2, Payload: []byte("bad")}, "WARN", "message dead-lettered", false},
+	}
+	for _, tc := range cases {
+		_ = h(ctx, tc.msg)
+		rs := records(t, &buf)
+		if len(rs) != 1 {
+			t.Fatalf("%d records, want 1", len(rs))
+		}
+		r := rs[0]
+		if r["level"] != tc.level || r["msg"] != tc.text || r["id"] != tc.msg.ID || r["topic"] != "t" || r["attempt"] != float64(tc.msg.Attempt) {
+			t.Errorf("record %v, want %s %q", r, tc.level, tc.text)
+		}
+		if _, ok := r["error"]; ok != tc.wantErrField {
+			t.Errorf("record %v: error field present %v, want %v", r, ok, tc.wantErrField)
+		}
+	}
+
+	pub := logging.Publisher(c, l)
+	_ = pub.Publish(ctx, "bad topic!", &messaging.Message{})
+	if r := records(t, &buf)[0]; r["level"] != "ERROR" || r["msg"] != "publish failed" {
+		t.Errorf("publish failure record %v", r)
+	}
+}

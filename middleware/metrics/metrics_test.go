@@ -1,0 +1,124 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/middleware/deadletter"
+	"github.com/msgkit/messaging/middleware/dedupe"
+	"github.com/msgkit/messaging/middleware/internal/mwtest"
+	"github.com/msgkit/messaging/middleware/metrics"
+	"github.com/msgkit/messaging/middleware/retry"
+)
+
+func TestOutcomes(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := metrics.New(reg); err == nil {
+		t.Fatal("registering twice succeeded")
+	}
+	c := mwtest.Memory(t)
+	h := messaging.Chain(func(_ context.Context, msg *messaging.Message) error {
+		if string(msg.Payload) == "bad" {
+			return errors.New("boom")
+		}
+		return nil
+	}, m.Middleware(), deadletter.New(c, "dlq"), dedupe.New(dedupe.NewMemoryStore()), retry.New(retry.MaxAttempts(2)))
+	ctx := context.Background()
+	good := &messaging.Message{ID: "1", Topic: "t", Group: "g", Attempt: 1}
+	bad := &messaging.Message{ID: "2", Topic: "t", Group: "g", Attempt: 1, Payload: []byte("bad")}
+	_ = h(ctx, good)
+	_ = h(ctx, good) // duplicate
+	_ = h(ctx, bad)  // retry
+	bad.Attempt = 2
+	_ = h(ctx, bad) // dead-lettered
+	for outcome, want := range map[string]float64{"ack": 1, "duplicate": 1, "retry": 1, "dead_lettered": 1, "permanent": 0} {
+		got := (mustCounter(t, reg, "messaging_handled_total", outcome))
+		if got != want {
+			t.Errorf("handled_total{outcome=%q} = %v, want %v", outcome, got, want)
+		}
+	}
+	if v := gathered(t, reg, "messaging_dead_letters_total", map[string]string{"topic": "t", "group": "g"}); v != 1 {
+		t.Errorf("dead_letters_total = %v, want 1", v)
+	}
+	if n := histogramCount(t, reg, "messaging_handle_duration_seconds"); n != 4 {
+		t.Errorf("handle_duration_seconds count %d, want 4", n)
+	}
+
+	pub := m.Publisher(c)
+	if err := pub.Publish(ctx, "out", &messaging.Message{}, &messaging.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	_ = pub.Publish(ctx, "bad topic!", &messaging.Message{})
+	if got := (mustCounterPub(t, reg, "out", "ok")); got != 2 {
+		t.Errorf("published ok = %v, want 2", got)
+	}
+	if got := (mustCounterPub(t, reg, "bad topic!", "error")); got != 1 {
+		t.Errorf("published error = %v, want 1", got)
+	}
+}
+
+// mustCounter returns the handled_total counter for topic t, group g.
+func mustCounter(t *testing.T, reg *prometheus.Registry, name, outcome string) float64 {
+	t.Helper()
+	return gathered(t, reg, name, map[string]string{"topic": "t", "group": "g", "outcome": outcome})
+}
+
+func mustCounterPub(t *testing.T, reg *prometheus.Registry, topic, outcome string) float64 {
+	t.Helper()
+	return gathered(t, reg, "messaging_published_total", map[string]string{"topic": topic, "outcome": outcome})
+}
+
+// gathered returns the value of the counter series name{labels}, 0 if absent.
+func gathered(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			for k, want := range labels {
+				if got[k] != want {
+					continue series
+				}
+			}
+			v = m.GetCounter().GetValue()
+		}
+	}
+	return v
+}
+
+// histogramCount returns the total sample count of the histogram name.
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
+}

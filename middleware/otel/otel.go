@@ -1,0 +1,177 @@
+// Package otel traces publishing and handling with OpenTelemetry and carries
+// the W3C trace context through message headers, so a trace continues from
+// the publisher to the handler across any broker.
+//
+// Publisher wraps a Publisher: each Publish call gets a producer span, and
+// every message gets that span's context in its headers ("traceparent",
+// "tracestate", and "baggage" with the default propagator). New wraps a
+// handler: it extracts the context from the message headers and runs the
+// handler in a consumer span that is its child, with the topic, group,
+// message ID and attempt as attributes and the handler's error recorded.
+//
+// Put New outermost, so the span covers the other layers and the logs and
+// metrics they emit can be correlated.
+package otel
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/middleware/internal/layer"
+)
+
+// ScopeName is the instrumentation scope of the tracer.
+const ScopeName = "github.com/msgkit/messaging/middleware/otel"
+
+// Attribute keys, from the OpenTelemetry messaging semantic conventions.
+const (
+	AttrSystem      = attribute.Key("messaging.system")
+	AttrDestination = attribute.Key("messaging.destination.name")
+	AttrMessageID   = attribute.Key("messaging.message.id")
+	AttrGroup       = attribute.Key("messaging.consumer.group.name")
+	AttrOperation   = attribute.Key("messaging.operation.type")
+	AttrBatchCount  = attribute.Key("messaging.batch.message_count")
+	AttrAttempt     = attribute.Key("messaging.message.delivery_attempt")
+)
+
+// Option configures New and Publisher.
+type Option func(*config)
+
+type config struct {
+	tp     trace.TracerProvider
+	prop   propagation.TextMapPropagator
+	system string
+}
+
+// WithTracerProvider sets the tracer provider (default the global one,
+// otel.GetTracerProvider(), looked up when New or Publisher is called).
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(c *config) { c.tp = tp } }
+
+// WithPropagator sets how the context is written to and read from headers
+// (default W3C Trace Context and Baggage, whatever the global propagator is,
+// so that traces cross brokers without global setup).
+func WithPropagator(p propagation.TextMapPropagator) Option { return func(c *config) { c.prop = p } }
+
+// WithSystem sets the messaging.system attribute ("nats", "kafka", ...).
+func WithSystem(s string) Option { return func(c *config) { c.system = s } }
+
+func newConfig(opts []Option) config {
+	c := config{}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	if c.tp == nil {
+		c.tp = otel.GetTracerProvider()
+	}
+	if c.prop == nil {
+		c.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	return c
+}
+
+func (c *config) attrs(kv ...attribute.KeyValue) []attribute.KeyValue {
+	if c.system != "" {
+		kv = append(kv, AttrSystem.String(c.system))
+	}
+	return kv
+}
+
+// New returns the tracing middleware for handlers.
+func New(opts ...Option) messaging.Middleware {
+	c := newConfig(opts)
+	tracer := c.tp.Tracer(ScopeName)
+	return func(next messaging.Handler) messaging.Handler {
+		return func(ctx context.Context, msg *messaging.Message) error {
+			ctx = layer.Enter(ctx, layer.Frame{Kind: layer.Tracing})
+			if layer.IsProbe(ctx) {
+				return next(ctx, msg)
+			}
+			ctx = c.prop.Extract(ctx, propagation.MapCarrier(msg.Header))
+			ctx, span := tracer.Start(ctx, "process "+msg.Topic,
+				trace.WithSpanKind(trace.SpanKindConsumer),
+				trace.WithAttributes(c.attrs(
+					AttrOperation.String("process"),
+					AttrDestination.String(msg.Topic),
+					AttrMessageID.String(msg.ID),
+					AttrGroup.String(msg.Group),
+					AttrAttempt.Int(msg.Attempt),
+				)...))
+			defer span.End()
+			ctx, report := layer.WithReport(ctx)
+			err := next(ctx, msg)
+			if report.DeadLetterTopic != "" {
+				span.SetAttributes(attribute.String("messaging.dead_letter.destination", report.DeadLetterTopic))
+			}
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, err.Error())
+			}
+			return err
+		}
+	}
+}
+
+// Publisher returns p with tracing: a producer span per Publish call, and the
+// span's context written into each message's headers. The caller's messages
+// are not changed except for ID and Time, which p fills as usual: the
+// headers are written to copies. p's error is returned unchanged. Close
+// returns nil and does not close p, which the caller owns.
+func Publisher(p messaging.Publisher, opts ...Option) messaging.Publisher {
+	c := newConfig(opts)
+	return &publisher{p: p, c: c, tracer: c.tp.Tracer(ScopeName)}
+}
+
+type publisher struct {
+	p      messaging.Publisher
+	c      config
+	tracer trace.Tracer
+}
+
+func (t *publisher) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+	ctx, span := t.tracer.Start(ctx, "send "+topic,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(t.c.attrs(
+			AttrOperation.String("send"),
+			AttrDestination.String(topic),
+			AttrBatchCount.Int(len(msgs)),
+		)...))
+	defer span.End()
+	copies := make([]*messaging.Message, len(msgs))
+	for i, m := range msgs {
+		if m == nil {
+			continue // the publisher reports it
+		}
+		cp := *m
+		cp.Header = make(messaging.Header, len(m.Header)+2)
+		for k, v := range m.Header {
+			cp.Header[k] = v
+		}
+		t.c.prop.Inject(ctx, propagation.MapCarrier(cp.Header))
+		copies[i] = &cp
+	}
+	err := t.p.Publish(ctx, topic, copies...)
+	for i, m := range msgs {
+		if m != nil {
+			m.ID, m.Time = copies[i].ID, copies[i].Time
+		}
+	}
+	if len(msgs) == 1 && msgs[0] != nil {
+		span.SetAttributes(AttrMessageID.String(msgs[0].ID))
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
+}
+
+// Close returns nil; it does not close the wrapped Publisher.
+func (t *publisher) Close() error { return nil }
