@@ -103,7 +103,7 @@ func TestDeadLetterExchange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer raw.Close()
+	t.Cleanup(func() { _ = raw.Close() }) // after the deletions below
 	ch, err := raw.Channel()
 	if err != nil {
 		t.Fatal(err)
