@@ -58,6 +58,7 @@ func (e *benchEnv) rawWriter(b *testing.B) *kafkago.Writer {
 		BatchSize:    kafka.DefaultBatchSize,
 		BatchTimeout: kafka.DefaultBatchTimeout,
 		RequiredAcks: kafkago.RequireAll,
+		Transport:    &kafkago.Transport{}, // its own metadata cache, which has the new topic
 	}
 	b.Cleanup(func() { _ = w.Close() })
 	return w

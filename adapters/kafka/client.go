@@ -15,6 +15,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	kafkago "github.com/segmentio/kafka-go"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/dispatch"
@@ -123,6 +124,10 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 			Compression:  cfg.compression,
 			Transport:    c.transport,
 			MaxAttempts:  10,
+			// Publish has made sure the topic exists; this only makes the
+			// writer look a topic up on the brokers when the transport's
+			// metadata cache does not have it yet (created elsewhere).
+			AllowAutoTopicCreation: true,
 		}
 	}
 	return c, nil
@@ -353,25 +358,34 @@ func fastBackOff() *backoff.ExponentialBackOff {
 
 // partitions returns the partition IDs of topic, sorted; an error wraps
 // kafkago.UnknownTopicOrPartition when the topic does not exist or a
-// partition has no leader yet.
+// partition has no leader yet. kafka-go's transport answers metadata from a
+// cache; with auto-creation on, the request is marked so that a topic
+// missing from the cache is looked up on the brokers (and the cache
+// refreshed) instead of reported missing until the cache expires.
 func (c *Client) partitions(ctx context.Context, topic string) ([]int, error) {
-	resp, err := c.admin.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+	r, err := c.transport.RoundTrip(ctx, c.admin.Addr, &metadataAPI.Request{
+		TopicNames: []string{topic}, AllowAutoTopicCreation: c.cfg.autoCreate,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("kafka: metadata of %s: %w", topic, err)
+	}
+	resp, ok := r.(*metadataAPI.Response)
+	if !ok {
+		return nil, fmt.Errorf("kafka: metadata of %s: unexpected response %T", topic, r)
 	}
 	for _, t := range resp.Topics {
 		if t.Name != topic {
 			continue
 		}
-		if t.Error != nil {
-			return nil, fmt.Errorf("kafka: metadata of %s: %w", topic, t.Error)
+		if t.ErrorCode != 0 {
+			return nil, fmt.Errorf("kafka: metadata of %s: %w", topic, kafkago.Error(t.ErrorCode))
 		}
 		ids := make([]int, 0, len(t.Partitions))
 		for _, p := range t.Partitions {
-			if p.Error != nil {
-				return nil, fmt.Errorf("kafka: metadata of %s partition %d: %w", topic, p.ID, p.Error)
+			if p.ErrorCode != 0 {
+				return nil, fmt.Errorf("kafka: metadata of %s partition %d: %w", topic, p.PartitionIndex, kafkago.Error(p.ErrorCode))
 			}
-			ids = append(ids, p.ID)
+			ids = append(ids, int(p.PartitionIndex))
 		}
 		sort.Ints(ids)
 		return ids, nil

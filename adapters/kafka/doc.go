@@ -11,7 +11,7 @@
 //	replication=-1          replication factor of created topics (-1: broker default)
 //	auto_create=true        Publish/Subscribe/Read create a missing topic
 //	acks=all                all | one | none: acknowledgement Publish waits for
-//	batch_size=1000         records per produce batch and partition
+//	batch_size=100          records per produce batch and partition
 //	batch_timeout=1ms       linger before sending a batch that is not full
 //	compression=none        none | gzip | snappy | lz4 | zstd
 //	max_message_size=1000000  largest Message.Size Publish accepts

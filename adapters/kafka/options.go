@@ -25,7 +25,7 @@ const (
 	DefaultReplicationFactor = -1
 	// DefaultBatchSize is the most records the writer puts in one produce
 	// batch per partition.
-	DefaultBatchSize = 1000
+	DefaultBatchSize = 100
 	// DefaultBatchTimeout is how long the writer waits for more records
 	// before sending a batch that is not full (kafka-go's own default, 1s,
 	// would stall every small Publish).
@@ -182,7 +182,7 @@ func WithAutoCreateTopics(on bool) Option { return func(c *config) { c.autoCreat
 func WithRequiredAcks(a kafkago.RequiredAcks) Option { return func(c *config) { c.requiredAcks = a } }
 
 // WithBatchSize sets the most records per produce batch and partition
-// (default 1000).
+// (default 100).
 func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
 
 // WithBatchTimeout sets how long the writer lingers for more records before
