@@ -54,6 +54,9 @@ func New(l *slog.Logger, opts ...Option) messaging.Middleware {
 			ctx, report := layer.WithReport(ctx)
 			start := time.Now()
 			err := layer.Call(ctx, next, msg)
+			if err == nil && report.DeadLetterTopic == "" && !log.Enabled(ctx, c.success) {
+				return nil
+			}
 			attrs := []slog.Attr{
 				slog.String("topic", msg.Topic), slog.String("group", msg.Group), slog.String("id", msg.ID),
 				slog.String("key", msg.Key), slog.Int("attempt", msg.Attempt), slog.Duration("duration", time.Since(start)),
