@@ -307,3 +307,102 @@ func BenchmarkEndToEnd(b *testing.B) {
 		}))
 	})
 }
+
+// BenchmarkInterleaved measures the adapter and raw amqp091-go in
+// alternating chunks of the same run, so both see the same broker and
+// machine load (the separate benchmarks above swing by ±30% on a shared
+// machine). It reports both rates and their ratio.
+func BenchmarkInterleaved(b *testing.B) {
+	const chunk = 1000
+	report := func(b *testing.B, n int, adapter, raw time.Duration) {
+		b.ReportMetric(float64(n)/adapter.Seconds(), "adapter-msgs/s")
+		b.ReportMetric(float64(n)/raw.Seconds(), "raw-msgs/s")
+		b.ReportMetric(raw.Seconds()/adapter.Seconds(), "ratio")
+	}
+	b.Run("publish", func(b *testing.B) {
+		c, raw, topic, _, _ := benchSetup(b)
+		b.SetBytes(benchSize)
+		b.ResetTimer()
+		var ta, tr time.Duration
+		for done, round := 0, 0; done < b.N; round++ {
+			k := min(chunk, b.N-done)
+			runA := func() { s := time.Now(); adapterPublish(b, c, topic, k); ta += time.Since(s) }
+			runR := func() { s := time.Now(); rawPublishBatches(b, raw, topic, k); tr += time.Since(s) }
+			if round%2 == 0 {
+				runA()
+				runR()
+			} else {
+				runR()
+				runA()
+			}
+			done += k
+		}
+		report(b, b.N, ta, tr)
+	})
+	b.Run("consume", func(b *testing.B) {
+		c, raw, topic, groupA, _ := benchSetup(b)
+		groupB := integration.UniqueName(b, "g")
+		if err := c.Provision(context.Background(), topic, groupB); err != nil {
+			b.Fatal(err)
+		}
+		// Every message lands in both groups' queues.
+		rawPublishWindow(b, raw, topic, b.N, 1000)
+		tokens, handled := make(chan struct{}, chunk), make(chan struct{}, chunk)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		sub, err := c.Subscribe(ctx, topic, func(context.Context, *messaging.Message) error {
+			<-tokens
+			handled <- struct{}{}
+			return nil
+		}, messaging.Group(groupA), messaging.Prefetch(benchPrefetch))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() { cancel(); close(tokens); _ = sub.Close() }()
+		ch, err := raw.Channel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ch.Qos(benchPrefetch, 0, false); err != nil {
+			b.Fatal(err)
+		}
+		deliveries, err := ch.Consume(topic+"~"+groupB, "", false, false, false, false, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(benchSize)
+		b.ResetTimer()
+		var ta, tr time.Duration
+		for done, round := 0, 0; done < b.N; round++ {
+			k := min(chunk, b.N-done)
+			runA := func() {
+				s := time.Now()
+				for range k {
+					tokens <- struct{}{}
+				}
+				for range k {
+					<-handled
+				}
+				ta += time.Since(s)
+			}
+			runR := func() {
+				s := time.Now()
+				for range k {
+					if err := (<-deliveries).Ack(false); err != nil {
+						b.Fatal(err)
+					}
+				}
+				tr += time.Since(s)
+			}
+			if round%2 == 0 {
+				runA()
+				runR()
+			} else {
+				runR()
+				runA()
+			}
+			done += k
+		}
+		report(b, b.N, ta, tr)
+	})
+}
