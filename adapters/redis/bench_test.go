@@ -260,3 +260,67 @@ func BenchmarkPublishConcurrent(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkPublishPaired alternates adapter and raw batches of 100 in one
+// loop and times each side separately, so that load from other processes
+// on the host falls on both alike; it reports both rates and their ratio.
+func BenchmarkPublishPaired(b *testing.B) {
+	payload := make([]byte, benchPayload)
+	c, rc, topic := benchSetup(b)
+	rawTopic := integration.UniqueName(b, "bench-raw")
+	b.Cleanup(func() { _ = c.DeleteTopic(context.Background(), rawTopic) })
+	ctx := b.Context()
+	key := c.StreamKey(rawTopic)
+	var adapterTime, rawTime time.Duration
+	b.ResetTimer()
+	for sent := 0; sent < b.N; sent += benchBatch {
+		n := min(benchBatch, b.N-sent)
+		msgs := benchMessages(n, payload)
+		t0 := time.Now()
+		if err := c.Publish(ctx, topic, msgs...); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := rawPublish(ctx, rc, key, n, payload); err != nil {
+			b.Fatal(err)
+		}
+		adapterTime += t1.Sub(t0)
+		rawTime += time.Since(t1)
+	}
+	b.ReportMetric(float64(b.N)/adapterTime.Seconds(), "adapter-msgs/s")
+	b.ReportMetric(float64(b.N)/rawTime.Seconds(), "raw-msgs/s")
+	b.ReportMetric(rawTime.Seconds()/adapterTime.Seconds(), "ratio")
+}
+
+// BenchmarkConsumePaired consumes two pre-filled streams at the same time,
+// one with the adapter and one with raw XREADGROUP COUNT 100 + XACK, so
+// both run under the same load; it reports both rates and their ratio.
+func BenchmarkConsumePaired(b *testing.B) {
+	c, rc, topic := benchSetup(b)
+	rawTopic := integration.UniqueName(b, "bench-raw")
+	b.Cleanup(func() { _ = c.DeleteTopic(context.Background(), rawTopic) })
+	group := integration.UniqueName(b, "g")
+	fill(b, c, rc, topic, group, b.N)
+	fill(b, c, rc, rawTopic, group, b.N)
+	var handled atomic.Int64
+	done := make(chan time.Time, 1)
+	b.ResetTimer()
+	start := time.Now()
+	sub, err := c.Subscribe(b.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		if handled.Add(1) == int64(b.N) {
+			done <- time.Now()
+		}
+		return nil
+	}, messaging.Group(group))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rawConsume(b.Context(), b, rc, c.StreamKey(rawTopic), group, b.N, func(map[string]any) {})
+	rawTime := time.Since(start)
+	adapterTime := (<-done).Sub(start)
+	b.StopTimer()
+	_ = sub.Close()
+	b.ReportMetric(float64(b.N)/adapterTime.Seconds(), "adapter-msgs/s")
+	b.ReportMetric(float64(b.N)/rawTime.Seconds(), "raw-msgs/s")
+	b.ReportMetric(rawTime.Seconds()/adapterTime.Seconds(), "ratio")
+}
