@@ -40,7 +40,11 @@ type node struct {
 
 // startNode boots a private node, or skips when RabbitMQ is not installed
 // (fails under MESSAGING_REQUIRE_BROKERS=1).
-func startNode(t testing.TB) *node {
+func startNode(t testing.TB) *node { return startNodeWith(t, nil) }
+
+// startNodeWith boots a private node with a rabbitmq.conf made by conf from
+// the node's directory (nil: no config file).
+func startNodeWith(t testing.TB, conf func(dir string) string) *node {
 	t.Helper()
 	if _, err := os.Stat(rabbitServer); err != nil {
 		msg := "rabbitmq-server not installed: " + err.Error()
@@ -68,11 +72,15 @@ func startNode(t testing.TB) *node {
 		"RABBITMQ_PID_FILE="+filepath.Join(n.dir, "pid"),
 		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(n.dir, "enabled_plugins"),
 		"RABBITMQ_CONF_ENV_FILE="+filepath.Join(n.dir, "rabbitmq-env.conf"),
-		// Non-existent: no config file (the system one binds the shared port).
-		"RABBITMQ_CONFIG_FILE="+filepath.Join(n.dir, "rabbitmq"),
+		// Without conf, a non-existent file: the system one binds the
+		// shared port.
+		"RABBITMQ_CONFIG_FILE="+filepath.Join(n.dir, "rabbitmq.conf"),
 		"RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(n.dir, "advanced.config"),
 		`ERL_FLAGS=-kernel inet_dist_use_interface {127,0,0,1}`,
 	)
+	if conf != nil {
+		must(t, os.WriteFile(filepath.Join(n.dir, "rabbitmq.conf"), []byte(conf(n.dir)), 0o600))
+	}
 	t.Cleanup(n.stop)
 	n.start()
 	return n
