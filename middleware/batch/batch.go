@@ -47,6 +47,7 @@ const (
 	DefaultMaxBytes    = 1 << 20
 	DefaultLinger      = 10 * time.Millisecond
 	DefaultSendTimeout = 30 * time.Second
+	DefaultMaxInFlight = 1
 )
 
 // Option configures Handler, Subscribe and NewPublisher.
@@ -58,11 +59,13 @@ type config struct {
 	linger      time.Duration
 	window      time.Duration
 	sendTimeout time.Duration
+	lingerSet   bool
+	maxInFlight int
 	subOpts     []messaging.SubscribeOption
 }
 
 func newConfig(opts []Option) config {
-	c := config{maxMessages: DefaultMaxMessages, maxBytes: DefaultMaxBytes, linger: DefaultLinger, sendTimeout: DefaultSendTimeout}
+	c := config{maxMessages: DefaultMaxMessages, maxBytes: DefaultMaxBytes, linger: DefaultLinger, sendTimeout: DefaultSendTimeout, maxInFlight: DefaultMaxInFlight}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
@@ -80,10 +83,22 @@ func MaxMessages(n int) Option { return func(c *config) { c.maxMessages = max(n,
 func MaxBytes(n int) Option { return func(c *config) { c.maxBytes = max(n, 0) } }
 
 // Linger is how long a batch waits for more messages after its first one
-// (default 10ms). 0 sends a batch as soon as nothing else is ready: for a
-// consumer, at once (batches of one unless full); for a publisher, calls that
-// arrive while a send is in progress still coalesce.
-func Linger(d time.Duration) Option { return func(c *config) { c.linger = max(d, 0) } }
+// (consumer default 10ms, publisher default 0). With 0 a consumer hands a
+// batch over at once (batches of one unless full); a publisher sends at once
+// when fewer than MaxInFlight sends are in progress for the topic, and
+// otherwise gathers the calls that arrive meanwhile into the next batch
+// (group commit: batches grow with the load, without added latency).
+func Linger(d time.Duration) Option {
+	return func(c *config) {
+		c.linger = max(d, 0)
+		c.lingerSet = true
+	}
+}
+
+// MaxInFlight is how many sends per topic a publisher runs at once (default
+// 1) before new calls wait for one to finish, gathering into the next batch.
+// Full batches are sent regardless. Publisher only.
+func MaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = max(n, 1) } }
 
 // Window makes a consumer's batches close at the end of fixed windows of
 // length d (aligned to multiples of d since the zero time) instead of Linger

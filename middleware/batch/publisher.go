@@ -12,7 +12,9 @@ import (
 
 // NewPublisher returns a Publisher that coalesces concurrent Publish calls to
 // the same topic into one p.Publish call: a batch is sent when it holds
-// MaxMessages messages or MaxBytes bytes, or Linger after its first call. The
+// MaxMessages messages or MaxBytes bytes, or once Linger (default 0) has
+// passed since its first call and fewer than MaxInFlight sends to the topic
+// are in progress (so under load, calls gather while earlier sends run). The
 // messages of one call are never split between batches (a call larger than
 // the limits is sent alone), and calls are appended in arrival order, so
 // per-key order holds as for p.
@@ -37,16 +39,27 @@ func NewPublisher(p messaging.Publisher, opts ...Option) messaging.Publisher {
 	if p == nil {
 		panic("batch: nil publisher")
 	}
-	return &publisher{p: p, cfg: newConfig(opts), open: map[string]*send{}}
+	cfg := newConfig(opts)
+	if !cfg.lingerSet {
+		cfg.linger = 0
+	}
+	return &publisher{p: p, cfg: cfg, topics: map[string]*topicState{}}
 }
 
 type publisher struct {
 	p      messaging.Publisher
 	cfg    config
 	mu     sync.Mutex
-	open   map[string]*send
+	topics map[string]*topicState
 	closed bool
 	wg     sync.WaitGroup
+}
+
+// topicState is a topic's batch being gathered and its sends in progress.
+// Guarded by publisher.mu.
+type topicState struct {
+	open     *send
+	inFlight int
 }
 
 // part is one caller's messages in a send.
@@ -64,6 +77,7 @@ type send struct {
 	parts   []*part
 	n       int
 	bytes   int
+	ready   bool // the linger has passed: send as soon as a slot is free
 	started bool
 	timer   *time.Timer
 	done    chan struct{}
@@ -92,29 +106,37 @@ func (b *publisher) Publish(ctx context.Context, topic string, msgs ...*messagin
 		b.mu.Unlock()
 		return fmt.Errorf("batch: publish: %w", messaging.ErrClosed)
 	}
-	s := b.open[topic]
+	ts := b.topics[topic]
+	if ts == nil {
+		ts = &topicState{}
+		b.topics[topic] = ts
+	}
+	s := ts.open
 	if s != nil && (s.n+len(msgs) > b.cfg.maxMessages || (b.cfg.maxBytes > 0 && s.bytes+size > b.cfg.maxBytes)) {
-		b.detach(s) // this call does not fit: send the batch as it is
-		b.wg.Add(1)
-		go b.run(s)
+		b.start(ts, s) // this call does not fit: send the batch as it is
+		go b.run(ts, s)
 		s = nil
 	}
 	if s == nil {
 		s = &send{ctx: context.WithoutCancel(ctx), topic: topic, done: make(chan struct{})}
-		b.open[topic] = s
-		s.timer = time.AfterFunc(b.cfg.linger, func() { b.flush(s) })
+		ts.open = s
+		if b.cfg.linger > 0 {
+			s.timer = time.AfterFunc(b.cfg.linger, func() { b.lingered(ts, s) })
+		} else {
+			s.ready = true
+		}
 	}
 	s.parts = append(s.parts, pt)
 	s.n += len(msgs)
 	s.bytes += size
-	full := s.n >= b.cfg.maxMessages || (b.cfg.maxBytes > 0 && s.bytes >= b.cfg.maxBytes)
-	if full {
-		b.detach(s)
-		b.wg.Add(1)
+	now := s.n >= b.cfg.maxMessages || (b.cfg.maxBytes > 0 && s.bytes >= b.cfg.maxBytes) ||
+		(s.ready && ts.inFlight < b.cfg.maxInFlight)
+	if now {
+		b.start(ts, s)
 	}
 	b.mu.Unlock()
-	if full {
-		b.run(s) // the caller that fills a batch sends it: backpressure
+	if now {
+		b.run(ts, s) // the caller that completes a batch sends it: backpressure
 	}
 	select {
 	case <-s.done:
@@ -132,33 +154,57 @@ func (b *publisher) Publish(ctx context.Context, topic string, msgs ...*messagin
 	return pt.err
 }
 
-// detach removes s from the open batches and marks it started, so nobody
-// joins or withdraws from it. Callers hold mu.
-func (b *publisher) detach(s *send) {
-	if b.open[s.topic] == s {
-		delete(b.open, s.topic)
+// start takes s out of gathering and counts it in flight; the caller then
+// runs it. Nobody joins or withdraws from a started send. Callers hold mu.
+func (b *publisher) start(ts *topicState, s *send) {
+	if ts.open == s {
+		ts.open = nil
 	}
 	s.started = true
-	s.timer.Stop()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	ts.inFlight++
+	b.wg.Add(1)
 }
 
-// flush sends s if nobody else has (the linger timer).
-func (b *publisher) flush(s *send) {
+// lingered marks s ready and sends it if a slot is free (the linger timer).
+func (b *publisher) lingered(ts *topicState, s *send) {
 	b.mu.Lock()
 	if s.started {
 		b.mu.Unlock()
 		return
 	}
-	b.detach(s)
-	b.wg.Add(1)
+	s.ready = true
+	if ts.inFlight >= b.cfg.maxInFlight {
+		b.mu.Unlock() // sent when a send in flight finishes
+		return
+	}
+	b.start(ts, s)
 	b.mu.Unlock()
-	b.run(s)
+	b.run(ts, s)
 }
 
-// run sends a detached batch and hands out the results.
-func (b *publisher) run(s *send) {
-	defer b.wg.Done()
-	defer close(s.done)
+// run sends a started batch, hands out the results, and starts the topic's
+// next ready batch.
+func (b *publisher) run(ts *topicState, s *send) {
+	b.send(s)
+	close(s.done)
+	b.mu.Lock()
+	ts.inFlight--
+	next := ts.open
+	if next != nil && next.ready && ts.inFlight < b.cfg.maxInFlight {
+		b.start(ts, next)
+		go b.run(ts, next)
+	}
+	if ts.inFlight == 0 && ts.open == nil && b.topics[s.topic] == ts {
+		delete(b.topics, s.topic) // idle: forget the topic
+	}
+	b.mu.Unlock()
+	b.wg.Done()
+}
+
+func (b *publisher) send(s *send) {
 	var all []*messaging.Message
 	var parts []*part
 	for _, pt := range s.parts {
@@ -212,15 +258,20 @@ func (b *publisher) Close() error {
 		return nil
 	}
 	b.closed = true
-	var pending []*send
-	for _, s := range b.open {
-		b.detach(s)
-		b.wg.Add(1)
-		pending = append(pending, s)
+	type pending struct {
+		ts *topicState
+		s  *send
+	}
+	var ps []pending
+	for _, ts := range b.topics {
+		if s := ts.open; s != nil {
+			b.start(ts, s)
+			ps = append(ps, pending{ts, s})
+		}
 	}
 	b.mu.Unlock()
-	for _, s := range pending {
-		go b.run(s)
+	for _, p := range ps {
+		go b.run(p.ts, p.s)
 	}
 	b.wg.Wait()
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,6 +73,47 @@ func TestPublisherCoalescesBySize(t *testing.T) {
 	}
 	if got := under.get(); len(got) != 5 || sum(got) != 50 {
 		t.Fatalf("underlying calls %v, want 5 calls of 10", got)
+	}
+}
+
+// blocking is a Publisher whose first call waits for release.
+type blocking struct {
+	calls
+	entered, release chan struct{}
+	first            atomic.Bool
+}
+
+func (b *blocking) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+	if b.first.CompareAndSwap(false, true) {
+		close(b.entered)
+		<-b.release
+	}
+	return b.calls.Publish(ctx, topic, msgs...)
+}
+
+func TestPublisherGathersWhileSending(t *testing.T) {
+	under := &blocking{entered: make(chan struct{}), release: make(chan struct{})}
+	p := batch.NewPublisher(under, batch.MaxMessages(10)) // linger 0, one send in flight
+	defer p.Close()
+	first := make(chan error)
+	go func() { first <- p.Publish(context.Background(), "t", &messaging.Message{}) }()
+	<-under.entered // the first call is being sent at once, alone
+	// Ten more gather while it is in flight; the tenth fills the batch,
+	// which is then sent although the first send has not finished.
+	for i, err := range publishConcurrently(p, 10) {
+		if err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	if got := under.get(); len(got) != 1 || got[0] != 10 {
+		t.Fatalf("calls completed while the first was in flight: %v, want [10]", got)
+	}
+	close(under.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if got := under.get(); len(got) != 2 || got[1] != 1 {
+		t.Fatalf("calls %v, want [10 1]", got)
 	}
 }
 
