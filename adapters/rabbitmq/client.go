@@ -80,6 +80,10 @@ func open(ctx context.Context, u *url.URL, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	ac := cfg.amqpConfig
+	if ac.TLSClientConfig != nil {
+		// amqp091 fills in ServerName: keep the caller's config untouched.
+		ac.TLSClientConfig = ac.TLSClientConfig.Clone()
+	}
 	if heartbeat > 0 {
 		ac.Heartbeat = heartbeat
 	}

@@ -25,7 +25,9 @@ const streamPrefetch = 256
 // stream offset, a decimal integer. AtTime is resolved by the broker to a
 // stream chunk (second resolution) and refined by skipping messages whose
 // publish Time is before the requested time. After a lost connection the
-// read resumes right after the last message handled.
+// read resumes right after the last message handled; a read from Latest
+// that has handled nothing yet resumes from the then latest position, so it
+// can miss what was published during the outage.
 func (c *Client) Read(ctx context.Context, topic string, from messaging.Position, h messaging.Handler) (messaging.Subscription, error) {
 	if c.closed.Load() {
 		return nil, fmt.Errorf("read: %w", messaging.ErrClosed)
