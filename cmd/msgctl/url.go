@@ -9,6 +9,8 @@ import (
 
 	// Every adapter that exists registers its URL scheme.
 	_ "github.com/msgkit/messaging/adapters/memory"
+	_ "github.com/msgkit/messaging/adapters/rabbitmq"
+	_ "github.com/msgkit/messaging/adapters/redis"
 )
 
 // urlFlag adds --url to fs and returns a function giving its value, or

@@ -12,6 +12,8 @@ import (
 
 	// Adapters register their URL schemes.
 	_ "github.com/msgkit/messaging/adapters/memory"
+	_ "github.com/msgkit/messaging/adapters/rabbitmq"
+	_ "github.com/msgkit/messaging/adapters/redis"
 )
 
 func main() {
