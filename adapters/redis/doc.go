@@ -84,6 +84,13 @@
 // only ever run (atomically, in a script) on a consumer without pending
 // entries, because deleting one drops its pending entries from the group.
 //
+// Connections: every subscription (and every Stream.Read) keeps one
+// go-redis pool connection busy while it blocks in XREADGROUP / XREAD, for
+// up to the block time (WithBlock); size the pool (pool_size, default 10 per
+// CPU) above the number of concurrent subscriptions. go-redis cannot
+// interrupt a blocking command, so a cancelled or closed subscription ends
+// within the block time (default 1s).
+//
 // Without a Group option a subscription reads with XREAD from StartAt
 // (Latest by default, resolved when Subscribe returns) and keeps no state in
 // Redis: a failed message is redelivered in process only.

@@ -272,6 +272,7 @@ func TestDeadLetter(t *testing.T) {
 		redisadapter.HeaderDeadLetterAttempts: "1",
 		redisadapter.HeaderDeadLetterTopic:    topic,
 		redisadapter.HeaderDeadLetterGroup:    group,
+		redisadapter.HeaderDeadLetterID:       "poison",
 	}
 	for k, v := range want {
 		if m.Header[k] != v {

@@ -671,10 +671,14 @@ func (g *groupSub) giveUp(ctx context.Context, op settleOp) bool {
 	if op.err != nil {
 		reason = op.err.Error()
 	}
+	if len(reason) > maxReasonLength {
+		reason = reason[:maxReasonLength]
+	}
 	m.Header[HeaderDeadLetterReason] = reason
 	m.Header[HeaderDeadLetterAttempts] = fmt.Sprint(m.Attempt)
 	m.Header[HeaderDeadLetterTopic] = g.topic
 	m.Header[HeaderDeadLetterGroup] = g.group
+	m.Header[HeaderDeadLetterID] = m.ID
 	m.Header[HeaderDeadLetterOffset] = op.id
 	m.Header[HeaderDeadLetterTime] = time.Now().UTC().Format(time.RFC3339Nano)
 	dlq := g.c.StreamKey(g.topic + suffix)
