@@ -83,6 +83,14 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 			return nil, fmt.Errorf("kafka: %w: broker address %q: want host:port", messaging.ErrInvalidOption, b)
 		}
 	}
+	if cfg.readerTune != nil {
+		rc := kafkago.ReaderConfig{MinBytes: 1, MaxBytes: max(10<<20, 2*cfg.maxMessageSize)}
+		cfg.readerTune(&rc)
+		rc.Brokers, rc.Topic, rc.GroupID = seeds, "probe", ""
+		if err := rc.Validate(); err != nil {
+			return nil, fmt.Errorf("kafka: %w: WithReaderConfig: %w", messaging.ErrInvalidOption, err)
+		}
+	}
 	c := &Client{cfg: cfg, brokers: seeds, topics: map[string]bool{}, groups: map[string]map[string]bool{}}
 	c.dialer = cfg.dialer
 	if c.dialer == nil {

@@ -424,11 +424,7 @@ func (c *Client) readPartition(ctx context.Context, topic string, p int, start i
 	off := start
 	bo := fastBackOff()
 	for ctx.Err() == nil {
-		r := kafkago.NewReader(kafkago.ReaderConfig{
-			Brokers:        c.brokers,
-			Topic:          topic,
-			Partition:      p,
-			Dialer:         c.dialer,
+		rc := kafkago.ReaderConfig{
 			QueueCapacity:  max(prefetch, 1),
 			MinBytes:       1,
 			MaxBytes:       max(10<<20, 2*c.cfg.maxMessageSize),
@@ -436,7 +432,12 @@ func (c *Client) readPartition(ctx context.Context, topic string, p int, start i
 			ReadBackoffMin: 50 * time.Millisecond,
 			ReadBackoffMax: time.Second,
 			MaxAttempts:    5,
-		})
+		}
+		if c.cfg.readerTune != nil {
+			c.cfg.readerTune(&rc)
+		}
+		rc.Brokers, rc.Topic, rc.Partition, rc.Dialer, rc.GroupID = c.brokers, topic, p, c.dialer, ""
+		r := kafkago.NewReader(rc)
 		err := r.SetOffset(off)
 		for err == nil {
 			var rec kafkago.Message

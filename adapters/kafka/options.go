@@ -53,9 +53,10 @@ const (
 type Option func(*config)
 
 type config struct {
-	dialer    *kafkago.Dialer
-	transport kafkago.RoundTripper
-	writer    *kafkago.Writer
+	dialer     *kafkago.Dialer
+	transport  kafkago.RoundTripper
+	writer     *kafkago.Writer
+	readerTune func(*kafkago.ReaderConfig)
 
 	tls      *tls.Config
 	sasl     sasl.Mechanism
@@ -154,6 +155,15 @@ func WithTransport(t kafkago.RoundTripper) Option { return func(c *config) { c.t
 // guarantees of Publish are those the writer's settings give (keep Async
 // false). The client does not close a writer it was given.
 func WithWriter(w *kafkago.Writer) Option { return func(c *config) { c.writer = w } }
+
+// WithReaderConfig lets fn adjust the kafkago.ReaderConfig of every
+// partition reader the client starts (MinBytes, MaxBytes, MaxWait,
+// QueueCapacity, IsolationLevel, loggers...). The client sets Brokers, Topic,
+// Partition and Dialer itself after fn and never uses GroupID (offsets are
+// managed by the client).
+func WithReaderConfig(fn func(*kafkago.ReaderConfig)) Option {
+	return func(c *config) { c.readerTune = fn }
+}
 
 // WithTLS connects over TLS with cfg.
 func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }

@@ -1,0 +1,216 @@
+package kafka_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/kafka"
+	"github.com/msgkit/messaging/integration"
+)
+
+func deleteTopic(t *testing.T, c messaging.TopicDeleter, topic string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.DeleteTopic(ctx, topic); err != nil {
+			t.Logf("delete topic %s: %v", topic, err)
+		}
+	})
+}
+
+func recv(t *testing.T, ch <-chan *messaging.Message) *messaging.Message {
+	t.Helper()
+	select {
+	case m := <-ch:
+		return m
+	case <-time.After(30 * time.Second):
+		t.Fatal("no message within 30s")
+		return nil
+	}
+}
+
+// TestOpenViaRegistry: messaging.Open picks the adapter by scheme; bad
+// parameters are rejected by name.
+func TestOpenViaRegistry(t *testing.T) {
+	c, err := messaging.Open(t.Context(), integration.KafkaURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.(*kafka.Client); !ok {
+		t.Fatalf("Open returned %T", c)
+	}
+	_, err = messaging.Open(t.Context(), integration.KafkaURL(t, "bogus=1"))
+	if !errors.Is(err, messaging.ErrInvalidOption) || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("unknown parameter: %v", err)
+	}
+}
+
+// TestExistingKafkaGoPieces: a client built around an existing Writer and
+// Dialer publishes through that writer; records written by plain kafka-go
+// (no adapter headers) are consumed with a stable fallback ID.
+func TestExistingKafkaGoPieces(t *testing.T) {
+	brokers := strings.Split(integration.Kafka.Endpoint(t), ",")
+	w := &kafkago.Writer{Addr: kafkago.TCP(brokers...), BatchTimeout: time.Millisecond, RequiredAcks: kafkago.RequireAll, Transport: &kafkago.Transport{}}
+	defer w.Close()
+	c, err := kafka.New(brokers, kafka.WithWriter(w), kafka.WithDialer(&kafkago.Dialer{Timeout: 5 * time.Second}), kafka.WithHeartbeatInterval(250*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	topic := integration.UniqueName(t, "pieces")
+	deleteTopic(t, c, topic)
+	if err := c.Provision(t.Context(), topic); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *messaging.Message, 10)
+	sub, err := c.Read(t.Context(), topic, messaging.Earliest, func(_ context.Context, m *messaging.Message) error { ch <- m; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "via-adapter", Payload: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Stats().Messages; got != 1 {
+		t.Errorf("the given writer wrote %d messages, want 1", got)
+	}
+	if m := recv(t, ch); m.ID != "via-adapter" {
+		t.Fatalf("got %s", m.ID)
+	}
+	if err := w.WriteMessages(t.Context(), kafkago.Message{Topic: topic, Value: []byte("foreign")}); err != nil {
+		t.Fatal(err)
+	}
+	m := recv(t, ch)
+	if m.ID != topic+"/0/1" || string(m.Payload) != "foreign" || m.Header != nil || m.Offset != "0:1" {
+		t.Fatalf("foreign record: %+v", m)
+	}
+	if _, err := kafka.New(brokers, kafka.WithWriter(&kafkago.Writer{Topic: "fixed"})); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("writer with a topic: %v, want ErrInvalidOption", err)
+	}
+	if _, err := kafka.New(brokers, kafka.WithReaderConfig(func(rc *kafkago.ReaderConfig) { rc.MinBytes = 1 << 30 })); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("invalid reader config: %v, want ErrInvalidOption", err)
+	}
+}
+
+// TestReadPartitionedPositions: on a multi-partition topic an offset
+// position sets the named partitions and reads the others from the start;
+// a list positions several; a missing partition is an error; a handler error
+// ends the read and is reported by Err.
+func TestReadPartitionedPositions(t *testing.T) {
+	c := integration.OpenKafka(t, "partitions=2")
+	t.Cleanup(func() { _ = c.Close() })
+	topic := integration.UniqueName(t, "parts")
+	deleteTopic(t, c, topic)
+	// Two keys the writer's murmur2 balancer puts in different partitions.
+	keyA, keyB := "a", ""
+	bal := &kafkago.Murmur2Balancer{}
+	for i := 0; keyB == ""; i++ {
+		k := "b" + strconv.Itoa(i)
+		if bal.Balance(kafkago.Message{Key: []byte(k)}, 0, 1) != bal.Balance(kafkago.Message{Key: []byte(keyA)}, 0, 1) {
+			keyB = k
+		}
+	}
+	var a, b []*messaging.Message
+	for i := range 5 {
+		a = append(a, &messaging.Message{ID: "a" + strconv.Itoa(i), Key: keyA})
+		b = append(b, &messaging.Message{ID: "b" + strconv.Itoa(i), Key: keyB})
+	}
+	if err := c.Publish(t.Context(), topic, append(a, b...)...); err != nil {
+		t.Fatal(err)
+	}
+	// Learn where each key landed.
+	offsets := map[string]string{}
+	all := make(chan *messaging.Message, 20)
+	sub, err := c.Read(t.Context(), topic, messaging.Earliest, func(_ context.Context, m *messaging.Message) error { all <- m; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		m := recv(t, all)
+		offsets[m.ID] = m.Offset
+	}
+	sub.Close()
+	pa, _, _ := strings.Cut(offsets["a0"], ":")
+	pb, _, _ := strings.Cut(offsets["b0"], ":")
+	if pa == pb {
+		t.Fatalf("keys %q and %q landed in the same partition %s", keyA, keyB, pa)
+	}
+
+	collect := func(from messaging.Position, n int) map[string]bool {
+		t.Helper()
+		ch := make(chan *messaging.Message, 20)
+		sub, err := c.Read(t.Context(), topic, from, func(_ context.Context, m *messaging.Message) error { ch <- m; return nil })
+		if err != nil {
+			t.Fatalf("Read %v: %v", from, err)
+		}
+		defer sub.Close()
+		got := map[string]bool{}
+		for range n {
+			got[recv(t, ch).ID] = true
+		}
+		return got
+	}
+	// a3 onwards, and all of b (its partition is not named).
+	got := collect(messaging.AtOffset(offsets["a3"]), 7)
+	for _, id := range []string{"a3", "a4", "b0", "b4"} {
+		if !got[id] {
+			t.Errorf("AtOffset(%s): %s missing from %v", offsets["a3"], id, got)
+		}
+	}
+	if got["a2"] {
+		t.Errorf("AtOffset(%s) delivered a2", offsets["a3"])
+	}
+	got = collect(messaging.AfterOffset(offsets["a3"]+","+offsets["b1"]), 4)
+	for _, id := range []string{"a4", "b2", "b3", "b4"} {
+		if !got[id] {
+			t.Errorf("AfterOffset list: %s missing from %v", id, got)
+		}
+	}
+	if _, err := c.Read(t.Context(), topic, messaging.AtOffset("7:0"), func(context.Context, *messaging.Message) error { return nil }); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("offset in a missing partition: %v, want ErrInvalidOption", err)
+	}
+
+	boom := errors.New("boom")
+	sub, err = c.Read(t.Context(), topic, messaging.Earliest, func(context.Context, *messaging.Message) error { return boom })
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sub.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("read did not end after a handler error")
+	}
+	if !errors.Is(sub.Err(), boom) {
+		t.Fatalf("Err %v, want the handler's error", sub.Err())
+	}
+}
+
+// TestAutoCreateOff: with auto_create=false a missing topic is an error until
+// Provision creates it.
+func TestAutoCreateOff(t *testing.T) {
+	c := integration.OpenKafka(t, "auto_create=false")
+	t.Cleanup(func() { _ = c.Close() })
+	topic := integration.UniqueName(t, "nocreate")
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	err := c.Publish(ctx, topic, messaging.NewMessage([]byte("x")))
+	var pe *messaging.PublishError
+	if !errors.As(err, &pe) || len(pe.Failed()) != 1 {
+		t.Fatalf("publish to a missing topic: %v, want a PublishError", err)
+	}
+	deleteTopic(t, c, topic)
+	if err := c.Provision(t.Context(), topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(t.Context(), topic, messaging.NewMessage([]byte("x"))); err != nil {
+		t.Fatalf("publish after Provision: %v", err)
+	}
+}
