@@ -83,7 +83,7 @@ func (q *Queue) List(ctx context.Context) ([]Entry, error) {
 		select {
 		case <-reached:
 		default:
-			return nil, fmt.Errorf("deadletter: list %s: read ended before the end: %v: %w", q.topic, sub.Err(), errOrClosed(sub.Err()))
+			return nil, fmt.Errorf("deadletter: list %s: read ended before the marker: %w", q.topic, errOrClosed(sub.Err()))
 		}
 	case <-ctx.Done():
 		return nil, fmt.Errorf("deadletter: list %s: %w", q.topic, ctx.Err())

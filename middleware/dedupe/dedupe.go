@@ -9,8 +9,10 @@
 // a retryable error wrapping ErrInProgress and comes back later. A failed
 // handler releases its claim, so the message can be retried; a consumer that
 // crashes mid-way leaves a claim that expires after the lease. The layer
-// never acknowledges a message it has not seen succeed: store errors are
-// returned (retryable), not swallowed.
+// never acknowledges a message it has not seen succeed: an error of Claim is
+// returned (retryable), not swallowed. An error of Complete, after the
+// handler succeeded, is not returned: the message is acknowledged, and a
+// later redelivery of it may run the handler once more.
 //
 // Deduplication is exact only within the TTL and only as far as the store is
 // shared: use RedisStore for consumers in several processes. It cannot make
@@ -155,12 +157,10 @@ func New(store Store, opts ...Option) messaging.Middleware {
 				}
 				return herr
 			}
-			if err := store.Complete(sctx, key, c.ttl); err != nil {
-				// The handler succeeded: acknowledging is right. Without the
-				// record a redelivery would run it once more, which
-				// at-least-once allows; returning an error would guarantee it.
-				return nil
-			}
+			// The handler succeeded: acknowledge even if the record fails.
+			// Without it a redelivery may run the handler once more, which
+			// at-least-once allows; returning an error would guarantee it.
+			_ = store.Complete(sctx, key, c.ttl)
 			return nil
 		}
 	}

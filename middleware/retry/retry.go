@@ -195,8 +195,7 @@ func (c *config) classify(err error, attempt int) (out error, final bool) {
 
 // final reports whether a failed attempt is the last.
 func (c *config) final(err error, attempt int) bool {
-	_, final := c.classify(err, attempt)
-	return final
+	return messaging.IsPermanent(err) || (c.retryable != nil && !c.retryable(err)) || attempt >= c.maxAttempts
 }
 
 func (c *config) once(ctx context.Context, next messaging.Handler, msg *messaging.Message) error {
