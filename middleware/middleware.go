@@ -35,6 +35,27 @@
 //   - two retry layers: rejected (attempts would multiply).
 //
 // Validate and Chain find these errors before the first message arrives.
+//
+// # Packages
+//
+//	retry            backoff and max attempts, counted with the broker's Attempt
+//	                 (or in process with retry.InProcess / retry.For)
+//	deadletter       dead-letter topic, and Queue to list, inspect, redrive
+//	batch            BatchHandler consumer (per-message results) and a
+//	                 coalescing Publisher
+//	poll             Source: a Consumer over a fetch function (cursor, backoff,
+//	                 seen items); Drain: real-time vs windowed consumption
+//	recovery, timeout, dedupe, ratelimit, circuitbreaker
+//	otel, metrics, logging
+//
+// batch.Handler and poll.Drain produce a per-message Handler: wrap it with
+// the per-message layers above as with any handler. A poll.Source is a
+// Consumer: subscribe wrapped handlers to it as to a broker.
+//
+// The publisher decorators (batch.NewPublisher, otel.Publisher,
+// metrics.Publisher, logging.Publisher) do not close the Publisher they wrap
+// when closed, as bufio.Writer does not close its writer: the caller owns it
+// (it is often a Client also used for consuming).
 package middleware
 
 import (
