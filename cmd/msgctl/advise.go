@@ -149,6 +149,14 @@ func runAdvise(_ context.Context, a *app, args []string) error {
 		{fresh, "3. How fresh must the data be? [1 realtime (<1s) / 2 seconds / 3 minutes / 4 hours]", func(s string) error { ans.freshness, err = parseFreshness(s); return err }},
 		{push, "4. Can the source push (publish itself, or call a webhook)? [yes/no]", func(s string) error { ans.push, err = parseYes(s); return err }},
 	}
+	// Check the answers given as flags before asking anything.
+	for _, s := range steps {
+		if *s.v != "" {
+			if e := s.p(*s.v); e != nil {
+				return usageError(fs, "%v", e)
+			}
+		}
+	}
 	for _, s := range steps {
 		if e := ask(s.v, s.q, s.p); e != nil {
 			return e

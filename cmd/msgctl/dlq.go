@@ -82,9 +82,9 @@ func runDLQ(ctx context.Context, a *app, args []string) error {
 			return nil
 		}
 		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tTIME\tTOPIC\tGROUP\tATTEMPTS\tREASON")
+		fmt.Fprintln(tw, "ID\tORIGINAL ID\tTIME\tTOPIC\tGROUP\tATTEMPTS\tREASON")
 		for _, e := range entries {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", e.Message.ID, e.Time.Format(time.RFC3339), e.Topic, e.Group, e.Attempts, oneLine(e.Reason, 60))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Message.ID, e.OriginalID, e.Time.Format(time.RFC3339), e.Topic, e.Group, e.Attempts, oneLine(e.Reason, 60))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

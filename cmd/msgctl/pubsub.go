@@ -218,6 +218,11 @@ func consume(ctx context.Context, a *app, args []string, name, summary string) e
 		return err
 	}
 	defer sub.Close()
+	how := "an ephemeral subscription (new messages only)"
+	if len(opts) > 0 {
+		how = "group " + *group
+	}
+	fmt.Fprintf(a.stderr, "msgctl: consuming %s as %s; Ctrl-C to stop\n", fs.Arg(0), how)
 	return p.wait(ctx, sub, *idle)
 }
 
