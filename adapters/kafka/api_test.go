@@ -214,3 +214,48 @@ func TestAutoCreateOff(t *testing.T) {
 		t.Fatalf("publish after Provision: %v", err)
 	}
 }
+
+// TestDeleteTopic: deleting a topic removes it and the groups this client
+// provisioned on it; deleting a missing topic is not an error.
+func TestDeleteTopic(t *testing.T) {
+	c := integration.OpenKafka(t)
+	t.Cleanup(func() { _ = c.Close() })
+	topic := integration.UniqueName(t, "del")
+	group := integration.UniqueName(t, "g")
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	admin := &kafkago.Client{Addr: kafkago.TCP(strings.Split(integration.Kafka.Endpoint(t), ",")...), Timeout: 10 * time.Second}
+	committed := func() (int, error) {
+		resp, err := admin.OffsetFetch(t.Context(), &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {0}}})
+		if err != nil {
+			return 0, err
+		}
+		if resp.Error != nil {
+			return 0, resp.Error
+		}
+		n := 0
+		for _, p := range resp.Topics[topic] {
+			if p.CommittedOffset >= 0 {
+				n++
+			}
+		}
+		return n, nil
+	}
+	if n, err := committed(); err != nil || n != 1 {
+		t.Fatalf("after Provision: %d partitions with a committed offset (%v), want 1", n, err)
+	}
+	if err := c.DeleteTopic(t.Context(), topic); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := committed(); err == nil && n != 0 {
+		t.Fatalf("after DeleteTopic the group still has %d committed offsets", n)
+	}
+	groups, err := admin.DescribeGroups(t.Context(), &kafkago.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err == nil && len(groups.Groups) == 1 && groups.Groups[0].GroupState != "Dead" && groups.Groups[0].Error == nil {
+		t.Errorf("group %s still exists after DeleteTopic: state %q", group, groups.Groups[0].GroupState)
+	}
+	if err := c.DeleteTopic(t.Context(), topic); err != nil {
+		t.Errorf("deleting a missing topic: %v", err)
+	}
+}

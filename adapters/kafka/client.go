@@ -269,16 +269,16 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if err := resp.Errors[topic]; err != nil && !errors.Is(err, kafkago.UnknownTopicOrPartition) {
 		return fmt.Errorf("kafka: delete topic %s: %w", topic, err)
 	}
-	if len(groups) > 0 {
-		sort.Strings(groups)
-		resp, err := c.admin.DeleteGroups(ctx, &kafkago.DeleteGroupsRequest{GroupIDs: groups})
+	sort.Strings(groups)
+	for _, g := range groups {
+		// One group per request: kafka-go sends a DeleteGroups request to
+		// the coordinator of its first group only.
+		resp, err := c.admin.DeleteGroups(ctx, &kafkago.DeleteGroupsRequest{GroupIDs: []string{g}})
 		if err != nil {
-			return fmt.Errorf("kafka: delete groups of %s: %w", topic, err)
+			return fmt.Errorf("kafka: delete group %s of %s: %w", g, topic, err)
 		}
-		for g, err := range resp.Errors {
-			if err != nil && !errors.Is(err, kafkago.GroupIdNotFound) && !errors.Is(err, kafkago.NonEmptyGroup) {
-				return fmt.Errorf("kafka: delete group %s of %s: %w", g, topic, err)
-			}
+		if err := resp.Errors[g]; err != nil && !errors.Is(err, kafkago.GroupIdNotFound) && !errors.Is(err, kafkago.NonEmptyGroup) {
+			return fmt.Errorf("kafka: delete group %s of %s: %w", g, topic, err)
 		}
 	}
 	return nil
