@@ -182,7 +182,11 @@ func adapterConsume(b *testing.B, c *natsadapter.Client, topic string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	<-done
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		b.Errorf("consumed %d of %d messages in 2 minutes", got.Load(), n)
+	}
 	b.StopTimer()
 	_ = sub.Close()
 }

@@ -34,6 +34,7 @@ type Client struct {
 	subs   dispatch.Set
 
 	sem     chan struct{} // JetStream publishes in flight, across calls
+	pending inflight      // messages in flight -> their calls
 	streams sync.Map      // topic -> stream name, for topics known to exist
 }
 
@@ -67,6 +68,8 @@ func newClient(nc *natsgo.Conn, owned bool, cfg config) (*Client, error) {
 			// stalls a publish: the adapter waits (honouring its context).
 			jetstream.WithPublishAsyncMaxPending(cfg.maxInFlight+1),
 			jetstream.WithPublishAsyncTimeout(cfg.publishTimeout),
+			jetstream.WithPublishAsyncAckHandler(c.onAck),
+			jetstream.WithPublishAsyncErrHandler(c.onAckErr),
 		)
 		if err != nil {
 			return nil, fmt.Errorf("%w: jetstream: %w", messaging.ErrInvalidOption, err)
@@ -249,88 +252,158 @@ func (c *Client) publishJS(ctx context.Context, topic string, nms []*natsgo.Msg)
 	return nil
 }
 
-// sendAsync publishes nms asynchronously, holding one slot of c.sem per
-// message until its acknowledgement is in, and returns one error per message.
-// A call that cannot get a slot first waits for its own oldest
-// acknowledgement, so concurrent calls cannot starve each other.
+// sendAsync publishes nms asynchronously, each holding one slot of c.sem
+// until the server's acknowledgement (or an error) comes back through the
+// JetStream context's callbacks, and returns one error per message. The
+// caller wakes once, when the last acknowledgement of its call is in.
 func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, bool) {
-	errs := make([]error, len(nms))
-	failed := false
-	type pending struct {
-		i int
-		f jetstream.PubAckFuture
-	}
-	q := make([]pending, 0, min(len(nms), cap(c.sem)))
-	waitOldest := func() error {
-		p := q[0]
-		select {
-		case <-p.f.Ok():
-		case err := <-p.f.Err():
-			errs[p.i], failed = err, true
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		q = q[1:]
-		<-c.sem
-		return nil
-	}
+	b := &pubBatch{errs: make([]error, len(nms)), done: make(chan struct{})}
 	var stop error
-	i := 0
-send:
-	for ; i < len(nms); i++ {
-		for acquired := false; !acquired; {
+	sent := 0
+	for i, nm := range nms {
+		select {
+		case c.sem <- struct{}{}:
+		default:
 			select {
 			case c.sem <- struct{}{}:
-				acquired = true
-				continue
-			default:
-			}
-			if len(q) > 0 {
-				if stop = waitOldest(); stop != nil {
-					break send
-				}
-				continue
-			}
-			select {
-			case c.sem <- struct{}{}:
-				acquired = true
 			case <-ctx.Done():
 				stop = ctx.Err()
-				break send
 			}
 		}
-		f, err := c.js.PublishMsgAsync(nms[i])
-		if err != nil {
-			<-c.sem
-			errs[i], failed = err, true
-			continue
+		if stop != nil {
+			break
 		}
-		q = append(q, pending{i, f})
+		b.add()
+		c.pending.store(nm, pubSlot{b, i})
+		if _, err := c.js.PublishMsgAsync(nm); err != nil {
+			if _, ok := c.pending.take(nm); ok {
+				c.resolve(pubSlot{b, i}, err)
+			}
+		}
+		sent++
 	}
-	for stop == nil && len(q) > 0 {
-		stop = waitOldest()
+	b.sealed()
+	if stop == nil {
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			stop = ctx.Err()
+		}
 	}
-	if stop != nil {
-		failed = true
-		for ; i < len(nms); i++ {
-			if errs[i] == nil {
-				errs[i] = stop
-			}
+	return b.result(sent, stop)
+}
+
+// onAck and onAckErr are the JetStream context's async publish callbacks.
+func (c *Client) onAck(_ jetstream.JetStream, nm *natsgo.Msg, _ *jetstream.PubAck) {
+	if s, ok := c.pending.take(nm); ok {
+		c.resolve(s, nil)
+	}
+}
+
+func (c *Client) onAckErr(_ jetstream.JetStream, nm *natsgo.Msg, err error) {
+	if s, ok := c.pending.take(nm); ok {
+		c.resolve(s, err)
+	}
+}
+
+// resolve records the outcome of one message and frees its slot.
+func (c *Client) resolve(s pubSlot, err error) {
+	<-c.sem
+	s.b.resolve(s.i, err)
+}
+
+// pubSlot locates a message in flight: its call's batch and index.
+type pubSlot struct {
+	b *pubBatch
+	i int
+}
+
+// inflight maps the messages in flight to their slots.
+type inflight struct {
+	mu sync.Mutex
+	m  map[*natsgo.Msg]pubSlot
+}
+
+func (f *inflight) store(nm *natsgo.Msg, s pubSlot) {
+	f.mu.Lock()
+	if f.m == nil {
+		f.m = map[*natsgo.Msg]pubSlot{}
+	}
+	f.m[nm] = s
+	f.mu.Unlock()
+}
+
+func (f *inflight) take(nm *natsgo.Msg) (pubSlot, bool) {
+	f.mu.Lock()
+	s, ok := f.m[nm]
+	if ok {
+		delete(f.m, nm)
+	}
+	f.mu.Unlock()
+	return s, ok
+}
+
+// pubBatch collects the outcomes of one sendAsync call.
+type pubBatch struct {
+	mu        sync.Mutex
+	errs      []error
+	resolved  []bool
+	open      int  // messages sent and not resolved
+	sealedAll bool // no more messages will be sent
+	returned  bool // the call returned: later outcomes are dropped
+	done      chan struct{}
+}
+
+func (b *pubBatch) add() {
+	b.mu.Lock()
+	b.open++
+	b.mu.Unlock()
+}
+
+func (b *pubBatch) resolve(i int, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.returned {
+		return
+	}
+	if b.resolved == nil {
+		b.resolved = make([]bool, len(b.errs))
+	}
+	b.errs[i], b.resolved[i] = err, true
+	b.open--
+	if b.open == 0 && b.sealedAll {
+		close(b.done)
+	}
+}
+
+func (b *pubBatch) sealed() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sealedAll = true
+	if b.open == 0 {
+		close(b.done)
+	}
+}
+
+// result returns the errors: messages never sent, or sent and not resolved
+// when the call stopped, fail with stop.
+func (b *pubBatch) result(sent int, stop error) ([]error, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.returned = true
+	errs := b.errs
+	failed := false
+	for i := range errs {
+		switch {
+		case errs[i] != nil:
+		case i >= sent:
+			errs[i] = stop
+		case stop != nil && (b.resolved == nil || !b.resolved[i]):
+			errs[i] = fmt.Errorf("acknowledgement not awaited: %w", stop)
 		}
-		for _, p := range q {
-			errs[p.i] = fmt.Errorf("acknowledgement not awaited: %w", stop)
+		if errs[i] != nil {
+			failed = true
 		}
-		// Their slots are freed when their futures resolve (they all do:
-		// the publish timeout bounds them).
-		go func(q []pending) {
-			for _, p := range q {
-				select {
-				case <-p.f.Ok():
-				case <-p.f.Err():
-				}
-				<-c.sem
-			}
-		}(q)
 	}
 	return errs, failed
 }
