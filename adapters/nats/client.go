@@ -136,7 +136,10 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // returns once the stream acknowledged every message (stored per the
 // server's sync policy), or a *messaging.PublishError naming the ones that
 // were not. The topic's stream is created on first use unless
-// WithExistingStreams. Messages of one call keep their order.
+// WithExistingStreams. Messages of one call keep their order. Messages in
+// flight when the connection drops are reported failed (nats:
+// ErrDisconnected); they may have been stored, and publishing them again
+// within the stream's duplicate window stores them once.
 //
 // Core mode: messages are published and the connection is flushed, so
 // Publish returns once the server has received them; it does not wait for
