@@ -13,7 +13,11 @@ import (
 // disabled), the retry layer in broker mode (a failed attempt is redelivered
 // by the adapter after an exponential backoff; the last one is final), and
 // the user's middleware.
-func (cfg *config) chain(pub messaging.Publisher, topic string, h messaging.Handler) (messaging.Handler, string, error) {
+//
+// On an adapter without Groups (core NATS) nothing redelivers a failed
+// message, so the retry layer runs in process: it calls the handler again
+// itself, waiting the backoff in between.
+func (cfg *config) chain(c messaging.Client, topic string, h messaging.Handler) (messaging.Handler, string, error) {
 	var mws []messaging.Middleware
 	dlTopic := ""
 	if !cfg.noDeadLetter {
@@ -24,9 +28,13 @@ func (cfg *config) chain(pub messaging.Publisher, topic string, h messaging.Hand
 		if err := messaging.ValidateName(dlTopic); err != nil {
 			return nil, "", fmt.Errorf("queue: dead-letter topic: %w", err)
 		}
-		mws = append(mws, deadletter.New(pub, dlTopic))
+		mws = append(mws, deadletter.New(c, dlTopic))
 	}
-	mws = append(mws, retry.New(retry.MaxAttempts(cfg.maxAttempts), retry.Backoff(cfg.initial, cfg.maxBackoff)))
+	retryOpts := []retry.Option{retry.MaxAttempts(cfg.maxAttempts), retry.Backoff(cfg.initial, cfg.maxBackoff)}
+	if !c.Capabilities().Groups {
+		retryOpts = append(retryOpts, retry.InProcess())
+	}
+	mws = append(mws, retry.New(retryOpts...))
 	mws = append(mws, cfg.mws...)
 	out, err := middleware.Chain(h, mws...)
 	if err != nil {

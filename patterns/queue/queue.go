@@ -5,7 +5,8 @@
 //
 // Retries and dead-lettering are preconfigured: a failed job is redelivered
 // after an exponential backoff (middleware/retry in broker mode, so attempts
-// are counted by the broker where it can), and a job that failed its last
+// are counted by the broker where it can; in process on adapters without
+// Groups, such as core NATS, where nothing redelivers), and a job that failed its last
 // attempt, or failed with a messaging.Permanent error, is moved to the
 // queue's dead-letter topic (middleware/deadletter; default topic + ".dlq")
 // and acknowledged. Inspect and redrive dead letters with

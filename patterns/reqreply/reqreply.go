@@ -1,7 +1,13 @@
 // Package reqreply is request/reply (synchronous calls over asynchronous
 // messaging) plus fire-and-forget publishing with a completion result.
 //
-// A Requester owns one reply topic, named reply.<random>, read by an
+// On a client with native request/reply (the NATS adapter, in both core and
+// JetStream modes) Requester and Serve use it instead: a reply inbox per
+// request, no reply topic, and a request with nobody serving it fails at
+// once. The handler and the errors are the same; WithoutNative turns this
+// off. Native requests are core NATS messages: never stored, at most once.
+//
+// Otherwise a Requester owns one reply topic, named reply.<random>, read by an
 // ephemeral subscription for as long as the Requester is open. Request
 // publishes the request with two headers, reply-to (that topic) and
 // correlation-id (a fresh ID), and waits for the reply carrying the same
@@ -26,6 +32,7 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	natsadapter "github.com/msgkit/messaging/adapters/nats"
 	"github.com/msgkit/messaging/patterns/codec"
 )
 
@@ -60,11 +67,12 @@ func (e *RemoteError) Error() string { return "reqreply: " + e.Topic + ": remote
 type Option func(*config)
 
 type config struct {
-	codec   codec.Codec
-	timeout time.Duration
-	group   string
-	subOpts []messaging.SubscribeOption
-	mws     []messaging.Middleware
+	codec    codec.Codec
+	timeout  time.Duration
+	group    string
+	subOpts  []messaging.SubscribeOption
+	mws      []messaging.Middleware
+	noNative bool
 }
 
 func newConfig(opts []Option) config {
@@ -106,6 +114,7 @@ type Requester[Req, Resp any] struct {
 	cfg        config
 	replyTopic string
 	sub        messaging.Subscription
+	native     natsadapter.Requester
 
 	mu      sync.Mutex
 	waiting map[string]chan *messaging.Message
@@ -121,6 +130,10 @@ func NewRequester[Req, Resp any](ctx context.Context, client messaging.Client, o
 		replyTopic: "reply." + strings.ReplaceAll(newID(), "-", ""),
 		waiting:    map[string]chan *messaging.Message{},
 	}
+	if nr, ok := native(client, r.cfg); ok {
+		r.native, r.replyTopic = nr, ""
+		return r, nil
+	}
 	// The subscription outlives ctx (which only bounds setting it up).
 	sub, err := client.Subscribe(context.WithoutCancel(ctx), r.replyTopic, r.onReply)
 	if err != nil {
@@ -130,7 +143,8 @@ func NewRequester[Req, Resp any](ctx context.Context, client messaging.Client, o
 	return r, nil
 }
 
-// ReplyTopic is the topic this Requester receives replies on.
+// ReplyTopic is the topic this Requester receives replies on; empty with
+// native request/reply.
 func (r *Requester[Req, Resp]) ReplyTopic() string { return r.replyTopic }
 
 func (r *Requester[Req, Resp]) onReply(_ context.Context, m *messaging.Message) error {
@@ -160,6 +174,15 @@ func (r *Requester[Req, Resp]) Request(ctx context.Context, topic string, req Re
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
 	defer cancel()
+	if r.native != nil {
+		r.mu.Lock()
+		closed := r.closed
+		r.mu.Unlock()
+		if closed {
+			return zero, fmt.Errorf("reqreply: request: %w", messaging.ErrClosed)
+		}
+		return nativeRequest[Resp](ctx, r.native, r.cfg, topic, m)
+	}
 	deadline, _ := ctx.Deadline()
 	corr := newID()
 	m.Header[HeaderReplyTo] = r.replyTopic
@@ -212,6 +235,9 @@ func (r *Requester[Req, Resp]) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
+	if r.sub == nil {
+		return nil // native: nothing to release
+	}
 	err := r.sub.Close()
 	if d, ok := r.client.(messaging.TopicDeleter); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -240,6 +266,9 @@ func Serve[Req, Resp any](ctx context.Context, client messaging.Client, topic st
 	group := cfg.group
 	if group == "" {
 		group = "reqreply." + topic
+	}
+	if nr, ok := native(client, cfg); ok {
+		return nativeServe(ctx, nr, cfg, topic, group, h)
 	}
 	handle := func(ctx context.Context, m *messaging.Message) error {
 		replyTo, corr := m.Header[HeaderReplyTo], m.Header[HeaderCorrelationID]

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	natsadapter "github.com/msgkit/messaging/adapters/nats"
 	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/patterns/reqreply"
 )
@@ -86,6 +87,38 @@ func TestConcurrentRequestsGetTheirOwnReplies(t *testing.T) {
 		close(errs)
 		for err := range errs {
 			t.Error(err)
+		}
+	})
+}
+
+// TestNativeAndTopicModes runs the same call natively (where the adapter has
+// request/reply) and over topics (WithoutNative).
+func TestNativeAndTopicModes(t *testing.T) {
+	integration.ForEachBackend(t, func(t *testing.T, h integration.Harness) {
+		c := h.Client(t)
+		_, hasNative := c.(natsadapter.Requester)
+		for _, mode := range []struct {
+			name string
+			opts []reqreply.Option
+		}{{"default", nil}, {"topics", []reqreply.Option{reqreply.WithoutNative()}}} {
+			t.Run(mode.name, func(t *testing.T) {
+				tp := topic(t, c, "mode")
+				sub, err := reqreply.Serve(t.Context(), c, tp, func(_ context.Context, r req) (resp, error) {
+					return resp{Sum: r.A * r.B}, nil
+				}, append(mode.opts, reqreply.WithGroup(integration.UniqueName(t, "g")))...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = sub.Close() })
+				r := newRequester(t, c, append(mode.opts, reqreply.WithTimeout(h.Timeout))...)
+				if native := r.ReplyTopic() == ""; native != (hasNative && mode.opts == nil) {
+					t.Errorf("native mode %v, want %v", native, hasNative && mode.opts == nil)
+				}
+				got, err := r.Request(t.Context(), tp, req{A: 6, B: 7})
+				if err != nil || got.Sum != 42 {
+					t.Fatalf("got %v, %v; want 42", got, err)
+				}
+			})
 		}
 	})
 }
