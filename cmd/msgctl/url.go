@@ -8,7 +8,9 @@ import (
 	"github.com/msgkit/messaging"
 
 	// Every adapter that exists registers its URL scheme.
+	_ "github.com/msgkit/messaging/adapters/kafka"
 	_ "github.com/msgkit/messaging/adapters/memory"
+	_ "github.com/msgkit/messaging/adapters/nats"
 	_ "github.com/msgkit/messaging/adapters/rabbitmq"
 	_ "github.com/msgkit/messaging/adapters/redis"
 )

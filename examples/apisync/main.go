@@ -11,7 +11,9 @@ import (
 	"github.com/msgkit/messaging/examples/scenario"
 
 	// Adapters register their URL schemes.
+	_ "github.com/msgkit/messaging/adapters/kafka"
 	_ "github.com/msgkit/messaging/adapters/memory"
+	_ "github.com/msgkit/messaging/adapters/nats"
 	_ "github.com/msgkit/messaging/adapters/rabbitmq"
 	_ "github.com/msgkit/messaging/adapters/redis"
 )
