@@ -279,3 +279,26 @@ func TestDemoOnBroker(t *testing.T) {
 	url, _ := broker(t)
 	msgctl(t, "", "demo", "--url", url).want(t, 0, "-- checkout ok", "-- fanout ok", "-- dashboard ok", "-- apisync ok", "4 of 4 scenarios passed")
 }
+
+// TestCommandsOnNATS runs the demo and a publish / replay round trip against
+// NATS (JetStream mode, the adapter's default).
+func TestCommandsOnNATS(t *testing.T) {
+	url := integration.NATS.Endpoint(t)
+	msgctl(t, "", "demo", "--url", url).want(t, 0, "-- checkout ok", "-- fanout ok", "-- dashboard ok", "-- apisync ok", "4 of 4 scenarios passed")
+
+	c, err := messaging.Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	topic := topicOn(t, c, "cli-nats")
+	if err := messaging.Provision(t.Context(), c, topic); err != nil {
+		t.Fatal(err)
+	}
+	pub := msgctl(t, "alpha\nbeta\n", "publish", "--url", url, topic)
+	pub.want(t, 0)
+	if ids := strings.Fields(pub.stdout); len(ids) != 2 {
+		t.Fatalf("publish from stdin printed %q, want 2 IDs", pub.stdout)
+	}
+	msgctl(t, "", "replay", "--url", url, "--count", "2", topic).want(t, 0, "\talpha", "\tbeta")
+}
