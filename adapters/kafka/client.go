@@ -172,18 +172,14 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if len(msgs) == 0 {
 		return nil
 	}
-	recs := make([]kafkago.Message, len(msgs))
-	for i, m := range msgs {
-		r, err := toRecord(topic, m)
-		if err != nil {
-			return fmt.Errorf("publish to %s: message %d: %w", topic, i, err)
-		}
-		recs[i] = r
+	recs, err := toRecords(topic, msgs)
+	if err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	if err := c.ensureTopic(ctx, topic, c.cfg.autoCreate); err != nil {
 		return allFailed(len(msgs), fmt.Errorf("publish to %s: %w", topic, err))
 	}
-	err := c.writer.WriteMessages(ctx, recs...)
+	err = c.writer.WriteMessages(ctx, recs...)
 	if err == nil {
 		return nil
 	}

@@ -17,27 +17,47 @@ const (
 	// rejects application headers that start with it.
 	HeaderPrefix = "msgkit-"
 	headerID     = HeaderPrefix + "id"
-	headerTime   = HeaderPrefix + "time"
+	// headerTime is read, never written: Time travels as the record
+	// timestamp (milliseconds), which costs no extra bytes per record.
+	headerTime = HeaderPrefix + "time"
 )
 
 // toRecord converts a prepared message into a kafka-go message for topic.
 func toRecord(topic string, m *messaging.Message) (kafkago.Message, error) {
-	hs := make([]kafkago.Header, 0, len(m.Header)+2)
-	hs = append(hs,
-		kafkago.Header{Key: headerID, Value: []byte(m.ID)},
-		kafkago.Header{Key: headerTime, Value: strconv.AppendInt(nil, m.Time.UnixNano(), 10)},
-	)
-	for k, v := range m.Header {
-		if strings.HasPrefix(k, HeaderPrefix) {
-			return kafkago.Message{}, fmt.Errorf("%w: header %q: names starting with %q are reserved by the Kafka adapter", messaging.ErrInvalidOption, k, HeaderPrefix)
+	recs, err := toRecords(topic, []*messaging.Message{m})
+	if err != nil {
+		return kafkago.Message{}, err
+	}
+	return recs[0], nil
+}
+
+// toRecords converts prepared messages into kafka-go messages for topic.
+// The headers and IDs of all records share two allocations.
+func toRecords(topic string, msgs []*messaging.Message) ([]kafkago.Message, error) {
+	nh, nid := 0, 0
+	for _, m := range msgs {
+		nh += len(m.Header) + 1
+		nid += len(m.ID)
+	}
+	hdrs := make([]kafkago.Header, 0, nh)
+	ids := make([]byte, 0, nid)
+	recs := make([]kafkago.Message, len(msgs))
+	for i, m := range msgs {
+		h0, id0 := len(hdrs), len(ids)
+		ids = append(ids, m.ID...)
+		hdrs = append(hdrs, kafkago.Header{Key: headerID, Value: ids[id0:len(ids):len(ids)]})
+		for k, v := range m.Header {
+			if strings.HasPrefix(k, HeaderPrefix) {
+				return nil, fmt.Errorf("message %d: %w: header %q: names starting with %q are reserved by the Kafka adapter", i, messaging.ErrInvalidOption, k, HeaderPrefix)
+			}
+			hdrs = append(hdrs, kafkago.Header{Key: k, Value: []byte(v)})
 		}
-		hs = append(hs, kafkago.Header{Key: k, Value: []byte(v)})
+		recs[i] = kafkago.Message{Topic: topic, Value: m.Payload, Headers: hdrs[h0:len(hdrs):len(hdrs)], Time: m.Time}
+		if m.Key != "" {
+			recs[i].Key = []byte(m.Key)
+		}
 	}
-	rec := kafkago.Message{Topic: topic, Value: m.Payload, Headers: hs, Time: m.Time}
-	if m.Key != "" {
-		rec.Key = []byte(m.Key)
-	}
-	return rec, nil
+	return recs, nil
 }
 
 // fromRecord converts a fetched record into a delivery. Records produced by

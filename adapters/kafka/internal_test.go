@@ -118,7 +118,7 @@ func TestPartStateCommitsContiguousPrefix(t *testing.T) {
 
 func TestRecordRoundTrip(t *testing.T) {
 	m := &messaging.Message{ID: "id-1", Key: "k", Payload: []byte("p"), Header: messaging.Header{"a": "1", "e": ""}}
-	m.Time = time.Unix(1700000000, 123456789) // sub-millisecond precision survives
+	m.Time = time.Unix(1700000000, 123456789)
 	rec, err := toRecord("t", m)
 	if err != nil {
 		t.Fatal(err)
