@@ -39,9 +39,9 @@
 //   - Key: the record key; the writer picks the partition with murmur2 (as
 //     the Java client does), so one key stays in one partition, in order. An
 //     empty key is sent as a null key and spread over the partitions.
-//   - ID and Time travel in the record headers "msgkit-id" and "msgkit-time"
-//     (nanoseconds); the record timestamp is Time too (milliseconds), which
-//     AtTime positions use. Application headers are carried verbatim; names
+//   - ID travels in the record header "msgkit-id"; Time is the record
+//     timestamp, so consumers see it with millisecond precision and AtTime
+//     positions use it. Application headers are carried verbatim; names
 //     starting with "msgkit-" are reserved and rejected by Publish. Records
 //     from other producers get the ID "topic/partition/offset".
 //   - Message.Offset is "partition:offset", e.g. "3:1042".
