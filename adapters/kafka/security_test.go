@@ -2,6 +2,14 @@ package kafka_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -76,4 +84,77 @@ func TestSASL(t *testing.T) {
 			t.Fatalf("error shows the password: %v", err)
 		}
 	})
+}
+
+// selfSigned returns a TLS server config with a fresh self-signed
+// certificate for 127.0.0.1.
+func selfSigned(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "kfake"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+}
+
+// TestTLS: the adapter talks to a TLS-only cluster with tls=true; without
+// TLS, Open fails within its context.
+func TestTLS(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(selfSigned(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	addr := cluster.ListenAddrs()[0]
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	c, err := kafka.Open(ctx, "kafka://"+addr+"?tls=true&tls_skip_verify=true")
+	if err != nil {
+		t.Fatalf("open over TLS: %v", err)
+	}
+	defer c.Close()
+	topic := integration.UniqueName(t, "tls")
+	got := make(chan string, 1)
+	if err := c.Provision(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.Read(ctx, topic, messaging.Earliest, func(_ context.Context, m *messaging.Message) error {
+		got <- m.ID
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "encrypted"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-got:
+		if id != "encrypted" {
+			t.Fatalf("read %s", id)
+		}
+	case <-ctx.Done():
+		t.Fatal("nothing read over TLS")
+	}
+
+	short, cancel2 := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel2()
+	if c2, err := kafka.Open(short, "kafka://"+addr); err == nil {
+		_ = c2.Close()
+		t.Fatal("plaintext open of a TLS-only cluster succeeded")
+	}
 }
