@@ -120,6 +120,9 @@ type groupSub struct {
 	kick     chan struct{} // signalled when reclaimDue moves earlier
 	cursor   string        // XAUTOCLAIM scan position, used by maintain only
 
+	// settleMu orders settlements against reclaim and touch (see there).
+	settleMu sync.Mutex
+
 	mu         sync.Mutex
 	holding    map[string]struct{}  // fetched, settlement not yet in Redis: deadline extended
 	delayed    map[string]time.Time // nacked with a delay beyond the ack deadline: due time
@@ -400,38 +403,48 @@ func (g *groupSub) reclaim(ctx context.Context) error {
 		if n <= 0 {
 			return nil
 		}
+		// Under settleMu, so that no settlement is half done (re-claimed
+		// with its final idle time but still held) while Redis hands out
+		// idle entries, and what is claimed is held before it unlocks.
+		g.settleMu.Lock()
 		res, err := reclaimScript.Run(context.WithoutCancel(ctx), g.rc, []string{g.key}, g.group, g.consumer, g.ackMs, g.cursor, min(n, maxReadCount)).Slice()
 		if err != nil {
+			g.settleMu.Unlock()
 			return err
 		}
 		next, entries, err := parseReclaim(res)
 		if err != nil {
+			g.settleMu.Unlock()
 			return err
 		}
+		fresh := entries[:0]
 		for _, e := range entries {
 			if g.holds(e.id) {
 				// Still queued or being handled here (its idle time grew
 				// while Redis was unreachable): do not run it twice.
 				continue
 			}
+			g.hold(e.id)
+			fresh = append(fresh, e)
+		}
+		g.settleMu.Unlock()
+		for i, e := range fresh {
 			m := decodeList(g.topic, e.id, e.fields)
 			m.Group, m.Attempt = g.group, int(e.count)
+			d := dispatch.Delivery{Msg: m, Token: m.Offset}
 			if g.o.MaxAttempts > 0 && m.Attempt > g.o.MaxAttempts {
 				// The ack deadline passed on the last allowed attempt.
-				g.hold(m.Offset)
-				g.settle(dispatch.Delivery{Msg: m, Token: m.Offset}, dispatch.Result{
+				g.settle(d, dispatch.Result{
 					Outcome: dispatch.Term,
 					Err:     fmt.Errorf("giving up after %d attempts: ack deadline passed", m.Attempt-1),
 				})
 				continue
 			}
-			if !g.deliver(ctx, m) {
-				// Not handled: entries claimed with it are released too.
-				for _, rest := range entries {
-					if rest.id > e.id {
-						g.hold(rest.id)
-						g.settle(dispatch.Delivery{Msg: &messaging.Message{Offset: rest.id, Attempt: int(rest.count)}, Token: rest.id}, dispatch.Result{Outcome: dispatch.Release})
-					}
+			if !g.pool.Submit(ctx, d) {
+				// Not handled: it and the entries claimed with it are
+				// released.
+				for _, rest := range fresh[i:] {
+					g.settle(dispatch.Delivery{Msg: &messaging.Message{Offset: rest.id, Attempt: int(rest.count)}, Token: rest.id}, dispatch.Result{Outcome: dispatch.Release})
 				}
 				return ctx.Err()
 			}
@@ -478,6 +491,10 @@ func parseReclaim(res []any) (string, []claimed, error) {
 // (resetting their idle time), and moves delayed nacks whose delay now ends
 // within the ack deadline to their final idle time.
 func (g *groupSub) touch(ctx context.Context) error {
+	// Under settleMu: a settlement must not run between the snapshot and
+	// the script, or its final idle time would be reset here.
+	g.settleMu.Lock()
+	defer g.settleMu.Unlock()
 	now := time.Now()
 	var args []any
 	var dues []time.Time
@@ -594,15 +611,21 @@ func (g *groupSub) settler() {
 func (g *groupSub) execute(batch []settleOp) {
 	ctx, cancel := dispatch.SettleContext(g.sub.HandlerContext(), settleTimeout)
 	defer cancel()
+	var dues []time.Time
+	g.settleMu.Lock()
 	// Entries stay held (deadline extended, never reclaimed by this
-	// subscription) until their settlement reached Redis.
+	// subscription) until their settlement reached Redis; due nacks are
+	// announced once they are no longer held.
 	defer func() {
 		for _, op := range batch {
 			g.unhold(op.id)
 		}
+		g.settleMu.Unlock()
+		for _, d := range dues {
+			g.scheduleDue(d)
+		}
 	}()
 	var acks, claims []any
-	var dues []time.Time
 	now := time.Now()
 	for _, op := range batch {
 		switch op.kind {
@@ -633,9 +656,6 @@ func (g *groupSub) execute(batch []settleOp) {
 	}
 	if len(claims) > 0 {
 		g.withRetry(ctx, "nack", func() error { return g.claimOwn(ctx, claims) })
-		for _, d := range dues {
-			g.scheduleDue(d)
-		}
 	}
 }
 
