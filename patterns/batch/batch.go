@@ -2,11 +2,12 @@
 // windowed bulk batches, chosen by configuration, so the same code serves a
 // latency-sensitive deployment and a throughput-oriented one.
 //
-// In bulk mode the subscription runs Size handlers at once; each one adds its
-// message to the current batch and waits. The batch is handed to the handler
+// Bulk mode is middleware/batch underneath: the subscription runs Size
+// handlers at once; each one adds its message to the current batch and waits. The batch is handed to the handler
 // when it holds Size messages or Window has passed since its first message,
 // whichever comes first, and every message in it is then acknowledged (nil)
-// or redelivered (error) together. Acknowledgement still happens after the
+// or redelivered (error) together; a message that does not decode is dropped
+// on its own (Permanent) and never reaches the handler. Acknowledgement still happens after the
 // handler returned, so delivery stays at-least-once.
 //
 // Messages with the same Key are handled one at a time by the adapter (per-key
@@ -18,10 +19,10 @@ package batch
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/msgkit/messaging"
+	mwbatch "github.com/msgkit/messaging/middleware/batch"
 	"github.com/msgkit/messaging/patterns/codec"
 )
 
@@ -75,12 +76,30 @@ func Handler[T any](cfg Config, h Func[T], c codec.Codec) (messaging.Handler, []
 	if cfg.Window <= 0 {
 		cfg.Window = DefaultWindow
 	}
-	b := &batcher[T]{size: cfg.Size, window: cfg.Window, h: h}
-	return codec.Handler(c, func(ctx context.Context, v T, _ *messaging.Message) error {
-			return b.add(ctx, v)
-		}), []messaging.SubscribeOption{
-			messaging.Concurrency(cfg.Size), messaging.Prefetch(2 * cfg.Size),
+	bulk := func(ctx context.Context, msgs []*messaging.Message) []error {
+		errs := make([]error, len(msgs))
+		items := make([]T, 0, len(msgs))
+		idx := make([]int, 0, len(msgs))
+		for i, m := range msgs {
+			v, err := codec.Decode[T](c, m)
+			if err != nil {
+				errs[i] = err // Permanent: this message only
+				continue
+			}
+			items = append(items, v)
+			idx = append(idx, i)
 		}
+		if len(items) > 0 {
+			if err := h(ctx, items); err != nil {
+				for _, i := range idx {
+					errs[i] = err
+				}
+			}
+		}
+		return errs
+	}
+	handler := mwbatch.Handler(bulk, mwbatch.MaxMessages(cfg.Size), mwbatch.Linger(cfg.Window))
+	return handler, []messaging.SubscribeOption{messaging.Concurrency(cfg.Size), messaging.Prefetch(2 * cfg.Size)}
 }
 
 // Subscribe consumes topic as group with h in the mode cfg gives.
@@ -101,62 +120,4 @@ func Subscribe[T any](ctx context.Context, c messaging.Consumer, topic, group st
 		return nil, fmt.Errorf("batch: subscribe %s to %s: %w", group, topic, err)
 	}
 	return sub, nil
-}
-
-// batcher collects items from concurrent handler calls into batches.
-type batcher[T any] struct {
-	size   int
-	window time.Duration
-	h      Func[T]
-
-	mu  sync.Mutex
-	cur *pending[T]
-}
-
-type pending[T any] struct {
-	ctx   context.Context
-	items []T
-	timer *time.Timer
-	done  chan struct{}
-	err   error
-}
-
-// add puts v in the current batch and waits for that batch's result.
-func (b *batcher[T]) add(ctx context.Context, v T) error {
-	b.mu.Lock()
-	p := b.cur
-	if p == nil {
-		p = &pending[T]{ctx: ctx, done: make(chan struct{})}
-		b.cur = p
-		p.timer = time.AfterFunc(b.window, func() { b.flush(p) })
-	}
-	p.items = append(p.items, v)
-	full := len(p.items) >= b.size
-	b.mu.Unlock()
-	if full {
-		b.flush(p)
-	}
-	<-p.done
-	return p.err
-}
-
-// flush runs p's batch unless it already ran.
-func (b *batcher[T]) flush(p *pending[T]) {
-	b.mu.Lock()
-	if b.cur != p {
-		b.mu.Unlock()
-		return
-	}
-	b.cur = nil
-	b.mu.Unlock()
-	p.timer.Stop()
-	defer close(p.done)
-	// The batch may run on the window's timer goroutine, where a panic would
-	// kill the process: turn it into the error every waiting handler returns.
-	defer func() {
-		if r := recover(); r != nil {
-			p.err = fmt.Errorf("%w: batch handler: %v", messaging.ErrHandlerPanic, r)
-		}
-	}()
-	p.err = b.h(p.ctx, p.items)
 }

@@ -178,3 +178,28 @@ func TestHandlerModes(t *testing.T) {
 		t.Errorf("bulk mode: concurrency %d prefetch %d, want 8 and >= 8", o.Concurrency, o.Prefetch)
 	}
 }
+
+func TestBulkDropsUndecodableMessageAlone(t *testing.T) {
+	integration.ForEachBackend(t, func(t *testing.T, h integration.Harness) {
+		c := h.Client(t)
+		tp := topic(t, c, "bulk-bad")
+		r := newRecorder()
+		sub, err := batch.Subscribe(t.Context(), c, tp, integration.UniqueName(t, "g"), batch.Config{Size: 4, Window: 200 * time.Millisecond}, r.handle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Close() })
+		if err := c.Publish(t.Context(), tp, &messaging.Message{Payload: []byte("{broken")}); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, c, tp, 0, 3)
+		r.waitDistinct(t, 3, h.Timeout)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for n, k := range r.seen {
+			if k != 1 {
+				t.Errorf("item %d handled %d times: the bad message failed its batch", n, k)
+			}
+		}
+	})
+}
