@@ -292,3 +292,63 @@ func TestLongNames(t *testing.T) {
 func natsadapterBind(t *testing.T) *natsadapter.Client {
 	return integration.OpenNATS(t, natsadapter.WithExistingStreams())
 }
+
+// TestPublishInFlightBound: concurrent Publish calls far larger than the
+// in-flight bound all complete and store every message; a call cancelled
+// midway frees its slots, so later calls still go through.
+func TestPublishInFlightBound(t *testing.T) {
+	c := integration.OpenNATS(t, natsadapter.WithMaxInFlight(16))
+	topic := integration.UniqueName(t, "inflight")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	const callers, per = 4, 1000
+	var wg sync.WaitGroup
+	for p := range callers {
+		wg.Go(func() {
+			msgs := make([]*messaging.Message, per)
+			for i := range msgs {
+				msgs[i] = &messaging.Message{ID: fmt.Sprintf("p%d-%d", p, i)}
+			}
+			if err := c.Publish(t.Context(), topic, msgs...); err != nil {
+				t.Errorf("caller %d: %v", p, err)
+			}
+		})
+	}
+	wg.Wait()
+	// A call whose context ends while it waits for slots and acks (on
+	// another topic, so the count below stays exact).
+	other := integration.UniqueName(t, "cancelled")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), other) })
+	if err := c.Provision(t.Context(), other); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]*messaging.Message, 5000)
+	for i := range big {
+		big[i] = &messaging.Message{}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Millisecond)
+	err := c.Publish(ctx, other, big...)
+	cancel()
+	var pe *messaging.PublishError
+	if !errors.As(err, &pe) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Publish of 5000 with a 1ms context: %v, want a PublishError with DeadlineExceeded", err)
+	}
+	for range 3 { // more than the bound: leaked slots would block these
+		msgs := make([]*messaging.Message, 16)
+		for i := range msgs {
+			msgs[i] = &messaging.Message{}
+		}
+		tctx, tcancel := context.WithTimeout(t.Context(), 10*time.Second)
+		err := c.Publish(tctx, topic, msgs...)
+		tcancel()
+		if err != nil {
+			t.Fatalf("Publish after a cancelled one: %v", err)
+		}
+	}
+	s, err := c.JetStream().Stream(t.Context(), c.StreamName(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.CachedInfo().State.Msgs, uint64(callers*per+3*16); got != want {
+		t.Fatalf("stream holds %d messages, want %d", got, want)
+	}
+}
