@@ -299,6 +299,9 @@ func (s *session) startPartition(p int, start int64) {
 	go func() {
 		defer s.fetchers.Done()
 		s.c.readPartition(s.ctx, s.topic, p, start, s.o.Prefetch, func(rec *kafkago.Message) bool {
+			if !ps.waitRoom(s.ctx) {
+				return false
+			}
 			ps.fetched(rec.Offset)
 			d := dispatch.Delivery{Msg: fromRecord(rec, s.group, 1), Token: token{ps: ps, off: rec.Offset}}
 			return s.pool.Submit(s.ctx, d)
@@ -362,6 +365,34 @@ type partState struct {
 	pending    []pendingRec // fetched, in offset order; finished ones at the front are popped
 	next       int64        // offset after the last fetched record (-1: unknown yet)
 	lastCommit int64
+	popped     chan struct{} // closed when finished records leave the front; nil when nobody waits
+}
+
+// maxUncommitted bounds how many records of one partition may be fetched
+// beyond the first unfinished one: when a message keeps failing, the
+// partition pauses there instead of buffering without limit.
+const maxUncommitted = 10000
+
+// waitRoom blocks while the partition has maxUncommitted records past its
+// commit point; false when ctx ended first.
+func (ps *partState) waitRoom(ctx context.Context) bool {
+	for {
+		ps.mu.Lock()
+		if len(ps.pending) < maxUncommitted {
+			ps.mu.Unlock()
+			return true
+		}
+		if ps.popped == nil {
+			ps.popped = make(chan struct{})
+		}
+		ch := ps.popped
+		ps.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 type pendingRec struct {
@@ -393,6 +424,10 @@ func (ps *partState) finish(off int64) {
 			ps.pending = ps.pending[:0]
 		} else {
 			ps.pending = ps.pending[n:]
+		}
+		if ps.popped != nil {
+			close(ps.popped)
+			ps.popped = nil
 		}
 	}
 }

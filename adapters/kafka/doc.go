@@ -88,7 +88,9 @@
 // RetryAfter delay with Attempt+1, while the partition's committed offset
 // stays before it until it succeeds (or is given up). Later records of the
 // partition keep flowing meanwhile, so a redelivery can come after messages
-// published after it (first deliveries keep per-key order). If the member
+// published after it (first deliveries keep per-key order), up to 10,000
+// records past the stuck one, where the partition pauses until it is
+// settled. If the member
 // crashes or loses the partition first, the next owner gets the message from
 // the committed offset with Attempt 1 again. MaxAttempts and Permanent
 // errors give a message up: it is logged and committed past. A failed message

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -135,5 +136,33 @@ func TestRecordRoundTrip(t *testing.T) {
 	foreign := fromRecord(&kafkago.Message{Topic: "t", Partition: 1, Offset: 5, Value: []byte("v")}, "", 1)
 	if foreign.ID != "t/1/5" || foreign.Header != nil {
 		t.Fatalf("record without ID header: %+v", foreign)
+	}
+}
+
+// TestPartStatePausesWhenTheFrontIsStuck: with maxUncommitted records
+// behind an unfinished one, the fetcher waits until the front finishes.
+func TestPartStatePausesWhenTheFrontIsStuck(t *testing.T) {
+	ps := &partState{next: 0, lastCommit: 0}
+	for off := range int64(maxUncommitted) {
+		ps.fetched(off)
+		if off > 0 {
+			ps.finish(off)
+		}
+	}
+	// Blocking can only be observed over time: waitRoom must still be
+	// waiting when this short deadline passes.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if ps.waitRoom(ctx) {
+		t.Fatal("room reported with the front record unfinished and the window full")
+	}
+	room := make(chan bool)
+	go func() { room <- ps.waitRoom(context.Background()) }()
+	ps.finish(0)
+	if !<-room {
+		t.Fatal("no room after the front record finished")
+	}
+	if off, _ := ps.commitPoint(); off != maxUncommitted {
+		t.Fatalf("commit point %d, want %d", off, maxUncommitted)
 	}
 }
