@@ -27,6 +27,7 @@ type Totals struct {
 	ByRegion map[string]int `json:"by_region"`
 }
 
+// String formats the totals for the dashboard's output, regions sorted.
 func (t Totals) String() string {
 	var parts []string
 	for _, r := range slices.Sorted(maps.Keys(t.ByRegion)) {

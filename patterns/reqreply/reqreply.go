@@ -61,6 +61,7 @@ type RemoteError struct {
 	Msg   string // the handler's error text
 }
 
+// Error describes the remote failure with the request topic.
 func (e *RemoteError) Error() string { return "reqreply: " + e.Topic + ": remote error: " + e.Msg }
 
 // Option configures a Requester or Serve.

@@ -58,9 +58,10 @@ const saveTimeout = 10 * time.Second
 // restarted projection resumes exactly where the saved state ends: no event
 // is applied twice and none is skipped.
 //
-// Apply must be deterministic and must not keep references to the state it
-// returns beyond the call (the projection hands copies to readers only via
-// the codec round-trip of checkpoints). Fields must be set before Run.
+// Apply must be deterministic, and should return a new state rather than
+// change the one it is given: State and OnUpdate hand the current state out,
+// and maps or slices in it would otherwise change under their readers.
+// Fields must be set before Run; one Projection runs one Run at a time.
 type Projection[T, S any] struct {
 	// Name identifies the checkpoint (a valid topic-style name).
 	Name string
@@ -93,7 +94,7 @@ type Projection[T, S any] struct {
 }
 
 // State returns the current state and the offset of the last event applied
-// (empty before any).
+// (empty before any). It is safe to call while Run runs.
 func (p *Projection[T, S]) State() (S, string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
