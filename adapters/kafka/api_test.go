@@ -79,6 +79,12 @@ func TestExistingKafkaGoPieces(t *testing.T) {
 	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "via-adapter", Payload: []byte("a")}); err != nil {
 		t.Fatal(err)
 	}
+	if !c.Capabilities().Persistent {
+		t.Error("a writer with RequireAll: Persistent should be claimed")
+	}
+	if nc, err := kafka.New(brokers, kafka.WithWriter(&kafkago.Writer{Addr: kafkago.TCP(brokers...)})); err != nil || nc.Capabilities().Persistent {
+		t.Errorf("a writer without acks: Persistent claimed (err %v)", err)
+	}
 	if got := w.Stats().Messages; got != 1 {
 		t.Errorf("the given writer wrote %d messages, want 1", got)
 	}

@@ -142,10 +142,12 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 }
 
 // Capabilities reports what the Kafka adapter guarantees; see the package
-// documentation for what it lacks and why.
+// documentation for what it lacks and why. Persistent holds only when the
+// writer waits for all in-sync replicas (acks=all, the default; a writer
+// given with WithWriter must set RequiredAcks to kafkago.RequireAll).
 func (c *Client) Capabilities() messaging.Capabilities {
 	return messaging.Capabilities{
-		Persistent:     c.cfg.requiredAcks == kafkago.RequireAll,
+		Persistent:     c.writer.RequiredAcks == kafkago.RequireAll,
 		Groups:         true,
 		Replay:         true,
 		ReplayByTime:   true,
@@ -283,7 +285,8 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 // Close stops every subscription (handlers in flight finish, their offsets
 // are committed and the groups are left), flushes and closes the writer the
 // client built, and makes further calls fail with ErrClosed. It is
-// idempotent.
+// idempotent. A group subscription caught in the middle of a group join
+// leaves once the join answers (bounded by the rebalance timeout).
 func (c *Client) Close() error {
 	if c.closed.Swap(true) {
 		c.subs.CloseAll() // wait, as the first Close does
