@@ -135,5 +135,39 @@ func Dashboard(ctx context.Context, env *Env, store checkpoint.Store) error {
 		return fmt.Errorf("dashboard: totals %v, want %v", got, want)
 	}
 	env.Printf(tag, "final: %s: every sale counted exactly once across the restart", got)
+	if env.Short {
+		return nil
+	}
+
+	// Live: sales keep coming for a few seconds; the dashboard follows them
+	// as they are published (from its checkpoint again).
+	const live = 10
+	env.Printf(tag, "going live: %d more sales, one every 300ms", live)
+	errc := make(chan error, 1)
+	go func() {
+		t := time.NewTicker(300 * time.Millisecond) // paces the demo's producer
+		defer t.Stop()
+		for i := range live {
+			select {
+			case <-ctx.Done():
+				errc <- ctx.Err()
+				return
+			case <-t.C:
+			}
+			if err := sell(first+second+i, 1); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	got, err = run(first + second + live)
+	if perr := <-errc; perr != nil {
+		return perr
+	}
+	if err != nil {
+		return err
+	}
+	env.Printf(tag, "live final: %s", got)
 	return nil
 }
