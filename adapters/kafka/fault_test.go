@@ -307,3 +307,87 @@ func waitCommitted(t *testing.T, port int, topic, group string, partitions, min 
 		time.Sleep(20 * time.Millisecond) // polling the broker's state: there is no push signal for commits
 	}
 }
+
+// TestNackHoldsCommit: a message that keeps failing holds its partition's
+// committed offset while later messages are handled; after the member goes
+// away the group gets it again (from that offset), so a failure is never
+// skipped silently.
+func TestNackHoldsCommit(t *testing.T) {
+	c := integration.OpenKafka(t)
+	t.Cleanup(func() { _ = c.Close() })
+	topic := integration.UniqueName(t, "hold")
+	group := integration.UniqueName(t, "g")
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = c.DeleteTopic(ctx, topic)
+	})
+	msgs := make([]*messaging.Message, 10)
+	for i := range msgs {
+		msgs[i] = &messaging.Message{ID: "m" + strconv.Itoa(i)}
+	}
+	if err := c.Publish(t.Context(), topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	col := integration.NewCollector()
+	var failures atomic.Int64
+	fifth := make(chan struct{})
+	ctx, stop := context.WithCancel(t.Context())
+	sub, err := c.Subscribe(ctx, topic, func(_ context.Context, m *messaging.Message) error {
+		if m.ID == "m3" {
+			if failures.Add(1) == 5 {
+				close(fifth)
+			}
+			return messaging.RetryAfter(fmt.Errorf("attempt %d fails", m.Attempt), 20*time.Millisecond)
+		}
+		col.Add(m)
+		return nil
+	}, messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	col.WaitDistinct(t, 9, 30*time.Second)
+	port := strings.Split(integration.Kafka.Endpoint(t), ",")
+	admin := &kafkago.Client{Addr: kafkago.TCP(port...), Timeout: 10 * time.Second}
+	committed := func() int64 {
+		resp, err := admin.OffsetFetch(t.Context(), &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {0}}})
+		if err != nil || len(resp.Topics[topic]) != 1 {
+			t.Fatalf("offset fetch: %v %+v", err, resp)
+		}
+		return resp.Topics[topic][0].CommittedOffset
+	}
+	select {
+	case <-fifth:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("m3 was delivered %d times, want redeliveries", failures.Load())
+	}
+	// Periodic commits and the final one on close ran after the later
+	// messages were handled: the committed offset sits at the failing
+	// message, not past it.
+	stop()
+	<-sub.Done()
+	if off := committed(); off != 3 {
+		t.Fatalf("committed offset %d after m3 kept failing, want 3", off)
+	}
+
+	ch := make(chan *messaging.Message, 10)
+	sub2, err := c.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		ch <- m
+		return nil
+	}, messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub2.Close()
+	select {
+	case m := <-ch:
+		if m.ID != "m3" || m.Attempt != 1 {
+			t.Fatalf("next member got %s (attempt %d) first, want m3 (attempt 1: counted in process)", m.ID, m.Attempt)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the failed message never came back to the group")
+	}
+}
