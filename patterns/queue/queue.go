@@ -117,7 +117,9 @@ func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
 // Work runs handler on the jobs of topic with the configured number of
 // workers, as consumer group group (every Work call with the same group, in
 // any process, shares the jobs), until ctx is done or the Subscription is
-// closed. c publishes the dead letters. A job whose payload does not decode,
+// closed. c publishes the dead letters; Work provisions the dead-letter topic
+// with a consumer group of the same name, which keeps them until read (see
+// messaging.Provisioner). A job whose payload does not decode,
 // or whose handler returns a messaging.Permanent error, is dead-lettered at
 // once without retry.
 func Work[T any](ctx context.Context, c messaging.Client, topic, group string, handler func(ctx context.Context, job T, m *messaging.Message) error, opts ...Option) (messaging.Subscription, error) {
@@ -131,9 +133,17 @@ func Work[T any](ctx context.Context, c messaging.Client, topic, group string, h
 	if cfg.maxAttempts < 1 {
 		return nil, fmt.Errorf("queue: max attempts %d: must be at least 1: %w", cfg.maxAttempts, messaging.ErrInvalidOption)
 	}
-	h, _, err := cfg.chain(c, topic, codec.Handler(cfg.codec, handler))
+	h, dlTopic, err := cfg.chain(c, topic, codec.Handler(cfg.codec, handler))
 	if err != nil {
 		return nil, err
+	}
+	if dlTopic != "" {
+		// Brokers that route only to existing queues (RabbitMQ) would refuse
+		// a dead letter, and with it the acknowledgement, until someone
+		// subscribed: keep them in a group named like the topic.
+		if err := messaging.Provision(ctx, c, dlTopic, dlTopic); err != nil {
+			return nil, fmt.Errorf("queue: provision dead-letter topic %s: %w", dlTopic, err)
+		}
 	}
 	subOpts := append(append([]messaging.SubscribeOption(nil), cfg.subOpts...),
 		messaging.Group(group), messaging.Concurrency(cfg.workers))
