@@ -9,6 +9,7 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/kafka"
@@ -263,5 +264,46 @@ func TestDeleteTopic(t *testing.T) {
 	}
 	if err := c.DeleteTopic(t.Context(), topic); err != nil {
 		t.Errorf("deleting a missing topic: %v", err)
+	}
+}
+
+// TestPublishFailures: failures come back as a *messaging.PublishError
+// naming every message, with the root sentinel where one applies.
+func TestPublishFailures(t *testing.T) {
+	c := integration.OpenKafka(t, "max_message_size=0") // no client-side limit: the writer's applies
+	t.Cleanup(func() { _ = c.Close() })
+	topic := integration.UniqueName(t, "fail")
+	deleteTopic(t, c, topic)
+	err := c.Publish(t.Context(), topic, &messaging.Message{Payload: make([]byte, 2<<20)}, messaging.NewMessage([]byte("small")))
+	var pe *messaging.PublishError
+	if !errors.As(err, &pe) || len(pe.Failed()) != 2 || !errors.Is(err, messaging.ErrMessageTooLarge) {
+		t.Fatalf("2 MiB message: %v, want a PublishError for both messages wrapping ErrMessageTooLarge", err)
+	}
+
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	down, err := kafka.Open(ctx, "kafka://"+cluster.ListenAddrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	if err := down.Publish(ctx, topic, messaging.NewMessage([]byte("up"))); err != nil {
+		t.Fatalf("publish while up: %v", err)
+	}
+	cluster.Close()
+	short, cancel2 := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel2()
+	msgs := []*messaging.Message{messaging.NewMessage([]byte("a")), messaging.NewMessage([]byte("b"))}
+	err = down.Publish(short, topic, msgs...)
+	if !errors.As(err, &pe) || len(pe.Failed()) != 2 {
+		t.Fatalf("publish with the broker down: %v, want a PublishError for both messages", err)
+	}
+	_ = down.Close()
+	if err := down.Publish(t.Context(), topic, msgs...); !errors.Is(err, messaging.ErrClosed) {
+		t.Fatalf("publish after Close: %v, want ErrClosed", err)
 	}
 }
