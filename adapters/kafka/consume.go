@@ -185,14 +185,13 @@ func (c *Client) serveGeneration(genCtx context.Context, sub *dispatch.Subscript
 	}
 	tick := time.NewTicker(c.cfg.commitInterval)
 	defer tick.Stop()
-	for {
+	for ended := false; !ended; {
 		select {
 		case <-tick.C:
 			commit(false)
-			continue
 		case <-genCtx.Done():
+			ended = true
 		}
-		break
 	}
 	s.stop()
 	commit(true)

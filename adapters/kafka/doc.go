@@ -8,7 +8,7 @@
 // Parameters (unknown ones are an error):
 //
 //	partitions=1            partitions of topics the client creates
-//	replication=-1          replication factor of created topics (-1: broker default)
+//	replication=-1          replication factor of created topics (-1: broker default, Kafka >= 2.4)
 //	auto_create=true        Publish/Subscribe/Read create a missing topic
 //	acks=all                all | one | none: acknowledgement Publish waits for
 //	batch_size=100          records per produce batch and partition
