@@ -226,9 +226,8 @@ func (s *suite) roundTrip(t *testing.T) {
 		if m.Time.Before(before.Add(-2*time.Second)) || m.Time.After(time.Now().Add(2*time.Second)) {
 			t.Errorf("%s: Time %v, want about the publish time %v", want.ID, m.Time, before)
 		}
-		if s.caps.Replay && m.Offset == "" {
-			t.Errorf("%s: empty Offset on an adapter that claims Replay", want.ID)
-		}
+		// Offsets are checked on Stream reads (the Replay case): group
+		// deliveries may come from a queue without a log (RabbitMQ).
 	}
 }
 
