@@ -302,3 +302,25 @@ func TestCommandsOnNATS(t *testing.T) {
 	}
 	msgctl(t, "", "replay", "--url", url, "--count", "2", topic).want(t, 0, "\talpha", "\tbeta")
 }
+
+// TestCommandsOnRedis runs the demo and the dead-letter commands against
+// Redis Streams.
+func TestCommandsOnRedis(t *testing.T) {
+	url := integration.Redis.Endpoint(t)
+	msgctl(t, "", "demo", "--url", url).want(t, 0, "-- checkout ok", "-- fanout ok", "-- dashboard ok", "-- apisync ok", "4 of 4 scenarios passed")
+
+	c, err := messaging.Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	orig, dlq := topicOn(t, c, "cli-redis-orig"), topicOn(t, c, "cli-redis-dlq")
+	m := &messaging.Message{ID: "redis-orig-1", Payload: []byte("stuck"), Topic: orig, Attempt: 3}
+	if err := c.Publish(t.Context(), dlq, deadletter.Letter(m, errors.New("boom"), time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	msgctl(t, "", "dlq", "list", "--url", url, dlq).want(t, 0, "1 dead letter(s)", "redis-orig-1", "boom")
+	msgctl(t, "", "dlq", "redrive", "--url", url, dlq, "redis-orig-1").want(t, 0, "redrove 1")
+	msgctl(t, "", "dlq", "list", "--url", url, dlq).want(t, 0, "no dead letters")
+	msgctl(t, "", "replay", "--url", url, "--count", "1", orig).want(t, 0, "\tstuck")
+}
