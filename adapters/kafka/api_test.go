@@ -307,3 +307,60 @@ func TestPublishFailures(t *testing.T) {
 		t.Fatalf("publish after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestGroupStartAtOffsetAndTime: a new group starts at an offset or a time
+// when asked; an existing group keeps its committed offsets regardless.
+func TestGroupStartAtOffsetAndTime(t *testing.T) {
+	c := integration.OpenKafka(t)
+	t.Cleanup(func() { _ = c.Close() })
+	topic := integration.UniqueName(t, "gstart")
+	deleteTopic(t, c, topic)
+	early := []*messaging.Message{{ID: "e0"}, {ID: "e1"}, {ID: "e2"}}
+	if err := c.Publish(t.Context(), topic, early...); err != nil {
+		t.Fatal(err)
+	}
+	// Time is the subject: the late messages get a later timestamp (ms).
+	time.Sleep(20 * time.Millisecond)
+	middle := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "l0"}, &messaging.Message{ID: "l1"}); err != nil {
+		t.Fatal(err)
+	}
+	first := func(group string, opts ...messaging.SubscribeOption) string {
+		t.Helper()
+		ch := make(chan string, 10)
+		sub, err := c.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+			ch <- m.ID
+			return nil
+		}, append(opts, messaging.Group(group))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		select {
+		case id := <-ch:
+			return id
+		case <-time.After(30 * time.Second):
+			t.Fatal("nothing delivered")
+			return ""
+		}
+	}
+	if id := first(integration.UniqueName(t, "off"), messaging.StartAt(messaging.AtOffset("0:1"))); id != "e1" {
+		t.Errorf("group at offset 0:1 started with %s, want e1", id)
+	}
+	if id := first(integration.UniqueName(t, "after"), messaging.StartAt(messaging.AfterOffset("0:1"))); id != "e2" {
+		t.Errorf("group after offset 0:1 started with %s, want e2", id)
+	}
+	timed := integration.UniqueName(t, "time")
+	if id := first(timed, messaging.StartAt(messaging.AtTime(middle))); id != "l0" {
+		t.Errorf("group at a time started with %s, want l0", id)
+	}
+	// The group exists now (its handler acknowledged l0, maybe l1): StartAt
+	// no longer moves it back.
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "l2"}); err != nil {
+		t.Fatal(err)
+	}
+	if id := first(timed, messaging.StartAt(messaging.Earliest)); id != "l1" && id != "l2" {
+		t.Errorf("the existing group resumed with %s, want l1 or l2 (its committed position)", id)
+	}
+}
