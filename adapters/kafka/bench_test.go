@@ -251,3 +251,44 @@ func BenchmarkEndToEnd(b *testing.B) {
 		report(b, b.N, time.Since(start))
 	})
 }
+
+// BenchmarkPublishConcurrent: 64 goroutines each publishing one message per
+// call; concurrent calls share produce batches.
+func BenchmarkPublishConcurrent(b *testing.B) {
+	const workers = 64
+	run := func(b *testing.B, one func() error) {
+		var next atomic.Int64
+		errc := make(chan error, workers)
+		start := time.Now()
+		for range workers {
+			go func() {
+				for next.Add(1) <= int64(b.N) {
+					if err := one(); err != nil {
+						errc <- err
+						return
+					}
+				}
+				errc <- nil
+			}()
+		}
+		for range workers {
+			if err := <-errc; err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, b.N, time.Since(start))
+	}
+	b.Run("adapter", func(b *testing.B) {
+		e := newBenchEnv(b)
+		e.publish(b, 1)
+		b.ResetTimer()
+		run(b, func() error { return e.client.Publish(context.Background(), e.topic, &messaging.Message{Payload: payload}) })
+	})
+	b.Run("raw", func(b *testing.B) {
+		e := newBenchEnv(b)
+		w := e.rawWriter(b)
+		e.rawPublish(b, w, 1)
+		b.ResetTimer()
+		run(b, func() error { return w.WriteMessages(context.Background(), kafkago.Message{Topic: e.topic, Value: payload}) })
+	})
+}
