@@ -282,13 +282,17 @@ func BenchmarkPublishConcurrent(b *testing.B) {
 		e := newBenchEnv(b)
 		e.publish(b, 1)
 		b.ResetTimer()
-		run(b, func() error { return e.client.Publish(context.Background(), e.topic, &messaging.Message{Payload: payload}) })
+		run(b, func() error {
+			return e.client.Publish(context.Background(), e.topic, &messaging.Message{Payload: payload})
+		})
 	})
 	b.Run("raw", func(b *testing.B) {
 		e := newBenchEnv(b)
 		w := e.rawWriter(b)
 		e.rawPublish(b, w, 1)
 		b.ResetTimer()
-		run(b, func() error { return w.WriteMessages(context.Background(), kafkago.Message{Topic: e.topic, Value: payload}) })
+		run(b, func() error {
+			return w.WriteMessages(context.Background(), kafkago.Message{Topic: e.topic, Value: payload})
+		})
 	})
 }
