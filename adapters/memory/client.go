@@ -136,18 +136,9 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 
 // Subscribe delivers topic's messages to h; see messaging.Consumer.
 func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
-	if c.closed.Load() {
-		return nil, fmt.Errorf("subscribe: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return nil, fmt.Errorf("subscribe: topic: %w", err)
-	}
-	if h == nil {
-		return nil, fmt.Errorf("subscribe: nil handler: %w", messaging.ErrInvalidOption)
-	}
-	o, err := messaging.NewSubscribeOptions(defaultPrefetch, opts...)
+	o, err := dispatch.SubscribeArgs(c.closed.Load(), topic, h, defaultPrefetch, opts)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe: %w", err)
+		return nil, err
 	}
 	t := c.b.topic(topic)
 	name, ephemeral := o.Group, o.Group == ""
@@ -232,17 +223,8 @@ func (c *Client) run(ctx context.Context, id uint64, t *topic, g *group, o messa
 // Read delivers topic's log from "from" on, in order, to h; see
 // messaging.Stream.
 func (c *Client) Read(ctx context.Context, topic string, from messaging.Position, h messaging.Handler) (messaging.Subscription, error) {
-	if c.closed.Load() {
-		return nil, fmt.Errorf("read: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return nil, fmt.Errorf("read: topic: %w", err)
-	}
-	if err := from.Validate(); err != nil {
-		return nil, fmt.Errorf("read: %w", err)
-	}
-	if h == nil {
-		return nil, fmt.Errorf("read: nil handler: %w", messaging.ErrInvalidOption)
+	if err := dispatch.ReadArgs(c.closed.Load(), topic, from, h); err != nil {
+		return nil, err
 	}
 	t := c.b.topic(topic)
 	t.mu.Lock()

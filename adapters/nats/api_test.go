@@ -66,7 +66,7 @@ func TestRequestReply(t *testing.T) {
 				t.Errorf("panicking handler: %v, want a ReplyError naming the panic without a stack", err)
 			}
 			_, err = client.Request(t.Context(), integration.UniqueName(t, "nobody"), &messaging.Message{})
-			if !errors.Is(err, natsadapter.ErrNoResponders) {
+			if !errors.Is(err, natsadapter.ErrNoResponders) || !errors.Is(err, messaging.ErrNoResponders) {
 				t.Errorf("request to nobody: %v, want ErrNoResponders", err)
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)

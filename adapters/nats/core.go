@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -90,37 +91,20 @@ func (c *Client) coreSubscription(ctx context.Context, topic string, o messaging
 	return sub, nil
 }
 
-// Requester is native request/reply, implemented by *Client in both modes.
-// Code that gets a messaging.Client can check for it with a type assertion
-// and fall back to request/reply over topics (patterns/reqreply) without it.
-type Requester interface {
-	// Request publishes msg on topic's plain NATS subject with a reply inbox
-	// and returns the first reply; see Client.Request.
-	Request(ctx context.Context, topic string, msg *messaging.Message) (*messaging.Message, error)
-	// Serve answers the requests of topic with h; see Client.Serve.
-	Serve(ctx context.Context, topic string, h ReplyHandler, opts ...messaging.SubscribeOption) (messaging.Subscription, error)
-}
+// Requester is native request/reply (messaging.Requester), implemented by
+// *Client in both modes.
+type Requester = messaging.Requester
 
-// ReplyHandler answers one request. The returned message (nil: an empty
-// reply) is sent to the requester; a returned error is sent instead as a
-// service error (Request then fails with a *ReplyError), and so is a panic.
-type ReplyHandler func(ctx context.Context, req *messaging.Message) (*messaging.Message, error)
+// ReplyHandler answers one request; see messaging.ReplyHandler.
+type ReplyHandler = messaging.ReplyHandler
 
 // ReplyError is the error Request returns when the server's handler failed:
 // the reply carried the NATS micro framework's Nats-Service-Error header.
-type ReplyError struct {
-	Topic       string // the request topic
-	Description string // the handler's error text
-	Code        string // Nats-Service-Error-Code, e.g. "500"
-}
+type ReplyError = messaging.ReplyError
 
-// Error describes the failure with the topic, code and description.
-func (e *ReplyError) Error() string {
-	return fmt.Sprintf("nats: request %s: service error %s: %s", e.Topic, e.Code, e.Description)
-}
-
-// ErrNoResponders is returned (wrapped) by Request when no one serves the
-// topic. It is nats.go's ErrNoResponders.
+// ErrNoResponders is returned (wrapped, together with
+// messaging.ErrNoResponders) by Request when no one serves the topic. It is
+// nats.go's ErrNoResponders.
 var ErrNoResponders = natsgo.ErrNoResponders
 
 // Request sends msg on the plain NATS subject topic with a reply inbox and
@@ -157,6 +141,9 @@ func (c *Client) Request(ctx context.Context, topic string, msg *messaging.Messa
 	}
 	rm, err := c.nc.RequestMsgWithContext(ctx, nm)
 	if err != nil {
+		if errors.Is(err, natsgo.ErrNoResponders) {
+			return nil, fmt.Errorf("request %s: %w: %w", topic, messaging.ErrNoResponders, err)
+		}
 		return nil, fmt.Errorf("request %s: %w", topic, c.wrapConnErr(err))
 	}
 	reply := &messaging.Message{Topic: topic, Attempt: 1}

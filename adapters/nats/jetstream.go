@@ -322,18 +322,9 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 //
 // Core mode: see the package documentation.
 func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
-	if c.closed.Load() {
-		return nil, fmt.Errorf("subscribe: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return nil, fmt.Errorf("subscribe: topic: %w", err)
-	}
-	if h == nil {
-		return nil, fmt.Errorf("subscribe: nil handler: %w", messaging.ErrInvalidOption)
-	}
-	o, err := messaging.NewSubscribeOptions(c.cfg.prefetch, opts...)
+	o, err := dispatch.SubscribeArgs(c.closed.Load(), topic, h, c.cfg.prefetch, opts)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe: %w", err)
+		return nil, err
 	}
 	if c.cfg.mode == ModeCore {
 		return c.subscribeCore(ctx, topic, h, o)
@@ -541,17 +532,8 @@ func (t *tracker) heartbeat(interval time.Duration, stop <-chan struct{}) {
 // effect on groups); Offset is the stream sequence, AtTime uses the
 // server's store time. In core mode it fails with ErrUnsupported.
 func (c *Client) Read(ctx context.Context, topic string, from messaging.Position, h messaging.Handler) (messaging.Subscription, error) {
-	if c.closed.Load() {
-		return nil, fmt.Errorf("read: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return nil, fmt.Errorf("read: topic: %w", err)
-	}
-	if err := from.Validate(); err != nil {
-		return nil, fmt.Errorf("read: %w", err)
-	}
-	if h == nil {
-		return nil, fmt.Errorf("read: nil handler: %w", messaging.ErrInvalidOption)
+	if err := dispatch.ReadArgs(c.closed.Load(), topic, from, h); err != nil {
+		return nil, err
 	}
 	if c.cfg.mode == ModeCore {
 		return nil, fmt.Errorf("read: core NATS keeps no log: %w", messaging.ErrUnsupported)

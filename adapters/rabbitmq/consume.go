@@ -60,18 +60,9 @@ type subscription struct {
 // Earliest for a group, or other than Latest without a group, fails with
 // ErrUnsupported; use Stream.Read for replay.
 func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
-	if c.closed.Load() {
-		return nil, fmt.Errorf("subscribe: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return nil, fmt.Errorf("subscribe: topic: %w", err)
-	}
-	if h == nil {
-		return nil, fmt.Errorf("subscribe: nil handler: %w", messaging.ErrInvalidOption)
-	}
-	o, err := messaging.NewSubscribeOptions(c.cfg.prefetch, opts...)
+	o, err := dispatch.SubscribeArgs(c.closed.Load(), topic, h, c.cfg.prefetch, opts)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe: %w", err)
+		return nil, err
 	}
 	if o.Group != "" && o.StartAt.Kind != messaging.PositionEarliest {
 		return nil, fmt.Errorf("subscribe %s: group %s starting at %v: %w (a group queue receives messages from its creation on)", topic, o.Group, o.StartAt, messaging.ErrUnsupported)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
-	natsadapter "github.com/msgkit/messaging/adapters/nats"
 	"github.com/msgkit/messaging/patterns/codec"
 )
 
@@ -18,22 +17,22 @@ func WithoutNative() Option { return func(cfg *config) { cfg.noNative = true } }
 
 // native returns the client's native request/reply, if it has one and it is
 // not disabled.
-func native(c messaging.Client, cfg config) (natsadapter.Requester, bool) {
+func native(c messaging.Client, cfg config) (messaging.Requester, bool) {
 	if cfg.noNative {
 		return nil, false
 	}
-	r, ok := c.(natsadapter.Requester)
+	r, ok := c.(messaging.Requester)
 	return r, ok
 }
 
 // nativeRequest sends m with the client's native request/reply and decodes
 // the reply, mapping errors to this package's.
-func nativeRequest[Resp any](ctx context.Context, nr natsadapter.Requester, cfg config, topic string, m *messaging.Message) (Resp, error) {
+func nativeRequest[Resp any](ctx context.Context, nr messaging.Requester, cfg config, topic string, m *messaging.Message) (Resp, error) {
 	var zero Resp
 	start := time.Now()
 	reply, err := nr.Request(ctx, topic, m)
 	if err != nil {
-		var re *natsadapter.ReplyError
+		var re *messaging.ReplyError
 		switch {
 		case errors.As(err, &re):
 			return zero, &RemoteError{Topic: topic, Msg: re.Description}
@@ -50,7 +49,7 @@ func nativeRequest[Resp any](ctx context.Context, nr natsadapter.Requester, cfg 
 }
 
 // nativeServe answers topic's native requests with h.
-func nativeServe[Req, Resp any](ctx context.Context, nr natsadapter.Requester, cfg config, topic, group string, h HandlerFunc[Req, Resp]) (messaging.Subscription, error) {
+func nativeServe[Req, Resp any](ctx context.Context, nr messaging.Requester, cfg config, topic, group string, h HandlerFunc[Req, Resp]) (messaging.Subscription, error) {
 	handle := func(ctx context.Context, m *messaging.Message) (*messaging.Message, error) {
 		var out *messaging.Message
 		inner := func(ctx context.Context, m *messaging.Message) error {

@@ -32,7 +32,6 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
-	natsadapter "github.com/msgkit/messaging/adapters/nats"
 	"github.com/msgkit/messaging/patterns/codec"
 )
 
@@ -115,7 +114,7 @@ type Requester[Req, Resp any] struct {
 	cfg        config
 	replyTopic string
 	sub        messaging.Subscription
-	native     natsadapter.Requester
+	native     messaging.Requester
 
 	mu      sync.Mutex
 	waiting map[string]chan *messaging.Message

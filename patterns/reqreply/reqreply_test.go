@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
-	natsadapter "github.com/msgkit/messaging/adapters/nats"
 	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/patterns/reqreply"
 )
@@ -96,7 +95,7 @@ func TestConcurrentRequestsGetTheirOwnReplies(t *testing.T) {
 func TestNativeAndTopicModes(t *testing.T) {
 	integration.ForEachBackend(t, func(t *testing.T, h integration.Harness) {
 		c := h.Client(t)
-		_, hasNative := c.(natsadapter.Requester)
+		_, hasNative := c.(messaging.Requester)
 		for _, mode := range []struct {
 			name string
 			opts []reqreply.Option
