@@ -33,18 +33,9 @@ import (
 // flowing meanwhile, so a redelivery can come after messages published
 // after it.
 func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
-	if c.closed.Load() {
-		return nil, fmt.Errorf("subscribe: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return nil, fmt.Errorf("subscribe: topic: %w", err)
-	}
-	if h == nil {
-		return nil, fmt.Errorf("subscribe: nil handler: %w", messaging.ErrInvalidOption)
-	}
-	o, err := messaging.NewSubscribeOptions(DefaultPrefetch, opts...)
+	o, err := dispatch.SubscribeArgs(c.closed.Load(), topic, h, DefaultPrefetch, opts)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe: %w", err)
+		return nil, err
 	}
 	if err := c.ensureTopic(ctx, topic, c.cfg.autoCreate); err != nil {
 		return nil, fmt.Errorf("subscribe to %s: %w", topic, err)

@@ -28,17 +28,8 @@ import (
 //
 // A handler error ends the read; Err reports it.
 func (c *Client) Read(ctx context.Context, topic string, from messaging.Position, h messaging.Handler) (messaging.Subscription, error) {
-	if c.closed.Load() {
-		return nil, fmt.Errorf("read: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return nil, fmt.Errorf("read: topic: %w", err)
-	}
-	if err := from.Validate(); err != nil {
-		return nil, fmt.Errorf("read: %w", err)
-	}
-	if h == nil {
-		return nil, fmt.Errorf("read: nil handler: %w", messaging.ErrInvalidOption)
+	if err := dispatch.ReadArgs(c.closed.Load(), topic, from, h); err != nil {
+		return nil, err
 	}
 	if from.Kind == messaging.PositionAtOffset || from.Kind == messaging.PositionAfterOffset {
 		if _, err := parseOffsets(from.Offset); err != nil {

@@ -166,3 +166,15 @@ func TestSubscriptionFinishTreatsOwnCancelAsClean(t *testing.T) {
 		t.Fatalf("Add after CloseAll: %v", err)
 	}
 }
+
+// TestSubmitRefusesWhenDone: a done context is refused even with room in the
+// queue, so a stopping fetch loop keeps the delivery and releases it.
+func TestSubmitRefusesWhenDone(t *testing.T) {
+	p := NewPool(t.Context(), 1, 8, func(context.Context, *messaging.Message) error { return nil }, func(Delivery, Result) {}, 0)
+	defer p.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if p.Submit(ctx, Delivery{Msg: &messaging.Message{}}) {
+		t.Fatal("Submit took a delivery with a done context")
+	}
+}

@@ -71,6 +71,9 @@ func (p *Pool) work(q chan Delivery) {
 // (backpressure). It returns false without taking d when ctx is done first;
 // the caller then still owns d and must release it.
 func (p *Pool) Submit(ctx context.Context, d Delivery) bool {
+	if ctx.Err() != nil {
+		return false
+	}
 	q := p.queues[p.worker(d.Msg.Key)]
 	select {
 	case q <- d:
