@@ -164,7 +164,7 @@ func (c *Client) subscribeEphemeral(ctx context.Context, topic, key, start strin
 				}
 				bo.Reset()
 				for _, m := range msgs {
-					if !pool.Submit(fctx, dispatch.Delivery{Msg: m}) {
+					if fctx.Err() != nil || !pool.Submit(fctx, dispatch.Delivery{Msg: m}) {
 						errs <- fctx.Err()
 						return
 					}
@@ -229,7 +229,7 @@ func (e *ephemeral) retries(ctx context.Context, pool *dispatch.Pool) error {
 		}
 		e.mu.Unlock()
 		for _, m := range ready {
-			if !pool.Submit(ctx, dispatch.Delivery{Msg: m}) {
+			if ctx.Err() != nil || !pool.Submit(ctx, dispatch.Delivery{Msg: m}) {
 				return ctx.Err()
 			}
 		}

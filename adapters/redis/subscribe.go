@@ -300,7 +300,9 @@ func (g *groupSub) fetch(ctx context.Context) error {
 func (g *groupSub) deliver(ctx context.Context, m *messaging.Message) bool {
 	g.hold(m.Offset)
 	d := dispatch.Delivery{Msg: m, Token: m.Offset}
-	if g.pool.Submit(ctx, d) {
+	// Submit can take d even when ctx is done; a stopping subscription
+	// must not start handlers.
+	if ctx.Err() == nil && g.pool.Submit(ctx, d) {
 		return true
 	}
 	g.settle(d, dispatch.Result{Outcome: dispatch.Release})
@@ -320,6 +322,9 @@ func (g *groupSub) maintain(ctx context.Context) error {
 	defer timer.Stop()
 	bo := newBackoff()
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		now = time.Now()
 		var err error
 		if !now.Before(nextCleanup) {
@@ -399,6 +404,9 @@ func (g *groupSub) takeDue(now time.Time) bool {
 // is the entry's delivery counter, which XAUTOCLAIM incremented.
 func (g *groupSub) reclaim(ctx context.Context) error {
 	for range 100 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		n := g.free()
 		if n <= 0 {
 			return nil
@@ -440,7 +448,7 @@ func (g *groupSub) reclaim(ctx context.Context) error {
 				})
 				continue
 			}
-			if !g.pool.Submit(ctx, d) {
+			if ctx.Err() != nil || !g.pool.Submit(ctx, d) {
 				// Not handled: it and the entries claimed with it are
 				// released.
 				for _, rest := range fresh[i:] {
