@@ -62,6 +62,27 @@ func TestClusterConformance(t *testing.T) {
 		t.Skip("starts a three-node cluster")
 	}
 	addrs := startPrivateCluster(t)
+	t.Run("OpenURL", func(t *testing.T) {
+		c, err := messaging.Open(t.Context(), "redis://"+addrs[0]+"?cluster=true&addr="+addrs[1])
+		if err != nil {
+			t.Fatalf("Open with cluster=true: %v", err)
+		}
+		defer c.Close()
+		if key := c.(*redisadapter.Client).StreamKey("t"); key != "{t}" {
+			t.Fatalf("StreamKey = %q, want the hash-tagged {t}", key)
+		}
+		topic := integration.UniqueName(t, "url")
+		col := integration.NewCollector()
+		sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group("g"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "via-url"}); err != nil {
+			t.Fatal(err)
+		}
+		col.WaitDistinct(t, 1, 30*time.Second)
+	})
 	var clients sync.Map // *redisadapter.Client -> *goredis.ClusterClient
 	integration.RunConformance(t, integration.Harness{
 		Name: "redis-cluster",
