@@ -161,7 +161,26 @@ func (g *groupSub) run() {
 	if second := <-errs; first == nil || isCtxErr(first) {
 		first = second
 	}
+	// Handlers still running keep their deadline extended while Close
+	// waits for them.
+	drained := make(chan struct{})
+	touching := make(chan struct{})
+	go func() {
+		defer close(touching)
+		t := time.NewTicker(max(g.o.AckDeadline/3, 50*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-drained:
+				return
+			case <-t.C:
+				_ = g.touch(context.Background())
+			}
+		}
+	}()
 	g.pool.Close()
+	close(drained)
+	<-touching
 	close(g.ops)
 	<-settled
 	g.finalRelease()
