@@ -141,7 +141,10 @@ func WithLogger(l *slog.Logger) Option {
 // sent by the given number of goroutines (one pipeline on the wire per
 // goroutine; calls arriving meanwhile wait and go together in the next). It
 // raises throughput when many goroutines publish a few messages each, at the
-// cost of a hand-off per call; a lone publisher gains nothing. Each call still
+// cost of a hand-off per call and of serialising callers behind the
+// goroutines' round trips; a lone publisher gains nothing, and on a
+// low-latency link (loopback, in this package's benchmarks) it was slower
+// than sending directly. Measure before enabling. Each call still
 // gets its own result, and messages of one call stay in order. 0 (the
 // default) sends each call's pipeline directly.
 func WithCoalescing(goroutines int) Option {
