@@ -103,9 +103,12 @@
 //
 // Publish returns when Redis has appended the entries. Whether they survive
 // a crash depends on the server: with appendonly yes and appendfsync always
-// an acknowledged entry is on disk; with the default appendfsync everysec up
-// to about a second of writes can be lost on a power failure or kill -9
-// (not on a clean restart); without AOF only RDB snapshots are kept. With
+// an acknowledged entry is on disk (fsync before the reply). With the default
+// appendfsync everysec it is normally handed to the OS before the reply, so
+// killing the server process loses nothing, but a power failure or OS crash
+// can lose about the last second, and when fsync falls behind Redis may
+// postpone the write by up to two seconds, which a kill -9 then loses too.
+// Without AOF only RDB snapshots are kept. With
 // replication, a failover can lose writes the replica had not received
 // (Redis replication is asynchronous); the same holds for group state
 // (acks, claims). Capabilities().Persistent assumes AOF with fsync always.
