@@ -139,8 +139,10 @@ func TestMemClientsShareNamedBroker(t *testing.T) {
 
 func TestRegisterPanics(t *testing.T) {
 	for name, f := range map[string]func(){
-		"duplicate": func() { messaging.Register("mem", func(context.Context, *url.URL) (messaging.Client, error) { return nil, nil }) },
-		"nil":       func() { messaging.Register("nil-driver", nil) },
+		"duplicate": func() {
+			messaging.Register("mem", func(context.Context, *url.URL) (messaging.Client, error) { return nil, nil })
+		},
+		"nil": func() { messaging.Register("nil-driver", nil) },
 	} {
 		func() {
 			defer func() {

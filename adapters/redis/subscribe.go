@@ -37,18 +37,9 @@ const (
 // ephemeral subscription keeps no state in Redis, and redelivers a failed
 // message only in process.
 func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
-	if c.closed.Load() {
-		return nil, fmt.Errorf("subscribe: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return nil, fmt.Errorf("subscribe: topic: %w", err)
-	}
-	if h == nil {
-		return nil, fmt.Errorf("subscribe: nil handler: %w", messaging.ErrInvalidOption)
-	}
-	o, err := messaging.NewSubscribeOptions(DefaultPrefetch, opts...)
+	o, err := dispatch.SubscribeArgs(c.closed.Load(), topic, h, DefaultPrefetch, opts)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe: %w", err)
+		return nil, err
 	}
 	start, err := exclusiveStart(o.StartAt)
 	if err != nil {
