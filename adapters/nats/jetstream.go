@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/msgkit/messaging"
@@ -423,7 +424,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 	var hbDone sync.WaitGroup
 	hbDone.Go(func() { tr.heartbeat(o.AckDeadline/3, hbStop) })
 	go func() {
-		err := c.consume(sub.FetchContext(), it, topic, o.Group, pool, tr, settle)
+		err := c.consumeResuming(sub.FetchContext(), cons, it, o, topic, pool, tr, settle)
 		pool.Close()
 		close(hbStop)
 		hbDone.Wait()
@@ -431,6 +432,37 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 		sub.Finish(err)
 	}()
 	return sub, nil
+}
+
+// consumeResuming runs consume and, when the iterator fails while the
+// subscription still runs (a terminal pull status from a server that is
+// still recovering JetStream after a restart, for example), reopens it with
+// exponential backoff: a subscription ends only with its context or a closed
+// connection. Nothing is lost meanwhile: unacknowledged messages stay with
+// the durable consumer.
+func (c *Client) consumeResuming(ctx context.Context, cons jetstream.Consumer, it jetstream.MessagesContext, o messaging.SubscribeOptions, topic string, pool *dispatch.Pool, tr *tracker, settle dispatch.SettleFunc) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 100 * time.Millisecond
+	bo.MaxInterval = 5 * time.Second
+	for {
+		err := c.consume(ctx, it, topic, o.Group, pool, tr, settle)
+		if ctx.Err() != nil || c.nc.IsClosed() {
+			return err
+		}
+		wait := bo.NextBackOff()
+		c.cfg.logger.Warn("nats: consumer stopped; resuming", "topic", topic, "group", o.Group, "error", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		next, err := cons.Messages(jetstream.PullMaxMessages(o.Prefetch))
+		if err != nil {
+			c.cfg.logger.Warn("nats: reopening the consumer failed", "topic", topic, "group", o.Group, "error", err)
+			continue // the drained iterator fails at once: back off again
+		}
+		it = next
+	}
 }
 
 // consume feeds the pool from the iterator until ctx is done or the iterator
