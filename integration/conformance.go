@@ -464,13 +464,22 @@ func (s *suite) permanentNotRedelivered(t *testing.T) {
 	}, messaging.Group(g), messaging.AckDeadline(s.h.AckDeadline))
 	s.publish(s.c, &messaging.Message{ID: "poison", Payload: []byte("?")})
 	col.WaitDistinct(t, 1, s.h.Timeout)
+	s.observeWithMarkers(col, 1)
+	if n := col.Count("poison"); n != 1 {
+		t.Fatalf("message failed with Permanent was delivered %d times, want 1", n)
+	}
+}
+
+// observeWithMarkers bounds the observation of an absence (no further
+// redelivery): it publishes marker messages one at a time and waits for each,
+// for at least three markers and one ack deadline plus a second. col has
+// seen `distinct` distinct messages before the first marker.
+func (s *suite) observeWithMarkers(col *Collector, distinct int) {
+	s.t.Helper()
 	deadline := time.Now().Add(s.h.AckDeadline + time.Second)
 	for i := 0; time.Now().Before(deadline) || i < 3; i++ {
 		s.publish(s.c, &messaging.Message{ID: fmt.Sprintf("marker-%d", i)})
-		col.WaitDistinct(t, i+2, s.h.Timeout)
-	}
-	if n := col.Count("poison"); n != 1 {
-		t.Fatalf("message failed with Permanent was delivered %d times, want 1", n)
+		col.WaitDistinct(s.t, distinct+i+1, s.h.Timeout)
 	}
 }
 
@@ -491,13 +500,8 @@ func (s *suite) maxAttempts(t *testing.T) {
 	if !col.Wait(s.h.Timeout, func(c *Collector) bool { return c.Count("always-fails") >= 3 }) {
 		t.Fatalf("delivered %d times, want 3", col.Count("always-fails"))
 	}
-	// A fourth delivery would follow promptly (no delay was asked for);
-	// markers handled after the third attempt bound the observation.
-	deadline := time.Now().Add(s.h.AckDeadline + time.Second)
-	for i := 0; time.Now().Before(deadline) || i < 3; i++ {
-		s.publish(s.c, &messaging.Message{ID: fmt.Sprintf("marker-%d", i)})
-		col.WaitDistinct(t, i+2, s.h.Timeout)
-	}
+	// A fourth delivery would follow promptly (no delay was asked for).
+	s.observeWithMarkers(col, 1)
 	if n := col.Count("always-fails"); n != 3 {
 		t.Fatalf("delivered %d times with MaxAttempts(3), want exactly 3", n)
 	}
