@@ -28,6 +28,9 @@ type Capabilities struct {
 	// BrokerAttempts: Attempt is counted by the broker and survives consumer
 	// restarts; otherwise it is counted by the adapter in process.
 	BrokerAttempts bool
+	// BrokerBackoff: the RedeliveryBackoff subscribe option is kept by the
+	// broker, for failed messages and for those of a crashed consumer alike.
+	BrokerBackoff bool
 	// NativeDelay: RetryAfter delays are kept by the broker, not the adapter.
 	NativeDelay bool
 	// NativeDeadLetter: the broker can move messages to a dead-letter target

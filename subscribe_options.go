@@ -9,6 +9,8 @@ import (
 const (
 	DefaultConcurrency = 1
 	DefaultAckDeadline = 30 * time.Second
+	DefaultBatchSize   = 100
+	DefaultBatchWait   = 10 * time.Millisecond
 )
 
 // SubscribeOptions is the resolved form of the options given to Subscribe.
@@ -38,6 +40,20 @@ type SubscribeOptions struct {
 	// push it to the broker where it can count (JetStream MaxDeliver, RabbitMQ
 	// delivery-limit). 0 means no limit.
 	MaxAttempts int
+	// RedeliveryBackoff, when set, spaces out redeliveries: after the k-th
+	// delivery of a message fails or is not acknowledged in time, the next
+	// one comes RedeliveryBackoff[k-1] later (the last entry repeats).
+	// Adapters whose broker keeps such a schedule push it down, so it holds
+	// across consumer crashes (Capabilities.BrokerBackoff); a RetryAfter
+	// delay returned by the handler still wins for its attempt. Adapters
+	// without one ignore it: there a failed message comes back after its
+	// RetryAfter delay and an unacknowledged one after AckDeadline.
+	RedeliveryBackoff []time.Duration
+	// BatchSize and BatchWait shape the batches of BatchConsumer.SubscribeBatch
+	// (defaults DefaultBatchSize and DefaultBatchWait); Subscribe ignores
+	// them.
+	BatchSize int
+	BatchWait time.Duration
 
 	startSet bool
 }
@@ -114,11 +130,51 @@ func MaxAttempts(n int) SubscribeOption {
 	}
 }
 
+// RedeliveryBackoff sets the delays between redeliveries of a message: the
+// wait after its first delivery failed or timed out, after its second, and so
+// on; the last delay repeats. See SubscribeOptions.RedeliveryBackoff for
+// which adapters keep it. Every delay must be positive.
+func RedeliveryBackoff(delays ...time.Duration) SubscribeOption {
+	return func(o *SubscribeOptions) error {
+		for _, d := range delays {
+			if d <= 0 {
+				return fmt.Errorf("%w: redelivery backoff %v: every delay must be positive", ErrInvalidOption, delays)
+			}
+		}
+		o.RedeliveryBackoff = append([]time.Duration(nil), delays...)
+		return nil
+	}
+}
+
+// BatchSize sets the most messages in one batch of SubscribeBatch (default
+// DefaultBatchSize).
+func BatchSize(n int) SubscribeOption {
+	return func(o *SubscribeOptions) error {
+		if n < 1 {
+			return fmt.Errorf("%w: batch size %d: must be at least 1", ErrInvalidOption, n)
+		}
+		o.BatchSize = n
+		return nil
+	}
+}
+
+// BatchWait sets how long SubscribeBatch waits at most for a batch to fill
+// (default DefaultBatchWait).
+func BatchWait(d time.Duration) SubscribeOption {
+	return func(o *SubscribeOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: batch wait %v: must be positive", ErrInvalidOption, d)
+		}
+		o.BatchWait = d
+		return nil
+	}
+}
+
 // NewSubscribeOptions applies opts over the defaults and validates them.
 // defaultPrefetch is the adapter's preferred prefetch; it is raised to the
 // concurrency when lower.
 func NewSubscribeOptions(defaultPrefetch int, opts ...SubscribeOption) (SubscribeOptions, error) {
-	o := SubscribeOptions{Concurrency: DefaultConcurrency, AckDeadline: DefaultAckDeadline}
+	o := SubscribeOptions{Concurrency: DefaultConcurrency, AckDeadline: DefaultAckDeadline, BatchSize: DefaultBatchSize, BatchWait: DefaultBatchWait}
 	for _, opt := range opts {
 		if opt == nil {
 			continue

@@ -23,6 +23,7 @@ func RunConformance(t *testing.T, h Harness) {
 	h = h.withDefaults()
 	probe := h.client(t)
 	caps := probe.Capabilities()
+	_, batches := probe.(messaging.BatchConsumer)
 	t.Logf("%s capabilities: %+v", h.Name, caps)
 
 	cases := []struct {
@@ -49,6 +50,9 @@ func RunConformance(t *testing.T, h Harness) {
 		{"ReplayByTime", "ReplayByTime", caps.Replay && caps.ReplayByTime, (*suite).replayByTime},
 		{"ReplayDoesNotDisturbGroups", "Replay and Groups", caps.Replay && caps.Groups, (*suite).replayKeepsGroups},
 		{"GroupStartAt", "GroupStartAt", caps.Groups && caps.GroupStartAt, (*suite).groupStartAt},
+		{"RedeliveryBackoff", "BrokerBackoff", caps.Groups && caps.BrokerBackoff, (*suite).redeliveryBackoff},
+		{"BatchDelivery", "BatchConsumer", caps.Groups && batches, (*suite).batchDelivery},
+		{"BatchPartialFailure", "BatchConsumer", caps.Groups && batches, (*suite).batchPartialFailure},
 		{"Count10000", "", true, (*suite).count10000},
 		{"CloseSemantics", "", true, (*suite).closeSemantics},
 		{"SubscribeCancelPrompt", "", true, (*suite).cancelPrompt},

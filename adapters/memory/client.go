@@ -135,11 +135,33 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 }
 
 // Subscribe delivers topic's messages to h; see messaging.Consumer.
-func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
-	o, err := dispatch.SubscribeArgs(c.closed.Load(), topic, h, defaultPrefetch, opts)
+func (c *Client) Subscribe(ctx context.Context, topicName string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
+	o, err := dispatch.SubscribeArgs(c.closed.Load(), topicName, h, defaultPrefetch, opts)
 	if err != nil {
 		return nil, err
 	}
+	return c.subscribe(ctx, topicName, o, func(sub *dispatch.Subscription, id uint64, t *topic, g *group, settle dispatch.SettleFunc) error {
+		pool := dispatch.NewPool(sub.HandlerContext(), o.Concurrency, o.Prefetch-o.Concurrency, h, settle, o.MaxAttempts)
+		defer pool.Close()
+		return c.run(sub.FetchContext(), id, t, g, o, pool, settle)
+	})
+}
+
+// SubscribeBatch delivers topic's messages to h in batches; see
+// messaging.BatchConsumer.
+func (c *Client) SubscribeBatch(ctx context.Context, topicName string, h messaging.BatchHandler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
+	o, err := dispatch.SubscribeBatchArgs(c.closed.Load(), topicName, h, opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.subscribe(ctx, topicName, o, func(sub *dispatch.Subscription, id uint64, t *topic, g *group, settle dispatch.SettleFunc) error {
+		return c.runBatches(sub, id, t, g, o, h, settle)
+	})
+}
+
+// subscribe joins topic's group for o and runs deliver in the background
+// until the subscription ends.
+func (c *Client) subscribe(ctx context.Context, topic string, o messaging.SubscribeOptions, deliver func(*dispatch.Subscription, uint64, *topic, *group, dispatch.SettleFunc) error) (messaging.Subscription, error) {
 	t := c.b.topic(topic)
 	name, ephemeral := o.Group, o.Group == ""
 	if ephemeral {
@@ -173,14 +195,57 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 			t.settle(g, dl.off, dl.token, false, true, 0)
 		}
 	}
-	pool := dispatch.NewPool(sub.HandlerContext(), o.Concurrency, o.Prefetch-o.Concurrency, h, settle, o.MaxAttempts)
 	id := subscriptionSeq.Add(1)
-	go func() {
-		err := c.run(sub.FetchContext(), id, t, g, o, pool, settle)
-		pool.Close()
-		sub.Finish(err)
-	}()
+	go func() { sub.Finish(deliver(sub, id, t, g, settle)) }()
 	return sub, nil
+}
+
+// runBatches fetches batches from the group and hands each to h, one at a
+// time, until the subscription stops.
+func (c *Client) runBatches(sub *dispatch.Subscription, id uint64, t *topic, g *group, o messaging.SubscribeOptions, h messaging.BatchHandler, settle dispatch.SettleFunc) error {
+	ctx := sub.FetchContext()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var batch []delivery
+	for {
+		var fill <-chan time.Time // set once the batch has its first message
+		for len(batch) < o.BatchSize {
+			ds, changed, wake := t.fetch(g, id, o.BatchSize-len(batch), o.AckDeadline, o.MaxAttempts, c.cfg.logger)
+			if len(ds) > 0 {
+				if len(batch) == 0 {
+					timer.Reset(o.BatchWait)
+					fill = timer.C
+				}
+				batch = append(batch, ds...)
+				continue
+			}
+			var due <-chan time.Time
+			if !wake.IsZero() {
+				due = time.After(time.Until(wake))
+			}
+			select {
+			case <-ctx.Done():
+				for _, dl := range batch {
+					settle(dispatch.Delivery{Msg: dl.msg, Token: dl}, dispatch.Result{Outcome: dispatch.Release})
+				}
+				return ctx.Err()
+			case <-changed:
+				continue
+			case <-due:
+				continue
+			case <-fill:
+			}
+			break
+		}
+		msgs := make([]*messaging.Message, len(batch))
+		for i, dl := range batch {
+			msgs[i] = dl.msg
+		}
+		for i, r := range dispatch.InvokeBatch(sub.HandlerContext(), h, msgs, o.MaxAttempts) {
+			settle(dispatch.Delivery{Msg: msgs[i], Token: batch[i]}, r)
+		}
+		batch = batch[:0]
+	}
 }
 
 // run fetches from the group and feeds the pool until ctx is done.

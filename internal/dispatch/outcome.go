@@ -72,7 +72,13 @@ func Classify(err error, attempt, maxAttempts int) Result {
 	return Result{Outcome: Nack, Delay: d, Err: err}
 }
 
-func call(ctx context.Context, h messaging.Handler, msg *messaging.Message) (err error) {
+func call(ctx context.Context, h messaging.Handler, msg *messaging.Message) error {
+	return recovered(func() error { return h(ctx, msg) })
+}
+
+// recovered runs f, turning a panic into an error wrapping
+// messaging.ErrHandlerPanic (kept as is when the panic value already wraps it).
+func recovered(f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			if e, ok := r.(error); ok && errors.Is(e, messaging.ErrHandlerPanic) {
@@ -82,7 +88,7 @@ func call(ctx context.Context, h messaging.Handler, msg *messaging.Message) (err
 			err = fmt.Errorf("%w: %v\n%s", messaging.ErrHandlerPanic, r, debug.Stack())
 		}
 	}()
-	return h(ctx, msg)
+	return f()
 }
 
 // SettleContext returns a context for acknowledging after a handler ran: it

@@ -1,0 +1,54 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/msgkit/messaging"
+)
+
+// SubscribeBatchArgs checks the arguments of BatchConsumer.SubscribeBatch the
+// same way for every adapter and resolves the options; it rejects
+// Concurrency above 1, as the contract says.
+func SubscribeBatchArgs(closed bool, topic string, h messaging.BatchHandler, opts []messaging.SubscribeOption) (messaging.SubscribeOptions, error) {
+	if h == nil {
+		return messaging.SubscribeOptions{}, fmt.Errorf("subscribe batch: nil handler: %w", messaging.ErrInvalidOption)
+	}
+	o, err := SubscribeArgs(closed, topic, func(context.Context, *messaging.Message) error { return nil }, 1, opts)
+	if err != nil {
+		return messaging.SubscribeOptions{}, fmt.Errorf("subscribe batch: %w", errors.Unwrap(err))
+	}
+	if o.Concurrency > 1 {
+		return messaging.SubscribeOptions{}, fmt.Errorf("subscribe batch: %w: concurrency %d: batches are handled one at a time; run more subscriptions in the group instead",
+			messaging.ErrInvalidOption, o.Concurrency)
+	}
+	o.Prefetch = o.BatchSize
+	return o, nil
+}
+
+// InvokeBatch runs h on msgs, turning a panic or a result of the wrong length
+// into an error for every message, and classifies each message's result as
+// Invoke does. The results are in the order of msgs.
+func InvokeBatch(ctx context.Context, h messaging.BatchHandler, msgs []*messaging.Message, maxAttempts int) []Result {
+	errs, err := callBatch(ctx, h, msgs)
+	out := make([]Result, len(msgs))
+	for i, m := range msgs {
+		e := err
+		if e == nil && errs != nil {
+			e = errs[i]
+		}
+		out[i] = Classify(e, m.Attempt, maxAttempts)
+	}
+	return out
+}
+
+func callBatch(ctx context.Context, h messaging.BatchHandler, msgs []*messaging.Message) (errs []error, err error) {
+	if err := recovered(func() error { errs = h(ctx, msgs); return nil }); err != nil {
+		return nil, err
+	}
+	if errs != nil && len(errs) != len(msgs) {
+		return nil, fmt.Errorf("batch handler returned %d results for %d messages", len(errs), len(msgs))
+	}
+	return errs, nil
+}
