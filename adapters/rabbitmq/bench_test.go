@@ -24,6 +24,10 @@ const (
 	benchSize     = 1024
 	benchBatch    = 100 // messages per Publish call / per confirm wait
 	benchPrefetch = 100
+	// benchAckEvery: the raw consumers acknowledge with basic.ack
+	// multiple=true every benchAckEvery deliveries, as the adapter batches
+	// its acks (a quarter of the prefetch).
+	benchAckEvery = benchPrefetch / 4
 )
 
 var benchPayload = func() []byte {
@@ -78,21 +82,26 @@ func adapterPublish(b *testing.B, c *rabbitmq.Client, topic string, n int) {
 	}
 }
 
-// rawPublishBatches publishes n messages on one confirm-mode channel,
-// benchBatch in flight, then waits for all their confirms: the same work as
-// one adapter Publish call per batch.
-func rawPublishBatches(b *testing.B, conn *amqp.Connection, exchange string, n int) {
+// rawConfirmChannel opens a confirm-mode channel on conn, closed when the
+// benchmark ends.
+func rawConfirmChannel(b *testing.B, conn *amqp.Connection) *amqp.Channel {
 	b.Helper()
 	ch, err := conn.Channel()
 	if err != nil {
-		b.Error(err)
-		return
+		b.Fatal(err)
 	}
-	defer ch.Close()
+	b.Cleanup(func() { _ = ch.Close() })
 	if err := ch.Confirm(false); err != nil {
-		b.Error(err)
-		return
+		b.Fatal(err)
 	}
+	return ch
+}
+
+// rawPublishBatches publishes n messages on ch (in confirm mode),
+// benchBatch in flight, then waits for all their confirms: the same work as
+// one adapter Publish call per batch (which reuses its channels too).
+func rawPublishBatches(b *testing.B, ch *amqp.Channel, exchange string, n int) {
+	b.Helper()
 	dcs := make([]*amqp.DeferredConfirmation, 0, benchBatch)
 	for sent := 0; sent < n; {
 		k := min(benchBatch, n-sent)
@@ -176,10 +185,11 @@ func BenchmarkPublish(b *testing.B) {
 	})
 	b.Run("raw-batch", func(b *testing.B) {
 		_, raw, topic, _, _ := benchSetup(b)
+		ch := rawConfirmChannel(b, raw)
 		b.SetBytes(benchSize)
 		b.ResetTimer()
 		start := time.Now()
-		rawPublishBatches(b, raw, topic, b.N)
+		rawPublishBatches(b, ch, topic, b.N)
 		reportRate(b, b.N, time.Since(start))
 	})
 	b.Run("raw-window-1000", func(b *testing.B) {
@@ -237,8 +247,33 @@ func adapterConsume(b *testing.B, c *rabbitmq.Client, topic, group string, n int
 	return time.Since(start)
 }
 
+// rawAcker acknowledges raw deliveries in batches: one basic.ack
+// multiple=true per benchAckEvery deliveries (the fastest raw configuration
+// found; acking each delivery halves the consume rate).
+type rawAcker struct {
+	ch      *amqp.Channel
+	last    uint64
+	pending int
+}
+
+func (a *rawAcker) ack(d amqp.Delivery) error {
+	a.last = d.DeliveryTag
+	if a.pending++; a.pending < benchAckEvery {
+		return nil
+	}
+	return a.flush()
+}
+
+func (a *rawAcker) flush() error {
+	if a.pending == 0 {
+		return nil
+	}
+	a.pending = 0
+	return a.ch.Ack(a.last, true)
+}
+
 // rawConsume consumes n messages from queue with QoS prefetch benchPrefetch,
-// acknowledging each, and returns how long it took.
+// acknowledging them in batches (rawAcker), and returns how long it took.
 func rawConsume(b *testing.B, conn *amqp.Connection, queue string, n int, before func()) time.Duration {
 	b.Helper()
 	ch, err := conn.Channel()
@@ -257,17 +292,24 @@ func rawConsume(b *testing.B, conn *amqp.Connection, queue string, n int, before
 	if before != nil {
 		go before()
 	}
+	acks := &rawAcker{ch: ch}
+	timeout := time.NewTimer(5 * time.Minute)
+	defer timeout.Stop()
 	for got := 0; got < n; got++ {
 		select {
 		case d := <-deliveries:
-			if err := d.Ack(false); err != nil {
+			if err := acks.ack(d); err != nil {
 				b.Fatal(err)
 			}
-		case <-time.After(5 * time.Minute):
+		case <-timeout.C:
 			b.Fatalf("consumed %d of %d", got, n)
 		}
 	}
-	return time.Since(start)
+	d := time.Since(start)
+	if err := acks.flush(); err != nil {
+		b.Fatal(err)
+	}
+	return d
 }
 
 func BenchmarkConsume(b *testing.B) {
@@ -300,10 +342,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 	})
 	b.Run("raw", func(b *testing.B) {
 		_, raw, topic, _, queue := benchSetup(b)
+		ch := rawConfirmChannel(b, raw)
 		b.SetBytes(benchSize)
 		b.ResetTimer()
 		reportRate(b, b.N, rawConsume(b, raw, queue, b.N, func() {
-			rawPublishBatches(b, raw, topic, b.N)
+			rawPublishBatches(b, ch, topic, b.N)
 		}))
 	})
 }
@@ -311,7 +354,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 // BenchmarkInterleaved measures the adapter and raw amqp091-go in
 // alternating chunks of the same run, so both see the same broker and
 // machine load (the separate benchmarks above swing by ±30% on a shared
-// machine). It reports both rates and their ratio.
+// machine): publishing, consuming, and both at once (end-to-end). It
+// reports both rates and their ratio.
 func BenchmarkInterleaved(b *testing.B) {
 	const chunk = 1000
 	report := func(b *testing.B, n int, adapter, raw time.Duration) {
@@ -321,13 +365,14 @@ func BenchmarkInterleaved(b *testing.B) {
 	}
 	b.Run("publish", func(b *testing.B) {
 		c, raw, topic, _, _ := benchSetup(b)
+		ch := rawConfirmChannel(b, raw)
 		b.SetBytes(benchSize)
 		b.ResetTimer()
 		var ta, tr time.Duration
 		for done, round := 0, 0; done < b.N; round++ {
 			k := min(chunk, b.N-done)
 			runA := func() { s := time.Now(); adapterPublish(b, c, topic, k); ta += time.Since(s) }
-			runR := func() { s := time.Now(); rawPublishBatches(b, raw, topic, k); tr += time.Since(s) }
+			runR := func() { s := time.Now(); rawPublishBatches(b, ch, topic, k); tr += time.Since(s) }
 			if round%2 == 0 {
 				runA()
 				runR()
@@ -370,6 +415,7 @@ func BenchmarkInterleaved(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		acks := &rawAcker{ch: ch}
 		b.SetBytes(benchSize)
 		b.ResetTimer()
 		var ta, tr time.Duration
@@ -388,11 +434,14 @@ func BenchmarkInterleaved(b *testing.B) {
 			runR := func() {
 				s := time.Now()
 				for range k {
-					if err := (<-deliveries).Ack(false); err != nil {
+					if err := acks.ack(<-deliveries); err != nil {
 						b.Fatal(err)
 					}
 				}
 				tr += time.Since(s)
+				if err := acks.flush(); err != nil {
+					b.Fatal(err)
+				}
 			}
 			if round%2 == 0 {
 				runA()
@@ -400,6 +449,82 @@ func BenchmarkInterleaved(b *testing.B) {
 			} else {
 				runR()
 				runA()
+			}
+			done += k
+		}
+		report(b, b.N, ta, tr)
+	})
+	b.Run("end-to-end", func(b *testing.B) {
+		// Separate topics: the adapter's chunks go through topicA and its
+		// group, the raw ones through topicR and its group's queue. Each
+		// chunk publishes (one publisher, batches of benchBatch) while that
+		// side's consumer runs, until the consumer has handled the chunk.
+		c, _, topicA, groupA, _ := benchSetup(b)
+		_, raw, topicR, _, queueR := benchSetup(b)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		handledA, handledR := make(chan struct{}, chunk), make(chan struct{}, chunk)
+		sub, err := c.Subscribe(ctx, topicA, func(context.Context, *messaging.Message) error {
+			handledA <- struct{}{}
+			return nil
+		}, messaging.Group(groupA), messaging.Prefetch(benchPrefetch))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() { cancel(); _ = sub.Close() }()
+		pubR := rawConfirmChannel(b, raw)
+		conR, err := raw.Channel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := conR.Qos(benchPrefetch, 0, false); err != nil {
+			b.Fatal(err)
+		}
+		deliveries, err := conR.Consume(queueR, "", false, false, false, false, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		go func() {
+			// Chunks are multiples of benchAckEvery, so each ends with an ack.
+			acks := &rawAcker{ch: conR}
+			for d := range deliveries {
+				if err := acks.ack(d); err != nil {
+					b.Error(err)
+					return
+				}
+				handledR <- struct{}{}
+			}
+		}()
+		defer conR.Close()
+		// run times publish(k) in its own goroutine with k deliveries.
+		run := func(k int, publish func(int), handled chan struct{}) time.Duration {
+			s := time.Now()
+			published := make(chan struct{})
+			go func() { publish(k); close(published) }()
+			timeout := time.After(time.Minute)
+			for range k {
+				select {
+				case <-handled:
+				case <-timeout:
+					b.Fatal("end-to-end chunk timed out")
+				}
+			}
+			<-published
+			return time.Since(s)
+		}
+		pubA := func(k int) { adapterPublish(b, c, topicA, k) }
+		pubRaw := func(k int) { rawPublishBatches(b, pubR, topicR, k) }
+		b.SetBytes(benchSize)
+		b.ResetTimer()
+		var ta, tr time.Duration
+		for done, round := 0, 0; done < b.N; round++ {
+			k := min(chunk, b.N-done)
+			if round%2 == 0 {
+				ta += run(k, pubA, handledA)
+				tr += run(k, pubRaw, handledR)
+			} else {
+				tr += run(k, pubRaw, handledR)
+				ta += run(k, pubA, handledA)
 			}
 			done += k
 		}

@@ -25,9 +25,10 @@ const retryDelayStep = 100 * time.Millisecond
 const settleTimeout = 10 * time.Second
 
 // token is what a dispatch.Delivery carries: the AMQP delivery and the
-// channel it came on.
+// acker of the channel it came on.
 type token struct {
 	d amqp.Delivery
+	a *acker
 }
 
 // subscription is one Subscribe call's consumer: it (re)opens a channel,
@@ -41,6 +42,7 @@ type subscription struct {
 	pool  *dispatch.Pool
 
 	current *amqp.Channel // used by run's goroutine only
+	acks    *acker        // current's acker
 }
 
 // Subscribe delivers topic's messages to h; see messaging.Consumer.
@@ -139,10 +141,15 @@ func (s *subscription) start(ctx context.Context) (*amqp.Channel, <-chan amqp.De
 func (s *subscription) run(ch *amqp.Channel, deliveries <-chan amqp.Delivery) {
 	ctx := s.sub.FetchContext()
 	err := s.loop(ctx, ch, deliveries)
+	// Every handler has returned and settled once the pool is closed.
 	s.pool.Close()
 	if ch := s.current; ch != nil {
-		// Closing the channel makes the broker requeue what was prefetched
-		// but never handed to a handler.
+		// Send the waiting acks before closing the channel, which makes the
+		// broker requeue what was prefetched but never handed to a handler
+		// (and whatever is still unacknowledged).
+		if err := s.acks.close(true); err != nil {
+			s.c.cfg.logger.Debug("rabbitmq: final acknowledgements failed; the broker will redeliver", "topic", s.topic, "error", err)
+		}
 		_ = ch.Close()
 	}
 	s.sub.Finish(err)
@@ -150,7 +157,7 @@ func (s *subscription) run(ch *amqp.Channel, deliveries <-chan amqp.Delivery) {
 
 func (s *subscription) loop(ctx context.Context, ch *amqp.Channel, deliveries <-chan amqp.Delivery) error {
 	for {
-		s.current = ch
+		s.current, s.acks = ch, newAcker(ch, s.o.Prefetch, s.c.cfg.ackDelay)
 		err := s.consume(ctx, ch, deliveries)
 		if err != nil || ctx.Err() != nil {
 			return err
@@ -180,6 +187,9 @@ func (s *subscription) loop(ctx context.Context, ch *amqp.Channel, deliveries <-
 			return err
 		}
 		s.c.cfg.logger.Info("rabbitmq: subscription resumed", "topic", s.topic, "group", s.o.Group)
+		// The old channel is lost: its waiting acks are dropped (the broker
+		// redelivers those messages) and never sent on the new one.
+		_ = s.acks.close(false)
 		_ = ch.Close()
 		ch, deliveries = st.ch, st.d
 	}
@@ -205,8 +215,8 @@ func (s *subscription) consume(ctx context.Context, ch *amqp.Channel, deliveries
 			base, _ := headerInt(d.Headers, hdrAttempt)
 			count, _ := headerInt(d.Headers, "x-delivery-count")
 			m.Attempt = int(base+count) + 1
-			if !s.pool.Submit(ctx, dispatch.Delivery{Msg: m, Token: token{d: d}}) {
-				_ = d.Nack(false, true)
+			if !s.pool.Submit(ctx, dispatch.Delivery{Msg: m, Token: token{d: d, a: s.acks}}) {
+				_ = s.acks.settle(d.DeliveryTag, func() error { return d.Nack(false, true) })
 				return nil
 			}
 		}
@@ -214,36 +224,42 @@ func (s *subscription) consume(ctx context.Context, ch *amqp.Channel, deliveries
 }
 
 // settle acknowledges, requeues, delays or dead-letters one delivery.
+// Acknowledgements go through the channel's acker, which batches them (see
+// acker); nacks are sent at once, one by one.
 func (s *subscription) settle(dl dispatch.Delivery, r dispatch.Result) {
-	d := dl.Token.(token).d
+	t := dl.Token.(token)
+	d := t.d
+	nack := func(requeue bool) func() error {
+		return func() error { return d.Nack(false, requeue) }
+	}
 	var err error
 	switch r.Outcome {
 	case dispatch.Ack:
-		err = d.Ack(false)
+		err = t.a.ack(d.DeliveryTag)
 	case dispatch.Release:
-		err = d.Nack(false, true)
+		err = t.a.settle(d.DeliveryTag, nack(true))
 	case dispatch.Nack:
 		if r.Delay > 0 && s.queue == "" {
 			// An exclusive queue cannot take a TTL detour: keep the message
 			// unacknowledged until the delay has passed, then requeue it.
-			time.AfterFunc(r.Delay, func() { _ = d.Nack(false, true) })
+			time.AfterFunc(r.Delay, func() { _ = t.a.settle(d.DeliveryTag, nack(true)) })
 			return
 		}
 		if r.Delay > 0 {
 			if err = s.retryLater(dl.Msg, &d, r.Delay); err == nil {
-				err = d.Ack(false)
+				err = t.a.ack(d.DeliveryTag)
 				break
 			}
 			s.c.cfg.logger.Warn("rabbitmq: delayed retry failed; requeueing now", "topic", s.topic, "group", s.o.Group, "id", dl.Msg.ID, "error", err)
 		}
-		err = d.Nack(false, true)
+		err = t.a.settle(d.DeliveryTag, nack(true))
 	case dispatch.Term:
 		if s.c.cfg.deadLetter != "" && s.queue != "" {
 			s.c.cfg.logger.Info("rabbitmq: dead-lettering message", "topic", s.topic, "group", s.o.Group, "id", dl.Msg.ID, "attempt", dl.Msg.Attempt, "error", r.Err)
-			err = d.Nack(false, false)
+			err = t.a.settle(d.DeliveryTag, nack(false))
 		} else {
 			s.c.cfg.logger.Warn("rabbitmq: message not redelivered", "topic", s.topic, "group", s.o.Group, "id", dl.Msg.ID, "attempt", dl.Msg.Attempt, "error", r.Err)
-			err = d.Ack(false)
+			err = t.a.ack(d.DeliveryTag)
 		}
 	}
 	if err != nil {

@@ -40,6 +40,7 @@ type config struct {
 	redial          func(ctx context.Context) (*amqp.Connection, error)
 	reconnectMin    time.Duration
 	reconnectMax    time.Duration
+	ackDelay        time.Duration // see acker; changed only by tests
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -50,6 +51,7 @@ func newConfig(opts []Option) (config, error) {
 		publishChannels: DefaultPublishChannels,
 		reconnectMin:    100 * time.Millisecond,
 		reconnectMax:    10 * time.Second,
+		ackDelay:        ackDelay,
 	}
 	for _, o := range opts {
 		if o == nil {

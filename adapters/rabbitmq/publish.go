@@ -271,21 +271,27 @@ func channelError(pc *pubChan) error {
 // again (their channel was lost before they were confirmed) and whether pc
 // can be reused.
 func (c *Client) sendOn(ctx context.Context, pc *pubChan, out []outgoing, idx []int, errs []error) (retry []int, reuse bool) {
-	// Returned messages are matched by message ID, in order.
-	byID := make(map[string][]int, len(idx))
-	returned := make(map[int]bool)
+	dcs := make([]*amqp.DeferredConfirmation, 0, len(idx))
+	sent := 0
+	// Returned messages are matched by message ID: a return settles the
+	// first message sent with its ID that no return settled yet. The broker
+	// returns in publish order, so the search starts after the last match.
+	var returned map[int]bool
+	next := 0 // position in idx after the last returned message
 	onReturn := func(r amqp.Return) {
-		q := byID[r.MessageId]
-		for len(q) > 0 {
-			i := q[0]
-			q = q[1:]
-			if !returned[i] {
+		for k := range sent {
+			p := (next + k) % sent
+			i := idx[p]
+			if out[i].pub.MessageId == r.MessageId && !returned[i] {
+				if returned == nil {
+					returned = make(map[int]bool)
+				}
 				returned[i] = true
+				next = p + 1
 				errs[i] = fmt.Errorf("%w (exchange %q, routing key %q: %s)", ErrUnroutable, r.Exchange, r.RoutingKey, r.ReplyText)
-				break
+				return
 			}
 		}
-		byID[r.MessageId] = q
 	}
 	drain := func() {
 		for {
@@ -300,15 +306,12 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, out []outgoing, idx []
 			}
 		}
 	}
-	dcs := make([]*amqp.DeferredConfirmation, 0, len(idx))
-	sent := 0
 	for _, i := range idx {
 		o := &out[i]
 		dc, err := pc.ch.PublishWithDeferredConfirm(o.exchange, o.key, true, false, o.pub)
 		if err != nil {
 			break
 		}
-		byID[o.pub.MessageId] = append(byID[o.pub.MessageId], i)
 		dcs = append(dcs, dc)
 		sent++
 		if len(pc.returns) > 0 {
