@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,6 +42,23 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	c := integration.OpenKafka(b)
 	b.Cleanup(func() { _ = c.Close() })
 	e := &benchEnv{client: c, brokers: strings.Split(integration.Kafka.Endpoint(b), ","), topic: integration.UniqueName(b, "bench")}
+	// Small log segments. The in-process kfake broker keeps each segment in
+	// one growing byte slice, doubled and copied as it fills; with its default
+	// 100 MiB segments, copies of up to 64 MiB (one uninterruptible memmove)
+	// stall the garbage collector's stack scans, which made the figures of
+	// either side vary by +-30% from run to run. Only an artefact of the fake
+	// broker is removed; both sides share it.
+	admin := &kafkago.Client{Addr: kafkago.TCP(e.brokers...), Timeout: 30 * time.Second}
+	resp, err := admin.CreateTopics(context.Background(), &kafkago.CreateTopicsRequest{Topics: []kafkago.TopicConfig{{
+		Topic: e.topic, NumPartitions: 1, ReplicationFactor: -1,
+		ConfigEntries: []kafkago.ConfigEntry{{ConfigName: "segment.bytes", ConfigValue: strconv.Itoa(4 << 20)}},
+	}}})
+	if err == nil {
+		err = resp.Errors[e.topic]
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
 	if err := c.Provision(context.Background(), e.topic); err != nil {
 		b.Fatal(err)
 	}
@@ -52,9 +70,19 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	return e
 }
 
+// joinedAddr is the seed brokers as one net.Addr with fixed strings. The
+// adapter uses the same (kafkago.TCP with several addresses re-joins its
+// strings on every call, twice per record in Writer.WriteMessages), so the
+// raw baseline gets it too.
+type joinedAddr struct{ network, address string }
+
+func (a joinedAddr) Network() string { return a.network }
+func (a joinedAddr) String() string  { return a.address }
+
 func (e *benchEnv) rawWriter(b *testing.B) *kafkago.Writer {
+	addr := kafkago.TCP(e.brokers...)
 	w := &kafkago.Writer{
-		Addr:         kafkago.TCP(e.brokers...),
+		Addr:         joinedAddr{network: addr.Network(), address: addr.String()},
 		Balancer:     &kafkago.Murmur2Balancer{},
 		BatchSize:    kafka.DefaultBatchSize,
 		BatchTimeout: kafka.DefaultBatchTimeout,
@@ -70,6 +98,7 @@ func (e *benchEnv) rawReader(b *testing.B, group string) *kafkago.Reader {
 		Brokers:           e.brokers,
 		GroupID:           group,
 		Topic:             e.topic,
+		QueueCapacity:     kafka.DefaultPrefetch, // as the adapter's fetchers
 		MinBytes:          1,
 		MaxBytes:          10 << 20,
 		MaxWait:           500 * time.Millisecond,

@@ -116,13 +116,14 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 		}
 		c.transport = c.ownTrans
 	}
-	c.admin = &kafkago.Client{Addr: kafkago.TCP(seeds...), Transport: c.transport, Timeout: 30 * time.Second}
+	addr := brokerAddr(seeds)
+	c.admin = &kafkago.Client{Addr: addr, Transport: c.transport, Timeout: 30 * time.Second}
 	if cfg.writer != nil {
 		c.writer = cfg.writer
 	} else {
 		c.ownWriter = true
 		c.writer = &kafkago.Writer{
-			Addr:         kafkago.TCP(seeds...),
+			Addr:         addr,
 			Balancer:     &kafkago.Murmur2Balancer{},
 			BatchSize:    cfg.batchSize,
 			BatchBytes:   int64(max(1<<20, cfg.maxMessageSize+64<<10)),

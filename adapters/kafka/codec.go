@@ -32,32 +32,57 @@ func toRecord(topic string, m *messaging.Message) (kafkago.Message, error) {
 }
 
 // toRecords converts prepared messages into kafka-go messages for topic.
-// The headers and IDs of all records share two allocations.
+// Whatever the number of records, keys and headers, a call makes three
+// allocations: the records, their headers, and one byte buffer holding the
+// IDs, keys and header values (kafka-go wants []byte where messages have
+// strings). Fields are set in place: building each record as a value and
+// copying it into the slice costs a bulk write barrier per record while the
+// garbage collector runs.
 func toRecords(topic string, msgs []*messaging.Message) ([]kafkago.Message, error) {
-	nh, nid := 0, 0
+	nh, nb := 0, 0
 	for _, m := range msgs {
 		nh += len(m.Header) + 1
-		nid += len(m.ID)
+		nb += len(m.ID) + len(m.Key)
+		for _, v := range m.Header {
+			nb += len(v)
+		}
 	}
-	hdrs := make([]kafkago.Header, 0, nh)
-	ids := make([]byte, 0, nid)
+	hdrs := make([]kafkago.Header, nh)
+	buf := make([]byte, 0, nb)
 	recs := make([]kafkago.Message, len(msgs))
+	h := 0
 	for i, m := range msgs {
-		h0, id0 := len(hdrs), len(ids)
-		ids = append(ids, m.ID...)
-		hdrs = append(hdrs, kafkago.Header{Key: headerID, Value: ids[id0:len(ids):len(ids)]})
+		h0 := h
+		buf, hdrs[h].Value = appendBytes(buf, m.ID)
+		hdrs[h].Key = headerID
+		h++
 		for k, v := range m.Header {
 			if strings.HasPrefix(k, HeaderPrefix) {
 				return nil, fmt.Errorf("message %d: %w: header %q: names starting with %q are reserved by the Kafka adapter", i, messaging.ErrInvalidOption, k, HeaderPrefix)
 			}
-			hdrs = append(hdrs, kafkago.Header{Key: k, Value: []byte(v)})
+			hdrs[h].Key = k
+			buf, hdrs[h].Value = appendBytes(buf, v)
+			h++
 		}
-		recs[i] = kafkago.Message{Topic: topic, Value: m.Payload, Headers: hdrs[h0:len(hdrs):len(hdrs)], Time: m.Time}
+		r := &recs[i]
+		r.Topic = topic
+		r.Value = m.Payload
+		r.Headers = hdrs[h0:h:h]
+		r.Time = m.Time
 		if m.Key != "" {
-			recs[i].Key = []byte(m.Key)
+			buf, r.Key = appendBytes(buf, m.Key)
 		}
 	}
 	return recs, nil
+}
+
+// appendBytes appends s to buf (which has room for it) and returns buf and
+// the appended bytes, capped so that appending to them cannot reach into
+// what follows.
+func appendBytes(buf []byte, s string) ([]byte, []byte) {
+	n := len(buf)
+	buf = append(buf, s...)
+	return buf, buf[n:len(buf):len(buf)]
 }
 
 // fromRecord converts a fetched record into a delivery. Records produced by
@@ -96,7 +121,10 @@ func fromRecord(r *kafkago.Message, group string, attempt int) *messaging.Messag
 
 // formatOffset is the Message.Offset of a record: "partition:offset".
 func formatOffset(partition int, offset int64) string {
-	return strconv.Itoa(partition) + ":" + strconv.FormatInt(offset, 10)
+	var b [41]byte // builds the string with one allocation
+	buf := strconv.AppendInt(b[:0], int64(partition), 10)
+	buf = append(buf, ':')
+	return string(strconv.AppendInt(buf, offset, 10))
 }
 
 // parseOffsets parses a Position offset: "partition:offset", or several of

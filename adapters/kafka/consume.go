@@ -444,10 +444,12 @@ func (ps *partState) setCommitted(off int64) {
 // readPartition fetches partition p of topic from offset start and hands
 // each record to deliver until ctx is done or deliver returns false. Broker
 // errors are retried with backoff, resuming after the last record handed
-// over.
-func (c *Client) readPartition(ctx context.Context, topic string, p int, start int64, prefetch int, deliver func(*kafkago.Message) bool) {
+// over. deliver must not keep rec: the next record is fetched into the same
+// variable (so that it is allocated once, not once per record).
+func (c *Client) readPartition(ctx context.Context, topic string, p int, start int64, prefetch int, deliver func(rec *kafkago.Message) bool) {
 	off := start
 	bo := fastBackOff()
+	var rec kafkago.Message
 	for ctx.Err() == nil {
 		rc := kafkago.ReaderConfig{
 			QueueCapacity:  max(prefetch, 1),
@@ -465,7 +467,6 @@ func (c *Client) readPartition(ctx context.Context, topic string, p int, start i
 		r := kafkago.NewReader(rc)
 		err := r.SetOffset(off)
 		for err == nil {
-			var rec kafkago.Message
 			rec, err = r.FetchMessage(ctx)
 			if err != nil {
 				break

@@ -58,7 +58,7 @@ func (c *Client) Read(ctx context.Context, topic string, from messaging.Position
 
 func (c *Client) read(sub *dispatch.Subscription, topic string, starts map[int]int64, h messaging.Handler) error {
 	ctx, cancel := context.WithCancel(sub.FetchContext())
-	recs := make(chan *kafkago.Message, 64)
+	msgs := make(chan *messaging.Message, 64)
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
@@ -70,7 +70,7 @@ func (c *Client) read(sub *dispatch.Subscription, topic string, starts map[int]i
 			defer wg.Done()
 			c.readPartition(ctx, topic, p, off, 64, func(rec *kafkago.Message) bool {
 				select {
-				case recs <- rec:
+				case msgs <- fromRecord(rec, "", 1):
 					return true
 				case <-ctx.Done():
 					return false
@@ -82,8 +82,7 @@ func (c *Client) read(sub *dispatch.Subscription, topic string, starts map[int]i
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case rec := <-recs:
-			m := fromRecord(rec, "", 1)
+		case m := <-msgs:
 			if r := dispatch.Invoke(sub.HandlerContext(), h, m, 0); r.Err != nil {
 				return fmt.Errorf("read %s at offset %s: handler: %w", topic, m.Offset, r.Err)
 			}
