@@ -13,13 +13,15 @@
 // around the returned Handler, sees).
 //
 // A batch can only hold as many messages as the subscription hands to
-// handlers at once, so subscribe with Concurrency >= MaxMessages; Subscribe
-// does that for you. Fetching is done by the adapter, which already fetches
-// in batches where the broker can (XREADGROUP COUNT, JetStream pull fetch,
-// AMQP prefetch, Kafka fetch); the contract has no batch-fetch call to use
-// beyond that. Messages wait unacknowledged while a batch fills, so keep
-// Linger (or Window) well below the subscription's ack deadline unless the
-// adapter extends deadlines of running handlers.
+// handlers at once, so subscribe with Concurrency >= MaxMessages. Messages
+// wait unacknowledged while a batch fills, so keep Linger (or Window) well
+// below the subscription's ack deadline unless the adapter extends deadlines
+// of running handlers.
+//
+// Subscribe does the subscribing for you, and uses the broker's own batch
+// fetch when the Consumer is a messaging.BatchConsumer (see the adapters'
+// documentation: JetStream pull fetch, XREADGROUP COUNT, the memory
+// adapter): each fetch becomes a batch, without a goroutine per message.
 //
 // # Publishing in batches
 //
@@ -29,7 +31,6 @@
 package batch
 
 import (
-	"context"
 	"time"
 
 	"github.com/msgkit/messaging"
@@ -39,7 +40,10 @@ import (
 // one entry per message: a nil slice or a nil entry means success, an entry
 // is that message's handler error (Permanent and RetryAfter work as for a
 // Handler). A slice of any other length fails every message of the batch.
-type BatchHandler func(ctx context.Context, msgs []*messaging.Message) []error
+//
+// It is the same type as messaging.BatchHandler, the handler of adapters
+// that fetch in batches.
+type BatchHandler = messaging.BatchHandler
 
 // Defaults.
 const (

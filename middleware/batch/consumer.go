@@ -21,18 +21,79 @@ func Handler(h BatchHandler, opts ...Option) messaging.Handler {
 	return a.handle
 }
 
-// Subscribe subscribes h, in batches, to topic on c: it calls c.Subscribe
-// with the SubscribeOptions given, then Concurrency(MaxMessages) and
-// Prefetch(2*MaxMessages), so that batches can fill.
+// Subscribe subscribes h, in batches, to topic on c.
+//
+// When c is a messaging.BatchConsumer and no Window is set, Subscribe uses
+// the broker's batch fetch: it calls c.SubscribeBatch with BatchSize
+// MaxMessages, BatchWait Linger (at least a microsecond) and Concurrency 1
+// (batches are handled one at a time), and splits a
+// fetched batch further where MaxBytes requires. Otherwise it gathers batches
+// with Handler, calling c.Subscribe with Concurrency(MaxMessages) and
+// Prefetch(2*MaxMessages) so that batches can fill. Either way the
+// SubscribeOptions given come first, and each message is settled by its own
+// result. To wrap per-message middleware (retry, deadletter, ...) around the
+// batches, use Handler with c.Subscribe instead: a batch fetched natively
+// reaches no per-message handler.
 func Subscribe(ctx context.Context, c messaging.Consumer, topic string, h BatchHandler, opts ...Option) (messaging.Subscription, error) {
+	if h == nil {
+		panic("batch: nil BatchHandler")
+	}
 	cfg := newConfig(opts)
-	sopts := append(append([]messaging.SubscribeOption(nil), cfg.subOpts...),
-		messaging.Concurrency(cfg.maxMessages), messaging.Prefetch(2*cfg.maxMessages))
-	sub, err := c.Subscribe(ctx, topic, Handler(h, opts...), sopts...)
+	var (
+		sub messaging.Subscription
+		err error
+	)
+	if bc, ok := c.(messaging.BatchConsumer); ok && cfg.window == 0 {
+		sopts := append(append([]messaging.SubscribeOption(nil), cfg.subOpts...),
+			messaging.BatchSize(cfg.maxMessages), messaging.BatchWait(max(cfg.linger, time.Microsecond)), messaging.Concurrency(1))
+		sub, err = bc.SubscribeBatch(ctx, topic, messaging.BatchHandler(splitBytes(h, cfg.maxBytes)), sopts...)
+	} else {
+		sopts := append(append([]messaging.SubscribeOption(nil), cfg.subOpts...),
+			messaging.Concurrency(cfg.maxMessages), messaging.Prefetch(2*cfg.maxMessages))
+		sub, err = c.Subscribe(ctx, topic, Handler(h, opts...), sopts...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("batch: %w", err)
 	}
 	return sub, nil
+}
+
+// splitBytes calls h on consecutive parts of a batch whose Sizes add up to
+// at most maxBytes each (a larger message forms a part of its own); 0 means
+// no limit. A part's result of the wrong length fails that part.
+func splitBytes(h BatchHandler, maxBytes int) BatchHandler {
+	if maxBytes == 0 {
+		return h
+	}
+	return func(ctx context.Context, msgs []*messaging.Message) []error {
+		var errs []error
+		for start := 0; start < len(msgs); {
+			end, n := start, 0
+			for end < len(msgs) && (end == start || n+msgs[end].Size() <= maxBytes) {
+				n += msgs[end].Size()
+				end++
+			}
+			if start == 0 && end == len(msgs) {
+				return h(ctx, msgs)
+			}
+			part := h(ctx, msgs[start:end])
+			if part != nil && len(part) != end-start {
+				err := fmt.Errorf("batch handler returned %d results for %d messages", len(part), end-start)
+				part = make([]error, end-start)
+				for i := range part {
+					part[i] = err
+				}
+			}
+			if part != nil {
+				if errs == nil {
+					errs = make([]error, len(msgs))
+				}
+				copy(errs[start:end], part)
+			}
+			start = end
+		}
+		return errs
+	}
 }
 
 type accumulator struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,8 +35,33 @@ func (s *sizes) get() []int {
 	return append([]int(nil), s.n...)
 }
 
+// gatherOnly hides the memory adapter's SubscribeBatch, so Subscribe
+// gathers batches from single deliveries.
+type gatherOnly struct{ messaging.Client }
+
+// native records that Subscribe used the adapter's batch fetch.
+type native struct {
+	messaging.Client
+	calls atomic.Int32
+}
+
+func (n *native) SubscribeBatch(ctx context.Context, topic string, h messaging.BatchHandler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
+	n.calls.Add(1)
+	return n.Client.(messaging.BatchConsumer).SubscribeBatch(ctx, topic, h, opts...)
+}
+
 func TestSubscribeBatchesAndSettlesEachMessage(t *testing.T) {
-	c := mwtest.Memory(t)
+	t.Run("native", func(t *testing.T) {
+		c := &native{Client: mwtest.Memory(t)}
+		testSubscribeBatches(t, c)
+		if c.calls.Load() != 1 {
+			t.Fatalf("SubscribeBatch called %d times, want 1: Subscribe must use the adapter's batch fetch", c.calls.Load())
+		}
+	})
+	t.Run("gathered", func(t *testing.T) { testSubscribeBatches(t, gatherOnly{mwtest.Memory(t)}) })
+}
+
+func testSubscribeBatches(t *testing.T, c messaging.Client) {
 	ctx := mwtest.Context(t, time.Minute)
 	topic := mwtest.Topic(t, c, "batch")
 	var ids []string
@@ -106,6 +132,39 @@ func gather(ctx context.Context, h messaging.Handler, n int) []error {
 	}
 	wg.Wait()
 	return errs
+}
+
+func TestSubscribeSplitsNativeBatchesByBytes(t *testing.T) {
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, time.Minute)
+	topic := mwtest.Topic(t, c, "split")
+	msgs := make([]*messaging.Message, 10)
+	for i := range msgs {
+		msgs[i] = &messaging.Message{Payload: make([]byte, 100)}
+	}
+	mwtest.Publish(t, ctx, c, topic, msgs...)
+	col := integration.NewCollector()
+	var got sizes
+	sub, err := batch.Subscribe(ctx, c, topic, func(_ context.Context, msgs []*messaging.Message) []error {
+		got.add(len(msgs))
+		for _, m := range msgs {
+			col.Add(m)
+		}
+		return nil
+	}, batch.MaxMessages(10), batch.MaxBytes(3*msgs[0].Size()), batch.Linger(time.Second), batch.SubscribeOptions(messaging.Group("g")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	col.WaitDistinct(t, 10, 10*time.Second)
+	for _, n := range got.get() {
+		if n > 3 {
+			t.Fatalf("batch sizes %v: MaxBytes allows 3 messages per batch", got.get())
+		}
+	}
+	if d := col.Duplicates(); d != 0 {
+		t.Fatalf("%d duplicates", d)
+	}
 }
 
 func TestPartialFailure(t *testing.T) {

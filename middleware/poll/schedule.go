@@ -48,7 +48,9 @@ const DefaultMaxWaiting = 1000
 func Drain(ctx context.Context, c messaging.Consumer, topic string, h batch.BatchHandler, sched Schedule, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
 	switch sched.Mode {
 	case RealTime, "":
-		return batch.Subscribe(ctx, c, topic, h, batch.MaxMessages(1), batch.Linger(0), batch.SubscribeOptions(opts...))
+		// One message at a time as it arrives: no batch fetch to wait for.
+		sopts := append(append([]messaging.SubscribeOption(nil), opts...), messaging.Concurrency(1), messaging.Prefetch(2))
+		return c.Subscribe(ctx, topic, batch.Handler(h, batch.MaxMessages(1), batch.Linger(0)), sopts...)
 	case Windowed:
 		if sched.Every <= 0 {
 			return nil, fmt.Errorf("poll: drain: windowed schedule needs Every > 0: %w", messaging.ErrInvalidOption)
