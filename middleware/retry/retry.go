@@ -14,7 +14,11 @@
 // therefore runs exactly MaxAttempts times in total, however many consumers
 // share the group and across consumer restarts where the broker counts
 // attempts (Capabilities.BrokerAttempts). Use broker mode with every
-// subscription of a persistent adapter.
+// subscription of a persistent adapter, and pass SubscribeOptions(opts...) to
+// Subscribe so that the broker knows the policy too: it then stops
+// redelivering by itself and, where it keeps a schedule
+// (Capabilities.BrokerBackoff), retries a crashed consumer's message on the
+// same backoff.
 //
 // With InProcess the layer loops itself: it calls the handler up to
 // MaxAttempts times, waiting the backoff between calls (the wait ends early,
@@ -151,6 +155,40 @@ func (c *config) delay(attempt int) time.Duration {
 func Delay(attempt int, opts ...Option) time.Duration {
 	c := newConfig(opts)
 	return c.delay(attempt)
+}
+
+// SubscribeOptions returns the subscribe options that push the broker-mode
+// policy of New(opts...) down to the broker, to pass to Subscribe beside the
+// middleware:
+//
+//   - RedeliveryBackoff with the backoff delays for attempts 1 to
+//     MaxAttempts-1, without jitter (a broker schedule is fixed). Where the
+//     broker keeps it (Capabilities.BrokerBackoff, e.g. JetStream BackOff), a
+//     message whose consumer crashed is retried on the same schedule as one
+//     whose handler failed.
+//   - MaxAttempts(MaxAttempts+1), so the broker stops redelivering by itself.
+//     The one delivery beyond the policy happens only when the last attempt
+//     was not settled (its consumer crashed, or an outer dead-letter layer
+//     could not publish): it lets the retry layer mark the message Permanent
+//     and a dead-letter layer take it, instead of the broker dropping it.
+//
+// With InProcess it returns nil: the layer counts attempts itself, and the
+// broker must not.
+func SubscribeOptions(opts ...Option) []messaging.SubscribeOption {
+	c := newConfig(opts)
+	if c.inProcess {
+		return nil
+	}
+	out := []messaging.SubscribeOption{messaging.MaxAttempts(c.maxAttempts + 1)}
+	if c.initial > 0 && c.maxAttempts > 1 {
+		c.jitter = 0
+		delays := make([]time.Duration, c.maxAttempts-1)
+		for i := range delays {
+			delays[i] = c.delay(i + 1)
+		}
+		out = append(out, messaging.RedeliveryBackoff(delays...))
+	}
+	return out
 }
 
 // New returns the retry middleware. See the package documentation.

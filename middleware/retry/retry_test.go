@@ -3,6 +3,7 @@ package retry_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -244,4 +245,21 @@ func equal(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+func TestSubscribeOptionsPushPolicyDown(t *testing.T) {
+	o, err := messaging.NewSubscribeOptions(1, retry.SubscribeOptions(retry.MaxAttempts(4), retry.Backoff(100*time.Millisecond, 300*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.MaxAttempts != 5 {
+		t.Errorf("MaxAttempts %d, want 5 (the policy's 4 and one for an unsettled last attempt)", o.MaxAttempts)
+	}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond}
+	if fmt.Sprint(o.RedeliveryBackoff) != fmt.Sprint(want) {
+		t.Errorf("RedeliveryBackoff %v, want %v (no jitter, capped at max)", o.RedeliveryBackoff, want)
+	}
+	if got := retry.SubscribeOptions(retry.InProcess()); got != nil {
+		t.Errorf("in-process retry pushed %d options to the broker, want none", len(got))
+	}
 }
