@@ -2,7 +2,11 @@
 package prepare
 
 import (
+	"bufio"
+	"crypto/rand"
 	"fmt"
+	"io"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -10,13 +14,31 @@ import (
 	"github.com/msgkit/messaging"
 )
 
-func init() {
-	// A pool of random bytes makes UUID generation cheap on the publish path.
-	uuid.EnableRandPool()
+// idRandom buffers crypto/rand for message IDs: one read of the system's
+// random source serves 256 IDs, which makes IDs cheap on the publish path.
+// It is this package's own buffer: uuid.EnableRandPool would change the
+// uuid package for the whole program, which a library must not do.
+var idRandom io.Reader = &lockedReader{r: bufio.NewReaderSize(rand.Reader, 16*256)}
+
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
 }
 
-// NewID returns a new message ID: a UUID (version 4).
-func NewID() string { return uuid.NewString() }
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return io.ReadFull(l.r, p)
+}
+
+// NewID returns a new message ID: a random UUID (version 4).
+func NewID() string {
+	id, err := uuid.NewRandomFromReader(idRandom)
+	if err != nil {
+		return uuid.NewString() // crypto/rand failing is fatal in Go >= 1.24; not reached
+	}
+	return id.String()
+}
 
 // Publish validates topic and msgs for a Publish call and fills in missing IDs
 // and times. maxSize > 0 rejects messages whose Size exceeds it with an error
