@@ -71,6 +71,11 @@
 // longer owns (a commit rejected by the coordinator means redelivery, never
 // loss). A crash redelivers what finished since the last commit.
 //
+// The client is not a messaging.BatchConsumer: kafka-go's group Reader hands
+// out one record at a time (it fetches in batches underneath), so
+// middleware/batch gathers batches from single deliveries. The
+// RedeliveryBackoff option is ignored (Kafka has no redelivery schedule).
+//
 // A new group (no committed offset on a partition) starts at StartAt
 // (default Earliest); Subscribe and Provision commit that starting point
 // while the group has no members, so the group exists before Subscribe

@@ -18,6 +18,9 @@
 //     order (first deliveries); across subscriptions of one group there is no
 //     order promise.
 //   - Nothing survives the process: Capabilities().Persistent is false.
+//   - The client is a messaging.BatchConsumer: SubscribeBatch hands each fetch
+//     of up to BatchSize messages to one handler call. RedeliveryBackoff is
+//     ignored (Capabilities().BrokerBackoff is false).
 //   - Publish copies payloads and headers, and each delivery gets its own copy,
 //     so neither side can change what the other sees.
 package memory

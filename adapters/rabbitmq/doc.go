@@ -67,6 +67,11 @@
 // option, Concurrency workers with per-key order (messages of one key go to
 // one worker, in queue order). Delivery is at-least-once.
 //
+// The client is not a messaging.BatchConsumer: AMQP pushes deliveries one by
+// one within the prefetch window, so middleware/batch gathers batches from
+// single deliveries. The RedeliveryBackoff option is ignored (quorum queues
+// have no redelivery schedule; RetryAfter delays use TTL queues).
+//
 // Acknowledgements are batched per channel: a contiguous run of delivery
 // tags whose handlers all succeeded is acknowledged with one basic.ack
 // (multiple=true) when it reaches a quarter of the prefetch, or 5ms after
