@@ -18,7 +18,9 @@ import (
 
 // Client is a messaging.Client over one NATS connection, in JetStream mode
 // (the default) or core mode. In JetStream mode it also implements
-// messaging.Stream, messaging.Provisioner and messaging.TopicDeleter. In both
+// messaging.Stream, messaging.Provisioner, messaging.TopicDeleter and
+// messaging.BatchConsumer (in core mode their methods fail with
+// messaging.ErrUnsupported or do nothing, as each documents). In both
 // modes it offers native request/reply (Request, Serve). It is safe for
 // concurrent use.
 type Client struct {
@@ -39,11 +41,12 @@ type Client struct {
 }
 
 var (
-	_ messaging.Client       = (*Client)(nil)
-	_ messaging.Stream       = (*Client)(nil)
-	_ messaging.Provisioner  = (*Client)(nil)
-	_ messaging.TopicDeleter = (*Client)(nil)
-	_ Requester              = (*Client)(nil)
+	_ messaging.Client        = (*Client)(nil)
+	_ messaging.Stream        = (*Client)(nil)
+	_ messaging.Provisioner   = (*Client)(nil)
+	_ messaging.TopicDeleter  = (*Client)(nil)
+	_ messaging.BatchConsumer = (*Client)(nil)
+	_ Requester               = (*Client)(nil)
 )
 
 // New returns a Client over an existing connection, for code that already
@@ -123,6 +126,9 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		// on 2.9.10: a message nak'ed by a closing subscription came back
 		// with Attempt 1); claimed from 2.10 on (tested on 2.15).
 		BrokerAttempts: versionAtLeast(c.nc.ConnectedServerVersion(), 2, 10, 0),
+		// RedeliveryBackoff is the consumer's BackOff (servers 2.7 and
+		// later; this module needs 2.9 for its pull consumers anyway).
+		BrokerBackoff:  true,
 		NativeDelay:    true,
 		MaxMessageSize: maxSize,
 	}

@@ -51,10 +51,25 @@
 //     with delay, kept by the server); Permanent, and the last allowed
 //     attempt, terminate the message (logged). Attempt is the server's
 //     delivery count. While messages wait for or run in a handler the
-//     adapter sends in-progress signals every third of AckDeadline, so a
+//     adapter sends in-progress signals every third of their ack wait, so a
 //     slow handler keeps its messages; only a crashed or disconnected client
 //     has its messages redelivered, after AckDeadline. Messages fetched but
 //     not handled when a subscription ends are nak'ed back at once.
+//   - RedeliveryBackoff is the consumer's BackOff: the ack wait of the k-th
+//     delivery is its (k-1)-th entry (the last repeats) instead of
+//     AckDeadline, so a crashed member's messages come back on the
+//     schedule, and a failed attempt without RetryAfter is nak'ed with its
+//     entry as delay. The schedule is cut to MaxAttempts-1 entries; without
+//     MaxAttempts the consumer's MaxDeliver is 2^31-1 (servers before 2.10
+//     reject -1 with a BackOff). Messages the server has pushed into the
+//     client's pull buffer (up to Prefetch) but that the adapter has not
+//     taken yet get no in-progress signals: with a first entry shorter than
+//     they wait there, another member may get them too (a duplicate, never
+//     a loss). Keep the shortest entry above a prefetch's handling time, or
+//     lower Prefetch.
+//   - SubscribeBatch (messaging.BatchConsumer) fetches batches with pull
+//     requests of at most BatchSize held open at most BatchWait; see
+//     Client.SubscribeBatch.
 //   - Messages with the same Key reach a subscription's handler in publish
 //     order (first deliveries), also with Concurrency > 1.
 //   - Message.Offset is the stream sequence (decimal). Read uses an ordered
@@ -84,7 +99,8 @@
 // # Capabilities
 //
 // JetStream: Persistent (file storage), Groups, Replay, ReplayByTime,
-// GroupStartAt, PerKeyOrder, AckDeadline, NativeDelay, and BrokerAttempts on
+// GroupStartAt, PerKeyOrder, AckDeadline, BrokerBackoff, NativeDelay, and
+// BrokerAttempts on
 // servers 2.10 and later (a 2.9.10 server was seen restarting a nak'ed
 // message's delivery count when its redelivery met the pull request of a
 // subscription that had ended, so Attempt is not claimed reliable there).

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -169,8 +170,9 @@ func parseOffset(p messaging.Position) (uint64, error) {
 }
 
 // group returns topic's durable consumer for group, creating it starting at
-// start when it does not exist. With o, an existing consumer's ack wait and
-// max deliveries are updated to o's (the latest subscriber's settings win).
+// start when it does not exist. With o, an existing consumer's ack wait, max
+// deliveries and backoff are updated to o's (the latest subscriber's
+// settings win).
 func (c *Client) group(ctx context.Context, stream, topic, group string, start messaging.Position, o *messaging.SubscribeOptions) (jetstream.Consumer, error) {
 	name := c.ConsumerName(topic, group)
 	cfg := jetstream.ConsumerConfig{
@@ -189,6 +191,7 @@ func (c *Client) group(ctx context.Context, stream, topic, group string, start m
 		if o.MaxAttempts > 0 {
 			cfg.MaxDeliver = o.MaxAttempts
 		}
+		setBackoff(&cfg, *o)
 	}
 	if err := deliverPolicy(start, &cfg); err != nil {
 		return nil, err
@@ -213,9 +216,9 @@ func (c *Client) group(ctx context.Context, stream, topic, group string, start m
 			return nil, fmt.Errorf("%w: consumer %s belongs to group %s of topic %s, not group %s of %s (names differing only in '.' and '_' collide)",
 				messaging.ErrInvalidTopic, name, g, have.Metadata[metaTopic], group, topic)
 		}
-		if o != nil && (have.AckWait != cfg.AckWait || have.MaxDeliver != cfg.MaxDeliver) {
+		if o != nil && (have.AckWait != cfg.AckWait || have.MaxDeliver != cfg.MaxDeliver || !slices.Equal(have.BackOff, cfg.BackOff)) {
 			upd := have
-			upd.AckWait, upd.MaxDeliver = cfg.AckWait, cfg.MaxDeliver
+			upd.AckWait, upd.MaxDeliver, upd.BackOff = cfg.AckWait, cfg.MaxDeliver, cfg.BackOff
 			if cons, err = c.js.UpdateConsumer(ctx, stream, upd); err != nil {
 				return nil, fmt.Errorf("update consumer %s on stream %s: %w", name, stream, err)
 			}
@@ -313,13 +316,18 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 // explicit acks, created at StartAt when new; without a Group the
 // subscription has its own ephemeral consumer, deleted when it ends.
 // Attempt is the server's delivery count. A handler error naks the message
-// (with the RetryAfter delay: the server holds it back); Permanent, or the
-// last of MaxAttempts (also the consumer's MaxDeliver), terminates it. While
-// a message waits for or runs in a handler the adapter tells the server it
-// is in progress every third of the ack deadline, so only a client that
-// stopped (crashed, disconnected) has its messages redelivered after
-// AckDeadline. Messages fetched but not handled when the subscription ends
-// are nak'ed back to the group at once.
+// (with the RetryAfter delay, else with the RedeliveryBackoff delay of its
+// attempt, else at once: the server holds it back); Permanent, or the last
+// of MaxAttempts (also the consumer's MaxDeliver), terminates it.
+// RedeliveryBackoff is the consumer's BackOff: the server's ack wait of the
+// k-th delivery is RedeliveryBackoff[k-1] (the last entry repeats) instead
+// of AckDeadline, so a crashed member's messages come back on that
+// schedule; the schedule is cut to MaxAttempts entries, which is all that
+// can be used. While a message waits for or runs in a handler the adapter
+// tells the server it is in progress every third of its delivery's ack
+// wait, so only a client that stopped (crashed, disconnected) has its
+// messages redelivered. Messages fetched but not handled when the
+// subscription ends are nak'ed back to the group at once.
 //
 // Core mode: see the package documentation.
 func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
@@ -330,14 +338,51 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 	if c.cfg.mode == ModeCore {
 		return c.subscribeCore(ctx, topic, h, o)
 	}
+	cons, removeEphemeral, err := c.consumer(ctx, topic, o)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(o.Prefetch))
+	if err != nil {
+		removeEphemeral()
+		return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
+	}
+	var sub *dispatch.Subscription
+	sub = dispatch.NewSubscription(ctx, func() { c.subs.Remove(sub) })
+	if err := c.subs.Add(sub); err != nil {
+		it.Stop()
+		removeEphemeral()
+		return nil, err
+	}
+	tr := newTracker(o)
+	settle := c.settler(topic, o, tr)
+	pool := dispatch.NewPool(sub.HandlerContext(), o.Concurrency, max(o.Prefetch-o.Concurrency, 0), h, settle, o.MaxAttempts)
+	hbStop := make(chan struct{})
+	var hbDone sync.WaitGroup
+	hbDone.Go(func() { tr.heartbeat(hbStop) })
+	go func() {
+		err := c.consumeResuming(sub.FetchContext(), cons, it, o, topic, pool, tr, settle)
+		pool.Close()
+		close(hbStop)
+		hbDone.Wait()
+		removeEphemeral()
+		sub.Finish(err)
+	}()
+	return sub, nil
+}
+
+// consumer returns the JetStream consumer a subscription with o pulls from:
+// the group's durable consumer, or a new ephemeral one, and a function
+// deleting the latter (a no-op for a group).
+func (c *Client) consumer(ctx context.Context, topic string, o messaging.SubscribeOptions) (jetstream.Consumer, func(), error) {
 	var (
-		cons      jetstream.Consumer
-		stream    string
-		ephemeral = o.Group == ""
+		cons   jetstream.Consumer
+		stream string
 	)
-	err = c.withStream(ctx, topic, func(s string) error {
+	err := c.withStream(ctx, topic, func(s string) error {
 		stream = s
-		if !ephemeral {
+		var err error
+		if o.Group != "" {
 			cons, err = c.group(ctx, s, topic, o.Group, o.StartAt, &o)
 			return err
 		}
@@ -353,6 +398,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 		if o.MaxAttempts > 0 {
 			cfg.MaxDeliver = o.MaxAttempts
 		}
+		setBackoff(&cfg, o)
 		if err := deliverPolicy(o.StartAt, &cfg); err != nil {
 			return err
 		}
@@ -363,32 +409,71 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
+		return nil, nil, err
 	}
-	consName := cons.CachedInfo().Name
-	removeEphemeral := func() {
-		if ephemeral {
-			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = c.js.DeleteConsumer(dctx, stream, consName)
+	if o.Group != "" {
+		return cons, func() {}, nil
+	}
+	name := cons.CachedInfo().Name
+	return cons, func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = c.js.DeleteConsumer(dctx, stream, name)
+	}, nil
+}
+
+// backoffSchedule is o's RedeliveryBackoff as the consumer's BackOff: cut
+// to MaxAttempts-1 entries, the delays after each delivery but the last
+// (later ones would never be used, and servers before 2.10 want fewer
+// entries than MaxDeliver).
+func backoffSchedule(o messaging.SubscribeOptions) []time.Duration {
+	b := o.RedeliveryBackoff
+	if o.MaxAttempts > 0 && len(b) >= o.MaxAttempts {
+		b = b[:o.MaxAttempts-1]
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	return slices.Clone(b)
+}
+
+// unlimitedWithBackoff is the MaxDeliver of a consumer with a BackOff and
+// no MaxAttempts: servers before 2.10 reject -1 (unlimited) with a BackOff
+// ("max deliver is required to be > length of backoff values").
+const unlimitedWithBackoff = math.MaxInt32
+
+// setBackoff sets cfg's BackOff from o (cfg's MaxDeliver already set); the
+// server then replaces AckWait by BackOff[0], which cfg says too, so that
+// comparing it with an existing consumer's configuration finds no
+// difference.
+func setBackoff(cfg *jetstream.ConsumerConfig, o messaging.SubscribeOptions) {
+	cfg.BackOff = backoffSchedule(o)
+	if len(cfg.BackOff) > 0 {
+		cfg.AckWait = cfg.BackOff[0]
+		if cfg.MaxDeliver == -1 {
+			cfg.MaxDeliver = unlimitedWithBackoff
 		}
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(o.Prefetch))
-	if err != nil {
-		removeEphemeral()
-		return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
+}
+
+// ackWait returns the server's ack wait for the attempt-th delivery of a
+// message: the schedule's entry for that delivery (the last one repeating),
+// else deadline.
+func ackWait(schedule []time.Duration, deadline time.Duration, attempt int) time.Duration {
+	if len(schedule) == 0 {
+		return deadline
 	}
-	var sub *dispatch.Subscription
-	sub = dispatch.NewSubscription(ctx, func() { c.subs.Remove(sub) })
-	if err := c.subs.Add(sub); err != nil {
-		it.Stop()
-		removeEphemeral()
-		return nil, err
-	}
-	tr := &tracker{msgs: map[jetstream.Msg]struct{}{}}
+	return schedule[min(max(attempt, 1), len(schedule))-1]
+}
+
+// settler returns the function settling a subscription's messages by their
+// handler's result: ack, nak (with the RetryAfter delay, else the backoff
+// delay of the attempt), term, or nak at once for a message never handled.
+func (c *Client) settler(topic string, o messaging.SubscribeOptions, tr *tracker) dispatch.SettleFunc {
 	termReasonOK := versionAtLeast(c.nc.ConnectedServerVersion(), 2, 10, 4)
+	schedule := backoffSchedule(o)
 	log := c.cfg.logger
-	settle := func(d dispatch.Delivery, r dispatch.Result) {
+	return func(d dispatch.Delivery, r dispatch.Result) {
 		jm := d.Token.(jetstream.Msg)
 		tr.remove(jm)
 		var err error
@@ -407,8 +492,22 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 				err = jm.Term() // servers before 2.10.4 ignore a reason'd term
 			}
 		case dispatch.Nack:
-			if r.Delay > 0 {
-				err = jm.NakWithDelay(r.Delay)
+			delay := r.Delay
+			if len(schedule) > 0 {
+				// A plain nak is redelivered at once, whatever the BackOff.
+				wait := ackWait(schedule, 0, d.Msg.Attempt)
+				if delay <= 0 {
+					delay = wait
+				}
+				// The server redelivers a message nak'ed with delay d once
+				// it is d-AckWait old, and with a BackOff it measures age
+				// against the attempt's entry (AckWait is the first):
+				// subtract the difference. A shorter RetryAfter is rounded
+				// up to it, as a nak cannot carry a negative delay.
+				delay = max(delay-(wait-schedule[0]), time.Nanosecond)
+			}
+			if delay > 0 {
+				err = jm.NakWithDelay(delay)
 			} else {
 				err = jm.Nak()
 			}
@@ -419,19 +518,6 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 			log.Warn("nats: settling a message failed; the server redelivers it after the ack deadline", "topic", topic, "group", o.Group, "id", d.Msg.ID, "outcome", r.Outcome, "error", err)
 		}
 	}
-	pool := dispatch.NewPool(sub.HandlerContext(), o.Concurrency, max(o.Prefetch-o.Concurrency, 0), h, settle, o.MaxAttempts)
-	hbStop := make(chan struct{})
-	var hbDone sync.WaitGroup
-	hbDone.Go(func() { tr.heartbeat(o.AckDeadline/3, hbStop) })
-	go func() {
-		err := c.consumeResuming(sub.FetchContext(), cons, it, o, topic, pool, tr, settle)
-		pool.Close()
-		close(hbStop)
-		hbDone.Wait()
-		removeEphemeral()
-		sub.Finish(err)
-	}()
-	return sub, nil
 }
 
 // consumeResuming runs consume and, when the iterator fails while the
@@ -487,7 +573,7 @@ func (c *Client) consume(ctx context.Context, it jetstream.MessagesContext, topi
 			return fmt.Errorf("consume %s: %w", topic, c.wrapConnErr(err))
 		}
 		m := toMessage(jm, topic, group)
-		tr.add(jm)
+		tr.add(jm, m.Attempt)
 		d := dispatch.Delivery{Msg: m, Token: jm}
 		if !pool.Submit(ctx, d) {
 			settle(d, dispatch.Result{Outcome: dispatch.Release})
@@ -516,15 +602,42 @@ func toMessage(jm jetstream.Msg, topic, group string) *messaging.Message {
 }
 
 // tracker holds the messages a subscription has fetched and not settled,
-// and keeps them from being redelivered while they wait or run.
+// and keeps them from being redelivered while they wait or run: each gets
+// an in-progress signal every third of its delivery's ack wait (AckDeadline,
+// or the RedeliveryBackoff entry of its attempt, which may be much shorter).
 type tracker struct {
-	mu   sync.Mutex
-	msgs map[jetstream.Msg]struct{}
+	mu       sync.Mutex
+	msgs     map[jetstream.Msg]beat
+	schedule []time.Duration
+	deadline time.Duration
+	tick     time.Duration
 }
 
-func (t *tracker) add(m jetstream.Msg) {
+// beat is when a tracked message's next in-progress signal is due, and how
+// often it gets one.
+type beat struct {
+	due   time.Time
+	every time.Duration
+}
+
+func newTracker(o messaging.SubscribeOptions) *tracker {
+	t := &tracker{msgs: map[jetstream.Msg]beat{}, schedule: backoffSchedule(o), deadline: o.AckDeadline}
+	shortest := o.AckDeadline
+	if len(t.schedule) > 0 {
+		shortest = slices.Min(t.schedule)
+	}
+	// Ticking at a sixth of the shortest ack wait, a signal due every third
+	// of it is sent at most half an ack wait after the previous one.
+	t.tick = max(shortest/6, 5*time.Millisecond)
+	return t
+}
+
+// add tracks m, delivered for the attempt-th time. Its first signal is due
+// after a sixth of its ack wait: it may have waited in the pull buffer.
+func (t *tracker) add(m jetstream.Msg, attempt int) {
+	every := max(ackWait(t.schedule, t.deadline, attempt)/3, 5*time.Millisecond)
 	t.mu.Lock()
-	t.msgs[m] = struct{}{}
+	t.msgs[m] = beat{due: time.Now().Add(every / 2), every: every}
 	t.mu.Unlock()
 }
 
@@ -534,26 +647,29 @@ func (t *tracker) remove(m jetstream.Msg) {
 	t.mu.Unlock()
 }
 
-// heartbeat sends InProgress for every tracked message each interval until
-// stop is closed.
-func (t *tracker) heartbeat(interval time.Duration, stop <-chan struct{}) {
-	interval = max(interval, 10*time.Millisecond)
-	tick := time.NewTicker(interval)
+// heartbeat sends InProgress for every tracked message when its signal is
+// due, until stop is closed.
+func (t *tracker) heartbeat(stop <-chan struct{}) {
+	tick := time.NewTicker(t.tick)
 	defer tick.Stop()
-	var batch []jetstream.Msg
+	var due []jetstream.Msg
 	for {
+		var now time.Time
 		select {
 		case <-stop:
 			return
-		case <-tick.C:
+		case now = <-tick.C:
 		}
+		due = due[:0]
 		t.mu.Lock()
-		batch = batch[:0]
-		for m := range t.msgs {
-			batch = append(batch, m)
+		for m, b := range t.msgs {
+			if !now.Before(b.due) {
+				due = append(due, m)
+				t.msgs[m] = beat{due: now.Add(b.every), every: b.every}
+			}
 		}
 		t.mu.Unlock()
-		for _, m := range batch {
+		for _, m := range due {
 			_ = m.InProgress() // a failure means the connection is gone: redelivery follows anyway
 		}
 	}
