@@ -128,15 +128,29 @@ func rawConsume(ctx context.Context, b *testing.B, rc goredis.UniversalClient, k
 
 // adapterConsume subscribes and waits until n messages were handled, and
 // reports the rate since start (closing the subscription is not timed).
-func adapterConsume(b *testing.B, c *redisadapter.Client, topic, group string, n int, start time.Time) {
+func adapterConsume(b *testing.B, c *redisadapter.Client, topic, group string, n int, start time.Time, batches bool) {
 	var handled atomic.Int64
 	done := make(chan struct{})
-	sub, err := c.Subscribe(b.Context(), topic, func(_ context.Context, m *messaging.Message) error {
-		if handled.Add(1) == int64(n) {
+	count := func(k int) {
+		if handled.Add(int64(k)) == int64(n) {
 			close(done)
 		}
-		return nil
-	}, messaging.Group(group))
+	}
+	var (
+		sub messaging.Subscription
+		err error
+	)
+	if batches {
+		sub, err = c.SubscribeBatch(b.Context(), topic, func(_ context.Context, msgs []*messaging.Message) []error {
+			count(len(msgs))
+			return nil
+		}, messaging.Group(group))
+	} else {
+		sub, err = c.Subscribe(b.Context(), topic, func(context.Context, *messaging.Message) error {
+			count(1)
+			return nil
+		}, messaging.Group(group))
+	}
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -146,14 +160,20 @@ func adapterConsume(b *testing.B, c *redisadapter.Client, topic, group string, n
 	_ = sub.Close()
 }
 
-func BenchmarkConsume(b *testing.B) {
+func BenchmarkConsume(b *testing.B) { benchmarkConsume(b, false) }
+
+// BenchmarkConsumeBatch is BenchmarkConsume with SubscribeBatch (default
+// BatchSize 100, as the raw side's COUNT 100).
+func BenchmarkConsumeBatch(b *testing.B) { benchmarkConsume(b, true) }
+
+func benchmarkConsume(b *testing.B, batches bool) {
 	b.Run("adapter", func(b *testing.B) {
 		c, rc, topic := benchSetup(b)
 		group := integration.UniqueName(b, "g")
 		fill(b, c, rc, topic, group, b.N)
 		start := time.Now()
 		b.ResetTimer()
-		adapterConsume(b, c, topic, group, b.N, start)
+		adapterConsume(b, c, topic, group, b.N, start, batches)
 	})
 	b.Run("raw", func(b *testing.B) {
 		c, rc, topic := benchSetup(b)
@@ -186,7 +206,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 				}
 			}
 		}()
-		adapterConsume(b, c, topic, group, b.N, start)
+		adapterConsume(b, c, topic, group, b.N, start, false)
 		<-published // the last Publish may return after its messages were consumed
 	})
 	b.Run("raw", func(b *testing.B) {

@@ -24,8 +24,9 @@ func init() {
 }
 
 // Client publishes to and consumes from Redis Streams. It implements
-// messaging.Client, messaging.Stream, messaging.Provisioner and
-// messaging.TopicDeleter, and is safe for concurrent use.
+// messaging.Client, messaging.BatchConsumer, messaging.Stream,
+// messaging.Provisioner and messaging.TopicDeleter, and is safe for
+// concurrent use.
 type Client struct {
 	rc        goredis.UniversalClient
 	cfg       config
@@ -40,10 +41,11 @@ type Client struct {
 var errClosedPublish = fmt.Errorf("publish: %w", messaging.ErrClosed)
 
 var (
-	_ messaging.Client       = (*Client)(nil)
-	_ messaging.Stream       = (*Client)(nil)
-	_ messaging.Provisioner  = (*Client)(nil)
-	_ messaging.TopicDeleter = (*Client)(nil)
+	_ messaging.Client        = (*Client)(nil)
+	_ messaging.BatchConsumer = (*Client)(nil)
+	_ messaging.Stream        = (*Client)(nil)
+	_ messaging.Provisioner   = (*Client)(nil)
+	_ messaging.TopicDeleter  = (*Client)(nil)
 )
 
 // New returns a Client using rc, a standalone, sentinel (failover) or

@@ -91,6 +91,20 @@
 // interrupt a blocking command, so a cancelled or closed subscription ends
 // within the block time (default 1s).
 //
+// Batches (SubscribeBatch, messaging.BatchConsumer): the same fetch,
+// reclaim and settle paths, with the handler called once per read instead of
+// once per message. A batch is what one XREADGROUP COUNT BatchSize returned,
+// or what one XAUTOCLAIM took over (entries of a dead consumer or due
+// nacks: a batch of their own, never merged with new entries). A read on an
+// empty stream blocks for the block time (WithBlock), not for BatchWait, so
+// an idle subscription makes one read per block time; when a read returns
+// fewer than BatchSize entries, further reads blocking for the rest of
+// BatchWait top the batch up. The ack deadline of every message of a running
+// batch is extended like a running handler's; the subscription holds at most
+// two batches (the running one and the next one read). Each message is
+// settled by its own result as above. Close lets the running batch finish,
+// settles it and releases a batch read but not started.
+//
 // Without a Group option a subscription reads with XREAD from StartAt
 // (Latest by default, resolved when Subscribe returns) and keeps no state in
 // Redis: a failed message is redelivered in process only.

@@ -45,11 +45,7 @@ func (r *reader) next(ctx context.Context, bo interface{ NextBackOff() time.Dura
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		r.args.Streams[1] = r.last
-		res, err := r.c.rc.XRead(ctx, &r.args).Result()
-		if errors.Is(err, goredis.Nil) {
-			return nil, nil
-		}
+		out, err := r.read(ctx, r.args.Count, r.args.Block)
 		if err != nil {
 			if errors.Is(err, goredis.ErrClosed) {
 				return nil, r.c.opError("read "+r.topic, err)
@@ -67,17 +63,33 @@ func (r *reader) next(ctx context.Context, bo interface{ NextBackOff() time.Dura
 			}
 			continue
 		}
-		var out []*messaging.Message
-		for _, s := range res {
-			for _, x := range s.Messages {
-				m := decodeMap(r.topic, x.ID, x.Values)
-				m.Attempt = 1
-				out = append(out, m)
-				r.last = x.ID
-			}
-		}
 		return out, nil
 	}
+}
+
+// read runs one XREAD for up to count entries after the last one read,
+// blocking up to block.
+func (r *reader) read(ctx context.Context, count int64, block time.Duration) ([]*messaging.Message, error) {
+	args := r.args
+	args.Streams = []string{r.key, r.last}
+	args.Count, args.Block = count, block
+	res, err := r.c.rc.XRead(ctx, &args).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*messaging.Message
+	for _, s := range res {
+		for _, x := range s.Messages {
+			m := decodeMap(r.topic, x.ID, x.Values)
+			m.Attempt = 1
+			out = append(out, m)
+			r.last = x.ID
+		}
+	}
+	return out, nil
 }
 
 // Read delivers topic's stream from "from" on, in order, to h; see
@@ -134,9 +146,9 @@ func (c *Client) Read(ctx context.Context, topic string, from messaging.Position
 }
 
 // subscribeEphemeral runs a group-less subscription: XREAD from start, the
-// pool for concurrency and per-key order, and in-process redelivery of
+// runner (pool or batches) for the handler, and in-process redelivery of
 // failed messages (nothing is kept in Redis).
-func (c *Client) subscribeEphemeral(ctx context.Context, topic, key, start string, h messaging.Handler, o messaging.SubscribeOptions) (messaging.Subscription, error) {
+func (c *Client) subscribeEphemeral(ctx context.Context, topic, key, start string, md mode) (messaging.Subscription, error) {
 	start, err := c.resolveStart(ctx, key, start)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
@@ -147,13 +159,14 @@ func (c *Client) subscribeEphemeral(ctx context.Context, topic, key, start strin
 		return nil, err
 	}
 	e := &ephemeral{c: c, topic: topic, kick: make(chan struct{}, 1)}
-	pool := dispatch.NewPool(sub.HandlerContext(), o.Concurrency, o.Prefetch-o.Concurrency, h, e.settle, o.MaxAttempts)
+	run := md.runner(sub.HandlerContext(), e.settle, md.limit)
 	r := c.newReader(topic, key, start)
+	r.args.Count = int64(md.count)
 	go func() {
 		fctx := sub.FetchContext()
 		errs := make(chan error, 2)
 		var wg sync.WaitGroup
-		wg.Go(func() { errs <- e.retries(fctx, pool) })
+		wg.Go(func() { errs <- e.retries(fctx, run) })
 		wg.Go(func() {
 			bo := newBackoff()
 			for {
@@ -163,11 +176,14 @@ func (c *Client) subscribeEphemeral(ctx context.Context, topic, key, start strin
 					return
 				}
 				bo.Reset()
-				for _, m := range msgs {
-					if fctx.Err() != nil || !pool.Submit(fctx, dispatch.Delivery{Msg: m}) {
-						errs <- fctx.Err()
-						return
-					}
+				msgs = fill(fctx, msgs, md.count, md.fill, func(count int, block time.Duration) ([]*messaging.Message, error) {
+					return r.read(fctx, int64(count), block)
+				})
+				// What is not taken is dropped: an ephemeral
+				// subscription keeps no state once it ends.
+				if ds := deliveries(msgs); run.submit(fctx, ds) < len(ds) {
+					errs <- fctx.Err()
+					return
 				}
 			}
 		})
@@ -177,7 +193,7 @@ func (c *Client) subscribeEphemeral(ctx context.Context, topic, key, start strin
 		if second := <-errs; first == nil || isCtxErr(first) {
 			first = second
 		}
-		pool.Close()
+		run.close()
 		sub.Finish(first)
 	}()
 	return sub, nil
@@ -212,7 +228,7 @@ func (e *ephemeral) settle(d dispatch.Delivery, r dispatch.Result) {
 }
 
 // retries submits due redeliveries until ctx ends.
-func (e *ephemeral) retries(ctx context.Context, pool *dispatch.Pool) error {
+func (e *ephemeral) retries(ctx context.Context, run runner) error {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
@@ -228,10 +244,8 @@ func (e *ephemeral) retries(ctx context.Context, pool *dispatch.Pool) error {
 			ready = append(ready, heap.Pop(&e.due).(retryItem).msg)
 		}
 		e.mu.Unlock()
-		for _, m := range ready {
-			if ctx.Err() != nil || !pool.Submit(ctx, dispatch.Delivery{Msg: m}) {
-				return ctx.Err()
-			}
+		if ds := deliveries(ready); run.submit(ctx, ds) < len(ds) {
+			return ctx.Err()
 		}
 		if len(ready) > 0 {
 			continue
@@ -262,4 +276,12 @@ func (h *retryHeap) Pop() any {
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return x
+}
+
+func deliveries(msgs []*messaging.Message) []dispatch.Delivery {
+	ds := make([]dispatch.Delivery, len(msgs))
+	for i, m := range msgs {
+		ds[i] = dispatch.Delivery{Msg: m}
+	}
+	return ds
 }

@@ -21,7 +21,7 @@ import (
 
 // Limits of one round trip.
 const (
-	maxReadCount  = 256 // entries per XREADGROUP / XAUTOCLAIM
+	maxReadCount  = 256 // entries per XREADGROUP / XAUTOCLAIM of Subscribe (SubscribeBatch: BatchSize)
 	maxSettleOps  = 512 // settle operations per batch
 	maxScriptIDs  = 300 // entries per claimOwnScript call
 	settleTimeout = 30 * time.Second
@@ -41,6 +41,19 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 	if err != nil {
 		return nil, err
 	}
+	return c.subscribe(ctx, topic, o, mode{
+		limit: o.Prefetch,
+		want:  max(o.Prefetch/2, 1), // reads stay large rather than trickling one entry per round trip
+		count: maxReadCount,
+		runner: func(hctx context.Context, settle dispatch.SettleFunc, _ int) runner {
+			return newPoolRunner(hctx, h, settle, o)
+		},
+	})
+}
+
+// subscribe is Subscribe and SubscribeBatch once the arguments are checked:
+// m says how entries are read and handled.
+func (c *Client) subscribe(ctx context.Context, topic string, o messaging.SubscribeOptions, m mode) (messaging.Subscription, error) {
 	start, err := exclusiveStart(o.StartAt)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
@@ -52,16 +65,16 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 	}
 	key := c.StreamKey(topic)
 	if o.Group == "" {
-		return c.subscribeEphemeral(ctx, topic, key, start, h, o)
+		return c.subscribeEphemeral(ctx, topic, key, start, m)
 	}
 	if err := c.ensureGroup(ctx, key, o.Group, start); err != nil {
 		return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
 	}
 	g := &groupSub{
 		c: c, rc: c.rc, log: c.cfg.logger,
-		topic: topic, key: key, group: o.Group, consumer: consumerName(), o: o,
+		topic: topic, key: key, group: o.Group, consumer: consumerName(), o: o, m: m,
 		ackMs:      max(o.AckDeadline.Milliseconds(), 1),
-		ops:        make(chan settleOp, 2*o.Prefetch),
+		ops:        make(chan settleOp, 2*m.limit),
 		room:       make(chan struct{}, 1),
 		kick:       make(chan struct{}, 1),
 		cursor:     "0-0",
@@ -73,7 +86,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 	if err := c.subs.Add(g.sub); err != nil {
 		return nil, err
 	}
-	g.pool = dispatch.NewPool(g.sub.HandlerContext(), o.Concurrency, o.Prefetch-o.Concurrency, h, g.settle, o.MaxAttempts)
+	g.handlers = m.runner(g.sub.HandlerContext(), g.settle, 0)
 	go g.run()
 	return g.sub, nil
 }
@@ -93,7 +106,9 @@ func consumerName() string {
 // Three goroutines serve it: fetch (XREADGROUP of new entries), maintain
 // (XAUTOCLAIM of entries idle past the ack deadline, deadline extension of
 // held entries, delayed nacks, stale consumer cleanup) and settle (batched
-// XACK and re-claims). Handlers run in the pool.
+// XACK and re-claims). fetch and maintain hand what each read returned, as
+// one slice, to the runner: the worker pool of Subscribe or the batch
+// runner of SubscribeBatch, which call settle with each message's result.
 type groupSub struct {
 	c        *Client
 	rc       goredis.UniversalClient
@@ -103,9 +118,10 @@ type groupSub struct {
 	group    string
 	consumer string
 	o        messaging.SubscribeOptions
+	m        mode
 	ackMs    int64
 	sub      *dispatch.Subscription
-	pool     *dispatch.Pool
+	handlers runner
 	ops      chan settleOp
 	room     chan struct{} // signalled when holding shrinks
 	kick     chan struct{} // signalled when reclaimDue moves earlier
@@ -169,7 +185,7 @@ func (g *groupSub) run() {
 			}
 		}
 	}()
-	g.pool.Close()
+	g.handlers.close()
 	close(drained)
 	<-touching
 	close(g.ops)
@@ -211,20 +227,18 @@ func (g *groupSub) unhold(id string) {
 func (g *groupSub) free() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.o.Prefetch - len(g.holding)
+	return g.m.limit - len(g.holding)
 }
 
-// waitFree waits until at least half the prefetch window is free (so that
-// reads stay large batches rather than trickling one entry per round trip)
-// and returns how many entries to read.
+// waitFree waits until the mode's minimum room is free and returns how many
+// entries to read.
 func (g *groupSub) waitFree(ctx context.Context) (int, error) {
-	want := max(g.o.Prefetch/2, 1)
 	for {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		if n := g.free(); n >= want {
-			return min(n, maxReadCount), nil
+		if n := g.free(); n >= g.m.want {
+			return min(n, g.m.count), nil
 		}
 		select {
 		case <-g.room:
@@ -265,20 +279,19 @@ func newBackoff() *backoff.ExponentialBackOff {
 	return b
 }
 
-// fetch reads new entries with XREADGROUP and hands them to the pool.
+// fetch reads new entries with XREADGROUP and hands each read's entries to
+// the runner. With m.fill (SubscribeBatch) a read that returned fewer
+// entries than asked is followed by reads blocking for the rest of m.fill,
+// and all of them are handed over as one batch.
 func (g *groupSub) fetch(ctx context.Context) error {
 	bo := newBackoff()
-	args := &goredis.XReadGroupArgs{Group: g.group, Consumer: g.consumer, Streams: []string{g.key, ">"}, Block: g.c.cfg.block}
 	for {
 		n, err := g.waitFree(ctx)
 		if err != nil {
 			return err
 		}
-		args.Count = int64(n)
-		// Not cancelled with ctx: entries the read returns are this
-		// consumer's now, so the reply must be seen to release them.
-		res, err := g.rc.XReadGroup(context.WithoutCancel(ctx), args).Result()
-		if err != nil && !errors.Is(err, goredis.Nil) {
+		ds, err := g.read(ctx, n, g.c.cfg.block)
+		if err != nil {
 			if ferr := g.fatal(err); ferr != nil {
 				return ferr
 			}
@@ -289,34 +302,51 @@ func (g *groupSub) fetch(ctx context.Context) error {
 			continue
 		}
 		bo.Reset()
-		for _, s := range res {
-			for i, x := range s.Messages {
-				m := decodeMap(g.topic, x.ID, x.Values)
-				m.Group, m.Attempt = g.group, 1 // a new entry's delivery counter is 1
-				if !g.deliver(ctx, m) {
-					for _, rest := range s.Messages[i+1:] {
-						g.hold(rest.ID)
-						g.settle(dispatch.Delivery{Msg: &messaging.Message{Offset: rest.ID, Attempt: 1}, Token: rest.ID}, dispatch.Result{Outcome: dispatch.Release})
-					}
-					return ctx.Err()
-				}
-			}
+		ds = fill(ctx, ds, n, g.m.fill, func(count int, block time.Duration) ([]dispatch.Delivery, error) {
+			return g.read(ctx, count, block)
+		})
+		if !g.deliver(ctx, ds) {
+			return ctx.Err()
 		}
 	}
 }
 
-// deliver holds m and submits it to the pool; if ctx ends first it releases
-// m and returns false.
-func (g *groupSub) deliver(ctx context.Context, m *messaging.Message) bool {
-	g.hold(m.Offset)
-	d := dispatch.Delivery{Msg: m, Token: m.Offset}
-	// Submit can take d even when ctx is done; a stopping subscription
-	// must not start handlers.
-	if ctx.Err() == nil && g.pool.Submit(ctx, d) {
+// read runs one XREADGROUP for up to count new entries, blocking up to
+// block, and holds what it returns.
+func (g *groupSub) read(ctx context.Context, count int, block time.Duration) ([]dispatch.Delivery, error) {
+	args := &goredis.XReadGroupArgs{Group: g.group, Consumer: g.consumer, Streams: []string{g.key, ">"}, Count: int64(count), Block: block}
+	// Not cancelled with ctx: entries the read returns are this consumer's
+	// now, so the reply must be seen to release them.
+	res, err := g.rc.XReadGroup(context.WithoutCancel(ctx), args).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ds []dispatch.Delivery
+	for _, s := range res {
+		for _, x := range s.Messages {
+			g.hold(x.ID)
+			m := decodeMap(g.topic, x.ID, x.Values)
+			m.Group, m.Attempt = g.group, 1 // a new entry's delivery counter is 1
+			ds = append(ds, dispatch.Delivery{Msg: m, Token: x.ID})
+		}
+	}
+	return ds, nil
+}
+
+// deliver hands held entries to the runner; if ctx ends first it releases
+// those not taken and returns false.
+func (g *groupSub) deliver(ctx context.Context, ds []dispatch.Delivery) bool {
+	if len(ds) == 0 {
 		return true
 	}
-	g.settle(d, dispatch.Result{Outcome: dispatch.Release})
-	return false
+	n := g.handlers.submit(ctx, ds)
+	for _, d := range ds[n:] {
+		g.settle(d, dispatch.Result{Outcome: dispatch.Release})
+	}
+	return n == len(ds)
 }
 
 // maintain runs the periodic work: reclaiming, extending deadlines, due
@@ -410,8 +440,9 @@ func (g *groupSub) takeDue(now time.Time) bool {
 }
 
 // reclaim claims entries idle for longer than the ack deadline (their
-// consumer died, hung, or nacked them) and hands them to the pool. Attempt
-// is the entry's delivery counter, which XAUTOCLAIM incremented.
+// consumer died, hung, or nacked them) and hands each claim's entries to the
+// runner (one batch for SubscribeBatch). Attempt is the entry's delivery
+// counter, which XAUTOCLAIM incremented.
 func (g *groupSub) reclaim(ctx context.Context) error {
 	for range 100 {
 		if err := ctx.Err(); err != nil {
@@ -425,7 +456,7 @@ func (g *groupSub) reclaim(ctx context.Context) error {
 		// with its final idle time but still held) while Redis hands out
 		// idle entries, and what is claimed is held before it unlocks.
 		g.settleMu.Lock()
-		res, err := reclaimScript.Run(context.WithoutCancel(ctx), g.rc, []string{g.key}, g.group, g.consumer, g.ackMs, g.cursor, min(n, maxReadCount)).Slice()
+		res, err := reclaimScript.Run(context.WithoutCancel(ctx), g.rc, []string{g.key}, g.group, g.consumer, g.ackMs, g.cursor, min(n, g.m.count)).Slice()
 		if err != nil {
 			g.settleMu.Unlock()
 			return err
@@ -446,7 +477,8 @@ func (g *groupSub) reclaim(ctx context.Context) error {
 			fresh = append(fresh, e)
 		}
 		g.settleMu.Unlock()
-		for i, e := range fresh {
+		ds := make([]dispatch.Delivery, 0, len(fresh))
+		for _, e := range fresh {
 			m := decodeList(g.topic, e.id, e.fields)
 			m.Group, m.Attempt = g.group, int(e.count)
 			d := dispatch.Delivery{Msg: m, Token: m.Offset}
@@ -458,14 +490,10 @@ func (g *groupSub) reclaim(ctx context.Context) error {
 				})
 				continue
 			}
-			if ctx.Err() != nil || !g.pool.Submit(ctx, d) {
-				// Not handled: it and the entries claimed with it are
-				// released.
-				for _, rest := range fresh[i:] {
-					g.settle(dispatch.Delivery{Msg: &messaging.Message{Offset: rest.id, Attempt: int(rest.count)}, Token: rest.id}, dispatch.Result{Outcome: dispatch.Release})
-				}
-				return ctx.Err()
-			}
+			ds = append(ds, d)
+		}
+		if !g.deliver(ctx, ds) {
+			return ctx.Err()
 		}
 		g.cursor = next
 		if next == "0-0" {

@@ -1,18 +1,8 @@
 package redis_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,65 +15,21 @@ import (
 	"github.com/msgkit/messaging/integration"
 )
 
-// selfSigned writes a certificate for 127.0.0.1 and its key to dir and
-// returns their paths and a pool trusting the certificate.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
-
 // TestTLSAndACL: a private server that speaks only TLS and only to the ACL
 // user "alice": rediss:// URLs with the user's password work, a wrong
 // password fails without showing it, and New accepts a go-redis client
 // configured with the CA.
 func TestTLSAndACL(t *testing.T) {
-	certDir := t.TempDir()
-	certFile, keyFile, pool := selfSigned(t, certDir)
+	certs := integration.NewTestCerts(t)
 	srv := startPrivateRedisWith(t, func(r *privateRedis) {
 		r.args = append(r.args,
 			"--port", "0", "--tls-port", strconv.Itoa(r.port),
-			"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", certFile,
+			"--tls-cert-file", certs.CertFile, "--tls-key-file", certs.KeyFile, "--tls-ca-cert-file", certs.CAFile,
 			"--tls-auth-clients", "no",
 			"--user", "default", "off",
 			"--user", "alice", "on", ">alice-pw", "~*", "&*", "+@all")
 		r.ping.Username, r.ping.Password = "alice", "alice-pw"
-		r.ping.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		r.ping.TLSConfig = &tls.Config{RootCAs: certs.Pool, MinVersion: tls.VersionTLS12}
 	})
 	ctx := t.Context()
 	base := fmt.Sprintf("127.0.0.1:%d", srv.port)
@@ -114,7 +60,7 @@ func TestTLSAndACL(t *testing.T) {
 	}
 
 	rc := goredis.NewClient(&goredis.Options{Addr: base, Username: "alice", Password: "alice-pw",
-		TLSConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}})
+		TLSConfig: &tls.Config{RootCAs: certs.Pool, MinVersion: tls.VersionTLS12}})
 	defer rc.Close()
 	wrapped := redisadapter.New(rc)
 	if err := wrapped.Publish(ctx, topic, &messaging.Message{ID: "via-new"}); err != nil {
