@@ -3,6 +3,7 @@ package batch_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -266,4 +267,72 @@ func TestCancelledWaiterIsWithdrawn(t *testing.T) {
 	if s := got.get(); len(s) != 1 || s[0] != 2 {
 		t.Fatalf("batches %v, want [2]", s)
 	}
+}
+
+// TestSubscribeEndToEnd consumes in batches on every registered backend
+// (natively where the adapter is a messaging.BatchConsumer, gathered
+// elsewhere): every message arrives, failed ones come back once with
+// Attempt 2, and succeeded ones are not redelivered.
+func TestSubscribeEndToEnd(t *testing.T) {
+	integration.ForEachBackend(t, func(t *testing.T, hn integration.Harness) {
+		c := hn.Client(t)
+		if !c.Capabilities().Groups {
+			t.Skip("needs redelivery (Groups)")
+		}
+		_, native := c.(messaging.BatchConsumer)
+		t.Logf("native batch fetch: %v", native)
+		ctx := mwtest.Context(t, 2*time.Minute)
+		topic := mwtest.Topic(t, c, "batchsub")
+		group := integration.UniqueName(t, "g")
+		if err := messaging.Provision(ctx, c, topic, group); err != nil {
+			t.Fatal(err)
+		}
+		const n = 60
+		msgs := make([]*messaging.Message, n)
+		for i := range msgs {
+			msgs[i] = &messaging.Message{Payload: []byte(strconv.Itoa(i))}
+		}
+		mwtest.Publish(t, ctx, c, topic, msgs...)
+		col := integration.NewCollector()
+		var got sizes
+		sub, err := batch.Subscribe(ctx, c, topic, func(_ context.Context, msgs []*messaging.Message) []error {
+			got.add(len(msgs))
+			errs := make([]error, len(msgs))
+			for i, m := range msgs {
+				col.Add(m)
+				if k, _ := strconv.Atoi(string(m.Payload)); k%10 == 0 && m.Attempt == 1 {
+					errs[i] = errBoom
+				}
+			}
+			return errs
+		}, batch.MaxMessages(20), batch.Linger(50*time.Millisecond), batch.SubscribeOptions(messaging.Group(group)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		if !col.Wait(hn.Timeout, func(c *integration.Collector) bool { return c.Total() >= n+n/10 }) {
+			t.Fatalf("%d deliveries, want %d", col.Total(), n+n/10)
+		}
+		col.Report(t, ids(msgs))
+		for _, m := range msgs {
+			want := 1
+			if k, _ := strconv.Atoi(string(m.Payload)); k%10 == 0 {
+				want = 2
+			}
+			if got := col.Count(m.ID); got != want {
+				t.Errorf("message %s delivered %d times, want %d", m.Payload, got, want)
+			}
+		}
+		if biggest := slices.Max(got.get()); biggest < 2 || biggest > 20 {
+			t.Errorf("batch sizes %v: want batches of 2 to 20", got.get())
+		}
+	})
+}
+
+func ids(msgs []*messaging.Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.ID
+	}
+	return out
 }

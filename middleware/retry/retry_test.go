@@ -263,3 +263,56 @@ func TestSubscribeOptionsPushPolicyDown(t *testing.T) {
 		t.Errorf("in-process retry pushed %d options to the broker, want none", len(got))
 	}
 }
+
+// TestPolicyPushedDownEndToEnd runs on every registered backend: with the
+// policy given to both the middleware and Subscribe (SubscribeOptions), a
+// handler failing forever runs exactly MaxAttempts times, spaced by the
+// backoff, and the broker does not redeliver it afterwards.
+func TestPolicyPushedDownEndToEnd(t *testing.T) {
+	integration.ForEachBackend(t, func(t *testing.T, hn integration.Harness) {
+		c := hn.Client(t)
+		ctx := mwtest.Context(t, 2*time.Minute)
+		topic := mwtest.Topic(t, c, "pushdown")
+		group := integration.UniqueName(t, "g")
+		const backoff = 300 * time.Millisecond
+		policy := []retry.Option{retry.MaxAttempts(3), retry.Backoff(backoff, backoff), retry.Jitter(0), retry.For(c.Capabilities())}
+		col := integration.NewCollector()
+		var (
+			mu    sync.Mutex
+			times []time.Time
+		)
+		h := retry.New(policy...)(func(_ context.Context, m *messaging.Message) error {
+			col.Add(m)
+			if m.ID != "poison" {
+				return nil
+			}
+			mu.Lock()
+			times = append(times, time.Now())
+			mu.Unlock()
+			return errBoom
+		})
+		opts := append([]messaging.SubscribeOption{messaging.Group(group)}, retry.SubscribeOptions(policy...)...)
+		mwtest.Subscribe(t, ctx, c, topic, h, opts...)
+		mwtest.Publish(t, ctx, c, topic, &messaging.Message{ID: "poison"})
+		if !col.Wait(hn.Timeout, func(c *integration.Collector) bool { return c.Count("poison") >= 3 }) {
+			t.Fatalf("poison handled %d times, want 3", col.Count("poison"))
+		}
+		// A fourth run would come one backoff later: watch for twice that,
+		// with markers proving the subscription still delivers.
+		watch := time.Now().Add(2 * backoff)
+		for i := 0; time.Now().Before(watch) || i < 2; i++ {
+			mwtest.Publish(t, ctx, c, topic, &messaging.Message{ID: fmt.Sprintf("marker-%d", i)})
+			col.WaitDistinct(t, i+2, hn.Timeout)
+		}
+		if n := col.Count("poison"); n != 3 {
+			t.Fatalf("poison handled %d times, want exactly 3 (MaxAttempts)", n)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for i := 1; i < len(times); i++ {
+			if gap := times[i].Sub(times[i-1]); gap < backoff-backoff/10 {
+				t.Errorf("attempt %d came %v after the previous, before the %v backoff", i+1, gap, backoff)
+			}
+		}
+	})
+}
