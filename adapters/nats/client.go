@@ -282,7 +282,6 @@ func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, boo
 		if stop != nil {
 			break
 		}
-		b.add()
 		c.pending.store(nm, pubSlot{b, i})
 		if _, err := c.js.PublishMsgAsync(nm); err != nil {
 			if _, ok := c.pending.take(nm); ok {
@@ -291,7 +290,7 @@ func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, boo
 		}
 		sent++
 	}
-	b.sealed()
+	b.sealed(sent)
 	if stop == nil {
 		select {
 		case <-b.done:
@@ -357,16 +356,10 @@ type pubBatch struct {
 	mu        sync.Mutex
 	errs      []error
 	resolved  []bool
-	open      int  // messages sent and not resolved
+	open      int  // messages sent and not resolved (negative until sealed)
 	sealedAll bool // no more messages will be sent
 	returned  bool // the call returned: later outcomes are dropped
 	done      chan struct{}
-}
-
-func (b *pubBatch) add() {
-	b.mu.Lock()
-	b.open++
-	b.mu.Unlock()
 }
 
 func (b *pubBatch) resolve(i int, err error) {
@@ -385,10 +378,13 @@ func (b *pubBatch) resolve(i int, err error) {
 	}
 }
 
-func (b *pubBatch) sealed() {
+// sealed records that sent messages were sent in all (counted here, not
+// one lock per message; resolutions before it make open negative).
+func (b *pubBatch) sealed(sent int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.sealedAll = true
+	b.open += sent
 	if b.open == 0 {
 		close(b.done)
 	}

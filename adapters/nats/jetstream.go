@@ -564,8 +564,9 @@ func (c *Client) consume(ctx context.Context, it jetstream.MessagesContext, topi
 			_ = jm.Nak()
 		}
 	}()
+	next := jetstream.NextContext(ctx) // one option for every Next, not one allocation each
 	for {
-		jm, err := it.Next(jetstream.NextContext(ctx))
+		jm, err := it.Next(next)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -586,19 +587,93 @@ func (c *Client) consume(ctx context.Context, it jetstream.MessagesContext, topi
 func toMessage(jm jetstream.Msg, topic, group string) *messaging.Message {
 	m := &messaging.Message{Topic: topic, Group: group, Attempt: 1}
 	decode(jm.Headers(), jm.Data(), m)
-	if md, err := jm.Metadata(); err == nil {
-		m.Attempt = int(max(md.NumDelivered, 1))
-		m.Offset = strconv.FormatUint(md.Sequence.Stream, 10)
-		if m.Time.IsZero() {
-			m.Time = md.Timestamp
+	md, ok := parseAckSubject(jm.Reply())
+	if !ok {
+		full, err := jm.Metadata()
+		if err != nil {
+			return m
 		}
-		if m.ID == "" {
-			// Published without an ID (by code not using this library):
-			// the stream position identifies it.
-			m.ID = md.Stream + ":" + m.Offset
+		md = ackMeta{
+			stream:    full.Stream,
+			delivered: full.NumDelivered,
+			offset:    strconv.FormatUint(full.Sequence.Stream, 10),
+			time:      full.Timestamp,
 		}
 	}
+	m.Attempt = int(max(md.delivered, 1))
+	m.Offset = md.offset
+	if m.Time.IsZero() {
+		m.Time = md.time
+	}
+	if m.ID == "" {
+		// Published without an ID (by code not using this library):
+		// the stream position identifies it.
+		m.ID = md.stream + ":" + m.Offset
+	}
 	return m
+}
+
+// ackMeta is what toMessage needs of a JetStream message's metadata.
+type ackMeta struct {
+	stream    string
+	delivered uint64
+	offset    string // stream sequence, decimal
+	time      time.Time
+}
+
+// parseAckSubject reads a delivered message's metadata from its reply
+// subject, as jetstream.Msg.Metadata does, without allocating (the offset is
+// the subject's own stream sequence token):
+//
+//	$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>
+//	$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>[.<token>...]
+//
+// ok is false for anything else, or a stream sequence not in canonical
+// decimal form; the caller then falls back to Metadata.
+func parseAckSubject(reply string) (md ackMeta, ok bool) {
+	const prefix = "$JS.ACK."
+	rest, found := strings.CutPrefix(reply, prefix)
+	if !found {
+		return md, false
+	}
+	var tok [9]string // tokens after the prefix, v2 layout
+	n := strings.Count(rest, ".") + 1
+	switch {
+	case n == 7: // v1: no domain and account hash
+		for i := 2; i < 9; i++ {
+			tok[i], rest, _ = strings.Cut(rest, ".")
+		}
+	case n >= 9: // v2, possibly with trailing tokens
+		for i := range tok {
+			tok[i], rest, _ = strings.Cut(rest, ".")
+		}
+	default:
+		return md, false
+	}
+	seq := tok[5]
+	if !canonicalDecimal(seq) || !canonicalDecimal(tok[4]) || !canonicalDecimal(tok[7]) {
+		return md, false
+	}
+	delivered, err1 := strconv.ParseUint(tok[4], 10, 64)
+	ts, err2 := strconv.ParseInt(tok[7], 10, 64)
+	if err1 != nil || err2 != nil {
+		return md, false
+	}
+	return ackMeta{stream: tok[2], delivered: delivered, offset: seq, time: time.Unix(0, ts)}, true
+}
+
+// canonicalDecimal reports whether s is a non-negative decimal integer
+// without sign or leading zeros (overflow is left to strconv).
+func canonicalDecimal(s string) bool {
+	if s == "" || (len(s) > 1 && s[0] == '0') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // tracker holds the messages a subscription has fetched and not settled,
@@ -611,6 +686,10 @@ type tracker struct {
 	schedule []time.Duration
 	deadline time.Duration
 	tick     time.Duration
+	// now is a coarse clock the heartbeat advances every tick, read by add
+	// instead of time.Now per message: it lags by at most a tick, so a
+	// message's first signal can only come earlier than due, never later.
+	now time.Time
 }
 
 // beat is when a tracked message's next in-progress signal is due, and how
@@ -621,7 +700,7 @@ type beat struct {
 }
 
 func newTracker(o messaging.SubscribeOptions) *tracker {
-	t := &tracker{msgs: map[jetstream.Msg]beat{}, schedule: backoffSchedule(o), deadline: o.AckDeadline}
+	t := &tracker{msgs: map[jetstream.Msg]beat{}, schedule: backoffSchedule(o), deadline: o.AckDeadline, now: time.Now()}
 	shortest := o.AckDeadline
 	if len(t.schedule) > 0 {
 		shortest = slices.Min(t.schedule)
@@ -637,7 +716,7 @@ func newTracker(o messaging.SubscribeOptions) *tracker {
 func (t *tracker) add(m jetstream.Msg, attempt int) {
 	every := max(ackWait(t.schedule, t.deadline, attempt)/3, 5*time.Millisecond)
 	t.mu.Lock()
-	t.msgs[m] = beat{due: time.Now().Add(every / 2), every: every}
+	t.msgs[m] = beat{due: t.now.Add(every / 2), every: every}
 	t.mu.Unlock()
 }
 
@@ -662,6 +741,7 @@ func (t *tracker) heartbeat(stop <-chan struct{}) {
 		}
 		due = due[:0]
 		t.mu.Lock()
+		t.now = now
 		for m, b := range t.msgs {
 			if !now.Before(b.due) {
 				due = append(due, m)
