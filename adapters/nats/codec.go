@@ -80,22 +80,11 @@ func safeValue(v string) bool {
 // encode turns m into a NATS message for subject and checks its wire size
 // against maxPayload (when > 0).
 func encode(subject string, m *messaging.Message, maxPayload int64) (*natsgo.Msg, error) {
-	n := 1 + len(m.Header) // Nats-Msg-Id and the user's entries
-	if m.Key != "" {
-		n++
-	}
-	if !m.Time.IsZero() {
-		n++
-	}
-	h := make(natsgo.Header, n)
-	// One backing array for the entries' single values: one allocation per
-	// message instead of one per header (Messaging-Encoded, rare, grows it).
-	vals := make([]string, 0, n)
+	h := make(natsgo.Header, len(m.Header)+3)
 	var enc encoded
 	size := int64(len(m.Payload) + hdrOverhead)
 	set := func(k, v string) {
-		vals = append(vals, v)
-		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+		h[k] = []string{v}
 		size += int64(len(k) + len(v) + 4)
 	}
 	if safeValue(m.ID) {
@@ -142,68 +131,41 @@ func encode(subject string, m *messaging.Message, maxPayload int64) (*natsgo.Msg
 // value of each) become Header. Time stays zero when the message has none.
 func decode(h natsgo.Header, data []byte, m *messaging.Message) {
 	m.Payload = data
-	m.Header = nil
-	if len(h) == 0 {
-		return
-	}
-	// Look the adapter's headers up directly: most messages carry nothing
-	// else, and then the header map is not iterated at all.
-	known := 0
-	if vs, ok := h[HeaderMsgID]; ok {
-		known++
-		if len(vs) > 0 {
+	var user messaging.Header
+	for k, vs := range h {
+		if len(vs) == 0 {
+			continue
+		}
+		switch k {
+		case HeaderMsgID:
 			m.ID = vs[0]
-		}
-	}
-	if vs, ok := h[HeaderKey]; ok {
-		known++
-		if len(vs) > 0 {
+		case HeaderKey:
 			m.Key = vs[0]
-		}
-	}
-	if vs, ok := h[HeaderTime]; ok {
-		known++
-		if len(vs) > 0 {
+		case HeaderTime:
 			if n, err := strconv.ParseInt(vs[0], 10, 64); err == nil {
 				m.Time = time.Unix(0, n)
 			}
-		}
-	}
-	encVals, hasEnc := h[HeaderEncoded]
-	if hasEnc {
-		known++
-	}
-	var user messaging.Header
-	if len(h) > known {
-		for k, vs := range h {
-			if len(vs) == 0 {
-				continue
+		case HeaderEncoded:
+			var enc encoded
+			if b, err := base64.StdEncoding.DecodeString(vs[0]); err == nil && json.Unmarshal(b, &enc) == nil {
+				if enc.ID != "" {
+					defer func() { m.ID = enc.ID }()
+				}
+				if enc.Key != "" {
+					m.Key = enc.Key
+				}
+				for k, v := range enc.Header {
+					if user == nil {
+						user = messaging.Header{}
+					}
+					user[k] = v
+				}
 			}
-			switch k {
-			case HeaderMsgID, HeaderKey, HeaderTime, HeaderEncoded:
-				continue
-			}
+		default:
 			if user == nil {
-				user = make(messaging.Header, len(h)-known)
+				user = make(messaging.Header, len(h))
 			}
 			user[k] = vs[0]
-		}
-	}
-	if len(encVals) > 0 {
-		var enc encoded
-		if b, err := base64.StdEncoding.DecodeString(encVals[0]); err == nil && json.Unmarshal(b, &enc) == nil {
-			if enc.ID != "" {
-				m.ID = enc.ID
-			}
-			if enc.Key != "" {
-				m.Key = enc.Key
-			}
-			for k, v := range enc.Header {
-				if user == nil {
-					user = messaging.Header{}
-				}
-				user[k] = v
-			}
 		}
 	}
 	m.Header = user

@@ -587,93 +587,19 @@ func (c *Client) consume(ctx context.Context, it jetstream.MessagesContext, topi
 func toMessage(jm jetstream.Msg, topic, group string) *messaging.Message {
 	m := &messaging.Message{Topic: topic, Group: group, Attempt: 1}
 	decode(jm.Headers(), jm.Data(), m)
-	md, ok := parseAckSubject(jm.Reply())
-	if !ok {
-		full, err := jm.Metadata()
-		if err != nil {
-			return m
+	if md, err := jm.Metadata(); err == nil {
+		m.Attempt = int(max(md.NumDelivered, 1))
+		m.Offset = strconv.FormatUint(md.Sequence.Stream, 10)
+		if m.Time.IsZero() {
+			m.Time = md.Timestamp
 		}
-		md = ackMeta{
-			stream:    full.Stream,
-			delivered: full.NumDelivered,
-			offset:    strconv.FormatUint(full.Sequence.Stream, 10),
-			time:      full.Timestamp,
+		if m.ID == "" {
+			// Published without an ID (by code not using this library):
+			// the stream position identifies it.
+			m.ID = md.Stream + ":" + m.Offset
 		}
-	}
-	m.Attempt = int(max(md.delivered, 1))
-	m.Offset = md.offset
-	if m.Time.IsZero() {
-		m.Time = md.time
-	}
-	if m.ID == "" {
-		// Published without an ID (by code not using this library):
-		// the stream position identifies it.
-		m.ID = md.stream + ":" + m.Offset
 	}
 	return m
-}
-
-// ackMeta is what toMessage needs of a JetStream message's metadata.
-type ackMeta struct {
-	stream    string
-	delivered uint64
-	offset    string // stream sequence, decimal
-	time      time.Time
-}
-
-// parseAckSubject reads a delivered message's metadata from its reply
-// subject, as jetstream.Msg.Metadata does, without allocating (the offset is
-// the subject's own stream sequence token):
-//
-//	$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>
-//	$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>[.<token>...]
-//
-// ok is false for anything else, or a stream sequence not in canonical
-// decimal form; the caller then falls back to Metadata.
-func parseAckSubject(reply string) (md ackMeta, ok bool) {
-	const prefix = "$JS.ACK."
-	rest, found := strings.CutPrefix(reply, prefix)
-	if !found {
-		return md, false
-	}
-	var tok [9]string // tokens after the prefix, v2 layout
-	n := strings.Count(rest, ".") + 1
-	switch {
-	case n == 7: // v1: no domain and account hash
-		for i := 2; i < 9; i++ {
-			tok[i], rest, _ = strings.Cut(rest, ".")
-		}
-	case n >= 9: // v2, possibly with trailing tokens
-		for i := range tok {
-			tok[i], rest, _ = strings.Cut(rest, ".")
-		}
-	default:
-		return md, false
-	}
-	seq := tok[5]
-	if !canonicalDecimal(seq) || !canonicalDecimal(tok[4]) || !canonicalDecimal(tok[7]) {
-		return md, false
-	}
-	delivered, err1 := strconv.ParseUint(tok[4], 10, 64)
-	ts, err2 := strconv.ParseInt(tok[7], 10, 64)
-	if err1 != nil || err2 != nil {
-		return md, false
-	}
-	return ackMeta{stream: tok[2], delivered: delivered, offset: seq, time: time.Unix(0, ts)}, true
-}
-
-// canonicalDecimal reports whether s is a non-negative decimal integer
-// without sign or leading zeros (overflow is left to strconv).
-func canonicalDecimal(s string) bool {
-	if s == "" || (len(s) > 1 && s[0] == '0') {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // tracker holds the messages a subscription has fetched and not settled,
