@@ -10,18 +10,22 @@ import (
 // every adapter (closed client, topic name, nil handler, options) and
 // resolves the options with the adapter's default prefetch.
 func SubscribeArgs(closed bool, topic string, h messaging.Handler, defaultPrefetch int, opts []messaging.SubscribeOption) (messaging.SubscribeOptions, error) {
+	return subscribeArgs("subscribe", closed, topic, h == nil, defaultPrefetch, opts)
+}
+
+func subscribeArgs(op string, closed bool, topic string, nilHandler bool, defaultPrefetch int, opts []messaging.SubscribeOption) (messaging.SubscribeOptions, error) {
 	if closed {
-		return messaging.SubscribeOptions{}, fmt.Errorf("subscribe: %w", messaging.ErrClosed)
+		return messaging.SubscribeOptions{}, fmt.Errorf("%s: %w", op, messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
-		return messaging.SubscribeOptions{}, fmt.Errorf("subscribe: topic: %w", err)
+		return messaging.SubscribeOptions{}, fmt.Errorf("%s: topic: %w", op, err)
 	}
-	if h == nil {
-		return messaging.SubscribeOptions{}, fmt.Errorf("subscribe: nil handler: %w", messaging.ErrInvalidOption)
+	if nilHandler {
+		return messaging.SubscribeOptions{}, fmt.Errorf("%s: nil handler: %w", op, messaging.ErrInvalidOption)
 	}
 	o, err := messaging.NewSubscribeOptions(defaultPrefetch, opts...)
 	if err != nil {
-		return messaging.SubscribeOptions{}, fmt.Errorf("subscribe: %w", err)
+		return messaging.SubscribeOptions{}, fmt.Errorf("%s: %w", op, err)
 	}
 	return o, nil
 }

@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/msgkit/messaging"
@@ -12,12 +11,9 @@ import (
 // same way for every adapter and resolves the options; it rejects
 // Concurrency above 1, as the contract says.
 func SubscribeBatchArgs(closed bool, topic string, h messaging.BatchHandler, opts []messaging.SubscribeOption) (messaging.SubscribeOptions, error) {
-	if h == nil {
-		return messaging.SubscribeOptions{}, fmt.Errorf("subscribe batch: nil handler: %w", messaging.ErrInvalidOption)
-	}
-	o, err := SubscribeArgs(closed, topic, func(context.Context, *messaging.Message) error { return nil }, 1, opts)
+	o, err := subscribeArgs("subscribe batch", closed, topic, h == nil, 1, opts)
 	if err != nil {
-		return messaging.SubscribeOptions{}, fmt.Errorf("subscribe batch: %w", errors.Unwrap(err))
+		return messaging.SubscribeOptions{}, err
 	}
 	if o.Concurrency > 1 {
 		return messaging.SubscribeOptions{}, fmt.Errorf("subscribe batch: %w: concurrency %d: batches are handled one at a time; run more subscriptions in the group instead",
