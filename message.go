@@ -17,8 +17,10 @@ type Header map[string]string
 // them, except Time, which it keeps when set.
 type Message struct {
 	// ID identifies the message for deduplication and tracing. When empty,
-	// Publish sets it to a new unique ID (a UUID) before sending, so after
-	// Publish returns the caller can read it. IDs are carried verbatim.
+	// Publish sets it to a new unique ID before sending, so after Publish
+	// returns the caller can read it: a version 7 UUID, which starts with its
+	// creation time, so IDs of one process sort in creation order. IDs are
+	// carried verbatim.
 	ID string
 
 	// Key is the ordering and partitioning key. Messages with the same non-empty
@@ -44,7 +46,8 @@ type Message struct {
 	// RabbitMQ quorum queues) the count survives consumer restarts.
 	Attempt int
 
-	// Time is the publish time. Publish sets it to the current time when zero.
+	// Time is the publish time. Publish sets it to the current time when zero
+	// (to the time in the new ID when it sets ID too, so the two agree).
 	Time time.Time
 
 	// Offset is the broker's position of this message in its log, in the

@@ -236,3 +236,70 @@ func TestNewWithExistingConnection(t *testing.T) {
 		t.Error("Close closed the connection given to New")
 	}
 }
+
+// TestTimeTravelsInTheID: a message whose ID and Time Publish made carries
+// no time header (its version 7 UUID ID holds the time beyond the AMQP
+// timestamp's seconds); one with its own ID keeps its nanoseconds in the
+// x-msgkit-time header; a version 7 ID from another publisher that does not
+// agree with the AMQP timestamp is not taken for the time.
+func TestTimeTravelsInTheID(t *testing.T) {
+	url := integration.RabbitMQ.Endpoint(t)
+	c := integration.OpenRabbitMQ(t, url)
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := t.Context()
+	topic, rawGroup, group := integration.UniqueName(t, "time"), integration.UniqueName(t, "raw"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(ctx, topic, rawGroup, group); err != nil {
+		t.Fatal(err)
+	}
+	fresh := messaging.NewMessage([]byte("fresh"))
+	own := &messaging.Message{ID: "own-id", Time: time.Unix(1_800_000_000, 123_456_789), Payload: []byte("own")}
+	if err := c.Publish(ctx, topic, fresh, own); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another publisher: a version 7 UUID from mid-2024, timestamp now.
+	foreignSent := time.Now()
+	if err := ch.PublishWithContext(ctx, topic, "", false, false, amqp.Publishing{MessageId: "01906b97-5c00-7123-8000-000000000000", Timestamp: foreignSent, Body: []byte("foreign")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		id         string
+		timeHeader bool
+	}{{fresh.ID, false}, {"own-id", true}} {
+		d, ok, err := ch.Get(topic+"~"+rawGroup, true)
+		if err != nil || !ok {
+			t.Fatalf("raw get: %v %v", ok, err)
+		}
+		_, has := d.Headers["x-msgkit-time"]
+		if d.MessageId != want.id || has != want.timeHeader {
+			t.Errorf("message %q on the wire: x-msgkit-time header present %v, want %v (headers %v)", d.MessageId, has, want.timeHeader, d.Headers)
+		}
+	}
+
+	got := make(chan *messaging.Message, 3)
+	sub, err := c.Subscribe(ctx, topic, func(_ context.Context, m *messaging.Message) error { got <- m; return nil }, messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	want := map[string]time.Time{fresh.ID: fresh.Time, "own-id": own.Time, "01906b97-5c00-7123-8000-000000000000": time.Unix(foreignSent.Unix(), 0)}
+	for range 3 {
+		select {
+		case m := <-got:
+			if w, ok := want[m.ID]; !ok || !m.Time.Equal(w) {
+				t.Errorf("message %q: Time %v, want %v", m.ID, m.Time, w)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("messages not delivered")
+		}
+	}
+}

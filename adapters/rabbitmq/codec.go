@@ -11,13 +11,14 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/prepare"
 )
 
 // Headers the adapter adds to every message. Header names starting with
 // "x-msgkit-" are reserved for the adapter; the broker reserves the ones in
 // brokerHeaders.
 const (
-	hdrTime    = "x-msgkit-time"    // publish time, Unix nanoseconds (AMQP timestamps are seconds)
+	hdrTime    = "x-msgkit-time"    // publish time, Unix nanoseconds, when the ID does not carry it
 	hdrKey     = "x-msgkit-key"     // Key, when the routing key no longer carries it (delayed retry)
 	hdrAttempt = "x-msgkit-attempt" // deliveries before a delayed retry
 	hdrPrefix  = "x-msgkit-"
@@ -76,14 +77,25 @@ func publishing(m *messaging.Message) (amqp.Publishing, error) {
 	if len(m.ID) > maxShortString {
 		return amqp.Publishing{}, fmt.Errorf("%w: ID is %d bytes, AMQP message IDs hold at most %d", messaging.ErrInvalidOption, len(m.ID), maxShortString)
 	}
-	h := make(amqp.Table, len(m.Header)+1)
+	var h amqp.Table
+	if len(m.Header) > 0 {
+		h = make(amqp.Table, len(m.Header)+1)
+	}
 	for k, v := range m.Header {
 		if strings.HasPrefix(k, hdrPrefix) || brokerHeaders[k] {
 			return amqp.Publishing{}, fmt.Errorf("%w: header %q is reserved (x-msgkit-* and RabbitMQ's x-death, x-delivery-count, x-stream-offset...)", messaging.ErrInvalidOption, k)
 		}
 		h[k] = v
 	}
-	h[hdrTime] = m.Time.UnixNano()
+	// AMQP timestamps have seconds. The rest of Time travels in the ID when
+	// Publish made both (a version 7 UUID starts with its time); otherwise
+	// in a header.
+	if at, ok := prepare.IDTime(m.ID); !ok || !at.Equal(m.Time) {
+		if h == nil {
+			h = make(amqp.Table, 1)
+		}
+		h[hdrTime] = m.Time.UnixNano()
+	}
 	return amqp.Publishing{
 		Headers:      h,
 		DeliveryMode: amqp.Persistent,
@@ -101,6 +113,12 @@ func message(d *amqp.Delivery, topic string) *messaging.Message {
 		Payload: d.Body,
 		Topic:   topic,
 		Time:    d.Timestamp,
+	}
+	// A version 7 UUID ID carries the publish time more precisely than the
+	// AMQP timestamp; it is taken when the two agree to the second (an ID
+	// made by another publisher may mean something else).
+	if at, ok := prepare.IDTime(d.MessageId); ok && at.Unix() == d.Timestamp.Unix() {
+		m.Time = at
 	}
 	for k, v := range d.Headers {
 		switch {

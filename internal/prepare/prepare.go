@@ -31,17 +31,52 @@ func (l *lockedReader) Read(p []byte) (int, error) {
 	return io.ReadFull(l.r, p)
 }
 
-// NewID returns a new message ID: a random UUID (version 4).
+// NewID returns a new message ID: a version 7 UUID (RFC 9562), which starts
+// with the current time (milliseconds, then 12 bits of the millisecond in
+// 256 ns steps, as google/uuid makes them; monotonic within the process), so
+// IDs sort by creation time and index well in deduplication stores, and
+// IDTime recovers the time.
 func NewID() string {
-	id, err := uuid.NewRandomFromReader(idRandom)
+	id, _ := newID()
+	return id
+}
+
+func newID() (string, time.Time) {
+	u, err := uuid.NewV7FromReader(idRandom)
 	if err != nil {
-		return uuid.NewString() // crypto/rand failing is fatal in Go >= 1.24; not reached
+		u, _ = uuid.NewV7() // crypto/rand failing is fatal in Go >= 1.24; not reached
 	}
-	return id.String()
+	return u.String(), v7Time(u)
+}
+
+// IDTime returns the time a version 7 UUID such as NewID's carries; ok is
+// false when id is not one. Adapters whose broker has no precise timestamp
+// use it to leave out a separate time field when a message's Time is its
+// ID's (as Publish makes it when it sets both).
+func IDTime(id string) (t time.Time, ok bool) {
+	if len(id) != 36 {
+		return time.Time{}, false
+	}
+	u, err := uuid.Parse(id)
+	if err != nil || u.Version() != 7 || u.Variant() != uuid.RFC4122 {
+		return time.Time{}, false
+	}
+	return v7Time(u), true
+}
+
+// v7Time decodes the time google/uuid puts in a version 7 UUID: 48 bits of
+// Unix milliseconds, then the 12-bit "rand_a" holding the sub-millisecond
+// nanoseconds shifted right by 8 (RFC 9562, section 6.2, method 3).
+func v7Time(u uuid.UUID) time.Time {
+	ms := int64(u[0])<<40 | int64(u[1])<<32 | int64(u[2])<<24 | int64(u[3])<<16 | int64(u[4])<<8 | int64(u[5])
+	sub := int64(u[6]&0x0f)<<8 | int64(u[7])
+	return time.Unix(0, ms*int64(time.Millisecond)+sub<<8)
 }
 
 // Publish validates topic and msgs for a Publish call and fills in missing IDs
-// and times. maxSize > 0 rejects messages whose Size exceeds it with an error
+// and times: a message with neither gets a NewID and that ID's time (see
+// IDTime), one with only an ID the current time, one with only a time a
+// NewID. maxSize > 0 rejects messages whose Size exceeds it with an error
 // wrapping messaging.ErrMessageTooLarge; nothing is sent then.
 func Publish(topic string, msgs []*messaging.Message, maxSize int) error {
 	if err := messaging.ValidateName(topic); err != nil {
@@ -57,10 +92,12 @@ func Publish(topic string, msgs []*messaging.Message, maxSize int) error {
 				return fmt.Errorf("publish to %s: message %d is %d bytes, limit %d: %w", topic, i, n, maxSize, messaging.ErrMessageTooLarge)
 			}
 		}
-		if m.ID == "" {
+		switch {
+		case m.ID == "" && m.Time.IsZero():
+			m.ID, m.Time = newID()
+		case m.ID == "":
 			m.ID = NewID()
-		}
-		if m.Time.IsZero() {
+		case m.Time.IsZero():
 			if now.IsZero() {
 				now = time.Now()
 			}

@@ -2,22 +2,72 @@ package prepare
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/msgkit/messaging"
 )
 
-func TestNewIDIsUniqueRandomUUID(t *testing.T) {
+func TestNewIDIsUniqueTimeOrderedUUID(t *testing.T) {
 	seen := make(map[string]bool)
+	before := time.Now()
+	prev := ""
+	var prevTime time.Time
 	for range 10000 { // several refills of the random buffer
 		id := NewID()
 		u, err := uuid.Parse(id)
-		if err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 {
-			t.Fatalf("NewID() = %q: not a version 4 UUID (%v)", id, err)
+		if err != nil || u.Version() != 7 || u.Variant() != uuid.RFC4122 {
+			t.Fatalf("NewID() = %q: not a version 7 UUID (%v)", id, err)
 		}
 		if seen[id] {
 			t.Fatalf("NewID() repeated %q", id)
 		}
 		seen[id] = true
+		if id <= prev {
+			t.Fatalf("NewID() = %q after %q: not increasing", id, prev)
+		}
+		at, ok := IDTime(id)
+		if !ok || at.Before(prevTime) {
+			t.Fatalf("IDTime(%q) = %v, %v: want a time not before the previous ID's %v", id, at, ok, prevTime)
+		}
+		// google/uuid bumps the sub-millisecond part by 256 ns per ID
+		// when IDs come faster than that, so an ID may run ahead of the
+		// clock by a few microseconds, never behind it.
+		if at.Before(before.Truncate(time.Millisecond)) || at.After(time.Now().Add(time.Millisecond)) {
+			t.Fatalf("IDTime(%q) = %v, want about now (%v)", id, at, before)
+		}
+		prev, prevTime = id, at
+	}
+}
+
+func TestIDTimeRejectsOtherIDs(t *testing.T) {
+	for _, id := range []string{"", "order-1", uuid.NewString(), "0190a6f2-7c3e-7abc-8def-0123456789a"} {
+		if at, ok := IDTime(id); ok {
+			t.Errorf("IDTime(%q) = %v, true; want false", id, at)
+		}
+	}
+	// A version 7 UUID made elsewhere: 2024-07-01T00:00:00.000Z plus
+	// 0x123 << 8 ns.
+	if at, ok := IDTime("01906b97-5c00-7123-8000-000000000000"); !ok || !at.Equal(time.UnixMilli(1719792000000).Add(0x123<<8)) {
+		t.Errorf("IDTime of a foreign v7 UUID = %v, %v; want 2024-07-01 00:00:00.000074496 UTC", at, ok)
+	}
+}
+
+func TestPublishFillsIDAndTime(t *testing.T) {
+	set := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	fresh, withID, withTime := &messaging.Message{}, &messaging.Message{ID: "mine"}, &messaging.Message{Time: set}
+	if err := Publish("t", []*messaging.Message{fresh, withID, withTime}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if at, ok := IDTime(fresh.ID); !ok || !at.Equal(fresh.Time) {
+		t.Errorf("message with neither: ID %q, Time %v; want a v7 ID carrying Time", fresh.ID, fresh.Time)
+	}
+	if withID.ID != "mine" || withID.Time.IsZero() {
+		t.Errorf("message with an ID: %q %v; want the ID kept and the time set", withID.ID, withID.Time)
+	}
+	if _, ok := IDTime(withTime.ID); !ok || !withTime.Time.Equal(set) {
+		t.Errorf("message with a time: %q %v; want a new ID and the time kept", withTime.ID, withTime.Time)
 	}
 }
 
