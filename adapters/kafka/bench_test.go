@@ -79,13 +79,19 @@ type joinedAddr struct{ network, address string }
 func (a joinedAddr) Network() string { return a.network }
 func (a joinedAddr) String() string  { return a.address }
 
-func (e *benchEnv) rawWriter(b *testing.B) *kafkago.Writer {
+// rawWriter is the raw baseline's Writer. A batch holds batchSize records
+// and is sent as soon as it is full; the 1ms linger only holds partial
+// batches (kafka-go's own default, 1s, would stall them). The benchmarks
+// pass the number of records they have in flight at once (100 per
+// WriteMessages call, or one per publishing goroutine), which is the
+// Writer's best setting for them.
+func (e *benchEnv) rawWriter(b *testing.B, batchSize int) *kafkago.Writer {
 	addr := kafkago.TCP(e.brokers...)
 	w := &kafkago.Writer{
 		Addr:         joinedAddr{network: addr.Network(), address: addr.String()},
 		Balancer:     &kafkago.Murmur2Balancer{},
-		BatchSize:    kafka.DefaultBatchSize,
-		BatchTimeout: kafka.DefaultBatchTimeout,
+		BatchSize:    batchSize,
+		BatchTimeout: time.Millisecond,
 		RequiredAcks: kafkago.RequireAll,
 		Transport:    &kafkago.Transport{}, // its own metadata cache, which has the new topic
 	}
@@ -158,7 +164,7 @@ func BenchmarkPublish(b *testing.B) {
 	})
 	b.Run("raw", func(b *testing.B) {
 		e := newBenchEnv(b)
-		w := e.rawWriter(b)
+		w := e.rawWriter(b, benchBatch)
 		e.rawPublish(b, w, benchBatch)
 		b.ResetTimer()
 		start := time.Now()
@@ -167,7 +173,7 @@ func BenchmarkPublish(b *testing.B) {
 	})
 	b.Run("raw-with-id-header", func(b *testing.B) {
 		e := newBenchEnv(b)
-		w := e.rawWriter(b)
+		w := e.rawWriter(b, benchBatch)
 		e.rawPublishIDs(b, w, benchBatch, true)
 		b.ResetTimer()
 		start := time.Now()
@@ -255,7 +261,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	})
 	b.Run("raw", func(b *testing.B) {
 		e := newBenchEnv(b)
-		w := e.rawWriter(b)
+		w := e.rawWriter(b, benchBatch)
 		r := e.rawReader(b, integration.UniqueName(b, "g"))
 		e.rawPublish(b, w, 1)
 		if _, err := r.ReadMessage(b.Context()); err != nil {
@@ -317,7 +323,7 @@ func BenchmarkPublishConcurrent(b *testing.B) {
 	})
 	b.Run("raw", func(b *testing.B) {
 		e := newBenchEnv(b)
-		w := e.rawWriter(b)
+		w := e.rawWriter(b, workers)
 		e.rawPublish(b, w, 1)
 		b.ResetTimer()
 		run(b, func() error {

@@ -42,8 +42,8 @@ type Client struct {
 	transport kafkago.RoundTripper
 	ownTrans  *kafkago.Transport // closed by Close when the client built it
 	admin     *kafkago.Client
-	writer    *kafkago.Writer
-	ownWriter bool
+	producer  *producer       // Publish, unless WithWriter gave a writer
+	writer    *kafkago.Writer // the writer WithWriter gave (not closed by Close)
 
 	subs   dispatch.Set
 	closed atomic.Bool
@@ -121,23 +121,7 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 	if cfg.writer != nil {
 		c.writer = cfg.writer
 	} else {
-		c.ownWriter = true
-		c.writer = &kafkago.Writer{
-			Addr:         addr,
-			Balancer:     &kafkago.Murmur2Balancer{},
-			BatchSize:    cfg.batchSize,
-			BatchBytes:   int64(max(1<<20, cfg.maxMessageSize+64<<10)),
-			BatchTimeout: cfg.batchTimeout,
-			WriteTimeout: cfg.writeTimeout,
-			RequiredAcks: cfg.requiredAcks,
-			Compression:  cfg.compression,
-			Transport:    c.transport,
-			MaxAttempts:  10,
-			// Publish has made sure the topic exists; this only makes the
-			// writer look a topic up on the brokers when the transport's
-			// metadata cache does not have it yet (created elsewhere).
-			AllowAutoTopicCreation: true,
-		}
+		c.producer = newProducer(&kafkago.Client{Addr: addr, Transport: c.transport, Timeout: cfg.writeTimeout}, cfg)
 	}
 	return c, nil
 }
@@ -148,7 +132,7 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 // given with WithWriter must set RequiredAcks to kafkago.RequireAll).
 func (c *Client) Capabilities() messaging.Capabilities {
 	return messaging.Capabilities{
-		Persistent:     c.writer.RequiredAcks == kafkago.RequireAll,
+		Persistent:     c.requiredAcks() == kafkago.RequireAll,
 		Groups:         true,
 		Replay:         true,
 		ReplayByTime:   true,
@@ -158,13 +142,18 @@ func (c *Client) Capabilities() messaging.Capabilities {
 	}
 }
 
-// Publish writes msgs to topic in one kafka-go WriteMessages call and
-// returns once the brokers acknowledged every record (with the configured
-// RequiredAcks, all in-sync replicas by default). Records with the same Key
-// go to the same partition (murmur2 hash, as the Java client does), in
-// order; concurrent calls share produce batches. A missing topic is created
-// first unless auto-creation is off. Failures are reported as a
-// *messaging.PublishError naming the messages that were not acknowledged.
+// Publish writes msgs to topic and returns once the brokers acknowledged
+// every record (with the configured RequiredAcks, all in-sync replicas by
+// default). The records of one partition go in one produce request when the
+// partition is idle (several requests only past 1 MB or the batch size);
+// records of concurrent calls queued while a request is in flight share the
+// next one. Records with the same Key go to the same partition (murmur2
+// hash, as the Java client does), in order; the keyless records of a call
+// go together to one partition, successive calls to successive partitions.
+// A missing topic is created first unless auto-creation is off. Failures
+// are reported as a *messaging.PublishError naming the messages that were
+// not acknowledged (they may still have been written). With WithWriter, the
+// records go to the given writer in one WriteMessages call instead.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	if c.closed.Load() {
 		return fmt.Errorf("publish: %w", messaging.ErrClosed)
@@ -182,13 +171,25 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if err := c.ensureTopic(ctx, topic, c.cfg.autoCreate); err != nil {
 		return allFailed(len(msgs), fmt.Errorf("publish to %s: %w", topic, err))
 	}
-	err = c.writer.WriteMessages(ctx, recs...)
+	if c.writer != nil {
+		return c.writeMessages(ctx, topic, recs)
+	}
+	n, err := c.writePartitions(ctx, topic)
+	if err != nil {
+		return allFailed(len(msgs), fmt.Errorf("publish to %s: %w", topic, err))
+	}
+	return c.producer.write(ctx, topic, n, recs)
+}
+
+// writeMessages publishes through the writer given with WithWriter.
+func (c *Client) writeMessages(ctx context.Context, topic string, recs []kafkago.Message) error {
+	err := c.writer.WriteMessages(ctx, recs...)
 	if err == nil {
 		return nil
 	}
 	var werrs kafkago.WriteErrors
-	if errors.As(err, &werrs) && len(werrs) == len(msgs) {
-		pe := &messaging.PublishError{Errs: make([]error, len(msgs))}
+	if errors.As(err, &werrs) && len(werrs) == len(recs) {
+		pe := &messaging.PublishError{Errs: make([]error, len(recs))}
 		for i, e := range werrs {
 			if e != nil {
 				pe.Errs[i] = fmt.Errorf("kafka: publish to %s: %w", topic, e)
@@ -203,7 +204,15 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	case errors.Is(err, io.ErrClosedPipe):
 		err = messaging.ErrClosed
 	}
-	return allFailed(len(msgs), fmt.Errorf("kafka: publish to %s: %w", topic, err))
+	return allFailed(len(recs), fmt.Errorf("kafka: publish to %s: %w", topic, err))
+}
+
+// requiredAcks is the acknowledgement Publish waits for.
+func (c *Client) requiredAcks() kafkago.RequiredAcks {
+	if c.writer != nil {
+		return c.writer.RequiredAcks
+	}
+	return c.cfg.requiredAcks
 }
 
 func allFailed(n int, err error) error {
@@ -284,8 +293,9 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 }
 
 // Close stops every subscription (handlers in flight finish, their offsets
-// are committed and the groups are left), flushes and closes the writer the
-// client built, and makes further calls fail with ErrClosed. It is
+// are committed and the groups are left), waits until every record handed
+// to Publish has been sent and answered (a request failing then is not
+// retried), and makes further calls fail with ErrClosed. It is
 // idempotent. A group subscription caught in the middle of a group join
 // leaves once the join answers (bounded by the rebalance timeout).
 func (c *Client) Close() error {
@@ -294,16 +304,13 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.subs.CloseAll()
-	var err error
-	if c.ownWriter {
-		if e := c.writer.Close(); e != nil {
-			err = fmt.Errorf("kafka: close writer: %w", e)
-		}
+	if c.producer != nil {
+		c.producer.close()
 	}
 	if c.ownTrans != nil {
 		c.ownTrans.CloseIdleConnections()
 	}
-	return err
+	return nil
 }
 
 func (c *Client) rememberGroup(topic, group string) {
@@ -364,13 +371,12 @@ func fastBackOff() *backoff.ExponentialBackOff {
 	return b
 }
 
-// partitions returns the partition IDs of topic, sorted; an error wraps
-// kafkago.UnknownTopicOrPartition when the topic does not exist or a
-// partition has no leader yet. kafka-go's transport answers metadata from a
-// cache; with auto-creation on, the request is marked so that a topic
-// missing from the cache is looked up on the brokers (and the cache
-// refreshed) instead of reported missing until the cache expires.
-func (c *Client) partitions(ctx context.Context, topic string) ([]int, error) {
+// topicMetadata returns the metadata of topic. kafka-go's transport
+// answers from a cache; with auto-creation on, the request is marked so
+// that a topic missing from the cache is looked up on the brokers (and the
+// cache refreshed) instead of reported missing until the cache expires. An
+// error wraps kafkago.UnknownTopicOrPartition when the topic does not exist.
+func (c *Client) topicMetadata(ctx context.Context, topic string) (*metadataAPI.ResponseTopic, error) {
 	r, err := c.transport.RoundTrip(ctx, c.admin.Addr, &metadataAPI.Request{
 		TopicNames: []string{topic}, AllowAutoTopicCreation: c.cfg.autoCreate,
 	})
@@ -381,29 +387,50 @@ func (c *Client) partitions(ctx context.Context, topic string) ([]int, error) {
 	if !ok {
 		return nil, fmt.Errorf("kafka: metadata of %s: unexpected response %T", topic, r)
 	}
-	for _, t := range resp.Topics {
-		if t.Name != topic {
-			continue
-		}
-		if t.ErrorCode != 0 {
-			return nil, fmt.Errorf("kafka: metadata of %s: %w", topic, kafkago.Error(t.ErrorCode))
-		}
-		ids := make([]int, 0, len(t.Partitions))
-		for _, p := range t.Partitions {
-			if p.ErrorCode != 0 {
-				return nil, fmt.Errorf("kafka: metadata of %s partition %d: %w", topic, p.PartitionIndex, kafkago.Error(p.ErrorCode))
+	for i := range resp.Topics {
+		if t := &resp.Topics[i]; t.Name == topic {
+			if t.ErrorCode != 0 {
+				return nil, fmt.Errorf("kafka: metadata of %s: %w", topic, kafkago.Error(t.ErrorCode))
 			}
-			ids = append(ids, int(p.PartitionIndex))
+			return t, nil
 		}
-		sort.Ints(ids)
-		return ids, nil
 	}
 	return nil, fmt.Errorf("kafka: metadata of %s: %w", topic, kafkago.UnknownTopicOrPartition)
+}
+
+// partitions returns the partition IDs of topic, sorted; an error wraps
+// kafkago.UnknownTopicOrPartition when the topic does not exist or a
+// partition has no leader yet.
+func (c *Client) partitions(ctx context.Context, topic string) ([]int, error) {
+	t, err := c.topicMetadata(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int, 0, len(t.Partitions))
+	for _, p := range t.Partitions {
+		if p.ErrorCode != 0 {
+			return nil, fmt.Errorf("kafka: metadata of %s partition %d: %w", topic, p.PartitionIndex, kafkago.Error(p.ErrorCode))
+		}
+		ids = append(ids, int(p.PartitionIndex))
+	}
+	sort.Ints(ids)
+	return ids, nil
 }
 
 func (c *Client) partitionCount(ctx context.Context, topic string) (int, error) {
 	ids, err := c.partitions(ctx, topic)
 	return len(ids), err
+}
+
+// writePartitions returns the partition count of topic for Publish. Unlike
+// partitions it does not fail when a partition has no leader for a moment:
+// the produce request to it is retried, as kafka-go's Writer does.
+func (c *Client) writePartitions(ctx context.Context, topic string) (int, error) {
+	t, err := c.topicMetadata(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	return len(t.Partitions), nil
 }
 
 // listOffsets asks for one offset per partition: the first, the end (next

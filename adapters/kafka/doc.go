@@ -11,8 +11,9 @@
 //	replication=-1          replication factor of created topics (-1: broker default, Kafka >= 2.4)
 //	auto_create=true        Publish/Subscribe/Read create a missing topic
 //	acks=all                all | one | none: acknowledgement Publish waits for
-//	batch_size=100          records per produce batch and partition
-//	batch_timeout=1ms       linger before sending a batch that is not full
+//	batch_size=10000        records per produce request and partition (and
+//	                        at most 1 MB)
+//	batch_timeout=0s        linger before sending a request that is not full
 //	compression=none        none | gzip | snappy | lz4 | zstd
 //	max_message_size=1000000  largest Message.Size Publish accepts
 //	commit_interval=500ms   how often group offsets are committed
@@ -29,16 +30,17 @@
 //
 // New builds a client from broker addresses and options, and can reuse
 // existing kafka-go pieces: WithDialer (readers and groups), WithTransport
-// (writer and admin requests), WithWriter (an existing *kafkago.Writer).
+// (produce and admin requests), WithWriter (an existing *kafkago.Writer).
 //
 // # Mapping
 //
 //   - Topic: a Kafka topic, created on first use with the configured
 //     partitions and replication unless auto_create=false (Provision always
 //     creates it).
-//   - Key: the record key; the writer picks the partition with murmur2 (as
-//     the Java client does), so one key stays in one partition, in order. An
-//     empty key is sent as a null key and spread over the partitions.
+//   - Key: the record key; its murmur2 hash picks the partition (as in the
+//     Java client), so one key stays in one partition, in order. An empty
+//     key is sent as a null key; the keyless records of one Publish go to
+//     one partition, those of the next Publish to the next (round robin).
 //   - ID travels in the record header "msgkit-id"; Time is the record
 //     timestamp, so consumers see it with millisecond precision and AtTime
 //     positions use it. Application headers are carried verbatim; names
@@ -50,12 +52,19 @@
 //
 // # Publishing
 //
-// Publish hands its messages to one kafka-go Writer in one WriteMessages
-// call and returns once every record is acknowledged with RequiredAcks (all
-// in-sync replicas by default); concurrent calls share produce batches. A
-// failure returns a *messaging.PublishError naming the records that were not
-// acknowledged (they may still have been written: retrying can duplicate,
-// never lose).
+// Publish sends its records with kafka-go's Client.Produce and returns once
+// every record is acknowledged with RequiredAcks (all in-sync replicas by
+// default). Each partition has at most one produce request in flight; the
+// records queued for it meanwhile, from any number of concurrent calls, all
+// go in the next request (group commit). So a Publish of N records to an
+// idle partition is one request, concurrent calls share requests, and no
+// linger timer delays a lone call. Requests failing with a temporary error
+// (leader change, broken connection) are retried as kafka-go's Writer does
+// (10 attempts, backoff 100ms to 1s), in order. A failure returns a
+// *messaging.PublishError naming the records that were not acknowledged (they
+// may still have been written: retrying can duplicate, never lose). This is
+// the work kafka-go's Writer does, minus its per-record metadata lookup and
+// batch copies; WithWriter makes Publish use a given Writer instead.
 //
 // # Consuming
 //

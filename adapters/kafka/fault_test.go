@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -390,4 +391,128 @@ func TestNackHoldsCommit(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the failed message never came back to the group")
 	}
+}
+
+// TestPublishAcrossRestart: Publish runs on while the broker goes down and
+// comes back from its data directory. Every message Publish confirmed is
+// delivered afterwards; the ones it reported failed may or may not be
+// (counted); none is lost silently.
+func TestPublishAcrossRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a private cluster")
+	}
+	dir := t.TempDir()
+	ports := freePorts(t, 1)
+	cluster := startCluster(t, dir, ports)
+	url := fmt.Sprintf("kafka://127.0.0.1:%d?partitions=3&heartbeat_interval=200ms&session_timeout=2s&commit_interval=50ms&join_backoff=200ms", ports[0])
+	topic, group := integration.UniqueName(t, "restart"), integration.UniqueName(t, "g")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	pub, err := kafka.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Provision(ctx, topic, group); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		mu                sync.Mutex
+		confirmed, failed []string
+		confirmedCount    atomic.Int64
+		failures          atomic.Int64
+		firstFailure      error
+		stop              = make(chan struct{})
+		publisherDone     = make(chan struct{})
+		progress          = make(chan struct{}, 1)
+	)
+	go func() {
+		defer close(publisherDone)
+		for seq := 0; ; {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			msgs := make([]*messaging.Message, 50)
+			for i := range msgs {
+				seq++
+				msgs[i] = &messaging.Message{Key: strconv.Itoa(seq % 7), Payload: []byte(strconv.Itoa(seq))}
+			}
+			callCtx, callCancel := context.WithTimeout(t.Context(), 2*time.Second)
+			err := pub.Publish(callCtx, topic, msgs...)
+			callCancel()
+			var pe *messaging.PublishError
+			if err != nil && !errors.As(err, &pe) {
+				t.Errorf("publish: %v, want nil or a *messaging.PublishError", err)
+				return
+			}
+			mu.Lock()
+			for i, m := range msgs {
+				if pe != nil && pe.Errs[i] != nil {
+					if firstFailure == nil {
+						firstFailure = pe.Errs[i]
+					}
+					failed = append(failed, m.ID)
+					failures.Add(1)
+				} else {
+					confirmed = append(confirmed, m.ID)
+					confirmedCount.Add(1)
+				}
+			}
+			mu.Unlock()
+			select {
+			case progress <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.After(60 * time.Second)
+		for !cond() {
+			select {
+			case <-progress:
+			case <-deadline:
+				t.Fatalf("timed out waiting until %s (%d confirmed, %d failed)", what, confirmedCount.Load(), failures.Load())
+			}
+		}
+	}
+	waitFor("1,000 messages are confirmed", func() bool { return confirmedCount.Load() >= 1000 })
+	cluster.Close()
+	waitFor("a publish fails while the broker is down", func() bool { return failures.Load() > 0 })
+	before := confirmedCount.Load()
+	cluster = startCluster(t, dir, ports)
+	t.Cleanup(cluster.Close)
+	waitFor("1,000 more are confirmed after the restart", func() bool { return confirmedCount.Load() >= before+1000 })
+	// A short outage: requests to the stopped broker are retried until it is
+	// back (or the call's 2s run out).
+	cluster.Close()
+	cluster = startCluster(t, dir, ports)
+	t.Cleanup(cluster.Close)
+	before = confirmedCount.Load()
+	waitFor("1,000 more are confirmed after a second restart", func() bool { return confirmedCount.Load() >= before+1000 })
+	close(stop)
+	<-publisherDone
+	_ = pub.Close()
+
+	col := integration.NewCollector()
+	sub2, err := kafka.Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub2.Close() })
+	sub, err := sub2.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group), messaging.Concurrency(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	mu.Lock()
+	defer mu.Unlock()
+	if !col.Wait(60*time.Second, func(c *integration.Collector) bool { return len(c.Missing(confirmed)) == 0 }) {
+		t.Fatalf("%d of %d confirmed messages never delivered after the restart", len(col.Missing(confirmed)), len(confirmed))
+	}
+	col.Report(t, confirmed)
+	written := len(failed) - len(col.Missing(failed))
+	t.Logf("%d confirmed (all delivered), %d reported failed during the outages (first: %v), of which %d were written anyway", len(confirmed), len(failed), firstFailure, written)
 }

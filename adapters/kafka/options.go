@@ -23,13 +23,14 @@ const (
 	// DefaultReplicationFactor (-1) leaves the replication factor of created
 	// topics to the broker's default.replication.factor.
 	DefaultReplicationFactor = -1
-	// DefaultBatchSize is the most records the writer puts in one produce
-	// batch per partition.
-	DefaultBatchSize = 100
-	// DefaultBatchTimeout is how long the writer waits for more records
-	// before sending a batch that is not full (kafka-go's own default, 1s,
-	// would stall every small Publish).
-	DefaultBatchTimeout = time.Millisecond
+	// DefaultBatchSize is the most records Publish puts in one produce
+	// request per partition. Requests are also cut at 1 MB, which binds
+	// first for records over 100 bytes.
+	DefaultBatchSize = 10_000
+	// DefaultBatchTimeout (0) sends a request as soon as a partition is
+	// idle: records that arrive while a request is in flight go in the next
+	// one, which batches concurrent calls without a timer.
+	DefaultBatchTimeout = 0
 	// DefaultCommitInterval is how often a group subscription commits the
 	// offsets its handlers finished.
 	DefaultCommitInterval = 500 * time.Millisecond
@@ -114,8 +115,8 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("%w: replication factor %d: must be at least 1 (or -1 for the broker default)", messaging.ErrInvalidOption, c.replicationFactor)
 	case c.batchSize < 1:
 		return c, fmt.Errorf("%w: batch size %d: must be at least 1", messaging.ErrInvalidOption, c.batchSize)
-	case c.batchTimeout <= 0:
-		return c, fmt.Errorf("%w: batch timeout %v: must be positive", messaging.ErrInvalidOption, c.batchTimeout)
+	case c.batchTimeout < 0:
+		return c, fmt.Errorf("%w: batch timeout %v: must not be negative", messaging.ErrInvalidOption, c.batchTimeout)
 	case c.commitInterval <= 0:
 		return c, fmt.Errorf("%w: commit interval %v: must be positive", messaging.ErrInvalidOption, c.commitInterval)
 	case c.heartbeatInterval <= 0 || c.sessionTimeout <= c.heartbeatInterval:
@@ -143,17 +144,19 @@ func newConfig(opts []Option) (config, error) {
 // and WithClientID.
 func WithDialer(d *kafkago.Dialer) Option { return func(c *config) { c.dialer = d } }
 
-// WithTransport makes the writer and the admin requests (topic creation,
-// offset lookups) use t. By default the client builds a kafkago.Transport
+// WithTransport makes produce and admin requests (topic creation, offset
+// lookups) use t. By default the client builds a kafkago.Transport
 // from WithTLS, WithSASL and WithClientID.
 func WithTransport(t kafkago.RoundTripper) Option { return func(c *config) { c.transport = t } }
 
-// WithWriter makes Publish use an existing writer, so code that already owns
-// a *kafkago.Writer can move to this API one call site at a time. The
-// writer's Topic must be empty (each message names its topic); its Addr,
-// Balancer, batching and RequiredAcks are used as they are, so the
-// guarantees of Publish are those the writer's settings give (keep Async
-// false). The client does not close a writer it was given.
+// WithWriter makes Publish use an existing writer (one WriteMessages call per
+// Publish) instead of the client's own producer, so code that already owns a
+// *kafkago.Writer can move to this API one call site at a time. The writer's
+// Topic must be empty (each message names its topic); its Addr, Balancer,
+// batching and RequiredAcks are used as they are, so the guarantees of
+// Publish are those the writer's settings give (keep Async false), and
+// WithBatchSize, WithBatchTimeout, WithRequiredAcks and WithCompression do
+// not apply. The client does not close a writer it was given.
 func WithWriter(w *kafkago.Writer) Option { return func(c *config) { c.writer = w } }
 
 // WithReaderConfig lets fn adjust the kafkago.ReaderConfig of every
@@ -191,12 +194,13 @@ func WithAutoCreateTopics(on bool) Option { return func(c *config) { c.autoCreat
 // kafkago.RequireAll: every in-sync replica).
 func WithRequiredAcks(a kafkago.RequiredAcks) Option { return func(c *config) { c.requiredAcks = a } }
 
-// WithBatchSize sets the most records per produce batch and partition
-// (default 100).
+// WithBatchSize sets the most records per produce request and partition
+// (default 10,000; requests are also cut at 1 MB).
 func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
 
-// WithBatchTimeout sets how long the writer lingers for more records before
-// sending a batch that is not full (default 1ms).
+// WithBatchTimeout sets how long a partition's sender lingers for more
+// records before sending a request that is not full (default 0: send at once;
+// records arriving meanwhile go in the next request).
 func WithBatchTimeout(d time.Duration) Option { return func(c *config) { c.batchTimeout = d } }
 
 // WithCompression compresses produced batches (default none).
