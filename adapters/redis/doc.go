@@ -66,8 +66,12 @@
 // Nack: the entry stays pending; the subscription re-claims it for itself
 // without counting (XCLAIM ... IDLE ... JUSTID) with an idle time of
 // AckDeadline minus the RetryAfter delay, so it becomes claimable by any
-// member's XAUTOCLAIM exactly when the delay ends (at once without a delay),
-// and the claim counts the next attempt. A delay longer than AckDeadline is
+// member's XAUTOCLAIM when the delay ends (at once without a delay), and the
+// claim counts the next attempt. Redis keeps idle times in whole
+// milliseconds of its clock, so the delay is rounded up and one millisecond
+// added: the message never comes back sooner than asked, and the nacking
+// subscription reclaims it within a few milliseconds of becoming
+// claimable. A delay longer than AckDeadline is
 // held by the subscription (idle time kept at 0) until the rest fits; if the
 // process dies meanwhile, the message comes back after AckDeadline, earlier
 // than asked, never lost. Release (fetched, never handled, at Close) works

@@ -218,13 +218,81 @@ func TestLongRetryDelay(t *testing.T) {
 	if first.attempt != 1 || second.attempt != 2 {
 		t.Fatalf("attempts %d, %d; want 1, 2", first.attempt, second.attempt)
 	}
-	if waited := second.at.Sub(first.at); waited < delay-50*time.Millisecond {
+	if waited := second.at.Sub(first.at); waited < delay {
 		t.Fatalf("redelivered after %v, want at least %v (ack deadline %v)", waited, delay, ack)
 	}
 	select {
 	case d := <-ch:
 		t.Fatalf("extra delivery with attempt %d", d.attempt)
 	default:
+	}
+}
+
+// TestRetryAfterOnTime: a nacked message comes back no sooner than its
+// RetryAfter delay (Redis counts idle time in whole milliseconds of its own
+// clock), and soon after it rather than at the next periodic reclaim (an
+// ack deadline of 30s reclaims every 5s): one message nacked again and
+// again, and messages with different delays waiting at the same time.
+func TestRetryAfterOnTime(t *testing.T) {
+	t.Run("repeated", func(t *testing.T) {
+		retryAfterOnTime(t, 30, map[string]time.Duration{"again": 20 * time.Millisecond})
+	})
+	t.Run("different delays", func(t *testing.T) {
+		delays := map[string]time.Duration{}
+		for i := 1; i <= 8; i++ {
+			delays[fmt.Sprint("d", i)] = time.Duration(i) * 60 * time.Millisecond
+		}
+		retryAfterOnTime(t, 1, delays)
+	})
+}
+
+// retryAfterOnTime publishes a message per key of delays, nacks each with
+// its delay on its first nacks attempts and checks when it comes back.
+func retryAfterOnTime(t *testing.T, nacks int, delays map[string]time.Duration) {
+	const ack, late = 30 * time.Second, 2 * time.Second
+	c := integration.OpenRedis(t)
+	topic := topicFor(t, c, "ontime")
+	group := integration.UniqueName(t, "g")
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		nackedAt = map[string]time.Time{}
+		left     = len(delays)
+	)
+	done := make(chan struct{})
+	h := func(_ context.Context, m *messaging.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		d := delays[m.ID]
+		if at, ok := nackedAt[m.ID]; ok {
+			switch gap := time.Since(at); {
+			case gap < d:
+				t.Errorf("%s attempt %d came %v after RetryAfter(%v)", m.ID, m.Attempt, gap, d)
+			case gap > d+late:
+				t.Errorf("%s attempt %d came %v after RetryAfter(%v), not promptly", m.ID, m.Attempt, gap, d)
+			}
+		}
+		if m.Attempt <= nacks {
+			nackedAt[m.ID] = time.Now() // the handler returns after this
+			return messaging.RetryAfter(errors.New("later"), d)
+		}
+		if left--; left == 0 {
+			close(done)
+		}
+		return nil
+	}
+	subscribe(t, c, t.Context(), topic, h, messaging.Group(group), messaging.AckDeadline(ack))
+	for id := range delays {
+		if err := c.Publish(t.Context(), topic, &messaging.Message{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("not every message came back")
 	}
 }
 

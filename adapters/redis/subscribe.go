@@ -1,12 +1,14 @@
 package redis
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -73,14 +75,13 @@ func (c *Client) subscribe(ctx context.Context, topic string, o messaging.Subscr
 	g := &groupSub{
 		c: c, rc: c.rc, log: c.cfg.logger,
 		topic: topic, key: key, group: o.Group, consumer: consumerName(), o: o, m: m,
-		ackMs:      max(o.AckDeadline.Milliseconds(), 1),
-		ops:        make(chan settleOp, 2*m.limit),
-		room:       make(chan struct{}, 1),
-		kick:       make(chan struct{}, 1),
-		cursor:     "0-0",
-		holding:    map[string]struct{}{},
-		delayed:    map[string]time.Time{},
-		reclaimDue: math.MaxInt64,
+		ackMs:   max(o.AckDeadline.Milliseconds(), 1),
+		ops:     make(chan settleOp, 2*m.limit),
+		room:    make(chan struct{}, 1),
+		kick:    make(chan struct{}, 1),
+		cursor:  "0-0",
+		holding: map[string]struct{}{},
+		delayed: map[string]time.Time{},
 	}
 	g.sub = dispatch.NewSubscription(ctx, func() { c.subs.Remove(g.sub) })
 	if err := c.subs.Add(g.sub); err != nil {
@@ -124,16 +125,16 @@ type groupSub struct {
 	handlers runner
 	ops      chan settleOp
 	room     chan struct{} // signalled when holding shrinks
-	kick     chan struct{} // signalled when reclaimDue moves earlier
+	kick     chan struct{} // signalled when the earliest due moves earlier
 	cursor   string        // XAUTOCLAIM scan position, used by maintain only
 
 	// settleMu orders settlements against reclaim and touch (see there).
 	settleMu sync.Mutex
 
-	mu         sync.Mutex
-	holding    map[string]struct{}  // fetched, settlement not yet in Redis: deadline extended
-	delayed    map[string]time.Time // nacked with a delay beyond the ack deadline: due time
-	reclaimDue int64                // unix ms of the earliest nack that becomes claimable
+	mu      sync.Mutex
+	holding map[string]struct{}  // fetched, settlement not yet in Redis: deadline extended
+	delayed map[string]time.Time // nacked with a delay beyond the ack deadline: due time
+	dues    dueTimes             // when nacked entries become claimable
 }
 
 type opKind int
@@ -405,14 +406,28 @@ func (g *groupSub) maintain(ctx context.Context) error {
 	}
 }
 
-// scheduleDue makes maintain reclaim at due (a nacked entry becomes
-// claimable then).
-func (g *groupSub) scheduleDue(due time.Time) {
-	g.mu.Lock()
-	earlier := due.UnixMilli() < g.reclaimDue
-	if earlier {
-		g.reclaimDue = due.UnixMilli()
+// scheduleDues makes maintain reclaim when the entries whose idle time
+// was just set (the script has replied) become claimable, in's durations
+// from now. The server set the idle times before its reply, so they are
+// claimable by then.
+func (g *groupSub) scheduleDues(in []time.Duration) {
+	if len(in) == 0 {
+		return
 	}
+	now := time.Now()
+	slices.Sort(in)
+	g.mu.Lock()
+	earliest := g.nextDueLocked()
+	for _, d := range slices.Compact(in) {
+		// Rounded up to the millisecond maintain's timer uses.
+		due := now.Add(d)
+		ms := due.UnixMilli()
+		if due.After(time.UnixMilli(ms)) {
+			ms++
+		}
+		heap.Push(&g.dues, ms)
+	}
+	earlier := g.nextDueLocked() < earliest
 	g.mu.Unlock()
 	if earlier {
 		select {
@@ -422,21 +437,46 @@ func (g *groupSub) scheduleDue(due time.Time) {
 	}
 }
 
+// nextDue is the unix ms of the earliest scheduled reclaim, or MaxInt64.
 func (g *groupSub) nextDue() int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.reclaimDue
+	return g.nextDueLocked()
 }
 
-// takeDue reports whether a scheduled reclaim is due, and clears it.
+func (g *groupSub) nextDueLocked() int64 {
+	if len(g.dues) == 0 {
+		return math.MaxInt64
+	}
+	return g.dues[0]
+}
+
+// takeDue reports whether a scheduled reclaim is due, and clears those that
+// are.
 func (g *groupSub) takeDue(now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.reclaimDue <= now.UnixMilli() {
-		g.reclaimDue = math.MaxInt64
-		return true
+	ms, due := now.UnixMilli(), false
+	for len(g.dues) > 0 && g.dues[0] <= ms {
+		heap.Pop(&g.dues)
+		due = true
 	}
-	return false
+	return due
+}
+
+// dueTimes is a min-heap of unix milliseconds at which nacked entries
+// become claimable.
+type dueTimes []int64
+
+func (h dueTimes) Len() int           { return len(h) }
+func (h dueTimes) Less(i, j int) bool { return h[i] < h[j] }
+func (h dueTimes) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueTimes) Push(x any)        { *h = append(*h, x.(int64)) }
+func (h *dueTimes) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // reclaim claims entries idle for longer than the ack deadline (their
@@ -543,16 +583,16 @@ func (g *groupSub) touch(ctx context.Context) error {
 	defer g.settleMu.Unlock()
 	now := time.Now()
 	var args []any
-	var dues []time.Time
+	var dues []time.Duration
 	g.mu.Lock()
 	for id := range g.holding {
 		args = append(args, id, 0, -1)
 	}
 	for id, due := range g.delayed {
 		left := due.Sub(now)
-		if left <= g.o.AckDeadline {
+		if g.fitsIdle(left) {
 			args = append(args, id, g.idleFor(left), -1)
-			dues = append(dues, due)
+			dues = append(dues, claimableIn(left))
 			delete(g.delayed, id)
 		} else {
 			args = append(args, id, 0, -1)
@@ -562,17 +602,31 @@ func (g *groupSub) touch(ctx context.Context) error {
 	if err := g.claimOwn(ctx, args); err != nil {
 		return err
 	}
-	for _, d := range dues {
-		g.scheduleDue(d)
-	}
+	g.scheduleDues(dues)
 	return nil
 }
 
+// claimableIn is how long after the idle time is set an entry nacked with
+// delay becomes claimable: delay rounded up to whole milliseconds, plus one.
+// Redis keeps delivery times in whole milliseconds of its own clock,
+// truncated, so an entry whose idle time is set late in one millisecond
+// counts that millisecond as whole: the extra one keeps RetryAfter's "no
+// sooner than" true.
+func claimableIn(delay time.Duration) time.Duration {
+	return (delay + time.Millisecond - 1).Truncate(time.Millisecond) + time.Millisecond
+}
+
+// fitsIdle reports whether a nack with delay can be expressed as an idle
+// time, that is whether it becomes claimable within the ack deadline.
+// Longer delays are held by the subscription until they fit.
+func (g *groupSub) fitsIdle(delay time.Duration) bool {
+	return claimableIn(delay).Milliseconds() <= g.ackMs
+}
+
 // idleFor is the idle time that makes an entry claimable by XAUTOCLAIM
-// (min-idle = ack deadline) after delay.
+// (min-idle = ack deadline) claimableIn(delay) after it is set.
 func (g *groupSub) idleFor(delay time.Duration) int64 {
-	ms := (delay + time.Millisecond - 1).Milliseconds()
-	return max(g.ackMs-ms, 0)
+	return max(g.ackMs-claimableIn(delay).Milliseconds(), 0)
 }
 
 // claimOwn runs claimOwnScript over (id, idle, retry count) triples.
@@ -621,7 +675,7 @@ func (g *groupSub) settle(d dispatch.Delivery, r dispatch.Result) {
 	case dispatch.Release:
 		op.kind = opRelease
 	}
-	if op.kind == opNack && r.Delay > g.o.AckDeadline {
+	if op.kind == opNack && !g.fitsIdle(r.Delay) {
 		g.mu.Lock()
 		g.delayed[id] = time.Now().Add(r.Delay)
 		g.mu.Unlock()
@@ -657,7 +711,7 @@ func (g *groupSub) settler() {
 func (g *groupSub) execute(batch []settleOp) {
 	ctx, cancel := dispatch.SettleContext(g.sub.HandlerContext(), settleTimeout)
 	defer cancel()
-	var dues []time.Time
+	var dues []time.Duration
 	g.settleMu.Lock()
 	// Entries stay held (deadline extended, never reclaimed by this
 	// subscription) until their settlement reached Redis; due nacks are
@@ -667,12 +721,9 @@ func (g *groupSub) execute(batch []settleOp) {
 			g.unhold(op.id)
 		}
 		g.settleMu.Unlock()
-		for _, d := range dues {
-			g.scheduleDue(d)
-		}
+		g.scheduleDues(dues)
 	}()
 	var acks, claims []any
-	now := time.Now()
 	for _, op := range batch {
 		switch op.kind {
 		case opAck:
@@ -683,11 +734,11 @@ func (g *groupSub) execute(batch []settleOp) {
 			}
 		case opNack:
 			switch {
-			case op.delay > g.o.AckDeadline:
+			case !g.fitsIdle(op.delay):
 				claims = append(claims, op.id, 0, -1) // touch keeps it until due
 			default:
 				claims = append(claims, op.id, g.idleFor(op.delay), -1)
-				dues = append(dues, now.Add(op.delay))
+				dues = append(dues, claimableIn(op.delay))
 			}
 		case opRelease:
 			// Claimable at once, and the delivery is not counted.
