@@ -415,14 +415,18 @@ func (s *suite) panicRedelivers(t *testing.T) {
 }
 
 // cancelRedelivers: cancelling the subscription while a handler runs makes
-// the message come back to the group, and Done follows promptly.
+// the message come back to the group, not to the cancelled subscription's
+// handler, and Done follows promptly.
 func (s *suite) cancelRedelivers(t *testing.T) {
 	g := s.group("cancel")
 	s.provision(g)
 	started := make(chan struct{}, 1)
+	var calls atomic.Int32
 	ctx, cancel := context.WithCancel(t.Context())
 	sub := s.subscribe(ctx, s.c, func(ctx context.Context, m *messaging.Message) error {
-		started <- struct{}{}
+		if calls.Add(1) == 1 {
+			started <- struct{}{}
+		}
 		<-ctx.Done()
 		return ctx.Err()
 	}, messaging.Group(g))
@@ -440,6 +444,9 @@ func (s *suite) cancelRedelivers(t *testing.T) {
 	}
 	if err := sub.Err(); err != nil {
 		t.Errorf("Err after cancel: %v, want nil", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the cancelled subscription's handler ran %d times, want once", n)
 	}
 	ch, h := receive(1)
 	s.subscribe(t.Context(), h2(s, t), h, messaging.Group(g))

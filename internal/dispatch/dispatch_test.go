@@ -178,3 +178,50 @@ func TestSubmitRefusesWhenDone(t *testing.T) {
 		t.Fatal("Submit took a delivery with a done context")
 	}
 }
+
+// TestHandlerContextDone: once the handler context is done, Submit refuses
+// deliveries even when the caller's context still looks live (a parent's
+// Done closes before its children are cancelled), and a delivery queued
+// before that is released, not handled.
+func TestHandlerContextDone(t *testing.T) {
+	handlerCtx, cancel := context.WithCancel(t.Context())
+	started, unblock, queuedDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	handled, outcomes := map[string]bool{}, map[string]Outcome{}
+	h := func(_ context.Context, m *messaging.Message) error {
+		mu.Lock()
+		handled[m.ID] = true
+		mu.Unlock()
+		if m.ID == "running" {
+			close(started)
+			<-unblock
+		}
+		return nil
+	}
+	p := NewPool(handlerCtx, 1, 8, h, func(d Delivery, r Result) {
+		mu.Lock()
+		outcomes[d.Msg.ID] = r.Outcome
+		mu.Unlock()
+		if d.Msg.ID == "queued" {
+			close(queuedDone)
+		}
+	}, 0)
+	p.Submit(t.Context(), Delivery{Msg: &messaging.Message{ID: "running"}})
+	<-started
+	if !p.Submit(t.Context(), Delivery{Msg: &messaging.Message{ID: "queued"}}) {
+		t.Fatal("Submit refused a delivery while both contexts were live")
+	}
+	cancel()
+	if p.Submit(t.Context(), Delivery{Msg: &messaging.Message{ID: "late"}}) {
+		t.Error("Submit took a delivery after the handler context ended")
+	}
+	close(unblock)
+	<-queuedDone // settled by the worker, not by Close
+	p.Close()
+	if handled["queued"] || outcomes["queued"] != Release {
+		t.Errorf("queued before the handler context ended: handled %v, outcome %v; want released unhandled", handled["queued"], outcomes["queued"])
+	}
+	if _, ok := outcomes["late"]; ok {
+		t.Error("the refused delivery was settled by the pool; its caller owns it")
+	}
+}

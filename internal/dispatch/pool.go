@@ -59,7 +59,9 @@ func NewPool(ctx context.Context, concurrency, queued int, h messaging.Handler, 
 func (p *Pool) work(q chan Delivery) {
 	defer p.wg.Done()
 	for d := range q {
-		if p.stopping.Load() {
+		// A delivery queued while the handler context ended is not
+		// handled: the handler could only fail it, counting an attempt.
+		if p.stopping.Load() || p.ctx.Err() != nil {
 			p.settle(d, Result{Outcome: Release})
 			continue
 		}
@@ -68,10 +70,15 @@ func (p *Pool) work(q chan Delivery) {
 }
 
 // Submit queues d for its worker, blocking while that worker's queue is full
-// (backpressure). It returns false without taking d when ctx is done first;
-// the caller then still owns d and must release it.
+// (backpressure). It returns false without taking d when ctx or the handler
+// context is done first; the caller then still owns d and must release it.
+//
+// The handler context is checked as well because a context's Done closes
+// before its children are cancelled: a fetch loop whose context derives
+// from the handler context can see a message that a handler just failed
+// with ctx.Err() while its own context still looks live.
 func (p *Pool) Submit(ctx context.Context, d Delivery) bool {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || p.ctx.Err() != nil {
 		return false
 	}
 	q := p.queues[p.worker(d.Msg.Key)]
