@@ -26,9 +26,20 @@ func SubscribeBatchArgs(closed bool, topic string, h messaging.BatchHandler, opt
 // InvokeBatch runs h on msgs, turning a panic or a result of the wrong length
 // into an error for every message, and classifies each message's result as
 // Invoke does. The results are in the order of msgs.
+//
+// When ctx (the handler context) has already ended, h is not called and
+// every message is released: the handler could only fail them, counting an
+// attempt. Fetch loops can get that far because a context's Done closes
+// before its children are cancelled (see Pool.Submit).
 func InvokeBatch(ctx context.Context, h messaging.BatchHandler, msgs []*messaging.Message, maxAttempts int) []Result {
-	errs, err := callBatch(ctx, h, msgs)
 	out := make([]Result, len(msgs))
+	if ctx.Err() != nil {
+		for i := range out {
+			out[i] = Result{Outcome: Release}
+		}
+		return out
+	}
+	errs, err := callBatch(ctx, h, msgs)
 	for i, m := range msgs {
 		e := err
 		if e == nil && errs != nil {

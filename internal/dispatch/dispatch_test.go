@@ -225,3 +225,29 @@ func TestHandlerContextDone(t *testing.T) {
 		t.Error("the refused delivery was settled by the pool; its caller owns it")
 	}
 }
+
+// TestInvokeBatchAfterHandlerContextEnded: a batch whose handler context has
+// ended is released unhandled; with a live context every message gets its
+// own outcome.
+func TestInvokeBatchAfterHandlerContextEnded(t *testing.T) {
+	calls := 0
+	h := func(_ context.Context, msgs []*messaging.Message) []error {
+		calls++
+		return []error{nil, errors.New("again")}
+	}
+	msgs := []*messaging.Message{{ID: "a", Attempt: 1}, {ID: "b", Attempt: 1}}
+	live := InvokeBatch(t.Context(), h, msgs, 0)
+	if calls != 1 || live[0].Outcome != Ack || live[1].Outcome != Nack {
+		t.Fatalf("live context: %d calls, outcomes %v %v; want 1 call, ack and nack", calls, live[0].Outcome, live[1].Outcome)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for i, r := range InvokeBatch(ctx, h, msgs, 0) {
+		if r.Outcome != Release {
+			t.Errorf("message %d after the context ended: %v, want release", i, r.Outcome)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("handler called %d times, want once (not after the context ended)", calls)
+	}
+}
