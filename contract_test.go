@@ -23,6 +23,23 @@ func TestValidateName(t *testing.T) {
 	}
 }
 
+// TestValidateNameMessage checks that the error quotes the name as given and
+// names the offending character, not a byte of its UTF-8 encoding.
+func TestValidateNameMessage(t *testing.T) {
+	for name, want := range map[string]string{
+		"Ärger":                  `"Ärger": character 'Ä' at position 0`,
+		"orders-ü":               `"orders-ü": character 'ü' at position 7`,
+		"a b":                    `"a b": character ' ' at position 1`,
+		"x\xffy":                 `invalid UTF-8 at byte 1`,
+		strings.Repeat("é", 150): `"` + strings.Repeat("é", 20) + `..." is 300 bytes`,
+	} {
+		err := messaging.ValidateName(name)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ValidateName(%q) = %v, want it to contain %s", name, err, want)
+		}
+	}
+}
+
 func TestPositionValidate(t *testing.T) {
 	for _, ok := range []messaging.Position{messaging.Earliest, messaging.Latest, messaging.AtOffset("1"), messaging.AfterOffset("0:5"), messaging.AtTime(time.Now())} {
 		if err := ok.Validate(); err != nil {
