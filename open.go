@@ -45,7 +45,9 @@ func Schemes() []string {
 }
 
 // Open returns a client for rawURL, chosen by its scheme among the registered
-// adapters (import an adapter package for its side effect to register it).
+// adapters (import an adapter package for its side effect to register it;
+// for a scheme of an adapter this module ships, the error names the package
+// to import).
 // Errors wrap ErrInvalidURL, ErrUnknownScheme or ErrInvalidOption, name the
 // bad part, and never show the URL's password.
 func Open(ctx context.Context, rawURL string) (Client, error) {
@@ -57,8 +59,7 @@ func Open(ctx context.Context, rawURL string) (Client, error) {
 	open, ok := registry[u.Scheme]
 	registryMu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("%w %q in %s (registered: %s; is the adapter package imported?)",
-			ErrUnknownScheme, u.Scheme, u.Redacted(), strings.Join(Schemes(), ", "))
+		return nil, fmt.Errorf("%w %q in %s: %s", ErrUnknownScheme, u.Scheme, u.Redacted(), unknownSchemeHint(u.Scheme))
 	}
 	c, err := open(ctx, u)
 	if err != nil {

@@ -52,6 +52,24 @@ func TestOpenUnknownSchemeListsRegistered(t *testing.T) {
 	}
 }
 
+// TestOpenUnknownSchemeNamesImport checks that a shipped adapter's scheme
+// that is not registered (this test binary imports only the memory adapter)
+// names the package to import.
+func TestOpenUnknownSchemeNamesImport(t *testing.T) {
+	for scheme, pkg := range map[string]string{
+		"nats":   "github.com/msgkit/messaging/adapters/nats",
+		"redis":  "github.com/msgkit/messaging/adapters/redis",
+		"rediss": "github.com/msgkit/messaging/adapters/redis",
+		"kafka":  "github.com/msgkit/messaging/adapters/kafka",
+		"amqp":   "github.com/msgkit/messaging/adapters/rabbitmq",
+	} {
+		_, err := messaging.Open(t.Context(), scheme+"://127.0.0.1:1")
+		if !errors.Is(err, messaging.ErrUnknownScheme) || !strings.Contains(err.Error(), `import _ "`+pkg+`"`) {
+			t.Errorf("Open(%s://): %v, want it to name %s", scheme, err, pkg)
+		}
+	}
+}
+
 func TestOpenRedactsPassword(t *testing.T) {
 	for _, raw := range []string{
 		"echo-test://user:s3cret-pw@host:1/",
