@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -98,28 +97,34 @@ func parseFreshness(s string) (string, error) {
 	return "", fmt.Errorf("answer realtime, seconds, minutes or hours (or 1-4), not %q", s)
 }
 
-func runAdvise(_ context.Context, a *app, args []string) error {
-	fs := newFlags(a, "advise", "", "Asks four questions and recommends the pattern to use, and why. Answer on stdin,\nor give every answer as a flag to skip the questions.")
-	everyone := fs.String("every-system-reacts", "", "do you need every interested system to react to each message? (yes/no)")
-	wait := fs.String("caller-waits", "", "must the caller wait for the result? (yes/no)")
-	fresh := fs.String("freshness", "", "how fresh must the data be? (realtime, seconds, minutes, hours)")
-	push := fs.String("source-can-push", "", "can the source push (publish, call a webhook)? (yes/no)")
-	if err := parse(a, fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError(fs, "unexpected argument %q", fs.Arg(0))
-	}
-	in := bufio.NewReader(a.stdin)
+func init() {
+	register(command{name: "advise", order: 90, cmd: &adviseCmd{},
+		help: "Answer four questions and get the pattern to use, and why."})
+}
+
+type adviseCmd struct {
+	EverySystemReacts string `help:"Do you need every interested system to react to each message? (yes/no)" placeholder:"yes|no"`
+	CallerWaits       string `help:"Must the caller wait for the result? (yes/no)" placeholder:"yes|no"`
+	Freshness         string `help:"How fresh must the data be? (realtime, seconds, minutes, hours)" placeholder:"FRESHNESS"`
+	SourceCanPush     string `help:"Can the source push (publish, call a webhook)? (yes/no)" placeholder:"yes|no"`
+}
+
+func (c *adviseCmd) Help() string {
+	return "Answer on stdin, or give every answer as a flag to skip the questions. Needs no broker."
+}
+
+func (c *adviseCmd) Run(e *env) error {
+	everyone, wait, fresh, push := &c.EverySystemReacts, &c.CallerWaits, &c.Freshness, &c.SourceCanPush
+	in := bufio.NewReader(e.stdin)
 	ask := func(flagVal *string, question string, parseAns func(string) error) error {
 		if *flagVal != "" {
 			if err := parseAns(*flagVal); err != nil {
-				return usageError(fs, "%v", err)
+				return usagef("%v", err)
 			}
 			return nil
 		}
 		for {
-			fmt.Fprintf(a.stdout, "%s ", question)
+			fmt.Fprintf(e.stdout, "%s ", question)
 			line, err := in.ReadString('\n')
 			if strings.TrimSpace(line) == "" && err != nil {
 				if err == io.EOF {
@@ -128,7 +133,7 @@ func runAdvise(_ context.Context, a *app, args []string) error {
 				return err
 			}
 			if perr := parseAns(line); perr != nil {
-				fmt.Fprintf(a.stdout, "  %v\n", perr)
+				fmt.Fprintf(e.stdout, "  %v\n", perr)
 				if err != nil {
 					return perr
 				}
@@ -153,7 +158,7 @@ func runAdvise(_ context.Context, a *app, args []string) error {
 	for _, s := range steps {
 		if *s.v != "" {
 			if e := s.p(*s.v); e != nil {
-				return usageError(fs, "%v", e)
+				return usagef("%v", e)
 			}
 		}
 	}
@@ -163,11 +168,11 @@ func runAdvise(_ context.Context, a *app, args []string) error {
 		}
 	}
 	ad := advise(ans)
-	fmt.Fprintf(a.stdout, "\nUse: %s\n\nWhy:\n", strings.Join(ad.patterns, " + "))
+	fmt.Fprintf(e.stdout, "\nUse: %s\n\nWhy:\n", strings.Join(ad.patterns, " + "))
 	for _, w := range ad.why {
-		fmt.Fprintf(a.stdout, "  - %s\n", w)
+		fmt.Fprintf(e.stdout, "  - %s\n", w)
 	}
-	fmt.Fprintf(a.stdout, "\nSee it run: %s\nPackages:   %s\n", ad.example, packages(ad.patterns))
+	fmt.Fprintf(e.stdout, "\nSee it run: %s\nPackages:   %s\n", ad.example, packages(ad.patterns))
 	return nil
 }
 

@@ -19,32 +19,41 @@ import (
 
 const benchHeader = "msgctl-bench-sent"
 
-func runBench(ctx context.Context, a *app, args []string) error {
-	fs := newFlags(a, "bench", "", "Publishes --count messages to a fresh topic with --publishers concurrent publishers\nwhile one consumer group consumes them, then prints throughput and the\npublish-to-handler latency percentiles. The topic is deleted afterwards.\nA progress bar goes to stderr.")
-	getURL := urlFlag(fs)
-	count := fs.Int("count", 10000, "messages to publish")
-	size := fs.Int("size", 256, "payload bytes")
-	pubs := fs.Int("publishers", 4, "concurrent publishers")
-	batch := fs.Int("batch", 1, "messages per Publish call")
-	conc := fs.Int("concurrency", 4, "consumer handlers run at once")
-	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
-	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := parse(a, fs, args); err != nil {
-		return err
+func init() {
+	register(command{name: "bench", order: 80, cmd: &benchCmd{},
+		help: "Measure publish-to-consume throughput and latency percentiles."})
+}
+
+type benchCmd struct {
+	Count       int           `help:"Messages to publish." default:"10000"`
+	Size        int           `help:"Payload bytes." default:"256"`
+	Publishers  int           `help:"Concurrent publishers." default:"4"`
+	Batch       int           `help:"Messages per Publish call." default:"1"`
+	Concurrency int           `help:"Consumer handlers run at once." default:"4"`
+	Timeout     time.Duration `help:"Give up after this long." default:"5m"`
+	Quiet       bool          `help:"No progress bar."`
+}
+
+func (c *benchCmd) Help() string {
+	return "Publishes --count messages to a fresh topic with --publishers concurrent publishers while\n" +
+		"one consumer group consumes them, then prints throughput and the publish-to-handler latency\n" +
+		"percentiles. The topic is deleted afterwards. A progress bar goes to stderr."
+}
+
+func (c *benchCmd) Run(e *env) error {
+	count, size, pubs, batch, conc := &c.Count, &c.Size, &c.Publishers, &c.Batch, &c.Concurrency
+	quiet := &c.Quiet
+	if *count < 1 || *size < 0 || *pubs < 1 || *batch < 1 || *conc < 1 || c.Timeout <= 0 {
+		return usagef("--count, --publishers, --batch and --concurrency must be >= 1, --size >= 0, --timeout > 0")
 	}
-	if fs.NArg() > 0 {
-		return usageError(fs, "unexpected argument %q", fs.Arg(0))
-	}
-	if *count < 1 || *size < 0 || *pubs < 1 || *batch < 1 || *conc < 1 {
-		return usageError(fs, "--count, --publishers, --batch and --concurrency must be >= 1, --size >= 0")
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(e.ctx, c.Timeout)
 	defer cancel()
-	client, err := open(ctx, getURL())
+	client, err := e.connect()
 	if err != nil {
 		return err
 	}
 	defer client.Close()
+	rawURL, _ := e.globals.brokerURL()
 
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
@@ -94,10 +103,10 @@ func runBench(ctx context.Context, a *app, args []string) error {
 
 	payload := make([]byte, *size)
 	_, _ = rand.Read(payload)
-	fmt.Fprintf(a.stderr, "bench: %d messages of %d bytes to %s on %s (%d publishers, batch %d, %d handlers)\n",
-		*count, *size, topic, redacted(getURL()), *pubs, *batch, *conc)
+	fmt.Fprintf(e.stderr, "bench: %d messages of %d bytes to %s on %s (%d publishers, batch %d, %d handlers)\n",
+		*count, *size, topic, redacted(rawURL), *pubs, *batch, *conc)
 
-	stopBar := progress(a.stderr, *quiet, *count, &published, &consumed)
+	stopBar := progress(e.stderr, *quiet, *count, &published, &consumed)
 	start := time.Now()
 	var pubErr error
 	var pubErrOnce sync.Once
@@ -152,7 +161,7 @@ func runBench(ctx context.Context, a *app, args []string) error {
 		}
 		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\t\n", k, v) }
 	row("metric", "value")
 	row("messages", strconv.Itoa(*count))

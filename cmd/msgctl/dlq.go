@@ -2,117 +2,174 @@ package main
 
 import (
 	"context"
-
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/middleware/deadletter"
 )
 
-const dlqSummary = `Inspects the dead letters of a dead-letter topic (what middleware/deadletter and the
-queue pattern write; a queue's is "<topic>.dlq") and republishes them.
+func init() {
+	register(command{name: "dlq", order: 70, cmd: &dlqCmd{},
+		help: "Inspect (read-only) and redrive the dead letters of a dead-letter topic."})
+}
 
-  msgctl dlq list    DLQ-TOPIC              pending dead letters, oldest first
-  msgctl dlq show    DLQ-TOPIC ID           one dead letter in full (ID or original ID)
-  msgctl dlq redrive DLQ-TOPIC ID... | --all  republish to the original topic
+type dlqCmd struct {
+	List    dlqListCmd    `cmd:"" help:"List the pending dead letters, oldest first (read-only)."`
+	Show    dlqShowCmd    `cmd:"" help:"Show one dead letter in full (read-only)."`
+	Redrive dlqRedriveCmd `cmd:"" help:"Republish dead letters to their original topic."`
+}
 
-Needs an adapter that can replay (mem, NATS JetStream, Redis, Kafka, RabbitMQ streams).`
+func (c *dlqCmd) Help() string {
+	return "A dead-letter topic is what middleware/deadletter and the queue pattern write (a queue's is\n" +
+		"\"<topic>.dlq\"). Needs an adapter that can replay (mem, NATS JetStream, Redis, Kafka,\n" +
+		"RabbitMQ with streams=true).\n\n" +
+		"list and show write nothing: they read the topic from its start until --quiet passes without\n" +
+		"a message, and on NATS they create no stream (a missing topic has no dead letters).\n" +
+		"redrive republishes each letter, then appends a marker that hides it from later lists."
+}
 
-func runDLQ(ctx context.Context, a *app, args []string) error {
-	fs := newFlags(a, "dlq", "list|show|redrive DLQ-TOPIC [ID...]", dlqSummary)
-	getURL := urlFlag(fs)
-	all := fs.Bool("all", false, "redrive: every pending dead letter")
-	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
-	// Flags may follow the subcommand: parse "dlq list --url X T" too.
-	var sub string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		sub, args = args[0], args[1:]
+// dlqFlags are the flags of every dlq subcommand.
+type dlqFlags struct {
+	DLQ     string        `arg:"" name:"dlq-topic" help:"The dead-letter topic."`
+	Timeout time.Duration `help:"Give up after this long." default:"30s"`
+}
+
+type dlqListCmd struct {
+	dlqFlags
+	Quiet time.Duration `help:"The end of the log is taken to be reached after this long without a message." default:"1s"`
+}
+
+type dlqShowCmd struct {
+	dlqFlags
+	ID    string        `arg:"" help:"Dead letter ID or original message ID."`
+	Quiet time.Duration `help:"The end of the log is taken to be reached after this long without a message." default:"1s"`
+}
+
+type dlqRedriveCmd struct {
+	dlqFlags
+	IDs []string `arg:"" optional:"" name:"id" help:"Dead letter IDs or original message IDs."`
+	All bool     `help:"Redrive every pending dead letter."`
+}
+
+// topicExister is implemented by adapters whose Read would create a missing
+// topic (NATS JetStream): list and show check first, to stay read-only.
+type topicExister interface {
+	TopicExists(ctx context.Context, topic string) (bool, error)
+}
+
+// open validates the topic and returns its dead-letter queue, with a
+// context bounded by --timeout and a function releasing both.
+func (f *dlqFlags) open(e *env) (context.Context, messaging.Client, *deadletter.Queue, func(), error) {
+	if err := messaging.ValidateName(f.DLQ); err != nil {
+		return nil, nil, nil, nil, usagef("%v", err)
 	}
-	if err := parse(a, fs, args); err != nil {
-		return err
+	if f.Timeout <= 0 {
+		return nil, nil, nil, nil, usagef("--timeout must be positive")
 	}
-	rest := fs.Args()
-	if sub == "" {
-		if len(rest) == 0 {
-			return usageError(fs, "missing subcommand (list, show or redrive)")
+	client, err := e.connect()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, f.Timeout)
+	release := func() { cancel(); _ = client.Close() }
+	q, err := deadletter.NewQueue(client, f.DLQ)
+	if err != nil {
+		release()
+		return nil, nil, nil, nil, err
+	}
+	return ctx, client, q, release, nil
+}
+
+// scan lists the pending letters without writing to the broker.
+func (f *dlqFlags) scan(e *env, quiet time.Duration) ([]deadletter.Entry, *deadletter.Queue, func(), error) {
+	if quiet <= 0 {
+		return nil, nil, nil, usagef("--quiet must be positive")
+	}
+	ctx, client, q, release, err := f.open(e)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if te, ok := client.(topicExister); ok {
+		exists, err := te.TopicExists(ctx, f.DLQ)
+		if err != nil {
+			release()
+			return nil, nil, nil, err
 		}
-		sub, rest = rest[0], rest[1:]
-	}
-	if len(rest) < 1 {
-		return usageError(fs, "missing DLQ-TOPIC")
-	}
-	topic, ids := rest[0], rest[1:]
-	switch sub {
-	case "list":
-		if len(ids) > 0 {
-			return usageError(fs, "list takes no IDs")
+		if !exists {
+			return nil, q, release, nil
 		}
-	case "show":
-		if len(ids) != 1 {
-			return usageError(fs, "show takes exactly one ID")
-		}
-	case "redrive":
-		if (len(ids) > 0) == *all {
-			return usageError(fs, "redrive takes IDs or --all (not both)")
-		}
-	default:
-		return usageError(fs, "unknown subcommand %q (want list, show or redrive)", sub)
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	client, err := open(ctx, getURL())
+	entries, err := q.Scan(ctx, quiet)
+	if err != nil {
+		release()
+		return nil, nil, nil, err
+	}
+	return entries, q, release, nil
+}
+
+func (c *dlqListCmd) Run(e *env) error {
+	entries, _, release, err := c.scan(e, c.Quiet)
 	if err != nil {
 		return err
 	}
-	defer client.Close()
-	q, err := deadletter.NewQueue(client, topic)
+	defer release()
+	if len(entries) == 0 {
+		fmt.Fprintf(e.stdout, "no dead letters in %s\n", c.DLQ)
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tORIGINAL ID\tTIME\tTOPIC\tGROUP\tATTEMPTS\tREASON")
+	for _, l := range entries {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", l.Message.ID, l.OriginalID, l.Time.Format(time.RFC3339), l.Topic, l.Group, l.Attempts, oneLine(l.Reason, 60))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%d dead letter(s)\n", len(entries))
+	return nil
+}
+
+func (c *dlqShowCmd) Run(e *env) error {
+	entries, q, release, err := c.scan(e, c.Quiet)
 	if err != nil {
 		return err
 	}
-	switch sub {
-	case "list":
-		entries, err := q.List(ctx)
-		if err != nil {
-			return err
-		}
-		if len(entries) == 0 {
-			fmt.Fprintf(a.stdout, "no dead letters in %s\n", topic)
-			return nil
-		}
-		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tORIGINAL ID\tTIME\tTOPIC\tGROUP\tATTEMPTS\tREASON")
-		for _, e := range entries {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Message.ID, e.OriginalID, e.Time.Format(time.RFC3339), e.Topic, e.Group, e.Attempts, oneLine(e.Reason, 60))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		fmt.Fprintf(a.stdout, "%d dead letter(s)\n", len(entries))
-	case "show":
-		e, err := q.Get(ctx, ids[0])
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(a.stdout, "id:          %s\noriginal id: %s\ntopic:       %s\ngroup:       %s\nattempts:    %d\ntime:        %s\nkey:         %s\nreason:      %s\n",
-			e.Message.ID, e.OriginalID, e.Topic, e.Group, e.Attempts, e.Time.Format(time.RFC3339Nano), e.Message.Key, e.Reason)
-		for k, v := range deadletter.Strip(e.Message.Header) {
-			fmt.Fprintf(a.stdout, "header:      %s=%s\n", k, v)
-		}
-		fmt.Fprintf(a.stdout, "payload (%d bytes):\n%s\n", len(e.Message.Payload), e.Message.Payload)
-	case "redrive":
-		var n int
-		if *all {
-			n, err = q.RedriveAll(ctx)
-		} else {
-			n, err = q.Redrive(ctx, ids...)
-		}
-		if err != nil {
-			return fmt.Errorf("redrove %d, then: %w", n, err)
-		}
-		fmt.Fprintf(a.stdout, "redrove %d dead letter(s)\n", n)
+	defer release()
+	l, err := q.Find(entries, c.ID)
+	if err != nil {
+		return err
 	}
+	fmt.Fprintf(e.stdout, "id:          %s\noriginal id: %s\ntopic:       %s\ngroup:       %s\nattempts:    %d\ntime:        %s\nkey:         %s\nreason:      %s\n",
+		l.Message.ID, l.OriginalID, l.Topic, l.Group, l.Attempts, l.Time.Format(time.RFC3339Nano), l.Message.Key, l.Reason)
+	for k, v := range deadletter.Strip(l.Message.Header) {
+		fmt.Fprintf(e.stdout, "header:      %s=%s\n", k, v)
+	}
+	fmt.Fprintf(e.stdout, "payload (%d bytes):\n%s\n", len(l.Message.Payload), textPayload(l.Message.Payload))
+	return nil
+}
+
+func (c *dlqRedriveCmd) Run(e *env) error {
+	if (len(c.IDs) > 0) == c.All {
+		return usagef("redrive takes IDs or --all (not both)")
+	}
+	ctx, _, q, release, err := c.open(e)
+	if err != nil {
+		return err
+	}
+	defer release()
+	var n int
+	if c.All {
+		n, err = q.RedriveAll(ctx)
+	} else {
+		n, err = q.Redrive(ctx, c.IDs...)
+	}
+	if err != nil {
+		return fmt.Errorf("redrove %d, then: %w", n, err)
+	}
+	fmt.Fprintf(e.stdout, "redrove %d dead letter(s)\n", n)
 	return nil
 }
 

@@ -1,143 +1,141 @@
 // Command msgctl is the command-line tool of the messaging library: a demo
 // of the patterns that needs no setup, and commands to publish, consume,
-// replay, inspect dead letters, benchmark a broker and choose a pattern.
+// replay, provision, inspect dead letters, benchmark a broker and choose a
+// pattern.
 //
 // Usage:
 //
-//	msgctl <command> [flags] [arguments]
+//	msgctl <command> [arguments] [flags]
 //
-// Commands take the broker URL from --url, else the MESSAGING_URL
-// environment variable, else mem:// (the in-process broker, which lives only
-// as long as the command). Run `msgctl help` or `msgctl <command> --help`.
+// Flags may come before or after the arguments. Every command that talks to
+// a broker takes it from --url, else from the MESSAGING_URL environment
+// variable; without either it fails (exit status 2) and says so. Only demo
+// has a default: mem://, the in-process broker. Run `msgctl --help` or
+// `msgctl <command> --help`.
 //
 // Exit status: 0 on success, 1 when the command failed, 2 for a usage error
-// (unknown command or flag, missing argument).
+// (unknown command or flag, missing or malformed argument, no broker URL).
+//
+// Each command is one file that registers itself (see register).
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"slices"
 	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
 )
 
-// command is one msgctl subcommand.
-type command struct {
-	name    string
-	args    string // argument synopsis after the flags
-	summary string
-	run     func(ctx context.Context, a *app, args []string) error
+// globals are the flags every command accepts.
+type globals struct {
+	URL            string           `help:"Broker URL, e.g. nats://127.0.0.1:4222, redis://127.0.0.1:6379, kafka://127.0.0.1:9092, amqp://guest:guest@127.0.0.1:5672/ or mem:// (default: $MESSAGING_URL)." placeholder:"URL"`
+	ConnectTimeout time.Duration    `help:"Give up connecting to the broker after this long." default:"10s" placeholder:"DURATION"`
+	Version        kong.VersionFlag `help:"Print msgctl's version and exit."`
 }
 
-// app carries the process's streams, so tests can run commands in process.
-type app struct {
+// env is what a command's Run method receives.
+type env struct {
+	ctx            context.Context
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	globals        *globals
 }
 
-// errUsage marks usage errors (exit status 2); the message has been printed.
-var errUsage = errors.New("usage error")
+// command is one msgctl subcommand: cmd is a pointer to a struct whose
+// fields are its arguments and flags (kong tags) and whose method
+// Run(*env) error runs it.
+type command struct {
+	name, help string
+	order      int // position in the help listing
+	cmd        any
+}
 
-func commands() []command {
-	return []command{
-		{"demo", "", "run the scenarios (checkout, fan-out, dashboard, API sync) on an in-process broker", runDemo},
-		{"publish", "TOPIC [PAYLOAD...]", "publish messages (one per argument, or one per stdin line)", runPublish},
-		{"consume", "TOPIC", "consume a topic as a consumer group (or an ephemeral one) and print messages", runConsume},
-		{"tail", "TOPIC", "print messages of a topic as they are published (consume without a group)", runTail},
-		{"replay", "TOPIC", "print a topic's log from a position (--from earliest|latest|OFFSET|after:OFFSET|RFC3339 time)", runReplay},
-		{"dlq", "list|show|redrive ...", "inspect and redrive dead-lettered messages", runDLQ},
-		{"bench", "", "measure publish-to-consume throughput and latency percentiles", runBench},
-		{"advise", "", "answer four questions and get the pattern to use, and why", runAdvise},
-	}
+var commands []command
+
+// register adds a subcommand; each command's file calls it from init.
+func register(c command) { commands = append(commands, c) }
+
+// usageError is a usage error found while running a command (exit status 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Exit)
 	stop()
 	os.Exit(code)
 }
 
-// run executes one command line and returns the exit status.
-func run(ctx context.Context, a *app, args []string) int {
-	if len(args) == 0 {
-		usage(a.stderr)
-		return 2
+// version is the module version msgctl was built from.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return "msgctl " + bi.Main.Version
 	}
-	name := args[0]
-	switch name {
-	case "help", "-h", "-help", "--help":
-		if len(args) > 1 {
-			return run(ctx, a, []string{args[1], "--help"})
-		}
-		usage(a.stdout)
-		return 0
+	return "msgctl (devel)"
+}
+
+// run parses args, runs the command and returns the exit status. exit is
+// what --help and --version call (os.Exit in main).
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, exit func(int)) int {
+	if len(args) > 0 && args[0] == "help" { // msgctl help [command]
+		args = append(args[1:], "--help")
 	}
-	for _, c := range commands() {
-		if c.name != name {
-			continue
-		}
-		err := c.run(ctx, a, args[1:])
-		switch {
-		case err == nil, errors.Is(err, flag.ErrHelp):
-			return 0
-		case errors.Is(err, errUsage):
-			return 2
-		}
-		fmt.Fprintf(a.stderr, "msgctl %s: %v\n", name, err)
+	var g globals
+	opts := []kong.Option{
+		kong.Name("msgctl"),
+		kong.Description("One messaging API over NATS, Redis Streams, Kafka, RabbitMQ and an in-process broker.\n\nStart with: msgctl demo (no setup). Other commands need a broker: --url URL or $MESSAGING_URL."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(exit),
+		kong.Vars{"version": version()},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
+	}
+	slices.SortStableFunc(commands, func(a, b command) int { return a.order - b.order })
+	for _, c := range commands {
+		opts = append(opts, kong.DynamicCommand(c.name, c.help, "", c.cmd))
+	}
+	parser, err := kong.New(&g, opts...)
+	if err != nil {
+		fmt.Fprintf(stderr, "msgctl: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(a.stderr, "msgctl: unknown command %q\n\n", name)
-	usage(a.stderr)
-	return 2
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintf(w, "msgctl: one messaging API over NATS, Redis Streams, Kafka, RabbitMQ and memory\n\nUsage:\n  msgctl <command> [flags] [arguments]\n\nCommands:\n")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintf(w, "\nThe broker URL comes from --url, else $MESSAGING_URL, else mem:// (in-process).\nStart with:  msgctl demo\nMore:        msgctl <command> --help\n")
-}
-
-// newFlags returns a flag set for command c that prints its usage to
-// a.stderr (a.stdout for --help) and never exits.
-func newFlags(a *app, name, args, summary string) *flag.FlagSet {
-	fs := flag.NewFlagSet("msgctl "+name, flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: msgctl %s [flags] %s\n\n%s\n\nFlags:\n", name, args, summary)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parse parses args, mapping --help to flag.ErrHelp (usage printed to stdout)
-// and other flag errors to errUsage.
-func parse(a *app, fs *flag.FlagSet, args []string) error {
-	for _, arg := range args {
-		if arg == "--" {
-			break
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		var pe *kong.ParseError
+		if errors.As(err, &pe) && pe.Context != nil && len(args) == 0 {
+			_ = pe.Context.PrintUsage(true)
+			return 2
 		}
-		if arg == "-h" || arg == "--help" || arg == "-help" {
-			fs.SetOutput(a.stdout)
-			fs.Usage()
-			return flag.ErrHelp
+		fmt.Fprintf(stderr, "msgctl: %v\n", err)
+		if errors.As(err, &pe) && pe.Context != nil && pe.Context.Selected() != nil {
+			fmt.Fprintf(stderr, "Run 'msgctl %s --help' for usage.\n", pe.Context.Selected().Path())
+		} else {
+			fmt.Fprintln(stderr, "Run 'msgctl --help' for usage.")
 		}
+		return 2
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, globals: &g}
+	err = kctx.Run(e)
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "msgctl %s: %v\nRun 'msgctl %s --help' for usage.\n", kctx.Selected().Path(), ue, kctx.Selected().Path())
+		return 2
 	}
-	return nil
-}
-
-// usageError prints msg and the command's usage, and returns errUsage.
-func usageError(fs *flag.FlagSet, format string, args ...any) error {
-	fmt.Fprintf(fs.Output(), "%s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
-	fs.Usage()
-	return errUsage
+	fmt.Fprintf(stderr, "msgctl %s: %v\n", kctx.Selected().Path(), err)
+	return 1
 }

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +17,12 @@ import (
 	"testing"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/msgkit/messaging"
+	natsadapter "github.com/msgkit/messaging/adapters/nats"
+	redisadapter "github.com/msgkit/messaging/adapters/redis"
 	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/middleware/deadletter"
 )
@@ -51,10 +58,16 @@ type result struct {
 // minute.
 func msgctl(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
+	return msgctlEnv(t, nil, stdin, args...)
+}
+
+// msgctlEnv is msgctl with extra environment variables.
+func msgctlEnv(t *testing.T, env []string, stdin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "MESSAGING_URL=")
+	cmd.Env = append(append(os.Environ(), "MESSAGING_URL="), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -96,16 +109,23 @@ func TestDemoRunsOnTheEmbeddedBroker(t *testing.T) {
 }
 
 func TestHelpAndUsageErrors(t *testing.T) {
-	msgctl(t, "", "--help").want(t, 0, "Commands:", "demo", "publish", "consume", "tail", "replay", "dlq", "bench", "advise")
-	msgctl(t, "").want(t, 2, "Usage:")
-	msgctl(t, "", "frobnicate").want(t, 2, `unknown command "frobnicate"`)
-	for _, c := range []string{"demo", "publish", "consume", "tail", "replay", "dlq", "bench", "advise"} {
-		msgctl(t, "", c, "--help").want(t, 0, "Usage: msgctl "+c)
+	commands := []string{"demo", "publish", "consume", "tail", "replay", "provision", "dlq", "bench", "advise"}
+	msgctl(t, "", "--help").want(t, 0, append([]string{"Commands:", "--connect-timeout", "--version"}, commands...)...)
+	msgctl(t, "").want(t, 2, "Usage: msgctl <command>")
+	msgctl(t, "", "frobnicate").want(t, 2, "unexpected argument frobnicate")
+	for _, c := range commands {
+		r := msgctl(t, "", c, "--help")
+		r.want(t, 0, "Usage: msgctl "+c, "--connect-timeout", "--url")
 		msgctl(t, "", "help", c).want(t, 0, "Usage: msgctl "+c)
 	}
-	msgctl(t, "", "publish").want(t, 2, "missing TOPIC")
-	msgctl(t, "", "consume", "--no-such-flag", "t").want(t, 2, "flag provided but not defined")
-	msgctl(t, "", "dlq", "purge", "t").want(t, 2, `unknown subcommand "purge"`)
+	for _, c := range []string{"list", "show", "redrive"} {
+		msgctl(t, "", "dlq", c, "--help").want(t, 0, "Usage: msgctl dlq "+c, "--connect-timeout")
+	}
+	msgctl(t, "", "publish").want(t, 2, "expected \"<topic>\"")
+	msgctl(t, "", "consume", "--no-such-flag", "t").want(t, 2, "unknown flag --no-such-flag")
+	msgctl(t, "", "consume", "t", "--format", "xml").want(t, 2, "--format")
+	msgctl(t, "", "dlq", "purge", "t").want(t, 2, "unexpected argument purge")
+	msgctl(t, "", "dlq", "redrive", "t").want(t, 2, "redrive takes IDs or --all")
 	msgctl(t, "", "demo", "--only", "nothing").want(t, 2, `unknown scenario "nothing"`)
 	// Broker errors are failures (1), and never show the password.
 	r := msgctl(t, "", "publish", "--url", "nosuch://user:s3cret@host", "t", "x")
@@ -113,6 +133,93 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	if strings.Contains(r.stderr, "s3cret") {
 		t.Errorf("password in error: %s", r.stderr)
 	}
+}
+
+func TestVersion(t *testing.T) {
+	r := msgctl(t, "", "--version")
+	r.want(t, 0, "msgctl ")
+	if strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("--version printed %q, want one line", r.stdout)
+	}
+}
+
+// TestNoBrokerNoDefault: outside demo, a command that talks to a broker
+// fails without --url or MESSAGING_URL (usage error) and says how to name
+// one; it never falls back to the in-process broker silently.
+func TestNoBrokerNoDefault(t *testing.T) {
+	for _, args := range [][]string{
+		{"publish", "orders", "hello"},
+		{"consume", "orders", "--count", "1"},
+		{"tail", "orders", "--count", "1"},
+		{"replay", "orders"},
+		{"provision", "orders", "billing"},
+		{"dlq", "list", "orders.dlq"},
+		{"dlq", "show", "orders.dlq", "id"},
+		{"dlq", "redrive", "orders.dlq", "--all"},
+		{"bench", "--count", "1"},
+	} {
+		r := msgctl(t, "", args...)
+		r.want(t, 2, "no broker: pass --url URL or set MESSAGING_URL", "--url nats://127.0.0.1:4222", "mem://")
+		if r.stdout != "" {
+			t.Errorf("%v printed %q", args, r.stdout)
+		}
+	}
+	// MESSAGING_URL names one.
+	r := msgctlEnv(t, []string{"MESSAGING_URL=mem://"}, "", "publish", "orders", "hello")
+	r.want(t, 0)
+	if len(strings.Fields(r.stdout)) != 1 {
+		t.Errorf("publish printed %q, want one ID", r.stdout)
+	}
+	// The demo alone needs none, and ignores MESSAGING_URL.
+	msgctlEnv(t, []string{"MESSAGING_URL=nosuch://x"}, "", "demo", "--only", "fanout").want(t, 0, "msgctl demo on mem://", "-- fanout ok")
+}
+
+// TestConnectTimeout: every command that connects honours --connect-timeout
+// against a server that accepts connections and never answers.
+func TestConnectTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() { // accept and hold every connection, silently
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	for _, scheme := range []string{"redis", "amqp"} {
+		url := scheme + "://" + ln.Addr().String() + "/"
+		for _, args := range [][]string{
+			{"publish", "t", "x"},
+			{"consume", "t"},
+			{"tail", "t"},
+			{"replay", "t"},
+			{"provision", "t", "g"},
+			{"dlq", "list", "t"},
+			{"dlq", "redrive", "t", "--all"},
+			{"bench", "--count", "1"},
+			{"demo"},
+		} {
+			start := time.Now()
+			r := msgctl(t, "", append(args, "--url", url, "--connect-timeout", "300ms")...)
+			took := time.Since(start)
+			r.want(t, 1, "no connection within 300ms (--connect-timeout)")
+			if took > 10*time.Second {
+				t.Errorf("%v against a silent server took %v", args, took)
+			}
+		}
+	}
+	msgctl(t, "", "publish", "t", "x", "--url", "mem://", "--connect-timeout", "0s").want(t, 2, "--connect-timeout must be positive")
 }
 
 func TestAdvise(t *testing.T) {
@@ -166,7 +273,8 @@ func TestPublishConsumeReplayOnBroker(t *testing.T) {
 	// A consumer in its own process; it says when it is subscribed.
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	cons := exec.CommandContext(ctx, bin, "consume", "--url", url, "--group", group, "--count", "3", "--format", "json", topic)
+	// Flags after the topic, as a user types them.
+	cons := exec.CommandContext(ctx, bin, "consume", topic, "--url", url, "--group", group, "--count", "3", "--format", "json")
 	var consOut bytes.Buffer
 	cons.Stdout = &consOut
 	stderr, err := cons.StderrPipe()
@@ -265,7 +373,8 @@ func TestDLQListShowRedrive(t *testing.T) {
 	}
 	r := msgctl(t, "", "dlq", "list", "--url", url, dlq)
 	r.want(t, 0, "1 dead letter(s)", "orig-1")
-	msgctl(t, "", "dlq", "redrive", "--url", url, "--all", dlq).want(t, 0, "redrove 1")
+	// The form the help shows: --all after the topic.
+	msgctl(t, "", "dlq", "redrive", dlq, "--all", "--url", url).want(t, 0, "redrove 1")
 	msgctl(t, "", "dlq", "list", "--url", url, dlq).want(t, 0, "no dead letters")
 }
 
@@ -292,9 +401,7 @@ func TestCommandsOnNATS(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	topic := topicOn(t, c, "cli-nats")
-	if err := messaging.Provision(t.Context(), c, topic); err != nil {
-		t.Fatal(err)
-	}
+	msgctl(t, "", "provision", topic, "--url", url).want(t, 0, "provisioned topic "+topic)
 	pub := msgctl(t, "alpha\nbeta\n", "publish", "--url", url, topic)
 	pub.want(t, 0)
 	if ids := strings.Fields(pub.stdout); len(ids) != 2 {
@@ -323,4 +430,197 @@ func TestCommandsOnRedis(t *testing.T) {
 	msgctl(t, "", "dlq", "redrive", "--url", url, dlq, "redis-orig-1").want(t, 0, "redrove 1")
 	msgctl(t, "", "dlq", "list", "--url", url, dlq).want(t, 0, "no dead letters")
 	msgctl(t, "", "replay", "--url", url, "--count", "1", orig).want(t, 0, "\tstuck")
+}
+
+// TestFlagsAfterArguments is the invocation of the issue: flags after the
+// payload used to be published as two more messages to the in-process
+// broker. Checked with the raw Redis client: exactly one entry, "hello".
+func TestFlagsAfterArguments(t *testing.T) {
+	url := integration.Redis.Endpoint(t)
+	c := openClient(t, url)
+	topic := topicOn(t, c, "cli-flags")
+	r := msgctl(t, "", "publish", topic, "hello", "--url", url, "--key", "k", "-H", "a=b=c")
+	r.want(t, 0)
+	if ids := strings.Fields(r.stdout); len(ids) != 1 {
+		t.Fatalf("publish printed %q, want one ID", r.stdout)
+	}
+	rc := c.(*redisadapter.Client)
+	entries, err := rc.Redis().XRange(t.Context(), rc.StreamKey(topic), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("stream holds %d entries, want 1: %v", len(entries), entries)
+	}
+	msgctl(t, "", "replay", topic, "--url", url, "--count", "1", "--format", "json").
+		want(t, 0, `"payload":"hello"`, `"key":"k"`, `"a":"b=c"`)
+}
+
+// TestTopicAsWritten: a topic outside the alphabet is a usage error that
+// quotes it as the user wrote it.
+func TestTopicAsWritten(t *testing.T) {
+	url := integration.Redis.Endpoint(t)
+	for _, args := range [][]string{
+		{"publish", "Ärger", "x"},
+		{"consume", "Ärger"},
+		{"replay", "Ärger"},
+		{"provision", "Ärger"},
+		{"dlq", "list", "Ärger"},
+	} {
+		r := msgctl(t, "", append(args, "--url", url)...)
+		r.want(t, 2, `"Ärger": character 'Ä' at position 0`)
+		if strings.Contains(r.stderr, "Ã") {
+			t.Errorf("%v: error shows a byte of the UTF-8 encoding: %s", args, r.stderr)
+		}
+	}
+}
+
+// TestBinaryPayloads: --file and --file - publish raw bytes; JSON output
+// carries a non-UTF-8 payload as base64, text output marks it, so nothing is
+// corrupted on the way.
+func TestBinaryPayloads(t *testing.T) {
+	url := integration.Redis.Endpoint(t)
+	c := openClient(t, url)
+	topic := topicOn(t, c, "cli-bin")
+	payload := make([]byte, 256)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	file := filepath.Join(t.TempDir(), "payload.bin")
+	if err := os.WriteFile(file, payload, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	msgctl(t, "", "publish", topic, "--file", file, "--url", url).want(t, 0)
+	msgctl(t, string(payload[:10])+"\n"+string(payload[200:]), "publish", topic, "--file", "-", "--url", url).want(t, 0)
+	msgctl(t, "héllo", "publish", topic, "--file", "-", "--url", url).want(t, 0)
+	r := msgctl(t, "", "replay", topic, "--url", url, "--count", "3", "--format", "json")
+	r.want(t, 0)
+	var got [][]byte
+	for line := range strings.Lines(r.stdout) {
+		var m struct {
+			Payload       *string `json:"payload"`
+			PayloadBase64 *string `json:"payload_base64"`
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		switch {
+		case m.Payload != nil && m.PayloadBase64 == nil:
+			got = append(got, []byte(*m.Payload))
+		case m.PayloadBase64 != nil && m.Payload == nil:
+			b, err := base64.StdEncoding.DecodeString(*m.PayloadBase64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, b)
+		default:
+			t.Fatalf("want exactly one of payload and payload_base64: %s", line)
+		}
+	}
+	want := [][]byte{payload, append(append(append([]byte(nil), payload[:10]...), '\n'), payload[200:]...), []byte("héllo")}
+	if len(got) != len(want) {
+		t.Fatalf("replayed %d messages, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("message %d: %x, want %x", i, got[i], want[i])
+		}
+	}
+	r = msgctl(t, "", "replay", topic, "--url", url, "--count", "3")
+	r.want(t, 0, "\tbase64:"+base64.StdEncoding.EncodeToString(payload)+"\n", "\théllo\n")
+}
+
+// TestDLQListIsReadOnlyOnRedis: list and show write nothing (no marker
+// entry), checked with the raw Redis client, for a missing and for an
+// existing dead-letter topic.
+func TestDLQListIsReadOnlyOnRedis(t *testing.T) {
+	url := integration.Redis.Endpoint(t)
+	c := openClient(t, url)
+	rc := c.(*redisadapter.Client)
+	missing := topicOn(t, c, "cli-dlq-missing")
+	msgctl(t, "", "dlq", "list", missing, "--url", url).want(t, 0, "no dead letters in "+missing)
+	msgctl(t, "", "dlq", "show", missing, "x", "--url", url).want(t, 1, "not found")
+	if n, err := rc.Redis().Exists(t.Context(), rc.StreamKey(missing)).Result(); err != nil || n != 0 {
+		t.Fatalf("dlq list created %s: exists=%d %v", rc.StreamKey(missing), n, err)
+	}
+
+	dlq := topicOn(t, c, "cli-dlq-ro")
+	m := &messaging.Message{ID: "ro-1", Payload: []byte("stuck"), Topic: "orders", Attempt: 3}
+	if err := c.Publish(t.Context(), dlq, deadletter.Letter(m, errors.New("boom"), time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	before, err := rc.Redis().XRange(t.Context(), rc.StreamKey(dlq), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgctl(t, "", "dlq", "list", dlq, "--url", url).want(t, 0, "1 dead letter(s)", "ro-1", "boom")
+	msgctl(t, "", "dlq", "show", dlq, "ro-1", "--url", url).want(t, 0, "original id: ro-1", "stuck")
+	after, err := rc.Redis().XRange(t.Context(), rc.StreamKey(dlq), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("dlq list/show wrote to the stream: %d entries before, %d after", len(before), len(after))
+	}
+}
+
+// TestDLQListIsReadOnlyOnNATS: listing a dead-letter topic that does not
+// exist creates no stream, checked with the raw JetStream client.
+func TestDLQListIsReadOnlyOnNATS(t *testing.T) {
+	url := integration.NATS.Endpoint(t)
+	c := openClient(t, url)
+	nc := c.(*natsadapter.Client)
+	missing := topicOn(t, c, "cli-dlq-missing")
+	msgctl(t, "", "dlq", "list", missing, "--url", url).want(t, 0, "no dead letters in "+missing)
+	msgctl(t, "", "dlq", "show", missing, "x", "--url", url).want(t, 1, "not found")
+	raw, err := natsgo.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	js, err := jetstream.New(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(t.Context(), nc.StreamName(missing)); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("after dlq list, stream %s: %v, want not found", nc.StreamName(missing), err)
+	}
+	// An existing one is listed, and its message count is unchanged.
+	dlq := topicOn(t, c, "cli-dlq-ro")
+	m := &messaging.Message{ID: "nats-ro-1", Payload: []byte("stuck"), Topic: "orders", Attempt: 2}
+	if err := c.Publish(t.Context(), dlq, deadletter.Letter(m, errors.New("boom"), time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	msgctl(t, "", "dlq", "list", dlq, "--url", url).want(t, 0, "1 dead letter(s)", "nats-ro-1")
+	s, err := js.Stream(t.Context(), nc.StreamName(dlq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CachedInfo().State.Msgs; n != 1 {
+		t.Fatalf("dlq list wrote to the stream: %d messages, want 1", n)
+	}
+}
+
+// TestProvisionOnRabbitMQ: publishing before any group exists fails on
+// RabbitMQ; after `msgctl provision`, the message waits for the group.
+func TestProvisionOnRabbitMQ(t *testing.T) {
+	url := integration.RabbitMQ.Endpoint(t)
+	c := openClient(t, url)
+	topic := topicOn(t, c, "cli-prov")
+	group := integration.UniqueName(t, "cli-prov-g")
+	msgctl(t, "", "publish", topic, "early", "--url", url).want(t, 1, "Provision its groups first")
+	msgctl(t, "", "provision", topic, group, "--url", url).want(t, 0, "provisioned topic "+topic+" with group(s) "+group)
+	msgctl(t, "", "provision", topic, group, "--url", url).want(t, 0) // idempotent
+	msgctl(t, "", "publish", topic, "kept", "--url", url).want(t, 0)
+	msgctl(t, "", "consume", topic, "--group", group, "--count", "1", "--url", url).want(t, 0, "\tkept")
+}
+
+func openClient(t *testing.T, url string) messaging.Client {
+	t.Helper()
+	c, err := messaging.Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }

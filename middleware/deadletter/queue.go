@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/msgkit/messaging"
 )
@@ -47,30 +49,15 @@ func (q *Queue) List(ctx context.Context) ([]Entry, error) {
 	if err := q.pub.Publish(ctx, q.topic, marker); err != nil {
 		return nil, fmt.Errorf("deadletter: list %s: publish marker: %w", q.topic, err)
 	}
-	var order []string
-	byID := map[string]Entry{}
+	var p pending
 	reached := make(chan struct{})
 	errStop := errors.New("marker reached")
 	sub, err := q.stream.Read(ctx, q.topic, messaging.Earliest, func(_ context.Context, m *messaging.Message) error {
-		switch m.Header[HeaderControl] {
-		case "marker":
-			if m.ID == marker.ID {
-				close(reached)
-				return errStop
-			}
-			return nil
-		case "redriven":
-			delete(byID, m.Header[HeaderRedriven])
-			return nil
+		if m.Header[HeaderControl] == "marker" && m.ID == marker.ID {
+			close(reached)
+			return errStop
 		}
-		e, err := Parse(m)
-		if err != nil {
-			return nil // not ours: skip
-		}
-		if _, dup := byID[m.ID]; !dup {
-			order = append(order, m.ID)
-		}
-		byID[m.ID] = e
+		p.add(m)
 		return nil
 	})
 	if err != nil {
@@ -88,15 +75,112 @@ func (q *Queue) List(ctx context.Context) ([]Entry, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("deadletter: list %s: %w", q.topic, ctx.Err())
 	}
-	// The handler has returned errStop: the read is over, byID is ours.
+	// The handler has returned errStop: the read is over, p is ours.
 	<-sub.Done()
-	out := make([]Entry, 0, len(byID))
-	for _, id := range order {
-		if e, ok := byID[id]; ok {
+	return p.entries(), nil
+}
+
+// pending collects the pending letters of a dead-letter topic read in log
+// order. It is safe for concurrent use.
+type pending struct {
+	mu    sync.Mutex
+	order []string
+	byID  map[string]Entry
+}
+
+// add applies one message of the topic: a letter is added, a "redriven"
+// control message removes its letter, anything else is skipped.
+func (p *pending) add(m *messaging.Message) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.byID == nil {
+		p.byID = map[string]Entry{}
+	}
+	switch m.Header[HeaderControl] {
+	case "marker":
+		return
+	case "redriven":
+		delete(p.byID, m.Header[HeaderRedriven])
+		return
+	}
+	e, err := Parse(m)
+	if err != nil {
+		return // not ours: skip
+	}
+	if _, dup := p.byID[m.ID]; !dup {
+		p.order = append(p.order, m.ID)
+	}
+	p.byID[m.ID] = e
+}
+
+// entries returns the pending letters, oldest first.
+func (p *pending) entries() []Entry {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Entry, 0, len(p.byID))
+	for _, id := range p.order {
+		if e, ok := p.byID[id]; ok {
 			out = append(out, e)
 		}
 	}
-	return out, nil
+	return out
+}
+
+// Scan returns the dead letters not yet redriven, oldest first, like List,
+// but without writing anything to the topic: it reads the topic from its
+// start and stops once no message has arrived for quiet (the end of the log
+// is taken to be reached then). It is what inspection tools use; a letter
+// the broker delivers more than quiet after the previous one is missed, so
+// Redrive and RedriveAll use List, which is exact. Reading may still create
+// broker-side state the adapter's Read creates (a NATS JetStream Read
+// creates a missing stream: check the topic exists first). ctx bounds the
+// read; quiet must be positive.
+func (q *Queue) Scan(ctx context.Context, quiet time.Duration) ([]Entry, error) {
+	if quiet <= 0 {
+		return nil, fmt.Errorf("deadletter: scan %s: quiet %v: %w", q.topic, quiet, messaging.ErrInvalidOption)
+	}
+	var p pending
+	arrived := make(chan struct{}, 1)
+	sub, err := q.stream.Read(ctx, q.topic, messaging.Earliest, func(_ context.Context, m *messaging.Message) error {
+		p.add(m)
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: scan %s: %w", q.topic, err)
+	}
+	defer sub.Close()
+	// Elapsed time is the subject: the read ends after quiet without a message.
+	timer := time.NewTimer(quiet)
+	defer timer.Stop()
+	for done := false; !done; {
+		select {
+		case <-arrived:
+			timer.Reset(quiet)
+		case <-timer.C:
+			done = true
+		case <-sub.Done():
+			return nil, fmt.Errorf("deadletter: scan %s: read ended: %w", q.topic, errOrClosed(sub.Err()))
+		case <-ctx.Done():
+			return nil, fmt.Errorf("deadletter: scan %s: %w", q.topic, ctx.Err())
+		}
+	}
+	_ = sub.Close() // waits for a handler in flight
+	return p.entries(), nil
+}
+
+// Find returns the entry of entries whose ID, or original message ID, is
+// id; an error wrapping ErrNotFound if there is none.
+func (q *Queue) Find(entries []Entry, id string) (Entry, error) {
+	for _, e := range entries {
+		if e.Message.ID == id || e.OriginalID == id {
+			return e, nil
+		}
+	}
+	return Entry{}, fmt.Errorf("%w: %s in %s", ErrNotFound, id, q.topic)
 }
 
 func errOrClosed(err error) error {
@@ -113,12 +197,7 @@ func (q *Queue) Get(ctx context.Context, id string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	for _, e := range entries {
-		if e.Message.ID == id || e.OriginalID == id {
-			return e, nil
-		}
-	}
-	return Entry{}, fmt.Errorf("%w: %s in %s", ErrNotFound, id, q.topic)
+	return q.Find(entries, id)
 }
 
 // Redrive republishes the pending dead letters with the given IDs (dead

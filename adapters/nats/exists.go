@@ -1,0 +1,38 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/msgkit/messaging"
+)
+
+// TopicExists reports whether topic has a JetStream stream, without creating
+// one (Read, Subscribe and Publish create a missing stream). Inspection tools
+// use it to stay read-only. In core mode it fails with ErrUnsupported.
+func (c *Client) TopicExists(ctx context.Context, topic string) (bool, error) {
+	if err := messaging.ValidateName(topic); err != nil {
+		return false, fmt.Errorf("topic exists: %w", err)
+	}
+	if c.cfg.mode == ModeCore {
+		return false, fmt.Errorf("topic exists: core NATS keeps no streams: %w", messaging.ErrUnsupported)
+	}
+	if c.cfg.bindStreams {
+		_, err := c.js.StreamNameBySubject(ctx, topic)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	_, err := c.js.Stream(ctx, c.StreamName(topic))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("topic exists: %w", err)
+	}
+	return true, nil
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/msgkit/messaging"
+)
+
+func init() {
+	register(command{name: "replay", order: 50, cmd: &replayCmd{},
+		help: "Print a topic's retained log from a position, without a consumer group."})
+}
+
+type replayCmd struct {
+	Topic  string `arg:"" help:"Topic to read."`
+	From   string `help:"Where to start: earliest, latest, OFFSET, after:OFFSET, an RFC 3339 time or a DURATION ago (e.g. 10m)." default:"earliest"`
+	Follow bool   `help:"Keep following the log (no --idle)."`
+	outputFlags
+}
+
+func (c *replayCmd) Help() string {
+	return "Prints the log in log order; no group notices. Stops at the end of the log after --idle\n" +
+		"(default 1s), at --count, or when interrupted; with --follow it keeps printing new messages."
+}
+
+func (c *replayCmd) Run(e *env) error {
+	if err := messaging.ValidateName(c.Topic); err != nil {
+		return usagef("%v", err)
+	}
+	pos, err := parsePosition(c.From)
+	if err != nil {
+		return usagef("--from: %v", err)
+	}
+	idle := c.Idle
+	switch {
+	case c.Follow:
+		idle = 0
+	case idle == 0:
+		idle = time.Second
+	}
+	p, err := newPrinter(e.stdout, c.outputFlags)
+	if err != nil {
+		return err
+	}
+	client, err := e.connect()
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	s, ok := client.(messaging.Stream)
+	if !ok || !client.Capabilities().Replay {
+		return fmt.Errorf("this broker cannot replay: %w", messaging.ErrUnsupported)
+	}
+	sub, err := s.Read(e.ctx, c.Topic, pos, p.handler)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	return p.wait(e.ctx, sub, idle)
+}
+
+// parsePosition reads --from: earliest, latest, an offset, after:OFFSET, an
+// RFC 3339 time or a duration ago.
+func parsePosition(s string) (messaging.Position, error) {
+	var pos messaging.Position
+	switch {
+	case s == "earliest":
+		pos = messaging.Earliest
+	case s == "latest":
+		pos = messaging.Latest
+	case strings.HasPrefix(s, "after:"):
+		pos = messaging.AfterOffset(strings.TrimPrefix(s, "after:"))
+	default:
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			pos = messaging.AtTime(t)
+		} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
+			pos = messaging.AtTime(time.Now().Add(-d))
+		} else {
+			pos = messaging.AtOffset(s)
+		}
+	}
+	return pos, pos.Validate()
+}
