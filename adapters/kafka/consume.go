@@ -312,7 +312,9 @@ func (s *session) stop() {
 		delete(s.timers, t)
 	}
 	s.mu.Unlock()
-	s.submitMu.Lock() // no redelivery is submitting any more
+	// A barrier: once submitMu is free, no redelivery is submitting any more.
+	s.submitMu.Lock()
+	//lint:ignore SA2001 the empty critical section is the barrier above
 	s.submitMu.Unlock()
 	s.fetchers.Wait()
 	s.retries.Wait()

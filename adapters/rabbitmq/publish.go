@@ -359,9 +359,7 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, out []outgoing, idx []
 	drain()
 	// A message returned before its channel broke has a definite answer.
 	retry = filterOut(retry, returned)
-	for _, i := range idx[sent:] {
-		retry = append(retry, i)
-	}
+	retry = append(retry, idx[sent:]...)
 	return retry, len(retry) == 0
 }
 

@@ -31,7 +31,7 @@ func TestStores(t *testing.T) {
 			if err := s.Save(ctx, "a", checkpoint.Checkpoint{Position: "43"}); err != nil {
 				t.Fatal(err)
 			}
-			if got, _, _ := s.Load(ctx, "a"); got.Position != "43" || got.State != nil && len(got.State) != 0 {
+			if got, _, _ := s.Load(ctx, "a"); got.Position != "43" || len(got.State) != 0 {
 				t.Fatalf("after overwrite: %+v", got)
 			}
 			cancelled, cancel := context.WithCancel(ctx)
