@@ -8,7 +8,7 @@ import (
 
 	"github.com/msgkit/messaging"
 
-	"github.com/msgkit/messaging/examples/scenario"
+	"github.com/msgkit/messaging/cmd/msgctl/internal/scenario"
 )
 
 func init() {

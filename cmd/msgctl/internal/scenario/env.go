@@ -1,5 +1,5 @@
-// Package scenario holds the runnable scenarios behind the examples and
-// `msgctl demo`: checkout (request/reply plus a background queue), order
+// Package scenario holds the runnable scenarios behind `msgctl demo`
+// (examples/ has a self-contained program for each): checkout (request/reply plus a background queue), order
 // fan-out (event bus), a live dashboard (stream projection with checkpoint)
 // and an external API sync (polling). Each runs against any messaging.Client,
 // prints what happens, checks its own outcome and returns an error when the

@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/examples/scenario"
+	"github.com/msgkit/messaging/cmd/msgctl/internal/scenario"
 	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/patterns/checkpoint"
 )
@@ -53,35 +49,4 @@ func TestScenarios(t *testing.T) {
 			})
 		}
 	})
-}
-
-// TestExamplesRun builds each example and runs it in short mode on the
-// embedded broker, as a user would with go run.
-func TestExamplesRun(t *testing.T) {
-	dir := t.TempDir()
-	for _, name := range []string{"checkout", "fanout", "dashboard", "apisync"} {
-		t.Run(name, func(t *testing.T) {
-			bin := filepath.Join(dir, name)
-			build := exec.Command("go", "build", "-o", bin, "../"+name)
-			if out, err := build.CombinedOutput(); err != nil {
-				t.Fatalf("build: %v\n%s", err, out)
-			}
-			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, "-short", "-checkpoint", t.TempDir())
-			cmd.Env = append(os.Environ(), "MESSAGING_URL=mem://")
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("%s -short: %v\n%s", name, err, out)
-			}
-			if !strings.Contains(string(out), "["+name+"]") {
-				t.Errorf("no narration in output:\n%s", out)
-			}
-			// A usage error exits 2.
-			bad := exec.CommandContext(ctx, bin, "-no-such-flag")
-			if err := bad.Run(); err == nil || bad.ProcessState.ExitCode() != 2 {
-				t.Errorf("bad flag: %v, want exit status 2", err)
-			}
-		})
-	}
 }
