@@ -1,0 +1,25 @@
+package recovery_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/middleware/recovery"
+)
+
+// A panicking handler becomes an error (a nack) instead of crashing the
+// consumer.
+func ExampleNew() {
+	h := recovery.New()(func(context.Context, *messaging.Message) error {
+		var m map[string]int
+		m["boom"]++ // panics: assignment to entry in nil map
+		return nil
+	})
+	err := h(context.Background(), &messaging.Message{ID: "m1", Topic: "orders"})
+	fmt.Println("handler returned an error:", err != nil)
+	fmt.Println("retried later:", !messaging.IsPermanent(err))
+	// Output:
+	// handler returned an error: true
+	// retried later: true
+}
