@@ -4,17 +4,30 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/msgkit/messaging"
 	natsadapter "github.com/msgkit/messaging/adapters/nats"
 )
 
 // Request/reply between two parts of a program (or two services) over core
-// NATS subjects; works in both modes. (Compiled, not run: it needs a
-// server; TestRequestReply covers the behaviour.)
+// NATS subjects; works in both modes.
 func ExampleClient_Request() {
 	ctx := context.Background()
-	c, err := natsadapter.Open(ctx, "nats://127.0.0.1:4222?mode=core")
+	// An in-process server for the example; dial yours, e.g.
+	// "nats://127.0.0.1:4222?mode=core".
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	go srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		log.Fatal("nats-server did not start")
+	}
+	c, err := natsadapter.Open(ctx, srv.ClientURL()+"?mode=core")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -30,5 +43,6 @@ func ExampleClient_Request() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(string(reply.Payload)) // echo:ping
+	fmt.Println(string(reply.Payload))
+	// Output: echo:ping
 }
