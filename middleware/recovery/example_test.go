@@ -12,9 +12,7 @@ import (
 // consumer.
 func ExampleNew() {
 	h := recovery.New()(func(context.Context, *messaging.Message) error {
-		var m map[string]int
-		m["boom"]++ // panics: assignment to entry in nil map
-		return nil
+		panic("unexpected nil order") // a bug in the handler
 	})
 	err := h(context.Background(), &messaging.Message{ID: "m1", Topic: "orders"})
 	fmt.Println("handler returned an error:", err != nil)
