@@ -37,7 +37,7 @@ import (
 // globals are the flags every command accepts.
 type globals struct {
 	URL            string           `help:"Broker URL, e.g. nats://127.0.0.1:4222, redis://127.0.0.1:6379, kafka://127.0.0.1:9092, amqp://guest:guest@127.0.0.1:5672/ or mem:// (default: $MESSAGING_URL)." placeholder:"URL"`
-	ConnectTimeout time.Duration    `help:"Give up connecting to the broker after this long." default:"10s" placeholder:"DURATION"`
+	ConnectTimeout time.Duration    `help:"Give up connecting to the broker after this long." default:"10s"`
 	Version        kong.VersionFlag `help:"Print msgctl's version and exit."`
 }
 
