@@ -332,3 +332,65 @@ func TestDeadLetterAndRedriveEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// TestQueueScanWritesNothing: Scan lists the pending letters (hiding
+// redriven ones) without appending anything to the topic, unlike List.
+func TestQueueScanWritesNothing(t *testing.T) {
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 30*time.Second)
+	q, err := deadletter.NewQueue(c, "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Scan(ctx, 0); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Fatalf("Scan with quiet 0: %v, want ErrInvalidOption", err)
+	}
+	h := deadletter.New(c, "dlq")(func(context.Context, *messaging.Message) error { return messaging.Permanent(errBoom) })
+	for i := range 3 {
+		if err := h(ctx, &messaging.Message{ID: "orig" + strconv.Itoa(i), Topic: "orders", Attempt: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := q.Redrive(ctx, "orig1"); err != nil || n != 1 {
+		t.Fatalf("redrive: %d %v", n, err)
+	}
+	// first returns the first message of the topic's log from pos.
+	first := func(pos messaging.Position) *messaging.Message {
+		got := make(chan *messaging.Message, 1)
+		sub, err := c.Read(ctx, "dlq", pos, func(_ context.Context, m *messaging.Message) error {
+			select {
+			case got <- m:
+			default:
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		return <-got
+	}
+	// The log holds 3 letters, the marker Redrive's List appended and the
+	// redrive mark (offsets 0 to 4).
+	if m := first(messaging.AtOffset("4")); m.Header[deadletter.HeaderControl] != "redriven" {
+		t.Fatalf("offset 4 is %v, want the redrive mark", m.Header)
+	}
+	entries, err := q.Scan(ctx, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range entries {
+		ids = append(ids, e.OriginalID)
+	}
+	if strings.Join(ids, ",") != "orig0,orig2" {
+		t.Errorf("Scan: %v, want orig0,orig2", ids)
+	}
+	// The next message after the mark is ours: Scan appended nothing.
+	if err := c.Publish(ctx, "dlq", &messaging.Message{ID: "sentinel"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := first(messaging.AfterOffset("4")); m.ID != "sentinel" {
+		t.Errorf("Scan wrote to the topic: after the redrive mark comes %s %v", m.ID, m.Header)
+	}
+}
