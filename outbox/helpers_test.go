@@ -88,11 +88,15 @@ func (e *env) startRelay(t testing.TB, pub messaging.Publisher, opts ...outbox.R
 type backend struct {
 	name string
 	open func(t testing.TB) messaging.Client
+	// dedupesByID: the broker drops a message whose ID it stored recently
+	// (JetStream's Nats-Msg-Id window), so a relay's resends never reach
+	// consumers.
+	dedupesByID bool
 }
 
 var realBrokers = []backend{
-	{"Redis", func(t testing.TB) messaging.Client { return integration.OpenRedis(t) }},
-	{"NATS", func(t testing.TB) messaging.Client { return integration.OpenNATS(t) }},
+	{"Redis", func(t testing.TB) messaging.Client { return integration.OpenRedis(t) }, false},
+	{"NATS", func(t testing.TB) messaging.Client { return integration.OpenNATS(t) }, true},
 }
 
 // forEachBroker runs f against each real broker with a fresh topic that is
