@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,6 +66,7 @@ func (e *env) enqueue(t testing.TB, topic string, commit bool, msgs ...*messagin
 // test ends); stop waits for Run to return.
 func (e *env) startRelay(t testing.TB, pub messaging.Publisher, opts ...outbox.RelayOption) (*outbox.Relay, func()) {
 	t.Helper()
+	opts = append([]outbox.RelayOption{outbox.WithLogger(testLogger(t))}, opts...)
 	r, err := e.ob.NewRelay(e.db, pub, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -160,4 +163,17 @@ func (e *env) waitStatus(t testing.TB, timeout time.Duration, what string, cond 
 		}
 		<-tick.C
 	}
+}
+
+// testLogger logs through t.Log, so relay logs appear with the test's
+// output (and not between benchmark results).
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }

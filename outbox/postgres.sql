@@ -31,8 +31,11 @@ CREATE TABLE IF NOT EXISTS messaging_outbox (
     forwarded_at timestamptz                   -- set when kept for retention
 );
 
-CREATE INDEX IF NOT EXISTS messaging_outbox_pending
-    ON messaging_outbox (part, seq) WHERE forwarded_at IS NULL;
+-- Relays read unforwarded rows in seq order, filtered by their partitions
+-- (an index on (part, seq) cannot return several partitions in seq order,
+-- and with it prepared statements' generic plans sorted the whole backlog).
+CREATE INDEX IF NOT EXISTS messaging_outbox_unforwarded
+    ON messaging_outbox (seq) WHERE forwarded_at IS NULL;
 CREATE INDEX IF NOT EXISTS messaging_outbox_forwarded
     ON messaging_outbox (forwarded_at) WHERE forwarded_at IS NOT NULL;
 
