@@ -42,6 +42,7 @@ type Inbox struct {
 	group     string
 	retention time.Duration
 	txOpts    *sql.TxOptions
+	onDup     func(ctx context.Context, m *messaging.Message)
 }
 
 // Option configures New.
@@ -60,6 +61,13 @@ func Retention(d time.Duration) Option { return func(in *Inbox) { in.retention =
 // TxOptions sets the options of the handler's transaction (default: the
 // database's default isolation level, read-write).
 func TxOptions(o *sql.TxOptions) Option { return func(in *Inbox) { in.txOpts = o } }
+
+// OnDuplicate calls f for each delivery the inbox acknowledged without
+// running the handler because the message was already recorded (for
+// metrics and logs); f runs in the delivering goroutine and must not block.
+func OnDuplicate(f func(ctx context.Context, m *messaging.Message)) Option {
+	return func(in *Inbox) { in.onDup = f }
+}
 
 // New returns an inbox over db with the given dialect, such as
 // PostgreSQL("app"). Options are validated here: an invalid one is an error
@@ -140,6 +148,9 @@ func (in *Inbox) Handler(h TxHandler) messaging.Handler {
 			return fmt.Errorf("inbox: record %s: %w", m.ID, err)
 		}
 		if !isNew {
+			if in.onDup != nil {
+				in.onDup(ctx, m)
+			}
 			return nil // a duplicate: acknowledge, no effect
 		}
 		if err := h(ctx, tx, m); err != nil {

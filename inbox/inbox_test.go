@@ -232,7 +232,8 @@ func TestFailureRollsBack(t *testing.T) {
 }
 
 func TestMiddlewareGivesTheTransaction(t *testing.T) {
-	in, db, schema := newInbox(t, inbox.Group("g"))
+	var dups atomic.Int64
+	in, db, schema := newInbox(t, inbox.Group("g"), inbox.OnDuplicate(func(context.Context, *messaging.Message) { dups.Add(1) }))
 	h := messaging.Chain(func(ctx context.Context, m *messaging.Message) error {
 		tx := inbox.Tx(ctx)
 		if tx == nil {
@@ -245,8 +246,8 @@ func TestMiddlewareGivesTheTransaction(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if rows, _ := effects(t, db, schema); rows != 1 {
-		t.Fatalf("%d effects, want 1", rows)
+	if rows, _ := effects(t, db, schema); rows != 1 || dups.Load() != 1 {
+		t.Fatalf("%d effects, %d duplicates reported; want 1, 1", rows, dups.Load())
 	}
 	if inbox.Tx(context.Background()) != nil {
 		t.Fatal("Tx outside a handler should be nil")
