@@ -65,7 +65,7 @@ type relayConfig struct {
 	cleanupEvery time.Duration
 	listen       bool
 	logger       *slog.Logger
-	onBatch      func(BatchInfo)
+	onBatch      []func(BatchInfo)
 }
 
 // RelayID names the relay in the leases and in Status (default: host name,
@@ -112,9 +112,15 @@ func WithLogger(l *slog.Logger) RelayOption {
 }
 
 // OnBatch calls f after each batch the relay forwarded (or failed to), from
-// the relay's goroutine: feed metrics from it (see BatchInfo); f must not
-// block.
-func OnBatch(f func(BatchInfo)) RelayOption { return func(c *relayConfig) { c.onBatch = f } }
+// the relay's goroutine: feed metrics from it (see BatchInfo, and package
+// outboxprom); f must not block. Given several times, every f is called.
+func OnBatch(f func(BatchInfo)) RelayOption {
+	return func(c *relayConfig) {
+		if f != nil {
+			c.onBatch = append(c.onBatch, f)
+		}
+	}
+}
 
 // BatchInfo describes one forwarded batch, for metrics.
 type BatchInfo struct {
@@ -438,7 +444,7 @@ func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) (i
 	for i, rec := range recs {
 		if ok[i] {
 			seqs = append(seqs, rec.Seq)
-			if r.cfg.onBatch != nil {
+			if len(r.cfg.onBatch) > 0 {
 				lat = append(lat, rec.Age+publishTime)
 			}
 		}
@@ -465,8 +471,11 @@ func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) (i
 		r.cfg.logger.Warn("outbox relay: lost a lease while publishing; the new holder sends those messages again", "messages", unmarked)
 	}
 	err = errors.Join(pubErr, markErr)
-	if r.cfg.onBatch != nil {
-		r.cfg.onBatch(BatchInfo{Fetched: len(recs), Forwarded: int(marked), Failed: failed, Unmarked: unmarked, Latencies: lat, Publish: publishTime, Err: err})
+	if len(r.cfg.onBatch) > 0 {
+		info := BatchInfo{Fetched: len(recs), Forwarded: int(marked), Failed: failed, Unmarked: unmarked, Latencies: lat, Publish: publishTime, Err: err}
+		for _, f := range r.cfg.onBatch {
+			f(info)
+		}
 	}
 	return len(recs), err
 }
