@@ -150,3 +150,28 @@ func BenchmarkCommitToDelivery(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPlainInsert is Enqueue's baseline: the same transactions
+// inserting the same payload into a table without the outbox's columns,
+// index and trigger.
+func BenchmarkPlainInsert(b *testing.B) {
+	e := newEnv(b)
+	ctx := context.Background()
+	if _, err := e.db.Exec("CREATE TABLE " + e.schema + ".plain (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, k text, payload bytea)"); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		tx, err := e.db.BeginTx(ctx, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO "+e.schema+".plain (k, payload) VALUES ($1, $2)", fmt.Sprint(i%100), benchPayload); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tx/s")
+}

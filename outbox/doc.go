@@ -134,5 +134,39 @@
 //
 // # Performance
 //
-// BENCHMARKS
+// bench_test.go: go test -run '^$' -bench . ./outbox/ (PostgreSQL 15 and
+// the brokers on loopback, 1 KiB payloads, 100 keys, 2-core machine). The
+// machine was shared with other builds and tests (load average 6 to 10)
+// while these were taken: single runs varied by 2x, so read them as orders
+// of magnitude and ratios, not promises.
+//
+// Relay throughput, 10,000 committed rows forwarded by one relay until the
+// broker accepted all, against publishing the same messages directly in
+// calls of the same size (BenchmarkRelayThroughput, BenchmarkDirectPublish):
+//
+//	                 relay msgs/s      direct msgs/s     ratio
+//	Redis, batch 100  7.8k-18.9k        22.9k-65.3k       0.23-0.35
+//	Redis, batch 500  10.2k-29.6k       29.5k-87.1k       0.30-0.34
+//	NATS,  batch 100  8.2k-13.2k        12.2k-31.7k       0.42-0.70
+//	NATS,  batch 500  8.1k-17.5k        13.2k-35.9k       0.49-0.80
+//
+// A batch costs three round trips: the fetch (about half the time), the
+// publish, and the marking DELETE (without a WAL flush). One relay works
+// its partitions one batch at a time; up to 16 relays work in parallel.
+//
+// Commit-to-delivery latency, one message per transaction committed at a
+// random moment, from Commit's return to the consumer's handler (200
+// commits; BenchmarkCommitToDelivery):
+//
+//	                         p50       p99
+//	NOTIFY, Redis            1.2 ms    27-39 ms
+//	NOTIFY, NATS             1.0 ms    16-19 ms
+//	polling 100 ms, Redis    51 ms     109 ms
+//	polling 100 ms, NATS     49 ms     103 ms
+//
+// Enqueue, one message per transaction: 140-230 transactions/s against
+// 200-234 for the same transactions inserting into a plain table
+// (BenchmarkEnqueue, BenchmarkPlainInsert; about 0.7: the commit's disk
+// flush dominates both, the outbox adds an index, the generated partition
+// column and the NOTIFY at commit).
 package outbox

@@ -465,3 +465,55 @@ func TestPartialPublishFailure(t *testing.T) {
 		t.Errorf("Failed = %d, want 3", r.Stats().Failed)
 	}
 }
+
+// TestListenReconnects: the relay's LISTEN connection is killed by the
+// server; the relay listens again and is woken by the next commit (its
+// poll interval is an hour, so only a notification or the re-listen's
+// wake-up can deliver).
+func TestListenReconnects(t *testing.T) {
+	e := newEnv(t)
+	c := openMemory(t)
+	col := integration.NewCollector()
+	subscribe(t, c, "relisten", col.Handler())
+	e.startRelay(t, c, outbox.PollInterval(time.Hour))
+	listeners := func() []int {
+		rows, err := e.db.Query(`SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND query LIKE '%' || $1 || '%'`, e.schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var pids []int
+		for rows.Next() {
+			var pid int
+			if err := rows.Scan(&pid); err != nil {
+				t.Fatal(err)
+			}
+			pids = append(pids, pid)
+		}
+		return pids
+	}
+	// Nothing signals that LISTEN ran; the server's view is the signal.
+	deadline := time.Now().Add(10 * time.Second)
+	var pids []int
+	for pids = listeners(); len(pids) == 0; pids = listeners() {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay never listened")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the server's state
+	}
+	if _, err := e.db.Exec("SELECT pg_terminate_backend($1)", pids[0]); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if now := listeners(); len(now) == 1 && now[0] != pids[0] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the relay did not listen again within 10s")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the server's state
+	}
+	ids := e.enqueue(t, "relisten", true, &messaging.Message{})
+	col.WaitDistinct(t, 1, 5*time.Second)
+	col.Report(t, ids)
+}
