@@ -90,7 +90,8 @@ type PartitionStatus struct {
 	Partition int
 	// Owner is the relay holding the lease; empty when free.
 	Owner string
-	// ExpiresIn is the time left on the lease (negative: expired).
+	// ExpiresIn is the time left on the lease; negative when it expired
+	// (its owner stopped renewing: it is free to take), zero when released.
 	ExpiresIn time.Duration
 	// Backlog is the number of unforwarded messages in the partition.
 	Backlog int64

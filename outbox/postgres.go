@@ -7,7 +7,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -272,10 +271,7 @@ func (p *postgres) Status(ctx context.Context, db *sql.DB) (Status, error) {
 			rows.Close()
 			return st, err
 		}
-		ps.ExpiresIn = fromSeconds(exp.Float64)
-		if !exp.Valid {
-			ps.ExpiresIn = time.Duration(math.MinInt64)
-		}
+		ps.ExpiresIn = fromSeconds(exp.Float64) // 0 for a released lease
 		st.Partitions = append(st.Partitions, ps)
 	}
 	rows.Close()

@@ -163,7 +163,9 @@ type RelayStats struct {
 
 // NewRelay returns a relay that forwards o's rows in db to pub. Options are
 // validated here: an invalid one is an error wrapping
-// messaging.ErrInvalidOption.
+// messaging.ErrInvalidOption. The relay keeps one of db's connections for
+// LISTEN while it runs and uses one more at a time for its queries, so db
+// must allow at least two open connections (SetMaxOpenConns).
 func (o *Outbox) NewRelay(db *sql.DB, pub messaging.Publisher, opts ...RelayOption) (*Relay, error) {
 	if db == nil || pub == nil {
 		return nil, fmt.Errorf("outbox: relay needs a database and a publisher: %w", messaging.ErrInvalidOption)
