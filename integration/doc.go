@@ -20,6 +20,11 @@
 // Kafka), else the test is skipped with a message naming the variable. With
 // MESSAGING_REQUIRE_BROKERS=1 a missing broker fails the test instead.
 //
+// The outbox and inbox tests find PostgreSQL the same way (Postgres,
+// MESSAGING_POSTGRES_URL, else a postgres:15 container; no in-process
+// server) and use OpenPostgres and PostgresSchema (a schema per test,
+// dropped at the end).
+//
 // Each adapter's file in this package registers a Harness for its broker, so
 // tests of middleware and patterns run on every backend with ForEachBackend.
 package integration

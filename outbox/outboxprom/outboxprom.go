@@ -1,0 +1,130 @@
+// Package outboxprom exports an outbox relay's metrics and the outbox's
+// backlog to Prometheus (github.com/prometheus/client_golang), named like
+// middleware/metrics:
+//
+//	<ns>_outbox_forwarded_total                messages published and marked
+//	<ns>_outbox_failed_total                   messages Publish did not accept
+//	                                           (sent again)
+//	<ns>_outbox_unmarked_total                 messages published but not
+//	                                           marked (sent again: duplicates)
+//	<ns>_outbox_forward_latency_seconds        insert into the outbox to broker
+//	                                           acceptance, histogram
+//	<ns>_outbox_backlog                        unforwarded messages (read from
+//	                                           the database at each scrape)
+//	<ns>_outbox_oldest_age_seconds             age of the oldest unforwarded one
+//	<ns>_outbox_relays                         live relays
+//
+// The counters count what the relays given OnBatch did; the gauges are the
+// outbox's, whichever relay forwards. Register one Metrics per outbox (wrap
+// the registerer with prometheus.WrapRegistererWith to label several).
+package outboxprom
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/msgkit/messaging/outbox"
+)
+
+// Option configures New.
+type Option func(*config)
+
+type config struct {
+	namespace string
+	buckets   []float64
+	timeout   time.Duration
+}
+
+// Namespace sets the metric name prefix (default "messaging").
+func Namespace(ns string) Option { return func(c *config) { c.namespace = ns } }
+
+// Buckets sets the latency histogram's buckets in seconds (default 1ms to
+// about 16s, doubling).
+func Buckets(b []float64) Option { return func(c *config) { c.buckets = b } }
+
+// ScrapeTimeout bounds the status query a scrape runs (default 5s).
+func ScrapeTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// Metrics holds the collectors; safe for concurrent use.
+type Metrics struct {
+	forwarded, failed, unmarked prometheus.Counter
+	latency                     prometheus.Histogram
+}
+
+// New creates the collectors for ob's outbox in db and registers them with
+// reg; it returns reg's error if they are already registered there.
+func New(reg prometheus.Registerer, ob *outbox.Outbox, db *sql.DB, opts ...Option) (*Metrics, error) {
+	c := config{namespace: "messaging", buckets: prometheus.ExponentialBuckets(0.001, 2, 15), timeout: 5 * time.Second}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: c.namespace, Subsystem: "outbox", Name: name, Help: help})
+	}
+	m := &Metrics{
+		forwarded: counter("forwarded_total", "Messages published and marked forwarded."),
+		failed:    counter("failed_total", "Messages Publish did not accept (sent again)."),
+		unmarked:  counter("unmarked_total", "Messages published but not marked forwarded (sent again)."),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: c.namespace, Subsystem: "outbox", Name: "forward_latency_seconds",
+			Help: "Time from the insert into the outbox to the broker's acceptance.", Buckets: c.buckets}),
+	}
+	gauge := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(c.namespace, "outbox", name), help, nil, nil)
+	}
+	st := &statusCollector{ob: ob, db: db, timeout: c.timeout,
+		backlog: gauge("backlog", "Messages not yet forwarded."),
+		oldest:  gauge("oldest_age_seconds", "Age of the oldest unforwarded message (0 when none)."),
+		relays:  gauge("relays", "Live relays."),
+	}
+	for _, col := range []prometheus.Collector{m.forwarded, m.failed, m.unmarked, m.latency, st} {
+		if err := reg.Register(col); err != nil {
+			return nil, fmt.Errorf("outboxprom: register: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// OnBatch returns the relay option that records each batch into m.
+func (m *Metrics) OnBatch() outbox.RelayOption {
+	return outbox.OnBatch(func(b outbox.BatchInfo) {
+		m.forwarded.Add(float64(b.Forwarded))
+		m.failed.Add(float64(b.Failed))
+		m.unmarked.Add(float64(b.Unmarked))
+		for _, l := range b.Latencies {
+			m.latency.Observe(l.Seconds())
+		}
+	})
+}
+
+// statusCollector reads Outbox.Status at each scrape.
+type statusCollector struct {
+	ob                      *outbox.Outbox
+	db                      *sql.DB
+	timeout                 time.Duration
+	backlog, oldest, relays *prometheus.Desc
+}
+
+func (s *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- s.backlog
+	ch <- s.oldest
+	ch <- s.relays
+}
+
+func (s *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	st, err := s.ob.Status(ctx, s.db)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(s.backlog, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(s.backlog, prometheus.GaugeValue, float64(st.Backlog))
+	ch <- prometheus.MustNewConstMetric(s.oldest, prometheus.GaugeValue, st.OldestAge.Seconds())
+	ch <- prometheus.MustNewConstMetric(s.relays, prometheus.GaugeValue, float64(len(st.Relays)))
+}

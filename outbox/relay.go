@@ -1,0 +1,493 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/prepare"
+)
+
+// Relay forwards committed outbox rows to a messaging.Publisher.
+//
+// Guarantees:
+//   - At-least-once: a row is deleted (or marked forwarded) only after
+//     Publish accepted its message; a crash in between forwards it again (a
+//     duplicate with the same ID, which an inbox drops).
+//   - Per-key order: a key's rows live in one partition, and one relay at a
+//     time holds a partition (a lease in the database, renewed every TTL/3,
+//     expiring after TTL). Its holder publishes the partition's rows in
+//     Seq order, in batches, and a batch's messages of one topic in one
+//     Publish call (which keeps the order of a key). A relay publishes only
+//     while its lease has at least TTL/5 left, and cancels Publish when that
+//     margin is reached, so a relay that stalls cannot publish after another
+//     took the partition over, as long as the Publisher honours its context.
+//   - Handover: relays share the partitions evenly (a relay that starts
+//     gets its share as the others renew); Run releases the leases when it
+//     returns, and a relay that dies loses them after TTL. The next holder
+//     starts from the partition's first unforwarded row.
+//
+// Several relays on the same outbox, in one process or many, are safe.
+// A Relay runs once (Run); its methods are safe for concurrent use.
+type Relay struct {
+	o   *Outbox
+	db  *sql.DB
+	pub messaging.Publisher
+	cfg relayConfig
+
+	running atomic.Bool
+
+	forwarded, failed, unmarked, batches atomic.Uint64
+
+	mu    sync.Mutex
+	parts []int
+}
+
+// RelayOption configures NewRelay.
+type RelayOption func(*relayConfig)
+
+type relayConfig struct {
+	id           string
+	batch        int
+	poll         time.Duration
+	ttl          time.Duration
+	retention    time.Duration
+	cleanupEvery time.Duration
+	listen       bool
+	logger       *slog.Logger
+	onBatch      []func(BatchInfo)
+}
+
+// RelayID names the relay in the leases and in Status (default: host name,
+// process ID and a random suffix). Two running relays must not share an ID.
+func RelayID(id string) RelayOption { return func(c *relayConfig) { c.id = id } }
+
+// BatchSize is the most rows a relay fetches and publishes at once
+// (default 100, 1 to 10000).
+func BatchSize(n int) RelayOption { return func(c *relayConfig) { c.batch = n } }
+
+// PollInterval is how often an idle relay looks for rows without being
+// woken by a notification (default 1s). With NOTIFY it only covers missed
+// notifications; with Polling it bounds the delivery delay.
+func PollInterval(d time.Duration) RelayOption { return func(c *relayConfig) { c.poll = d } }
+
+// LeaseTTL is how long a partition lease lasts without renewal (default
+// 30s, at least 500ms): a relay that dies hands its partitions over after
+// at most this long. Publish calls are cut off TTL/5 before the lease ends.
+func LeaseTTL(d time.Duration) RelayOption { return func(c *relayConfig) { c.ttl = d } }
+
+// Retention keeps forwarded rows for d before deleting them (default 0:
+// rows are deleted as they are forwarded). Kept rows cost a write each;
+// they let an operator look at what was sent.
+func Retention(d time.Duration) RelayOption { return func(c *relayConfig) { c.retention = d } }
+
+// CleanupInterval is how often a relay deletes rows past their retention
+// (default 1 minute; only with Retention > 0).
+func CleanupInterval(d time.Duration) RelayOption {
+	return func(c *relayConfig) { c.cleanupEvery = d }
+}
+
+// Polling turns LISTEN/NOTIFY off: the relay finds new rows by polling
+// every PollInterval only.
+func Polling() RelayOption { return func(c *relayConfig) { c.listen = false } }
+
+// WithLogger sets the relay's logger (default slog.Default()). It logs
+// lease changes at Info, failures at Warn, with no message contents.
+func WithLogger(l *slog.Logger) RelayOption {
+	return func(c *relayConfig) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// OnBatch calls f after each batch the relay forwarded (or failed to), from
+// the relay's goroutine: feed metrics from it (see BatchInfo, and package
+// outboxprom); f must not block. Given several times, every f is called.
+func OnBatch(f func(BatchInfo)) RelayOption {
+	return func(c *relayConfig) {
+		if f != nil {
+			c.onBatch = append(c.onBatch, f)
+		}
+	}
+}
+
+// BatchInfo describes one forwarded batch, for metrics.
+type BatchInfo struct {
+	// Fetched is the number of rows read.
+	Fetched int
+	// Forwarded is the number published and then deleted or marked.
+	Forwarded int
+	// Failed is the number Publish did not accept, plus the later rows of
+	// their keys held back to keep the order; all are forwarded again.
+	Failed int
+	// Unmarked is the number published but not recorded as forwarded,
+	// because the relay lost the partition's lease meanwhile or the database
+	// failed: they are sent again (duplicates).
+	Unmarked int
+	// Latencies holds, for each message the broker accepted, the time from
+	// its insert into the outbox to the acceptance.
+	Latencies []time.Duration
+	// Publish is the time the Publish calls took.
+	Publish time.Duration
+	// Err is the batch's error, if any.
+	Err error
+}
+
+// RelayStats are a relay's counters since it was created.
+type RelayStats struct {
+	// Batches is the number of non-empty batches.
+	Batches uint64
+	// Forwarded counts messages published and marked.
+	Forwarded uint64
+	// Failed counts messages held back after a failed Publish.
+	Failed uint64
+	// Unmarked counts messages published but not recorded as forwarded
+	// (they are sent again). Duplicates caused by a relay that crashed
+	// after publishing are not known to the survivors: count them at the
+	// consumer (an inbox drops them).
+	Unmarked uint64
+	// Partitions are the partitions the relay holds now.
+	Partitions []int
+}
+
+// NewRelay returns a relay that forwards o's rows in db to pub. Options are
+// validated here: an invalid one is an error wrapping
+// messaging.ErrInvalidOption. The relay keeps one of db's connections for
+// LISTEN while it runs and uses one more at a time for its queries, so db
+// must allow at least two open connections (SetMaxOpenConns).
+func (o *Outbox) NewRelay(db *sql.DB, pub messaging.Publisher, opts ...RelayOption) (*Relay, error) {
+	if db == nil || pub == nil {
+		return nil, fmt.Errorf("outbox: relay needs a database and a publisher: %w", messaging.ErrInvalidOption)
+	}
+	host, _ := os.Hostname()
+	c := relayConfig{
+		id:           fmt.Sprintf("%s-%d-%s", host, os.Getpid(), prepare.NewID()[24:]),
+		batch:        100,
+		poll:         time.Second,
+		ttl:          30 * time.Second,
+		cleanupEvery: time.Minute,
+		listen:       true,
+		logger:       slog.Default(),
+	}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&c)
+		}
+	}
+	switch {
+	case c.id == "":
+		return nil, fmt.Errorf("outbox: empty RelayID: %w", messaging.ErrInvalidOption)
+	case c.batch < 1 || c.batch > 10000:
+		return nil, fmt.Errorf("outbox: BatchSize %d, want 1 to 10000: %w", c.batch, messaging.ErrInvalidOption)
+	case c.poll <= 0:
+		return nil, fmt.Errorf("outbox: PollInterval %v, want > 0: %w", c.poll, messaging.ErrInvalidOption)
+	case c.ttl < 500*time.Millisecond:
+		return nil, fmt.Errorf("outbox: LeaseTTL %v, want at least 500ms: %w", c.ttl, messaging.ErrInvalidOption)
+	case c.retention < 0:
+		return nil, fmt.Errorf("outbox: Retention %v, want >= 0: %w", c.retention, messaging.ErrInvalidOption)
+	case c.cleanupEvery <= 0:
+		return nil, fmt.Errorf("outbox: CleanupInterval %v, want > 0: %w", c.cleanupEvery, messaging.ErrInvalidOption)
+	}
+	c.logger = c.logger.With("outbox_relay", c.id)
+	return &Relay{o: o, db: db, pub: pub, cfg: c}, nil
+}
+
+// ID returns the relay's ID as leases and Status show it.
+func (r *Relay) ID() string { return r.cfg.id }
+
+// Stats returns the relay's counters.
+func (r *Relay) Stats() RelayStats {
+	r.mu.Lock()
+	parts := slices.Clone(r.parts)
+	r.mu.Unlock()
+	return RelayStats{
+		Batches:    r.batches.Load(),
+		Forwarded:  r.forwarded.Load(),
+		Failed:     r.failed.Load(),
+		Unmarked:   r.unmarked.Load(),
+		Partitions: parts,
+	}
+}
+
+// Run forwards rows until ctx is done, then releases its leases (waiting at
+// most 5 seconds for the database) and returns nil. Failures of the
+// database or the broker are logged and retried with backoff; they do not
+// end Run. Run may be called once; a second call returns an error wrapping
+// messaging.ErrInvalidOption.
+func (r *Relay) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("outbox: relay %s: Run called twice: %w", r.cfg.id, messaging.ErrInvalidOption)
+	}
+	wake := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	lctx, stopListen := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if r.cfg.listen {
+		wg.Go(func() { r.listen(lctx, signal) })
+	}
+	defer func() {
+		stopListen()
+		wg.Wait()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := r.o.d.Release(rctx, r.db, r.cfg.id); err != nil {
+			r.cfg.logger.Warn("outbox relay: releasing leases failed; they expire after the TTL", "error", err)
+		}
+		r.setParts(nil)
+	}()
+	r.loop(ctx, wake)
+	return nil
+}
+
+func (r *Relay) setParts(p []int) {
+	r.mu.Lock()
+	r.parts = p
+	r.mu.Unlock()
+}
+
+// listen keeps a LISTEN connection open, reconnecting with backoff.
+func (r *Relay) listen(ctx context.Context, wake func()) {
+	bo := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 10 * time.Second, RandomizationFactor: 0.2}
+	for {
+		err := r.o.d.Listen(ctx, r.db, func() {
+			bo.Reset()
+			wake() // rows committed before LISTEN took effect
+		}, wake)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, messaging.ErrUnsupported) {
+			r.cfg.logger.Info("outbox relay: no notifications, polling only", "error", err)
+			return
+		}
+		d := bo.NextBackOff()
+		r.cfg.logger.Warn("outbox relay: LISTEN failed; polling until it is back", "error", err, "retry_in", d)
+		if !sleep(ctx, d) {
+			return
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) {
+	cfg := r.cfg
+	renewEvery := cfg.ttl / 3
+	margin := cfg.ttl / 5
+	bo := &backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, Multiplier: 2, MaxInterval: min(5*time.Second, renewEvery), RandomizationFactor: 0.2}
+	var (
+		parts       []int
+		leaseStart  time.Time // local time before the last successful Lease call
+		nextCleanup time.Time
+	)
+	// wait blocks until woken, the poll interval passed or the lease needs
+	// renewing; it reports false when ctx is done.
+	wait := func(d time.Duration) bool {
+		if due := time.Until(leaseStart.Add(renewEvery)); due < d {
+			d = max(due, 0)
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-wake:
+			return true
+		case <-t.C:
+			return true
+		}
+	}
+	for ctx.Err() == nil {
+		if time.Since(leaseStart) >= renewEvery {
+			start := time.Now()
+			p, err := r.o.d.Lease(ctx, r.db, cfg.id, cfg.ttl)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				d := bo.NextBackOff()
+				cfg.logger.Warn("outbox relay: renewing leases failed", "error", err, "retry_in", d)
+				sleep(ctx, d)
+				continue
+			}
+			if !slices.Equal(p, parts) {
+				cfg.logger.Info("outbox relay: partitions changed", "partitions", p, "before", parts)
+			}
+			parts, leaseStart = p, start
+			r.setParts(p)
+		}
+		if cfg.retention > 0 && time.Now().After(nextCleanup) {
+			r.cleanup(ctx)
+			nextCleanup = time.Now().Add(cfg.cleanupEvery)
+		}
+		deadline := leaseStart.Add(cfg.ttl - margin)
+		if len(parts) == 0 || time.Until(deadline) <= 0 {
+			if !wait(cfg.poll) {
+				return
+			}
+			continue
+		}
+		n, err := r.forward(ctx, parts, deadline)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d := bo.NextBackOff()
+			cfg.logger.Warn("outbox relay: forwarding failed", "error", err, "retry_in", d)
+			sleep(ctx, d)
+			continue
+		}
+		bo.Reset()
+		if n < cfg.batch && !wait(cfg.poll) {
+			return
+		}
+	}
+}
+
+func (r *Relay) cleanup(ctx context.Context) {
+	const chunk = 1000
+	var total int64
+	for ctx.Err() == nil {
+		n, err := r.o.d.Cleanup(ctx, r.db, r.cfg.retention, chunk)
+		total += n
+		if err != nil {
+			r.cfg.logger.Warn("outbox relay: cleanup failed", "error", err)
+			break
+		}
+		if n < chunk {
+			break
+		}
+	}
+	if total > 0 {
+		r.cfg.logger.Debug("outbox relay: deleted forwarded rows past retention", "rows", total)
+	}
+}
+
+// forward publishes one batch of the partitions' rows and marks what the
+// broker accepted; it returns the number of rows fetched.
+func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) (int, error) {
+	pctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	recs, err := r.o.d.Fetch(pctx, r.db, parts, r.cfg.batch)
+	if err != nil {
+		return 0, fmt.Errorf("fetch: %w", err)
+	}
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	fetched := time.Now()
+	ok := make([]bool, len(recs))
+	var pubErr error
+	failed := 0
+	for _, topic := range topicsInOrder(recs) {
+		var idx []int
+		var msgs []*messaging.Message
+		for i, rec := range recs {
+			if rec.Topic == topic {
+				idx = append(idx, i)
+				msgs = append(msgs, rec.Message)
+			}
+		}
+		err := r.pub.Publish(pctx, topic, msgs...)
+		if err == nil {
+			for _, i := range idx {
+				ok[i] = true
+			}
+			continue
+		}
+		pubErr = errors.Join(pubErr, fmt.Errorf("publish %d messages to %s: %w", len(msgs), topic, err))
+		var pe *messaging.PublishError
+		if !errors.As(err, &pe) || len(pe.Errs) != len(msgs) {
+			failed += len(msgs)
+			continue
+		}
+		// Accepted messages count as forwarded, except those after a failed
+		// one of the same key: they go again after it, keeping the order.
+		held := map[string]bool{}
+		for j, i := range idx {
+			key := msgs[j].Key
+			if pe.Errs[j] != nil || held[key] && key != "" {
+				failed++
+				held[key] = true
+				continue
+			}
+			ok[i] = true
+		}
+	}
+	acked := time.Now()
+	publishTime := acked.Sub(fetched)
+	var seqs []int64
+	var lat []time.Duration
+	for i, rec := range recs {
+		if ok[i] {
+			seqs = append(seqs, rec.Seq)
+			if len(r.cfg.onBatch) > 0 {
+				lat = append(lat, rec.Age+publishTime)
+			}
+		}
+	}
+	// Marking survives the end of ctx (bounded): what was published is
+	// recorded so the next holder does not send it again.
+	mctx, mcancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ttl)
+	defer mcancel()
+	var marked int64
+	var markErr error
+	if len(seqs) > 0 {
+		marked, markErr = r.o.d.MarkForwarded(mctx, r.db, r.cfg.id, seqs, r.cfg.retention > 0)
+		if markErr != nil {
+			markErr = fmt.Errorf("mark %d rows forwarded: %w", len(seqs), markErr)
+			marked = 0
+		}
+	}
+	unmarked := len(seqs) - int(marked)
+	r.batches.Add(1)
+	r.forwarded.Add(uint64(marked))
+	r.failed.Add(uint64(failed))
+	r.unmarked.Add(uint64(unmarked))
+	if unmarked > 0 && markErr == nil {
+		r.cfg.logger.Warn("outbox relay: lost a lease while publishing; the new holder sends those messages again", "messages", unmarked)
+	}
+	err = errors.Join(pubErr, markErr)
+	if len(r.cfg.onBatch) > 0 {
+		info := BatchInfo{Fetched: len(recs), Forwarded: int(marked), Failed: failed, Unmarked: unmarked, Latencies: lat, Publish: publishTime, Err: err}
+		for _, f := range r.cfg.onBatch {
+			f(info)
+		}
+	}
+	return len(recs), err
+}
+
+func topicsInOrder(recs []Record) []string {
+	var topics []string
+	for _, rec := range recs {
+		if !slices.Contains(topics, rec.Topic) {
+			topics = append(topics, rec.Topic)
+		}
+	}
+	return topics
+}
