@@ -19,10 +19,10 @@ type Subscription struct {
 	cancelHandlers context.CancelFunc
 	fetchCtx       context.Context
 	stop           context.CancelFunc
-	done       chan struct{}
-	finishOnce sync.Once
-	err        error
-	onFinish   func()
+	done           chan struct{}
+	finishOnce     sync.Once
+	err            error
+	onFinish       func()
 }
 
 // NewSubscription returns a subscription bound to parent. onFinish, if not
