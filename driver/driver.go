@@ -183,9 +183,12 @@ type ReceiverCapabilities interface {
 // consumer's messages are redelivered after AckDeadline.
 type Extender interface {
 	// Extend pushes back the redelivery deadline of ds. It is called
-	// concurrently with Receive and Settle, never for a settled delivery's
-	// token after Settle returned for it. An error is logged; the broker
-	// may then redeliver (at-least-once still holds).
+	// concurrently with Receive and Settle, and may race with the
+	// settlement of one of ds: extending a settled delivery must be
+	// harmless. An error is logged; the broker may then redeliver
+	// (at-least-once still holds). The engine stops extending when
+	// Shutdown's context ends, so a handler that never returns does not
+	// keep its message from the group.
 	Extend(ctx context.Context, ds []Delivery) error
 }
 
