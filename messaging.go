@@ -110,9 +110,11 @@ type Stream interface {
 }
 
 // Shutdowner is implemented by clients whose consumer side can stop with a
-// bound: Shutdown refuses new subscriptions and shuts every subscription down
-// as Subscription.Shutdown does, with the same ctx. Close still has to be
-// called to release the client's connections.
+// bound (every client built on package engine): Shutdown refuses new
+// subscriptions and shuts every subscription down as Subscription.Shutdown
+// does, with the same ctx, all at once. The client counts as closed from
+// then on (calls fail with ErrClosed); Close still has to be called to
+// release its connections.
 type Shutdowner interface {
 	Shutdown(ctx context.Context) error
 }
