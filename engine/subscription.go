@@ -26,6 +26,8 @@ type item struct {
 	// subscription.heldMu.
 	nextExtend time.Time
 	every      time.Duration
+	// prev and next link the held items; guarded by subscription.heldMu.
+	prev, next *item
 }
 
 // subscription implements messaging.Subscription over a driver.Receiver (or,
@@ -53,7 +55,7 @@ type subscription struct {
 	credits chan struct{}
 
 	heldMu sync.Mutex
-	held   map[*item]struct{}
+	held   item // sentinel of the ring of held items (no map: no allocation per delivery)
 
 	settleQ settleQueue
 	delays  *delays
@@ -71,8 +73,9 @@ func newSubscription(parent context.Context, c *Consumer, topic string, o messag
 	s := &subscription{
 		c: c, topic: topic, o: o, caps: caps, r: r, log: c.opts.Logger,
 		handlerCtx: handlerCtx, cancelHandlers: cancelHandlers, fetchCtx: fetchCtx, stopFetch: stopFetch,
-		held: map[*item]struct{}{}, done: make(chan struct{}),
+		done: make(chan struct{}),
 	}
+	s.held.prev, s.held.next = &s.held, &s.held
 	if r == nil { // Read
 		return s
 	}
@@ -145,8 +148,8 @@ func (s *subscription) Shutdown(ctx context.Context) error {
 	s.forced.Store(true)
 	s.cancelHandlers()
 	s.heldMu.Lock()
-	its := make([]*item, 0, len(s.held))
-	for it := range s.held {
+	var its []*item
+	for it := s.held.next; it != &s.held; it = it.next {
 		its = append(its, it)
 	}
 	s.heldMu.Unlock()
@@ -230,7 +233,9 @@ func (s *subscription) hold(ds []driver.Delivery) []*item {
 			it.every = max(it.every, 2*s.extendTick())
 			it.nextExtend = now.Add(it.every / 2) // it may have waited in a broker buffer
 		}
-		s.held[it] = struct{}{}
+		it.prev, it.next = s.held.prev, &s.held
+		s.held.prev.next = it
+		s.held.prev = it
 		its[i] = it
 	}
 	s.heldMu.Unlock()
@@ -447,7 +452,8 @@ func (s *subscription) settle(it *item, out driver.Outcome, delay time.Duration,
 		return
 	}
 	s.heldMu.Lock()
-	delete(s.held, it)
+	it.prev.next, it.next.prev = it.next, it.prev
+	it.prev, it.next = nil, nil
 	s.heldMu.Unlock()
 	s.settleQ.push(driver.Settlement{Delivery: it.d, Outcome: out, Delay: delay, Err: err})
 }
@@ -501,7 +507,7 @@ func (s *subscription) extender(stop <-chan struct{}) {
 		}
 		due = due[:0]
 		s.heldMu.Lock()
-		for it := range s.held {
+		for it := s.held.next; it != &s.held; it = it.next {
 			if !now.Before(it.nextExtend) {
 				due = append(due, it.d)
 				it.nextExtend = now.Add(it.every)
