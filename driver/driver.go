@@ -161,6 +161,7 @@ type Receiver interface {
 	// beyond it. An error means some outcomes may not have been applied:
 	// the engine logs it once and relies on the broker's redelivery after
 	// the ack deadline (so Settle must be safe to have partially applied).
+	// Settle must not keep batch after it returns: the engine reuses it.
 	Settle(ctx context.Context, batch []Settlement) error
 
 	// Close ends the subscription with the broker (leaving the group,

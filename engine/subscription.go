@@ -461,8 +461,11 @@ func (s *subscription) settle(it *item, out driver.Outcome, delay time.Duration,
 // settler applies queued outcomes in batches until the queue is closed and
 // empty, giving back a fetch credit per settled delivery.
 func (s *subscription) settler() {
+	var batch []driver.Settlement
 	for {
-		batch, ok := s.settleQ.take(s.c.opts.SettleBatch)
+		var ok bool
+		clear(batch) // drop references to settled messages
+		batch, ok = s.settleQ.take(s.c.opts.SettleBatch, batch)
 		if !ok {
 			return
 		}
@@ -582,16 +585,18 @@ func (q *settleQueue) close() {
 }
 
 // take returns up to n queued settlements, blocking while the queue is empty
-// and open; false once it is closed and empty.
-func (q *settleQueue) take(n int) ([]driver.Settlement, bool) {
+// and open; false once it is closed and empty. buf, a batch the caller is
+// done with, is reused, so a steady flow allocates nothing.
+func (q *settleQueue) take(n int, buf []driver.Settlement) ([]driver.Settlement, bool) {
 	for {
 		q.mu.Lock()
 		if len(q.q) > 0 {
-			k := min(n, len(q.q))
-			out := slices.Clone(q.q[:k])
-			q.q = q.q[k:]
-			if len(q.q) == 0 {
-				q.q = nil
+			var out []driver.Settlement
+			if len(q.q) <= n {
+				out, q.q = q.q, buf[:0]
+			} else {
+				out = append(buf[:0], q.q[:n]...)
+				q.q = append(q.q[:0], q.q[n:]...)
 			}
 			q.mu.Unlock()
 			return out, true
