@@ -41,6 +41,11 @@ var (
 	// ErrHandlerPanic wraps the value of a panic recovered from a handler; the
 	// message is redelivered like for any other handler error.
 	ErrHandlerPanic = errors.New("messaging: handler panicked")
+
+	// ErrTopicDeleted ends a subscription (see Subscription.Err) or a Read
+	// whose topic was deleted while it ran. Nothing more can arrive on it;
+	// subscribing again creates the topic anew where the broker does.
+	ErrTopicDeleted = errors.New("messaging: topic deleted")
 )
 
 // permanentError marks an error as not worth retrying.

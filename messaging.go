@@ -70,8 +70,20 @@ type Subscription interface {
 	// Close stops fetching new messages, waits for the handlers in flight to
 	// return and settles their messages (ack or nack), releases messages that
 	// were fetched but not handled, and returns. It is idempotent. To bound
-	// the wait, cancel the context given to Subscribe: handlers see it.
+	// the wait, use Shutdown, or cancel the context given to Subscribe:
+	// handlers see it. A fetch blocked in the broker does not delay Close.
 	Close() error
+
+	// Shutdown is Close with a bound, like net/http's Server.Shutdown: it
+	// stops fetching, releases messages fetched but not handled, and waits
+	// for the handlers in flight until they return or ctx ends, whichever
+	// comes first. When ctx ends first it cancels the handlers' context,
+	// releases their messages for redelivery to the group at once (what a
+	// handler returns after that is ignored) and returns ctx's error
+	// without waiting further; Done is closed once the last handler has
+	// returned. It returns nil when every handler finished in time. It is
+	// safe to call more than once and together with Close.
+	Shutdown(ctx context.Context) error
 
 	// Done is closed when the subscription has ended and every handler has
 	// returned.
@@ -95,6 +107,16 @@ type Subscription interface {
 // message's Offset with AfterOffset. Attempt is always 1.
 type Stream interface {
 	Read(ctx context.Context, topic string, from Position, h Handler) (Subscription, error)
+}
+
+// Shutdowner is implemented by clients whose consumer side can stop with a
+// bound (every client built on package engine): Shutdown refuses new
+// subscriptions and shuts every subscription down as Subscription.Shutdown
+// does, with the same ctx, all at once. The client counts as closed from
+// then on (calls fail with ErrClosed); Close still has to be called to
+// release its connections.
+type Shutdowner interface {
+	Shutdown(ctx context.Context) error
 }
 
 // Client is what Open returns: a Publisher and a Consumer sharing one

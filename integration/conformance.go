@@ -26,12 +26,8 @@ func RunConformance(t *testing.T, h Harness) {
 	_, batches := probe.(messaging.BatchConsumer)
 	t.Logf("%s capabilities: %+v", h.Name, caps)
 
-	cases := []struct {
-		name  string
-		needs string // capability the case needs, for the skip message
-		ok    bool
-		run   func(s *suite, t *testing.T)
-	}{
+	_, deleter := probe.(messaging.TopicDeleter)
+	cases := []conformanceCase{
 		{"RoundTrip", "", true, (*suite).roundTrip},
 		{"InvalidNames", "", true, (*suite).invalidNames},
 		{"MaxMessageSize", "MaxMessageSize > 0", caps.MaxMessageSize > 0, (*suite).maxMessageSize},
@@ -57,6 +53,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"CloseSemantics", "", true, (*suite).closeSemantics},
 		{"SubscribeCancelPrompt", "", true, (*suite).cancelPrompt},
 	}
+	cases = append(cases, engineCases(h, caps, deleter)...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if !c.ok {
@@ -65,6 +62,14 @@ func RunConformance(t *testing.T, h Harness) {
 			c.run(newSuite(t, h, caps), t)
 		})
 	}
+}
+
+// conformanceCase is one case of the suite.
+type conformanceCase struct {
+	name  string
+	needs string // capability the case needs, for the skip message
+	ok    bool
+	run   func(s *suite, t *testing.T)
 }
 
 // suite is the state of one conformance case.

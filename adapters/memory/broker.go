@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 )
 
 // DefaultMaxMessageSize is the default limit on Message.Size.
@@ -56,6 +57,7 @@ type topic struct {
 	base    int64 // offset of log[0]
 	groups  map[string]*group
 	changed chan struct{}
+	deleted bool // removed from the broker: its subscriptions end
 }
 
 // end is the offset the next message gets. Callers hold mu.
@@ -199,10 +201,13 @@ type delivery struct {
 //
 // An expired delivery goes to another member when the group has one: the
 // holder is presumed stuck, and would only queue it behind itself again.
-func (t *topic) fetch(g *group, sub uint64, n int, ackDeadline time.Duration, maxAttempts int, log *slog.Logger) ([]delivery, <-chan struct{}, time.Time) {
+func (t *topic) fetch(g *group, sub uint64, n int, ackDeadline time.Duration, maxAttempts int, log *slog.Logger) ([]delivery, <-chan struct{}, time.Time, error) {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.deleted {
+		return nil, nil, time.Time{}, messaging.ErrTopicDeleted
+	}
 	var out []delivery
 	var wake time.Time
 	var due []*pending
@@ -244,9 +249,9 @@ func (t *topic) fetch(g *group, sub uint64, n int, ackDeadline time.Duration, ma
 		out = append(out, t.deliver(g, p, sub, now, ackDeadline))
 	}
 	if len(out) > 0 {
-		return out, nil, time.Time{}
+		return out, nil, time.Time{}, nil
 	}
-	return nil, t.changed, wake
+	return nil, t.changed, wake, nil
 }
 
 func (t *topic) deliver(g *group, p *pending, sub uint64, now time.Time, ackDeadline time.Duration) delivery {
@@ -265,26 +270,43 @@ func (t *topic) deliver(g *group, p *pending, sub uint64, now time.Time, ackDead
 	return delivery{msg: m, off: p.e.offset, token: p.token}
 }
 
-// settle applies a handler outcome to a delivery. Stale deliveries (the
-// message was redelivered meanwhile) are ignored.
-func (t *topic) settle(g *group, off int64, token uint64, ack, release bool, delay time.Duration) {
+// settle applies outcomes to deliveries of g. Stale deliveries (the message
+// was redelivered meanwhile) are ignored. A nack or release wakes the
+// group's members at once.
+func (t *topic) settle(g *group, batch []driver.Settlement) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	p := g.pending[off]
-	if p == nil || p.token != token || !p.inFlight {
-		return
+	now, wake := time.Now(), false
+	for _, st := range batch {
+		dl := st.Token.(delivery)
+		p := g.pending[dl.off]
+		if p == nil || p.token != dl.token || !p.inFlight {
+			continue
+		}
+		switch st.Outcome {
+		case driver.Ack, driver.Term:
+			delete(g.pending, dl.off)
+			continue
+		case driver.Release:
+			p.attempts--
+			p.notBefore = time.Time{}
+		case driver.Nack:
+			p.notBefore = now.Add(st.Delay)
+		}
+		p.inFlight = false
+		wake = true
 	}
-	if ack {
-		delete(g.pending, off)
-		return
+	if wake {
+		t.broadcast()
 	}
-	p.inFlight = false
-	p.notBefore = time.Now().Add(delay)
-	if release {
-		p.attempts--
-		p.notBefore = time.Time{}
-	}
+}
+
+// remove marks t deleted and wakes its subscriptions, which end.
+func (t *topic) remove() {
+	t.mu.Lock()
+	t.deleted = true
 	t.broadcast()
+	t.mu.Unlock()
 }
 
 func earliest(a, b time.Time) time.Time {

@@ -21,6 +21,12 @@
 //   - The client is a messaging.BatchConsumer: SubscribeBatch hands each fetch
 //     of up to BatchSize messages to one handler call. RedeliveryBackoff is
 //     ignored (Capabilities().BrokerBackoff is false).
+//   - DeleteTopic ends the topic's live subscriptions and reads with an error
+//     wrapping messaging.ErrTopicDeleted.
+//   - The consumer side is the library's engine (package engine) over the
+//     driver in driver.go: the reference for writing an adapter (see package
+//     driver). Client.Shutdown and Subscription.Shutdown bound Close with a
+//     context.
 //   - Publish copies payloads and headers, and each delivery gets its own copy,
 //     so neither side can change what the other sees.
 package memory

@@ -11,38 +11,20 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 )
 
-// Outcome is what an adapter must do with a delivered message.
-type Outcome int
+// Outcome is what an adapter must do with a delivered message; it is
+// driver.Outcome, shared with the engine.
+type Outcome = driver.Outcome
 
+// The outcomes, as in package driver.
 const (
-	// Ack: the handler succeeded; acknowledge.
-	Ack Outcome = iota
-	// Nack: redeliver after Result.Delay, with the attempt counted.
-	Nack
-	// Term: do not redeliver (Permanent error or MaxAttempts reached);
-	// dead-letter natively where configured, else acknowledge.
-	Term
-	// Release: the message was fetched but never handled (the subscription
-	// stopped first); make it available again without counting an attempt
-	// where the broker allows.
-	Release
+	Ack     = driver.Ack
+	Nack    = driver.Nack
+	Term    = driver.Term
+	Release = driver.Release
 )
-
-func (o Outcome) String() string {
-	switch o {
-	case Ack:
-		return "ack"
-	case Nack:
-		return "nack"
-	case Term:
-		return "term"
-	case Release:
-		return "release"
-	}
-	return fmt.Sprintf("outcome(%d)", int(o))
-}
 
 // Result is a handler's classified result.
 type Result struct {

@@ -15,21 +15,23 @@ import (
 // HandlerContext (ended only with the parent: Close lets handlers finish),
 // and calls Finish when the loop and the pool are done.
 type Subscription struct {
-	handlerCtx context.Context
-	fetchCtx   context.Context
-	stop       context.CancelFunc
-	done       chan struct{}
-	finishOnce sync.Once
-	err        error
-	onFinish   func()
+	handlerCtx     context.Context
+	cancelHandlers context.CancelFunc
+	fetchCtx       context.Context
+	stop           context.CancelFunc
+	done           chan struct{}
+	finishOnce     sync.Once
+	err            error
+	onFinish       func()
 }
 
 // NewSubscription returns a subscription bound to parent. onFinish, if not
 // nil, runs once when the subscription finishes (adapters use it to forget the
 // subscription).
 func NewSubscription(parent context.Context, onFinish func()) *Subscription {
-	fetchCtx, stop := context.WithCancel(parent)
-	return &Subscription{handlerCtx: parent, fetchCtx: fetchCtx, stop: stop, done: make(chan struct{}), onFinish: onFinish}
+	handlerCtx, cancelHandlers := context.WithCancel(parent)
+	fetchCtx, stop := context.WithCancel(handlerCtx)
+	return &Subscription{handlerCtx: handlerCtx, cancelHandlers: cancelHandlers, fetchCtx: fetchCtx, stop: stop, done: make(chan struct{}), onFinish: onFinish}
 }
 
 // FetchContext is done when the subscription must stop fetching.
@@ -50,6 +52,7 @@ func (s *Subscription) Finish(err error) {
 		}
 		s.err = err
 		s.stop()
+		s.cancelHandlers()
 		if s.onFinish != nil {
 			s.onFinish()
 		}
@@ -62,6 +65,21 @@ func (s *Subscription) Close() error {
 	s.stop()
 	<-s.done
 	return nil
+}
+
+// Shutdown stops the subscription and waits until it has finished or ctx
+// ends; then it cancels the handlers' context and returns ctx's error. The
+// adapters not yet moved onto package engine settle what those handlers
+// return as usual (a context error is a nack), not as a release.
+func (s *Subscription) Shutdown(ctx context.Context) error {
+	s.stop()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		s.cancelHandlers()
+		return ctx.Err()
+	}
 }
 
 // Done is closed once the subscription has finished.

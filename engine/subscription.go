@@ -1,0 +1,647 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
+	"github.com/msgkit/messaging/internal/dispatch"
+)
+
+// item is a delivery the subscription holds from Receive until it is
+// settled (queued for the settler).
+type item struct {
+	d       driver.Delivery
+	settled atomic.Bool
+	// nextExtend and every drive deadline extension; guarded by
+	// subscription.heldMu.
+	nextExtend time.Time
+	every      time.Duration
+	// prev and next link the held items; guarded by subscription.heldMu.
+	prev, next *item
+}
+
+// subscription implements messaging.Subscription over a driver.Receiver (or,
+// for Read, a driver.Log).
+type subscription struct {
+	c     *Consumer
+	topic string
+	o     messaging.SubscribeOptions
+	caps  messaging.Capabilities
+	r     driver.Receiver
+	ext   driver.Extender
+	log   *slog.Logger
+
+	// handlerCtx ends with the parent context or when Shutdown's context
+	// ends; fetchCtx also ends on Close and Shutdown.
+	handlerCtx     context.Context
+	cancelHandlers context.CancelFunc
+	fetchCtx       context.Context
+	stopFetch      context.CancelFunc
+	forced         atomic.Bool
+
+	// credits holds one token per delivery that may be fetched: a token is
+	// taken before Receive and given back once the delivery is settled, so
+	// at most Prefetch deliveries are held.
+	credits chan struct{}
+
+	heldMu sync.Mutex
+	held   item // sentinel of the ring of held items (no map: no allocation per delivery)
+
+	settleQ settleQueue
+	delays  *delays
+	pool    *dispatch.Pool
+	batch   *readyQueue // SubscribeBatch: local redeliveries waiting for the next batch
+
+	done       chan struct{}
+	finishOnce sync.Once
+	err        error
+}
+
+func newSubscription(parent context.Context, c *Consumer, topic string, o messaging.SubscribeOptions, caps messaging.Capabilities, r driver.Receiver) *subscription {
+	handlerCtx, cancelHandlers := context.WithCancel(parent)
+	fetchCtx, stopFetch := context.WithCancel(handlerCtx)
+	s := &subscription{
+		c: c, topic: topic, o: o, caps: caps, r: r, log: c.opts.Logger,
+		handlerCtx: handlerCtx, cancelHandlers: cancelHandlers, fetchCtx: fetchCtx, stopFetch: stopFetch,
+		done: make(chan struct{}),
+	}
+	s.held.prev, s.held.next = &s.held, &s.held
+	if r == nil { // Read
+		return s
+	}
+	s.ext, _ = r.(driver.Extender)
+	s.credits = make(chan struct{}, max(o.Prefetch, 1))
+	for range cap(s.credits) {
+		s.credits <- struct{}{}
+	}
+	s.settleQ.wake = make(chan struct{}, 1)
+	s.delays = newDelays(s.fire)
+	return s
+}
+
+// run runs loop (which fetches until the subscription stops and returns
+// once no handler runs), then settles what is left, closes the receiver and
+// finishes the subscription.
+func (s *subscription) run(loop func(*subscription) error) {
+	settled := make(chan struct{})
+	go func() {
+		defer close(settled)
+		s.settler()
+	}()
+	if s.ext != nil {
+		go s.extender(settled)
+	}
+	go s.delays.run()
+	err := loop(s)
+	s.settleQ.close()
+	<-settled
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.handlerCtx), s.c.opts.SettleTimeout)
+	if cerr := s.r.Close(ctx); cerr != nil {
+		s.log.Warn(s.c.opts.Name+": closing a subscription failed", "topic", s.topic, "group", s.o.Group, "error", cerr)
+	}
+	cancel()
+	s.finish(err)
+}
+
+// finish records how the subscription ended and wakes waiters. A context
+// error caused by the subscription's own stop counts as a clean end.
+func (s *subscription) finish(err error) {
+	s.finishOnce.Do(func() {
+		if err != nil && s.fetchCtx.Err() != nil && isCtxErr(err) {
+			err = nil
+		}
+		s.err = err
+		s.stopFetch()
+		s.cancelHandlers()
+		s.c.remove(s)
+		close(s.done)
+	})
+}
+
+// Close stops the subscription and waits until it has finished; see
+// messaging.Subscription.
+func (s *subscription) Close() error {
+	s.stopFetch()
+	<-s.done
+	return nil
+}
+
+// Shutdown stops the subscription and waits until it has finished or ctx
+// ends; see messaging.Subscription.
+func (s *subscription) Shutdown(ctx context.Context) error {
+	s.stopFetch()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.forced.Store(true)
+	s.cancelHandlers()
+	s.heldMu.Lock()
+	var its []*item
+	for it := s.held.next; it != &s.held; it = it.next {
+		its = append(its, it)
+	}
+	s.heldMu.Unlock()
+	for _, it := range its {
+		s.settle(it, driver.Release, 0, nil)
+	}
+	return ctx.Err()
+}
+
+// Done is closed once the subscription has finished.
+func (s *subscription) Done() <-chan struct{} { return s.done }
+
+// Err is the error that ended the subscription, or nil.
+func (s *subscription) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// acquire takes between 1 and n fetch credits, blocking for the first one
+// until ctx ends.
+func (s *subscription) acquire(ctx context.Context, n int) (int, error) {
+	select {
+	case <-s.credits:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	got := 1
+	for got < n {
+		select {
+		case <-s.credits:
+			got++
+			continue
+		default:
+		}
+		break
+	}
+	return got, nil
+}
+
+func (s *subscription) giveBack(n int) {
+	for range n {
+		s.credits <- struct{}{}
+	}
+}
+
+// receive takes credits and fetches up to n deliveries with ctx, returning
+// them as held items.
+func (s *subscription) receive(ctx context.Context, n int) ([]*item, error) {
+	n, err := s.acquire(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := s.r.Receive(ctx, n)
+	if len(ds) > n {
+		err = errors.Join(err, fmt.Errorf("%s: receiver returned %d deliveries for %d: %w", s.c.opts.Name, len(ds), n, messaging.ErrInvalidOption))
+		ds = ds[:n] // a broken driver; the surplus is redelivered after the ack deadline
+	}
+	s.giveBack(n - len(ds))
+	return s.hold(ds), err
+}
+
+// hold records fetched deliveries for extension and forced release.
+func (s *subscription) hold(ds []driver.Delivery) []*item {
+	if len(ds) == 0 {
+		return nil
+	}
+	its := make([]*item, len(ds))
+	now := time.Now()
+	s.heldMu.Lock()
+	for i, d := range ds {
+		it := &item{d: d}
+		if s.ext != nil {
+			it.every = d.ExtendEvery
+			if it.every <= 0 {
+				it.every = s.o.AckDeadline / 3
+			}
+			it.every = max(it.every, 2*s.extendTick())
+			it.nextExtend = now.Add(it.every / 2) // it may have waited in a broker buffer
+		}
+		it.prev, it.next = s.held.prev, &s.held
+		s.held.prev.next = it
+		s.held.prev = it
+		its[i] = it
+	}
+	s.heldMu.Unlock()
+	return its
+}
+
+// retry sorts a fetch error: nil to fetch again after a backoff, or the
+// error that ends the subscription.
+func (s *subscription) retry(err error, bo *backoff.ExponentialBackOff) error {
+	if s.fetchCtx.Err() != nil {
+		return s.fetchCtx.Err()
+	}
+	if !driver.IsTransient(err) {
+		if errors.Is(err, messaging.ErrTopicDeleted) {
+			return fmt.Errorf("%s: topic %s: %w", s.c.opts.Name, s.topic, err)
+		}
+		return err
+	}
+	wait := bo.NextBackOff()
+	s.log.Warn(s.c.opts.Name+": fetching failed; retrying", "topic", s.topic, "group", s.o.Group, "error", err, "retry_in", wait)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-s.fetchCtx.Done():
+		return s.fetchCtx.Err()
+	}
+}
+
+func newBackoff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 50 * time.Millisecond
+	b.MaxInterval = 5 * time.Second
+	return b
+}
+
+// runPool is the Subscribe loop: fetch, hand to the pool, until the
+// subscription stops; then release what is queued and wait for the
+// handlers.
+func (s *subscription) runPool(h messaging.Handler) error {
+	s.pool = dispatch.NewPool(s.handlerCtx, s.o.Concurrency, s.o.Prefetch-s.o.Concurrency, h, s.handled, s.o.MaxAttempts)
+	bo := newBackoff()
+	var err error
+	for err == nil {
+		var its []*item
+		its, err = s.receive(s.fetchCtx, s.o.Prefetch)
+		for i, it := range its {
+			if !s.pool.Submit(s.fetchCtx, dispatch.Delivery{Msg: it.d.Msg, Token: it}) {
+				s.releaseAll(its[i:])
+				break
+			}
+		}
+		if err != nil {
+			err = s.retry(err, bo)
+		} else {
+			bo.Reset()
+		}
+		if err == nil && s.fetchCtx.Err() != nil {
+			err = s.fetchCtx.Err()
+		}
+	}
+	s.stopFetch()
+	s.stopDelays()
+	s.pool.Close()
+	return err
+}
+
+// runBatches is the SubscribeBatch loop: fill a batch (up to BatchSize,
+// waiting at most BatchWait after its first message), run h on it in this
+// goroutine, settle, repeat.
+func (s *subscription) runBatches(h messaging.BatchHandler) error {
+	s.batch = &readyQueue{}
+	err := s.batches(h)
+	s.stopFetch()
+	s.stopDelays()
+	s.releaseAll(s.batch.take())
+	return err
+}
+
+func (s *subscription) batches(h messaging.BatchHandler) error {
+	bo := newBackoff()
+	var batch []*item
+	for {
+		batch = batch[:0]
+		var fill context.Context // ends BatchWait after the batch's first message
+		var cancelFill context.CancelFunc = func() {}
+		for len(batch) < s.o.BatchSize {
+			batch = append(batch, s.batch.take()...)
+			if len(batch) > 0 && fill == nil {
+				fill, cancelFill = context.WithTimeout(s.fetchCtx, s.o.BatchWait)
+			}
+			if len(batch) >= s.o.BatchSize {
+				break
+			}
+			ctx := s.fetchCtx
+			if fill != nil {
+				ctx = fill
+			}
+			ctx, wake := context.WithCancel(ctx)
+			s.batch.setWake(wake)
+			its, err := s.receive(ctx, s.o.BatchSize-len(batch))
+			s.batch.setWake(nil)
+			woken := ctx.Err() != nil && (fill == nil || fill.Err() == nil)
+			wake()
+			batch = append(batch, its...)
+			if err == nil {
+				bo.Reset()
+				continue
+			}
+			if s.fetchCtx.Err() != nil {
+				cancelFill()
+				s.releaseAll(batch)
+				return s.fetchCtx.Err()
+			}
+			if fill != nil && fill.Err() != nil {
+				break // the batch waited long enough
+			}
+			if woken && isCtxErr(err) {
+				continue // a local redelivery is ready
+			}
+			if err := s.retry(err, bo); err != nil {
+				cancelFill()
+				s.releaseAll(batch)
+				return err
+			}
+		}
+		cancelFill()
+		if len(batch) > s.o.BatchSize { // redeliveries beyond the batch wait for the next one
+			s.batch.push(batch[s.o.BatchSize:]...)
+			batch = batch[:s.o.BatchSize]
+		}
+		msgs := make([]*messaging.Message, len(batch))
+		for i, it := range batch {
+			msgs[i] = it.d.Msg
+		}
+		for i, r := range dispatch.InvokeBatch(s.handlerCtx, h, msgs, s.o.MaxAttempts) {
+			s.handled(dispatch.Delivery{Msg: msgs[i], Token: batch[i]}, r)
+		}
+	}
+}
+
+// handled takes a handler's classified result, from a worker or the batch
+// loop. It never blocks: nacks the broker cannot delay or redeliver go to
+// the delay heap, everything else to the settler.
+func (s *subscription) handled(d dispatch.Delivery, r dispatch.Result) {
+	it := d.Token.(*item)
+	out, delay := r.Outcome, r.Delay
+	if out == driver.Nack && s.forced.Load() {
+		out = driver.Release // cancelled by Shutdown: release at once
+	}
+	if out == driver.Nack {
+		switch {
+		case !s.caps.BrokerAttempts:
+			if s.delays.add(it, delay, true, r.Err) {
+				return
+			}
+			out = driver.Release // stopping: the broker keeps it (an uncommitted offset)
+		case !s.caps.NativeDelay && delay > 0:
+			if s.delays.add(it, delay, false, r.Err) {
+				return
+			}
+		}
+		if !s.caps.NativeDelay {
+			delay = 0 // stopping with a held delay: nack now, the delay is lost
+		}
+	}
+	s.settle(it, out, delay, r.Err)
+}
+
+// fire is the delay heap's action for a due item.
+func (s *subscription) fire(it *item, redeliver bool, err error) {
+	if !redeliver {
+		s.settle(it, driver.Nack, 0, err)
+		return
+	}
+	if it.settled.Load() {
+		return // released by Shutdown
+	}
+	m := it.d.Msg.Clone()
+	m.Attempt++
+	it.d.Msg = m
+	if s.batch != nil {
+		s.batch.push(it)
+		return
+	}
+	if !s.pool.Submit(s.fetchCtx, dispatch.Delivery{Msg: m, Token: it}) {
+		s.settle(it, driver.Release, 0, nil)
+	}
+}
+
+// stopDelays stops the delay heap and settles what it held: a local
+// redelivery is released (the broker keeps the message: an uncommitted
+// offset), a held nack is nacked now (its delay is lost).
+func (s *subscription) stopDelays() {
+	for _, e := range s.delays.close() {
+		if e.redeliver {
+			s.settle(e.it, driver.Release, 0, nil)
+		} else {
+			s.settle(e.it, driver.Nack, 0, e.err)
+		}
+	}
+}
+
+func (s *subscription) releaseAll(its []*item) {
+	for _, it := range its {
+		s.settle(it, driver.Release, 0, nil)
+	}
+}
+
+// settle queues it's outcome for the settler, once.
+func (s *subscription) settle(it *item, out driver.Outcome, delay time.Duration, err error) {
+	if !it.settled.CompareAndSwap(false, true) {
+		return
+	}
+	s.heldMu.Lock()
+	it.prev.next, it.next.prev = it.next, it.prev
+	it.prev, it.next = nil, nil
+	s.heldMu.Unlock()
+	s.settleQ.push(driver.Settlement{Delivery: it.d, Outcome: out, Delay: delay, Err: err})
+}
+
+// settler applies queued outcomes in batches until the queue is closed and
+// empty, giving back a fetch credit per settled delivery.
+func (s *subscription) settler() {
+	var batch []driver.Settlement
+	for {
+		var ok bool
+		clear(batch) // drop references to settled messages
+		batch, ok = s.settleQ.take(s.c.opts.SettleBatch, batch)
+		if !ok {
+			return
+		}
+		for _, st := range batch {
+			if st.Outcome == driver.Term {
+				s.log.Warn(s.c.opts.Name+": message not redelivered", "topic", s.topic, "group", s.o.Group, "id", st.Msg.ID, "attempt", st.Msg.Attempt, "error", st.Err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.handlerCtx), s.c.opts.SettleTimeout)
+		if err := s.r.Settle(ctx, batch); err != nil {
+			s.log.Warn(s.c.opts.Name+": settling failed; the broker redelivers after the ack deadline", "topic", s.topic, "group", s.o.Group, "messages", len(batch), "error", err)
+		}
+		cancel()
+		s.giveBack(len(batch))
+	}
+}
+
+// extendTick is how often the extender looks for due extensions.
+func (s *subscription) extendTick() time.Duration {
+	shortest := s.o.AckDeadline
+	if len(s.o.RedeliveryBackoff) > 0 {
+		shortest = min(shortest, slices.Min(s.o.RedeliveryBackoff))
+	}
+	return max(shortest/6, 5*time.Millisecond)
+}
+
+// extender extends the deadlines of held deliveries when due, until stop is
+// closed or Shutdown's context ended.
+func (s *subscription) extender(stop <-chan struct{}) {
+	tick := time.NewTicker(s.extendTick())
+	defer tick.Stop()
+	var due []driver.Delivery
+	for {
+		var now time.Time
+		select {
+		case <-stop:
+			return
+		case now = <-tick.C:
+		}
+		if s.forced.Load() {
+			return // a handler that ignores its cancelled context keeps nothing from redelivery
+		}
+		due = due[:0]
+		s.heldMu.Lock()
+		for it := s.held.next; it != &s.held; it = it.next {
+			if !now.Before(it.nextExtend) {
+				due = append(due, it.d)
+				it.nextExtend = now.Add(it.every)
+			}
+		}
+		s.heldMu.Unlock()
+		if len(due) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.handlerCtx), s.c.opts.SettleTimeout)
+		if err := s.ext.Extend(ctx, due); err != nil {
+			s.log.Warn(s.c.opts.Name+": extending ack deadlines failed; the broker may redeliver", "topic", s.topic, "group", s.o.Group, "messages", len(due), "error", err)
+		}
+		cancel()
+	}
+}
+
+// read is the Stream.Read loop.
+func (s *subscription) read(l driver.Log, h messaging.Handler) error {
+	defer l.Close()
+	bo := newBackoff()
+	for {
+		msgs, err := l.Next(s.fetchCtx)
+		for _, m := range msgs {
+			if err := s.fetchCtx.Err(); err != nil {
+				return err
+			}
+			m.Attempt = 1
+			if r := dispatch.Invoke(s.handlerCtx, h, m, 0); r.Err != nil {
+				return fmt.Errorf("read %s at offset %s: handler: %w", s.topic, m.Offset, r.Err)
+			}
+		}
+		if err == nil {
+			bo.Reset()
+			continue
+		}
+		if err := s.retry(err, bo); err != nil {
+			return err
+		}
+	}
+}
+
+var _ messaging.Subscription = (*subscription)(nil)
+
+// settleQueue is the unbounded queue between the handlers and the settler:
+// pushing never blocks.
+type settleQueue struct {
+	mu     sync.Mutex
+	q      []driver.Settlement
+	closed bool
+	wake   chan struct{}
+}
+
+func (q *settleQueue) push(st driver.Settlement) {
+	q.mu.Lock()
+	q.q = append(q.q, st)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *settleQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns up to n queued settlements, blocking while the queue is empty
+// and open; false once it is closed and empty. buf, a batch the caller is
+// done with, is reused, so a steady flow allocates nothing.
+func (q *settleQueue) take(n int, buf []driver.Settlement) ([]driver.Settlement, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.q) > 0 {
+			var out []driver.Settlement
+			if len(q.q) <= n {
+				out, q.q = q.q, buf[:0]
+			} else {
+				out = append(buf[:0], q.q[:n]...)
+				q.q = append(q.q[:0], q.q[n:]...)
+			}
+			q.mu.Unlock()
+			return out, true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return nil, false
+		}
+		<-q.wake
+	}
+}
+
+// readyQueue holds the local redeliveries of a SubscribeBatch subscription
+// and wakes its blocked fetch when one arrives.
+type readyQueue struct {
+	mu   sync.Mutex
+	its  []*item
+	wake context.CancelFunc
+}
+
+func (q *readyQueue) push(its ...*item) {
+	q.mu.Lock()
+	q.its = append(q.its, its...)
+	wake := q.wake
+	q.mu.Unlock()
+	if wake != nil {
+		wake()
+	}
+}
+
+func (q *readyQueue) take() []*item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.its
+	q.its = nil
+	return out
+}
+
+func (q *readyQueue) setWake(f context.CancelFunc) {
+	q.mu.Lock()
+	q.wake = f
+	pending := len(q.its) > 0
+	q.mu.Unlock()
+	if f != nil && pending {
+		f()
+	}
+}

@@ -1,0 +1,261 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+)
+
+// engineCasesEnv runs the engine cases on harnesses marked PreEngine too,
+// to see what an adapter still lacks.
+const engineCasesEnv = "MESSAGING_ENGINE_CASES"
+
+// engineCases are the cases of issue 13 (behaviour the consumer engine,
+// package engine, gives every adapter that runs on it). Harnesses marked
+// PreEngine skip them, unless MESSAGING_ENGINE_CASES=1.
+func engineCases(h Harness, caps messaging.Capabilities, deleter bool) []conformanceCase {
+	pre := h.PreEngine && os.Getenv(engineCasesEnv) != "1"
+	why := func(need string) string {
+		if pre {
+			return "the consumer engine (PreEngine harness; set " + engineCasesEnv + "=1 to run)"
+		}
+		return need
+	}
+	return []conformanceCase{
+		{"NackHandOver", why("Groups"), !pre && caps.Groups, (*suite).nackHandOver},
+		{"ShutdownReleasesToGroup", why("Groups"), !pre && caps.Groups, (*suite).shutdownReleases},
+		{"ShutdownInTime", why(""), !pre, (*suite).shutdownInTime},
+		{"CloseIdlePrompt", why(""), !pre, (*suite).closeIdlePrompt},
+		// A topic exists as broker state only where messages are kept
+		// (core NATS subjects cannot be deleted).
+		{"TopicDeletedEndsSubscription", why("TopicDeleter and Persistent or Replay"), !pre && deleter && (caps.Persistent || caps.Replay), (*suite).topicDeleted},
+	}
+}
+
+// handOverWithin bounds the hand-over cases: far below their AckDeadline,
+// so only an immediate hand-over passes.
+const handOverWithin = 5 * time.Second
+
+// handOverDeadline is the AckDeadline of the hand-over cases.
+const handOverDeadline = time.Minute
+
+// nackHandOver: a message nacked (no delay) by one member is available to
+// the other members of the group at once, not after the ack deadline.
+func (s *suite) nackHandOver(t *testing.T) {
+	g := s.group("nackhand")
+	s.provision(g)
+	failing := make(chan struct{}, 1)
+	s.subscribe(t.Context(), s.c, func(context.Context, *messaging.Message) error {
+		select {
+		case failing <- struct{}{}:
+		default:
+		}
+		return errors.New("this member always fails")
+	}, messaging.Group(g), messaging.AckDeadline(handOverDeadline))
+	s.publish(s.c, &messaging.Message{ID: "hand-over", Payload: []byte("x")})
+	select {
+	case <-failing:
+	case <-time.After(s.h.Timeout):
+		t.Fatal("the failing member never got the message")
+	}
+	ch, h := receive(10)
+	s.subscribe(t.Context(), h2(s, t), h, messaging.Group(g), messaging.AckDeadline(handOverDeadline))
+	select {
+	case m := <-ch:
+		if m.ID != "hand-over" {
+			t.Fatalf("got %s, want hand-over", m.ID)
+		}
+	case <-time.After(handOverWithin):
+		t.Fatalf("the other member did not get the nacked message within %v (AckDeadline %v)", handOverWithin, handOverDeadline)
+	}
+}
+
+// shutdownReleases: Shutdown with a handler blocked returns when its context
+// ends, and every message the member held (the running one and those
+// fetched ahead) goes to another member at once; the queued ones are never
+// handled by the member that shut down.
+func (s *suite) shutdownReleases(t *testing.T) {
+	g := s.group("shutdown")
+	s.provision(g)
+	started := make(chan struct{}, 1)
+	var calls atomic.Int32
+	sub := s.subscribe(t.Context(), s.c, func(ctx context.Context, _ *messaging.Message) error {
+		calls.Add(1)
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}, messaging.Group(g), messaging.Concurrency(1), messaging.Prefetch(8), messaging.AckDeadline(handOverDeadline))
+	msgs := numbered("held", 3)
+	for _, m := range msgs {
+		m.Key = "one-key" // one worker: the first blocks it, the others wait behind it
+	}
+	s.publish(s.c, msgs...)
+	select {
+	case <-started:
+	case <-time.After(s.h.Timeout):
+		t.Fatal("handler never started")
+	}
+	col := NewCollector()
+	s.subscribe(t.Context(), h2(s, t), col.Handler(), messaging.Group(g), messaging.AckDeadline(handOverDeadline))
+
+	const grace = 300 * time.Millisecond
+	ctx, cancel := context.WithTimeout(t.Context(), grace)
+	defer cancel()
+	begin := time.Now()
+	err := sub.Shutdown(ctx)
+	if took := time.Since(begin); took > grace+2*time.Second {
+		t.Errorf("Shutdown took %v with a %v context", took, grace)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown with a blocked handler: %v, want context.DeadlineExceeded", err)
+	}
+	select {
+	case <-sub.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("subscription not done 10s after Shutdown cancelled its handler")
+	}
+	col.WaitDistinct(t, len(msgs), handOverWithin)
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the member that shut down handled %d messages, want 1 (the queued ones are released unhandled)", n)
+	}
+}
+
+// shutdownInTime: Shutdown returns nil when the handlers finish before its
+// context ends, and the client's Shutdown (where the client has one) stops
+// every subscription and refuses new ones.
+func (s *suite) shutdownInTime(t *testing.T) {
+	c := s.h.Open(t)
+	t.Cleanup(func() { _ = c.Close() })
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	sub, err := c.Subscribe(t.Context(), s.topic, func(ctx context.Context, _ *messaging.Message) error {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-release
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	s.publish(s.c, &messaging.Message{ID: "in-time"})
+	select {
+	case <-started:
+	case <-time.After(s.h.Timeout):
+		t.Fatal("handler never started")
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond) // the subject: Shutdown must wait for a handler that finishes in time
+		close(release)
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := sub.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown with a handler finishing in time: %v, want nil", err)
+	}
+	select {
+	case <-sub.Done():
+	default:
+		t.Error("Done not closed when Shutdown returned nil")
+	}
+	sd, ok := c.(messaging.Shutdowner)
+	if !ok {
+		return
+	}
+	other, err := c.Subscribe(t.Context(), s.topic, func(context.Context, *messaging.Message) error { return nil })
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	if err := sd.Shutdown(ctx); err != nil {
+		t.Errorf("client Shutdown of an idle subscription: %v", err)
+	}
+	select {
+	case <-other.Done():
+	default:
+		t.Error("client Shutdown returned before its subscription was done")
+	}
+	if _, err := c.Subscribe(t.Context(), s.topic, func(context.Context, *messaging.Message) error { return nil }); !errors.Is(err, messaging.ErrClosed) {
+		t.Errorf("Subscribe after client Shutdown: %v, want ErrClosed", err)
+	}
+}
+
+// closeIdlePrompt: Close does not wait for a fetch blocked in the broker;
+// closing many idle subscriptions one after the other is quick.
+func (s *suite) closeIdlePrompt(t *testing.T) {
+	const n = 10
+	subs := make([]messaging.Subscription, n)
+	for i := range subs {
+		var opts []messaging.SubscribeOption
+		if s.caps.Groups {
+			opts = append(opts, messaging.Group(s.group("idle")))
+		}
+		subs[i] = s.subscribe(t.Context(), s.c, func(context.Context, *messaging.Message) error { return nil }, opts...)
+	}
+	begin := time.Now()
+	for _, sub := range subs {
+		if err := sub.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+	if took := time.Since(begin); took > 2*time.Second {
+		t.Errorf("closing %d idle subscriptions took %v, want well under a second each", n, took)
+	}
+}
+
+// topicDeleted: deleting the topic under a live subscription ends it with
+// an error wrapping messaging.ErrTopicDeleted.
+func (s *suite) topicDeleted(t *testing.T) {
+	var opts []messaging.SubscribeOption
+	if s.caps.Groups {
+		g := s.group("deleted")
+		s.provision(g)
+		opts = append(opts, messaging.Group(g))
+	}
+	ch, h := receive(10)
+	sub := s.subscribe(t.Context(), s.c, h, opts...)
+	s.publish(s.c, &messaging.Message{ID: "before-delete"})
+	s.next(ch, "the message published before the deletion")
+	ctx, cancel := context.WithTimeout(t.Context(), s.h.Timeout)
+	defer cancel()
+	if err := s.c.(messaging.TopicDeleter).DeleteTopic(ctx, s.topic); err != nil {
+		t.Fatalf("DeleteTopic: %v", err)
+	}
+	select {
+	case <-sub.Done():
+	case <-time.After(s.h.Timeout):
+		t.Fatalf("subscription still running %v after its topic was deleted", s.h.Timeout)
+	}
+	if err := sub.Err(); !errors.Is(err, messaging.ErrTopicDeleted) {
+		t.Errorf("Err after the topic was deleted: %v, want ErrTopicDeleted", err)
+	}
+	if s.caps.Replay {
+		st := s.stream()
+		s.publish(s.c, &messaging.Message{ID: "recreated"})
+		r, err := st.Read(t.Context(), s.topic, messaging.Earliest, h)
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		s.next(ch, "the message of the recreated topic")
+		if err := s.c.(messaging.TopicDeleter).DeleteTopic(ctx, s.topic); err != nil {
+			t.Fatalf("DeleteTopic: %v", err)
+		}
+		select {
+		case <-r.Done():
+		case <-time.After(s.h.Timeout):
+			t.Fatalf("Read still running %v after its topic was deleted", s.h.Timeout)
+		}
+		if err := r.Err(); !errors.Is(err, messaging.ErrTopicDeleted) {
+			t.Errorf("Read's Err after the topic was deleted: %v, want ErrTopicDeleted", err)
+		}
+	}
+}
