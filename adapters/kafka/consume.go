@@ -48,6 +48,11 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 		if err := c.initGroup(ctx, topic, o.Group, o.StartAt); err != nil {
 			return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
 		}
+		bal := newIncarnationBalancer(func(ids []string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c.evictMembers(ctx, topic, o.Group, ids)
+		})
 		cg, err = kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
 			ID:                     o.Group,
 			Brokers:                c.brokers,
@@ -60,6 +65,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handle
 			WatchPartitionChanges:  true,
 			PartitionWatchInterval: 5 * time.Second,
 			StartOffset:            kafkago.FirstOffset,
+			GroupBalancers:         groupBalancers(bal),
 			ErrorLogger:            kafkago.LoggerFunc(c.logGroupError(topic, o.Group)),
 		})
 		if err != nil {

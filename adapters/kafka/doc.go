@@ -48,7 +48,10 @@
 //     from other producers get the ID "topic/partition/offset".
 //   - Message.Offset is "partition:offset", e.g. "3:1042".
 //   - Group: a Kafka consumer group (classic protocol, kafka-go's
-//     ConsumerGroup with range/round-robin assignment).
+//     ConsumerGroup). Members offer the assignment protocols
+//     "msgkit-range" (range assignment that skips stale members, see
+//     Recovery), "range" and "roundrobin", so groups shared with plain
+//     kafka-go readers still agree on one.
 //
 // # Publishing
 //
@@ -109,6 +112,23 @@
 // the committed offset with Attempt 1 again. MaxAttempts and Permanent
 // errors give a message up: it is logged and committed past. A failed message
 // is never skipped silently.
+//
+// # Recovery
+//
+// After a group error (a cut connection, a broker restart) kafka-go forgets
+// the member ID and joins again as a new member. When a cut drops the
+// coordinator's answer to such a join, the coordinator keeps a member nobody
+// runs. Kafka removes it once its session times out (session_timeout); a
+// rebalance meanwhile waits for it (up to rebalance_timeout). kfake, the
+// in-process broker of the tests, never starts that member's session timer
+// (the timer starts only once the join answer was delivered), so there it
+// stayed in the group for good, and the group's leader gave it partitions
+// nobody fetched. Every join of this adapter therefore carries the
+// subscription's identity and a join counter: a leader from this adapter
+// gives a member that is an earlier join of a subscription also present no
+// partitions and removes it from the group (LeaveGroup on its behalf). A
+// rebalance that waits for such a member still takes up to
+// rebalance_timeout: keep it short where handlers are quick.
 //
 // # Stream
 //

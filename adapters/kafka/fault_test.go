@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,11 +12,11 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/kafka"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
 )
 
 // member counts what one group member handled, per partition.
@@ -151,26 +150,24 @@ func TestGroupRebalance(t *testing.T) {
 	t.Logf("%d duplicates across %d rebalances", dups, 3)
 }
 
-// freePorts reserves n loopback ports and releases them for the cluster.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		defer l.Close()
-	}
-	return ports
+// privateURL is the URL of a private cluster's test clients: quick
+// sessions and commits.
+func privateURL(k *fault.KafkaCluster) string {
+	return "kafka://" + k.Brokers() + "?partitions=3&heartbeat_interval=200ms&session_timeout=2s&commit_interval=50ms&join_backoff=200ms"
 }
 
-func startCluster(t *testing.T, dir string, ports []int) *kfake.Cluster {
+// openURL opens a client (closed by the caller or, with closeAtEnd, when
+// the test ends).
+func openURL(t *testing.T, url string, closeAtEnd bool) *kafka.Client {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.Ports(ports...), kfake.DataDir(dir), kfake.GroupMinSessionTimeout(time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := kafka.Open(ctx, url)
 	if err != nil {
-		t.Fatalf("start kfake: %v", err)
+		t.Fatalf("open: %v", err)
+	}
+	if closeAtEnd {
+		t.Cleanup(func() { _ = c.Close() })
 	}
 	return c
 }
@@ -184,22 +181,11 @@ func TestCrashRestart(t *testing.T) {
 		t.Skip("starts a private cluster")
 	}
 	const n = 2000
-	dir := t.TempDir()
-	ports := freePorts(t, 1)
-	cluster := startCluster(t, dir, ports)
-	url := fmt.Sprintf("kafka://127.0.0.1:%d?partitions=3&heartbeat_interval=200ms&session_timeout=2s&commit_interval=50ms&join_backoff=200ms", ports[0])
+	k := fault.StartKafka(t, 1)
+	url := privateURL(k)
 	topic := integration.UniqueName(t, "crash")
 	group := integration.UniqueName(t, "g")
-
-	open := func() *kafka.Client {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := kafka.Open(ctx, url)
-		if err != nil {
-			t.Fatalf("open: %v", err)
-		}
-		return c
-	}
+	open := func() *kafka.Client { return openURL(t, url, false) }
 	pub := open()
 	if err := pub.Provision(t.Context(), topic, group); err != nil {
 		t.Fatal(err)
@@ -247,17 +233,16 @@ func TestCrashRestart(t *testing.T) {
 	}
 	// Let the periodic commit record progress first (the broker's state is
 	// the signal), so the restart has something to resume from.
-	committed := waitCommitted(t, ports[0], topic, group, 3, n/4)
+	committed := waitCommitted(t, k.Brokers(), topic, group, 3, n/4)
 	// The broker goes down with the consumer in the middle of its batch:
 	// nothing the consumer does from here on reaches the cluster.
-	cluster.Close()
+	k.Kill()
 	kill()
 	_ = c1.Close()
 	handledBefore := col.Distinct()
 	t.Logf("first consumer handled %d messages before the crash; %d offsets committed", handledBefore, committed)
 
-	cluster = startCluster(t, dir, ports)
-	t.Cleanup(cluster.Close)
+	k.Start()
 	c2 := open()
 	sub, err := c2.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group), messaging.Concurrency(4))
 	if err != nil {
@@ -283,9 +268,9 @@ func TestCrashRestart(t *testing.T) {
 
 // waitCommitted polls the group's committed offsets on the broker until
 // they add up to at least min, and returns the sum.
-func waitCommitted(t *testing.T, port int, topic, group string, partitions, min int) int {
+func waitCommitted(t *testing.T, brokers, topic, group string, partitions, min int) int {
 	t.Helper()
-	admin := &kafkago.Client{Addr: kafkago.TCP(fmt.Sprintf("127.0.0.1:%d", port)), Timeout: 5 * time.Second}
+	admin := &kafkago.Client{Addr: kafkago.TCP(strings.Split(brokers, ",")...), Timeout: 5 * time.Second}
 	parts := make([]int, partitions)
 	for i := range parts {
 		parts[i] = i
@@ -401,10 +386,8 @@ func TestPublishAcrossRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a private cluster")
 	}
-	dir := t.TempDir()
-	ports := freePorts(t, 1)
-	cluster := startCluster(t, dir, ports)
-	url := fmt.Sprintf("kafka://127.0.0.1:%d?partitions=3&heartbeat_interval=200ms&session_timeout=2s&commit_interval=50ms&join_backoff=200ms", ports[0])
+	k := fault.StartKafka(t, 1)
+	url := privateURL(k)
 	topic, group := integration.UniqueName(t, "restart"), integration.UniqueName(t, "g")
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -479,17 +462,15 @@ func TestPublishAcrossRestart(t *testing.T) {
 		}
 	}
 	waitFor("1,000 messages are confirmed", func() bool { return confirmedCount.Load() >= 1000 })
-	cluster.Close()
+	k.Kill()
 	waitFor("a publish fails while the broker is down", func() bool { return failures.Load() > 0 })
 	before := confirmedCount.Load()
-	cluster = startCluster(t, dir, ports)
-	t.Cleanup(cluster.Close)
+	k.Start()
 	waitFor("1,000 more are confirmed after the restart", func() bool { return confirmedCount.Load() >= before+1000 })
 	// A short outage: requests to the stopped broker are retried until it is
 	// back (or the call's 2s run out).
-	cluster.Close()
-	cluster = startCluster(t, dir, ports)
-	t.Cleanup(cluster.Close)
+	k.Kill()
+	k.Start()
 	before = confirmedCount.Load()
 	waitFor("1,000 more are confirmed after a second restart", func() bool { return confirmedCount.Load() >= before+1000 })
 	close(stop)

@@ -166,3 +166,52 @@ func TestPartStatePausesWhenTheFrontIsStuck(t *testing.T) {
 		t.Fatalf("commit point %d, want %d", off, maxUncommitted)
 	}
 }
+
+// TestIncarnationBalancerDropsStaleMembers: members left behind by a
+// subscription's earlier joins (same identity, lower join counter) get no
+// partitions and are evicted; the live members share every partition.
+func TestIncarnationBalancerDropsStaleMembers(t *testing.T) {
+	evicted := make(chan []string, 1)
+	a := newIncarnationBalancer(func(ids []string) { evicted <- ids })
+	b := newIncarnationBalancer(nil)
+	userData := func(bal *incarnationBalancer) []byte {
+		d, err := bal.UserData()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	staleA, liveA, liveB := userData(a), userData(a), userData(b)
+	members := []kafkago.GroupMember{
+		{ID: "m-stale", Topics: []string{"t"}, UserData: staleA},
+		{ID: "m-a", Topics: []string{"t"}, UserData: liveA},
+		{ID: "m-b", Topics: []string{"t"}, UserData: liveB},
+		{ID: "m-plain", Topics: []string{"t"}}, // a plain kafka-go member: kept
+	}
+	var parts []kafkago.Partition
+	for i := range 6 {
+		parts = append(parts, kafkago.Partition{Topic: "t", ID: i})
+	}
+	got := a.AssignGroups(members, parts)
+	if n := len(got["m-stale"]["t"]); n != 0 {
+		t.Errorf("stale member got %d partitions", n)
+	}
+	total := 0
+	for _, id := range []string{"m-a", "m-b", "m-plain"} {
+		if len(got[id]["t"]) == 0 {
+			t.Errorf("live member %s got no partition: %v", id, got)
+		}
+		total += len(got[id]["t"])
+	}
+	if total != len(parts) {
+		t.Errorf("live members got %d of %d partitions: %v", total, len(parts), got)
+	}
+	select {
+	case ids := <-evicted:
+		if len(ids) != 1 || ids[0] != "m-stale" {
+			t.Errorf("evicted %v, want [m-stale]", ids)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("stale member not evicted")
+	}
+}

@@ -4,134 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
-
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
 )
-
-// natsServerBinary is the nats-server the fault tests run privately.
-const natsServerBinary = "/usr/sbin/nats-server"
-
-// privateServer is a nats-server process of one test, on its own port and
-// store directory, which the test kills with SIGKILL and restarts.
-type privateServer struct {
-	t    *testing.T
-	port int
-	dir  string
-	args []string
-	cmd  *exec.Cmd
-}
-
-// newPrivateServer starts a private server; args are extra nats-server
-// flags (authentication, for example).
-func newPrivateServer(t *testing.T, args ...string) *privateServer {
-	t.Helper()
-	if _, err := os.Stat(natsServerBinary); err != nil {
-		msg := fmt.Sprintf("fault tests need %s: %v", natsServerBinary, err)
-		if os.Getenv(integration.RequireBrokersEnv) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	s := &privateServer{t: t, port: port, dir: t.TempDir(), args: args}
-	s.start()
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *privateServer) url() string { return "nats://127.0.0.1:" + strconv.Itoa(s.port) }
-
-// start runs the server and waits until it accepts NATS connections with
-// JetStream ready.
-func (s *privateServer) start() {
-	s.t.Helper()
-	logf, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer logf.Close()
-	args := append([]string{"-js", "-sd", filepath.Join(s.dir, "store"), "-p", strconv.Itoa(s.port), "-a", "127.0.0.1"}, s.args...)
-	s.cmd = exec.Command(natsServerBinary, args...)
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		// Readiness is a condition to poll: try to connect and ask
-		// JetStream for its account info.
-		nc, err := natsgo.Connect(s.url(), natsgo.Timeout(time.Second), s.auth())
-		if err == nil {
-			js, _ := nc.JetStream()
-			_, err = js.AccountInfo()
-			nc.Close()
-			if err == nil {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
-			s.t.Fatalf("private nats-server on port %d not ready: %v\n%s", s.port, err, log)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval of the readiness check
-	}
-}
-
-// auth returns the credentials the server was started with, for the
-// readiness check.
-func (s *privateServer) auth() natsgo.Option {
-	var user, pass, token string
-	for i := 0; i+1 < len(s.args); i++ {
-		switch s.args[i] {
-		case "--user":
-			user = s.args[i+1]
-		case "--pass":
-			pass = s.args[i+1]
-		case "--auth":
-			token = s.args[i+1]
-		}
-	}
-	if token != "" {
-		return natsgo.Token(token)
-	}
-	return natsgo.UserInfo(user, pass)
-}
-
-// kill crashes the server (SIGKILL) and reaps it.
-func (s *privateServer) kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	_ = s.cmd.Wait()
-	s.cmd = nil
-}
 
 // TestServerCrashLosesNothing publishes N confirmed messages to a private
 // server, kills it with SIGKILL while a group consumes them, restarts it on
 // the same port and store, and checks by ID that every confirmed message is
 // consumed (duplicates are reported, not failures).
 func TestServerCrashLosesNothing(t *testing.T) {
-	srv := newPrivateServer(t)
-	url := srv.url() + "?reconnect_wait=100ms"
+	srv := fault.StartNATS(t)
+	url := srv.URL() + "?reconnect_wait=100ms"
 	pub := integration.OpenNATSURL(t, url)
 	cons := integration.OpenNATSURL(t, url)
 	topic, group := integration.UniqueName(t, "crash"), integration.UniqueName(t, "g")
@@ -177,10 +66,10 @@ func TestServerCrashLosesNothing(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatalf("only %d of %d handled before the crash point", handled.Load(), n)
 	}
-	srv.kill()
+	srv.Kill()
 	t.Logf("server killed after %d deliveries", col.Total())
-	srv.start()
-	t.Logf("server restarted on port %d with the same store", srv.port)
+	srv.Start()
+	t.Logf("server restarted on port %d with the same store", srv.Port)
 
 	// The publisher's connection came back too: what it publishes now is
 	// consumed as well.
@@ -313,13 +202,13 @@ func TestSlowHandlerKeepsItsMessage(t *testing.T) {
 // returns when its context ends, reporting every message failed; after the
 // server is back, publishing works again on the same client.
 func TestPublishHonoursContextWhileServerDown(t *testing.T) {
-	srv := newPrivateServer(t)
-	c := integration.OpenNATSURL(t, srv.url()+"?reconnect_wait=100ms")
+	srv := fault.StartNATS(t)
+	c := integration.OpenNATSURL(t, srv.URL()+"?reconnect_wait=100ms")
 	topic := integration.UniqueName(t, "down")
 	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
 		t.Fatal(err)
 	}
-	srv.kill()
+	srv.Kill()
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
 	begin := time.Now()
@@ -331,7 +220,7 @@ func TestPublishHonoursContextWhileServerDown(t *testing.T) {
 	if took := time.Since(begin); took > 3*time.Second {
 		t.Errorf("Publish took %v with a 500ms context", took)
 	}
-	srv.start()
+	srv.Start()
 	ctx2, cancel2 := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel2()
 	if err := c.Publish(ctx2, topic, &messaging.Message{ID: "after"}); err != nil {
@@ -342,8 +231,8 @@ func TestPublishHonoursContextWhileServerDown(t *testing.T) {
 // TestEphemeralSubscriptionSurvivesRestart: a group-less subscription and a
 // Stream read keep delivering across a server crash and restart.
 func TestEphemeralSubscriptionSurvivesRestart(t *testing.T) {
-	srv := newPrivateServer(t)
-	c := integration.OpenNATSURL(t, srv.url()+"?reconnect_wait=100ms")
+	srv := fault.StartNATS(t)
+	c := integration.OpenNATSURL(t, srv.URL()+"?reconnect_wait=100ms")
 	topic := integration.UniqueName(t, "eph")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -366,8 +255,8 @@ func TestEphemeralSubscriptionSurvivesRestart(t *testing.T) {
 	}
 	eph.WaitDistinct(t, 1, 10*time.Second)
 	reader.WaitDistinct(t, 1, 10*time.Second)
-	srv.kill()
-	srv.start()
+	srv.Kill()
+	srv.Start()
 	if err := c.Publish(ctx, topic, &messaging.Message{ID: "after"}); err != nil {
 		t.Fatalf("publish after restart: %v", err)
 	}
@@ -381,8 +270,8 @@ func TestEphemeralSubscriptionSurvivesRestart(t *testing.T) {
 // reach the server; a wrong password fails Open without showing it.
 func TestAuthFromURL(t *testing.T) {
 	t.Run("user-password", func(t *testing.T) {
-		srv := newPrivateServer(t, "--user", "app", "--pass", "pa55-word")
-		host := strings.TrimPrefix(srv.url(), "nats://")
+		srv := fault.StartNATS(t, "--user", "app", "--pass", "pa55-word")
+		host := strings.TrimPrefix(srv.URL(), "nats://")
 		c := integration.OpenNATSURL(t, "nats://app:pa55-word@"+host)
 		topic := integration.UniqueName(t, "auth")
 		if err := c.Publish(t.Context(), topic, &messaging.Message{}); err != nil {
@@ -397,8 +286,8 @@ func TestAuthFromURL(t *testing.T) {
 		}
 	})
 	t.Run("token", func(t *testing.T) {
-		srv := newPrivateServer(t, "--auth", "t0ken-value")
-		host := strings.TrimPrefix(srv.url(), "nats://")
+		srv := fault.StartNATS(t, "--auth", "t0ken-value")
+		host := strings.TrimPrefix(srv.URL(), "nats://")
 		for _, u := range []string{"nats://t0ken-value@" + host, "nats://" + host + "?token=t0ken-value"} {
 			c := integration.OpenNATSURL(t, u)
 			if err := c.Publish(t.Context(), integration.UniqueName(t, "auth"), &messaging.Message{}); err != nil {

@@ -2,7 +2,6 @@ package rabbitmq_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -12,104 +11,14 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/rabbitmq"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
 )
 
-// bgPublisher publishes batches in the background and records which
-// messages were confirmed (Publish returned nil for them).
-type bgPublisher struct {
-	t       *testing.T
-	mu      sync.Mutex
-	ids     []string
-	failed  int
-	changed chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
-}
-
-func startPublisher(t *testing.T, c messaging.Publisher, topic string, batch int) *bgPublisher {
-	p := &bgPublisher{t: t, changed: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		for b := 0; ; b++ {
-			select {
-			case <-p.stop:
-				return
-			default:
-			}
-			msgs := make([]*messaging.Message, batch)
-			for i := range msgs {
-				msgs[i] = &messaging.Message{Key: fmt.Sprintf("k%d", i%7), Payload: []byte(fmt.Sprintf("bg-%d-%d", b, i))}
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-			err := c.Publish(ctx, topic, msgs...)
-			cancel()
-			var perr *messaging.PublishError
-			p.mu.Lock()
-			switch {
-			case err == nil:
-				for _, m := range msgs {
-					p.ids = append(p.ids, m.ID)
-				}
-			case errors.As(err, &perr):
-				for i, e := range perr.Errs {
-					if e == nil {
-						p.ids = append(p.ids, msgs[i].ID)
-					} else {
-						p.failed++
-					}
-				}
-				t.Logf("publish during faults: %v", err)
-			default:
-				p.failed += len(msgs)
-				t.Logf("publish during faults: %v", err)
-			}
-			stopped := errors.Is(err, messaging.ErrClosed)
-			close(p.changed)
-			p.changed = make(chan struct{})
-			p.mu.Unlock()
-			if stopped {
-				return
-			}
-		}
-	}()
-	return p
-}
-
-// confirmed is how many messages were confirmed so far.
-func (p *bgPublisher) confirmed() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.ids)
-}
-
-// waitConfirmed waits until at least n messages are confirmed.
-func (p *bgPublisher) waitConfirmed(n int, timeout time.Duration) {
-	p.t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		p.mu.Lock()
-		got, changed := len(p.ids), p.changed
-		p.mu.Unlock()
-		if got >= n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			p.t.Fatalf("after %v: %d of %d messages confirmed", timeout, got, n)
-		}
-	}
-}
-
-// finish stops publishing and returns the confirmed IDs and the count of
-// messages reported as failed.
-func (p *bgPublisher) finish() ([]string, int) {
-	close(p.stop)
-	<-p.done
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.ids...), p.failed
+// startPublisher publishes batches of batch messages to topic in the
+// background (one publisher, each call with a 90s context) and records which
+// were confirmed.
+func startPublisher(t *testing.T, c messaging.Publisher, topic string, batch int) *fault.Workload {
+	return fault.StartWorkload(t, c, topic, fault.WorkloadOptions{Publishers: 1, Batch: batch, Interval: time.Millisecond, CallTimeout: 90 * time.Second})
 }
 
 // waitAll waits until every ID in ids was delivered at least once.
@@ -125,8 +34,8 @@ func waitAll(t *testing.T, col *integration.Collector, ids []string, timeout tim
 // with messages unacknowledged), then restarted. Every confirmed message is
 // delivered; duplicates are reported.
 func TestCrashRestartNoLoss(t *testing.T) {
-	n := startNode(t)
-	c := integration.OpenRabbitMQ(t, n.url())
+	n := fault.StartRabbitMQ(t)
+	c := integration.OpenRabbitMQ(t, n.URL())
 	ctx := t.Context()
 	topic, group := integration.UniqueName(t, "crash"), integration.UniqueName(t, "g")
 	if err := c.Provision(ctx, topic, group); err != nil {
@@ -138,7 +47,7 @@ func TestCrashRestartNoLoss(t *testing.T) {
 	// mapping and the queue comes back empty and leaderless. Flush it, as
 	// the broker would have a few minutes later; this test is about the
 	// client, not about that window.
-	if out, err := n.ctl(30*time.Second, "eval", "dets:sync(ra_directory_reverse)."); err != nil {
+	if out, err := n.Ctl(30*time.Second, "eval", "dets:sync(ra_directory_reverse)."); err != nil {
 		t.Fatalf("flushing Ra's directory: %v\n%s", err, out)
 	}
 	const before = 2000
@@ -179,14 +88,14 @@ func TestCrashRestartNoLoss(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("consumption never reached %d messages (%v)", before/4, col)
 	}
-	atKill := pub.confirmed()
-	n.kill()
+	atKill := pub.Confirmed()
+	n.Kill()
 	t.Logf("broker killed after %d deliveries; %d background messages confirmed", col.Total(), atKill)
-	n.start()
+	n.Start()
 	close(resume)
 	// Publishing and consuming resume on the restarted broker.
-	pub.waitConfirmed(atKill+1000, 90*time.Second)
-	more, failed := pub.finish()
+	pub.WaitConfirmed(atKill+1000, 90*time.Second)
+	more, failed := pub.Stop()
 	published = append(published, more...)
 	waitAll(t, col, published, 90*time.Second)
 	dups := col.Report(t, published)
@@ -203,8 +112,8 @@ func TestCrashRestartNoLoss(t *testing.T) {
 // time, publishing and consuming resume, and every confirmed message is
 // delivered.
 func TestForcedConnectionClose(t *testing.T) {
-	n := startNode(t)
-	c := integration.OpenRabbitMQ(t, n.url())
+	n := fault.StartRabbitMQ(t)
+	c := integration.OpenRabbitMQ(t, n.URL())
 	ctx := t.Context()
 	topic, group := integration.UniqueName(t, "cut"), integration.UniqueName(t, "g")
 	if err := c.Provision(ctx, topic, group); err != nil {
@@ -220,15 +129,15 @@ func TestForcedConnectionClose(t *testing.T) {
 	target := 0
 	for round := range 3 {
 		target += 1000
-		pub.waitConfirmed(target, 60*time.Second)
-		out, err := n.ctl(30*time.Second, "close_all_connections", "forced by test")
+		pub.WaitConfirmed(target, 60*time.Second)
+		out, err := n.Ctl(30*time.Second, "close_all_connections", "forced by test")
 		if err != nil {
 			t.Fatalf("close_all_connections: %v\n%s", err, out)
 		}
-		t.Logf("round %d: %d confirmed, %d delivered; %s", round, pub.confirmed(), col.Distinct(), lastLine(out))
+		t.Logf("round %d: %d confirmed, %d delivered; %s", round, pub.Confirmed(), col.Distinct(), lastLine(out))
 	}
-	pub.waitConfirmed(pub.confirmed()+1000, 60*time.Second)
-	published, failed := pub.finish()
+	pub.WaitConfirmed(pub.Confirmed()+1000, 60*time.Second)
+	published, failed := pub.Stop()
 	waitAll(t, col, published, 60*time.Second)
 	dups := col.Report(t, published)
 	t.Logf("%d confirmed, %d reported failed (not counted), %d duplicates", len(published), failed, dups)
@@ -257,8 +166,8 @@ func lastLine(s string) string {
 // the last message handled: every confirmed message is read, in increasing
 // offset order, no offset twice.
 func TestStreamReadSurvivesConnectionClose(t *testing.T) {
-	n := startNode(t)
-	c := integration.OpenRabbitMQ(t, n.url(), rabbitmq.WithStreams(true))
+	n := fault.StartRabbitMQ(t)
+	c := integration.OpenRabbitMQ(t, n.URL(), rabbitmq.WithStreams(true))
 	ctx := t.Context()
 	topic := integration.UniqueName(t, "stream")
 	if err := c.Provision(ctx, topic); err != nil {
@@ -288,14 +197,14 @@ func TestStreamReadSurvivesConnectionClose(t *testing.T) {
 	t.Cleanup(func() { _ = sub.Close() })
 	pub := startPublisher(t, c, topic, 50)
 	for round := range 2 {
-		pub.waitConfirmed((round+1)*1000, 60*time.Second)
+		pub.WaitConfirmed((round+1)*1000, 60*time.Second)
 		col.WaitDistinct(t, round*1000+1, 60*time.Second) // the reader is reading
-		if out, err := n.ctl(30*time.Second, "close_all_connections", "forced by test"); err != nil {
+		if out, err := n.Ctl(30*time.Second, "close_all_connections", "forced by test"); err != nil {
 			t.Fatalf("close_all_connections: %v\n%s", err, out)
 		}
 	}
-	pub.waitConfirmed(pub.confirmed()+500, 60*time.Second)
-	published, failed := pub.finish()
+	pub.WaitConfirmed(pub.Confirmed()+500, 60*time.Second)
+	published, failed := pub.Stop()
 	waitAll(t, col, published, 60*time.Second)
 	dups := col.Report(t, published)
 	// Duplicate IDs come from Publish resending what the cut left

@@ -9,14 +9,15 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/rabbitmq"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
 )
 
 // TestTLS: an amqps:// client with the node's CA connects over TLS and
 // publishes and consumes; without the CA the handshake is refused.
 func TestTLS(t *testing.T) {
 	certs := integration.NewTestCerts(t)
-	port := freePort(t)
-	n := startNodeWith(t, func(string) string {
+	port := fault.FreePort(t)
+	n := fault.StartRabbitMQWith(t, func(string) string {
 		return fmt.Sprintf(`listeners.ssl.1 = 127.0.0.1:%d
 ssl_options.cacertfile = %s
 ssl_options.certfile = %s

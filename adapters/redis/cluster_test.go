@@ -14,6 +14,7 @@ import (
 	"github.com/msgkit/messaging"
 	redisadapter "github.com/msgkit/messaging/adapters/redis"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
 )
 
 // startPrivateCluster starts a three-node Redis Cluster of private
@@ -22,8 +23,8 @@ func startPrivateCluster(t *testing.T) []string {
 	t.Helper()
 	var addrs []string
 	for range 3 {
-		r := startPrivateRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
-		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", r.port))
+		r := fault.StartRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", r.Port))
 	}
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -20,107 +19,8 @@ import (
 	"github.com/msgkit/messaging"
 	redisadapter "github.com/msgkit/messaging/adapters/redis"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
 )
-
-const redisServerBin = "/usr/bin/redis-server"
-
-// privateRedis is a redis-server process of the test's own, on a free port,
-// with AOF and fsync on every write, killed with SIGKILL.
-type privateRedis struct {
-	t    *testing.T
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	args []string         // extra server arguments
-	ping *goredis.Options // how to reach it for the readiness check
-}
-
-func startPrivateRedis(t *testing.T, args ...string) *privateRedis {
-	return startPrivateRedisWith(t, nil, args...)
-}
-
-// startPrivateRedisWith starts a private server; configure, when not nil,
-// adjusts the arguments and the readiness client once the port is known.
-func startPrivateRedisWith(t *testing.T, configure func(r *privateRedis), args ...string) *privateRedis {
-	t.Helper()
-	if _, err := os.Stat(redisServerBin); err != nil {
-		if os.Getenv(integration.RequireBrokersEnv) == "1" {
-			t.Fatalf("%s not found: %v", redisServerBin, err)
-		}
-		t.Skipf("%s not found: %v", redisServerBin, err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	r := &privateRedis{t: t, dir: t.TempDir(), port: port, args: args}
-	r.ping = &goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	if configure != nil {
-		configure(r)
-	}
-	r.start()
-	t.Cleanup(r.kill)
-	return r
-}
-
-func (r *privateRedis) url() string { return fmt.Sprintf("redis://127.0.0.1:%d", r.port) }
-
-// start runs redis-server and waits for its "Ready to accept connections"
-// log line.
-func (r *privateRedis) start() {
-	r.t.Helper()
-	args := []string{
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--dir", r.dir, "--appendonly", "yes", "--appendfsync", "always",
-		"--save", "", "--logfile", "", "--daemonize", "no"}
-	cmd := exec.Command(redisServerBin, append(args, r.args...)...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	r.cmd = cmd
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		signalled := false
-		for sc.Scan() {
-			if !signalled && strings.Contains(sc.Text(), "Ready to accept connections") {
-				close(ready)
-				signalled = true
-			}
-		}
-		if !signalled {
-			close(ready)
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(30 * time.Second):
-		r.t.Fatal("private redis-server not ready after 30s")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	rc := goredis.NewClient(r.ping)
-	defer rc.Close()
-	if err := rc.Ping(ctx).Err(); err != nil {
-		r.t.Fatalf("private redis-server on port %d: %v", r.port, err)
-	}
-}
-
-// kill stops the server with SIGKILL: no shutdown, no final fsync.
-func (r *privateRedis) kill() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGKILL)
-	_ = r.cmd.Wait()
-	r.cmd = nil
-}
 
 // TestCrashChild is the consumer the crash test runs in a child process and
 // kills; it does nothing in a normal run.
@@ -158,9 +58,9 @@ func TestCrashChild(t *testing.T) {
 // message is delivered (counted by ID), duplicates are reported.
 func TestCrashRecovery(t *testing.T) {
 	const perPhase, childHandles = 1000, 100
-	srv := startPrivateRedis(t)
+	srv := fault.StartRedis(t)
 	ctx := t.Context()
-	pub, err := redisadapter.Open(ctx, srv.url())
+	pub, err := redisadapter.Open(ctx, srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +101,7 @@ func TestCrashRecovery(t *testing.T) {
 	col := integration.NewCollector()
 	child := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	child.Env = append(os.Environ(),
-		"REDIS_CRASH_CHILD_URL="+srv.url(), "REDIS_CRASH_CHILD_TOPIC="+topic,
+		"REDIS_CRASH_CHILD_URL="+srv.URL(), "REDIS_CRASH_CHILD_TOPIC="+topic,
 		"REDIS_CRASH_CHILD_GROUP="+group, "REDIS_CRASH_CHILD_HANDLE="+strconv.Itoa(childHandles))
 	out, err := child.StdoutPipe()
 	if err != nil {
@@ -227,7 +127,7 @@ func TestCrashRecovery(t *testing.T) {
 	if col.Distinct() != childHandles {
 		t.Fatalf("child handled %d messages before hanging, want %d", col.Distinct(), childHandles)
 	}
-	rc := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", srv.port)})
+	rc := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", srv.Port)})
 	defer rc.Close()
 	pend, err := rc.XPending(ctx, pub.StreamKey(topic), group).Result()
 	if err != nil {
@@ -241,7 +141,7 @@ func TestCrashRecovery(t *testing.T) {
 	// Consumer B, here: it must get A's pending entries through XAUTOCLAIM.
 	// Its handler stops at a gate so that the server crash happens while
 	// it holds messages.
-	cons, err := redisadapter.Open(ctx, srv.url())
+	cons, err := redisadapter.Open(ctx, srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,8 +169,8 @@ func TestCrashRecovery(t *testing.T) {
 	col.WaitDistinct(t, perPhase/2, 30*time.Second)
 
 	// Crash and restart the server while B holds a batch.
-	srv.kill()
-	srv.start()
+	srv.Kill()
+	srv.Start()
 	close(gate)
 	publish(perPhase, "after")
 	col.WaitDistinct(t, len(published), 60*time.Second)

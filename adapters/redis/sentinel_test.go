@@ -17,12 +17,13 @@ import (
 	"github.com/msgkit/messaging"
 	redisadapter "github.com/msgkit/messaging/adapters/redis"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
 )
 
 // TestSentinelClient: New works over a go-redis failover client that finds
 // the master through a (private) Sentinel.
 func TestSentinelClient(t *testing.T) {
-	master := startPrivateRedis(t)
+	master := fault.StartRedis(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -31,11 +32,11 @@ func TestSentinelClient(t *testing.T) {
 	_ = l.Close()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "sentinel.conf")
-	cfg := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor mk 127.0.0.1 %d 1\n", sport, dir, master.port)
+	cfg := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor mk 127.0.0.1 %d 1\n", sport, dir, master.Port)
 	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(redisServerBin, conf, "--sentinel")
+	cmd := exec.Command(fault.RedisServerBinary, conf, "--sentinel")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/msgkit/messaging"
 	redisadapter "github.com/msgkit/messaging/adapters/redis"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
 )
 
 // TestTLSAndACL: a private server that speaks only TLS and only to the ACL
@@ -21,18 +22,18 @@ import (
 // configured with the CA.
 func TestTLSAndACL(t *testing.T) {
 	certs := integration.NewTestCerts(t)
-	srv := startPrivateRedisWith(t, func(r *privateRedis) {
-		r.args = append(r.args,
-			"--port", "0", "--tls-port", strconv.Itoa(r.port),
+	srv := fault.StartRedisWith(t, func(r *fault.RedisServer) {
+		r.Args = append(r.Args,
+			"--port", "0", "--tls-port", strconv.Itoa(r.Port),
 			"--tls-cert-file", certs.CertFile, "--tls-key-file", certs.KeyFile, "--tls-ca-cert-file", certs.CAFile,
 			"--tls-auth-clients", "no",
 			"--user", "default", "off",
 			"--user", "alice", "on", ">alice-pw", "~*", "&*", "+@all")
-		r.ping.Username, r.ping.Password = "alice", "alice-pw"
-		r.ping.TLSConfig = &tls.Config{RootCAs: certs.Pool, MinVersion: tls.VersionTLS12}
+		r.Ping.Username, r.Ping.Password = "alice", "alice-pw"
+		r.Ping.TLSConfig = &tls.Config{RootCAs: certs.Pool, MinVersion: tls.VersionTLS12}
 	})
 	ctx := t.Context()
-	base := fmt.Sprintf("127.0.0.1:%d", srv.port)
+	base := fmt.Sprintf("127.0.0.1:%d", srv.Port)
 
 	c, err := messaging.Open(ctx, "rediss://alice:alice-pw@"+base+"/?skip_verify=true")
 	if err != nil {

@@ -1,0 +1,128 @@
+package fault
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/msgkit/messaging/integration"
+)
+
+// NATSServerBinary is the nats-server StartNATS runs.
+const NATSServerBinary = "/usr/sbin/nats-server"
+
+// NATSServer is a private nats-server process (JetStream on) with its own
+// port and store directory, which a test kills with SIGKILL and restarts.
+type NATSServer struct {
+	t    testing.TB
+	Port int
+	Dir  string
+	args []string
+	cmd  *exec.Cmd
+}
+
+// StartNATS starts a private nats-server; args are extra flags
+// (authentication, for example). Without the binary the test is skipped
+// (failed under MESSAGING_REQUIRE_BROKERS=1).
+func StartNATS(t testing.TB, args ...string) *NATSServer {
+	t.Helper()
+	need(t, NATSServerBinary)
+	s := &NATSServer{t: t, Port: FreePort(t), Dir: t.TempDir(), args: args}
+	s.Start()
+	t.Cleanup(s.Kill)
+	return s
+}
+
+// URL is the server's nats:// URL.
+func (s *NATSServer) URL() string { return "nats://" + s.Addr() }
+
+// Addr is the server's "127.0.0.1:port".
+func (s *NATSServer) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
+
+// Start runs the server (again, on the same port and store) and returns
+// once it accepts connections with JetStream ready.
+func (s *NATSServer) Start() {
+	s.t.Helper()
+	logPath := filepath.Join(s.Dir, "server.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer logf.Close()
+	args := append([]string{"-js", "-sd", filepath.Join(s.Dir, "store"), "-p", strconv.Itoa(s.Port), "-a", "127.0.0.1"}, s.args...)
+	s.cmd = exec.Command(NATSServerBinary, args...)
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// Readiness is a condition to poll: connect and ask JetStream for
+		// the account's info.
+		nc, err := natsgo.Connect(s.URL(), natsgo.Timeout(time.Second), s.auth())
+		if err == nil {
+			js, _ := nc.JetStream()
+			_, err = js.AccountInfo()
+			nc.Close()
+			if err == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logPath)
+			s.t.Fatalf("private nats-server on port %d not ready: %v\n%s", s.Port, err, log)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval of the readiness check
+	}
+}
+
+// auth returns the credentials the server was started with.
+func (s *NATSServer) auth() natsgo.Option {
+	var user, pass, token string
+	for i := 0; i+1 < len(s.args); i++ {
+		switch s.args[i] {
+		case "--user":
+			user = s.args[i+1]
+		case "--pass":
+			pass = s.args[i+1]
+		case "--auth":
+			token = s.args[i+1]
+		}
+	}
+	if token != "" {
+		return natsgo.Token(token)
+	}
+	return natsgo.UserInfo(user, pass)
+}
+
+// Kill crashes the server (SIGKILL) and reaps it; a no-op when it is not
+// running.
+func (s *NATSServer) Kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// need skips the test (fails it under MESSAGING_REQUIRE_BROKERS=1) when the
+// broker binary path does not exist.
+func need(t testing.TB, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		msg := fmt.Sprintf("fault tests need %s: %v", path, err)
+		if os.Getenv(integration.RequireBrokersEnv) == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+}
