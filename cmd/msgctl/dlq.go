@@ -27,7 +27,9 @@ func (c *dlqCmd) Help() string {
 		"\"<topic>.dlq\"). Needs an adapter that can replay (mem, NATS JetStream, Redis, Kafka,\n" +
 		"RabbitMQ with streams=true).\n\n" +
 		"list and show write nothing: they read the topic from its start until --quiet passes without\n" +
-		"a message, and on NATS they create no stream (a missing topic has no dead letters).\n" +
+		"a message, and on NATS and RabbitMQ they first check that the topic exists, so they create\n" +
+		"no stream, exchange or queue (a missing topic has no dead letters). On Kafka, a broker with\n" +
+		"auto.create.topics.enable creates a missing topic when it is read.\n" +
 		"redrive republishes each letter, then appends a marker that hides it from later lists."
 }
 
@@ -55,7 +57,8 @@ type dlqRedriveCmd struct {
 }
 
 // topicExister is implemented by adapters whose Read would create a missing
-// topic (NATS JetStream): list and show check first, to stay read-only.
+// topic (NATS JetStream, RabbitMQ): list and show check first, to stay
+// read-only.
 type topicExister interface {
 	TopicExists(ctx context.Context, topic string) (bool, error)
 }

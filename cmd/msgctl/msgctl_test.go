@@ -19,6 +19,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/msgkit/messaging"
 	natsadapter "github.com/msgkit/messaging/adapters/nats"
@@ -623,4 +624,28 @@ func openClient(t *testing.T, url string) messaging.Client {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// TestDLQListIsReadOnlyOnRabbitMQ: listing a dead-letter topic that does
+// not exist declares nothing, checked with the raw AMQP client.
+func TestDLQListIsReadOnlyOnRabbitMQ(t *testing.T) {
+	url, c := broker(t) // with streams=true: the stream queue would be declared by a Read
+	missing := topicOn(t, c, "cli-dlq-missing")
+	msgctl(t, "", "dlq", "list", missing, "--url", url).want(t, 0, "no dead letters in "+missing)
+	msgctl(t, "", "dlq", "show", missing, "x", "--url", url).want(t, 1, "not found")
+	conn, err := amqp.Dial(integration.RabbitMQ.Endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	err = ch.ExchangeDeclarePassive(missing, amqp.ExchangeTopic, true, false, false, false, nil)
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != amqp.NotFound {
+		t.Fatalf("after dlq list, exchange %s: %v, want not found", missing, err)
+	}
 }
