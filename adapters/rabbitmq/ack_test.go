@@ -66,6 +66,30 @@ func (f *fakeBroker) succeed(tag uint64) {
 	f.mu.Unlock()
 }
 
+// feed delivers tags 1..n to tags and closes it; like a broker, it keeps
+// at most prefetch deliveries unsettled, waiting while prefetch tags are
+// outstanding.
+func (f *fakeBroker) feed(tags chan<- uint64, n, prefetch int) {
+	for tag := uint64(1); tag <= uint64(n); tag++ {
+		for {
+			f.mu.Lock()
+			out := len(f.outstanding)
+			f.mu.Unlock()
+			if out < prefetch {
+				break
+			}
+			// Wait for the acker's next send (or poll for a nack).
+			select {
+			case <-f.sent:
+			case <-time.After(time.Millisecond):
+			}
+		}
+		f.deliver(tag)
+		tags <- tag
+	}
+	close(tags)
+}
+
 var errBroken = errors.New("channel broken")
 
 func (f *fakeBroker) Ack(tag uint64, multiple bool) error {
@@ -156,26 +180,7 @@ func TestAckerRandom(t *testing.T) {
 				}
 			})
 		}
-		// Like a broker, never more than prefetch unsettled deliveries: the
-		// feeder waits while prefetch tags are outstanding.
-		for tag := uint64(1); tag <= n; tag++ {
-			for {
-				f.mu.Lock()
-				out := len(f.outstanding)
-				f.mu.Unlock()
-				if out < prefetch {
-					break
-				}
-				// Wait for the acker's next send (or poll for a nack).
-				select {
-				case <-f.sent:
-				case <-time.After(time.Millisecond):
-				}
-			}
-			f.deliver(tag)
-			tags <- tag
-		}
-		close(tags)
+		f.feed(tags, n, prefetch)
 		wg.Wait()
 		delayed.Wait()
 		if err := a.close(true); err != nil {
@@ -363,23 +368,7 @@ func TestSettleRandom(t *testing.T) {
 				}
 			})
 		}
-		for tag := uint64(1); tag <= n; tag++ {
-			for { // like the broker: at most prefetch unsettled deliveries
-				f.mu.Lock()
-				out := len(f.outstanding)
-				f.mu.Unlock()
-				if out < c.prefetch {
-					break
-				}
-				select {
-				case <-f.sent:
-				case <-time.After(time.Millisecond):
-				}
-			}
-			f.deliver(tag)
-			tags <- tag
-		}
-		close(tags)
+		f.feed(tags, n, c.prefetch)
 		wg.Wait()
 		close(settle)
 		<-settled
