@@ -26,9 +26,8 @@ var RabbitMQ = &Broker{
 
 func init() {
 	RegisterHarness(Harness{
-		Name:      "rabbitmq",
-		PreEngine: true, // issue 13: removed when the adapter moves onto package engine
-		Open:      func(t testing.TB) messaging.Client { return OpenRabbitMQ(t, RabbitMQ.Endpoint(t)) },
+		Name: "rabbitmq",
+		Open: func(t testing.TB) messaging.Client { return OpenRabbitMQ(t, RabbitMQ.Endpoint(t)) },
 		// Stream timestamps (used to position AtTime) have second resolution.
 		TimeGap: 1100 * time.Millisecond,
 		Kill:    killRabbitMQ,

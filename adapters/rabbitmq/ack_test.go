@@ -1,11 +1,19 @@
 package rabbitmq
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 )
 
 // fakeBroker plays a channel's side of acknowledgements: it knows which
@@ -18,9 +26,10 @@ type fakeBroker struct {
 	succeeded   map[uint64]bool // the handler returned nil
 	acked       map[uint64]int
 	nacked      map[uint64]int
-	frames      int // basic.ack frames
-	multiples   int // of which multiple=true
-	failAfter   int // > 0: the channel breaks at this ack frame
+	dead        map[uint64]int // nacked without requeue (dead-lettered)
+	frames      int            // basic.ack frames
+	multiples   int            // of which multiple=true
+	failAfter   int            // > 0: the channel breaks at this ack frame
 	sent        chan struct{}
 }
 
@@ -55,6 +64,30 @@ func (f *fakeBroker) succeed(tag uint64) {
 	f.mu.Lock()
 	f.succeeded[tag] = true
 	f.mu.Unlock()
+}
+
+// feed delivers tags 1..n to tags and closes it; like a broker, it keeps
+// at most prefetch deliveries unsettled, waiting while prefetch tags are
+// outstanding.
+func (f *fakeBroker) feed(tags chan<- uint64, n, prefetch int) {
+	for tag := uint64(1); tag <= uint64(n); tag++ {
+		for {
+			f.mu.Lock()
+			out := len(f.outstanding)
+			f.mu.Unlock()
+			if out < prefetch {
+				break
+			}
+			// Wait for the acker's next send (or poll for a nack).
+			select {
+			case <-f.sent:
+			case <-time.After(time.Millisecond):
+			}
+		}
+		f.deliver(tag)
+		tags <- tag
+	}
+	close(tags)
 }
 
 var errBroken = errors.New("channel broken")
@@ -147,26 +180,7 @@ func TestAckerRandom(t *testing.T) {
 				}
 			})
 		}
-		// Like a broker, never more than prefetch unsettled deliveries: the
-		// feeder waits while prefetch tags are outstanding.
-		for tag := uint64(1); tag <= n; tag++ {
-			for {
-				f.mu.Lock()
-				out := len(f.outstanding)
-				f.mu.Unlock()
-				if out < prefetch {
-					break
-				}
-				// Wait for the acker's next send (or poll for a nack).
-				select {
-				case <-f.sent:
-				case <-time.After(time.Millisecond):
-				}
-			}
-			f.deliver(tag)
-			tags <- tag
-		}
-		close(tags)
+		f.feed(tags, n, prefetch)
 		wg.Wait()
 		delayed.Wait()
 		if err := a.close(true); err != nil {
@@ -264,5 +278,137 @@ func TestAckerCloseDrops(t *testing.T) {
 	a.tick()
 	if f.frames != 0 {
 		t.Errorf("%d ack frames after close(false)", f.frames)
+	}
+}
+
+// Nack and Reject make fakeBroker an amqp.Acknowledger, so that Settle's
+// nacks (sent through the delivery) reach it.
+func (f *fakeBroker) Nack(tag uint64, multiple, requeue bool) error {
+	if multiple {
+		f.t.Errorf("nack(%d) with multiple", tag)
+	}
+	f.mu.Lock()
+	if !requeue {
+		f.dead[tag]++
+	}
+	f.mu.Unlock()
+	return f.nack(tag)()
+}
+
+func (f *fakeBroker) Reject(tag uint64, requeue bool) error { return f.Nack(tag, false, requeue) }
+
+// TestSettleRandom drives the acknowledgements the way the engine does:
+// several workers finish deliveries out of order with random outcomes and
+// queue them; one settler goroutine hands whatever is queued to
+// receiver.Settle as a batch. On a fake broker that applies multiple acks as
+// RabbitMQ does, a multiple ack never covers a running or failed delivery;
+// successes (and Terms without a dead-letter exchange) are acked exactly
+// once, nacks and releases requeued once, Terms with one rejected; and with
+// one worker the acks are batched.
+func TestSettleRandom(t *testing.T) {
+	for _, c := range []struct {
+		prefetch, workers int
+		deadLetter        string
+	}{{1, 4, ""}, {10, 4, "dlx"}, {100, 8, ""}, {100, 1, "dlx"}} {
+		const n = 3000
+		f := newFakeBroker(t, 0)
+		f.dead = map[uint64]int{}
+		a := newAcker(f, c.prefetch, ackDelay)
+		r := &receiver{c: &Client{cfg: config{logger: slog.Default(), deadLetter: c.deadLetter}}, topic: "t", queue: "t~g"}
+		settle := make(chan driver.Settlement, c.prefetch)
+		settled := make(chan struct{})
+		go func() { // the engine's settler: batches of what is queued
+			defer close(settled)
+			var batch []driver.Settlement
+			for st := range settle {
+				batch = append(batch[:0], st)
+				for more := true; more && len(batch) < 16; {
+					select {
+					case st, ok := <-settle:
+						if ok {
+							batch = append(batch, st)
+						} else {
+							more = false
+						}
+					default:
+						more = false
+					}
+				}
+				if err := r.Settle(context.Background(), batch); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+		tags := make(chan uint64, c.prefetch)
+		want := map[driver.Outcome]int{}
+		var wantMu sync.Mutex
+		var wg sync.WaitGroup
+		for w := range c.workers {
+			rnd := rand.New(rand.NewPCG(uint64(c.prefetch), uint64(w)))
+			wg.Go(func() {
+				for tag := range tags {
+					out := driver.Ack
+					switch r := rnd.IntN(100); {
+					case r < 85:
+					case r < 92:
+						out = driver.Nack
+					case r < 96:
+						out = driver.Release
+					default:
+						out = driver.Term
+					}
+					if out == driver.Ack || (out == driver.Term && c.deadLetter == "") {
+						f.succeed(tag) // the broker may see it acked from now on
+					}
+					wantMu.Lock()
+					want[out]++
+					wantMu.Unlock()
+					d := amqp.Delivery{Acknowledger: f, DeliveryTag: tag}
+					settle <- driver.Settlement{Delivery: driver.Delivery{Msg: &messaging.Message{ID: fmt.Sprint(tag)}, Token: &token{d: d, a: a}}, Outcome: out}
+				}
+			})
+		}
+		f.feed(tags, n, c.prefetch)
+		wg.Wait()
+		close(settle)
+		<-settled
+		if err := a.close(true); err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		acked, requeued, dead := 0, 0, 0
+		for tag := range f.acked {
+			if f.acked[tag] != 1 || f.nacked[tag] != 0 || !f.succeeded[tag] {
+				t.Errorf("tag %d acked %d times, nacked %d times", tag, f.acked[tag], f.nacked[tag])
+			}
+			acked++
+		}
+		for tag, k := range f.nacked {
+			if k != 1 {
+				t.Errorf("tag %d nacked %d times", tag, k)
+			}
+			if f.dead[tag] > 0 {
+				dead++
+			} else {
+				requeued++
+			}
+		}
+		if len(f.outstanding) != 0 {
+			t.Errorf("%d tags left unsettled", len(f.outstanding))
+		}
+		wantAcked, wantDead := want[driver.Ack], 0
+		if c.deadLetter == "" {
+			wantAcked += want[driver.Term]
+		} else {
+			wantDead = want[driver.Term]
+		}
+		if acked != wantAcked || requeued != want[driver.Nack]+want[driver.Release] || dead != wantDead {
+			t.Errorf("acked %d, requeued %d, dead-lettered %d; want %d, %d, %d", acked, requeued, dead, wantAcked, want[driver.Nack]+want[driver.Release], wantDead)
+		}
+		t.Logf("prefetch %d, %d workers: %d acked in %d frames (%d multiple), %d requeued, %d dead-lettered", c.prefetch, c.workers, acked, f.frames, f.multiples, requeued, dead)
+		if c.workers == 1 && c.prefetch >= 10 && f.frames > acked/4 {
+			t.Errorf("%d ack frames for %d acks: not batched", f.frames, acked)
+		}
+		f.mu.Unlock()
 	}
 }

@@ -13,7 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/dispatch"
+	"github.com/msgkit/messaging/engine"
 	"github.com/msgkit/messaging/internal/urlparam"
 )
 
@@ -24,14 +24,16 @@ func init() {
 
 // Client publishes to and consumes from RabbitMQ over one AMQP connection
 // that it re-establishes when lost. It implements messaging.Client,
-// messaging.Provisioner and messaging.TopicDeleter, and messaging.Stream when
-// built WithStreams. It is safe for concurrent use.
+// messaging.BatchConsumer, messaging.Provisioner, messaging.TopicDeleter and
+// messaging.Shutdowner, and messaging.Stream when built WithStreams. It is
+// safe for concurrent use. Its consumer side is the library's engine
+// (package engine) over the driver in driver.go.
 type Client struct {
-	cfg    config
-	conn   *connector
-	pool   *pubPool
-	subs   dispatch.Set
-	closed atomic.Bool
+	*engine.Consumer // Subscribe, SubscribeBatch, Read
+	cfg              config
+	conn             *connector
+	pool             *pubPool
+	closed           atomic.Bool
 
 	declared   sync.Map // topic -> connection generation it was declared on
 	registered sync.Map // queue name -> struct{}: recorded in its topic's registry
@@ -45,6 +47,7 @@ var (
 	_ messaging.Stream       = (*Client)(nil)
 	_ messaging.Provisioner  = (*Client)(nil)
 	_ messaging.TopicDeleter = (*Client)(nil)
+	_ messaging.Shutdowner   = (*Client)(nil)
 )
 
 // Open connects to the broker at rawURL (amqp:// or amqps://; see the package
@@ -212,6 +215,7 @@ func newClient(conn *amqp.Connection, owned bool, cfg config) *Client {
 	c.conn = newConnector(conn, owned, cfg.redial, cfg)
 	c.conn.onReconnect(c.redeclare)
 	c.pool = newPubPool(c.conn, cfg.publishChannels)
+	c.Consumer = engine.New(rabbitDriver{c}, engine.Options{Name: "rabbitmq", Logger: cfg.logger, DefaultPrefetch: cfg.prefetch})
 	return c
 }
 
@@ -239,10 +243,18 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // flight fail. Close is idempotent.
 func (c *Client) Close() error {
 	c.closed.Store(true)
-	c.subs.CloseAll()
+	_ = c.Consumer.Close()
 	c.pool.close()
 	c.conn.close()
 	return nil
+}
+
+// Shutdown stops every subscription as Subscription.Shutdown does, with
+// ctx, and makes further calls fail with ErrClosed; see
+// messaging.Shutdowner. Close still closes the connection.
+func (c *Client) Shutdown(ctx context.Context) error {
+	c.closed.Store(true)
+	return c.Consumer.Shutdown(ctx)
 }
 
 // isCode reports whether err is an AMQP error with the given reply code.
@@ -465,8 +477,8 @@ func (c *Client) redeclare(conn *amqp.Connection) {
 // DeleteTopic deletes topic's exchange and every queue created for it by
 // this library (group queues, retry queues, the stream queue, as recorded in
 // the topic's registry queue), with the messages they hold. Deleting a topic
-// that does not exist is not an error. Subscriptions still running on the
-// topic end with an error.
+// that does not exist is not an error. Subscriptions and reads still running on
+// the topic end with an error wrapping messaging.ErrTopicDeleted.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if c.closed.Load() {
 		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)

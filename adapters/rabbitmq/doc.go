@@ -68,14 +68,17 @@
 //
 // # Consuming
 //
-// Manual acknowledgements after the handler, QoS prefetch = the Prefetch
-// option, Concurrency workers with per-key order (messages of one key go to
-// one worker, in queue order). Delivery is at-least-once.
-//
-// The client is not a messaging.BatchConsumer: AMQP pushes deliveries one by
-// one within the prefetch window, so middleware/batch gathers batches from
-// single deliveries. The RedeliveryBackoff option is ignored (quorum queues
-// have no redelivery schedule; RetryAfter delays use TTL queues).
+// The consumer side runs on the library's engine (package engine), which
+// owns the subscription lifecycles, the worker pool, Close and Shutdown,
+// and reopening after errors; this adapter's driver (driver.go) holds the
+// wire calls. Manual acknowledgements after the handler, QoS prefetch = the
+// Prefetch option, Concurrency workers with per-key order (messages of one
+// key go to one worker, in queue order). Delivery is at-least-once.
+// SubscribeBatch gathers batches from the deliveries within the prefetch
+// window (AMQP pushes them one by one). The RedeliveryBackoff option is
+// ignored (quorum queues have no redelivery schedule; RetryAfter delays use
+// TTL queues). Settlement runs on one goroutine per subscription, off the
+// handlers' path, so a delayed retry's publish never holds up a handler.
 //
 // Acknowledgements are batched per channel: a contiguous run of delivery
 // tags whose handlers all succeeded is acknowledged with one basic.ack
@@ -97,8 +100,8 @@
 //     up to 100ms) that dead-letters it back into the group's queue after d,
 //     then acknowledged: the broker keeps the delay (NativeDelay). Attempt
 //     keeps counting across the detour. An unused retry queue expires a minute
-//     after its delay. Without a group the message is held unacknowledged for
-//     d and then requeued.
+//     after its delay. Without a group the engine holds the message
+//     unacknowledged for d and then requeues it.
 //   - MaxAttempts(n) declares the group queue with x-delivery-limit = n (a
 //     broker-side backstop for consumers that crash on a message) and the
 //     client gives the message up after the n-th failed delivery. A queue that
@@ -114,6 +117,11 @@
 //     immediately; a live consumer keeps its messages as long as its handler
 //     runs (the deadline is extended indefinitely, bounded only by the
 //     broker's consumer_timeout, 30 minutes by default).
+//   - Released messages (a subscription stopped by Close or Shutdown before
+//     their handlers finished) and nacked ones are requeued at once, so the
+//     other members of the group get them immediately.
+//   - A subscription or read whose queue is deleted (DeleteTopic) ends with
+//     an error wrapping messaging.ErrTopicDeleted (and ErrConsumerCancelled).
 //
 // # Streams (Replay)
 //
@@ -131,7 +139,8 @@
 // The client watches its connection and redials with exponential backoff
 // (github.com/cenkalti/backoff/v5) until it is closed; provisioned topology is
 // re-declared, subscriptions re-declare their queues and resume consuming
-// (messages in flight during the cut are redelivered), stream reads resume
+// (a lost channel is a transient error to the engine, which retries with
+// backoff; messages in flight during the cut are redelivered), stream reads resume
 // after the last message handled, and Publish resends what was not confirmed.
 // amqp091's own experimental Recovery must stay off.
 //

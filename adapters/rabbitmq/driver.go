@@ -1,0 +1,445 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
+)
+
+// This file is the consumer side of the adapter: the driver the library's
+// engine (package engine) runs. It holds the wire calls only (basic.consume
+// with QoS, acknowledgements batched by the acker, the TTL-queue detour of
+// delayed retries, stream consumers positioned with x-stream-offset); the
+// subscription lifecycles, worker pool, backoff and reopening after a lost
+// channel are the engine's.
+
+// ErrConsumerCancelled ends a subscription or read whose queue the broker
+// cancelled the consumer of, because the queue was deleted (DeleteTopic). It
+// wraps messaging.ErrTopicDeleted, which callers should test for.
+var ErrConsumerCancelled = fmt.Errorf("rabbitmq: consumer cancelled by the broker (queue deleted): %w", messaging.ErrTopicDeleted)
+
+// retryDelayStep is the granularity of RetryAfter delays: each distinct delay,
+// rounded up to it, gets its own TTL queue.
+const retryDelayStep = 100 * time.Millisecond
+
+// streamPrefetch is the credit a stream reader gives the broker.
+const streamPrefetch = 256
+
+// rabbitDriver opens the client's consumers for the engine.
+type rabbitDriver struct{ c *Client }
+
+var (
+	_ driver.Driver               = rabbitDriver{}
+	_ driver.LogReader            = rabbitDriver{}
+	_ driver.ReceiverCapabilities = (*receiver)(nil)
+)
+
+func (d rabbitDriver) Capabilities() messaging.Capabilities { return d.c.Capabilities() }
+
+// OpenReceiver declares the subscription's queue (the group's quorum queue,
+// or an exclusive one without a group) and starts consuming it.
+func (d rabbitDriver) OpenReceiver(ctx context.Context, topic string, o messaging.SubscribeOptions) (driver.Receiver, error) {
+	if o.Group != "" && o.StartAt.Kind != messaging.PositionEarliest {
+		return nil, fmt.Errorf("%s: group %s starting at %v: %w (a group queue receives messages from its creation on)", topic, o.Group, o.StartAt, messaging.ErrUnsupported)
+	}
+	if o.Group == "" && o.StartAt.Kind != messaging.PositionLatest {
+		return nil, fmt.Errorf("%s: ephemeral subscription starting at %v: %w (use Read)", topic, o.StartAt, messaging.ErrUnsupported)
+	}
+	r := &receiver{c: d.c, topic: topic, o: o}
+	if o.Group != "" {
+		r.queue = groupQueue(topic, o.Group)
+	}
+	if err := r.start(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", topic, err)
+	}
+	return r, nil
+}
+
+// receiver is one subscription's consumer. Its channel fields are used by
+// Receive (and Close) only; Settle goes through each delivery's token.
+type receiver struct {
+	c     *Client
+	topic string
+	o     messaging.SubscribeOptions
+	queue string // the group's queue; empty for an ephemeral subscription
+
+	ch   *amqp.Channel // nil once lost, until Receive starts again
+	in   <-chan amqp.Delivery
+	acks *acker // ch's
+}
+
+// token settles one delivery on the channel it came on.
+type token struct {
+	d amqp.Delivery
+	a *acker
+}
+
+// Capabilities: an exclusive queue cannot take the TTL detour, so the engine
+// holds delayed retries of an ephemeral subscription itself.
+func (r *receiver) Capabilities() messaging.Capabilities {
+	caps := r.c.Capabilities()
+	if r.queue == "" {
+		caps.NativeDelay, caps.NativeDeadLetter = false, false
+	}
+	return caps
+}
+
+// start opens a channel on the current connection, declares the queue and
+// starts consuming.
+func (r *receiver) start(ctx context.Context) error {
+	ch, _, err := r.c.conn.channel(ctx)
+	if err != nil {
+		return err
+	}
+	queue := r.queue
+	if queue != "" {
+		ch, err = r.c.declareGroup(ctx, ch, r.topic, r.o.Group, r.o.MaxAttempts)
+	} else if err = r.c.declareTopic(ctx, ch, r.topic); err == nil {
+		var q amqp.Queue
+		if q, err = ch.QueueDeclare("", false, true, true, false, amqp.Table{"x-queue-type": "classic"}); err == nil {
+			err = ch.QueueBind(q.Name, "#", r.topic, false, nil)
+		}
+		if err != nil {
+			err = fmt.Errorf("declare ephemeral queue: %w", err)
+		}
+		queue = q.Name
+	}
+	if err == nil {
+		if err = ch.Qos(r.o.Prefetch, 0, false); err != nil {
+			err = fmt.Errorf("qos: %w", err)
+		}
+	}
+	var in <-chan amqp.Delivery
+	if err == nil {
+		if in, err = ch.Consume(queue, "", false, false, false, false, nil); err != nil {
+			err = fmt.Errorf("consume %q: %w", queue, err)
+		}
+	}
+	if err != nil {
+		_ = ch.Close()
+		return err
+	}
+	r.ch, r.in, r.acks = ch, in, newAcker(ch, r.o.Prefetch, r.c.cfg.ackDelay)
+	return nil
+}
+
+// Receive returns the deliveries waiting (up to max), blocking for the
+// first. After a lost channel it starts consuming again on the current
+// connection; messages in flight on the lost channel are redelivered by the
+// broker.
+func (r *receiver) Receive(ctx context.Context, max int) ([]driver.Delivery, error) {
+	if r.ch == nil {
+		if err := reopen(ctx, r.start); err != nil {
+			return nil, err
+		}
+		r.c.cfg.logger.Info("rabbitmq: subscription resumed", "topic", r.topic, "group", r.o.Group)
+	}
+	var out []driver.Delivery
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case d, ok := <-r.in:
+		if !ok {
+			return nil, r.lost()
+		}
+		out = append(out, r.delivery(d))
+	}
+	for len(out) < max {
+		select {
+		case d, ok := <-r.in:
+			if !ok {
+				return out, nil // the next call reports it
+			}
+			out = append(out, r.delivery(d))
+		default:
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+func (r *receiver) delivery(d amqp.Delivery) driver.Delivery {
+	m := message(&d, r.topic)
+	m.Group = r.o.Group
+	base, _ := headerInt(d.Headers, hdrAttempt)
+	count, _ := headerInt(d.Headers, "x-delivery-count")
+	m.Attempt = int(base+count) + 1
+	return driver.Delivery{Msg: m, Token: &token{d: d, a: r.acks}}
+}
+
+// lost handles the end of r's deliveries: a lost channel is transient (the
+// waiting acks are dropped: their tags mean nothing on the next channel); a
+// consumer the broker cancelled on an open channel means the queue was
+// deleted.
+func (r *receiver) lost() error {
+	if !r.ch.IsClosed() {
+		return fmt.Errorf("subscription to %s: %w", r.topic, ErrConsumerCancelled)
+	}
+	_ = r.acks.close(false)
+	r.ch = nil
+	return driver.Transient(fmt.Errorf("subscription to %s: channel lost: %w", r.topic, ErrConnectionLost))
+}
+
+// reopen runs start, telling the engine which failures to retry: every one
+// but a closed client, a connection that cannot be redialled and ctx's end.
+func reopen(ctx context.Context, start func(context.Context) error) error {
+	err := start(ctx)
+	if err == nil || errors.Is(err, messaging.ErrClosed) || errors.Is(err, ErrConnectionLost) || ctx.Err() != nil {
+		return err
+	}
+	return driver.Transient(err)
+}
+
+// Settle acknowledges, requeues, delays or dead-letters each delivery, on
+// the channel it came on. Acknowledgements go through the channel's acker,
+// which batches them (see acker); nacks and rejects are sent at once. A
+// failed send means the channel is gone and the broker redelivers what it
+// had not settled at once, so Settle only logs it.
+func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error {
+	for i := range batch {
+		st := &batch[i]
+		t := st.Token.(*token)
+		tag := t.d.DeliveryTag
+		var err error
+		switch st.Outcome {
+		case driver.Ack:
+			err = t.a.ack(tag)
+		case driver.Nack:
+			if st.Delay > 0 { // a group: the engine holds an ephemeral subscription's delays
+				if err = r.retryLater(ctx, st.Msg, &t.d, st.Delay); err == nil {
+					err = t.a.ack(tag)
+					break
+				}
+				r.c.cfg.logger.Warn("rabbitmq: delayed retry failed; requeueing now", "topic", r.topic, "group", r.o.Group, "id", st.Msg.ID, "error", err)
+			}
+			err = t.a.settle(tag, func() error { return t.d.Nack(false, true) })
+		case driver.Release:
+			err = t.a.settle(tag, func() error { return t.d.Nack(false, true) })
+		case driver.Term:
+			if r.c.cfg.deadLetter != "" && r.queue != "" {
+				err = t.a.settle(tag, func() error { return t.d.Nack(false, false) })
+			} else {
+				err = t.a.ack(tag)
+			}
+		}
+		if err != nil {
+			r.c.cfg.logger.Debug("rabbitmq: settling failed; the broker will redeliver", "topic", r.topic, "id", st.Msg.ID, "outcome", st.Outcome, "error", err)
+		}
+	}
+	return nil
+}
+
+// Close sends the waiting acks, then closes the channel, which makes the
+// broker requeue what it delivered that the engine never fetched.
+func (r *receiver) Close(context.Context) error {
+	if r.ch == nil {
+		return nil
+	}
+	err := r.acks.close(true)
+	_ = r.ch.Close()
+	if err != nil && !r.ch.IsClosed() {
+		return err
+	}
+	return nil
+}
+
+// retryLater publishes a copy of d to the group's TTL queue for delay, which
+// dead-letters it back into the group's queue when the delay has passed. The
+// copy carries the attempts so far, so Attempt keeps counting.
+func (r *receiver) retryLater(ctx context.Context, m *messaging.Message, d *amqp.Delivery, delay time.Duration) error {
+	delay = (delay + retryDelayStep - 1) / retryDelayStep * retryDelayStep
+	q := delayQueue(r.topic, r.o.Group, delay)
+	ch, _, err := r.c.conn.channel(ctx)
+	if err != nil {
+		return err
+	}
+	// Re-declared each time: it resets the queue's expiry, which must not
+	// pass while messages wait in it.
+	_, err = ch.QueueDeclare(q, true, false, false, false, amqp.Table{
+		"x-queue-type":              "classic",
+		"x-message-ttl":             delay.Milliseconds(),
+		"x-dead-letter-exchange":    "",
+		"x-dead-letter-routing-key": r.queue,
+		"x-expires":                 (delay + time.Minute).Milliseconds(),
+	})
+	_ = ch.Close()
+	if err != nil {
+		return fmt.Errorf("declare retry queue %q: %w", q, err)
+	}
+	if err := r.c.register(ctx, r.topic, q); err != nil {
+		return err
+	}
+	h := make(amqp.Table, len(d.Headers)+2)
+	for k, v := range d.Headers {
+		if !brokerHeaders[k] {
+			h[k] = v
+		}
+	}
+	h[hdrAttempt] = int64(m.Attempt)
+	h[hdrKey] = m.Key
+	pub := amqp.Publishing{Headers: h, DeliveryMode: amqp.Persistent, MessageId: d.MessageId, Timestamp: d.Timestamp, Body: d.Body}
+	errs := make([]error, 1)
+	if err := r.c.send(ctx, "", []outgoing{{exchange: "", key: q, pub: pub}}, errs); err != nil {
+		return err
+	}
+	return errs[0]
+}
+
+// OpenLog starts a consumer of topic's stream queue at from. It needs a
+// client built WithStreams.
+func (d rabbitDriver) OpenLog(ctx context.Context, topic string, from messaging.Position) (driver.Log, error) {
+	if !d.c.cfg.streams {
+		return nil, fmt.Errorf("%s: %w (build the client WithStreams(true) or streams=true)", topic, messaging.ErrUnsupported)
+	}
+	offset, err := streamOffset(from)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", topic, err)
+	}
+	l := &logReader{c: d.c, topic: topic}
+	if from.Kind == messaging.PositionAtTime {
+		l.notBefore = from.Time
+	}
+	if err := l.start(ctx, offset); err != nil {
+		return nil, fmt.Errorf("%s: %w", topic, err)
+	}
+	return l, nil
+}
+
+// streamOffset is the x-stream-offset argument for a position.
+func streamOffset(p messaging.Position) (any, error) {
+	switch p.Kind {
+	case messaging.PositionEarliest:
+		return "first", nil
+	case messaging.PositionLatest:
+		return "next", nil
+	case messaging.PositionAtOffset, messaging.PositionAfterOffset:
+		n, err := strconv.ParseInt(p.Offset, 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%w: RabbitMQ stream offsets are decimal integers >= 0, got %v", messaging.ErrInvalidOption, p)
+		}
+		if p.Kind == messaging.PositionAfterOffset {
+			n++
+		}
+		return n, nil
+	case messaging.PositionAtTime:
+		// Stream timestamps have second resolution: start a second early
+		// and skip what is older.
+		return p.Time.Add(-time.Second).Truncate(time.Second), nil
+	}
+	return nil, p.Validate()
+}
+
+// logReader consumes a topic's stream queue for Stream.Read.
+type logReader struct {
+	c         *Client
+	topic     string
+	notBefore time.Time
+	next      int64 // offset after the last message returned
+	started   bool  // next is valid
+	ch        *amqp.Channel
+	in        <-chan amqp.Delivery
+}
+
+func (l *logReader) start(ctx context.Context, offset any) error {
+	ch, _, err := l.c.conn.channel(ctx)
+	if err != nil {
+		return err
+	}
+	if err = l.c.declareTopic(ctx, ch, l.topic); err == nil {
+		if err = ch.Qos(streamPrefetch, 0, false); err != nil {
+			err = fmt.Errorf("qos: %w", err)
+		}
+	}
+	if err == nil {
+		if l.in, err = ch.Consume(streamQueue(l.topic), "", false, false, false, false, amqp.Table{"x-stream-offset": offset}); err != nil {
+			err = fmt.Errorf("consume stream: %w", err)
+		}
+	}
+	if err != nil {
+		_ = ch.Close()
+		return err
+	}
+	l.ch = ch
+	return nil
+}
+
+// Next returns the messages waiting, blocking for the first. The engine
+// calls it again only once it has handled the previous ones, so after a lost
+// channel the read resumes right after them.
+func (l *logReader) Next(ctx context.Context) ([]*messaging.Message, error) {
+	if l.ch == nil {
+		var offset any = "next"
+		if l.started {
+			offset = l.next
+		}
+		if err := reopen(ctx, func(ctx context.Context) error { return l.start(ctx, offset) }); err != nil {
+			return nil, err
+		}
+	}
+	var out []*messaging.Message
+	var last *amqp.Delivery // stream acks only return credit to the broker
+	defer func() {
+		if last != nil {
+			_ = last.Ack(true)
+		}
+	}()
+	for len(out) < streamPrefetch {
+		var d amqp.Delivery
+		ok := true
+		if len(out) == 0 {
+			if last != nil { // skipped deliveries: give their credit back before blocking
+				_ = last.Ack(true)
+				last = nil
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case d, ok = <-l.in:
+			}
+		} else {
+			select {
+			case d, ok = <-l.in:
+			default:
+				return out, nil
+			}
+		}
+		if !ok {
+			if len(out) > 0 {
+				return out, nil // the next call reports it
+			}
+			if !l.ch.IsClosed() {
+				return nil, fmt.Errorf("read %s: %w", l.topic, ErrConsumerCancelled)
+			}
+			l.ch = nil
+			return nil, driver.Transient(fmt.Errorf("read %s: channel lost: %w", l.topic, ErrConnectionLost))
+		}
+		last = &d
+		off, ok := headerInt(d.Headers, "x-stream-offset")
+		if !ok {
+			return nil, fmt.Errorf("read %s: delivery without x-stream-offset", l.topic)
+		}
+		m := message(&d, l.topic)
+		if (l.started && off < l.next) || (!l.notBefore.IsZero() && m.Time.Before(l.notBefore)) {
+			continue // read before a reconnect, or before the requested time
+		}
+		l.notBefore = time.Time{} // log order from here on
+		m.Offset = strconv.FormatInt(off, 10)
+		l.next, l.started = off+1, true
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func (l *logReader) Close() error {
+	if l.ch != nil {
+		return l.ch.Close()
+	}
+	return nil
+}
