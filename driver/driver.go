@@ -80,6 +80,15 @@ type Delivery struct {
 	// message, a stream ID, a delivery tag, an offset...). The engine passes
 	// it back unchanged.
 	Token any
+	// Err, when not nil, says the adapter received the message but cannot
+	// hand it over intact (its codec could not decode it: a header table
+	// the client library refuses, a malformed envelope). The engine does
+	// not run the handler: it settles the delivery Term with Err (dead-
+	// lettered natively where configured, else acknowledged) and logs it,
+	// so a message no consumer can read never stops the queue. Msg must
+	// still carry what is known (ID, Topic, Attempt) for the log and the
+	// dead letter.
+	Err error
 	// ExtendEvery, for an Extender, is how often this delivery's deadline
 	// must be extended while the engine holds it; 0 means a third of the
 	// subscription's AckDeadline.

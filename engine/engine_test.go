@@ -45,7 +45,11 @@ func (f *fake) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
 	f.mu.Unlock()
 	select {
 	case m := <-f.in:
-		return []driver.Delivery{{Msg: m, Token: m.ID}}, nil
+		d := driver.Delivery{Msg: m, Token: m.ID}
+		if reason := m.Header["undecodable"]; reason != "" {
+			d.Err = errors.New(reason) // what a codec reports for a message it cannot hand over
+		}
+		return []driver.Delivery{d}, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -235,4 +239,53 @@ func (d *deleted) OpenReceiver(context.Context, string, messaging.SubscribeOptio
 
 func (d *deleted) Receive(context.Context, int) ([]driver.Delivery, error) {
 	return nil, messaging.ErrTopicDeleted
+}
+
+// TestUndecodableDeliveryGivenUp: a delivery the adapter marks with Err
+// never reaches the handler, by Subscribe or SubscribeBatch; it is settled
+// Term with that error, and the message behind it is handled as usual.
+func TestUndecodableDeliveryGivenUp(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		f, c := newFake(messaging.Capabilities{BrokerAttempts: true, NativeDelay: true})
+		var mu sync.Mutex
+		var seen []string
+		var sub messaging.Subscription
+		var err error
+		if batch {
+			sub, err = c.SubscribeBatch(t.Context(), "t", func(_ context.Context, ms []*messaging.Message) []error {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, m := range ms {
+					seen = append(seen, m.ID)
+				}
+				return nil
+			}, messaging.BatchSize(1))
+		} else {
+			sub, err = c.Subscribe(t.Context(), "t", func(_ context.Context, m *messaging.Message) error {
+				mu.Lock()
+				defer mu.Unlock()
+				seen = append(seen, m.ID)
+				return nil
+			})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.in <- &messaging.Message{ID: "poison", Attempt: 1, Header: messaging.Header{"undecodable": "table of 9000 entries"}}
+		f.in <- &messaging.Message{ID: "canary", Attempt: 1}
+		first, second := f.next(t), f.next(t)
+		if first.Msg.ID != "poison" || first.Outcome != driver.Term || first.Err == nil || first.Err.Error() != "table of 9000 entries" {
+			t.Errorf("batch=%v: first settlement %s %v %v; want poison terminated with its decode error", batch, first.Msg.ID, first.Outcome, first.Err)
+		}
+		if second.Msg.ID != "canary" || second.Outcome != driver.Ack {
+			t.Errorf("batch=%v: second settlement %s %v; want canary acked", batch, second.Msg.ID, second.Outcome)
+		}
+		_ = sub.Close()
+		_ = c.Close()
+		mu.Lock()
+		if len(seen) != 1 || seen[0] != "canary" {
+			t.Errorf("batch=%v: handler saw %v; want only the canary", batch, seen)
+		}
+		mu.Unlock()
+	}
 }

@@ -212,7 +212,16 @@ func (s *subscription) receive(ctx context.Context, n int) ([]*item, error) {
 		ds = ds[:n] // a broken driver; the surplus is redelivered after the ack deadline
 	}
 	s.giveBack(n - len(ds))
-	return s.hold(ds), err
+	its := s.hold(ds)
+	for i := 0; i < len(its); {
+		if it := its[i]; it.d.Err != nil { // undecodable: given up, never handled
+			s.settle(it, driver.Term, 0, it.d.Err)
+			its = append(its[:i], its[i+1:]...)
+			continue
+		}
+		i++
+	}
+	return its, err
 }
 
 // hold records fetched deliveries for extension and forced release.
