@@ -24,7 +24,7 @@ import (
 
 func init() {
 	messaging.Register("kafka", func(ctx context.Context, u *url.URL) (messaging.Client, error) {
-		c, err := Open(ctx, u.String())
+		c, err := open(ctx, u, nil)
 		if err != nil {
 			return nil, err
 		}

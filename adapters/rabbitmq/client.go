@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,9 +66,21 @@ func openURL(ctx context.Context, u *url.URL) (messaging.Client, error) {
 	return c, nil
 }
 
+// open opens a client for u; its errors show no credential of u.
 func open(ctx context.Context, u *url.URL, opts ...Option) (*Client, error) {
+	c, err := dialURL(ctx, u, opts)
+	if err != nil {
+		return nil, messaging.RedactError(err, u)
+	}
+	return c, nil
+}
+
+func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	if u.Scheme != "amqp" && u.Scheme != "amqps" {
 		return nil, fmt.Errorf("%w: scheme %q, want amqp or amqps", messaging.ErrInvalidURL, u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("%w: %s has no host (want amqp://user:password@host:5672/vhost)", messaging.ErrInvalidURL, messaging.RedactURL(u))
 	}
 	urlOpts, heartbeat, name, err := urlOptions(u)
 	if err != nil {
@@ -104,7 +115,7 @@ func open(ctx context.Context, u *url.URL, opts ...Option) (*Client, error) {
 	}
 	conn, err := dial(ctx)
 	if err != nil {
-		return nil, redact(fmt.Errorf("dial %s: %w", plain.Redacted(), err), u)
+		return nil, fmt.Errorf("dial %s: %w", messaging.RedactURL(&plain), err)
 	}
 	if cfg.redial == nil {
 		cfg.redial = dial
@@ -164,27 +175,6 @@ func dialContext(ctx context.Context, addr string, cfg amqp.Config) (*amqp.Conne
 		return nil, ctx.Err()
 	}
 }
-
-// redact removes u's password from err's text, keeping the chain.
-func redact(err error, u *url.URL) error {
-	if u.User == nil {
-		return err
-	}
-	if p, ok := u.User.Password(); ok && p != "" {
-		return &redactedError{err: err, password: p}
-	}
-	return err
-}
-
-type redactedError struct {
-	err      error
-	password string
-}
-
-func (e *redactedError) Error() string {
-	return strings.ReplaceAll(e.err.Error(), e.password, "xxxxx")
-}
-func (e *redactedError) Unwrap() error { return e.err }
 
 // New returns a client using conn, a connection the caller opened (and
 // keeps: Close does not close it). conn must not have amqp091's experimental
