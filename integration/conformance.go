@@ -34,6 +34,8 @@ func RunConformance(t *testing.T, h Harness) {
 	}{
 		{"RoundTrip", "", true, (*suite).roundTrip},
 		{"InvalidNames", "", true, (*suite).invalidNames},
+		{"HostileInput", "Groups", caps.Groups, (*suite).hostileInput},
+		{"DuplicateID", "Groups", caps.Groups, (*suite).duplicateID},
 		{"MaxMessageSize", "MaxMessageSize > 0", caps.MaxMessageSize > 0, (*suite).maxMessageSize},
 		{"EphemeralFanOut", "", true, (*suite).ephemeralFanOut},
 		{"CompetingConsumers", "Groups", caps.Groups, (*suite).competingConsumers},

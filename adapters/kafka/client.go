@@ -339,6 +339,11 @@ func (c *Client) ensureTopic(ctx context.Context, topic string, create bool) err
 			return fmt.Errorf("kafka: create topic: %w", err)
 		}
 		if err := resp.Errors[topic]; err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
+			if errors.Is(err, kafkago.InvalidTopic) {
+				// The name is valid for the library: Kafka refuses it because
+				// another topic differs from it only in '.' versus '_'.
+				return fmt.Errorf("%w: kafka refuses topic %q: a topic whose name differs from it only in '.' versus '_' exists (Kafka forbids such pairs: their metric names collide): %w", messaging.ErrInvalidTopic, topic, err)
+			}
 			return fmt.Errorf("kafka: create topic: %w", err)
 		}
 	}

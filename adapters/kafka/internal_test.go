@@ -144,7 +144,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		got.Offset != "2:7" || got.Group != "g" || got.Attempt != 3 || !got.Time.Equal(m.Time) {
 		t.Fatalf("round trip: %+v", got)
 	}
-	if _, err := toRecord("t", &messaging.Message{Header: messaging.Header{"msgkit-id": "x"}}); !errors.Is(err, messaging.ErrInvalidOption) {
+	if _, err := toRecord("t", &messaging.Message{Header: messaging.Header{"msgkit-id": "x"}}); !errors.Is(err, messaging.ErrInvalidHeader) {
 		t.Fatalf("reserved header: %v", err)
 	}
 	foreign := fromRecord(&kafkago.Message{Topic: "t", Partition: 1, Offset: 5, Value: []byte("v")}, "", 1)

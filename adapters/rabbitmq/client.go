@@ -37,6 +37,8 @@ type Client struct {
 
 	mu          sync.Mutex
 	provisioned map[string]map[string]bool // topic -> groups, re-declared on reconnect
+
+	frameMax int // frame_max negotiated on the first connection
 }
 
 var (
@@ -198,7 +200,7 @@ func New(conn *amqp.Connection, opts ...Option) (*Client, error) {
 }
 
 func newClient(conn *amqp.Connection, owned bool, cfg config) *Client {
-	c := &Client{cfg: cfg, provisioned: map[string]map[string]bool{}}
+	c := &Client{cfg: cfg, provisioned: map[string]map[string]bool{}, frameMax: conn.Config.FrameSize}
 	c.conn = newConnector(conn, owned, cfg.redial, cfg)
 	c.conn.onReconnect(c.redeclare)
 	c.pool = newPubPool(c.conn, cfg.publishChannels)

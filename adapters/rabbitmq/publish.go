@@ -174,6 +174,9 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	out := make([]outgoing, len(msgs))
 	for i, m := range msgs {
 		p, err := publishing(m)
+		if err == nil {
+			err = checkFrame(p, c.frameMax)
+		}
 		if err != nil {
 			return fmt.Errorf("publish to %s: message %d: %w", topic, i, err)
 		}
