@@ -146,26 +146,27 @@ func redactURLsIn(s string) string {
 
 // redactURLText redacts one URL given as text, also one url.Parse rejects.
 func redactURLText(s string) string {
-	sep := strings.Index(s, "://")
-	if sep < 0 {
-		return s
-	}
-	head, rest := s[:sep+3], s[sep+3:]
-	authEnd := strings.IndexAny(rest, "/?#")
-	if authEnd < 0 {
-		authEnd = len(rest)
-	}
-	auth, tail := rest[:authEnd], rest[authEnd:]
-	if at := strings.LastIndexByte(auth, '@'); at >= 0 {
-		if user, _, ok := strings.Cut(auth[:at], ":"); ok {
-			auth = user + ":" + redacted + auth[at:]
-		} else {
-			auth = redacted + auth[at:]
+	head, tail := "", s
+	if sep := strings.Index(s, "://"); sep >= 0 && !strings.ContainsAny(s[:sep], "?#") {
+		rest := s[sep+3:]
+		authEnd := strings.IndexAny(rest, "/?#")
+		if authEnd < 0 {
+			authEnd = len(rest)
 		}
+		auth := rest[:authEnd]
+		tail = rest[authEnd:]
+		if at := strings.LastIndexByte(auth, '@'); at >= 0 {
+			if user, _, ok := strings.Cut(auth[:at], ":"); ok {
+				auth = user + ":" + redacted + auth[at:]
+			} else {
+				auth = redacted + auth[at:]
+			}
+		}
+		head = s[:sep+3] + auth
 	}
 	path, query, hasQuery := strings.Cut(tail, "?")
 	if !hasQuery {
-		return head + auth + tail
+		return head + tail
 	}
 	query, frag, hasFrag := strings.Cut(query, "#")
 	params := strings.Split(query, "&")
@@ -179,7 +180,7 @@ func redactURLText(s string) string {
 			params[i] = k + "=" + redacted
 		}
 	}
-	out := head + auth + path + "?" + strings.Join(params, "&")
+	out := head + path + "?" + strings.Join(params, "&")
 	if hasFrag {
 		out += "#" + frag
 	}

@@ -6,6 +6,7 @@ package urlparam
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -130,7 +131,7 @@ func (p *Params) Size(name string, def int) int {
 		}
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(num))
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || n > math.MaxInt/mult {
 		p.fail(name, v, "not a size (e.g. 1048576, 512KiB, 1MiB)")
 		return def
 	}
