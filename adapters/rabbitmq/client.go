@@ -111,7 +111,10 @@ func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	}
 	plain := *u
 	plain.RawQuery = ""
-	addr := plain.String()
+	addr, ac, err := guardedDial(plain.String(), ac)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", messaging.ErrInvalidURL, err)
+	}
 	dial := func(ctx context.Context) (*amqp.Connection, error) {
 		return dialContext(ctx, addr, ac)
 	}
@@ -370,7 +373,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 	if c.closed.Load() {
 		return fmt.Errorf("provision: %w", messaging.ErrClosed)
 	}
-	if err := messaging.ValidateName(topic); err != nil {
+	if err := validTopic(topic); err != nil {
 		return fmt.Errorf("provision: topic: %w", err)
 	}
 	for _, g := range groups {
@@ -463,7 +466,7 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if c.closed.Load() {
 		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
 	}
-	if err := messaging.ValidateName(topic); err != nil {
+	if err := validTopic(topic); err != nil {
 		return fmt.Errorf("delete topic: %w", err)
 	}
 	ch, _, err := c.conn.channel(ctx)

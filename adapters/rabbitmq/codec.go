@@ -42,6 +42,18 @@ var brokerHeaders = map[string]bool{
 // and message IDs.
 const maxShortString = 255
 
+// validTopic checks a topic name: messaging.ValidateName, and not starting
+// with "amq.", which RabbitMQ reserves for its own exchanges and queues.
+func validTopic(topic string) error {
+	if err := messaging.ValidateName(topic); err != nil {
+		return err
+	}
+	if strings.HasPrefix(topic, "amq.") {
+		return fmt.Errorf("%w: %q: RabbitMQ reserves names starting with \"amq.\"", messaging.ErrInvalidTopic, topic)
+	}
+	return nil
+}
+
 // queueName joins parts with '~', a character topic and group names cannot
 // contain, so names never collide; a name longer than AMQP allows is cut and
 // given a hash suffix.

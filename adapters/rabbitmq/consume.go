@@ -63,6 +63,9 @@ type subscription struct {
 // ErrUnsupported; use Stream.Read for replay.
 func (c *Client) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
 	o, err := dispatch.SubscribeArgs(c.closed.Load(), topic, h, c.cfg.prefetch, opts)
+	if err == nil {
+		err = validTopic(topic)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +215,11 @@ func (s *subscription) consume(ctx context.Context, ch *amqp.Channel, deliveries
 			}
 			m := message(&d, s.topic)
 			m.Group = s.o.Group
+			if reason, bad := d.Headers[hdrUndecodable]; bad {
+				// Rewritten by frameGuard: give it up at once (see settle).
+				s.settle(dispatch.Delivery{Msg: m, Token: token{d: d, a: s.acks}}, dispatch.Result{Outcome: dispatch.Term, Err: fmt.Errorf("%w: %v", errUndecodable, reason)})
+				continue
+			}
 			base, _ := headerInt(d.Headers, hdrAttempt)
 			count, _ := headerInt(d.Headers, "x-delivery-count")
 			m.Attempt = int(base+count) + 1

@@ -168,6 +168,9 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
 		return err
 	}
+	if err := validTopic(topic); err != nil {
+		return fmt.Errorf("publish: topic: %w", err)
+	}
 	if len(msgs) == 0 {
 		return nil
 	}

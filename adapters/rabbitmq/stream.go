@@ -35,7 +35,7 @@ func (c *Client) Read(ctx context.Context, topic string, from messaging.Position
 	if !c.cfg.streams {
 		return nil, fmt.Errorf("read %s: %w (build the client WithStreams(true) or streams=true)", topic, messaging.ErrUnsupported)
 	}
-	if err := messaging.ValidateName(topic); err != nil {
+	if err := validTopic(topic); err != nil {
 		return nil, fmt.Errorf("read: topic: %w", err)
 	}
 	if err := from.Validate(); err != nil {
