@@ -191,7 +191,11 @@ func (c *Client) writeMessages(ctx context.Context, topic string, recs []kafkago
 	if errors.As(err, &werrs) && len(werrs) == len(recs) {
 		pe := &messaging.PublishError{Errs: make([]error, len(recs))}
 		for i, e := range werrs {
-			if e != nil {
+			switch {
+			case e == nil:
+			case errors.Is(e, kafkago.MessageSizeTooLarge):
+				pe.Errs[i] = fmt.Errorf("kafka: publish to %s: %w: the record with its headers exceeds the broker's message.max.bytes: %w", topic, messaging.ErrMessageTooLarge, e)
+			default:
 				pe.Errs[i] = fmt.Errorf("kafka: publish to %s: %w", topic, e)
 			}
 		}
