@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +126,44 @@ func TestReservedTopicNames(t *testing.T) {
 	}
 	if err := c.Provision(t.Context(), "amq.y", "g"); !errors.Is(err, messaging.ErrInvalidTopic) {
 		t.Errorf("Provision amq.y: %v", err)
+	}
+}
+
+// TestHeaderFrameLimit: a message whose properties fill the negotiated
+// frame_max (131072 bytes, RabbitMQ's default) exactly is published and
+// delivered; one byte more fails with ErrMessageTooLarge before sending
+// (the broker would close the connection).
+func TestHeaderFrameLimit(t *testing.T) {
+	const frameMax = 131072
+	c := integration.OpenRabbitMQ(t, integration.RabbitMQ.Endpoint(t))
+	topic, group := integration.UniqueName(t, "frame"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	msg := func(n int) *messaging.Message {
+		m := &messaging.Message{ID: "frame-limit", Time: time.Unix(1_800_000_000, 5), Header: messaging.Header{"big": strings.Repeat("v", n)}}
+		return m
+	}
+	n := frameMax - rabbitmq.FrameSize(msg(0))
+	if rabbitmq.FrameSize(msg(n)) != frameMax {
+		t.Fatalf("frame size %d, want %d", rabbitmq.FrameSize(msg(n)), frameMax)
+	}
+	if err := c.Publish(t.Context(), topic, msg(n+1)); !errors.Is(err, messaging.ErrMessageTooLarge) {
+		t.Fatalf("one byte over frame_max: %v, want ErrMessageTooLarge", err)
+	}
+	col := integration.NewCollector()
+	sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	at := msg(n)
+	if err := c.Publish(t.Context(), topic, at); err != nil {
+		t.Fatalf("at frame_max: %v", err)
+	}
+	col.WaitDistinct(t, 1, 30*time.Second)
+	if got := col.Messages()[0]; got.Header["big"] != at.Header["big"] {
+		t.Fatalf("header of %d bytes came back with %d", len(at.Header["big"]), len(got.Header["big"]))
 	}
 }
