@@ -36,6 +36,11 @@ type Capabilities struct {
 	// NativeDeadLetter: the broker can move messages to a dead-letter target
 	// itself (after MaxAttempts or a Permanent error).
 	NativeDeadLetter bool
+	// DedupeByID: the broker drops a message whose ID it already holds
+	// (within the adapter's documented window) and Publish reports that
+	// message with an error wrapping ErrDuplicate (see IgnoreDuplicates).
+	// Without it both messages are stored and delivered.
+	DedupeByID bool
 	// MaxMessageSize is the largest Message.Size the adapter accepts; larger
 	// messages fail with ErrMessageTooLarge. 0 means no limit.
 	MaxMessageSize int

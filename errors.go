@@ -30,6 +30,17 @@ var (
 	// a message exceeds the adapter's maximum message size.
 	ErrMessageTooLarge = errors.New("messaging: message too large")
 
+	// ErrInvalidHeader is returned by Publish, before anything is sent, for
+	// a header entry that breaks the rule every adapter applies (see
+	// ValidateHeader).
+	ErrInvalidHeader = errors.New("messaging: invalid header")
+
+	// ErrDuplicate is returned by Publish, inside a *PublishError, for a
+	// message the broker dropped because it already holds one with the same
+	// ID (deduplication; see each adapter's documentation for the window).
+	// The message is not lost: the broker has its first copy.
+	ErrDuplicate = errors.New("messaging: duplicate message ID")
+
 	// ErrInvalidTopic is returned for a topic or group name that is empty or
 	// not valid for the library (see ValidateName).
 	ErrInvalidTopic = errors.New("messaging: invalid topic or group name")
@@ -100,6 +111,27 @@ func RetryDelay(err error) (time.Duration, bool) {
 		return r.delay, true
 	}
 	return 0, false
+}
+
+// IgnoreDuplicates returns nil when err reports nothing but duplicates
+// (err wraps ErrDuplicate, or every failed message of a *PublishError
+// does), and err otherwise. Callers that publish the same message again on
+// purpose (after an uncertain outcome, or a crash before a checkpoint) use
+// it: the broker holds the message once.
+func IgnoreDuplicates(err error) error {
+	var pe *PublishError
+	if errors.As(err, &pe) {
+		for _, e := range pe.Errs {
+			if e != nil && !errors.Is(e, ErrDuplicate) {
+				return err
+			}
+		}
+		return nil
+	}
+	if errors.Is(err, ErrDuplicate) {
+		return nil
+	}
+	return err
 }
 
 // PublishError reports which messages of one Publish call the broker did not

@@ -1,14 +1,71 @@
 package messaging
 
 import (
+	"fmt"
 	"maps"
+	"strings"
 	"time"
 )
 
 // Header holds application metadata carried with a message. Every adapter
-// carries it verbatim: the consumer sees exactly the entries the publisher set,
-// no more and no fewer. Keys are case-sensitive.
+// carries it verbatim: the consumer sees exactly the entries the publisher
+// set, no more and no fewer, byte for byte. Keys are case-sensitive. Names
+// and values may hold any bytes (not only UTF-8: NUL, CR, LF, ':' and white
+// space too), with the exceptions ValidateHeader states; Publish rejects a
+// header breaking them with ErrInvalidHeader before sending anything. The
+// rule is the same on every adapter.
 type Header map[string]string
+
+// MaxHeaderNameLength is the longest header name accepted (AMQP's limit on
+// table field names).
+const MaxHeaderNameLength = 255
+
+// reservedHeaderPrefixes start header names the adapters use for their own
+// fields; brokerHeaders are names RabbitMQ sets on delivery, which a
+// consumer could not tell from the publisher's.
+var (
+	reservedHeaderPrefixes = []string{"msgkit-", "x-msgkit-"}
+	brokerHeaders          = map[string]bool{
+		"x-death": true, "x-delivery-count": true, "x-stream-offset": true,
+		"x-first-death-exchange": true, "x-first-death-queue": true, "x-first-death-reason": true,
+		"x-last-death-exchange": true, "x-last-death-queue": true, "x-last-death-reason": true,
+	}
+)
+
+// ValidateHeader reports an error wrapping ErrInvalidHeader unless every
+// entry of h can be carried verbatim by every adapter: a name is 1 to
+// MaxHeaderNameLength bytes, does not start with "msgkit-" or "x-msgkit-"
+// (any case; reserved for the adapters' own fields) and is not one RabbitMQ
+// sets on delivery (x-death, x-delivery-count, x-stream-offset,
+// x-first-death-*, x-last-death-*). Values are unrestricted. Adapters also
+// bound the total size (ErrMessageTooLarge, naming the limit).
+func ValidateHeader(h Header) error {
+	for k := range h {
+		if err := validateHeaderName(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validateHeaderName(k string) error {
+	switch {
+	case k == "":
+		return fmt.Errorf("%w: empty name", ErrInvalidHeader)
+	case len(k) > MaxHeaderNameLength:
+		return fmt.Errorf("%w: name %q... is %d bytes, at most %d allowed", ErrInvalidHeader, k[:32], len(k), MaxHeaderNameLength)
+	}
+	l := strings.ToLower(k)
+	for _, p := range reservedHeaderPrefixes {
+		if strings.HasPrefix(l, p) {
+			return fmt.Errorf("%w: %q: names starting with %q are reserved for the adapters", ErrInvalidHeader, k, p)
+		}
+	}
+	if brokerHeaders[l] {
+		return fmt.Errorf("%w: %q is set by RabbitMQ on delivery", ErrInvalidHeader, k)
+	}
+	return nil
+}
 
 // Message is the unit of publishing and delivery.
 //

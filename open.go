@@ -59,17 +59,19 @@ func Open(ctx context.Context, rawURL string) (Client, error) {
 	open, ok := registry[u.Scheme]
 	registryMu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("%w %q in %s: %s", ErrUnknownScheme, u.Scheme, u.Redacted(), unknownSchemeHint(u.Scheme))
+		return nil, RedactError(fmt.Errorf("%w %q in %s: %s", ErrUnknownScheme, u.Scheme, RedactURL(u), unknownSchemeHint(u.Scheme)), u)
 	}
 	c, err := open(ctx, u)
 	if err != nil {
-		return nil, redact(fmt.Errorf("messaging: open %s: %w", u.Redacted(), err), u)
+		return nil, RedactError(fmt.Errorf("messaging: open %s: %w", RedactURL(u), err), u)
 	}
 	return c, nil
 }
 
-// ParseURL parses a broker URL and checks that it has a scheme. Its errors
-// wrap ErrInvalidURL and do not show the password.
+// ParseURL parses a broker URL and checks that it has a scheme and a well
+// formed query: a malformed escape anywhere ("?%zz", "size=1%") is an error,
+// where url.URL.Query would silently drop the parameter. Its errors wrap
+// ErrInvalidURL and show no credential (see RedactURL).
 func ParseURL(rawURL string) (*url.URL, error) {
 	if strings.TrimSpace(rawURL) == "" {
 		return nil, fmt.Errorf("%w: empty URL", ErrInvalidURL)
@@ -83,10 +85,13 @@ func ParseURL(rawURL string) (*url.URL, error) {
 			ue = e
 			msg = ue.Err.Error()
 		}
-		return nil, fmt.Errorf("%w: %s", ErrInvalidURL, redactString(msg, rawURL))
+		return nil, fmt.Errorf("%w: %s", ErrInvalidURL, redactText(msg, rawSecrets(rawURL)))
 	}
 	if u.Scheme == "" {
-		return nil, fmt.Errorf("%w: %s has no scheme (want e.g. nats://, redis://, kafka://, amqp://, mem://)", ErrInvalidURL, u.Redacted())
+		return nil, fmt.Errorf("%w: %s has no scheme (want e.g. nats://, redis://, kafka://, amqp://, mem://)", ErrInvalidURL, RedactURL(u))
+	}
+	if _, err := url.ParseQuery(u.RawQuery); err != nil {
+		return nil, RedactError(fmt.Errorf("%w: %s: query: %v", ErrInvalidURL, RedactURL(u), err), u)
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	return u, nil
@@ -133,43 +138,25 @@ func OpenConfig(ctx context.Context, cfg Config) (Client, error) {
 	return Open(ctx, u.String())
 }
 
-// redactedError hides a URL's password in an error text while keeping the
-// error chain for errors.Is and errors.As.
-type redactedError struct {
-	err      error
-	password string
-}
-
-func (e *redactedError) Error() string { return redactPassword(e.err.Error(), e.password) }
-func (e *redactedError) Unwrap() error { return e.err }
-
-func redact(err error, u *url.URL) error {
-	if u.User == nil {
-		return err
-	}
-	if p, ok := u.User.Password(); ok && p != "" {
-		return &redactedError{err: err, password: p}
-	}
-	return err
-}
-
-func redactPassword(s, password string) string {
-	s = strings.ReplaceAll(s, password, "xxxxx")
-	return strings.ReplaceAll(s, url.QueryEscape(password), "xxxxx")
-}
-
-// redactString removes the password of a URL that failed to parse from s.
-func redactString(s, rawURL string) string {
+// rawSecrets returns the password of a URL that failed to parse, for
+// redactText.
+func rawSecrets(rawURL string) []string {
 	_, rest, ok := strings.Cut(rawURL, "://")
 	if !ok {
-		return s
+		return nil
 	}
-	userinfo, _, ok := strings.Cut(rest, "@")
-	if !ok {
-		return s
+	auth, _, _ := strings.Cut(rest, "/")
+	at := strings.LastIndexByte(auth, '@')
+	if at < 0 {
+		return nil
 	}
-	if _, password, ok := strings.Cut(userinfo, ":"); ok && password != "" {
-		return redactPassword(s, password)
+	userinfo := auth[:at]
+	secret := userinfo
+	if _, p, ok := strings.Cut(userinfo, ":"); ok {
+		secret = p
 	}
-	return s
+	if len(secret) < minVerbatimSecret {
+		return nil
+	}
+	return []string{secret}
 }

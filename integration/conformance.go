@@ -30,6 +30,8 @@ func RunConformance(t *testing.T, h Harness) {
 	cases := []conformanceCase{
 		{"RoundTrip", "", true, (*suite).roundTrip},
 		{"InvalidNames", "", true, (*suite).invalidNames},
+		{"HostileInput", "Groups", caps.Groups, (*suite).hostileInput},
+		{"DuplicateID", "Groups", caps.Groups, (*suite).duplicateID},
 		{"MaxMessageSize", "MaxMessageSize > 0", caps.MaxMessageSize > 0, (*suite).maxMessageSize},
 		{"EphemeralFanOut", "", true, (*suite).ephemeralFanOut},
 		{"CompetingConsumers", "Groups", caps.Groups, (*suite).competingConsumers},

@@ -24,7 +24,7 @@ import (
 
 func init() {
 	messaging.Register("kafka", func(ctx context.Context, u *url.URL) (messaging.Client, error) {
-		c, err := Open(ctx, u.String())
+		c, err := open(ctx, u, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +191,11 @@ func (c *Client) writeMessages(ctx context.Context, topic string, recs []kafkago
 	if errors.As(err, &werrs) && len(werrs) == len(recs) {
 		pe := &messaging.PublishError{Errs: make([]error, len(recs))}
 		for i, e := range werrs {
-			if e != nil {
+			switch {
+			case e == nil:
+			case errors.Is(e, kafkago.MessageSizeTooLarge):
+				pe.Errs[i] = fmt.Errorf("kafka: publish to %s: %w: the record with its headers exceeds the broker's message.max.bytes: %w", topic, messaging.ErrMessageTooLarge, e)
+			default:
 				pe.Errs[i] = fmt.Errorf("kafka: publish to %s: %w", topic, e)
 			}
 		}
@@ -339,6 +343,11 @@ func (c *Client) ensureTopic(ctx context.Context, topic string, create bool) err
 			return fmt.Errorf("kafka: create topic: %w", err)
 		}
 		if err := resp.Errors[topic]; err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
+			if errors.Is(err, kafkago.InvalidTopic) {
+				// The name is valid for the library: Kafka refuses it because
+				// another topic differs from it only in '.' versus '_'.
+				return fmt.Errorf("%w: kafka refuses topic %q: a topic whose name differs from it only in '.' versus '_' exists (Kafka forbids such pairs: their metric names collide): %w", messaging.ErrInvalidTopic, topic, err)
+			}
 			return fmt.Errorf("kafka: create topic: %w", err)
 		}
 	}

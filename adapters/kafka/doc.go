@@ -34,9 +34,12 @@
 //
 // # Mapping
 //
-//   - Topic: a Kafka topic, created on first use with the configured
-//     partitions and replication unless auto_create=false (Provision always
-//     creates it).
+//   - Topic: a Kafka topic of the same name, created on first use with the
+//     configured partitions and replication unless auto_create=false
+//     (Provision always creates it). Kafka refuses a topic whose name differs
+//     from an existing one only in '.' versus '_' (their metric names
+//     collide): that fails with ErrInvalidTopic naming the topic and the
+//     rule. A group is the consumer group of the same name.
 //   - Key: the record key; its murmur2 hash picks the partition (as in the
 //     Java client), so one key stays in one partition, in order. An empty
 //     key is sent as a null key; the keyless records of one Publish go to

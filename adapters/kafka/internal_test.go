@@ -12,8 +12,17 @@ import (
 	"github.com/msgkit/messaging"
 )
 
+// parseRawURL parses rawURL as Open does.
+func parseRawURL(rawURL string) ([]string, []Option, error) {
+	u, err := messaging.ParseURL(rawURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	return parseURL(u)
+}
+
 func TestParseURL(t *testing.T) {
-	brokers, opts, err := parseURL("kafka://a:1,b:2?partitions=4&acks=one&batch_timeout=5ms&commit_interval=1s&compression=zstd&max_message_size=2MiB")
+	brokers, opts, err := parseRawURL("kafka://a:1,b:2?partitions=4&acks=one&batch_timeout=5ms&commit_interval=1s&compression=zstd&max_message_size=2MiB")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +36,7 @@ func TestParseURL(t *testing.T) {
 	if cfg.partitions != 4 || cfg.requiredAcks != 1 || cfg.batchTimeout.Milliseconds() != 5 || cfg.commitInterval.Seconds() != 1 || cfg.maxMessageSize != 2<<20 || cfg.compression == 0 {
 		t.Errorf("config not applied: %+v", cfg)
 	}
-	if b, _, err := parseURL("kafka://host"); err != nil || b[0] != "host:9092" {
+	if b, _, err := parseRawURL("kafka://host"); err != nil || b[0] != "host:9092" {
 		t.Errorf("default port: %v %v", b, err)
 	}
 
@@ -42,9 +51,14 @@ func TestParseURL(t *testing.T) {
 		{"kafka://h:1?tls_skip_verify=true", messaging.ErrInvalidOption},
 		{"kafka://", messaging.ErrInvalidURL},
 		{"kafka://h:1/path", messaging.ErrInvalidURL},
+		{"kafka://:9092", messaging.ErrInvalidURL},
+		{"kafka://h:1,:2", messaging.ErrInvalidURL},
+		{"kafka://h:1?%zz", messaging.ErrInvalidURL},
+		{"kafka://h:1?max_message_size=1%", messaging.ErrInvalidURL},
+		{"kafka://h:1?max_message_size=1%25", messaging.ErrInvalidOption},
 		{"nats://h:1", messaging.ErrInvalidURL},
 	} {
-		if _, _, err := parseURL(tc.url); !errors.Is(err, tc.want) {
+		if _, _, err := parseRawURL(tc.url); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.url, err, tc.want)
 		}
 	}
@@ -54,7 +68,7 @@ func TestParseURL(t *testing.T) {
 }
 
 func TestParseURLSASLKeepsPasswordOut(t *testing.T) {
-	_, opts, err := parseURL("kafka://alice:s3cret@h:1?sasl=scram-sha-512")
+	_, opts, err := parseRawURL("kafka://alice:s3cret@h:1?sasl=scram-sha-512")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +79,7 @@ func TestParseURLSASLKeepsPasswordOut(t *testing.T) {
 	if cfg.sasl == nil || cfg.sasl.Name() != "SCRAM-SHA-512" {
 		t.Fatalf("sasl mechanism %v", cfg.sasl)
 	}
-	_, _, err = parseURL("kafka://alice:s3cret@h:1?sasl=scram-sha-512&bad=1")
+	_, _, err = parseRawURL("kafka://alice:s3cret@h:1?sasl=scram-sha-512&bad=1")
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("error %v: want an error without the password", err)
 	}
@@ -130,7 +144,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		got.Offset != "2:7" || got.Group != "g" || got.Attempt != 3 || !got.Time.Equal(m.Time) {
 		t.Fatalf("round trip: %+v", got)
 	}
-	if _, err := toRecord("t", &messaging.Message{Header: messaging.Header{"msgkit-id": "x"}}); !errors.Is(err, messaging.ErrInvalidOption) {
+	if _, err := toRecord("t", &messaging.Message{Header: messaging.Header{"msgkit-id": "x"}}); !errors.Is(err, messaging.ErrInvalidHeader) {
 		t.Fatalf("reserved header: %v", err)
 	}
 	foreign := fromRecord(&kafkago.Message{Topic: "t", Partition: 1, Offset: 5, Value: []byte("v")}, "", 1)

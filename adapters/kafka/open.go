@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -18,8 +20,21 @@ import (
 // Open returns a client for a kafka:// URL (see the package documentation
 // for its parameters) and checks that the cluster answers within ctx. opts
 // are applied after the URL's parameters, so they win.
+// Errors show no credential of the URL.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
-	brokers, urlOpts, err := parseURL(rawURL)
+	u, err := messaging.ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	c, err := open(ctx, u, opts)
+	if err != nil {
+		return nil, messaging.RedactError(err, u)
+	}
+	return c, nil
+}
+
+func open(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
+	brokers, urlOpts, err := parseURL(u)
 	if err != nil {
 		return nil, err
 	}
@@ -35,11 +50,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 }
 
 // parseURL reads kafka://[user:password@]host:port[,host:port...][?params].
-func parseURL(rawURL string) ([]string, []Option, error) {
-	u, err := messaging.ParseURL(rawURL)
-	if err != nil {
-		return nil, nil, err
-	}
+func parseURL(u *url.URL) ([]string, []Option, error) {
 	if u.Scheme != "kafka" {
 		return nil, nil, fmt.Errorf("%w: scheme %q, want kafka", messaging.ErrInvalidURL, u.Scheme)
 	}
@@ -51,6 +62,9 @@ func parseURL(rawURL string) ([]string, []Option, error) {
 		if b = strings.TrimSpace(b); b != "" {
 			if !strings.Contains(b, ":") {
 				b += ":9092"
+			}
+			if host, port, err := net.SplitHostPort(b); err != nil || host == "" || port == "" {
+				return nil, nil, fmt.Errorf("%w: kafka broker %q: want host:port", messaging.ErrInvalidURL, b)
 			}
 			brokers = append(brokers, b)
 		}
@@ -146,6 +160,7 @@ func parseURL(rawURL string) ([]string, []Option, error) {
 			if mech == "scram-sha-512" {
 				algo = scram.SHA512
 			}
+			var err error
 			if m, err = scram.Mechanism(algo, user, pass); err != nil {
 				return nil, nil, fmt.Errorf("%w: sasl=%s: cannot prepare credentials", messaging.ErrInvalidOption, mech)
 			}

@@ -129,14 +129,20 @@ func TestHeadersVerbatim(t *testing.T) {
 	}
 }
 
-// TestPublishDeduplicatesByID: the same ID published twice is stored once.
+// TestPublishDeduplicatesByID: the same ID published twice is stored once,
+// and the second Publish says so with ErrDuplicate for each message.
 func TestPublishDeduplicatesByID(t *testing.T) {
 	c := integration.OpenNATS(t)
 	topic := integration.UniqueName(t, "dedupe")
 	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
-	for range 2 {
-		if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "same"}, &messaging.Message{ID: "other"}); err != nil {
+	for i := range 2 {
+		err := c.Publish(t.Context(), topic, &messaging.Message{ID: "same"}, &messaging.Message{ID: "other"})
+		if i == 0 && err != nil {
 			t.Fatal(err)
+		}
+		var pe *messaging.PublishError
+		if i == 1 && (!errors.As(err, &pe) || len(pe.Failed()) != 2 || !errors.Is(pe.Errs[0], messaging.ErrDuplicate) || messaging.IgnoreDuplicates(err) != nil) {
+			t.Fatalf("second publish: %v, want ErrDuplicate for both messages", err)
 		}
 	}
 	s, err := c.JetStream().Stream(t.Context(), c.StreamName(topic))

@@ -121,6 +121,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		GroupStartAt: true,
 		PerKeyOrder:  true,
 		AckDeadline:  true,
+		DedupeByID:   true,
 		// nats-server 2.9 can roll a message's delivery count back when its
 		// redelivery meets a pull request whose subscriber has gone (seen
 		// on 2.9.10: a message nak'ed by a closing subscription came back
@@ -145,7 +146,11 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // WithExistingStreams. Messages of one call keep their order. Messages in
 // flight when the connection drops are reported failed (nats:
 // ErrDisconnected); they may have been stored, and publishing them again
-// within the stream's duplicate window stores them once.
+// within the stream's duplicate window stores them once. A message whose ID
+// the stream already holds within that window (a repeat, or a different
+// message reusing an ID) is dropped by the server and reported in the
+// PublishError with an error wrapping messaging.ErrDuplicate; callers that
+// republish on purpose pass the result through messaging.IgnoreDuplicates.
 //
 // Core mode: messages are published and the connection is flushed, so
 // Publish returns once the server has received them; it does not wait for
@@ -168,7 +173,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	}
 	nms := make([]*natsgo.Msg, len(msgs))
 	for i, m := range msgs {
-		nm, err := encode(topic, m, maxPayload)
+		nm, err := encode(topic, m, maxPayload, c.maxHeader())
 		if err != nil {
 			return fmt.Errorf("publish to %s: message %d: %w", topic, i, err)
 		}
@@ -302,9 +307,16 @@ func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, boo
 }
 
 // onAck and onAckErr are the JetStream context's async publish callbacks.
-func (c *Client) onAck(_ jetstream.JetStream, nm *natsgo.Msg, _ *jetstream.PubAck) {
+// A duplicate (the stream already held a message with this Nats-Msg-Id
+// within its duplicate window, and dropped this one) resolves with
+// messaging.ErrDuplicate.
+func (c *Client) onAck(_ jetstream.JetStream, nm *natsgo.Msg, ack *jetstream.PubAck) {
 	if s, ok := c.pending.take(nm); ok {
-		c.resolve(s, nil)
+		var err error
+		if ack != nil && ack.Duplicate {
+			err = fmt.Errorf("%w: stream %s already holds message %s (sequence %d) and dropped this one", messaging.ErrDuplicate, ack.Stream, nm.Header.Get(HeaderMsgID), ack.Sequence)
+		}
+		c.resolve(s, err)
 	}
 }
 
@@ -435,4 +447,12 @@ func (c *Client) Close() error {
 		c.nc.Close()
 	}
 	return nil
+}
+
+// maxHeader is the header block limit of the mode: JetStream's, or none.
+func (c *Client) maxHeader() int64 {
+	if c.cfg.mode == ModeCore {
+		return 0
+	}
+	return maxStoredHeader
 }

@@ -2,11 +2,14 @@ package nats
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	natsgo "github.com/nats-io/nats.go"
 
@@ -22,11 +25,14 @@ const (
 	HeaderKey = "Messaging-Key"
 	// HeaderTime carries Message.Time as Unix nanoseconds in decimal.
 	HeaderTime = "Messaging-Time"
-	// HeaderEncoded carries, base64 of JSON, the ID, key and header entries
-	// that NATS headers cannot carry verbatim (names with ':' or white space,
-	// names starting with "Nats-" or "Messaging-", values with CR, LF or
-	// leading or trailing white space), so every header reaches the consumer
-	// exactly as published.
+	// HeaderEncoded carries the ID, key and header entries that NATS
+	// headers cannot carry verbatim (names other than printable ASCII
+	// without ':', names starting with "Nats-" or "Messaging-", values that
+	// are not UTF-8, hold control characters such as CR or LF, or start or
+	// end with white space), so every header reaches the consumer byte for
+	// byte as published. Format: standard base64 of a sequence of entries,
+	// each a tag byte ('i' ID, 'k' key, 'h' header) and its strings (one,
+	// or name and value for 'h'), each a uvarint length and its bytes.
 	HeaderEncoded = "Messaging-Encoded"
 
 	// Headers of a reply whose server failed, as the NATS micro framework
@@ -39,16 +45,76 @@ const (
 // final "\r\n"); each entry adds len(name)+len(value)+4 (": " and "\r\n").
 const hdrOverhead = 12
 
+// maxStoredHeader is the largest header block JetStream stores
+// (math.MaxUint16 bytes); it refuses larger ones after receiving them.
+const maxStoredHeader = 65535
+
 // sizeSlack is what MaxMessageSize keeps below the server's max_payload for
 // the adapter's own headers and the separators of user headers, which
 // Message.Size does not count. A message whose encoding still exceeds
 // max_payload (hundreds of tiny headers) fails with ErrMessageTooLarge too.
 const sizeSlack = 512
 
-type encoded struct {
+// legacyEncoded is the JSON form of HeaderEncoded that earlier versions
+// wrote (it replaced bytes that are not UTF-8); it is still read.
+type legacyEncoded struct {
 	ID     string            `json:"i,omitempty"`
 	Key    string            `json:"k,omitempty"`
 	Header map[string]string `json:"h,omitempty"`
+}
+
+// Tags of HeaderEncoded entries.
+const (
+	tagID     = 'i'
+	tagKey    = 'k'
+	tagHeader = 'h'
+)
+
+// appendEncoded appends one HeaderEncoded entry.
+func appendEncoded(b []byte, tag byte, strs ...string) []byte {
+	b = append(b, tag)
+	for _, s := range strs {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// decodeEncoded reads HeaderEncoded entries into m and user; it reports
+// false for a value this package did not write.
+func decodeEncoded(b []byte, m *messaging.Message, user messaging.Header) bool {
+	str := func() (string, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return "", false
+		}
+		s := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		return s, true
+	}
+	for len(b) > 0 {
+		tag := b[0]
+		b = b[1:]
+		s, ok := str()
+		if !ok {
+			return false
+		}
+		switch tag {
+		case tagID:
+			m.ID = s
+		case tagKey:
+			m.Key = s
+		case tagHeader:
+			v, ok := str()
+			if !ok {
+				return false
+			}
+			user[s] = v
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func safeName(k string) bool {
@@ -56,7 +122,7 @@ func safeName(k string) bool {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
-		if c := k[i]; c <= ' ' || c == ':' || c == 0x7f {
+		if c := k[i]; c <= ' ' || c == ':' || c >= 0x7f {
 			return false
 		}
 	}
@@ -74,14 +140,20 @@ func safeValue(v string) bool {
 	if c := v[len(v)-1]; c == ' ' || c == '\t' {
 		return false
 	}
-	return !strings.ContainsAny(v, "\r\n")
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return utf8.ValidString(v)
 }
 
 // encode turns m into a NATS message for subject and checks its wire size
-// against maxPayload (when > 0).
-func encode(subject string, m *messaging.Message, maxPayload int64) (*natsgo.Msg, error) {
+// against maxPayload (when > 0) and the size of its header block against
+// maxHeader (when > 0; maxStoredHeader for JetStream).
+func encode(subject string, m *messaging.Message, maxPayload, maxHeader int64) (*natsgo.Msg, error) {
 	h := make(natsgo.Header, len(m.Header)+3)
-	var enc encoded
+	var enc []byte
 	size := int64(len(m.Payload) + hdrOverhead)
 	set := func(k, v string) {
 		h[k] = []string{v}
@@ -90,14 +162,14 @@ func encode(subject string, m *messaging.Message, maxPayload int64) (*natsgo.Msg
 	if safeValue(m.ID) {
 		set(HeaderMsgID, m.ID)
 	} else {
-		enc.ID = m.ID
-		set(HeaderMsgID, strconv.Quote(m.ID)) // still unique, for deduplication
+		enc = appendEncoded(enc, tagID, m.ID)
+		set(HeaderMsgID, strconv.QuoteToASCII(m.ID)) // still unique, for deduplication
 	}
 	if m.Key != "" {
 		if safeValue(m.Key) {
 			set(HeaderKey, m.Key)
 		} else {
-			enc.Key = m.Key
+			enc = appendEncoded(enc, tagKey, m.Key)
 		}
 	}
 	if !m.Time.IsZero() {
@@ -108,20 +180,16 @@ func encode(subject string, m *messaging.Message, maxPayload int64) (*natsgo.Msg
 			set(k, v)
 			continue
 		}
-		if enc.Header == nil {
-			enc.Header = map[string]string{}
-		}
-		enc.Header[k] = v
+		enc = appendEncoded(enc, tagHeader, k, v)
 	}
-	if enc.ID != "" || enc.Key != "" || enc.Header != nil {
-		b, err := json.Marshal(enc)
-		if err != nil {
-			return nil, fmt.Errorf("encode headers: %w", err)
-		}
-		set(HeaderEncoded, base64.StdEncoding.EncodeToString(b))
+	if enc != nil {
+		set(HeaderEncoded, base64.StdEncoding.EncodeToString(enc))
 	}
 	if maxPayload > 0 && size > maxPayload {
 		return nil, fmt.Errorf("message %s is %d bytes with its headers, server max_payload %d: %w", m.ID, size, maxPayload, messaging.ErrMessageTooLarge)
+	}
+	if hdr := size - int64(len(m.Payload)); maxHeader > 0 && hdr > maxHeader {
+		return nil, fmt.Errorf("message %s has %d bytes of headers, JetStream stores at most %d: %w", m.ID, hdr, maxHeader, messaging.ErrMessageTooLarge)
 	}
 	return &natsgo.Msg{Subject: subject, Header: h, Data: m.Payload}, nil
 }
@@ -146,20 +214,29 @@ func decode(h natsgo.Header, data []byte, m *messaging.Message) {
 				m.Time = time.Unix(0, n)
 			}
 		case HeaderEncoded:
-			var enc encoded
-			if b, err := base64.StdEncoding.DecodeString(vs[0]); err == nil && json.Unmarshal(b, &enc) == nil {
-				if enc.ID != "" {
-					defer func() { m.ID = enc.ID }()
+			b, err := base64.StdEncoding.DecodeString(vs[0])
+			if err != nil {
+				break
+			}
+			if user == nil {
+				user = make(messaging.Header, len(h))
+			}
+			var enc messaging.Message // entries win over the plain headers
+			if len(b) > 0 && b[0] == '{' {
+				var old legacyEncoded
+				if json.Unmarshal(b, &old) != nil {
+					break
 				}
-				if enc.Key != "" {
-					m.Key = enc.Key
-				}
-				for k, v := range enc.Header {
-					if user == nil {
-						user = messaging.Header{}
-					}
-					user[k] = v
-				}
+				enc.ID, enc.Key = old.ID, old.Key
+				maps.Copy(user, old.Header)
+			} else if !decodeEncoded(b, &enc, user) {
+				break
+			}
+			if enc.ID != "" {
+				defer func() { m.ID = enc.ID }()
+			}
+			if enc.Key != "" {
+				defer func() { m.Key = enc.Key }()
 			}
 		default:
 			if user == nil {
@@ -167,6 +244,9 @@ func decode(h natsgo.Header, data []byte, m *messaging.Message) {
 			}
 			user[k] = vs[0]
 		}
+	}
+	if len(user) == 0 {
+		user = nil
 	}
 	m.Header = user
 }

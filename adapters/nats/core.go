@@ -130,7 +130,7 @@ func (c *Client) Request(ctx context.Context, topic string, msg *messaging.Messa
 	if err := prepare.Publish(topic, []*messaging.Message{msg}, int(maxPayload)-sizeSlack); err != nil {
 		return nil, fmt.Errorf("request: %w", err)
 	}
-	nm, err := encode(topic, msg, maxPayload)
+	nm, err := encode(topic, msg, maxPayload, 0)
 	if err != nil {
 		return nil, fmt.Errorf("request %s: %w", topic, err)
 	}
@@ -195,7 +195,7 @@ func (c *Client) Serve(ctx context.Context, topic string, h ReplyHandler, opts .
 		if err := prepare.Publish(topic, []*messaging.Message{resp}, 0); err != nil {
 			return err
 		}
-		nm, encErr := encode(subj.(string), resp, c.maxPayload())
+		nm, encErr := encode(subj.(string), resp, c.maxPayload(), 0)
 		if encErr != nil {
 			err = fmt.Errorf("encode reply: %w", encErr)
 			nm = &natsgo.Msg{Subject: subj.(string), Header: natsgo.Header{}}

@@ -34,13 +34,17 @@
 // # JetStream mode
 //
 //   - A topic is the subject of the same name, stored in its own stream
-//     (StreamName: '.' becomes '_'), created on first use with the
+//     (StreamName: '.' becomes '~', which names cannot contain, so the
+//     mapping is injective and reversible; groups map to consumer names the
+//     same way), created on first use with the
 //     configured storage, replicas, age and size limits and retention; or,
 //     with WithExistingStreams, the stream that already captures the subject.
 //   - Publish is pipelined (asynchronous publishes, at most max_in_flight
 //     unacknowledged) and returns once the stream acknowledged every message.
-//     Each message carries its ID as Nats-Msg-Id: the stream drops a resent
-//     duplicate within its duplicate window. Durability is the server's: a
+//     Each message carries its ID as Nats-Msg-Id: the stream drops a message
+//     whose ID it already holds within its duplicate window (duplicates=,
+//     default 2m), and Publish reports that one with messaging.ErrDuplicate
+//     (Capabilities().DedupeByID). Durability is the server's: a
 //     file-store server syncs to disk per its sync_interval.
 //   - A Group is a durable pull consumer (ConsumerName) with explicit acks,
 //     filtered on the topic's subject, created at StartAt (default Earliest).
@@ -91,10 +95,14 @@
 // Message.Header entries are NATS headers of the same name; ID, Key and
 // Time travel as Nats-Msg-Id, Messaging-Key and Messaging-Time, and are
 // removed from Header on delivery. Entries NATS headers cannot carry
-// verbatim (reserved Nats-/Messaging- names, white space or ':' in names,
-// CR/LF or edge white space in values) travel encoded in Messaging-Encoded,
-// so the consumer sees exactly the publisher's headers. MaxMessageSize is the
-// server's max_payload less 512 bytes for these headers.
+// verbatim (reserved Nats-/Messaging- names, names other than printable
+// ASCII without ':', values that are not UTF-8 or hold control characters
+// such as CR/LF, or edge white space) travel encoded in Messaging-Encoded,
+// so the consumer sees the publisher's headers byte for byte.
+// MaxMessageSize is the server's max_payload less 512 bytes for these
+// headers; a message whose encoding (payload and every header) still
+// exceeds max_payload, or whose header block exceeds the 65535 bytes
+// JetStream stores, fails with ErrMessageTooLarge naming the limit.
 //
 // # Capabilities
 //

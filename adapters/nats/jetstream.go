@@ -33,20 +33,48 @@ const (
 const ephemeralInactive = time.Minute
 
 // StreamName returns the name of the stream the Client creates for topic:
-// the stream prefix and the topic with '.' replaced by '_' (stream names
-// cannot contain '.'). Two topics differing only there ("a.b", "a_b") map to
-// the same name; the second one to be used then fails with ErrInvalidTopic.
+// the stream prefix and storeName(topic). Different topics get different
+// names ("a.b" -> "a~b", "a_b" -> "a_b"). A stream an earlier version
+// created under the old name ('.' replaced by '_') is still used when it
+// captures exactly the topic's subject.
 func (c *Client) StreamName(topic string) string {
-	return shorten(c.cfg.streamPrefix + strings.ReplaceAll(topic, ".", "_"))
+	return shorten(c.cfg.streamPrefix + storeName(topic))
 }
+
+// storeName maps a topic or group name onto a JetStream stream or consumer
+// name, which cannot contain '.': each '.' becomes '~', a character valid
+// names do not contain (messaging.ValidateName), so the mapping is
+// injective and reversible (replace '~' by '.'). Mapped names never start
+// or end with '~' nor hold "~~" (names do not start or end with '.' nor
+// hold ".."), so "~~" can join two of them unambiguously.
+func storeName(name string) string { return strings.ReplaceAll(name, ".", "~") }
+
+// legacyName is the mapping of earlier versions, '.' -> '_', which made
+// "a.b" and "a_b" collide; it is only used to find streams and consumers
+// created then.
+func legacyName(name string) string { return strings.ReplaceAll(name, ".", "_") }
 
 // maxStoreName bounds stream and consumer names, which the server uses as
 // directory names in its store.
 const maxStoreName = 200
 
-// shorten keeps names of at most maxStoreName bytes; longer ones become a
-// prefix and a hash of the whole name.
+// hashedLen is the length of a shortened name: a prefix, '~' and 16 hex
+// digits of a hash.
+const hashedLen = maxStoreName
+
+// shorten keeps names shorter than hashedLen-16 bytes; longer ones become
+// their first hashedLen-17 bytes, '~' and a hash of the whole name, so a
+// shortened name (hashedLen bytes) never equals a kept one.
 func shorten(name string) string {
+	if len(name) < hashedLen-16 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return name[:hashedLen-17] + "~" + hex.EncodeToString(sum[:8])
+}
+
+// legacyShorten is shorten of earlier versions.
+func legacyShorten(name string) string {
 	if len(name) <= maxStoreName {
 		return name
 	}
@@ -55,15 +83,41 @@ func shorten(name string) string {
 }
 
 // ConsumerName returns the name of the durable consumer for a group of a
-// topic: the group with '.' replaced by '_', prefixed by the topic likewise
-// with WithExistingStreams (where one stream holds many topics). Names
-// longer than 200 bytes are cut and end with a hash of the full name.
+// topic: storeName(group) (each '.' becomes '~'), prefixed by
+// storeName(topic) and "~~" with WithExistingStreams (where one stream
+// holds many topics). Different groups get different names ("gx.y" ->
+// "gx~y", "gx_y" -> "gx_y"). Names longer than 200 bytes are cut and end
+// with a hash of the full name. A consumer created by an earlier version
+// under the old name ('.' replaced by '_') is still used when its
+// description names this group and topic.
 func (c *Client) ConsumerName(topic, group string) string {
-	name := strings.ReplaceAll(group, ".", "_")
+	name := storeName(group)
 	if c.cfg.bindStreams {
-		name = strings.ReplaceAll(topic, ".", "_") + "__" + name
+		name = storeName(topic) + "~~" + name
 	}
 	return shorten(name)
+}
+
+func (c *Client) legacyConsumerName(topic, group string) string {
+	name := legacyName(group)
+	if c.cfg.bindStreams {
+		name = legacyName(topic) + "__" + name
+	}
+	return legacyShorten(name)
+}
+
+// legacyStream returns the stream an earlier version created for topic,
+// when there is one capturing exactly topic's subject.
+func (c *Client) legacyStream(ctx context.Context, topic string) (string, bool) {
+	name := legacyShorten(c.cfg.streamPrefix + legacyName(topic))
+	if name == c.StreamName(topic) {
+		return "", false
+	}
+	s, err := c.js.Stream(ctx, name)
+	if err != nil || !slices.Equal(s.CachedInfo().Config.Subjects, []string{topic}) {
+		return "", false
+	}
+	return name, true
 }
 
 // stream returns the name of topic's stream, creating the stream (or, with
@@ -85,13 +139,17 @@ func (c *Client) stream(ctx context.Context, topic string) (string, error) {
 		s, err := c.js.Stream(ctx, name)
 		if err == nil {
 			if subj := s.CachedInfo().Config.Subjects; !slices.Contains(subj, topic) {
-				return "", fmt.Errorf("%w: stream %s exists for subjects %v, not topic %s (topics differing only in '.' and '_' collide; use WithStreamPrefix or WithExistingStreams)", messaging.ErrInvalidTopic, name, subj, topic)
+				return "", fmt.Errorf("%w: stream %s exists for subjects %v, not topic %s (it was not created by this adapter for this topic; use WithStreamPrefix to keep names apart, or WithExistingStreams)", messaging.ErrInvalidTopic, name, subj, topic)
 			}
 			c.streams.Store(topic, name)
 			return name, nil
 		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) || attempt > 0 {
 			return "", fmt.Errorf("look up stream %s: %w", name, err)
+		}
+		if legacy, ok := c.legacyStream(ctx, topic); ok {
+			c.streams.Store(topic, legacy)
+			return legacy, nil
 		}
 		_, err = c.js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:        name,
@@ -199,6 +257,13 @@ func (c *Client) group(ctx context.Context, stream, topic, group string, start m
 	for attempt := 0; ; attempt++ {
 		cons, err := c.js.Consumer(ctx, stream, name)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) && attempt == 0 {
+			if legacy := c.legacyConsumerName(topic, group); legacy != name {
+				if old, lerr := c.js.Consumer(ctx, stream, legacy); lerr == nil && old.CachedInfo().Config.Description == cfg.Description {
+					name, cons, err = legacy, old, nil
+				}
+			}
+		}
+		if errors.Is(err, jetstream.ErrConsumerNotFound) && attempt == 0 {
 			cons, err = c.js.CreateConsumer(ctx, stream, cfg)
 			if errors.Is(err, jetstream.ErrConsumerExists) || errors.Is(err, jetstream.ErrConsumerNameAlreadyInUse) {
 				continue // created concurrently: use it
@@ -212,9 +277,11 @@ func (c *Client) group(ctx context.Context, stream, topic, group string, start m
 			return nil, fmt.Errorf("look up consumer %s on stream %s: %w", name, stream, err)
 		}
 		have := cons.CachedInfo().Config
-		if g, ok := have.Metadata[metaGroup]; ok && (g != group || have.Metadata[metaTopic] != topic) {
-			return nil, fmt.Errorf("%w: consumer %s belongs to group %s of topic %s, not group %s of %s (names differing only in '.' and '_' collide)",
-				messaging.ErrInvalidTopic, name, g, have.Metadata[metaTopic], group, topic)
+		// Metadata needs nats-server 2.10; the description is there since 2.2.
+		if g, ok := have.Metadata[metaGroup]; ok && (g != group || have.Metadata[metaTopic] != topic) ||
+			strings.HasPrefix(have.Description, "messaging group ") && have.Description != cfg.Description {
+			return nil, fmt.Errorf("%w: consumer %s belongs to another group or topic (%q), not group %s of topic %s",
+				messaging.ErrInvalidTopic, name, have.Description, group, topic)
 		}
 		if o != nil && (have.AckWait != cfg.AckWait || have.MaxDeliver != cfg.MaxDeliver || !slices.Equal(have.BackOff, cfg.BackOff)) {
 			upd := have
@@ -272,9 +339,15 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	}
 	defer c.streams.Delete(topic)
 	if !c.cfg.bindStreams {
-		err := c.js.DeleteStream(ctx, c.StreamName(topic))
-		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("delete topic %s: %w", topic, err)
+		names := []string{c.StreamName(topic)}
+		if legacy, ok := c.legacyStream(ctx, topic); ok {
+			names = append(names, legacy)
+		}
+		for _, name := range names {
+			err := c.js.DeleteStream(ctx, name)
+			if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("delete topic %s: %w", topic, err)
+			}
 		}
 		return nil
 	}

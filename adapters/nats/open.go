@@ -2,8 +2,11 @@ package nats
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -37,12 +40,21 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	return openURL(ctx, u, opts)
 }
 
+// openURL opens a client for u; its errors show no credential of u.
 func openURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
+	c, err := connectURL(ctx, u, opts)
+	if err != nil {
+		return nil, messaging.RedactError(err, u)
+	}
+	return c, nil
+}
+
+func connectURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	if u.Scheme != "nats" && u.Scheme != "tls" {
 		return nil, fmt.Errorf("%w: scheme %q: want nats:// or tls://", messaging.ErrInvalidURL, u.Scheme)
 	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("%w: %s has no host (want nats://host:4222)", messaging.ErrInvalidURL, u.Redacted())
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("%w: %s has no host (want nats://host:4222)", messaging.ErrInvalidURL, messaging.RedactURL(u))
 	}
 	if u.Path != "" && u.Path != "/" {
 		return nil, fmt.Errorf("%w: NATS URLs take no path (%q)", messaging.ErrInvalidURL, u.Path)
@@ -100,19 +112,25 @@ func openURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	if tok := p.String("token", ""); tok != "" {
 		connOpts = append(connOpts, natsgo.Token(tok))
 	}
-	if creds := p.String("creds", ""); creds != "" {
-		connOpts = append(connOpts, natsgo.UserCredentials(creds))
-	}
-	if seed := p.String("nkey", ""); seed != "" {
-		o, err := natsgo.NkeyOptionFromSeed(seed)
-		if err != nil {
-			return nil, fmt.Errorf("%w: nkey seed file %s: %w", messaging.ErrInvalidOption, seed, err)
-		}
-		connOpts = append(connOpts, o)
-	}
+	creds, seed := p.String("creds", ""), p.String("nkey", "")
 	ca, cert, key := p.String("tls_ca", ""), p.String("tls_cert", ""), p.String("tls_key", "")
 	if err := p.Err(); err != nil {
 		return nil, err
+	}
+	for _, f := range []struct{ param, path string }{{"creds", creds}, {"nkey", seed}, {"tls_ca", ca}, {"tls_cert", cert}, {"tls_key", key}} {
+		if err := checkFile(f.param, f.path); err != nil {
+			return nil, err
+		}
+	}
+	if creds != "" {
+		connOpts = append(connOpts, natsgo.UserCredentials(creds))
+	}
+	if seed != "" {
+		o, err := natsgo.NkeyOptionFromSeed(seed)
+		if err != nil {
+			return nil, fmt.Errorf("%w: URL parameter nkey: not an nkey seed file", messaging.ErrInvalidOption)
+		}
+		connOpts = append(connOpts, o)
 	}
 	if (cert == "") != (key == "") {
 		return nil, fmt.Errorf("%w: tls_cert and tls_key go together", messaging.ErrInvalidOption)
@@ -182,4 +200,22 @@ func openURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkFile reports an unreadable file named by a URL parameter without
+// showing the path: a seed or a token pasted where a path belongs would
+// otherwise appear in the error (nats.go quotes the path).
+func checkFile(param, path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("%w: URL parameter %s: cannot read the file: %w", messaging.ErrInvalidOption, param, err)
+	}
+	return f.Close()
 }

@@ -195,8 +195,8 @@ func TestNkeySeedFile(t *testing.T) {
 
 	wantConnectError(t, "another user's seed", "nats://"+addr+"?nkey="+url.QueryEscape(writeFile(t, "stranger.nk", strangerSeed)), "authorization violation")
 	wantConnectError(t, "no seed", "nats://"+addr, "authorization violation")
-	wantConnectError(t, "missing seed file", "nats://"+addr+"?nkey="+url.QueryEscape(filepath.Join(t.TempDir(), "absent.nk")), "absent.nk")
-	wantConnectError(t, "not a seed", "nats://"+addr+"?nkey="+url.QueryEscape(writeFile(t, "junk.nk", []byte("not a seed\n"))), "junk.nk")
+	wantConnectError(t, "missing seed file", "nats://"+addr+"?nkey="+url.QueryEscape(filepath.Join(t.TempDir(), "absent.nk")), "URL parameter nkey: cannot read the file")
+	wantConnectError(t, "not a seed", "nats://"+addr+"?nkey="+url.QueryEscape(writeFile(t, "junk.nk", []byte("not a seed\n"))), "URL parameter nkey: not an nkey seed file")
 }
 
 // TestCredsFile: a server in operator mode (operator, account and user
@@ -266,5 +266,5 @@ func TestCredsFile(t *testing.T) {
 
 	wantConnectError(t, "user of an unknown account", "nats://"+addr+"?creds="+url.QueryEscape(creds(unknown, unknownPub, "mallory")), "authorization violation")
 	wantConnectError(t, "no credentials", "nats://"+addr, "authorization violation")
-	wantConnectError(t, "missing creds file", "nats://"+addr+"?creds="+url.QueryEscape(filepath.Join(t.TempDir(), "absent.creds")), "absent.creds")
+	wantConnectError(t, "missing creds file", "nats://"+addr+"?creds="+url.QueryEscape(filepath.Join(t.TempDir(), "absent.creds")), "URL parameter creds: cannot read the file")
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +39,8 @@ type Client struct {
 
 	mu          sync.Mutex
 	provisioned map[string]map[string]bool // topic -> groups, re-declared on reconnect
+
+	frameMax int // frame_max negotiated on the first connection
 }
 
 var (
@@ -70,9 +71,21 @@ func openURL(ctx context.Context, u *url.URL) (messaging.Client, error) {
 	return c, nil
 }
 
+// open opens a client for u; its errors show no credential of u.
 func open(ctx context.Context, u *url.URL, opts ...Option) (*Client, error) {
+	c, err := dialURL(ctx, u, opts)
+	if err != nil {
+		return nil, messaging.RedactError(err, u)
+	}
+	return c, nil
+}
+
+func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	if u.Scheme != "amqp" && u.Scheme != "amqps" {
 		return nil, fmt.Errorf("%w: scheme %q, want amqp or amqps", messaging.ErrInvalidURL, u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("%w: %s has no host (want amqp://user:password@host:5672/vhost)", messaging.ErrInvalidURL, messaging.RedactURL(u))
 	}
 	urlOpts, heartbeat, name, err := urlOptions(u)
 	if err != nil {
@@ -101,13 +114,16 @@ func open(ctx context.Context, u *url.URL, opts ...Option) (*Client, error) {
 	}
 	plain := *u
 	plain.RawQuery = ""
-	addr := plain.String()
+	addr, ac, err := guardedDial(plain.String(), ac)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", messaging.ErrInvalidURL, err)
+	}
 	dial := func(ctx context.Context) (*amqp.Connection, error) {
 		return dialContext(ctx, addr, ac)
 	}
 	conn, err := dial(ctx)
 	if err != nil {
-		return nil, redact(fmt.Errorf("dial %s: %w", plain.Redacted(), err), u)
+		return nil, fmt.Errorf("dial %s: %w", messaging.RedactURL(&plain), err)
 	}
 	if cfg.redial == nil {
 		cfg.redial = dial
@@ -168,27 +184,6 @@ func dialContext(ctx context.Context, addr string, cfg amqp.Config) (*amqp.Conne
 	}
 }
 
-// redact removes u's password from err's text, keeping the chain.
-func redact(err error, u *url.URL) error {
-	if u.User == nil {
-		return err
-	}
-	if p, ok := u.User.Password(); ok && p != "" {
-		return &redactedError{err: err, password: p}
-	}
-	return err
-}
-
-type redactedError struct {
-	err      error
-	password string
-}
-
-func (e *redactedError) Error() string {
-	return strings.ReplaceAll(e.err.Error(), e.password, "xxxxx")
-}
-func (e *redactedError) Unwrap() error { return e.err }
-
 // New returns a client using conn, a connection the caller opened (and
 // keeps: Close does not close it). conn must not have amqp091's experimental
 // Recovery enabled. Without WithRedial the client cannot reconnect when conn
@@ -211,7 +206,7 @@ func New(conn *amqp.Connection, opts ...Option) (*Client, error) {
 }
 
 func newClient(conn *amqp.Connection, owned bool, cfg config) *Client {
-	c := &Client{cfg: cfg, provisioned: map[string]map[string]bool{}}
+	c := &Client{cfg: cfg, provisioned: map[string]map[string]bool{}, frameMax: conn.Config.FrameSize}
 	c.conn = newConnector(conn, owned, cfg.redial, cfg)
 	c.conn.onReconnect(c.redeclare)
 	c.pool = newPubPool(c.conn, cfg.publishChannels)
@@ -390,7 +385,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 	if c.closed.Load() {
 		return fmt.Errorf("provision: %w", messaging.ErrClosed)
 	}
-	if err := messaging.ValidateName(topic); err != nil {
+	if err := validTopic(topic); err != nil {
 		return fmt.Errorf("provision: topic: %w", err)
 	}
 	for _, g := range groups {
@@ -483,7 +478,7 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if c.closed.Load() {
 		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
 	}
-	if err := messaging.ValidateName(topic); err != nil {
+	if err := validTopic(topic); err != nil {
 		return fmt.Errorf("delete topic: %w", err)
 	}
 	ch, _, err := c.conn.channel(ctx)

@@ -42,6 +42,18 @@ var brokerHeaders = map[string]bool{
 // and message IDs.
 const maxShortString = 255
 
+// validTopic checks a topic name: messaging.ValidateName, and not starting
+// with "amq.", which RabbitMQ reserves for its own exchanges and queues.
+func validTopic(topic string) error {
+	if err := messaging.ValidateName(topic); err != nil {
+		return err
+	}
+	if strings.HasPrefix(topic, "amq.") {
+		return fmt.Errorf("%w: %q: RabbitMQ reserves names starting with \"amq.\"", messaging.ErrInvalidTopic, topic)
+	}
+	return nil
+}
+
 // queueName joins parts with '~', a character topic and group names cannot
 // contain, so names never collide; a name longer than AMQP allows is cut and
 // given a hash suffix.
@@ -83,7 +95,7 @@ func publishing(m *messaging.Message) (amqp.Publishing, error) {
 	}
 	for k, v := range m.Header {
 		if strings.HasPrefix(k, hdrPrefix) || brokerHeaders[k] {
-			return amqp.Publishing{}, fmt.Errorf("%w: header %q is reserved (x-msgkit-* and RabbitMQ's x-death, x-delivery-count, x-stream-offset...)", messaging.ErrInvalidOption, k)
+			return amqp.Publishing{}, fmt.Errorf("%w: header %q is reserved (x-msgkit-* and RabbitMQ's x-death, x-delivery-count, x-stream-offset...)", messaging.ErrInvalidHeader, k)
 		}
 		h[k] = v
 	}
@@ -169,4 +181,56 @@ func headerInt(t amqp.Table, name string) (int64, bool) {
 		return int64(v), true
 	}
 	return 0, false
+}
+
+// maxHeaderEntries is the most header entries amqp091-go decodes in one
+// table (its maxContainerElements): a consumer given a message with more
+// drops its connection (and the message comes back, again and again).
+const maxHeaderEntries = 8192
+
+// frameOverhead is a frame's type, channel, size and end octet.
+const frameOverhead = 8
+
+// checkFrame refuses, with ErrMessageTooLarge naming the limit, a message
+// a consumer could not receive: more header entries than amqp091-go
+// decodes, or properties (headers included) that do not fit in one frame
+// of frameMax bytes. AMQP sends the body in as many frames as it needs,
+// but the content header in exactly one; the broker closes the connection
+// of a publisher sending a larger one.
+func checkFrame(p amqp.Publishing, frameMax int) error {
+	if n := len(p.Headers); n > maxHeaderEntries {
+		return fmt.Errorf("%w: %d header entries, AMQP clients (amqp091-go) decode at most %d", messaging.ErrMessageTooLarge, n, maxHeaderEntries)
+	}
+	if frameMax <= 0 {
+		return nil
+	}
+	if n := contentHeaderSize(p); n > frameMax-frameOverhead {
+		return fmt.Errorf("%w: headers and properties take %d bytes; AMQP sends them in one frame, and frame_max is %d bytes", messaging.ErrMessageTooLarge, n+frameOverhead, frameMax)
+	}
+	return nil
+}
+
+// contentHeaderSize is the size of p's content header frame payload (class,
+// weight, body size, property flags and the properties Publish sets).
+func contentHeaderSize(p amqp.Publishing) int {
+	n := 2 + 2 + 8 + 2 // class, weight, body size, flags
+	if p.Headers != nil {
+		n += 4
+		for k, v := range p.Headers {
+			n += 1 + len(k) + 1
+			switch v := v.(type) {
+			case string:
+				n += 4 + len(v)
+			case []byte:
+				n += 4 + len(v)
+			default:
+				n += 8
+			}
+		}
+	}
+	n += 1 + 8 // delivery mode, timestamp
+	if p.MessageId != "" {
+		n += 1 + len(p.MessageId)
+	}
+	return n
 }

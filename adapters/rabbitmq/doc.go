@@ -23,7 +23,7 @@
 // # Topology
 //
 //   - A topic is a durable topic exchange named like the topic. Names starting
-//     with "amq." are reserved by RabbitMQ and fail.
+//     with "amq." are reserved by RabbitMQ and fail with ErrInvalidTopic.
 //   - A group is a durable quorum queue "<topic>~<group>" bound to the exchange
 //     with "#". Subscriptions of one group share its messages; each group gets
 //     every message.
@@ -61,10 +61,14 @@
 // 256 ns steps), otherwise in the header "x-msgkit-time" (Unix nanoseconds).
 // So a message with its own ID or Time costs a header table, one without
 // costs none. A version 7 UUID from another publisher is taken for the time
-// only when it agrees with the AMQP timestamp to the second. Header names
-// starting with "x-msgkit-" and
-// the ones RabbitMQ sets (x-death, x-delivery-count, x-stream-offset, ...)
-// are reserved and rejected.
+// only when it agrees with the AMQP timestamp to the second. Headers follow
+// messaging.ValidateHeader (names starting with "x-msgkit-" and the ones
+// RabbitMQ sets, x-death, x-delivery-count, x-stream-offset, ..., are
+// refused with ErrInvalidHeader). A message a consumer could not receive
+// fails with ErrMessageTooLarge naming the limit: more than 8192 header
+// entries (amqp091-go's decoding limit), or properties and headers larger
+// than one frame of the negotiated frame_max (AMQP sends them in a single
+// frame; the body may span many).
 //
 // # Consuming
 //
@@ -122,6 +126,18 @@
 //     other members of the group get them immediately.
 //   - A subscription or read whose queue is deleted (DeleteTopic) ends with
 //     an error wrapping messaging.ErrTopicDeleted (and ErrConsumerCancelled).
+//
+// # Messages a consumer cannot decode
+//
+// A message another client published with a header table amqp091-go
+// refuses (more than 8192 entries in a table or array, nesting deeper than
+// 32, an unknown field type) would drop the consumer's connection at every
+// delivery and stop its queue. Connections made by Open read the broker's
+// frames through a guard that replaces such a table with the single header
+// "x-msgkit-undecodable" (the reason); the consumer then gives the message
+// up at once, like a Permanent error: dead-lettered with
+// WithDeadLetterExchange (payload intact, headers lost), otherwise
+// acknowledged and logged. A connection given to New is not guarded.
 //
 // # Streams (Replay)
 //

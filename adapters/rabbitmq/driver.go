@@ -46,6 +46,9 @@ func (d rabbitDriver) Capabilities() messaging.Capabilities { return d.c.Capabil
 // OpenReceiver declares the subscription's queue (the group's quorum queue,
 // or an exclusive one without a group) and starts consuming it.
 func (d rabbitDriver) OpenReceiver(ctx context.Context, topic string, o messaging.SubscribeOptions) (driver.Receiver, error) {
+	if err := validTopic(topic); err != nil {
+		return nil, err
+	}
 	if o.Group != "" && o.StartAt.Kind != messaging.PositionEarliest {
 		return nil, fmt.Errorf("%s: group %s starting at %v: %w (a group queue receives messages from its creation on)", topic, o.Group, o.StartAt, messaging.ErrUnsupported)
 	}
@@ -171,7 +174,12 @@ func (r *receiver) delivery(d amqp.Delivery) driver.Delivery {
 	base, _ := headerInt(d.Headers, hdrAttempt)
 	count, _ := headerInt(d.Headers, "x-delivery-count")
 	m.Attempt = int(base+count) + 1
-	return driver.Delivery{Msg: m, Token: &token{d: d, a: r.acks}}
+	dl := driver.Delivery{Msg: m, Token: &token{d: d, a: r.acks}}
+	if reason, bad := d.Headers[hdrUndecodable]; bad {
+		// Rewritten by frameGuard: the engine gives it up (Term) unhandled.
+		dl.Err = fmt.Errorf("%w: %v", errUndecodable, reason)
+	}
+	return dl
 }
 
 // lost handles the end of r's deliveries: a lost channel is transient (the
@@ -295,6 +303,9 @@ func (r *receiver) retryLater(ctx context.Context, m *messaging.Message, d *amqp
 // OpenLog starts a consumer of topic's stream queue at from. It needs a
 // client built WithStreams.
 func (d rabbitDriver) OpenLog(ctx context.Context, topic string, from messaging.Position) (driver.Log, error) {
+	if err := validTopic(topic); err != nil {
+		return nil, err
+	}
 	if !d.c.cfg.streams {
 		return nil, fmt.Errorf("%s: %w (build the client WithStreams(true) or streams=true)", topic, messaging.ErrUnsupported)
 	}

@@ -1,6 +1,10 @@
 package rabbitmq
 
-import "time"
+import (
+	"time"
+
+	"github.com/msgkit/messaging"
+)
 
 // WithAckDelay sets how long a successful delivery's acknowledgement may wait
 // for a batch (default ackDelay). Tests use a long delay so that only the
@@ -10,4 +14,14 @@ func WithAckDelay(d time.Duration) Option {
 		c.ackDelay = d
 		return nil
 	}
+}
+
+// FrameSize is the size of the content header frame Publish sends for m
+// (prepared: ID and Time set).
+func FrameSize(m *messaging.Message) int {
+	p, err := publishing(m)
+	if err != nil {
+		panic(err)
+	}
+	return contentHeaderSize(p) + frameOverhead
 }

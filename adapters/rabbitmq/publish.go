@@ -168,12 +168,18 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
 		return err
 	}
+	if err := validTopic(topic); err != nil {
+		return fmt.Errorf("publish: topic: %w", err)
+	}
 	if len(msgs) == 0 {
 		return nil
 	}
 	out := make([]outgoing, len(msgs))
 	for i, m := range msgs {
 		p, err := publishing(m)
+		if err == nil {
+			err = checkFrame(p, c.frameMax)
+		}
 		if err != nil {
 			return fmt.Errorf("publish to %s: message %d: %w", topic, i, err)
 		}

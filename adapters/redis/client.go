@@ -91,11 +91,11 @@ func openURL(ctx context.Context, u *url.URL) (messaging.Client, error) {
 func open(ctx context.Context, u *url.URL, opts ...Option) (*Client, error) {
 	rc, urlOpts, err := parseURL(u)
 	if err != nil {
-		return nil, err
+		return nil, messaging.RedactError(err, u)
 	}
 	if err := rc.Ping(ctx).Err(); err != nil {
 		_ = rc.Close()
-		return nil, fmt.Errorf("redis: connect to %s: %w", u.Redacted(), err)
+		return nil, messaging.RedactError(fmt.Errorf("redis: connect to %s: %w", messaging.RedactURL(u), err), u)
 	}
 	return New(rc, append(urlOpts, opts...)...), nil
 }

@@ -198,6 +198,10 @@ func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
 	if theirs.Scheme != "redis" && theirs.Scheme != "rediss" {
 		return nil, nil, fmt.Errorf("%w: scheme %q (want redis or rediss)", messaging.ErrInvalidURL, theirs.Scheme)
 	}
+	// go-redis would read an empty host as localhost.
+	if theirs.Hostname() == "" {
+		return nil, nil, fmt.Errorf("%w: %s has no host (want redis://host:6379)", messaging.ErrInvalidURL, messaging.RedactURL(u))
+	}
 	if cluster {
 		if theirs.Path != "" && theirs.Path != "/" {
 			return nil, nil, fmt.Errorf("%w: a cluster URL takes no database number", messaging.ErrInvalidURL)

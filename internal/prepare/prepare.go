@@ -87,6 +87,9 @@ func Publish(topic string, msgs []*messaging.Message, maxSize int) error {
 		if m == nil {
 			return fmt.Errorf("publish: message %d is nil: %w", i, messaging.ErrInvalidOption)
 		}
+		if err := messaging.ValidateHeader(m.Header); err != nil {
+			return fmt.Errorf("publish to %s: message %d: %w", topic, i, err)
+		}
 		if maxSize > 0 {
 			if n := m.Size(); n > maxSize {
 				return fmt.Errorf("publish to %s: message %d is %d bytes, limit %d: %w", topic, i, n, maxSize, messaging.ErrMessageTooLarge)

@@ -6,6 +6,7 @@ package urlparam
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -23,9 +24,15 @@ type Params struct {
 	errs []error
 }
 
-// New returns the parameters of u.
+// New returns the parameters of u. A query with a malformed escape makes
+// Err fail (url.URL.Query would drop the parameter silently).
 func New(u *url.URL) *Params {
-	return &Params{q: u.Query(), used: map[string]bool{}}
+	q, err := url.ParseQuery(u.RawQuery)
+	p := &Params{q: q, used: map[string]bool{}}
+	if err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%w: URL query: %v", messaging.ErrInvalidURL, err))
+	}
+	return p
 }
 
 func (p *Params) raw(name string) (string, bool) {
@@ -40,7 +47,12 @@ func (p *Params) raw(name string) (string, bool) {
 	return v[len(v)-1], true
 }
 
+// fail records a malformed parameter; the value of a credential
+// (messaging.SecretParam) is not shown.
 func (p *Params) fail(name, value, why string) {
+	if messaging.SecretParam(name) {
+		value = "xxxxx"
+	}
 	p.errs = append(p.errs, fmt.Errorf("%w: URL parameter %s=%q: %s", messaging.ErrInvalidOption, name, value, why))
 }
 
@@ -119,7 +131,7 @@ func (p *Params) Size(name string, def int) int {
 		}
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(num))
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || n > math.MaxInt/mult {
 		p.fail(name, v, "not a size (e.g. 1048576, 512KiB, 1MiB)")
 		return def
 	}
@@ -140,8 +152,8 @@ func (p *Params) OneOf(name, def string, allowed ...string) string {
 }
 
 // Err reports malformed parameters and parameters no getter asked for, each
-// wrapping messaging.ErrInvalidOption; nil when all is well. Call it after
-// every getter.
+// wrapping messaging.ErrInvalidOption (a malformed query: ErrInvalidURL);
+// nil when all is well. Call it after every getter.
 func (p *Params) Err() error {
 	var unknown []string
 	for name := range p.q {

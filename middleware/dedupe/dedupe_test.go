@@ -195,7 +195,11 @@ func TestEndToEnd(t *testing.T) {
 		id := integration.UniqueName(t, "id")
 		// Same key: per-key order puts both copies before the sentinel.
 		mwtest.Publish(t, ctx, c, topic, &messaging.Message{ID: id, Key: "k", Payload: []byte("dup")})
-		mwtest.Publish(t, ctx, c, topic, &messaging.Message{ID: id, Key: "k", Payload: []byte("dup")})
+		// A broker deduplicating by ID drops the copy and says so.
+		err := c.Publish(ctx, topic, &messaging.Message{ID: id, Key: "k", Payload: []byte("dup")})
+		if c.Capabilities().DedupeByID != errors.Is(err, messaging.ErrDuplicate) || messaging.IgnoreDuplicates(err) != nil {
+			t.Fatalf("publishing the ID again: %v (DedupeByID %v)", err, c.Capabilities().DedupeByID)
+		}
 		mwtest.Publish(t, ctx, c, topic, &messaging.Message{Key: "k", Payload: []byte("end")})
 		select {
 		case <-sentinel:

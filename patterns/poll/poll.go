@@ -159,7 +159,9 @@ func (p *Poller[T]) PollOnce(ctx context.Context) (int, error) {
 				m.ID, m.Key = it.ID, it.Key
 				msgs[i] = m
 			}
-			if err := p.pub.Publish(ctx, p.topic, msgs...); err != nil {
+			// A page published again after a crash holds duplicates, which
+			// brokers with ID-based deduplication report and drop.
+			if err := messaging.IgnoreDuplicates(p.pub.Publish(ctx, p.topic, msgs...)); err != nil {
 				return published, fmt.Errorf("poll %s: publish to %s: %w", p.name, p.topic, err)
 			}
 			published += len(msgs)
