@@ -91,14 +91,12 @@ func (e *env) open(rawURL string) (messaging.Client, error) {
 	}
 }
 
-// redacted returns rawURL without its password, for output.
+// redacted returns rawURL with every credential hidden (password, token,
+// secret parameters), as messaging.RedactURL does.
 func redacted(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	if _, ok := u.User.Password(); !ok {
-		return rawURL // Redacted would turn mem:// into mem:
-	}
-	return u.Redacted()
+	return messaging.RedactURL(u)
 }

@@ -649,3 +649,19 @@ func TestDLQListIsReadOnlyOnRabbitMQ(t *testing.T) {
 		t.Fatalf("after dlq list, exchange %s: %v, want not found", missing, err)
 	}
 }
+
+// TestNoSecretInOutput: a failing connect names the URL with its token and
+// password hidden, short ones included.
+func TestNoSecretInOutput(t *testing.T) {
+	for _, u := range []string{"nats://127.0.0.1:1?token=tok3nSecret", "amqp://guest:a@127.0.0.1:1/", "redis://:pw9@127.0.0.1:1"} {
+		r := msgctl(t, "", "publish", "t", "x", "--url", u, "--connect-timeout", "2s")
+		if r.code != 1 {
+			t.Fatalf("%s: exit %d, want 1\n%s%s", u, r.code, r.stdout, r.stderr)
+		}
+		for _, secret := range []string{"tok3nSecret", ":a@", "pw9"} {
+			if strings.Contains(r.stdout+r.stderr, secret) {
+				t.Errorf("%s: output reveals %q:\n%s%s", u, secret, r.stdout, r.stderr)
+			}
+		}
+	}
+}
