@@ -65,9 +65,8 @@ func KillRedis(t testing.TB, c messaging.Client) {
 
 func init() {
 	RegisterHarness(Harness{
-		Name:      "redis",
-		PreEngine: true, // issue 13: removed when the adapter moves onto package engine
-		Open:      func(t testing.TB) messaging.Client { return OpenRedis(t) },
-		Kill:      KillRedis,
+		Name: "redis",
+		Open: func(t testing.TB) messaging.Client { return OpenRedis(t) },
+		Kill: KillRedis,
 	})
 }

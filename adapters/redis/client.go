@@ -8,13 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/dispatch"
+	"github.com/msgkit/messaging/engine"
 	"github.com/msgkit/messaging/internal/prepare"
 )
 
@@ -25,17 +24,17 @@ func init() {
 
 // Client publishes to and consumes from Redis Streams. It implements
 // messaging.Client, messaging.BatchConsumer, messaging.Stream,
-// messaging.Provisioner and messaging.TopicDeleter, and is safe for
-// concurrent use.
+// messaging.Provisioner, messaging.TopicDeleter and messaging.Shutdowner,
+// and is safe for concurrent use. Its consumer side is the library's engine
+// (package engine) over the driver in driver.go.
 type Client struct {
-	rc        goredis.UniversalClient
-	cfg       config
-	hashTag   bool
-	subs      dispatch.Set
-	closed    atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
-	co        *coalescer // nil unless WithCoalescing
+	*engine.Consumer // Subscribe, SubscribeBatch, Read, Shutdown
+	rc               goredis.UniversalClient
+	cfg              config
+	hashTag          bool
+	closeOnce        sync.Once
+	closeErr         error
+	co               *coalescer // nil unless WithCoalescing
 }
 
 var errClosedPublish = fmt.Errorf("publish: %w", messaging.ErrClosed)
@@ -46,6 +45,7 @@ var (
 	_ messaging.Stream        = (*Client)(nil)
 	_ messaging.Provisioner   = (*Client)(nil)
 	_ messaging.TopicDeleter  = (*Client)(nil)
+	_ messaging.Shutdowner    = (*Client)(nil)
 )
 
 // New returns a Client using rc, a standalone, sentinel (failover) or
@@ -65,6 +65,10 @@ func New(rc goredis.UniversalClient, opts ...Option) *Client {
 	if cfg.coalesce > 0 {
 		c.co = newCoalescer(c, cfg.coalesce)
 	}
+	c.Consumer = engine.New(redisDriver{c}, engine.Options{
+		Name: "redis", Logger: cfg.logger, DefaultPrefetch: DefaultPrefetch,
+		SettleTimeout: settleTimeout, SettleBatch: 512,
+	})
 	return c
 }
 
@@ -123,7 +127,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		PerKeyOrder:      true,
 		AckDeadline:      true,
 		BrokerAttempts:   true,
-		NativeDelay:      true,
+		NativeDelay:      false,
 		NativeDeadLetter: c.cfg.deadLetterSuffix != "",
 		MaxMessageSize:   c.cfg.maxMessageSize,
 	}
@@ -135,7 +139,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // durable an accepted entry is depends on the server (see the package
 // documentation). Messages of one call keep their order in the stream.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
-	if c.closed.Load() {
+	if c.Closed() {
 		return errClosedPublish
 	}
 	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
@@ -202,7 +206,7 @@ func (c *Client) opError(op string, err error) error {
 // beginning of the stream, so nothing published from now on is missed by
 // them). It is idempotent: existing groups keep their position.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
-	if c.closed.Load() {
+	if c.Closed() {
 		return fmt.Errorf("provision: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
@@ -233,7 +237,7 @@ func (c *Client) ensureGroup(ctx context.Context, key, group, start string) erro
 // pending list. Subscriptions still running on it end with an error.
 // Dead-letter topics are topics of their own and are not deleted.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
-	if c.closed.Load() {
+	if c.Closed() {
 		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
@@ -251,8 +255,7 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 // client only when the Client owns it (Open, or WithCloseClient). It is
 // idempotent.
 func (c *Client) Close() error {
-	c.closed.Store(true)
-	c.subs.CloseAll()
+	_ = c.Consumer.Close()
 	c.closeOnce.Do(func() {
 		if c.co != nil {
 			c.co.close()
@@ -265,17 +268,18 @@ func (c *Client) Close() error {
 }
 
 // lastID returns the ID of the newest entry ever added to key ("0-0" when
-// the stream does not exist), which is where Latest starts.
-func (c *Client) lastID(ctx context.Context, key string) (string, error) {
+// the stream does not exist, which exists reports), which is where Latest
+// starts.
+func (c *Client) lastID(ctx context.Context, key string) (id string, exists bool, err error) {
 	info, err := c.rc.XInfoStream(ctx, key).Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
-			return "0-0", nil
+			return "0-0", false, nil
 		}
-		return "", c.opError("resolve latest position", err)
+		return "", false, c.opError("resolve latest position", err)
 	}
 	if info.LastGeneratedID == "" {
-		return "0-0", nil
+		return "0-0", true, nil
 	}
-	return info.LastGeneratedID, nil
+	return info.LastGeneratedID, true, nil
 }

@@ -86,8 +86,7 @@ func TestClusterConformance(t *testing.T) {
 	})
 	var clients sync.Map // *redisadapter.Client -> *goredis.ClusterClient
 	integration.RunConformance(t, integration.Harness{
-		Name:      "redis-cluster",
-		PreEngine: true, // issue 13: removed when the adapter moves onto package engine
+		Name: "redis-cluster",
 		Open: func(t testing.TB) messaging.Client {
 			cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
 			t.Cleanup(func() { _ = cc.Close() })

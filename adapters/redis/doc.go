@@ -47,40 +47,30 @@
 //
 // # Delivery
 //
-// Delivery is at-least-once. A subscription reads new entries with
-// XREADGROUP (COUNT up to its free prefetch, BLOCK), hands them to
-// Concurrency workers (same Key, same worker: per-key order), and
-// acknowledges with batched XACK after the handler returned nil.
+// Delivery is at-least-once. The consumer side is the library's engine
+// (package engine) over the wire calls in driver.go. A subscription reads
+// new entries with XREADGROUP and acknowledges with batched XACK.
 //
 // Ack deadline: entries stay in the group's pending list until acknowledged.
-// Every subscription periodically runs XAUTOCLAIM with min-idle = its
-// AckDeadline and takes over entries whose consumer died or hung. While a
-// subscription holds an entry (queued or being handled) it keeps resetting
-// the entry's idle time, so a slow handler keeps its message; a crashed or
-// partitioned process stops doing so and its messages move on after the
-// deadline. Members of a group should use the same AckDeadline.
+// Every subscription runs XAUTOCLAIM with min-idle = its AckDeadline every
+// AckDeadline/4 (at least 100ms, at most the block time) and takes over
+// entries whose consumer died or hung; while it holds an entry it keeps
+// resetting the entry's idle time. Members of a group should use the same
+// AckDeadline. Attempt is the entry's delivery counter kept by Redis: 1 for
+// a new entry, incremented by every claim, so it survives restarts.
 //
-// Attempt is the pending entry's delivery counter kept by Redis: 1 for a new
-// entry, incremented by every claim, so it survives consumer restarts.
+// Nack and Release (fetched, not handled to the end): the entry's idle time
+// is set to AckDeadline (XCLAIM IDLE), so any member's next XAUTOCLAIM takes
+// it; a release sets the delivery counter back (RETRYCOUNT). The member
+// that nacked or released waits a reclaim period before reclaiming, so the
+// others take it first. The engine holds a RetryAfter delay (the idle time
+// kept at 0) before the nack; if the process dies meanwhile, the message
+// comes back after AckDeadline.
 //
-// Nack: the entry stays pending; the subscription re-claims it for itself
-// without counting (XCLAIM ... IDLE ... JUSTID) with an idle time of
-// AckDeadline minus the RetryAfter delay, so it becomes claimable by any
-// member's XAUTOCLAIM when the delay ends (at once without a delay), and the
-// claim counts the next attempt. Redis keeps idle times in whole
-// milliseconds of its clock, so the delay is rounded up and one millisecond
-// added: the message never comes back sooner than asked, and the nacking
-// subscription reclaims it within a few milliseconds of becoming
-// claimable. A delay longer than AckDeadline is
-// held by the subscription (idle time kept at 0) until the rest fits; if the
-// process dies meanwhile, the message comes back after AckDeadline, earlier
-// than asked, never lost. Release (fetched, never handled, at Close) works
-// the same with the delivery counter set back (XCLAIM RETRYCOUNT).
-//
-// Term (Permanent error, MaxAttempts reached, or an entry whose ack
-// deadline passed on its last allowed attempt): with WithDeadLetter the
-// message is first added to the dead-letter topic with HeaderDeadLetter*
-// headers, then acknowledged; otherwise it is acknowledged and logged.
+// Term (Permanent error, MaxAttempts reached, or the ack deadline passed on
+// the last allowed attempt): with WithDeadLetter the message is first added
+// to the dead-letter topic with HeaderDeadLetter* headers, then
+// acknowledged; otherwise it is acknowledged and logged.
 //
 // Consumers: at Close a subscription deletes its consumer when it owns
 // nothing; consumers of dead processes are deleted by live members once they
@@ -88,30 +78,15 @@
 // only ever run (atomically, in a script) on a consumer without pending
 // entries, because deleting one drops its pending entries from the group.
 //
-// Connections: every subscription (and every Stream.Read) keeps one
-// go-redis pool connection busy while it blocks in XREADGROUP / XREAD, for
-// up to the block time (WithBlock); size the pool (pool_size, default 10 per
-// CPU) above the number of concurrent subscriptions. go-redis cannot
-// interrupt a blocking command, so a cancelled or closed subscription ends
-// within the block time (default 1s).
-//
-// Batches (SubscribeBatch, messaging.BatchConsumer): the same fetch,
-// reclaim and settle paths, with the handler called once per read instead of
-// once per message. A batch is what one XREADGROUP COUNT BatchSize returned,
-// or what one XAUTOCLAIM took over (entries of a dead consumer or due
-// nacks: a batch of their own, never merged with new entries). A read on an
-// empty stream blocks for the block time (WithBlock), not for BatchWait, so
-// an idle subscription makes one read per block time; when a read returns
-// fewer than BatchSize entries, further reads blocking for the rest of
-// BatchWait top the batch up. The ack deadline of every message of a running
-// batch is extended like a running handler's; the subscription holds at most
-// two batches (the running one and the next one read). Each message is
-// settled by its own result as above. Close lets the running batch finish,
-// settles it and releases a batch read but not started.
+// Connections: every subscription and Stream.Read keeps one go-redis pool
+// connection busy while it blocks in XREADGROUP / XREAD (up to WithBlock);
+// size the pool (pool_size, default 10 per CPU) above the number of
+// concurrent subscriptions. Close does not wait for a blocked read.
 //
 // Without a Group option a subscription reads with XREAD from StartAt
 // (Latest by default, resolved when Subscribe returns) and keeps no state in
-// Redis: a failed message is redelivered in process only.
+// Redis: a failed message is redelivered in process only. A deleted stream
+// ends subscriptions and Reads with messaging.ErrTopicDeleted.
 //
 // Stream.Read reads with XREAD and never touches groups. AtTime(t) starts
 // at the first entry whose ID time is at or after t; entry IDs carry the
@@ -135,8 +110,7 @@
 //
 // Persistent (see above), Groups, Replay, ReplayByTime, GroupStartAt,
 // PerKeyOrder (within a subscription), AckDeadline, BrokerAttempts,
-// NativeDelay (the delay lives in the pending list; see Nack for delays
-// beyond the ack deadline), NativeDeadLetter only with WithDeadLetter (the
+// NativeDeadLetter only with WithDeadLetter (the
 // adapter moves the message; Redis has no dead-lettering of its own).
 // MaxMessageSize is 1 MiB by default.
 //

@@ -19,9 +19,9 @@ const (
 	// accepts far larger values (512 MiB per field), but large stream entries
 	// make every read and reclaim slow; raise it deliberately.
 	DefaultMaxMessageSize = 1 << 20
-	// DefaultBlock is how long one XREADGROUP / XREAD waits for new entries.
-	// It also bounds how long a cancelled subscription takes to notice:
-	// go-redis cannot interrupt a blocking command.
+	// DefaultBlock is how long one XREADGROUP / XREAD waits for new
+	// entries. It also bounds how long a group member takes to reclaim a
+	// message another member released or nacked.
 	DefaultBlock = time.Second
 	// DefaultStaleConsumerAfter is how long a consumer with nothing pending
 	// may stay idle before a live member of its group deletes it.
@@ -97,8 +97,9 @@ func WithMaxAge(d time.Duration) Option { return func(c *config) { c.maxAge = ma
 func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessageSize = max(n, 0) } }
 
 // WithBlock sets how long one blocking read waits for new entries (default
-// DefaultBlock). Shorter makes cancellation quicker; longer makes idle
-// subscriptions cheaper.
+// DefaultBlock). Shorter makes the hand-over of released and nacked
+// messages between group members quicker; longer makes idle subscriptions
+// cheaper.
 func WithBlock(d time.Duration) Option {
 	return func(c *config) {
 		if d > 0 {

@@ -28,11 +28,9 @@ return {r[1], out}
 
 // claimOwnScript re-claims entries the consumer still owns, without counting
 // a delivery, setting their idle time (and optionally their delivery
-// counter). It is how a subscription extends the ack deadline of messages it
-// holds (idle 0), nacks with a delay (idle = ack deadline - delay: the entry
-// becomes claimable by XAUTOCLAIM when the delay ends) and releases unhandled
-// messages (idle = ack deadline, counter decremented). Entries another
-// consumer has claimed meanwhile are left alone.
+// counter): idle 0 extends the ack deadline, idle = ack deadline makes a
+// nacked or released entry claimable at once. Entries another consumer has
+// claimed meanwhile are left alone.
 //
 // KEYS[1] stream; ARGV group, consumer, then triples (id, idle ms, retry
 // count or -1 to keep it). Returns how many entries were claimed.

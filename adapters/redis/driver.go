@@ -1,0 +1,561 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
+)
+
+// This file is the consumer side of the adapter: the driver the library's
+// engine runs (see package driver). A group subscription is a consumer of a
+// Redis consumer group; a group-less one and Stream.Read use XREAD.
+
+const (
+	maxReadCount = 256 // entries per XREADGROUP, XAUTOCLAIM or XREAD
+	maxScriptIDs = 300 // entries per claimOwnScript call
+	// settleTimeout bounds a Settle or Extend call, retries included.
+	settleTimeout = 30 * time.Second
+)
+
+// redisDriver opens receivers and log readers for the client.
+type redisDriver struct{ c *Client }
+
+var _ driver.LogReader = redisDriver{} // a driver.Driver: see New
+
+var _ driver.Extender = (*groupReceiver)(nil)
+
+func (d redisDriver) Capabilities() messaging.Capabilities { return d.c.Capabilities() }
+
+// OpenReceiver creates the group (at StartAt, with MKSTREAM) when it does
+// not exist and returns a uniquely named consumer of it; without a group it
+// returns a reader of the stream from StartAt.
+func (d redisDriver) OpenReceiver(ctx context.Context, topic string, o messaging.SubscribeOptions) (driver.Receiver, error) {
+	c := d.c
+	start, err := exclusiveStart(o.StartAt)
+	if err != nil {
+		return nil, err
+	}
+	key := c.StreamKey(topic)
+	if o.Group == "" {
+		l, err := c.openLog(ctx, topic, key, start)
+		if err != nil {
+			return nil, err
+		}
+		return &ephemeralReceiver{l}, nil
+	}
+	if sfx := c.cfg.deadLetterSuffix; sfx != "" {
+		if err := messaging.ValidateName(topic + sfx); err != nil {
+			return nil, fmt.Errorf("dead-letter topic %q: %w", topic+sfx, errors.Join(messaging.ErrInvalidOption, err))
+		}
+	}
+	if err := c.ensureGroup(ctx, key, o.Group, start); err != nil {
+		return nil, fmt.Errorf("%s: %w", topic, err)
+	}
+	every := min(max(o.AckDeadline/4, 100*time.Millisecond), c.cfg.block)
+	return &groupReceiver{
+		c: c, topic: topic, key: key, group: o.Group, consumer: consumerName(), o: o,
+		ackMs:        max(o.AckDeadline.Milliseconds(), 1),
+		reclaimEvery: every,
+		yield:        every + max(every/4, 200*time.Millisecond), // Redis times blocked reads out at 10 Hz
+		cursor:       "0-0",
+		held:         map[string]struct{}{},
+	}, nil
+}
+
+// consumerName returns a name no other subscription uses: host, process and
+// a random part, so XINFO CONSUMERS shows where a consumer runs.
+func consumerName() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "host"
+	}
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:8])
+}
+
+// groupReceiver is one consumer of a consumer group. Receive reads new
+// entries (XREADGROUP) and, every reclaimEvery, claims the group's entries
+// idle past the ack deadline (XAUTOCLAIM): a crashed consumer's, and those
+// any member released or nacked, which Settle makes claimable at once.
+type groupReceiver struct {
+	c            *Client
+	topic        string
+	key          string
+	group        string
+	consumer     string
+	o            messaging.SubscribeOptions
+	ackMs        int64
+	reclaimEvery time.Duration
+	yield        time.Duration // how long a member that nacked lets the others reclaim first
+
+	// Used by Receive only; times in unix ns.
+	cursor      string // XAUTOCLAIM scan position
+	nextReclaim int64
+	nextCleanup time.Time
+
+	// yieldUntil, set by Settle after a release or nack, keeps this member
+	// from reclaiming before the others had their turn (see reclaimAt).
+	yieldUntil atomic.Int64
+
+	// settleMu orders settlements against reclaims and extensions: a
+	// reclaim does not take back an entry being settled here, and an
+	// extension does not reset the idle time a release set.
+	settleMu sync.Mutex
+	heldMu   sync.Mutex
+	held     map[string]struct{} // received, not yet settled
+}
+
+// Receive returns claimed or new entries, blocking until one is there.
+func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
+	n = min(n, maxReadCount)
+	for {
+		if now := time.Now(); !now.Before(r.reclaimAt()) {
+			if !now.Before(r.nextCleanup) {
+				r.cleanup(ctx)
+				r.nextCleanup = now.Add(max(r.c.cfg.staleConsumerAfter/2, time.Second))
+			}
+			ds, more, err := r.reclaim(ctx, n)
+			if !more {
+				r.nextReclaim = now.Add(r.reclaimEvery).UnixNano()
+			}
+			if len(ds) > 0 || err != nil {
+				return ds, r.c.readError(r.topic, err)
+			}
+			continue
+		}
+		block, err := blockFor(ctx, min(time.Until(r.reclaimAt()), r.c.cfg.block))
+		if err != nil {
+			return nil, err
+		}
+		args := &goredis.XReadGroupArgs{Group: r.group, Consumer: r.consumer, Streams: []string{r.key, ">"}, Count: int64(n), Block: block}
+		res, err := await(ctx, func() ([]goredis.XStream, error) {
+			// Not cancelled with ctx: what the read returns is this
+			// consumer's, so the reply must be seen to release it.
+			return r.c.rc.XReadGroup(context.WithoutCancel(ctx), args).Result()
+		}, r.abandoned)
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return nil, r.c.readError(r.topic, err)
+		}
+		if ds := r.deliveries(res); len(ds) > 0 {
+			return ds, nil
+		}
+	}
+}
+
+// reclaimAt is when Receive reclaims next: every reclaimEvery, but not
+// within yield (more than a reclaimEvery) after this member released or
+// nacked entries, so the other members, reclaiming every reclaimEvery too,
+// take those first; and never more than yield late (then only entries the
+// others left for longer than yield are taken).
+func (r *groupReceiver) reclaimAt() time.Time {
+	return time.Unix(0, max(r.nextReclaim, min(r.yieldUntil.Load(), r.nextReclaim+int64(r.yield))))
+}
+
+// deliveries holds and decodes what XREADGROUP returned (Attempt 1: a new
+// entry's delivery counter).
+func (r *groupReceiver) deliveries(res []goredis.XStream) []driver.Delivery {
+	var ds []driver.Delivery
+	r.heldMu.Lock()
+	defer r.heldMu.Unlock()
+	for _, s := range res {
+		for _, x := range s.Messages {
+			r.held[x.ID] = struct{}{}
+			m := decodeMap(r.topic, x.ID, x.Values)
+			m.Group, m.Attempt = r.group, 1
+			ds = append(ds, driver.Delivery{Msg: m, Token: x.ID})
+		}
+	}
+	return ds
+}
+
+// abandoned releases what a read returned after Receive stopped waiting for
+// it. (Its consumer, recreated by Redis to own it, is left to the stale
+// consumer cleanup.)
+func (r *groupReceiver) abandoned(res []goredis.XStream) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	var sts []driver.Settlement
+	for _, d := range r.deliveries(res) {
+		sts = append(sts, driver.Settlement{Delivery: d, Outcome: driver.Release})
+	}
+	if err := r.Settle(ctx, sts); err != nil {
+		r.c.cfg.logger.Warn("redis: releasing entries failed; they come back after the ack deadline", "topic", r.topic, "group", r.group, "error", err)
+	}
+}
+
+// readError classifies a read's error for the engine: a deleted stream or
+// group ends the subscription, so does a closed client; anything else but
+// a context's end is retried.
+func (c *Client) readError(topic string, err error) error {
+	switch {
+	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, goredis.ErrClosed):
+		return c.opError("read "+topic, err)
+	case strings.HasPrefix(err.Error(), "NOGROUP"), strings.HasPrefix(err.Error(), "UNBLOCKED"):
+		return fmt.Errorf("redis: read %s: its group or stream no longer exists: %w (%w)", topic, messaging.ErrTopicDeleted, err)
+	}
+	return driver.Transient(fmt.Errorf("redis: read %s: %w", topic, err))
+}
+
+// reclaim claims up to n of the group's entries idle for at least the ack
+// deadline; more reports that the scan has not reached the end. An entry
+// past MaxAttempts (the ack deadline passed on its last allowed attempt) is
+// given up here.
+func (r *groupReceiver) reclaim(ctx context.Context, n int) (ds []driver.Delivery, more bool, err error) {
+	r.settleMu.Lock()
+	minIdle := r.ackMs
+	if time.Now().UnixNano() < r.yieldUntil.Load() { // yielding: only what the others left
+		minIdle += r.yield.Milliseconds()
+	}
+	res, err := reclaimScript.Run(ctx, r.c.rc, []string{r.key}, r.group, r.consumer, minIdle, r.cursor, n).Slice()
+	var msgs []*messaging.Message
+	if err == nil {
+		r.cursor, msgs, err = r.parseReclaim(res)
+	}
+	var terms []driver.Settlement
+	r.heldMu.Lock()
+	for _, m := range msgs {
+		if _, ok := r.held[m.Offset]; ok {
+			continue // still handled here (its idle time grew while Redis was unreachable)
+		}
+		r.held[m.Offset] = struct{}{}
+		d := driver.Delivery{Msg: m, Token: m.Offset}
+		if r.o.MaxAttempts > 0 && m.Attempt > r.o.MaxAttempts {
+			terms = append(terms, driver.Settlement{Delivery: d, Outcome: driver.Term,
+				Err: fmt.Errorf("giving up after %d attempts: ack deadline passed", m.Attempt-1)})
+			continue
+		}
+		ds = append(ds, d)
+	}
+	r.heldMu.Unlock()
+	r.settleMu.Unlock()
+	for _, st := range terms {
+		r.c.cfg.logger.Warn("redis: message not redelivered", "topic", r.topic, "group", r.group, "id", st.Msg.ID, "attempt", st.Msg.Attempt, "error", st.Err)
+	}
+	if len(terms) > 0 {
+		err = errors.Join(err, r.Settle(context.WithoutCancel(ctx), terms))
+	}
+	return ds, err == nil && len(msgs) > 0 && r.cursor != "0-0", err
+}
+
+// parseReclaim decodes reclaimScript's reply: the next scan position and
+// the claimed entries, with Attempt their delivery counter (which
+// XAUTOCLAIM incremented).
+func (r *groupReceiver) parseReclaim(res []any) (next string, out []*messaging.Message, err error) {
+	var list []any
+	if len(res) == 2 {
+		next, _ = res[0].(string)
+		list, _ = res[1].([]any)
+	}
+	for _, x := range list {
+		e, _ := x.([]any)
+		if len(e) != 3 {
+			next = ""
+			break
+		}
+		id, _ := e[0].(string)
+		fields, _ := e[1].([]any)
+		count, _ := e[2].(int64)
+		m := decodeList(r.topic, id, fields)
+		m.Group, m.Attempt = r.group, int(max(count, 1))
+		out = append(out, m)
+	}
+	if next == "" {
+		return "0-0", nil, fmt.Errorf("redis: unexpected reclaim script reply %v", res)
+	}
+	return next, out, nil
+}
+
+// cleanup deletes the group's consumers that own nothing and were idle
+// longer than the stale limit.
+func (r *groupReceiver) cleanup(ctx context.Context) {
+	cs, err := r.c.rc.XInfoConsumers(ctx, r.key, r.group).Result()
+	if err != nil {
+		return
+	}
+	limit := r.c.cfg.staleConsumerAfter
+	for _, c := range cs {
+		if c.Name == r.consumer || c.Pending > 0 || c.Idle < limit {
+			continue
+		}
+		if err := delConsumerScript.Run(ctx, r.c.rc, []string{r.key}, r.group, c.Name, limit.Milliseconds()).Err(); err == nil {
+			r.c.cfg.logger.Debug("redis: deleted stale consumer", "topic", r.topic, "group", r.group, "consumer", c.Name)
+		}
+	}
+}
+
+// Settle applies a batch: dead-letters first, then one XACK for the
+// acknowledged entries and claimOwnScript calls for the others, which sets
+// their idle time to the ack deadline: any member's next reclaim takes them.
+// A release does not count the delivery. Failed calls are retried until ctx
+// ends.
+func (r *groupReceiver) Settle(ctx context.Context, batch []driver.Settlement) error {
+	r.settleMu.Lock()
+	defer r.settleMu.Unlock()
+	var acks, claims []any
+	var errs []error
+	r.heldMu.Lock()
+	for _, st := range batch {
+		delete(r.held, st.Token.(string))
+	}
+	r.heldMu.Unlock()
+	for _, st := range batch {
+		id := st.Token.(string)
+		switch st.Outcome {
+		case driver.Ack:
+			acks = append(acks, id)
+		case driver.Term:
+			if err := r.deadLetter(ctx, st); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			acks = append(acks, id)
+		case driver.Nack:
+			claims = append(claims, id, r.ackMs, -1)
+		case driver.Release:
+			claims = append(claims, id, r.ackMs, max(st.Msg.Attempt-1, 0))
+		}
+	}
+	if len(acks) > 0 {
+		errs = append(errs, retry(ctx, func() error {
+			return r.c.rc.Do(ctx, append([]any{"xack", r.key, r.group}, acks...)...).Err()
+		}))
+	}
+	if len(claims) > 0 {
+		errs = append(errs, retry(ctx, func() error { return r.claimOwn(ctx, claims) }))
+		r.yieldUntil.Store(time.Now().Add(r.yield).UnixNano())
+	}
+	return errors.Join(errs...)
+}
+
+// Extend resets the idle time of the entries still held (not settled
+// meanwhile: a release's idle time must stay).
+func (r *groupReceiver) Extend(ctx context.Context, ds []driver.Delivery) error {
+	r.settleMu.Lock()
+	defer r.settleMu.Unlock()
+	var triples []any
+	r.heldMu.Lock()
+	for _, d := range ds {
+		if _, ok := r.held[d.Token.(string)]; ok {
+			triples = append(triples, d.Token, 0, -1)
+		}
+	}
+	r.heldMu.Unlock()
+	return r.claimOwn(ctx, triples)
+}
+
+// claimOwn runs claimOwnScript over (id, idle, retry count) triples.
+func (r *groupReceiver) claimOwn(ctx context.Context, triples []any) error {
+	for len(triples) > 0 {
+		n := min(len(triples), 3*maxScriptIDs)
+		argv := append([]any{r.group, r.consumer}, triples[:n]...)
+		if err := claimOwnScript.Run(ctx, r.c.rc, []string{r.key}, argv...).Err(); err != nil {
+			return err
+		}
+		triples = triples[n:]
+	}
+	return nil
+}
+
+// deadLetter adds a given-up message to the dead-letter topic when one is
+// configured, with headers saying why.
+func (r *groupReceiver) deadLetter(ctx context.Context, st driver.Settlement) error {
+	suffix := r.c.cfg.deadLetterSuffix
+	if suffix == "" {
+		return nil
+	}
+	m := st.Msg.Clone()
+	if m.Header == nil {
+		m.Header = messaging.Header{}
+	}
+	reason := "unknown"
+	if st.Err != nil {
+		reason = st.Err.Error()
+	}
+	m.Header[HeaderDeadLetterReason] = reason[:min(len(reason), maxReasonLength)]
+	m.Header[HeaderDeadLetterAttempts] = fmt.Sprint(m.Attempt)
+	m.Header[HeaderDeadLetterTopic] = r.topic
+	m.Header[HeaderDeadLetterGroup] = r.group
+	m.Header[HeaderDeadLetterID] = m.ID
+	m.Header[HeaderDeadLetterOffset] = st.Token.(string)
+	m.Header[HeaderDeadLetterTime] = time.Now().UTC().Format(time.RFC3339Nano)
+	dlq := r.c.StreamKey(r.topic + suffix)
+	return retry(ctx, func() error {
+		return r.c.rc.XAdd(ctx, &goredis.XAddArgs{Stream: dlq, Values: encode(m)}).Err()
+	})
+}
+
+// Close deletes the consumer when it owns nothing (XGROUP DELCONSUMER would
+// drop pending entries from the group).
+func (r *groupReceiver) Close(ctx context.Context) error {
+	return delConsumerScript.Run(ctx, r.c.rc, []string{r.key}, r.group, r.consumer, 0).Err()
+}
+
+// retry runs f until it succeeds, the client is closed or ctx ends.
+func retry(ctx context.Context, f func() error) error {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := f()
+		if errors.Is(err, goredis.ErrClosed) {
+			err = backoff.Permanent(err)
+		}
+		return struct{}{}, err
+	})
+	return err
+}
+
+// blockFor is how long a blocking read may wait: limit (at least a
+// millisecond: Redis reads BLOCK 0 as "forever"), and no longer than ctx's
+// deadline; when that is less than a millisecond away it waits for ctx.
+func blockFor(ctx context.Context, limit time.Duration) (time.Duration, error) {
+	block := max(limit, time.Millisecond)
+	if dl, ok := ctx.Deadline(); ok {
+		if block = min(block, time.Until(dl)); block < time.Millisecond {
+			<-ctx.Done()
+			return 0, ctx.Err()
+		}
+	}
+	return block, nil
+}
+
+// await runs read, a blocking read, in a goroutine and returns its result,
+// or ctx's error as soon as ctx is cancelled: go-redis cannot interrupt a
+// blocking command, and Close must not wait for it. What the read returns
+// after that goes to orphan (when not nil). When ctx only reached its
+// deadline, the read (blocking no longer than that) is awaited.
+func await[T any](ctx context.Context, read func() (T, error), orphan func(T)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := read()
+		ch <- result{v, err}
+	}()
+	select {
+	case res := <-ch:
+		return res.v, res.err
+	case <-ctx.Done():
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		res := <-ch
+		return res.v, res.err
+	}
+	go func() {
+		if res := <-ch; res.err == nil && orphan != nil {
+			orphan(res.v)
+		}
+	}()
+	var zero T
+	return zero, ctx.Err()
+}
+
+// ephemeralReceiver is a group-less subscription: it reads the stream with
+// XREAD and keeps no state in Redis, so the engine redelivers failed
+// messages itself (BrokerAttempts false) and settling needs nothing.
+type ephemeralReceiver struct{ l *logReader }
+
+func (r *ephemeralReceiver) Capabilities() messaging.Capabilities {
+	caps := r.l.c.Capabilities()
+	caps.BrokerAttempts = false
+	return caps
+}
+
+func (r *ephemeralReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
+	msgs, err := r.l.next(ctx, n)
+	ds := make([]driver.Delivery, len(msgs))
+	for i, m := range msgs {
+		ds[i] = driver.Delivery{Msg: m}
+	}
+	return ds, err
+}
+
+func (r *ephemeralReceiver) Settle(context.Context, []driver.Settlement) error { return nil }
+func (r *ephemeralReceiver) Close(context.Context) error                       { return nil }
+
+// OpenLog positions a reader of topic's stream at from.
+func (d redisDriver) OpenLog(ctx context.Context, topic string, from messaging.Position) (driver.Log, error) {
+	start, err := exclusiveStart(from)
+	if err != nil {
+		return nil, err
+	}
+	return d.c.openLog(ctx, topic, d.c.StreamKey(topic), start)
+}
+
+// openLog returns a reader of key after start, resolving "$" to the
+// stream's last ID so that everything added after it returns is read.
+func (c *Client) openLog(ctx context.Context, topic, key, start string) (*logReader, error) {
+	last, exists, err := c.lastID(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if start != "$" {
+		last = start
+	}
+	return &logReader{c: c, topic: topic, key: key, last: last, exists: exists}, nil
+}
+
+// logReader follows a stream with XREAD from an exclusive start ID.
+type logReader struct {
+	c      *Client
+	topic  string
+	key    string
+	last   string
+	exists bool // the stream existed: its disappearance is the topic's deletion
+}
+
+// Next returns the next entries, blocking until there is one.
+func (l *logReader) Next(ctx context.Context) ([]*messaging.Message, error) {
+	return l.next(ctx, maxReadCount)
+}
+
+func (l *logReader) next(ctx context.Context, n int) ([]*messaging.Message, error) {
+	for {
+		block, err := blockFor(ctx, l.c.cfg.block)
+		if err != nil {
+			return nil, err
+		}
+		args := &goredis.XReadArgs{Streams: []string{l.key, l.last}, Count: int64(min(n, maxReadCount)), Block: block}
+		res, err := await(ctx, func() ([]goredis.XStream, error) { return l.c.rc.XRead(ctx, args).Result() }, nil)
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return nil, l.c.readError(l.topic, err)
+		}
+		var out []*messaging.Message
+		for _, s := range res {
+			for _, x := range s.Messages {
+				m := decodeMap(l.topic, x.ID, x.Values)
+				m.Attempt = 1
+				out = append(out, m)
+				l.last = x.ID
+			}
+		}
+		if len(out) > 0 {
+			l.exists = true
+			return out, nil
+		}
+		if l.exists {
+			// XREAD waits on a deleted stream as on an empty one.
+			found, err := l.c.rc.Exists(ctx, l.key).Result()
+			if err != nil {
+				return nil, l.c.readError(l.topic, err)
+			}
+			if found == 0 {
+				return nil, fmt.Errorf("redis: stream %s no longer exists: %w", l.key, messaging.ErrTopicDeleted)
+			}
+		}
+	}
+}
+
+func (l *logReader) Close() error { return nil }
