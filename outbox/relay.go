@@ -413,7 +413,10 @@ func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) (i
 				msgs = append(msgs, rec.Message)
 			}
 		}
-		err := r.pub.Publish(pctx, topic, msgs...)
+		// A resend of a message the broker already holds (after a relay
+		// died between publishing and marking) is forwarded, not failed:
+		// brokers that deduplicate by ID report it with ErrDuplicate.
+		err := messaging.IgnoreDuplicates(r.pub.Publish(pctx, topic, msgs...))
 		if err == nil {
 			for _, i := range idx {
 				ok[i] = true
@@ -431,7 +434,7 @@ func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) (i
 		held := map[string]bool{}
 		for j, i := range idx {
 			key := msgs[j].Key
-			if pe.Errs[j] != nil || held[key] && key != "" {
+			if pe.Errs[j] != nil && !errors.Is(pe.Errs[j], messaging.ErrDuplicate) || held[key] && key != "" {
 				failed++
 				held[key] = true
 				continue

@@ -98,5 +98,8 @@ func redacted(rawURL string) string {
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	return messaging.RedactURL(u)
+	if r := messaging.RedactURL(u); r != u.String() {
+		return r
+	}
+	return rawURL // nothing hidden: as written (u.String() turns mem:// into mem:)
 }
