@@ -38,10 +38,25 @@ var (
 	// adapter does not have (for example a Position on a broker without a log).
 	ErrUnsupported = errors.New("messaging: not supported by this adapter")
 
+	// ErrUnavailable is the failure of a Publish that could not reach the
+	// broker: every adapter waits for an unreachable broker (reconnecting,
+	// retrying) up to its unavailable_timeout (default
+	// DefaultUnavailableTimeout, or until the context ends, whichever comes
+	// first) and then fails the messages not confirmed with an error
+	// wrapping ErrUnavailable. Publish never blocks without bound while the
+	// broker is down. A message failed this way may still have been written
+	// (its confirmation was lost): retrying can duplicate, never lose.
+	ErrUnavailable = errors.New("messaging: broker unavailable")
+
 	// ErrHandlerPanic wraps the value of a panic recovered from a handler; the
 	// message is redelivered like for any other handler error.
 	ErrHandlerPanic = errors.New("messaging: handler panicked")
 )
+
+// DefaultUnavailableTimeout is how long Publish waits for an unreachable
+// broker before failing with ErrUnavailable, unless the adapter is
+// configured otherwise (URL parameter unavailable_timeout).
+const DefaultUnavailableTimeout = 5 * time.Second
 
 // permanentError marks an error as not worth retrying.
 type permanentError struct{ err error }

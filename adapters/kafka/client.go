@@ -175,6 +175,20 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		return c.writeMessages(ctx, topic, recs)
 	}
 	n, err := c.writePartitions(ctx, topic)
+	if err != nil && retriable(err) {
+		// The broker is unreachable: wait for it up to the unavailable
+		// timeout, as produce requests do.
+		n, err = backoff.Retry(ctx, func() (int, error) {
+			n, err := c.writePartitions(ctx, topic)
+			if err != nil && !retriable(err) {
+				return 0, backoff.Permanent(err)
+			}
+			return n, err
+		}, backoff.WithBackOff(publishBackOff()), backoff.WithMaxElapsedTime(c.cfg.unavailable))
+		if err != nil && (retriable(err) || ctx.Err() != nil) {
+			err = fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
+		}
+	}
 	if err != nil {
 		return allFailed(len(msgs), fmt.Errorf("publish to %s: %w", topic, err))
 	}

@@ -1,6 +1,8 @@
 package kafka_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +84,74 @@ func describeGroup(t *testing.T, brokers, group string) {
 			parts = append(parts, a.Partitions...)
 		}
 		t.Logf("  member %s from %s (%s): partitions %v", m.MemberID, m.ClientHost, m.MemberMetadata.UserData, parts)
+	}
+}
+
+// TestPublishRecoversAfterRestart: with a publisher running, the broker is
+// killed three times and restarted once a Publish has failed; after each
+// restart publishing succeeds
+// again within a second (no dead pooled connection is reused), and every
+// confirmed message is delivered.
+func TestPublishRecoversAfterRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts a private cluster")
+	}
+	k := fault.StartKafka(t, 1)
+	url := privateURL(k)
+	pub := openURL(t, url, true)
+	topic, group := integration.UniqueName(t, "restart"), integration.UniqueName(t, "g")
+	if err := pub.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	w := fault.StartWorkload(t, pub, topic, fault.WorkloadOptions{Publishers: 1, CallTimeout: 2 * time.Second})
+	g := w.Group(group)
+	sub, err := openURL(t, url, true).Subscribe(t.Context(), topic, g.Handler(), messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	var worst time.Duration
+	for i := range 3 {
+		w.WaitConfirmed(w.Confirmed()+200, 30*time.Second)
+		k.Kill()
+		w.WaitFailure(30 * time.Second)
+		k.Start()
+		back := time.Now()
+		took, ok := w.PublishRecovery(back, 30*time.Second)
+		if !ok {
+			t.Fatalf("restart %d: publishing did not resume within 30s", i+1)
+		}
+		t.Logf("restart %d: publishing resumed %v after the broker was back", i+1, took.Round(time.Millisecond))
+		worst = max(worst, took)
+	}
+	w.Finish(60 * time.Second)
+	if worst > time.Second {
+		t.Errorf("publishing resumed up to %v after a restart, want within 1s", worst)
+	}
+}
+
+// TestPublishUnavailable: with the broker down, Publish (without a
+// deadline) waits unavailable_timeout and then fails every message with
+// messaging.ErrUnavailable.
+func TestPublishUnavailable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stops a private cluster")
+	}
+	k := fault.StartKafka(t, 1)
+	c := openURL(t, privateURL(k)+"&unavailable_timeout=1s", true)
+	topic := integration.UniqueName(t, "down")
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	k.Kill()
+	begin := time.Now()
+	err := c.Publish(context.Background(), topic, &messaging.Message{ID: "during"})
+	took := time.Since(begin)
+	if !errors.Is(err, messaging.ErrUnavailable) {
+		t.Fatalf("Publish with the broker down: %v, want messaging.ErrUnavailable", err)
+	}
+	t.Logf("Publish failed after %v: %v", took.Round(time.Millisecond), err)
+	if took < time.Second || took > 3*time.Second {
+		t.Errorf("Publish failed after %v, want about the 1s unavailable_timeout", took)
 	}
 }

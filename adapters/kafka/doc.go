@@ -21,6 +21,8 @@
 //	heartbeat_interval=1s   group heartbeat (bounds how fast a rebalance is noticed)
 //	rebalance_timeout=30s   how long the coordinator waits for members to rejoin
 //	join_backoff=1s         pause before rejoining after a group error
+//	unavailable_timeout=5s  how long Publish retries an unreachable broker
+//	                        before failing with messaging.ErrUnavailable
 //	client_id=msgkit        client ID sent to the brokers
 //	tls=false               connect with TLS (system roots)
 //	tls_skip_verify=false   do not verify the server certificate (tests only)
@@ -62,8 +64,12 @@
 // go in the next request (group commit). So a Publish of N records to an
 // idle partition is one request, concurrent calls share requests, and no
 // linger timer delays a lone call. Requests failing with a temporary error
-// (leader change, broken connection) are retried as kafka-go's Writer does
-// (10 attempts, backoff 100ms to 1s), in order. A failure returns a
+// (leader change, broken or refused connection: the broker is unreachable)
+// are retried in order, backing off from 50ms to 250ms, for up to
+// unavailable_timeout (5s); records still failing then fail with an error
+// wrapping messaging.ErrUnavailable (also when the call's context ends
+// first). Publishing resumes within about 250ms of the broker's return. A
+// failure returns a
 // *messaging.PublishError naming the records that were not acknowledged (they
 // may still have been written: retrying can duplicate, never lose). This is
 // the work kafka-go's Writer does, minus its per-record metadata lookup and

@@ -107,6 +107,9 @@ func parseURL(rawURL string) ([]string, []Option, error) {
 	if p.Has("rebalance_timeout") {
 		opts = append(opts, WithRebalanceTimeout(p.Duration("rebalance_timeout", DefaultRebalanceTimeout)))
 	}
+	if p.Has("unavailable_timeout") {
+		opts = append(opts, WithUnavailableTimeout(p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout)))
+	}
 	if p.Has("join_backoff") {
 		opts = append(opts, WithJoinBackoff(p.Duration("join_backoff", DefaultJoinBackoff)))
 	}

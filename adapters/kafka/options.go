@@ -54,10 +54,11 @@ const (
 type Option func(*config)
 
 type config struct {
-	dialer     *kafkago.Dialer
-	transport  kafkago.RoundTripper
-	writer     *kafkago.Writer
-	readerTune func(*kafkago.ReaderConfig)
+	unavailable time.Duration // how long Publish retries an unreachable broker
+	dialer      *kafkago.Dialer
+	transport   kafkago.RoundTripper
+	writer      *kafkago.Writer
+	readerTune  func(*kafkago.ReaderConfig)
 
 	tls      *tls.Config
 	sasl     sasl.Mechanism
@@ -100,6 +101,7 @@ func newConfig(opts []Option) (config, error) {
 		heartbeatInterval: DefaultHeartbeatInterval,
 		rebalanceTimeout:  DefaultRebalanceTimeout,
 		joinBackoff:       DefaultJoinBackoff,
+		unavailable:       messaging.DefaultUnavailableTimeout,
 		maxWait:           500 * time.Millisecond,
 		logger:            slog.Default(),
 	}
@@ -121,7 +123,7 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("%w: commit interval %v: must be positive", messaging.ErrInvalidOption, c.commitInterval)
 	case c.heartbeatInterval <= 0 || c.sessionTimeout <= c.heartbeatInterval:
 		return c, fmt.Errorf("%w: heartbeat interval %v must be positive and below the session timeout %v", messaging.ErrInvalidOption, c.heartbeatInterval, c.sessionTimeout)
-	case c.rebalanceTimeout <= 0 || c.joinBackoff <= 0 || c.writeTimeout <= 0 || c.maxWait <= 0:
+	case c.rebalanceTimeout <= 0 || c.joinBackoff <= 0 || c.writeTimeout <= 0 || c.maxWait <= 0 || c.unavailable <= 0:
 		return c, fmt.Errorf("%w: timeouts must be positive", messaging.ErrInvalidOption)
 	case c.maxMessageSize < 0:
 		return c, fmt.Errorf("%w: max message size %d: must not be negative", messaging.ErrInvalidOption, c.maxMessageSize)
@@ -217,6 +219,14 @@ func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessageSiz
 // revoked and when a subscription closes; a crash redelivers at most what
 // finished during the last interval.
 func WithCommitInterval(d time.Duration) Option { return func(c *config) { c.commitInterval = d } }
+
+// WithUnavailableTimeout sets how long Publish keeps retrying a request
+// that failed because the broker could not be reached (broken or refused
+// connections, leader changes) before it fails the records with
+// messaging.ErrUnavailable (default messaging.DefaultUnavailableTimeout,
+// 5s; the call's context may end it sooner). Retries back off from 50ms to
+// 250ms, so publishing resumes within about 250ms of the broker's return.
+func WithUnavailableTimeout(d time.Duration) Option { return func(c *config) { c.unavailable = d } }
 
 // WithSessionTimeout sets the consumer-group session timeout: how long a
 // member that stopped heartbeating keeps its partitions (default 10s; the

@@ -26,9 +26,6 @@ const (
 	// recordOverhead is what a record adds to its key, value and headers in
 	// a v2 record batch, at most (varint lengths, deltas, attributes).
 	recordOverhead = 32
-	// produceAttempts is how often a request that failed with a temporary
-	// error is sent, as kafka-go's Writer does (MaxAttempts 10).
-	produceAttempts = 10
 )
 
 // producer writes records with kafka-go's Client.Produce, one request in
@@ -48,6 +45,7 @@ type producer struct {
 	compression kafkago.Compression
 	maxRecords  int           // records per request
 	linger      time.Duration // wait for more records before a request that is not full
+	unavailable time.Duration // retry a temporary failure this long
 
 	mu      sync.Mutex
 	queues  map[topicPartition]*partitionQueue
@@ -123,6 +121,7 @@ func newProducer(client *kafkago.Client, cfg config) *producer {
 		compression: cfg.compression,
 		maxRecords:  cfg.batchSize,
 		linger:      cfg.batchTimeout,
+		unavailable: cfg.unavailable,
 		queues:      map[topicPartition]*partitionQueue{},
 		stop:        make(chan struct{}),
 	}
@@ -395,15 +394,17 @@ func (p *producer) send(tp topicPartition, q *partitionQueue) {
 }
 
 // produce sends one request, retrying temporary failures (leader changes,
-// broken connections) with backoff as kafka-go's Writer does, until ctx ends
-// or the producer closes, and writes each record's outcome to its call.
+// broken or refused connections) with backoff (50ms to 250ms) for up to
+// p.unavailable, until ctx ends or the producer closes, and writes each
+// record's outcome to its call. A request still failing that way when the
+// time is up fails with messaging.ErrUnavailable.
 func (p *producer) produce(ctx context.Context, tp topicPartition, batch []*chunk) {
 	var res *kafkago.ProduceResponse
 	var err error
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval, bo.MaxInterval = 100*time.Millisecond, time.Second
+	bo := publishBackOff()
+	var giveUp time.Time
 retry:
-	for attempt := 1; ; attempt++ {
+	for {
 		res, err = p.client.Produce(ctx, &kafkago.ProduceRequest{
 			Topic:        tp.topic,
 			Partition:    tp.partition,
@@ -414,7 +415,13 @@ retry:
 		if err == nil && res != nil {
 			err = res.Error
 		}
-		if err == nil || attempt == produceAttempts || !retriable(err) {
+		if err == nil || !retriable(err) {
+			break
+		}
+		if giveUp.IsZero() {
+			giveUp = time.Now().Add(p.unavailable)
+		} else if time.Now().After(giveUp) {
+			err = fmt.Errorf("%w: still failing after %v: %w", messaging.ErrUnavailable, p.unavailable, err)
 			break
 		}
 		t := time.NewTimer(bo.NextBackOff())
@@ -422,7 +429,7 @@ retry:
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			err = fmt.Errorf("%w while retrying after: %w", ctx.Err(), err)
+			err = fmt.Errorf("%w: %w while retrying after: %w", messaging.ErrUnavailable, ctx.Err(), err)
 			break retry
 		case <-p.stop:
 			t.Stop()
@@ -444,6 +451,15 @@ retry:
 		}
 		c.call.chunkDone()
 	}
+}
+
+// publishBackOff paces the retries of Publish while the broker is
+// unreachable: short waits, so that publishing resumes within about 250ms
+// of the broker's return.
+func publishBackOff() *backoff.ExponentialBackOff {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 250*time.Millisecond
+	return bo
 }
 
 // publishErr wraps the failure of a record, marking what callers branch on.

@@ -148,6 +148,30 @@ func (w *Workload) WaitConfirmed(n int, timeout time.Duration) {
 	}
 }
 
+// WaitFailure waits until a Publish call fails after this call (the broker
+// is seen down), failing the test after timeout.
+func (w *Workload) WaitFailure(timeout time.Duration) {
+	w.t.Helper()
+	w.mu.Lock()
+	from := w.failed
+	w.mu.Unlock()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		w.mu.Lock()
+		failed, changed := w.failed, w.changed
+		w.mu.Unlock()
+		if failed > from {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			w.t.Fatalf("no Publish failed within %v", timeout)
+		}
+	}
+}
+
 // PublishRecovery waits until a Publish call confirms messages after since
 // and returns how long after since that was (false after timeout).
 func (w *Workload) PublishRecovery(since time.Time, timeout time.Duration) (time.Duration, bool) {
