@@ -131,7 +131,10 @@ func urlOptions(u *url.URL) (opts []Option, heartbeat time.Duration, name string
 		opts = append(opts, WithDeadLetterExchange(p.String("dead_letter_exchange", "")))
 	}
 	if p.Has("reconnect_min") || p.Has("reconnect_max") {
-		opts = append(opts, WithReconnectBackoff(p.Duration("reconnect_min", 100*time.Millisecond), p.Duration("reconnect_max", 10*time.Second)))
+		opts = append(opts, WithReconnectBackoff(p.Duration("reconnect_min", 100*time.Millisecond), p.Duration("reconnect_max", DefaultReconnectMax)))
+	}
+	if p.Has("unavailable_timeout") {
+		opts = append(opts, WithUnavailableTimeout(p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout)))
 	}
 	heartbeat = p.Duration("heartbeat", 0)
 	name = p.String("connection_name", "")
@@ -211,7 +214,7 @@ func newClient(conn *amqp.Connection, owned bool, cfg config) *Client {
 	c := &Client{cfg: cfg, provisioned: map[string]map[string]bool{}}
 	c.conn = newConnector(conn, owned, cfg.redial, cfg)
 	c.conn.onReconnect(c.redeclare)
-	c.pool = newPubPool(c.conn, cfg.publishChannels)
+	c.pool = newPubPool(c.conn, cfg.publishChannels, cfg.unavailable)
 	return c
 }
 

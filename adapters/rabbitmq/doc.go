@@ -13,7 +13,9 @@
 //	publish_channels      confirm channels shared by Publish calls (8)     WithPublishChannels
 //	streams               true: record topics in stream queues (Replay)    WithStreams
 //	dead_letter_exchange  exchange that receives given-up messages         WithDeadLetterExchange
-//	reconnect_min, reconnect_max  reconnect backoff (100ms, 10s)           WithReconnectBackoff
+//	reconnect_min, reconnect_max  reconnect backoff (100ms, 1s)            WithReconnectBackoff
+//	unavailable_timeout   Publish's wait for a connection (5s), then       WithUnavailableTimeout
+//	                      messaging.ErrUnavailable
 //	heartbeat             AMQP heartbeat interval (default: the server's)
 //	connection_name       connection name shown by the broker
 //

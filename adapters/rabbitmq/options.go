@@ -40,6 +40,7 @@ type config struct {
 	redial          func(ctx context.Context) (*amqp.Connection, error)
 	reconnectMin    time.Duration
 	reconnectMax    time.Duration
+	unavailable     time.Duration // how long Publish waits for a connection
 	ackDelay        time.Duration // see acker; changed only by tests
 }
 
@@ -50,7 +51,8 @@ func newConfig(opts []Option) (config, error) {
 		prefetch:        DefaultPrefetch,
 		publishChannels: DefaultPublishChannels,
 		reconnectMin:    100 * time.Millisecond,
-		reconnectMax:    10 * time.Second,
+		reconnectMax:    DefaultReconnectMax,
+		unavailable:     messaging.DefaultUnavailableTimeout,
 		ackDelay:        ackDelay,
 	}
 	for _, o := range opts {
@@ -172,9 +174,29 @@ func WithRedial(dial func(ctx context.Context) (*amqp.Connection, error)) Option
 	}
 }
 
+// DefaultReconnectMax caps the backoff between reconnect attempts: the
+// client notices a broker that is back within about this long. Raise it
+// (WithReconnectBackoff) to spare a broker many clients reconnect to.
+const DefaultReconnectMax = time.Second
+
+// WithUnavailableTimeout sets how long Publish waits for a connection to
+// the broker (while the client reconnects) before failing the messages not
+// yet confirmed with messaging.ErrUnavailable (default
+// messaging.DefaultUnavailableTimeout, 5s; the call's context may end it
+// sooner, with an error that wraps ErrUnavailable too).
+func WithUnavailableTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: unavailable timeout %v: must be positive", messaging.ErrInvalidOption, d)
+		}
+		c.unavailable = d
+		return nil
+	}
+}
+
 // WithReconnectBackoff sets the exponential backoff between reconnect
-// attempts (default 100ms growing to 10s, with jitter). The client retries
-// until it is closed.
+// attempts (default 100ms growing to DefaultReconnectMax, 1s, with jitter).
+// The client retries until it is closed.
 func WithReconnectBackoff(initial, maximum time.Duration) Option {
 	return func(c *config) error {
 		if initial <= 0 || maximum < initial {

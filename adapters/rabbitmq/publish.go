@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -45,15 +46,16 @@ func (p *pubChan) broken() bool { return p.ch.IsClosed() }
 // pubPool hands out confirm-mode channels; at most size are open (and in use)
 // at once.
 type pubPool struct {
-	conn *connector
-	sem  chan struct{}
-	mu   sync.Mutex
-	idle []*pubChan
-	done bool
+	conn        *connector
+	unavailable time.Duration // longest wait for a connection
+	sem         chan struct{}
+	mu          sync.Mutex
+	idle        []*pubChan
+	done        bool
 }
 
-func newPubPool(conn *connector, size int) *pubPool {
-	return &pubPool{conn: conn, sem: make(chan struct{}, size)}
+func newPubPool(conn *connector, size int, unavailable time.Duration) *pubPool {
+	return &pubPool{conn: conn, unavailable: unavailable, sem: make(chan struct{}, size)}
 }
 
 // get returns a channel of the current connection, waiting for a free slot
@@ -89,10 +91,18 @@ func (p *pubPool) get(ctx context.Context) (*pubChan, error) {
 	return pc, nil
 }
 
+// open opens a confirm channel, waiting up to p.unavailable for a
+// connection; a wait that ends without one fails with
+// messaging.ErrUnavailable.
 func (p *pubPool) open(ctx context.Context) (*pubChan, error) {
+	wait, cancel := context.WithTimeout(ctx, p.unavailable)
+	defer cancel()
 	for {
-		conn, gen, err := p.conn.get(ctx)
+		conn, gen, err := p.conn.get(wait)
 		if err != nil {
+			if wait.Err() != nil {
+				return nil, fmt.Errorf("%w: no connection within %v: %w", messaging.ErrUnavailable, p.unavailable, err)
+			}
 			return nil, err
 		}
 		ch, err := conn.Channel()
@@ -155,8 +165,10 @@ type outgoing struct {
 // message is confirmed; see messaging.Publisher. The routing key is the
 // message Key; messages no queue receives fail with ErrUnroutable. Messages
 // whose confirm was lost with the connection are sent again on the next
-// connection (which can duplicate, never lose), for as long as ctx allows:
-// give Publish a deadline if it must not wait out a broker outage. Messages
+// connection (which can duplicate, never lose). While the broker is
+// unreachable Publish waits for a connection up to unavailable_timeout (5s)
+// or until ctx ends, then fails what is not confirmed with an error
+// wrapping messaging.ErrUnavailable. Messages
 // with the same Key keep their order (one channel, sent in order).
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	if c.closed.Load() {
