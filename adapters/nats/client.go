@@ -144,13 +144,28 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // were not. The topic's stream is created on first use unless
 // WithExistingStreams. Messages of one call keep their order. Messages in
 // flight when the connection drops are reported failed (nats:
-// ErrDisconnected); they may have been stored, and publishing them again
-// within the stream's duplicate window stores them once.
+// ErrDisconnected, wrapped in messaging.ErrUnavailable); they may have been
+// stored, and publishing them again within the stream's duplicate window
+// stores them once.
+//
+// While the connection is down (the client reconnecting), Publish waits for
+// it up to unavailable_timeout (5s) or until ctx ends, then fails every
+// message with an error wrapping messaging.ErrUnavailable.
 //
 // Core mode: messages are published and the connection is flushed, so
 // Publish returns once the server has received them; it does not wait for
 // (or know of) any subscriber.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+	if err := c.awaitConnection(ctx); err != nil {
+		if len(msgs) == 0 {
+			return fmt.Errorf("publish to %s: %w", topic, err)
+		}
+		errs := make([]error, len(msgs))
+		for i := range errs {
+			errs[i] = fmt.Errorf("publish to %s: %w", topic, err)
+		}
+		return &messaging.PublishError{Errs: errs}
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed.Load() {
@@ -178,6 +193,32 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		return c.publishCore(ctx, topic, nms)
 	}
 	return c.publishJS(ctx, topic, nms)
+}
+
+// awaitConnection returns at once while the connection is up; while it is
+// down (reconnecting) it waits for it up to the unavailable timeout or until
+// ctx ends, then fails with messaging.ErrUnavailable.
+func (c *Client) awaitConnection(ctx context.Context) error {
+	if c.nc.IsConnected() || c.closed.Load() {
+		return nil // a closed client fails in Publish with ErrClosed
+	}
+	ch := c.nc.StatusChanged(natsgo.CONNECTED, natsgo.CLOSED)
+	defer c.nc.RemoveStatusListener(ch)
+	t := time.NewTimer(c.cfg.unavailable)
+	defer t.Stop()
+	for !c.nc.IsConnected() {
+		if c.nc.IsClosed() {
+			return fmt.Errorf("%w: %w", messaging.ErrClosed, natsgo.ErrConnectionClosed)
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return fmt.Errorf("%w: not connected within %v (%v)", messaging.ErrUnavailable, c.cfg.unavailable, c.nc.Status())
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", messaging.ErrUnavailable, ctx.Err())
+		}
+	}
+	return nil
 }
 
 func (c *Client) publishCore(ctx context.Context, topic string, nms []*natsgo.Msg) error {
@@ -212,10 +253,15 @@ func (c *Client) flush(ctx context.Context) error {
 	return c.nc.FlushWithContext(ctx)
 }
 
-// wrapConnErr makes a closed connection an ErrClosed.
+// wrapConnErr makes a closed connection an ErrClosed and a lost one an
+// ErrUnavailable.
 func (c *Client) wrapConnErr(err error) error {
-	if errors.Is(err, natsgo.ErrConnectionClosed) && !errors.Is(err, messaging.ErrClosed) {
+	switch {
+	case errors.Is(err, messaging.ErrClosed), errors.Is(err, messaging.ErrUnavailable):
+	case errors.Is(err, natsgo.ErrConnectionClosed):
 		return fmt.Errorf("%w: %w", messaging.ErrClosed, err)
+	case errors.Is(err, natsgo.ErrDisconnected), errors.Is(err, natsgo.ErrConnectionReconnecting):
+		return fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
 	}
 	return err
 }

@@ -22,6 +22,8 @@
 //	max_ack_pending=N         MaxAckPending of created consumers
 //	publish_timeout=30s       wait for one publish acknowledgement
 //	request_timeout=10s       Request without a context deadline
+//	unavailable_timeout=5s    Publish's wait for a lost connection, then
+//	                          messaging.ErrUnavailable
 //	streams=create|bind       create a stream per topic, or bind to the
 //	                          existing stream capturing the topic's subject
 //	stream_prefix=P           prefix of created stream names

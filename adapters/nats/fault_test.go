@@ -199,11 +199,13 @@ func TestSlowHandlerKeepsItsMessage(t *testing.T) {
 }
 
 // TestPublishHonoursContextWhileServerDown: with the server gone, Publish
-// returns when its context ends, reporting every message failed; after the
-// server is back, publishing works again on the same client.
+// returns when its context ends, reporting every message failed with
+// messaging.ErrUnavailable; without a deadline it fails the same way after
+// unavailable_timeout; after the server is back, publishing works again on
+// the same client within a second.
 func TestPublishHonoursContextWhileServerDown(t *testing.T) {
 	srv := fault.StartNATS(t)
-	c := integration.OpenNATSURL(t, srv.URL()+"?reconnect_wait=100ms")
+	c := integration.OpenNATSURL(t, srv.URL()+"?reconnect_wait=100ms&unavailable_timeout=1s")
 	topic := integration.UniqueName(t, "down")
 	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
 		t.Fatal(err)
@@ -214,17 +216,30 @@ func TestPublishHonoursContextWhileServerDown(t *testing.T) {
 	begin := time.Now()
 	err := c.Publish(ctx, topic, &messaging.Message{ID: "during-1"}, &messaging.Message{ID: "during-2"})
 	var pe *messaging.PublishError
-	if !errors.As(err, &pe) || len(pe.Failed()) != 2 {
-		t.Fatalf("Publish with the server down: %v, want a PublishError for both messages", err)
+	if !errors.As(err, &pe) || len(pe.Failed()) != 2 || !errors.Is(err, messaging.ErrUnavailable) {
+		t.Fatalf("Publish with the server down: %v, want a PublishError for both messages wrapping ErrUnavailable", err)
 	}
 	if took := time.Since(begin); took > 3*time.Second {
 		t.Errorf("Publish took %v with a 500ms context", took)
 	}
+	begin = time.Now()
+	err = c.Publish(context.Background(), topic, &messaging.Message{ID: "during-3"})
+	took := time.Since(begin)
+	if !errors.Is(err, messaging.ErrUnavailable) || took < 900*time.Millisecond || took > 3*time.Second {
+		t.Fatalf("Publish without a deadline, server down: %v after %v, want ErrUnavailable after the 1s unavailable_timeout", err, took)
+	}
+	t.Logf("Publish without a deadline failed after %v: %v", took.Round(time.Millisecond), err)
 	srv.Start()
+	back := time.Now()
 	ctx2, cancel2 := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel2()
 	if err := c.Publish(ctx2, topic, &messaging.Message{ID: "after"}); err != nil {
 		t.Fatalf("Publish after the restart: %v", err)
+	}
+	took = time.Since(back)
+	t.Logf("first Publish after the restart confirmed %v after the server was ready", took.Round(time.Millisecond))
+	if took > time.Second {
+		t.Errorf("publishing resumed %v after the server was ready, want within 1s", took)
 	}
 }
 

@@ -64,7 +64,8 @@ func openURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	}
 	urlOpts = append(urlOpts,
 		WithPublishTimeout(p.Duration("publish_timeout", DefaultPublishTimeout)),
-		WithRequestTimeout(p.Duration("request_timeout", DefaultRequestTimeout)))
+		WithRequestTimeout(p.Duration("request_timeout", DefaultRequestTimeout)),
+		WithUnavailableTimeout(p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout)))
 	if p.OneOf("streams", "create", "create", "bind") == "bind" {
 		urlOpts = append(urlOpts, WithExistingStreams())
 	}

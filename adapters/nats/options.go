@@ -52,6 +52,7 @@ type config struct {
 	maxAckPending  int
 	publishTimeout time.Duration
 	requestTimeout time.Duration
+	unavailable    time.Duration // how long Publish waits for a connection
 	bindStreams    bool
 	streamPrefix   string
 	storage        jetstream.StorageType
@@ -73,6 +74,7 @@ func newConfig(opts []Option) config {
 		maxInFlight:    DefaultMaxInFlight,
 		publishTimeout: DefaultPublishTimeout,
 		requestTimeout: DefaultRequestTimeout,
+		unavailable:    messaging.DefaultUnavailableTimeout,
 		storage:        jetstream.FileStorage,
 		replicas:       1,
 		retention:      jetstream.LimitsPolicy,
@@ -97,7 +99,7 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: max in flight %d: must be at least 1", messaging.ErrInvalidOption, c.maxInFlight)
 	case c.replicas < 1 || c.replicas > 5:
 		return fmt.Errorf("%w: replicas %d: must be 1 to 5", messaging.ErrInvalidOption, c.replicas)
-	case c.publishTimeout <= 0 || c.requestTimeout <= 0:
+	case c.publishTimeout <= 0 || c.requestTimeout <= 0 || c.unavailable <= 0:
 		return fmt.Errorf("%w: timeouts must be positive", messaging.ErrInvalidOption)
 	case c.maxAge < 0 || c.maxBytes < 0 || c.duplicates < 0:
 		return fmt.Errorf("%w: max age, max bytes and duplicate window must not be negative", messaging.ErrInvalidOption)
@@ -149,6 +151,13 @@ func WithPublishTimeout(d time.Duration) Option { return func(c *config) { c.pub
 // WithRequestTimeout bounds Request when its context has no deadline
 // (default 10s). URL: request_timeout=10s.
 func WithRequestTimeout(d time.Duration) Option { return func(c *config) { c.requestTimeout = d } }
+
+// WithUnavailableTimeout sets how long Publish waits for the connection
+// while it is down (the client reconnecting) before failing every message
+// with messaging.ErrUnavailable (default messaging.DefaultUnavailableTimeout,
+// 5s; the call's context may end it sooner, with an error that wraps
+// ErrUnavailable too).
+func WithUnavailableTimeout(d time.Duration) Option { return func(c *config) { c.unavailable = d } }
 
 // WithExistingStreams makes the Client bind each topic to the existing
 // stream that captures its subject (found with the server's
