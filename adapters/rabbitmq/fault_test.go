@@ -2,7 +2,6 @@ package rabbitmq_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -234,32 +233,5 @@ func TestPublishWhileUnreachable(t *testing.T) {
 	if err := c.Provision(t.Context(), topic, group); err != nil {
 		t.Fatal(err)
 	}
-	w := fault.StartWorkload(t, c, topic, fault.WorkloadOptions{Publishers: 1, CallTimeout: 2 * time.Second})
-	g := w.Group(group)
-	sub, err := c.Subscribe(t.Context(), topic, g.Handler(), messaging.Group(group))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
-	w.WaitConfirmed(200, 30*time.Second)
-
-	p.Cut()
-	begin := time.Now()
-	err = c.Publish(context.Background(), topic, &messaging.Message{ID: "during"})
-	took := time.Since(begin)
-	if !errors.Is(err, messaging.ErrUnavailable) {
-		t.Fatalf("Publish with the broker unreachable: %v, want messaging.ErrUnavailable", err)
-	}
-	t.Logf("Publish failed after %v: %v", took.Round(time.Millisecond), err)
-	if took > 3*time.Second {
-		t.Errorf("Publish took %v with unavailable_timeout=1s", took)
-	}
-	p.Restore()
-	back := time.Now()
-	r := w.Recovered(back, 30*time.Second)
-	t.Logf("after the cut: resumed after %v", r)
-	w.Finish(60 * time.Second)
-	if r.Publish > time.Second {
-		t.Errorf("publishing resumed %v after the broker was reachable again, want within 1s", r.Publish)
-	}
+	fault.PublishWhileUnreachable(t, c, p, topic, group)
 }

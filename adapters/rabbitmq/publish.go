@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -115,6 +118,16 @@ func (p *pubPool) open(ctx context.Context) (*pubChan, error) {
 			}
 			if conn.IsClosed() {
 				continue // wait for the reconnect
+			}
+			var netErr net.Error
+			if errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+				// The socket is gone but the connection has not noticed
+				// yet: give it a moment, then wait for the reconnect.
+				select {
+				case <-time.After(20 * time.Millisecond):
+				case <-wait.Done():
+				}
+				continue
 			}
 			return nil, fmt.Errorf("open publish channel: %w", err)
 		}

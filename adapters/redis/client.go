@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cenkalti/backoff/v5"
+	"io"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -151,6 +155,83 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
+	// While the server is unreachable, retry for up to the unavailable
+	// timeout; then (or when ctx ends) fail with messaging.ErrUnavailable.
+	var giveUp time.Time
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 250*time.Millisecond
+	attemptCtx := ctx
+	for {
+		err := c.publishOnce(attemptCtx, topic, msgs)
+		if attemptCtx != ctx && ctx.Err() == nil && attemptCtx.Err() != nil {
+			return markUnavailable(err) // the retries ran out of time
+		}
+		if err == nil || !unreachable(err) {
+			return err
+		}
+		if giveUp.IsZero() {
+			// Retries (go-redis retries each command a few times too) end
+			// by the deadline.
+			giveUp = time.Now().Add(c.cfg.unavailable)
+			var cancel context.CancelFunc
+			attemptCtx, cancel = context.WithDeadline(ctx, giveUp)
+			defer cancel()
+		}
+		if !time.Now().Before(giveUp) {
+			return markUnavailable(err)
+		}
+		t := time.NewTimer(bo.NextBackOff())
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return markUnavailable(err)
+		}
+		if c.Closed() {
+			return err
+		}
+	}
+}
+
+// unreachable reports whether every failure in err says the server could
+// not be reached.
+func unreachable(err error) bool {
+	var pe *messaging.PublishError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	found := false
+	for _, e := range pe.Errs {
+		if e == nil {
+			continue
+		}
+		var ne net.Error
+		if !errors.As(e, &ne) && !errors.Is(e, io.EOF) && !errors.Is(e, io.ErrUnexpectedEOF) &&
+			!errors.Is(e, syscall.ECONNREFUSED) && !errors.Is(e, syscall.ECONNRESET) && !errors.Is(e, syscall.EPIPE) {
+			return false
+		}
+		found = true
+	}
+	return found
+}
+
+// markUnavailable wraps every failure of a PublishError in
+// messaging.ErrUnavailable.
+func markUnavailable(err error) error {
+	var pe *messaging.PublishError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	for i, e := range pe.Errs {
+		if e != nil {
+			pe.Errs[i] = fmt.Errorf("%w: %w", messaging.ErrUnavailable, e)
+		}
+	}
+	return pe
+}
+
+// publishOnce sends msgs once; failures come as a *messaging.PublishError.
+func (c *Client) publishOnce(ctx context.Context, topic string, msgs []*messaging.Message) error {
 	key := c.StreamKey(topic)
 	var minID string
 	if c.cfg.maxLen == 0 && c.cfg.maxAge > 0 {

@@ -25,6 +25,8 @@
 //	dead_letter=<suffix>       dead-letter given-up messages to topic+suffix
 //	stale_consumer_after=<d>   delete consumers idle this long with nothing pending (default 1h)
 //	coalesce=<n>               merge concurrent Publish calls, n sending goroutines (default 0: off)
+//	unavailable_timeout=<d>    how long Publish retries an unreachable server before failing with
+//	                           messaging.ErrUnavailable (default 5s; one attempt may add about a second)
 //
 // go-redis parameters include dial_timeout, read_timeout, write_timeout,
 // pool_size, min_idle_conns, max_retries, protocol, client_name and, with

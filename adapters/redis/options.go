@@ -46,6 +46,7 @@ type config struct {
 	logger             *slog.Logger
 	closeClient        bool
 	coalesce           int
+	unavailable        time.Duration // how long Publish retries an unreachable server
 }
 
 func newConfig(opts []Option) config {
@@ -55,6 +56,7 @@ func newConfig(opts []Option) config {
 		block:              DefaultBlock,
 		staleConsumerAfter: DefaultStaleConsumerAfter,
 		logger:             slog.Default(),
+		unavailable:        messaging.DefaultUnavailableTimeout,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -63,6 +65,15 @@ func newConfig(opts []Option) config {
 	}
 	return c
 }
+
+// WithUnavailableTimeout sets how long Publish keeps retrying (backing off
+// from 50ms to 250ms) while the server cannot be reached (refused, reset or
+// timed-out connections) before it fails the messages with
+// messaging.ErrUnavailable (default messaging.DefaultUnavailableTimeout, 5s;
+// the call's context may end it sooner). 0 or less: no retry, fail at once.
+// A retried XADD may have been applied before its connection broke: the
+// retry can duplicate a message, never lose one.
+func WithUnavailableTimeout(d time.Duration) Option { return func(c *config) { c.unavailable = d } }
 
 // WithPrefix puts prefix in front of every stream key: topic "orders" is the
 // stream "<prefix>orders" (default: no prefix, so existing streams can be
@@ -159,7 +170,7 @@ func WithCloseClient(on bool) Option { return func(c *config) { c.closeClient = 
 // adapterParams are the URL parameters this package reads; every other
 // parameter is handed to go-redis (dial_timeout, pool_size, ...), which
 // rejects the ones it does not know.
-var adapterParams = []string{"prefix", "hash_tag", "maxlen", "max_age", "max_message_size", "block", "dead_letter", "stale_consumer_after", "cluster", "coalesce"}
+var adapterParams = []string{"prefix", "hash_tag", "maxlen", "max_age", "max_message_size", "block", "dead_letter", "stale_consumer_after", "cluster", "coalesce", "unavailable_timeout"}
 
 // parseURL splits u into this package's options and a go-redis client.
 func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
@@ -192,6 +203,13 @@ func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
 		WithCoalescing(p.Int("coalesce", 0)),
 		WithCloseClient(true),
 	)
+	if p.Has("unavailable_timeout") {
+		d := p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout)
+		if d <= 0 && p.Err() == nil {
+			return nil, nil, fmt.Errorf("%w: unavailable_timeout %v: must be positive", messaging.ErrInvalidOption, d)
+		}
+		opts = append(opts, WithUnavailableTimeout(d))
+	}
 	cluster := p.Bool("cluster", false)
 	if err := p.Err(); err != nil {
 		return nil, nil, err
