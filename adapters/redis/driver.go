@@ -417,16 +417,16 @@ func retry(ctx context.Context, f func() error) error {
 
 // blockFor is how long a blocking read may wait: limit (at least a
 // millisecond: Redis reads BLOCK 0 as "forever"), and no longer than ctx's
-// deadline; when that is less than a millisecond away it waits for ctx.
+// deadline; when that is less than a millisecond away it waits for ctx. It
+// fails once ctx has ended.
 func blockFor(ctx context.Context, limit time.Duration) (time.Duration, error) {
 	block := max(limit, time.Millisecond)
 	if dl, ok := ctx.Deadline(); ok {
 		if block = min(block, time.Until(dl)); block < time.Millisecond {
 			<-ctx.Done()
-			return 0, ctx.Err()
 		}
 	}
-	return block, nil
+	return block, ctx.Err()
 }
 
 // await runs read, a blocking read, in a goroutine and returns its result,
