@@ -67,6 +67,10 @@ var (
 	// whose topic was deleted while it ran. Nothing more can arrive on it;
 	// subscribing again creates the topic anew where the broker does.
 	ErrTopicDeleted = errors.New("messaging: topic deleted")
+
+	// ErrTopicNotFound is returned by Inspector.Inspect for a topic the
+	// broker does not hold.
+	ErrTopicNotFound = errors.New("messaging: topic not found")
 )
 
 // DefaultUnavailableTimeout is how long Publish waits for an unreachable
