@@ -87,13 +87,11 @@ func KillNATS(t testing.TB, c messaging.Client) {
 func init() {
 	RegisterHarness(Harness{
 		Name:      "nats",
-		PreEngine: true, // issue 13: removed when the adapter moves onto package engine
 		Open:      func(t testing.TB) messaging.Client { return OpenNATS(t) },
 		Kill:      KillNATS,
 	})
 	RegisterHarness(Harness{
 		Name:      "nats-core",
-		PreEngine: true, // issue 13: removed when the adapter moves onto package engine
 		Open:      func(t testing.TB) messaging.Client { return OpenNATS(t, natsadapter.WithMode(natsadapter.ModeCore)) },
 	})
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/dispatch"
+	"github.com/msgkit/messaging/engine"
 	"github.com/msgkit/messaging/internal/prepare"
 )
 
@@ -21,9 +21,14 @@ import (
 // messaging.Stream, messaging.Provisioner, messaging.TopicDeleter and
 // messaging.BatchConsumer (in core mode their methods fail with
 // messaging.ErrUnsupported or do nothing, as each documents). In both
-// modes it offers native request/reply (Request, Serve). It is safe for
-// concurrent use.
+// modes it offers native request/reply (Request, Serve) and
+// messaging.Shutdowner. It is safe for concurrent use. Its consumer side is
+// the library's engine (package engine) over the driver in driver.go.
 type Client struct {
+	*engine.Consumer // Subscribe, SubscribeBatch, Read
+	serving          *engine.Consumer // Serve's subscriptions
+	replyTo          sync.Map         // Serve: *messaging.Message -> reply subject
+
 	nc    *natsgo.Conn
 	js    jetstream.JetStream // nil in core mode
 	cfg   config
@@ -33,7 +38,6 @@ type Client struct {
 	// and exclusively by Close, so Close waits for calls in flight.
 	mu     sync.RWMutex
 	closed atomic.Bool
-	subs   dispatch.Set
 
 	sem     chan struct{} // JetStream publishes in flight, across calls
 	pending inflight      // messages in flight -> their calls
@@ -46,6 +50,7 @@ var (
 	_ messaging.Provisioner   = (*Client)(nil)
 	_ messaging.TopicDeleter  = (*Client)(nil)
 	_ messaging.BatchConsumer = (*Client)(nil)
+	_ messaging.Shutdowner    = (*Client)(nil)
 	_ Requester               = (*Client)(nil)
 )
 
@@ -65,6 +70,9 @@ func newClient(nc *natsgo.Conn, owned bool, cfg config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{nc: nc, cfg: cfg, owned: owned, sem: make(chan struct{}, cfg.maxInFlight)}
+	eo := engine.Options{Name: "nats", Logger: cfg.logger, DefaultPrefetch: cfg.prefetch}
+	c.Consumer = engine.New(natsDriver{c: c}, eo)
+	c.serving = engine.New(natsDriver{c: c, serve: true}, eo)
 	if cfg.mode == ModeJetStream {
 		js, err := jetstream.New(nc,
 			// One more than the adapter's own bound, so the library never
@@ -477,10 +485,10 @@ func (b *pubBatch) result(sent int, stop error) ([]error, bool) {
 // New stays open). Later calls fail with ErrClosed. Close is idempotent.
 func (c *Client) Close() error {
 	if c.closed.Swap(true) {
-		c.subs.CloseAll() // wait for a concurrent Close
+		c.closeSubscriptions() // wait for a concurrent Close
 		return nil
 	}
-	c.subs.CloseAll()
+	c.closeSubscriptions()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.owned {
@@ -493,6 +501,32 @@ func (c *Client) Close() error {
 		c.nc.Close()
 	}
 	return nil
+}
+
+func (c *Client) closeSubscriptions() {
+	_ = c.Consumer.Close()
+	_ = c.serving.Close()
+}
+
+// Shutdown stops every subscription (Serve's too) and refuses new ones; see
+// messaging.Shutdowner. Messages not handled when ctx ends are released to
+// their group at once. The connection stays open until Close.
+func (c *Client) Shutdown(ctx context.Context) error {
+	err := c.Consumer.Shutdown(ctx)
+	if serr := c.serving.Shutdown(ctx); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// SubscribeBatch delivers topic's messages to h in batches; see
+// messaging.BatchConsumer and the package documentation. Core NATS has no
+// pull: in core mode it fails with messaging.ErrUnsupported.
+func (c *Client) SubscribeBatch(ctx context.Context, topic string, h messaging.BatchHandler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
+	if c.cfg.mode == ModeCore {
+		return nil, fmt.Errorf("subscribe batch: core NATS cannot fetch batches: %w", messaging.ErrUnsupported)
+	}
+	return c.Consumer.SubscribeBatch(ctx, topic, h, opts...)
 }
 
 // maxHeader is the header block limit of the mode: JetStream's, or none.

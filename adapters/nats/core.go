@@ -6,90 +6,13 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/dispatch"
 	"github.com/msgkit/messaging/internal/prepare"
 )
-
-// subscribeCore subscribes to the plain subject topic (a queue group when o
-// names a Group). Core NATS cannot redeliver: a failed handler's message is
-// logged and dropped.
-func (c *Client) subscribeCore(ctx context.Context, topic string, h messaging.Handler, o messaging.SubscribeOptions) (messaging.Subscription, error) {
-	log := c.cfg.logger
-	settle := func(d dispatch.Delivery, r dispatch.Result) {
-		if r.Outcome == dispatch.Nack || r.Outcome == dispatch.Term {
-			log.Warn("nats core: handler failed; core NATS cannot redeliver, message dropped", "topic", topic, "group", o.Group, "id", d.Msg.ID, "error", r.Err)
-		}
-	}
-	return c.coreSubscription(ctx, topic, o, h, settle, func(m *natsgo.Msg) *messaging.Message {
-		msg := &messaging.Message{Topic: topic, Group: o.Group, Attempt: 1}
-		decode(m.Header, m.Data, msg)
-		if msg.Time.IsZero() {
-			msg.Time = time.Now()
-		}
-		return msg
-	})
-}
-
-// coreSubscription runs a core NATS subscription whose messages go through a
-// dispatch pool. It returns once the server has registered the interest.
-func (c *Client) coreSubscription(ctx context.Context, topic string, o messaging.SubscribeOptions, h messaging.Handler, settle dispatch.SettleFunc, conv func(*natsgo.Msg) *messaging.Message) (messaging.Subscription, error) {
-	var sub *dispatch.Subscription
-	sub = dispatch.NewSubscription(ctx, func() { c.subs.Remove(sub) })
-	if err := c.subs.Add(sub); err != nil {
-		return nil, err
-	}
-	pool := dispatch.NewPool(sub.HandlerContext(), o.Concurrency, max(o.Prefetch-o.Concurrency, 0), h, settle, 0)
-	fetchCtx := sub.FetchContext()
-	cb := func(m *natsgo.Msg) {
-		d := dispatch.Delivery{Msg: conv(m), Token: m}
-		if !pool.Submit(fetchCtx, d) {
-			settle(d, dispatch.Result{Outcome: dispatch.Release})
-		}
-	}
-	var (
-		ns  *natsgo.Subscription
-		err error
-	)
-	if o.Group != "" {
-		ns, err = c.nc.QueueSubscribe(topic, o.Group, cb)
-	} else {
-		ns, err = c.nc.Subscribe(topic, cb)
-	}
-	if err == nil {
-		err = c.flush(ctx)
-	}
-	if err != nil {
-		if ns != nil {
-			_ = ns.Unsubscribe()
-		}
-		pool.Close()
-		sub.Finish(nil)
-		return nil, fmt.Errorf("subscribe to %s: %w", topic, c.wrapConnErr(err))
-	}
-	closed := make(chan struct{})
-	var once sync.Once
-	ns.SetClosedHandler(func(string) { once.Do(func() { close(closed) }) })
-	go func() {
-		var err error
-		select {
-		case <-fetchCtx.Done():
-		case <-closed:
-			if c.nc.IsClosed() {
-				err = fmt.Errorf("subscription to %s: %w", topic, fmt.Errorf("%w: %w", messaging.ErrClosed, natsgo.ErrConnectionClosed))
-			}
-		}
-		_ = ns.Unsubscribe()
-		pool.Close()
-		sub.Finish(err)
-	}()
-	return sub, nil
-}
 
 // Requester is native request/reply (messaging.Requester), implemented by
 // *Client in both modes.
@@ -169,22 +92,11 @@ func (c *Client) Request(ctx context.Context, topic string, msg *messaging.Messa
 // is handled and its result dropped. Nothing is redelivered: a request lost
 // with a crashing server makes its requester time out.
 func (c *Client) Serve(ctx context.Context, topic string, h ReplyHandler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
-	if c.closed.Load() {
-		return nil, fmt.Errorf("serve: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return nil, fmt.Errorf("serve: topic: %w", err)
-	}
 	if h == nil {
 		return nil, fmt.Errorf("serve: nil handler: %w", messaging.ErrInvalidOption)
 	}
-	o, err := messaging.NewSubscribeOptions(c.cfg.prefetch, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("serve: %w", err)
-	}
-	var replyTo sync.Map // *messaging.Message -> reply subject
 	handler := func(ctx context.Context, req *messaging.Message) error {
-		subj, _ := replyTo.LoadAndDelete(req)
+		subj, _ := c.replyTo.LoadAndDelete(req) // recorded by the receiver
 		resp, err := callReply(ctx, h, req)
 		if subj == nil || subj.(string) == "" {
 			return nil
@@ -210,16 +122,11 @@ func (c *Client) Serve(ctx context.Context, topic string, h ReplyHandler, opts .
 		}
 		return nil
 	}
-	settle := func(dispatch.Delivery, dispatch.Result) {}
-	return c.coreSubscription(ctx, topic, o, handler, settle, func(m *natsgo.Msg) *messaging.Message {
-		req := &messaging.Message{Topic: topic, Group: o.Group, Attempt: 1}
-		decode(m.Header, m.Data, req)
-		if req.Time.IsZero() {
-			req.Time = time.Now()
-		}
-		replyTo.Store(req, m.Reply)
-		return req
-	})
+	sub, err := c.serving.Subscribe(ctx, topic, handler, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return sub, nil
 }
 
 // callReply runs h, turning a panic into an error.
