@@ -86,12 +86,12 @@ func KillNATS(t testing.TB, c messaging.Client) {
 
 func init() {
 	RegisterHarness(Harness{
-		Name:      "nats",
-		Open:      func(t testing.TB) messaging.Client { return OpenNATS(t) },
-		Kill:      KillNATS,
+		Name: "nats",
+		Open: func(t testing.TB) messaging.Client { return OpenNATS(t) },
+		Kill: KillNATS,
 	})
 	RegisterHarness(Harness{
-		Name:      "nats-core",
-		Open:      func(t testing.TB) messaging.Client { return OpenNATS(t, natsadapter.WithMode(natsadapter.ModeCore)) },
+		Name: "nats-core",
+		Open: func(t testing.TB) messaging.Client { return OpenNATS(t, natsadapter.WithMode(natsadapter.ModeCore)) },
 	})
 }

@@ -25,7 +25,7 @@ import (
 // messaging.Shutdowner. It is safe for concurrent use. Its consumer side is
 // the library's engine (package engine) over the driver in driver.go.
 type Client struct {
-	*engine.Consumer // Subscribe, SubscribeBatch, Read
+	*engine.Consumer                  // Subscribe, SubscribeBatch, Read
 	serving          *engine.Consumer // Serve's subscriptions
 	replyTo          sync.Map         // Serve: *messaging.Message -> reply subject
 
