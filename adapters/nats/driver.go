@@ -174,12 +174,11 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 		}
 		r.c.cfg.logger.Info("nats: subscription resumed", "topic", r.topic, "group", r.o.Group)
 	}
-	var out []driver.Delivery
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case jm := <-r.in:
-		out = append(out, r.delivery(jm))
+		return takeWaiting(jm, r.in, max, r.delivery), nil
 	case <-r.cc.Closed():
 		err := r.lastErr.get()
 		if err == nil {
@@ -189,15 +188,21 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 		r.cons = nil
 		return nil, r.c.lost(ctx, r.stream, fmt.Errorf("consume %s: %w", r.topic, err))
 	}
+}
+
+// takeWaiting returns first and what else waits in in, up to max in all,
+// as deliveries.
+func takeWaiting[T any](first T, in <-chan T, max int, delivery func(T) driver.Delivery) []driver.Delivery {
+	out := []driver.Delivery{delivery(first)}
 	for len(out) < max {
 		select {
-		case jm := <-r.in:
-			out = append(out, r.delivery(jm))
+		case v := <-in:
+			out = append(out, delivery(v))
 		default:
-			return out, nil
+			return out
 		}
 	}
-	return out, nil
+	return out
 }
 
 func (r *jsReceiver) delivery(jm jetstream.Msg) driver.Delivery {
@@ -526,27 +531,17 @@ func (c *Client) openCore(ctx context.Context, topic string, o messaging.Subscri
 // Receive returns the messages waiting (up to max), blocking for the
 // first. The subscription ends when the connection is closed.
 func (r *coreReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, error) {
-	var out []driver.Delivery
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case m := <-r.in:
-		out = append(out, r.delivery(m))
+		return takeWaiting(m, r.in, max, r.delivery), nil
 	case <-r.nsEnded:
 		if !r.c.nc.IsClosed() {
 			return nil, fmt.Errorf("subscription to %s ended", r.topic)
 		}
 		return nil, fmt.Errorf("subscription to %s: %w: %w", r.topic, messaging.ErrClosed, natsgo.ErrConnectionClosed)
 	}
-	for len(out) < max {
-		select {
-		case m := <-r.in:
-			out = append(out, r.delivery(m))
-		default:
-			return out, nil
-		}
-	}
-	return out, nil
 }
 
 func (r *coreReceiver) delivery(nm *natsgo.Msg) driver.Delivery {
