@@ -53,35 +53,55 @@
 //     AckDeadline is the consumer's AckWait and MaxAttempts its MaxDeliver;
 //     the latest subscriber's values win. Without a Group, a subscription
 //     has its own ephemeral consumer (default start Latest).
-//   - Delivery is at-least-once. nil acks; an error naks (RetryAfter: nak
-//     with delay, kept by the server); Permanent, and the last allowed
-//     attempt, terminate the message (logged). Attempt is the server's
-//     delivery count. While messages wait for or run in a handler the
-//     adapter sends in-progress signals every third of their ack wait, so a
-//     slow handler keeps its messages; only a crashed or disconnected client
-//     has its messages redelivered, after AckDeadline. Messages fetched but
-//     not handled when a subscription ends are nak'ed back at once.
+//   - Delivery is at-least-once. The consumer side is the library's engine
+//     (package engine) over this adapter's driver: a subscription pulls
+//     with Consume (at most Prefetch messages requested ahead) and the
+//     engine runs the handlers (Concurrency, per-key order, Prefetch held).
+//     nil acks; an error naks (RetryAfter: nak with delay, kept by the
+//     server); Permanent, and the last allowed attempt, terminate the
+//     message (logged). A nak without delay, and a message released
+//     unhandled (the subscription closed or shut down first, or its handler
+//     returned the context's error after Close or Shutdown), is nak'ed at
+//     once: another member of the group gets it right away, not after
+//     AckDeadline. Attempt is the server's delivery count. While messages
+//     wait for or run in a handler the engine sends in-progress signals
+//     every third of their ack wait, so a slow handler keeps its messages;
+//     only a crashed or disconnected client has its messages redelivered,
+//     after AckDeadline.
 //   - RedeliveryBackoff is the consumer's BackOff: the ack wait of the k-th
 //     delivery is its (k-1)-th entry (the last repeats) instead of
 //     AckDeadline, so a crashed member's messages come back on the
 //     schedule, and a failed attempt without RetryAfter is nak'ed with its
 //     entry as delay. The schedule is cut to MaxAttempts-1 entries; without
 //     MaxAttempts the consumer's MaxDeliver is 2^31-1 (servers before 2.10
-//     reject -1 with a BackOff). Messages the server has pushed into the
-//     client's pull buffer (up to Prefetch) but that the adapter has not
-//     taken yet get no in-progress signals: with a first entry shorter than
-//     they wait there, another member may get them too (a duplicate, never
-//     a loss). Keep the shortest entry above a prefetch's handling time, or
-//     lower Prefetch.
-//   - SubscribeBatch (messaging.BatchConsumer) fetches batches with pull
-//     requests of at most BatchSize held open at most BatchWait; see
-//     Client.SubscribeBatch.
+//     reject -1 with a BackOff). Messages the server has pushed to the
+//     client but the engine has not taken yet (up to twice Prefetch: the
+//     pull buffer and the hand-over to the engine) get no in-progress
+//     signals: with a first entry shorter than they wait there, another
+//     member may get them too (a duplicate, never a loss). Keep the
+//     shortest entry above a prefetch's handling time, or lower Prefetch.
+//   - SubscribeBatch (messaging.BatchConsumer) uses the consumer Subscribe
+//     would use; a batch is what arrives up to BatchSize, waiting at most
+//     BatchWait after its first message, and each message is settled by
+//     its entry of the handler's result as Subscribe settles a handler's.
+//   - Close returns promptly, also while a subscription waits for messages
+//     (the wait is cancelled); Shutdown(ctx) waits for running handlers
+//     until ctx ends, then cancels them and naks every message not finished
+//     back to the group at once.
+//   - A subscription or Read whose topic's stream is deleted (DeleteTopic,
+//     or by anyone) ends with an error wrapping messaging.ErrTopicDeleted.
+//     A consumer lost otherwise (deleted while its stream exists, or not
+//     found after a server restart) is recreated; disconnects and leader
+//     elections are retried with backoff (an ephemeral subscription resumes
+//     after the last message it received). A closed connection ends the
+//     subscription with an error wrapping messaging.ErrClosed.
 //   - Messages with the same Key reach a subscription's handler in publish
 //     order (first deliveries), also with Concurrency > 1.
 //   - Message.Offset is the stream sequence (decimal). Read uses an ordered
 //     consumer from DeliverAll / the current end / a sequence / a time.
-//   - The connection reconnects forever; pull subscriptions resume after a
-//     reconnect or server restart; unacknowledged messages are redelivered.
+//   - The connection reconnects forever; pull subscriptions and reads
+//     resume after a reconnect or server restart; unacknowledged messages
+//     are redelivered.
 //
 // # Core mode
 //
@@ -90,7 +110,9 @@
 // share messages), but a failed handler's message is logged and dropped:
 // core NATS cannot redeliver, so the Groups capability is not claimed; nor
 // are Persistent, Replay or AckDeadline. Attempt is always 1 and Offset
-// empty. Same-key order holds per subscription.
+// empty. Same-key order holds per subscription. Messages received but not
+// handled when a subscription closes are dropped. SubscribeBatch and Read
+// fail with messaging.ErrUnsupported.
 //
 // # Headers
 //

@@ -57,7 +57,11 @@ func (d natsDriver) Capabilities() messaging.Capabilities {
 // consumed with Consume.
 func (d natsDriver) OpenReceiver(ctx context.Context, topic string, o messaging.SubscribeOptions) (driver.Receiver, error) {
 	if d.serve || d.c.cfg.mode == ModeCore {
-		return d.c.openCore(ctx, topic, o, d.serve)
+		r, err := d.c.openCore(ctx, topic, o, d.serve)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
 	}
 	r := &jsReceiver{
 		c: d.c, topic: topic, o: o, schedule: backoffSchedule(o),
@@ -68,7 +72,7 @@ func (d natsDriver) OpenReceiver(ctx context.Context, topic string, o messaging.
 		return r.start(ctx)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
+		return nil, fmt.Errorf("%s: %w", topic, err)
 	}
 	return r, nil
 }
@@ -156,7 +160,12 @@ func (r *jsReceiver) start(ctx context.Context) error {
 		case <-stop:
 			_ = jm.Nak() // the subscription ended: back to the group at once
 		}
-	}, jetstream.PullMaxMessages(o.Prefetch), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { errs.set(err) }))
+	}, jetstream.PullMaxMessages(o.Prefetch), jetstream.ConsumeErrHandler(func(cc jetstream.ConsumeContext, err error) {
+		errs.set(err)
+		if errors.Is(err, natsgo.ErrNoResponders) {
+			cc.Stop() // the consumer is gone (a restarted server without it): Receive sorts it out
+		}
+	}))
 	if err != nil {
 		r.cons = nil
 		return fmt.Errorf("consume %s: %w", r.topic, err)
@@ -399,7 +408,7 @@ func (d natsDriver) OpenLog(ctx context.Context, topic string, from messaging.Po
 		return l.start(ctx)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read %s from %v: %w", topic, from, err)
+		return nil, fmt.Errorf("%s from %v: %w", topic, from, err)
 	}
 	return l, nil
 }
@@ -521,7 +530,7 @@ func (c *Client) openCore(ctx context.Context, topic string, o messaging.Subscri
 		if r.ns != nil {
 			_ = r.ns.Unsubscribe()
 		}
-		return nil, fmt.Errorf("subscribe to %s: %w", topic, c.wrapConnErr(err))
+		return nil, fmt.Errorf("%s: %w", topic, c.wrapConnErr(err))
 	}
 	var once sync.Once
 	r.ns.SetClosedHandler(func(string) { once.Do(func() { close(r.nsEnded) }) })
