@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -92,28 +93,10 @@ type jsReceiver struct {
 	cons      jetstream.Consumer // nil once lost, until Receive starts again
 	cc        jetstream.ConsumeContext
 	in        chan jetstream.Msg
-	stop      chan struct{} // closed when this consume ends: the callback naks instead of waiting
-	lastErr   *errBox       // the last error Consume reported
-	ephemeral string        // the ephemeral consumer's name, deleted by Close
-	lastSeq   uint64        // stream sequence of the last message received
-}
-
-// errBox holds the last error a Consume reported.
-type errBox struct {
-	mu  sync.Mutex
-	err error
-}
-
-func (b *errBox) set(err error) {
-	b.mu.Lock()
-	b.err = err
-	b.mu.Unlock()
-}
-
-func (b *errBox) get() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.err
+	stop      chan struct{}         // closed when this consume ends: the callback naks instead of waiting
+	lastErr   atomic.Pointer[error] // the last error Consume reported
+	ephemeral string                // the ephemeral consumer's name, deleted by Close
+	lastSeq   uint64                // stream sequence of the last message received
 }
 
 // start finds or creates the consumer and starts consuming it. An
@@ -145,6 +128,9 @@ func (r *jsReceiver) start(ctx context.Context) error {
 		if err = deliverPolicy(start, &cfg); err != nil {
 			return err
 		}
+		if r.ephemeral != "" { // lost: the old one expires anyway
+			_ = c.js.DeleteConsumer(ctx, r.stream, r.ephemeral)
+		}
 		if r.cons, err = c.js.CreateConsumer(ctx, r.stream, cfg); err != nil {
 			return fmt.Errorf("create ephemeral consumer on stream %s: %w", r.stream, err)
 		}
@@ -153,7 +139,8 @@ func (r *jsReceiver) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	in, stop, errs := make(chan jetstream.Msg, o.Prefetch), make(chan struct{}), &errBox{}
+	in, stop := make(chan jetstream.Msg, o.Prefetch), make(chan struct{})
+	r.lastErr.Store(nil)
 	cc, err := r.cons.Consume(func(jm jetstream.Msg) {
 		select {
 		case in <- jm:
@@ -161,7 +148,7 @@ func (r *jsReceiver) start(ctx context.Context) error {
 			_ = jm.Nak() // the subscription ended: back to the group at once
 		}
 	}, jetstream.PullMaxMessages(o.Prefetch), jetstream.ConsumeErrHandler(func(cc jetstream.ConsumeContext, err error) {
-		errs.set(err)
+		r.lastErr.Store(&err)
 		if errors.Is(err, natsgo.ErrNoResponders) {
 			cc.Stop() // the consumer is gone (a restarted server without it): Receive sorts it out
 		}
@@ -170,7 +157,7 @@ func (r *jsReceiver) start(ctx context.Context) error {
 		r.cons = nil
 		return fmt.Errorf("consume %s: %w", r.topic, err)
 	}
-	r.cc, r.in, r.stop, r.lastErr = cc, in, stop, errs
+	r.cc, r.in, r.stop = cc, in, stop
 	return nil
 }
 
@@ -189,9 +176,9 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 	case jm := <-r.in:
 		return takeWaiting(jm, r.in, max, r.delivery), nil
 	case <-r.cc.Closed():
-		err := r.lastErr.get()
-		if err == nil {
-			err = errors.New("consume stopped")
+		err := errors.New("consume stopped")
+		if last := r.lastErr.Load(); last != nil {
+			err = *last
 		}
 		r.shut(ctx)
 		r.cons = nil
