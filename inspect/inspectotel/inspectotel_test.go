@@ -87,8 +87,8 @@ func TestGauges(t *testing.T) {
 	work := "[messaging.consumer.group.name=work messaging.destination.name=orders messaging.system=mem]"
 	idle := "[messaging.consumer.group.name=idle messaging.destination.name=orders messaging.system=mem]"
 	want := map[string]float64{
-		"messaging.destination.messages" + topic:      5,
-		"messaging.destination.size" + topic:          float64(bytes),
+		"messaging.destination.messages" + topic:       5,
+		"messaging.destination.size" + topic:           float64(bytes),
 		"messaging.consumer.group.backlog" + work:      2,
 		"messaging.consumer.group.backlog" + idle:      5,
 		"messaging.consumer.group.in_flight" + work:    2,
