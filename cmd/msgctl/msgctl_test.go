@@ -110,7 +110,7 @@ func TestDemoRunsOnTheEmbeddedBroker(t *testing.T) {
 }
 
 func TestHelpAndUsageErrors(t *testing.T) {
-	commands := []string{"demo", "publish", "consume", "tail", "replay", "provision", "dlq", "bench", "advise"}
+	commands := []string{"demo", "publish", "consume", "tail", "replay", "provision", "dlq", "stats", "top", "bench", "advise"}
 	msgctl(t, "", "--help").want(t, 0, append([]string{"Commands:", "--connect-timeout", "--version"}, commands...)...)
 	msgctl(t, "").want(t, 2, "Usage: msgctl <command>")
 	msgctl(t, "", "frobnicate").want(t, 2, "unexpected argument frobnicate")
@@ -128,6 +128,9 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	msgctl(t, "", "dlq", "purge", "t").want(t, 2, "unexpected argument purge")
 	msgctl(t, "", "dlq", "redrive", "t").want(t, 2, "redrive takes IDs or --all")
 	msgctl(t, "", "demo", "--only", "nothing").want(t, 2, `unknown scenario "nothing"`)
+	msgctl(t, "", "stats", "--format", "xml").want(t, 2, "--format")
+	msgctl(t, "", "top", "--sort", "size").want(t, 2, "--sort")
+	msgctl(t, "", "top", "--url", "mem://").want(t, 2, "top needs a terminal")
 	// Broker errors are failures (1), and never show the password.
 	r := msgctl(t, "", "publish", "--url", "nosuch://user:s3cret@host", "t", "x")
 	r.want(t, 1, "unknown URL scheme")
@@ -158,6 +161,8 @@ func TestNoBrokerNoDefault(t *testing.T) {
 		{"dlq", "show", "orders.dlq", "id"},
 		{"dlq", "redrive", "orders.dlq", "--all"},
 		{"bench", "--count", "1"},
+		{"stats"},
+		{"top", "orders"},
 	} {
 		r := msgctl(t, "", args...)
 		r.want(t, 2, "no broker: pass --url URL or set MESSAGING_URL", "--url nats://127.0.0.1:4222", "mem://")
@@ -209,6 +214,7 @@ func TestConnectTimeout(t *testing.T) {
 			{"dlq", "list", "t"},
 			{"dlq", "redrive", "t", "--all"},
 			{"bench", "--count", "1"},
+			{"stats", "t"},
 			{"demo"},
 		} {
 			start := time.Now()
