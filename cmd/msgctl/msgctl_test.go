@@ -231,11 +231,15 @@ func TestConnectTimeout(t *testing.T) {
 
 func TestAdvise(t *testing.T) {
 	msgctl(t, "", "advise", "--every-system-reacts=yes", "--caller-waits=no", "--freshness=seconds", "--source-can-push=yes").
-		want(t, 0, "Use: pubsub", "examples/fanout")
+		want(t, 0, "Use: pubsub", "examples/fanout", "consumers needed ≈ arrival rate / one consumer's rate", "msgctl top", "msgctl stats")
 	msgctl(t, "", "advise", "--every-system-reacts=no", "--caller-waits=yes", "--freshness=realtime", "--source-can-push=yes").
 		want(t, 0, "Use: reqreply", "examples/checkout")
 	msgctl(t, "", "advise", "--every-system-reacts=no", "--caller-waits=no", "--freshness=hours", "--source-can-push=no").
-		want(t, 0, "Use: poll + queue + batch", "cannot push")
+		want(t, 0, "Use: poll + queue + batch", "cannot push", "How many consumers?", "(backlog / target)")
+	// Request/reply alone runs no consumer group to size.
+	if r := msgctl(t, "", "advise", "--every-system-reacts=no", "--caller-waits=yes", "--freshness=seconds", "--source-can-push=yes"); strings.Contains(r.stdout, "How many consumers?") {
+		t.Errorf("reqreply advice sizes consumers:\n%s", r.stdout)
+	}
 	// Interactive, with a wrong answer corrected.
 	msgctl(t, "maybe\nno\nno\n1\nyes\n", "advise").want(t, 0, "answer yes or no", "Use: queue + stream")
 	msgctl(t, "yes\n", "advise").want(t, 1, "no answer")
