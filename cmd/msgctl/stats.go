@@ -41,23 +41,17 @@ drain an existing backlog within a target time).`
 func (c *statsCmd) Help() string { return statsHelp }
 
 func (c *statsCmd) Run(e *env) error {
-	for _, t := range c.Topics {
-		if err := messaging.ValidateName(t); err != nil {
-			return usagef("%v", err)
-		}
+	if err := validateTopics(c.Topics); err != nil {
+		return err
 	}
 	if c.Timeout <= 0 {
 		return usagef("--timeout must be positive, not %v", c.Timeout)
 	}
-	client, err := e.connect()
+	client, insp, err := e.connectInspector()
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	insp, err := inspectorOf(client)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(e.ctx, c.Timeout)
 	defer cancel()
 	topics, err := topicsToInspect(ctx, insp, c.Topics)
@@ -91,13 +85,29 @@ func (c *statsCmd) Run(e *env) error {
 	return errors.Join(errs...)
 }
 
-// inspectorOf returns client's Inspector, or why it has none.
-func inspectorOf(client messaging.Client) (messaging.Inspector, error) {
+// validateTopics is a usage error for the first malformed topic name.
+func validateTopics(topics []string) error {
+	for _, t := range topics {
+		if err := messaging.ValidateName(t); err != nil {
+			return usagef("%v", err)
+		}
+	}
+	return nil
+}
+
+// connectInspector connects to the broker and returns the client and its
+// Inspector, or why it has none.
+func (e *env) connectInspector() (messaging.Client, messaging.Inspector, error) {
+	client, err := e.connect()
+	if err != nil {
+		return nil, nil, err
+	}
 	insp, ok := client.(messaging.Inspector)
 	if !ok {
-		return nil, fmt.Errorf("this broker's client cannot report its backlog (%T is no messaging.Inspector): %w", client, messaging.ErrUnsupported)
+		_ = client.Close()
+		return nil, nil, fmt.Errorf("this broker's client cannot report its backlog (%T is no messaging.Inspector): %w", client, messaging.ErrUnsupported)
 	}
-	return insp, nil
+	return client, insp, nil
 }
 
 // topicsToInspect returns topics, else the ones the broker lists; a broker

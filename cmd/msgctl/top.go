@@ -41,10 +41,8 @@ func (c *topCmd) Help() string {
 }
 
 func (c *topCmd) Run(e *env) error {
-	for _, t := range c.Topics {
-		if err := messaging.ValidateName(t); err != nil {
-			return usagef("%v", err)
-		}
+	if err := validateTopics(c.Topics); err != nil {
+		return err
 	}
 	if c.Interval <= 0 {
 		return usagef("--interval must be positive, not %v", c.Interval)
@@ -58,15 +56,11 @@ func (c *topCmd) Run(e *env) error {
 	if !inOK || !outOK || !isTerminal(in) || !isTerminal(out) {
 		return usagef("top needs a terminal on stdin and stdout; for a one-off or a script use msgctl stats")
 	}
-	client, err := e.connect()
+	client, insp, err := e.connectInspector()
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	insp, err := inspectorOf(client)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	// A broker that cannot list fails here, before the screen is taken.

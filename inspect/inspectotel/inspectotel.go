@@ -47,6 +47,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/inspection"
@@ -58,14 +59,6 @@ const ScopeName = "github.com/msgkit/messaging/inspect/inspectotel"
 // DefaultTimeout bounds a collection's inspections unless Timeout says
 // otherwise.
 const DefaultTimeout = 5 * time.Second
-
-// Attribute keys (OpenTelemetry semantic conventions for messaging).
-const (
-	AttrSystem      = attribute.Key("messaging.system")
-	AttrDestination = attribute.Key("messaging.destination.name")
-	AttrGroup       = attribute.Key("messaging.consumer.group.name")
-	AttrPartition   = attribute.Key("messaging.destination.partition.id")
-)
 
 // Option configures Register.
 type Option func(*config)
@@ -92,7 +85,8 @@ func Topics(names ...string) Option {
 func Timeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
 // System maps a broker (messaging.TopicStats.Broker, the URL scheme) to the
-// messaging.system value of the semantic conventions.
+// messaging.system value of the semantic conventions (those without one in
+// the conventions keep their scheme).
 func System(broker string) string {
 	switch broker {
 	case "amqp", "amqps":
@@ -188,14 +182,14 @@ func (g *gauges) observeTopic(o metric.Observer, st messaging.TopicStats) {
 			o.ObserveInt64(inst, v, metric.WithAttributes(attrs...))
 		}
 	}
-	sys, dest := AttrSystem.String(System(st.Broker)), AttrDestination.String(st.Topic)
+	sys, dest := semconv.MessagingSystemKey.String(System(st.Broker)), semconv.MessagingDestinationName(st.Topic)
 	count(g.topic.messages, st.Messages, sys, dest)
 	count(g.topic.size, st.Bytes, sys, dest)
 	for _, p := range st.Partitions {
-		count(g.topic.partition, p.Messages, sys, dest, AttrPartition.String(strconv.Itoa(p.Partition)))
+		count(g.topic.partition, p.Messages, sys, dest, semconv.MessagingDestinationPartitionID(strconv.Itoa(p.Partition)))
 	}
 	for _, gs := range st.Groups {
-		attrs := []attribute.KeyValue{sys, dest, AttrGroup.String(gs.Group)}
+		attrs := []attribute.KeyValue{sys, dest, semconv.MessagingConsumerGroupName(gs.Group)}
 		count(g.group.backlog, gs.Backlog, attrs...)
 		count(g.group.inFlight, gs.InFlight, attrs...)
 		count(g.group.redeliveries, gs.Redeliveries, attrs...)
