@@ -33,7 +33,7 @@ func collect(t *testing.T, r *sdkmetric.ManualReader) (map[string]float64, map[s
 	key := func(name string, set attribute.Set) string {
 		var kv []string
 		for _, a := range set.ToSlice() {
-			kv = append(kv, fmt.Sprintf("%s=%s", a.Key, a.Value.Emit()))
+			kv = append(kv, fmt.Sprintf("%s=%s", a.Key, a.Value.String()))
 		}
 		return fmt.Sprintf("%s%v", name, kv)
 	}
