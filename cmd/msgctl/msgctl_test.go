@@ -17,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/msgkit/messaging"
 	natsadapter "github.com/msgkit/messaging/adapters/nats"
@@ -673,5 +675,79 @@ func TestNoSecretInOutput(t *testing.T) {
 				t.Errorf("%s: output reveals %q:\n%s%s", u, secret, r.stdout, r.stderr)
 			}
 		}
+	}
+}
+
+// TestTopBinaryQuitsAndRestoresTheTerminal runs the built binary in a
+// pseudo-terminal (the in-process tests of top_test.go check its figures):
+// on an empty in-process broker it draws a frame, and q or Ctrl-C ends it
+// with exit status 0, the terminal's modes as they were and the cursor and
+// main screen back.
+func TestTopBinaryQuitsAndRestoresTheTerminal(t *testing.T) {
+	for _, key := range []string{"q", "\x03"} {
+		master, tty, err := pty.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pty.Setsize(master, &pty.Winsize{Rows: 24, Cols: 100}); err != nil {
+			t.Fatal(err)
+		}
+		before, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "top", "--url", "mem://", "--interval", "50ms")
+		cmd.Env = append(os.Environ(), "MESSAGING_URL=")
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		done := make(chan error, 1)
+		go func() { // read until the first frame, send the key, read to the end
+			buf := make([]byte, 4096)
+			sent := false
+			for {
+				n, err := master.Read(buf)
+				out.Write(buf[:n])
+				if !sent && strings.Contains(out.String(), "(no topics)") {
+					sent = true
+					if _, err := master.Write([]byte(key)); err != nil {
+						done <- err
+						return
+					}
+				}
+				if err != nil || strings.HasSuffix(out.String(), "\x1b[?25h\x1b[?1049l") {
+					done <- nil
+					return
+				}
+			}
+		}()
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("top ended with %v after %q", err, key)
+			}
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatalf("top did not quit on %q", key) // (the screen is still being read: not printed)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		after, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *after != *before {
+			t.Errorf("after %q the terminal's modes changed:\nbefore %+v\nafter  %+v", key, *before, *after)
+		}
+		if s := out.String(); !strings.HasPrefix(s, "\x1b[?1049h\x1b[?25l") || !strings.HasSuffix(s, "\x1b[?25h\x1b[?1049l") {
+			t.Errorf("after %q the screen was not entered and left as it should be:\n%q", key, s)
+		}
+		_ = master.Close()
+		_ = tty.Close()
 	}
 }

@@ -95,7 +95,7 @@ messaging_inspect_errors_total 0
 
 	// A fixed list with a topic that is not there: the others are exported,
 	// up is 0 and the error counted, scrape after scrape.
-	col = inspectprom.New(c, inspectprom.Topics("empty", "missing"), quiet)
+	col = inspectprom.New(c, inspectprom.Topics("empty", "missing", "empty"), quiet) // a topic named twice is inspected once
 	for scrape := 1; scrape <= 2; scrape++ {
 		expected := fmt.Sprintf(`
 # HELP messaging_topic_messages Messages the broker retains for the topic.

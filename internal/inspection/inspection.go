@@ -6,6 +6,7 @@ package inspection
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/msgkit/messaging"
 )
@@ -17,12 +18,18 @@ type Result struct {
 	Err   error
 }
 
-// Topics returns topics when there are any, else the names insp lists. It
-// fails with an error wrapping messaging.ErrUnsupported when insp is no
-// messaging.TopicLister.
+// Topics returns topics when there are any (each once, in the order
+// given), else the names insp lists. It fails with an error wrapping
+// messaging.ErrUnsupported when insp is no messaging.TopicLister.
 func Topics(ctx context.Context, insp messaging.Inspector, topics []string) ([]string, error) {
 	if len(topics) > 0 {
-		return topics, nil
+		var out []string
+		for _, t := range topics {
+			if !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+		return out, nil
 	}
 	l, ok := insp.(messaging.TopicLister)
 	if !ok {
