@@ -55,6 +55,7 @@ type topic struct {
 	mu      sync.Mutex
 	log     []*entry
 	base    int64 // offset of log[0]
+	bytes   int64 // sum of the retained messages' Size
 	groups  map[string]*group
 	changed chan struct{}
 	deleted bool // removed from the broker: its subscriptions end
@@ -90,9 +91,13 @@ func (t *topic) append(msgs []*messaging.Message) {
 			}
 		}
 		t.log = append(t.log, e)
+		t.bytes += int64(e.msg.Size())
 	}
 	if t.retention > 0 && len(t.log) > t.retention {
 		drop := len(t.log) - t.retention
+		for _, e := range t.log[:drop] {
+			t.bytes -= int64(e.msg.Size())
+		}
 		clear(t.log[:drop])
 		t.log = t.log[drop:]
 		t.base += int64(drop)
@@ -141,7 +146,8 @@ type group struct {
 	cursor    int64 // next offset never delivered
 	pending   map[int64]*pending
 	nextToken uint64
-	members   int // live subscriptions
+	members   int    // live subscriptions
+	redeliver uint64 // deliveries that were redeliveries (Attempt > 1), ever
 }
 
 // pending is a delivered, unacknowledged message.
@@ -258,6 +264,9 @@ func (t *topic) deliver(g *group, p *pending, sub uint64, now time.Time, ackDead
 	g.nextToken++
 	p.holder = sub
 	p.attempts++
+	if p.attempts > 1 {
+		g.redeliver++
+	}
 	p.inFlight = true
 	p.token = g.nextToken
 	p.deadline = now.Add(ackDeadline)

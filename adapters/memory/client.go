@@ -49,8 +49,8 @@ func open(_ context.Context, u *url.URL) (messaging.Client, error) {
 
 // Client publishes to and consumes from a Broker. It implements
 // messaging.Client, messaging.BatchConsumer, messaging.Stream,
-// messaging.Provisioner, messaging.TopicDeleter and messaging.Shutdowner,
-// and is safe for concurrent use. Its consumer side is the library's engine
+// messaging.Provisioner, messaging.TopicDeleter, messaging.Shutdowner,
+// messaging.Inspector and messaging.TopicLister, and is safe for concurrent use. Its consumer side is the library's engine
 // (package engine) over the driver in driver.go.
 type Client struct {
 	*engine.Consumer // Subscribe, SubscribeBatch, Read, Shutdown

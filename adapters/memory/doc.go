@@ -27,6 +27,9 @@
 //     driver in driver.go: the reference for writing an adapter (see package
 //     driver). Client.Shutdown and Subscription.Shutdown bound Close with a
 //     context.
+//   - Inspect reports every figure of messaging.TopicStats from the broker's
+//     state (see Client.Inspect for their exact meaning) and Topics lists
+//     the broker's topics.
 //   - Publish copies payloads and headers, and each delivery gets its own copy,
 //     so neither side can change what the other sees.
 package memory

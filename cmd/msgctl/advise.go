@@ -20,7 +20,17 @@ type advice struct {
 	patterns []string // primary first
 	why      []string
 	example  string
+	sizing   bool // the user runs a number of consumers in a group: say how to size it
 }
+
+// sizingAdvice tells how many consumers a group needs, from what msgctl stats and
+// top show.
+const sizingAdvice = `How many consumers? consumers needed ≈ arrival rate / one consumer's rate;
+to drain an existing backlog within a target time, add (backlog / target) / one
+consumer's rate. Read them off the broker: msgctl top shows PUB/S (the arrival
+rate) and CONS/S (divide by CONSUMERS for one consumer's rate), msgctl stats the
+BACKLOG and OLDEST age of each group. A backlog and age that keep growing mean
+too few consumers (or a stuck one: see IN-FLIGHT).`
 
 func advise(a answers) advice {
 	var ad advice
@@ -35,6 +45,7 @@ func advise(a answers) advice {
 		ad.why = append(ad.why,
 			"the caller must wait, so the one answer it needs goes over request/reply (patterns/reqreply): a correlation ID, a reply topic and a timeout",
 			"the other systems must all react but the caller should not wait for them: publish an event (patterns/pubsub) or enqueue jobs after the reply, so their speed and failures do not reach the caller")
+		ad.sizing = true
 		if ad.example == "" {
 			ad.example = "go run ./examples/checkout"
 		}
@@ -47,12 +58,14 @@ func advise(a answers) advice {
 	case a.everyone:
 		ad.patterns = append(ad.patterns, "pubsub")
 		ad.why = append(ad.why, "every system must react to each message: an event bus (patterns/pubsub) publishes once and gives each subscriber its own consumer group; a new subscriber needs no change to the publisher")
+		ad.sizing = true
 		if ad.example == "" {
 			ad.example = "go run ./examples/fanout"
 		}
 	default:
 		ad.patterns = append(ad.patterns, "queue")
 		ad.why = append(ad.why, "each message is work that one worker should do once: a work queue (patterns/queue) shares it among N workers, retries failures with backoff and dead-letters what keeps failing")
+		ad.sizing = true
 		if ad.example == "" {
 			ad.example = "go run ./examples/checkout"
 		}
@@ -171,6 +184,9 @@ func (c *adviseCmd) Run(e *env) error {
 	fmt.Fprintf(e.stdout, "\nUse: %s\n\nWhy:\n", strings.Join(ad.patterns, " + "))
 	for _, w := range ad.why {
 		fmt.Fprintf(e.stdout, "  - %s\n", w)
+	}
+	if ad.sizing {
+		fmt.Fprintf(e.stdout, "\n%s\n", sizingAdvice)
 	}
 	fmt.Fprintf(e.stdout, "\nSee it run: %s\nPackages:   %s\n", ad.example, packages(ad.patterns))
 	return nil

@@ -1,7 +1,7 @@
 // Command msgctl is the command-line tool of the messaging library: a demo
 // of the patterns that needs no setup, and commands to publish, consume,
-// replay, provision, inspect dead letters, benchmark a broker and choose a
-// pattern.
+// replay, provision, inspect dead letters, watch the backlog of consumer
+// groups (stats, top), benchmark a broker and choose a pattern.
 //
 // Usage:
 //

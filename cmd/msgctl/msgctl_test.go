@@ -17,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/msgkit/messaging"
 	natsadapter "github.com/msgkit/messaging/adapters/nats"
@@ -110,7 +112,7 @@ func TestDemoRunsOnTheEmbeddedBroker(t *testing.T) {
 }
 
 func TestHelpAndUsageErrors(t *testing.T) {
-	commands := []string{"demo", "publish", "consume", "tail", "replay", "provision", "dlq", "bench", "advise"}
+	commands := []string{"demo", "publish", "consume", "tail", "replay", "provision", "dlq", "stats", "top", "bench", "advise"}
 	msgctl(t, "", "--help").want(t, 0, append([]string{"Commands:", "--connect-timeout", "--version"}, commands...)...)
 	msgctl(t, "").want(t, 2, "Usage: msgctl <command>")
 	msgctl(t, "", "frobnicate").want(t, 2, "unexpected argument frobnicate")
@@ -128,6 +130,9 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	msgctl(t, "", "dlq", "purge", "t").want(t, 2, "unexpected argument purge")
 	msgctl(t, "", "dlq", "redrive", "t").want(t, 2, "redrive takes IDs or --all")
 	msgctl(t, "", "demo", "--only", "nothing").want(t, 2, `unknown scenario "nothing"`)
+	msgctl(t, "", "stats", "--format", "xml").want(t, 2, "--format")
+	msgctl(t, "", "top", "--sort", "size").want(t, 2, "--sort")
+	msgctl(t, "", "top", "--url", "mem://").want(t, 2, "top needs a terminal")
 	// Broker errors are failures (1), and never show the password.
 	r := msgctl(t, "", "publish", "--url", "nosuch://user:s3cret@host", "t", "x")
 	r.want(t, 1, "unknown URL scheme")
@@ -158,6 +163,8 @@ func TestNoBrokerNoDefault(t *testing.T) {
 		{"dlq", "show", "orders.dlq", "id"},
 		{"dlq", "redrive", "orders.dlq", "--all"},
 		{"bench", "--count", "1"},
+		{"stats"},
+		{"top", "orders"},
 	} {
 		r := msgctl(t, "", args...)
 		r.want(t, 2, "no broker: pass --url URL or set MESSAGING_URL", "--url nats://127.0.0.1:4222", "mem://")
@@ -209,6 +216,7 @@ func TestConnectTimeout(t *testing.T) {
 			{"dlq", "list", "t"},
 			{"dlq", "redrive", "t", "--all"},
 			{"bench", "--count", "1"},
+			{"stats", "t"},
 			{"demo"},
 		} {
 			start := time.Now()
@@ -225,11 +233,15 @@ func TestConnectTimeout(t *testing.T) {
 
 func TestAdvise(t *testing.T) {
 	msgctl(t, "", "advise", "--every-system-reacts=yes", "--caller-waits=no", "--freshness=seconds", "--source-can-push=yes").
-		want(t, 0, "Use: pubsub", "examples/fanout")
+		want(t, 0, "Use: pubsub", "examples/fanout", "consumers needed ≈ arrival rate / one consumer's rate", "msgctl top", "msgctl stats")
 	msgctl(t, "", "advise", "--every-system-reacts=no", "--caller-waits=yes", "--freshness=realtime", "--source-can-push=yes").
 		want(t, 0, "Use: reqreply", "examples/checkout")
 	msgctl(t, "", "advise", "--every-system-reacts=no", "--caller-waits=no", "--freshness=hours", "--source-can-push=no").
-		want(t, 0, "Use: poll + queue + batch", "cannot push")
+		want(t, 0, "Use: poll + queue + batch", "cannot push", "How many consumers?", "(backlog / target)")
+	// Request/reply alone runs no consumer group to size.
+	if r := msgctl(t, "", "advise", "--every-system-reacts=no", "--caller-waits=yes", "--freshness=seconds", "--source-can-push=yes"); strings.Contains(r.stdout, "How many consumers?") {
+		t.Errorf("reqreply advice sizes consumers:\n%s", r.stdout)
+	}
 	// Interactive, with a wrong answer corrected.
 	msgctl(t, "maybe\nno\nno\n1\nyes\n", "advise").want(t, 0, "answer yes or no", "Use: queue + stream")
 	msgctl(t, "yes\n", "advise").want(t, 1, "no answer")
@@ -663,5 +675,79 @@ func TestNoSecretInOutput(t *testing.T) {
 				t.Errorf("%s: output reveals %q:\n%s%s", u, secret, r.stdout, r.stderr)
 			}
 		}
+	}
+}
+
+// TestTopBinaryQuitsAndRestoresTheTerminal runs the built binary in a
+// pseudo-terminal (the in-process tests of top_test.go check its figures):
+// on an empty in-process broker it draws a frame, and q or Ctrl-C ends it
+// with exit status 0, the terminal's modes as they were and the cursor and
+// main screen back.
+func TestTopBinaryQuitsAndRestoresTheTerminal(t *testing.T) {
+	for _, key := range []string{"q", "\x03"} {
+		master, tty, err := pty.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pty.Setsize(master, &pty.Winsize{Rows: 24, Cols: 100}); err != nil {
+			t.Fatal(err)
+		}
+		before, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "top", "--url", "mem://", "--interval", "50ms")
+		cmd.Env = append(os.Environ(), "MESSAGING_URL=")
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		done := make(chan error, 1)
+		go func() { // read until the first frame, send the key, read to the end
+			buf := make([]byte, 4096)
+			sent := false
+			for {
+				n, err := master.Read(buf)
+				out.Write(buf[:n])
+				if !sent && strings.Contains(out.String(), "(no topics)") {
+					sent = true
+					if _, err := master.Write([]byte(key)); err != nil {
+						done <- err
+						return
+					}
+				}
+				if err != nil || strings.HasSuffix(out.String(), "\x1b[?25h\x1b[?1049l") {
+					done <- nil
+					return
+				}
+			}
+		}()
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("top ended with %v after %q", err, key)
+			}
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatalf("top did not quit on %q", key) // (the screen is still being read: not printed)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		after, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *after != *before {
+			t.Errorf("after %q the terminal's modes changed:\nbefore %+v\nafter  %+v", key, *before, *after)
+		}
+		if s := out.String(); !strings.HasPrefix(s, "\x1b[?1049h\x1b[?25l") || !strings.HasSuffix(s, "\x1b[?25h\x1b[?1049l") {
+			t.Errorf("after %q the screen was not entered and left as it should be:\n%q", key, s)
+		}
+		_ = master.Close()
+		_ = tty.Close()
 	}
 }

@@ -1,0 +1,201 @@
+// Package inspectotel exports the backlog of consumer groups, as a
+// messaging.Inspector reads it from the broker, as OpenTelemetry observable
+// gauges (go.opentelemetry.io/otel/metric). Only programs that import it
+// depend on the OpenTelemetry metric API.
+//
+// At each collection the callback inspects its topics (those given with
+// Topics, else every topic the client lists through messaging.TopicLister)
+// and observes:
+//
+//	messaging.destination.messages        {message}  messages the broker retains
+//	messaging.destination.size            By         their size
+//	messaging.destination.partition.messages
+//	                                      {message}  the same per partition
+//	messaging.consumer.group.backlog      {message}  published, not yet
+//	                                                 delivered to the group
+//	messaging.consumer.group.in_flight    {message}  delivered, not yet settled
+//	messaging.consumer.group.oldest_age   s          age of the oldest message
+//	                                                 of the backlog (0 when
+//	                                                 there is none)
+//	messaging.consumer.group.redeliveries {delivery} redeliveries, as the
+//	                                                 broker counts them
+//	messaging.consumer.group.members      {consumer} connected group members
+//	messaging.inspect.errors              {error}    failed inspections, a
+//	                                                 counter
+//
+// with the attributes of the OpenTelemetry semantic conventions for
+// messaging: messaging.system (the broker: "kafka", "rabbitmq", "nats",
+// "redis", "mem"), messaging.destination.name (the topic),
+// messaging.consumer.group.name (the group) and
+// messaging.destination.partition.id. The semantic conventions define no
+// backlog metrics, so the names extend their messaging namespace.
+//
+// A figure the broker does not report (unknown in messaging.TopicStats) is
+// not observed, never as 0. A failed inspection does not fail the
+// collection: the other topics are observed, the error counter grows and
+// the error goes to otel.Handle (the global error handler). Each
+// collection's inspections are bounded by Timeout.
+package inspectotel
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/inspection"
+)
+
+// ScopeName is the instrumentation scope of the meter.
+const ScopeName = "github.com/msgkit/messaging/inspect/inspectotel"
+
+// DefaultTimeout bounds a collection's inspections unless Timeout says
+// otherwise.
+const DefaultTimeout = 5 * time.Second
+
+// Option configures Register.
+type Option func(*config)
+
+type config struct {
+	mp      metric.MeterProvider
+	topics  []string
+	timeout time.Duration
+}
+
+// WithMeterProvider sets where the gauges are created (default the global
+// provider, otel.GetMeterProvider()).
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(c *config) { c.mp = mp } }
+
+// Topics sets the topics to inspect. Without it every topic the client
+// lists is inspected at each collection, and a client that is no
+// messaging.TopicLister observes nothing but the error.
+func Topics(names ...string) Option {
+	return func(c *config) { c.topics = append([]string(nil), names...) }
+}
+
+// Timeout bounds the inspections of one collection (default 5s); the topics
+// not inspected by then count as failed.
+func Timeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// System maps a broker (messaging.TopicStats.Broker, the URL scheme) to the
+// messaging.system value of the semantic conventions (those without one in
+// the conventions keep their scheme).
+func System(broker string) string {
+	switch broker {
+	case "amqp", "amqps":
+		return "rabbitmq"
+	case "rediss":
+		return "redis"
+	}
+	return broker
+}
+
+type gauges struct {
+	insp    messaging.Inspector
+	cfg     config
+	errors  atomic.Int64
+	topic   struct{ messages, size, partition metric.Int64ObservableGauge }
+	group   struct{ backlog, inFlight, redeliveries, members metric.Int64ObservableGauge }
+	age     metric.Float64ObservableGauge
+	errorsC metric.Int64ObservableCounter
+}
+
+// Register creates the instruments and the callback that observes insp's
+// backlog. Unregister the returned registration to stop observing (the
+// instruments stay with the meter). The callback is safe for concurrent
+// collections.
+func Register(insp messaging.Inspector, opts ...Option) (metric.Registration, error) {
+	g := &gauges{insp: insp, cfg: config{timeout: DefaultTimeout}}
+	for _, o := range opts {
+		if o != nil {
+			o(&g.cfg)
+		}
+	}
+	if g.cfg.mp == nil {
+		g.cfg.mp = otel.GetMeterProvider()
+	}
+	if g.cfg.timeout <= 0 {
+		g.cfg.timeout = DefaultTimeout
+	}
+	m := g.cfg.mp.Meter(ScopeName)
+	var err error
+	gauge := func(p *metric.Int64ObservableGauge, name, unit, desc string) {
+		if err == nil {
+			*p, err = m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		}
+	}
+	gauge(&g.topic.messages, "messaging.destination.messages", "{message}", "Messages the broker retains for the destination.")
+	gauge(&g.topic.size, "messaging.destination.size", "By", "Size of the messages the broker retains for the destination.")
+	gauge(&g.topic.partition, "messaging.destination.partition.messages", "{message}", "Messages the broker retains in the partition.")
+	gauge(&g.group.backlog, "messaging.consumer.group.backlog", "{message}", "Messages published but not yet delivered to the consumer group.")
+	gauge(&g.group.inFlight, "messaging.consumer.group.in_flight", "{message}", "Messages delivered to the consumer group and not yet settled.")
+	gauge(&g.group.redeliveries, "messaging.consumer.group.redeliveries", "{delivery}", "Redeliveries to the consumer group, as the broker counts them.")
+	gauge(&g.group.members, "messaging.consumer.group.members", "{consumer}", "Consumers (group members) connected.")
+	if err == nil {
+		g.age, err = m.Float64ObservableGauge("messaging.consumer.group.oldest_age", metric.WithUnit("s"),
+			metric.WithDescription("Age of the oldest message not yet delivered to the consumer group (0 when none)."))
+	}
+	if err == nil {
+		g.errorsC, err = m.Int64ObservableCounter("messaging.inspect.errors", metric.WithUnit("{error}"),
+			metric.WithDescription("Failed inspections: listing the topics, or inspecting one."))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inspectotel: %w", err)
+	}
+	return m.RegisterCallback(g.observe, g.topic.messages, g.topic.size, g.topic.partition,
+		g.group.backlog, g.group.inFlight, g.group.redeliveries, g.group.members, g.age, g.errorsC)
+}
+
+// observe inspects the topics and observes their figures.
+func (g *gauges) observe(ctx context.Context, o metric.Observer) error {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.timeout)
+	defer cancel()
+	fail := func(err error) {
+		g.errors.Add(1)
+		otel.Handle(fmt.Errorf("inspectotel: %w", err))
+	}
+	topics, err := inspection.Topics(ctx, g.insp, g.cfg.topics)
+	if err != nil {
+		fail(err)
+	}
+	for _, r := range inspection.Inspect(ctx, g.insp, topics) {
+		if r.Err != nil {
+			fail(r.Err)
+			continue
+		}
+		g.observeTopic(o, r.Stats)
+	}
+	o.ObserveInt64(g.errorsC, g.errors.Load())
+	return nil
+}
+
+func (g *gauges) observeTopic(o metric.Observer, st messaging.TopicStats) {
+	count := func(inst metric.Int64ObservableGauge, c messaging.Count, attrs ...attribute.KeyValue) {
+		if v, ok := c.Value(); ok {
+			o.ObserveInt64(inst, v, metric.WithAttributes(attrs...))
+		}
+	}
+	sys, dest := semconv.MessagingSystemKey.String(System(st.Broker)), semconv.MessagingDestinationName(st.Topic)
+	count(g.topic.messages, st.Messages, sys, dest)
+	count(g.topic.size, st.Bytes, sys, dest)
+	for _, p := range st.Partitions {
+		count(g.topic.partition, p.Messages, sys, dest, semconv.MessagingDestinationPartitionID(strconv.Itoa(p.Partition)))
+	}
+	for _, gs := range st.Groups {
+		attrs := []attribute.KeyValue{sys, dest, semconv.MessagingConsumerGroupName(gs.Group)}
+		count(g.group.backlog, gs.Backlog, attrs...)
+		count(g.group.inFlight, gs.InFlight, attrs...)
+		count(g.group.redeliveries, gs.Redeliveries, attrs...)
+		count(g.group.members, gs.Consumers, attrs...)
+		if d, ok := gs.OldestAge.Value(); ok {
+			o.ObserveFloat64(g.age, d.Seconds(), metric.WithAttributes(attrs...))
+		}
+	}
+}

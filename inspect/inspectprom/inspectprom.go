@@ -1,0 +1,190 @@
+// Package inspectprom exports the backlog of consumer groups, as a
+// messaging.Inspector reads it from the broker, to Prometheus
+// (github.com/prometheus/client_golang). Only programs that import it
+// depend on client_golang.
+//
+// At each scrape the collector inspects its topics (those given with
+// Topics, else every topic the client lists through messaging.TopicLister)
+// and exports, with <ns> the namespace ("messaging" by default):
+//
+//	<ns>_topic_messages{broker,topic}               messages the broker retains
+//	<ns>_topic_bytes{broker,topic}                  their size
+//	<ns>_topic_partition_messages{broker,topic,partition}
+//	                                                the same per partition
+//	<ns>_group_backlog_messages{broker,topic,group} published, not yet
+//	                                                delivered to the group
+//	<ns>_group_in_flight_messages{broker,topic,group}
+//	                                                delivered, not yet settled
+//	<ns>_group_oldest_age_seconds{broker,topic,group}
+//	                                                age of the oldest message
+//	                                                of the backlog (0 when
+//	                                                there is none)
+//	<ns>_group_redeliveries{broker,topic,group}     redeliveries, as the
+//	                                                broker counts them
+//	<ns>_group_consumers{broker,topic,group}        connected group members
+//	<ns>_inspect_up                                 1 when every inspection of
+//	                                                the scrape succeeded, else 0
+//	<ns>_inspect_errors_total                       failed inspections (listing
+//	                                                the topics, or one topic)
+//	<ns>_inspect_duration_seconds                   how long the scrape's
+//	                                                inspections took
+//
+// All are gauges but the errors counter. broker is the adapter's URL scheme
+// (messaging.TopicStats.Broker). A figure the broker does not report
+// (unknown in messaging.TopicStats) is left out, never exported as 0; see
+// each adapter's Inspect for what it reports. Redeliveries are a gauge
+// because not every broker keeps a count that only grows.
+//
+// A failed inspection does not fail the scrape: the topics that could be
+// inspected are exported, <ns>_inspect_up is 0, the error counter grows and
+// the error is logged. Each scrape is bounded by ScrapeTimeout.
+package inspectprom
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/inspection"
+)
+
+// DefaultScrapeTimeout bounds a scrape's inspections unless ScrapeTimeout
+// says otherwise.
+const DefaultScrapeTimeout = 5 * time.Second
+
+// Option configures New.
+type Option func(*config)
+
+type config struct {
+	namespace string
+	topics    []string
+	timeout   time.Duration
+	logger    *slog.Logger
+}
+
+// Namespace sets the metric name prefix (default "messaging").
+func Namespace(ns string) Option { return func(c *config) { c.namespace = ns } }
+
+// Topics sets the topics to inspect. Without it the collector inspects
+// every topic the client lists at each scrape, and fails (inspect_up 0)
+// when the client is no messaging.TopicLister.
+func Topics(names ...string) Option {
+	return func(c *config) { c.topics = append([]string(nil), names...) }
+}
+
+// ScrapeTimeout bounds the inspections of one scrape (default 5s); the
+// topics not inspected by then count as failed.
+func ScrapeTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// Logger sets where failed inspections are logged (default slog.Default()).
+func Logger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// Collector is a prometheus.Collector that inspects the broker at each
+// scrape. It is safe for concurrent use; concurrent scrapes inspect
+// concurrently.
+type Collector struct {
+	insp messaging.Inspector
+	cfg  config
+
+	messages, bytes, partitionMessages                    *prometheus.Desc
+	backlog, inFlight, oldestAge, redeliveries, consumers *prometheus.Desc
+	up, errorsTotal, duration                             *prometheus.Desc
+	errors                                                atomic.Uint64
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// New returns a collector of insp's backlog; register it with a
+// prometheus.Registerer.
+func New(insp messaging.Inspector, opts ...Option) *Collector {
+	cfg := config{namespace: "messaging", timeout: DefaultScrapeTimeout, logger: slog.Default()}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if cfg.timeout <= 0 {
+		cfg.timeout = DefaultScrapeTimeout
+	}
+	desc := func(sub, name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(cfg.namespace, sub, name), help, labels, nil)
+	}
+	topic := []string{"broker", "topic"}
+	group := []string{"broker", "topic", "group"}
+	return &Collector{insp: insp, cfg: cfg,
+		messages:          desc("topic", "messages", "Messages the broker retains for the topic.", topic...),
+		bytes:             desc("topic", "bytes", "Size of the messages the broker retains for the topic.", topic...),
+		partitionMessages: desc("topic", "partition_messages", "Messages the broker retains in the partition.", "broker", "topic", "partition"),
+		backlog:           desc("group", "backlog_messages", "Messages published but not yet delivered to the group.", group...),
+		inFlight:          desc("group", "in_flight_messages", "Messages delivered to the group's consumers and not yet settled.", group...),
+		oldestAge:         desc("group", "oldest_age_seconds", "Age of the oldest message not yet delivered to the group (0 when none).", group...),
+		redeliveries:      desc("group", "redeliveries", "Redeliveries to the group, as the broker counts them.", group...),
+		consumers:         desc("group", "consumers", "Consumers (group members) connected.", group...),
+		up:                desc("inspect", "up", "1 when every inspection of this scrape succeeded, else 0."),
+		errorsTotal:       desc("inspect", "errors_total", "Failed inspections: listing the topics, or inspecting one."),
+		duration:          desc("inspect", "duration_seconds", "Time the inspections of this scrape took."),
+	}
+}
+
+// Describe sends every metric's description.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.messages, c.bytes, c.partitionMessages, c.backlog, c.inFlight,
+		c.oldestAge, c.redeliveries, c.consumers, c.up, c.errorsTotal, c.duration} {
+		ch <- d
+	}
+}
+
+// Collect inspects the topics and sends their figures.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.timeout)
+	defer cancel()
+	start := time.Now()
+	up := 1.0
+	fail := func(topic string, err error) {
+		up = 0
+		c.errors.Add(1)
+		c.cfg.logger.Warn("inspectprom: inspection failed", "topic", topic, "error", err)
+	}
+	topics, err := inspection.Topics(ctx, c.insp, c.cfg.topics)
+	if err != nil {
+		fail("", err)
+	}
+	for _, r := range inspection.Inspect(ctx, c.insp, topics) {
+		if r.Err != nil {
+			fail(r.Topic, r.Err)
+			continue
+		}
+		c.collectTopic(ch, r.Stats)
+	}
+	ch <- prometheus.MustNewConstMetric(c.duration, prometheus.GaugeValue, time.Since(start).Seconds())
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(c.errorsTotal, prometheus.CounterValue, float64(c.errors.Load()))
+}
+
+func (c *Collector) collectTopic(ch chan<- prometheus.Metric, st messaging.TopicStats) {
+	count := func(d *prometheus.Desc, n messaging.Count, labels ...string) {
+		if v, ok := n.Value(); ok {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+		}
+	}
+	count(c.messages, st.Messages, st.Broker, st.Topic)
+	count(c.bytes, st.Bytes, st.Broker, st.Topic)
+	for _, p := range st.Partitions {
+		count(c.partitionMessages, p.Messages, st.Broker, st.Topic, strconv.Itoa(p.Partition))
+	}
+	for _, g := range st.Groups {
+		labels := []string{st.Broker, st.Topic, g.Group}
+		count(c.backlog, g.Backlog, labels...)
+		count(c.inFlight, g.InFlight, labels...)
+		count(c.redeliveries, g.Redeliveries, labels...)
+		count(c.consumers, g.Consumers, labels...)
+		if d, ok := g.OldestAge.Value(); ok {
+			ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, d.Seconds(), labels...)
+		}
+	}
+}

@@ -1,0 +1,224 @@
+package inspectprom_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/memory"
+	"github.com/msgkit/messaging/inspect/inspectprom"
+	"github.com/msgkit/messaging/internal/inspection/inspectiontest"
+)
+
+var quiet = inspectprom.Logger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+// figures are the metrics whose values a test knows exactly (the age and
+// the duration are checked apart).
+var figures = []string{
+	"messaging_topic_messages", "messaging_topic_bytes", "messaging_group_backlog_messages",
+	"messaging_group_in_flight_messages", "messaging_group_redeliveries", "messaging_group_consumers",
+	"messaging_inspect_up", "messaging_inspect_errors_total",
+}
+
+// TestCollector: after a real publish, consume and acknowledge on the
+// memory broker, a scrape of every topic (listed by the client) exports
+// the broker's figures; a topic that is not there fails its inspection
+// without failing the scrape.
+func TestCollector(t *testing.T) {
+	c := memory.New()
+	t.Cleanup(func() { _ = c.Close() })
+	bytes := inspectiontest.HeldBacklog(t, c, "orders")
+	if err := c.Provision(t.Context(), "empty"); err != nil {
+		t.Fatal(err)
+	}
+	col := inspectprom.New(c, quiet)
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(col); err != nil {
+		t.Fatal(err)
+	}
+	expected := fmt.Sprintf(`
+# HELP messaging_topic_messages Messages the broker retains for the topic.
+# TYPE messaging_topic_messages gauge
+messaging_topic_messages{broker="mem",topic="empty"} 0
+messaging_topic_messages{broker="mem",topic="orders"} 5
+# HELP messaging_topic_bytes Size of the messages the broker retains for the topic.
+# TYPE messaging_topic_bytes gauge
+messaging_topic_bytes{broker="mem",topic="empty"} 0
+messaging_topic_bytes{broker="mem",topic="orders"} %d
+# HELP messaging_group_backlog_messages Messages published but not yet delivered to the group.
+# TYPE messaging_group_backlog_messages gauge
+messaging_group_backlog_messages{broker="mem",group="idle",topic="orders"} 5
+messaging_group_backlog_messages{broker="mem",group="work",topic="orders"} 2
+# HELP messaging_group_in_flight_messages Messages delivered to the group's consumers and not yet settled.
+# TYPE messaging_group_in_flight_messages gauge
+messaging_group_in_flight_messages{broker="mem",group="idle",topic="orders"} 0
+messaging_group_in_flight_messages{broker="mem",group="work",topic="orders"} 2
+# HELP messaging_group_redeliveries Redeliveries to the group, as the broker counts them.
+# TYPE messaging_group_redeliveries gauge
+messaging_group_redeliveries{broker="mem",group="idle",topic="orders"} 0
+messaging_group_redeliveries{broker="mem",group="work",topic="orders"} 0
+# HELP messaging_group_consumers Consumers (group members) connected.
+# TYPE messaging_group_consumers gauge
+messaging_group_consumers{broker="mem",group="idle",topic="orders"} 0
+messaging_group_consumers{broker="mem",group="work",topic="orders"} 1
+# HELP messaging_inspect_up 1 when every inspection of this scrape succeeded, else 0.
+# TYPE messaging_inspect_up gauge
+messaging_inspect_up 1
+# HELP messaging_inspect_errors_total Failed inspections: listing the topics, or inspecting one.
+# TYPE messaging_inspect_errors_total counter
+messaging_inspect_errors_total 0
+`, bytes)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), figures...); err != nil {
+		t.Error(err)
+	}
+	// The ages: idle's oldest is the first message, work's the fourth; both
+	// were published before the scrape.
+	for _, m := range gather(t, reg, "messaging_group_oldest_age_seconds") {
+		if m <= 0 || m > time.Minute.Seconds() {
+			t.Errorf("oldest age %v s, want a positive age of less than a minute", m)
+		}
+	}
+	if n := testutil.CollectAndCount(col, "messaging_group_oldest_age_seconds"); n != 2 {
+		t.Errorf("%d oldest ages, want 2", n)
+	}
+	if n := testutil.CollectAndCount(col, "messaging_inspect_duration_seconds"); n != 1 {
+		t.Errorf("%d durations, want 1", n)
+	}
+
+	// A fixed list with a topic that is not there: the others are exported,
+	// up is 0 and the error counted, scrape after scrape.
+	col = inspectprom.New(c, inspectprom.Topics("empty", "missing", "empty"), quiet) // a topic named twice is inspected once
+	for scrape := 1; scrape <= 2; scrape++ {
+		expected := fmt.Sprintf(`
+# HELP messaging_topic_messages Messages the broker retains for the topic.
+# TYPE messaging_topic_messages gauge
+messaging_topic_messages{broker="mem",topic="empty"} 0
+# HELP messaging_inspect_up 1 when every inspection of this scrape succeeded, else 0.
+# TYPE messaging_inspect_up gauge
+messaging_inspect_up 0
+# HELP messaging_inspect_errors_total Failed inspections: listing the topics, or inspecting one.
+# TYPE messaging_inspect_errors_total counter
+messaging_inspect_errors_total %d
+`, scrape)
+		if err := testutil.CollectAndCompare(col, strings.NewReader(expected), "messaging_topic_messages", "messaging_inspect_up", "messaging_inspect_errors_total"); err != nil {
+			t.Errorf("scrape %d: %v", scrape, err)
+		}
+	}
+}
+
+// gather returns the values of the metric name in reg.
+func gather(t *testing.T, reg prometheus.Gatherer, name string) []float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.Metric {
+				out = append(out, m.GetGauge().GetValue())
+			}
+		}
+	}
+	return out
+}
+
+// partial reports what a broker that gives fewer figures would: the
+// memory client's stats with the in-flight count, the bytes and the ages
+// unknown. It lists no topics (it is no messaging.TopicLister).
+type partial struct{ c *memory.Client }
+
+func (p partial) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
+	st, err := p.c.Inspect(ctx, topic)
+	st.Bytes = messaging.Count{}
+	for i := range st.Groups {
+		st.Groups[i].InFlight = messaging.Count{}
+		st.Groups[i].OldestAge = messaging.Age{}
+	}
+	return st, err
+}
+
+// TestUnknownFiguresAreLeftOut: figures the broker does not report are not
+// exported (never as 0), and a client that cannot list its topics needs
+// them named.
+func TestUnknownFiguresAreLeftOut(t *testing.T) {
+	c := memory.New()
+	t.Cleanup(func() { _ = c.Close() })
+	inspectiontest.HeldBacklog(t, c, "orders")
+	col := inspectprom.New(partial{c}, inspectprom.Topics("orders"), quiet)
+	for _, name := range []string{"messaging_topic_bytes", "messaging_group_in_flight_messages", "messaging_group_oldest_age_seconds"} {
+		if n := testutil.CollectAndCount(col, name); n != 0 {
+			t.Errorf("%d samples of %s, an unknown figure", n, name)
+		}
+	}
+	expected := `
+# HELP messaging_group_backlog_messages Messages published but not yet delivered to the group.
+# TYPE messaging_group_backlog_messages gauge
+messaging_group_backlog_messages{broker="mem",group="idle",topic="orders"} 5
+messaging_group_backlog_messages{broker="mem",group="work",topic="orders"} 2
+# HELP messaging_inspect_up 1 when every inspection of this scrape succeeded, else 0.
+# TYPE messaging_inspect_up gauge
+messaging_inspect_up 1
+`
+	if err := testutil.CollectAndCompare(col, strings.NewReader(expected), "messaging_group_backlog_messages", "messaging_inspect_up"); err != nil {
+		t.Error(err)
+	}
+
+	col = inspectprom.New(partial{c}, quiet) // no topics, and none listed
+	expected = `
+# HELP messaging_inspect_up 1 when every inspection of this scrape succeeded, else 0.
+# TYPE messaging_inspect_up gauge
+messaging_inspect_up 0
+# HELP messaging_inspect_errors_total Failed inspections: listing the topics, or inspecting one.
+# TYPE messaging_inspect_errors_total counter
+messaging_inspect_errors_total 1
+`
+	if err := testutil.CollectAndCompare(col, strings.NewReader(expected), "messaging_topic_messages", "messaging_inspect_up", "messaging_inspect_errors_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// stuck is a broker that never answers.
+type stuck struct{}
+
+func (stuck) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
+	<-ctx.Done()
+	return messaging.TopicStats{}, ctx.Err()
+}
+
+// TestScrapeTimeout: a broker that does not answer holds a scrape for the
+// timeout, not longer, and the scrape reports it down.
+func TestScrapeTimeout(t *testing.T) {
+	col := inspectprom.New(stuck{}, inspectprom.Topics("a", "b"), inspectprom.ScrapeTimeout(50*time.Millisecond), quiet)
+	start := time.Now()
+	if up := testutil.ToFloat64(upOnly{col}); up != 0 {
+		t.Errorf("up = %v, want 0", up)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("scrape took %v with a 50ms timeout", d)
+	}
+}
+
+// upOnly is the collector's up gauge alone (testutil.ToFloat64 takes a
+// collector of one metric).
+type upOnly struct{ c *inspectprom.Collector }
+
+func (u upOnly) Describe(ch chan<- *prometheus.Desc) { u.c.Describe(ch) }
+func (u upOnly) Collect(ch chan<- prometheus.Metric) {
+	all := make(chan prometheus.Metric)
+	go func() { u.c.Collect(all); close(all) }()
+	for m := range all {
+		if strings.Contains(m.Desc().String(), `"messaging_inspect_up"`) {
+			ch <- m
+		}
+	}
+}
