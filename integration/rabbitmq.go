@@ -3,7 +3,9 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -24,13 +26,43 @@ var RabbitMQ = &Broker{
 	FromHostPort: func(hp string) string { return "amqp://guest:guest@" + hp + "/" },
 }
 
+// RabbitMQInspectGaps are the figures Inspect cannot report without the
+// management API (AMQP gives a queue's ready messages and consumers only).
+var RabbitMQInspectGaps = InspectGaps{Messages: true, Bytes: true, Offsets: true, InFlight: true, OldestAge: true, Redeliveries: true}
+
+// RabbitMQManagementInspectGaps are those it cannot report with the
+// management API (quorum queues report no head message timestamp in
+// RabbitMQ 3.x; an exchange keeps no messages).
+var RabbitMQManagementInspectGaps = InspectGaps{Messages: true, Bytes: true, Offsets: true, OldestAge: true}
+
+// ManagementEnvVar holds the RabbitMQ management API's URL
+// ("http://127.0.0.1:15672") for the tests of Inspect with it.
+const ManagementEnvVar = "MESSAGING_AMQP_MANAGEMENT_URL"
+
+// RabbitMQManagement returns the management API's URL from
+// MESSAGING_AMQP_MANAGEMENT_URL, or skips the test naming the variable
+// (fails instead under MESSAGING_REQUIRE_BROKERS=1).
+func RabbitMQManagement(t testing.TB) string {
+	t.Helper()
+	if v := os.Getenv(ManagementEnvVar); v != "" {
+		return v
+	}
+	msg := fmt.Sprintf("RabbitMQ management API unavailable: set %s to its URL (http://host:15672)", ManagementEnvVar)
+	if os.Getenv(RequireBrokersEnv) == "1" {
+		t.Fatalf("%s; %s=1 forbids skipping", msg, RequireBrokersEnv)
+	}
+	t.Skip(msg)
+	return ""
+}
+
 func init() {
 	RegisterHarness(Harness{
 		Name: "rabbitmq",
 		Open: func(t testing.TB) messaging.Client { return OpenRabbitMQ(t, RabbitMQ.Endpoint(t)) },
 		// Stream timestamps (used to position AtTime) have second resolution.
-		TimeGap: 1100 * time.Millisecond,
-		Kill:    killRabbitMQ,
+		TimeGap:     1100 * time.Millisecond,
+		Kill:        killRabbitMQ,
+		InspectGaps: RabbitMQInspectGaps,
 	})
 }
 
