@@ -274,3 +274,46 @@ func sortedCopy(s []string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// BenchInspect measures one Inspect call of c on a topic holding 100
+// messages with two groups, one of which has consumed them all.
+func BenchInspect(b *testing.B, c messaging.Client) {
+	ins, ok := c.(messaging.Inspector)
+	if !ok {
+		b.Skipf("%T does not implement messaging.Inspector", c)
+	}
+	ctx := b.Context()
+	topic, idle, busy := UniqueName(b, "bench"), UniqueName(b, "idle"), UniqueName(b, "busy")
+	if d, ok := c.(messaging.TopicDeleter); ok {
+		b.Cleanup(func() { _ = d.DeleteTopic(context.Background(), topic) })
+	}
+	if err := messaging.Provision(ctx, c, topic, idle, busy); err != nil {
+		b.Fatal(err)
+	}
+	const n = 100
+	if err := c.Publish(ctx, topic, numbered("bench", n)...); err != nil {
+		b.Fatal(err)
+	}
+	var got atomic.Int32
+	all := make(chan struct{})
+	sub, err := c.Subscribe(ctx, topic, func(context.Context, *messaging.Message) error {
+		if got.Add(1) == n {
+			close(all)
+		}
+		return nil
+	}, messaging.Group(busy))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sub.Close() })
+	select {
+	case <-all:
+	case <-time.After(30 * time.Second):
+		b.Fatalf("consumed %d of %d", got.Load(), n)
+	}
+	for b.Loop() {
+		if _, err := ins.Inspect(ctx, topic); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

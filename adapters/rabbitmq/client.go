@@ -95,6 +95,7 @@ func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.management.withAMQPCredentials(u.String())
 	ac := cfg.amqpConfig
 	if ac.TLSClientConfig != nil {
 		// amqp091 fills in ServerName: keep the caller's config untouched.

@@ -69,6 +69,17 @@ func parseManagement(rawURL string) (*management, error) {
 	return m, nil
 }
 
+// withAMQPCredentials gives m the credentials of the AMQP URL (amqp091's
+// defaults, guest/guest, when it has none) unless m has its own.
+func (m *management) withAMQPCredentials(amqpURL string) {
+	if m == nil || m.hasUser {
+		return
+	}
+	if uri, err := amqp.ParseURI(amqpURL); err == nil {
+		m.user, m.pass, m.hasUser = uri.Username, uri.Password, true
+	}
+}
+
 // redactParsed is rawURL for an error message, its credentials hidden.
 func redactParsed(rawURL string, u *url.URL) string {
 	if u != nil {
@@ -258,7 +269,7 @@ func (c *Client) inspectManagement(ctx context.Context, st *messaging.TopicStats
 			Items     []mgmtQueue `json:"items"`
 			PageCount int         `json:"page_count"`
 		}
-		if err := c.managementGet(ctx, "/api/queues/%s?"+q.Encode(), &resp); err != nil {
+		if err := c.managementGet(ctx, "queues", q, &resp); err != nil {
 			return err
 		}
 		queues = append(queues, resp.Items...)
@@ -307,9 +318,9 @@ func (c *Client) inspectManagement(ctx context.Context, st *messaging.TopicStats
 	return nil
 }
 
-// managementGet GETs path (with "%s" standing for the escaped virtual
-// host) from the management API and decodes the JSON answer into out.
-func (c *Client) managementGet(ctx context.Context, path string, out any) error {
+// managementGet GETs /api/<resource>/<vhost>?<query> from the management
+// API and decodes the JSON answer into out.
+func (c *Client) managementGet(ctx context.Context, resource string, query url.Values, out any) error {
 	m := c.cfg.management
 	conn, _, err := c.conn.get(ctx)
 	if err != nil {
@@ -319,21 +330,18 @@ func (c *Client) managementGet(ctx context.Context, path string, out any) error 
 	if vhost == "" {
 		vhost = "/"
 	}
-	user, pass := m.user, m.pass
 	if !m.hasUser {
-		for _, a := range conn.Config.SASL {
-			if p, ok := a.(*amqp.PlainAuth); ok {
-				user, pass = p.Username, p.Password
-				break
-			}
-		}
+		// amqp091 forgets the password once connected: only Open's URL
+		// (see withAMQPCredentials) or WithManagement's can give it.
+		return fmt.Errorf("management API: %w: no credentials (a connection given to New does not keep its password: put them in WithManagement's URL)", messaging.ErrInvalidOption)
 	}
-	target := m.base + fmt.Sprintf(path, url.PathEscape(vhost))
+	path := m.base + "/api/" + resource + "/" + url.PathEscape(vhost)
+	target := path + "?" + query.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return fmt.Errorf("management API: %w", err)
 	}
-	req.SetBasicAuth(user, pass)
+	req.SetBasicAuth(m.user, m.pass)
 	resp, err := m.http.Do(req)
 	if err != nil {
 		// Neither the URL nor the error carry the credentials (basic
@@ -343,10 +351,10 @@ func (c *Client) managementGet(ctx context.Context, path string, out any) error 
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("management API: GET %s: %s: %s", strings.SplitN(target, "?", 2)[0], resp.Status, bytes.TrimSpace(body))
+		return fmt.Errorf("management API: GET %s: %s: %s", path, resp.Status, bytes.TrimSpace(body))
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("management API: GET %s: %w", strings.SplitN(target, "?", 2)[0], err)
+		return fmt.Errorf("management API: GET %s: %w", path, err)
 	}
 	return nil
 }
@@ -373,7 +381,7 @@ func (c *Client) Topics(ctx context.Context) ([]string, error) {
 		Durable  bool   `json:"durable"`
 		Internal bool   `json:"internal"`
 	}
-	if err := c.managementGet(ctx, "/api/exchanges/%s?columns=name,type,durable,internal", &exchanges); err != nil {
+	if err := c.managementGet(ctx, "exchanges", url.Values{"columns": {"name,type,durable,internal"}}, &exchanges); err != nil {
 		return nil, fmt.Errorf("topics: %w", err)
 	}
 	var out []string
