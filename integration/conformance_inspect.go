@@ -245,26 +245,40 @@ func (s *suite) inspect(t *testing.T) {
 // asynchronously (commits, statistics), so a first answer may lag.
 func (s *suite) eventually(t *testing.T, ins messaging.Inspector, topic string, check func(st messaging.TopicStats, start, end time.Time) error) {
 	t.Helper()
-	deadline := time.Now().Add(s.h.Timeout)
+	Eventually(t, s.h.Timeout, func() error {
+		start := time.Now()
+		st, err := ins.Inspect(t.Context(), topic)
+		if err != nil {
+			return fmt.Errorf("Inspect(%s): %w", topic, err)
+		}
+		if err := check(st, start, time.Now()); err != nil {
+			js, _ := json.Marshal(st)
+			return fmt.Errorf("Inspect(%s): %w\nanswer: %s", topic, err, js)
+		}
+		return nil
+	})
+}
+
+// Eventually calls cond every 50ms until it returns nil, and fails t with
+// its last error after timeout: for state a broker updates asynchronously
+// (commits, statistics), read until it shows what is expected.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		start := time.Now()
-		st, err := ins.Inspect(t.Context(), topic)
-		end := time.Now()
+		err := cond()
 		if err == nil {
-			if err = check(st, start, end); err == nil {
-				return
-			}
+			return
 		}
 		if time.Now().After(deadline) {
-			js, _ := json.Marshal(st)
-			t.Fatalf("Inspect(%s) after %v: %v\nlast answer: %s", topic, s.h.Timeout, err, js)
+			t.Fatalf("after %v: %v", timeout, err)
 		}
 		select {
 		case <-tick.C:
 		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
+			t.Fatalf("%v (last: %v)", t.Context().Err(), err)
 		}
 	}
 }

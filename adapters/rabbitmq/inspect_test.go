@@ -3,6 +3,7 @@ package rabbitmq_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -65,17 +66,18 @@ func TestInspectRetryQueueInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = sub.Close() }()
-	waitFor(t, func() (string, bool) {
+	integration.Eventually(t, 30*time.Second, func() error {
 		st, err := c.Inspect(ctx, topic)
 		if err != nil {
-			return err.Error(), false
+			return err
 		}
 		if len(st.Groups) != 1 {
-			return "groups " + strings.Join(groupNames(st), ","), false
+			return fmt.Errorf("groups %v, want %s", groupNames(st), group)
 		}
-		g := st.Groups[0]
-		return "backlog " + g.Backlog.String() + " in flight " + g.InFlight.String(),
-			g.Backlog == messaging.KnownCount(0) && g.InFlight == messaging.KnownCount(2)
+		if g := st.Groups[0]; g.Backlog != messaging.KnownCount(0) || g.InFlight != messaging.KnownCount(2) {
+			return fmt.Errorf("backlog %v in flight %v, want 0 and 2 (in the retry queue)", g.Backlog, g.InFlight)
+		}
+		return nil
 	})
 }
 
@@ -175,25 +177,4 @@ func groupNames(st messaging.TopicStats) []string {
 		out = append(out, g.Group)
 	}
 	return out
-}
-
-// waitFor polls cond until it holds, failing with its last description
-// after 30s.
-func waitFor(t *testing.T, cond func() (string, bool)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		what, ok := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: %s", what)
-		}
-		select {
-		case <-time.After(50 * time.Millisecond):
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		}
-	}
 }

@@ -147,7 +147,8 @@ func compareIDs(a, b string) int {
 // mode), named as the client names them (hash tags removed), sorted. Keys
 // whose names are not valid topic names are left out. With an empty prefix
 // every stream of the database is listed, including streams other
-// applications keep.
+// applications keep; so are the streams of a client whose prefix extends
+// this one's ("app:" lists "app:x" + topic as topic "x"+topic).
 func (c *Client) Topics(ctx context.Context) ([]string, error) {
 	if c.Closed() {
 		return nil, fmt.Errorf("topics: %w", messaging.ErrClosed)
