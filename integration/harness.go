@@ -38,8 +38,9 @@ type Harness struct {
 	// migration removes it, and the field goes with the last one.
 	PreEngine bool
 	// InspectGaps are the figures the adapter's Inspect cannot report, for
-	// the Inspect case (run when the client implements messaging.Inspector).
-	InspectGaps InspectGaps
+	// the Inspect case (run when the client implements messaging.Inspector);
+	// nil: InspectGapsByBroker's for the scheme Inspect names.
+	InspectGaps *InspectGaps
 }
 
 func (h Harness) withDefaults() Harness {

@@ -90,9 +90,6 @@ func init() {
 		PreEngine: true, // issue 13: removed when the adapter moves onto package engine
 		Open:      func(t testing.TB) messaging.Client { return OpenNATS(t) },
 		Kill:      KillNATS,
-		// Groups are pull consumers: the server counts pull requests, not
-		// subscriptions.
-		InspectGaps: InspectGaps{Consumers: true},
 	})
 	RegisterHarness(Harness{
 		Name:      "nats-core",

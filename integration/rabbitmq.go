@@ -26,10 +26,6 @@ var RabbitMQ = &Broker{
 	FromHostPort: func(hp string) string { return "amqp://guest:guest@" + hp + "/" },
 }
 
-// RabbitMQInspectGaps are the figures Inspect cannot report without the
-// management API (AMQP gives a queue's ready messages and consumers only).
-var RabbitMQInspectGaps = InspectGaps{Messages: true, Bytes: true, Offsets: true, InFlight: true, OldestAge: true, Redeliveries: true}
-
 // RabbitMQManagementInspectGaps are those it cannot report with the
 // management API (quorum queues report no head message timestamp in
 // RabbitMQ 3.x; an exchange keeps no messages).
@@ -60,9 +56,8 @@ func init() {
 		Name: "rabbitmq",
 		Open: func(t testing.TB) messaging.Client { return OpenRabbitMQ(t, RabbitMQ.Endpoint(t)) },
 		// Stream timestamps (used to position AtTime) have second resolution.
-		TimeGap:     1100 * time.Millisecond,
-		Kill:        killRabbitMQ,
-		InspectGaps: RabbitMQInspectGaps,
+		TimeGap: 1100 * time.Millisecond,
+		Kill:    killRabbitMQ,
 	})
 }
 

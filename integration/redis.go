@@ -65,9 +65,8 @@ func KillRedis(t testing.TB, c messaging.Client) {
 
 func init() {
 	RegisterHarness(Harness{
-		Name:        "redis",
-		Open:        func(t testing.TB) messaging.Client { return OpenRedis(t) },
-		Kill:        KillRedis,
-		InspectGaps: InspectGaps{Bytes: true, Redeliveries: true},
+		Name: "redis",
+		Open: func(t testing.TB) messaging.Client { return OpenRedis(t) },
+		Kill: KillRedis,
 	})
 }

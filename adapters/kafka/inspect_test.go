@@ -69,11 +69,7 @@ func TestInspectPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = sub.Close() }()
-	integration.Eventually(t, 30*time.Second, func() error {
-		st, err := c.Inspect(ctx, topic)
-		if err != nil {
-			return err
-		}
+	integration.InspectUntil(t, c, topic, 30*time.Second, func(st messaging.TopicStats, _, _ time.Time) error {
 		g := st.Groups[0]
 		if g.Backlog != messaging.KnownCount(perPart[0]) || g.Consumers != messaging.KnownCount(1) {
 			return fmt.Errorf("group %+v: want backlog %d (partition 0) and 1 consumer", g, perPart[0])

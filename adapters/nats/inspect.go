@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -200,10 +201,5 @@ func (c *Client) Topics(ctx context.Context) ([]string, error) {
 		}
 		return nil, fmt.Errorf("topics: %w", err)
 	}
-	out := make([]string, 0, len(names))
-	for t := range names {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out, nil
+	return slices.Sorted(maps.Keys(names)), nil
 }

@@ -20,10 +20,11 @@ import (
 func managementHarness(streams bool) integration.Harness {
 	h, _ := integration.LookupHarness("rabbitmq")
 	h.Name = "rabbitmq-management"
-	h.InspectGaps = integration.RabbitMQManagementInspectGaps
+	gaps := integration.RabbitMQManagementInspectGaps
 	if streams {
-		h.InspectGaps.Messages = false // the stream queue's length
+		gaps.Messages = false // the stream queue's length
 	}
+	h.InspectGaps = &gaps
 	h.Open = func(t testing.TB) messaging.Client {
 		return integration.OpenRabbitMQ(t, integration.RabbitMQ.Endpoint(t),
 			rabbitmq.WithManagement(integration.RabbitMQManagement(t)), rabbitmq.WithStreams(streams))
@@ -66,11 +67,7 @@ func TestInspectRetryQueueInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = sub.Close() }()
-	integration.Eventually(t, 30*time.Second, func() error {
-		st, err := c.Inspect(ctx, topic)
-		if err != nil {
-			return err
-		}
+	integration.InspectUntil(t, c, topic, 30*time.Second, func(st messaging.TopicStats, _, _ time.Time) error {
 		if len(st.Groups) != 1 {
 			return fmt.Errorf("groups %v, want %s", groupNames(st), group)
 		}

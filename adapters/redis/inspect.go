@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -178,12 +180,7 @@ func (c *Client) Topics(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, c.opError("list topics", err)
 	}
-	out := make([]string, 0, len(names))
-	for t := range names {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out, nil
+	return slices.Sorted(maps.Keys(names)), nil
 }
 
 // topicOf maps a stream key back to its topic, if it is one.
