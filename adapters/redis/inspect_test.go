@@ -2,8 +2,11 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/msgkit/messaging"
 	redisadapter "github.com/msgkit/messaging/adapters/redis"
@@ -79,6 +82,46 @@ func TestInspectLagUnknownAfterDelete(t *testing.T) {
 	}
 	if _, known := g.OldestAge.Value(); !known {
 		t.Errorf("oldest age unknown, want the age of entry %s", entries[0].ID)
+	}
+}
+
+// TestClusterTopics: in cluster mode Topics scans every master, so topics
+// whose keys sit in different slots (on different nodes) are all listed.
+func TestClusterTopics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: startPrivateCluster(t)})
+	t.Cleanup(func() { _ = cc.Close() })
+	c := redisadapter.New(cc)
+	ctx := t.Context()
+	var want []string
+	for i := range 12 {
+		topic := fmt.Sprintf("t%d", i)
+		if err := c.Publish(ctx, topic, &messaging.Message{Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, topic)
+	}
+	masters := map[string]bool{}
+	for _, topic := range want {
+		slot := cc.ClusterKeySlot(ctx, c.StreamKey(topic)).Val()
+		masters[fmt.Sprint(slot*3/16384)] = true // the slot ranges redis-cli gives three masters
+	}
+	if len(masters) < 2 {
+		t.Fatalf("the topics' keys all fall to one node: pick others")
+	}
+	slices.Sort(want)
+	got, err := c.Topics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Topics() = %v, want %v", got, want)
+	}
+	st, err := c.Inspect(ctx, want[0])
+	if err != nil || st.Messages != messaging.KnownCount(1) {
+		t.Errorf("Inspect(%s) = %+v, %v: want 1 message", want[0], st, err)
 	}
 }
 
