@@ -27,6 +27,7 @@ func RunConformance(t *testing.T, h Harness) {
 	t.Logf("%s capabilities: %+v", h.Name, caps)
 
 	_, deleter := probe.(messaging.TopicDeleter)
+	_, inspects := probe.(messaging.Inspector)
 	cases := []conformanceCase{
 		{"RoundTrip", "", true, (*suite).roundTrip},
 		{"InvalidNames", "", true, (*suite).invalidNames},
@@ -54,6 +55,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"Count10000", "", true, (*suite).count10000},
 		{"CloseSemantics", "", true, (*suite).closeSemantics},
 		{"SubscribeCancelPrompt", "", true, (*suite).cancelPrompt},
+		{"Inspect", "messaging.Inspector", inspects, (*suite).inspect},
 	}
 	cases = append(cases, engineCases(h, caps, deleter)...)
 	for _, c := range cases {

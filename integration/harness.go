@@ -37,6 +37,10 @@ type Harness struct {
 	// MESSAGING_ENGINE_CASES=1. Temporary (issue 13): each adapter's
 	// migration removes it, and the field goes with the last one.
 	PreEngine bool
+	// InspectGaps are the figures the adapter's Inspect cannot report, for
+	// the Inspect case (run when the client implements messaging.Inspector);
+	// nil: InspectGapsByBroker's for the scheme Inspect names.
+	InspectGaps *InspectGaps
 }
 
 func (h Harness) withDefaults() Harness {

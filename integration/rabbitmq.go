@@ -3,7 +3,9 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +24,31 @@ var RabbitMQ = &Broker{
 	Image:        "rabbitmq:4",
 	Port:         "5672/tcp",
 	FromHostPort: func(hp string) string { return "amqp://guest:guest@" + hp + "/" },
+}
+
+// RabbitMQManagementInspectGaps are those it cannot report with the
+// management API (quorum queues report no head message timestamp in
+// RabbitMQ 3.x; an exchange keeps no messages).
+var RabbitMQManagementInspectGaps = InspectGaps{Messages: true, Bytes: true, Offsets: true, OldestAge: true}
+
+// ManagementEnvVar holds the RabbitMQ management API's URL
+// ("http://127.0.0.1:15672") for the tests of Inspect with it.
+const ManagementEnvVar = "MESSAGING_AMQP_MANAGEMENT_URL"
+
+// RabbitMQManagement returns the management API's URL from
+// MESSAGING_AMQP_MANAGEMENT_URL, or skips the test naming the variable
+// (fails instead under MESSAGING_REQUIRE_BROKERS=1).
+func RabbitMQManagement(t testing.TB) string {
+	t.Helper()
+	if v := os.Getenv(ManagementEnvVar); v != "" {
+		return v
+	}
+	msg := fmt.Sprintf("RabbitMQ management API unavailable: set %s to its URL (http://host:15672)", ManagementEnvVar)
+	if os.Getenv(RequireBrokersEnv) == "1" {
+		t.Fatalf("%s; %s=1 forbids skipping", msg, RequireBrokersEnv)
+	}
+	t.Skip(msg)
+	return ""
 }
 
 func init() {

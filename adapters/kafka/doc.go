@@ -147,6 +147,20 @@
 // earliest record (nothing after the position is missed). Several partitions
 // can be positioned at once: "0:12,1:40".
 //
+// # Inspection
+//
+// Client.Inspect (messaging.Inspector) reads a topic's figures from the
+// cluster without creating the topic: per partition the first and last
+// offsets (ListOffsets), and per group that committed offsets for the topic
+// or has members on it (ListGroups, one OffsetFetch per group of the
+// cluster, DescribeGroups) the lag, end minus committed offset, summed over
+// partitions, the members on the topic, and the age of the oldest record at
+// a committed offset (one Fetch per partition with a lag). Kafka keeps no
+// delivery state: records fetched but not committed yet count in the
+// backlog and the age, and in flight and redeliveries are unknown. Bytes is
+// unknown. Client.Topics lists the cluster's topics (internal ones left
+// out), as kafka-go's metadata cache knows them (refreshed every 10s).
+//
 // # Capabilities
 //
 // Persistent (with acks=all), Groups, Replay, ReplayByTime, GroupStartAt and

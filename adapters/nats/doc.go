@@ -128,6 +128,20 @@
 // exceeds max_payload, or whose header block exceeds the 65535 bytes
 // JetStream stores, fails with ErrMessageTooLarge naming the limit.
 //
+// # Inspection
+//
+// In JetStream mode Client.Inspect (messaging.Inspector) reads a topic's
+// figures from the server without creating anything: the stream's state
+// (messages, bytes, first and last sequence; with WithExistingStreams the
+// subject's message count only), and per group (durable consumer filtered
+// on the topic) NumPending as the backlog, NumAckPending as in flight,
+// NumRedelivered (pending messages delivered more than once), and the age of
+// the first message after the consumer's delivered sequence. Consumers is
+// unknown: groups are pull consumers, and the server counts pull requests,
+// not subscriptions. Client.Topics lists the topics of the streams the
+// adapter created. In core mode both fail with messaging.ErrUnsupported:
+// core NATS keeps no messages nor consumer state.
+//
 // # Capabilities
 //
 // JetStream: Persistent (file storage), Groups, Replay, ReplayByTime,

@@ -95,6 +95,7 @@ func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.management.withAMQPCredentials(u.String())
 	ac := cfg.amqpConfig
 	if ac.TLSClientConfig != nil {
 		// amqp091 fills in ServerName: keep the caller's config untouched.
@@ -154,6 +155,13 @@ func urlOptions(u *url.URL) (opts []Option, heartbeat time.Duration, name string
 	}
 	if p.Has("unavailable_timeout") {
 		opts = append(opts, WithUnavailableTimeout(p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout)))
+	}
+	if p.Has("management") {
+		o, err := managementParam(p.String("management", ""))
+		if err != nil {
+			return nil, 0, "", err
+		}
+		opts = append(opts, o)
 	}
 	heartbeat = p.Duration("heartbeat", 0)
 	name = p.String("connection_name", "")

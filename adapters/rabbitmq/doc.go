@@ -16,6 +16,8 @@
 //	reconnect_min, reconnect_max  reconnect backoff (100ms, 1s)            WithReconnectBackoff
 //	unavailable_timeout   Publish's wait for a connection (5s), then       WithUnavailableTimeout
 //	                      messaging.ErrUnavailable
+//	management            management API URL, http(s)://host:15672,        WithManagement
+//	                      without credentials (see Inspection)
 //	heartbeat             AMQP heartbeat interval (default: the server's)
 //	connection_name       connection name shown by the broker
 //
@@ -161,6 +163,27 @@
 // backoff; messages in flight during the cut are redelivered), stream reads resume
 // after the last message handled, and Publish resends what was not confirmed.
 // amqp091's own experimental Recovery must stay off.
+//
+// # Inspection
+//
+// Client.Inspect (messaging.Inspector) reads a topic's group queues from the
+// broker, declaring nothing. Over AMQP alone (passive declares) it knows per
+// group the ready messages (the backlog) and the consumers; messages in
+// flight, redeliveries, the oldest message's age and the topic's message
+// count are unknown. With the management API (URL parameter
+// management=http://host:15672, or WithManagement; the rabbitmq_management
+// plugin must be enabled) it also reports messages_unacknowledged plus the
+// messages waiting in the group's retry queues as in flight,
+// message_stats.redeliver (a total) as redeliveries, with WithStreams the
+// stream's length as the topic's messages, and the head message's age where
+// the broker gives one (classic queues; quorum queues in RabbitMQ 3.x do
+// not, so it stays unknown while the backlog is not zero). Its figures are
+// as fresh as the broker's statistics (5s by default). The API is called
+// with the AMQP URL's credentials unless the management URL has its own
+// (only WithManagement may carry them; a client made with New needs them
+// there, amqp091 does not keep the password). Client.Topics (the vhost's
+// topic exchanges) needs the management API and fails with
+// messaging.ErrUnsupported without it.
 //
 // # Capabilities
 //

@@ -42,6 +42,7 @@ type config struct {
 	reconnectMax    time.Duration
 	unavailable     time.Duration // how long Publish waits for a connection
 	ackDelay        time.Duration // see acker; changed only by tests
+	management      *management   // nil: no management API (see inspect.go)
 }
 
 func newConfig(opts []Option) (config, error) {

@@ -108,6 +108,26 @@
 // (Redis replication is asynchronous); the same holds for group state
 // (acks, claims). Capabilities().Persistent assumes AOF with fsync always.
 //
+// # Inspection
+//
+// Client.Inspect (messaging.Inspector) reads a topic's figures from Redis in
+// two pipelined round trips (XINFO STREAM, XINFO GROUPS, TIME; one XRANGE
+// of one entry per group with a backlog):
+//
+//	messages        XLEN; First/Last: the first and last entry IDs
+//	backlog         the group's lag (unknown after XDEL in the middle of the
+//	                stream, or for a group created at an arbitrary ID)
+//	in flight       the group's pending entries
+//	oldest age      server time minus the ID time of the first entry after
+//	                the group's last-delivered ID
+//	consumers       consumers registered in the group (a crashed process's
+//	                stay until stale_consumer_after)
+//	bytes, redeliveries   unknown
+//
+// Client.Topics (messaging.TopicLister) lists the streams under the prefix
+// (SCAN TYPE stream, every master in cluster mode). A dead-letter topic is a
+// stream of its own.
+//
 // # Capabilities
 //
 // Persistent (see above), Groups, Replay, ReplayByTime, GroupStartAt,
