@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -18,7 +17,7 @@ import (
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/dispatch"
+	"github.com/msgkit/messaging/engine"
 	"github.com/msgkit/messaging/internal/prepare"
 )
 
@@ -33,9 +32,14 @@ func init() {
 }
 
 // Client publishes to and consumes from a Kafka cluster through kafka-go. It
-// implements messaging.Client, messaging.Stream, messaging.Provisioner and
-// messaging.TopicDeleter, and is safe for concurrent use.
+// implements messaging.Client, messaging.BatchConsumer, messaging.Stream,
+// messaging.Provisioner, messaging.TopicDeleter and messaging.Shutdowner,
+// and is safe for concurrent use. Its consumer side is the library's engine
+// (package engine) over the driver in driver.go; see the package
+// documentation for what Subscribe and Read do on Kafka.
 type Client struct {
+	*engine.Consumer // Subscribe, SubscribeBatch, Read, Shutdown
+
 	cfg       config
 	brokers   []string
 	dialer    *kafkago.Dialer
@@ -45,19 +49,18 @@ type Client struct {
 	producer  *producer       // Publish, unless WithWriter gave a writer
 	writer    *kafkago.Writer // the writer WithWriter gave (not closed by Close)
 
-	subs   dispatch.Set
-	closed atomic.Bool
-
 	topicsMu sync.Mutex
 	topics   map[string]bool            // topics known to exist
 	groups   map[string]map[string]bool // topic -> groups this client used
 }
 
 var (
-	_ messaging.Client       = (*Client)(nil)
-	_ messaging.Stream       = (*Client)(nil)
-	_ messaging.Provisioner  = (*Client)(nil)
-	_ messaging.TopicDeleter = (*Client)(nil)
+	_ messaging.Client        = (*Client)(nil)
+	_ messaging.BatchConsumer = (*Client)(nil)
+	_ messaging.Stream        = (*Client)(nil)
+	_ messaging.Provisioner   = (*Client)(nil)
+	_ messaging.TopicDeleter  = (*Client)(nil)
+	_ messaging.Shutdowner    = (*Client)(nil)
 )
 
 // New returns a client of the cluster reachable at brokers ("host:port"
@@ -123,6 +126,7 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 	} else {
 		c.producer = newProducer(&kafkago.Client{Addr: addr, Transport: c.transport, Timeout: cfg.writeTimeout}, cfg)
 	}
+	c.Consumer = engine.New(kafkaDriver{c}, engine.Options{Name: "kafka", Logger: cfg.logger, DefaultPrefetch: DefaultPrefetch})
 	return c, nil
 }
 
@@ -155,7 +159,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // not acknowledged (they may still have been written). With WithWriter, the
 // records go to the given writer in one WriteMessages call instead.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
-	if c.closed.Load() {
+	if c.Closed() {
 		return fmt.Errorf("publish: %w", messaging.ErrClosed)
 	}
 	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
@@ -247,7 +251,7 @@ func allFailed(n int, err error) error {
 // published from now on. It is idempotent and never moves a group that
 // already has offsets.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
-	if c.closed.Load() {
+	if c.Closed() {
 		return fmt.Errorf("provision: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
@@ -274,7 +278,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 // topic are deleted too when they have no other members. Deleting a missing
 // topic is not an error.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
-	if c.closed.Load() {
+	if c.Closed() {
 		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
@@ -317,11 +321,7 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 // idempotent. A group subscription caught in the middle of a group join
 // leaves once the join answers (bounded by the rebalance timeout).
 func (c *Client) Close() error {
-	if c.closed.Swap(true) {
-		c.subs.CloseAll() // wait, as the first Close does
-		return nil
-	}
-	c.subs.CloseAll()
+	_ = c.Consumer.Close()
 	if c.producer != nil {
 		c.producer.close()
 	}
