@@ -136,12 +136,15 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 // given with WithWriter must set RequiredAcks to kafkago.RequireAll).
 func (c *Client) Capabilities() messaging.Capabilities {
 	return messaging.Capabilities{
-		Persistent:     c.requiredAcks() == kafkago.RequireAll,
-		Groups:         true,
-		Replay:         true,
-		ReplayByTime:   true,
-		GroupStartAt:   true,
-		PerKeyOrder:    true,
+		Persistent:   c.requiredAcks() == kafkago.RequireAll,
+		Groups:       true,
+		Replay:       true,
+		ReplayByTime: true,
+		GroupStartAt: true,
+		PerKeyOrder:  true,
+		// No per-message acknowledgement: the engine redelivers nacked
+		// messages in process and the driver settles Ack, Term and Release.
+		BrokerAttempts: false,
 		MaxMessageSize: c.cfg.maxMessageSize,
 	}
 }
