@@ -49,6 +49,8 @@ type Client struct {
 	producer  *producer       // Publish, unless WithWriter gave a writer
 	writer    *kafkago.Writer // the writer WithWriter gave (not closed by Close)
 
+	readers sync.WaitGroup // kafka-go readers closing in the background
+
 	topicsMu sync.Mutex
 	topics   map[string]bool            // topics known to exist
 	groups   map[string]map[string]bool // topic -> groups this client used
@@ -322,9 +324,12 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 // to Publish has been sent and answered (a request failing then is not
 // retried), and makes further calls fail with ErrClosed. It is
 // idempotent. A group subscription caught in the middle of a group join
-// leaves once the join answers (bounded by the rebalance timeout).
+// leaves once the join answers (bounded by the rebalance timeout). A
+// subscription's Close does not wait for its fetchers' long polls (up to
+// kafka-go's MaxWait, 500ms); the client's Close does.
 func (c *Client) Close() error {
 	_ = c.Consumer.Close()
+	c.readers.Wait()
 	if c.producer != nil {
 		c.producer.close()
 	}

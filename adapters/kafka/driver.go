@@ -622,11 +622,11 @@ func (c *Client) readPartition(ctx context.Context, topic string, p int, start i
 			bo.Reset()
 			off = rec.Offset + 1
 			if !deliver(&rec) {
-				_ = r.Close()
+				c.closeReader(r)
 				return nil
 			}
 		}
-		_ = r.Close()
+		c.closeReader(r)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -643,6 +643,13 @@ func (c *Client) readPartition(ctx context.Context, topic string, p int, start i
 		t.Stop()
 	}
 	return nil
+}
+
+// closeReader closes r in the background: a fetch in flight (a long poll
+// of up to MaxWait) holds Reader.Close, and a stopping subscription need
+// not wait for it. Client.Close waits for these closes.
+func (c *Client) closeReader(r *kafkago.Reader) {
+	c.readers.Go(func() { _ = r.Close() })
 }
 
 // topicGone reports whether the brokers say topic does not exist. It asks
