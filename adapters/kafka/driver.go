@@ -151,7 +151,7 @@ func (r *groupReceiver) run() {
 			if r.ctx.Err() != nil || errors.Is(err, kafkago.ErrGroupClosed) {
 				return
 			}
-			if r.failIfGone() {
+			if errors.Is(err, kafkago.UnknownTopicOrPartition) && r.failIfGone() {
 				return
 			}
 			r.c.cfg.logger.Warn("kafka: joining consumer group failed; retrying", "topic", r.topic, "group", r.o.Group, "error", err)
@@ -630,7 +630,7 @@ func (c *Client) readPartition(ctx context.Context, topic string, p int, start i
 		if ctx.Err() != nil {
 			return nil
 		}
-		if c.topicGone(ctx, topic) {
+		if errors.Is(err, kafkago.UnknownTopicOrPartition) && c.topicGone(ctx, topic) {
 			return fmt.Errorf("kafka: partition %d: %w: %w", p, messaging.ErrTopicDeleted, err)
 		}
 		wait := bo.NextBackOff()
@@ -654,19 +654,19 @@ func (c *Client) closeReader(r *kafkago.Reader) {
 
 // topicGone reports whether the brokers say topic does not exist. It asks
 // a broker directly (kafka-go's transport answers metadata requests from a
-// cache that still lists a deleted topic); an unreachable broker means no.
+// cache that still lists a deleted topic), for at most 5s or until ctx
+// ends; an unreachable broker means no.
 func (c *Client) topicGone(ctx context.Context, topic string) bool {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	for _, b := range c.brokers {
 		conn, err := c.dialer.DialContext(ctx, "tcp", b)
 		if err != nil {
 			continue
 		}
-		if dl, ok := ctx.Deadline(); ok {
-			_ = conn.SetDeadline(dl)
-		}
+		stop := context.AfterFunc(ctx, func() { _ = conn.Close() }) // the conn honours no context
 		_, err = conn.ReadPartitions(topic)
+		stop()
 		_ = conn.Close()
 		return errors.Is(err, kafkago.UnknownTopicOrPartition)
 	}
