@@ -66,8 +66,7 @@ func OpenKafka(t testing.TB, extra ...string) *kafka.Client {
 
 func init() {
 	RegisterHarness(Harness{
-		Name:      "kafka",
-		PreEngine: true, // issue 13: removed when the adapter moves onto package engine
-		Open:      func(t testing.TB) messaging.Client { return OpenKafka(t) },
+		Name: "kafka",
+		Open: func(t testing.TB) messaging.Client { return OpenKafka(t) },
 	})
 }

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -18,7 +17,7 @@ import (
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/dispatch"
+	"github.com/msgkit/messaging/engine"
 	"github.com/msgkit/messaging/internal/prepare"
 )
 
@@ -33,9 +32,14 @@ func init() {
 }
 
 // Client publishes to and consumes from a Kafka cluster through kafka-go. It
-// implements messaging.Client, messaging.Stream, messaging.Provisioner and
-// messaging.TopicDeleter, and is safe for concurrent use.
+// implements messaging.Client, messaging.BatchConsumer, messaging.Stream,
+// messaging.Provisioner, messaging.TopicDeleter and messaging.Shutdowner,
+// and is safe for concurrent use. Its consumer side is the library's engine
+// (package engine) over the driver in driver.go; see the package
+// documentation for what Subscribe and Read do on Kafka.
 type Client struct {
+	*engine.Consumer // Subscribe, SubscribeBatch, Read, Shutdown
+
 	cfg       config
 	brokers   []string
 	dialer    *kafkago.Dialer
@@ -45,8 +49,7 @@ type Client struct {
 	producer  *producer       // Publish, unless WithWriter gave a writer
 	writer    *kafkago.Writer // the writer WithWriter gave (not closed by Close)
 
-	subs   dispatch.Set
-	closed atomic.Bool
+	readers sync.WaitGroup // kafka-go readers closing in the background
 
 	topicsMu sync.Mutex
 	topics   map[string]bool            // topics known to exist
@@ -54,10 +57,12 @@ type Client struct {
 }
 
 var (
-	_ messaging.Client       = (*Client)(nil)
-	_ messaging.Stream       = (*Client)(nil)
-	_ messaging.Provisioner  = (*Client)(nil)
-	_ messaging.TopicDeleter = (*Client)(nil)
+	_ messaging.Client        = (*Client)(nil)
+	_ messaging.BatchConsumer = (*Client)(nil)
+	_ messaging.Stream        = (*Client)(nil)
+	_ messaging.Provisioner   = (*Client)(nil)
+	_ messaging.TopicDeleter  = (*Client)(nil)
+	_ messaging.Shutdowner    = (*Client)(nil)
 )
 
 // New returns a client of the cluster reachable at brokers ("host:port"
@@ -123,6 +128,7 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 	} else {
 		c.producer = newProducer(&kafkago.Client{Addr: addr, Transport: c.transport, Timeout: cfg.writeTimeout}, cfg)
 	}
+	c.Consumer = engine.New(kafkaDriver{c}, engine.Options{Name: "kafka", Logger: cfg.logger, DefaultPrefetch: DefaultPrefetch})
 	return c, nil
 }
 
@@ -132,12 +138,15 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 // given with WithWriter must set RequiredAcks to kafkago.RequireAll).
 func (c *Client) Capabilities() messaging.Capabilities {
 	return messaging.Capabilities{
-		Persistent:     c.requiredAcks() == kafkago.RequireAll,
-		Groups:         true,
-		Replay:         true,
-		ReplayByTime:   true,
-		GroupStartAt:   true,
-		PerKeyOrder:    true,
+		Persistent:   c.requiredAcks() == kafkago.RequireAll,
+		Groups:       true,
+		Replay:       true,
+		ReplayByTime: true,
+		GroupStartAt: true,
+		PerKeyOrder:  true,
+		// No per-message acknowledgement: the engine redelivers nacked
+		// messages in process and the driver settles Ack, Term and Release.
+		BrokerAttempts: false,
 		MaxMessageSize: c.cfg.maxMessageSize,
 	}
 }
@@ -155,7 +164,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // not acknowledged (they may still have been written). With WithWriter, the
 // records go to the given writer in one WriteMessages call instead.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
-	if c.closed.Load() {
+	if c.Closed() {
 		return fmt.Errorf("publish: %w", messaging.ErrClosed)
 	}
 	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
@@ -247,7 +256,7 @@ func allFailed(n int, err error) error {
 // published from now on. It is idempotent and never moves a group that
 // already has offsets.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
-	if c.closed.Load() {
+	if c.Closed() {
 		return fmt.Errorf("provision: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
@@ -274,7 +283,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 // topic are deleted too when they have no other members. Deleting a missing
 // topic is not an error.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
-	if c.closed.Load() {
+	if c.Closed() {
 		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
@@ -315,13 +324,12 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 // to Publish has been sent and answered (a request failing then is not
 // retried), and makes further calls fail with ErrClosed. It is
 // idempotent. A group subscription caught in the middle of a group join
-// leaves once the join answers (bounded by the rebalance timeout).
+// leaves once the join answers (bounded by the rebalance timeout). A
+// subscription's Close does not wait for its fetchers' long polls (up to
+// kafka-go's MaxWait, 500ms); the client's Close does.
 func (c *Client) Close() error {
-	if c.closed.Swap(true) {
-		c.subs.CloseAll() // wait, as the first Close does
-		return nil
-	}
-	c.subs.CloseAll()
+	_ = c.Consumer.Close()
+	c.readers.Wait()
 	if c.producer != nil {
 		c.producer.close()
 	}

@@ -80,22 +80,37 @@
 //
 // # Consuming
 //
-// A group subscription joins the consumer group; each generation's assigned
-// partitions are read by one fetcher each and handed to the subscription's
-// workers (messages with the same key go to the same worker, so per-key order
-// holds with any concurrency). Offsets are committed every commit_interval,
-// only up to the first record of each partition whose handler has not
-// succeeded, and once more when partitions are revoked (rebalance) or the
-// subscription closes: on revocation the member stops fetching, lets handlers
-// in flight finish, releases what was queued and commits with the ending
-// generation before it rejoins, so no commit is made for partitions it no
-// longer owns (a commit rejected by the coordinator means redelivery, never
-// loss). A crash redelivers what finished since the last commit.
+// The consumer side is the library's engine (package engine) over this
+// adapter's driver: the engine runs Subscribe, SubscribeBatch and Read, the
+// per-key worker pool, prefetch, local redelivery and its attempt count,
+// backoff and bounded shutdown; the driver fetches records, tracks offsets
+// and takes part in the consumer group.
 //
-// The client is not a messaging.BatchConsumer: kafka-go's group Reader hands
-// out one record at a time (it fetches in batches underneath), so
-// middleware/batch gathers batches from single deliveries. The
-// RedeliveryBackoff option is ignored (Kafka has no redelivery schedule).
+// A group subscription joins the consumer group; each generation's assigned
+// partitions are read by one fetcher each and handed to the engine's workers
+// (messages with the same key go to the same worker, so per-key order holds
+// with any concurrency). Offsets are committed every commit_interval, only up
+// to the first record of each partition that is not settled (acknowledged or
+// given up): workers settle out of order, across keys, and a commit never
+// passes an unsettled record. When partitions are revoked (rebalance) the
+// member stops fetching, drops the records it fetched but did not hand out
+// yet, waits for the handed-out ones to be settled (at most half of
+// rebalance_timeout, after which a stuck handler's message may be delivered
+// twice) and commits with the ending generation before it rejoins, so no
+// commit is made for partitions it no longer owns; settlements arriving
+// after that are ignored. A commit rejected by the coordinator means
+// redelivery, never loss. A crash redelivers what was settled since the
+// last commit.
+//
+// Close and Shutdown settle what the subscription holds (handled records
+// are acknowledged; records fetched but not handled are released: their
+// offsets stay uncommitted), commit, and leave the group at once, so the
+// partitions go to the other members without waiting for session_timeout,
+// and the next owner fetches the released records from the committed
+// offset.
+//
+// The RedeliveryBackoff option's schedule is applied by the engine in
+// process (Kafka has none).
 //
 // A new group (no committed offset on a partition) starts at StartAt
 // (default Earliest); Subscribe and Provision commit that starting point
@@ -107,20 +122,33 @@
 // Partitions added to a topic later are picked up by groups (on the next
 // rebalance) but not by group-less subscriptions or reads.
 //
+// Deleting the topic under a subscription or Read ends it with an error
+// wrapping messaging.ErrTopicDeleted: a group learns of it from kafka-go's
+// partition watcher (every 5s) or a failed commit, a reader without a group
+// from a failed fetch or a check every 5s. The check asks a broker for the
+// topic's metadata; a broker with auto.create.topics.enable recreates the
+// topic then (as kafka-go's own metadata requests do).
+//
 // # Nack semantics
 //
 // Kafka has no per-message acknowledgement, so a handler error is handled in
-// the process: the message is redelivered to the handler after its
-// RetryAfter delay with Attempt+1, while the partition's committed offset
-// stays before it until it succeeds (or is given up). Later records of the
-// partition keep flowing meanwhile, so a redelivery can come after messages
-// published after it (first deliveries keep per-key order), up to 10,000
-// records past the stuck one, where the partition pauses until it is
-// settled. If the member
-// crashes or loses the partition first, the next owner gets the message from
-// the committed offset with Attempt 1 again. MaxAttempts and Permanent
-// errors give a message up: it is logged and committed past. A failed message
-// is never skipped silently.
+// the process (Capabilities.BrokerAttempts is false): the engine redelivers
+// the message to the handler after its RetryAfter delay with Attempt+1,
+// while the partition's committed offset stays before it until it succeeds
+// (or is given up). Later records of the partition keep flowing meanwhile,
+// so a redelivery can come after messages published after it (first
+// deliveries keep per-key order), up to 10,000 records past the stuck one,
+// where the partition pauses until it is settled. If the member crashes or
+// loses the partition first, the next owner gets the message from the
+// committed offset with Attempt 1 again. MaxAttempts and Permanent errors
+// give a message up: it is logged and committed past. A failed message is
+// never skipped silently.
+//
+// A nacked message is therefore never handed to another member of the group
+// while this one runs (the conformance case NackHandOver is gated on
+// BrokerAttempts for that reason): on a log only the partition's owner
+// fetches it, and giving the whole partition away for one failing message
+// would stop its other records too.
 //
 // # Recovery
 //
@@ -145,7 +173,10 @@
 // partition, the first record with a timestamp at or after it) or an offset.
 // An offset "p:o" positions partition p; the other partitions start at their
 // earliest record (nothing after the position is missed). Several partitions
-// can be positioned at once: "0:12,1:40".
+// can be positioned at once: "0:12,1:40". Earliest and Latest are resolved
+// before Read returns. Records of one partition arrive in log order;
+// partitions are read concurrently and interleave. Nothing is committed. A
+// handler error ends the read; Err reports it.
 //
 // # Inspection
 //
@@ -168,7 +199,8 @@
 //
 //   - AckDeadline: Kafka redelivers only when a member leaves or its session
 //     times out, not when one handler is slow; a stuck handler holds its
-//     partition's commit (and, on revocation, the rebalance) until it returns.
+//     partition's commit until it returns (and, on revocation, the
+//     rebalance for up to half of rebalance_timeout).
 //   - BrokerAttempts: Attempt is counted in process (see Nack semantics).
 //   - NativeDelay and NativeDeadLetter: delays are held in process; use the
 //     deadletter middleware for a dead-letter topic.

@@ -10,6 +10,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 )
 
 // parseRawURL parses rawURL as Open does.
@@ -227,5 +228,43 @@ func TestIncarnationBalancerDropsStaleMembers(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Error("stale member not evicted")
+	}
+}
+
+// TestRevokedGenerationHandsOutNothing: once a generation ends (its
+// partitions revoked), records it fetched but did not hand out are dropped
+// by Receive and stay uncommitted; the drain waits for the handed-out ones;
+// a release leaves the commit point before the released record.
+func TestRevokedGenerationHandsOutNothing(t *testing.T) {
+	g := &generation{drained: make(chan struct{})}
+	ps := &partState{gen: g, next: 10, lastCommit: 10}
+	r := &groupReceiver{in: newInbox(8)}
+	for off := int64(10); off < 14; off++ {
+		ps.fetched(off)
+		r.in.put(t.Context(), driver.Delivery{Msg: &messaging.Message{}, Token: token{ps: ps, off: off}})
+	}
+	ds, err := r.Receive(t.Context(), 2)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("Receive: %d deliveries, %v; want 2", len(ds), err)
+	}
+	if !g.end() {
+		t.Fatal("end reported nothing outstanding with 2 deliveries handed out")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if ds, err := r.Receive(ctx, 2); err == nil {
+		t.Fatalf("Receive handed out %d records of an ended generation", len(ds))
+	}
+	// Offset 10 released (the subscription stopped), 11 acknowledged.
+	if err := r.Settle(t.Context(), []driver.Settlement{{Delivery: ds[0], Outcome: driver.Release}, {Delivery: ds[1], Outcome: driver.Ack}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.drained:
+	default:
+		t.Fatal("not drained after every handed-out delivery was settled")
+	}
+	if off, ok := ps.commitPoint(); ok || off != 10 {
+		t.Fatalf("commit point %d (moved %v), want 10: the released record holds it", off, ok)
 	}
 }

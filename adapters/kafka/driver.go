@@ -1,0 +1,674 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
+)
+
+// This file is the consumer side of the adapter: the driver the library's
+// engine runs (see package driver). A group subscription is a member of a
+// Kafka consumer group (kafka-go's ConsumerGroup) whose partitions are read
+// by one fetcher each; a group-less subscription and Stream.Read read every
+// partition from a resolved position. Kafka has no per-message
+// acknowledgement, so the driver declares BrokerAttempts false: the engine
+// redelivers nacked messages itself, and a Receiver settles only Ack, Term
+// and Release, which move (or, for Release, hold) the contiguous prefix of
+// each partition that the group commits.
+
+// kafkaDriver opens receivers and log readers for the client.
+type kafkaDriver struct{ c *Client }
+
+var (
+	_ driver.Driver    = kafkaDriver{}
+	_ driver.LogReader = kafkaDriver{}
+)
+
+func (d kafkaDriver) Capabilities() messaging.Capabilities { return d.c.Capabilities() }
+
+// OpenReceiver makes sure the topic exists; with a group it commits the
+// group's starting offsets where it has none (so nothing published from now
+// on is missed) and starts joining it; without one it resolves StartAt
+// (default Latest) on every partition and starts fetching.
+func (d kafkaDriver) OpenReceiver(ctx context.Context, topic string, o messaging.SubscribeOptions) (driver.Receiver, error) {
+	c := d.c
+	if err := c.ensureTopic(ctx, topic, c.cfg.autoCreate); err != nil {
+		return nil, fmt.Errorf("%s: %w", topic, err)
+	}
+	if o.Group == "" {
+		l, err := c.openLog(ctx, topic, o.StartAt, o.Prefetch)
+		if err != nil {
+			return nil, err
+		}
+		return ephemeralReceiver{l}, nil
+	}
+	if err := c.initGroup(ctx, topic, o.Group, o.StartAt); err != nil {
+		return nil, fmt.Errorf("%s: %w", topic, err)
+	}
+	r := &groupReceiver{c: c, topic: topic, o: o, in: newInbox(o.Prefetch), done: make(chan struct{})}
+	bal := newIncarnationBalancer(func(ids []string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c.evictMembers(ctx, topic, o.Group, ids)
+	})
+	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
+		ID:                     o.Group,
+		Brokers:                c.brokers,
+		Dialer:                 c.dialer,
+		Topics:                 []string{topic},
+		HeartbeatInterval:      c.cfg.heartbeatInterval,
+		SessionTimeout:         c.cfg.sessionTimeout,
+		RebalanceTimeout:       c.cfg.rebalanceTimeout,
+		JoinGroupBackoff:       c.cfg.joinBackoff,
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 5 * time.Second,
+		StartOffset:            kafkago.FirstOffset,
+		GroupBalancers:         groupBalancers(bal),
+		ErrorLogger: kafkago.LoggerFunc(func(format string, args ...any) {
+			c.cfg.logger.Debug("kafka: consumer group: "+fmt.Sprintf(format, args...), "topic", topic, "group", o.Group)
+		}),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", topic, messaging.ErrInvalidOption, err)
+	}
+	r.cg = cg
+	r.ctx, r.stop = context.WithCancel(context.Background())
+	go r.run()
+	return r, nil
+}
+
+// groupReceiver is one member of a consumer group. Each generation gets its
+// own fetchers and partition states; its deliveries carry a token naming
+// them, so a settlement that arrives after the partition was revoked (a
+// stale token) changes nothing the group commits.
+type groupReceiver struct {
+	c     *Client
+	topic string
+	o     messaging.SubscribeOptions
+	cg    *kafkago.ConsumerGroup
+	in    *inbox
+
+	ctx  context.Context // ends with Close
+	stop context.CancelFunc
+	done chan struct{} // run returned
+}
+
+// token is a delivery's handle: where it sits in its partition's log.
+type token struct {
+	ps  *partState
+	off int64
+}
+
+// Receive returns fetched records of the current generation, waiting for
+// one; records fetched for a generation that has ended are dropped (they
+// are not committed, so the partition's owner fetches them again).
+func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
+	return r.in.take(ctx, n, func(d driver.Delivery) bool { return d.Token.(token).ps.gen.take() })
+}
+
+// Settle marks acknowledged and given-up records finished, so the next
+// commit moves past them once every record before them is finished too. A
+// released record stays unfinished: its offset is not committed, and the
+// partition's next owner (another member after Close leaves the group, or
+// this one after a rebalance) fetches it again.
+func (r *groupReceiver) Settle(_ context.Context, batch []driver.Settlement) error {
+	for _, st := range batch {
+		tok := st.Token.(token)
+		if st.Outcome == driver.Ack || st.Outcome == driver.Term {
+			tok.ps.finish(tok.off)
+		}
+		tok.ps.gen.settled()
+	}
+	return nil
+}
+
+// Close leaves the group at once (after the final commit of the current
+// generation), so its partitions go to the other members without waiting
+// for the session timeout.
+func (r *groupReceiver) Close(context.Context) error {
+	r.stop()
+	err := r.cg.Close()
+	<-r.done
+	return err
+}
+
+// run takes part in the group until Close: each generation is served by
+// serve, which returns (so the member rejoins) once the generation ended
+// and its deliveries were settled.
+func (r *groupReceiver) run() {
+	defer close(r.done)
+	for {
+		gen, err := r.cg.Next(r.ctx)
+		if err != nil {
+			if r.ctx.Err() != nil || errors.Is(err, kafkago.ErrGroupClosed) {
+				return
+			}
+			if errors.Is(err, kafkago.UnknownTopicOrPartition) && r.failIfGone() {
+				return
+			}
+			r.c.cfg.logger.Warn("kafka: joining consumer group failed; retrying", "topic", r.topic, "group", r.o.Group, "error", err)
+			continue
+		}
+		ended := make(chan struct{})
+		gen.Start(func(genCtx context.Context) {
+			defer close(ended)
+			r.serve(genCtx, gen)
+		})
+		<-ended
+	}
+}
+
+// failIfGone ends the subscription with ErrTopicDeleted when its topic no
+// longer exists.
+func (r *groupReceiver) failIfGone() bool {
+	if !r.c.topicGone(r.ctx, r.topic) {
+		return false
+	}
+	r.in.fail(fmt.Errorf("kafka: %w", messaging.ErrTopicDeleted))
+	return true
+}
+
+// serve consumes the partitions one generation assigned and commits their
+// finished prefixes every commit interval. When the generation ends
+// (rebalance, lost session, Close), it stops fetching, waits for the
+// deliveries handed out to be settled (at most half the rebalance timeout,
+// so a stuck handler does not get the member evicted) and commits once
+// more while the generation is still valid.
+func (r *groupReceiver) serve(genCtx context.Context, gen *kafkago.Generation) {
+	c, topic := r.c, r.topic
+	g := &generation{drained: make(chan struct{})}
+	fetchCtx, cancel := context.WithCancel(genCtx)
+	var wg sync.WaitGroup
+	assigned := gen.Assignments[topic]
+	sort.Slice(assigned, func(i, j int) bool { return assigned[i].ID < assigned[j].ID })
+	if len(assigned) == 0 && r.failIfGone() {
+		cancel()
+		return
+	}
+	parts := make(map[int]*partState, len(assigned))
+	for _, a := range assigned {
+		start := a.Offset
+		if start < 0 {
+			// No committed offset: the group's offsets expired or were
+			// removed after OpenReceiver initialised them.
+			if offs, err := c.resolve(genCtx, topic, []int{a.ID}, r.o.StartAt); err == nil {
+				start = offs[a.ID]
+			} else {
+				c.cfg.logger.Warn("kafka: resolving start position failed; starting at the earliest offset", "topic", topic, "group", r.o.Group, "partition", a.ID, "error", err)
+				start = kafkago.FirstOffset
+			}
+		}
+		ps := &partState{gen: g, next: -1, lastCommit: -1}
+		if start >= 0 {
+			ps.next, ps.lastCommit = start, start
+		}
+		parts[a.ID] = ps
+		wg.Go(func() {
+			err := c.readPartition(fetchCtx, topic, a.ID, start, r.o.Prefetch, func(rec *kafkago.Message) bool {
+				if !ps.waitRoom(fetchCtx) {
+					return false
+				}
+				ps.fetched(rec.Offset)
+				return r.in.put(fetchCtx, driver.Delivery{Msg: fromRecord(rec, r.o.Group, 1), Token: token{ps: ps, off: rec.Offset}})
+			})
+			if err != nil {
+				r.in.fail(err)
+			}
+		})
+	}
+	c.cfg.logger.Debug("kafka: generation started", "topic", topic, "group", r.o.Group, "generation", gen.ID, "partitions", len(assigned))
+	commit := func(final bool) {
+		offsets := map[int]int64{}
+		for p, ps := range parts {
+			if off, ok := ps.commitPoint(); ok {
+				offsets[p] = off
+			}
+		}
+		if len(offsets) == 0 {
+			return
+		}
+		if err := gen.CommitOffsets(map[string]map[int]int64{topic: offsets}); err != nil {
+			if errors.Is(err, kafkago.UnknownTopicOrPartition) && r.failIfGone() {
+				return
+			}
+			msg := "kafka: commit failed; will retry"
+			if final {
+				msg = "kafka: final commit of a generation failed; the next owner redelivers what was handled since the last commit"
+			}
+			c.cfg.logger.Warn(msg, "topic", topic, "group", r.o.Group, "generation", gen.ID, "error", err)
+			return
+		}
+		for p, off := range offsets {
+			parts[p].setCommitted(off)
+		}
+	}
+	tick := time.NewTicker(c.cfg.commitInterval)
+	defer tick.Stop()
+	for ended := false; !ended; {
+		select {
+		case <-tick.C:
+			commit(false)
+		case <-genCtx.Done():
+			ended = true
+		}
+	}
+	cancel()
+	wg.Wait()
+	if g.end() {
+		t := time.NewTimer(c.cfg.rebalanceTimeout / 2)
+		select {
+		case <-g.drained:
+		case <-t.C:
+			c.cfg.logger.Warn("kafka: handlers still running when the partitions were revoked; their messages may be delivered twice", "topic", topic, "group", r.o.Group, "generation", gen.ID)
+		}
+		t.Stop()
+	}
+	commit(true)
+}
+
+// generation counts the deliveries one generation handed to the engine and
+// that are not settled yet.
+type generation struct {
+	mu      sync.Mutex
+	out     int
+	ended   bool
+	drained chan struct{} // closed when ended and out is 0
+}
+
+// take counts a delivery handed out; false once the generation ended.
+func (g *generation) take() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ended {
+		return false
+	}
+	g.out++
+	return true
+}
+
+func (g *generation) settled() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.out--
+	if g.ended && g.out == 0 {
+		close(g.drained)
+	}
+}
+
+// end stops handing out deliveries; true while some are not settled yet
+// (drained is closed when the last one is).
+func (g *generation) end() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ended = true
+	if g.out == 0 {
+		close(g.drained)
+		return false
+	}
+	return true
+}
+
+// partState tracks one partition's fetched records in one generation so
+// that only a contiguous prefix of finished records is committed.
+type partState struct {
+	gen *generation
+
+	mu         sync.Mutex
+	pending    []pendingRec // fetched, in offset order; finished ones at the front are popped
+	next       int64        // offset after the last fetched record (-1: unknown yet)
+	lastCommit int64
+	popped     chan struct{} // closed when finished records leave the front; nil when nobody waits
+}
+
+// maxUncommitted bounds how many records of one partition may be fetched
+// beyond the first unfinished one: when a message keeps failing, the
+// partition pauses there instead of buffering without limit.
+const maxUncommitted = 10000
+
+// waitRoom blocks while the partition has maxUncommitted records past its
+// commit point; false when ctx ended first.
+func (ps *partState) waitRoom(ctx context.Context) bool {
+	for {
+		ps.mu.Lock()
+		if len(ps.pending) < maxUncommitted {
+			ps.mu.Unlock()
+			return true
+		}
+		if ps.popped == nil {
+			ps.popped = make(chan struct{})
+		}
+		ch := ps.popped
+		ps.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+type pendingRec struct {
+	off  int64
+	done bool
+}
+
+func (ps *partState) fetched(off int64) {
+	ps.mu.Lock()
+	ps.pending = append(ps.pending, pendingRec{off: off})
+	ps.next = off + 1
+	ps.mu.Unlock()
+}
+
+func (ps *partState) finish(off int64) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	i := sort.Search(len(ps.pending), func(i int) bool { return ps.pending[i].off >= off })
+	if i == len(ps.pending) || ps.pending[i].off != off {
+		return
+	}
+	ps.pending[i].done = true
+	n := 0
+	for n < len(ps.pending) && ps.pending[n].done {
+		n++
+	}
+	if n > 0 {
+		if n == len(ps.pending) {
+			ps.pending = ps.pending[:0]
+		} else {
+			ps.pending = ps.pending[n:]
+		}
+		if ps.popped != nil {
+			close(ps.popped)
+			ps.popped = nil
+		}
+	}
+}
+
+// commitPoint is the offset a commit should record: the first fetched record
+// not finished, or the offset after the last fetched one. ok is false when
+// it has not moved since the last commit or is unknown.
+func (ps *partState) commitPoint() (int64, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	off := ps.next
+	if len(ps.pending) > 0 {
+		off = ps.pending[0].off
+	}
+	return off, off >= 0 && off != ps.lastCommit
+}
+
+func (ps *partState) setCommitted(off int64) {
+	ps.mu.Lock()
+	ps.lastCommit = off
+	ps.mu.Unlock()
+}
+
+// inbox carries fetched deliveries from the partition fetchers to Receive
+// (or Next), and the error that ends the subscription.
+type inbox struct {
+	ch     chan driver.Delivery
+	failed chan struct{}
+	once   sync.Once
+	err    error
+}
+
+func newInbox(size int) *inbox {
+	return &inbox{ch: make(chan driver.Delivery, max(size, 1)), failed: make(chan struct{})}
+}
+
+// put hands d over; false when ctx ended first.
+func (b *inbox) put(ctx context.Context, d driver.Delivery) bool {
+	select {
+	case b.ch <- d:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// fail makes take return err (the first one given).
+func (b *inbox) fail(err error) {
+	b.once.Do(func() {
+		b.err = err
+		close(b.failed)
+	})
+}
+
+// take returns between 1 and n deliveries that keep accepts (nil: all),
+// waiting for the first until ctx ends or the inbox fails.
+func (b *inbox) take(ctx context.Context, n int, keep func(driver.Delivery) bool) ([]driver.Delivery, error) {
+	var out []driver.Delivery
+	for len(out) == 0 {
+		select {
+		case d := <-b.ch:
+			if keep == nil || keep(d) {
+				out = append(out, d)
+			}
+		case <-b.failed:
+			return nil, b.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	for len(out) < n {
+		select {
+		case d := <-b.ch:
+			if keep == nil || keep(d) {
+				out = append(out, d)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	return out, nil
+}
+
+// partitionReader reads every partition of a topic from resolved offsets,
+// without a group and without committing: a group-less subscription and
+// Stream.Read.
+type partitionReader struct {
+	in     *inbox
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// openLog resolves from on every partition of topic and starts fetching.
+func (c *Client) openLog(ctx context.Context, topic string, from messaging.Position, prefetch int) (*partitionReader, error) {
+	parts, err := c.partitions(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", topic, err)
+	}
+	starts, err := c.resolve(ctx, topic, parts, from)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", topic, err)
+	}
+	fetchCtx, cancel := context.WithCancel(context.Background())
+	l := &partitionReader{in: newInbox(prefetch), cancel: cancel}
+	for p, off := range starts {
+		l.wg.Go(func() {
+			err := c.readPartition(fetchCtx, topic, p, off, prefetch, func(rec *kafkago.Message) bool {
+				return l.in.put(fetchCtx, driver.Delivery{Msg: fromRecord(rec, "", 1)})
+			})
+			if err != nil {
+				l.in.fail(err)
+			}
+		})
+	}
+	l.wg.Go(func() { c.watchTopic(fetchCtx, topic, l.in) })
+	return l, nil
+}
+
+// topicWatchInterval is how often a reader without a group checks that its
+// topic still exists (kafka-go's reader retries a deleted topic's fetches
+// without end; a group learns of the deletion from its partition watcher).
+const topicWatchInterval = 5 * time.Second
+
+// watchTopic fails in with ErrTopicDeleted once topic no longer exists.
+func (c *Client) watchTopic(ctx context.Context, topic string, in *inbox) {
+	t := time.NewTicker(topicWatchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if c.topicGone(ctx, topic) {
+			in.fail(fmt.Errorf("kafka: %w", messaging.ErrTopicDeleted))
+			return
+		}
+	}
+}
+
+func (l *partitionReader) close() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+// ephemeralReceiver is a group-less subscription: nothing to settle.
+type ephemeralReceiver struct{ l *partitionReader }
+
+func (r ephemeralReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
+	return r.l.in.take(ctx, n, nil)
+}
+
+func (ephemeralReceiver) Settle(context.Context, []driver.Settlement) error { return nil }
+
+func (r ephemeralReceiver) Close(context.Context) error {
+	r.l.close()
+	return nil
+}
+
+// OpenLog positions a reader of topic's log at from (see Client.Read).
+func (d kafkaDriver) OpenLog(ctx context.Context, topic string, from messaging.Position) (driver.Log, error) {
+	c := d.c
+	if from.Kind == messaging.PositionAtOffset || from.Kind == messaging.PositionAfterOffset {
+		if _, err := parseOffsets(from.Offset); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.ensureTopic(ctx, topic, c.cfg.autoCreate); err != nil {
+		return nil, fmt.Errorf("%s: %w", topic, err)
+	}
+	l, err := c.openLog(ctx, topic, from, logBatch)
+	if err != nil {
+		return nil, err
+	}
+	return logReader{l}, nil
+}
+
+// logBatch is the most records Log.Next returns at once.
+const logBatch = 256
+
+type logReader struct{ l *partitionReader }
+
+// Next returns the records fetched so far, waiting for one. Records of one
+// partition come in log order; partitions interleave.
+func (r logReader) Next(ctx context.Context) ([]*messaging.Message, error) {
+	ds, err := r.l.in.take(ctx, logBatch, nil)
+	msgs := make([]*messaging.Message, len(ds))
+	for i, d := range ds {
+		msgs[i] = d.Msg
+	}
+	return msgs, err
+}
+
+func (r logReader) Close() error {
+	r.l.close()
+	return nil
+}
+
+// readPartition fetches partition p of topic from offset start and hands
+// each record to deliver until ctx is done or deliver returns false. Broker
+// errors are retried with backoff, resuming after the last record handed
+// over; it returns an error wrapping messaging.ErrTopicDeleted when a
+// failed fetch finds the topic gone. deliver must not keep rec: the next
+// record is fetched into the same variable (so that it is allocated once,
+// not once per record).
+func (c *Client) readPartition(ctx context.Context, topic string, p int, start int64, prefetch int, deliver func(rec *kafkago.Message) bool) error {
+	off := start
+	bo := fastBackOff()
+	var rec kafkago.Message
+	for ctx.Err() == nil {
+		rc := kafkago.ReaderConfig{
+			QueueCapacity:  max(prefetch, 1),
+			MinBytes:       1,
+			MaxBytes:       max(10<<20, 2*c.cfg.maxMessageSize),
+			MaxWait:        c.cfg.maxWait,
+			ReadBackoffMin: 50 * time.Millisecond,
+			ReadBackoffMax: time.Second,
+			MaxAttempts:    5,
+		}
+		if c.cfg.readerTune != nil {
+			c.cfg.readerTune(&rc)
+		}
+		rc.Brokers, rc.Topic, rc.Partition, rc.Dialer, rc.GroupID = c.brokers, topic, p, c.dialer, ""
+		r := kafkago.NewReader(rc)
+		err := r.SetOffset(off)
+		for err == nil {
+			rec, err = r.FetchMessage(ctx)
+			if err != nil {
+				break
+			}
+			bo.Reset()
+			off = rec.Offset + 1
+			if !deliver(&rec) {
+				c.closeReader(r)
+				return nil
+			}
+		}
+		c.closeReader(r)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, kafkago.UnknownTopicOrPartition) && c.topicGone(ctx, topic) {
+			return fmt.Errorf("kafka: partition %d: %w: %w", p, messaging.ErrTopicDeleted, err)
+		}
+		wait := bo.NextBackOff()
+		c.cfg.logger.Warn("kafka: fetch failed; retrying", "topic", topic, "partition", p, "offset", off, "retry_in", wait, "error", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	return nil
+}
+
+// closeReader closes r in the background: a fetch in flight (a long poll
+// of up to MaxWait) holds Reader.Close, and a stopping subscription need
+// not wait for it. Client.Close waits for these closes.
+func (c *Client) closeReader(r *kafkago.Reader) {
+	c.readers.Go(func() { _ = r.Close() })
+}
+
+// topicGone reports whether the brokers say topic does not exist. It asks
+// a broker directly (kafka-go's transport answers metadata requests from a
+// cache that still lists a deleted topic), for at most 5s or until ctx
+// ends; an unreachable broker means no.
+func (c *Client) topicGone(ctx context.Context, topic string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for _, b := range c.brokers {
+		conn, err := c.dialer.DialContext(ctx, "tcp", b)
+		if err != nil {
+			continue
+		}
+		stop := context.AfterFunc(ctx, func() { _ = conn.Close() }) // the conn honours no context
+		_, err = conn.ReadPartitions(topic)
+		stop()
+		_ = conn.Close()
+		return errors.Is(err, kafkago.UnknownTopicOrPartition)
+	}
+	return false
+}
