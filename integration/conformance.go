@@ -56,6 +56,8 @@ func RunConformance(t *testing.T, h Harness) {
 		{"SubscribeCancelPrompt", "", true, (*suite).cancelPrompt},
 	}
 	cases = append(cases, engineCases(h, caps, deleter)...)
+	_, async := probe.(messaging.AsyncPublisher)
+	cases = append(cases, asyncCases(async)...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if !c.ok {

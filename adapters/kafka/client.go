@@ -18,6 +18,7 @@ import (
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/asyncpub"
 	"github.com/msgkit/messaging/internal/dispatch"
 	"github.com/msgkit/messaging/internal/prepare"
 )
@@ -47,6 +48,7 @@ type Client struct {
 
 	subs   dispatch.Set
 	closed atomic.Bool
+	async  asyncpub.Lazy // PublishAsync (publish_async.go)
 
 	topicsMu sync.Mutex
 	topics   map[string]bool            // topics known to exist
@@ -317,6 +319,7 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 // idempotent. A group subscription caught in the middle of a group join
 // leaves once the join answers (bounded by the rebalance timeout).
 func (c *Client) Close() error {
+	c.async.Close() // while publishing still works
 	if c.closed.Swap(true) {
 		c.subs.CloseAll() // wait, as the first Close does
 		return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/asyncpub"
 	"github.com/msgkit/messaging/internal/dispatch"
 	"github.com/msgkit/messaging/internal/prepare"
 )
@@ -38,6 +39,9 @@ type Client struct {
 	sem     chan struct{} // JetStream publishes in flight, across calls
 	pending inflight      // messages in flight -> their calls
 	streams sync.Map      // topic -> stream name, for topics known to exist
+
+	asyncJS *asyncpub.Tracker // PublishAsync in JetStream mode (publish_async.go)
+	async   asyncpub.Lazy     // PublishAsync in core mode
 }
 
 var (
@@ -65,6 +69,7 @@ func newClient(nc *natsgo.Conn, owned bool, cfg config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{nc: nc, cfg: cfg, owned: owned, sem: make(chan struct{}, cfg.maxInFlight)}
+	c.asyncJS = asyncpub.NewTracker(c.sem)
 	if cfg.mode == ModeJetStream {
 		js, err := jetstream.New(nc,
 			// One more than the adapter's own bound, so the library never
@@ -333,10 +338,10 @@ func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, boo
 		if stop != nil {
 			break
 		}
-		c.pending.store(nm, pubSlot{b, i})
+		c.pending.store(nm, pubSlot{b: b, i: i})
 		if _, err := c.js.PublishMsgAsync(nm); err != nil {
 			if _, ok := c.pending.take(nm); ok {
-				c.resolve(pubSlot{b, i}, err)
+				c.resolve(pubSlot{b: b, i: i}, err)
 			}
 		}
 		sent++
@@ -374,6 +379,10 @@ func (c *Client) onAckErr(_ jetstream.JetStream, nm *natsgo.Msg, err error) {
 
 // resolve records the outcome of one message and frees its slot.
 func (c *Client) resolve(s pubSlot, err error) {
+	if s.a != nil {
+		c.resolveAsync(s.a, err) // frees the slot
+		return
+	}
 	<-c.sem
 	s.b.resolve(s.i, err)
 }
@@ -382,6 +391,7 @@ func (c *Client) resolve(s pubSlot, err error) {
 type pubSlot struct {
 	b *pubBatch
 	i int
+	a *asyncMsg // a PublishAsync message instead
 }
 
 // inflight maps the messages in flight to their slots.
@@ -476,6 +486,7 @@ func (b *pubBatch) result(sent int, stop error) ([]error, bool) {
 // flight, and closes the connection when Open made it (a connection given to
 // New stays open). Later calls fail with ErrClosed. Close is idempotent.
 func (c *Client) Close() error {
+	c.closeAsync() // while publishing still works
 	if c.closed.Swap(true) {
 		c.subs.CloseAll() // wait for a concurrent Close
 		return nil
