@@ -147,10 +147,10 @@ func (b *Batcher) sendBatch(batch []item) {
 	live := batch[:0]
 	for _, it := range batch {
 		switch {
-		case closed:
-			b.t.End(it.done, it.msg, fmt.Errorf("publish to %s: queued when the client closed: %w", it.topic, messaging.ErrClosed))
 		case it.ctx.Err() != nil:
 			b.t.End(it.done, it.msg, fmt.Errorf("publish to %s: queued: %w", it.topic, it.ctx.Err()))
+		case closed:
+			b.t.End(it.done, it.msg, fmt.Errorf("publish to %s: queued when the client closed: %w", it.topic, messaging.ErrClosed))
 		default:
 			live = append(live, it)
 		}
