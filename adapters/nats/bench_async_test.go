@@ -13,7 +13,7 @@ import (
 // asynchronously and waits for all acknowledgements: the adapter's
 // PublishAsync then Flush, beside raw JetStream PublishAsync then
 // PublishAsyncComplete (plain messages: no ID, no extra header; 4096 in
-// flight, as the adapter's window).
+// flight, as the adapter's window), and the raw client with IDs.
 func BenchmarkPublishAsync(b *testing.B) {
 	b.Run("adapter", func(b *testing.B) {
 		c, _, topic := benchClient(b)
@@ -25,6 +25,14 @@ func BenchmarkPublishAsync(b *testing.B) {
 		_, js, topic := benchClient(b)
 		b.ResetTimer()
 		rawPublish(b, js, topic, b.N)
+		msgsPerSec(b, b.N)
+	})
+	// The raw client with a Nats-Msg-Id on every message, as the adapter
+	// sends (the stream deduplicates by it): the cost of the ID contract.
+	b.Run("raw-ids", func(b *testing.B) {
+		_, js, topic := benchClient(b)
+		b.ResetTimer()
+		rawPublishIDs(b, js, topic, b.N)
 		msgsPerSec(b, b.N)
 	})
 }
