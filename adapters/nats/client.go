@@ -40,8 +40,9 @@ type Client struct {
 	pending inflight      // messages in flight -> their calls
 	streams sync.Map      // topic -> stream name, for topics known to exist
 
-	asyncJS *asyncpub.Tracker // PublishAsync in JetStream mode (publish_async.go)
-	async   asyncpub.Lazy     // PublishAsync in core mode
+	asyncJS *asyncpub.Tracker      // PublishAsync in JetStream mode (publish_async.go)
+	outage  atomic.Pointer[outage] // PublishAsync: the current or last connection loss
+	async   asyncpub.Lazy          // PublishAsync in core mode
 }
 
 var (
@@ -209,12 +210,17 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 // down (reconnecting) it waits for it up to the unavailable timeout or until
 // ctx ends, then fails with messaging.ErrUnavailable.
 func (c *Client) awaitConnection(ctx context.Context) error {
+	return c.awaitConnectionUntil(ctx, time.Now().Add(c.cfg.unavailable))
+}
+
+// awaitConnectionUntil is awaitConnection with the wait ending at deadline.
+func (c *Client) awaitConnectionUntil(ctx context.Context, deadline time.Time) error {
 	if c.nc.IsConnected() || c.closed.Load() {
 		return nil // a closed client fails in Publish with ErrClosed
 	}
 	ch := c.nc.StatusChanged(natsgo.CONNECTED, natsgo.CLOSED)
 	defer c.nc.RemoveStatusListener(ch)
-	t := time.NewTimer(c.cfg.unavailable)
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	for !c.nc.IsConnected() {
 		if c.nc.IsClosed() {

@@ -53,7 +53,7 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.
 	a := &asyncMsg{topic: topic, msg: msg, done: done}
 	nm, err := encode(topic, msg, c.maxPayload(), c.maxHeader())
 	if err == nil {
-		err = c.awaitConnection(ctx)
+		err = c.awaitConnectionAsync(ctx)
 	}
 	if err == nil {
 		_, err = c.stream(ctx, topic)
@@ -63,6 +63,32 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.
 		return
 	}
 	c.sendAsyncOne(nm, a)
+}
+
+// awaitConnectionAsync is awaitConnection for PublishAsync: every message
+// given while the connection is down waits for it until the same deadline,
+// the unavailable timeout after the first one began waiting, and fails at
+// once after it, so that a goroutine publishing through an outage is held
+// up for the timeout once, not once per message.
+func (c *Client) awaitConnectionAsync(ctx context.Context) error {
+	if c.nc.IsConnected() || c.closed.Load() {
+		return nil
+	}
+	// An outage is told apart from the last one by the reconnect count.
+	reconnects := c.nc.Stats().Reconnects
+	o := c.outage.Load()
+	if o == nil || o.reconnects != reconnects {
+		c.outage.CompareAndSwap(o, &outage{reconnects: reconnects, end: time.Now().Add(c.cfg.unavailable)})
+		o = c.outage.Load()
+	}
+	return c.awaitConnectionUntil(ctx, o.end)
+}
+
+// outage is a loss of the connection as PublishAsync waits for it: the
+// reconnects counted before it, and when waiting for it ends.
+type outage struct {
+	reconnects uint64
+	end        time.Time
 }
 
 // asyncMsg is a PublishAsync message in flight in JetStream mode.
