@@ -41,7 +41,7 @@ type Client struct {
 	streams sync.Map      // topic -> stream name, for topics known to exist
 
 	asyncJS *asyncpub.Tracker      // PublishAsync in JetStream mode (publish_async.go)
-	outage  atomic.Pointer[outage] // PublishAsync: the current or last connection loss
+	parking parking           // PublishAsync while the connection is down
 	async   asyncpub.Lazy          // PublishAsync in core mode
 }
 
@@ -274,6 +274,9 @@ func (c *Client) flush(ctx context.Context) error {
 func (c *Client) wrapConnErr(err error) error {
 	switch {
 	case errors.Is(err, messaging.ErrClosed), errors.Is(err, messaging.ErrUnavailable):
+	case errors.Is(err, natsgo.ErrConnectionClosed) && !c.nc.IsClosed():
+		// A flush cut short by a reconnect reports a closed connection.
+		return fmt.Errorf("%w: interrupted by a reconnect: %w", messaging.ErrUnavailable, err)
 	case errors.Is(err, natsgo.ErrConnectionClosed):
 		return fmt.Errorf("%w: %w", messaging.ErrClosed, err)
 	case errors.Is(err, natsgo.ErrDisconnected), errors.Is(err, natsgo.ErrConnectionReconnecting):

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -50,59 +52,104 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.
 		return
 	}
 	// The message is admitted: every path below ends it exactly once.
-	a := &asyncMsg{topic: topic, msg: msg, done: done}
+	a := &asyncMsg{ctx: ctx, topic: topic, msg: msg, done: done}
 	nm, err := encode(topic, msg, c.maxPayload(), c.maxHeader())
-	if err == nil {
-		err = c.awaitConnectionAsync(ctx)
-	}
-	if err == nil {
-		_, err = c.stream(ctx, topic)
-	}
 	if err != nil {
 		c.asyncJS.End(done, msg, fmt.Errorf("publish to %s: %w", topic, err))
 		return
 	}
-	c.sendAsyncOne(nm, a)
-}
-
-// awaitConnectionAsync is awaitConnection for PublishAsync: every message
-// given while the connection is down waits for it until the same deadline,
-// the unavailable timeout after the first one began waiting, and fails at
-// once after it, so that a goroutine publishing through an outage is held
-// up for the timeout once, not once per message.
-func (c *Client) awaitConnectionAsync(ctx context.Context) error {
-	if c.nc.IsConnected() || c.closed.Load() {
-		return nil
+	a.nm = nm
+	if c.park(a) {
+		return
 	}
-	// An outage is told apart from the last one by the reconnect count.
-	reconnects := c.nc.Stats().Reconnects
-	o := c.outage.Load()
-	if o == nil || o.reconnects != reconnects {
-		c.outage.CompareAndSwap(o, &outage{reconnects: reconnects, end: time.Now().Add(c.cfg.unavailable)})
-		o = c.outage.Load()
-	}
-	return c.awaitConnectionUntil(ctx, o.end)
+	c.lookUpAndSend(a)
 }
 
-// outage is a loss of the connection as PublishAsync waits for it: the
-// reconnects counted before it, and when waiting for it ends.
-type outage struct {
-	reconnects uint64
-	end        time.Time
-}
-
-// asyncMsg is a PublishAsync message in flight in JetStream mode.
+// asyncMsg is a PublishAsync message in JetStream mode.
 type asyncMsg struct {
+	ctx    context.Context
 	topic  string
 	msg    *messaging.Message
 	done   messaging.PublishCallback
-	resent bool // sent again after its stream had gone
 	nm     *natsgo.Msg
+	resent bool // sent again after its stream had gone
 }
 
-// sendAsyncOne publishes nm; its acknowledgement resolves a (resolve).
-func (c *Client) sendAsyncOne(nm *natsgo.Msg, a *asyncMsg) {
-	a.nm = nm
+// parking holds the PublishAsync messages given while the connection is
+// down, in order, so that the caller is not held up per message: one
+// goroutine waits for the connection up to the unavailable timeout, then
+// sends them (or fails them with messaging.ErrUnavailable), and the
+// messages parked meanwhile after them, with a new timeout, until none is
+// left. Messages given while some are parked are parked too, so they keep
+// their order. Each holds its slot of the window while parked.
+type parking struct {
+	busy    atomic.Bool // messages are parked or being handed on: park
+	mu      sync.Mutex
+	msgs    []*asyncMsg
+	waiting bool // a goroutine serves msgs
+}
+
+// park parks a when the connection is down or messages are parked, and
+// reports whether it did.
+func (c *Client) park(a *asyncMsg) bool {
+	if !c.parking.busy.Load() && (c.nc.IsConnected() || c.closed.Load()) {
+		return false
+	}
+	p := &c.parking
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.waiting && (c.nc.IsConnected() || c.closed.Load()) {
+		return false
+	}
+	p.msgs = append(p.msgs, a)
+	if !p.waiting {
+		p.waiting = true
+		p.busy.Store(true)
+		go c.unpark()
+	}
+	return true
+}
+
+// unpark serves the parked messages (see parking).
+func (c *Client) unpark() {
+	p := &c.parking
+	for {
+		err := c.awaitConnectionUntil(context.Background(), time.Now().Add(c.cfg.unavailable))
+		p.mu.Lock()
+		msgs := p.msgs
+		p.msgs = nil
+		if len(msgs) == 0 {
+			p.waiting = false
+			p.busy.Store(false)
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		for _, a := range msgs {
+			switch {
+			case a.ctx.Err() != nil:
+				c.asyncJS.End(a.done, a.msg, fmt.Errorf("publish to %s: waiting for the connection: %w", a.topic, a.ctx.Err()))
+			case err != nil:
+				c.asyncJS.End(a.done, a.msg, fmt.Errorf("publish to %s: %w", a.topic, err))
+			default:
+				c.lookUpAndSend(a)
+			}
+		}
+	}
+}
+
+// lookUpAndSend looks up (or creates) the topic's stream and sends a.
+func (c *Client) lookUpAndSend(a *asyncMsg) {
+	if _, err := c.stream(a.ctx, a.topic); err != nil {
+		c.asyncJS.End(a.done, a.msg, fmt.Errorf("publish to %s: %w", a.topic, err))
+		return
+	}
+	c.publishMsgAsync(a)
+}
+
+// publishMsgAsync publishes a; its acknowledgement resolves it (resolve).
+func (c *Client) publishMsgAsync(a *asyncMsg) {
+	nm := a.nm
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	s := pubSlot{a: a}
@@ -129,7 +176,7 @@ func (c *Client) resolveAsync(a *asyncMsg, err error) {
 				c.asyncJS.End(a.done, a.msg, fmt.Errorf("publish to %s: %w", a.topic, err))
 				return
 			}
-			c.sendAsyncOne(a.nm, a)
+			c.publishMsgAsync(a)
 		}()
 		return
 	}

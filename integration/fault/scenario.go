@@ -41,7 +41,7 @@ func PublishWhileUnreachable(t *testing.T, c messaging.Client, p *Proxy, topic, 
 		t.Errorf("Publish failed after %v with an unavailable timeout of 1s", took)
 	}
 	if ap, ok := c.(messaging.AsyncPublisher); ok {
-		publishAsyncWhileCut(t, ap, topic)
+		PublishAsyncWhileUnreachable(t, ap, topic)
 	}
 	p.Restore()
 	r := w.Recovered(time.Now(), 30*time.Second)
@@ -52,11 +52,11 @@ func PublishWhileUnreachable(t *testing.T, c messaging.Client, p *Proxy, topic, 
 	}
 }
 
-// publishAsyncWhileCut: with the broker unreachable, messages given to
+// PublishAsyncWhileUnreachable: with the broker unreachable, messages given to
 // PublishAsync each get exactly one result, an error wrapping
 // messaging.ErrUnavailable, all within 4s of an unavailable timeout of 1s
 // (the timeout applies to the outage, not to each message in turn).
-func publishAsyncWhileCut(t *testing.T, ap messaging.AsyncPublisher, topic string) {
+func PublishAsyncWhileUnreachable(t *testing.T, ap messaging.AsyncPublisher, topic string) {
 	t.Helper()
 	const n = 100
 	var mu sync.Mutex
