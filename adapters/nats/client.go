@@ -40,9 +40,9 @@ type Client struct {
 	pending inflight      // messages in flight -> their calls
 	streams sync.Map      // topic -> stream name, for topics known to exist
 
-	asyncJS *asyncpub.Tracker      // PublishAsync in JetStream mode (publish_async.go)
+	asyncJS *asyncpub.Tracker // PublishAsync in JetStream mode (publish_async.go)
 	parking parking           // PublishAsync while the connection is down
-	async   asyncpub.Lazy          // PublishAsync in core mode
+	async   asyncpub.Lazy     // PublishAsync in core mode
 }
 
 var (
