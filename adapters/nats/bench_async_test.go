@@ -2,6 +2,7 @@ package nats_test
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -54,4 +55,29 @@ func adapterPublishAsync(b *testing.B, c *natsadapter.Client, topic string, n in
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
+}
+
+// BenchmarkEndToEndAsync: BenchmarkEndToEnd with one goroutine publishing
+// asynchronously: the adapter's PublishAsync beside raw JetStream
+// PublishAsync with plain messages (no ID, no extra header), the plain
+// baseline of BenchmarkEndToEnd's raw side (which sends IDs).
+func BenchmarkEndToEndAsync(b *testing.B) {
+	b.Run("adapter", func(b *testing.B) {
+		c, _, topic := benchClient(b)
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		wg.Go(func() { adapterConsume(b, c, topic, b.N) })
+		adapterPublishAsync(b, c, topic, b.N)
+		wg.Wait()
+		msgsPerSec(b, b.N)
+	})
+	b.Run("raw", func(b *testing.B) {
+		_, js, topic := benchClient(b)
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		wg.Go(func() { rawConsume(b, js, topic, b.N) })
+		rawPublish(b, js, topic, b.N)
+		wg.Wait()
+		msgsPerSec(b, b.N)
+	})
 }
