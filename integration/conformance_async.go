@@ -143,9 +143,9 @@ func keyed(prefix string, n, keys int) []*messaging.Message {
 
 // asyncPublish: messages given to PublishAsync from one goroutine each get
 // exactly one result, Flush returns only after all of them, every accepted
-// message is delivered, per-key order holds, and an invalid message (or one
-// on an invalid topic) fails alone with its own error while the others are
-// sent.
+// message is delivered, per-key order holds, an invalid message (or one on
+// an invalid topic) fails alone with its own error while the others are
+// sent, and (DedupeByID) a repeated ID is reported as ErrDuplicate.
 func (s *suite) asyncPublish(t *testing.T) {
 	const n, keys = 3000, 8
 	ap := s.c.(messaging.AsyncPublisher)
@@ -185,6 +185,18 @@ func (s *suite) asyncPublish(t *testing.T) {
 	}
 	if err := ap.Flush(ctx); err != nil {
 		t.Errorf("Flush with nothing pending: %v", err)
+	}
+	if s.caps.DedupeByID {
+		// A message with the ID of one the broker holds is reported as a
+		// duplicate, on its own.
+		onDup, dupResults := oneResult()
+		ap.PublishAsync(ctx, s.topic, &messaging.Message{ID: msgs[0].ID, Key: msgs[0].Key, Payload: []byte("dup")}, onDup)
+		if err := ap.Flush(ctx); err != nil {
+			t.Fatalf("Flush: %v", err)
+		}
+		if dup := dupResults(); len(dup) != 1 || !errors.Is(dup[0], messaging.ErrDuplicate) {
+			t.Errorf("repeated ID: results %v, want one wrapping ErrDuplicate", dup)
+		}
 	}
 }
 
