@@ -266,7 +266,12 @@ func (c *Client) flush(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.requestTimeout)
 		defer cancel()
 	}
-	return c.nc.FlushWithContext(ctx)
+	err := c.nc.FlushWithContext(ctx)
+	if errors.Is(err, natsgo.ErrConnectionClosed) && !c.nc.IsClosed() {
+		// A flush cut short by a reconnect reports a closed connection.
+		return fmt.Errorf("%w: interrupted by a reconnect: %w", messaging.ErrUnavailable, err)
+	}
+	return err
 }
 
 // wrapConnErr makes a closed connection an ErrClosed and a lost one an
@@ -274,9 +279,6 @@ func (c *Client) flush(ctx context.Context) error {
 func (c *Client) wrapConnErr(err error) error {
 	switch {
 	case errors.Is(err, messaging.ErrClosed), errors.Is(err, messaging.ErrUnavailable):
-	case errors.Is(err, natsgo.ErrConnectionClosed) && !c.nc.IsClosed():
-		// A flush cut short by a reconnect reports a closed connection.
-		return fmt.Errorf("%w: interrupted by a reconnect: %w", messaging.ErrUnavailable, err)
 	case errors.Is(err, natsgo.ErrConnectionClosed):
 		return fmt.Errorf("%w: %w", messaging.ErrClosed, err)
 	case errors.Is(err, natsgo.ErrDisconnected), errors.Is(err, natsgo.ErrConnectionReconnecting):
