@@ -506,8 +506,10 @@ func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.owned {
-		if !c.nc.IsClosed() {
-			// Send the last acknowledgements before closing.
+		if c.nc.IsConnected() {
+			// Send the last acknowledgements before closing (not while
+			// reconnecting: nothing can be sent, the flush would only
+			// wait out its timeout).
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = c.nc.FlushWithContext(ctx)
 			cancel()

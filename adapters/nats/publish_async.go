@@ -81,7 +81,8 @@ type asyncMsg struct {
 // sends them (or fails them with messaging.ErrUnavailable), and the
 // messages parked meanwhile after them, with a new timeout, until none is
 // left. Messages given while some are parked are parked too, so they keep
-// their order. Each holds its slot of the window while parked.
+// their order. Each holds its slot of the window while parked. When Close
+// begins, the parked messages fail with messaging.ErrClosed at once.
 type parking struct {
 	busy    atomic.Bool // messages are parked or being handed on: park
 	mu      sync.Mutex
@@ -114,7 +115,7 @@ func (c *Client) park(a *asyncMsg) bool {
 func (c *Client) unpark() {
 	p := &c.parking
 	for {
-		err := c.awaitConnectionUntil(context.Background(), time.Now().Add(c.cfg.unavailable))
+		err := c.awaitParked()
 		p.mu.Lock()
 		msgs := p.msgs
 		p.msgs = nil
@@ -129,6 +130,8 @@ func (c *Client) unpark() {
 			switch {
 			case a.ctx.Err() != nil:
 				c.asyncJS.End(a.done, a.msg, fmt.Errorf("publish to %s: waiting for the connection: %w", a.topic, a.ctx.Err()))
+			case c.asyncJS.Closed():
+				c.asyncJS.End(a.done, a.msg, fmt.Errorf("publish to %s: waiting for the connection when the client closed: %w", a.topic, messaging.ErrClosed))
 			case err != nil:
 				c.asyncJS.End(a.done, a.msg, fmt.Errorf("publish to %s: %w", a.topic, err))
 			default:
@@ -136,6 +139,21 @@ func (c *Client) unpark() {
 			}
 		}
 	}
+}
+
+// awaitParked waits for the connection for parked messages, up to the
+// unavailable timeout or until Close begins.
+func (c *Client) awaitParked() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.asyncJS.Closing():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return c.awaitConnectionUntil(ctx, time.Now().Add(c.cfg.unavailable))
 }
 
 // lookUpAndSend looks up (or creates) the topic's stream and sends a.

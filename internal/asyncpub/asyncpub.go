@@ -113,6 +113,9 @@ func (t *Tracker) Close() {
 	}
 }
 
+// Closing returns a channel closed by Close.
+func (t *Tracker) Closing() <-chan struct{} { return t.closing }
+
 // Closed reports whether Close was called.
 func (t *Tracker) Closed() bool {
 	select {
