@@ -34,10 +34,11 @@ type PublishCallback func(msg *Message, err error)
 // or waiting for the broker) per client; the bound is each adapter's
 // documented window. PublishAsync blocks while the window is full, until a
 // message's result frees a slot or ctx ends (then the message fails with
-// ctx's error without being sent). ctx bounds the message's wait for the
-// window and its time queued in the client; once it has been sent, the
-// broker's answer decides (the adapter still fails it with ErrUnavailable
-// after its unavailable timeout).
+// ctx's error without being sent). A message queued in the client whose ctx
+// has ended by the time its turn to be sent comes fails with ctx's error
+// instead (the queue's wait is bounded by the adapter's timeouts); once it
+// has been sent, the broker's answer decides (the adapter still fails it
+// with ErrUnavailable after its unavailable timeout).
 //
 // Order: messages with the same non-empty Key published to one topic by one
 // goroutine are written in the order of the PublishAsync calls, as messages
