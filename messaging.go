@@ -42,6 +42,8 @@ func Chain(h Handler, mws ...Middleware) Handler {
 // Publish sets ID (when empty) and Time (when zero) on the given messages; the
 // caller must not change the messages while Publish runs. All methods are safe
 // for concurrent use. After Close, Publish returns an error wrapping ErrClosed.
+// To keep messages in flight from one goroutine without waiting for each
+// call, see AsyncPublisher, which every adapter's Client implements.
 type Publisher interface {
 	Publish(ctx context.Context, topic string, msgs ...*Message) error
 	Close() error

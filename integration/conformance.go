@@ -58,6 +58,8 @@ func RunConformance(t *testing.T, h Harness) {
 		{"Inspect", "messaging.Inspector", inspects, (*suite).inspect},
 	}
 	cases = append(cases, engineCases(h, caps, deleter)...)
+	_, async := probe.(messaging.AsyncPublisher)
+	cases = append(cases, asyncCases(async)...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if !c.ok {
@@ -576,18 +578,10 @@ func (s *suite) perKeyOrder(t *testing.T) {
 	const keys, perKey = 8, 40
 	g := s.group("order")
 	s.provision(g)
-	var mu sync.Mutex
-	last := map[string]int{}
-	var violations []string
+	var order orderChecker
 	col := NewCollector()
 	s.subscribe(t.Context(), s.c, func(_ context.Context, m *messaging.Message) error {
-		seq, _ := strconv.Atoi(string(m.Payload))
-		mu.Lock()
-		if prev, ok := last[m.Key]; ok && seq <= prev && m.Attempt == 1 {
-			violations = append(violations, fmt.Sprintf("key %s: %d after %d", m.Key, seq, prev))
-		}
-		last[m.Key] = max(last[m.Key], seq)
-		mu.Unlock()
+		order.see(m)
 		col.Add(m)
 		return nil
 	}, messaging.Group(g), messaging.Concurrency(4))
@@ -605,10 +599,38 @@ func (s *suite) perKeyOrder(t *testing.T) {
 	}
 	col.WaitDistinct(t, len(published), s.h.Timeout)
 	col.Report(t, published)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(violations) > 0 {
-		t.Fatalf("%d order violations, e.g. %v", len(violations), violations[:min(5, len(violations))])
+	order.check(t)
+}
+
+// orderChecker checks per-key order on delivery: each message's payload is
+// its sequence number within its key, and first deliveries (Attempt 1) of a
+// key must come in increasing order.
+type orderChecker struct {
+	mu         sync.Mutex
+	last       map[string]int
+	violations []string
+}
+
+func (o *orderChecker) see(m *messaging.Message) {
+	seq, _ := strconv.Atoi(string(m.Payload))
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.last == nil {
+		o.last = map[string]int{}
+	}
+	if prev, ok := o.last[m.Key]; ok && seq <= prev && m.Attempt == 1 {
+		o.violations = append(o.violations, fmt.Sprintf("key %s: %d after %d", m.Key, seq, prev))
+	}
+	o.last[m.Key] = max(o.last[m.Key], seq)
+}
+
+// check fails t when any delivery broke the order.
+func (o *orderChecker) check(t *testing.T) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.violations) > 0 {
+		t.Fatalf("%d order violations, e.g. %v", len(o.violations), o.violations[:min(5, len(o.violations))])
 	}
 }
 

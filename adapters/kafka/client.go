@@ -18,6 +18,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/engine"
+	"github.com/msgkit/messaging/internal/asyncpub"
 	"github.com/msgkit/messaging/internal/prepare"
 )
 
@@ -50,6 +51,7 @@ type Client struct {
 	writer    *kafkago.Writer // the writer WithWriter gave (not closed by Close)
 
 	readers sync.WaitGroup // kafka-go readers closing in the background
+	async   asyncpub.Lazy  // PublishAsync (publish_async.go)
 
 	topicsMu sync.Mutex
 	topics   map[string]bool            // topics known to exist
@@ -328,6 +330,7 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 // subscription's Close does not wait for its fetchers' long polls (up to
 // kafka-go's MaxWait, 500ms); the client's Close does.
 func (c *Client) Close() error {
+	c.async.Close() // while publishing still works
 	_ = c.Consumer.Close()
 	c.readers.Wait()
 	if c.producer != nil {

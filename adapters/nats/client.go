@@ -13,6 +13,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/engine"
+	"github.com/msgkit/messaging/internal/asyncpub"
 	"github.com/msgkit/messaging/internal/prepare"
 )
 
@@ -42,6 +43,10 @@ type Client struct {
 	sem     chan struct{} // JetStream publishes in flight, across calls
 	pending inflight      // messages in flight -> their calls
 	streams sync.Map      // topic -> stream name, for topics known to exist
+
+	asyncJS *asyncpub.Tracker // PublishAsync in JetStream mode (publish_async.go)
+	parking parking           // PublishAsync while the connection is down
+	async   asyncpub.Lazy     // PublishAsync in core mode
 }
 
 var (
@@ -73,6 +78,7 @@ func newClient(nc *natsgo.Conn, owned bool, cfg config) (*Client, error) {
 	eo := engine.Options{Name: "nats", Logger: cfg.logger, DefaultPrefetch: cfg.prefetch}
 	c.Consumer = engine.New(natsDriver{c: c}, eo)
 	c.serving = engine.New(natsDriver{c: c, serve: true}, eo)
+	c.asyncJS = asyncpub.NewTracker(c.sem)
 	if cfg.mode == ModeJetStream {
 		js, err := jetstream.New(nc,
 			// One more than the adapter's own bound, so the library never
@@ -212,12 +218,17 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 // down (reconnecting) it waits for it up to the unavailable timeout or until
 // ctx ends, then fails with messaging.ErrUnavailable.
 func (c *Client) awaitConnection(ctx context.Context) error {
+	return c.awaitConnectionUntil(ctx, time.Now().Add(c.cfg.unavailable))
+}
+
+// awaitConnectionUntil is awaitConnection with the wait ending at deadline.
+func (c *Client) awaitConnectionUntil(ctx context.Context, deadline time.Time) error {
 	if c.nc.IsConnected() || c.closed.Load() {
 		return nil // a closed client fails in Publish with ErrClosed
 	}
 	ch := c.nc.StatusChanged(natsgo.CONNECTED, natsgo.CLOSED)
 	defer c.nc.RemoveStatusListener(ch)
-	t := time.NewTimer(c.cfg.unavailable)
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	for !c.nc.IsConnected() {
 		if c.nc.IsClosed() {
@@ -263,7 +274,12 @@ func (c *Client) flush(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.requestTimeout)
 		defer cancel()
 	}
-	return c.nc.FlushWithContext(ctx)
+	err := c.nc.FlushWithContext(ctx)
+	if errors.Is(err, natsgo.ErrConnectionClosed) && !c.nc.IsClosed() {
+		// A flush cut short by a reconnect reports a closed connection.
+		return fmt.Errorf("%w: interrupted by a reconnect: %w", messaging.ErrUnavailable, err)
+	}
+	return err
 }
 
 // wrapConnErr makes a closed connection an ErrClosed and a lost one an
@@ -341,10 +357,10 @@ func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, boo
 		if stop != nil {
 			break
 		}
-		c.pending.store(nm, pubSlot{b, i})
+		c.pending.store(nm, pubSlot{b: b, i: i})
 		if _, err := c.js.PublishMsgAsync(nm); err != nil {
 			if _, ok := c.pending.take(nm); ok {
-				c.resolve(pubSlot{b, i}, err)
+				c.resolve(pubSlot{b: b, i: i}, err)
 			}
 		}
 		sent++
@@ -382,6 +398,10 @@ func (c *Client) onAckErr(_ jetstream.JetStream, nm *natsgo.Msg, err error) {
 
 // resolve records the outcome of one message and frees its slot.
 func (c *Client) resolve(s pubSlot, err error) {
+	if s.a != nil {
+		c.resolveAsync(s.a, err) // frees the slot
+		return
+	}
 	<-c.sem
 	s.b.resolve(s.i, err)
 }
@@ -390,6 +410,7 @@ func (c *Client) resolve(s pubSlot, err error) {
 type pubSlot struct {
 	b *pubBatch
 	i int
+	a *asyncMsg // a PublishAsync message instead
 }
 
 // inflight maps the messages in flight to their slots.
@@ -484,6 +505,7 @@ func (b *pubBatch) result(sent int, stop error) ([]error, bool) {
 // flight, and closes the connection when Open made it (a connection given to
 // New stays open). Later calls fail with ErrClosed. Close is idempotent.
 func (c *Client) Close() error {
+	c.closeAsync() // while publishing still works
 	if c.closed.Swap(true) {
 		c.closeSubscriptions() // wait for a concurrent Close
 		return nil
@@ -492,8 +514,10 @@ func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.owned {
-		if !c.nc.IsClosed() {
-			// Send the last acknowledgements before closing.
+		if c.nc.IsConnected() {
+			// Send the last acknowledgements before closing (not while
+			// reconnecting: nothing can be sent, the flush would only
+			// wait out its timeout).
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = c.nc.FlushWithContext(ctx)
 			cancel()

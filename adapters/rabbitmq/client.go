@@ -13,6 +13,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/engine"
+	"github.com/msgkit/messaging/internal/asyncpub"
 	"github.com/msgkit/messaging/internal/urlparam"
 )
 
@@ -41,6 +42,8 @@ type Client struct {
 	provisioned map[string]map[string]bool // topic -> groups, re-declared on reconnect
 
 	frameMax int // frame_max negotiated on the first connection
+
+	async asyncpub.Lazy // PublishAsync (publish_async.go)
 }
 
 var (
@@ -248,6 +251,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // (unless it was given to New) and stops reconnecting. Publish calls in
 // flight fail. Close is idempotent.
 func (c *Client) Close() error {
+	c.async.Close() // while publishing still works
 	c.closed.Store(true)
 	_ = c.Consumer.Close()
 	c.pool.close()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/engine"
+	"github.com/msgkit/messaging/internal/asyncpub"
 	"github.com/msgkit/messaging/internal/prepare"
 )
 
@@ -38,7 +39,8 @@ type Client struct {
 	hashTag          bool
 	closeOnce        sync.Once
 	closeErr         error
-	co               *coalescer // nil unless WithCoalescing
+	co               *coalescer    // nil unless WithCoalescing
+	async            asyncpub.Lazy // PublishAsync (publish_async.go)
 }
 
 var errClosedPublish = fmt.Errorf("publish: %w", messaging.ErrClosed)
@@ -336,6 +338,7 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 // client only when the Client owns it (Open, or WithCloseClient). It is
 // idempotent.
 func (c *Client) Close() error {
+	c.async.Close() // while publishing still works
 	_ = c.Consumer.Close()
 	c.closeOnce.Do(func() {
 		if c.co != nil {

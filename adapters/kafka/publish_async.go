@@ -1,0 +1,45 @@
+package kafka
+
+import (
+	"context"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/asyncpub"
+	"github.com/msgkit/messaging/internal/prepare"
+)
+
+// Asynchronous publishing: lanes and batch bound (see asyncpub.Batcher).
+const (
+	asyncLanes    = 4
+	asyncMaxBatch = 1000
+)
+
+var _ messaging.AsyncPublisher = (*Client)(nil)
+
+// PublishAsync implements messaging.AsyncPublisher with the producer's
+// queue: messages wait in a few lanes (a message's lane is chosen by its
+// Key), and each lane hands everything queued in it, up to 1000 messages,
+// to the producer at once, which writes them in one produce request per
+// partition (sharing requests with concurrent Publish calls) while the next
+// batch fills; results are Publish's, message by message. At most 4096
+// messages are pending per Client (asyncpub.DefaultWindow). Messages with
+// the same Key go through one lane to one partition, one batch after the
+// other, and keep their order. With WithWriter, the batches go through the
+// given kafka-go Writer instead.
+func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
+	c.async.Get(c.newBatcher).PublishAsync(ctx, topic, msg, done)
+}
+
+// Flush implements messaging.AsyncPublisher.
+func (c *Client) Flush(ctx context.Context) error { return c.async.Flush(ctx) }
+
+func (c *Client) newBatcher() *asyncpub.Batcher {
+	return asyncpub.NewBatcher(asyncLanes, asyncMaxBatch, c.validateOne, c.Publish)
+}
+
+// validateOne makes the checks Publish makes before sending anything. (The
+// record encoding's own check, the reserved "msgkit-" header prefix, is
+// ValidateHeader's too.)
+func (c *Client) validateOne(topic string, m *messaging.Message) error {
+	return prepare.Publish(topic, []*messaging.Message{m}, c.cfg.maxMessageSize)
+}

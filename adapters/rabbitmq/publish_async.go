@@ -1,0 +1,56 @@
+package rabbitmq
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/asyncpub"
+	"github.com/msgkit/messaging/internal/prepare"
+)
+
+// Asynchronous publishing: lanes and batch bound (see asyncpub.Batcher).
+const (
+	asyncLanes    = 4
+	asyncMaxBatch = 1024
+)
+
+var _ messaging.AsyncPublisher = (*Client)(nil)
+
+// PublishAsync implements messaging.AsyncPublisher with publisher confirms:
+// messages queue in a few lanes (a message's lane is chosen by its Key), and
+// each lane publishes everything queued in it, up to 1024 messages, on one
+// confirm channel, all in flight at once, while the next batch fills;
+// results are Publish's, message by message (ErrUnroutable, ErrNacked,
+// resending after a lost connection). At most 4096 messages are pending per
+// Client (asyncpub.DefaultWindow), and at most 4 batches (channels) are in
+// flight. Messages with the same Key go through one lane, one batch after
+// the other, and keep their order.
+func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
+	c.async.Get(c.newBatcher).PublishAsync(ctx, topic, msg, done)
+}
+
+// Flush implements messaging.AsyncPublisher.
+func (c *Client) Flush(ctx context.Context) error { return c.async.Flush(ctx) }
+
+func (c *Client) newBatcher() *asyncpub.Batcher {
+	return asyncpub.NewBatcher(asyncLanes, asyncMaxBatch, c.validateOne, c.Publish)
+}
+
+// validateOne makes the checks Publish makes before sending anything.
+func (c *Client) validateOne(topic string, m *messaging.Message) error {
+	if err := prepare.Publish(topic, []*messaging.Message{m}, c.cfg.maxMessageSize); err != nil {
+		return err
+	}
+	if err := validTopic(topic); err != nil {
+		return fmt.Errorf("publish: topic: %w", err)
+	}
+	p, err := publishing(m)
+	if err == nil {
+		err = checkFrame(p, c.frameMax)
+	}
+	if err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	return nil
+}

@@ -1,0 +1,37 @@
+package redis
+
+import (
+	"context"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/asyncpub"
+	"github.com/msgkit/messaging/internal/prepare"
+)
+
+// Asynchronous publishing: lanes and batch bound (see asyncpub.Batcher).
+const (
+	asyncLanes    = 4
+	asyncMaxBatch = maxCoalesced
+)
+
+var _ messaging.AsyncPublisher = (*Client)(nil)
+
+// PublishAsync implements messaging.AsyncPublisher with Redis pipelining:
+// messages queue in a few lanes (a message's lane is chosen by its Key), and
+// each lane sends everything queued in it, up to 1000 messages, as one
+// pipeline of XADDs (one round trip) while the next pipeline fills; results
+// are Publish's, message by message. At most 4096 messages are pending per
+// Client (asyncpub.DefaultWindow). Messages with the same Key go through one
+// lane, one pipeline after the other, and keep their order.
+func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
+	c.async.Get(c.newBatcher).PublishAsync(ctx, topic, msg, done)
+}
+
+// Flush implements messaging.AsyncPublisher.
+func (c *Client) Flush(ctx context.Context) error { return c.async.Flush(ctx) }
+
+func (c *Client) newBatcher() *asyncpub.Batcher {
+	return asyncpub.NewBatcher(asyncLanes, asyncMaxBatch, func(topic string, m *messaging.Message) error {
+		return prepare.Publish(topic, []*messaging.Message{m}, c.cfg.maxMessageSize)
+	}, c.Publish)
+}

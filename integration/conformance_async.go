@@ -1,0 +1,270 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/msgkit/messaging"
+)
+
+// asyncCases are the cases of messaging.AsyncPublisher, run for clients that
+// implement it.
+func asyncCases(async bool) []conformanceCase {
+	return []conformanceCase{
+		{"AsyncPublish", "AsyncPublisher", async, (*suite).asyncPublish},
+		{"AsyncPublishCancel", "AsyncPublisher", async, (*suite).asyncCancel},
+		{"AsyncPublishClose", "AsyncPublisher", async, (*suite).asyncClose},
+	}
+}
+
+// asyncResults records the callbacks of messages given to PublishAsync.
+type asyncResults struct {
+	msgs []*messaging.Message
+
+	mu    sync.Mutex
+	calls []int
+	errs  []error
+	wrong []string // callbacks with another message than their own
+}
+
+func newAsyncResults(msgs []*messaging.Message) *asyncResults {
+	return &asyncResults{msgs: msgs, calls: make([]int, len(msgs)), errs: make([]error, len(msgs))}
+}
+
+func (r *asyncResults) callback(i int) messaging.PublishCallback {
+	return func(m *messaging.Message, err error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.calls[i]++
+		r.errs[i] = err
+		if m != r.msgs[i] {
+			r.wrong = append(r.wrong, fmt.Sprintf("message %d", i))
+		}
+	}
+}
+
+// publish gives the messages from to to PublishAsync from the calling
+// goroutine.
+func (r *asyncResults) publish(ctx context.Context, p messaging.AsyncPublisher, topic string, from, to int) {
+	for i := from; i < to; i++ {
+		p.PublishAsync(ctx, topic, r.msgs[i], r.callback(i))
+	}
+}
+
+// oneResult returns a callback and a function returning the results it got.
+func oneResult() (messaging.PublishCallback, func() []error) {
+	var mu sync.Mutex
+	var errs []error
+	return func(_ *messaging.Message, err error) {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}, func() []error {
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]error(nil), errs...)
+		}
+}
+
+// check fails t unless every message had exactly one callback, with its
+// own message.
+func (r *asyncResults) check(t *testing.T, when string) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var bad []string
+	for i, n := range r.calls {
+		if n != 1 {
+			bad = append(bad, fmt.Sprintf("message %d: %d callbacks", i, n))
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("%s: %d messages without exactly one result, e.g. %v", when, len(bad), bad[:min(5, len(bad))])
+	}
+	if len(r.wrong) > 0 {
+		t.Fatalf("%s: callbacks given another message: %v", when, r.wrong[:min(5, len(r.wrong))])
+	}
+}
+
+// accepted returns the IDs of the messages whose result was nil, and the
+// errors of the others.
+func (r *asyncResults) accepted() (ids []string, failed map[int]error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	failed = map[int]error{}
+	for i, err := range r.errs {
+		if err == nil {
+			ids = append(ids, r.msgs[i].ID)
+		} else {
+			failed[i] = err
+		}
+	}
+	return ids, failed
+}
+
+// asyncSubscribe subscribes to the suite's topic with a group where the
+// adapter has groups (provisioned first) and without one otherwise, and
+// returns the collector of deliveries and the per-key order checker
+// (messages carry their sequence per key as payload).
+func (s *suite) asyncSubscribe(t *testing.T) (*Collector, *orderChecker) {
+	var opts []messaging.SubscribeOption
+	if s.caps.Groups {
+		g := s.group("async")
+		s.provision(g)
+		opts = append(opts, messaging.Group(g))
+	}
+	if s.caps.PerKeyOrder {
+		opts = append(opts, messaging.Concurrency(4))
+	}
+	order := &orderChecker{}
+	col := NewCollector()
+	s.subscribe(t.Context(), s.c, func(_ context.Context, m *messaging.Message) error {
+		order.see(m)
+		col.Add(m)
+		return nil
+	}, opts...)
+	return col, order
+}
+
+// keyed returns n messages over keys keys, each payload its sequence number
+// within its key.
+func keyed(prefix string, n, keys int) []*messaging.Message {
+	msgs := make([]*messaging.Message, n)
+	for i := range msgs {
+		k := i % keys
+		msgs[i] = &messaging.Message{ID: fmt.Sprintf("%s-%d", prefix, i), Key: fmt.Sprintf("k%d", k), Payload: []byte(strconv.Itoa(i / keys))}
+	}
+	return msgs
+}
+
+// asyncPublish: messages given to PublishAsync from one goroutine each get
+// exactly one result, Flush returns only after all of them, every accepted
+// message is delivered, per-key order holds, an invalid message (or one on
+// an invalid topic) fails alone with its own error while the others are
+// sent, and (DedupeByID) a repeated ID is reported as ErrDuplicate.
+func (s *suite) asyncPublish(t *testing.T) {
+	const n, keys = 3000, 8
+	ap := s.c.(messaging.AsyncPublisher)
+	col, order := s.asyncSubscribe(t)
+	msgs := keyed("async", n, keys)
+	bad := n / 2
+	msgs[bad].Header = messaging.Header{"msgkit-reserved": "x"} // refused by ValidateHeader
+	r := newAsyncResults(msgs)
+	ctx, cancel := context.WithTimeout(t.Context(), s.h.Timeout)
+	defer cancel()
+	r.publish(ctx, ap, s.topic, 0, n)
+	onBadTopic, badTopicResults := oneResult()
+	ap.PublishAsync(ctx, "", messaging.NewMessage([]byte("x")), onBadTopic)
+	if err := ap.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	r.check(t, "after Flush")
+	if badTopic := badTopicResults(); len(badTopic) != 1 || !errors.Is(badTopic[0], messaging.ErrInvalidTopic) {
+		t.Errorf("empty topic: results %v, want one wrapping ErrInvalidTopic", badTopic)
+	}
+	ok, failed := r.accepted()
+	if len(failed) != 1 || !errors.Is(failed[bad], messaging.ErrInvalidHeader) {
+		t.Fatalf("failed messages %v, want only message %d with ErrInvalidHeader", failed, bad)
+	}
+	for i, m := range msgs {
+		if i != bad && (m.ID == "" || m.Time.IsZero()) {
+			t.Fatalf("message %d: ID %q, Time %v: PublishAsync must set them", i, m.ID, m.Time)
+		}
+	}
+	col.WaitDistinct(t, len(ok), s.h.Timeout)
+	col.Report(t, ok)
+	if col.Count(msgs[bad].ID) != 0 {
+		t.Errorf("the invalid message was delivered")
+	}
+	if s.caps.PerKeyOrder {
+		order.check(t)
+	}
+	if err := ap.Flush(ctx); err != nil {
+		t.Errorf("Flush with nothing pending: %v", err)
+	}
+	if s.caps.DedupeByID {
+		// A message with the ID of one the broker holds is reported as a
+		// duplicate, on its own.
+		onDup, dupResults := oneResult()
+		ap.PublishAsync(ctx, s.topic, &messaging.Message{ID: msgs[0].ID, Key: msgs[0].Key, Payload: []byte("dup")}, onDup)
+		if err := ap.Flush(ctx); err != nil {
+			t.Fatalf("Flush: %v", err)
+		}
+		if dup := dupResults(); len(dup) != 1 || !errors.Is(dup[0], messaging.ErrDuplicate) {
+			t.Errorf("repeated ID: results %v, want one wrapping ErrDuplicate", dup)
+		}
+	}
+}
+
+// asyncCancel: cancelling the context of messages in flight leaves each with
+// exactly one result, nil (and then delivered) or the context's error;
+// messages given with a done context fail with its error.
+func (s *suite) asyncCancel(t *testing.T) {
+	const n = 2000
+	ap := s.c.(messaging.AsyncPublisher)
+	col, _ := s.asyncSubscribe(t)
+	msgs := keyed("cancel", n, 4)
+	r := newAsyncResults(msgs)
+	ctx, cancel := context.WithCancel(t.Context())
+	r.publish(ctx, ap, s.topic, 0, n/2)
+	cancel()
+	r.publish(ctx, ap, s.topic, n/2, n)
+	fctx, fcancel := context.WithTimeout(t.Context(), s.h.Timeout)
+	defer fcancel()
+	if err := ap.Flush(fctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	r.check(t, "after Flush")
+	ok, failed := r.accepted()
+	for i, err := range failed {
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("message %d: %v, want nil or an error wrapping context.Canceled", i, err)
+		}
+	}
+	for i := n / 2; i < n; i++ {
+		if _, f := failed[i]; !f {
+			t.Fatalf("message %d, given with a cancelled context, was accepted", i)
+		}
+	}
+	t.Logf("%d of %d messages accepted before the cancellation", len(ok), n/2)
+	col.WaitDistinct(t, len(ok), s.h.Timeout)
+	col.Report(t, ok)
+}
+
+// asyncClose: Close with messages pending returns after each has exactly one
+// result, nil (and then delivered) or an error wrapping ErrClosed, and
+// PublishAsync after Close fails at once with ErrClosed.
+func (s *suite) asyncClose(t *testing.T) {
+	const n = 2000
+	col, _ := s.asyncSubscribe(t)
+	c := s.h.Open(t)
+	ap := c.(messaging.AsyncPublisher)
+	msgs := keyed("close", n, 4)
+	r := newAsyncResults(msgs)
+	r.publish(t.Context(), ap, s.topic, 0, n)
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	r.check(t, "after Close")
+	ok, failed := r.accepted()
+	for i, err := range failed {
+		if !errors.Is(err, messaging.ErrClosed) {
+			t.Fatalf("message %d: %v, want nil or an error wrapping ErrClosed", i, err)
+		}
+	}
+	t.Logf("%d of %d messages accepted before Close", len(ok), n)
+	onLate, lateResults := oneResult()
+	ap.PublishAsync(t.Context(), s.topic, messaging.NewMessage([]byte("late")), onLate)
+	if after := lateResults(); len(after) != 1 || !errors.Is(after[0], messaging.ErrClosed) {
+		t.Errorf("PublishAsync after Close: results %v before it returned, want one wrapping ErrClosed", after)
+	}
+	if err := ap.Flush(t.Context()); err != nil {
+		t.Errorf("Flush after Close: %v", err)
+	}
+	col.WaitDistinct(t, len(ok), s.h.Timeout)
+	col.Report(t, ok)
+}

@@ -1,0 +1,135 @@
+// Package asyncpub holds the machinery the adapters share for
+// messaging.AsyncPublisher: a window of pending messages with Flush and
+// Close (Tracker), and lanes that send queued messages in batches through a
+// batch publish (Batcher).
+package asyncpub
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/msgkit/messaging"
+)
+
+// DefaultWindow is the number of messages an adapter keeps pending (queued
+// or waiting for the broker) per client unless it documents another bound:
+// about what raw JetStream's async publisher keeps in flight (4,000).
+const DefaultWindow = 4096
+
+// Tracker counts the pending messages of one client: it bounds them (the
+// window), lets Flush wait until none is pending, and refuses new ones once
+// closed. Every message that Begin admits must be ended with End exactly
+// once.
+type Tracker struct {
+	sem     chan struct{} // one slot per pending message
+	closing chan struct{} // closed by Close
+
+	mu     sync.Mutex
+	n      int           // pending messages
+	idle   chan struct{} // closed while n == 0; replaced when n leaves 0
+	closed bool
+}
+
+// NewTracker returns a Tracker whose window is sem: a slot is taken per
+// pending message and given back by End. Adapters that bound their
+// synchronous publishes with a semaphore pass it, so both share one window;
+// nil makes a window of DefaultWindow.
+func NewTracker(sem chan struct{}) *Tracker {
+	if sem == nil {
+		sem = make(chan struct{}, DefaultWindow)
+	}
+	idle := make(chan struct{})
+	close(idle)
+	return &Tracker{sem: sem, closing: make(chan struct{}), idle: idle}
+}
+
+// Begin admits one message: it takes a slot of the window, waiting while it
+// is full until ctx ends or the tracker closes. It fails with an error
+// wrapping ctx's error or messaging.ErrClosed.
+func (t *Tracker) Begin(ctx context.Context) error {
+	select {
+	case t.sem <- struct{}{}:
+	default:
+		select {
+		case t.sem <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for room in the publish window: %w", ctx.Err())
+		case <-t.closing:
+			return messaging.ErrClosed
+		}
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		<-t.sem
+		return messaging.ErrClosed
+	}
+	if t.n == 0 {
+		t.idle = make(chan struct{})
+	}
+	t.n++
+	t.mu.Unlock()
+	return nil
+}
+
+// End reports the result of a message Begin admitted: it calls done (when
+// not nil), then frees the message's slot.
+func (t *Tracker) End(done messaging.PublishCallback, m *messaging.Message, err error) {
+	if done != nil {
+		done(m, err)
+	}
+	t.mu.Lock()
+	t.n--
+	if t.n == 0 {
+		close(t.idle)
+	}
+	t.mu.Unlock()
+	<-t.sem
+}
+
+// Flush waits until no message is pending, or ctx ends.
+func (t *Tracker) Flush(ctx context.Context) error {
+	t.mu.Lock()
+	idle := t.idle
+	t.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("flush: %w", ctx.Err())
+	}
+}
+
+// Close makes Begin fail with messaging.ErrClosed from now on (also for
+// callers waiting for the window). Messages already admitted stay pending
+// until ended. It is idempotent.
+func (t *Tracker) Close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.closed {
+		t.closed = true
+		close(t.closing)
+	}
+}
+
+// Closing returns a channel closed by Close.
+func (t *Tracker) Closing() <-chan struct{} { return t.closing }
+
+// Closed reports whether Close was called.
+func (t *Tracker) Closed() bool {
+	select {
+	case <-t.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Fail reports a message that failed before Begin (or instead of it):
+// it calls done, when not nil.
+func Fail(done messaging.PublishCallback, m *messaging.Message, err error) {
+	if done != nil {
+		done(m, err)
+	}
+}

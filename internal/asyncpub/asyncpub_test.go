@@ -1,0 +1,261 @@
+package asyncpub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+)
+
+func TestTrackerWindow(t *testing.T) {
+	tr := NewTracker(make(chan struct{}, 2))
+	ctx := context.Background()
+	for range 2 {
+		if err := tr.Begin(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The window is full: Begin waits, and gives up when its ctx ends.
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := tr.Begin(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Begin on a full window: %v, want DeadlineExceeded", err)
+	}
+	// A waiting Begin proceeds when a message ends.
+	began := make(chan error)
+	go func() { began <- tr.Begin(ctx) }()
+	select {
+	case err := <-began:
+		t.Fatalf("Begin returned %v on a full window", err)
+	default:
+	}
+	var got []error
+	tr.End(func(_ *messaging.Message, err error) { got = append(got, err) }, nil, nil)
+	if err := <-began; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != nil {
+		t.Fatalf("End called done with %v", got)
+	}
+	// Flush waits for the two pending messages.
+	flushed := make(chan error)
+	go func() { flushed <- tr.Flush(ctx) }()
+	tr.End(nil, nil, nil)
+	select {
+	case err := <-flushed:
+		t.Fatalf("Flush returned %v with a message pending", err)
+	case <-time.After(10 * time.Millisecond):
+	}
+	tr.End(nil, nil, nil)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	// Close makes a Begin waiting for the window fail with ErrClosed.
+	for range 2 {
+		if err := tr.Begin(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() { began <- tr.Begin(ctx) }()
+	tr.Close()
+	if err := <-began; !errors.Is(err, messaging.ErrClosed) {
+		t.Fatalf("Begin waiting at Close: %v, want ErrClosed", err)
+	}
+	if err := tr.Begin(ctx); !errors.Is(err, messaging.ErrClosed) {
+		t.Fatalf("Begin after Close: %v, want ErrClosed", err)
+	}
+}
+
+// recorder is a SendFunc that records its batches; fail decides a
+// message's error, whole fails a batch as a whole.
+type recorder struct {
+	mu      sync.Mutex
+	batches [][]*messaging.Message
+	entered chan struct{} // when set, each send signals it first
+	release chan struct{} // when set, each send waits for it
+	fail    func(m *messaging.Message) error
+	whole   error
+}
+
+func (r *recorder) send(_ context.Context, topic string, msgs ...*messaging.Message) error {
+	if r.entered != nil {
+		r.entered <- struct{}{}
+	}
+	if r.release != nil {
+		<-r.release
+	}
+	r.mu.Lock()
+	r.batches = append(r.batches, msgs)
+	r.mu.Unlock()
+	if r.whole != nil {
+		return r.whole
+	}
+	pe := &messaging.PublishError{Errs: make([]error, len(msgs))}
+	failed := false
+	for i, m := range msgs {
+		if m.Topic != topic {
+			pe.Errs[i] = fmt.Errorf("sent to %s, meant for %s", topic, m.Topic)
+			failed = true
+		} else if r.fail != nil {
+			pe.Errs[i] = r.fail(m)
+			failed = failed || pe.Errs[i] != nil
+		}
+	}
+	if failed {
+		return pe
+	}
+	return nil
+}
+
+func noCheck(string, *messaging.Message) error { return nil }
+
+type results struct {
+	mu   sync.Mutex
+	errs map[*messaging.Message][]error
+}
+
+func (r *results) done(m *messaging.Message, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.errs == nil {
+		r.errs = map[*messaging.Message][]error{}
+	}
+	r.errs[m] = append(r.errs[m], err)
+}
+
+func TestBatcherResultsAndOrder(t *testing.T) {
+	rec := &recorder{fail: func(m *messaging.Message) error {
+		if string(m.Payload) == "bad" {
+			return errors.New("refused")
+		}
+		return nil
+	}}
+	b := NewBatcher(3, 7, func(_ string, m *messaging.Message) error {
+		if m.Header["invalid"] != "" {
+			return messaging.ErrInvalidHeader
+		}
+		return nil
+	}, rec.send)
+	var res results
+	var msgs []*messaging.Message
+	ctx := context.Background()
+	for i := range 500 {
+		topic := []string{"a", "b"}[i%2]
+		m := &messaging.Message{Key: fmt.Sprintf("k%d", i%5), Topic: topic, Payload: []byte(fmt.Sprint(i))}
+		switch i {
+		case 100:
+			m.Payload = []byte("bad")
+		case 200:
+			m.Header = messaging.Header{"invalid": "x"}
+		}
+		msgs = append(msgs, m)
+		b.PublishAsync(ctx, topic, m, res.done)
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range msgs {
+		errs := res.errs[m]
+		if len(errs) != 1 {
+			t.Fatalf("message %d: %d results", i, len(errs))
+		}
+		switch i {
+		case 100:
+			if errs[0] == nil || errs[0].Error() != "refused" {
+				t.Errorf("message 100: %v, want its own error", errs[0])
+			}
+		case 200:
+			if !errors.Is(errs[0], messaging.ErrInvalidHeader) {
+				t.Errorf("message 200: %v, want ErrInvalidHeader", errs[0])
+			}
+		default:
+			if errs[0] != nil {
+				t.Errorf("message %d: %v", i, errs[0])
+			}
+		}
+	}
+	// Batches hold at most 7 messages of one topic, and each key's
+	// messages of a topic were sent in order.
+	last := map[string]int{}
+	sent := 0
+	for _, batch := range rec.batches {
+		if len(batch) > 7 {
+			t.Fatalf("batch of %d messages, more than 7", len(batch))
+		}
+		for _, m := range batch {
+			var seq int
+			fmt.Sscan(string(m.Payload), &seq)
+			if string(m.Payload) == "bad" {
+				seq = 100
+			}
+			k := m.Topic + "/" + m.Key
+			if prev, ok := last[k]; ok && seq <= prev {
+				t.Fatalf("key %s: %d sent after %d", k, seq, prev)
+			}
+			last[k] = seq
+			sent++
+		}
+	}
+	if sent != 499 {
+		t.Fatalf("%d messages sent, want 499 (all but the invalid one)", sent)
+	}
+}
+
+func TestBatcherWholeFailure(t *testing.T) {
+	rec := &recorder{whole: messaging.ErrUnavailable}
+	b := NewBatcher(1, 100, noCheck, rec.send)
+	var res results
+	for range 10 {
+		b.PublishAsync(context.Background(), "t", &messaging.Message{Topic: "t"}, res.done)
+	}
+	if err := b.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for m, errs := range res.errs {
+		if len(errs) != 1 || !errors.Is(errs[0], messaging.ErrUnavailable) {
+			t.Fatalf("%p: %v, want one ErrUnavailable", m, errs)
+		}
+	}
+	if len(res.errs) != 10 {
+		t.Fatalf("%d messages with results, want 10", len(res.errs))
+	}
+}
+
+// TestBatcherCloseAndCancel: at Close, the batch being sent gets the send's
+// results and the queued messages fail with ErrClosed; messages whose ctx
+// ended while queued fail with its error without being sent.
+func TestBatcherCloseAndCancel(t *testing.T) {
+	rec := &recorder{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	b := NewBatcher(1, 1, noCheck, rec.send)
+	var res results
+	ctx, cancel := context.WithCancel(context.Background())
+	first := &messaging.Message{Topic: "t"}
+	b.PublishAsync(context.Background(), "t", first, res.done)
+	<-rec.entered // first is being sent
+	cancelled := &messaging.Message{Topic: "t"}
+	b.PublishAsync(ctx, "t", cancelled, res.done)
+	queued := &messaging.Message{Topic: "t"}
+	b.PublishAsync(context.Background(), "t", queued, res.done)
+	cancel()
+	b.t.Close() // Close's first step, made here to know it is done
+	late := &messaging.Message{Topic: "t"}
+	b.PublishAsync(context.Background(), "t", late, res.done)
+	closed := make(chan struct{})
+	go func() { b.Close(); close(closed) }()
+	close(rec.release)
+	<-closed
+	want := map[*messaging.Message]error{first: nil, cancelled: context.Canceled, queued: messaging.ErrClosed, late: messaging.ErrClosed}
+	for m, w := range want {
+		errs := res.errs[m]
+		if len(errs) != 1 || (w == nil) != (errs[0] == nil) || (w != nil && !errors.Is(errs[0], w)) {
+			t.Errorf("results %v, want one %v", errs, w)
+		}
+	}
+	if len(rec.batches) != 1 {
+		t.Errorf("%d batches sent, want 1", len(rec.batches))
+	}
+}

@@ -1,0 +1,231 @@
+package asyncpub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+
+	"github.com/msgkit/messaging"
+)
+
+// SendFunc publishes msgs, all valid and all to topic, as one batch, and
+// returns nil, a *messaging.PublishError with one entry per message, or an
+// error that applies to every message: an adapter's Publish.
+type SendFunc func(ctx context.Context, topic string, msgs ...*messaging.Message) error
+
+// ValidateFunc checks one message as the adapter's Publish would before
+// sending anything, and sets its ID and Time; an error fails that message
+// alone.
+type ValidateFunc func(topic string, m *messaging.Message) error
+
+// Batcher implements messaging.AsyncPublisher for adapters whose native
+// pipelining is a batch publish (a Redis pipeline of XADDs, RabbitMQ
+// publishes on one confirm channel, the Kafka producer's per-partition
+// requests): messages wait in one of a few lanes, and each lane sends
+// everything queued in it (up to a bound) as one batch while the next batch
+// fills. A message's lane is chosen by its Key, so messages with the same
+// Key go through one lane, one batch after the other, in order; keyless
+// messages are spread over the lanes. Several lanes keep the broker busy
+// while a batch waits for its answer.
+type Batcher struct {
+	t        *Tracker
+	validate ValidateFunc
+	send     SendFunc
+	maxBatch int
+	seed     maphash.Seed
+	next     atomic.Uint32
+	lanes    []*lane
+	wg       sync.WaitGroup
+}
+
+type item struct {
+	ctx   context.Context
+	topic string
+	msg   *messaging.Message
+	done  messaging.PublishCallback
+}
+
+type lane struct {
+	mu      sync.Mutex
+	q       []item
+	running bool // a goroutine sends this lane's batches
+}
+
+// NewBatcher returns a Batcher with lanes lanes sending batches of at most
+// maxBatch messages, bounded by a window of DefaultWindow pending messages.
+func NewBatcher(lanes, maxBatch int, validate ValidateFunc, send SendFunc) *Batcher {
+	b := &Batcher{
+		t:        NewTracker(nil),
+		validate: validate,
+		send:     send,
+		maxBatch: max(maxBatch, 1),
+		seed:     maphash.MakeSeed(),
+		lanes:    make([]*lane, max(lanes, 1)),
+	}
+	for i := range b.lanes {
+		b.lanes[i] = &lane{}
+	}
+	return b
+}
+
+// PublishAsync implements messaging.AsyncPublisher.PublishAsync.
+func (b *Batcher) PublishAsync(ctx context.Context, topic string, m *messaging.Message, done messaging.PublishCallback) {
+	if err := Check(ctx, b.t, topic, m, b.validate); err != nil {
+		Fail(done, m, err)
+		return
+	}
+	var l *lane
+	if m.Key != "" {
+		l = b.lanes[maphash.String(b.seed, m.Key)%uint64(len(b.lanes))]
+	} else {
+		l = b.lanes[int(b.next.Add(1))%len(b.lanes)]
+	}
+	l.mu.Lock()
+	l.q = append(l.q, item{ctx: ctx, topic: topic, msg: m, done: done})
+	if !l.running {
+		l.running = true
+		b.wg.Add(1)
+		go b.run(l)
+	}
+	l.mu.Unlock()
+}
+
+// Check does what every PublishAsync does first: it fails a nil message, a
+// closed client, an invalid message (validate) and a done ctx, and then
+// admits the message to the window (Begin). On nil the caller must End the
+// message once.
+func Check(ctx context.Context, t *Tracker, topic string, m *messaging.Message, validate ValidateFunc) error {
+	switch {
+	case m == nil:
+		return fmt.Errorf("publish to %s: nil message: %w", topic, messaging.ErrInvalidOption)
+	case t.Closed():
+		return fmt.Errorf("publish to %s: %w", topic, messaging.ErrClosed)
+	}
+	if err := validate(topic, m); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	if err := t.Begin(ctx); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	return nil
+}
+
+// run sends l's batches until l is empty.
+func (b *Batcher) run(l *lane) {
+	defer b.wg.Done()
+	for {
+		l.mu.Lock()
+		n := min(len(l.q), b.maxBatch)
+		if n == 0 {
+			l.running = false
+			l.mu.Unlock()
+			return
+		}
+		batch := make([]item, n)
+		copy(batch, l.q)
+		if n == len(l.q) {
+			clear(l.q)
+			l.q = l.q[:0]
+		} else {
+			l.q = l.q[n:]
+		}
+		l.mu.Unlock()
+		b.sendBatch(batch)
+	}
+}
+
+// sendBatch sends the messages of batch still wanted, one publish per
+// topic, and reports every message's result.
+func (b *Batcher) sendBatch(batch []item) {
+	closed := b.t.Closed()
+	live := batch[:0]
+	for _, it := range batch {
+		switch {
+		case it.ctx.Err() != nil:
+			b.t.End(it.done, it.msg, fmt.Errorf("publish to %s: queued: %w", it.topic, it.ctx.Err()))
+		case closed:
+			b.t.End(it.done, it.msg, fmt.Errorf("publish to %s: queued when the client closed: %w", it.topic, messaging.ErrClosed))
+		default:
+			live = append(live, it)
+		}
+	}
+	for len(live) > 0 {
+		// The messages of the first topic, in order; the rest wait for the
+		// next round (a batch usually holds one topic).
+		topic := live[0].topic
+		var msgs []*messaging.Message
+		var its, rest []item
+		for _, it := range live {
+			if it.topic == topic {
+				msgs = append(msgs, it.msg)
+				its = append(its, it)
+			} else {
+				rest = append(rest, it)
+			}
+		}
+		err := b.send(context.Background(), topic, msgs...)
+		var pe *messaging.PublishError
+		perMsg := errors.As(err, &pe) && len(pe.Errs) == len(its)
+		for i, it := range its {
+			e := err
+			if perMsg {
+				e = pe.Errs[i]
+			}
+			b.t.End(it.done, it.msg, e)
+		}
+		live = rest
+	}
+}
+
+// Flush implements messaging.AsyncPublisher.Flush.
+func (b *Batcher) Flush(ctx context.Context) error { return b.t.Flush(ctx) }
+
+// Close refuses new messages, fails those still queued with
+// messaging.ErrClosed, waits for the batches in flight and their results,
+// and returns. Call it first in the client's Close, while publishing still
+// works.
+func (b *Batcher) Close() {
+	b.t.Close()
+	_ = b.t.Flush(context.Background())
+	b.wg.Wait()
+}
+
+// Lazy holds a client's Batcher, made on first use, so that a client that
+// never publishes asynchronously pays nothing for it. The zero value is
+// ready.
+type Lazy struct{ p atomic.Pointer[Batcher] }
+
+// Get returns the Batcher, making it with make on first use.
+func (l *Lazy) Get(make func() *Batcher) *Batcher {
+	if b := l.p.Load(); b != nil {
+		return b
+	}
+	b := make()
+	if !l.p.CompareAndSwap(nil, b) {
+		return l.p.Load()
+	}
+	return b
+}
+
+// Flush flushes the Batcher, if one was made.
+func (l *Lazy) Flush(ctx context.Context) error {
+	if b := l.p.Load(); b != nil {
+		return b.Flush(ctx)
+	}
+	return nil
+}
+
+// Close closes the Batcher, if one was made. A Batcher made after Close
+// sends through the closed client's publish, which fails every message with
+// messaging.ErrClosed: each still gets its one result.
+func (l *Lazy) Close() {
+	if b := l.p.Load(); b != nil {
+		b.Close()
+	}
+}

@@ -1,0 +1,54 @@
+package otel
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/msgkit/messaging"
+)
+
+var _ messaging.AsyncPublisher = (*publisher)(nil)
+
+// PublishAsync publishes through the wrapped Publisher's PublishAsync (or
+// its Publish when it has none; see messaging.PublishAsync) with a producer
+// span per message, from PublishAsync to the message's result, whose
+// context is written into a copy of the message's headers (as Publish
+// does). The caller's message gets the ID and Time the publisher set before
+// done is called with it.
+func (t *publisher) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
+	if msg == nil {
+		messaging.PublishAsync(ctx, t.p, topic, msg, done) // the publisher reports it
+		return
+	}
+	ctx, span := t.tracer.Start(ctx, "send "+topic,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(t.c.attrs(
+			AttrOperation.String("send"),
+			AttrDestination.String(topic),
+			AttrBatchCount.Int(1),
+		)...))
+	cp := *msg
+	cp.Header = make(messaging.Header, len(msg.Header)+2)
+	for k, v := range msg.Header {
+		cp.Header[k] = v
+	}
+	t.c.prop.Inject(ctx, propagation.MapCarrier(cp.Header))
+	messaging.PublishAsync(ctx, t.p, topic, &cp, func(m *messaging.Message, err error) {
+		msg.ID, msg.Time = cp.ID, cp.Time
+		span.SetAttributes(AttrMessageID.String(msg.ID))
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+		if done != nil {
+			done(msg, err)
+		}
+	})
+}
+
+// Flush flushes the wrapped Publisher (see messaging.Flush).
+func (t *publisher) Flush(ctx context.Context) error { return messaging.Flush(ctx, t.p) }
