@@ -446,19 +446,27 @@ func (c *Client) lost(ctx context.Context, stream string, err error) error {
 
 // Settle acks, naks (with the RetryAfter delay, else the BackOff entry of
 // the attempt), terminates, or releases (a nak without delay, so another
-// member gets the message at once) each delivery. The calls are
-// asynchronous; a failure means the connection is gone and the server
-// redelivers after the ack wait.
-func (r *jsReceiver) Settle(_ context.Context, batch []driver.Settlement) error {
+// member gets the message at once) each delivery. The outcomes are sent
+// without waiting, except the last, which the server confirms (within
+// ctx): the server handles a consumer's acknowledgements in order, so when
+// Settle returns it counts none of the batch as delivered and unsettled any
+// more, and the engine's credit given back for them is room on the server
+// too. A failure means the connection is gone (the server redelivers after
+// the ack wait) or the confirmation is late.
+func (r *jsReceiver) Settle(ctx context.Context, batch []driver.Settlement) error {
 	var first error
 	failed := 0
 	for i := range batch {
 		st := &batch[i]
 		jm := st.Token.(*natsgo.Msg)
+		var opts []natsgo.AckOpt
+		if i == len(batch)-1 {
+			opts = append(opts, natsgo.Context(ctx))
+		}
 		var err error
 		switch st.Outcome {
 		case driver.Ack:
-			err = jm.Ack()
+			err = jm.Ack(opts...)
 		case driver.Term:
 			if r.termReason {
 				reason := st.Err.Error()
@@ -466,18 +474,23 @@ func (r *jsReceiver) Settle(_ context.Context, batch []driver.Settlement) error 
 					reason = reason[:200]
 				}
 				// The body TermWithReason of package jetstream sends.
-				err = r.c.nc.Publish(jm.Reply, []byte("+TERM "+reason))
+				body := []byte("+TERM " + reason)
+				if len(opts) > 0 {
+					_, err = r.c.nc.RequestWithContext(ctx, jm.Reply, body)
+				} else {
+					err = r.c.nc.Publish(jm.Reply, body)
+				}
 			} else {
-				err = jm.Term() // servers before 2.10.4 ignore a reason'd term
+				err = jm.Term(opts...) // servers before 2.10.4 ignore a reason'd term
 			}
 		case driver.Nack:
 			if delay := r.nakDelay(st.Delay, st.Msg.Attempt); delay > 0 {
-				err = jm.NakWithDelay(delay)
+				err = jm.NakWithDelay(delay, opts...)
 			} else {
-				err = jm.Nak()
+				err = jm.Nak(opts...)
 			}
 		case driver.Release:
-			err = jm.Nak()
+			err = jm.Nak(opts...)
 		}
 		if err != nil {
 			failed++
