@@ -99,8 +99,15 @@ const (
 // Receive call running (its max), a request for q messages is sent only
 // when O+B+q <= C. As the engine's free credit F is never negative, O+B <=
 // F+C holds throughout (a Receive returning k of C gives back C-k; a
-// settlement gives back one): what the engine holds plus O+B, the most the
-// server can have delivered and not settled, stays within Prefetch.
+// settlement gives back one, once the server has it, see Settle): what the
+// engine holds plus O+B, the most the server can have delivered and not
+// settled, stays within Prefetch. A request outstanding when Receive's ctx
+// ends stays: what it delivers is returned by the next Receive. A pull is
+// dropped (Close, a lost connection, a failed request) by dropping its
+// inbox, which ends its requests on the server; a message the server sent
+// before it saw the inbox go is nak'ed when it arrives (so around a
+// reconnect the server may briefly count it beside the new pull's), and
+// one lost with a connection comes back after the ack wait.
 // Settle and Extend use each delivery's token (the *natsgo.Msg) only.
 type jsReceiver struct {
 	c          *Client
@@ -227,7 +234,7 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 		p.mu.Lock()
 		b := len(r.spare) + len(p.buf)
 		q := max - p.outstanding - b
-		ask := p.err == nil && q > 0 && (p.outstanding == 0 || q >= r.threshold)
+		ask := p.err == nil && ctx.Err() == nil && q > 0 && (p.outstanding == 0 || q >= r.threshold)
 		if ask {
 			p.outstanding += q
 			p.seen = time.Now()
