@@ -80,6 +80,7 @@ func (d natsDriver) OpenReceiver(ctx context.Context, topic string, o messaging.
 	}
 	// Registered after start: a reconnect before it changes nothing.
 	r.status = d.c.nc.StatusChanged(natsgo.RECONNECTING, natsgo.CLOSED)
+	r.settleStatus = d.c.nc.StatusChanged(natsgo.DISCONNECTED, natsgo.RECONNECTING, natsgo.CLOSED)
 	return r, nil
 }
 
@@ -119,13 +120,15 @@ type jsReceiver struct {
 	threshold  int             // the smallest request sent while another is outstanding
 
 	// Used by Receive and Close only.
-	cons      jetstream.Consumer // nil once lost, until Receive starts again
-	next      string             // the consumer's pull request subject
-	pull      *jsPull            // nil once lost
-	spare     []*natsgo.Msg      // delivered by a pull since dropped, not yet returned (part of B)
-	status    chan natsgo.Status // the connection's reconnects and close
-	ephemeral string             // the ephemeral consumer's name, deleted by Close
-	lastSeq   uint64             // stream sequence of the last message received
+	cons   jetstream.Consumer // nil once lost, until Receive starts again
+	next   string             // the consumer's pull request subject
+	pull   *jsPull            // nil once lost
+	spare  []*natsgo.Msg      // delivered by a pull since dropped, not yet returned (part of B)
+	status chan natsgo.Status // the connection's reconnects and close
+	// Used by Settle only: the connection's losses.
+	settleStatus chan natsgo.Status
+	ephemeral    string // the ephemeral consumer's name, deleted by Close
+	lastSeq      uint64 // stream sequence of the last message received
 }
 
 // start finds or creates the consumer and opens a pull on it. An ephemeral
@@ -454,50 +457,24 @@ func (c *Client) lost(ctx context.Context, stream string, err error) error {
 // Settle acks, naks (with the RetryAfter delay, else the BackOff entry of
 // the attempt), terminates, or releases (a nak without delay, so another
 // member gets the message at once) each delivery. The outcomes are sent
-// without waiting, except the last, which the server confirms (within
-// ctx): the server handles a consumer's acknowledgements in order, so when
-// Settle returns it counts none of the batch as delivered and unsettled any
-// more, and the engine's credit given back for them is room on the server
-// too. A failure means the connection is gone (the server redelivers after
-// the ack wait) or the confirmation is late.
+// without waiting, except the last, which the server confirms (see
+// confirm): the server handles a consumer's acknowledgements in order, on
+// a queue apart from pull requests, so when Settle returns it counts none
+// of the batch as delivered and unsettled any more, and the engine's credit
+// given back for them is room on the server too. A failure means the
+// connection is gone (the server redelivers after the ack wait), the
+// consumer is gone, or the confirmation is late.
 func (r *jsReceiver) Settle(ctx context.Context, batch []driver.Settlement) error {
 	var first error
 	failed := 0
 	for i := range batch {
 		st := &batch[i]
 		jm := st.Token.(*natsgo.Msg)
-		var opts []natsgo.AckOpt
-		if i == len(batch)-1 {
-			opts = append(opts, natsgo.Context(ctx))
-		}
 		var err error
-		switch st.Outcome {
-		case driver.Ack:
-			err = jm.Ack(opts...)
-		case driver.Term:
-			if r.termReason {
-				reason := st.Err.Error()
-				if len(reason) > 200 {
-					reason = reason[:200]
-				}
-				// The body TermWithReason of package jetstream sends.
-				body := []byte("+TERM " + reason)
-				if len(opts) > 0 {
-					_, err = r.c.nc.RequestWithContext(ctx, jm.Reply, body)
-				} else {
-					err = r.c.nc.Publish(jm.Reply, body)
-				}
-			} else {
-				err = jm.Term(opts...) // servers before 2.10.4 ignore a reason'd term
-			}
-		case driver.Nack:
-			if delay := r.nakDelay(st.Delay, st.Msg.Attempt); delay > 0 {
-				err = jm.NakWithDelay(delay, opts...)
-			} else {
-				err = jm.Nak(opts...)
-			}
-		case driver.Release:
-			err = jm.Nak(opts...)
+		if i == len(batch)-1 {
+			err = r.confirm(ctx, jm, st)
+		} else {
+			err = r.settleOne(ctx, jm, st, false)
 		}
 		if err != nil {
 			failed++
@@ -508,6 +485,68 @@ func (r *jsReceiver) Settle(ctx context.Context, batch []driver.Settlement) erro
 	}
 	if first != nil {
 		return fmt.Errorf("%d of %d settlements failed; first: %w", failed, len(batch), first)
+	}
+	return nil
+}
+
+// confirm settles the last delivery of a batch and waits for the server's
+// confirmation, until ctx ends or the connection is lost: then it is
+// unconfirmed, like the others (the server has it, or redelivers after the
+// ack wait).
+func (r *jsReceiver) confirm(ctx context.Context, jm *natsgo.Msg, st *driver.Settlement) error {
+	for stale := true; stale; { // events of an earlier loss
+		select {
+		case <-r.settleStatus:
+		default:
+			stale = false
+		}
+	}
+	if !r.c.nc.IsConnected() {
+		return r.settleOne(ctx, jm, st, false)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.settleOne(ctx, jm, st, true) }()
+	select {
+	case err := <-done:
+		return err
+	case <-r.settleStatus:
+		return nil
+	}
+}
+
+// settleOne sends st's outcome; to wait, as a request the server answers
+// once it has applied it (within ctx).
+func (r *jsReceiver) settleOne(ctx context.Context, jm *natsgo.Msg, st *driver.Settlement, wait bool) error {
+	var opts []natsgo.AckOpt
+	if wait {
+		opts = append(opts, natsgo.Context(ctx))
+	}
+	switch st.Outcome {
+	case driver.Ack:
+		return jm.Ack(opts...)
+	case driver.Term:
+		if !r.termReason {
+			return jm.Term(opts...) // servers before 2.10.4 ignore a reason'd term
+		}
+		reason := st.Err.Error()
+		if len(reason) > 200 {
+			reason = reason[:200]
+		}
+		body := []byte("+TERM " + reason) // the body TermWithReason of package jetstream sends
+		if wait {
+			_, err := r.c.nc.RequestWithContext(ctx, jm.Reply, body)
+			return err
+		}
+		return r.c.nc.Publish(jm.Reply, body)
+	case driver.Nack:
+		if delay := r.nakDelay(st.Delay, st.Msg.Attempt); delay > 0 {
+			return jm.NakWithDelay(delay, opts...)
+		}
+		return jm.Nak(opts...)
+	case driver.Release:
+		return jm.Nak(opts...)
 	}
 	return nil
 }
@@ -549,6 +588,7 @@ func (r *jsReceiver) Extend(_ context.Context, ds []driver.Delivery) error {
 func (r *jsReceiver) Close(ctx context.Context) error {
 	if r.status != nil {
 		r.c.nc.RemoveStatusListener(r.status)
+		r.c.nc.RemoveStatusListener(r.settleStatus)
 	}
 	if p := r.pull; p != nil {
 		r.dropPull()
