@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -140,13 +141,16 @@ func (r *jsReceiver) start(ctx context.Context) error {
 		r.cons, err = c.group(ctx, r.stream, r.topic, o.Group, o.StartAt, &o)
 	} else {
 		cfg := jetstream.ConsumerConfig{
-			Description:       "messaging ephemeral subscription of topic " + r.topic,
-			FilterSubject:     r.topic,
-			AckPolicy:         jetstream.AckExplicitPolicy,
-			AckWait:           o.AckDeadline,
-			MaxDeliver:        -1,
-			MaxAckPending:     c.cfg.maxAckPending,
-			InactiveThreshold: ephemeralInactive,
+			Description:   "messaging ephemeral subscription of topic " + r.topic,
+			FilterSubject: r.topic,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       o.AckDeadline,
+			MaxDeliver:    -1,
+			MaxAckPending: c.cfg.maxAckPending,
+			// While the engine holds all it has credit for, the
+			// subscription sends no pull request: its in-progress signals,
+			// every third of the ack wait, keep the consumer active.
+			InactiveThreshold: max(ephemeralInactive, o.AckDeadline, slices.Max(append([]time.Duration{0}, r.schedule...))),
 		}
 		if o.MaxAttempts > 0 {
 			cfg.MaxDeliver = o.MaxAttempts
