@@ -124,7 +124,7 @@ type jsReceiver struct {
 	cons   jetstream.Consumer // nil once lost, until Receive starts again
 	next   string             // the consumer's pull request subject
 	pull   *jsPull            // nil once lost
-	spare  []*natsgo.Msg      // delivered by a pull since dropped, not yet returned (part of B)
+	spare  []*natsgo.Msg      // delivered (taken from the pulls), not yet returned: part of B
 	status chan natsgo.Status // the connection's reconnects and close
 	// Used by Settle only: the connection's losses.
 	settleStatus chan natsgo.Status
