@@ -54,9 +54,11 @@
 //     the latest subscriber's values win. Without a Group, a subscription
 //     has its own ephemeral consumer (default start Latest).
 //   - Delivery is at-least-once. The consumer side is the library's engine
-//     (package engine) over this adapter's driver: a subscription pulls
-//     with Consume (at most Prefetch messages requested ahead) and the
-//     engine runs the handlers (Concurrency, per-key order, Prefetch held).
+//     (package engine) over this adapter's driver: a subscription sends
+//     pull requests for no more than the engine has room for, so the
+//     server never has more than Prefetch of its messages delivered and
+//     unsettled, and the engine runs the handlers (Concurrency, per-key
+//     order, Prefetch held).
 //     nil acks; an error naks (RetryAfter: nak with delay, kept by the
 //     server); Permanent, and the last allowed attempt, terminate the
 //     message (logged). A nak without delay, and a message released

@@ -2,11 +2,13 @@ package nats
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -18,8 +20,9 @@ import (
 
 // This file is the consumer side of the adapter: the driver the library's
 // engine (package engine) runs. It holds the broker-specific parts only:
-// pull consumers fed by Consume, their settlement (Ack, Nak, NakWithDelay,
-// Term, InProgress), ordered consumers for Read, core subscriptions, and
+// pull consumers read with requests sized to the engine's credit, their
+// settlement (Ack, Nak, NakWithDelay, Term, InProgress), ordered consumers
+// for Read, core subscriptions, and
 // the sorting of what goes wrong (a deleted stream, a closed connection, or
 // something transient to retry). The lifecycles, worker pool, prefetch,
 // settle batching, in-progress scheduling, backoff and logging of given-up
@@ -55,7 +58,7 @@ func (d natsDriver) Capabilities() messaging.Capabilities {
 
 // OpenReceiver starts a subscription: a core (queue) subscription, or a
 // JetStream pull consumer (the group's durable one, or an ephemeral one)
-// consumed with Consume.
+// read with pull requests sized to the engine's credit.
 func (d natsDriver) OpenReceiver(ctx context.Context, topic string, o messaging.SubscribeOptions) (driver.Receiver, error) {
 	if d.serve || d.c.cfg.mode == ModeCore {
 		r, err := d.c.openCore(ctx, topic, o, d.serve)
@@ -67,6 +70,7 @@ func (d natsDriver) OpenReceiver(ctx context.Context, topic string, o messaging.
 	r := &jsReceiver{
 		c: d.c, topic: topic, o: o, schedule: backoffSchedule(o),
 		termReason: versionAtLeast(d.c.nc.ConnectedServerVersion(), 2, 10, 4),
+		threshold:  max(o.Prefetch/2, 1),
 	}
 	err := d.c.withStream(ctx, topic, func(stream string) error {
 		r.stream = stream
@@ -75,12 +79,38 @@ func (d natsDriver) OpenReceiver(ctx context.Context, topic string, o messaging.
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", topic, err)
 	}
+	// Registered after start: a reconnect before it changes nothing.
+	r.status = d.c.nc.StatusChanged(natsgo.RECONNECTING, natsgo.CLOSED)
+	r.settleStatus = d.c.nc.StatusChanged(natsgo.DISCONNECTED, natsgo.RECONNECTING, natsgo.CLOSED)
 	return r, nil
 }
 
-// jsReceiver is one subscription's pull consumer. Consume's callback hands
-// messages to Receive through in; Settle and Extend use each delivery's
-// token (the jetstream.Msg) only.
+// Pull requests: each waits on the server at most pullExpires and is kept
+// alive with heartbeats every pullHeartbeat; a pull without any traffic for
+// two heartbeats is lost (a consumer or server gone without a word).
+const (
+	pullExpires   = 30 * time.Second
+	pullHeartbeat = 5 * time.Second
+)
+
+// jsReceiver is one subscription's pull consumer, read with pull requests
+// on an inbox of its own (jsPull). The server never holds more of the
+// subscription's messages delivered and unsettled than the engine has
+// credit for: with O the messages requested and not yet delivered, B those
+// delivered and not yet returned by Receive, and C the credit of the
+// Receive call running (its max), a request for q messages is sent only
+// when O+B+q <= C. As the engine's free credit F is never negative, O+B <=
+// F+C holds throughout (a Receive returning k of C gives back C-k; a
+// settlement gives back one, once the server has it, see Settle): what the
+// engine holds plus O+B, the most the server can have delivered and not
+// settled, stays within Prefetch. A request outstanding when Receive's ctx
+// ends stays: what it delivers is returned by the next Receive. A pull is
+// dropped (Close, a lost connection, a failed request) by dropping its
+// inbox, which ends its requests on the server; a message the server sent
+// before it saw the inbox go is nak'ed when it arrives (so around a
+// reconnect the server may briefly count it beside the new pull's), and
+// one lost with a connection comes back after the ack wait.
+// Settle and Extend use each delivery's token (the *natsgo.Msg) only.
 type jsReceiver struct {
 	c          *Client
 	topic      string
@@ -88,20 +118,22 @@ type jsReceiver struct {
 	o          messaging.SubscribeOptions
 	schedule   []time.Duration // the consumer's BackOff
 	termReason bool            // the server keeps a Term's reason
+	threshold  int             // the smallest request sent while another is outstanding
 
 	// Used by Receive and Close only.
-	cons      jetstream.Consumer // nil once lost, until Receive starts again
-	cc        jetstream.ConsumeContext
-	in        chan jetstream.Msg
-	stop      chan struct{}         // closed when this consume ends: the callback naks instead of waiting
-	lastErr   atomic.Pointer[error] // the last error Consume reported
-	ephemeral string                // the ephemeral consumer's name, deleted by Close
-	lastSeq   uint64                // stream sequence of the last message received
+	cons   jetstream.Consumer // nil once lost, until Receive starts again
+	next   string             // the consumer's pull request subject
+	pull   *jsPull            // nil once lost
+	spare  []*natsgo.Msg      // delivered (taken from the pulls), not yet returned: part of B
+	status chan natsgo.Status // the connection's reconnects and close
+	// Used by Settle only: the connection's losses.
+	settleStatus chan natsgo.Status
+	ephemeral    string // the ephemeral consumer's name, deleted by Close
+	lastSeq      uint64 // stream sequence of the last message received
 }
 
-// start finds or creates the consumer and starts consuming it. An
-// ephemeral consumer recreated after a loss resumes after the last message
-// received.
+// start finds or creates the consumer and opens a pull on it. An ephemeral
+// consumer recreated after a loss resumes after the last message received.
 func (r *jsReceiver) start(ctx context.Context) error {
 	c, o := r.c, r.o
 	var err error
@@ -109,13 +141,16 @@ func (r *jsReceiver) start(ctx context.Context) error {
 		r.cons, err = c.group(ctx, r.stream, r.topic, o.Group, o.StartAt, &o)
 	} else {
 		cfg := jetstream.ConsumerConfig{
-			Description:       "messaging ephemeral subscription of topic " + r.topic,
-			FilterSubject:     r.topic,
-			AckPolicy:         jetstream.AckExplicitPolicy,
-			AckWait:           o.AckDeadline,
-			MaxDeliver:        -1,
-			MaxAckPending:     c.cfg.maxAckPending,
-			InactiveThreshold: ephemeralInactive,
+			Description:   "messaging ephemeral subscription of topic " + r.topic,
+			FilterSubject: r.topic,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       o.AckDeadline,
+			MaxDeliver:    -1,
+			MaxAckPending: c.cfg.maxAckPending,
+			// While the engine holds all it has credit for, the
+			// subscription sends no pull request: its in-progress signals,
+			// every third of the ack wait, keep the consumer active.
+			InactiveThreshold: max(ephemeralInactive, o.AckDeadline, slices.Max(append([]time.Duration{0}, r.schedule...))),
 		}
 		if o.MaxAttempts > 0 {
 			cfg.MaxDeliver = o.MaxAttempts
@@ -139,30 +174,43 @@ func (r *jsReceiver) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	in, stop := make(chan jetstream.Msg, o.Prefetch), make(chan struct{})
-	r.lastErr.Store(nil)
-	cc, err := r.cons.Consume(func(jm jetstream.Msg) {
-		select {
-		case in <- jm:
-		case <-stop:
-			_ = jm.Nak() // the subscription ended: back to the group at once
-		}
-	}, jetstream.PullMaxMessages(o.Prefetch), jetstream.ConsumeErrHandler(func(cc jetstream.ConsumeContext, err error) {
-		r.lastErr.Store(&err)
-		if errors.Is(err, natsgo.ErrNoResponders) {
-			cc.Stop() // the consumer is gone (a restarted server without it): Receive sorts it out
-		}
-	}))
-	if err != nil {
+	r.next = jetstream.DefaultAPIPrefix + "CONSUMER.MSG.NEXT." + r.stream + "." + r.cons.CachedInfo().Name
+	if err := r.openPull(); err != nil {
 		r.cons = nil
-		return fmt.Errorf("consume %s: %w", r.topic, err)
+		return fmt.Errorf("subscribe %s: %w", r.topic, err)
 	}
-	r.cc, r.in, r.stop = cc, in, stop
 	return nil
 }
 
-// Receive returns the messages waiting (up to max), blocking for the
-// first. After the consumer was lost it finds or creates it again.
+// openPull subscribes a new inbox for pull requests.
+func (r *jsReceiver) openPull() error {
+	p := &jsPull{wake: make(chan struct{}, 1), done: make(chan struct{})}
+	inbox := r.c.nc.NewInbox()
+	sub, err := r.c.nc.Subscribe(inbox, p.onMsg)
+	if err != nil {
+		return err
+	}
+	var once sync.Once
+	sub.SetClosedHandler(func(string) { once.Do(func() { close(p.done) }) })
+	p.sub, p.inbox = sub, inbox
+	r.pull = p
+	return nil
+}
+
+// dropPull stops the pull: its requests end on the server (no interest in
+// their inbox any more) and what it delivered is kept in spare for Receive.
+// A message still on its way is nak'ed on arrival, back to the group at
+// once.
+func (r *jsReceiver) dropPull() {
+	if r.pull != nil {
+		r.spare = append(r.spare, r.pull.stop()...)
+		r.pull = nil
+	}
+}
+
+// Receive returns the messages delivered (up to max), blocking for the
+// first, and requests more within max. After the consumer was lost it
+// finds or creates it again.
 func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, error) {
 	if r.cons == nil {
 		if err := r.start(ctx); err != nil {
@@ -170,20 +218,193 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 		}
 		r.c.cfg.logger.Info("nats: subscription resumed", "topic", r.topic, "group", r.o.Group)
 	}
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case jm := <-r.in:
-		return takeWaiting(jm, r.in, max, r.delivery), nil
-	case <-r.cc.Closed():
-		err := errors.New("consume stopped")
-		if last := r.lastErr.Load(); last != nil {
-			err = *last
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
 		}
-		r.shut(ctx)
-		r.cons = nil
-		return nil, r.c.lost(ctx, r.stream, fmt.Errorf("consume %s: %w", r.topic, err))
+	}()
+	for {
+		select {
+		case st := <-r.status:
+			if err := r.statusChanged(ctx, st); err != nil {
+				return r.take(max), err
+			}
+		default:
+		}
+		if r.pull == nil {
+			if err := r.openPull(); err != nil {
+				return r.take(max), r.c.lost(ctx, r.stream, fmt.Errorf("subscribe %s: %w", r.topic, err))
+			}
+		}
+		p := r.pull
+		p.mu.Lock()
+		b := len(r.spare) + len(p.buf)
+		q := max - p.outstanding - b
+		ask := p.err == nil && ctx.Err() == nil && q > 0 && (p.outstanding == 0 || q >= r.threshold)
+		if ask {
+			p.outstanding += q
+			p.seen = time.Now()
+		}
+		pullErr, idle, outstanding := p.err, time.Since(p.seen), p.outstanding
+		r.spare = append(r.spare, p.buf...)
+		clear(p.buf)
+		p.buf = p.buf[:0]
+		p.mu.Unlock()
+		if ask {
+			if err := r.request(p, q); err != nil {
+				p.mu.Lock()
+				p.outstanding -= q
+				p.mu.Unlock()
+				return r.take(max), r.c.lost(ctx, r.stream, fmt.Errorf("pull %s: %w", r.topic, err))
+			}
+		}
+		if len(r.spare) > 0 {
+			return r.take(max), nil
+		}
+		if pullErr == nil && outstanding > 0 && idle > 2*pullHeartbeat {
+			pullErr = jetstream.ErrNoHeartbeat
+		}
+		if pullErr != nil {
+			r.dropPull()
+			r.cons = nil
+			return r.take(max), r.c.lost(ctx, r.stream, fmt.Errorf("pull %s: %w", r.topic, pullErr))
+		}
+		wait := 2*pullHeartbeat - idle + time.Millisecond
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-p.wake:
+		case <-timer.C:
+		case st := <-r.status:
+			if err := r.statusChanged(ctx, st); err != nil {
+				return r.take(max), err
+			}
+		}
 	}
+}
+
+// statusChanged handles a change of the connection: when it is lost the
+// pull is dropped (a server restarted without its requests would not say
+// so) and a new one is opened; when it is closed the subscription ends.
+func (r *jsReceiver) statusChanged(ctx context.Context, st natsgo.Status) error {
+	r.dropPull()
+	if st == natsgo.CLOSED || r.c.nc.IsClosed() {
+		return r.c.lost(ctx, r.stream, fmt.Errorf("pull %s: %w", r.topic, natsgo.ErrConnectionClosed))
+	}
+	return nil
+}
+
+// request asks the server for q more messages on p's inbox.
+func (r *jsReceiver) request(p *jsPull, q int) error {
+	req, err := json.Marshal(pullRequest{Batch: q, Expires: pullExpires, Heartbeat: pullHeartbeat})
+	if err != nil {
+		return err
+	}
+	return r.c.nc.PublishRequest(r.next, p.inbox, req)
+}
+
+// pullRequest is the body of a JetStream pull request.
+type pullRequest struct {
+	Batch     int           `json:"batch"`
+	Expires   time.Duration `json:"expires"`
+	Heartbeat time.Duration `json:"idle_heartbeat"`
+}
+
+// take returns up to max of the delivered messages, as deliveries.
+func (r *jsReceiver) take(max int) []driver.Delivery {
+	n := min(max, len(r.spare))
+	if n == 0 {
+		return nil
+	}
+	out := make([]driver.Delivery, n)
+	for i, m := range r.spare[:n] {
+		out[i] = r.delivery(m)
+	}
+	rest := copy(r.spare, r.spare[n:])
+	clear(r.spare[rest:])
+	r.spare = r.spare[:rest]
+	return out
+}
+
+// jsPull is an inbox and the pull requests outstanding on it. Its
+// subscription's callback counts what arrives.
+type jsPull struct {
+	sub   *natsgo.Subscription
+	inbox string
+	wake  chan struct{} // signalled on every arrival
+	done  chan struct{} // closed when the subscription has ended
+
+	mu          sync.Mutex
+	buf         []*natsgo.Msg // delivered, not yet taken by Receive
+	outstanding int           // requested, not yet delivered nor expired
+	seen        time.Time     // the last request sent or arrival
+	err         error         // the pull failed (a status other than a heartbeat or an expiry)
+	stopped     bool          // later messages are nak'ed
+}
+
+// onMsg takes a message or a status of the pull's requests.
+func (p *jsPull) onMsg(m *natsgo.Msg) {
+	status := ""
+	if len(m.Data) == 0 && len(m.Header) > 0 {
+		status = m.Header.Get("Status")
+	}
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		if status == "" {
+			_ = m.Nak()
+		}
+		return
+	}
+	p.seen = time.Now()
+	switch status {
+	case "": // a message
+		p.buf = append(p.buf, m)
+		p.outstanding--
+	case "100": // idle heartbeat
+	case "408": // a request expired, with what it had left
+		left, err := strconv.Atoi(m.Header.Get("Nats-Pending-Messages"))
+		if err != nil {
+			p.err = fmt.Errorf("request timeout without a valid pending count %q", m.Header.Get("Nats-Pending-Messages"))
+		} else {
+			p.outstanding -= left
+		}
+	case "503":
+		p.err = natsgo.ErrNoResponders // the consumer is gone (a restarted server without it)
+	default:
+		desc := m.Header.Get("Description")
+		if strings.Contains(strings.ToLower(desc), "consumer deleted") {
+			p.err = jetstream.ErrConsumerDeleted
+		} else {
+			p.err = fmt.Errorf("pull request: status %s: %s", status, desc)
+		}
+	}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop drains the pull's subscription (without waiting for the drain) and
+// returns what was delivered and not taken; anything arriving later is
+// nak'ed.
+func (p *jsPull) stop() []*natsgo.Msg {
+	p.mu.Lock()
+	p.stopped = true
+	buf := p.buf
+	p.buf = nil
+	p.mu.Unlock()
+	if err := p.sub.Drain(); err != nil {
+		_ = p.sub.Unsubscribe()
+	}
+	return buf
 }
 
 // takeWaiting returns first and what else waits in in, up to max in all,
@@ -201,12 +422,16 @@ func takeWaiting[T any](first T, in <-chan T, max int, delivery func(T) driver.D
 	return out
 }
 
-func (r *jsReceiver) delivery(jm jetstream.Msg) driver.Delivery {
-	m := toMessage(jm, r.topic, r.o.Group)
-	if md, err := jm.Metadata(); err == nil {
+func (r *jsReceiver) delivery(nm *natsgo.Msg) driver.Delivery {
+	md, err := nm.Metadata()
+	if err != nil {
+		md = nil
+	}
+	m := toMessage(nm.Header, nm.Data, md, r.topic, r.o.Group)
+	if md != nil {
 		r.lastSeq = md.Sequence.Stream
 	}
-	return driver.Delivery{Msg: m, Token: jm, ExtendEvery: ackWait(r.schedule, r.o.AckDeadline, m.Attempt) / 3}
+	return driver.Delivery{Msg: m, Token: nm, ExtendEvery: ackWait(r.schedule, r.o.AckDeadline, m.Attempt) / 3}
 }
 
 // lost sorts the failure of a consumer, a fetch or a log reader: a closed
@@ -235,37 +460,25 @@ func (c *Client) lost(ctx context.Context, stream string, err error) error {
 
 // Settle acks, naks (with the RetryAfter delay, else the BackOff entry of
 // the attempt), terminates, or releases (a nak without delay, so another
-// member gets the message at once) each delivery. The calls are
-// asynchronous; a failure means the connection is gone and the server
-// redelivers after the ack wait.
-func (r *jsReceiver) Settle(_ context.Context, batch []driver.Settlement) error {
+// member gets the message at once) each delivery. The outcomes are sent
+// without waiting, except the last, which the server confirms (see
+// confirm): the server handles a consumer's acknowledgements in order, on
+// a queue apart from pull requests, so when Settle returns it counts none
+// of the batch as delivered and unsettled any more, and the engine's credit
+// given back for them is room on the server too. A failure means the
+// connection is gone (the server redelivers after the ack wait), the
+// consumer is gone, or the confirmation is late.
+func (r *jsReceiver) Settle(ctx context.Context, batch []driver.Settlement) error {
 	var first error
 	failed := 0
 	for i := range batch {
 		st := &batch[i]
-		jm := st.Token.(jetstream.Msg)
+		jm := st.Token.(*natsgo.Msg)
 		var err error
-		switch st.Outcome {
-		case driver.Ack:
-			err = jm.Ack()
-		case driver.Term:
-			if r.termReason {
-				reason := st.Err.Error()
-				if len(reason) > 200 {
-					reason = reason[:200]
-				}
-				err = jm.TermWithReason(reason)
-			} else {
-				err = jm.Term() // servers before 2.10.4 ignore a reason'd term
-			}
-		case driver.Nack:
-			if delay := r.nakDelay(st.Delay, st.Msg.Attempt); delay > 0 {
-				err = jm.NakWithDelay(delay)
-			} else {
-				err = jm.Nak()
-			}
-		case driver.Release:
-			err = jm.Nak()
+		if i == len(batch)-1 {
+			err = r.confirm(ctx, jm, st)
+		} else {
+			err = r.settleOne(ctx, jm, st, false)
 		}
 		if err != nil {
 			failed++
@@ -276,6 +489,68 @@ func (r *jsReceiver) Settle(_ context.Context, batch []driver.Settlement) error 
 	}
 	if first != nil {
 		return fmt.Errorf("%d of %d settlements failed; first: %w", failed, len(batch), first)
+	}
+	return nil
+}
+
+// confirm settles the last delivery of a batch and waits for the server's
+// confirmation, until ctx ends or the connection is lost: then it is
+// unconfirmed, like the others (the server has it, or redelivers after the
+// ack wait).
+func (r *jsReceiver) confirm(ctx context.Context, jm *natsgo.Msg, st *driver.Settlement) error {
+	for stale := true; stale; { // events of an earlier loss
+		select {
+		case <-r.settleStatus:
+		default:
+			stale = false
+		}
+	}
+	if !r.c.nc.IsConnected() {
+		return r.settleOne(ctx, jm, st, false)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.settleOne(ctx, jm, st, true) }()
+	select {
+	case err := <-done:
+		return err
+	case <-r.settleStatus:
+		return nil
+	}
+}
+
+// settleOne sends st's outcome; to wait, as a request the server answers
+// once it has applied it (within ctx).
+func (r *jsReceiver) settleOne(ctx context.Context, jm *natsgo.Msg, st *driver.Settlement, wait bool) error {
+	var opts []natsgo.AckOpt
+	if wait {
+		opts = append(opts, natsgo.Context(ctx))
+	}
+	switch st.Outcome {
+	case driver.Ack:
+		return jm.Ack(opts...)
+	case driver.Term:
+		if !r.termReason {
+			return jm.Term(opts...) // servers before 2.10.4 ignore a reason'd term
+		}
+		reason := st.Err.Error()
+		if len(reason) > 200 {
+			reason = reason[:200]
+		}
+		body := []byte("+TERM " + reason) // the body TermWithReason of package jetstream sends
+		if wait {
+			_, err := r.c.nc.RequestWithContext(ctx, jm.Reply, body)
+			return err
+		}
+		return r.c.nc.Publish(jm.Reply, body)
+	case driver.Nack:
+		if delay := r.nakDelay(st.Delay, st.Msg.Attempt); delay > 0 {
+			return jm.NakWithDelay(delay, opts...)
+		}
+		return jm.Nak(opts...)
+	case driver.Release:
+		return jm.Nak(opts...)
 	}
 	return nil
 }
@@ -299,50 +574,37 @@ func (r *jsReceiver) nakDelay(delay time.Duration, attempt int) time.Duration {
 }
 
 // Extend tells the server the deliveries are in progress, resetting their
-// ack wait.
+// ack wait. A delivery settled meanwhile is skipped.
 func (r *jsReceiver) Extend(_ context.Context, ds []driver.Delivery) error {
 	var first error
 	for _, d := range ds {
-		if err := d.Token.(jetstream.Msg).InProgress(); err != nil && first == nil {
+		err := d.Token.(*natsgo.Msg).InProgress()
+		if err != nil && !errors.Is(err, natsgo.ErrMsgAlreadyAckd) && first == nil {
 			first = err
 		}
 	}
 	return first
 }
 
-// shut stops consuming: Consume's buffer is drained into in, and every
-// message there is nak'ed back to the group at once (waiting for the drain
-// at most until ctx ends; what is still in flight then comes back after the
-// ack wait).
-func (r *jsReceiver) shut(ctx context.Context) {
-	close(r.stop)
-	r.cc.Drain()
-	for {
+// Close stops the pull and waits (until ctx ends) for what its requests
+// delivered meanwhile, naks every message received and not handed to the
+// engine (back to the group at once), and deletes an ephemeral consumer.
+func (r *jsReceiver) Close(ctx context.Context) error {
+	if r.status != nil {
+		r.c.nc.RemoveStatusListener(r.status)
+		r.c.nc.RemoveStatusListener(r.settleStatus)
+	}
+	if p := r.pull; p != nil {
+		r.dropPull()
 		select {
-		case jm := <-r.in:
-			_ = jm.Nak()
-			continue
-		case <-r.cc.Closed():
+		case <-p.done:
 		case <-ctx.Done():
 		}
-		break
 	}
-	for {
-		select {
-		case jm := <-r.in:
-			_ = jm.Nak()
-		default:
-			return
-		}
+	for _, m := range r.spare {
+		_ = m.Nak()
 	}
-}
-
-// Close stops consuming, naks what was received and not handed to the
-// engine, and deletes an ephemeral consumer.
-func (r *jsReceiver) Close(ctx context.Context) error {
-	if r.cons != nil {
-		r.shut(ctx)
-	}
+	r.spare = nil
 	if r.ephemeral != "" && !r.c.nc.IsClosed() {
 		if err := r.c.js.DeleteConsumer(ctx, r.stream, r.ephemeral); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("delete ephemeral consumer %s: %w", r.ephemeral, err)
@@ -351,11 +613,12 @@ func (r *jsReceiver) Close(ctx context.Context) error {
 	return nil
 }
 
-// toMessage builds the delivered message of a JetStream message.
-func toMessage(jm jetstream.Msg, topic, group string) *messaging.Message {
+// toMessage builds the delivered message of a JetStream message with its
+// metadata md (nil if it has none).
+func toMessage(h natsgo.Header, data []byte, md *natsgo.MsgMetadata, topic, group string) *messaging.Message {
 	m := &messaging.Message{Topic: topic, Group: group, Attempt: 1}
-	decode(jm.Headers(), jm.Data(), m)
-	if md, err := jm.Metadata(); err == nil {
+	decode(h, data, m)
+	if md != nil {
 		m.Attempt = int(max(md.NumDelivered, 1))
 		m.Offset = strconv.FormatUint(md.Sequence.Stream, 10)
 		if m.Time.IsZero() {
@@ -454,10 +717,15 @@ func (l *logReader) Next(ctx context.Context) ([]*messaging.Message, error) {
 		l.stop()
 		return nil, l.c.lost(ctx, l.stream, fmt.Errorf("read %s: %w", l.topic, err))
 	}
-	m := toMessage(jm, l.topic, "")
-	if md, err := jm.Metadata(); err == nil {
+	var md *natsgo.MsgMetadata
+	if jmd, err := jm.Metadata(); err == nil {
+		md = &natsgo.MsgMetadata{
+			Sequence:     natsgo.SequencePair{Consumer: jmd.Sequence.Consumer, Stream: jmd.Sequence.Stream},
+			NumDelivered: jmd.NumDelivered, NumPending: jmd.NumPending, Timestamp: jmd.Timestamp, Stream: jmd.Stream,
+		}
 		l.next = md.Sequence.Stream + 1
 	}
+	m := toMessage(jm.Headers(), jm.Data(), md, l.topic, "")
 	return []*messaging.Message{m}, nil
 }
 

@@ -26,7 +26,9 @@ const (
 )
 
 // ephemeralInactive is how long the server keeps an ephemeral subscription's
-// consumer after its client stopped pulling (crashed without deleting it).
+// consumer after its client stopped pulling and settling (crashed without
+// deleting it); at least, as a subscription whose ack wait is longer keeps
+// it that long.
 const ephemeralInactive = time.Minute
 
 // StreamName returns the name of the stream the Client creates for topic:
