@@ -233,9 +233,13 @@ func TestPerKeyOrderAcrossRelays(t *testing.T) {
 		const writers, keysPerWriter, txPerWriter = 4, 8, 75
 		var all []string
 		var allMu sync.Mutex
+		// At each phase the writers stop until the relays have changed
+		// (joined is closed once r2 holds partitions, stopped once r1 has
+		// stopped), so each relay is sure to have work of its own.
 		phase := [2]sync.WaitGroup{}
 		phase[0].Add(writers)
 		phase[1].Add(writers)
+		joined, stopped := make(chan struct{}), make(chan struct{})
 		var wg sync.WaitGroup
 		var r2 *outbox.Relay
 		for w := range writers {
@@ -246,10 +250,10 @@ func TestPerKeyOrderAcrossRelays(t *testing.T) {
 					switch i {
 					case txPerWriter / 3:
 						phase[0].Done()
-						phase[0].Wait()
+						<-joined
 					case 2 * txPerWriter / 3:
 						phase[1].Done()
-						phase[1].Wait()
+						<-stopped
 					}
 					n := 1 + rng.IntN(4)
 					msgs := make([]*messaging.Message, n)
@@ -276,9 +280,11 @@ func TestPerKeyOrderAcrossRelays(t *testing.T) {
 			}
 			return false
 		})
+		close(joined)
 		// Two thirds: the first relay stops and hands over.
 		phase[1].Wait()
 		stop1()
+		close(stopped)
 		wg.Wait()
 		col.WaitDistinct(t, len(all), 60*time.Second)
 		col.Report(t, all)
