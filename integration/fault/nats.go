@@ -51,6 +51,13 @@ func (s *NATSServer) Addr() string { return net.JoinHostPort("127.0.0.1", strcon
 // once it accepts connections with JetStream ready.
 func (s *NATSServer) Start() {
 	s.t.Helper()
+	s.launch()
+	s.waitReady(20 * time.Second)
+}
+
+// launch starts the process without waiting for it.
+func (s *NATSServer) launch() {
+	s.t.Helper()
 	logPath := filepath.Join(s.Dir, "server.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -63,7 +70,15 @@ func (s *NATSServer) Start() {
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+}
+
+// waitReady polls until the server accepts connections with JetStream
+// ready (in a cluster: a meta leader elected), failing the test after
+// timeout.
+func (s *NATSServer) waitReady(timeout time.Duration) {
+	s.t.Helper()
+	logPath := filepath.Join(s.Dir, "server.log")
+	deadline := time.Now().Add(timeout)
 	for {
 		// Readiness is a condition to poll: connect and ask JetStream for
 		// the account's info.
