@@ -122,6 +122,9 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 		c.writer = cfg.writer
 	} else {
 		c.producer = newProducer(&kafkago.Client{Addr: addr, Transport: c.transport, Timeout: cfg.writeTimeout}, cfg)
+		if c.ownTrans != nil {
+			c.producer.forget = c.ownTrans.CloseIdleConnections
+		}
 	}
 	return c, nil
 }
