@@ -139,6 +139,24 @@
 // rebalance that waits for such a member still takes up to
 // rebalance_timeout: keep it short where handlers are quick.
 //
+// # Clusters
+//
+// The URL's comma-separated hosts are the bootstrap brokers
+// (kafka://h1:9092,h2:9092,h3:9092); the rest of the cluster comes from the
+// metadata. Topics the client creates get replication= (default: the
+// broker's default.replication.factor). When a partition's leader is lost,
+// Publish retries on the new leader: after a retriable failure (refused or
+// broken connection, "not leader") the client drops kafka-go's transport
+// pools and with them its cached metadata, which kafka-go would otherwise
+// keep for its metadata TTL (10s here), sending to the old leader meanwhile.
+// This applies to the transport the client builds, not to one given with
+// WithTransport or WithWriter. TestFailoverPartitionLeader runs this against
+// a three-broker kfake cluster: the leader's broker is cut off (every
+// connection closed, new ones refused) while its partitions and the group
+// coordinators move to other brokers; kfake has no replication, so the test
+// covers the clients' failover, not the brokers' (acks=all on a real
+// cluster is what keeps an acknowledged record through a leader's loss).
+//
 // # Stream
 //
 // Read reads a topic without a group from Earliest, Latest, a time (per
