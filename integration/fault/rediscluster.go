@@ -103,15 +103,23 @@ func (rc *RedisCluster) MasterOf(via *RedisServer, key string) *RedisServer {
 	if err != nil {
 		return nil
 	}
-	slots, err := c.ClusterSlots(ctx).Result()
+	shards, err := c.ClusterShards(ctx).Result()
 	if err != nil {
 		return nil
 	}
-	for _, s := range slots {
-		if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
-			for _, n := range rc.Nodes {
-				if n.Addr() == s.Nodes[0].Addr {
-					return n
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if r.Start > slot || slot > r.End {
+				continue
+			}
+			for _, sn := range sh.Nodes {
+				if sn.Role != "master" || sn.Health != "online" {
+					continue
+				}
+				for _, n := range rc.Nodes {
+					if int64(n.Port) == sn.Port {
+						return n
+					}
 				}
 			}
 		}
