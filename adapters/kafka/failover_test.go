@@ -2,7 +2,6 @@ package kafka_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/kafka"
@@ -41,15 +40,7 @@ func TestFailoverPartitionLeader(t *testing.T) {
 	if err := pub.Provision(t.Context(), topic, one, two); err != nil {
 		t.Fatal(err)
 	}
-	w := fault.StartWorkload(t, pub, topic, fault.WorkloadOptions{Batch: 10, Interval: 20 * time.Millisecond, CallTimeout: 3 * time.Second})
-	g1, g2 := w.Group(one), w.Group(two)
-	for _, g := range []*fault.CountedGroup{g1, g2, g2} {
-		sub, err := open().Subscribe(t.Context(), topic, g.Handler(), messaging.Group(g.Name), messaging.Concurrency(4))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sub.Close() })
-	}
+	w := fault.StartFailoverWorkload(t, pub, topic, one, two, func() messaging.Consumer { return open() }, messaging.Concurrency(4))
 	c := k.Cluster()
 	victim := c.LeaderFor(topic, 0)
 	if victim < 0 {

@@ -46,9 +46,15 @@
 // dies, the stream and its consumers elect new leaders among the others
 // (nats-server 2.9 took about 4-7s in TestFailoverStreamLeader, its raft
 // election timeout; publishing and consumption resume as soon as the new
-// leaders serve). A Publish in flight then fails or times out
-// (publish_timeout) and is reported failed, never confirmed and lost;
-// messages delivered but not yet acknowledged come again.
+// leaders serve). A message published to the dead leader, or while the
+// stream has no leader, is never acknowledged: its Publish call fails after
+// publish_timeout (or the context's end) and reports it failed, never
+// confirmed and lost (publishing it again is safe: the stream drops a
+// message ID it holds). publish_timeout therefore bounds how long after the
+// election a publisher stays stuck: with the default 30s it is up to 30s,
+// with publish_timeout=1s (TestFailoverStreamLeader) under 1s, at the cost
+// of failing messages whose acknowledgement takes longer than that on a
+// slow server. Messages delivered but not yet acknowledged come again.
 //
 // # JetStream mode
 //

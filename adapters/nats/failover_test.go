@@ -25,7 +25,11 @@ func TestFailoverStreamLeader(t *testing.T) {
 		t.Skip("starts a three-server cluster")
 	}
 	cl := fault.StartNATSCluster(t, 3)
-	url := cl.URL() + "?replicas=3&reconnect_wait=100ms&unavailable_timeout=2s"
+	// publish_timeout=1s: a publish sent to the dead leader gets no
+	// acknowledgement, ever; it fails after publish_timeout, and with it the
+	// Publish call, so this bounds how long after the election publishing
+	// stays stuck (see the package documentation, Clusters).
+	url := cl.URL() + "?replicas=3&reconnect_wait=100ms&unavailable_timeout=2s&publish_timeout=1s"
 	open := func() *natsadapter.Client { return integration.OpenNATSURL(t, url) }
 	pub := open()
 	topic := integration.UniqueName(t, "fo")
@@ -48,16 +52,8 @@ func TestFailoverStreamLeader(t *testing.T) {
 		t.Fatalf("stream %s has %d replicas, want 3 (replicas=3 in the URL)", stream, r)
 	}
 
-	w := fault.StartWorkload(t, pub, topic, fault.WorkloadOptions{Batch: 10, Interval: 20 * time.Millisecond, CallTimeout: 3 * time.Second})
-	g1, g2 := w.Group(one), w.Group(two)
-	for _, g := range []*fault.CountedGroup{g1, g2, g2} {
-		sub, err := open().Subscribe(t.Context(), topic, g.Handler(), messaging.Group(g.Name),
-			messaging.Concurrency(4), messaging.AckDeadline(2*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sub.Close() })
-	}
+	w := fault.StartFailoverWorkload(t, pub, topic, one, two, func() messaging.Consumer { return open() },
+		messaging.Concurrency(4), messaging.AckDeadline(2*time.Second))
 
 	// leaders returns the server names leading the stream and the groups'
 	// consumers ("" while one has no leader).

@@ -42,15 +42,7 @@ func TestFailoverQueueLeader(t *testing.T) {
 	}
 	t.Logf("queue leaders %v; killing %s", leaders, victim.Name)
 
-	w := fault.StartWorkload(t, pub, topic, fault.WorkloadOptions{Batch: 10, Interval: 20 * time.Millisecond, CallTimeout: 3 * time.Second})
-	g1, g2 := w.Group(one), w.Group(two)
-	for _, g := range []*fault.CountedGroup{g1, g2, g2} {
-		sub, err := open().Subscribe(t.Context(), topic, g.Handler(), messaging.Group(g.Name), messaging.Concurrency(4))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sub.Close() })
-	}
+	w := fault.StartFailoverWorkload(t, pub, topic, one, two, func() messaging.Consumer { return open() }, messaging.Concurrency(4))
 	fault.RunFailover(t, "rabbitmq", w, fault.NodeLoss{
 		Kill: victim.Kill,
 		Elected: func(timeout time.Duration) {

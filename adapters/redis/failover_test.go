@@ -50,16 +50,8 @@ func TestFailoverMaster(t *testing.T) {
 	}
 	t.Logf("stream %s on master %s; killing it", key, victim.Addr())
 
-	w := fault.StartWorkload(t, pub, topic, fault.WorkloadOptions{Batch: 10, Interval: 20 * time.Millisecond, CallTimeout: 3 * time.Second})
-	g1, g2 := w.Group(one), w.Group(two)
-	for _, g := range []*fault.CountedGroup{g1, g2, g2} {
-		sub, err := open().Subscribe(t.Context(), topic, g.Handler(), messaging.Group(g.Name),
-			messaging.Concurrency(4), messaging.AckDeadline(2*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sub.Close() })
-	}
+	w := fault.StartFailoverWorkload(t, pub, topic, one, two, func() messaging.Consumer { return open() },
+		messaging.Concurrency(4), messaging.AckDeadline(2*time.Second))
 	fault.RunFailover(t, "redis", w, fault.NodeLoss{
 		Kill: victim.Kill,
 		Elected: func(timeout time.Duration) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/integration"
 )
 
@@ -190,4 +191,22 @@ func longestGap(times []time.Time, from, to time.Time) time.Duration {
 		prev = at
 	}
 	return max(gap, to.Sub(prev))
+}
+
+// StartFailoverWorkload starts the failover tests' workload on topic
+// through pub: two publishers of batches of 10 every 20ms (calls time out
+// after 3s) and the groups one (one member) and two (two members), each
+// member a subscription of a client from open with opts.
+func StartFailoverWorkload(t *testing.T, pub messaging.Publisher, topic, one, two string, open func() messaging.Consumer, opts ...messaging.SubscribeOption) *Workload {
+	t.Helper()
+	w := StartWorkload(t, pub, topic, WorkloadOptions{Batch: 10, Interval: 20 * time.Millisecond, CallTimeout: 3 * time.Second})
+	g1, g2 := w.Group(one), w.Group(two)
+	for _, g := range []*CountedGroup{g1, g2, g2} {
+		sub, err := open().Subscribe(t.Context(), topic, g.Handler(), append([]messaging.SubscribeOption{messaging.Group(g.Name)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Close() })
+	}
+	return w
 }
