@@ -2,7 +2,10 @@ package nats_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,4 +121,27 @@ func TestFailoverStreamLeader(t *testing.T) {
 		},
 		Restart: srv.Start,
 	})
+}
+
+// TestMultiHostURL: a multi-host URL is nats.go's server list, so a host
+// that refuses connections is passed over; a URL with an empty host is
+// invalid.
+func TestMultiHostURL(t *testing.T) {
+	ep := integration.NATS.Endpoint(t)
+	host := strings.TrimPrefix(ep, "nats://")
+	host, _, _ = strings.Cut(host, "?")
+	dead := fmt.Sprintf("127.0.0.1:%d", fault.FreePort(t)) // nothing listens there
+	for _, hosts := range []string{dead + "," + host, host + "," + dead} {
+		c := integration.OpenNATSURL(t, "nats://"+hosts)
+		topic := integration.UniqueName(t, "multi")
+		t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+		if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "m"}); err != nil {
+			t.Fatalf("publish with hosts %s: %v", hosts, err)
+		}
+	}
+	for _, u := range []string{"nats://" + host + ",", "nats://," + host, "nats://" + host + ",:4222"} {
+		if _, err := natsadapter.Open(t.Context(), u); !errors.Is(err, messaging.ErrInvalidURL) {
+			t.Errorf("Open(%q): %v, want ErrInvalidURL", u, err)
+		}
+	}
 }

@@ -1,6 +1,10 @@
 package rabbitmq_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
@@ -63,4 +67,31 @@ func TestFailoverQueueLeader(t *testing.T) {
 		},
 		Restart: victim.Start,
 	})
+}
+
+// TestMultiHostURL: Open dials the hosts of a multi-host URL in turn, so a
+// first host that refuses connections is passed over; a URL with an empty
+// host is invalid.
+func TestMultiHostURL(t *testing.T) {
+	ep, err := url.Parse(integration.RabbitMQ.Endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := fmt.Sprintf("127.0.0.1:%d", fault.FreePort(t)) // nothing listens there
+	live := *ep
+	live.Host = dead + "," + ep.Host
+	c := integration.OpenRabbitMQ(t, live.String())
+	topic, group := integration.UniqueName(t, "multi"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "m"}); err != nil {
+		t.Fatalf("publish through the second host: %v", err)
+	}
+	bad := *ep
+	bad.Host = ep.Host + ","
+	if _, err := rabbitmq.Open(t.Context(), bad.String()); !errors.Is(err, messaging.ErrInvalidURL) {
+		t.Errorf("Open with an empty host in the list: %v, want ErrInvalidURL", err)
+	}
 }
