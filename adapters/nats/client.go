@@ -287,7 +287,13 @@ func (c *Client) publishJS(ctx context.Context, topic string, nms []*natsgo.Msg)
 		}
 		if len(retry) > 0 && ctx.Err() == nil {
 			c.streams.Delete(topic)
-			if _, err := c.stream(ctx, topic); err == nil {
+			// No responder is also what a replicated stream answers while
+			// it elects a new leader, and then the lookup waits for the
+			// election: bound it by publish_timeout, like an ack.
+			lctx, cancel := context.WithTimeout(ctx, c.cfg.publishTimeout)
+			_, err := c.stream(lctx, topic)
+			cancel()
+			if err == nil {
 				again := make([]*natsgo.Msg, len(retry))
 				for j, i := range retry {
 					again[j] = nms[i]

@@ -1,6 +1,8 @@
 package fault
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -77,6 +79,18 @@ func (s *NATSServer) launch() {
 // timeout.
 func (s *NATSServer) waitReady(timeout time.Duration) {
 	s.t.Helper()
+	if err := s.ready(timeout); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// errPortTaken: a port FreePort returned was taken before the server bound
+// it (by any process on the machine).
+var errPortTaken = errors.New("port taken meanwhile")
+
+// ready polls until the server is ready; it fails after timeout, or at once
+// with errPortTaken when the server could not bind a port.
+func (s *NATSServer) ready(timeout time.Duration) error {
 	logPath := filepath.Join(s.Dir, "server.log")
 	deadline := time.Now().Add(timeout)
 	for {
@@ -88,12 +102,15 @@ func (s *NATSServer) waitReady(timeout time.Duration) {
 			_, err = js.AccountInfo()
 			nc.Close()
 			if err == nil {
-				return
+				return nil
 			}
 		}
+		log, _ := os.ReadFile(logPath)
+		if bytes.Contains(log, []byte("address already in use")) {
+			return fmt.Errorf("private nats-server on port %d: %w\n%s", s.Port, errPortTaken, log)
+		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logPath)
-			s.t.Fatalf("private nats-server on port %d not ready: %v\n%s", s.Port, err, log)
+			return fmt.Errorf("private nats-server on port %d not ready: %v\n%s", s.Port, err, log)
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval of the readiness check
 	}

@@ -1,6 +1,7 @@
 package fault
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -23,6 +24,25 @@ type NATSCluster struct {
 func StartNATSCluster(t testing.TB, n int) *NATSCluster {
 	t.Helper()
 	need(t, NATSServerBinary)
+	// A port FreePort returned can be taken by another process before the
+	// server binds it: start the whole cluster again on new ports then
+	// (the servers name each other's route ports).
+	for attempt := 1; ; attempt++ {
+		cl, err := startNATSCluster(t, n)
+		if err == nil {
+			return cl
+		}
+		for _, s := range cl.Servers {
+			s.Kill()
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("starting the cluster again: %v", err)
+	}
+}
+
+func startNATSCluster(t testing.TB, n int) (*NATSCluster, error) {
 	cl := &NATSCluster{}
 	clusterName := fmt.Sprintf("c%d", FreePort(t))
 	routePorts := make([]int, n)
@@ -53,9 +73,11 @@ func StartNATSCluster(t testing.TB, n int) *NATSCluster {
 		s.launch()
 	}
 	for _, s := range cl.Servers {
-		s.waitReady(60 * time.Second)
+		if err := s.ready(60 * time.Second); err != nil {
+			return cl, err
+		}
 	}
-	return cl
+	return cl, nil
 }
 
 // URL is the cluster's multi-host URL: nats://h1:p1,h2:p2,...
