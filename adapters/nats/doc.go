@@ -47,8 +47,10 @@
 // (nats-server 2.9 took about 4-7s in TestFailoverStreamLeader, its raft
 // election timeout; publishing and consumption resume as soon as the new
 // leaders serve). A message published to the dead leader, or while the
-// stream has no leader, is never acknowledged: its Publish call fails after
-// publish_timeout (or the context's end) and reports it failed, never
+// stream has no leader, is never acknowledged (or answered with "no
+// responders", after which the adapter looks the stream up again, also
+// within publish_timeout): its Publish call fails after publish_timeout
+// (or the context's end) and reports it failed, never
 // confirmed and lost (publishing it again is safe: the stream drops a
 // message ID it holds). publish_timeout therefore bounds how long after the
 // election a publisher stays stuck: with the default 30s it is up to 30s,
