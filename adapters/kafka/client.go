@@ -112,7 +112,11 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 			DialTimeout: 10 * time.Second,
 			TLS:         cfg.tls,
 			SASL:        cfg.sasl,
-			MetadataTTL: 10 * time.Second,
+			// kafka-go refreshes its metadata only on this timer (at a
+			// random point within it), never after an error: it bounds how
+			// long requests go to a partition's old leader after a leader
+			// change. The cost is a metadata request per TTL and client.
+			MetadataTTL: time.Second,
 		}
 		c.transport = c.ownTrans
 	}
@@ -122,9 +126,6 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 		c.writer = cfg.writer
 	} else {
 		c.producer = newProducer(&kafkago.Client{Addr: addr, Transport: c.transport, Timeout: cfg.writeTimeout}, cfg)
-		if c.ownTrans != nil {
-			c.producer.forget = c.ownTrans.CloseIdleConnections
-		}
 	}
 	return c, nil
 }

@@ -145,10 +145,12 @@
 // (kafka://h1:9092,h2:9092,h3:9092); the rest of the cluster comes from the
 // metadata. Topics the client creates get replication= (default: the
 // broker's default.replication.factor). When a partition's leader is lost,
-// Publish retries on the new leader: after a retriable failure (refused or
-// broken connection, "not leader") the client drops kafka-go's transport
-// pools and with them its cached metadata, which kafka-go would otherwise
-// keep for its metadata TTL (10s here), sending to the old leader meanwhile.
+// Publish retries (refused or broken connection, "not leader") until the
+// client's metadata names the new leader. kafka-go's transport refreshes
+// its metadata only on a timer, at a random point within its MetadataTTL,
+// never after an error; the transport the client builds uses a TTL of 1s
+// (kafka-go's default is 6s), so requests go to the old leader for at most
+// about a second, at the cost of one metadata request a second per client.
 // This applies to the transport the client builds, not to one given with
 // WithTransport or WithWriter. TestFailoverPartitionLeader runs this against
 // a three-broker kfake cluster: the leader's broker is cut off (every

@@ -54,12 +54,6 @@ type producer struct {
 	senders sync.WaitGroup
 	next    atomic.Uint32 // partition of the next call's keyless records
 
-	// forget, when set, drops the transport's connection pools with their
-	// cached metadata (see forgetRouting); lastForget is when it last did,
-	// in Unix nanoseconds.
-	forget     func()
-	lastForget atomic.Int64
-
 	// testHookQueued, when set, is called after a call's chunks are queued
 	// with the number of records then waiting for each partition they went
 	// to, so tests know when a call is queued behind a request in flight.
@@ -424,7 +418,6 @@ retry:
 		if err == nil || !retriable(err) {
 			break
 		}
-		p.forgetRouting()
 		if giveUp.IsZero() {
 			giveUp = time.Now().Add(p.unavailable)
 		} else if time.Now().After(giveUp) {
@@ -458,27 +451,6 @@ retry:
 		}
 		c.call.chunkDone()
 	}
-}
-
-// forgetRouting makes the next requests start from fresh metadata and
-// connections after a retriable failure, at most every 100ms. kafka-go's
-// transport refreshes its metadata only every MetadataTTL and never on an
-// error, so after a partition leader died or moved it kept sending the
-// partition's requests to the old leader (refused, or answered "not
-// leader") until the TTL ran out: seconds without publishing. Dropping the
-// pools (Transport.CloseIdleConnections) is the only way its API offers to
-// refresh; requests in flight on the dropped pools finish or fail and are
-// retried.
-func (p *producer) forgetRouting() {
-	if p.forget == nil {
-		return
-	}
-	now := time.Now().UnixNano()
-	last := p.lastForget.Load()
-	if now-last < int64(100*time.Millisecond) || !p.lastForget.CompareAndSwap(last, now) {
-		return
-	}
-	p.forget()
 }
 
 // publishBackOff paces the retries of Publish while the broker is
