@@ -22,8 +22,9 @@ const RedisClusterNodeTimeout = 2 * time.Second
 // fsync always) which a test kills with SIGKILL and restarts one at a
 // time.
 type RedisCluster struct {
-	t     testing.TB
-	Nodes []*RedisServer
+	t        testing.TB
+	Nodes    []*RedisServer
+	replicas int // per master
 }
 
 // StartRedisCluster starts masters masters with replicas replicas each
@@ -35,7 +36,7 @@ func StartRedisCluster(t testing.TB, masters, replicas int) *RedisCluster {
 	t.Helper()
 	need(t, RedisServerBinary)
 	need(t, RedisCLIBinary)
-	rc := &RedisCluster{t: t}
+	rc := &RedisCluster{t: t, replicas: replicas}
 	var addrs []string
 	for range masters * (1 + replicas) {
 		r := StartRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -69,9 +70,14 @@ func (rc *RedisCluster) waitNode(n *RedisServer, timeout time.Duration) {
 			repl, err = c.Info(ctx, "replication").Result()
 		}
 		cancel()
+		// A master counts once its replicas are connected: redis-cli turns
+		// nodes into replicas only after they learnt of their master, so a
+		// node seen as a master may still become a replica, and a replica
+		// must have synced before its master can be lost.
 		if err == nil && strings.Contains(info, "cluster_state:ok") &&
 			strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(len(rc.Nodes))+"\r") &&
-			(strings.Contains(repl, "role:master") || strings.Contains(repl, "master_link_status:up")) {
+			(strings.Contains(repl, "role:master") && strings.Contains(repl, "connected_slaves:"+strconv.Itoa(rc.replicas)+"\r") ||
+				strings.Contains(repl, "role:slave") && strings.Contains(repl, "master_link_status:up")) {
 			return
 		}
 		if time.Now().After(deadline) {
