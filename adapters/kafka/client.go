@@ -112,11 +112,7 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 			DialTimeout: 10 * time.Second,
 			TLS:         cfg.tls,
 			SASL:        cfg.sasl,
-			// kafka-go refreshes its metadata only on this timer (at a
-			// random point within it), never after an error: it bounds how
-			// long requests go to a partition's old leader after a leader
-			// change. The cost is a metadata request per TTL and client.
-			MetadataTTL: time.Second,
+			MetadataTTL: cfg.metadataTTL, // see WithMetadataTTL
 		}
 		c.transport = c.ownTrans
 	}

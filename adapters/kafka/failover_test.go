@@ -32,7 +32,7 @@ func TestFailoverPartitionLeader(t *testing.T) {
 		t.Skip("starts a private cluster")
 	}
 	k := fault.StartKafka(t, 3)
-	url := "kafka://" + k.Brokers() + "?partitions=3&rebalance_timeout=5s&" + integration.KafkaTestParams
+	url := "kafka://" + k.Brokers() + "?partitions=3&rebalance_timeout=5s&metadata_ttl=500ms&" + integration.KafkaTestParams
 	open := func() *kafka.Client { return openURL(t, url, true) }
 	pub := open()
 	topic := integration.UniqueName(t, "fo")
