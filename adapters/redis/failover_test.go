@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/msgkit/messaging"
 	redisadapter "github.com/msgkit/messaging/adapters/redis"
 	"github.com/msgkit/messaging/integration"
@@ -53,7 +55,18 @@ func TestFailoverMaster(t *testing.T) {
 	w := fault.StartFailoverWorkload(t, pub, topic, one, two, func() messaging.Consumer { return open() },
 		messaging.Concurrency(4), messaging.AckDeadline(2*time.Second))
 	fault.RunFailover(t, "redis", w, fault.NodeLoss{
-		Kill: victim.Kill,
+		Kill: func() {
+			// What the replica has of the master's writes at the kill:
+			// WAIT counts the replicas that acknowledged every write so
+			// far (asynchronous replication can still lose what comes
+			// after it).
+			rc := goredis.NewClient(&goredis.Options{Addr: victim.Addr()})
+			acked, err := rc.Wait(t.Context(), 1, time.Second).Result()
+			repl, _ := rc.Info(t.Context(), "replication").Result()
+			_ = rc.Close()
+			t.Logf("before the kill: WAIT 1 -> %d (%v); master replication: %q", acked, err, repl)
+			victim.Kill()
+		},
 		Elected: func(timeout time.Duration) {
 			m := cl.WaitPromoted(via, key, victim, timeout)
 			t.Logf("replica %s promoted", m.Addr())
