@@ -119,7 +119,7 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 			DialTimeout: 10 * time.Second,
 			TLS:         cfg.tls,
 			SASL:        cfg.sasl,
-			MetadataTTL: 10 * time.Second,
+			MetadataTTL: cfg.metadataTTL, // see WithMetadataTTL
 		}
 		c.transport = c.ownTrans
 	}

@@ -127,6 +127,9 @@ func parseURL(u *url.URL) ([]string, []Option, error) {
 	if p.Has("join_backoff") {
 		opts = append(opts, WithJoinBackoff(p.Duration("join_backoff", DefaultJoinBackoff)))
 	}
+	if p.Has("metadata_ttl") {
+		opts = append(opts, WithMetadataTTL(p.Duration("metadata_ttl", DefaultMetadataTTL)))
+	}
 	if p.Has("client_id") {
 		opts = append(opts, WithClientID(p.String("client_id", "msgkit")))
 	}

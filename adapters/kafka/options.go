@@ -45,6 +45,9 @@ const (
 	DefaultRebalanceTimeout = 30 * time.Second
 	// DefaultJoinBackoff is the pause before rejoining a group after an error.
 	DefaultJoinBackoff = time.Second
+	// DefaultMetadataTTL bounds how long the client's transport keeps its
+	// metadata (see WithMetadataTTL).
+	DefaultMetadataTTL = time.Second
 	// DefaultPrefetch is the number of messages a subscription fetches ahead
 	// of its handlers when the Prefetch option is not given.
 	DefaultPrefetch = 256
@@ -80,6 +83,7 @@ type config struct {
 	heartbeatInterval time.Duration
 	rebalanceTimeout  time.Duration
 	joinBackoff       time.Duration
+	metadataTTL       time.Duration
 	maxWait           time.Duration
 
 	logger *slog.Logger
@@ -101,6 +105,7 @@ func newConfig(opts []Option) (config, error) {
 		heartbeatInterval: DefaultHeartbeatInterval,
 		rebalanceTimeout:  DefaultRebalanceTimeout,
 		joinBackoff:       DefaultJoinBackoff,
+		metadataTTL:       DefaultMetadataTTL,
 		unavailable:       messaging.DefaultUnavailableTimeout,
 		maxWait:           500 * time.Millisecond,
 		logger:            slog.Default(),
@@ -123,7 +128,7 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("%w: commit interval %v: must be positive", messaging.ErrInvalidOption, c.commitInterval)
 	case c.heartbeatInterval <= 0 || c.sessionTimeout <= c.heartbeatInterval:
 		return c, fmt.Errorf("%w: heartbeat interval %v must be positive and below the session timeout %v", messaging.ErrInvalidOption, c.heartbeatInterval, c.sessionTimeout)
-	case c.rebalanceTimeout <= 0 || c.joinBackoff <= 0 || c.writeTimeout <= 0 || c.maxWait <= 0 || c.unavailable <= 0:
+	case c.rebalanceTimeout <= 0 || c.joinBackoff <= 0 || c.metadataTTL <= 0 || c.writeTimeout <= 0 || c.maxWait <= 0 || c.unavailable <= 0:
 		return c, fmt.Errorf("%w: timeouts must be positive", messaging.ErrInvalidOption)
 	case c.maxMessageSize < 0:
 		return c, fmt.Errorf("%w: max message size %d: must not be negative", messaging.ErrInvalidOption, c.maxMessageSize)
@@ -248,6 +253,15 @@ func WithRebalanceTimeout(d time.Duration) Option {
 // WithJoinBackoff sets the pause before rejoining a group after an error
 // (default 1s).
 func WithJoinBackoff(d time.Duration) Option { return func(c *config) { c.joinBackoff = d } }
+
+// WithMetadataTTL sets how long the transport the client builds keeps its
+// cluster metadata (default 1s). kafka-go refreshes it only on this timer,
+// at a random point within it, never after an error, so the TTL bounds how
+// long Publish sends a partition's records to a leader that is gone or was
+// replaced; each client makes a metadata request every TTL/2 on average.
+// Without effect on a transport given with WithTransport or WithWriter.
+// URL: metadata_ttl.
+func WithMetadataTTL(d time.Duration) Option { return func(c *config) { c.metadataTTL = d } }
 
 // WithLogger sets where the client reports what it cannot return to a caller
 // (commit failures, messages given up after MaxAttempts, group errors).

@@ -296,7 +296,7 @@ func (c *Client) wrapConnErr(err error) error {
 }
 
 func (c *Client) publishJS(ctx context.Context, topic string, nms []*natsgo.Msg) error {
-	if _, err := c.stream(ctx, topic); err != nil {
+	if _, err := c.publishStream(ctx, topic); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	errs, failed := c.sendAsync(ctx, nms)
@@ -311,7 +311,7 @@ func (c *Client) publishJS(ctx context.Context, topic string, nms []*natsgo.Msg)
 		}
 		if len(retry) > 0 && ctx.Err() == nil {
 			c.streams.Delete(topic)
-			if _, err := c.stream(ctx, topic); err == nil {
+			if _, err := c.publishStream(ctx, topic); err == nil {
 				again := make([]*natsgo.Msg, len(retry))
 				for j, i := range retry {
 					again[j] = nms[i]
@@ -334,6 +334,21 @@ func (c *Client) publishJS(ctx context.Context, topic string, nms []*natsgo.Msg)
 		return &messaging.PublishError{Errs: errs}
 	}
 	return nil
+}
+
+// publishStream is c.stream for Publish: a lookup (the stream is not
+// cached) is bounded by publish_timeout, like an acknowledgement. No
+// responder is also what a replicated stream answers while it elects a new
+// leader, after which the stream is looked up again; that lookup, and any
+// JetStream API request while the cluster elects its meta leader, waits for
+// the election, which would otherwise hold the call for its whole deadline.
+func (c *Client) publishStream(ctx context.Context, topic string) (string, error) {
+	if v, ok := c.streams.Load(topic); ok {
+		return v.(string), nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, c.cfg.publishTimeout)
+	defer cancel()
+	return c.stream(lctx, topic)
 }
 
 // sendAsync publishes nms asynchronously, each holding one slot of c.sem

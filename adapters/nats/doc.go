@@ -6,6 +6,7 @@
 // # URL
 //
 //	nats://[user:password@|token@]host:4222[?param=value&...]
+//	nats://host1:4222,host2:4222,host3:4222?replicas=3   (a cluster)
 //	tls://host:4222?...            (TLS; nats:// with tls_ca/tls_cert also does TLS)
 //
 // Parameters (unknown ones are errors):
@@ -32,6 +33,30 @@
 //
 // Each has an Option (WithMode, WithPrefetch, ...). New wraps an existing
 // *nats.Conn instead, leaving it to the caller.
+//
+// # Clusters
+//
+// A URL with several comma-separated hosts is nats.go's server list: the
+// client connects to one of them (in random order) and, when that server
+// is lost, reconnects to another (reconnect_wait applies per server), also
+// to servers the cluster announced after the connection. Credentials and
+// parameters apply to every host. replicas=3 makes the streams the client
+// creates replicated on three servers (R3; at most 5, at most the cluster
+// size), which survive the loss of one server: when the stream's leader
+// dies, the stream and its consumers elect new leaders among the others
+// (nats-server 2.9 took about 4-7s in TestFailoverStreamLeader, its raft
+// election timeout; publishing and consumption resume as soon as the new
+// leaders serve). A message published to the dead leader, or while the
+// stream has no leader, is never acknowledged (or answered with "no
+// responders", after which the adapter looks the stream up again, also
+// within publish_timeout): its Publish call fails after publish_timeout
+// (or the context's end) and reports it failed, never
+// confirmed and lost (publishing it again is safe: the stream drops a
+// message ID it holds). publish_timeout therefore bounds how long after the
+// election a publisher stays stuck: with the default 30s it is up to 30s,
+// with publish_timeout=1s (TestFailoverStreamLeader) under 1s, at the cost
+// of failing messages whose acknowledgement takes longer than that on a
+// slow server. Messages delivered but not yet acknowledged come again.
 //
 // # JetStream mode
 //

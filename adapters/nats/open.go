@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -53,8 +54,11 @@ func connectURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error)
 	if u.Scheme != "nats" && u.Scheme != "tls" {
 		return nil, fmt.Errorf("%w: scheme %q: want nats:// or tls://", messaging.ErrInvalidURL, u.Scheme)
 	}
-	if u.Hostname() == "" {
-		return nil, fmt.Errorf("%w: %s has no host (want nats://host:4222)", messaging.ErrInvalidURL, messaging.RedactURL(u))
+	hosts := strings.Split(u.Host, ",")
+	for _, h := range hosts {
+		if strings.TrimSpace(h) == "" || strings.HasPrefix(h, ":") {
+			return nil, fmt.Errorf("%w: %s has an empty host (want nats://host:4222 or nats://host1:4222,host2:4222)", messaging.ErrInvalidURL, messaging.RedactURL(u))
+		}
 	}
 	if u.Path != "" && u.Path != "/" {
 		return nil, fmt.Errorf("%w: NATS URLs take no path (%q)", messaging.ErrInvalidURL, u.Path)
@@ -169,9 +173,14 @@ func connectURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error)
 		return nil, err
 	}
 
-	// The server address without credentials or parameters: nats.go gets
-	// those as options, so its errors cannot show them.
-	server := (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
+	// The server addresses without credentials or parameters: nats.go gets
+	// those as options, so its errors cannot show them. A multi-host URL
+	// becomes nats.go's comma-separated server list.
+	servers := make([]string, len(hosts))
+	for i, h := range hosts {
+		servers[i] = (&url.URL{Scheme: u.Scheme, Host: strings.TrimSpace(h)}).String()
+	}
+	server := strings.Join(servers, ",")
 	type result struct {
 		nc  *natsgo.Conn
 		err error

@@ -118,13 +118,11 @@ func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	}
 	plain := *u
 	plain.RawQuery = ""
-	addr, ac, err := guardedDial(plain.String(), ac)
+	hosts, err := newHostDialer(&plain, ac)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", messaging.ErrInvalidURL, err)
 	}
-	dial := func(ctx context.Context) (*amqp.Connection, error) {
-		return dialContext(ctx, addr, ac)
-	}
+	dial := hosts.dial
 	conn, err := dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", messaging.RedactURL(&plain), err)

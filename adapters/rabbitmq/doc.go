@@ -5,6 +5,7 @@
 //
 //	amqp://user:password@host:5672/vhost?param=value&...
 //	amqps://user:password@host:5671/vhost?...   (TLS; see WithTLS)
+//	amqp://user:password@host1:5672,host2:5672,host3:5672/vhost?...   (a cluster)
 //
 // Parameters (each has an Option of the same meaning):
 //
@@ -184,6 +185,26 @@
 // there, amqp091 does not keep the password). Client.Topics (the vhost's
 // topic exchanges) needs the management API and fails with
 // messaging.ErrUnsupported without it.
+//
+// # Clusters
+//
+// A URL with several comma-separated hosts names the nodes of one cluster
+// (same credentials, vhost and parameters for all). The client dials them
+// in turn until one answers (Open fails only when none does); a redial
+// after a lost connection starts with the host after the one it was
+// connected to, so the node that just died is tried last. Groups are
+// quorum queues with a member on every node of the cluster at declaration
+// (RabbitMQ's default initial group size): when the node of a queue's
+// leader dies, the others elect a new leader (under a second in
+// TestFailoverQueueLeader), subscriptions resume on the client's new
+// connection and Publish resends what was not confirmed. A publish channel
+// that gets a nack is closed rather than reused (RabbitMQ 3.10 keeps
+// nacking on a channel that published while the queue had no leader). The
+// registry of a topic's queues (see DeleteTopic) is a classic queue on the
+// node that first declared it: while that node is down, Provision and
+// subscriptions of groups new to the client fail with the broker's
+// NOT_FOUND "home node ... is down"; publishing and existing subscriptions
+// are unaffected.
 //
 // # Capabilities
 //

@@ -25,3 +25,6 @@ func FrameSize(m *messaging.Message) int {
 	}
 	return contentHeaderSize(p) + frameOverhead
 }
+
+// GroupQueue is the name of a group's quorum queue.
+func GroupQueue(topic, group string) string { return groupQueue(topic, group) }

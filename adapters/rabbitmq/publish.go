@@ -304,6 +304,7 @@ func channelError(pc *pubChan) error {
 func (c *Client) sendOn(ctx context.Context, pc *pubChan, out []outgoing, idx []int, errs []error) (retry []int, reuse bool) {
 	dcs := make([]*amqp.DeferredConfirmation, 0, len(idx))
 	sent := 0
+	nacked := false
 	// Returned messages are matched by message ID: a return settles the
 	// first message sent with its ID that no return settled yet. The broker
 	// returns in publish order, so the search starts after the last match.
@@ -386,12 +387,18 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, out []outgoing, idx []
 			continue
 		}
 		errs[i] = ErrNacked
+		nacked = true
 	}
 	drain()
 	// A message returned before its channel broke has a definite answer.
 	retry = filterOut(retry, returned)
 	retry = append(retry, idx[sent:]...)
-	return retry, len(retry) == 0
+	// A channel that got a nack is not reused: on RabbitMQ 3.10 a channel
+	// that published to a quorum queue while the queue had no leader (its
+	// node was killed) goes on nacking every message for that queue after
+	// the new leader is elected, while a new channel on the same
+	// connection is acknowledged (seen in TestFailoverQueueLeader).
+	return retry, len(retry) == 0 && !nacked
 }
 
 func filterOut(idx []int, drop map[int]bool) []int {

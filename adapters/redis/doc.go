@@ -28,6 +28,14 @@
 //	unavailable_timeout=<d>    how long Publish retries an unreachable server before failing with
 //	                           messaging.ErrUnavailable (default 5s; one attempt may add about a second)
 //
+// Clusters: redis://host1:6379?cluster=true&addr=host2:6379&addr=host3:6379
+// (go-redis ParseClusterURL; any reachable node is enough to find the
+// rest). A cluster client made from a URL reloads the slot map after a
+// connection failure (go-redis alone reloads it only on a MOVED reply or
+// every 60s), so when a master dies and its replica is promoted
+// (cluster-node-timeout plus the election) the client follows within about
+// a second. Replication is asynchronous: see Durability.
+//
 // go-redis parameters include dial_timeout, read_timeout, write_timeout,
 // pool_size, min_idle_conns, max_retries, protocol, client_name and, with
 // rediss://, skip_verify.

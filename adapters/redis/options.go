@@ -229,7 +229,9 @@ func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
 		if err != nil {
 			return nil, nil, goRedisURLError(err)
 		}
-		return goredis.NewClusterClient(co), opts, nil
+		cc := goredis.NewClusterClient(co)
+		cc.AddHook(reloadOnFailure{cc})
+		return cc, opts, nil
 	}
 	o, err := goredis.ParseURL(theirs.String())
 	if err != nil {

@@ -1,6 +1,8 @@
 package fault
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -51,6 +53,13 @@ func (s *NATSServer) Addr() string { return net.JoinHostPort("127.0.0.1", strcon
 // once it accepts connections with JetStream ready.
 func (s *NATSServer) Start() {
 	s.t.Helper()
+	s.launch()
+	s.waitReady(20 * time.Second)
+}
+
+// launch starts the process without waiting for it.
+func (s *NATSServer) launch() {
+	s.t.Helper()
 	logPath := filepath.Join(s.Dir, "server.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -63,7 +72,27 @@ func (s *NATSServer) Start() {
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+}
+
+// waitReady polls until the server accepts connections with JetStream
+// ready (in a cluster: a meta leader elected), failing the test after
+// timeout.
+func (s *NATSServer) waitReady(timeout time.Duration) {
+	s.t.Helper()
+	if err := s.ready(timeout); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// errPortTaken: a port FreePort returned was taken before the server bound
+// it (by any process on the machine).
+var errPortTaken = errors.New("port taken meanwhile")
+
+// ready polls until the server is ready; it fails after timeout, or at once
+// with errPortTaken when the server could not bind a port.
+func (s *NATSServer) ready(timeout time.Duration) error {
+	logPath := filepath.Join(s.Dir, "server.log")
+	deadline := time.Now().Add(timeout)
 	for {
 		// Readiness is a condition to poll: connect and ask JetStream for
 		// the account's info.
@@ -73,12 +102,15 @@ func (s *NATSServer) Start() {
 			_, err = js.AccountInfo()
 			nc.Close()
 			if err == nil {
-				return
+				return nil
 			}
 		}
+		log, _ := os.ReadFile(logPath)
+		if bytes.Contains(log, []byte("address already in use")) {
+			return fmt.Errorf("private nats-server on port %d: %w\n%s", s.Port, errPortTaken, log)
+		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logPath)
-			s.t.Fatalf("private nats-server on port %d not ready: %v\n%s", s.Port, err, log)
+			return fmt.Errorf("private nats-server on port %d not ready: %v\n%s", s.Port, err, log)
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval of the readiness check
 	}

@@ -28,13 +28,14 @@ const (
 // shares nothing with the shared broker but epmd's name table. Tests kill
 // it with SIGKILL and restart it on the same port and data.
 type RabbitNode struct {
-	t    testing.TB
-	Name string
-	Port int
-	Dir  string
-	env  []string
-	cmd  *exec.Cmd
-	log  *os.File
+	t     testing.TB
+	Name  string
+	Port  int
+	Dir   string
+	env   []string
+	cmd   *exec.Cmd
+	log   *os.File
+	began time.Time
 }
 
 // StartRabbitMQ boots a private node, or skips when RabbitMQ is not
@@ -46,12 +47,24 @@ func StartRabbitMQ(t testing.TB) *RabbitNode { return StartRabbitMQWith(t, nil) 
 func StartRabbitMQWith(t testing.TB, conf func(dir string) string) *RabbitNode {
 	t.Helper()
 	need(t, RabbitMQServer)
+	n := newRabbitNode(t, "", conf)
+	n.Start()
+	return n
+}
+
+// newRabbitNode prepares a private node (not started) with the Erlang
+// cookie cookie ("": a random one).
+func newRabbitNode(t testing.TB, cookie string, conf func(dir string) string) *RabbitNode {
+	t.Helper()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
+	if cookie == "" {
+		cookie = "TESTCOOKIE" + hex.EncodeToString(b[:])
+	}
 	n := &RabbitNode{t: t, Name: "rabbit-test-" + hex.EncodeToString(b[:]) + "@localhost", Port: FreePort(t), Dir: t.TempDir()}
 	home := filepath.Join(n.Dir, "home")
 	must(t, os.MkdirAll(home, 0o700))
-	must(t, os.WriteFile(filepath.Join(home, ".erlang.cookie"), []byte("TESTCOOKIE"+hex.EncodeToString(b[:])), 0o400))
+	must(t, os.WriteFile(filepath.Join(home, ".erlang.cookie"), []byte(cookie), 0o400))
 	must(t, os.WriteFile(filepath.Join(n.Dir, "enabled_plugins"), []byte("[].\n"), 0o600))
 	must(t, os.WriteFile(filepath.Join(n.Dir, "rabbitmq-env.conf"), nil, 0o600))
 	n.env = append(os.Environ(),
@@ -75,7 +88,6 @@ func StartRabbitMQWith(t testing.TB, conf func(dir string) string) *RabbitNode {
 		must(t, os.WriteFile(filepath.Join(n.Dir, "rabbitmq.conf"), []byte(conf(n.Dir)), 0o600))
 	}
 	t.Cleanup(n.stop)
-	n.Start()
 	return n
 }
 
@@ -89,6 +101,15 @@ func (n *RabbitNode) Addr() string { return fmt.Sprintf("127.0.0.1:%d", n.Port) 
 // (rabbitmqctl wait watches the pid file and the application).
 func (n *RabbitNode) Start() {
 	n.t.Helper()
+	n.launch()
+	if err := n.await(); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// launch starts the node's process without waiting for RabbitMQ.
+func (n *RabbitNode) launch() {
+	n.t.Helper()
 	log, err := os.OpenFile(filepath.Join(n.Dir, "server.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	must(n.t, err)
 	_ = os.Remove(filepath.Join(n.Dir, "pid"))
@@ -98,11 +119,18 @@ func (n *RabbitNode) Start() {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	must(n.t, cmd.Start())
 	n.cmd, n.log = cmd, log
-	begin := time.Now()
+	n.began = time.Now()
+}
+
+// await waits until RabbitMQ has started on the launched node (rabbitmqctl
+// wait watches the pid file and the application); safe to call from any
+// goroutine.
+func (n *RabbitNode) await() error {
 	if out, err := n.Ctl(90*time.Second, "wait", filepath.Join(n.Dir, "pid"), "--timeout", "90"); err != nil {
-		n.t.Fatalf("private RabbitMQ node %s did not start: %v\n%s\n%s", n.Name, err, out, n.tail())
+		return fmt.Errorf("private RabbitMQ node %s did not start: %v\n%s\n%s", n.Name, err, out, n.tail())
 	}
-	n.t.Logf("private RabbitMQ node %s on port %d started in %v", n.Name, n.Port, time.Since(begin).Round(time.Millisecond))
+	n.t.Logf("private RabbitMQ node %s on port %d started in %v", n.Name, n.Port, time.Since(n.began).Round(time.Millisecond))
+	return nil
 }
 
 // Kill SIGKILLs the node's Erlang VM (and the helper processes of the

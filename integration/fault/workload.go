@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -257,8 +259,9 @@ type Recovery struct {
 
 func (r Recovery) String() string {
 	s := fmt.Sprintf("publish %v", r.Publish.Round(time.Millisecond))
-	for name, d := range r.Groups {
-		s += fmt.Sprintf(", group %s %v", name, d.Round(time.Millisecond))
+	names := slices.Sorted(maps.Keys(r.Groups))
+	for _, name := range names {
+		s += fmt.Sprintf(", group %s %v", shortName(name), r.Groups[name].Round(time.Millisecond))
 	}
 	if !r.OK {
 		s += " (NOT RECOVERED)"
