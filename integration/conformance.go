@@ -795,12 +795,8 @@ func (s *suite) count10000(t *testing.T) {
 				msgs := make([]*messaging.Message, batch)
 				for i := range msgs {
 					msgs[i] = &messaging.Message{Payload: []byte(fmt.Sprintf("p%d-%d", p, b*batch+i))}
-					if !s.caps.PublishAssignsID {
-						// Counted by ID: where Publish sets none, the
-						// publisher does, as a user correlating would.
-						msgs[i].ID = string(msgs[i].Payload)
-					}
 				}
+				WithIDs(s.c, msgs...) // counted by ID
 				if err := s.c.Publish(t.Context(), s.topic, msgs...); err != nil {
 					t.Errorf("publisher %d: %v", p, err)
 					return
