@@ -411,7 +411,8 @@ func (p *jsPull) stop() []*natsgo.Msg {
 // takeWaiting returns first and what else waits in in, up to max in all,
 // as deliveries.
 func takeWaiting[T any](first T, in <-chan T, max int, delivery func(T) driver.Delivery) []driver.Delivery {
-	out := []driver.Delivery{delivery(first)}
+	out := make([]driver.Delivery, 1, min(max, len(in)+1)) // one allocation
+	out[0] = delivery(first)
 	for len(out) < max {
 		select {
 		case v := <-in:
