@@ -41,6 +41,15 @@ type Capabilities struct {
 	// message with an error wrapping ErrDuplicate (see IgnoreDuplicates).
 	// Without it both messages are stored and delivered.
 	DedupeByID bool
+	// PublishAssignsID: Publish gives a message without an ID a new unique
+	// ID, and one without a Time the current time, before sending (the
+	// caller reads them after Publish returns), and consumers receive that
+	// ID and Time. Without it (core NATS, the fire-and-forget mode) a
+	// message travels with the ID and Time its caller set, and nothing
+	// when it set none; a consumer receiving a message without an ID gets
+	// one generated on delivery (unique, but known to no one else), and
+	// without a Time the time it was received.
+	PublishAssignsID bool
 	// MaxMessageSize is the largest Message.Size the adapter accepts; larger
 	// messages fail with ErrMessageTooLarge. 0 means no limit.
 	MaxMessageSize int

@@ -77,7 +77,10 @@ type Message struct {
 	// Publish sets it to a new unique ID before sending, so after Publish
 	// returns the caller can read it: a version 7 UUID, which starts with its
 	// creation time, so IDs of one process sort in creation order. IDs are
-	// carried verbatim.
+	// carried verbatim. Adapters that do not claim
+	// Capabilities.PublishAssignsID (core NATS) leave it empty and send
+	// none; a consumer then gets a unique ID generated on delivery, which
+	// only that delivery carries. A delivered message always has an ID.
 	ID string
 
 	// Key is the ordering and partitioning key. Messages with the same non-empty
@@ -105,6 +108,9 @@ type Message struct {
 
 	// Time is the publish time. Publish sets it to the current time when zero
 	// (to the time in the new ID when it sets ID too, so the two agree).
+	// Adapters that do not claim Capabilities.PublishAssignsID leave it zero
+	// and send none; a consumer then gets the time the message was received.
+	// A delivered message always has a Time.
 	Time time.Time
 
 	// Offset is the broker's position of this message in its log, in the
@@ -114,7 +120,7 @@ type Message struct {
 }
 
 // NewMessage returns a message with the given payload and no ID; Publish
-// assigns one.
+// assigns one (where the adapter claims Capabilities.PublishAssignsID).
 func NewMessage(payload []byte) *Message {
 	return &Message{Payload: payload}
 }

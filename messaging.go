@@ -39,8 +39,10 @@ func Chain(h Handler, mws ...Middleware) Handler {
 // confirm), so retrying them can create duplicates, never loss. Messages of one
 // call with the same Key keep their order.
 //
-// Publish sets ID (when empty) and Time (when zero) on the given messages; the
-// caller must not change the messages while Publish runs. All methods are safe
+// Publish sets ID (when empty) and Time (when zero) on the given messages
+// where the adapter claims Capabilities.PublishAssignsID (every adapter but
+// core NATS, see Message.ID); the caller must not change the messages while
+// Publish runs. All methods are safe
 // for concurrent use. After Close, Publish returns an error wrapping ErrClosed.
 // To keep messages in flight from one goroutine without waiting for each
 // call, see AsyncPublisher, which every adapter's Client implements.

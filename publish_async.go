@@ -51,7 +51,8 @@ type PublishCallback func(msg *Message, err error)
 // Flush or Close (deadlock); it may call PublishAsync only when the window
 // cannot be full (otherwise it waits for itself).
 //
-// PublishAsync sets ID (when empty) and Time (when zero) as Publish does;
+// PublishAsync sets ID (when empty) and Time (when zero) as Publish does
+// (where the adapter claims Capabilities.PublishAssignsID);
 // the caller must not change the message until done is called.
 //
 // Flush waits until every message given to PublishAsync on this client,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,3 +146,23 @@ func (c *Collector) Report(t testing.TB, published []string) int {
 func (c *Collector) String() string {
 	return fmt.Sprintf("collector(distinct=%d total=%d)", c.Distinct(), c.Total())
 }
+
+// WithIDs gives each of msgs without an ID a unique one, unless c (a
+// Client, or anything reporting Capabilities) claims PublishAssignsID:
+// where Publish assigns none (core NATS), a message published without an ID
+// gets one on delivery only, which the publisher cannot know, so tests that
+// count deliveries by ID set them as a user correlating messages would. It
+// returns msgs.
+func WithIDs(c any, msgs ...*messaging.Message) []*messaging.Message {
+	if cc, ok := c.(interface{ Capabilities() messaging.Capabilities }); ok && cc.Capabilities().PublishAssignsID {
+		return msgs
+	}
+	for _, m := range msgs {
+		if m.ID == "" {
+			m.ID = fmt.Sprintf("test-%d-%d", time.Now().UnixNano(), idSeq.Add(1))
+		}
+	}
+	return msgs
+}
+
+var idSeq atomic.Int64

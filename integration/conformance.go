@@ -184,8 +184,10 @@ func sameHeader(a, b messaging.Header) bool {
 	return maps.Equal(a, b)
 }
 
-// roundTrip: ID, key, headers, binary and empty payloads arrive verbatim, and
-// Publish fills in missing IDs and times.
+// roundTrip: ID, key, headers, binary and empty payloads arrive verbatim;
+// every delivery has an ID and a Time about the publish time; with
+// PublishAssignsID Publish fills in missing IDs and times and the consumer
+// gets those.
 func (s *suite) roundTrip(t *testing.T) {
 	binary := make([]byte, 256)
 	for i := range binary {
@@ -202,21 +204,38 @@ func (s *suite) roundTrip(t *testing.T) {
 	s.subscribe(t.Context(), s.c, h, messaging.Group(g))
 	before := time.Now()
 	s.publish(s.c, sent...)
-	if sent[2].ID == "" {
-		t.Fatal("Publish did not assign an ID to a message without one")
-	}
-	for _, m := range sent {
-		if m.Time.IsZero() {
-			t.Fatalf("Publish did not set Time on %s", m.ID)
+	// The key a message is matched by: its ID, but without
+	// PublishAssignsID the message published without one gets an ID on
+	// delivery only, and is matched by its payload.
+	key := func(m *messaging.Message) string { return m.ID }
+	if s.caps.PublishAssignsID {
+		if sent[2].ID == "" {
+			t.Fatal("Publish did not assign an ID to a message without one (PublishAssignsID)")
+		}
+		for _, m := range sent {
+			if m.Time.IsZero() {
+				t.Fatalf("Publish did not set Time on %s (PublishAssignsID)", m.ID)
+			}
+		}
+	} else {
+		noID := string(sent[2].Payload)
+		key = func(m *messaging.Message) string {
+			if string(m.Payload) == noID {
+				return noID
+			}
+			return m.ID
 		}
 	}
 	got := map[string]*messaging.Message{}
 	for range sent {
 		m := s.next(ch, "round-trip messages")
-		got[m.ID] = m
+		if m.ID == "" {
+			t.Fatalf("message %q delivered without an ID", m.Payload)
+		}
+		got[key(m)] = m
 	}
 	for _, want := range sent {
-		m := got[want.ID]
+		m := got[key(want)]
 		if m == nil {
 			t.Fatalf("message %s not delivered (got IDs %v)", want.ID, slicesKeys(got))
 		}
@@ -777,6 +796,7 @@ func (s *suite) count10000(t *testing.T) {
 				for i := range msgs {
 					msgs[i] = &messaging.Message{Payload: []byte(fmt.Sprintf("p%d-%d", p, b*batch+i))}
 				}
+				WithIDs(s.c, msgs...) // counted by ID
 				if err := s.c.Publish(t.Context(), s.topic, msgs...); err != nil {
 					t.Errorf("publisher %d: %v", p, err)
 					return

@@ -150,6 +150,8 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		// messages in process and the driver settles Ack, Term and Release.
 		BrokerAttempts: false,
 		MaxMessageSize: c.cfg.maxMessageSize,
+
+		PublishAssignsID: true, // prepare.Publish
 	}
 }
 

@@ -92,6 +92,8 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		BrokerAttempts: true,
 		NativeDelay:    true,
 		MaxMessageSize: c.cfg.maxMessageSize,
+
+		PublishAssignsID: true, // prepare.Publish
 	}
 }
 

@@ -125,6 +125,9 @@ func (c *Client) Capabilities() messaging.Capabilities {
 			// or abandoned one: core NATS does not claim Groups.
 			PerKeyOrder:    true,
 			MaxMessageSize: maxSize,
+			// Fire-and-forget: no ID nor time is made up per message;
+			// consumers get a local ID and the receive time instead.
+			PublishAssignsID: false,
 		}
 	}
 	return messaging.Capabilities{
@@ -146,6 +149,8 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		BrokerBackoff:  true,
 		NativeDelay:    true,
 		MaxMessageSize: maxSize,
+
+		PublishAssignsID: true, // the ID is the stream's deduplication key
 	}
 }
 
@@ -173,7 +178,13 @@ func (c *Client) Capabilities() messaging.Capabilities {
 //
 // Core mode: messages are published and the connection is flushed, so
 // Publish returns once the server has received them; it does not wait for
-// (or know of) any subscriber.
+// (or know of) any subscriber. Publish sets no ID and no Time
+// (Capabilities().PublishAssignsID is false): a message goes out with the
+// ID, Key, Time and Header its caller set, each in its header, and one
+// with none of them as a bare payload, exactly what nats.go's Publish
+// sends; consumers give a message without an ID a locally generated one,
+// and without a Time the time it was received. Set ID (and Time) yourself
+// to correlate a message across processes.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	if err := c.awaitConnection(ctx); err != nil {
 		if len(msgs) == 0 {
@@ -194,6 +205,12 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		return fmt.Errorf("publish: %w", err)
 	}
 	maxPayload := c.maxPayload()
+	if c.cfg.mode == ModeCore {
+		if err := prepare.Check(topic, msgs, int(maxPayload)-sizeSlack); err != nil {
+			return err
+		}
+		return c.publishCore(ctx, topic, msgs, maxPayload)
+	}
 	if err := prepare.Publish(topic, msgs, int(maxPayload)-sizeSlack); err != nil {
 		return err
 	}
@@ -208,9 +225,6 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		}
 		nms[i] = nm
 	}
-	if c.cfg.mode == ModeCore {
-		return c.publishCore(ctx, topic, nms)
-	}
 	return c.publishJS(ctx, topic, nms)
 }
 
@@ -218,6 +232,9 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 // down (reconnecting) it waits for it up to the unavailable timeout or until
 // ctx ends, then fails with messaging.ErrUnavailable.
 func (c *Client) awaitConnection(ctx context.Context) error {
+	if c.nc.IsConnected() {
+		return nil
+	}
 	return c.awaitConnectionUntil(ctx, time.Now().Add(c.cfg.unavailable))
 }
 
@@ -245,36 +262,79 @@ func (c *Client) awaitConnectionUntil(ctx context.Context, deadline time.Time) e
 	return nil
 }
 
-func (c *Client) publishCore(ctx context.Context, topic string, nms []*natsgo.Msg) error {
-	errs := make([]error, len(nms))
-	failed := false
-	for i, nm := range nms {
-		if err := c.nc.PublishMsg(nm); err != nil {
-			errs[i], failed = fmt.Errorf("publish to %s: %w", topic, c.wrapConnErr(err)), true
+// publishCore sends msgs (checked by prepare.Check) to the plain subject
+// topic and flushes. A bare message (bare) goes out as nats.go's Publish
+// sends a payload, without a header block; the others are all encoded
+// before anything is sent, so one that cannot be encoded fails the call
+// with nothing sent.
+func (c *Client) publishCore(ctx context.Context, topic string, msgs []*messaging.Message, maxPayload int64) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	var nms []*natsgo.Msg // by index, nil for a bare message; nil while all are
+	for i, m := range msgs {
+		if bare(m) {
+			continue
+		}
+		nm, err := encode(topic, m, maxPayload, 0)
+		if err != nil {
+			return fmt.Errorf("publish to %s: message %d: %w", topic, i, err)
+		}
+		if nms == nil {
+			nms = make([]*natsgo.Msg, len(msgs))
+		}
+		nms[i] = nm
+	}
+	var errs []error // nil while nothing failed
+	for i, m := range msgs {
+		var err error
+		if nms != nil && nms[i] != nil {
+			err = c.nc.PublishMsg(nms[i])
+		} else {
+			err = c.nc.Publish(topic, m.Payload)
+		}
+		if err != nil {
+			if errs == nil {
+				errs = make([]error, len(msgs))
+			}
+			errs[i] = fmt.Errorf("publish to %s: %w", topic, c.wrapConnErr(err))
 		}
 	}
 	if err := c.flush(ctx); err != nil {
+		if errs == nil {
+			errs = make([]error, len(msgs))
+		}
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = fmt.Errorf("publish to %s: flush: %w", topic, c.wrapConnErr(err))
 			}
 		}
-		failed = true
 	}
-	if failed {
+	if errs != nil {
 		return &messaging.PublishError{Errs: errs}
 	}
 	return nil
 }
 
+// bare reports whether m is a payload only: core mode sends it without a
+// header block.
+func bare(m *messaging.Message) bool {
+	return m.ID == "" && m.Key == "" && m.Time.IsZero() && len(m.Header) == 0
+}
+
 // flush waits until the server has processed everything sent so far.
 func (c *Client) flush(ctx context.Context) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.requestTimeout)
-		defer cancel()
+	var err error
+	if ctx.Done() == nil { // never cancelled (Background): no context to make
+		err = c.nc.FlushTimeout(c.cfg.requestTimeout)
+	} else {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, c.cfg.requestTimeout)
+			defer cancel()
+		}
+		err = c.nc.FlushWithContext(ctx)
 	}
-	err := c.nc.FlushWithContext(ctx)
 	if errors.Is(err, natsgo.ErrConnectionClosed) && !c.nc.IsClosed() {
 		// A flush cut short by a reconnect reports a closed connection.
 		return fmt.Errorf("%w: interrupted by a reconnect: %w", messaging.ErrUnavailable, err)

@@ -159,9 +159,11 @@ func encode(subject string, m *messaging.Message, maxPayload, maxHeader int64) (
 		h[k] = []string{v}
 		size += int64(len(k) + len(v) + 4)
 	}
-	if safeValue(m.ID) {
+	switch {
+	case m.ID == "": // core mode: none given, none sent
+	case safeValue(m.ID):
 		set(HeaderMsgID, m.ID)
-	} else {
+	default:
 		enc = appendEncoded(enc, tagID, m.ID)
 		set(HeaderMsgID, strconv.QuoteToASCII(m.ID)) // still unique, for deduplication
 	}

@@ -32,8 +32,9 @@ var ErrNoResponders = natsgo.ErrNoResponders
 
 // Request sends msg on the plain NATS subject topic with a reply inbox and
 // waits for the first reply, or for ctx (WithRequestTimeout when ctx has no
-// deadline). It sets msg's ID and Time like Publish; the reply's delivery
-// fields are Topic = topic and Attempt = 1. Errors: ErrNoResponders (nobody
+// deadline). It sets msg's ID and Time like JetStream-mode Publish, also in
+// core mode (one message per round trip; its ID names it in both sides'
+// logs); the reply's delivery fields are Topic = topic and Attempt = 1. Errors: ErrNoResponders (nobody
 // subscribed, reported at once by the server), context.DeadlineExceeded or
 // natsgo.ErrTimeout, *ReplyError when the handler failed, ErrClosed.
 //

@@ -133,7 +133,23 @@
 // # Core mode
 //
 // Plain subjects, nothing stored. Publish returns once the server received
-// the messages (a flush), whoever listens. A Group is a queue group (members
+// the messages (a flush), whoever listens.
+//
+// Core mode is the fire-and-forget mode, and its publish path does no
+// per-message work the caller did not ask for: Publish (and PublishAsync)
+// set no ID and no Time (Capabilities().PublishAssignsID is false), and a
+// message with nothing but a payload goes out without a header block,
+// exactly as nats.go's Publish sends it. Core NATS neither redelivers nor
+// deduplicates, so an ID there serves only the user's own correlation:
+// set Message.ID (and Time) to send them, and they arrive as set. A
+// consumer gives a message that came without an ID a NUID generated on
+// delivery (unique, known to that delivery only; nats-io/nuid, no lock nor
+// random read per message), and without a Time the time its subscription
+// took it from the connection. Request and Serve's replies still set ID
+// and Time like JetStream-mode Publish: one message per round trip, whose
+// ID names it in both sides' logs.
+//
+// A Group is a queue group (members
 // share messages), but a failed handler's message is logged and dropped:
 // core NATS cannot redeliver, so the Groups capability is not claimed; nor
 // are Persistent, Replay or AckDeadline. Attempt is always 1 and Offset
@@ -144,8 +160,9 @@
 // # Headers
 //
 // Message.Header entries are NATS headers of the same name; ID, Key and
-// Time travel as Nats-Msg-Id, Messaging-Key and Messaging-Time, and are
-// removed from Header on delivery. Entries NATS headers cannot carry
+// Time travel as Nats-Msg-Id, Messaging-Key and Messaging-Time (each only
+// when set: in core mode a message may carry none), and are removed from
+// Header on delivery. Entries NATS headers cannot carry
 // verbatim (reserved Nats-/Messaging- names, names other than printable
 // ASCII without ':', values that are not UTF-8 or hold control characters
 // such as CR/LF, or edge white space) travel encoded in Messaging-Encoded,

@@ -13,6 +13,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/driver"
@@ -410,7 +411,8 @@ func (p *jsPull) stop() []*natsgo.Msg {
 // takeWaiting returns first and what else waits in in, up to max in all,
 // as deliveries.
 func takeWaiting[T any](first T, in <-chan T, max int, delivery func(T) driver.Delivery) []driver.Delivery {
-	out := []driver.Delivery{delivery(first)}
+	out := make([]driver.Delivery, 1, min(max, len(in)+1)) // one allocation
+	out[0] = delivery(first)
 	for len(out) < max {
 		select {
 		case v := <-in:
@@ -759,12 +761,17 @@ type coreReceiver struct {
 	in      chan *natsgo.Msg
 	stop    chan struct{} // closed by Close: the callback drops instead of waiting
 	nsEnded chan struct{} // closed when the subscription ends (connection closed)
+
+	// Used by Receive only: the IDs of messages published without one, and
+	// the receive time of those of the Receive call running without a Time.
+	ids      *nuid.NUID
+	received time.Time
 }
 
 // openCore subscribes to the plain subject topic (a queue group when o
 // names a Group) and returns once the server has registered the interest.
 func (c *Client) openCore(ctx context.Context, topic string, o messaging.SubscribeOptions, serve bool) (*coreReceiver, error) {
-	r := &coreReceiver{c: c, topic: topic, o: o, serve: serve,
+	r := &coreReceiver{c: c, topic: topic, o: o, serve: serve, ids: nuid.New(),
 		in: make(chan *natsgo.Msg, o.Prefetch), stop: make(chan struct{}), nsEnded: make(chan struct{})}
 	cb := func(m *natsgo.Msg) {
 		select {
@@ -799,6 +806,7 @@ func (r *coreReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery,
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case m := <-r.in:
+		r.received = time.Time{} // read once, by the first message without a Time
 		return takeWaiting(m, r.in, max, r.delivery), nil
 	case <-r.nsEnded:
 		if !r.c.nc.IsClosed() {
@@ -808,11 +816,22 @@ func (r *coreReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery,
 	}
 }
 
+// delivery makes the message of nm. One published without an ID (core
+// mode's Publish sets none) gets a NUID: unique (22 characters, a random
+// prefix and a sequence), made without locking or reading the random
+// source per message, and known to this delivery only. One without a Time
+// gets the time its Receive call took it, read once per call.
 func (r *coreReceiver) delivery(nm *natsgo.Msg) driver.Delivery {
 	m := &messaging.Message{Topic: r.topic, Group: r.o.Group, Attempt: 1}
 	decode(nm.Header, nm.Data, m)
+	if m.ID == "" {
+		m.ID = r.ids.Next()
+	}
 	if m.Time.IsZero() {
-		m.Time = time.Now()
+		if r.received.IsZero() {
+			r.received = time.Now()
+		}
+		m.Time = r.received
 	}
 	if r.serve {
 		r.c.replyTo.Store(m, nm.Reply)

@@ -20,7 +20,7 @@ import (
 // asyncpub.Batcher).
 const (
 	asyncCoreLanes    = 1
-	asyncCoreMaxBatch = 1024
+	asyncCoreMaxBatch = 2048
 )
 
 var _ messaging.AsyncPublisher = (*Client)(nil)
@@ -41,7 +41,8 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // when the connection is flushed. Messages queue and go out in batches of up
 // to 1024, each a run of publishes and one flush (a round trip to the
 // server), while the next batch fills; done reports the batch's outcome as
-// Publish would. One lane keeps the order of all messages.
+// Publish would. One lane keeps the order of all messages. As Publish in
+// core mode, it sets no ID nor Time.
 func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
 	if c.cfg.mode == ModeCore {
 		c.async.Get(c.newBatcher).PublishAsync(ctx, topic, msg, done)
@@ -247,15 +248,20 @@ func (f *inflight) takeAsync() []pubSlot {
 	return out
 }
 
-// prepareOne makes the checks Publish makes before encoding.
+// prepareOne makes the checks Publish makes before encoding (JetStream
+// mode: and sets the ID and Time).
 func (c *Client) prepareOne(topic string, m *messaging.Message) error {
 	return prepare.Publish(topic, []*messaging.Message{m}, int(c.maxPayload())-sizeSlack)
 }
 
-// validateOne makes every check Publish makes before sending (core mode).
+// validateOne makes every check Publish makes before sending (core mode:
+// no ID nor Time is set; a bare message has nothing more to check).
 func (c *Client) validateOne(topic string, m *messaging.Message) error {
-	if err := c.prepareOne(topic, m); err != nil {
+	if err := prepare.Check(topic, []*messaging.Message{m}, int(c.maxPayload())-sizeSlack); err != nil {
 		return err
+	}
+	if bare(m) {
+		return nil
 	}
 	if _, err := encode(topic, m, c.maxPayload(), c.maxHeader()); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)

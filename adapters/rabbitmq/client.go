@@ -241,6 +241,8 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		NativeDelay:      true,
 		NativeDeadLetter: c.cfg.deadLetter != "",
 		MaxMessageSize:   c.cfg.maxMessageSize,
+
+		PublishAssignsID: true, // prepare.Publish
 	}
 }
 

@@ -136,6 +136,8 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		NativeDelay:      false,
 		NativeDeadLetter: c.cfg.deadLetterSuffix != "",
 		MaxMessageSize:   c.cfg.maxMessageSize,
+
+		PublishAssignsID: true, // prepare.Publish
 	}
 }
 

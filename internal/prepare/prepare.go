@@ -79,6 +79,17 @@ func v7Time(u uuid.UUID) time.Time {
 // NewID. maxSize > 0 rejects messages whose Size exceeds it with an error
 // wrapping messaging.ErrMessageTooLarge; nothing is sent then.
 func Publish(topic string, msgs []*messaging.Message, maxSize int) error {
+	return check(topic, msgs, maxSize, true)
+}
+
+// Check validates topic and msgs as Publish does, leaving IDs and times as
+// they are: for adapters that do not claim
+// messaging.Capabilities.PublishAssignsID (core NATS).
+func Check(topic string, msgs []*messaging.Message, maxSize int) error {
+	return check(topic, msgs, maxSize, false)
+}
+
+func check(topic string, msgs []*messaging.Message, maxSize int, fill bool) error {
 	if err := messaging.ValidateName(topic); err != nil {
 		return fmt.Errorf("publish: topic: %w", err)
 	}
@@ -94,6 +105,9 @@ func Publish(topic string, msgs []*messaging.Message, maxSize int) error {
 			if n := m.Size(); n > maxSize {
 				return fmt.Errorf("publish to %s: message %d is %d bytes, limit %d: %w", topic, i, n, maxSize, messaging.ErrMessageTooLarge)
 			}
+		}
+		if !fill {
+			continue
 		}
 		switch {
 		case m.ID == "" && m.Time.IsZero():

@@ -1,6 +1,7 @@
 package prepare
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -78,4 +79,23 @@ func BenchmarkNewID(b *testing.B) {
 			_ = NewID()
 		}
 	})
+}
+
+func TestCheckValidatesWithoutFillingIn(t *testing.T) {
+	m := &messaging.Message{Payload: []byte("x")}
+	if err := Check("t", []*messaging.Message{m}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != "" || !m.Time.IsZero() {
+		t.Fatalf("Check set ID %q, Time %v", m.ID, m.Time)
+	}
+	if err := Check("t", []*messaging.Message{{Payload: make([]byte, 11)}}, 10); !errors.Is(err, messaging.ErrMessageTooLarge) {
+		t.Errorf("11 bytes with limit 10: %v, want ErrMessageTooLarge", err)
+	}
+	if err := Check("t", []*messaging.Message{{Header: messaging.Header{"msgkit-x": "1"}}}, 0); !errors.Is(err, messaging.ErrInvalidHeader) {
+		t.Errorf("reserved header: %v, want ErrInvalidHeader", err)
+	}
+	if err := Check("bad topic", []*messaging.Message{m}, 0); !errors.Is(err, messaging.ErrInvalidTopic) {
+		t.Errorf("bad topic: %v, want ErrInvalidTopic", err)
+	}
 }

@@ -242,7 +242,7 @@ func TestPublisherEndToEnd(t *testing.T) {
 		errs := make([]error, n)
 		for i := range n {
 			wg.Go(func() {
-				m := &messaging.Message{Payload: []byte(strconv.Itoa(i))}
+				m := integration.WithIDs(c, &messaging.Message{Payload: []byte(strconv.Itoa(i))})[0]
 				errs[i] = p.Publish(ctx, topic, m)
 				ids[i] = m.ID
 			})

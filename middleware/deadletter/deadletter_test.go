@@ -283,7 +283,7 @@ func TestDeadLetterAndRedriveEndToEnd(t *testing.T) {
 			return nil
 		}, messaging.Group(dlqGroup))
 
-		orig := &messaging.Message{Key: "key-1", Payload: []byte("order 42"), Header: messaging.Header{"tenant": "acme"}}
+		orig := integration.WithIDs(c, &messaging.Message{Key: "key-1", Payload: []byte("order 42"), Header: messaging.Header{"tenant": "acme"}})[0]
 		mwtest.Publish(t, ctx, c, topic, orig)
 		letters.WaitDistinct(t, 1, hn.Timeout)
 		if n := calls.Load(); n != 3 {

@@ -38,7 +38,7 @@ func (b *batches) get() []int {
 func publishN(t *testing.T, ctx context.Context, c messaging.Publisher, topic string, n int) []string {
 	var ids []string
 	for range n {
-		m := &messaging.Message{Payload: []byte("x")}
+		m := integration.WithIDs(c, &messaging.Message{Payload: []byte("x")})[0]
 		mwtest.Publish(t, ctx, c, topic, m)
 		ids = append(ids, m.ID)
 	}

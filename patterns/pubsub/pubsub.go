@@ -15,6 +15,7 @@ import (
 	"fmt"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/prepare"
 	"github.com/msgkit/messaging/patterns/codec"
 )
 
@@ -74,13 +75,15 @@ func (p *Publisher[T]) Topic() string { return p.topic }
 
 // Publish sends one event and returns its message ID once the broker has
 // accepted it. key, when not empty, orders events with the same key (where
-// the adapter has PerKeyOrder).
+// the adapter has PerKeyOrder). The ID is made here, so it is sent with the
+// event also where Publish assigns none (core NATS, see
+// messaging.Capabilities.PublishAssignsID).
 func (p *Publisher[T]) Publish(ctx context.Context, key string, event T) (string, error) {
 	m, err := codec.Encode(p.cfg.codec, event)
 	if err != nil {
 		return "", fmt.Errorf("pubsub: %w", err)
 	}
-	m.Key = key
+	m.Key, m.ID = key, prepare.NewID()
 	if err := p.pub.Publish(ctx, p.topic, m); err != nil {
 		return "", fmt.Errorf("pubsub: publish to %s: %w", p.topic, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/prepare"
 	"github.com/msgkit/messaging/patterns/codec"
 )
 
@@ -44,13 +45,15 @@ func (q *Queue[T]) Topic() string { return q.topic }
 
 // Enqueue adds job to the queue and returns its message ID once the broker
 // has accepted it. Jobs with the same non-empty key are handled in order, one
-// at a time (where the adapter has PerKeyOrder).
+// at a time (where the adapter has PerKeyOrder). The ID is made here, so it
+// is sent with the job also where Publish assigns none (core NATS, see
+// messaging.Capabilities.PublishAssignsID).
 func (q *Queue[T]) Enqueue(ctx context.Context, key string, job T) (string, error) {
 	m, err := codec.Encode(q.codec, job)
 	if err != nil {
 		return "", fmt.Errorf("queue: %w", err)
 	}
-	m.Key = key
+	m.Key, m.ID = key, prepare.NewID()
 	if err := q.pub.Publish(ctx, q.topic, m); err != nil {
 		return "", fmt.Errorf("queue: enqueue on %s: %w", q.topic, err)
 	}

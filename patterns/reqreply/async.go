@@ -57,7 +57,9 @@ func (r *Result) Err() error {
 }
 
 // Wait blocks until the publish has finished or ctx is done, and returns the
-// IDs of the accepted messages, or the error.
+// IDs of the accepted messages (empty for a message published without one
+// where the adapter assigns none, see
+// messaging.Capabilities.PublishAssignsID), or the error.
 func (r *Result) Wait(ctx context.Context) ([]string, error) {
 	select {
 	case <-r.done:

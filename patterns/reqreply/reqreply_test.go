@@ -198,7 +198,7 @@ func TestGoReportsCompletion(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = sub.Close() })
-		res := reqreply.Go(t.Context(), c, tp, messaging.NewMessage([]byte("a")), messaging.NewMessage([]byte("b")))
+		res := reqreply.Go(t.Context(), c, tp, integration.WithIDs(c, messaging.NewMessage([]byte("a")), messaging.NewMessage([]byte("b")))...)
 		ids, err := res.Wait(t.Context())
 		if err != nil {
 			t.Fatal(err)
