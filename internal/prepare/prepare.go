@@ -70,7 +70,12 @@ func IDTime(id string) (t time.Time, ok bool) {
 func v7Time(u uuid.UUID) time.Time {
 	ms := int64(u[0])<<40 | int64(u[1])<<32 | int64(u[2])<<24 | int64(u[3])<<16 | int64(u[4])<<8 | int64(u[5])
 	sub := int64(u[6]&0x0f)<<8 | int64(u[7])
-	return time.Unix(0, ms*int64(time.Millisecond)+sub<<8)
+	// google/uuid bumps rand_a by one per ID when IDs come faster than
+	// 256 ns, past 3906 (a whole millisecond) at the end of a busy
+	// millisecond; the millisecond field stays authoritative, so the
+	// sub-millisecond part is capped below it and decoded times never go
+	// backwards from one ID to the next.
+	return time.Unix(0, ms*int64(time.Millisecond)+min(sub<<8, int64(time.Millisecond)-1))
 }
 
 // Publish validates topic and msgs for a Publish call and fills in missing IDs
