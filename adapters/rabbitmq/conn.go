@@ -164,6 +164,10 @@ func (c *connector) supervise(conn *amqp.Connection) {
 		}()
 		b := backoff.NewExponentialBackOff()
 		b.InitialInterval, b.MaxInterval = c.minB, c.maxB
+		// Jitter of ±20% (backoff's default is ±50%): enough to spread
+		// clients that lost the broker together, and the cap stays close
+		// to the longest wait between attempts.
+		b.RandomizationFactor = 0.2
 		attempts := 0
 		next, err := backoff.Retry(ctx, func() (*amqp.Connection, error) {
 			attempts++

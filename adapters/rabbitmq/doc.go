@@ -14,7 +14,7 @@
 //	publish_channels      confirm channels shared by Publish calls (8)     WithPublishChannels
 //	streams               true: record topics in stream queues (Replay)    WithStreams
 //	dead_letter_exchange  exchange that receives given-up messages         WithDeadLetterExchange
-//	reconnect_min, reconnect_max  reconnect backoff (100ms, 1s)            WithReconnectBackoff
+//	reconnect_min, reconnect_max  reconnect backoff (100ms, 300ms)         WithReconnectBackoff
 //	unavailable_timeout   Publish's wait for a connection (5s), then       WithUnavailableTimeout
 //	                      messaging.ErrUnavailable
 //	management            management API URL, http(s)://host:15672,        WithManagement
