@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,6 +60,20 @@ func rawPublish(ctx context.Context, rc goredis.UniversalClient, key string, n i
 
 func report(b *testing.B, n int, d time.Duration) {
 	b.ReportMetric(float64(n)/d.Seconds(), "msgs/s")
+}
+
+// cpuTime is the CPU time (user and system) the process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process's CPU time per message since since (a
+// cpuTime reading): unlike msgs/s, it barely moves with the load other
+// processes put on the host, so it compares client costs on a busy machine.
+func reportCPU(b *testing.B, n int, since time.Duration) {
+	b.ReportMetric(float64(cpuTime()-since)/float64(n), "cpu-ns/msg")
 }
 
 func BenchmarkPublish(b *testing.B) {
@@ -138,6 +153,7 @@ func rawConsume(ctx context.Context, b *testing.B, rc goredis.UniversalClient, k
 // adapterConsume subscribes and waits until n messages were handled, and
 // reports the rate since start (closing the subscription is not timed).
 func adapterConsume(b *testing.B, c *redisadapter.Client, topic, group string, n int, start time.Time, batches bool) {
+	cpu := cpuTime()
 	var handled atomic.Int64
 	done := make(chan struct{})
 	count := func(k int) {
@@ -166,6 +182,7 @@ func adapterConsume(b *testing.B, c *redisadapter.Client, topic, group string, n
 	<-done
 	b.StopTimer()
 	report(b, n, time.Since(start))
+	reportCPU(b, n, cpu)
 	_ = sub.Close()
 }
 
@@ -197,10 +214,11 @@ func benchmarkConsume(b *testing.B, batches bool) {
 			c, rc, topic := benchSetup(b)
 			group := integration.UniqueName(b, "g")
 			fill(b, c, rc, topic, group, b.N, fields)
-			start := time.Now()
+			start, cpu := time.Now(), cpuTime()
 			b.ResetTimer()
 			rawConsume(b.Context(), b, rc, c.StreamKey(topic), group, b.N, func(map[string]any) {})
 			report(b, b.N, time.Since(start))
+			reportCPU(b, b.N, cpu)
 		})
 	}
 }
@@ -235,7 +253,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.Fatal(err)
 		}
 		key := c.StreamKey(topic)
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime()
 		b.ResetTimer()
 		published := make(chan struct{})
 		go func() {
@@ -249,6 +267,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		}()
 		rawConsume(b.Context(), b, rc, key, group, b.N, func(map[string]any) {})
 		report(b, b.N, time.Since(start))
+		reportCPU(b, b.N, cpu)
 		<-published
 	})
 }
