@@ -19,10 +19,13 @@
 // delivery's Key picks its worker, so per-key order holds. A worker runs the
 // handler and queues the outcome; one settler goroutine per subscription
 // settles the queue in batches (Receiver.Settle), so a slow settle never
-// blocks a handler. Where the receiver is an Extender, a third goroutine
-// extends the deadline of every held delivery. Nacks the broker cannot
-// delay (Capabilities.NativeDelay false) or cannot redeliver at all
-// (Capabilities.BrokerAttempts false) wait in one timer heap.
+// blocks a handler. SubscribeBatch runs the handler in the fetching
+// goroutine, one batch at a time, and may hold two batches: the one being
+// handled and the last one, still being settled. Where the receiver is an
+// Extender, a third goroutine extends the deadline of every held delivery.
+// Nacks the broker cannot delay (Capabilities.NativeDelay false) or cannot
+// redeliver at all (Capabilities.BrokerAttempts false) wait in one timer
+// heap.
 package engine
 
 import (

@@ -49,10 +49,10 @@ type subscription struct {
 	stopFetch      context.CancelFunc
 	forced         atomic.Bool
 
-	// credits holds one token per delivery that may be fetched: a token is
-	// taken before Receive and given back once the delivery is settled, so
-	// at most Prefetch deliveries are held.
-	credits chan struct{}
+	// credits counts the deliveries that may be fetched: they are taken
+	// before Receive and given back once the deliveries are settled, so at
+	// most Prefetch deliveries (two batches for SubscribeBatch) are held.
+	credits credits
 
 	heldMu sync.Mutex
 	held   item // sentinel of the ring of held items (no map: no allocation per delivery)
@@ -80,10 +80,8 @@ func newSubscription(parent context.Context, c *Consumer, topic string, o messag
 		return s
 	}
 	s.ext, _ = r.(driver.Extender)
-	s.credits = make(chan struct{}, max(o.Prefetch, 1))
-	for range cap(s.credits) {
-		s.credits <- struct{}{}
-	}
+	s.credits.wake = make(chan struct{}, 1)
+	s.credits.put(max(o.Prefetch, 1))
 	s.settleQ.wake = make(chan struct{}, 1)
 	s.delays = newDelays(s.fire)
 	return s
@@ -172,37 +170,10 @@ func (s *subscription) Err() error {
 	}
 }
 
-// acquire takes between 1 and n fetch credits, blocking for the first one
-// until ctx ends.
-func (s *subscription) acquire(ctx context.Context, n int) (int, error) {
-	select {
-	case <-s.credits:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	got := 1
-	for got < n {
-		select {
-		case <-s.credits:
-			got++
-			continue
-		default:
-		}
-		break
-	}
-	return got, nil
-}
-
-func (s *subscription) giveBack(n int) {
-	for range n {
-		s.credits <- struct{}{}
-	}
-}
-
 // receive takes credits and fetches up to n deliveries with ctx, returning
 // them as held items.
 func (s *subscription) receive(ctx context.Context, n int) ([]*item, error) {
-	n, err := s.acquire(ctx, n)
+	n, err := s.credits.take(ctx, n)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +182,7 @@ func (s *subscription) receive(ctx context.Context, n int) ([]*item, error) {
 		err = errors.Join(err, fmt.Errorf("%s: receiver returned %d deliveries for %d: %w", s.c.opts.Name, len(ds), n, messaging.ErrInvalidOption))
 		ds = ds[:n] // a broken driver; the surplus is redelivered after the ack deadline
 	}
-	s.giveBack(n - len(ds))
+	s.credits.put(n - len(ds))
 	its := s.hold(ds)
 	for i := 0; i < len(its); {
 		if it := its[i]; it.d.Err != nil { // undecodable: given up, never handled
@@ -324,6 +295,9 @@ func (s *subscription) runPool(h messaging.Handler) error {
 // goroutine, settle, repeat.
 func (s *subscription) runBatches(h messaging.BatchHandler) error {
 	s.batch = &readyQueue{}
+	// Credits for a second batch (Prefetch is one): the next batch is
+	// fetched while the settler acknowledges the last one, instead of after.
+	s.credits.put(s.o.BatchSize)
 	err := s.batches(h)
 	s.stopFetch()
 	s.stopDelays()
@@ -494,7 +468,7 @@ func (s *subscription) settler() {
 			s.log.Warn(s.c.opts.Name+": settling failed; the broker redelivers after the ack deadline", "topic", s.topic, "group", s.o.Group, "messages", len(batch), "error", err)
 		}
 		cancel()
-		s.giveBack(len(batch))
+		s.credits.put(len(batch))
 	}
 }
 
@@ -622,6 +596,49 @@ func (q *settleQueue) take(n int, buf []driver.Settlement) ([]driver.Settlement,
 			return nil, false
 		}
 		<-q.wake
+	}
+}
+
+// credits is a counting semaphore with one waiter (the fetch loop) that
+// takes and gives back any number of credits in one step: a settled batch
+// of hundreds of deliveries costs one lock, not a channel operation each,
+// and the fetch loop sees all of it at once.
+type credits struct {
+	mu   sync.Mutex
+	n    int
+	wake chan struct{} // capacity 1: a put since the waiter last looked
+}
+
+// take takes between 1 and limit credits, blocking while there are none until
+// ctx ends.
+func (c *credits) take(ctx context.Context, limit int) (int, error) {
+	for {
+		c.mu.Lock()
+		if c.n > 0 {
+			got := min(c.n, limit)
+			c.n -= got
+			c.mu.Unlock()
+			return got, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+func (c *credits) put(n int) {
+	if n <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.n += n
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 

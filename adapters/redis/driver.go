@@ -165,7 +165,15 @@ func (r *groupReceiver) reclaimAt() time.Time {
 // deliveries holds and decodes what XREADGROUP returned (Attempt 1: a new
 // entry's delivery counter).
 func (r *groupReceiver) deliveries(res []goredis.XStream) []driver.Delivery {
-	var ds []driver.Delivery
+	n := 0
+	for _, s := range res {
+		n += len(s.Messages)
+	}
+	if n == 0 {
+		return nil
+	}
+	ds := make([]driver.Delivery, 0, n)
+	ids := make([]string, 0, n) // the tokens point into it (see token)
 	r.heldMu.Lock()
 	defer r.heldMu.Unlock()
 	for _, s := range res {
@@ -173,11 +181,18 @@ func (r *groupReceiver) deliveries(res []goredis.XStream) []driver.Delivery {
 			r.held[x.ID] = struct{}{}
 			m := decodeMap(r.topic, x.ID, x.Values)
 			m.Group, m.Attempt = r.group, 1
-			ds = append(ds, driver.Delivery{Msg: m, Token: x.ID})
+			ids = append(ids, x.ID)
+			ds = append(ds, driver.Delivery{Msg: m, Token: &ids[len(ids)-1]})
 		}
 	}
 	return ds
 }
+
+// token returns the entry ID of a delivery. A delivery's Token is a pointer
+// to its ID in a slice of the IDs its read returned: one allocation per
+// read instead of one per message (a string in an any is a copy on the
+// heap), and Settle passes the pointers to go-redis as they are.
+func token(d driver.Delivery) string { return *d.Token.(*string) }
 
 // abandoned releases what a read returned after Receive stopped waiting for
 // it. (Its consumer, recreated by Redis to own it, is left to the stale
@@ -225,13 +240,15 @@ func (r *groupReceiver) reclaim(ctx context.Context, n int) (ds []driver.Deliver
 		r.cursor, msgs, err = r.parseReclaim(res)
 	}
 	var terms []driver.Settlement
+	ids := make([]string, 0, len(msgs))
 	r.heldMu.Lock()
 	for _, m := range msgs {
 		if _, ok := r.held[m.Offset]; ok {
 			continue // still handled here (its idle time grew while Redis was unreachable)
 		}
 		r.held[m.Offset] = struct{}{}
-		d := driver.Delivery{Msg: m, Token: m.Offset}
+		ids = append(ids, m.Offset)
+		d := driver.Delivery{Msg: m, Token: &ids[len(ids)-1]}
 		if r.o.MaxAttempts > 0 && m.Attempt > r.o.MaxAttempts {
 			terms = append(terms, driver.Settlement{Delivery: d, Outcome: driver.Term,
 				Err: fmt.Errorf("giving up after %d attempts: ack deadline passed", m.Attempt-1)})
@@ -304,34 +321,36 @@ func (r *groupReceiver) cleanup(ctx context.Context) {
 func (r *groupReceiver) Settle(ctx context.Context, batch []driver.Settlement) error {
 	r.settleMu.Lock()
 	defer r.settleMu.Unlock()
-	var acks, claims []any
+	acks := make([]any, 3, 3+len(batch)) // XACK key group id...
+	acks[0], acks[1], acks[2] = "xack", r.key, r.group
+	var claims []any
 	var errs []error
 	r.heldMu.Lock()
 	for _, st := range batch {
-		delete(r.held, st.Token.(string))
+		delete(r.held, token(st.Delivery))
 	}
 	r.heldMu.Unlock()
 	for _, st := range batch {
-		id := st.Token.(string)
+		// st.Token (a *string, which go-redis writes as its string) goes
+		// into the argument lists as it is: converting the ID to any
+		// would allocate once per message.
 		switch st.Outcome {
 		case driver.Ack:
-			acks = append(acks, id)
+			acks = append(acks, st.Token)
 		case driver.Term:
 			if err := r.deadLetter(ctx, st); err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			acks = append(acks, id)
+			acks = append(acks, st.Token)
 		case driver.Nack:
-			claims = append(claims, id, r.ackMs, -1)
+			claims = append(claims, st.Token, r.ackMs, -1)
 		case driver.Release:
-			claims = append(claims, id, r.ackMs, max(st.Msg.Attempt-1, 0))
+			claims = append(claims, st.Token, r.ackMs, max(st.Msg.Attempt-1, 0))
 		}
 	}
-	if len(acks) > 0 {
-		errs = append(errs, retry(ctx, func() error {
-			return r.c.rc.Do(ctx, append([]any{"xack", r.key, r.group}, acks...)...).Err()
-		}))
+	if len(acks) > 3 {
+		errs = append(errs, retry(ctx, func() error { return r.c.rc.Do(ctx, acks...).Err() }))
 	}
 	if len(claims) > 0 {
 		errs = append(errs, retry(ctx, func() error { return r.claimOwn(ctx, claims) }))
@@ -348,7 +367,7 @@ func (r *groupReceiver) Extend(ctx context.Context, ds []driver.Delivery) error 
 	var triples []any
 	r.heldMu.Lock()
 	for _, d := range ds {
-		if _, ok := r.held[d.Token.(string)]; ok {
+		if _, ok := r.held[token(d)]; ok {
 			triples = append(triples, d.Token, 0, -1)
 		}
 	}
@@ -389,7 +408,7 @@ func (r *groupReceiver) deadLetter(ctx context.Context, st driver.Settlement) er
 	m.Header[HeaderDeadLetterTopic] = r.topic
 	m.Header[HeaderDeadLetterGroup] = r.group
 	m.Header[HeaderDeadLetterID] = m.ID
-	m.Header[HeaderDeadLetterOffset] = st.Token.(string)
+	m.Header[HeaderDeadLetterOffset] = token(st.Delivery)
 	m.Header[HeaderDeadLetterTime] = time.Now().UTC().Format(time.RFC3339Nano)
 	dlq := r.c.StreamKey(r.topic + suffix)
 	return retry(ctx, func() error {
