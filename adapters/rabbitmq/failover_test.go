@@ -26,7 +26,7 @@ func TestFailoverQueueLeader(t *testing.T) {
 		t.Skip("starts a three-node cluster")
 	}
 	cl := fault.StartRabbitCluster(t, 3)
-	url := cl.URL() + "?unavailable_timeout=3s&reconnect_max=500ms"
+	url := cl.URL() + "?unavailable_timeout=3s"
 	open := func() *rabbitmq.Client { return integration.OpenRabbitMQ(t, url) }
 	pub := open()
 	topic := integration.UniqueName(t, "fo")
