@@ -55,9 +55,9 @@ func (d kafkaDriver) OpenReceiver(ctx context.Context, topic string, o messaging
 	}
 	r := &groupReceiver{c: c, topic: topic, o: o, in: newInbox(o.Prefetch), done: make(chan struct{})}
 	bal := newIncarnationBalancer(func(ids []string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c.evictMembers(ctx, topic, o.Group, ids)
+		c.evictMembers(ctx, topic, o.Group, "dropped joins", ids)
 	})
 	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
 		ID:                     o.Group,
@@ -144,7 +144,12 @@ func (r *groupReceiver) Close(context.Context) error {
 // serve, which returns (so the member rejoins) once the generation ended
 // and its deliveries were settled.
 func (r *groupReceiver) run() {
-	defer close(r.done)
+	var leaving sync.WaitGroup
+	defer func() {
+		leaving.Wait()
+		close(r.done)
+	}()
+	member := "" // the member ID of the last generation, until kafka-go drops it
 	for {
 		gen, err := r.cg.Next(r.ctx)
 		if err != nil {
@@ -154,9 +159,22 @@ func (r *groupReceiver) run() {
 			if errors.Is(err, kafkago.UnknownTopicOrPartition) && r.failIfGone() {
 				return
 			}
+			if member != "" && !errors.Is(err, kafkago.RebalanceInProgress) {
+				// kafka-go rejoins as a new member after every other
+				// error, and its own LeaveGroup for the old member
+				// failed if the connection is what broke. Until that
+				// old member leaves or its session times out, the
+				// coordinator's next rebalance waits for it; so leave
+				// on its behalf as soon as the coordinator is
+				// reachable again (see Recovery in the package doc).
+				old := member
+				leaving.Go(func() { r.leaveAbandoned(old) })
+			}
+			member = ""
 			r.c.cfg.logger.Warn("kafka: joining consumer group failed; retrying", "topic", r.topic, "group", r.o.Group, "error", err)
 			continue
 		}
+		member = gen.MemberID
 		ended := make(chan struct{})
 		gen.Start(func(genCtx context.Context) {
 			defer close(ended)
@@ -164,6 +182,16 @@ func (r *groupReceiver) run() {
 		})
 		<-ended
 	}
+}
+
+// leaveAbandoned removes member, an ID kafka-go gave up after a group
+// error, from the group: it retries LeaveGroup every 250ms at most until it
+// succeeds, the coordinator no longer knows the member, the session timeout
+// has passed (the coordinator has dropped it by then) or Close.
+func (r *groupReceiver) leaveAbandoned(member string) {
+	ctx, cancel := context.WithTimeout(r.ctx, r.c.cfg.sessionTimeout)
+	defer cancel()
+	r.c.evictMembers(ctx, r.topic, r.o.Group, "a group error (kafka-go rejoined as a new member)", []string{member})
 }
 
 // failIfGone ends the subscription with ErrTopicDeleted when its topic no
