@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/msgkit/messaging"
@@ -263,7 +264,11 @@ func (r *groupReceiver) serve(genCtx context.Context, gen *kafkago.Generation) {
 		if len(offsets) == 0 {
 			return
 		}
-		if err := gen.CommitOffsets(map[string]map[int]int64{topic: offsets}); err != nil {
+		err := gen.CommitOffsets(map[string]map[int]int64{topic: offsets})
+		if final && err != nil && !isKafkaError(err) {
+			err = r.commitAgain(gen, offsets, err)
+		}
+		if err != nil {
 			if errors.Is(err, kafkago.UnknownTopicOrPartition) && r.failIfGone() {
 				return
 			}
@@ -300,6 +305,54 @@ func (r *groupReceiver) serve(genCtx context.Context, gen *kafkago.Generation) {
 		t.Stop()
 	}
 	commit(true)
+}
+
+// commitAgain retries a generation's final commit that failed on its
+// connection (a cut, a broker restart) on new connections, every 250ms at
+// most, for up to half the rebalance timeout (and at most the session
+// timeout): the coordinator keeps the member and its generation until its
+// session times out, so once it is reachable again the commit lands and
+// the next owner does not redeliver what was handled since the last one.
+// A Kafka error (the generation is over, the member unknown) ends it. It
+// returns the last error, nil once committed.
+func (r *groupReceiver) commitAgain(gen *kafkago.Generation, offsets map[int]int64, err error) error {
+	ctx, cancel := context.WithTimeout(r.ctx, min(r.c.cfg.rebalanceTimeout/2, r.c.cfg.sessionTimeout))
+	defer cancel()
+	commits := make([]kafkago.OffsetCommit, 0, len(offsets))
+	for p, off := range offsets {
+		commits = append(commits, kafkago.OffsetCommit{Partition: p, Offset: off})
+	}
+	req := &kafkago.OffsetCommitRequest{
+		GroupID: r.o.Group, GenerationID: int(gen.ID), MemberID: gen.MemberID,
+		Topics: map[string][]kafkago.OffsetCommit{r.topic: commits},
+	}
+	bo := fastBackOff()
+	bo.MaxInterval = 250 * time.Millisecond
+	_, retryErr := backoff.Retry(ctx, func() (struct{}, error) {
+		callCtx, cancelCall := context.WithTimeout(ctx, 2*time.Second)
+		defer cancelCall()
+		resp, err := r.c.admin.OffsetCommit(callCtx, req)
+		if err != nil {
+			return struct{}{}, err
+		}
+		for _, p := range resp.Topics[r.topic] {
+			if p.Error != nil {
+				return struct{}{}, backoff.Permanent(p.Error)
+			}
+		}
+		return struct{}{}, nil
+	}, backoff.WithBackOff(bo), backoff.WithMaxElapsedTime(0))
+	if retryErr != nil && ctx.Err() != nil {
+		return err // never reachable: report the original failure
+	}
+	return retryErr
+}
+
+// isKafkaError reports whether err is an error code a broker answered with
+// (as opposed to a failed connection).
+func isKafkaError(err error) bool {
+	var kerr kafkago.Error
+	return errors.As(err, &kerr)
 }
 
 // generation counts the deliveries one generation handed to the engine and
