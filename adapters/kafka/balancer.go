@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -95,27 +96,43 @@ func (b *incarnationBalancer) AssignGroups(members []kafkago.GroupMember, partit
 }
 
 // evictMembers removes members of group on their behalf (LeaveGroup),
-// retrying a few times over about 5s; a failure is logged (the coordinator
-// may still remove them when their session expires).
-func (c *Client) evictMembers(ctx context.Context, topic, group string, ids []string) {
+// retrying every 250ms at most until it succeeds or ctx ends; a member the
+// coordinator does not know (any more) counts as removed. A failure is
+// logged (the coordinator still removes them when their session expires);
+// why says in the logs where the members came from.
+func (c *Client) evictMembers(ctx context.Context, topic, group, why string, ids []string) {
 	req := &kafkago.LeaveGroupRequest{GroupID: group}
 	for _, id := range ids {
 		req.Members = append(req.Members, kafkago.LeaveGroupRequestMember{ID: id})
 	}
+	bo := fastBackOff()
+	bo.MaxInterval = 250 * time.Millisecond // the coordinator's return is what is awaited
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		resp, err := c.admin.LeaveGroup(callCtx, req)
-		if err == nil {
-			err = resp.Error
+		if err != nil {
+			return struct{}{}, err
 		}
-		return struct{}{}, err
-	}, backoff.WithBackOff(fastBackOff()), backoff.WithMaxElapsedTime(5*time.Second))
+		errs := []error{resp.Error}
+		for _, m := range resp.Members {
+			errs = append(errs, m.Error)
+		}
+		for _, err := range errs {
+			if err != nil && !errors.Is(err, kafkago.UnknownMemberId) {
+				return struct{}{}, err
+			}
+		}
+		return struct{}{}, nil
+	}, backoff.WithBackOff(bo), backoff.WithMaxElapsedTime(0))
+	if errors.Is(err, context.Canceled) {
+		return // the subscription is closing
+	}
 	if err != nil {
-		c.cfg.logger.Warn("kafka: removing stale group members failed", "topic", topic, "group", group, "members", ids, "error", err)
+		c.cfg.logger.Warn("kafka: removing stale group members failed", "topic", topic, "group", group, "members", ids, "left_by", why, "error", err)
 		return
 	}
-	c.cfg.logger.Info("kafka: removed stale group members left by dropped joins", "topic", topic, "group", group, "members", ids)
+	c.cfg.logger.Info("kafka: removed stale group members", "topic", topic, "group", group, "members", ids, "left_by", why)
 }
 
 // groupBalancers is the protocol list of a group subscription, led by b.

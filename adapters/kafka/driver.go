@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/msgkit/messaging"
@@ -55,9 +56,9 @@ func (d kafkaDriver) OpenReceiver(ctx context.Context, topic string, o messaging
 	}
 	r := &groupReceiver{c: c, topic: topic, o: o, in: newInbox(o.Prefetch), done: make(chan struct{})}
 	bal := newIncarnationBalancer(func(ids []string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c.evictMembers(ctx, topic, o.Group, ids)
+		c.evictMembers(ctx, topic, o.Group, "dropped joins", ids)
 	})
 	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
 		ID:                     o.Group,
@@ -144,7 +145,12 @@ func (r *groupReceiver) Close(context.Context) error {
 // serve, which returns (so the member rejoins) once the generation ended
 // and its deliveries were settled.
 func (r *groupReceiver) run() {
-	defer close(r.done)
+	var leaving sync.WaitGroup
+	defer func() {
+		leaving.Wait()
+		close(r.done)
+	}()
+	member := "" // the member ID of the last generation, until kafka-go drops it
 	for {
 		gen, err := r.cg.Next(r.ctx)
 		if err != nil {
@@ -154,9 +160,22 @@ func (r *groupReceiver) run() {
 			if errors.Is(err, kafkago.UnknownTopicOrPartition) && r.failIfGone() {
 				return
 			}
+			if member != "" && !errors.Is(err, kafkago.RebalanceInProgress) {
+				// kafka-go rejoins as a new member after every other
+				// error, and its own LeaveGroup for the old member
+				// failed if the connection is what broke. Until that
+				// old member leaves or its session times out, the
+				// coordinator's next rebalance waits for it; so leave
+				// on its behalf as soon as the coordinator is
+				// reachable again (see Recovery in the package doc).
+				old := member
+				leaving.Go(func() { r.leaveAbandoned(old) })
+			}
+			member = ""
 			r.c.cfg.logger.Warn("kafka: joining consumer group failed; retrying", "topic", r.topic, "group", r.o.Group, "error", err)
 			continue
 		}
+		member = gen.MemberID
 		ended := make(chan struct{})
 		gen.Start(func(genCtx context.Context) {
 			defer close(ended)
@@ -164,6 +183,16 @@ func (r *groupReceiver) run() {
 		})
 		<-ended
 	}
+}
+
+// leaveAbandoned removes member, an ID kafka-go gave up after a group
+// error, from the group: it retries LeaveGroup every 250ms at most until it
+// succeeds, the coordinator no longer knows the member, the session timeout
+// has passed (the coordinator has dropped it by then) or Close.
+func (r *groupReceiver) leaveAbandoned(member string) {
+	ctx, cancel := context.WithTimeout(r.ctx, r.c.cfg.sessionTimeout)
+	defer cancel()
+	r.c.evictMembers(ctx, r.topic, r.o.Group, "a group error (kafka-go rejoined as a new member)", []string{member})
 }
 
 // failIfGone ends the subscription with ErrTopicDeleted when its topic no
@@ -235,7 +264,11 @@ func (r *groupReceiver) serve(genCtx context.Context, gen *kafkago.Generation) {
 		if len(offsets) == 0 {
 			return
 		}
-		if err := gen.CommitOffsets(map[string]map[int]int64{topic: offsets}); err != nil {
+		err := gen.CommitOffsets(map[string]map[int]int64{topic: offsets})
+		if final && err != nil && !isKafkaError(err) {
+			err = r.commitAgain(gen, offsets, err)
+		}
+		if err != nil {
 			if errors.Is(err, kafkago.UnknownTopicOrPartition) && r.failIfGone() {
 				return
 			}
@@ -272,6 +305,54 @@ func (r *groupReceiver) serve(genCtx context.Context, gen *kafkago.Generation) {
 		t.Stop()
 	}
 	commit(true)
+}
+
+// commitAgain retries a generation's final commit that failed on its
+// connection (a cut, a broker restart) on new connections, every 250ms at
+// most, for up to half the rebalance timeout (and at most the session
+// timeout): the coordinator keeps the member and its generation until its
+// session times out, so once it is reachable again the commit lands and
+// the next owner does not redeliver what was handled since the last one.
+// A Kafka error (the generation is over, the member unknown) ends it. It
+// returns the last error, nil once committed.
+func (r *groupReceiver) commitAgain(gen *kafkago.Generation, offsets map[int]int64, err error) error {
+	ctx, cancel := context.WithTimeout(r.ctx, min(r.c.cfg.rebalanceTimeout/2, r.c.cfg.sessionTimeout))
+	defer cancel()
+	commits := make([]kafkago.OffsetCommit, 0, len(offsets))
+	for p, off := range offsets {
+		commits = append(commits, kafkago.OffsetCommit{Partition: p, Offset: off})
+	}
+	req := &kafkago.OffsetCommitRequest{
+		GroupID: r.o.Group, GenerationID: int(gen.ID), MemberID: gen.MemberID,
+		Topics: map[string][]kafkago.OffsetCommit{r.topic: commits},
+	}
+	bo := fastBackOff()
+	bo.MaxInterval = 250 * time.Millisecond
+	_, retryErr := backoff.Retry(ctx, func() (struct{}, error) {
+		callCtx, cancelCall := context.WithTimeout(ctx, 2*time.Second)
+		defer cancelCall()
+		resp, err := r.c.admin.OffsetCommit(callCtx, req)
+		if err != nil {
+			return struct{}{}, err
+		}
+		for _, p := range resp.Topics[r.topic] {
+			if p.Error != nil {
+				return struct{}{}, backoff.Permanent(p.Error)
+			}
+		}
+		return struct{}{}, nil
+	}, backoff.WithBackOff(bo), backoff.WithMaxElapsedTime(0))
+	if retryErr != nil && ctx.Err() != nil {
+		return err // never reachable: report the original failure
+	}
+	return retryErr
+}
+
+// isKafkaError reports whether err is an error code a broker answered with
+// (as opposed to a failed connection).
+func isKafkaError(err error) bool {
+	var kerr kafkago.Error
+	return errors.As(err, &kerr)
 }
 
 // generation counts the deliveries one generation handed to the engine and

@@ -43,8 +43,11 @@ const (
 	// to rejoin during a rebalance (and so how long a member may take to
 	// finish its in-flight handlers when its partitions are revoked).
 	DefaultRebalanceTimeout = 30 * time.Second
-	// DefaultJoinBackoff is the pause before rejoining a group after an error.
-	DefaultJoinBackoff = time.Second
+	// DefaultJoinBackoff is the pause before rejoining a group after an error
+	// (a cut connection, an unreachable coordinator): it bounds how soon a
+	// member is back after the broker is, at the cost of a join attempt (and
+	// a logged warning) per pause while the broker stays unreachable.
+	DefaultJoinBackoff = 500 * time.Millisecond
 	// DefaultMetadataTTL bounds how long the client's transport keeps its
 	// metadata (see WithMetadataTTL).
 	DefaultMetadataTTL = time.Second
@@ -251,7 +254,7 @@ func WithRebalanceTimeout(d time.Duration) Option {
 }
 
 // WithJoinBackoff sets the pause before rejoining a group after an error
-// (default 1s).
+// (default 500ms; see DefaultJoinBackoff).
 func WithJoinBackoff(d time.Duration) Option { return func(c *config) { c.joinBackoff = d } }
 
 // WithMetadataTTL sets how long the transport the client builds keeps its
