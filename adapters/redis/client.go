@@ -159,8 +159,11 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
-	// While the server is unreachable, retry for up to the unavailable
-	// timeout; then (or when ctx ends) fail with messaging.ErrUnavailable.
+	// While the server is unreachable, retry until the unavailable timeout
+	// has passed since the call began (the first attempt, with go-redis's
+	// own retries, counts); then (or when ctx ends) fail with
+	// messaging.ErrUnavailable.
+	start := time.Now()
 	var giveUp time.Time
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 250*time.Millisecond
@@ -176,7 +179,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		if giveUp.IsZero() {
 			// Retries (go-redis retries each command a few times too) end
 			// by the deadline.
-			giveUp = time.Now().Add(c.cfg.unavailable)
+			giveUp = start.Add(c.cfg.unavailable)
 			var cancel context.CancelFunc
 			attemptCtx, cancel = context.WithDeadline(ctx, giveUp)
 			defer cancel()
