@@ -57,7 +57,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"SubscribeCancelPrompt", "", true, (*suite).cancelPrompt},
 		{"Inspect", "messaging.Inspector", inspects, (*suite).inspect},
 	}
-	cases = append(cases, engineCases(h, caps, deleter)...)
+	cases = append(cases, engineCases(caps, deleter)...)
 	_, async := probe.(messaging.AsyncPublisher)
 	cases = append(cases, asyncCases(async)...)
 	for _, c := range cases {

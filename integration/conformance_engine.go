@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"errors"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,33 +10,22 @@ import (
 	"github.com/msgkit/messaging"
 )
 
-// engineCasesEnv runs the engine cases on harnesses marked PreEngine too,
-// to see what an adapter still lacks.
-const engineCasesEnv = "MESSAGING_ENGINE_CASES"
-
-// engineCases are the cases of issue 13 (behaviour the consumer engine,
-// package engine, gives every adapter that runs on it). Harnesses marked
-// PreEngine skip them, unless MESSAGING_ENGINE_CASES=1.
-func engineCases(h Harness, caps messaging.Capabilities, deleter bool) []conformanceCase {
-	pre := h.PreEngine && os.Getenv(engineCasesEnv) != "1"
-	why := func(need string) string {
-		if pre {
-			return "the consumer engine (PreEngine harness; set " + engineCasesEnv + "=1 to run)"
-		}
-		return need
-	}
+// engineCases are the cases of issue 13: behaviour the consumer engine
+// (package engine) gives every adapter that runs on it.
+func engineCases(caps messaging.Capabilities, deleter bool) []conformanceCase {
 	return []conformanceCase{
-		// A log without per-message acknowledgement (Kafka: BrokerAttempts
-		// false) cannot hand one nacked message to another member: the
-		// engine redelivers it in process, and only the member owning its
+		// Hand-over needs a broker that tracks each message's delivery
+		// (AckDeadline): a log without per-message acknowledgement (Kafka)
+		// cannot give one nacked message to another member; the engine
+		// redelivers it in process, and only the member owning its
 		// partition ever fetches it.
-		{"NackHandOver", why("Groups and BrokerAttempts"), !pre && caps.Groups && caps.BrokerAttempts, (*suite).nackHandOver},
-		{"ShutdownReleasesToGroup", why("Groups"), !pre && caps.Groups, (*suite).shutdownReleases},
-		{"ShutdownInTime", why(""), !pre, (*suite).shutdownInTime},
-		{"CloseIdlePrompt", why(""), !pre, (*suite).closeIdlePrompt},
+		{"NackHandOver", "Groups and AckDeadline", caps.Groups && caps.AckDeadline, (*suite).nackHandOver},
+		{"ShutdownReleasesToGroup", "Groups", caps.Groups, (*suite).shutdownReleases},
+		{"ShutdownInTime", "", true, (*suite).shutdownInTime},
+		{"CloseIdlePrompt", "", true, (*suite).closeIdlePrompt},
 		// A topic exists as broker state only where messages are kept
 		// (core NATS subjects cannot be deleted).
-		{"TopicDeletedEndsSubscription", why("TopicDeleter and Persistent or Replay"), !pre && deleter && (caps.Persistent || caps.Replay), (*suite).topicDeleted},
+		{"TopicDeletedEndsSubscription", "TopicDeleter and Persistent or Replay", deleter && (caps.Persistent || caps.Replay), (*suite).topicDeleted},
 	}
 }
 

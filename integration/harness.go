@@ -30,13 +30,6 @@ type Harness struct {
 	// handler stuck instead, which only works where the adapter does not
 	// extend deadlines of running handlers.
 	Kill func(t testing.TB, c messaging.Client)
-	// PreEngine marks an adapter not yet moved onto package engine: the
-	// cases of the engine's behaviour (hand-over of nacked and released
-	// messages, Shutdown, prompt Close of idle subscriptions, topic deleted
-	// under a subscription) are skipped for it, unless the environment sets
-	// MESSAGING_ENGINE_CASES=1. Temporary (issue 13): each adapter's
-	// migration removes it, and the field goes with the last one.
-	PreEngine bool
 	// InspectGaps are the figures the adapter's Inspect cannot report, for
 	// the Inspect case (run when the client implements messaging.Inspector);
 	// nil: InspectGapsByBroker's for the scheme Inspect names.

@@ -148,7 +148,7 @@
 //
 // A nacked message is therefore never handed to another member of the group
 // while this one runs (the conformance case NackHandOver is gated on
-// BrokerAttempts for that reason): on a log only the partition's owner
+// AckDeadline, per-message delivery tracking, for that reason): on a log only the partition's owner
 // fetches it, and giving the whole partition away for one failing message
 // would stop its other records too.
 //
