@@ -107,3 +107,7 @@ func (h Harness) Client(t testing.TB) messaging.Client {
 	t.Helper()
 	return h.withDefaults().client(t)
 }
+
+// RequireBrokersEnv is the environment variable that turns a missing broker
+// from a skip into a failure (CI sets it to 1).
+const RequireBrokersEnv = "MESSAGING_REQUIRE_BROKERS"

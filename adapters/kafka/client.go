@@ -17,6 +17,7 @@ import (
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/kafka/internal/producer"
 	"github.com/msgkit/messaging/engine"
 	"github.com/msgkit/messaging/internal/asyncpub"
 	"github.com/msgkit/messaging/internal/prepare"
@@ -47,8 +48,8 @@ type Client struct {
 	transport kafkago.RoundTripper
 	ownTrans  *kafkago.Transport // closed by Close when the client built it
 	admin     *kafkago.Client
-	producer  *producer       // Publish, unless WithWriter gave a writer
-	writer    *kafkago.Writer // the writer WithWriter gave (not closed by Close)
+	producer  *producer.Producer // Publish, unless WithWriter gave a writer
+	writer    *kafkago.Writer    // the writer WithWriter gave (not closed by Close)
 
 	readers sync.WaitGroup // kafka-go readers closing in the background
 	async   asyncpub.Lazy  // PublishAsync (publish_async.go)
@@ -128,7 +129,10 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 	if cfg.writer != nil {
 		c.writer = cfg.writer
 	} else {
-		c.producer = newProducer(&kafkago.Client{Addr: addr, Transport: c.transport, Timeout: cfg.writeTimeout}, cfg)
+		c.producer = producer.New(&kafkago.Client{Addr: addr, Transport: c.transport, Timeout: cfg.writeTimeout}, producer.Settings{
+			Acks: cfg.requiredAcks, Compression: cfg.compression, MaxRecords: cfg.batchSize,
+			Linger: cfg.batchTimeout, Unavailable: cfg.unavailable,
+		})
 	}
 	c.Consumer = engine.New(kafkaDriver{c}, engine.Options{Name: "kafka", Logger: cfg.logger, DefaultPrefetch: DefaultPrefetch})
 	return c, nil
@@ -182,30 +186,30 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	if err := c.ensureTopic(ctx, topic, c.cfg.autoCreate); err != nil {
-		return allFailed(len(msgs), fmt.Errorf("publish to %s: %w", topic, err))
+		return producer.AllFailed(len(msgs), fmt.Errorf("publish to %s: %w", topic, err))
 	}
 	if c.writer != nil {
 		return c.writeMessages(ctx, topic, recs)
 	}
 	n, err := c.writePartitions(ctx, topic)
-	if err != nil && retriable(err) {
+	if err != nil && producer.Retriable(err) {
 		// The broker is unreachable: wait for it up to the unavailable
 		// timeout, as produce requests do.
 		n, err = backoff.Retry(ctx, func() (int, error) {
 			n, err := c.writePartitions(ctx, topic)
-			if err != nil && !retriable(err) {
+			if err != nil && !producer.Retriable(err) {
 				return 0, backoff.Permanent(err)
 			}
 			return n, err
-		}, backoff.WithBackOff(publishBackOff()), backoff.WithMaxElapsedTime(c.cfg.unavailable))
-		if err != nil && (retriable(err) || ctx.Err() != nil) {
+		}, backoff.WithBackOff(producer.PublishBackOff()), backoff.WithMaxElapsedTime(c.cfg.unavailable))
+		if err != nil && (producer.Retriable(err) || ctx.Err() != nil) {
 			err = fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
 		}
 	}
 	if err != nil {
-		return allFailed(len(msgs), fmt.Errorf("publish to %s: %w", topic, err))
+		return producer.AllFailed(len(msgs), fmt.Errorf("publish to %s: %w", topic, err))
 	}
-	return c.producer.write(ctx, topic, n, recs)
+	return c.producer.Write(ctx, topic, n, recs)
 }
 
 // writeMessages publishes through the writer given with WithWriter.
@@ -235,7 +239,7 @@ func (c *Client) writeMessages(ctx context.Context, topic string, recs []kafkago
 	case errors.Is(err, io.ErrClosedPipe):
 		err = messaging.ErrClosed
 	}
-	return allFailed(len(recs), fmt.Errorf("kafka: publish to %s: %w", topic, err))
+	return producer.AllFailed(len(recs), fmt.Errorf("kafka: publish to %s: %w", topic, err))
 }
 
 // requiredAcks is the acknowledgement Publish waits for.
@@ -244,14 +248,6 @@ func (c *Client) requiredAcks() kafkago.RequiredAcks {
 		return c.writer.RequiredAcks
 	}
 	return c.cfg.requiredAcks
-}
-
-func allFailed(n int, err error) error {
-	pe := &messaging.PublishError{Errs: make([]error, n)}
-	for i := range pe.Errs {
-		pe.Errs[i] = err
-	}
-	return pe
 }
 
 // Provision creates topic (with the configured partitions and replication)
@@ -336,7 +332,7 @@ func (c *Client) Close() error {
 	_ = c.Consumer.Close()
 	c.readers.Wait()
 	if c.producer != nil {
-		c.producer.close()
+		c.producer.Close()
 	}
 	if c.ownTrans != nil {
 		c.ownTrans.CloseIdleConnections()

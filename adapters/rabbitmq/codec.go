@@ -234,3 +234,21 @@ func contentHeaderSize(p amqp.Publishing) int {
 	}
 	return n
 }
+
+// HeaderFrameSize returns the size in bytes of the content header frame
+// Publish sends for m as it is (ID and Time as set; Publish fills empty
+// ones first). AMQP carries a message's properties and headers in one such
+// frame, so a message whose frame exceeds the connection's frame_max cannot
+// be published (Publish fails with messaging.ErrMessageTooLarge). The error
+// is that of an invalid header.
+func HeaderFrameSize(m *messaging.Message) (int, error) {
+	p, err := publishing(m)
+	if err != nil {
+		return 0, err
+	}
+	return contentHeaderSize(p) + frameOverhead, nil
+}
+
+// GroupQueueName returns the name of the quorum queue that holds a group's
+// messages of topic, for operators and tests that inspect it directly.
+func GroupQueueName(topic, group string) string { return groupQueue(topic, group) }

@@ -25,7 +25,10 @@ import (
 
 	"github.com/msgkit/messaging"
 	natsadapter "github.com/msgkit/messaging/adapters/nats"
+	"github.com/msgkit/messaging/adapters/nats/natstest"
+	"github.com/msgkit/messaging/adapters/rabbitmq/rabbitmqtest"
 	redisadapter "github.com/msgkit/messaging/adapters/redis"
+	"github.com/msgkit/messaging/adapters/redis/redistest"
 	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/middleware/deadletter"
 )
@@ -252,7 +255,7 @@ func TestAdvise(t *testing.T) {
 // a client of it for setup and cleanup. RabbitMQ with streams can replay.
 func broker(t *testing.T) (string, messaging.Client) {
 	t.Helper()
-	url := integration.RabbitMQ.Endpoint(t)
+	url := rabbitmqtest.Broker.Endpoint(t)
 	if strings.Contains(url, "?") {
 		url += "&streams=true"
 	} else {
@@ -405,7 +408,7 @@ func TestDemoOnBroker(t *testing.T) {
 // TestCommandsOnNATS runs the demo and a publish / replay round trip against
 // NATS (JetStream mode, the adapter's default).
 func TestCommandsOnNATS(t *testing.T) {
-	url := integration.NATS.Endpoint(t)
+	url := natstest.Broker.Endpoint(t)
 	msgctl(t, "", "demo", "--url", url).want(t, 0, "-- checkout ok", "-- fanout ok", "-- dashboard ok", "-- apisync ok", "4 of 4 scenarios passed")
 
 	c, err := messaging.Open(t.Context(), url)
@@ -426,7 +429,7 @@ func TestCommandsOnNATS(t *testing.T) {
 // TestCommandsOnRedis runs the demo and the dead-letter commands against
 // Redis Streams.
 func TestCommandsOnRedis(t *testing.T) {
-	url := integration.Redis.Endpoint(t)
+	url := redistest.Broker.Endpoint(t)
 	msgctl(t, "", "demo", "--url", url).want(t, 0, "-- checkout ok", "-- fanout ok", "-- dashboard ok", "-- apisync ok", "4 of 4 scenarios passed")
 
 	c, err := messaging.Open(t.Context(), url)
@@ -449,7 +452,7 @@ func TestCommandsOnRedis(t *testing.T) {
 // payload used to be published as two more messages to the in-process
 // broker. Checked with the raw Redis client: exactly one entry, "hello".
 func TestFlagsAfterArguments(t *testing.T) {
-	url := integration.Redis.Endpoint(t)
+	url := redistest.Broker.Endpoint(t)
 	c := openClient(t, url)
 	topic := topicOn(t, c, "cli-flags")
 	r := msgctl(t, "", "publish", topic, "hello", "--url", url, "--key", "k", "-H", "a=b=c")
@@ -472,7 +475,7 @@ func TestFlagsAfterArguments(t *testing.T) {
 // TestTopicAsWritten: a topic outside the alphabet is a usage error that
 // quotes it as the user wrote it.
 func TestTopicAsWritten(t *testing.T) {
-	url := integration.Redis.Endpoint(t)
+	url := redistest.Broker.Endpoint(t)
 	for _, args := range [][]string{
 		{"publish", "Ärger", "x"},
 		{"consume", "Ärger"},
@@ -492,7 +495,7 @@ func TestTopicAsWritten(t *testing.T) {
 // carries a non-UTF-8 payload as base64, text output marks it, so nothing is
 // corrupted on the way.
 func TestBinaryPayloads(t *testing.T) {
-	url := integration.Redis.Endpoint(t)
+	url := redistest.Broker.Endpoint(t)
 	c := openClient(t, url)
 	topic := topicOn(t, c, "cli-bin")
 	payload := make([]byte, 256)
@@ -547,7 +550,7 @@ func TestBinaryPayloads(t *testing.T) {
 // entry), checked with the raw Redis client, for a missing and for an
 // existing dead-letter topic.
 func TestDLQListIsReadOnlyOnRedis(t *testing.T) {
-	url := integration.Redis.Endpoint(t)
+	url := redistest.Broker.Endpoint(t)
 	c := openClient(t, url)
 	rc := c.(*redisadapter.Client)
 	missing := topicOn(t, c, "cli-dlq-missing")
@@ -580,7 +583,7 @@ func TestDLQListIsReadOnlyOnRedis(t *testing.T) {
 // TestDLQListIsReadOnlyOnNATS: listing a dead-letter topic that does not
 // exist creates no stream, checked with the raw JetStream client.
 func TestDLQListIsReadOnlyOnNATS(t *testing.T) {
-	url := integration.NATS.Endpoint(t)
+	url := natstest.Broker.Endpoint(t)
 	c := openClient(t, url)
 	nc := c.(*natsadapter.Client)
 	missing := topicOn(t, c, "cli-dlq-missing")
@@ -617,7 +620,7 @@ func TestDLQListIsReadOnlyOnNATS(t *testing.T) {
 // TestProvisionOnRabbitMQ: publishing before any group exists fails on
 // RabbitMQ; after `msgctl provision`, the message waits for the group.
 func TestProvisionOnRabbitMQ(t *testing.T) {
-	url := integration.RabbitMQ.Endpoint(t)
+	url := rabbitmqtest.Broker.Endpoint(t)
 	c := openClient(t, url)
 	topic := topicOn(t, c, "cli-prov")
 	group := integration.UniqueName(t, "cli-prov-g")
@@ -645,7 +648,7 @@ func TestDLQListIsReadOnlyOnRabbitMQ(t *testing.T) {
 	missing := topicOn(t, c, "cli-dlq-missing")
 	msgctl(t, "", "dlq", "list", missing, "--url", url).want(t, 0, "no dead letters in "+missing)
 	msgctl(t, "", "dlq", "show", missing, "x", "--url", url).want(t, 1, "not found")
-	conn, err := amqp.Dial(integration.RabbitMQ.Endpoint(t))
+	conn, err := amqp.Dial(rabbitmqtest.Broker.Endpoint(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/brokertest"
 	"github.com/msgkit/messaging/outbox"
 )
 
@@ -15,8 +15,8 @@ import (
 func TestOutboxStatus(t *testing.T) {
 	msgctlEnv(t, []string{"DATABASE_URL="}, "", "outbox", "status").want(t, 2, "no database: pass --db")
 
-	db := integration.OpenPostgres(t)
-	schema := integration.PostgresSchema(t, db)
+	db := brokertest.OpenPostgres(t)
+	schema := brokertest.PostgresSchema(t, db)
 	ob := outbox.New(outbox.PostgreSQL(schema))
 	if err := ob.Migrate(t.Context(), db); err != nil {
 		t.Fatal(err)
@@ -44,7 +44,7 @@ func TestOutboxStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dsn := integration.Postgres.Endpoint(t)
+	dsn := brokertest.Postgres.Endpoint(t)
 	msgctl(t, "", "outbox", "status", "--db", dsn, "--schema", schema).want(t, 0, "backlog", "PARTITION")
 	r := msgctl(t, "", "outbox", "status", "--schema", schema, "--format", "json", "--db", dsn)
 	r.want(t, 0)

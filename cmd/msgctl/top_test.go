@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/redis/redistest"
 	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/internal/inspection/inspectiontest"
 )
@@ -80,7 +81,7 @@ func TestStatsAndTopOnMemory(t *testing.T) {
 // TestStatsAndTopOnRedis: the same on Redis, naming the topics (the
 // broker holds those of other tests too).
 func TestStatsAndTopOnRedis(t *testing.T) {
-	url := integration.Redis.Endpoint(t)
+	url := redistest.Broker.Endpoint(t)
 	c := open(t, url)
 	if _, ok := c.(messaging.Inspector); !ok {
 		t.Skipf("%T does not implement messaging.Inspector in this build", c)

@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/brokertest"
 )
 
 // TestRun runs the program against the test PostgreSQL and the in-process
 // broker: the read model counts ada's first order once although its event
 // was delivered twice, and the rolled-back order left no trace.
 func TestRun(t *testing.T) {
-	dbURL := integration.Postgres.Endpoint(t)
+	dbURL := brokertest.Postgres.Endpoint(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out strings.Builder

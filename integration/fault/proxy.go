@@ -7,9 +7,9 @@
 // A test puts a Proxy in front of a private broker, gives the client the
 // proxy's address, and cuts:
 //
-//	srv := fault.StartNATS(t)
+//	srv := natstest.StartServer(t)
 //	p := fault.NewProxy(t, srv.Addr())
-//	c := integration.OpenNATSURL(t, "nats://"+p.Addr())
+//	c := natstest.OpenURL(t, "nats://"+p.Addr())
 //	...
 //	p.CutFor(3 * time.Second) // every connection closed, new ones refused
 package fault

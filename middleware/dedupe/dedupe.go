@@ -15,7 +15,7 @@
 // later redelivery of it may run the handler once more.
 //
 // Deduplication is exact only within the TTL and only as far as the store is
-// shared: use RedisStore for consumers in several processes. It cannot make
+// shared: use redisstore.DedupeStore (package github.com/msgkit/messaging/adapters/redis/redisstore) for consumers in several processes. It cannot make
 // the handler's side effects atomic with the record: a crash after the
 // handler succeeded and before Complete means one more run.
 package dedupe

@@ -9,7 +9,7 @@ import (
 )
 
 // At-least-once delivery can repeat a message; dedupe runs the handler once
-// per message ID (use NewRedisStore to share the record between processes).
+// per message ID (use redisstore.NewDedupeStore to share the record between processes).
 func ExampleNew() {
 	charged := 0
 	h := dedupe.New(dedupe.NewMemoryStore())(func(context.Context, *messaging.Message) error {

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/middleware/deadletter"
-	"github.com/msgkit/messaging/middleware/internal/mwtest"
 	"github.com/msgkit/messaging/middleware/logging"
 	"github.com/msgkit/messaging/middleware/retry"
 )

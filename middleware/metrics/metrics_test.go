@@ -8,9 +8,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/middleware/deadletter"
 	"github.com/msgkit/messaging/middleware/dedupe"
-	"github.com/msgkit/messaging/middleware/internal/mwtest"
 	"github.com/msgkit/messaging/middleware/metrics"
 	"github.com/msgkit/messaging/middleware/retry"
 )

@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/middleware/internal/mwtest"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/middleware/metrics"
 )
 

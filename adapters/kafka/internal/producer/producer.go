@@ -1,0 +1,564 @@
+package producer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/msgkit/messaging"
+)
+
+// Limits of one produce request (per partition).
+const (
+	// maxRequestBytes bounds the records of one produce request, under the
+	// broker's default message.max.bytes (1048588), which applies to a whole
+	// record batch. A record larger than this goes alone.
+	maxRequestBytes = 1_000_000
+	// recordOverhead is what a record adds to its key, value and headers in
+	// a v2 record batch, at most (varint lengths, deltas, attributes).
+	recordOverhead = 32
+)
+
+// Producer writes records with kafka-go's Client.Produce, one request in
+// flight per partition. Records queued for a partition while its request is
+// in flight all go in the next request (group commit): a Publish of N
+// records to an idle partition is one request, concurrent Publish calls
+// share requests, and no linger timer holds back a lone call. Against
+// kafka-go's Writer (which the client uses only when given one with
+// WithWriter), it makes one metadata lookup per Publish instead of one per
+// record and copies no record into a batch: requests read the callers'
+// records in place.
+//
+// A Producer is safe for concurrent use.
+type Producer struct {
+	client      *kafkago.Client // Addr, Transport, Timeout (per attempt)
+	acks        kafkago.RequiredAcks
+	compression kafkago.Compression
+	maxRecords  int           // records per request
+	linger      time.Duration // wait for more records before a request that is not full
+	unavailable time.Duration // retry a temporary failure this long
+
+	mu      sync.Mutex
+	queues  map[topicPartition]*partitionQueue
+	closed  bool
+	stop    chan struct{} // closed by close: no more retries
+	senders sync.WaitGroup
+	next    atomic.Uint32 // partition of the next call's keyless records
+
+	// testHookQueued, when set, is called after a call's chunks are queued
+	// with the number of records then waiting for each partition they went
+	// to, so tests know when a call is queued behind a request in flight.
+	testHookQueued func(waiting int)
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+// partitionQueue is what waits for one partition, and whether a sender
+// goroutine serves it. Guarded by Producer.mu.
+type partitionQueue struct {
+	chunks  []*chunk
+	records int
+	sending bool
+}
+
+func (q *partitionQueue) waiting() int {
+	if q == nil {
+		return 0
+	}
+	return q.records
+}
+
+// chunk is records of one call for one partition, always sent together in
+// one request (and in order). Chunks are cut at enqueue so that any one of
+// them fits a request.
+type chunk struct {
+	call *call
+	recs []kafkago.Message // all the call's records
+	idx  []int             // which of them, in order; nil: all
+	n    int               // number of records
+	size int               // their size in a request, about
+}
+
+func (c *chunk) at(i int) int {
+	if c.idx == nil {
+		return i
+	}
+	return c.idx[i]
+}
+
+// call is one Publish waiting for its chunks. Senders write errs (each
+// index by one sender) before the call's last chunk closes done; the caller
+// reads errs only after done.
+type call struct {
+	errs      []error
+	pending   atomic.Int32
+	done      chan struct{}
+	abandoned atomic.Bool // the caller stopped waiting: unsent chunks are dropped
+}
+
+func (c *call) chunkDone() {
+	if c.pending.Add(-1) == 0 {
+		close(c.done)
+	}
+}
+
+// Settings configure a Producer.
+type Settings struct {
+	Acks        kafkago.RequiredAcks
+	Compression kafkago.Compression
+	MaxRecords  int           // records per request, at least 1
+	Linger      time.Duration // wait for more records before a request that is not full
+	Unavailable time.Duration // retry a temporary failure this long
+	// TestHookQueued, when set, is called after a call's chunks are queued
+	// with the number of records then waiting for each partition they went
+	// to, so tests know when a call is queued behind a request in flight.
+	TestHookQueued func(waiting int)
+}
+
+// New returns a producer that sends through client (its Addr, Transport
+// and per-attempt Timeout). Close it to stop its senders.
+func New(client *kafkago.Client, s Settings) *Producer {
+	return &Producer{
+		client:         client,
+		acks:           s.Acks,
+		compression:    s.Compression,
+		maxRecords:     s.MaxRecords,
+		linger:         s.Linger,
+		unavailable:    s.Unavailable,
+		testHookQueued: s.TestHookQueued,
+		queues:         map[topicPartition]*partitionQueue{},
+		stop:           make(chan struct{}),
+	}
+}
+
+// AllFailed is a *messaging.PublishError that reports err for each of n
+// messages.
+func AllFailed(n int, err error) error {
+	pe := &messaging.PublishError{Errs: make([]error, n)}
+	for i := range pe.Errs {
+		pe.Errs[i] = err
+	}
+	return pe
+}
+
+// Write sends recs to topic, which has partitions partitions, and waits for
+// the acknowledgements or ctx. It returns nil or a *messaging.PublishError.
+// Keyed records go to the partition of their key's murmur2 hash (as the Java
+// client and kafka-go's Murmur2Balancer place them); the keyless records of
+// one call all go to one partition, the next call's to the next (round
+// robin), so a call's records share a request. On ctx's end every record is
+// reported failed with ctx's error (some may still be written).
+func (p *Producer) Write(ctx context.Context, topic string, partitions int, recs []kafkago.Message) error {
+	if partitions < 1 {
+		return AllFailed(len(recs), fmt.Errorf("kafka: publish to %s: %w", topic, kafkago.UnknownTopicOrPartition))
+	}
+	if err := ctx.Err(); err != nil {
+		return AllFailed(len(recs), fmt.Errorf("kafka: publish to %s: %w", topic, err))
+	}
+	cl := &call{errs: make([]error, len(recs)), done: make(chan struct{})}
+	chunks := p.chunk(cl, partitions, recs)
+	own, err := p.enqueue(topic, chunks)
+	if err != nil {
+		return AllFailed(len(recs), err)
+	}
+	if own != nil {
+		p.sendOwn(ctx, own)
+	}
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		cl.abandoned.Store(true)
+		return AllFailed(len(recs), fmt.Errorf("kafka: publish to %s: %w (records already sent may still be written)", topic, ctx.Err()))
+	}
+	for _, err := range cl.errs {
+		if err != nil {
+			return &messaging.PublishError{Errs: cl.errs}
+		}
+	}
+	return nil
+}
+
+// partChunks is a call's chunks for one partition.
+type partChunks struct {
+	partition int
+	chunks    []*chunk
+}
+
+// chunk assigns recs to partitions and cuts each partition's records into
+// chunks that fit a request.
+func (p *Producer) chunk(cl *call, partitions int, recs []kafkago.Message) []partChunks {
+	keyless := int(p.next.Add(1)-1) % partitions
+	var ids []int
+	byPart := map[int][]int(nil)
+	first, single := -1, true
+	for i := range recs {
+		part := keyless
+		if recs[i].Key != nil && partitions > 1 {
+			if ids == nil {
+				ids = make([]int, partitions)
+				for j := range ids {
+					ids[j] = j
+				}
+			}
+			part = kafkago.Murmur2Balancer{}.Balance(recs[i], ids...)
+		}
+		if first == -1 {
+			first = part
+		}
+		if part != first && single {
+			single = false
+			byPart = map[int][]int{first: make([]int, i, len(recs))}
+			for j := range i {
+				byPart[first][j] = j
+			}
+		}
+		if !single {
+			byPart[part] = append(byPart[part], i)
+		}
+	}
+	var out []partChunks
+	if single {
+		out = []partChunks{{partition: first, chunks: p.cut(cl, recs, nil)}}
+	} else {
+		for part, idx := range byPart {
+			out = append(out, partChunks{partition: part, chunks: p.cut(cl, recs, idx)})
+		}
+	}
+	n := 0
+	for _, pc := range out {
+		n += len(pc.chunks)
+	}
+	cl.pending.Store(int32(n))
+	return out
+}
+
+// cut splits the records idx of recs (all when idx is nil) into chunks of at
+// most maxRecords records and maxRequestBytes bytes (a larger record alone).
+func (p *Producer) cut(cl *call, recs []kafkago.Message, idx []int) []*chunk {
+	n := len(recs)
+	if idx != nil {
+		n = len(idx)
+	}
+	var out []*chunk
+	start, size := 0, 0
+	for i := range n {
+		r := i
+		if idx != nil {
+			r = idx[i]
+		}
+		s := recordSize(&recs[r])
+		if i > start && (i-start >= p.maxRecords || size+s > maxRequestBytes) {
+			out = append(out, newChunk(cl, recs, idx, start, i, size))
+			start, size = i, 0
+		}
+		size += s
+	}
+	return append(out, newChunk(cl, recs, idx, start, n, size))
+}
+
+func newChunk(cl *call, recs []kafkago.Message, idx []int, from, to, size int) *chunk {
+	c := &chunk{call: cl, recs: recs, n: to - from, size: size}
+	switch {
+	case idx != nil:
+		c.idx = idx[from:to:to]
+	case from != 0 || to != len(recs):
+		c.idx = make([]int, to-from)
+		for i := range c.idx {
+			c.idx[i] = from + i
+		}
+	}
+	return c
+}
+
+func recordSize(m *kafkago.Message) int {
+	n := recordOverhead + len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value) + 2
+	}
+	return n
+}
+
+// ownSend is a call's chunks for a partition that was idle: the caller
+// sends them itself (no hand-off to another goroutine) before the partition
+// is served by a sender goroutine again.
+type ownSend struct {
+	tp     topicPartition
+	q      *partitionQueue
+	chunks []*chunk
+}
+
+// enqueue queues the chunks of a call and starts a sender for each idle
+// partition; when the call has records for one partition only and it is
+// idle, it returns them for the caller to send instead (without lingering).
+func (p *Producer) enqueue(topic string, parts []partChunks) (*ownSend, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, fmt.Errorf("kafka: publish to %s: %w", topic, messaging.ErrClosed)
+	}
+	if p.testHookQueued != nil {
+		defer func() {
+			for _, pc := range parts {
+				p.testHookQueued(p.queues[topicPartition{topic, pc.partition}].waiting())
+			}
+		}()
+	}
+	for _, pc := range parts {
+		tp := topicPartition{topic: topic, partition: pc.partition}
+		q := p.queues[tp]
+		if q == nil {
+			q = &partitionQueue{}
+			p.queues[tp] = q
+		}
+		if !q.sending && len(parts) == 1 && p.linger == 0 {
+			q.sending = true
+			p.senders.Add(1)
+			return &ownSend{tp: tp, q: q, chunks: pc.chunks}, nil
+		}
+		q.chunks = append(q.chunks, pc.chunks...)
+		for _, c := range pc.chunks {
+			q.records += c.n
+		}
+		if !q.sending {
+			q.sending = true
+			p.senders.Add(1)
+			go p.send(tp, q)
+		}
+	}
+	return nil, nil
+}
+
+// sendOwn sends a call's own chunks for an idle partition, under the call's
+// context, then hands the partition to a sender goroutine if other calls
+// queued records meanwhile.
+func (p *Producer) sendOwn(ctx context.Context, o *ownSend) {
+	for rest := o.chunks; len(rest) > 0; {
+		n, records, size := 0, 0, 0
+		for n < len(rest) && (n == 0 || p.fits(records, size, rest[n])) {
+			records, size = records+rest[n].n, size+rest[n].size
+			n++
+		}
+		p.produce(ctx, o.tp, rest[:n])
+		rest = rest[n:]
+	}
+	p.mu.Lock()
+	if len(o.q.chunks) > 0 {
+		go p.send(o.tp, o.q) // takes over this sender's count
+	} else {
+		o.q.sending = false
+		delete(p.queues, o.tp)
+		p.senders.Done()
+	}
+	p.mu.Unlock()
+}
+
+// fits reports whether chunk c fits in a request that already holds records
+// records of size bytes.
+func (p *Producer) fits(records, size int, c *chunk) bool {
+	return records+c.n <= p.maxRecords && size+c.size <= maxRequestBytes
+}
+
+// send serves one partition until its queue is empty: it takes as many
+// whole chunks as fit a request, produces them and reports the outcome to
+// their calls.
+func (p *Producer) send(tp topicPartition, q *partitionQueue) {
+	defer p.senders.Done()
+	for {
+		if p.linger > 0 {
+			p.mu.Lock()
+			full := q.records >= p.maxRecords
+			p.mu.Unlock()
+			if !full {
+				t := time.NewTimer(p.linger)
+				select {
+				case <-t.C:
+				case <-p.stop:
+					t.Stop()
+				}
+			}
+		}
+		p.mu.Lock()
+		var batch []*chunk
+		records, size := 0, 0
+		for len(q.chunks) > 0 {
+			c := q.chunks[0]
+			if c.call.abandoned.Load() {
+				q.chunks[0] = nil
+				q.chunks, q.records = q.chunks[1:], q.records-c.n
+				c.call.chunkDone()
+				continue
+			}
+			if len(batch) > 0 && !p.fits(records, size, c) {
+				break
+			}
+			batch = append(batch, c)
+			records, size = records+c.n, size+c.size
+			q.chunks[0] = nil
+			q.chunks, q.records = q.chunks[1:], q.records-c.n
+		}
+		if len(batch) == 0 {
+			q.sending = false
+			delete(p.queues, tp)
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		p.produce(context.Background(), tp, batch)
+	}
+}
+
+// produce sends one request, retrying temporary failures (leader changes,
+// broken or refused connections) with backoff (50ms to 250ms) for up to
+// p.unavailable, until ctx ends or the Producer closes, and writes each
+// record's outcome to its call. A request still failing that way when the
+// time is up fails with messaging.ErrUnavailable.
+func (p *Producer) produce(ctx context.Context, tp topicPartition, batch []*chunk) {
+	var res *kafkago.ProduceResponse
+	var err error
+	bo := PublishBackOff()
+	var giveUp time.Time
+retry:
+	for {
+		res, err = p.client.Produce(ctx, &kafkago.ProduceRequest{
+			Topic:        tp.topic,
+			Partition:    tp.partition,
+			RequiredAcks: p.acks,
+			Compression:  p.compression,
+			Records:      &chunkRecords{chunks: batch},
+		})
+		if err == nil && res != nil {
+			err = res.Error
+		}
+		if err == nil || !Retriable(err) {
+			break
+		}
+		if giveUp.IsZero() {
+			giveUp = time.Now().Add(p.unavailable)
+		} else if time.Now().After(giveUp) {
+			err = fmt.Errorf("%w: still failing after %v: %w", messaging.ErrUnavailable, p.unavailable, err)
+			break
+		}
+		t := time.NewTimer(bo.NextBackOff())
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			err = fmt.Errorf("%w: %w while retrying after: %w", messaging.ErrUnavailable, ctx.Err(), err)
+			break retry
+		case <-p.stop:
+			t.Stop()
+			err = fmt.Errorf("%w while retrying after: %w", messaging.ErrClosed, err)
+			break retry
+		}
+	}
+	k := 0
+	for _, c := range batch {
+		for i := range c.n {
+			e := err
+			if e == nil && res != nil && res.RecordErrors != nil {
+				e = res.RecordErrors[k]
+			}
+			if e != nil {
+				c.call.errs[c.at(i)] = publishErr(tp, e)
+			}
+			k++
+		}
+		c.call.chunkDone()
+	}
+}
+
+// PublishBackOff paces the retries of Publish while the broker is
+// unreachable: short waits, so that publishing resumes within about 250ms
+// of the broker's return.
+func PublishBackOff() *backoff.ExponentialBackOff {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 250*time.Millisecond
+	return bo
+}
+
+// publishErr wraps the failure of a record, marking what callers branch on.
+func publishErr(tp topicPartition, err error) error {
+	var tooLarge kafkago.MessageTooLargeError
+	switch {
+	case errors.Is(err, messaging.ErrClosed):
+	case errors.As(err, &tooLarge), errors.Is(err, kafkago.MessageSizeTooLarge), errors.Is(err, kafkago.RecordListTooLarge):
+		err = fmt.Errorf("%w: %w", messaging.ErrMessageTooLarge, err)
+	}
+	return fmt.Errorf("kafka: publish to %s partition %d: %w", tp.topic, tp.partition, err)
+}
+
+// Retriable reports the errors kafka-go's Writer retries: those that say
+// they are temporary, and broken or refused connections.
+func Retriable(err error) bool {
+	var temp interface{ Temporary() bool }
+	if errors.As(err, &temp) && temp.Temporary() {
+		return true
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
+// Close stops taking records, stops retrying, and waits until every queued
+// record has been sent once and its outcome reported.
+func (p *Producer) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.senders.Wait()
+		return
+	}
+	p.closed = true
+	close(p.stop)
+	p.mu.Unlock()
+	p.senders.Wait()
+}
+
+// chunkRecords reads the records of a request's chunks, in order, reusing
+// one record value as kafka-go's Writer does (the encoder consumes each
+// record before it reads the next).
+type chunkRecords struct {
+	chunks     []*chunk
+	c, i       int
+	rec        kafkago.Record
+	key, value bytesReadCloser
+}
+
+func (r *chunkRecords) ReadRecord() (*kafkago.Record, error) {
+	for r.c < len(r.chunks) {
+		c := r.chunks[r.c]
+		if r.i < c.n {
+			m := &c.recs[c.at(r.i)]
+			r.i++
+			r.rec = kafkago.Record{Time: m.Time, Headers: m.Headers}
+			if m.Key != nil {
+				r.key.Reset(m.Key)
+				r.rec.Key = &r.key
+			}
+			if m.Value != nil {
+				r.value.Reset(m.Value)
+				r.rec.Value = &r.value
+			}
+			return &r.rec, nil
+		}
+		r.c, r.i = r.c+1, 0
+	}
+	return nil, io.EOF
+}
+
+type bytesReadCloser struct{ bytes.Reader }
+
+func (*bytesReadCloser) Close() error { return nil }

@@ -1,0 +1,215 @@
+package natstest_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/msgkit/messaging"
+	natsadapter "github.com/msgkit/messaging/adapters/nats"
+	"github.com/msgkit/messaging/adapters/nats/natstest"
+	"github.com/msgkit/messaging/integration"
+)
+
+// The core benchmarks move 1 KiB messages over plain NATS subjects with the
+// adapter in core mode and, beside it, with the plain raw client: what a
+// user writes with nats.go (Publish of the payload, no ID, no header;
+// Flush; a Subscribe callback). The adapter publishes in Publish calls of
+// benchBatch from four goroutines; each call flushes, as Publish returns
+// once the server has the messages. Core NATS drops what a subscriber
+// cannot take (its client's pending limit is 64 MiB), so where a consumer
+// runs, publishers keep at most coreWindow messages ahead of it, on both
+// sides alike.
+//
+//	go test -run '^$' -bench Core -benchtime 100000x ./adapters/nats/
+
+const coreWindow = 8192
+
+func coreClient(b *testing.B) (*natsadapter.Client, *natsgo.Conn, string) {
+	b.Helper()
+	c := natstest.Open(b, natsadapter.WithMode(natsadapter.ModeCore))
+	nc, err := natsgo.Connect(natstest.Broker.Endpoint(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	return c, nc, integration.UniqueName(b, "core-bench")
+}
+
+// window holds publishers back while they are coreWindow messages ahead of
+// the consumer's count got; without a consumer (got nil) it never waits.
+func window(got *atomic.Int64, sent int) {
+	for got != nil && int64(sent)-got.Load() > coreWindow {
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+// adapterPublishCore publishes n messages in Publish calls of benchBatch
+// from four goroutines.
+func adapterPublishCore(b *testing.B, c *natsadapter.Client, topic string, n int, got *atomic.Int64) {
+	const publishers = 4
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range publishers {
+		wg.Go(func() {
+			msgs := make([]*messaging.Message, benchBatch)
+			for {
+				start := int(next.Add(benchBatch)) - benchBatch
+				if start >= n {
+					return
+				}
+				window(got, start)
+				msgs = msgs[:min(benchBatch, n-start)]
+				for i := range msgs {
+					msgs[i] = &messaging.Message{Payload: payload1K}
+				}
+				if err := c.Publish(context.Background(), topic, msgs...); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// rawPublishCore publishes n plain messages and flushes.
+func rawPublishCore(b *testing.B, nc *natsgo.Conn, topic string, n int, got *atomic.Int64) {
+	for i := range n {
+		if i%benchBatch == 0 {
+			window(got, i)
+		}
+		if err := nc.Publish(topic, payload1K); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// adapterConsumeCore subscribes; wait waits until n messages arrived.
+func adapterConsumeCore(b *testing.B, c *natsadapter.Client, topic string, n int, got *atomic.Int64) (wait func()) {
+	done := make(chan struct{})
+	sub, err := c.Subscribe(context.Background(), topic, func(context.Context, *messaging.Message) error {
+		if got.Add(1) == int64(n) {
+			close(done)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+			b.Errorf("consumed %d of %d messages in 2 minutes", got.Load(), n)
+		}
+		b.StopTimer()
+		_ = sub.Close()
+	}
+}
+
+// rawConsumeCore is adapterConsumeCore with a plain Subscribe callback.
+func rawConsumeCore(b *testing.B, nc *natsgo.Conn, topic string, n int, got *atomic.Int64) (wait func()) {
+	done := make(chan struct{})
+	sub, err := nc.Subscribe(topic, func(*natsgo.Msg) {
+		if got.Add(1) == int64(n) {
+			close(done)
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+			b.Errorf("consumed %d of %d messages in 2 minutes", got.Load(), n)
+		}
+		b.StopTimer()
+		_ = sub.Unsubscribe()
+	}
+}
+
+// BenchmarkCorePublish: publishing with nobody subscribed; the time runs
+// until the server has every message.
+func BenchmarkCorePublish(b *testing.B) {
+	b.Run("adapter", func(b *testing.B) {
+		c, _, topic := coreClient(b)
+		b.ResetTimer()
+		adapterPublishCore(b, c, topic, b.N, nil)
+		msgsPerSec(b, b.N)
+	})
+	// One goroutine: PublishAsync of every message, then Flush.
+	b.Run("adapter-async", func(b *testing.B) {
+		c, _, topic := coreClient(b)
+		b.ResetTimer()
+		adapterPublishAsync(b, c, topic, b.N)
+		msgsPerSec(b, b.N)
+	})
+	b.Run("raw", func(b *testing.B) {
+		_, nc, topic := coreClient(b)
+		b.ResetTimer()
+		rawPublishCore(b, nc, topic, b.N, nil)
+		msgsPerSec(b, b.N)
+	})
+}
+
+// BenchmarkCoreConsume: the plain raw client publishes (at most coreWindow
+// ahead) to the adapter's subscription, or to a raw one; the time runs
+// until the subscriber has every message.
+func BenchmarkCoreConsume(b *testing.B) {
+	b.Run("adapter", func(b *testing.B) {
+		c, nc, topic := coreClient(b)
+		var got atomic.Int64
+		wait := adapterConsumeCore(b, c, topic, b.N, &got)
+		b.ResetTimer()
+		rawPublishCore(b, nc, topic, b.N, &got)
+		wait()
+		msgsPerSec(b, b.N)
+	})
+	b.Run("raw", rawEndToEndCore)
+}
+
+// BenchmarkCoreEndToEnd: the adapter publishes to its own subscription on
+// another client, beside the raw client doing the same.
+func BenchmarkCoreEndToEnd(b *testing.B) {
+	b.Run("adapter", func(b *testing.B) {
+		c, _, topic := coreClient(b)
+		sc := natstest.Open(b, natsadapter.WithMode(natsadapter.ModeCore))
+		var got atomic.Int64
+		wait := adapterConsumeCore(b, sc, topic, b.N, &got)
+		b.ResetTimer()
+		adapterPublishCore(b, c, topic, b.N, &got)
+		wait()
+		msgsPerSec(b, b.N)
+	})
+	b.Run("raw", rawEndToEndCore)
+}
+
+// rawEndToEndCore: the raw client publishes to a raw subscription on
+// another connection, the raw side of both BenchmarkCoreConsume and
+// BenchmarkCoreEndToEnd.
+func rawEndToEndCore(b *testing.B) {
+	_, nc, topic := coreClient(b)
+	sc, err := natsgo.Connect(natstest.Broker.Endpoint(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sc.Close()
+	var got atomic.Int64
+	wait := rawConsumeCore(b, sc, topic, b.N, &got)
+	b.ResetTimer()
+	rawPublishCore(b, nc, topic, b.N, &got)
+	wait()
+	msgsPerSec(b, b.N)
+}

@@ -1,0 +1,241 @@
+package natstest_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/msgkit/messaging"
+	natsadapter "github.com/msgkit/messaging/adapters/nats"
+	"github.com/msgkit/messaging/adapters/nats/natstest"
+	"github.com/msgkit/messaging/integration"
+)
+
+// The benchmarks move 1 KiB messages through JetStream (file storage, one
+// stream per run) with the adapter and, beside it, with raw nats.go doing
+// the same work in its best configuration: asynchronous publishing with at
+// most 4096 unacknowledged (the adapter's default max in flight), and
+// pull consumption through Messages with a 256-message buffer (the
+// adapter's default prefetch), acking every message. Each reports msgs/s;
+// adapter/raw is the overhead ratio.
+//
+//	go test -run '^$' -bench . -benchtime 20000x ./adapters/nats/
+
+var payload1K = make([]byte, 1024)
+
+const (
+	benchBatch    = 500  // messages per adapter Publish call
+	benchInFlight = 4096 // raw in-flight bound, as the adapter's default
+	benchPrefetch = 256  // raw pull buffer, as the adapter's default
+)
+
+func msgsPerSec(b *testing.B, n int) {
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// benchClient opens an adapter client and a raw connection to the test
+// server, and a topic whose stream is deleted after the benchmark.
+func benchClient(b *testing.B) (*natsadapter.Client, jetstream.JetStream, string) {
+	b.Helper()
+	c := natstest.Open(b)
+	nc, err := natsgo.Connect(natstest.Broker.Endpoint(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(benchInFlight))
+	if err != nil {
+		b.Fatal(err)
+	}
+	topic := integration.UniqueName(b, "bench")
+	if err := c.Provision(context.Background(), topic); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	return c, js, topic
+}
+
+// adapterPublish publishes n messages in Publish calls of benchBatch from
+// four goroutines (Publish waits for its acks, so concurrent calls keep the
+// pipeline full).
+func adapterPublish(b *testing.B, c *natsadapter.Client, topic string, n int) {
+	const publishers = 4
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range publishers {
+		wg.Go(func() {
+			for {
+				start := int(next.Add(benchBatch)) - benchBatch
+				if start >= n {
+					return
+				}
+				msgs := make([]*messaging.Message, min(benchBatch, n-start))
+				for i := range msgs {
+					msgs[i] = &messaging.Message{Payload: payload1K}
+				}
+				if err := c.Publish(context.Background(), topic, msgs...); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// rawPublish publishes n messages asynchronously and waits for all acks.
+func rawPublish(b *testing.B, js jetstream.JetStream, topic string, n int) {
+	for range n {
+		if _, err := js.PublishAsync(topic, payload1K); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("raw publish: acks not complete after 1 minute")
+	}
+}
+
+// rawPublishIDs is rawPublish with each message carrying a unique
+// Nats-Msg-Id, so the stream deduplicates as it does for the adapter.
+func rawPublishIDs(b *testing.B, js jetstream.JetStream, topic string, n int) {
+	for range n {
+		m := &natsgo.Msg{Subject: topic, Data: payload1K, Header: natsgo.Header{natsgo.MsgIdHdr: []string{nuid.Next()}}}
+		if _, err := js.PublishMsgAsync(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("raw publish: acks not complete after 1 minute")
+	}
+}
+
+func BenchmarkPublish(b *testing.B) {
+	b.Run("adapter", func(b *testing.B) {
+		c, _, topic := benchClient(b)
+		b.ResetTimer()
+		adapterPublish(b, c, topic, b.N)
+		msgsPerSec(b, b.N)
+	})
+	b.Run("adapter-one-call", func(b *testing.B) {
+		c, _, topic := benchClient(b)
+		msgs := make([]*messaging.Message, b.N)
+		for i := range msgs {
+			msgs[i] = &messaging.Message{Payload: payload1K}
+		}
+		b.ResetTimer()
+		if err := c.Publish(context.Background(), topic, msgs...); err != nil {
+			b.Fatal(err)
+		}
+		msgsPerSec(b, b.N)
+	})
+	b.Run("raw", func(b *testing.B) {
+		_, js, topic := benchClient(b)
+		b.ResetTimer()
+		rawPublish(b, js, topic, b.N)
+		msgsPerSec(b, b.N)
+	})
+	b.Run("raw-ids", func(b *testing.B) {
+		_, js, topic := benchClient(b)
+		b.ResetTimer()
+		rawPublishIDs(b, js, topic, b.N)
+		msgsPerSec(b, b.N)
+	})
+}
+
+// BenchmarkConsume: b.N messages are stored first (not timed), then one
+// group member consumes and acks them all.
+func BenchmarkConsume(b *testing.B) {
+	b.Run("adapter", func(b *testing.B) {
+		c, js, topic := benchClient(b)
+		rawPublishIDs(b, js, topic, b.N)
+		b.ResetTimer()
+		adapterConsume(b, c, topic, b.N)
+		msgsPerSec(b, b.N)
+	})
+	b.Run("raw", func(b *testing.B) {
+		_, js, topic := benchClient(b)
+		rawPublishIDs(b, js, topic, b.N)
+		b.ResetTimer()
+		rawConsume(b, js, topic, b.N)
+		msgsPerSec(b, b.N)
+	})
+}
+
+func adapterConsume(b *testing.B, c *natsadapter.Client, topic string, n int) {
+	var got atomic.Int64
+	done := make(chan struct{})
+	sub, err := c.Subscribe(context.Background(), topic, func(context.Context, *messaging.Message) error {
+		if got.Add(1) == int64(n) {
+			close(done)
+		}
+		return nil
+	}, messaging.Group("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		b.Errorf("consumed %d of %d messages in 2 minutes", got.Load(), n)
+	}
+	b.StopTimer()
+	_ = sub.Close()
+}
+
+func rawConsume(b *testing.B, js jetstream.JetStream, topic string, n int) {
+	ctx := context.Background()
+	cons, err := js.CreateOrUpdateConsumer(ctx, topic, jetstream.ConsumerConfig{
+		Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: topic,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(benchPrefetch))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range n {
+		m, err := it.Next()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Ack(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	it.Stop()
+}
+
+// BenchmarkEndToEnd: publishing and consuming at once; the time runs until
+// the consumer has acked all b.N messages.
+func BenchmarkEndToEnd(b *testing.B) {
+	b.Run("adapter", func(b *testing.B) {
+		c, _, topic := benchClient(b)
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		wg.Go(func() { adapterConsume(b, c, topic, b.N) })
+		adapterPublish(b, c, topic, b.N)
+		wg.Wait()
+		msgsPerSec(b, b.N)
+	})
+	b.Run("raw", func(b *testing.B) {
+		_, js, topic := benchClient(b)
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		wg.Go(func() { rawConsume(b, js, topic, b.N) })
+		rawPublishIDs(b, js, topic, b.N)
+		wg.Wait()
+		msgsPerSec(b, b.N)
+	})
+}

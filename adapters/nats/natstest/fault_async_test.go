@@ -1,0 +1,89 @@
+package natstest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/msgkit/messaging"
+	natsadapter "github.com/msgkit/messaging/adapters/nats"
+	"github.com/msgkit/messaging/adapters/nats/natstest"
+	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
+)
+
+// TestPublishAsyncWhileServerDown: with the server gone, messages given to
+// PublishAsync each fail once with messaging.ErrUnavailable, within a few
+// seconds in all (the 1s unavailable_timeout applies to the outage, not to
+// each message in turn); after the server is back, PublishAsync works again
+// on the same client. In both modes.
+func TestPublishAsyncWhileServerDown(t *testing.T) {
+	for _, mode := range []natsadapter.Mode{natsadapter.ModeJetStream, natsadapter.ModeCore} {
+		t.Run(mode.String(), func(t *testing.T) {
+			srv := natstest.StartServer(t)
+			c := natstest.OpenURL(t, srv.URL()+"?reconnect_wait=100ms&unavailable_timeout=1s", natsadapter.WithMode(mode))
+			topic := integration.UniqueName(t, "down")
+			if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
+				t.Fatal(err)
+			}
+			srv.Kill()
+			fault.PublishAsyncWhileUnreachable(t, c, topic)
+			srv.Start()
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			result := make(chan error, 1)
+			c.PublishAsync(ctx, topic, &messaging.Message{ID: "after"}, func(_ *messaging.Message, err error) { result <- err })
+			if err := c.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-result; err != nil {
+				t.Fatalf("PublishAsync after the restart: %v", err)
+			}
+		})
+	}
+}
+
+// TestCloseWithParkedMessages: messages given to PublishAsync while the
+// server is down wait for it (here up to a 10s unavailable_timeout); Close
+// does not wait that long: each fails at once with messaging.ErrClosed.
+func TestCloseWithParkedMessages(t *testing.T) {
+	srv := natstest.StartServer(t)
+	c := natstest.OpenURL(t, srv.URL()+"?reconnect_wait=100ms&unavailable_timeout=10s")
+	topic := integration.UniqueName(t, "parked")
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	reconnecting := c.Conn().StatusChanged(natsgo.RECONNECTING)
+	srv.Kill()
+	select {
+	case <-reconnecting: // the client knows: messages from now on are parked
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client did not notice the server was gone")
+	}
+	const n = 50
+	results := make(chan error, n)
+	for i := range n {
+		c.PublishAsync(t.Context(), topic, &messaging.Message{ID: fmt.Sprintf("parked-%d", i)}, func(_ *messaging.Message, err error) { results <- err })
+	}
+	begin := time.Now()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(begin); took > 3*time.Second {
+		t.Errorf("Close took %v with messages waiting for the connection", took)
+	}
+	for i := range n {
+		select {
+		case err := <-results:
+			if !errors.Is(err, messaging.ErrClosed) {
+				t.Fatalf("result %d: %v, want an error wrapping ErrClosed", i, err)
+			}
+		default:
+			t.Fatalf("%d of %d results when Close returned", i, n)
+		}
+	}
+}

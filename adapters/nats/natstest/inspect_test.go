@@ -1,0 +1,94 @@
+package natstest_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/msgkit/messaging"
+	natsadapter "github.com/msgkit/messaging/adapters/nats"
+	"github.com/msgkit/messaging/adapters/nats/natstest"
+	"github.com/msgkit/messaging/integration"
+)
+
+// TestInspectCoreUnsupported: core NATS keeps nothing to inspect or list.
+func TestInspectCoreUnsupported(t *testing.T) {
+	c := natstest.Open(t, natsadapter.WithMode(natsadapter.ModeCore))
+	if _, err := c.Inspect(t.Context(), "orders"); !errors.Is(err, messaging.ErrUnsupported) {
+		t.Errorf("Inspect in core mode: %v, want ErrUnsupported", err)
+	}
+	if _, err := c.Topics(t.Context()); !errors.Is(err, messaging.ErrUnsupported) {
+		t.Errorf("Topics in core mode: %v, want ErrUnsupported", err)
+	}
+}
+
+// TestTopicsListsCreatedStreams: Topics lists the topics whose streams the
+// adapter created (under its stream prefix), not other streams.
+func TestTopicsListsCreatedStreams(t *testing.T) {
+	ctx := t.Context()
+	prefix := integration.UniqueName(t, "P") + "_"
+	c := natstest.Open(t, natsadapter.WithStreamPrefix(prefix))
+	topic := integration.UniqueName(t, "listed.topic")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	foreign := integration.UniqueName(t, "foreign")
+	if _, err := c.JetStream().CreateStream(ctx, jetstream.StreamConfig{Name: foreign, Subjects: []string{foreign}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.JetStream().DeleteStream(context.Background(), foreign) })
+	got, err := c.Topics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{topic}) {
+		t.Errorf("Topics() = %v, want [%s]", got, topic)
+	}
+}
+
+// TestInspectExistingStreams: with WithExistingStreams one stream holds
+// several topics; Inspect counts the topic's own messages and reports the
+// stream-wide figures (bytes, sequences) as unknown.
+func TestInspectExistingStreams(t *testing.T) {
+	ctx := t.Context()
+	c := natstest.Open(t, natsadapter.WithExistingStreams())
+	base := integration.UniqueName(t, "shared")
+	a, b := base+".a", base+".b"
+	stream := integration.UniqueName(t, "SHARED")
+	if _, err := c.JetStream().CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.JetStream().DeleteStream(context.Background(), stream) })
+	group := integration.UniqueName(t, "g")
+	if err := c.Provision(ctx, a, group); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctx, a, &messaging.Message{ID: "1"}, &messaging.Message{ID: "2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctx, b, &messaging.Message{ID: "3"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Inspect(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Messages != messaging.KnownCount(2) || st.Bytes != (messaging.Count{}) || st.First != "" || st.Last != "" {
+		t.Errorf("Inspect(%s) = %+v: want 2 messages, bytes and sequences unknown", a, st)
+	}
+	if len(st.Groups) != 1 || st.Groups[0].Group != group || st.Groups[0].Backlog != messaging.KnownCount(2) {
+		t.Errorf("groups = %+v, want %s with a backlog of 2", st.Groups, group)
+	}
+	if _, known := st.Groups[0].OldestAge.Value(); !known {
+		t.Errorf("oldest age unknown")
+	}
+	if _, err := c.Inspect(ctx, base+".none"); !errors.Is(err, messaging.ErrTopicNotFound) {
+		t.Errorf("Inspect(subject no stream captures): %v, want ErrTopicNotFound", err)
+	}
+}
+
+func BenchmarkInspect(b *testing.B) { integration.BenchInspect(b, natstest.Open(b)) }

@@ -1,0 +1,224 @@
+package natstest_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/msgkit/messaging"
+	natsadapter "github.com/msgkit/messaging/adapters/nats"
+	"github.com/msgkit/messaging/adapters/nats/natstest"
+	"github.com/msgkit/messaging/integration"
+)
+
+// The JetStream receiver pulls only what the engine has room for: these
+// tests read the server's view of the group's consumer (NumAckPending is
+// what the server delivered and nobody settled yet).
+
+// pullTopic provisions a topic with group g and returns the group's
+// consumer, for its info.
+func pullTopic(t *testing.T, c *natsadapter.Client, name string) (topic string, cons jetstream.Consumer) {
+	t.Helper()
+	topic = integration.UniqueName(t, name)
+	if err := c.Provision(t.Context(), topic, "g"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	cons, err := c.JetStream().Consumer(t.Context(), c.StreamName(topic), c.ConsumerName(topic, "g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topic, cons
+}
+
+func consumerInfo(t *testing.T, cons jetstream.Consumer) *jetstream.ConsumerInfo {
+	t.Helper()
+	info, err := cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+func publishNumbered(t *testing.T, c *natsadapter.Client, topic, prefix string, n int) []string {
+	t.Helper()
+	msgs := make([]*messaging.Message, n)
+	ids := make([]string, n)
+	for i := range msgs {
+		ids[i] = fmt.Sprintf("%s-%d", prefix, i)
+		msgs[i] = &messaging.Message{ID: ids[i], Payload: []byte("x")}
+	}
+	if err := c.Publish(t.Context(), topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// TestPullWithinPrefetch: with handlers released one message at a time,
+// the server never has more of the subscription's messages delivered and
+// unsettled than Prefetch, and every message is handled once.
+func TestPullWithinPrefetch(t *testing.T) {
+	const n, prefetch = 60, 8
+	c := natstest.Open(t)
+	topic, cons := pullTopic(t, c, "bound")
+	published := publishNumbered(t, c, topic, "b", n)
+	col := integration.NewCollector()
+	release := make(chan struct{})
+	sub, err := c.Subscribe(t.Context(), topic, func(ctx context.Context, m *messaging.Message) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		col.Add(m)
+		return nil
+	}, messaging.Group("g"), messaging.Concurrency(2), messaging.Prefetch(prefetch), messaging.AckDeadline(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	most := 0
+	for i := range n {
+		// Every handler is blocked here: what the server delivered is
+		// what the subscription holds or has on its way.
+		info := consumerInfo(t, cons)
+		most = max(most, info.NumAckPending)
+		if info.NumAckPending > prefetch {
+			t.Fatalf("after %d handled: %d delivered and unsettled, want at most Prefetch %d", i, info.NumAckPending, prefetch)
+		}
+		select {
+		case release <- struct{}{}:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no handler waiting after %d handled", i)
+		}
+	}
+	col.WaitDistinct(t, n, 10*time.Second)
+	if dups := col.Report(t, published); dups > 0 {
+		t.Errorf("%d duplicates", dups)
+	}
+	t.Logf("at most %d delivered and unsettled (Prefetch %d)", most, prefetch)
+}
+
+// TestBatchWaitKeepsOutstandingPulls: SubscribeBatch ends a fetch at
+// BatchWait while the pull request for the rest of the batch is still on
+// the server; what that request delivers later is handed to the next batch,
+// not left unacknowledged until the ack deadline.
+func TestBatchWaitKeepsOutstandingPulls(t *testing.T) {
+	const n = 8
+	c := natstest.Open(t)
+	topic, cons := pullTopic(t, c, "batchwait")
+	got := make(chan []*messaging.Message, n)
+	sub, err := c.SubscribeBatch(t.Context(), topic, func(_ context.Context, ms []*messaging.Message) []error {
+		got <- ms
+		return nil
+	}, messaging.Group("g"), messaging.BatchSize(5), messaging.BatchWait(20*time.Millisecond), messaging.AckDeadline(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	for i := range n {
+		// One message at a time: each batch closes at BatchWait with
+		// most of its pull request outstanding.
+		id := fmt.Sprintf("w-%d", i)
+		if err := c.Publish(t.Context(), topic, &messaging.Message{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ms := <-got:
+			if len(ms) != 1 || ms[0].ID != id || ms[0].Attempt != 1 {
+				t.Fatalf("batch %v (attempt %d), want only %s, attempt 1", ids(ms), ms[0].Attempt, id)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s not delivered within 10s (AckDeadline 1m)", id)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info := consumerInfo(t, cons)
+		if info.NumAckPending == 0 && info.NumRedelivered == 0 && info.AckFloor.Stream == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer: %d unsettled, %d redelivered, ack floor %d, want 0, 0, %d", info.NumAckPending, info.NumRedelivered, info.AckFloor.Stream, n)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the server's view
+	}
+}
+
+func ids(ms []*messaging.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ID
+	}
+	return out
+}
+
+// TestCloseWithPullsOutstanding: a member closed while its pull requests
+// are on the server (idle, then while messages flow) leaves nothing
+// delivered to it: another member gets every message at once, long before
+// the ack deadline.
+func TestCloseWithPullsOutstanding(t *testing.T) {
+	const n = 200
+	c := natstest.Open(t)
+	topic, cons := pullTopic(t, c, "closepull")
+	opts := []messaging.SubscribeOption{messaging.Group("g"), messaging.Prefetch(16), messaging.AckDeadline(time.Minute)}
+
+	idle, err := c.Subscribe(t.Context(), topic, func(context.Context, *messaging.Message) error { return nil }, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Close(); err != nil {
+		t.Fatal(err)
+	}
+	first := integration.NewCollector()
+	handled := make(chan struct{})
+	member, err := c.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		if first.Add(m); first.Total() == n/4 {
+			close(handled)
+		}
+		return nil
+	}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := publishNumbered(t, c, topic, "c", n)
+	select {
+	case <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("first member handled %d of %d", first.Total(), n)
+	}
+	if err := member.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if info := consumerInfo(t, cons); info.NumAckPending != 0 {
+		// Settled asynchronously: a nak may still be on its way, never
+		// more than the member's Prefetch.
+		t.Logf("right after Close: %d unsettled", info.NumAckPending)
+	}
+	rest := integration.NewCollector()
+	other, err := c.Subscribe(t.Context(), topic, rest.Handler(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close() })
+	missing := func() int {
+		n := 0
+		for _, id := range published {
+			if first.Count(id) == 0 && rest.Count(id) == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	if !rest.Wait(5*time.Second, func(*integration.Collector) bool { return missing() == 0 }) {
+		t.Fatalf("%d messages not handled by either member within 5s (AckDeadline 1m)", missing())
+	}
+	for _, m := range rest.Messages() {
+		if first.Count(m.ID) > 0 && m.Attempt == 1 {
+			t.Errorf("%s handled by both members, the second time as attempt 1", m.ID)
+		}
+	}
+}

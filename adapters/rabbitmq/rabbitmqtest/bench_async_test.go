@@ -1,0 +1,77 @@
+package rabbitmqtest_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/msgkit/messaging"
+)
+
+// rawPublishPlainWindow is rawPublishWindow with plain messages: no message
+// ID and no timestamp, what a user writes when none is asked for (the plain
+// raw baseline).
+func rawPublishPlainWindow(b *testing.B, conn *amqp.Connection, exchange string, n, window int) {
+	b.Helper()
+	ch := rawConfirmChannel(b, conn)
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, window))
+	inFlight := 0
+	for range n {
+		for inFlight >= window {
+			if c := <-confirms; !c.Ack {
+				b.Fatal("nacked")
+			}
+			inFlight--
+		}
+		if err := ch.Publish(exchange, "", true, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: benchPayload}); err != nil {
+			b.Fatal(err)
+		}
+		inFlight++
+	}
+	for ; inFlight > 0; inFlight-- {
+		if c := <-confirms; !c.Ack {
+			b.Fatal("nacked")
+		}
+	}
+}
+
+// BenchmarkPublishAsync: one goroutine publishes b.N 1 KiB messages
+// asynchronously and waits for all confirms: the adapter's PublishAsync
+// then Flush, beside raw amqp091 with publisher confirms and a sliding
+// window of 1000 unconfirmed plain messages.
+func BenchmarkPublishAsync(b *testing.B) {
+	b.Run("adapter", func(b *testing.B) {
+		c, _, topic, _, _ := benchSetup(b)
+		ctx := context.Background()
+		var failed atomic.Pointer[error]
+		done := func(_ *messaging.Message, err error) {
+			if err != nil {
+				failed.CompareAndSwap(nil, &err)
+			}
+		}
+		b.SetBytes(benchSize)
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			c.PublishAsync(ctx, topic, &messaging.Message{Payload: benchPayload}, done)
+		}
+		if err := c.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		reportRate(b, b.N, time.Since(start))
+		if err := failed.Load(); err != nil {
+			b.Fatal(*err)
+		}
+	})
+	b.Run("raw", func(b *testing.B) {
+		_, raw, topic, _, _ := benchSetup(b)
+		b.SetBytes(benchSize)
+		b.ResetTimer()
+		start := time.Now()
+		rawPublishPlainWindow(b, raw, topic, b.N, 1000)
+		reportRate(b, b.N, time.Since(start))
+	})
+}

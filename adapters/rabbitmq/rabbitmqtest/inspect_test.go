@@ -1,0 +1,178 @@
+package rabbitmqtest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/rabbitmq"
+	"github.com/msgkit/messaging/adapters/rabbitmq/rabbitmqtest"
+	"github.com/msgkit/messaging/integration"
+)
+
+// managementHarness is the rabbitmq harness with the management API (from
+// MESSAGING_AMQP_MANAGEMENT_URL), with or without stream queues.
+func managementHarness(streams bool) integration.Harness {
+	h, _ := integration.LookupHarness("rabbitmq")
+	h.Name = "rabbitmq-management"
+	gaps := rabbitmqtest.ManagementInspectGaps
+	if streams {
+		gaps.Messages = false // the stream queue's length
+	}
+	h.InspectGaps = &gaps
+	h.Open = func(t testing.TB) messaging.Client {
+		return rabbitmqtest.Open(t, rabbitmqtest.Broker.Endpoint(t),
+			rabbitmq.WithManagement(rabbitmqtest.Management(t)), rabbitmq.WithStreams(streams))
+	}
+	return h
+}
+
+// TestInspectManagement runs the suite's Inspect case with the management
+// API: messages in flight and redeliveries become known (the plain harness,
+// without it, runs the case in TestConformance).
+func TestInspectManagement(t *testing.T) {
+	integration.RunInspect(t, managementHarness(false))
+}
+
+// TestInspectManagementStreams: with stream queues, the topic's messages are
+// the stream's length.
+func TestInspectManagementStreams(t *testing.T) {
+	integration.RunInspect(t, managementHarness(true))
+}
+
+// TestInspectRetryQueueInFlight: a message waiting in a retry queue
+// (RetryAfter) was delivered and is not settled: the management API counts
+// it in flight, not in the backlog.
+func TestInspectRetryQueueInFlight(t *testing.T) {
+	mgmt := rabbitmqtest.Management(t)
+	c := rabbitmqtest.Open(t, rabbitmqtest.Broker.Endpoint(t), rabbitmq.WithManagement(mgmt))
+	ctx := t.Context()
+	topic, group := integration.UniqueName(t, "retry"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(ctx, topic, group); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "a"}, &messaging.Message{ID: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.Subscribe(ctx, topic, func(context.Context, *messaging.Message) error {
+		return messaging.RetryAfter(errors.New("later"), time.Minute)
+	}, messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Close() }()
+	integration.InspectUntil(t, c, topic, 30*time.Second, func(st messaging.TopicStats, _, _ time.Time) error {
+		if len(st.Groups) != 1 {
+			return fmt.Errorf("groups %v, want %s", groupNames(st), group)
+		}
+		if g := st.Groups[0]; g.Backlog != messaging.KnownCount(0) || g.InFlight != messaging.KnownCount(2) {
+			return fmt.Errorf("backlog %v in flight %v, want 0 and 2 (in the retry queue)", g.Backlog, g.InFlight)
+		}
+		return nil
+	})
+}
+
+// TestTopicsManagement: Topics lists the vhost's topic exchanges with the
+// management API (URL parameter management=), and is unsupported without.
+func TestTopicsManagement(t *testing.T) {
+	mgmt := rabbitmqtest.Management(t)
+	amqpURL := rabbitmqtest.Broker.Endpoint(t)
+	u, err := url.Parse(amqpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("management", mgmt)
+	u.RawQuery = q.Encode()
+	ctx := t.Context()
+	c, err := rabbitmq.Open(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	topic := integration.UniqueName(t, "listed")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	topics, err := c.Topics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(topics, topic) || !slices.IsSorted(topics) || slices.ContainsFunc(topics, func(s string) bool { return strings.HasPrefix(s, "amq.") }) {
+		t.Fatalf("Topics() = %v: want sorted, holding %s, no amq.*", topics, topic)
+	}
+
+	plain := rabbitmqtest.Open(t, amqpURL)
+	if _, err := plain.Topics(ctx); !errors.Is(err, messaging.ErrUnsupported) || !errors.Is(err, rabbitmq.ErrNoManagement) {
+		t.Fatalf("Topics without management: %v, want ErrUnsupported and ErrNoManagement", err)
+	}
+}
+
+// TestManagementCredentials: the management API is called with the AMQP
+// credentials by default; wrong credentials fail without showing them, and
+// a URL parameter with credentials is refused without showing them.
+func TestManagementCredentials(t *testing.T) {
+	mgmt := rabbitmqtest.Management(t)
+	ctx := t.Context()
+	mu, err := url.Parse(mgmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "n0t-the-Passw0rd"
+	mu.User = url.UserPassword("guest", secret)
+	c := rabbitmqtest.Open(t, rabbitmqtest.Broker.Endpoint(t), rabbitmq.WithManagement(mu.String()))
+	topic := integration.UniqueName(t, "creds")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Inspect(ctx, topic)
+	if err == nil || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), secret) {
+		t.Fatalf("Inspect with wrong management credentials: %v, want a 401 that does not show them", err)
+	}
+
+	au, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := au.Query()
+	q.Set("management", mu.String())
+	au.RawQuery = q.Encode()
+	_, err = rabbitmq.Open(ctx, au.String())
+	if !errors.Is(err, messaging.ErrInvalidOption) || strings.Contains(err.Error(), secret) {
+		t.Fatalf("Open with credentials in management=: %v, want ErrInvalidOption not showing them", err)
+	}
+	for _, bad := range []string{"ftp://host:15672", "http://", ":"} {
+		if _, err := rabbitmq.Open(ctx, rabbitmqtest.Broker.Endpoint(t), rabbitmq.WithManagement(bad)); !errors.Is(err, messaging.ErrInvalidOption) {
+			t.Errorf("WithManagement(%q): %v, want ErrInvalidOption", bad, err)
+		}
+	}
+}
+
+// BenchmarkInspect measures one Inspect call, without and with the
+// management API.
+func BenchmarkInspect(b *testing.B) {
+	b.Run("amqp", func(b *testing.B) {
+		integration.BenchInspect(b, rabbitmqtest.Open(b, rabbitmqtest.Broker.Endpoint(b)))
+	})
+	b.Run("management", func(b *testing.B) {
+		integration.BenchInspect(b, rabbitmqtest.Open(b, rabbitmqtest.Broker.Endpoint(b),
+			rabbitmq.WithManagement(rabbitmqtest.Management(b))))
+	})
+}
+
+func groupNames(st messaging.TopicStats) []string {
+	var out []string
+	for _, g := range st.Groups {
+		out = append(out, g.Group)
+	}
+	return out
+}

@@ -1,0 +1,84 @@
+package redistest_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/msgkit/messaging"
+)
+
+// rawPublishPlain pipelines n XADDs of a payload field only: what a user
+// writes with go-redis when no ID or time is asked for (the plain raw
+// baseline; rawPublish adds the adapter's fields).
+func rawPublishPlain(ctx context.Context, rc goredis.UniversalClient, key string, n int, payload []byte) error {
+	pipe := rc.Pipeline()
+	for range n {
+		pipe.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"payload", payload}})
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// BenchmarkPublishPlain: BenchmarkPublish's raw side without the ID and
+// time fields, in pipelines of 100 (one Publish call's worth).
+func BenchmarkPublishPlain(b *testing.B) {
+	payload := make([]byte, benchPayload)
+	b.Run("raw-plain", func(b *testing.B) {
+		c, rc, topic := benchSetup(b)
+		ctx := b.Context()
+		start := time.Now()
+		b.ResetTimer()
+		for sent := 0; sent < b.N; sent += benchBatch {
+			if err := rawPublishPlain(ctx, rc, c.StreamKey(topic), min(benchBatch, b.N-sent), payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, b.N, time.Since(start))
+	})
+}
+
+// BenchmarkPublishAsync: one goroutine publishes b.N 1 KiB messages
+// asynchronously and waits for all results: the adapter's PublishAsync
+// then Flush, beside raw go-redis pipelining plain XADDs (payload only) in
+// pipelines of 1000 from the same goroutine.
+func BenchmarkPublishAsync(b *testing.B) {
+	payload := make([]byte, benchPayload)
+	b.Run("adapter", func(b *testing.B) {
+		c, _, topic := benchSetup(b)
+		ctx := b.Context()
+		var failed atomic.Pointer[error]
+		done := func(_ *messaging.Message, err error) {
+			if err != nil {
+				failed.CompareAndSwap(nil, &err)
+			}
+		}
+		start := time.Now()
+		b.ResetTimer()
+		for range b.N {
+			c.PublishAsync(ctx, topic, &messaging.Message{Payload: payload}, done)
+		}
+		if err := c.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		report(b, b.N, time.Since(start))
+		if err := failed.Load(); err != nil {
+			b.Fatal(*err)
+		}
+	})
+	b.Run("raw", func(b *testing.B) {
+		c, rc, topic := benchSetup(b)
+		ctx := b.Context()
+		start := time.Now()
+		b.ResetTimer()
+		for sent := 0; sent < b.N; sent += 1000 {
+			if err := rawPublishPlain(ctx, rc, c.StreamKey(topic), min(1000, b.N-sent), payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, b.N, time.Since(start))
+	})
+}

@@ -1,0 +1,386 @@
+package redistest_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/msgkit/messaging"
+	redisadapter "github.com/msgkit/messaging/adapters/redis"
+	"github.com/msgkit/messaging/adapters/redis/redistest"
+	"github.com/msgkit/messaging/integration"
+)
+
+// Benchmarks: each adapter benchmark sits beside raw go-redis doing the
+// same work, so the overhead reads as a ratio of the msgs/s metrics. b.N
+// counts messages. The consume and end-to-end raw baselines are plain
+// (payload-only entries, as a go-redis user writes them); BenchmarkPublish's
+// raw side writes the adapter's fields (id, time, payload) and
+// BenchmarkPublishPlain is its plain form.
+//
+//	go test -run '^$' -bench . -benchtime 20000x ./adapters/redis/
+
+const (
+	benchPayload = 1024
+	benchBatch   = 100
+)
+
+func benchSetup(b *testing.B) (*redisadapter.Client, goredis.UniversalClient, string) {
+	b.Helper()
+	c := redistest.Open(b)
+	topic := integration.UniqueName(b, "bench")
+	b.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	return c, c.Redis(), topic
+}
+
+func benchMessages(n int, payload []byte) []*messaging.Message {
+	msgs := make([]*messaging.Message, n)
+	for i := range msgs {
+		msgs[i] = &messaging.Message{Payload: payload}
+	}
+	return msgs
+}
+
+// rawPublish pipelines n XADDs of the same shape as the adapter's entries.
+func rawPublish(ctx context.Context, rc goredis.UniversalClient, key string, n int, payload []byte) error {
+	pipe := rc.Pipeline()
+	now := strconv.FormatInt(time.Now().UnixNano(), 10)
+	for range n {
+		pipe.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"id", uuid.NewString(), "time", now, "payload", payload}})
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+func report(b *testing.B, n int, d time.Duration) {
+	b.ReportMetric(float64(n)/d.Seconds(), "msgs/s")
+}
+
+// cpuTime is the CPU time (user and system) the process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process's CPU time per message since since (a
+// cpuTime reading): unlike msgs/s, it barely moves with the load other
+// processes put on the host, so it compares client costs on a busy machine.
+func reportCPU(b *testing.B, n int, since time.Duration) {
+	b.ReportMetric(float64(cpuTime()-since)/float64(n), "cpu-ns/msg")
+}
+
+func BenchmarkPublish(b *testing.B) {
+	payload := make([]byte, benchPayload)
+	b.Run("adapter", func(b *testing.B) {
+		c, _, topic := benchSetup(b)
+		ctx := b.Context()
+		start := time.Now()
+		b.ResetTimer()
+		for sent := 0; sent < b.N; sent += benchBatch {
+			if err := c.Publish(ctx, topic, benchMessages(min(benchBatch, b.N-sent), payload)...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, b.N, time.Since(start))
+	})
+	b.Run("raw", func(b *testing.B) {
+		c, rc, topic := benchSetup(b)
+		ctx := b.Context()
+		start := time.Now()
+		b.ResetTimer()
+		for sent := 0; sent < b.N; sent += benchBatch {
+			if err := rawPublish(ctx, rc, c.StreamKey(topic), min(benchBatch, b.N-sent), payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, b.N, time.Since(start))
+	})
+}
+
+// fill puts n entries on topic's stream (not timed) and creates group at
+// its beginning: the adapter's fields (id, time, payload; what Publish
+// writes) when fields is true, else only the payload (what a plain go-redis
+// producer writes).
+func fill(b *testing.B, c *redisadapter.Client, rc goredis.UniversalClient, topic, group string, n int, fields bool) {
+	b.Helper()
+	ctx := b.Context()
+	if err := c.Provision(ctx, topic, group); err != nil {
+		b.Fatal(err)
+	}
+	payload := make([]byte, benchPayload)
+	publish := rawPublishPlain
+	if fields {
+		publish = rawPublish
+	}
+	for sent := 0; sent < n; sent += 1000 {
+		if err := publish(ctx, rc, c.StreamKey(topic), min(1000, n-sent), payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// rawConsume reads n entries with XREADGROUP COUNT 100 and acknowledges
+// each batch with one XACK.
+func rawConsume(ctx context.Context, b *testing.B, rc goredis.UniversalClient, key, group string, n int, handle func(map[string]any)) {
+	got := 0
+	for got < n {
+		res, err := rc.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: "raw", Streams: []string{key, ">"}, Count: benchBatch, Block: time.Second}).Result()
+		if err == goredis.Nil {
+			continue
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids := make([]string, 0, benchBatch)
+		for _, x := range res[0].Messages {
+			handle(x.Values)
+			ids = append(ids, x.ID)
+		}
+		if err := rc.XAck(ctx, key, group, ids...).Err(); err != nil {
+			b.Fatal(err)
+		}
+		got += len(ids)
+	}
+}
+
+// adapterConsume subscribes and waits until n messages were handled, and
+// reports the rate since start (closing the subscription is not timed).
+func adapterConsume(b *testing.B, c *redisadapter.Client, topic, group string, n int, start time.Time, batches bool) {
+	cpu := cpuTime()
+	var handled atomic.Int64
+	done := make(chan struct{})
+	count := func(k int) {
+		if handled.Add(int64(k)) == int64(n) {
+			close(done)
+		}
+	}
+	var (
+		sub messaging.Subscription
+		err error
+	)
+	if batches {
+		sub, err = c.SubscribeBatch(b.Context(), topic, func(_ context.Context, msgs []*messaging.Message) []error {
+			count(len(msgs))
+			return nil
+		}, messaging.Group(group))
+	} else {
+		sub, err = c.Subscribe(b.Context(), topic, func(context.Context, *messaging.Message) error {
+			count(1)
+			return nil
+		}, messaging.Group(group))
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	<-done
+	b.StopTimer()
+	report(b, n, time.Since(start))
+	reportCPU(b, n, cpu)
+	_ = sub.Close()
+}
+
+func BenchmarkConsume(b *testing.B) { benchmarkConsume(b, false) }
+
+// BenchmarkConsumeBatch is BenchmarkConsume with SubscribeBatch (default
+// BatchSize 100, as the raw side's COUNT 100).
+func BenchmarkConsumeBatch(b *testing.B) { benchmarkConsume(b, true) }
+
+// benchmarkConsume: the adapter consumes entries with its own fields; the
+// plain raw baseline ("raw") reads payload-only entries with XREADGROUP
+// COUNT 100 and one XACK per batch, and "raw-fields" does the same on
+// entries with the adapter's fields.
+func benchmarkConsume(b *testing.B, batches bool) {
+	b.Run("adapter", func(b *testing.B) {
+		c, rc, topic := benchSetup(b)
+		group := integration.UniqueName(b, "g")
+		fill(b, c, rc, topic, group, b.N, true)
+		start := time.Now()
+		b.ResetTimer()
+		adapterConsume(b, c, topic, group, b.N, start, batches)
+	})
+	for _, fields := range []bool{false, true} {
+		name := "raw"
+		if fields {
+			name = "raw-fields"
+		}
+		b.Run(name, func(b *testing.B) {
+			c, rc, topic := benchSetup(b)
+			group := integration.UniqueName(b, "g")
+			fill(b, c, rc, topic, group, b.N, fields)
+			start, cpu := time.Now(), cpuTime()
+			b.ResetTimer()
+			rawConsume(b.Context(), b, rc, c.StreamKey(topic), group, b.N, func(map[string]any) {})
+			report(b, b.N, time.Since(start))
+			reportCPU(b, b.N, cpu)
+		})
+	}
+}
+
+func BenchmarkEndToEnd(b *testing.B) {
+	payload := make([]byte, benchPayload)
+	b.Run("adapter", func(b *testing.B) {
+		c, _, topic := benchSetup(b)
+		group := integration.UniqueName(b, "g")
+		if err := c.Provision(b.Context(), topic, group); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		b.ResetTimer()
+		published := make(chan struct{})
+		go func() {
+			defer close(published)
+			for sent := 0; sent < b.N; sent += benchBatch {
+				if err := c.Publish(b.Context(), topic, benchMessages(min(benchBatch, b.N-sent), payload)...); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+		adapterConsume(b, c, topic, group, b.N, start, false)
+		<-published // the last Publish may return after its messages were consumed
+	})
+	b.Run("raw", func(b *testing.B) {
+		c, rc, topic := benchSetup(b)
+		group := integration.UniqueName(b, "g")
+		if err := c.Provision(b.Context(), topic, group); err != nil {
+			b.Fatal(err)
+		}
+		key := c.StreamKey(topic)
+		start, cpu := time.Now(), cpuTime()
+		b.ResetTimer()
+		published := make(chan struct{})
+		go func() {
+			defer close(published)
+			for sent := 0; sent < b.N; sent += benchBatch {
+				if err := rawPublishPlain(b.Context(), rc, key, min(benchBatch, b.N-sent), payload); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+		rawConsume(b.Context(), b, rc, key, group, b.N, func(map[string]any) {})
+		report(b, b.N, time.Since(start))
+		reportCPU(b, b.N, cpu)
+		<-published
+	})
+}
+
+// BenchmarkPublishConcurrent: 16 goroutines publish one message per call,
+// as request handlers do; coalescing shares round trips between them.
+func BenchmarkPublishConcurrent(b *testing.B) {
+	const publishers = 16
+	payload := make([]byte, benchPayload)
+	run := func(b *testing.B, publish func(ctx context.Context) error) {
+		var next atomic.Int64
+		start := time.Now()
+		b.ResetTimer()
+		done := make(chan error, publishers)
+		for range publishers {
+			go func() {
+				for next.Add(1) <= int64(b.N) {
+					if err := publish(b.Context()); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+		}
+		for range publishers {
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, b.N, time.Since(start))
+	}
+	for _, workers := range []int{0, 2} {
+		b.Run(fmt.Sprintf("adapter-coalesce%d", workers), func(b *testing.B) {
+			c := redistest.Open(b, redisadapter.WithCoalescing(workers))
+			topic := integration.UniqueName(b, "bench")
+			b.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+			run(b, func(ctx context.Context) error {
+				return c.Publish(ctx, topic, &messaging.Message{Payload: payload})
+			})
+		})
+	}
+	b.Run("raw", func(b *testing.B) {
+		c, rc, topic := benchSetup(b)
+		key := c.StreamKey(topic)
+		run(b, func(ctx context.Context) error {
+			return rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"id", uuid.NewString(), "time", strconv.FormatInt(time.Now().UnixNano(), 10), "payload", payload}}).Err()
+		})
+	})
+}
+
+// BenchmarkPublishPaired alternates adapter and raw batches of 100 in one
+// loop and times each side separately, so that load from other processes
+// on the host falls on both alike; it reports both rates and their ratio.
+func BenchmarkPublishPaired(b *testing.B) {
+	payload := make([]byte, benchPayload)
+	c, rc, topic := benchSetup(b)
+	rawTopic := integration.UniqueName(b, "bench-raw")
+	b.Cleanup(func() { _ = c.DeleteTopic(context.Background(), rawTopic) })
+	ctx := b.Context()
+	key := c.StreamKey(rawTopic)
+	var adapterTime, rawTime time.Duration
+	b.ResetTimer()
+	for sent := 0; sent < b.N; sent += benchBatch {
+		n := min(benchBatch, b.N-sent)
+		msgs := benchMessages(n, payload)
+		t0 := time.Now()
+		if err := c.Publish(ctx, topic, msgs...); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := rawPublish(ctx, rc, key, n, payload); err != nil {
+			b.Fatal(err)
+		}
+		adapterTime += t1.Sub(t0)
+		rawTime += time.Since(t1)
+	}
+	b.ReportMetric(float64(b.N)/adapterTime.Seconds(), "adapter-msgs/s")
+	b.ReportMetric(float64(b.N)/rawTime.Seconds(), "raw-msgs/s")
+	b.ReportMetric(rawTime.Seconds()/adapterTime.Seconds(), "ratio")
+}
+
+// BenchmarkConsumePaired consumes two pre-filled streams at the same time,
+// one with the adapter and one with raw XREADGROUP COUNT 100 + XACK (of
+// payload-only entries), so both run under the same load; it reports both
+// rates and their ratio.
+func BenchmarkConsumePaired(b *testing.B) {
+	c, rc, topic := benchSetup(b)
+	rawTopic := integration.UniqueName(b, "bench-raw")
+	b.Cleanup(func() { _ = c.DeleteTopic(context.Background(), rawTopic) })
+	group := integration.UniqueName(b, "g")
+	fill(b, c, rc, topic, group, b.N, true)
+	fill(b, c, rc, rawTopic, group, b.N, false)
+	var handled atomic.Int64
+	done := make(chan time.Time, 1)
+	b.ResetTimer()
+	start := time.Now()
+	sub, err := c.Subscribe(b.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		if handled.Add(1) == int64(b.N) {
+			done <- time.Now()
+		}
+		return nil
+	}, messaging.Group(group))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rawConsume(b.Context(), b, rc, c.StreamKey(rawTopic), group, b.N, func(map[string]any) {})
+	rawTime := time.Since(start)
+	adapterTime := (<-done).Sub(start)
+	b.StopTimer()
+	_ = sub.Close()
+	b.ReportMetric(float64(b.N)/adapterTime.Seconds(), "adapter-msgs/s")
+	b.ReportMetric(float64(b.N)/rawTime.Seconds(), "raw-msgs/s")
+	b.ReportMetric(rawTime.Seconds()/adapterTime.Seconds(), "ratio")
+}

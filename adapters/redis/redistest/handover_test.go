@@ -1,0 +1,151 @@
+package redistest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/msgkit/messaging"
+	redisadapter "github.com/msgkit/messaging/adapters/redis"
+	"github.com/msgkit/messaging/adapters/redis/redistest"
+	"github.com/msgkit/messaging/integration"
+)
+
+// Closing idle subscriptions does not wait for their XREADGROUP blocked in
+// Redis (1s each before the engine: 50 took about 45s).
+func TestCloseIdleSubscriptionsPromptly(t *testing.T) {
+	const n = 50
+	// Each subscription keeps a connection blocked in a read: a pool
+	// larger than the subscriptions, as the package documentation says.
+	o, err := goredis.ParseURL(redistest.Broker.Endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.PoolSize = 2 * n
+	rc := goredis.NewClient(o)
+	t.Cleanup(func() { _ = rc.Close() })
+	c := redisadapter.New(rc)
+	topic := topicFor(t, c, "idleclose")
+	group := integration.UniqueName(t, "g")
+	subs := make([]messaging.Subscription, n)
+	for i := range subs {
+		var opts []messaging.SubscribeOption
+		if i%2 == 0 { // group members and group-less readers
+			opts = append(opts, messaging.Group(group))
+		}
+		subs[i] = subscribe(t, c, t.Context(), topic, func(context.Context, *messaging.Message) error { return nil }, opts...)
+	}
+	begin := time.Now()
+	for _, sub := range subs {
+		if err := sub.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(begin); took > 3*time.Second {
+		t.Fatalf("closing %d idle subscriptions took %v, want well under the block time each", n, took)
+	}
+}
+
+// A member that keeps failing lets the other members take what it nacked:
+// the other (idle, blocked in XREADGROUP) member gets each nacked message
+// within about a reclaim period, and the failing member never gets the same
+// message twice, although it reclaims on the same period.
+func TestNackHandOverToIdleMember(t *testing.T) {
+	a, b := redistest.Open(t), redistest.Open(t)
+	topic := topicFor(t, a, "handover")
+	group := integration.UniqueName(t, "g")
+	if err := a.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	const ack = time.Minute // reclaim every second (the block time)
+	var mu sync.Mutex
+	failed := map[string]int{}
+	nacked := make(chan string, 100)
+	subscribe(t, a, t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		mu.Lock()
+		failed[m.ID]++
+		mu.Unlock()
+		nacked <- m.ID
+		return errors.New("this member always fails")
+	}, messaging.Group(group), messaging.AckDeadline(ack))
+	handled := make(chan string, 100)
+	subscribe(t, b, t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		handled <- m.ID
+		return nil
+	}, messaging.Group(group), messaging.AckDeadline(ack))
+
+	const msgs = 6
+	for i := range msgs {
+		id := fmt.Sprint("m", i)
+		if err := a.Publish(t.Context(), topic, &messaging.Message{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+		// Whichever member XREADGROUP served first, b has it within
+		// about a second (the reclaim period) of a's nack.
+		select {
+		case got := <-handled:
+			if got != id {
+				t.Fatalf("b got %s, want %s", got, id)
+			}
+		case <-time.After(4 * time.Second):
+			t.Fatalf("%s not handed over within 4s (AckDeadline %v)", id, ack)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range failed {
+		if n > 1 {
+			t.Errorf("the failing member got %s %d times; the other member should take a nacked message first", id, n)
+		}
+	}
+	t.Logf("the failing member got %d of %d messages first", len(failed), msgs)
+}
+
+// A read that Close stopped waiting for may still be served by Redis (the
+// subscription's consumer then owns the entries): they are released, so
+// another member gets them at once rather than after the ack deadline.
+func TestClosedReadReleased(t *testing.T) {
+	a, b := redistest.Open(t), redistest.Open(t)
+	topic := topicFor(t, a, "closedread")
+	group := integration.UniqueName(t, "g")
+	if err := a.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	const ack = time.Minute
+	ran := make(chan struct{}, 1)
+	subA := subscribe(t, a, t.Context(), topic, func(context.Context, *messaging.Message) error {
+		ran <- struct{}{}
+		return nil
+	}, messaging.Group(group), messaging.AckDeadline(ack))
+	if err := subA.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// a's last XREADGROUP, blocked for up to the block time, is the only
+	// reader of the group now: Redis serves it this entry.
+	if err := a.Publish(t.Context(), topic, &messaging.Message{ID: "served-late"}); err != nil {
+		t.Fatal(err)
+	}
+	handled := make(chan string, 1)
+	subscribe(t, b, t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		handled <- m.ID
+		return nil
+	}, messaging.Group(group), messaging.AckDeadline(ack))
+	select {
+	case id := <-handled:
+		if id != "served-late" {
+			t.Fatalf("b got %s", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("message not handed over within 5s (AckDeadline %v)", ack)
+	}
+	select {
+	case <-ran:
+		t.Fatal("the closed subscription ran its handler")
+	default:
+	}
+}

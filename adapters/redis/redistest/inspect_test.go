@@ -1,0 +1,129 @@
+package redistest_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/msgkit/messaging"
+	redisadapter "github.com/msgkit/messaging/adapters/redis"
+	"github.com/msgkit/messaging/adapters/redis/redistest"
+	"github.com/msgkit/messaging/integration"
+)
+
+// TestTopicsPrefixAndHashTag: Topics lists the streams under the client's
+// prefix, named as topics (prefix and hash tag braces removed), and nothing
+// else.
+func TestTopicsPrefixAndHashTag(t *testing.T) {
+	ctx := t.Context()
+	for _, tag := range []bool{false, true} {
+		prefix := integration.UniqueName(t, "p") + ":"
+		c := redistest.Open(t, redisadapter.WithPrefix(prefix), redisadapter.WithHashTag(tag))
+		other := redistest.Open(t, redisadapter.WithPrefix(integration.UniqueName(t, "q")+":"))
+		a, b := integration.UniqueName(t, "a"), integration.UniqueName(t, "b.c")
+		for _, topic := range []string{a, b} {
+			if err := c.Publish(ctx, topic, &messaging.Message{Payload: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+		}
+		notMine := integration.UniqueName(t, "other")
+		if err := other.Publish(ctx, notMine, &messaging.Message{Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = other.DeleteTopic(context.Background(), notMine) })
+		got, err := c.Topics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{a, b}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("hash tag %v: Topics() = %v, want %v", tag, got, want)
+		}
+	}
+}
+
+// TestInspectLagUnknownAfterDelete: after an entry is deleted from the
+// middle of the stream (XDEL), Redis cannot tell a group's lag: the backlog
+// is unknown, not a wrong number; the oldest undelivered entry is still
+// found.
+func TestInspectLagUnknownAfterDelete(t *testing.T) {
+	ctx := t.Context()
+	c := redistest.Open(t)
+	topic, group := integration.UniqueName(t, "xdel"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(ctx, topic, group); err != nil {
+		t.Fatal(err)
+	}
+	msgs := []*messaging.Message{{ID: "1"}, {ID: "2"}, {ID: "3"}}
+	if err := c.Publish(ctx, topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := c.Redis().XRange(ctx, c.StreamKey(topic), "-", "+").Result()
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("XRANGE: %d entries, %v", len(entries), err)
+	}
+	if err := c.Redis().XDel(ctx, c.StreamKey(topic), entries[1].ID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Inspect(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Groups) != 1 || st.Messages != messaging.KnownCount(2) {
+		t.Fatalf("Inspect = %+v, want 2 messages and one group", st)
+	}
+	g := st.Groups[0]
+	if _, known := g.Backlog.Value(); known {
+		t.Errorf("backlog = %v after XDEL, want unknown", g.Backlog)
+	}
+	if _, known := g.OldestAge.Value(); !known {
+		t.Errorf("oldest age unknown, want the age of entry %s", entries[0].ID)
+	}
+}
+
+// TestClusterTopics: in cluster mode Topics scans every master, so topics
+// whose keys sit in different slots (on different nodes) are all listed.
+func TestClusterTopics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: startPrivateCluster(t)})
+	t.Cleanup(func() { _ = cc.Close() })
+	c := redisadapter.New(cc)
+	ctx := t.Context()
+	var want []string
+	for i := range 12 {
+		topic := fmt.Sprintf("t%d", i)
+		if err := c.Publish(ctx, topic, &messaging.Message{Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, topic)
+	}
+	masters := map[string]bool{}
+	for _, topic := range want {
+		slot := cc.ClusterKeySlot(ctx, c.StreamKey(topic)).Val()
+		masters[fmt.Sprint(slot*3/16384)] = true // the slot ranges redis-cli gives three masters
+	}
+	if len(masters) < 2 {
+		t.Fatalf("the topics' keys all fall to one node: pick others")
+	}
+	slices.Sort(want)
+	got, err := c.Topics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Topics() = %v, want %v", got, want)
+	}
+	st, err := c.Inspect(ctx, want[0])
+	if err != nil || st.Messages != messaging.KnownCount(1) {
+		t.Errorf("Inspect(%s) = %+v, %v: want 1 message", want[0], st, err)
+	}
+}
+
+func BenchmarkInspect(b *testing.B) { integration.BenchInspect(b, redistest.Open(b)) }

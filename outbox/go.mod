@@ -1,0 +1,24 @@
+module github.com/msgkit/messaging/outbox
+
+go 1.26.8
+
+require (
+	github.com/cenkalti/backoff/v5 v5.0.3
+	github.com/jackc/pgx/v5 v5.13.0
+	github.com/msgkit/messaging v0.0.0-00010101000000-000000000000
+	github.com/msgkit/messaging/internal/pgschema v0.0.0-00010101000000-000000000000
+)
+
+require (
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	golang.org/x/sync v0.22.0 // indirect
+	golang.org/x/text v0.41.0 // indirect
+)
+
+replace (
+	github.com/msgkit/messaging => ..
+	github.com/msgkit/messaging/internal/pgschema => ../internal/pgschema
+)

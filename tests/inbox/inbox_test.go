@@ -1,0 +1,301 @@
+package inbox_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/rabbitmq/rabbitmqtest"
+	"github.com/msgkit/messaging/adapters/redis/redistest"
+	"github.com/msgkit/messaging/inbox"
+	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/brokertest"
+)
+
+// newInbox returns an inbox in a fresh schema that also holds an "effects"
+// table without any uniqueness: a message applied twice shows as two rows.
+func newInbox(t testing.TB, opts ...inbox.Option) (*inbox.Inbox, *sql.DB, string) {
+	t.Helper()
+	db := brokertest.OpenPostgres(t)
+	schema := brokertest.PostgresSchema(t, db)
+	in, err := inbox.New(db, inbox.PostgreSQL(schema), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := in.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Migrate(ctx); err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, "CREATE TABLE "+schema+".effects (msg_id text NOT NULL, payload text)"); err != nil {
+		t.Fatal(err)
+	}
+	return in, db, schema
+}
+
+func applyEffect(schema string) inbox.TxHandler {
+	return func(ctx context.Context, tx *sql.Tx, m *messaging.Message) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO "+schema+".effects VALUES ($1, $2)", m.ID, string(m.Payload))
+		return err
+	}
+}
+
+// effects returns the number of effect rows and of distinct message IDs
+// among them.
+func effects(t testing.TB, db *sql.DB, schema string) (rows, distinct int) {
+	t.Helper()
+	if err := db.QueryRow("SELECT count(*), count(DISTINCT msg_id) FROM "+schema+".effects").Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	return rows, distinct
+}
+
+// TestExactlyOnceOverBrokers is the inbox's counting test: every message is
+// published N times with the same ID, the handler fails some first attempts
+// after writing its effect (so the broker redelivers), deliveries run
+// concurrently, and the database ends with each message's effect exactly
+// once.
+func TestExactlyOnceOverBrokers(t *testing.T) {
+	for _, b := range []struct {
+		name string
+		open func(t testing.TB) messaging.Client
+	}{
+		{"Redis", func(t testing.TB) messaging.Client { return redistest.Open(t) }},
+		{"RabbitMQ", func(t testing.TB) messaging.Client {
+			return rabbitmqtest.Open(t, rabbitmqtest.Broker.Endpoint(t))
+		}},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			in, db, schema := newInbox(t)
+			c := b.open(t)
+			topic := integration.UniqueName(t, "inbox")
+			group := integration.UniqueName(t, "g")
+			t.Cleanup(func() {
+				if d, ok := c.(messaging.TopicDeleter); ok {
+					_ = d.DeleteTopic(context.Background(), topic)
+				}
+			})
+			const messages, copies = 60, 4
+			var acked, failedOnce atomic.Int64
+			var failMu sync.Mutex
+			failed := map[string]bool{}
+			h := in.Handler(func(ctx context.Context, tx *sql.Tx, m *messaging.Message) error {
+				if err := applyEffect(schema)(ctx, tx, m); err != nil {
+					return err
+				}
+				failMu.Lock()
+				defer failMu.Unlock()
+				if len(failed) < messages/3 && !failed[m.ID] {
+					failed[m.ID] = true
+					failedOnce.Add(1)
+					return errors.New("injected failure after the effect")
+				}
+				return nil
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan struct{})
+			sub, err := c.Subscribe(ctx, topic, func(ctx context.Context, m *messaging.Message) error {
+				err := h(ctx, m)
+				if err == nil && acked.Add(1) == messages*copies {
+					close(done)
+				}
+				return err
+			}, messaging.Group(group), messaging.Concurrency(8))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			for i := range messages {
+				id := fmt.Sprintf("msg-%d-%s", i, topic)
+				for range copies {
+					if err := c.Publish(ctx, topic, &messaging.Message{ID: id, Key: fmt.Sprint(i % 7), Payload: []byte(id)}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			select {
+			case <-done:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("%d of %d deliveries acknowledged after 60s", acked.Load(), messages*copies)
+			}
+			rows, distinct := effects(t, db, schema)
+			var records int
+			if err := db.QueryRow("SELECT count(*) FROM "+schema+".messaging_inbox WHERE group_name = $1", group).Scan(&records); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %d messages x %d copies, %d first attempts failed after their effect; effects %d (distinct %d), inbox records %d",
+				b.name, messages, copies, failedOnce.Load(), rows, distinct, records)
+			if rows != messages || distinct != messages || records != messages {
+				t.Fatalf("effects %d (distinct %d), records %d; want %d each", rows, distinct, records, messages)
+			}
+		})
+	}
+}
+
+// TestConcurrentDuplicatesRunOnce: many deliveries of one message at the
+// same moment; the database serialises them and one runs the handler.
+func TestConcurrentDuplicatesRunOnce(t *testing.T) {
+	in, db, schema := newInbox(t, inbox.Group("g"))
+	var runs atomic.Int64
+	release, started := make(chan struct{}), make(chan struct{})
+	h := in.Handler(func(ctx context.Context, tx *sql.Tx, m *messaging.Message) error {
+		if runs.Add(1) == 1 {
+			close(started)
+		}
+		<-release // hold the transaction open while the others arrive
+		return applyEffect(schema)(ctx, tx, m)
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() { errs <- h(context.Background(), &messaging.Message{ID: "same", Topic: "t"}) })
+	}
+	<-started
+	// Wait until the seven others are blocked on the first one's inbox row
+	// (PostgreSQL shows it; there is no signal to wait on).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting int
+		if err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%messaging_inbox%' AND query LIKE '%' || $1 || '%'`, schema).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting == 7 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries waiting on the lock, want 7", waiting)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the database's state, not synchronising goroutines
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("delivery: %v", err)
+		}
+	}
+	if rows, _ := effects(t, db, schema); rows != 1 || runs.Load() != 1 {
+		t.Fatalf("handler ran %d times, %d effects; want 1, 1", runs.Load(), rows)
+	}
+}
+
+// TestFailureRollsBack: a failing or panicking handler leaves neither its
+// effect nor the record, so the redelivery applies it.
+func TestFailureRollsBack(t *testing.T) {
+	in, db, schema := newInbox(t)
+	m := &messaging.Message{ID: "m1", Topic: "t", Group: "g"}
+	fail := in.Handler(func(ctx context.Context, tx *sql.Tx, m *messaging.Message) error {
+		if err := applyEffect(schema)(ctx, tx, m); err != nil {
+			return err
+		}
+		return errors.New("boom")
+	})
+	if err := fail(context.Background(), m); err == nil || err.Error() != "boom" {
+		t.Fatalf("failing handler: %v, want boom", err)
+	}
+	panicking := in.Handler(func(ctx context.Context, tx *sql.Tx, m *messaging.Message) error {
+		_ = applyEffect(schema)(ctx, tx, m)
+		panic("handler panic")
+	})
+	func() {
+		defer func() { _ = recover() }()
+		_ = panicking(context.Background(), m)
+	}()
+	if rows, _ := effects(t, db, schema); rows != 0 {
+		t.Fatalf("%d effects after failures, want 0", rows)
+	}
+	ok := in.Handler(applyEffect(schema))
+	for range 3 {
+		if err := ok(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rows, _ := effects(t, db, schema); rows != 1 {
+		t.Fatalf("%d effects, want 1", rows)
+	}
+	// Another group is another consumer: it applies the message too.
+	m2 := m.Clone()
+	m2.Group = "other"
+	if err := ok(context.Background(), m2); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := effects(t, db, schema); rows != 2 {
+		t.Fatalf("%d effects after a second group, want 2", rows)
+	}
+}
+
+func TestMiddlewareGivesTheTransaction(t *testing.T) {
+	var dups atomic.Int64
+	in, db, schema := newInbox(t, inbox.Group("g"), inbox.OnDuplicate(func(context.Context, *messaging.Message) { dups.Add(1) }))
+	h := messaging.Chain(func(ctx context.Context, m *messaging.Message) error {
+		tx := inbox.Tx(ctx)
+		if tx == nil {
+			return errors.New("no transaction in the context")
+		}
+		return applyEffect(schema)(ctx, tx, m)
+	}, in.Middleware())
+	for range 2 {
+		if err := h(context.Background(), &messaging.Message{ID: "x", Topic: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rows, _ := effects(t, db, schema); rows != 1 || dups.Load() != 1 {
+		t.Fatalf("%d effects, %d duplicates reported; want 1, 1", rows, dups.Load())
+	}
+	if inbox.Tx(context.Background()) != nil {
+		t.Fatal("Tx outside a handler should be nil")
+	}
+}
+
+func TestNoGroupIsPermanent(t *testing.T) {
+	in, _, schema := newInbox(t)
+	err := in.Handler(applyEffect(schema))(context.Background(), &messaging.Message{ID: "x", Topic: "t"})
+	if !errors.Is(err, inbox.ErrNoGroup) || !messaging.IsPermanent(err) {
+		t.Fatalf("%v, want permanent ErrNoGroup", err)
+	}
+}
+
+func TestOptionsValidated(t *testing.T) {
+	db := brokertest.OpenPostgres(t)
+	for name, opt := range map[string]inbox.Option{
+		"retention": inbox.Retention(0),
+		"group":     inbox.Group("bad group"),
+		"read-only": inbox.TxOptions(&sql.TxOptions{ReadOnly: true}),
+	} {
+		if _, err := inbox.New(db, inbox.PostgreSQL("x"), opt); !errors.Is(err, messaging.ErrInvalidOption) && !errors.Is(err, messaging.ErrInvalidTopic) {
+			t.Errorf("%s: %v, want an invalid-option error", name, err)
+		}
+	}
+}
+
+// TestCleanup deletes records past the retention only.
+func TestCleanup(t *testing.T) {
+	in, db, schema := newInbox(t, inbox.Group("g"), inbox.Retention(time.Hour))
+	h := in.Handler(applyEffect(schema))
+	for _, id := range []string{"old1", "old2", "new"} {
+		if err := h(context.Background(), &messaging.Message{ID: id, Topic: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec("UPDATE " + schema + ".messaging_inbox SET handled_at = now() - interval '2 hours' WHERE msg_id LIKE 'old%'"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := in.Cleanup(context.Background())
+	if err != nil || n != 2 {
+		t.Fatalf("Cleanup: %d, %v; want 2", n, err)
+	}
+	var left string
+	if err := db.QueryRow("SELECT string_agg(msg_id, ',') FROM " + schema + ".messaging_inbox").Scan(&left); err != nil || left != "new" {
+		t.Fatalf("left %q, %v", left, err)
+	}
+}

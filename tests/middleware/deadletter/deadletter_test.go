@@ -1,0 +1,396 @@
+package deadletter_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/internal/mwtest"
+	"github.com/msgkit/messaging/middleware"
+	"github.com/msgkit/messaging/middleware/deadletter"
+	"github.com/msgkit/messaging/middleware/retry"
+)
+
+var errBoom = errors.New("boom")
+
+// recorder is a Publisher that keeps what it is given, or fails.
+type recorder struct {
+	mu   sync.Mutex
+	fail error
+	got  map[string][]*messaging.Message
+}
+
+func (r *recorder) Publish(_ context.Context, topic string, msgs ...*messaging.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
+	if r.got == nil {
+		r.got = map[string][]*messaging.Message{}
+	}
+	for _, m := range msgs {
+		r.got[topic] = append(r.got[topic], m.Clone())
+	}
+	return nil
+}
+func (r *recorder) Close() error { return nil }
+
+func (r *recorder) sent(topic string) []*messaging.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.got[topic]
+}
+
+func delivered() *messaging.Message {
+	return &messaging.Message{
+		ID: "m1", Key: "k1", Payload: []byte("payload"), Topic: "orders", Group: "billing", Attempt: 3,
+		Header: messaging.Header{"app": "v", deadletter.HeaderReason: "stale"},
+	}
+}
+
+func TestPermanentFailureIsDeadLettered(t *testing.T) {
+	rec := &recorder{}
+	h := deadletter.New(rec, "orders.dlq")(func(context.Context, *messaging.Message) error {
+		return messaging.Permanent(errBoom)
+	})
+	before := time.Now().UTC()
+	if err := h(context.Background(), delivered()); err != nil {
+		t.Fatalf("got %v, want nil (dead-lettered, so acknowledged)", err)
+	}
+	sent := rec.sent("orders.dlq")
+	if len(sent) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(sent))
+	}
+	e, err := deadletter.Parse(sent[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Topic != "orders" || e.Group != "billing" || e.Attempts != 3 || e.OriginalID != "m1" || !strings.Contains(e.Reason, "boom") {
+		t.Errorf("entry %+v: wrong metadata", e)
+	}
+	if e.Time.Before(before.Add(-time.Second)) || e.Time.After(time.Now().Add(time.Second)) {
+		t.Errorf("dead-letter time %v not now", e.Time)
+	}
+	m := sent[0]
+	if m.Key != "k1" || string(m.Payload) != "payload" || m.Header["app"] != "v" {
+		t.Errorf("dead letter %+v lost key, payload or headers", m)
+	}
+	if m.ID == "m1" {
+		t.Errorf("dead letter reuses the original ID")
+	}
+}
+
+func TestTransientFailurePassesThrough(t *testing.T) {
+	rec := &recorder{}
+	h := deadletter.New(rec, "dlq")(func(context.Context, *messaging.Message) error { return errBoom })
+	if err := h(context.Background(), delivered()); !errors.Is(err, errBoom) {
+		t.Fatalf("got %v, want the handler error", err)
+	}
+	if n := len(rec.sent("dlq")); n != 0 {
+		t.Fatalf("%d dead letters for a transient failure", n)
+	}
+}
+
+func TestMaxAttemptsWithoutRetry(t *testing.T) {
+	rec := &recorder{}
+	h := deadletter.New(rec, "dlq", deadletter.MaxAttempts(3))(func(context.Context, *messaging.Message) error { return errBoom })
+	m := delivered()
+	m.Attempt = 2
+	if err := h(context.Background(), m); err == nil {
+		t.Fatal("attempt 2 of 3 was dead-lettered")
+	}
+	m.Attempt = 3
+	if err := h(context.Background(), m); err != nil || len(rec.sent("dlq")) != 1 {
+		t.Fatalf("attempt 3 of 3: got %v and %d letters, want nil and 1", err, len(rec.sent("dlq")))
+	}
+}
+
+func TestFailedDeadLetterPublishKeepsOriginal(t *testing.T) {
+	rec := &recorder{fail: errors.New("broker down")}
+	h := deadletter.New(rec, "dlq", deadletter.RetryDelay(3*time.Second))(func(context.Context, *messaging.Message) error {
+		return messaging.Permanent(errBoom)
+	})
+	err := h(context.Background(), delivered())
+	if err == nil || messaging.IsPermanent(err) {
+		t.Fatalf("got %v, want a non-permanent error so the original is not acknowledged", err)
+	}
+	if d, _ := messaging.RetryDelay(err); d != 3*time.Second {
+		t.Errorf("retry delay %v, want 3s", d)
+	}
+}
+
+func TestPublishSurvivesCancelledHandlerContext(t *testing.T) {
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := deadletter.New(rec, "dlq")(func(context.Context, *messaging.Message) error {
+		cancel()
+		return messaging.Permanent(errBoom)
+	})
+	if err := h(ctx, delivered()); err != nil || len(rec.sent("dlq")) != 1 {
+		t.Fatalf("got %v and %d letters, want the letter published despite the cancelled context", err, len(rec.sent("dlq")))
+	}
+}
+
+func TestInsideRetryStillDeadLetters(t *testing.T) {
+	rec := &recorder{}
+	// Wrong order: retry outside deadletter. The dead-letter layer sees the
+	// retry layer and treats its last attempt as final.
+	h := messaging.Chain(func(context.Context, *messaging.Message) error { return errBoom },
+		retry.New(retry.MaxAttempts(3)), deadletter.New(rec, "dlq"))
+	if err := middleware.Validate(retry.New(retry.MaxAttempts(3)), deadletter.New(rec, "dlq")); err != nil {
+		t.Fatalf("validate: %v (this order is made to work)", err)
+	}
+	m := delivered()
+	m.Attempt = 2
+	if err := h(context.Background(), m); err == nil || messaging.IsPermanent(err) {
+		t.Fatalf("attempt 2: got %v, want a retry", err)
+	}
+	m.Attempt = 3
+	if err := h(context.Background(), m); err != nil {
+		t.Fatalf("attempt 3: got %v, want nil (dead-lettered)", err)
+	}
+	if n := len(rec.sent("dlq")); n != 1 {
+		t.Fatalf("%d letters, want 1", n)
+	}
+	// Also with an in-process retry around it.
+	rec2 := &recorder{}
+	calls := 0
+	h = messaging.Chain(func(context.Context, *messaging.Message) error { calls++; return errBoom },
+		retry.New(retry.InProcess(), retry.MaxAttempts(3), retry.Backoff(time.Millisecond, time.Millisecond)), deadletter.New(rec2, "dlq"))
+	if err := h(context.Background(), &messaging.Message{Topic: "t", Attempt: 1}); err != nil {
+		t.Fatalf("in-process: got %v, want nil", err)
+	}
+	if calls != 3 || len(rec2.sent("dlq")) != 1 || rec2.sent("dlq")[0].Header[deadletter.HeaderAttempts] != "3" {
+		t.Fatalf("in-process: %d calls, %d letters, want 3 calls and 1 letter with 3 attempts", calls, len(rec2.sent("dlq")))
+	}
+}
+
+func TestQueueNeedsStream(t *testing.T) {
+	type plain struct{ messaging.Client }
+	if _, err := deadletter.NewQueue(plain{mwtest.Memory(t)}, "dlq"); !errors.Is(err, messaging.ErrUnsupported) {
+		t.Fatalf("got %v, want ErrUnsupported", err)
+	}
+}
+
+func TestQueueListGetRedrive(t *testing.T) {
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 30*time.Second)
+	q, err := deadletter.NewQueue(c, "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es, err := q.List(ctx); err != nil || len(es) != 0 {
+		t.Fatalf("empty queue: %d entries, %v", len(es), err)
+	}
+	h := deadletter.New(c, "dlq")(func(context.Context, *messaging.Message) error { return messaging.Permanent(errBoom) })
+	for i := range 3 {
+		m := &messaging.Message{ID: "orig" + strconv.Itoa(i), Key: "k", Payload: []byte{byte(i)}, Topic: "orders", Attempt: 1,
+			Header: messaging.Header{"n": strconv.Itoa(i)}}
+		if err := h(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, err := q.List(ctx)
+	if err != nil || len(es) != 3 {
+		t.Fatalf("list: %d entries, %v; want 3", len(es), err)
+	}
+	for i, e := range es {
+		if e.OriginalID != "orig"+strconv.Itoa(i) {
+			t.Fatalf("entry %d is %s: not oldest first", i, e.OriginalID)
+		}
+	}
+	e, err := q.Get(ctx, es[1].Message.ID)
+	if err != nil || e.OriginalID != "orig1" {
+		t.Fatalf("get by dead-letter ID: %+v, %v", e, err)
+	}
+	if _, err := q.Get(ctx, "nope"); !errors.Is(err, deadletter.ErrNotFound) {
+		t.Fatalf("get unknown: %v, want ErrNotFound", err)
+	}
+	if _, err := q.Redrive(ctx, "orig1", "nope"); !errors.Is(err, deadletter.ErrNotFound) {
+		t.Fatalf("redrive unknown: %v, want ErrNotFound", err)
+	}
+
+	col := integration.NewCollector()
+	mwtest.Subscribe(t, ctx, c, "orders", col.Handler(), messaging.Group("g"))
+	if n, err := q.Redrive(ctx, "orig1"); n != 1 || err != nil {
+		t.Fatalf("redrive by original ID: %d, %v", n, err)
+	}
+	col.WaitDistinct(t, 1, 10*time.Second)
+	got := col.Messages()[0]
+	if got.Header["n"] != "1" || got.Key != "k" || got.Payload[0] != 1 {
+		t.Fatalf("redriven message %+v is not the original", got)
+	}
+	for k := range got.Header {
+		if strings.HasPrefix(k, deadletter.HeaderPrefix) {
+			t.Fatalf("redriven message keeps dead-letter header %s", k)
+		}
+	}
+	if es, _ := q.List(ctx); len(es) != 2 {
+		t.Fatalf("after redriving one: %d pending, want 2", len(es))
+	}
+	if n, err := q.RedriveAll(ctx); n != 2 || err != nil {
+		t.Fatalf("redrive all: %d, %v", n, err)
+	}
+	col.WaitDistinct(t, 3, 10*time.Second)
+	if es, _ := q.List(ctx); len(es) != 0 {
+		t.Fatalf("after redriving all: %d pending", len(es))
+	}
+	if n, _ := q.RedriveAll(ctx); n != 0 {
+		t.Fatalf("second redrive all republished %d", n)
+	}
+}
+
+// TestDeadLetterAndRedriveEndToEnd runs on every registered backend: a
+// handler failing forever runs exactly MaxAttempts times, the message ends in
+// the dead-letter topic with its metadata, and once redriven it succeeds.
+func TestDeadLetterAndRedriveEndToEnd(t *testing.T) {
+	integration.ForEachBackend(t, func(t *testing.T, hn integration.Harness) {
+		c := hn.Client(t)
+		ctx := mwtest.Context(t, 2*time.Minute)
+		topic := mwtest.Topic(t, c, "orders")
+		dlq := mwtest.Topic(t, c, "dlq")
+		group := integration.UniqueName(t, "g")
+		dlqGroup := integration.UniqueName(t, "dg")
+		if err := messaging.Provision(ctx, c, dlq, dlqGroup); err != nil {
+			t.Fatal(err)
+		}
+
+		var healthy atomic.Bool
+		var calls atomic.Int32
+		ok := integration.NewCollector()
+		h := messaging.Chain(func(ctx context.Context, m *messaging.Message) error {
+			if healthy.Load() {
+				ok.Add(m)
+				return nil
+			}
+			calls.Add(1)
+			return errBoom
+		}, deadletter.New(c, dlq), retry.New(retry.MaxAttempts(3), retry.Backoff(20*time.Millisecond, 20*time.Millisecond), retry.For(c.Capabilities())))
+		mwtest.Subscribe(t, ctx, c, topic, h, messaging.Group(group))
+		letters := integration.NewCollector()
+		mwtest.Subscribe(t, ctx, c, dlq, func(_ context.Context, m *messaging.Message) error {
+			if !deadletter.IsControl(m) {
+				letters.Add(m)
+			}
+			return nil
+		}, messaging.Group(dlqGroup))
+
+		orig := integration.WithIDs(c, &messaging.Message{Key: "key-1", Payload: []byte("order 42"), Header: messaging.Header{"tenant": "acme"}})[0]
+		mwtest.Publish(t, ctx, c, topic, orig)
+		letters.WaitDistinct(t, 1, hn.Timeout)
+		if n := calls.Load(); n != 3 {
+			t.Fatalf("handler ran %d times before dead-lettering, want exactly 3", n)
+		}
+		letter := letters.Messages()[0]
+		e, err := deadletter.Parse(letter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Topic != topic || e.Group != group || e.Attempts != 3 || e.OriginalID != orig.ID || !strings.Contains(e.Reason, "boom") || e.Time.IsZero() {
+			t.Fatalf("dead letter metadata %+v (headers %v)", e, letter.Header)
+		}
+		if letter.Key != "key-1" || string(letter.Payload) != "order 42" || letter.Header["tenant"] != "acme" {
+			t.Fatalf("dead letter lost key, payload or headers: %+v", letter)
+		}
+
+		healthy.Store(true)
+		q, err := deadletter.NewQueue(c, dlq)
+		if err == nil {
+			var n int
+			n, err = q.Redrive(ctx, orig.ID)
+			if err == nil && n != 1 {
+				t.Fatalf("redrive: %d letters, want 1", n)
+			}
+		}
+		switch {
+		case errors.Is(err, messaging.ErrUnsupported):
+			t.Logf("%s: no replay (%v): redriving by hand with RedriveMessage", hn.Name, err)
+			mwtest.Publish(t, ctx, c, topic, deadletter.RedriveMessage(e))
+		case err != nil:
+			t.Fatalf("redrive: %v", err)
+		}
+		ok.WaitDistinct(t, 1, hn.Timeout)
+		got := ok.Messages()[0]
+		if string(got.Payload) != "order 42" || got.Key != "key-1" || got.Header["tenant"] != "acme" || got.Attempt != 1 {
+			t.Fatalf("redriven message %+v", got)
+		}
+		for k := range got.Header {
+			if strings.HasPrefix(k, deadletter.HeaderPrefix) {
+				t.Fatalf("redriven message keeps %s", k)
+			}
+		}
+		if n := calls.Load(); n != 3 {
+			t.Fatalf("failing handler ran %d times in total, want exactly 3", n)
+		}
+	})
+}
+
+// TestQueueScanWritesNothing: Scan lists the pending letters (hiding
+// redriven ones) without appending anything to the topic, unlike List.
+func TestQueueScanWritesNothing(t *testing.T) {
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 30*time.Second)
+	q, err := deadletter.NewQueue(c, "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Scan(ctx, 0); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Fatalf("Scan with quiet 0: %v, want ErrInvalidOption", err)
+	}
+	h := deadletter.New(c, "dlq")(func(context.Context, *messaging.Message) error { return messaging.Permanent(errBoom) })
+	for i := range 3 {
+		if err := h(ctx, &messaging.Message{ID: "orig" + strconv.Itoa(i), Topic: "orders", Attempt: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := q.Redrive(ctx, "orig1"); err != nil || n != 1 {
+		t.Fatalf("redrive: %d %v", n, err)
+	}
+	// first returns the first message of the topic's log from pos.
+	first := func(pos messaging.Position) *messaging.Message {
+		got := make(chan *messaging.Message, 1)
+		sub, err := c.Read(ctx, "dlq", pos, func(_ context.Context, m *messaging.Message) error {
+			select {
+			case got <- m:
+			default:
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		return <-got
+	}
+	// The log holds 3 letters, the marker Redrive's List appended and the
+	// redrive mark (offsets 0 to 4).
+	if m := first(messaging.AtOffset("4")); m.Header[deadletter.HeaderControl] != "redriven" {
+		t.Fatalf("offset 4 is %v, want the redrive mark", m.Header)
+	}
+	entries, err := q.Scan(ctx, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range entries {
+		ids = append(ids, e.OriginalID)
+	}
+	if strings.Join(ids, ",") != "orig0,orig2" {
+		t.Errorf("Scan: %v, want orig0,orig2", ids)
+	}
+	// The next message after the mark is ours: Scan appended nothing.
+	if err := c.Publish(ctx, "dlq", &messaging.Message{ID: "sentinel"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := first(messaging.AfterOffset("4")); m.ID != "sentinel" {
+		t.Errorf("Scan wrote to the topic: after the redrive mark comes %s %v", m.ID, m.Header)
+	}
+}

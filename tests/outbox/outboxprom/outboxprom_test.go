@@ -1,0 +1,92 @@
+package outboxprom_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/memory"
+	"github.com/msgkit/messaging/integration/brokertest"
+	"github.com/msgkit/messaging/outbox"
+	"github.com/msgkit/messaging/outbox/outboxprom"
+)
+
+// TestMetrics: the backlog gauge reads the database; the counters and the
+// latency histogram follow the relay's batches.
+func TestMetrics(t *testing.T) {
+	db := brokertest.OpenPostgres(t)
+	ob := outbox.New(outbox.PostgreSQL(brokertest.PostgresSchema(t, db)))
+	ctx := context.Background()
+	if err := ob.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := outboxprom.New(reg, ob, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Enqueue(ctx, tx, "metrics", &messaging.Message{}, &messaging.Message{}, &messaging.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if v := values(t, reg); v["messaging_outbox_backlog"] != 3 || v["messaging_outbox_oldest_age_seconds"] <= 0 || v["messaging_outbox_relays"] != 0 {
+		t.Fatalf("before the relay: %v", v)
+	}
+
+	c := memory.New()
+	defer c.Close()
+	batch := make(chan struct{})
+	r, err := ob.NewRelay(db, c, m.OnBatch(), outbox.OnBatch(func(outbox.BatchInfo) { close(batch) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	select {
+	case <-batch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no batch in 10s")
+	}
+	v := values(t, reg)
+	if v["messaging_outbox_forwarded_total"] != 3 || v["messaging_outbox_forward_latency_seconds_count"] != 3 ||
+		v["messaging_outbox_backlog"] != 0 || v["messaging_outbox_relays"] != 1 || v["messaging_outbox_failed_total"] != 0 {
+		t.Fatalf("after a batch: %v", v)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// values gathers reg into name -> value (histograms as name_count).
+func values(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.Counter != nil:
+				out[mf.GetName()] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[mf.GetName()] = m.Gauge.GetValue()
+			case m.Histogram != nil:
+				out[mf.GetName()+"_count"] = float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return out
+}
