@@ -23,8 +23,12 @@ import (
 )
 
 func init() {
-	messaging.Register("kafka", func(ctx context.Context, u *url.URL) (messaging.Client, error) {
-		c, err := open(ctx, u, nil)
+	messaging.Register("kafka", func(ctx context.Context, u *url.URL, s messaging.OpenSettings) (messaging.Client, error) {
+		var opts []Option
+		if s.Logger != nil {
+			opts = append(opts, WithLogger(s.Logger))
+		}
+		c, err := open(ctx, u, opts)
 		if err != nil {
 			return nil, err
 		}

@@ -22,8 +22,12 @@ func init() {
 	messaging.Register("tls", open)
 }
 
-func open(ctx context.Context, u *url.URL) (messaging.Client, error) {
-	return openURL(ctx, u, nil)
+func open(ctx context.Context, u *url.URL, s messaging.OpenSettings) (messaging.Client, error) {
+	var opts []Option
+	if s.Logger != nil {
+		opts = append(opts, WithLogger(s.Logger))
+	}
+	return openURL(ctx, u, opts)
 }
 
 // Open connects to the server of rawURL (see the package documentation for
