@@ -6,6 +6,7 @@ package urlparam
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"slices"
@@ -21,6 +22,7 @@ import (
 type Params struct {
 	q    url.Values
 	used map[string]bool
+	decl map[string]bool // the declared names (NewDeclared); nil: any
 	errs []error
 }
 
@@ -36,6 +38,9 @@ func New(u *url.URL) *Params {
 }
 
 func (p *Params) raw(name string) (string, bool) {
+	if p.decl != nil && !p.decl[name] {
+		panic("urlparam: URL parameter " + name + " read but not declared")
+	}
 	p.used[name] = true
 	v, ok := p.q[name]
 	if !ok || len(v) == 0 {
@@ -151,24 +156,25 @@ func (p *Params) OneOf(name, def string, allowed ...string) string {
 	return v
 }
 
-// Err reports malformed parameters and parameters no getter asked for, each
+// Err reports malformed parameters and unknown ones (not declared, for
+// NewDeclared; else those no getter asked for), each
 // wrapping messaging.ErrInvalidOption (a malformed query: ErrInvalidURL);
 // nil when all is well. Call it after every getter.
 func (p *Params) Err() error {
 	var unknown []string
+	known := p.used
+	if p.decl != nil {
+		known = p.decl
+	}
 	for name := range p.q {
-		if !p.used[name] {
+		if !known[name] {
 			unknown = append(unknown, name)
 		}
 	}
 	slices.Sort(unknown)
 	errs := p.errs
 	if len(unknown) > 0 {
-		known := make([]string, 0, len(p.used))
-		for name := range p.used {
-			known = append(known, name)
-		}
-		slices.Sort(known)
+		known := slices.Sorted(maps.Keys(known))
 		errs = append(errs, fmt.Errorf("%w: unknown URL parameter(s) %s (known: %s)", messaging.ErrInvalidOption, strings.Join(unknown, ", "), strings.Join(known, ", ")))
 	}
 	return errors.Join(errs...)
