@@ -61,6 +61,13 @@ func (p *Params) fail(name, value, why string) {
 	p.errs = append(p.errs, fmt.Errorf("%w: URL parameter %s=%q: %s", messaging.ErrInvalidOption, name, value, why))
 }
 
+// Invalid records that parameter name's value is invalid for the reason
+// why, for checks the getters do not make (Err then reports it, with
+// messaging.ErrInvalidOption, naming the parameter).
+func (p *Params) Invalid(name, value, why string) {
+	p.fail(name, value, why)
+}
+
 // Has reports whether name was given (and marks it known).
 func (p *Params) Has(name string) bool {
 	_, ok := p.raw(name)
