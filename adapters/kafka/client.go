@@ -78,7 +78,7 @@ var (
 func New(brokers []string, opts ...Option) (*Client, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
-		return nil, fmt.Errorf("kafka: %w", err)
+		return nil, err
 	}
 	var seeds []string
 	for _, b := range brokers {
@@ -99,7 +99,7 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 		cfg.readerTune(&rc)
 		rc.Brokers, rc.Topic, rc.GroupID = seeds, "probe", ""
 		if err := rc.Validate(); err != nil {
-			return nil, fmt.Errorf("kafka: %w: WithReaderConfig: %w", messaging.ErrInvalidOption, err)
+			return nil, fmt.Errorf("kafka: WithReaderConfig: the adjusted reader config is invalid: %v: %w", err, messaging.ErrInvalidOption)
 		}
 	}
 	c := &Client{cfg: cfg, brokers: seeds, topics: map[string]bool{}, groups: map[string]map[string]bool{}}
