@@ -24,7 +24,7 @@ type OpenSettings struct {
 func WithLogger(l *slog.Logger) OpenOption {
 	return func(s *OpenSettings) error {
 		if l == nil {
-			return fmt.Errorf("messaging: WithLogger(nil): a logger is required: %w", ErrInvalidOption)
+			return fmt.Errorf("messaging: WithLogger(%v): a logger is required: %w", l, ErrInvalidOption)
 		}
 		s.Logger = l
 		return nil

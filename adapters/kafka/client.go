@@ -99,7 +99,7 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 		cfg.readerTune(&rc)
 		rc.Brokers, rc.Topic, rc.GroupID = seeds, "probe", ""
 		if err := rc.Validate(); err != nil {
-			return nil, fmt.Errorf("kafka: WithReaderConfig: the adjusted reader config is invalid: %v: %w", err, messaging.ErrInvalidOption)
+			return nil, fmt.Errorf("kafka: WithReaderConfig(fn): the reader config fn leaves is invalid: %v: %w", err, messaging.ErrInvalidOption)
 		}
 	}
 	c := &Client{cfg: cfg, brokers: seeds, topics: map[string]bool{}, groups: map[string]map[string]bool{}}
