@@ -159,7 +159,7 @@ func TestURLParamsRejectInvalidValues(t *testing.T) {
 	}
 }
 
-// TestURLParamsDeclaredOnce: every declared parameter is read by Open (none
+// TestURLParamsDocumented: every declared parameter is read by Open (none
 // is rejected as unknown) and doc.go documents exactly the declared ones.
 func TestURLParamsDocumented(t *testing.T) {
 	src, err := os.ReadFile("doc.go")

@@ -48,7 +48,7 @@ func Names(decls []Param) []string {
 // Named wraps an adapter option built from URL parameter name so that its
 // error names the parameter as well as the option ("URL parameter
 // prefetch: nats: WithPrefetch(0): ..."); the error still wraps what the
-// option's does (messaging.ErrInvalidOption). O is the adapter's Option
+// option's error does (messaging.ErrInvalidOption). O is the adapter's Option
 // type, func(*config) error.
 func Named[C any, O ~func(*C) error](name string, o O) O {
 	return func(c *C) error {

@@ -1,6 +1,8 @@
 // Package urlparam reads an adapter's URL query parameters with types and
 // defaults, and reports unknown or malformed ones, so every adapter rejects
-// bad configuration the same way.
+// bad configuration the same way. An adapter declares its parameters once
+// ([]Param, read with NewDeclared) and tests with CheckDoc that its doc.go
+// lists exactly those.
 package urlparam
 
 import (
