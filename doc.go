@@ -22,6 +22,13 @@
 //
 //	client, err := messaging.Open(ctx, "nats://127.0.0.1:4222")
 //
+// The URL's query parameters configure the adapter (each adapter documents
+// its own; an unknown one is an error), and Open's options ([WithLogger])
+// are those every adapter understands. Adapter options (an adapter's
+// WithX) check their values: an invalid or conflicting one makes the
+// adapter's Open or New fail with an error wrapping [ErrInvalidOption]
+// that names it.
+//
 // Delivery is at-least-once on every persistent adapter: a message is
 // acknowledged only after its handler returned nil, so a crash, a cancelled
 // context or a lost connection before that means redelivery. Handlers must

@@ -11,10 +11,11 @@ import (
 	"sync"
 )
 
-// OpenFunc opens a client for a URL whose scheme the adapter registered. It
-// must reject unknown query parameters with an error wrapping
-// ErrInvalidOption that names the parameter.
-type OpenFunc func(ctx context.Context, u *url.URL) (Client, error)
+// OpenFunc opens a client for a URL whose scheme the adapter registered,
+// with the settings Open's options gave (see OpenSettings). It must reject
+// unknown query parameters with an error wrapping ErrInvalidOption that
+// names the parameter.
+type OpenFunc func(ctx context.Context, u *url.URL, s OpenSettings) (Client, error)
 
 var (
 	registryMu sync.RWMutex
@@ -48,9 +49,15 @@ func Schemes() []string {
 // adapters (import an adapter package for its side effect to register it;
 // for a scheme of an adapter this module ships, the error names the package
 // to import).
+// opts (WithLogger) apply to whichever adapter the scheme picks; they are
+// applied in order and the first error is returned.
 // Errors wrap ErrInvalidURL, ErrUnknownScheme or ErrInvalidOption, name the
 // bad part, and never show the URL's password.
-func Open(ctx context.Context, rawURL string) (Client, error) {
+func Open(ctx context.Context, rawURL string, opts ...OpenOption) (Client, error) {
+	s, err := openSettings(opts)
+	if err != nil {
+		return nil, err
+	}
 	u, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -61,7 +68,7 @@ func Open(ctx context.Context, rawURL string) (Client, error) {
 	if !ok {
 		return nil, RedactError(fmt.Errorf("%w %q in %s: %s", ErrUnknownScheme, u.Scheme, RedactURL(u), unknownSchemeHint(u.Scheme)), u)
 	}
-	c, err := open(ctx, u)
+	c, err := open(ctx, u, s)
 	if err != nil {
 		return nil, RedactError(fmt.Errorf("messaging: open %s: %w", RedactURL(u), err), u)
 	}
@@ -122,8 +129,9 @@ func ConfigFromEnv() Config {
 	return cfg
 }
 
-// OpenConfig opens a client from cfg, as Open does with cfg.URL plus Params.
-func OpenConfig(ctx context.Context, cfg Config) (Client, error) {
+// OpenConfig opens a client from cfg, as Open does with cfg.URL plus Params
+// and opts.
+func OpenConfig(ctx context.Context, cfg Config, opts ...OpenOption) (Client, error) {
 	u, err := ParseURL(cfg.URL)
 	if err != nil {
 		return nil, err
@@ -135,7 +143,7 @@ func OpenConfig(ctx context.Context, cfg Config) (Client, error) {
 		}
 		u.RawQuery = q.Encode()
 	}
-	return Open(ctx, u.String())
+	return Open(ctx, u.String(), opts...)
 }
 
 // rawSecrets returns the password of a URL that failed to parse, for

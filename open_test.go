@@ -14,7 +14,7 @@ import (
 
 func init() {
 	// A driver that fails and echoes its URL, to prove Open redacts.
-	messaging.Register("echo-test", func(_ context.Context, u *url.URL) (messaging.Client, error) {
+	messaging.Register("echo-test", func(_ context.Context, u *url.URL, _ messaging.OpenSettings) (messaging.Client, error) {
 		return nil, fmt.Errorf("cannot reach %s (raw %s): %w", u.Host, u.String(), messaging.ErrInvalidOption)
 	})
 }
@@ -158,7 +158,7 @@ func TestMemClientsShareNamedBroker(t *testing.T) {
 func TestRegisterPanics(t *testing.T) {
 	for name, f := range map[string]func(){
 		"duplicate": func() {
-			messaging.Register("mem", func(context.Context, *url.URL) (messaging.Client, error) { return nil, nil })
+			messaging.Register("mem", func(context.Context, *url.URL, messaging.OpenSettings) (messaging.Client, error) { return nil, nil })
 		},
 		"nil": func() { messaging.Register("nil-driver", nil) },
 	} {

@@ -24,8 +24,12 @@ import (
 )
 
 func init() {
-	messaging.Register("kafka", func(ctx context.Context, u *url.URL) (messaging.Client, error) {
-		c, err := open(ctx, u, nil)
+	messaging.Register("kafka", func(ctx context.Context, u *url.URL, s messaging.OpenSettings) (messaging.Client, error) {
+		var opts []Option
+		if s.Logger != nil {
+			opts = append(opts, WithLogger(s.Logger))
+		}
+		c, err := open(ctx, u, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +79,7 @@ var (
 func New(brokers []string, opts ...Option) (*Client, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
-		return nil, fmt.Errorf("kafka: %w", err)
+		return nil, err
 	}
 	var seeds []string
 	for _, b := range brokers {
@@ -96,7 +100,7 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 		cfg.readerTune(&rc)
 		rc.Brokers, rc.Topic, rc.GroupID = seeds, "probe", ""
 		if err := rc.Validate(); err != nil {
-			return nil, fmt.Errorf("kafka: %w: WithReaderConfig: %w", messaging.ErrInvalidOption, err)
+			return nil, fmt.Errorf("kafka: WithReaderConfig(fn): the reader config fn leaves is invalid: %v: %w", err, messaging.ErrInvalidOption)
 		}
 	}
 	c := &Client{cfg: cfg, brokers: seeds, topics: map[string]bool{}, groups: map[string]map[string]bool{}}

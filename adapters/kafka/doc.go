@@ -32,6 +32,14 @@
 //	                        from the URL's user:password (plain when only
 //	                        credentials are given)
 //
+// Each parameter has an Option (partitions: WithPartitions, tls:
+// WithTLSConfig, ...); a bad value, of a parameter or an option, makes Open
+// and New fail with an error wrapping messaging.ErrInvalidOption that names
+// it, as do options that contradict each other (a heartbeat interval not
+// below the session timeout; WithWriter with WithBatchSize,
+// WithBatchTimeout, WithRequiredAcks or WithCompression; WithMetadataTTL
+// with a given transport).
+//
 // New builds a client from broker addresses and options, and can reuse
 // existing kafka-go pieces: WithDialer (readers and groups), WithTransport
 // (produce and admin requests), WithWriter (an existing *kafkago.Writer).

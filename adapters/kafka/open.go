@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
@@ -16,6 +17,30 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/urlparam"
 )
+
+// urlParams declares the URL query parameters Open reads; doc.go documents
+// each (TestURLParamsDocumented), and any other is rejected.
+var urlParams = []urlparam.Param{
+	{Name: "partitions", Doc: "partitions of created topics (WithPartitions)"},
+	{Name: "replication", Doc: "replication factor of created topics (WithReplicationFactor)"},
+	{Name: "auto_create", Doc: "create missing topics (WithAutoCreateTopics)"},
+	{Name: "acks", Doc: "all, one or none (WithRequiredAcks)"},
+	{Name: "batch_size", Doc: "records per produce request and partition (WithBatchSize)"},
+	{Name: "batch_timeout", Doc: "linger before a request that is not full (WithBatchTimeout)"},
+	{Name: "compression", Doc: "none, gzip, snappy, lz4 or zstd (WithCompression)"},
+	{Name: "max_message_size", Doc: "largest Message.Size Publish accepts (WithMaxMessageSize)"},
+	{Name: "commit_interval", Doc: "how often group offsets are committed (WithCommitInterval)"},
+	{Name: "session_timeout", Doc: "consumer-group session timeout (WithSessionTimeout)"},
+	{Name: "heartbeat_interval", Doc: "group heartbeat interval (WithHeartbeatInterval)"},
+	{Name: "rebalance_timeout", Doc: "wait for members to rejoin (WithRebalanceTimeout)"},
+	{Name: "join_backoff", Doc: "pause before rejoining a group (WithJoinBackoff)"},
+	{Name: "metadata_ttl", Doc: "lifetime of cluster metadata (WithMetadataTTL)"},
+	{Name: "unavailable_timeout", Doc: "Publish's retries of an unreachable broker (WithUnavailableTimeout)"},
+	{Name: "client_id", Doc: "client ID sent to the brokers (WithClientID)"},
+	{Name: "tls", Doc: "connect with TLS (WithTLSConfig)"},
+	{Name: "tls_skip_verify", Doc: "do not verify the server certificate"},
+	{Name: "sasl", Doc: "plain, scram-sha-256 or scram-sha-512 (WithSASL)"},
+}
 
 // Open returns a client for a kafka:// URL (see the package documentation
 // for its parameters) and checks that the cluster answers within ctx. opts
@@ -73,65 +98,46 @@ func parseURL(u *url.URL) ([]string, []Option, error) {
 		return nil, nil, fmt.Errorf("%w: kafka URL names no broker (want kafka://host:port[,host:port])", messaging.ErrInvalidURL)
 	}
 
-	p := urlparam.New(u)
+	p := urlparam.NewDeclared(u, urlParams)
+	// The URL's options come first, each naming its parameter in its error.
 	var opts []Option
-	if p.Has("partitions") {
-		opts = append(opts, WithPartitions(p.Int("partitions", DefaultPartitions)))
-	}
-	if p.Has("replication") {
-		opts = append(opts, WithReplicationFactor(p.Int("replication", DefaultReplicationFactor)))
+	add := func(name string, o Option) { opts = append(opts, urlparam.Named(name, o)) }
+	for _, ip := range []struct {
+		name string
+		with func(int) Option
+	}{{"partitions", WithPartitions}, {"replication", WithReplicationFactor}, {"batch_size", WithBatchSize}} {
+		if p.Has(ip.name) {
+			add(ip.name, ip.with(p.Int(ip.name, 0)))
+		}
 	}
 	if p.Has("auto_create") {
-		opts = append(opts, WithAutoCreateTopics(p.Bool("auto_create", true)))
+		add("auto_create", WithAutoCreateTopics(p.Bool("auto_create", true)))
 	}
-	switch p.OneOf("acks", "all", "all", "one", "none") {
-	case "one":
-		opts = append(opts, WithRequiredAcks(kafkago.RequireOne))
-	case "none":
-		opts = append(opts, WithRequiredAcks(kafkago.RequireNone))
+	if p.Has("acks") {
+		acks := map[string]kafkago.RequiredAcks{"all": kafkago.RequireAll, "one": kafkago.RequireOne, "none": kafkago.RequireNone}
+		add("acks", WithRequiredAcks(acks[p.OneOf("acks", "all", "all", "one", "none")]))
 	}
-	if p.Has("batch_size") {
-		opts = append(opts, WithBatchSize(p.Int("batch_size", DefaultBatchSize)))
-	}
-	if p.Has("batch_timeout") {
-		opts = append(opts, WithBatchTimeout(p.Duration("batch_timeout", DefaultBatchTimeout)))
-	}
-	switch p.OneOf("compression", "none", "none", "gzip", "snappy", "lz4", "zstd") {
-	case "gzip":
-		opts = append(opts, WithCompression(kafkago.Gzip))
-	case "snappy":
-		opts = append(opts, WithCompression(kafkago.Snappy))
-	case "lz4":
-		opts = append(opts, WithCompression(kafkago.Lz4))
-	case "zstd":
-		opts = append(opts, WithCompression(kafkago.Zstd))
+	if p.Has("compression") {
+		codecs := map[string]kafkago.Compression{"none": 0, "gzip": kafkago.Gzip, "snappy": kafkago.Snappy, "lz4": kafkago.Lz4, "zstd": kafkago.Zstd}
+		add("compression", WithCompression(codecs[p.OneOf("compression", "none", "none", "gzip", "snappy", "lz4", "zstd")]))
 	}
 	if p.Has("max_message_size") {
-		opts = append(opts, WithMaxMessageSize(p.Size("max_message_size", DefaultMaxMessageSize)))
+		add("max_message_size", WithMaxMessageSize(p.Size("max_message_size", DefaultMaxMessageSize)))
 	}
-	if p.Has("commit_interval") {
-		opts = append(opts, WithCommitInterval(p.Duration("commit_interval", DefaultCommitInterval)))
-	}
-	if p.Has("session_timeout") {
-		opts = append(opts, WithSessionTimeout(p.Duration("session_timeout", DefaultSessionTimeout)))
-	}
-	if p.Has("heartbeat_interval") {
-		opts = append(opts, WithHeartbeatInterval(p.Duration("heartbeat_interval", DefaultHeartbeatInterval)))
-	}
-	if p.Has("rebalance_timeout") {
-		opts = append(opts, WithRebalanceTimeout(p.Duration("rebalance_timeout", DefaultRebalanceTimeout)))
-	}
-	if p.Has("unavailable_timeout") {
-		opts = append(opts, WithUnavailableTimeout(p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout)))
-	}
-	if p.Has("join_backoff") {
-		opts = append(opts, WithJoinBackoff(p.Duration("join_backoff", DefaultJoinBackoff)))
-	}
-	if p.Has("metadata_ttl") {
-		opts = append(opts, WithMetadataTTL(p.Duration("metadata_ttl", DefaultMetadataTTL)))
+	for _, dp := range []struct {
+		name string
+		with func(time.Duration) Option
+	}{
+		{"batch_timeout", WithBatchTimeout}, {"commit_interval", WithCommitInterval}, {"session_timeout", WithSessionTimeout},
+		{"heartbeat_interval", WithHeartbeatInterval}, {"rebalance_timeout", WithRebalanceTimeout},
+		{"unavailable_timeout", WithUnavailableTimeout}, {"join_backoff", WithJoinBackoff}, {"metadata_ttl", WithMetadataTTL},
+	} {
+		if p.Has(dp.name) {
+			add(dp.name, dp.with(p.Duration(dp.name, 0)))
+		}
 	}
 	if p.Has("client_id") {
-		opts = append(opts, WithClientID(p.String("client_id", "msgkit")))
+		add("client_id", WithClientID(p.String("client_id", "")))
 	}
 	useTLS := p.Bool("tls", false)
 	skipVerify := p.Bool("tls_skip_verify", false)
@@ -143,7 +149,7 @@ func parseURL(u *url.URL) ([]string, []Option, error) {
 		return nil, nil, fmt.Errorf("%w: tls_skip_verify needs tls=true", messaging.ErrInvalidOption)
 	}
 	if useTLS {
-		opts = append(opts, WithTLS(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: skipVerify})) //nolint:gosec // only when asked for
+		add("tls", WithTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: skipVerify})) //nolint:gosec // only when asked for
 	}
 	user, pass := "", ""
 	if u.User != nil {
@@ -171,7 +177,7 @@ func parseURL(u *url.URL) ([]string, []Option, error) {
 				return nil, nil, fmt.Errorf("%w: sasl=%s: cannot prepare credentials", messaging.ErrInvalidOption, mech)
 			}
 		}
-		opts = append(opts, WithSASL(m))
+		add("sasl", WithSASL(m))
 	}
 	return brokers, opts, nil
 }

@@ -56,8 +56,11 @@ const (
 	DefaultPrefetch = 256
 )
 
-// Option configures a Client built by New or Open.
-type Option func(*config)
+// Option configures a Client built by New or Open. Each option checks its
+// argument: an invalid one makes New or Open fail with an error wrapping
+// messaging.ErrInvalidOption that names the option. Options apply in
+// order; a later one overrides an earlier one of the same kind.
+type Option func(*config) error
 
 type config struct {
 	unavailable time.Duration // how long Publish retries an unreachable broker
@@ -90,8 +93,13 @@ type config struct {
 	maxWait           time.Duration
 
 	logger *slog.Logger
+
+	// set names the options given, for the conflicts newConfig rejects
+	set map[string]bool
 }
 
+// newConfig applies opts in order and returns the first error, then
+// rejects options that conflict.
 func newConfig(opts []Option) (config, error) {
 	c := config{
 		clientID:          "msgkit",
@@ -112,161 +120,312 @@ func newConfig(opts []Option) (config, error) {
 		unavailable:       messaging.DefaultUnavailableTimeout,
 		maxWait:           500 * time.Millisecond,
 		logger:            slog.Default(),
+		set:               map[string]bool{},
 	}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			return c, fmt.Errorf("kafka: nil Option: %w", messaging.ErrInvalidOption)
+		}
+		if err := o(&c); err != nil {
+			return c, err
 		}
 	}
-	switch {
-	case c.partitions < 1:
-		return c, fmt.Errorf("%w: partitions %d: must be at least 1", messaging.ErrInvalidOption, c.partitions)
-	case c.replicationFactor == 0 || c.replicationFactor < -1:
-		return c, fmt.Errorf("%w: replication factor %d: must be at least 1 (or -1 for the broker default)", messaging.ErrInvalidOption, c.replicationFactor)
-	case c.batchSize < 1:
-		return c, fmt.Errorf("%w: batch size %d: must be at least 1", messaging.ErrInvalidOption, c.batchSize)
-	case c.batchTimeout < 0:
-		return c, fmt.Errorf("%w: batch timeout %v: must not be negative", messaging.ErrInvalidOption, c.batchTimeout)
-	case c.commitInterval <= 0:
-		return c, fmt.Errorf("%w: commit interval %v: must be positive", messaging.ErrInvalidOption, c.commitInterval)
-	case c.heartbeatInterval <= 0 || c.sessionTimeout <= c.heartbeatInterval:
-		return c, fmt.Errorf("%w: heartbeat interval %v must be positive and below the session timeout %v", messaging.ErrInvalidOption, c.heartbeatInterval, c.sessionTimeout)
-	case c.rebalanceTimeout <= 0 || c.joinBackoff <= 0 || c.metadataTTL <= 0 || c.writeTimeout <= 0 || c.maxWait <= 0 || c.unavailable <= 0:
-		return c, fmt.Errorf("%w: timeouts must be positive", messaging.ErrInvalidOption)
-	case c.maxMessageSize < 0:
-		return c, fmt.Errorf("%w: max message size %d: must not be negative", messaging.ErrInvalidOption, c.maxMessageSize)
-	case c.writer != nil && c.writer.Topic != "":
-		return c, fmt.Errorf("%w: WithWriter: the writer's Topic must be empty (the client sets the topic per message)", messaging.ErrInvalidOption)
+	return c, c.conflicts()
+}
+
+// conflicts rejects options valid alone that contradict each other.
+func (c *config) conflicts() error {
+	if c.sessionTimeout <= c.heartbeatInterval {
+		return fmt.Errorf("kafka: WithHeartbeatInterval(%v) and WithSessionTimeout(%v): the heartbeat interval must be below the session timeout: %w",
+			c.heartbeatInterval, c.sessionTimeout, messaging.ErrInvalidOption)
 	}
-	if c.logger == nil {
-		c.logger = slog.Default()
+	if c.writer != nil {
+		for _, o := range []string{"WithBatchSize", "WithBatchTimeout", "WithRequiredAcks", "WithCompression"} {
+			if c.set[o] {
+				return fmt.Errorf("kafka: WithWriter and %s: the given writer's own settings apply, not %s: %w", o, o, messaging.ErrInvalidOption)
+			}
+		}
 	}
-	switch c.requiredAcks {
-	case kafkago.RequireAll, kafkago.RequireOne, kafkago.RequireNone:
-	default:
-		return c, fmt.Errorf("%w: required acks %d", messaging.ErrInvalidOption, c.requiredAcks)
+	if c.set["WithMetadataTTL"] && (c.transport != nil || c.writer != nil && c.writer.Transport != nil) {
+		other := "WithTransport"
+		if c.transport == nil {
+			other = "WithWriter"
+		}
+		return fmt.Errorf("kafka: WithMetadataTTL and %s: the TTL applies only to the transport the client builds: %w", other, messaging.ErrInvalidOption)
 	}
-	return c, nil
+	return nil
+}
+
+// invalid returns the error of option name given value.
+func invalid(name string, value any, why string) error {
+	return fmt.Errorf("kafka: %s(%v): %s: %w", name, value, why, messaging.ErrInvalidOption)
+}
+
+// positive returns an option setting *field to d, which must be positive.
+func positive(name string, d time.Duration, field func(*config) *time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid(name, d, "must be positive")
+		}
+		*field(c) = d
+		c.set[name] = true
+		return nil
+	}
+}
+
+// required returns an option that stores v with store, and fails when v
+// is nil.
+func required[T comparable](name string, v T, what string, store func(*config, T)) Option {
+	return func(c *config) error {
+		var zero T
+		if v == zero {
+			return invalid(name, v, what+" is required")
+		}
+		store(c, v)
+		c.set[name] = true
+		return nil
+	}
 }
 
 // WithDialer makes readers and consumer groups connect with d (its TLS, SASL
-// and timeouts). By default the client builds a dialer from WithTLS, WithSASL
-// and WithClientID.
-func WithDialer(d *kafkago.Dialer) Option { return func(c *config) { c.dialer = d } }
+// and timeouts; nil is invalid). By default the client builds a dialer from
+// WithTLSConfig, WithSASL and WithClientID.
+func WithDialer(d *kafkago.Dialer) Option {
+	return required("WithDialer", d, "a dialer", func(c *config, d *kafkago.Dialer) { c.dialer = d })
+}
 
 // WithTransport makes produce and admin requests (topic creation, offset
-// lookups) use t. By default the client builds a kafkago.Transport
-// from WithTLS, WithSASL and WithClientID.
-func WithTransport(t kafkago.RoundTripper) Option { return func(c *config) { c.transport = t } }
+// lookups) use t (nil is invalid). By default the client builds a
+// kafkago.Transport from WithTLSConfig, WithSASL, WithClientID and
+// WithMetadataTTL; WithMetadataTTL conflicts with WithTransport.
+func WithTransport(t kafkago.RoundTripper) Option {
+	return required("WithTransport", t, "a transport", func(c *config, t kafkago.RoundTripper) { c.transport = t })
+}
 
 // WithWriter makes Publish use an existing writer (one WriteMessages call per
 // Publish) instead of the client's own producer, so code that already owns a
-// *kafkago.Writer can move to this API one call site at a time. The writer's
-// Topic must be empty (each message names its topic); its Addr, Balancer,
-// batching and RequiredAcks are used as they are, so the guarantees of
-// Publish are those the writer's settings give (keep Async false), and
-// WithBatchSize, WithBatchTimeout, WithRequiredAcks and WithCompression do
-// not apply. The client does not close a writer it was given.
-func WithWriter(w *kafkago.Writer) Option { return func(c *config) { c.writer = w } }
+// *kafkago.Writer can move to this API one call site at a time. The writer
+// must not be nil and its Topic must be empty (each message names its
+// topic); its Addr, Balancer, batching and RequiredAcks are used as they
+// are, so the guarantees of Publish are those the writer's settings give
+// (keep Async false). WithBatchSize, WithBatchTimeout, WithRequiredAcks and
+// WithCompression do not apply to it: they conflict with WithWriter. The
+// client does not close a writer it was given.
+func WithWriter(w *kafkago.Writer) Option {
+	return func(c *config) error {
+		switch {
+		case w == nil:
+			return invalid("WithWriter", w, "a writer is required")
+		case w.Topic != "":
+			return invalid("WithWriter", "writer for topic "+w.Topic, "the writer's Topic must be empty (the client sets the topic per message)")
+		}
+		c.writer = w
+		c.set["WithWriter"] = true
+		return nil
+	}
+}
 
 // WithReaderConfig lets fn adjust the kafkago.ReaderConfig of every
 // partition reader the client starts (MinBytes, MaxBytes, MaxWait,
-// QueueCapacity, IsolationLevel, loggers...). The client sets Brokers, Topic,
+// QueueCapacity, IsolationLevel, loggers...; nil is invalid, and so is an
+// adjusted config kafka-go rejects). The client sets Brokers, Topic,
 // Partition and Dialer itself after fn and never uses GroupID (offsets are
 // managed by the client).
 func WithReaderConfig(fn func(*kafkago.ReaderConfig)) Option {
-	return func(c *config) { c.readerTune = fn }
+	return func(c *config) error {
+		if fn == nil {
+			return invalid("WithReaderConfig", "<nil>", "a function is required")
+		}
+		c.readerTune = fn
+		return nil
+	}
 }
 
-// WithTLS connects over TLS with cfg.
-func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
+// WithTLSConfig connects over TLS with conf (nil is invalid).
+func WithTLSConfig(conf *tls.Config) Option {
+	return required("WithTLSConfig", conf, "a TLS configuration", func(c *config, conf *tls.Config) { c.tls = conf })
+}
 
-// WithSASL authenticates with m (see kafka-go's sasl/plain and sasl/scram).
-func WithSASL(m sasl.Mechanism) Option { return func(c *config) { c.sasl = m } }
+// WithSASL authenticates with m (see kafka-go's sasl/plain and sasl/scram;
+// nil is invalid).
+func WithSASL(m sasl.Mechanism) Option {
+	return required("WithSASL", m, "a SASL mechanism", func(c *config, m sasl.Mechanism) { c.sasl = m })
+}
 
-// WithClientID sets the client ID sent to the brokers (default "msgkit").
-func WithClientID(id string) Option { return func(c *config) { c.clientID = id } }
+// WithClientID sets the client ID sent to the brokers (default "msgkit";
+// empty is invalid).
+func WithClientID(id string) Option {
+	return required("WithClientID", id, "a client ID", func(c *config, id string) { c.clientID = id })
+}
 
 // WithPartitions sets the partition count of topics the client creates
-// (default 1). Partitions bound a group's parallelism across members.
-func WithPartitions(n int) Option { return func(c *config) { c.partitions = n } }
+// (default 1, at least 1). Partitions bound a group's parallelism across
+// members.
+func WithPartitions(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return invalid("WithPartitions", n, "must be at least 1")
+		}
+		c.partitions = n
+		return nil
+	}
+}
 
 // WithReplicationFactor sets the replication factor of topics the client
-// creates; -1 (the default) uses the broker's default.
-func WithReplicationFactor(n int) Option { return func(c *config) { c.replicationFactor = n } }
+// creates: at least 1, or -1 (the default) for the broker's default.
+func WithReplicationFactor(n int) Option {
+	return func(c *config) error {
+		if n == 0 || n < -1 {
+			return invalid("WithReplicationFactor", n, "must be at least 1 (or -1 for the broker default)")
+		}
+		c.replicationFactor = n
+		return nil
+	}
+}
 
 // WithAutoCreateTopics says whether Publish, Subscribe and Read create a
 // missing topic (default true). When false, a missing topic is an error
 // until Provision creates it.
-func WithAutoCreateTopics(on bool) Option { return func(c *config) { c.autoCreate = on } }
+func WithAutoCreateTopics(on bool) Option {
+	return func(c *config) error {
+		c.autoCreate = on
+		return nil
+	}
+}
 
 // WithRequiredAcks sets the acknowledgement Publish waits for (default
-// kafkago.RequireAll: every in-sync replica).
-func WithRequiredAcks(a kafkago.RequiredAcks) Option { return func(c *config) { c.requiredAcks = a } }
+// kafkago.RequireAll: every in-sync replica; or RequireOne, RequireNone).
+// It conflicts with WithWriter.
+func WithRequiredAcks(a kafkago.RequiredAcks) Option {
+	return func(c *config) error {
+		switch a {
+		case kafkago.RequireAll, kafkago.RequireOne, kafkago.RequireNone:
+		default:
+			return invalid("WithRequiredAcks", int(a), "want kafkago.RequireAll, RequireOne or RequireNone")
+		}
+		c.requiredAcks = a
+		c.set["WithRequiredAcks"] = true
+		return nil
+	}
+}
 
 // WithBatchSize sets the most records per produce request and partition
-// (default 10,000; requests are also cut at 1 MB).
-func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
+// (default 10,000, at least 1; requests are also cut at 1 MB). It conflicts
+// with WithWriter.
+func WithBatchSize(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return invalid("WithBatchSize", n, "must be at least 1")
+		}
+		c.batchSize = n
+		c.set["WithBatchSize"] = true
+		return nil
+	}
+}
 
 // WithBatchTimeout sets how long a partition's sender lingers for more
 // records before sending a request that is not full (default 0: send at once;
-// records arriving meanwhile go in the next request).
-func WithBatchTimeout(d time.Duration) Option { return func(c *config) { c.batchTimeout = d } }
+// records arriving meanwhile go in the next request; negative is invalid).
+// It conflicts with WithWriter.
+func WithBatchTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return invalid("WithBatchTimeout", d, "must not be negative")
+		}
+		c.batchTimeout = d
+		c.set["WithBatchTimeout"] = true
+		return nil
+	}
+}
 
-// WithCompression compresses produced batches (default none).
+// WithCompression compresses produced batches (default none; or
+// kafkago.Gzip, Snappy, Lz4, Zstd). It conflicts with WithWriter.
 func WithCompression(codec kafkago.Compression) Option {
-	return func(c *config) { c.compression = codec }
+	return func(c *config) error {
+		switch codec {
+		case 0, kafkago.Gzip, kafkago.Snappy, kafkago.Lz4, kafkago.Zstd:
+		default:
+			return invalid("WithCompression", int(codec), "want kafkago.Gzip, Snappy, Lz4, Zstd or 0 (none)")
+		}
+		c.compression = codec
+		c.set["WithCompression"] = true
+		return nil
+	}
 }
 
 // WithMaxMessageSize sets the largest Message.Size Publish accepts (default
-// 1,000,000); 0 means no client-side limit (the broker's still applies).
-func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessageSize = n } }
+// 1,000,000); 0 means no client-side limit (the broker's still applies);
+// negative is invalid.
+func WithMaxMessageSize(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return invalid("WithMaxMessageSize", n, "must not be negative")
+		}
+		c.maxMessageSize = n
+		return nil
+	}
+}
 
 // WithCommitInterval sets how often group subscriptions commit finished
-// offsets (default 500ms). Offsets are also committed when a partition is
-// revoked and when a subscription closes; a crash redelivers at most what
-// finished during the last interval.
-func WithCommitInterval(d time.Duration) Option { return func(c *config) { c.commitInterval = d } }
+// offsets (default 500ms; must be positive). Offsets are also committed
+// when a partition is revoked and when a subscription closes; a crash
+// redelivers at most what finished during the last interval.
+func WithCommitInterval(d time.Duration) Option {
+	return positive("WithCommitInterval", d, func(c *config) *time.Duration { return &c.commitInterval })
+}
 
 // WithUnavailableTimeout sets how long Publish keeps retrying a request
 // that failed because the broker could not be reached (broken or refused
 // connections, leader changes) before it fails the records with
 // messaging.ErrUnavailable (default messaging.DefaultUnavailableTimeout,
-// 5s; the call's context may end it sooner). Retries back off from 50ms to
-// 250ms, so publishing resumes within about 250ms of the broker's return.
-func WithUnavailableTimeout(d time.Duration) Option { return func(c *config) { c.unavailable = d } }
+// 5s; must be positive; the call's context may end it sooner). Retries back
+// off from 50ms to 250ms, so publishing resumes within about 250ms of the
+// broker's return.
+func WithUnavailableTimeout(d time.Duration) Option {
+	return positive("WithUnavailableTimeout", d, func(c *config) *time.Duration { return &c.unavailable })
+}
 
 // WithSessionTimeout sets the consumer-group session timeout: how long a
-// member that stopped heartbeating keeps its partitions (default 10s; the
-// broker bounds it with group.min/max.session.timeout.ms).
-func WithSessionTimeout(d time.Duration) Option { return func(c *config) { c.sessionTimeout = d } }
+// member that stopped heartbeating keeps its partitions (default 10s; must
+// be above the heartbeat interval; the broker bounds it with
+// group.min/max.session.timeout.ms).
+func WithSessionTimeout(d time.Duration) Option {
+	return positive("WithSessionTimeout", d, func(c *config) *time.Duration { return &c.sessionTimeout })
+}
 
-// WithHeartbeatInterval sets the group heartbeat interval (default 1s); a
-// member notices a rebalance at its next heartbeat.
+// WithHeartbeatInterval sets the group heartbeat interval (default 1s; must
+// be positive and below the session timeout); a member notices a rebalance
+// at its next heartbeat.
 func WithHeartbeatInterval(d time.Duration) Option {
-	return func(c *config) { c.heartbeatInterval = d }
+	return positive("WithHeartbeatInterval", d, func(c *config) *time.Duration { return &c.heartbeatInterval })
 }
 
 // WithRebalanceTimeout sets how long the coordinator waits for members to
-// rejoin during a rebalance (default 30s).
+// rejoin during a rebalance (default 30s; must be positive).
 func WithRebalanceTimeout(d time.Duration) Option {
-	return func(c *config) { c.rebalanceTimeout = d }
+	return positive("WithRebalanceTimeout", d, func(c *config) *time.Duration { return &c.rebalanceTimeout })
 }
 
 // WithJoinBackoff sets the pause before rejoining a group after an error
-// (default 500ms; see DefaultJoinBackoff).
-func WithJoinBackoff(d time.Duration) Option { return func(c *config) { c.joinBackoff = d } }
+// (default 500ms; must be positive; see DefaultJoinBackoff).
+func WithJoinBackoff(d time.Duration) Option {
+	return positive("WithJoinBackoff", d, func(c *config) *time.Duration { return &c.joinBackoff })
+}
 
 // WithMetadataTTL sets how long the transport the client builds keeps its
-// cluster metadata (default 1s). kafka-go refreshes it only on this timer,
-// at a random point within it, never after an error, so the TTL bounds how
-// long Publish sends a partition's records to a leader that is gone or was
-// replaced; each client makes a metadata request every TTL/2 on average.
-// Without effect on a transport given with WithTransport or WithWriter.
-// URL: metadata_ttl.
-func WithMetadataTTL(d time.Duration) Option { return func(c *config) { c.metadataTTL = d } }
+// cluster metadata (default 1s; must be positive). kafka-go refreshes it
+// only on this timer, at a random point within it, never after an error, so
+// the TTL bounds how long Publish sends a partition's records to a leader
+// that is gone or was replaced; each client makes a metadata request every
+// TTL/2 on average. It conflicts with a transport given with WithTransport
+// or WithWriter, which it cannot apply to. URL: metadata_ttl.
+func WithMetadataTTL(d time.Duration) Option {
+	return positive("WithMetadataTTL", d, func(c *config) *time.Duration { return &c.metadataTTL })
+}
 
 // WithLogger sets where the client reports what it cannot return to a caller
 // (commit failures, messages given up after MaxAttempts, group errors).
-// Default slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+// Default slog.Default(); nil is invalid.
+func WithLogger(l *slog.Logger) Option {
+	return required("WithLogger", l, "a logger", func(c *config, l *slog.Logger) { c.logger = l })
+}

@@ -23,7 +23,7 @@ var (
 	named   = map[string]*Broker{}
 )
 
-func open(_ context.Context, u *url.URL) (messaging.Client, error) {
+func open(_ context.Context, u *url.URL, s messaging.OpenSettings) (messaging.Client, error) {
 	p := urlparam.New(u)
 	maxSize := p.Size("max_message_size", DefaultMaxMessageSize)
 	retention := p.Int("retention", 0)
@@ -44,7 +44,11 @@ func open(_ context.Context, u *url.URL) (messaging.Client, error) {
 		named[name] = b
 	}
 	namedMu.Unlock()
-	return b.NewClient(WithMaxMessageSize(maxSize)), nil
+	opts := []Option{WithMaxMessageSize(maxSize)}
+	if s.Logger != nil {
+		opts = append(opts, WithLogger(s.Logger))
+	}
+	return b.NewClient(opts...), nil
 }
 
 // Client publishes to and consumes from a Broker. It implements

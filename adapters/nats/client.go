@@ -67,13 +67,14 @@ func New(nc *natsgo.Conn, opts ...Option) (*Client, error) {
 	if nc == nil {
 		return nil, fmt.Errorf("%w: nil *nats.Conn", messaging.ErrInvalidOption)
 	}
-	return newClient(nc, false, newConfig(opts))
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(nc, false, cfg)
 }
 
 func newClient(nc *natsgo.Conn, owned bool, cfg config) (*Client, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
 	c := &Client{nc: nc, cfg: cfg, owned: owned, sem: make(chan struct{}, cfg.maxInFlight)}
 	eo := engine.Options{Name: "nats", Logger: cfg.logger, DefaultPrefetch: cfg.prefetch}
 	c.Consumer = engine.New(natsDriver{c: c}, eo)

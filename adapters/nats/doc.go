@@ -31,8 +31,12 @@
 //	storage=file|memory, replicas=1, max_age=0, max_bytes=0,
 //	retention=limits|interest, duplicates=2m   (created streams)
 //
-// Each has an Option (WithMode, WithPrefetch, ...). New wraps an existing
-// *nats.Conn instead, leaving it to the caller.
+// Each has an Option (WithMode, WithPrefetch, ...); a bad value, of a
+// parameter or an option, makes Open (and New) fail with an error wrapping
+// messaging.ErrInvalidOption that names it, as do options that contradict
+// each other (WithExistingStreams or core mode with the options about
+// created streams). New wraps an existing *nats.Conn instead, leaving it
+// to the caller.
 //
 // # Clusters
 //

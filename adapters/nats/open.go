@@ -17,13 +17,46 @@ import (
 	"github.com/msgkit/messaging/internal/urlparam"
 )
 
+// urlParams declares the URL query parameters Open reads; doc.go documents
+// each (TestURLParamsDocumented), and any other is rejected.
+var urlParams = []urlparam.Param{
+	{Name: "mode", Doc: "jetstream or core (WithMode)"},
+	{Name: "name", Doc: "connection name shown by the server"},
+	{Name: "token", Doc: "token authentication"},
+	{Name: "creds", Doc: "user JWT and nkey credentials file"},
+	{Name: "nkey", Doc: "nkey seed file"},
+	{Name: "tls_ca", Doc: "CA certificates file"},
+	{Name: "tls_cert", Doc: "client certificate file (with tls_key)"},
+	{Name: "tls_key", Doc: "client key file (with tls_cert)"},
+	{Name: "connect_timeout", Doc: "bound of the first connection"},
+	{Name: "reconnect_wait", Doc: "pause before reconnecting to a server"},
+	{Name: "prefetch", Doc: "messages pulled ahead per subscription (WithPrefetch)"},
+	{Name: "max_in_flight", Doc: "unacknowledged JetStream publishes (WithMaxInFlight)"},
+	{Name: "max_ack_pending", Doc: "MaxAckPending of created consumers (WithMaxAckPending)"},
+	{Name: "publish_timeout", Doc: "wait for one publish acknowledgement (WithPublishTimeout)"},
+	{Name: "request_timeout", Doc: "Request without a context deadline (WithRequestTimeout)"},
+	{Name: "unavailable_timeout", Doc: "Publish's wait for a lost connection (WithUnavailableTimeout)"},
+	{Name: "streams", Doc: "create or bind (WithExistingStreams)"},
+	{Name: "stream_prefix", Doc: "prefix of created stream names (WithStreamPrefix)"},
+	{Name: "storage", Doc: "file or memory storage of created streams (WithStorage)"},
+	{Name: "replicas", Doc: "replicas of created streams (WithReplicas)"},
+	{Name: "max_age", Doc: "age limit of created streams (WithMaxAge)"},
+	{Name: "max_bytes", Doc: "size limit of created streams (WithMaxBytes)"},
+	{Name: "retention", Doc: "limits or interest retention of created streams (WithRetention)"},
+	{Name: "duplicates", Doc: "duplicate window of created streams (WithDuplicateWindow)"},
+}
+
 func init() {
 	messaging.Register("nats", open)
 	messaging.Register("tls", open)
 }
 
-func open(ctx context.Context, u *url.URL) (messaging.Client, error) {
-	return openURL(ctx, u, nil)
+func open(ctx context.Context, u *url.URL, s messaging.OpenSettings) (messaging.Client, error) {
+	var opts []Option
+	if s.Logger != nil {
+		opts = append(opts, WithLogger(s.Logger))
+	}
+	return openURL(ctx, u, opts)
 }
 
 // Open connects to the server of rawURL (see the package documentation for
@@ -63,46 +96,65 @@ func connectURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error)
 	if u.Path != "" && u.Path != "/" {
 		return nil, fmt.Errorf("%w: NATS URLs take no path (%q)", messaging.ErrInvalidURL, u.Path)
 	}
-	p := urlparam.New(u)
+	p := urlparam.NewDeclared(u, urlParams)
+	// The URL's options come first, each naming its parameter in its error.
 	var urlOpts []Option
-	switch p.OneOf("mode", "jetstream", "jetstream", "core") {
-	case "core":
-		urlOpts = append(urlOpts, WithMode(ModeCore))
+	add := func(name string, o Option) { urlOpts = append(urlOpts, urlparam.Named(name, o)) }
+	if p.Has("mode") {
+		mode := ModeJetStream
+		if p.OneOf("mode", "jetstream", "jetstream", "core") == "core" {
+			mode = ModeCore
+		}
+		add("mode", WithMode(mode))
 	}
-	if p.Has("prefetch") {
-		urlOpts = append(urlOpts, WithPrefetch(p.Int("prefetch", DefaultPrefetch)))
+	for _, ip := range []struct {
+		name string
+		with func(int) Option
+	}{{"prefetch", WithPrefetch}, {"max_in_flight", WithMaxInFlight}, {"max_ack_pending", WithMaxAckPending}, {"replicas", WithReplicas}} {
+		if p.Has(ip.name) {
+			add(ip.name, ip.with(p.Int(ip.name, 0)))
+		}
 	}
-	if p.Has("max_in_flight") {
-		urlOpts = append(urlOpts, WithMaxInFlight(p.Int("max_in_flight", DefaultMaxInFlight)))
+	for _, dp := range []struct {
+		name string
+		with func(time.Duration) Option
+	}{{"publish_timeout", WithPublishTimeout}, {"request_timeout", WithRequestTimeout}, {"unavailable_timeout", WithUnavailableTimeout}, {"max_age", WithMaxAge}, {"duplicates", WithDuplicateWindow}} {
+		if p.Has(dp.name) {
+			add(dp.name, dp.with(p.Duration(dp.name, 0)))
+		}
 	}
-	if p.Has("max_ack_pending") {
-		urlOpts = append(urlOpts, WithMaxAckPending(p.Int("max_ack_pending", 0)))
-	}
-	urlOpts = append(urlOpts,
-		WithPublishTimeout(p.Duration("publish_timeout", DefaultPublishTimeout)),
-		WithRequestTimeout(p.Duration("request_timeout", DefaultRequestTimeout)),
-		WithUnavailableTimeout(p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout)))
 	if p.OneOf("streams", "create", "create", "bind") == "bind" {
-		urlOpts = append(urlOpts, WithExistingStreams())
+		add("streams", WithExistingStreams())
 	}
-	urlOpts = append(urlOpts, WithStreamPrefix(p.String("stream_prefix", "")))
-	if p.OneOf("storage", "file", "file", "memory") == "memory" {
-		urlOpts = append(urlOpts, WithStorage(jetstream.MemoryStorage))
+	if p.Has("stream_prefix") {
+		add("stream_prefix", WithStreamPrefix(p.String("stream_prefix", "")))
 	}
-	urlOpts = append(urlOpts,
-		WithReplicas(p.Int("replicas", 1)),
-		WithMaxAge(p.Duration("max_age", 0)),
-		WithMaxBytes(int64(p.Size("max_bytes", 0))),
-		WithDuplicateWindow(p.Duration("duplicates", 0)))
-	if p.OneOf("retention", "limits", "limits", "interest") == "interest" {
-		urlOpts = append(urlOpts, WithRetention(jetstream.InterestPolicy))
+	if p.Has("storage") {
+		storage := jetstream.FileStorage
+		if p.OneOf("storage", "file", "file", "memory") == "memory" {
+			storage = jetstream.MemoryStorage
+		}
+		add("storage", WithStorage(storage))
+	}
+	if p.Has("max_bytes") {
+		add("max_bytes", WithMaxBytes(int64(p.Size("max_bytes", 0))))
+	}
+	if p.Has("retention") {
+		retention := jetstream.LimitsPolicy
+		if p.OneOf("retention", "limits", "limits", "interest") == "interest" {
+			retention = jetstream.InterestPolicy
+		}
+		add("retention", WithRetention(retention))
 	}
 
-	cfg := newConfig(append(urlOpts, opts...))
+	connectTimeout := p.Duration("connect_timeout", 5*time.Second)
+	if connectTimeout == 0 {
+		p.Invalid("connect_timeout", "0", "must be positive")
+	}
 	connOpts := []natsgo.Option{
 		natsgo.MaxReconnects(-1),
 		natsgo.ReconnectWait(p.Duration("reconnect_wait", 2*time.Second)),
-		natsgo.Timeout(p.Duration("connect_timeout", 5*time.Second)),
+		natsgo.Timeout(connectTimeout),
 	}
 	if name := p.String("name", ""); name != "" {
 		connOpts = append(connOpts, natsgo.Name(name))
@@ -120,6 +172,10 @@ func connectURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error)
 	creds, seed := p.String("creds", ""), p.String("nkey", "")
 	ca, cert, key := p.String("tls_ca", ""), p.String("tls_cert", ""), p.String("tls_key", "")
 	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	cfg, err := newConfig(append(urlOpts, opts...))
+	if err != nil {
 		return nil, err
 	}
 	for _, f := range []struct{ param, path string }{{"creds", creds}, {"nkey", seed}, {"tls_ca", ca}, {"tls_cert", cert}, {"tls_key", key}} {
@@ -169,9 +225,6 @@ func connectURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error)
 		natsgo.ReconnectHandler(func(nc *natsgo.Conn) { log.Info("nats: reconnected", "server", nc.ConnectedUrlRedacted()) }),
 	)
 	connOpts = append(connOpts, cfg.connOpts...)
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
 
 	// The server addresses without credentials or parameters: nats.go gets
 	// those as options, so its errors cannot show them. A multi-host URL

@@ -41,8 +41,11 @@ const (
 	DefaultRequestTimeout = 10 * time.Second
 )
 
-// Option configures a Client built with Open or New.
-type Option func(*config)
+// Option configures a Client built with Open or New. Each option checks
+// its argument: an invalid one makes Open or New fail with an error
+// wrapping messaging.ErrInvalidOption that names the option. Options apply
+// in order; a later one overrides an earlier one of the same kind.
+type Option func(*config) error
 
 type config struct {
 	mode           Mode
@@ -65,9 +68,14 @@ type config struct {
 	// connection options, used by Open only
 	connOpts []natsgo.Option
 	tlsConf  *tls.Config
+
+	// set names the options given, for the conflicts newConfig rejects
+	set map[string]bool
 }
 
-func newConfig(opts []Option) config {
+// newConfig applies opts in order and returns the first error, then
+// rejects options that conflict.
+func newConfig(opts []Option) (config, error) {
 	c := config{
 		logger:         slog.Default(),
 		prefetch:       DefaultPrefetch,
@@ -78,86 +86,161 @@ func newConfig(opts []Option) config {
 		storage:        jetstream.FileStorage,
 		replicas:       1,
 		retention:      jetstream.LimitsPolicy,
+		set:            map[string]bool{},
 	}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			return c, fmt.Errorf("nats: nil Option: %w", messaging.ErrInvalidOption)
+		}
+		if err := o(&c); err != nil {
+			return c, err
 		}
 	}
-	return c
+	return c, c.conflicts()
 }
 
-func (c *config) validate() error {
-	switch {
-	case c.mode != ModeJetStream && c.mode != ModeCore:
-		return fmt.Errorf("%w: unknown mode %d", messaging.ErrInvalidOption, int(c.mode))
-	case c.prefetch < 1:
-		return fmt.Errorf("%w: prefetch %d: must be at least 1", messaging.ErrInvalidOption, c.prefetch)
-	case c.maxAckPending < 0:
-		return fmt.Errorf("%w: max ack pending %d: must not be negative", messaging.ErrInvalidOption, c.maxAckPending)
-	case c.maxInFlight < 1:
-		return fmt.Errorf("%w: max in flight %d: must be at least 1", messaging.ErrInvalidOption, c.maxInFlight)
-	case c.replicas < 1 || c.replicas > 5:
-		return fmt.Errorf("%w: replicas %d: must be 1 to 5", messaging.ErrInvalidOption, c.replicas)
-	case c.publishTimeout <= 0 || c.requestTimeout <= 0 || c.unavailable <= 0:
-		return fmt.Errorf("%w: timeouts must be positive", messaging.ErrInvalidOption)
-	case c.maxAge < 0 || c.maxBytes < 0 || c.duplicates < 0:
-		return fmt.Errorf("%w: max age, max bytes and duplicate window must not be negative", messaging.ErrInvalidOption)
+// streamSettings are the options about the streams the Client creates,
+// which WithExistingStreams and core mode create none of.
+var streamSettings = []string{"WithStreamPrefix", "WithStorage", "WithReplicas", "WithMaxAge", "WithMaxBytes", "WithRetention", "WithDuplicateWindow"}
+
+// conflicts rejects options valid alone that contradict each other.
+func (c *config) conflicts() error {
+	if c.bindStreams {
+		for _, o := range streamSettings {
+			if c.set[o] {
+				return fmt.Errorf("nats: WithExistingStreams and %s: the Client creates no stream to apply %s to: %w", o, o, messaging.ErrInvalidOption)
+			}
+		}
 	}
-	if err := messaging.ValidateName("x" + c.streamPrefix); c.streamPrefix != "" && err != nil {
-		return fmt.Errorf("%w: stream prefix %q: %v", messaging.ErrInvalidOption, c.streamPrefix, err)
+	if c.mode == ModeCore {
+		for _, o := range append([]string{"WithExistingStreams", "WithMaxAckPending"}, streamSettings...) {
+			if c.set[o] {
+				return fmt.Errorf("nats: WithMode(core) and %s: core NATS has no streams nor consumers: %w", o, messaging.ErrInvalidOption)
+			}
+		}
 	}
 	return nil
 }
 
+// invalid returns the error of option name given value.
+func invalid(name string, value any, why string) error {
+	return fmt.Errorf("nats: %s(%v): %s: %w", name, value, why, messaging.ErrInvalidOption)
+}
+
+// positive returns an option setting *field to d, which must be positive.
+func positive(name string, d time.Duration, field func(*config) *time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid(name, d, "must be positive")
+		}
+		*field(c) = d
+		c.set[name] = true
+		return nil
+	}
+}
+
+// nonNegative returns an option setting *field to d, which must not be
+// negative (0 has the documented meaning).
+func nonNegative(name string, d time.Duration, field func(*config) *time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return invalid(name, d, "must not be negative")
+		}
+		*field(c) = d
+		c.set[name] = true
+		return nil
+	}
+}
+
+// atLeast returns an option setting *field to n, which must be at least
+// lowest.
+func atLeast(name string, n, lowest int, field func(*config) *int) Option {
+	return func(c *config) error {
+		if n < lowest {
+			return invalid(name, n, fmt.Sprintf("must be at least %d", lowest))
+		}
+		*field(c) = n
+		c.set[name] = true
+		return nil
+	}
+}
+
 // WithMode selects JetStream (default) or core NATS. URL: mode=jetstream|core.
-func WithMode(m Mode) Option { return func(c *config) { c.mode = m } }
+// Core mode conflicts with the options about streams and consumers
+// (WithExistingStreams, WithMaxAckPending, WithStreamPrefix, WithStorage,
+// WithReplicas, WithMaxAge, WithMaxBytes, WithRetention,
+// WithDuplicateWindow).
+func WithMode(m Mode) Option {
+	return func(c *config) error {
+		if m != ModeJetStream && m != ModeCore {
+			return invalid("WithMode", int(m), "want ModeJetStream or ModeCore")
+		}
+		c.mode = m
+		c.set["WithMode"] = true
+		return nil
+	}
+}
 
 // WithLogger sets where the Client reports what it cannot return: messages
 // given up after MaxAttempts or a Permanent error, failed acknowledgements,
-// core-mode messages dropped. Default slog.Default().
+// core-mode messages dropped, disconnects and reconnects. Default
+// slog.Default(); nil is invalid.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
-		if l != nil {
-			c.logger = l
+	return func(c *config) error {
+		if l == nil {
+			return invalid("WithLogger", l, "a logger is required")
 		}
+		c.logger = l
+		return nil
 	}
 }
 
 // WithPrefetch sets the default number of messages a subscription pulls
-// ahead of its handlers (default 256); the Prefetch subscribe option
-// overrides it. URL: prefetch=N.
-func WithPrefetch(n int) Option { return func(c *config) { c.prefetch = n } }
+// ahead of its handlers (default 256, at least 1); the Prefetch subscribe
+// option overrides it. URL: prefetch=N.
+func WithPrefetch(n int) Option {
+	return atLeast("WithPrefetch", n, 1, func(c *config) *int { return &c.prefetch })
+}
 
 // WithMaxInFlight bounds the JetStream publishes sent but not yet
 // acknowledged by the server, across all Publish calls of the Client
-// (default 4096). URL: max_in_flight=N.
-func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n } }
+// (default 4096, at least 1). URL: max_in_flight=N.
+func WithMaxInFlight(n int) Option {
+	return atLeast("WithMaxInFlight", n, 1, func(c *config) *int { return &c.maxInFlight })
+}
 
 // WithMaxAckPending sets the MaxAckPending of the consumers the Client
 // creates: how many messages a group (all its members together) may hold
 // unacknowledged before the server stops delivering to it (default 0: the
-// server's default, 1000). Raise it for groups with many members or large
-// prefetch. URL: max_ack_pending=N.
-func WithMaxAckPending(n int) Option { return func(c *config) { c.maxAckPending = n } }
+// server's default, 1000; negative is invalid). Raise it for groups with
+// many members or large prefetch. URL: max_ack_pending=N.
+func WithMaxAckPending(n int) Option {
+	return atLeast("WithMaxAckPending", n, 0, func(c *config) *int { return &c.maxAckPending })
+}
 
 // WithPublishTimeout bounds the wait for each JetStream publish
-// acknowledgement (default 30s); a message not acknowledged in time is
-// reported failed by Publish (it may still have been stored: retrying it is
-// deduplicated by its ID within the stream's duplicate window). URL:
-// publish_timeout=30s.
-func WithPublishTimeout(d time.Duration) Option { return func(c *config) { c.publishTimeout = d } }
+// acknowledgement (default 30s; must be positive); a message not
+// acknowledged in time is reported failed by Publish (it may still have
+// been stored: retrying it is deduplicated by its ID within the stream's
+// duplicate window). URL: publish_timeout=30s.
+func WithPublishTimeout(d time.Duration) Option {
+	return positive("WithPublishTimeout", d, func(c *config) *time.Duration { return &c.publishTimeout })
+}
 
 // WithRequestTimeout bounds Request when its context has no deadline
-// (default 10s). URL: request_timeout=10s.
-func WithRequestTimeout(d time.Duration) Option { return func(c *config) { c.requestTimeout = d } }
+// (default 10s; must be positive). URL: request_timeout=10s.
+func WithRequestTimeout(d time.Duration) Option {
+	return positive("WithRequestTimeout", d, func(c *config) *time.Duration { return &c.requestTimeout })
+}
 
 // WithUnavailableTimeout sets how long Publish waits for the connection
 // while it is down (the client reconnecting) before failing every message
 // with messaging.ErrUnavailable (default messaging.DefaultUnavailableTimeout,
-// 5s; the call's context may end it sooner, with an error that wraps
-// ErrUnavailable too).
-func WithUnavailableTimeout(d time.Duration) Option { return func(c *config) { c.unavailable = d } }
+// 5s; must be positive; the call's context may end it sooner, with an error
+// that wraps ErrUnavailable too). URL: unavailable_timeout=5s.
+func WithUnavailableTimeout(d time.Duration) Option {
+	return positive("WithUnavailableTimeout", d, func(c *config) *time.Duration { return &c.unavailable })
+}
 
 // WithExistingStreams makes the Client bind each topic to the existing
 // stream that captures its subject (found with the server's
@@ -166,51 +249,126 @@ func WithUnavailableTimeout(d time.Duration) Option { return func(c *config) { c
 // stream captures is an error. DeleteTopic then purges the topic's subject
 // from the stream and deletes the topic's groups, never the stream. The
 // stream's duplicate window then spans all its topics: message IDs must be
-// unique across them (generated IDs are). URL: streams=bind (default
-// streams=create).
-func WithExistingStreams() Option { return func(c *config) { c.bindStreams = true } }
+// unique across them (generated IDs are). It conflicts with the options
+// about created streams (WithStreamPrefix, WithStorage, WithReplicas,
+// WithMaxAge, WithMaxBytes, WithRetention, WithDuplicateWindow) and with
+// core mode. URL: streams=bind (default streams=create).
+func WithExistingStreams() Option {
+	return func(c *config) error {
+		c.bindStreams = true
+		c.set["WithExistingStreams"] = true
+		return nil
+	}
+}
 
 // WithStreamPrefix prefixes the names of the streams the Client creates
-// (default none: topic "orders.created" is stream "orders_created"). URL:
+// (default none: topic "orders.created" is stream "orders_created"); the
+// prefix must be valid in a name (messaging.ValidateName). URL:
 // stream_prefix=P.
-func WithStreamPrefix(p string) Option { return func(c *config) { c.streamPrefix = p } }
+func WithStreamPrefix(p string) Option {
+	return func(c *config) error {
+		if err := messaging.ValidateName("x" + p); err != nil {
+			return invalid("WithStreamPrefix", fmt.Sprintf("%q", p), err.Error())
+		}
+		c.streamPrefix = p
+		c.set["WithStreamPrefix"] = true
+		return nil
+	}
+}
 
 // WithStorage sets the storage of created streams: jetstream.FileStorage
 // (default) or jetstream.MemoryStorage (not persistent across server
 // restarts). URL: storage=file|memory.
-func WithStorage(s jetstream.StorageType) Option { return func(c *config) { c.storage = s } }
+func WithStorage(s jetstream.StorageType) Option {
+	return func(c *config) error {
+		if s != jetstream.FileStorage && s != jetstream.MemoryStorage {
+			return invalid("WithStorage", int(s), "want jetstream.FileStorage or jetstream.MemoryStorage")
+		}
+		c.storage = s
+		c.set["WithStorage"] = true
+		return nil
+	}
+}
 
-// WithReplicas sets the replication factor of created streams (default 1;
-// clustered servers only). URL: replicas=N.
-func WithReplicas(n int) Option { return func(c *config) { c.replicas = n } }
+// WithReplicas sets the replication factor of created streams (default 1,
+// at most 5; above 1 on clustered servers only). URL: replicas=N.
+func WithReplicas(n int) Option {
+	return func(c *config) error {
+		if n < 1 || n > 5 {
+			return invalid("WithReplicas", n, "must be 1 to 5")
+		}
+		c.replicas = n
+		c.set["WithReplicas"] = true
+		return nil
+	}
+}
 
 // WithMaxAge sets how long created streams keep messages (default 0:
-// forever). URL: max_age=24h.
-func WithMaxAge(d time.Duration) Option { return func(c *config) { c.maxAge = d } }
+// forever; negative is invalid). URL: max_age=24h.
+func WithMaxAge(d time.Duration) Option {
+	return nonNegative("WithMaxAge", d, func(c *config) *time.Duration { return &c.maxAge })
+}
 
 // WithMaxBytes caps the size of created streams; the oldest messages are
-// removed beyond it (default 0: no cap). URL: max_bytes=1GiB.
-func WithMaxBytes(n int64) Option { return func(c *config) { c.maxBytes = n } }
+// removed beyond it (default 0: no cap; negative is invalid). URL:
+// max_bytes=1GiB.
+func WithMaxBytes(n int64) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return invalid("WithMaxBytes", n, "must not be negative")
+		}
+		c.maxBytes = n
+		c.set["WithMaxBytes"] = true
+		return nil
+	}
+}
 
 // WithRetention sets the retention policy of created streams:
 // jetstream.LimitsPolicy (default: keep until max age / bytes) or
 // jetstream.InterestPolicy (remove a message once every consumer existing
 // when it was stored acknowledged it; messages published while no group
 // exists are not kept, and Stream reads then see only unacknowledged ones).
-// URL: retention=limits|interest.
-func WithRetention(r jetstream.RetentionPolicy) Option { return func(c *config) { c.retention = r } }
+// Other policies are invalid. URL: retention=limits|interest.
+func WithRetention(r jetstream.RetentionPolicy) Option {
+	return func(c *config) error {
+		if r != jetstream.LimitsPolicy && r != jetstream.InterestPolicy {
+			return invalid("WithRetention", int(r), "want jetstream.LimitsPolicy or jetstream.InterestPolicy")
+		}
+		c.retention = r
+		c.set["WithRetention"] = true
+		return nil
+	}
+}
 
 // WithDuplicateWindow sets the window in which created streams drop a
-// message whose ID (Nats-Msg-Id) they have already stored (server default
-// 2m). URL: duplicates=2m.
-func WithDuplicateWindow(d time.Duration) Option { return func(c *config) { c.duplicates = d } }
+// message whose ID (Nats-Msg-Id) they have already stored (default 0: the
+// server's, 2m; negative is invalid). URL: duplicates=2m.
+func WithDuplicateWindow(d time.Duration) Option {
+	return nonNegative("WithDuplicateWindow", d, func(c *config) *time.Duration { return &c.duplicates })
+}
 
 // WithConnectOptions adds nats.go options to the connection Open makes
 // (ignored by New, whose connection already exists): custom reconnect
-// policy, handlers, authentication callbacks.
+// policy, handlers, authentication callbacks. A nil option is invalid.
 func WithConnectOptions(opts ...natsgo.Option) Option {
-	return func(c *config) { c.connOpts = append(c.connOpts, opts...) }
+	return func(c *config) error {
+		for i, o := range opts {
+			if o == nil {
+				return invalid("WithConnectOptions", fmt.Sprintf("option %d: <nil>", i), "a nats.go option is required")
+			}
+		}
+		c.connOpts = append(c.connOpts, opts...)
+		return nil
+	}
 }
 
-// WithTLSConfig makes Open connect with TLS using conf.
-func WithTLSConfig(conf *tls.Config) Option { return func(c *config) { c.tlsConf = conf } }
+// WithTLSConfig makes Open connect with TLS using conf (nil is invalid).
+func WithTLSConfig(conf *tls.Config) Option {
+	return func(c *config) error {
+		if conf == nil {
+			return invalid("WithTLSConfig", conf, "a TLS configuration is required")
+		}
+		c.tlsConf = conf
+		return nil
+	}
+}

@@ -66,8 +66,12 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	return open(ctx, u, opts...)
 }
 
-func openURL(ctx context.Context, u *url.URL) (messaging.Client, error) {
-	c, err := open(ctx, u)
+func openURL(ctx context.Context, u *url.URL, s messaging.OpenSettings) (messaging.Client, error) {
+	var opts []Option
+	if s.Logger != nil {
+		opts = append(opts, WithLogger(s.Logger))
+	}
+	c, err := open(ctx, u, opts...)
 	if err != nil {
 		return nil, err
 	}

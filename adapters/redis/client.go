@@ -94,7 +94,10 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	return open(ctx, u, opts...)
 }
 
-func openURL(ctx context.Context, u *url.URL) (messaging.Client, error) {
+func openURL(ctx context.Context, u *url.URL, s messaging.OpenSettings) (messaging.Client, error) {
+	if s.Logger != nil {
+		return open(ctx, u, WithLogger(s.Logger))
+	}
 	return open(ctx, u)
 }
 

@@ -1,11 +1,14 @@
 // Package urlparam reads an adapter's URL query parameters with types and
 // defaults, and reports unknown or malformed ones, so every adapter rejects
-// bad configuration the same way.
+// bad configuration the same way. An adapter declares its parameters once
+// ([]Param, read with NewDeclared) and tests with CheckDoc that its doc.go
+// lists exactly those.
 package urlparam
 
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"slices"
@@ -21,6 +24,7 @@ import (
 type Params struct {
 	q    url.Values
 	used map[string]bool
+	decl map[string]bool // the declared names (NewDeclared); nil: any
 	errs []error
 }
 
@@ -36,6 +40,9 @@ func New(u *url.URL) *Params {
 }
 
 func (p *Params) raw(name string) (string, bool) {
+	if p.decl != nil && !p.decl[name] {
+		panic("urlparam: URL parameter " + name + " read but not declared")
+	}
 	p.used[name] = true
 	v, ok := p.q[name]
 	if !ok || len(v) == 0 {
@@ -54,6 +61,13 @@ func (p *Params) fail(name, value, why string) {
 		value = "xxxxx"
 	}
 	p.errs = append(p.errs, fmt.Errorf("%w: URL parameter %s=%q: %s", messaging.ErrInvalidOption, name, value, why))
+}
+
+// Invalid records that parameter name's value is invalid for the reason
+// why, for checks the getters do not make (Err then reports it, with
+// messaging.ErrInvalidOption, naming the parameter).
+func (p *Params) Invalid(name, value, why string) {
+	p.fail(name, value, why)
 }
 
 // Has reports whether name was given (and marks it known).
@@ -151,24 +165,25 @@ func (p *Params) OneOf(name, def string, allowed ...string) string {
 	return v
 }
 
-// Err reports malformed parameters and parameters no getter asked for, each
+// Err reports malformed parameters and unknown ones (not declared, for
+// NewDeclared; else those no getter asked for), each
 // wrapping messaging.ErrInvalidOption (a malformed query: ErrInvalidURL);
 // nil when all is well. Call it after every getter.
 func (p *Params) Err() error {
 	var unknown []string
+	known := p.used
+	if p.decl != nil {
+		known = p.decl
+	}
 	for name := range p.q {
-		if !p.used[name] {
+		if !known[name] {
 			unknown = append(unknown, name)
 		}
 	}
 	slices.Sort(unknown)
 	errs := p.errs
 	if len(unknown) > 0 {
-		known := make([]string, 0, len(p.used))
-		for name := range p.used {
-			known = append(known, name)
-		}
-		slices.Sort(known)
+		known := slices.Sorted(maps.Keys(known))
 		errs = append(errs, fmt.Errorf("%w: unknown URL parameter(s) %s (known: %s)", messaging.ErrInvalidOption, strings.Join(unknown, ", "), strings.Join(known, ", ")))
 	}
 	return errors.Join(errs...)
