@@ -42,7 +42,11 @@ func OpenRedis(t testing.TB, opts ...redisadapter.Option) *redisadapter.Client {
 		_ = rc.Close()
 		t.Fatalf("Redis at %s: %v", Redis.Source(), err)
 	}
-	c := redisadapter.New(rc, opts...)
+	c, err := redisadapter.New(rc, opts...)
+	if err != nil {
+		_ = rc.Close()
+		t.Fatal(err)
+	}
 	redisClients.Store(c, goredis.UniversalClient(rc))
 	t.Cleanup(func() {
 		redisClients.Delete(c)
