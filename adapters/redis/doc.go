@@ -22,7 +22,7 @@
 //	max_age=<duration>         XADD MINID ~ now-age on every publish (not with maxlen)
 //	max_message_size=<size>    largest Message.Size accepted (default 1MiB)
 //	block=<duration>           XREAD / XREADGROUP block time (default 1s)
-//	dead_letter=<suffix>       dead-letter given-up messages to topic+suffix
+//	dead_letter_suffix=<s>     dead-letter given-up messages to topic+s (WithDeadLetterSuffix)
 //	stale_consumer_after=<d>   delete consumers idle this long with nothing pending (default 1h)
 //	coalesce=<n>               merge concurrent Publish calls, n sending goroutines (default 0: off)
 //	unavailable_timeout=<d>    how long Publish retries an unreachable server before failing with

@@ -255,7 +255,7 @@ func WithCloseClient(on bool) Option {
 // adapterParams are the URL parameters this package reads; every other
 // parameter is handed to go-redis (dial_timeout, pool_size, ...), which
 // rejects the ones it does not know.
-var adapterParams = []string{"prefix", "hash_tag", "maxlen", "max_age", "max_message_size", "block", "dead_letter", "stale_consumer_after", "cluster", "coalesce", "unavailable_timeout"}
+var adapterParams = []string{"prefix", "hash_tag", "maxlen", "max_age", "max_message_size", "block", "dead_letter_suffix", "stale_consumer_after", "cluster", "coalesce", "unavailable_timeout"}
 
 // parseURL splits u into this package's options and a go-redis client.
 func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
@@ -282,7 +282,7 @@ func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
 		{"max_age", func() Option { return WithMaxAge(p.Duration("max_age", 0)) }},
 		{"max_message_size", func() Option { return WithMaxMessageSize(p.Size("max_message_size", DefaultMaxMessageSize)) }},
 		{"block", func() Option { return WithBlock(p.Duration("block", DefaultBlock)) }},
-		{"dead_letter", func() Option { return WithDeadLetterSuffix(p.String("dead_letter", "")) }},
+		{"dead_letter_suffix", func() Option { return WithDeadLetterSuffix(p.String("dead_letter_suffix", "")) }},
 		{"stale_consumer_after", func() Option {
 			return WithStaleConsumerAfter(p.Duration("stale_consumer_after", DefaultStaleConsumerAfter))
 		}},
