@@ -9,11 +9,23 @@ import (
 
 // memoryBroker is shared by the memory harness's clients, so that clients
 // opened by one test talk to each other like clients of a real broker.
-var memoryBroker = memory.NewBroker()
+var memoryBroker = func() *memory.Broker {
+	b, err := memory.NewBroker()
+	if err != nil {
+		panic(err) // no options: cannot fail
+	}
+	return b
+}()
 
 func init() {
 	RegisterHarness(Harness{
 		Name: "memory",
-		Open: func(testing.TB) messaging.Client { return memoryBroker.NewClient() },
+		Open: func(t testing.TB) messaging.Client {
+			c, err := memoryBroker.NewClient()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		},
 	})
 }

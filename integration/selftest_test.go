@@ -68,10 +68,19 @@ func TestBrokenAdapter(t *testing.T) {
 	if defect == "" {
 		t.Skip("run by TestSuiteCatchesBrokenAdapters with " + brokenEnv + " set")
 	}
-	broker := memory.NewBroker()
+	broker, err := memory.NewBroker()
+	if err != nil {
+		t.Fatal(err)
+	}
 	integration.RunConformance(t, integration.Harness{
-		Name:    "broken-" + defect,
-		Open:    func(testing.TB) messaging.Client { return &broken{Client: broker.NewClient(), defect: defect} },
+		Name: "broken-" + defect,
+		Open: func(t testing.TB) messaging.Client {
+			c, err := broker.NewClient()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &broken{Client: c, defect: defect}
+		},
 		Timeout: 3 * time.Second,
 	})
 }

@@ -20,7 +20,7 @@ func msgsPerSec(b *testing.B) {
 func BenchmarkPublish(b *testing.B) {
 	for _, size := range []int{16, 1024} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
-			c := memory.New(memory.WithRetention(100_000))
+			c := mustNew(b, memory.WithMaxLen(100_000))
 			defer c.Close()
 			p := make([]byte, size)
 			ctx := context.Background()
@@ -40,7 +40,7 @@ func BenchmarkPublish(b *testing.B) {
 // BenchmarkPublishBatch100: 100 messages per Publish call; the metric counts
 // messages.
 func BenchmarkPublishBatch100(b *testing.B) {
-	c := memory.New(memory.WithRetention(100_000))
+	c := mustNew(b, memory.WithMaxLen(100_000))
 	defer c.Close()
 	ctx := context.Background()
 	batch := make([]*messaging.Message, 100)
@@ -61,7 +61,7 @@ func BenchmarkPublishBatch100(b *testing.B) {
 func BenchmarkConsume(b *testing.B) {
 	for _, conc := range []int{1, 4} {
 		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
-			c := memory.New()
+			c := mustNew(b)
 			defer c.Close()
 			ctx := context.Background()
 			batch := make([]*messaging.Message, 0, 1000)
@@ -100,7 +100,7 @@ func BenchmarkConsume(b *testing.B) {
 // No retention here: a publisher outrunning the group would have unconsumed
 // messages trimmed, by design.
 func BenchmarkEndToEnd(b *testing.B) {
-	c := memory.New()
+	c := mustNew(b)
 	defer c.Close()
 	ctx := context.Background()
 	var n atomic.Int64

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"fmt"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -17,15 +18,27 @@ const DefaultMaxMessageSize = 1 << 20
 // Broker is an in-process broker. Clients of the same Broker see the same
 // topics and groups. It is safe for concurrent use.
 type Broker struct {
-	retention int
-	mu        sync.Mutex
-	topics    map[string]*topic
+	maxLen int64
+	mu     sync.Mutex
+	topics map[string]*topic
 }
 
-// NewBroker returns an empty broker. Only WithRetention applies to a broker.
-func NewBroker(opts ...Option) *Broker {
-	cfg := newConfig(opts)
-	return &Broker{retention: cfg.retention, topics: map[string]*topic{}}
+// NewBroker returns an empty broker. Only WithMaxLen applies to a broker:
+// a Client option (WithMaxMessageSize, WithLogger) makes it fail with
+// messaging.ErrInvalidOption, as does an invalid value.
+func NewBroker(opts ...Option) (*Broker, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.clientOpt != "" {
+		return nil, fmt.Errorf("memory: NewBroker: %s applies to a Client (Broker.NewClient or New), not to a Broker: %w", cfg.clientOpt, messaging.ErrInvalidOption)
+	}
+	return newBroker(cfg), nil
+}
+
+func newBroker(cfg config) *Broker {
+	return &Broker{maxLen: cfg.maxLen, topics: map[string]*topic{}}
 }
 
 func (b *Broker) topic(name string) *topic {
@@ -33,7 +46,7 @@ func (b *Broker) topic(name string) *topic {
 	defer b.mu.Unlock()
 	t, ok := b.topics[name]
 	if !ok {
-		t = &topic{name: name, retention: b.retention, groups: map[string]*group{}, changed: make(chan struct{})}
+		t = &topic{name: name, maxLen: b.maxLen, groups: map[string]*group{}, changed: make(chan struct{})}
 		b.topics[name] = t
 	}
 	return t
@@ -49,8 +62,8 @@ type entry struct {
 // topic is a retained log plus its groups. All state is guarded by mu;
 // changed is closed (and replaced) whenever a waiter may have work.
 type topic struct {
-	name      string
-	retention int
+	name   string
+	maxLen int64 // 0: keep everything
 
 	mu      sync.Mutex
 	log     []*entry
@@ -93,8 +106,8 @@ func (t *topic) append(msgs []*messaging.Message) {
 		t.log = append(t.log, e)
 		t.bytes += int64(e.msg.Size())
 	}
-	if t.retention > 0 && len(t.log) > t.retention {
-		drop := len(t.log) - t.retention
+	if t.maxLen > 0 && int64(len(t.log)) > t.maxLen {
+		drop := len(t.log) - int(t.maxLen)
 		for _, e := range t.log[:drop] {
 			t.bytes -= int64(e.msg.Size())
 		}

@@ -26,8 +26,20 @@ var (
 func open(_ context.Context, u *url.URL, s messaging.OpenSettings) (messaging.Client, error) {
 	p := urlparam.New(u)
 	maxSize := p.Size("max_message_size", DefaultMaxMessageSize)
-	retention := p.Int("retention", 0)
+	maxLen := p.Int("maxlen", 0)
 	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	bcfg, err := newConfig([]Option{fromParam("maxlen", WithMaxLen(int64(maxLen)))})
+	if err != nil {
+		return nil, err
+	}
+	copts := []Option{fromParam("max_message_size", WithMaxMessageSize(maxSize))}
+	if s.Logger != nil {
+		copts = append(copts, WithLogger(s.Logger))
+	}
+	ccfg, err := newConfig(copts)
+	if err != nil {
 		return nil, err
 	}
 	if u.Path != "" && u.Path != "/" {
@@ -40,15 +52,21 @@ func open(_ context.Context, u *url.URL, s messaging.OpenSettings) (messaging.Cl
 	namedMu.Lock()
 	b, ok := named[name]
 	if !ok {
-		b = NewBroker(WithRetention(retention))
+		b = newBroker(bcfg)
 		named[name] = b
 	}
 	namedMu.Unlock()
-	opts := []Option{WithMaxMessageSize(maxSize)}
-	if s.Logger != nil {
-		opts = append(opts, WithLogger(s.Logger))
+	return b.newClient(ccfg), nil
+}
+
+// fromParam makes o's error name the URL parameter it was read from.
+func fromParam(name string, o Option) Option {
+	return func(c *config) error {
+		if err := o(c); err != nil {
+			return fmt.Errorf("URL parameter %s: %w", name, err)
+		}
+		return nil
 	}
-	return b.NewClient(opts...), nil
 }
 
 // Client publishes to and consumes from a Broker. It implements
@@ -62,14 +80,33 @@ type Client struct {
 	cfg              config
 }
 
-// New returns a client of a new private broker (see NewBroker for options).
-func New(opts ...Option) *Client {
-	return NewBroker(opts...).NewClient(opts...)
+// New returns a client of a new private broker. It takes the options of
+// both NewBroker and Broker.NewClient and fails with an error wrapping
+// messaging.ErrInvalidOption on an invalid one.
+func New(opts ...Option) (*Client, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newBroker(cfg).newClient(cfg), nil
 }
 
-// NewClient returns a client of b.
-func (b *Broker) NewClient(opts ...Option) *Client {
-	c := &Client{b: b, cfg: newConfig(opts)}
+// NewClient returns a client of b. Only Client options apply (WithMaxMessageSize,
+// WithLogger): a Broker option (WithMaxLen) makes it fail with
+// messaging.ErrInvalidOption, as does an invalid value.
+func (b *Broker) NewClient(opts ...Option) (*Client, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.brokerOpt != "" {
+		return nil, fmt.Errorf("memory: Broker.NewClient: %s applies to a Broker (NewBroker or New), not to a Client: %w", cfg.brokerOpt, messaging.ErrInvalidOption)
+	}
+	return b.newClient(cfg), nil
+}
+
+func (b *Broker) newClient(cfg config) *Client {
+	c := &Client{b: b, cfg: cfg}
 	c.Consumer = engine.New(memDriver{c}, engine.Options{Name: "memory", Logger: c.cfg.logger, DefaultPrefetch: defaultPrefetch})
 	return c
 }

@@ -2,13 +2,13 @@
 // the process's memory with the same semantics as the networked ones, for
 // tests, demos and examples. It registers the scheme "mem".
 //
-// URL: mem://[name][?max_message_size=1MiB&retention=N]. Clients opened with
+// URL: mem://[name][?max_message_size=1MiB&maxlen=N]. Clients opened with
 // the same name (empty is "default") share one broker in the process, so a
-// publisher and a consumer opened separately talk to each other. retention
-// applies when the named broker is created.
+// publisher and a consumer opened separately talk to each other. maxlen
+// (WithMaxLen) applies when the named broker is created.
 //
 // Semantics:
-//   - Every topic is a retained log (all messages, or the newest `retention`
+//   - Every topic is a retained log (all messages, or the newest `maxlen`
 //     ones); Message.Offset is the decimal log offset, starting at 0.
 //   - Groups keep a cursor and a pending list; a new group starts at StartAt
 //     (default Earliest). Delivery is at-least-once: unacknowledged messages

@@ -78,8 +78,11 @@ func inspectUntil(t *testing.T, c messaging.Inspector, topic string, cond func(m
 // consumed and a group-less subscription; every figure is exact, and a
 // second client of the broker sees the same.
 func TestInspectFigures(t *testing.T) {
-	b := memory.NewBroker()
-	c, watcher := b.NewClient(), b.NewClient()
+	b, err := memory.NewBroker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, watcher := mustNewClient(t, b), mustNewClient(t, b)
 	t.Cleanup(func() { _ = c.Close(); _ = watcher.Close() })
 	ctx := t.Context()
 	const topic, n = "orders", 10
@@ -167,7 +170,7 @@ func TestInspectFigures(t *testing.T) {
 // backlog again (not in flight) and sets the oldest age; one redelivered at
 // once counts as a redelivery.
 func TestInspectNacksAndRedeliveries(t *testing.T) {
-	c := memory.New()
+	c := mustNew(t)
 	t.Cleanup(func() { _ = c.Close() })
 	ctx := t.Context()
 	const topic = "jobs"
@@ -213,7 +216,7 @@ func TestInspectNacksAndRedeliveries(t *testing.T) {
 // TestInspectTopicsAndErrors: the topics listed, a topic without groups,
 // retention, and the errors.
 func TestInspectTopicsAndErrors(t *testing.T) {
-	c := memory.New(memory.WithRetention(3))
+	c := mustNew(t, memory.WithMaxLen(3))
 	ctx := t.Context()
 	if err := c.Provision(ctx, "b.provisioned", "g"); err != nil {
 		t.Fatal(err)

@@ -117,9 +117,6 @@ func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 		}
 		ac.Properties.SetClientConnectionName(name)
 	}
-	if ac.Recovery != nil {
-		return nil, fmt.Errorf("%w: amqp Config.Recovery must be nil: the client reconnects by itself", messaging.ErrInvalidOption)
-	}
 	plain := *u
 	plain.RawQuery = ""
 	hosts, err := newHostDialer(&plain, ac)
@@ -141,25 +138,25 @@ func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 func urlOptions(u *url.URL) (opts []Option, heartbeat time.Duration, name string, err error) {
 	p := urlparam.New(u)
 	if p.Has("max_message_size") {
-		opts = append(opts, WithMaxMessageSize(p.Size("max_message_size", DefaultMaxMessageSize)))
+		opts = append(opts, fromParam("max_message_size", WithMaxMessageSize(p.Size("max_message_size", DefaultMaxMessageSize))))
 	}
 	if p.Has("prefetch") {
-		opts = append(opts, WithPrefetch(p.Int("prefetch", DefaultPrefetch)))
+		opts = append(opts, fromParam("prefetch", WithPrefetch(p.Int("prefetch", DefaultPrefetch))))
 	}
 	if p.Has("publish_channels") {
-		opts = append(opts, WithPublishChannels(p.Int("publish_channels", DefaultPublishChannels)))
+		opts = append(opts, fromParam("publish_channels", WithPublishChannels(p.Int("publish_channels", DefaultPublishChannels))))
 	}
 	if p.Has("streams") {
-		opts = append(opts, WithStreams(p.Bool("streams", false)))
+		opts = append(opts, fromParam("streams", WithStreams(p.Bool("streams", false))))
 	}
 	if p.Has("dead_letter_exchange") {
-		opts = append(opts, WithDeadLetterExchange(p.String("dead_letter_exchange", "")))
+		opts = append(opts, fromParam("dead_letter_exchange", WithDeadLetterExchange(p.String("dead_letter_exchange", ""))))
 	}
 	if p.Has("reconnect_min") || p.Has("reconnect_max") {
-		opts = append(opts, WithReconnectBackoff(p.Duration("reconnect_min", 100*time.Millisecond), p.Duration("reconnect_max", DefaultReconnectMax)))
+		opts = append(opts, fromParam("reconnect_min/reconnect_max", WithReconnectBackoff(p.Duration("reconnect_min", 100*time.Millisecond), p.Duration("reconnect_max", DefaultReconnectMax))))
 	}
 	if p.Has("unavailable_timeout") {
-		opts = append(opts, WithUnavailableTimeout(p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout)))
+		opts = append(opts, fromParam("unavailable_timeout", WithUnavailableTimeout(p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout))))
 	}
 	if p.Has("management") {
 		o, err := managementParam(p.String("management", ""))
@@ -174,6 +171,16 @@ func urlOptions(u *url.URL) (opts []Option, heartbeat time.Duration, name string
 		return nil, 0, "", err
 	}
 	return opts, heartbeat, name, nil
+}
+
+// fromParam makes o's error name the URL parameter it was read from.
+func fromParam(name string, o Option) Option {
+	return func(c *config) error {
+		if err := o(c); err != nil {
+			return fmt.Errorf("URL parameter %s: %w", name, err)
+		}
+		return nil
+	}
 }
 
 // dialContext dials with amqp.DialConfig, giving up when ctx is done.
@@ -206,13 +213,13 @@ func dialContext(ctx context.Context, addr string, cfg amqp.Config) (*amqp.Conne
 // is lost.
 func New(conn *amqp.Connection, opts ...Option) (*Client, error) {
 	if conn == nil {
-		return nil, fmt.Errorf("%w: nil connection", messaging.ErrInvalidOption)
+		return nil, fmt.Errorf("rabbitmq: New: nil connection: %w", messaging.ErrInvalidOption)
 	}
 	if conn.IsClosed() {
 		return nil, fmt.Errorf("new client: %w", ErrConnectionLost)
 	}
 	if conn.IsRecoveryEnabled() {
-		return nil, fmt.Errorf("%w: connection has amqp091 Recovery enabled; the client reconnects by itself", messaging.ErrInvalidOption)
+		return nil, fmt.Errorf("rabbitmq: New: connection has amqp091 Recovery enabled; the client reconnects by itself: %w", messaging.ErrInvalidOption)
 	}
 	cfg, err := newConfig(opts)
 	if err != nil {

@@ -4,7 +4,7 @@
 // # URL
 //
 //	amqp://user:password@host:5672/vhost?param=value&...
-//	amqps://user:password@host:5671/vhost?...   (TLS; see WithTLS)
+//	amqps://user:password@host:5671/vhost?...   (TLS; see WithTLSConfig)
 //	amqp://user:password@host1:5672,host2:5672,host3:5672/vhost?...   (a cluster)
 //
 // Parameters (each has an Option of the same meaning):

@@ -56,7 +56,7 @@ func WithManagement(rawURL string) Option {
 func parseManagement(rawURL string) (*management, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: management URL %q: want http(s)://host:port", messaging.ErrInvalidOption, redactParsed(rawURL, u))
+		return nil, fmt.Errorf("rabbitmq: WithManagement(%q): want http(s)://host:port: %w", redactParsed(rawURL, u), messaging.ErrInvalidOption)
 	}
 	m := &management{http: &http.Client{Timeout: 30 * time.Second}}
 	if u.User != nil {
@@ -96,9 +96,9 @@ func redactParsed(rawURL string, u *url.URL) string {
 func managementParam(v string) (Option, error) {
 	u, err := url.Parse(v)
 	if err == nil && u.User != nil {
-		return nil, fmt.Errorf("%w: parameter management: %s: credentials come from the AMQP URL (or use WithManagement)", messaging.ErrInvalidOption, messaging.RedactURL(u))
+		return nil, fmt.Errorf("URL parameter management: %s: credentials come from the AMQP URL (or use WithManagement): %w", messaging.RedactURL(u), messaging.ErrInvalidOption)
 	}
-	return WithManagement(v), nil
+	return fromParam("management", WithManagement(v)), nil
 }
 
 // Inspect reports topic's group queues as the broker keeps them. It checks

@@ -26,7 +26,9 @@ const (
 	DefaultPublishChannels = 8
 )
 
-// Option configures a Client built with Open or New.
+// Option configures a Client built with Open or New. An Option given an
+// invalid value makes Open and New fail with an error wrapping
+// messaging.ErrInvalidOption that names it.
 type Option func(*config) error
 
 type config struct {
@@ -37,6 +39,7 @@ type config struct {
 	streams         bool
 	deadLetter      string
 	amqpConfig      amqp.Config
+	tlsConfig       *tls.Config // WithTLSConfig; nil: amqpConfig's
 	redial          func(ctx context.Context) (*amqp.Connection, error)
 	reconnectMin    time.Duration
 	reconnectMax    time.Duration
@@ -45,6 +48,7 @@ type config struct {
 	management      *management   // nil: no management API (see inspect.go)
 }
 
+// newConfig applies opts in order and returns the first error.
 func newConfig(opts []Option) (config, error) {
 	c := config{
 		logger:          slog.Default(),
@@ -64,16 +68,27 @@ func newConfig(opts []Option) (config, error) {
 			return config{}, err
 		}
 	}
+	if c.tlsConfig != nil {
+		if c.amqpConfig.TLSClientConfig != nil {
+			return config{}, fmt.Errorf("rabbitmq: WithTLSConfig and WithAMQPConfig with a TLSClientConfig conflict: give the TLS configuration once: %w", messaging.ErrInvalidOption)
+		}
+		c.amqpConfig.TLSClientConfig = c.tlsConfig
+	}
 	return c, nil
+}
+
+// invalid is the error of option name given value v.
+func invalid(name string, v any, why string) error {
+	return fmt.Errorf("rabbitmq: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
 }
 
 // WithLogger sets where the client reports what it cannot return to a caller:
 // reconnects, messages given up after MaxAttempts, acknowledgements that
-// failed. Default slog.Default().
+// failed. Default slog.Default(); nil is invalid.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {
-			return fmt.Errorf("%w: nil logger", messaging.ErrInvalidOption)
+			return invalid("WithLogger", l, "nil logger")
 		}
 		c.logger = l
 		return nil
@@ -81,11 +96,12 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithMaxMessageSize sets the largest Message.Size Publish accepts (default
-// DefaultMaxMessageSize); 0 means no limit other than the broker's.
+// DefaultMaxMessageSize); 0 means no limit other than the broker's; n must
+// not be negative.
 func WithMaxMessageSize(n int) Option {
 	return func(c *config) error {
 		if n < 0 {
-			return fmt.Errorf("%w: max message size %d: must not be negative", messaging.ErrInvalidOption, n)
+			return invalid("WithMaxMessageSize", n, "must not be negative")
 		}
 		c.maxMessageSize = n
 		return nil
@@ -93,11 +109,11 @@ func WithMaxMessageSize(n int) Option {
 }
 
 // WithPrefetch sets the QoS prefetch of subscriptions that do not give the
-// Prefetch option (default DefaultPrefetch).
+// Prefetch option (default DefaultPrefetch; at least 1).
 func WithPrefetch(n int) Option {
 	return func(c *config) error {
 		if n < 1 {
-			return fmt.Errorf("%w: prefetch %d: must be at least 1", messaging.ErrInvalidOption, n)
+			return invalid("WithPrefetch", n, "must be at least 1")
 		}
 		c.prefetch = n
 		return nil
@@ -105,12 +121,13 @@ func WithPrefetch(n int) Option {
 }
 
 // WithPublishChannels sets how many confirm-mode channels concurrent Publish
-// calls share (default DefaultPublishChannels). One Publish call uses one
-// channel, so this bounds the Publish calls in flight at once; more wait.
+// calls share (default DefaultPublishChannels; at least 1). One Publish call
+// uses one channel, so this bounds the Publish calls in flight at once; more
+// wait.
 func WithPublishChannels(n int) Option {
 	return func(c *config) error {
 		if n < 1 {
-			return fmt.Errorf("%w: publish channels %d: must be at least 1", messaging.ErrInvalidOption, n)
+			return invalid("WithPublishChannels", n, "must be at least 1")
 		}
 		c.publishChannels = n
 		return nil
@@ -129,47 +146,60 @@ func WithStreams(on bool) Option {
 }
 
 // WithDeadLetterExchange makes the group queues this client declares
-// dead-letter into the named exchange (declared as a durable fanout exchange
-// if missing): messages given up (a Permanent error, MaxAttempts reached, or
-// the queue's delivery limit) are moved there by the broker, with RabbitMQ's
-// x-death header recording the reason, count, queue and time. Without it,
-// given-up messages are acknowledged and logged.
+// dead-letter into the exchange named name (declared as a durable fanout
+// exchange if missing; name must be a valid topic name): messages given up
+// (a Permanent error, MaxAttempts reached, or the queue's delivery limit)
+// are moved there by the broker, with RabbitMQ's x-death header recording
+// the reason, count, queue and time (not the headers of package dlheader).
+// Without it, given-up messages are acknowledged and logged.
 func WithDeadLetterExchange(name string) Option {
 	return func(c *config) error {
 		if err := messaging.ValidateName(name); err != nil {
-			return fmt.Errorf("dead-letter exchange: %w", err)
+			return fmt.Errorf("rabbitmq: WithDeadLetterExchange(%q): %w: %w", name, err, messaging.ErrInvalidOption)
 		}
 		c.deadLetter = name
 		return nil
 	}
 }
 
-// WithAMQPConfig sets the amqp091 configuration Open dials with: TLS, SASL,
-// heartbeat, vhost, client properties, a custom Dial function. Open fills in
-// Vhost and credentials from the URL when the config leaves them empty.
-// Leave Recovery nil: the client reconnects by itself.
+// WithAMQPConfig sets the amqp091 configuration Open dials with: SASL,
+// heartbeat, vhost, client properties, a custom Dial function, TLS (or give
+// TLS with WithTLSConfig, not both). Open fills in Vhost and credentials
+// from the URL when the config leaves them empty. Recovery must be nil: the
+// client reconnects by itself.
 func WithAMQPConfig(cfg amqp.Config) Option {
 	return func(c *config) error {
+		if cfg.Recovery != nil {
+			// The config is not shown: it may hold credentials (SASL).
+			return fmt.Errorf("rabbitmq: WithAMQPConfig: Config.Recovery must be nil: the client reconnects by itself: %w", messaging.ErrInvalidOption)
+		}
 		c.amqpConfig = cfg
 		return nil
 	}
 }
 
-// WithTLS sets the TLS configuration used for amqps:// URLs (default: the
-// system roots, server name from the URL).
-func WithTLS(t *tls.Config) Option {
+// WithTLSConfig sets the TLS configuration used for amqps:// URLs (default:
+// the system roots, server name from the URL); nil is invalid. It cannot be
+// combined with a WithAMQPConfig that has a TLSClientConfig.
+func WithTLSConfig(t *tls.Config) Option {
 	return func(c *config) error {
-		c.amqpConfig.TLSClientConfig = t
+		if t == nil {
+			return invalid("WithTLSConfig", t, "nil TLS config")
+		}
+		c.tlsConfig = t
 		return nil
 	}
 }
 
 // WithRedial gives a client built with New a way to open a new connection
-// when the given one is lost. Without it such a client cannot reconnect: once
-// its connection is lost, Publish fails and subscriptions end with an error.
-// Clients built with Open redial their URL.
+// when the given one is lost (nil is invalid). Without it such a client
+// cannot reconnect: once its connection is lost, Publish fails and
+// subscriptions end with an error. Clients built with Open redial their URL.
 func WithRedial(dial func(ctx context.Context) (*amqp.Connection, error)) Option {
 	return func(c *config) error {
+		if dial == nil {
+			return invalid("WithRedial", "nil", "nil dial function")
+		}
 		c.redial = dial
 		return nil
 	}
@@ -189,11 +219,11 @@ const DefaultReconnectMax = 300 * time.Millisecond
 // the broker (while the client reconnects) before failing the messages not
 // yet confirmed with messaging.ErrUnavailable (default
 // messaging.DefaultUnavailableTimeout, 5s; the call's context may end it
-// sooner, with an error that wraps ErrUnavailable too).
+// sooner, with an error that wraps ErrUnavailable too). d must be positive.
 func WithUnavailableTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
-			return fmt.Errorf("%w: unavailable timeout %v: must be positive", messaging.ErrInvalidOption, d)
+			return invalid("WithUnavailableTimeout", d, "must be positive")
 		}
 		c.unavailable = d
 		return nil
@@ -202,11 +232,15 @@ func WithUnavailableTimeout(d time.Duration) Option {
 
 // WithReconnectBackoff sets the exponential backoff between reconnect
 // attempts (default 100ms growing to DefaultReconnectMax, 300ms, with jitter).
-// The client retries until it is closed.
+// The client retries until it is closed. initial must be positive and
+// maximum at least initial.
 func WithReconnectBackoff(initial, maximum time.Duration) Option {
 	return func(c *config) error {
-		if initial <= 0 || maximum < initial {
-			return fmt.Errorf("%w: reconnect backoff %v..%v", messaging.ErrInvalidOption, initial, maximum)
+		if initial <= 0 {
+			return fmt.Errorf("rabbitmq: WithReconnectBackoff(%v, %v): initial must be positive: %w", initial, maximum, messaging.ErrInvalidOption)
+		}
+		if maximum < initial {
+			return fmt.Errorf("rabbitmq: WithReconnectBackoff(%v, %v): maximum below initial: %w", initial, maximum, messaging.ErrInvalidOption)
 		}
 		c.reconnectMin, c.reconnectMax = initial, maximum
 		return nil

@@ -57,8 +57,20 @@ var (
 // New returns a Client using rc, a standalone, sentinel (failover) or
 // cluster go-redis client the caller already has. Close does not close rc
 // unless WithCloseClient(true) is given. New does not contact the server.
-func New(rc goredis.UniversalClient, opts ...Option) *Client {
-	cfg := newConfig(opts)
+// It fails with an error wrapping messaging.ErrInvalidOption when rc is nil
+// or an option is invalid (the first such option's error).
+func New(rc goredis.UniversalClient, opts ...Option) (*Client, error) {
+	if rc == nil {
+		return nil, fmt.Errorf("redis: New: nil go-redis client: %w", messaging.ErrInvalidOption)
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(rc, cfg), nil
+}
+
+func newClient(rc goredis.UniversalClient, cfg config) *Client {
 	c := &Client{rc: rc, cfg: cfg}
 	switch cfg.hashTag {
 	case 0:
@@ -106,11 +118,16 @@ func open(ctx context.Context, u *url.URL, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, messaging.RedactError(err, u)
 	}
+	cfg, err := newConfig(append(urlOpts, opts...))
+	if err != nil {
+		_ = rc.Close()
+		return nil, messaging.RedactError(err, u)
+	}
 	if err := rc.Ping(ctx).Err(); err != nil {
 		_ = rc.Close()
 		return nil, messaging.RedactError(fmt.Errorf("redis: connect to %s: %w", messaging.RedactURL(u), err), u)
 	}
-	return New(rc, append(urlOpts, opts...)...), nil
+	return newClient(rc, cfg), nil
 }
 
 // Redis returns the go-redis client the Client uses.

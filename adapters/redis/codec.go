@@ -19,30 +19,6 @@ const (
 	fieldHeaderPrefix = "h:"
 )
 
-// Headers added to a dead-lettered message (see WithDeadLetter). The names
-// and formats are those of middleware/deadletter, so its Queue (list,
-// redrive) works on this adapter's dead-letter topics too.
-const (
-	// HeaderDeadLetterReason is the handler's error text (at most
-	// maxReasonLength bytes).
-	HeaderDeadLetterReason = "x-dead-letter-reason"
-	// HeaderDeadLetterAttempts is the decimal Attempt of the last delivery.
-	HeaderDeadLetterAttempts = "x-dead-letter-attempts"
-	// HeaderDeadLetterTopic is the topic the message was consumed from.
-	HeaderDeadLetterTopic = "x-dead-letter-topic"
-	// HeaderDeadLetterGroup is the consumer group that gave it up.
-	HeaderDeadLetterGroup = "x-dead-letter-group"
-	// HeaderDeadLetterID is the original message ID.
-	HeaderDeadLetterID = "x-dead-letter-id"
-	// HeaderDeadLetterTime is when it was dead-lettered (RFC 3339, UTC, ns).
-	HeaderDeadLetterTime = "x-dead-letter-time"
-	// HeaderDeadLetterOffset is the entry ID it had in the topic's stream.
-	HeaderDeadLetterOffset = "x-dead-letter-offset"
-)
-
-// maxReasonLength bounds HeaderDeadLetterReason: panic errors carry a stack.
-const maxReasonLength = 4096
-
 // encode returns the XADD field/value list of m.
 func encode(m *messaging.Message) []any {
 	n := 6 + 2*len(m.Header)

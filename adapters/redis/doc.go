@@ -19,10 +19,10 @@
 //	hash_tag=true|false        keys as prefix{topic} (default: true in cluster mode)
 //	cluster=true               treat the URL as a cluster seed (go-redis ParseClusterURL; add more nodes with addr=host:port)
 //	maxlen=<n>                 XADD MAXLEN ~ n on every publish (default 0: keep all)
-//	max_age=<duration>         XADD MINID ~ now-age on every publish (ignored with maxlen)
+//	max_age=<duration>         XADD MINID ~ now-age on every publish (not with maxlen)
 //	max_message_size=<size>    largest Message.Size accepted (default 1MiB)
 //	block=<duration>           XREAD / XREADGROUP block time (default 1s)
-//	dead_letter=<suffix>       dead-letter given-up messages to topic+suffix
+//	dead_letter_suffix=<s>     dead-letter given-up messages to topic+s (WithDeadLetterSuffix)
 //	stale_consumer_after=<d>   delete consumers idle this long with nothing pending (default 1h)
 //	coalesce=<n>               merge concurrent Publish calls, n sending goroutines (default 0: off)
 //	unavailable_timeout=<d>    how long Publish retries an unreachable server before failing with
@@ -78,8 +78,9 @@
 // comes back after AckDeadline.
 //
 // Term (Permanent error, MaxAttempts reached, or the ack deadline passed on
-// the last allowed attempt): with WithDeadLetter the message is first added
-// to the dead-letter topic with HeaderDeadLetter* headers, then
+// the last allowed attempt): with WithDeadLetterSuffix the message is first
+// added to the dead-letter topic with the headers of package dlheader (the
+// envelope middleware/deadletter writes too, plus dlheader.HeaderOffset), then
 // acknowledged; otherwise it is acknowledged and logged.
 //
 // Consumers: at Close a subscription deletes its consumer when it owns
@@ -140,7 +141,7 @@
 //
 // Persistent (see above), Groups, Replay, ReplayByTime, GroupStartAt,
 // PerKeyOrder (within a subscription), AckDeadline, BrokerAttempts,
-// NativeDeadLetter only with WithDeadLetter (the
+// NativeDeadLetter only with WithDeadLetterSuffix (the
 // adapter moves the message; Redis has no dead-lettering of its own).
 // MaxMessageSize is 1 MiB by default.
 //

@@ -15,6 +15,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/dlheader"
 	"github.com/msgkit/messaging/driver"
 )
 
@@ -399,20 +400,13 @@ func (r *groupReceiver) deadLetter(ctx context.Context, st driver.Settlement) er
 	if m.Header == nil {
 		m.Header = messaging.Header{}
 	}
-	reason := "unknown"
-	if st.Err != nil {
-		reason = st.Err.Error()
-	}
-	m.Header[HeaderDeadLetterReason] = reason[:min(len(reason), maxReasonLength)]
-	m.Header[HeaderDeadLetterAttempts] = fmt.Sprint(m.Attempt)
-	m.Header[HeaderDeadLetterTopic] = r.topic
-	m.Header[HeaderDeadLetterGroup] = r.group
-	m.Header[HeaderDeadLetterID] = m.ID
-	m.Header[HeaderDeadLetterOffset] = token(st.Delivery)
-	m.Header[HeaderDeadLetterTime] = time.Now().UTC().Format(time.RFC3339Nano)
-	dlq := r.c.StreamKey(r.topic + suffix)
+	dlheader.Set(m.Header, dlheader.Failure{
+		Topic: r.topic, Group: r.group, ID: m.ID, Offset: token(st.Delivery),
+		Attempts: m.Attempt, Err: st.Err, Time: time.Now(),
+	})
+	key := r.c.StreamKey(r.topic + suffix)
 	return retry(ctx, func() error {
-		return r.c.rc.XAdd(ctx, &goredis.XAddArgs{Stream: dlq, Values: encode(m)}).Err()
+		return r.c.rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: encode(m)}).Err()
 	})
 }
 

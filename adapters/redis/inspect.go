@@ -41,7 +41,7 @@ var (
 //     a live member deletes it (stale_consumer_after, default 1h).
 //   - Redeliveries: unknown (Redis counts deliveries per pending entry only).
 //
-// A dead-letter topic (dead_letter=) is a stream of its own: inspect it by
+// A dead-letter topic (dead_letter_suffix=) is a stream of its own: inspect it by
 // its name. A missing stream fails with messaging.ErrTopicNotFound.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
 	if err := messaging.ValidateName(topic); err != nil {

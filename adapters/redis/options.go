@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,8 +32,10 @@ const (
 	DefaultPrefetch = 256
 )
 
-// Option configures a Client.
-type Option func(*config)
+// Option configures a Client. An Option given an invalid value makes New
+// and Open fail with an error wrapping messaging.ErrInvalidOption that names
+// it.
+type Option func(*config) error
 
 type config struct {
 	prefix             string
@@ -49,7 +52,8 @@ type config struct {
 	unavailable        time.Duration // how long Publish retries an unreachable server
 }
 
-func newConfig(opts []Option) config {
+// newConfig applies opts in order and returns the first error.
+func newConfig(opts []Option) (config, error) {
 	c := config{
 		hashTag:            -1,
 		maxMessageSize:     DefaultMaxMessageSize,
@@ -59,93 +63,163 @@ func newConfig(opts []Option) config {
 		unavailable:        messaging.DefaultUnavailableTimeout,
 	}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return config{}, err
 		}
 	}
-	return c
+	if c.maxLen > 0 && c.maxAge > 0 {
+		return config{}, fmt.Errorf("redis: WithMaxLen(%d) (URL maxlen) and WithMaxAge(%v) (URL max_age) conflict: trim by count or by age, not both: %w", c.maxLen, c.maxAge, messaging.ErrInvalidOption)
+	}
+	return c, nil
+}
+
+// invalid is the error of option name given value v.
+func invalid(name string, v any, why string) error {
+	return fmt.Errorf("redis: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
 }
 
 // WithUnavailableTimeout sets how long Publish keeps retrying (backing off
 // from 50ms to 250ms) while the server cannot be reached (refused, reset or
 // timed-out connections) before it fails the messages with
 // messaging.ErrUnavailable (default messaging.DefaultUnavailableTimeout, 5s;
-// the call's context may end it sooner). 0 or less: no retry, fail at once.
+// the call's context may end it sooner). d must be positive.
 // A retried XADD may have been applied before its connection broke: the
 // retry can duplicate a message, never lose one.
-func WithUnavailableTimeout(d time.Duration) Option { return func(c *config) { c.unavailable = d } }
+func WithUnavailableTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("WithUnavailableTimeout", d, "must be positive")
+		}
+		c.unavailable = d
+		return nil
+	}
+}
 
 // WithPrefix puts prefix in front of every stream key: topic "orders" is the
 // stream "<prefix>orders" (default: no prefix, so existing streams can be
-// consumed by their own names).
-func WithPrefix(prefix string) Option { return func(c *config) { c.prefix = prefix } }
+// consumed by their own names). Every string is a valid prefix.
+func WithPrefix(prefix string) Option {
+	return func(c *config) error {
+		c.prefix = prefix
+		return nil
+	}
+}
 
 // WithHashTag controls whether stream keys are written as "<prefix>{topic}",
 // which pins a topic's keys to one Redis Cluster slot. By default it is on
 // for a *goredis.ClusterClient (or a URL with cluster=true) and off
 // otherwise.
 func WithHashTag(on bool) Option {
-	return func(c *config) {
+	return func(c *config) error {
 		c.hashTag = 0
 		if on {
 			c.hashTag = 1
 		}
+		return nil
 	}
 }
 
 // WithMaxLen trims every stream to about n entries on each publish (XADD
 // MAXLEN ~ n). Trimming ignores consumer groups: entries a group has not read
-// yet are dropped too. 0 (the default) keeps everything.
-func WithMaxLen(n int64) Option { return func(c *config) { c.maxLen = max(n, 0) } }
-
-// WithMaxAge trims entries older than about d on each publish (XADD MINID ~
-// now-d). Like WithMaxLen it ignores consumer groups. 0 (the default) keeps
-// everything. WithMaxLen wins when both are set.
-func WithMaxAge(d time.Duration) Option { return func(c *config) { c.maxAge = max(d, 0) } }
-
-// WithMaxMessageSize sets the largest Message.Size Publish accepts (default
-// DefaultMaxMessageSize); 0 means no limit beyond the server's.
-func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessageSize = max(n, 0) } }
-
-// WithBlock sets how long one blocking read waits for new entries (default
-// DefaultBlock). Shorter makes the hand-over of released and nacked
-// messages between group members quicker; longer makes idle subscriptions
-// cheaper.
-func WithBlock(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.block = d
+// yet are dropped too. 0 (the default) keeps everything; n must not be
+// negative. It cannot be combined with WithMaxAge.
+func WithMaxLen(n int64) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return invalid("WithMaxLen", n, "must not be negative")
 		}
+		c.maxLen = n
+		return nil
 	}
 }
 
-// WithDeadLetter makes a subscription move the messages it gives up on (a
-// Permanent error, or MaxAttempts reached) to the topic "<topic><suffix>"
-// (for example ".dlq") before acknowledging them, with headers describing
-// the failure (see HeaderDeadLetterReason and the others). Empty (the
-// default) acknowledges and logs them instead.
-func WithDeadLetter(suffix string) Option { return func(c *config) { c.deadLetterSuffix = suffix } }
+// WithMaxAge trims entries older than about d on each publish (XADD MINID ~
+// now-d). Like WithMaxLen it ignores consumer groups. 0 (the default) keeps
+// everything; d must not be negative. It cannot be combined with WithMaxLen.
+func WithMaxAge(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return invalid("WithMaxAge", d, "must not be negative")
+		}
+		c.maxAge = d
+		return nil
+	}
+}
+
+// WithMaxMessageSize sets the largest Message.Size Publish accepts (default
+// DefaultMaxMessageSize); 0 means no limit beyond the server's; n must not
+// be negative.
+func WithMaxMessageSize(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return invalid("WithMaxMessageSize", n, "must not be negative")
+		}
+		c.maxMessageSize = n
+		return nil
+	}
+}
+
+// WithBlock sets how long one blocking read waits for new entries (default
+// DefaultBlock; d must be positive). Shorter makes the hand-over of released
+// and nacked messages between group members quicker; longer makes idle
+// subscriptions cheaper.
+func WithBlock(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("WithBlock", d, "must be positive")
+		}
+		c.block = d
+		return nil
+	}
+}
+
+// WithDeadLetterSuffix makes a subscription move the messages it gives up
+// on (a Permanent error, or MaxAttempts reached) to the topic
+// "<topic><suffix>" (for example ".dlq") before acknowledging them, with the
+// headers of package dlheader describing the failure. Empty (the default)
+// acknowledges and logs them instead. topic+suffix must be a valid topic
+// name, so suffix may hold only the characters of one ([A-Za-z0-9._-], no
+// "..", not ending with '.').
+func WithDeadLetterSuffix(suffix string) Option {
+	return func(c *config) error {
+		if suffix != "" {
+			if err := messaging.ValidateName("x" + suffix); err != nil {
+				return invalid("WithDeadLetterSuffix", strconv.Quote(suffix), `topic+suffix would not be a valid topic name (allowed: A-Z a-z 0-9 . _ -, no "..", not ending with '.')`)
+			}
+		}
+		c.deadLetterSuffix = suffix
+		return nil
+	}
+}
 
 // WithStaleConsumerAfter sets how long a group consumer with no pending
 // messages may stay idle before a live subscription of the same group
-// deletes it with XGROUP DELCONSUMER (default DefaultStaleConsumerAfter).
-// Deleting such a consumer is always safe: it owns no messages.
+// deletes it with XGROUP DELCONSUMER (default DefaultStaleConsumerAfter; d
+// must be positive). Deleting such a consumer is always safe: it owns no
+// messages.
 func WithStaleConsumerAfter(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.staleConsumerAfter = d
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("WithStaleConsumerAfter", d, "must be positive")
 		}
+		c.staleConsumerAfter = d
+		return nil
 	}
 }
 
 // WithLogger sets where the client reports what it cannot return to a caller
 // (messages given up, transient Redis errors it retries). Default
-// slog.Default().
+// slog.Default(); nil is invalid.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
-		if l != nil {
-			c.logger = l
+	return func(c *config) error {
+		if l == nil {
+			return invalid("WithLogger", l, "nil logger")
 		}
+		c.logger = l
+		return nil
 	}
 }
 
@@ -158,19 +232,30 @@ func WithLogger(l *slog.Logger) Option {
 // low-latency link (loopback, in this package's benchmarks) it was slower
 // than sending directly. Measure before enabling. Each call still
 // gets its own result, and messages of one call stay in order. 0 (the
-// default) sends each call's pipeline directly.
+// default) sends each call's pipeline directly; negative is invalid.
 func WithCoalescing(goroutines int) Option {
-	return func(c *config) { c.coalesce = max(goroutines, 0) }
+	return func(c *config) error {
+		if goroutines < 0 {
+			return invalid("WithCoalescing", goroutines, "must not be negative")
+		}
+		c.coalesce = goroutines
+		return nil
+	}
 }
 
 // WithCloseClient makes Close also close the go-redis client given to New.
 // Open sets it: a client Open creates belongs to the messaging Client.
-func WithCloseClient(on bool) Option { return func(c *config) { c.closeClient = on } }
+func WithCloseClient(on bool) Option {
+	return func(c *config) error {
+		c.closeClient = on
+		return nil
+	}
+}
 
 // adapterParams are the URL parameters this package reads; every other
 // parameter is handed to go-redis (dial_timeout, pool_size, ...), which
 // rejects the ones it does not know.
-var adapterParams = []string{"prefix", "hash_tag", "maxlen", "max_age", "max_message_size", "block", "dead_letter", "stale_consumer_after", "cluster", "coalesce", "unavailable_timeout"}
+var adapterParams = []string{"prefix", "hash_tag", "maxlen", "max_age", "max_message_size", "block", "dead_letter_suffix", "stale_consumer_after", "cluster", "coalesce", "unavailable_timeout"}
 
 // parseURL splits u into this package's options and a go-redis client.
 func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
@@ -186,29 +271,29 @@ func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
 	}
 	ours.RawQuery, theirs.RawQuery = oq.Encode(), tq.Encode()
 	p := urlparam.New(&ours)
-	var opts []Option
-	if p.Has("prefix") {
-		opts = append(opts, WithPrefix(p.String("prefix", "")))
-	}
-	if p.Has("hash_tag") {
-		opts = append(opts, WithHashTag(p.Bool("hash_tag", false)))
-	}
-	opts = append(opts,
-		WithMaxLen(int64(p.Int("maxlen", 0))),
-		WithMaxAge(p.Duration("max_age", 0)),
-		WithMaxMessageSize(p.Size("max_message_size", DefaultMaxMessageSize)),
-		WithBlock(p.Duration("block", DefaultBlock)),
-		WithDeadLetter(p.String("dead_letter", "")),
-		WithStaleConsumerAfter(p.Duration("stale_consumer_after", DefaultStaleConsumerAfter)),
-		WithCoalescing(p.Int("coalesce", 0)),
-		WithCloseClient(true),
-	)
-	if p.Has("unavailable_timeout") {
-		d := p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout)
-		if d <= 0 && p.Err() == nil {
-			return nil, nil, fmt.Errorf("%w: unavailable_timeout %v: must be positive", messaging.ErrInvalidOption, d)
+	opts := []Option{WithCloseClient(true)}
+	for _, up := range []struct {
+		name string
+		opt  func() Option
+	}{
+		{"prefix", func() Option { return WithPrefix(p.String("prefix", "")) }},
+		{"hash_tag", func() Option { return WithHashTag(p.Bool("hash_tag", false)) }},
+		{"maxlen", func() Option { return WithMaxLen(int64(p.Int("maxlen", 0))) }},
+		{"max_age", func() Option { return WithMaxAge(p.Duration("max_age", 0)) }},
+		{"max_message_size", func() Option { return WithMaxMessageSize(p.Size("max_message_size", DefaultMaxMessageSize)) }},
+		{"block", func() Option { return WithBlock(p.Duration("block", DefaultBlock)) }},
+		{"dead_letter_suffix", func() Option { return WithDeadLetterSuffix(p.String("dead_letter_suffix", "")) }},
+		{"stale_consumer_after", func() Option {
+			return WithStaleConsumerAfter(p.Duration("stale_consumer_after", DefaultStaleConsumerAfter))
+		}},
+		{"coalesce", func() Option { return WithCoalescing(p.Int("coalesce", 0)) }},
+		{"unavailable_timeout", func() Option {
+			return WithUnavailableTimeout(p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout))
+		}},
+	} {
+		if p.Has(up.name) {
+			opts = append(opts, fromParam(up.name, up.opt()))
 		}
-		opts = append(opts, WithUnavailableTimeout(d))
 	}
 	cluster := p.Bool("cluster", false)
 	if err := p.Err(); err != nil {
@@ -238,6 +323,16 @@ func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
 		return nil, nil, goRedisURLError(err)
 	}
 	return goredis.NewClient(o), opts, nil
+}
+
+// fromParam makes o's error name the URL parameter it was read from.
+func fromParam(name string, o Option) Option {
+	return func(c *config) error {
+		if err := o(c); err != nil {
+			return fmt.Errorf("URL parameter %s: %w", name, err)
+		}
+		return nil
+	}
 }
 
 func isAdapterParam(name string) bool {

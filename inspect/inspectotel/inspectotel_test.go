@@ -72,7 +72,10 @@ func collect(t *testing.T, r *sdkmetric.ManualReader) (map[string]float64, map[s
 // conventions' attributes; a topic that is not there counts as an error and
 // the others are still observed.
 func TestGauges(t *testing.T) {
-	c := memory.New()
+	c, err := memory.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = c.Close() })
 	bytes := inspectiontest.HeldBacklog(t, c, "orders")
 	reader := sdkmetric.NewManualReader()
@@ -142,7 +145,10 @@ func (h *errorHandler) Handle(err error) {
 func TestErrorsDoNotStopTheOthers(t *testing.T) {
 	h := &errorHandler{}
 	otel.SetErrorHandler(h)
-	c := memory.New()
+	c, err := memory.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = c.Close() })
 	if err := c.Provision(t.Context(), "present", "g"); err != nil {
 		t.Fatal(err)

@@ -33,7 +33,10 @@ var figures = []string{
 // the broker's figures; a topic that is not there fails its inspection
 // without failing the scrape.
 func TestCollector(t *testing.T) {
-	c := memory.New()
+	c, err := memory.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = c.Close() })
 	bytes := inspectiontest.HeldBacklog(t, c, "orders")
 	if err := c.Provision(t.Context(), "empty"); err != nil {
@@ -151,7 +154,10 @@ func (p partial) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 // exported (never as 0), and a client that cannot list its topics needs
 // them named.
 func TestUnknownFiguresAreLeftOut(t *testing.T) {
-	c := memory.New()
+	c, err := memory.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = c.Close() })
 	inspectiontest.HeldBacklog(t, c, "orders")
 	col := inspectprom.New(partial{c}, inspectprom.Topics("orders"), quiet)

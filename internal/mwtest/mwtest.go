@@ -56,7 +56,10 @@ func Publish(t testing.TB, ctx context.Context, p messaging.Publisher, topic str
 
 // Memory returns a client of a fresh private memory broker, closed at the end.
 func Memory(t testing.TB) *memory.Client {
-	c := memory.New()
+	c, err := memory.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }

@@ -54,25 +54,27 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/dlheader"
 	"github.com/msgkit/messaging/middleware/internal/layer"
 )
 
-// The headers a dead letter gains. All start with HeaderPrefix; a redrive
-// removes every header with that prefix.
+// The headers a dead letter gains: those of package dlheader, the envelope the
+// Redis adapter's native dead-lettering writes too. All start with
+// HeaderPrefix; a redrive removes every header with that prefix.
 const (
-	HeaderPrefix = "x-dead-letter-"
+	HeaderPrefix = dlheader.HeaderPrefix
 	// HeaderReason is the handler's error text (truncated to MaxReasonLength).
-	HeaderReason = HeaderPrefix + "reason"
+	HeaderReason = dlheader.HeaderReason
 	// HeaderAttempts is the decimal Message.Attempt of the last delivery.
-	HeaderAttempts = HeaderPrefix + "attempts"
+	HeaderAttempts = dlheader.HeaderAttempts
 	// HeaderTopic is the topic the message was consumed from.
-	HeaderTopic = HeaderPrefix + "topic"
+	HeaderTopic = dlheader.HeaderTopic
 	// HeaderGroup is the consumer group that failed to handle it (may be empty).
-	HeaderGroup = HeaderPrefix + "group"
+	HeaderGroup = dlheader.HeaderGroup
 	// HeaderID is the original message ID.
-	HeaderID = HeaderPrefix + "id"
+	HeaderID = dlheader.HeaderID
 	// HeaderTime is when the message was dead-lettered (RFC 3339, UTC, ns).
-	HeaderTime = HeaderPrefix + "time"
+	HeaderTime = dlheader.HeaderTime
 	// HeaderControl marks Queue's control messages in a dead-letter topic
 	// (value "marker" or "redriven"); they are not dead letters.
 	HeaderControl = HeaderPrefix + "control"
@@ -82,7 +84,7 @@ const (
 )
 
 // MaxReasonLength bounds HeaderReason, since panic errors carry a stack.
-const MaxReasonLength = 4096
+const MaxReasonLength = dlheader.MaxReasonLength
 
 // Defaults.
 const (
@@ -171,24 +173,8 @@ func New(pub messaging.Publisher, topic string, opts ...Option) messaging.Middle
 // assigns a new one).
 func Letter(msg *messaging.Message, err error, at time.Time) *messaging.Message {
 	h := make(messaging.Header, len(msg.Header)+6)
-	for k, v := range msg.Header {
-		if !strings.HasPrefix(k, HeaderPrefix) {
-			h[k] = v
-		}
-	}
-	reason := "unknown"
-	if err != nil {
-		reason = err.Error()
-	}
-	if len(reason) > MaxReasonLength {
-		reason = reason[:MaxReasonLength]
-	}
-	h[HeaderReason] = reason
-	h[HeaderAttempts] = strconv.Itoa(msg.Attempt)
-	h[HeaderTopic] = msg.Topic
-	h[HeaderGroup] = msg.Group
-	h[HeaderID] = msg.ID
-	h[HeaderTime] = at.UTC().Format(time.RFC3339Nano)
+	maps.Copy(h, msg.Header)
+	dlheader.Set(h, dlheader.FailureOf(msg, err, at))
 	return &messaging.Message{Key: msg.Key, Payload: append([]byte(nil), msg.Payload...), Header: h}
 }
 

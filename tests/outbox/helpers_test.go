@@ -141,7 +141,10 @@ func subscribe(t testing.TB, c messaging.Consumer, topic string, h messaging.Han
 }
 
 func openMemory(t testing.TB) messaging.Client {
-	c := memory.New()
+	c, err := memory.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }

@@ -30,11 +30,11 @@ ssl_options.fail_if_no_peer_cert = false
 	url := fmt.Sprintf("amqps://guest:guest@localhost:%d/", port)
 	_ = n
 
-	if _, err := rabbitmq.Open(t.Context(), url, rabbitmq.WithTLS(&tls.Config{MinVersion: tls.VersionTLS12})); err == nil {
+	if _, err := rabbitmq.Open(t.Context(), url, rabbitmq.WithTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12})); err == nil {
 		t.Error("amqps without the test CA connected")
 	}
 
-	c := rabbitmqtest.Open(t, url, rabbitmq.WithTLS(&tls.Config{RootCAs: certs.Pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}))
+	c := rabbitmqtest.Open(t, url, rabbitmq.WithTLSConfig(&tls.Config{RootCAs: certs.Pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}))
 	topic, group := integration.UniqueName(t, "tls"), integration.UniqueName(t, "g")
 	if err := c.Provision(t.Context(), topic, group); err != nil {
 		t.Fatal(err)

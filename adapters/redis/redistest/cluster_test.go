@@ -90,7 +90,7 @@ func TestClusterConformance(t *testing.T) {
 		Open: func(t testing.TB) messaging.Client {
 			cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
 			t.Cleanup(func() { _ = cc.Close() })
-			c := redisadapter.New(cc)
+			c := mustNew(t, cc)
 			if key := c.StreamKey("t"); key != "{t}" {
 				t.Fatalf("cluster StreamKey = %q, want {t}", key)
 			}

@@ -29,7 +29,10 @@ func TestCloseIdleSubscriptionsPromptly(t *testing.T) {
 	o.PoolSize = 2 * n
 	rc := goredis.NewClient(o)
 	t.Cleanup(func() { _ = rc.Close() })
-	c := redisadapter.New(rc)
+	c, err := redisadapter.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	topic := topicFor(t, c, "idleclose")
 	group := integration.UniqueName(t, "g")
 	subs := make([]messaging.Subscription, n)

@@ -94,7 +94,7 @@ func TestClusterTopics(t *testing.T) {
 	}
 	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: startPrivateCluster(t)})
 	t.Cleanup(func() { _ = cc.Close() })
-	c := redisadapter.New(cc)
+	c := mustNew(t, cc)
 	ctx := t.Context()
 	var want []string
 	for i := range 12 {

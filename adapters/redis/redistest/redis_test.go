@@ -14,6 +14,7 @@ import (
 	"github.com/msgkit/messaging"
 	redisadapter "github.com/msgkit/messaging/adapters/redis"
 	"github.com/msgkit/messaging/adapters/redis/redistest"
+	"github.com/msgkit/messaging/dlheader"
 	"github.com/msgkit/messaging/integration"
 )
 
@@ -301,12 +302,12 @@ func retryAfterOnTime(t *testing.T, nacks int, delays map[string]time.Duration) 
 // last allowed attempt) go to the dead-letter topic with their payload,
 // key, headers and the failure details.
 func TestDeadLetter(t *testing.T) {
-	c := redistest.Open(t, redisadapter.WithDeadLetter(".dlq"))
+	c := redistest.Open(t, redisadapter.WithDeadLetterSuffix(".dlq"))
 	topic := topicFor(t, c, "dl")
 	dlq := topic + ".dlq"
 	deleteKeysAtEnd(t, c.StreamKey(dlq))
 	if !c.Capabilities().NativeDeadLetter {
-		t.Error("NativeDeadLetter not reported with WithDeadLetter")
+		t.Error("NativeDeadLetter not reported with WithDeadLetterSuffix")
 	}
 	group := integration.UniqueName(t, "g")
 	col := integration.NewCollector()
@@ -337,18 +338,18 @@ func TestDeadLetter(t *testing.T) {
 		t.Errorf("dead letter %+v lost the original message", m)
 	}
 	want := map[string]string{
-		redisadapter.HeaderDeadLetterReason:   "cannot decode",
-		redisadapter.HeaderDeadLetterAttempts: "1",
-		redisadapter.HeaderDeadLetterTopic:    topic,
-		redisadapter.HeaderDeadLetterGroup:    group,
-		redisadapter.HeaderDeadLetterID:       "poison",
+		dlheader.HeaderReason:   "cannot decode",
+		dlheader.HeaderAttempts: "1",
+		dlheader.HeaderTopic:    topic,
+		dlheader.HeaderGroup:    group,
+		dlheader.HeaderID:       "poison",
 	}
 	for k, v := range want {
 		if m.Header[k] != v {
 			t.Errorf("header %s = %q, want %q", k, m.Header[k], v)
 		}
 	}
-	if m.Header[redisadapter.HeaderDeadLetterTime] == "" || m.Header[redisadapter.HeaderDeadLetterOffset] == "" {
+	if m.Header[dlheader.HeaderTime] == "" || m.Header[dlheader.HeaderOffset] == "" {
 		t.Errorf("dead letter lacks time or offset: %v", m.Header)
 	}
 	_ = sub.Close() // waits for the acknowledgement
@@ -376,7 +377,7 @@ func TestMaxAttemptsAfterCrash(t *testing.T) {
 	<-started
 	redistest.Kill(t, dead)
 
-	live := redistest.Open(t, redisadapter.WithDeadLetter(".dlq"))
+	live := redistest.Open(t, redisadapter.WithDeadLetterSuffix(".dlq"))
 	deleteKeysAtEnd(t, live.StreamKey(topic+".dlq"))
 	handled := make(chan string, 1)
 	subscribe(t, live, t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
@@ -394,8 +395,8 @@ func TestMaxAttemptsAfterCrash(t *testing.T) {
 	t.Cleanup(func() { _ = r.Close() })
 	select {
 	case m := <-got:
-		if m.ID != "once" || !strings.Contains(m.Header[redisadapter.HeaderDeadLetterReason], "ack deadline") {
-			t.Fatalf("dead letter %s with reason %q", m.ID, m.Header[redisadapter.HeaderDeadLetterReason])
+		if m.ID != "once" || !strings.Contains(m.Header[dlheader.HeaderReason], "ack deadline") {
+			t.Fatalf("dead letter %s with reason %q", m.ID, m.Header[dlheader.HeaderReason])
 		}
 	case id := <-handled:
 		t.Fatalf("%s handled a second time with MaxAttempts(1)", id)

@@ -44,7 +44,11 @@ func Open(t testing.TB, opts ...redisadapter.Option) *redisadapter.Client {
 		_ = rc.Close()
 		t.Fatalf("Redis at %s: %v", Broker.Source(), err)
 	}
-	c := redisadapter.New(rc, opts...)
+	c, err := redisadapter.New(rc, opts...)
+	if err != nil {
+		_ = rc.Close()
+		t.Fatal(err)
+	}
 	redisClients.Store(c, goredis.UniversalClient(rc))
 	t.Cleanup(func() {
 		redisClients.Delete(c)

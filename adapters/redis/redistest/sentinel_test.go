@@ -68,7 +68,10 @@ func TestSentinelClient(t *testing.T) {
 
 	fc := goredis.NewFailoverClient(&goredis.FailoverOptions{MasterName: "mk", SentinelAddrs: []string{fmt.Sprintf("127.0.0.1:%d", sport)}})
 	t.Cleanup(func() { _ = fc.Close() })
-	c := redisadapter.New(fc)
+	c, err := redisadapter.New(fc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer c.Close()
 	topic := integration.UniqueName(t, "sentinel")
 	col := integration.NewCollector()

@@ -63,7 +63,10 @@ func TestTLSAndACL(t *testing.T) {
 	rc := goredis.NewClient(&goredis.Options{Addr: base, Username: "alice", Password: "alice-pw",
 		TLSConfig: &tls.Config{RootCAs: certs.Pool, MinVersion: tls.VersionTLS12}})
 	defer rc.Close()
-	wrapped := redisadapter.New(rc)
+	wrapped, err := redisadapter.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := wrapped.Publish(ctx, topic, &messaging.Message{ID: "via-new"}); err != nil {
 		t.Fatalf("Publish through New over a TLS client: %v", err)
 	}

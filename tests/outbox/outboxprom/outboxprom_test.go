@@ -42,7 +42,10 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("before the relay: %v", v)
 	}
 
-	c := memory.New()
+	c, err := memory.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer c.Close()
 	batch := make(chan struct{})
 	r, err := ob.NewRelay(db, c, m.OnBatch(), outbox.OnBatch(func(outbox.BatchInfo) { close(batch) }))

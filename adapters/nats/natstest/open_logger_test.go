@@ -1,4 +1,4 @@
-package nats_test
+package natstest_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	_ "github.com/msgkit/messaging/adapters/nats"
+	"github.com/msgkit/messaging/adapters/nats/natstest"
 	"github.com/msgkit/messaging/integration"
 )
 
@@ -57,7 +58,7 @@ func TestOpenLoggerNotDefault(t *testing.T) {
 
 	given := newRecordingHandler()
 	ctx := t.Context()
-	c, err := messaging.Open(ctx, integration.NATS.Endpoint(t)+"?mode=core", messaging.WithLogger(slog.New(given)))
+	c, err := messaging.Open(ctx, natstest.Broker.Endpoint(t)+"?mode=core", messaging.WithLogger(slog.New(given)))
 	if err != nil {
 		t.Fatal(err)
 	}
