@@ -71,7 +71,7 @@ func TestDocumentedParams(t *testing.T) {
 	}
 }
 
-type testConfig struct{ n int }
+type testConfig struct{}
 
 type testOption func(*testConfig) error
 
