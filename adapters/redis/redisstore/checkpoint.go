@@ -15,15 +15,12 @@ import (
 // CheckpointStore is a checkpoint.Store in Redis: one string key (prefix +
 // name) each, holding the checkpoint as JSON, without expiry. A SET replaces
 // the whole checkpoint at once, so Save is atomic.
-type CheckpointStore struct {
-	c      redis.UniversalClient
-	prefix string
-}
+type CheckpointStore struct{ keys }
 
 // NewCheckpointStore returns a store using c with keys prefix + name. The
 // caller owns c.
 func NewCheckpointStore(c redis.UniversalClient, prefix string) *CheckpointStore {
-	return &CheckpointStore{c: c, prefix: prefix}
+	return &CheckpointStore{keys{c: c, prefix: prefix}}
 }
 
 // Load implements checkpoint.Store. A value that is not a JSON object (a

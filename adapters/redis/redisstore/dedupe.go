@@ -14,15 +14,12 @@ import (
 // DedupeStore is a dedupe.Store in Redis, shared by every consumer using the same
 // prefix. Each record is one string key (prefix + key) with a TTL: "p" while
 // claimed, "d" once done.
-type DedupeStore struct {
-	c      redis.UniversalClient
-	prefix string
-}
+type DedupeStore struct{ keys }
 
 // NewDedupeStore returns a store using c, with keys prefix + key. The caller
 // owns c.
 func NewDedupeStore(c redis.UniversalClient, prefix string) *DedupeStore {
-	return &DedupeStore{c: c, prefix: prefix}
+	return &DedupeStore{keys{c: c, prefix: prefix}}
 }
 
 var releaseScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == "p" then return redis.call("DEL", KEYS[1]) end return 0`)

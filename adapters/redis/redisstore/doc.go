@@ -7,3 +7,11 @@
 // packages (in the core module) do not bring the Redis client to programs
 // that use another broker.
 package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// keys is what every store holds: the client and the prefix of its keys.
+type keys struct {
+	c      redis.UniversalClient
+	prefix string
+}
