@@ -7,6 +7,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	ipoll "github.com/msgkit/messaging/internal/poll"
+	"github.com/msgkit/messaging/middleware/dedupe"
 	"github.com/msgkit/messaging/patterns/checkpoint"
 	"github.com/msgkit/messaging/patterns/codec"
 )
@@ -35,6 +36,19 @@ func WithInterval(d time.Duration) Option { return engine(ipoll.WithInterval(d))
 // nothing or fail (default 1m, or WithInterval when that is longer); d must
 // be positive and not below WithInterval.
 func WithMaxInterval(d time.Duration) Option { return engine(ipoll.WithMaxInterval(d)) }
+
+// WithJitter randomizes each pause of Run within ±f of it (default 0.2); f
+// must be within [0, 1].
+func WithJitter(f float64) Option { return engine(ipoll.WithJitter(f)) }
+
+// WithSeen sets where the IDs of published items are remembered, so that
+// they are not published again (default a dedupe.MemoryStore); s must not be
+// nil. A shared store (redisstore.DedupeStore) also covers restarts.
+func WithSeen(s dedupe.Store) Option { return engine(ipoll.WithSeen(s)) }
+
+// WithSeenTTL is how long a published item's ID is remembered (default 7
+// days); d must be positive.
+func WithSeenTTL(d time.Duration) Option { return engine(ipoll.WithSeenTTL(d)) }
 
 // WithCodec sets the payload codec (default codec.JSON); cd must not be nil.
 func WithCodec(cd codec.Codec) Option {

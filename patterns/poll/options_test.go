@@ -3,6 +3,7 @@ package poll_test
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,12 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 		{"WithMaxInterval", []poll.Option{poll.WithMaxInterval(0)}},
 		{"WithMaxInterval", []poll.Option{poll.WithMaxInterval(-time.Second)}},
 		{"WithMaxInterval", []poll.Option{poll.WithInterval(time.Minute), poll.WithMaxInterval(time.Second)}},
+		{"WithJitter", []poll.Option{poll.WithJitter(-0.5)}},
+		{"WithJitter", []poll.Option{poll.WithJitter(2)}},
+		{"WithJitter", []poll.Option{poll.WithJitter(math.NaN())}},
+		{"WithSeen", []poll.Option{poll.WithSeen(nil)}},
+		{"WithSeenTTL", []poll.Option{poll.WithSeenTTL(0)}},
+		{"WithSeenTTL", []poll.Option{poll.WithSeenTTL(-time.Hour)}},
 		{"WithCodec", []poll.Option{poll.WithCodec(nil)}},
 		{"WithLogger", []poll.Option{poll.WithLogger(nil)}},
 	} {

@@ -6,7 +6,8 @@
 // A Poller runs on the polling engine of middleware/poll (whose Source
 // delivers to handlers instead of publishing): the same waits, checkpoints,
 // seen-ID dedupe and logging. Items already published (by ID, remembered
-// for 7 days in process memory) are not published again by the same Poller.
+// for WithSeenTTL in the WithSeen store, by default 7 days in process
+// memory) are not published again.
 //
 // Restarts resume at the saved cursor, so items already published are not
 // fetched again. The one window for a repeat is a crash after a page was
