@@ -9,12 +9,12 @@ import (
 	"github.com/msgkit/messaging/patterns/checkpoint"
 )
 
-// Defaults of the options.
+// Defaults of the options (patterns/poll's Poller has the same).
 const (
-	DefaultInterval    = ipoll.DefaultInterval
-	DefaultMaxInterval = ipoll.DefaultMaxInterval
-	DefaultJitter      = ipoll.DefaultJitter
-	DefaultSeenTTL     = ipoll.DefaultSeenTTL
+	DefaultInterval    = ipoll.DefaultInterval    // 5s
+	DefaultMaxInterval = ipoll.DefaultMaxInterval // 1m
+	DefaultJitter      = ipoll.DefaultJitter      // 0.2
+	DefaultSeenTTL     = ipoll.DefaultSeenTTL     // 7 days
 )
 
 // Option configures a Source. An Option given an invalid value makes
