@@ -22,7 +22,10 @@ func ExampleNewSource() {
 		}
 		return items, strconv.Itoa(len(records)), nil
 	}
-	src := poll.NewSource(fetch)
+	src, err := poll.NewSource(fetch)
+	if err != nil {
+		panic(err)
+	}
 	defer src.Close()
 
 	got := make(chan string)

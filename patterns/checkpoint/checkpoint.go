@@ -1,6 +1,9 @@
 // Package checkpoint stores where a reader or poller got to, so that it
-// resumes there after a restart. The stream projections and the poll pattern
-// use it.
+// resumes there after a restart. It is the one cursor store of the library:
+// stream projections, middleware/poll's Source and patterns/poll's Poller
+// use it. Memory and Dir are here; a Redis store is
+// redisstore.CheckpointStore (package
+// github.com/msgkit/messaging/adapters/redis/redisstore).
 package checkpoint
 
 import (
@@ -22,8 +25,10 @@ type Checkpoint struct {
 	// Position is the adapter's offset (messaging.Message.Offset) or the
 	// external system's cursor.
 	Position string `json:"position"`
-	// Extra is free-form (an HTTP ETag, for example).
-	Extra string `json:"extra,omitempty"`
+	// ETag is the validator of the answer read at Position (an HTTP ETag),
+	// sent back so that the source can answer "not modified"; empty when
+	// the source has none.
+	ETag string `json:"etag,omitempty"`
 	// State is the encoded state (a projection's view), possibly empty.
 	State []byte `json:"state,omitempty"`
 }
@@ -91,7 +96,7 @@ func NewDir(path string) (*Dir, error) {
 
 func (d *Dir) file(name string) (string, error) {
 	if err := messaging.ValidateName(name); err != nil {
-		return "", fmt.Errorf("checkpoint name: %w", err)
+		return "", fmt.Errorf("checkpoint: name: %w", err)
 	}
 	return filepath.Join(d.path, name+".json"), nil
 }
@@ -114,7 +119,7 @@ func (d *Dir) Load(ctx context.Context, name string) (Checkpoint, bool, error) {
 	}
 	var cp Checkpoint
 	if err := json.Unmarshal(b, &cp); err != nil {
-		return Checkpoint{}, false, fmt.Errorf("checkpoint %s: %w", f, err)
+		return Checkpoint{}, false, fmt.Errorf("checkpoint: %s: %w", f, err)
 	}
 	return cp, true, nil
 }

@@ -20,12 +20,12 @@ func TestStores(t *testing.T) {
 			if _, ok, err := s.Load(ctx, "a"); ok || err != nil {
 				t.Fatalf("empty store: ok=%v err=%v", ok, err)
 			}
-			want := checkpoint.Checkpoint{Position: "42", Extra: `"etag"`, State: []byte(`{"n":1}`)}
+			want := checkpoint.Checkpoint{Position: "42", ETag: `"etag"`, State: []byte(`{"n":1}`)}
 			if err := s.Save(ctx, "a", want); err != nil {
 				t.Fatal(err)
 			}
 			got, ok, err := s.Load(ctx, "a")
-			if err != nil || !ok || got.Position != want.Position || got.Extra != want.Extra || string(got.State) != string(want.State) {
+			if err != nil || !ok || got.Position != want.Position || got.ETag != want.ETag || string(got.State) != string(want.State) {
 				t.Fatalf("Load = %+v %v %v, want %+v", got, ok, err, want)
 			}
 			if err := s.Save(ctx, "a", checkpoint.Checkpoint{Position: "43"}); err != nil {

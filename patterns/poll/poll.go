@@ -1,7 +1,13 @@
 // Package poll keeps a topic in sync with an external system that cannot
 // push (no webhooks): a Poller asks a Source for what changed since its
 // cursor, publishes each new item as a message, and saves the cursor (and the
-// HTTP ETag) in a checkpoint store after each published page.
+// HTTP ETag) in a checkpoint.Store after each published page.
+//
+// A Poller runs on the polling engine of middleware/poll (whose Source
+// delivers to handlers instead of publishing): the same waits, checkpoints,
+// seen-ID dedupe and logging. Items already published (by ID, remembered
+// for WithSeenTTL in the WithSeen store, by default 7 days in process
+// memory) are not published again.
 //
 // Restarts resume at the saved cursor, so items already published are not
 // fetched again. The one window for a repeat is a crash after a page was
@@ -14,11 +20,9 @@ package poll
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"time"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/patterns/checkpoint"
+	ipoll "github.com/msgkit/messaging/internal/poll"
 	"github.com/msgkit/messaging/patterns/codec"
 )
 
@@ -37,7 +41,7 @@ type Item[T any] struct {
 // Page is one answer of a Source.
 type Page[T any] struct {
 	Items []Item[T]
-	// Cursor is where the next fetch starts.
+	// Cursor is where the next fetch starts ("": where this one started).
 	Cursor string
 	// ETag, when the source has one, is sent back on the next fetch of the
 	// same cursor so the server can answer "not modified".
@@ -62,43 +66,15 @@ func (f SourceFunc[T]) Fetch(ctx context.Context, cursor, etag string) (Page[T],
 	return f(ctx, cursor, etag)
 }
 
-// Option configures a Poller.
-type Option func(*config)
-
-type config struct {
-	store    checkpoint.Store
-	interval time.Duration
-	codec    codec.Codec
-	logger   *slog.Logger
-	maxPages int
-}
-
-// WithStore sets where the cursor is saved (default: a checkpoint.Memory,
-// which does not survive the process).
-func WithStore(s checkpoint.Store) Option { return func(c *config) { c.store = s } }
-
-// WithInterval sets the pause between polls in Run once the source is caught
-// up (default 5s).
-func WithInterval(d time.Duration) Option { return func(c *config) { c.interval = d } }
-
-// WithCodec sets the payload codec (default codec.JSON).
-func WithCodec(cd codec.Codec) Option { return func(c *config) { c.codec = cd } }
-
-// WithLogger sets where Run reports failed polls (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
-
 // Poller copies a Source into a topic. Its methods must not be called
 // concurrently with each other (one Poller per source and checkpoint name).
 type Poller[T any] struct {
-	name  string
-	src   Source[T]
-	pub   messaging.Publisher
-	topic string
-	cfg   config
+	job ipoll.Job[*messaging.Message]
 }
 
 // New returns a Poller named name (the checkpoint's name, a valid topic-style
-// name) that publishes src's items to topic.
+// name) that publishes src's items to topic. It fails with an error wrapping
+// messaging.ErrInvalidOption if an argument or an option is invalid.
 func New[T any](name string, src Source[T], pub messaging.Publisher, topic string, opts ...Option) (*Poller[T], error) {
 	if err := messaging.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("poll: name: %w", err)
@@ -109,96 +85,68 @@ func New[T any](name string, src Source[T], pub messaging.Publisher, topic strin
 	if src == nil || pub == nil {
 		return nil, fmt.Errorf("poll: nil source or publisher: %w", messaging.ErrInvalidOption)
 	}
-	cfg := config{interval: 5 * time.Second, codec: codec.JSON, logger: slog.Default(), maxPages: 1000}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
+	cfg := config{engine: ipoll.NewConfig(), codec: codec.JSON}
+	if err := ipoll.Apply(&cfg, opts); err != nil {
+		return nil, err
+	}
+	if err := cfg.engine.Check(); err != nil {
+		return nil, err
+	}
+	fetch := func(ctx context.Context, cursor, etag string) (ipoll.Page[*messaging.Message], error) {
+		page, err := src.Fetch(ctx, cursor, etag)
+		if err != nil {
+			return ipoll.Page[*messaging.Message]{}, err
 		}
+		msgs := make([]*messaging.Message, len(page.Items))
+		for i, it := range page.Items {
+			if it.ID == "" {
+				return ipoll.Page[*messaging.Message]{}, fmt.Errorf("poll: item %d has no ID: %w", i, messaging.ErrInvalidOption)
+			}
+			m, err := codec.Encode(cfg.codec, it.Value)
+			if err != nil {
+				return ipoll.Page[*messaging.Message]{}, fmt.Errorf("poll: item %s: %w", it.ID, err)
+			}
+			m.ID, m.Key = it.ID, it.Key
+			msgs[i] = m
+		}
+		return ipoll.Page[*messaging.Message]{Items: msgs, Cursor: page.Cursor, ETag: page.ETag, NotModified: page.NotModified, More: page.More}, nil
 	}
-	if cfg.store == nil {
-		cfg.store = &checkpoint.Memory{}
+	publish := func(ctx context.Context, m *messaging.Message) error {
+		// A page published again after a crash holds duplicates, which
+		// brokers with ID-based deduplication report and drop.
+		if err := messaging.IgnoreDuplicates(pub.Publish(ctx, topic, m)); err != nil {
+			return fmt.Errorf("poll: %s: publish to %s: %w", name, topic, err)
+		}
+		return nil
 	}
-	if cfg.interval <= 0 {
-		return nil, fmt.Errorf("poll: interval %v: %w", cfg.interval, messaging.ErrInvalidOption)
-	}
-	return &Poller[T]{name: name, src: src, pub: pub, topic: topic, cfg: cfg}, nil
+	return &Poller[T]{job: ipoll.Job[*messaging.Message]{
+		Config:  cfg.engine,
+		Name:    name,
+		Fetch:   fetch,
+		ID:      func(m *messaging.Message) string { return m.ID },
+		Deliver: publish,
+		Attrs:   []any{"poller", name, "topic", topic},
+	}}, nil
 }
 
 // Cursor returns the saved cursor (empty before the first page).
 func (p *Poller[T]) Cursor(ctx context.Context) (string, error) {
-	cp, _, err := p.cfg.store.Load(ctx, p.name)
+	cp, _, err := p.job.Store.Load(ctx, p.job.Name)
 	return cp.Position, err
 }
 
-// PollOnce fetches and publishes pages until the source has no more, saving
-// the checkpoint after each page, and returns how many items it published.
+// PollOnce fetches and publishes pages until the source has no more (a
+// page without More, or not modified), saving the checkpoint after each
+// page, and returns how many items it published.
 func (p *Poller[T]) PollOnce(ctx context.Context) (int, error) {
-	cp, _, err := p.cfg.store.Load(ctx, p.name)
-	if err != nil {
-		return 0, fmt.Errorf("poll %s: load checkpoint: %w", p.name, err)
-	}
-	published := 0
-	for range p.cfg.maxPages {
-		page, err := p.src.Fetch(ctx, cp.Position, cp.Extra)
-		if err != nil {
-			return published, fmt.Errorf("poll %s: fetch after cursor %q: %w", p.name, cp.Position, err)
-		}
-		if page.NotModified {
-			return published, nil
-		}
-		if len(page.Items) > 0 {
-			msgs := make([]*messaging.Message, len(page.Items))
-			for i, it := range page.Items {
-				if it.ID == "" {
-					return published, fmt.Errorf("poll %s: item %d after cursor %q has no ID: %w", p.name, i, cp.Position, messaging.ErrInvalidOption)
-				}
-				m, err := codec.Encode(p.cfg.codec, it.Value)
-				if err != nil {
-					return published, fmt.Errorf("poll %s: %w", p.name, err)
-				}
-				m.ID, m.Key = it.ID, it.Key
-				msgs[i] = m
-			}
-			// A page published again after a crash holds duplicates, which
-			// brokers with ID-based deduplication report and drop.
-			if err := messaging.IgnoreDuplicates(p.pub.Publish(ctx, p.topic, msgs...)); err != nil {
-				return published, fmt.Errorf("poll %s: publish to %s: %w", p.name, p.topic, err)
-			}
-			published += len(msgs)
-		}
-		next := checkpoint.Checkpoint{Position: page.Cursor}
-		if page.Cursor == cp.Position {
-			// Same resource next time: its ETag lets the server say 304.
-			next.Extra = page.ETag
-		}
-		if next.Position != cp.Position || next.Extra != cp.Extra {
-			if err := p.cfg.store.Save(ctx, p.name, next); err != nil {
-				return published, fmt.Errorf("poll %s: save checkpoint: %w", p.name, err)
-			}
-		}
-		cp = next
-		if !page.More {
-			return published, nil
-		}
-	}
-	return published, nil
+	return p.job.Round(ctx)
 }
 
-// Run polls until ctx is done: PollOnce, then a pause of the interval. A
-// failed poll is logged and retried after the interval. It returns nil when
-// ctx is done.
+// Run polls until ctx is done: PollOnce, then a pause of WithInterval,
+// doubling (up to WithMaxInterval) while polls publish nothing, each
+// randomized within ±20%. A failed poll is logged and retried after a pause
+// growing the same way. It returns nil when ctx is done.
 func (p *Poller[T]) Run(ctx context.Context) error {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if n, err := p.PollOnce(ctx); err != nil && ctx.Err() == nil {
-			p.cfg.logger.Warn("poll failed", "poller", p.name, "topic", p.topic, "published", n, "error", err)
-		}
-		t.Reset(p.cfg.interval)
-	}
+	_ = p.job.Run(ctx) // returns only when ctx is done
+	return nil
 }

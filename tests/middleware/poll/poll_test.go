@@ -18,6 +18,7 @@ import (
 	"github.com/msgkit/messaging/middleware/dedupe"
 	"github.com/msgkit/messaging/middleware/poll"
 	"github.com/msgkit/messaging/middleware/retry"
+	"github.com/msgkit/messaging/patterns/checkpoint"
 )
 
 // api is an external system with a growing list of records, paged by index.
@@ -72,8 +73,8 @@ func TestSourceDeliversInOrderAndResumes(t *testing.T) {
 	ctx := mwtest.Context(t, time.Minute)
 	a := &api{page: 3}
 	a.add(10)
-	cursors, seen := poll.NewMemoryCursorStore(), dedupe.NewMemoryStore()
-	src := poll.NewSource(a.fetch, poll.Interval(10*time.Millisecond), poll.Cursors(cursors), poll.Seen(seen))
+	cursors, seen := &checkpoint.Memory{}, dedupe.NewMemoryStore()
+	src := mustSource(t, a.fetch, poll.WithInterval(10*time.Millisecond), poll.WithStore(cursors), poll.WithSeen(seen))
 	col := integration.NewCollector()
 	sub, err := src.Subscribe(ctx, "orders", col.Handler(), messaging.Group("sync"))
 	if err != nil {
@@ -90,13 +91,13 @@ func TestSourceDeliversInOrderAndResumes(t *testing.T) {
 	}
 	_ = sub.Close()
 	_ = src.Close()
-	if c, _ := cursors.Load(ctx, "orders/sync"); c != "10" {
-		t.Fatalf("saved cursor %q, want 10", c)
+	if c, _, _ := cursors.Load(ctx, "orders/sync"); c.Position != "10" {
+		t.Fatalf("saved cursor %q, want 10", c.Position)
 	}
 
 	// A new Source with the same stores resumes after item 9.
 	a.add(5)
-	src2 := poll.NewSource(a.fetch, poll.Interval(10*time.Millisecond), poll.Cursors(cursors), poll.Seen(seen))
+	src2 := mustSource(t, a.fetch, poll.WithInterval(10*time.Millisecond), poll.WithStore(cursors), poll.WithSeen(seen))
 	defer src2.Close()
 	col2 := integration.NewCollector()
 	if _, err := src2.Subscribe(ctx, "orders", col2.Handler(), messaging.Group("sync")); err != nil {
@@ -131,7 +132,7 @@ func TestSourceSkipsSeenItems(t *testing.T) {
 	}
 	add("a")
 	add("b")
-	src := poll.NewSource(fetch, poll.Interval(5*time.Millisecond), poll.MaxInterval(5*time.Millisecond))
+	src := mustSource(t, fetch, poll.WithInterval(5*time.Millisecond), poll.WithMaxInterval(5*time.Millisecond))
 	defer src.Close()
 	col := integration.NewCollector()
 	if _, err := src.Subscribe(ctx, "t", col.Handler()); err != nil {
@@ -155,7 +156,7 @@ func TestSourceRedeliversAndComposesWithRetry(t *testing.T) {
 	ctx := mwtest.Context(t, time.Minute)
 	a := &api{page: 10}
 	a.add(2)
-	src := poll.NewSource(a.fetch, poll.Interval(5*time.Millisecond))
+	src := mustSource(t, a.fetch, poll.WithInterval(5*time.Millisecond))
 	defer src.Close()
 	col := integration.NewCollector()
 	var mu sync.Mutex
@@ -191,7 +192,7 @@ func TestSourceBacksOff(t *testing.T) {
 	ctx := mwtest.Context(t, time.Minute)
 	a := &api{page: 10, failures: 2, notify: make(chan struct{}, 100)}
 	a.add(1)
-	src := poll.NewSource(a.fetch, poll.Interval(20*time.Millisecond), poll.MaxInterval(80*time.Millisecond), poll.Jitter(0))
+	src := mustSource(t, a.fetch, poll.WithInterval(20*time.Millisecond), poll.WithMaxInterval(80*time.Millisecond), poll.WithJitter(0))
 	defer src.Close()
 	col := integration.NewCollector()
 	if _, err := src.Subscribe(ctx, "t", col.Handler()); err != nil {
@@ -245,9 +246,9 @@ func TestRedisStoresSurviveRestart(t *testing.T) {
 	a := &api{page: 4}
 	a.add(6)
 	newSource := func() *poll.Source {
-		return poll.NewSource(a.fetch, poll.Interval(10*time.Millisecond),
-			poll.Cursors(redisstore.NewCursorStore(rc, prefix+"cursor:")),
-			poll.Seen(redisstore.NewDedupeStore(rc, prefix+"seen:")))
+		return mustSource(t, a.fetch, poll.WithInterval(10*time.Millisecond),
+			poll.WithStore(redisstore.NewCheckpointStore(rc, prefix+"cursor:")),
+			poll.WithSeen(redisstore.NewDedupeStore(rc, prefix+"seen:")))
 	}
 	src := newSource()
 	col := integration.NewCollector()
@@ -271,7 +272,7 @@ func TestRedisStoresSurviveRestart(t *testing.T) {
 }
 
 func TestSourceIsAConsumerForMiddlewareAndClose(t *testing.T) {
-	src := poll.NewSource(func(context.Context, string) ([]poll.Item, string, error) { return nil, "", nil })
+	src := mustSource(t, func(context.Context, string) ([]poll.Item, string, error) { return nil, "", nil })
 	var c messaging.Consumer = src
 	_ = c.Close()
 	if _, err := src.Subscribe(context.Background(), "t", func(context.Context, *messaging.Message) error { return nil }); !errors.Is(err, messaging.ErrClosed) {

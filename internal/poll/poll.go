@@ -1,0 +1,342 @@
+// Package poll is the one polling engine behind middleware/poll (a Source
+// that is a messaging.Consumer) and patterns/poll (a Poller that publishes
+// into a topic): the fetch loop, the waits (interval, exponential backoff,
+// jitter), the checkpoint (cursor and ETag) kept in a checkpoint.Store, the
+// seen-ID dedupe and the logging exist here once. The front-ends only turn
+// their fetch results into Pages and deliver items.
+package poll
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/middleware/dedupe"
+	"github.com/msgkit/messaging/patterns/checkpoint"
+)
+
+// Defaults of the options.
+const (
+	DefaultInterval    = 5 * time.Second
+	DefaultMaxInterval = time.Minute
+	DefaultJitter      = 0.2
+	DefaultSeenTTL     = 7 * 24 * time.Hour
+	// MaxPages bounds the pages one Round fetches.
+	MaxPages = 1000
+	// claimLease is how long an item being delivered stays claimed.
+	claimLease = time.Hour
+)
+
+// Config is what the options of both front-ends set.
+type Config struct {
+	Interval    time.Duration
+	MaxInterval time.Duration
+	maxSet      bool
+	Jitter      float64
+	Store       checkpoint.Store
+	Seen        dedupe.Store
+	SeenTTL     time.Duration
+	Logger      *slog.Logger
+}
+
+// Option is the option shape of both front-ends.
+type Option = func(*Config) error
+
+// NewConfig returns the defaults.
+func NewConfig() Config {
+	return Config{Interval: DefaultInterval, Jitter: DefaultJitter, SeenTTL: DefaultSeenTTL, Logger: slog.Default()}
+}
+
+// Apply applies opts (nil ones are skipped) to c in order and returns the
+// first error.
+func Apply[C any, O ~func(*C) error](c *C, opts []O) error {
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Check completes c once the options are applied: it fills in the default
+// stores and checks the options against each other.
+func (c *Config) Check() error {
+	if !c.maxSet {
+		c.MaxInterval = max(DefaultMaxInterval, c.Interval)
+	} else if c.MaxInterval < c.Interval {
+		return fmt.Errorf("poll: WithMaxInterval(%v): below WithInterval(%v): %w", c.MaxInterval, c.Interval, messaging.ErrInvalidOption)
+	}
+	if c.Store == nil {
+		c.Store = &checkpoint.Memory{}
+	}
+	if c.Seen == nil {
+		c.Seen = dedupe.NewMemoryStore()
+	}
+	return nil
+}
+
+func invalid(name string, v any, why string) error {
+	return fmt.Errorf("poll: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
+}
+
+// WithInterval sets the first wait after a round without new items.
+func WithInterval(d time.Duration) Option {
+	return func(c *Config) error {
+		if d <= 0 {
+			return invalid("WithInterval", d, "must be positive")
+		}
+		c.Interval = d
+		return nil
+	}
+}
+
+// WithMaxInterval caps the growing waits.
+func WithMaxInterval(d time.Duration) Option {
+	return func(c *Config) error {
+		if d <= 0 {
+			return invalid("WithMaxInterval", d, "must be positive")
+		}
+		c.MaxInterval, c.maxSet = d, true
+		return nil
+	}
+}
+
+// WithJitter sets the randomization of the waits.
+func WithJitter(f float64) Option {
+	return func(c *Config) error {
+		if math.IsNaN(f) || f < 0 || f > 1 {
+			return invalid("WithJitter", f, "must be within [0, 1]")
+		}
+		c.Jitter = f
+		return nil
+	}
+}
+
+// WithStore sets the checkpoint store.
+func WithStore(s checkpoint.Store) Option {
+	return func(c *Config) error {
+		if s == nil {
+			return invalid("WithStore", s, "nil store")
+		}
+		c.Store = s
+		return nil
+	}
+}
+
+// WithSeen sets the store of handled item IDs.
+func WithSeen(s dedupe.Store) Option {
+	return func(c *Config) error {
+		if s == nil {
+			return invalid("WithSeen", s, "nil store")
+		}
+		c.Seen = s
+		return nil
+	}
+}
+
+// WithSeenTTL sets how long a handled item ID is remembered.
+func WithSeenTTL(d time.Duration) Option {
+	return func(c *Config) error {
+		if d <= 0 {
+			return invalid("WithSeenTTL", d, "must be positive")
+		}
+		c.SeenTTL = d
+		return nil
+	}
+}
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Config) error {
+		if l == nil {
+			return invalid("WithLogger", l, "nil logger")
+		}
+		c.Logger = l
+		return nil
+	}
+}
+
+// Wait sleeps d with the configured jitter, or until ctx is done.
+func (c *Config) Wait(ctx context.Context, d time.Duration) error {
+	if j := c.Jitter; j > 0 && d > 0 {
+		d = time.Duration(float64(d) * (1 - j + 2*j*rand.Float64()))
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// NewBackoff returns waits growing from Interval, doubling up to MaxInterval.
+func (c *Config) NewBackoff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: c.Interval, Multiplier: 2, MaxInterval: c.MaxInterval}
+}
+
+// Page is one answer of a fetch.
+type Page[I any] struct {
+	Items []I
+	// Cursor is where the next fetch starts; "" keeps the current one.
+	Cursor string
+	// ETag is sent back with the next fetch of the same cursor.
+	ETag string
+	// NotModified: nothing changed since the ETag (Items is empty).
+	NotModified bool
+	// More: further pages are available right away.
+	More bool
+}
+
+// Job polls one checkpoint name.
+type Job[I any] struct {
+	Config
+	// Name names the checkpoint and prefixes the seen IDs.
+	Name string
+	// Fetch returns the page after cursor; etag is the ETag saved with it.
+	Fetch func(ctx context.Context, cursor, etag string) (Page[I], error)
+	// ID returns an item's ID; "" means no deduplication for it.
+	ID func(I) string
+	// Deliver handles one new item; an error stops the round before the
+	// checkpoint of the page is saved.
+	Deliver func(ctx context.Context, it I) error
+	// DrainNew makes a page that brought new items count as More, for
+	// fetches that cannot say whether more are waiting.
+	DrainNew bool
+	// Attrs are added to every log record.
+	Attrs []any
+}
+
+// Round fetches pages from the saved checkpoint, delivers the items not seen
+// before one at a time, in order, and saves the checkpoint after each page.
+// It fetches the next page at once while the last one was marked More (or,
+// with DrainNew, brought new items), and stops after any other page or one
+// that was not modified (at most MaxPages pages). It returns how many items
+// it delivered.
+func (j *Job[I]) Round(ctx context.Context) (int, error) {
+	cp, _, err := j.Store.Load(ctx, j.Name)
+	if err != nil {
+		return 0, fmt.Errorf("poll: %s: load checkpoint: %w", j.Name, err)
+	}
+	delivered := 0
+	for range MaxPages {
+		page, err := j.fetch(ctx, cp)
+		if err != nil {
+			return delivered, fmt.Errorf("poll: %s: fetch after cursor %q: %w", j.Name, cp.Position, err)
+		}
+		if page.NotModified {
+			return delivered, nil
+		}
+		fresh := 0
+		for _, it := range page.Items {
+			n, err := j.deliver(ctx, it)
+			delivered += n
+			fresh += n
+			if err != nil {
+				return delivered, err
+			}
+		}
+		next := checkpoint.Checkpoint{Position: page.Cursor}
+		if next.Position == "" || next.Position == cp.Position {
+			// Same resource next time: its ETag lets the server say 304.
+			next = checkpoint.Checkpoint{Position: cp.Position, ETag: page.ETag}
+		}
+		if next.Position != cp.Position || next.ETag != cp.ETag {
+			if err := j.Store.Save(ctx, j.Name, next); err != nil {
+				// The items are remembered as seen: fetching again from the
+				// old cursor skips them.
+				return delivered, fmt.Errorf("poll: %s: save checkpoint: %w", j.Name, err)
+			}
+			cp = next
+		}
+		if !page.More && !(j.DrainNew && fresh > 0) {
+			break
+		}
+	}
+	return delivered, nil
+}
+
+func (j *Job[I]) fetch(ctx context.Context, cp checkpoint.Checkpoint) (page Page[I], err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("poll: fetch panicked: %v", r)
+		}
+	}()
+	return j.Fetch(ctx, cp.Position, cp.ETag)
+}
+
+// deliver delivers it unless it was seen; it returns 1 if it delivered it.
+func (j *Job[I]) deliver(ctx context.Context, it I) (int, error) {
+	id := j.ID(it)
+	if id == "" {
+		if err := j.Deliver(ctx, it); err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	key := j.Name + "/" + id
+	st, err := j.Seen.Claim(ctx, key, claimLease)
+	if err != nil {
+		return 0, fmt.Errorf("poll: %s: seen store: %w", j.Name, err)
+	}
+	if st == dedupe.StateDone {
+		return 0, nil
+	}
+	// StateInProgress can only be left by a crashed earlier run of this
+	// job (one job per name): deliver again.
+	err = j.Deliver(ctx, it)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err != nil {
+		if rerr := j.Seen.Release(sctx, key); rerr != nil {
+			j.Logger.Warn("poll: releasing an item's claim failed", append(j.attrs("id", id), "error", rerr)...)
+		}
+		return 0, err
+	}
+	if err := j.Seen.Complete(sctx, key, j.SeenTTL); err != nil {
+		j.Logger.Warn("poll: recording a handled item failed; it may be delivered again", append(j.attrs("id", id), "error", err)...)
+	}
+	return 1, nil
+}
+
+func (j *Job[I]) attrs(kv ...any) []any {
+	return append(append([]any(nil), j.Attrs...), kv...)
+}
+
+// Run runs rounds until ctx is done, then returns ctx.Err(). After a round
+// it waits Interval, doubling the wait (up to MaxInterval) while rounds
+// bring nothing new; a failed round is logged and retried after a wait
+// growing the same way.
+func (j *Job[I]) Run(ctx context.Context) error {
+	errWait, emptyWait := j.NewBackoff(), j.NewBackoff()
+	for {
+		n, err := j.Round(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var d time.Duration
+		if err != nil {
+			j.Logger.Warn("poll: polling failed", j.attrs("delivered", n, "error", err)...)
+			d = errWait.NextBackOff()
+		} else {
+			errWait.Reset()
+			if n > 0 {
+				emptyWait.Reset()
+			}
+			d = emptyWait.NextBackOff()
+		}
+		if err := j.Wait(ctx, d); err != nil {
+			return err
+		}
+	}
+}
