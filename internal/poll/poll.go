@@ -40,9 +40,12 @@ type Config struct {
 	maxSet      bool
 	Jitter      float64
 	Store       checkpoint.Store
-	Seen        dedupe.Store
+	Seen        dedupe.Store // nil after Check only with NoDefaultSeen: no dedupe
 	SeenTTL     time.Duration
 	Logger      *slog.Logger
+	// NoDefaultSeen leaves Seen nil when no WithSeen was given, for a
+	// front-end whose cursor and message IDs suffice (Poller).
+	NoDefaultSeen bool
 }
 
 // Option is the option shape of both front-ends.
@@ -78,7 +81,7 @@ func (c *Config) Check() error {
 	if c.Store == nil {
 		c.Store = &checkpoint.Memory{}
 	}
-	if c.Seen == nil {
+	if c.Seen == nil && !c.NoDefaultSeen {
 		c.Seen = dedupe.NewMemoryStore()
 	}
 	return nil
@@ -207,9 +210,11 @@ type Job[I any] struct {
 	Fetch func(ctx context.Context, cursor, etag string) (Page[I], error)
 	// ID returns an item's ID; "" means no deduplication for it.
 	ID func(I) string
-	// Deliver handles one new item; an error stops the round before the
-	// checkpoint of the page is saved.
-	Deliver func(ctx context.Context, it I) error
+	// Deliver handles the new items of a page, in order, in one call (a
+	// front-end that handles items one by one loops), and returns how many
+	// of them, from the first, it delivered. Those count as seen; an error
+	// stops the round before the checkpoint of the page is saved.
+	Deliver func(ctx context.Context, items []I) (int, error)
 	// DrainNew makes a page that brought new items count as More, for
 	// fetches that cannot say whether more are waiting.
 	DrainNew bool
@@ -237,14 +242,10 @@ func (j *Job[I]) Round(ctx context.Context) (int, error) {
 		if page.NotModified {
 			return delivered, nil
 		}
-		fresh := 0
-		for _, it := range page.Items {
-			n, err := j.deliver(ctx, it)
-			delivered += n
-			fresh += n
-			if err != nil {
-				return delivered, err
-			}
+		fresh, err := j.deliver(ctx, page.Items)
+		delivered += fresh
+		if err != nil {
+			return delivered, err
 		}
 		next := checkpoint.Checkpoint{Position: page.Cursor}
 		if next.Position == "" || next.Position == cp.Position {
@@ -275,38 +276,66 @@ func (j *Job[I]) fetch(ctx context.Context, cp checkpoint.Checkpoint) (page Page
 	return j.Fetch(ctx, cp.Position, cp.ETag)
 }
 
-// deliver delivers it unless it was seen; it returns 1 if it delivered it.
-func (j *Job[I]) deliver(ctx context.Context, it I) (int, error) {
-	id := j.ID(it)
-	if id == "" {
-		if err := j.Deliver(ctx, it); err != nil {
-			return 0, err
+// deliver delivers the items not seen before and returns how many.
+func (j *Job[I]) deliver(ctx context.Context, items []I) (int, error) {
+	if j.Seen == nil {
+		if len(items) == 0 {
+			return 0, nil
 		}
-		return 1, nil
+		return j.Deliver(ctx, items)
 	}
-	key := j.Name + "/" + id
-	st, err := j.Seen.Claim(ctx, key, claimLease)
-	if err != nil {
-		return 0, fmt.Errorf("poll: %s: seen store: %w", j.Name, err)
+	fresh := make([]I, 0, len(items))
+	keys := make([]string, 0, len(items)) // per fresh item; "" for one without ID
+	for _, it := range items {
+		id := j.ID(it)
+		if id == "" {
+			fresh, keys = append(fresh, it), append(keys, "")
+			continue
+		}
+		key := j.Name + "/" + id
+		st, err := j.Seen.Claim(ctx, key, claimLease)
+		if err != nil {
+			j.settle(ctx, nil, keys)
+			return 0, fmt.Errorf("poll: %s: seen store: %w", j.Name, err)
+		}
+		if st == dedupe.StateDone {
+			continue
+		}
+		// StateInProgress can only be left by a crashed earlier run of this
+		// job (one job per name): deliver again.
+		fresh = append(fresh, it)
+		keys = append(keys, key)
 	}
-	if st == dedupe.StateDone {
+	if len(fresh) == 0 {
 		return 0, nil
 	}
-	// StateInProgress can only be left by a crashed earlier run of this
-	// job (one job per name): deliver again.
-	err = j.Deliver(ctx, it)
+	n, err := j.Deliver(ctx, fresh)
+	n = min(max(n, 0), len(fresh))
+	j.settle(ctx, keys[:n], keys[n:])
+	return n, err
+}
+
+// settle completes the claims of done (delivered items) and releases those
+// of undone; "" keys are items without ID.
+func (j *Job[I]) settle(ctx context.Context, done, undone []string) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err != nil {
-		if rerr := j.Seen.Release(sctx, key); rerr != nil {
-			j.Logger.Warn("poll: releasing an item's claim failed", append(j.attrs("id", id), "error", rerr)...)
+	for _, key := range done {
+		if key == "" {
+			continue
 		}
-		return 0, err
+		if err := j.Seen.Complete(sctx, key, j.SeenTTL); err != nil {
+			j.Logger.Warn("poll: recording a handled item failed; it may be delivered again", j.attrs("key", key, "error", err)...)
+		}
 	}
-	if err := j.Seen.Complete(sctx, key, j.SeenTTL); err != nil {
-		j.Logger.Warn("poll: recording a handled item failed; it may be delivered again", append(j.attrs("id", id), "error", err)...)
+	for _, key := range undone {
+		if key == "" {
+			continue
+		}
+		if err := j.Seen.Release(sctx, key); err != nil {
+			j.Logger.Warn("poll: releasing an item's claim failed", j.attrs("key", key, "error", err)...)
+		}
 	}
-	return 1, nil
 }
 
 func (j *Job[I]) attrs(kv ...any) []any {

@@ -27,14 +27,16 @@ func newJob(t *testing.T, src pages, delivered *[]string, fail func(string) erro
 			return p, nil
 		},
 		ID: func(s string) string { return s },
-		Deliver: func(_ context.Context, s string) error {
-			if fail != nil {
-				if err := fail(s); err != nil {
-					return err
+		Deliver: func(_ context.Context, items []string) (int, error) {
+			for i, s := range items {
+				if fail != nil {
+					if err := fail(s); err != nil {
+						return i, err
+					}
 				}
+				*delivered = append(*delivered, s)
 			}
-			*delivered = append(*delivered, s)
-			return nil
+			return len(items), nil
 		},
 	}
 }

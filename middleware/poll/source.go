@@ -141,7 +141,7 @@ func (s *Source) Subscribe(ctx context.Context, topic string, h messaging.Handle
 			return ipoll.Page[Item]{Items: items, Cursor: next}, err
 		},
 		ID:       func(it Item) string { return it.ID },
-		Deliver:  d.deliver,
+		Deliver:  d.deliverAll,
 		DrainNew: true,
 		Attrs:    []any{"topic", topic, "group", o.Group},
 	}
@@ -167,6 +167,18 @@ type deliverer struct {
 
 // deliver hands one item to the handler until it is acknowledged or given
 // up; it returns an error only when the subscription stops first.
+// deliverAll hands items to the handler one at a time, in order, and
+// returns how many it handled before an error (the end of the
+// subscription).
+func (d *deliverer) deliverAll(ctx context.Context, items []Item) (int, error) {
+	for i, it := range items {
+		if err := d.deliver(ctx, it); err != nil {
+			return i, err
+		}
+	}
+	return len(items), nil
+}
+
 func (d *deliverer) deliver(ctx context.Context, it Item) error {
 	msg := &messaging.Message{ID: it.ID, Key: it.Key, Payload: it.Payload, Header: it.Header, Topic: d.topic, Group: d.o.Group, Time: it.Time}
 	if msg.ID == "" {

@@ -42,7 +42,8 @@ func WithMaxInterval(d time.Duration) Option { return engine(ipoll.WithMaxInterv
 func WithJitter(f float64) Option { return engine(ipoll.WithJitter(f)) }
 
 // WithSeen sets where the IDs of published items are remembered, so that
-// they are not published again (default a dedupe.MemoryStore); s must not be
+// they are not published again (default none: the cursor alone decides what
+// is new); s must not be
 // nil. A shared store (redisstore.DedupeStore) also covers restarts.
 func WithSeen(s dedupe.Store) Option { return engine(ipoll.WithSeen(s)) }
 

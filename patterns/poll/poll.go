@@ -4,10 +4,10 @@
 // HTTP ETag) in a checkpoint.Store after each published page.
 //
 // A Poller runs on the polling engine of middleware/poll (whose Source
-// delivers to handlers instead of publishing): the same waits, checkpoints,
-// seen-ID dedupe and logging. Items already published (by ID, remembered
-// for WithSeenTTL in the WithSeen store, by default 7 days in process
-// memory) are not published again.
+// delivers to handlers instead of publishing): the same waits, checkpoints
+// and logging. Each page is one Publish call. With WithSeen, items already
+// published (by ID, remembered for WithSeenTTL) are not published again;
+// without it the cursor alone decides what is new.
 //
 // Restarts resume at the saved cursor, so items already published are not
 // fetched again. The one window for a repeat is a crash after a page was
@@ -86,6 +86,7 @@ func New[T any](name string, src Source[T], pub messaging.Publisher, topic strin
 		return nil, fmt.Errorf("poll: nil source or publisher: %w", messaging.ErrInvalidOption)
 	}
 	cfg := config{engine: ipoll.NewConfig(), codec: codec.JSON}
+	cfg.engine.NoDefaultSeen = true
 	if err := ipoll.Apply(&cfg, opts); err != nil {
 		return nil, err
 	}
@@ -111,13 +112,14 @@ func New[T any](name string, src Source[T], pub messaging.Publisher, topic strin
 		}
 		return ipoll.Page[*messaging.Message]{Items: msgs, Cursor: page.Cursor, ETag: page.ETag, NotModified: page.NotModified, More: page.More}, nil
 	}
-	publish := func(ctx context.Context, m *messaging.Message) error {
+	publish := func(ctx context.Context, msgs []*messaging.Message) (int, error) {
 		// A page published again after a crash holds duplicates, which
-		// brokers with ID-based deduplication report and drop.
-		if err := messaging.IgnoreDuplicates(pub.Publish(ctx, topic, m)); err != nil {
-			return fmt.Errorf("poll: %s: publish to %s: %w", name, topic, err)
+		// brokers with ID-based deduplication report and drop. A page is
+		// one Publish call: all of it or, on an error, none counts.
+		if err := messaging.IgnoreDuplicates(pub.Publish(ctx, topic, msgs...)); err != nil {
+			return 0, fmt.Errorf("poll: %s: publish to %s: %w", name, topic, err)
 		}
-		return nil
+		return len(msgs), nil
 	}
 	return &Poller[T]{job: ipoll.Job[*messaging.Message]{
 		Config:  cfg.engine,
