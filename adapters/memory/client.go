@@ -18,23 +18,30 @@ const defaultPrefetch = 64
 
 func init() { messaging.Register("mem", open) }
 
+// urlParams declares the URL query parameters open reads; doc.go documents
+// each (TestURLParamsDocumented), and any other is rejected.
+var urlParams = []urlparam.Param{
+	{Name: "max_message_size", Doc: "largest Message.Size accepted (WithMaxMessageSize)"},
+	{Name: "maxlen", Doc: "messages a topic keeps, when the named broker is created (WithMaxLen)"},
+}
+
 var (
 	namedMu sync.Mutex
 	named   = map[string]*Broker{}
 )
 
 func open(_ context.Context, u *url.URL, s messaging.OpenSettings) (messaging.Client, error) {
-	p := urlparam.New(u)
+	p := urlparam.NewDeclared(u, urlParams)
 	maxSize := p.Size("max_message_size", DefaultMaxMessageSize)
 	maxLen := p.Int("maxlen", 0)
 	if err := p.Err(); err != nil {
 		return nil, err
 	}
-	bcfg, err := newConfig([]Option{fromParam("maxlen", WithMaxLen(int64(maxLen)))})
+	bcfg, err := newConfig([]Option{urlparam.Named("maxlen", WithMaxLen(int64(maxLen)))})
 	if err != nil {
 		return nil, err
 	}
-	copts := []Option{fromParam("max_message_size", WithMaxMessageSize(maxSize))}
+	copts := []Option{urlparam.Named("max_message_size", WithMaxMessageSize(maxSize))}
 	if s.Logger != nil {
 		copts = append(copts, WithLogger(s.Logger))
 	}
@@ -57,16 +64,6 @@ func open(_ context.Context, u *url.URL, s messaging.OpenSettings) (messaging.Cl
 	}
 	namedMu.Unlock()
 	return b.newClient(ccfg), nil
-}
-
-// fromParam makes o's error name the URL parameter it was read from.
-func fromParam(name string, o Option) Option {
-	return func(c *config) error {
-		if err := o(c); err != nil {
-			return fmt.Errorf("URL parameter %s: %w", name, err)
-		}
-		return nil
-	}
 }
 
 // Client publishes to and consumes from a Broker. It implements

@@ -134,29 +134,46 @@ func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	return newClient(conn, true, cfg), nil
 }
 
+// urlParams declares the URL query parameters Open reads; doc.go documents
+// each (TestURLParamsDocumented), and any other is rejected.
+var urlParams = []urlparam.Param{
+	{Name: "max_message_size", Doc: "largest Message.Size accepted (WithMaxMessageSize)"},
+	{Name: "prefetch", Doc: "default QoS prefetch of subscriptions (WithPrefetch)"},
+	{Name: "publish_channels", Doc: "confirm channels shared by Publish calls (WithPublishChannels)"},
+	{Name: "streams", Doc: "record topics in stream queues (WithStreams)"},
+	{Name: "dead_letter_exchange", Doc: "exchange receiving given-up messages (WithDeadLetterExchange)"},
+	{Name: "reconnect_min", Doc: "first reconnect backoff (WithReconnectBackoff)"},
+	{Name: "reconnect_max", Doc: "longest reconnect backoff (WithReconnectBackoff)"},
+	{Name: "unavailable_timeout", Doc: "Publish's wait for a connection (WithUnavailableTimeout)"},
+	{Name: "management", Doc: "management API URL, without credentials (WithManagement)"},
+	{Name: "heartbeat", Doc: "AMQP heartbeat interval"},
+	{Name: "connection_name", Doc: "connection name shown by the broker"},
+}
+
 // urlOptions turns the URL's query parameters into options.
 func urlOptions(u *url.URL) (opts []Option, heartbeat time.Duration, name string, err error) {
-	p := urlparam.New(u)
+	p := urlparam.NewDeclared(u, urlParams)
+	add := func(name string, o Option) { opts = append(opts, urlparam.Named(name, o)) }
 	if p.Has("max_message_size") {
-		opts = append(opts, fromParam("max_message_size", WithMaxMessageSize(p.Size("max_message_size", DefaultMaxMessageSize))))
+		add("max_message_size", WithMaxMessageSize(p.Size("max_message_size", DefaultMaxMessageSize)))
 	}
 	if p.Has("prefetch") {
-		opts = append(opts, fromParam("prefetch", WithPrefetch(p.Int("prefetch", DefaultPrefetch))))
+		add("prefetch", WithPrefetch(p.Int("prefetch", DefaultPrefetch)))
 	}
 	if p.Has("publish_channels") {
-		opts = append(opts, fromParam("publish_channels", WithPublishChannels(p.Int("publish_channels", DefaultPublishChannels))))
+		add("publish_channels", WithPublishChannels(p.Int("publish_channels", DefaultPublishChannels)))
 	}
 	if p.Has("streams") {
-		opts = append(opts, fromParam("streams", WithStreams(p.Bool("streams", false))))
+		add("streams", WithStreams(p.Bool("streams", false)))
 	}
 	if p.Has("dead_letter_exchange") {
-		opts = append(opts, fromParam("dead_letter_exchange", WithDeadLetterExchange(p.String("dead_letter_exchange", ""))))
+		add("dead_letter_exchange", WithDeadLetterExchange(p.String("dead_letter_exchange", "")))
 	}
 	if p.Has("reconnect_min") || p.Has("reconnect_max") {
-		opts = append(opts, fromParam("reconnect_min/reconnect_max", WithReconnectBackoff(p.Duration("reconnect_min", 100*time.Millisecond), p.Duration("reconnect_max", DefaultReconnectMax))))
+		add("reconnect_min/reconnect_max", WithReconnectBackoff(p.Duration("reconnect_min", 100*time.Millisecond), p.Duration("reconnect_max", DefaultReconnectMax)))
 	}
 	if p.Has("unavailable_timeout") {
-		opts = append(opts, fromParam("unavailable_timeout", WithUnavailableTimeout(p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout))))
+		add("unavailable_timeout", WithUnavailableTimeout(p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout)))
 	}
 	if p.Has("management") {
 		o, err := managementParam(p.String("management", ""))
@@ -171,16 +188,6 @@ func urlOptions(u *url.URL) (opts []Option, heartbeat time.Duration, name string
 		return nil, 0, "", err
 	}
 	return opts, heartbeat, name, nil
-}
-
-// fromParam makes o's error name the URL parameter it was read from.
-func fromParam(name string, o Option) Option {
-	return func(c *config) error {
-		if err := o(c); err != nil {
-			return fmt.Errorf("URL parameter %s: %w", name, err)
-		}
-		return nil
-	}
 }
 
 // dialContext dials with amqp.DialConfig, giving up when ctx is done.

@@ -18,6 +18,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/urlparam"
 )
 
 var (
@@ -96,9 +97,9 @@ func redactParsed(rawURL string, u *url.URL) string {
 func managementParam(v string) (Option, error) {
 	u, err := url.Parse(v)
 	if err == nil && u.User != nil {
-		return nil, fmt.Errorf("URL parameter management: %s: credentials come from the AMQP URL (or use WithManagement): %w", messaging.RedactURL(u), messaging.ErrInvalidOption)
+		return nil, fmt.Errorf("%w: URL parameter management: %s: credentials come from the AMQP URL (or use WithManagement)", messaging.ErrInvalidOption, messaging.RedactURL(u))
 	}
-	return fromParam("management", WithManagement(v)), nil
+	return urlparam.Named("management", WithManagement(v)), nil
 }
 
 // Inspect reports topic's group queues as the broker keeps them. It checks

@@ -59,7 +59,7 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 	si, err := sic.Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
-			return messaging.TopicStats{}, fmt.Errorf("inspect: redis: no stream %s: %w", key, messaging.ErrTopicNotFound)
+			return messaging.TopicStats{}, fmt.Errorf("inspect: no stream %s: %w", key, messaging.ErrTopicNotFound)
 		}
 		return messaging.TopicStats{}, c.opError("inspect "+topic, err)
 	}

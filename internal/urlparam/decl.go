@@ -1,11 +1,15 @@
 package urlparam
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/msgkit/messaging"
 )
 
 // Param declares one URL query parameter of an adapter: its name and a
@@ -46,14 +50,14 @@ func Names(decls []Param) []string {
 }
 
 // Named wraps an adapter option built from URL parameter name so that its
-// error names the parameter as well as the option ("URL parameter
-// prefetch: nats: WithPrefetch(0): ..."); the error still wraps what the
-// option's error does (messaging.ErrInvalidOption). O is the adapter's Option
+// error names the parameter as well as the option ("nats: WithPrefetch(0):
+// ... (URL parameter prefetch)"); the error still wraps what the option's
+// error does (messaging.ErrInvalidOption). O is the adapter's Option
 // type, func(*config) error.
 func Named[C any, O ~func(*C) error](name string, o O) O {
 	return func(c *C) error {
 		if err := o(c); err != nil {
-			return fmt.Errorf("URL parameter %s: %w", name, err)
+			return fmt.Errorf("%w (URL parameter %s)", err, name)
 		}
 		return nil
 	}
@@ -135,6 +139,40 @@ func CheckDoc(doc string, decls []Param) error {
 	if len(missing) == 0 && len(extra) == 0 {
 		return nil
 	}
-	return fmt.Errorf("documented URL parameters differ from the declared ones: not documented: [%s]; documented but not declared: [%s]",
+	return fmt.Errorf("urlparam: documented URL parameters differ from the declared ones: not documented: [%s]; documented but not declared: [%s]",
 		strings.Join(missing, " "), strings.Join(extra, " "))
+}
+
+// CheckDocFile is CheckDoc of the package documentation in the file at
+// path (an adapter's doc.go, read from its test):
+//
+//	if err := urlparam.CheckDocFile("doc.go", urlParams); err != nil {
+//		t.Error(err)
+//	}
+func CheckDocFile(path string, decls []Param) error {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("urlparam: %w", err)
+	}
+	return CheckDoc(string(src), decls)
+}
+
+// CheckParse reports, in one error, how an adapter's URL parser breaks its
+// declarations decls: a declared parameter with a malformed value that
+// parse calls unknown, or an undeclared parameter parse accepts or rejects
+// without naming it or without messaging.ErrInvalidOption. parse reads a
+// URL of the adapter with the query rawQuery (and dials nothing). An
+// adapter's test calls it next to CheckDocFile.
+func CheckParse(decls []Param, parse func(rawQuery string) error) error {
+	var errs []error
+	for _, d := range decls {
+		if err := parse(d.Name + "=%20bad%20"); err != nil && strings.Contains(err.Error(), "unknown URL parameter") {
+			errs = append(errs, fmt.Errorf("urlparam: declared parameter %s is rejected as unknown: %w", d.Name, err))
+		}
+	}
+	const undeclared = "undeclared_param"
+	if err := parse(undeclared + "=1"); !errors.Is(err, messaging.ErrInvalidOption) || !strings.Contains(err.Error(), undeclared) {
+		errs = append(errs, fmt.Errorf("urlparam: parameter %s: got %v, want an error wrapping ErrInvalidOption that names it", undeclared, err))
+	}
+	return errors.Join(errs...)
 }
