@@ -138,7 +138,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // Publish appends msgs to topic's log; it returns once they are there.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	if c.Closed() {
-		return fmt.Errorf("publish: %w", messaging.ErrClosed)
+		return fmt.Errorf("memory: publish: %w", messaging.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -156,7 +156,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 // would lose what is published before; they start at Earliest).
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
 	if c.Closed() {
-		return fmt.Errorf("provision: %w", messaging.ErrClosed)
+		return fmt.Errorf("memory: provision: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
 		return err
@@ -164,7 +164,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 	t := c.b.topic(topic)
 	for _, g := range groups {
 		if err := messaging.ValidateName(g); err != nil {
-			return fmt.Errorf("group: %w", err)
+			return fmt.Errorf("memory: group: %w", err)
 		}
 		if _, err := t.group(g, false, messaging.Earliest); err != nil {
 			return err
@@ -178,7 +178,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 // messaging.ErrTopicDeleted; publishing to the name creates a new topic.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if c.Closed() {
-		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
+		return fmt.Errorf("memory: delete topic: %w", messaging.ErrClosed)
 	}
 	c.b.mu.Lock()
 	t := c.b.topics[topic]

@@ -30,7 +30,7 @@ func (s *CursorStore) Load(ctx context.Context, name string) (string, error) {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("poll: redis cursor %s: %w", name, err)
+		return "", fmt.Errorf("redisstore: poll: redis cursor %s: %w", name, err)
 	}
 	return v, nil
 }
@@ -38,7 +38,7 @@ func (s *CursorStore) Load(ctx context.Context, name string) (string, error) {
 // Save implements CursorStore.
 func (s *CursorStore) Save(ctx context.Context, name, cursor string) error {
 	if err := s.c.Set(ctx, s.prefix+name, cursor, 0).Err(); err != nil {
-		return fmt.Errorf("poll: redis cursor %s: %w", name, err)
+		return fmt.Errorf("redisstore: poll: redis cursor %s: %w", name, err)
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ func (s *DedupeStore) Claim(ctx context.Context, key string, lease time.Duration
 	for range 3 {
 		ok, err := s.c.SetNX(ctx, k, "p", lease).Result()
 		if err != nil {
-			return 0, fmt.Errorf("dedupe: redis SET NX: %w", err)
+			return 0, fmt.Errorf("redisstore: dedupe: redis SET NX: %w", err)
 		}
 		if ok {
 			return dedupe.StateNew, nil
@@ -43,7 +43,7 @@ func (s *DedupeStore) Claim(ctx context.Context, key string, lease time.Duration
 			continue // expired in between: claim again
 		}
 		if err != nil {
-			return 0, fmt.Errorf("dedupe: redis GET: %w", err)
+			return 0, fmt.Errorf("redisstore: dedupe: redis GET: %w", err)
 		}
 		if v == "d" {
 			return dedupe.StateDone, nil
@@ -56,7 +56,7 @@ func (s *DedupeStore) Claim(ctx context.Context, key string, lease time.Duration
 // Complete implements dedupe.Store.
 func (s *DedupeStore) Complete(ctx context.Context, key string, ttl time.Duration) error {
 	if err := s.c.Set(ctx, s.prefix+key, "d", ttl).Err(); err != nil {
-		return fmt.Errorf("dedupe: redis SET: %w", err)
+		return fmt.Errorf("redisstore: dedupe: redis SET: %w", err)
 	}
 	return nil
 }
@@ -64,7 +64,7 @@ func (s *DedupeStore) Complete(ctx context.Context, key string, ttl time.Duratio
 // Release implements dedupe.Store.
 func (s *DedupeStore) Release(ctx context.Context, key string) error {
 	if err := releaseScript.Run(ctx, s.c, []string{s.prefix + key}).Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("dedupe: redis release: %w", err)
+		return fmt.Errorf("redisstore: dedupe: redis release: %w", err)
 	}
 	return nil
 }
