@@ -229,3 +229,54 @@ func wrapsPrefixedError(format string, args []ast.Expr) bool {
 	}
 	return errorName.MatchString(name)
 }
+
+// TestErrorPrefixRule: the checker itself, on a small tree.
+func TestErrorPrefixRule(t *testing.T) {
+	root := t.TempDir()
+	write := func(path, src string) {
+		t.Helper()
+		full := filepath.Join(root, path)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("root.go", `package messaging
+import ("errors"; "fmt")
+var ErrX = errors.New("messaging: x")
+func f(err error, name string) error {
+	_ = fmt.Errorf("%w: topic %q", ErrX, name)
+	_ = fmt.Errorf("%v: more", err)
+	_ = errors.New("messaging: " + name)
+	_ = fmt.Errorf("%s: bad", name)
+	return errors.New("no prefix")
+}`)
+	write("root_test.go", `package messaging
+import "errors"
+var errT = errors.New("tests are not checked")`)
+	write("internal/x/x.go", `package x
+import ("errors"; "fmt")
+var a, b = errors.New("x: own name"), errors.New("messaging: owner's name")
+var c = fmt.Errorf("other: %w", a)`)
+	write("cmd/tool/main.go", `package main
+import "errors"
+var e = errors.New("main packages are not checked")`)
+	var got []string
+	for _, dir := range []string{root, filepath.Join(root, "internal", "x"), filepath.Join(root, "cmd", "tool")} {
+		v, err := errorPrefixViolations(root, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, v...)
+	}
+	want := []string{
+		`root.go:8: "%s: bad" (want prefix "messaging: ")`,
+		`root.go:9: "no prefix" (want prefix "messaging: ")`,
+		`internal/x/x.go:4: "other: %w" (want prefix "x: " or "messaging: ")`,
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("violations:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
