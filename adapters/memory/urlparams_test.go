@@ -11,10 +11,7 @@ import (
 // TestURLParamsDocumented: doc.go documents exactly the declared URL
 // parameters, open reads each of them and rejects any other, naming it.
 func TestURLParamsDocumented(t *testing.T) {
-	if err := urlparam.CheckDocFile("doc.go", urlParams); err != nil {
-		t.Error(err)
-	}
-	err := urlparam.CheckParse(urlParams, func(q string) error {
+	err := urlparam.CheckDeclared("doc.go", urlParams, func(q string) error {
 		_, err := open(t.Context(), &url.URL{Scheme: "mem", Host: "urlparams-test", RawQuery: q}, messaging.OpenSettings{})
 		return err
 	})

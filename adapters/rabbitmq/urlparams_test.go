@@ -11,10 +11,7 @@ import (
 // parameters, urlOptions reads each of them and rejects any other, naming
 // it.
 func TestURLParamsDocumented(t *testing.T) {
-	if err := urlparam.CheckDocFile("doc.go", urlParams); err != nil {
-		t.Error(err)
-	}
-	err := urlparam.CheckParse(urlParams, func(q string) error {
+	err := urlparam.CheckDeclared("doc.go", urlParams, func(q string) error {
 		_, _, _, err := urlOptions(&url.URL{Scheme: "amqp", Host: "127.0.0.1:1", RawQuery: q})
 		return err
 	})

@@ -11,10 +11,7 @@ import (
 // parameters, parseURL reads each of them and rejects any other (go-redis
 // rejects the ones it does not know), naming it.
 func TestURLParamsDocumented(t *testing.T) {
-	if err := urlparam.CheckDocFile("doc.go", urlParams); err != nil {
-		t.Error(err)
-	}
-	err := urlparam.CheckParse(urlParams, func(q string) error {
+	err := urlparam.CheckDeclared("doc.go", urlParams, func(q string) error {
 		rc, _, err := parseURL(&url.URL{Scheme: "redis", Host: "127.0.0.1:1", RawQuery: q})
 		if rc != nil {
 			rc.Close()

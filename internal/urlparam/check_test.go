@@ -11,20 +11,11 @@ import (
 	"github.com/msgkit/messaging"
 )
 
-func TestCheckDocFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "doc.go")
-	if err := os.WriteFile(path, []byte(testDoc), 0o600); err != nil {
+func TestCheckDeclared(t *testing.T) {
+	doc := filepath.Join(t.TempDir(), "doc.go")
+	if err := os.WriteFile(doc, []byte(testDoc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckDocFile(path, testDecls); err != nil {
-		t.Fatal(err)
-	}
-	if err := CheckDocFile(filepath.Join(t.TempDir(), "absent.go"), testDecls); err == nil {
-		t.Fatal("a missing file passed")
-	}
-}
-
-func TestCheckParse(t *testing.T) {
 	declared := func(q string) error {
 		p := NewDeclared(&url.URL{RawQuery: q}, testDecls)
 		for _, d := range testDecls {
@@ -32,21 +23,24 @@ func TestCheckParse(t *testing.T) {
 		}
 		return p.Err()
 	}
-	if err := CheckParse(testDecls, declared); err != nil {
+	if err := CheckDeclared(doc, testDecls, declared); err != nil {
 		t.Fatal(err)
 	}
-	// A parser that knows fewer parameters than declared, and one that
-	// accepts everything.
+	if err := CheckDeclared(filepath.Join(t.TempDir(), "absent.go"), testDecls, declared); err == nil {
+		t.Fatal("a missing doc file passed")
+	}
+	// A parser that reads none of the declared parameters, one that accepts
+	// everything, and one whose error does not name the parameter.
 	fewer := func(q string) error { return New(&url.URL{RawQuery: q}).Err() }
-	if err := CheckParse(testDecls, fewer); err == nil || !strings.Contains(err.Error(), "declared parameter mode is rejected as unknown") {
-		t.Fatalf("CheckParse of a parser reading nothing: %v", err)
+	if err := CheckDeclared(doc, testDecls, fewer); err == nil || !strings.Contains(err.Error(), "declared parameter mode is rejected as unknown") {
+		t.Fatalf("CheckDeclared of a parser reading nothing: %v", err)
 	}
 	lax := func(string) error { return nil }
-	if err := CheckParse(testDecls, lax); err == nil || !strings.Contains(err.Error(), "undeclared_param") {
-		t.Fatalf("CheckParse of a parser accepting anything: %v", err)
+	if err := CheckDeclared(doc, testDecls, lax); err == nil || !strings.Contains(err.Error(), "undeclared_param") {
+		t.Fatalf("CheckDeclared of a parser accepting anything: %v", err)
 	}
 	unnamed := func(string) error { return fmt.Errorf("%w: something", messaging.ErrInvalidOption) }
-	if err := CheckParse(testDecls, unnamed); err == nil {
-		t.Fatal("CheckParse accepted an error that does not name the parameter")
+	if err := CheckDeclared(doc, testDecls, unnamed); err == nil {
+		t.Fatal("CheckDeclared accepted an error that does not name the parameter")
 	}
 }

@@ -115,13 +115,7 @@ func DocumentedParams(doc string) []string {
 // CheckDoc reports, in one error, the parameters decls declares that the
 // package documentation doc (see DocumentedParams) does not list, and the
 // ones it lists that decls does not declare; nil when they agree. An
-// adapter's test calls it with its doc.go:
-//
-//	src, err := os.ReadFile("doc.go")
-//	...
-//	if err := urlparam.CheckDoc(string(src), urlParams); err != nil {
-//		t.Error(err)
-//	}
+// adapter's test calls it with its doc.go (see CheckDeclared).
 func CheckDoc(doc string, decls []Param) error {
 	documented := DocumentedParams(doc)
 	declared := Names(decls)
@@ -143,28 +137,25 @@ func CheckDoc(doc string, decls []Param) error {
 		strings.Join(missing, " "), strings.Join(extra, " "))
 }
 
-// CheckDocFile is CheckDoc of the package documentation in the file at
-// path (an adapter's doc.go, read from its test):
+// CheckDeclared reports, in one error, how an adapter breaks its URL
+// parameter declarations decls: its package documentation, the file at
+// docFile (its doc.go), does not list exactly those (see CheckDoc), or its
+// URL parser parse calls a declared parameter with a malformed value
+// unknown, or accepts an undeclared parameter or rejects it without naming
+// it or without messaging.ErrInvalidOption. parse reads a URL of the
+// adapter with the query rawQuery (and dials nothing). An adapter's test:
 //
-//	if err := urlparam.CheckDocFile("doc.go", urlParams); err != nil {
-//		t.Error(err)
-//	}
-func CheckDocFile(path string, decls []Param) error {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("urlparam: %w", err)
-	}
-	return CheckDoc(string(src), decls)
-}
-
-// CheckParse reports, in one error, how an adapter's URL parser breaks its
-// declarations decls: a declared parameter with a malformed value that
-// parse calls unknown, or an undeclared parameter parse accepts or rejects
-// without naming it or without messaging.ErrInvalidOption. parse reads a
-// URL of the adapter with the query rawQuery (and dials nothing). An
-// adapter's test calls it next to CheckDocFile.
-func CheckParse(decls []Param, parse func(rawQuery string) error) error {
+//	err := urlparam.CheckDeclared("doc.go", urlParams, func(q string) error {
+//		_, err := parseURL(&url.URL{Scheme: "x", Host: "h", RawQuery: q})
+//		return err
+//	})
+func CheckDeclared(docFile string, decls []Param, parse func(rawQuery string) error) error {
 	var errs []error
+	if src, err := os.ReadFile(docFile); err != nil {
+		errs = append(errs, fmt.Errorf("urlparam: %w", err))
+	} else if err := CheckDoc(string(src), decls); err != nil {
+		errs = append(errs, err)
+	}
 	for _, d := range decls {
 		if err := parse(d.Name + "=%20bad%20"); err != nil && strings.Contains(err.Error(), "unknown URL parameter") {
 			errs = append(errs, fmt.Errorf("urlparam: declared parameter %s is rejected as unknown: %w", d.Name, err))
