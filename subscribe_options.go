@@ -65,7 +65,7 @@ type SubscribeOption func(*SubscribeOptions) error
 func Group(name string) SubscribeOption {
 	return func(o *SubscribeOptions) error {
 		if err := ValidateName(name); err != nil {
-			return fmt.Errorf("group: %w", err)
+			return fmt.Errorf("messaging: group: %w", err)
 		}
 		o.Group = name
 		return nil

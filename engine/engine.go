@@ -118,7 +118,7 @@ func (c *Consumer) SubscribeBatch(ctx context.Context, topic string, h messaging
 func (c *Consumer) start(ctx context.Context, topic string, o messaging.SubscribeOptions, run func(*subscription) error) (messaging.Subscription, error) {
 	r, err := c.d.OpenReceiver(ctx, topic, o)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe: %w", err)
+		return nil, fmt.Errorf("engine: subscribe: %w", err)
 	}
 	caps := c.d.Capabilities()
 	if rc, ok := r.(driver.ReceiverCapabilities); ok {
@@ -142,11 +142,11 @@ func (c *Consumer) Read(ctx context.Context, topic string, from messaging.Positi
 	}
 	lr, ok := c.d.(driver.LogReader)
 	if !ok {
-		return nil, fmt.Errorf("read: %w", messaging.ErrUnsupported)
+		return nil, fmt.Errorf("engine: read: %w", messaging.ErrUnsupported)
 	}
 	l, err := lr.OpenLog(ctx, topic, from)
 	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
+		return nil, fmt.Errorf("engine: read: %w", err)
 	}
 	s := newSubscription(ctx, c, topic, messaging.SubscribeOptions{}, messaging.Capabilities{}, nil)
 	if err := c.add(s); err != nil {
@@ -161,7 +161,7 @@ func (c *Consumer) add(s *subscription) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return fmt.Errorf("subscribe: %w", messaging.ErrClosed)
+		return fmt.Errorf("engine: subscribe: %w", messaging.ErrClosed)
 	}
 	c.subs[s] = struct{}{}
 	return nil

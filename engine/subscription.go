@@ -179,7 +179,7 @@ func (s *subscription) receive(ctx context.Context, n int) ([]*item, error) {
 	}
 	ds, err := s.r.Receive(ctx, n)
 	if len(ds) > n {
-		err = errors.Join(err, fmt.Errorf("%s: receiver returned %d deliveries for %d: %w", s.c.opts.Name, len(ds), n, messaging.ErrInvalidOption))
+		err = errors.Join(err, fmt.Errorf("engine: %s: receiver returned %d deliveries for %d: %w", s.c.opts.Name, len(ds), n, messaging.ErrInvalidOption))
 		ds = ds[:n] // a broken driver; the surplus is redelivered after the ack deadline
 	}
 	s.credits.put(n - len(ds))
@@ -230,7 +230,7 @@ func (s *subscription) retry(err error, bo *backoff.ExponentialBackOff) error {
 	}
 	if !driver.IsTransient(err) {
 		if errors.Is(err, messaging.ErrTopicDeleted) {
-			return fmt.Errorf("%s: topic %s: %w", s.c.opts.Name, s.topic, err)
+			return fmt.Errorf("engine: %s: topic %s: %w", s.c.opts.Name, s.topic, err)
 		}
 		return err
 	}
@@ -529,7 +529,7 @@ func (s *subscription) read(l driver.Log, h messaging.Handler) error {
 			}
 			m.Attempt = 1
 			if r := dispatch.Invoke(s.handlerCtx, h, m, 0); r.Err != nil {
-				return fmt.Errorf("read %s at offset %s: handler: %w", s.topic, m.Offset, r.Err)
+				return fmt.Errorf("engine: read %s at offset %s: handler: %w", s.topic, m.Offset, r.Err)
 			}
 		}
 		if err == nil {

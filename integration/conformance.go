@@ -420,7 +420,7 @@ func (s *suite) redeliveryCase(t *testing.T, fail func(ctx context.Context, m *m
 
 // nackRedelivers: an error means redelivery with Attempt+1.
 func (s *suite) nackRedelivers(t *testing.T) {
-	s.redeliveryCase(t, func(context.Context, *messaging.Message) error { return errors.New("transient") })
+	s.redeliveryCase(t, func(context.Context, *messaging.Message) error { return errors.New("integration: transient") })
 }
 
 // retryAfterDelays: RetryAfter holds the redelivery back for no less than
@@ -430,7 +430,7 @@ func (s *suite) retryAfterDelays(t *testing.T) {
 	var failedAt time.Time
 	_, _ = s.redeliveryCase(t, func(context.Context, *messaging.Message) error {
 		failedAt = time.Now()
-		return messaging.RetryAfter(errors.New("later"), delay)
+		return messaging.RetryAfter(errors.New("integration: later"), delay)
 	})
 	// The channel send happens before fail() runs, so measure from failedAt
 	// to now, which is after the redelivery arrived.
@@ -500,7 +500,7 @@ func (s *suite) permanentNotRedelivered(t *testing.T) {
 	s.subscribe(t.Context(), s.c, func(_ context.Context, m *messaging.Message) error {
 		col.Add(m)
 		if m.ID == "poison" {
-			return messaging.Permanent(errors.New("cannot decode"))
+			return messaging.Permanent(errors.New("integration: cannot decode"))
 		}
 		return nil
 	}, messaging.Group(g), messaging.AckDeadline(s.h.AckDeadline))
@@ -534,7 +534,7 @@ func (s *suite) maxAttempts(t *testing.T) {
 	s.subscribe(t.Context(), s.c, func(_ context.Context, m *messaging.Message) error {
 		col.Add(m)
 		if m.ID == "always-fails" {
-			return errors.New("still broken")
+			return errors.New("integration: still broken")
 		}
 		return nil
 	}, messaging.Group(g), messaging.MaxAttempts(3), messaging.AckDeadline(s.h.AckDeadline))

@@ -91,7 +91,7 @@ func (s *suite) batchPartialFailure(t *testing.T) {
 			col.Add(m)
 			var k int
 			if _, err := fmt.Sscanf(m.ID, "p-%d", &k); err == nil && k%2 == 0 && m.Attempt == 1 {
-				errs[i] = errors.New("even messages fail once")
+				errs[i] = errors.New("integration: even messages fail once")
 			}
 		}
 		return errs
@@ -122,7 +122,7 @@ func (s *suite) redeliveryBackoff(t *testing.T) {
 	s.subscribe(t.Context(), s.c, func(_ context.Context, m *messaging.Message) error {
 		times = append(times, time.Now())
 		if m.Attempt < 3 {
-			return errors.New("not yet")
+			return errors.New("integration: not yet")
 		}
 		close(done)
 		return nil

@@ -47,7 +47,7 @@ func (s *suite) nackHandOver(t *testing.T) {
 		case failing <- struct{}{}:
 		default:
 		}
-		return errors.New("this member always fails")
+		return errors.New("integration: this member always fails")
 	}, messaging.Group(g), messaging.AckDeadline(handOverDeadline))
 	s.publish(s.c, &messaging.Message{ID: "hand-over", Payload: []byte("x")})
 	select {

@@ -137,53 +137,53 @@ func (s *suite) inspect(t *testing.T) {
 			got, known := c.Value()
 			switch {
 			case gap && known:
-				errs = append(errs, fmt.Errorf("%s = %d, want unknown (%s cannot tell)", what, got, s.h.Name))
+				errs = append(errs, fmt.Errorf("integration: %s = %d, want unknown (%s cannot tell)", what, got, s.h.Name))
 			case !gap && (!known || got != v):
-				errs = append(errs, fmt.Errorf("%s = %v, want %d", what, c, v))
+				errs = append(errs, fmt.Errorf("integration: %s = %v, want %d", what, c, v))
 			}
 		}
 		age := func(what string, a messaging.Age, gap bool) {
 			d, known := a.Value()
 			if gap {
 				if known {
-					errs = append(errs, fmt.Errorf("%s = %v, want unknown", what, d))
+					errs = append(errs, fmt.Errorf("integration: %s = %v, want unknown", what, d))
 				}
 				return
 			}
 			lo, hi := start.Sub(pubEnd)-slack, end.Sub(pubStart)+slack
 			if !known || d < lo || d > hi {
-				errs = append(errs, fmt.Errorf("%s = %v, want between %v and %v", what, a, max(lo, 0), hi))
+				errs = append(errs, fmt.Errorf("integration: %s = %v, want between %v and %v", what, a, max(lo, 0), hi))
 			}
 		}
 		if st.Topic != s.topic || st.Broker == "" {
-			errs = append(errs, fmt.Errorf("topic %q broker %q, want %q and the scheme", st.Topic, st.Broker, s.topic))
+			errs = append(errs, fmt.Errorf("integration: topic %q broker %q, want %q and the scheme", st.Topic, st.Broker, s.topic))
 		}
 		if gaps.Partitioned {
 			var sum int64
 			for _, ps := range st.Partitions {
 				v, known := ps.Messages.Value()
 				if !known {
-					errs = append(errs, fmt.Errorf("partition %d: messages unknown", ps.Partition))
+					errs = append(errs, fmt.Errorf("integration: partition %d: messages unknown", ps.Partition))
 				}
 				sum += v
 			}
 			if len(st.Partitions) == 0 || sum != n {
-				errs = append(errs, fmt.Errorf("partitions %+v: want messages summing to %d", st.Partitions, n))
+				errs = append(errs, fmt.Errorf("integration: partitions %+v: want messages summing to %d", st.Partitions, n))
 			}
 		}
 		check("messages", st.Messages, gaps.Messages, n)
 		if v, known := st.Bytes.Value(); known == gaps.Bytes || known && v <= 0 {
-			errs = append(errs, fmt.Errorf("bytes = %v, want %s", st.Bytes, map[bool]string{true: "unknown", false: "known and > 0"}[gaps.Bytes]))
+			errs = append(errs, fmt.Errorf("integration: bytes = %v, want %s", st.Bytes, map[bool]string{true: "unknown", false: "known and > 0"}[gaps.Bytes]))
 		}
 		if hasOffsets := st.First != "" && st.Last != ""; hasOffsets == (gaps.Offsets || gaps.Partitioned) {
-			errs = append(errs, fmt.Errorf("first %q last %q: offsets %s", st.First, st.Last, map[bool]string{true: "not expected", false: "missing"}[hasOffsets]))
+			errs = append(errs, fmt.Errorf("integration: first %q last %q: offsets %s", st.First, st.Last, map[bool]string{true: "not expected", false: "missing"}[hasOffsets]))
 		}
 		names := make([]string, len(st.Groups))
 		for i, g := range st.Groups {
 			names[i] = g.Group
 		}
 		if wantNames := []string{ga, gb, gc}; !slices.Equal(names, sortedCopy(wantNames)) {
-			errs = append(errs, fmt.Errorf("groups %v, want %v", names, sortedCopy(wantNames)))
+			errs = append(errs, fmt.Errorf("integration: groups %v, want %v", names, sortedCopy(wantNames)))
 			return errors.Join(errs...)
 		}
 		for _, g := range st.Groups {
@@ -208,7 +208,7 @@ func (s *suite) inspect(t *testing.T) {
 				check("group C backlog", g.Backlog, false, 0)
 				check("group C in flight", g.InFlight, gaps.InFlight, 0)
 				if g.OldestAge != messaging.KnownAge(0) {
-					errs = append(errs, fmt.Errorf("group C oldest age = %v, want 0 (nothing undelivered)", g.OldestAge))
+					errs = append(errs, fmt.Errorf("integration: group C oldest age = %v, want 0 (nothing undelivered)", g.OldestAge))
 				}
 				check("group C consumers", g.Consumers, gaps.Consumers, 1)
 				check("group C redeliveries", g.Redeliveries, gaps.Redeliveries, 0)
@@ -241,10 +241,10 @@ func (s *suite) inspect(t *testing.T) {
 	s.eventually(t, ins, bare, func(st messaging.TopicStats, _, _ time.Time) error {
 		var errs []error
 		if len(st.Groups) != 0 {
-			errs = append(errs, fmt.Errorf("groups %+v, want none", st.Groups))
+			errs = append(errs, fmt.Errorf("integration: groups %+v, want none", st.Groups))
 		}
 		if v, known := st.Messages.Value(); known == gaps.Messages || known && v != kept {
-			errs = append(errs, fmt.Errorf("messages = %v, want %s", st.Messages, map[bool]string{true: "unknown", false: fmt.Sprint(kept)}[gaps.Messages]))
+			errs = append(errs, fmt.Errorf("integration: messages = %v, want %s", st.Messages, map[bool]string{true: "unknown", false: fmt.Sprint(kept)}[gaps.Messages]))
 		}
 		return errors.Join(errs...)
 	})
@@ -266,11 +266,11 @@ func InspectUntil(t testing.TB, ins messaging.Inspector, topic string, timeout t
 		start := time.Now()
 		st, err := ins.Inspect(t.Context(), topic)
 		if err != nil {
-			return fmt.Errorf("Inspect(%s): %w", topic, err)
+			return fmt.Errorf("integration: Inspect(%s): %w", topic, err)
 		}
 		if err := check(st, start, time.Now()); err != nil {
 			js, _ := json.Marshal(st)
-			return fmt.Errorf("Inspect(%s): %w\nanswer: %s", topic, err, js)
+			return fmt.Errorf("integration: Inspect(%s): %w\nanswer: %s", topic, err, js)
 		}
 		return nil
 	})

@@ -395,7 +395,7 @@ func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) (i
 	defer cancel()
 	recs, err := r.o.d.Fetch(pctx, r.db, parts, r.cfg.batch)
 	if err != nil {
-		return 0, fmt.Errorf("fetch: %w", err)
+		return 0, fmt.Errorf("outbox: fetch: %w", err)
 	}
 	if len(recs) == 0 {
 		return 0, nil
@@ -423,7 +423,7 @@ func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) (i
 			}
 			continue
 		}
-		pubErr = errors.Join(pubErr, fmt.Errorf("publish %d messages to %s: %w", len(msgs), topic, err))
+		pubErr = errors.Join(pubErr, fmt.Errorf("outbox: publish %d messages to %s: %w", len(msgs), topic, err))
 		var pe *messaging.PublishError
 		if !errors.As(err, &pe) || len(pe.Errs) != len(msgs) {
 			failed += len(msgs)
@@ -463,7 +463,7 @@ func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) (i
 	if len(seqs) > 0 {
 		marked, markErr = r.o.d.MarkForwarded(mctx, r.db, r.cfg.id, seqs, r.cfg.retention > 0)
 		if markErr != nil {
-			markErr = fmt.Errorf("mark %d rows forwarded: %w", len(seqs), markErr)
+			markErr = fmt.Errorf("outbox: mark %d rows forwarded: %w", len(seqs), markErr)
 			marked = 0
 		}
 	}

@@ -177,7 +177,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // records go to the given writer in one WriteMessages call instead.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	if c.Closed() {
-		return fmt.Errorf("publish: %w", messaging.ErrClosed)
+		return fmt.Errorf("kafka: publish: %w", messaging.ErrClosed)
 	}
 	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
 		return err
@@ -187,10 +187,10 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	}
 	recs, err := toRecords(topic, msgs)
 	if err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, err)
+		return fmt.Errorf("kafka: publish to %s: %w", topic, err)
 	}
 	if err := c.ensureTopic(ctx, topic, c.cfg.autoCreate); err != nil {
-		return producer.AllFailed(len(msgs), fmt.Errorf("publish to %s: %w", topic, err))
+		return producer.AllFailed(len(msgs), fmt.Errorf("kafka: publish to %s: %w", topic, err))
 	}
 	if c.writer != nil {
 		return c.writeMessages(ctx, topic, recs)
@@ -211,7 +211,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		}
 	}
 	if err != nil {
-		return producer.AllFailed(len(msgs), fmt.Errorf("publish to %s: %w", topic, err))
+		return producer.AllFailed(len(msgs), fmt.Errorf("kafka: publish to %s: %w", topic, err))
 	}
 	return c.producer.Write(ctx, topic, n, recs)
 }
@@ -261,22 +261,22 @@ func (c *Client) requiredAcks() kafkago.RequiredAcks {
 // already has offsets.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
 	if c.Closed() {
-		return fmt.Errorf("provision: %w", messaging.ErrClosed)
+		return fmt.Errorf("kafka: provision: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("provision: topic: %w", err)
+		return fmt.Errorf("kafka: provision: topic: %w", err)
 	}
 	for _, g := range groups {
 		if err := messaging.ValidateName(g); err != nil {
-			return fmt.Errorf("provision: group: %w", err)
+			return fmt.Errorf("kafka: provision: group: %w", err)
 		}
 	}
 	if err := c.ensureTopic(ctx, topic, true); err != nil {
-		return fmt.Errorf("provision %s: %w", topic, err)
+		return fmt.Errorf("kafka: provision %s: %w", topic, err)
 	}
 	for _, g := range groups {
 		if err := c.initGroup(ctx, topic, g, messaging.Earliest); err != nil {
-			return fmt.Errorf("provision %s group %s: %w", topic, g, err)
+			return fmt.Errorf("kafka: provision %s group %s: %w", topic, g, err)
 		}
 	}
 	return nil
@@ -288,10 +288,10 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 // topic is not an error.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if c.Closed() {
-		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
+		return fmt.Errorf("kafka: delete topic: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("delete topic: %w", err)
+		return fmt.Errorf("kafka: delete topic: %w", err)
 	}
 	c.topicsMu.Lock()
 	delete(c.topics, topic)

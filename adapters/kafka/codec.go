@@ -58,7 +58,7 @@ func toRecords(topic string, msgs []*messaging.Message) ([]kafkago.Message, erro
 		h++
 		for k, v := range m.Header {
 			if strings.HasPrefix(k, HeaderPrefix) {
-				return nil, fmt.Errorf("message %d: %w: header %q: names starting with %q are reserved by the Kafka adapter", i, messaging.ErrInvalidHeader, k, HeaderPrefix)
+				return nil, fmt.Errorf("kafka: message %d: %w: header %q: names starting with %q are reserved by the Kafka adapter", i, messaging.ErrInvalidHeader, k, HeaderPrefix)
 			}
 			hdrs[h].Key = k
 			buf, hdrs[h].Value = appendBytes(buf, v)

@@ -42,7 +42,7 @@ func (d kafkaDriver) Capabilities() messaging.Capabilities { return d.c.Capabili
 func (d kafkaDriver) OpenReceiver(ctx context.Context, topic string, o messaging.SubscribeOptions) (driver.Receiver, error) {
 	c := d.c
 	if err := c.ensureTopic(ctx, topic, c.cfg.autoCreate); err != nil {
-		return nil, fmt.Errorf("%s: %w", topic, err)
+		return nil, fmt.Errorf("kafka: %s: %w", topic, err)
 	}
 	if o.Group == "" {
 		l, err := c.openLog(ctx, topic, o.StartAt, o.Prefetch)
@@ -52,7 +52,7 @@ func (d kafkaDriver) OpenReceiver(ctx context.Context, topic string, o messaging
 		return ephemeralReceiver{l}, nil
 	}
 	if err := c.initGroup(ctx, topic, o.Group, o.StartAt); err != nil {
-		return nil, fmt.Errorf("%s: %w", topic, err)
+		return nil, fmt.Errorf("kafka: %s: %w", topic, err)
 	}
 	r := &groupReceiver{c: c, topic: topic, o: o, in: newInbox(o.Prefetch), done: make(chan struct{})}
 	bal := newIncarnationBalancer(func(ids []string) {
@@ -78,7 +78,7 @@ func (d kafkaDriver) OpenReceiver(ctx context.Context, topic string, o messaging
 		}),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", topic, messaging.ErrInvalidOption, err)
+		return nil, fmt.Errorf("kafka: %s: %w: %w", topic, messaging.ErrInvalidOption, err)
 	}
 	r.cg = cg
 	r.ctx, r.stop = context.WithCancel(context.Background())
@@ -566,11 +566,11 @@ type partitionReader struct {
 func (c *Client) openLog(ctx context.Context, topic string, from messaging.Position, prefetch int) (*partitionReader, error) {
 	parts, err := c.partitions(ctx, topic)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", topic, err)
+		return nil, fmt.Errorf("kafka: %s: %w", topic, err)
 	}
 	starts, err := c.resolve(ctx, topic, parts, from)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", topic, err)
+		return nil, fmt.Errorf("kafka: %s: %w", topic, err)
 	}
 	fetchCtx, cancel := context.WithCancel(context.Background())
 	l := &partitionReader{in: newInbox(prefetch), cancel: cancel}
@@ -638,7 +638,7 @@ func (d kafkaDriver) OpenLog(ctx context.Context, topic string, from messaging.P
 		}
 	}
 	if err := c.ensureTopic(ctx, topic, c.cfg.autoCreate); err != nil {
-		return nil, fmt.Errorf("%s: %w", topic, err)
+		return nil, fmt.Errorf("kafka: %s: %w", topic, err)
 	}
 	l, err := c.openLog(ctx, topic, from, logBatch)
 	if err != nil {

@@ -56,13 +56,13 @@ const inspectParallel = 8
 // A missing topic fails with messaging.ErrTopicNotFound.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
 	if err := messaging.ValidateName(topic); err != nil {
-		return messaging.TopicStats{}, fmt.Errorf("inspect: %w", err)
+		return messaging.TopicStats{}, fmt.Errorf("kafka: inspect: %w", err)
 	}
 	fail := func(err error) (messaging.TopicStats, error) {
 		if errors.Is(err, kafkago.UnknownTopicOrPartition) {
-			return messaging.TopicStats{}, fmt.Errorf("inspect %s: %w (%w)", topic, messaging.ErrTopicNotFound, err)
+			return messaging.TopicStats{}, fmt.Errorf("kafka: inspect %s: %w (%w)", topic, messaging.ErrTopicNotFound, err)
 		}
-		return messaging.TopicStats{}, fmt.Errorf("inspect %s: %w", topic, err)
+		return messaging.TopicStats{}, fmt.Errorf("kafka: inspect %s: %w", topic, err)
 	}
 	parts, err := c.existingPartitions(ctx, topic)
 	if err != nil {

@@ -18,23 +18,30 @@ const defaultPrefetch = 64
 
 func init() { messaging.Register("mem", open) }
 
+// urlParams declares the URL query parameters open reads; doc.go documents
+// each (TestURLParamsDocumented), and any other is rejected.
+var urlParams = []urlparam.Param{
+	{Name: "max_message_size", Doc: "largest Message.Size accepted (WithMaxMessageSize)"},
+	{Name: "maxlen", Doc: "messages a topic keeps, when the named broker is created (WithMaxLen)"},
+}
+
 var (
 	namedMu sync.Mutex
 	named   = map[string]*Broker{}
 )
 
 func open(_ context.Context, u *url.URL, s messaging.OpenSettings) (messaging.Client, error) {
-	p := urlparam.New(u)
+	p := urlparam.NewDeclared(u, urlParams)
 	maxSize := p.Size("max_message_size", DefaultMaxMessageSize)
 	maxLen := p.Int("maxlen", 0)
 	if err := p.Err(); err != nil {
 		return nil, err
 	}
-	bcfg, err := newConfig([]Option{fromParam("maxlen", WithMaxLen(int64(maxLen)))})
+	bcfg, err := newConfig([]Option{urlparam.Named("maxlen", WithMaxLen(int64(maxLen)))})
 	if err != nil {
 		return nil, err
 	}
-	copts := []Option{fromParam("max_message_size", WithMaxMessageSize(maxSize))}
+	copts := []Option{urlparam.Named("max_message_size", WithMaxMessageSize(maxSize))}
 	if s.Logger != nil {
 		copts = append(copts, WithLogger(s.Logger))
 	}
@@ -57,16 +64,6 @@ func open(_ context.Context, u *url.URL, s messaging.OpenSettings) (messaging.Cl
 	}
 	namedMu.Unlock()
 	return b.newClient(ccfg), nil
-}
-
-// fromParam makes o's error name the URL parameter it was read from.
-func fromParam(name string, o Option) Option {
-	return func(c *config) error {
-		if err := o(c); err != nil {
-			return fmt.Errorf("URL parameter %s: %w", name, err)
-		}
-		return nil
-	}
 }
 
 // Client publishes to and consumes from a Broker. It implements
@@ -141,7 +138,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // Publish appends msgs to topic's log; it returns once they are there.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	if c.Closed() {
-		return fmt.Errorf("publish: %w", messaging.ErrClosed)
+		return fmt.Errorf("memory: publish: %w", messaging.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -159,7 +156,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 // would lose what is published before; they start at Earliest).
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
 	if c.Closed() {
-		return fmt.Errorf("provision: %w", messaging.ErrClosed)
+		return fmt.Errorf("memory: provision: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
 		return err
@@ -167,7 +164,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 	t := c.b.topic(topic)
 	for _, g := range groups {
 		if err := messaging.ValidateName(g); err != nil {
-			return fmt.Errorf("group: %w", err)
+			return fmt.Errorf("memory: group: %w", err)
 		}
 		if _, err := t.group(g, false, messaging.Earliest); err != nil {
 			return err
@@ -181,7 +178,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 // messaging.ErrTopicDeleted; publishing to the name creates a new topic.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if c.Closed() {
-		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
+		return fmt.Errorf("memory: delete topic: %w", messaging.ErrClosed)
 	}
 	c.b.mu.Lock()
 	t := c.b.topics[topic]

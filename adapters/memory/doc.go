@@ -4,8 +4,13 @@
 //
 // URL: mem://[name][?max_message_size=1MiB&maxlen=N]. Clients opened with
 // the same name (empty is "default") share one broker in the process, so a
-// publisher and a consumer opened separately talk to each other. maxlen
-// (WithMaxLen) applies when the named broker is created.
+// publisher and a consumer opened separately talk to each other.
+//
+// Parameters (unknown ones are errors):
+//
+//	max_message_size=1MiB     largest Message.Size accepted (WithMaxMessageSize)
+//	maxlen=N                  messages a topic keeps, default 0: all (WithMaxLen);
+//	                          applies when the named broker is created
 //
 // Semantics:
 //   - Every topic is a retained log (all messages, or the newest `maxlen`

@@ -38,7 +38,7 @@ var (
 // to or provisioned (or that was deleted since), and ErrClosed after Close.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
 	if c.Closed() {
-		return messaging.TopicStats{}, fmt.Errorf("inspect: %w", messaging.ErrClosed)
+		return messaging.TopicStats{}, fmt.Errorf("memory: inspect: %w", messaging.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
 		return messaging.TopicStats{}, err
@@ -50,7 +50,7 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 	t := c.b.topics[topic]
 	c.b.mu.Unlock()
 	if t == nil {
-		return messaging.TopicStats{}, fmt.Errorf("inspect %q: %w", topic, messaging.ErrTopicNotFound)
+		return messaging.TopicStats{}, fmt.Errorf("memory: inspect %q: %w", topic, messaging.ErrTopicNotFound)
 	}
 	return t.stats(time.Now()), nil
 }
@@ -110,7 +110,7 @@ func (t *topic) stats(now time.Time) messaging.TopicStats {
 // to or provisioned, and not deleted since.
 func (c *Client) Topics(ctx context.Context) ([]string, error) {
 	if c.Closed() {
-		return nil, fmt.Errorf("topics: %w", messaging.ErrClosed)
+		return nil, fmt.Errorf("memory: topics: %w", messaging.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -189,21 +189,21 @@ func (c *Client) Capabilities() messaging.Capabilities {
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	if err := c.awaitConnection(ctx); err != nil {
 		if len(msgs) == 0 {
-			return fmt.Errorf("publish to %s: %w", topic, err)
+			return fmt.Errorf("nats: publish to %s: %w", topic, err)
 		}
 		errs := make([]error, len(msgs))
 		for i := range errs {
-			errs[i] = fmt.Errorf("publish to %s: %w", topic, err)
+			errs[i] = fmt.Errorf("nats: publish to %s: %w", topic, err)
 		}
 		return &messaging.PublishError{Errs: errs}
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed.Load() {
-		return fmt.Errorf("publish: %w", messaging.ErrClosed)
+		return fmt.Errorf("nats: publish: %w", messaging.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("publish: %w", err)
+		return fmt.Errorf("nats: publish: %w", err)
 	}
 	maxPayload := c.maxPayload()
 	if c.cfg.mode == ModeCore {
@@ -222,7 +222,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	for i, m := range msgs {
 		nm, err := encode(topic, m, maxPayload, c.maxHeader())
 		if err != nil {
-			return fmt.Errorf("publish to %s: message %d: %w", topic, i, err)
+			return fmt.Errorf("nats: publish to %s: message %d: %w", topic, i, err)
 		}
 		nms[i] = nm
 	}
@@ -279,7 +279,7 @@ func (c *Client) publishCore(ctx context.Context, topic string, msgs []*messagin
 		}
 		nm, err := encode(topic, m, maxPayload, 0)
 		if err != nil {
-			return fmt.Errorf("publish to %s: message %d: %w", topic, i, err)
+			return fmt.Errorf("nats: publish to %s: message %d: %w", topic, i, err)
 		}
 		if nms == nil {
 			nms = make([]*natsgo.Msg, len(msgs))
@@ -298,7 +298,7 @@ func (c *Client) publishCore(ctx context.Context, topic string, msgs []*messagin
 			if errs == nil {
 				errs = make([]error, len(msgs))
 			}
-			errs[i] = fmt.Errorf("publish to %s: %w", topic, c.wrapConnErr(err))
+			errs[i] = fmt.Errorf("nats: publish to %s: %w", topic, c.wrapConnErr(err))
 		}
 	}
 	if err := c.flush(ctx); err != nil {
@@ -307,7 +307,7 @@ func (c *Client) publishCore(ctx context.Context, topic string, msgs []*messagin
 		}
 		for i := range errs {
 			if errs[i] == nil {
-				errs[i] = fmt.Errorf("publish to %s: flush: %w", topic, c.wrapConnErr(err))
+				errs[i] = fmt.Errorf("nats: publish to %s: flush: %w", topic, c.wrapConnErr(err))
 			}
 		}
 	}
@@ -358,7 +358,7 @@ func (c *Client) wrapConnErr(err error) error {
 
 func (c *Client) publishJS(ctx context.Context, topic string, nms []*natsgo.Msg) error {
 	if _, err := c.publishStream(ctx, topic); err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, err)
+		return fmt.Errorf("nats: publish to %s: %w", topic, err)
 	}
 	errs, failed := c.sendAsync(ctx, nms)
 	if failed {
@@ -386,7 +386,7 @@ func (c *Client) publishJS(ctx context.Context, topic string, nms []*natsgo.Msg)
 		failed = false
 		for i, err := range errs {
 			if err != nil {
-				errs[i] = fmt.Errorf("publish to %s: %w", topic, c.wrapConnErr(err))
+				errs[i] = fmt.Errorf("nats: publish to %s: %w", topic, c.wrapConnErr(err))
 				failed = true
 			}
 		}
@@ -567,7 +567,7 @@ func (b *pubBatch) result(sent int, stop error) ([]error, bool) {
 		case i >= sent:
 			errs[i] = stop
 		case stop != nil && (b.resolved == nil || !b.resolved[i]):
-			errs[i] = fmt.Errorf("acknowledgement not awaited: %w", stop)
+			errs[i] = fmt.Errorf("nats: acknowledgement not awaited: %w", stop)
 		}
 		if errs[i] != nil {
 			failed = true
@@ -624,7 +624,7 @@ func (c *Client) Shutdown(ctx context.Context) error {
 // pull: in core mode it fails with messaging.ErrUnsupported.
 func (c *Client) SubscribeBatch(ctx context.Context, topic string, h messaging.BatchHandler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
 	if c.cfg.mode == ModeCore {
-		return nil, fmt.Errorf("subscribe batch: core NATS cannot fetch batches: %w", messaging.ErrUnsupported)
+		return nil, fmt.Errorf("nats: subscribe batch: core NATS cannot fetch batches: %w", messaging.ErrUnsupported)
 	}
 	return c.Consumer.SubscribeBatch(ctx, topic, h, opts...)
 }

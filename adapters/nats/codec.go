@@ -188,10 +188,10 @@ func encode(subject string, m *messaging.Message, maxPayload, maxHeader int64) (
 		set(HeaderEncoded, base64.StdEncoding.EncodeToString(enc))
 	}
 	if maxPayload > 0 && size > maxPayload {
-		return nil, fmt.Errorf("message %s is %d bytes with its headers, server max_payload %d: %w", m.ID, size, maxPayload, messaging.ErrMessageTooLarge)
+		return nil, fmt.Errorf("nats: message %s is %d bytes with its headers, server max_payload %d: %w", m.ID, size, maxPayload, messaging.ErrMessageTooLarge)
 	}
 	if hdr := size - int64(len(m.Payload)); maxHeader > 0 && hdr > maxHeader {
-		return nil, fmt.Errorf("message %s has %d bytes of headers, JetStream stores at most %d: %w", m.ID, hdr, maxHeader, messaging.ErrMessageTooLarge)
+		return nil, fmt.Errorf("nats: message %s has %d bytes of headers, JetStream stores at most %d: %w", m.ID, hdr, maxHeader, messaging.ErrMessageTooLarge)
 	}
 	return &natsgo.Msg{Subject: subject, Header: h, Data: m.Payload}, nil
 }

@@ -45,18 +45,18 @@ func (c *Client) Request(ctx context.Context, topic string, msg *messaging.Messa
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed.Load() {
-		return nil, fmt.Errorf("request: %w", messaging.ErrClosed)
+		return nil, fmt.Errorf("nats: request: %w", messaging.ErrClosed)
 	}
 	if msg == nil {
 		msg = &messaging.Message{}
 	}
 	maxPayload := c.maxPayload()
 	if err := prepare.Publish(topic, []*messaging.Message{msg}, int(maxPayload)-sizeSlack); err != nil {
-		return nil, fmt.Errorf("request: %w", err)
+		return nil, fmt.Errorf("nats: request: %w", err)
 	}
 	nm, err := encode(topic, msg, maxPayload, 0)
 	if err != nil {
-		return nil, fmt.Errorf("request %s: %w", topic, err)
+		return nil, fmt.Errorf("nats: request %s: %w", topic, err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -66,9 +66,9 @@ func (c *Client) Request(ctx context.Context, topic string, msg *messaging.Messa
 	rm, err := c.nc.RequestMsgWithContext(ctx, nm)
 	if err != nil {
 		if errors.Is(err, natsgo.ErrNoResponders) {
-			return nil, fmt.Errorf("request %s: %w: %w", topic, messaging.ErrNoResponders, err)
+			return nil, fmt.Errorf("nats: request %s: %w: %w", topic, messaging.ErrNoResponders, err)
 		}
-		return nil, fmt.Errorf("request %s: %w", topic, c.wrapConnErr(err))
+		return nil, fmt.Errorf("nats: request %s: %w", topic, c.wrapConnErr(err))
 	}
 	reply := &messaging.Message{Topic: topic, Attempt: 1}
 	desc, code := rm.Header.Get(headerServiceError), rm.Header.Get(headerServiceErrorCode)
@@ -94,7 +94,7 @@ func (c *Client) Request(ctx context.Context, topic string, msg *messaging.Messa
 // with a crashing server makes its requester time out.
 func (c *Client) Serve(ctx context.Context, topic string, h ReplyHandler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
 	if h == nil {
-		return nil, fmt.Errorf("serve: nil handler: %w", messaging.ErrInvalidOption)
+		return nil, fmt.Errorf("nats: serve: nil handler: %w", messaging.ErrInvalidOption)
 	}
 	handler := func(ctx context.Context, req *messaging.Message) error {
 		subj, _ := c.replyTo.LoadAndDelete(req) // recorded by the receiver
@@ -110,7 +110,7 @@ func (c *Client) Serve(ctx context.Context, topic string, h ReplyHandler, opts .
 		}
 		nm, encErr := encode(subj.(string), resp, c.maxPayload(), 0)
 		if encErr != nil {
-			err = fmt.Errorf("encode reply: %w", encErr)
+			err = fmt.Errorf("nats: encode reply: %w", encErr)
 			nm = &natsgo.Msg{Subject: subj.(string), Header: natsgo.Header{}}
 		}
 		if err != nil {
@@ -125,7 +125,7 @@ func (c *Client) Serve(ctx context.Context, topic string, h ReplyHandler, opts .
 	}
 	sub, err := c.serving.Subscribe(ctx, topic, handler, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("serve: %w", err)
+		return nil, fmt.Errorf("nats: serve: %w", err)
 	}
 	return sub, nil
 }

@@ -78,7 +78,7 @@ func (d natsDriver) OpenReceiver(ctx context.Context, topic string, o messaging.
 		return r.start(ctx)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", topic, err)
+		return nil, fmt.Errorf("nats: %s: %w", topic, err)
 	}
 	// Registered after start: a reconnect before it changes nothing.
 	r.status = d.c.nc.StatusChanged(natsgo.RECONNECTING, natsgo.CLOSED)
@@ -168,7 +168,7 @@ func (r *jsReceiver) start(ctx context.Context) error {
 			_ = c.js.DeleteConsumer(ctx, r.stream, r.ephemeral)
 		}
 		if r.cons, err = c.js.CreateConsumer(ctx, r.stream, cfg); err != nil {
-			return fmt.Errorf("create ephemeral consumer on stream %s: %w", r.stream, err)
+			return fmt.Errorf("nats: create ephemeral consumer on stream %s: %w", r.stream, err)
 		}
 		r.ephemeral = r.cons.CachedInfo().Name
 	}
@@ -178,7 +178,7 @@ func (r *jsReceiver) start(ctx context.Context) error {
 	r.next = jetstream.DefaultAPIPrefix + "CONSUMER.MSG.NEXT." + r.stream + "." + r.cons.CachedInfo().Name
 	if err := r.openPull(); err != nil {
 		r.cons = nil
-		return fmt.Errorf("subscribe %s: %w", r.topic, err)
+		return fmt.Errorf("nats: subscribe %s: %w", r.topic, err)
 	}
 	return nil
 }
@@ -235,7 +235,7 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 		}
 		if r.pull == nil {
 			if err := r.openPull(); err != nil {
-				return r.take(max), r.c.lost(ctx, r.stream, fmt.Errorf("subscribe %s: %w", r.topic, err))
+				return r.take(max), r.c.lost(ctx, r.stream, fmt.Errorf("nats: subscribe %s: %w", r.topic, err))
 			}
 		}
 		p := r.pull
@@ -257,7 +257,7 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 				p.mu.Lock()
 				p.outstanding -= q
 				p.mu.Unlock()
-				return r.take(max), r.c.lost(ctx, r.stream, fmt.Errorf("pull %s: %w", r.topic, err))
+				return r.take(max), r.c.lost(ctx, r.stream, fmt.Errorf("nats: pull %s: %w", r.topic, err))
 			}
 		}
 		if len(r.spare) > 0 {
@@ -269,7 +269,7 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 		if pullErr != nil {
 			r.dropPull()
 			r.cons = nil
-			return r.take(max), r.c.lost(ctx, r.stream, fmt.Errorf("pull %s: %w", r.topic, pullErr))
+			return r.take(max), r.c.lost(ctx, r.stream, fmt.Errorf("nats: pull %s: %w", r.topic, pullErr))
 		}
 		wait := 2*pullHeartbeat - idle + time.Millisecond
 		if timer == nil {
@@ -296,7 +296,7 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 func (r *jsReceiver) statusChanged(ctx context.Context, st natsgo.Status) error {
 	r.dropPull()
 	if st == natsgo.CLOSED || r.c.nc.IsClosed() {
-		return r.c.lost(ctx, r.stream, fmt.Errorf("pull %s: %w", r.topic, natsgo.ErrConnectionClosed))
+		return r.c.lost(ctx, r.stream, fmt.Errorf("nats: pull %s: %w", r.topic, natsgo.ErrConnectionClosed))
 	}
 	return nil
 }
@@ -372,7 +372,7 @@ func (p *jsPull) onMsg(m *natsgo.Msg) {
 	case "408": // a request expired, with what it had left
 		left, err := strconv.Atoi(m.Header.Get("Nats-Pending-Messages"))
 		if err != nil {
-			p.err = fmt.Errorf("request timeout without a valid pending count %q", m.Header.Get("Nats-Pending-Messages"))
+			p.err = fmt.Errorf("nats: request timeout without a valid pending count %q", m.Header.Get("Nats-Pending-Messages"))
 		} else {
 			p.outstanding -= left
 		}
@@ -383,7 +383,7 @@ func (p *jsPull) onMsg(m *natsgo.Msg) {
 		if strings.Contains(strings.ToLower(desc), "consumer deleted") {
 			p.err = jetstream.ErrConsumerDeleted
 		} else {
-			p.err = fmt.Errorf("pull request: status %s: %s", status, desc)
+			p.err = fmt.Errorf("nats: pull request: status %s: %s", status, desc)
 		}
 	}
 	p.mu.Unlock()
@@ -449,13 +449,13 @@ func (c *Client) lost(ctx context.Context, stream string, err error) error {
 		return ctx.Err()
 	}
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("stream %s: %w: %w", stream, messaging.ErrTopicDeleted, err)
+		return fmt.Errorf("nats: stream %s: %w: %w", stream, messaging.ErrTopicDeleted, err)
 	}
 	if errors.Is(err, messaging.ErrInvalidTopic) || errors.Is(err, messaging.ErrInvalidOption) {
 		return err
 	}
 	if _, serr := c.js.Stream(ctx, stream); errors.Is(serr, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("stream %s deleted: %w: %w", stream, messaging.ErrTopicDeleted, err)
+		return fmt.Errorf("nats: stream %s deleted: %w: %w", stream, messaging.ErrTopicDeleted, err)
 	}
 	return driver.Transient(err)
 }
@@ -485,12 +485,12 @@ func (r *jsReceiver) Settle(ctx context.Context, batch []driver.Settlement) erro
 		if err != nil {
 			failed++
 			if first == nil {
-				first = fmt.Errorf("%s of message %s: %w", st.Outcome, st.Msg.ID, err)
+				first = fmt.Errorf("nats: %s of message %s: %w", st.Outcome, st.Msg.ID, err)
 			}
 		}
 	}
 	if first != nil {
-		return fmt.Errorf("%d of %d settlements failed; first: %w", failed, len(batch), first)
+		return fmt.Errorf("nats: %d of %d settlements failed; first: %w", failed, len(batch), first)
 	}
 	return nil
 }
@@ -609,7 +609,7 @@ func (r *jsReceiver) Close(ctx context.Context) error {
 	r.spare = nil
 	if r.ephemeral != "" && !r.c.nc.IsClosed() {
 		if err := r.c.js.DeleteConsumer(ctx, r.stream, r.ephemeral); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("delete ephemeral consumer %s: %w", r.ephemeral, err)
+			return fmt.Errorf("nats: delete ephemeral consumer %s: %w", r.ephemeral, err)
 		}
 	}
 	return nil
@@ -639,7 +639,7 @@ func toMessage(h natsgo.Header, data []byte, md *natsgo.MsgMetadata, topic, grou
 // groups) of topic's stream at from. Core NATS keeps no log.
 func (d natsDriver) OpenLog(ctx context.Context, topic string, from messaging.Position) (driver.Log, error) {
 	if d.serve || d.c.cfg.mode == ModeCore {
-		return nil, fmt.Errorf("core NATS keeps no log: %w", messaging.ErrUnsupported)
+		return nil, fmt.Errorf("nats: core NATS keeps no log: %w", messaging.ErrUnsupported)
 	}
 	l := &logReader{c: d.c, topic: topic}
 	if err := deliverPolicy(from, &l.cfg); err != nil {
@@ -660,7 +660,7 @@ func (d natsDriver) OpenLog(ctx context.Context, topic string, from messaging.Po
 		return l.start(ctx)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s from %v: %w", topic, from, err)
+		return nil, fmt.Errorf("nats: %s from %v: %w", topic, from, err)
 	}
 	return l, nil
 }
@@ -708,7 +708,7 @@ func (l *logReader) start(ctx context.Context) error {
 func (l *logReader) Next(ctx context.Context) ([]*messaging.Message, error) {
 	if l.it == nil {
 		if err := l.start(ctx); err != nil {
-			return nil, l.c.lost(ctx, l.stream, fmt.Errorf("read %s: %w", l.topic, err))
+			return nil, l.c.lost(ctx, l.stream, fmt.Errorf("nats: read %s: %w", l.topic, err))
 		}
 	}
 	jm, err := l.it.Next(jetstream.NextContext(ctx))
@@ -717,7 +717,7 @@ func (l *logReader) Next(ctx context.Context) ([]*messaging.Message, error) {
 			return nil, ctx.Err()
 		}
 		l.stop()
-		return nil, l.c.lost(ctx, l.stream, fmt.Errorf("read %s: %w", l.topic, err))
+		return nil, l.c.lost(ctx, l.stream, fmt.Errorf("nats: read %s: %w", l.topic, err))
 	}
 	var md *natsgo.MsgMetadata
 	if jmd, err := jm.Metadata(); err == nil {
@@ -792,7 +792,7 @@ func (c *Client) openCore(ctx context.Context, topic string, o messaging.Subscri
 		if r.ns != nil {
 			_ = r.ns.Unsubscribe()
 		}
-		return nil, fmt.Errorf("%s: %w", topic, c.wrapConnErr(err))
+		return nil, fmt.Errorf("nats: %s: %w", topic, c.wrapConnErr(err))
 	}
 	var once sync.Once
 	r.ns.SetClosedHandler(func(string) { once.Do(func() { close(r.nsEnded) }) })
@@ -810,9 +810,9 @@ func (r *coreReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery,
 		return takeWaiting(m, r.in, max, r.delivery), nil
 	case <-r.nsEnded:
 		if !r.c.nc.IsClosed() {
-			return nil, fmt.Errorf("subscription to %s ended", r.topic)
+			return nil, fmt.Errorf("nats: subscription to %s ended", r.topic)
 		}
-		return nil, fmt.Errorf("subscription to %s: %w: %w", r.topic, messaging.ErrClosed, natsgo.ErrConnectionClosed)
+		return nil, fmt.Errorf("nats: subscription to %s: %w: %w", r.topic, messaging.ErrClosed, natsgo.ErrConnectionClosed)
 	}
 }
 

@@ -15,10 +15,10 @@ import (
 // use it to stay read-only. In core mode it fails with ErrUnsupported.
 func (c *Client) TopicExists(ctx context.Context, topic string) (bool, error) {
 	if err := messaging.ValidateName(topic); err != nil {
-		return false, fmt.Errorf("topic exists: %w", err)
+		return false, fmt.Errorf("nats: topic exists: %w", err)
 	}
 	if c.cfg.mode == ModeCore {
-		return false, fmt.Errorf("topic exists: core NATS keeps no streams: %w", messaging.ErrUnsupported)
+		return false, fmt.Errorf("nats: topic exists: core NATS keeps no streams: %w", messaging.ErrUnsupported)
 	}
 	if c.cfg.bindStreams {
 		_, err := c.js.StreamNameBySubject(ctx, topic)
@@ -32,7 +32,7 @@ func (c *Client) TopicExists(ctx context.Context, topic string) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("topic exists: %w", err)
+		return false, fmt.Errorf("nats: topic exists: %w", err)
 	}
 	return true, nil
 }

@@ -55,10 +55,10 @@ const (
 // missing stream fails with messaging.ErrTopicNotFound.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
 	if err := messaging.ValidateName(topic); err != nil {
-		return messaging.TopicStats{}, fmt.Errorf("inspect: %w", err)
+		return messaging.TopicStats{}, fmt.Errorf("nats: inspect: %w", err)
 	}
 	if c.cfg.mode == ModeCore {
-		return messaging.TopicStats{}, fmt.Errorf("inspect %s: core NATS keeps no messages nor consumer state: %w", topic, messaging.ErrUnsupported)
+		return messaging.TopicStats{}, fmt.Errorf("nats: inspect %s: core NATS keeps no messages nor consumer state: %w", topic, messaging.ErrUnsupported)
 	}
 	s, err := c.existingStream(ctx, topic)
 	if err != nil {
@@ -132,7 +132,7 @@ func (c *Client) existingStream(ctx context.Context, topic string) (jetstream.St
 		}
 	}
 	if err == nil && !slices.Contains(s.CachedInfo().Config.Subjects, topic) {
-		return nil, fmt.Errorf("stream %s does not capture subject %s (not created by this adapter for this topic): %w",
+		return nil, fmt.Errorf("nats: stream %s does not capture subject %s (not created by this adapter for this topic): %w",
 			c.StreamName(topic), topic, jetstream.ErrStreamNotFound)
 	}
 	return s, err
@@ -141,11 +141,11 @@ func (c *Client) existingStream(ctx context.Context, topic string) (jetstream.St
 func (c *Client) inspectError(topic string, err error) error {
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return fmt.Errorf("inspect %s: %w (%w)", topic, messaging.ErrTopicNotFound, err)
+		return fmt.Errorf("nats: inspect %s: %w (%w)", topic, messaging.ErrTopicNotFound, err)
 	case errors.Is(err, natsgo.ErrConnectionClosed):
-		return fmt.Errorf("inspect %s: %w (%w)", topic, messaging.ErrClosed, err)
+		return fmt.Errorf("nats: inspect %s: %w (%w)", topic, messaging.ErrClosed, err)
 	}
-	return fmt.Errorf("inspect %s: %w", topic, err)
+	return fmt.Errorf("nats: inspect %s: %w", topic, err)
 }
 
 // filtersOn reports whether a consumer reads exactly topic's subject.
@@ -177,7 +177,7 @@ func groupOf(ci *jetstream.ConsumerInfo, topic string) string {
 // fails with an error wrapping messaging.ErrUnsupported.
 func (c *Client) Topics(ctx context.Context) ([]string, error) {
 	if c.cfg.mode == ModeCore {
-		return nil, fmt.Errorf("topics: core NATS keeps no streams: %w", messaging.ErrUnsupported)
+		return nil, fmt.Errorf("nats: topics: core NATS keeps no streams: %w", messaging.ErrUnsupported)
 	}
 	names := map[string]bool{}
 	list := c.js.ListStreams(ctx)
@@ -197,9 +197,9 @@ func (c *Client) Topics(ctx context.Context) ([]string, error) {
 	}
 	if err := list.Err(); err != nil {
 		if errors.Is(err, natsgo.ErrConnectionClosed) {
-			return nil, fmt.Errorf("topics: %w (%w)", messaging.ErrClosed, err)
+			return nil, fmt.Errorf("nats: topics: %w (%w)", messaging.ErrClosed, err)
 		}
-		return nil, fmt.Errorf("topics: %w", err)
+		return nil, fmt.Errorf("nats: topics: %w", err)
 	}
 	return slices.Sorted(maps.Keys(names)), nil
 }

@@ -128,7 +128,7 @@ func (c *Client) stream(ctx context.Context, topic string) (string, error) {
 	if c.cfg.bindStreams {
 		name, err := c.js.StreamNameBySubject(ctx, topic)
 		if err != nil {
-			return "", fmt.Errorf("find the stream of subject %s: %w", topic, err)
+			return "", fmt.Errorf("nats: find the stream of subject %s: %w", topic, err)
 		}
 		c.streams.Store(topic, name)
 		return name, nil
@@ -144,7 +144,7 @@ func (c *Client) stream(ctx context.Context, topic string) (string, error) {
 			return name, nil
 		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) || attempt > 0 {
-			return "", fmt.Errorf("look up stream %s: %w", name, err)
+			return "", fmt.Errorf("nats: look up stream %s: %w", name, err)
 		}
 		if legacy, ok := c.legacyStream(ctx, topic); ok {
 			c.streams.Store(topic, legacy)
@@ -167,7 +167,7 @@ func (c *Client) stream(ctx context.Context, topic string) (string, error) {
 			return name, nil
 		}
 		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return "", fmt.Errorf("create stream %s for topic %s (if another stream captures the subject, use WithExistingStreams): %w", name, topic, err)
+			return "", fmt.Errorf("nats: create stream %s for topic %s (if another stream captures the subject, use WithExistingStreams): %w", name, topic, err)
 		}
 		// Created concurrently by someone else: look it up again.
 	}
@@ -268,12 +268,12 @@ func (c *Client) group(ctx context.Context, stream, topic, group string, start m
 				continue // created concurrently: use it
 			}
 			if err != nil {
-				return nil, fmt.Errorf("create consumer %s on stream %s: %w", name, stream, err)
+				return nil, fmt.Errorf("nats: create consumer %s on stream %s: %w", name, stream, err)
 			}
 			return cons, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("look up consumer %s on stream %s: %w", name, stream, err)
+			return nil, fmt.Errorf("nats: look up consumer %s on stream %s: %w", name, stream, err)
 		}
 		have := cons.CachedInfo().Config
 		// Metadata needs nats-server 2.10; the description is there since 2.2.
@@ -286,7 +286,7 @@ func (c *Client) group(ctx context.Context, stream, topic, group string, start m
 			upd := have
 			upd.AckWait, upd.MaxDeliver, upd.BackOff = cfg.AckWait, cfg.MaxDeliver, cfg.BackOff
 			if cons, err = c.js.UpdateConsumer(ctx, stream, upd); err != nil {
-				return nil, fmt.Errorf("update consumer %s on stream %s: %w", name, stream, err)
+				return nil, fmt.Errorf("nats: update consumer %s on stream %s: %w", name, stream, err)
 			}
 		}
 		return cons, nil
@@ -298,14 +298,14 @@ func (c *Client) group(ctx context.Context, stream, topic, group string, start m
 // before the groups' first subscribers are kept for them. Idempotent.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
 	if c.closed.Load() {
-		return fmt.Errorf("provision: %w", messaging.ErrClosed)
+		return fmt.Errorf("nats: provision: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("provision: topic: %w", err)
+		return fmt.Errorf("nats: provision: topic: %w", err)
 	}
 	for _, g := range groups {
 		if err := messaging.ValidateName(g); err != nil {
-			return fmt.Errorf("provision: group: %w", err)
+			return fmt.Errorf("nats: provision: group: %w", err)
 		}
 	}
 	if c.cfg.mode == ModeCore {
@@ -314,7 +314,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 	return c.withStream(ctx, topic, func(stream string) error {
 		for _, g := range groups {
 			if _, err := c.group(ctx, stream, topic, g, messaging.Earliest, nil); err != nil {
-				return fmt.Errorf("provision %s: %w", topic, err)
+				return fmt.Errorf("nats: provision %s: %w", topic, err)
 			}
 		}
 		return nil
@@ -328,10 +328,10 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 // mode it does nothing.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if c.closed.Load() {
-		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
+		return fmt.Errorf("nats: delete topic: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("delete topic: %w", err)
+		return fmt.Errorf("nats: delete topic: %w", err)
 	}
 	if c.cfg.mode == ModeCore {
 		return nil
@@ -345,7 +345,7 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 		for _, name := range names {
 			err := c.js.DeleteStream(ctx, name)
 			if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-				return fmt.Errorf("delete topic %s: %w", topic, err)
+				return fmt.Errorf("nats: delete topic %s: %w", topic, err)
 			}
 		}
 		return nil
@@ -355,14 +355,14 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil
 		}
-		return fmt.Errorf("delete topic %s: %w", topic, err)
+		return fmt.Errorf("nats: delete topic %s: %w", topic, err)
 	}
 	s, err := c.js.Stream(ctx, name)
 	if err != nil {
-		return fmt.Errorf("delete topic %s: %w", topic, err)
+		return fmt.Errorf("nats: delete topic %s: %w", topic, err)
 	}
 	if err := s.Purge(ctx, jetstream.WithPurgeSubject(topic)); err != nil {
-		return fmt.Errorf("delete topic %s: purge: %w", topic, err)
+		return fmt.Errorf("nats: delete topic %s: purge: %w", topic, err)
 	}
 	infos := s.ListConsumers(ctx)
 	var doomed []string
@@ -372,11 +372,11 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 		}
 	}
 	if err := infos.Err(); err != nil {
-		return fmt.Errorf("delete topic %s: list consumers: %w", topic, err)
+		return fmt.Errorf("nats: delete topic %s: list consumers: %w", topic, err)
 	}
 	for _, n := range doomed {
 		if err := s.DeleteConsumer(ctx, n); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return fmt.Errorf("delete topic %s: consumer %s: %w", topic, n, err)
+			return fmt.Errorf("nats: delete topic %s: consumer %s: %w", topic, n, err)
 		}
 	}
 	return nil

@@ -252,10 +252,10 @@ func connectURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error)
 				r.nc.Close()
 			}
 		}()
-		return nil, fmt.Errorf("connect to %s: %w", server, ctx.Err())
+		return nil, fmt.Errorf("nats: connect to %s: %w", server, ctx.Err())
 	}
 	if r.err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", server, r.err)
+		return nil, fmt.Errorf("nats: connect to %s: %w", server, r.err)
 	}
 	c, err := newClient(r.nc, true, cfg)
 	if err != nil {

@@ -56,7 +56,7 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.
 	a := &asyncMsg{ctx: ctx, topic: topic, msg: msg, done: done}
 	nm, err := encode(topic, msg, c.maxPayload(), c.maxHeader())
 	if err != nil {
-		c.asyncJS.End(done, msg, fmt.Errorf("publish to %s: %w", topic, err))
+		c.asyncJS.End(done, msg, fmt.Errorf("nats: publish to %s: %w", topic, err))
 		return
 	}
 	a.nm = nm
@@ -130,11 +130,11 @@ func (c *Client) unpark() {
 		for _, a := range msgs {
 			switch {
 			case a.ctx.Err() != nil:
-				c.asyncJS.End(a.done, a.msg, fmt.Errorf("publish to %s: waiting for the connection: %w", a.topic, a.ctx.Err()))
+				c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: waiting for the connection: %w", a.topic, a.ctx.Err()))
 			case c.asyncJS.Closed():
-				c.asyncJS.End(a.done, a.msg, fmt.Errorf("publish to %s: waiting for the connection when the client closed: %w", a.topic, messaging.ErrClosed))
+				c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: waiting for the connection when the client closed: %w", a.topic, messaging.ErrClosed))
 			case err != nil:
-				c.asyncJS.End(a.done, a.msg, fmt.Errorf("publish to %s: %w", a.topic, err))
+				c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: %w", a.topic, err))
 			default:
 				c.lookUpAndSend(a)
 			}
@@ -160,7 +160,7 @@ func (c *Client) awaitParked() error {
 // lookUpAndSend looks up (or creates) the topic's stream and sends a.
 func (c *Client) lookUpAndSend(a *asyncMsg) {
 	if _, err := c.stream(a.ctx, a.topic); err != nil {
-		c.asyncJS.End(a.done, a.msg, fmt.Errorf("publish to %s: %w", a.topic, err))
+		c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: %w", a.topic, err))
 		return
 	}
 	c.publishMsgAsync(a)
@@ -192,7 +192,7 @@ func (c *Client) resolveAsync(a *asyncMsg, err error) {
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.unavailable)
 			defer cancel()
 			if _, err := c.stream(ctx, a.topic); err != nil {
-				c.asyncJS.End(a.done, a.msg, fmt.Errorf("publish to %s: %w", a.topic, err))
+				c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: %w", a.topic, err))
 				return
 			}
 			c.publishMsgAsync(a)
@@ -200,7 +200,7 @@ func (c *Client) resolveAsync(a *asyncMsg, err error) {
 		return
 	}
 	if err != nil {
-		err = fmt.Errorf("publish to %s: %w", a.topic, c.wrapConnErr(err))
+		err = fmt.Errorf("nats: publish to %s: %w", a.topic, c.wrapConnErr(err))
 	}
 	c.asyncJS.End(a.done, a.msg, err)
 }
@@ -230,7 +230,7 @@ func (c *Client) closeAsync() {
 		return
 	}
 	for _, s := range c.pending.takeAsync() {
-		c.asyncJS.End(s.a.done, s.a.msg, fmt.Errorf("publish to %s: no acknowledgement before Close: %w", s.a.topic, messaging.ErrClosed))
+		c.asyncJS.End(s.a.done, s.a.msg, fmt.Errorf("nats: publish to %s: no acknowledgement before Close: %w", s.a.topic, messaging.ErrClosed))
 	}
 }
 
@@ -264,7 +264,7 @@ func (c *Client) validateOne(topic string, m *messaging.Message) error {
 		return nil
 	}
 	if _, err := encode(topic, m, c.maxPayload(), c.maxHeader()); err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, err)
+		return fmt.Errorf("nats: publish to %s: %w", topic, err)
 	}
 	return nil
 }

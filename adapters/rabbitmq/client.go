@@ -126,7 +126,7 @@ func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	dial := hosts.dial
 	conn, err := dial(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", messaging.RedactURL(&plain), err)
+		return nil, fmt.Errorf("rabbitmq: dial %s: %w", messaging.RedactURL(&plain), err)
 	}
 	if cfg.redial == nil {
 		cfg.redial = dial
@@ -134,29 +134,46 @@ func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	return newClient(conn, true, cfg), nil
 }
 
+// urlParams declares the URL query parameters Open reads; doc.go documents
+// each (TestURLParamsDocumented), and any other is rejected.
+var urlParams = []urlparam.Param{
+	{Name: "max_message_size", Doc: "largest Message.Size accepted (WithMaxMessageSize)"},
+	{Name: "prefetch", Doc: "default QoS prefetch of subscriptions (WithPrefetch)"},
+	{Name: "publish_channels", Doc: "confirm channels shared by Publish calls (WithPublishChannels)"},
+	{Name: "streams", Doc: "record topics in stream queues (WithStreams)"},
+	{Name: "dead_letter_exchange", Doc: "exchange receiving given-up messages (WithDeadLetterExchange)"},
+	{Name: "reconnect_min", Doc: "first reconnect backoff (WithReconnectBackoff)"},
+	{Name: "reconnect_max", Doc: "longest reconnect backoff (WithReconnectBackoff)"},
+	{Name: "unavailable_timeout", Doc: "Publish's wait for a connection (WithUnavailableTimeout)"},
+	{Name: "management", Doc: "management API URL, without credentials (WithManagement)"},
+	{Name: "heartbeat", Doc: "AMQP heartbeat interval"},
+	{Name: "connection_name", Doc: "connection name shown by the broker"},
+}
+
 // urlOptions turns the URL's query parameters into options.
 func urlOptions(u *url.URL) (opts []Option, heartbeat time.Duration, name string, err error) {
-	p := urlparam.New(u)
+	p := urlparam.NewDeclared(u, urlParams)
+	add := func(name string, o Option) { opts = append(opts, urlparam.Named(name, o)) }
 	if p.Has("max_message_size") {
-		opts = append(opts, fromParam("max_message_size", WithMaxMessageSize(p.Size("max_message_size", DefaultMaxMessageSize))))
+		add("max_message_size", WithMaxMessageSize(p.Size("max_message_size", DefaultMaxMessageSize)))
 	}
 	if p.Has("prefetch") {
-		opts = append(opts, fromParam("prefetch", WithPrefetch(p.Int("prefetch", DefaultPrefetch))))
+		add("prefetch", WithPrefetch(p.Int("prefetch", DefaultPrefetch)))
 	}
 	if p.Has("publish_channels") {
-		opts = append(opts, fromParam("publish_channels", WithPublishChannels(p.Int("publish_channels", DefaultPublishChannels))))
+		add("publish_channels", WithPublishChannels(p.Int("publish_channels", DefaultPublishChannels)))
 	}
 	if p.Has("streams") {
-		opts = append(opts, fromParam("streams", WithStreams(p.Bool("streams", false))))
+		add("streams", WithStreams(p.Bool("streams", false)))
 	}
 	if p.Has("dead_letter_exchange") {
-		opts = append(opts, fromParam("dead_letter_exchange", WithDeadLetterExchange(p.String("dead_letter_exchange", ""))))
+		add("dead_letter_exchange", WithDeadLetterExchange(p.String("dead_letter_exchange", "")))
 	}
 	if p.Has("reconnect_min") || p.Has("reconnect_max") {
-		opts = append(opts, fromParam("reconnect_min/reconnect_max", WithReconnectBackoff(p.Duration("reconnect_min", 100*time.Millisecond), p.Duration("reconnect_max", DefaultReconnectMax))))
+		add("reconnect_min/reconnect_max", WithReconnectBackoff(p.Duration("reconnect_min", 100*time.Millisecond), p.Duration("reconnect_max", DefaultReconnectMax)))
 	}
 	if p.Has("unavailable_timeout") {
-		opts = append(opts, fromParam("unavailable_timeout", WithUnavailableTimeout(p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout))))
+		add("unavailable_timeout", WithUnavailableTimeout(p.Duration("unavailable_timeout", messaging.DefaultUnavailableTimeout)))
 	}
 	if p.Has("management") {
 		o, err := managementParam(p.String("management", ""))
@@ -171,16 +188,6 @@ func urlOptions(u *url.URL) (opts []Option, heartbeat time.Duration, name string
 		return nil, 0, "", err
 	}
 	return opts, heartbeat, name, nil
-}
-
-// fromParam makes o's error name the URL parameter it was read from.
-func fromParam(name string, o Option) Option {
-	return func(c *config) error {
-		if err := o(c); err != nil {
-			return fmt.Errorf("URL parameter %s: %w", name, err)
-		}
-		return nil
-	}
 }
 
 // dialContext dials with amqp.DialConfig, giving up when ctx is done.
@@ -216,7 +223,7 @@ func New(conn *amqp.Connection, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("rabbitmq: New: nil connection: %w", messaging.ErrInvalidOption)
 	}
 	if conn.IsClosed() {
-		return nil, fmt.Errorf("new client: %w", ErrConnectionLost)
+		return nil, fmt.Errorf("rabbitmq: new client: %w", ErrConnectionLost)
 	}
 	if conn.IsRecoveryEnabled() {
 		return nil, fmt.Errorf("rabbitmq: New: connection has amqp091 Recovery enabled; the client reconnects by itself: %w", messaging.ErrInvalidOption)
@@ -287,7 +294,7 @@ func isCode(err error, code int) bool {
 // declareExchange declares topic's durable topic exchange.
 func declareExchange(ch *amqp.Channel, topic string) error {
 	if err := ch.ExchangeDeclare(topic, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
-		return fmt.Errorf("declare exchange %q: %w", topic, err)
+		return fmt.Errorf("rabbitmq: declare exchange %q: %w", topic, err)
 	}
 	return nil
 }
@@ -314,10 +321,10 @@ func (c *Client) declareTopic(ctx context.Context, ch *amqp.Channel, topic strin
 	}
 	q := streamQueue(topic)
 	if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-type": "stream"}); err != nil {
-		return fmt.Errorf("declare stream queue %q: %w", q, err)
+		return fmt.Errorf("rabbitmq: declare stream queue %q: %w", q, err)
 	}
 	if err := ch.QueueBind(q, "#", topic, false, nil); err != nil {
-		return fmt.Errorf("bind stream queue %q: %w", q, err)
+		return fmt.Errorf("rabbitmq: bind stream queue %q: %w", q, err)
 	}
 	return c.register(ctx, topic, q)
 }
@@ -336,21 +343,21 @@ func (c *Client) register(ctx context.Context, topic, queue string) error {
 	defer ch.Close()
 	reg := registryQueue(topic)
 	if _, err := ch.QueueDeclare(reg, true, false, false, false, amqp.Table{"x-queue-type": "classic"}); err != nil {
-		return fmt.Errorf("declare registry queue %q: %w", reg, err)
+		return fmt.Errorf("rabbitmq: declare registry queue %q: %w", reg, err)
 	}
 	if err := ch.Confirm(false); err != nil {
-		return fmt.Errorf("register queue %q: %w", queue, err)
+		return fmt.Errorf("rabbitmq: register queue %q: %w", queue, err)
 	}
 	dc, err := ch.PublishWithDeferredConfirm("", reg, true, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: []byte(queue)})
 	if err != nil {
-		return fmt.Errorf("register queue %q: %w", queue, err)
+		return fmt.Errorf("rabbitmq: register queue %q: %w", queue, err)
 	}
 	ok, err := dc.WaitContext(ctx)
 	if err != nil {
-		return fmt.Errorf("register queue %q: %w", queue, err)
+		return fmt.Errorf("rabbitmq: register queue %q: %w", queue, err)
 	}
 	if !ok {
-		return fmt.Errorf("register queue %q: %w", queue, ErrNacked)
+		return fmt.Errorf("rabbitmq: register queue %q: %w", queue, ErrNacked)
 	}
 	c.registered.Store(queue, struct{}{})
 	return nil
@@ -378,13 +385,13 @@ func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, grou
 	}
 	if c.cfg.deadLetter != "" {
 		if err := ch.ExchangeDeclare(c.cfg.deadLetter, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
-			return ch, fmt.Errorf("declare dead-letter exchange %q: %w", c.cfg.deadLetter, err)
+			return ch, fmt.Errorf("rabbitmq: declare dead-letter exchange %q: %w", c.cfg.deadLetter, err)
 		}
 	}
 	q := groupQueue(topic, group)
 	if _, err := ch.QueueDeclare(q, true, false, false, false, c.groupArgs(maxAttempts)); err != nil {
 		if !isCode(err, amqp.PreconditionFailed) {
-			return ch, fmt.Errorf("declare group queue %q: %w", q, err)
+			return ch, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
 		}
 		c.cfg.logger.Warn("rabbitmq: group queue exists with other arguments; using it as it is (MaxAttempts is then enforced by the client only)",
 			"queue", q, "error", err)
@@ -394,11 +401,11 @@ func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, grou
 		}
 		ch = nch
 		if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err != nil {
-			return ch, fmt.Errorf("declare group queue %q: %w", q, err)
+			return ch, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
 		}
 	}
 	if err := ch.QueueBind(q, "#", topic, false, nil); err != nil {
-		return ch, fmt.Errorf("bind group queue %q: %w", q, err)
+		return ch, fmt.Errorf("rabbitmq: bind group queue %q: %w", q, err)
 	}
 	return ch, c.register(ctx, topic, q)
 }
@@ -409,23 +416,23 @@ func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, grou
 // re-declares what it provisioned after a reconnect.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
 	if c.closed.Load() {
-		return fmt.Errorf("provision: %w", messaging.ErrClosed)
+		return fmt.Errorf("rabbitmq: provision: %w", messaging.ErrClosed)
 	}
 	if err := validTopic(topic); err != nil {
-		return fmt.Errorf("provision: topic: %w", err)
+		return fmt.Errorf("rabbitmq: provision: topic: %w", err)
 	}
 	for _, g := range groups {
 		if err := messaging.ValidateName(g); err != nil {
-			return fmt.Errorf("provision: group: %w", err)
+			return fmt.Errorf("rabbitmq: provision: group: %w", err)
 		}
 	}
 	ch, gen, err := c.conn.channel(ctx)
 	if err != nil {
-		return fmt.Errorf("provision %s: %w", topic, err)
+		return fmt.Errorf("rabbitmq: provision %s: %w", topic, err)
 	}
 	defer func() { _ = ch.Close() }()
 	if err := c.declareTopic(ctx, ch, topic); err != nil {
-		return fmt.Errorf("provision: %w", err)
+		return fmt.Errorf("rabbitmq: provision: %w", err)
 	}
 	c.declared.Store(topic, gen)
 	for _, g := range groups {
@@ -435,7 +442,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 			ch = nch
 		}
 		if err != nil {
-			return fmt.Errorf("provision: %w", err)
+			return fmt.Errorf("rabbitmq: provision: %w", err)
 		}
 	}
 	c.mu.Lock()
@@ -502,14 +509,14 @@ func (c *Client) redeclare(conn *amqp.Connection) {
 // the topic end with an error wrapping messaging.ErrTopicDeleted.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if c.closed.Load() {
-		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
+		return fmt.Errorf("rabbitmq: delete topic: %w", messaging.ErrClosed)
 	}
 	if err := validTopic(topic); err != nil {
-		return fmt.Errorf("delete topic: %w", err)
+		return fmt.Errorf("rabbitmq: delete topic: %w", err)
 	}
 	ch, _, err := c.conn.channel(ctx)
 	if err != nil {
-		return fmt.Errorf("delete topic %s: %w", topic, err)
+		return fmt.Errorf("rabbitmq: delete topic %s: %w", topic, err)
 	}
 	defer func() { _ = ch.Close() }()
 	reopen := func() error {
@@ -523,10 +530,10 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 		d, ok, err := ch.Get(reg, true)
 		if err != nil {
 			if !isCode(err, amqp.NotFound) {
-				return fmt.Errorf("delete topic %s: read registry: %w", topic, err)
+				return fmt.Errorf("rabbitmq: delete topic %s: read registry: %w", topic, err)
 			}
 			if err := reopen(); err != nil {
-				return fmt.Errorf("delete topic %s: %w", topic, err)
+				return fmt.Errorf("rabbitmq: delete topic %s: %w", topic, err)
 			}
 			break
 		}
@@ -547,16 +554,16 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 		c.registered.Delete(q)
 		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
 			if !isCode(err, amqp.NotFound) {
-				return fmt.Errorf("delete topic %s: delete queue %q: %w", topic, q, err)
+				return fmt.Errorf("rabbitmq: delete topic %s: delete queue %q: %w", topic, q, err)
 			}
 			if err := reopen(); err != nil {
-				return fmt.Errorf("delete topic %s: %w", topic, err)
+				return fmt.Errorf("rabbitmq: delete topic %s: %w", topic, err)
 			}
 		}
 	}
 	c.declared.Delete(topic)
 	if err := ch.ExchangeDelete(topic, false, false); err != nil && !isCode(err, amqp.NotFound) {
-		return fmt.Errorf("delete topic %s: delete exchange: %w", topic, err)
+		return fmt.Errorf("rabbitmq: delete topic %s: delete exchange: %w", topic, err)
 	}
 	return nil
 }

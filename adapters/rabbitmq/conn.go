@@ -119,7 +119,7 @@ func (c *connector) channel(ctx context.Context) (*amqp.Channel, uint64, error) 
 			return ch, gen, nil
 		}
 		if !conn.IsClosed() {
-			return nil, 0, fmt.Errorf("open channel: %w", err)
+			return nil, 0, fmt.Errorf("rabbitmq: open channel: %w", err)
 		}
 		// The connection died under us: wait for the next one.
 	}

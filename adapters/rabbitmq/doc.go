@@ -7,20 +7,22 @@
 //	amqps://user:password@host:5671/vhost?...   (TLS; see WithTLSConfig)
 //	amqp://user:password@host1:5672,host2:5672,host3:5672/vhost?...   (a cluster)
 //
-// Parameters (each has an Option of the same meaning):
+// Parameters (the last column names the Option of the same meaning):
 //
-//	max_message_size      largest Message.Size accepted (default 4MiB)      WithMaxMessageSize
-//	prefetch              default QoS prefetch of subscriptions (100)      WithPrefetch
-//	publish_channels      confirm channels shared by Publish calls (8)     WithPublishChannels
-//	streams               true: record topics in stream queues (Replay)    WithStreams
-//	dead_letter_exchange  exchange that receives given-up messages         WithDeadLetterExchange
-//	reconnect_min, reconnect_max  reconnect backoff (100ms, 300ms)         WithReconnectBackoff
-//	unavailable_timeout   Publish's wait for a connection (5s), then       WithUnavailableTimeout
-//	                      messaging.ErrUnavailable
-//	management            management API URL, http(s)://host:15672,        WithManagement
-//	                      without credentials (see Inspection)
-//	heartbeat             AMQP heartbeat interval (default: the server's)
-//	connection_name       connection name shown by the broker
+//	max_message_size=4MiB       largest Message.Size accepted          WithMaxMessageSize
+//	prefetch=100                default QoS prefetch of subscriptions  WithPrefetch
+//	publish_channels=8          confirm channels shared by Publish     WithPublishChannels
+//	streams=true                record topics in stream queues         WithStreams
+//	                            (Replay)
+//	dead_letter_exchange=X      exchange that receives given-up        WithDeadLetterExchange
+//	                            messages
+//	reconnect_min=100ms, reconnect_max=300ms   reconnect backoff       WithReconnectBackoff
+//	unavailable_timeout=5s      Publish's wait for a connection, then  WithUnavailableTimeout
+//	                            messaging.ErrUnavailable
+//	management=URL              management API URL, http(s)://host:15672,  WithManagement
+//	                            without credentials (see Inspection)
+//	heartbeat=D                 AMQP heartbeat interval (default: the server's)
+//	connection_name=N           connection name shown by the broker
 //
 // Unknown parameters are errors. New wraps an *amqp091.Connection the
 // caller already has (WithRedial lets it reconnect).

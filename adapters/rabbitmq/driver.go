@@ -50,17 +50,17 @@ func (d rabbitDriver) OpenReceiver(ctx context.Context, topic string, o messagin
 		return nil, err
 	}
 	if o.Group != "" && o.StartAt.Kind != messaging.PositionEarliest {
-		return nil, fmt.Errorf("%s: group %s starting at %v: %w (a group queue receives messages from its creation on)", topic, o.Group, o.StartAt, messaging.ErrUnsupported)
+		return nil, fmt.Errorf("rabbitmq: %s: group %s starting at %v: %w (a group queue receives messages from its creation on)", topic, o.Group, o.StartAt, messaging.ErrUnsupported)
 	}
 	if o.Group == "" && o.StartAt.Kind != messaging.PositionLatest {
-		return nil, fmt.Errorf("%s: ephemeral subscription starting at %v: %w (use Read)", topic, o.StartAt, messaging.ErrUnsupported)
+		return nil, fmt.Errorf("rabbitmq: %s: ephemeral subscription starting at %v: %w (use Read)", topic, o.StartAt, messaging.ErrUnsupported)
 	}
 	r := &receiver{c: d.c, topic: topic, o: o}
 	if o.Group != "" {
 		r.queue = groupQueue(topic, o.Group)
 	}
 	if err := r.start(ctx); err != nil {
-		return nil, fmt.Errorf("%s: %w", topic, err)
+		return nil, fmt.Errorf("rabbitmq: %s: %w", topic, err)
 	}
 	return r, nil
 }
@@ -110,19 +110,19 @@ func (r *receiver) start(ctx context.Context) error {
 			err = ch.QueueBind(q.Name, "#", r.topic, false, nil)
 		}
 		if err != nil {
-			err = fmt.Errorf("declare ephemeral queue: %w", err)
+			err = fmt.Errorf("rabbitmq: declare ephemeral queue: %w", err)
 		}
 		queue = q.Name
 	}
 	if err == nil {
 		if err = ch.Qos(r.o.Prefetch, 0, false); err != nil {
-			err = fmt.Errorf("qos: %w", err)
+			err = fmt.Errorf("rabbitmq: qos: %w", err)
 		}
 	}
 	var in <-chan amqp.Delivery
 	if err == nil {
 		if in, err = ch.Consume(queue, "", false, false, false, false, nil); err != nil {
-			err = fmt.Errorf("consume %q: %w", queue, err)
+			err = fmt.Errorf("rabbitmq: consume %q: %w", queue, err)
 		}
 	}
 	if err != nil {
@@ -188,11 +188,11 @@ func (r *receiver) delivery(d amqp.Delivery) driver.Delivery {
 // deleted.
 func (r *receiver) lost() error {
 	if !r.ch.IsClosed() {
-		return fmt.Errorf("subscription to %s: %w", r.topic, ErrConsumerCancelled)
+		return fmt.Errorf("rabbitmq: subscription to %s: %w", r.topic, ErrConsumerCancelled)
 	}
 	_ = r.acks.close(false)
 	r.ch = nil
-	return driver.Transient(fmt.Errorf("subscription to %s: channel lost: %w", r.topic, ErrConnectionLost))
+	return driver.Transient(fmt.Errorf("rabbitmq: subscription to %s: channel lost: %w", r.topic, ErrConnectionLost))
 }
 
 // reopen runs start, telling the engine which failures to retry: every one
@@ -279,7 +279,7 @@ func (r *receiver) retryLater(ctx context.Context, m *messaging.Message, d *amqp
 	})
 	_ = ch.Close()
 	if err != nil {
-		return fmt.Errorf("declare retry queue %q: %w", q, err)
+		return fmt.Errorf("rabbitmq: declare retry queue %q: %w", q, err)
 	}
 	if err := r.c.register(ctx, r.topic, q); err != nil {
 		return err
@@ -307,18 +307,18 @@ func (d rabbitDriver) OpenLog(ctx context.Context, topic string, from messaging.
 		return nil, err
 	}
 	if !d.c.cfg.streams {
-		return nil, fmt.Errorf("%s: %w (build the client WithStreams(true) or streams=true)", topic, messaging.ErrUnsupported)
+		return nil, fmt.Errorf("rabbitmq: %s: %w (build the client WithStreams(true) or streams=true)", topic, messaging.ErrUnsupported)
 	}
 	offset, err := streamOffset(from)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", topic, err)
+		return nil, fmt.Errorf("rabbitmq: %s: %w", topic, err)
 	}
 	l := &logReader{c: d.c, topic: topic}
 	if from.Kind == messaging.PositionAtTime {
 		l.notBefore = from.Time
 	}
 	if err := l.start(ctx, offset); err != nil {
-		return nil, fmt.Errorf("%s: %w", topic, err)
+		return nil, fmt.Errorf("rabbitmq: %s: %w", topic, err)
 	}
 	return l, nil
 }
@@ -365,12 +365,12 @@ func (l *logReader) start(ctx context.Context, offset any) error {
 	}
 	if err = l.c.declareTopic(ctx, ch, l.topic); err == nil {
 		if err = ch.Qos(streamPrefetch, 0, false); err != nil {
-			err = fmt.Errorf("qos: %w", err)
+			err = fmt.Errorf("rabbitmq: qos: %w", err)
 		}
 	}
 	if err == nil {
 		if l.in, err = ch.Consume(streamQueue(l.topic), "", false, false, false, false, amqp.Table{"x-stream-offset": offset}); err != nil {
-			err = fmt.Errorf("consume stream: %w", err)
+			err = fmt.Errorf("rabbitmq: consume stream: %w", err)
 		}
 	}
 	if err != nil {
@@ -426,15 +426,15 @@ func (l *logReader) Next(ctx context.Context) ([]*messaging.Message, error) {
 				return out, nil // the next call reports it
 			}
 			if !l.ch.IsClosed() {
-				return nil, fmt.Errorf("read %s: %w", l.topic, ErrConsumerCancelled)
+				return nil, fmt.Errorf("rabbitmq: read %s: %w", l.topic, ErrConsumerCancelled)
 			}
 			l.ch = nil
-			return nil, driver.Transient(fmt.Errorf("read %s: channel lost: %w", l.topic, ErrConnectionLost))
+			return nil, driver.Transient(fmt.Errorf("rabbitmq: read %s: channel lost: %w", l.topic, ErrConnectionLost))
 		}
 		last = &d
 		off, ok := headerInt(d.Headers, "x-stream-offset")
 		if !ok {
-			return nil, fmt.Errorf("read %s: delivery without x-stream-offset", l.topic)
+			return nil, fmt.Errorf("rabbitmq: read %s: delivery without x-stream-offset", l.topic)
 		}
 		m := message(&d, l.topic)
 		if (l.started && off < l.next) || (!l.notBefore.IsZero() && m.Time.Before(l.notBefore)) {

@@ -16,14 +16,14 @@ import (
 // tools use it to stay read-only.
 func (c *Client) TopicExists(ctx context.Context, topic string) (bool, error) {
 	if c.closed.Load() {
-		return false, fmt.Errorf("topic exists: %w", messaging.ErrClosed)
+		return false, fmt.Errorf("rabbitmq: topic exists: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
-		return false, fmt.Errorf("topic exists: %w", err)
+		return false, fmt.Errorf("rabbitmq: topic exists: %w", err)
 	}
 	ch, _, err := c.conn.channel(ctx)
 	if err != nil {
-		return false, fmt.Errorf("topic exists %s: %w", topic, err)
+		return false, fmt.Errorf("rabbitmq: topic exists %s: %w", topic, err)
 	}
 	// A failed passive declare closes the channel; Close then only returns
 	// an error, which does not matter here.
@@ -40,5 +40,5 @@ func (c *Client) TopicExists(ctx context.Context, topic string) (bool, error) {
 	case errors.As(err, &ae) && ae.Code == amqp.NotFound:
 		return false, nil
 	}
-	return false, fmt.Errorf("topic exists %s: %w", topic, err)
+	return false, fmt.Errorf("rabbitmq: topic exists %s: %w", topic, err)
 }

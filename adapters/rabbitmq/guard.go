@@ -185,7 +185,7 @@ func rewriteHeaderFrame(frame []byte) []byte {
 }
 
 var (
-	errTruncated   = errors.New("truncated")
+	errTruncated   = errors.New("rabbitmq: truncated")
 	errUndecodable = errors.New("rabbitmq: message cannot be decoded")
 )
 
@@ -193,7 +193,7 @@ var (
 // amqp091-go's decoder.
 func checkTable(b []byte, depth int) error {
 	if depth > decodeMaxDepth {
-		return fmt.Errorf("nested deeper than %d", decodeMaxDepth)
+		return fmt.Errorf("rabbitmq: nested deeper than %d", decodeMaxDepth)
 	}
 	entries := 0
 	for len(b) > 0 {
@@ -207,7 +207,7 @@ func checkTable(b []byte, depth int) error {
 			return err
 		}
 		if entries++; entries > decodeMaxEntries {
-			return fmt.Errorf("more than %d entries", decodeMaxEntries)
+			return fmt.Errorf("rabbitmq: more than %d entries", decodeMaxEntries)
 		}
 	}
 	return nil
@@ -229,7 +229,7 @@ func checkField(b []byte, depth int) ([]byte, error) {
 		return b[n:], nil
 	}
 	if typ != 'S' && typ != 'x' && typ != 'A' && typ != 'F' {
-		return nil, fmt.Errorf("unknown field type %q", typ)
+		return nil, fmt.Errorf("rabbitmq: unknown field type %q", typ)
 	}
 	if len(b) < 4 {
 		return nil, errTruncated
@@ -244,11 +244,11 @@ func checkField(b []byte, depth int) ([]byte, error) {
 		return rest, checkTable(body, depth+1)
 	case 'A':
 		if depth+1 > decodeMaxDepth {
-			return nil, fmt.Errorf("nested deeper than %d", decodeMaxDepth)
+			return nil, fmt.Errorf("rabbitmq: nested deeper than %d", decodeMaxDepth)
 		}
 		for elems := 0; len(body) > 0; elems++ {
 			if elems >= decodeMaxEntries {
-				return nil, fmt.Errorf("an array of more than %d elements", decodeMaxEntries)
+				return nil, fmt.Errorf("rabbitmq: an array of more than %d elements", decodeMaxEntries)
 			}
 			var err error
 			if body, err = checkField(body, depth+1); err != nil {

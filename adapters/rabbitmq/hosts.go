@@ -31,7 +31,7 @@ func newHostDialer(plain *url.URL, ac amqp.Config) (*hostDialer, error) {
 	for _, h := range strings.Split(plain.Host, ",") {
 		h = strings.TrimSpace(h)
 		if h == "" || strings.HasPrefix(h, ":") {
-			return nil, errors.New("empty host in the host list")
+			return nil, errors.New("rabbitmq: empty host in the host list")
 		}
 		one := *plain
 		one.Host = h
@@ -68,7 +68,7 @@ func (d *hostDialer) dial(ctx context.Context) (*amqp.Connection, error) {
 	}
 	if len(d.addrs) > 1 {
 		// The hosts, never the credentials (amqp091 errors show no URL).
-		return nil, fmt.Errorf("none of the %d hosts answered, the last: %w", len(d.addrs), last)
+		return nil, fmt.Errorf("rabbitmq: none of the %d hosts answered, the last: %w", len(d.addrs), last)
 	}
 	return nil, last
 }

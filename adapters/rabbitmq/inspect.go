@@ -18,6 +18,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/urlparam"
 )
 
 var (
@@ -96,9 +97,9 @@ func redactParsed(rawURL string, u *url.URL) string {
 func managementParam(v string) (Option, error) {
 	u, err := url.Parse(v)
 	if err == nil && u.User != nil {
-		return nil, fmt.Errorf("URL parameter management: %s: credentials come from the AMQP URL (or use WithManagement): %w", messaging.RedactURL(u), messaging.ErrInvalidOption)
+		return nil, fmt.Errorf("%w: URL parameter management: %s: credentials come from the AMQP URL (or use WithManagement)", messaging.ErrInvalidOption, messaging.RedactURL(u))
 	}
-	return fromParam("management", WithManagement(v)), nil
+	return urlparam.Named("management", WithManagement(v)), nil
 }
 
 // Inspect reports topic's group queues as the broker keeps them. It checks
@@ -133,21 +134,21 @@ func managementParam(v string) (Option, error) {
 // First, Last, Bytes and Partitions are not reported.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
 	if err := validTopic(topic); err != nil {
-		return messaging.TopicStats{}, fmt.Errorf("inspect: %w", err)
+		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect: %w", err)
 	}
 	if c.closed.Load() {
-		return messaging.TopicStats{}, fmt.Errorf("inspect: %w", messaging.ErrClosed)
+		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect: %w", messaging.ErrClosed)
 	}
 	ch, _, err := c.conn.channel(ctx)
 	if err != nil {
-		return messaging.TopicStats{}, fmt.Errorf("inspect %s: %w", topic, err)
+		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect %s: %w", topic, err)
 	}
 	defer func() { _ = ch.Close() }()
 	if err := ch.ExchangeDeclarePassive(topic, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
 		if isCode(err, amqp.NotFound) {
-			return messaging.TopicStats{}, fmt.Errorf("inspect %s: no exchange %q: %w", topic, topic, messaging.ErrTopicNotFound)
+			return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect %s: no exchange %q: %w", topic, topic, messaging.ErrTopicNotFound)
 		}
-		return messaging.TopicStats{}, fmt.Errorf("inspect %s: %w", topic, err)
+		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect %s: %w", topic, err)
 	}
 	st := messaging.TopicStats{Topic: topic, Broker: "amqp", Groups: []messaging.GroupStats{}}
 	if c.cfg.management != nil {
@@ -156,7 +157,7 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 		err = c.inspectAMQP(ctx, ch, &st)
 	}
 	if err != nil {
-		return messaging.TopicStats{}, fmt.Errorf("inspect %s: %w", topic, err)
+		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect %s: %w", topic, err)
 	}
 	sort.Slice(st.Groups, func(i, j int) bool { return st.Groups[i].Group < st.Groups[j].Group })
 	return st, nil
@@ -177,7 +178,7 @@ func (c *Client) inspectAMQP(ctx context.Context, ch *amqp.Channel, st *messagin
 		if err != nil {
 			if !isCode(err, amqp.NotFound) {
 				_ = rch.Close()
-				return fmt.Errorf("read registry: %w", err)
+				return fmt.Errorf("rabbitmq: read registry: %w", err)
 			}
 			break
 		}
@@ -201,7 +202,7 @@ func (c *Client) inspectAMQP(ctx context.Context, ch *amqp.Channel, st *messagin
 		q, err := ch.QueueDeclarePassive(groupQueue(topic, g), true, false, false, false, nil)
 		if err != nil {
 			if !isCode(err, amqp.NotFound) {
-				return fmt.Errorf("declare group queue %q: %w", groupQueue(topic, g), err)
+				return fmt.Errorf("rabbitmq: declare group queue %q: %w", groupQueue(topic, g), err)
 			}
 			if ch, _, err = c.conn.channel(ctx); err != nil {
 				return err
@@ -333,28 +334,28 @@ func (c *Client) managementGet(ctx context.Context, resource string, query url.V
 	if !m.hasUser {
 		// amqp091 forgets the password once connected: only Open's URL
 		// (see withAMQPCredentials) or WithManagement's can give it.
-		return fmt.Errorf("management API: %w: no credentials (a connection given to New does not keep its password: put them in WithManagement's URL)", messaging.ErrInvalidOption)
+		return fmt.Errorf("rabbitmq: management API: %w: no credentials (a connection given to New does not keep its password: put them in WithManagement's URL)", messaging.ErrInvalidOption)
 	}
 	path := m.base + "/api/" + resource + "/" + url.PathEscape(vhost)
 	target := path + "?" + query.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return fmt.Errorf("management API: %w", err)
+		return fmt.Errorf("rabbitmq: management API: %w", err)
 	}
 	req.SetBasicAuth(m.user, m.pass)
 	resp, err := m.http.Do(req)
 	if err != nil {
 		// Neither the URL nor the error carry the credentials (basic
 		// authentication is a header).
-		return fmt.Errorf("management API: %w", err)
+		return fmt.Errorf("rabbitmq: management API: %w", err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("management API: GET %s: %s: %s", path, resp.Status, bytes.TrimSpace(body))
+		return fmt.Errorf("rabbitmq: management API: GET %s: %s: %s", path, resp.Status, bytes.TrimSpace(body))
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("management API: GET %s: %w", path, err)
+		return fmt.Errorf("rabbitmq: management API: GET %s: %w", path, err)
 	}
 	return nil
 }
@@ -370,10 +371,10 @@ var ErrNoManagement = errors.New("rabbitmq: needs the management API (WithManage
 // messaging.ErrUnsupported and ErrNoManagement.
 func (c *Client) Topics(ctx context.Context) ([]string, error) {
 	if c.closed.Load() {
-		return nil, fmt.Errorf("topics: %w", messaging.ErrClosed)
+		return nil, fmt.Errorf("rabbitmq: topics: %w", messaging.ErrClosed)
 	}
 	if c.cfg.management == nil {
-		return nil, fmt.Errorf("topics: %w: %w", messaging.ErrUnsupported, ErrNoManagement)
+		return nil, fmt.Errorf("rabbitmq: topics: %w: %w", messaging.ErrUnsupported, ErrNoManagement)
 	}
 	var exchanges []struct {
 		Name     string `json:"name"`
@@ -382,7 +383,7 @@ func (c *Client) Topics(ctx context.Context) ([]string, error) {
 		Internal bool   `json:"internal"`
 	}
 	if err := c.managementGet(ctx, "exchanges", url.Values{"columns": {"name,type,durable,internal"}}, &exchanges); err != nil {
-		return nil, fmt.Errorf("topics: %w", err)
+		return nil, fmt.Errorf("rabbitmq: topics: %w", err)
 	}
 	var out []string
 	for _, e := range exchanges {

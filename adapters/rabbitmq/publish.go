@@ -129,7 +129,7 @@ func (p *pubPool) open(ctx context.Context) (*pubChan, error) {
 				}
 				continue
 			}
-			return nil, fmt.Errorf("open publish channel: %w", err)
+			return nil, fmt.Errorf("rabbitmq: open publish channel: %w", err)
 		}
 		pc := &pubChan{ch: ch, conn: conn, gen: gen}
 		// Returns are read only by the Publish call holding the channel; the
@@ -185,16 +185,16 @@ type outgoing struct {
 // with the same Key keep their order (one channel, sent in order).
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	if c.closed.Load() {
-		return fmt.Errorf("publish: %w", messaging.ErrClosed)
+		return fmt.Errorf("rabbitmq: publish: %w", messaging.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("publish: %w", err)
+		return fmt.Errorf("rabbitmq: publish: %w", err)
 	}
 	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
 		return err
 	}
 	if err := validTopic(topic); err != nil {
-		return fmt.Errorf("publish: topic: %w", err)
+		return fmt.Errorf("rabbitmq: publish: topic: %w", err)
 	}
 	if len(msgs) == 0 {
 		return nil
@@ -206,13 +206,13 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 			err = checkFrame(p, c.frameMax)
 		}
 		if err != nil {
-			return fmt.Errorf("publish to %s: message %d: %w", topic, i, err)
+			return fmt.Errorf("rabbitmq: publish to %s: message %d: %w", topic, i, err)
 		}
 		out[i] = outgoing{exchange: topic, key: m.Key, pub: p}
 	}
 	errs := make([]error, len(msgs))
 	if err := c.send(ctx, topic, out, errs); err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, err)
+		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
 	}
 	for _, err := range errs {
 		if err != nil {
@@ -275,7 +275,7 @@ func (c *Client) send(ctx context.Context, topic string, out []outgoing, errs []
 				cause = e
 			}
 			for _, i := range retry {
-				errs[i] = fmt.Errorf("not confirmed: %w", cause)
+				errs[i] = fmt.Errorf("rabbitmq: not confirmed: %w", cause)
 			}
 			return nil
 		}
@@ -290,7 +290,7 @@ func channelError(pc *pubChan) error {
 	select {
 	case e, ok := <-pc.closed:
 		if ok && e != nil {
-			return fmt.Errorf("channel closed by broker: %w", e)
+			return fmt.Errorf("rabbitmq: channel closed by broker: %w", e)
 		}
 	default:
 	}
@@ -372,7 +372,7 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, out []outgoing, idx []
 					// nobody reading them.
 					for _, j := range idx[k:] {
 						if errs[j] == nil {
-							errs[j] = fmt.Errorf("waiting for confirm: %w", ctx.Err())
+							errs[j] = fmt.Errorf("rabbitmq: waiting for confirm: %w", ctx.Err())
 						}
 					}
 					return nil, false

@@ -43,14 +43,14 @@ func (c *Client) validateOne(topic string, m *messaging.Message) error {
 		return err
 	}
 	if err := validTopic(topic); err != nil {
-		return fmt.Errorf("publish: topic: %w", err)
+		return fmt.Errorf("rabbitmq: publish: topic: %w", err)
 	}
 	p, err := publishing(m)
 	if err == nil {
 		err = checkFrame(p, c.frameMax)
 	}
 	if err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, err)
+		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
 	}
 	return nil
 }

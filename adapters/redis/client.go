@@ -43,7 +43,7 @@ type Client struct {
 	async            asyncpub.Lazy // PublishAsync (publish_async.go)
 }
 
-var errClosedPublish = fmt.Errorf("publish: %w", messaging.ErrClosed)
+var errClosedPublish = fmt.Errorf("redis: publish: %w", messaging.ErrClosed)
 
 var (
 	_ messaging.Client        = (*Client)(nil)
@@ -177,7 +177,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, err)
+		return fmt.Errorf("redis: publish to %s: %w", topic, err)
 	}
 	// While the server is unreachable, retry until the unavailable timeout
 	// has passed since the call began (the first attempt, with go-redis's
@@ -315,17 +315,17 @@ func (c *Client) opError(op string, err error) error {
 // them). It is idempotent: existing groups keep their position.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
 	if c.Closed() {
-		return fmt.Errorf("provision: %w", messaging.ErrClosed)
+		return fmt.Errorf("redis: provision: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("provision: topic: %w", err)
+		return fmt.Errorf("redis: provision: topic: %w", err)
 	}
 	for _, g := range groups {
 		if err := messaging.ValidateName(g); err != nil {
-			return fmt.Errorf("provision: group: %w", err)
+			return fmt.Errorf("redis: provision: group: %w", err)
 		}
 		if err := c.ensureGroup(ctx, c.StreamKey(topic), g, "0-0"); err != nil {
-			return fmt.Errorf("provision %s: %w", topic, err)
+			return fmt.Errorf("redis: provision %s: %w", topic, err)
 		}
 	}
 	return nil
@@ -346,10 +346,10 @@ func (c *Client) ensureGroup(ctx context.Context, key, group, start string) erro
 // Dead-letter topics are topics of their own and are not deleted.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if c.Closed() {
-		return fmt.Errorf("delete topic: %w", messaging.ErrClosed)
+		return fmt.Errorf("redis: delete topic: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("delete topic: %w", err)
+		return fmt.Errorf("redis: delete topic: %w", err)
 	}
 	if err := c.rc.Del(ctx, c.StreamKey(topic)).Err(); err != nil {
 		return c.opError("delete topic "+topic, err)

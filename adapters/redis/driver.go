@@ -58,11 +58,11 @@ func (d redisDriver) OpenReceiver(ctx context.Context, topic string, o messaging
 	}
 	if sfx := c.cfg.deadLetterSuffix; sfx != "" {
 		if err := messaging.ValidateName(topic + sfx); err != nil {
-			return nil, fmt.Errorf("dead-letter topic %q: %w", topic+sfx, errors.Join(messaging.ErrInvalidOption, err))
+			return nil, fmt.Errorf("redis: dead-letter topic %q: %w", topic+sfx, errors.Join(messaging.ErrInvalidOption, err))
 		}
 	}
 	if err := c.ensureGroup(ctx, key, o.Group, start); err != nil {
-		return nil, fmt.Errorf("%s: %w", topic, err)
+		return nil, fmt.Errorf("redis: %s: %w", topic, err)
 	}
 	every := min(max(o.AckDeadline/4, 100*time.Millisecond), c.cfg.block)
 	return &groupReceiver{
@@ -252,7 +252,7 @@ func (r *groupReceiver) reclaim(ctx context.Context, n int) (ds []driver.Deliver
 		d := driver.Delivery{Msg: m, Token: &ids[len(ids)-1]}
 		if r.o.MaxAttempts > 0 && m.Attempt > r.o.MaxAttempts {
 			terms = append(terms, driver.Settlement{Delivery: d, Outcome: driver.Term,
-				Err: fmt.Errorf("giving up after %d attempts: ack deadline passed", m.Attempt-1)})
+				Err: fmt.Errorf("redis: giving up after %d attempts: ack deadline passed", m.Attempt-1)})
 			continue
 		}
 		ds = append(ds, d)

@@ -45,10 +45,10 @@ var (
 // its name. A missing stream fails with messaging.ErrTopicNotFound.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
 	if err := messaging.ValidateName(topic); err != nil {
-		return messaging.TopicStats{}, fmt.Errorf("inspect: %w", err)
+		return messaging.TopicStats{}, fmt.Errorf("redis: inspect: %w", err)
 	}
 	if c.Closed() {
-		return messaging.TopicStats{}, fmt.Errorf("inspect: %w", messaging.ErrClosed)
+		return messaging.TopicStats{}, fmt.Errorf("redis: inspect: %w", messaging.ErrClosed)
 	}
 	key := c.StreamKey(topic)
 	pipe := c.rc.Pipeline()
@@ -59,7 +59,7 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 	si, err := sic.Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
-			return messaging.TopicStats{}, fmt.Errorf("inspect: redis: no stream %s: %w", key, messaging.ErrTopicNotFound)
+			return messaging.TopicStats{}, fmt.Errorf("redis: inspect: no stream %s: %w", key, messaging.ErrTopicNotFound)
 		}
 		return messaging.TopicStats{}, c.opError("inspect "+topic, err)
 	}
@@ -153,7 +153,7 @@ func compareIDs(a, b string) int {
 // this one's ("app:" lists "app:x" + topic as topic "x"+topic).
 func (c *Client) Topics(ctx context.Context) ([]string, error) {
 	if c.Closed() {
-		return nil, fmt.Errorf("topics: %w", messaging.ErrClosed)
+		return nil, fmt.Errorf("redis: topics: %w", messaging.ErrClosed)
 	}
 	pattern := globEscape(c.cfg.prefix) + "*"
 	var (

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -252,10 +253,23 @@ func WithCloseClient(on bool) Option {
 	}
 }
 
-// adapterParams are the URL parameters this package reads; every other
-// parameter is handed to go-redis (dial_timeout, pool_size, ...), which
-// rejects the ones it does not know.
-var adapterParams = []string{"prefix", "hash_tag", "maxlen", "max_age", "max_message_size", "block", "dead_letter_suffix", "stale_consumer_after", "cluster", "coalesce", "unavailable_timeout"}
+// urlParams declares the URL query parameters this package reads; doc.go
+// documents each (TestURLParamsDocumented). Every other parameter is handed
+// to go-redis (dial_timeout, pool_size, ...), which rejects the ones it does
+// not know.
+var urlParams = []urlparam.Param{
+	{Name: "prefix", Doc: "stream key prefix (WithPrefix)"},
+	{Name: "hash_tag", Doc: "keys as prefix{topic} (WithHashTag)"},
+	{Name: "cluster", Doc: "treat the URL as a cluster seed"},
+	{Name: "maxlen", Doc: "XADD MAXLEN ~ n on every publish (WithMaxLen)"},
+	{Name: "max_age", Doc: "XADD MINID ~ now-age on every publish (WithMaxAge)"},
+	{Name: "max_message_size", Doc: "largest Message.Size accepted (WithMaxMessageSize)"},
+	{Name: "block", Doc: "XREAD / XREADGROUP block time (WithBlock)"},
+	{Name: "dead_letter_suffix", Doc: "dead-letter topic suffix (WithDeadLetterSuffix)"},
+	{Name: "stale_consumer_after", Doc: "idle time before deleting a consumer (WithStaleConsumerAfter)"},
+	{Name: "coalesce", Doc: "goroutines merging concurrent Publish calls (WithCoalescing)"},
+	{Name: "unavailable_timeout", Doc: "Publish's retries of an unreachable server (WithUnavailableTimeout)"},
+}
 
 // parseURL splits u into this package's options and a go-redis client.
 func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
@@ -270,7 +284,7 @@ func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
 		}
 	}
 	ours.RawQuery, theirs.RawQuery = oq.Encode(), tq.Encode()
-	p := urlparam.New(&ours)
+	p := urlparam.NewDeclared(&ours, urlParams)
 	opts := []Option{WithCloseClient(true)}
 	for _, up := range []struct {
 		name string
@@ -292,7 +306,7 @@ func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
 		}},
 	} {
 		if p.Has(up.name) {
-			opts = append(opts, fromParam(up.name, up.opt()))
+			opts = append(opts, urlparam.Named(up.name, up.opt()))
 		}
 	}
 	cluster := p.Bool("cluster", false)
@@ -325,23 +339,8 @@ func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
 	return goredis.NewClient(o), opts, nil
 }
 
-// fromParam makes o's error name the URL parameter it was read from.
-func fromParam(name string, o Option) Option {
-	return func(c *config) error {
-		if err := o(c); err != nil {
-			return fmt.Errorf("URL parameter %s: %w", name, err)
-		}
-		return nil
-	}
-}
-
 func isAdapterParam(name string) bool {
-	for _, p := range adapterParams {
-		if p == name {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(urlParams, func(p urlparam.Param) bool { return p.Name == name })
 }
 
 // goRedisURLError classifies a go-redis URL parsing error: an unknown or bad
@@ -351,7 +350,7 @@ func goRedisURLError(err error) error {
 	badParam := strings.Contains(msg, "unexpected option") ||
 		!strings.Contains(msg, "database") && (strings.Contains(msg, " number: ") || strings.Contains(msg, " duration: ") || strings.Contains(msg, " boolean: "))
 	if badParam {
-		return fmt.Errorf("%w: %v (parameters of this adapter: %s; others go to go-redis)", messaging.ErrInvalidOption, err, strings.Join(adapterParams, ", "))
+		return fmt.Errorf("%w: %v (parameters of this adapter: %s; others go to go-redis)", messaging.ErrInvalidOption, err, strings.Join(urlparam.Names(urlParams), ", "))
 	}
 	return fmt.Errorf("%w: %v", messaging.ErrInvalidURL, err)
 }

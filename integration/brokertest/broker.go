@@ -78,7 +78,7 @@ func (b *Broker) discover() {
 			b.endpoint, b.source = ep, "container "+b.Image
 			return
 		}
-		errs = append(errs, fmt.Errorf("container: %w", err))
+		errs = append(errs, fmt.Errorf("brokertest: container: %w", err))
 	}
 	if b.InProcess != nil {
 		ep, err := b.InProcess()
@@ -86,10 +86,10 @@ func (b *Broker) discover() {
 			b.endpoint, b.source = ep, "in-process"
 			return
 		}
-		errs = append(errs, fmt.Errorf("in-process: %w", err))
+		errs = append(errs, fmt.Errorf("brokertest: in-process: %w", err))
 	}
 	if len(errs) == 0 {
-		errs = append(errs, fmt.Errorf("no container image or in-process server configured"))
+		errs = append(errs, fmt.Errorf("brokertest: no container image or in-process server configured"))
 	}
 	b.err = fmt.Errorf("%v", errs)
 }
@@ -104,14 +104,14 @@ func dockerAvailable() (err error) {
 	dockerOnce.Do(func() {
 		defer func() {
 			if r := recover(); r != nil {
-				dockerErr = fmt.Errorf("docker: %v", r)
+				dockerErr = fmt.Errorf("brokertest: docker: %v", r)
 			}
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		cli, err := testcontainers.NewDockerClientWithOpts(ctx)
 		if err != nil {
-			dockerErr = fmt.Errorf("no Docker engine: %w", err)
+			dockerErr = fmt.Errorf("brokertest: no Docker engine: %w", err)
 			return
 		}
 		_ = cli.Close()

@@ -54,7 +54,7 @@ func (t *Tracker) Begin(ctx context.Context) error {
 		select {
 		case t.sem <- struct{}{}:
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for room in the publish window: %w", ctx.Err())
+			return fmt.Errorf("messaging: waiting for room in the publish window: %w", ctx.Err())
 		case <-t.closing:
 			return messaging.ErrClosed
 		}
@@ -97,7 +97,7 @@ func (t *Tracker) Flush(ctx context.Context) error {
 	case <-idle:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("flush: %w", ctx.Err())
+		return fmt.Errorf("messaging: flush: %w", ctx.Err())
 	}
 }
 

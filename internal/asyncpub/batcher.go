@@ -100,18 +100,18 @@ func (b *Batcher) PublishAsync(ctx context.Context, topic string, m *messaging.M
 func Check(ctx context.Context, t *Tracker, topic string, m *messaging.Message, validate ValidateFunc) error {
 	switch {
 	case m == nil:
-		return fmt.Errorf("publish to %s: nil message: %w", topic, messaging.ErrInvalidOption)
+		return fmt.Errorf("messaging: publish to %s: nil message: %w", topic, messaging.ErrInvalidOption)
 	case t.Closed():
-		return fmt.Errorf("publish to %s: %w", topic, messaging.ErrClosed)
+		return fmt.Errorf("messaging: publish to %s: %w", topic, messaging.ErrClosed)
 	}
 	if err := validate(topic, m); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, err)
+		return fmt.Errorf("messaging: publish to %s: %w", topic, err)
 	}
 	if err := t.Begin(ctx); err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, err)
+		return fmt.Errorf("messaging: publish to %s: %w", topic, err)
 	}
 	return nil
 }
@@ -148,9 +148,9 @@ func (b *Batcher) sendBatch(batch []item) {
 	for _, it := range batch {
 		switch {
 		case it.ctx.Err() != nil:
-			b.t.End(it.done, it.msg, fmt.Errorf("publish to %s: queued: %w", it.topic, it.ctx.Err()))
+			b.t.End(it.done, it.msg, fmt.Errorf("messaging: publish to %s: queued: %w", it.topic, it.ctx.Err()))
 		case closed:
-			b.t.End(it.done, it.msg, fmt.Errorf("publish to %s: queued when the client closed: %w", it.topic, messaging.ErrClosed))
+			b.t.End(it.done, it.msg, fmt.Errorf("messaging: publish to %s: queued when the client closed: %w", it.topic, messaging.ErrClosed))
 		default:
 			live = append(live, it)
 		}

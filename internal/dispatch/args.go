@@ -15,17 +15,17 @@ func SubscribeArgs(closed bool, topic string, h messaging.Handler, defaultPrefet
 
 func subscribeArgs(op string, closed bool, topic string, nilHandler bool, defaultPrefetch int, opts []messaging.SubscribeOption) (messaging.SubscribeOptions, error) {
 	if closed {
-		return messaging.SubscribeOptions{}, fmt.Errorf("%s: %w", op, messaging.ErrClosed)
+		return messaging.SubscribeOptions{}, fmt.Errorf("messaging: %s: %w", op, messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
-		return messaging.SubscribeOptions{}, fmt.Errorf("%s: topic: %w", op, err)
+		return messaging.SubscribeOptions{}, fmt.Errorf("messaging: %s: topic: %w", op, err)
 	}
 	if nilHandler {
-		return messaging.SubscribeOptions{}, fmt.Errorf("%s: nil handler: %w", op, messaging.ErrInvalidOption)
+		return messaging.SubscribeOptions{}, fmt.Errorf("messaging: %s: nil handler: %w", op, messaging.ErrInvalidOption)
 	}
 	o, err := messaging.NewSubscribeOptions(defaultPrefetch, opts...)
 	if err != nil {
-		return messaging.SubscribeOptions{}, fmt.Errorf("%s: %w", op, err)
+		return messaging.SubscribeOptions{}, fmt.Errorf("messaging: %s: %w", op, err)
 	}
 	return o, nil
 }
@@ -34,16 +34,16 @@ func subscribeArgs(op string, closed bool, topic string, nilHandler bool, defaul
 // adapter.
 func ReadArgs(closed bool, topic string, from messaging.Position, h messaging.Handler) error {
 	if closed {
-		return fmt.Errorf("read: %w", messaging.ErrClosed)
+		return fmt.Errorf("messaging: read: %w", messaging.ErrClosed)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("read: topic: %w", err)
+		return fmt.Errorf("messaging: read: topic: %w", err)
 	}
 	if err := from.Validate(); err != nil {
-		return fmt.Errorf("read: %w", err)
+		return fmt.Errorf("messaging: read: %w", err)
 	}
 	if h == nil {
-		return fmt.Errorf("read: nil handler: %w", messaging.ErrInvalidOption)
+		return fmt.Errorf("messaging: read: nil handler: %w", messaging.ErrInvalidOption)
 	}
 	return nil
 }

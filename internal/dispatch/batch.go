@@ -16,7 +16,7 @@ func SubscribeBatchArgs(closed bool, topic string, h messaging.BatchHandler, opt
 		return messaging.SubscribeOptions{}, err
 	}
 	if o.Concurrency > 1 {
-		return messaging.SubscribeOptions{}, fmt.Errorf("subscribe batch: %w: concurrency %d: batches are handled one at a time; run more subscriptions in the group instead",
+		return messaging.SubscribeOptions{}, fmt.Errorf("messaging: subscribe batch: %w: concurrency %d: batches are handled one at a time; run more subscriptions in the group instead",
 			messaging.ErrInvalidOption, o.Concurrency)
 	}
 	o.Prefetch = o.BatchSize
@@ -55,7 +55,7 @@ func callBatch(ctx context.Context, h messaging.BatchHandler, msgs []*messaging.
 		return nil, err
 	}
 	if errs != nil && len(errs) != len(msgs) {
-		return nil, fmt.Errorf("batch handler returned %d results for %d messages", len(errs), len(msgs))
+		return nil, fmt.Errorf("messaging: batch handler returned %d results for %d messages", len(errs), len(msgs))
 	}
 	return errs, nil
 }

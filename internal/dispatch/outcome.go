@@ -48,7 +48,7 @@ func Classify(err error, attempt, maxAttempts int) Result {
 	case messaging.IsPermanent(err):
 		return Result{Outcome: Term, Err: err}
 	case maxAttempts > 0 && attempt >= maxAttempts:
-		return Result{Outcome: Term, Err: fmt.Errorf("giving up after %d attempts: %w", attempt, err)}
+		return Result{Outcome: Term, Err: fmt.Errorf("messaging: giving up after %d attempts: %w", attempt, err)}
 	}
 	d, _ := messaging.RetryDelay(err)
 	return Result{Outcome: Nack, Delay: d, Err: err}

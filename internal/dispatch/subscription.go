@@ -111,7 +111,7 @@ func (t *Set) Add(s *Subscription) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return fmt.Errorf("subscribe: %w", messaging.ErrClosed)
+		return fmt.Errorf("messaging: subscribe: %w", messaging.ErrClosed)
 	}
 	if t.subs == nil {
 		t.subs = map[*Subscription]struct{}{}

@@ -33,11 +33,11 @@ func Topics(ctx context.Context, insp messaging.Inspector, topics []string) ([]s
 	}
 	l, ok := insp.(messaging.TopicLister)
 	if !ok {
-		return nil, fmt.Errorf("list topics: %w: this client cannot list its broker's topics", messaging.ErrUnsupported)
+		return nil, fmt.Errorf("messaging: list topics: %w: this client cannot list its broker's topics", messaging.ErrUnsupported)
 	}
 	names, err := l.Topics(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list topics: %w", err)
+		return nil, fmt.Errorf("messaging: list topics: %w", err)
 	}
 	return names, nil
 }

@@ -17,7 +17,7 @@ import (
 func Migrate(ctx context.Context, db *sql.DB, schema, name, ddl string) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("migrate %s: %w", name, err)
+		return fmt.Errorf("messaging: migrate %s: %w", name, err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	ident := pgx.Identifier{schema}.Sanitize()
@@ -28,11 +28,11 @@ func Migrate(ctx context.Context, db *sql.DB, schema, name, ddl string) error {
 		ddl,
 	} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("migrate %s in schema %s: %w", name, schema, err)
+			return fmt.Errorf("messaging: migrate %s in schema %s: %w", name, schema, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migrate %s in schema %s: %w", name, schema, err)
+		return fmt.Errorf("messaging: migrate %s in schema %s: %w", name, schema, err)
 	}
 	return nil
 }

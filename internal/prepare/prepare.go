@@ -96,19 +96,19 @@ func Check(topic string, msgs []*messaging.Message, maxSize int) error {
 
 func check(topic string, msgs []*messaging.Message, maxSize int, fill bool) error {
 	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("publish: topic: %w", err)
+		return fmt.Errorf("messaging: publish: topic: %w", err)
 	}
 	var now time.Time
 	for i, m := range msgs {
 		if m == nil {
-			return fmt.Errorf("publish: message %d is nil: %w", i, messaging.ErrInvalidOption)
+			return fmt.Errorf("messaging: publish: message %d is nil: %w", i, messaging.ErrInvalidOption)
 		}
 		if err := messaging.ValidateHeader(m.Header); err != nil {
-			return fmt.Errorf("publish to %s: message %d: %w", topic, i, err)
+			return fmt.Errorf("messaging: publish to %s: message %d: %w", topic, i, err)
 		}
 		if maxSize > 0 {
 			if n := m.Size(); n > maxSize {
-				return fmt.Errorf("publish to %s: message %d is %d bytes, limit %d: %w", topic, i, n, maxSize, messaging.ErrMessageTooLarge)
+				return fmt.Errorf("messaging: publish to %s: message %d is %d bytes, limit %d: %w", topic, i, n, maxSize, messaging.ErrMessageTooLarge)
 			}
 		}
 		if !fill {

@@ -1,11 +1,15 @@
 package urlparam
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/msgkit/messaging"
 )
 
 // Param declares one URL query parameter of an adapter: its name and a
@@ -46,14 +50,14 @@ func Names(decls []Param) []string {
 }
 
 // Named wraps an adapter option built from URL parameter name so that its
-// error names the parameter as well as the option ("URL parameter
-// prefetch: nats: WithPrefetch(0): ..."); the error still wraps what the
-// option's error does (messaging.ErrInvalidOption). O is the adapter's Option
+// error names the parameter as well as the option ("nats: WithPrefetch(0):
+// ... (URL parameter prefetch)"); the error still wraps what the option's
+// error does (messaging.ErrInvalidOption). O is the adapter's Option
 // type, func(*config) error.
 func Named[C any, O ~func(*C) error](name string, o O) O {
 	return func(c *C) error {
 		if err := o(c); err != nil {
-			return fmt.Errorf("URL parameter %s: %w", name, err)
+			return fmt.Errorf("%w (URL parameter %s)", err, name)
 		}
 		return nil
 	}
@@ -111,13 +115,7 @@ func DocumentedParams(doc string) []string {
 // CheckDoc reports, in one error, the parameters decls declares that the
 // package documentation doc (see DocumentedParams) does not list, and the
 // ones it lists that decls does not declare; nil when they agree. An
-// adapter's test calls it with its doc.go:
-//
-//	src, err := os.ReadFile("doc.go")
-//	...
-//	if err := urlparam.CheckDoc(string(src), urlParams); err != nil {
-//		t.Error(err)
-//	}
+// adapter's test calls it with its doc.go (see CheckDeclared).
 func CheckDoc(doc string, decls []Param) error {
 	documented := DocumentedParams(doc)
 	declared := Names(decls)
@@ -135,6 +133,37 @@ func CheckDoc(doc string, decls []Param) error {
 	if len(missing) == 0 && len(extra) == 0 {
 		return nil
 	}
-	return fmt.Errorf("documented URL parameters differ from the declared ones: not documented: [%s]; documented but not declared: [%s]",
+	return fmt.Errorf("urlparam: documented URL parameters differ from the declared ones: not documented: [%s]; documented but not declared: [%s]",
 		strings.Join(missing, " "), strings.Join(extra, " "))
+}
+
+// CheckDeclared reports, in one error, how an adapter breaks its URL
+// parameter declarations decls: its package documentation, the file at
+// docFile (its doc.go), does not list exactly those (see CheckDoc), or its
+// URL parser parse calls a declared parameter with a malformed value
+// unknown, or accepts an undeclared parameter or rejects it without naming
+// it or without messaging.ErrInvalidOption. parse reads a URL of the
+// adapter with the query rawQuery (and dials nothing). An adapter's test:
+//
+//	err := urlparam.CheckDeclared("doc.go", urlParams, func(q string) error {
+//		_, err := parseURL(&url.URL{Scheme: "x", Host: "h", RawQuery: q})
+//		return err
+//	})
+func CheckDeclared(docFile string, decls []Param, parse func(rawQuery string) error) error {
+	var errs []error
+	if src, err := os.ReadFile(docFile); err != nil {
+		errs = append(errs, fmt.Errorf("urlparam: %w", err))
+	} else if err := CheckDoc(string(src), decls); err != nil {
+		errs = append(errs, err)
+	}
+	for _, d := range decls {
+		if err := parse(d.Name + "=%20bad%20"); err != nil && strings.Contains(err.Error(), "unknown URL parameter") {
+			errs = append(errs, fmt.Errorf("urlparam: declared parameter %s is rejected as unknown: %w", d.Name, err))
+		}
+	}
+	const undeclared = "undeclared_param"
+	if err := parse(undeclared + "=1"); !errors.Is(err, messaging.ErrInvalidOption) || !strings.Contains(err.Error(), undeclared) {
+		errs = append(errs, fmt.Errorf("urlparam: parameter %s: got %v, want an error wrapping ErrInvalidOption that names it", undeclared, err))
+	}
+	return errors.Join(errs...)
 }

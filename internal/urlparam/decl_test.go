@@ -79,7 +79,7 @@ func TestNamed(t *testing.T) {
 	base := errors.New("bad")
 	var o testOption = func(*testConfig) error { return fmt.Errorf("x: WithN(0): %w", base) }
 	err := Named("n", o)(&testConfig{})
-	if !errors.Is(err, base) || !strings.Contains(err.Error(), "URL parameter n: x: WithN(0)") {
+	if !errors.Is(err, base) || !strings.Contains(err.Error(), "x: WithN(0): bad (URL parameter n)") {
 		t.Fatalf("Named: %v", err)
 	}
 }

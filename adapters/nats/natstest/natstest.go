@@ -44,12 +44,12 @@ func startNATSServer() (string, error) {
 		NoSigs:    true,
 	})
 	if err != nil {
-		return "", fmt.Errorf("nats-server: %w", err)
+		return "", fmt.Errorf("natstest: nats-server: %w", err)
 	}
 	go s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {
 		s.Shutdown()
-		return "", fmt.Errorf("nats-server not ready after 10s")
+		return "", fmt.Errorf("natstest: nats-server not ready after 10s")
 	}
 	return s.ClientURL(), nil
 }

@@ -85,7 +85,7 @@ func (s *Server) waitReady(timeout time.Duration) {
 
 // errPortTaken: a port FreePort returned was taken before the server bound
 // it (by any process on the machine).
-var errPortTaken = errors.New("port taken meanwhile")
+var errPortTaken = errors.New("natstest: port taken meanwhile")
 
 // ready polls until the server is ready; it fails after timeout, or at once
 // with errPortTaken when the server could not bind a port.
@@ -106,10 +106,10 @@ func (s *Server) ready(timeout time.Duration) error {
 		}
 		log, _ := os.ReadFile(logPath)
 		if bytes.Contains(log, []byte("address already in use")) {
-			return fmt.Errorf("private nats-server on port %d: %w\n%s", s.Port, errPortTaken, log)
+			return fmt.Errorf("natstest: private nats-server on port %d: %w\n%s", s.Port, errPortTaken, log)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("private nats-server on port %d not ready: %v\n%s", s.Port, err, log)
+			return fmt.Errorf("natstest: private nats-server on port %d not ready: %v\n%s", s.Port, err, log)
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval of the readiness check
 	}

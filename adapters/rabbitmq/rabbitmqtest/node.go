@@ -129,7 +129,7 @@ func (n *Node) launch() {
 // goroutine.
 func (n *Node) await() error {
 	if out, err := n.Ctl(90*time.Second, "wait", filepath.Join(n.Dir, "pid"), "--timeout", "90"); err != nil {
-		return fmt.Errorf("private RabbitMQ node %s did not start: %v\n%s\n%s", n.Name, err, out, n.tail())
+		return fmt.Errorf("rabbitmqtest: private RabbitMQ node %s did not start: %v\n%s\n%s", n.Name, err, out, n.tail())
 	}
 	n.t.Logf("private RabbitMQ node %s on port %d started in %v", n.Name, n.Port, time.Since(n.began).Round(time.Millisecond))
 	return nil

@@ -73,7 +73,7 @@ type rabbitKiller struct {
 	killed bool
 }
 
-var errKilled = errors.New("integration: client killed by the test")
+var errKilled = errors.New("rabbitmqtest: client killed by the test")
 
 func (k *rabbitKiller) dial(network, addr string) (net.Conn, error) {
 	k.mu.Lock()

@@ -161,11 +161,11 @@ func APISync(ctx context.Context, env *Env, store checkpoint.Store) error {
 		}
 		env.Printf(tag, "poll %d: published %d (API answers so far: %d x 200 OK, %d x 304 Not Modified)", i, n, api.Requests(http.StatusOK), api.Requests(http.StatusNotModified))
 		if n != 0 {
-			return fmt.Errorf("apisync: poll %d published %d, want 0", i, n)
+			return fmt.Errorf("scenario: apisync: poll %d published %d, want 0", i, n)
 		}
 	}
 	if api.Requests(http.StatusNotModified) == 0 {
-		return fmt.Errorf("apisync: the poller never sent a matching ETag (no 304 answer)")
+		return fmt.Errorf("scenario: apisync: the poller never sent a matching ETag (no 304 answer)")
 	}
 	env.Printf(tag, "poller restarts; meanwhile the partner adds %d orders", added)
 	api.Add(added)
@@ -180,17 +180,17 @@ func APISync(ctx context.Context, env *Env, store checkpoint.Store) error {
 	cur, _ = p.Cursor(ctx)
 	env.Printf(tag, "poll 4 (after restart): published %d orders (cursor now %s)", n, cur)
 	if n != added {
-		return fmt.Errorf("apisync: after restart published %d, want %d", n, added)
+		return fmt.Errorf("scenario: apisync: after restart published %d, want %d", n, added)
 	}
 
 	total := initial + added
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer wcancel()
 	if err := waitFor(wctx, got.sig, func() bool { return got.get("distinct") >= total }); err != nil {
-		return fmt.Errorf("apisync: subscriber got %d of %d orders: %w", got.get("distinct"), total, err)
+		return fmt.Errorf("scenario: apisync: subscriber got %d of %d orders: %w", got.get("distinct"), total, err)
 	}
 	if d := got.get("deliveries"); d != total {
-		return fmt.Errorf("apisync: subscriber got %d deliveries for %d orders (duplicates)", d, total)
+		return fmt.Errorf("scenario: apisync: subscriber got %d deliveries for %d orders (duplicates)", d, total)
 	}
 	env.Printf(tag, "the topic holds all %d partner orders, each delivered once", total)
 	return nil

@@ -71,7 +71,7 @@ func Checkout(ctx context.Context, env *Env) error {
 	work := func(ctx context.Context, j Job, m *messaging.Message) error {
 		if j.Kind == "email" && emailFailed.CompareAndSwap(false, true) {
 			env.Printf(tag, "  worker: email for %s failed on attempt %d (SMTP timeout), will be retried", j.OrderID, m.Attempt)
-			return errors.New("smtp: timeout")
+			return errors.New("scenario: smtp: timeout")
 		}
 		env.Printf(tag, "  worker: %-9s done for %s (attempt %d)", j.Kind, j.OrderID, m.Attempt)
 		done.add("jobs", 1)
@@ -100,29 +100,29 @@ func Checkout(ctx context.Context, env *Env) error {
 		start := time.Now()
 		res, err := payments.Request(ctx, paymentTopic, PaymentRequest{OrderID: id, Cents: 1999 * i})
 		if err != nil {
-			return fmt.Errorf("checkout %s: payment: %w", id, err)
+			return fmt.Errorf("scenario: checkout %s: payment: %w", id, err)
 		}
 		took := time.Since(start)
 		slowest = max(slowest, took)
 		if !res.Approved {
-			return fmt.Errorf("checkout %s: payment declined: %s", id, res.Reason)
+			return fmt.Errorf("scenario: checkout %s: payment declined: %s", id, res.Reason)
 		}
 		for _, kind := range []string{"email", "inventory", "analytics"} {
 			if _, err := jobs.Enqueue(ctx, id, Job{Kind: kind, OrderID: id}); err != nil {
-				return fmt.Errorf("checkout %s: %w", id, err)
+				return fmt.Errorf("scenario: checkout %s: %w", id, err)
 			}
 		}
 		env.Printf(tag, "%s: payment %s in %v; confirmed to the customer after %v (email, inventory, analytics queued)",
 			id, res.AuthCode, took.Round(time.Microsecond), time.Since(start).Round(time.Microsecond))
 	}
 	if slowest >= MaxPaymentLatency {
-		return fmt.Errorf("checkout: slowest payment took %v, want under %v", slowest, MaxPaymentLatency)
+		return fmt.Errorf("scenario: checkout: slowest payment took %v, want under %v", slowest, MaxPaymentLatency)
 	}
 	want := 3 * orders
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer wcancel()
 	if err := waitFor(wctx, done.sig, func() bool { return done.get("jobs") >= want }); err != nil {
-		return fmt.Errorf("checkout: %d of %d background jobs completed: %w", done.get("jobs"), want, err)
+		return fmt.Errorf("scenario: checkout: %d of %d background jobs completed: %w", done.get("jobs"), want, err)
 	}
 	env.Printf(tag, "all %d payments answered (slowest %v, limit %v); all %d background jobs done, one after a retry",
 		orders, slowest.Round(time.Microsecond), MaxPaymentLatency, want)

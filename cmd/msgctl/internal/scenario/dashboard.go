@@ -53,7 +53,7 @@ func applySale(t Totals, s Sale, _ *messaging.Message) Totals {
 func Dashboard(ctx context.Context, env *Env, store checkpoint.Store) error {
 	const tag = "dashboard"
 	if _, err := stream.AsStream(env.Client); err != nil {
-		return fmt.Errorf("dashboard needs a log-backed adapter (Capabilities().Replay): %w", err)
+		return fmt.Errorf("scenario: dashboard needs a log-backed adapter (Capabilities().Replay): %w", err)
 	}
 	topic := env.Topic("sales")
 	defer env.Cleanup()
@@ -73,7 +73,7 @@ func Dashboard(ctx context.Context, env *Env, store checkpoint.Store) error {
 				return err
 			}
 			if err := env.Client.Publish(ctx, topic, m); err != nil {
-				return fmt.Errorf("dashboard: publish sale: %w", err)
+				return fmt.Errorf("scenario: dashboard: publish sale: %w", err)
 			}
 		}
 		return nil
@@ -111,7 +111,7 @@ func Dashboard(ctx context.Context, env *Env, store checkpoint.Store) error {
 		}
 		t, _ := proj.State()
 		if t.Sales < until {
-			return t, fmt.Errorf("dashboard: projection stopped at %d sales, want %d", t.Sales, until)
+			return t, fmt.Errorf("scenario: dashboard: projection stopped at %d sales, want %d", t.Sales, until)
 		}
 		return t, nil
 	}
@@ -132,7 +132,7 @@ func Dashboard(ctx context.Context, env *Env, store checkpoint.Store) error {
 		return err
 	}
 	if got.String() != want.String() {
-		return fmt.Errorf("dashboard: totals %v, want %v", got, want)
+		return fmt.Errorf("scenario: dashboard: totals %v, want %v", got, want)
 	}
 	env.Printf(tag, "final: %s: every sale counted exactly once across the restart", got)
 	if env.Short {

@@ -82,7 +82,7 @@ func (e *Env) Cleanup() error {
 	var first error
 	for _, t := range topics {
 		if err := d.DeleteTopic(ctx, t); err != nil && first == nil {
-			first = fmt.Errorf("delete topic %s: %w", t, err)
+			first = fmt.Errorf("scenario: delete topic %s: %w", t, err)
 		}
 	}
 	return first

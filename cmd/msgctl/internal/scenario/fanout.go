@@ -91,7 +91,7 @@ func Fanout(ctx context.Context, env *Env) error {
 			return true
 		})
 		if err != nil {
-			return fmt.Errorf("fanout: not every subscriber got %v: %w", ids, err)
+			return fmt.Errorf("scenario: fanout: not every subscriber got %v: %w", ids, err)
 		}
 		return nil
 	}
