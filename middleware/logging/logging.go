@@ -29,7 +29,9 @@ type config struct {
 
 // WithSuccessLevel sets the level of records for successes and duplicates
 // (default slog.LevelDebug). Every level is valid.
-func WithSuccessLevel(l slog.Level) Option { return func(c *config) error { c.success = l; return nil } }
+func WithSuccessLevel(l slog.Level) Option {
+	return func(c *config) error { c.success = l; return nil }
+}
 
 // newConfig checks the logger l and applies opts in order; it returns the
 // first error.
