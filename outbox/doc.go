@@ -7,8 +7,8 @@
 // consumer's side; together every effect of a message happens once, over
 // any broker.
 //
-//	ob := outbox.New(outbox.PostgreSQL("app"))
-//	err := ob.Migrate(ctx, db) // or: psql -c 'SET search_path TO app' -f postgres.sql
+//	ob, err := outbox.New(outbox.PostgreSQL("app"))
+//	err = ob.Migrate(ctx, db) // or: psql -c 'SET search_path TO app' -f postgres.sql
 //
 //	tx, _ := db.BeginTx(ctx, nil)
 //	_, _ = tx.ExecContext(ctx, "INSERT INTO orders ...")
