@@ -40,7 +40,7 @@ func ExampleSubscribe() {
 			close(all)
 		}
 		return make([]error, len(msgs)) // all handled
-	}, batch.MaxMessages(4), batch.SubscribeOptions(messaging.Group("analytics")))
+	}, batch.WithMaxMessages(4), batch.WithSubscribeOptions(messaging.Group("analytics")))
 	if err != nil {
 		panic(err)
 	}

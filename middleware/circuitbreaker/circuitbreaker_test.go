@@ -14,7 +14,7 @@ import (
 
 func TestOpensAfterFailuresAndRecovers(t *testing.T) {
 	const open = 50 * time.Millisecond
-	b := circuitbreaker.NewBreaker(circuitbreaker.ConsecutiveFailures(3), circuitbreaker.OpenTimeout(open))
+	b := circuitbreaker.NewBreaker(circuitbreaker.WithConsecutiveFailures(3), circuitbreaker.WithOpenTimeout(open))
 	healthy := false
 	calls := 0
 	h := b.Middleware()(func(context.Context, *messaging.Message) error {

@@ -15,7 +15,7 @@ import (
 // handler, until the open timeout lets a trial call through.
 func ExampleNew() {
 	calls := 0
-	h := circuitbreaker.New(circuitbreaker.ConsecutiveFailures(2), circuitbreaker.OpenTimeout(time.Minute))(
+	h := circuitbreaker.New(circuitbreaker.WithConsecutiveFailures(2), circuitbreaker.WithOpenTimeout(time.Minute))(
 		func(context.Context, *messaging.Message) error {
 			calls++
 			return errors.New("inventory service down")

@@ -24,7 +24,7 @@ func ExampleNew() {
 
 	handled := make(chan struct{})
 	var once sync.Once
-	h := deadletter.New(client, "orders.dlq", deadletter.MaxAttempts(2))(func(_ context.Context, m *messaging.Message) error {
+	h := deadletter.New(client, "orders.dlq", deadletter.WithMaxAttempts(2))(func(_ context.Context, m *messaging.Message) error {
 		if m.Attempt == 2 {
 			defer once.Do(func() { close(handled) })
 		}

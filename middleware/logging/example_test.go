@@ -23,7 +23,7 @@ func ExampleNew() {
 			return a
 		},
 	}))
-	h := logging.New(logger, logging.SuccessLevel(slog.LevelInfo))(func(_ context.Context, m *messaging.Message) error {
+	h := logging.New(logger, logging.WithSuccessLevel(slog.LevelInfo))(func(_ context.Context, m *messaging.Message) error {
 		if string(m.Payload) == "bad" {
 			return errors.New("cannot parse order")
 		}

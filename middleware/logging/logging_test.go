@@ -39,7 +39,7 @@ func TestRecords(t *testing.T) {
 			return errors.New("boom")
 		}
 		return nil
-	}, logging.New(l), deadletter.New(c, "dlq"), retry.New(retry.MaxAttempts(2)))
+	}, logging.New(l), deadletter.New(c, "dlq"), retry.New(retry.WithMaxAttempts(2)))
 	ctx := context.Background()
 	cases := []struct {
 		msg          *messaging.Message

@@ -30,7 +30,7 @@ func TestOutcomes(t *testing.T) {
 			return errors.New("boom")
 		}
 		return nil
-	}, m.Middleware(), deadletter.New(c, "dlq"), dedupe.New(dedupe.NewMemoryStore()), retry.New(retry.MaxAttempts(2)))
+	}, m.Middleware(), deadletter.New(c, "dlq"), dedupe.New(dedupe.NewMemoryStore()), retry.New(retry.WithMaxAttempts(2)))
 	ctx := context.Background()
 	good := &messaging.Message{ID: "1", Topic: "t", Group: "g", Attempt: 1}
 	bad := &messaging.Message{ID: "2", Topic: "t", Group: "g", Attempt: 1, Payload: []byte("bad")}

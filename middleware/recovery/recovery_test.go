@@ -13,7 +13,7 @@ import (
 func TestPanicBecomesError(t *testing.T) {
 	var got any
 	var stack []byte
-	h := recovery.New(recovery.OnPanic(func(_ context.Context, _ *messaging.Message, v any, s []byte) { got, stack = v, s }))(
+	h := recovery.New(recovery.WithOnPanic(func(_ context.Context, _ *messaging.Message, v any, s []byte) { got, stack = v, s }))(
 		func(context.Context, *messaging.Message) error { panic("kaboom") })
 	err := h(context.Background(), &messaging.Message{})
 	if !errors.Is(err, messaging.ErrHandlerPanic) || messaging.IsPermanent(err) || !strings.Contains(err.Error(), "kaboom") {
@@ -25,7 +25,7 @@ func TestPanicBecomesError(t *testing.T) {
 }
 
 func TestPermanentOptionAndPassThrough(t *testing.T) {
-	h := recovery.New(recovery.Permanent())(func(context.Context, *messaging.Message) error { panic(errors.New("x")) })
+	h := recovery.New(recovery.WithPermanent())(func(context.Context, *messaging.Message) error { panic(errors.New("x")) })
 	if err := h(context.Background(), &messaging.Message{}); !messaging.IsPermanent(err) || !errors.Is(err, messaging.ErrHandlerPanic) {
 		t.Fatalf("got %v, want permanent ErrHandlerPanic", err)
 	}

@@ -22,7 +22,7 @@ func ExampleNew() {
 	}
 	defer client.Close()
 
-	opts := []retry.Option{retry.MaxAttempts(5), retry.Backoff(time.Millisecond, 10*time.Millisecond), retry.For(client.Capabilities())}
+	opts := []retry.Option{retry.WithMaxAttempts(5), retry.WithBackoff(time.Millisecond, 10*time.Millisecond), retry.WithModeFor(client.Capabilities())}
 	done := make(chan int)
 	h := retry.New(opts...)(func(_ context.Context, m *messaging.Message) error {
 		fmt.Println("attempt", m.Attempt)

@@ -78,7 +78,7 @@ func BenchmarkOverhead(b *testing.B) {
 	}{
 		{"none", func(h messaging.Handler) messaging.Handler { return h }, false},
 		{"retry", retry.New(), false},
-		{"retry-inprocess", retry.New(retry.InProcess()), false},
+		{"retry-inprocess", retry.New(retry.WithInProcess()), false},
 		{"deadletter", deadletter.New(nopPublisher, "dlq"), false},
 		{"dedupe-memory", dedupe.New(dedupe.NewMemoryStore()), true},
 		{"timeout", timeout.New(time.Second), false},

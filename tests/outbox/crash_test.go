@@ -64,7 +64,7 @@ func TestHelperRelay(t *testing.T) {
 		fmt.Printf("MIDBATCH %d\n", half)
 		select {} // until killed
 	})
-	r, err := ob.NewRelay(db, pub, outbox.BatchSize(helperBatch), outbox.LeaseTTL(helperTTL), outbox.RelayID("doomed"))
+	r, err := ob.NewRelay(db, pub, outbox.WithBatchSize(helperBatch), outbox.WithLeaseTTL(helperTTL), outbox.WithRelayID("doomed"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestRelayKilledMidBatch(t *testing.T) {
 		if want := int64(len(ids) - 2*helperBatch); st.Backlog != want || st.Partitions[0].Owner != "doomed" {
 			t.Fatalf("after the kill: backlog %d (want %d), partition 0 owned by %q (want doomed)", st.Backlog, want, st.Partitions[0].Owner)
 		}
-		r, _ := e.startRelay(t, c, outbox.LeaseTTL(helperTTL), outbox.BatchSize(helperBatch), outbox.RelayID("survivor"))
+		r, _ := e.startRelay(t, c, outbox.WithLeaseTTL(helperTTL), outbox.WithBatchSize(helperBatch), outbox.WithRelayID("survivor"))
 		col.WaitDistinct(t, len(ids), 30*time.Second)
 		took := time.Since(killed)
 		dups := col.Report(t, ids)

@@ -101,7 +101,7 @@ func TestTransientFailurePassesThrough(t *testing.T) {
 
 func TestMaxAttemptsWithoutRetry(t *testing.T) {
 	rec := &recorder{}
-	h := deadletter.New(rec, "dlq", deadletter.MaxAttempts(3))(func(context.Context, *messaging.Message) error { return errBoom })
+	h := deadletter.New(rec, "dlq", deadletter.WithMaxAttempts(3))(func(context.Context, *messaging.Message) error { return errBoom })
 	m := delivered()
 	m.Attempt = 2
 	if err := h(context.Background(), m); err == nil {
@@ -115,7 +115,7 @@ func TestMaxAttemptsWithoutRetry(t *testing.T) {
 
 func TestFailedDeadLetterPublishKeepsOriginal(t *testing.T) {
 	rec := &recorder{fail: errors.New("broker down")}
-	h := deadletter.New(rec, "dlq", deadletter.RetryDelay(3*time.Second))(func(context.Context, *messaging.Message) error {
+	h := deadletter.New(rec, "dlq", deadletter.WithRetryDelay(3*time.Second))(func(context.Context, *messaging.Message) error {
 		return messaging.Permanent(errBoom)
 	})
 	err := h(context.Background(), delivered())
@@ -144,8 +144,8 @@ func TestInsideRetryStillDeadLetters(t *testing.T) {
 	// Wrong order: retry outside deadletter. The dead-letter layer sees the
 	// retry layer and treats its last attempt as final.
 	h := messaging.Chain(func(context.Context, *messaging.Message) error { return errBoom },
-		retry.New(retry.MaxAttempts(3)), deadletter.New(rec, "dlq"))
-	if err := middleware.Validate(retry.New(retry.MaxAttempts(3)), deadletter.New(rec, "dlq")); err != nil {
+		retry.New(retry.WithMaxAttempts(3)), deadletter.New(rec, "dlq"))
+	if err := middleware.Validate(retry.New(retry.WithMaxAttempts(3)), deadletter.New(rec, "dlq")); err != nil {
 		t.Fatalf("validate: %v (this order is made to work)", err)
 	}
 	m := delivered()
@@ -164,7 +164,7 @@ func TestInsideRetryStillDeadLetters(t *testing.T) {
 	rec2 := &recorder{}
 	calls := 0
 	h = messaging.Chain(func(context.Context, *messaging.Message) error { calls++; return errBoom },
-		retry.New(retry.InProcess(), retry.MaxAttempts(3), retry.Backoff(time.Millisecond, time.Millisecond)), deadletter.New(rec2, "dlq"))
+		retry.New(retry.WithInProcess(), retry.WithMaxAttempts(3), retry.WithBackoff(time.Millisecond, time.Millisecond)), deadletter.New(rec2, "dlq"))
 	if err := h(context.Background(), &messaging.Message{Topic: "t", Attempt: 1}); err != nil {
 		t.Fatalf("in-process: got %v, want nil", err)
 	}
@@ -273,7 +273,7 @@ func TestDeadLetterAndRedriveEndToEnd(t *testing.T) {
 			}
 			calls.Add(1)
 			return errBoom
-		}, deadletter.New(c, dlq), retry.New(retry.MaxAttempts(3), retry.Backoff(20*time.Millisecond, 20*time.Millisecond), retry.For(c.Capabilities())))
+		}, deadletter.New(c, dlq), retry.New(retry.WithMaxAttempts(3), retry.WithBackoff(20*time.Millisecond, 20*time.Millisecond), retry.WithModeFor(c.Capabilities())))
 		mwtest.Subscribe(t, ctx, c, topic, h, messaging.Group(group))
 		letters := integration.NewCollector()
 		mwtest.Subscribe(t, ctx, c, dlq, func(_ context.Context, m *messaging.Message) error {

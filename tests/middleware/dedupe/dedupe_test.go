@@ -59,7 +59,7 @@ func TestFailureReleasesClaim(t *testing.T) {
 
 func TestConcurrentDeliveryIsHeldBack(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
-	h := dedupe.New(dedupe.NewMemoryStore(), dedupe.InProgressDelay(2*time.Second))(func(context.Context, *messaging.Message) error {
+	h := dedupe.New(dedupe.NewMemoryStore(), dedupe.WithInProgressDelay(2*time.Second))(func(context.Context, *messaging.Message) error {
 		close(entered)
 		<-release
 		return nil

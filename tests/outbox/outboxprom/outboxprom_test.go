@@ -48,7 +48,7 @@ func TestMetrics(t *testing.T) {
 	}
 	defer c.Close()
 	batch := make(chan struct{})
-	r, err := ob.NewRelay(db, c, m.OnBatch(), outbox.OnBatch(func(outbox.BatchInfo) { close(batch) }))
+	r, err := ob.NewRelay(db, c, m.OnBatch(), outbox.WithOnBatch(func(outbox.BatchInfo) { close(batch) }))
 	if err != nil {
 		t.Fatal(err)
 	}
