@@ -10,7 +10,7 @@ import (
 	"github.com/msgkit/messaging/middleware/batch"
 )
 
-// Subscribe hands messages to a batch handler, up to MaxMessages at a time
+// Subscribe hands messages to a batch handler, up to WithMaxMessages at a time
 // (one error per message: nil acks it).
 func ExampleSubscribe() {
 	ctx := context.Background()

@@ -16,6 +16,7 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/integration/brokertest"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/outbox"
 )
 
@@ -46,7 +47,7 @@ func TestHelperRelay(t *testing.T) {
 		t.Fatalf("unknown broker %q", os.Getenv(helperBrokerEnv))
 	}
 	db := brokertest.OpenPostgres(t)
-	ob := outbox.New(outbox.PostgreSQL(os.Getenv(helperSchemaEnv)))
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(os.Getenv(helperSchemaEnv))))
 	var mu sync.Mutex
 	calls := 0
 	pub := messaging.PublishFunc(func(ctx context.Context, topic string, msgs ...*messaging.Message) error {

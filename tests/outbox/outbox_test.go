@@ -14,6 +14,7 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/integration/brokertest"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/outbox"
 )
 
@@ -37,7 +38,7 @@ func TestMigrateIsIdempotentAndTheSQLFileRunsByHand(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	ob := outbox.New(outbox.PostgreSQL(byHand))
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(byHand)))
 	e2 := &env{db: e.db, ob: ob, schema: byHand}
 	e2.enqueue(t, "orders", true, &messaging.Message{Payload: []byte("x")})
 	st, err := ob.Status(ctx, e.db)

@@ -169,7 +169,7 @@ func TestSubscribeSplitsNativeBatchesByBytes(t *testing.T) {
 }
 
 func TestPartialFailure(t *testing.T) {
-	h := batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error {
+	h := mwtest.Must(batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error {
 		errs := make([]error, len(msgs))
 		for i, m := range msgs {
 			if m.Payload[0]%2 == 1 {
@@ -177,7 +177,7 @@ func TestPartialFailure(t *testing.T) {
 			}
 		}
 		return errs
-	}, batch.WithMaxMessages(4), batch.WithLinger(time.Minute))
+	}, batch.WithMaxMessages(4), batch.WithLinger(time.Minute)))
 	for i, err := range gather(context.Background(), h, 4) {
 		if odd := i%2 == 1; odd != (err != nil) || (odd && !messaging.IsPermanent(err)) {
 			t.Errorf("message %d: result %v", i, err)
@@ -186,15 +186,15 @@ func TestPartialFailure(t *testing.T) {
 }
 
 func TestWrongResultLengthAndPanicFailAll(t *testing.T) {
-	short := batch.Handler(func(context.Context, []*messaging.Message) []error { return []error{nil} },
-		batch.WithMaxMessages(3), batch.WithLinger(time.Minute))
+	short := mwtest.Must(batch.Handler(func(context.Context, []*messaging.Message) []error { return []error{nil} },
+		batch.WithMaxMessages(3), batch.WithLinger(time.Minute)))
 	for i, err := range gather(context.Background(), short, 3) {
 		if err == nil {
 			t.Errorf("message %d succeeded although the result had the wrong length", i)
 		}
 	}
-	panicky := batch.Handler(func(context.Context, []*messaging.Message) []error { panic("oops") },
-		batch.WithMaxMessages(3), batch.WithLinger(time.Minute))
+	panicky := mwtest.Must(batch.Handler(func(context.Context, []*messaging.Message) []error { panic("oops") },
+		batch.WithMaxMessages(3), batch.WithLinger(time.Minute)))
 	for i, err := range gather(context.Background(), panicky, 3) {
 		if !errors.Is(err, messaging.ErrHandlerPanic) {
 			t.Errorf("message %d: %v, want ErrHandlerPanic", i, err)
@@ -205,8 +205,8 @@ func TestWrongResultLengthAndPanicFailAll(t *testing.T) {
 func TestLingerSendsPartialBatch(t *testing.T) {
 	const linger = 100 * time.Millisecond
 	var got sizes
-	h := batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error { got.add(len(msgs)); return nil },
-		batch.WithMaxMessages(10), batch.WithLinger(linger))
+	h := mwtest.Must(batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error { got.add(len(msgs)); return nil },
+		batch.WithMaxMessages(10), batch.WithLinger(linger)))
 	start := time.Now()
 	if err := h(context.Background(), &messaging.Message{}); err != nil {
 		t.Fatal(err)
@@ -225,13 +225,13 @@ func TestWindowDrainsAtWindowEnd(t *testing.T) {
 	var mu sync.Mutex
 	var at []time.Time
 	var got sizes
-	h := batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error {
+	h := mwtest.Must(batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error {
 		mu.Lock()
 		at = append(at, time.Now())
 		mu.Unlock()
 		got.add(len(msgs))
 		return nil
-	}, batch.WithMaxMessages(100), batch.WithWindow(window))
+	}, batch.WithMaxMessages(100), batch.WithWindow(window)))
 	gather(context.Background(), h, 3)
 	if s := got.get(); len(s) > 2 || s[0]+sum(s[1:]) != 3 {
 		t.Fatalf("batches %v, want the 3 messages in one window (two if a boundary fell between calls)", s)
@@ -253,8 +253,8 @@ func sum(s []int) int {
 
 func TestCancelledWaiterIsWithdrawn(t *testing.T) {
 	var got sizes
-	h := batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error { got.add(len(msgs)); return nil },
-		batch.WithMaxMessages(2), batch.WithLinger(time.Minute))
+	h := mwtest.Must(batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error { got.add(len(msgs)); return nil },
+		batch.WithMaxMessages(2), batch.WithLinger(time.Minute)))
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan error)
 	go func() { res <- h(ctx, &messaging.Message{ID: "withdrawn"}) }()
