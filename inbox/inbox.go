@@ -142,8 +142,8 @@ func (in *Inbox) Migrate(ctx context.Context) error {
 }
 
 // ErrNoGroup is returned (permanent) for a message without a group when
-// the inbox has no Group option: there is nothing to record it under.
-var ErrNoGroup = errors.New("inbox: message has no group; set inbox.Group")
+// the inbox has no WithGroup option: there is nothing to record it under.
+var ErrNoGroup = errors.New("inbox: message has no group; set inbox.WithGroup")
 
 // Handler returns a messaging.Handler that, for each delivery, begins a
 // transaction, records (group, message ID) in the inbox and, when the
