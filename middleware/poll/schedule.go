@@ -50,7 +50,7 @@ func Drain(ctx context.Context, c messaging.Consumer, topic string, h batch.Batc
 	case RealTime, "":
 		// One message at a time as it arrives: no batch fetch to wait for.
 		sopts := append(append([]messaging.SubscribeOption(nil), opts...), messaging.Concurrency(1), messaging.Prefetch(2))
-		bh, err := batch.Handler(h, batch.WithMaxMessages(1), batch.WithLinger(0))
+		bh, err := batch.Handler(h, batch.WithBatchSize(1), batch.WithBatchTimeout(0))
 		if err != nil {
 			return nil, err
 		}
@@ -63,7 +63,7 @@ func Drain(ctx context.Context, c messaging.Consumer, topic string, h batch.Batc
 		if n <= 0 {
 			n = DefaultMaxWaiting
 		}
-		return batch.Subscribe(ctx, c, topic, h, batch.WithMaxMessages(n), batch.WithMaxBytes(0), batch.WithWindow(sched.Every), batch.WithSubscribeOptions(opts...))
+		return batch.Subscribe(ctx, c, topic, h, batch.WithBatchSize(n), batch.WithMaxBatchBytes(0), batch.WithWindow(sched.Every), batch.WithSubscribeOptions(opts...))
 	}
 	return nil, fmt.Errorf("poll: drain: unknown mode %q (want %q or %q): %w", sched.Mode, RealTime, Windowed, messaging.ErrInvalidOption)
 }
