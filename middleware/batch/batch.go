@@ -5,17 +5,17 @@
 // A BatchHandler gets a slice of messages and returns one result per message,
 // so that only the failed ones are redelivered. Handler turns it into a
 // messaging.Handler: each delivered message waits (unacknowledged) until its
-// batch is full (WithMaxMessages or WithMaxBytes), the WithLinger time after
-// the batch's first message has passed, or, with WithWindow, the end of the current time
-// window; then the BatchHandler runs once for the whole batch and each
+// batch is full (WithBatchSize or WithMaxBatchBytes), the WithBatchTimeout
+// (linger) after the batch's first message has passed, or, with WithWindow,
+// the end of the current time window; then the BatchHandler runs once for the whole batch and each
 // message gets its own result, which the adapter settles as for any handler
 // (and which per-message middleware such as retry and deadletter, wrapped
 // around the returned Handler, sees).
 //
 // A batch can only hold as many messages as the subscription hands to
-// handlers at once, so subscribe with Concurrency >= WithMaxMessages. Messages
-// wait unacknowledged while a batch fills, so keep WithLinger (or WithWindow) well
-// below the subscription's ack deadline unless the adapter extends deadlines
+// handlers at once, so subscribe with Concurrency >= WithBatchSize.
+// Messages wait unacknowledged while a batch fills, so keep WithBatchTimeout
+// (or WithWindow) well below the subscription's ack deadline unless the adapter extends deadlines
 // of running handlers.
 //
 // Subscribe does the subscribing for you, and uses the broker's own batch
@@ -102,8 +102,8 @@ func newConfig(fn string, publisher bool, opts []Option) (config, error) {
 			return config{}, fmt.Errorf("batch: %s: %s does not apply here: %w", fn, name, messaging.ErrInvalidOption)
 		}
 	}
-	if c.set["WithWindow"] && c.set["WithLinger"] {
-		return config{}, fmt.Errorf("batch: WithLinger(%v) and WithWindow(%v) conflict: a batch closes after the linger or at the window's end, give one: %w", c.linger, c.window, messaging.ErrInvalidOption)
+	if c.set["WithWindow"] && c.set["WithBatchTimeout"] {
+		return config{}, fmt.Errorf("batch: WithBatchTimeout(%v) and WithWindow(%v) conflict: a batch closes after the linger or at the window's end, give one: %w", c.linger, c.window, messaging.ErrInvalidOption)
 	}
 	return c, nil
 }
@@ -113,44 +113,47 @@ func invalid(name string, v any, why string) error {
 	return fmt.Errorf("batch: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
 }
 
-// WithMaxMessages caps a batch at n messages (default 100; at least 1).
-func WithMaxMessages(n int) Option {
+// WithBatchSize caps a batch at n messages (default 100; at least 1), as
+// messaging.BatchSize does for a batch fetch.
+func WithBatchSize(n int) Option {
 	return func(c *config) error {
 		if n < 1 {
-			return invalid("WithMaxMessages", n, "must be at least 1")
+			return invalid("WithBatchSize", n, "must be at least 1")
 		}
 		c.maxMessages = n
 		return nil
 	}
 }
 
-// WithMaxBytes closes a batch once its messages' Size adds up to n bytes
+// WithMaxBatchBytes closes a batch once its messages' Size adds up to n bytes
 // (default 1 MiB; 0 means no byte limit; negative is invalid). A single
 // larger message still forms a batch of its own.
-func WithMaxBytes(n int) Option {
+func WithMaxBatchBytes(n int) Option {
 	return func(c *config) error {
 		if n < 0 {
-			return invalid("WithMaxBytes", n, "must not be negative")
+			return invalid("WithMaxBatchBytes", n, "must not be negative")
 		}
 		c.maxBytes = n
 		return nil
 	}
 }
 
-// WithLinger is how long a batch waits for more messages after its first
-// one (consumer default 10ms, publisher default 0; negative is invalid).
+// WithBatchTimeout (the linger) is how long a batch waits for more messages
+// after its first one (consumer default 10ms, publisher default 0; negative
+// is invalid), as the Kafka adapter's WithBatchTimeout does for its produce
+// requests.
 // With 0 a consumer hands a batch over at once (batches of one unless full);
 // a publisher sends at once when fewer than WithMaxInFlight sends are in
 // progress for the topic, and otherwise gathers the calls that arrive
 // meanwhile into the next batch (group commit: batches grow with the load,
 // without added latency). It conflicts with WithWindow.
-func WithLinger(d time.Duration) Option {
+func WithBatchTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
-			return invalid("WithLinger", d, "must not be negative")
+			return invalid("WithBatchTimeout", d, "must not be negative")
 		}
 		c.linger = d
-		c.set["WithLinger"] = true
+		c.set["WithBatchTimeout"] = true
 		return nil
 	}
 }
@@ -172,8 +175,8 @@ func WithMaxInFlight(n int) Option {
 // WithWindow makes a consumer's batches close at the end of fixed windows
 // of length d (aligned to multiples of d since the zero time) instead of
 // the linger after their first message: drain what is waiting every d, or
-// earlier when WithMaxMessages are waiting. d must be positive (without
-// WithWindow the linger applies). It conflicts with WithLinger. Handler and
+// earlier when WithBatchSize are waiting. d must be positive (without
+// WithWindow the linger applies). It conflicts with WithBatchTimeout. Handler and
 // Subscribe only.
 func WithWindow(d time.Duration) Option {
 	return func(c *config) error {
@@ -202,7 +205,7 @@ func WithSendTimeout(d time.Duration) Option {
 }
 
 // WithSubscribeOptions passes options to the Consumer's Subscribe in
-// Subscribe (Concurrency and Prefetch are set from WithMaxMessages after
+// Subscribe (Concurrency and Prefetch are set from WithBatchSize after
 // them). Nil options are invalid. Handler and Subscribe only.
 func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
 	return func(c *config) error {

@@ -31,11 +31,11 @@ func Handler(h BatchHandler, opts ...Option) (messaging.Handler, error) {
 //
 // When c is a messaging.BatchConsumer and no WithWindow is given, Subscribe
 // uses the broker's batch fetch: it calls c.SubscribeBatch with BatchSize
-// WithMaxMessages, BatchWait WithLinger (at least a microsecond) and Concurrency 1
+// WithBatchSize, BatchWait WithBatchTimeout (at least a microsecond) and Concurrency 1
 // (batches are handled one at a time), and splits a
-// fetched batch further where WithMaxBytes requires. Otherwise it gathers
-// batches with Handler, calling c.Subscribe with Concurrency(WithMaxMessages)
-// and Prefetch(2*WithMaxMessages) so that batches can fill. Either way the
+// fetched batch further where WithMaxBatchBytes requires. Otherwise it gathers
+// batches with Handler, calling c.Subscribe with Concurrency(WithBatchSize)
+// and Prefetch(2*WithBatchSize) so that batches can fill. Either way the
 // WithSubscribeOptions given come first, and each message is settled by its own
 // result. To wrap per-message middleware (retry, deadletter, ...) around the
 // batches, use Handler with c.Subscribe instead: a batch fetched natively

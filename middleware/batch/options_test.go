@@ -22,9 +22,9 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 		publisher bool // applies to NewPublisher (else to Handler and Subscribe)
 		consumer  bool
 	}{
-		{"WithMaxMessages", []batch.Option{batch.WithMaxMessages(0), batch.WithMaxMessages(-1)}, true, true},
-		{"WithMaxBytes", []batch.Option{batch.WithMaxBytes(-1)}, true, true},
-		{"WithLinger", []batch.Option{batch.WithLinger(-time.Millisecond)}, true, true},
+		{"WithBatchSize", []batch.Option{batch.WithBatchSize(0), batch.WithBatchSize(-1)}, true, true},
+		{"WithMaxBatchBytes", []batch.Option{batch.WithMaxBatchBytes(-1)}, true, true},
+		{"WithBatchTimeout", []batch.Option{batch.WithBatchTimeout(-time.Millisecond)}, true, true},
 		{"WithMaxInFlight", []batch.Option{batch.WithMaxInFlight(0), batch.WithMaxInFlight(-1)}, true, false},
 		{"WithWindow", []batch.Option{batch.WithWindow(0), batch.WithWindow(-time.Second)}, false, true},
 		{"WithSendTimeout", []batch.Option{batch.WithSendTimeout(0), batch.WithSendTimeout(-time.Second)}, true, false},
@@ -55,7 +55,7 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 }
 
 // TestOptionsOfTheOtherSide: an option of the publisher is rejected by the
-// consumer functions and the other way round, naming it; WithLinger and
+// consumer functions and the other way round, naming it; WithBatchTimeout and
 // WithWindow conflict.
 func TestOptionsOfTheOtherSide(t *testing.T) {
 	c := mwtest.Memory(t)
@@ -75,8 +75,8 @@ func TestOptionsOfTheOtherSide(t *testing.T) {
 		_, err := batch.NewPublisher(c, o.opt)
 		mwtest.WantInvalid(t, "batch", o.name+" in NewPublisher", err, o.name, "NewPublisher")
 	}
-	_, err := batch.Handler(nopBatch, batch.WithLinger(time.Millisecond), batch.WithWindow(time.Second))
-	mwtest.WantInvalid(t, "batch", "WithLinger+WithWindow", err, "WithLinger", "WithWindow")
+	_, err := batch.Handler(nopBatch, batch.WithBatchTimeout(time.Millisecond), batch.WithWindow(time.Second))
+	mwtest.WantInvalid(t, "batch", "WithBatchTimeout+WithWindow", err, "WithBatchTimeout", "WithWindow")
 }
 
 // TestConstructorsRejectInvalidArguments: nil handlers, consumers and
@@ -92,11 +92,11 @@ func TestConstructorsRejectInvalidArguments(t *testing.T) {
 	_, err = batch.NewPublisher(nil)
 	mwtest.WantInvalid(t, "batch", "NewPublisher(nil)", err, "NewPublisher", "publisher")
 
-	if _, err := batch.Handler(nopBatch, batch.WithMaxMessages(1), batch.WithMaxBytes(0), batch.WithWindow(time.Millisecond),
+	if _, err := batch.Handler(nopBatch, batch.WithBatchSize(1), batch.WithMaxBatchBytes(0), batch.WithWindow(time.Millisecond),
 		batch.WithSubscribeOptions(), nil); err != nil {
 		t.Error(err)
 	}
-	p, err := batch.NewPublisher(c, batch.WithMaxMessages(1), batch.WithMaxBytes(0), batch.WithLinger(0),
+	p, err := batch.NewPublisher(c, batch.WithBatchSize(1), batch.WithMaxBatchBytes(0), batch.WithBatchTimeout(0),
 		batch.WithMaxInFlight(1), batch.WithSendTimeout(time.Nanosecond))
 	if err != nil {
 		t.Fatal(err)

@@ -12,9 +12,9 @@ import (
 
 // NewPublisher returns a Publisher that coalesces concurrent Publish calls to
 // the same topic into one p.Publish call: a batch is sent when it holds
-// WithMaxMessages messages or WithMaxBytes bytes, or once WithLinger (default 0) has
-// passed since its first call and fewer than WithMaxInFlight sends to the topic
-// are in progress (so under load, calls gather while earlier sends run). The
+// WithBatchSize messages or WithMaxBatchBytes bytes, or once WithBatchTimeout
+// (the linger, default 0) has passed since its first call and fewer than
+// WithMaxInFlight sends to the topic are in progress (so under load, calls gather while earlier sends run). The
 // messages of one call are never split between batches (a call larger than
 // the limits is sent alone), and calls are appended in arrival order, so
 // per-key order holds as for p.

@@ -132,7 +132,7 @@ func Handler[T any](cfg Config, h Func[T], c codec.Codec) (messaging.Handler, []
 		}
 		return errs
 	}
-	handler, err := mwbatch.Handler(bulk, mwbatch.WithMaxMessages(cfg.Size), mwbatch.WithLinger(cfg.Window))
+	handler, err := mwbatch.Handler(bulk, mwbatch.WithBatchSize(cfg.Size), mwbatch.WithBatchTimeout(cfg.Window))
 	if err != nil {
 		return nil, nil, err // it carries its prefix
 	}

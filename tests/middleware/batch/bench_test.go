@@ -35,7 +35,7 @@ func BenchmarkPublish(b *testing.B) {
 					if mode == "batched-inflight4" {
 						inFlight = 4
 					}
-					bp := mwtest.Must(batch.NewPublisher(c, batch.WithMaxMessages(100), batch.WithMaxInFlight(inFlight)))
+					bp := mwtest.Must(batch.NewPublisher(c, batch.WithBatchSize(100), batch.WithMaxInFlight(inFlight)))
 					defer bp.Close()
 					p = bp
 				}

@@ -93,7 +93,7 @@ func testSubscribeBatches(t *testing.T, c messaging.Client) {
 		}
 		return errs
 	}
-	sub, err := batch.Subscribe(ctx, c, topic, h, batch.WithMaxMessages(5), batch.WithLinger(50*time.Millisecond),
+	sub, err := batch.Subscribe(ctx, c, topic, h, batch.WithBatchSize(5), batch.WithBatchTimeout(50*time.Millisecond),
 		batch.WithSubscribeOptions(messaging.Group("g")))
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func TestSubscribeSplitsNativeBatchesByBytes(t *testing.T) {
 			col.Add(m)
 		}
 		return nil
-	}, batch.WithMaxMessages(10), batch.WithMaxBytes(3*msgs[0].Size()), batch.WithLinger(time.Second), batch.WithSubscribeOptions(messaging.Group("g")))
+	}, batch.WithBatchSize(10), batch.WithMaxBatchBytes(3*msgs[0].Size()), batch.WithBatchTimeout(time.Second), batch.WithSubscribeOptions(messaging.Group("g")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestPartialFailure(t *testing.T) {
 			}
 		}
 		return errs
-	}, batch.WithMaxMessages(4), batch.WithLinger(time.Minute)))
+	}, batch.WithBatchSize(4), batch.WithBatchTimeout(time.Minute)))
 	for i, err := range gather(context.Background(), h, 4) {
 		if odd := i%2 == 1; odd != (err != nil) || (odd && !messaging.IsPermanent(err)) {
 			t.Errorf("message %d: result %v", i, err)
@@ -187,14 +187,14 @@ func TestPartialFailure(t *testing.T) {
 
 func TestWrongResultLengthAndPanicFailAll(t *testing.T) {
 	short := mwtest.Must(batch.Handler(func(context.Context, []*messaging.Message) []error { return []error{nil} },
-		batch.WithMaxMessages(3), batch.WithLinger(time.Minute)))
+		batch.WithBatchSize(3), batch.WithBatchTimeout(time.Minute)))
 	for i, err := range gather(context.Background(), short, 3) {
 		if err == nil {
 			t.Errorf("message %d succeeded although the result had the wrong length", i)
 		}
 	}
 	panicky := mwtest.Must(batch.Handler(func(context.Context, []*messaging.Message) []error { panic("oops") },
-		batch.WithMaxMessages(3), batch.WithLinger(time.Minute)))
+		batch.WithBatchSize(3), batch.WithBatchTimeout(time.Minute)))
 	for i, err := range gather(context.Background(), panicky, 3) {
 		if !errors.Is(err, messaging.ErrHandlerPanic) {
 			t.Errorf("message %d: %v, want ErrHandlerPanic", i, err)
@@ -206,7 +206,7 @@ func TestLingerSendsPartialBatch(t *testing.T) {
 	const linger = 100 * time.Millisecond
 	var got sizes
 	h := mwtest.Must(batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error { got.add(len(msgs)); return nil },
-		batch.WithMaxMessages(10), batch.WithLinger(linger)))
+		batch.WithBatchSize(10), batch.WithBatchTimeout(linger)))
 	start := time.Now()
 	if err := h(context.Background(), &messaging.Message{}); err != nil {
 		t.Fatal(err)
@@ -231,7 +231,7 @@ func TestWindowDrainsAtWindowEnd(t *testing.T) {
 		mu.Unlock()
 		got.add(len(msgs))
 		return nil
-	}, batch.WithMaxMessages(100), batch.WithWindow(window)))
+	}, batch.WithBatchSize(100), batch.WithWindow(window)))
 	gather(context.Background(), h, 3)
 	if s := got.get(); len(s) > 2 || s[0]+sum(s[1:]) != 3 {
 		t.Fatalf("batches %v, want the 3 messages in one window (two if a boundary fell between calls)", s)
@@ -254,7 +254,7 @@ func sum(s []int) int {
 func TestCancelledWaiterIsWithdrawn(t *testing.T) {
 	var got sizes
 	h := mwtest.Must(batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error { got.add(len(msgs)); return nil },
-		batch.WithMaxMessages(2), batch.WithLinger(time.Minute)))
+		batch.WithBatchSize(2), batch.WithBatchTimeout(time.Minute)))
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan error)
 	go func() { res <- h(ctx, &messaging.Message{ID: "withdrawn"}) }()
@@ -305,7 +305,7 @@ func TestSubscribeEndToEnd(t *testing.T) {
 				}
 			}
 			return errs
-		}, batch.WithMaxMessages(20), batch.WithLinger(50*time.Millisecond), batch.WithSubscribeOptions(messaging.Group(group)))
+		}, batch.WithBatchSize(20), batch.WithBatchTimeout(50*time.Millisecond), batch.WithSubscribeOptions(messaging.Group(group)))
 		if err != nil {
 			t.Fatal(err)
 		}
