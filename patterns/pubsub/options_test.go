@@ -49,6 +49,8 @@ func TestConstructorsRejectInvalidArguments(t *testing.T) {
 	mwtest.WantInvalid(t, "pubsub", "NewPublisher WithMiddleware", err, "NewPublisher", "WithMiddleware")
 	_, err = pubsub.Subscribe[string](context.Background(), nil, "events", "sub", nopEvent)
 	mwtest.WantInvalid(t, "pubsub", "Subscribe nil consumer", err, "Subscribe", "consumer")
+	_, err = pubsub.Subscribe(context.Background(), c, "", "sub", nopEvent)
+	mwtest.WantInvalid(t, "pubsub", "Subscribe empty topic", err, "Subscribe", "topic")
 	_, err = pubsub.Subscribe[string](context.Background(), c, "events", "sub", nil)
 	mwtest.WantInvalid(t, "pubsub", "Subscribe nil handler", err, "Subscribe", "handler")
 }

@@ -150,6 +150,9 @@ func Subscribe[T any](ctx context.Context, c messaging.Consumer, topic, subscrib
 	if h == nil {
 		return nil, fmt.Errorf("pubsub: Subscribe: nil handler: %w", messaging.ErrInvalidOption)
 	}
+	if err := optcheck.Topic("pubsub", "Subscribe", topic); err != nil {
+		return nil, err
+	}
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err

@@ -60,6 +60,8 @@ func TestConstructorsRejectInvalidArguments(t *testing.T) {
 	mwtest.WantInvalid(t, "queue", "New bad topic", err, "New", "topic")
 	_, err = queue.Work[string](context.Background(), nil, "jobs", "workers", nopJob)
 	mwtest.WantInvalid(t, "queue", "Work nil client", err, "Work", "client")
+	_, err = queue.Work(context.Background(), c, "a b", "workers", nopJob)
+	mwtest.WantInvalid(t, "queue", "Work bad topic", err, "Work", "topic")
 	_, err = queue.Work[string](context.Background(), c, "jobs", "workers", nil)
 	mwtest.WantInvalid(t, "queue", "Work nil handler", err, "Work", "handler")
 }

@@ -229,6 +229,9 @@ func Work[T any](ctx context.Context, c messaging.Client, topic, group string, h
 	if handler == nil {
 		return nil, fmt.Errorf("queue: Work: nil handler: %w", messaging.ErrInvalidOption)
 	}
+	if err := optcheck.Topic("queue", "Work", topic); err != nil {
+		return nil, err
+	}
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err

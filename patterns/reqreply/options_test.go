@@ -72,6 +72,8 @@ func TestConstructorsRejectInvalidArguments(t *testing.T) {
 	mwtest.WantInvalid(t, "reqreply", "NewRequester(nil)", err, "NewRequester", "client")
 	_, err = reqreply.Serve[string, string](ctx, nil, "rpc", echo)
 	mwtest.WantInvalid(t, "reqreply", "Serve nil client", err, "Serve", "client")
+	_, err = reqreply.Serve(ctx, mwtest.Memory(t), "a b", echo)
+	mwtest.WantInvalid(t, "reqreply", "Serve bad topic", err, "Serve", "topic")
 	_, err = reqreply.Serve[string, string](ctx, mwtest.Memory(t), "rpc", nil)
 	mwtest.WantInvalid(t, "reqreply", "Serve nil handler", err, "Serve", "handler")
 }

@@ -338,6 +338,9 @@ func Serve[Req, Resp any](ctx context.Context, client messaging.Client, topic st
 	if h == nil {
 		return nil, fmt.Errorf("reqreply: Serve: nil handler: %w", messaging.ErrInvalidOption)
 	}
+	if err := optcheck.Topic("reqreply", "Serve", topic); err != nil {
+		return nil, err
+	}
 	cfg, err := newConfig("Serve", opts)
 	if err != nil {
 		return nil, err
