@@ -29,7 +29,7 @@
 // message), and so does every adapter's Publish for a message it is given
 // again. Records are per group: each group applies a message once.
 //
-// Retention: records older than Retention (default 7 days) are deleted by
+// Retention: records older than WithTTL (default 7 days) are deleted by
 // Cleanup / RunCleanup. A duplicate that arrives after its record was
 // deleted is applied again, so keep records longer than the broker may
 // redeliver (ack deadlines, dead-letter replays) and publishers may retry.
@@ -40,7 +40,7 @@
 // (an insert that reports whether the row is new and waits on a concurrent
 // uncommitted one) and Cleanup. The handler's transaction uses the
 // database's default isolation (READ COMMITTED on PostgreSQL) unless
-// TxOptions says otherwise; under REPEATABLE READ or SERIALIZABLE a
+// WithTxOptions says otherwise; under REPEATABLE READ or SERIALIZABLE a
 // concurrent duplicate fails with a serialization error and is redelivered,
 // which is still correct.
 //

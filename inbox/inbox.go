@@ -45,53 +45,89 @@ type Inbox struct {
 	onDup     func(ctx context.Context, m *messaging.Message)
 }
 
-// Option configures New.
-type Option func(*Inbox)
+// Option configures New. An Option given an invalid value makes New fail
+// with an error wrapping messaging.ErrInvalidOption that names it.
+type Option func(*Inbox) error
 
-// Group sets the consumer group the records are kept for, instead of the
-// delivered message's Group. Set it for group-less subscriptions (whose
-// Message.Group is empty) and to share records between groups.
-func Group(g string) Option { return func(in *Inbox) { in.group = g } }
+// invalid is the error of option name given value v.
+func invalid(name string, v any, why string) error {
+	return fmt.Errorf("inbox: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
+}
 
-// Retention is how long records are kept by Cleanup (default 7 days). A
-// duplicate delivered after its record was deleted is handled again: keep
-// records longer than the broker may redeliver or a publisher may retry.
-func Retention(d time.Duration) Option { return func(in *Inbox) { in.retention = d } }
+// WithGroup sets the consumer group the records are kept for, instead of
+// the delivered message's Group (g must be a valid name). Set it for
+// group-less subscriptions (whose Message.Group is empty) and to share
+// records between groups.
+func WithGroup(g string) Option {
+	return func(in *Inbox) error {
+		if err := messaging.ValidateName(g); err != nil {
+			return invalid("WithGroup", fmt.Sprintf("%q", g), err.Error())
+		}
+		in.group = g
+		return nil
+	}
+}
 
-// TxOptions sets the options of the handler's transaction (default: the
-// database's default isolation level, read-write).
-func TxOptions(o *sql.TxOptions) Option { return func(in *Inbox) { in.txOpts = o } }
+// WithTTL is how long records are kept by Cleanup (default 7 days; must be
+// positive). A duplicate delivered after its record was deleted is handled
+// again: keep records longer than the broker may redeliver or a publisher
+// may retry.
+func WithTTL(d time.Duration) Option {
+	return func(in *Inbox) error {
+		if d <= 0 {
+			return invalid("WithTTL", d, "must be positive")
+		}
+		in.retention = d
+		return nil
+	}
+}
 
-// OnDuplicate calls f for each delivery the inbox acknowledged without
+// WithTxOptions sets the options of the handler's transaction (default: the
+// database's default isolation level, read-write). A nil o, or a read-only
+// one (which cannot record messages), is invalid.
+func WithTxOptions(o *sql.TxOptions) Option {
+	return func(in *Inbox) error {
+		switch {
+		case o == nil:
+			return invalid("WithTxOptions", "nil", "needs options")
+		case o.ReadOnly:
+			return invalid("WithTxOptions", fmt.Sprintf("%+v", *o), "a read-only transaction cannot record messages")
+		}
+		in.txOpts = o
+		return nil
+	}
+}
+
+// WithOnDuplicate calls f for each delivery the inbox acknowledged without
 // running the handler because the message was already recorded (for
 // metrics and logs); f runs in the delivering goroutine and must not block.
-func OnDuplicate(f func(ctx context.Context, m *messaging.Message)) Option {
-	return func(in *Inbox) { in.onDup = f }
+// A nil f is invalid.
+func WithOnDuplicate(f func(ctx context.Context, m *messaging.Message)) Option {
+	return func(in *Inbox) error {
+		if f == nil {
+			return invalid("WithOnDuplicate", "nil", "needs a function")
+		}
+		in.onDup = f
+		return nil
+	}
 }
 
 // New returns an inbox over db with the given dialect, such as
-// PostgreSQL("app"). Options are validated here: an invalid one is an error
-// wrapping messaging.ErrInvalidOption.
+// PostgreSQL("app"). A nil db or d, or an invalid option, is rejected with
+// an error wrapping messaging.ErrInvalidOption; opts are applied in order
+// and the first error is returned.
 func New(db *sql.DB, d Dialect, opts ...Option) (*Inbox, error) {
 	if db == nil || d == nil {
 		return nil, fmt.Errorf("inbox: New needs a database and a dialect: %w", messaging.ErrInvalidOption)
 	}
 	in := &Inbox{db: db, d: d, retention: 7 * 24 * time.Hour}
 	for _, o := range opts {
-		if o != nil {
-			o(in)
+		if o == nil {
+			continue
 		}
-	}
-	if in.group != "" {
-		if err := messaging.ValidateName(in.group); err != nil {
-			return nil, fmt.Errorf("inbox: Group: %w", err)
+		if err := o(in); err != nil {
+			return nil, err
 		}
-	}
-	if in.retention <= 0 {
-		return nil, fmt.Errorf("inbox: Retention %v, want > 0: %w", in.retention, messaging.ErrInvalidOption)
-	}
-	if in.txOpts != nil && in.txOpts.ReadOnly {
-		return nil, fmt.Errorf("inbox: a read-only transaction cannot record messages: %w", messaging.ErrInvalidOption)
 	}
 	return in, nil
 }
@@ -106,8 +142,8 @@ func (in *Inbox) Migrate(ctx context.Context) error {
 }
 
 // ErrNoGroup is returned (permanent) for a message without a group when
-// the inbox has no Group option: there is nothing to record it under.
-var ErrNoGroup = errors.New("inbox: message has no group; set inbox.Group")
+// the inbox has no WithGroup option: there is nothing to record it under.
+var ErrNoGroup = errors.New("inbox: message has no group; set inbox.WithGroup")
 
 // Handler returns a messaging.Handler that, for each delivery, begins a
 // transaction, records (group, message ID) in the inbox and, when the

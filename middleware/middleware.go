@@ -39,7 +39,7 @@
 // # Packages
 //
 //	retry            backoff and max attempts, counted with the broker's Attempt
-//	                 (or in process with retry.InProcess / retry.For)
+//	                 (or in process with retry.WithInProcess / retry.WithModeFor)
 //	deadletter       dead-letter topic, and Queue to list, inspect, redrive
 //	batch            BatchHandler consumer (per-message results) and a
 //	                 coalescing Publisher

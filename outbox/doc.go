@@ -7,8 +7,8 @@
 // consumer's side; together every effect of a message happens once, over
 // any broker.
 //
-//	ob := outbox.New(outbox.PostgreSQL("app"))
-//	err := ob.Migrate(ctx, db) // or: psql -c 'SET search_path TO app' -f postgres.sql
+//	ob, err := outbox.New(outbox.PostgreSQL("app"))
+//	err = ob.Migrate(ctx, db) // or: psql -c 'SET search_path TO app' -f postgres.sql
 //
 //	tx, _ := db.BeginTx(ctx, nil)
 //	_, _ = tx.ExecContext(ctx, "INSERT INTO orders ...")
@@ -34,7 +34,7 @@
 //
 // # Delivery and ordering
 //
-// At-least-once: a row is deleted (or marked, see Retention) only after the
+// At-least-once: a row is deleted (or marked, see WithKeepForwarded) only after the
 // broker accepted its message. A relay that crashes between the two makes
 // its successor send those messages again, with the same IDs.
 //
@@ -47,7 +47,7 @@
 // key's order). Relays share the partitions evenly: each registers a
 // heartbeat, takes free or expired leases up to ceil(16 / live relays), and
 // releases what is above its share, all in one transaction every TTL/3
-// (LeaseTTL, default 30s). So any number of relays can run, in any number
+// (WithLeaseTTL, default 30s). So any number of relays can run, in any number
 // of processes; up to 16 work at once.
 //
 // Handover. Run releases its leases when it returns; the others take them
@@ -76,14 +76,14 @@
 //
 // Wake-up: a statement trigger NOTIFYs channel "outbox.<schema>" when an
 // enqueuing transaction commits; relays LISTEN on a dedicated connection and
-// poll every PollInterval (default 1s) as the fallback, and after a full
-// batch they go on without waiting. Polling replaces NOTIFY with Polling(),
+// poll every WithPollInterval (default 1s) as the fallback, and after a full
+// batch they go on without waiting. Polling replaces NOTIFY with WithPolling(),
 // or automatically when the driver is not pgx or the LISTEN connection
 // fails (it is re-established with backoff).
 //
 // Retention: by default forwarded rows are deleted in the marking
-// statement. With Retention(d) they are kept with their forwarded time and
-// each relay deletes the expired ones every CleanupInterval (in chunks of
+// statement. With WithKeepForwarded(d) they are kept with their forwarded time and
+// each relay deletes the expired ones every WithCleanupInterval (in chunks of
 // 1000). The marking statement commits without waiting for the WAL flush
 // (synchronous_commit off for that statement only): a mark lost in a
 // database crash means a resend, which at-least-once allows.
@@ -93,7 +93,7 @@
 // Status (for `msgctl outbox status`) reads the backlog, the age of the
 // oldest unforwarded message, the rows kept for retention, each partition's
 // owner, lease expiry and backlog, and the live relays with their heartbeat
-// age and lease count. Metrics per batch come from OnBatch (messages
+// age and lease count. Metrics per batch come from WithOnBatch (messages
 // fetched, forwarded, failed, left unmarked; each message's time from
 // insert to broker acceptance; the Publish time), counters from
 // Relay.Stats. The relay logs with log/slog (WithLogger): lease changes at

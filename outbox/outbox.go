@@ -21,11 +21,12 @@ type Outbox struct {
 }
 
 // New returns an Outbox over the given dialect, such as PostgreSQL("app").
-func New(d Dialect) *Outbox {
+// A nil d is rejected with an error wrapping messaging.ErrInvalidOption.
+func New(d Dialect) (*Outbox, error) {
 	if d == nil {
-		panic("outbox: New with a nil Dialect")
+		return nil, fmt.Errorf("outbox: New: nil Dialect: %w", messaging.ErrInvalidOption)
 	}
-	return &Outbox{d: d}
+	return &Outbox{d: d}, nil
 }
 
 // Dialect returns the outbox's dialect.

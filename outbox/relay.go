@@ -53,8 +53,10 @@ type Relay struct {
 	parts []int
 }
 
-// RelayOption configures NewRelay.
-type RelayOption func(*relayConfig)
+// RelayOption configures NewRelay. A RelayOption given an invalid value
+// makes NewRelay fail with an error wrapping messaging.ErrInvalidOption that
+// names it.
+type RelayOption func(*relayConfig) error
 
 type relayConfig struct {
 	id           string
@@ -68,57 +70,117 @@ type relayConfig struct {
 	onBatch      []func(BatchInfo)
 }
 
-// RelayID names the relay in the leases and in Status (default: host name,
-// process ID and a random suffix). Two running relays must not share an ID.
-func RelayID(id string) RelayOption { return func(c *relayConfig) { c.id = id } }
-
-// BatchSize is the most rows a relay fetches and publishes at once
-// (default 100, 1 to 10000).
-func BatchSize(n int) RelayOption { return func(c *relayConfig) { c.batch = n } }
-
-// PollInterval is how often an idle relay looks for rows without being
-// woken by a notification (default 1s). With NOTIFY it only covers missed
-// notifications; with Polling it bounds the delivery delay.
-func PollInterval(d time.Duration) RelayOption { return func(c *relayConfig) { c.poll = d } }
-
-// LeaseTTL is how long a partition lease lasts without renewal (default
-// 30s, at least 500ms): a relay that dies hands its partitions over after
-// at most this long. Publish calls are cut off TTL/5 before the lease ends.
-func LeaseTTL(d time.Duration) RelayOption { return func(c *relayConfig) { c.ttl = d } }
-
-// Retention keeps forwarded rows for d before deleting them (default 0:
-// rows are deleted as they are forwarded). Kept rows cost a write each;
-// they let an operator look at what was sent.
-func Retention(d time.Duration) RelayOption { return func(c *relayConfig) { c.retention = d } }
-
-// CleanupInterval is how often a relay deletes rows past their retention
-// (default 1 minute; only with Retention > 0).
-func CleanupInterval(d time.Duration) RelayOption {
-	return func(c *relayConfig) { c.cleanupEvery = d }
+// invalid is the error of option name given value v.
+func invalid(name string, v any, why string) error {
+	return fmt.Errorf("outbox: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
 }
 
-// Polling turns LISTEN/NOTIFY off: the relay finds new rows by polling
-// every PollInterval only.
-func Polling() RelayOption { return func(c *relayConfig) { c.listen = false } }
-
-// WithLogger sets the relay's logger (default slog.Default()). It logs
-// lease changes at Info, failures at Warn, with no message contents.
-func WithLogger(l *slog.Logger) RelayOption {
-	return func(c *relayConfig) {
-		if l != nil {
-			c.logger = l
+// WithRelayID names the relay in the leases and in Status (default: host
+// name, process ID and a random suffix; must not be empty). Two running
+// relays must not share an ID.
+func WithRelayID(id string) RelayOption {
+	return func(c *relayConfig) error {
+		if id == "" {
+			return invalid("WithRelayID", `""`, "must not be empty")
 		}
+		c.id = id
+		return nil
 	}
 }
 
-// OnBatch calls f after each batch the relay forwarded (or failed to), from
-// the relay's goroutine: feed metrics from it (see BatchInfo, and package
-// outboxprom); f must not block. Given several times, every f is called.
-func OnBatch(f func(BatchInfo)) RelayOption {
-	return func(c *relayConfig) {
-		if f != nil {
-			c.onBatch = append(c.onBatch, f)
+// WithBatchSize is the most rows a relay fetches and publishes at once
+// (default 100, 1 to 10000).
+func WithBatchSize(n int) RelayOption {
+	return func(c *relayConfig) error {
+		if n < 1 || n > 10000 {
+			return invalid("WithBatchSize", n, "must be 1 to 10000")
 		}
+		c.batch = n
+		return nil
+	}
+}
+
+// WithPollInterval is how often an idle relay looks for rows without being
+// woken by a notification (default 1s; must be positive). With NOTIFY it
+// only covers missed notifications; with WithPolling it bounds the delivery
+// delay.
+func WithPollInterval(d time.Duration) RelayOption {
+	return func(c *relayConfig) error {
+		if d <= 0 {
+			return invalid("WithPollInterval", d, "must be positive")
+		}
+		c.poll = d
+		return nil
+	}
+}
+
+// WithLeaseTTL is how long a partition lease lasts without renewal (default
+// 30s, at least 500ms): a relay that dies hands its partitions over after
+// at most this long. Publish calls are cut off TTL/5 before the lease ends.
+func WithLeaseTTL(d time.Duration) RelayOption {
+	return func(c *relayConfig) error {
+		if d < 500*time.Millisecond {
+			return invalid("WithLeaseTTL", d, "must be at least 500ms")
+		}
+		c.ttl = d
+		return nil
+	}
+}
+
+// WithKeepForwarded keeps forwarded rows for d before deleting them
+// (default 0: rows are deleted as they are forwarded; negative is invalid).
+// Kept rows cost a write each; they let an operator look at what was sent.
+func WithKeepForwarded(d time.Duration) RelayOption {
+	return func(c *relayConfig) error {
+		if d < 0 {
+			return invalid("WithKeepForwarded", d, "must not be negative")
+		}
+		c.retention = d
+		return nil
+	}
+}
+
+// WithCleanupInterval is how often a relay deletes rows past their
+// retention (default 1 minute; must be positive; only used with
+// WithKeepForwarded > 0).
+func WithCleanupInterval(d time.Duration) RelayOption {
+	return func(c *relayConfig) error {
+		if d <= 0 {
+			return invalid("WithCleanupInterval", d, "must be positive")
+		}
+		c.cleanupEvery = d
+		return nil
+	}
+}
+
+// WithPolling turns LISTEN/NOTIFY off: the relay finds new rows by polling
+// every WithPollInterval only.
+func WithPolling() RelayOption { return func(c *relayConfig) error { c.listen = false; return nil } }
+
+// WithLogger sets the relay's logger (default slog.Default(); nil is
+// invalid). It logs lease changes at Info, failures at Warn, with no
+// message contents.
+func WithLogger(l *slog.Logger) RelayOption {
+	return func(c *relayConfig) error {
+		if l == nil {
+			return invalid("WithLogger", "nil", "needs a logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithOnBatch calls f after each batch the relay forwarded (or failed to),
+// from the relay's goroutine: feed metrics from it (see BatchInfo, and
+// package outboxprom); f must not block. Given several times, every f is
+// called. A nil f is invalid.
+func WithOnBatch(f func(BatchInfo)) RelayOption {
+	return func(c *relayConfig) error {
+		if f == nil {
+			return invalid("WithOnBatch", "nil", "needs a function")
+		}
+		c.onBatch = append(c.onBatch, f)
+		return nil
 	}
 }
 
@@ -161,9 +223,10 @@ type RelayStats struct {
 	Partitions []int
 }
 
-// NewRelay returns a relay that forwards o's rows in db to pub. Options are
-// validated here: an invalid one is an error wrapping
-// messaging.ErrInvalidOption. The relay keeps one of db's connections for
+// NewRelay returns a relay that forwards o's rows in db to pub. A nil db or
+// pub, or an invalid option, is rejected with an error wrapping
+// messaging.ErrInvalidOption; opts are applied in order and the first error
+// is returned. The relay keeps one of db's connections for
 // LISTEN while it runs and uses one more at a time for its queries, so db
 // must allow at least two open connections (SetMaxOpenConns).
 func (o *Outbox) NewRelay(db *sql.DB, pub messaging.Publisher, opts ...RelayOption) (*Relay, error) {
@@ -181,23 +244,12 @@ func (o *Outbox) NewRelay(db *sql.DB, pub messaging.Publisher, opts ...RelayOpti
 		logger:       slog.Default(),
 	}
 	for _, opt := range opts {
-		if opt != nil {
-			opt(&c)
+		if opt == nil {
+			continue
 		}
-	}
-	switch {
-	case c.id == "":
-		return nil, fmt.Errorf("outbox: empty RelayID: %w", messaging.ErrInvalidOption)
-	case c.batch < 1 || c.batch > 10000:
-		return nil, fmt.Errorf("outbox: BatchSize %d, want 1 to 10000: %w", c.batch, messaging.ErrInvalidOption)
-	case c.poll <= 0:
-		return nil, fmt.Errorf("outbox: PollInterval %v, want > 0: %w", c.poll, messaging.ErrInvalidOption)
-	case c.ttl < 500*time.Millisecond:
-		return nil, fmt.Errorf("outbox: LeaseTTL %v, want at least 500ms: %w", c.ttl, messaging.ErrInvalidOption)
-	case c.retention < 0:
-		return nil, fmt.Errorf("outbox: Retention %v, want >= 0: %w", c.retention, messaging.ErrInvalidOption)
-	case c.cleanupEvery <= 0:
-		return nil, fmt.Errorf("outbox: CleanupInterval %v, want > 0: %w", c.cleanupEvery, messaging.ErrInvalidOption)
+		if err := opt(&c); err != nil {
+			return nil, err
+		}
 	}
 	c.logger = c.logger.With("outbox_relay", c.id)
 	return &Relay{o: o, db: db, pub: pub, cfg: c}, nil

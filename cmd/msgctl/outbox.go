@@ -47,7 +47,11 @@ func (c *outboxStatusCmd) Run(e *env) error {
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(e.ctx, e.globals.ConnectTimeout)
 	defer cancel()
-	st, err := outbox.New(outbox.PostgreSQL(c.Schema)).Status(ctx, db)
+	ob, err := outbox.New(outbox.PostgreSQL(c.Schema))
+	if err != nil {
+		return err
+	}
+	st, err := ob.Status(ctx, db)
 	if err != nil {
 		return err
 	}

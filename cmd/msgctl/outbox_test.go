@@ -6,6 +6,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/integration/brokertest"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/outbox"
 )
 
@@ -17,7 +18,7 @@ func TestOutboxStatus(t *testing.T) {
 
 	db := brokertest.OpenPostgres(t)
 	schema := brokertest.PostgresSchema(t, db)
-	ob := outbox.New(outbox.PostgreSQL(schema))
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(schema)))
 	if err := ob.Migrate(t.Context(), db); err != nil {
 		t.Fatal(err)
 	}

@@ -109,7 +109,7 @@ func run(ctx context.Context, url string, out io.Writer) error {
 			}
 		}
 		return nil
-	}, queue.Workers(3), queue.Retry(5, 20*time.Millisecond, time.Second))
+	}, queue.WithWorkers(3), queue.WithRetry(5, 20*time.Millisecond, time.Second))
 	if err != nil {
 		return err
 	}

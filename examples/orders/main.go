@@ -101,12 +101,15 @@ func run(ctx context.Context, out io.Writer, dbURL, brokerURL string) (err error
 	}()
 
 	// Schema: the outbox, the inbox, the service's table and the read model.
-	ob := outbox.New(outbox.PostgreSQL(schema))
+	ob, err := outbox.New(outbox.PostgreSQL(schema))
+	if err != nil {
+		return err
+	}
 	if err := ob.Migrate(ctx, db); err != nil {
 		return err
 	}
 	handled, dropped := make(chan struct{}, 16), make(chan struct{}, 16)
-	in, err := inbox.New(db, inbox.PostgreSQL(schema), inbox.OnDuplicate(func(context.Context, *messaging.Message) {
+	in, err := inbox.New(db, inbox.PostgreSQL(schema), inbox.WithOnDuplicate(func(context.Context, *messaging.Message) {
 		dropped <- struct{}{}
 	}))
 	if err != nil {

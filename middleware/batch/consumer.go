@@ -12,37 +12,49 @@ import (
 
 // Handler returns a messaging.Handler that gathers messages into batches for
 // h; see the package documentation. It is safe for concurrent use (it must
-// be, to gather anything).
-func Handler(h BatchHandler, opts ...Option) messaging.Handler {
+// be, to gather anything). A nil h is rejected with an error wrapping
+// messaging.ErrInvalidOption; opts are applied in order and the first error
+// is returned.
+func Handler(h BatchHandler, opts ...Option) (messaging.Handler, error) {
 	if h == nil {
-		panic("batch: nil BatchHandler")
+		return nil, fmt.Errorf("batch: Handler: nil BatchHandler: %w", messaging.ErrInvalidOption)
 	}
-	a := &accumulator{cfg: newConfig(opts), h: h}
-	return a.handle
+	cfg, err := newConfig("Handler", false, opts)
+	if err != nil {
+		return nil, err
+	}
+	a := &accumulator{cfg: cfg, h: h}
+	return a.handle, nil
 }
 
 // Subscribe subscribes h, in batches, to topic on c.
 //
-// When c is a messaging.BatchConsumer and no Window is set, Subscribe uses
-// the broker's batch fetch: it calls c.SubscribeBatch with BatchSize
-// MaxMessages, BatchWait Linger (at least a microsecond) and Concurrency 1
+// When c is a messaging.BatchConsumer and no WithWindow is given, Subscribe
+// uses the broker's batch fetch: it calls c.SubscribeBatch with BatchSize
+// WithBatchSize, BatchWait WithBatchTimeout (at least a microsecond) and Concurrency 1
 // (batches are handled one at a time), and splits a
-// fetched batch further where MaxBytes requires. Otherwise it gathers batches
-// with Handler, calling c.Subscribe with Concurrency(MaxMessages) and
-// Prefetch(2*MaxMessages) so that batches can fill. Either way the
-// SubscribeOptions given come first, and each message is settled by its own
+// fetched batch further where WithMaxBatchBytes requires. Otherwise it gathers
+// batches with Handler, calling c.Subscribe with Concurrency(WithBatchSize)
+// and Prefetch(2*WithBatchSize) so that batches can fill. Either way the
+// WithSubscribeOptions given come first, and each message is settled by its own
 // result. To wrap per-message middleware (retry, deadletter, ...) around the
 // batches, use Handler with c.Subscribe instead: a batch fetched natively
 // reaches no per-message handler.
+//
+// A nil c or h is rejected with an error wrapping messaging.ErrInvalidOption;
+// opts are applied in order and the first error is returned.
 func Subscribe(ctx context.Context, c messaging.Consumer, topic string, h BatchHandler, opts ...Option) (messaging.Subscription, error) {
-	if h == nil {
-		panic("batch: nil BatchHandler")
+	if c == nil {
+		return nil, fmt.Errorf("batch: Subscribe: nil Consumer: %w", messaging.ErrInvalidOption)
 	}
-	cfg := newConfig(opts)
-	var (
-		sub messaging.Subscription
-		err error
-	)
+	if h == nil {
+		return nil, fmt.Errorf("batch: Subscribe: nil BatchHandler: %w", messaging.ErrInvalidOption)
+	}
+	cfg, err := newConfig("Subscribe", false, opts)
+	if err != nil {
+		return nil, err
+	}
+	var sub messaging.Subscription
 	if bc, ok := c.(messaging.BatchConsumer); ok && cfg.window == 0 {
 		sopts := append(append([]messaging.SubscribeOption(nil), cfg.subOpts...),
 			messaging.BatchSize(cfg.maxMessages), messaging.BatchWait(max(cfg.linger, time.Microsecond)), messaging.Concurrency(1))
@@ -50,7 +62,8 @@ func Subscribe(ctx context.Context, c messaging.Consumer, topic string, h BatchH
 	} else {
 		sopts := append(append([]messaging.SubscribeOption(nil), cfg.subOpts...),
 			messaging.Concurrency(cfg.maxMessages), messaging.Prefetch(2*cfg.maxMessages))
-		sub, err = c.Subscribe(ctx, topic, Handler(h, opts...), sopts...)
+		a := &accumulator{cfg: cfg, h: h}
+		sub, err = c.Subscribe(ctx, topic, a.handle, sopts...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("batch: %w", err)
@@ -78,7 +91,7 @@ func splitBytes(h BatchHandler, maxBytes int) BatchHandler {
 			}
 			part := h(ctx, msgs[start:end])
 			if part != nil && len(part) != end-start {
-				err := fmt.Errorf("batch handler returned %d results for %d messages", len(part), end-start)
+				err := fmt.Errorf("batch: handler returned %d results for %d messages", len(part), end-start)
 				part = make([]error, end-start)
 				for i := range part {
 					part[i] = err
@@ -208,10 +221,10 @@ func (a *accumulator) call(ctx context.Context, msgs []*messaging.Message) (errs
 		return nil
 	}
 	if err := layer.Call(ctx, h, msgs[0]); err != nil {
-		return nil, fmt.Errorf("batch handler: %w", err)
+		return nil, fmt.Errorf("batch: handler: %w", err)
 	}
 	if errs != nil && len(errs) != len(msgs) {
-		return nil, fmt.Errorf("batch handler returned %d results for %d messages", len(errs), len(msgs))
+		return nil, fmt.Errorf("batch: handler returned %d results for %d messages", len(errs), len(msgs))
 	}
 	return errs, nil
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/msgkit/messaging/middleware/batch"
 )
 
-// Subscribe hands messages to a batch handler, up to MaxMessages at a time
+// Subscribe hands messages to a batch handler, up to WithBatchSize at a time
 // (one error per message: nil acks it).
 func ExampleSubscribe() {
 	ctx := context.Background()
@@ -40,7 +40,7 @@ func ExampleSubscribe() {
 			close(all)
 		}
 		return make([]error, len(msgs)) // all handled
-	}, batch.MaxMessages(4), batch.SubscribeOptions(messaging.Group("analytics")))
+	}, batch.WithBatchSize(4), batch.WithSubscribeOptions(messaging.Group("analytics")))
 	if err != nil {
 		panic(err)
 	}

@@ -12,9 +12,9 @@ import (
 
 // NewPublisher returns a Publisher that coalesces concurrent Publish calls to
 // the same topic into one p.Publish call: a batch is sent when it holds
-// MaxMessages messages or MaxBytes bytes, or once Linger (default 0) has
-// passed since its first call and fewer than MaxInFlight sends to the topic
-// are in progress (so under load, calls gather while earlier sends run). The
+// WithBatchSize messages or WithMaxBatchBytes bytes, or once WithBatchTimeout
+// (the linger, default 0) has passed since its first call and fewer than
+// WithMaxInFlight sends to the topic are in progress (so under load, calls gather while earlier sends run). The
 // messages of one call are never split between batches (a call larger than
 // the limits is sent alone), and calls are appended in arrival order, so
 // per-key order holds as for p.
@@ -25,7 +25,7 @@ import (
 // ID and Time as p does (p fills them). A caller whose context ends before
 // its batch is sent gets ctx.Err() and its messages are taken out of the
 // batch; once sending started it waits for the result (bounded by
-// SendTimeout). When p rejects a whole batch as invalid before sending
+// WithSendTimeout). When p rejects a whole batch as invalid before sending
 // anything (ErrMessageTooLarge, ErrInvalidOption), each call of the batch is
 // sent again on its own, so one caller's bad message does not fail the
 // others. Publish is safe for concurrent use; a single caller gains
@@ -35,15 +35,18 @@ import (
 // Close sends what is pending, waits for sends in flight, and makes later
 // Publish calls fail with ErrClosed. It does not close p, which the caller
 // owns (as bufio.Writer does not close its writer).
-func NewPublisher(p messaging.Publisher, opts ...Option) messaging.Publisher {
+//
+// A nil p is rejected with an error wrapping messaging.ErrInvalidOption;
+// opts are applied in order and the first error is returned.
+func NewPublisher(p messaging.Publisher, opts ...Option) (messaging.Publisher, error) {
 	if p == nil {
-		panic("batch: nil publisher")
+		return nil, fmt.Errorf("batch: NewPublisher: nil publisher: %w", messaging.ErrInvalidOption)
 	}
-	cfg := newConfig(opts)
-	if !cfg.lingerSet {
-		cfg.linger = 0
+	cfg, err := newConfig("NewPublisher", true, opts)
+	if err != nil {
+		return nil, err
 	}
-	return &publisher{p: p, cfg: cfg, topics: map[string]*topicState{}}
+	return &publisher{p: p, cfg: cfg, topics: map[string]*topicState{}}, nil
 }
 
 type publisher struct {

@@ -1,10 +1,10 @@
 // Package circuitbreaker stops calling a handler whose dependency is failing,
 // using github.com/sony/gobreaker/v2.
 //
-// After ConsecutiveFailures failed handler runs in a row the breaker opens:
-// for OpenTimeout messages are not handed to the handler but returned with a
-// retryable error wrapping ErrOpen and a RetryAfter delay of OpenTimeout, so
-// the adapter redelivers them later. Then a few trial runs (HalfOpenRequests)
+// After WithConsecutiveFailures failed handler runs in a row the breaker opens:
+// for WithOpenTimeout messages are not handed to the handler but returned with a
+// retryable error wrapping ErrOpen and a RetryAfter delay of WithOpenTimeout, so
+// the adapter redelivers them later. Then a few trial runs (WithHalfOpenRequests)
 // decide whether it closes again. By default permanent errors
 // (messaging.Permanent: a bad message, not a sick dependency) and context
 // cancellation do not count as failures.
@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -38,8 +39,10 @@ const (
 	DefaultHalfOpenRequests    = 1
 )
 
-// Option configures NewBreaker and New.
-type Option func(*config)
+// Option configures NewBreaker and New. An Option given an invalid value
+// makes them fail with an error wrapping messaging.ErrInvalidOption that
+// names it.
+type Option func(*config) error
 
 type config struct {
 	name          string
@@ -50,33 +53,84 @@ type config struct {
 	onStateChange func(name string, from, to gobreaker.State)
 }
 
-// Name names the breaker in state changes (default "handler").
-func Name(s string) Option { return func(c *config) { c.name = s } }
+// invalid is the error of option name given value v.
+func invalid(name string, v any, why string) error {
+	return fmt.Errorf("circuitbreaker: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
+}
 
-// ConsecutiveFailures is how many failures in a row open the breaker
-// (default 5).
-func ConsecutiveFailures(n int) Option { return func(c *config) { c.failures = uint32(max(n, 1)) } }
+// count checks a count option's argument.
+func count(name string, n int) (uint32, error) {
+	if n < 1 || n > math.MaxUint32 {
+		return 0, invalid(name, n, "must be between 1 and 2^32-1")
+	}
+	return uint32(n), nil
+}
 
-// OpenTimeout is how long the breaker stays open before trying again
-// (default 30s).
-func OpenTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.openTimeout = d
+// WithName names the breaker in state changes (default "handler"; must not
+// be empty).
+func WithName(s string) Option {
+	return func(c *config) error {
+		if s == "" {
+			return invalid("WithName", `""`, "must not be empty")
 		}
+		c.name = s
+		return nil
 	}
 }
 
-// HalfOpenRequests is how many trial runs a half-open breaker allows
-// (default 1); that many successes close it.
-func HalfOpenRequests(n int) Option { return func(c *config) { c.halfOpen = uint32(max(n, 1)) } }
+// WithConsecutiveFailures is how many failures in a row open the breaker
+// (default 5; at least 1).
+func WithConsecutiveFailures(n int) Option {
+	return func(c *config) (err error) {
+		c.failures, err = count("WithConsecutiveFailures", n)
+		return err
+	}
+}
 
-// IsFailure decides which handler errors count against the breaker.
-func IsFailure(f func(error) bool) Option { return func(c *config) { c.isFailure = f } }
+// WithOpenTimeout is how long the breaker stays open before trying again
+// (default 30s; must be positive).
+func WithOpenTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("WithOpenTimeout", d, "must be positive")
+		}
+		c.openTimeout = d
+		return nil
+	}
+}
 
-// OnStateChange is called when the breaker changes state.
-func OnStateChange(f func(name string, from, to gobreaker.State)) Option {
-	return func(c *config) { c.onStateChange = f }
+// WithHalfOpenRequests is how many trial runs a half-open breaker allows
+// (default 1; at least 1); that many successes close it.
+func WithHalfOpenRequests(n int) Option {
+	return func(c *config) (err error) {
+		c.halfOpen, err = count("WithHalfOpenRequests", n)
+		return err
+	}
+}
+
+// WithIsFailure decides which handler errors count against the breaker
+// (default: every error but a permanent one and context.Canceled). A nil f
+// is invalid.
+func WithIsFailure(f func(error) bool) Option {
+	return func(c *config) error {
+		if f == nil {
+			return invalid("WithIsFailure", "nil", "needs a function")
+		}
+		c.isFailure = f
+		return nil
+	}
+}
+
+// WithOnStateChange is called when the breaker changes state. A nil f is
+// invalid.
+func WithOnStateChange(f func(name string, from, to gobreaker.State)) Option {
+	return func(c *config) error {
+		if f == nil {
+			return invalid("WithOnStateChange", "nil", "needs a function")
+		}
+		c.onStateChange = f
+		return nil
+	}
 }
 
 func defaultIsFailure(err error) bool {
@@ -90,12 +144,16 @@ type Breaker struct {
 	openTimeout time.Duration
 }
 
-// NewBreaker returns a closed breaker.
-func NewBreaker(opts ...Option) *Breaker {
+// NewBreaker returns a closed breaker. It applies opts in order and returns
+// the first error.
+func NewBreaker(opts ...Option) (*Breaker, error) {
 	c := config{name: "handler", failures: DefaultConsecutiveFailures, openTimeout: DefaultOpenTimeout, halfOpen: DefaultHalfOpenRequests, isFailure: defaultIsFailure}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return nil, err
 		}
 	}
 	failures := c.failures
@@ -108,7 +166,7 @@ func NewBreaker(opts ...Option) *Breaker {
 		IsSuccessful:  func(err error) bool { return !isFailure(err) },
 		OnStateChange: c.onStateChange,
 	}
-	return &Breaker{cb: gobreaker.NewCircuitBreaker[struct{}](st), openTimeout: c.openTimeout}
+	return &Breaker{cb: gobreaker.NewCircuitBreaker[struct{}](st), openTimeout: c.openTimeout}, nil
 }
 
 // State is the breaker's current state.
@@ -135,5 +193,12 @@ func (b *Breaker) Middleware() messaging.Middleware {
 	}
 }
 
-// New returns a middleware with a breaker of its own.
-func New(opts ...Option) messaging.Middleware { return NewBreaker(opts...).Middleware() }
+// New returns a middleware with a breaker of its own. It fails as
+// NewBreaker does.
+func New(opts ...Option) (messaging.Middleware, error) {
+	b, err := NewBreaker(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return b.Middleware(), nil
+}

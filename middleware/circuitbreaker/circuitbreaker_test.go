@@ -9,12 +9,13 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/middleware/circuitbreaker"
 )
 
 func TestOpensAfterFailuresAndRecovers(t *testing.T) {
 	const open = 50 * time.Millisecond
-	b := circuitbreaker.NewBreaker(circuitbreaker.ConsecutiveFailures(3), circuitbreaker.OpenTimeout(open))
+	b := mwtest.Must(circuitbreaker.NewBreaker(circuitbreaker.WithConsecutiveFailures(3), circuitbreaker.WithOpenTimeout(open)))
 	healthy := false
 	calls := 0
 	h := b.Middleware()(func(context.Context, *messaging.Message) error {

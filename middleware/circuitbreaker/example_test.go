@@ -15,7 +15,11 @@ import (
 // handler, until the open timeout lets a trial call through.
 func ExampleNew() {
 	calls := 0
-	h := circuitbreaker.New(circuitbreaker.ConsecutiveFailures(2), circuitbreaker.OpenTimeout(time.Minute))(
+	mw, err := circuitbreaker.New(circuitbreaker.WithConsecutiveFailures(2), circuitbreaker.WithOpenTimeout(time.Minute))
+	if err != nil {
+		panic(err)
+	}
+	h := mw(
 		func(context.Context, *messaging.Message) error {
 			calls++
 			return errors.New("inventory service down")

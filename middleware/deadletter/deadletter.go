@@ -5,7 +5,7 @@
 //
 // New(pub, topic) wraps a handler. When the handler fails for the last time —
 // its error is marked messaging.Permanent (a retry layer inside does this on
-// the last attempt), or, with MaxAttempts(n), Message.Attempt >= n — the
+// the last attempt), or, with WithMaxAttempts(n), Message.Attempt >= n — the
 // layer publishes a copy of the message to the dead-letter topic with pub (any
 // Publisher, any backend) and returns nil, so the original is acknowledged
 // only once the dead letter is safely stored. If that publish fails, the
@@ -92,8 +92,9 @@ const (
 	DefaultRetryDelay     = time.Second
 )
 
-// Option configures New.
-type Option func(*config)
+// Option configures New. An Option given an invalid value makes New fail
+// with an error wrapping messaging.ErrInvalidOption that names it.
+type Option func(*config) error
 
 type config struct {
 	maxAttempts    int
@@ -101,41 +102,70 @@ type config struct {
 	retryDelay     time.Duration
 }
 
-// MaxAttempts makes failures with Message.Attempt >= n final even when the
-// error is not marked permanent: for use without a retry layer. 0 (the
-// default) dead-letters only permanent errors (and the last attempt of a
-// retry layer around it).
-func MaxAttempts(n int) Option { return func(c *config) { c.maxAttempts = max(n, 0) } }
+// invalid is the error of option name given value v.
+func invalid(name string, v any, why string) error {
+	return fmt.Errorf("deadletter: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
+}
 
-// PublishTimeout bounds the publish of a dead letter (default 10s). The
-// publish does not end when the handler's context is cancelled, so a
-// subscription that is stopping still dead-letters what it finished.
-func PublishTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.publishTimeout = d
+// WithMaxAttempts makes failures with Message.Attempt >= n final even when
+// the error is not marked permanent: for use without a retry layer. 0 (the
+// default) dead-letters only permanent errors (and the last attempt of a
+// retry layer around it); a negative n is invalid.
+func WithMaxAttempts(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return invalid("WithMaxAttempts", n, "must not be negative")
 		}
+		c.maxAttempts = n
+		return nil
 	}
 }
 
-// RetryDelay is the RetryAfter delay asked for when the dead letter could not
-// be published (default 1s).
-func RetryDelay(d time.Duration) Option { return func(c *config) { c.retryDelay = max(d, 0) } }
+// WithPublishTimeout bounds the publish of a dead letter (default 10s; must
+// be positive). The publish does not end when the handler's context is
+// cancelled, so a subscription that is stopping still dead-letters what it
+// finished.
+func WithPublishTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("WithPublishTimeout", d, "must be positive")
+		}
+		c.publishTimeout = d
+		return nil
+	}
+}
 
-// New returns the dead-letter middleware publishing with pub to topic. It
-// panics if pub is nil or topic is not a valid name, as these are
-// programming errors.
-func New(pub messaging.Publisher, topic string, opts ...Option) messaging.Middleware {
+// WithRetryDelay is the RetryAfter delay asked for when the dead letter
+// could not be published (default 1s; 0 asks for an immediate redelivery; a
+// negative d is invalid).
+func WithRetryDelay(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return invalid("WithRetryDelay", d, "must not be negative")
+		}
+		c.retryDelay = d
+		return nil
+	}
+}
+
+// New returns the dead-letter middleware publishing with pub to topic. A nil
+// pub or an invalid topic name is rejected with an error wrapping
+// messaging.ErrInvalidOption; opts are applied in order and the first error
+// is returned.
+func New(pub messaging.Publisher, topic string, opts ...Option) (messaging.Middleware, error) {
 	if pub == nil {
-		panic("deadletter: nil publisher")
+		return nil, fmt.Errorf("deadletter: New: nil publisher: %w", messaging.ErrInvalidOption)
 	}
 	if err := messaging.ValidateName(topic); err != nil {
-		panic(fmt.Sprintf("deadletter: topic: %v", err))
+		return nil, fmt.Errorf("deadletter: New: topic: %w: %w", err, messaging.ErrInvalidOption)
 	}
 	c := config{publishTimeout: DefaultPublishTimeout, retryDelay: DefaultRetryDelay}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return nil, err
 		}
 	}
 	return func(next messaging.Handler) messaging.Handler {
@@ -165,7 +195,7 @@ func New(pub messaging.Publisher, topic string, opts ...Option) messaging.Middle
 			layer.DeadLettered(ctx, topic)
 			return nil
 		}
-	}
+	}, nil
 }
 
 // Letter returns the dead letter for msg failed with err at time at: payload,

@@ -24,7 +24,11 @@ func ExampleNew() {
 
 	handled := make(chan struct{})
 	var once sync.Once
-	h := deadletter.New(client, "orders.dlq", deadletter.MaxAttempts(2))(func(_ context.Context, m *messaging.Message) error {
+	mw, err := deadletter.New(client, "orders.dlq", deadletter.WithMaxAttempts(2))
+	if err != nil {
+		panic(err)
+	}
+	h := mw(func(_ context.Context, m *messaging.Message) error {
 		if m.Attempt == 2 {
 			defer once.Do(func() { close(handled) })
 		}

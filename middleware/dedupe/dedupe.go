@@ -78,55 +78,87 @@ const (
 	DefaultRetryDelay = time.Second
 )
 
-// Option configures New.
-type Option func(*config)
+// Option configures New. An Option given an invalid value makes New fail
+// with an error wrapping messaging.ErrInvalidOption that names it.
+type Option func(*config) error
 
 type config struct {
 	ttl, lease, retryDelay time.Duration
 	key                    func(*messaging.Message) string
 }
 
-// TTL is how long a handled message is remembered (default 24h).
-func TTL(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.ttl = d
+// invalid is the error of option name given value v.
+func invalid(name string, v any, why string) error {
+	return fmt.Errorf("dedupe: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
+}
+
+// positive is an option setting *dst to d, which must be positive.
+func positive(name string, d time.Duration, dst func(*config) *time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid(name, d, "must be positive")
 		}
+		*dst(c) = d
+		return nil
 	}
 }
 
-// Lease is how long a claim lasts when its holder neither completes nor
-// releases it, for example because it crashed (default 5m). Make it longer
-// than the handler can run.
-func Lease(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.lease = d
+// WithTTL is how long a handled message is remembered (default 24h; must be
+// positive).
+func WithTTL(d time.Duration) Option {
+	return positive("WithTTL", d, func(c *config) *time.Duration { return &c.ttl })
+}
+
+// WithLease is how long a claim lasts when its holder neither completes nor
+// releases it, for example because it crashed (default 5m; must be
+// positive). Make it longer than the handler can run.
+func WithLease(d time.Duration) Option {
+	return positive("WithLease", d, func(c *config) *time.Duration { return &c.lease })
+}
+
+// WithInProgressDelay is the RetryAfter delay for a message claimed by
+// another delivery (default 1s; 0 asks for an immediate redelivery; a
+// negative d is invalid).
+func WithInProgressDelay(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return invalid("WithInProgressDelay", d, "must not be negative")
 		}
+		c.retryDelay = d
+		return nil
 	}
 }
 
-// InProgressDelay is the RetryAfter delay for a message claimed by another
-// delivery (default 1s).
-func InProgressDelay(d time.Duration) Option { return func(c *config) { c.retryDelay = max(d, 0) } }
-
-// Key sets the record key of a message (default topic, group and ID, so that
-// each group of a fan-out handles the message once).
-func Key(f func(*messaging.Message) string) Option { return func(c *config) { c.key = f } }
+// WithKeyFunc sets the function giving the record key of a message (default
+// DefaultKey: topic, group and ID, so that each group of a fan-out handles
+// the message once). A nil f is invalid.
+func WithKeyFunc(f func(*messaging.Message) string) Option {
+	return func(c *config) error {
+		if f == nil {
+			return invalid("WithKeyFunc", "nil", "needs a function")
+		}
+		c.key = f
+		return nil
+	}
+}
 
 // DefaultKey is the default record key: "topic/group/id".
 func DefaultKey(m *messaging.Message) string { return m.Topic + "/" + m.Group + "/" + m.ID }
 
-// New returns the dedupe middleware recording in store. It panics on a nil
-// store.
-func New(store Store, opts ...Option) messaging.Middleware {
+// New returns the dedupe middleware recording in store. A nil store is
+// rejected with an error wrapping messaging.ErrInvalidOption; opts are
+// applied in order and the first error is returned.
+func New(store Store, opts ...Option) (messaging.Middleware, error) {
 	if store == nil {
-		panic("dedupe: nil store")
+		return nil, fmt.Errorf("dedupe: New: nil store: %w", messaging.ErrInvalidOption)
 	}
 	c := config{ttl: DefaultTTL, lease: DefaultLease, retryDelay: DefaultRetryDelay, key: DefaultKey}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return nil, err
 		}
 	}
 	return func(next messaging.Handler) messaging.Handler {
@@ -163,5 +195,5 @@ func New(store Store, opts ...Option) messaging.Middleware {
 			_ = store.Complete(sctx, key, c.ttl)
 			return nil
 		}
-	}
+	}, nil
 }

@@ -12,7 +12,11 @@ import (
 // per message ID (use redisstore.NewDedupeStore to share the record between processes).
 func ExampleNew() {
 	charged := 0
-	h := dedupe.New(dedupe.NewMemoryStore())(func(context.Context, *messaging.Message) error {
+	mw, err := dedupe.New(dedupe.NewMemoryStore())
+	if err != nil {
+		panic(err)
+	}
+	h := mw(func(context.Context, *messaging.Message) error {
 		charged++
 		return nil
 	})

@@ -11,7 +11,7 @@ import (
 )
 
 // Each handled message is logged with its topic, ID and outcome; failures
-// at Warn, successes at Debug unless SuccessLevel says otherwise.
+// at Warn, successes at Debug unless WithSuccessLevel says otherwise.
 func ExampleNew() {
 	// A text logger without the time and duration, for a stable output.
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
@@ -23,7 +23,11 @@ func ExampleNew() {
 			return a
 		},
 	}))
-	h := logging.New(logger, logging.SuccessLevel(slog.LevelInfo))(func(_ context.Context, m *messaging.Message) error {
+	mw, err := logging.New(logger, logging.WithSuccessLevel(slog.LevelInfo))
+	if err != nil {
+		panic(err)
+	}
+	h := mw(func(_ context.Context, m *messaging.Message) error {
 		if string(m.Payload) == "bad" {
 			return errors.New("cannot parse order")
 		}

@@ -1,7 +1,7 @@
 // Package logging writes one structured log record (log/slog) per handled
 // delivery, and optionally per publish.
 //
-// Levels: a success at Debug (SuccessLevel), a failure that will be retried
+// Levels: a success at Debug (WithSuccessLevel), a failure that will be retried
 // at Warn, a permanent failure at Error, a message dead-lettered by a layer
 // inside at Warn (with the dead-letter topic), a skipped duplicate at Debug.
 // Records carry topic, group, id, key, attempt, duration and error. Put the
@@ -10,6 +10,7 @@ package logging
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -17,30 +18,47 @@ import (
 	"github.com/msgkit/messaging/middleware/internal/layer"
 )
 
-// Option configures New and Publisher.
-type Option func(*config)
+// Option configures New and Publisher. An Option given an invalid value
+// makes them fail with an error wrapping messaging.ErrInvalidOption that
+// names it.
+type Option func(*config) error
 
 type config struct {
 	success slog.Level
 }
 
-// SuccessLevel sets the level of records for successes and duplicates
-// (default slog.LevelDebug).
-func SuccessLevel(l slog.Level) Option { return func(c *config) { c.success = l } }
-
-func newConfig(opts []Option) config {
-	c := config{success: slog.LevelDebug}
-	for _, o := range opts {
-		if o != nil {
-			o(&c)
-		}
-	}
-	return c
+// WithSuccessLevel sets the level of records for successes and duplicates
+// (default slog.LevelDebug). Every level is valid.
+func WithSuccessLevel(l slog.Level) Option {
+	return func(c *config) error { c.success = l; return nil }
 }
 
-// New returns the logging middleware writing to l (slog.Default() if nil).
-func New(l *slog.Logger, opts ...Option) messaging.Middleware {
-	c := newConfig(opts)
+// newConfig checks the logger l and applies opts in order; it returns the
+// first error.
+func newConfig(fn string, l *slog.Logger, opts []Option) (config, error) {
+	c := config{success: slog.LevelDebug}
+	if l == nil {
+		return config{}, fmt.Errorf("logging: %s: nil logger (pass slog.Default() for the default one): %w", fn, messaging.ErrInvalidOption)
+	}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return config{}, err
+		}
+	}
+	return c, nil
+}
+
+// New returns the logging middleware writing to l. A nil l is invalid (an
+// error wrapping messaging.ErrInvalidOption); opts are applied in order and
+// the first error is returned.
+func New(l *slog.Logger, opts ...Option) (messaging.Middleware, error) {
+	c, err := newConfig("New", l, opts)
+	if err != nil {
+		return nil, err
+	}
 	return func(next messaging.Handler) messaging.Handler {
 		return func(ctx context.Context, msg *messaging.Message) error {
 			ctx = layer.Enter(ctx, layer.Frame{Kind: layer.Logging})
@@ -48,9 +66,6 @@ func New(l *slog.Logger, opts ...Option) messaging.Middleware {
 				return next(ctx, msg)
 			}
 			log := l
-			if log == nil {
-				log = slog.Default()
-			}
 			ctx, report := layer.WithReport(ctx)
 			start := time.Now()
 			err := layer.Call(ctx, next, msg)
@@ -83,14 +98,22 @@ func New(l *slog.Logger, opts ...Option) messaging.Middleware {
 			log.LogAttrs(ctx, level, text, attrs...)
 			return err
 		}
-	}
+	}, nil
 }
 
-// Publisher returns p logging each Publish call: at Debug (SuccessLevel) when
-// it succeeds, at Error with the error when it fails. Close returns nil and
-// does not close p, which the caller owns.
-func Publisher(p messaging.Publisher, l *slog.Logger, opts ...Option) messaging.Publisher {
-	return &publisher{p: p, l: l, c: newConfig(opts)}
+// Publisher returns p logging each Publish call to l: at Debug
+// (WithSuccessLevel) when it succeeds, at Error with the error when it
+// fails. Close returns nil and does not close p, which the caller owns. A
+// nil p or l is invalid.
+func Publisher(p messaging.Publisher, l *slog.Logger, opts ...Option) (messaging.Publisher, error) {
+	if p == nil {
+		return nil, fmt.Errorf("logging: Publisher: nil publisher: %w", messaging.ErrInvalidOption)
+	}
+	c, err := newConfig("Publisher", l, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &publisher{p: p, l: l, c: c}, nil
 }
 
 type publisher struct {
@@ -101,9 +124,6 @@ type publisher struct {
 
 func (t *publisher) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	log := t.l
-	if log == nil {
-		log = slog.Default()
-	}
 	start := time.Now()
 	err := t.p.Publish(ctx, topic, msgs...)
 	attrs := []slog.Attr{slog.String("topic", topic), slog.Int("messages", len(msgs)), slog.Duration("duration", time.Since(start))}

@@ -39,7 +39,7 @@ func TestRecords(t *testing.T) {
 			return errors.New("boom")
 		}
 		return nil
-	}, logging.New(l), deadletter.New(c, "dlq"), retry.New(retry.MaxAttempts(2)))
+	}, mwtest.Must(logging.New(l)), mwtest.Must(deadletter.New(c, "dlq")), mwtest.Must(retry.New(retry.WithMaxAttempts(2))))
 	ctx := context.Background()
 	cases := []struct {
 		msg          *messaging.Message
@@ -65,7 +65,7 @@ func TestRecords(t *testing.T) {
 		}
 	}
 
-	pub := logging.Publisher(c, l)
+	pub := mwtest.Must(logging.Publisher(c, l))
 	_ = pub.Publish(ctx, "bad topic!", &messaging.Message{})
 	if r := records(t, &buf)[0]; r["level"] != "ERROR" || r["msg"] != "publish failed" {
 		t.Errorf("publish failure record %v", r)

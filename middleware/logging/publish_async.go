@@ -19,9 +19,6 @@ func (t *publisher) PublishAsync(ctx context.Context, topic string, msg *messagi
 	start := time.Now()
 	messaging.PublishAsync(ctx, t.p, topic, msg, func(m *messaging.Message, err error) {
 		log := t.l
-		if log == nil {
-			log = slog.Default()
-		}
 		attrs := []slog.Attr{slog.String("topic", topic), slog.Int("messages", 1), slog.Duration("duration", time.Since(start))}
 		if m != nil {
 			attrs = append(attrs, slog.String("id", m.ID))

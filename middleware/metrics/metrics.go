@@ -22,6 +22,7 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,20 +43,59 @@ const (
 // DefaultNamespace prefixes the metric names.
 const DefaultNamespace = "messaging"
 
-// Option configures New.
-type Option func(*config)
+// Option configures New. An Option given an invalid value makes New fail
+// with an error wrapping messaging.ErrInvalidOption that names it.
+type Option func(*config) error
 
 type config struct {
 	namespace string
 	buckets   []float64
 }
 
-// Namespace sets the metric name prefix (default "messaging").
-func Namespace(ns string) Option { return func(c *config) { c.namespace = ns } }
+// invalid is the error of option name given value v.
+func invalid(name string, v any, why string) error {
+	return fmt.Errorf("metrics: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
+}
 
-// Buckets sets the duration histograms' buckets in seconds (default
-// prometheus.DefBuckets).
-func Buckets(b []float64) Option { return func(c *config) { c.buckets = b } }
+// WithNamespace sets the metric name prefix (default "messaging"; "" for
+// none). It must be a valid Prometheus name: a letter or underscore, then
+// letters, digits and underscores.
+func WithNamespace(ns string) Option {
+	return func(c *config) error {
+		if !validNamespace(ns) {
+			return invalid("WithNamespace", fmt.Sprintf("%q", ns), "not a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)")
+		}
+		c.namespace = ns
+		return nil
+	}
+}
+
+func validNamespace(ns string) bool {
+	for i, r := range ns {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// WithBuckets sets the duration histograms' buckets in seconds (default
+// prometheus.DefBuckets). b must not be empty and must be strictly
+// increasing.
+func WithBuckets(b []float64) Option {
+	return func(c *config) error {
+		if len(b) == 0 {
+			return invalid("WithBuckets", b, "needs at least one bucket")
+		}
+		for i, v := range b {
+			if math.IsNaN(v) || i > 0 && !(v > b[i-1]) {
+				return invalid("WithBuckets", b, "must be strictly increasing numbers")
+			}
+		}
+		c.buckets = append([]float64(nil), b...)
+		return nil
+	}
+}
 
 // Metrics holds the collectors. Its methods are safe for concurrent use.
 type Metrics struct {
@@ -69,12 +109,20 @@ type Metrics struct {
 }
 
 // New creates the collectors and registers them with reg. It returns an
-// error (from reg) if they are already registered there.
+// error (from reg) if they are already registered there. A nil reg is
+// rejected with an error wrapping messaging.ErrInvalidOption; opts are
+// applied in order and the first error is returned.
 func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
+	if reg == nil {
+		return nil, fmt.Errorf("metrics: New: nil registerer: %w", messaging.ErrInvalidOption)
+	}
 	c := config{namespace: DefaultNamespace, buckets: prometheus.DefBuckets}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return nil, err
 		}
 	}
 	ns := c.namespace
@@ -144,9 +192,13 @@ func outcome(err error, r *layer.Report) string {
 }
 
 // Publisher returns p recording publish counts and durations into m. Close
-// returns nil and does not close p, which the caller owns.
-func (m *Metrics) Publisher(p messaging.Publisher) messaging.Publisher {
-	return &publisher{p: p, m: m}
+// returns nil and does not close p, which the caller owns. A nil p is
+// rejected with an error wrapping messaging.ErrInvalidOption.
+func (m *Metrics) Publisher(p messaging.Publisher) (messaging.Publisher, error) {
+	if p == nil {
+		return nil, fmt.Errorf("metrics: Publisher: nil publisher: %w", messaging.ErrInvalidOption)
+	}
+	return &publisher{p: p, m: m}, nil
 }
 
 type publisher struct {

@@ -30,7 +30,7 @@ func TestOutcomes(t *testing.T) {
 			return errors.New("boom")
 		}
 		return nil
-	}, m.Middleware(), deadletter.New(c, "dlq"), dedupe.New(dedupe.NewMemoryStore()), retry.New(retry.MaxAttempts(2)))
+	}, m.Middleware(), mwtest.Must(deadletter.New(c, "dlq")), mwtest.Must(dedupe.New(dedupe.NewMemoryStore())), mwtest.Must(retry.New(retry.WithMaxAttempts(2))))
 	ctx := context.Background()
 	good := &messaging.Message{ID: "1", Topic: "t", Group: "g", Attempt: 1}
 	bad := &messaging.Message{ID: "2", Topic: "t", Group: "g", Attempt: 1, Payload: []byte("bad")}
@@ -52,7 +52,7 @@ func TestOutcomes(t *testing.T) {
 		t.Errorf("handle_duration_seconds count %d, want 4", n)
 	}
 
-	pub := m.Publisher(c)
+	pub := mwtest.Must(m.Publisher(c))
 	if err := pub.Publish(ctx, "out", &messaging.Message{}, &messaging.Message{}); err != nil {
 		t.Fatal(err)
 	}

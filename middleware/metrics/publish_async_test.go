@@ -18,7 +18,7 @@ func TestPublishAsyncCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := m.Publisher(mwtest.Memory(t)).(messaging.AsyncPublisher)
+	pub := mwtest.Must(m.Publisher(mwtest.Memory(t))).(messaging.AsyncPublisher)
 	ctx := context.Background()
 	var results []error
 	done := func(_ *messaging.Message, err error) { results = append(results, err) } // memory reports before returning

@@ -19,7 +19,11 @@ func ExampleNew() {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	defer tp.Shutdown(context.Background())
 
-	h := otel.New(otel.WithTracerProvider(tp), otel.WithSystem("mem"))(func(context.Context, *messaging.Message) error {
+	mw, err := otel.New(otel.WithTracerProvider(tp), otel.WithSystem("mem"))
+	if err != nil {
+		panic(err)
+	}
+	h := mw(func(context.Context, *messaging.Message) error {
 		return nil
 	})
 	_ = h(context.Background(), &messaging.Message{ID: "m1", Topic: "orders", Attempt: 1})

@@ -15,6 +15,7 @@ package otel
 
 import (
 	"context"
+	"fmt"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -40,8 +41,10 @@ const (
 	AttrAttempt     = attribute.Key("messaging.message.delivery_attempt")
 )
 
-// Option configures New and Publisher.
-type Option func(*config)
+// Option configures New and Publisher. An Option given an invalid value
+// makes them fail with an error wrapping messaging.ErrInvalidOption that
+// names it.
+type Option func(*config) error
 
 type config struct {
 	tp     trace.TracerProvider
@@ -49,23 +52,58 @@ type config struct {
 	system string
 }
 
+// invalid is the error of option name given value v.
+func invalid(name string, v any, why string) error {
+	return fmt.Errorf("otel: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
+}
+
 // WithTracerProvider sets the tracer provider (default the global one,
-// otel.GetTracerProvider(), looked up when New or Publisher is called).
-func WithTracerProvider(tp trace.TracerProvider) Option { return func(c *config) { c.tp = tp } }
+// otel.GetTracerProvider(), looked up when New or Publisher is called). A
+// nil tp is invalid.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) error {
+		if tp == nil {
+			return invalid("WithTracerProvider", "nil", "needs a tracer provider")
+		}
+		c.tp = tp
+		return nil
+	}
+}
 
 // WithPropagator sets how the context is written to and read from headers
 // (default W3C Trace Context and Baggage, whatever the global propagator is,
-// so that traces cross brokers without global setup).
-func WithPropagator(p propagation.TextMapPropagator) Option { return func(c *config) { c.prop = p } }
+// so that traces cross brokers without global setup). A nil p is invalid.
+func WithPropagator(p propagation.TextMapPropagator) Option {
+	return func(c *config) error {
+		if p == nil {
+			return invalid("WithPropagator", "nil", "needs a propagator")
+		}
+		c.prop = p
+		return nil
+	}
+}
 
-// WithSystem sets the messaging.system attribute ("nats", "kafka", ...).
-func WithSystem(s string) Option { return func(c *config) { c.system = s } }
+// WithSystem sets the messaging.system attribute ("nats", "kafka", ...; by
+// default the attribute is not set). s must not be empty.
+func WithSystem(s string) Option {
+	return func(c *config) error {
+		if s == "" {
+			return invalid("WithSystem", `""`, "must not be empty")
+		}
+		c.system = s
+		return nil
+	}
+}
 
-func newConfig(opts []Option) config {
+// newConfig applies opts in order and returns the first error.
+func newConfig(opts []Option) (config, error) {
 	c := config{}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return config{}, err
 		}
 	}
 	if c.tp == nil {
@@ -74,7 +112,7 @@ func newConfig(opts []Option) config {
 	if c.prop == nil {
 		c.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	}
-	return c
+	return c, nil
 }
 
 func (c *config) attrs(kv ...attribute.KeyValue) []attribute.KeyValue {
@@ -84,9 +122,13 @@ func (c *config) attrs(kv ...attribute.KeyValue) []attribute.KeyValue {
 	return kv
 }
 
-// New returns the tracing middleware for handlers.
-func New(opts ...Option) messaging.Middleware {
-	c := newConfig(opts)
+// New returns the tracing middleware for handlers. It applies opts in order
+// and returns the first error.
+func New(opts ...Option) (messaging.Middleware, error) {
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	tracer := c.tp.Tracer(ScopeName)
 	return func(next messaging.Handler) messaging.Handler {
 		return func(ctx context.Context, msg *messaging.Message) error {
@@ -116,17 +158,25 @@ func New(opts ...Option) messaging.Middleware {
 			}
 			return err
 		}
-	}
+	}, nil
 }
 
 // Publisher returns p with tracing: a producer span per Publish call, and the
 // span's context written into each message's headers. The caller's messages
 // are not changed except for ID and Time, which p fills as usual: the
 // headers are written to copies. p's error is returned unchanged. Close
-// returns nil and does not close p, which the caller owns.
-func Publisher(p messaging.Publisher, opts ...Option) messaging.Publisher {
-	c := newConfig(opts)
-	return &publisher{p: p, c: c, tracer: c.tp.Tracer(ScopeName)}
+// returns nil and does not close p, which the caller owns. A nil p is
+// rejected with an error wrapping messaging.ErrInvalidOption; opts are
+// applied in order and the first error is returned.
+func Publisher(p messaging.Publisher, opts ...Option) (messaging.Publisher, error) {
+	if p == nil {
+		return nil, fmt.Errorf("otel: Publisher: nil publisher: %w", messaging.ErrInvalidOption)
+	}
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &publisher{p: p, c: c, tracer: c.tp.Tracer(ScopeName)}, nil
 }
 
 type publisher struct {

@@ -50,7 +50,11 @@ func Drain(ctx context.Context, c messaging.Consumer, topic string, h batch.Batc
 	case RealTime, "":
 		// One message at a time as it arrives: no batch fetch to wait for.
 		sopts := append(append([]messaging.SubscribeOption(nil), opts...), messaging.Concurrency(1), messaging.Prefetch(2))
-		return c.Subscribe(ctx, topic, batch.Handler(h, batch.MaxMessages(1), batch.Linger(0)), sopts...)
+		bh, err := batch.Handler(h, batch.WithBatchSize(1), batch.WithBatchTimeout(0))
+		if err != nil {
+			return nil, err
+		}
+		return c.Subscribe(ctx, topic, bh, sopts...)
 	case Windowed:
 		if sched.Every <= 0 {
 			return nil, fmt.Errorf("poll: drain: windowed schedule needs Every > 0: %w", messaging.ErrInvalidOption)
@@ -59,7 +63,7 @@ func Drain(ctx context.Context, c messaging.Consumer, topic string, h batch.Batc
 		if n <= 0 {
 			n = DefaultMaxWaiting
 		}
-		return batch.Subscribe(ctx, c, topic, h, batch.MaxMessages(n), batch.MaxBytes(0), batch.Window(sched.Every), batch.SubscribeOptions(opts...))
+		return batch.Subscribe(ctx, c, topic, h, batch.WithBatchSize(n), batch.WithMaxBatchBytes(0), batch.WithWindow(sched.Every), batch.WithSubscribeOptions(opts...))
 	}
 	return nil, fmt.Errorf("poll: drain: unknown mode %q (want %q or %q): %w", sched.Mode, RealTime, Windowed, messaging.ErrInvalidOption)
 }

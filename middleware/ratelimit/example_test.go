@@ -14,7 +14,11 @@ import (
 // protects a downstream API. Calls wait for a token (or for ctx to end).
 func ExampleNew() {
 	calls := 0
-	h := ratelimit.New(rate.Limit(100), 10)(func(context.Context, *messaging.Message) error {
+	mw, err := ratelimit.New(rate.Limit(100), 10)
+	if err != nil {
+		panic(err)
+	}
+	h := mw(func(context.Context, *messaging.Message) error {
 		calls++
 		return nil
 	})

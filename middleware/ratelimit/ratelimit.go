@@ -18,14 +18,26 @@ import (
 	"github.com/msgkit/messaging/middleware/internal/layer"
 )
 
-// New returns a middleware allowing r handler runs per second on average,
-// with bursts of up to burst (at least 1).
-func New(r rate.Limit, burst int) messaging.Middleware {
-	return WithLimiter(rate.NewLimiter(r, max(burst, 1)))
+// New returns a middleware allowing r handler runs per second on average
+// (r must be positive; rate.Inf allows every run), with bursts of up to
+// burst (at least 1). Invalid arguments are rejected with an error wrapping
+// messaging.ErrInvalidOption.
+func New(r rate.Limit, burst int) (messaging.Middleware, error) {
+	if !(r > 0) {
+		return nil, fmt.Errorf("ratelimit: New(%v, %d): the rate must be positive: %w", r, burst, messaging.ErrInvalidOption)
+	}
+	if burst < 1 {
+		return nil, fmt.Errorf("ratelimit: New(%v, %d): the burst must be at least 1: %w", r, burst, messaging.ErrInvalidOption)
+	}
+	return FromLimiter(rate.NewLimiter(r, burst))
 }
 
-// WithLimiter returns a middleware taking a token from l before each run.
-func WithLimiter(l *rate.Limiter) messaging.Middleware {
+// FromLimiter returns a middleware taking a token from l before each run
+// (share l to share the budget with other users of it). A nil l is invalid.
+func FromLimiter(l *rate.Limiter) (messaging.Middleware, error) {
+	if l == nil {
+		return nil, fmt.Errorf("ratelimit: FromLimiter(nil): needs a limiter: %w", messaging.ErrInvalidOption)
+	}
 	return func(next messaging.Handler) messaging.Handler {
 		return func(ctx context.Context, msg *messaging.Message) error {
 			ctx = layer.Enter(ctx, layer.Frame{Kind: layer.RateLimit})
@@ -37,5 +49,5 @@ func WithLimiter(l *rate.Limiter) messaging.Middleware {
 			}
 			return next(ctx, msg)
 		}
-	}
+	}, nil
 }

@@ -9,11 +9,12 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/middleware/ratelimit"
 )
 
 func TestLimitsRate(t *testing.T) {
-	h := ratelimit.New(rate.Every(20*time.Millisecond), 1)(func(context.Context, *messaging.Message) error { return nil })
+	h := mwtest.Must(ratelimit.New(rate.Every(20*time.Millisecond), 1))(func(context.Context, *messaging.Message) error { return nil })
 	start := time.Now()
 	for range 6 {
 		if err := h(context.Background(), &messaging.Message{}); err != nil {
@@ -27,7 +28,7 @@ func TestLimitsRate(t *testing.T) {
 }
 
 func TestWaitHonoursContext(t *testing.T) {
-	h := ratelimit.New(rate.Every(time.Hour), 1)(func(context.Context, *messaging.Message) error { return nil })
+	h := mwtest.Must(ratelimit.New(rate.Every(time.Hour), 1))(func(context.Context, *messaging.Message) error { return nil })
 	_ = h(context.Background(), &messaging.Message{}) // takes the burst
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

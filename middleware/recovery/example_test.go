@@ -11,10 +11,14 @@ import (
 // A panicking handler becomes an error (a nack) instead of crashing the
 // consumer.
 func ExampleNew() {
-	h := recovery.New()(func(context.Context, *messaging.Message) error {
+	mw, err := recovery.New()
+	if err != nil {
+		panic(err)
+	}
+	h := mw(func(context.Context, *messaging.Message) error {
 		panic("unexpected nil order") // a bug in the handler
 	})
-	err := h(context.Background(), &messaging.Message{ID: "m1", Topic: "orders"})
+	err = h(context.Background(), &messaging.Message{ID: "m1", Topic: "orders"})
 	fmt.Println("handler returned an error:", err != nil)
 	fmt.Println("retried later:", !messaging.IsPermanent(err))
 	// Output:

@@ -19,33 +19,43 @@ import (
 	"github.com/msgkit/messaging/middleware/internal/layer"
 )
 
-// Option configures New.
-type Option func(*config)
+// Option configures New. An Option given an invalid value makes New fail
+// with an error wrapping messaging.ErrInvalidOption that names it.
+type Option func(*config) error
 
 type config struct {
 	onPanic   func(ctx context.Context, msg *messaging.Message, value any, stack []byte)
 	permanent bool
 }
 
-// OnPanic calls f with the panic value and stack of every recovered panic
-// (for logging or alerting). f must not panic.
-func OnPanic(f func(ctx context.Context, msg *messaging.Message, value any, stack []byte)) Option {
-	return func(c *config) { c.onPanic = f }
+// WithOnPanic calls f with the panic value and stack of every recovered
+// panic (for logging or alerting). f must not panic; a nil f is invalid.
+func WithOnPanic(f func(ctx context.Context, msg *messaging.Message, value any, stack []byte)) Option {
+	return func(c *config) error {
+		if f == nil {
+			return fmt.Errorf("recovery: WithOnPanic(nil): needs a function: %w", messaging.ErrInvalidOption)
+		}
+		c.onPanic = f
+		return nil
+	}
 }
 
-// Permanent makes a panic a permanent failure (not redelivered; dead-lettered
-// by a deadletter layer outside). By default a panic is retryable, like any
-// other error.
-func Permanent() Option { return func(c *config) { c.permanent = true } }
+// WithPermanent makes a panic a permanent failure (not redelivered;
+// dead-lettered by a deadletter layer outside). By default a panic is
+// retryable, like any other error.
+func WithPermanent() Option { return func(c *config) error { c.permanent = true; return nil } }
 
 // New returns the recovery middleware. A recovered panic becomes an error
 // wrapping messaging.ErrHandlerPanic, with the value and the stack in its
-// text.
-func New(opts ...Option) messaging.Middleware {
+// text. It applies opts in order and returns the first error.
+func New(opts ...Option) (messaging.Middleware, error) {
 	var c config
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return nil, err
 		}
 	}
 	return func(next messaging.Handler) messaging.Handler {
@@ -71,5 +81,5 @@ func New(opts ...Option) messaging.Middleware {
 			}()
 			return next(ctx, msg)
 		}
-	}
+	}, nil
 }

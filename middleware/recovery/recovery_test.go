@@ -7,13 +7,14 @@ import (
 	"testing"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/middleware/recovery"
 )
 
 func TestPanicBecomesError(t *testing.T) {
 	var got any
 	var stack []byte
-	h := recovery.New(recovery.OnPanic(func(_ context.Context, _ *messaging.Message, v any, s []byte) { got, stack = v, s }))(
+	h := mwtest.Must(recovery.New(recovery.WithOnPanic(func(_ context.Context, _ *messaging.Message, v any, s []byte) { got, stack = v, s })))(
 		func(context.Context, *messaging.Message) error { panic("kaboom") })
 	err := h(context.Background(), &messaging.Message{})
 	if !errors.Is(err, messaging.ErrHandlerPanic) || messaging.IsPermanent(err) || !strings.Contains(err.Error(), "kaboom") {
@@ -25,12 +26,12 @@ func TestPanicBecomesError(t *testing.T) {
 }
 
 func TestPermanentOptionAndPassThrough(t *testing.T) {
-	h := recovery.New(recovery.Permanent())(func(context.Context, *messaging.Message) error { panic(errors.New("x")) })
+	h := mwtest.Must(recovery.New(recovery.WithPermanent()))(func(context.Context, *messaging.Message) error { panic(errors.New("x")) })
 	if err := h(context.Background(), &messaging.Message{}); !messaging.IsPermanent(err) || !errors.Is(err, messaging.ErrHandlerPanic) {
 		t.Fatalf("got %v, want permanent ErrHandlerPanic", err)
 	}
 	errPlain := errors.New("plain")
-	h = recovery.New()(func(context.Context, *messaging.Message) error { return errPlain })
+	h = mwtest.Must(recovery.New())(func(context.Context, *messaging.Message) error { return errPlain })
 	if err := h(context.Background(), &messaging.Message{}); err != errPlain {
 		t.Fatalf("got %v, want the handler's error unchanged", err)
 	}

@@ -22,9 +22,13 @@ func ExampleNew() {
 	}
 	defer client.Close()
 
-	opts := []retry.Option{retry.MaxAttempts(5), retry.Backoff(time.Millisecond, 10*time.Millisecond), retry.For(client.Capabilities())}
+	opts := []retry.Option{retry.WithMaxAttempts(5), retry.WithBackoff(time.Millisecond, 10*time.Millisecond), retry.WithModeFor(client.Capabilities())}
 	done := make(chan int)
-	h := retry.New(opts...)(func(_ context.Context, m *messaging.Message) error {
+	mw, err := retry.New(opts...)
+	if err != nil {
+		panic(err)
+	}
+	h := mw(func(_ context.Context, m *messaging.Message) error {
 		fmt.Println("attempt", m.Attempt)
 		if m.Attempt < 3 {
 			return errors.New("payment service unavailable")
@@ -32,7 +36,11 @@ func ExampleNew() {
 		done <- m.Attempt
 		return nil
 	})
-	sub, err := client.Subscribe(ctx, "payments", h, append(retry.SubscribeOptions(opts...), messaging.Group("billing"))...)
+	subOpts, err := retry.SubscribeOptions(opts...)
+	if err != nil {
+		panic(err)
+	}
+	sub, err := client.Subscribe(ctx, "payments", h, append(subOpts, messaging.Group("billing"))...)
 	if err != nil {
 		panic(err)
 	}

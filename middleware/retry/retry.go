@@ -20,7 +20,7 @@
 // (Capabilities.BrokerBackoff), retries a crashed consumer's message on the
 // same backoff.
 //
-// With InProcess the layer loops itself: it calls the handler up to
+// With WithInProcess the layer loops itself: it calls the handler up to
 // MaxAttempts times, waiting the backoff between calls (the wait ends early,
 // with the context's error, when ctx is done), and sets Message.Attempt to
 // the number of the call in progress. It returns messaging.Permanent after
@@ -31,7 +31,7 @@
 // crash in the middle loses the count.
 //
 // In both modes an error already marked messaging.Permanent is returned at
-// once, as is one that the Retryable option classifies as not retryable
+// once, as is one that the WithRetryable option classifies as not retryable
 // (wrapped in messaging.Permanent). A panic in the handler is recovered and
 // treated as an error wrapping messaging.ErrHandlerPanic. A RetryAfter delay
 // set by the handler itself is kept instead of the computed backoff.
@@ -43,6 +43,7 @@ package retry
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -60,8 +61,10 @@ const (
 	DefaultJitter      = 0.5
 )
 
-// Option configures New.
-type Option func(*config)
+// Option configures New, Delay and SubscribeOptions. An Option given an
+// invalid value makes them fail with an error wrapping
+// messaging.ErrInvalidOption that names it.
+type Option func(*config) error
 
 type config struct {
 	maxAttempts int
@@ -70,65 +73,126 @@ type config struct {
 	multiplier  float64
 	jitter      float64
 	inProcess   bool
+	modeSet     string // the option that chose the mode, "" when none did
 	retryable   func(error) bool
 }
 
-// MaxAttempts sets the number of handler runs in total, the first included
-// (default 5). n < 1 is treated as 1: no retry.
-func MaxAttempts(n int) Option { return func(c *config) { c.maxAttempts = max(n, 1) } }
+// invalid is the error of option name given value v.
+func invalid(name string, v any, why string) error {
+	return fmt.Errorf("retry: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
+}
 
-// Backoff sets the delay before the second attempt (initial) and the largest
-// delay (max); each delay is the previous one times the multiplier (default
-// 2), with jitter. Defaults 100ms and 30s. A non-positive initial means no
-// delay; max is raised to initial when lower.
-func Backoff(initial, max time.Duration) Option {
-	return func(c *config) {
-		c.initial = initial
-		c.max = max
+// WithMaxAttempts sets the number of handler runs in total, the first
+// included (default 5). n must be at least 1 (1: no retry).
+func WithMaxAttempts(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return invalid("WithMaxAttempts", n, "must be at least 1")
+		}
+		c.maxAttempts = n
+		return nil
 	}
 }
 
-// Multiplier sets the growth factor between delays (default 2; values below
-// 1 are treated as 1).
-func Multiplier(f float64) Option { return func(c *config) { c.multiplier = f } }
-
-// Jitter sets the randomization factor: each delay is picked uniformly in
-// [d*(1-f), d*(1+f)] (default 0.5; 0 disables jitter; clamped to [0,1]).
-func Jitter(f float64) Option { return func(c *config) { c.jitter = f } }
-
-// InProcess makes the layer loop in process instead of relying on the
-// adapter's redelivery; see the package documentation for when to use it.
-func InProcess() Option { return func(c *config) { c.inProcess = true } }
-
-// For picks the mode for a client from its capabilities: InProcess for an
-// adapter that does not redeliver — one that claims neither Groups nor
-// AckDeadline, such as core NATS — and broker mode otherwise. It is a
-// heuristic: the contract has no capability saying "nacked messages come
-// back", so check the adapter's documentation when in doubt.
-func For(caps messaging.Capabilities) Option {
-	return func(c *config) { c.inProcess = !caps.Groups && !caps.AckDeadline }
+// WithBackoff sets the delay before the second attempt (initial) and the
+// largest delay (max); each delay is the previous one times the multiplier
+// (default 2), with jitter. Defaults 100ms and 30s. initial 0 means no
+// delay; a negative initial, or a max below initial, is invalid.
+func WithBackoff(initial, max time.Duration) Option {
+	return func(c *config) error {
+		if initial < 0 {
+			return invalid("WithBackoff", fmt.Sprintf("%v, %v", initial, max), "initial must not be negative")
+		}
+		if max < initial {
+			return invalid("WithBackoff", fmt.Sprintf("%v, %v", initial, max), "max must not be below initial")
+		}
+		c.initial = initial
+		c.max = max
+		return nil
+	}
 }
 
-// Retryable classifies errors: an error for which f returns false is not
-// retried (it is returned wrapped in messaging.Permanent). By default every
-// error not marked permanent is retried.
-func Retryable(f func(error) bool) Option { return func(c *config) { c.retryable = f } }
+// WithMultiplier sets the growth factor between delays (default 2; at
+// least 1).
+func WithMultiplier(f float64) Option {
+	return func(c *config) error {
+		if !(f >= 1) || math.IsInf(f, 0) {
+			return invalid("WithMultiplier", f, "must be a finite number of at least 1")
+		}
+		c.multiplier = f
+		return nil
+	}
+}
 
-func newConfig(opts []Option) config {
-	c := config{
+// WithJitter sets the randomization factor: each delay is picked uniformly
+// in [d*(1-f), d*(1+f)] (default 0.5; 0 disables jitter; f must be in
+// [0,1]).
+func WithJitter(f float64) Option {
+	return func(c *config) error {
+		if !(f >= 0 && f <= 1) {
+			return invalid("WithJitter", f, "must be between 0 and 1")
+		}
+		c.jitter = f
+		return nil
+	}
+}
+
+// setMode records that option name chose the mode; two options choosing
+// it conflict.
+func (c *config) setMode(name string, inProcess bool) error {
+	if c.modeSet != "" && c.modeSet != name {
+		return fmt.Errorf("retry: %s and %s conflict: both choose the mode, give one: %w", c.modeSet, name, messaging.ErrInvalidOption)
+	}
+	c.modeSet = name
+	c.inProcess = inProcess
+	return nil
+}
+
+// WithInProcess makes the layer loop in process instead of relying on the
+// adapter's redelivery; see the package documentation for when to use it.
+// It conflicts with WithModeFor.
+func WithInProcess() Option {
+	return func(c *config) error { return c.setMode("WithInProcess", true) }
+}
+
+// WithModeFor picks the mode for a client from its capabilities: in process
+// (WithInProcess) for an adapter that does not redeliver — one that claims
+// neither Groups nor AckDeadline, such as core NATS — and broker mode
+// otherwise. It is a heuristic: the contract has no capability saying
+// "nacked messages come back", so check the adapter's documentation when in
+// doubt. It conflicts with WithInProcess.
+func WithModeFor(caps messaging.Capabilities) Option {
+	return func(c *config) error { return c.setMode("WithModeFor", !caps.Groups && !caps.AckDeadline) }
+}
+
+// WithRetryable classifies errors: an error for which f returns false is not
+// retried (it is returned wrapped in messaging.Permanent). By default every
+// error not marked permanent is retried. A nil f is invalid.
+func WithRetryable(f func(error) bool) Option {
+	return func(c *config) error {
+		if f == nil {
+			return invalid("WithRetryable", "nil", "needs a function")
+		}
+		c.retryable = f
+		return nil
+	}
+}
+
+// newConfig applies opts in order and returns the first error.
+func newConfig(opts []Option) (*config, error) {
+	c := &config{
 		maxAttempts: DefaultMaxAttempts, initial: DefaultInitial, max: DefaultMax,
 		multiplier: DefaultMultiplier, jitter: DefaultJitter,
 	}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			continue
+		}
+		if err := o(c); err != nil {
+			return nil, err
 		}
 	}
-	c.initial = max(c.initial, 0)
-	c.max = max(c.max, c.initial)
-	c.multiplier = max(c.multiplier, 1)
-	c.jitter = min(max(c.jitter, 0), 1)
-	return c
+	return c, nil
 }
 
 // delay returns the backoff before the attempt after attempt (1-based).
@@ -151,10 +215,17 @@ func (c *config) delay(attempt int) time.Duration {
 }
 
 // Delay returns the backoff New(opts...) waits after a failed attempt
-// (1-based), jitter included: for tests and for tuning.
-func Delay(attempt int, opts ...Option) time.Duration {
-	c := newConfig(opts)
-	return c.delay(attempt)
+// (1-based), jitter included: for tests and for tuning. It fails as New does
+// on an invalid option, and on an attempt below 1.
+func Delay(attempt int, opts ...Option) (time.Duration, error) {
+	if attempt < 1 {
+		return 0, fmt.Errorf("retry: Delay: attempt %d: must be at least 1: %w", attempt, messaging.ErrInvalidOption)
+	}
+	c, err := newConfig(opts)
+	if err != nil {
+		return 0, err
+	}
+	return c.delay(attempt), nil
 }
 
 // SubscribeOptions returns the subscribe options that push the broker-mode
@@ -172,12 +243,16 @@ func Delay(attempt int, opts ...Option) time.Duration {
 //     could not publish): it lets the retry layer mark the message Permanent
 //     and a dead-letter layer take it, instead of the broker dropping it.
 //
-// With InProcess it returns nil: the layer counts attempts itself, and the
-// broker must not.
-func SubscribeOptions(opts ...Option) []messaging.SubscribeOption {
-	c := newConfig(opts)
+// In process (WithInProcess) it returns nil: the layer counts attempts
+// itself, and the broker must not. It fails as New does on an invalid
+// option.
+func SubscribeOptions(opts ...Option) ([]messaging.SubscribeOption, error) {
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	if c.inProcess {
-		return nil
+		return nil, nil
 	}
 	out := []messaging.SubscribeOption{messaging.MaxAttempts(c.maxAttempts + 1)}
 	if c.initial > 0 && c.maxAttempts > 1 {
@@ -188,12 +263,16 @@ func SubscribeOptions(opts ...Option) []messaging.SubscribeOption {
 		}
 		out = append(out, messaging.RedeliveryBackoff(delays...))
 	}
-	return out
+	return out, nil
 }
 
-// New returns the retry middleware. See the package documentation.
-func New(opts ...Option) messaging.Middleware {
-	c := newConfig(opts)
+// New returns the retry middleware. See the package documentation. It
+// applies opts in order and returns the first error.
+func New(opts ...Option) (messaging.Middleware, error) {
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	return func(next messaging.Handler) messaging.Handler {
 		return func(ctx context.Context, msg *messaging.Message) error {
 			if _, ok := layer.Outer(ctx, layer.Retry); ok {
@@ -211,7 +290,7 @@ func New(opts ...Option) messaging.Middleware {
 			}
 			return c.once(ctx, next, msg)
 		}
-	}
+	}, nil
 }
 
 // classify turns a failed attempt's error into the layer's result; final

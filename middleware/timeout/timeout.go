@@ -25,9 +25,13 @@ import (
 // deadline passed.
 var ErrTimeout = errors.New("timeout: handler deadline exceeded")
 
-// New returns the timeout middleware. d <= 0 disables it (the layer then only
-// passes the message on).
-func New(d time.Duration) messaging.Middleware {
+// New returns the timeout middleware. d 0 disables it (the layer then only
+// passes the message on); a negative d is invalid (an error wrapping
+// messaging.ErrInvalidOption).
+func New(d time.Duration) (messaging.Middleware, error) {
+	if d < 0 {
+		return nil, fmt.Errorf("timeout: New(%v): must not be negative: %w", d, messaging.ErrInvalidOption)
+	}
 	return func(next messaging.Handler) messaging.Handler {
 		return func(ctx context.Context, msg *messaging.Message) error {
 			ctx = layer.Enter(ctx, layer.Frame{Kind: layer.Timeout})
@@ -42,5 +46,5 @@ func New(d time.Duration) messaging.Middleware {
 			}
 			return err
 		}
-	}
+	}, nil
 }

@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/middleware/timeout"
 )
 
 func TestDeadlineEndsSlowHandler(t *testing.T) {
-	h := timeout.New(20 * time.Millisecond)(func(ctx context.Context, _ *messaging.Message) error {
+	h := mwtest.Must(timeout.New(20 * time.Millisecond))(func(ctx context.Context, _ *messaging.Message) error {
 		<-ctx.Done()
 		return ctx.Err()
 	})
@@ -22,7 +23,7 @@ func TestDeadlineEndsSlowHandler(t *testing.T) {
 }
 
 func TestFastHandlerAndParentCancel(t *testing.T) {
-	h := timeout.New(time.Minute)(func(ctx context.Context, _ *messaging.Message) error {
+	h := mwtest.Must(timeout.New(time.Minute))(func(ctx context.Context, _ *messaging.Message) error {
 		if _, ok := ctx.Deadline(); !ok {
 			t.Error("handler context has no deadline")
 		}
@@ -33,7 +34,7 @@ func TestFastHandlerAndParentCancel(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	h = timeout.New(time.Minute)(func(ctx context.Context, _ *messaging.Message) error { return ctx.Err() })
+	h = mwtest.Must(timeout.New(time.Minute))(func(ctx context.Context, _ *messaging.Message) error { return ctx.Err() })
 	if err := h(ctx, &messaging.Message{}); errors.Is(err, timeout.ErrTimeout) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("parent cancel reported as %v", err)
 	}

@@ -3,6 +3,7 @@ module github.com/msgkit/messaging/outbox/outboxprom
 go 1.26.8
 
 require (
+	github.com/msgkit/messaging v0.0.0-00010101000000-000000000000
 	github.com/msgkit/messaging/outbox v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.25.0
 )
@@ -16,7 +17,6 @@ require (
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/pgx/v5 v5.13.0 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
-	github.com/msgkit/messaging v0.0.0-00010101000000-000000000000 // indirect
 	github.com/msgkit/messaging/internal/pgschema v0.0.0-00010101000000-000000000000 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect

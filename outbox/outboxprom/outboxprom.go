@@ -23,15 +23,18 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/outbox"
 )
 
-// Option configures New.
-type Option func(*config)
+// Option configures New. An Option given an invalid value makes New fail
+// with an error wrapping messaging.ErrInvalidOption that names it.
+type Option func(*config) error
 
 type config struct {
 	namespace string
@@ -39,15 +42,55 @@ type config struct {
 	timeout   time.Duration
 }
 
-// Namespace sets the metric name prefix (default "messaging").
-func Namespace(ns string) Option { return func(c *config) { c.namespace = ns } }
+// invalid is the error of option name given value v.
+func invalid(name string, v any, why string) error {
+	return fmt.Errorf("outboxprom: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
+}
 
-// Buckets sets the latency histogram's buckets in seconds (default 1ms to
-// about 16s, doubling).
-func Buckets(b []float64) Option { return func(c *config) { c.buckets = b } }
+// WithNamespace sets the metric name prefix (default "messaging"; "" for
+// none). It must be a valid Prometheus name: a letter or underscore, then
+// letters, digits and underscores.
+func WithNamespace(ns string) Option {
+	return func(c *config) error {
+		for i, r := range ns {
+			if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+				return invalid("WithNamespace", fmt.Sprintf("%q", ns), "not a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)")
+			}
+		}
+		c.namespace = ns
+		return nil
+	}
+}
 
-// ScrapeTimeout bounds the status query a scrape runs (default 5s).
-func ScrapeTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+// WithBuckets sets the latency histogram's buckets in seconds (default 1ms
+// to about 16s, doubling). b must not be empty and must be strictly
+// increasing.
+func WithBuckets(b []float64) Option {
+	return func(c *config) error {
+		if len(b) == 0 {
+			return invalid("WithBuckets", b, "needs at least one bucket")
+		}
+		for i, v := range b {
+			if math.IsNaN(v) || i > 0 && !(v > b[i-1]) {
+				return invalid("WithBuckets", b, "must be strictly increasing numbers")
+			}
+		}
+		c.buckets = append([]float64(nil), b...)
+		return nil
+	}
+}
+
+// WithScrapeTimeout bounds the status query a scrape runs (default 5s; must
+// be positive).
+func WithScrapeTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("WithScrapeTimeout", d, "must be positive")
+		}
+		c.timeout = d
+		return nil
+	}
+}
 
 // Metrics holds the collectors; safe for concurrent use.
 type Metrics struct {
@@ -56,12 +99,21 @@ type Metrics struct {
 }
 
 // New creates the collectors for ob's outbox in db and registers them with
-// reg; it returns reg's error if they are already registered there.
+// reg; it returns reg's error if they are already registered there. A nil
+// reg, ob or db is rejected with an error wrapping
+// messaging.ErrInvalidOption; opts are applied in order and the first error
+// is returned.
 func New(reg prometheus.Registerer, ob *outbox.Outbox, db *sql.DB, opts ...Option) (*Metrics, error) {
+	if reg == nil || ob == nil || db == nil {
+		return nil, fmt.Errorf("outboxprom: New needs a registerer, an outbox and a database: %w", messaging.ErrInvalidOption)
+	}
 	c := config{namespace: "messaging", buckets: prometheus.ExponentialBuckets(0.001, 2, 15), timeout: 5 * time.Second}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return nil, err
 		}
 	}
 	counter := func(name, help string) prometheus.Counter {
@@ -92,7 +144,7 @@ func New(reg prometheus.Registerer, ob *outbox.Outbox, db *sql.DB, opts ...Optio
 
 // OnBatch returns the relay option that records each batch into m.
 func (m *Metrics) OnBatch() outbox.RelayOption {
-	return outbox.OnBatch(func(b outbox.BatchInfo) {
+	return outbox.WithOnBatch(func(b outbox.BatchInfo) {
 		m.forwarded.Add(float64(b.Forwarded))
 		m.failed.Add(float64(b.Failed))
 		m.unmarked.Add(float64(b.Unmarked))

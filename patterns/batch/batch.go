@@ -24,6 +24,7 @@ import (
 	"github.com/msgkit/messaging"
 	mwbatch "github.com/msgkit/messaging/middleware/batch"
 	"github.com/msgkit/messaging/patterns/codec"
+	"github.com/msgkit/messaging/patterns/internal/optcheck"
 )
 
 // Func handles a batch of decoded items, in delivery order. A nil result
@@ -46,34 +47,67 @@ var RealTime = Config{Size: 1}
 // DefaultWindow is the Window used when Config.Window is zero.
 const DefaultWindow = time.Second
 
-// Option configures Subscribe.
-type Option func(*options)
+// Option configures Subscribe. An Option given an invalid value makes
+// Subscribe fail with an error wrapping messaging.ErrInvalidOption that
+// names it.
+type Option func(*options) error
 
 type options struct {
 	codec   codec.Codec
 	subOpts []messaging.SubscribeOption
 }
 
-// WithCodec sets the codec (default codec.JSON).
-func WithCodec(c codec.Codec) Option { return func(o *options) { o.codec = c } }
+// WithCodec sets the codec (default codec.JSON). A nil c is invalid.
+func WithCodec(c codec.Codec) Option {
+	return func(o *options) error {
+		if c == nil {
+			return optcheck.Invalid("batch", "WithCodec", "nil", "needs a codec")
+		}
+		o.codec = c
+		return nil
+	}
+}
 
 // WithSubscribeOptions passes options to the underlying Subscribe; in bulk
 // mode Concurrency and Prefetch are set from Config.Size and override them.
+// Nil options are invalid.
 func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
-	return func(o *options) { o.subOpts = append(o.subOpts, opts...) }
+	return func(o *options) error {
+		if err := optcheck.SubscribeOptions("batch", opts); err != nil {
+			return err
+		}
+		o.subOpts = append(o.subOpts, opts...)
+		return nil
+	}
+}
+
+// validate rejects a Config with a negative Size or Window.
+func (cfg Config) validate() error {
+	if cfg.Size < 0 || cfg.Window < 0 {
+		return fmt.Errorf("batch: Config{Size: %d, Window: %v}: Size and Window must not be negative: %w", cfg.Size, cfg.Window, messaging.ErrInvalidOption)
+	}
+	return nil
 }
 
 // Handler returns the messaging.Handler that runs h in the mode cfg gives,
 // and the subscribe options that mode needs (Concurrency and Prefetch of
 // Size in bulk mode, nothing in per-message mode). Use it to wire h into a
-// Subscribe call yourself; Subscribe does exactly that.
-func Handler[T any](cfg Config, h Func[T], c codec.Codec) (messaging.Handler, []messaging.SubscribeOption) {
+// Subscribe call yourself; Subscribe does exactly that. c nil means
+// codec.JSON. A nil h, or a Config with a negative Size or Window, is
+// rejected with an error wrapping messaging.ErrInvalidOption.
+func Handler[T any](cfg Config, h Func[T], c codec.Codec) (messaging.Handler, []messaging.SubscribeOption, error) {
+	if h == nil {
+		return nil, nil, fmt.Errorf("batch: Handler: nil handler: %w", messaging.ErrInvalidOption)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, nil, err
+	}
 	if cfg.Size <= 1 {
 		return codec.Handler(c, func(ctx context.Context, v T, _ *messaging.Message) error {
 			return h(ctx, []T{v})
-		}), nil
+		}), nil, nil
 	}
-	if cfg.Window <= 0 {
+	if cfg.Window == 0 {
 		cfg.Window = DefaultWindow
 	}
 	bulk := func(ctx context.Context, msgs []*messaging.Message) []error {
@@ -98,22 +132,34 @@ func Handler[T any](cfg Config, h Func[T], c codec.Codec) (messaging.Handler, []
 		}
 		return errs
 	}
-	handler := mwbatch.Handler(bulk, mwbatch.MaxMessages(cfg.Size), mwbatch.Linger(cfg.Window))
-	return handler, []messaging.SubscribeOption{messaging.Concurrency(cfg.Size), messaging.Prefetch(2 * cfg.Size)}
+	handler, err := mwbatch.Handler(bulk, mwbatch.WithBatchSize(cfg.Size), mwbatch.WithBatchTimeout(cfg.Window))
+	if err != nil {
+		return nil, nil, err // it carries its prefix
+	}
+	return handler, []messaging.SubscribeOption{messaging.Concurrency(cfg.Size), messaging.Prefetch(2 * cfg.Size)}, nil
 }
 
-// Subscribe consumes topic as group with h in the mode cfg gives.
+// Subscribe consumes topic as group with h in the mode cfg gives. A nil c
+// or h, or an invalid cfg, is rejected with an error wrapping
+// messaging.ErrInvalidOption; opts are applied in order and the first error
+// is returned.
 func Subscribe[T any](ctx context.Context, c messaging.Consumer, topic, group string, cfg Config, h Func[T], opts ...Option) (messaging.Subscription, error) {
-	if h == nil {
-		return nil, fmt.Errorf("batch: nil handler: %w", messaging.ErrInvalidOption)
+	if c == nil {
+		return nil, fmt.Errorf("batch: Subscribe: nil consumer: %w", messaging.ErrInvalidOption)
 	}
 	var o options
 	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
+		if opt == nil {
+			continue
+		}
+		if err := opt(&o); err != nil {
+			return nil, err
 		}
 	}
-	handler, modeOpts := Handler(cfg, h, o.codec)
+	handler, modeOpts, err := Handler(cfg, h, o.codec)
+	if err != nil {
+		return nil, err
+	}
 	subOpts := append(append(append([]messaging.SubscribeOption(nil), o.subOpts...), modeOpts...), messaging.Group(group))
 	sub, err := c.Subscribe(ctx, topic, handler, subOpts...)
 	if err != nil {

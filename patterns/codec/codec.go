@@ -42,7 +42,7 @@ func Encode(c Codec, v any) (*messaging.Message, error) {
 	}
 	b, err := c.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("encode %T as %s: %w", v, c.ContentType(), err)
+		return nil, fmt.Errorf("codec: encode %T as %s: %w", v, c.ContentType(), err)
 	}
 	return &messaging.Message{Payload: b, Header: messaging.Header{HeaderContentType: c.ContentType()}}, nil
 }
@@ -55,7 +55,7 @@ func Decode[T any](c Codec, m *messaging.Message) (T, error) {
 	}
 	var v T
 	if err := c.Unmarshal(m.Payload, &v); err != nil {
-		return v, messaging.Permanent(fmt.Errorf("decode message %s on %s as %T (%s): %w", m.ID, m.Topic, v, c.ContentType(), err))
+		return v, messaging.Permanent(fmt.Errorf("codec: decode message %s on %s as %T (%s): %w", m.ID, m.Topic, v, c.ContentType(), err))
 	}
 	return v, nil
 }

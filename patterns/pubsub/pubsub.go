@@ -11,46 +11,79 @@
 package pubsub
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/prepare"
 	"github.com/msgkit/messaging/patterns/codec"
+	"github.com/msgkit/messaging/patterns/internal/optcheck"
 )
 
-// Option configures a Publisher or a Subscribe call.
-type Option func(*config)
+// Option configures a Publisher or a Subscribe call. An Option given an
+// invalid value makes NewPublisher or Subscribe fail with an error wrapping
+// messaging.ErrInvalidOption that names it.
+type Option func(*config) error
 
 type config struct {
 	codec   codec.Codec
 	subOpts []messaging.SubscribeOption
 	mws     []messaging.Middleware
+	subOnly string // the first Subscribe-only option given
 }
 
-func newConfig(opts []Option) config {
+// newConfig applies opts in order and returns the first error.
+func newConfig(opts []Option) (config, error) {
 	c := config{codec: codec.JSON}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return config{}, err
 		}
 	}
-	return c
+	return c, nil
 }
 
 // WithCodec sets the codec (default codec.JSON). Publisher and subscribers
-// of one topic must agree.
-func WithCodec(c codec.Codec) Option { return func(cfg *config) { cfg.codec = c } }
+// of one topic must agree. A nil c is invalid.
+func WithCodec(c codec.Codec) Option {
+	return func(cfg *config) error {
+		if c == nil {
+			return optcheck.Invalid("pubsub", "WithCodec", "nil", "needs a codec")
+		}
+		cfg.codec = c
+		return nil
+	}
+}
 
 // WithSubscribeOptions passes options (Concurrency, MaxAttempts, ...) to the
 // underlying Subscribe. A Group option is overridden by the subscriber name.
+// Nil options are invalid. Subscribe only.
 func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
-	return func(cfg *config) { cfg.subOpts = append(cfg.subOpts, opts...) }
+	return func(cfg *config) error {
+		if err := optcheck.SubscribeOptions("pubsub", opts); err != nil {
+			return err
+		}
+		cfg.subOpts = append(cfg.subOpts, opts...)
+		cfg.subOnly = cmp.Or(cfg.subOnly, "WithSubscribeOptions")
+		return nil
+	}
 }
 
-// WithMiddleware wraps a subscriber's handler (outermost first).
+// WithMiddleware wraps a subscriber's handler (outermost first). Nil
+// middleware is invalid. Subscribe only.
 func WithMiddleware(mws ...messaging.Middleware) Option {
-	return func(cfg *config) { cfg.mws = append(cfg.mws, mws...) }
+	return func(cfg *config) error {
+		if err := optcheck.Middleware("pubsub", mws); err != nil {
+			return err
+		}
+		cfg.mws = append(cfg.mws, mws...)
+		cfg.subOnly = cmp.Or(cfg.subOnly, "WithMiddleware")
+		return nil
+	}
 }
 
 // Publisher publishes events of type T to one topic. It is safe for
@@ -62,12 +95,25 @@ type Publisher[T any] struct {
 }
 
 // NewPublisher returns a Publisher of T events on topic. It does not own pub:
-// closing pub is the caller's business.
+// closing pub is the caller's business. Only WithCodec applies. A nil pub,
+// an invalid topic or an option that does not apply is rejected with an
+// error wrapping messaging.ErrInvalidOption; opts are applied in order and
+// the first error is returned.
 func NewPublisher[T any](pub messaging.Publisher, topic string, opts ...Option) (*Publisher[T], error) {
-	if err := messaging.ValidateName(topic); err != nil {
-		return nil, fmt.Errorf("pubsub: %w", err)
+	if pub == nil {
+		return nil, fmt.Errorf("pubsub: NewPublisher: nil publisher: %w", messaging.ErrInvalidOption)
 	}
-	return &Publisher[T]{pub: pub, topic: topic, cfg: newConfig(opts)}, nil
+	if err := optcheck.Topic("pubsub", "NewPublisher", topic); err != nil {
+		return nil, err
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.subOnly != "" {
+		return nil, fmt.Errorf("pubsub: NewPublisher: %s does not apply here (Subscribe only): %w", cfg.subOnly, messaging.ErrInvalidOption)
+	}
+	return &Publisher[T]{pub: pub, topic: topic, cfg: cfg}, nil
 }
 
 // Topic is the topic events are published to.
@@ -81,7 +127,7 @@ func (p *Publisher[T]) Topic() string { return p.topic }
 func (p *Publisher[T]) Publish(ctx context.Context, key string, event T) (string, error) {
 	m, err := codec.Encode(p.cfg.codec, event)
 	if err != nil {
-		return "", fmt.Errorf("pubsub: %w", err)
+		return "", err // it carries its prefix
 	}
 	m.Key, m.ID = key, prepare.NewID()
 	if err := p.pub.Publish(ctx, p.topic, m); err != nil {
@@ -94,12 +140,23 @@ func (p *Publisher[T]) Publish(ctx context.Context, key string, event T) (string
 // topic from now on, and also the ones published while it was away once it
 // exists (its group starts at Earliest when first created). h's error has
 // the meaning of a messaging.Handler's; an event that does not decode is
-// dropped as a Permanent error.
+// dropped as a Permanent error. A nil c or h is rejected with an error
+// wrapping messaging.ErrInvalidOption; opts are applied in order and the
+// first error is returned.
 func Subscribe[T any](ctx context.Context, c messaging.Consumer, topic, subscriber string, h codec.Func[T], opts ...Option) (messaging.Subscription, error) {
-	if h == nil {
-		return nil, fmt.Errorf("pubsub: nil handler: %w", messaging.ErrInvalidOption)
+	if c == nil {
+		return nil, fmt.Errorf("pubsub: Subscribe: nil consumer: %w", messaging.ErrInvalidOption)
 	}
-	cfg := newConfig(opts)
+	if h == nil {
+		return nil, fmt.Errorf("pubsub: Subscribe: nil handler: %w", messaging.ErrInvalidOption)
+	}
+	if err := optcheck.Topic("pubsub", "Subscribe", topic); err != nil {
+		return nil, err
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	handler := messaging.Chain(codec.Handler(cfg.codec, h), cfg.mws...)
 	subOpts := append(append([]messaging.SubscribeOption(nil), cfg.subOpts...), messaging.Group(subscriber))
 	sub, err := c.Subscribe(ctx, topic, handler, subOpts...)

@@ -1,8 +1,6 @@
 package queue
 
 import (
-	"fmt"
-
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/middleware"
 	"github.com/msgkit/messaging/middleware/deadletter"
@@ -25,20 +23,25 @@ func (cfg *config) chain(c messaging.Client, topic string, h messaging.Handler) 
 		if dlTopic == "" {
 			dlTopic = DeadLetterTopic(topic)
 		}
-		if err := messaging.ValidateName(dlTopic); err != nil {
-			return nil, "", fmt.Errorf("queue: dead-letter topic: %w", err)
+		dl, err := deadletter.New(c, dlTopic)
+		if err != nil {
+			return nil, "", err // it carries its prefix
 		}
-		mws = append(mws, deadletter.New(c, dlTopic))
+		mws = append(mws, dl)
 	}
-	retryOpts := []retry.Option{retry.MaxAttempts(cfg.maxAttempts), retry.Backoff(cfg.initial, cfg.maxBackoff)}
+	retryOpts := []retry.Option{retry.WithMaxAttempts(cfg.maxAttempts), retry.WithBackoff(cfg.initial, cfg.maxBackoff)}
 	if !c.Capabilities().Groups {
-		retryOpts = append(retryOpts, retry.InProcess())
+		retryOpts = append(retryOpts, retry.WithInProcess())
 	}
-	mws = append(mws, retry.New(retryOpts...))
+	rt, err := retry.New(retryOpts...)
+	if err != nil {
+		return nil, "", err // it carries its prefix
+	}
+	mws = append(mws, rt)
 	mws = append(mws, cfg.mws...)
 	out, err := middleware.Chain(h, mws...)
 	if err != nil {
-		return nil, "", fmt.Errorf("queue: %w", err)
+		return nil, "", err // it carries its prefix
 	}
 	return out, dlTopic, nil
 }

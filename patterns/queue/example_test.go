@@ -32,7 +32,7 @@ func Example() {
 		}
 		done <- fmt.Sprintf("sent to %s on attempt %d", e.To, m.Attempt)
 		return nil
-	}, queue.Workers(4), queue.Retry(3, time.Millisecond, 10*time.Millisecond))
+	}, queue.WithWorkers(4), queue.WithRetry(3, time.Millisecond, 10*time.Millisecond))
 	if err != nil {
 		panic(err)
 	}

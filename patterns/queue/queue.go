@@ -21,6 +21,7 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/prepare"
 	"github.com/msgkit/messaging/patterns/codec"
+	"github.com/msgkit/messaging/patterns/internal/optcheck"
 )
 
 // Queue enqueues jobs of type T on one topic. It is safe for concurrent use.
@@ -31,12 +32,25 @@ type Queue[T any] struct {
 }
 
 // New returns a Queue of T jobs on topic; pub is not owned by the Queue.
-// Only WithCodec applies.
+// Only WithCodec applies. A nil pub, an invalid topic or an option that does
+// not apply is rejected with an error wrapping messaging.ErrInvalidOption;
+// opts are applied in order and the first error is returned.
 func New[T any](pub messaging.Publisher, topic string, opts ...Option) (*Queue[T], error) {
-	if err := messaging.ValidateName(topic); err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
+	if pub == nil {
+		return nil, fmt.Errorf("queue: New: nil publisher: %w", messaging.ErrInvalidOption)
 	}
-	cfg := newConfig(opts)
+	if err := optcheck.Topic("queue", "New", topic); err != nil {
+		return nil, err
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	for name := range cfg.set {
+		if name != "WithCodec" {
+			return nil, fmt.Errorf("queue: New: %s does not apply here (Work only): %w", name, messaging.ErrInvalidOption)
+		}
+	}
 	return &Queue[T]{pub: pub, topic: topic, codec: cfg.codec}, nil
 }
 
@@ -51,7 +65,7 @@ func (q *Queue[T]) Topic() string { return q.topic }
 func (q *Queue[T]) Enqueue(ctx context.Context, key string, job T) (string, error) {
 	m, err := codec.Encode(q.codec, job)
 	if err != nil {
-		return "", fmt.Errorf("queue: %w", err)
+		return "", err // it carries its prefix
 	}
 	m.Key, m.ID = key, prepare.NewID()
 	if err := q.pub.Publish(ctx, q.topic, m); err != nil {
@@ -60,8 +74,9 @@ func (q *Queue[T]) Enqueue(ctx context.Context, key string, job T) (string, erro
 	return m.ID, nil
 }
 
-// Option configures New and Work.
-type Option func(*config)
+// Option configures New and Work. An Option given an invalid value makes
+// them fail with an error wrapping messaging.ErrInvalidOption that names it.
+type Option func(*config) error
 
 type config struct {
 	codec        codec.Codec
@@ -73,48 +88,128 @@ type config struct {
 	noDeadLetter bool
 	mws          []messaging.Middleware
 	subOpts      []messaging.SubscribeOption
+	set          map[string]bool // the options given, by name
 }
 
-func newConfig(opts []Option) config {
-	c := config{codec: codec.JSON, workers: 4, maxAttempts: 5, initial: 100 * time.Millisecond, maxBackoff: 30 * time.Second}
+// newConfig applies opts in order and returns the first error.
+func newConfig(opts []Option) (config, error) {
+	c := config{codec: codec.JSON, workers: 4, maxAttempts: 5, initial: 100 * time.Millisecond, maxBackoff: 30 * time.Second, set: map[string]bool{}}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return config{}, err
 		}
 	}
-	return c
+	if c.set["WithDeadLetterTopic"] && c.set["WithoutDeadLetter"] {
+		return config{}, fmt.Errorf("queue: WithDeadLetterTopic(%s) and WithoutDeadLetter conflict: give one: %w", c.dlTopic, messaging.ErrInvalidOption)
+	}
+	return c, nil
 }
 
-// WithCodec sets the job codec (default codec.JSON).
-func WithCodec(c codec.Codec) Option { return func(cfg *config) { cfg.codec = c } }
-
-// Workers sets how many jobs one Work call handles at once (default 4).
-func Workers(n int) Option { return func(cfg *config) { cfg.workers = n } }
-
-// Retry sets the most attempts per job (default 5; 1 means no retry) and the
-// exponential backoff between them (default 100ms doubling up to 30s, with
-// jitter).
-func Retry(maxAttempts int, initial, max time.Duration) Option {
-	return func(cfg *config) { cfg.maxAttempts, cfg.initial, cfg.maxBackoff = maxAttempts, initial, max }
+// invalid is the error of option name given value v.
+func invalid(name string, v any, why string) error {
+	return optcheck.Invalid("queue", name, v, why)
 }
 
-// DeadLetter sets the dead-letter topic (default DeadLetterTopic(topic)).
-func DeadLetter(topic string) Option { return func(cfg *config) { cfg.dlTopic = topic } }
+// WithCodec sets the job codec (default codec.JSON). A nil c is invalid.
+func WithCodec(c codec.Codec) Option {
+	return func(cfg *config) error {
+		if c == nil {
+			return invalid("WithCodec", "nil", "needs a codec")
+		}
+		cfg.codec = c
+		cfg.set["WithCodec"] = true
+		return nil
+	}
+}
 
-// NoDeadLetter disables dead-lettering: a job that failed its last attempt
-// is dropped (acknowledged) after the adapter logs it.
-func NoDeadLetter() Option { return func(cfg *config) { cfg.noDeadLetter = true } }
+// WithWorkers sets how many jobs one Work call handles at once (default 4;
+// at least 1).
+func WithWorkers(n int) Option {
+	return func(cfg *config) error {
+		if n < 1 {
+			return invalid("WithWorkers", n, "must be at least 1")
+		}
+		cfg.workers = n
+		cfg.set["WithWorkers"] = true
+		return nil
+	}
+}
+
+// WithRetry sets the most attempts per job (default 5; at least 1; 1 means
+// no retry) and the exponential backoff between them (default 100ms
+// doubling up to 30s, with jitter; initial 0 means no delay, and max must
+// not be below initial), as retry.WithMaxAttempts and retry.WithBackoff do.
+func WithRetry(maxAttempts int, initial, max time.Duration) Option {
+	return func(cfg *config) error {
+		v := fmt.Sprintf("%d, %v, %v", maxAttempts, initial, max)
+		switch {
+		case maxAttempts < 1:
+			return invalid("WithRetry", v, "maxAttempts must be at least 1")
+		case initial < 0:
+			return invalid("WithRetry", v, "initial must not be negative")
+		case max < initial:
+			return invalid("WithRetry", v, "max must not be below initial")
+		}
+		cfg.maxAttempts, cfg.initial, cfg.maxBackoff = maxAttempts, initial, max
+		cfg.set["WithRetry"] = true
+		return nil
+	}
+}
+
+// WithDeadLetterTopic sets the dead-letter topic (default
+// DeadLetterTopic(topic)); it must be a valid name. It conflicts with
+// WithoutDeadLetter.
+func WithDeadLetterTopic(topic string) Option {
+	return func(cfg *config) error {
+		if err := messaging.ValidateName(topic); err != nil {
+			return invalid("WithDeadLetterTopic", fmt.Sprintf("%q", topic), err.Error())
+		}
+		cfg.dlTopic = topic
+		cfg.set["WithDeadLetterTopic"] = true
+		return nil
+	}
+}
+
+// WithoutDeadLetter disables dead-lettering: a job that failed its last
+// attempt is dropped (acknowledged) after the adapter logs it. It conflicts
+// with WithDeadLetterTopic.
+func WithoutDeadLetter() Option {
+	return func(cfg *config) error {
+		cfg.noDeadLetter = true
+		cfg.set["WithoutDeadLetter"] = true
+		return nil
+	}
+}
 
 // WithMiddleware adds middleware around the job handler, inside the queue's
-// own retry and dead-letter layers (outermost first).
+// own retry and dead-letter layers (outermost first). Nil middleware is
+// invalid.
 func WithMiddleware(mws ...messaging.Middleware) Option {
-	return func(cfg *config) { cfg.mws = append(cfg.mws, mws...) }
+	return func(cfg *config) error {
+		if err := optcheck.Middleware("queue", mws); err != nil {
+			return err
+		}
+		cfg.mws = append(cfg.mws, mws...)
+		cfg.set["WithMiddleware"] = true
+		return nil
+	}
 }
 
 // WithSubscribeOptions passes options to the underlying Subscribe
-// (AckDeadline, Prefetch...). Group and Concurrency come from Work.
+// (AckDeadline, Prefetch...). Group and Concurrency come from Work. Nil
+// options are invalid.
 func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
-	return func(cfg *config) { cfg.subOpts = append(cfg.subOpts, opts...) }
+	return func(cfg *config) error {
+		if err := optcheck.SubscribeOptions("queue", opts); err != nil {
+			return err
+		}
+		cfg.subOpts = append(cfg.subOpts, opts...)
+		cfg.set["WithSubscribeOptions"] = true
+		return nil
+	}
 }
 
 // Work runs handler on the jobs of topic with the configured number of
@@ -124,17 +219,22 @@ func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
 // with a consumer group of the same name, which keeps them until read (see
 // messaging.Provisioner). A job whose payload does not decode,
 // or whose handler returns a messaging.Permanent error, is dead-lettered at
-// once without retry.
+// once without retry. A nil c or handler is rejected with an error wrapping
+// messaging.ErrInvalidOption; opts are applied in order and the first error
+// is returned.
 func Work[T any](ctx context.Context, c messaging.Client, topic, group string, handler func(ctx context.Context, job T, m *messaging.Message) error, opts ...Option) (messaging.Subscription, error) {
+	if c == nil {
+		return nil, fmt.Errorf("queue: Work: nil client: %w", messaging.ErrInvalidOption)
+	}
 	if handler == nil {
-		return nil, fmt.Errorf("queue: nil handler: %w", messaging.ErrInvalidOption)
+		return nil, fmt.Errorf("queue: Work: nil handler: %w", messaging.ErrInvalidOption)
 	}
-	cfg := newConfig(opts)
-	if cfg.workers < 1 {
-		return nil, fmt.Errorf("queue: workers %d: must be at least 1: %w", cfg.workers, messaging.ErrInvalidOption)
+	if err := optcheck.Topic("queue", "Work", topic); err != nil {
+		return nil, err
 	}
-	if cfg.maxAttempts < 1 {
-		return nil, fmt.Errorf("queue: max attempts %d: must be at least 1: %w", cfg.maxAttempts, messaging.ErrInvalidOption)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
 	}
 	h, dlTopic, err := cfg.chain(c, topic, codec.Handler(cfg.codec, handler))
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 // WithoutNative makes Requester and Serve use request/reply over topics even
 // on a client with native request/reply (NATS). Both sides of a topic must
 // agree: a native requester is only answered by a native server.
-func WithoutNative() Option { return func(cfg *config) { cfg.noNative = true } }
+func WithoutNative() Option { return func(cfg *config) error { cfg.noNative = true; return nil } }
 
 // native returns the client's native request/reply, if it has one and it is
 // not disabled.

@@ -24,6 +24,7 @@
 package reqreply
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/patterns/codec"
+	"github.com/msgkit/messaging/patterns/internal/optcheck"
 )
 
 // Headers carried by requests and replies.
@@ -63,47 +65,107 @@ type RemoteError struct {
 // Error describes the remote failure with the request topic.
 func (e *RemoteError) Error() string { return "reqreply: " + e.Topic + ": remote error: " + e.Msg }
 
-// Option configures a Requester or Serve.
-type Option func(*config)
+// Option configures a Requester or Serve. An Option given an invalid
+// value, or one that does not apply to the function it is given to, makes
+// it fail with an error wrapping messaging.ErrInvalidOption that names it.
+type Option func(*config) error
 
 type config struct {
-	codec    codec.Codec
-	timeout  time.Duration
-	group    string
-	subOpts  []messaging.SubscribeOption
-	mws      []messaging.Middleware
-	noNative bool
+	codec         codec.Codec
+	timeout       time.Duration
+	group         string
+	subOpts       []messaging.SubscribeOption
+	mws           []messaging.Middleware
+	noNative      bool
+	requesterOnly string // the first NewRequester-only option given
+	serveOnly     string // the first Serve-only option given
 }
 
-func newConfig(opts []Option) config {
+// newConfig applies opts in order and returns the first error; fn names the
+// caller, NewRequester or Serve.
+func newConfig(fn string, opts []Option) (config, error) {
 	c := config{codec: codec.JSON, timeout: DefaultTimeout}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return config{}, err
 		}
 	}
-	return c
+	other := c.serveOnly
+	if fn == "Serve" {
+		other = c.requesterOnly
+	}
+	if other != "" {
+		return config{}, fmt.Errorf("reqreply: %s: %s does not apply here: %w", fn, other, messaging.ErrInvalidOption)
+	}
+	return c, nil
 }
 
-// WithCodec sets the codec for requests and replies (default codec.JSON).
-func WithCodec(c codec.Codec) Option { return func(cfg *config) { cfg.codec = c } }
+// WithCodec sets the codec for requests and replies (default codec.JSON). A
+// nil c is invalid.
+func WithCodec(c codec.Codec) Option {
+	return func(cfg *config) error {
+		if c == nil {
+			return optcheck.Invalid("reqreply", "WithCodec", "nil", "needs a codec")
+		}
+		cfg.codec = c
+		return nil
+	}
+}
 
 // WithTimeout sets how long a Request waits when its context has no earlier
-// deadline (default DefaultTimeout).
-func WithTimeout(d time.Duration) Option { return func(cfg *config) { cfg.timeout = d } }
-
-// WithGroup sets the consumer group Serve uses (default "reqreply.<topic>");
-// servers of one topic in the same group share the requests.
-func WithGroup(g string) Option { return func(cfg *config) { cfg.group = g } }
-
-// WithSubscribeOptions passes options (Concurrency, ...) to Serve's Subscribe.
-func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
-	return func(cfg *config) { cfg.subOpts = append(cfg.subOpts, opts...) }
+// deadline (default DefaultTimeout; must be positive). NewRequester only.
+func WithTimeout(d time.Duration) Option {
+	return func(cfg *config) error {
+		if d <= 0 {
+			return optcheck.Invalid("reqreply", "WithTimeout", d, "must be positive")
+		}
+		cfg.timeout = d
+		cfg.requesterOnly = cmp.Or(cfg.requesterOnly, "WithTimeout")
+		return nil
+	}
 }
 
-// WithMiddleware wraps Serve's message handler (outermost first).
+// WithGroup sets the consumer group Serve uses (default "reqreply.<topic>");
+// servers of one topic in the same group share the requests. g must be a
+// valid name. Serve only.
+func WithGroup(g string) Option {
+	return func(cfg *config) error {
+		if err := messaging.ValidateName(g); err != nil {
+			return optcheck.Invalid("reqreply", "WithGroup", fmt.Sprintf("%q", g), err.Error())
+		}
+		cfg.group = g
+		cfg.serveOnly = cmp.Or(cfg.serveOnly, "WithGroup")
+		return nil
+	}
+}
+
+// WithSubscribeOptions passes options (Concurrency, ...) to Serve's
+// Subscribe. Nil options are invalid. Serve only.
+func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
+	return func(cfg *config) error {
+		if err := optcheck.SubscribeOptions("reqreply", opts); err != nil {
+			return err
+		}
+		cfg.subOpts = append(cfg.subOpts, opts...)
+		cfg.serveOnly = cmp.Or(cfg.serveOnly, "WithSubscribeOptions")
+		return nil
+	}
+}
+
+// WithMiddleware wraps Serve's message handler (outermost first). Nil
+// middleware is invalid. Serve only.
 func WithMiddleware(mws ...messaging.Middleware) Option {
-	return func(cfg *config) { cfg.mws = append(cfg.mws, mws...) }
+	return func(cfg *config) error {
+		if err := optcheck.Middleware("reqreply", mws); err != nil {
+			return err
+		}
+		cfg.mws = append(cfg.mws, mws...)
+		cfg.serveOnly = cmp.Or(cfg.serveOnly, "WithMiddleware")
+		return nil
+	}
 }
 
 // Requester sends requests of type Req and waits for replies of type Resp.
@@ -122,11 +184,20 @@ type Requester[Req, Resp any] struct {
 }
 
 // NewRequester creates the Requester's reply topic and subscribes to it; it
-// returns once replies can be received. Close it to remove the topic.
+// returns once replies can be received. Close it to remove the topic. A nil
+// client is rejected with an error wrapping messaging.ErrInvalidOption; opts
+// are applied in order and the first error is returned.
 func NewRequester[Req, Resp any](ctx context.Context, client messaging.Client, opts ...Option) (*Requester[Req, Resp], error) {
+	if client == nil {
+		return nil, fmt.Errorf("reqreply: NewRequester: nil client: %w", messaging.ErrInvalidOption)
+	}
+	cfg, err := newConfig("NewRequester", opts)
+	if err != nil {
+		return nil, err
+	}
 	r := &Requester[Req, Resp]{
 		client:     client,
-		cfg:        newConfig(opts),
+		cfg:        cfg,
 		replyTopic: "reply." + strings.ReplaceAll(newID(), "-", ""),
 		waiting:    map[string]chan *messaging.Message{},
 	}
@@ -170,7 +241,7 @@ func (r *Requester[Req, Resp]) Request(ctx context.Context, topic string, req Re
 	var zero Resp
 	m, err := codec.Encode(r.cfg.codec, req)
 	if err != nil {
-		return zero, fmt.Errorf("reqreply: %w", err)
+		return zero, err // it carries its prefix
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
 	defer cancel()
@@ -257,12 +328,23 @@ type HandlerFunc[Req, Resp any] func(ctx context.Context, req Req) (Resp, error)
 // the returned Subscription is closed. Servers of the same topic share the
 // requests (they form one consumer group, see WithGroup). A request whose
 // caller's deadline has passed is dropped without calling h. If publishing
-// the reply fails, the request is redelivered.
+// the reply fails, the request is redelivered. A nil client or h is
+// rejected with an error wrapping messaging.ErrInvalidOption; opts are
+// applied in order and the first error is returned.
 func Serve[Req, Resp any](ctx context.Context, client messaging.Client, topic string, h HandlerFunc[Req, Resp], opts ...Option) (messaging.Subscription, error) {
-	if h == nil {
-		return nil, fmt.Errorf("reqreply: nil handler: %w", messaging.ErrInvalidOption)
+	if client == nil {
+		return nil, fmt.Errorf("reqreply: Serve: nil client: %w", messaging.ErrInvalidOption)
 	}
-	cfg := newConfig(opts)
+	if h == nil {
+		return nil, fmt.Errorf("reqreply: Serve: nil handler: %w", messaging.ErrInvalidOption)
+	}
+	if err := optcheck.Topic("reqreply", "Serve", topic); err != nil {
+		return nil, err
+	}
+	cfg, err := newConfig("Serve", opts)
+	if err != nil {
+		return nil, err
+	}
 	group := cfg.group
 	if group == "" {
 		group = "reqreply." + topic

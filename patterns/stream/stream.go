@@ -38,7 +38,12 @@ func AsStream(c any) (messaging.Stream, error) {
 // subscription is closed. A handler error (or an event that does not
 // decode) ends the replay; Subscription.Err reports it. c is typically a
 // messaging.Client.
+//
+// A nil h is rejected with an error wrapping messaging.ErrInvalidOption.
 func Replay[T any](ctx context.Context, c any, topic string, from messaging.Position, h codec.Func[T], cd codec.Codec) (messaging.Subscription, error) {
+	if h == nil {
+		return nil, fmt.Errorf("stream: Replay: nil handler: %w", messaging.ErrInvalidOption)
+	}
 	s, err := AsStream(c)
 	if err != nil {
 		return nil, err
@@ -75,7 +80,8 @@ type Projection[T, S any] struct {
 	// checkpoint.Memory), which resumes across Run calls of this Projection
 	// but not across processes.
 	Store checkpoint.Store
-	// Every saves the checkpoint after this many events (default 1). A
+	// Every saves the checkpoint after this many events (0 means the
+	// default, 1; negative is invalid). A
 	// larger value saves less often; a restart then re-reads the events
 	// after the last save, which is still consistent since the state saved
 	// with that offset is reloaded.
@@ -110,7 +116,10 @@ func (p *Projection[T, S]) Run(ctx context.Context, c any) error {
 		return fmt.Errorf("stream: projection %q: nil Apply: %w", p.Name, messaging.ErrInvalidOption)
 	}
 	if err := messaging.ValidateName(p.Name); err != nil {
-		return fmt.Errorf("stream: projection name: %w", err)
+		return fmt.Errorf("stream: projection name: %w: %w", err, messaging.ErrInvalidOption)
+	}
+	if p.Every < 0 {
+		return fmt.Errorf("stream: projection %q: Every %d: must not be negative: %w", p.Name, p.Every, messaging.ErrInvalidOption)
 	}
 	s, err := AsStream(c)
 	if err != nil {
@@ -123,7 +132,10 @@ func (p *Projection[T, S]) Run(ctx context.Context, c any) error {
 	if stateCodec == nil {
 		stateCodec = codec.JSON
 	}
-	every := max(p.Every, 1)
+	every := p.Every
+	if every == 0 {
+		every = 1
+	}
 
 	state, from := p.Initial, messaging.Earliest
 	cp, ok, err := p.Store.Load(ctx, p.Name)

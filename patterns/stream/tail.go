@@ -26,15 +26,19 @@ type Tail[T any] struct {
 
 // NewTail starts reading topic at from (messaging.Latest for "from now on")
 // and delivers the decoded events on C, holding at most buffer of them
-// (minimum 1). The tail ends when ctx is done, Close is called, or an event
-// does not decode; C is then closed and Err says why.
+// (at least 1; a smaller buffer is rejected with an error wrapping
+// messaging.ErrInvalidOption). The tail ends when ctx is done, Close is
+// called, or an event does not decode; C is then closed and Err says why.
 func NewTail[T any](ctx context.Context, c any, topic string, from messaging.Position, buffer int, cd codec.Codec) (*Tail[T], error) {
+	if buffer < 1 {
+		return nil, fmt.Errorf("stream: NewTail: buffer %d: must be at least 1: %w", buffer, messaging.ErrInvalidOption)
+	}
 	s, err := AsStream(c)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	t := &Tail[T]{c: make(chan Event[T], max(buffer, 1)), cancel: cancel}
+	t := &Tail[T]{c: make(chan Event[T], buffer), cancel: cancel}
 	h := func(ctx context.Context, v T, m *messaging.Message) error {
 		select {
 		case t.c <- Event[T]{Value: v, Msg: m}:

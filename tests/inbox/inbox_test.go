@@ -144,7 +144,7 @@ func TestExactlyOnceOverBrokers(t *testing.T) {
 // TestConcurrentDuplicatesRunOnce: many deliveries of one message at the
 // same moment; the database serialises them and one runs the handler.
 func TestConcurrentDuplicatesRunOnce(t *testing.T) {
-	in, db, schema := newInbox(t, inbox.Group("g"))
+	in, db, schema := newInbox(t, inbox.WithGroup("g"))
 	var runs atomic.Int64
 	release, started := make(chan struct{}), make(chan struct{})
 	h := in.Handler(func(ctx context.Context, tx *sql.Tx, m *messaging.Message) error {
@@ -236,7 +236,7 @@ func TestFailureRollsBack(t *testing.T) {
 
 func TestMiddlewareGivesTheTransaction(t *testing.T) {
 	var dups atomic.Int64
-	in, db, schema := newInbox(t, inbox.Group("g"), inbox.OnDuplicate(func(context.Context, *messaging.Message) { dups.Add(1) }))
+	in, db, schema := newInbox(t, inbox.WithGroup("g"), inbox.WithOnDuplicate(func(context.Context, *messaging.Message) { dups.Add(1) }))
 	h := messaging.Chain(func(ctx context.Context, m *messaging.Message) error {
 		tx := inbox.Tx(ctx)
 		if tx == nil {
@@ -268,9 +268,9 @@ func TestNoGroupIsPermanent(t *testing.T) {
 func TestOptionsValidated(t *testing.T) {
 	db := brokertest.OpenPostgres(t)
 	for name, opt := range map[string]inbox.Option{
-		"retention": inbox.Retention(0),
-		"group":     inbox.Group("bad group"),
-		"read-only": inbox.TxOptions(&sql.TxOptions{ReadOnly: true}),
+		"retention": inbox.WithTTL(0),
+		"group":     inbox.WithGroup("bad group"),
+		"read-only": inbox.WithTxOptions(&sql.TxOptions{ReadOnly: true}),
 	} {
 		if _, err := inbox.New(db, inbox.PostgreSQL("x"), opt); !errors.Is(err, messaging.ErrInvalidOption) && !errors.Is(err, messaging.ErrInvalidTopic) {
 			t.Errorf("%s: %v, want an invalid-option error", name, err)
@@ -280,7 +280,7 @@ func TestOptionsValidated(t *testing.T) {
 
 // TestCleanup deletes records past the retention only.
 func TestCleanup(t *testing.T) {
-	in, db, schema := newInbox(t, inbox.Group("g"), inbox.Retention(time.Hour))
+	in, db, schema := newInbox(t, inbox.WithGroup("g"), inbox.WithTTL(time.Hour))
 	h := in.Handler(applyEffect(schema))
 	for _, id := range []string{"old1", "old2", "new"} {
 		if err := h(context.Background(), &messaging.Message{ID: id, Topic: "t"}); err != nil {

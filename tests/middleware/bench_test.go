@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/middleware"
 	"github.com/msgkit/messaging/middleware/circuitbreaker"
 	"github.com/msgkit/messaging/middleware/deadletter"
@@ -34,16 +35,16 @@ func recommended(t testing.TB) []messaging.Middleware {
 		t.Fatal(err)
 	}
 	return []messaging.Middleware{
-		mwotel.New(mwotel.WithTracerProvider(sdktrace.NewTracerProvider())),
-		logging.New(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		mwtest.Must(mwotel.New(mwotel.WithTracerProvider(sdktrace.NewTracerProvider()))),
+		mwtest.Must(logging.New(slog.New(slog.NewTextHandler(io.Discard, nil)))),
 		m.Middleware(),
-		deadletter.New(nopPublisher, "dlq"),
-		dedupe.New(dedupe.NewMemoryStore()),
-		retry.New(),
-		circuitbreaker.New(),
-		ratelimit.New(rate.Inf, 1),
-		timeout.New(time.Second),
-		recovery.New(),
+		mwtest.Must(deadletter.New(nopPublisher, "dlq")),
+		mwtest.Must(dedupe.New(dedupe.NewMemoryStore())),
+		mwtest.Must(retry.New()),
+		mwtest.Must(circuitbreaker.New()),
+		mwtest.Must(ratelimit.New(rate.Inf, 1)),
+		mwtest.Must(timeout.New(time.Second)),
+		mwtest.Must(recovery.New()),
 	}
 }
 
@@ -58,7 +59,7 @@ func TestRecommendedOrderValidates(t *testing.T) {
 	if err := h(context.Background(), &messaging.Message{ID: "1", Topic: "t", Attempt: 1}); err != nil {
 		t.Fatal(err)
 	}
-	mws := append(recommended(t), retry.New()) // a second retry layer
+	mws := append(recommended(t), mwtest.Must(retry.New())) // a second retry layer
 	if _, err := middleware.Chain(func(context.Context, *messaging.Message) error { return nil }, mws...); err == nil {
 		t.Fatal("a chain with two retry layers validated")
 	}
@@ -77,17 +78,17 @@ func BenchmarkOverhead(b *testing.B) {
 		newID bool
 	}{
 		{"none", func(h messaging.Handler) messaging.Handler { return h }, false},
-		{"retry", retry.New(), false},
-		{"retry-inprocess", retry.New(retry.InProcess()), false},
-		{"deadletter", deadletter.New(nopPublisher, "dlq"), false},
-		{"dedupe-memory", dedupe.New(dedupe.NewMemoryStore()), true},
-		{"timeout", timeout.New(time.Second), false},
-		{"recovery", recovery.New(), false},
-		{"ratelimit-inf", ratelimit.New(rate.Inf, 1), false},
-		{"circuitbreaker", circuitbreaker.New(), false},
-		{"otel", mwotel.New(mwotel.WithTracerProvider(sdktrace.NewTracerProvider())), false},
+		{"retry", mwtest.Must(retry.New()), false},
+		{"retry-inprocess", mwtest.Must(retry.New(retry.WithInProcess())), false},
+		{"deadletter", mwtest.Must(deadletter.New(nopPublisher, "dlq")), false},
+		{"dedupe-memory", mwtest.Must(dedupe.New(dedupe.NewMemoryStore())), true},
+		{"timeout", mwtest.Must(timeout.New(time.Second)), false},
+		{"recovery", mwtest.Must(recovery.New()), false},
+		{"ratelimit-inf", mwtest.Must(ratelimit.New(rate.Inf, 1)), false},
+		{"circuitbreaker", mwtest.Must(circuitbreaker.New()), false},
+		{"otel", mwtest.Must(mwotel.New(mwotel.WithTracerProvider(sdktrace.NewTracerProvider()))), false},
 		{"metrics", m.Middleware(), false},
-		{"logging-debug-off", logging.New(slog.New(slog.NewTextHandler(io.Discard, nil))), false},
+		{"logging-debug-off", mwtest.Must(logging.New(slog.New(slog.NewTextHandler(io.Discard, nil)))), false},
 		{"all-recommended", func(h messaging.Handler) messaging.Handler { return messaging.Chain(h, recommended(b)...) }, true},
 	}
 	for _, tc := range cases {

@@ -47,7 +47,7 @@ func BenchmarkRelayThroughput(b *testing.B) {
 				done := make(chan struct{})
 				b.ResetTimer()
 				start := time.Now()
-				e.startRelay(b, c, outbox.BatchSize(batch), outbox.OnBatch(func(bi outbox.BatchInfo) {
+				e.startRelay(b, c, outbox.WithBatchSize(batch), outbox.WithOnBatch(func(bi outbox.BatchInfo) {
 					if forwarded.Add(int64(bi.Forwarded)) == int64(b.N) {
 						close(done)
 					}
@@ -105,8 +105,8 @@ func BenchmarkCommitToDelivery(b *testing.B) {
 		name string
 		opts []outbox.RelayOption
 	}{
-		{"notify", []outbox.RelayOption{outbox.PollInterval(time.Second)}},
-		{"polling-100ms", []outbox.RelayOption{outbox.Polling(), outbox.PollInterval(100 * time.Millisecond)}},
+		{"notify", []outbox.RelayOption{outbox.WithPollInterval(time.Second)}},
+		{"polling-100ms", []outbox.RelayOption{outbox.WithPolling(), outbox.WithPollInterval(100 * time.Millisecond)}},
 	} {
 		b.Run(mode.name, func(b *testing.B) {
 			forEachBenchBroker(b, func(b *testing.B, c messaging.Client, topic string) {

@@ -16,6 +16,7 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/integration/brokertest"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/outbox"
 )
 
@@ -46,7 +47,7 @@ func TestHelperRelay(t *testing.T) {
 		t.Fatalf("unknown broker %q", os.Getenv(helperBrokerEnv))
 	}
 	db := brokertest.OpenPostgres(t)
-	ob := outbox.New(outbox.PostgreSQL(os.Getenv(helperSchemaEnv)))
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(os.Getenv(helperSchemaEnv))))
 	var mu sync.Mutex
 	calls := 0
 	pub := messaging.PublishFunc(func(ctx context.Context, topic string, msgs ...*messaging.Message) error {
@@ -64,7 +65,7 @@ func TestHelperRelay(t *testing.T) {
 		fmt.Printf("MIDBATCH %d\n", half)
 		select {} // until killed
 	})
-	r, err := ob.NewRelay(db, pub, outbox.BatchSize(helperBatch), outbox.LeaseTTL(helperTTL), outbox.RelayID("doomed"))
+	r, err := ob.NewRelay(db, pub, outbox.WithBatchSize(helperBatch), outbox.WithLeaseTTL(helperTTL), outbox.WithRelayID("doomed"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func TestRelayKilledMidBatch(t *testing.T) {
 		if want := int64(len(ids) - 2*helperBatch); st.Backlog != want || st.Partitions[0].Owner != "doomed" {
 			t.Fatalf("after the kill: backlog %d (want %d), partition 0 owned by %q (want doomed)", st.Backlog, want, st.Partitions[0].Owner)
 		}
-		r, _ := e.startRelay(t, c, outbox.LeaseTTL(helperTTL), outbox.BatchSize(helperBatch), outbox.RelayID("survivor"))
+		r, _ := e.startRelay(t, c, outbox.WithLeaseTTL(helperTTL), outbox.WithBatchSize(helperBatch), outbox.WithRelayID("survivor"))
 		col.WaitDistinct(t, len(ids), 30*time.Second)
 		took := time.Since(killed)
 		dups := col.Report(t, ids)

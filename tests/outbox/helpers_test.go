@@ -16,6 +16,7 @@ import (
 	"github.com/msgkit/messaging/adapters/redis/redistest"
 	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/integration/brokertest"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/outbox"
 )
 
@@ -30,7 +31,7 @@ func newEnv(t testing.TB) *env {
 	t.Helper()
 	db := brokertest.OpenPostgres(t)
 	schema := brokertest.PostgresSchema(t, db)
-	ob := outbox.New(outbox.PostgreSQL(schema))
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(schema)))
 	if err := ob.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}

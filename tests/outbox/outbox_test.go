@@ -14,6 +14,7 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/integration/brokertest"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/outbox"
 )
 
@@ -37,7 +38,7 @@ func TestMigrateIsIdempotentAndTheSQLFileRunsByHand(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	ob := outbox.New(outbox.PostgreSQL(byHand))
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(byHand)))
 	e2 := &env{db: e.db, ob: ob, schema: byHand}
 	e2.enqueue(t, "orders", true, &messaging.Message{Payload: []byte("x")})
 	st, err := ob.Status(ctx, e.db)
@@ -72,13 +73,13 @@ func TestRelayOptionsValidated(t *testing.T) {
 	e := newEnv(t)
 	pub := openMemory(t)
 	for name, opt := range map[string]outbox.RelayOption{
-		"batch 0":     outbox.BatchSize(0),
-		"batch 10001": outbox.BatchSize(10001),
-		"poll 0":      outbox.PollInterval(0),
-		"ttl 100ms":   outbox.LeaseTTL(100 * time.Millisecond),
-		"retention":   outbox.Retention(-time.Second),
-		"cleanup":     outbox.CleanupInterval(0),
-		"id":          outbox.RelayID(""),
+		"batch 0":     outbox.WithBatchSize(0),
+		"batch 10001": outbox.WithBatchSize(10001),
+		"poll 0":      outbox.WithPollInterval(0),
+		"ttl 100ms":   outbox.WithLeaseTTL(100 * time.Millisecond),
+		"retention":   outbox.WithKeepForwarded(-time.Second),
+		"cleanup":     outbox.WithCleanupInterval(0),
+		"id":          outbox.WithRelayID(""),
 	} {
 		if _, err := e.ob.NewRelay(e.db, pub, opt); !errors.Is(err, messaging.ErrInvalidOption) {
 			t.Errorf("%s: %v, want ErrInvalidOption", name, err)
@@ -127,7 +128,7 @@ func TestCommittedDeliveredRolledBackNot(t *testing.T) {
 		c := b.open(t)
 		col := integration.NewCollector()
 		subscribe(t, c, topic, col.Handler())
-		r, _ := e.startRelay(t, c, outbox.BatchSize(50))
+		r, _ := e.startRelay(t, c, outbox.WithBatchSize(50))
 
 		const writers, txPerWriter = 4, 60
 		var mu sync.Mutex
@@ -226,8 +227,8 @@ func TestPerKeyOrderAcrossRelays(t *testing.T) {
 			col.Add(m)
 			return nil
 		})
-		ttl := outbox.LeaseTTL(900 * time.Millisecond)
-		r1, stop1 := e.startRelay(t, b.open(t), ttl, outbox.BatchSize(20), outbox.RelayID("r1"))
+		ttl := outbox.WithLeaseTTL(900 * time.Millisecond)
+		r1, stop1 := e.startRelay(t, b.open(t), ttl, outbox.WithBatchSize(20), outbox.WithRelayID("r1"))
 
 		// Each writer owns its keys and commits them one transaction after
 		// the other, so a key's seq order is its commit order.
@@ -272,7 +273,7 @@ func TestPerKeyOrderAcrossRelays(t *testing.T) {
 		}
 		// A third of the way: a second relay joins.
 		phase[0].Wait()
-		r2, _ = e.startRelay(t, b.open(t), ttl, outbox.BatchSize(20), outbox.RelayID("r2"))
+		r2, _ = e.startRelay(t, b.open(t), ttl, outbox.WithBatchSize(20), outbox.WithRelayID("r2"))
 		e.waitStatus(t, 10*time.Second, "r2 holds partitions", func(s outbox.Status) bool {
 			for _, r := range s.Relays {
 				if r.ID == "r2" && r.Partitions > 0 {
@@ -332,7 +333,7 @@ func TestStatus(t *testing.T) {
 	c := openMemory(t)
 	col := integration.NewCollector()
 	subscribe(t, c, "status", col.Handler())
-	_, stop := e.startRelay(t, c, outbox.RelayID("status-relay"))
+	_, stop := e.startRelay(t, c, outbox.WithRelayID("status-relay"))
 	col.WaitDistinct(t, 10, 10*time.Second)
 	st = e.waitStatus(t, 10*time.Second, "drained", func(s outbox.Status) bool { return s.Backlog == 0 })
 	if len(st.Relays) != 1 || st.Relays[0].ID != "status-relay" || st.Relays[0].Partitions != 16 || st.OldestAge != 0 {
@@ -366,7 +367,7 @@ func TestNotifyWakesRelay(t *testing.T) {
 	var batches sync.WaitGroup
 	batches.Add(1)
 	var once sync.Once
-	e.startRelay(t, c, outbox.PollInterval(time.Hour), outbox.OnBatch(func(outbox.BatchInfo) { once.Do(batches.Done) }))
+	e.startRelay(t, c, outbox.WithPollInterval(time.Hour), outbox.WithOnBatch(func(outbox.BatchInfo) { once.Do(batches.Done) }))
 	col.WaitDistinct(t, 1, 10*time.Second)
 	batches.Wait()
 	for i := range 3 {
@@ -383,7 +384,7 @@ func TestPollingOnly(t *testing.T) {
 	c := openMemory(t)
 	col := integration.NewCollector()
 	subscribe(t, c, "poll", col.Handler())
-	e.startRelay(t, c, outbox.Polling(), outbox.PollInterval(50*time.Millisecond))
+	e.startRelay(t, c, outbox.WithPolling(), outbox.WithPollInterval(50*time.Millisecond))
 	ids := e.enqueue(t, "poll", true, &messaging.Message{}, &messaging.Message{})
 	col.WaitDistinct(t, 2, 10*time.Second)
 	col.Report(t, ids)
@@ -396,13 +397,13 @@ func TestRetention(t *testing.T) {
 	c := openMemory(t)
 	col := integration.NewCollector()
 	subscribe(t, c, "retain", col.Handler())
-	_, stop := e.startRelay(t, c, outbox.Retention(time.Hour))
+	_, stop := e.startRelay(t, c, outbox.WithKeepForwarded(time.Hour))
 	e.enqueue(t, "retain", true, &messaging.Message{}, &messaging.Message{}, &messaging.Message{})
 	col.WaitDistinct(t, 3, 10*time.Second)
 	e.waitStatus(t, 10*time.Second, "3 rows retained", func(s outbox.Status) bool { return s.Backlog == 0 && s.Retained == 3 })
 	stop()
 	// Retention is the subject here: a short one, and the cleanup deletes.
-	e.startRelay(t, c, outbox.Retention(time.Millisecond), outbox.CleanupInterval(20*time.Millisecond))
+	e.startRelay(t, c, outbox.WithKeepForwarded(time.Millisecond), outbox.WithCleanupInterval(20*time.Millisecond))
 	e.waitStatus(t, 10*time.Second, "retained rows deleted", func(s outbox.Status) bool { return s.Retained == 0 })
 	if col.Total() != 3 {
 		t.Fatalf("%d deliveries, want 3 (retained rows must not be sent again)", col.Total())
@@ -450,7 +451,7 @@ func TestPartialPublishFailure(t *testing.T) {
 	})
 	var infos []outbox.BatchInfo
 	var imu sync.Mutex
-	r, _ := e.startRelay(t, pub, outbox.OnBatch(func(b outbox.BatchInfo) { imu.Lock(); infos = append(infos, b); imu.Unlock() }))
+	r, _ := e.startRelay(t, pub, outbox.WithOnBatch(func(b outbox.BatchInfo) { imu.Lock(); infos = append(infos, b); imu.Unlock() }))
 	var msgs []*messaging.Message
 	for i := range 4 {
 		msgs = append(msgs, &messaging.Message{Key: "a", Header: messaging.Header{"seq": strconv.Itoa(i)}})
@@ -482,7 +483,7 @@ func TestListenReconnects(t *testing.T) {
 	c := openMemory(t)
 	col := integration.NewCollector()
 	subscribe(t, c, "relisten", col.Handler())
-	e.startRelay(t, c, outbox.PollInterval(time.Hour))
+	e.startRelay(t, c, outbox.WithPollInterval(time.Hour))
 	listeners := func() []int {
 		rows, err := e.db.Query(`SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND query LIKE '%' || $1 || '%'`, e.schema)
 		if err != nil {

@@ -35,7 +35,7 @@ func BenchmarkPublish(b *testing.B) {
 					if mode == "batched-inflight4" {
 						inFlight = 4
 					}
-					bp := batch.NewPublisher(c, batch.MaxMessages(100), batch.MaxInFlight(inFlight))
+					bp := mwtest.Must(batch.NewPublisher(c, batch.WithBatchSize(100), batch.WithMaxInFlight(inFlight)))
 					defer bp.Close()
 					p = bp
 				}

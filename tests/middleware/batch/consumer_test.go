@@ -93,8 +93,8 @@ func testSubscribeBatches(t *testing.T, c messaging.Client) {
 		}
 		return errs
 	}
-	sub, err := batch.Subscribe(ctx, c, topic, h, batch.MaxMessages(5), batch.Linger(50*time.Millisecond),
-		batch.SubscribeOptions(messaging.Group("g")))
+	sub, err := batch.Subscribe(ctx, c, topic, h, batch.WithBatchSize(5), batch.WithBatchTimeout(50*time.Millisecond),
+		batch.WithSubscribeOptions(messaging.Group("g")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestSubscribeSplitsNativeBatchesByBytes(t *testing.T) {
 			col.Add(m)
 		}
 		return nil
-	}, batch.MaxMessages(10), batch.MaxBytes(3*msgs[0].Size()), batch.Linger(time.Second), batch.SubscribeOptions(messaging.Group("g")))
+	}, batch.WithBatchSize(10), batch.WithMaxBatchBytes(3*msgs[0].Size()), batch.WithBatchTimeout(time.Second), batch.WithSubscribeOptions(messaging.Group("g")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestSubscribeSplitsNativeBatchesByBytes(t *testing.T) {
 }
 
 func TestPartialFailure(t *testing.T) {
-	h := batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error {
+	h := mwtest.Must(batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error {
 		errs := make([]error, len(msgs))
 		for i, m := range msgs {
 			if m.Payload[0]%2 == 1 {
@@ -177,7 +177,7 @@ func TestPartialFailure(t *testing.T) {
 			}
 		}
 		return errs
-	}, batch.MaxMessages(4), batch.Linger(time.Minute))
+	}, batch.WithBatchSize(4), batch.WithBatchTimeout(time.Minute)))
 	for i, err := range gather(context.Background(), h, 4) {
 		if odd := i%2 == 1; odd != (err != nil) || (odd && !messaging.IsPermanent(err)) {
 			t.Errorf("message %d: result %v", i, err)
@@ -186,15 +186,15 @@ func TestPartialFailure(t *testing.T) {
 }
 
 func TestWrongResultLengthAndPanicFailAll(t *testing.T) {
-	short := batch.Handler(func(context.Context, []*messaging.Message) []error { return []error{nil} },
-		batch.MaxMessages(3), batch.Linger(time.Minute))
+	short := mwtest.Must(batch.Handler(func(context.Context, []*messaging.Message) []error { return []error{nil} },
+		batch.WithBatchSize(3), batch.WithBatchTimeout(time.Minute)))
 	for i, err := range gather(context.Background(), short, 3) {
 		if err == nil {
 			t.Errorf("message %d succeeded although the result had the wrong length", i)
 		}
 	}
-	panicky := batch.Handler(func(context.Context, []*messaging.Message) []error { panic("oops") },
-		batch.MaxMessages(3), batch.Linger(time.Minute))
+	panicky := mwtest.Must(batch.Handler(func(context.Context, []*messaging.Message) []error { panic("oops") },
+		batch.WithBatchSize(3), batch.WithBatchTimeout(time.Minute)))
 	for i, err := range gather(context.Background(), panicky, 3) {
 		if !errors.Is(err, messaging.ErrHandlerPanic) {
 			t.Errorf("message %d: %v, want ErrHandlerPanic", i, err)
@@ -205,8 +205,8 @@ func TestWrongResultLengthAndPanicFailAll(t *testing.T) {
 func TestLingerSendsPartialBatch(t *testing.T) {
 	const linger = 100 * time.Millisecond
 	var got sizes
-	h := batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error { got.add(len(msgs)); return nil },
-		batch.MaxMessages(10), batch.Linger(linger))
+	h := mwtest.Must(batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error { got.add(len(msgs)); return nil },
+		batch.WithBatchSize(10), batch.WithBatchTimeout(linger)))
 	start := time.Now()
 	if err := h(context.Background(), &messaging.Message{}); err != nil {
 		t.Fatal(err)
@@ -225,13 +225,13 @@ func TestWindowDrainsAtWindowEnd(t *testing.T) {
 	var mu sync.Mutex
 	var at []time.Time
 	var got sizes
-	h := batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error {
+	h := mwtest.Must(batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error {
 		mu.Lock()
 		at = append(at, time.Now())
 		mu.Unlock()
 		got.add(len(msgs))
 		return nil
-	}, batch.MaxMessages(100), batch.Window(window))
+	}, batch.WithBatchSize(100), batch.WithWindow(window)))
 	gather(context.Background(), h, 3)
 	if s := got.get(); len(s) > 2 || s[0]+sum(s[1:]) != 3 {
 		t.Fatalf("batches %v, want the 3 messages in one window (two if a boundary fell between calls)", s)
@@ -253,8 +253,8 @@ func sum(s []int) int {
 
 func TestCancelledWaiterIsWithdrawn(t *testing.T) {
 	var got sizes
-	h := batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error { got.add(len(msgs)); return nil },
-		batch.MaxMessages(2), batch.Linger(time.Minute))
+	h := mwtest.Must(batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error { got.add(len(msgs)); return nil },
+		batch.WithBatchSize(2), batch.WithBatchTimeout(time.Minute)))
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan error)
 	go func() { res <- h(ctx, &messaging.Message{ID: "withdrawn"}) }()
@@ -305,7 +305,7 @@ func TestSubscribeEndToEnd(t *testing.T) {
 				}
 			}
 			return errs
-		}, batch.MaxMessages(20), batch.Linger(50*time.Millisecond), batch.SubscribeOptions(messaging.Group(group)))
+		}, batch.WithBatchSize(20), batch.WithBatchTimeout(50*time.Millisecond), batch.WithSubscribeOptions(messaging.Group(group)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -64,7 +64,7 @@ func publishConcurrently(p messaging.Publisher, n int) []error {
 
 func TestPublisherCoalescesBySize(t *testing.T) {
 	under := &calls{}
-	p := batch.NewPublisher(under, batch.MaxMessages(10), batch.Linger(time.Minute))
+	p := mwtest.Must(batch.NewPublisher(under, batch.WithBatchSize(10), batch.WithBatchTimeout(time.Minute)))
 	defer p.Close()
 	for i, err := range publishConcurrently(p, 50) {
 		if err != nil {
@@ -93,7 +93,7 @@ func (b *blocking) Publish(ctx context.Context, topic string, msgs ...*messaging
 
 func TestPublisherGathersWhileSending(t *testing.T) {
 	under := &blocking{entered: make(chan struct{}), release: make(chan struct{})}
-	p := batch.NewPublisher(under, batch.MaxMessages(10)) // linger 0, one send in flight
+	p := mwtest.Must(batch.NewPublisher(under, batch.WithBatchSize(10))) // linger 0, one send in flight
 	defer p.Close()
 	first := make(chan error)
 	go func() { first <- p.Publish(context.Background(), "t", &messaging.Message{}) }()
@@ -119,7 +119,7 @@ func TestPublisherGathersWhileSending(t *testing.T) {
 
 func TestPublisherMaxBytes(t *testing.T) {
 	under := &calls{}
-	p := batch.NewPublisher(under, batch.MaxMessages(1000), batch.MaxBytes(100), batch.Linger(time.Minute))
+	p := mwtest.Must(batch.NewPublisher(under, batch.WithBatchSize(1000), batch.WithMaxBatchBytes(100), batch.WithBatchTimeout(time.Minute)))
 	defer p.Close()
 	var wg sync.WaitGroup
 	for range 10 {
@@ -139,7 +139,7 @@ func TestPublisherPerCallerResults(t *testing.T) {
 		}
 		return nil
 	}}
-	p := batch.NewPublisher(under, batch.MaxMessages(8), batch.Linger(time.Minute))
+	p := mwtest.Must(batch.NewPublisher(under, batch.WithBatchSize(8), batch.WithBatchTimeout(time.Minute)))
 	defer p.Close()
 	for i, err := range publishConcurrently(p, 8) {
 		if (i == 3) != (err != nil) {
@@ -158,7 +158,7 @@ func TestPublisherPerCallerResults(t *testing.T) {
 func TestPublisherLingerAndClose(t *testing.T) {
 	under := &calls{}
 	const linger = 50 * time.Millisecond
-	p := batch.NewPublisher(under, batch.Linger(linger))
+	p := mwtest.Must(batch.NewPublisher(under, batch.WithBatchTimeout(linger)))
 	start := time.Now()
 	if err := p.Publish(context.Background(), "t", &messaging.Message{}); err != nil {
 		t.Fatal(err)
@@ -170,7 +170,7 @@ func TestPublisherLingerAndClose(t *testing.T) {
 	// A pending batch is sent by Close (or, if Close came first, the call
 	// fails with ErrClosed; either way nobody waits for the linger).
 	under2 := &calls{}
-	slow := batch.NewPublisher(under2, batch.Linger(time.Hour))
+	slow := mwtest.Must(batch.NewPublisher(under2, batch.WithBatchTimeout(time.Hour)))
 	res := make(chan error, 1)
 	go func() { res <- slow.Publish(context.Background(), "t", &messaging.Message{}, &messaging.Message{}) }()
 	if err := slow.Close(); err != nil {
@@ -196,7 +196,7 @@ func TestPublisherLingerAndClose(t *testing.T) {
 
 func TestPublisherCancelledCallerIsNotSent(t *testing.T) {
 	under := &calls{}
-	p := batch.NewPublisher(under, batch.MaxMessages(2), batch.Linger(time.Minute))
+	p := mwtest.Must(batch.NewPublisher(under, batch.WithBatchSize(2), batch.WithBatchTimeout(time.Minute)))
 	defer p.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -211,7 +211,7 @@ func TestPublisherCancelledCallerIsNotSent(t *testing.T) {
 
 func TestPublisherIsolatesInvalidCall(t *testing.T) {
 	c := mwtest.Memory(t) // 1 MiB limit
-	p := batch.NewPublisher(c, batch.MaxMessages(2), batch.MaxBytes(0), batch.Linger(time.Minute))
+	p := mwtest.Must(batch.NewPublisher(c, batch.WithBatchSize(2), batch.WithMaxBatchBytes(0), batch.WithBatchTimeout(time.Minute)))
 	defer p.Close()
 	var wg sync.WaitGroup
 	var okErr, bigErr error
@@ -234,7 +234,7 @@ func TestPublisherEndToEnd(t *testing.T) {
 		topic := mwtest.Topic(t, c, "batchpub")
 		col := integration.NewCollector()
 		mwtest.Subscribe(t, ctx, c, topic, col.Handler(), messaging.Group(integration.UniqueName(t, "g")))
-		p := batch.NewPublisher(c, batch.MaxMessages(20), batch.Linger(5*time.Millisecond))
+		p := mwtest.Must(batch.NewPublisher(c, batch.WithBatchSize(20), batch.WithBatchTimeout(5*time.Millisecond)))
 		defer p.Close()
 		const n = 200
 		ids := make([]string, n)

@@ -58,7 +58,7 @@ func delivered() *messaging.Message {
 
 func TestPermanentFailureIsDeadLettered(t *testing.T) {
 	rec := &recorder{}
-	h := deadletter.New(rec, "orders.dlq")(func(context.Context, *messaging.Message) error {
+	h := mwtest.Must(deadletter.New(rec, "orders.dlq"))(func(context.Context, *messaging.Message) error {
 		return messaging.Permanent(errBoom)
 	})
 	before := time.Now().UTC()
@@ -90,7 +90,7 @@ func TestPermanentFailureIsDeadLettered(t *testing.T) {
 
 func TestTransientFailurePassesThrough(t *testing.T) {
 	rec := &recorder{}
-	h := deadletter.New(rec, "dlq")(func(context.Context, *messaging.Message) error { return errBoom })
+	h := mwtest.Must(deadletter.New(rec, "dlq"))(func(context.Context, *messaging.Message) error { return errBoom })
 	if err := h(context.Background(), delivered()); !errors.Is(err, errBoom) {
 		t.Fatalf("got %v, want the handler error", err)
 	}
@@ -101,7 +101,7 @@ func TestTransientFailurePassesThrough(t *testing.T) {
 
 func TestMaxAttemptsWithoutRetry(t *testing.T) {
 	rec := &recorder{}
-	h := deadletter.New(rec, "dlq", deadletter.MaxAttempts(3))(func(context.Context, *messaging.Message) error { return errBoom })
+	h := mwtest.Must(deadletter.New(rec, "dlq", deadletter.WithMaxAttempts(3)))(func(context.Context, *messaging.Message) error { return errBoom })
 	m := delivered()
 	m.Attempt = 2
 	if err := h(context.Background(), m); err == nil {
@@ -115,7 +115,7 @@ func TestMaxAttemptsWithoutRetry(t *testing.T) {
 
 func TestFailedDeadLetterPublishKeepsOriginal(t *testing.T) {
 	rec := &recorder{fail: errors.New("broker down")}
-	h := deadletter.New(rec, "dlq", deadletter.RetryDelay(3*time.Second))(func(context.Context, *messaging.Message) error {
+	h := mwtest.Must(deadletter.New(rec, "dlq", deadletter.WithRetryDelay(3*time.Second)))(func(context.Context, *messaging.Message) error {
 		return messaging.Permanent(errBoom)
 	})
 	err := h(context.Background(), delivered())
@@ -130,7 +130,7 @@ func TestFailedDeadLetterPublishKeepsOriginal(t *testing.T) {
 func TestPublishSurvivesCancelledHandlerContext(t *testing.T) {
 	rec := &recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := deadletter.New(rec, "dlq")(func(context.Context, *messaging.Message) error {
+	h := mwtest.Must(deadletter.New(rec, "dlq"))(func(context.Context, *messaging.Message) error {
 		cancel()
 		return messaging.Permanent(errBoom)
 	})
@@ -144,8 +144,8 @@ func TestInsideRetryStillDeadLetters(t *testing.T) {
 	// Wrong order: retry outside deadletter. The dead-letter layer sees the
 	// retry layer and treats its last attempt as final.
 	h := messaging.Chain(func(context.Context, *messaging.Message) error { return errBoom },
-		retry.New(retry.MaxAttempts(3)), deadletter.New(rec, "dlq"))
-	if err := middleware.Validate(retry.New(retry.MaxAttempts(3)), deadletter.New(rec, "dlq")); err != nil {
+		mwtest.Must(retry.New(retry.WithMaxAttempts(3))), mwtest.Must(deadletter.New(rec, "dlq")))
+	if err := middleware.Validate(mwtest.Must(retry.New(retry.WithMaxAttempts(3))), mwtest.Must(deadletter.New(rec, "dlq"))); err != nil {
 		t.Fatalf("validate: %v (this order is made to work)", err)
 	}
 	m := delivered()
@@ -164,7 +164,7 @@ func TestInsideRetryStillDeadLetters(t *testing.T) {
 	rec2 := &recorder{}
 	calls := 0
 	h = messaging.Chain(func(context.Context, *messaging.Message) error { calls++; return errBoom },
-		retry.New(retry.InProcess(), retry.MaxAttempts(3), retry.Backoff(time.Millisecond, time.Millisecond)), deadletter.New(rec2, "dlq"))
+		mwtest.Must(retry.New(retry.WithInProcess(), retry.WithMaxAttempts(3), retry.WithBackoff(time.Millisecond, time.Millisecond))), mwtest.Must(deadletter.New(rec2, "dlq")))
 	if err := h(context.Background(), &messaging.Message{Topic: "t", Attempt: 1}); err != nil {
 		t.Fatalf("in-process: got %v, want nil", err)
 	}
@@ -190,7 +190,7 @@ func TestQueueListGetRedrive(t *testing.T) {
 	if es, err := q.List(ctx); err != nil || len(es) != 0 {
 		t.Fatalf("empty queue: %d entries, %v", len(es), err)
 	}
-	h := deadletter.New(c, "dlq")(func(context.Context, *messaging.Message) error { return messaging.Permanent(errBoom) })
+	h := mwtest.Must(deadletter.New(c, "dlq"))(func(context.Context, *messaging.Message) error { return messaging.Permanent(errBoom) })
 	for i := range 3 {
 		m := &messaging.Message{ID: "orig" + strconv.Itoa(i), Key: "k", Payload: []byte{byte(i)}, Topic: "orders", Attempt: 1,
 			Header: messaging.Header{"n": strconv.Itoa(i)}}
@@ -273,7 +273,7 @@ func TestDeadLetterAndRedriveEndToEnd(t *testing.T) {
 			}
 			calls.Add(1)
 			return errBoom
-		}, deadletter.New(c, dlq), retry.New(retry.MaxAttempts(3), retry.Backoff(20*time.Millisecond, 20*time.Millisecond), retry.For(c.Capabilities())))
+		}, mwtest.Must(deadletter.New(c, dlq)), mwtest.Must(retry.New(retry.WithMaxAttempts(3), retry.WithBackoff(20*time.Millisecond, 20*time.Millisecond), retry.WithModeFor(c.Capabilities()))))
 		mwtest.Subscribe(t, ctx, c, topic, h, messaging.Group(group))
 		letters := integration.NewCollector()
 		mwtest.Subscribe(t, ctx, c, dlq, func(_ context.Context, m *messaging.Message) error {
@@ -345,7 +345,7 @@ func TestQueueScanWritesNothing(t *testing.T) {
 	if _, err := q.Scan(ctx, 0); !errors.Is(err, messaging.ErrInvalidOption) {
 		t.Fatalf("Scan with quiet 0: %v, want ErrInvalidOption", err)
 	}
-	h := deadletter.New(c, "dlq")(func(context.Context, *messaging.Message) error { return messaging.Permanent(errBoom) })
+	h := mwtest.Must(deadletter.New(c, "dlq"))(func(context.Context, *messaging.Message) error { return messaging.Permanent(errBoom) })
 	for i := range 3 {
 		if err := h(ctx, &messaging.Message{ID: "orig" + strconv.Itoa(i), Topic: "orders", Attempt: 1}); err != nil {
 			t.Fatal(err)

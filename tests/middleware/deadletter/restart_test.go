@@ -44,7 +44,7 @@ func TestAttemptsSurviveRestart(t *testing.T) {
 				default:
 				}
 				return errBoom
-			}, deadletter.New(c, dlq), retry.New(retry.MaxAttempts(3), retry.Backoff(300*time.Millisecond, 300*time.Millisecond), retry.Jitter(0)))
+			}, mwtest.Must(deadletter.New(c, dlq)), mwtest.Must(retry.New(retry.WithMaxAttempts(3), retry.WithBackoff(300*time.Millisecond, 300*time.Millisecond), retry.WithJitter(0))))
 		}
 		letters := integration.NewCollector()
 		mwtest.Subscribe(t, ctx, c1, dlq, func(_ context.Context, m *messaging.Message) error {

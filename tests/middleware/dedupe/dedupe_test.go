@@ -26,7 +26,7 @@ func msg(id, group string) *messaging.Message {
 
 func TestDuplicateIsSkipped(t *testing.T) {
 	var calls atomic.Int32
-	h := dedupe.New(dedupe.NewMemoryStore())(func(context.Context, *messaging.Message) error { calls.Add(1); return nil })
+	h := mwtest.Must(dedupe.New(dedupe.NewMemoryStore()))(func(context.Context, *messaging.Message) error { calls.Add(1); return nil })
 	for range 3 {
 		if err := h(context.Background(), msg("a", "g")); err != nil {
 			t.Fatal(err)
@@ -43,7 +43,7 @@ func TestDuplicateIsSkipped(t *testing.T) {
 
 func TestFailureReleasesClaim(t *testing.T) {
 	var calls atomic.Int32
-	h := dedupe.New(dedupe.NewMemoryStore())(func(context.Context, *messaging.Message) error {
+	h := mwtest.Must(dedupe.New(dedupe.NewMemoryStore()))(func(context.Context, *messaging.Message) error {
 		if calls.Add(1) == 1 {
 			return errBoom
 		}
@@ -59,7 +59,7 @@ func TestFailureReleasesClaim(t *testing.T) {
 
 func TestConcurrentDeliveryIsHeldBack(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
-	h := dedupe.New(dedupe.NewMemoryStore(), dedupe.InProgressDelay(2*time.Second))(func(context.Context, *messaging.Message) error {
+	h := mwtest.Must(dedupe.New(dedupe.NewMemoryStore(), dedupe.WithInProgressDelay(2*time.Second)))(func(context.Context, *messaging.Message) error {
 		close(entered)
 		<-release
 		return nil
@@ -81,7 +81,7 @@ func TestConcurrentDeliveryIsHeldBack(t *testing.T) {
 }
 
 func TestStoreErrorIsNotSwallowed(t *testing.T) {
-	h := dedupe.New(brokenStore{})(func(context.Context, *messaging.Message) error {
+	h := mwtest.Must(dedupe.New(brokenStore{}))(func(context.Context, *messaging.Message) error {
 		t.Fatal("handler ran although the store failed")
 		return nil
 	})
@@ -184,7 +184,7 @@ func TestEndToEnd(t *testing.T) {
 		var mu sync.Mutex
 		counts := map[string]int{}
 		sentinel := make(chan struct{})
-		h := dedupe.New(dedupe.NewMemoryStore())(func(_ context.Context, m *messaging.Message) error {
+		h := mwtest.Must(dedupe.New(dedupe.NewMemoryStore()))(func(_ context.Context, m *messaging.Message) error {
 			mu.Lock()
 			defer mu.Unlock()
 			counts[string(m.Payload)]++

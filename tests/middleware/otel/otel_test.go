@@ -46,12 +46,12 @@ func traceCrossesBroker(t *testing.T, hn integration.Harness, async bool) {
 	ctx := mwtest.Context(t, 2*time.Minute)
 	topic := mwtest.Topic(t, c, "otel")
 	handled := make(chan trace.SpanContext, 1)
-	h := mwotel.New(mwotel.WithTracerProvider(tp), mwotel.WithSystem(hn.Name))(func(ctx context.Context, m *messaging.Message) error {
+	h := mwtest.Must(mwotel.New(mwotel.WithTracerProvider(tp), mwotel.WithSystem(hn.Name)))(func(ctx context.Context, m *messaging.Message) error {
 		handled <- trace.SpanContextFromContext(ctx)
 		return nil
 	})
 	sub := mwtest.Subscribe(t, ctx, c, topic, h, messaging.Group(integration.UniqueName(t, "g")))
-	pub := mwotel.Publisher(c, mwotel.WithTracerProvider(tp))
+	pub := mwtest.Must(mwotel.Publisher(c, mwotel.WithTracerProvider(tp)))
 	m := &messaging.Message{Payload: []byte("x"), Header: messaging.Header{"app": "1"}}
 	if async {
 		publishAsync(t, ctx, pub, topic, m)
@@ -110,7 +110,7 @@ func publishAsync(t *testing.T, ctx context.Context, pub messaging.Publisher, to
 func TestHandlerErrorRecorded(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	h := mwotel.New(mwotel.WithTracerProvider(tp))(func(context.Context, *messaging.Message) error { return errors.New("boom") })
+	h := mwtest.Must(mwotel.New(mwotel.WithTracerProvider(tp)))(func(context.Context, *messaging.Message) error { return errors.New("boom") })
 	if err := h(context.Background(), &messaging.Message{Topic: "t", Attempt: 2}); err == nil {
 		t.Fatal("error swallowed")
 	}

@@ -161,7 +161,7 @@ func TestSourceRedeliversAndComposesWithRetry(t *testing.T) {
 	col := integration.NewCollector()
 	var mu sync.Mutex
 	var attempts []int
-	h := retry.New(retry.MaxAttempts(3), retry.Backoff(time.Millisecond, time.Millisecond))(
+	h := mwtest.Must(retry.New(retry.WithMaxAttempts(3), retry.WithBackoff(time.Millisecond, time.Millisecond)))(
 		func(_ context.Context, m *messaging.Message) error {
 			if m.ID == "item-0" {
 				mu.Lock()

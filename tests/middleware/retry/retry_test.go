@@ -21,7 +21,7 @@ var errBoom = errors.New("boom")
 func failing(context.Context, *messaging.Message) error { return errBoom }
 
 func TestBrokerModeAsksForRedeliveryWithBackoff(t *testing.T) {
-	h := retry.New(retry.MaxAttempts(3), retry.Backoff(100*time.Millisecond, time.Second), retry.Jitter(0))(failing)
+	h := mwtest.Must(retry.New(retry.WithMaxAttempts(3), retry.WithBackoff(100*time.Millisecond, time.Second), retry.WithJitter(0)))(failing)
 	for attempt, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond} {
 		err := h(context.Background(), &messaging.Message{Attempt: attempt})
 		if messaging.IsPermanent(err) {
@@ -42,7 +42,7 @@ func TestBrokerModeAsksForRedeliveryWithBackoff(t *testing.T) {
 }
 
 func TestBrokerModePassesSuccessAndPermanent(t *testing.T) {
-	mw := retry.New(retry.MaxAttempts(3))
+	mw := mwtest.Must(retry.New(retry.WithMaxAttempts(3)))
 	if err := mw(func(context.Context, *messaging.Message) error { return nil })(context.Background(), &messaging.Message{Attempt: 1}); err != nil {
 		t.Fatalf("success: %v", err)
 	}
@@ -58,7 +58,7 @@ func TestBrokerModePassesSuccessAndPermanent(t *testing.T) {
 
 func TestRetryableClassifies(t *testing.T) {
 	errBad := errors.New("bad input")
-	mw := retry.New(retry.MaxAttempts(5), retry.Retryable(func(err error) bool { return !errors.Is(err, errBad) }))
+	mw := mwtest.Must(retry.New(retry.WithMaxAttempts(5), retry.WithRetryable(func(err error) bool { return !errors.Is(err, errBad) })))
 	err := mw(func(context.Context, *messaging.Message) error { return errBad })(context.Background(), &messaging.Message{Attempt: 1})
 	if !messaging.IsPermanent(err) || !errors.Is(err, errBad) {
 		t.Fatalf("not-retryable error: got %v, want permanent", err)
@@ -70,7 +70,7 @@ func TestRetryableClassifies(t *testing.T) {
 }
 
 func TestHandlerDelayIsKept(t *testing.T) {
-	h := retry.New(retry.MaxAttempts(3))(func(context.Context, *messaging.Message) error {
+	h := mwtest.Must(retry.New(retry.WithMaxAttempts(3)))(func(context.Context, *messaging.Message) error {
 		return messaging.RetryAfter(errBoom, 7*time.Second)
 	})
 	if d, _ := messaging.RetryDelay(h(context.Background(), &messaging.Message{Attempt: 1})); d != 7*time.Second {
@@ -79,7 +79,7 @@ func TestHandlerDelayIsKept(t *testing.T) {
 }
 
 func TestPanicIsRetried(t *testing.T) {
-	h := retry.New(retry.MaxAttempts(2))(func(context.Context, *messaging.Message) error { panic("oops") })
+	h := mwtest.Must(retry.New(retry.WithMaxAttempts(2)))(func(context.Context, *messaging.Message) error { panic("oops") })
 	err := h(context.Background(), &messaging.Message{Attempt: 1})
 	if !errors.Is(err, messaging.ErrHandlerPanic) || messaging.IsPermanent(err) {
 		t.Fatalf("first attempt: got %v, want a retryable ErrHandlerPanic", err)
@@ -90,16 +90,16 @@ func TestPanicIsRetried(t *testing.T) {
 }
 
 func TestDelayGrowsAndCaps(t *testing.T) {
-	opts := []retry.Option{retry.Backoff(10*time.Millisecond, 50*time.Millisecond), retry.Jitter(0)}
+	opts := []retry.Option{retry.WithBackoff(10*time.Millisecond, 50*time.Millisecond), retry.WithJitter(0)}
 	want := []time.Duration{10, 20, 40, 50, 50}
 	for i, w := range want {
-		if d := retry.Delay(i+1, opts...); d != w*time.Millisecond {
+		if d := mwtest.Must(retry.Delay(i+1, opts...)); d != w*time.Millisecond {
 			t.Errorf("Delay(%d) = %v, want %v", i+1, d, w*time.Millisecond)
 		}
 	}
 	// With jitter the delay stays within [d/2, 3d/2].
 	for range 100 {
-		d := retry.Delay(1, retry.Backoff(100*time.Millisecond, time.Second), retry.Jitter(0.5))
+		d := mwtest.Must(retry.Delay(1, retry.WithBackoff(100*time.Millisecond, time.Second), retry.WithJitter(0.5)))
 		if d < 50*time.Millisecond || d > 150*time.Millisecond {
 			t.Fatalf("jittered delay %v outside [50ms,150ms]", d)
 		}
@@ -108,7 +108,7 @@ func TestDelayGrowsAndCaps(t *testing.T) {
 
 func TestInProcessRetriesUntilSuccess(t *testing.T) {
 	var attempts []int
-	h := retry.New(retry.InProcess(), retry.MaxAttempts(5), retry.Backoff(time.Millisecond, 2*time.Millisecond))(
+	h := mwtest.Must(retry.New(retry.WithInProcess(), retry.WithMaxAttempts(5), retry.WithBackoff(time.Millisecond, 2*time.Millisecond)))(
 		func(_ context.Context, m *messaging.Message) error {
 			attempts = append(attempts, m.Attempt)
 			if m.Attempt <= 3 {
@@ -126,7 +126,7 @@ func TestInProcessRetriesUntilSuccess(t *testing.T) {
 
 func TestInProcessGivesUpAfterMax(t *testing.T) {
 	calls := 0
-	h := retry.New(retry.InProcess(), retry.MaxAttempts(3), retry.Backoff(time.Millisecond, time.Millisecond))(
+	h := mwtest.Must(retry.New(retry.WithInProcess(), retry.WithMaxAttempts(3), retry.WithBackoff(time.Millisecond, time.Millisecond)))(
 		func(context.Context, *messaging.Message) error { calls++; return errBoom })
 	err := h(context.Background(), &messaging.Message{Attempt: 1})
 	if !messaging.IsPermanent(err) || calls != 3 {
@@ -136,7 +136,7 @@ func TestInProcessGivesUpAfterMax(t *testing.T) {
 
 func TestInProcessWaitHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	h := retry.New(retry.InProcess(), retry.MaxAttempts(3), retry.Backoff(time.Hour, time.Hour))(
+	h := mwtest.Must(retry.New(retry.WithInProcess(), retry.WithMaxAttempts(3), retry.WithBackoff(time.Hour, time.Hour)))(
 		func(context.Context, *messaging.Message) error { cancel(); return errBoom })
 	start := time.Now()
 	err := h(ctx, &messaging.Message{Attempt: 1})
@@ -150,13 +150,13 @@ func TestInProcessWaitHonoursContext(t *testing.T) {
 
 func TestForPicksTheMode(t *testing.T) {
 	calls := 0
-	h := retry.New(retry.MaxAttempts(3), retry.Backoff(time.Millisecond, time.Millisecond), retry.For(messaging.Capabilities{}))(
+	h := mwtest.Must(retry.New(retry.WithMaxAttempts(3), retry.WithBackoff(time.Millisecond, time.Millisecond), retry.WithModeFor(messaging.Capabilities{})))(
 		func(context.Context, *messaging.Message) error { calls++; return errBoom })
 	if err := h(context.Background(), &messaging.Message{Attempt: 1}); !messaging.IsPermanent(err) || calls != 3 {
 		t.Fatalf("no redelivery: %d calls, %v; want 3 in process", calls, err)
 	}
 	calls = 0
-	h = retry.New(retry.MaxAttempts(3), retry.For(messaging.Capabilities{Groups: true, AckDeadline: true}))(
+	h = mwtest.Must(retry.New(retry.WithMaxAttempts(3), retry.WithModeFor(messaging.Capabilities{Groups: true, AckDeadline: true})))(
 		func(context.Context, *messaging.Message) error { calls++; return errBoom })
 	if err := h(context.Background(), &messaging.Message{Attempt: 1}); messaging.IsPermanent(err) || calls != 1 {
 		t.Fatalf("redelivering adapter: %d calls, %v; want 1 and a retry", calls, err)
@@ -164,22 +164,22 @@ func TestForPicksTheMode(t *testing.T) {
 }
 
 func TestOrderChecks(t *testing.T) {
-	if err := middleware.Validate(timeout.New(time.Second), retry.New(retry.InProcess())); !errors.Is(err, middleware.ErrMisordered) {
+	if err := middleware.Validate(mwtest.Must(timeout.New(time.Second)), mwtest.Must(retry.New(retry.WithInProcess()))); !errors.Is(err, middleware.ErrMisordered) {
 		t.Errorf("timeout outside in-process retry: got %v, want ErrMisordered", err)
 	}
-	if err := middleware.Validate(retry.New(), retry.New()); !errors.Is(err, middleware.ErrMisordered) {
+	if err := middleware.Validate(mwtest.Must(retry.New()), mwtest.Must(retry.New())); !errors.Is(err, middleware.ErrMisordered) {
 		t.Errorf("two retry layers: got %v, want ErrMisordered", err)
 	}
-	if err := middleware.Validate(retry.New(retry.InProcess()), timeout.New(time.Second)); err != nil {
+	if err := middleware.Validate(mwtest.Must(retry.New(retry.WithInProcess())), mwtest.Must(timeout.New(time.Second))); err != nil {
 		t.Errorf("timeout inside retry: %v", err)
 	}
-	if err := middleware.Validate(timeout.New(time.Second), retry.New()); err != nil {
+	if err := middleware.Validate(mwtest.Must(timeout.New(time.Second)), mwtest.Must(retry.New())); err != nil {
 		t.Errorf("timeout outside broker-mode retry is per delivery and fine: %v", err)
 	}
 	// The same check at run time: the message is not lost (not permanent).
 	calls := 0
 	h := messaging.Chain(func(context.Context, *messaging.Message) error { calls++; return nil },
-		timeout.New(time.Second), retry.New(retry.InProcess()))
+		mwtest.Must(timeout.New(time.Second)), mwtest.Must(retry.New(retry.WithInProcess())))
 	err := h(context.Background(), &messaging.Message{Attempt: 1})
 	if !errors.Is(err, middleware.ErrMisordered) || messaging.IsPermanent(err) || calls != 0 {
 		t.Fatalf("run time: got %v (permanent %v) after %d calls, want a retryable ErrMisordered before any call", err, messaging.IsPermanent(err), calls)
@@ -202,7 +202,7 @@ func TestRedeliveryEndToEnd(t *testing.T) {
 			times    []time.Time
 		)
 		done := make(chan struct{})
-		h := retry.New(retry.MaxAttempts(5), retry.Backoff(backoff, backoff), retry.Jitter(0), retry.For(c.Capabilities()))(
+		h := mwtest.Must(retry.New(retry.WithMaxAttempts(5), retry.WithBackoff(backoff, backoff), retry.WithJitter(0), retry.WithModeFor(c.Capabilities())))(
 			func(_ context.Context, m *messaging.Message) error {
 				mu.Lock()
 				defer mu.Unlock()
@@ -248,7 +248,7 @@ func equal(a, b []int) bool {
 }
 
 func TestSubscribeOptionsPushPolicyDown(t *testing.T) {
-	o, err := messaging.NewSubscribeOptions(1, retry.SubscribeOptions(retry.MaxAttempts(4), retry.Backoff(100*time.Millisecond, 300*time.Millisecond))...)
+	o, err := messaging.NewSubscribeOptions(1, mwtest.Must(retry.SubscribeOptions(retry.WithMaxAttempts(4), retry.WithBackoff(100*time.Millisecond, 300*time.Millisecond)))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestSubscribeOptionsPushPolicyDown(t *testing.T) {
 	if fmt.Sprint(o.RedeliveryBackoff) != fmt.Sprint(want) {
 		t.Errorf("RedeliveryBackoff %v, want %v (no jitter, capped at max)", o.RedeliveryBackoff, want)
 	}
-	if got := retry.SubscribeOptions(retry.InProcess()); got != nil {
+	if got := mwtest.Must(retry.SubscribeOptions(retry.WithInProcess())); got != nil {
 		t.Errorf("in-process retry pushed %d options to the broker, want none", len(got))
 	}
 }
@@ -275,13 +275,13 @@ func TestPolicyPushedDownEndToEnd(t *testing.T) {
 		topic := mwtest.Topic(t, c, "pushdown")
 		group := integration.UniqueName(t, "g")
 		const backoff = 300 * time.Millisecond
-		policy := []retry.Option{retry.MaxAttempts(3), retry.Backoff(backoff, backoff), retry.Jitter(0), retry.For(c.Capabilities())}
+		policy := []retry.Option{retry.WithMaxAttempts(3), retry.WithBackoff(backoff, backoff), retry.WithJitter(0), retry.WithModeFor(c.Capabilities())}
 		col := integration.NewCollector()
 		var (
 			mu    sync.Mutex
 			times []time.Time
 		)
-		h := retry.New(policy...)(func(_ context.Context, m *messaging.Message) error {
+		h := mwtest.Must(retry.New(policy...))(func(_ context.Context, m *messaging.Message) error {
 			col.Add(m)
 			if m.ID != "poison" {
 				return nil
@@ -291,7 +291,7 @@ func TestPolicyPushedDownEndToEnd(t *testing.T) {
 			mu.Unlock()
 			return errBoom
 		})
-		opts := append([]messaging.SubscribeOption{messaging.Group(group)}, retry.SubscribeOptions(policy...)...)
+		opts := append([]messaging.SubscribeOption{messaging.Group(group)}, mwtest.Must(retry.SubscribeOptions(policy...))...)
 		mwtest.Subscribe(t, ctx, c, topic, h, opts...)
 		mwtest.Publish(t, ctx, c, topic, &messaging.Message{ID: "poison"})
 		if !col.Wait(hn.Timeout, func(c *integration.Collector) bool { return c.Count("poison") >= 3 }) {

@@ -10,6 +10,7 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/memory"
 	"github.com/msgkit/messaging/integration/brokertest"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/outbox"
 	"github.com/msgkit/messaging/outbox/outboxprom"
 )
@@ -18,7 +19,7 @@ import (
 // latency histogram follow the relay's batches.
 func TestMetrics(t *testing.T) {
 	db := brokertest.OpenPostgres(t)
-	ob := outbox.New(outbox.PostgreSQL(brokertest.PostgresSchema(t, db)))
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(brokertest.PostgresSchema(t, db))))
 	ctx := context.Background()
 	if err := ob.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
@@ -48,7 +49,7 @@ func TestMetrics(t *testing.T) {
 	}
 	defer c.Close()
 	batch := make(chan struct{})
-	r, err := ob.NewRelay(db, c, m.OnBatch(), outbox.OnBatch(func(outbox.BatchInfo) { close(batch) }))
+	r, err := ob.NewRelay(db, c, m.OnBatch(), outbox.WithOnBatch(func(outbox.BatchInfo) { close(batch) }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -166,10 +166,13 @@ func TestFailedBatchIsRedeliveredWhole(t *testing.T) {
 
 func TestHandlerModes(t *testing.T) {
 	noop := func(context.Context, []item) error { return nil }
-	if _, opts := batch.Handler(batch.RealTime, noop, nil); len(opts) != 0 {
-		t.Errorf("real-time mode sets %d subscribe options, want none", len(opts))
+	if _, opts, err := batch.Handler(batch.RealTime, noop, nil); err != nil || len(opts) != 0 {
+		t.Errorf("real-time mode sets %d subscribe options (error %v), want none", len(opts), err)
 	}
-	_, opts := batch.Handler(batch.Config{Size: 8}, noop, nil)
+	_, opts, err := batch.Handler(batch.Config{Size: 8}, noop, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	o, err := messaging.NewSubscribeOptions(1, opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -48,7 +48,7 @@ func TestWorkersShareJobs(t *testing.T) {
 				mu.Unlock()
 				col.Add(m)
 				return nil
-			}, queue.Workers(3))
+			}, queue.WithWorkers(3))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +86,7 @@ func TestRetryThenSucceed(t *testing.T) {
 			}
 			done <- m.Clone()
 			return nil
-		}, queue.Retry(5, 10*time.Millisecond, 50*time.Millisecond))
+		}, queue.WithRetry(5, 10*time.Millisecond, 50*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +121,7 @@ func TestFailedJobsAreDeadLettered(t *testing.T) {
 				return messaging.Permanent(errors.New("bad job"))
 			}
 			return errors.New("always fails")
-		}, queue.Retry(3, 10*time.Millisecond, 20*time.Millisecond))
+		}, queue.WithRetry(3, 10*time.Millisecond, 20*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,10 +179,10 @@ func TestWorkRejectsBadOptions(t *testing.T) {
 	h, _ := integration.LookupHarness("memory")
 	c := h.Client(t)
 	noop := func(context.Context, job, *messaging.Message) error { return nil }
-	if _, err := queue.Work(t.Context(), c, "t", "g", noop, queue.Workers(0)); !errors.Is(err, messaging.ErrInvalidOption) {
+	if _, err := queue.Work(t.Context(), c, "t", "g", noop, queue.WithWorkers(0)); !errors.Is(err, messaging.ErrInvalidOption) {
 		t.Errorf("Workers(0): %v, want ErrInvalidOption", err)
 	}
-	if _, err := queue.Work(t.Context(), c, "t", "g", noop, queue.Retry(0, time.Millisecond, time.Millisecond)); !errors.Is(err, messaging.ErrInvalidOption) {
+	if _, err := queue.Work(t.Context(), c, "t", "g", noop, queue.WithRetry(0, time.Millisecond, time.Millisecond)); !errors.Is(err, messaging.ErrInvalidOption) {
 		t.Errorf("Retry(0): %v, want ErrInvalidOption", err)
 	}
 	if _, err := queue.Work[job](t.Context(), c, "t", "g", nil); !errors.Is(err, messaging.ErrInvalidOption) {

@@ -78,7 +78,7 @@ func Checkout(ctx context.Context, env *Env) error {
 		return nil
 	}
 	workSub, err := queue.Work(ctx, env.Client, jobsTopic, env.Group("fulfilment-workers"), work,
-		queue.Workers(3), queue.Retry(5, 50*time.Millisecond, time.Second))
+		queue.WithWorkers(3), queue.WithRetry(5, 50*time.Millisecond, time.Second))
 	if err != nil {
 		return err
 	}

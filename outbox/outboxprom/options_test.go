@@ -1,0 +1,62 @@
+package outboxprom_test
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/msgkit/messaging/internal/mwtest"
+	"github.com/msgkit/messaging/outbox"
+	"github.com/msgkit/messaging/outbox/outboxprom"
+)
+
+// unreachable is a connector that never connects: New must not use the
+// database.
+type unreachable struct{}
+
+func (unreachable) Connect(context.Context) (driver.Conn, error) {
+	return nil, errors.New("no database in this test")
+}
+func (unreachable) Driver() driver.Driver { return nil }
+
+// TestOptionsRejectInvalidValues: every option with an invalid value makes
+// New fail with ErrInvalidOption naming it; so do nil arguments.
+func TestOptionsRejectInvalidValues(t *testing.T) {
+	db := sql.OpenDB(unreachable{})
+	t.Cleanup(func() { _ = db.Close() })
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL("app")))
+	for _, tc := range []struct {
+		name string
+		bad  []outboxprom.Option
+	}{
+		{"WithNamespace", []outboxprom.Option{outboxprom.WithNamespace("1a"), outboxprom.WithNamespace("a-b")}},
+		{"WithBuckets", []outboxprom.Option{outboxprom.WithBuckets(nil), outboxprom.WithBuckets([]float64{2, 1}), outboxprom.WithBuckets([]float64{math.NaN()})}},
+		{"WithScrapeTimeout", []outboxprom.Option{outboxprom.WithScrapeTimeout(0), outboxprom.WithScrapeTimeout(-time.Second)}},
+	} {
+		for i, o := range tc.bad {
+			m, err := outboxprom.New(prometheus.NewRegistry(), ob, db, o)
+			if m != nil {
+				t.Errorf("%s #%d: New returned metrics with the error %v", tc.name, i, err)
+			}
+			mwtest.WantInvalid(t, "outboxprom", tc.name, err, tc.name)
+		}
+	}
+	for _, args := range []struct {
+		reg prometheus.Registerer
+		ob  *outbox.Outbox
+		db  *sql.DB
+	}{{nil, ob, db}, {prometheus.NewRegistry(), nil, db}, {prometheus.NewRegistry(), ob, nil}} {
+		_, err := outboxprom.New(args.reg, args.ob, args.db)
+		mwtest.WantInvalid(t, "outboxprom", "nil argument", err, "New")
+	}
+	if _, err := outboxprom.New(prometheus.NewRegistry(), ob, db, outboxprom.WithNamespace(""), outboxprom.WithNamespace("app"),
+		outboxprom.WithBuckets([]float64{0.1, 1}), outboxprom.WithScrapeTimeout(time.Millisecond), nil); err != nil {
+		t.Error(err)
+	}
+}
