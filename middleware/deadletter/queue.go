@@ -51,7 +51,7 @@ func (q *Queue) List(ctx context.Context) ([]Entry, error) {
 	}
 	var p pending
 	reached := make(chan struct{})
-	errStop := errors.New("marker reached")
+	errStop := errors.New("deadletter: marker reached")
 	sub, err := q.stream.Read(ctx, q.topic, messaging.Earliest, func(_ context.Context, m *messaging.Message) error {
 		if m.Header[HeaderControl] == "marker" && m.ID == marker.ID {
 			close(reached)

@@ -26,7 +26,9 @@ import (
 // holds no package or a main one), unless the format starts with a verb
 // that wraps an error carrying its own prefix: %w with any first argument,
 // or %v / %s whose first argument is named as an error (err, ctxErr,
-// ErrClosed, messaging.ErrInvalidOption, e.Err, ...).
+// ErrClosed, messaging.ErrInvalidOption, e.Err, ...), or with "%s: " whose
+// first argument is named pkg: a helper that builds the errors of several
+// packages takes the calling package's name.
 func TestErrorPrefix(t *testing.T) {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
@@ -216,6 +218,11 @@ var errorName = regexp.MustCompile(`^(?:err|Err)|(?:err|Err)$`)
 func wrapsPrefixedError(format string, args []ast.Expr) bool {
 	if strings.HasPrefix(format, "%w") {
 		return true
+	}
+	if strings.HasPrefix(format, "%s: ") && len(args) > 0 {
+		if id, ok := args[0].(*ast.Ident); ok && id.Name == "pkg" {
+			return true // the package name, given by the calling package
+		}
 	}
 	if !strings.HasPrefix(format, "%v") && !strings.HasPrefix(format, "%s") || len(args) == 0 {
 		return false
