@@ -11,6 +11,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	redisadapter "github.com/msgkit/messaging/adapters/redis"
+	"github.com/msgkit/messaging/internal/mwtest"
 )
 
 // unconnected is a go-redis client that New never contacts (nothing
@@ -21,19 +22,11 @@ func unconnected(t *testing.T) goredis.UniversalClient {
 	return rc
 }
 
-// wantInvalid fails unless err wraps ErrInvalidOption and mentions every
-// one of names.
+// wantInvalid is mwtest.WantInvalid without the prefix check: option errors
+// and URL parameter errors reach the tests with different prefixes.
 func wantInvalid(t *testing.T, what string, err error, names ...string) {
 	t.Helper()
-	if !errors.Is(err, messaging.ErrInvalidOption) {
-		t.Errorf("%s: %v, want ErrInvalidOption", what, err)
-		return
-	}
-	for _, n := range names {
-		if !strings.Contains(err.Error(), n) {
-			t.Errorf("%s: %q does not name %s", what, err, n)
-		}
-	}
+	mwtest.WantInvalid(t, "", what, err, names...)
 }
 
 // TestOptionsRejectInvalidValues: every option with an invalid value makes
