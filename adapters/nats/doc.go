@@ -17,7 +17,7 @@
 //	creds=FILE                user JWT + nkey credentials file
 //	nkey=FILE                 nkey seed file
 //	tls_ca=FILE, tls_cert=FILE, tls_key=FILE
-//	connect_timeout=5s, reconnect_wait=2s
+//	connect_timeout=5s, reconnect_wait=250ms
 //	prefetch=256              messages pulled ahead per subscription
 //	max_in_flight=4096        unacknowledged JetStream publishes per client
 //	max_ack_pending=N         MaxAckPending of created consumers

@@ -59,6 +59,14 @@ func open(ctx context.Context, u *url.URL, s messaging.OpenSettings) (messaging.
 	return openURL(ctx, u, opts)
 }
 
+// DefaultReconnectWait is the pause between reconnection attempts to a
+// server (URL: reconnect_wait). It is short so that a client is back within
+// about a quarter second of a server that returns (nats.go's own default,
+// 2s, kept clients away for up to 2s after a restart). nats.go adds up to
+// 100ms of jitter; a fleet of thousands of clients may prefer a longer
+// wait, which spreads their reconnects over more time.
+const DefaultReconnectWait = 250 * time.Millisecond
+
 // Open connects to the server of rawURL (see the package documentation for
 // the URL format and parameters) and returns a Client that owns the
 // connection: Close closes it. opts apply after the URL's parameters. The
@@ -153,7 +161,7 @@ func connectURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error)
 	}
 	connOpts := []natsgo.Option{
 		natsgo.MaxReconnects(-1),
-		natsgo.ReconnectWait(p.Duration("reconnect_wait", 2*time.Second)),
+		natsgo.ReconnectWait(p.Duration("reconnect_wait", DefaultReconnectWait)),
 		natsgo.Timeout(connectTimeout),
 	}
 	if name := p.String("name", ""); name != "" {

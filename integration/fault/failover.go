@@ -92,23 +92,12 @@ func RunFailover(t *testing.T, name string, w *Workload, n NodeLoss) Failover {
 	w.waitDelivered(60 * time.Second)
 	f.RestartStall = w.stalls(restarted, time.Now())
 
-	ids := w.Finish(60 * time.Second)
-	f.Lost, f.Duplicates = map[string]int{}, map[string]int{}
-	for _, g := range w.groupList() {
-		f.Lost[g.Name] = len(g.Missing(ids))
-		f.Duplicates[g.Name] = g.Duplicates()
-	}
-	f.TargetsMet = f.AfterElected.OK && f.AfterElected.Publish <= PublishTarget
-	for _, d := range f.AfterElected.Groups {
-		f.TargetsMet = f.TargetsMet && d <= GroupTarget
-	}
-	met := "met"
-	if !f.TargetsMet {
-		met = "MISSED"
-	}
+	var ids []string
+	ids, f.Lost, f.Duplicates = w.finishCounted()
+	f.TargetsMet = f.AfterElected.metTargets()
 	line := fmt.Sprintf("FAILOVER %s: lost=%s duplicates=%s confirmed=%d elected=%v after-elected: %v; stall: %v; restart-stall: %v; targets=%s",
 		name, perGroup(f.Lost), perGroup(f.Duplicates), len(ids), f.Elected.Round(time.Millisecond),
-		f.AfterElected, f.Stall, f.RestartStall, met)
+		f.AfterElected, f.Stall, f.RestartStall, metWord(f.TargetsMet))
 	t.Log(line)
 	return f
 }
