@@ -180,34 +180,27 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		return fmt.Errorf("redis: publish to %s: %w", topic, err)
 	}
 	// While the server is unreachable, retry until the unavailable timeout
-	// has passed since the call began (the first attempt, with go-redis's
-	// own retries, counts); then (or when ctx ends) fail with
-	// messaging.ErrUnavailable.
-	start := time.Now()
-	var giveUp time.Time
+	// has passed since the call began; then (or when ctx ends) fail with
+	// messaging.ErrUnavailable. The deadline covers every attempt,
+	// go-redis's own retries and dials within it included, so the call
+	// ends on time however the network fails (refused, reset or silent).
+	giveUp := time.Now().Add(c.cfg.unavailable)
+	attemptCtx, cancel := context.WithDeadline(ctx, giveUp)
+	defer cancel()
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 250*time.Millisecond
-	attemptCtx := ctx
 	for {
 		err := c.publishOnce(attemptCtx, topic, msgs)
-		if attemptCtx != ctx && ctx.Err() == nil && attemptCtx.Err() != nil {
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() == nil && attemptCtx.Err() != nil {
 			return markUnavailable(err) // the retries ran out of time
 		}
-		if err == nil || !unreachable(err) {
+		if !unreachable(err) {
 			return err
 		}
-		if giveUp.IsZero() {
-			// Retries (go-redis retries each command a few times too) end
-			// by the deadline.
-			giveUp = start.Add(c.cfg.unavailable)
-			var cancel context.CancelFunc
-			attemptCtx, cancel = context.WithDeadline(ctx, giveUp)
-			defer cancel()
-		}
-		if !time.Now().Before(giveUp) {
-			return markUnavailable(err)
-		}
-		t := time.NewTimer(bo.NextBackOff())
+		t := time.NewTimer(min(bo.NextBackOff(), time.Until(giveUp)))
 		select {
 		case <-t.C:
 		case <-ctx.Done():

@@ -26,7 +26,7 @@
 //	stale_consumer_after=<d>   delete consumers idle this long with nothing pending (default 1h)
 //	coalesce=<n>               merge concurrent Publish calls, n sending goroutines (default 0: off)
 //	unavailable_timeout=<d>    how long Publish retries an unreachable server before failing with
-//	                           messaging.ErrUnavailable (default 5s; one attempt may add about a second)
+//	                           messaging.ErrUnavailable (default 5s, counted from the call's start)
 //
 // Clusters: redis://host1:6379?cluster=true&addr=host2:6379&addr=host3:6379
 // (go-redis ParseClusterURL; any reachable node is enough to find the

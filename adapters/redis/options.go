@@ -86,7 +86,9 @@ func invalid(name string, v any, why string) error {
 // from 50ms to 250ms) while the server cannot be reached (refused, reset or
 // timed-out connections) before it fails the messages with
 // messaging.ErrUnavailable (default messaging.DefaultUnavailableTimeout, 5s;
-// the call's context may end it sooner). d must be positive.
+// the call's context may end it sooner). The bound counts from the start of
+// the call and covers go-redis's own retries and dials, so a reply slower
+// than d also fails the call with ErrUnavailable. d must be positive.
 // A retried XADD may have been applied before its connection broke: the
 // retry can duplicate a message, never lose one.
 func WithUnavailableTimeout(d time.Duration) Option {
