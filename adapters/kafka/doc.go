@@ -207,6 +207,16 @@
 // rebalance_timeout (kfake) or session_timeout (Kafka): keep
 // rebalance_timeout short where handlers are quick.
 //
+// A broker stopped while a group is rebalancing: kfake saves every member
+// at shutdown, also those whose JoinGroup was still waiting for its answer
+// (their clients never learnt their member IDs), and once back waits for
+// them until their session times out (session_timeout after they joined);
+// the group stalls until then. A Kafka coordinator loads a group from its
+// log, which holds the members of the last completed generation only, so
+// it does not wait for such members. The outage tests (TestOutageCut,
+// TestOutageRestart) therefore take the broker away while the groups are
+// steady; TestNetworkCutsLoseNothing cuts during rebalances.
+//
 // Settings and their trade-offs: heartbeat_interval bounds how soon a member
 // notices a rebalance (one small request per interval and member);
 // session_timeout is how long the partitions of a member that crashed
