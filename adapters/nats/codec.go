@@ -14,6 +14,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/prepare"
 )
 
 // NATS headers the adapter sets. Consumers do not see them in
@@ -23,7 +24,9 @@ const (
 	HeaderMsgID = natsgo.MsgIdHdr // "Nats-Msg-Id"
 	// HeaderKey carries Message.Key when it is not empty.
 	HeaderKey = "Messaging-Key"
-	// HeaderTime carries Message.Time as Unix nanoseconds in decimal.
+	// HeaderTime carries Message.Time as Unix nanoseconds in decimal. It
+	// is left out when the ID carries that time (a version 7 UUID, as
+	// Publish makes both), and the consumer takes Time from the ID.
 	HeaderTime = "Messaging-Time"
 	// HeaderEncoded carries the ID, key and header entries that NATS
 	// headers cannot carry verbatim (names other than printable ASCII
@@ -175,7 +178,9 @@ func encode(subject string, m *messaging.Message, maxPayload, maxHeader int64) (
 		}
 	}
 	if !m.Time.IsZero() {
-		set(HeaderTime, strconv.FormatInt(m.Time.UnixNano(), 10))
+		if at, ok := prepare.IDTime(m.ID); !ok || !at.Equal(m.Time) {
+			set(HeaderTime, strconv.FormatInt(m.Time.UnixNano(), 10))
+		}
 	}
 	for k, v := range m.Header {
 		if safeName(k) && safeValue(v) {
@@ -198,7 +203,8 @@ func encode(subject string, m *messaging.Message, maxPayload, maxHeader int64) (
 
 // decode fills m's publisher fields from a NATS message's header and data.
 // Headers the adapter set become ID, Key and Time; other entries (first
-// value of each) become Header. Time stays zero when the message has none.
+// value of each) become Header. Without a time header Time is the ID's when
+// the ID is a version 7 UUID, else zero.
 func decode(h natsgo.Header, data []byte, m *messaging.Message) {
 	m.Payload = data
 	var user messaging.Header
@@ -251,4 +257,9 @@ func decode(h natsgo.Header, data []byte, m *messaging.Message) {
 		user = nil
 	}
 	m.Header = user
+	if m.Time.IsZero() {
+		if at, ok := prepare.IDTime(m.ID); ok {
+			m.Time = at
+		}
+	}
 }
