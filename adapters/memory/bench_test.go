@@ -8,6 +8,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/memory"
+	"github.com/msgkit/messaging/integration"
 )
 
 var payload1K = make([]byte, 1024)
@@ -125,4 +126,16 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	<-done
 	msgsPerSec(b)
+}
+
+// BenchmarkPacedLatency: 1 KiB messages published one per Publish call at
+// 1,000 msg/s to a group; reports the delivery latency's p50, p99 and max
+// (integration.PacedLatency). No raw side: the memory adapter is its own
+// broker.
+//
+//	go test -run '^$' -bench PacedLatency -benchtime 3000x ./adapters/memory/
+func BenchmarkPacedLatency(b *testing.B) {
+	c := mustNew(b)
+	defer c.Close()
+	integration.PacedLatencyClient(b, 1000, c, "bench", messaging.Group("g"))
 }

@@ -332,3 +332,46 @@ func BenchmarkPublishConcurrent(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkPacedLatency: 1 KiB messages published one per call at 1,000
+// msg/s to a group, reporting the delivery latency's p50, p99 and max
+// (integration.PacedLatency): the adapter (Publish, Subscribe with a Group,
+// default settings) beside raw kafka-go, a synchronous Writer (rawWriter
+// with BatchSize 1: each WriteMessages call is sent at once, without
+// waiting for the 1ms BatchTimeout) and a group Reader (rawReader) whose
+// ReadMessage loop commits every kafka.DefaultCommitInterval, as the
+// adapter does.
+//
+//	go test -run '^$' -bench PacedLatency -benchtime 3000x ./adapters/kafka/kafkatest/
+func BenchmarkPacedLatency(b *testing.B) {
+	const rate = 1000
+	b.Run("adapter", func(b *testing.B) {
+		e := newBenchEnv(b)
+		integration.PacedLatencyClient(b, rate, e.client, e.topic, messaging.Group(integration.UniqueName(b, "g")))
+	})
+	b.Run("raw", func(b *testing.B) {
+		e := newBenchEnv(b)
+		w := e.rawWriter(b, 1)
+		integration.PacedLatency(b, rate, func(ctx context.Context, p []byte) error {
+			return w.WriteMessages(ctx, kafkago.Message{Topic: e.topic, Value: p})
+		}, func(deliver func([]byte)) func() {
+			r := e.rawReader(b, integration.UniqueName(b, "g"))
+			ctx, cancel := context.WithCancel(b.Context())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for {
+					m, err := r.ReadMessage(ctx)
+					if err != nil {
+						if ctx.Err() == nil {
+							b.Error(err)
+						}
+						return
+					}
+					deliver(m.Value)
+				}
+			}()
+			return func() { cancel(); <-done }
+		})
+	})
+}

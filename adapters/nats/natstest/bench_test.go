@@ -239,3 +239,76 @@ func BenchmarkEndToEnd(b *testing.B) {
 		msgsPerSec(b, b.N)
 	})
 }
+
+// BenchmarkPacedLatency: 1 KiB messages published one per call at 1,000
+// msg/s to a group, reporting the delivery latency's p50, p99 and max
+// (integration.PacedLatency). In JetStream mode the adapter (Publish,
+// Subscribe with a Group, default settings) sits beside raw nats.go:
+// js.Publish of the plain payload (no ID, no header) and Consume on a
+// durable pull consumer (benchPrefetch buffer) acking each message. In core
+// mode the adapter sits beside nc.Publish then nc.Flush per message (the
+// adapter's Publish flushes too), and raw-noflush is nc.Publish alone; the
+// raw subscriber is a queue subscription, as the adapter's with a Group.
+//
+//	go test -run '^$' -bench PacedLatency -benchtime 3000x ./adapters/nats/natstest/
+func BenchmarkPacedLatency(b *testing.B) {
+	const rate = 1000
+	b.Run("jetstream", func(b *testing.B) {
+		b.Run("adapter", func(b *testing.B) {
+			c, _, topic := benchClient(b)
+			integration.PacedLatencyClient(b, rate, c, topic, messaging.Group("bench"))
+		})
+		b.Run("raw", func(b *testing.B) {
+			_, js, topic := benchClient(b)
+			integration.PacedLatency(b, rate, func(ctx context.Context, p []byte) error {
+				_, err := js.Publish(ctx, topic, p)
+				return err
+			}, func(deliver func([]byte)) func() {
+				cons, err := js.CreateOrUpdateConsumer(b.Context(), topic, jetstream.ConsumerConfig{
+					Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: topic,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				cc, err := cons.Consume(func(m jetstream.Msg) {
+					deliver(m.Data())
+					_ = m.Ack()
+				}, jetstream.PullMaxMessages(benchPrefetch))
+				if err != nil {
+					b.Fatal(err)
+				}
+				return cc.Stop
+			})
+		})
+	})
+	b.Run("core", func(b *testing.B) {
+		b.Run("adapter", func(b *testing.B) {
+			c, _, topic := coreClient(b)
+			integration.PacedLatencyClient(b, rate, c, topic, messaging.Group("bench"))
+		})
+		for _, flush := range []bool{true, false} {
+			name := "raw"
+			if !flush {
+				name = "raw-noflush"
+			}
+			b.Run(name, func(b *testing.B) {
+				_, nc, topic := coreClient(b)
+				integration.PacedLatency(b, rate, func(_ context.Context, p []byte) error {
+					if err := nc.Publish(topic, p); err != nil || !flush {
+						return err
+					}
+					return nc.Flush()
+				}, func(deliver func([]byte)) func() {
+					sub, err := nc.QueueSubscribe(topic, "bench", func(m *natsgo.Msg) { deliver(m.Data) })
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := nc.Flush(); err != nil {
+						b.Fatal(err)
+					}
+					return func() { _ = sub.Unsubscribe() }
+				})
+			})
+		}
+	})
+}

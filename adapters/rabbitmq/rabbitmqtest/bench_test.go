@@ -2,6 +2,7 @@ package rabbitmqtest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -530,5 +531,60 @@ func BenchmarkInterleaved(b *testing.B) {
 			done += k
 		}
 		report(b, b.N, ta, tr)
+	})
+}
+
+// BenchmarkPacedLatency: 1 KiB messages published one per call at 1,000
+// msg/s to a group's quorum queue, reporting the delivery latency's p50,
+// p99 and max (integration.PacedLatency): the adapter (Publish, Subscribe
+// with a Group, default settings) beside raw amqp091-go, a persistent
+// publish of the plain body (no ID, no headers) waiting for its confirm,
+// and a consumer (QoS rabbitmq.DefaultPrefetch, as the adapter's) acking
+// each delivery.
+//
+//	go test -run '^$' -bench PacedLatency -benchtime 3000x ./adapters/rabbitmq/rabbitmqtest/
+func BenchmarkPacedLatency(b *testing.B) {
+	const rate = 1000
+	b.Run("adapter", func(b *testing.B) {
+		c, _, topic, group, _ := benchSetup(b)
+		integration.PacedLatencyClient(b, rate, c, topic, messaging.Group(group))
+	})
+	b.Run("raw", func(b *testing.B) {
+		_, raw, topic, _, queue := benchSetup(b)
+		pub := rawConfirmChannel(b, raw)
+		integration.PacedLatency(b, rate, func(ctx context.Context, p []byte) error {
+			dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, topic, "", false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Body: p})
+			if err != nil {
+				return err
+			}
+			ok, err := dc.WaitContext(ctx)
+			if err == nil && !ok {
+				err = errors.New("rabbitmqtest: publish nacked")
+			}
+			return err
+		}, func(deliver func([]byte)) func() {
+			ch, err := raw.Channel()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := ch.Qos(rabbitmq.DefaultPrefetch, 0, false); err != nil {
+				b.Fatal(err)
+			}
+			deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for d := range deliveries {
+					deliver(d.Body)
+					if err := d.Ack(false); err != nil {
+						b.Error(err) // and drain on, so that Close returns
+					}
+				}
+			}()
+			return func() { _ = ch.Close(); <-done }
+		})
 	})
 }

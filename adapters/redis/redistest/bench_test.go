@@ -384,3 +384,57 @@ func BenchmarkConsumePaired(b *testing.B) {
 	b.ReportMetric(float64(b.N)/rawTime.Seconds(), "raw-msgs/s")
 	b.ReportMetric(rawTime.Seconds()/adapterTime.Seconds(), "ratio")
 }
+
+// BenchmarkPacedLatency: 1 KiB messages published one per call at 1,000
+// msg/s to a group, reporting the delivery latency's p50, p99 and max
+// (integration.PacedLatency): the adapter (Publish, Subscribe with a Group,
+// default settings) beside the plain raw client, one XADD of a
+// payload-only entry per message and an XREADGROUP BLOCK (COUNT
+// benchBatch) loop acking each read with XACK.
+//
+//	go test -run '^$' -bench PacedLatency -benchtime 3000x ./adapters/redis/redistest/
+func BenchmarkPacedLatency(b *testing.B) {
+	const rate = 1000
+	b.Run("adapter", func(b *testing.B) {
+		c, _, topic := benchSetup(b)
+		integration.PacedLatencyClient(b, rate, c, topic, messaging.Group(integration.UniqueName(b, "g")))
+	})
+	b.Run("raw", func(b *testing.B) {
+		c, rc, topic := benchSetup(b)
+		group := integration.UniqueName(b, "g")
+		if err := c.Provision(b.Context(), topic, group); err != nil {
+			b.Fatal(err)
+		}
+		key := c.StreamKey(topic)
+		integration.PacedLatency(b, rate, func(ctx context.Context, p []byte) error {
+			return rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"payload", p}}).Err()
+		}, func(deliver func([]byte)) func() {
+			ctx, cancel := context.WithCancel(b.Context())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for ctx.Err() == nil {
+					res, err := rc.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: "raw", Streams: []string{key, ">"}, Count: benchBatch, Block: time.Second}).Result()
+					if err != nil {
+						if err != goredis.Nil && ctx.Err() == nil {
+							b.Error(err)
+							return
+						}
+						continue
+					}
+					ids := make([]string, 0, len(res[0].Messages))
+					for _, x := range res[0].Messages {
+						p, _ := x.Values["payload"].(string)
+						deliver([]byte(p))
+						ids = append(ids, x.ID)
+					}
+					if err := rc.XAck(ctx, key, group, ids...).Err(); err != nil && ctx.Err() == nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+			return func() { cancel(); <-done }
+		})
+	})
+}
