@@ -98,7 +98,7 @@ func RunFailover(t *testing.T, name string, w *Workload, n NodeLoss) Failover {
 	line := fmt.Sprintf("FAILOVER %s: lost=%s duplicates=%s confirmed=%d elected=%v after-elected: %v; stall: %v; restart-stall: %v; targets=%s",
 		name, perGroup(f.Lost), perGroup(f.Duplicates), len(ids), f.Elected.Round(time.Millisecond),
 		f.AfterElected, f.Stall, f.RestartStall, metWord(f.TargetsMet))
-	t.Log(line)
+	report(t, line)
 	return f
 }
 

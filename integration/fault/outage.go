@@ -1,6 +1,7 @@
 package fault
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -74,9 +75,9 @@ func RunOutage(t *testing.T, name string, w *Workload, o Outage) OutageResult {
 	var ids []string
 	ids, r.Lost, r.Duplicates = w.finishCounted()
 	r.TargetsMet = r.Back.metTargets()
-	t.Logf("OUTAGE %s: lost=%s duplicates=%s confirmed=%d down=%v back: %v; stall: %v; targets=%s",
+	report(t, fmt.Sprintf("OUTAGE %s: lost=%s duplicates=%s confirmed=%d down=%v back: %v; stall: %v; targets=%s",
 		name, perGroup(r.Lost), perGroup(r.Duplicates), len(ids), up.Sub(down).Round(time.Millisecond),
-		r.Back, r.Stall, metWord(r.TargetsMet))
+		r.Back, r.Stall, metWord(r.TargetsMet)))
 	return r
 }
 
