@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/prepare"
 )
 
 // Field names of a stream entry written by Publish. Header entries are
@@ -19,7 +20,8 @@ const (
 	fieldHeaderPrefix = "h:"
 )
 
-// encode returns the XADD field/value list of m.
+// encode returns the XADD field/value list of m. The time field is left
+// out when the ID carries m.Time (a version 7 UUID, as Publish makes both).
 func encode(m *messaging.Message) []any {
 	n := 6 + 2*len(m.Header)
 	if m.Key != "" {
@@ -30,7 +32,9 @@ func encode(m *messaging.Message) []any {
 	if m.Key != "" {
 		v = append(v, fieldKey, m.Key)
 	}
-	v = append(v, fieldTime, strconv.FormatInt(m.Time.UnixNano(), 10))
+	if at, ok := prepare.IDTime(m.ID); !ok || !at.Equal(m.Time) {
+		v = append(v, fieldTime, strconv.FormatInt(m.Time.UnixNano(), 10))
+	}
 	for k, hv := range m.Header {
 		v = append(v, fieldHeaderPrefix+k, hv)
 	}
@@ -77,11 +81,17 @@ func (d *decoder) field(k, v string) {
 }
 
 // done returns the message. An entry without an id field (not written by
-// this package) gets its stream ID as ID and its ID's time as Time.
+// this package) gets its stream ID as ID. Without a time field, Time is
+// the ID's when the ID is a version 7 UUID, else the stream ID's.
 func (d *decoder) done() *messaging.Message {
 	d.m.Header = d.header
 	if !d.hasID {
 		d.m.ID = d.m.Offset
+	}
+	if d.m.Time.IsZero() {
+		if at, ok := prepare.IDTime(d.m.ID); ok {
+			d.m.Time = at
+		}
 	}
 	if d.m.Time.IsZero() {
 		if ms, _, err := parseID(d.m.Offset); err == nil {

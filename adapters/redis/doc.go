@@ -44,8 +44,9 @@
 //
 // A topic is a stream with key prefix+topic (prefix+"{"+topic+"}" with hash
 // tags, so a topic's keys stay in one cluster slot). An entry's fields are
-// "id", "key" (omitted when empty), "time" (Unix nanoseconds), one "h:<name>"
-// field per header, and "payload". Entries written by other producers are
+// "id", "key" (omitted when empty), "time" (Unix nanoseconds; omitted when
+// the ID, a version 7 UUID as Publish makes it, carries the time), one
+// "h:<name>" field per header, and "payload". Entries written by other producers are
 // readable too: their fields become headers, their ID is the entry ID.
 // Message.Offset is the stream entry ID ("1700000000000-0").
 //
