@@ -46,7 +46,7 @@ type Client struct {
 
 	asyncJS *asyncpub.Tracker // PublishAsync in JetStream mode (publish_async.go)
 	parking parking           // PublishAsync while the connection is down
-	async   asyncpub.Lazy     // PublishAsync in core mode
+	core    coreAsync         // PublishAsync in core mode (core_async.go)
 }
 
 var (
@@ -76,6 +76,7 @@ func New(nc *natsgo.Conn, opts ...Option) (*Client, error) {
 
 func newClient(nc *natsgo.Conn, owned bool, cfg config) (*Client, error) {
 	c := &Client{nc: nc, cfg: cfg, owned: owned, sem: make(chan struct{}, cfg.maxInFlight)}
+	c.core.closing = make(chan struct{})
 	eo := engine.Options{Name: "nats", Logger: cfg.logger, DefaultPrefetch: cfg.prefetch}
 	c.Consumer = engine.New(natsDriver{c: c}, eo)
 	c.serving = engine.New(natsDriver{c: c, serve: true}, eo)
@@ -343,15 +344,18 @@ func (c *Client) flush(ctx context.Context) error {
 	return err
 }
 
-// wrapConnErr makes a closed connection an ErrClosed and a lost one an
-// ErrUnavailable.
+// wrapConnErr makes a closed connection an ErrClosed, a lost one (or a full
+// reconnect buffer) an ErrUnavailable, and a message over the server's
+// limit an ErrMessageTooLarge.
 func (c *Client) wrapConnErr(err error) error {
 	switch {
 	case errors.Is(err, messaging.ErrClosed), errors.Is(err, messaging.ErrUnavailable):
 	case errors.Is(err, natsgo.ErrConnectionClosed):
 		return fmt.Errorf("%w: %w", messaging.ErrClosed, err)
-	case errors.Is(err, natsgo.ErrDisconnected), errors.Is(err, natsgo.ErrConnectionReconnecting):
+	case errors.Is(err, natsgo.ErrDisconnected), errors.Is(err, natsgo.ErrConnectionReconnecting), errors.Is(err, natsgo.ErrReconnectBufExceeded):
 		return fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
+	case errors.Is(err, natsgo.ErrMaxPayload):
+		return fmt.Errorf("%w: %w", messaging.ErrMessageTooLarge, err)
 	}
 	return err
 }

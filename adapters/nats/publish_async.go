@@ -16,13 +16,6 @@ import (
 	"github.com/msgkit/messaging/internal/prepare"
 )
 
-// Core mode's asynchronous publishing: lanes and batch bound (see
-// asyncpub.Batcher).
-const (
-	asyncCoreLanes    = 1
-	asyncCoreMaxBatch = 2048
-)
-
 var _ messaging.AsyncPublisher = (*Client)(nil)
 
 // PublishAsync implements messaging.AsyncPublisher.
@@ -38,14 +31,24 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // meanwhile is sent once more after the stream is created again.
 //
 // Core mode: core NATS has no acknowledgement; a message's result is known
-// when the connection is flushed. Messages queue and go out in batches of up
-// to 1024, each a run of publishes and one flush (a round trip to the
-// server), while the next batch fills; done reports the batch's outcome as
-// Publish would. One lane keeps the order of all messages. As Publish in
-// core mode, it sets no ID nor Time.
+// when the connection is flushed. PublishAsync publishes the message on the
+// connection at once, in the caller's goroutine, as nats.go's Publish does
+// (a bare message as its payload alone), and adds it to a list of messages
+// sent and not yet flushed. A flusher goroutine takes that list, flushes
+// the connection once (a round trip to the server) and ends every message
+// of it with the outcome, while the messages sent meanwhile make the next
+// list: nil once the server has them, or the flush's error as Publish
+// would report it. All messages share one order on the wire, that of the
+// calls. At most 4,096 messages are pending (sent, not yet ended). While
+// the connection is down nats.go keeps the messages in its reconnect
+// buffer, and the flusher waits for the connection up to the unavailable
+// timeout, then fails its list with messaging.ErrUnavailable (a message
+// failed so may still be sent after the reconnect); a message that nats.go
+// refuses (its reconnect buffer is full, the connection is closed) fails at
+// once. As Publish in core mode, it sets no ID nor Time.
 func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
 	if c.cfg.mode == ModeCore {
-		c.async.Get(c.newBatcher).PublishAsync(ctx, topic, msg, done)
+		c.publishAsyncCore(ctx, topic, msg, done)
 		return
 	}
 	if err := asyncpub.Check(ctx, c.asyncJS, topic, msg, c.prepareOne); err != nil {
@@ -208,7 +211,7 @@ func (c *Client) resolveAsync(a *asyncMsg, err error) {
 // Flush implements messaging.AsyncPublisher.
 func (c *Client) Flush(ctx context.Context) error {
 	if c.cfg.mode == ModeCore {
-		return c.async.Flush(ctx)
+		return c.flushCoreAsync(ctx)
 	}
 	return c.asyncJS.Flush(ctx)
 }
@@ -220,7 +223,7 @@ func (c *Client) Flush(ctx context.Context) error {
 // under the Client, fail with messaging.ErrClosed).
 func (c *Client) closeAsync() {
 	if c.cfg.mode == ModeCore {
-		c.async.Close()
+		c.closeCoreAsync()
 		return
 	}
 	c.asyncJS.Close()
@@ -252,23 +255,4 @@ func (f *inflight) takeAsync() []pubSlot {
 // mode: and sets the ID and Time).
 func (c *Client) prepareOne(topic string, m *messaging.Message) error {
 	return prepare.Publish(topic, []*messaging.Message{m}, int(c.maxPayload())-sizeSlack)
-}
-
-// validateOne makes every check Publish makes before sending (core mode:
-// no ID nor Time is set; a bare message has nothing more to check).
-func (c *Client) validateOne(topic string, m *messaging.Message) error {
-	if err := prepare.Check(topic, []*messaging.Message{m}, int(c.maxPayload())-sizeSlack); err != nil {
-		return err
-	}
-	if bare(m) {
-		return nil
-	}
-	if _, err := encode(topic, m, c.maxPayload(), c.maxHeader()); err != nil {
-		return fmt.Errorf("nats: publish to %s: %w", topic, err)
-	}
-	return nil
-}
-
-func (c *Client) newBatcher() *asyncpub.Batcher {
-	return asyncpub.NewBatcher(asyncCoreLanes, asyncCoreMaxBatch, c.validateOne, c.Publish)
 }

@@ -94,22 +94,36 @@ func Check(topic string, msgs []*messaging.Message, maxSize int) error {
 	return check(topic, msgs, maxSize, false)
 }
 
+// CheckMessage is Check of the one message m of a call, for a caller that
+// has validated topic already (with messaging.ValidateName): the same
+// checks, the same errors.
+func CheckMessage(topic string, m *messaging.Message, maxSize int) error {
+	return checkMessage(topic, 0, m, maxSize)
+}
+
+func checkMessage(topic string, i int, m *messaging.Message, maxSize int) error {
+	if m == nil {
+		return fmt.Errorf("messaging: publish: message %d is nil: %w", i, messaging.ErrInvalidOption)
+	}
+	if err := messaging.ValidateHeader(m.Header); err != nil {
+		return fmt.Errorf("messaging: publish to %s: message %d: %w", topic, i, err)
+	}
+	if maxSize > 0 {
+		if n := m.Size(); n > maxSize {
+			return fmt.Errorf("messaging: publish to %s: message %d is %d bytes, limit %d: %w", topic, i, n, maxSize, messaging.ErrMessageTooLarge)
+		}
+	}
+	return nil
+}
+
 func check(topic string, msgs []*messaging.Message, maxSize int, fill bool) error {
 	if err := messaging.ValidateName(topic); err != nil {
 		return fmt.Errorf("messaging: publish: topic: %w", err)
 	}
 	var now time.Time
 	for i, m := range msgs {
-		if m == nil {
-			return fmt.Errorf("messaging: publish: message %d is nil: %w", i, messaging.ErrInvalidOption)
-		}
-		if err := messaging.ValidateHeader(m.Header); err != nil {
-			return fmt.Errorf("messaging: publish to %s: message %d: %w", topic, i, err)
-		}
-		if maxSize > 0 {
-			if n := m.Size(); n > maxSize {
-				return fmt.Errorf("messaging: publish to %s: message %d is %d bytes, limit %d: %w", topic, i, n, maxSize, messaging.ErrMessageTooLarge)
-			}
+		if err := checkMessage(topic, i, m, maxSize); err != nil {
+			return err
 		}
 		if !fill {
 			continue

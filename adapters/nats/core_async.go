@@ -1,0 +1,238 @@
+package nats
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/asyncpub"
+	"github.com/msgkit/messaging/internal/prepare"
+)
+
+// coreAsync is core mode's PublishAsync (see Client.PublishAsync): the
+// caller publishes on the connection and appends the message to list under
+// mu, so list order is wire order; one flusher goroutine, started on demand,
+// takes the list, flushes once and ends every message of it with the
+// flush's result, while the next list fills. Its zero value is ready but
+// for closing (made by newClient).
+type coreAsync struct {
+	closedFlag atomic.Bool            // closed, read without mu
+	closing    chan struct{}          // closed by close
+	topic      atomic.Pointer[string] // the last topic found valid
+	// maxPayload is the connection's, read by the flusher once per list
+	// while it runs (0: read it per message). A message too large for a
+	// server reconnected to meanwhile that passes the check is refused by
+	// nats.go (ErrMaxPayload, an ErrMessageTooLarge).
+	maxPayload atomic.Int64
+
+	mu      sync.Mutex
+	list    []coreItem // sent since the flusher last took the list
+	spare   []coreItem // the last list ended, kept for reuse
+	n       int        // pending: sent and not ended (the window)
+	running bool       // a flusher serves list
+	closed  bool
+	idle    chan struct{} // made by Flush while n > 0, closed when n is 0
+	room    chan struct{} // made by a caller waiting for the window, closed when slots free
+	wg      sync.WaitGroup
+}
+
+type coreItem struct {
+	topic string
+	msg   *messaging.Message
+	done  messaging.PublishCallback
+}
+
+// publishAsyncCore is PublishAsync in core mode.
+func (c *Client) publishAsyncCore(ctx context.Context, topic string, m *messaging.Message, done messaging.PublishCallback) {
+	a := &c.core
+	fail := func(err error) { asyncpub.Fail(done, m, err) }
+	switch {
+	case m == nil:
+		fail(fmt.Errorf("nats: publish to %s: nil message: %w", topic, messaging.ErrInvalidOption))
+		return
+	case a.closedFlag.Load():
+		fail(fmt.Errorf("nats: publish to %s: %w", topic, messaging.ErrClosed))
+		return
+	}
+	// The checks Publish makes (the topic once while it stays the same); a
+	// message that is not bare is encoded now.
+	maxPayload := a.maxPayload.Load()
+	if maxPayload == 0 {
+		maxPayload = c.maxPayload()
+	}
+	var err error
+	if t := a.topic.Load(); t != nil && *t == topic {
+		err = prepare.CheckMessage(topic, m, int(maxPayload)-sizeSlack)
+	} else if err = prepare.Check(topic, []*messaging.Message{m}, int(maxPayload)-sizeSlack); err == nil {
+		valid := topic // on the heap only here
+		a.topic.Store(&valid)
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	var nm *natsgo.Msg
+	if !bare(m) {
+		if nm, err = encode(topic, m, maxPayload, 0); err != nil {
+			fail(fmt.Errorf("nats: publish to %s: %w", topic, err))
+			return
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		fail(fmt.Errorf("nats: publish to %s: %w", topic, err))
+		return
+	}
+	a.mu.Lock()
+	for a.n >= asyncpub.DefaultWindow && !a.closed {
+		if a.room == nil {
+			a.room = make(chan struct{})
+		}
+		room := a.room
+		a.mu.Unlock()
+		select {
+		case <-room:
+		case <-a.closing:
+		case <-ctx.Done():
+			fail(fmt.Errorf("nats: publish to %s: waiting for room in the publish window: %w", topic, ctx.Err()))
+			return
+		}
+		a.mu.Lock()
+	}
+	if a.closed {
+		a.mu.Unlock()
+		fail(fmt.Errorf("nats: publish to %s: %w", topic, messaging.ErrClosed))
+		return
+	}
+	// While the connection is down nats.go keeps the message in its
+	// reconnect buffer; the flusher waits for the connection.
+	if nm != nil {
+		err = c.nc.PublishMsg(nm)
+	} else {
+		err = c.nc.Publish(topic, m.Payload)
+	}
+	if err != nil {
+		a.mu.Unlock()
+		fail(fmt.Errorf("nats: publish to %s: %w", topic, c.wrapConnErr(err)))
+		return
+	}
+	a.n++
+	a.list = append(a.list, coreItem{topic: topic, msg: m, done: done})
+	if !a.running {
+		a.running = true
+		a.wg.Add(1)
+		go c.flushCore()
+	}
+	a.mu.Unlock()
+}
+
+// flushCore is the flusher: one flush per list until no message is left.
+func (c *Client) flushCore() {
+	a := &c.core
+	defer a.wg.Done()
+	for {
+		err := c.awaitCore()
+		a.mu.Lock()
+		list := a.list
+		if len(list) == 0 {
+			a.running = false
+			a.maxPayload.Store(0)
+			a.mu.Unlock()
+			return
+		}
+		a.maxPayload.Store(c.maxPayload())
+		a.list, a.spare = a.spare, nil
+		a.mu.Unlock()
+		// Everything in list was written before this flush.
+		if err == nil {
+			if err = c.flush(context.Background()); err != nil {
+				err = fmt.Errorf("flush: %w", c.wrapConnErr(err))
+			}
+		}
+		for _, it := range list {
+			var e error
+			if err != nil {
+				e = fmt.Errorf("nats: publish to %s: %w", it.topic, err)
+			}
+			if it.done != nil {
+				it.done(it.msg, e)
+			}
+		}
+		clear(list)
+		a.mu.Lock()
+		a.spare = list[:0]
+		a.n -= len(list)
+		if a.room != nil {
+			close(a.room)
+			a.room = nil
+		}
+		if a.n == 0 && a.idle != nil {
+			close(a.idle)
+			a.idle = nil
+		}
+		a.mu.Unlock()
+	}
+}
+
+// awaitCore returns nil while the connection is up; while it is down it
+// waits for it up to the unavailable timeout, failing with
+// messaging.ErrUnavailable, or until Close begins (messaging.ErrClosed).
+func (c *Client) awaitCore() error {
+	if c.nc.IsConnected() {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.core.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := c.awaitConnectionUntil(ctx, time.Now().Add(c.cfg.unavailable))
+	if err != nil && c.core.closedFlag.Load() {
+		return fmt.Errorf("waiting for the connection when the client closed: %w", messaging.ErrClosed)
+	}
+	return err
+}
+
+// flushCoreAsync is Flush in core mode.
+func (c *Client) flushCoreAsync(ctx context.Context) error {
+	a := &c.core
+	a.mu.Lock()
+	if a.n == 0 {
+		a.mu.Unlock()
+		return nil
+	}
+	if a.idle == nil {
+		a.idle = make(chan struct{})
+	}
+	idle := a.idle
+	a.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("nats: flush: %w", ctx.Err())
+	}
+}
+
+// closeCoreAsync refuses new messages and waits for the lists in flight:
+// each flush is bounded by the request timeout, a wait for the connection
+// ends when Close begins.
+func (c *Client) closeCoreAsync() {
+	a := &c.core
+	a.mu.Lock()
+	if !a.closed {
+		a.closed = true
+		a.closedFlag.Store(true)
+		close(a.closing)
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+}

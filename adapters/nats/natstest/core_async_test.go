@@ -1,0 +1,115 @@
+package natstest_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	natsadapter "github.com/msgkit/messaging/adapters/nats"
+	"github.com/msgkit/messaging/adapters/nats/natstest"
+	"github.com/msgkit/messaging/integration"
+)
+
+// TestCorePublishAsyncResultAfterServer: in core mode a PublishAsync result
+// comes only once the server has processed the message. A subscription on
+// the client's own connection shows it: the server sends a connection the
+// messages it delivers to it before the answer to a flush that follows
+// them, so when message i's result comes, at least i+1 messages are queued
+// in that subscription.
+func TestCorePublishAsyncResultAfterServer(t *testing.T) {
+	c := natstest.Open(t, natsadapter.WithMode(natsadapter.ModeCore))
+	topic := integration.UniqueName(t, "core-async")
+	sub, err := c.Conn().SubscribeSync(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := c.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000
+	var mu sync.Mutex
+	queued := make([]int, n) // messages in sub when message i got its result
+	errs := make([]error, n)
+	calls := 0
+	for i := range n {
+		c.PublishAsync(t.Context(), topic, &messaging.Message{Payload: []byte("x")}, func(_ *messaging.Message, err error) {
+			q, _, _ := sub.Pending()
+			mu.Lock()
+			queued[i], errs[i] = q, err
+			calls++
+			mu.Unlock()
+		})
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != n {
+		t.Fatalf("%d results for %d messages", calls, n)
+	}
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("message %d: %v", i, errs[i])
+		}
+		if queued[i] < i+1 {
+			t.Fatalf("message %d: result with %d messages at the server's subscriber, want at least %d", i, queued[i], i+1)
+		}
+	}
+}
+
+// TestCorePublishAsyncWindow: in core mode at most 4,096 messages are
+// pending; PublishAsync then waits for room until its ctx ends, and the
+// message fails with ctx's error. Here the first message's callback holds
+// the results back until the window is full.
+func TestCorePublishAsyncWindow(t *testing.T) {
+	c := natstest.Open(t, natsadapter.WithMode(natsadapter.ModeCore))
+	topic := integration.UniqueName(t, "core-window")
+	const window = 4096
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var failed []error
+	done := func(_ *messaging.Message, err error) {
+		if err != nil {
+			mu.Lock()
+			failed = append(failed, err)
+			mu.Unlock()
+		}
+	}
+	c.PublishAsync(t.Context(), topic, &messaging.Message{Payload: []byte("first")}, func(m *messaging.Message, err error) {
+		<-release
+		done(m, err)
+	})
+	for range window - 1 {
+		c.PublishAsync(t.Context(), topic, &messaging.Message{Payload: []byte("x")}, done)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	late := make(chan error, 1)
+	c.PublishAsync(ctx, topic, &messaging.Message{Payload: []byte("late")}, func(_ *messaging.Message, err error) { late <- err })
+	select {
+	case err := <-late:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("message over the window: %v, want an error wrapping context.DeadlineExceeded", err)
+		}
+	default:
+		t.Error("message over the window: no result when PublishAsync returned")
+	}
+	close(release)
+	fctx, fcancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer fcancel()
+	if err := c.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failed) != 0 {
+		t.Fatalf("%d messages in the window failed, the first: %v", len(failed), failed[0])
+	}
+}
