@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 
 	"github.com/msgkit/messaging"
 	redisadapter "github.com/msgkit/messaging/adapters/redis"
@@ -32,8 +34,14 @@ const (
 	benchBatch   = 100
 )
 
+// go-redis's global logger writes into the benchmark result lines (a
+// pool.go line when a connection closes), which benchstat then drops, so
+// the benchmarks silence it; tests keep it.
+var silenceGoRedis sync.Once
+
 func benchSetup(b *testing.B) (*redisadapter.Client, goredis.UniversalClient, string) {
 	b.Helper()
+	silenceGoRedis.Do(logging.Disable)
 	c := redistest.Open(b)
 	topic := integration.UniqueName(b, "bench")
 	b.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
