@@ -67,8 +67,7 @@ const (
 func RunFailover(t *testing.T, name string, w *Workload, n NodeLoss) Failover {
 	t.Helper()
 	var f Failover
-	w.WaitConfirmed(w.Confirmed()+300, 60*time.Second)
-	w.waitDelivered(60 * time.Second)
+	w.waitSteady()
 
 	killed := time.Now()
 	n.Kill()
@@ -82,14 +81,12 @@ func RunFailover(t *testing.T, name string, w *Workload, n NodeLoss) Failover {
 	if !f.AfterElected.OK || f.AfterElected.Max() > FailoverBound {
 		t.Errorf("%s: did not resume within %v after the node loss: %v", name, FailoverBound, f.AfterElected)
 	}
-	w.WaitConfirmed(w.Confirmed()+300, 60*time.Second)
-	w.waitDelivered(60 * time.Second)
+	w.waitSteady()
 	f.Stall = w.stalls(killed, time.Now())
 
 	restarted := time.Now()
 	n.Restart()
-	w.WaitConfirmed(w.Confirmed()+300, 60*time.Second)
-	w.waitDelivered(60 * time.Second)
+	w.waitSteady()
 	f.RestartStall = w.stalls(restarted, time.Now())
 
 	var ids []string
@@ -128,6 +125,14 @@ func (w *Workload) groupList() []*CountedGroup {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.Clone(w.groups)
+}
+
+// waitSteady waits until 300 more messages are confirmed and every group
+// has every message confirmed so far: the workload runs (again).
+func (w *Workload) waitSteady() {
+	w.t.Helper()
+	w.WaitConfirmed(w.Confirmed()+300, 60*time.Second)
+	w.waitDelivered(60 * time.Second)
 }
 
 // waitDelivered waits until every group has every message confirmed so
@@ -191,6 +196,7 @@ func StartFailoverWorkload(t *testing.T, pub messaging.Publisher, topic, one, tw
 	w := StartWorkload(t, pub, topic, WorkloadOptions{Batch: 10, Interval: 20 * time.Millisecond, CallTimeout: 3 * time.Second})
 	g1, g2 := w.Group(one), w.Group(two)
 	for _, g := range []*CountedGroup{g1, g2, g2} {
+		g.Members++
 		sub, err := open().Subscribe(t.Context(), topic, g.Handler(), append([]messaging.SubscribeOption{messaging.Group(g.Name)}, opts...)...)
 		if err != nil {
 			t.Fatal(err)

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/integration"
 )
 
 // Outage is one outage of a broker, as an outage test drives it.
@@ -18,8 +21,8 @@ type Outage struct {
 	For time.Duration
 	// Steady, when not nil, waits until the broker's own state is steady
 	// (no rebalance in progress, say) before Down, and fails the test
-	// after timeout.
-	Steady func(timeout time.Duration)
+	// after timeout; groups are the workload's.
+	Steady func(groups []*CountedGroup, timeout time.Duration)
 }
 
 // OutageResult is what RunOutage measured.
@@ -53,10 +56,9 @@ func RunOutage(t *testing.T, name string, w *Workload, o Outage) OutageResult {
 		o.For = 3 * time.Second
 	}
 	var r OutageResult
-	w.WaitConfirmed(w.Confirmed()+300, 60*time.Second)
-	w.waitDelivered(60 * time.Second)
+	w.waitSteady()
 	if o.Steady != nil {
-		o.Steady(60 * time.Second)
+		o.Steady(w.groupList(), 60*time.Second)
 	}
 
 	down := time.Now()
@@ -68,8 +70,7 @@ func RunOutage(t *testing.T, name string, w *Workload, o Outage) OutageResult {
 	if !r.Back.OK || r.Back.Max() > FailoverBound {
 		t.Errorf("%s: did not resume within %v after the broker was back: %v", name, FailoverBound, r.Back)
 	}
-	w.WaitConfirmed(w.Confirmed()+300, 60*time.Second)
-	w.waitDelivered(60 * time.Second)
+	w.waitSteady()
 	r.Stall = w.stalls(down, time.Now())
 
 	var ids []string
@@ -79,6 +80,28 @@ func RunOutage(t *testing.T, name string, w *Workload, o Outage) OutageResult {
 		name, perGroup(r.Lost), perGroup(r.Duplicates), len(ids), up.Sub(down).Round(time.Millisecond),
 		r.Back, r.Stall, metWord(r.TargetsMet)))
 	return r
+}
+
+// RunOutageTest runs RunOutage with the workload every adapter's outage
+// tests use: open returns a new client of the broker under test (closed by
+// the caller's cleanup); one of them publishes to a new topic, provisioned
+// with the groups one (one member) and two (two members, each its own
+// client), subscribed with Concurrency(4) and an AckDeadline of 2s. name
+// starts the OUTAGE line ("redis cut").
+func RunOutageTest(t *testing.T, name string, open func() messaging.Client, o Outage) OutageResult {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("takes a private broker away")
+	}
+	pub := open()
+	topic := integration.UniqueName(t, "out")
+	one, two := integration.UniqueName(t, "one"), integration.UniqueName(t, "two")
+	if err := messaging.Provision(t.Context(), pub, topic, one, two); err != nil {
+		t.Fatal(err)
+	}
+	w := StartFailoverWorkload(t, pub, topic, one, two, func() messaging.Consumer { return open() },
+		messaging.Concurrency(4), messaging.AckDeadline(2*time.Second))
+	return RunOutage(t, name, w, o)
 }
 
 // finishCounted stops the workload, waits until every group has every

@@ -202,6 +202,9 @@ func (w *Workload) PublishRecovery(since time.Time, timeout time.Duration) (time
 // Handler goes to every member's Subscribe.
 type CountedGroup struct {
 	Name string
+	// Members is how many subscriptions the test made for the group
+	// (StartFailoverWorkload sets it).
+	Members int
 	*integration.Collector
 
 	mu sync.Mutex

@@ -9,7 +9,6 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/kafka/kafkatest"
-	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/integration/fault"
 )
 
@@ -40,23 +39,13 @@ func TestOutageRestart(t *testing.T) {
 // member in); TestNetworkCutsLoseNothing covers outages during rebalances.
 
 func runOutage(t *testing.T, name string, k *kafkatest.Cluster, o fault.Outage) {
-	if testing.Short() {
-		t.Skip("takes a private broker away")
-	}
 	url := "kafka://" + k.Brokers() + "?partitions=4"
-	pub := openURL(t, url, true)
-	topic := integration.UniqueName(t, "out")
-	one, two := integration.UniqueName(t, "one"), integration.UniqueName(t, "two")
-	if err := pub.Provision(t.Context(), topic, one, two); err != nil {
-		t.Fatal(err)
+	o.Steady = func(groups []*fault.CountedGroup, timeout time.Duration) {
+		for _, g := range groups {
+			waitStable(t, k.Brokers(), g.Name, g.Members, timeout)
+		}
 	}
-	w := fault.StartFailoverWorkload(t, pub, topic, one, two, func() messaging.Consumer { return openURL(t, url, true) },
-		messaging.Concurrency(4), messaging.AckDeadline(2*time.Second))
-	o.Steady = func(timeout time.Duration) {
-		waitStable(t, k.Brokers(), one, 1, timeout)
-		waitStable(t, k.Brokers(), two, 2, timeout)
-	}
-	fault.RunOutage(t, name, w, o)
+	fault.RunOutageTest(t, name, func() messaging.Client { return openURL(t, url, true) }, o)
 }
 
 // waitStable waits until group is Stable with members members, polling the

@@ -105,9 +105,11 @@ func Open(t testing.TB, url string, opts ...rabbitmq.Option) *rabbitmq.Client {
 	k := &rabbitKiller{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// The adapter's own reconnect backoff (DefaultReconnectMax): the fault
+	// tests hold it to its recovery targets (a 2s cap here made publishing
+	// resume up to 2s after the broker was back).
 	all := append([]rabbitmq.Option{
 		rabbitmq.WithAMQPConfig(amqp.Config{Dial: k.dial}),
-		rabbitmq.WithReconnectBackoff(50*time.Millisecond, 2*time.Second),
 	}, opts...)
 	c, err := rabbitmq.Open(ctx, url, all...)
 	if err != nil {
