@@ -148,15 +148,16 @@ func (c *Client) flushCore() {
 		a.list, a.spare = a.spare, nil
 		a.mu.Unlock()
 		// Everything in list was written before this flush.
+		stage := "waiting for the connection"
 		if err == nil {
 			if err = c.flush(context.Background()); err != nil {
-				err = fmt.Errorf("flush: %w", c.wrapConnErr(err))
+				stage, err = "flush", c.wrapConnErr(err)
 			}
 		}
 		for _, it := range list {
 			var e error
 			if err != nil {
-				e = fmt.Errorf("nats: publish to %s: %w", it.topic, err)
+				e = fmt.Errorf("nats: publish to %s: %s: %w", it.topic, stage, err)
 			}
 			if it.done != nil {
 				it.done(it.msg, e)
@@ -196,7 +197,7 @@ func (c *Client) awaitCore() error {
 	}()
 	err := c.awaitConnectionUntil(ctx, time.Now().Add(c.cfg.unavailable))
 	if err != nil && c.core.closedFlag.Load() {
-		return fmt.Errorf("waiting for the connection when the client closed: %w", messaging.ErrClosed)
+		return fmt.Errorf("%w (the client closed)", messaging.ErrClosed)
 	}
 	return err
 }
