@@ -84,8 +84,7 @@ func adapterPublishAsync(b *testing.B, c *natsadapter.Client, topic string, n in
 
 // BenchmarkEndToEndAsync: BenchmarkEndToEnd with one goroutine publishing
 // asynchronously: the adapter's PublishAsync beside raw JetStream
-// PublishAsync with plain messages (no ID, no extra header), the plain
-// baseline of BenchmarkEndToEnd's raw side (which sends IDs).
+// PublishAsync with plain messages (no ID, no extra header).
 func BenchmarkEndToEndAsync(b *testing.B) {
 	b.Run("adapter", func(b *testing.B) {
 		c, _, topic := benchClient(b)

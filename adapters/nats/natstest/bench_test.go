@@ -234,6 +234,17 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.ResetTimer()
 		var wg sync.WaitGroup
 		wg.Go(func() { rawConsume(b, js, topic, b.N) })
+		rawPublish(b, js, topic, b.N)
+		wg.Wait()
+		msgsPerSec(b, b.N)
+	})
+	// The raw client with a Nats-Msg-Id on every message, as the adapter
+	// sends: the cost of the ID contract end to end.
+	b.Run("raw-ids", func(b *testing.B) {
+		_, js, topic := benchClient(b)
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		wg.Go(func() { rawConsume(b, js, topic, b.N) })
 		rawPublishIDs(b, js, topic, b.N)
 		wg.Wait()
 		msgsPerSec(b, b.N)
