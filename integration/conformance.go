@@ -38,6 +38,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"CompetingConsumers", "Groups", caps.Groups, (*suite).competingConsumers},
 		{"FanOutAcrossGroups", "Groups", caps.Groups, (*suite).fanOutGroups},
 		{"NackRedelivers", "Groups", caps.Groups, (*suite).nackRedelivers},
+		{"RedeliveryKeepsID", "Groups", caps.Groups, (*suite).redeliveryKeepsID},
 		{"RetryAfterDelays", "Groups", caps.Groups, (*suite).retryAfterDelays},
 		{"PanicRedelivers", "Groups", caps.Groups, (*suite).panicRedelivers},
 		{"CancelMidHandlerRedelivers", "Groups", caps.Groups, (*suite).cancelRedelivers},
@@ -421,6 +422,34 @@ func (s *suite) redeliveryCase(t *testing.T, fail func(ctx context.Context, m *m
 // nackRedelivers: an error means redelivery with Attempt+1.
 func (s *suite) nackRedelivers(t *testing.T) {
 	s.redeliveryCase(t, func(context.Context, *messaging.Message) error { return errors.New("integration: transient") })
+}
+
+// redeliveryKeepsID: a message published without an ID comes again under
+// the ID and Time of its first delivery, so an idempotent consumer can key
+// on them: the ID Publish assigned where the adapter claims
+// PublishAssignsID, else one the adapter derives from the broker's own
+// position of the message (Publish leaving the message as it was).
+func (s *suite) redeliveryKeepsID(t *testing.T) {
+	g := s.group("keepid")
+	s.provision(g)
+	ch, h := failOnce(func(context.Context, *messaging.Message) error { return errors.New("integration: transient") })
+	s.subscribe(t.Context(), s.c, h, messaging.Group(g))
+	sent := &messaging.Message{Payload: []byte("published without an ID")}
+	s.publish(s.c, sent)
+	if s.caps.PublishAssignsID == (sent.ID == "") {
+		t.Fatalf("Publish left ID %q (PublishAssignsID %v)", sent.ID, s.caps.PublishAssignsID)
+	}
+	first := s.next(ch, "the first delivery")
+	second := s.next(ch, "the redelivery")
+	if first.ID == "" || second.ID != first.ID {
+		t.Fatalf("delivered as %q, redelivered as %q: want one non-empty ID", first.ID, second.ID)
+	}
+	if sent.ID != "" && first.ID != sent.ID {
+		t.Errorf("delivered as %q, Publish assigned %q", first.ID, sent.ID)
+	}
+	if !second.Time.Equal(first.Time) {
+		t.Errorf("Time %v on the first delivery, %v on the redelivery", first.Time, second.Time)
+	}
 }
 
 // retryAfterDelays: RetryAfter holds the redelivery back for no less than
