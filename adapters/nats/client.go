@@ -152,7 +152,9 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		NativeDelay:    true,
 		MaxMessageSize: maxSize,
 
-		PublishAssignsID: true, // the ID is the stream's deduplication key
+		// The ID is the stream's deduplication key; WithCallerIDs sends
+		// only the IDs callers set.
+		PublishAssignsID: !c.cfg.callerIDs,
 	}
 }
 
@@ -213,7 +215,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		}
 		return c.publishCore(ctx, topic, msgs, maxPayload)
 	}
-	if err := prepare.Publish(topic, msgs, int(maxPayload)-sizeSlack); err != nil {
+	if err := c.prepare(topic, msgs, maxPayload); err != nil {
 		return err
 	}
 	if len(msgs) == 0 {
@@ -221,7 +223,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	}
 	nms := make([]*natsgo.Msg, len(msgs))
 	for i, m := range msgs {
-		nm, err := encode(topic, m, maxPayload, c.maxHeader())
+		nm, err := c.encodeJS(topic, m, maxPayload)
 		if err != nil {
 			return fmt.Errorf("nats: publish to %s: message %d: %w", topic, i, err)
 		}
@@ -318,8 +320,26 @@ func (c *Client) publishCore(ctx context.Context, topic string, msgs []*messagin
 	return nil
 }
 
-// bare reports whether m is a payload only: core mode sends it without a
-// header block.
+// prepare checks msgs before a JetStream publish and, unless
+// WithCallerIDs, gives those without an ID and Time new ones.
+func (c *Client) prepare(topic string, msgs []*messaging.Message, maxPayload int64) error {
+	if c.cfg.callerIDs {
+		return prepare.Check(topic, msgs, int(maxPayload)-sizeSlack)
+	}
+	return prepare.Publish(topic, msgs, int(maxPayload)-sizeSlack)
+}
+
+// encodeJS is encode for a JetStream publish; a bare message (possible
+// with WithCallerIDs) goes out without a header block.
+func (c *Client) encodeJS(topic string, m *messaging.Message, maxPayload int64) (*natsgo.Msg, error) {
+	if bare(m) { // its size was checked with the others (prepare)
+		return &natsgo.Msg{Subject: topic, Data: m.Payload}, nil
+	}
+	return encode(topic, m, maxPayload, c.maxHeader())
+}
+
+// bare reports whether m is a payload only: core mode (and JetStream mode
+// with WithCallerIDs) sends it without a header block.
 func bare(m *messaging.Message) bool {
 	return m.ID == "" && m.Key == "" && m.Time.IsZero() && len(m.Header) == 0
 }

@@ -30,6 +30,8 @@
 //	stream_prefix=P           prefix of created stream names
 //	storage=file|memory, replicas=1, max_age=0, max_bytes=0,
 //	retention=limits|interest, duplicates=2m   (created streams)
+//	ids=assign|caller         Publish gives every message an ID and Time
+//	                          (assign), or sends only those callers set
 //
 // Each has an Option (WithMode, WithPrefetch, ...); a bad value, of a
 // parameter or an option, makes Open (and New) fail with an error wrapping
@@ -83,6 +85,16 @@
 //     default 2m), and Publish reports that one with messaging.ErrDuplicate
 //     (Capabilities().DedupeByID). Durability is the server's: a
 //     file-store server syncs to disk per its sync_interval.
+//   - With ids=caller (WithCallerIDs) Publish generates no ID nor Time: a
+//     message carries the ID and Time its caller set, and a payload-only
+//     message goes out without a header block, as from nats.go's plain
+//     publish. A consumer then names a message published without an ID
+//     "<stream>:<sequence>" (stable across redeliveries) and gives it the
+//     time the stream stored it. Only messages with a caller's ID are
+//     deduplicated, so publishing again a message whose acknowledgement was
+//     lost may store it twice. The trade: the Nats-Msg-Id on every message
+//     and the server's duplicate tracking cost about a fifth of the publish
+//     rate (README, Performance); retries are safe only with it.
 //   - A Group is a durable pull consumer (ConsumerName) with explicit acks,
 //     filtered on the topic's subject, created at StartAt (default Earliest).
 //     AckDeadline is the consumer's AckWait and MaxAttempts its MaxDeliver;

@@ -44,6 +44,7 @@ var urlParams = []urlparam.Param{
 	{Name: "max_bytes", Doc: "size limit of created streams (WithMaxBytes)"},
 	{Name: "retention", Doc: "limits or interest retention of created streams (WithRetention)"},
 	{Name: "duplicates", Doc: "duplicate window of created streams (WithDuplicateWindow)"},
+	{Name: "ids", Doc: "assign or caller: whether Publish gives every message an ID (WithCallerIDs)"},
 }
 
 func init() {
@@ -133,6 +134,9 @@ func connectURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error)
 	}
 	if p.OneOf("streams", "create", "create", "bind") == "bind" {
 		add("streams", WithExistingStreams())
+	}
+	if p.OneOf("ids", "assign", "assign", "caller") == "caller" {
+		add("ids", WithCallerIDs())
 	}
 	if p.Has("stream_prefix") {
 		add("stream_prefix", WithStreamPrefix(p.String("stream_prefix", "")))

@@ -64,6 +64,7 @@ type config struct {
 	maxBytes       int64
 	retention      jetstream.RetentionPolicy
 	duplicates     time.Duration
+	callerIDs      bool // WithCallerIDs: Publish assigns no ID nor Time
 
 	// connection options, used by Open only
 	connOpts []natsgo.Option
@@ -345,6 +346,32 @@ func WithRetention(r jetstream.RetentionPolicy) Option {
 // server's, 2m; negative is invalid). URL: duplicates=2m.
 func WithDuplicateWindow(d time.Duration) Option {
 	return nonNegative("WithDuplicateWindow", d, func(c *config) *time.Duration { return &c.duplicates })
+}
+
+// WithCallerIDs makes JetStream-mode Publish and PublishAsync send the ID
+// and Time their caller set, and nothing when it set none, as core mode
+// always does: no ID nor Time is generated, and a message with nothing but
+// a payload goes out without a header block, exactly as nats.go's plain
+// publish sends it. Capabilities().PublishAssignsID is then false.
+//
+// What it changes: a consumer (and Read) gets a message published without
+// an ID under the ID "<stream>:<sequence>" (its place in the stream, the
+// same on every redelivery, so idempotent consumers still work) and, without
+// a Time, the time the stream stored it. What it costs: only a message
+// whose caller set an ID travels with a Nats-Msg-Id, so only those are
+// deduplicated by the stream. A message whose acknowledgement was lost
+// (publish timeout, connection lost; reported failed) and that is
+// published again may then be stored twice, under two IDs. The default
+// (the ID on every message) is what makes such a retry safe; the header
+// and the server's duplicate tracking cost about a fifth of the publish
+// rate (see the README's Performance section). Core mode behaves so
+// already. URL: ids=caller (default ids=assign).
+func WithCallerIDs() Option {
+	return func(c *config) error {
+		c.callerIDs = true
+		c.set["WithCallerIDs"] = true
+		return nil
+	}
 }
 
 // WithConnectOptions adds nats.go options to the connection Open makes

@@ -136,6 +136,7 @@ func TestURLParamsRejectInvalidValues(t *testing.T) {
 		{"max_bytes=lots", "max_bytes"},
 		{"retention=workqueue", "retention"},
 		{"duplicates=-1m", "duplicates"},
+		{"ids=none", "ids"},
 		{"connect_timeout=0s", "connect_timeout"},
 		{"reconnect_wait=-1s", "reconnect_wait"},
 		{"creds=/nonexistent/creds", "creds"},

@@ -13,7 +13,6 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/asyncpub"
-	"github.com/msgkit/messaging/internal/prepare"
 )
 
 var _ messaging.AsyncPublisher = (*Client)(nil)
@@ -57,7 +56,7 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.
 	}
 	// The message is admitted: every path below ends it exactly once.
 	a := &asyncMsg{ctx: ctx, topic: topic, msg: msg, done: done}
-	nm, err := encode(topic, msg, c.maxPayload(), c.maxHeader())
+	nm, err := c.encodeJS(topic, msg, c.maxPayload())
 	if err != nil {
 		c.asyncJS.End(done, msg, fmt.Errorf("nats: publish to %s: %w", topic, err))
 		return
@@ -252,7 +251,7 @@ func (f *inflight) takeAsync() []pubSlot {
 }
 
 // prepareOne makes the checks Publish makes before encoding (JetStream
-// mode: and sets the ID and Time).
+// mode: and sets the ID and Time unless WithCallerIDs).
 func (c *Client) prepareOne(topic string, m *messaging.Message) error {
-	return prepare.Publish(topic, []*messaging.Message{m}, int(c.maxPayload())-sizeSlack)
+	return c.prepare(topic, []*messaging.Message{m}, c.maxPayload())
 }

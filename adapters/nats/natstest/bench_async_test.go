@@ -26,6 +26,12 @@ func BenchmarkPublishAsync(b *testing.B) {
 		adapterPublishAsync(b, c, topic, b.N)
 		msgsPerSec(b, b.N)
 	})
+	b.Run("adapter-caller-ids", func(b *testing.B) {
+		c, _, topic := benchClient(b, natsadapter.WithCallerIDs())
+		b.ResetTimer()
+		adapterPublishAsync(b, c, topic, b.N)
+		msgsPerSec(b, b.N)
+	})
 	b.Run("raw", func(b *testing.B) {
 		_, js, topic := benchClient(b)
 		b.ResetTimer()
@@ -86,15 +92,20 @@ func adapterPublishAsync(b *testing.B, c *natsadapter.Client, topic string, n in
 // asynchronously: the adapter's PublishAsync beside raw JetStream
 // PublishAsync with plain messages (no ID, no extra header).
 func BenchmarkEndToEndAsync(b *testing.B) {
-	b.Run("adapter", func(b *testing.B) {
-		c, _, topic := benchClient(b)
-		b.ResetTimer()
-		var wg sync.WaitGroup
-		wg.Go(func() { adapterConsume(b, c, topic, b.N) })
-		adapterPublishAsync(b, c, topic, b.N)
-		wg.Wait()
-		msgsPerSec(b, b.N)
-	})
+	for _, v := range []struct {
+		name string
+		opts []natsadapter.Option
+	}{{"adapter", nil}, {"adapter-caller-ids", []natsadapter.Option{natsadapter.WithCallerIDs()}}} {
+		b.Run(v.name, func(b *testing.B) {
+			c, _, topic := benchClient(b, v.opts...)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			wg.Go(func() { adapterConsume(b, c, topic, b.N) })
+			adapterPublishAsync(b, c, topic, b.N)
+			wg.Wait()
+			msgsPerSec(b, b.N)
+		})
+	}
 	b.Run("raw", func(b *testing.B) {
 		_, js, topic := benchClient(b)
 		b.ResetTimer()

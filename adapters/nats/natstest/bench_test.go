@@ -41,9 +41,9 @@ func msgsPerSec(b *testing.B, n int) {
 
 // benchClient opens an adapter client and a raw connection to the test
 // server, and a topic whose stream is deleted after the benchmark.
-func benchClient(b *testing.B) (*natsadapter.Client, jetstream.JetStream, string) {
+func benchClient(b *testing.B, opts ...natsadapter.Option) (*natsadapter.Client, jetstream.JetStream, string) {
 	b.Helper()
-	c := natstest.Open(b)
+	c := natstest.Open(b, opts...)
 	nc, err := natsgo.Connect(natstest.Broker.Endpoint(b))
 	if err != nil {
 		b.Fatal(err)
@@ -138,6 +138,13 @@ func BenchmarkPublish(b *testing.B) {
 		}
 		msgsPerSec(b, b.N)
 	})
+	// ids=caller: no ID, no header (the adapter's plain form).
+	b.Run("adapter-caller-ids", func(b *testing.B) {
+		c, _, topic := benchClient(b, natsadapter.WithCallerIDs())
+		b.ResetTimer()
+		adapterPublish(b, c, topic, b.N)
+		msgsPerSec(b, b.N)
+	})
 	b.Run("raw", func(b *testing.B) {
 		_, js, topic := benchClient(b)
 		b.ResetTimer()
@@ -153,22 +160,30 @@ func BenchmarkPublish(b *testing.B) {
 }
 
 // BenchmarkConsume: b.N messages are stored first (not timed), then one
-// group member consumes and acks them all.
+// group member consumes and acks them all. adapter and raw consume plain
+// messages (no header, as the plain raw client or ids=caller publishes
+// them); the -ids pair consumes messages with a Nats-Msg-Id each, as the
+// adapter publishes them by default.
 func BenchmarkConsume(b *testing.B) {
-	b.Run("adapter", func(b *testing.B) {
-		c, js, topic := benchClient(b)
-		rawPublishIDs(b, js, topic, b.N)
-		b.ResetTimer()
-		adapterConsume(b, c, topic, b.N)
-		msgsPerSec(b, b.N)
-	})
-	b.Run("raw", func(b *testing.B) {
-		_, js, topic := benchClient(b)
-		rawPublishIDs(b, js, topic, b.N)
-		b.ResetTimer()
-		rawConsume(b, js, topic, b.N)
-		msgsPerSec(b, b.N)
-	})
+	for _, stored := range []struct {
+		suffix  string
+		publish func(*testing.B, jetstream.JetStream, string, int)
+	}{{"", rawPublish}, {"-ids", rawPublishIDs}} {
+		b.Run("adapter"+stored.suffix, func(b *testing.B) {
+			c, js, topic := benchClient(b)
+			stored.publish(b, js, topic, b.N)
+			b.ResetTimer()
+			adapterConsume(b, c, topic, b.N)
+			msgsPerSec(b, b.N)
+		})
+		b.Run("raw"+stored.suffix, func(b *testing.B) {
+			_, js, topic := benchClient(b)
+			stored.publish(b, js, topic, b.N)
+			b.ResetTimer()
+			rawConsume(b, js, topic, b.N)
+			msgsPerSec(b, b.N)
+		})
+	}
 }
 
 func adapterConsume(b *testing.B, c *natsadapter.Client, topic string, n int) {
@@ -220,15 +235,20 @@ func rawConsume(b *testing.B, js jetstream.JetStream, topic string, n int) {
 // BenchmarkEndToEnd: publishing and consuming at once; the time runs until
 // the consumer has acked all b.N messages.
 func BenchmarkEndToEnd(b *testing.B) {
-	b.Run("adapter", func(b *testing.B) {
-		c, _, topic := benchClient(b)
-		b.ResetTimer()
-		var wg sync.WaitGroup
-		wg.Go(func() { adapterConsume(b, c, topic, b.N) })
-		adapterPublish(b, c, topic, b.N)
-		wg.Wait()
-		msgsPerSec(b, b.N)
-	})
+	for _, v := range []struct {
+		name string
+		opts []natsadapter.Option
+	}{{"adapter", nil}, {"adapter-caller-ids", []natsadapter.Option{natsadapter.WithCallerIDs()}}} {
+		b.Run(v.name, func(b *testing.B) {
+			c, _, topic := benchClient(b, v.opts...)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			wg.Go(func() { adapterConsume(b, c, topic, b.N) })
+			adapterPublish(b, c, topic, b.N)
+			wg.Wait()
+			msgsPerSec(b, b.N)
+		})
+	}
 	// raw is the plain client; raw-ids sends a Nats-Msg-Id on every
 	// message, as the adapter does: the cost of the ID contract end to end.
 	for _, raw := range []struct {

@@ -3,6 +3,9 @@ package natstest_test
 import (
 	"testing"
 
+	"github.com/msgkit/messaging"
+	natsadapter "github.com/msgkit/messaging/adapters/nats"
+	"github.com/msgkit/messaging/adapters/nats/natstest"
 	"github.com/msgkit/messaging/integration"
 )
 
@@ -24,4 +27,14 @@ func TestConformanceCore(t *testing.T) {
 		t.Fatal("nats-core harness not registered")
 	}
 	integration.RunConformance(t, h)
+}
+
+// TestConformanceCallerIDs runs the suite against JetStream mode with
+// ids=caller (WithCallerIDs): Publish assigns no ID nor Time.
+func TestConformanceCallerIDs(t *testing.T) {
+	integration.RunConformance(t, integration.Harness{
+		Name: "nats-caller-ids",
+		Open: func(t testing.TB) messaging.Client { return natstest.Open(t, natsadapter.WithCallerIDs()) },
+		Kill: natstest.Kill,
+	})
 }
