@@ -157,8 +157,17 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		NativeDeadLetter: c.cfg.deadLetterSuffix != "",
 		MaxMessageSize:   c.cfg.maxMessageSize,
 
-		PublishAssignsID: true, // prepare.Publish
+		PublishAssignsID: !c.cfg.callerIDs, // prepare.Publish
 	}
+}
+
+// prepare checks msgs before publishing and, unless WithCallerIDs, gives
+// those without an ID and Time new ones.
+func (c *Client) prepare(topic string, msgs []*messaging.Message) error {
+	if c.cfg.callerIDs {
+		return prepare.Check(topic, msgs, c.cfg.maxMessageSize)
+	}
+	return prepare.Publish(topic, msgs, c.cfg.maxMessageSize)
 }
 
 // Publish appends msgs to topic's stream with one pipelined XADD each (one
@@ -170,7 +179,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if c.Closed() {
 		return errClosedPublish
 	}
-	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
+	if err := c.prepare(topic, msgs); err != nil {
 		return err
 	}
 	if len(msgs) == 0 {

@@ -20,19 +20,23 @@ const (
 	fieldHeaderPrefix = "h:"
 )
 
-// encode returns the XADD field/value list of m. The time field is left
-// out when the ID carries m.Time (a version 7 UUID, as Publish makes both).
+// encode returns the XADD field/value list of m. The id, key and time
+// fields are left out when empty (an ID and a Time are empty only with
+// WithCallerIDs), and the time field also when the ID carries m.Time (a
+// version 7 UUID, as Publish makes both).
 func encode(m *messaging.Message) []any {
 	n := 6 + 2*len(m.Header)
 	if m.Key != "" {
 		n += 2
 	}
 	v := make([]any, 0, n)
-	v = append(v, fieldID, m.ID)
+	if m.ID != "" {
+		v = append(v, fieldID, m.ID)
+	}
 	if m.Key != "" {
 		v = append(v, fieldKey, m.Key)
 	}
-	if at, ok := prepare.IDTime(m.ID); !ok || !at.Equal(m.Time) {
+	if at, ok := prepare.IDTime(m.ID); !m.Time.IsZero() && (!ok || !at.Equal(m.Time)) {
 		v = append(v, fieldTime, strconv.FormatInt(m.Time.UnixNano(), 10))
 	}
 	for k, hv := range m.Header {

@@ -27,6 +27,8 @@
 //	coalesce=<n>               merge concurrent Publish calls, n sending goroutines (default 0: off)
 //	unavailable_timeout=<d>    how long Publish retries an unreachable server before failing with
 //	                           messaging.ErrUnavailable (default 5s, counted from the call's start)
+//	ids=assign|caller          Publish gives every message an ID and Time (assign, the default),
+//	                           or writes only those callers set (WithCallerIDs)
 //
 // Clusters: redis://host1:6379?cluster=true&addr=host2:6379&addr=host3:6379
 // (go-redis ParseClusterURL; any reachable node is enough to find the
@@ -48,6 +50,10 @@
 // the ID, a version 7 UUID as Publish makes it, carries the time), one
 // "h:<name>" field per header, and "payload". Entries written by other producers are
 // readable too: their fields become headers, their ID is the entry ID.
+// With ids=caller (WithCallerIDs) Publish generates no ID nor Time, so a
+// message with nothing but a payload is the entry {payload}, as a plain
+// XADD writes it; consumers get its entry ID as ID (stable across
+// redeliveries) and the entry ID's millisecond as Time.
 // Message.Offset is the stream entry ID ("1700000000000-0").
 //
 // A group is a Redis consumer group, created with XGROUP CREATE ... MKSTREAM

@@ -123,6 +123,7 @@ func TestURLParametersRejectInvalidValues(t *testing.T) {
 		{"stale_consumer_after=0s", "stale_consumer_after"},
 		{"coalesce=-1", "coalesce"},
 		{"unavailable_timeout=0s", "unavailable_timeout"},
+		{"ids=none", "ids"},
 		{"hash_tag=maybe", "hash_tag"},
 		{"maxlen=10&max_age=1h", "max_age"},
 	} {

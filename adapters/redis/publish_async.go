@@ -5,7 +5,6 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/asyncpub"
-	"github.com/msgkit/messaging/internal/prepare"
 )
 
 // Asynchronous publishing: lanes and batch bound (see asyncpub.Batcher).
@@ -32,6 +31,6 @@ func (c *Client) Flush(ctx context.Context) error { return c.async.Flush(ctx) }
 
 func (c *Client) newBatcher() *asyncpub.Batcher {
 	return asyncpub.NewBatcher(asyncLanes, asyncMaxBatch, func(topic string, m *messaging.Message) error {
-		return prepare.Publish(topic, []*messaging.Message{m}, c.cfg.maxMessageSize)
+		return c.prepare(topic, []*messaging.Message{m})
 	}, c.Publish)
 }

@@ -9,6 +9,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/msgkit/messaging"
+	redisadapter "github.com/msgkit/messaging/adapters/redis"
 )
 
 // rawPublishPlain pipelines n XADDs of a payload field only: what a user
@@ -47,29 +48,34 @@ func BenchmarkPublishPlain(b *testing.B) {
 // pipelines of 1000 from the same goroutine.
 func BenchmarkPublishAsync(b *testing.B) {
 	payload := make([]byte, benchPayload)
-	b.Run("adapter", func(b *testing.B) {
-		c, _, topic := benchSetup(b)
-		ctx := b.Context()
-		var failed atomic.Pointer[error]
-		done := func(_ *messaging.Message, err error) {
-			if err != nil {
-				e := err // only a failure allocates (&err would, per call)
-				failed.CompareAndSwap(nil, &e)
+	for _, v := range []struct {
+		name string
+		opts []redisadapter.Option
+	}{{"adapter", nil}, {"adapter-caller-ids", callerIDs}} {
+		b.Run(v.name, func(b *testing.B) {
+			c, _, topic := benchSetup(b, v.opts...)
+			ctx := b.Context()
+			var failed atomic.Pointer[error]
+			done := func(_ *messaging.Message, err error) {
+				if err != nil {
+					e := err // only a failure allocates (&err would, per call)
+					failed.CompareAndSwap(nil, &e)
+				}
 			}
-		}
-		start := time.Now()
-		b.ResetTimer()
-		for range b.N {
-			c.PublishAsync(ctx, topic, &messaging.Message{Payload: payload}, done)
-		}
-		if err := c.Flush(ctx); err != nil {
-			b.Fatal(err)
-		}
-		report(b, b.N, time.Since(start))
-		if err := failed.Load(); err != nil {
-			b.Fatal(*err)
-		}
-	})
+			start := time.Now()
+			b.ResetTimer()
+			for range b.N {
+				c.PublishAsync(ctx, topic, &messaging.Message{Payload: payload}, done)
+			}
+			if err := c.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			report(b, b.N, time.Since(start))
+			if err := failed.Load(); err != nil {
+				b.Fatal(*err)
+			}
+		})
+	}
 	b.Run("raw", func(b *testing.B) {
 		c, rc, topic := benchSetup(b)
 		ctx := b.Context()

@@ -39,10 +39,10 @@ const (
 // the benchmarks silence it; tests keep it.
 var silenceGoRedis sync.Once
 
-func benchSetup(b *testing.B) (*redisadapter.Client, goredis.UniversalClient, string) {
+func benchSetup(b *testing.B, opts ...redisadapter.Option) (*redisadapter.Client, goredis.UniversalClient, string) {
 	b.Helper()
 	silenceGoRedis.Do(logging.Disable)
-	c := redistest.Open(b)
+	c := redistest.Open(b, opts...)
 	topic := integration.UniqueName(b, "bench")
 	b.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
 	return c, c.Redis(), topic
@@ -85,20 +85,29 @@ func reportCPU(b *testing.B, n int, since time.Duration) {
 	b.ReportMetric(float64(cpuTime()-since)/float64(n), "cpu-ns/msg")
 }
 
+// callerIDs is the adapter variant with ids=caller: payload-only entries,
+// as the plain raw baseline writes them.
+var callerIDs = []redisadapter.Option{redisadapter.WithCallerIDs()}
+
 func BenchmarkPublish(b *testing.B) {
 	payload := make([]byte, benchPayload)
-	b.Run("adapter", func(b *testing.B) {
-		c, _, topic := benchSetup(b)
-		ctx := b.Context()
-		start := time.Now()
-		b.ResetTimer()
-		for sent := 0; sent < b.N; sent += benchBatch {
-			if err := c.Publish(ctx, topic, benchMessages(min(benchBatch, b.N-sent), payload)...); err != nil {
-				b.Fatal(err)
+	for _, v := range []struct {
+		name string
+		opts []redisadapter.Option
+	}{{"adapter", nil}, {"adapter-caller-ids", callerIDs}} {
+		b.Run(v.name, func(b *testing.B) {
+			c, _, topic := benchSetup(b, v.opts...)
+			ctx := b.Context()
+			start := time.Now()
+			b.ResetTimer()
+			for sent := 0; sent < b.N; sent += benchBatch {
+				if err := c.Publish(ctx, topic, benchMessages(min(benchBatch, b.N-sent), payload)...); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-		report(b, b.N, time.Since(start))
-	})
+			report(b, b.N, time.Since(start))
+		})
+	}
 	b.Run("raw", func(b *testing.B) {
 		c, rc, topic := benchSetup(b)
 		ctx := b.Context()
@@ -201,19 +210,26 @@ func BenchmarkConsume(b *testing.B) { benchmarkConsume(b, false) }
 // BatchSize 100, as the raw side's COUNT 100).
 func BenchmarkConsumeBatch(b *testing.B) { benchmarkConsume(b, true) }
 
-// benchmarkConsume: the adapter consumes entries with its own fields; the
-// plain raw baseline ("raw") reads payload-only entries with XREADGROUP
-// COUNT 100 and one XACK per batch, and "raw-fields" does the same on
-// entries with the adapter's fields.
+// benchmarkConsume: the adapter consumes entries with its own fields
+// ("adapter") and payload-only entries ("adapter-plain", what a plain
+// producer or ids=caller writes); the plain raw baseline ("raw") reads
+// payload-only entries with XREADGROUP COUNT 100 and one XACK per batch,
+// and "raw-fields" does the same on entries with the adapter's fields.
 func benchmarkConsume(b *testing.B, batches bool) {
-	b.Run("adapter", func(b *testing.B) {
-		c, rc, topic := benchSetup(b)
-		group := integration.UniqueName(b, "g")
-		fill(b, c, rc, topic, group, b.N, true)
-		start := time.Now()
-		b.ResetTimer()
-		adapterConsume(b, c, topic, group, b.N, start, batches)
-	})
+	for _, fields := range []bool{true, false} {
+		name := "adapter"
+		if !fields {
+			name = "adapter-plain"
+		}
+		b.Run(name, func(b *testing.B) {
+			c, rc, topic := benchSetup(b)
+			group := integration.UniqueName(b, "g")
+			fill(b, c, rc, topic, group, b.N, fields)
+			start := time.Now()
+			b.ResetTimer()
+			adapterConsume(b, c, topic, group, b.N, start, batches)
+		})
+	}
 	for _, fields := range []bool{false, true} {
 		name := "raw"
 		if fields {
@@ -234,27 +250,32 @@ func benchmarkConsume(b *testing.B, batches bool) {
 
 func BenchmarkEndToEnd(b *testing.B) {
 	payload := make([]byte, benchPayload)
-	b.Run("adapter", func(b *testing.B) {
-		c, _, topic := benchSetup(b)
-		group := integration.UniqueName(b, "g")
-		if err := c.Provision(b.Context(), topic, group); err != nil {
-			b.Fatal(err)
-		}
-		start := time.Now()
-		b.ResetTimer()
-		published := make(chan struct{})
-		go func() {
-			defer close(published)
-			for sent := 0; sent < b.N; sent += benchBatch {
-				if err := c.Publish(b.Context(), topic, benchMessages(min(benchBatch, b.N-sent), payload)...); err != nil {
-					b.Error(err)
-					return
-				}
+	for _, v := range []struct {
+		name string
+		opts []redisadapter.Option
+	}{{"adapter", nil}, {"adapter-caller-ids", callerIDs}} {
+		b.Run(v.name, func(b *testing.B) {
+			c, _, topic := benchSetup(b, v.opts...)
+			group := integration.UniqueName(b, "g")
+			if err := c.Provision(b.Context(), topic, group); err != nil {
+				b.Fatal(err)
 			}
-		}()
-		adapterConsume(b, c, topic, group, b.N, start, false)
-		<-published // the last Publish may return after its messages were consumed
-	})
+			start := time.Now()
+			b.ResetTimer()
+			published := make(chan struct{})
+			go func() {
+				defer close(published)
+				for sent := 0; sent < b.N; sent += benchBatch {
+					if err := c.Publish(b.Context(), topic, benchMessages(min(benchBatch, b.N-sent), payload)...); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+			adapterConsume(b, c, topic, group, b.N, start, false)
+			<-published // the last Publish may return after its messages were consumed
+		})
+	}
 	b.Run("raw", func(b *testing.B) {
 		c, rc, topic := benchSetup(b)
 		group := integration.UniqueName(b, "g")

@@ -1,0 +1,95 @@
+package redistest_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	redisadapter "github.com/msgkit/messaging/adapters/redis"
+	"github.com/msgkit/messaging/adapters/redis/redistest"
+	"github.com/msgkit/messaging/integration"
+)
+
+// TestCallerIDs: with WithCallerIDs, Publish and PublishAsync leave a
+// message without an ID as it is and write it as the one field "payload";
+// a consumer gets the entry ID as ID and the entry ID's millisecond as
+// Time; a caller's ID and Time still travel.
+func TestCallerIDs(t *testing.T) {
+	c := redistest.Open(t, redisadapter.WithCallerIDs())
+	if c.Capabilities().PublishAssignsID {
+		t.Fatal("PublishAssignsID claimed with WithCallerIDs")
+	}
+	ctx := t.Context()
+	topic := integration.UniqueName(t, "callerids")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+
+	bare := &messaging.Message{Payload: []byte("bare")}
+	if err := c.Publish(ctx, topic, bare); err != nil {
+		t.Fatal(err)
+	}
+	if bare.ID != "" || !bare.Time.IsZero() {
+		t.Fatalf("Publish set ID %q, Time %v", bare.ID, bare.Time)
+	}
+	asyncDone := make(chan error, 1)
+	async := &messaging.Message{Payload: []byte("async")}
+	c.PublishAsync(ctx, topic, async, func(_ *messaging.Message, err error) { asyncDone <- err })
+	if err := <-asyncDone; err != nil {
+		t.Fatal(err)
+	}
+	if async.ID != "" || !async.Time.IsZero() {
+		t.Fatalf("PublishAsync set ID %q, Time %v", async.ID, async.Time)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	mine := &messaging.Message{ID: "mine-1", Time: at, Payload: []byte("mine")}
+	if err := c.Publish(ctx, topic, mine); err != nil {
+		t.Fatal(err)
+	}
+
+	entries, err := c.Redis().XRange(ctx, c.StreamKey(topic), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 3 {
+		t.Fatalf("stream holds %d entries, want 3", len(entries))
+	}
+	for _, e := range entries[:2] {
+		if len(e.Values) != 1 || e.Values["payload"] == nil {
+			t.Fatalf("entry %s has fields %v, want payload only", e.ID, e.Values)
+		}
+	}
+	entryTime := func(id string) time.Time {
+		ms, _, _ := strings.Cut(id, "-")
+		n, err := strconv.ParseInt(ms, 10, 64)
+		if err != nil {
+			t.Fatalf("entry ID %q: %v", id, err)
+		}
+		return time.UnixMilli(n)
+	}
+	want := map[string]struct {
+		id string
+		at time.Time
+	}{
+		"bare":  {entries[0].ID, entryTime(entries[0].ID)},
+		"async": {entries[1].ID, entryTime(entries[1].ID)},
+		"mine":  {"mine-1", at},
+	}
+
+	// RedeliveryKeepsID, in the conformance suite, checks that a
+	// redelivery keeps the ID and Time.
+	got := integration.NewCollector()
+	sub, err := c.Subscribe(ctx, topic, got.Handler(), messaging.Group("g"), messaging.StartAt(messaging.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	got.WaitDistinct(t, 3, 30*time.Second)
+	for _, m := range got.Messages() {
+		w := want[string(m.Payload)]
+		if m.ID != w.id || !m.Time.Equal(w.at) {
+			t.Errorf("%q delivered as ID %q at %v, want ID %q at %v", m.Payload, m.ID, m.Time, w.id, w.at)
+		}
+	}
+}
