@@ -232,6 +232,24 @@ func BenchmarkConsume(b *testing.B) {
 // BenchmarkEndToEnd: publish b.N messages (100 per call) while a joined
 // group member consumes them; timed until the last one is handled.
 func BenchmarkEndToEnd(b *testing.B) {
+	benchmarkEndToEnd(b, func(e *benchEnv, b *testing.B) { e.publish(b, b.N) },
+		func(e *benchEnv, b *testing.B) (publish func(n int)) {
+			w := e.rawWriter(b, benchBatch)
+			return func(n int) { e.rawPublish(b, w, n) }
+		})
+}
+
+// BenchmarkEndToEndAsync: BenchmarkEndToEnd with one goroutine publishing
+// asynchronously: the adapter's PublishAsync then Flush, beside raw
+// kafka-go's asynchronous Writer (as BenchmarkPublishAsync's raw side).
+func BenchmarkEndToEndAsync(b *testing.B) {
+	benchmarkEndToEnd(b, func(e *benchEnv, b *testing.B) { e.adapterPublishAsync(b, b.N) },
+		func(e *benchEnv, b *testing.B) (publish func(n int)) { return e.rawAsyncWriter(b) })
+}
+
+// benchmarkEndToEnd times publishing b.N messages (adapter, or raw's
+// publish) until a joined group member has handled them all.
+func benchmarkEndToEnd(b *testing.B, adapter func(*benchEnv, *testing.B), raw func(*benchEnv, *testing.B) (publish func(n int))) {
 	b.Run("adapter", func(b *testing.B) {
 		e := newBenchEnv(b)
 		var n atomic.Int64
@@ -255,16 +273,16 @@ func BenchmarkEndToEnd(b *testing.B) {
 		<-joined
 		b.ResetTimer()
 		start := time.Now()
-		e.publish(b, b.N)
+		adapter(e, b)
 		<-done
 		report(b, b.N, time.Since(start))
 		b.StopTimer()
 	})
 	b.Run("raw", func(b *testing.B) {
 		e := newBenchEnv(b)
-		w := e.rawWriter(b, benchBatch)
+		publish := raw(e, b)
 		r := e.rawReader(b, integration.UniqueName(b, "g"))
-		e.rawPublish(b, w, 1)
+		publish(1)
 		if _, err := r.ReadMessage(b.Context()); err != nil {
 			b.Fatal(err)
 		}
@@ -280,7 +298,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			errc <- nil
 		}()
-		e.rawPublish(b, w, b.N)
+		publish(b.N)
 		if err := <-errc; err != nil {
 			b.Fatal(err)
 		}

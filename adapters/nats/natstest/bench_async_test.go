@@ -3,15 +3,14 @@ package natstest_test
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	natsgo "github.com/nats-io/nats.go"
 
-	"github.com/msgkit/messaging"
 	natsadapter "github.com/msgkit/messaging/adapters/nats"
+	"github.com/msgkit/messaging/integration"
 )
 
 // BenchmarkPublishAsync: one goroutine publishes b.N 1 KiB messages
@@ -69,22 +68,8 @@ func BenchmarkPublishAsync(b *testing.B) {
 }
 
 func adapterPublishAsync(b *testing.B, c *natsadapter.Client, topic string, n int) {
-	ctx := context.Background()
-	var failed atomic.Pointer[error]
-	done := func(_ *messaging.Message, err error) {
-		if err != nil {
-			e := err // only a failure allocates (&err would, per call)
-			failed.CompareAndSwap(nil, &e)
-		}
-	}
-	for range n {
-		c.PublishAsync(ctx, topic, &messaging.Message{Payload: payload1K}, done)
-	}
-	if err := c.Flush(ctx); err != nil {
+	if err := integration.PublishAsyncN(context.Background(), c, topic, n, payload1K); err != nil {
 		b.Fatal(err)
-	}
-	if err := failed.Load(); err != nil {
-		b.Fatal(*err)
 	}
 }
 

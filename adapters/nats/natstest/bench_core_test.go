@@ -193,6 +193,37 @@ func BenchmarkCoreEndToEnd(b *testing.B) {
 		wait()
 		msgsPerSec(b, b.N)
 	})
+	// One goroutine: PublishAsync of every message (within the window),
+	// then Flush.
+	b.Run("adapter-async", func(b *testing.B) {
+		c, _, topic := coreClient(b)
+		sc := natstest.Open(b, natsadapter.WithMode(natsadapter.ModeCore))
+		var got atomic.Int64
+		wait := adapterConsumeCore(b, sc, topic, b.N, &got)
+		b.ResetTimer()
+		ctx := context.Background()
+		var failed atomic.Pointer[error]
+		done := func(_ *messaging.Message, err error) {
+			if err != nil {
+				e := err
+				failed.CompareAndSwap(nil, &e)
+			}
+		}
+		for i := range b.N {
+			if i%benchBatch == 0 {
+				window(&got, i)
+			}
+			c.PublishAsync(ctx, topic, &messaging.Message{Payload: payload1K}, done)
+		}
+		if err := c.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		wait()
+		msgsPerSec(b, b.N)
+		if err := failed.Load(); err != nil {
+			b.Fatal(*err)
+		}
+	})
 	b.Run("raw", rawEndToEndCore)
 }
 

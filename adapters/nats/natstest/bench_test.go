@@ -285,6 +285,10 @@ func BenchmarkPacedLatency(b *testing.B) {
 			c, _, topic := benchClient(b)
 			integration.PacedLatencyClient(b, rate, c, topic, messaging.Group("bench"))
 		})
+		b.Run("adapter-caller-ids", func(b *testing.B) {
+			c, _, topic := benchClient(b, natsadapter.WithCallerIDs())
+			integration.PacedLatencyClient(b, rate, c, topic, messaging.Group("bench"))
+		})
 		b.Run("raw", func(b *testing.B) {
 			_, js, topic := benchClient(b)
 			integration.PacedLatency(b, rate, func(ctx context.Context, p []byte) error {

@@ -2,13 +2,12 @@ package rabbitmqtest_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/integration"
 )
 
 // rawPublishPlainWindow is rawPublishWindow with plain messages: no message
@@ -45,27 +44,13 @@ func rawPublishPlainWindow(b *testing.B, conn *amqp.Connection, exchange string,
 func BenchmarkPublishAsync(b *testing.B) {
 	b.Run("adapter", func(b *testing.B) {
 		c, _, topic, _, _ := benchSetup(b)
-		ctx := context.Background()
-		var failed atomic.Pointer[error]
-		done := func(_ *messaging.Message, err error) {
-			if err != nil {
-				e := err // only a failure allocates (&err would, per call)
-				failed.CompareAndSwap(nil, &e)
-			}
-		}
 		b.SetBytes(benchSize)
 		b.ResetTimer()
 		start := time.Now()
-		for range b.N {
-			c.PublishAsync(ctx, topic, &messaging.Message{Payload: benchPayload}, done)
-		}
-		if err := c.Flush(ctx); err != nil {
+		if err := integration.PublishAsyncN(context.Background(), c, topic, b.N, benchPayload); err != nil {
 			b.Fatal(err)
 		}
 		reportRate(b, b.N, time.Since(start))
-		if err := failed.Load(); err != nil {
-			b.Fatal(*err)
-		}
 	})
 	b.Run("raw", func(b *testing.B) {
 		_, raw, topic, _, _ := benchSetup(b)
@@ -74,5 +59,32 @@ func BenchmarkPublishAsync(b *testing.B) {
 		start := time.Now()
 		rawPublishPlainWindow(b, raw, topic, b.N, 1000)
 		reportRate(b, b.N, time.Since(start))
+	})
+}
+
+// BenchmarkEndToEndAsync: BenchmarkEndToEnd with one goroutine publishing
+// asynchronously: the adapter's PublishAsync then Flush, beside raw
+// amqp091 with a sliding window of 1000 unconfirmed plain messages (as
+// BenchmarkPublishAsync's raw side), while a consumer of the group runs.
+func BenchmarkEndToEndAsync(b *testing.B) {
+	b.Run("adapter", func(b *testing.B) {
+		c, _, topic, group, _ := benchSetup(b)
+		b.SetBytes(benchSize)
+		b.ResetTimer()
+		reportRate(b, b.N, adapterConsume(b, c, topic, group, b.N, func() {
+			go func() {
+				if err := integration.PublishAsyncN(context.Background(), c, topic, b.N, benchPayload); err != nil {
+					b.Error(err)
+				}
+			}()
+		}))
+	})
+	b.Run("raw", func(b *testing.B) {
+		_, raw, topic, _, queue := benchSetup(b)
+		b.SetBytes(benchSize)
+		b.ResetTimer()
+		reportRate(b, b.N, rawConsume(b, raw, queue, b.N, func() {
+			rawPublishPlainWindow(b, raw, topic, b.N, 1000)
+		}))
 	})
 }

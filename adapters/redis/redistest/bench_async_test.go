@@ -2,14 +2,13 @@ package redistest_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/msgkit/messaging"
 	redisadapter "github.com/msgkit/messaging/adapters/redis"
+	"github.com/msgkit/messaging/integration"
 )
 
 // rawPublishPlain pipelines n XADDs of a payload field only: what a user
@@ -54,26 +53,12 @@ func BenchmarkPublishAsync(b *testing.B) {
 	}{{"adapter", nil}, {"adapter-caller-ids", callerIDs}} {
 		b.Run(v.name, func(b *testing.B) {
 			c, _, topic := benchSetup(b, v.opts...)
-			ctx := b.Context()
-			var failed atomic.Pointer[error]
-			done := func(_ *messaging.Message, err error) {
-				if err != nil {
-					e := err // only a failure allocates (&err would, per call)
-					failed.CompareAndSwap(nil, &e)
-				}
-			}
 			start := time.Now()
 			b.ResetTimer()
-			for range b.N {
-				c.PublishAsync(ctx, topic, &messaging.Message{Payload: payload}, done)
-			}
-			if err := c.Flush(ctx); err != nil {
+			if err := integration.PublishAsyncN(b.Context(), c, topic, b.N, payload); err != nil {
 				b.Fatal(err)
 			}
 			report(b, b.N, time.Since(start))
-			if err := failed.Load(); err != nil {
-				b.Fatal(*err)
-			}
 		})
 	}
 	b.Run("raw", func(b *testing.B) {
@@ -87,5 +72,16 @@ func BenchmarkPublishAsync(b *testing.B) {
 			}
 		}
 		report(b, b.N, time.Since(start))
+	})
+}
+
+// BenchmarkEndToEndAsync: BenchmarkEndToEnd with one goroutine publishing
+// asynchronously: the adapter's PublishAsync then Flush beside raw go-redis
+// pipelines of 1000 plain XADDs (as BenchmarkPublishAsync's raw side),
+// while a group member consumes (XREADGROUP COUNT 100, one XACK per batch
+// on the raw side).
+func BenchmarkEndToEndAsync(b *testing.B) {
+	benchmarkEndToEnd(b, 1000, func(ctx context.Context, c *redisadapter.Client, topic string, n int, payload []byte) error {
+		return integration.PublishAsyncN(ctx, c, topic, n, payload)
 	})
 }

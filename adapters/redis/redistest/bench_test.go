@@ -249,6 +249,20 @@ func benchmarkConsume(b *testing.B, batches bool) {
 }
 
 func BenchmarkEndToEnd(b *testing.B) {
+	benchmarkEndToEnd(b, benchBatch, func(ctx context.Context, c *redisadapter.Client, topic string, n int, payload []byte) error {
+		for sent := 0; sent < n; sent += benchBatch {
+			if err := c.Publish(ctx, topic, benchMessages(min(benchBatch, n-sent), payload)...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// benchmarkEndToEnd times publishing b.N messages (the adapter's with
+// publish, the raw side's in plain pipelines of rawChunk XADDs) from one
+// goroutine until a group member has consumed them all.
+func benchmarkEndToEnd(b *testing.B, rawChunk int, publish func(ctx context.Context, c *redisadapter.Client, topic string, n int, payload []byte) error) {
 	payload := make([]byte, benchPayload)
 	for _, v := range []struct {
 		name string
@@ -265,11 +279,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 			published := make(chan struct{})
 			go func() {
 				defer close(published)
-				for sent := 0; sent < b.N; sent += benchBatch {
-					if err := c.Publish(b.Context(), topic, benchMessages(min(benchBatch, b.N-sent), payload)...); err != nil {
-						b.Error(err)
-						return
-					}
+				if err := publish(b.Context(), c, topic, b.N, payload); err != nil {
+					b.Error(err)
 				}
 			}()
 			adapterConsume(b, c, topic, group, b.N, start, false)
@@ -288,8 +299,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 		published := make(chan struct{})
 		go func() {
 			defer close(published)
-			for sent := 0; sent < b.N; sent += benchBatch {
-				if err := rawPublishPlain(b.Context(), rc, key, min(benchBatch, b.N-sent), payload); err != nil {
+			for sent := 0; sent < b.N; sent += rawChunk {
+				if err := rawPublishPlain(b.Context(), rc, key, min(rawChunk, b.N-sent), payload); err != nil {
 					b.Error(err)
 					return
 				}
