@@ -182,6 +182,15 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
 		return err
 	}
+	return c.publishChecked(ctx, topic, msgs)
+}
+
+// publishChecked is Publish after its checks: PublishAsync's batches come
+// here, each message checked (and given its ID) by validateOne already.
+func (c *Client) publishChecked(ctx context.Context, topic string, msgs []*messaging.Message) error {
+	if c.Closed() {
+		return fmt.Errorf("kafka: publish: %w", messaging.ErrClosed)
+	}
 	if len(msgs) == 0 {
 		return nil
 	}

@@ -34,7 +34,9 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.
 func (c *Client) Flush(ctx context.Context) error { return c.async.Flush(ctx) }
 
 func (c *Client) newBatcher() *asyncpub.Batcher {
-	return asyncpub.NewBatcher(asyncLanes, asyncMaxBatch, c.validateOne, c.Publish)
+	return asyncpub.NewBatcher(asyncLanes, asyncMaxBatch, c.validateOne, func(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+		return c.publishChecked(ctx, topic, msgs)
+	})
 }
 
 // validateOne makes the checks Publish makes before sending anything. (The

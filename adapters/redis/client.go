@@ -182,6 +182,15 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if err := c.prepare(topic, msgs); err != nil {
 		return err
 	}
+	return c.publishChecked(ctx, topic, msgs)
+}
+
+// publishChecked is Publish after its checks: PublishAsync's batches come
+// here, each message checked (and given its ID) when it was queued.
+func (c *Client) publishChecked(ctx context.Context, topic string, msgs []*messaging.Message) error {
+	if c.Closed() {
+		return errClosedPublish
+	}
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -196,8 +205,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	giveUp := time.Now().Add(c.cfg.unavailable)
 	attemptCtx, cancel := context.WithDeadline(ctx, giveUp)
 	defer cancel()
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 250*time.Millisecond
+	var bo *backoff.ExponentialBackOff // made at the first retry
 	for {
 		err := c.publishOnce(attemptCtx, topic, msgs)
 		if err == nil {
@@ -208,6 +216,10 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		}
 		if !unreachable(err) {
 			return err
+		}
+		if bo == nil {
+			bo = backoff.NewExponentialBackOff()
+			bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 250*time.Millisecond
 		}
 		t := time.NewTimer(min(bo.NextBackOff(), time.Until(giveUp)))
 		select {
