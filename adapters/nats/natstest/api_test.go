@@ -203,7 +203,13 @@ func TestNewWrapsExistingConn(t *testing.T) {
 		t.Fatal(err)
 	}
 	topic := integration.UniqueName(t, "legacy")
-	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	// c is closed by the test itself: another client deletes the topic.
+	cleaner := natstest.Open(t)
+	t.Cleanup(func() {
+		if err := cleaner.DeleteTopic(context.Background(), topic); err != nil {
+			t.Errorf("deleting topic %s: %v", topic, err)
+		}
+	})
 	col := integration.NewCollector()
 	sub, err := c.Subscribe(t.Context(), topic, col.Handler())
 	if err != nil {
