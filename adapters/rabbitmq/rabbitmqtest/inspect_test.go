@@ -96,7 +96,7 @@ func TestTopicsManagement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = c.Close() }()
+	t.Cleanup(func() { _ = c.Close() }) // after the topic's deletion below
 	topic := integration.UniqueName(t, "listed")
 	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
 	if err := c.Provision(ctx, topic); err != nil {

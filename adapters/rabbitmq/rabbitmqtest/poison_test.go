@@ -35,7 +35,7 @@ func TestUndecodableMessageDoesNotStopTheQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer raw.Close()
+	t.Cleanup(func() { _ = raw.Close() }) // after the exchange's deletion below
 	ch, err := raw.Channel()
 	if err != nil {
 		t.Fatal(err)
