@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/optcheck"
 )
 
 // Defaults of the options (and URL parameters) of a Client.
@@ -156,18 +157,26 @@ func (c *config) conflicts() error {
 	return nil
 }
 
+// pkg prefixes the errors of invalid options.
+const pkg = "kafka"
+
 // invalid returns the error of option name given value.
 func invalid(name string, value any, why string) error {
-	return fmt.Errorf("kafka: %s(%v): %s: %w", name, value, why, messaging.ErrInvalidOption)
+	return optcheck.Invalid(pkg, name, value, why)
 }
 
 // positive returns an option setting *field to d, which must be positive.
 func positive(name string, d time.Duration, field func(*config) *time.Duration) Option {
+	return marked(name, optcheck.Positive(pkg, name, d, field))
+}
+
+// marked records that option name was given (for the conflicts newConfig
+// rejects) once o has accepted its argument.
+func marked(name string, o Option) Option {
 	return func(c *config) error {
-		if d <= 0 {
-			return invalid(name, d, "must be positive")
+		if err := o(c); err != nil {
+			return err
 		}
-		*field(c) = d
 		c.set[name] = true
 		return nil
 	}
@@ -262,13 +271,7 @@ func WithClientID(id string) Option {
 // (default 1, at least 1). Partitions bound a group's parallelism across
 // members.
 func WithPartitions(n int) Option {
-	return func(c *config) error {
-		if n < 1 {
-			return invalid("WithPartitions", n, "must be at least 1")
-		}
-		c.partitions = n
-		return nil
-	}
+	return optcheck.AtLeast(pkg, "WithPartitions", n, 1, func(c *config) *int { return &c.partitions })
 }
 
 // WithReplicationFactor sets the replication factor of topics the client
@@ -313,14 +316,7 @@ func WithRequiredAcks(a kafkago.RequiredAcks) Option {
 // (default 10,000, at least 1; requests are also cut at 1 MB). It conflicts
 // with WithWriter.
 func WithBatchSize(n int) Option {
-	return func(c *config) error {
-		if n < 1 {
-			return invalid("WithBatchSize", n, "must be at least 1")
-		}
-		c.batchSize = n
-		c.set["WithBatchSize"] = true
-		return nil
-	}
+	return marked("WithBatchSize", optcheck.AtLeast(pkg, "WithBatchSize", n, 1, func(c *config) *int { return &c.batchSize }))
 }
 
 // WithBatchTimeout sets how long a partition's sender lingers for more
@@ -328,14 +324,7 @@ func WithBatchSize(n int) Option {
 // records arriving meanwhile go in the next request; negative is invalid).
 // It conflicts with WithWriter.
 func WithBatchTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		if d < 0 {
-			return invalid("WithBatchTimeout", d, "must not be negative")
-		}
-		c.batchTimeout = d
-		c.set["WithBatchTimeout"] = true
-		return nil
-	}
+	return marked("WithBatchTimeout", optcheck.NotNegative(pkg, "WithBatchTimeout", d, func(c *config) *time.Duration { return &c.batchTimeout }))
 }
 
 // WithCompression compresses produced batches (default none; or
@@ -357,13 +346,7 @@ func WithCompression(codec kafkago.Compression) Option {
 // 1,000,000); 0 means no client-side limit (the broker's still applies);
 // negative is invalid.
 func WithMaxMessageSize(n int) Option {
-	return func(c *config) error {
-		if n < 0 {
-			return invalid("WithMaxMessageSize", n, "must not be negative")
-		}
-		c.maxMessageSize = n
-		return nil
-	}
+	return optcheck.NotNegative(pkg, "WithMaxMessageSize", n, func(c *config) *int { return &c.maxMessageSize })
 }
 
 // WithCommitInterval sets how often group subscriptions commit finished

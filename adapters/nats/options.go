@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/optcheck"
 )
 
 // Mode selects what a Client publishes and consumes with.
@@ -123,44 +124,38 @@ func (c *config) conflicts() error {
 	return nil
 }
 
+// pkg prefixes the errors of invalid options.
+const pkg = "nats"
+
 // invalid returns the error of option name given value.
 func invalid(name string, value any, why string) error {
-	return fmt.Errorf("nats: %s(%v): %s: %w", name, value, why, messaging.ErrInvalidOption)
+	return optcheck.Invalid(pkg, name, value, why)
 }
 
 // positive returns an option setting *field to d, which must be positive.
 func positive(name string, d time.Duration, field func(*config) *time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return invalid(name, d, "must be positive")
-		}
-		*field(c) = d
-		c.set[name] = true
-		return nil
-	}
+	return marked(name, optcheck.Positive(pkg, name, d, field))
 }
 
 // nonNegative returns an option setting *field to d, which must not be
 // negative (0 has the documented meaning).
 func nonNegative(name string, d time.Duration, field func(*config) *time.Duration) Option {
-	return func(c *config) error {
-		if d < 0 {
-			return invalid(name, d, "must not be negative")
-		}
-		*field(c) = d
-		c.set[name] = true
-		return nil
-	}
+	return marked(name, optcheck.NotNegative(pkg, name, d, field))
 }
 
 // atLeast returns an option setting *field to n, which must be at least
 // lowest.
 func atLeast(name string, n, lowest int, field func(*config) *int) Option {
+	return marked(name, optcheck.AtLeast(pkg, name, n, lowest, field))
+}
+
+// marked records that option name was given (for the conflicts newConfig
+// rejects) once o has accepted its argument.
+func marked(name string, o Option) Option {
 	return func(c *config) error {
-		if n < lowest {
-			return invalid(name, n, fmt.Sprintf("must be at least %d", lowest))
+		if err := o(c); err != nil {
+			return err
 		}
-		*field(c) = n
 		c.set[name] = true
 		return nil
 	}
@@ -187,13 +182,7 @@ func WithMode(m Mode) Option {
 // core-mode messages dropped, disconnects and reconnects. Default
 // slog.Default(); nil is invalid.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error {
-		if l == nil {
-			return invalid("WithLogger", l, "a logger is required")
-		}
-		c.logger = l
-		return nil
-	}
+	return optcheck.Required(pkg, "WithLogger", l, "a logger is required", func(c *config) **slog.Logger { return &c.logger })
 }
 
 // WithPrefetch sets the default number of messages a subscription pulls
@@ -314,14 +303,7 @@ func WithMaxAge(d time.Duration) Option {
 // removed beyond it (default 0: no cap; negative is invalid). URL:
 // max_bytes=1GiB.
 func WithMaxBytes(n int64) Option {
-	return func(c *config) error {
-		if n < 0 {
-			return invalid("WithMaxBytes", n, "must not be negative")
-		}
-		c.maxBytes = n
-		c.set["WithMaxBytes"] = true
-		return nil
-	}
+	return marked("WithMaxBytes", optcheck.NotNegative(pkg, "WithMaxBytes", n, func(c *config) *int64 { return &c.maxBytes }))
 }
 
 // WithRetention sets the retention policy of created streams:
@@ -391,11 +373,5 @@ func WithConnectOptions(opts ...natsgo.Option) Option {
 
 // WithTLSConfig makes Open connect with TLS using conf (nil is invalid).
 func WithTLSConfig(conf *tls.Config) Option {
-	return func(c *config) error {
-		if conf == nil {
-			return invalid("WithTLSConfig", conf, "a TLS configuration is required")
-		}
-		c.tlsConf = conf
-		return nil
-	}
+	return optcheck.Required(pkg, "WithTLSConfig", conf, "a TLS configuration is required", func(c *config) **tls.Config { return &c.tlsConf })
 }

@@ -10,6 +10,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/optcheck"
 )
 
 // Defaults of the client options.
@@ -77,47 +78,30 @@ func newConfig(opts []Option) (config, error) {
 	return c, nil
 }
 
+// pkg prefixes the errors of invalid options.
+const pkg = "rabbitmq"
+
 // invalid is the error of option name given value v.
-func invalid(name string, v any, why string) error {
-	return fmt.Errorf("rabbitmq: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
-}
+func invalid(name string, v any, why string) error { return optcheck.Invalid(pkg, name, v, why) }
 
 // WithLogger sets where the client reports what it cannot return to a caller:
 // reconnects, messages given up after MaxAttempts, acknowledgements that
 // failed. Default slog.Default(); nil is invalid.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error {
-		if l == nil {
-			return invalid("WithLogger", l, "nil logger")
-		}
-		c.logger = l
-		return nil
-	}
+	return optcheck.Required(pkg, "WithLogger", l, "nil logger", func(c *config) **slog.Logger { return &c.logger })
 }
 
 // WithMaxMessageSize sets the largest Message.Size Publish accepts (default
 // DefaultMaxMessageSize); 0 means no limit other than the broker's; n must
 // not be negative.
 func WithMaxMessageSize(n int) Option {
-	return func(c *config) error {
-		if n < 0 {
-			return invalid("WithMaxMessageSize", n, "must not be negative")
-		}
-		c.maxMessageSize = n
-		return nil
-	}
+	return optcheck.NotNegative(pkg, "WithMaxMessageSize", n, func(c *config) *int { return &c.maxMessageSize })
 }
 
 // WithPrefetch sets the QoS prefetch of subscriptions that do not give the
 // Prefetch option (default DefaultPrefetch; at least 1).
 func WithPrefetch(n int) Option {
-	return func(c *config) error {
-		if n < 1 {
-			return invalid("WithPrefetch", n, "must be at least 1")
-		}
-		c.prefetch = n
-		return nil
-	}
+	return optcheck.AtLeast(pkg, "WithPrefetch", n, 1, func(c *config) *int { return &c.prefetch })
 }
 
 // WithPublishChannels sets how many confirm-mode channels concurrent Publish
@@ -125,13 +109,7 @@ func WithPrefetch(n int) Option {
 // uses one channel, so this bounds the Publish calls in flight at once; more
 // wait.
 func WithPublishChannels(n int) Option {
-	return func(c *config) error {
-		if n < 1 {
-			return invalid("WithPublishChannels", n, "must be at least 1")
-		}
-		c.publishChannels = n
-		return nil
-	}
+	return optcheck.AtLeast(pkg, "WithPublishChannels", n, 1, func(c *config) *int { return &c.publishChannels })
 }
 
 // WithStreams makes every topic this client declares also get a stream queue
@@ -182,13 +160,7 @@ func WithAMQPConfig(cfg amqp.Config) Option {
 // the system roots, server name from the URL); nil is invalid. It cannot be
 // combined with a WithAMQPConfig that has a TLSClientConfig.
 func WithTLSConfig(t *tls.Config) Option {
-	return func(c *config) error {
-		if t == nil {
-			return invalid("WithTLSConfig", t, "nil TLS config")
-		}
-		c.tlsConfig = t
-		return nil
-	}
+	return optcheck.Required(pkg, "WithTLSConfig", t, "nil TLS config", func(c *config) **tls.Config { return &c.tlsConfig })
 }
 
 // WithRedial gives a client built with New a way to open a new connection
@@ -221,13 +193,7 @@ const DefaultReconnectMax = 300 * time.Millisecond
 // messaging.DefaultUnavailableTimeout, 5s; the call's context may end it
 // sooner, with an error that wraps ErrUnavailable too). d must be positive.
 func WithUnavailableTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return invalid("WithUnavailableTimeout", d, "must be positive")
-		}
-		c.unavailable = d
-		return nil
-	}
+	return optcheck.Positive(pkg, "WithUnavailableTimeout", d, func(c *config) *time.Duration { return &c.unavailable })
 }
 
 // WithReconnectBackoff sets the exponential backoff between reconnect
@@ -255,11 +221,5 @@ func WithReconnectBackoff(initial, maximum time.Duration) Option {
 // longer one means fewer ack frames under load and, after a crash, more
 // redeliveries of messages that were handled. It must be positive.
 func WithAckDelay(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return fmt.Errorf("rabbitmq: WithAckDelay(%v): must be positive: %w", d, messaging.ErrInvalidOption)
-		}
-		c.ackDelay = d
-		return nil
-	}
+	return optcheck.Positive(pkg, "WithAckDelay", d, func(c *config) *time.Duration { return &c.ackDelay })
 }

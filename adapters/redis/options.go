@@ -12,6 +12,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/optcheck"
 	"github.com/msgkit/messaging/internal/urlparam"
 )
 
@@ -78,10 +79,11 @@ func newConfig(opts []Option) (config, error) {
 	return c, nil
 }
 
+// pkg prefixes the errors of invalid options.
+const pkg = "redis"
+
 // invalid is the error of option name given value v.
-func invalid(name string, v any, why string) error {
-	return fmt.Errorf("redis: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
-}
+func invalid(name string, v any, why string) error { return optcheck.Invalid(pkg, name, v, why) }
 
 // WithUnavailableTimeout sets how long Publish keeps retrying (backing off
 // from 50ms to 250ms) while the server cannot be reached (refused, reset or
@@ -93,13 +95,7 @@ func invalid(name string, v any, why string) error {
 // A retried XADD may have been applied before its connection broke: the
 // retry can duplicate a message, never lose one.
 func WithUnavailableTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return invalid("WithUnavailableTimeout", d, "must be positive")
-		}
-		c.unavailable = d
-		return nil
-	}
+	return optcheck.Positive(pkg, "WithUnavailableTimeout", d, func(c *config) *time.Duration { return &c.unavailable })
 }
 
 // WithPrefix puts prefix in front of every stream key: topic "orders" is the
@@ -131,39 +127,21 @@ func WithHashTag(on bool) Option {
 // yet are dropped too. 0 (the default) keeps everything; n must not be
 // negative. It cannot be combined with WithMaxAge.
 func WithMaxLen(n int64) Option {
-	return func(c *config) error {
-		if n < 0 {
-			return invalid("WithMaxLen", n, "must not be negative")
-		}
-		c.maxLen = n
-		return nil
-	}
+	return optcheck.NotNegative(pkg, "WithMaxLen", n, func(c *config) *int64 { return &c.maxLen })
 }
 
 // WithMaxAge trims entries older than about d on each publish (XADD MINID ~
 // now-d). Like WithMaxLen it ignores consumer groups. 0 (the default) keeps
 // everything; d must not be negative. It cannot be combined with WithMaxLen.
 func WithMaxAge(d time.Duration) Option {
-	return func(c *config) error {
-		if d < 0 {
-			return invalid("WithMaxAge", d, "must not be negative")
-		}
-		c.maxAge = d
-		return nil
-	}
+	return optcheck.NotNegative(pkg, "WithMaxAge", d, func(c *config) *time.Duration { return &c.maxAge })
 }
 
 // WithMaxMessageSize sets the largest Message.Size Publish accepts (default
 // DefaultMaxMessageSize); 0 means no limit beyond the server's; n must not
 // be negative.
 func WithMaxMessageSize(n int) Option {
-	return func(c *config) error {
-		if n < 0 {
-			return invalid("WithMaxMessageSize", n, "must not be negative")
-		}
-		c.maxMessageSize = n
-		return nil
-	}
+	return optcheck.NotNegative(pkg, "WithMaxMessageSize", n, func(c *config) *int { return &c.maxMessageSize })
 }
 
 // WithBlock sets how long one blocking read waits for new entries (default
@@ -171,13 +149,7 @@ func WithMaxMessageSize(n int) Option {
 // and nacked messages between group members quicker; longer makes idle
 // subscriptions cheaper.
 func WithBlock(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return invalid("WithBlock", d, "must be positive")
-		}
-		c.block = d
-		return nil
-	}
+	return optcheck.Positive(pkg, "WithBlock", d, func(c *config) *time.Duration { return &c.block })
 }
 
 // WithDeadLetterSuffix makes a subscription move the messages it gives up
@@ -205,26 +177,14 @@ func WithDeadLetterSuffix(suffix string) Option {
 // must be positive). Deleting such a consumer is always safe: it owns no
 // messages.
 func WithStaleConsumerAfter(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return invalid("WithStaleConsumerAfter", d, "must be positive")
-		}
-		c.staleConsumerAfter = d
-		return nil
-	}
+	return optcheck.Positive(pkg, "WithStaleConsumerAfter", d, func(c *config) *time.Duration { return &c.staleConsumerAfter })
 }
 
 // WithLogger sets where the client reports what it cannot return to a caller
 // (messages given up, transient Redis errors it retries). Default
 // slog.Default(); nil is invalid.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) error {
-		if l == nil {
-			return invalid("WithLogger", l, "nil logger")
-		}
-		c.logger = l
-		return nil
-	}
+	return optcheck.Required(pkg, "WithLogger", l, "nil logger", func(c *config) **slog.Logger { return &c.logger })
 }
 
 // WithCoalescing merges concurrent Publish calls into shared pipelines,
@@ -238,13 +198,7 @@ func WithLogger(l *slog.Logger) Option {
 // gets its own result, and messages of one call stay in order. 0 (the
 // default) sends each call's pipeline directly; negative is invalid.
 func WithCoalescing(goroutines int) Option {
-	return func(c *config) error {
-		if goroutines < 0 {
-			return invalid("WithCoalescing", goroutines, "must not be negative")
-		}
-		c.coalesce = goroutines
-		return nil
-	}
+	return optcheck.NotNegative(pkg, "WithCoalescing", goroutines, func(c *config) *int { return &c.coalesce })
 }
 
 // WithCallerIDs makes Publish and PublishAsync write the ID and Time

@@ -24,7 +24,7 @@ import (
 	"github.com/msgkit/messaging"
 	mwbatch "github.com/msgkit/messaging/middleware/batch"
 	"github.com/msgkit/messaging/patterns/codec"
-	"github.com/msgkit/messaging/patterns/internal/optcheck"
+	"github.com/msgkit/messaging/internal/optcheck"
 )
 
 // Func handles a batch of decoded items, in delivery order. A nil result

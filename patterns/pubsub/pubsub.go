@@ -18,7 +18,7 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/prepare"
 	"github.com/msgkit/messaging/patterns/codec"
-	"github.com/msgkit/messaging/patterns/internal/optcheck"
+	"github.com/msgkit/messaging/internal/optcheck"
 )
 
 // Option configures a Publisher or a Subscribe call. An Option given an

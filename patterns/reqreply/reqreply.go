@@ -34,7 +34,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/patterns/codec"
-	"github.com/msgkit/messaging/patterns/internal/optcheck"
+	"github.com/msgkit/messaging/internal/optcheck"
 )
 
 // Headers carried by requests and replies.

@@ -1,0 +1,97 @@
+// Package optcheck holds the argument checks the options of the adapters
+// and the patterns packages share, so that they reject the same values with
+// the same words: "<pkg>: <Option>(<value>): <why>: invalid option".
+package optcheck
+
+import (
+	"cmp"
+	"fmt"
+
+	"github.com/msgkit/messaging"
+)
+
+// Invalid is the error of option name of package pkg given value v.
+func Invalid(pkg, name string, v any, why string) error {
+	return fmt.Errorf("%s: %s(%v): %s: %w", pkg, name, v, why, messaging.ErrInvalidOption)
+}
+
+// NoNil returns the error of option name of package pkg when one of xs is
+// nil (what names the kind of the elements, "middleware", "option"), and nil
+// otherwise.
+func NoNil[T any](pkg, name, what string, xs []T, isNil func(T) bool) error {
+	for i, x := range xs {
+		if isNil(x) {
+			return Invalid(pkg, name, fmt.Sprintf("%s %d nil", what, i), what+"s must not be nil")
+		}
+	}
+	return nil
+}
+
+// Middleware checks the argument of a WithMiddleware option.
+func Middleware(pkg string, mws []messaging.Middleware) error {
+	return NoNil(pkg, "WithMiddleware", "middleware", mws, func(m messaging.Middleware) bool { return m == nil })
+}
+
+// SubscribeOptions checks the argument of a WithSubscribeOptions option.
+func SubscribeOptions(pkg string, opts []messaging.SubscribeOption) error {
+	return NoNil(pkg, "WithSubscribeOptions", "option", opts, func(o messaging.SubscribeOption) bool { return o == nil })
+}
+
+// Topic checks a topic argument of function fn of package pkg.
+func Topic(pkg, fn, topic string) error {
+	if err := messaging.ValidateName(topic); err != nil {
+		return fmt.Errorf("%s: %s: topic: %w: %w", pkg, fn, err, messaging.ErrInvalidOption)
+	}
+	return nil
+}
+
+// AtLeast returns the option function of option name of package pkg that
+// sets *field(c) to v, which must be at least lowest.
+func AtLeast[C any, N cmp.Ordered](pkg, name string, v, lowest N, field func(*C) *N) func(*C) error {
+	return func(c *C) error {
+		if v < lowest {
+			return Invalid(pkg, name, v, fmt.Sprintf("must be at least %v", lowest))
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+// Positive returns the option function of option name of package pkg that
+// sets *field(c) to v, which must be positive.
+func Positive[C any, N cmp.Ordered](pkg, name string, v N, field func(*C) *N) func(*C) error {
+	return func(c *C) error {
+		var zero N
+		if v <= zero {
+			return Invalid(pkg, name, v, "must be positive")
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+// NotNegative returns the option function of option name of package pkg
+// that sets *field(c) to v, which must not be negative (0 has the meaning
+// the option documents).
+func NotNegative[C any, N cmp.Ordered](pkg, name string, v N, field func(*C) *N) func(*C) error {
+	return func(c *C) error {
+		var zero N
+		if v < zero {
+			return Invalid(pkg, name, v, "must not be negative")
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+// Required returns the option function of option name of package pkg that
+// sets *field(c) to v, which must not be nil (why says what is missing).
+func Required[C, T any](pkg, name string, v *T, why string, field func(*C) **T) func(*C) error {
+	return func(c *C) error {
+		if v == nil {
+			return Invalid(pkg, name, v, why)
+		}
+		*field(c) = v
+		return nil
+	}
+}
