@@ -77,20 +77,7 @@ func adapterPublishAsync(b *testing.B, c *natsadapter.Client, topic string, n in
 // asynchronously: the adapter's PublishAsync beside raw JetStream
 // PublishAsync with plain messages (no ID, no extra header).
 func BenchmarkEndToEndAsync(b *testing.B) {
-	for _, v := range []struct {
-		name string
-		opts []natsadapter.Option
-	}{{"adapter", nil}, {"adapter-caller-ids", []natsadapter.Option{natsadapter.WithCallerIDs()}}} {
-		b.Run(v.name, func(b *testing.B) {
-			c, _, topic := benchClient(b, v.opts...)
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			wg.Go(func() { adapterConsume(b, c, topic, b.N) })
-			adapterPublishAsync(b, c, topic, b.N)
-			wg.Wait()
-			msgsPerSec(b, b.N)
-		})
-	}
+	adapterEndToEnd(b, adapterPublishAsync)
 	b.Run("raw", func(b *testing.B) {
 		_, js, topic := benchClient(b)
 		b.ResetTimer()

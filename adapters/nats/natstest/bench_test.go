@@ -232,9 +232,10 @@ func rawConsume(b *testing.B, js jetstream.JetStream, topic string, n int) {
 	it.Stop()
 }
 
-// BenchmarkEndToEnd: publishing and consuming at once; the time runs until
-// the consumer has acked all b.N messages.
-func BenchmarkEndToEnd(b *testing.B) {
+// adapterEndToEnd runs the adapter sides of an end-to-end benchmark, the
+// default and ids=caller: publish sends b.N messages while a group member
+// consumes them; the time runs until it has acked them all.
+func adapterEndToEnd(b *testing.B, publish func(*testing.B, *natsadapter.Client, string, int)) {
 	for _, v := range []struct {
 		name string
 		opts []natsadapter.Option
@@ -244,11 +245,17 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.ResetTimer()
 			var wg sync.WaitGroup
 			wg.Go(func() { adapterConsume(b, c, topic, b.N) })
-			adapterPublish(b, c, topic, b.N)
+			publish(b, c, topic, b.N)
 			wg.Wait()
 			msgsPerSec(b, b.N)
 		})
 	}
+}
+
+// BenchmarkEndToEnd: publishing and consuming at once; the time runs until
+// the consumer has acked all b.N messages.
+func BenchmarkEndToEnd(b *testing.B) {
+	adapterEndToEnd(b, adapterPublish)
 	// raw is the plain client; raw-ids sends a Nats-Msg-Id on every
 	// message, as the adapter does: the cost of the ID contract end to end.
 	for _, raw := range []struct {

@@ -19,29 +19,10 @@ import (
 // Time; a caller's ID and Time still travel.
 func TestCallerIDs(t *testing.T) {
 	c := redistest.Open(t, redisadapter.WithCallerIDs())
-	if c.Capabilities().PublishAssignsID {
-		t.Fatal("PublishAssignsID claimed with WithCallerIDs")
-	}
 	ctx := t.Context()
 	topic := integration.UniqueName(t, "callerids")
 	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
-
-	bare := &messaging.Message{Payload: []byte("bare")}
-	if err := c.Publish(ctx, topic, bare); err != nil {
-		t.Fatal(err)
-	}
-	if bare.ID != "" || !bare.Time.IsZero() {
-		t.Fatalf("Publish set ID %q, Time %v", bare.ID, bare.Time)
-	}
-	asyncDone := make(chan error, 1)
-	async := &messaging.Message{Payload: []byte("async")}
-	c.PublishAsync(ctx, topic, async, func(_ *messaging.Message, err error) { asyncDone <- err })
-	if err := <-asyncDone; err != nil {
-		t.Fatal(err)
-	}
-	if async.ID != "" || !async.Time.IsZero() {
-		t.Fatalf("PublishAsync set ID %q, Time %v", async.ID, async.Time)
-	}
+	integration.PublishWithoutIDs(t, c, topic)
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	mine := &messaging.Message{ID: "mine-1", Time: at, Payload: []byte("mine")}
 	if err := c.Publish(ctx, topic, mine); err != nil {

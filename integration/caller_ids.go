@@ -1,0 +1,41 @@
+package integration
+
+import (
+	"testing"
+
+	"github.com/msgkit/messaging"
+)
+
+// PublishWithoutIDs is the publishing half of an adapter's test of a mode
+// in which Publish assigns no ID (Capabilities.PublishAssignsID false, as
+// core NATS, or ids=caller on JetStream and Redis): it fails the test if c
+// claims PublishAssignsID, publishes a payload-only message "bare" with
+// Publish and another, "async", with PublishAsync (when c is an
+// AsyncPublisher), and checks that both were left without ID and Time.
+// The caller then checks what the broker stored and what consumers get.
+func PublishWithoutIDs(t testing.TB, c messaging.Client, topic string) {
+	t.Helper()
+	if c.Capabilities().PublishAssignsID {
+		t.Fatal("integration: PublishAssignsID claimed")
+	}
+	bare := &messaging.Message{Payload: []byte("bare")}
+	if err := c.Publish(t.Context(), topic, bare); err != nil {
+		t.Fatal(err)
+	}
+	if bare.ID != "" || !bare.Time.IsZero() {
+		t.Fatalf("integration: Publish set ID %q, Time %v", bare.ID, bare.Time)
+	}
+	ap, ok := c.(messaging.AsyncPublisher)
+	if !ok {
+		return
+	}
+	done := make(chan error, 1)
+	async := &messaging.Message{Payload: []byte("async")}
+	ap.PublishAsync(t.Context(), topic, async, func(_ *messaging.Message, err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if async.ID != "" || !async.Time.IsZero() {
+		t.Fatalf("integration: PublishAsync set ID %q, Time %v", async.ID, async.Time)
+	}
+}
