@@ -22,9 +22,9 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/optcheck"
 	mwbatch "github.com/msgkit/messaging/middleware/batch"
 	"github.com/msgkit/messaging/patterns/codec"
-	"github.com/msgkit/messaging/internal/optcheck"
 )
 
 // Func handles a batch of decoded items, in delivery order. A nil result

@@ -16,9 +16,9 @@ import (
 	"fmt"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/optcheck"
 	"github.com/msgkit/messaging/internal/prepare"
 	"github.com/msgkit/messaging/patterns/codec"
-	"github.com/msgkit/messaging/internal/optcheck"
 )
 
 // Option configures a Publisher or a Subscribe call. An Option given an

@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/optcheck"
 	"github.com/msgkit/messaging/internal/prepare"
 	"github.com/msgkit/messaging/patterns/codec"
-	"github.com/msgkit/messaging/internal/optcheck"
 )
 
 // Queue enqueues jobs of type T on one topic. It is safe for concurrent use.

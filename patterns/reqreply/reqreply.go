@@ -33,8 +33,8 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/patterns/codec"
 	"github.com/msgkit/messaging/internal/optcheck"
+	"github.com/msgkit/messaging/patterns/codec"
 )
 
 // Headers carried by requests and replies.
