@@ -215,7 +215,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		}
 		return c.publishCore(ctx, topic, msgs, maxPayload)
 	}
-	if err := c.prepare(topic, msgs, maxPayload); err != nil {
+	if err := c.preparePublish(topic, msgs, maxPayload); err != nil {
 		return err
 	}
 	if len(msgs) == 0 {
@@ -320,9 +320,9 @@ func (c *Client) publishCore(ctx context.Context, topic string, msgs []*messagin
 	return nil
 }
 
-// prepare checks msgs before a JetStream publish and, unless
+// preparePublish checks msgs before a JetStream publish and, unless
 // WithCallerIDs, gives those without an ID and Time new ones.
-func (c *Client) prepare(topic string, msgs []*messaging.Message, maxPayload int64) error {
+func (c *Client) preparePublish(topic string, msgs []*messaging.Message, maxPayload int64) error {
 	if c.cfg.callerIDs {
 		return prepare.Check(topic, msgs, int(maxPayload)-sizeSlack)
 	}

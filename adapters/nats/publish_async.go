@@ -253,5 +253,5 @@ func (f *inflight) takeAsync() []pubSlot {
 // prepareOne makes the checks Publish makes before encoding (JetStream
 // mode: and sets the ID and Time unless WithCallerIDs).
 func (c *Client) prepareOne(topic string, m *messaging.Message) error {
-	return c.prepare(topic, []*messaging.Message{m}, c.maxPayload())
+	return c.preparePublish(topic, []*messaging.Message{m}, c.maxPayload())
 }

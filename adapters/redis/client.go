@@ -161,9 +161,9 @@ func (c *Client) Capabilities() messaging.Capabilities {
 	}
 }
 
-// prepare checks msgs before publishing and, unless WithCallerIDs, gives
+// preparePublish checks msgs before publishing and, unless WithCallerIDs, gives
 // those without an ID and Time new ones.
-func (c *Client) prepare(topic string, msgs []*messaging.Message) error {
+func (c *Client) preparePublish(topic string, msgs []*messaging.Message) error {
 	if c.cfg.callerIDs {
 		return prepare.Check(topic, msgs, c.cfg.maxMessageSize)
 	}
@@ -179,7 +179,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if c.Closed() {
 		return errClosedPublish
 	}
-	if err := c.prepare(topic, msgs); err != nil {
+	if err := c.preparePublish(topic, msgs); err != nil {
 		return err
 	}
 	return c.publishChecked(ctx, topic, msgs)

@@ -31,7 +31,7 @@ func (c *Client) Flush(ctx context.Context) error { return c.async.Flush(ctx) }
 
 func (c *Client) newBatcher() *asyncpub.Batcher {
 	return asyncpub.NewBatcher(asyncLanes, asyncMaxBatch, func(topic string, m *messaging.Message) error {
-		return c.prepare(topic, []*messaging.Message{m})
+		return c.preparePublish(topic, []*messaging.Message{m})
 	}, func(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 		return c.publishChecked(ctx, topic, msgs)
 	})
