@@ -30,9 +30,19 @@
 //  5. Build the client: engine.New(driver, options) returns an
 //     *engine.Consumer whose Subscribe, SubscribeBatch, Read, Shutdown and
 //     Close the adapter's Client exposes (by embedding it); the adapter adds
-//     Publish, Provision, DeleteTopic and its constructors.
-//  6. Register the adapter's harness in package integration and run
+//     Publish, Provision, DeleteTopic and its constructors. Publish starts
+//     with PreparePublish, which rejects what no adapter accepts (an
+//     invalid topic or header, a nil or too large message) with the
+//     library's errors and gives each message its ID and Time.
+//  6. Open from a URL: register the scheme with messaging.Register and
+//     read the query with package driver/urlparam, which rejects unknown
+//     and malformed parameters naming them.
+//  7. Register the adapter's harness in package integration and run
 //     integration.RunConformance.
+//
+// The memory adapter imports only public packages (messaging, driver,
+// driver/urlparam, engine), so everything it does an adapter outside this
+// module can do too.
 //
 // What the engine does with the capabilities:
 //   - NativeDelay false: a message nacked with a delay is held by the engine

@@ -10,7 +10,7 @@ import (
 	"slices"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/prepare"
+	"github.com/msgkit/messaging/driver"
 )
 
 // Outbox writes messages into an outbox table within the caller's
@@ -56,7 +56,7 @@ func (o *Outbox) Enqueue(ctx context.Context, tx *sql.Tx, topic string, msgs ...
 	if tx == nil {
 		return fmt.Errorf("outbox: enqueue: nil transaction: %w", messaging.ErrInvalidOption)
 	}
-	if err := prepare.Publish(topic, msgs, 0); err != nil {
+	if err := driver.PreparePublish(topic, msgs, 0); err != nil {
 		return fmt.Errorf("outbox: enqueue: %w", err)
 	}
 	if len(msgs) == 0 {

@@ -15,7 +15,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/prepare"
+	"github.com/msgkit/messaging/driver"
 )
 
 // Relay forwards committed outbox rows to a messaging.Publisher.
@@ -235,7 +235,7 @@ func (o *Outbox) NewRelay(db *sql.DB, pub messaging.Publisher, opts ...RelayOpti
 	}
 	host, _ := os.Hostname()
 	c := relayConfig{
-		id:           fmt.Sprintf("%s-%d-%s", host, os.Getpid(), prepare.NewID()[24:]),
+		id:           fmt.Sprintf("%s-%d-%s", host, os.Getpid(), driver.NewID()[24:]),
 		batch:        100,
 		poll:         time.Second,
 		ttl:          30 * time.Second,

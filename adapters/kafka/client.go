@@ -18,9 +18,9 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/kafka/internal/producer"
+	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/engine"
 	"github.com/msgkit/messaging/internal/asyncpub"
-	"github.com/msgkit/messaging/internal/prepare"
 )
 
 func init() {
@@ -159,7 +159,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		BrokerAttempts: false,
 		MaxMessageSize: c.cfg.maxMessageSize,
 
-		PublishAssignsID: true, // prepare.Publish
+		PublishAssignsID: true, // driver.PreparePublish
 	}
 }
 
@@ -179,7 +179,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if c.Closed() {
 		return fmt.Errorf("kafka: publish: %w", messaging.ErrClosed)
 	}
-	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
+	if err := driver.PreparePublish(topic, msgs, c.cfg.maxMessageSize); err != nil {
 		return err
 	}
 	return c.publishChecked(ctx, topic, msgs)

@@ -15,7 +15,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/urlparam"
+	"github.com/msgkit/messaging/driver/urlparam"
 )
 
 // urlParams declares the URL query parameters Open reads; doc.go documents

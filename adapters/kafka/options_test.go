@@ -13,8 +13,8 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl/plain"
 
+	"github.com/msgkit/messaging/driver/urlparam"
 	"github.com/msgkit/messaging/internal/mwtest"
-	"github.com/msgkit/messaging/internal/urlparam"
 )
 
 // unreachable is a broker address nobody listens on: every case below must

@@ -4,8 +4,8 @@ import (
 	"context"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/internal/asyncpub"
-	"github.com/msgkit/messaging/internal/prepare"
 )
 
 // Asynchronous publishing: lanes and batch bound (see asyncpub.Batcher).
@@ -43,5 +43,5 @@ func (c *Client) newBatcher() *asyncpub.Batcher {
 // record encoding's own check, the reserved "msgkit-" header prefix, is
 // ValidateHeader's too.)
 func (c *Client) validateOne(topic string, m *messaging.Message) error {
-	return prepare.Publish(topic, []*messaging.Message{m}, c.cfg.maxMessageSize)
+	return driver.PreparePublish(topic, []*messaging.Message{m}, c.cfg.maxMessageSize)
 }

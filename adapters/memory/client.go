@@ -7,9 +7,9 @@ import (
 	"sync"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
+	"github.com/msgkit/messaging/driver/urlparam"
 	"github.com/msgkit/messaging/engine"
-	"github.com/msgkit/messaging/internal/prepare"
-	"github.com/msgkit/messaging/internal/urlparam"
 )
 
 // defaultPrefetch is how many messages a subscription takes ahead of its
@@ -131,7 +131,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		NativeDelay:    true,
 		MaxMessageSize: c.cfg.maxMessageSize,
 
-		PublishAssignsID: true, // prepare.Publish
+		PublishAssignsID: true, // driver.PreparePublish
 	}
 }
 
@@ -143,7 +143,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
+	if err := driver.PreparePublish(topic, msgs, c.cfg.maxMessageSize); err != nil {
 		return err
 	}
 	if len(msgs) > 0 {

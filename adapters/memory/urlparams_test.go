@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/urlparam"
+	"github.com/msgkit/messaging/driver/urlparam"
 )
 
 // TestURLParamsDocumented: doc.go documents exactly the declared URL

@@ -12,9 +12,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/engine"
 	"github.com/msgkit/messaging/internal/asyncpub"
-	"github.com/msgkit/messaging/internal/prepare"
 )
 
 // Client is a messaging.Client over one NATS connection, in JetStream mode
@@ -210,7 +210,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	}
 	maxPayload := c.maxPayload()
 	if c.cfg.mode == ModeCore {
-		if err := prepare.Check(topic, msgs, int(maxPayload)-sizeSlack); err != nil {
+		if err := driver.CheckPublish(topic, msgs, int(maxPayload)-sizeSlack); err != nil {
 			return err
 		}
 		return c.publishCore(ctx, topic, msgs, maxPayload)
@@ -266,7 +266,7 @@ func (c *Client) awaitConnectionUntil(ctx context.Context, deadline time.Time) e
 	return nil
 }
 
-// publishCore sends msgs (checked by prepare.Check) to the plain subject
+// publishCore sends msgs (checked by driver.CheckPublish) to the plain subject
 // topic and flushes. A bare message (bare) goes out as nats.go's Publish
 // sends a payload, without a header block; the others are all encoded
 // before anything is sent, so one that cannot be encoded fails the call
@@ -324,15 +324,15 @@ func (c *Client) publishCore(ctx context.Context, topic string, msgs []*messagin
 // WithCallerIDs, gives those without an ID and Time new ones.
 func (c *Client) preparePublish(topic string, msgs []*messaging.Message, maxPayload int64) error {
 	if c.cfg.callerIDs {
-		return prepare.Check(topic, msgs, int(maxPayload)-sizeSlack)
+		return driver.CheckPublish(topic, msgs, int(maxPayload)-sizeSlack)
 	}
-	return prepare.Publish(topic, msgs, int(maxPayload)-sizeSlack)
+	return driver.PreparePublish(topic, msgs, int(maxPayload)-sizeSlack)
 }
 
 // encodeJS is encode for a JetStream publish; a bare message (possible
 // with WithCallerIDs) goes out without a header block.
 func (c *Client) encodeJS(topic string, m *messaging.Message, maxPayload int64) (*natsgo.Msg, error) {
-	if bare(m) { // its size was checked with the others (prepare)
+	if bare(m) { // its size was checked with the others (driver.CheckPublish)
 		return &natsgo.Msg{Subject: topic, Data: m.Payload}, nil
 	}
 	return encode(topic, m, maxPayload, c.maxHeader())

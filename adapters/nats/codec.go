@@ -14,7 +14,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/prepare"
+	"github.com/msgkit/messaging/driver"
 )
 
 // NATS headers the adapter sets. Consumers do not see them in
@@ -178,7 +178,7 @@ func encode(subject string, m *messaging.Message, maxPayload, maxHeader int64) (
 		}
 	}
 	if !m.Time.IsZero() {
-		if at, ok := prepare.IDTime(m.ID); !ok || !at.Equal(m.Time) {
+		if at, ok := driver.IDTime(m.ID); !ok || !at.Equal(m.Time) {
 			set(HeaderTime, strconv.FormatInt(m.Time.UnixNano(), 10))
 		}
 	}
@@ -258,7 +258,7 @@ func decode(h natsgo.Header, data []byte, m *messaging.Message) {
 	}
 	m.Header = user
 	if m.Time.IsZero() {
-		if at, ok := prepare.IDTime(m.ID); ok {
+		if at, ok := driver.IDTime(m.ID); ok {
 			m.Time = at
 		}
 	}

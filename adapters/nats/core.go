@@ -11,7 +11,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/prepare"
+	"github.com/msgkit/messaging/driver"
 )
 
 // Requester is native request/reply (messaging.Requester), implemented by
@@ -51,7 +51,7 @@ func (c *Client) Request(ctx context.Context, topic string, msg *messaging.Messa
 		msg = &messaging.Message{}
 	}
 	maxPayload := c.maxPayload()
-	if err := prepare.Publish(topic, []*messaging.Message{msg}, int(maxPayload)-sizeSlack); err != nil {
+	if err := driver.PreparePublish(topic, []*messaging.Message{msg}, int(maxPayload)-sizeSlack); err != nil {
 		return nil, fmt.Errorf("nats: request: %w", err)
 	}
 	nm, err := encode(topic, msg, maxPayload, 0)
@@ -105,7 +105,7 @@ func (c *Client) Serve(ctx context.Context, topic string, h ReplyHandler, opts .
 		if resp == nil {
 			resp = &messaging.Message{}
 		}
-		if err := prepare.Publish(topic, []*messaging.Message{resp}, 0); err != nil {
+		if err := driver.PreparePublish(topic, []*messaging.Message{resp}, 0); err != nil {
 			return err
 		}
 		nm, encErr := encode(subj.(string), resp, c.maxPayload(), 0)

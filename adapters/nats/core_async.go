@@ -10,8 +10,8 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/internal/asyncpub"
-	"github.com/msgkit/messaging/internal/prepare"
 )
 
 // coreAsync is core mode's PublishAsync (see Client.PublishAsync): the
@@ -67,8 +67,8 @@ func (c *Client) publishAsyncCore(ctx context.Context, topic string, m *messagin
 	}
 	var err error
 	if t := a.topic.Load(); t != nil && *t == topic {
-		err = prepare.CheckMessage(topic, m, int(maxPayload)-sizeSlack)
-	} else if err = prepare.Check(topic, []*messaging.Message{m}, int(maxPayload)-sizeSlack); err == nil {
+		err = driver.CheckMessage(topic, m, int(maxPayload)-sizeSlack)
+	} else if err = driver.CheckPublish(topic, []*messaging.Message{m}, int(maxPayload)-sizeSlack); err == nil {
 		valid := topic // on the heap only here
 		a.topic.Store(&valid)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/urlparam"
+	"github.com/msgkit/messaging/driver/urlparam"
 )
 
 // urlParams declares the URL query parameters Open reads; doc.go documents

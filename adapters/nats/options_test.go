@@ -12,8 +12,8 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/msgkit/messaging/driver/urlparam"
 	"github.com/msgkit/messaging/internal/mwtest"
-	"github.com/msgkit/messaging/internal/urlparam"
 )
 
 // unreachable is a URL nobody listens on: every case below must fail before

@@ -12,9 +12,9 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver/urlparam"
 	"github.com/msgkit/messaging/engine"
 	"github.com/msgkit/messaging/internal/asyncpub"
-	"github.com/msgkit/messaging/internal/urlparam"
 )
 
 func init() {
@@ -260,7 +260,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		NativeDeadLetter: c.cfg.deadLetter != "",
 		MaxMessageSize:   c.cfg.maxMessageSize,
 
-		PublishAssignsID: true, // prepare.Publish
+		PublishAssignsID: true, // driver.PreparePublish
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/prepare"
+	"github.com/msgkit/messaging/driver"
 )
 
 // Headers the adapter adds to every message. Header names starting with
@@ -102,7 +102,7 @@ func publishing(m *messaging.Message) (amqp.Publishing, error) {
 	// AMQP timestamps have seconds. The rest of Time travels in the ID when
 	// Publish made both (a version 7 UUID starts with its time); otherwise
 	// in a header.
-	if at, ok := prepare.IDTime(m.ID); !ok || !at.Equal(m.Time) {
+	if at, ok := driver.IDTime(m.ID); !ok || !at.Equal(m.Time) {
 		if h == nil {
 			h = make(amqp.Table, 1)
 		}
@@ -129,7 +129,7 @@ func message(d *amqp.Delivery, topic string) *messaging.Message {
 	// A version 7 UUID ID carries the publish time more precisely than the
 	// AMQP timestamp; it is taken when the two agree to the second (an ID
 	// made by another publisher may mean something else).
-	if at, ok := prepare.IDTime(d.MessageId); ok && at.Unix() == d.Timestamp.Unix() {
+	if at, ok := driver.IDTime(d.MessageId); ok && at.Unix() == d.Timestamp.Unix() {
 		m.Time = at
 	}
 	for k, v := range d.Headers {

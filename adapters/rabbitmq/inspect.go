@@ -18,7 +18,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/urlparam"
+	"github.com/msgkit/messaging/driver/urlparam"
 )
 
 var (

@@ -13,7 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/prepare"
+	"github.com/msgkit/messaging/driver"
 )
 
 // Errors a PublishError can hold for one message, besides ErrConnectionLost,
@@ -190,7 +190,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("rabbitmq: publish: %w", err)
 	}
-	if err := prepare.Publish(topic, msgs, c.cfg.maxMessageSize); err != nil {
+	if err := driver.PreparePublish(topic, msgs, c.cfg.maxMessageSize); err != nil {
 		return err
 	}
 	if err := validTopic(topic); err != nil {

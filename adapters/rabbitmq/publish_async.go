@@ -5,8 +5,8 @@ import (
 	"fmt"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/internal/asyncpub"
-	"github.com/msgkit/messaging/internal/prepare"
 )
 
 // Asynchronous publishing: lanes and batch bound (see asyncpub.Batcher).
@@ -39,7 +39,7 @@ func (c *Client) newBatcher() *asyncpub.Batcher {
 
 // validateOne makes the checks Publish makes before sending anything.
 func (c *Client) validateOne(topic string, m *messaging.Message) error {
-	if err := prepare.Publish(topic, []*messaging.Message{m}, c.cfg.maxMessageSize); err != nil {
+	if err := driver.PreparePublish(topic, []*messaging.Message{m}, c.cfg.maxMessageSize); err != nil {
 		return err
 	}
 	if err := validTopic(topic); err != nil {

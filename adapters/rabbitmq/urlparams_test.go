@@ -4,7 +4,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/msgkit/messaging/internal/urlparam"
+	"github.com/msgkit/messaging/driver/urlparam"
 )
 
 // TestURLParamsDocumented: doc.go documents exactly the declared URL

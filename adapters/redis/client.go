@@ -17,9 +17,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/engine"
 	"github.com/msgkit/messaging/internal/asyncpub"
-	"github.com/msgkit/messaging/internal/prepare"
 )
 
 func init() {
@@ -157,7 +157,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		NativeDeadLetter: c.cfg.deadLetterSuffix != "",
 		MaxMessageSize:   c.cfg.maxMessageSize,
 
-		PublishAssignsID: !c.cfg.callerIDs, // prepare.Publish
+		PublishAssignsID: !c.cfg.callerIDs, // driver.PreparePublish
 	}
 }
 
@@ -165,9 +165,9 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // those without an ID and Time new ones.
 func (c *Client) preparePublish(topic string, msgs []*messaging.Message) error {
 	if c.cfg.callerIDs {
-		return prepare.Check(topic, msgs, c.cfg.maxMessageSize)
+		return driver.CheckPublish(topic, msgs, c.cfg.maxMessageSize)
 	}
-	return prepare.Publish(topic, msgs, c.cfg.maxMessageSize)
+	return driver.PreparePublish(topic, msgs, c.cfg.maxMessageSize)
 }
 
 // Publish appends msgs to topic's stream with one pipelined XADD each (one

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/prepare"
+	"github.com/msgkit/messaging/driver"
 )
 
 // Field names of a stream entry written by Publish. Header entries are
@@ -36,7 +36,7 @@ func encode(m *messaging.Message) []any {
 	if m.Key != "" {
 		v = append(v, fieldKey, m.Key)
 	}
-	if at, ok := prepare.IDTime(m.ID); !m.Time.IsZero() && (!ok || !at.Equal(m.Time)) {
+	if at, ok := driver.IDTime(m.ID); !m.Time.IsZero() && (!ok || !at.Equal(m.Time)) {
 		v = append(v, fieldTime, strconv.FormatInt(m.Time.UnixNano(), 10))
 	}
 	for k, hv := range m.Header {
@@ -93,7 +93,7 @@ func (d *decoder) done() *messaging.Message {
 		d.m.ID = d.m.Offset
 	}
 	if d.m.Time.IsZero() {
-		if at, ok := prepare.IDTime(d.m.ID); ok {
+		if at, ok := driver.IDTime(d.m.ID); ok {
 			d.m.Time = at
 		}
 	}

@@ -12,8 +12,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver/urlparam"
 	"github.com/msgkit/messaging/internal/optcheck"
-	"github.com/msgkit/messaging/internal/urlparam"
 )
 
 // Defaults of the options.

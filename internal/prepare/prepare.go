@@ -1,4 +1,7 @@
-// Package prepare checks and completes messages before an adapter sends them.
+// Package prepare checks and completes messages before an adapter sends
+// them. Package driver publishes it to adapters (driver.PreparePublish,
+// driver.NewID, ...); it lives here so that its errors, which are those of
+// the contract's Publish on every adapter, read "messaging: ".
 package prepare
 
 import (

@@ -42,9 +42,9 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/internal/dispatch"
 	ipoll "github.com/msgkit/messaging/internal/poll"
-	"github.com/msgkit/messaging/internal/prepare"
 )
 
 // Item is one thing fetched from the external system.
@@ -182,7 +182,7 @@ func (d *deliverer) deliverAll(ctx context.Context, items []Item) (int, error) {
 func (d *deliverer) deliver(ctx context.Context, it Item) error {
 	msg := &messaging.Message{ID: it.ID, Key: it.Key, Payload: it.Payload, Header: it.Header, Topic: d.topic, Group: d.o.Group, Time: it.Time}
 	if msg.ID == "" {
-		msg.ID = prepare.NewID()
+		msg.ID = driver.NewID()
 	}
 	if msg.Time.IsZero() {
 		msg.Time = time.Now()

@@ -16,8 +16,8 @@ import (
 	"fmt"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/internal/optcheck"
-	"github.com/msgkit/messaging/internal/prepare"
 	"github.com/msgkit/messaging/patterns/codec"
 )
 
@@ -129,7 +129,7 @@ func (p *Publisher[T]) Publish(ctx context.Context, key string, event T) (string
 	if err != nil {
 		return "", err // it carries its prefix
 	}
-	m.Key, m.ID = key, prepare.NewID()
+	m.Key, m.ID = key, driver.NewID()
 	if err := p.pub.Publish(ctx, p.topic, m); err != nil {
 		return "", fmt.Errorf("pubsub: publish to %s: %w", p.topic, err)
 	}

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/internal/optcheck"
-	"github.com/msgkit/messaging/internal/prepare"
 	"github.com/msgkit/messaging/patterns/codec"
 )
 
@@ -67,7 +67,7 @@ func (q *Queue[T]) Enqueue(ctx context.Context, key string, job T) (string, erro
 	if err != nil {
 		return "", err // it carries its prefix
 	}
-	m.Key, m.ID = key, prepare.NewID()
+	m.Key, m.ID = key, driver.NewID()
 	if err := q.pub.Publish(ctx, q.topic, m); err != nil {
 		return "", fmt.Errorf("queue: enqueue on %s: %w", q.topic, err)
 	}

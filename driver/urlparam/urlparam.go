@@ -1,8 +1,10 @@
 // Package urlparam reads an adapter's URL query parameters with types and
-// defaults, and reports unknown or malformed ones, so every adapter rejects
-// bad configuration the same way. An adapter declares its parameters once
-// ([]Param, read with NewDeclared) and tests with CheckDoc that its doc.go
-// lists exactly those.
+// defaults, and reports unknown or malformed ones, so every adapter, the
+// library's and a third party's, rejects bad configuration the same way
+// (errors wrap messaging.ErrInvalidURL and name the parameter). An adapter
+// declares its parameters once ([]Param, read with NewDeclared), builds
+// each option from its parameter with Named, and tests with CheckDeclared
+// that its doc.go lists exactly those; adapters/memory shows all three.
 package urlparam
 
 import (
