@@ -60,14 +60,7 @@ func TestCallerIDs(t *testing.T) {
 
 	// RedeliveryKeepsID, in the conformance suite, checks that a
 	// redelivery keeps the ID and Time.
-	got := integration.NewCollector()
-	sub, err := c.Subscribe(ctx, topic, got.Handler(), messaging.Group("g"), messaging.StartAt(messaging.Earliest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
-	got.WaitDistinct(t, 3, 30*time.Second)
-	for _, m := range got.Messages() {
+	for _, m := range integration.ConsumeEarliest(t, c, topic, 3) {
 		w := want[string(m.Payload)]
 		if m.ID != w.id || !m.Time.Equal(w.at) {
 			t.Errorf("%q delivered as ID %q at %v, want ID %q at %v", m.Payload, m.ID, m.Time, w.id, w.at)
