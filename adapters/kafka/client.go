@@ -159,7 +159,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 		BrokerAttempts: false,
 		MaxMessageSize: c.cfg.maxMessageSize,
 
-		PublishAssignsID: true, // driver.PreparePublish
+		PublishAssignsID: !c.cfg.callerIDs, // preparePublish
 	}
 }
 
@@ -179,10 +179,19 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if c.Closed() {
 		return fmt.Errorf("kafka: publish: %w", messaging.ErrClosed)
 	}
-	if err := driver.PreparePublish(topic, msgs, c.cfg.maxMessageSize); err != nil {
+	if err := c.preparePublish(topic, msgs); err != nil {
 		return err
 	}
 	return c.publishChecked(ctx, topic, msgs)
+}
+
+// preparePublish checks msgs for Publish and, unless WithCallerIDs, gives
+// them their IDs and Times.
+func (c *Client) preparePublish(topic string, msgs []*messaging.Message) error {
+	if c.cfg.callerIDs {
+		return driver.CheckPublish(topic, msgs, c.cfg.maxMessageSize)
+	}
+	return driver.PreparePublish(topic, msgs, c.cfg.maxMessageSize)
 }
 
 // publishChecked is Publish after its checks: PublishAsync's batches come

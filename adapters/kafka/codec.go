@@ -41,7 +41,10 @@ func toRecord(topic string, m *messaging.Message) (kafkago.Message, error) {
 func toRecords(topic string, msgs []*messaging.Message) ([]kafkago.Message, error) {
 	nh, nb := 0, 0
 	for _, m := range msgs {
-		nh += len(m.Header) + 1
+		nh += len(m.Header)
+		if m.ID != "" {
+			nh++
+		}
 		nb += len(m.ID) + len(m.Key)
 		for _, v := range m.Header {
 			nb += len(v)
@@ -53,9 +56,11 @@ func toRecords(topic string, msgs []*messaging.Message) ([]kafkago.Message, erro
 	h := 0
 	for i, m := range msgs {
 		h0 := h
-		buf, hdrs[h].Value = appendBytes(buf, m.ID)
-		hdrs[h].Key = headerID
-		h++
+		if m.ID != "" { // none with WithCallerIDs, when the caller set none
+			buf, hdrs[h].Value = appendBytes(buf, m.ID)
+			hdrs[h].Key = headerID
+			h++
+		}
 		for k, v := range m.Header {
 			if strings.HasPrefix(k, HeaderPrefix) {
 				return nil, fmt.Errorf("kafka: message %d: %w: header %q: names starting with %q are reserved by the Kafka adapter", i, messaging.ErrInvalidHeader, k, HeaderPrefix)

@@ -16,6 +16,8 @@
 //	batch_timeout=0s        linger before sending a request that is not full
 //	compression=none        none | gzip | snappy | lz4 | zstd
 //	max_message_size=1000000  largest Message.Size Publish accepts
+//	ids=assign              assign | caller: whether Publish gives every
+//	                        message an ID (see WithCallerIDs)
 //	commit_interval=500ms   how often group offsets are committed
 //	session_timeout=10s     consumer-group session timeout
 //	heartbeat_interval=1s   group heartbeat (bounds how fast a rebalance is noticed)
@@ -60,7 +62,9 @@
 //     timestamp, so consumers see it with millisecond precision and AtTime
 //     positions use it. Application headers are carried verbatim; names
 //     starting with "msgkit-" are reserved and rejected by Publish. Records
-//     from other producers get the ID "topic/partition/offset".
+//     from other producers, and with ids=caller (WithCallerIDs) messages
+//     published without an ID (no header is written then), get the ID
+//     "topic/partition/offset".
 //   - Message.Offset is "partition:offset", e.g. "3:1042".
 //   - Group: a Kafka consumer group (classic protocol, kafka-go's
 //     ConsumerGroup). Members offer the assignment protocols

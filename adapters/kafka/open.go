@@ -29,6 +29,7 @@ var urlParams = []urlparam.Param{
 	{Name: "batch_timeout", Doc: "linger before a request that is not full (WithBatchTimeout)"},
 	{Name: "compression", Doc: "none, gzip, snappy, lz4 or zstd (WithCompression)"},
 	{Name: "max_message_size", Doc: "largest Message.Size Publish accepts (WithMaxMessageSize)"},
+	{Name: "ids", Doc: "assign or caller: whether Publish gives every message an ID (WithCallerIDs)"},
 	{Name: "commit_interval", Doc: "how often group offsets are committed (WithCommitInterval)"},
 	{Name: "session_timeout", Doc: "consumer-group session timeout (WithSessionTimeout)"},
 	{Name: "heartbeat_interval", Doc: "group heartbeat interval (WithHeartbeatInterval)"},
@@ -120,6 +121,9 @@ func parseURL(u *url.URL) ([]string, []Option, error) {
 	if p.Has("compression") {
 		codecs := map[string]kafkago.Compression{"none": 0, "gzip": kafkago.Gzip, "snappy": kafkago.Snappy, "lz4": kafkago.Lz4, "zstd": kafkago.Zstd}
 		add("compression", WithCompression(codecs[p.OneOf("compression", "none", "none", "gzip", "snappy", "lz4", "zstd")]))
+	}
+	if p.OneOf("ids", "assign", "assign", "caller") == "caller" {
+		add("ids", WithCallerIDs())
 	}
 	if p.Has("max_message_size") {
 		add("max_message_size", WithMaxMessageSize(p.Size("max_message_size", DefaultMaxMessageSize)))

@@ -85,6 +85,7 @@ type config struct {
 	compression  kafkago.Compression
 
 	maxMessageSize    int
+	callerIDs         bool // WithCallerIDs: Publish assigns no ID nor Time
 	commitInterval    time.Duration
 	sessionTimeout    time.Duration
 	heartbeatInterval time.Duration
@@ -347,6 +348,26 @@ func WithCompression(codec kafkago.Compression) Option {
 // negative is invalid.
 func WithMaxMessageSize(n int) Option {
 	return optcheck.NotNegative(pkg, "WithMaxMessageSize", n, func(c *config) *int { return &c.maxMessageSize })
+}
+
+// WithCallerIDs makes Publish and PublishAsync write the ID and Time their
+// caller set, and nothing when it set none: no ID nor Time is generated,
+// and a message with nothing but a payload (and key) is a record with no
+// header, as a plain kafka-go producer writes it; its timestamp is the time
+// the producer sends it. Capabilities().PublishAssignsID is then false.
+//
+// What it changes: a consumer (and Read) gets such a message under its
+// place in the log, "topic/partition/offset" (the same on every
+// redelivery, so idempotent consumers still work), as ID. Publish's retries
+// after a lost acknowledgement may write a record twice either way (the
+// adapter's producer is not idempotent); with WithCallerIDs the two copies
+// have different IDs, so a consumer cannot tell them apart as duplicates.
+// URL: ids=caller (default ids=assign).
+func WithCallerIDs() Option {
+	return func(c *config) error {
+		c.callerIDs = true
+		return nil
+	}
 }
 
 // WithCommitInterval sets how often group subscriptions commit finished

@@ -128,6 +128,7 @@ func TestURLParamsRejectInvalidValues(t *testing.T) {
 		{"replication=-2", "replication"},
 		{"auto_create=maybe", "auto_create"},
 		{"acks=most", "acks"},
+		{"ids=none", "ids"},
 		{"batch_size=0", "batch_size"},
 		{"batch_timeout=-1ms", "batch_timeout"},
 		{"batch_timeout=soon", "batch_timeout"},

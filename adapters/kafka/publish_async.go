@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/internal/asyncpub"
 )
 
@@ -43,5 +42,5 @@ func (c *Client) newBatcher() *asyncpub.Batcher {
 // record encoding's own check, the reserved "msgkit-" header prefix, is
 // ValidateHeader's too.)
 func (c *Client) validateOne(topic string, m *messaging.Message) error {
-	return driver.PreparePublish(topic, []*messaging.Message{m}, c.cfg.maxMessageSize)
+	return c.preparePublish(topic, []*messaging.Message{m})
 }

@@ -38,9 +38,9 @@ type benchEnv struct {
 	topic   string
 }
 
-func newBenchEnv(b *testing.B) *benchEnv {
+func newBenchEnv(b *testing.B, extra ...string) *benchEnv {
 	b.Helper()
-	c := kafkatest.Open(b)
+	c := kafkatest.Open(b, extra...)
 	b.Cleanup(func() { _ = c.Close() })
 	e := &benchEnv{client: c, brokers: strings.Split(kafkatest.Broker.Endpoint(b), ","), topic: integration.UniqueName(b, "bench")}
 	// Small log segments. The in-process kfake broker keeps each segment in
@@ -247,37 +247,20 @@ func BenchmarkEndToEndAsync(b *testing.B) {
 		func(e *benchEnv, b *testing.B) (publish func(n int)) { return e.rawAsyncWriter(b) })
 }
 
+// adapterVariants are the adapter sides of the publishing benchmarks: the
+// default, and ids=caller (no ID header on a record whose caller set no
+// ID, as the plain raw side writes it).
+var adapterVariants = []struct {
+	name   string
+	params []string // kafkatest.Open's extra URL parameters
+}{{"adapter", nil}, {"adapter-caller-ids", []string{"ids=caller"}}}
+
 // benchmarkEndToEnd times publishing b.N messages (adapter, or raw's
 // publish) until a joined group member has handled them all.
 func benchmarkEndToEnd(b *testing.B, adapter func(*benchEnv, *testing.B), raw func(*benchEnv, *testing.B) (publish func(n int))) {
-	b.Run("adapter", func(b *testing.B) {
-		e := newBenchEnv(b)
-		var n atomic.Int64
-		joined := make(chan struct{})
-		done := make(chan struct{})
-		total := int64(b.N + 1)
-		sub, err := e.client.Subscribe(b.Context(), e.topic, func(context.Context, *messaging.Message) error {
-			switch n.Add(1) {
-			case 1:
-				close(joined)
-			case total:
-				close(done)
-			}
-			return nil
-		}, messaging.Group(integration.UniqueName(b, "g")))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer func() { _ = sub.Close() }()
-		e.publish(b, 1) // the member has joined once it gets this one
-		<-joined
-		b.ResetTimer()
-		start := time.Now()
-		adapter(e, b)
-		<-done
-		report(b, b.N, time.Since(start))
-		b.StopTimer()
-	})
+	for _, v := range adapterVariants {
+		b.Run(v.name, func(b *testing.B) { adapterEndToEnd(b, adapter, v.params...) })
+	}
 	b.Run("raw", func(b *testing.B) {
 		e := newBenchEnv(b)
 		publish := raw(e, b)
@@ -304,6 +287,37 @@ func benchmarkEndToEnd(b *testing.B, adapter func(*benchEnv, *testing.B), raw fu
 		}
 		report(b, b.N, time.Since(start))
 	})
+}
+
+// adapterEndToEnd is the adapter side of benchmarkEndToEnd, on a client
+// opened with params.
+func adapterEndToEnd(b *testing.B, adapter func(*benchEnv, *testing.B), params ...string) {
+	e := newBenchEnv(b, params...)
+	var n atomic.Int64
+	joined := make(chan struct{})
+	done := make(chan struct{})
+	total := int64(b.N + 1)
+	sub, err := e.client.Subscribe(b.Context(), e.topic, func(context.Context, *messaging.Message) error {
+		switch n.Add(1) {
+		case 1:
+			close(joined)
+		case total:
+			close(done)
+		}
+		return nil
+	}, messaging.Group(integration.UniqueName(b, "g")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = sub.Close() }()
+	e.publish(b, 1) // the member has joined once it gets this one
+	<-joined
+	b.ResetTimer()
+	start := time.Now()
+	adapter(e, b)
+	<-done
+	report(b, b.N, time.Since(start))
+	b.StopTimer()
 }
 
 // BenchmarkPublishConcurrent: 64 goroutines each publishing one message per
