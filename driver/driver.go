@@ -6,7 +6,9 @@
 // SubscribeBatch and Read lifecycles, the per-key worker pool, prefetch,
 // settlement batched off the handlers' path, deadline extension, in-process
 // delays and redelivery where the broker has none, backoff after transient
-// errors, bounded shutdown and the logging of given-up messages.
+// errors, bounded shutdown and the logging of given-up messages. For the
+// publishing side it has PreparePublish and NewID, and package
+// driver/urlparam reads an adapter's URL parameters.
 //
 // # Writing an adapter
 //
@@ -34,6 +36,9 @@
 //     with PreparePublish, which rejects what no adapter accepts (an
 //     invalid topic or header, a nil or too large message) with the
 //     library's errors and gives each message its ID and Time.
+//     PublishAsync and Flush (messaging.AsyncPublisher) may be
+//     messaging.PublishAsync over Publish, as in memory, until the broker's
+//     own pipelining is worth a native one.
 //  6. Open from a URL: register the scheme with messaging.Register and
 //     read the query with package driver/urlparam, which rejects unknown
 //     and malformed parameters naming them.
