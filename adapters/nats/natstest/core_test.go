@@ -141,3 +141,57 @@ func TestCorePublishSendsOnlyWhatWasSet(t *testing.T) {
 		}
 	}
 }
+
+// TestCoreSlowHandlerWithinPrefetch: in core mode a subscription holds at
+// most Prefetch messages ahead of its handler; what arrives while it is
+// full waits in nats.go's pending buffer, so a handler that is held up
+// loses nothing (core NATS drops only past the slow-consumer limits) and
+// handles every message once, in order.
+func TestCoreSlowHandlerWithinPrefetch(t *testing.T) {
+	const n, prefetch = 300, 4
+	c := natstest.Open(t, natsadapter.WithMode(natsadapter.ModeCore))
+	topic := integration.UniqueName(t, "coreslow")
+	release := make(chan struct{})
+	var handled atomic.Int64
+	var order []string
+	got := make(chan struct{})
+	sub, err := c.Subscribe(t.Context(), topic, func(ctx context.Context, m *messaging.Message) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		order = append(order, m.ID) // Concurrency 1: one handler at a time
+		if handled.Add(1) == n {
+			close(got)
+		}
+		return nil
+	}, messaging.Prefetch(prefetch), messaging.Concurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	msgs := make([]*messaging.Message, n)
+	ids := make([]string, n)
+	for i := range msgs {
+		ids[i] = fmt.Sprintf("s-%03d", i)
+		msgs[i] = &messaging.Message{ID: ids[i], Payload: []byte("x")}
+	}
+	if err := c.Publish(t.Context(), topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	// Every message is on the subscribing connection (one client: the
+	// flush of Publish returns after the server delivered them in order);
+	// the handler is still held, so all but Prefetch+1 of them wait.
+	close(release)
+	select {
+	case <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("handled %d of %d", handled.Load(), n)
+	}
+	for i, id := range order {
+		if id != ids[i] {
+			t.Fatalf("message %d handled was %s, want %s (order lost)", i, id, ids[i])
+		}
+	}
+}
