@@ -20,8 +20,9 @@ import (
 // (messaging.ErrInvalidTopic), a nil message (messaging.ErrInvalidOption),
 // an invalid header (messaging.ErrInvalidHeader) and, with maxSize > 0, a
 // message whose Size exceeds maxSize (messaging.ErrMessageTooLarge),
-// naming the message's index; then it has changed no message. An adapter
-// that claims messaging.Capabilities.PublishAssignsID calls it.
+// naming the message's index; then the adapter must send none of msgs (the
+// messages before the failed one may have been given their IDs). An
+// adapter that claims messaging.Capabilities.PublishAssignsID calls it.
 func PreparePublish(topic string, msgs []*messaging.Message, maxSize int) error {
 	return prepare.Publish(topic, msgs, maxSize)
 }
