@@ -7,8 +7,9 @@
 // settlement batched off the handlers' path, deadline extension, in-process
 // delays and redelivery where the broker has none, backoff after transient
 // errors, bounded shutdown and the logging of given-up messages. For the
-// publishing side it has PreparePublish and NewID, and package
-// driver/urlparam reads an adapter's URL parameters.
+// publishing side it has PreparePublish and NewID, package driver/asyncpub
+// gives PublishAsync over a batch Publish, and package driver/urlparam
+// reads an adapter's URL parameters.
 //
 // # Writing an adapter
 //
@@ -36,9 +37,9 @@
 //     with PreparePublish, which rejects what no adapter accepts (an
 //     invalid topic or header, a nil or too large message) with the
 //     library's errors and gives each message its ID and Time.
-//     PublishAsync and Flush (messaging.AsyncPublisher) may be
-//     messaging.PublishAsync over Publish, as in memory, until the broker's
-//     own pipelining is worth a native one.
+//     PublishAsync and Flush (messaging.AsyncPublisher): a Batcher of
+//     package driver/asyncpub over Publish where the broker pipelines
+//     publishes, else messaging.PublishAsync over Publish (memory).
 //  6. Open from a URL: register the scheme with messaging.Register and
 //     read the query with package driver/urlparam, which rejects unknown
 //     and malformed parameters naming them.
