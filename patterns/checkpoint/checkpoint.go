@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/msgkit/messaging"
@@ -78,9 +79,12 @@ func (m *Memory) Save(ctx context.Context, name string, cp Checkpoint) error {
 	return nil
 }
 
-// Dir is a Store keeping one JSON file per checkpoint in a directory. Save
-// writes a temporary file, syncs it and renames it over the old one, so a
-// crash leaves the previous or the new checkpoint.
+// Dir is a Store keeping one JSON file per checkpoint in a directory. A name
+// is a valid messaging name (messaging.ValidateName), or several joined by
+// '/', each '/' a subdirectory: middleware/poll names its checkpoints
+// "topic/group", stored as <dir>/topic/group.json. Save writes a temporary
+// file, syncs it and renames it over the old one, so a crash leaves the
+// previous or the new checkpoint.
 type Dir struct {
 	path string
 	mu   sync.Mutex
@@ -94,11 +98,15 @@ func NewDir(path string) (*Dir, error) {
 	return &Dir{path: path}, nil
 }
 
+// file returns the path of name's file (see Dir).
 func (d *Dir) file(name string) (string, error) {
-	if err := messaging.ValidateName(name); err != nil {
-		return "", fmt.Errorf("checkpoint: name: %w", err)
+	parts := strings.Split(name, "/")
+	for _, p := range parts {
+		if err := messaging.ValidateName(p); err != nil {
+			return "", fmt.Errorf("checkpoint: name %q: %w", name, err)
+		}
 	}
-	return filepath.Join(d.path, name+".json"), nil
+	return filepath.Join(d.path, filepath.Join(parts...)+".json"), nil
 }
 
 // Load implements Store.
@@ -139,7 +147,11 @@ func (d *Dir) Save(ctx context.Context, name string, cp Checkpoint) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	tmp, err := os.CreateTemp(d.path, name+".*.tmp")
+	dir, base := filepath.Split(f)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, base+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}

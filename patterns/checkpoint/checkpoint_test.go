@@ -53,12 +53,24 @@ func TestDirSurvivesReopenAndRejectsBadNames(t *testing.T) {
 	if cp, ok, err := d2.Load(context.Background(), "view"); !ok || err != nil || cp.Position != "7" {
 		t.Fatalf("reopened: %+v %v %v", cp, ok, err)
 	}
-	if err := d.Save(context.Background(), "../escape", checkpoint.Checkpoint{}); err == nil {
-		t.Error("path-like name accepted")
+	for _, bad := range []string{"../escape", "/abs", "a//b", "a/", "a/../b", "a\\b"} {
+		if err := d.Save(context.Background(), bad, checkpoint.Checkpoint{}); err == nil {
+			t.Errorf("name %q accepted", bad)
+		}
+	}
+	// middleware/poll's "topic/group": a file per group in a directory per topic.
+	if err := d.Save(context.Background(), "orders/g", checkpoint.Checkpoint{Position: "9"}); err != nil {
+		t.Fatal(err)
+	}
+	if cp, ok, err := d2.Load(context.Background(), "orders/g"); !ok || err != nil || cp.Position != "9" {
+		t.Fatalf("orders/g: %+v %v %v", cp, ok, err)
+	}
+	if _, err := os.Stat(filepath.Join(path, "orders", "g.json")); err != nil {
+		t.Error(err)
 	}
 	entries, _ := os.ReadDir(path)
 	for _, e := range entries {
-		if filepath.Ext(e.Name()) != ".json" {
+		if !e.IsDir() && filepath.Ext(e.Name()) != ".json" {
 			t.Errorf("leftover file %s", e.Name())
 		}
 	}

@@ -69,11 +69,23 @@ func ids(from, to int) []string {
 	return out
 }
 
+// TestSourceDeliversInOrderAndResumes runs with the cursor in memory and in
+// files (checkpoint.Dir, which the package doc recommends for restarts).
 func TestSourceDeliversInOrderAndResumes(t *testing.T) {
+	dir, err := checkpoint.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cursors := range map[string]checkpoint.Store{"memory": &checkpoint.Memory{}, "dir": dir} {
+		t.Run(name, func(t *testing.T) { sourceDeliversInOrderAndResumes(t, cursors) })
+	}
+}
+
+func sourceDeliversInOrderAndResumes(t *testing.T, cursors checkpoint.Store) {
 	ctx := mwtest.Context(t, time.Minute)
 	a := &api{page: 3}
 	a.add(10)
-	cursors, seen := &checkpoint.Memory{}, dedupe.NewMemoryStore()
+	seen := dedupe.NewMemoryStore()
 	src := mustSource(t, a.fetch, poll.WithInterval(10*time.Millisecond), poll.WithStore(cursors), poll.WithSeen(seen))
 	col := integration.NewCollector()
 	sub, err := src.Subscribe(ctx, "orders", col.Handler(), messaging.Group("sync"))
@@ -91,8 +103,8 @@ func TestSourceDeliversInOrderAndResumes(t *testing.T) {
 	}
 	_ = sub.Close()
 	_ = src.Close()
-	if c, _, _ := cursors.Load(ctx, "orders/sync"); c.Position != "10" {
-		t.Fatalf("saved cursor %q, want 10", c.Position)
+	if c, _, err := cursors.Load(ctx, "orders/sync"); c.Position != "10" {
+		t.Fatalf("saved cursor %q (%v), want 10", c.Position, err)
 	}
 
 	// A new Source with the same stores resumes after item 9.
