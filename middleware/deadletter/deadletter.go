@@ -190,7 +190,8 @@ func New(pub messaging.Publisher, topic string, opts ...Option) (messaging.Middl
 			if perr := pub.Publish(pctx, topic, Letter(msg, err, time.Now())); perr != nil {
 				// Not %w on err: a permanent handler error must not make this
 				// one permanent, or the original would be acknowledged.
-				return messaging.RetryAfter(fmt.Errorf("deadletter: publish to %s failed, message %s kept: %w (handler error: %v)", topic, msg.ID, perr, err), c.retryDelay)
+				// Kept: an outer retry layer must not give it up either.
+				return layer.Kept(messaging.RetryAfter(fmt.Errorf("deadletter: publish to %s failed, message %s kept: %w (handler error: %v)", topic, msg.ID, perr, err), c.retryDelay))
 			}
 			layer.DeadLettered(ctx, topic)
 			return nil

@@ -297,6 +297,8 @@ func New(opts ...Option) (messaging.Middleware, error) {
 // reports that no attempt follows.
 func (c *config) classify(err error, attempt int) (out error, final bool) {
 	switch {
+	case layer.IsKept(err): // an inner dead-letter layer keeps the message
+		return err, true
 	case messaging.IsPermanent(err):
 		return err, true
 	case c.retryable != nil && !c.retryable(err):
@@ -336,6 +338,10 @@ func (c *config) loop(ctx context.Context, next messaging.Handler, msg *messagin
 		if err == nil {
 			return nil
 		}
+		if ctx.Err() != nil {
+			// The subscription is stopping: let the adapter redeliver as usual.
+			return stopped(ctx, attempt, err)
+		}
 		out, final := c.classify(err, attempt)
 		if final {
 			return out
@@ -349,8 +355,14 @@ func (c *config) loop(ctx context.Context, next messaging.Handler, msg *messagin
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("retry: stopped before attempt %d: %w (last error: %v)", attempt+1, ctx.Err(), err)
+			return stopped(ctx, attempt, err)
 		case <-timer.C:
 		}
 	}
+}
+
+// stopped is the in-process loop's result when ctx ended after attempt
+// failed with err: not permanent, so the adapter redelivers the message.
+func stopped(ctx context.Context, attempt int, err error) error {
+	return fmt.Errorf("retry: stopped before attempt %d: %w (last error: %v)", attempt+1, ctx.Err(), err)
 }

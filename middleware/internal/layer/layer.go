@@ -18,6 +18,23 @@ import (
 // (see package middleware for the order).
 var ErrMisordered = errors.New("middleware: misordered")
 
+// Kept marks err as the error of an inner layer that could not finish with
+// a message and keeps it for redelivery (a dead-letter layer whose publish
+// failed): an outer retry layer returns it as it is, never as given up,
+// or the message would be acknowledged and lost. IsKept finds the mark.
+func Kept(err error) error { return &keptError{err} }
+
+// IsKept reports whether err, or an error it wraps, was marked by Kept.
+func IsKept(err error) bool {
+	var k *keptError
+	return errors.As(err, &k)
+}
+
+type keptError struct{ err error }
+
+func (e *keptError) Error() string { return e.err.Error() }
+func (e *keptError) Unwrap() error { return e.err }
+
 // Kind names a middleware.
 type Kind string
 

@@ -173,6 +173,30 @@ func TestInsideRetryStillDeadLetters(t *testing.T) {
 	}
 }
 
+// TestInsideRetryFailedPublishKeepsOriginal: with retry outside deadletter,
+// a dead letter that cannot be published on the last attempt must still
+// leave the message for redelivery; given up (permanent), the adapter would
+// acknowledge it and it would be in neither topic.
+func TestInsideRetryFailedPublishKeepsOriginal(t *testing.T) {
+	for name, opts := range map[string][]retry.Option{
+		"broker":     {retry.WithMaxAttempts(3)},
+		"in-process": {retry.WithInProcess(), retry.WithMaxAttempts(3), retry.WithBackoff(time.Millisecond, time.Millisecond)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rec := &recorder{fail: errors.New("broker down")}
+			h := messaging.Chain(func(context.Context, *messaging.Message) error { return errBoom },
+				mwtest.Must(retry.New(opts...)), mwtest.Must(deadletter.New(rec, "dlq", deadletter.WithRetryDelay(3*time.Second))))
+			err := h(context.Background(), delivered()) // Attempt 3, the last
+			if err == nil || messaging.IsPermanent(err) {
+				t.Fatalf("got %v, want a non-permanent error so the original is not acknowledged", err)
+			}
+			if d, _ := messaging.RetryDelay(err); d != 3*time.Second {
+				t.Errorf("retry delay %v, want the dead-letter layer's 3s", d)
+			}
+		})
+	}
+}
+
 func TestQueueNeedsStream(t *testing.T) {
 	type plain struct{ messaging.Client }
 	if _, err := deadletter.NewQueue(plain{mwtest.Memory(t)}, "dlq"); !errors.Is(err, messaging.ErrUnsupported) {

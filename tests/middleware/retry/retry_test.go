@@ -148,6 +148,23 @@ func TestInProcessWaitHonoursContext(t *testing.T) {
 	}
 }
 
+// TestInProcessCancelledIsNotGivenUp: a handler that fails because its
+// subscription is stopping (its ctx ended) leaves the message for
+// redelivery, on the last attempt too and with no backoff to wait in.
+func TestInProcessCancelledIsNotGivenUp(t *testing.T) {
+	for _, max := range []int{1, 5} {
+		h := mwtest.Must(retry.New(retry.WithInProcess(), retry.WithMaxAttempts(max), retry.WithBackoff(0, 0)))
+		for range 100 {
+			ctx, cancel := context.WithCancel(context.Background())
+			calls := 0
+			err := h(func(ctx context.Context, _ *messaging.Message) error { calls++; cancel(); return ctx.Err() })(ctx, &messaging.Message{Attempt: 1})
+			if messaging.IsPermanent(err) || !errors.Is(err, context.Canceled) || calls != 1 {
+				t.Fatalf("max %d: got %v after %d calls, want a non-permanent context.Canceled after 1", max, err, calls)
+			}
+		}
+	}
+}
+
 func TestForPicksTheMode(t *testing.T) {
 	calls := 0
 	h := mwtest.Must(retry.New(retry.WithMaxAttempts(3), retry.WithBackoff(time.Millisecond, time.Millisecond), retry.WithModeFor(messaging.Capabilities{})))(
