@@ -2,6 +2,7 @@ package messaging
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -85,14 +86,13 @@ func ParseURL(rawURL string) (*url.URL, error) {
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		// url.Error quotes the whole input, password included: say less.
-		var ue *url.Error
-		msg := err.Error()
-		if e, ok := err.(*url.Error); ok {
-			ue = e
-			msg = ue.Err.Error()
-		}
-		return nil, fmt.Errorf("%w: %s", ErrInvalidURL, redactText(msg, rawSecrets(rawURL)))
+		return nil, fmt.Errorf("%w: %s", ErrInvalidURL, parseProblem(err, rawURL))
+	}
+	if strings.Contains(rawURL, "#") {
+		// A broker URL has no fragment: this is a credential's '#' left
+		// unescaped, and what follows it would be taken for the fragment
+		// (a token before it for the host), so the URL is not shown.
+		return nil, fmt.Errorf("%w: '#' in a broker URL (percent-encode it as %%23 in a user, password or token)", ErrInvalidURL)
 	}
 	if u.Scheme == "" {
 		return nil, fmt.Errorf("%w: %s has no scheme (want e.g. nats://, redis://, kafka://, amqp://, mem://)", ErrInvalidURL, RedactURL(u))
@@ -146,25 +146,31 @@ func OpenConfig(ctx context.Context, cfg Config, opts ...OpenOption) (Client, er
 	return Open(ctx, u.String(), opts...)
 }
 
-// rawSecrets returns the password of a URL that failed to parse, for
-// redactText.
-func rawSecrets(rawURL string) []string {
-	_, rest, ok := strings.Cut(rawURL, "://")
-	if !ok {
-		return nil
+// parseProblem says what url.Parse found wrong with rawURL without quoting
+// any of it: url.Error quotes the input, and its inner errors quote the part
+// around the fault, which can be part of a password whose '/', '?' or '#'
+// was left unescaped (`invalid port ":s3cr" after host`).
+func parseProblem(err error, rawURL string) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
 	}
-	auth, _, _ := strings.Cut(rest, "/")
-	at := strings.LastIndexByte(auth, '@')
-	if at < 0 {
-		return nil
+	var b strings.Builder
+	rest := err.Error()
+	for {
+		before, after, ok := strings.Cut(rest, `"`)
+		b.WriteString(before)
+		if !ok {
+			break
+		}
+		_, rest, ok = strings.Cut(after, `"`)
+		if !ok {
+			break
+		}
 	}
-	userinfo := auth[:at]
-	secret := userinfo
-	if _, p, ok := strings.Cut(userinfo, ":"); ok {
-		secret = p
+	msg := strings.Join(strings.Fields(b.String()), " ")
+	if strings.Contains(rawURL, "@") {
+		msg += " (percent-encode '/', '?', '#', '@' and ':' in a user, password or token)"
 	}
-	if len(secret) < minVerbatimSecret {
-		return nil
-	}
-	return []string{secret}
+	return msg
 }

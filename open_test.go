@@ -90,6 +90,36 @@ func TestOpenRedactsPassword(t *testing.T) {
 	}
 }
 
+// TestParseURLUnescapedCredentials: a password or token with an unescaped
+// '#', '?' or '/' makes url.Parse quote part of it (or take it for the
+// host); no error may show any of it.
+func TestParseURLUnescapedCredentials(t *testing.T) {
+	for _, raw := range []string{
+		"nats://user:s3cr3tpassw0rd#x@host:4222",
+		"nats://user:s3cr3tpassw0rd?x@host:4222",
+		"amqp://guest:s3cr3tpassw0rd/x@127.0.0.1:5672/",
+		"amqp://guest:s3cr3tpassw0rd%zz@h/",
+		"nats://s3cr3tpassw0rd#x@host",
+		"nats://user:s3cr3t pass@host",
+	} {
+		_, err := messaging.ParseURL(raw)
+		if !errors.Is(err, messaging.ErrInvalidURL) {
+			t.Errorf("ParseURL(%q): %v, want ErrInvalidURL", raw, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("ParseURL(%q): the error shows the secret: %v", raw, err)
+		}
+		if _, err := messaging.Open(t.Context(), raw); err == nil || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("Open(%q): %v", raw, err)
+		}
+	}
+	_, err := messaging.ParseURL("nats://user:pw@host:bad")
+	if want := "messaging: invalid URL: invalid port after host (percent-encode '/', '?', '#', '@' and ':' in a user, password or token)"; err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+}
+
 func TestOpenConfigMergesParams(t *testing.T) {
 	_, err := messaging.OpenConfig(t.Context(), messaging.Config{URL: "mem://cfg", Params: map[string]string{"unknown_param": "1"}})
 	if !errors.Is(err, messaging.ErrInvalidOption) || !strings.Contains(err.Error(), "unknown_param") {
