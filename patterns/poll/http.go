@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+
+	"github.com/msgkit/messaging"
 )
 
 // JSONPage is the answer format HTTPSource reads by default:
@@ -48,7 +50,10 @@ func (s *HTTPSource[T]) Fetch(ctx context.Context, cursor, etag string) (Page[T]
 	}
 	u, err := url.Parse(s.URL)
 	if err != nil {
-		return Page[T]{}, fmt.Errorf("poll: URL: %w", err)
+		// url.Parse's error quotes the URL, credentials included;
+		// messaging.ParseURL fails too and says why without quoting it.
+		_, err = messaging.ParseURL(s.URL)
+		return Page[T]{}, fmt.Errorf("poll: HTTPSource.URL: %w", err)
 	}
 	if cursor != "" {
 		param := s.CursorParam
@@ -61,7 +66,7 @@ func (s *HTTPSource[T]) Fetch(ctx context.Context, cursor, etag string) (Page[T]
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return Page[T]{}, fmt.Errorf("poll: %w", err)
+		return Page[T]{}, messaging.RedactError(fmt.Errorf("poll: %w", err), u)
 	}
 	req.Header.Set("Accept", "application/json")
 	if etag != "" {
@@ -72,8 +77,8 @@ func (s *HTTPSource[T]) Fetch(ctx context.Context, cursor, etag string) (Page[T]
 		client = http.DefaultClient
 	}
 	resp, err := client.Do(req)
-	if err != nil {
-		return Page[T]{}, fmt.Errorf("poll: %w", err)
+	if err != nil { // a *url.Error quoting the URL
+		return Page[T]{}, messaging.RedactError(fmt.Errorf("poll: %w", err), u)
 	}
 	defer resp.Body.Close()
 	limit := s.MaxBody
@@ -87,11 +92,11 @@ func (s *HTTPSource[T]) Fetch(ctx context.Context, cursor, etag string) (Page[T]
 	case http.StatusOK:
 	default:
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return Page[T]{}, fmt.Errorf("%w: GET %s: %s: %s", ErrHTTPStatus, u.Redacted(), resp.Status, body)
+		return Page[T]{}, messaging.RedactError(fmt.Errorf("%w: GET %s: %s: %s", ErrHTTPStatus, messaging.RedactURL(u), resp.Status, body), u)
 	}
 	var jp JSONPage[T]
 	if err := json.NewDecoder(io.LimitReader(resp.Body, limit)).Decode(&jp); err != nil {
-		return Page[T]{}, fmt.Errorf("poll: GET %s: decode page: %w", u.Redacted(), err)
+		return Page[T]{}, fmt.Errorf("poll: GET %s: decode page: %w", messaging.RedactURL(u), err)
 	}
 	page := Page[T]{Cursor: jp.NextCursor, ETag: resp.Header.Get("ETag"), More: jp.HasMore}
 	if page.Cursor == "" {
