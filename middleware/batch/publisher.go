@@ -240,7 +240,7 @@ func (b *publisher) send(s *send) {
 		}
 		return
 	}
-	if len(parts) > 1 && (errors.Is(err, messaging.ErrMessageTooLarge) || errors.Is(err, messaging.ErrInvalidOption)) {
+	if len(parts) > 1 && (errors.Is(err, messaging.ErrMessageTooLarge) || errors.Is(err, messaging.ErrInvalidOption) || errors.Is(err, messaging.ErrInvalidHeader)) {
 		// One caller's bad message must not fail the others: nothing was
 		// sent (validation comes first), so send each call on its own.
 		for _, pt := range parts {

@@ -209,19 +209,28 @@ func TestPublisherCancelledCallerIsNotSent(t *testing.T) {
 	}
 }
 
+// TestPublisherIsolatesInvalidCall: a caller's message that the adapter
+// refuses before sending anything (too large, a reserved header) fails that
+// caller only.
 func TestPublisherIsolatesInvalidCall(t *testing.T) {
 	c := mwtest.Memory(t) // 1 MiB limit
-	p := mwtest.Must(batch.NewPublisher(c, batch.WithBatchSize(2), batch.WithMaxBatchBytes(0), batch.WithBatchTimeout(time.Minute)))
-	defer p.Close()
-	var wg sync.WaitGroup
-	var okErr, bigErr error
-	wg.Go(func() { okErr = p.Publish(context.Background(), "t", &messaging.Message{Payload: []byte("ok")}) })
-	wg.Go(func() {
-		bigErr = p.Publish(context.Background(), "t", &messaging.Message{Payload: make([]byte, 2<<20)})
-	})
-	wg.Wait()
-	if okErr != nil || !errors.Is(bigErr, messaging.ErrMessageTooLarge) {
-		t.Fatalf("ok caller: %v; big caller: %v (want nil and ErrMessageTooLarge)", okErr, bigErr)
+	for _, bad := range []struct {
+		msg  *messaging.Message
+		want error
+	}{
+		{&messaging.Message{Payload: make([]byte, 2<<20)}, messaging.ErrMessageTooLarge},
+		{&messaging.Message{Header: messaging.Header{"msgkit-x": "v"}}, messaging.ErrInvalidHeader},
+	} {
+		p := mwtest.Must(batch.NewPublisher(c, batch.WithBatchSize(2), batch.WithMaxBatchBytes(0), batch.WithBatchTimeout(time.Minute)))
+		var wg sync.WaitGroup
+		var okErr, badErr error
+		wg.Go(func() { okErr = p.Publish(context.Background(), "t", &messaging.Message{Payload: []byte("ok")}) })
+		wg.Go(func() { badErr = p.Publish(context.Background(), "t", bad.msg) })
+		wg.Wait()
+		_ = p.Close()
+		if okErr != nil || !errors.Is(badErr, bad.want) {
+			t.Fatalf("ok caller: %v; bad caller: %v (want nil and %v)", okErr, badErr, bad.want)
+		}
 	}
 }
 
