@@ -126,6 +126,7 @@ func (c *Consumer) start(ctx context.Context, topic string, o messaging.Subscrib
 	}
 	s := newSubscription(ctx, c, topic, o, caps, r)
 	if err := c.add(s); err != nil {
+		s.cancelHandlers()
 		_ = r.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
@@ -150,10 +151,11 @@ func (c *Consumer) Read(ctx context.Context, topic string, from messaging.Positi
 	}
 	s := newSubscription(ctx, c, topic, messaging.SubscribeOptions{}, messaging.Capabilities{}, nil)
 	if err := c.add(s); err != nil {
+		s.cancelHandlers()
 		_ = l.Close()
 		return nil, err
 	}
-	go func() { s.finish(s.read(l, h)) }()
+	go func() { s.finish(s.ended(s.read(l, h))) }()
 	return s, nil
 }
 

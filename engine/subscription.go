@@ -57,6 +57,11 @@ type subscription struct {
 	heldMu sync.Mutex
 	held   item // sentinel of the ring of held items (no map: no allocation per delivery)
 
+	// releasing is read-held by Shutdown while it releases the held items
+	// and write-held by run to close the settle queue: a release Shutdown
+	// decided on is queued before the settler drains the queue and ends.
+	releasing sync.RWMutex
+
 	settleQ settleQueue
 	delays  *delays
 	pool    *dispatch.Pool
@@ -96,13 +101,26 @@ func (s *subscription) run(loop func(*subscription) error) {
 		defer close(settled)
 		s.settler()
 	}()
+	extended := make(chan struct{})
+	extCtx, stopExtending := context.WithCancel(context.WithoutCancel(s.handlerCtx))
 	if s.ext != nil {
-		go s.extender(settled)
+		go func() {
+			defer close(extended)
+			s.extender(extCtx)
+		}()
+	} else {
+		close(extended)
 	}
 	go s.delays.run()
 	err := loop(s)
+	s.releasing.Lock()
 	s.settleQ.close()
+	s.releasing.Unlock()
 	<-settled
+	// Every delivery is settled: cut an Extend in flight short and wait for
+	// it, as the receiver is closed only after its other calls returned.
+	stopExtending()
+	<-extended
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.handlerCtx), s.c.opts.SettleTimeout)
 	if cerr := s.r.Close(ctx); cerr != nil {
 		s.log.Warn(s.c.opts.Name+": closing a subscription failed", "topic", s.topic, "group", s.o.Group, "error", cerr)
@@ -111,19 +129,26 @@ func (s *subscription) run(loop func(*subscription) error) {
 	s.finish(err)
 }
 
-// finish records how the subscription ended and wakes waiters. A context
-// error caused by the subscription's own stop counts as a clean end.
+// finish records how the subscription ended (see ended) and wakes waiters.
 func (s *subscription) finish(err error) {
 	s.finishOnce.Do(func() {
-		if err != nil && s.fetchCtx.Err() != nil && isCtxErr(err) {
-			err = nil
-		}
 		s.err = err
 		s.stopFetch()
 		s.cancelHandlers()
 		s.c.remove(s)
 		close(s.done)
 	})
+}
+
+// ended is a loop's result, taken before the loop stops fetching itself: a
+// context error once the subscription was stopped (Close, Shutdown, the
+// parent context) is a clean end; any other error, a driver's error that
+// wraps a context error included, ends the subscription with it.
+func (s *subscription) ended(err error) error {
+	if err != nil && s.fetchCtx.Err() != nil && isCtxErr(err) {
+		return nil
+	}
+	return err
 }
 
 // Close stops the subscription and waits until it has finished; see
@@ -143,8 +168,14 @@ func (s *subscription) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
+	select {
+	case <-s.done: // finished in time after all (both were ready)
+		return nil
+	default:
+	}
 	s.forced.Store(true)
 	s.cancelHandlers()
+	s.releasing.RLock()
 	s.heldMu.Lock()
 	var its []*item
 	for it := s.held.next; it != &s.held; it = it.next {
@@ -154,6 +185,7 @@ func (s *subscription) Shutdown(ctx context.Context) error {
 	for _, it := range its {
 		s.settle(it, driver.Release, 0, nil)
 	}
+	s.releasing.RUnlock()
 	return ctx.Err()
 }
 
@@ -284,6 +316,7 @@ func (s *subscription) runPool(h messaging.Handler) error {
 			err = s.fetchCtx.Err()
 		}
 	}
+	err = s.ended(err)
 	s.stopFetch()
 	s.stopDelays()
 	s.pool.Close()
@@ -298,7 +331,7 @@ func (s *subscription) runBatches(h messaging.BatchHandler) error {
 	// Credits for a second batch (Prefetch is one): the next batch is
 	// fetched while the settler acknowledges the last one, instead of after.
 	s.credits.put(s.o.BatchSize)
-	err := s.batches(h)
+	err := s.ended(s.batches(h))
 	s.stopFetch()
 	s.stopDelays()
 	s.releaseAll(s.batch.take())
@@ -401,12 +434,15 @@ func (s *subscription) fire(it *item, redeliver bool, err error) {
 		s.settle(it, driver.Nack, 0, err)
 		return
 	}
+	s.heldMu.Lock() // it.d is read under it by the extender and settle
 	if it.settled.Load() {
+		s.heldMu.Unlock()
 		return // released by Shutdown
 	}
 	m := it.d.Msg.Clone()
 	m.Attempt++
 	it.d.Msg = m
+	s.heldMu.Unlock()
 	if s.batch != nil {
 		s.batch.push(it)
 		return
@@ -440,12 +476,20 @@ func (s *subscription) settle(it *item, out driver.Outcome, delay time.Duration,
 	if !it.settled.CompareAndSwap(false, true) {
 		return
 	}
+	if testHookSettling != nil {
+		testHookSettling()
+	}
 	s.heldMu.Lock()
 	it.prev.next, it.next.prev = it.next, it.prev
 	it.prev, it.next = nil, nil
+	st := driver.Settlement{Delivery: it.d, Outcome: out, Delay: delay, Err: err}
 	s.heldMu.Unlock()
-	s.settleQ.push(driver.Settlement{Delivery: it.d, Outcome: out, Delay: delay, Err: err})
+	s.settleQ.push(st)
 }
+
+// testHookSettling, set by tests only, runs in settle between deciding an
+// item's outcome and queuing it.
+var testHookSettling func()
 
 // settler applies queued outcomes in batches until the queue is closed and
 // empty, giving back a fetch credit per settled delivery.
@@ -481,16 +525,16 @@ func (s *subscription) extendTick() time.Duration {
 	return max(shortest/6, 5*time.Millisecond)
 }
 
-// extender extends the deadlines of held deliveries when due, until stop is
-// closed or Shutdown's context ended.
-func (s *subscription) extender(stop <-chan struct{}) {
+// extender extends the deadlines of held deliveries when due, until ctx
+// ends (every delivery is settled) or Shutdown's context ended.
+func (s *subscription) extender(ctx context.Context) {
 	tick := time.NewTicker(s.extendTick())
 	defer tick.Stop()
 	var due []driver.Delivery
 	for {
 		var now time.Time
 		select {
-		case <-stop:
+		case <-ctx.Done():
 			return
 		case now = <-tick.C:
 		}
@@ -509,8 +553,8 @@ func (s *subscription) extender(stop <-chan struct{}) {
 		if len(due) == 0 {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.handlerCtx), s.c.opts.SettleTimeout)
-		if err := s.ext.Extend(ctx, due); err != nil {
+		ectx, cancel := context.WithTimeout(ctx, s.c.opts.SettleTimeout)
+		if err := s.ext.Extend(ectx, due); err != nil {
 			s.log.Warn(s.c.opts.Name+": extending ack deadlines failed; the broker may redeliver", "topic", s.topic, "group", s.o.Group, "messages", len(due), "error", err)
 		}
 		cancel()

@@ -1,0 +1,255 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
+)
+
+// lifecycleFake is a driver (and its one receiver) for the tests of how a
+// subscription ends: it records what was settled before Close, and whether
+// Close ran while an Extend was in flight.
+type lifecycleFake struct {
+	caps    messaging.Capabilities
+	in      chan *messaging.Message
+	recvErr error
+	// extendStarted, if set, gets a value when an Extend begins; that
+	// Extend then lasts until its context ends.
+	extendStarted chan struct{}
+
+	mu             sync.Mutex
+	settled        []driver.Settlement
+	settledAtClose int
+	inExtend       atomic.Int32
+	extendErr      error
+	closeInExtend  atomic.Bool
+}
+
+func (f *lifecycleFake) Capabilities() messaging.Capabilities { return f.caps }
+
+func (f *lifecycleFake) OpenReceiver(context.Context, string, messaging.SubscribeOptions) (driver.Receiver, error) {
+	return f, nil
+}
+
+func (f *lifecycleFake) Receive(ctx context.Context, _ int) ([]driver.Delivery, error) {
+	if f.recvErr != nil {
+		return nil, f.recvErr
+	}
+	select {
+	case m := <-f.in:
+		return []driver.Delivery{{Msg: m, Token: m.ID}}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (f *lifecycleFake) Settle(_ context.Context, b []driver.Settlement) error {
+	f.mu.Lock()
+	f.settled = append(f.settled, b...)
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *lifecycleFake) Extend(ctx context.Context, ds []driver.Delivery) error {
+	f.inExtend.Add(1)
+	defer f.inExtend.Add(-1)
+	for _, d := range ds {
+		_ = d.Msg.Attempt // read as an adapter does (the race detector watches it)
+	}
+	if f.extendStarted == nil {
+		return nil
+	}
+	select {
+	case f.extendStarted <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	f.mu.Lock()
+	f.extendErr = ctx.Err()
+	f.mu.Unlock()
+	return ctx.Err()
+}
+
+func (f *lifecycleFake) Close(context.Context) error {
+	if f.inExtend.Load() > 0 {
+		f.closeInExtend.Store(true)
+	}
+	f.mu.Lock()
+	f.settledAtClose = len(f.settled)
+	f.mu.Unlock()
+	return nil
+}
+
+func quietOptions() Options {
+	return Options{Name: "fake", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+func waitDone(t *testing.T, sub messaging.Subscription) {
+	t.Helper()
+	select {
+	case <-sub.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscription did not finish within 10s")
+	}
+}
+
+// TestShutdownReleaseQueuedBeforeClose: a delivery that Shutdown releases
+// (its handler outlived Shutdown's context) is settled before the receiver
+// is closed, even when its handler returns, and the subscription winds
+// down, while Shutdown is between deciding the release and queuing it.
+func TestShutdownReleaseQueuedBeforeClose(t *testing.T) {
+	f := &lifecycleFake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true}, in: make(chan *messaging.Message, 1)}
+	c := New(f, quietOptions())
+	started, released := make(chan struct{}), make(chan struct{})
+	var sub messaging.Subscription
+	var once sync.Once
+	testHookSettling = func() {
+		once.Do(func() { // Shutdown's release: let the rest run meanwhile
+			close(released)
+			select {
+			case <-sub.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		})
+	}
+	defer func() { testHookSettling = nil }()
+	sub, err := c.Subscribe(t.Context(), "t", func(ctx context.Context, m *messaging.Message) error {
+		close(started)
+		<-ctx.Done()
+		<-released
+		return ctx.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.in <- &messaging.Message{ID: "a", Attempt: 1}
+	<-started
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := sub.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown = %v, want context.Canceled", err)
+	}
+	waitDone(t, sub)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.settled) != 1 || f.settledAtClose != 1 || f.settled[0].Outcome != driver.Release {
+		t.Fatalf("settled %v (%d before Close), want one Release before Close", f.settled, f.settledAtClose)
+	}
+}
+
+// TestCloseWaitsForExtend: the receiver is closed only after an Extend in
+// flight has returned, and Close cuts that Extend short instead of waiting
+// out the settle timeout.
+func TestCloseWaitsForExtend(t *testing.T) {
+	f := &lifecycleFake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true}, in: make(chan *messaging.Message, 1), extendStarted: make(chan struct{}, 1)}
+	c := New(f, quietOptions())
+	hold := make(chan struct{})
+	sub, err := c.Subscribe(t.Context(), "t", func(context.Context, *messaging.Message) error {
+		<-hold // held until the engine extends it
+		return nil
+	}, messaging.AckDeadline(30*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.in <- &messaging.Message{ID: "a", Attempt: 1}
+	select {
+	case <-f.extendStarted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Extend within 10s")
+	}
+	close(hold)
+	start := time.Now()
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if f.closeInExtend.Load() {
+		t.Error("Receiver.Close ran while Extend was in flight")
+	}
+	if f.inExtend.Load() > 0 {
+		t.Error("Close returned while Extend was in flight")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.extendErr == nil || time.Since(start) > 5*time.Second {
+		t.Errorf("Extend ended with %v after %v; want it cut short by Close", f.extendErr, time.Since(start))
+	}
+}
+
+// TestFatalErrorWrappingContextErrorEnds: a Receive error that is not
+// transient ends the subscription with it, also when it wraps a context
+// error (a driver's own timeout), as long as nobody stopped the
+// subscription.
+func TestFatalErrorWrappingContextErrorEnds(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		f := &lifecycleFake{recvErr: fmt.Errorf("lookup: %w", context.DeadlineExceeded)}
+		c := New(f, quietOptions())
+		var sub messaging.Subscription
+		var err error
+		if batch {
+			sub, err = c.SubscribeBatch(t.Context(), "t", func(context.Context, []*messaging.Message) []error { return nil })
+		} else {
+			sub, err = c.Subscribe(t.Context(), "t", func(context.Context, *messaging.Message) error { return nil })
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitDone(t, sub)
+		if !errors.Is(sub.Err(), context.DeadlineExceeded) {
+			t.Errorf("batch %v: Err = %v, want the Receive error", batch, sub.Err())
+		}
+	}
+}
+
+// TestShutdownAfterDoneIsNil: Shutdown of a finished subscription returns
+// nil, whatever its context.
+func TestShutdownAfterDoneIsNil(t *testing.T) {
+	f := &lifecycleFake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true}, in: make(chan *messaging.Message)}
+	c := New(f, quietOptions())
+	sub, err := c.Subscribe(t.Context(), "t", func(context.Context, *messaging.Message) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = sub.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 200 {
+		if err := sub.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown of a finished subscription = %v, want nil", err)
+		}
+	}
+}
+
+// TestLocalRedeliveryWhileExtending: local redeliveries (BrokerAttempts
+// false) replace a held delivery's message while the extender reads the
+// held deliveries; run with -race.
+func TestLocalRedeliveryWhileExtending(t *testing.T) {
+	f := &lifecycleFake{in: make(chan *messaging.Message, 1)}
+	c := New(f, quietOptions())
+	done := make(chan struct{})
+	sub, err := c.Subscribe(t.Context(), "t", func(_ context.Context, m *messaging.Message) error {
+		if m.Attempt < 40 {
+			return messaging.RetryAfter(errors.New("again"), 3*time.Millisecond)
+		}
+		close(done)
+		return nil
+	}, messaging.AckDeadline(15*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.in <- &messaging.Message{ID: "a", Attempt: 1}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("attempt 40 not reached within 10s")
+	}
+	_ = sub.Close()
+}
