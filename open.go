@@ -78,8 +78,11 @@ func Open(ctx context.Context, rawURL string, opts ...OpenOption) (Client, error
 
 // ParseURL parses a broker URL and checks that it has a scheme and a well
 // formed query: a malformed escape anywhere ("?%zz", "size=1%") is an error,
-// where url.URL.Query would silently drop the parameter. Its errors wrap
-// ErrInvalidURL and show no credential (see RedactURL).
+// where url.URL.Query would silently drop the parameter; and so is a '#'
+// anywhere (a broker URL has no fragment: it is a credential's '#' left
+// unescaped). Its errors wrap ErrInvalidURL and show no credential (see
+// RedactURL): one for a URL that does not parse says what is wrong
+// without quoting any of it.
 func ParseURL(rawURL string) (*url.URL, error) {
 	if strings.TrimSpace(rawURL) == "" {
 		return nil, fmt.Errorf("%w: empty URL", ErrInvalidURL)
