@@ -30,10 +30,11 @@ const (
 	HeaderTime = "Messaging-Time"
 	// HeaderEncoded carries the ID, key and header entries that NATS
 	// headers cannot carry verbatim (names other than printable ASCII
-	// without ':', names starting with "Nats-" or "Messaging-", values that
-	// are not UTF-8, hold control characters such as CR or LF, or start or
-	// end with white space), so every header reaches the consumer byte for
-	// byte as published. Format: standard base64 of a sequence of entries,
+	// without ':', names starting with "Nats-" or "Messaging-", the names
+	// Status and Description, which nats.go reads as a server status on a
+	// message without payload, values that are not UTF-8, hold control
+	// characters such as CR or LF, or start or end with white space), so
+	// every header reaches the consumer byte for byte as published. Format: standard base64 of a sequence of entries,
 	// each a tag byte ('i' ID, 'k' key, 'h' header) and its strings (one,
 	// or name and value for 'h'), each a uvarint length and its bytes.
 	HeaderEncoded = "Messaging-Encoded"
@@ -128,6 +129,9 @@ func safeName(k string) bool {
 		if c := k[i]; c <= ' ' || c == ':' || c >= 0x7f {
 			return false
 		}
+	}
+	if k == "Status" || k == "Description" {
+		return false // a bodiless message with them reads as a server status
 	}
 	l := strings.ToLower(k)
 	return !strings.HasPrefix(l, "nats-") && !strings.HasPrefix(l, "messaging-")

@@ -60,6 +60,7 @@ func TestCodecRoundTripsHostileHeaders(t *testing.T) {
 		{"colon:name": " leading and trailing "},
 		{"Nats-Msg-Id": "user's own", "Messaging-Key": "k", "Messaging-Encoded": "e", "nats-expected-stream": "x"},
 		{"a": "1", "A": "2"},
+		{"Status": "100", "Description": "Idle Heartbeat"},
 		{"tab": "\tx\t", "unicode": "héllo ✓", "del": "\x7f"},
 	} {
 		roundTrip(t, &messaging.Message{ID: "id", Payload: []byte("p"), Header: h, Time: time.Unix(0, 42)})
@@ -67,6 +68,21 @@ func TestCodecRoundTripsHostileHeaders(t *testing.T) {
 	for _, s := range []string{"\xff", "a\r\nb", " x", "\x00"} {
 		roundTrip(t, &messaging.Message{ID: s, Key: s, Time: time.Unix(1, 0)})
 	}
+}
+
+// TestCodecEncodesStatusHeaders: user headers named Status and Description
+// do not travel as such, where a message without payload would read as a
+// server status (nats.go reads these names as they are spelled here).
+func TestCodecEncodesStatusHeaders(t *testing.T) {
+	m := &messaging.Message{Header: messaging.Header{"Status": "503", "Description": "No Responders", "status": "x"}}
+	nm, err := encode("subj", m, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nm.Header.Get("Status") != "" || nm.Header.Get("Description") != "" {
+		t.Fatalf("user headers Status and Description sent as such: %q", nm.Header)
+	}
+	roundTrip(t, m)
 }
 
 // TestCodecReadsLegacyJSON: messages written by earlier versions (JSON in

@@ -409,10 +409,14 @@ type jsPull struct {
 	stopped     bool          // later messages are nak'ed
 }
 
-// onMsg takes a message or a status of the pull's requests.
+// onMsg takes a message or a status of the pull's requests. A status has
+// no reply subject: every message delivered carries its $JS.ACK one, so a
+// message without payload and with a header Status (one published by
+// another client, or by a version of this package that sent the name as
+// such) is a message.
 func (p *jsPull) onMsg(m *natsgo.Msg) {
 	status := ""
-	if len(m.Data) == 0 && len(m.Header) > 0 {
+	if m.Reply == "" && len(m.Data) == 0 && len(m.Header) > 0 {
 		status = m.Header.Get("Status")
 	}
 	p.mu.Lock()

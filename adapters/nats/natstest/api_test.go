@@ -130,6 +130,96 @@ func TestHeadersVerbatim(t *testing.T) {
 	}
 }
 
+// TestStatusNamedHeaders: messages without payload whose headers are named
+// Status and Description (as a server status is) reach a group
+// subscription and a Read with their headers intact; they were taken for
+// statuses (never handled, or the consumer restarted on a 503).
+func TestStatusNamedHeaders(t *testing.T) {
+	c := natstest.Open(t)
+	topic := integration.UniqueName(t, "status")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	want := []*messaging.Message{
+		{ID: "s100", Header: messaging.Header{"Status": "100"}},
+		{ID: "s503", Header: messaging.Header{"Status": "503", "Description": "No Responders"}},
+		{ID: "plain", Payload: []byte("p")},
+	}
+	col := integration.NewCollector()
+	sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group("g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := c.Publish(t.Context(), topic, want...); err != nil {
+		t.Fatal(err)
+	}
+	col.WaitDistinct(t, len(want), 10*time.Second)
+	checkHeaders(t, "group subscription", col.Messages(), want)
+
+	read := integration.NewCollector()
+	rs, err := messaging.Stream(c).Read(t.Context(), topic, messaging.Earliest, read.Handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	read.WaitDistinct(t, len(want), 10*time.Second)
+	checkHeaders(t, "Read", read.Messages(), want)
+}
+
+// TestStatusNamedHeadersFromOtherPublishers: a message without payload
+// that carries a plain header Status (another client's, or one published by
+// an earlier version of the adapter) reaches a group subscription: a
+// delivery has a reply subject, a server status none.
+func TestStatusNamedHeadersFromOtherPublishers(t *testing.T) {
+	c := natstest.Open(t)
+	topic := integration.UniqueName(t, "status")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(t.Context(), topic, "g"); err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []string{"100", "503", "409"} {
+		raw := &natsgo.Msg{Subject: topic, Header: natsgo.Header{natsgo.MsgIdHdr: {"raw" + code}, "Status": {code}, "Description": {"d"}}}
+		if _, err := c.JetStream().PublishMsg(t.Context(), raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "plain", Payload: []byte("p")}); err != nil {
+		t.Fatal(err)
+	}
+	col := integration.NewCollector()
+	sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group("g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	col.WaitDistinct(t, 4, 10*time.Second)
+	checkHeaders(t, "group subscription", col.Messages(), []*messaging.Message{
+		{ID: "raw100", Header: messaging.Header{"Status": "100", "Description": "d"}},
+		{ID: "raw503", Header: messaging.Header{"Status": "503", "Description": "d"}},
+		{ID: "raw409", Header: messaging.Header{"Status": "409", "Description": "d"}},
+		{ID: "plain", Payload: []byte("p")},
+	})
+}
+
+// checkHeaders fails unless got holds each of want (by ID) with its payload
+// and header.
+func checkHeaders(t *testing.T, what string, got, want []*messaging.Message) {
+	t.Helper()
+	byID := map[string]*messaging.Message{}
+	for _, m := range got {
+		byID[m.ID] = m
+	}
+	for _, w := range want {
+		m := byID[w.ID]
+		if m == nil {
+			t.Errorf("%s: message %s not delivered", what, w.ID)
+			continue
+		}
+		if string(m.Payload) != string(w.Payload) || fmt.Sprint(m.Header) != fmt.Sprint(w.Header) {
+			t.Errorf("%s: message %s payload %q header %q, want %q %q", what, w.ID, m.Payload, m.Header, w.Payload, w.Header)
+		}
+	}
+}
+
 // TestPublishDeduplicatesByID: the same ID published twice is stored once,
 // and the second Publish says so with ErrDuplicate for each message.
 func TestPublishDeduplicatesByID(t *testing.T) {
