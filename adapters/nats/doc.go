@@ -139,6 +139,9 @@
 //     back to the group at once.
 //   - A subscription or Read whose topic's stream is deleted (DeleteTopic,
 //     or by anyone) ends with an error wrapping messaging.ErrTopicDeleted.
+//     With WithExistingStreams, where DeleteTopic leaves the stream, so
+//     does a group subscription whose consumer is deleted under it
+//     (DeleteTopic, or by anyone; the server says so to a waiting pull).
 //     A consumer lost otherwise (deleted while its stream exists, or not
 //     found after a server restart) is recreated; disconnects and leader
 //     elections are retried with backoff (an ephemeral subscription resumes

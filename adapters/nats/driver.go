@@ -327,7 +327,11 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 		if pullErr != nil {
 			r.dropPull()
 			r.cons = nil
-			return r.take(max), r.c.lost(ctx, r.stream, fmt.Errorf("nats: pull %s: %w", r.topic, pullErr))
+			err := fmt.Errorf("nats: pull %s: %w", r.topic, pullErr)
+			if r.groupDeleted(ctx, pullErr) {
+				return r.take(max), fmt.Errorf("nats: group %s of topic %s deleted from stream %s: %w: %w", r.o.Group, r.topic, r.stream, messaging.ErrTopicDeleted, err)
+			}
+			return r.take(max), r.c.lost(ctx, r.stream, err)
 		}
 		wait := 2*pullHeartbeat - idle + time.Millisecond
 		if timer == nil {
@@ -348,6 +352,25 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 			r.dropPull()
 		}
 	}
+}
+
+// groupDeleted reports whether a pull failed because its group's consumer
+// was deleted in bind mode (WithExistingStreams), where DeleteTopic deletes
+// the topic's groups and leaves the stream: the server told the pull so
+// (409 Consumer Deleted, sent only for a consumer removed from the stream,
+// never for a server stopping or a leader moving) and the consumer is not
+// found. A consumer found, or a lookup without an answer, leaves the loss
+// transient. Without bind mode a deleted topic is a deleted stream, which
+// lost tells.
+func (r *jsReceiver) groupDeleted(ctx context.Context, pullErr error) bool {
+	name := r.consumerName.Load()
+	if !r.c.cfg.bindStreams || r.o.Group == "" || name == nil || !errors.Is(pullErr, jetstream.ErrConsumerDeleted) {
+		return false
+	}
+	sctx, cancel := context.WithTimeout(ctx, restartTimeout)
+	defer cancel()
+	_, err := r.c.js.Consumer(sctx, r.stream, *name)
+	return errors.Is(err, jetstream.ErrConsumerNotFound)
 }
 
 // statusChanged handles a change of the connection: when it is lost the
@@ -503,8 +526,9 @@ func (r *jsReceiver) delivery(nm *natsgo.Msg) driver.Delivery {
 // lost sorts the failure of a consumer, a fetch or a log reader: a closed
 // connection ends the subscription (ErrClosed), and so does the topic's
 // stream gone (ErrTopicDeleted); anything else (a disconnect, a leader
-// election, a consumer deleted from a stream that still exists) is
-// transient: the next Receive creates the consumer again.
+// election, a consumer deleted from a stream that still exists, except a
+// group's in bind mode: see groupDeleted) is transient: the next Receive
+// creates the consumer again.
 func (c *Client) lost(ctx context.Context, stream string, err error) error {
 	if c.nc.IsClosed() {
 		return c.wrapConnErr(fmt.Errorf("%w: %w", natsgo.ErrConnectionClosed, err))

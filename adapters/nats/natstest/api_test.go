@@ -329,24 +329,8 @@ func TestNewWrapsExistingConn(t *testing.T) {
 // TestExistingStreams: with WithExistingStreams a topic is bound to the
 // legacy stream capturing its subject; DeleteTopic leaves that stream.
 func TestExistingStreams(t *testing.T) {
-	c := natstest.Open(t, natsadapter.WithExistingStreams())
-	prefix := integration.UniqueName(t, "legacy")
-	stream := strings.ReplaceAll(prefix, "-", "_")
-	if _, err := c.JetStream().CreateStream(t.Context(), jetstreamConfig(stream, prefix+".>")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.JetStream().DeleteStream(context.Background(), stream) })
+	c, prefix, stream, sub := boundGroup(t, "created")
 	topic := prefix + ".created"
-	col := integration.NewCollector()
-	sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group("g"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "a"}); err != nil {
-		t.Fatal(err)
-	}
-	col.WaitDistinct(t, 1, 10*time.Second)
 	if err := c.Publish(t.Context(), prefix+"-uncaptured", &messaging.Message{}); err == nil {
 		t.Error("publishing to a subject no stream captures succeeded in bind mode")
 	}
@@ -361,6 +345,55 @@ func TestExistingStreams(t *testing.T) {
 	if n := s.CachedInfo().State.Msgs; n != 0 {
 		t.Errorf("topic's messages not purged: %d left", n)
 	}
+}
+
+// TestExistingStreamsDeleteTopicEndsGroups: in bind mode DeleteTopic, which
+// leaves the stream and deletes the topic's consumers, ends a live group
+// subscription with ErrTopicDeleted; it used to take the deleted consumer
+// for a transient loss and create it again, running on.
+func TestExistingStreamsDeleteTopicEndsGroups(t *testing.T) {
+	c, prefix, stream, sub := boundGroup(t, "deleted")
+	topic := prefix + ".deleted"
+	if err := c.DeleteTopic(t.Context(), topic); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sub.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("group subscription still running 10s after DeleteTopic")
+	}
+	if err := sub.Err(); !errors.Is(err, messaging.ErrTopicDeleted) {
+		t.Fatalf("subscription ended with %v, want ErrTopicDeleted", err)
+	}
+	if _, err := c.JetStream().Consumer(t.Context(), stream, c.ConsumerName(topic, "g")); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("group's consumer after DeleteTopic: %v, want not found", err)
+	}
+}
+
+// boundGroup creates a stream capturing prefix.> (deleted by the test's
+// cleanup) and a bind-mode client whose subscription of group g of topic
+// prefix.name has handled a message (so its pull waits on the server). The
+// subscription is closed at cleanup.
+func boundGroup(t *testing.T, name string) (c *natsadapter.Client, prefix, stream string, sub messaging.Subscription) {
+	c = natstest.Open(t, natsadapter.WithExistingStreams())
+	prefix = integration.UniqueName(t, "legacy")
+	stream = strings.ReplaceAll(prefix, "-", "_")
+	if _, err := c.JetStream().CreateStream(t.Context(), jetstreamConfig(stream, prefix+".>")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.JetStream().DeleteStream(context.Background(), stream) })
+	topic := prefix + "." + name
+	col := integration.NewCollector()
+	sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group("g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	col.WaitDistinct(t, 1, 10*time.Second)
+	return c, prefix, stream, sub
 }
 
 func jetstreamConfig(name, subject string) jetstream.StreamConfig {
