@@ -105,14 +105,17 @@
 //   - An error requeues the message (basic.nack, requeue). Attempt is
 //     x-delivery-count + 1, counted by the quorum queue, so it survives
 //     consumer restarts; note that RabbitMQ 3.x counts a requeue after a
-//     subscription stops (Release) as a delivery too.
+//     subscription stops (Release) as a delivery too. Without a group the
+//     exclusive classic queue counts no deliveries: the engine keeps a
+//     failed message unacknowledged and hands it to the subscription again
+//     itself, counting Attempt, so MaxAttempts holds there too.
 //   - RetryAfter(err, d) on a group: the message is republished (with
 //     confirm) to a TTL queue "<topic>~<group>~~retry-<ms>ms" (delay rounded
 //     up to 100ms) that dead-letters it back into the group's queue after d,
 //     then acknowledged: the broker keeps the delay (NativeDelay). Attempt
 //     keeps counting across the detour. An unused retry queue expires a minute
 //     after its delay. Without a group the engine holds the message
-//     unacknowledged for d and then requeues it.
+//     unacknowledged for d and then hands it to the subscription again.
 //   - MaxAttempts(n) declares the group queue with x-delivery-limit = n (a
 //     broker-side backstop for consumers that crash on a message) and the
 //     client gives the message up after the n-th failed delivery. A queue that
@@ -212,7 +215,9 @@
 //
 // Persistent, Groups, PerKeyOrder, AckDeadline (as described above),
 // BrokerAttempts, NativeDelay; Replay and ReplayByTime with WithStreams;
-// NativeDeadLetter with WithDeadLetterExchange. Not GroupStartAt.
+// NativeDeadLetter with WithDeadLetterExchange. Not GroupStartAt. A
+// subscription without a group has neither BrokerAttempts, NativeDelay nor
+// NativeDeadLetter: the engine redelivers and delays its messages.
 //
 // # Known broker issue
 //

@@ -84,12 +84,16 @@ type token struct {
 	a *acker
 }
 
-// Capabilities: an exclusive queue cannot take the TTL detour, so the engine
-// holds delayed retries of an ephemeral subscription itself.
+// Capabilities: an exclusive queue cannot take the TTL detour, and as a
+// classic queue it sets no x-delivery-count, so Attempt would stay 1 and
+// MaxAttempts never be reached (a failing message requeued again and again,
+// thousands of times a second): the engine holds delayed retries of an
+// ephemeral subscription and redelivers its failed messages itself,
+// counting Attempt.
 func (r *receiver) Capabilities() messaging.Capabilities {
 	caps := r.c.Capabilities()
 	if r.queue == "" {
-		caps.NativeDelay, caps.NativeDeadLetter = false, false
+		caps.NativeDelay, caps.NativeDeadLetter, caps.BrokerAttempts = false, false, false
 	}
 	return caps
 }
@@ -219,8 +223,8 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 		switch st.Outcome {
 		case driver.Ack:
 			err = t.a.ack(tag)
-		case driver.Nack:
-			if st.Delay > 0 { // a group: the engine holds an ephemeral subscription's delays
+		case driver.Nack: // a group's: the engine redelivers an ephemeral subscription's
+			if st.Delay > 0 {
 				if err = r.retryLater(ctx, st.Msg, &t.d, st.Delay); err == nil {
 					err = t.a.ack(tag)
 					break

@@ -65,6 +65,46 @@ func TestOpenURL(t *testing.T) {
 	}
 }
 
+// TestEphemeralMaxAttempts: a subscription without a group (an exclusive
+// classic queue, which counts no deliveries) counts Attempt and stops at
+// MaxAttempts; Attempt stayed 1 and the failing message was requeued
+// thousands of times a second.
+func TestEphemeralMaxAttempts(t *testing.T) {
+	c := rabbitmqtest.Open(t, rabbitmqtest.Broker.Endpoint(t))
+	topic := integration.UniqueName(t, "ephattempts")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	attempts := make(chan int, 100)
+	sub, err := c.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		select {
+		case attempts <- m.Attempt:
+		default:
+		}
+		return errors.New("always fails")
+	}, messaging.MaxAttempts(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := c.Publish(t.Context(), topic, messaging.NewMessage([]byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	for want := 1; want <= 3; want++ {
+		select {
+		case got := <-attempts:
+			if got != want {
+				t.Fatalf("handler call %d has Attempt %d", want, got)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d handler calls in 10s, want 3", want-1)
+		}
+	}
+	select {
+	case got := <-attempts: // absence: a short bounded wait
+		t.Fatalf("handler called again (Attempt %d) after MaxAttempts(3)", got)
+	case <-time.After(500 * time.Millisecond):
+	}
+}
+
 // TestPublishUnroutable: with no queue bound to the topic, every message of
 // the call fails with ErrUnroutable; once a group exists, Publish succeeds.
 func TestPublishUnroutable(t *testing.T) {
