@@ -83,8 +83,10 @@
 // owns the subscription lifecycles, the worker pool, Close and Shutdown,
 // and reopening after errors; this adapter's driver (driver.go) holds the
 // wire calls. Manual acknowledgements after the handler, QoS prefetch = the
-// Prefetch option, Concurrency workers with per-key order (messages of one
-// key go to one worker, in queue order). Delivery is at-least-once.
+// Prefetch option (at most 65535, AMQP's prefetch-count having 16 bits: a
+// larger Prefetch or WithPrefetch fails with ErrInvalidOption), Concurrency
+// workers with per-key order (messages of one key go to one worker, in
+// queue order). Delivery is at-least-once.
 // SubscribeBatch gathers batches from the deliveries within the prefetch
 // window (AMQP pushes them one by one). The RedeliveryBackoff option is
 // ignored (quorum queues have no redelivery schedule; RetryAfter delays use

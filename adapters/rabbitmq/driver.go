@@ -55,6 +55,9 @@ func (d rabbitDriver) OpenReceiver(ctx context.Context, topic string, o messagin
 	if o.Group == "" && o.StartAt.Kind != messaging.PositionLatest {
 		return nil, fmt.Errorf("rabbitmq: %s: ephemeral subscription starting at %v: %w (use Read)", topic, o.StartAt, messaging.ErrUnsupported)
 	}
+	if err := checkPrefetch("Prefetch", o.Prefetch); err != nil {
+		return nil, fmt.Errorf("%w (subscription to %s)", err, topic)
+	}
 	r := &receiver{c: d.c, topic: topic, o: o}
 	if o.Group != "" {
 		r.queue = groupQueue(topic, o.Group)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -99,9 +100,27 @@ func WithMaxMessageSize(n int) Option {
 }
 
 // WithPrefetch sets the QoS prefetch of subscriptions that do not give the
-// Prefetch option (default DefaultPrefetch; at least 1).
+// Prefetch option (default DefaultPrefetch; at least 1, at most 65535).
 func WithPrefetch(n int) Option {
-	return optcheck.AtLeast(pkg, "WithPrefetch", n, 1, func(c *config) *int { return &c.prefetch })
+	atLeast := optcheck.AtLeast(pkg, "WithPrefetch", n, 1, func(c *config) *int { return &c.prefetch })
+	return func(c *config) error {
+		if err := checkPrefetch("WithPrefetch", n); err != nil {
+			return err
+		}
+		return atLeast(c)
+	}
+}
+
+// maxPrefetch is the largest QoS prefetch: AMQP's prefetch-count has 16
+// bits (amqp091 would send 65536 as 0, no limit, and 70000 as 4464).
+const maxPrefetch = math.MaxUint16
+
+// checkPrefetch rejects a prefetch (of option name) above maxPrefetch.
+func checkPrefetch(name string, n int) error {
+	if n > maxPrefetch {
+		return invalid(name, n, fmt.Sprintf("must be at most %d (AMQP's prefetch-count has 16 bits)", maxPrefetch))
+	}
+	return nil
 }
 
 // WithPublishChannels sets how many confirm-mode channels concurrent Publish

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -114,5 +115,23 @@ func TestURLParametersRejectInvalidValues(t *testing.T) {
 		_, err := rabbitmq.Open(ctx, nowhere+"?"+tc.query)
 		cancel()
 		wantInvalid(t, tc.query, err, tc.param)
+	}
+}
+
+// TestPrefetchAboveAMQPLimit: a prefetch above 65535, which AMQP's 16-bit
+// prefetch-count cannot carry (amqp091 sent 65536 as 0, no limit), is
+// rejected naming the limit, as an option and as a URL parameter; 65535 is
+// accepted.
+func TestPrefetchAboveAMQPLimit(t *testing.T) {
+	for _, n := range []int{65536, 70000} {
+		_, err := openNowhere(t, rabbitmq.WithPrefetch(n))
+		wantInvalid(t, fmt.Sprintf("WithPrefetch(%d)", n), err, "WithPrefetch", "65535")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	_, err := rabbitmq.Open(ctx, nowhere+"?prefetch=65536")
+	wantInvalid(t, "prefetch=65536", err, "prefetch", "65535")
+	if _, err := openNowhere(t, rabbitmq.WithPrefetch(65535)); err == nil || errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("WithPrefetch(65535): %v, want a dial error", err)
 	}
 }

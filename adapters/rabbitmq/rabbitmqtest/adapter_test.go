@@ -105,6 +105,33 @@ func TestEphemeralMaxAttempts(t *testing.T) {
 	}
 }
 
+// TestSubscribePrefetchAboveAMQPLimit: Subscribe with a Prefetch above
+// 65535 (AMQP's 16-bit prefetch-count) fails with ErrInvalidOption naming
+// the limit; amqp091 sent 65536 as 0 (no limit) and 70000 as 4464.
+func TestSubscribePrefetchAboveAMQPLimit(t *testing.T) {
+	c := rabbitmqtest.Open(t, rabbitmqtest.Broker.Endpoint(t))
+	topic := integration.UniqueName(t, "prefetch")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	nop := func(context.Context, *messaging.Message) error { return nil }
+	for _, opts := range [][]messaging.SubscribeOption{
+		{messaging.Prefetch(65536)},
+		{messaging.Prefetch(70000), messaging.Group(integration.UniqueName(t, "g"))},
+	} {
+		sub, err := c.Subscribe(t.Context(), topic, nop, opts...)
+		if err == nil {
+			_ = sub.Close()
+		}
+		if !errors.Is(err, messaging.ErrInvalidOption) || !strings.Contains(err.Error(), "65535") {
+			t.Errorf("Subscribe with Prefetch above 65535: %v, want ErrInvalidOption naming 65535", err)
+		}
+	}
+	sub, err := c.Subscribe(t.Context(), topic, nop, messaging.Prefetch(65535))
+	if err != nil {
+		t.Fatalf("Subscribe with Prefetch(65535): %v", err)
+	}
+	_ = sub.Close()
+}
+
 // TestPublishUnroutable: with no queue bound to the topic, every message of
 // the call fails with ErrUnroutable; once a group exists, Publish succeeds.
 func TestPublishUnroutable(t *testing.T) {
