@@ -102,7 +102,7 @@ func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.management.withAMQPCredentials(u.String())
+	cfg.management.withAMQPCredentials(u)
 	ac := cfg.amqpConfig
 	if ac.TLSClientConfig != nil {
 		// amqp091 fills in ServerName: keep the caller's config untouched.

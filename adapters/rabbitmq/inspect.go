@@ -70,14 +70,21 @@ func parseManagement(rawURL string) (*management, error) {
 	return m, nil
 }
 
-// withAMQPCredentials gives m the credentials of the AMQP URL (amqp091's
-// defaults, guest/guest, when it has none) unless m has its own.
-func (m *management) withAMQPCredentials(amqpURL string) {
+// withAMQPCredentials gives m the credentials of the AMQP URL u unless m has
+// its own: u's user and password, each defaulting to guest as amqp091's
+// ParseURI does. They are read from u itself: ParseURI of the whole URL
+// fails on the adapter's own parameters (heartbeat=10s: it wants whole
+// seconds), and the credentials were lost.
+func (m *management) withAMQPCredentials(u *url.URL) {
 	if m == nil || m.hasUser {
 		return
 	}
-	if uri, err := amqp.ParseURI(amqpURL); err == nil {
-		m.user, m.pass, m.hasUser = uri.Username, uri.Password, true
+	m.user, m.pass, m.hasUser = "guest", "guest", true
+	if u.User != nil {
+		m.user = u.User.Username()
+		if p, ok := u.User.Password(); ok {
+			m.pass = p
+		}
 	}
 }
 

@@ -157,6 +157,40 @@ func TestManagementCredentials(t *testing.T) {
 	}
 }
 
+// TestManagementCredentialsWithHeartbeat: the AMQP URL's credentials reach
+// the management API also beside a heartbeat parameter amqp091 cannot parse
+// (heartbeat=10s: it wants whole seconds); they were lost and Inspect failed
+// with "no credentials". Without a user in the URL they are guest/guest, as
+// amqp091 dials with.
+func TestManagementCredentialsWithHeartbeat(t *testing.T) {
+	mgmt := rabbitmqtest.Management(t)
+	au, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	urls := []*url.URL{au}
+	if p, _ := au.User.Password(); au.User.Username() == "guest" && p == "guest" {
+		anon := *au
+		anon.User = nil
+		urls = append(urls, &anon)
+	}
+	for _, u := range urls {
+		q := u.Query()
+		q.Set("heartbeat", "10s")
+		q.Set("management", mgmt)
+		u.RawQuery = q.Encode()
+		c := rabbitmqtest.Open(t, u.String())
+		topic := integration.UniqueName(t, "hb")
+		t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+		if err := c.Provision(t.Context(), topic, "g"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Inspect(t.Context(), topic); err != nil {
+			t.Errorf("Inspect with %s: %v", messaging.RedactURL(u), err)
+		}
+	}
+}
+
 // BenchmarkInspect measures one Inspect call, without and with the
 // management API.
 func BenchmarkInspect(b *testing.B) {
