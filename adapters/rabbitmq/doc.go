@@ -107,10 +107,11 @@
 //   - An error requeues the message (basic.nack, requeue). Attempt is
 //     x-delivery-count + 1, counted by the quorum queue, so it survives
 //     consumer restarts; note that RabbitMQ 3.x counts a requeue after a
-//     subscription stops (Release) as a delivery too. Without a group the
-//     exclusive classic queue counts no deliveries: the engine keeps a
-//     failed message unacknowledged and hands it to the subscription again
-//     itself, counting Attempt, so MaxAttempts holds there too.
+//     subscription stops (Release) as a delivery too (see the delivery
+//     limit below). Without a group the exclusive classic queue counts no
+//     deliveries: the engine keeps a failed message unacknowledged and
+//     hands it to the subscription again itself, counting Attempt, so
+//     MaxAttempts holds there too.
 //   - RetryAfter(err, d) on a group: the message is republished (with
 //     confirm) to a TTL queue "<topic>~<group>~~retry-<ms>ms" (delay rounded
 //     up to 100ms) that dead-letters it back into the group's queue after d,
@@ -123,6 +124,30 @@
 //     client gives the message up after the n-th failed delivery. A queue that
 //     already exists with other arguments is used as it is (with a warning);
 //     the client-side limit still applies.
+//   - On RabbitMQ 3.x the queue counts every return of a message toward
+//     x-delivery-limit, not only failures: a Release (the messages a
+//     subscription had prefetched but not started when it stops, by Close
+//     or Shutdown, requeued with basic.nack) counts, and so do the messages
+//     a closed channel or a lost connection gives back (on 3.10 basic.nack,
+//     basic.reject, a basic.cancel before either and closing the channel
+//     all count; AMQP 0-9-1 has no return that does not). A message
+//     returned more than n times in all is removed by the broker without
+//     reaching a handler: dead-lettered (x-death reason delivery_limit)
+//     with WithDeadLetterExchange, dropped and not logged without one. Each
+//     stop of a subscription returns up to Prefetch messages, so a group
+//     whose subscriptions are restarted more than n times while messages
+//     wait (rolling deployments) can lose some that no handler ever
+//     failed; the returns also count in Attempt, leaving such a message
+//     fewer handler calls before the client gives it up. To lose none, use
+//     WithDeadLetterExchange (and republish from it), or create the group
+//     with Provision before any Subscribe with MaxAttempts: Provision
+//     declares no delivery limit, and the queue is then used as it is,
+//     MaxAttempts enforced by the client alone (a warning at each
+//     Subscribe; no broker-side backstop for a message that crashes its
+//     consumers). A small Prefetch returns fewer messages per stop. The
+//     client cannot change an existing queue's limit: RabbitMQ refuses to
+//     re-declare a queue with other arguments (the queue must be deleted
+//     and declared again).
 //   - Given-up messages (Permanent error, MaxAttempts) are dead-lettered by
 //     the broker into the WithDeadLetterExchange exchange (declared fanout if
 //     missing; bind your own queue to it) with RabbitMQ's x-death header
