@@ -34,9 +34,10 @@ const (
 	// Status and Description, which nats.go reads as a server status on a
 	// message without payload, values that are not UTF-8, hold control
 	// characters such as CR or LF, or start or end with white space), so
-	// every header reaches the consumer byte for byte as published. Format: standard base64 of a sequence of entries,
-	// each a tag byte ('i' ID, 'k' key, 'h' header) and its strings (one,
-	// or name and value for 'h'), each a uvarint length and its bytes.
+	// every header reaches the consumer byte for byte as published.
+	// Format: standard base64 of a sequence of entries, each a tag byte
+	// ('i' ID, 'k' key, 'h' header) and its strings (one, or name and value
+	// for 'h'), each a uvarint length and its bytes.
 	HeaderEncoded = "Messaging-Encoded"
 
 	// Headers of a reply whose server failed, as the NATS micro framework
