@@ -88,7 +88,11 @@
 // the last allowed attempt): with WithDeadLetterSuffix the message is first
 // added to the dead-letter topic with the headers of package dlheader (the
 // envelope middleware/deadletter writes too, plus dlheader.HeaderOffset), then
-// acknowledged; otherwise it is acknowledged and logged.
+// acknowledged; otherwise it is acknowledged and logged. A dead letter that
+// cannot be written is retried while Redis is unreachable, within the
+// settle timeout, but not after an error reply (WRONGTYPE, OOM, NOPERM...):
+// its entry stays pending and comes back after AckDeadline, and the other
+// outcomes of the batch are applied all the same.
 //
 // Consumers: at Close a subscription deletes its consumer when it owns
 // nothing; consumers of dead processes are deleted by live members once they

@@ -228,7 +228,10 @@ func (c *Client) readError(topic string, err error) error {
 // reclaim claims up to n of the group's entries idle for at least the ack
 // deadline; more reports that the scan has not reached the end. An entry
 // past MaxAttempts (the ack deadline passed on its last allowed attempt) is
-// given up here.
+// returned with Delivery.Err set: the engine gives it up (settles it Term,
+// dead-lettering it, within its settle timeout) without running the
+// handler. Settling it here would hold Receive, and so Close, for as long
+// as the dead-letter write is retried.
 func (r *groupReceiver) reclaim(ctx context.Context, n int) (ds []driver.Delivery, more bool, err error) {
 	r.settleMu.Lock()
 	minIdle := r.ackMs
@@ -240,7 +243,6 @@ func (r *groupReceiver) reclaim(ctx context.Context, n int) (ds []driver.Deliver
 	if err == nil {
 		r.cursor, msgs, err = r.parseReclaim(res)
 	}
-	var terms []driver.Settlement
 	ids := make([]string, 0, len(msgs))
 	r.heldMu.Lock()
 	for _, m := range msgs {
@@ -251,20 +253,12 @@ func (r *groupReceiver) reclaim(ctx context.Context, n int) (ds []driver.Deliver
 		ids = append(ids, m.Offset)
 		d := driver.Delivery{Msg: m, Token: &ids[len(ids)-1]}
 		if r.o.MaxAttempts > 0 && m.Attempt > r.o.MaxAttempts {
-			terms = append(terms, driver.Settlement{Delivery: d, Outcome: driver.Term,
-				Err: fmt.Errorf("redis: giving up after %d attempts: ack deadline passed", m.Attempt-1)})
-			continue
+			d.Err = fmt.Errorf("redis: giving up after %d attempts: ack deadline passed", m.Attempt-1)
 		}
 		ds = append(ds, d)
 	}
 	r.heldMu.Unlock()
 	r.settleMu.Unlock()
-	for _, st := range terms {
-		r.c.cfg.logger.Warn("redis: message not redelivered", "topic", r.topic, "group", r.group, "id", st.Msg.ID, "attempt", st.Msg.Attempt, "error", st.Err)
-	}
-	if len(terms) > 0 {
-		err = errors.Join(err, r.Settle(context.WithoutCancel(ctx), terms))
-	}
 	return ds, err == nil && len(msgs) > 0 && r.cursor != "0-0", err
 }
 
@@ -314,17 +308,22 @@ func (r *groupReceiver) cleanup(ctx context.Context) {
 	}
 }
 
-// Settle applies a batch: dead-letters first, then one XACK for the
-// acknowledged entries and claimOwnScript calls for the others, which sets
-// their idle time to the ack deadline: any member's next reclaim takes them.
-// A release does not count the delivery. Failed calls are retried until ctx
-// ends.
+// Settle applies a batch: one XACK for the acknowledged entries and
+// claimOwnScript calls for the nacked and released ones, which sets their
+// idle time to the ack deadline (any member's next reclaim takes them; a
+// release does not count the delivery); then the given-up entries are
+// dead-lettered and acknowledged. Those calls are made one after another
+// whatever the others' outcome, so a dead letter that cannot be written
+// costs only its own entry's acknowledgement (it stays pending and comes
+// back after the ack deadline). Failed calls are retried while the server
+// cannot be reached, until ctx ends; an error reply is not retried.
 func (r *groupReceiver) Settle(ctx context.Context, batch []driver.Settlement) error {
 	r.settleMu.Lock()
 	defer r.settleMu.Unlock()
 	acks := make([]any, 3, 3+len(batch)) // XACK key group id...
 	acks[0], acks[1], acks[2] = "xack", r.key, r.group
 	var claims []any
+	var terms []driver.Settlement
 	var errs []error
 	r.heldMu.Lock()
 	for _, st := range batch {
@@ -339,23 +338,33 @@ func (r *groupReceiver) Settle(ctx context.Context, batch []driver.Settlement) e
 		case driver.Ack:
 			acks = append(acks, st.Token)
 		case driver.Term:
-			if err := r.deadLetter(ctx, st); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			acks = append(acks, st.Token)
+			terms = append(terms, st)
 		case driver.Nack:
 			claims = append(claims, st.Token, r.ackMs, -1)
 		case driver.Release:
 			claims = append(claims, st.Token, r.ackMs, max(st.Msg.Attempt-1, 0))
 		}
 	}
-	if len(acks) > 3 {
-		errs = append(errs, retry(ctx, func() error { return r.c.rc.Do(ctx, acks...).Err() }))
+	ack := func() {
+		if len(acks) > 3 {
+			errs = append(errs, retry(ctx, func() error { return r.c.rc.Do(ctx, acks...).Err() }))
+		}
 	}
+	ack()
 	if len(claims) > 0 {
 		errs = append(errs, retry(ctx, func() error { return r.claimOwn(ctx, claims) }))
 		r.yieldUntil.Store(time.Now().Add(r.yield).UnixNano())
+	}
+	if len(terms) > 0 {
+		acks = acks[:3]
+		for _, st := range terms {
+			if err := r.deadLetter(ctx, st); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			acks = append(acks, st.Token)
+		}
+		ack()
 	}
 	return errors.Join(errs...)
 }
@@ -405,9 +414,13 @@ func (r *groupReceiver) deadLetter(ctx context.Context, st driver.Settlement) er
 		Attempts: m.Attempt, Err: st.Err, Time: time.Now(),
 	})
 	key := r.c.StreamKey(r.topic + suffix)
-	return retry(ctx, func() error {
+	err := retry(ctx, func() error {
 		return r.c.rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: encode(m)}).Err()
 	})
+	if err != nil {
+		return fmt.Errorf("redis: dead-letter %s (entry %s) to %s: %w", m.ID, token(st.Delivery), key, err)
+	}
+	return nil
 }
 
 // Close deletes the consumer when it owns nothing (XGROUP DELCONSUMER would
@@ -416,16 +429,46 @@ func (r *groupReceiver) Close(ctx context.Context) error {
 	return delConsumerScript.Run(ctx, r.c.rc, []string{r.key}, r.group, r.consumer, 0).Err()
 }
 
-// retry runs f until it succeeds, the client is closed or ctx ends.
+// retry runs f until it succeeds, fails for good (see permanent) or ctx
+// ends. An error after ctx's end says what the last attempt met.
 func retry(ctx context.Context, f func() error) error {
+	var last error // the last failure not caused by ctx
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		err := f()
-		if errors.Is(err, goredis.ErrClosed) {
-			err = backoff.Permanent(err)
+		if permanent(err) {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		if err != nil && ctx.Err() == nil {
+			last = err
 		}
 		return struct{}{}, err
 	})
+	if err != nil && last != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w; last failure: %w", err, last)
+	}
 	return err
+}
+
+// permanent reports whether err cannot go away by sending the command
+// again: the client is closed, or the server answered with an error (such
+// as WRONGTYPE, OOM or NOPERM) other than one saying it is busy for now
+// (loading, a read-only replica during a failover, a cluster reconfiguring,
+// too many clients). Everything else (a connection that failed or timed
+// out) may succeed on another attempt.
+func permanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, goredis.ErrClosed) {
+		return true
+	}
+	var reply goredis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	return !goredis.IsLoadingError(err) && !goredis.IsReadOnlyError(err) && !goredis.IsClusterDownError(err) &&
+		!goredis.IsTryAgainError(err) && !goredis.IsMasterDownError(err) && !goredis.IsMaxClientsError(err) &&
+		!goredis.IsNoReplicasError(err)
 }
 
 // blockFor is how long a blocking read may wait: limit (at least a
