@@ -93,25 +93,36 @@ func (co *coalescer) exec(batch []*pubReq) {
 }
 
 // publish hands r to a pipeline and waits for its result, or for ctx.
+// Failures come as a *messaging.PublishError, as on the direct path.
 func (co *coalescer) publish(ctx context.Context, r *pubReq) error {
 	select {
 	case co.reqs <- r:
 	case <-co.stop:
 		return errClosedPublish
 	case <-ctx.Done():
-		return ctx.Err()
+		return co.allFailed(r, ctx.Err())
 	}
 	select {
 	case <-r.done:
 	case <-ctx.Done():
 		// The messages may still be sent: reported as failed, they can
 		// be retried (duplicates, never loss).
-		return ctx.Err()
+		return co.allFailed(r, ctx.Err())
 	}
 	if r.errs != nil {
 		return &messaging.PublishError{Errs: r.errs}
 	}
 	return nil
+}
+
+// allFailed reports err for every message of r.
+func (co *coalescer) allFailed(r *pubReq, err error) error {
+	err = co.c.opError("publish to "+r.topic, err)
+	pe := &messaging.PublishError{Errs: make([]error, len(r.msgs))}
+	for i := range pe.Errs {
+		pe.Errs[i] = err
+	}
+	return pe
 }
 
 // close stops the loops after the pipelines in flight finished.

@@ -570,6 +570,54 @@ func TestPublishErrors(t *testing.T) {
 	}
 }
 
+// With coalescing, a call that is still waiting for a pipeline (queued
+// behind the others, or its pipeline in flight) when the unavailable timeout
+// ends fails as on the direct path: a *PublishError with an error per
+// message, each wrapping ErrUnavailable, and so does PublishAsync. It used
+// to return the bare context error.
+func TestCoalescedPublishUnavailable(t *testing.T) {
+	rc := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"}) // nothing listens: refused
+	c, err := redisadapter.New(rc, redisadapter.WithCoalescing(1),
+		redisadapter.WithUnavailableTimeout(300*time.Millisecond), redisadapter.WithCloseClient(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	check := func(what string, n int, err error) {
+		var pe *messaging.PublishError
+		switch {
+		case !errors.As(err, &pe) || len(pe.Errs) != n:
+			t.Errorf("%s: %T %v, want a *PublishError for %d messages", what, err, err, n)
+		case len(pe.Failed()) != n || !errors.Is(err, messaging.ErrUnavailable):
+			t.Errorf("%s: %v, want every message failed with ErrUnavailable", what, err)
+		default:
+			for _, e := range pe.Errs {
+				if !errors.Is(e, messaging.ErrUnavailable) || !strings.Contains(e.Error(), "redis: publish to t:") {
+					t.Errorf("%s: message error %v, want ErrUnavailable and the redis: publish to t: prefix", what, e)
+				}
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range 8 { // more calls than the one worker takes at once
+		wg.Go(func() {
+			err := c.Publish(context.Background(), "t", messaging.NewMessage([]byte("a")), messaging.NewMessage([]byte("b")))
+			check(fmt.Sprintf("Publish %d", i), 2, err)
+		})
+	}
+	wg.Wait()
+	results := make(chan error, 8)
+	for range cap(results) {
+		c.PublishAsync(context.Background(), "t", messaging.NewMessage([]byte("x")), func(_ *messaging.Message, err error) { results <- err })
+	}
+	for i := range cap(results) {
+		err := <-results
+		if !errors.Is(err, messaging.ErrUnavailable) || !strings.Contains(err.Error(), "redis: publish to t:") {
+			t.Errorf("PublishAsync %d: %T %v, want ErrUnavailable and the redis: publish to t: prefix", i, err, err)
+		}
+	}
+}
+
 // With coalescing, concurrent calls share pipelines and each still gets
 // its own result; nothing is lost and Close ends it cleanly.
 func TestCoalescedPublish(t *testing.T) {
