@@ -82,10 +82,12 @@
 // idle partition is one request, concurrent calls share requests, and no
 // linger timer delays a lone call. Requests failing with a temporary error
 // (leader change, broken or refused connection: the broker is unreachable)
-// are retried in order, backing off from 50ms to 250ms, for up to
-// unavailable_timeout (5s); records still failing then fail with an error
-// wrapping messaging.ErrUnavailable (also when the call's context ends
-// first). Publishing resumes within about 250ms of the broker's return. A
+// are retried in order, backing off from 50ms to 250ms, until
+// unavailable_timeout (5s) has passed since the request's first attempt;
+// that deadline bounds the attempts too, so a broker that takes a request
+// and never answers fails it on time. Records still failing then fail with
+// an error wrapping messaging.ErrUnavailable (also when the call's context
+// ends first). Publishing resumes within about 250ms of the broker's return. A
 // failure returns a
 // *messaging.PublishError naming the records that were not acknowledged (they
 // may still have been written: retrying can duplicate, never lose). This is

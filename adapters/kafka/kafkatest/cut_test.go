@@ -167,3 +167,36 @@ func TestPublishUnavailable(t *testing.T) {
 		t.Errorf("Publish failed after %v, want about the 1s unavailable_timeout", took)
 	}
 }
+
+// TestPublishUnavailableSilentBroker: with the broker taking requests and
+// not answering (the proxy holds every byte for 3s, each way), Publish
+// fails with messaging.ErrUnavailable about unavailable_timeout after it
+// began. The timeout used to start only when the first attempt had failed,
+// which took the 10s write timeout: no answer came before it.
+func TestPublishUnavailableSilentBroker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("delays a private cluster")
+	}
+	k := kafkatest.StartCluster(t, 1)
+	c := openURL(t, privateURL(k)+"&unavailable_timeout=1s", true)
+	topic := integration.UniqueName(t, "silent")
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	// Short enough to be over when the cleanups close the proxy (its
+	// forwarding sleeps through a delay once begun), and an answer would
+	// take twice as long: every attempt meets silence.
+	const silence = 3 * time.Second
+	k.Proxy(0).SetDelay(silence)
+	begin := time.Now()
+	err := c.Publish(context.Background(), topic, &messaging.Message{ID: "during"})
+	took := time.Since(begin)
+	k.Proxy(0).SetDelay(0)
+	t.Logf("Publish returned after %v: %v", took.Round(time.Millisecond), err)
+	if !errors.Is(err, messaging.ErrUnavailable) {
+		t.Fatalf("Publish to a silent broker: %v after %v, want messaging.ErrUnavailable", err, took)
+	}
+	if took >= silence {
+		t.Errorf("Publish failed after %v with unavailable_timeout=1s, want about 1s", took)
+	}
+}

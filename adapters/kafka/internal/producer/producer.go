@@ -420,39 +420,54 @@ func (p *Producer) send(tp topicPartition, q *partitionQueue) {
 }
 
 // produce sends one request, retrying temporary failures (leader changes,
-// broken or refused connections) with backoff (50ms to 250ms) for up to
-// p.unavailable, until ctx ends or the Producer closes, and writes each
-// record's outcome to its call. A request still failing that way when the
-// time is up fails with messaging.ErrUnavailable.
+// broken or refused connections) with backoff (50ms to 250ms) until
+// p.unavailable has passed since the first attempt, until ctx ends or the
+// Producer closes, and writes each record's outcome to its call. The same
+// deadline bounds every attempt (besides the client's per-attempt Timeout),
+// so a broker that takes the request and never answers fails it on time
+// too. A request still failing that way when the time is up fails with
+// messaging.ErrUnavailable.
 func (p *Producer) produce(ctx context.Context, tp topicPartition, batch []*chunk) {
 	var res *kafkago.ProduceResponse
 	var err error
 	bo := PublishBackOff()
-	var giveUp time.Time
+	giveUp := time.Now().Add(p.unavailable)
+	unavailable := func(err error) error {
+		return fmt.Errorf("%w: still failing after %v: %w", messaging.ErrUnavailable, p.unavailable, err)
+	}
 retry:
 	for {
-		res, err = p.client.Produce(ctx, &kafkago.ProduceRequest{
+		attempt, cancel := context.WithDeadline(ctx, giveUp)
+		res, err = p.client.Produce(attempt, &kafkago.ProduceRequest{
 			Topic:        tp.topic,
 			Partition:    tp.partition,
 			RequiredAcks: p.acks,
 			Compression:  p.compression,
 			Records:      &chunkRecords{chunks: batch},
 		})
+		cancel()
 		if err == nil && res != nil {
 			err = res.Error
 		}
 		if err == nil || !Retriable(err) {
 			break
 		}
-		if giveUp.IsZero() {
-			giveUp = time.Now().Add(p.unavailable)
-		} else if time.Now().After(giveUp) {
-			err = fmt.Errorf("%w: still failing after %v: %w", messaging.ErrUnavailable, p.unavailable, err)
+		if ctx.Err() == nil && !time.Now().Before(giveUp) {
+			err = unavailable(err)
 			break
 		}
-		t := time.NewTimer(bo.NextBackOff())
+		wait := bo.NextBackOff()
+		last := !time.Now().Add(wait).Before(giveUp) // no time left for another attempt
+		if last {
+			wait = time.Until(giveUp)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
+			if last {
+				err = unavailable(err)
+				break retry
+			}
 		case <-ctx.Done():
 			t.Stop()
 			err = fmt.Errorf("%w: %w while retrying after: %w", messaging.ErrUnavailable, ctx.Err(), err)
