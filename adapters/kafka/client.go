@@ -133,10 +133,14 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 	if cfg.writer != nil {
 		c.writer = cfg.writer
 	} else {
-		c.producer = producer.New(&kafkago.Client{Addr: addr, Transport: c.transport, Timeout: cfg.writeTimeout}, producer.Settings{
+		set := producer.Settings{
 			Acks: cfg.requiredAcks, Compression: cfg.compression, MaxRecords: cfg.batchSize,
 			Linger: cfg.batchTimeout, Unavailable: cfg.unavailable,
-		})
+		}
+		if cfg.autoCreate {
+			set.TopicMissing = c.recreateTopic
+		}
+		c.producer = producer.New(&kafkago.Client{Addr: addr, Transport: c.transport, Timeout: cfg.writeTimeout}, set)
 	}
 	c.Consumer = engine.New(kafkaDriver{c}, engine.Options{Name: "kafka", Logger: cfg.logger, DefaultPrefetch: DefaultPrefetch})
 	return c, nil
@@ -214,6 +218,12 @@ func (c *Client) publishChecked(ctx context.Context, topic string, msgs []*messa
 		return c.writeMessages(ctx, topic, recs)
 	}
 	n, err := c.writePartitions(ctx, topic)
+	if err != nil && c.cfg.autoCreate && producer.TopicMissing(err) {
+		// Another client deleted the topic since this one made sure of it.
+		if err = c.recreateTopic(ctx, topic); err == nil {
+			n, err = c.writePartitions(ctx, topic)
+		}
+	}
 	if err != nil && producer.Retriable(err) {
 		// The broker is unreachable: wait for it up to the unavailable
 		// timeout, as produce requests do.
@@ -371,8 +381,23 @@ func (c *Client) rememberGroup(topic, group string) {
 	c.groups[topic][group] = true
 }
 
+// recreateTopic forgets that topic exists, which another client may have
+// deleted since this one made sure of it, and creates it again.
+func (c *Client) recreateTopic(ctx context.Context, topic string) error {
+	c.forgetTopic(topic)
+	return c.ensureTopic(ctx, topic, true)
+}
+
+func (c *Client) forgetTopic(topic string) {
+	c.topicsMu.Lock()
+	delete(c.topics, topic)
+	c.topicsMu.Unlock()
+}
+
 // ensureTopic makes sure topic exists, creating it when create is true, and
-// waits until every partition has a leader.
+// waits until every partition has a leader. A topic it made sure of is
+// remembered and not looked up again, until DeleteTopic, or an operation
+// that finds it missing (another client deleted it), forgets it.
 func (c *Client) ensureTopic(ctx context.Context, topic string, create bool) error {
 	c.topicsMu.Lock()
 	known := c.topics[topic]

@@ -50,7 +50,8 @@
 //
 //   - Topic: a Kafka topic of the same name, created on first use with the
 //     configured partitions and replication unless auto_create=false
-//     (Provision always creates it). Kafka refuses a topic whose name differs
+//     (Provision always creates it), and created again by Publish,
+//     Subscribe and Read when another client deleted it since. Kafka refuses a topic whose name differs
 //     from an existing one only in '.' versus '_' (their metric names
 //     collide): that fails with ErrInvalidTopic naming the topic and the
 //     rule. A group is the consumer group of the same name.

@@ -12,6 +12,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/kafka/internal/producer"
 	"github.com/msgkit/messaging/driver"
 )
 
@@ -40,10 +41,34 @@ func (d kafkaDriver) Capabilities() messaging.Capabilities { return d.c.Capabili
 // on is missed) and starts joining it; without one it resolves StartAt
 // (default Latest) on every partition and starts fetching.
 func (d kafkaDriver) OpenReceiver(ctx context.Context, topic string, o messaging.SubscribeOptions) (driver.Receiver, error) {
-	c := d.c
+	return onTopic(ctx, d.c, topic, func() (driver.Receiver, error) { return d.openReceiver(ctx, topic, o) })
+}
+
+// onTopic makes sure topic exists (see ensureTopic) and runs open. When
+// open finds the topic missing although this client knew it, another
+// client deleted it: it is forgotten and, with auto-creation on, created
+// again and open run once more.
+func onTopic[T any](ctx context.Context, c *Client, topic string, open func() (T, error)) (T, error) {
+	var zero T
 	if err := c.ensureTopic(ctx, topic, c.cfg.autoCreate); err != nil {
-		return nil, fmt.Errorf("kafka: %s: %w", topic, err)
+		return zero, fmt.Errorf("kafka: %s: %w", topic, err)
 	}
+	v, err := open()
+	if err == nil || !producer.TopicMissing(err) {
+		return v, err
+	}
+	if !c.cfg.autoCreate {
+		c.forgetTopic(topic)
+		return v, err
+	}
+	if err := c.recreateTopic(ctx, topic); err != nil {
+		return zero, fmt.Errorf("kafka: %s: %w", topic, err)
+	}
+	return open()
+}
+
+func (d kafkaDriver) openReceiver(ctx context.Context, topic string, o messaging.SubscribeOptions) (driver.Receiver, error) {
+	c := d.c
 	if o.Group == "" {
 		l, err := c.openLog(ctx, topic, o.StartAt, o.Prefetch)
 		if err != nil {
@@ -637,14 +662,13 @@ func (d kafkaDriver) OpenLog(ctx context.Context, topic string, from messaging.P
 			return nil, err
 		}
 	}
-	if err := c.ensureTopic(ctx, topic, c.cfg.autoCreate); err != nil {
-		return nil, fmt.Errorf("kafka: %s: %w", topic, err)
-	}
-	l, err := c.openLog(ctx, topic, from, logBatch)
-	if err != nil {
-		return nil, err
-	}
-	return logReader{l}, nil
+	return onTopic(ctx, c, topic, func() (driver.Log, error) {
+		l, err := c.openLog(ctx, topic, from, logBatch)
+		if err != nil {
+			return nil, err
+		}
+		return logReader{l}, nil
+	})
 }
 
 // logBatch is the most records Log.Next returns at once.

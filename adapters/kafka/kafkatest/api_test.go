@@ -269,6 +269,56 @@ func TestDeleteTopic(t *testing.T) {
 	}
 }
 
+// TestTopicDeletedByAnotherClient: a client that made sure of a topic
+// (auto-creation on, the default; the cluster's own auto-creation is off)
+// creates it again after another client deleted it: its Publish and its
+// Subscribe succeed, and a consumer gets what it publishes. With a long
+// metadata TTL the produce request is what finds the topic missing; with a
+// short one, most likely the metadata lookup. The client used to remember
+// the topic for good and fail every Publish with ErrUnavailable.
+func TestTopicDeletedByAnotherClient(t *testing.T) {
+	for _, ttl := range []string{"1h", "50ms"} {
+		t.Run("metadata_ttl="+ttl, func(t *testing.T) {
+			a := kafkatest.Open(t, "metadata_ttl="+ttl, "unavailable_timeout=2s")
+			t.Cleanup(func() { _ = a.Close() })
+			b := kafkatest.Open(t)
+			t.Cleanup(func() { _ = b.Close() })
+			topic, group := integration.UniqueName(t, "foreigndel"), integration.UniqueName(t, "g")
+			deleteTopic(t, b, topic)
+			ctx := t.Context()
+			publish := func(id string) {
+				t.Helper()
+				if err := a.Publish(ctx, topic, &messaging.Message{ID: id}); err != nil {
+					t.Fatalf("Publish %s: %v", id, err)
+				}
+			}
+			del := func() {
+				t.Helper()
+				if err := b.DeleteTopic(ctx, topic); err != nil {
+					t.Fatal(err)
+				}
+			}
+			publish("before")
+			del()
+			publish("after-delete")
+			del()
+			got := make(chan *messaging.Message, 4)
+			sub, err := a.Subscribe(ctx, topic, func(_ context.Context, m *messaging.Message) error {
+				got <- m
+				return nil
+			}, messaging.Group(group), messaging.StartAt(messaging.Earliest))
+			if err != nil {
+				t.Fatalf("Subscribe after the topic was deleted: %v", err)
+			}
+			t.Cleanup(func() { _ = sub.Close() })
+			publish("after-subscribe")
+			if m := recv(t, got); m.ID != "after-subscribe" {
+				t.Fatalf("consumer got %s, want after-subscribe", m.ID)
+			}
+		})
+	}
+}
+
 // TestPublishFailures: failures come back as a *messaging.PublishError
 // naming the messages that failed, with the root sentinel where one applies.
 func TestPublishFailures(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/msgkit/messaging"
 )
@@ -46,6 +47,9 @@ type Producer struct {
 	maxRecords  int           // records per request
 	linger      time.Duration // wait for more records before a request that is not full
 	unavailable time.Duration // retry a temporary failure this long
+	// topicMissing, when set, is called once per request that finds its
+	// topic missing, before it is retried (see Settings).
+	topicMissing func(ctx context.Context, topic string) error
 
 	mu      sync.Mutex
 	queues  map[topicPartition]*partitionQueue
@@ -121,6 +125,12 @@ type Settings struct {
 	MaxRecords  int           // records per request, at least 1
 	Linger      time.Duration // wait for more records before a request that is not full
 	Unavailable time.Duration // retry a temporary failure this long
+	// TopicMissing, when set, is called when a request finds its topic
+	// missing (see the function TopicMissing; once per request, under the
+	// request's unavailable deadline): it may create the topic again, which
+	// another client may have deleted. When it returns nil the request is
+	// retried at once.
+	TopicMissing func(ctx context.Context, topic string) error
 	// TestHookQueued, when set, is called after a call's chunks are queued
 	// with the number of records then waiting for each partition they went
 	// to, so tests know when a call is queued behind a request in flight.
@@ -137,6 +147,7 @@ func New(client *kafkago.Client, s Settings) *Producer {
 		maxRecords:     s.MaxRecords,
 		linger:         s.Linger,
 		unavailable:    s.Unavailable,
+		topicMissing:   s.TopicMissing,
 		testHookQueued: s.TestHookQueued,
 		queues:         map[topicPartition]*partitionQueue{},
 		stop:           make(chan struct{}),
@@ -426,12 +437,14 @@ func (p *Producer) send(tp topicPartition, q *partitionQueue) {
 // deadline bounds every attempt (besides the client's per-attempt Timeout),
 // so a broker that takes the request and never answers fails it on time
 // too. A request still failing that way when the time is up fails with
-// messaging.ErrUnavailable.
+// messaging.ErrUnavailable. The first failure for an unknown topic goes to
+// p.topicMissing.
 func (p *Producer) produce(ctx context.Context, tp topicPartition, batch []*chunk) {
 	var res *kafkago.ProduceResponse
 	var err error
 	bo := PublishBackOff()
 	giveUp := time.Now().Add(p.unavailable)
+	missing := p.topicMissing
 	unavailable := func(err error) error {
 		return fmt.Errorf("%w: still failing after %v: %w", messaging.ErrUnavailable, p.unavailable, err)
 	}
@@ -449,7 +462,19 @@ retry:
 		if err == nil && res != nil {
 			err = res.Error
 		}
-		if err == nil || !Retriable(err) {
+		if err == nil {
+			break
+		}
+		if missing != nil && TopicMissing(err) {
+			attempt, cancel := context.WithDeadline(ctx, giveUp)
+			ok := missing(attempt, tp.topic) == nil
+			cancel()
+			missing = nil // once
+			if ok {
+				continue
+			}
+		}
+		if !Retriable(err) {
 			break
 		}
 		if ctx.Err() == nil && !time.Now().Before(giveUp) {
@@ -512,6 +537,13 @@ func publishErr(tp topicPartition, err error) error {
 		err = fmt.Errorf("%w: %w", messaging.ErrMessageTooLarge, err)
 	}
 	return fmt.Errorf("kafka: publish to %s partition %d: %w", tp.topic, tp.partition, err)
+}
+
+// TopicMissing reports whether err says that the topic does not exist:
+// the broker's UnknownTopicOrPartition, or kafka-go's transport not finding
+// the topic in its metadata.
+func TopicMissing(err error) bool {
+	return errors.Is(err, kafkago.UnknownTopicOrPartition) || errors.Is(err, protocol.ErrNoTopic)
 }
 
 // Retriable reports the errors kafka-go's Writer retries: those that say
