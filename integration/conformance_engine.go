@@ -128,12 +128,14 @@ func (s *suite) shutdownInTime(t *testing.T) {
 	t.Cleanup(func() { _ = c.Close() })
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
+	var returned atomic.Bool // set by the handler just before it returns
 	sub, err := c.Subscribe(t.Context(), s.topic, func(ctx context.Context, _ *messaging.Message) error {
 		select {
 		case started <- struct{}{}:
 		default:
 		}
 		<-release
+		returned.Store(true)
 		return nil
 	})
 	if err != nil {
@@ -153,6 +155,8 @@ func (s *suite) shutdownInTime(t *testing.T) {
 	defer cancel()
 	if err := sub.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown with a handler finishing in time: %v, want nil", err)
+	} else if !returned.Load() {
+		t.Error("Shutdown returned nil before the running handler returned")
 	}
 	select {
 	case <-sub.Done():
