@@ -736,10 +736,15 @@ func (s *suite) replay(t *testing.T) {
 	}
 	s.expectFirst(messaging.AtOffset(all[3].Offset), ids(msgs[3:])...)
 	s.expectFirst(messaging.AfterOffset(all[3].Offset), ids(msgs[4:])...)
-	s.expectFirst(messaging.AfterOffset(all[9].Offset)) // positioned at the end: nothing yet
+	// Positioned after the last message, and at Latest: nothing yet, so the
+	// live message published next is the first thing each delivers.
+	afterLast := s.read(messaging.AfterOffset(all[9].Offset))
 	ch := s.read(messaging.Latest)
 	live := &messaging.Message{ID: "after-latest", Key: "one-key"}
 	s.publish(s.c, live)
+	if m := s.next(afterLast, "a message published after reading after the last offset"); m.ID != live.ID {
+		t.Fatalf("reading after the last offset %s delivered %s first, want %s", all[9].Offset, m.ID, live.ID)
+	}
 	if m := s.next(ch, "a message published after reading from Latest"); m.ID != live.ID {
 		t.Fatalf("reading from Latest delivered %s first, want %s", m.ID, live.ID)
 	}

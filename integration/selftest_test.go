@@ -84,6 +84,17 @@ func (s *noWaitSub) Shutdown(ctx context.Context) error {
 
 func (s *noWaitSub) Done() <-chan struct{} { return s.done }
 
+// Read, with the defect "after-last-rereads", reads from Earliest when asked
+// to read after the last offset.
+func (b *broken) Read(ctx context.Context, topic string, from messaging.Position, h messaging.Handler) (messaging.Subscription, error) {
+	if b.defect == "after-last-rereads" && from.Kind == messaging.PositionAfterOffset {
+		if st, err := b.Client.Inspect(ctx, topic); err == nil && st.Last == from.Offset {
+			from = messaging.Earliest
+		}
+	}
+	return b.Client.Read(ctx, topic, from, h)
+}
+
 // TestBrokenAdapter is run by TestSuiteCatchesBrokenAdapters in a child
 // process; on its own it skips.
 func TestBrokenAdapter(t *testing.T) {
@@ -132,6 +143,8 @@ func TestSuiteCatchesBrokenAdapters(t *testing.T) {
 		"loses-headers":       {mustFail: []string{"RoundTrip"}},
 		"shutdown-no-wait": {mustFail: []string{"ShutdownInTime"}, only: []string{"ShutdownInTime"},
 			says: "Shutdown returned nil before the running handler returned"},
+		"after-last-rereads": {mustFail: []string{"Replay"}, only: []string{"Replay"},
+			says: "reading after the last offset"},
 	} {
 		t.Run(defect, func(t *testing.T) {
 			t.Parallel()
