@@ -236,12 +236,17 @@ func (s *suite) topicDeleted(t *testing.T) {
 	if s.caps.Replay {
 		st := s.stream()
 		s.publish(s.c, &messaging.Message{ID: "recreated"})
-		r, err := st.Read(t.Context(), s.topic, messaging.Earliest, h)
+		rch, rh := receive(10)
+		r, err := st.Read(t.Context(), s.topic, messaging.Earliest, rh)
 		if err != nil {
 			t.Fatalf("Read: %v", err)
 		}
 		t.Cleanup(func() { _ = r.Close() })
-		s.next(ch, "the message of the recreated topic")
+		// The first message of the recreated topic is the one published
+		// after the deletion: the deleted topic's messages are gone.
+		if m := s.next(rch, "the message of the recreated topic"); m.ID != "recreated" {
+			t.Fatalf("reading the recreated topic from Earliest delivered %s first, want recreated (DeleteTopic left the old messages)", m.ID)
+		}
 		if err := s.c.(messaging.TopicDeleter).DeleteTopic(ctx, s.topic); err != nil {
 			t.Fatalf("DeleteTopic: %v", err)
 		}

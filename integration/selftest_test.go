@@ -95,6 +95,39 @@ func (b *broken) Read(ctx context.Context, topic string, from messaging.Position
 	return b.Client.Read(ctx, topic, from, h)
 }
 
+// DeleteTopic, with the defect "delete-keeps-data", ends the topic's
+// subscriptions but leaves its messages: it puts them back.
+func (b *broken) DeleteTopic(ctx context.Context, topic string) error {
+	if b.defect != "delete-keeps-data" {
+		return b.Client.DeleteTopic(ctx, topic)
+	}
+	var old []*messaging.Message
+	if st, err := b.Client.Inspect(ctx, topic); err == nil && st.Last != "" {
+		got := make(chan *messaging.Message, 100)
+		r, err := b.Client.Read(ctx, topic, messaging.Earliest, func(_ context.Context, m *messaging.Message) error {
+			got <- m.Clone()
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for m := range got {
+			old = append(old, &messaging.Message{ID: m.ID, Key: m.Key, Payload: m.Payload, Header: m.Header})
+			if m.Offset == st.Last {
+				break
+			}
+		}
+		_ = r.Close()
+	}
+	if err := b.Client.DeleteTopic(ctx, topic); err != nil {
+		return err
+	}
+	if len(old) > 0 {
+		return b.Client.Publish(ctx, topic, old...)
+	}
+	return nil
+}
+
 // TestBrokenAdapter is run by TestSuiteCatchesBrokenAdapters in a child
 // process; on its own it skips.
 func TestBrokenAdapter(t *testing.T) {
@@ -145,6 +178,8 @@ func TestSuiteCatchesBrokenAdapters(t *testing.T) {
 			says: "Shutdown returned nil before the running handler returned"},
 		"after-last-rereads": {mustFail: []string{"Replay"}, only: []string{"Replay"},
 			says: "reading after the last offset"},
+		"delete-keeps-data": {mustFail: []string{"TopicDeletedEndsSubscription"}, only: []string{"TopicDeletedEndsSubscription"},
+			says: "DeleteTopic left the old messages"},
 	} {
 		t.Run(defect, func(t *testing.T) {
 			t.Parallel()
