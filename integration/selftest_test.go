@@ -15,8 +15,12 @@ import (
 	"github.com/msgkit/messaging/integration"
 )
 
-// brokenEnv selects the broken adapter TestBrokenAdapter runs the suite on.
-const brokenEnv = "CONFORMANCE_SELFTEST_BROKEN"
+// brokenEnv selects the broken adapter TestBrokenAdapter runs the suite on;
+// timeoutEnv, when set, is the harness's Timeout there (default 3s).
+const (
+	brokenEnv  = "CONFORMANCE_SELFTEST_BROKEN"
+	timeoutEnv = "CONFORMANCE_SELFTEST_TIMEOUT"
+)
 
 // broken wraps the memory adapter with one deliberate defect.
 type broken struct {
@@ -42,6 +46,9 @@ func (b *broken) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 
 func (b *broken) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
 	switch b.defect {
+	case "ignores-ackdeadline":
+		// The AckDeadline option is dropped: the default applies.
+		opts = append(opts, messaging.AckDeadline(messaging.DefaultAckDeadline))
 	case "acks-before-handler":
 		// Acknowledge first, then run the handler: failures are lost.
 		inner := h
@@ -135,6 +142,10 @@ func TestBrokenAdapter(t *testing.T) {
 	if defect == "" {
 		t.Skip("run by TestSuiteCatchesBrokenAdapters with " + brokenEnv + " set")
 	}
+	timeout := 3 * time.Second
+	if d, err := time.ParseDuration(os.Getenv(timeoutEnv)); err == nil {
+		timeout = d
+	}
 	broker, err := memory.NewBroker()
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +159,7 @@ func TestBrokenAdapter(t *testing.T) {
 			}
 			return &broken{Client: c, defect: defect}
 		},
-		Timeout: 3 * time.Second,
+		Timeout: timeout,
 	})
 }
 
@@ -162,6 +173,8 @@ type selfTest struct {
 	// says is output the failure must contain: the assertion meant to
 	// catch the defect, not another one.
 	says string
+	// timeout is the harness's Timeout (default 3s).
+	timeout time.Duration
 }
 
 // TestSuiteCatchesBrokenAdapters proves the suite can fail: each broken
@@ -180,6 +193,10 @@ func TestSuiteCatchesBrokenAdapters(t *testing.T) {
 			says: "reading after the last offset"},
 		"delete-keeps-data": {mustFail: []string{"TopicDeletedEndsSubscription"}, only: []string{"TopicDeletedEndsSubscription"},
 			says: "DeleteTopic left the old messages"},
+		// A Timeout above DefaultAckDeadline: the bound fails the case, not
+		// the wait for the redelivery.
+		"ignores-ackdeadline": {mustFail: []string{"AckDeadline"}, only: []string{"AckDeadline"},
+			says: "want within", timeout: messaging.DefaultAckDeadline + 15*time.Second},
 	} {
 		t.Run(defect, func(t *testing.T) {
 			t.Parallel()
@@ -189,6 +206,9 @@ func TestSuiteCatchesBrokenAdapters(t *testing.T) {
 			}
 			cmd := exec.Command(os.Args[0], "-test.run="+run, "-test.v", "-test.count=1", "-test.timeout=5m")
 			cmd.Env = append(os.Environ(), brokenEnv+"="+defect)
+			if st.timeout > 0 {
+				cmd.Env = append(cmd.Env, timeoutEnv+"="+st.timeout.String())
+			}
 			out, err := cmd.CombinedOutput()
 			if err == nil {
 				t.Fatalf("the suite passed an adapter that %s:\n%s", defect, out)
