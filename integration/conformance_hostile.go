@@ -26,7 +26,8 @@ func hostileNames() []string {
 
 // hostileInput: every hostile topic, group, header and message gets a typed
 // error or an exact round trip, and a canary published after each one is
-// still delivered to the group that saw them all.
+// still delivered to the group (the subscription, without Groups) that saw
+// them all.
 func (s *suite) hostileInput(t *testing.T) {
 	ctx := t.Context()
 	noop := func(context.Context, *messaging.Message) error { return nil }
@@ -48,10 +49,8 @@ func (s *suite) hostileInput(t *testing.T) {
 		}
 	}
 
-	g := s.group("hostile")
-	s.provision(g)
 	col := NewCollector()
-	s.subscribe(ctx, s.c, col.Handler(), messaging.Group(g))
+	s.subscribe(ctx, s.c, col.Handler(), s.groupOpts("hostile")...)
 	canaries := 0
 	canary := func(after string) {
 		t.Helper()
@@ -189,8 +188,16 @@ func (s *suite) namesInjective(t *testing.T) {
 	subs := []sub{{dotted, g + ".x", NewCollector()}, {dotted, g + "_x", NewCollector()}, {long, longGroup, NewCollector()}, {underscored, g + ".x", NewCollector()}}
 	refused := false // the underscored topic
 	for i, su := range subs {
+		// Without Groups each subscription is one of its own: the topics
+		// are still checked, the groups not.
+		var groups []string
+		var opts []messaging.SubscribeOption
+		if s.caps.Groups {
+			groups = []string{su.group}
+			opts = []messaging.SubscribeOption{messaging.Group(su.group)}
+		}
 		pctx, cancel := context.WithTimeout(ctx, s.h.Timeout)
-		err := messaging.Provision(pctx, s.c, su.topic, su.group)
+		err := messaging.Provision(pctx, s.c, su.topic, groups...)
 		cancel()
 		if i == 3 && errors.Is(err, messaging.ErrInvalidTopic) && strings.Contains(err.Error(), su.topic) {
 			t.Logf("topic %s refused: %v", su.topic, err)
@@ -200,7 +207,7 @@ func (s *suite) namesInjective(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Provision %s/%s: %v", su.topic, su.group, err)
 		}
-		sn, err := s.c.Subscribe(ctx, su.topic, su.col.Handler(), messaging.Group(su.group))
+		sn, err := s.c.Subscribe(ctx, su.topic, su.col.Handler(), opts...)
 		if err != nil {
 			t.Fatalf("Subscribe %s/%s: %v", su.topic, su.group, err)
 		}
@@ -244,10 +251,8 @@ func (s *suite) namesInjective(t *testing.T) {
 // ErrDuplicate and not delivered where the adapter claims DedupeByID, and
 // is stored and delivered like any other where it does not.
 func (s *suite) duplicateID(t *testing.T) {
-	g := s.group("dup")
-	s.provision(g)
 	col := NewCollector()
-	s.subscribe(t.Context(), s.c, col.Handler(), messaging.Group(g))
+	s.subscribe(t.Context(), s.c, col.Handler(), s.groupOpts("dup")...)
 	s.publish(s.c, &messaging.Message{ID: "dup-id", Payload: []byte("first")})
 	err := s.c.Publish(t.Context(), s.topic, &messaging.Message{ID: "dup-id", Payload: []byte("second")})
 	s.publish(s.c, &messaging.Message{ID: "dup-canary"})
