@@ -126,8 +126,10 @@
 // and the next owner fetches the released records from the committed
 // offset.
 //
-// The RedeliveryBackoff option's schedule is applied by the engine in
-// process (Kafka has none).
+// The RedeliveryBackoff option is ignored (Capabilities().BrokerBackoff is
+// false: Kafka keeps no redelivery schedule, and the engine applies none):
+// a failed message comes back after its RetryAfter delay, at once without
+// one (see Nack semantics).
 //
 // A new group (no committed offset on a partition) starts at StartAt
 // (default Earliest); Subscribe and Provision commit that starting point

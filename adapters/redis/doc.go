@@ -84,6 +84,11 @@
 // kept at 0) before the nack; if the process dies meanwhile, the message
 // comes back after AckDeadline.
 //
+// The RedeliveryBackoff option is ignored (Capabilities().BrokerBackoff is
+// false: a pending list keeps no redelivery schedule): a failed message
+// comes back after its RetryAfter delay, at once without one, and an
+// unacknowledged one after AckDeadline.
+//
 // Term (Permanent error, MaxAttempts reached, or the ack deadline passed on
 // the last allowed attempt): with WithDeadLetterSuffix the message is first
 // added to the dead-letter topic with the headers of package dlheader (the
