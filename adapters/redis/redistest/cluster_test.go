@@ -15,22 +15,23 @@ import (
 	redisadapter "github.com/msgkit/messaging/adapters/redis"
 	"github.com/msgkit/messaging/adapters/redis/redistest"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
 )
 
 // startPrivateCluster starts a three-node Redis Cluster of private
 // redis-server processes (no replicas) and returns the node addresses.
 func startPrivateCluster(t *testing.T) []string {
 	t.Helper()
+	// Skips, or fails under MESSAGING_REQUIRE_BROKERS=1, before anything
+	// is started.
+	fault.NeedBinary(t, redistest.ServerBinary)
+	fault.NeedBinary(t, redistest.RedisCLIBinary)
 	var addrs []string
 	for range 3 {
 		r := redistest.StartServer(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", r.Port))
 	}
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Skipf("redis-cli not found: %v", err)
-	}
-	out, err := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+	out, err := exec.Command(redistest.RedisCLIBinary, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
