@@ -34,6 +34,11 @@ type Harness struct {
 	// the Inspect case (run when the client implements messaging.Inspector);
 	// nil: InspectGapsByBroker's for the scheme Inspect names.
 	InspectGaps *InspectGaps
+	// InspectUnsupported: the client implements messaging.Inspector but its
+	// Inspect fails with messaging.ErrUnsupported by design (core NATS keeps
+	// no state to inspect); the Inspect case checks that error and skips.
+	// Elsewhere ErrUnsupported from Inspect fails the case.
+	InspectUnsupported bool
 }
 
 func (h Harness) withDefaults() Harness {

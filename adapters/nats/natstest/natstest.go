@@ -95,5 +95,7 @@ func init() {
 	integration.RegisterHarness(integration.Harness{
 		Name: "nats-core",
 		Open: func(t testing.TB) messaging.Client { return Open(t, natsadapter.WithMode(natsadapter.ModeCore)) },
+		// Core NATS keeps no messages nor consumer state to inspect.
+		InspectUnsupported: true,
 	})
 }
