@@ -228,21 +228,21 @@ func (s *suite) namesInjective(t *testing.T) {
 	}
 	longMsg := &messaging.Message{ID: "long-name", Payload: []byte("l")}
 	pub(long, longMsg)
-	for i, su := range subs[:2] {
+	// A lost message fails in Report (groups differing in '.' and '_'
+	// sharing state); duplicates are at-least-once delivery, only logged.
+	for _, su := range subs[:2] {
 		su.col.WaitDistinct(t, len(msgs), s.h.Timeout)
-		if su.col.Report(t, ids(msgs)) != 0 {
-			t.Errorf("group %d (%s) lost messages: groups differing in '.' and '_' share state", i, su.group)
-		}
+		su.col.Report(t, ids(msgs))
 	}
 	subs[2].col.WaitDistinct(t, 1, s.h.Timeout)
-	if subs[2].col.Count(longMsg.ID) != 1 {
+	if subs[2].col.Count(longMsg.ID) == 0 {
 		t.Errorf("maximum-length topic and group: message not delivered")
 	}
 	if refused {
 		return
 	}
 	subs[3].col.WaitDistinct(t, 1, s.h.Timeout)
-	if subs[3].col.Distinct() != 1 || subs[3].col.Count(own.ID) != 1 {
+	if subs[3].col.Distinct() != 1 || subs[3].col.Count(own.ID) == 0 {
 		t.Errorf("topic %s got %d messages, want only its own: topics differing in '.' and '_' share state", underscored, subs[3].col.Distinct())
 	}
 }

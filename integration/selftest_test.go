@@ -49,6 +49,16 @@ func (b *broken) Subscribe(ctx context.Context, topic string, h messaging.Handle
 	case "ignores-ackdeadline":
 		// The AckDeadline option is dropped: the default applies.
 		opts = append(opts, messaging.AckDeadline(messaging.DefaultAckDeadline))
+	case "delivers-twice":
+		// Every message handled twice: a legitimate at-least-once
+		// duplicate, which the suite must not call a loss.
+		inner := h
+		h = func(ctx context.Context, m *messaging.Message) error {
+			if err := inner(ctx, m.Clone()); err != nil {
+				return err
+			}
+			return inner(ctx, m)
+		}
 	case "acks-before-handler":
 		// Acknowledge first, then run the handler: failures are lost.
 		inner := h
@@ -165,7 +175,7 @@ func TestBrokenAdapter(t *testing.T) {
 
 // selfTest is how one broken adapter must fare.
 type selfTest struct {
-	// mustFail are the cases the defect must fail.
+	// mustFail are the cases the defect must fail; none: the run must pass.
 	mustFail []string
 	// only, when set, limits the run to these cases (the defect breaks
 	// others in ways beside the point).
@@ -178,7 +188,8 @@ type selfTest struct {
 }
 
 // TestSuiteCatchesBrokenAdapters proves the suite can fail: each broken
-// adapter must fail the cases its defect breaks.
+// adapter must fail the cases its defect breaks, and an adapter with
+// at-least-once duplicates must not be called lossy.
 func TestSuiteCatchesBrokenAdapters(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the suite for each broken adapter in child processes")
@@ -197,6 +208,7 @@ func TestSuiteCatchesBrokenAdapters(t *testing.T) {
 		// the wait for the redelivery.
 		"ignores-ackdeadline": {mustFail: []string{"AckDeadline"}, only: []string{"AckDeadline"},
 			says: "want within", timeout: messaging.DefaultAckDeadline + 15*time.Second},
+		"delivers-twice": {only: []string{"HostileInput"}},
 	} {
 		t.Run(defect, func(t *testing.T) {
 			t.Parallel()
@@ -210,7 +222,16 @@ func TestSuiteCatchesBrokenAdapters(t *testing.T) {
 				cmd.Env = append(cmd.Env, timeoutEnv+"="+st.timeout.String())
 			}
 			out, err := cmd.CombinedOutput()
-			if err == nil {
+			switch {
+			case len(st.mustFail) == 0 && err != nil:
+				t.Errorf("the suite failed an adapter that %s (%v)", defect, err)
+			case len(st.mustFail) == 0:
+				for _, c := range st.only {
+					if !strings.Contains(string(out), "--- PASS: TestBrokenAdapter/"+c+" ") {
+						t.Errorf("case %s did not pass for an adapter that %s", c, defect)
+					}
+				}
+			case len(st.mustFail) > 0 && err == nil:
 				t.Fatalf("the suite passed an adapter that %s:\n%s", defect, out)
 			}
 			for _, c := range st.mustFail {
