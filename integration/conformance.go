@@ -469,14 +469,14 @@ func (s *suite) redeliveryKeepsID(t *testing.T) {
 // the delay.
 func (s *suite) retryAfterDelays(t *testing.T) {
 	const delay = time.Second
-	var failedAt time.Time
+	var failedAt atomic.Int64 // UnixNano, written by the handler
 	_, _ = s.redeliveryCase(t, func(context.Context, *messaging.Message) error {
-		failedAt = time.Now()
+		failedAt.Store(time.Now().UnixNano())
 		return messaging.RetryAfter(errors.New("integration: later"), delay)
 	})
 	// The channel send happens before fail() runs, so measure from failedAt
 	// to now, which is after the redelivery arrived.
-	if waited := time.Since(failedAt); waited < delay {
+	if waited := time.Since(time.Unix(0, failedAt.Load())); waited < delay {
 		t.Errorf("redelivered %v after RetryAfter(%v)", waited, delay)
 	}
 }
