@@ -216,8 +216,8 @@
 // # Capabilities
 //
 // JetStream: Persistent (file storage), Groups, Replay, ReplayByTime,
-// GroupStartAt, PerKeyOrder, AckDeadline, BrokerBackoff, NativeDelay, and
-// BrokerAttempts on
+// GroupStartAt, PerKeyOrder, AckDeadline, BrokerBackoff, NativeDelay,
+// DedupeByID (within the stream's duplicate window), and BrokerAttempts on
 // servers 2.10 and later (a 2.9.10 server was seen restarting a nak'ed
 // message's delivery count when its redelivery met the pull request of a
 // subscription that had ended, so Attempt is not claimed reliable there).
