@@ -22,8 +22,12 @@ type Capabilities struct {
 	// PerKeyOrder: messages with the same Key reach a subscription's handler
 	// in publish order (first deliveries; a redelivery may come later).
 	PerKeyOrder bool
-	// AckDeadline: a message left unacknowledged (consumer stuck or dead) is
-	// redelivered after the subscription's AckDeadline.
+	// AckDeadline: the messages of a consumer that died (or lost its
+	// connection) are redelivered at the latest after the subscription's
+	// AckDeadline: at once where the broker sees the connection close
+	// (RabbitMQ), after the deadline where it tracks each message (NATS,
+	// Redis). While a handler runs its deadline is extended, so a handler
+	// that hangs keeps its message: bound handlers with middleware/timeout.
 	AckDeadline bool
 	// BrokerAttempts: Attempt is counted by the broker and survives consumer
 	// restarts; otherwise it is counted by the adapter in process.
