@@ -56,7 +56,7 @@ func (b *Broker) topic(name string) *topic {
 type entry struct {
 	msg      messaging.Message // Payload and Header owned by the log
 	offset   int64
-	appended time.Time // broker time, for AtTime positions
+	appended time.Time // broker time, for AtTime positions; never decreases along the log
 }
 
 // topic is a retained log plus its groups. All state is guarded by mu;
@@ -84,10 +84,18 @@ func (t *topic) broadcast() {
 }
 
 func (t *topic) append(msgs []*messaging.Message) {
-	now := time.Now()
 	entries := make([]entry, len(msgs))
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// The broker time is taken under the lock and never goes back along the
+	// log, so resolve's binary search for AtTime is over sorted times. It is
+	// wall-clock only (Round(0) drops the monotonic reading), so AtTime
+	// always compares wall clocks, and the max below holds the order even
+	// when the wall clock steps back.
+	now := time.Now().Round(0)
+	if n := len(t.log); n > 0 && now.Before(t.log[n-1].appended) {
+		now = t.log[n-1].appended
+	}
 	for i, m := range msgs {
 		e := &entries[i]
 		e.offset = t.end()

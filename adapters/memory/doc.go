@@ -15,6 +15,10 @@
 // Semantics:
 //   - Every topic is a retained log (all messages, or the newest `maxlen`
 //     ones); Message.Offset is the decimal log offset, starting at 0.
+//   - AtTime positions by the time the broker appended each message, which
+//     never goes back along a topic's log however publishers interleave, and
+//     comes after the Message.Time that Publish sets, so Read(AtTime(m.Time))
+//     starts at m or an earlier message. A Time the caller set plays no part.
 //   - Groups keep a cursor and a pending list; a new group starts at StartAt
 //     (default Earliest). Delivery is at-least-once: unacknowledged messages
 //     come back after a nack (with its RetryAfter delay) or once the
