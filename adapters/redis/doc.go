@@ -113,7 +113,9 @@
 // Without a Group option a subscription reads with XREAD from StartAt
 // (Latest by default, resolved when Subscribe returns) and keeps no state in
 // Redis: a failed message is redelivered in process only. A deleted stream
-// ends subscriptions and Reads with messaging.ErrTopicDeleted.
+// ends subscriptions and Reads with messaging.ErrTopicDeleted. A blocked
+// read that Redis fails for another reason (a master demoted to a replica
+// in a Sentinel failover, CLIENT UNBLOCK ... ERROR) is retried.
 //
 // Stream.Read reads with XREAD and never touches groups. AtTime(t) starts
 // at the first entry whose ID time is at or after t; entry IDs carry the

@@ -212,14 +212,16 @@ func (r *groupReceiver) abandoned(res []goredis.XStream) {
 
 // readError classifies a read's error for the engine: a deleted stream or
 // group ends the subscription, so does a closed client; anything else but
-// a context's end is retried.
+// a context's end is retried. Of Redis's UNBLOCKED errors only "the stream
+// key no longer exists" is a deletion: a master demoted to a replica (a
+// Sentinel failover) and CLIENT UNBLOCK ... ERROR send others.
 func (c *Client) readError(topic string, err error) error {
 	switch {
 	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	case errors.Is(err, goredis.ErrClosed):
 		return c.opError("read "+topic, err)
-	case strings.HasPrefix(err.Error(), "NOGROUP"), strings.HasPrefix(err.Error(), "UNBLOCKED"):
+	case strings.HasPrefix(err.Error(), "NOGROUP"), strings.HasPrefix(err.Error(), "UNBLOCKED the stream key no longer exists"):
 		return fmt.Errorf("redis: read %s: its group or stream no longer exists: %w (%w)", topic, messaging.ErrTopicDeleted, err)
 	}
 	return driver.Transient(fmt.Errorf("redis: read %s: %w", topic, err))
