@@ -142,7 +142,8 @@
 // of one entry per group with a backlog):
 //
 //	messages        XLEN; First/Last: the first and last entry IDs
-//	backlog         the group's lag (unknown after XDEL in the middle of the
+//	backlog         the group's lag, at most XLEN (entries trimmed away are
+//	                not counted; unknown after XDEL in the middle of the
 //	                stream, or for a group created at an arbitrary ID)
 //	in flight       the group's pending entries
 //	oldest age      server time minus the ID time of the first entry after

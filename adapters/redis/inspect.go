@@ -27,10 +27,13 @@ var (
 //
 //   - Messages: the stream's length (XLEN); First and Last its first and
 //     last entry IDs. Bytes is unknown.
-//   - Backlog: the group's lag (entries after its last-delivered ID). Redis
-//     cannot tell it after entries were deleted from the middle of the
-//     stream (XDEL) or for a group created at an arbitrary ID: then it is
-//     unknown.
+//   - Backlog: the group's lag (entries after its last-delivered ID), but
+//     at most the stream's length: Redis's lag still counts entries trimmed
+//     away (XTRIM, maxlen=, max_age=) before the group read them, so when
+//     its last-delivered ID is before the first entry the backlog is the
+//     length. Redis cannot tell the lag after entries were deleted from the
+//     middle of the stream (XDEL) or for a group created at an arbitrary
+//     ID: then it is unknown.
 //   - InFlight: the group's pending entries (read by a consumer, not
 //     acknowledged).
 //   - OldestAge: the server's time (TIME) minus the millisecond part of the
@@ -86,8 +89,15 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 	pipe = c.rc.Pipeline()
 	for i, g := range groups {
 		backlog, known := g.Lag, g.Lag >= 0
-		if !known && compareIDs(g.LastDeliveredID, si.LastGeneratedID) >= 0 {
+		switch {
+		case !known && compareIDs(g.LastDeliveredID, si.LastGeneratedID) >= 0:
 			backlog, known = 0, true // nothing was added after its position
+		case known && si.Length > 0 && compareIDs(g.LastDeliveredID, si.FirstEntry.ID) < 0:
+			// Trimmed past its position: the lag still counts the entries
+			// trimmed away; every entry left is undelivered.
+			backlog = si.Length
+		case known:
+			backlog = min(backlog, si.Length)
 		}
 		gs := messaging.GroupStats{
 			Group:     g.Name,

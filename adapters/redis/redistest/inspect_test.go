@@ -86,6 +86,58 @@ func TestInspectLagUnknownAfterDelete(t *testing.T) {
 	}
 }
 
+// TestInspectBacklogAfterTrim: Redis's lag (entries added minus entries
+// read) still counts entries trimmed away (XTRIM, or the adapter's maxlen=
+// and max_age=) before the group got to them; the backlog is what is left
+// to deliver.
+func TestInspectBacklogAfterTrim(t *testing.T) {
+	ctx := t.Context()
+	c := redistest.Open(t)
+	topic, group := integration.UniqueName(t, "trim"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(ctx, topic, group); err != nil {
+		t.Fatal(err)
+	}
+	key := c.StreamKey(topic)
+	publish := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if err := c.Publish(ctx, topic, &messaging.Message{ID: fmt.Sprint(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	backlog := func(when string, want int64) {
+		t.Helper()
+		st, err := c.Inspect(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Groups) != 1 {
+			t.Fatalf("%s: Inspect = %+v, want one group", when, st)
+		}
+		if n, known := st.Groups[0].Backlog.Value(); !known || n != want {
+			t.Errorf("%s: backlog = %v (%v messages in the stream), want %d", when, st.Groups[0].Backlog, st.Messages, want)
+		}
+	}
+	publish(0, 5)
+	read, err := c.Redis().XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: "c", Streams: []string{key, ">"}, Count: 5, Block: -1}).Result()
+	if err != nil || len(read) != 1 || len(read[0].Messages) != 5 {
+		t.Fatalf("XREADGROUP: %v, %v", read, err)
+	}
+	publish(5, 10)
+	// Trimmed entries the group had read: the lag holds.
+	if err := c.Redis().XTrimMaxLen(ctx, key, 7).Err(); err != nil {
+		t.Fatal(err)
+	}
+	backlog("5 of 10 read, trimmed to the last 7", 5)
+	// Trimmed past the group's last-delivered entry.
+	if err := c.Redis().XTrimMaxLen(ctx, key, 2).Err(); err != nil {
+		t.Fatal(err)
+	}
+	backlog("5 of 10 read, trimmed to the last 2", 2)
+}
+
 // TestClusterTopics: in cluster mode Topics scans every master, so topics
 // whose keys sit in different slots (on different nodes) are all listed.
 func TestClusterTopics(t *testing.T) {
