@@ -182,10 +182,16 @@
 // Earliest = "first", Latest = "next", AtOffset/AfterOffset = the numeric
 // stream offset (Message.Offset, a decimal integer), AtTime = a stream
 // timestamp, which has second resolution, refined by skipping messages whose
-// Time is earlier. Reading never affects groups. Deliveries to groups carry no
-// Offset (quorum queues have none). The stream keeps messages until RabbitMQ's
-// stream retention (none by default: set a policy with max-age or
-// max-length-bytes).
+// Time is earlier. A read whose connection drops before its first message
+// starts again at the position it was opened with; for Latest, whose end
+// offset AMQP cannot report, that is AtTime of the moment Read was called:
+// the stream timestamp a second earlier (the broker's clock), then by
+// Message.Time (the publisher's clock) against that moment (the reader's
+// clock). A message whose Time is that moment or later is read, an earlier
+// one is not; clocks that disagree shift the boundary. Reading never affects
+// groups. Deliveries to groups carry no Offset (quorum queues have none). The
+// stream keeps messages until RabbitMQ's stream retention (none by default:
+// set a policy with max-age or max-length-bytes).
 //
 // # Reconnection
 //
@@ -194,7 +200,8 @@
 // re-declared, subscriptions re-declare their queues and resume consuming
 // (a lost channel is a transient error to the engine, which retries with
 // backoff; messages in flight during the cut are redelivered), stream reads resume
-// after the last message handled, and Publish resends what was not confirmed.
+// after the last message handled (before the first, at their position; see
+// Streams), and Publish resends what was not confirmed.
 // amqp091's own experimental Recovery must stay off.
 //
 // # Inspection

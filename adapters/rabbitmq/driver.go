@@ -316,13 +316,20 @@ func (d rabbitDriver) OpenLog(ctx context.Context, topic string, from messaging.
 	if !d.c.cfg.streams {
 		return nil, fmt.Errorf("rabbitmq: %s: %w (build the client WithStreams(true) or streams=true)", topic, messaging.ErrUnsupported)
 	}
+	openedAt := time.Now()
 	offset, err := streamOffset(from)
 	if err != nil {
 		return nil, fmt.Errorf("rabbitmq: %s: %w", topic, err)
 	}
-	l := &logReader{c: d.c, topic: topic}
-	if from.Kind == messaging.PositionAtTime {
+	l := &logReader{c: d.c, topic: topic, offset: offset}
+	switch from.Kind {
+	case messaging.PositionAtTime:
 		l.notBefore = from.Time
+	case messaging.PositionLatest:
+		// AMQP cannot tell the stream's end offset: a reopen before the
+		// first message starts at the time Read was opened, as AtTime.
+		l.offset, _ = streamOffset(messaging.AtTime(openedAt))
+		l.openedAt = openedAt
 	}
 	if err := l.start(ctx, offset); err != nil {
 		return nil, fmt.Errorf("rabbitmq: %s: %w", topic, err)
@@ -358,6 +365,8 @@ func streamOffset(p messaging.Position) (any, error) {
 type logReader struct {
 	c         *Client
 	topic     string
+	offset    any       // where a reopen before the first message starts
+	openedAt  time.Time // Latest: when Read was opened, the notBefore of such a reopen
 	notBefore time.Time
 	next      int64 // offset after the last message returned
 	started   bool  // next is valid
@@ -390,12 +399,16 @@ func (l *logReader) start(ctx context.Context, offset any) error {
 
 // Next returns the messages waiting, blocking for the first. The engine
 // calls it again only once it has handled the previous ones, so after a lost
-// channel the read resumes right after them.
+// channel the read resumes right after them; before the first message, at
+// the position Read was opened with (for Latest, the time it was opened:
+// see OpenLog).
 func (l *logReader) Next(ctx context.Context) ([]*messaging.Message, error) {
 	if l.ch == nil {
-		var offset any = "next"
+		offset := l.offset
 		if l.started {
 			offset = l.next
+		} else if !l.openedAt.IsZero() {
+			l.notBefore = l.openedAt
 		}
 		if err := reopen(ctx, func(ctx context.Context) error { return l.start(ctx, offset) }); err != nil {
 			return nil, err
