@@ -222,6 +222,11 @@ type Job[I any] struct {
 	Attrs []any
 }
 
+// storeTimeout bounds the store calls made after items were delivered (the
+// seen claims' completion, the page's checkpoint), which go on when the
+// round's ctx ends.
+const storeTimeout = 10 * time.Second
+
 // Round fetches pages from the saved checkpoint, delivers the items not seen
 // before one at a time, in order, and saves the checkpoint after each page.
 // It fetches the next page at once while the last one was marked More (or,
@@ -253,7 +258,13 @@ func (j *Job[I]) Round(ctx context.Context) (int, error) {
 			next = checkpoint.Checkpoint{Position: cp.Position, ETag: page.ETag}
 		}
 		if next.Position != cp.Position || next.ETag != cp.ETag {
-			if err := j.Store.Save(ctx, j.Name, next); err != nil {
+			// The page's items are delivered: its checkpoint is saved even
+			// when ctx ended meanwhile (the subscription closing), as a
+			// settlement is, or they would be fetched again.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+			err := j.Store.Save(sctx, j.Name, next)
+			cancel()
+			if err != nil {
 				// The items are remembered as seen: fetching again from the
 				// old cursor skips them.
 				return delivered, fmt.Errorf("poll: %s: save checkpoint: %w", j.Name, err)
@@ -318,7 +329,7 @@ func (j *Job[I]) deliver(ctx context.Context, items []I) (int, error) {
 // settle completes the claims of done (delivered items) and releases those
 // of undone; "" keys are items without ID.
 func (j *Job[I]) settle(ctx context.Context, done, undone []string) {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	for _, key := range done {
 		if key == "" {
