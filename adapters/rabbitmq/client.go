@@ -144,7 +144,7 @@ var urlParams = []urlparam.Param{
 	{Name: "dead_letter_exchange", Doc: "exchange receiving given-up messages (WithDeadLetterExchange)"},
 	{Name: "reconnect_min", Doc: "first reconnect backoff (WithReconnectBackoff)"},
 	{Name: "reconnect_max", Doc: "longest reconnect backoff (WithReconnectBackoff)"},
-	{Name: "unavailable_timeout", Doc: "Publish's wait for a connection (WithUnavailableTimeout)"},
+	{Name: "unavailable_timeout", Doc: "Publish's wait for a connection or on a blocked one (WithUnavailableTimeout)"},
 	{Name: "management", Doc: "management API URL, without credentials (WithManagement)"},
 	{Name: "heartbeat", Doc: "AMQP heartbeat interval"},
 	{Name: "connection_name", Doc: "connection name shown by the broker"},
@@ -267,7 +267,10 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // Close stops every subscription (handlers in flight finish and are
 // settled), waits for them, closes the publish channels and the connection
 // (unless it was given to New) and stops reconnecting. Publish calls in
-// flight fail. Close is idempotent.
+// flight fail. Under a resource alarm (the broker blocked the connection),
+// the PublishAsync messages in flight fail with messaging.ErrUnavailable
+// after the unavailable timeout and the connection is closed without
+// waiting for the broker's close-ok. Close is idempotent.
 func (c *Client) Close() error {
 	c.async.Close() // while publishing still works
 	c.closed.Store(true)

@@ -33,7 +33,9 @@ type connector struct {
 
 	mu      sync.Mutex
 	conn    *amqp.Connection // nil while reconnecting
+	watch   *blockWatch      // conn's connection.blocked state
 	gen     uint64
+	unavail time.Duration // the unavailable timeout, bounding Close's handshake
 	ready   chan struct{} // closed when conn is set (or failed is)
 	lost    chan struct{} // closed when the supervisor notices conn is lost
 	first   *amqp.Connection
@@ -55,7 +57,9 @@ func newConnector(conn *amqp.Connection, owned bool, dial func(ctx context.Conte
 		minB:    cfg.reconnectMin,
 		maxB:    cfg.reconnectMax,
 		conn:    conn,
+		watch:   watchBlocked(conn),
 		gen:     1,
+		unavail: cfg.unavailable,
 		ready:   make(chan struct{}),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -77,21 +81,27 @@ func (c *connector) onReconnect(f func(*amqp.Connection)) {
 // reconnect is under way. It fails with ErrClosed after close, with
 // ErrConnectionLost when no reconnect is possible, or with ctx's error.
 func (c *connector) get(ctx context.Context) (*amqp.Connection, uint64, error) {
+	conn, gen, _, err := c.getWatched(ctx)
+	return conn, gen, err
+}
+
+// getWatched is get that also returns the connection's blocked state.
+func (c *connector) getWatched(ctx context.Context) (*amqp.Connection, uint64, *blockWatch, error) {
 	for {
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
-			return nil, 0, messaging.ErrClosed
+			return nil, 0, nil, messaging.ErrClosed
 		}
 		if c.failed != nil {
 			err := c.failed
 			c.mu.Unlock()
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
-		conn, gen, ready, lost := c.conn, c.gen, c.ready, c.lost
+		conn, gen, watch, ready, lost := c.conn, c.gen, c.watch, c.ready, c.lost
 		c.mu.Unlock()
 		if conn != nil && !conn.IsClosed() {
-			return conn, gen, nil
+			return conn, gen, watch, nil
 		}
 		wait := ready
 		if conn != nil {
@@ -101,7 +111,7 @@ func (c *connector) get(ctx context.Context) (*amqp.Connection, uint64, error) {
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			return nil, 0, ctx.Err()
+			return nil, 0, nil, ctx.Err()
 		case <-c.closing:
 		}
 	}
@@ -186,11 +196,13 @@ func (c *connector) supervise(conn *amqp.Connection) {
 		}
 		hooks := slices.Clone(c.hooks)
 		c.mu.Unlock()
+		watch := watchBlocked(next)
 		for _, h := range hooks {
 			h(next)
 		}
 		c.mu.Lock()
 		c.conn = next
+		c.watch = watch
 		c.gen++
 		c.lost = make(chan struct{})
 		close(c.ready)
@@ -224,11 +236,128 @@ func (c *connector) close() {
 		return
 	}
 	c.closed = true
-	conn := c.conn
+	conn, watch := c.conn, c.watch
 	close(c.closing)
 	c.mu.Unlock()
 	<-c.done
 	if conn != nil && (conn != c.first || c.owned) {
-		_ = conn.Close()
+		// A broker that blocked the connection reads nothing from it,
+		// connection.close included: do not wait for its close-ok then, and
+		// never longer than the unavailable timeout otherwise.
+		deadline := time.Now().Add(c.unavail)
+		if blocked, _, _, _ := watch.state(); blocked {
+			deadline = time.Now()
+		}
+		_ = conn.CloseDeadline(deadline)
+	}
+}
+
+// blockWatch follows one connection's connection.blocked and
+// connection.unblocked notifications: RabbitMQ blocks a connection that
+// publishes during a resource alarm (memory or disk), reading nothing more
+// from it until the alarm clears.
+type blockWatch struct {
+	mu      sync.Mutex
+	blocked bool
+	since   time.Time     // when the current block began
+	reason  string        // the broker's, e.g. "low on memory"
+	changed chan struct{} // closed at the next change
+}
+
+// watchBlocked registers for conn's blocked notifications; the watch ends
+// when conn is closed (amqp091 closes the notification channel).
+func watchBlocked(conn *amqp.Connection) *blockWatch {
+	w := &blockWatch{changed: make(chan struct{})}
+	notes := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+	go func() {
+		for b := range notes {
+			w.set(b.Active, b.Reason)
+		}
+	}()
+	return w
+}
+
+func (w *blockWatch) set(blocked bool, reason string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if blocked == w.blocked {
+		return
+	}
+	w.blocked, w.reason = blocked, reason
+	if blocked {
+		w.since = time.Now()
+	}
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+// state returns whether the connection is blocked, since when and why, and
+// a channel closed at the next change.
+func (w *blockWatch) state() (blocked bool, since time.Time, reason string, changed <-chan struct{}) {
+	if w == nil {
+		return false, time.Time{}, "", nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.blocked, w.since, w.reason, w.changed
+}
+
+// isBlocked reports whether the connection is blocked now.
+func (w *blockWatch) isBlocked() bool {
+	blocked, _, _, _ := w.state()
+	return blocked
+}
+
+// blockBound fails a wait on a blocked connection: once the connection has
+// been blocked for limit, measured from begin or from when the block began,
+// whichever is later, done is closed and err says why. An unblocked
+// connection never ends the wait.
+type blockBound struct {
+	done chan struct{}
+	err  error
+	stop chan struct{}
+}
+
+// bound starts watching; the caller calls release when its wait is over.
+func (w *blockWatch) bound(begin time.Time, limit time.Duration) *blockBound {
+	b := &blockBound{done: make(chan struct{}), stop: make(chan struct{})}
+	go b.run(w, begin, limit)
+	return b
+}
+
+func (b *blockBound) run(w *blockWatch, begin time.Time, limit time.Duration) {
+	for {
+		blocked, since, reason, changed := w.state()
+		if !blocked {
+			select {
+			case <-changed:
+				continue
+			case <-b.stop:
+				return
+			}
+		}
+		start := begin
+		if since.After(start) {
+			start = since
+		}
+		t := time.NewTimer(time.Until(start.Add(limit)))
+		select {
+		case <-t.C:
+			b.err = fmt.Errorf("%w: the broker blocked publishing on the connection (%s) for %v", messaging.ErrUnavailable, reason, limit)
+			close(b.done)
+			return
+		case <-changed:
+			t.Stop()
+		case <-b.stop:
+			t.Stop()
+			return
+		}
+	}
+}
+
+// release ends the watch.
+func (b *blockBound) release() {
+	if b != nil {
+		close(b.stop)
 	}
 }

@@ -17,8 +17,9 @@
 //	dead_letter_exchange=X      exchange that receives given-up        WithDeadLetterExchange
 //	                            messages
 //	reconnect_min=100ms, reconnect_max=300ms   reconnect backoff       WithReconnectBackoff
-//	unavailable_timeout=5s      Publish's wait for a connection, then  WithUnavailableTimeout
-//	                            messaging.ErrUnavailable
+//	unavailable_timeout=5s      Publish's wait for a connection (or    WithUnavailableTimeout
+//	                            on a connection the broker blocked),
+//	                            then messaging.ErrUnavailable
 //	management=URL              management API URL, http(s)://host:15672,  WithManagement
 //	                            without credentials (see Inspection)
 //	heartbeat=D                 AMQP heartbeat interval (default: the server's)
@@ -76,6 +77,23 @@
 // entries (amqp091-go's decoding limit), or properties and headers larger
 // than one frame of the negotiated frame_max (AMQP sends them in a single
 // frame; the body may span many).
+//
+// A broker low on memory or disk (a resource alarm) stays connected but
+// blocks publishing: it sends connection.blocked, stops reading from the
+// connections that publish, and the confirms do not come. The client follows
+// connection.blocked and connection.unblocked on each connection it opens.
+// While its connection is blocked, Publish waits; once the block has lasted
+// unavailable_timeout (5s, WithUnavailableTimeout), counted from the start of
+// the call or of the block, whichever is later, Publish fails the messages
+// not confirmed with an error wrapping messaging.ErrUnavailable that names
+// the broker's reason ("low on memory"), and abandons the channel, as when
+// the context ends. Such a message may still be taken and confirmed when the
+// alarm clears (a retry can duplicate, never lose). So Close returns within
+// about unavailable_timeout under an alarm, each PublishAsync message in
+// flight failed with ErrUnavailable (and the connection closed without the
+// broker's close-ok, which it would not send). A connection that is not
+// blocked has no confirm timeout: a slow confirm is waited for, bounded
+// only by the context.
 //
 // # Consuming
 //

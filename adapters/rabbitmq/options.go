@@ -210,7 +210,9 @@ const DefaultReconnectMax = 300 * time.Millisecond
 // the broker (while the client reconnects) before failing the messages not
 // yet confirmed with messaging.ErrUnavailable (default
 // messaging.DefaultUnavailableTimeout, 5s; the call's context may end it
-// sooner, with an error that wraps ErrUnavailable too). d must be positive.
+// sooner, with an error that wraps ErrUnavailable too), and how long it
+// waits on a connection the broker blocked (a resource alarm; see the
+// package documentation). d must be positive.
 func WithUnavailableTimeout(d time.Duration) Option {
 	return optcheck.Positive(pkg, "WithUnavailableTimeout", d, func(c *config) *time.Duration { return &c.unavailable })
 }

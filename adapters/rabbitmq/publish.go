@@ -39,6 +39,7 @@ type pubChan struct {
 	ch      *amqp.Channel
 	conn    *amqp.Connection
 	gen     uint64
+	watch   *blockWatch // conn's blocked state
 	returns chan amqp.Return
 	closed  chan *amqp.Error
 }
@@ -62,8 +63,9 @@ func newPubPool(conn *connector, size int, unavailable time.Duration) *pubPool {
 }
 
 // get returns a channel of the current connection, waiting for a free slot
-// and for a reconnect in progress.
-func (p *pubPool) get(ctx context.Context) (*pubChan, error) {
+// and for a reconnect in progress. begin is when the Publish call began
+// (see open).
+func (p *pubPool) get(ctx context.Context, begin time.Time) (*pubChan, error) {
 	select {
 	case p.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -86,7 +88,7 @@ func (p *pubPool) get(ctx context.Context) (*pubChan, error) {
 		_ = pc.ch.Close()
 	}
 	p.mu.Unlock()
-	pc, err := p.open(ctx)
+	pc, err := p.open(ctx, begin)
 	if err != nil {
 		<-p.sem
 		return nil, err
@@ -96,21 +98,24 @@ func (p *pubPool) get(ctx context.Context) (*pubChan, error) {
 
 // open opens a confirm channel, waiting up to p.unavailable for a
 // connection; a wait that ends without one fails with
-// messaging.ErrUnavailable.
-func (p *pubPool) open(ctx context.Context) (*pubChan, error) {
+// messaging.ErrUnavailable. So does a connection the broker has blocked
+// (a resource alarm) for p.unavailable since begin or since the block
+// began, whichever is later: the broker reads nothing from it, so
+// channel.open would wait for the alarm to clear.
+func (p *pubPool) open(ctx context.Context, begin time.Time) (*pubChan, error) {
 	wait, cancel := context.WithTimeout(ctx, p.unavailable)
 	defer cancel()
 	for {
-		conn, gen, err := p.conn.get(wait)
+		conn, gen, watch, err := p.conn.getWatched(wait)
 		if err != nil {
 			if wait.Err() != nil {
 				return nil, fmt.Errorf("%w: no connection within %v: %w", messaging.ErrUnavailable, p.unavailable, err)
 			}
 			return nil, err
 		}
-		ch, err := conn.Channel()
-		if err == nil {
-			err = ch.Confirm(false)
+		ch, err := p.openOn(ctx, conn, watch, begin)
+		if err != nil && (errors.Is(err, messaging.ErrUnavailable) || ctx.Err() != nil) {
+			return nil, fmt.Errorf("rabbitmq: open publish channel: %w", err)
 		}
 		if err != nil {
 			if ch != nil {
@@ -131,7 +136,7 @@ func (p *pubPool) open(ctx context.Context) (*pubChan, error) {
 			}
 			return nil, fmt.Errorf("rabbitmq: open publish channel: %w", err)
 		}
-		pc := &pubChan{ch: ch, conn: conn, gen: gen}
+		pc := &pubChan{ch: ch, conn: conn, gen: gen, watch: watch}
 		// Returns are read only by the Publish call holding the channel; the
 		// buffer absorbs the ones that arrive while it is still sending.
 		pc.returns = ch.NotifyReturn(make(chan amqp.Return, 1024))
@@ -140,7 +145,55 @@ func (p *pubPool) open(ctx context.Context) (*pubChan, error) {
 	}
 }
 
-// put gives pc back; a broken or abandoned channel is closed instead.
+// openOn opens a confirm channel on conn, unless the broker has blocked
+// conn for p.unavailable (since begin or the block, whichever is later).
+func (p *pubPool) openOn(ctx context.Context, conn *amqp.Connection, watch *blockWatch, begin time.Time) (*amqp.Channel, error) {
+	bound := watch.bound(begin, p.unavailable)
+	defer bound.release()
+	// Do not start a handshake the broker will not read.
+	for {
+		blocked, _, _, changed := watch.state()
+		if !blocked {
+			break
+		}
+		select {
+		case <-changed:
+		case <-bound.done:
+			return nil, bound.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	type opened struct {
+		ch  *amqp.Channel
+		err error
+	}
+	res := make(chan opened, 1)
+	go func() {
+		ch, err := conn.Channel()
+		if err == nil {
+			err = ch.Confirm(false)
+		}
+		res <- opened{ch, err}
+	}()
+	select {
+	case r := <-res:
+		return r.ch, r.err
+	case <-bound.done:
+		// Blocked meanwhile: the handshake ends when the alarm clears or
+		// the connection closes.
+		go func() {
+			if r := <-res; r.ch != nil {
+				_ = r.ch.Close()
+			}
+		}()
+		return nil, bound.err
+	}
+}
+
+// put gives pc back; a broken or abandoned channel is closed instead, in
+// the background: a blocked connection (a resource alarm) would not answer
+// channel.close until the alarm clears.
 func (p *pubPool) put(pc *pubChan, reuse bool) {
 	p.mu.Lock()
 	if reuse && !p.done && !pc.broken() {
@@ -149,7 +202,7 @@ func (p *pubPool) put(pc *pubChan, reuse bool) {
 	}
 	p.mu.Unlock()
 	if pc != nil {
-		_ = pc.ch.Close()
+		go pc.ch.Close()
 	}
 	<-p.sem
 }
@@ -161,6 +214,10 @@ func (p *pubPool) close() {
 	p.idle = nil
 	p.mu.Unlock()
 	for _, pc := range idle {
+		if pc.watch.isBlocked() {
+			go pc.ch.Close() // see put
+			continue
+		}
 		_ = pc.ch.Close()
 	}
 }
@@ -181,7 +238,12 @@ type outgoing struct {
 // connection (which can duplicate, never lose). While the broker is
 // unreachable Publish waits for a connection up to unavailable_timeout (5s)
 // or until ctx ends, then fails what is not confirmed with an error
-// wrapping messaging.ErrUnavailable. Messages
+// wrapping messaging.ErrUnavailable. So it does when the broker blocks
+// publishing on the connection (a memory or disk alarm: connection.blocked)
+// for unavailable_timeout, counted from the call or the block, whichever
+// began later; the error gives the broker's reason, and a message failed so
+// may still be confirmed later. Without a block, confirms are waited for
+// as long as ctx allows. Messages
 // with the same Key keep their order (one channel, sent in order).
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	if c.closed.Load() {
@@ -232,8 +294,9 @@ func (c *Client) send(ctx context.Context, topic string, out []outgoing, errs []
 		pending[i] = i
 	}
 	channelErrors := 0
+	begin := time.Now()
 	for len(pending) > 0 {
-		pc, err := c.pool.get(ctx)
+		pc, err := c.pool.get(ctx, begin)
 		if err != nil {
 			for _, i := range pending {
 				errs[i] = err
@@ -241,7 +304,7 @@ func (c *Client) send(ctx context.Context, topic string, out []outgoing, errs []
 			return nil
 		}
 		if topic != "" {
-			if err := c.ensureTopic(ctx, pc.ch, pc.gen, topic); err != nil {
+			if err := c.ensureTopicOn(ctx, pc, begin, topic); err != nil {
 				lostConn := pc.conn.IsClosed()
 				c.pool.put(pc, false)
 				if lostConn && ctx.Err() == nil {
@@ -253,7 +316,7 @@ func (c *Client) send(ctx context.Context, topic string, out []outgoing, errs []
 				return nil
 			}
 		}
-		retry, reuse := c.sendOn(ctx, pc, out, pending, errs)
+		retry, reuse := c.sendOn(ctx, pc, begin, out, pending, errs)
 		lostConn := pc.conn.IsClosed()
 		c.pool.put(pc, reuse)
 		if len(retry) == 0 {
@@ -297,11 +360,42 @@ func channelError(pc *pubChan) error {
 	return nil
 }
 
+// ensureTopicOn is ensureTopic on pc's channel, given up with
+// messaging.ErrUnavailable when the broker blocks the connection (see
+// blockBound); the declaration goes on in the background.
+func (c *Client) ensureTopicOn(ctx context.Context, pc *pubChan, begin time.Time, topic string) error {
+	if g, ok := c.declared.Load(topic); ok && g.(uint64) == pc.gen {
+		return nil
+	}
+	bound := pc.watch.bound(begin, c.cfg.unavailable)
+	defer bound.release()
+	res := make(chan error, 1)
+	go func() { res <- c.ensureTopic(ctx, pc.ch, pc.gen, topic) }()
+	select {
+	case err := <-res:
+		return err
+	case <-bound.done:
+		return fmt.Errorf("rabbitmq: declare topic %q: %w", topic, bound.err)
+	}
+}
+
 // sendOn publishes out[idx...] on pc and waits for their confirms. It sets
 // errs for returned and nacked messages and returns the indexes to send
 // again (their channel was lost before they were confirmed) and whether pc
-// can be reused.
-func (c *Client) sendOn(ctx context.Context, pc *pubChan, out []outgoing, idx []int, errs []error) (retry []int, reuse bool) {
+// can be reused. begin is when the Publish call began: while the broker
+// blocks the connection (a resource alarm), sending waits for the block to
+// end, and once it has lasted the unavailable timeout (from begin or from
+// when the block began, whichever is later) the messages not confirmed
+// fail with messaging.ErrUnavailable and pc is abandoned, as when ctx ends.
+func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out []outgoing, idx []int, errs []error) (retry []int, reuse bool) {
+	var bound *blockBound // started by the first wait
+	boundOf := func() *blockBound {
+		if bound == nil {
+			bound = pc.watch.bound(begin, c.cfg.unavailable)
+		}
+		return bound
+	}
+	defer func() { bound.release() }()
 	dcs := make([]*amqp.DeferredConfirmation, 0, len(idx))
 	sent := 0
 	nacked := false
@@ -338,7 +432,11 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, out []outgoing, idx []
 			}
 		}
 	}
+	var sendFailed error // why sending stopped early, if it did
 	for _, i := range idx {
+		if sendFailed = awaitUnblocked(ctx, pc.watch, boundOf); sendFailed != nil {
+			break
+		}
 		o := &out[i]
 		dc, err := pc.ch.PublishWithDeferredConfirm(o.exchange, o.key, true, false, o.pub)
 		if err != nil {
@@ -353,6 +451,18 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, out []outgoing, idx []
 	returns := pc.returns
 	for k, dc := range dcs {
 		i := idx[k]
+		if sendFailed != nil {
+			// Take the answers already in, wait for no more.
+			select {
+			case <-dc.Done():
+			default:
+				if errs[i] == nil {
+					errs[i] = sendFailed
+				}
+				continue
+			}
+		}
+		var failed error
 		select {
 		case <-dc.Done():
 		default:
@@ -368,16 +478,24 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, out []outgoing, idx []
 					}
 					onReturn(r)
 				case <-ctx.Done():
-					// Abandon the channel: confirms still due would arrive with
-					// nobody reading them.
-					for _, j := range idx[k:] {
-						if errs[j] == nil {
-							errs[j] = fmt.Errorf("rabbitmq: waiting for confirm: %w", ctx.Err())
-						}
-					}
-					return nil, false
+					failed = fmt.Errorf("rabbitmq: waiting for confirm: %w", ctx.Err())
+					break wait
+				case <-boundOf().done:
+					failed = fmt.Errorf("rabbitmq: not confirmed: %w", bound.err)
+					break wait
 				}
 			}
+		}
+		if failed != nil {
+			// Abandon the channel: confirms still due would arrive with
+			// nobody reading them. A message failed here may still be
+			// confirmed (at least once: a retry can duplicate).
+			for _, j := range idx[k:] {
+				if errs[j] == nil {
+					errs[j] = failed
+				}
+			}
+			return nil, false
 		}
 		if dc.Acked() {
 			continue
@@ -389,6 +507,16 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, out []outgoing, idx []
 		errs[i] = ErrNacked
 		nacked = true
 	}
+	if sendFailed != nil {
+		// Sending stopped: the messages not sent, or sent and lost with the
+		// channel, fail too; pc is abandoned.
+		for _, j := range append(retry, idx[sent:]...) {
+			if errs[j] == nil {
+				errs[j] = sendFailed
+			}
+		}
+		return nil, false
+	}
 	drain()
 	// A message returned before its channel broke has a definite answer.
 	retry = filterOut(retry, returned)
@@ -399,6 +527,26 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, out []outgoing, idx []
 	// the new leader is elected, while a new channel on the same
 	// connection is acknowledged (seen in TestFailoverQueueLeader).
 	return retry, len(retry) == 0 && !nacked
+}
+
+// awaitUnblocked waits while the broker blocks the connection of watch,
+// until the block ends (nil), ctx ends or the block has lasted the
+// unavailable timeout (boundOf's; the error says which).
+func awaitUnblocked(ctx context.Context, watch *blockWatch, boundOf func() *blockBound) error {
+	for {
+		blocked, _, _, changed := watch.state()
+		if !blocked {
+			return nil
+		}
+		b := boundOf()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("rabbitmq: waiting to send: %w", ctx.Err())
+		case <-b.done:
+			return fmt.Errorf("rabbitmq: not sent: %w", b.err)
+		}
+	}
 }
 
 func filterOut(idx []int, drop map[int]bool) []int {
