@@ -302,6 +302,12 @@ func (w *blockWatch) state() (blocked bool, since time.Time, reason string, chan
 	return w.blocked, w.since, w.reason, w.changed
 }
 
+// why is the broker's reason for the current block.
+func (w *blockWatch) why() string {
+	_, _, reason, _ := w.state()
+	return reason
+}
+
 // isBlocked reports whether the connection is blocked now.
 func (w *blockWatch) isBlocked() bool {
 	blocked, _, _, _ := w.state()

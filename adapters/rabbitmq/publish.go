@@ -115,6 +115,9 @@ func (p *pubPool) open(ctx context.Context, begin time.Time) (*pubChan, error) {
 		}
 		ch, err := p.openOn(ctx, conn, watch, begin)
 		if err != nil && (errors.Is(err, messaging.ErrUnavailable) || ctx.Err() != nil) {
+			if ch != nil {
+				go ch.Close() // see put
+			}
 			return nil, fmt.Errorf("rabbitmq: open publish channel: %w", err)
 		}
 		if err != nil {
@@ -161,7 +164,7 @@ func (p *pubPool) openOn(ctx context.Context, conn *amqp.Connection, watch *bloc
 		case <-bound.done:
 			return nil, bound.err
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("%w: the broker blocked publishing (%s): %w", messaging.ErrUnavailable, watch.why(), ctx.Err())
 		}
 	}
 	type opened struct {
@@ -468,6 +471,13 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 		default:
 		wait:
 			for {
+				// The block's bound runs only while the broker blocks the
+				// connection: an unblocked wait costs no goroutine.
+				blocked, _, _, changed := pc.watch.state()
+				var boundDone <-chan struct{}
+				if blocked {
+					boundDone = boundOf().done
+				}
 				select {
 				case <-dc.Done():
 					break wait
@@ -477,10 +487,11 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 						continue
 					}
 					onReturn(r)
+				case <-changed:
 				case <-ctx.Done():
 					failed = fmt.Errorf("rabbitmq: waiting for confirm: %w", ctx.Err())
 					break wait
-				case <-boundOf().done:
+				case <-boundDone:
 					failed = fmt.Errorf("rabbitmq: not confirmed: %w", bound.err)
 					break wait
 				}
@@ -489,7 +500,9 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 		if failed != nil {
 			// Abandon the channel: confirms still due would arrive with
 			// nobody reading them. A message failed here may still be
-			// confirmed (at least once: a retry can duplicate).
+			// confirmed (at least once: a retry can duplicate); one the
+			// broker returned already has its answer.
+			drain()
 			for _, j := range idx[k:] {
 				if errs[j] == nil {
 					errs[j] = failed
@@ -509,7 +522,8 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 	}
 	if sendFailed != nil {
 		// Sending stopped: the messages not sent, or sent and lost with the
-		// channel, fail too; pc is abandoned.
+		// channel, fail too (a returned one has its answer); pc is abandoned.
+		drain()
 		for _, j := range append(retry, idx[sent:]...) {
 			if errs[j] == nil {
 				errs[j] = sendFailed
@@ -542,7 +556,7 @@ func awaitUnblocked(ctx context.Context, watch *blockWatch, boundOf func() *bloc
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return fmt.Errorf("rabbitmq: waiting to send: %w", ctx.Err())
+			return fmt.Errorf("rabbitmq: waiting to send: %w: the broker blocked publishing (%s): %w", messaging.ErrUnavailable, watch.why(), ctx.Err())
 		case <-b.done:
 			return fmt.Errorf("rabbitmq: not sent: %w", b.err)
 		}

@@ -60,6 +60,15 @@ func TestPublishUnderResourceAlarm(t *testing.T) {
 		}
 	}
 
+	// A ctx that ends before unavailable_timeout: the error says the broker
+	// is unavailable (blocked) too, not only that ctx ended.
+	short, cancelShort := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	err := c.Publish(short, topic, &messaging.Message{Payload: []byte("short ctx")})
+	cancelShort()
+	if !errors.Is(err, messaging.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Publish with a short ctx under the alarm: %v, want ErrUnavailable and DeadlineExceeded", err)
+	}
+
 	// (b) PublishAsync, then Close.
 	const N = 50
 	var mu sync.Mutex
