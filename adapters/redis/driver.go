@@ -454,9 +454,10 @@ func retry(ctx context.Context, f func() error) error {
 // permanent reports whether err cannot go away by sending the command
 // again: the client is closed, or the server answered with an error (such
 // as WRONGTYPE, OOM or NOPERM) other than one saying it is busy for now
-// (loading, a read-only replica during a failover, a cluster reconfiguring,
-// too many clients). Everything else (a connection that failed or timed
-// out) may succeed on another attempt.
+// (loading, a read-only replica during a failover, a cluster reconfiguring
+// or resharding, too many clients, another client's script running).
+// Everything else (a connection that failed or timed out) may succeed on
+// another attempt.
 func permanent(err error) bool {
 	if err == nil {
 		return false
@@ -468,9 +469,15 @@ func permanent(err error) bool {
 	if !errors.As(err, &reply) {
 		return false
 	}
+	if _, moved := goredis.IsMovedError(err); moved {
+		return false // go-redis ran out of redirects during a resharding
+	}
+	if _, ask := goredis.IsAskError(err); ask {
+		return false
+	}
 	return !goredis.IsLoadingError(err) && !goredis.IsReadOnlyError(err) && !goredis.IsClusterDownError(err) &&
 		!goredis.IsTryAgainError(err) && !goredis.IsMasterDownError(err) && !goredis.IsMaxClientsError(err) &&
-		!goredis.IsNoReplicasError(err)
+		!goredis.IsNoReplicasError(err) && !strings.HasPrefix(err.Error(), "BUSY ") // another client's long script
 }
 
 // blockFor is how long a blocking read may wait: limit (at least a
