@@ -445,6 +445,7 @@ func (p *Producer) produce(ctx context.Context, tp topicPartition, batch []*chun
 	bo := PublishBackOff()
 	giveUp := time.Now().Add(p.unavailable)
 	missing := p.topicMissing
+	var recreateErr error // why missing failed, told with the final error
 	unavailable := func(err error) error {
 		return fmt.Errorf("%w: still failing after %v: %w", messaging.ErrUnavailable, p.unavailable, err)
 	}
@@ -467,10 +468,10 @@ retry:
 		}
 		if missing != nil && TopicMissing(err) {
 			attempt, cancel := context.WithDeadline(ctx, giveUp)
-			ok := missing(attempt, tp.topic) == nil
+			recreateErr = missing(attempt, tp.topic)
 			cancel()
 			missing = nil // once
-			if ok {
+			if recreateErr == nil {
 				continue
 			}
 		}
@@ -502,6 +503,9 @@ retry:
 			err = fmt.Errorf("%w while retrying after: %w", messaging.ErrClosed, err)
 			break retry
 		}
+	}
+	if err != nil && recreateErr != nil {
+		err = fmt.Errorf("%w (creating the topic again failed: %w)", err, recreateErr)
 	}
 	k := 0
 	for _, c := range batch {
