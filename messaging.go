@@ -76,6 +76,8 @@ type Subscription interface {
 	// were fetched but not handled, and returns. It is idempotent. To bound
 	// the wait, use Shutdown, or cancel the context given to Subscribe:
 	// handlers see it. A fetch blocked in the broker does not delay Close.
+	// After a Shutdown whose context ended, Close does not wait for the
+	// handlers that Shutdown gave up on (their messages are released).
 	Close() error
 
 	// Shutdown is Close with a bound, like net/http's Server.Shutdown: it
@@ -118,7 +120,8 @@ type Stream interface {
 // subscriptions and shuts every subscription down as Subscription.Shutdown
 // does, with the same ctx, all at once. The client counts as closed from
 // then on (calls fail with ErrClosed); Close still has to be called to
-// release its connections.
+// release its connections, and does not wait for the handlers that a
+// Shutdown whose ctx ended gave up on.
 type Shutdowner interface {
 	Shutdown(ctx context.Context) error
 }

@@ -205,7 +205,9 @@ func (c *Consumer) Close() error {
 		s.stopFetch()
 	}
 	for _, s := range subs {
-		<-s.done
+		if !s.forced.Load() { // see subscription.Close
+			<-s.done
+		}
 	}
 	return nil
 }

@@ -152,10 +152,14 @@ func (s *subscription) ended(err error) error {
 }
 
 // Close stops the subscription and waits until it has finished; see
-// messaging.Subscription.
+// messaging.Subscription. After a Shutdown whose context ended it returns
+// at once: that Shutdown released the messages of the handlers still
+// running, and nothing but those handlers is left to wait for.
 func (s *subscription) Close() error {
 	s.stopFetch()
-	<-s.done
+	if !s.forced.Load() {
+		<-s.done
+	}
 	return nil
 }
 
