@@ -122,11 +122,12 @@
 // acks waiting when a channel is lost are dropped (never sent on the next
 // channel), so those messages are redelivered.
 //
-//   - An error requeues the message (basic.nack, requeue). Attempt is
-//     x-delivery-count + 1, counted by the quorum queue, so it survives
-//     consumer restarts; note that RabbitMQ 3.x counts a requeue after a
-//     subscription stops (Release) as a delivery too (see the delivery
-//     limit below). Without a group the exclusive classic queue counts no
+//   - An error requeues the message with basic.reject (requeue); a
+//     Release (a message a stopping subscription returns unhandled) is
+//     requeued with basic.nack. Attempt is x-delivery-count + 1, counted by
+//     the quorum queue, so it survives consumer restarts. From RabbitMQ 4.3
+//     only basic.reject counts (a failure), so a release costs no attempt;
+//     RabbitMQ 3.x counts both (see the delivery limit below). Without a group the exclusive classic queue counts no
 //     deliveries: the engine keeps a failed message unacknowledged and
 //     hands it to the subscription again itself, counting Attempt, so
 //     MaxAttempts holds there too.
@@ -142,7 +143,7 @@
 //     client gives the message up after the n-th failed delivery. A queue that
 //     already exists with other arguments is used as it is (with a warning);
 //     the client-side limit still applies.
-//   - On RabbitMQ 3.x the queue counts every return of a message toward
+//   - On RabbitMQ 3.x (before 4.3) the queue counts every return of a message toward
 //     x-delivery-limit, not only failures: a Release (the messages a
 //     subscription had prefetched but not started when it stops, by Close
 //     or Shutdown, requeued with basic.nack) counts, and so do the messages

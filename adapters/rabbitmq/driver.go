@@ -214,7 +214,8 @@ func reopen(ctx context.Context, start func(context.Context) error) error {
 
 // Settle acknowledges, requeues, delays or dead-letters each delivery, on
 // the channel it came on. Acknowledgements go through the channel's acker,
-// which batches them (see acker); nacks and rejects are sent at once. A
+// which batches them (see acker); a failure is requeued with basic.reject,
+// a release with basic.nack, each sent at once. A
 // failed send means the channel is gone and the broker redelivers what it
 // had not settled at once, so Settle only logs it.
 func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error {
@@ -234,8 +235,12 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 				}
 				r.c.cfg.logger.Warn("rabbitmq: delayed retry failed; requeueing now", "topic", r.topic, "group", r.o.Group, "id", st.Msg.ID, "error", err)
 			}
-			err = t.a.settle(tag, func() error { return t.d.Nack(false, true) })
+			// A failure: basic.reject, which RabbitMQ 4.3 and later count
+			// toward x-delivery-limit (basic.nack they do not).
+			err = t.a.settle(tag, func() error { return t.d.Reject(true) })
 		case driver.Release:
+			// Not a failure: basic.nack, which from RabbitMQ 4.3 does not
+			// count toward x-delivery-limit (3.x counts both).
 			err = t.a.settle(tag, func() error { return t.d.Nack(false, true) })
 		case driver.Term:
 			if r.c.cfg.deadLetter != "" && r.queue != "" {

@@ -1,0 +1,78 @@
+package rabbitmq
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
+)
+
+// methodRecorder is a channel's side of one delivery's settlement: it
+// records the AMQP method each Settle sends.
+type methodRecorder struct {
+	mu      sync.Mutex
+	methods map[uint64]string
+}
+
+func (m *methodRecorder) record(tag uint64, method string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.methods[tag] = method
+	return nil
+}
+
+func (m *methodRecorder) Ack(tag uint64, multiple bool) error {
+	return m.record(tag, fmt.Sprintf("basic.ack multiple=%v", multiple))
+}
+
+func (m *methodRecorder) Nack(tag uint64, multiple, requeue bool) error {
+	return m.record(tag, fmt.Sprintf("basic.nack multiple=%v requeue=%v", multiple, requeue))
+}
+
+func (m *methodRecorder) Reject(tag uint64, requeue bool) error {
+	return m.record(tag, fmt.Sprintf("basic.reject requeue=%v", requeue))
+}
+
+// TestSettleMethods pins the AMQP method behind each outcome. RabbitMQ 4.3
+// and later count basic.reject toward a quorum queue's delivery limit and
+// x-delivery-count, and not basic.nack: a failure must be a reject (or
+// MaxAttempts is never reached there), a release a nack (or stopping a
+// subscription costs its prefetched messages an attempt).
+func TestSettleMethods(t *testing.T) {
+	rec := &methodRecorder{methods: map[uint64]string{}}
+	cfg, err := newConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.logger = slog.New(slog.DiscardHandler)
+	cfg.deadLetter = "dlx"
+	r := &receiver{c: &Client{cfg: cfg}, topic: "orders", queue: "orders~billing"}
+	acks := newAcker(rec, 1, 0)
+	outcomes := []driver.Outcome{driver.Nack, driver.Release, driver.Term}
+	batch := make([]driver.Settlement, len(outcomes))
+	for i, o := range outcomes {
+		tag := uint64(i + 1)
+		batch[i] = driver.Settlement{Outcome: o}
+		batch[i].Msg = &messaging.Message{ID: fmt.Sprint(tag)}
+		batch[i].Token = &token{d: amqp.Delivery{Acknowledger: rec, DeliveryTag: tag}, a: acks}
+	}
+	if err := r.Settle(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]string{
+		1: "basic.reject requeue=true",               // Nack: a failure
+		2: "basic.nack multiple=false requeue=true",  // Release: not a failure
+		3: "basic.nack multiple=false requeue=false", // Term with a dead-letter exchange
+	}
+	for tag, w := range want {
+		if got := rec.methods[tag]; got != w {
+			t.Errorf("%v: sent %q, want %q", outcomes[tag-1], got, w)
+		}
+	}
+}
