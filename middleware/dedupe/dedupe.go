@@ -8,7 +8,10 @@
 // same message running at once do not both run the handler: the second gets
 // a retryable error wrapping ErrInProgress and comes back later. A failed
 // handler releases its claim, so the message can be retried; a consumer that
-// crashes mid-way leaves a claim that expires after the lease. The layer
+// crashes mid-way leaves a claim that expires after the lease. A handler
+// that runs past its lease releases only its own claim, not that of a
+// delivery that claimed the message after the lease expired, when the store
+// is a TokenStore (as MemoryStore and redisstore.DedupeStore are). The layer
 // never acknowledges a message it has not seen succeed: an error of Claim is
 // returned (retryable), not swallowed. An error of Complete, after the
 // handler succeeded, is not returned: the message is acknowledged, and a
@@ -57,14 +60,34 @@ func (s State) String() string {
 // Store records handled keys. Implementations must be safe for concurrent
 // use, and Claim must be atomic: of concurrent claims of an unknown key,
 // exactly one gets StateNew.
+//
+// Release cannot tell one claim of a key from another: a holder whose lease
+// expired, and whose key another holder then claimed, drops that other
+// holder's claim, letting a third run the handler while the second still
+// does. A store should also implement TokenStore, which New uses instead.
 type Store interface {
 	// Claim returns StateNew and claims key for lease if key is unknown (or its
 	// claim or record expired); otherwise it returns the key's state.
 	Claim(ctx context.Context, key string, lease time.Duration) (State, error)
-	// Complete records key as done for ttl.
+	// Complete records key as done for ttl, whoever holds its claim: the
+	// handler succeeded, so the key is done even if the caller's lease
+	// expired and another holder claimed it since.
 	Complete(ctx context.Context, key string, ttl time.Duration) error
-	// Release drops a claim on key; it does nothing if key is done.
+	// Release drops any claim on key; it does nothing if key is done.
 	Release(ctx context.Context, key string) error
+}
+
+// TokenStore is a Store whose claims carry a token, so that a holder
+// releases its own claim only. New uses ClaimToken and ReleaseToken of a
+// store that implements it instead of Claim and Release.
+type TokenStore interface {
+	Store
+	// ClaimToken is Claim that also returns, with StateNew, a token naming
+	// this claim, unique among the claims of key (and "" with another state).
+	ClaimToken(ctx context.Context, key string, lease time.Duration) (State, string, error)
+	// ReleaseToken drops the claim on key named token. It does nothing if
+	// key is done, or claimed again after that claim expired.
+	ReleaseToken(ctx context.Context, key, token string) error
 }
 
 // ErrInProgress is wrapped by the (retryable) error returned for a message
@@ -161,6 +184,7 @@ func New(store Store, opts ...Option) (messaging.Middleware, error) {
 			return nil, err
 		}
 	}
+	claim, release := claimFuncs(store)
 	return func(next messaging.Handler) messaging.Handler {
 		return func(ctx context.Context, msg *messaging.Message) error {
 			ctx = layer.Enter(ctx, layer.Frame{Kind: layer.Dedupe})
@@ -168,7 +192,7 @@ func New(store Store, opts ...Option) (messaging.Middleware, error) {
 				return next(ctx, msg)
 			}
 			key := c.key(msg)
-			st, err := store.Claim(ctx, key, c.lease)
+			st, token, err := claim(ctx, key, c.lease)
 			if err != nil {
 				return fmt.Errorf("dedupe: claim %s: %w", key, err)
 			}
@@ -183,7 +207,7 @@ func New(store Store, opts ...Option) (messaging.Middleware, error) {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
 			if herr != nil {
-				if rerr := store.Release(sctx, key); rerr != nil {
+				if rerr := release(sctx, key, token); rerr != nil {
 					// The claim expires after the lease; the message is not lost.
 					return fmt.Errorf("%w (and releasing the dedupe claim failed: %v)", herr, rerr)
 				}
@@ -196,4 +220,21 @@ func New(store Store, opts ...Option) (messaging.Middleware, error) {
 			return nil
 		}
 	}, nil
+}
+
+// claimFuncs returns the claim and release of store: those of its
+// TokenStore, or its Claim and Release with an empty token.
+func claimFuncs(store Store) (
+	claim func(ctx context.Context, key string, lease time.Duration) (State, string, error),
+	release func(ctx context.Context, key, token string) error,
+) {
+	if ts, ok := store.(TokenStore); ok {
+		return ts.ClaimToken, ts.ReleaseToken
+	}
+	claim = func(ctx context.Context, key string, lease time.Duration) (State, string, error) {
+		st, err := store.Claim(ctx, key, lease)
+		return st, "", err
+	}
+	release = func(ctx context.Context, key, _ string) error { return store.Release(ctx, key) }
+	return claim, release
 }

@@ -2,6 +2,7 @@ package dedupe
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -13,11 +14,13 @@ type MemoryStore struct {
 	mu      sync.Mutex
 	entries map[string]memEntry
 	ops     int
+	claims  uint64 // claims made, numbering them for their tokens
 	now     func() time.Time
 }
 
 type memEntry struct {
 	done    bool
+	claim   uint64 // the number of the claim (not done)
 	expires time.Time
 }
 
@@ -27,19 +30,26 @@ func NewMemoryStore() *MemoryStore {
 }
 
 // Claim implements Store.
-func (s *MemoryStore) Claim(_ context.Context, key string, lease time.Duration) (State, error) {
+func (s *MemoryStore) Claim(ctx context.Context, key string, lease time.Duration) (State, error) {
+	st, _, err := s.ClaimToken(ctx, key, lease)
+	return st, err
+}
+
+// ClaimToken implements TokenStore.
+func (s *MemoryStore) ClaimToken(_ context.Context, key string, lease time.Duration) (State, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	s.sweep(now)
 	if e, ok := s.entries[key]; ok && now.Before(e.expires) {
 		if e.done {
-			return StateDone, nil
+			return StateDone, "", nil
 		}
-		return StateInProgress, nil
+		return StateInProgress, "", nil
 	}
-	s.entries[key] = memEntry{expires: now.Add(lease)}
-	return StateNew, nil
+	s.claims++
+	s.entries[key] = memEntry{claim: s.claims, expires: now.Add(lease)}
+	return StateNew, strconv.FormatUint(s.claims, 36), nil
 }
 
 // Complete implements Store.
@@ -59,6 +69,18 @@ func (s *MemoryStore) Release(_ context.Context, key string) error {
 	}
 	return nil
 }
+
+// ReleaseToken implements TokenStore.
+func (s *MemoryStore) ReleaseToken(_ context.Context, key, token string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.entries[key]; ok && !e.done && strconv.FormatUint(e.claim, 36) == token {
+		delete(s.entries, key)
+	}
+	return nil
+}
+
+var _ TokenStore = (*MemoryStore)(nil)
 
 // Len returns the number of records, expired ones not yet dropped included.
 func (s *MemoryStore) Len() int {

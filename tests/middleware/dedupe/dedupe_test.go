@@ -41,19 +41,92 @@ func TestDuplicateIsSkipped(t *testing.T) {
 	}
 }
 
+// plainStore hides the TokenStore methods of a store: New uses its Claim
+// and Release.
+type plainStore struct{ dedupe.Store }
+
 func TestFailureReleasesClaim(t *testing.T) {
-	var calls atomic.Int32
-	h := mwtest.Must(dedupe.New(dedupe.NewMemoryStore()))(func(context.Context, *messaging.Message) error {
-		if calls.Add(1) == 1 {
+	for name, store := range map[string]dedupe.Store{
+		"TokenStore": dedupe.NewMemoryStore(),
+		"Store":      plainStore{dedupe.NewMemoryStore()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var calls atomic.Int32
+			h := mwtest.Must(dedupe.New(store))(func(context.Context, *messaging.Message) error {
+				if calls.Add(1) == 1 {
+					return errBoom
+				}
+				return nil
+			})
+			if err := h(context.Background(), msg("a", "g")); !errors.Is(err, errBoom) {
+				t.Fatalf("first: %v", err)
+			}
+			if err := h(context.Background(), msg("a", "g")); err != nil || calls.Load() != 2 {
+				t.Fatalf("retry after failure: %v after %d calls; want it to run", err, calls.Load())
+			}
+		})
+	}
+}
+
+// testReleaseAfterLease: delivery A of a message runs past its lease,
+// delivery B claims the message and runs, A fails and releases its claim;
+// B's claim must survive, so that delivery C does not run the handler while
+// B runs.
+func testReleaseAfterLease(t *testing.T, store dedupe.Store) {
+	const lease = time.Second // B's claim must outlive A's release and C's claim
+	ctx := mwtest.Context(t, 30*time.Second)
+	aRunning, bRunning := make(chan struct{}), make(chan struct{})
+	aFail, bDone := make(chan struct{}), make(chan struct{})
+	failA, finishB := sync.OnceFunc(func() { close(aFail) }), sync.OnceFunc(func() { close(bDone) })
+	t.Cleanup(failA)
+	t.Cleanup(finishB)
+	mw := mwtest.Must(dedupe.New(store, dedupe.WithLease(lease), dedupe.WithKeyFunc(func(*messaging.Message) string { return "lease" })))
+	h := mw(func(_ context.Context, m *messaging.Message) error {
+		switch string(m.Payload) {
+		case "A":
+			close(aRunning)
+			<-aFail
 			return errBoom
+		case "B":
+			close(bRunning)
+			<-bDone
+			return nil
 		}
+		t.Errorf("delivery %s ran the handler while B's claim was live", m.Payload)
 		return nil
 	})
-	if err := h(context.Background(), msg("a", "g")); !errors.Is(err, errBoom) {
-		t.Fatalf("first: %v", err)
+	delivery := func(name string) *messaging.Message {
+		return &messaging.Message{ID: "x", Topic: "t", Payload: []byte(name), Attempt: 1}
 	}
-	if err := h(context.Background(), msg("a", "g")); err != nil || calls.Load() != 2 {
-		t.Fatalf("retry after failure: %v after %d calls; want it to run", err, calls.Load())
+
+	aErr := make(chan error, 1)
+	go func() { aErr <- h(ctx, delivery("A")) }()
+	<-aRunning
+	// B is redelivered, as after ErrInProgress, until A's lease has expired
+	// and B claims the message.
+	bErr := make(chan error, 1)
+	for claimed := false; !claimed; {
+		go func() { bErr <- h(ctx, delivery("B")) }()
+		select {
+		case <-bRunning:
+			claimed = true
+		case err := <-bErr:
+			if !errors.Is(err, dedupe.ErrInProgress) {
+				t.Fatalf("B while A's claim is live: %v, want ErrInProgress", err)
+			}
+			time.Sleep(lease / 20) // the redelivery delay
+		}
+	}
+	failA()
+	if err := <-aErr; !errors.Is(err, errBoom) {
+		t.Fatalf("A: %v, want its handler's error", err)
+	}
+	if err := h(ctx, delivery("C")); !errors.Is(err, dedupe.ErrInProgress) {
+		t.Fatalf("C while B's claim is live: %v, want ErrInProgress", err)
+	}
+	finishB()
+	if err := <-bErr; err != nil {
+		t.Fatalf("B: %v", err)
 	}
 }
 
@@ -98,14 +171,28 @@ func (brokenStore) Claim(context.Context, string, time.Duration) (dedupe.State, 
 func (brokenStore) Complete(context.Context, string, time.Duration) error { return nil }
 func (brokenStore) Release(context.Context, string) error                 { return nil }
 
-// testStore checks the Store contract.
-func testStore(t *testing.T, s dedupe.Store, key func(string) string) {
+// testStore checks the TokenStore contract.
+func testStore(t *testing.T, s dedupe.TokenStore, key func(string) string) {
 	ctx := mwtest.Context(t, 30*time.Second)
 	expect := func(k string, lease time.Duration, want dedupe.State) {
 		t.Helper()
 		got, err := s.Claim(ctx, key(k), lease)
 		if err != nil || got != want {
 			t.Fatalf("Claim(%s) = %v, %v; want %v", k, got, err, want)
+		}
+	}
+	claim := func(k string, lease time.Duration, want dedupe.State) string {
+		t.Helper()
+		got, token, err := s.ClaimToken(ctx, key(k), lease)
+		if err != nil || got != want || (token == "") != (want != dedupe.StateNew) {
+			t.Fatalf("ClaimToken(%s) = %v, %q, %v; want %v", k, got, token, err, want)
+		}
+		return token
+	}
+	release := func(k, token string) {
+		t.Helper()
+		if err := s.ReleaseToken(ctx, key(k), token); err != nil {
+			t.Fatalf("ReleaseToken(%s, %q): %v", k, token, err)
 		}
 	}
 	expect("a", time.Minute, dedupe.StateNew)
@@ -122,6 +209,19 @@ func testStore(t *testing.T, s dedupe.Store, key func(string) string) {
 		t.Fatal(err)
 	}
 	expect("a", time.Minute, dedupe.StateDone) // release does not undo done
+
+	// A token releases its own claim only.
+	tok := claim("t", time.Minute, dedupe.StateNew)
+	claim("t", time.Minute, dedupe.StateInProgress)
+	release("t", tok+"x")
+	expect("t", time.Minute, dedupe.StateInProgress)
+	release("t", tok)
+	tok = claim("t", time.Minute, dedupe.StateNew)
+	if err := s.Complete(ctx, key("t"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	release("t", tok)
+	expect("t", time.Minute, dedupe.StateDone)
 
 	// Exactly one of concurrent claims wins.
 	var wins atomic.Int32
@@ -140,16 +240,30 @@ func testStore(t *testing.T, s dedupe.Store, key func(string) string) {
 
 	// Claims and records expire. Elapsed time is the subject here.
 	expect("short", 50*time.Millisecond, dedupe.StateNew)
+	stale := claim("stale", 50*time.Millisecond, dedupe.StateNew)
 	if err := s.Complete(ctx, key("done-short"), 50*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(150 * time.Millisecond)
 	expect("short", time.Minute, dedupe.StateNew)
 	expect("done-short", time.Minute, dedupe.StateNew)
+	// The token of an expired claim does not release the next claim.
+	fresh := claim("stale", time.Minute, dedupe.StateNew)
+	if fresh == stale {
+		t.Fatalf("two claims of one key got the token %q", fresh)
+	}
+	release("stale", stale)
+	expect("stale", time.Minute, dedupe.StateInProgress)
+	release("stale", fresh)
+	expect("stale", time.Minute, dedupe.StateNew)
 }
 
 func TestMemoryStore(t *testing.T) {
 	testStore(t, dedupe.NewMemoryStore(), func(k string) string { return k })
+}
+
+func TestMemoryStoreReleaseAfterLease(t *testing.T) {
+	testReleaseAfterLease(t, dedupe.NewMemoryStore())
 }
 
 func redisClient(t *testing.T) goredis.UniversalClient {
@@ -167,11 +281,40 @@ func TestRedisStore(t *testing.T) {
 	prefix := integration.UniqueName(t, "dedupe") + ":"
 	t.Cleanup(func() {
 		ctx := context.Background()
-		for _, k := range []string{"a", "race", "short", "done-short"} {
+		for _, k := range []string{"a", "t", "race", "short", "stale", "done-short"} {
 			c.Del(ctx, prefix+k)
 		}
 	})
 	testStore(t, redisstore.NewDedupeStore(c, prefix), func(k string) string { return k })
+}
+
+// TestRedisStoreOldClaim: a claim written by an earlier version of the
+// store (the value "p", without token) holds, and Release drops it.
+func TestRedisStoreOldClaim(t *testing.T) {
+	c := redisClient(t)
+	ctx := mwtest.Context(t, 30*time.Second)
+	prefix := integration.UniqueName(t, "dedupe") + ":"
+	t.Cleanup(func() { c.Del(context.Background(), prefix+"old") })
+	if err := c.Set(ctx, prefix+"old", "p", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := redisstore.NewDedupeStore(c, prefix)
+	if st, _, err := s.ClaimToken(ctx, "old", time.Minute); err != nil || st != dedupe.StateInProgress {
+		t.Fatalf("ClaimToken of an old claim = %v, %v; want in progress", st, err)
+	}
+	if err := s.Release(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Claim(ctx, "old", time.Minute); err != nil || st != dedupe.StateNew {
+		t.Fatalf("Claim after Release = %v, %v; want new", st, err)
+	}
+}
+
+func TestRedisStoreReleaseAfterLease(t *testing.T) {
+	c := redisClient(t)
+	prefix := integration.UniqueName(t, "dedupe") + ":"
+	t.Cleanup(func() { c.Del(context.Background(), prefix+"lease") })
+	testReleaseAfterLease(t, redisstore.NewDedupeStore(c, prefix))
 }
 
 // TestEndToEnd publishes the same message ID twice on every registered
