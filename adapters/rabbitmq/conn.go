@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -57,7 +58,7 @@ func newConnector(conn *amqp.Connection, owned bool, dial func(ctx context.Conte
 		minB:    cfg.reconnectMin,
 		maxB:    cfg.reconnectMax,
 		conn:    conn,
-		watch:   watchBlocked(conn),
+		watch:   watchBlocked(conn, cfg.unavailable),
 		gen:     1,
 		unavail: cfg.unavailable,
 		ready:   make(chan struct{}),
@@ -119,17 +120,24 @@ func (c *connector) getWatched(ctx context.Context) (*amqp.Connection, uint64, *
 
 // channel opens a channel on the current connection.
 func (c *connector) channel(ctx context.Context) (*amqp.Channel, uint64, error) {
+	ch, gen, _, err := c.channelWatched(ctx)
+	return ch, gen, err
+}
+
+// channelWatched is channel that also returns the blocked state of the
+// channel's connection.
+func (c *connector) channelWatched(ctx context.Context) (*amqp.Channel, uint64, *blockWatch, error) {
 	for {
-		conn, gen, err := c.get(ctx)
+		conn, gen, watch, err := c.getWatched(ctx)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		ch, err := conn.Channel()
 		if err == nil {
-			return ch, gen, nil
+			return ch, gen, watch, nil
 		}
 		if !conn.IsClosed() {
-			return nil, 0, fmt.Errorf("rabbitmq: open channel: %w", err)
+			return nil, 0, nil, fmt.Errorf("rabbitmq: open channel: %w", err)
 		}
 		// The connection died under us: wait for the next one.
 	}
@@ -196,7 +204,7 @@ func (c *connector) supervise(conn *amqp.Connection) {
 		}
 		hooks := slices.Clone(c.hooks)
 		c.mu.Unlock()
-		watch := watchBlocked(next)
+		watch := watchBlocked(next, c.unavail)
 		for _, h := range hooks {
 			h(next)
 		}
@@ -256,18 +264,36 @@ func (c *connector) close() {
 // connection.unblocked notifications: RabbitMQ blocks a connection that
 // publishes during a resource alarm (memory or disk), reading nothing more
 // from it until the alarm clears.
+//
+// It also unsticks publishing: a Publish whose message does not fit in the
+// socket buffers once the broker stops reading waits inside amqp091's
+// write, where no bound of its own can end it. Publish counts its writes
+// (started, finished); while the connection is blocked, a watchdog closes
+// it once a write has been under way, with no write finishing, for the
+// unavailable timeout (and the block has lasted as long). Closing the
+// socket is the only way to end that write, and the connection cannot be
+// used after a frame cut in the middle anyway; the client then redials.
 type blockWatch struct {
+	conn    *amqp.Connection
+	unavail time.Duration
+
+	now      atomic.Bool   // blocked, for the publish fast path
+	started  atomic.Uint64 // publish writes begun
+	finished atomic.Uint64 // publish writes ended
+
 	mu      sync.Mutex
 	blocked bool
 	since   time.Time     // when the current block began
 	reason  string        // the broker's, e.g. "low on memory"
 	changed chan struct{} // closed at the next change
+	stuck   error         // why the watchdog closed the connection
 }
 
 // watchBlocked registers for conn's blocked notifications; the watch ends
 // when conn is closed (amqp091 closes the notification channel).
-func watchBlocked(conn *amqp.Connection) *blockWatch {
-	w := &blockWatch{changed: make(chan struct{})}
+// unavailable bounds a write stuck under a block (see blockWatch).
+func watchBlocked(conn *amqp.Connection, unavailable time.Duration) *blockWatch {
+	w := &blockWatch{conn: conn, unavail: unavailable, changed: make(chan struct{})}
 	notes := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	go func() {
 		for b := range notes {
@@ -284,11 +310,58 @@ func (w *blockWatch) set(blocked bool, reason string) {
 		return
 	}
 	w.blocked, w.reason = blocked, reason
+	w.now.Store(blocked)
 	if blocked {
 		w.since = time.Now()
 	}
 	close(w.changed)
 	w.changed = make(chan struct{})
+	if blocked && w.conn != nil && w.unavail > 0 {
+		go w.watchdog(w.since, reason, w.changed)
+	}
+}
+
+// watchdog closes the connection when a publish write has made no
+// progress for the unavailable timeout during the block that began at
+// since; it ends with the block (unblocked closes changed).
+func (w *blockWatch) watchdog(since time.Time, reason string, changed <-chan struct{}) {
+	tick := time.NewTicker(max(w.unavail/8, time.Millisecond))
+	defer tick.Stop()
+	last, progress := w.finished.Load(), since
+	for {
+		select {
+		case <-changed:
+			return
+		case now := <-tick.C:
+			if f := w.finished.Load(); f != last {
+				last, progress = f, now
+				continue
+			}
+			if w.started.Load() == last || now.Sub(progress) < w.unavail {
+				continue
+			}
+			w.mu.Lock()
+			w.stuck = fmt.Errorf("%w: the broker blocked publishing on the connection (%s) and read nothing for %v; connection closed", messaging.ErrUnavailable, reason, w.unavail)
+			w.mu.Unlock()
+			// The deadline ends the stuck write at once.
+			_ = w.conn.CloseDeadline(now)
+			return
+		}
+	}
+}
+
+// isBlockedFast reports whether the connection is blocked, without the
+// lock (Publish's per-message check).
+func (w *blockWatch) isBlockedFast() bool { return w != nil && w.now.Load() }
+
+// stuckErr returns why the watchdog closed the connection, if it did.
+func (w *blockWatch) stuckErr() error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stuck
 }
 
 // state returns whether the connection is blocked, since when and why, and
@@ -365,5 +438,29 @@ func (b *blockBound) run(w *blockWatch, begin time.Time, limit time.Duration) {
 func (b *blockBound) release() {
 	if b != nil {
 		close(b.stop)
+	}
+}
+
+// runBounded runs f and waits for it, for ctx to end, or for the broker to
+// have blocked the connection of watch for limit (since begin or since the
+// block began, whichever is later; see blockBound), whichever comes first.
+// When it stops waiting, f goes on in the background (a blocked
+// connection answers when the alarm clears or the connection closes) and
+// the error wraps messaging.ErrUnavailable or ctx's error.
+func runBounded(ctx context.Context, watch *blockWatch, begin time.Time, limit time.Duration, f func() error) error {
+	bound := watch.bound(begin, limit)
+	defer bound.release()
+	res := make(chan error, 1)
+	go func() { res <- f() }()
+	select {
+	case err := <-res:
+		return err
+	case <-bound.done:
+		return bound.err
+	case <-ctx.Done():
+		if blocked, _, reason, _ := watch.state(); blocked {
+			return fmt.Errorf("%w: the broker blocked the connection (%s): %w", messaging.ErrUnavailable, reason, ctx.Err())
+		}
+		return ctx.Err()
 	}
 }

@@ -88,12 +88,25 @@
 // not confirmed with an error wrapping messaging.ErrUnavailable that names
 // the broker's reason ("low on memory"), and abandons the channel, as when
 // the context ends. Such a message may still be taken and confirmed when the
-// alarm clears (a retry can duplicate, never lose). So Close returns within
-// about unavailable_timeout under an alarm, each PublishAsync message in
-// flight failed with ErrUnavailable (and the connection closed without the
-// broker's close-ok, which it would not send). A connection that is not
-// blocked has no confirm timeout: a slow confirm is waited for, bounded
-// only by the context.
+// alarm clears (a retry can duplicate, never lose). A Publish whose write
+// the broker stopped reading mid-way (a burst larger than the socket
+// buffers) cannot be given up without ending the write: once the block and
+// that write have lasted unavailable_timeout, the client closes the
+// connection (a New connection too) and redials, and the messages not
+// confirmed fail with ErrUnavailable, without being resent. Closing a
+// subscription (Subscription.Close, Client.Close) waits for the broker's
+// channel.close-ok, and a delayed retry's declarations, at most until the
+// block has lasted unavailable_timeout (or the settle timeout, 10s), then
+// lets the close finish in the background (the retry is requeued at once
+// instead): the broker requeues the subscription's unacknowledged messages
+// when it reads the close (the alarm clears) or loses the connection. So
+// Close returns within about twice unavailable_timeout under an alarm
+// (once for PublishAsync, once for the subscriptions), each PublishAsync
+// message in flight failed with
+// ErrUnavailable (and the connection closed without the broker's
+// close-ok, which it would not send). A connection that is not blocked has
+// no confirm timeout: a slow confirm is waited for, bounded only by the
+// context.
 //
 // # Consuming
 //

@@ -76,9 +76,10 @@ type receiver struct {
 	o     messaging.SubscribeOptions
 	queue string // the group's queue; empty for an ephemeral subscription
 
-	ch   *amqp.Channel // nil once lost, until Receive starts again
-	in   <-chan amqp.Delivery
-	acks *acker // ch's
+	ch    *amqp.Channel // nil once lost, until Receive starts again
+	in    <-chan amqp.Delivery
+	acks  *acker      // ch's
+	watch *blockWatch // the blocked state of ch's connection
 }
 
 // token settles one delivery on the channel it came on.
@@ -104,7 +105,7 @@ func (r *receiver) Capabilities() messaging.Capabilities {
 // start opens a channel on the current connection, declares the queue and
 // starts consuming.
 func (r *receiver) start(ctx context.Context) error {
-	ch, _, err := r.c.conn.channel(ctx)
+	ch, _, watch, err := r.c.conn.channelWatched(ctx)
 	if err != nil {
 		return err
 	}
@@ -136,7 +137,7 @@ func (r *receiver) start(ctx context.Context) error {
 		_ = ch.Close()
 		return err
 	}
-	r.ch, r.in, r.acks = ch, in, newAcker(ch, r.o.Prefetch, r.c.cfg.ackDelay)
+	r.ch, r.in, r.acks, r.watch = ch, in, newAcker(ch, r.o.Prefetch, r.c.cfg.ackDelay), watch
 	return nil
 }
 
@@ -257,17 +258,27 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 }
 
 // Close sends the waiting acks, then closes the channel, which makes the
-// broker requeue what it delivered that the engine never fetched.
-func (r *receiver) Close(context.Context) error {
+// broker requeue what it delivered that the engine never fetched. It waits
+// for the broker's close-ok until ctx ends (the engine's settle timeout)
+// or the broker has blocked the connection (a resource alarm: it reads
+// nothing, acks and channel.close included) for the unavailable timeout,
+// at once if the block has lasted that long already; then the close goes
+// on in the background, and the broker requeues the unacknowledged
+// messages when it reads it (the alarm clears) or when the connection
+// closes.
+func (r *receiver) Close(ctx context.Context) error {
 	if r.ch == nil {
 		return nil
 	}
-	err := r.acks.close(true)
-	_ = r.ch.Close()
-	if err != nil && !r.ch.IsClosed() {
-		return err
-	}
-	return nil
+	ch, acks := r.ch, r.acks
+	return runBounded(ctx, r.watch, time.Time{}, r.c.cfg.unavailable, func() error {
+		err := acks.close(true)
+		_ = ch.Close()
+		if err != nil && !ch.IsClosed() {
+			return err
+		}
+		return nil
+	})
 }
 
 // retryLater publishes a copy of d to the group's TTL queue for delay, which
@@ -276,24 +287,35 @@ func (r *receiver) Close(context.Context) error {
 func (r *receiver) retryLater(ctx context.Context, m *messaging.Message, d *amqp.Delivery, delay time.Duration) error {
 	delay = (delay + retryDelayStep - 1) / retryDelayStep * retryDelayStep
 	q := delayQueue(r.topic, r.o.Group, delay)
-	ch, _, err := r.c.conn.channel(ctx)
+	// The declarations wait for the broker's answers, which a blocked
+	// connection (a resource alarm) does not give: given up once the block
+	// has lasted the unavailable timeout (as receiver.Close), after which
+	// the caller requeues the message instead.
+	_, _, watch, err := r.c.conn.getWatched(ctx)
 	if err != nil {
 		return err
 	}
-	// Re-declared each time: it resets the queue's expiry, which must not
-	// pass while messages wait in it.
-	_, err = ch.QueueDeclare(q, true, false, false, false, amqp.Table{
-		"x-queue-type":              "classic",
-		"x-message-ttl":             delay.Milliseconds(),
-		"x-dead-letter-exchange":    "",
-		"x-dead-letter-routing-key": r.queue,
-		"x-expires":                 (delay + time.Minute).Milliseconds(),
+	err = runBounded(ctx, watch, time.Time{}, r.c.cfg.unavailable, func() error {
+		ch, _, err := r.c.conn.channel(ctx)
+		if err != nil {
+			return err
+		}
+		// Re-declared each time: it resets the queue's expiry, which must
+		// not pass while messages wait in it.
+		_, err = ch.QueueDeclare(q, true, false, false, false, amqp.Table{
+			"x-queue-type":              "classic",
+			"x-message-ttl":             delay.Milliseconds(),
+			"x-dead-letter-exchange":    "",
+			"x-dead-letter-routing-key": r.queue,
+			"x-expires":                 (delay + time.Minute).Milliseconds(),
+		})
+		_ = ch.Close()
+		if err != nil {
+			return fmt.Errorf("rabbitmq: declare retry queue %q: %w", q, err)
+		}
+		return r.c.register(ctx, r.topic, q)
 	})
-	_ = ch.Close()
 	if err != nil {
-		return fmt.Errorf("rabbitmq: declare retry queue %q: %w", q, err)
-	}
-	if err := r.c.register(ctx, r.topic, q); err != nil {
 		return err
 	}
 	h := make(amqp.Table, len(d.Headers)+2)
@@ -377,10 +399,11 @@ type logReader struct {
 	started   bool  // next is valid
 	ch        *amqp.Channel
 	in        <-chan amqp.Delivery
+	watch     *blockWatch // the blocked state of ch's connection
 }
 
 func (l *logReader) start(ctx context.Context, offset any) error {
-	ch, _, err := l.c.conn.channel(ctx)
+	ch, _, watch, err := l.c.conn.channelWatched(ctx)
 	if err != nil {
 		return err
 	}
@@ -398,7 +421,7 @@ func (l *logReader) start(ctx context.Context, offset any) error {
 		_ = ch.Close()
 		return err
 	}
-	l.ch = ch
+	l.ch, l.watch = ch, watch
 	return nil
 }
 
@@ -473,9 +496,13 @@ func (l *logReader) Next(ctx context.Context) ([]*messaging.Message, error) {
 	return out, nil
 }
 
+// Close closes the channel, waiting for the broker's close-ok at most
+// until the broker has blocked the connection for the unavailable timeout
+// (see receiver.Close).
 func (l *logReader) Close() error {
-	if l.ch != nil {
-		return l.ch.Close()
+	if l.ch == nil {
+		return nil
 	}
-	return nil
+	ch := l.ch
+	return runBounded(context.Background(), l.watch, time.Time{}, l.c.cfg.unavailable, ch.Close)
 }

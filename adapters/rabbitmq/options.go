@@ -207,7 +207,9 @@ func WithRedial(dial func(ctx context.Context) (*amqp.Connection, error)) Option
 const DefaultReconnectMax = 300 * time.Millisecond
 
 // WithUnavailableTimeout sets how long Publish waits for a connection to
-// the broker (while the client reconnects) before failing the messages not
+// the broker (while the client reconnects; counted from the call, a wait
+// for a free publish channel included, or from the loss of the connection
+// it was sending on) before failing the messages not
 // yet confirmed with messaging.ErrUnavailable (default
 // messaging.DefaultUnavailableTimeout, 5s; the call's context may end it
 // sooner, with an error that wraps ErrUnavailable too), and how long it

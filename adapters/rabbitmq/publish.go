@@ -63,9 +63,9 @@ func newPubPool(conn *connector, size int, unavailable time.Duration) *pubPool {
 }
 
 // get returns a channel of the current connection, waiting for a free slot
-// and for a reconnect in progress. begin is when the Publish call began
-// (see open).
-func (p *pubPool) get(ctx context.Context, begin time.Time) (*pubChan, error) {
+// and for a reconnect in progress. begin is when the Publish call began,
+// waitFrom when its wait for a connection did (see open).
+func (p *pubPool) get(ctx context.Context, begin, waitFrom time.Time) (*pubChan, error) {
 	select {
 	case p.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -88,7 +88,7 @@ func (p *pubPool) get(ctx context.Context, begin time.Time) (*pubChan, error) {
 		_ = pc.ch.Close()
 	}
 	p.mu.Unlock()
-	pc, err := p.open(ctx, begin)
+	pc, err := p.open(ctx, begin, waitFrom)
 	if err != nil {
 		<-p.sem
 		return nil, err
@@ -96,14 +96,17 @@ func (p *pubPool) get(ctx context.Context, begin time.Time) (*pubChan, error) {
 	return pc, nil
 }
 
-// open opens a confirm channel, waiting up to p.unavailable for a
-// connection; a wait that ends without one fails with
+// open opens a confirm channel, waiting for a connection until
+// p.unavailable after waitFrom: the call's begin, so that a call that
+// first waited for a free slot (held by calls waiting for the same
+// connection) waits no longer in all, or when the connection it was
+// sending on was lost. A wait that ends without one fails with
 // messaging.ErrUnavailable. So does a connection the broker has blocked
 // (a resource alarm) for p.unavailable since begin or since the block
 // began, whichever is later: the broker reads nothing from it, so
 // channel.open would wait for the alarm to clear.
-func (p *pubPool) open(ctx context.Context, begin time.Time) (*pubChan, error) {
-	wait, cancel := context.WithTimeout(ctx, p.unavailable)
+func (p *pubPool) open(ctx context.Context, begin, waitFrom time.Time) (*pubChan, error) {
+	wait, cancel := context.WithDeadline(ctx, waitFrom.Add(p.unavailable))
 	defer cancel()
 	for {
 		conn, gen, watch, err := p.conn.getWatched(wait)
@@ -240,13 +243,18 @@ type outgoing struct {
 // whose confirm was lost with the connection are sent again on the next
 // connection (which can duplicate, never lose). While the broker is
 // unreachable Publish waits for a connection up to unavailable_timeout (5s)
-// or until ctx ends, then fails what is not confirmed with an error
-// wrapping messaging.ErrUnavailable. So it does when the broker blocks
-// publishing on the connection (a memory or disk alarm: connection.blocked)
-// for unavailable_timeout, counted from the call or the block, whichever
+// from the call (its wait for one of the client's publish channels
+// included) or from the loss of the connection it was sending on, or until
+// ctx ends, then fails what is not confirmed with an error wrapping
+// messaging.ErrUnavailable. So it does when the broker blocks publishing
+// on the connection (a memory or disk alarm: connection.blocked) for
+// unavailable_timeout, counted from the call or the block, whichever
 // began later; the error gives the broker's reason, and a message failed so
-// may still be confirmed later. Without a block, confirms are waited for
-// as long as ctx allows. Messages
+// may still be confirmed later. A message write the blocked broker leaves
+// unread (a burst larger than the socket buffers) ends the same way: the
+// client closes the connection (the only way to end the write) and
+// redials. Without a block, confirms are waited for as long as ctx allows.
+// Messages
 // with the same Key keep their order (one channel, sent in order).
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	if c.closed.Load() {
@@ -298,8 +306,9 @@ func (c *Client) send(ctx context.Context, topic string, out []outgoing, errs []
 	}
 	channelErrors := 0
 	begin := time.Now()
+	waitFrom := begin // the start of the current wait for a connection
 	for len(pending) > 0 {
-		pc, err := c.pool.get(ctx, begin)
+		pc, err := c.pool.get(ctx, begin, waitFrom)
 		if err != nil {
 			for _, i := range pending {
 				errs[i] = err
@@ -311,6 +320,7 @@ func (c *Client) send(ctx context.Context, topic string, out []outgoing, errs []
 				lostConn := pc.conn.IsClosed()
 				c.pool.put(pc, false)
 				if lostConn && ctx.Err() == nil {
+					waitFrom = time.Now()
 					continue
 				}
 				for _, i := range pending {
@@ -325,7 +335,17 @@ func (c *Client) send(ctx context.Context, topic string, out []outgoing, errs []
 		if len(retry) == 0 {
 			return nil
 		}
-		if !lostConn {
+		if stuck := pc.watch.stuckErr(); stuck != nil {
+			// Closed because the broker read nothing for the unavailable
+			// timeout: not resent (see blockWatch).
+			for _, i := range retry {
+				errs[i] = fmt.Errorf("rabbitmq: not confirmed: %w", stuck)
+			}
+			return nil
+		}
+		if lostConn {
+			waitFrom = time.Now()
+		} else {
 			// The broker closed the channel (e.g. the exchange was deleted
 			// meanwhile): forget the declaration and try again, a few times.
 			c.declared.Delete(topic)
@@ -370,16 +390,13 @@ func (c *Client) ensureTopicOn(ctx context.Context, pc *pubChan, begin time.Time
 	if g, ok := c.declared.Load(topic); ok && g.(uint64) == pc.gen {
 		return nil
 	}
-	bound := pc.watch.bound(begin, c.cfg.unavailable)
-	defer bound.release()
-	res := make(chan error, 1)
-	go func() { res <- c.ensureTopic(ctx, pc.ch, pc.gen, topic) }()
-	select {
-	case err := <-res:
-		return err
-	case <-bound.done:
-		return fmt.Errorf("rabbitmq: declare topic %q: %w", topic, bound.err)
+	err := runBounded(ctx, pc.watch, begin, c.cfg.unavailable, func() error {
+		return c.ensureTopic(ctx, pc.ch, pc.gen, topic)
+	})
+	if err != nil && errors.Is(err, messaging.ErrUnavailable) {
+		return fmt.Errorf("rabbitmq: declare topic %q: %w", topic, err)
 	}
+	return err
 }
 
 // sendOn publishes out[idx...] on pc and waits for their confirms. It sets
@@ -437,12 +454,20 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 	}
 	var sendFailed error // why sending stopped early, if it did
 	for _, i := range idx {
-		if sendFailed = awaitUnblocked(ctx, pc.watch, boundOf); sendFailed != nil {
-			break
+		if pc.watch.isBlockedFast() {
+			if sendFailed = awaitUnblocked(ctx, pc.watch, boundOf); sendFailed != nil {
+				break
+			}
 		}
 		o := &out[i]
+		// Counted for the watchdog that ends a write stuck under a block.
+		pc.watch.started.Add(1)
 		dc, err := pc.ch.PublishWithDeferredConfirm(o.exchange, o.key, true, false, o.pub)
+		pc.watch.finished.Add(1)
 		if err != nil {
+			if stuck := pc.watch.stuckErr(); stuck != nil {
+				sendFailed = fmt.Errorf("rabbitmq: not sent: %w", stuck)
+			}
 			break
 		}
 		dcs = append(dcs, dc)
