@@ -259,3 +259,58 @@ func TestBatcherCloseAndCancel(t *testing.T) {
 		t.Errorf("%d batches sent, want 1", len(rec.batches))
 	}
 }
+
+// TestBatcherStampEnqueue: a Batcher made with StampEnqueue tells send when
+// each message of a batch was queued, not when the batch left: a message
+// queued while the batch before it was being sent keeps its own time.
+func TestBatcherStampEnqueue(t *testing.T) {
+	var mu sync.Mutex
+	var got [][]time.Time
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	b := NewBatcher(1, 100, noCheck, func(ctx context.Context, _ string, msgs ...*messaging.Message) error {
+		mu.Lock()
+		got = append(got, Enqueued(ctx))
+		first := len(got) == 1
+		mu.Unlock()
+		if first {
+			entered <- struct{}{}
+			<-release
+		}
+		if at := Enqueued(ctx); len(at) != len(msgs) {
+			return fmt.Errorf("%d enqueue times for %d messages", len(at), len(msgs))
+		}
+		return nil
+	}).StampEnqueue()
+	var res results
+	before := time.Now()
+	b.PublishAsync(context.Background(), "t", &messaging.Message{Topic: "t"}, res.done)
+	<-entered // the first batch is being sent
+	middle := time.Now()
+	for range 3 {
+		b.PublishAsync(context.Background(), "t", &messaging.Message{Topic: "t"}, res.done)
+	}
+	queued := time.Now()
+	close(release)
+	if err := b.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for m, errs := range res.errs {
+		if len(errs) != 1 || errs[0] != nil {
+			t.Fatalf("%p: %v, want one success", m, errs)
+		}
+	}
+	if len(got) != 2 || len(got[0]) != 1 || len(got[1]) != 3 {
+		t.Fatalf("enqueue times %v, want one batch of 1 then one of 3", got)
+	}
+	if at := got[0][0]; at.Before(before) || at.After(middle) {
+		t.Errorf("first message queued at %v, want between %v and %v", at, before, middle)
+	}
+	for i, at := range got[1] {
+		if at.Before(middle) || at.After(queued) || (i > 0 && at.Before(got[1][i-1])) {
+			t.Errorf("queued message %d at %v, want between %v and %v, not before the one queued before it", i, at, middle, queued)
+		}
+	}
+	if at := Enqueued(context.Background()); at != nil {
+		t.Errorf("Enqueued of another context: %v, want nil", at)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/msgkit/messaging"
 )
@@ -36,6 +37,7 @@ type Batcher struct {
 	send     SendFunc
 	maxBatch int
 	seed     maphash.Seed
+	stamp    bool // note when each message was queued (StampEnqueue)
 	next     atomic.Uint32
 	lanes    []*lane
 	wg       sync.WaitGroup
@@ -46,6 +48,7 @@ type item struct {
 	topic string
 	msg   *messaging.Message
 	done  messaging.PublishCallback
+	at    time.Time // when it was queued, if the Batcher stamps
 }
 
 type lane struct {
@@ -71,6 +74,26 @@ func NewBatcher(lanes, maxBatch int, validate ValidateFunc, send SendFunc) *Batc
 	return b
 }
 
+// StampEnqueue makes b note when each message is queued and tell send, in
+// the context it gets, when each message of a batch was (see Enqueued), so
+// that an adapter can run a message's deadlines from then rather than from
+// when its batch is sent. It costs one clock reading per message. Call it
+// before the first PublishAsync; it returns b.
+func (b *Batcher) StampEnqueue() *Batcher {
+	b.stamp = true
+	return b
+}
+
+type enqueuedKey struct{}
+
+// Enqueued returns, in the context a Batcher made with StampEnqueue gives
+// its send function, when each message of the batch was queued (in the
+// order of the messages, so never decreasing); nil in any other context.
+func Enqueued(ctx context.Context) []time.Time {
+	at, _ := ctx.Value(enqueuedKey{}).([]time.Time)
+	return at
+}
+
 // PublishAsync implements messaging.AsyncPublisher.PublishAsync.
 func (b *Batcher) PublishAsync(ctx context.Context, topic string, m *messaging.Message, done messaging.PublishCallback) {
 	if err := Check(ctx, b.t, topic, m, b.validate); err != nil {
@@ -83,8 +106,12 @@ func (b *Batcher) PublishAsync(ctx context.Context, topic string, m *messaging.M
 	} else {
 		l = b.lanes[int(b.next.Add(1))%len(b.lanes)]
 	}
+	it := item{ctx: ctx, topic: topic, msg: m, done: done}
 	l.mu.Lock()
-	l.q = append(l.q, item{ctx: ctx, topic: topic, msg: m, done: done})
+	if b.stamp {
+		it.at = time.Now() // under the lock: a lane's times never decrease
+	}
+	l.q = append(l.q, it)
 	if !l.running {
 		l.running = true
 		b.wg.Add(1)
@@ -161,15 +188,26 @@ func (b *Batcher) sendBatch(batch []item) {
 		topic := live[0].topic
 		var msgs []*messaging.Message
 		var its, rest []item
+		var at []time.Time
+		if b.stamp {
+			at = make([]time.Time, 0, len(live))
+		}
 		for _, it := range live {
 			if it.topic == topic {
 				msgs = append(msgs, it.msg)
 				its = append(its, it)
+				if b.stamp {
+					at = append(at, it.at)
+				}
 			} else {
 				rest = append(rest, it)
 			}
 		}
-		err := b.send(context.Background(), topic, msgs...)
+		ctx := context.Background()
+		if b.stamp {
+			ctx = context.WithValue(ctx, enqueuedKey{}, at)
+		}
+		err := b.send(ctx, topic, msgs...)
 		var pe *messaging.PublishError
 		perMsg := errors.As(err, &pe) && len(pe.Errs) == len(its)
 		for i, it := range its {
