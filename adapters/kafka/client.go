@@ -183,10 +183,11 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if c.Closed() {
 		return fmt.Errorf("kafka: publish: %w", messaging.ErrClosed)
 	}
+	entry := time.Now()
 	if err := c.preparePublish(topic, msgs); err != nil {
 		return err
 	}
-	return c.publishChecked(ctx, topic, msgs)
+	return c.publishChecked(ctx, entry, nil, topic, msgs)
 }
 
 // preparePublish checks msgs for Publish and, unless WithCallerIDs, gives
@@ -200,7 +201,10 @@ func (c *Client) preparePublish(topic string, msgs []*messaging.Message) error {
 
 // publishChecked is Publish after its checks: PublishAsync's batches come
 // here, each message checked (and given its ID) by validateOne already.
-func (c *Client) publishChecked(ctx context.Context, topic string, msgs []*messaging.Message) error {
+// Message i fails with messaging.ErrUnavailable once the unavailable
+// timeout has passed since it entered, unacknowledged: since entered[i], or
+// since entry for all when entered is nil (see producer.WriteEntered).
+func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []time.Time, topic string, msgs []*messaging.Message) error {
 	if c.Closed() {
 		return fmt.Errorf("kafka: publish: %w", messaging.ErrClosed)
 	}
@@ -225,15 +229,20 @@ func (c *Client) publishChecked(ctx context.Context, topic string, msgs []*messa
 		}
 	}
 	if err != nil && producer.Retriable(err) {
-		// The broker is unreachable: wait for it up to the unavailable
-		// timeout, as produce requests do.
-		n, err = backoff.Retry(ctx, func() (int, error) {
-			n, err := c.writePartitions(ctx, topic)
-			if err != nil && !producer.Retriable(err) {
-				return 0, backoff.Permanent(err)
-			}
-			return n, err
-		}, backoff.WithBackOff(producer.PublishBackOff()), backoff.WithMaxElapsedTime(c.cfg.unavailable))
+		// The broker is unreachable: wait for it until the first message's
+		// unavailable deadline, as produce requests do.
+		if len(entered) > 0 {
+			entry = entered[0]
+		}
+		if left := time.Until(entry.Add(c.cfg.unavailable)); left > 0 {
+			n, err = backoff.Retry(ctx, func() (int, error) {
+				n, err := c.writePartitions(ctx, topic)
+				if err != nil && !producer.Retriable(err) {
+					return 0, backoff.Permanent(err)
+				}
+				return n, err
+			}, backoff.WithBackOff(producer.PublishBackOff()), backoff.WithMaxElapsedTime(left))
+		}
 		if err != nil && (producer.Retriable(err) || ctx.Err() != nil) {
 			err = fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
 		}
@@ -241,7 +250,7 @@ func (c *Client) publishChecked(ctx context.Context, topic string, msgs []*messa
 	if err != nil {
 		return producer.AllFailed(len(msgs), fmt.Errorf("kafka: publish to %s: %w", topic, err))
 	}
-	return c.producer.Write(ctx, topic, n, recs)
+	return c.producer.WriteEntered(ctx, entry, entered, topic, n, recs)
 }
 
 // writeMessages publishes through the writer given with WithWriter.
@@ -354,7 +363,9 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 // Close stops every subscription (handlers in flight finish, their offsets
 // are committed and the groups are left), waits until every record handed
 // to Publish has been sent and answered (a request failing then is not
-// retried), and makes further calls fail with ErrClosed. It is
+// retried; a broker that does not answer holds it until the records'
+// unavailable deadlines, so about unavailable_timeout after the last
+// Publish began at most), and makes further calls fail with ErrClosed. It is
 // idempotent. A group subscription caught in the middle of a group join
 // leaves once the join answers (bounded by the rebalance timeout). A
 // subscription's Close does not wait for its fetchers' long polls (up to

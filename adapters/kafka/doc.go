@@ -25,7 +25,8 @@
 //	join_backoff=500ms      pause before rejoining after a group error
 //	metadata_ttl=1s         how long cluster metadata is kept (bounds how long
 //	                        Publish sends to a lost or replaced leader)
-//	unavailable_timeout=5s  how long Publish retries an unreachable broker
+//	unavailable_timeout=5s  how long a published record waits for an
+//	                        unreachable broker, from when it was published,
 //	                        before failing with messaging.ErrUnavailable
 //	client_id=msgkit        client ID sent to the brokers
 //	tls=false               connect with TLS (system roots)
@@ -83,13 +84,17 @@
 // idle partition is one request, concurrent calls share requests, and no
 // linger timer delays a lone call. Requests failing with a temporary error
 // (leader change, broken or refused connection: the broker is unreachable)
-// are retried in order, backing off from 50ms to 250ms, until
-// unavailable_timeout (5s) has passed since the request's first attempt;
-// that deadline bounds the attempts too, so a broker that takes a request
-// and never answers fails it on time. Records still failing then fail with
-// an error wrapping messaging.ErrUnavailable (also when the call's context
-// ends first). Publishing resumes within about 250ms of the broker's return. A
-// failure returns a
+// are retried in order, backing off from 50ms to 250ms. A record not
+// acknowledged within unavailable_timeout (5s) of when its call entered
+// Publish (for PublishAsync, of when the message was queued) fails with an
+// error wrapping messaging.ErrUnavailable, also when the call's context ends
+// first: the time it waited behind the partition's earlier requests counts,
+// so a call queued behind a request to an unreachable broker fails on time
+// too (at once, when its deadline passed while it waited), and the deadline
+// bounds the attempts, so a broker that takes a request and never answers
+// fails it on time. The records of a request with time left are retried
+// without those that failed. Publishing resumes within about 250ms of the
+// broker's return. A failure returns a
 // *messaging.PublishError naming the records that were not acknowledged (they
 // may still have been written: retrying can duplicate, never lose). This is
 // the work kafka-go's Writer does, minus its per-record metadata lookup and

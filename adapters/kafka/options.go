@@ -378,13 +378,15 @@ func WithCommitInterval(d time.Duration) Option {
 	return positive("WithCommitInterval", d, func(c *config) *time.Duration { return &c.commitInterval })
 }
 
-// WithUnavailableTimeout sets how long Publish keeps retrying a request
-// that failed because the broker could not be reached (broken or refused
-// connections, leader changes) before it fails the records with
+// WithUnavailableTimeout sets how long a record given to Publish may wait
+// for its acknowledgement while the broker cannot be reached (broken or
+// refused connections, leader changes, no answer) before it fails with
 // messaging.ErrUnavailable (default messaging.DefaultUnavailableTimeout,
-// 5s; must be positive; the call's context may end it sooner). Retries back
-// off from 50ms to 250ms, so publishing resumes within about 250ms of the
-// broker's return.
+// 5s; must be positive; the call's context may end it sooner). It runs from
+// when the Publish call began (for PublishAsync, from when the message was
+// queued), including the time the record waited behind the partition's
+// earlier requests. Retries back off from 50ms to 250ms, so publishing
+// resumes within about 250ms of the broker's return.
 func WithUnavailableTimeout(d time.Duration) Option {
 	return positive("WithUnavailableTimeout", d, func(c *config) *time.Duration { return &c.unavailable })
 }

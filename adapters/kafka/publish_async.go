@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"time"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/asyncpub"
@@ -34,8 +35,9 @@ func (c *Client) Flush(ctx context.Context) error { return c.async.Flush(ctx) }
 
 func (c *Client) newBatcher() *asyncpub.Batcher {
 	return asyncpub.NewBatcher(asyncLanes, asyncMaxBatch, c.validateOne, func(ctx context.Context, topic string, msgs ...*messaging.Message) error {
-		return c.publishChecked(ctx, topic, msgs)
-	})
+		// A message's unavailable deadline runs from when it was queued.
+		return c.publishChecked(ctx, time.Now(), asyncpub.Enqueued(ctx), topic, msgs)
+	}).StampEnqueue()
 }
 
 // validateOne makes the checks Publish makes before sending anything. (The

@@ -28,7 +28,8 @@ import (
 // test cluster.
 
 // gate is a RoundTripper that counts produce requests, can hold the next
-// one until released, and can fail the next ones with given errors.
+// one until released, can fail the next ones with given errors, and can
+// play a broker that takes every produce request and never answers.
 type gate struct {
 	inner kafkago.RoundTripper
 
@@ -38,6 +39,8 @@ type gate struct {
 	hold     chan struct{}       // the next produce waits until it is closed
 	entered  chan struct{}       // closed when a held produce arrived
 	fail     []error
+	silent   bool       // produce requests wait for their context's end
+	unsent   [][]string // silent: the record values of each produce request
 }
 
 func (g *gate) RoundTrip(ctx context.Context, addr net.Addr, req kafkago.Request) (kafkago.Response, error) {
@@ -52,6 +55,10 @@ func (g *gate) RoundTrip(ctx context.Context, addr net.Addr, req kafkago.Request
 			fail, g.fail = g.fail[0], g.fail[1:]
 		}
 		g.mu.Unlock()
+		if g.silentRequest(pr) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
 		if hold != nil {
 			close(entered)
 			select { // a held request can be abandoned, as a real one can
@@ -65,6 +72,45 @@ func (g *gate) RoundTrip(ctx context.Context, addr net.Addr, req kafkago.Request
 		}
 	}
 	return g.inner.RoundTrip(ctx, addr, req)
+}
+
+// silentRequest reports whether the gate is silent, and then notes the
+// values of pr's records (which it reads: pr is not sent).
+func (g *gate) silentRequest(pr *produceAPI.Request) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.silent {
+		return false
+	}
+	var values []string
+	for {
+		r, err := pr.Topics[0].Partitions[0].RecordSet.Records.ReadRecord()
+		if err != nil {
+			break
+		}
+		v, _ := kafkago.ReadAll(r.Value)
+		if i := slices.Index(v, 0); i >= 0 {
+			v = v[:i]
+		}
+		values = append(values, string(v))
+	}
+	g.unsent = append(g.unsent, values)
+	return true
+}
+
+// silence makes the gate take every produce request and never answer.
+func (g *gate) silence() {
+	g.mu.Lock()
+	g.silent = true
+	g.mu.Unlock()
+}
+
+// requests returns the record values of each produce request the silent
+// gate took.
+func (g *gate) requests() [][]string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.unsent)
 }
 
 func (g *gate) holdNext() (entered, release chan struct{}) {

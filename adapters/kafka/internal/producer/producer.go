@@ -46,7 +46,7 @@ type Producer struct {
 	compression kafkago.Compression
 	maxRecords  int           // records per request
 	linger      time.Duration // wait for more records before a request that is not full
-	unavailable time.Duration // retry a temporary failure this long
+	unavailable time.Duration // a record's deadline, from when its call entered
 	// topicMissing, when set, is called once per request that finds its
 	// topic missing, before it is retried (see Settings).
 	topicMissing func(ctx context.Context, topic string) error
@@ -95,6 +95,18 @@ type chunk struct {
 	size int               // their size in a request, about
 }
 
+// trim drops the first k records of c (after they failed). Its size stays
+// as it was: size only matters when chunks are put in requests.
+func (c *chunk) trim(k int) {
+	if c.idx == nil {
+		c.idx = make([]int, c.n)
+		for i := range c.idx {
+			c.idx[i] = i
+		}
+	}
+	c.idx, c.n = c.idx[k:], c.n-k
+}
+
 func (c *chunk) at(i int) int {
 	if c.idx == nil {
 		return i
@@ -110,6 +122,19 @@ type call struct {
 	pending   atomic.Int32
 	done      chan struct{}
 	abandoned atomic.Bool // the caller stopped waiting: unsent chunks are dropped
+	// Record i's deadline is unavailable after entered[i], or after
+	// entry when entered is nil.
+	entry   time.Time
+	entered []time.Time
+}
+
+// deadline is when record i fails with messaging.ErrUnavailable unless
+// acknowledged.
+func (c *call) deadline(i int, unavailable time.Duration) time.Time {
+	if c.entered != nil {
+		return c.entered[i].Add(unavailable)
+	}
+	return c.entry.Add(unavailable)
 }
 
 func (c *call) chunkDone() {
@@ -124,7 +149,11 @@ type Settings struct {
 	Compression kafkago.Compression
 	MaxRecords  int           // records per request, at least 1
 	Linger      time.Duration // wait for more records before a request that is not full
-	Unavailable time.Duration // retry a temporary failure this long
+	// Unavailable is how long a record may wait for its acknowledgement,
+	// from when its call entered (see WriteEntered): queued behind other
+	// requests, and sent and retried while the broker cannot be reached
+	// or does not answer.
+	Unavailable time.Duration
 	// TopicMissing, when set, is called when a request finds its topic
 	// missing (see the function TopicMissing; once per request, under the
 	// request's unavailable deadline): it may create the topic again, which
@@ -164,21 +193,37 @@ func AllFailed(n int, err error) error {
 	return pe
 }
 
-// Write sends recs to topic, which has partitions partitions, and waits for
-// the acknowledgements or ctx. It returns nil or a *messaging.PublishError.
+// Write is WriteEntered for records that enter now.
+func (p *Producer) Write(ctx context.Context, topic string, partitions int, recs []kafkago.Message) error {
+	return p.WriteEntered(ctx, time.Now(), nil, topic, partitions, recs)
+}
+
+// WriteEntered sends recs to topic, which has partitions partitions, and
+// waits for the acknowledgements or ctx. It returns nil or a
+// *messaging.PublishError. Each record fails with messaging.ErrUnavailable
+// once Settings.Unavailable has passed, unacknowledged, since it entered:
+// at entered[i] for record i, or at entry for all when entered is nil
+// (entered never decreases: later records entered no earlier). The time it
+// waits behind other calls' requests to its partition counts.
 // Keyed records go to the partition of their key's murmur2 hash (as the Java
 // client and kafka-go's Murmur2Balancer place them); the keyless records of
 // one call all go to one partition, the next call's to the next (round
 // robin), so a call's records share a request. On ctx's end every record is
 // reported failed with ctx's error (some may still be written).
-func (p *Producer) Write(ctx context.Context, topic string, partitions int, recs []kafkago.Message) error {
+func (p *Producer) WriteEntered(ctx context.Context, entry time.Time, entered []time.Time, topic string, partitions int, recs []kafkago.Message) error {
 	if partitions < 1 {
 		return AllFailed(len(recs), fmt.Errorf("kafka: publish to %s: %w", topic, kafkago.UnknownTopicOrPartition))
 	}
 	if err := ctx.Err(); err != nil {
 		return AllFailed(len(recs), fmt.Errorf("kafka: publish to %s: %w", topic, err))
 	}
-	cl := &call{errs: make([]error, len(recs)), done: make(chan struct{})}
+	if len(entered) != len(recs) {
+		entered = nil
+	}
+	if entry.IsZero() {
+		entry = time.Now()
+	}
+	cl := &call{errs: make([]error, len(recs)), done: make(chan struct{}), entry: entry, entered: entered}
 	chunks := p.chunk(cl, partitions, recs)
 	own, err := p.enqueue(topic, chunks)
 	if err != nil {
@@ -431,26 +476,33 @@ func (p *Producer) send(tp topicPartition, q *partitionQueue) {
 }
 
 // produce sends one request, retrying temporary failures (leader changes,
-// broken or refused connections) with backoff (50ms to 250ms) until
-// p.unavailable has passed since the first attempt, until ctx ends or the
-// Producer closes, and writes each record's outcome to its call. The same
-// deadline bounds every attempt (besides the client's per-attempt Timeout),
-// so a broker that takes the request and never answers fails it on time
-// too. A request still failing that way when the time is up fails with
-// messaging.ErrUnavailable. The first failure for an unknown topic goes to
-// p.topicMissing.
+// broken or refused connections) with backoff (50ms to 250ms) until ctx
+// ends or the Producer closes, and writes each record's outcome to its
+// call. A record not acknowledged by its deadline (p.unavailable after its
+// call entered, so the time it waited behind the partition's earlier
+// requests counts) fails with messaging.ErrUnavailable; the records with
+// time left are retried without it. The earliest deadline of the records
+// bounds every attempt (besides the client's per-attempt Timeout), so a
+// broker that takes the request and never answers fails it on time too. The
+// first failure for an unknown topic goes to p.topicMissing.
 func (p *Producer) produce(ctx context.Context, tp topicPartition, batch []*chunk) {
 	var res *kafkago.ProduceResponse
 	var err error
 	bo := PublishBackOff()
-	giveUp := time.Now().Add(p.unavailable)
 	missing := p.topicMissing
 	var recreateErr error // why missing failed, told with the final error
-	unavailable := func(err error) error {
-		return fmt.Errorf("%w: still failing after %v: %w", messaging.ErrUnavailable, p.unavailable, err)
+	var giveUp time.Time
+	expired := func() error {
+		if err == nil {
+			return fmt.Errorf("%w: not sent within %v: waited that long for the broker (the partition's earlier requests)", messaging.ErrUnavailable, p.unavailable)
+		}
+		return withRecreateErr(fmt.Errorf("%w: not acknowledged within %v: %w", messaging.ErrUnavailable, p.unavailable, err), recreateErr)
 	}
 retry:
 	for {
+		if batch, giveUp = p.expire(tp, batch, expired); len(batch) == 0 {
+			return
+		}
 		attempt, cancel := context.WithDeadline(ctx, giveUp)
 		res, err = p.client.Produce(attempt, &kafkago.ProduceRequest{
 			Topic:        tp.topic,
@@ -478,22 +530,15 @@ retry:
 		if !Retriable(err) {
 			break
 		}
-		if ctx.Err() == nil && !time.Now().Before(giveUp) {
-			err = unavailable(err)
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w while retrying after: %w", messaging.ErrUnavailable, ctx.Err(), err)
 			break
 		}
-		wait := bo.NextBackOff()
-		last := !time.Now().Add(wait).Before(giveUp) // no time left for another attempt
-		if last {
-			wait = time.Until(giveUp)
-		}
-		t := time.NewTimer(wait)
+		// Wait no later than the earliest deadline: expire fails its
+		// records then, and the others are retried.
+		t := time.NewTimer(min(bo.NextBackOff(), time.Until(giveUp)))
 		select {
 		case <-t.C:
-			if last {
-				err = unavailable(err)
-				break retry
-			}
 		case <-ctx.Done():
 			t.Stop()
 			err = fmt.Errorf("%w: %w while retrying after: %w", messaging.ErrUnavailable, ctx.Err(), err)
@@ -504,8 +549,8 @@ retry:
 			break retry
 		}
 	}
-	if err != nil && recreateErr != nil {
-		err = fmt.Errorf("%w (creating the topic again failed: %w)", err, recreateErr)
+	if err != nil {
+		err = withRecreateErr(err, recreateErr)
 	}
 	k := 0
 	for _, c := range batch {
@@ -521,6 +566,54 @@ retry:
 		}
 		c.call.chunkDone()
 	}
+}
+
+// withRecreateErr tells, with err, why creating the topic again failed
+// (when it did).
+func withRecreateErr(err, recreateErr error) error {
+	if recreateErr == nil {
+		return err
+	}
+	return fmt.Errorf("%w (creating the topic again failed: %w)", err, recreateErr)
+}
+
+// expire fails the records of batch whose deadline has passed, with the
+// error why returns, and returns the others (in order, in batch's array)
+// and the earliest of their deadlines. A chunk's records entered in order,
+// so its expired records are a prefix. It reads the clock once and, when
+// no record expired, allocates nothing.
+func (p *Producer) expire(tp topicPartition, batch []*chunk, why func() error) ([]*chunk, time.Time) {
+	now := time.Now()
+	var first time.Time
+	var err error
+	kept := batch[:0]
+	for _, c := range batch {
+		d := c.call.deadline(c.at(0), p.unavailable)
+		if !now.Before(d) {
+			k := 1
+			for k < c.n && !now.Before(c.call.deadline(c.at(k), p.unavailable)) {
+				k++
+			}
+			if err == nil {
+				err = why()
+			}
+			for i := range k {
+				c.call.errs[c.at(i)] = publishErr(tp, err)
+			}
+			if k == c.n {
+				c.call.chunkDone()
+				continue
+			}
+			c.trim(k)
+			d = c.call.deadline(c.at(0), p.unavailable)
+		}
+		if first.IsZero() || d.Before(first) {
+			first = d
+		}
+		kept = append(kept, c)
+	}
+	clear(batch[len(kept):])
+	return kept, first
 }
 
 // PublishBackOff paces the retries of Publish while the broker is
