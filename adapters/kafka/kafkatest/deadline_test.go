@@ -251,39 +251,45 @@ func publishQueued(async func(context.Context, string, *messaging.Message, messa
 }
 
 // TestCloseWhileBrokerSilent: a client's Close while PublishAsync and
-// Publish calls wait on a silent broker returns about unavailable_timeout
-// after the last call began, and every message has one result.
+// Publish calls wait on a silent broker, some queued behind the others'
+// requests, returns about unavailable_timeout after the last call began,
+// and every message has one result. (Close is called when the first
+// result arrives: the calls have all entered by then, and those queued
+// behind the first request are still waiting. They used to make their
+// one attempt during Close, with a whole unavailable_timeout of their own.)
 func TestCloseWhileBrokerSilent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("delays a private cluster")
 	}
 	const timeout = time.Second
 	c, topic := silentClient(t, false)
-	// The calls of publishQueued, then Close as soon as they are made.
-	var made sync.WaitGroup
-	made.Add(5)
-	var last time.Time
-	var lastMu sync.Mutex
+	var mu sync.Mutex
+	var last time.Time // when the last call began
 	began := func() {
-		lastMu.Lock()
+		mu.Lock()
 		last = time.Now()
-		lastMu.Unlock()
-		made.Done()
+		mu.Unlock()
 	}
+	first := make(chan struct{})
+	var once sync.Once
+	result := func() { once.Do(func() { close(first) }) }
 	closed := make(chan time.Duration, 1)
 	go func() {
-		made.Wait()
-		lastMu.Lock()
-		from := last
-		lastMu.Unlock()
+		<-first
 		_ = c.Close()
-		closed <- time.Since(from)
+		mu.Lock()
+		defer mu.Unlock()
+		closed <- time.Since(last)
 	}()
 	results := publishQueued(func(ctx context.Context, topic string, m *messaging.Message, done messaging.PublishCallback) {
-		c.PublishAsync(ctx, topic, m, done)
 		began()
+		c.PublishAsync(ctx, topic, m, func(m *messaging.Message, err error) {
+			result()
+			done(m, err)
+		})
 	}, func(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 		began()
+		defer result()
 		return c.Publish(ctx, topic, msgs...)
 	}, topic)
 	took := <-closed
