@@ -90,7 +90,10 @@
 // error wrapping messaging.ErrUnavailable, also when the call's context ends
 // first: the time it waited behind the partition's earlier requests counts,
 // so a call queued behind a request to an unreachable broker fails on time
-// too (at once, when its deadline passed while it waited), and the deadline
+// too (at once, when its deadline passed while it waited). The deadline is
+// never sooner than unavailable_timeout after the partition's last
+// acknowledged request: a broker that is slow but acknowledging is not
+// unavailable, and the records queued behind it wait their turn. The deadline
 // bounds the attempts, so a broker that takes a request and never answers
 // fails it on time. The records of a request with time left are retried
 // without those that failed. Publishing resumes within about 250ms of the

@@ -385,7 +385,9 @@ func WithCommitInterval(d time.Duration) Option {
 // 5s; must be positive; the call's context may end it sooner). It runs from
 // when the Publish call began (for PublishAsync, from when the message was
 // queued), including the time the record waited behind the partition's
-// earlier requests. Retries back off from 50ms to 250ms, so publishing
+// earlier requests, or from the partition's last acknowledged request if
+// that is later: records queued behind a broker that is slow but
+// acknowledging wait their turn. Retries back off from 50ms to 250ms, so publishing
 // resumes within about 250ms of the broker's return.
 func WithUnavailableTimeout(d time.Duration) Option {
 	return positive("WithUnavailableTimeout", d, func(c *config) *time.Duration { return &c.unavailable })

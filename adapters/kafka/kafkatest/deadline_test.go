@@ -111,6 +111,39 @@ func TestProducerCloseWhileUnavailable(t *testing.T) {
 	}
 }
 
+// TestProducerSlowBrokerQueuedCalls: calls queued behind the requests of a
+// broker that answers each one, slowly, wait for their turn however long
+// that takes: a broker that takes requests is not unavailable. (Six calls
+// of one request each, 300ms a request: the last waits 1.5s, longer than
+// the 1s unavailable timeout, behind the others.)
+func TestProducerSlowBrokerQueuedCalls(t *testing.T) {
+	const (
+		timeout = time.Second
+		calls   = 6
+		slow    = 300 * time.Millisecond
+	)
+	e := newProducerEnv(t, 1, func(s *producer.Settings) {
+		s.Unavailable = timeout
+		s.MaxRecords = 2 // a call a request
+	})
+	e.gate.mu.Lock()
+	e.gate.slow = slow
+	e.gate.mu.Unlock()
+	begin := time.Now()
+	errs := make(chan error, calls)
+	for range calls {
+		go func() { errs <- e.p.Write(context.Background(), e.topic, 1, e.records(2, 8, "k")) }()
+	}
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Errorf("a call queued behind a slow broker failed: %v", err)
+		}
+	}
+	if took := time.Since(begin); !t.Failed() && took < calls*slow {
+		t.Fatalf("the calls took %v, want at least %v (one request at a time): the test did not queue them", took, calls*slow)
+	}
+}
+
 // TestProducerDeadlinesFromEntry: records given with the times they entered
 // (as PublishAsync's batches are) fail each at its own deadline: one whose
 // deadline passed before its request is failed without being sent, and the

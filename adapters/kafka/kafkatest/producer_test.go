@@ -39,8 +39,9 @@ type gate struct {
 	hold     chan struct{}       // the next produce waits until it is closed
 	entered  chan struct{}       // closed when a held produce arrived
 	fail     []error
-	silent   bool       // produce requests wait for their context's end
-	unsent   [][]string // silent: the record values of each produce request
+	silent   bool          // produce requests wait for their context's end
+	slow     time.Duration // each produce request is answered this late
+	unsent   [][]string    // silent: the record values of each produce request
 }
 
 func (g *gate) RoundTrip(ctx context.Context, addr net.Addr, req kafkago.Request) (kafkago.Response, error) {
@@ -58,6 +59,18 @@ func (g *gate) RoundTrip(ctx context.Context, addr net.Addr, req kafkago.Request
 		if g.silentRequest(pr) {
 			<-ctx.Done()
 			return nil, ctx.Err()
+		}
+		g.mu.Lock()
+		slow := g.slow
+		g.mu.Unlock()
+		if slow > 0 {
+			t := time.NewTimer(slow)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			}
 		}
 		if hold != nil {
 			close(entered)

@@ -51,12 +51,17 @@ type Producer struct {
 	// topic missing, before it is retried (see Settings).
 	topicMissing func(ctx context.Context, topic string) error
 
-	mu      sync.Mutex
-	queues  map[topicPartition]*partitionQueue
-	closed  bool
-	stop    chan struct{} // closed by close: no more retries
-	senders sync.WaitGroup
-	next    atomic.Uint32 // partition of the next call's keyless records
+	mu     sync.Mutex
+	queues map[topicPartition]*partitionQueue
+	// answered is when each partition's leader last took a produce
+	// request (see expire): a record's deadline is never sooner than
+	// p.unavailable after it, so records queued behind a broker that is
+	// slow but answering do not fail as unavailable.
+	answered map[topicPartition]time.Time
+	closed   bool
+	stop     chan struct{} // closed by close: no more retries
+	senders  sync.WaitGroup
+	next     atomic.Uint32 // partition of the next call's keyless records
 
 	// testHookQueued, when set, is called after a call's chunks are queued
 	// with the number of records then waiting for each partition they went
@@ -179,6 +184,7 @@ func New(client *kafkago.Client, s Settings) *Producer {
 		topicMissing:   s.TopicMissing,
 		testHookQueued: s.TestHookQueued,
 		queues:         map[topicPartition]*partitionQueue{},
+		answered:       map[topicPartition]time.Time{},
 		stop:           make(chan struct{}),
 	}
 }
@@ -516,6 +522,9 @@ retry:
 			err = res.Error
 		}
 		if err == nil {
+			p.mu.Lock()
+			p.answered[tp] = time.Now()
+			p.mu.Unlock()
 			break
 		}
 		if missing != nil && TopicMissing(err) {
@@ -579,19 +588,31 @@ func withRecreateErr(err, recreateErr error) error {
 
 // expire fails the records of batch whose deadline has passed, with the
 // error why returns, and returns the others (in order, in batch's array)
-// and the earliest of their deadlines. A chunk's records entered in order,
-// so its expired records are a prefix. It reads the clock once and, when
-// no record expired, allocates nothing.
+// and the earliest of their deadlines. A record's deadline is p.unavailable
+// after its call entered or after tp's leader last took a produce request,
+// whichever is later: a broker that takes requests, however slowly, is not
+// unavailable, and the records waiting behind its requests wait on. A
+// chunk's records entered in order, so its expired records are a prefix.
+// It reads the clock once and, when no record expired, allocates nothing.
 func (p *Producer) expire(tp topicPartition, batch []*chunk, why func() error) ([]*chunk, time.Time) {
 	now := time.Now()
+	p.mu.Lock()
+	floor := p.answered[tp].Add(p.unavailable)
+	p.mu.Unlock()
+	deadline := func(c *chunk, i int) time.Time {
+		if d := c.call.deadline(c.at(i), p.unavailable); d.After(floor) {
+			return d
+		}
+		return floor
+	}
 	var first time.Time
 	var err error
 	kept := batch[:0]
 	for _, c := range batch {
-		d := c.call.deadline(c.at(0), p.unavailable)
+		d := deadline(c, 0)
 		if !now.Before(d) {
 			k := 1
-			for k < c.n && !now.Before(c.call.deadline(c.at(k), p.unavailable)) {
+			for k < c.n && !now.Before(deadline(c, k)) {
 				k++
 			}
 			if err == nil {
@@ -605,7 +626,7 @@ func (p *Producer) expire(tp topicPartition, batch []*chunk, why func() error) (
 				continue
 			}
 			c.trim(k)
-			d = c.call.deadline(c.at(0), p.unavailable)
+			d = deadline(c, 0)
 		}
 		if first.IsZero() || d.Before(first) {
 			first = d
