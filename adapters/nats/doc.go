@@ -139,13 +139,19 @@
 //     back to the group at once.
 //   - A subscription or Read whose topic's stream is deleted (DeleteTopic,
 //     or by anyone) ends with an error wrapping messaging.ErrTopicDeleted.
-//     With WithExistingStreams, where DeleteTopic leaves the stream, so
-//     does a group subscription whose consumer is deleted under it
-//     (DeleteTopic, or by anyone; the server says so to a waiting pull).
-//     A consumer lost otherwise (deleted while its stream exists, or not
-//     found after a server restart) is recreated; disconnects and leader
-//     elections are retried with backoff (an ephemeral subscription resumes
-//     after the last message it received). A closed connection ends the
+//     With WithExistingStreams, where DeleteTopic leaves the stream and
+//     deletes the topic's consumers, so does a group subscription whose
+//     consumer is deleted under it (DeleteTopic, or by anyone), found
+//     missing by a lookup, with or without a pull waiting, or when it
+//     resumes; and a group-less subscription whose consumer is found
+//     deleted after the server told its waiting pull so, or with no
+//     reconnect since the consumer last answered (an ephemeral consumer
+//     also expires while its client is away). Read does not yet. A
+//     consumer lost otherwise (deleted while its stream exists without
+//     WithExistingStreams, or not found after a server restart) is
+//     recreated; disconnects and leader elections are retried with backoff
+//     (an ephemeral subscription resumes after the last message it
+//     received). A closed connection ends the
 //     subscription with an error wrapping messaging.ErrClosed.
 //   - Messages with the same Key reach a subscription's handler in publish
 //     order (first deliveries), also with Concurrency > 1.

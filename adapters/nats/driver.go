@@ -182,11 +182,17 @@ type jsReceiver struct {
 
 // start finds or creates the consumer and opens a pull on it. An ephemeral
 // consumer recreated after a loss resumes after the last message received.
+//
+// In bind mode a group's consumer is not created again when resuming: only
+// a deletion removes a durable consumer from a stream that still exists,
+// and the error wraps jetstream.ErrConsumerNotFound (see Receive).
 func (r *jsReceiver) start(ctx context.Context) error {
 	c, o := r.c, r.o
+	reconnects := c.nc.Stats().Reconnects // before the consumer is confirmed
 	var err error
 	if o.Group != "" {
-		r.cons, err = c.group(ctx, r.stream, r.topic, o.Group, o.StartAt, &o)
+		create := !c.cfg.bindStreams || r.consumerName.Load() == nil
+		r.cons, err = c.group(ctx, r.stream, r.topic, o.Group, o.StartAt, &o, create)
 	} else {
 		cfg := jetstream.ConsumerConfig{
 			Description:   "messaging ephemeral subscription of topic " + r.topic,
@@ -225,16 +231,18 @@ func (r *jsReceiver) start(ctx context.Context) error {
 	name := r.cons.CachedInfo().Name
 	r.consumerName.Store(&name)
 	r.next = jetstream.DefaultAPIPrefix + "CONSUMER.MSG.NEXT." + r.stream + "." + name
-	if err := r.openPull(); err != nil {
+	if err := r.openPull(reconnects, true); err != nil {
 		r.cons = nil
 		return fmt.Errorf("nats: subscribe %s: %w", r.topic, err)
 	}
 	return nil
 }
 
-// openPull subscribes a new inbox for pull requests.
-func (r *jsReceiver) openPull() error {
-	p := &jsPull{wake: make(chan struct{}, 1), done: make(chan struct{})}
+// openPull subscribes a new inbox for pull requests; reconnects is the
+// connection's count of reconnects when it was read before confirmed was
+// known (the consumer was just found or created).
+func (r *jsReceiver) openPull(reconnects uint64, confirmed bool) error {
+	p := &jsPull{wake: make(chan struct{}, 1), done: make(chan struct{}), reconnects: reconnects, heard: confirmed}
 	inbox := r.c.nc.NewInbox()
 	sub, err := r.c.nc.Subscribe(inbox, p.onMsg)
 	if err != nil {
@@ -271,6 +279,9 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 		err := r.start(sctx)
 		cancel()
 		if err != nil {
+			if r.c.cfg.bindStreams && r.o.Group != "" && errors.Is(err, jetstream.ErrConsumerNotFound) && ctx.Err() == nil {
+				return nil, fmt.Errorf("nats: group %s of topic %s deleted from stream %s: %w: %w", r.o.Group, r.topic, r.stream, messaging.ErrTopicDeleted, err)
+			}
 			return nil, r.c.lost(ctx, r.stream, err)
 		}
 		r.c.cfg.logger.Info("nats: subscription resumed", "topic", r.topic, "group", r.o.Group)
@@ -292,7 +303,7 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 		default:
 		}
 		if r.pull == nil {
-			if err := r.openPull(); err != nil {
+			if err := r.openPull(r.c.nc.Stats().Reconnects, false); err != nil {
 				return r.take(max), r.c.lost(ctx, r.stream, fmt.Errorf("nats: subscribe %s: %w", r.topic, err))
 			}
 		}
@@ -305,7 +316,7 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 			p.outstanding += q
 			p.seen = time.Now()
 		}
-		pullErr, idle, outstanding := p.err, time.Since(p.seen), p.outstanding
+		pullErr, idle, outstanding, heard := p.err, time.Since(p.seen), p.outstanding, p.heard
 		r.spare = append(r.spare, p.buf...)
 		clear(p.buf)
 		p.buf = p.buf[:0]
@@ -328,8 +339,8 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 			r.dropPull()
 			r.cons = nil
 			err := fmt.Errorf("nats: pull %s: %w", r.topic, pullErr)
-			if r.groupDeleted(ctx, pullErr) {
-				return r.take(max), fmt.Errorf("nats: group %s of topic %s deleted from stream %s: %w: %w", r.o.Group, r.topic, r.stream, messaging.ErrTopicDeleted, err)
+			if r.consumerDeleted(ctx, pullErr, heard && r.c.nc.Stats().Reconnects == p.reconnects) {
+				return r.take(max), fmt.Errorf("nats: consumer %s of topic %s deleted from stream %s: %w: %w", *r.consumerName.Load(), r.topic, r.stream, messaging.ErrTopicDeleted, err)
 			}
 			return r.take(max), r.c.lost(ctx, r.stream, err)
 		}
@@ -354,17 +365,23 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 	}
 }
 
-// groupDeleted reports whether a pull failed because its group's consumer
-// was deleted in bind mode (WithExistingStreams), where DeleteTopic deletes
-// the topic's groups and leaves the stream: the server told the pull so
-// (409 Consumer Deleted, sent only for a consumer removed from the stream,
-// never for a server stopping or a leader moving) and the consumer is not
-// found. A consumer found, or a lookup without an answer, leaves the loss
-// transient. Without bind mode a deleted topic is a deleted stream, which
-// lost tells.
-func (r *jsReceiver) groupDeleted(ctx context.Context, pullErr error) bool {
+// consumerDeleted reports whether a pull failed because its consumer was
+// deleted in bind mode (WithExistingStreams), where DeleteTopic deletes the
+// topic's consumers and leaves the stream: the consumer lookup answers not
+// found (the stream exists: else the answer is stream not found, which
+// lost tells), and the consumer can have gone no other way. A group's
+// durable consumer goes only when deleted (a server restart or a leader
+// moving keeps it). An ephemeral one also expires after its client was
+// away for its inactivity threshold, so its deletion needs one more
+// proof: the server told the waiting pull (409 Consumer Deleted, sent only
+// for a consumer removed from the stream), or the pull heard from the
+// consumer with no reconnect since (kept (confirmed) true: the
+// subscription kept the consumer active all along). A consumer found, or a
+// lookup without an answer, leaves the loss transient. Without bind mode a
+// deleted topic is a deleted stream, which lost tells.
+func (r *jsReceiver) consumerDeleted(ctx context.Context, pullErr error, kept bool) bool {
 	name := r.consumerName.Load()
-	if !r.c.cfg.bindStreams || r.o.Group == "" || name == nil || !errors.Is(pullErr, jetstream.ErrConsumerDeleted) {
+	if !r.c.cfg.bindStreams || name == nil || r.o.Group == "" && !kept && !errors.Is(pullErr, jetstream.ErrConsumerDeleted) {
 		return false
 	}
 	sctx, cancel := context.WithTimeout(ctx, restartTimeout)
@@ -430,6 +447,8 @@ type jsPull struct {
 	seen        time.Time     // the last request sent or arrival
 	err         error         // the pull failed (a status other than a heartbeat or an expiry)
 	stopped     bool          // later messages are nak'ed
+	heard       bool          // the consumer was confirmed when the pull opened, or a message, heartbeat or expiry arrived
+	reconnects  uint64        // the connection's reconnects when the pull opened
 }
 
 // onMsg takes a message or a status of the pull's requests. A status has
@@ -455,8 +474,11 @@ func (p *jsPull) onMsg(m *natsgo.Msg) {
 	case "": // a message
 		p.buf = append(p.buf, m)
 		p.outstanding--
+		p.heard = true
 	case "100": // idle heartbeat
+		p.heard = true
 	case "408": // a request expired, with what it had left
+		p.heard = true
 		left, err := strconv.Atoi(m.Header.Get("Nats-Pending-Messages"))
 		if err != nil {
 			p.err = fmt.Errorf("nats: request timeout without a valid pending count %q", m.Header.Get("Nats-Pending-Messages"))
@@ -526,8 +548,8 @@ func (r *jsReceiver) delivery(nm *natsgo.Msg) driver.Delivery {
 // lost sorts the failure of a consumer, a fetch or a log reader: a closed
 // connection ends the subscription (ErrClosed), and so does the topic's
 // stream gone (ErrTopicDeleted); anything else (a disconnect, a leader
-// election, a consumer deleted from a stream that still exists, except a
-// group's in bind mode: see groupDeleted) is transient: the next Receive
+// election, a consumer deleted from a stream that still exists, except
+// in bind mode: see consumerDeleted) is transient: the next Receive
 // creates the consumer again.
 func (c *Client) lost(ctx context.Context, stream string, err error) error {
 	if c.nc.IsClosed() {

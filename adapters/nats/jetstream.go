@@ -229,8 +229,9 @@ func parseOffset(p messaging.Position) (uint64, error) {
 // group returns topic's durable consumer for group, creating it starting at
 // start when it does not exist. With o, an existing consumer's ack wait, max
 // deliveries and backoff are updated to o's (the latest subscriber's
-// settings win).
-func (c *Client) group(ctx context.Context, stream, topic, group string, start messaging.Position, o *messaging.SubscribeOptions) (jetstream.Consumer, error) {
+// settings win). Without create a missing consumer is an error wrapping
+// jetstream.ErrConsumerNotFound.
+func (c *Client) group(ctx context.Context, stream, topic, group string, start messaging.Position, o *messaging.SubscribeOptions, create bool) (jetstream.Consumer, error) {
 	name := c.ConsumerName(topic, group)
 	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
@@ -262,7 +263,7 @@ func (c *Client) group(ctx context.Context, stream, topic, group string, start m
 				}
 			}
 		}
-		if errors.Is(err, jetstream.ErrConsumerNotFound) && attempt == 0 {
+		if errors.Is(err, jetstream.ErrConsumerNotFound) && attempt == 0 && create {
 			cons, err = c.js.CreateConsumer(ctx, stream, cfg)
 			if errors.Is(err, jetstream.ErrConsumerExists) || errors.Is(err, jetstream.ErrConsumerNameAlreadyInUse) {
 				continue // created concurrently: use it
@@ -313,7 +314,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 	}
 	return c.withStream(ctx, topic, func(stream string) error {
 		for _, g := range groups {
-			if _, err := c.group(ctx, stream, topic, g, messaging.Earliest, nil); err != nil {
+			if _, err := c.group(ctx, stream, topic, g, messaging.Earliest, nil, true); err != nil {
 				return fmt.Errorf("nats: provision %s: %w", topic, err)
 			}
 		}
@@ -323,9 +324,11 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 
 // DeleteTopic deletes topic's stream with its messages and groups. With
 // WithExistingStreams it purges the topic's subject from the shared stream
-// and deletes the topic's groups (consumers filtering on exactly its
-// subject), leaving the stream. A missing topic is not an error. In core
-// mode it does nothing.
+// and deletes the topic's consumers (those filtering on exactly its
+// subject: its groups, and the ephemeral ones of live group-less
+// subscriptions and reads, which then end with messaging.ErrTopicDeleted),
+// leaving the stream. A missing topic is not an error. In core mode it
+// does nothing.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if c.closed.Load() {
 		return fmt.Errorf("nats: delete topic: %w", messaging.ErrClosed)
@@ -367,7 +370,8 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	infos := s.ListConsumers(ctx)
 	var doomed []string
 	for info := range infos.Info() {
-		if info.Config.FilterSubject == topic && info.Config.Durable != "" {
+		f := info.Config.FilterSubjects
+		if info.Config.FilterSubject == topic || len(f) == 1 && f[0] == topic {
 			doomed = append(doomed, info.Name)
 		}
 	}

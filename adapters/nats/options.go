@@ -237,7 +237,7 @@ func WithUnavailableTimeout(d time.Duration) Option {
 // stream-by-subject lookup) instead of creating a stream per topic; for
 // legacy setups whose streams capture many subjects ("orders.>"). A topic no
 // stream captures is an error. DeleteTopic then purges the topic's subject
-// from the stream and deletes the topic's groups, never the stream. The
+// from the stream and deletes the topic's consumers, never the stream. The
 // stream's duplicate window then spans all its topics: message IDs must be
 // unique across them (generated IDs are). It conflicts with the options
 // about created streams (WithStreamPrefix, WithStorage, WithReplicas,

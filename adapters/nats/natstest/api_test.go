@@ -375,16 +375,15 @@ func TestExistingStreamsDeleteTopicEndsGroups(t *testing.T) {
 // prefix.name has handled a message (so its pull waits on the server). The
 // subscription is closed at cleanup.
 func boundGroup(t *testing.T, name string) (c *natsadapter.Client, prefix, stream string, sub messaging.Subscription) {
-	c = natstest.Open(t, natsadapter.WithExistingStreams())
-	prefix = integration.UniqueName(t, "legacy")
-	stream = strings.ReplaceAll(prefix, "-", "_")
-	if _, err := c.JetStream().CreateStream(t.Context(), jetstreamConfig(stream, prefix+".>")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.JetStream().DeleteStream(context.Background(), stream) })
-	topic := prefix + "." + name
+	return boundSub(t, name, messaging.Group("g"))
+}
+
+// boundSub is boundGroup with the subscription's options.
+func boundSub(t *testing.T, name string, opts ...messaging.SubscribeOption) (c *natsadapter.Client, prefix, stream string, sub messaging.Subscription) {
+	c, topic, stream := boundTopic(t, name)
+	prefix = strings.TrimSuffix(topic, "."+name)
 	col := integration.NewCollector()
-	sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group("g"))
+	sub, err := c.Subscribe(t.Context(), topic, col.Handler(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
