@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	natsadapter "github.com/msgkit/messaging/adapters/nats"
 	"github.com/msgkit/messaging/adapters/nats/natstest"
 	"github.com/msgkit/messaging/integration"
 )
@@ -313,4 +314,57 @@ func TestAuthFromURL(t *testing.T) {
 			t.Fatal("Open without the token succeeded")
 		}
 	})
+}
+
+// TestExistingStreamsSurviveRestart: in bind mode, where a consumer found
+// missing can mean a deleted topic, a group subscription, a group-less one
+// and a Read keep delivering across a server crash and restart.
+func TestExistingStreamsSurviveRestart(t *testing.T) {
+	srv := natstest.StartServer(t)
+	c := natstest.OpenURL(t, srv.URL()+"?reconnect_wait=100ms", natsadapter.WithExistingStreams())
+	prefix := integration.UniqueName(t, "bindrestart")
+	topic := prefix + ".t"
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := c.JetStream().CreateStream(ctx, jetstreamConfig(strings.ReplaceAll(prefix, "-", "_"), prefix+".>")); err != nil {
+		t.Fatal(err)
+	}
+	group, eph, reader := integration.NewCollector(), integration.NewCollector(), integration.NewCollector()
+	var subs []messaging.Subscription
+	for _, start := range []func() (messaging.Subscription, error){
+		func() (messaging.Subscription, error) {
+			return c.Subscribe(ctx, topic, group.Handler(), messaging.Group("g"))
+		},
+		func() (messaging.Subscription, error) { return c.Subscribe(ctx, topic, eph.Handler()) },
+		func() (messaging.Subscription, error) { return c.Read(ctx, topic, messaging.Latest, reader.Handler()) },
+	} {
+		sub, err := start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Close() })
+		subs = append(subs, sub)
+	}
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, col := range []*integration.Collector{group, eph, reader} {
+		col.WaitDistinct(t, 1, 10*time.Second)
+	}
+	srv.Kill()
+	srv.Start()
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "after"}); err != nil {
+		t.Fatalf("publish after restart: %v", err)
+	}
+	for _, col := range []*integration.Collector{group, eph, reader} {
+		col.WaitDistinct(t, 2, 30*time.Second)
+		col.Report(t, []string{"before", "after"})
+	}
+	for i, sub := range subs {
+		select {
+		case <-sub.Done():
+			t.Errorf("subscription %d ended across the restart: %v", i, sub.Err())
+		default:
+		}
+	}
 }
