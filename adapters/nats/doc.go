@@ -143,20 +143,26 @@
 //     deletes the topic's consumers, so does a group subscription whose
 //     consumer is deleted under it (DeleteTopic, or by anyone), found
 //     missing by a lookup, with or without a pull waiting, or when it
-//     resumes; and a group-less subscription whose consumer is found
-//     deleted after the server told its waiting pull so, or with no
-//     reconnect since the consumer last answered (an ephemeral consumer
-//     also expires while its client is away). Read does not yet. A
-//     consumer lost otherwise (deleted while its stream exists without
+//     resumes; and a group-less subscription or a Read whose consumer is
+//     found deleted after the server told its waiting pull so, or (a
+//     subscription) with no reconnect since the consumer last answered (an
+//     ephemeral consumer also expires while its client is away; a Read's,
+//     which gets no in-progress signals, also while its handler runs long).
+//     A consumer lost otherwise (deleted while its stream exists without
 //     WithExistingStreams, or not found after a server restart) is
 //     recreated; disconnects and leader elections are retried with backoff
-//     (an ephemeral subscription resumes after the last message it
-//     received). A closed connection ends the
-//     subscription with an error wrapping messaging.ErrClosed.
+//     (an ephemeral subscription or a Read resumes after the last message
+//     it received). A closed connection ends the subscription with an
+//     error wrapping messaging.ErrClosed.
 //   - Messages with the same Key reach a subscription's handler in publish
 //     order (first deliveries), also with Concurrency > 1.
-//   - Message.Offset is the stream sequence (decimal). Read uses an ordered
-//     consumer from DeliverAll / the current end / a sequence / a time.
+//   - Message.Offset is the stream sequence (decimal). Read uses an
+//     ephemeral consumer without acknowledgements from DeliverAll / the
+//     current end / a sequence / a time, read with pull requests of up to
+//     100 messages like a subscription's; when a pull is lost (a reconnect,
+//     a new leader, a failed pull) it is created again after the last
+//     message returned, as what the server sent meanwhile is not
+//     redelivered.
 //   - The connection reconnects forever; pull subscriptions and reads
 //     resume after a reconnect or server restart; unacknowledged messages
 //     are redelivered.

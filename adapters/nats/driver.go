@@ -23,8 +23,8 @@ import (
 // This file is the consumer side of the adapter: the driver the library's
 // engine (package engine) runs. It holds the broker-specific parts only:
 // pull consumers read with requests sized to the engine's credit, their
-// settlement (Ack, Nak, NakWithDelay, Term, InProgress), ordered consumers
-// for Read, core subscriptions, and
+// settlement (Ack, Nak, NakWithDelay, Term, InProgress), the same pulls
+// on consumers without acknowledgements for Read, core subscriptions, and
 // the sorting of what goes wrong (a deleted stream, a closed connection, or
 // something transient to retry). The lifecycles, worker pool, prefetch,
 // settle batching, in-progress scheduling, backoff and logging of given-up
@@ -74,21 +74,35 @@ func (d natsDriver) OpenReceiver(ctx context.Context, topic string, o messaging.
 		termReason: versionAtLeast(d.c.nc.ConnectedServerVersion(), 2, 10, 4),
 		threshold:  max(o.Prefetch/2, 1),
 	}
-	err := d.c.withStream(ctx, topic, func(stream string) error {
-		r.stream = stream
-		return r.start(ctx)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("nats: %s: %w", topic, err)
-	}
-	// Registered after start: a reconnect before it changes nothing.
-	r.status = d.c.nc.StatusChanged(natsgo.RECONNECTING, natsgo.CLOSED)
-	r.settleStatus = d.c.nc.StatusChanged(natsgo.DISCONNECTED, natsgo.RECONNECTING, natsgo.CLOSED)
-	if err := r.watchLeader(); err != nil {
-		_ = r.Close(ctx)
+	if err := r.open(ctx, nil); err != nil {
 		return nil, fmt.Errorf("nats: %s: %w", topic, err)
 	}
 	return r, nil
+}
+
+// open finds r's stream, runs before (when not nil) with it, and starts
+// r's consumer.
+func (r *jsReceiver) open(ctx context.Context, before func(stream string) error) error {
+	err := r.c.withStream(ctx, r.topic, func(stream string) error {
+		r.stream = stream
+		if before != nil {
+			if err := before(stream); err != nil {
+				return err
+			}
+		}
+		return r.start(ctx)
+	})
+	if err != nil {
+		return err
+	}
+	// Registered after start: a reconnect before it changes nothing.
+	r.status = r.c.nc.StatusChanged(natsgo.RECONNECTING, natsgo.CLOSED)
+	r.settleStatus = r.c.nc.StatusChanged(natsgo.DISCONNECTED, natsgo.RECONNECTING, natsgo.CLOSED)
+	if err := r.watchLeader(); err != nil {
+		_ = r.Close(ctx)
+		return err
+	}
+	return nil
 }
 
 // watchLeader subscribes to the server's advisory of a new leader of the
@@ -162,6 +176,11 @@ type jsReceiver struct {
 	schedule   []time.Duration // the consumer's BackOff
 	termReason bool            // the server keeps a Term's reason
 	threshold  int             // the smallest request sent while another is outstanding
+	// log marks a Read's receiver: its ephemeral consumer takes no
+	// acknowledgements, so what the server sent to a pull dropped (a
+	// reconnect, a new leader, a failed pull) is lost; the consumer is
+	// then created again after the last message returned (see lose).
+	log bool
 
 	// Used by Receive and Close only.
 	cons   jetstream.Consumer // nil once lost, until Receive starts again
@@ -217,6 +236,11 @@ func (r *jsReceiver) start(ctx context.Context) error {
 		if err = deliverPolicy(start, &cfg); err != nil {
 			return err
 		}
+		if r.log {
+			cfg.Description = "messaging read of topic " + r.topic
+			cfg.AckPolicy, cfg.AckWait, cfg.MaxDeliver, cfg.MaxAckPending = jetstream.AckNonePolicy, 0, 0, 0
+			cfg.MemoryStorage, cfg.Replicas = true, 1 // as nats.go's ordered consumers
+		}
 		if r.ephemeral != "" { // lost: the old one expires anyway
 			_ = c.js.DeleteConsumer(ctx, r.stream, r.ephemeral)
 		}
@@ -270,22 +294,6 @@ func (r *jsReceiver) dropPull() {
 // first, and requests more within max. After the consumer was lost it
 // finds or creates it again.
 func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, error) {
-	if r.cons == nil {
-		// Bounded: while the consumer has no leader (an election in a
-		// cluster) the lookup gets no answer, and JetStream's API timeout
-		// (5s) would hold the subscription that long after a new leader
-		// serves; the engine retries a failed start at once, backing off.
-		sctx, cancel := context.WithTimeout(ctx, restartTimeout)
-		err := r.start(sctx)
-		cancel()
-		if err != nil {
-			if r.c.cfg.bindStreams && r.o.Group != "" && errors.Is(err, jetstream.ErrConsumerNotFound) && ctx.Err() == nil {
-				return nil, fmt.Errorf("nats: group %s of topic %s deleted from stream %s: %w: %w", r.o.Group, r.topic, r.stream, messaging.ErrTopicDeleted, err)
-			}
-			return nil, r.c.lost(ctx, r.stream, err)
-		}
-		r.c.cfg.logger.Info("nats: subscription resumed", "topic", r.topic, "group", r.o.Group)
-	}
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -293,13 +301,20 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 		}
 	}()
 	for {
+		if r.cons == nil {
+			if err := r.restart(ctx); err != nil {
+				return nil, err
+			}
+		}
 		select {
 		case st := <-r.status:
 			if err := r.statusChanged(ctx, st); err != nil {
 				return r.take(max), err
 			}
+			continue
 		case <-r.elected:
-			r.dropPull() // asked again below, of the new leader
+			r.lose() // asked again below, of the new leader
+			continue
 		default:
 		}
 		if r.pull == nil {
@@ -336,10 +351,13 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 			pullErr = jetstream.ErrNoHeartbeat
 		}
 		if pullErr != nil {
-			r.dropPull()
+			r.lose()
 			r.cons = nil
 			err := fmt.Errorf("nats: pull %s: %w", r.topic, pullErr)
-			if r.consumerDeleted(ctx, pullErr, heard && r.c.nc.Stats().Reconnects == p.reconnects) {
+			// A Read's consumer is not kept active while its handler
+			// runs (it takes no in-progress signals): it may expire.
+			kept := !r.log && heard && r.c.nc.Stats().Reconnects == p.reconnects
+			if r.consumerDeleted(ctx, pullErr, kept) {
 				return r.take(max), fmt.Errorf("nats: consumer %s of topic %s deleted from stream %s: %w: %w", *r.consumerName.Load(), r.topic, r.stream, messaging.ErrTopicDeleted, err)
 			}
 			return r.take(max), r.c.lost(ctx, r.stream, err)
@@ -360,8 +378,41 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 				return r.take(max), err
 			}
 		case <-r.elected:
-			r.dropPull()
+			r.lose()
 		}
+	}
+}
+
+// restart finds or creates the consumer lost. Bounded: while the consumer
+// has no leader (an election in a cluster) the lookup gets no answer, and
+// JetStream's API timeout (5s) would hold the subscription that long
+// after a new leader serves; the engine retries a failed start at once,
+// backing off.
+func (r *jsReceiver) restart(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, restartTimeout)
+	err := r.start(sctx)
+	cancel()
+	if err != nil {
+		if r.c.cfg.bindStreams && r.o.Group != "" && errors.Is(err, jetstream.ErrConsumerNotFound) && ctx.Err() == nil {
+			return fmt.Errorf("nats: group %s of topic %s deleted from stream %s: %w: %w", r.o.Group, r.topic, r.stream, messaging.ErrTopicDeleted, err)
+		}
+		return r.c.lost(ctx, r.stream, err)
+	}
+	if !r.log {
+		r.c.cfg.logger.Info("nats: subscription resumed", "topic", r.topic, "group", r.o.Group)
+	}
+	return nil
+}
+
+// lose drops the pull; a Read's consumer too, with what the pull
+// delivered and Receive did not return (without acknowledgements what the
+// server sent meanwhile is lost): the next consumer starts after the last
+// message returned.
+func (r *jsReceiver) lose() {
+	r.dropPull()
+	if r.log {
+		r.spare = nil
+		r.cons = nil
 	}
 }
 
@@ -394,7 +445,7 @@ func (r *jsReceiver) consumerDeleted(ctx context.Context, pullErr error, kept bo
 // pull is dropped (a server restarted without its requests would not say
 // so) and a new one is opened; when it is closed the subscription ends.
 func (r *jsReceiver) statusChanged(ctx context.Context, st natsgo.Status) error {
-	r.dropPull()
+	r.lose()
 	if st == natsgo.CLOSED || r.c.nc.IsClosed() {
 		return r.c.lost(ctx, r.stream, fmt.Errorf("nats: pull %s: %w", r.topic, natsgo.ErrConnectionClosed))
 	}
@@ -726,8 +777,10 @@ func (r *jsReceiver) Close(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
-	for _, m := range r.spare {
-		_ = m.Nak()
+	if !r.log {
+		for _, m := range r.spare {
+			_ = m.Nak()
+		}
 	}
 	r.spare = nil
 	if r.ephemeral != "" && !r.c.nc.IsClosed() {
@@ -758,119 +811,64 @@ func toMessage(h natsgo.Header, data []byte, md *natsgo.MsgMetadata, topic, grou
 	return m
 }
 
-// OpenLog starts an ordered consumer (no acknowledgements, no effect on
-// groups) of topic's stream at from. Core NATS keeps no log.
+// OpenLog starts a read of topic's stream at from: an ephemeral consumer
+// without acknowledgements (no effect on groups), read like a group-less
+// subscription's, and created again after the last message returned when
+// a pull is lost. Core NATS keeps no log.
 func (d natsDriver) OpenLog(ctx context.Context, topic string, from messaging.Position) (driver.Log, error) {
 	if d.serve || d.c.cfg.mode == ModeCore {
 		return nil, fmt.Errorf("nats: core NATS keeps no log: %w", messaging.ErrUnsupported)
 	}
-	l := &logReader{c: d.c, topic: topic}
-	if err := deliverPolicy(from, &l.cfg); err != nil {
+	if err := deliverPolicy(from, &jetstream.ConsumerConfig{}); err != nil {
 		return nil, err
 	}
-	err := d.c.withStream(ctx, topic, func(stream string) error {
-		l.stream = stream
-		if from.Kind == messaging.PositionLatest {
-			// Position at the current end explicitly, so everything stored
-			// after Read returns is delivered even if the consumer is
-			// recreated (reconnect) before its first message.
-			s, err := d.c.js.Stream(ctx, stream)
-			if err != nil {
-				return err
-			}
-			l.next = s.CachedInfo().State.LastSeq + 1
+	r := &jsReceiver{c: d.c, topic: topic, o: messaging.SubscribeOptions{StartAt: from}, log: true, threshold: logBatch / 2}
+	err := r.open(ctx, func(stream string) error {
+		if from.Kind != messaging.PositionLatest {
+			return nil
 		}
-		return l.start(ctx)
+		// Position at the current end explicitly, so everything stored
+		// after Read returns is delivered even if the consumer is
+		// recreated (reconnect) before its first message.
+		s, err := d.c.js.Stream(ctx, stream)
+		if err != nil {
+			return err
+		}
+		r.o.StartAt = messaging.AtOffset(strconv.FormatUint(s.CachedInfo().State.LastSeq+1, 10))
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nats: %s from %v: %w", topic, from, err)
 	}
-	return l, nil
+	return logReader{r}, nil
 }
 
-// logReader reads a topic's stream with an ordered consumer. The consumer
-// recreates itself after a reconnect; any other failure stops it, and the
-// next call to Next starts a new one after the last message read.
-type logReader struct {
-	c      *Client
-	topic  string
-	stream string
-	cfg    jetstream.ConsumerConfig // the starting position
-	next   uint64                   // stream sequence to resume at; 0: cfg's position
-	cons   jetstream.Consumer
-	it     jetstream.MessagesContext // nil once lost
-}
+// logBatch is the most messages a read requests at a time.
+const logBatch = 100
 
-func (l *logReader) start(ctx context.Context) error {
-	ocfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{l.topic},
-		DeliverPolicy:  l.cfg.DeliverPolicy,
-		OptStartSeq:    l.cfg.OptStartSeq,
-		OptStartTime:   l.cfg.OptStartTime,
-		// One attempt to recreate the consumer inside Next: a failure
-		// comes back to Next, which sorts it (a deleted stream ends the
-		// read; the engine backs off before anything else is retried).
-		MaxResetAttempts: 1,
-	}
-	if l.next > 0 {
-		ocfg.DeliverPolicy, ocfg.OptStartSeq, ocfg.OptStartTime = jetstream.DeliverByStartSequencePolicy, l.next, nil
-	}
-	cons, err := l.c.js.OrderedConsumer(ctx, l.stream, ocfg)
-	if err != nil {
-		return err
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return err
-	}
-	l.cons, l.it = cons, it
-	return nil
-}
+// logReader reads a topic's stream for Read (see OpenLog).
+type logReader struct{ r *jsReceiver }
 
-// Next returns the next message of the stream, blocking until there is one.
-func (l *logReader) Next(ctx context.Context) ([]*messaging.Message, error) {
-	if l.it == nil {
-		if err := l.start(ctx); err != nil {
-			return nil, l.c.lost(ctx, l.stream, fmt.Errorf("nats: read %s: %w", l.topic, err))
+// Next returns the next messages of the stream, blocking until there is
+// one.
+func (l logReader) Next(ctx context.Context) ([]*messaging.Message, error) {
+	ds, err := l.r.Receive(ctx, logBatch)
+	var msgs []*messaging.Message
+	if len(ds) > 0 {
+		msgs = make([]*messaging.Message, len(ds))
+		for i, d := range ds {
+			msgs[i] = d.Msg
 		}
 	}
-	jm, err := l.it.Next(jetstream.NextContext(ctx))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		l.stop()
-		return nil, l.c.lost(ctx, l.stream, fmt.Errorf("nats: read %s: %w", l.topic, err))
-	}
-	var md *natsgo.MsgMetadata
-	if jmd, err := jm.Metadata(); err == nil {
-		md = &natsgo.MsgMetadata{
-			Sequence:     natsgo.SequencePair{Consumer: jmd.Sequence.Consumer, Stream: jmd.Sequence.Stream},
-			NumDelivered: jmd.NumDelivered, NumPending: jmd.NumPending, Timestamp: jmd.Timestamp, Stream: jmd.Stream,
-		}
-		l.next = md.Sequence.Stream + 1
-	}
-	m := toMessage(jm.Headers(), jm.Data(), md, l.topic, "")
-	return []*messaging.Message{m}, nil
+	return msgs, err
 }
 
-// stop stops the iterator and deletes the ordered consumer (the server
-// would remove it after 5 minutes of inactivity).
-func (l *logReader) stop() {
-	l.it.Stop()
-	l.it = nil
-	if info := l.cons.CachedInfo(); info != nil && !l.c.nc.IsClosed() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = l.c.js.DeleteConsumer(ctx, l.stream, info.Name)
-		cancel()
-	}
-}
-
-func (l *logReader) Close() error {
-	if l.it != nil {
-		l.stop()
-	}
-	return nil
+// Close stops the read and deletes its consumer (the server would remove
+// it after a minute of inactivity).
+func (l logReader) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return l.r.Close(ctx)
 }
 
 // coreReceiver is a core NATS (queue) subscription; its callback hands

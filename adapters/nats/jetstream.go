@@ -325,10 +325,9 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 // DeleteTopic deletes topic's stream with its messages and groups. With
 // WithExistingStreams it purges the topic's subject from the shared stream
 // and deletes the topic's consumers (those filtering on exactly its
-// subject: its groups, and the ephemeral ones of live subscriptions, which
-// then end with messaging.ErrTopicDeleted; a live Read's ordered consumer
-// is recreated by nats.go, and the Read goes on), leaving the stream. A
-// missing topic is not an error. In core mode it does nothing.
+// subject: its groups, and the ephemeral ones of live subscriptions and
+// reads, which then end with messaging.ErrTopicDeleted), leaving the
+// stream. A missing topic is not an error. In core mode it does nothing.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if c.closed.Load() {
 		return fmt.Errorf("nats: delete topic: %w", messaging.ErrClosed)

@@ -170,6 +170,44 @@ func TestStatusNamedHeaders(t *testing.T) {
 // an earlier version of the adapter) reaches a group subscription: a
 // delivery has a reply subject, a server status none.
 func TestStatusNamedHeadersFromOtherPublishers(t *testing.T) {
+	c, topic := publishStatusNamed(t)
+	col := integration.NewCollector()
+	sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group("g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	col.WaitDistinct(t, 4, 10*time.Second)
+	checkHeaders(t, "group subscription", col.Messages(), statusNamed)
+}
+
+// TestStatusNamedHeadersFromOtherPublishersRead: Read gets past such
+// messages too; nats.go's ordered consumer, which Read used, took them for
+// statuses and stopped.
+func TestStatusNamedHeadersFromOtherPublishersRead(t *testing.T) {
+	c, topic := publishStatusNamed(t)
+	col := integration.NewCollector()
+	sub, err := c.Read(t.Context(), topic, messaging.Earliest, col.Handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	col.WaitDistinct(t, 4, 10*time.Second)
+	checkHeaders(t, "Read", col.Messages(), statusNamed)
+}
+
+// statusNamed is what publishStatusNamed stores, as delivered.
+var statusNamed = []*messaging.Message{
+	{ID: "raw100", Header: messaging.Header{"Status": "100", "Description": "d"}},
+	{ID: "raw503", Header: messaging.Header{"Status": "503", "Description": "d"}},
+	{ID: "raw409", Header: messaging.Header{"Status": "409", "Description": "d"}},
+	{ID: "plain", Payload: []byte("p")},
+}
+
+// publishStatusNamed stores on a new topic (with group g) three messages
+// without payload and with a plain header Status, published with nats.go,
+// and one with a payload.
+func publishStatusNamed(t *testing.T) (*natsadapter.Client, string) {
 	c := natstest.Open(t)
 	topic := integration.UniqueName(t, "status")
 	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
@@ -185,19 +223,7 @@ func TestStatusNamedHeadersFromOtherPublishers(t *testing.T) {
 	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "plain", Payload: []byte("p")}); err != nil {
 		t.Fatal(err)
 	}
-	col := integration.NewCollector()
-	sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group("g"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	col.WaitDistinct(t, 4, 10*time.Second)
-	checkHeaders(t, "group subscription", col.Messages(), []*messaging.Message{
-		{ID: "raw100", Header: messaging.Header{"Status": "100", "Description": "d"}},
-		{ID: "raw503", Header: messaging.Header{"Status": "503", "Description": "d"}},
-		{ID: "raw409", Header: messaging.Header{"Status": "409", "Description": "d"}},
-		{ID: "plain", Payload: []byte("p")},
-	})
+	return c, topic
 }
 
 // checkHeaders fails unless got holds each of want (by ID) with its payload

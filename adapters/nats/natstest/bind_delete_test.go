@@ -96,3 +96,24 @@ func TestExistingStreamsDeleteTopicEndsGroupless(t *testing.T) {
 	}
 	endsDeleted(t, "group-less subscription", sub)
 }
+
+// TestExistingStreamsDeleteTopicEndsRead: in bind mode DeleteTopic ends a
+// live Read with ErrTopicDeleted; nats.go's ordered consumer, which Read
+// used, created its deleted consumer again and read on.
+func TestExistingStreamsDeleteTopicEndsRead(t *testing.T) {
+	c, topic, _ := boundTopic(t, "read")
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	col := integration.NewCollector()
+	sub, err := c.Read(t.Context(), topic, messaging.Earliest, col.Handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	col.WaitDistinct(t, 1, 10*time.Second)
+	if err := c.DeleteTopic(t.Context(), topic); err != nil {
+		t.Fatal(err)
+	}
+	endsDeleted(t, "Read", sub)
+}
