@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,8 @@ import (
 // replicated (R3) stream; publishers and two groups (one member, two
 // members) run through clients given the multi-host URL while the
 // stream's leader is killed with SIGKILL and later restarted. Nothing
-// confirmed is lost; the stalls are logged (fault.RunFailover).
+// confirmed is lost; the stalls are logged (fault.RunFailover). A Read
+// from the start gets every confirmed message, in stream order, once.
 func TestFailoverStreamLeader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-server cluster")
@@ -58,6 +60,12 @@ func TestFailoverStreamLeader(t *testing.T) {
 
 	w := fault.StartFailoverWorkload(t, pub, topic, one, two, func() messaging.Consumer { return open() },
 		messaging.Concurrency(4), messaging.AckDeadline(2*time.Second))
+	reader := integration.NewCollector()
+	rs, err := open().Read(ctx, topic, messaging.Earliest, reader.Handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rs.Close() })
 
 	// leaders returns the server names leading the stream and the groups'
 	// consumers ("" while one has no leader).
@@ -122,6 +130,16 @@ func TestFailoverStreamLeader(t *testing.T) {
 		},
 		Restart: srv.Start,
 	})
+	reader.WaitDistinct(t, w.Confirmed(), 30*time.Second)
+	var last uint64
+	for _, m := range reader.Messages() {
+		off, err := strconv.ParseUint(m.Offset, 10, 64)
+		if err != nil || off <= last {
+			t.Fatalf("Read delivered offset %q after %d (out of order or twice)", m.Offset, last)
+		}
+		last = off
+	}
+	t.Logf("Read got %d messages in order", reader.Total())
 }
 
 // TestMultiHostURL: a multi-host URL is nats.go's server list, so a host
