@@ -51,6 +51,26 @@ func endsDeleted(t *testing.T, what string, sub messaging.Subscription) {
 // again.
 func TestExistingStreamsDeleteTopicEndsIdleGroup(t *testing.T) {
 	c, topic, stream := boundTopic(t, "idle")
+	sub := deleteWhileIdle(t, c, topic, messaging.Group("g"))
+	endsDeleted(t, "group subscription", sub)
+	if _, err := c.JetStream().Consumer(t.Context(), stream, c.ConsumerName(topic, "g")); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("group's consumer after DeleteTopic: %v, want not found (created again)", err)
+	}
+}
+
+// TestExistingStreamsDeleteTopicEndsIdleGroupless: the same for a
+// group-less subscription, whose ephemeral consumer answered its pull and
+// no reconnect followed: it cannot have expired.
+func TestExistingStreamsDeleteTopicEndsIdleGroupless(t *testing.T) {
+	c, topic, _ := boundTopic(t, "idle")
+	endsDeleted(t, "group-less subscription", deleteWhileIdle(t, c, topic))
+}
+
+// deleteWhileIdle subscribes to topic with opts and a handler that holds
+// the first message, with Prefetch 1 (so no pull request waits on the
+// server), deletes the topic meanwhile, then lets the handler return.
+func deleteWhileIdle(t *testing.T, c *natsadapter.Client, topic string, opts ...messaging.SubscribeOption) messaging.Subscription {
+	t.Helper()
 	started, release := make(chan struct{}, 1), make(chan struct{})
 	sub, err := c.Subscribe(t.Context(), topic, func(ctx context.Context, _ *messaging.Message) error {
 		select {
@@ -62,7 +82,7 @@ func TestExistingStreamsDeleteTopicEndsIdleGroup(t *testing.T) {
 		case <-ctx.Done():
 		}
 		return nil
-	}, messaging.Group("g"), messaging.Prefetch(1), messaging.Concurrency(1))
+	}, append(opts, messaging.Prefetch(1), messaging.Concurrency(1))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,10 +99,7 @@ func TestExistingStreamsDeleteTopicEndsIdleGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(release)
-	endsDeleted(t, "group subscription", sub)
-	if _, err := c.JetStream().Consumer(t.Context(), stream, c.ConsumerName(topic, "g")); !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		t.Errorf("group's consumer after DeleteTopic: %v, want not found (created again)", err)
-	}
+	return sub
 }
 
 // TestExistingStreamsDeleteTopicEndsGroupless: in bind mode DeleteTopic
