@@ -74,6 +74,14 @@
 // last copy of each message is in order, and first copies can be out of
 // order only in this case (a partially failed Publish).
 //
+// A message the broker refuses every time (larger than its limit, say) is
+// never dropped and does not stop the relay: its partition is retried with
+// backoff while the other partitions go on, and a Publish call refused
+// whole because of it is made again message by message, so only its key
+// waits behind it (and the rest of its partition, once the key's waiting
+// rows fill a batch). Delete its row to unblock the key; the relay logs
+// the failure at Warn with each retry.
+//
 // Wake-up: a statement trigger NOTIFYs channel "outbox.<schema>" when an
 // enqueuing transaction commits; relays LISTEN on a dedicated connection and
 // poll every WithPollInterval (default 1s) as the fallback, and after a full

@@ -32,6 +32,16 @@ import (
 //     while its lease has at least TTL/5 left, and cancels Publish when that
 //     margin is reached, so a relay that stalls cannot publish after another
 //     took the partition over, as long as the Publisher honours its context.
+//   - Refused messages: the rows the broker did not accept are sent again,
+//     their partitions after a backoff (50ms doubling to 5s, or TTL/3 if
+//     less) during which the relay forwards its other partitions. A call
+//     the broker refuses whole for one message (too large, a header it
+//     cannot carry) is made again one message at a time, so the others go.
+//     A message the broker refuses every time is never dropped: it blocks
+//     its key (the later messages of the key wait behind it), and its
+//     partition once the key's waiting rows fill a batch, until an
+//     operator deletes its row or the broker accepts it; the relay logs it
+//     at Warn with each retry.
 //   - Handover: relays share the partitions evenly (a relay that starts
 //     gets its share as the others renew); Run releases the leases when it
 //     returns, and a relay that dies loses them after TTL. The next holder
@@ -274,8 +284,8 @@ func (r *Relay) Stats() RelayStats {
 
 // Run forwards rows until ctx is done, then releases its leases (waiting at
 // most 5 seconds for the database) and returns nil. Failures of the
-// database or the broker are logged and retried with backoff; they do not
-// end Run. Run may be called once; a second call returns an error wrapping
+// database or the broker are logged and retried with backoff (the broker's
+// per partition, see Relay); they do not end Run. Run may be called once; a second call returns an error wrapping
 // messaging.ErrInvalidOption.
 func (r *Relay) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
@@ -351,11 +361,19 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) {
 	cfg := r.cfg
 	renewEvery := cfg.ttl / 3
 	margin := cfg.ttl / 5
-	bo := &backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, Multiplier: 2, MaxInterval: min(5*time.Second, renewEvery), RandomizationFactor: 0.2}
+	newBackoff := func() *backoff.ExponentialBackOff {
+		return &backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, Multiplier: 2, MaxInterval: min(5*time.Second, renewEvery), RandomizationFactor: 0.2}
+	}
+	bo := newBackoff() // for the database's failures
 	var (
 		parts       []int
 		leaseStart  time.Time // local time before the last successful Lease call
 		nextCleanup time.Time
+		// retry holds the partitions whose rows the broker refused, and
+		// when to try them again: they are left out of the fetches until
+		// then, so a message the broker refuses every time (too large for
+		// it) does not hold up the other partitions.
+		retry = map[int]*partRetry{}
 	)
 	// wait blocks until woken, the poll interval passed or the lease needs
 	// renewing; it reports false when ctx is done.
@@ -392,6 +410,11 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) {
 			}
 			parts, leaseStart = p, start
 			r.setParts(p)
+			for part := range retry {
+				if !slices.Contains(parts, part) {
+					delete(retry, part)
+				}
+			}
 		}
 		if cfg.retention > 0 && time.Now().After(nextCleanup) {
 			r.cleanup(ctx)
@@ -404,21 +427,78 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) {
 			}
 			continue
 		}
-		n, err := r.forward(ctx, parts, deadline)
-		if err != nil {
-			if ctx.Err() != nil {
+		active, next := dueParts(parts, retry)
+		if len(active) == 0 { // every partition waits to be retried
+			if !wait(min(cfg.poll, time.Until(next))) {
 				return
 			}
+			continue
+		}
+		res := r.forward(ctx, active, deadline)
+		if ctx.Err() != nil {
+			return
+		}
+		if res.dbErr != nil {
 			d := bo.NextBackOff()
-			cfg.logger.Warn("outbox relay: forwarding failed", "error", err, "retry_in", d)
+			cfg.logger.Warn("outbox relay: forwarding failed", "error", errors.Join(res.pubErr, res.dbErr), "retry_in", d)
 			sleep(ctx, d)
 			continue
 		}
 		bo.Reset()
-		if n < cfg.batch && !wait(cfg.poll) {
-			return
+		for _, part := range active {
+			if !slices.Contains(res.failedParts, part) {
+				delete(retry, part)
+			}
+		}
+		if res.pubErr != nil {
+			var d time.Duration
+			for _, part := range res.failedParts {
+				pr := retry[part]
+				if pr == nil {
+					pr = &partRetry{bo: newBackoff()}
+					retry[part] = pr
+				}
+				d = pr.bo.NextBackOff()
+				pr.at = time.Now().Add(d)
+			}
+			cfg.logger.Warn("outbox relay: publishing failed; retrying those partitions later", "error", res.pubErr, "partitions", res.failedParts, "retry_in", d)
+		}
+		if res.fetched < cfg.batch {
+			d := cfg.poll
+			if _, next := dueParts(parts, retry); !next.IsZero() {
+				d = min(d, time.Until(next))
+			}
+			if !wait(d) {
+				return
+			}
 		}
 	}
+}
+
+// partRetry is when to fetch a partition again after the broker refused
+// some of its rows.
+type partRetry struct {
+	at time.Time
+	bo *backoff.ExponentialBackOff
+}
+
+// dueParts returns the partitions of parts not waiting to be retried, and
+// the earliest retry time of the others (zero when none waits).
+func dueParts(parts []int, retry map[int]*partRetry) (due []int, next time.Time) {
+	if len(retry) == 0 {
+		return parts, time.Time{}
+	}
+	now := time.Now()
+	for _, p := range parts {
+		if pr := retry[p]; pr != nil && now.Before(pr.at) {
+			if next.IsZero() || pr.at.Before(next) {
+				next = pr.at
+			}
+			continue
+		}
+		due = append(due, p)
+	}
+	return due, next
 }
 
 func (r *Relay) cleanup(ctx context.Context) {
@@ -440,17 +520,25 @@ func (r *Relay) cleanup(ctx context.Context) {
 	}
 }
 
+// batchResult is the outcome of one forward call.
+type batchResult struct {
+	fetched     int   // rows fetched
+	failedParts []int // partitions with rows the broker did not accept
+	pubErr      error // the broker's failures
+	dbErr       error // the database's failures (fetching or marking)
+}
+
 // forward publishes one batch of the partitions' rows and marks what the
-// broker accepted; it returns the number of rows fetched.
-func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) (int, error) {
+// broker accepted.
+func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) batchResult {
 	pctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	recs, err := r.o.d.Fetch(pctx, r.db, parts, r.cfg.batch)
 	if err != nil {
-		return 0, fmt.Errorf("outbox: fetch: %w", err)
+		return batchResult{dbErr: fmt.Errorf("outbox: fetch: %w", err)}
 	}
 	if len(recs) == 0 {
-		return 0, nil
+		return batchResult{}
 	}
 	fetched := time.Now()
 	ok := make([]bool, len(recs))
@@ -468,7 +556,7 @@ func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) (i
 		// A resend of a message the broker already holds (after a relay
 		// died between publishing and marking) is forwarded, not failed:
 		// brokers that deduplicate by ID report it with ErrDuplicate.
-		err := messaging.IgnoreDuplicates(r.pub.Publish(pctx, topic, msgs...))
+		err := messaging.IgnoreDuplicates(r.publish(pctx, topic, msgs))
 		if err == nil {
 			for _, i := range idx {
 				ok[i] = true
@@ -498,7 +586,11 @@ func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) (i
 	publishTime := acked.Sub(fetched)
 	var seqs []int64
 	var lat []time.Duration
+	var failedParts []int
 	for i, rec := range recs {
+		if !ok[i] && !slices.Contains(failedParts, rec.Partition) {
+			failedParts = append(failedParts, rec.Partition)
+		}
 		if ok[i] {
 			seqs = append(seqs, rec.Seq)
 			if len(r.cfg.onBatch) > 0 {
@@ -527,14 +619,49 @@ func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) (i
 	if unmarked > 0 && markErr == nil {
 		r.cfg.logger.Warn("outbox relay: lost a lease while publishing; the new holder sends those messages again", "messages", unmarked)
 	}
-	err = errors.Join(pubErr, markErr)
 	if len(r.cfg.onBatch) > 0 {
-		info := BatchInfo{Fetched: len(recs), Forwarded: int(marked), Failed: failed, Unmarked: unmarked, Latencies: lat, Publish: publishTime, Err: err}
+		info := BatchInfo{Fetched: len(recs), Forwarded: int(marked), Failed: failed, Unmarked: unmarked, Latencies: lat, Publish: publishTime, Err: errors.Join(pubErr, markErr)}
 		for _, f := range r.cfg.onBatch {
 			f(info)
 		}
 	}
-	return len(recs), err
+	return batchResult{fetched: len(recs), failedParts: failedParts, pubErr: pubErr, dbErr: markErr}
+}
+
+// publish publishes msgs to topic in one call. A call the broker refuses
+// before sending anything because of one of its messages (too large for
+// it, or a header it cannot carry) would fail every time, and the other
+// messages with it; it is then made again one message at a time, a key's
+// messages stopping at its first failure (the later ones are held back,
+// not sent, to keep the key's order). Only the refused message and the
+// later ones of its key fail then; the error is a *messaging.PublishError
+// with one entry per message.
+func (r *Relay) publish(ctx context.Context, topic string, msgs []*messaging.Message) error {
+	err := r.pub.Publish(ctx, topic, msgs...)
+	var pe *messaging.PublishError
+	if err == nil || len(msgs) == 1 || errors.As(err, &pe) ||
+		!errors.Is(err, messaging.ErrMessageTooLarge) && !errors.Is(err, messaging.ErrInvalidHeader) {
+		return err
+	}
+	errs := make([]error, len(msgs))
+	stopped := map[string]error{} // keys whose message failed
+	failed := false
+	for j, m := range msgs {
+		if e := stopped[m.Key]; e != nil {
+			errs[j] = fmt.Errorf("held back after a failed message of its key: %w", e)
+			continue
+		}
+		if errs[j] = messaging.IgnoreDuplicates(r.pub.Publish(ctx, topic, m)); errs[j] != nil {
+			failed = true
+			if m.Key != "" {
+				stopped[m.Key] = errs[j]
+			}
+		}
+	}
+	if !failed {
+		return nil
+	}
+	return &messaging.PublishError{Errs: errs}
 }
 
 func topicsInOrder(recs []Record) []string {

@@ -1,0 +1,109 @@
+package outbox_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/memory"
+	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/outbox"
+)
+
+// poisonBroker is a memory broker that refuses messages over 1 KiB (with
+// messaging.ErrMessageTooLarge, failing the whole Publish call before
+// anything is sent, as every adapter does), and a collector of what it
+// delivers on topics.
+func poisonBroker(t *testing.T, topics ...string) (messaging.Client, *integration.Collector) {
+	t.Helper()
+	c, err := memory.New(memory.WithMaxMessageSize(1024))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	col := integration.NewCollector()
+	for _, topic := range topics {
+		subscribe(t, c, topic, col.Handler())
+	}
+	return c, col
+}
+
+func poison(key string) *messaging.Message {
+	return &messaging.Message{Key: key, Payload: make([]byte, 2048)}
+}
+
+func keyed(prefix string, n int) []*messaging.Message {
+	msgs := make([]*messaging.Message, n)
+	for i := range msgs {
+		msgs[i] = &messaging.Message{Key: fmt.Sprintf("%s%d", prefix, i)}
+	}
+	return msgs
+}
+
+// TestPoisonMessageDoesNotStopItsTopic: one message the broker always
+// refuses (too large) is fetched in a batch with messages of other keys on
+// the same topic. The broker fails the whole Publish call for it; the
+// relay must still forward the other keys' messages, and hold back only the
+// poison and the later messages of its key.
+func TestPoisonMessageDoesNotStopItsTopic(t *testing.T) {
+	e := newEnv(t)
+	c, col := poisonBroker(t, "poison")
+	bad := e.enqueue(t, "poison", true, poison("bad"), &messaging.Message{Key: "bad"})
+	good := e.enqueue(t, "poison", true, keyed("k", 5)...)
+	e.startRelay(t, c, outbox.WithBatchSize(10))
+	col.WaitDistinct(t, len(good), 20*time.Second)
+	if missing := col.Missing(good); len(missing) > 0 {
+		t.Fatalf("messages of other keys not delivered: %v", missing)
+	}
+	e.waitStatus(t, 10*time.Second, "the poison and its key's next message left", func(s outbox.Status) bool { return s.Backlog == 2 })
+	for _, id := range bad {
+		if col.Count(id) > 0 {
+			t.Errorf("message %s of the poisoned key was delivered (before the poison, out of order)", id)
+		}
+	}
+}
+
+// TestPoisonKeyDoesNotStopOtherPartitions: a poison message whose key has
+// more messages waiting behind it than a batch holds. Rows are fetched in
+// seq order, so without care every batch is that key's held-back rows and
+// the relay stops for all partitions (or crawls at one batch per backoff).
+// Every message of the other partitions, on the same topic or another,
+// must be forwarded promptly.
+func TestPoisonKeyDoesNotStopOtherPartitions(t *testing.T) {
+	e := newEnv(t)
+	c, col := poisonBroker(t, "poison", "other")
+	e.enqueue(t, "poison", true, poison("bad"))
+	behind := make([]*messaging.Message, 30)
+	for i := range behind {
+		behind[i] = &messaging.Message{Key: "bad"}
+	}
+	e.enqueue(t, "poison", true, behind...)
+	e.enqueue(t, "poison", true, keyed("k", 200)...)
+	e.enqueue(t, "other", true, keyed("o", 100)...)
+	// The messages outside the poisoned key's partition must all arrive.
+	rows, err := e.db.Query(`SELECT msg_id FROM ` + e.schema + `.messaging_outbox
+		WHERE part <> (SELECT part FROM ` + e.schema + `.messaging_outbox WHERE msg_key = 'bad' LIMIT 1)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < 250 {
+		t.Fatalf("only %d messages outside the poisoned partition; the test needs more", len(want))
+	}
+	e.startRelay(t, c, outbox.WithBatchSize(10))
+	ok := col.Wait(20*time.Second, func(col *integration.Collector) bool { return len(col.Missing(want)) == 0 })
+	if !ok {
+		t.Fatalf("%d of %d messages of healthy partitions not delivered within 20s", len(col.Missing(want)), len(want))
+	}
+}
