@@ -81,3 +81,20 @@ func TestConstructorsRejectInvalidArguments(t *testing.T) {
 		t.Errorf("ID %q, want r1", r.ID())
 	}
 }
+
+// TestNewRelayRejectsOneConnectionWithListen: with one open connection
+// allowed, LISTEN would hold it and the relay's queries would wait for it
+// forever; NewRelay says so, unless the relay only polls.
+func TestNewRelayRejectsOneConnectionWithListen(t *testing.T) {
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL("app")))
+	db := noDB(t)
+	db.SetMaxOpenConns(1)
+	r, err := ob.NewRelay(db, mwtest.Memory(t))
+	if r != nil {
+		t.Error("NewRelay returned a relay with the error")
+	}
+	mwtest.WantInvalid(t, "outbox", "NewRelay, one connection", err, "SetMaxOpenConns", "WithPolling")
+	if _, err := ob.NewRelay(db, mwtest.Memory(t), outbox.WithPolling()); err != nil {
+		t.Errorf("NewRelay with WithPolling, one connection: %v", err)
+	}
+}

@@ -238,7 +238,10 @@ type RelayStats struct {
 // messaging.ErrInvalidOption; opts are applied in order and the first error
 // is returned. The relay keeps one of db's connections for
 // LISTEN while it runs and uses one more at a time for its queries, so db
-// must allow at least two open connections (SetMaxOpenConns).
+// must allow at least two open connections (SetMaxOpenConns): with one,
+// NewRelay fails with an error wrapping messaging.ErrInvalidOption unless
+// WithPolling is given (and Run, if the limit was lowered to one since,
+// polls instead of listening).
 func (o *Outbox) NewRelay(db *sql.DB, pub messaging.Publisher, opts ...RelayOption) (*Relay, error) {
 	if db == nil || pub == nil {
 		return nil, fmt.Errorf("outbox: relay needs a database and a publisher: %w", messaging.ErrInvalidOption)
@@ -260,6 +263,9 @@ func (o *Outbox) NewRelay(db *sql.DB, pub messaging.Publisher, opts ...RelayOpti
 		if err := opt(&c); err != nil {
 			return nil, err
 		}
+	}
+	if c.listen && oneConn(db) {
+		return nil, fmt.Errorf("outbox: relay: the database allows one open connection, which LISTEN would hold while the relay's queries wait for it forever; SetMaxOpenConns(2) or more, or WithPolling: %w", messaging.ErrInvalidOption)
 	}
 	c.logger = c.logger.With("outbox_relay", c.id)
 	return &Relay{o: o, db: db, pub: pub, cfg: c}, nil
@@ -300,7 +306,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	lctx, stopListen := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	if r.cfg.listen {
+	switch {
+	case r.cfg.listen && oneConn(r.db):
+		r.cfg.logger.Warn("outbox relay: the database allows one open connection, which LISTEN would hold; polling only")
+	case r.cfg.listen:
 		wg.Go(func() { r.listen(lctx, signal) })
 	}
 	defer func() {
@@ -316,6 +325,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.loop(ctx, wake)
 	return nil
 }
+
+// oneConn reports whether db allows only one open connection.
+func oneConn(db *sql.DB) bool { return db.Stats().MaxOpenConnections == 1 }
 
 func (r *Relay) setParts(p []int) {
 	r.mu.Lock()
