@@ -487,6 +487,12 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) {
 	}
 }
 
+// refused reports whether err is Publish refusing a message itself, before
+// sending anything: it would refuse it again.
+func refused(err error) bool {
+	return errors.Is(err, messaging.ErrMessageTooLarge) || errors.Is(err, messaging.ErrInvalidHeader)
+}
+
 // partRetry is when to fetch a partition again after the broker refused
 // some of its rows.
 type partRetry struct {
@@ -651,8 +657,7 @@ func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) ba
 func (r *Relay) publish(ctx context.Context, topic string, msgs []*messaging.Message) error {
 	err := r.pub.Publish(ctx, topic, msgs...)
 	var pe *messaging.PublishError
-	if err == nil || len(msgs) == 1 || errors.As(err, &pe) ||
-		!errors.Is(err, messaging.ErrMessageTooLarge) && !errors.Is(err, messaging.ErrInvalidHeader) {
+	if err == nil || len(msgs) == 1 || errors.As(err, &pe) || !refused(err) {
 		return err
 	}
 	errs := make([]error, len(msgs))
@@ -663,11 +668,18 @@ func (r *Relay) publish(ctx context.Context, topic string, msgs []*messaging.Mes
 			errs[j] = fmt.Errorf("held back after a failed message of its key: %w", e)
 			continue
 		}
-		if errs[j] = messaging.IgnoreDuplicates(r.pub.Publish(ctx, topic, m)); errs[j] != nil {
-			failed = true
-			if m.Key != "" {
-				stopped[m.Key] = errs[j]
+		if errs[j] = messaging.IgnoreDuplicates(r.pub.Publish(ctx, topic, m)); errs[j] == nil {
+			continue
+		}
+		failed = true
+		if !refused(errs[j]) { // not this message's fault (the broker is down): stop
+			for k := j + 1; k < len(msgs); k++ {
+				errs[k] = errs[j]
 			}
+			break
+		}
+		if m.Key != "" {
+			stopped[m.Key] = errs[j]
 		}
 	}
 	if !failed {

@@ -1,7 +1,9 @@
 package outbox_test
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,5 +107,46 @@ func TestPoisonKeyDoesNotStopOtherPartitions(t *testing.T) {
 	ok := col.Wait(20*time.Second, func(col *integration.Collector) bool { return len(col.Missing(want)) == 0 })
 	if !ok {
 		t.Fatalf("%d of %d messages of healthy partitions not delivered within 20s", len(col.Missing(want)), len(want))
+	}
+}
+
+// TestPoisonSplitStopsWhenBrokerDown: a call refused whole for a too-large
+// message is made again message by message; when one of those calls fails
+// for another reason (the broker went down), the relay stops there rather
+// than trying every other message of the batch against a down broker
+// (each such call can wait for the publisher's unavailable timeout).
+func TestPoisonSplitStopsWhenBrokerDown(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	singles := 0
+	pub := messaging.PublishFunc(func(_ context.Context, topic string, msgs ...*messaging.Message) error {
+		if len(msgs) > 1 {
+			return fmt.Errorf("message 0: %w", messaging.ErrMessageTooLarge)
+		}
+		mu.Lock()
+		singles++
+		mu.Unlock()
+		return fmt.Errorf("injected: %w", messaging.ErrUnavailable)
+	})
+	e.enqueue(t, "split", true, keyed("k", 20)...)
+	type first struct {
+		info    outbox.BatchInfo
+		singles int // one-message calls made for it
+	}
+	batches := make(chan first, 1)
+	e.startRelay(t, pub, outbox.WithOnBatch(func(b outbox.BatchInfo) {
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case batches <- first{b, singles}:
+		default:
+		}
+	}))
+	b := <-batches
+	if b.info.Fetched != 20 || b.info.Failed != 20 {
+		t.Fatalf("first batch %+v, want 20 fetched and failed", b.info)
+	}
+	if b.singles != 1 {
+		t.Errorf("%d one-message calls after the broker failed one, want 1", b.singles)
 	}
 }
