@@ -37,7 +37,7 @@ type Dialect interface {
 	// Release gives up every lease of relay and removes its heartbeat.
 	Release(ctx context.Context, db *sql.DB, relay string) error
 	// Fetch returns up to limit unforwarded rows of the given partitions in
-	// Seq order.
+	// Seq order; a row it cannot decode is returned with Record.Err set.
 	Fetch(ctx context.Context, db *sql.DB, parts []int, limit int) ([]Record, error)
 	// MarkForwarded deletes the rows (keep false) or sets their forwarded time
 	// (keep true), but only rows of partitions relay owns; it returns how
@@ -67,6 +67,13 @@ type Record struct {
 	// Age is how long ago the row was inserted, measured by the database
 	// when it was fetched.
 	Age time.Duration
+	// Err is set when the row cannot be read into a message (a stored
+	// header that does not decode: ErrCorruptHeader). The relay does not
+	// publish such a row: it holds back the later rows of its key and
+	// retries its partition like one the broker refused, while the other
+	// rows go on. Fetch returns the row rather than failing, so one bad
+	// row does not stop the relay.
+	Err error
 }
 
 // Status is the state of an outbox, as Outbox.Status reads it (and

@@ -209,7 +209,7 @@ func (p *postgres) Fetch(ctx context.Context, db *sql.DB, parts []int, limit int
 		}
 		m.Key = string(key)
 		if m.Header, err = DecodeHeader(header); err != nil {
-			return nil, fmt.Errorf("outbox: row %d: %w", r.Seq, err)
+			r.Err = fmt.Errorf("outbox: row %d (message %s): %w", r.Seq, m.ID, err)
 		}
 		r.Message, r.Age = &m, fromSeconds(age)
 		out = append(out, r)

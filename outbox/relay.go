@@ -200,8 +200,9 @@ type BatchInfo struct {
 	Fetched int
 	// Forwarded is the number published and then deleted or marked.
 	Forwarded int
-	// Failed is the number Publish did not accept, plus the later rows of
-	// their keys held back to keep the order; all are forwarded again.
+	// Failed is the number Publish did not accept or that could not be read
+	// (Record.Err), plus the later rows of their keys held back to keep the
+	// order; all are tried again.
 	Failed int
 	// Unmarked is the number published but not recorded as forwarded,
 	// because the relay lost the partition's lease meanwhile or the database
@@ -473,7 +474,7 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) {
 				d = pr.bo.NextBackOff()
 				pr.at = time.Now().Add(d)
 			}
-			cfg.logger.Warn("outbox relay: publishing failed; retrying those partitions later", "error", res.pubErr, "partitions", res.failedParts, "retry_in", d)
+			cfg.logger.Warn("outbox relay: forwarding rows failed; retrying their partitions later", "error", res.pubErr, "partitions", res.failedParts, "retry_in", d)
 		}
 		if res.fetched < cfg.batch {
 			d := cfg.poll
@@ -542,7 +543,7 @@ func (r *Relay) cleanup(ctx context.Context) {
 type batchResult struct {
 	fetched     int   // rows fetched
 	failedParts []int // partitions with rows the broker did not accept
-	pubErr      error // the broker's failures
+	pubErr      error // the rows' failures: the broker's, and unreadable rows
 	dbErr       error // the database's failures (fetching or marking)
 }
 
@@ -565,11 +566,28 @@ func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) ba
 	for _, topic := range topicsInOrder(recs) {
 		var idx []int
 		var msgs []*messaging.Message
+		var unreadable map[string]bool // keys with a row that cannot be read
 		for i, rec := range recs {
-			if rec.Topic == topic {
-				idx = append(idx, i)
-				msgs = append(msgs, rec.Message)
+			if rec.Topic != topic {
+				continue
 			}
+			if key := rec.Message.Key; rec.Err != nil || unreadable[key] {
+				// Not published: the row, and the later ones of its key.
+				pubErr = errors.Join(pubErr, rec.Err)
+				failed++
+				if key != "" {
+					if unreadable == nil {
+						unreadable = map[string]bool{}
+					}
+					unreadable[key] = true
+				}
+				continue
+			}
+			idx = append(idx, i)
+			msgs = append(msgs, rec.Message)
+		}
+		if len(msgs) == 0 {
+			continue
 		}
 		// A resend of a message the broker already holds (after a relay
 		// died between publishing and marking) is forwarded, not failed:

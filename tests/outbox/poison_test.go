@@ -150,3 +150,21 @@ func TestPoisonSplitStopsWhenBrokerDown(t *testing.T) {
 		t.Errorf("%d one-message calls after the broker failed one, want 1", b.singles)
 	}
 }
+
+// TestCorruptRowDoesNotStopRelay: a row whose stored header does not decode
+// (written by hand or by another program) cannot be published, but must
+// not stop the relay: the other rows, of its partition too, are forwarded,
+// and the corrupt row stays in the backlog.
+func TestCorruptRowDoesNotStopRelay(t *testing.T) {
+	e := newEnv(t)
+	c, col := poisonBroker(t, "corrupt")
+	if _, err := e.db.Exec(`INSERT INTO `+e.schema+`.messaging_outbox (msg_id, topic, msg_key, payload, headers, msg_time)
+		VALUES ('corrupt-1', 'corrupt', 'bad', '', '\x05'::bytea, now())`); err != nil {
+		t.Fatal(err)
+	}
+	good := e.enqueue(t, "corrupt", true, keyed("k", 50)...)
+	e.startRelay(t, c, outbox.WithBatchSize(10))
+	col.WaitDistinct(t, len(good), 20*time.Second)
+	col.Report(t, good)
+	e.waitStatus(t, 10*time.Second, "only the corrupt row left", func(s outbox.Status) bool { return s.Backlog == 1 })
+}
