@@ -60,3 +60,36 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestScrapeSurvivesDatabaseDown: with the database unreachable, gathering
+// the registry still succeeds (an error there fails the whole /metrics
+// response under promhttp's default, every other metric with it): the
+// counters are there and status_up is 0.
+func TestScrapeSurvivesDatabaseDown(t *testing.T) {
+	db := sql.OpenDB(unreachable{})
+	t.Cleanup(func() { _ = db.Close() })
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL("app")))
+	reg := prometheus.NewRegistry()
+	if _, err := outboxprom.New(reg, ob, db); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather with the database down: %v", err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	if v, ok := got["messaging_outbox_status_up"]; !ok || v != 0 {
+		t.Errorf("status_up = %v (present %v), want 0", v, ok)
+	}
+	if _, ok := got["messaging_outbox_forwarded_total"]; !ok {
+		t.Errorf("forwarded_total missing: %v", got)
+	}
+	if _, ok := got["messaging_outbox_backlog"]; ok {
+		t.Errorf("backlog exported without a status: %v", got)
+	}
+}

@@ -13,9 +13,14 @@
 //	                                           the database at each scrape)
 //	<ns>_outbox_oldest_age_seconds             age of the oldest unforwarded one
 //	<ns>_outbox_relays                         live relays
+//	<ns>_outbox_status_up                      1 when the scrape's status
+//	                                           query succeeded, else 0
 //
 // The counters count what the relays given OnBatch did; the gauges are the
-// outbox's, whichever relay forwards. Register one Metrics per outbox (wrap
+// outbox's, whichever relay forwards. A failed status query (the database
+// is down, or slower than WithScrapeTimeout) does not fail the scrape, which
+// would take every other metric of the registry with it: the backlog, age
+// and relays gauges are left out and status_up is 0. Register one Metrics per outbox (wrap
 // the registerer with prometheus.WrapRegistererWith to label several).
 package outboxprom
 
@@ -133,6 +138,7 @@ func New(reg prometheus.Registerer, ob *outbox.Outbox, db *sql.DB, opts ...Optio
 		backlog: gauge("backlog", "Messages not yet forwarded."),
 		oldest:  gauge("oldest_age_seconds", "Age of the oldest unforwarded message (0 when none)."),
 		relays:  gauge("relays", "Live relays."),
+		up:      gauge("status_up", "1 when the scrape's status query succeeded, else 0."),
 	}
 	for _, col := range []prometheus.Collector{m.forwarded, m.failed, m.unmarked, m.latency, st} {
 		if err := reg.Register(col); err != nil {
@@ -160,12 +166,14 @@ type statusCollector struct {
 	db                      *sql.DB
 	timeout                 time.Duration
 	backlog, oldest, relays *prometheus.Desc
+	up                      *prometheus.Desc
 }
 
 func (s *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- s.backlog
 	ch <- s.oldest
 	ch <- s.relays
+	ch <- s.up
 }
 
 func (s *statusCollector) Collect(ch chan<- prometheus.Metric) {
@@ -173,9 +181,10 @@ func (s *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	st, err := s.ob.Status(ctx, s.db)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(s.backlog, err)
+		ch <- prometheus.MustNewConstMetric(s.up, prometheus.GaugeValue, 0)
 		return
 	}
+	ch <- prometheus.MustNewConstMetric(s.up, prometheus.GaugeValue, 1)
 	ch <- prometheus.MustNewConstMetric(s.backlog, prometheus.GaugeValue, float64(st.Backlog))
 	ch <- prometheus.MustNewConstMetric(s.oldest, prometheus.GaugeValue, st.OldestAge.Seconds())
 	ch <- prometheus.MustNewConstMetric(s.relays, prometheus.GaugeValue, float64(len(st.Relays)))

@@ -39,7 +39,7 @@ func TestMetrics(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if v := values(t, reg); v["messaging_outbox_backlog"] != 3 || v["messaging_outbox_oldest_age_seconds"] <= 0 || v["messaging_outbox_relays"] != 0 {
+	if v := values(t, reg); v["messaging_outbox_backlog"] != 3 || v["messaging_outbox_oldest_age_seconds"] <= 0 || v["messaging_outbox_relays"] != 0 || v["messaging_outbox_status_up"] != 1 {
 		t.Fatalf("before the relay: %v", v)
 	}
 
