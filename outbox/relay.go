@@ -289,8 +289,14 @@ func (r *Relay) Stats() RelayStats {
 	}
 }
 
-// Run forwards rows until ctx is done, then releases its leases (waiting at
-// most 5 seconds for the database) and returns nil. Failures of the
+// shutdownWait bounds each wait for the database after Run's context ended:
+// marking the batch in flight, then releasing the leases.
+const shutdownWait = 5 * time.Second
+
+// Run forwards rows until ctx is done, then releases its leases and returns
+// nil. It waits for the database for at most 5 seconds to record the batch
+// in flight as forwarded, and 5 more to release the leases, so it returns
+// within about 10 seconds of ctx's end even if the database hangs. Failures of the
 // database or the broker are logged and retried with backoff (the broker's
 // per partition, see Relay); they do not end Run. Run may be called once; a second call returns an error wrapping
 // messaging.ErrInvalidOption.
@@ -316,7 +322,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer func() {
 		stopListen()
 		wg.Wait()
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWait)
 		defer cancel()
 		if err := r.o.d.Release(rctx, r.db, r.cfg.id); err != nil {
 			r.cfg.logger.Warn("outbox relay: releasing leases failed; they expire after the TTL", "error", err)
@@ -634,10 +640,13 @@ func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) ba
 			}
 		}
 	}
-	// Marking survives the end of ctx (bounded): what was published is
-	// recorded so the next holder does not send it again.
+	// Marking survives the end of ctx, so that what was published is
+	// recorded and the next holder does not send it again; but for at most
+	// shutdownWait after ctx ends (Run's bound), and the TTL in all.
 	mctx, mcancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ttl)
 	defer mcancel()
+	stopGrace := context.AfterFunc(ctx, func() { time.AfterFunc(shutdownWait, mcancel) })
+	defer stopGrace()
 	var marked int64
 	var markErr error
 	if len(seqs) > 0 {

@@ -1,0 +1,53 @@
+package outbox_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/outbox"
+)
+
+// TestRunReturnsPromptlyWhenMarkingHangs: Run's context ends while the
+// relay marks a published batch and the database does not answer (here: a
+// table lock held by another transaction). Marking outlives the context
+// so the next holder does not resend, but Run must still return within its
+// documented shutdown bound (5s for the database), not after the lease
+// TTL (a minute here).
+func TestRunReturnsPromptlyWhenMarkingHangs(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	locker, err := e.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = locker.Rollback() }()
+	var cancelled time.Time
+	pub := messaging.PublishFunc(func(context.Context, string, ...*messaging.Message) error {
+		if cancelled.IsZero() {
+			// Fetching is done; the DELETE that marks the rows will wait.
+			if _, err := locker.Exec("LOCK TABLE " + e.schema + ".messaging_outbox IN EXCLUSIVE MODE"); err != nil {
+				t.Error(err)
+			}
+			cancelled = time.Now()
+			cancel()
+		}
+		return nil
+	})
+	e.enqueue(t, "hang", true, &messaging.Message{})
+	r, err := e.ob.NewRelay(e.db, pub, outbox.WithLeaseTTL(time.Minute), outbox.WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cancelled.IsZero() {
+		t.Fatal("the relay never published")
+	}
+	if d := time.Since(cancelled); d > 15*time.Second {
+		t.Errorf("Run returned %v after its context ended, want about 5s at most", d)
+	}
+}
