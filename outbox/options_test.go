@@ -98,3 +98,12 @@ func TestNewRelayRejectsOneConnectionWithListen(t *testing.T) {
 		t.Errorf("NewRelay with WithPolling, one connection: %v", err)
 	}
 }
+
+// TestNilDatabaseRejected: Migrate and Status given a nil database return
+// ErrInvalidOption (they panicked).
+func TestNilDatabaseRejected(t *testing.T) {
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL("app")))
+	mwtest.WantInvalid(t, "outbox", "Migrate(nil)", ob.Migrate(context.Background(), nil), "migrate", "nil database")
+	_, err := ob.Status(context.Background(), nil)
+	mwtest.WantInvalid(t, "outbox", "Status(nil)", err, "status", "nil database")
+}

@@ -35,7 +35,11 @@ func (o *Outbox) Dialect() Dialect { return o.d }
 // Migrate creates the outbox's schema (tables, indexes, trigger) or brings
 // it up to date; it is idempotent and safe to run from several processes at
 // once. Operators may run the dialect's SQL file instead (PostgresSchema).
+// A nil db is an error wrapping messaging.ErrInvalidOption.
 func (o *Outbox) Migrate(ctx context.Context, db *sql.DB) error {
+	if db == nil {
+		return fmt.Errorf("outbox: migrate: nil database: %w", messaging.ErrInvalidOption)
+	}
 	return o.d.Migrate(ctx, db)
 }
 
@@ -69,8 +73,12 @@ func (o *Outbox) Enqueue(ctx context.Context, tx *sql.Tx, topic string, msgs ...
 }
 
 // Status reads the outbox's backlog, the age of its oldest unforwarded
-// message, its leases and its live relays.
+// message, its leases and its live relays. A nil db is an error wrapping
+// messaging.ErrInvalidOption.
 func (o *Outbox) Status(ctx context.Context, db *sql.DB) (Status, error) {
+	if db == nil {
+		return Status{}, fmt.Errorf("outbox: status: nil database: %w", messaging.ErrInvalidOption)
+	}
 	st, err := o.d.Status(ctx, db)
 	if err != nil {
 		return st, fmt.Errorf("outbox: status: %w", err)
