@@ -289,6 +289,10 @@ func (r *Relay) Stats() RelayStats {
 	}
 }
 
+// cleanupSlice is how long the relay deletes expired rows before it
+// forwards the next batch, when many have expired.
+const cleanupSlice = 100 * time.Millisecond
+
 // shutdownWait bounds each wait for the database after Run's context ended:
 // marking the batch in flight, then releasing the leases.
 const shutdownWait = 5 * time.Second
@@ -388,6 +392,7 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) {
 		parts       []int
 		leaseStart  time.Time // local time before the last successful Lease call
 		nextCleanup time.Time
+		cleaning    bool // a cleanup was cut short: go on without waiting
 		// retry holds the partitions whose rows the broker refused, and
 		// when to try them again: they are left out of the fetches until
 		// then, so a message the broker refuses every time (too large for
@@ -435,13 +440,20 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) {
 				}
 			}
 		}
-		if cfg.retention > 0 && time.Now().After(nextCleanup) {
-			r.cleanup(ctx)
-			nextCleanup = time.Now().Add(cfg.cleanupEvery)
+		if cfg.retention > 0 && (cleaning || time.Now().After(nextCleanup)) {
+			// A large cleanup goes in slices between batches, so that
+			// forwarding and renewing the leases go on.
+			until := time.Now().Add(cleanupSlice)
+			if renew := leaseStart.Add(renewEvery); renew.Before(until) {
+				until = renew
+			}
+			if cleaning = !r.cleanup(ctx, until); !cleaning {
+				nextCleanup = time.Now().Add(cfg.cleanupEvery)
+			}
 		}
 		deadline := leaseStart.Add(cfg.ttl - margin)
 		if len(parts) == 0 || time.Until(deadline) <= 0 {
-			if !wait(cfg.poll) {
+			if !cleaning && !wait(cfg.poll) {
 				return
 			}
 			continue
@@ -482,7 +494,7 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) {
 			}
 			cfg.logger.Warn("outbox relay: forwarding rows failed; retrying their partitions later", "error", res.pubErr, "partitions", res.failedParts, "retry_in", d)
 		}
-		if res.fetched < cfg.batch {
+		if res.fetched < cfg.batch && !cleaning {
 			d := cfg.poll
 			if _, next := dueParts(parts, retry); !next.IsZero() {
 				d = min(d, time.Until(next))
@@ -526,23 +538,35 @@ func dueParts(parts []int, retry map[int]*partRetry) (due []int, next time.Time)
 	return due, next
 }
 
-func (r *Relay) cleanup(ctx context.Context) {
+// cleanup deletes rows past their retention, in chunks, until none is
+// left (it reports true then, or on a failure, retried at the next
+// interval) or until is reached (false: the relay forwards and renews its
+// leases, then goes on). It deletes one chunk at least.
+func (r *Relay) cleanup(ctx context.Context, until time.Time) (done bool) {
 	const chunk = 1000
 	var total int64
+	defer func() {
+		if total > 0 {
+			r.cfg.logger.Debug("outbox relay: deleted forwarded rows past retention", "rows", total)
+		}
+	}()
 	for ctx.Err() == nil {
 		n, err := r.o.d.Cleanup(ctx, r.db, r.cfg.retention, chunk)
 		total += n
 		if err != nil {
-			r.cfg.logger.Warn("outbox relay: cleanup failed", "error", err)
-			break
+			if ctx.Err() == nil {
+				r.cfg.logger.Warn("outbox relay: cleanup failed", "error", err)
+			}
+			return true
 		}
 		if n < chunk {
-			break
+			return true
+		}
+		if !time.Now().Before(until) {
+			return false
 		}
 	}
-	if total > 0 {
-		r.cfg.logger.Debug("outbox relay: deleted forwarded rows past retention", "rows", total)
-	}
+	return true
 }
 
 // batchResult is the outcome of one forward call.

@@ -158,7 +158,7 @@ func TestPoisonSplitStopsWhenBrokerDown(t *testing.T) {
 func TestCorruptRowDoesNotStopRelay(t *testing.T) {
 	e := newEnv(t)
 	c, col := poisonBroker(t, "corrupt")
-	if _, err := e.db.Exec(`INSERT INTO `+e.schema+`.messaging_outbox (msg_id, topic, msg_key, payload, headers, msg_time)
+	if _, err := e.db.Exec(`INSERT INTO ` + e.schema + `.messaging_outbox (msg_id, topic, msg_key, payload, headers, msg_time)
 		VALUES ('corrupt-1', 'corrupt', 'bad', '', '\x05'::bytea, now())`); err != nil {
 		t.Fatal(err)
 	}
