@@ -156,8 +156,12 @@ var ErrNoGroup = errors.New("inbox: message has no group; set inbox.WithGroup")
 // transaction and is then a duplicate (or new, if the first rolled back).
 //
 // Only database work done through tx is exactly-once; other effects of h
-// (HTTP calls, publishing) happen once per attempt.
+// (HTTP calls, publishing) happen once per attempt. Handler(nil) returns
+// nil, which Subscribe rejects with messaging.ErrInvalidOption.
 func (in *Inbox) Handler(h TxHandler) messaging.Handler {
+	if h == nil {
+		return nil
+	}
 	return func(ctx context.Context, m *messaging.Message) (err error) {
 		group := in.group
 		if group == "" {
@@ -204,8 +208,12 @@ type txKey struct{}
 
 // Middleware is Handler for handlers written as messaging.Handler: the
 // transaction travels in the context, and the handler reads it with Tx.
+// Applied to a nil handler it returns nil (see Handler).
 func (in *Inbox) Middleware() messaging.Middleware {
 	return func(next messaging.Handler) messaging.Handler {
+		if next == nil {
+			return nil
+		}
 		return in.Handler(func(ctx context.Context, tx *sql.Tx, m *messaging.Message) error {
 			return next(context.WithValue(ctx, txKey{}, tx), m)
 		})

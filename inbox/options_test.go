@@ -56,3 +56,22 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestNilHandlerRejectedAtSubscribe: Handler(nil) and Middleware applied to
+// nil return nil, so Subscribe rejects them with ErrInvalidOption (they
+// returned a handler that panicked on every delivery, redelivered forever).
+func TestNilHandlerRejectedAtSubscribe(t *testing.T) {
+	db := sql.OpenDB(unreachable{})
+	t.Cleanup(func() { _ = db.Close() })
+	in := mwtest.Must(inbox.New(db, inbox.PostgreSQL("app")))
+	c := mwtest.Memory(t)
+	for name, h := range map[string]messaging.Handler{"Handler(nil)": in.Handler(nil), "Middleware()(nil)": in.Middleware()(nil)} {
+		sub, err := c.Subscribe(context.Background(), "t", h, messaging.Group("g"))
+		if err == nil {
+			_ = sub.Close()
+		}
+		if !errors.Is(err, messaging.ErrInvalidOption) {
+			t.Errorf("Subscribe with %s: %v, want ErrInvalidOption", name, err)
+		}
+	}
+}
