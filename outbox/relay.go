@@ -519,21 +519,32 @@ type partRetry struct {
 	bo *backoff.ExponentialBackOff
 }
 
-// dueParts returns the partitions of parts not waiting to be retried, and
-// the earliest retry time of the others (zero when none waits).
+// dueParts returns the partitions of parts to fetch next, and the earliest
+// retry time of those waiting (zero when none waits). Partitions whose
+// retry time has come are fetched alone: a batch that holds a message the
+// broker refuses again is then made of their rows only (the rows of one
+// topic call with a refused message are published one by one). Else it
+// returns the partitions not waiting to be retried.
 func dueParts(parts []int, retry map[int]*partRetry) (due []int, next time.Time) {
 	if len(retry) == 0 {
 		return parts, time.Time{}
 	}
 	now := time.Now()
+	var retried []int
 	for _, p := range parts {
-		if pr := retry[p]; pr != nil && now.Before(pr.at) {
+		switch pr := retry[p]; {
+		case pr == nil:
+			due = append(due, p)
+		case now.Before(pr.at):
 			if next.IsZero() || pr.at.Before(next) {
 				next = pr.at
 			}
-			continue
+		default:
+			retried = append(retried, p)
 		}
-		due = append(due, p)
+	}
+	if len(retried) > 0 {
+		return retried, next
 	}
 	return due, next
 }
