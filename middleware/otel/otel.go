@@ -7,7 +7,9 @@
 // "tracestate", and "baggage" with the default propagator). New wraps a
 // handler: it extracts the context from the message headers and runs the
 // handler in a consumer span that is its child, with the topic, group,
-// message ID and attempt as attributes and the handler's error recorded.
+// message ID and attempt as attributes and the handler's error recorded. A
+// panic in the handler is recovered and recorded as an error wrapping
+// messaging.ErrHandlerPanic, which New returns, as adapters treat a panic.
 //
 // Put New outermost, so the span covers the other layers and the logs and
 // metrics they emit can be correlated.
@@ -148,7 +150,7 @@ func New(opts ...Option) (messaging.Middleware, error) {
 				)...))
 			defer span.End()
 			ctx, report := layer.WithReport(ctx)
-			err := next(ctx, msg)
+			err := layer.Call(ctx, next, msg)
 			if report.DeadLetterTopic != "" {
 				span.SetAttributes(attribute.String("messaging.dead_letter.destination", report.DeadLetterTopic))
 			}
