@@ -14,6 +14,9 @@
 //	<ns>_published_total{topic,outcome}         messages published (ok, error)
 //	<ns>_publish_duration_seconds{topic}        Publish call time, histogram
 //
+// A topic name given to Publish that is not valid UTF-8 (the publisher
+// rejects it) is labelled with its invalid bytes replaced by U+FFFD.
+//
 // Put the middleware outside deadletter and dedupe to see dead letters and
 // duplicates (they turn failures into acknowledgements, which it could not
 // tell apart otherwise).
@@ -23,7 +26,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -206,9 +211,20 @@ type publisher struct {
 	m *Metrics
 }
 
+// topicLabel is topic as a label value: the Prometheus client panics on a
+// value that is not valid UTF-8, and Publish may be given such a name (which
+// the publisher rejects), so invalid bytes become U+FFFD.
+func topicLabel(topic string) string {
+	if utf8.ValidString(topic) {
+		return topic
+	}
+	return strings.ToValidUTF8(topic, "\uFFFD")
+}
+
 func (t *publisher) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	start := time.Now()
 	err := t.p.Publish(ctx, topic, msgs...)
+	topic = topicLabel(topic)
 	t.m.pubDuration.WithLabelValues(topic).Observe(time.Since(start).Seconds())
 	failed := len(msgs)
 	if err == nil {

@@ -15,13 +15,14 @@ var _ messaging.AsyncPublisher = (*publisher)(nil)
 // for a Publish call of one message, before calling done.
 func (t *publisher) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
 	start := time.Now()
+	label := topicLabel(topic)
 	messaging.PublishAsync(ctx, t.p, topic, msg, func(m *messaging.Message, err error) {
-		t.m.pubDuration.WithLabelValues(topic).Observe(time.Since(start).Seconds())
+		t.m.pubDuration.WithLabelValues(label).Observe(time.Since(start).Seconds())
 		outcome := "ok"
 		if err != nil {
 			outcome = "error"
 		}
-		t.m.published.WithLabelValues(topic, outcome).Inc()
+		t.m.published.WithLabelValues(label, outcome).Inc()
 		if done != nil {
 			done(m, err)
 		}

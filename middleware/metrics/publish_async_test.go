@@ -37,3 +37,34 @@ func TestPublishAsyncCounts(t *testing.T) {
 		t.Errorf("published error = %v, want 1", got)
 	}
 }
+
+// TestPublishInvalidUTF8Topic: a topic name that is not valid UTF-8 (which
+// the publisher rejects) is counted as an error, by Publish and by
+// PublishAsync, instead of panicking in the Prometheus client, which
+// refuses such label values.
+func TestPublishInvalidUTF8Topic(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := mwtest.Must(metrics.New(reg))
+	pub := mwtest.Must(m.Publisher(mwtest.Memory(t)))
+	ctx := context.Background()
+	const topic = "bad\xff"
+	publish := func(name string, f func() error) {
+		t.Helper()
+		defer func() {
+			if r := recover(); r != nil {
+				t.Errorf("%s panicked: %v", name, r)
+			}
+		}()
+		if err := f(); !errors.Is(err, messaging.ErrInvalidTopic) {
+			t.Errorf("%s: %v, want ErrInvalidTopic", name, err)
+		}
+	}
+	publish("Publish", func() error { return pub.Publish(ctx, topic, &messaging.Message{}) })
+	publish("PublishAsync", func() (err error) {
+		pub.(messaging.AsyncPublisher).PublishAsync(ctx, topic, &messaging.Message{}, func(_ *messaging.Message, e error) { err = e }) // memory reports before returning
+		return err
+	})
+	if got := mustCounterPub(t, reg, "bad\uFFFD", "error"); got != 2 {
+		t.Errorf("published error = %v, want 2", got)
+	}
+}
