@@ -114,7 +114,8 @@ type Metrics struct {
 }
 
 // New creates the collectors and registers them with reg. It returns an
-// error (from reg) if they are already registered there. A nil reg is
+// error (from reg) if one of them cannot be registered there (already
+// registered, or a name taken), and then leaves none registered. A nil reg is
 // rejected with an error wrapping messaging.ErrInvalidOption; opts are
 // applied in order and the first error is returned.
 func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
@@ -147,8 +148,12 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		pubDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "publish_duration_seconds",
 			Help: "Time of Publish calls.", Buckets: c.buckets}, []string{"topic"}),
 	}
-	for _, col := range []prometheus.Collector{m.handled, m.duration, m.attempts, m.inFlight, m.deadLetters, m.published, m.pubDuration} {
+	cols := []prometheus.Collector{m.handled, m.duration, m.attempts, m.inFlight, m.deadLetters, m.published, m.pubDuration}
+	for i, col := range cols {
 		if err := reg.Register(col); err != nil {
+			for _, done := range cols[:i] {
+				reg.Unregister(done)
+			}
 			return nil, fmt.Errorf("metrics: register: %w", err)
 		}
 	}

@@ -122,3 +122,23 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 
 	}
 	return n
 }
+
+// TestNewFailureRegistersNothing: when one of the collectors cannot be
+// registered (a name already taken in the registry), New registers none of
+// them, so the registry is as it was and New can be called again once the
+// conflict is gone.
+func TestNewFailureRegistersNothing(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	// Another Metrics' collector (the registry keeps a name's labels and
+	// help for its lifetime, so only the same description can come back).
+	taken := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "messaging", Name: "published_total",
+		Help: "Messages published, by outcome."}, []string{"topic", "outcome"})
+	reg.MustRegister(taken)
+	if m, err := metrics.New(reg); err == nil || m != nil {
+		t.Fatalf("New with a taken name: %v, %v; want an error", m, err)
+	}
+	reg.Unregister(taken)
+	if _, err := metrics.New(reg); err != nil {
+		t.Fatalf("New after the conflict was removed: %v", err)
+	}
+}
