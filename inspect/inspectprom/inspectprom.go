@@ -81,7 +81,8 @@ func Topics(names ...string) Option {
 // topics not inspected by then count as failed.
 func ScrapeTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
-// Logger sets where failed inspections are logged (default slog.Default()).
+// Logger sets where failed inspections are logged (default, and for a nil
+// l, slog.Default()).
 func Logger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // Collector is a prometheus.Collector that inspects the broker at each
@@ -110,6 +111,9 @@ func New(insp messaging.Inspector, opts ...Option) *Collector {
 	}
 	if cfg.timeout <= 0 {
 		cfg.timeout = DefaultScrapeTimeout
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
 	}
 	desc := func(sub, name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(cfg.namespace, sub, name), help, labels, nil)

@@ -228,3 +228,13 @@ func (u upOnly) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// TestNilLogger: Logger(nil) keeps the default logger, so that a failed
+// inspection is logged and counted instead of panicking in the scrape
+// (which would end the program: the registry collects in goroutines).
+func TestNilLogger(t *testing.T) {
+	col := inspectprom.New(stuck{}, inspectprom.Topics("a"), inspectprom.ScrapeTimeout(time.Millisecond), inspectprom.Logger(nil))
+	if up := testutil.ToFloat64(upOnly{col}); up != 0 {
+		t.Errorf("up = %v, want 0", up)
+	}
+}
