@@ -32,7 +32,11 @@ import (
 // ScopeName is the instrumentation scope of the tracer.
 const ScopeName = "github.com/msgkit/messaging/middleware/otel"
 
-// Attribute keys, from the OpenTelemetry messaging semantic conventions.
+// Attribute keys, from the OpenTelemetry messaging semantic conventions but
+// AttrAttempt, which they do not define (they have delivery attempts for
+// single systems only, such as messaging.gcp_pubsub.message.delivery_attempt).
+// AttrGroup is set for messages delivered to a group, AttrBatchCount for
+// Publish calls of other than one message.
 const (
 	AttrSystem      = attribute.Key("messaging.system")
 	AttrDestination = attribute.Key("messaging.destination.name")
@@ -139,15 +143,18 @@ func New(opts ...Option) (messaging.Middleware, error) {
 				return next(ctx, msg)
 			}
 			ctx = c.prop.Extract(ctx, propagation.MapCarrier(msg.Header))
+			kv := []attribute.KeyValue{
+				AttrOperation.String("process"),
+				AttrDestination.String(msg.Topic),
+				AttrMessageID.String(msg.ID),
+				AttrAttempt.Int(msg.Attempt),
+			}
+			if msg.Group != "" {
+				kv = append(kv, AttrGroup.String(msg.Group))
+			}
 			ctx, span := tracer.Start(ctx, "process "+msg.Topic,
 				trace.WithSpanKind(trace.SpanKindConsumer),
-				trace.WithAttributes(c.attrs(
-					AttrOperation.String("process"),
-					AttrDestination.String(msg.Topic),
-					AttrMessageID.String(msg.ID),
-					AttrGroup.String(msg.Group),
-					AttrAttempt.Int(msg.Attempt),
-				)...))
+				trace.WithAttributes(c.attrs(kv...)...))
 			defer span.End()
 			ctx, report := layer.WithReport(ctx)
 			err := layer.Call(ctx, next, msg)
@@ -188,13 +195,7 @@ type publisher struct {
 }
 
 func (t *publisher) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
-	ctx, span := t.tracer.Start(ctx, "send "+topic,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(t.c.attrs(
-			AttrOperation.String("send"),
-			AttrDestination.String(topic),
-			AttrBatchCount.Int(len(msgs)),
-		)...))
+	ctx, span := t.startSend(ctx, topic, len(msgs))
 	defer span.End()
 	copies := make([]*messaging.Message, len(msgs))
 	for i, m := range msgs {
@@ -223,6 +224,17 @@ func (t *publisher) Publish(ctx context.Context, topic string, msgs ...*messagin
 		span.SetStatus(codes.Error, err.Error())
 	}
 	return err
+}
+
+// startSend starts the producer span of a send of n messages to topic.
+// messaging.batch.message_count is left out for a single message, as the
+// semantic conventions ask.
+func (t *publisher) startSend(ctx context.Context, topic string, n int) (context.Context, trace.Span) {
+	kv := []attribute.KeyValue{AttrOperation.String("send"), AttrDestination.String(topic)}
+	if n != 1 {
+		kv = append(kv, AttrBatchCount.Int(n))
+	}
+	return t.tracer.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(t.c.attrs(kv...)...))
 }
 
 // Close returns nil; it does not close the wrapped Publisher.

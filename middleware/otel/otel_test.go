@@ -48,3 +48,58 @@ func TestHandlerPanicRecorded(t *testing.T) {
 		t.Errorf("span status %v with %d events: the panic is not recorded", s[0].Status(), len(s[0].Events()))
 	}
 }
+
+// attrs returns the attributes of span s by key.
+func attrs(s sdktrace.ReadOnlySpan) map[string]string {
+	out := map[string]string{}
+	for _, kv := range s.Attributes() {
+		out[string(kv.Key)] = kv.Value.Emit()
+	}
+	return out
+}
+
+// TestSemanticConventionAttributes: messaging.batch.message_count is set on
+// spans of batches only (the conventions: instrumentations SHOULD NOT set
+// it on spans that operate with a single message), and the consumer group
+// only for messages delivered to a group.
+func TestSemanticConventionAttributes(t *testing.T) {
+	rec, tp := recorder(t)
+	pub := mwtest.Must(otel.Publisher(mwtest.Memory(t), tp))
+	ctx := context.Background()
+	if err := pub.Publish(ctx, "one", &messaging.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(ctx, "two", &messaging.Message{}, &messaging.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	pub.(messaging.AsyncPublisher).PublishAsync(ctx, "async", &messaging.Message{}, nil)
+	if err := pub.(messaging.AsyncPublisher).Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := mwtest.Must(otel.New(tp))(func(context.Context, *messaging.Message) error { return nil })
+	_ = h(ctx, &messaging.Message{ID: "m1", Topic: "read", Attempt: 1})
+	_ = h(ctx, &messaging.Message{ID: "m2", Topic: "grouped", Group: "g", Attempt: 1})
+	want := map[string]map[string]string{ // span name -> attribute -> value ("-" for absent)
+		"send one":        {"messaging.batch.message_count": "-"},
+		"send two":        {"messaging.batch.message_count": "2"},
+		"send async":      {"messaging.batch.message_count": "-"},
+		"process read":    {"messaging.consumer.group.name": "-"},
+		"process grouped": {"messaging.consumer.group.name": "g"},
+	}
+	spans := rec.Ended()
+	if len(spans) != len(want) {
+		t.Fatalf("%d spans, want %d", len(spans), len(want))
+	}
+	for _, s := range spans {
+		got := attrs(s)
+		for k, v := range want[s.Name()] {
+			g, ok := got[k]
+			if !ok {
+				g = "-"
+			}
+			if g != v {
+				t.Errorf("span %q: %s = %q, want %q", s.Name(), k, g, v)
+			}
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/msgkit/messaging"
 )
@@ -23,13 +22,7 @@ func (t *publisher) PublishAsync(ctx context.Context, topic string, msg *messagi
 		messaging.PublishAsync(ctx, t.p, topic, msg, done) // the publisher reports it
 		return
 	}
-	ctx, span := t.tracer.Start(ctx, "send "+topic,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(t.c.attrs(
-			AttrOperation.String("send"),
-			AttrDestination.String(topic),
-			AttrBatchCount.Int(1),
-		)...))
+	ctx, span := t.startSend(ctx, topic, 1)
 	cp := *msg
 	cp.Header = make(messaging.Header, len(msg.Header)+2)
 	for k, v := range msg.Header {
