@@ -4,7 +4,8 @@
 //
 // Publisher wraps a Publisher: each Publish call gets a producer span, and
 // every message gets that span's context in its headers ("traceparent",
-// "tracestate", and "baggage" with the default propagator). New wraps a
+// "tracestate", and "baggage" with the default propagator), replacing those
+// a message already holds (one consumed and published again). New wraps a
 // handler: it extracts the context from the message headers and runs the
 // handler in a consumer span that is its child, with the topic, group,
 // message ID and attempt as attributes and the handler's error recorded. A
@@ -185,13 +186,14 @@ func Publisher(p messaging.Publisher, opts ...Option) (messaging.Publisher, erro
 	if err != nil {
 		return nil, err
 	}
-	return &publisher{p: p, c: c, tracer: c.tp.Tracer(ScopeName)}, nil
+	return &publisher{p: p, c: c, tracer: c.tp.Tracer(ScopeName), fields: c.prop.Fields()}, nil
 }
 
 type publisher struct {
 	p      messaging.Publisher
 	c      config
 	tracer trace.Tracer
+	fields []string // the headers the propagator writes
 }
 
 func (t *publisher) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
@@ -203,11 +205,7 @@ func (t *publisher) Publish(ctx context.Context, topic string, msgs ...*messagin
 			continue // the publisher reports it
 		}
 		cp := *m
-		cp.Header = make(messaging.Header, len(m.Header)+2)
-		for k, v := range m.Header {
-			cp.Header[k] = v
-		}
-		t.c.prop.Inject(ctx, propagation.MapCarrier(cp.Header))
+		cp.Header = t.headers(ctx, m.Header)
 		copies[i] = &cp
 	}
 	err := t.p.Publish(ctx, topic, copies...)
@@ -224,6 +222,22 @@ func (t *publisher) Publish(ctx context.Context, topic string, msgs ...*messagin
 		span.SetStatus(codes.Error, err.Error())
 	}
 	return err
+}
+
+// headers returns a copy of h carrying the context of ctx: the fields of
+// the propagator (traceparent, tracestate, baggage) that h holds, from the
+// context it was consumed in, are replaced by those of ctx, none kept
+// alongside.
+func (t *publisher) headers(ctx context.Context, h messaging.Header) messaging.Header {
+	out := make(messaging.Header, len(h)+2)
+	for k, v := range h {
+		out[k] = v
+	}
+	for _, f := range t.fields {
+		delete(out, f)
+	}
+	t.c.prop.Inject(ctx, propagation.MapCarrier(out))
+	return out
 }
 
 // startSend starts the producer span of a send of n messages to topic.

@@ -103,3 +103,52 @@ func TestSemanticConventionAttributes(t *testing.T) {
 		}
 	}
 }
+
+// capture is a publisher that keeps the headers of what it is given.
+type capture struct{ headers []messaging.Header }
+
+func (c *capture) Publish(_ context.Context, _ string, msgs ...*messaging.Message) error {
+	for _, m := range msgs {
+		c.headers = append(c.headers, m.Header)
+	}
+	return nil
+}
+
+func (c *capture) Close() error { return nil }
+
+// TestForwardedMessageCarriesOnlyTheNewContext: a message that already
+// carries trace headers (one consumed and published again) leaves with the
+// producer span's context alone: no tracestate or baggage of the trace it
+// came from, which would otherwise be read as the new trace's.
+func TestForwardedMessageCarriesOnlyTheNewContext(t *testing.T) {
+	rec, tp := recorder(t)
+	var c capture
+	pub := mwtest.Must(otel.Publisher(&c, tp))
+	old := messaging.Header{
+		"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"tracestate":  "vendor=old",
+		"baggage":     "user=old",
+		"app":         "1",
+	}
+	msg := &messaging.Message{Header: old}
+	if err := pub.Publish(context.Background(), "t", msg); err != nil {
+		t.Fatal(err)
+	}
+	spans := rec.Ended()
+	if len(spans) != 1 || len(c.headers) != 1 {
+		t.Fatalf("%d spans, %d messages published; want 1 and 1", len(spans), len(c.headers))
+	}
+	h := c.headers[0]
+	sc := spans[0].SpanContext()
+	if want := "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-01"; h["traceparent"] != want {
+		t.Errorf("traceparent %q, want the producer span's %q", h["traceparent"], want)
+	}
+	for _, k := range []string{"tracestate", "baggage"} {
+		if v, ok := h[k]; ok {
+			t.Errorf("%s %q left from the trace the message came from", k, v)
+		}
+	}
+	if h["app"] != "1" || msg.Header["tracestate"] != "vendor=old" {
+		t.Errorf("headers %v, caller's %v: the application's header must stay and the caller's map be unchanged", h, msg.Header)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/msgkit/messaging"
 )
@@ -24,11 +23,7 @@ func (t *publisher) PublishAsync(ctx context.Context, topic string, msg *messagi
 	}
 	ctx, span := t.startSend(ctx, topic, 1)
 	cp := *msg
-	cp.Header = make(messaging.Header, len(msg.Header)+2)
-	for k, v := range msg.Header {
-		cp.Header[k] = v
-	}
-	t.c.prop.Inject(ctx, propagation.MapCarrier(cp.Header))
+	cp.Header = t.headers(ctx, msg.Header)
 	messaging.PublishAsync(ctx, t.p, topic, &cp, func(m *messaging.Message, err error) {
 		msg.ID, msg.Time = cp.ID, cp.Time
 		span.SetAttributes(AttrMessageID.String(msg.ID))
