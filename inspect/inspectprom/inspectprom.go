@@ -44,6 +44,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -158,12 +159,20 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		fail("", err)
 	}
+	// A series twice, or a label that is not UTF-8, would fail the whole
+	// scrape (every metric of the registry): a topic or group named twice
+	// (by a TopicLister or Topics) is exported once, and invalid bytes
+	// become U+FFFD.
+	seen := map[string]bool{}
 	for _, r := range inspection.Inspect(ctx, c.insp, topics) {
 		if r.Err != nil {
 			fail(r.Topic, r.Err)
 			continue
 		}
-		c.collectTopic(ch, r.Stats)
+		if key := label(r.Stats.Broker) + "\x00" + label(r.Stats.Topic); !seen[key] {
+			seen[key] = true
+			c.collectTopic(ch, r.Stats)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.duration, prometheus.GaugeValue, time.Since(start).Seconds())
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)
@@ -176,13 +185,24 @@ func (c *Collector) collectTopic(ch chan<- prometheus.Metric, st messaging.Topic
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
 		}
 	}
-	count(c.messages, st.Messages, st.Broker, st.Topic)
-	count(c.bytes, st.Bytes, st.Broker, st.Topic)
+	broker, topic := label(st.Broker), label(st.Topic)
+	count(c.messages, st.Messages, broker, topic)
+	count(c.bytes, st.Bytes, broker, topic)
+	partitions := map[int]bool{}
 	for _, p := range st.Partitions {
-		count(c.partitionMessages, p.Messages, st.Broker, st.Topic, strconv.Itoa(p.Partition))
+		if !partitions[p.Partition] {
+			partitions[p.Partition] = true
+			count(c.partitionMessages, p.Messages, broker, topic, strconv.Itoa(p.Partition))
+		}
 	}
+	groups := map[string]bool{}
 	for _, g := range st.Groups {
-		labels := []string{st.Broker, st.Topic, g.Group}
+		group := label(g.Group)
+		if groups[group] {
+			continue
+		}
+		groups[group] = true
+		labels := []string{broker, topic, group}
 		count(c.backlog, g.Backlog, labels...)
 		count(c.inFlight, g.InFlight, labels...)
 		count(c.redeliveries, g.Redeliveries, labels...)
@@ -192,3 +212,7 @@ func (c *Collector) collectTopic(ch chan<- prometheus.Metric, st messaging.Topic
 		}
 	}
 }
+
+// label is s as a label value: Prometheus requires UTF-8, and
+// MustNewConstMetric panics on anything else.
+func label(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }

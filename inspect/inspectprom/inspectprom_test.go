@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -237,4 +238,56 @@ func TestNilLogger(t *testing.T) {
 	if up := testutil.ToFloat64(upOnly{col}); up != 0 {
 		t.Errorf("up = %v, want 0", up)
 	}
+}
+
+// odd is a broker whose figures hold what Prometheus would refuse: a group
+// named twice, a partition twice, and names that are not UTF-8.
+type odd struct{}
+
+func (odd) Inspect(_ context.Context, topic string) (messaging.TopicStats, error) {
+	one := messaging.KnownCount(1)
+	return messaging.TopicStats{Broker: "mem", Topic: topic, Messages: one,
+		Partitions: []messaging.PartitionStats{{Partition: 0, Messages: one}, {Partition: 0, Messages: one}},
+		Groups:     []messaging.GroupStats{{Group: "g", Backlog: one}, {Group: "g", Backlog: one}, {Group: "bad\xff", Backlog: one}},
+	}, nil
+}
+
+// TestOddFiguresDoNotFailTheScrape: a topic listed twice, a group or
+// partition reported twice and names that are not UTF-8 are exported once
+// each, with U+FFFD for the invalid bytes: a duplicate series or an invalid
+// label would fail the registry's whole Gather (promhttp then answers 500
+// for every metric), and MustNewConstMetric panics on invalid UTF-8.
+func TestOddFiguresDoNotFailTheScrape(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(inspectprom.New(odd{}, inspectprom.Topics("t", "t", "x\xff", "x\xfe"), quiet)); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "messaging_group_backlog_messages" {
+			continue
+		}
+		var got []string
+		for _, m := range mf.GetMetric() {
+			var ls []string
+			for _, l := range m.GetLabel() {
+				ls = append(ls, l.GetName()+"="+l.GetValue())
+			}
+			got = append(got, strings.Join(ls, ","))
+		}
+		want := []string{
+			"broker=mem,group=bad\uFFFD,topic=t", "broker=mem,group=g,topic=t",
+			"broker=mem,group=bad\uFFFD,topic=x\uFFFD", "broker=mem,group=g,topic=x\uFFFD",
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("backlog series %q, want %q", got, want)
+		}
+		return
+	}
+	t.Error("no backlog series")
 }
