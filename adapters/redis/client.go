@@ -179,15 +179,22 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	if c.Closed() {
 		return errClosedPublish
 	}
+	entry := time.Now()
 	if err := c.preparePublish(topic, msgs); err != nil {
 		return err
 	}
-	return c.publishChecked(ctx, topic, msgs)
+	return c.publishChecked(ctx, entry, nil, topic, msgs)
 }
 
 // publishChecked is Publish after its checks: PublishAsync's batches come
 // here, each message checked (and given its ID) when it was queued.
-func (c *Client) publishChecked(ctx context.Context, topic string, msgs []*messaging.Message) error {
+// Message i fails with messaging.ErrUnavailable once its deadline (see
+// deadline) has passed unacknowledged, counted from entered[i], or from entry
+// for every message when entered is nil. entered never decreases, so the
+// messages whose deadline passed are always the first ones still
+// unacknowledged: they fail (without being sent when it passed before they
+// were) and the others are retried without them.
+func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []time.Time, topic string, msgs []*messaging.Message) error {
 	if c.Closed() {
 		return errClosedPublish
 	}
@@ -197,41 +204,151 @@ func (c *Client) publishChecked(ctx context.Context, topic string, msgs []*messa
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("redis: publish to %s: %w", topic, err)
 	}
-	// While the server is unreachable, retry until the unavailable timeout
-	// has passed since the call began; then (or when ctx ends) fail with
-	// messaging.ErrUnavailable. The deadline covers every attempt,
-	// go-redis's own retries and dials within it included, so the call
-	// ends on time however the network fails (refused, reset or silent).
-	giveUp := time.Now().Add(c.cfg.unavailable)
-	attemptCtx, cancel := context.WithDeadline(ctx, giveUp)
-	defer cancel()
+	// While the server is unreachable, retry until the first message's
+	// deadline; then (or when ctx ends) fail it with
+	// messaging.ErrUnavailable. The deadline bounds every attempt,
+	// go-redis's own retries and dials within it included.
+	r := publishRun{c: c, topic: topic, msgs: msgs, entry: entry, entered: entered}
 	var bo *backoff.ExponentialBackOff // made at the first retry
+	var last error                     // the last attempt's error, about r.live()
 	for {
-		err := c.publishOnce(attemptCtx, topic, msgs)
-		if err == nil {
-			return nil
+		// (A direct Publish's first attempt follows its entry at once.)
+		if (last != nil || entered != nil) && r.expire(time.Now(), last) {
+			return r.result()
 		}
-		if ctx.Err() == nil && attemptCtx.Err() != nil {
-			return markUnavailable(err) // the retries ran out of time
+		giveUp := c.deadline(r.enteredAt(0))
+		attemptCtx, cancel := context.WithDeadline(ctx, giveUp)
+		err := c.publishOnce(attemptCtx, topic, r.live())
+		timedOut := ctx.Err() == nil && attemptCtx.Err() != nil
+		cancel()
+		if err == nil {
+			return r.result()
+		}
+		if timedOut {
+			// The first messages' deadline passed: they fail, the
+			// others go on.
+			last = markUnavailable(err)
+			continue
 		}
 		if !unreachable(err) {
-			return err
+			return r.failRest(err)
 		}
 		if bo == nil {
 			bo = backoff.NewExponentialBackOff()
 			bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 250*time.Millisecond
 		}
-		t := time.NewTimer(min(bo.NextBackOff(), time.Until(giveUp)))
+		t := time.NewTimer(min(bo.NextBackOff(), time.Until(c.deadline(r.enteredAt(0)))))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return markUnavailable(err)
+			return r.failRest(markUnavailable(err))
 		}
+		last = markUnavailable(err)
 		if c.Closed() {
-			return err
+			return r.failRest(last) // Close stops the retries
 		}
 	}
+}
+
+// deadline is when a message that entered Publish (or PublishAsync's
+// queue) at entered fails unacknowledged with messaging.ErrUnavailable.
+func (c *Client) deadline(entered time.Time) time.Time {
+	return entered.Add(c.cfg.unavailable)
+}
+
+// publishRun is the state of one publishChecked: its messages, the first
+// off of which are settled (they failed: errs holds their errors, made at
+// the first failure).
+type publishRun struct {
+	c       *Client
+	topic   string
+	msgs    []*messaging.Message
+	entry   time.Time
+	entered []time.Time
+	off     int
+	errs    []error
+}
+
+// live returns the messages not settled yet.
+func (r *publishRun) live() []*messaging.Message { return r.msgs[r.off:] }
+
+// enteredAt returns when live message i entered.
+func (r *publishRun) enteredAt(i int) time.Time {
+	if r.entered == nil {
+		return r.entry
+	}
+	return r.entered[r.off+i]
+}
+
+// expire settles the live messages whose deadline passed by now, with
+// their error in last (the last attempt's, about the live messages; none
+// for a message it acknowledged), or as not sent when no attempt was made.
+// It reports whether no message is left.
+func (r *publishRun) expire(now time.Time, last error) bool {
+	live := r.live()
+	k := 0
+	for k < len(live) && !now.Before(r.c.deadline(r.enteredAt(k))) {
+		k++
+	}
+	if k == 0 {
+		return false
+	}
+	var pe *messaging.PublishError
+	if last != nil && (!errors.As(last, &pe) || len(pe.Errs) != len(live)) {
+		pe = nil
+	}
+	r.settle(k, func(i int) error {
+		switch {
+		case pe != nil:
+			return pe.Errs[i]
+		case last != nil:
+			return last
+		}
+		return fmt.Errorf("redis: publish to %s: %w: not sent: its unavailable timeout (%v) passed while it was queued", r.topic, messaging.ErrUnavailable, r.c.cfg.unavailable)
+	})
+	return r.off == len(r.msgs)
+}
+
+// settle settles the first n live messages, live message i with err(i).
+func (r *publishRun) settle(n int, err func(i int) error) {
+	if r.errs == nil {
+		r.errs = make([]error, len(r.msgs))
+	}
+	for i := range n {
+		r.errs[r.off+i] = err(i)
+	}
+	r.off += n
+}
+
+// failRest settles the live messages with err (about them: a
+// *messaging.PublishError with an entry per live message, or an error for
+// all) and returns the result. When no message was settled before, that is
+// err itself.
+func (r *publishRun) failRest(err error) error {
+	if r.off == 0 {
+		return err
+	}
+	var pe *messaging.PublishError
+	perMsg := errors.As(err, &pe) && len(pe.Errs) == len(r.msgs)-r.off
+	r.settle(len(r.msgs)-r.off, func(i int) error {
+		if perMsg {
+			return pe.Errs[i]
+		}
+		return err
+	})
+	return r.result()
+}
+
+// result is the outcome once the live messages were acknowledged: nil, or
+// a *messaging.PublishError with the errors of the messages settled before.
+func (r *publishRun) result() error {
+	for _, err := range r.errs {
+		if err != nil {
+			return &messaging.PublishError{Errs: r.errs}
+		}
+	}
+	return nil
 }
 
 // unreachable reports whether every failure in err says the server could
@@ -373,9 +490,12 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 
 // Close stops every subscription (handlers in flight finish and their
 // messages are settled; fetched but unhandled messages are released to the
-// group) and makes further calls fail with ErrClosed. It closes the go-redis
-// client only when the Client owns it (Open, or WithCloseClient). It is
-// idempotent.
+// group) and makes further calls fail with ErrClosed. PublishAsync messages
+// still queued fail with ErrClosed; Close waits for the batches in flight,
+// which a server that cannot be reached holds until their messages'
+// unavailable deadlines (see WithUnavailableTimeout).
+// It closes the go-redis client only when the Client owns it (Open, or
+// WithCloseClient). It is idempotent.
 func (c *Client) Close() error {
 	c.async.Close() // while publishing still works
 	_ = c.Consumer.Close()

@@ -25,8 +25,9 @@
 //	dead_letter_suffix=<s>     dead-letter given-up messages to topic+s (WithDeadLetterSuffix)
 //	stale_consumer_after=<d>   delete consumers idle this long with nothing pending (default 1h)
 //	coalesce=<n>               merge concurrent Publish calls, n sending goroutines (default 0: off)
-//	unavailable_timeout=<d>    how long Publish retries an unreachable server before failing with
-//	                           messaging.ErrUnavailable (default 5s, counted from the call's start)
+//	unavailable_timeout=<d>    how long a published message waits for an unreachable server before
+//	                           failing with messaging.ErrUnavailable (default 5s, counted from the
+//	                           call's start, for PublishAsync from when the message was queued)
 //	ids=assign|caller          Publish gives every message an ID and Time (assign, the default),
 //	                           or writes only those callers set (WithCallerIDs)
 //

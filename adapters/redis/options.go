@@ -85,13 +85,22 @@ const pkg = "redis"
 // invalid is the error of option name given value v.
 func invalid(name string, v any, why string) error { return optcheck.Invalid(pkg, name, v, why) }
 
-// WithUnavailableTimeout sets how long Publish keeps retrying (backing off
-// from 50ms to 250ms) while the server cannot be reached (refused, reset or
-// timed-out connections) before it fails the messages with
-// messaging.ErrUnavailable (default messaging.DefaultUnavailableTimeout, 5s;
-// the call's context may end it sooner). The bound counts from the start of
-// the call and covers go-redis's own retries and dials, so a reply slower
-// than d also fails the call with ErrUnavailable. d must be positive.
+// WithUnavailableTimeout sets how long a message given to Publish may wait
+// for its acknowledgement while the server cannot be reached (refused,
+// reset or timed-out connections), retried with backoff from 50ms to 250ms,
+// before it fails with messaging.ErrUnavailable (default
+// messaging.DefaultUnavailableTimeout, 5s; the call's context may end it
+// sooner). d must be positive. It counts from the start of the Publish call
+// (for PublishAsync, from when the message was queued), so the time a
+// message waits behind earlier batches or coalesced pipelines counts too: a
+// message whose time ran out while it was queued fails without being sent.
+// The deadline bounds the
+// retries, the waits for a pipeline and go-redis's own retries and dials,
+// so a reply slower than d also fails the message with ErrUnavailable; but
+// go-redis applies context deadlines to reads and writes on a connection only
+// with ContextTimeoutEnabled, so without it an attempt to a server that takes
+// the request and never answers lasts up to go-redis's ReadTimeout (5s by
+// default; URL read_timeout) before the message fails.
 // A retried XADD may have been applied before its connection broke: the
 // retry can duplicate a message, never lose one.
 func WithUnavailableTimeout(d time.Duration) Option {

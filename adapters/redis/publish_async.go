@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"time"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/asyncpub"
@@ -21,7 +22,13 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // pipeline of XADDs (one round trip) while the next pipeline fills; results
 // are Publish's, message by message. At most 4096 messages are pending per
 // Client (asyncpub.DefaultWindow). Messages with the same Key go through one
-// lane, one pipeline after the other, and keep their order.
+// lane, one pipeline after the other, and keep their order. A message's
+// unavailable timeout (WithUnavailableTimeout) runs from when it was
+// queued: while the server cannot be reached, each message fails with
+// messaging.ErrUnavailable about that long after PublishAsync, however many
+// batches were queued before it (one whose time ran out while it was queued
+// fails without being sent), and Close returns about that long after the
+// last PublishAsync.
 func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
 	c.async.Get(c.newBatcher).PublishAsync(ctx, topic, msg, done)
 }
@@ -33,6 +40,12 @@ func (c *Client) newBatcher() *asyncpub.Batcher {
 	return asyncpub.NewBatcher(asyncLanes, asyncMaxBatch, func(topic string, m *messaging.Message) error {
 		return c.preparePublish(topic, []*messaging.Message{m})
 	}, func(ctx context.Context, topic string, msgs ...*messaging.Message) error {
-		return c.publishChecked(ctx, topic, msgs)
-	})
+		// A message's unavailable deadline runs from when it was queued.
+		entered := asyncpub.Enqueued(ctx)
+		var entry time.Time // unused when entered is not nil
+		if entered == nil {
+			entry = time.Now()
+		}
+		return c.publishChecked(ctx, entry, entered, topic, msgs)
+	}).StampEnqueue()
 }
