@@ -218,7 +218,7 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 		}
 		giveUp := c.deadline(r.enteredAt(0))
 		attemptCtx, cancel := context.WithDeadline(ctx, giveUp)
-		err := c.publishOnce(attemptCtx, topic, r.live())
+		err := c.publishOnce(attemptCtx, r.enteredAt(0), topic, r.live())
 		timedOut := ctx.Err() == nil && attemptCtx.Err() != nil
 		cancel()
 		if err == nil {
@@ -388,15 +388,16 @@ func markUnavailable(err error) error {
 	return pe
 }
 
-// publishOnce sends msgs once; failures come as a *messaging.PublishError.
-func (c *Client) publishOnce(ctx context.Context, topic string, msgs []*messaging.Message) error {
+// publishOnce sends msgs, the first of which entered at entered, once;
+// failures come as a *messaging.PublishError.
+func (c *Client) publishOnce(ctx context.Context, entered time.Time, topic string, msgs []*messaging.Message) error {
 	key := c.StreamKey(topic)
 	var minID string
 	if c.cfg.maxLen == 0 && c.cfg.maxAge > 0 {
 		minID = strconv.FormatInt(time.Now().Add(-c.cfg.maxAge).UnixMilli(), 10)
 	}
 	if c.co != nil {
-		return c.co.publish(ctx, &pubReq{topic: topic, key: key, msgs: msgs, minID: minID, done: make(chan struct{})})
+		return c.co.publish(ctx, &pubReq{topic: topic, key: key, msgs: msgs, minID: minID, entered: entered, done: make(chan struct{})})
 	}
 	if len(msgs) == 1 {
 		if err := c.rc.XAdd(ctx, c.xadd(key, msgs[0], minID)).Err(); err != nil {
@@ -491,9 +492,9 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 // Close stops every subscription (handlers in flight finish and their
 // messages are settled; fetched but unhandled messages are released to the
 // group) and makes further calls fail with ErrClosed. PublishAsync messages
-// still queued fail with ErrClosed; Close waits for the batches in flight,
-// which a server that cannot be reached holds until their messages'
-// unavailable deadlines (see WithUnavailableTimeout).
+// still queued fail with ErrClosed; Close waits for the batches and
+// coalesced pipelines in flight, which a server that cannot be reached holds
+// until their messages' unavailable deadlines (see WithUnavailableTimeout).
 // It closes the go-redis client only when the Client owns it (Open, or
 // WithCloseClient). It is idempotent.
 func (c *Client) Close() error {

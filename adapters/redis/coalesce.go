@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -25,12 +26,13 @@ type coalescer struct {
 
 // pubReq is one Publish call waiting for a pipeline.
 type pubReq struct {
-	topic string
-	key   string
-	msgs  []*messaging.Message
-	minID string
-	errs  []error
-	done  chan struct{}
+	topic   string
+	key     string
+	msgs    []*messaging.Message
+	minID   string
+	entered time.Time // when msgs[0] entered: its deadline runs from then
+	errs    []error
+	done    chan struct{}
 }
 
 func newCoalescer(c *Client, workers int) *coalescer {
@@ -66,9 +68,29 @@ func (co *coalescer) loop() {
 }
 
 // exec sends a batch as one pipeline. It is not bound to any caller's
-// context (the callers may stop waiting); go-redis's timeouts bound it.
+// context (the callers may stop waiting) but to the latest of their
+// deadlines (see Client.deadline): a request whose deadline passed while it
+// waited is not sent (its caller gives up), and the pipeline ends when
+// no caller waits for it any more, so a server that cannot be reached holds
+// a worker, and Close, no longer than its callers.
 func (co *coalescer) exec(batch []*pubReq) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	now := time.Now()
+	var last time.Time
+	live := batch[:0] // in place: the loop makes batch anew for each pipeline
+	for _, r := range batch {
+		if dl := co.c.deadline(r.entered); now.Before(dl) {
+			live = append(live, r)
+			last = maxTime(last, dl)
+			continue
+		}
+		r.errs = co.failedErrs(r, errExpiredQueued)
+		close(r.done)
+	}
+	if len(live) == 0 {
+		return
+	}
+	batch = live
+	ctx, cancel := context.WithDeadline(context.Background(), last)
 	defer cancel()
 	pipe := co.c.rc.Pipeline()
 	cmds := make([][]*goredis.StringCmd, len(batch))
@@ -90,6 +112,17 @@ func (co *coalescer) exec(batch []*pubReq) {
 		}
 		close(r.done)
 	}
+}
+
+// errExpiredQueued fails a request whose deadline passed before a pipeline
+// took it.
+var errExpiredQueued = fmt.Errorf("%w: not sent: its unavailable timeout passed while it waited for a pipeline", messaging.ErrUnavailable)
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // publish hands r to a pipeline and waits for its result, or for ctx.
@@ -117,12 +150,17 @@ func (co *coalescer) publish(ctx context.Context, r *pubReq) error {
 
 // allFailed reports err for every message of r.
 func (co *coalescer) allFailed(r *pubReq, err error) error {
+	return &messaging.PublishError{Errs: co.failedErrs(r, err)}
+}
+
+// failedErrs returns err, as the error of each message of r.
+func (co *coalescer) failedErrs(r *pubReq, err error) []error {
 	err = co.c.opError("publish to "+r.topic, err)
-	pe := &messaging.PublishError{Errs: make([]error, len(r.msgs))}
-	for i := range pe.Errs {
-		pe.Errs[i] = err
+	errs := make([]error, len(r.msgs))
+	for i := range errs {
+		errs[i] = err
 	}
-	return pe
+	return errs
 }
 
 // close stops the loops after the pipelines in flight finished.

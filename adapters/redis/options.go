@@ -204,7 +204,10 @@ func WithLogger(l *slog.Logger) Option {
 // goroutines' round trips; a lone publisher gains nothing, and on a
 // low-latency link (loopback, in this package's benchmarks) it was slower
 // than sending directly. Measure before enabling. Each call still
-// gets its own result, and messages of one call stay in order. 0 (the
+// gets its own result, and messages of one call stay in order. A call's
+// unavailable timeout (WithUnavailableTimeout) covers its wait for a
+// pipeline, and a pipeline to a server that cannot be reached ends with the
+// deadlines of the calls in it, so Close waits no longer. 0 (the
 // default) sends each call's pipeline directly; negative is invalid.
 func WithCoalescing(goroutines int) Option {
 	return optcheck.NotNegative(pkg, "WithCoalescing", goroutines, func(c *config) *int { return &c.coalesce })

@@ -232,3 +232,51 @@ func (h *xaddHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis
 		return next(ctx, cmds)
 	}
 }
+
+// TestCoalescedCloseWhileUnavailable: with coalescing, Close while calls
+// wait for a pipeline to a killed server returns about unavailable_timeout
+// after the last call began (the pipeline in flight used to go on for a
+// minute, or as long as go-redis retried), and each call fails with
+// ErrUnavailable or ErrClosed within about unavailable_timeout.
+func TestCoalescedCloseWhileUnavailable(t *testing.T) {
+	h := &xaddHook{sent: make(chan int, 1)}
+	c, srv := hooked(t, h, true)
+	srv.Kill()
+	type result struct {
+		err  error
+		took time.Duration
+	}
+	results := make(chan result, 5)
+	var last time.Time
+	for range cap(results) {
+		begin := time.Now()
+		last = begin
+		go func() {
+			err := c.Publish(context.Background(), "t", messaging.NewMessage(nil), messaging.NewMessage(nil))
+			results <- result{err, time.Since(begin)}
+		}()
+	}
+	select { // a pipeline is in flight
+	case <-h.sent:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no pipeline sent")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(last)
+	t.Logf("Close returned %v after the last call began", took.Round(time.Millisecond))
+	if took > deadlineTimeout+deadlineSlack {
+		t.Errorf("Close returned %v after the last call began, want within about the %v unavailable timeout", took, deadlineTimeout)
+	}
+	for i := range cap(results) {
+		r := <-results
+		t.Logf("call %d: %v after it began: %v", i, r.took.Round(time.Millisecond), r.err)
+		if !isUnavailableOrClosed(r.err) {
+			t.Errorf("call: %v, want ErrUnavailable or ErrClosed", r.err)
+		}
+		if r.took > deadlineTimeout+deadlineSlack {
+			t.Errorf("call failed %v after it began, want within about the %v unavailable timeout", r.took, deadlineTimeout)
+		}
+	}
+}
