@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +42,11 @@ type Client struct {
 	closeErr         error
 	co               *coalescer    // nil unless WithCoalescing
 	async            asyncpub.Lazy // PublishAsync (publish_async.go)
+	// epoch is when the Client was made; lastReply is when (since epoch,
+	// monotonic) a publish was last acknowledged: no message's unavailable
+	// deadline is sooner than unavailable_timeout after it (see deadline).
+	epoch     time.Time
+	lastReply atomic.Int64
 }
 
 var errClosedPublish = fmt.Errorf("redis: publish: %w", messaging.ErrClosed)
@@ -71,7 +77,7 @@ func New(rc goredis.UniversalClient, opts ...Option) (*Client, error) {
 }
 
 func newClient(rc goredis.UniversalClient, cfg config) *Client {
-	c := &Client{rc: rc, cfg: cfg}
+	c := &Client{rc: rc, cfg: cfg, epoch: time.Now()}
 	switch cfg.hashTag {
 	case 0:
 		c.hashTag = false
@@ -218,15 +224,15 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 		}
 		giveUp := c.deadline(r.enteredAt(0))
 		attemptCtx, cancel := context.WithDeadline(ctx, giveUp)
-		err := c.publishOnce(attemptCtx, r.enteredAt(0), topic, r.live())
+		err := c.publishOnce(attemptCtx, ctx, r.enteredAt(0), topic, r.live())
 		timedOut := ctx.Err() == nil && attemptCtx.Err() != nil
 		cancel()
 		if err == nil {
 			return r.result()
 		}
 		if timedOut {
-			// The first messages' deadline passed: they fail, the
-			// others go on.
+			// The first messages' deadline passed (unless a reply to
+			// another call came meanwhile): they fail, the others go on.
 			last = markUnavailable(err)
 			continue
 		}
@@ -252,9 +258,25 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 }
 
 // deadline is when a message that entered Publish (or PublishAsync's
-// queue) at entered fails unacknowledged with messaging.ErrUnavailable.
+// queue) at entered fails unacknowledged with messaging.ErrUnavailable:
+// unavailable_timeout after then, or after the client's last acknowledged
+// publish if that is later (a server that is slow but answering is not
+// unavailable: the messages queued behind it wait their turn).
 func (c *Client) deadline(entered time.Time) time.Time {
-	return entered.Add(c.cfg.unavailable)
+	from := entered.Sub(c.epoch)
+	if last := time.Duration(c.lastReply.Load()); last > from {
+		from = last
+	}
+	return c.epoch.Add(from + c.cfg.unavailable)
+}
+
+// replied notes that a publish (a call's XADDs, or a coalesced pipeline) was
+// acknowledged now.
+func (c *Client) replied() {
+	now := int64(time.Since(c.epoch))
+	if now > c.lastReply.Load() {
+		c.lastReply.Store(now)
+	}
 }
 
 // publishRun is the state of one publishChecked: its messages, the first
@@ -388,21 +410,23 @@ func markUnavailable(err error) error {
 	return pe
 }
 
-// publishOnce sends msgs, the first of which entered at entered, once;
-// failures come as a *messaging.PublishError.
-func (c *Client) publishOnce(ctx context.Context, entered time.Time, topic string, msgs []*messaging.Message) error {
+// publishOnce sends msgs, the first of which entered at entered, once,
+// within ctx (the attempt's, a child of parent); failures come as a
+// *messaging.PublishError.
+func (c *Client) publishOnce(ctx, parent context.Context, entered time.Time, topic string, msgs []*messaging.Message) error {
 	key := c.StreamKey(topic)
 	var minID string
 	if c.cfg.maxLen == 0 && c.cfg.maxAge > 0 {
 		minID = strconv.FormatInt(time.Now().Add(-c.cfg.maxAge).UnixMilli(), 10)
 	}
 	if c.co != nil {
-		return c.co.publish(ctx, &pubReq{topic: topic, key: key, msgs: msgs, minID: minID, entered: entered, done: make(chan struct{})})
+		return c.co.publish(ctx, parent, &pubReq{topic: topic, key: key, msgs: msgs, minID: minID, entered: entered, done: make(chan struct{})})
 	}
 	if len(msgs) == 1 {
 		if err := c.rc.XAdd(ctx, c.xadd(key, msgs[0], minID)).Err(); err != nil {
 			return &messaging.PublishError{Errs: []error{c.opError("publish to "+topic, err)}}
 		}
+		c.replied()
 		return nil
 	}
 	pipe := c.rc.Pipeline()
@@ -411,6 +435,7 @@ func (c *Client) publishOnce(ctx context.Context, entered time.Time, topic strin
 		cmds[i] = pipe.XAdd(ctx, c.xadd(key, m, minID))
 	}
 	if _, err := pipe.Exec(ctx); err == nil {
+		c.replied()
 		return nil
 	}
 	pe := &messaging.PublishError{Errs: make([]error, len(msgs))}

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -100,7 +101,9 @@ func (co *coalescer) exec(batch []*pubReq) {
 			cmds[i][j] = pipe.XAdd(ctx, co.c.xadd(r.key, m, r.minID))
 		}
 	}
-	_, _ = pipe.Exec(ctx)
+	if _, err := pipe.Exec(ctx); err == nil {
+		co.c.replied()
+	}
 	for i, r := range batch {
 		for j, cmd := range cmds[i] {
 			if err := cmd.Err(); err != nil {
@@ -125,9 +128,14 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// publish hands r to a pipeline and waits for its result, or for ctx.
-// Failures come as a *messaging.PublishError, as on the direct path.
-func (co *coalescer) publish(ctx context.Context, r *pubReq) error {
+// publish hands r to a pipeline and waits for its result until ctx (the
+// attempt's, a child of parent ending at r's deadline) ends. When it ends
+// while r's pipeline is in flight and a reply to another call extended r's
+// deadline meanwhile (the server is slow, not unreachable), publish waits
+// on until that deadline or parent's end rather than give up on a
+// pipeline that may yet succeed. Failures come as a
+// *messaging.PublishError, as on the direct path.
+func (co *coalescer) publish(ctx, parent context.Context, r *pubReq) error {
 	select {
 	case co.reqs <- r:
 	case <-co.stop:
@@ -135,17 +143,38 @@ func (co *coalescer) publish(ctx context.Context, r *pubReq) error {
 	case <-ctx.Done():
 		return co.allFailed(r, ctx.Err())
 	}
-	select {
-	case <-r.done:
-	case <-ctx.Done():
-		// The messages may still be sent: reported as failed, they can
-		// be retried (duplicates, never loss).
-		return co.allFailed(r, ctx.Err())
+	attempt := ctx.Done()
+	var extended *time.Timer // after a reply extended r's deadline
+	var tick <-chan time.Time
+	defer func() {
+		if extended != nil {
+			extended.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-r.done:
+			if r.errs != nil {
+				return &messaging.PublishError{Errs: r.errs}
+			}
+			return nil
+		case <-attempt:
+		case <-tick:
+		case <-parent.Done():
+		}
+		dl := co.c.deadline(r.entered)
+		if parent.Err() != nil || !time.Now().Before(dl) {
+			// The messages may still be sent: reported as failed, they
+			// can be retried (duplicates, never loss).
+			return co.allFailed(r, cmp.Or(parent.Err(), ctx.Err()))
+		}
+		if extended == nil {
+			extended = time.NewTimer(time.Until(dl))
+		} else {
+			extended.Reset(time.Until(dl))
+		}
+		attempt, tick = nil, extended.C
 	}
-	if r.errs != nil {
-		return &messaging.PublishError{Errs: r.errs}
-	}
-	return nil
 }
 
 // allFailed reports err for every message of r.

@@ -94,13 +94,15 @@ func invalid(name string, v any, why string) error { return optcheck.Invalid(pkg
 // (for PublishAsync, from when the message was queued), so the time a
 // message waits behind earlier batches or coalesced pipelines counts too: a
 // message whose time ran out while it was queued fails without being sent.
-// The deadline bounds the
+// It counts from the client's last acknowledged publish instead when that
+// is later: a server that is slow but answering is not unavailable, and the
+// messages queued behind it wait their turn. The deadline bounds the
 // retries, the waits for a pipeline and go-redis's own retries and dials,
 // so a reply slower than d also fails the message with ErrUnavailable; but
-// go-redis applies context deadlines to reads and writes on a connection only
-// with ContextTimeoutEnabled, so without it an attempt to a server that takes
-// the request and never answers lasts up to go-redis's ReadTimeout (5s by
-// default; URL read_timeout) before the message fails.
+// go-redis applies context deadlines to reads and writes on a connection
+// only with ContextTimeoutEnabled, so without it an attempt to a server
+// that takes the request and never answers lasts up to go-redis's
+// ReadTimeout (5s by default; URL read_timeout) before the message fails.
 // A retried XADD may have been applied before its connection broke: the
 // retry can duplicate a message, never lose one.
 func WithUnavailableTimeout(d time.Duration) Option {

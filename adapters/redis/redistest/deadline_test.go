@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/msgkit/messaging"
 	redisadapter "github.com/msgkit/messaging/adapters/redis"
 	"github.com/msgkit/messaging/adapters/redis/redistest"
+	"github.com/msgkit/messaging/integration"
 )
 
 // These tests check that a message's unavailable deadline runs from when
@@ -19,7 +21,9 @@ import (
 // waits behind batches or pipelines to a server that cannot be reached: it
 // used to run from when its own batch was sent, so a message queued behind
 // two batches failed after about three times unavailable_timeout, and
-// Close waited for the batch in flight as long.
+// Close waited for the batch in flight as long. And that it is never
+// sooner than unavailable_timeout after the last acknowledged publish, so
+// that messages queued behind a slow but answering server still succeed.
 
 // deadlineTimeout is the tests' unavailable_timeout.
 const deadlineTimeout = time.Second
@@ -205,9 +209,11 @@ func hooked(t *testing.T, h goredis.Hook, coalesce bool) (*redisadapter.Client, 
 	return c, srv
 }
 
-// xaddHook signals on sent each time a pipeline of XADDs is sent.
+// xaddHook signals on sent each time a pipeline of XADDs is sent and, with
+// a delay set, delays its replies by that much: a slow server.
 type xaddHook struct {
-	sent chan int // the XADDs of each pipeline, when there is room
+	sent  chan int // the XADDs of each pipeline, when there is room
+	delay atomic.Int64
 }
 
 func (h *xaddHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
@@ -229,7 +235,9 @@ func (h *xaddHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis
 		case h.sent <- len(cmds):
 		default:
 		}
-		return next(ctx, cmds)
+		err := next(ctx, cmds)
+		time.Sleep(time.Duration(h.delay.Load())) // the server's latency is the subject
+		return err
 	}
 }
 
@@ -279,4 +287,80 @@ func TestCoalescedCloseWhileUnavailable(t *testing.T) {
 			t.Errorf("call failed %v after it began, want within about the %v unavailable timeout", r.took, deadlineTimeout)
 		}
 	}
+}
+
+// slowDelay is the slow server's reply latency in the tests below: well
+// under the unavailable timeout, but messages queued behind two such
+// round trips wait longer than it.
+const slowDelay = 600 * time.Millisecond
+
+// TestPublishAsyncQueuedBehindSlowServer: PublishAsync messages queued
+// behind batches to a server that answers each after 600ms (under the 1s
+// unavailable_timeout, but three or more batches one after the other)
+// all succeed, each once: a deadline is never sooner than the timeout
+// after the last reply.
+func TestPublishAsyncQueuedBehindSlowServer(t *testing.T) {
+	h := &xaddHook{sent: make(chan int, 1)}
+	h.delay.Store(int64(slowDelay))
+	c, _ := hooked(t, h, false)
+	topic := integration.UniqueName(t, "slow")
+	const n = 3000
+	run := publishAsyncN(c, topic, n)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	checkAsyncResults(t, run, func(err error) bool { return err == nil }, false)
+	checkLen(t, c, topic, n)
+}
+
+// TestCoalescedPublishBehindSlowServer: with coalescing, Publish calls
+// waiting behind a pipeline to a server that answers after 600ms, whose
+// own pipeline then takes 600ms more (longer than the 1s
+// unavailable_timeout in all), succeed, each message written once.
+func TestCoalescedPublishBehindSlowServer(t *testing.T) {
+	h := &xaddHook{sent: make(chan int, 1)}
+	h.delay.Store(int64(slowDelay))
+	c, _ := hooked(t, h, true)
+	topic := integration.UniqueName(t, "slow")
+	errs := make(chan error, 4)
+	publish := func() {
+		go func() {
+			begin := time.Now()
+			err := c.Publish(context.Background(), topic, messaging.NewMessage(nil))
+			t.Logf("Publish: %v after it began: %v", time.Since(begin).Round(time.Millisecond), err)
+			errs <- err
+		}()
+	}
+	publish()
+	select { // the first pipeline is in flight: the others queue behind it
+	case <-h.sent:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no pipeline sent")
+	}
+	for range cap(errs) - 1 {
+		publish()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Errorf("Publish behind a slow server: %v", err)
+		}
+	}
+	checkLen(t, c, topic, cap(errs))
+}
+
+// checkLen fails the test unless topic's stream holds n entries (none
+// lost, none written twice), and deletes it.
+func checkLen(t *testing.T, c *redisadapter.Client, topic string, n int) {
+	t.Helper()
+	key := c.StreamKey(topic)
+	got, err := c.Redis().XLen(t.Context(), key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != int64(n) {
+		t.Errorf("stream holds %d entries, want %d", got, n)
+	}
+	_ = c.Redis().Del(t.Context(), key).Err()
 }
