@@ -45,8 +45,12 @@ type Client struct {
 	// epoch is when the Client was made; lastReply is when (since epoch,
 	// monotonic) a publish was last acknowledged: no message's unavailable
 	// deadline is sooner than unavailable_timeout after it (see deadline).
-	epoch     time.Time
-	lastReply atomic.Int64
+	// On a cluster, whose shards fail apart, it is kept per stream key in
+	// keyReplies (key -> *atomic.Int64) instead.
+	epoch      time.Time
+	lastReply  atomic.Int64
+	cluster    bool
+	keyReplies sync.Map
 }
 
 var errClosedPublish = fmt.Errorf("redis: publish: %w", messaging.ErrClosed)
@@ -78,6 +82,7 @@ func New(rc goredis.UniversalClient, opts ...Option) (*Client, error) {
 
 func newClient(rc goredis.UniversalClient, cfg config) *Client {
 	c := &Client{rc: rc, cfg: cfg, epoch: time.Now()}
+	_, c.cluster = rc.(*goredis.ClusterClient)
 	switch cfg.hashTag {
 	case 0:
 		c.hashTag = false
@@ -215,6 +220,9 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 	// messaging.ErrUnavailable. The deadline bounds every attempt,
 	// go-redis's own retries and dials within it included.
 	r := publishRun{c: c, topic: topic, msgs: msgs, entry: entry, entered: entered}
+	if c.cluster { // deadline reads key only there
+		r.key = c.StreamKey(topic)
+	}
 	var bo *backoff.ExponentialBackOff // made at the first retry
 	var last error                     // the last attempt's error, about r.live()
 	for {
@@ -222,7 +230,7 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 		if (last != nil || entered != nil) && r.expire(time.Now(), last) {
 			return r.result()
 		}
-		giveUp := c.deadline(r.enteredAt(0))
+		giveUp := c.deadline(r.key, r.enteredAt(0))
 		attemptCtx, cancel := context.WithDeadline(ctx, giveUp)
 		err := c.publishOnce(attemptCtx, ctx, r.enteredAt(0), topic, r.live())
 		timedOut := ctx.Err() == nil && attemptCtx.Err() != nil
@@ -243,7 +251,7 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 			bo = backoff.NewExponentialBackOff()
 			bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 250*time.Millisecond
 		}
-		t := time.NewTimer(min(bo.NextBackOff(), time.Until(c.deadline(r.enteredAt(0)))))
+		t := time.NewTimer(min(bo.NextBackOff(), time.Until(c.deadline(r.key, r.enteredAt(0)))))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -257,25 +265,41 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 	}
 }
 
-// deadline is when a message that entered Publish (or PublishAsync's
-// queue) at entered fails unacknowledged with messaging.ErrUnavailable:
-// unavailable_timeout after then, or after the client's last acknowledged
-// publish if that is later (a server that is slow but answering is not
-// unavailable: the messages queued behind it wait their turn).
-func (c *Client) deadline(entered time.Time) time.Time {
+// deadline is when a message to the stream key that entered Publish (or
+// PublishAsync's queue) at entered fails unacknowledged with
+// messaging.ErrUnavailable: unavailable_timeout after then, or after the
+// last acknowledged publish if that is later (a server that is slow but
+// answering is not unavailable: the messages queued behind it wait their
+// turn). On a cluster only a publish to key counts: another shard's
+// answers say nothing of key's.
+func (c *Client) deadline(key string, entered time.Time) time.Time {
 	from := entered.Sub(c.epoch)
-	if last := time.Duration(c.lastReply.Load()); last > from {
+	if last := time.Duration(c.replyClock(key).Load()); last > from {
 		from = last
 	}
 	return c.epoch.Add(from + c.cfg.unavailable)
 }
 
-// replied notes that a publish (a call's XADDs, or a coalesced pipeline) was
-// acknowledged now.
-func (c *Client) replied() {
+// replyClock returns where the time of the last acknowledged publish to key
+// is kept.
+func (c *Client) replyClock(key string) *atomic.Int64 {
+	if !c.cluster {
+		return &c.lastReply
+	}
+	if v, ok := c.keyReplies.Load(key); ok {
+		return v.(*atomic.Int64)
+	}
+	v, _ := c.keyReplies.LoadOrStore(key, new(atomic.Int64))
+	return v.(*atomic.Int64)
+}
+
+// replied notes that a publish to key (a call's XADDs, or a coalesced
+// pipeline's) was acknowledged now.
+func (c *Client) replied(key string) {
+	clock := c.replyClock(key)
 	now := int64(time.Since(c.epoch))
-	if now > c.lastReply.Load() {
-		c.lastReply.Store(now)
+	if now > clock.Load() {
+		clock.Store(now)
 	}
 }
 
@@ -285,6 +309,7 @@ func (c *Client) replied() {
 type publishRun struct {
 	c       *Client
 	topic   string
+	key     string // the stream key, on a cluster (see Client.deadline)
 	msgs    []*messaging.Message
 	entry   time.Time
 	entered []time.Time
@@ -310,7 +335,7 @@ func (r *publishRun) enteredAt(i int) time.Time {
 func (r *publishRun) expire(now time.Time, last error) bool {
 	live := r.live()
 	k := 0
-	for k < len(live) && !now.Before(r.c.deadline(r.enteredAt(k))) {
+	for k < len(live) && !now.Before(r.c.deadline(r.key, r.enteredAt(k))) {
 		k++
 	}
 	if k == 0 {
@@ -426,7 +451,7 @@ func (c *Client) publishOnce(ctx, parent context.Context, entered time.Time, top
 		if err := c.rc.XAdd(ctx, c.xadd(key, msgs[0], minID)).Err(); err != nil {
 			return &messaging.PublishError{Errs: []error{c.opError("publish to "+topic, err)}}
 		}
-		c.replied()
+		c.replied(key)
 		return nil
 	}
 	pipe := c.rc.Pipeline()
@@ -435,7 +460,7 @@ func (c *Client) publishOnce(ctx, parent context.Context, entered time.Time, top
 		cmds[i] = pipe.XAdd(ctx, c.xadd(key, m, minID))
 	}
 	if _, err := pipe.Exec(ctx); err == nil {
-		c.replied()
+		c.replied(key)
 		return nil
 	}
 	pe := &messaging.PublishError{Errs: make([]error, len(msgs))}

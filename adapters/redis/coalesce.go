@@ -79,7 +79,7 @@ func (co *coalescer) exec(batch []*pubReq) {
 	var last time.Time
 	live := batch[:0] // in place: the loop makes batch anew for each pipeline
 	for _, r := range batch {
-		if dl := co.c.deadline(r.entered); now.Before(dl) {
+		if dl := co.c.deadline(r.key, r.entered); now.Before(dl) {
 			live = append(live, r)
 			last = maxTime(last, dl)
 			continue
@@ -102,7 +102,9 @@ func (co *coalescer) exec(batch []*pubReq) {
 		}
 	}
 	if _, err := pipe.Exec(ctx); err == nil {
-		co.c.replied()
+		for _, r := range batch {
+			co.c.replied(r.key)
+		}
 	}
 	for i, r := range batch {
 		for j, cmd := range cmds[i] {
@@ -162,7 +164,7 @@ func (co *coalescer) publish(ctx, parent context.Context, r *pubReq) error {
 		case <-tick:
 		case <-parent.Done():
 		}
-		dl := co.c.deadline(r.entered)
+		dl := co.c.deadline(r.key, r.entered)
 		if parent.Err() != nil || !time.Now().Before(dl) {
 			// The messages may still be sent: reported as failed, they
 			// can be retried (duplicates, never loss).

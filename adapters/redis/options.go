@@ -95,8 +95,9 @@ func invalid(name string, v any, why string) error { return optcheck.Invalid(pkg
 // message waits behind earlier batches or coalesced pipelines counts too: a
 // message whose time ran out while it was queued fails without being sent.
 // It counts from the client's last acknowledged publish instead when that
-// is later: a server that is slow but answering is not unavailable, and the
-// messages queued behind it wait their turn. The deadline bounds the
+// is later (on a cluster, the last to the same stream: another shard's
+// answers say nothing of this one's): a server that is slow but answering
+// is not unavailable, and the messages queued behind it wait their turn. The deadline bounds the
 // retries, the waits for a pipeline and go-redis's own retries and dials,
 // so a reply slower than d also fails the message with ErrUnavailable; but
 // go-redis applies context deadlines to reads and writes on a connection

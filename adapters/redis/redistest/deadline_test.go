@@ -364,3 +364,71 @@ func checkLen(t *testing.T, c *redisadapter.Client, topic string, n int) {
 	}
 	_ = c.Redis().Del(t.Context(), key).Err()
 }
+
+// TestClusterDeadShardUnavailable: on a cluster, a Publish to a stream
+// whose shard is down fails on time although the other shards go on
+// acknowledging: their answers say nothing of the dead one's, and counting
+// them (the client's last acknowledged publish, which keeps the messages
+// queued behind a slow server waiting) held the Publish until the whole
+// cluster failed.
+func TestClusterDeadShardUnavailable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	cl := redistest.StartCluster(t, 3, 0)
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{cl.Nodes[0].Addr(), cl.Nodes[1].Addr(), cl.Nodes[2].Addr()}})
+	t.Cleanup(func() { _ = cc.Close() })
+	c := mustNew(t, cc, redisadapter.WithUnavailableTimeout(deadlineTimeout))
+	// Two topics on two shards.
+	dead, alive := integration.UniqueName(t, "dead"), ""
+	deadNode := cl.MasterOf(cl.Nodes[0], c.StreamKey(dead))
+	if deadNode == nil {
+		t.Fatal("no master for the dead topic's slot")
+	}
+	for i := 0; alive == ""; i++ {
+		name := integration.UniqueName(t, "alive") + string(rune('a'+i%26))
+		if n := cl.MasterOf(cl.Nodes[0], c.StreamKey(name)); n != nil && n != deadNode {
+			alive = name
+		}
+	}
+	for _, topic := range []string{dead, alive} {
+		if err := c.Publish(t.Context(), topic, &messaging.Message{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadNode.Kill()
+	// The living shard answers until the cluster sees the node fail
+	// (RedisClusterNodeTimeout, 2s), then refuses too (CLUSTERDOWN).
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var acked atomic.Int64
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if c.Publish(t.Context(), alive, &messaging.Message{}) == nil {
+				acked.Add(1)
+			}
+		}
+	})
+	begin := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	err := c.Publish(ctx, dead, &messaging.Message{})
+	took := time.Since(begin)
+	close(stop)
+	wg.Wait()
+	t.Logf("Publish to the dead shard: %v after %v; %d publishes to the living one acknowledged meanwhile", err, took.Round(time.Millisecond), acked.Load())
+	if !errors.Is(err, messaging.ErrUnavailable) {
+		t.Errorf("Publish to the dead shard: %v, want messaging.ErrUnavailable", err)
+	}
+	if took > deadlineTimeout+deadlineSlack {
+		t.Errorf("Publish to the dead shard failed after %v, want about the %v unavailable timeout", took, deadlineTimeout)
+	}
+	if acked.Load() == 0 {
+		t.Error("no publish to the living shard was acknowledged meanwhile: the test did not exercise other shards' answers")
+	}
+}
