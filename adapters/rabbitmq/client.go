@@ -269,10 +269,11 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // (unless it was given to New) and stops reconnecting. Publish calls in
 // flight fail. Under a resource alarm (the broker blocked the connection),
 // the PublishAsync messages in flight fail with messaging.ErrUnavailable
-// after the unavailable timeout, each subscription's channel close is
-// waited for until the block has lasted the unavailable timeout (then it
-// finishes in the background), and the connection is closed without
-// waiting for the broker's close-ok. Close is idempotent.
+// within about the unavailable timeout of when they were queued, each
+// subscription's channel close is waited for until the block has lasted
+// the unavailable timeout (then it finishes in the background), and the
+// connection is closed without waiting for the broker's close-ok. Close is
+// idempotent.
 func (c *Client) Close() error {
 	c.async.Close() // while publishing still works
 	c.closed.Store(true)

@@ -87,8 +87,10 @@
 // the call or of the block, whichever is later, Publish fails the messages
 // not confirmed with an error wrapping messaging.ErrUnavailable that names
 // the broker's reason ("low on memory"), and abandons the channel, as when
-// the context ends. Such a message may still be taken and confirmed when the
-// alarm clears (a retry can duplicate, never lose). A Publish whose write
+// the context ends (for PublishAsync, counted from when the message was
+// queued, or the block, whichever is later: the time it waited behind
+// earlier batches counts). Such a message may still be taken and confirmed
+// when the alarm clears (a retry can duplicate, never lose). A Publish whose write
 // the broker stopped reading mid-way (a burst larger than the socket
 // buffers) cannot be given up without ending the write: once the block and
 // that write have lasted unavailable_timeout, the client closes the

@@ -328,7 +328,7 @@ func (r *receiver) retryLater(ctx context.Context, m *messaging.Message, d *amqp
 	h[hdrKey] = m.Key
 	pub := amqp.Publishing{Headers: h, DeliveryMode: amqp.Persistent, MessageId: d.MessageId, Timestamp: d.Timestamp, Body: d.Body}
 	errs := make([]error, 1)
-	if err := r.c.send(ctx, "", []outgoing{{exchange: "", key: q, pub: pub}}, errs); err != nil {
+	if err := r.c.send(ctx, time.Now(), "", []outgoing{{exchange: "", key: q, pub: pub}}, errs); err != nil {
 		return err
 	}
 	return errs[0]

@@ -257,6 +257,13 @@ type outgoing struct {
 // Messages
 // with the same Key keep their order (one channel, sent in order).
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+	return c.publish(ctx, time.Now(), topic, msgs)
+}
+
+// publish is Publish for a call that began at begin: the unavailable
+// timeout runs from then (PublishAsync: when the batch's first message was
+// queued).
+func (c *Client) publish(ctx context.Context, begin time.Time, topic string, msgs []*messaging.Message) error {
 	if c.closed.Load() {
 		return fmt.Errorf("rabbitmq: publish: %w", messaging.ErrClosed)
 	}
@@ -284,7 +291,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		out[i] = outgoing{exchange: topic, key: m.Key, pub: p}
 	}
 	errs := make([]error, len(msgs))
-	if err := c.send(ctx, topic, out, errs); err != nil {
+	if err := c.send(ctx, begin, topic, out, errs); err != nil {
 		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
 	}
 	for _, err := range errs {
@@ -297,15 +304,15 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 
 // send publishes out, filling errs, retrying what a lost connection left
 // unconfirmed. ensure declares what must exist on a fresh connection; topic
-// empty skips it. The returned error is for failures before anything could
-// be attempted.
-func (c *Client) send(ctx context.Context, topic string, out []outgoing, errs []error) error {
+// empty skips it. begin is when the call began, from which the unavailable
+// timeout runs (see Publish). The returned error is for failures before
+// anything could be attempted.
+func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []outgoing, errs []error) error {
 	pending := make([]int, len(out))
 	for i := range pending {
 		pending[i] = i
 	}
 	channelErrors := 0
-	begin := time.Now()
 	waitFrom := begin // the start of the current wait for a connection
 	for len(pending) > 0 {
 		pc, err := c.pool.get(ctx, begin, waitFrom)

@@ -3,6 +3,7 @@ package rabbitmq
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/driver"
@@ -25,7 +26,13 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // resending after a lost connection). At most 4096 messages are pending per
 // Client (asyncpub.DefaultWindow), and at most 4 batches (channels) are in
 // flight. Messages with the same Key go through one lane, one batch after
-// the other, and keep their order.
+// the other, and keep their order. A message's unavailable timeout runs
+// from when it was queued (from the first message of its batch): the time
+// it waited behind batches held by an unreachable broker or a resource
+// alarm counts, so it fails with messaging.ErrUnavailable within about
+// unavailable_timeout of its PublishAsync (at once when that has passed
+// while it waited), and Flush and Close return within about that of the
+// last one.
 func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
 	c.async.Get(c.newBatcher).PublishAsync(ctx, topic, msg, done)
 }
@@ -34,7 +41,15 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.
 func (c *Client) Flush(ctx context.Context) error { return c.async.Flush(ctx) }
 
 func (c *Client) newBatcher() *asyncpub.Batcher {
-	return asyncpub.NewBatcher(asyncLanes, asyncMaxBatch, c.validateOne, c.Publish)
+	return asyncpub.NewBatcher(asyncLanes, asyncMaxBatch, c.validateOne, func(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+		// The batch's unavailable timeout runs from when its first
+		// message was queued (Enqueued never decreases).
+		begin := time.Now()
+		if at := asyncpub.Enqueued(ctx); len(at) > 0 {
+			begin = at[0]
+		}
+		return c.publish(ctx, begin, topic, msgs)
+	}).StampEnqueue()
 }
 
 // validateOne makes the checks Publish makes before sending anything.

@@ -27,7 +27,10 @@ import (
 //     messaging.ErrUnavailable within the bound, and Close is bounded;
 //   - queued: with one publish channel, two concurrent Publish calls (one
 //     waits for the other's channel) each fail within about
-//     unavailable_timeout of their start.
+//     unavailable_timeout of their start;
+//   - async: with one publish channel, PublishAsync messages queued behind
+//     a batch the block holds each fail within about unavailable_timeout
+//     of when they were queued (see checkAsyncQueued).
 //
 // A client that hangs is closed only after the alarm clears (the cleanups
 // run last first), so a failure does not hang the test.
@@ -71,8 +74,8 @@ func TestBoundsUnderResourceAlarm(t *testing.T) {
 
 	// Before the alarm: topology, and a subscription holding a message.
 	topic, group := integration.UniqueName(t, "bounds"), integration.UniqueName(t, "g")
-	cSub, cBurst, cQueued := open(""), open(""), open("&publish_channels=1")
-	for _, c := range []*rabbitmq.Client{cSub, cBurst, cQueued} {
+	cSub, cBurst, cQueued, cAsync := open(""), open(""), open("&publish_channels=1"), open("&publish_channels=1")
+	for _, c := range []*rabbitmq.Client{cSub, cBurst, cQueued, cAsync} {
 		if err := c.Provision(t.Context(), topic, group); err != nil {
 			t.Fatal(err)
 		}
@@ -133,6 +136,73 @@ func TestBoundsUnderResourceAlarm(t *testing.T) {
 	t.Run("queued", func(t *testing.T) {
 		checkQueued(t, cQueued, topic, unavailable)
 	})
+
+	t.Run("async", func(t *testing.T) {
+		// A Publish blocks the connection first: the batches then wait
+		// for the block to end without writing anything.
+		if err := cAsync.Publish(context.Background(), topic, &messaging.Message{Payload: []byte("blocks")}); !errors.Is(err, messaging.ErrUnavailable) {
+			t.Fatalf("Publish under the alarm: %v, want ErrUnavailable", err)
+		}
+		checkAsyncQueued(t, cAsync, topic, unavailable)
+	})
+}
+
+// checkAsyncQueued queues 2048 messages with one Key on c with
+// PublishAsync: one lane sends them in at least two batches (at most 1024
+// each), so that at least half wait for the first batch. Each must fail
+// with ErrUnavailable within about unavailable of when it was queued, and
+// Flush return within about unavailable of the last one (as Close, which
+// flushes, does). Measured from before each PublishAsync call, so the
+// bounds are conservative.
+func checkAsyncQueued(t *testing.T, c *rabbitmq.Client, topic string, unavailable time.Duration) {
+	t.Helper()
+	const n = 2048
+	slack := unavailable / 2
+	queued := make([]time.Time, n)
+	var mu sync.Mutex
+	results := make(map[int][]error, n)
+	late := map[int]time.Duration{} // message: how long after its queueing it failed, when too late
+	for i := range n {
+		queued[i] = time.Now()
+		c.PublishAsync(context.Background(), topic, &messaging.Message{Key: "k", Payload: []byte{byte(i)}}, func(_ *messaging.Message, err error) {
+			took := time.Since(queued[i])
+			mu.Lock()
+			defer mu.Unlock()
+			results[i] = append(results[i], err)
+			if took > unavailable+slack {
+				late[i] = took
+			}
+		})
+	}
+	last := queued[n-1]
+	ctx, cancel := context.WithTimeout(context.Background(), 5*unavailable)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
+		t.Fatalf("Flush has not returned after %v: %v", 5*unavailable, err)
+	}
+	flushed := time.Since(last)
+	t.Logf("Flush returned %v after the last PublishAsync", flushed.Round(time.Millisecond))
+	if flushed > unavailable+slack {
+		t.Errorf("Flush returned %v after the last PublishAsync, want at most about %v", flushed.Round(time.Millisecond), unavailable)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(results) != n {
+		t.Errorf("%d of %d messages have a result", len(results), n)
+	}
+	for i, errs := range results {
+		if len(errs) != 1 || !errors.Is(errs[0], messaging.ErrUnavailable) {
+			t.Errorf("message %d: results %v, want one ErrUnavailable", i, errs)
+			break
+		}
+	}
+	if len(late) > 0 {
+		worst := time.Duration(0)
+		for _, d := range late {
+			worst = max(worst, d)
+		}
+		t.Errorf("%d of %d messages failed later than %v after they were queued (the latest after %v), want at most about %v", len(late), n, unavailable+slack, worst.Round(time.Millisecond), unavailable)
+	}
 }
 
 // checkQueued runs two Publish calls at once on c (one publish channel):
@@ -168,18 +238,25 @@ func checkQueued(t *testing.T, c *rabbitmq.Client, topic string, unavailable tim
 	}
 }
 
-// TestQueuedPublishBoundDuringOutage: with one publish channel, two
-// Publish calls made while the connection is cut (redials refused) each
-// fail with ErrUnavailable within about unavailable_timeout of their
-// start, the one waiting for the other's channel included.
+// TestQueuedPublishBoundDuringOutage: with one publish channel, while the
+// connection is cut (redials refused), two Publish calls each fail with
+// ErrUnavailable within about unavailable_timeout of their start, the one
+// waiting for the other's channel included, and PublishAsync messages
+// queued behind a batch waiting for the broker each fail within about
+// unavailable_timeout of when they were queued.
 func TestQueuedPublishBoundDuringOutage(t *testing.T) {
 	n := rabbitmqtest.StartNode(t)
 	p := fault.NewProxy(t, n.Addr())
-	c := rabbitmqtest.Open(t, "amqp://guest:guest@"+p.Addr()+"/?unavailable_timeout=1s&publish_channels=1")
+	url := "amqp://guest:guest@" + p.Addr() + "/?unavailable_timeout=1s&publish_channels=1"
+	c, cAsync := rabbitmqtest.Open(t, url), rabbitmqtest.Open(t, url)
 	topic := integration.UniqueName(t, "outage")
 	if err := c.Provision(t.Context(), topic, "g"); err != nil {
 		t.Fatal(err)
 	}
+	if err := cAsync.Provision(t.Context(), topic, "g"); err != nil {
+		t.Fatal(err)
+	}
 	p.Cut()
-	checkQueued(t, c, topic, time.Second)
+	t.Run("publish", func(t *testing.T) { checkQueued(t, c, topic, time.Second) })
+	t.Run("async", func(t *testing.T) { checkAsyncQueued(t, cAsync, topic, time.Second) })
 }
