@@ -419,7 +419,11 @@ func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, grou
 // Provision declares topic's exchange and, for each group, its durable
 // quorum queue bound to it, so messages published from now on are kept for
 // those groups even before anyone subscribes. It is idempotent; the client
-// re-declares what it provisioned after a reconnect.
+// re-declares what it provisioned after a reconnect. It returns when ctx
+// ends, and fails with an error wrapping messaging.ErrUnavailable once the
+// broker has blocked the connection (a resource alarm: it answers nothing
+// then) for unavailable_timeout, counted from the call or the block,
+// whichever began later; what was sent goes on in the background.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
 	if c.closed.Load() {
 		return fmt.Errorf("rabbitmq: provision: %w", messaging.ErrClosed)
@@ -432,24 +436,26 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 			return fmt.Errorf("rabbitmq: provision: group: %w", err)
 		}
 	}
-	ch, gen, err := c.conn.channel(ctx)
+	err := c.conn.channelBounded(ctx, time.Now(), func(ch *amqp.Channel, gen uint64, _ *blockWatch) error {
+		defer func() { _ = ch.Close() }()
+		if err := c.declareTopic(ctx, ch, topic); err != nil {
+			return err
+		}
+		c.declared.Store(topic, gen)
+		for _, g := range groups {
+			nch, err := c.declareGroup(ctx, ch, topic, g, 0)
+			if nch != ch {
+				_ = ch.Close()
+				ch = nch
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
 	if err != nil {
 		return fmt.Errorf("rabbitmq: provision %s: %w", topic, err)
-	}
-	defer func() { _ = ch.Close() }()
-	if err := c.declareTopic(ctx, ch, topic); err != nil {
-		return fmt.Errorf("rabbitmq: provision: %w", err)
-	}
-	c.declared.Store(topic, gen)
-	for _, g := range groups {
-		nch, err := c.declareGroup(ctx, ch, topic, g, 0)
-		if nch != ch {
-			_ = ch.Close()
-			ch = nch
-		}
-		if err != nil {
-			return fmt.Errorf("rabbitmq: provision: %w", err)
-		}
 	}
 	c.mu.Lock()
 	set := c.provisioned[topic]
@@ -512,7 +518,10 @@ func (c *Client) redeclare(conn *amqp.Connection) {
 // this library (group queues, retry queues, the stream queue, as recorded in
 // the topic's registry queue), with the messages they hold. Deleting a topic
 // that does not exist is not an error. Subscriptions and reads still running on
-// the topic end with an error wrapping messaging.ErrTopicDeleted.
+// the topic end with an error wrapping messaging.ErrTopicDeleted. It is
+// bounded as Provision is: by ctx, and by unavailable_timeout of a block
+// (messaging.ErrUnavailable), after which the deletion goes on in the
+// background.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if c.closed.Load() {
 		return fmt.Errorf("rabbitmq: delete topic: %w", messaging.ErrClosed)
@@ -520,15 +529,27 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if err := validTopic(topic); err != nil {
 		return fmt.Errorf("rabbitmq: delete topic: %w", err)
 	}
-	ch, _, err := c.conn.channel(ctx)
+	err := c.conn.channelBounded(ctx, time.Now(), func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
+		return c.deleteTopic(ctx, ch, topic)
+	}, nil)
 	if err != nil {
 		return fmt.Errorf("rabbitmq: delete topic %s: %w", topic, err)
 	}
+	return nil
+}
+
+// deleteTopic is DeleteTopic on ch, which it closes.
+func (c *Client) deleteTopic(ctx context.Context, ch *amqp.Channel, topic string) error {
 	defer func() { _ = ch.Close() }()
+	// After an error the broker closed ch: go on with a new one.
 	reopen := func() error {
+		nch, _, err := c.conn.channel(ctx)
+		if err != nil {
+			return err
+		}
 		_ = ch.Close()
-		ch, _, err = c.conn.channel(ctx)
-		return err
+		ch = nch
+		return nil
 	}
 	names := map[string]bool{}
 	reg := registryQueue(topic)
@@ -536,10 +557,10 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 		d, ok, err := ch.Get(reg, true)
 		if err != nil {
 			if !isCode(err, amqp.NotFound) {
-				return fmt.Errorf("rabbitmq: delete topic %s: read registry: %w", topic, err)
+				return fmt.Errorf("read registry: %w", err)
 			}
 			if err := reopen(); err != nil {
-				return fmt.Errorf("rabbitmq: delete topic %s: %w", topic, err)
+				return err
 			}
 			break
 		}
@@ -560,16 +581,16 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 		c.registered.Delete(q)
 		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
 			if !isCode(err, amqp.NotFound) {
-				return fmt.Errorf("rabbitmq: delete topic %s: delete queue %q: %w", topic, q, err)
+				return fmt.Errorf("delete queue %q: %w", q, err)
 			}
 			if err := reopen(); err != nil {
-				return fmt.Errorf("rabbitmq: delete topic %s: %w", topic, err)
+				return err
 			}
 		}
 	}
 	c.declared.Delete(topic)
 	if err := ch.ExchangeDelete(topic, false, false); err != nil && !isCode(err, amqp.NotFound) {
-		return fmt.Errorf("rabbitmq: delete topic %s: delete exchange: %w", topic, err)
+		return fmt.Errorf("delete exchange: %w", err)
 	}
 	return nil
 }

@@ -118,26 +118,20 @@ func (c *connector) getWatched(ctx context.Context) (*amqp.Connection, uint64, *
 	}
 }
 
-// channel opens a channel on the current connection.
+// channel opens a channel on the current connection. Opening it is not
+// bounded: see channelBounded for a connection the broker may block.
 func (c *connector) channel(ctx context.Context) (*amqp.Channel, uint64, error) {
-	ch, gen, _, err := c.channelWatched(ctx)
-	return ch, gen, err
-}
-
-// channelWatched is channel that also returns the blocked state of the
-// channel's connection.
-func (c *connector) channelWatched(ctx context.Context) (*amqp.Channel, uint64, *blockWatch, error) {
 	for {
-		conn, gen, watch, err := c.getWatched(ctx)
+		conn, gen, err := c.get(ctx)
 		if err != nil {
-			return nil, 0, nil, err
+			return nil, 0, err
 		}
 		ch, err := conn.Channel()
 		if err == nil {
-			return ch, gen, watch, nil
+			return ch, gen, nil
 		}
 		if !conn.IsClosed() {
-			return nil, 0, nil, fmt.Errorf("rabbitmq: open channel: %w", err)
+			return nil, 0, fmt.Errorf("rabbitmq: open channel: %w", err)
 		}
 		// The connection died under us: wait for the next one.
 	}
@@ -448,19 +442,74 @@ func (b *blockBound) release() {
 // connection answers when the alarm clears or the connection closes) and
 // the error wraps messaging.ErrUnavailable or ctx's error.
 func runBounded(ctx context.Context, watch *blockWatch, begin time.Time, limit time.Duration, f func() error) error {
+	return runBoundedUndo(ctx, watch, begin, limit, f, nil)
+}
+
+// runBoundedUndo is runBounded that, when it stops waiting, runs undo (if
+// not nil) in the background once f has returned nil, to release what f
+// made for a caller that is gone. f hands its results over in variables
+// the caller reads only when runBoundedUndo returned f's nil, and undo
+// only after f returned.
+func runBoundedUndo(ctx context.Context, watch *blockWatch, begin time.Time, limit time.Duration, f func() error, undo func()) error {
 	bound := watch.bound(begin, limit)
 	defer bound.release()
 	res := make(chan error, 1)
 	go func() { res <- f() }()
+	var err error
 	select {
 	case err := <-res:
 		return err
 	case <-bound.done:
-		return bound.err
+		err = bound.err
 	case <-ctx.Done():
+		err = ctx.Err()
 		if blocked, _, reason, _ := watch.state(); blocked {
-			return fmt.Errorf("%w: the broker blocked the connection (%s): %w", messaging.ErrUnavailable, reason, ctx.Err())
+			err = fmt.Errorf("%w: the broker blocked the connection (%s): %w", messaging.ErrUnavailable, reason, err)
 		}
-		return ctx.Err()
+	}
+	if undo != nil {
+		go func() {
+			if <-res == nil {
+				undo()
+			}
+		}()
+	}
+	return err
+}
+
+// errConnGone: the connection closed before a channel could be opened on
+// it (channelBounded then waits for the next one).
+var errConnGone = errors.New("rabbitmq: connection closed")
+
+// channelBounded opens a channel on the current connection (waiting for a
+// reconnect in progress until ctx ends) and runs f with it, which owns the
+// channel (closes it, or keeps it on success). The broker reads nothing
+// from a connection it has blocked (a resource alarm), so neither the
+// channel's opening nor f's calls would be answered until the alarm
+// clears, and amqp091's calls ignore ctx: channelBounded waits as
+// runBounded does, until ctx ends or the block has lasted the unavailable
+// timeout since begin or since the block began, whichever is later (the
+// error then wraps messaging.ErrUnavailable, or is ctx's), and f goes on in
+// the background, undo (if not nil) releasing what it made if it succeeds.
+func (c *connector) channelBounded(ctx context.Context, begin time.Time, f func(ch *amqp.Channel, gen uint64, watch *blockWatch) error, undo func()) error {
+	for {
+		conn, gen, watch, err := c.getWatched(ctx)
+		if err != nil {
+			return err
+		}
+		err = runBoundedUndo(ctx, watch, begin, c.unavail, func() error {
+			ch, err := conn.Channel()
+			if err != nil {
+				if conn.IsClosed() {
+					return errConnGone
+				}
+				return fmt.Errorf("rabbitmq: open channel: %w", err)
+			}
+			return f(ch, gen, watch)
+		}, undo)
+		if !errors.Is(err, errConnGone) {
+			return err
+		}
+		// The connection died under us: wait for the next one.
 	}
 }

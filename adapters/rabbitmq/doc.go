@@ -106,9 +106,14 @@
 // (once for PublishAsync, once for the subscriptions), each PublishAsync
 // message in flight failed with
 // ErrUnavailable (and the connection closed without the broker's
-// close-ok, which it would not send). A connection that is not blocked has
-// no confirm timeout: a slow confirm is waited for, bounded only by the
-// context.
+// close-ok, which it would not send). Provision, Subscribe, Read and
+// DeleteTopic, and a subscription starting again after a lost connection,
+// wait for the broker's answers until their context ends or the block has
+// lasted unavailable_timeout (counted from the call or the block,
+// whichever began later), then fail with ErrUnavailable (a subscription
+// retries) and let what was sent finish in the background. A connection
+// that is not blocked has no confirm timeout: a slow confirm is waited
+// for, bounded only by the context.
 //
 // # Consuming
 //

@@ -103,12 +103,32 @@ func (r *receiver) Capabilities() messaging.Capabilities {
 }
 
 // start opens a channel on the current connection, declares the queue and
-// starts consuming.
+// starts consuming. It returns when ctx ends, and fails with
+// messaging.ErrUnavailable once the broker has blocked the connection (a
+// resource alarm) for the unavailable timeout (see channelBounded; a
+// consumer started meanwhile in the background is closed).
 func (r *receiver) start(ctx context.Context) error {
-	ch, _, watch, err := r.c.conn.channelWatched(ctx)
+	var ch *amqp.Channel
+	var in <-chan amqp.Delivery
+	var watch *blockWatch
+	err := r.c.conn.channelBounded(ctx, time.Now(), func(c *amqp.Channel, _ uint64, w *blockWatch) error {
+		var err error
+		if c, in, err = r.consume(ctx, c); err == nil {
+			ch, watch = c, w
+		}
+		return err
+	}, func() { _ = ch.Close() })
 	if err != nil {
 		return err
 	}
+	r.ch, r.in, r.acks, r.watch = ch, in, newAcker(ch, r.o.Prefetch, r.c.cfg.ackDelay), watch
+	return nil
+}
+
+// consume declares r's queue and starts consuming it on ch; on failure it
+// closes the channel it ends with (declareGroup may replace ch).
+func (r *receiver) consume(ctx context.Context, ch *amqp.Channel) (*amqp.Channel, <-chan amqp.Delivery, error) {
+	var err error
 	queue := r.queue
 	if queue != "" {
 		ch, err = r.c.declareGroup(ctx, ch, r.topic, r.o.Group, r.o.MaxAttempts)
@@ -135,10 +155,9 @@ func (r *receiver) start(ctx context.Context) error {
 	}
 	if err != nil {
 		_ = ch.Close()
-		return err
+		return nil, nil, err
 	}
-	r.ch, r.in, r.acks, r.watch = ch, in, newAcker(ch, r.o.Prefetch, r.c.cfg.ackDelay), watch
-	return nil
+	return ch, in, nil
 }
 
 // Receive returns the deliveries waiting (up to max), blocking for the
@@ -402,27 +421,46 @@ type logReader struct {
 	watch     *blockWatch // the blocked state of ch's connection
 }
 
+// start consumes the stream from offset on a channel of the current
+// connection, bounded as receiver.start is.
 func (l *logReader) start(ctx context.Context, offset any) error {
-	ch, _, watch, err := l.c.conn.channelWatched(ctx)
+	var ch *amqp.Channel
+	var in <-chan amqp.Delivery
+	var watch *blockWatch
+	err := l.c.conn.channelBounded(ctx, time.Now(), func(c *amqp.Channel, _ uint64, w *blockWatch) error {
+		var err error
+		if in, err = l.consume(ctx, c, offset); err == nil {
+			ch, watch = c, w
+		}
+		return err
+	}, func() { _ = ch.Close() })
 	if err != nil {
 		return err
 	}
-	if err = l.c.declareTopic(ctx, ch, l.topic); err == nil {
+	l.ch, l.in, l.watch = ch, in, watch
+	return nil
+}
+
+// consume declares l's topic and consumes its stream from offset on ch,
+// which it closes on failure.
+func (l *logReader) consume(ctx context.Context, ch *amqp.Channel, offset any) (<-chan amqp.Delivery, error) {
+	var in <-chan amqp.Delivery
+	err := l.c.declareTopic(ctx, ch, l.topic)
+	if err == nil {
 		if err = ch.Qos(streamPrefetch, 0, false); err != nil {
 			err = fmt.Errorf("rabbitmq: qos: %w", err)
 		}
 	}
 	if err == nil {
-		if l.in, err = ch.Consume(streamQueue(l.topic), "", false, false, false, false, amqp.Table{"x-stream-offset": offset}); err != nil {
+		if in, err = ch.Consume(streamQueue(l.topic), "", false, false, false, false, amqp.Table{"x-stream-offset": offset}); err != nil {
 			err = fmt.Errorf("rabbitmq: consume stream: %w", err)
 		}
 	}
 	if err != nil {
 		_ = ch.Close()
-		return err
+		return nil, err
 	}
-	l.ch, l.watch = ch, watch
-	return nil
+	return in, nil
 }
 
 // Next returns the messages waiting, blocking for the first. The engine
