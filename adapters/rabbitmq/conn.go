@@ -39,6 +39,7 @@ type connector struct {
 	unavail time.Duration // the unavailable timeout, bounding Close's handshake
 	ready   chan struct{} // closed when conn is set (or failed is)
 	lost    chan struct{} // closed when the supervisor notices conn is lost
+	lostAt  time.Time     // when the supervisor last noticed a loss
 	first   *amqp.Connection
 	owned   bool  // the client owns first (Open) rather than the caller (New)
 	failed  error // the connection is gone for good
@@ -84,6 +85,13 @@ func (c *connector) onReconnect(f func(*amqp.Connection)) {
 func (c *connector) get(ctx context.Context) (*amqp.Connection, uint64, error) {
 	conn, gen, _, err := c.getWatched(ctx)
 	return conn, gen, err
+}
+
+// lastLoss returns when the connection was last lost (zero if never).
+func (c *connector) lastLoss() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lostAt
 }
 
 // getWatched is get that also returns the connection's blocked state.
@@ -155,6 +163,7 @@ func (c *connector) supervise(conn *amqp.Connection) {
 		c.conn = nil
 		c.ready = make(chan struct{})
 		close(c.lost)
+		c.lostAt = time.Now()
 		c.mu.Unlock()
 		reason := "closed"
 		if cause != nil {

@@ -97,15 +97,22 @@ func (p *pubPool) get(ctx context.Context, begin, waitFrom time.Time) (*pubChan,
 }
 
 // open opens a confirm channel, waiting for a connection until
-// p.unavailable after waitFrom: the call's begin, so that a call that
-// first waited for a free slot (held by calls waiting for the same
-// connection) waits no longer in all, or when the connection it was
-// sending on was lost. A wait that ends without one fails with
+// p.unavailable after waitFrom (the call's begin, so that a call that
+// first waited for a free slot, held by calls waiting for the same
+// connection, waits no longer in all, or when the connection it was
+// sending on was lost) or after the connection's last loss, whichever is
+// later. A wait that ends without one fails with
 // messaging.ErrUnavailable. So does a connection the broker has blocked
 // (a resource alarm) for p.unavailable since begin or since the block
 // began, whichever is later: the broker reads nothing from it, so
 // channel.open would wait for the alarm to clear.
 func (p *pubPool) open(ctx context.Context, begin, waitFrom time.Time) (*pubChan, error) {
+	// Counted from the connection's loss if that came later: a call that
+	// waited behind a broker that was slow but confirming (PublishAsync's
+	// backlog) still gets the whole timeout for the reconnect.
+	if lost := p.conn.lastLoss(); lost.After(waitFrom) {
+		waitFrom = lost
+	}
 	wait, cancel := context.WithDeadline(ctx, waitFrom.Add(p.unavailable))
 	defer cancel()
 	for {
