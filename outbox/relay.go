@@ -727,7 +727,7 @@ func (r *Relay) publish(ctx context.Context, topic string, msgs []*messaging.Mes
 	failed := false
 	for j, m := range msgs {
 		if e := stopped[m.Key]; e != nil {
-			errs[j] = fmt.Errorf("held back after a failed message of its key: %w", e)
+			errs[j] = fmt.Errorf("outbox: held back after a failed message of its key: %w", e)
 			continue
 		}
 		if errs[j] = messaging.IgnoreDuplicates(r.pub.Publish(ctx, topic, m)); errs[j] == nil {

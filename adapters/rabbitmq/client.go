@@ -532,11 +532,21 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	err := c.conn.channelBounded(ctx, time.Now(), func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
 		return c.deleteTopic(ctx, ch, topic)
 	}, nil)
-	if err != nil {
+	var named namedErr
+	switch {
+	case errors.As(err, &named):
+		return named.error
+	case err != nil:
 		return fmt.Errorf("rabbitmq: delete topic %s: %w", topic, err)
 	}
 	return nil
 }
+
+// namedErr is an error whose message already names the operation that
+// failed: DeleteTopic returns it as it is.
+type namedErr struct{ error }
+
+func (e namedErr) Unwrap() error { return e.error }
 
 // deleteTopic is DeleteTopic on ch, which it closes.
 func (c *Client) deleteTopic(ctx context.Context, ch *amqp.Channel, topic string) error {
@@ -557,7 +567,7 @@ func (c *Client) deleteTopic(ctx context.Context, ch *amqp.Channel, topic string
 		d, ok, err := ch.Get(reg, true)
 		if err != nil {
 			if !isCode(err, amqp.NotFound) {
-				return fmt.Errorf("read registry: %w", err)
+				return namedErr{fmt.Errorf("rabbitmq: delete topic %s: read registry: %w", topic, err)}
 			}
 			if err := reopen(); err != nil {
 				return err
@@ -581,7 +591,7 @@ func (c *Client) deleteTopic(ctx context.Context, ch *amqp.Channel, topic string
 		c.registered.Delete(q)
 		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
 			if !isCode(err, amqp.NotFound) {
-				return fmt.Errorf("delete queue %q: %w", q, err)
+				return namedErr{fmt.Errorf("rabbitmq: delete topic %s: delete queue %q: %w", topic, q, err)}
 			}
 			if err := reopen(); err != nil {
 				return err
@@ -590,7 +600,7 @@ func (c *Client) deleteTopic(ctx context.Context, ch *amqp.Channel, topic string
 	}
 	c.declared.Delete(topic)
 	if err := ch.ExchangeDelete(topic, false, false); err != nil && !isCode(err, amqp.NotFound) {
-		return fmt.Errorf("delete exchange: %w", err)
+		return namedErr{fmt.Errorf("rabbitmq: delete topic %s: delete exchange: %w", topic, err)}
 	}
 	return nil
 }
