@@ -74,11 +74,18 @@ func (t *Tracker) Begin(ctx context.Context) error {
 }
 
 // End reports the result of a message Begin admitted: it calls done (when
-// not nil), then frees the message's slot.
+// not nil), then frees the message's slot, also when done panics (the
+// panic goes on to End's caller: a goroutine that recovers it must not
+// leave Flush waiting for the message forever).
 func (t *Tracker) End(done messaging.PublishCallback, m *messaging.Message, err error) {
+	defer t.end()
 	if done != nil {
 		done(m, err)
 	}
+}
+
+// end frees the slot of a message whose result was reported.
+func (t *Tracker) end() {
 	t.mu.Lock()
 	t.n--
 	if t.n == 0 {

@@ -314,3 +314,31 @@ func TestBatcherStampEnqueue(t *testing.T) {
 		t.Errorf("Enqueued of another context: %v, want nil", at)
 	}
 }
+
+// TestTrackerEndPanickingCallback: a callback that panics on a goroutine
+// that recovers (End on the calling goroutine, as the NATS adapter's
+// PublishAsync does for a message that fails once admitted) still ends its
+// message: the slot is freed and Flush does not wait for it forever.
+func TestTrackerEndPanickingCallback(t *testing.T) {
+	tr := NewTracker(make(chan struct{}, 1))
+	ctx := context.Background()
+	if err := tr.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the callback's panic did not reach the caller")
+			}
+		}()
+		tr.End(func(*messaging.Message, error) { panic("callback") }, nil, nil)
+	}()
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := tr.Flush(short); err != nil {
+		t.Fatalf("Flush after the panicking callback's message ended: %v", err)
+	}
+	if err := tr.Begin(short); err != nil {
+		t.Fatalf("Begin on a window whose one message ended: %v", err)
+	}
+}
