@@ -18,6 +18,7 @@ func asyncCases(async bool) []conformanceCase {
 		{"AsyncPublish", "AsyncPublisher", async, (*suite).asyncPublish},
 		{"AsyncPublishCancel", "AsyncPublisher", async, (*suite).asyncCancel},
 		{"AsyncPublishClose", "AsyncPublisher", async, (*suite).asyncClose},
+		{"AsyncPublishAfterClose", "AsyncPublisher", async, (*suite).asyncAfterClose},
 	}
 }
 
@@ -267,4 +268,31 @@ func (s *suite) asyncClose(t *testing.T) {
 	}
 	col.WaitDistinct(t, len(ok), s.h.Timeout)
 	col.Report(t, ok)
+}
+
+// asyncAfterClose: on a client closed before it ever published
+// asynchronously, PublishAsync fails at once with ErrClosed (as after a
+// Close with messages pending, asyncClose), and Flush returns nil.
+func (s *suite) asyncAfterClose(t *testing.T) {
+	c := s.h.Open(t)
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	ap := c.(messaging.AsyncPublisher)
+	const n = 100
+	msgs := keyed("after-close", n, 4)
+	r := newAsyncResults(msgs)
+	for i := range n {
+		r.publish(t.Context(), ap, s.topic, i, i+1)
+		r.mu.Lock()
+		calls, err := r.calls[i], r.errs[i]
+		r.mu.Unlock()
+		if calls != 1 || !errors.Is(err, messaging.ErrClosed) {
+			t.Fatalf("PublishAsync %d after Close: %d results before it returned (%v), want one wrapping ErrClosed", i, calls, err)
+		}
+	}
+	if err := ap.Flush(t.Context()); err != nil {
+		t.Errorf("Flush after Close: %v", err)
+	}
+	r.check(t, "after Flush")
 }

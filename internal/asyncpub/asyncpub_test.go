@@ -342,3 +342,29 @@ func TestTrackerEndPanickingCallback(t *testing.T) {
 		t.Fatalf("Begin on a window whose one message ended: %v", err)
 	}
 }
+
+// TestLazyCloseBeforeFirstUse: PublishAsync on a client closed before it
+// ever published asynchronously fails at once with ErrClosed, as after a
+// Close that found a Batcher: the message is not sent.
+func TestLazyCloseBeforeFirstUse(t *testing.T) {
+	var l Lazy
+	rec := &recorder{}
+	made := func() *Batcher { return NewBatcher(1, 10, noCheck, rec.send) }
+	l.Close()
+	var res results
+	m := &messaging.Message{Topic: "t"}
+	l.Get(made).PublishAsync(context.Background(), "t", m, res.done)
+	res.mu.Lock()
+	errs := res.errs[m]
+	res.mu.Unlock()
+	if len(errs) != 1 || !errors.Is(errs[0], messaging.ErrClosed) {
+		t.Errorf("PublishAsync after Close: results %v before it returned, want one wrapping ErrClosed", errs)
+	}
+	if err := l.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.batches) != 0 {
+		t.Errorf("%d batches sent after Close, want none", len(rec.batches))
+	}
+	l.Close() // idempotent
+}

@@ -259,11 +259,16 @@ func (l *Lazy) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the Batcher, if one was made. A Batcher made after Close
-// sends through the closed client's publish, which fails every message with
-// messaging.ErrClosed: each still gets its one result.
+// Close closes the Batcher, if one was made, and otherwise puts a closed
+// one in its place: from then on, PublishAsync fails at once with
+// messaging.ErrClosed whether or not the client had published
+// asynchronously before Close (a Batcher made after Close would send
+// through the client's publish, which still works while the client's Close
+// runs).
 func (l *Lazy) Close() {
-	if b := l.p.Load(); b != nil {
-		b.Close()
+	closed := NewBatcher(1, 1, nil, nil) // Check fails before validate and send
+	closed.t.Close()
+	if !l.p.CompareAndSwap(nil, closed) {
+		l.p.Load().Close()
 	}
 }
