@@ -368,3 +368,54 @@ func TestLazyCloseBeforeFirstUse(t *testing.T) {
 	}
 	l.Close() // idempotent
 }
+
+// TestBatcherTopicRoundsRecheck: a batch holding several topics is sent one
+// topic after the other; a message of a later topic whose ctx ends, or
+// whose Batcher closes, while an earlier topic's messages are being sent is
+// still queued in the client, so it fails with ctx's error (or ErrClosed)
+// without being sent.
+func TestBatcherTopicRoundsRecheck(t *testing.T) {
+	for _, closing := range []bool{false, true} {
+		rec := &recorder{entered: make(chan struct{}, 1), release: make(chan struct{})}
+		b := NewBatcher(1, 100, noCheck, rec.send)
+		var res results
+		bg := context.Background()
+		first := &messaging.Message{Topic: "a"}
+		b.PublishAsync(bg, "a", first, res.done)
+		<-rec.entered // first is being sent: the next two make one batch
+		second := &messaging.Message{Topic: "a"}
+		b.PublishAsync(bg, "a", second, res.done)
+		ctx, cancel := context.WithCancel(bg)
+		other := &messaging.Message{Topic: "b"}
+		b.PublishAsync(ctx, "b", other, res.done)
+		rec.release <- struct{}{}
+		<-rec.entered // second, topic a's round of the batch, is being sent
+		want := error(context.Canceled)
+		closed := make(chan struct{})
+		if closing {
+			want = messaging.ErrClosed
+			b.t.Close() // Close's first step, made here to know it is done
+			go func() { b.Close(); close(closed) }()
+		} else {
+			cancel()
+			close(closed)
+		}
+		close(rec.release)
+		<-closed
+		if err := b.Flush(bg); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if errs := res.errs[other]; len(errs) != 1 || !errors.Is(errs[0], want) {
+			t.Errorf("closing %v: the other topic's message: results %v, want one wrapping %v", closing, errs, want)
+		}
+		for _, m := range []*messaging.Message{first, second} {
+			if errs := res.errs[m]; len(errs) != 1 || errs[0] != nil {
+				t.Errorf("closing %v: results %v, want one nil", closing, errs)
+			}
+		}
+		if len(rec.batches) != 2 {
+			t.Errorf("closing %v: %d batches sent, want 2 (topic b's not sent)", closing, len(rec.batches))
+		}
+	}
+}

@@ -170,19 +170,13 @@ func (b *Batcher) run(l *lane) {
 // sendBatch sends the messages of batch still wanted, one publish per
 // topic, and reports every message's result.
 func (b *Batcher) sendBatch(batch []item) {
-	closed := b.t.Closed()
-	live := batch[:0]
-	for _, it := range batch {
-		switch {
-		case it.ctx.Err() != nil:
-			b.t.End(it.done, it.msg, fmt.Errorf("messaging: publish to %s: queued: %w", it.topic, it.ctx.Err()))
-		case closed:
-			b.t.End(it.done, it.msg, fmt.Errorf("messaging: publish to %s: queued when the client closed: %w", it.topic, messaging.ErrClosed))
-		default:
-			live = append(live, it)
+	live := batch
+	for {
+		// Checked before each publish: the messages of a later topic are
+		// still queued while an earlier topic's are sent.
+		if live = b.drop(live); len(live) == 0 {
+			return
 		}
-	}
-	for len(live) > 0 {
 		// The messages of the first topic, in order; the rest wait for the
 		// next round (a batch usually holds one topic).
 		topic := live[0].topic
@@ -219,6 +213,24 @@ func (b *Batcher) sendBatch(batch []item) {
 		}
 		live = rest
 	}
+}
+
+// drop ends the messages of batch that are no longer wanted (their ctx
+// ended, or b closed) and returns the others, in batch's array.
+func (b *Batcher) drop(batch []item) []item {
+	closed := b.t.Closed()
+	live := batch[:0]
+	for _, it := range batch {
+		switch {
+		case it.ctx.Err() != nil:
+			b.t.End(it.done, it.msg, fmt.Errorf("messaging: publish to %s: queued: %w", it.topic, it.ctx.Err()))
+		case closed:
+			b.t.End(it.done, it.msg, fmt.Errorf("messaging: publish to %s: queued when the client closed: %w", it.topic, messaging.ErrClosed))
+		default:
+			live = append(live, it)
+		}
+	}
+	return live
 }
 
 // Flush implements messaging.AsyncPublisher.Flush.
