@@ -1,9 +1,11 @@
 package nats
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +29,11 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // connection dropped, the publish timeout's error when no acknowledgement
 // came. Messages in flight share the Client's window with Publish
 // (WithMaxInFlight, default 4096). A message whose stream was deleted
-// meanwhile is sent once more after the stream is created again.
+// meanwhile is sent once more after the stream is created again, in the
+// order of the PublishAsync calls: the messages given after it wait until
+// every message sent before them has its answer, and those that found no
+// stream are sent again first, as Publish does for the messages of one
+// call.
 //
 // Core mode: core NATS has no acknowledgement; a message's result is known
 // when the connection is flushed. PublishAsync publishes the message on the
@@ -55,7 +61,7 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.
 		return
 	}
 	// The message is admitted: every path below ends it exactly once.
-	a := &asyncMsg{ctx: ctx, topic: topic, msg: msg, done: done}
+	a := &asyncMsg{ctx: ctx, topic: topic, msg: msg, done: done, seq: c.parking.seq.Add(1)}
 	nm, err := c.encodeJS(topic, msg, c.maxPayload())
 	if err != nil {
 		c.asyncJS.End(done, msg, fmt.Errorf("nats: publish to %s: %w", topic, err))
@@ -75,7 +81,8 @@ type asyncMsg struct {
 	msg    *messaging.Message
 	done   messaging.PublishCallback
 	nm     *natsgo.Msg
-	resent bool // sent again after its stream had gone
+	seq    uint64 // the order of the PublishAsync calls
+	resent bool   // sent again after its stream had gone
 }
 
 // parking holds the PublishAsync messages given while the connection is
@@ -86,32 +93,64 @@ type asyncMsg struct {
 // left. Messages given while some are parked are parked too, so they keep
 // their order. Each holds its slot of the window while parked. When Close
 // begins, the parked messages fail with messaging.ErrClosed at once.
+//
+// A message that found no stream (deleted since it was looked up) is parked
+// too, to be sent again (resend): then the goroutine, once connected, first
+// waits until no message is in flight (each sent before it has its answer,
+// and those that found no stream are parked as well), and sends the parked
+// messages in the order of their PublishAsync calls (seq).
 type parking struct {
 	busy    atomic.Bool // messages are parked or being handed on: park
+	seq     atomic.Uint64
+	flight  flightCount // messages being sent or awaiting their answer
 	mu      sync.Mutex
 	msgs    []*asyncMsg
+	resends int  // how many of msgs are to be sent again
 	waiting bool // a goroutine serves msgs
 }
 
 // park parks a when the connection is down or messages are parked, and
-// reports whether it did.
+// reports whether it did. When it did not, a counts in flight until it is
+// resolved (endFlight, or resend).
 func (c *Client) park(a *asyncMsg) bool {
-	if !c.parking.busy.Load() && (c.nc.IsConnected() || c.closed.Load()) {
-		return false
-	}
 	p := &c.parking
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.waiting && (c.nc.IsConnected() || c.closed.Load()) {
+	p.flight.add() // before busy is read: unpark waits for a (see flightCount)
+	if !p.busy.Load() && (c.nc.IsConnected() || c.closed.Load()) {
 		return false
 	}
+	p.mu.Lock()
+	if !p.waiting && (c.nc.IsConnected() || c.closed.Load()) {
+		p.mu.Unlock()
+		return false
+	}
+	c.parkLocked(a)
+	p.mu.Unlock()
+	p.flight.done()
+	return true
+}
+
+// parkLocked adds a to the parked messages, with c.parking.mu held, and
+// starts their goroutine when none serves them.
+func (c *Client) parkLocked(a *asyncMsg) {
+	p := &c.parking
 	p.msgs = append(p.msgs, a)
 	if !p.waiting {
 		p.waiting = true
 		p.busy.Store(true)
 		go c.unpark()
 	}
-	return true
+}
+
+// resend parks a, in flight, to be sent again once its stream is created
+// again (see parking).
+func (c *Client) resend(a *asyncMsg) {
+	p := &c.parking
+	a.resent = true
+	p.mu.Lock()
+	c.parkLocked(a)
+	p.resends++
+	p.mu.Unlock()
+	p.flight.done()
 }
 
 // unpark serves the parked messages (see parking).
@@ -120,8 +159,15 @@ func (c *Client) unpark() {
 	for {
 		err := c.awaitParked()
 		p.mu.Lock()
-		msgs := p.msgs
-		p.msgs = nil
+		// (Messages that will fail unsent, the connection not back, need
+		// not wait.)
+		for err == nil && p.resends > 0 && !p.flight.idle() && !c.asyncJS.Closed() {
+			p.mu.Unlock()
+			p.flight.wait(c.asyncJS.Closing())
+			p.mu.Lock()
+		}
+		msgs, resends := p.msgs, p.resends
+		p.msgs, p.resends = nil, 0
 		if len(msgs) == 0 {
 			p.waiting = false
 			p.busy.Store(false)
@@ -129,19 +175,80 @@ func (c *Client) unpark() {
 			return
 		}
 		p.mu.Unlock()
+		if resends > 0 {
+			slices.SortStableFunc(msgs, func(a, b *asyncMsg) int { return cmp.Compare(a.seq, b.seq) })
+			for _, a := range msgs {
+				if a.resent {
+					c.streams.Delete(a.topic) // looked up (created) again
+				}
+			}
+		}
 		for _, a := range msgs {
+			stage := "waiting for the connection"
+			if a.resent {
+				stage = "waiting to be sent again after its stream was deleted"
+			}
 			switch {
 			case a.ctx.Err() != nil:
-				c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: waiting for the connection: %w", a.topic, a.ctx.Err()))
+				c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: %s: %w", a.topic, stage, a.ctx.Err()))
 			case c.asyncJS.Closed():
-				c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: waiting for the connection when the client closed: %w", a.topic, messaging.ErrClosed))
+				c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: %s when the client closed: %w", a.topic, stage, messaging.ErrClosed))
 			case err != nil:
 				c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: %w", a.topic, err))
 			default:
+				p.flight.add()
 				c.lookUpAndSend(a)
 			}
 		}
 	}
+}
+
+// flightCount counts the PublishAsync messages in flight (being sent, or
+// awaiting their answer). A sender adds its message before it reads
+// parking.busy, and unpark sets busy before it waits for the count to be 0,
+// so either the sender parks its message or unpark waits for it.
+type flightCount struct {
+	n       atomic.Int64
+	waiting atomic.Bool // wait is waiting: done signals zero
+	mu      sync.Mutex
+	zero    chan struct{} // made by wait, closed by done at 0
+}
+
+func (f *flightCount) add()       { f.n.Add(1) }
+func (f *flightCount) idle() bool { return f.n.Load() == 0 }
+
+func (f *flightCount) done() {
+	if f.n.Add(-1) == 0 && f.waiting.Load() {
+		f.mu.Lock()
+		if f.zero != nil {
+			close(f.zero)
+			f.zero = nil
+		}
+		f.mu.Unlock()
+	}
+}
+
+// wait returns once the count is 0 or stop is closed. One goroutine (unpark)
+// waits at a time.
+func (f *flightCount) wait(stop <-chan struct{}) {
+	f.mu.Lock()
+	f.waiting.Store(true)
+	if f.n.Load() == 0 {
+		f.waiting.Store(false)
+		f.mu.Unlock()
+		return
+	}
+	zero := make(chan struct{})
+	f.zero = zero
+	f.mu.Unlock()
+	select {
+	case <-zero:
+	case <-stop:
+	}
+	f.mu.Lock()
+	f.zero = nil
+	f.waiting.Store(false)
+	f.mu.Unlock()
 }
 
 // awaitParked waits for the connection for parked messages, up to the
@@ -159,13 +266,20 @@ func (c *Client) awaitParked() error {
 	return c.awaitConnectionUntil(ctx, time.Now().Add(c.cfg.unavailable))
 }
 
-// lookUpAndSend looks up (or creates) the topic's stream and sends a.
+// lookUpAndSend looks up (or creates) the topic's stream and sends a, which
+// counts in flight.
 func (c *Client) lookUpAndSend(a *asyncMsg) {
 	if _, err := c.stream(a.ctx, a.topic); err != nil {
-		c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: %w", a.topic, err))
+		c.endFlight(a, fmt.Errorf("nats: publish to %s: %w", a.topic, err))
 		return
 	}
 	c.publishMsgAsync(a)
+}
+
+// endFlight reports the result of a, in flight.
+func (c *Client) endFlight(a *asyncMsg, err error) {
+	c.parking.flight.done()
+	c.asyncJS.End(a.done, a.msg, err)
 }
 
 // publishMsgAsync publishes a; its acknowledgement resolves it (resolve).
@@ -184,27 +298,17 @@ func (c *Client) publishMsgAsync(a *asyncMsg) {
 
 // resolveAsync reports the outcome of a PublishAsync message (called by
 // resolve, once per sending). A message that found no stream (deleted since
-// it was looked up) is sent once more, from another goroutine, after the
-// stream is created again.
+// it was looked up) is sent once more after the stream is created again,
+// in order (resend).
 func (c *Client) resolveAsync(a *asyncMsg, err error) {
 	if errors.Is(err, jetstream.ErrNoStreamResponse) && !a.resent && !c.asyncJS.Closed() {
-		a.resent = true
-		go func() {
-			c.streams.Delete(a.topic)
-			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.unavailable)
-			defer cancel()
-			if _, err := c.stream(ctx, a.topic); err != nil {
-				c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: %w", a.topic, err))
-				return
-			}
-			c.publishMsgAsync(a)
-		}()
+		c.resend(a)
 		return
 	}
 	if err != nil {
 		err = fmt.Errorf("nats: publish to %s: %w", a.topic, c.wrapConnErr(err))
 	}
-	c.asyncJS.End(a.done, a.msg, err)
+	c.endFlight(a, err)
 }
 
 // Flush implements messaging.AsyncPublisher.
@@ -232,7 +336,7 @@ func (c *Client) closeAsync() {
 		return
 	}
 	for _, s := range c.pending.takeAsync() {
-		c.asyncJS.End(s.a.done, s.a.msg, fmt.Errorf("nats: publish to %s: no acknowledgement before Close: %w", s.a.topic, messaging.ErrClosed))
+		c.endFlight(s.a, fmt.Errorf("nats: publish to %s: no acknowledgement before Close: %w", s.a.topic, messaging.ErrClosed))
 	}
 }
 
