@@ -419,3 +419,50 @@ func TestBatcherTopicRoundsRecheck(t *testing.T) {
 		}
 	}
 }
+
+// TestBatcherCallbackPublishesAndNilDone: no lock is held while a callback
+// runs, so a callback may give the next message to PublishAsync (the
+// window has room), and Flush waits for the messages given so; a nil
+// callback ignores the results, failed or not.
+func TestBatcherCallbackPublishesAndNilDone(t *testing.T) {
+	rec := &recorder{}
+	b := NewBatcher(2, 3, func(_ string, m *messaging.Message) error {
+		if m.Header["invalid"] != "" {
+			return messaging.ErrInvalidHeader
+		}
+		return nil
+	}, rec.send)
+	ctx := context.Background()
+	const n = 50
+	var mu sync.Mutex
+	var got []error
+	var done messaging.PublishCallback
+	done = func(m *messaging.Message, err error) {
+		mu.Lock()
+		got = append(got, err)
+		more := len(got) < n
+		mu.Unlock()
+		if more {
+			b.PublishAsync(ctx, "t", &messaging.Message{Topic: "t", Key: m.Key}, done)
+		}
+	}
+	b.PublishAsync(ctx, "t", &messaging.Message{Topic: "t", Key: "k"}, done)
+	b.PublishAsync(ctx, "t", &messaging.Message{Topic: "t"}, nil)
+	b.PublishAsync(ctx, "t", &messaging.Message{Topic: "t", Header: messaging.Header{"invalid": "x"}}, nil)
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := b.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != n {
+		t.Fatalf("%d results, want %d", len(got), n)
+	}
+	for i, err := range got {
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	b.Close()
+}
