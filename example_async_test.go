@@ -3,6 +3,8 @@ package messaging_test
 import (
 	"context"
 	"fmt"
+	"log"
+	"os"
 	"sync/atomic"
 
 	"github.com/msgkit/messaging"
@@ -39,4 +41,39 @@ func ExamplePublishAsync() {
 	}
 	fmt.Println(ok.Load(), "accepted,", failed.Load(), "failed")
 	// Output: 1000 accepted, 1 failed
+}
+
+// The README's loop: PublishAsync and Flush take the Client that Open
+// returns (its type does not list the AsyncPublisher methods); Flush
+// returns once every callback has run.
+func ExampleFlush() {
+	ctx := context.Background()
+	client, err := messaging.Open(ctx, "mem://flush-example")
+	if err != nil {
+		panic(err)
+	}
+	defer client.Close()
+	var msgs []*messaging.Message
+	for i := range 3 {
+		msgs = append(msgs, &messaging.Message{Key: "customer-42", Payload: fmt.Appendf(nil, "order %d", i)})
+	}
+	msgs = append(msgs, &messaging.Message{Header: messaging.Header{"msgkit-x": "reserved"}}) // fails alone
+
+	log := log.New(os.Stdout, "", 0) // to the example's output
+	var failed atomic.Int64
+	for _, m := range msgs {
+		messaging.PublishAsync(ctx, client, "orders", m, func(m *messaging.Message, err error) {
+			if err != nil {
+				log.Printf("message %s: %v", m.ID, err) // the same errors Publish gives
+				failed.Add(1)
+			}
+		})
+	}
+	if err := messaging.Flush(ctx, client); err != nil {
+		panic(err)
+	}
+	fmt.Println(len(msgs)-int(failed.Load()), "accepted,", failed.Load(), "failed")
+	// Output:
+	// message : messaging: publish to orders: message 0: messaging: invalid header: "msgkit-x": names starting with "msgkit-" are reserved for the adapters
+	// 3 accepted, 1 failed
 }

@@ -3,6 +3,7 @@ package messaging_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/msgkit/messaging"
 	_ "github.com/msgkit/messaging/adapters/memory" // registers mem://
@@ -37,6 +38,44 @@ func Example() {
 	m := <-got
 	fmt.Printf("%s: %s (key %s, attempt %d)\n", m.Topic, m.Payload, m.Key, m.Attempt)
 	// Output: orders: order #1 (key customer-42, attempt 1)
+}
+
+// The README's quick start, on the in-process broker: a work queue of
+// eight concurrent handlers in group billing, and a Publish that returns
+// once the broker accepted the message.
+func Example_quickStart() {
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	body := []byte(`{"order":1}`)
+	processed := make(chan string, 1)
+	process := func(payload []byte) error {
+		processed <- string(payload)
+		return nil
+	}
+
+	client, err := messaging.Open(ctx, "mem://quick-start", // or nats://, redis://, kafka://, amqp://
+		messaging.WithLogger(logger)) // optional: where the adapter logs what it cannot return
+	if err != nil {
+		panic(err)
+	}
+	defer client.Close()
+
+	// Work queue: subscriptions in the same group share the messages.
+	sub, err := client.Subscribe(ctx, "orders", func(ctx context.Context, m *messaging.Message) error {
+		return process(m.Payload) // nil acks; an error redelivers with m.Attempt+1
+	}, messaging.Group("billing"), messaging.Concurrency(8))
+	if err != nil {
+		panic(err)
+	}
+	defer sub.Close()
+
+	// Returns once the broker has durably accepted the message.
+	err = client.Publish(ctx, "orders", &messaging.Message{Key: "customer-42", Payload: body})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("processed", <-processed)
+	// Output: processed {"order":1}
 }
 
 // Subscriptions in the same group share the messages; each group gets

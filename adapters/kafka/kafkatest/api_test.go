@@ -40,9 +40,11 @@ func recv(t *testing.T, ch <-chan *messaging.Message) *messaging.Message {
 }
 
 // TestOpenViaRegistry: messaging.Open picks the adapter by scheme; bad
-// parameters are rejected by name.
+// parameters are rejected by name. The URL's parameters are the README's
+// (plus the test parameters).
 func TestOpenViaRegistry(t *testing.T) {
-	c, err := messaging.Open(t.Context(), kafkatest.URL(t))
+	ctx, url := t.Context(), kafkatest.URL(t, "partitions=6", "acks=all")
+	c, err := messaging.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,9 +63,17 @@ func TestOpenViaRegistry(t *testing.T) {
 // (no adapter headers) are consumed with a stable fallback ID.
 func TestExistingKafkaGoPieces(t *testing.T) {
 	brokers := strings.Split(kafkatest.Broker.Endpoint(t), ",")
-	w := &kafkago.Writer{Addr: kafkago.TCP(brokers...), BatchTimeout: time.Millisecond, RequiredAcks: kafkago.RequireAll, Transport: &kafkago.Transport{}}
+	seed := brokers[0]
+	myDialer := &kafkago.Dialer{Timeout: 5 * time.Second}
+	myTransport := &kafkago.Transport{}
+	w := &kafkago.Writer{Addr: kafkago.TCP(brokers...), BatchTimeout: time.Millisecond, RequiredAcks: kafkago.RequireAll, Transport: myTransport}
 	defer w.Close()
-	c, err := kafka.New(brokers, kafka.WithWriter(w), kafka.WithDialer(&kafkago.Dialer{Timeout: 5 * time.Second}), kafka.WithHeartbeatInterval(250*time.Millisecond))
+	myWriter := w
+	// The README's form.
+	c, err := kafka.New([]string{seed},
+		kafka.WithDialer(myDialer),       // readers and consumer groups
+		kafka.WithTransport(myTransport), // produce and admin requests
+		kafka.WithWriter(myWriter))       // publish through an existing *kafkago.Writer
 	if err != nil {
 		t.Fatal(err)
 	}

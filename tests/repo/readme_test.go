@@ -1,0 +1,266 @@
+package repo_test
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/scanner"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// docFiles are the Markdown files a user reads, relative to the
+// repository's root: README.md, CONTRIBUTING.md and every adapter's
+// README.md.
+func docFiles(t *testing.T, root string) []string {
+	t.Helper()
+	files := []string{"README.md", "CONTRIBUTING.md"}
+	more, err := filepath.Glob(filepath.Join(root, "adapters", "*", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range more {
+		rel, err := filepath.Rel(root, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, rel)
+	}
+	return files
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// snippet is a fenced code block of a Markdown file.
+type snippet struct {
+	file string
+	line int // of the opening fence
+	lang string
+	text string
+}
+
+var fence = regexp.MustCompile("^```\\s*([A-Za-z0-9_-]*)\\s*$")
+
+// snippets returns the fenced code blocks of the Markdown file path.
+func snippets(t *testing.T, root, path string) []snippet {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []snippet
+	var cur *snippet
+	var body []string
+	for i, line := range strings.Split(string(raw), "\n") {
+		m := fence.FindStringSubmatch(strings.TrimRight(line, "\r"))
+		switch {
+		case m == nil && cur != nil:
+			body = append(body, line)
+		case m == nil:
+		case cur == nil:
+			cur = &snippet{file: path, line: i + 1, lang: m[1]}
+			body = nil
+		default:
+			cur.text = strings.Join(body, "\n")
+			out = append(out, *cur)
+			cur = nil
+		}
+	}
+	if cur != nil {
+		t.Errorf("%s:%d: code block not closed", path, cur.line)
+	}
+	return out
+}
+
+// codeLines returns src's lines as Go tokens, one string per line that has
+// any: comments and the automatic semicolons dropped, every string literal
+// written "S" (names and URLs in the documentation need not be the ones a
+// test uses: the URLs are checked by TestReadmeURLs). Import declarations
+// are dropped (the imported paths are checked by TestReadmeImports), and
+// with placeholders set, so is every line holding "..." outside a string
+// (a placeholder such as `if err != nil { ... }`).
+func codeLines(src string, placeholders bool) []string {
+	var s scanner.Scanner
+	fset := token.NewFileSet()
+	file := fset.AddFile("", fset.Base(), len(src))
+	s.Init(file, []byte(src), func(token.Position, string) {}, 0)
+	byLine := map[int][]string{}
+	var order []int
+	skip := map[int]bool{}
+	inImport, importParen := false, false
+	for {
+		pos, tok, lit := s.Scan()
+		if tok == token.EOF {
+			break
+		}
+		line := fset.Position(pos).Line
+		switch {
+		case tok == token.SEMICOLON && lit == "\n":
+			if inImport && !importParen {
+				inImport = false
+			}
+			continue
+		case tok == token.IMPORT:
+			inImport = true
+			continue
+		case inImport && tok == token.LPAREN:
+			importParen = true
+			continue
+		case inImport && importParen && tok == token.RPAREN:
+			inImport, importParen = false, false
+			continue
+		case inImport:
+			continue
+		case tok == token.ELLIPSIS && placeholders:
+			skip[line] = true
+		}
+		text := tok.String()
+		switch {
+		case tok == token.STRING:
+			text = `"S"`
+		case lit != "" && tok != token.SEMICOLON:
+			text = lit
+		}
+		if _, ok := byLine[line]; !ok {
+			order = append(order, line)
+		}
+		byLine[line] = append(byLine[line], text)
+	}
+	var out []string
+	for _, l := range order {
+		if !skip[l] {
+			out = append(out, strings.Join(byLine[l], " "))
+		}
+	}
+	return out
+}
+
+// covering is a function of a test file that may cover a snippet: an
+// example with checked output, or a test.
+type covering struct {
+	name  string // file:function
+	lines []string
+}
+
+// coveringFuncs returns every Example function with an output comment and
+// every Test function of the repository's test files.
+func coveringFuncs(t *testing.T, root string) []covering {
+	t.Helper()
+	var out []covering
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); path != root && (strings.HasPrefix(n, ".") || n == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, path, src, parser.ParseComments)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		for _, decl := range f.Decls {
+			fn, ok := decl.(*ast.FuncDecl)
+			if !ok || fn.Recv != nil || fn.Body == nil {
+				continue
+			}
+			body := string(src[fset.Position(fn.Body.Pos()).Offset:fset.Position(fn.Body.End()).Offset])
+			name := fn.Name.Name
+			example := strings.HasPrefix(name, "Example") && regexp.MustCompile(`(?m)^\s*// (Unordered output|Output):`).MatchString(body)
+			if example || strings.HasPrefix(name, "Test") {
+				out = append(out, covering{name: rel + ":" + name, lines: codeLines(body, false)})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// lineMatches reports whether the tokens of a covering function's line
+// have match those of a snippet's line want, where a string literal of
+// the snippet also matches an identifier (a test names a broker URL or a
+// schema it made up, the documentation a literal one).
+func lineMatches(have, want string) bool {
+	h, w := strings.Fields(have), strings.Fields(want)
+	if len(h) != len(w) {
+		return false
+	}
+	for i := range w {
+		if h[i] != w[i] && (w[i] != `"S"` || !token.IsIdentifier(h[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// contains reports whether want is a subsequence of have (see lineMatches).
+func contains(have, want []string) bool {
+	i := 0
+	for _, l := range have {
+		if i < len(want) && lineMatches(l, want[i]) {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
+// TestReadmeSnippets: every Go snippet of the documentation is code that an
+// output-checked Example (or a Test, where the snippet needs a database)
+// runs: its lines, as Go tokens in order, are lines of one such function,
+// except for string literals (which may be identifiers there), imports and
+// placeholder lines holding "...".
+// So a snippet that no longer compiles, or calls what the API no longer
+// has, fails here once its example is updated to the API.
+func TestReadmeSnippets(t *testing.T) {
+	root := repoRoot(t)
+	funcs := coveringFuncs(t, root)
+	for _, doc := range docFiles(t, root) {
+		for _, sn := range snippets(t, root, doc) {
+			if sn.lang != "go" {
+				continue
+			}
+			want := codeLines(sn.text, true)
+			if len(want) == 0 {
+				continue
+			}
+			found := ""
+			for _, f := range funcs {
+				if contains(f.lines, want) {
+					found = f.name
+					break
+				}
+			}
+			if found == "" {
+				t.Errorf("%s:%d: no output-checked Example or Test runs this snippet's code (want these lines in order, string literals aside):\n\t%s",
+					sn.file, sn.line, strings.Join(want, "\n\t"))
+			} else {
+				t.Logf("%s:%d: covered by %s", sn.file, sn.line, found)
+			}
+		}
+	}
+}
