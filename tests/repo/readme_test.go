@@ -1,6 +1,8 @@
 package repo_test
 
 import (
+	"context"
+	"errors"
 	"go/ast"
 	"go/parser"
 	"go/scanner"
@@ -11,6 +13,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
+
+	"github.com/msgkit/messaging"
+	_ "github.com/msgkit/messaging/tests/backends" // registers every scheme
 )
 
 // docFiles are the Markdown files a user reads, relative to the
@@ -260,6 +266,169 @@ func TestReadmeSnippets(t *testing.T) {
 					sn.file, sn.line, strings.Join(want, "\n\t"))
 			} else {
 				t.Logf("%s:%d: covered by %s", sn.file, sn.line, found)
+			}
+		}
+	}
+}
+
+// docURL is a broker URL quoted in the documentation.
+var docURL = regexp.MustCompile("\\b(?:mem|nats|tls|redis|rediss|kafka|amqp|amqps)://[^\\s`'\"<>)|\\[\\]]*")
+
+// TestReadmeURLs: every complete broker URL the documentation quotes is
+// one Open accepts (scheme, hosts, parameter names and values); only the
+// connection, with an already cancelled context, may fail.
+func TestReadmeURLs(t *testing.T) {
+	root := repoRoot(t)
+	for _, doc := range docFiles(t, root) {
+		raw, err := os.ReadFile(filepath.Join(root, doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range docURL.FindAllString(string(raw), -1) {
+			u = strings.TrimRight(u, ".,;:")
+			if strings.HasSuffix(u, "://") || strings.Contains(u, "host:port") {
+				continue // a scheme alone, or a format
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel() // parse, never connect
+			c, err := messaging.Open(ctx, u)
+			if c != nil {
+				_ = c.Close()
+			}
+			if errors.Is(err, messaging.ErrInvalidURL) || errors.Is(err, messaging.ErrInvalidOption) || errors.Is(err, messaging.ErrUnknownScheme) {
+				t.Errorf("%s: %s: %v", doc, u, err)
+			}
+		}
+	}
+}
+
+// mdLink is a Markdown link's target.
+var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// repoPath is a backquoted path in the documentation that names a file or
+// directory of the repository: it has a slash or a file extension.
+var repoPath = regexp.MustCompile("`((?:\\.{0,2}/)?[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*/?)`")
+
+// anchors returns the GitHub anchors of the headings of a Markdown file.
+func anchors(src string) map[string]bool {
+	out := map[string]bool{}
+	for line := range strings.SplitSeq(src, "\n") {
+		title, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " ")
+		if !ok || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		var b strings.Builder
+		for _, r := range strings.ToLower(strings.TrimSpace(title)) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		out[b.String()] = true
+	}
+	return out
+}
+
+// TestDocLinks: the documentation's relative links (files and anchors)
+// resolve inside the repository, and the files and directories it names
+// in backquotes exist: a path with a slash whose first element is in the
+// repository's root or the document's directory (outbox/postgres.sql), a
+// bare file name (fault_test.go) somewhere in the repository.
+func TestDocLinks(t *testing.T) {
+	root := repoRoot(t)
+	names := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		names[d.Name()] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exists := func(doc, p string) bool {
+		for _, base := range []string{root, filepath.Join(root, filepath.Dir(doc))} {
+			full := filepath.Join(base, p)
+			if rel, err := filepath.Rel(root, full); err != nil || strings.HasPrefix(rel, "..") {
+				continue // outside the repository: a user's clone lacks it
+			}
+			if _, err := os.Stat(full); err == nil {
+				return true
+			}
+		}
+		return false
+	}
+	for _, doc := range docFiles(t, root) {
+		raw, err := os.ReadFile(filepath.Join(root, doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := string(raw)
+		for _, m := range mdLink.FindAllStringSubmatch(src, -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			file, anchor, _ := strings.Cut(target, "#")
+			heads := src
+			if file != "" {
+				if !exists(doc, file) {
+					t.Errorf("%s: link %s: no such file in the repository", doc, target)
+					continue
+				}
+				if anchor == "" {
+					continue
+				}
+				b, err := os.ReadFile(filepath.Join(root, filepath.Dir(doc), file))
+				if err != nil {
+					t.Errorf("%s: link %s: %v", doc, target, err)
+					continue
+				}
+				heads = string(b)
+			}
+			if anchor != "" && !anchors(heads)[anchor] {
+				t.Errorf("%s: link %s: no heading has the anchor #%s", doc, target, anchor)
+			}
+		}
+		// Outside code blocks: a block's text is code or output.
+		var prose strings.Builder
+		inBlock := false
+		for line := range strings.SplitSeq(src, "\n") {
+			if strings.HasPrefix(line, "```") {
+				inBlock = !inBlock
+				continue
+			}
+			if !inBlock {
+				prose.WriteString(line + "\n")
+			}
+		}
+		for _, m := range repoPath.FindAllStringSubmatch(prose.String(), -1) {
+			p := m[1]
+			hasSlash := strings.Contains(strings.TrimRight(p, "/"), "/")
+			ext := filepath.Ext(p)
+			switch {
+			case strings.HasSuffix(p, "/...") || p == "./...":
+				continue // a package pattern
+			case strings.HasPrefix(p, "../"):
+				t.Errorf("%s: `%s`: outside the repository (a clone does not have it)", doc, p)
+			case hasSlash && (strings.Contains(p, ".") && ext != ".go" && ext != ".md" && ext != ".sql" && ext != ".yml" && !strings.HasPrefix(p, ".")):
+				continue // a Go identifier (middleware/batch.NewPublisher) or a version
+			case hasSlash && !exists(doc, strings.SplitN(strings.TrimPrefix(p, "./"), "/", 2)[0]):
+				continue // not a path in the repository: a module path, a unit, a format
+			case hasSlash:
+				if !exists(doc, strings.TrimRight(p, "/")) {
+					t.Errorf("%s: `%s`: no such file or directory in the repository", doc, p)
+				}
+			case ext == ".go" || ext == ".md" || ext == ".sql" || ext == ".yml":
+				if !names[p] {
+					t.Errorf("%s: `%s`: no file of that name in the repository", doc, p)
+				}
 			}
 		}
 	}
