@@ -754,3 +754,40 @@ func TestTopBinaryQuitsAndRestoresTheTerminal(t *testing.T) {
 		_ = tty.Close()
 	}
 }
+
+// TestReadmeCommands: every msgctl command line of the README names a
+// command whose help lists each flag the line uses, and the help shows
+// the defaults the README states.
+func TestReadmeCommands(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := 0
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		line, _, _ = strings.Cut(strings.TrimPrefix(line, "$ "), "#")
+		words := strings.Fields(line)
+		if len(words) < 2 || words[0] != "msgctl" || strings.HasPrefix(words[1], "-") || strings.HasPrefix(words[1], "<") {
+			continue
+		}
+		cmd := words[1:2]
+		if (cmd[0] == "dlq" || cmd[0] == "outbox") && len(words) > 2 {
+			cmd = words[1:3]
+		}
+		help := msgctl(t, "", append(cmd, "--help")...)
+		help.want(t, 0, "Usage: msgctl "+strings.Join(cmd, " "))
+		for _, w := range words {
+			if name, _, _ := strings.Cut(w, "="); strings.HasPrefix(name, "--") && !strings.Contains(help.stdout, name) {
+				t.Errorf("README: %q: msgctl %s --help has no %s", strings.TrimSpace(line), strings.Join(cmd, " "), name)
+			}
+		}
+		lines++
+	}
+	if lines < 10 {
+		t.Fatalf("found %d msgctl command lines in the README, want the msgctl section's", lines)
+	}
+	// "msgctl top  # every topic, refreshed every 2s"; "--connect-timeout
+	// bounds connecting (default 10s)".
+	msgctl(t, "", "top", "--help").want(t, 0, "--interval=2s")
+	msgctl(t, "", "stats", "--help").want(t, 0, "--connect-timeout=10s")
+}

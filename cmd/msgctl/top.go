@@ -24,7 +24,7 @@ func init() {
 
 type topCmd struct {
 	Topics   []string      `arg:"" optional:"" name:"topic" help:"Topics to watch (default: every topic the broker lists, at each refresh)."`
-	Interval time.Duration `help:"Refresh every DURATION." default:"2s" placeholder:"DURATION"`
+	Interval time.Duration `help:"Time between refreshes." default:"2s"`
 	Sort     string        `help:"Sort rows by backlog (largest first), age (oldest first), rate (most published per second first) or name. Keys b, a, r and n change it live." enum:"backlog,age,rate,name" default:"backlog"`
 }
 
