@@ -433,3 +433,186 @@ func TestDocLinks(t *testing.T) {
 		}
 	}
 }
+
+// repoNames is what the repository's Go files declare: per package name
+// (several directories may share one, such as poll), the exported names
+// of its non-test files (X, Type.Method, Type.Field, Interface.Method);
+// and the names of the functions of its test files.
+type repoNames struct {
+	pkg   map[string]map[string]bool
+	tests map[string]bool
+}
+
+func declaredNames(t *testing.T, root string) repoNames {
+	t.Helper()
+	n := repoNames{pkg: map[string]map[string]bool{}, tests: map[string]bool{}}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		if strings.HasSuffix(path, "_test.go") {
+			for _, decl := range f.Decls {
+				if fn, ok := decl.(*ast.FuncDecl); ok && fn.Recv == nil {
+					n.tests[fn.Name.Name] = true
+				}
+			}
+			return nil
+		}
+		names := n.pkg[f.Name.Name]
+		if names == nil {
+			names = map[string]bool{}
+			n.pkg[f.Name.Name] = names
+		}
+		for _, decl := range f.Decls {
+			switch d := decl.(type) {
+			case *ast.FuncDecl:
+				if d.Recv == nil {
+					names[d.Name.Name] = true
+					continue
+				}
+				typ := d.Recv.List[0].Type
+				if s, ok := typ.(*ast.StarExpr); ok {
+					typ = s.X
+				}
+				if ix, ok := typ.(*ast.IndexExpr); ok {
+					typ = ix.X
+				}
+				if id, ok := typ.(*ast.Ident); ok {
+					names[id.Name+"."+d.Name.Name] = true
+				}
+			case *ast.GenDecl:
+				for _, spec := range d.Specs {
+					switch s := spec.(type) {
+					case *ast.ValueSpec:
+						for _, id := range s.Names {
+							names[id.Name] = true
+						}
+					case *ast.TypeSpec:
+						names[s.Name.Name] = true
+						var fields *ast.FieldList
+						switch tt := s.Type.(type) {
+						case *ast.StructType:
+							fields = tt.Fields
+						case *ast.InterfaceType:
+							fields = tt.Methods
+						}
+						if fields == nil {
+							continue
+						}
+						for _, fld := range fields.List {
+							for _, id := range fld.Names {
+								names[s.Name.Name+"."+id.Name] = true
+							}
+							if len(fld.Names) == 0 { // embedded
+								if id, ok := fld.Type.(*ast.Ident); ok {
+									names[s.Name.Name+"."+id.Name] = true
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// foreignNames are qualified names the documentation uses that belong to
+// a broker's client library whose package name one of ours shares.
+var foreignNames = map[string]bool{"nats.Conn": true, "redis.UniversalClient": true}
+
+var (
+	// docQualified is a package-qualified Go name in backquotes:
+	// messaging.Group, retry.SubscribeOptions, BatchConsumer.SubscribeBatch.
+	docQualified = regexp.MustCompile("`[*&]?(?:[a-z][a-z0-9]*/)*([a-z][a-z0-9]*)\\.([A-Z][A-Za-z0-9]*(?:\\.[A-Z][A-Za-z0-9]*)?)")
+	// goDocQualified is a package-qualified name in a Go comment.
+	goDocQualified = regexp.MustCompile(`\b([a-z][a-z0-9]*)\.([A-Z][A-Za-z0-9]*(?:\.[A-Z][A-Za-z0-9]*)?)`)
+	// adapterOption is an option constructor: WithPrefetch.
+	adapterOption = regexp.MustCompile(`\bWith[A-Z][A-Za-z0-9]*\b`)
+	// docTestName is a test, benchmark or example function in backquotes,
+	// a trailing * standing for any suffix.
+	docTestName = regexp.MustCompile("`((?:Test|Benchmark|Example)[A-Za-z0-9_]*)(\\*?)`")
+)
+
+// TestDocNames: the Go names the documentation (the Markdown files, the
+// root package's and every adapter's doc.go) quotes exist: each
+// package-qualified name (messaging.RetryAfter, inspectprom.Topics) of a
+// package of this repository is declared in it, and each test, benchmark
+// or example it names (TestCrashRecovery, TestFailover*) is a function of
+// a test file; an option (WithPrefetch) an adapter's doc.go or README
+// names is one of the adapter's.
+func TestDocNames(t *testing.T) {
+	root := repoRoot(t)
+	n := declaredNames(t, root)
+	docs := docFiles(t, root)
+	goDocs, err := filepath.Glob(filepath.Join(root, "adapters", "*", "doc.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(goDocs, filepath.Join(root, "doc.go")) {
+		rel, err := filepath.Rel(root, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, rel)
+	}
+	for _, doc := range docs {
+		raw, err := os.ReadFile(filepath.Join(root, doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := string(raw)
+		qualified := docQualified
+		if strings.HasSuffix(doc, ".go") {
+			qualified = goDocQualified
+		}
+		for _, m := range qualified.FindAllStringSubmatch(src, -1) {
+			pkg, name := m[1], m[2]
+			names, ours := n.pkg[pkg]
+			if !ours || foreignNames[pkg+"."+name] {
+				continue
+			}
+			if !names[name] {
+				t.Errorf("%s: %s.%s: package %s declares no %s", doc, pkg, name, pkg, name)
+			}
+		}
+		// An adapter's options, named without their package in its own
+		// documentation.
+		if parts := strings.Split(filepath.ToSlash(doc), "/"); len(parts) == 3 && parts[0] == "adapters" {
+			for _, o := range adapterOption.FindAllString(src, -1) {
+				if !n.pkg[parts[1]][o] {
+					t.Errorf("%s: %s: package %s declares no %s", doc, o, parts[1], o)
+				}
+			}
+		}
+		for _, m := range docTestName.FindAllStringSubmatch(src, -1) {
+			name, prefix := m[1], m[2] == "*"
+			found := n.tests[name]
+			for fn := range n.tests {
+				if prefix && strings.HasPrefix(fn, name) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("%s: %s%s: no test file has such a function", doc, name, m[2])
+			}
+		}
+	}
+}
