@@ -791,3 +791,24 @@ func TestReadmeCommands(t *testing.T) {
 	msgctl(t, "", "top", "--help").want(t, 0, "--interval=2s")
 	msgctl(t, "", "stats", "--help").want(t, 0, "--connect-timeout=10s")
 }
+
+// TestReplayIdle: replay stops at the end of the log after --idle, 1s by
+// default, and --idle 0 means never, as the flag's help says (it used to
+// mean the 1s default). Time is the subject: the idle period must pass.
+func TestReplayIdle(t *testing.T) {
+	msgctl(t, "", "replay", "--help").want(t, 0, "--idle=1s", "(0: never)")
+	start := time.Now()
+	msgctl(t, "", "replay", "--url", "mem://", "t").want(t, 0)
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("replay of an empty log returned after %v, before the 1s default idle", d)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	cmd := exec.CommandContext(ctx, bin, "replay", "--url", "mem://", "--idle", "0", "t")
+	cmd.Env = append(os.Environ(), "MESSAGING_URL=")
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() == nil {
+		t.Errorf("replay --idle 0 exited after %v (%v, output %q); want it to wait for messages until stopped", time.Since(start), err, out)
+	}
+}

@@ -17,11 +17,17 @@ import (
 	"github.com/msgkit/messaging"
 )
 
-// outputFlags are the flags of the commands that print messages.
+// printFlags are the flags of every command that prints messages.
+type printFlags struct {
+	Count  int    `help:"Exit after this many messages (0: no limit)." default:"0"`
+	Format string `help:"Output format: text, or json (one object per line; the payload is in \"payload\" when it is valid UTF-8, else base64 in \"payload_base64\")." enum:"text,json" default:"text"`
+}
+
+// outputFlags are the flags of the commands that print messages as they
+// arrive (replay has its own --idle, with a default).
 type outputFlags struct {
-	Count  int           `help:"Exit after this many messages (0: no limit)." default:"0"`
-	Idle   time.Duration `help:"Exit after this long without a message (0: never)." placeholder:"DURATION"`
-	Format string        `help:"Output format: text, or json (one object per line; the payload is in \"payload\" when it is valid UTF-8, else base64 in \"payload_base64\")." enum:"text,json" default:"text"`
+	printFlags
+	Idle time.Duration `help:"Exit after this long without a message (0: never)." placeholder:"DURATION"`
 }
 
 // printer prints delivered messages as text or JSON lines.

@@ -16,8 +16,9 @@ func init() {
 type replayCmd struct {
 	Topic  string `arg:"" help:"Topic to read."`
 	From   string `help:"Where to start: earliest, latest, OFFSET, after:OFFSET, an RFC 3339 time or a DURATION ago (e.g. 10m)." default:"earliest"`
-	Follow bool   `help:"Keep following the log (no --idle)."`
-	outputFlags
+	Follow bool   `help:"Keep following the log (as --idle 0)."`
+	printFlags
+	Idle time.Duration `help:"Stop at the end of the log: after this long without a message (0: never)." default:"1s"`
 }
 
 func (c *replayCmd) Help() string {
@@ -33,14 +34,11 @@ func (c *replayCmd) Run(e *env) error {
 	if err != nil {
 		return usagef("--from: %v", err)
 	}
-	idle := c.Idle
-	switch {
-	case c.Follow:
-		idle = 0
-	case idle == 0:
-		idle = time.Second
+	out := outputFlags{printFlags: c.printFlags, Idle: c.Idle}
+	if c.Follow {
+		out.Idle = 0
 	}
-	p, err := newPrinter(e.stdout, c.outputFlags)
+	p, err := newPrinter(e.stdout, out)
 	if err != nil {
 		return err
 	}
@@ -58,7 +56,7 @@ func (c *replayCmd) Run(e *env) error {
 		return err
 	}
 	defer sub.Close()
-	return p.wait(e.ctx, sub, idle)
+	return p.wait(e.ctx, sub, out.Idle)
 }
 
 // parsePosition reads --from: earliest, latest, an offset, after:OFFSET, an
