@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -786,6 +788,29 @@ func TestReadmeCommands(t *testing.T) {
 	if lines < 10 {
 		t.Fatalf("found %d msgctl command lines in the README, want the msgctl section's", lines)
 	}
+	// "Every command but `demo`, ... needs a broker": the commands whose
+	// help says they need none.
+	m := regexp.MustCompile("(?s)Every command but (.*?) needs a broker").FindStringSubmatch(string(raw))
+	if m == nil {
+		t.Fatal("README: no sentence \"Every command but ... needs a broker\"")
+	}
+	var readmeNone []string
+	for _, q := range regexp.MustCompile("`([^`]*)`").FindAllStringSubmatch(m[1], -1) {
+		if regexp.MustCompile(`^[a-z]+( [a-z]+)?$`).MatchString(q[1]) {
+			readmeNone = append(readmeNone, q[1])
+		}
+	}
+	var helpNone []string
+	for _, c := range helpCommands(t, nil) {
+		if regexp.MustCompile(`(?i)needs\s+no\s+broker|no\s+setup`).MatchString(msgctl(t, "", append(strings.Fields(c), "--help")...).stdout) {
+			helpNone = append(helpNone, c)
+		}
+	}
+	slices.Sort(readmeNone)
+	slices.Sort(helpNone)
+	if !slices.Equal(readmeNone, helpNone) {
+		t.Errorf("README: the commands that need no broker are %q; their help says %q", readmeNone, helpNone)
+	}
 	// "msgctl top  # every topic, refreshed every 2s"; "--connect-timeout
 	// bounds connecting (default 10s)".
 	msgctl(t, "", "top", "--help").want(t, 0, "--interval=2s")
@@ -811,4 +836,35 @@ func TestReplayIdle(t *testing.T) {
 	if ctx.Err() == nil {
 		t.Errorf("replay --idle 0 exited after %v (%v, output %q); want it to wait for messages until stopped", time.Since(start), err, out)
 	}
+}
+
+// helpCommands returns the commands msgctl's help lists under parent (nil:
+// the top level), subcommands included ("dlq list", "outbox status"), in
+// the help's order.
+func helpCommands(t *testing.T, parent []string) []string {
+	t.Helper()
+	help := msgctl(t, "", append(parent, "--help")...).stdout
+	_, list, ok := strings.Cut(help, "\nCommands:\n")
+	if !ok {
+		return nil
+	}
+	var out []string
+	for line := range strings.SplitSeq(list, "\n") {
+		if line == "" {
+			break
+		}
+		if !strings.HasPrefix(line, "  ") || strings.HasPrefix(line, "   ") {
+			continue // a description's continuation
+		}
+		name, _, _ := strings.Cut(strings.TrimSpace(line), "  ")
+		var sub []string
+		if len(parent) == 0 {
+			sub = helpCommands(t, strings.Fields(name))
+		}
+		if len(sub) == 0 {
+			sub = []string{name}
+		}
+		out = append(out, sub...)
+	}
+	return out
 }
