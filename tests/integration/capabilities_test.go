@@ -3,6 +3,7 @@ package integration_test
 import (
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -27,7 +28,26 @@ var readmeCapabilities = []struct{ label, field string }{
 	{"Native dead-letter", "NativeDeadLetter"},
 	{"Duplicate ID dropped", "DedupeByID"},
 	{"Publish assigns missing ID", "PublishAssignsID"},
-	{"Max message size", ""},
+	{"Max message size", "MaxMessageSize"},
+}
+
+// readmeSize reads a size of the matrix: "4 MiB", "1,000,000 B"; false
+// for a size it states otherwise (relative to the server's).
+func readmeSize(cell string) (int64, bool) {
+	n, unit, ok := strings.Cut(strings.ReplaceAll(cell, ",", ""), " ")
+	v, err := strconv.ParseInt(n, 10, 64)
+	if !ok || err != nil {
+		return 0, false
+	}
+	switch unit {
+	case "B":
+		return v, true
+	case "KiB":
+		return v << 10, true
+	case "MiB":
+		return v << 20, true
+	}
+	return 0, false
 }
 
 // readmeBackends maps the matrix's columns to harness names.
@@ -38,8 +58,9 @@ var readmeBackends = map[string]string{
 
 // TestReadmeCapabilities: each "yes" and "no" of the README's capability
 // matrix is what the adapter's Capabilities says with its default settings
-// (a cell that names a condition, such as a parameter or a server version,
-// is not checked).
+// and each maximum message size given in bytes is its MaxMessageSize (a
+// cell that names a condition, such as a parameter or a server version, is
+// not checked).
 func TestReadmeCapabilities(t *testing.T) {
 	raw, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -89,6 +110,12 @@ func TestReadmeCapabilities(t *testing.T) {
 					continue
 				}
 				cell := row[col]
+				if field == "MaxMessageSize" {
+					if want, ok := readmeSize(cell); ok && caps.FieldByName(field).Int() != want {
+						t.Errorf("README says %q for %s (%s); Capabilities().%s = %d", cell, header[col], row[0], field, caps.FieldByName(field).Int())
+					}
+					continue
+				}
 				var want bool
 				switch {
 				case strings.HasPrefix(cell, "yes"):
