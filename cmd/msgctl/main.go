@@ -1,7 +1,8 @@
 // Command msgctl is the command-line tool of the messaging library: a demo
 // of the patterns that needs no setup, and commands to publish, consume,
 // replay, provision, inspect dead letters, watch the backlog of consumer
-// groups (stats, top), benchmark a broker and choose a pattern.
+// groups (stats, top), benchmark a broker, choose a pattern (advise) and
+// inspect a transactional outbox (outbox status).
 //
 // Usage:
 //
@@ -96,7 +97,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var g globals
 	opts := []kong.Option{
 		kong.Name("msgctl"),
-		kong.Description("One messaging API over NATS, Redis Streams, Kafka, RabbitMQ and an in-process broker.\n\nStart with: msgctl demo (no setup). Other commands need a broker: --url URL or $MESSAGING_URL."),
+		kong.Description("One messaging API over NATS, Redis Streams, Kafka, RabbitMQ and an in-process broker.\n\nStart with: msgctl demo (no setup). The other commands need a broker, --url URL or $MESSAGING_URL, except advise and outbox status (a database: --db)."),
 		kong.Writers(stdout, stderr),
 		kong.Exit(exit),
 		kong.Vars{"version": version()},

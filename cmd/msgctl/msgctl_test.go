@@ -811,6 +811,14 @@ func TestReadmeCommands(t *testing.T) {
 	if !slices.Equal(readmeNone, helpNone) {
 		t.Errorf("README: the commands that need no broker are %q; their help says %q", readmeNone, helpNone)
 	}
+	// msgctl --help says which commands need no broker too.
+	top, _, _ := strings.Cut(msgctl(t, "", "--help").stdout, "\nFlags:")
+	top = strings.Join(strings.Fields(top), " ")
+	for _, c := range helpNone {
+		if !strings.Contains(top, c) {
+			t.Errorf("msgctl --help does not say that %s needs no broker:\n%s", c, top)
+		}
+	}
 	// "msgctl top  # every topic, refreshed every 2s"; "--connect-timeout
 	// bounds connecting (default 10s)".
 	msgctl(t, "", "top", "--help").want(t, 0, "--interval=2s")
