@@ -31,8 +31,8 @@ published but not yet delivered to the group, IN-FLIGHT delivered and not yet se
 OLDEST the age of the oldest message of the backlog, REDELIVERIES as the broker counts
 them, CONSUMERS connected. "?" is a figure this broker does not report (never shown as
 0); "-" is a topic without groups. The figures come from the broker, not from the
-consumers, so they cover consumers running anywhere. Without topics, stats lists them
-(brokers that cannot list need them named).
+consumers, so they cover consumers running anywhere. Without topics, every topic the
+broker lists is shown (brokers that cannot list need them named).
 
 Is a consumer keeping up? A BACKLOG and OLDEST that keep growing say no; watch them
 live with msgctl top. Consumers needed ≈ arrival rate / one consumer's rate (more to
