@@ -616,3 +616,30 @@ func TestDocNames(t *testing.T) {
 		}
 	}
 }
+
+// docImport is an import path of this repository in the documentation:
+// quoted (an import) or after go get or go install.
+var docImport = regexp.MustCompile(`(?:"|go get |go install )(github\.com/msgkit/messaging(?:/[A-Za-z0-9_./-]*[A-Za-z0-9_])?)(?:@[A-Za-z0-9.]+)?`)
+
+// TestReadmeImports: every import path of this repository that the
+// documentation quotes (imports, go get, go install) is a directory of the
+// repository holding Go files.
+func TestReadmeImports(t *testing.T) {
+	root := repoRoot(t)
+	for _, doc := range docFiles(t, root) {
+		raw, err := os.ReadFile(filepath.Join(root, doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range docImport.FindAllStringSubmatch(string(raw), -1) {
+			dir := filepath.Join(root, strings.TrimPrefix(strings.TrimPrefix(m[1], "github.com/msgkit/messaging"), "/"))
+			if strings.HasSuffix(m[1], "/...") {
+				continue
+			}
+			goFiles, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+			if len(goFiles) == 0 {
+				t.Errorf("%s: %s: no Go package in the repository at that path", doc, m[1])
+			}
+		}
+	}
+}
