@@ -39,6 +39,16 @@ func docFiles(t *testing.T, root string) []string {
 	return files
 }
 
+// readDoc returns the text of the file doc (relative to root).
+func readDoc(t *testing.T, root, doc string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
 func repoRoot(t *testing.T) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
@@ -61,14 +71,11 @@ var fence = regexp.MustCompile("^```\\s*([A-Za-z0-9_-]*)\\s*$")
 // snippets returns the fenced code blocks of the Markdown file path.
 func snippets(t *testing.T, root, path string) []snippet {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(root, path))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := readDoc(t, root, path)
 	var out []snippet
 	var cur *snippet
 	var body []string
-	for i, line := range strings.Split(string(raw), "\n") {
+	for i, line := range strings.Split(raw, "\n") {
 		m := fence.FindStringSubmatch(strings.TrimRight(line, "\r"))
 		switch {
 		case m == nil && cur != nil:
@@ -280,11 +287,8 @@ var docURL = regexp.MustCompile("\\b(?:mem|nats|tls|redis|rediss|kafka|amqp|amqp
 func TestReadmeURLs(t *testing.T) {
 	root := repoRoot(t)
 	for _, doc := range docFiles(t, root) {
-		raw, err := os.ReadFile(filepath.Join(root, doc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, u := range docURL.FindAllString(string(raw), -1) {
+		raw := readDoc(t, root, doc)
+		for _, u := range docURL.FindAllString(raw, -1) {
 			u = strings.TrimRight(u, ".,;:")
 			if strings.HasSuffix(u, "://") || strings.Contains(u, "host:port") {
 				continue // a scheme alone, or a format
@@ -365,11 +369,7 @@ func TestDocLinks(t *testing.T) {
 		return false
 	}
 	for _, doc := range docFiles(t, root) {
-		raw, err := os.ReadFile(filepath.Join(root, doc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		src := string(raw)
+		src := readDoc(t, root, doc)
 		for _, m := range mdLink.FindAllStringSubmatch(src, -1) {
 			target := m[1]
 			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
@@ -574,11 +574,7 @@ func TestDocNames(t *testing.T) {
 		docs = append(docs, rel)
 	}
 	for _, doc := range docs {
-		raw, err := os.ReadFile(filepath.Join(root, doc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		src := string(raw)
+		src := readDoc(t, root, doc)
 		qualified := docQualified
 		if strings.HasSuffix(doc, ".go") {
 			qualified = goDocQualified
@@ -627,11 +623,8 @@ var docImport = regexp.MustCompile(`(?:"|go get |go install )(github\.com/msgkit
 func TestReadmeImports(t *testing.T) {
 	root := repoRoot(t)
 	for _, doc := range docFiles(t, root) {
-		raw, err := os.ReadFile(filepath.Join(root, doc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range docImport.FindAllStringSubmatch(string(raw), -1) {
+		raw := readDoc(t, root, doc)
+		for _, m := range docImport.FindAllStringSubmatch(raw, -1) {
 			dir := filepath.Join(root, strings.TrimPrefix(strings.TrimPrefix(m[1], "github.com/msgkit/messaging"), "/"))
 			if strings.HasSuffix(m[1], "/...") {
 				continue
