@@ -289,7 +289,7 @@ func TestReadmeURLs(t *testing.T) {
 	for _, doc := range docFiles(t, root) {
 		raw := readDoc(t, root, doc)
 		for _, u := range docURL.FindAllString(raw, -1) {
-			u = strings.TrimRight(u, ".,;:")
+			u = strings.TrimRight(u, ".,;") // the prose's punctuation
 			if strings.HasSuffix(u, "://") || strings.Contains(u, "host:port") {
 				continue // a scheme alone, or a format
 			}
