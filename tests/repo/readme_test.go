@@ -16,6 +16,7 @@ import (
 	"unicode"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver/urlparam"
 	_ "github.com/msgkit/messaging/tests/backends" // registers every scheme
 )
 
@@ -396,19 +397,7 @@ func TestDocLinks(t *testing.T) {
 				t.Errorf("%s: link %s: no heading has the anchor #%s", doc, target, anchor)
 			}
 		}
-		// Outside code blocks: a block's text is code or output.
-		var prose strings.Builder
-		inBlock := false
-		for line := range strings.SplitSeq(src, "\n") {
-			if strings.HasPrefix(line, "```") {
-				inBlock = !inBlock
-				continue
-			}
-			if !inBlock {
-				prose.WriteString(line + "\n")
-			}
-		}
-		for _, m := range repoPath.FindAllStringSubmatch(prose.String(), -1) {
+		for _, m := range repoPath.FindAllStringSubmatch(prose(src), -1) {
 			p := m[1]
 			hasSlash := strings.Contains(strings.TrimRight(p, "/"), "/")
 			ext := filepath.Ext(p)
@@ -632,6 +621,133 @@ func TestReadmeImports(t *testing.T) {
 			goFiles, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 			if len(goFiles) == 0 {
 				t.Errorf("%s: %s: no Go package in the repository at that path", doc, m[1])
+			}
+		}
+	}
+}
+
+// prose returns the Markdown src without its fenced code blocks (code or
+// output).
+func prose(src string) string {
+	var b strings.Builder
+	inBlock := false
+	for line := range strings.SplitSeq(src, "\n") {
+		if strings.HasPrefix(line, "```") {
+			inBlock = !inBlock
+			continue
+		}
+		if !inBlock {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
+}
+
+// adapterDocs returns each adapter's doc.go source, by the adapter's
+// directory name.
+func adapterDocs(t *testing.T, root string) map[string]string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(root, "adapters", "*", "doc.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, f := range files {
+		rel, _ := filepath.Rel(root, f)
+		out[filepath.Base(filepath.Dir(f))] = readDoc(t, root, rel)
+	}
+	return out
+}
+
+// readmeAdapters maps the adapter names of the README's settings table to
+// adapter directories.
+var readmeAdapters = map[string][]string{
+	"all": {"nats", "redis", "kafka", "rabbitmq"}, "NATS": {"nats"}, "Redis": {"redis"},
+	"Kafka": {"kafka"}, "RabbitMQ": {"rabbitmq"},
+}
+
+var (
+	backquoted = regexp.MustCompile("`([^`\n]+)`")
+	// docParamRef is a URL parameter in a backquoted fragment:
+	// ?ids=caller, &addr=, auto_create=false.
+	docParamRef = regexp.MustCompile(`^[?&]?([a-z][a-z0-9_]*)=`)
+)
+
+// TestReadmeParams: the URL parameters the documentation names are
+// documented ones: in the README's settings table each parameter is one of
+// its adapter's (doc.go, "Parameters") with the default doc.go gives it,
+// a fragment such as ?ids=caller is a parameter of some adapter, and one
+// in an adapter's README (auto_create=false) is that adapter's.
+func TestReadmeParams(t *testing.T) {
+	root := repoRoot(t)
+	docs := adapterDocs(t, root)
+	documented := map[string]map[string]bool{}
+	for a, src := range docs {
+		documented[a] = map[string]bool{}
+		for _, n := range urlparam.DocumentedParams(src) {
+			documented[a][n] = true
+		}
+	}
+	// The settings table.
+	readme := readDoc(t, root, "README.md")
+	_, table, ok := strings.Cut(readme, "| adapter | setting (URL parameter) | default |")
+	if !ok {
+		t.Fatal("README: no settings table (| adapter | setting (URL parameter) | default |)")
+	}
+	rows := 0
+	for line := range strings.SplitSeq(table, "\n") {
+		if line == "" && rows > 0 {
+			break
+		}
+		cells := strings.Split(strings.Trim(line, "| "), " | ")
+		adapters, ok := readmeAdapters[cells[0]]
+		if !ok || len(cells) < 3 {
+			continue
+		}
+		rows++
+		defaults := strings.Split(cells[2], " / ")
+		for i, m := range backquoted.FindAllStringSubmatch(cells[1], -1) {
+			name := m[1]
+			for _, a := range adapters {
+				if !documented[a][name] {
+					t.Errorf("README settings table: %s: %s documents no URL parameter %s", cells[0], a, name)
+					continue
+				}
+				want := regexp.MustCompile(`(?:^|[\s,])` + name + `=([0-9][^\s,]*)`).FindStringSubmatch(docs[a])
+				if want == nil || i >= len(defaults) {
+					continue // doc.go states the default otherwise
+				}
+				if got := strings.TrimRight(strings.Fields(defaults[i])[0], ","); got != want[1] {
+					t.Errorf("README settings table: %s %s: default %s, %s's doc.go says %s", cells[0], name, got, a, want[1])
+				}
+			}
+		}
+	}
+	if rows == 0 {
+		t.Error("README: the settings table has no rows")
+	}
+	// Fragments, in every document.
+	for _, doc := range docFiles(t, root) {
+		adapter := ""
+		if parts := strings.Split(filepath.ToSlash(doc), "/"); len(parts) == 3 && parts[0] == "adapters" {
+			adapter = parts[1]
+		}
+		for _, m := range backquoted.FindAllStringSubmatch(prose(readDoc(t, root, doc)), -1) {
+			if strings.Contains(m[1], "://") || strings.Contains(m[1], " ") {
+				continue // a URL (TestReadmeURLs) or code
+			}
+			p := docParamRef.FindStringSubmatch(m[1])
+			if p == nil || (adapter == "" && !strings.ContainsAny(m[1][:1], "?&")) {
+				continue
+			}
+			found := false
+			for a := range documented {
+				if documented[a][p[1]] && (adapter == "" || a == adapter) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("%s: `%s`: no adapter documents a URL parameter %s", doc, m[1], p[1])
 			}
 		}
 	}
