@@ -163,12 +163,18 @@ func codeLines(src string, placeholders bool) []string {
 // covering is a function of a test file that may cover a snippet: an
 // example with checked output, or a test.
 type covering struct {
-	name  string // file:function
-	lines []string
+	name    string // file:function
+	lines   []string
+	example bool // an Example function
+	checked bool // a Test, or an Example with an output comment
 }
 
-// coveringFuncs returns every Example function with an output comment and
-// every Test function of the repository's test files.
+// outputComment is the comment that makes go test check an example's
+// output.
+var outputComment = regexp.MustCompile(`(?m)^\s*// (Unordered output|Output):`)
+
+// coveringFuncs returns every Example and Test function of the
+// repository's test files.
 func coveringFuncs(t *testing.T, root string) []covering {
 	t.Helper()
 	var out []covering
@@ -202,9 +208,10 @@ func coveringFuncs(t *testing.T, root string) []covering {
 			}
 			body := string(src[fset.Position(fn.Body.Pos()).Offset:fset.Position(fn.Body.End()).Offset])
 			name := fn.Name.Name
-			example := strings.HasPrefix(name, "Example") && regexp.MustCompile(`(?m)^\s*// (Unordered output|Output):`).MatchString(body)
+			example := strings.HasPrefix(name, "Example")
 			if example || strings.HasPrefix(name, "Test") {
-				out = append(out, covering{name: rel + ":" + name, lines: codeLines(body, false)})
+				checked := !example || outputComment.MatchString(body)
+				out = append(out, covering{name: rel + ":" + name, lines: codeLines(body, false), example: example, checked: checked})
 			}
 		}
 		return nil
@@ -264,7 +271,7 @@ func TestReadmeSnippets(t *testing.T) {
 			}
 			found := ""
 			for _, f := range funcs {
-				if contains(f.lines, want) {
+				if f.checked && contains(f.lines, want) {
 					found = f.name
 					break
 				}
@@ -749,6 +756,17 @@ func TestReadmeParams(t *testing.T) {
 			if !found {
 				t.Errorf("%s: `%s`: no adapter documents a URL parameter %s", doc, m[1], p[1])
 			}
+		}
+	}
+}
+
+// TestExamplesOutputChecked: every Example function of the repository
+// checks its output (an example without an output comment is compiled,
+// never run).
+func TestExamplesOutputChecked(t *testing.T) {
+	for _, f := range coveringFuncs(t, repoRoot(t)) {
+		if f.example && !f.checked {
+			t.Errorf("%s: no // Output: comment", f.name)
 		}
 	}
 }
