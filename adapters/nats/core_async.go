@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ type coreAsync struct {
 	spare   []coreItem // the last list ended, kept for reuse
 	n       int        // pending: sent and not ended (the window)
 	running bool       // a flusher serves list
+	down    bool       // the flusher found the connection down: stamp messages
 	closed  bool
 	idle    chan struct{} // made by Flush while n > 0, closed when n is 0
 	room    chan struct{} // made by a caller waiting for the window, closed when slots free
@@ -45,6 +47,7 @@ type coreItem struct {
 	topic string
 	msg   *messaging.Message
 	done  messaging.PublishCallback
+	at    time.Time // when it was sent, while the flusher knows the connection down
 }
 
 // publishAsyncCore is PublishAsync in core mode.
@@ -121,7 +124,11 @@ func (c *Client) publishAsyncCore(ctx context.Context, topic string, m *messagin
 		return
 	}
 	a.n++
-	a.list = append(a.list, coreItem{topic: topic, msg: m, done: done})
+	it := coreItem{topic: topic, msg: m, done: done}
+	if a.down {
+		it.at = time.Now() // its unavailable timeout runs from now
+	}
+	a.list = append(a.list, it)
 	if !a.running {
 		a.running = true
 		a.wg.Add(1)
@@ -144,6 +151,15 @@ func (c *Client) flushCore() {
 			a.mu.Unlock()
 			return
 		}
+		if err == nil {
+			a.down = false
+		} else if !errors.Is(err, messaging.ErrClosed) {
+			// The connection is down and the messages left are not due
+			// yet: wait for it again (without flushing a connection that
+			// is not there).
+			a.mu.Unlock()
+			continue
+		}
 		a.maxPayload.Store(c.maxPayload())
 		a.list, a.spare = a.spare, nil
 		a.mu.Unlock()
@@ -154,52 +170,106 @@ func (c *Client) flushCore() {
 				stage, err = "flush", c.wrapConnErr(err)
 			}
 		}
-		for _, it := range list {
-			var e error
-			if err != nil {
-				e = fmt.Errorf("nats: publish to %s: %s: %w", it.topic, stage, err)
-			}
-			if it.done != nil {
-				it.done(it.msg, e)
-			}
-		}
+		c.endCore(list, stage, err)
 		clear(list)
 		a.mu.Lock()
 		a.spare = list[:0]
-		a.n -= len(list)
-		if a.room != nil {
-			close(a.room)
-			a.room = nil
-		}
-		if a.n == 0 && a.idle != nil {
-			close(a.idle)
-			a.idle = nil
-		}
 		a.mu.Unlock()
 	}
 }
 
-// awaitCore returns nil while the connection is up; while it is down it
-// waits for it up to the unavailable timeout, failing with
-// messaging.ErrUnavailable, or until Close begins (messaging.ErrClosed).
+// endCore ends the messages of list with err (nil: sent), then frees their
+// slots of the window.
+func (c *Client) endCore(list []coreItem, stage string, err error) {
+	for _, it := range list {
+		var e error
+		if err != nil {
+			e = fmt.Errorf("nats: publish to %s: %s: %w", it.topic, stage, err)
+		}
+		if it.done != nil {
+			it.done(it.msg, e)
+		}
+	}
+	a := &c.core
+	a.mu.Lock()
+	a.n -= len(list)
+	if a.room != nil {
+		close(a.room)
+		a.room = nil
+	}
+	if a.n == 0 && a.idle != nil {
+		close(a.idle)
+		a.idle = nil
+	}
+	a.mu.Unlock()
+}
+
+// errCoreWaiting is awaitCore's result when the connection is still down but
+// the list holds no message due yet.
+var errCoreWaiting = errors.New("nats: waiting for the connection")
+
+// awaitCore returns nil while the connection is up. While it is down, each
+// message of the list waits for it up to the unavailable timeout after its
+// call (or, for one sent before the flusher noticed the loss, after the
+// flusher noticed it), then fails with messaging.ErrUnavailable; awaitCore
+// returns nil once the connection is back, errCoreWaiting when no message
+// is left, or an error wrapping messaging.ErrClosed when Close begins (or
+// the connection is closed).
 func (c *Client) awaitCore() error {
 	if c.nc.IsConnected() {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-c.core.closing:
-			cancel()
-		case <-ctx.Done():
+	a := &c.core
+	now := time.Now()
+	a.mu.Lock()
+	// From now on calls stamp their messages; those sent before count from
+	// now, when the loss is known.
+	a.down = true
+	for i := range a.list {
+		if a.list[i].at.IsZero() {
+			a.list[i].at = now
 		}
-	}()
-	err := c.awaitConnectionUntil(ctx, time.Now().Add(c.cfg.unavailable))
-	if err != nil && c.core.closedFlag.Load() {
-		return fmt.Errorf("%w (the client closed)", messaging.ErrClosed)
 	}
-	return err
+	a.mu.Unlock()
+	ch := c.nc.StatusChanged(natsgo.CONNECTED, natsgo.CLOSED)
+	defer c.nc.RemoveStatusListener(ch)
+	var w wakeup
+	defer w.stop()
+	var due []coreItem
+	for {
+		switch {
+		case c.nc.IsConnected():
+			return nil
+		case c.nc.IsClosed():
+			return fmt.Errorf("%w: %w", messaging.ErrClosed, natsgo.ErrConnectionClosed)
+		}
+		// The list is in call order, so the messages due are its first.
+		now := time.Now()
+		a.mu.Lock()
+		k := 0
+		for k < len(a.list) && !now.Before(a.list[k].at.Add(c.cfg.unavailable)) {
+			k++
+		}
+		due = append(due[:0], a.list[:k]...)
+		rest := copy(a.list, a.list[k:])
+		clear(a.list[rest:])
+		a.list = a.list[:rest]
+		var next time.Time
+		if rest > 0 {
+			next = a.list[0].at.Add(c.cfg.unavailable)
+		}
+		a.mu.Unlock()
+		if len(due) > 0 {
+			c.endCore(due, "waiting for the connection", fmt.Errorf("%w: not connected within %v (%v)", messaging.ErrUnavailable, c.cfg.unavailable, c.nc.Status()))
+			clear(due)
+		}
+		if next.IsZero() {
+			return errCoreWaiting
+		}
+		if w.wait(next, ch, a.closing) {
+			return fmt.Errorf("%w (the client closed)", messaging.ErrClosed)
+		}
+	}
 }
 
 // flushCoreAsync is Flush in core mode.
@@ -236,4 +306,31 @@ func (c *Client) closeCoreAsync() {
 	}
 	a.mu.Unlock()
 	a.wg.Wait()
+}
+
+// wakeup is the timer of a wait for the connection that ends at several
+// deadlines in turn (made once, on an outage path only).
+type wakeup struct{ t *time.Timer }
+
+// wait waits until at, a status change on ch or the end of stop, and
+// reports whether stop ended.
+func (w *wakeup) wait(at time.Time, ch <-chan natsgo.Status, stop <-chan struct{}) bool {
+	if w.t == nil {
+		w.t = time.NewTimer(time.Until(at))
+	} else {
+		w.t.Reset(time.Until(at))
+	}
+	select {
+	case <-ch:
+	case <-w.t.C:
+	case <-stop:
+		return true
+	}
+	return false
+}
+
+func (w *wakeup) stop() {
+	if w.t != nil {
+		w.t.Stop()
+	}
 }

@@ -46,8 +46,9 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // would report it. All messages share one order on the wire, that of the
 // calls. At most 4,096 messages are pending (sent, not yet ended). While
 // the connection is down nats.go keeps the messages in its reconnect
-// buffer, and the flusher waits for the connection up to the unavailable
-// timeout, then fails its list with messaging.ErrUnavailable (a message
+// buffer, and each message waits for the connection up to the unavailable
+// timeout after its call (or after the loss, for a message sent before the
+// flusher noticed it), then fails with messaging.ErrUnavailable (a message
 // failed so may still be sent after the reconnect); a message that nats.go
 // refuses (its reconnect buffer is full, the connection is closed) fails at
 // once. As Publish in core mode, it sets no ID nor Time.
@@ -81,32 +82,34 @@ type asyncMsg struct {
 	msg    *messaging.Message
 	done   messaging.PublishCallback
 	nm     *natsgo.Msg
-	seq    uint64 // the order of the PublishAsync calls
-	resent bool   // sent again after its stream had gone
+	seq    uint64    // the order of the PublishAsync calls
+	resent bool      // sent again after its stream had gone
+	parked time.Time // when it was parked (its unavailable timeout runs from then)
 }
 
 // parking holds the PublishAsync messages given while the connection is
-// down, in order, so that the caller is not held up per message: one
-// goroutine waits for the connection up to the unavailable timeout, then
-// sends them (or fails them with messaging.ErrUnavailable), and the
-// messages parked meanwhile after them, with a new timeout, until none is
-// left. Messages given while some are parked are parked too, so they keep
-// their order. Each holds its slot of the window while parked. When Close
-// begins, the parked messages fail with messaging.ErrClosed at once.
+// down, so that the caller is not held up per message: one goroutine waits
+// for the connection, then sends them, and the messages parked meanwhile
+// after them, until none is left; each message waits up to the unavailable
+// timeout after its call, then fails with messaging.ErrUnavailable.
+// Messages given while some are parked are parked too, so they keep their
+// order. Each holds its slot of the window while parked. When Close begins,
+// the parked messages fail with messaging.ErrClosed at once.
 //
 // A message that found no stream (deleted since it was looked up) is parked
-// too, to be sent again (resend): then the goroutine, once connected, first
-// waits until no message is in flight (each sent before it has its answer,
-// and those that found no stream are parked as well), and sends the parked
-// messages in the order of their PublishAsync calls (seq).
+// too, to be sent again (resend), waiting for the connection up to the
+// unavailable timeout from then: the goroutine, once connected, first waits
+// until no message is in flight (each sent before it has its answer, and
+// those that found no stream are parked as well). The parked messages are
+// sent in the order of their PublishAsync calls (seq).
 type parking struct {
 	busy    atomic.Bool // messages are parked or being handed on: park
 	seq     atomic.Uint64
 	flight  flightCount // messages being sent or awaiting their answer
 	mu      sync.Mutex
-	msgs    []*asyncMsg
-	resends int  // how many of msgs are to be sent again
-	waiting bool // a goroutine serves msgs
+	msgs    []*asyncMsg // in the order they were parked, so of their deadlines
+	resends int         // how many of msgs are to be sent again (resent)
+	waiting bool        // a goroutine serves msgs
 }
 
 // park parks a when the connection is down or messages are parked, and
@@ -129,11 +132,16 @@ func (c *Client) park(a *asyncMsg) bool {
 	return true
 }
 
-// parkLocked adds a to the parked messages, with c.parking.mu held, and
-// starts their goroutine when none serves them.
+// parkLocked adds a to the parked messages, its unavailable timeout running
+// from now, with c.parking.mu held, and starts their goroutine when none
+// serves them.
 func (c *Client) parkLocked(a *asyncMsg) {
 	p := &c.parking
+	a.parked = time.Now() // under the lock: the times never decrease
 	p.msgs = append(p.msgs, a)
+	if a.resent {
+		p.resends++
+	}
 	if !p.waiting {
 		p.waiting = true
 		p.busy.Store(true)
@@ -148,35 +156,76 @@ func (c *Client) resend(a *asyncMsg) {
 	a.resent = true
 	p.mu.Lock()
 	c.parkLocked(a)
-	p.resends++
 	p.mu.Unlock()
 	p.flight.done()
 }
 
-// unpark serves the parked messages (see parking).
+// unpark serves the parked messages (see parking): while the connection is
+// down it fails those whose unavailable timeout has passed and waits for
+// the next deadline; once the connection is up (or the client closing) it
+// hands them all on, in the order of their calls, after the messages in
+// flight when some are to be sent again.
 func (c *Client) unpark() {
 	p := &c.parking
+	// RECONNECTING ends a wait for the messages in flight: the parked
+	// messages' deadlines run again.
+	ch := c.nc.StatusChanged(natsgo.CONNECTED, natsgo.RECONNECTING, natsgo.CLOSED)
+	defer c.nc.RemoveStatusListener(ch)
+	var w wakeup
+	defer w.stop()
 	for {
-		err := c.awaitParked()
-		p.mu.Lock()
-		// (Messages that will fail unsent, the connection not back, need
-		// not wait.)
-		for err == nil && p.resends > 0 && !p.flight.idle() && !c.asyncJS.Closed() {
-			p.mu.Unlock()
-			p.flight.wait(c.asyncJS.Closing())
-			p.mu.Lock()
+		var err error
+		up := true
+		switch {
+		case c.asyncJS.Closed(), c.closed.Load(), c.nc.IsConnected():
+		case c.nc.IsClosed():
+			err = fmt.Errorf("%w: %w", messaging.ErrClosed, natsgo.ErrConnectionClosed)
+		default:
+			up = false
+			err = fmt.Errorf("%w: not connected within %v (%v)", messaging.ErrUnavailable, c.cfg.unavailable, c.nc.Status())
 		}
-		msgs, resends := p.msgs, p.resends
-		p.msgs, p.resends = nil, 0
-		if len(msgs) == 0 {
-			p.waiting = false
-			p.busy.Store(false)
+		p.mu.Lock()
+		if err == nil && p.resends > 0 && !p.flight.idle() && !c.asyncJS.Closed() {
 			p.mu.Unlock()
-			return
+			p.flight.wait(ch, c.asyncJS.Closing())
+			continue
+		}
+		now := time.Now()
+		k := len(p.msgs)
+		if !up {
+			k = 0
+			for k < len(p.msgs) && !now.Before(p.msgs[k].parked.Add(c.cfg.unavailable)) {
+				if p.msgs[k].resent {
+					p.resends--
+				}
+				k++
+			}
+		}
+		msgs := p.msgs[:k:k]
+		p.msgs = p.msgs[k:]
+		resends := 0
+		if up {
+			resends, p.resends = p.resends, 0
+		}
+		if len(p.msgs) == 0 {
+			p.msgs = nil
+			if k == 0 {
+				p.waiting = false
+				p.busy.Store(false)
+				p.mu.Unlock()
+				return
+			}
+		}
+		var next time.Time
+		if !up && len(p.msgs) > 0 {
+			next = p.msgs[0].parked.Add(c.cfg.unavailable)
 		}
 		p.mu.Unlock()
-		if resends > 0 {
+		if up {
+			// Parked in call order but for those sent again.
 			slices.SortStableFunc(msgs, func(a, b *asyncMsg) int { return cmp.Compare(a.seq, b.seq) })
+		}
+		if resends > 0 {
 			for _, a := range msgs {
 				if a.resent {
 					c.streams.Delete(a.topic) // looked up (created) again
@@ -194,11 +243,14 @@ func (c *Client) unpark() {
 			case c.asyncJS.Closed():
 				c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: %s when the client closed: %w", a.topic, stage, messaging.ErrClosed))
 			case err != nil:
-				c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: %w", a.topic, err))
+				c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: %s: %w", a.topic, stage, err))
 			default:
 				p.flight.add()
 				c.lookUpAndSend(a)
 			}
+		}
+		if !next.IsZero() {
+			w.wait(next, ch, c.asyncJS.Closing()) // Close: fail the rest at once
 		}
 	}
 }
@@ -228,9 +280,9 @@ func (f *flightCount) done() {
 	}
 }
 
-// wait returns once the count is 0 or stop is closed. One goroutine (unpark)
-// waits at a time.
-func (f *flightCount) wait(stop <-chan struct{}) {
+// wait returns once the count is 0, a status change comes on ch or stop is
+// closed. One goroutine (unpark) waits at a time.
+func (f *flightCount) wait(ch <-chan natsgo.Status, stop <-chan struct{}) {
 	f.mu.Lock()
 	f.waiting.Store(true)
 	if f.n.Load() == 0 {
@@ -243,27 +295,13 @@ func (f *flightCount) wait(stop <-chan struct{}) {
 	f.mu.Unlock()
 	select {
 	case <-zero:
+	case <-ch:
 	case <-stop:
 	}
 	f.mu.Lock()
 	f.zero = nil
 	f.waiting.Store(false)
 	f.mu.Unlock()
-}
-
-// awaitParked waits for the connection for parked messages, up to the
-// unavailable timeout or until Close begins.
-func (c *Client) awaitParked() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-c.asyncJS.Closing():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return c.awaitConnectionUntil(ctx, time.Now().Add(c.cfg.unavailable))
 }
 
 // lookUpAndSend looks up (or creates) the topic's stream and sends a, which
