@@ -25,9 +25,16 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // publish (PublishMsgAsync, Nats-Msg-Id = ID) and done is called from the
 // acknowledgement, as for Publish: nil once the stream stored it, an error
 // wrapping messaging.ErrDuplicate for a message the stream dropped as a
-// duplicate, messaging.ErrUnavailable for one in flight when the
-// connection dropped, the publish timeout's error when no acknowledgement
-// came. Messages in flight share the Client's window with Publish
+// duplicate, the publish timeout's error when no acknowledgement came. A
+// message in flight when the connection dropped is sent again once it is
+// back, within the unavailable timeout from the loss, if it has an ID and
+// no Key (the stream drops the copy it may have stored: its duplicate
+// window must outlast the unavailable timeout; not with
+// WithExistingStreams); one with a Key fails with messaging.ErrUnavailable
+// instead, since messages sent after it may have reached the stream first
+// (from nats.go's reconnect buffer). A message given while the connection
+// is down waits for it up to the unavailable timeout after its call.
+// Messages in flight share the Client's window with Publish
 // (WithMaxInFlight, default 4096). A message whose stream was deleted
 // meanwhile is sent once more after the stream is created again, in the
 // order of the PublishAsync calls: the messages given after it wait until
@@ -77,14 +84,15 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.
 
 // asyncMsg is a PublishAsync message in JetStream mode.
 type asyncMsg struct {
-	ctx    context.Context
-	topic  string
-	msg    *messaging.Message
-	done   messaging.PublishCallback
-	nm     *natsgo.Msg
-	seq    uint64    // the order of the PublishAsync calls
-	resent bool      // sent again after its stream had gone
-	parked time.Time // when it was parked (its unavailable timeout runs from then)
+	ctx     context.Context
+	topic   string
+	msg     *messaging.Message
+	done    messaging.PublishCallback
+	nm      *natsgo.Msg
+	seq     uint64    // the order of the PublishAsync calls
+	resent  bool      // sent again after its stream had gone
+	retried bool      // sent again after the connection dropped
+	parked  time.Time // when it was parked (its unavailable timeout runs from then)
 }
 
 // parking holds the PublishAsync messages given while the connection is
@@ -152,12 +160,35 @@ func (c *Client) parkLocked(a *asyncMsg) {
 // resend parks a, in flight, to be sent again once its stream is created
 // again (see parking).
 func (c *Client) resend(a *asyncMsg) {
-	p := &c.parking
 	a.resent = true
+	c.parkInFlight(a)
+}
+
+// repark parks again a message that was in flight when the connection
+// dropped, for the unavailable timeout from now (the loss).
+func (c *Client) repark(a *asyncMsg) {
+	a.retried = true
+	c.parkInFlight(a)
+}
+
+// parkInFlight parks a, which counts in flight (resend, repark).
+func (c *Client) parkInFlight(a *asyncMsg) {
+	p := &c.parking
 	p.mu.Lock()
 	c.parkLocked(a)
 	p.mu.Unlock()
 	p.flight.done()
+}
+
+// retryable reports whether a message in flight when the connection dropped
+// may be sent again: the stream drops it if it stored it already (it has an
+// ID, and the stream's duplicate window outlasts the unavailable timeout),
+// and it has no Key, so no order is promised. A message with a Key is not:
+// messages sent after it may have gone out from nats.go's reconnect buffer
+// first, and sending it again would put it after them.
+func (c *Client) retryable(a *asyncMsg) bool {
+	return a.msg.ID != "" && a.msg.Key == "" && !c.cfg.bindStreams &&
+		(c.cfg.duplicates == 0 || c.cfg.duplicates > c.cfg.unavailable)
 }
 
 // unpark serves the parked messages (see parking): while the connection is
@@ -337,8 +368,20 @@ func (c *Client) publishMsgAsync(a *asyncMsg) {
 // resolveAsync reports the outcome of a PublishAsync message (called by
 // resolve, once per sending). A message that found no stream (deleted since
 // it was looked up) is sent once more after the stream is created again,
-// in order (resend).
+// in order (resend). A message in flight when the connection dropped is
+// parked again (repark) when that is safe (retryable): the stream drops the
+// copy it may have stored already, and the duplicate's acknowledgement is
+// then the message's success.
 func (c *Client) resolveAsync(a *asyncMsg, err error) {
+	if err != nil && !c.asyncJS.Closed() && c.retryable(a) {
+		switch {
+		case errors.Is(err, natsgo.ErrDisconnected):
+			c.repark(a)
+			return
+		case a.retried && errors.Is(err, messaging.ErrDuplicate):
+			err = nil
+		}
+	}
 	if errors.Is(err, jetstream.ErrNoStreamResponse) && !a.resent && !c.asyncJS.Closed() {
 		c.resend(a)
 		return

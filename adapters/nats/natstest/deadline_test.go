@@ -9,6 +9,7 @@ import (
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/msgkit/messaging"
 	natsadapter "github.com/msgkit/messaging/adapters/nats"
@@ -109,5 +110,148 @@ func TestPublishAsyncUnavailableDeadlinePerMessage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPublishAsyncBriefOutage: a client publishing with PublishAsync
+// without pause through two network cuts shorter than the unavailable
+// timeout. Keyless messages all succeed and the stream holds each exactly
+// once: those in flight when the connection dropped (which nats.go fails
+// with ErrDisconnected) are sent again after the reconnect, deduplicated by
+// their ID. Messages with a Key keep their order: those in flight at a cut
+// may fail (sending them again could put them after messages nats.go sent
+// from its reconnect buffer), and the stream holds the others in the order
+// of the calls, each once.
+func TestPublishAsyncBriefOutage(t *testing.T) {
+	for _, key := range []string{"", "k"} {
+		t.Run("key="+key, func(t *testing.T) {
+			srv := natstest.StartServer(t)
+			p := fault.NewProxy(t, srv.Addr())
+			c := natstest.OpenURL(t, "nats://"+p.Addr()+"?reconnect_wait=50ms&unavailable_timeout=5s")
+			topic := integration.UniqueName(t, "brief")
+			if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
+				t.Fatal(err)
+			}
+			var r asyncRecorder
+			stop := make(chan struct{})
+			published := make(chan int)
+			go func() {
+				n := 0
+				defer func() { published <- n }()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					r.publish(t.Context(), c, topic, &messaging.Message{ID: fmt.Sprintf("brief-%d", n), Key: key, Payload: []byte("x")})
+					n++
+				}
+			}()
+			for range 2 {
+				waitResults(t, &r, 2000)
+				p.CutFor(200 * time.Millisecond) // the outage's length is the subject
+			}
+			waitResults(t, &r, 2000)
+			close(stop)
+			n := <-published
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			if err := c.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r.mu.Lock()
+			failed := make([]bool, n)
+			nfailed := 0
+			var first error
+			for i, res := range r.res {
+				if len(res.errs) != 1 {
+					t.Fatalf("message %d: %d results", i, len(res.errs))
+				}
+				if res.errs[0] != nil {
+					if !errors.Is(res.errs[0], messaging.ErrUnavailable) {
+						t.Fatalf("message %d: %v, want nil or an error wrapping ErrUnavailable", i, res.errs[0])
+					}
+					if nfailed == 0 {
+						first = res.errs[0]
+					}
+					failed[i] = true
+					nfailed++
+				}
+			}
+			r.mu.Unlock()
+			t.Logf("%d of %d messages failed through two 200ms cuts (first: %v)", nfailed, n, first)
+			if key == "" && nfailed > 0 {
+				t.Errorf("%d of %d keyless messages failed through two 200ms cuts, the first: %v", nfailed, n, first)
+			}
+			// The stream: "before", then every message that succeeded, once;
+			// with a Key in the order of the calls.
+			cons, err := c.JetStream().OrderedConsumer(ctx, c.StreamName(topic), jetstream.OrderedConsumerConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stats, err := c.Inspect(ctx, topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total, _ := stats.Messages.Value()
+			seen := make([]bool, n)
+			last := -1
+			for got := int64(0); got < total; {
+				batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for m := range batch.Messages() {
+					got++
+					id := m.Headers().Get(natsadapter.HeaderMsgID)
+					var i int
+					if id == "before" {
+						continue
+					}
+					if _, err := fmt.Sscanf(id, "brief-%d", &i); err != nil || i < 0 || i >= n || seen[i] {
+						t.Fatalf("stream message %d: ID %q (seen: %v)", got, id, err == nil && i >= 0 && i < n && seen[i])
+					}
+					seen[i] = true
+					if key != "" && i < last {
+						t.Fatalf("stream message %d is %q, after brief-%d", got, id, last)
+					}
+					last = max(last, i)
+				}
+				if err := batch.Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range n {
+				if !seen[i] && !failed[i] {
+					t.Fatalf("brief-%d succeeded and is not in the stream", i)
+				}
+			}
+		})
+	}
+}
+
+// waitResults waits until at least n more messages have their results
+// than when it was called.
+func waitResults(t *testing.T, r *asyncRecorder, n int) {
+	t.Helper()
+	count := func() int {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		k := 0
+		for _, res := range r.res {
+			if len(res.errs) > 0 {
+				k++
+			}
+		}
+		return k
+	}
+	want := count() + n
+	deadline := time.Now().Add(30 * time.Second)
+	for count() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than %d results within 30s", want)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition
 	}
 }
