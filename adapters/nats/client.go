@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,9 @@ type Client struct {
 	asyncJS *asyncpub.Tracker // PublishAsync in JetStream mode (publish_async.go)
 	parking parking           // PublishAsync while the connection is down
 	core    coreAsync         // PublishAsync in core mode (core_async.go)
+
+	lossCh   chan natsgo.Status // JetStream mode: watchLoss's status changes
+	lossDone chan struct{}      // closed when watchLoss returns
 }
 
 var (
@@ -94,6 +98,9 @@ func newClient(nc *natsgo.Conn, owned bool, cfg config) (*Client, error) {
 			return nil, fmt.Errorf("%w: jetstream: %w", messaging.ErrInvalidOption, err)
 		}
 		c.js = js
+		c.lossCh = nc.StatusChanged(natsgo.RECONNECTING, natsgo.CONNECTED, natsgo.CLOSED)
+		c.lossDone = make(chan struct{})
+		go c.watchLoss()
 	}
 	return c, nil
 }
@@ -168,9 +175,11 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // were not. The topic's stream is created on first use unless
 // WithExistingStreams. Messages of one call keep their order. Messages in
 // flight when the connection drops are reported failed (nats:
-// ErrDisconnected, wrapped in messaging.ErrUnavailable); they may have been
-// stored, and publishing them again within the stream's duplicate window
-// stores them once. A message whose ID the stream already holds within that
+// ErrDisconnected, wrapped in messaging.ErrUnavailable), and so are those
+// sent as it dropped (kept in nats.go's reconnect buffer) if it is still
+// down the unavailable timeout later; they may have been stored, and
+// publishing them again within the stream's duplicate window stores them
+// once. A message whose ID the stream already holds within that
 // window (a repeat, or a different message reusing an ID) is dropped by the
 // server and reported in the PublishError with an error wrapping
 // messaging.ErrDuplicate; callers that republish on purpose pass the result
@@ -364,6 +373,14 @@ func (c *Client) flush(ctx context.Context) error {
 	return err
 }
 
+// lostWrite reports whether err is a failed write to the connection's
+// socket (nats.go returns it from the publish whose bytes it was flushing
+// as the connection broke): the connection is lost.
+func lostWrite(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op)
+}
+
 // wrapConnErr makes a closed connection an ErrClosed, a lost one (or a full
 // reconnect buffer) an ErrUnavailable, and a message over the server's
 // limit an ErrMessageTooLarge.
@@ -372,7 +389,7 @@ func (c *Client) wrapConnErr(err error) error {
 	case errors.Is(err, messaging.ErrClosed), errors.Is(err, messaging.ErrUnavailable):
 	case errors.Is(err, natsgo.ErrConnectionClosed):
 		return fmt.Errorf("%w: %w", messaging.ErrClosed, err)
-	case errors.Is(err, natsgo.ErrDisconnected), errors.Is(err, natsgo.ErrConnectionReconnecting), errors.Is(err, natsgo.ErrReconnectBufExceeded):
+	case errors.Is(err, natsgo.ErrDisconnected), errors.Is(err, natsgo.ErrConnectionReconnecting), errors.Is(err, natsgo.ErrReconnectBufExceeded), lostWrite(err):
 		return fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
 	case errors.Is(err, natsgo.ErrMaxPayload):
 		return fmt.Errorf("%w: %w", messaging.ErrMessageTooLarge, err)
@@ -613,6 +630,7 @@ func (c *Client) Close() error {
 	c.closeSubscriptions()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.stopWatch()
 	if c.owned {
 		if c.nc.IsConnected() {
 			// Send the last acknowledgements before closing (not while

@@ -33,14 +33,16 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // WithExistingStreams); one with a Key fails with messaging.ErrUnavailable
 // instead, since messages sent after it may have reached the stream first
 // (from nats.go's reconnect buffer). A message given while the connection
-// is down waits for it up to the unavailable timeout after its call.
-// Messages in flight share the Client's window with Publish
-// (WithMaxInFlight, default 4096). A message whose stream was deleted
-// meanwhile is sent once more after the stream is created again, in the
-// order of the PublishAsync calls: the messages given after it wait until
-// every message sent before them has its answer, and those that found no
-// stream are sent again first, as Publish does for the messages of one
-// call.
+// is down waits for it up to the unavailable timeout after its call; one
+// that reached nats.go as the connection dropped fails with
+// messaging.ErrUnavailable if the connection is still down the unavailable
+// timeout after the loss. Messages in flight share the Client's window with
+// Publish (WithMaxInFlight, default 4096). A message whose stream was
+// deleted meanwhile is sent once more after the stream is created again, in
+// the order of the PublishAsync calls: the messages given after it wait
+// until every message sent before them has its answer, and those that
+// found no stream are sent again first, as Publish does for the messages of
+// one call.
 //
 // Core mode: core NATS has no acknowledgement; a message's result is known
 // when the connection is flushed. PublishAsync publishes the message on the
@@ -375,7 +377,7 @@ func (c *Client) publishMsgAsync(a *asyncMsg) {
 func (c *Client) resolveAsync(a *asyncMsg, err error) {
 	if err != nil && !c.asyncJS.Closed() && c.retryable(a) {
 		switch {
-		case errors.Is(err, natsgo.ErrDisconnected):
+		case errors.Is(err, natsgo.ErrDisconnected), lostWrite(err):
 			c.repark(a)
 			return
 		case a.retried && errors.Is(err, messaging.ErrDuplicate):
@@ -403,8 +405,9 @@ func (c *Client) Flush(ctx context.Context) error {
 // closeAsync is Close's first step: it refuses new PublishAsync calls and
 // waits for the results of the messages in flight (in JetStream mode up to
 // the publish timeout, after which the JetStream context reports them
-// failed anyway; messages still unresolved then, on a connection closed
-// under the Client, fail with messaging.ErrClosed).
+// failed anyway, or while the connection is down up to the unavailable
+// timeout from the loss (watchLoss); messages still unresolved then, on a
+// connection closed under the Client, fail with messaging.ErrClosed).
 func (c *Client) closeAsync() {
 	if c.cfg.mode == ModeCore {
 		c.closeCoreAsync()
@@ -416,23 +419,75 @@ func (c *Client) closeAsync() {
 	if c.asyncJS.Flush(ctx) == nil {
 		return
 	}
-	for _, s := range c.pending.takeAsync() {
+	for _, s := range c.pending.takeAll(true) {
 		c.endFlight(s.a, fmt.Errorf("nats: publish to %s: no acknowledgement before Close: %w", s.a.topic, messaging.ErrClosed))
 	}
 }
 
-// takeAsync removes and returns the PublishAsync messages in flight.
-func (f *inflight) takeAsync() []pubSlot {
+// takeAll removes and returns the messages in flight: all of them, or only
+// the PublishAsync messages.
+func (f *inflight) takeAll(asyncOnly bool) []pubSlot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []pubSlot
 	for nm, s := range f.m {
-		if s.a != nil {
+		if s.a != nil || !asyncOnly {
 			out = append(out, s)
 			delete(f.m, nm)
 		}
 	}
 	return out
+}
+
+// watchLoss bounds the wait of the publishes nats.go holds while the
+// connection is down. nats.go fails those awaiting their acknowledgement
+// when the connection drops, but not those sent just after (into its
+// reconnect buffer), which would wait for the publish timeout: once the
+// connection has been down for the unavailable timeout, every publish
+// still awaiting its acknowledgement fails with messaging.ErrUnavailable,
+// and so again every unavailable timeout while it stays down. It runs
+// until Close (or the connection closes); one goroutine per client in
+// JetStream mode.
+func (c *Client) watchLoss() {
+	defer close(c.lossDone)
+	t := time.NewTimer(c.cfg.unavailable)
+	defer t.Stop()
+	var down <-chan time.Time // t's channel while the connection is down
+	for {
+		select {
+		case st, ok := <-c.lossCh:
+			switch {
+			case !ok || st == natsgo.CLOSED:
+				return
+			case c.nc.IsConnected():
+				down = nil
+			case down == nil:
+				t.Reset(c.cfg.unavailable)
+				down = t.C
+			}
+		case <-down:
+			if c.nc.IsConnected() {
+				down = nil
+				continue
+			}
+			if slots := c.pending.takeAll(false); len(slots) > 0 {
+				err := fmt.Errorf("%w: not connected within %v (%v), no acknowledgement", messaging.ErrUnavailable, c.cfg.unavailable, c.nc.Status())
+				for _, s := range slots {
+					c.resolve(s, err)
+				}
+			}
+			t.Reset(c.cfg.unavailable)
+		}
+	}
+}
+
+// stopWatch stops watchLoss and waits for it (Close, once no publish is in
+// flight).
+func (c *Client) stopWatch() {
+	if c.lossCh != nil {
+		c.nc.RemoveStatusListener(c.lossCh)
+		<-c.lossDone
+	}
 }
 
 // prepareOne makes the checks Publish makes before encoding (JetStream

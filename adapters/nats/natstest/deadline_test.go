@@ -20,9 +20,10 @@ import (
 
 // asyncResult is one message's PublishAsync call and results.
 type asyncResult struct {
-	called time.Time
-	at     []time.Time
-	errs   []error
+	called   time.Time
+	returned time.Time // when PublishAsync returned: the message was admitted to the window
+	at       []time.Time
+	errs     []error
 }
 
 // asyncRecorder records the results of PublishAsync messages.
@@ -44,6 +45,10 @@ func (r *asyncRecorder) publish(ctx context.Context, ap messaging.AsyncPublisher
 		res.errs = append(res.errs, err)
 		r.mu.Unlock()
 	})
+	now := time.Now()
+	r.mu.Lock()
+	res.returned = now
+	r.mu.Unlock()
 }
 
 // cutAndWait cuts p and returns once c's connection knows it is down.
@@ -253,5 +258,85 @@ func waitResults(t *testing.T, r *asyncRecorder, n int) {
 			t.Fatalf("fewer than %d results within 30s", want)
 		}
 		time.Sleep(10 * time.Millisecond) // polling a condition
+	}
+}
+
+// TestPublishAsyncJustAfterLoss: PublishAsync calls racing with the loss
+// of the connection (several goroutines publishing without pause through a
+// cut that lasts) each get one result within about the unavailable timeout
+// of the call (of its return, here: the window is full, and a call waits
+// for room before its message is taken), and Flush returns within about
+// that of the last call.
+// nats.go fails the messages awaiting their acknowledgement when the
+// connection drops, but a message that passed the adapter's connection
+// check just before and reached nats.go just after went into its reconnect
+// buffer and failed only after the publish timeout (30s, "timeout waiting
+// for ack"), holding up Flush and Close as long. The race is hit in some of
+// the rounds, not all: the test makes several.
+func TestPublishAsyncJustAfterLoss(t *testing.T) {
+	const unavailable = time.Second
+	srv := natstest.StartServer(t)
+	p := fault.NewProxy(t, srv.Addr())
+	c := natstest.OpenURL(t, fmt.Sprintf("nats://%s?reconnect_wait=50ms&unavailable_timeout=%v", p.Addr(), unavailable))
+	topic := integration.UniqueName(t, "race")
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 5 {
+		var r asyncRecorder
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					r.publish(t.Context(), c, topic, &messaging.Message{ID: fmt.Sprintf("race-%d-%d-%d", round, g, i), Key: "k"})
+				}
+			}()
+		}
+		waitResults(t, &r, 500)
+		cutAndWait(t, c, p)
+		close(stop)
+		wg.Wait()
+		last := time.Now()
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		err := c.Flush(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(last); took > unavailable+500*time.Millisecond {
+			t.Errorf("round %d: Flush returned %v after the last call, unavailable_timeout %v", round, took.Round(time.Millisecond), unavailable)
+		}
+		r.mu.Lock()
+		for i, res := range r.res {
+			if len(res.errs) != 1 {
+				t.Fatalf("round %d, message %d: %d results", round, i, len(res.errs))
+			}
+			if res.errs[0] != nil && !errors.Is(res.errs[0], messaging.ErrUnavailable) {
+				t.Errorf("round %d, message %d: %v, want nil or an error wrapping ErrUnavailable", round, i, res.errs[0])
+			}
+			if waited := res.at[0].Sub(res.returned); waited > unavailable+500*time.Millisecond {
+				t.Errorf("round %d, message %d: result %v after its call returned: %v", round, i, waited.Round(time.Millisecond), res.errs[0])
+			}
+		}
+		r.mu.Unlock()
+		if t.Failed() {
+			return
+		}
+		connected := c.Conn().StatusChanged(natsgo.CONNECTED)
+		p.Restore()
+		select {
+		case <-connected:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no reconnect")
+		}
+		c.Conn().RemoveStatusListener(connected)
 	}
 }
