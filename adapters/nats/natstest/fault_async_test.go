@@ -49,41 +49,46 @@ func TestPublishAsyncWhileServerDown(t *testing.T) {
 
 // TestCloseWithParkedMessages: messages given to PublishAsync while the
 // server is down wait for it (here up to a 10s unavailable_timeout); Close
-// does not wait that long: each fails at once with messaging.ErrClosed.
+// does not wait that long: each fails at once with messaging.ErrClosed. In
+// both modes.
 func TestCloseWithParkedMessages(t *testing.T) {
-	srv := natstest.StartServer(t)
-	c := natstest.OpenURL(t, srv.URL()+"?reconnect_wait=100ms&unavailable_timeout=10s")
-	topic := integration.UniqueName(t, "parked")
-	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
-		t.Fatal(err)
-	}
-	reconnecting := c.Conn().StatusChanged(natsgo.RECONNECTING)
-	srv.Kill()
-	select {
-	case <-reconnecting: // the client knows: messages from now on are parked
-	case <-time.After(10 * time.Second):
-		t.Fatal("the client did not notice the server was gone")
-	}
-	const n = 50
-	results := make(chan error, n)
-	for i := range n {
-		c.PublishAsync(t.Context(), topic, &messaging.Message{ID: fmt.Sprintf("parked-%d", i)}, func(_ *messaging.Message, err error) { results <- err })
-	}
-	begin := time.Now()
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(begin); took > 3*time.Second {
-		t.Errorf("Close took %v with messages waiting for the connection", took)
-	}
-	for i := range n {
-		select {
-		case err := <-results:
-			if !errors.Is(err, messaging.ErrClosed) {
-				t.Fatalf("result %d: %v, want an error wrapping ErrClosed", i, err)
+	for _, mode := range []natsadapter.Mode{natsadapter.ModeJetStream, natsadapter.ModeCore} {
+		t.Run(mode.String(), func(t *testing.T) {
+			srv := natstest.StartServer(t)
+			c := natstest.OpenURL(t, srv.URL()+"?reconnect_wait=100ms&unavailable_timeout=10s", natsadapter.WithMode(mode))
+			topic := integration.UniqueName(t, "parked")
+			if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
+				t.Fatal(err)
 			}
-		default:
-			t.Fatalf("%d of %d results when Close returned", i, n)
-		}
+			reconnecting := c.Conn().StatusChanged(natsgo.RECONNECTING)
+			srv.Kill()
+			select {
+			case <-reconnecting: // the client knows: messages from now on are parked
+			case <-time.After(10 * time.Second):
+				t.Fatal("the client did not notice the server was gone")
+			}
+			const n = 50
+			results := make(chan error, n)
+			for i := range n {
+				c.PublishAsync(t.Context(), topic, &messaging.Message{ID: fmt.Sprintf("parked-%d", i)}, func(_ *messaging.Message, err error) { results <- err })
+			}
+			begin := time.Now()
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(begin); took > 3*time.Second {
+				t.Errorf("Close took %v with messages waiting for the connection", took)
+			}
+			for i := range n {
+				select {
+				case err := <-results:
+					if !errors.Is(err, messaging.ErrClosed) {
+						t.Fatalf("result %d: %v, want an error wrapping ErrClosed", i, err)
+					}
+				default:
+					t.Fatalf("%d of %d results when Close returned", i, n)
+				}
+			}
+		})
 	}
 }
