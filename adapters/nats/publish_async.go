@@ -81,7 +81,9 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.
 	if c.park(a) {
 		return
 	}
-	c.lookUpAndSend(a)
+	if !c.lookUpAndSend(a) {
+		c.requeue([]*asyncMsg{a})
+	}
 }
 
 // asyncMsg is a PublishAsync message in JetStream mode.
@@ -152,6 +154,12 @@ func (c *Client) parkLocked(a *asyncMsg) {
 	if a.resent {
 		p.resends++
 	}
+	c.serveParkedLocked()
+}
+
+// serveParkedLocked starts unpark unless it runs; p.mu is held.
+func (c *Client) serveParkedLocked() {
+	p := &c.parking
 	if !p.waiting {
 		p.waiting = true
 		p.busy.Store(true)
@@ -178,6 +186,29 @@ func (c *Client) parkInFlight(a *asyncMsg) {
 	p := &c.parking
 	p.mu.Lock()
 	c.parkLocked(a)
+	p.mu.Unlock()
+	p.flight.done()
+}
+
+// requeue parks msgs again, before the messages parked since, when the
+// loss of the connection cut the lookup of the first one's stream short
+// (msgs[0] counts in flight): every parked message then waits up to the
+// unavailable timeout from now, the loss.
+func (c *Client) requeue(msgs []*asyncMsg) {
+	p := &c.parking
+	now := time.Now()
+	p.mu.Lock()
+	for _, a := range msgs {
+		a.parked = now
+		if a.resent {
+			p.resends++
+		}
+	}
+	for _, a := range p.msgs {
+		a.parked = now
+	}
+	p.msgs = append(slices.Clip(msgs), p.msgs...)
+	c.serveParkedLocked()
 	p.mu.Unlock()
 	p.flight.done()
 }
@@ -265,7 +296,8 @@ func (c *Client) unpark() {
 				}
 			}
 		}
-		for _, a := range msgs {
+	handOn:
+		for i, a := range msgs {
 			stage := "waiting for the connection"
 			if a.resent {
 				stage = "waiting to be sent again after its stream was deleted"
@@ -279,7 +311,11 @@ func (c *Client) unpark() {
 				c.asyncJS.End(a.done, a.msg, fmt.Errorf("nats: publish to %s: %s: %w", a.topic, stage, err))
 			default:
 				p.flight.add()
-				c.lookUpAndSend(a)
+				if !c.lookUpAndSend(a) {
+					// Lost again: a and those after it keep their place.
+					c.requeue(msgs[i:])
+					break handOn
+				}
 			}
 		}
 		if !next.IsZero() {
@@ -338,13 +374,43 @@ func (f *flightCount) wait(ch <-chan natsgo.Status, stop <-chan struct{}) {
 }
 
 // lookUpAndSend looks up (or creates) the topic's stream and sends a, which
-// counts in flight.
-func (c *Client) lookUpAndSend(a *asyncMsg) {
-	if _, err := c.stream(a.ctx, a.topic); err != nil {
-		c.endFlight(a, fmt.Errorf("nats: publish to %s: %w", a.topic, err))
-		return
+// counts in flight. It reports false, having done nothing with a, when the
+// connection was lost before the stream was known: the caller parks a again
+// (requeue).
+func (c *Client) lookUpAndSend(a *asyncMsg) bool {
+	if _, ok := c.streams.Load(a.topic); !ok {
+		lost, err := c.lookUp(a.ctx, a.topic)
+		if lost && a.ctx.Err() == nil && !c.asyncJS.Closed() {
+			return false
+		}
+		if err != nil {
+			c.endFlight(a, fmt.Errorf("nats: publish to %s: %w", a.topic, err))
+			return true
+		}
 	}
 	c.publishMsgAsync(a)
+	return true
+}
+
+// lookUp is c.stream for a PublishAsync message; a loss of the connection
+// cuts it short (its answer would never come) and is reported as lost.
+func (c *Client) lookUp(ctx context.Context, topic string) (lost bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := c.nc.StatusChanged(natsgo.RECONNECTING, natsgo.CLOSED)
+	var cut atomic.Bool
+	go func() {
+		if _, ok := <-ch; ok {
+			cut.Store(true)
+			cancel()
+		}
+	}()
+	defer c.nc.RemoveStatusListener(ch) // before cancel: ends the goroutine
+	if !c.nc.IsConnected() {
+		return true, nil
+	}
+	_, err = c.stream(ctx, topic)
+	return err != nil && (cut.Load() || !c.nc.IsConnected()), err
 }
 
 // endFlight reports the result of a, in flight.

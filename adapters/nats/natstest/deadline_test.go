@@ -340,3 +340,73 @@ func TestPublishAsyncJustAfterLoss(t *testing.T) {
 		c.Conn().RemoveStatusListener(connected)
 	}
 }
+
+// TestPublishAsyncLookupCutByLoss: the first PublishAsync to a topic looks
+// up its stream; when the connection drops during the lookup (here the
+// proxy holds the request 300ms, and the network is cut once it is sent),
+// the answer will never come. The message then waits for the connection
+// like one given while it is down: with the cut lasting, it fails with
+// messaging.ErrUnavailable about the unavailable timeout after the call;
+// with the network back soon, it is published. PublishAsync returns at
+// the cut. (The lookup waited for the JetStream API timeout, 5s, in the
+// caller's goroutine, and the message failed with "context deadline
+// exceeded".)
+func TestPublishAsyncLookupCutByLoss(t *testing.T) {
+	const unavailable = time.Second
+	for _, brief := range []bool{false, true} {
+		t.Run(fmt.Sprintf("brief=%v", brief), func(t *testing.T) {
+			srv := natstest.StartServer(t)
+			p := fault.NewProxy(t, srv.Addr())
+			c := natstest.OpenURL(t, fmt.Sprintf("nats://%s?reconnect_wait=50ms&unavailable_timeout=%v", p.Addr(), unavailable))
+			topic := integration.UniqueName(t, "lookup")
+			p.SetDelay(300 * time.Millisecond)
+			sent := c.Conn().Stats().OutMsgs
+			var r asyncRecorder
+			returned := make(chan struct{})
+			go func() {
+				defer close(returned)
+				r.publish(context.Background(), c, topic, &messaging.Message{ID: "first"})
+			}()
+			for c.Conn().Stats().OutMsgs == sent { // the lookup request is out
+				time.Sleep(time.Millisecond) // polling a condition
+			}
+			cut := time.Now()
+			cutAndWait(t, c, p)
+			select {
+			case <-returned:
+				if took := time.Since(cut); took > 500*time.Millisecond {
+					t.Errorf("PublishAsync returned %v after the cut", took)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("PublishAsync did not return")
+			}
+			if brief {
+				p.SetDelay(0)
+				p.Restore()
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			if err := c.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			res := r.res[0]
+			if len(res.errs) != 1 {
+				t.Fatalf("%d results", len(res.errs))
+			}
+			if brief {
+				if res.errs[0] != nil {
+					t.Fatalf("with the network back at once: %v", res.errs[0])
+				}
+				return
+			}
+			if !errors.Is(res.errs[0], messaging.ErrUnavailable) {
+				t.Errorf("result %v, want an error wrapping ErrUnavailable", res.errs[0])
+			}
+			if waited := res.at[0].Sub(res.called); waited > unavailable+500*time.Millisecond {
+				t.Errorf("result %v after the call, unavailable_timeout %v", waited.Round(time.Millisecond), unavailable)
+			}
+		})
+	}
+}
