@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -406,6 +407,73 @@ func TestPublishAsyncLookupCutByLoss(t *testing.T) {
 			}
 			if waited := res.at[0].Sub(res.called); waited > unavailable+500*time.Millisecond {
 				t.Errorf("result %v after the call, unavailable_timeout %v", waited.Round(time.Millisecond), unavailable)
+			}
+		})
+	}
+}
+
+// TestPublishAsyncOutageShorterThanTimeoutForMessage: the network is cut;
+// message A is given at once, message B 0.8 unavailable timeouts later,
+// and the network is back 1.2 timeouts after A. A waited longer than the
+// timeout and fails with messaging.ErrUnavailable; B waited 0.4 timeouts
+// and is delivered: the outage was shorter than its timeout. (B failed
+// with A: the wait ran from the first message.) In both modes; a
+// subscriber on another connection receives B.
+func TestPublishAsyncOutageShorterThanTimeoutForMessage(t *testing.T) {
+	const unavailable = time.Second
+	for _, mode := range []natsadapter.Mode{natsadapter.ModeJetStream, natsadapter.ModeCore} {
+		t.Run(mode.String(), func(t *testing.T) {
+			srv := natstest.StartServer(t)
+			p := fault.NewProxy(t, srv.Addr())
+			c := natstest.OpenURL(t, fmt.Sprintf("nats://%s?reconnect_wait=50ms&unavailable_timeout=%v", p.Addr(), unavailable), natsadapter.WithMode(mode))
+			topic := integration.UniqueName(t, "short")
+			nc, err := natsgo.Connect(srv.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			sub, err := nc.SubscribeSync(topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
+				t.Fatal(err)
+			}
+			cutAndWait(t, c, p)
+			var r asyncRecorder
+			begin := time.Now()
+			r.publish(t.Context(), c, topic, &messaging.Message{ID: "A", Payload: []byte("A")})
+			time.Sleep(time.Until(begin.Add(unavailable * 8 / 10))) // the timing is the subject
+			r.publish(t.Context(), c, topic, &messaging.Message{ID: "B", Payload: []byte("B")})
+			time.Sleep(time.Until(begin.Add(unavailable * 12 / 10)))
+			p.Restore()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			if err := c.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r.mu.Lock()
+			a, b := r.res[0], r.res[1]
+			r.mu.Unlock()
+			if len(a.errs) != 1 || !errors.Is(a.errs[0], messaging.ErrUnavailable) {
+				t.Errorf("A: results %v, want one wrapping ErrUnavailable", a.errs)
+			}
+			if len(b.errs) != 1 || b.errs[0] != nil {
+				t.Fatalf("B: results %v, want one nil", b.errs)
+			}
+			var got []string
+			for {
+				m, err := sub.NextMsg(time.Second)
+				if err != nil {
+					break
+				}
+				got = append(got, string(m.Data))
+			}
+			if !slices.Contains(got, "B") {
+				t.Errorf("the subscriber received %q, not B", got)
 			}
 		})
 	}
