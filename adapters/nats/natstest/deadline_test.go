@@ -52,6 +52,16 @@ func (r *asyncRecorder) publish(ctx context.Context, ap messaging.AsyncPublisher
 	r.mu.Unlock()
 }
 
+// openProxied starts a private server and opens a client of it through a
+// fault proxy, with reconnect_wait=50ms and the unavailable timeout given.
+func openProxied(t *testing.T, unavailable time.Duration, opts ...natsadapter.Option) (*natstest.Server, *fault.Proxy, *natsadapter.Client) {
+	t.Helper()
+	srv := natstest.StartServer(t)
+	p := fault.NewProxy(t, srv.Addr())
+	c := natstest.OpenURL(t, fmt.Sprintf("nats://%s?reconnect_wait=50ms&unavailable_timeout=%v", p.Addr(), unavailable), opts...)
+	return srv, p, c
+}
+
 // cutAndWait cuts p and returns once c's connection knows it is down.
 func cutAndWait(t *testing.T, c *natsadapter.Client, p *fault.Proxy) {
 	t.Helper()
@@ -77,9 +87,7 @@ func TestPublishAsyncUnavailableDeadlinePerMessage(t *testing.T) {
 	const unavailable = time.Second
 	for _, mode := range []natsadapter.Mode{natsadapter.ModeJetStream, natsadapter.ModeCore} {
 		t.Run(mode.String(), func(t *testing.T) {
-			srv := natstest.StartServer(t)
-			p := fault.NewProxy(t, srv.Addr())
-			c := natstest.OpenURL(t, fmt.Sprintf("nats://%s?reconnect_wait=50ms&unavailable_timeout=%v", p.Addr(), unavailable), natsadapter.WithMode(mode))
+			_, p, c := openProxied(t, unavailable, natsadapter.WithMode(mode))
 			topic := integration.UniqueName(t, "deadline")
 			if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
 				t.Fatal(err)
@@ -131,9 +139,7 @@ func TestPublishAsyncUnavailableDeadlinePerMessage(t *testing.T) {
 func TestPublishAsyncBriefOutage(t *testing.T) {
 	for _, key := range []string{"", "k"} {
 		t.Run("key="+key, func(t *testing.T) {
-			srv := natstest.StartServer(t)
-			p := fault.NewProxy(t, srv.Addr())
-			c := natstest.OpenURL(t, "nats://"+p.Addr()+"?reconnect_wait=50ms&unavailable_timeout=5s")
+			_, p, c := openProxied(t, 5*time.Second)
 			topic := integration.UniqueName(t, "brief")
 			if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
 				t.Fatal(err)
@@ -276,9 +282,7 @@ func waitResults(t *testing.T, r *asyncRecorder, n int) {
 // the rounds, not all: the test makes several.
 func TestPublishAsyncJustAfterLoss(t *testing.T) {
 	const unavailable = time.Second
-	srv := natstest.StartServer(t)
-	p := fault.NewProxy(t, srv.Addr())
-	c := natstest.OpenURL(t, fmt.Sprintf("nats://%s?reconnect_wait=50ms&unavailable_timeout=%v", p.Addr(), unavailable))
+	_, p, c := openProxied(t, unavailable)
 	topic := integration.UniqueName(t, "race")
 	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
 		t.Fatal(err)
@@ -356,9 +360,7 @@ func TestPublishAsyncLookupCutByLoss(t *testing.T) {
 	const unavailable = time.Second
 	for _, brief := range []bool{false, true} {
 		t.Run(fmt.Sprintf("brief=%v", brief), func(t *testing.T) {
-			srv := natstest.StartServer(t)
-			p := fault.NewProxy(t, srv.Addr())
-			c := natstest.OpenURL(t, fmt.Sprintf("nats://%s?reconnect_wait=50ms&unavailable_timeout=%v", p.Addr(), unavailable))
+			_, p, c := openProxied(t, unavailable)
 			topic := integration.UniqueName(t, "lookup")
 			p.SetDelay(300 * time.Millisecond)
 			sent := c.Conn().Stats().OutMsgs
@@ -423,9 +425,7 @@ func TestPublishAsyncOutageShorterThanTimeoutForMessage(t *testing.T) {
 	const unavailable = time.Second
 	for _, mode := range []natsadapter.Mode{natsadapter.ModeJetStream, natsadapter.ModeCore} {
 		t.Run(mode.String(), func(t *testing.T) {
-			srv := natstest.StartServer(t)
-			p := fault.NewProxy(t, srv.Addr())
-			c := natstest.OpenURL(t, fmt.Sprintf("nats://%s?reconnect_wait=50ms&unavailable_timeout=%v", p.Addr(), unavailable), natsadapter.WithMode(mode))
+			srv, p, c := openProxied(t, unavailable, natsadapter.WithMode(mode))
 			topic := integration.UniqueName(t, "short")
 			nc, err := natsgo.Connect(srv.URL())
 			if err != nil {
