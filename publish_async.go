@@ -49,7 +49,10 @@ type PublishCallback func(msg *Message, err error)
 // once (invalid, closed client, ctx done). A callback must be quick: it
 // delays the results of other messages while it runs. It must not call
 // Flush or Close (deadlock); it may call PublishAsync only when the window
-// cannot be full (otherwise it waits for itself).
+// cannot be full (otherwise it waits for itself). It must not panic: on an
+// adapter goroutine a panic is not recovered and ends the program, as in any
+// goroutine; on the calling goroutine it reaches the caller, and the message
+// still counts as ended (Flush does not wait for it).
 //
 // PublishAsync sets ID (when empty) and Time (when zero) as Publish does
 // (where the adapter claims Capabilities.PublishAssignsID);
