@@ -29,8 +29,19 @@ type asyncResult struct {
 
 // asyncRecorder records the results of PublishAsync messages.
 type asyncRecorder struct {
-	mu  sync.Mutex
-	res []*asyncResult
+	mu   sync.Mutex
+	res  []*asyncResult
+	wake chan struct{} // closed at the next result (see woken)
+}
+
+// woken returns a channel closed when the next result is recorded.
+func (r *asyncRecorder) woken() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.wake == nil {
+		r.wake = make(chan struct{})
+	}
+	return r.wake
 }
 
 // publish calls PublishAsync with m and records the call and its results.
@@ -44,6 +55,10 @@ func (r *asyncRecorder) publish(ctx context.Context, ap messaging.AsyncPublisher
 		r.mu.Lock()
 		res.at = append(res.at, now)
 		res.errs = append(res.errs, err)
+		if r.wake != nil {
+			close(r.wake)
+			r.wake = nil
+		}
 		r.mu.Unlock()
 	})
 	now := time.Now()
@@ -259,12 +274,17 @@ func waitResults(t *testing.T, r *asyncRecorder, n int) {
 		return k
 	}
 	want := count() + n
-	deadline := time.Now().Add(30 * time.Second)
-	for count() < want {
-		if time.Now().After(deadline) {
+	timeout := time.After(30 * time.Second)
+	for {
+		woken := r.woken() // before counting: a result in between closes it
+		if count() >= want {
+			return
+		}
+		select {
+		case <-woken:
+		case <-timeout:
 			t.Fatalf("fewer than %d results within 30s", want)
 		}
-		time.Sleep(10 * time.Millisecond) // polling a condition
 	}
 }
 
