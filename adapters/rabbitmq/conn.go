@@ -39,7 +39,8 @@ type connector struct {
 	unavail time.Duration // the unavailable timeout, bounding Close's handshake
 	ready   chan struct{} // closed when conn is set (or failed is)
 	lost    chan struct{} // closed when the supervisor notices conn is lost
-	lostAt  time.Time     // when the supervisor last noticed a loss
+	lostAt  time.Time     // when a loss was last noticed, by the supervisor or a caller of get
+	lostGen uint64        // the generation whose loss a caller of get noticed first
 	first   *amqp.Connection
 	owned   bool  // the client owns first (Open) rather than the caller (New)
 	failed  error // the connection is gone for good
@@ -87,7 +88,9 @@ func (c *connector) get(ctx context.Context) (*amqp.Connection, uint64, error) {
 	return conn, gen, err
 }
 
-// lastLoss returns when the connection was last lost (zero if never).
+// lastLoss returns when the connection was last lost (zero if never):
+// when the supervisor noticed, or a caller of get found it closed before
+// that.
 func (c *connector) lastLoss() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -114,8 +117,14 @@ func (c *connector) getWatched(ctx context.Context) (*amqp.Connection, uint64, *
 		}
 		wait := ready
 		if conn != nil {
-			// Closed, but the supervisor has not noticed yet.
+			// Closed, but the supervisor has not noticed yet: the loss
+			// is known from now (see lastLoss).
 			wait = lost
+			c.mu.Lock()
+			if c.conn == conn && c.lostGen != gen {
+				c.lostGen, c.lostAt = gen, time.Now()
+			}
+			c.mu.Unlock()
 		}
 		select {
 		case <-wait:

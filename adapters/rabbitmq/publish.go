@@ -109,17 +109,30 @@ func (p *pubPool) get(ctx context.Context, begin, waitFrom time.Time) (*pubChan,
 func (p *pubPool) open(ctx context.Context, begin, waitFrom time.Time) (*pubChan, error) {
 	// Counted from the connection's loss if that came later: a call that
 	// waited behind a broker that was slow but confirming (PublishAsync's
-	// backlog) still gets the whole timeout for the reconnect.
-	if lost := p.conn.lastLoss(); lost.After(waitFrom) {
-		waitFrom = lost
+	// backlog) still gets the whole timeout for the reconnect. The loss may
+	// become known only while waiting (the connection found closed before
+	// the supervisor noticed), so the deadline is taken again then.
+	deadline := func() time.Time {
+		from := waitFrom
+		if lost := p.conn.lastLoss(); lost.After(from) {
+			from = lost
+		}
+		return from.Add(p.unavailable)
 	}
-	wait, cancel := context.WithDeadline(ctx, waitFrom.Add(p.unavailable))
-	defer cancel()
+	unavailable := func(err error) error {
+		return fmt.Errorf("%w: no connection within %v: %w", messaging.ErrUnavailable, p.unavailable, err)
+	}
 	for {
+		d := deadline()
+		wait, cancel := context.WithDeadline(ctx, d)
 		conn, gen, watch, err := p.conn.getWatched(wait)
+		cancel()
 		if err != nil {
+			if ctx.Err() == nil && deadline().After(d) {
+				continue // a loss noticed meanwhile: its own timeout
+			}
 			if wait.Err() != nil {
-				return nil, fmt.Errorf("%w: no connection within %v: %w", messaging.ErrUnavailable, p.unavailable, err)
+				return nil, unavailable(err)
 			}
 			return nil, err
 		}
@@ -141,9 +154,12 @@ func (p *pubPool) open(ctx context.Context, begin, waitFrom time.Time) (*pubChan
 			if errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
 				// The socket is gone but the connection has not noticed
 				// yet: give it a moment, then wait for the reconnect.
+				if time.Until(deadline()) <= 0 {
+					return nil, unavailable(err)
+				}
 				select {
 				case <-time.After(20 * time.Millisecond):
-				case <-wait.Done():
+				case <-ctx.Done():
 				}
 				continue
 			}
