@@ -37,15 +37,20 @@ const ScopeName = "github.com/msgkit/messaging/middleware/otel"
 // AttrAttempt, which they do not define (they have delivery attempts for
 // single systems only, such as messaging.gcp_pubsub.message.delivery_attempt).
 // AttrGroup is set for messages delivered to a group, AttrBatchCount for
-// Publish calls of other than one message.
+// Publish calls of other than one message, AttrErrorType on the span of an
+// operation that failed (see ErrorType). AttrOperation and AttrOperationName
+// are both "send" for publishing and "process" for handling: the library's
+// operations are the same on every broker.
 const (
-	AttrSystem      = attribute.Key("messaging.system")
-	AttrDestination = attribute.Key("messaging.destination.name")
-	AttrMessageID   = attribute.Key("messaging.message.id")
-	AttrGroup       = attribute.Key("messaging.consumer.group.name")
-	AttrOperation   = attribute.Key("messaging.operation.type")
-	AttrBatchCount  = attribute.Key("messaging.batch.message_count")
-	AttrAttempt     = attribute.Key("messaging.message.delivery_attempt")
+	AttrSystem        = attribute.Key("messaging.system")
+	AttrDestination   = attribute.Key("messaging.destination.name")
+	AttrMessageID     = attribute.Key("messaging.message.id")
+	AttrGroup         = attribute.Key("messaging.consumer.group.name")
+	AttrOperation     = attribute.Key("messaging.operation.type")
+	AttrOperationName = attribute.Key("messaging.operation.name")
+	AttrBatchCount    = attribute.Key("messaging.batch.message_count")
+	AttrAttempt       = attribute.Key("messaging.message.delivery_attempt")
+	AttrErrorType     = attribute.Key("error.type")
 )
 
 // Option configures New and Publisher. An Option given an invalid value
@@ -146,6 +151,7 @@ func New(opts ...Option) (messaging.Middleware, error) {
 			ctx = c.prop.Extract(ctx, propagation.MapCarrier(msg.Header))
 			kv := []attribute.KeyValue{
 				AttrOperation.String("process"),
+				AttrOperationName.String("process"),
 				AttrDestination.String(msg.Topic),
 				AttrMessageID.String(msg.ID),
 				AttrAttempt.Int(msg.Attempt),
@@ -163,8 +169,7 @@ func New(opts ...Option) (messaging.Middleware, error) {
 				span.SetAttributes(attribute.String("messaging.dead_letter.destination", report.DeadLetterTopic))
 			}
 			if err != nil {
-				span.RecordError(err)
-				span.SetStatus(codes.Error, err.Error())
+				failed(span, err)
 			}
 			return err
 		}
@@ -218,8 +223,7 @@ func (t *publisher) Publish(ctx context.Context, topic string, msgs ...*messagin
 		span.SetAttributes(AttrMessageID.String(msgs[0].ID))
 	}
 	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+		failed(span, err)
 	}
 	return err
 }
@@ -244,11 +248,19 @@ func (t *publisher) headers(ctx context.Context, h messaging.Header) messaging.H
 // messaging.batch.message_count is left out for a single message, as the
 // semantic conventions ask.
 func (t *publisher) startSend(ctx context.Context, topic string, n int) (context.Context, trace.Span) {
-	kv := []attribute.KeyValue{AttrOperation.String("send"), AttrDestination.String(topic)}
+	kv := []attribute.KeyValue{AttrOperation.String("send"), AttrOperationName.String("send"), AttrDestination.String(topic)}
 	if n != 1 {
 		kv = append(kv, AttrBatchCount.Int(n))
 	}
 	return t.tracer.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(t.c.attrs(kv...)...))
+}
+
+// failed records err on span: an exception event, the status, and the
+// error.type attribute.
+func failed(span trace.Span, err error) {
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+	span.SetAttributes(AttrErrorType.String(ErrorType(err)))
 }
 
 // Close returns nil; it does not close the wrapped Publisher.

@@ -3,6 +3,7 @@ package otel_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"go.opentelemetry.io/otel/codes"
@@ -80,11 +81,11 @@ func TestSemanticConventionAttributes(t *testing.T) {
 	_ = h(ctx, &messaging.Message{ID: "m1", Topic: "read", Attempt: 1})
 	_ = h(ctx, &messaging.Message{ID: "m2", Topic: "grouped", Group: "g", Attempt: 1})
 	want := map[string]map[string]string{ // span name -> attribute -> value ("-" for absent)
-		"send one":        {"messaging.batch.message_count": "-"},
-		"send two":        {"messaging.batch.message_count": "2"},
-		"send async":      {"messaging.batch.message_count": "-"},
-		"process read":    {"messaging.consumer.group.name": "-"},
-		"process grouped": {"messaging.consumer.group.name": "g"},
+		"send one":        {"messaging.batch.message_count": "-", "messaging.operation.name": "send", "messaging.operation.type": "send", "error.type": "-"},
+		"send two":        {"messaging.batch.message_count": "2", "messaging.operation.name": "send"},
+		"send async":      {"messaging.batch.message_count": "-", "messaging.operation.name": "send"},
+		"process read":    {"messaging.consumer.group.name": "-", "messaging.operation.name": "process", "messaging.operation.type": "process", "error.type": "-"},
+		"process grouped": {"messaging.consumer.group.name": "g", "messaging.operation.name": "process"},
 	}
 	spans := rec.Ended()
 	if len(spans) != len(want) {
@@ -150,5 +151,55 @@ func TestForwardedMessageCarriesOnlyTheNewContext(t *testing.T) {
 	}
 	if h["app"] != "1" || msg.Header["tracestate"] != "vendor=old" {
 		t.Errorf("headers %v, caller's %v: the application's header must stay and the caller's map be unchanged", h, msg.Header)
+	}
+}
+
+// failing is a publisher whose every call fails with err.
+type failing struct{ err error }
+
+func (f failing) Publish(context.Context, string, ...*messaging.Message) error { return f.err }
+
+func (f failing) Close() error { return nil }
+
+// TestErrorTypeAttribute: the span of a failed operation carries
+// error.type (required by the semantic conventions when the operation
+// failed) naming the library's error it wraps, of low cardinality: the
+// sentinel inside a PublishError, the handler's panic, a permanent
+// failure, else _OTHER.
+func TestErrorTypeAttribute(t *testing.T) {
+	rec, tp := recorder(t)
+	ctx := context.Background()
+	unavailable := &messaging.PublishError{Errs: []error{fmt.Errorf("redis: dial tcp: %w", messaging.ErrUnavailable)}}
+	pub := mwtest.Must(otel.Publisher(failing{unavailable}, tp))
+	_ = pub.Publish(ctx, "down", &messaging.Message{})
+	pub.(messaging.AsyncPublisher).PublishAsync(ctx, "down-async", &messaging.Message{}, nil)
+	mw := mwtest.Must(otel.New(tp))
+	for topic, h := range map[string]messaging.Handler{
+		"plain":     func(context.Context, *messaging.Message) error { return errors.New("no stock") },
+		"permanent": func(context.Context, *messaging.Message) error { return messaging.Permanent(errors.New("bad input")) },
+		"panics":    func(context.Context, *messaging.Message) error { panic("boom") },
+		"expired":   func(ctx context.Context, _ *messaging.Message) error { return fmt.Errorf("query: %w", context.DeadlineExceeded) },
+	} {
+		_ = mw(h)(ctx, &messaging.Message{ID: "m", Topic: topic, Attempt: 1})
+	}
+	want := map[string]string{
+		"send down":         "messaging.ErrUnavailable",
+		"send down-async":   "messaging.ErrUnavailable",
+		"process plain":     "_OTHER",
+		"process permanent": "messaging.Permanent",
+		"process panics":    "messaging.ErrHandlerPanic",
+		"process expired":   "context.DeadlineExceeded",
+	}
+	spans := rec.Ended()
+	if len(spans) != len(want) {
+		t.Fatalf("%d spans, want %d", len(spans), len(want))
+	}
+	for _, s := range spans {
+		if got := attrs(s)["error.type"]; got != want[s.Name()] {
+			t.Errorf("span %q: error.type = %q, want %q", s.Name(), got, want[s.Name()])
+		}
+	}
+	if got := otel.ErrorType(nil); got != "" {
+		t.Errorf("ErrorType(nil) = %q, want \"\"", got)
 	}
 }

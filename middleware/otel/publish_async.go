@@ -3,8 +3,6 @@ package otel
 import (
 	"context"
 
-	"go.opentelemetry.io/otel/codes"
-
 	"github.com/msgkit/messaging"
 )
 
@@ -28,8 +26,7 @@ func (t *publisher) PublishAsync(ctx context.Context, topic string, msg *messagi
 		msg.ID, msg.Time = cp.ID, cp.Time
 		span.SetAttributes(AttrMessageID.String(msg.ID))
 		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
+			failed(span, err)
 		}
 		span.End()
 		if done != nil {
