@@ -37,12 +37,18 @@
 //
 // A failed inspection does not fail the scrape: the topics that could be
 // inspected are exported, <ns>_inspect_up is 0, the error counter grows and
-// the error is logged. Each scrape is bounded by ScrapeTimeout.
+// the failures are logged, one Warn per scrape however many topics failed.
+// Each scrape is bounded by ScrapeTimeout.
+//
+// Several collectors (one per client, say) can share a registry when each
+// has its own ConstLabels; with the same labels the second registration
+// fails, as its metrics would collide.
 package inspectprom
 
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -66,6 +72,7 @@ type config struct {
 	topics    []string
 	timeout   time.Duration
 	logger    *slog.Logger
+	labels    prometheus.Labels
 }
 
 // Namespace sets the metric name prefix (default "messaging").
@@ -85,6 +92,15 @@ func ScrapeTimeout(d time.Duration) Option { return func(c *config) { c.timeout 
 // Logger sets where failed inspections are logged (default, and for a nil
 // l, slog.Default()).
 func Logger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// ConstLabels adds labels with fixed values to every metric of the
+// collector, so that collectors of several clients can be registered in one
+// registry (ConstLabels(prometheus.Labels{"client": "orders"})). The names
+// broker, topic, group and partition are the collector's own and must not
+// be among them (registration fails).
+func ConstLabels(labels prometheus.Labels) Option {
+	return func(c *config) { c.labels = maps.Clone(labels) }
+}
 
 // Collector is a prometheus.Collector that inspects the broker at each
 // scrape. It is safe for concurrent use; concurrent scrapes inspect
@@ -117,7 +133,7 @@ func New(insp messaging.Inspector, opts ...Option) *Collector {
 		cfg.logger = slog.Default()
 	}
 	desc := func(sub, name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(cfg.namespace, sub, name), help, labels, nil)
+		return prometheus.NewDesc(prometheus.BuildFQName(cfg.namespace, sub, name), help, labels, cfg.labels)
 	}
 	topic := []string{"broker", "topic"}
 	group := []string{"broker", "topic", "group"}
@@ -149,11 +165,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.timeout)
 	defer cancel()
 	start := time.Now()
-	up := 1.0
+	var failed []string // topics, "" for the listing
+	var first error
 	fail := func(topic string, err error) {
-		up = 0
+		if first == nil {
+			first = err
+		}
+		failed = append(failed, topic)
 		c.errors.Add(1)
-		c.cfg.logger.Warn("inspectprom: inspection failed", "topic", topic, "error", err)
 	}
 	topics, err := inspection.Topics(ctx, c.insp, c.cfg.topics)
 	if err != nil {
@@ -173,6 +192,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			seen[key] = true
 			c.collectTopic(ch, r.Stats)
 		}
+	}
+	up := 1.0
+	if len(failed) > 0 {
+		up = 0
+		// One line a scrape, not one a topic: a broker that is down fails
+		// every topic at every scrape.
+		const named = 10
+		c.cfg.logger.Warn("inspectprom: inspection failed", "failed", len(failed),
+			"topics", failed[:min(len(failed), named)], "error", first)
 	}
 	ch <- prometheus.MustNewConstMetric(c.duration, prometheus.GaugeValue, time.Since(start).Seconds())
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)

@@ -291,3 +291,48 @@ func TestOddFiguresDoNotFailTheScrape(t *testing.T) {
 	}
 	t.Error("no backlog series")
 }
+
+// TestCollectorsShareARegistry: collectors of two clients register in one
+// registry when each has its own ConstLabels, and each exports its series
+// under its labels; without them the second registration fails.
+func TestCollectorsShareARegistry(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	for _, client := range []string{"orders", "billing"} {
+		col := inspectprom.New(stuck{}, inspectprom.Topics("a"), inspectprom.ScrapeTimeout(time.Millisecond), quiet,
+			inspectprom.ConstLabels(prometheus.Labels{"client": client}))
+		if err := reg.Register(col); err != nil {
+			t.Fatalf("registering the %s collector: %v", client, err)
+		}
+	}
+	expected := `
+# HELP messaging_inspect_up 1 when every inspection of this scrape succeeded, else 0.
+# TYPE messaging_inspect_up gauge
+messaging_inspect_up{client="billing"} 0
+messaging_inspect_up{client="orders"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "messaging_inspect_up"); err != nil {
+		t.Error(err)
+	}
+	same := prometheus.NewPedanticRegistry()
+	if err := same.Register(inspectprom.New(stuck{}, quiet)); err != nil {
+		t.Fatal(err)
+	}
+	if err := same.Register(inspectprom.New(stuck{}, quiet)); err == nil {
+		t.Error("a second collector without ConstLabels registered in the same registry; its metrics would collide")
+	}
+}
+
+// TestOneWarningPerScrape: a broker that fails every topic is logged once
+// a scrape, naming how many failed, not once per topic.
+func TestOneWarningPerScrape(t *testing.T) {
+	var buf strings.Builder
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	col := inspectprom.New(stuck{}, inspectprom.Topics("a", "b", "c"), inspectprom.ScrapeTimeout(time.Millisecond), inspectprom.Logger(logger))
+	if up := testutil.ToFloat64(upOnly{col}); up != 0 {
+		t.Errorf("up = %v, want 0", up)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "failed=3") || !strings.Contains(lines[0], "level=WARN") {
+		t.Errorf("logged %q, want one warning with failed=3", lines)
+	}
+}
