@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/msgkit/messaging"
@@ -43,6 +44,7 @@ type Inbox struct {
 	retention time.Duration
 	txOpts    *sql.TxOptions
 	onDup     func(ctx context.Context, m *messaging.Message)
+	logger    *slog.Logger
 }
 
 // Option configures New. An Option given an invalid value makes New fail
@@ -112,6 +114,18 @@ func WithOnDuplicate(f func(ctx context.Context, m *messaging.Message)) Option {
 	}
 }
 
+// WithLogger sets where RunCleanup logs its failures (default
+// slog.Default()). A nil l is invalid.
+func WithLogger(l *slog.Logger) Option {
+	return func(in *Inbox) error {
+		if l == nil {
+			return invalid("WithLogger", "nil", "needs a logger")
+		}
+		in.logger = l
+		return nil
+	}
+}
+
 // New returns an inbox over db with the given dialect, such as
 // PostgreSQL("app"). A nil db or d, or an invalid option, is rejected with
 // an error wrapping messaging.ErrInvalidOption; opts are applied in order
@@ -120,7 +134,7 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Inbox, error) {
 	if db == nil || d == nil {
 		return nil, fmt.Errorf("inbox: New needs a database and a dialect: %w", messaging.ErrInvalidOption)
 	}
-	in := &Inbox{db: db, d: d, retention: 7 * 24 * time.Hour}
+	in := &Inbox{db: db, d: d, retention: 7 * 24 * time.Hour, logger: slog.Default()}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -244,8 +258,9 @@ func (in *Inbox) Cleanup(ctx context.Context) (int64, error) {
 	}
 }
 
-// RunCleanup calls Cleanup every interval until ctx is done; failures are
-// retried at the next interval. It returns ctx's error.
+// RunCleanup calls Cleanup every interval until ctx is done; a failure is
+// logged (at Warn, see WithLogger) and retried at the next interval. It
+// returns ctx's error.
 func (in *Inbox) RunCleanup(ctx context.Context, every time.Duration) error {
 	if every <= 0 {
 		return fmt.Errorf("inbox: cleanup interval %v, want > 0: %w", every, messaging.ErrInvalidOption)
@@ -253,7 +268,9 @@ func (in *Inbox) RunCleanup(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		_, _ = in.Cleanup(ctx)
+		if _, err := in.Cleanup(ctx); err != nil && ctx.Err() == nil {
+			in.logger.Warn("inbox: cleanup failed; retrying at the next interval", "interval", every, "error", err)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

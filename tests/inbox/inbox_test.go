@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -297,5 +299,59 @@ func TestCleanup(t *testing.T) {
 	var left string
 	if err := db.QueryRow("SELECT string_agg(msg_id, ',') FROM " + schema + ".messaging_inbox").Scan(&left); err != nil || left != "new" {
 		t.Fatalf("left %q, %v", left, err)
+	}
+}
+
+// logged is a slog handler that sends each record's message on a channel.
+type logged chan slog.Record
+
+func (l logged) Enabled(context.Context, slog.Level) bool { return true }
+func (l logged) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case l <- r:
+	default:
+	}
+	return nil
+}
+func (l logged) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l logged) WithGroup(string) slog.Handler      { return l }
+
+// TestRunCleanupLogsFailures: a cleanup that fails (here: the table was
+// never migrated) is logged at Warn with its error, not dropped, and
+// RunCleanup keeps going until its ctx ends.
+func TestRunCleanupLogsFailures(t *testing.T) {
+	db := brokertest.OpenPostgres(t)
+	schema := brokertest.PostgresSchema(t, db) // no Migrate: no table
+	logs := make(logged, 8)
+	in, err := inbox.New(db, inbox.PostgreSQL(schema), inbox.WithLogger(slog.New(logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ended := make(chan error, 1)
+	go func() { ended <- in.RunCleanup(ctx, 10*time.Millisecond) }()
+	for range 2 { // the first run and a retry
+		select {
+		case r := <-logs:
+			var msg string
+			r.Attrs(func(a slog.Attr) bool {
+				if a.Key == "error" {
+					msg = a.Value.String()
+				}
+				return true
+			})
+			if r.Level != slog.LevelWarn || !strings.Contains(msg, "inbox: cleanup") {
+				t.Errorf("logged %v %q (error %q), want a warning with the cleanup's error", r.Level, r.Message, msg)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no failed cleanup logged within 10s")
+		}
+	}
+	cancel()
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Errorf("RunCleanup returned %v, want context.Canceled", err)
+	}
+	if _, err := inbox.New(db, inbox.PostgreSQL(schema), inbox.WithLogger(nil)); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("WithLogger(nil): %v, want ErrInvalidOption", err)
 	}
 }
