@@ -3,6 +3,7 @@ package messaging_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +141,34 @@ func TestMessageCloneIsDeep(t *testing.T) {
 	}
 	if m.Size() != len("1")+len("abc")+len("k")+len("v") {
 		t.Fatalf("Size %d", m.Size())
+	}
+}
+
+// TestIgnoreDuplicates: only errors made of duplicates alone are ignored;
+// one that joins a duplicate with a real failure (errors.Join, several %w,
+// inside a PublishError entry or around one) is a failure.
+func TestIgnoreDuplicates(t *testing.T) {
+	dup := fmt.Errorf("nats: %w", messaging.ErrDuplicate)
+	down := fmt.Errorf("nats: %w", messaging.ErrUnavailable)
+	for name, tc := range map[string]struct {
+		err    error
+		ignore bool
+	}{
+		"nil":                         {nil, true},
+		"duplicate":                   {dup, true},
+		"wrapped twice":               {fmt.Errorf("publish: %w", dup), true},
+		"publish error of duplicates": {&messaging.PublishError{Errs: []error{nil, dup, messaging.ErrDuplicate}}, true},
+		"joined duplicates":           {errors.Join(dup, messaging.ErrDuplicate), true},
+		"other":                       {down, false},
+		"publish error, one down":     {&messaging.PublishError{Errs: []error{dup, down}}, false},
+		"joined with a failure":       {errors.Join(dup, down), false},
+		"two %w":                      {fmt.Errorf("%w; %w", dup, down), false},
+		"entry joining a failure":     {&messaging.PublishError{Errs: []error{errors.Join(dup, down)}}, false},
+		"publish error and a failure": {errors.Join(&messaging.PublishError{Errs: []error{dup}}, down), false},
+	} {
+		got := messaging.IgnoreDuplicates(tc.err)
+		if (got == nil) != tc.ignore || (got != nil && got != tc.err) {
+			t.Errorf("%s: IgnoreDuplicates(%v) = %v; want ignored %v (else err itself)", name, tc.err, got, tc.ignore)
+		}
 	}
 }

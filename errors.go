@@ -136,21 +136,38 @@ func RetryDelay(err error) (time.Duration, bool) {
 // (err wraps ErrDuplicate, or every failed message of a *PublishError
 // does), and err otherwise. Callers that publish the same message again on
 // purpose (after an uncertain outcome, or a crash before a checkpoint) use
-// it: the broker holds the message once.
+// it: the broker holds the message once. An error that joins a duplicate
+// with another failure (errors.Join, several %w) is returned: only errors
+// made of duplicates alone are ignored.
 func IgnoreDuplicates(err error) error {
-	var pe *PublishError
-	if errors.As(err, &pe) {
-		for _, e := range pe.Errs {
-			if e != nil && !errors.Is(e, ErrDuplicate) {
-				return err
-			}
-		}
-		return nil
-	}
-	if errors.Is(err, ErrDuplicate) {
+	if err == nil || onlyDuplicates(err) {
 		return nil
 	}
 	return err
+}
+
+// onlyDuplicates reports whether every branch of err's tree ends in
+// ErrDuplicate.
+func onlyDuplicates(err error) bool {
+	if err == ErrDuplicate {
+		return true
+	}
+	if x, ok := err.(interface{ Is(error) bool }); ok && x.Is(ErrDuplicate) {
+		return true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if e != nil && !onlyDuplicates(e) {
+				return false
+			}
+		}
+		return true // a PublishError with no failure, as before
+	case interface{ Unwrap() error }:
+		inner := u.Unwrap()
+		return inner != nil && onlyDuplicates(inner)
+	}
+	return false
 }
 
 // PublishError reports which messages of one Publish call the broker did not
