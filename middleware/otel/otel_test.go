@@ -178,7 +178,9 @@ func TestErrorTypeAttribute(t *testing.T) {
 		"plain":     func(context.Context, *messaging.Message) error { return errors.New("no stock") },
 		"permanent": func(context.Context, *messaging.Message) error { return messaging.Permanent(errors.New("bad input")) },
 		"panics":    func(context.Context, *messaging.Message) error { panic("boom") },
-		"expired":   func(ctx context.Context, _ *messaging.Message) error { return fmt.Errorf("query: %w", context.DeadlineExceeded) },
+		"expired": func(ctx context.Context, _ *messaging.Message) error {
+			return fmt.Errorf("query: %w", context.DeadlineExceeded)
+		},
 	} {
 		_ = mw(h)(ctx, &messaging.Message{ID: "m", Topic: topic, Attempt: 1})
 	}
