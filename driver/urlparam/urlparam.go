@@ -1,7 +1,8 @@
 // Package urlparam reads an adapter's URL query parameters with types and
 // defaults, and reports unknown or malformed ones, so every adapter, the
 // library's and a third party's, rejects bad configuration the same way
-// (errors wrap messaging.ErrInvalidURL and name the parameter). An adapter
+// (errors wrap messaging.ErrInvalidOption and name the parameter; a query
+// that cannot be parsed wraps messaging.ErrInvalidURL). An adapter
 // declares its parameters once ([]Param, read with NewDeclared), builds
 // each option from its parameter with Named, and tests with CheckDeclared
 // that its doc.go lists exactly those; adapters/memory shows all three.
