@@ -48,9 +48,11 @@
 //	recovery, timeout, dedupe, ratelimit, circuitbreaker
 //	otel, metrics, logging
 //
-// batch.Handler and poll.Drain produce a per-message Handler: wrap it with
-// the per-message layers above as with any handler. A poll.Source is a
-// Consumer: subscribe wrapped handlers to it as to a broker.
+// batch.Handler produces a per-message Handler: wrap it with the
+// per-message layers above as with any handler. poll.Drain subscribes its
+// BatchHandler itself (returning the Subscription), so it takes no
+// per-message layers. A poll.Source is a Consumer: subscribe wrapped
+// handlers to it as to a broker.
 //
 // The publisher decorators (batch.NewPublisher, otel.Publisher,
 // metrics.Publisher, logging.Publisher) do not close the Publisher they wrap
