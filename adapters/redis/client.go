@@ -67,6 +67,10 @@ var (
 // New returns a Client using rc, a standalone, sentinel (failover) or
 // cluster go-redis client the caller already has. Close does not close rc
 // unless WithCloseClient(true) is given. New does not contact the server.
+// Give rc go-redis's ContextTimeoutEnabled option (Open does) so that
+// context deadlines, and Publish's unavailable timeout, bound calls to a
+// server that takes requests and never answers: without it each such call
+// lasts rc's ReadTimeout (5s by default).
 // It fails with an error wrapping messaging.ErrInvalidOption when rc is nil
 // or an option is invalid (the first such option's error).
 func New(rc goredis.UniversalClient, opts ...Option) (*Client, error) {

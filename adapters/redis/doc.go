@@ -41,7 +41,12 @@
 //
 // go-redis parameters include dial_timeout, read_timeout, write_timeout,
 // pool_size, min_idle_conns, max_retries, protocol, client_name and, with
-// rediss://, skip_verify.
+// rediss://, skip_verify. A client made from a URL has go-redis's
+// ContextTimeoutEnabled set: a call's context deadline (for Publish, also
+// unavailable_timeout) bounds its reads and writes on the connection, and
+// read_timeout and write_timeout (default 5s) those of calls with a later
+// deadline or none. Blocking reads (XREADGROUP, XREAD) are bounded by the
+// block time plus 10s instead.
 //
 // # Mapping
 //

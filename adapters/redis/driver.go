@@ -120,13 +120,14 @@ type groupReceiver struct {
 // Receive returns claimed or new entries, blocking until one is there.
 func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
 	n = min(n, maxReadCount)
+	calls := withoutDeadline{ctx}
 	for {
 		if now := time.Now(); !now.Before(r.reclaimAt()) {
 			if !now.Before(r.nextCleanup) {
-				r.cleanup(ctx)
+				r.cleanup(calls)
 				r.nextCleanup = now.Add(max(r.c.cfg.staleConsumerAfter/2, time.Second))
 			}
-			ds, more, err := r.reclaim(ctx, n)
+			ds, more, err := r.reclaim(calls, n)
 			if !more {
 				r.nextReclaim = now.Add(r.reclaimEvery).UnixNano()
 			}
@@ -494,6 +495,20 @@ func blockFor(ctx context.Context, limit time.Duration) (time.Duration, error) {
 	return block, ctx.Err()
 }
 
+// withoutDeadline is the context of the calls a Receive or a log read
+// makes: its parent's values and cancellation, but no deadline, which
+// bounds how long they wait for new entries (a batch's wait, a Read's
+// end), not the calls. With ContextTimeoutEnabled (see parseURL) go-redis
+// would cut the calls off at the deadline on the connection: a blocking
+// read, which blocks until then (see blockFor), as the server's empty
+// reply comes, closing the connection; a reclaim mid-reply, leaving the
+// entries it claimed unseen until their ack deadline passes again. Without
+// a deadline go-redis bounds a blocking read by its block time plus 10s,
+// and other calls by ReadTimeout, as without ContextTimeoutEnabled.
+type withoutDeadline struct{ context.Context }
+
+func (withoutDeadline) Deadline() (time.Time, bool) { return time.Time{}, false }
+
 // await runs read, a blocking read, in a goroutine and returns its result,
 // or ctx's error as soon as ctx is cancelled: go-redis cannot interrupt a
 // blocking command, and Close must not wait for it. What the read returns
@@ -587,13 +602,14 @@ func (l *logReader) Next(ctx context.Context) ([]*messaging.Message, error) {
 }
 
 func (l *logReader) next(ctx context.Context, n int) ([]*messaging.Message, error) {
+	calls := withoutDeadline{ctx}
 	for {
 		block, err := blockFor(ctx, l.c.cfg.block)
 		if err != nil {
 			return nil, err
 		}
 		args := &goredis.XReadArgs{Streams: []string{l.key, l.last}, Count: int64(min(n, maxReadCount)), Block: block}
-		res, err := await(ctx, func() ([]goredis.XStream, error) { return l.c.rc.XRead(ctx, args).Result() }, nil)
+		res, err := await(ctx, func() ([]goredis.XStream, error) { return l.c.rc.XRead(calls, args).Result() }, nil)
 		if err != nil && !errors.Is(err, goredis.Nil) {
 			return nil, l.c.readError(l.topic, err)
 		}
@@ -612,7 +628,7 @@ func (l *logReader) next(ctx context.Context, n int) ([]*messaging.Message, erro
 		}
 		if l.exists {
 			// XREAD waits on a deleted stream as on an empty one.
-			found, err := l.c.rc.Exists(ctx, l.key).Result()
+			found, err := l.c.rc.Exists(calls, l.key).Result()
 			if err != nil {
 				return nil, l.c.readError(l.topic, err)
 			}

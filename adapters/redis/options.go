@@ -98,12 +98,14 @@ func invalid(name string, v any, why string) error { return optcheck.Invalid(pkg
 // is later (on a cluster, the last to the same stream: another shard's
 // answers say nothing of this one's): a server that is slow but answering
 // is not unavailable, and the messages queued behind it wait their turn. The deadline bounds the
-// retries, the waits for a pipeline and go-redis's own retries and dials,
-// so a reply slower than d also fails the message with ErrUnavailable; but
-// go-redis applies context deadlines to reads and writes on a connection
-// only with ContextTimeoutEnabled, so without it an attempt to a server
-// that takes the request and never answers lasts up to go-redis's
-// ReadTimeout (5s by default; URL read_timeout) before the message fails.
+// retries, the waits for a pipeline and go-redis's own retries, dials,
+// reads and writes, so a reply slower than d, or none from a server that
+// takes the request and never answers, also fails the message with
+// ErrUnavailable. (go-redis applies context deadlines to reads and writes
+// on a connection only with its ContextTimeoutEnabled option, which the
+// clients Open makes have; without it, on a client given to New, an
+// attempt to a server that never answers lasts go-redis's ReadTimeout, 5s
+// by default, whatever d or the call's context.)
 // A retried XADD may have been applied before its connection broke: the
 // retry can duplicate a message, never lose one.
 func WithUnavailableTimeout(d time.Duration) Option {
@@ -267,6 +269,13 @@ var urlParams = []urlparam.Param{
 }
 
 // parseURL splits u into this package's options and a go-redis client.
+// The client, standalone or cluster, has go-redis's ContextTimeoutEnabled
+// set, so that a call's context deadline (for Publish, also its message's
+// unavailable deadline) bounds its reads and writes on the connection:
+// without it go-redis ignores the deadline there, and a call to a server
+// that takes the request and never answers lasts ReadTimeout (5s by
+// default) whatever its deadline. Blocking reads are given no deadline
+// (see withoutDeadline): go-redis bounds them by their block time plus 10s.
 func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
 	ours, theirs := *u, *u
 	q := u.Query()
@@ -326,6 +335,7 @@ func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
 		if err != nil {
 			return nil, nil, goRedisURLError(err)
 		}
+		co.ContextTimeoutEnabled = true // see parseURL; the nodes' clients inherit it
 		cc := goredis.NewClusterClient(co)
 		cc.AddHook(reloadOnFailure{cc})
 		return cc, opts, nil
@@ -334,6 +344,7 @@ func parseURL(u *url.URL) (goredis.UniversalClient, []Option, error) {
 	if err != nil {
 		return nil, nil, goRedisURLError(err)
 	}
+	o.ContextTimeoutEnabled = true // see parseURL
 	return goredis.NewClient(o), opts, nil
 }
 

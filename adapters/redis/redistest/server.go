@@ -105,6 +105,24 @@ func (r *Server) Start() {
 	}
 }
 
+// Stop suspends the server with SIGSTOP: it still accepts connections
+// (the kernel completes them) and takes in requests, but answers none
+// until Continue, as a hung or black-holed server would.
+func (r *Server) Stop() { r.signal(syscall.SIGSTOP) }
+
+// Continue resumes a server Stop suspended.
+func (r *Server) Continue() { r.signal(syscall.SIGCONT) }
+
+func (r *Server) signal(sig syscall.Signal) {
+	r.t.Helper()
+	if r.cmd == nil {
+		r.t.Fatal("private redis-server is not running")
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatalf("private redis-server: %v: %v", sig, err)
+	}
+}
+
 // Kill stops the server with SIGKILL (no shutdown, no final fsync) and
 // reaps it; a no-op when it is not running.
 func (r *Server) Kill() {
