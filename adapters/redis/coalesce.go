@@ -31,7 +31,8 @@ type pubReq struct {
 	key     string
 	msgs    []*messaging.Message
 	minID   string
-	entered time.Time // when msgs[0] entered: its deadline runs from then
+	entered time.Time       // when msgs[0] entered: its deadline runs from then
+	ctx     context.Context // the caller's: it waits no longer than this lives
 	errs    []error
 	done    chan struct{}
 }
@@ -69,23 +70,29 @@ func (co *coalescer) loop() {
 }
 
 // exec sends a batch as one pipeline. It is not bound to any caller's
-// context (the callers may stop waiting) but to the latest of their
-// deadlines (see Client.deadline): a request whose deadline passed while it
-// waited is not sent (its caller gives up), and the pipeline ends when
-// no caller waits for it any more, so a server that cannot be reached holds
-// a worker, and Close, no longer than its callers.
+// context (the callers may stop waiting) but to the latest of their ends,
+// a caller's end being its deadline (see Client.deadline) or its
+// context's deadline, whichever is sooner: a request whose deadline passed
+// or whose context ended while it waited is not sent (its caller gives
+// up), and the pipeline ends when no caller waits for it any more, so a
+// server that cannot be reached holds a worker, and Close, no longer than
+// its callers.
 func (co *coalescer) exec(batch []*pubReq) {
 	now := time.Now()
 	var last time.Time
 	live := batch[:0] // in place: the loop makes batch anew for each pipeline
 	for _, r := range batch {
-		if dl := co.c.deadline(r.key, r.entered); now.Before(dl) {
-			live = append(live, r)
-			last = maxTime(last, dl)
+		dl := co.c.deadline(r.key, r.entered)
+		if err := r.ctx.Err(); err != nil || !now.Before(dl) {
+			r.errs = co.failedErrs(r, cmp.Or(err, errExpiredQueued))
+			close(r.done)
 			continue
 		}
-		r.errs = co.failedErrs(r, errExpiredQueued)
-		close(r.done)
+		if end, ok := r.ctx.Deadline(); ok && end.Before(dl) {
+			dl = end
+		}
+		live = append(live, r)
+		last = maxTime(last, dl)
 	}
 	if len(live) == 0 {
 		return

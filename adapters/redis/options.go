@@ -211,8 +211,10 @@ func WithLogger(l *slog.Logger) Option {
 // than sending directly. Measure before enabling. Each call still
 // gets its own result, and messages of one call stay in order. A call's
 // unavailable timeout (WithUnavailableTimeout) covers its wait for a
-// pipeline, and a pipeline to a server that cannot be reached ends with the
-// deadlines of the calls in it, so Close waits no longer. 0 (the
+// pipeline, a call whose context ended before a pipeline took it is not
+// sent, and a pipeline to a server that cannot be reached ends when no
+// call in it waits any more (their unavailable deadlines or their
+// contexts' deadlines, whichever come first), so Close waits no longer. 0 (the
 // default) sends each call's pipeline directly; negative is invalid.
 func WithCoalescing(goroutines int) Option {
 	return optcheck.NotNegative(pkg, "WithCoalescing", goroutines, func(c *config) *int { return &c.coalesce })

@@ -74,7 +74,11 @@ func checkPublishFailed(t *testing.T, err error) {
 var silentModes = map[string]string{"direct": "", "coalesce=1": "?coalesce=1"}
 
 // TestPublishContextOnSilentServer: Publish with a 300ms context fails
-// within about 300ms, directly and through a coalesced pipeline.
+// within about 300ms, directly and through a coalesced pipeline, and
+// Close, which waits for the pipelines in flight, returns within about
+// 300ms of the call's start too: a coalesced pipeline ends when its
+// callers' contexts do. (It used to last the message's unavailable
+// timeout, 5s, after its caller had given up.)
 func TestPublishContextOnSilentServer(t *testing.T) {
 	for name, query := range silentModes {
 		t.Run(name, func(t *testing.T) {
@@ -85,6 +89,10 @@ func TestPublishContextOnSilentServer(t *testing.T) {
 			err := c.Publish(ctx, topic, messaging.NewMessage([]byte("y")))
 			checkBounded(t, "Publish", begin, silentTimeout, err)
 			checkPublishFailed(t, err)
+			closeErr := c.Close()
+			if took := time.Since(begin); took > silentTimeout+deadlineSlack {
+				t.Errorf("Close (%v) returned %v after the Publish began, want within about %v", closeErr, took.Round(time.Millisecond), silentTimeout)
+			}
 		})
 	}
 }
