@@ -215,42 +215,65 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 	if err != nil {
 		return fmt.Errorf("kafka: publish to %s: %w", topic, err)
 	}
-	if err := c.ensureTopic(ctx, topic, c.cfg.autoCreate); err != nil {
-		return producer.AllFailed(len(msgs), fmt.Errorf("kafka: publish to %s: %w", topic, err))
+	if len(entered) > 0 {
+		entry = entered[0]
+	}
+	// The topic's lookups (creating it, its metadata when not in kafka-go's
+	// cache) wait for a broker that does not answer until the unavailable
+	// deadline, as produce requests do, whatever ctx allows; and never less
+	// than unavailable_timeout from now, so that messages that waited
+	// behind a slow broker are not failed by a lookup that has no time.
+	deadline := later(entry, time.Now()).Add(c.cfg.unavailable)
+	lookup, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	// The socket's deadline is the lookup's: its i/o timeout may come
+	// before lookup.Err is set.
+	expired := func() bool { return lookup.Err() != nil || !time.Now().Before(deadline) }
+	unavailable := func(err error) error {
+		if err != nil && ctx.Err() == nil && expired() && !errors.Is(err, messaging.ErrUnavailable) {
+			return fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
+		}
+		return err
+	}
+	if err := c.ensureTopic(lookup, topic, c.cfg.autoCreate); err != nil {
+		return producer.AllFailed(len(msgs), fmt.Errorf("kafka: publish to %s: %w", topic, unavailable(err)))
 	}
 	if c.writer != nil {
 		return c.writeMessages(ctx, topic, recs)
 	}
-	n, err := c.writePartitions(ctx, topic)
+	n, err := c.writePartitions(lookup, topic)
 	if err != nil && c.cfg.autoCreate && producer.TopicMissing(err) {
 		// Another client deleted the topic since this one made sure of it.
-		if err = c.recreateTopic(ctx, topic); err == nil {
-			n, err = c.writePartitions(ctx, topic)
+		if err = c.recreateTopic(lookup, topic); err == nil {
+			n, err = c.writePartitions(lookup, topic)
 		}
 	}
-	if err != nil && producer.Retriable(err) {
-		// The broker is unreachable: wait for it until the first message's
-		// unavailable deadline, as produce requests do.
-		if len(entered) > 0 {
-			entry = entered[0]
-		}
-		if left := time.Until(entry.Add(c.cfg.unavailable)); left > 0 {
-			n, err = backoff.Retry(ctx, func() (int, error) {
-				n, err := c.writePartitions(ctx, topic)
-				if err != nil && !producer.Retriable(err) {
-					return 0, backoff.Permanent(err)
-				}
-				return n, err
-			}, backoff.WithBackOff(producer.PublishBackOff()), backoff.WithMaxElapsedTime(left))
-		}
-		if err != nil && (producer.Retriable(err) || ctx.Err() != nil) {
-			err = fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
-		}
+	if err != nil && producer.Retriable(err) && !expired() {
+		// The broker is unreachable: wait for it until the lookup's
+		// deadline.
+		n, err = backoff.Retry(lookup, func() (int, error) {
+			n, err := c.writePartitions(lookup, topic)
+			if err != nil && !producer.Retriable(err) {
+				return 0, backoff.Permanent(err)
+			}
+			return n, err
+		}, backoff.WithBackOff(producer.PublishBackOff()), backoff.WithMaxElapsedTime(0))
+	}
+	if err != nil && (producer.Retriable(err) || ctx.Err() != nil || expired()) && !errors.Is(err, messaging.ErrUnavailable) {
+		err = fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
 	}
 	if err != nil {
 		return producer.AllFailed(len(msgs), fmt.Errorf("kafka: publish to %s: %w", topic, err))
 	}
 	return c.producer.WriteEntered(ctx, entry, entered, topic, n, recs)
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // writeMessages publishes through the writer given with WithWriter.

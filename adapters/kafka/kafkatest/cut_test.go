@@ -200,3 +200,32 @@ func TestPublishUnavailableSilentBroker(t *testing.T) {
 		t.Errorf("Publish failed after %v with unavailable_timeout=1s, want about 1s", took)
 	}
 }
+
+// TestPublishNewTopicSilentBroker: the first Publish to a topic the client
+// has not used, while the broker takes requests and does not answer, fails
+// with messaging.ErrUnavailable about unavailable_timeout after it began,
+// though its ctx has no deadline: the topic's metadata lookup (not in
+// kafka-go's cache) is bounded like the produce request.
+func TestPublishNewTopicSilentBroker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("delays a private cluster")
+	}
+	k := kafkatest.StartCluster(t, 1)
+	c := openURL(t, privateURL(k)+"&unavailable_timeout=1s", true)
+	if err := c.Publish(t.Context(), integration.UniqueName(t, "warm"), &messaging.Message{ID: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	const silence = 3 * time.Second
+	k.Proxy(0).SetDelay(silence)
+	begin := time.Now()
+	err := c.Publish(context.Background(), integration.UniqueName(t, "new"), &messaging.Message{ID: "during"})
+	took := time.Since(begin)
+	k.Proxy(0).SetDelay(0)
+	t.Logf("Publish returned after %v: %v", took.Round(time.Millisecond), err)
+	if !errors.Is(err, messaging.ErrUnavailable) {
+		t.Fatalf("Publish to a new topic of a silent broker: %v after %v, want messaging.ErrUnavailable", err, took)
+	}
+	if took >= silence {
+		t.Errorf("Publish failed after %v with unavailable_timeout=1s, want about 1s", took)
+	}
+}
