@@ -223,7 +223,7 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 	// deadline, as produce requests do, whatever ctx allows; and never less
 	// than unavailable_timeout from now, so that messages that waited
 	// behind a slow broker are not failed by a lookup that has no time.
-	deadline := later(entry, time.Now()).Add(c.cfg.unavailable)
+	deadline := asyncpub.Later(entry, time.Now()).Add(c.cfg.unavailable)
 	lookup, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	// The socket's deadline is the lookup's: its i/o timeout may come
@@ -266,14 +266,6 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 		return producer.AllFailed(len(msgs), fmt.Errorf("kafka: publish to %s: %w", topic, err))
 	}
 	return c.producer.WriteEntered(ctx, entry, entered, topic, n, recs)
-}
-
-// later returns the later of a and b.
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // writeMessages publishes through the writer given with WithWriter.
@@ -364,6 +356,9 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	resp, err := c.admin.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: []string{topic}})
 	if err != nil {
 		return fmt.Errorf("kafka: delete topic %s: %w", topic, err)
+	}
+	if c.producer != nil {
+		c.producer.ForgetTopic(topic)
 	}
 	if err := resp.Errors[topic]; err != nil && !errors.Is(err, kafkago.UnknownTopicOrPartition) {
 		return fmt.Errorf("kafka: delete topic %s: %w", topic, err)

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,15 +41,12 @@ type Client struct {
 	closeErr         error
 	co               *coalescer    // nil unless WithCoalescing
 	async            asyncpub.Lazy // PublishAsync (publish_async.go)
-	// epoch is when the Client was made; lastReply is when (since epoch,
-	// monotonic) a publish was last acknowledged: no message's unavailable
-	// deadline is sooner than unavailable_timeout after it (see deadline).
-	// On a cluster, whose shards fail apart, it is kept per stream key in
-	// keyReplies (key -> *atomic.Int64) instead.
-	epoch      time.Time
-	lastReply  atomic.Int64
-	cluster    bool
-	keyReplies sync.Map
+	// deadlines keeps each message's unavailable deadline, never sooner
+	// than unavailable_timeout after the last acknowledged publish (see
+	// deadline): of the client, or on a cluster, whose shards fail apart,
+	// of the stream key.
+	deadlines *asyncpub.Deadlines[string]
+	cluster   bool
 }
 
 var errClosedPublish = fmt.Errorf("redis: publish: %w", messaging.ErrClosed)
@@ -85,7 +81,7 @@ func New(rc goredis.UniversalClient, opts ...Option) (*Client, error) {
 }
 
 func newClient(rc goredis.UniversalClient, cfg config) *Client {
-	c := &Client{rc: rc, cfg: cfg, epoch: time.Now()}
+	c := &Client{rc: rc, cfg: cfg, deadlines: asyncpub.NewDeadlines[string](cfg.unavailable)}
 	_, c.cluster = rc.(*goredis.ClusterClient)
 	switch cfg.hashTag {
 	case 0:
@@ -277,34 +273,20 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 // turn). On a cluster only a publish to key counts: another shard's
 // answers say nothing of key's.
 func (c *Client) deadline(key string, entered time.Time) time.Time {
-	from := entered.Sub(c.epoch)
-	if last := time.Duration(c.replyClock(key).Load()); last > from {
-		from = last
-	}
-	return c.epoch.Add(from + c.cfg.unavailable)
-}
-
-// replyClock returns where the time of the last acknowledged publish to key
-// is kept.
-func (c *Client) replyClock(key string) *atomic.Int64 {
-	if !c.cluster {
-		return &c.lastReply
-	}
-	if v, ok := c.keyReplies.Load(key); ok {
-		return v.(*atomic.Int64)
-	}
-	v, _ := c.keyReplies.LoadOrStore(key, new(atomic.Int64))
-	return v.(*atomic.Int64)
+	return c.deadlines.Deadline(c.clockKey(key), entered)
 }
 
 // replied notes that a publish to key (a call's XADDs, or a coalesced
 // pipeline's) was acknowledged now.
-func (c *Client) replied(key string) {
-	clock := c.replyClock(key)
-	now := int64(time.Since(c.epoch))
-	if now > clock.Load() {
-		clock.Store(now)
+func (c *Client) replied(key string) { c.deadlines.Answered(c.clockKey(key)) }
+
+// clockKey is the key of key's clock in deadlines: key on a cluster, else
+// one for the client.
+func (c *Client) clockKey(key string) string {
+	if c.cluster {
+		return key
 	}
+	return ""
 }
 
 // publishRun is the state of one publishChecked: its messages, the first
@@ -537,9 +519,11 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if err := messaging.ValidateName(topic); err != nil {
 		return fmt.Errorf("redis: delete topic: %w", err)
 	}
-	if err := c.rc.Del(ctx, c.StreamKey(topic)).Err(); err != nil {
+	key := c.StreamKey(topic)
+	if err := c.rc.Del(ctx, key).Err(); err != nil {
 		return c.opError("delete topic "+topic, err)
 	}
+	c.deadlines.Forget(func(k string) bool { return k == key }) // a cluster's clock of the stream
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/asyncpub"
 )
 
 // Limits of one produce request (per partition).
@@ -53,11 +54,11 @@ type Producer struct {
 
 	mu     sync.Mutex
 	queues map[topicPartition]*partitionQueue
-	// answered is when each partition's leader last took a produce
+	// answered keeps when each partition's leader last took a produce
 	// request (see expire): a record's deadline is never sooner than
 	// p.unavailable after it, so records queued behind a broker that is
 	// slow but answering do not fail as unavailable.
-	answered map[topicPartition]time.Time
+	answered *asyncpub.Deadlines[topicPartition]
 	closed   bool
 	stop     chan struct{} // closed by close: no more retries
 	senders  sync.WaitGroup
@@ -184,9 +185,16 @@ func New(client *kafkago.Client, s Settings) *Producer {
 		topicMissing:   s.TopicMissing,
 		testHookQueued: s.TestHookQueued,
 		queues:         map[topicPartition]*partitionQueue{},
-		answered:       map[topicPartition]time.Time{},
+		answered:       asyncpub.NewDeadlines[topicPartition](s.Unavailable),
 		stop:           make(chan struct{}),
 	}
+}
+
+// ForgetTopic drops what the producer keeps of topic's partitions beyond
+// their queues (when their leaders last answered): call it when the topic
+// is deleted.
+func (p *Producer) ForgetTopic(topic string) {
+	p.answered.Forget(func(tp topicPartition) bool { return tp.topic == topic })
 }
 
 // AllFailed is a *messaging.PublishError that reports err for each of n
@@ -522,9 +530,7 @@ retry:
 			err = res.Error
 		}
 		if err == nil {
-			p.mu.Lock()
-			p.answered[tp] = time.Now()
-			p.mu.Unlock()
+			p.answered.Answered(tp)
 			break
 		}
 		if missing != nil && TopicMissing(err) {
@@ -596,9 +602,7 @@ func withRecreateErr(err, recreateErr error) error {
 // It reads the clock once and, when no record expired, allocates nothing.
 func (p *Producer) expire(tp topicPartition, batch []*chunk, why func() error) ([]*chunk, time.Time) {
 	now := time.Now()
-	p.mu.Lock()
-	floor := p.answered[tp].Add(p.unavailable)
-	p.mu.Unlock()
+	floor := p.answered.Floor(tp)
 	deadline := func(c *chunk, i int) time.Time {
 		if d := c.call.deadline(c.at(i), p.unavailable); d.After(floor) {
 			return d
