@@ -144,7 +144,7 @@ var urlParams = []urlparam.Param{
 	{Name: "dead_letter_exchange", Doc: "exchange receiving given-up messages (WithDeadLetterExchange)"},
 	{Name: "reconnect_min", Doc: "first reconnect backoff (WithReconnectBackoff)"},
 	{Name: "reconnect_max", Doc: "longest reconnect backoff (WithReconnectBackoff)"},
-	{Name: "unavailable_timeout", Doc: "Publish's wait for a connection or on a blocked one (WithUnavailableTimeout)"},
+	{Name: "unavailable_timeout", Doc: "the calls' wait for a connection or on a blocked one (WithUnavailableTimeout)"},
 	{Name: "management", Doc: "management API URL, without credentials (WithManagement)"},
 	{Name: "heartbeat", Doc: "AMQP heartbeat interval"},
 	{Name: "connection_name", Doc: "connection name shown by the broker"},
@@ -420,10 +420,12 @@ func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, grou
 // quorum queue bound to it, so messages published from now on are kept for
 // those groups even before anyone subscribes. It is idempotent; the client
 // re-declares what it provisioned after a reconnect. It returns when ctx
-// ends, and fails with an error wrapping messaging.ErrUnavailable once the
-// broker has blocked the connection (a resource alarm: it answers nothing
-// then) for unavailable_timeout, counted from the call or the block,
-// whichever began later; what was sent goes on in the background.
+// ends, and fails with an error wrapping messaging.ErrUnavailable when no
+// connection comes within unavailable_timeout of the call (the broker
+// unreachable; the client goes on redialling), or once the broker has
+// blocked the connection (a resource alarm: it answers nothing then) for
+// unavailable_timeout, counted from the call or the block, whichever began
+// later; what was sent goes on in the background.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
 	if c.closed.Load() {
 		return fmt.Errorf("rabbitmq: provision: %w", messaging.ErrClosed)
@@ -519,9 +521,9 @@ func (c *Client) redeclare(conn *amqp.Connection) {
 // the topic's registry queue), with the messages they hold. Deleting a topic
 // that does not exist is not an error. Subscriptions and reads still running on
 // the topic end with an error wrapping messaging.ErrTopicDeleted. It is
-// bounded as Provision is: by ctx, and by unavailable_timeout of a block
-// (messaging.ErrUnavailable), after which the deletion goes on in the
-// background.
+// bounded as Provision is: by ctx, and by unavailable_timeout without a
+// connection or of a block (messaging.ErrUnavailable), after which the
+// deletion goes on in the background.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if c.closed.Load() {
 		return fmt.Errorf("rabbitmq: delete topic: %w", messaging.ErrClosed)

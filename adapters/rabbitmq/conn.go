@@ -500,8 +500,10 @@ func runBoundedUndo(ctx context.Context, watch *blockWatch, begin time.Time, lim
 var errConnGone = errors.New("rabbitmq: connection closed")
 
 // channelBounded opens a channel on the current connection (waiting for a
-// reconnect in progress until ctx ends) and runs f with it, which owns the
-// channel (closes it, or keeps it on success). The broker reads nothing
+// reconnect in progress until ctx ends or the unavailable timeout has
+// passed since begin, the error then wrapping messaging.ErrUnavailable)
+// and runs f with it, which owns the channel (closes it, or keeps it on
+// success). The broker reads nothing
 // from a connection it has blocked (a resource alarm), so neither the
 // channel's opening nor f's calls would be answered until the alarm
 // clears, and amqp091's calls ignore ctx: channelBounded waits as
@@ -510,9 +512,14 @@ var errConnGone = errors.New("rabbitmq: connection closed")
 // error then wraps messaging.ErrUnavailable, or is ctx's), and f goes on in
 // the background, undo (if not nil) releasing what it made if it succeeds.
 func (c *connector) channelBounded(ctx context.Context, begin time.Time, f func(ch *amqp.Channel, gen uint64, watch *blockWatch) error, undo func()) error {
+	wait, cancel := context.WithDeadline(ctx, begin.Add(c.unavail))
+	defer cancel()
 	for {
-		conn, gen, watch, err := c.getWatched(ctx)
+		conn, gen, watch, err := c.getWatched(wait)
 		if err != nil {
+			if wait.Err() != nil && ctx.Err() == nil {
+				return fmt.Errorf("%w: no connection within %v: %w", messaging.ErrUnavailable, c.unavail, err)
+			}
 			return err
 		}
 		err = runBoundedUndo(ctx, watch, begin, c.unavail, func() error {

@@ -17,9 +17,10 @@
 //	dead_letter_exchange=X      exchange that receives given-up        WithDeadLetterExchange
 //	                            messages
 //	reconnect_min=100ms, reconnect_max=300ms   reconnect backoff       WithReconnectBackoff
-//	unavailable_timeout=5s      Publish's wait for a connection (or    WithUnavailableTimeout
-//	                            on a connection the broker blocked),
-//	                            then messaging.ErrUnavailable
+//	unavailable_timeout=5s      Publish's and the topology calls'      WithUnavailableTimeout
+//	                            wait for a connection (or on a
+//	                            connection the broker blocked), then
+//	                            messaging.ErrUnavailable
 //	management=URL              management API URL, http(s)://host:15672,  WithManagement
 //	                            without credentials (see Inspection)
 //	heartbeat=D                 AMQP heartbeat interval (default: the server's)
@@ -106,12 +107,16 @@
 // (once for PublishAsync, once for the subscriptions), each PublishAsync
 // message in flight failed with
 // ErrUnavailable (and the connection closed without the broker's
-// close-ok, which it would not send). Provision, Subscribe, Read and
-// DeleteTopic, and a subscription starting again after a lost connection,
-// wait for the broker's answers until their context ends or the block has
-// lasted unavailable_timeout (counted from the call or the block,
-// whichever began later), then fail with ErrUnavailable (a subscription
-// retries) and let what was sent finish in the background. A connection
+// close-ok, which it would not send). Provision, Subscribe, Read,
+// DeleteTopic, TopicExists and Inspect, and a subscription starting again
+// after a lost connection, wait for the broker's answers until their
+// context ends or the block has lasted unavailable_timeout (counted from
+// the call or the block, whichever began later), then fail with
+// ErrUnavailable (a subscription retries) and let what was sent finish in
+// the background. While the broker is unreachable (the connection lost,
+// the client redialling) they wait for a connection until their context
+// ends or unavailable_timeout has passed since the call, then fail with
+// ErrUnavailable. A connection
 // that is not blocked has no confirm timeout: a slow confirm is waited
 // for, bounded only by the context.
 //

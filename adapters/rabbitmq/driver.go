@@ -104,9 +104,10 @@ func (r *receiver) Capabilities() messaging.Capabilities {
 
 // start opens a channel on the current connection, declares the queue and
 // starts consuming. It returns when ctx ends, and fails with
-// messaging.ErrUnavailable once the broker has blocked the connection (a
-// resource alarm) for the unavailable timeout (see channelBounded; a
-// consumer started meanwhile in the background is closed).
+// messaging.ErrUnavailable when no connection comes within the unavailable
+// timeout or once the broker has blocked the connection (a resource
+// alarm) for that long (see channelBounded; a consumer started meanwhile
+// in the background is closed).
 func (r *receiver) start(ctx context.Context) error {
 	var ch *amqp.Channel
 	var in <-chan amqp.Delivery

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -13,7 +14,11 @@ import (
 // TopicExists reports whether topic has been declared on the broker (its
 // exchange, and with streams its stream queue), without declaring anything:
 // Publish, Subscribe, Read and Provision declare what is missing. Inspection
-// tools use it to stay read-only.
+// tools use it to stay read-only. It is bounded as Provision is: it
+// returns when ctx ends, and fails with an error wrapping
+// messaging.ErrUnavailable when no connection comes within
+// unavailable_timeout (the broker unreachable) or the broker has blocked
+// the connection (a resource alarm) for that long.
 func (c *Client) TopicExists(ctx context.Context, topic string) (bool, error) {
 	if c.closed.Load() {
 		return false, fmt.Errorf("rabbitmq: topic exists: %w", messaging.ErrClosed)
@@ -21,24 +26,29 @@ func (c *Client) TopicExists(ctx context.Context, topic string) (bool, error) {
 	if err := messaging.ValidateName(topic); err != nil {
 		return false, fmt.Errorf("rabbitmq: topic exists: %w", err)
 	}
-	ch, _, err := c.conn.channel(ctx)
+	var exists bool
+	err := c.conn.channelBounded(ctx, time.Now(), func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
+		// A failed passive declare closes the channel; Close then only
+		// returns an error, which does not matter here.
+		defer func() { _ = ch.Close() }()
+		var err error
+		if c.cfg.streams {
+			_, err = ch.QueueDeclarePassive(streamQueue(topic), true, false, false, false, amqp.Table{"x-queue-type": "stream"})
+		} else {
+			err = ch.ExchangeDeclarePassive(topic, amqp.ExchangeTopic, true, false, false, false, nil)
+		}
+		var ae *amqp.Error
+		switch {
+		case err == nil:
+			exists = true
+		case errors.As(err, &ae) && ae.Code == amqp.NotFound:
+		default:
+			return err
+		}
+		return nil
+	}, nil)
 	if err != nil {
 		return false, fmt.Errorf("rabbitmq: topic exists %s: %w", topic, err)
 	}
-	// A failed passive declare closes the channel; Close then only returns
-	// an error, which does not matter here.
-	defer func() { _ = ch.Close() }()
-	if c.cfg.streams {
-		_, err = ch.QueueDeclarePassive(streamQueue(topic), true, false, false, false, amqp.Table{"x-queue-type": "stream"})
-	} else {
-		err = ch.ExchangeDeclarePassive(topic, amqp.ExchangeTopic, true, false, false, false, nil)
-	}
-	var ae *amqp.Error
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.As(err, &ae) && ae.Code == amqp.NotFound:
-		return false, nil
-	}
-	return false, fmt.Errorf("rabbitmq: topic exists %s: %w", topic, err)
+	return exists, nil
 }

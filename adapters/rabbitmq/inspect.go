@@ -138,7 +138,9 @@ func managementParam(v string) (Option, error) {
 //   - The API's figures are as fresh as the broker's statistics
 //     (collect_statistics_interval, 5s by default).
 //
-// First, Last, Bytes and Partitions are not reported.
+// First, Last, Bytes and Partitions are not reported. Inspect is bounded as
+// Provision is: by ctx, and by unavailable_timeout without a connection
+// or on a connection the broker blocked (messaging.ErrUnavailable).
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
 	if err := validTopic(topic); err != nil {
 		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect: %w", err)
@@ -146,23 +148,20 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 	if c.closed.Load() {
 		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect: %w", messaging.ErrClosed)
 	}
-	ch, _, err := c.conn.channel(ctx)
-	if err != nil {
-		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect %s: %w", topic, err)
-	}
-	defer func() { _ = ch.Close() }()
-	if err := ch.ExchangeDeclarePassive(topic, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
-		if isCode(err, amqp.NotFound) {
-			return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect %s: no exchange %q: %w", topic, topic, messaging.ErrTopicNotFound)
-		}
-		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect %s: %w", topic, err)
-	}
 	st := messaging.TopicStats{Topic: topic, Broker: "amqp", Groups: []messaging.GroupStats{}}
-	if c.cfg.management != nil {
-		err = c.inspectManagement(ctx, &st)
-	} else {
-		err = c.inspectAMQP(ctx, ch, &st)
-	}
+	err := c.conn.channelBounded(ctx, time.Now(), func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
+		defer func() { _ = ch.Close() }()
+		if err := ch.ExchangeDeclarePassive(topic, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+			if isCode(err, amqp.NotFound) {
+				return fmt.Errorf("no exchange %q: %w", topic, messaging.ErrTopicNotFound)
+			}
+			return err
+		}
+		if c.cfg.management != nil {
+			return c.inspectManagement(ctx, &st)
+		}
+		return c.inspectAMQP(ctx, ch, &st)
+	}, nil)
 	if err != nil {
 		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect %s: %w", topic, err)
 	}
