@@ -396,14 +396,56 @@ func unreachable(err error) bool {
 		if e == nil {
 			continue
 		}
-		var ne net.Error
-		if !errors.As(e, &ne) && !errors.Is(e, io.EOF) && !errors.Is(e, io.ErrUnexpectedEOF) &&
-			!errors.Is(e, syscall.ECONNREFUSED) && !errors.Is(e, syscall.ECONNRESET) && !errors.Is(e, syscall.EPIPE) {
+		if !connFailure(e) {
 			return false
 		}
 		found = true
 	}
 	return found
+}
+
+// connFailure reports whether err says the server could not be reached (a
+// dial or a connection that failed or timed out).
+func connFailure(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// whileUnreachable bounds a topology or admin call as Publish is bounded:
+// it runs f (the call's commands) and runs it again while the server
+// cannot be reached (connFailure), until f succeeds or fails otherwise,
+// ctx ends (the error then wraps ctx's), or unavailable_timeout has passed
+// since the call began (the error then wraps messaging.ErrUnavailable).
+// The timeout bounds every attempt, go-redis's own retries and dials
+// included. op names the call in those two errors.
+func (c *Client) whileUnreachable(ctx context.Context, op string, f func(ctx context.Context) error) error {
+	attemptCtx, cancel := context.WithTimeout(ctx, c.cfg.unavailable)
+	defer cancel()
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 250*time.Millisecond
+	for {
+		err := f(attemptCtx)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			if errors.Is(err, ctx.Err()) {
+				return err
+			}
+			return fmt.Errorf("redis: %s: %w; last failure: %w", op, ctx.Err(), err)
+		case attemptCtx.Err() != nil:
+			return fmt.Errorf("redis: %s: %w (no answer within %v): %w", op, messaging.ErrUnavailable, c.cfg.unavailable, err)
+		case !connFailure(err) || c.Closed():
+			return err
+		}
+		t := time.NewTimer(bo.NextBackOff())
+		select {
+		case <-t.C:
+		case <-attemptCtx.Done():
+			t.Stop()
+		}
+	}
 }
 
 // markUnavailable wraps every failure of a PublishError in
@@ -492,11 +534,15 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 		if err := messaging.ValidateName(g); err != nil {
 			return fmt.Errorf("redis: provision: group: %w", err)
 		}
-		if err := c.ensureGroup(ctx, c.StreamKey(topic), g, "0-0"); err != nil {
-			return fmt.Errorf("redis: provision %s: %w", topic, err)
-		}
 	}
-	return nil
+	return c.whileUnreachable(ctx, "provision "+topic, func(ctx context.Context) error {
+		for _, g := range groups {
+			if err := c.ensureGroup(ctx, c.StreamKey(topic), g, "0-0"); err != nil {
+				return fmt.Errorf("redis: provision %s: %w", topic, err)
+			}
+		}
+		return nil
+	})
 }
 
 // ensureGroup creates group on key starting after start, creating the
@@ -520,11 +566,16 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 		return fmt.Errorf("redis: delete topic: %w", err)
 	}
 	key := c.StreamKey(topic)
-	if err := c.rc.Del(ctx, key).Err(); err != nil {
-		return c.opError("delete topic "+topic, err)
+	err := c.whileUnreachable(ctx, "delete topic "+topic, func(ctx context.Context) error {
+		if err := c.rc.Del(ctx, key).Err(); err != nil {
+			return c.opError("delete topic "+topic, err)
+		}
+		return nil
+	})
+	if err == nil {
+		c.deadlines.Forget(func(k string) bool { return k == key }) // a cluster's clock of the stream
 	}
-	c.deadlines.Forget(func(k string) bool { return k == key }) // a cluster's clock of the stream
-	return nil
+	return err
 }
 
 // Close stops every subscription (handlers in flight finish and their

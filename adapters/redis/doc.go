@@ -27,7 +27,8 @@
 //	coalesce=<n>               merge concurrent Publish calls, n sending goroutines (default 0: off)
 //	unavailable_timeout=<d>    how long a published message waits for an unreachable server before
 //	                           failing with messaging.ErrUnavailable (default 5s, counted from the
-//	                           call's start, for PublishAsync from when the message was queued)
+//	                           call's start, for PublishAsync from when the message was queued);
+//	                           so do Provision, DeleteTopic, Inspect, Topics, Subscribe and Read
 //	ids=assign|caller          Publish gives every message an ID and Time (assign, the default),
 //	                           or writes only those callers set (WithCallerIDs)
 //

@@ -61,7 +61,10 @@ func (d redisDriver) OpenReceiver(ctx context.Context, topic string, o messaging
 			return nil, fmt.Errorf("redis: dead-letter topic %q: %w", topic+sfx, errors.Join(messaging.ErrInvalidOption, err))
 		}
 	}
-	if err := c.ensureGroup(ctx, key, o.Group, start); err != nil {
+	err = c.whileUnreachable(ctx, "subscribe to "+topic, func(ctx context.Context) error {
+		return c.ensureGroup(ctx, key, o.Group, start)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("redis: %s: %w", topic, err)
 	}
 	every := min(max(o.AckDeadline/4, 100*time.Millisecond), c.cfg.block)
@@ -577,7 +580,13 @@ func (d redisDriver) OpenLog(ctx context.Context, topic string, from messaging.P
 // openLog returns a reader of key after start, resolving "$" to the
 // stream's last ID so that everything added after it returns is read.
 func (c *Client) openLog(ctx context.Context, topic, key, start string) (*logReader, error) {
-	last, exists, err := c.lastID(ctx, key)
+	var last string
+	var exists bool
+	err := c.whileUnreachable(ctx, "read "+topic, func(ctx context.Context) error {
+		var err error
+		last, exists, err = c.lastID(ctx, key)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

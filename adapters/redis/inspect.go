@@ -53,6 +53,17 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 	if c.Closed() {
 		return messaging.TopicStats{}, fmt.Errorf("redis: inspect: %w", messaging.ErrClosed)
 	}
+	var st messaging.TopicStats
+	err := c.whileUnreachable(ctx, "inspect "+topic, func(ctx context.Context) error {
+		var err error
+		st, err = c.inspect(ctx, topic)
+		return err
+	})
+	return st, err
+}
+
+// inspect is Inspect after its checks, once.
+func (c *Client) inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
 	key := c.StreamKey(topic)
 	pipe := c.rc.Pipeline()
 	sic := pipe.XInfoStream(ctx, key)
@@ -165,6 +176,17 @@ func (c *Client) Topics(ctx context.Context) ([]string, error) {
 	if c.Closed() {
 		return nil, fmt.Errorf("redis: topics: %w", messaging.ErrClosed)
 	}
+	var topics []string
+	err := c.whileUnreachable(ctx, "list topics", func(ctx context.Context) error {
+		var err error
+		topics, err = c.topics(ctx)
+		return err
+	})
+	return topics, err
+}
+
+// topics is Topics after its checks, once.
+func (c *Client) topics(ctx context.Context) ([]string, error) {
 	pattern := globEscape(c.cfg.prefix) + "*"
 	var (
 		mu    sync.Mutex

@@ -107,7 +107,11 @@ func invalid(name string, v any, why string) error { return optcheck.Invalid(pkg
 // attempt to a server that never answers lasts go-redis's ReadTimeout, 5s
 // by default, whatever d or the call's context.)
 // A retried XADD may have been applied before its connection broke: the
-// retry can duplicate a message, never lose one.
+// retry can duplicate a message, never lose one. Provision, DeleteTopic,
+// Inspect, Topics and the setup of Subscribe and Read retry an unreachable
+// server the same way for d from the call's start (their context may end
+// them sooner, with its error), then fail with ErrUnavailable; the
+// ReadTimeout caveat applies to them too.
 func WithUnavailableTimeout(d time.Duration) Option {
 	return optcheck.Positive(pkg, "WithUnavailableTimeout", d, func(c *config) *time.Duration { return &c.unavailable })
 }

@@ -201,16 +201,6 @@ func messageIDs(msgs []*messaging.Message) []string {
 // messaging.ErrUnavailable; once the server is reachable again, publishing
 // and a group resume within a second, and nothing confirmed is lost.
 func TestPublishWhileUnreachable(t *testing.T) {
-	srv := redistest.StartServer(t)
-	p := fault.NewProxy(t, srv.Addr())
-	c, err := redisadapter.Open(t.Context(), "redis://"+p.Addr()+"?unavailable_timeout=1s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	topic, group := integration.UniqueName(t, "down"), integration.UniqueName(t, "g")
-	if err := c.Provision(t.Context(), topic, group); err != nil {
-		t.Fatal(err)
-	}
+	c, p, topic, group := openProvisioned(t)
 	fault.PublishWhileUnreachable(t, c, p, topic, group)
 }
