@@ -20,6 +20,7 @@ import (
 	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/engine"
 	"github.com/msgkit/messaging/internal/asyncpub"
+	"github.com/msgkit/messaging/internal/unavail"
 )
 
 func init() {
@@ -414,39 +415,19 @@ func connFailure(err error) bool {
 
 // whileUnreachable bounds a topology or admin call as Publish is bounded:
 // it runs f (the call's commands) and runs it again while the server
-// cannot be reached (connFailure), until f succeeds or fails otherwise,
-// ctx ends (the error then wraps ctx's), or unavailable_timeout has passed
-// since the call began (the error then wraps messaging.ErrUnavailable).
-// The timeout bounds every attempt, go-redis's own retries and dials
-// included. op names the call in those two errors.
+// cannot be reached (connFailure) and the client is open, until f
+// succeeds or fails otherwise, ctx ends (the error then wraps ctx's), or
+// unavailable_timeout has passed since the call began (the error then
+// wraps messaging.ErrUnavailable); see unavail.Retry. The timeout bounds
+// every attempt, go-redis's own retries and dials included. op names the
+// call in those two errors.
 func (c *Client) whileUnreachable(ctx context.Context, op string, f func(ctx context.Context) error) error {
-	attemptCtx, cancel := context.WithTimeout(ctx, c.cfg.unavailable)
-	defer cancel()
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 250*time.Millisecond
-	for {
-		err := f(attemptCtx)
-		switch {
-		case err == nil:
-			return nil
-		case ctx.Err() != nil:
-			if errors.Is(err, ctx.Err()) {
-				return err
-			}
-			return fmt.Errorf("redis: %s: %w; last failure: %w", op, ctx.Err(), err)
-		case attemptCtx.Err() != nil:
-			return fmt.Errorf("redis: %s: %w (no answer within %v): %w", op, messaging.ErrUnavailable, c.cfg.unavailable, err)
-		case !connFailure(err) || c.Closed():
-			return err
-		}
-		t := time.NewTimer(bo.NextBackOff())
-		select {
-		case <-t.C:
-		case <-attemptCtx.Done():
-			t.Stop()
-		}
-	}
+	return unavail.Retry(ctx, "redis: "+op, c.cfg.unavailable, c.unreachable, f)
 }
+
+// unreachable: err says the server could not be reached, and the client
+// is open (whileUnreachable's retries).
+func (c *Client) unreachable(err error) bool { return connFailure(err) && !c.Closed() }
 
 // markUnavailable wraps every failure of a PublishError in
 // messaging.ErrUnavailable.

@@ -582,8 +582,7 @@ func (d redisDriver) OpenLog(ctx context.Context, topic string, from messaging.P
 func (c *Client) openLog(ctx context.Context, topic, key, start string) (*logReader, error) {
 	var last string
 	var exists bool
-	err := c.whileUnreachable(ctx, "read "+topic, func(ctx context.Context) error {
-		var err error
+	err := c.whileUnreachable(ctx, "read "+topic, func(ctx context.Context) (err error) {
 		last, exists, err = c.lastID(ctx, key)
 		return err
 	})

@@ -14,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/unavail"
 )
 
 var (
@@ -53,13 +54,9 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 	if c.Closed() {
 		return messaging.TopicStats{}, fmt.Errorf("redis: inspect: %w", messaging.ErrClosed)
 	}
-	var st messaging.TopicStats
-	err := c.whileUnreachable(ctx, "inspect "+topic, func(ctx context.Context) error {
-		var err error
-		st, err = c.inspect(ctx, topic)
-		return err
+	return unavail.RetryValue(ctx, "redis: inspect "+topic, c.cfg.unavailable, c.unreachable, func(ctx context.Context) (messaging.TopicStats, error) {
+		return c.inspect(ctx, topic)
 	})
-	return st, err
 }
 
 // inspect is Inspect after its checks, once.
@@ -176,13 +173,7 @@ func (c *Client) Topics(ctx context.Context) ([]string, error) {
 	if c.Closed() {
 		return nil, fmt.Errorf("redis: topics: %w", messaging.ErrClosed)
 	}
-	var topics []string
-	err := c.whileUnreachable(ctx, "list topics", func(ctx context.Context) error {
-		var err error
-		topics, err = c.topics(ctx)
-		return err
-	})
-	return topics, err
+	return unavail.RetryValue(ctx, "redis: list topics", c.cfg.unavailable, c.unreachable, c.topics)
 }
 
 // topics is Topics after its checks, once.
