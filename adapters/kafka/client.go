@@ -21,6 +21,7 @@ import (
 	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/engine"
 	"github.com/msgkit/messaging/internal/asyncpub"
+	"github.com/msgkit/messaging/internal/unavail"
 )
 
 func init() {
@@ -323,16 +324,33 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 			return fmt.Errorf("kafka: provision: group: %w", err)
 		}
 	}
-	if err := c.ensureTopic(ctx, topic, true); err != nil {
-		return fmt.Errorf("kafka: provision %s: %w", topic, err)
-	}
-	for _, g := range groups {
-		if err := c.initGroup(ctx, topic, g, messaging.Earliest); err != nil {
-			return fmt.Errorf("kafka: provision %s group %s: %w", topic, g, err)
+	return c.whileUnreachable(ctx, "provision "+topic, func(ctx context.Context) error {
+		if err := c.ensureTopic(ctx, topic, true); err != nil {
+			return fmt.Errorf("kafka: provision %s: %w", topic, err)
 		}
-	}
-	return nil
+		for _, g := range groups {
+			if err := c.initGroup(ctx, topic, g, messaging.Earliest); err != nil {
+				return fmt.Errorf("kafka: provision %s group %s: %w", topic, g, err)
+			}
+		}
+		return nil
+	})
 }
+
+// whileUnreachable bounds a topology or admin call as Publish is bounded:
+// it runs f (the call's requests) and runs it again while the broker
+// cannot be reached (producer.Retriable) and the client is open, until f
+// succeeds or fails otherwise, ctx ends (the error then wraps ctx's), or
+// unavailable_timeout has passed since the call began (the error then
+// wraps messaging.ErrUnavailable); see unavail.Retry. op names the call
+// in those two errors.
+func (c *Client) whileUnreachable(ctx context.Context, op string, f func(ctx context.Context) error) error {
+	return unavail.Retry(ctx, "kafka: "+op, c.cfg.unavailable, c.unreachable, f)
+}
+
+// unreachable: err says the broker could not be reached, and the client
+// is open (whileUnreachable's retries).
+func (c *Client) unreachable(err error) bool { return producer.Retriable(err) && !c.Closed() }
 
 // DeleteTopic deletes topic. The brokers drop every group's committed
 // offsets for it; the groups this client subscribed or provisioned on the
@@ -353,6 +371,13 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	}
 	delete(c.groups, topic)
 	c.topicsMu.Unlock()
+	return c.whileUnreachable(ctx, "delete topic "+topic, func(ctx context.Context) error {
+		return c.deleteTopic(ctx, topic, groups)
+	})
+}
+
+// deleteTopic deletes topic and then groups on the brokers.
+func (c *Client) deleteTopic(ctx context.Context, topic string, groups []string) error {
 	resp, err := c.admin.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: []string{topic}})
 	if err != nil {
 		return fmt.Errorf("kafka: delete topic %s: %w", topic, err)

@@ -28,6 +28,8 @@
 //	unavailable_timeout=5s  how long a published record waits for an
 //	                        unreachable broker, from when it was published,
 //	                        before failing with messaging.ErrUnavailable
+//	                        (and Provision, DeleteTopic, Inspect, Topics,
+//	                        Subscribe and Read, from the call)
 //	client_id=msgkit        client ID sent to the brokers
 //	tls=false               connect with TLS (system roots)
 //	tls_skip_verify=false   do not verify the server certificate (tests only)

@@ -14,6 +14,7 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/kafka/internal/producer"
 	"github.com/msgkit/messaging/driver"
+	"github.com/msgkit/messaging/internal/unavail"
 )
 
 // This file is the consumer side of the adapter: the driver the library's
@@ -41,19 +42,27 @@ func (d kafkaDriver) Capabilities() messaging.Capabilities { return d.c.Capabili
 // on is missed) and starts joining it; without one it resolves StartAt
 // (default Latest) on every partition and starts fetching.
 func (d kafkaDriver) OpenReceiver(ctx context.Context, topic string, o messaging.SubscribeOptions) (driver.Receiver, error) {
-	return onTopic(ctx, d.c, topic, func() (driver.Receiver, error) { return d.openReceiver(ctx, topic, o) })
+	return onTopic(ctx, d.c, topic, func(ctx context.Context) (driver.Receiver, error) { return d.openReceiver(ctx, topic, o) })
 }
 
 // onTopic makes sure topic exists (see ensureTopic) and runs open. When
 // open finds the topic missing although this client knew it, another
 // client deleted it: it is forgotten and, with auto-creation on, created
-// again and open run once more.
-func onTopic[T any](ctx context.Context, c *Client, topic string, open func() (T, error)) (T, error) {
+// again and open run once more. While the broker cannot be reached it is
+// retried, bounded as Provision is (see whileUnreachable).
+func onTopic[T any](ctx context.Context, c *Client, topic string, open func(ctx context.Context) (T, error)) (T, error) {
+	return unavail.RetryValue(ctx, "kafka: "+topic, c.cfg.unavailable, c.unreachable, func(ctx context.Context) (T, error) {
+		return onTopicOnce(ctx, c, topic, open)
+	})
+}
+
+// onTopicOnce is onTopic without the retries.
+func onTopicOnce[T any](ctx context.Context, c *Client, topic string, open func(ctx context.Context) (T, error)) (T, error) {
 	var zero T
 	if err := c.ensureTopic(ctx, topic, c.cfg.autoCreate); err != nil {
 		return zero, fmt.Errorf("kafka: %s: %w", topic, err)
 	}
-	v, err := open()
+	v, err := open(ctx)
 	if err == nil || !producer.TopicMissing(err) {
 		return v, err
 	}
@@ -64,7 +73,7 @@ func onTopic[T any](ctx context.Context, c *Client, topic string, open func() (T
 	if err := c.recreateTopic(ctx, topic); err != nil {
 		return zero, fmt.Errorf("kafka: %s: %w", topic, err)
 	}
-	return open()
+	return open(ctx)
 }
 
 func (d kafkaDriver) openReceiver(ctx context.Context, topic string, o messaging.SubscribeOptions) (driver.Receiver, error) {
@@ -662,7 +671,7 @@ func (d kafkaDriver) OpenLog(ctx context.Context, topic string, from messaging.P
 			return nil, err
 		}
 	}
-	return onTopic(ctx, c, topic, func() (driver.Log, error) {
+	return onTopic(ctx, c, topic, func(ctx context.Context) (driver.Log, error) {
 		l, err := c.openLog(ctx, topic, from, logBatch)
 		if err != nil {
 			return nil, err

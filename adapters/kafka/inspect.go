@@ -16,6 +16,7 @@ import (
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/unavail"
 )
 
 var (
@@ -58,6 +59,13 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 	if err := messaging.ValidateName(topic); err != nil {
 		return messaging.TopicStats{}, fmt.Errorf("kafka: inspect: %w", err)
 	}
+	return unavail.RetryValue(ctx, "kafka: inspect "+topic, c.cfg.unavailable, c.unreachable, func(ctx context.Context) (messaging.TopicStats, error) {
+		return c.inspect(ctx, topic)
+	})
+}
+
+// inspect is Inspect after its checks, once.
+func (c *Client) inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
 	fail := func(err error) (messaging.TopicStats, error) {
 		if errors.Is(err, kafkago.UnknownTopicOrPartition) {
 			return messaging.TopicStats{}, fmt.Errorf("kafka: inspect %s: %w (%w)", topic, messaging.ErrTopicNotFound, err)
@@ -343,7 +351,19 @@ func run(n int, f func(i int)) {
 
 // Topics lists the cluster's topics, sorted, leaving out internal ones
 // (names starting with "__") and names that are not valid topic names.
+// The list comes from kafka-go's metadata cache (refreshed every
+// metadata_ttl), which keeps the last list it had while the brokers cannot
+// be reached: so Topics first asks a broker for its API versions (a
+// request the cache does not answer), and is bounded as Inspect is.
 func (c *Client) Topics(ctx context.Context) ([]string, error) {
+	return unavail.RetryValue(ctx, "kafka: list topics", c.cfg.unavailable, c.unreachable, c.listTopics)
+}
+
+// listTopics is Topics, once.
+func (c *Client) listTopics(ctx context.Context) ([]string, error) {
+	if _, err := c.admin.ApiVersions(ctx, &kafkago.ApiVersionsRequest{}); err != nil {
+		return nil, fmt.Errorf("kafka: list topics: %w", err)
+	}
 	r, err := c.transport.RoundTrip(ctx, c.admin.Addr, &metadataAPI.Request{})
 	if err != nil {
 		return nil, fmt.Errorf("kafka: list topics: %w", err)

@@ -388,7 +388,11 @@ func WithCommitInterval(d time.Duration) Option {
 // earlier requests, or from the partition's last acknowledged request if
 // that is later: records queued behind a broker that is slow but
 // acknowledging wait their turn. Retries back off from 50ms to 250ms, so publishing
-// resumes within about 250ms of the broker's return.
+// resumes within about 250ms of the broker's return. Provision,
+// DeleteTopic, Inspect, Topics and the setup of Subscribe and Read retry
+// an unreachable broker the same way for d from the call's start (their
+// context may end them sooner, with its error), then fail with
+// ErrUnavailable.
 func WithUnavailableTimeout(d time.Duration) Option {
 	return positive("WithUnavailableTimeout", d, func(c *config) *time.Duration { return &c.unavailable })
 }
