@@ -275,6 +275,49 @@ func (c *Client) awaitConnectionUntil(ctx context.Context, deadline time.Time) e
 	return nil
 }
 
+// whileUnreachable bounds a topology or admin call (op names it in the
+// errors it makes) as Publish is bounded: it waits for the connection up
+// to the unavailable timeout from the call (or until ctx ends), then runs
+// f; when the connection is lost while f waits for the server (nats.go
+// keeps a request made while reconnecting until its context ends), f's
+// context is cancelled and f runs again once connected, within the same
+// timeout. The error wraps messaging.ErrUnavailable when the timeout
+// passed without a connection, ctx's error when ctx ended first, or is
+// f's.
+func (c *Client) whileUnreachable(ctx context.Context, op string, f func(ctx context.Context) error) error {
+	deadline := time.Now().Add(c.cfg.unavailable)
+	for {
+		if err := c.awaitConnectionUntil(ctx, deadline); err != nil {
+			return fmt.Errorf("nats: %s: %w", op, err)
+		}
+		lost := c.nc.StatusChanged(natsgo.DISCONNECTED, natsgo.RECONNECTING, natsgo.CLOSED)
+		if !c.nc.IsConnected() && !c.nc.IsClosed() {
+			c.nc.RemoveStatusListener(lost)
+			continue // lost before the listener was in place
+		}
+		attempt, cancel := context.WithCancel(ctx)
+		var wasLost bool
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			select {
+			case <-lost:
+				wasLost = true
+				cancel()
+			case <-attempt.Done():
+			}
+		}()
+		err := f(attempt)
+		cancel()
+		<-watched
+		c.nc.RemoveStatusListener(lost)
+		if err == nil || !wasLost || ctx.Err() != nil || c.nc.IsClosed() {
+			return err
+		}
+		// The connection was lost meanwhile: wait for it again.
+	}
+}
+
 // publishCore sends msgs (checked by driver.CheckPublish) to the plain subject
 // topic and flushes. A bare message (bare) goes out as nats.go's Publish
 // sends a payload, without a header block; the others are all encoded

@@ -23,7 +23,8 @@
 //	max_ack_pending=N         MaxAckPending of created consumers
 //	publish_timeout=30s       wait for one publish acknowledgement
 //	request_timeout=10s       Request without a context deadline
-//	unavailable_timeout=5s    Publish's wait for a lost connection, then
+//	unavailable_timeout=5s    Publish's (and the topology calls') wait for
+//	                          a lost connection, then
 //	                          messaging.ErrUnavailable
 //	streams=create|bind       create a stream per topic, or bind to the
 //	                          existing stream capturing the topic's subject

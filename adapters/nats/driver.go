@@ -63,7 +63,12 @@ func (d natsDriver) Capabilities() messaging.Capabilities {
 // read with pull requests sized to the engine's credit.
 func (d natsDriver) OpenReceiver(ctx context.Context, topic string, o messaging.SubscribeOptions) (driver.Receiver, error) {
 	if d.serve || d.c.cfg.mode == ModeCore {
-		r, err := d.c.openCore(ctx, topic, o, d.serve)
+		var r *coreReceiver
+		err := d.c.whileUnreachable(ctx, "subscribe to "+topic, func(ctx context.Context) error {
+			var err error
+			r, err = d.c.openCore(ctx, topic, o, d.serve)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -74,7 +79,8 @@ func (d natsDriver) OpenReceiver(ctx context.Context, topic string, o messaging.
 		termReason: versionAtLeast(d.c.nc.ConnectedServerVersion(), 2, 10, 4),
 		threshold:  max(o.Prefetch/2, 1),
 	}
-	if err := r.open(ctx, nil); err != nil {
+	err := d.c.whileUnreachable(ctx, "subscribe to "+topic, func(ctx context.Context) error { return r.open(ctx, nil) })
+	if err != nil {
 		return nil, fmt.Errorf("nats: %s: %w", topic, err)
 	}
 	return r, nil
@@ -823,19 +829,21 @@ func (d natsDriver) OpenLog(ctx context.Context, topic string, from messaging.Po
 		return nil, err
 	}
 	r := &jsReceiver{c: d.c, topic: topic, o: messaging.SubscribeOptions{StartAt: from}, log: true, threshold: logBatch / 2}
-	err := r.open(ctx, func(stream string) error {
-		if from.Kind != messaging.PositionLatest {
+	err := d.c.whileUnreachable(ctx, "read "+topic, func(ctx context.Context) error {
+		return r.open(ctx, func(stream string) error {
+			if from.Kind != messaging.PositionLatest {
+				return nil
+			}
+			// Position at the current end explicitly, so everything stored
+			// after Read returns is delivered even if the consumer is
+			// recreated (reconnect) before its first message.
+			s, err := d.c.js.Stream(ctx, stream)
+			if err != nil {
+				return err
+			}
+			r.o.StartAt = messaging.AtOffset(strconv.FormatUint(s.CachedInfo().State.LastSeq+1, 10))
 			return nil
-		}
-		// Position at the current end explicitly, so everything stored
-		// after Read returns is delivered even if the consumer is
-		// recreated (reconnect) before its first message.
-		s, err := d.c.js.Stream(ctx, stream)
-		if err != nil {
-			return err
-		}
-		r.o.StartAt = messaging.AtOffset(strconv.FormatUint(s.CachedInfo().State.LastSeq+1, 10))
-		return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nats: %s from %v: %w", topic, from, err)

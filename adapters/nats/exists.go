@@ -20,6 +20,17 @@ func (c *Client) TopicExists(ctx context.Context, topic string) (bool, error) {
 	if c.cfg.mode == ModeCore {
 		return false, fmt.Errorf("nats: topic exists: core NATS keeps no streams: %w", messaging.ErrUnsupported)
 	}
+	var exists bool
+	err := c.whileUnreachable(ctx, "topic exists", func(ctx context.Context) error {
+		var err error
+		exists, err = c.topicExists(ctx, topic)
+		return err
+	})
+	return exists, err
+}
+
+// topicExists is TopicExists after its checks, in JetStream mode.
+func (c *Client) topicExists(ctx context.Context, topic string) (bool, error) {
 	if c.cfg.bindStreams {
 		_, err := c.js.StreamNameBySubject(ctx, topic)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {

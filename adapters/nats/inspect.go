@@ -60,6 +60,17 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 	if c.cfg.mode == ModeCore {
 		return messaging.TopicStats{}, fmt.Errorf("nats: inspect %s: core NATS keeps no messages nor consumer state: %w", topic, messaging.ErrUnsupported)
 	}
+	var st messaging.TopicStats
+	err := c.whileUnreachable(ctx, "inspect "+topic, func(ctx context.Context) error {
+		var err error
+		st, err = c.inspect(ctx, topic)
+		return err
+	})
+	return st, err
+}
+
+// inspect is Inspect after its checks, in JetStream mode.
+func (c *Client) inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
 	s, err := c.existingStream(ctx, topic)
 	if err != nil {
 		return messaging.TopicStats{}, c.inspectError(topic, err)
@@ -179,6 +190,17 @@ func (c *Client) Topics(ctx context.Context) ([]string, error) {
 	if c.cfg.mode == ModeCore {
 		return nil, fmt.Errorf("nats: topics: core NATS keeps no streams: %w", messaging.ErrUnsupported)
 	}
+	var topics []string
+	err := c.whileUnreachable(ctx, "topics", func(ctx context.Context) error {
+		var err error
+		topics, err = c.topics(ctx)
+		return err
+	})
+	return topics, err
+}
+
+// topics is Topics after its checks, in JetStream mode.
+func (c *Client) topics(ctx context.Context) ([]string, error) {
 	names := map[string]bool{}
 	list := c.js.ListStreams(ctx)
 	for si := range list.Info() {

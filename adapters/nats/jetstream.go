@@ -312,13 +312,15 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 	if c.cfg.mode == ModeCore {
 		return nil // nothing to create: core NATS keeps no state
 	}
-	return c.withStream(ctx, topic, func(stream string) error {
-		for _, g := range groups {
-			if _, err := c.group(ctx, stream, topic, g, messaging.Earliest, nil, true); err != nil {
-				return fmt.Errorf("nats: provision %s: %w", topic, err)
+	return c.whileUnreachable(ctx, "provision "+topic, func(ctx context.Context) error {
+		return c.withStream(ctx, topic, func(stream string) error {
+			for _, g := range groups {
+				if _, err := c.group(ctx, stream, topic, g, messaging.Earliest, nil, true); err != nil {
+					return fmt.Errorf("nats: provision %s: %w", topic, err)
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 }
 
@@ -339,6 +341,13 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 		return nil
 	}
 	defer c.streams.Delete(topic)
+	return c.whileUnreachable(ctx, "delete topic "+topic, func(ctx context.Context) error {
+		return c.deleteTopic(ctx, topic)
+	})
+}
+
+// deleteTopic is DeleteTopic after its checks, in JetStream mode.
+func (c *Client) deleteTopic(ctx context.Context, topic string) error {
 	if !c.cfg.bindStreams {
 		names := []string{c.StreamName(topic)}
 		if legacy, ok := c.legacyStream(ctx, topic); ok {

@@ -227,7 +227,11 @@ func WithRequestTimeout(d time.Duration) Option {
 // while it is down (the client reconnecting) before failing every message
 // with messaging.ErrUnavailable (default messaging.DefaultUnavailableTimeout,
 // 5s; must be positive; the call's context may end it sooner, with an error
-// that wraps ErrUnavailable too). URL: unavailable_timeout=5s.
+// that wraps ErrUnavailable too). URL: unavailable_timeout=5s. Provision,
+// DeleteTopic, TopicExists, Inspect, Topics and the setup of Subscribe and
+// Read wait for the connection as long, from the call, and make their
+// requests again when the connection is lost while they wait for an
+// answer.
 func WithUnavailableTimeout(d time.Duration) Option {
 	return positive("WithUnavailableTimeout", d, func(c *config) *time.Duration { return &c.unavailable })
 }
