@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/driver/urlparam"
+	"github.com/msgkit/messaging/internal/unavail"
 )
 
 var (
@@ -326,14 +328,25 @@ func (c *Client) inspectManagement(ctx context.Context, st *messaging.TopicStats
 }
 
 // managementGet GETs /api/<resource>/<vhost>?<query> from the management
-// API and decodes the JSON answer into out.
+// API and decodes the JSON answer into out. While the API cannot be
+// reached it retries, bounded as the AMQP calls are: until ctx ends or
+// the unavailable timeout has passed (messaging.ErrUnavailable).
 func (c *Client) managementGet(ctx context.Context, resource string, query url.Values, out any) error {
+	return unavail.Retry(ctx, "rabbitmq: management API", c.cfg.unavailable, func(err error) bool {
+		var ne net.Error
+		return errors.As(err, &ne) && !c.closed.Load()
+	}, func(ctx context.Context) error {
+		return c.managementGetOnce(ctx, resource, query, out)
+	})
+}
+
+// managementGetOnce is managementGet without the retries.
+func (c *Client) managementGetOnce(ctx context.Context, resource string, query url.Values, out any) error {
 	m := c.cfg.management
-	conn, _, err := c.conn.get(ctx)
-	if err != nil {
-		return err
-	}
-	vhost := conn.Config.Vhost
+	// The virtual host of the first connection: a redial opens the same
+	// (Open's redials use its URL), and the API does not need the AMQP
+	// connection to be up.
+	vhost := c.conn.first.Config.Vhost
 	if vhost == "" {
 		vhost = "/"
 	}
@@ -374,7 +387,9 @@ var ErrNoManagement = errors.New("rabbitmq: needs the management API (WithManage
 // other than RabbitMQ's own (amq.*), with valid topic names, sorted; other
 // applications' topic exchanges are listed too. It needs the management API
 // (WithManagement); without it it fails with an error wrapping
-// messaging.ErrUnsupported and ErrNoManagement.
+// messaging.ErrUnsupported and ErrNoManagement. While the API cannot be
+// reached it retries until ctx ends or unavailable_timeout has passed
+// (messaging.ErrUnavailable); it does not need the AMQP connection.
 func (c *Client) Topics(ctx context.Context) ([]string, error) {
 	if c.closed.Load() {
 		return nil, fmt.Errorf("rabbitmq: topics: %w", messaging.ErrClosed)
