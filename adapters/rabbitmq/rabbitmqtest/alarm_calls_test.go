@@ -19,7 +19,8 @@ import (
 // (unavailable_timeout 1s), on a connection the broker has blocked (it
 // answers nothing, and amqp091's channel calls ignore ctx),
 //
-//   - Provision, Subscribe, Read and DeleteTopic without a deadline fail with
+//   - Provision, Subscribe, Read, DeleteTopic, TopicExists and Inspect
+//     (without the management API) without a deadline fail with
 //     messaging.ErrUnavailable within about unavailable_timeout, and with a
 //     ctx of 200ms return when it ends (ErrUnavailable and
 //     DeadlineExceeded);
@@ -106,6 +107,8 @@ func TestCallsUnderResourceAlarm(t *testing.T) {
 			return err
 		}},
 		{"DeleteTopic", func(ctx context.Context) error { return c.DeleteTopic(ctx, gone) }},
+		{"TopicExists", func(ctx context.Context) error { _, err := c.TopicExists(ctx, topic); return err }},
+		{"Inspect", func(ctx context.Context) error { _, err := c.Inspect(ctx, topic); return err }},
 	}
 	for _, call := range calls {
 		t.Run(call.name, func(t *testing.T) {
