@@ -56,7 +56,13 @@ var (
 	// first) and then fails the messages not confirmed with an error
 	// wrapping ErrUnavailable. Publish never blocks without bound while the
 	// broker is down. A message failed this way may still have been written
-	// (its confirmation was lost): retrying can duplicate, never lose.
+	// (its confirmation was lost): retrying can duplicate, never lose. The
+	// topology and admin calls (Provision, DeleteTopic, Inspect, Topics, the
+	// setup of Subscribe and Stream.Read, and TopicExists where an adapter
+	// has it) follow the same rule, counted from the call: ErrUnavailable
+	// after the unavailable timeout, or ctx's error when ctx ends first; a
+	// call with nothing to ask the broker (core NATS's Provision) succeeds
+	// (integration/fault.AdminWhileUnreachable checks every adapter).
 	ErrUnavailable = errors.New("messaging: broker unavailable")
 
 	// ErrHandlerPanic wraps the value of a panic recovered from a handler; the
