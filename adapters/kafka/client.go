@@ -345,7 +345,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 // wraps messaging.ErrUnavailable); see unavail.Retry. op names the call
 // in those two errors.
 func (c *Client) whileUnreachable(ctx context.Context, op string, f func(ctx context.Context) error) error {
-	return unavail.Retry(ctx, "kafka: "+op, c.cfg.unavailable, c.unreachable, f)
+	return unavail.Retry(ctx, "kafka", op, c.cfg.unavailable, c.unreachable, f)
 }
 
 // unreachable: err says the broker could not be reached, and the client

@@ -51,7 +51,7 @@ func (d kafkaDriver) OpenReceiver(ctx context.Context, topic string, o messaging
 // again and open run once more. While the broker cannot be reached it is
 // retried, bounded as Provision is (see whileUnreachable).
 func onTopic[T any](ctx context.Context, c *Client, topic string, open func(ctx context.Context) (T, error)) (T, error) {
-	return unavail.RetryValue(ctx, "kafka: "+topic, c.cfg.unavailable, c.unreachable, func(ctx context.Context) (T, error) {
+	return unavail.RetryValue(ctx, "kafka", topic, c.cfg.unavailable, c.unreachable, func(ctx context.Context) (T, error) {
 		return onTopicOnce(ctx, c, topic, open)
 	})
 }

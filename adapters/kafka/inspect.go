@@ -59,7 +59,7 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 	if err := messaging.ValidateName(topic); err != nil {
 		return messaging.TopicStats{}, fmt.Errorf("kafka: inspect: %w", err)
 	}
-	return unavail.RetryValue(ctx, "kafka: inspect "+topic, c.cfg.unavailable, c.unreachable, func(ctx context.Context) (messaging.TopicStats, error) {
+	return unavail.RetryValue(ctx, "kafka", "inspect "+topic, c.cfg.unavailable, c.unreachable, func(ctx context.Context) (messaging.TopicStats, error) {
 		return c.inspect(ctx, topic)
 	})
 }
@@ -356,7 +356,7 @@ func run(n int, f func(i int)) {
 // be reached: so Topics first asks a broker for its API versions (a
 // request the cache does not answer), and is bounded as Inspect is.
 func (c *Client) Topics(ctx context.Context) ([]string, error) {
-	return unavail.RetryValue(ctx, "kafka: list topics", c.cfg.unavailable, c.unreachable, c.listTopics)
+	return unavail.RetryValue(ctx, "kafka", "list topics", c.cfg.unavailable, c.unreachable, c.listTopics)
 }
 
 // listTopics is Topics, once.

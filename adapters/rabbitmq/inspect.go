@@ -155,7 +155,7 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 		defer func() { _ = ch.Close() }()
 		if err := ch.ExchangeDeclarePassive(topic, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
 			if isCode(err, amqp.NotFound) {
-				return fmt.Errorf("no exchange %q: %w", topic, messaging.ErrTopicNotFound)
+				return fmt.Errorf("rabbitmq: no exchange %q: %w", topic, messaging.ErrTopicNotFound)
 			}
 			return err
 		}
@@ -332,7 +332,7 @@ func (c *Client) inspectManagement(ctx context.Context, st *messaging.TopicStats
 // reached it retries, bounded as the AMQP calls are: until ctx ends or
 // the unavailable timeout has passed (messaging.ErrUnavailable).
 func (c *Client) managementGet(ctx context.Context, resource string, query url.Values, out any) error {
-	return unavail.Retry(ctx, "rabbitmq: management API", c.cfg.unavailable, func(err error) bool {
+	return unavail.Retry(ctx, "rabbitmq", "management API", c.cfg.unavailable, func(err error) bool {
 		var ne net.Error
 		return errors.As(err, &ne) && !c.closed.Load()
 	}, func(ctx context.Context) error {

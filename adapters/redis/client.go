@@ -422,7 +422,7 @@ func connFailure(err error) bool {
 // every attempt, go-redis's own retries and dials included. op names the
 // call in those two errors.
 func (c *Client) whileUnreachable(ctx context.Context, op string, f func(ctx context.Context) error) error {
-	return unavail.Retry(ctx, "redis: "+op, c.cfg.unavailable, c.unreachable, f)
+	return unavail.Retry(ctx, "redis", op, c.cfg.unavailable, c.unreachable, f)
 }
 
 // unreachable: err says the server could not be reached, and the client

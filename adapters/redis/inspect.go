@@ -54,7 +54,7 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 	if c.Closed() {
 		return messaging.TopicStats{}, fmt.Errorf("redis: inspect: %w", messaging.ErrClosed)
 	}
-	return unavail.RetryValue(ctx, "redis: inspect "+topic, c.cfg.unavailable, c.unreachable, func(ctx context.Context) (messaging.TopicStats, error) {
+	return unavail.RetryValue(ctx, "redis", "inspect "+topic, c.cfg.unavailable, c.unreachable, func(ctx context.Context) (messaging.TopicStats, error) {
 		return c.inspect(ctx, topic)
 	})
 }
@@ -173,7 +173,7 @@ func (c *Client) Topics(ctx context.Context) ([]string, error) {
 	if c.Closed() {
 		return nil, fmt.Errorf("redis: topics: %w", messaging.ErrClosed)
 	}
-	return unavail.RetryValue(ctx, "redis: list topics", c.cfg.unavailable, c.unreachable, c.topics)
+	return unavail.RetryValue(ctx, "redis", "list topics", c.cfg.unavailable, c.unreachable, c.topics)
 }
 
 // topics is Topics after its checks, once.

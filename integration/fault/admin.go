@@ -84,7 +84,7 @@ func AdminCalls(c messaging.Client, topic, group, gone string) []AdminCall {
 }
 
 // errStarted: a subscription started although the broker was unreachable.
-var errStarted = errors.New("started with the broker unreachable")
+var errStarted = errors.New("fault: started with the broker unreachable")
 
 func closeStarted(sub messaging.Subscription, err error) error {
 	if err != nil {

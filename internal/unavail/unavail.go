@@ -23,9 +23,9 @@ import (
 // attempt's context ends with the timeout, so a dial or request in progress
 // then ends too. When the timeout passed the error wraps
 // messaging.ErrUnavailable and the last failure; when ctx ended, ctx's
-// error and the last failure; op (such as "redis: provision t") starts
-// those two.
-func Retry(ctx context.Context, op string, timeout time.Duration, unreachable func(error) bool, f func(ctx context.Context) error) error {
+// error and the last failure; pkg and op (such as "redis" and "provision
+// t") start those two.
+func Retry(ctx context.Context, pkg, op string, timeout time.Duration, unreachable func(error) bool, f func(ctx context.Context) error) error {
 	attemptCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	bo := backoff.NewExponentialBackOff()
@@ -39,9 +39,9 @@ func Retry(ctx context.Context, op string, timeout time.Duration, unreachable fu
 			if errors.Is(err, ctx.Err()) {
 				return err
 			}
-			return fmt.Errorf("%s: %w; last failure: %w", op, ctx.Err(), err)
+			return fmt.Errorf("%s: %s: %w; last failure: %w", pkg, op, ctx.Err(), err)
 		case attemptCtx.Err() != nil:
-			return fmt.Errorf("%s: %w (no answer within %v): %w", op, messaging.ErrUnavailable, timeout, err)
+			return fmt.Errorf("%s: %s: %w (no answer within %v): %w", pkg, op, messaging.ErrUnavailable, timeout, err)
 		case !unreachable(err):
 			return err
 		}
@@ -55,9 +55,9 @@ func Retry(ctx context.Context, op string, timeout time.Duration, unreachable fu
 }
 
 // RetryValue is Retry for a call that returns a value besides its error.
-func RetryValue[T any](ctx context.Context, op string, timeout time.Duration, unreachable func(error) bool, f func(ctx context.Context) (T, error)) (T, error) {
+func RetryValue[T any](ctx context.Context, pkg, op string, timeout time.Duration, unreachable func(error) bool, f func(ctx context.Context) (T, error)) (T, error) {
 	var v T
-	err := Retry(ctx, op, timeout, unreachable, func(ctx context.Context) error {
+	err := Retry(ctx, pkg, op, timeout, unreachable, func(ctx context.Context) error {
 		var err error
 		v, err = f(ctx)
 		return err

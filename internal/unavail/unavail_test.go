@@ -19,20 +19,20 @@ func isDown(err error) bool { return errors.Is(err, errDown) }
 func TestRetry(t *testing.T) {
 	down := func(context.Context) error { return errDown }
 	begin := time.Now()
-	err := Retry(context.Background(), "x: op", 300*time.Millisecond, isDown, down)
+	err := Retry(context.Background(), "x", "op", 300*time.Millisecond, isDown, down)
 	if took := time.Since(begin); !errors.Is(err, messaging.ErrUnavailable) || !errors.Is(err, errDown) || took < 300*time.Millisecond || took > 2*time.Second {
 		t.Errorf("unreachable: %v after %v, want ErrUnavailable and the last failure after 300ms", err, took)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	err = Retry(ctx, "x: op", time.Hour, isDown, down)
+	err = Retry(ctx, "x", "op", time.Hour, isDown, down)
 	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, messaging.ErrUnavailable) {
 		t.Errorf("ctx ended first: %v, want its error", err)
 	}
 
 	other, calls := errors.New("denied"), 0
-	err = Retry(context.Background(), "x: op", time.Hour, isDown, func(context.Context) error {
+	err = Retry(context.Background(), "x", "op", time.Hour, isDown, func(context.Context) error {
 		calls++
 		if calls < 3 {
 			return errDown
