@@ -349,8 +349,16 @@ func (c *Client) whileUnreachable(ctx context.Context, op string, f func(ctx con
 }
 
 // unreachable: err says the broker could not be reached, and the client
-// is open (whileUnreachable's retries).
-func (c *Client) unreachable(err error) bool { return producer.Retriable(err) && !c.Closed() }
+// is open (whileUnreachable's retries). An error code in a broker's answer
+// (a missing topic, a leader election: kafka-go calls many of them
+// temporary) is not: the broker is there, and the call says what it said.
+func (c *Client) unreachable(err error) bool {
+	var answered kafkago.Error
+	if errors.As(err, &answered) {
+		return false
+	}
+	return producer.Retriable(err) && !c.Closed()
+}
 
 // DeleteTopic deletes topic. The brokers drop every group's committed
 // offsets for it; the groups this client subscribed or provisioned on the
