@@ -16,6 +16,7 @@ package fault
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -36,7 +37,7 @@ func FreePort(t testing.TB) int {
 // Proxy forwards TCP connections from its own loopback address to a target
 // address, and lets a test break them: Cut closes every connection and
 // refuses new ones until Restore, Refuse only refuses new ones, SetDelay
-// adds latency. It is safe for concurrent use; the test's cleanup closes it.
+// and SetLatency add latency. It is safe for concurrent use; the test's cleanup closes it.
 type Proxy struct {
 	t      testing.TB
 	target string
@@ -46,6 +47,7 @@ type Proxy struct {
 	ln       net.Listener // nil while refusing
 	conns    map[net.Conn]struct{}
 	delay    time.Duration
+	latency  time.Duration
 	closed   bool
 	accepted int
 	cuts     int
@@ -97,6 +99,18 @@ func (p *Proxy) Accepted() int {
 func (p *Proxy) SetDelay(d time.Duration) {
 	p.mu.Lock()
 	p.delay = d
+	p.mu.Unlock()
+}
+
+// SetLatency delays every chunk of bytes forwarded in either direction by d
+// from when the proxy read it (0: none), on existing and new connections,
+// forwarding the chunks read meanwhile without waiting: a link with latency
+// d, each answer as late as the one before. (SetDelay instead holds the
+// next chunk until the one before was forwarded: requests queued behind
+// each other wait a delay each.)
+func (p *Proxy) SetLatency(d time.Duration) {
+	p.mu.Lock()
+	p.latency = d
 	p.mu.Unlock()
 }
 
@@ -215,21 +229,57 @@ func (p *Proxy) forward(ln net.Listener, c net.Conn) {
 
 func (p *Proxy) copy(dst, src net.Conn) {
 	buf := make([]byte, 32<<10)
+	var late chan lateChunk // SetLatency's chunks, in order, once it was set
+	defer func() {
+		if late != nil {
+			close(late)
+		}
+	}()
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			d := p.delay
+			d, latency := p.delay, p.latency
 			p.mu.Unlock()
 			if d > 0 {
 				time.Sleep(d) // injected latency is the subject
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if latency > 0 && late == nil {
+				late = make(chan lateChunk, 1024)
+				p.wg.Add(1) // within forward's: never from zero
+				go p.writeLate(dst, late)
+			}
+			if late != nil {
+				late <- lateChunk{b: slices.Clone(buf[:n]), due: time.Now().Add(latency)}
+			} else if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
 		}
 		if err != nil {
 			return // EOF, a reset or a cut: forward closes both ends
+		}
+	}
+}
+
+// lateChunk is a chunk SetLatency holds until due.
+type lateChunk struct {
+	b   []byte
+	due time.Time
+}
+
+// writeLate writes the chunks of late to dst, each when due, until late is
+// closed; after a failed write it drops the rest.
+func (p *Proxy) writeLate(dst net.Conn, late <-chan lateChunk) {
+	defer p.wg.Done()
+	failed := false
+	for c := range late {
+		if failed {
+			continue
+		}
+		time.Sleep(time.Until(c.due)) // injected latency is the subject
+		if _, err := dst.Write(c.b); err != nil {
+			failed = true
+			_ = dst.Close() // the reader's end follows
 		}
 	}
 }

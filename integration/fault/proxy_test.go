@@ -103,3 +103,38 @@ func TestProxyCutRefuseDelay(t *testing.T) {
 		t.Errorf("accepted %d connections, want 2", p.Accepted())
 	}
 }
+
+// TestProxyLatency: with SetLatency, two lines written half a latency
+// apart come back each about two latencies after it was written (there
+// and back), the second not held up by the first as with SetDelay.
+func TestProxyLatency(t *testing.T) {
+	p := fault.NewProxy(t, echoServer(t))
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const latency = 400 * time.Millisecond
+	p.SetLatency(latency)
+	r := bufio.NewReader(c)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var sent [2]time.Time
+	for i := range sent {
+		if i > 0 {
+			time.Sleep(latency / 2) // the writes' spacing is the subject
+		}
+		sent[i] = time.Now()
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range sent {
+		if _, err := r.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		// (SetDelay would bring the second back after 2.5 latencies.)
+		if took := time.Since(sent[i]); took < 2*latency || took > 2*latency+latency/4 {
+			t.Errorf("line %d came back after %v, want about %v", i, took.Round(time.Millisecond), 2*latency)
+		}
+	}
+}
