@@ -134,6 +134,58 @@ func (s *Server) auth() natsgo.Option {
 	return natsgo.UserInfo(user, pass)
 }
 
+// Stop suspends the server with SIGSTOP: it still accepts connections
+// (the kernel completes them) and takes in requests, but answers none
+// until Continue, as a hung or black-holed server would. It returns once
+// every thread of the process has stopped (the signal stops them
+// asynchronously: a thread running meanwhile could still answer).
+func (s *Server) Stop() {
+	s.t.Helper()
+	s.signal(syscall.SIGSTOP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.stopped() {
+		if time.Now().After(deadline) {
+			s.t.Fatal("private nats-server: not stopped 10s after SIGSTOP")
+		}
+		time.Sleep(time.Millisecond) // polling interval of the condition
+	}
+}
+
+// stopped reports whether every thread of the process is stopped (state T
+// in /proc).
+func (s *Server) stopped() bool {
+	stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", s.cmd.Process.Pid))
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the thread ended
+		}
+		// "pid (comm) S ...": the state follows the last ')'.
+		if i := bytes.LastIndexByte(b, ')'); i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return len(stats) > 0
+}
+
+// Continue resumes a server Stop suspended; a no-op when it is not
+// running.
+func (s *Server) Continue() {
+	if s.cmd != nil {
+		s.signal(syscall.SIGCONT)
+	}
+}
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	if s.cmd == nil || s.cmd.Process == nil {
+		s.t.Fatal("private nats-server is not running")
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("private nats-server: %v: %v", sig, err)
+	}
+}
+
 // Kill crashes the server (SIGKILL) and reaps it; a no-op when it is not
 // running.
 func (s *Server) Kill() {
