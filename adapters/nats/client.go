@@ -51,6 +51,15 @@ type Client struct {
 
 	lossCh   chan natsgo.Status // JetStream mode: watchLoss's status changes
 	lossDone chan struct{}      // closed when watchLoss returns
+
+	// deadlines keeps when the server last answered a publish (an
+	// acknowledgement, a flush) or the connection was last made: no
+	// published message fails as unavailable sooner than
+	// unavailable_timeout after it (see deadline).
+	deadlines *asyncpub.Deadlines[struct{}]
+	// errSilent fails the messages the server took and did not answer
+	// within unavailable_timeout (see deadline).
+	errSilent error
 }
 
 var (
@@ -79,7 +88,8 @@ func New(nc *natsgo.Conn, opts ...Option) (*Client, error) {
 }
 
 func newClient(nc *natsgo.Conn, owned bool, cfg config) (*Client, error) {
-	c := &Client{nc: nc, cfg: cfg, owned: owned, sem: make(chan struct{}, cfg.maxInFlight)}
+	c := &Client{nc: nc, cfg: cfg, owned: owned, sem: make(chan struct{}, cfg.maxInFlight), deadlines: asyncpub.NewDeadlines[struct{}](cfg.unavailable)}
+	c.errSilent = fmt.Errorf("%w: no answer from the server within %v", messaging.ErrUnavailable, cfg.unavailable)
 	c.core.closing = make(chan struct{})
 	eo := engine.Options{Name: "nats", Logger: cfg.logger, DefaultPrefetch: cfg.prefetch}
 	c.Consumer = engine.New(natsDriver{c: c}, eo)
@@ -187,7 +197,12 @@ func (c *Client) Capabilities() messaging.Capabilities {
 //
 // While the connection is down (the client reconnecting), Publish waits for
 // it up to unavailable_timeout (5s) or until ctx ends, then fails every
-// message with an error wrapping messaging.ErrUnavailable.
+// message with an error wrapping messaging.ErrUnavailable. While it is up
+// but the server answers nothing (hung), a message not acknowledged
+// (JetStream) or flushed (core mode) unavailable_timeout after the call
+// fails so too, unless the server answered something on the connection
+// meanwhile: a slow server's messages wait their turn, up to
+// publish_timeout (core mode: the flush, request_timeout or ctx's end).
 //
 // Core mode: messages are published and the connection is flushed, so
 // Publish returns once the server has received them; it does not wait for
@@ -272,6 +287,7 @@ func (c *Client) awaitConnectionUntil(ctx context.Context, deadline time.Time) e
 			return fmt.Errorf("%w: %w", messaging.ErrUnavailable, ctx.Err())
 		}
 	}
+	c.answered() // the server answered the reconnect
 	return nil
 }
 
@@ -318,6 +334,18 @@ func (c *Client) whileUnreachable(ctx context.Context, op string, f func(ctx con
 	}
 }
 
+// deadline is when a message published (sent to the server, or for a
+// Publish call, given to it) at sent fails unanswered with c.errSilent,
+// wrapping messaging.ErrUnavailable: unavailable_timeout after then, or
+// after the server last answered if that is later. A server that takes
+// messages and answers none is unavailable, however long publish_timeout
+// or request_timeout; one that is slow but answers is not, and the
+// messages queued behind its answers wait their turn.
+func (c *Client) deadline(sent time.Time) time.Time { return c.deadlines.Deadline(struct{}{}, sent) }
+
+// answered notes that the server answered now (see deadline).
+func (c *Client) answered() { c.deadlines.Answered(struct{}{}) }
+
 // publishCore sends msgs (checked by driver.CheckPublish) to the plain subject
 // topic and flushes. A bare message (bare) goes out as nats.go's Publish
 // sends a payload, without a header block; the others are all encoded
@@ -327,6 +355,8 @@ func (c *Client) publishCore(ctx context.Context, topic string, msgs []*messagin
 	if len(msgs) == 0 {
 		return nil
 	}
+	entered := time.Now()
+	sent := func(int) time.Time { return entered }
 	var nms []*natsgo.Msg // by index, nil for a bare message; nil while all are
 	for i, m := range msgs {
 		if bare(m) {
@@ -356,7 +386,7 @@ func (c *Client) publishCore(ctx context.Context, topic string, msgs []*messagin
 			errs[i] = fmt.Errorf("nats: publish to %s: %w", topic, c.wrapConnErr(err))
 		}
 	}
-	if err := c.flush(ctx); err != nil {
+	if err := c.flushSent(ctx, 1, sent, func(int) {}); err != nil {
 		if errs == nil {
 			errs = make([]error, len(msgs))
 		}
@@ -396,7 +426,41 @@ func bare(m *messaging.Message) bool {
 	return m.ID == "" && m.Key == "" && m.Time.IsZero() && len(m.Header) == 0
 }
 
-// flush waits until the server has processed everything sent so far.
+// flushSent is flush for n messages published at sent(0) <= sent(1) <=
+// ...: while the server answers nothing, expire(k) is called as the
+// deadlines (see deadline) of the first k messages have passed, and once
+// all have, flushSent returns c.errSilent; otherwise it returns the flush's
+// result for the messages left. The flush runs on in its own goroutine
+// until it ends (ctx's end, request_timeout when none), so that its answer
+// still counts (see answered) when it comes after the deadlines.
+func (c *Client) flushSent(ctx context.Context, n int, sent func(i int) time.Time, expire func(k int)) error {
+	done := make(chan error, 1)
+	go func() { done <- c.flush(ctx) }()
+	t := time.NewTimer(time.Until(c.deadline(sent(0))))
+	defer t.Stop()
+	for off := 0; ; {
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+		}
+		now := time.Now()
+		k := off
+		for k < n && !now.Before(c.deadline(sent(k))) {
+			k++
+		}
+		if k > off {
+			expire(k)
+			if off = k; off == n {
+				return c.errSilent
+			}
+		}
+		t.Reset(c.deadline(sent(off)).Sub(now))
+	}
+}
+
+// flush waits until the server has processed everything sent so far (an
+// answer: see answered).
 func (c *Client) flush(ctx context.Context) error {
 	var err error
 	if ctx.Done() == nil { // never cancelled (Background): no context to make
@@ -408,6 +472,10 @@ func (c *Client) flush(ctx context.Context) error {
 			defer cancel()
 		}
 		err = c.nc.FlushWithContext(ctx)
+	}
+	if err == nil {
+		c.answered()
+		return nil
 	}
 	if errors.Is(err, natsgo.ErrConnectionClosed) && !c.nc.IsClosed() {
 		// A flush cut short by a reconnect reports a closed connection.
@@ -499,9 +567,12 @@ func (c *Client) publishStream(ctx context.Context, topic string) (string, error
 // sendAsync publishes nms asynchronously, each holding one slot of c.sem
 // until the server's acknowledgement (or an error) comes back through the
 // JetStream context's callbacks, and returns one error per message. The
-// caller wakes once, when the last acknowledgement of its call is in.
+// caller wakes once, when the last acknowledgement of its call is in. Each
+// message's deadline (see deadline) runs from the call: watchLoss fails it
+// then, unanswered, and one that waited that long for room in the window
+// is not sent.
 func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, bool) {
-	b := &pubBatch{errs: make([]error, len(nms)), done: make(chan struct{})}
+	b := &pubBatch{errs: make([]error, len(nms)), done: make(chan struct{}), entered: time.Now()}
 	var stop error
 	sent := 0
 	for i, nm := range nms {
@@ -510,6 +581,10 @@ func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, boo
 		default:
 			select {
 			case c.sem <- struct{}{}:
+				if !time.Now().Before(c.deadline(b.entered)) {
+					<-c.sem
+					stop = fmt.Errorf("not sent, the window (WithMaxInFlight) full: %w", c.errSilent)
+				}
 			case <-ctx.Done():
 				stop = ctx.Err()
 			}
@@ -541,6 +616,7 @@ func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, boo
 // within its duplicate window, and dropped this one) resolves with
 // messaging.ErrDuplicate.
 func (c *Client) onAck(_ jetstream.JetStream, nm *natsgo.Msg, ack *jetstream.PubAck) {
+	c.answered()
 	if s, ok := c.pending.take(nm); ok {
 		var err error
 		if ack != nil && ack.Duplicate {
@@ -551,6 +627,9 @@ func (c *Client) onAck(_ jetstream.JetStream, nm *natsgo.Msg, ack *jetstream.Pub
 }
 
 func (c *Client) onAckErr(_ jetstream.JetStream, nm *natsgo.Msg, err error) {
+	if !errors.Is(err, jetstream.ErrAsyncPublishTimeout) && !errors.Is(err, natsgo.ErrDisconnected) {
+		c.answered() // the server's error (no stream, an API error)
+	}
 	if s, ok := c.pending.take(nm); ok {
 		c.resolve(s, err)
 	}
@@ -571,6 +650,15 @@ type pubSlot struct {
 	b *pubBatch
 	i int
 	a *asyncMsg // a PublishAsync message instead
+}
+
+// sent returns when s's message was given to Publish, or sent by
+// PublishAsync: its deadline runs from then (see Client.deadline).
+func (s pubSlot) sent() time.Time {
+	if s.a != nil {
+		return s.a.sent
+	}
+	return s.b.entered
 }
 
 // inflight maps the messages in flight to their slots.
@@ -600,6 +688,7 @@ func (f *inflight) take(nm *natsgo.Msg) (pubSlot, bool) {
 
 // pubBatch collects the outcomes of one sendAsync call.
 type pubBatch struct {
+	entered   time.Time // when the call began (see Client.deadline)
 	mu        sync.Mutex
 	errs      []error
 	resolved  []bool

@@ -36,7 +36,7 @@ type coreAsync struct {
 	spare   []coreItem // the last list ended, kept for reuse
 	n       int        // pending: sent and not ended (the window)
 	running bool       // a flusher serves list
-	down    bool       // the flusher found the connection down: stamp messages
+	down    bool       // the flusher found the connection down
 	closed  bool
 	idle    chan struct{} // made by Flush while n > 0, closed when n is 0
 	room    chan struct{} // made by a caller waiting for the window, closed when slots free
@@ -47,7 +47,9 @@ type coreItem struct {
 	topic string
 	msg   *messaging.Message
 	done  messaging.PublishCallback
-	at    time.Time // when it was sent, while the flusher knows the connection down
+	// at is when it was sent, or when the flusher found the connection
+	// lost if it was sent before: its unavailable timeout runs from then
+	at time.Time
 }
 
 // publishAsyncCore is PublishAsync in core mode.
@@ -124,11 +126,8 @@ func (c *Client) publishAsyncCore(ctx context.Context, topic string, m *messagin
 		return
 	}
 	a.n++
-	it := coreItem{topic: topic, msg: m, done: done}
-	if a.down {
-		it.at = time.Now() // its unavailable timeout runs from now
-	}
-	a.list = append(a.list, it)
+	// Under the lock: the list is in the order of at.
+	a.list = append(a.list, coreItem{topic: topic, msg: m, done: done, at: time.Now()})
 	if !a.running {
 		a.running = true
 		a.wg.Add(1)
@@ -165,17 +164,33 @@ func (c *Client) flushCore() {
 		a.mu.Unlock()
 		// Everything in list was written before this flush.
 		stage := "waiting for the connection"
+		rest := list
 		if err == nil {
-			if err = c.flush(context.Background()); err != nil {
-				stage, err = "flush", c.wrapConnErr(err)
-			}
+			stage = "flush"
+			rest, err = c.flushList(list)
 		}
-		c.endCore(list, stage, err)
+		c.endCore(rest, stage, err)
 		clear(list)
 		a.mu.Lock()
 		a.spare = list[:0]
 		a.mu.Unlock()
 	}
+}
+
+// flushList flushes the connection for the messages of list: while the
+// server answers nothing, each ends with c.errSilent as its deadline (see
+// Client.deadline) passes, and the others wait on. It returns the messages
+// left and the flush's result for them.
+func (c *Client) flushList(list []coreItem) ([]coreItem, error) {
+	off := 0
+	err := c.flushSent(context.Background(), len(list), func(i int) time.Time { return list[i].at }, func(k int) {
+		c.endCore(list[off:k], "flush", c.errSilent)
+		off = k
+	})
+	if err != nil && err != c.errSilent {
+		err = c.wrapConnErr(err)
+	}
+	return list[off:], err
 }
 
 // endCore ends the messages of list with err (nil: sent), then frees their
@@ -222,11 +237,10 @@ func (c *Client) awaitCore() error {
 	a := &c.core
 	now := time.Now()
 	a.mu.Lock()
-	// From now on calls stamp their messages; those sent before count from
-	// now, when the loss is known.
-	a.down = true
-	for i := range a.list {
-		if a.list[i].at.IsZero() {
+	// The messages sent before the loss was known count from now.
+	if !a.down {
+		a.down = true
+		for i := range a.list {
 			a.list[i].at = now
 		}
 	}
@@ -239,6 +253,7 @@ func (c *Client) awaitCore() error {
 	for {
 		switch {
 		case c.nc.IsConnected():
+			c.answered() // the server answered the reconnect
 			return nil
 		case c.nc.IsClosed():
 			return fmt.Errorf("%w: %w", messaging.ErrClosed, natsgo.ErrConnectionClosed)

@@ -24,7 +24,8 @@
 //	publish_timeout=30s       wait for one publish acknowledgement
 //	request_timeout=10s       Request without a context deadline
 //	unavailable_timeout=5s    Publish's (and the topology calls') wait for
-//	                          a lost connection, then
+//	                          a lost connection, or for an answer from a
+//	                          server answering nothing, then
 //	                          messaging.ErrUnavailable
 //	streams=create|bind       create a stream per topic, or bind to the
 //	                          existing stream capturing the topic's subject
@@ -57,7 +58,9 @@
 // stream has no leader, is never acknowledged (or answered with "no
 // responders", after which the adapter looks the stream up again, also
 // within publish_timeout): its Publish call fails after publish_timeout
-// (or the context's end) and reports it failed, never
+// (or the context's end; or unavailable_timeout after the call when the
+// server answers nothing else on the connection meanwhile) and reports it
+// failed, never
 // confirmed and lost (publishing it again is safe: the stream drops a
 // message ID it holds). publish_timeout therefore bounds how long after the
 // election a publisher stays stuck: with the default 30s it is up to 30s,

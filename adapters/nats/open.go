@@ -35,7 +35,7 @@ var urlParams = []urlparam.Param{
 	{Name: "max_ack_pending", Doc: "MaxAckPending of created consumers (WithMaxAckPending)"},
 	{Name: "publish_timeout", Doc: "wait for one publish acknowledgement (WithPublishTimeout)"},
 	{Name: "request_timeout", Doc: "Request without a context deadline (WithRequestTimeout)"},
-	{Name: "unavailable_timeout", Doc: "Publish's wait for a lost connection (WithUnavailableTimeout)"},
+	{Name: "unavailable_timeout", Doc: "Publish's wait for a lost connection or a silent server (WithUnavailableTimeout)"},
 	{Name: "streams", Doc: "create or bind (WithExistingStreams)"},
 	{Name: "stream_prefix", Doc: "prefix of created stream names (WithStreamPrefix)"},
 	{Name: "storage", Doc: "file or memory storage of created streams (WithStorage)"},

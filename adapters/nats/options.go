@@ -56,7 +56,7 @@ type config struct {
 	maxAckPending  int
 	publishTimeout time.Duration
 	requestTimeout time.Duration
-	unavailable    time.Duration // how long Publish waits for a connection
+	unavailable    time.Duration // how long Publish waits for a connection, or an answer
 	bindStreams    bool
 	streamPrefix   string
 	storage        jetstream.StorageType
@@ -212,13 +212,20 @@ func WithMaxAckPending(n int) Option {
 // acknowledgement (default 30s; must be positive); a message not
 // acknowledged in time is reported failed by Publish (it may still have
 // been stored: retrying it is deduplicated by its ID within the stream's
-// duplicate window). URL: publish_timeout=30s.
+// duplicate window). It bounds the wait on a server that answers, however
+// slowly; one that answers nothing fails the message with
+// messaging.ErrUnavailable sooner, after the unavailable timeout (see
+// WithUnavailableTimeout). URL: publish_timeout=30s.
 func WithPublishTimeout(d time.Duration) Option {
 	return positive("WithPublishTimeout", d, func(c *config) *time.Duration { return &c.publishTimeout })
 }
 
 // WithRequestTimeout bounds Request when its context has no deadline
-// (default 10s; must be positive). URL: request_timeout=10s.
+// (default 10s; must be positive), and so the flush of a core-mode Publish
+// or PublishAsync on a server that answers, however slowly (one that
+// answers nothing fails the messages with messaging.ErrUnavailable sooner,
+// after the unavailable timeout; see WithUnavailableTimeout). URL:
+// request_timeout=10s.
 func WithRequestTimeout(d time.Duration) Option {
 	return positive("WithRequestTimeout", d, func(c *config) *time.Duration { return &c.requestTimeout })
 }
@@ -227,11 +234,21 @@ func WithRequestTimeout(d time.Duration) Option {
 // while it is down (the client reconnecting) before failing every message
 // with messaging.ErrUnavailable (default messaging.DefaultUnavailableTimeout,
 // 5s; must be positive; the call's context may end it sooner, with an error
-// that wraps ErrUnavailable too). URL: unavailable_timeout=5s. Provision,
-// DeleteTopic, TopicExists, Inspect, Topics and the setup of Subscribe and
-// Read wait for the connection as long, from the call, and make their
-// requests again when the connection is lost while they wait for an
-// answer.
+// that wraps ErrUnavailable too). It also bounds the wait on a server that
+// takes messages and answers nothing while the connection stays up (hung,
+// or black-holed: nats.go notices a stale connection only after
+// PingInterval × MaxPingsOut, minutes by default): a message the server has
+// not answered (JetStream: acknowledged; core mode: flushed) the
+// unavailable timeout after its Publish call (PublishAsync: after it was
+// taken) fails with messaging.ErrUnavailable, never sooner than the
+// unavailable timeout after the server last answered anything on the
+// connection (an acknowledgement, a flush, the reconnect): a server that is
+// slow but answering is not unavailable, and the messages queued behind its
+// answers wait, up to publish_timeout (core mode: request_timeout) each.
+// Provision, DeleteTopic, TopicExists, Inspect, Topics and the setup of
+// Subscribe and Read wait for a lost connection as long, from the call, and
+// make their requests again when the connection is lost while they wait for
+// an answer. URL: unavailable_timeout=5s.
 func WithUnavailableTimeout(d time.Duration) Option {
 	return positive("WithUnavailableTimeout", d, func(c *config) *time.Duration { return &c.unavailable })
 }

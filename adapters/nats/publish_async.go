@@ -36,8 +36,12 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // is down waits for it up to the unavailable timeout after its call; one
 // that reached nats.go as the connection dropped fails with
 // messaging.ErrUnavailable if the connection is still down the unavailable
-// timeout after the loss. Messages in flight share the Client's window with
-// Publish (WithMaxInFlight, default 4096). A message whose stream was
+// timeout after the loss. A message sent to a server that answers nothing
+// while the connection stays up fails with messaging.ErrUnavailable the
+// unavailable timeout after it was sent, never sooner than that after the
+// server's last answer on the connection (a slow server's messages wait,
+// up to the publish timeout). Messages in flight share the Client's
+// window with Publish (WithMaxInFlight, default 4096). A message whose stream was
 // deleted meanwhile is sent once more after the stream is created again, in
 // the order of the PublishAsync calls: the messages given after it wait
 // until every message sent before them has its answer, and those that
@@ -52,7 +56,10 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // the connection once (a round trip to the server) and ends every message
 // of it with the outcome, while the messages sent meanwhile make the next
 // list: nil once the server has them, or the flush's error as Publish
-// would report it. All messages share one order on the wire, that of the
+// would report it. While the server answers nothing (the connection up),
+// each message fails with messaging.ErrUnavailable the unavailable timeout
+// after its call, never sooner than that after the server's last answer
+// on the connection, and the flush goes on for the others. All messages share one order on the wire, that of the
 // calls. At most 4,096 messages are pending (sent, not yet ended). While
 // the connection is down nats.go keeps the messages in its reconnect
 // buffer, and each message waits for the connection up to the unavailable
@@ -97,6 +104,7 @@ type asyncMsg struct {
 	resent  bool      // sent again after its stream had gone
 	retried bool      // sent again after the connection dropped
 	parked  time.Time // when it was parked (its unavailable timeout runs from then)
+	sent    time.Time // when it was last sent (its deadline runs from then, see Client.deadline)
 }
 
 // parking holds the PublishAsync messages given while the connection is
@@ -425,6 +433,7 @@ func (c *Client) publishMsgAsync(a *asyncMsg) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	s := pubSlot{a: a}
+	a.sent = time.Now()
 	c.pending.store(nm, s)
 	if _, err := c.js.PublishMsgAsync(nm); err != nil {
 		if s, ok := c.pending.take(nm); ok {
@@ -506,30 +515,44 @@ func (f *inflight) takeAll(asyncOnly bool) []pubSlot {
 }
 
 // watchLoss bounds the wait of the publishes nats.go holds while the
-// connection is down. nats.go fails those awaiting their acknowledgement
-// when the connection drops, but not those sent just after (into its
-// reconnect buffer), which would wait for the publish timeout: once the
-// connection has been down for the unavailable timeout, every publish
-// still awaiting its acknowledgement fails with messaging.ErrUnavailable,
-// and so again every unavailable timeout while it stays down. It runs
-// until Close (or the connection closes); one goroutine per client in
-// JetStream mode.
+// connection is down, and of those a silent server took. nats.go fails
+// those awaiting their acknowledgement when the connection drops, but not
+// those sent just after (into its reconnect buffer), which would wait for
+// the publish timeout: once the connection has been down for the
+// unavailable timeout, every publish still awaiting its acknowledgement
+// fails with messaging.ErrUnavailable, and so again every unavailable
+// timeout while it stays down. While the connection is up, a publish
+// awaiting its acknowledgement past its deadline (see Client.deadline: the
+// server answered nothing for the unavailable timeout since it was sent)
+// fails with c.errSilent (expireSilent). It runs until Close (or the
+// connection closes); one goroutine per client in JetStream mode.
 func (c *Client) watchLoss() {
 	defer close(c.lossDone)
 	t := time.NewTimer(c.cfg.unavailable)
 	defer t.Stop()
 	var down <-chan time.Time // t's channel while the connection is down
+	silent := time.NewTimer(c.cfg.unavailable)
+	defer silent.Stop()
+	// status handles a status change; it reports false once the
+	// connection is closed.
+	status := func(st natsgo.Status, ok bool) bool {
+		switch {
+		case !ok || st == natsgo.CLOSED:
+			return false
+		case c.nc.IsConnected():
+			down = nil
+			c.answered() // the server answered the reconnect
+		case down == nil:
+			t.Reset(c.cfg.unavailable)
+			down = t.C
+		}
+		return true
+	}
 	for {
 		select {
 		case st, ok := <-c.lossCh:
-			switch {
-			case !ok || st == natsgo.CLOSED:
+			if !status(st, ok) {
 				return
-			case c.nc.IsConnected():
-				down = nil
-			case down == nil:
-				t.Reset(c.cfg.unavailable)
-				down = t.C
 			}
 		case <-down:
 			if c.nc.IsConnected() {
@@ -543,8 +566,62 @@ func (c *Client) watchLoss() {
 				}
 			}
 			t.Reset(c.cfg.unavailable)
+		case <-silent.C:
+			// A reconnect (an answer) since the last status change is
+			// known first: its CONNECTED is on lossCh by now.
+			for drained := false; !drained; {
+				select {
+				case st, ok := <-c.lossCh:
+					if !status(st, ok) {
+						return
+					}
+				default:
+					drained = true
+				}
+			}
+			silent.Reset(c.expireSilent())
 		}
 	}
+}
+
+// expireSilent fails, with c.errSilent, the publishes awaiting their
+// acknowledgement past their deadline (see Client.deadline) while the
+// connection is up, and returns how long until the next deadline may pass.
+// Each deadline is unavailable_timeout or more after the server's last
+// answer: while answers come it only moves that wait on, and it looks
+// through the publishes in flight once the server has answered nothing
+// for the unavailable timeout.
+func (c *Client) expireSilent() time.Duration {
+	if !c.nc.IsConnected() {
+		return c.cfg.unavailable // the loss is the other timer's
+	}
+	now := time.Now()
+	if next := c.deadline(time.Time{}); now.Before(next) {
+		return next.Sub(now)
+	}
+	next := now.Add(c.cfg.unavailable)
+	var expired []pubSlot
+	c.pending.mu.Lock()
+	for nm, s := range c.pending.m {
+		if dl := c.deadline(s.sent()); now.Before(dl) {
+			next = minTime(next, dl)
+		} else {
+			expired = append(expired, s)
+			delete(c.pending.m, nm)
+		}
+	}
+	c.pending.mu.Unlock()
+	for _, s := range expired {
+		c.resolve(s, c.errSilent)
+	}
+	return next.Sub(now)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // stopWatch stops watchLoss and waits for it (Close, once no publish is in
