@@ -62,6 +62,17 @@ type Client struct {
 	topicsMu sync.Mutex
 	topics   map[string]bool            // topics known to exist
 	groups   map[string]map[string]bool // topic -> groups this client used
+	// partitionCounts (topic -> partitionCount) keeps the partition count
+	// Publish found for a topic, for metadata_ttl: a Publish within it
+	// needs no lookup (see publishChecked).
+	partitionCounts sync.Map
+}
+
+// partitionCount is a topic's partition count and until when Publish uses
+// it without looking again.
+type partitionCount struct {
+	n     int
+	until time.Time
 }
 
 var (
@@ -219,6 +230,13 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 	if len(entered) > 0 {
 		entry = entered[0]
 	}
+	if c.writer == nil {
+		if v, ok := c.partitionCounts.Load(topic); ok {
+			if pc := v.(partitionCount); time.Now().Before(pc.until) {
+				return c.producer.WriteEntered(ctx, entry, entered, topic, pc.n, recs)
+			}
+		}
+	}
 	// The topic's lookups (creating it, its metadata when not in kafka-go's
 	// cache) wait for a broker that does not answer until the unavailable
 	// deadline, as produce requests do, whatever ctx allows; and never less
@@ -266,6 +284,11 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 	if err != nil {
 		return producer.AllFailed(len(msgs), fmt.Errorf("kafka: publish to %s: %w", topic, err))
 	}
+	// As long as the transport keeps its metadata: a partition count that
+	// changes is seen within about twice metadata_ttl, as it would be
+	// through the transport's cache alone; a topic deleted meanwhile is
+	// recreated by the producer (Settings.TopicMissing).
+	c.partitionCounts.Store(topic, partitionCount{n: n, until: time.Now().Add(c.cfg.metadataTTL)})
 	return c.producer.WriteEntered(ctx, entry, entered, topic, n, recs)
 }
 
@@ -373,6 +396,7 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	}
 	c.topicsMu.Lock()
 	delete(c.topics, topic)
+	c.partitionCounts.Delete(topic)
 	var groups []string
 	for g := range c.groups[topic] {
 		groups = append(groups, g)
@@ -454,6 +478,7 @@ func (c *Client) forgetTopic(topic string) {
 	c.topicsMu.Lock()
 	delete(c.topics, topic)
 	c.topicsMu.Unlock()
+	c.partitionCounts.Delete(topic)
 }
 
 // ensureTopic makes sure topic exists, creating it when create is true, and
