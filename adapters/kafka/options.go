@@ -429,8 +429,10 @@ func WithJoinBackoff(d time.Duration) Option {
 // only on this timer, at a random point within it, never after an error, so
 // the TTL bounds how long Publish sends a partition's records to a leader
 // that is gone or was replaced; each client makes a metadata request every
-// TTL/2 on average. It conflicts with a transport given with WithTransport
-// or WithWriter, which it cannot apply to. URL: metadata_ttl.
+// TTL/2 on average. Publish also keeps a topic's partition count this
+// long, so partitions added to a topic are used within about twice the TTL.
+// It conflicts with a transport given with WithTransport or WithWriter,
+// which it cannot apply to. URL: metadata_ttl.
 func WithMetadataTTL(d time.Duration) Option {
 	return positive("WithMetadataTTL", d, func(c *config) *time.Duration { return &c.metadataTTL })
 }

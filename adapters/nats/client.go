@@ -583,7 +583,7 @@ func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, boo
 			case c.sem <- struct{}{}:
 				if !time.Now().Before(c.deadline(b.entered)) {
 					<-c.sem
-					stop = fmt.Errorf("not sent, the window (WithMaxInFlight) full: %w", c.errSilent)
+					stop = fmt.Errorf("nats: not sent, the window (WithMaxInFlight) full: %w", c.errSilent)
 				}
 			case <-ctx.Done():
 				stop = ctx.Err()
