@@ -103,6 +103,11 @@ func newClient(nc *natsgo.Conn, owned bool, cfg config) (*Client, error) {
 			jetstream.WithPublishAsyncTimeout(cfg.publishTimeout),
 			jetstream.WithPublishAsyncAckHandler(c.onAck),
 			jetstream.WithPublishAsyncErrHandler(c.onAckErr),
+			// Every JetStream API answer (a stream lookup, its creation)
+			// is an answer of the server (see deadline).
+			jetstream.WithClientTrace(&jetstream.ClientTrace{
+				ResponseReceived: func(string, []byte, natsgo.Header) { c.answered() },
+			}),
 		)
 		if err != nil {
 			return nil, fmt.Errorf("%w: jetstream: %w", messaging.ErrInvalidOption, err)
@@ -203,6 +208,9 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // fails so too, unless the server answered something on the connection
 // meanwhile: a slow server's messages wait their turn, up to
 // publish_timeout (core mode: the flush, request_timeout or ctx's end).
+// The lookup (or creation) of the topic's stream on first use is bounded
+// so too: it fails every message with messaging.ErrUnavailable once the
+// server has answered nothing for unavailable_timeout since it began.
 //
 // Core mode: messages are published and the connection is flushed, so
 // Publish returns once the server has received them; it does not wait for
@@ -215,14 +223,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // to correlate a message across processes.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	if err := c.awaitConnection(ctx); err != nil {
-		if len(msgs) == 0 {
-			return fmt.Errorf("nats: publish to %s: %w", topic, err)
-		}
-		errs := make([]error, len(msgs))
-		for i := range errs {
-			errs[i] = fmt.Errorf("nats: publish to %s: %w", topic, err)
-		}
-		return &messaging.PublishError{Errs: errs}
+		return allFailed(len(msgs), fmt.Errorf("nats: publish to %s: %w", topic, err))
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -254,6 +255,19 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		nms[i] = nm
 	}
 	return c.publishJS(ctx, topic, nms)
+}
+
+// allFailed is the error of a Publish of n messages that all failed with
+// err: a *messaging.PublishError naming each, or err itself when n is 0.
+func allFailed(n int, err error) error {
+	if n == 0 {
+		return err
+	}
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return &messaging.PublishError{Errs: errs}
 }
 
 // awaitConnection returns at once while the connection is up; while it is
@@ -510,7 +524,7 @@ func (c *Client) wrapConnErr(err error) error {
 
 func (c *Client) publishJS(ctx context.Context, topic string, nms []*natsgo.Msg) error {
 	if _, err := c.publishStream(ctx, topic); err != nil {
-		return fmt.Errorf("nats: publish to %s: %w", topic, err)
+		return allFailed(len(nms), fmt.Errorf("nats: publish to %s: %w", topic, err))
 	}
 	errs, failed := c.sendAsync(ctx, nms)
 	if failed {
@@ -550,7 +564,8 @@ func (c *Client) publishJS(ctx context.Context, topic string, nms []*natsgo.Msg)
 }
 
 // publishStream is c.stream for Publish: a lookup (the stream is not
-// cached) is bounded by publish_timeout, like an acknowledgement. No
+// cached) is bounded by publish_timeout, like an acknowledgement, and by
+// the deadline of a request sent now (see lookUpStream). No
 // responder is also what a replicated stream answers while it elects a new
 // leader, after which the stream is looked up again; that lookup, and any
 // JetStream API request while the cluster elects its meta leader, waits for
@@ -561,7 +576,44 @@ func (c *Client) publishStream(ctx context.Context, topic string) (string, error
 	}
 	lctx, cancel := context.WithTimeout(ctx, c.cfg.publishTimeout)
 	defer cancel()
-	return c.stream(lctx, topic)
+	return c.lookUpStream(lctx, topic)
+}
+
+// lookUpStream is c.stream for a publish, whose lookup (or creation) of the
+// stream fails with c.errSilent, wrapping messaging.ErrUnavailable, once
+// the server has answered nothing past the deadline (see deadline) of a
+// request sent as it begins: each answer (the lookup's, creating the
+// stream's, any other) moves that deadline on, so a slow server's lookup
+// goes on.
+func (c *Client) lookUpStream(ctx context.Context, topic string) (string, error) {
+	if v, ok := c.streams.Load(topic); ok {
+		return v.(string), nil
+	}
+	sent := time.Now()
+	lctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		t := time.NewTimer(time.Until(c.deadline(sent)))
+		defer t.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-t.C:
+			}
+			dl := c.deadline(sent)
+			if !time.Now().Before(dl) {
+				cancel(c.errSilent)
+				return
+			}
+			t.Reset(time.Until(dl))
+		}
+	}()
+	name, err := c.stream(lctx, topic)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(lctx), c.errSilent) {
+		return "", fmt.Errorf("nats: look up the stream of %s: %w", topic, c.errSilent)
+	}
+	return name, err
 }
 
 // sendAsync publishes nms asynchronously, each holding one slot of c.sem

@@ -240,9 +240,11 @@ func WithRequestTimeout(d time.Duration) Option {
 // PingInterval × MaxPingsOut, minutes by default): a message the server has
 // not answered (JetStream: acknowledged; core mode: flushed) the
 // unavailable timeout after its Publish call (PublishAsync: after it was
-// taken) fails with messaging.ErrUnavailable, never sooner than the
+// taken; JetStream, a topic's first publish: after the lookup of its
+// stream began) fails with messaging.ErrUnavailable, never sooner than the
 // unavailable timeout after the server last answered anything on the
-// connection (an acknowledgement, a flush, the reconnect): a server that is
+// connection (an acknowledgement, a flush, a JetStream API answer such as
+// the stream's lookup or creation, the reconnect): a server that is
 // slow but answering is not unavailable, and the messages queued behind its
 // answers wait, up to publish_timeout (core mode: request_timeout) each.
 // Provision, DeleteTopic, TopicExists, Inspect, Topics and the setup of

@@ -40,7 +40,11 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // while the connection stays up fails with messaging.ErrUnavailable the
 // unavailable timeout after it was sent, never sooner than that after the
 // server's last answer on the connection (a slow server's messages wait,
-// up to the publish timeout). Messages in flight share the Client's
+// up to the publish timeout). The first message to a topic whose stream
+// the client has not looked up yet waits for that lookup (or the stream's
+// creation; in the caller's goroutine while the connection is up), which
+// fails it so, the unavailable timeout after the lookup began, on a
+// server that answers nothing. Messages in flight share the Client's
 // window with Publish (WithMaxInFlight, default 4096). A message whose stream was
 // deleted meanwhile is sent once more after the stream is created again, in
 // the order of the PublishAsync calls: the messages given after it wait
@@ -400,7 +404,8 @@ func (c *Client) lookUpAndSend(a *asyncMsg) bool {
 	return true
 }
 
-// lookUp is c.stream for a PublishAsync message; a loss of the connection
+// lookUp is c.lookUpStream for a PublishAsync message (a silent server
+// fails it unavailable_timeout after it began); a loss of the connection
 // cuts it short (its answer would never come) and is reported as lost.
 func (c *Client) lookUp(ctx context.Context, topic string) (lost bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -417,7 +422,7 @@ func (c *Client) lookUp(ctx context.Context, topic string) (lost bool, err error
 	if !c.nc.IsConnected() {
 		return true, nil
 	}
-	_, err = c.stream(ctx, topic)
+	_, err = c.lookUpStream(ctx, topic)
 	return err != nil && (cut.Load() || !c.nc.IsConnected()), err
 }
 

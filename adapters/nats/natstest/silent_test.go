@@ -72,15 +72,23 @@ func TestPublishUnavailableOnSilentServer(t *testing.T) {
 	for _, mode := range bothModes {
 		t.Run(mode.String(), func(t *testing.T) {
 			_, c, topic := silentServer(t, mode)
-			begin := time.Now()
-			err := c.Publish(context.Background(), topic,
-				&messaging.Message{ID: "a", Payload: []byte("a")}, &messaging.Message{ID: "b", Payload: []byte("b")})
-			checkSilentWait(t, "Publish", begin, time.Now(), err)
-			var pe *messaging.PublishError
-			if !errors.As(err, &pe) || len(pe.Failed()) != 2 {
-				t.Errorf("Publish: %T %v, want a *PublishError failing both messages", err, err)
-			}
+			checkSilentPublish(t, c, topic)
 		})
+	}
+}
+
+// checkSilentPublish fails the test unless a Publish of two messages to
+// topic, with a context without deadline, fails both with
+// messaging.ErrUnavailable about the unavailable timeout after the call.
+func checkSilentPublish(t *testing.T, c *natsadapter.Client, topic string) {
+	t.Helper()
+	begin := time.Now()
+	err := c.Publish(context.Background(), topic,
+		&messaging.Message{ID: "a", Payload: []byte("a")}, &messaging.Message{ID: "b", Payload: []byte("b")})
+	checkSilentWait(t, "Publish", begin, time.Now(), err)
+	var pe *messaging.PublishError
+	if !errors.As(err, &pe) || len(pe.Failed()) != 2 {
+		t.Errorf("Publish: %T %v, want a *PublishError failing both messages", err, err)
 	}
 }
 
@@ -111,30 +119,74 @@ func TestPublishAsyncUnavailableOnSilentServer(t *testing.T) {
 			if took := flushed.Sub(last); took > silentTimeout+silentSlack {
 				t.Errorf("Flush returned %v after the last PublishAsync, want about the unavailable timeout %v", took.Round(time.Millisecond), silentTimeout)
 			}
-			r.mu.Lock()
-			for i, res := range r.res {
-				if len(res.errs) != 1 {
-					t.Fatalf("message %d: %d results %v, want one", i, len(res.errs), res.errs)
-				}
-				checkSilentWait(t, fmt.Sprintf("message %d", i), res.returned, res.at[0], res.errs[0])
-			}
-			r.mu.Unlock()
-
-			// The server answers again: the answers to the failed
-			// messages (sent before this one) end none of them again.
-			srv.Continue()
-			if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "after", Payload: []byte("y")}); err != nil {
-				t.Fatalf("Publish once the server answers again: %v", err)
-			}
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			for i, res := range r.res {
-				if len(res.errs) != 1 {
-					t.Errorf("message %d: %d results %v once the server answered again, want one", i, len(res.errs), res.errs)
-				}
-			}
+			checkSilentAsync(t, srv, c, topic, &r, func(res *asyncResult) time.Time { return res.returned })
 		})
 	}
+}
+
+// checkSilentAsync fails the test unless each message r recorded (all
+// flushed) ended once, with messaging.ErrUnavailable, about the
+// unavailable timeout after since(its result); then lets srv answer again
+// and checks that once a Publish to topic succeeded, the answers to the
+// failed messages (sent before it) ended none of them again.
+func checkSilentAsync(t *testing.T, srv *natstest.Server, c *natsadapter.Client, topic string, r *asyncRecorder, since func(*asyncResult) time.Time) {
+	t.Helper()
+	r.mu.Lock()
+	for i, res := range r.res {
+		if len(res.errs) != 1 {
+			r.mu.Unlock()
+			t.Fatalf("message %d: %d results %v, want one", i, len(res.errs), res.errs)
+		}
+		checkSilentWait(t, fmt.Sprintf("message %d", i), since(res), res.at[0], res.errs[0])
+	}
+	r.mu.Unlock()
+
+	srv.Continue()
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "after", Payload: []byte("y")}); err != nil {
+		t.Fatalf("Publish once the server answers again: %v", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, res := range r.res {
+		if len(res.errs) != 1 {
+			t.Errorf("message %d: %d results %v once the server answered again, want one", i, len(res.errs), res.errs)
+		}
+	}
+}
+
+// TestPublishNewTopicUnavailableOnSilentServer: in JetStream mode, Publish
+// and PublishAsync to a topic the client has not published to yet (its
+// stream not looked up) fail with messaging.ErrUnavailable about the
+// unavailable timeout (1s) after the call, each message once, though the
+// lookup of the topic's stream gets no answer. Publish used to wait
+// publish_timeout (30s) for the lookup, PublishAsync JetStream's API
+// timeout (5s), failing with a context deadline.
+func TestPublishNewTopicUnavailableOnSilentServer(t *testing.T) {
+	t.Run("Publish", func(t *testing.T) {
+		srv, c, _ := silentServer(t, natsadapter.ModeJetStream)
+		topic := integration.UniqueName(t, "silent-new")
+		checkSilentPublish(t, c, topic)
+		srv.Continue()
+		if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "after", Payload: []byte("y")}); err != nil {
+			t.Fatalf("Publish once the server answers again: %v", err)
+		}
+	})
+	t.Run("PublishAsync", func(t *testing.T) {
+		srv, c, _ := silentServer(t, natsadapter.ModeJetStream)
+		topic := integration.UniqueName(t, "silent-new")
+		var r asyncRecorder
+		const n = 2
+		for i := range n {
+			r.publish(context.Background(), c, topic, &messaging.Message{ID: fmt.Sprintf("m%d", i), Payload: []byte("x")})
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
+		defer cancel()
+		if err := c.Flush(ctx); err != nil {
+			t.Fatalf("Flush: %v", err)
+		}
+		// The lookup runs in the caller's goroutine: from the call.
+		checkSilentAsync(t, srv, c, topic, &r, func(res *asyncResult) time.Time { return res.called })
+	})
 }
 
 // slowTimeout and slowLatency make a slow server: the proxy forwards every
@@ -154,7 +206,9 @@ const (
 // those before it. Core mode: a PublishAsync message given while the
 // flusher waits for the flush of the one before (half a latency later),
 // so that it waits for that flush and then its own. With the timeout
-// counted from the call only, the last call failed in both modes.
+// counted from the call only, the last call failed in both modes. JetStream
+// mode, to a new topic: Publish and PublishAsync, whose stream lookup,
+// stream creation and acknowledgement take three answers.
 func TestSlowServerIsNotUnavailable(t *testing.T) {
 	t.Run("jetstream", func(t *testing.T) {
 		_, p, c := openProxied(t, slowTimeout, natsadapter.WithMaxInFlight(1))
@@ -177,6 +231,20 @@ func TestSlowServerIsNotUnavailable(t *testing.T) {
 		wg.Wait()
 		checkSlow(t, "Publish", errs, took)
 	})
+	t.Run("jetstream new topic", func(t *testing.T) {
+		// Looking up the stream, creating it and the acknowledgement: three
+		// answers, each within the unavailable timeout of the one before.
+		_, p, c := openProxied(t, slowTimeout)
+		p.SetLatency(slowLatency)
+		begin := time.Now()
+		err := c.Publish(context.Background(), integration.UniqueName(t, "slow-new"), &messaging.Message{ID: "p"})
+		checkSlow(t, "Publish to a new topic", []error{err}, []time.Duration{time.Since(begin)})
+		var r asyncRecorder
+		r.publish(context.Background(), c, integration.UniqueName(t, "slow-new-async"), &messaging.Message{ID: "a"})
+		// The lookup runs in the caller's goroutine: from the call.
+		errs, took := flushedResults(t, c, &r, func(res *asyncResult) time.Time { return res.called })
+		checkSlow(t, "PublishAsync to a new topic", errs, took)
+	})
 	t.Run("core", func(t *testing.T) {
 		_, p, c := openProxied(t, slowTimeout, natsadapter.WithMode(natsadapter.ModeCore))
 		topic := integration.UniqueName(t, "slow")
@@ -187,23 +255,32 @@ func TestSlowServerIsNotUnavailable(t *testing.T) {
 		var r asyncRecorder
 		const n = 2
 		r.publishEvery(c, topic, n, slowLatency/2)
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		if err := c.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		errs := make([]error, n)
-		took := make([]time.Duration, n)
-		for i, res := range r.res {
-			if len(res.errs) != 1 {
-				t.Fatalf("message %d: results %v, want one", i, res.errs)
-			}
-			errs[i], took[i] = res.errs[0], res.at[0].Sub(res.returned)
-		}
+		errs, took := flushedResults(t, c, &r, func(res *asyncResult) time.Time { return res.returned })
 		checkSlow(t, "PublishAsync", errs, took)
 	})
+}
+
+// flushedResults flushes c and returns the result of each message r
+// recorded, and how long after since(its result) it came; it fails the
+// test unless each has one.
+func flushedResults(t *testing.T, c *natsadapter.Client, r *asyncRecorder, since func(*asyncResult) time.Time) ([]error, []time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	errs := make([]error, len(r.res))
+	took := make([]time.Duration, len(r.res))
+	for i, res := range r.res {
+		if len(res.errs) != 1 {
+			t.Fatalf("message %d: results %v, want one", i, res.errs)
+		}
+		errs[i], took[i] = res.errs[0], res.at[0].Sub(since(res))
+	}
+	return errs, took
 }
 
 // checkSlow fails the test unless every call succeeded and the slowest
