@@ -342,7 +342,7 @@ func (c *Client) register(ctx context.Context, topic, queue string) error {
 	if _, ok := c.registered.Load(queue); ok {
 		return nil
 	}
-	ch, _, err := c.conn.channel(ctx)
+	ch, err := c.conn.channelNow()
 	if err != nil {
 		return err
 	}
@@ -401,7 +401,7 @@ func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, grou
 		}
 		c.cfg.logger.Warn("rabbitmq: group queue exists with other arguments; using it as it is (MaxAttempts is then enforced by the client only)",
 			"queue", q, "error", err)
-		nch, _, err := c.conn.channel(ctx)
+		nch, err := c.conn.channelNow()
 		if err != nil {
 			return ch, err
 		}
@@ -421,8 +421,10 @@ func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, grou
 // those groups even before anyone subscribes. It is idempotent; the client
 // re-declares what it provisioned after a reconnect. It returns when ctx
 // ends, and fails with an error wrapping messaging.ErrUnavailable when no
-// connection comes within unavailable_timeout of the call (the broker
-// unreachable; the client goes on redialling), or once the broker has
+// connection comes within unavailable_timeout of the call or, the
+// connection lost during the call, of the loss (the broker unreachable;
+// the client goes on redialling; a connection that comes in time gets the
+// call made again on it), or once the broker has
 // blocked the connection (a resource alarm: it answers nothing then) for
 // unavailable_timeout, counted from the call or the block, whichever began
 // later; what was sent goes on in the background.
@@ -531,8 +533,11 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if err := validTopic(topic); err != nil {
 		return fmt.Errorf("rabbitmq: delete topic: %w", err)
 	}
+	// The queue names read from the registry (which they leave) are kept
+	// for a run again on the next connection after a loss.
+	names := map[string]bool{}
 	err := c.conn.channelBounded(ctx, time.Now(), func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
-		return c.deleteTopic(ctx, ch, topic)
+		return c.deleteTopic(ctx, ch, topic, names)
 	}, nil)
 	var named namedErr
 	switch {
@@ -550,12 +555,14 @@ type namedErr struct{ error }
 
 func (e namedErr) Unwrap() error { return e.error }
 
-// deleteTopic is DeleteTopic on ch, which it closes.
-func (c *Client) deleteTopic(ctx context.Context, ch *amqp.Channel, topic string) error {
+// deleteTopic is DeleteTopic on ch, which it closes; it adds the queue
+// names it reads from the registry to names, the names of an earlier
+// run's included.
+func (c *Client) deleteTopic(ctx context.Context, ch *amqp.Channel, topic string, names map[string]bool) error {
 	defer func() { _ = ch.Close() }()
 	// After an error the broker closed ch: go on with a new one.
 	reopen := func() error {
-		nch, _, err := c.conn.channel(ctx)
+		nch, err := c.conn.channelNow()
 		if err != nil {
 			return err
 		}
@@ -563,7 +570,6 @@ func (c *Client) deleteTopic(ctx context.Context, ch *amqp.Channel, topic string
 		ch = nch
 		return nil
 	}
-	names := map[string]bool{}
 	reg := registryQueue(topic)
 	for {
 		d, ok, err := ch.Get(reg, true)

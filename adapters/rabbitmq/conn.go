@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -496,14 +499,59 @@ func runBoundedUndo(ctx context.Context, watch *blockWatch, begin time.Time, lim
 }
 
 // errConnGone: the connection closed before a channel could be opened on
-// it (channelBounded then waits for the next one).
+// it, or during a channelBounded call (channelBounded then waits for the
+// next one and runs the call again).
 var errConnGone = errors.New("rabbitmq: connection closed")
+
+// channelOn opens a channel on conn, failing with errConnGone when conn is
+// closed.
+func channelOn(conn *amqp.Connection) (*amqp.Channel, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		if conn.IsClosed() {
+			return nil, errConnGone
+		}
+		return nil, fmt.Errorf("rabbitmq: open channel: %w", err)
+	}
+	return ch, nil
+}
+
+// channelNow opens a channel on the current connection without waiting for
+// a reconnect: with none it fails with errConnGone. It is for the further
+// channels of a call running under channelBounded, which bounds the wait
+// for the next connection and runs the call again on it.
+func (c *connector) channelNow() (*amqp.Channel, error) {
+	c.mu.Lock()
+	conn, closed, failed := c.conn, c.closed, c.failed
+	c.mu.Unlock()
+	switch {
+	case closed:
+		return nil, messaging.ErrClosed
+	case failed != nil:
+		return nil, failed
+	case conn == nil:
+		return nil, errConnGone
+	}
+	return channelOn(conn)
+}
+
+// socketGone reports whether err is the socket failing under a connection
+// that may not have noticed yet (amqp091 closes it in the background after
+// a failed write).
+func socketGone(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
 
 // channelBounded opens a channel on the current connection (waiting for a
 // reconnect in progress until ctx ends or the unavailable timeout has
-// passed since begin, the error then wrapping messaging.ErrUnavailable)
-// and runs f with it, which owns the channel (closes it, or keeps it on
-// success). The broker reads nothing
+// passed since begin or since the connection was lost, whichever is later,
+// the error then wrapping messaging.ErrUnavailable) and runs f with it,
+// which owns the channel (closes it, or keeps it on success). f opens any
+// further channel with channelNow. When the connection is lost while f
+// runs, f's error is dropped and f runs again on the next connection,
+// waited for as above: from the loss. f must therefore be safe to run
+// again after a partial run. The broker reads nothing
 // from a connection it has blocked (a resource alarm), so neither the
 // channel's opening nor f's calls would be answered until the alarm
 // clears, and amqp091's calls ignore ctx: channelBounded waits as
@@ -512,25 +560,48 @@ var errConnGone = errors.New("rabbitmq: connection closed")
 // error then wraps messaging.ErrUnavailable, or is ctx's), and f goes on in
 // the background, undo (if not nil) releasing what it made if it succeeds.
 func (c *connector) channelBounded(ctx context.Context, begin time.Time, f func(ch *amqp.Channel, gen uint64, watch *blockWatch) error, undo func()) error {
-	wait, cancel := context.WithDeadline(ctx, begin.Add(c.unavail))
-	defer cancel()
+	// As pubPool.open: counted from the last loss if that came later, a
+	// loss noticed while waiting moving the deadline.
+	deadline := func() time.Time {
+		from := begin
+		if lost := c.lastLoss(); lost.After(from) {
+			from = lost
+		}
+		return from.Add(c.unavail)
+	}
 	for {
+		d := deadline()
+		wait, cancel := context.WithDeadline(ctx, d)
 		conn, gen, watch, err := c.getWatched(wait)
+		cancel()
 		if err != nil {
-			if wait.Err() != nil && ctx.Err() == nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				if deadline().After(d) {
+					continue // a loss noticed meanwhile: its own timeout
+				}
 				return fmt.Errorf("%w: no connection within %v: %w", messaging.ErrUnavailable, c.unavail, err)
 			}
 			return err
 		}
 		err = runBoundedUndo(ctx, watch, begin, c.unavail, func() error {
-			ch, err := conn.Channel()
+			ch, err := channelOn(conn)
 			if err != nil {
-				if conn.IsClosed() {
-					return errConnGone
-				}
-				return fmt.Errorf("rabbitmq: open channel: %w", err)
+				return err
 			}
-			return f(ch, gen, watch)
+			err = f(ch, gen, watch)
+			if err != nil && !conn.IsClosed() && socketGone(err) {
+				// A failed write: amqp091 closes the connection in the
+				// background. (Inspect's management API fails with
+				// network errors too, hence the bound.)
+				select {
+				case <-conn.NotifyClose(make(chan *amqp.Error, 1)):
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			if err != nil && conn.IsClosed() {
+				return fmt.Errorf("%w: %w", errConnGone, err)
+			}
+			return err
 		}, undo)
 		if !errors.Is(err, errConnGone) {
 			return err

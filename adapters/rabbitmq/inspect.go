@@ -177,7 +177,7 @@ func (c *Client) inspectAMQP(ctx context.Context, ch *amqp.Channel, st *messagin
 	groups := map[string]bool{}
 	// Read the registry without acknowledging; closing the channel
 	// requeues what was read.
-	rch, _, err := c.conn.channel(ctx)
+	rch, err := c.conn.channelNow()
 	if err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func (c *Client) inspectAMQP(ctx context.Context, ch *amqp.Channel, st *messagin
 			if !isCode(err, amqp.NotFound) {
 				return fmt.Errorf("rabbitmq: declare group queue %q: %w", groupQueue(topic, g), err)
 			}
-			if ch, _, err = c.conn.channel(ctx); err != nil {
+			if ch, err = c.conn.channelNow(); err != nil {
 				return err
 			}
 			continue

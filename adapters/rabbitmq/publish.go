@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -150,8 +147,7 @@ func (p *pubPool) open(ctx context.Context, begin, waitFrom time.Time) (*pubChan
 			if conn.IsClosed() {
 				continue // wait for the reconnect
 			}
-			var netErr net.Error
-			if errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+			if socketGone(err) {
 				// The socket is gone but the connection has not noticed
 				// yet: give it a moment, then wait for the reconnect.
 				if time.Until(deadline()) <= 0 {
