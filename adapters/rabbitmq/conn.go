@@ -593,9 +593,11 @@ func (c *connector) channelBounded(ctx context.Context, begin time.Time, f func(
 				// A failed write: amqp091 closes the connection in the
 				// background. (Inspect's management API fails with
 				// network errors too, hence the bound.)
-				select {
-				case <-conn.NotifyClose(make(chan *amqp.Error, 1)):
-				case <-time.After(100 * time.Millisecond):
+				// Polled: a NotifyClose listener would stay registered on a
+				// connection that does not close (a management API error),
+				// one per failed call.
+				for end := time.Now().Add(100 * time.Millisecond); !conn.IsClosed() && time.Now().Before(end); {
+					time.Sleep(5 * time.Millisecond)
 				}
 			}
 			if err != nil && conn.IsClosed() {
