@@ -104,9 +104,11 @@ func closeStarted(sub messaging.Subscription, err error) error {
 //
 //   - without a deadline (context.Background()) must fail with an error
 //     wrapping messaging.ErrUnavailable within the unavailable timeout
-//     and AdminMargin;
+//     and AdminMargin, and not before nine tenths of the timeout (a call
+//     that gives up at once would fail on any brief loss);
 //   - with a context of AdminShortCtx (200ms, shorter than the timeout)
-//     must fail within AdminCtxMargin of the context's end, with an error
+//     must fail within AdminCtxMargin of the context's end, and not before
+//     nine tenths of it, with an error
 //     wrapping the context's (context.DeadlineExceeded) or
 //     messaging.ErrUnavailable: the library's rule is the context's
 //     error, but an adapter may wrap both (the log says which came);
@@ -149,6 +151,10 @@ func AdminWhileUnreachable(t *testing.T, c messaging.Client, cut func(), topic, 
 					t.Errorf("%s without a deadline returned after %v with an unavailable timeout of %v, want within %v",
 						call.Name, took.Round(time.Millisecond), AdminUnavailableTimeout, limit)
 				}
+				if least := AdminUnavailableTimeout * 9 / 10; took < least {
+					t.Errorf("%s without a deadline gave up after %v with an unavailable timeout of %v, want it to wait for the broker at least %v",
+						call.Name, took.Round(time.Millisecond), AdminUnavailableTimeout, least)
+				}
 			}
 
 			// With a context shorter than the timeout: near its end.
@@ -170,6 +176,10 @@ func AdminWhileUnreachable(t *testing.T, c messaging.Client, cut func(), topic, 
 			if limit := AdminShortCtx + AdminCtxMargin; took > limit {
 				t.Errorf("%s with a %v context returned after %v, want within %v",
 					call.Name, AdminShortCtx, took.Round(time.Millisecond), limit)
+			}
+			if least := AdminShortCtx * 9 / 10; took < least {
+				t.Errorf("%s with a %v context gave up after %v, want it to wait for the broker until the context's end",
+					call.Name, AdminShortCtx, took.Round(time.Millisecond))
 			}
 		})
 	}
