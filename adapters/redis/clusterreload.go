@@ -37,15 +37,23 @@ func (h reloadOnFailure) ProcessPipelineHook(next goredis.ProcessPipelineHook) g
 }
 
 // check reloads the slot map after a failure that is not the server's
-// answer nor the caller giving up.
+// answer nor the caller giving up. A network error counts even when the
+// caller's context has ended meanwhile: with ContextTimeoutEnabled a call
+// to a master that died or hangs ends at its deadline with an i/o timeout,
+// and skipping those left the slot map stale until another call failed
+// before its deadline.
 func (h reloadOnFailure) check(ctx context.Context, err error) {
-	if err == nil || errors.Is(err, goredis.Nil) || ctx.Err() != nil {
+	if err == nil || errors.Is(err, goredis.Nil) {
 		return
+	}
+	var netErr net.Error
+	isNet := errors.As(err, &netErr)
+	if !isNet && ctx.Err() != nil {
+		return // the caller gave up
 	}
 	var reply goredis.Error
-	var netErr net.Error
-	if errors.As(err, &reply) && !errors.As(err, &netErr) {
+	if errors.As(err, &reply) && !isNet {
 		return
 	}
-	h.cc.ReloadState(ctx)
+	h.cc.ReloadState(context.WithoutCancel(ctx)) // lazy: go-redis reloads in the background
 }
