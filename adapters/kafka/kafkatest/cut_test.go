@@ -174,6 +174,23 @@ func TestPublishUnavailable(t *testing.T) {
 // began. The timeout used to start only when the first attempt had failed,
 // which took the 10s write timeout: no answer came before it.
 func TestPublishUnavailableSilentBroker(t *testing.T) {
+	publishToSilentBroker(t, false)
+}
+
+// TestPublishNewTopicSilentBroker: the first Publish to a topic the client
+// has not used, while the broker takes requests and does not answer, fails
+// with messaging.ErrUnavailable about unavailable_timeout after it began,
+// though its ctx has no deadline: the topic's metadata lookup (not in
+// kafka-go's cache) is bounded like the produce request.
+func TestPublishNewTopicSilentBroker(t *testing.T) {
+	publishToSilentBroker(t, true)
+}
+
+// publishToSilentBroker publishes once to a private broker, silences it
+// and publishes again, to the same topic or to a new one, with a ctx
+// without deadline and unavailable_timeout=1s: the Publish must fail with
+// messaging.ErrUnavailable before the silence ends.
+func publishToSilentBroker(t *testing.T, newTopic bool) {
 	if testing.Short() {
 		t.Skip("delays a private cluster")
 	}
@@ -182,6 +199,9 @@ func TestPublishUnavailableSilentBroker(t *testing.T) {
 	topic := integration.UniqueName(t, "silent")
 	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
 		t.Fatal(err)
+	}
+	if newTopic {
+		topic = integration.UniqueName(t, "new")
 	}
 	// Short enough to be over when the cleanups close the proxy (its
 	// forwarding sleeps through a delay once begun), and an answer would
@@ -192,38 +212,9 @@ func TestPublishUnavailableSilentBroker(t *testing.T) {
 	err := c.Publish(context.Background(), topic, &messaging.Message{ID: "during"})
 	took := time.Since(begin)
 	k.Proxy(0).SetDelay(0)
-	t.Logf("Publish returned after %v: %v", took.Round(time.Millisecond), err)
+	t.Logf("Publish (new topic: %v) returned after %v: %v", newTopic, took.Round(time.Millisecond), err)
 	if !errors.Is(err, messaging.ErrUnavailable) {
-		t.Fatalf("Publish to a silent broker: %v after %v, want messaging.ErrUnavailable", err, took)
-	}
-	if took >= silence {
-		t.Errorf("Publish failed after %v with unavailable_timeout=1s, want about 1s", took)
-	}
-}
-
-// TestPublishNewTopicSilentBroker: the first Publish to a topic the client
-// has not used, while the broker takes requests and does not answer, fails
-// with messaging.ErrUnavailable about unavailable_timeout after it began,
-// though its ctx has no deadline: the topic's metadata lookup (not in
-// kafka-go's cache) is bounded like the produce request.
-func TestPublishNewTopicSilentBroker(t *testing.T) {
-	if testing.Short() {
-		t.Skip("delays a private cluster")
-	}
-	k := kafkatest.StartCluster(t, 1)
-	c := openURL(t, privateURL(k)+"&unavailable_timeout=1s", true)
-	if err := c.Publish(t.Context(), integration.UniqueName(t, "warm"), &messaging.Message{ID: "before"}); err != nil {
-		t.Fatal(err)
-	}
-	const silence = 3 * time.Second
-	k.Proxy(0).SetDelay(silence)
-	begin := time.Now()
-	err := c.Publish(context.Background(), integration.UniqueName(t, "new"), &messaging.Message{ID: "during"})
-	took := time.Since(begin)
-	k.Proxy(0).SetDelay(0)
-	t.Logf("Publish returned after %v: %v", took.Round(time.Millisecond), err)
-	if !errors.Is(err, messaging.ErrUnavailable) {
-		t.Fatalf("Publish to a new topic of a silent broker: %v after %v, want messaging.ErrUnavailable", err, took)
+		t.Fatalf("Publish to a silent broker (new topic: %v): %v after %v, want messaging.ErrUnavailable", newTopic, err, took)
 	}
 	if took >= silence {
 		t.Errorf("Publish failed after %v with unavailable_timeout=1s, want about 1s", took)
