@@ -311,11 +311,15 @@ func (c *Client) awaitConnectionUntil(ctx context.Context, deadline time.Time) e
 // f; when the connection is lost while f waits for the server (nats.go
 // keeps a request made while reconnecting until its context ends), f's
 // context is cancelled and f runs again once connected, within the same
-// timeout. The error wraps messaging.ErrUnavailable when the timeout
-// passed without a connection, ctx's error when ctx ended first, or is
-// f's.
+// timeout. A server that stays connected and answers nothing (see
+// deadline) fails f the same way, unavailable_timeout after the call or
+// after the server's last answer, whichever is later, however long the
+// JetStream API timeout. The error wraps messaging.ErrUnavailable when the
+// timeout passed without a connection or an answer, ctx's error when ctx
+// ended first, or is f's.
 func (c *Client) whileUnreachable(ctx context.Context, op string, f func(ctx context.Context) error) error {
-	deadline := time.Now().Add(c.cfg.unavailable)
+	begin := time.Now()
+	deadline := begin.Add(c.cfg.unavailable)
 	for {
 		if err := c.awaitConnectionUntil(ctx, deadline); err != nil {
 			return fmt.Errorf("nats: %s: %w", op, err)
@@ -325,7 +329,7 @@ func (c *Client) whileUnreachable(ctx context.Context, op string, f func(ctx con
 			c.nc.RemoveStatusListener(lost)
 			continue // lost before the listener was in place
 		}
-		attempt, cancel := context.WithCancel(ctx)
+		attempt, cancel := c.untilSilent(ctx, begin)
 		var wasLost bool
 		watched := make(chan struct{})
 		go func() {
@@ -333,14 +337,18 @@ func (c *Client) whileUnreachable(ctx context.Context, op string, f func(ctx con
 			select {
 			case <-lost:
 				wasLost = true
-				cancel()
+				cancel(nil)
 			case <-attempt.Done():
 			}
 		}()
 		err := f(attempt)
-		cancel()
+		silent := err != nil && c.silenced(ctx, attempt)
+		cancel(nil)
 		<-watched
 		c.nc.RemoveStatusListener(lost)
+		if silent && !wasLost {
+			return fmt.Errorf("nats: %s: %w", op, c.errSilent)
+		}
 		if err == nil || !wasLost || ctx.Err() != nil || c.nc.IsClosed() {
 			return err
 		}
@@ -589,9 +597,21 @@ func (c *Client) lookUpStream(ctx context.Context, topic string) (string, error)
 	if v, ok := c.streams.Load(topic); ok {
 		return v.(string), nil
 	}
-	sent := time.Now()
-	lctx, cancel := context.WithCancelCause(ctx)
+	lctx, cancel := c.untilSilent(ctx, time.Now())
 	defer cancel(nil)
+	name, err := c.stream(lctx, topic)
+	if err != nil && c.silenced(ctx, lctx) {
+		return "", fmt.Errorf("nats: look up the stream of %s: %w", topic, c.errSilent)
+	}
+	return name, err
+}
+
+// untilSilent returns a context derived from ctx that ends, with the cause
+// c.errSilent, once the server has answered nothing past the deadline of a
+// request sent at sent (see deadline): every answer moves the deadline on,
+// so a slow server's requests go on and a silent server's fail.
+func (c *Client) untilSilent(ctx context.Context, sent time.Time) (context.Context, context.CancelCauseFunc) {
+	lctx, cancel := context.WithCancelCause(ctx)
 	go func() {
 		t := time.NewTimer(time.Until(c.deadline(sent)))
 		defer t.Stop()
@@ -609,11 +629,13 @@ func (c *Client) lookUpStream(ctx context.Context, topic string) (string, error)
 			t.Reset(time.Until(dl))
 		}
 	}()
-	name, err := c.stream(lctx, topic)
-	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(lctx), c.errSilent) {
-		return "", fmt.Errorf("nats: look up the stream of %s: %w", topic, c.errSilent)
-	}
-	return name, err
+	return lctx, cancel
+}
+
+// silenced reports whether lctx, made by untilSilent from ctx, ended
+// because the server was silent (and not because ctx ended).
+func (c *Client) silenced(ctx, lctx context.Context) bool {
+	return ctx.Err() == nil && errors.Is(context.Cause(lctx), c.errSilent)
 }
 
 // sendAsync publishes nms asynchronously, each holding one slot of c.sem
@@ -819,9 +841,12 @@ func (c *Client) Close() error {
 		if c.nc.IsConnected() {
 			// Send the last acknowledgements before closing (not while
 			// reconnecting: nothing can be sent, the flush would only
-			// wait out its timeout).
+			// wait out its timeout), for at most 5s, and no longer than
+			// unavailable_timeout while the server answers nothing.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = c.nc.FlushWithContext(ctx)
+			fctx, stop := c.untilSilent(ctx, time.Now())
+			_ = c.nc.FlushWithContext(fctx)
+			stop(nil)
 			cancel()
 		}
 		c.nc.Close()

@@ -98,8 +98,10 @@ func closeStarted(sub messaging.Subscription, err error) error {
 // and admin calls (AdminCalls), which every adapter runs: c reaches its
 // broker only through one or more proxies, is connected, and was
 // configured with an unavailable timeout of AdminUnavailableTimeout (1s);
-// topic and group exist. cut cuts the network (Proxy.Cut: every
-// connection closed, new ones refused), which stays cut. Then each call,
+// topic and group exist. cut makes the broker unreachable for the rest of
+// the test: it cuts the network (Proxy.Cut: every connection closed, new
+// ones refused) or silences the broker (Proxy.Silence: connections stay
+// open and nothing is answered, which no error reveals). Then each call,
 // in a subtest of its name:
 //
 //   - without a deadline (context.Background()) must fail with an error
@@ -202,5 +204,27 @@ func timedCall(ctx context.Context, t *testing.T, call AdminCall) (time.Duration
 	case <-time.After(AdminGiveUp):
 		t.Errorf("%s with the broker unreachable had not returned after %v (left running)", call.Name, AdminGiveUp)
 		return AdminGiveUp, errGaveUp
+	}
+}
+
+// CloseWhileUnreachable closes c, whose broker AdminWhileUnreachable (or
+// another cut) left unreachable, and fails the test unless Close returns
+// within AdminUnavailableTimeout and AdminMargin: a client closing with
+// its broker gone must not wait out longer protocol timeouts.
+func CloseWhileUnreachable(t *testing.T, c messaging.Client) {
+	t.Helper()
+	res := make(chan error, 1)
+	begin := time.Now()
+	go func() { res <- c.Close() }()
+	select {
+	case err := <-res:
+		took := time.Since(begin)
+		t.Logf("Close with the broker unreachable: returned after %v: %v", took.Round(time.Millisecond), err)
+		if limit := AdminUnavailableTimeout + AdminMargin; took > limit {
+			t.Errorf("Close with the broker unreachable took %v with an unavailable timeout of %v, want within %v",
+				took.Round(time.Millisecond), AdminUnavailableTimeout, limit)
+		}
+	case <-time.After(AdminGiveUp):
+		t.Errorf("Close with the broker unreachable had not returned after %v (left running)", AdminGiveUp)
 	}
 }

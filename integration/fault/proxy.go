@@ -1,5 +1,5 @@
 // Package fault is the fault-injection kit of the adapters' fault tests: a
-// TCP proxy that cuts, delays and refuses connections between a client and
+// TCP proxy that cuts, delays, silences and refuses connections between a client and
 // a broker, and private brokers (nats-server, redis-server, kfake, RabbitMQ
 // nodes) on free loopback ports, which a test kills with SIGKILL and
 // restarts. Nothing here touches the shared brokers.
@@ -36,7 +36,8 @@ func FreePort(t testing.TB) int {
 
 // Proxy forwards TCP connections from its own loopback address to a target
 // address, and lets a test break them: Cut closes every connection and
-// refuses new ones until Restore, Refuse only refuses new ones, SetDelay
+// refuses new ones until Restore, Refuse only refuses new ones, Silence
+// drops every byte (a broker that never answers), SetDelay
 // and SetLatency add latency. It is safe for concurrent use; the test's cleanup closes it.
 type Proxy struct {
 	t      testing.TB
@@ -48,6 +49,7 @@ type Proxy struct {
 	conns    map[net.Conn]struct{}
 	delay    time.Duration
 	latency  time.Duration
+	silent   bool
 	closed   bool
 	accepted int
 	cuts     int
@@ -114,6 +116,19 @@ func (p *Proxy) SetLatency(d time.Duration) {
 	p.mu.Unlock()
 }
 
+// Silence makes the broker behind the proxy one that takes connections and
+// requests and never answers: connections stay open and new ones are
+// accepted, but every byte read from either side is dropped (the broker
+// sees no request, the client no answer; not even a refused dial or a reset
+// tells it something is wrong). Restore ends it; a connection that was open
+// meanwhile has lost bytes and is broken for its protocol, so clients see
+// errors on it and reconnect.
+func (p *Proxy) Silence() {
+	p.mu.Lock()
+	p.silent = true
+	p.mu.Unlock()
+}
+
 // Refuse stops accepting: new connections are refused (the port is
 // closed), existing ones keep working. Restore undoes it.
 func (p *Proxy) Refuse() {
@@ -147,11 +162,13 @@ func (p *Proxy) CutFor(d time.Duration) {
 	p.Restore()
 }
 
-// Restore accepts connections again on the same port after Cut or Refuse.
+// Restore accepts connections again on the same port after Cut or Refuse,
+// and forwards again after Silence.
 func (p *Proxy) Restore() {
 	p.t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.silent = false
 	if p.ln != nil || p.closed {
 		return
 	}
@@ -239,8 +256,11 @@ func (p *Proxy) copy(dst, src net.Conn) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			d, latency := p.delay, p.latency
+			d, latency, silent := p.delay, p.latency, p.silent
 			p.mu.Unlock()
+			if silent {
+				continue // dropped: a broker that never answers is the subject
+			}
 			if d > 0 {
 				time.Sleep(d) // injected latency is the subject
 			}

@@ -245,6 +245,15 @@ func TestSlowServerIsNotUnavailable(t *testing.T) {
 		errs, took := flushedResults(t, c, &r, func(res *asyncResult) time.Time { return res.called })
 		checkSlow(t, "PublishAsync to a new topic", errs, took)
 	})
+	t.Run("provision", func(t *testing.T) {
+		// Looking up and creating the stream, then the consumer: several
+		// answers, each within the unavailable timeout of the one before.
+		_, p, c := openProxied(t, slowTimeout)
+		p.SetLatency(slowLatency)
+		begin := time.Now()
+		err := c.Provision(context.Background(), integration.UniqueName(t, "slow-prov"), integration.UniqueName(t, "g"))
+		checkSlow(t, "Provision", []error{err}, []time.Duration{time.Since(begin)})
+	})
 	t.Run("core", func(t *testing.T) {
 		_, p, c := openProxied(t, slowTimeout, natsadapter.WithMode(natsadapter.ModeCore))
 		topic := integration.UniqueName(t, "slow")

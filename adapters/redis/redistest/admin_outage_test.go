@@ -9,13 +9,24 @@ import (
 	"github.com/msgkit/messaging/integration/fault"
 )
 
-// TestAdminWhileUnreachable: with the network to a private server cut,
-// each topology and admin call fails with messaging.ErrUnavailable within
-// about unavailable_timeout, or with its context's error when that ends
-// first (fault.AdminWhileUnreachable).
+// TestAdminWhileUnreachable: with the network to a private server cut, or
+// the server silent (it takes connections and requests and answers
+// nothing, which no error reveals), each topology and admin call fails
+// with messaging.ErrUnavailable within about unavailable_timeout, or with
+// its context's error when that ends first (fault.AdminWhileUnreachable);
+// then Close returns within about unavailable_timeout too
+// (fault.CloseWhileUnreachable).
 func TestAdminWhileUnreachable(t *testing.T) {
-	c, p, topic, group := openProvisioned(t)
-	fault.AdminWhileUnreachable(t, c, p.Cut, topic, group, integration.UniqueName(t, "gone"), nil)
+	for _, how := range []struct {
+		name string
+		of   func(*fault.Proxy) func()
+	}{{"cut", func(p *fault.Proxy) func() { return p.Cut }}, {"silent", func(p *fault.Proxy) func() { return p.Silence }}} {
+		t.Run(how.name, func(t *testing.T) {
+			c, p, topic, group := openProvisioned(t)
+			fault.AdminWhileUnreachable(t, c, how.of(p), topic, group, integration.UniqueName(t, "gone"), nil)
+			fault.CloseWhileUnreachable(t, c)
+		})
+	}
 }
 
 // openProvisioned opens a client (unavailable_timeout=1s) of a private
