@@ -26,9 +26,10 @@ var ErrConnectionLost = errors.New("rabbitmq: connection lost")
 
 // connector owns the client's AMQP connection: it watches it and, when it is
 // lost, dials a new one with exponential backoff until the client is closed.
-// Users of the connection ask for the current one with get and open their
-// channels on it; a generation number tells them whether the connection they
-// used is still the current one.
+// Users of the connection ask for the current one with getWatched (or
+// getWithin, channelBounded) and open their channels on it; a generation
+// number tells them whether the connection they used is still the current
+// one.
 type connector struct {
 	dial   func(ctx context.Context) (*amqp.Connection, error) // nil: no redial
 	logger *slog.Logger
@@ -39,11 +40,11 @@ type connector struct {
 	conn    *amqp.Connection // nil while reconnecting
 	watch   *blockWatch      // conn's connection.blocked state
 	gen     uint64
-	unavail time.Duration // the unavailable timeout, bounding Close's handshake
+	unavail time.Duration // the unavailable timeout: waits for a connection, Close's handshake
 	ready   chan struct{} // closed when conn is set (or failed is)
 	lost    chan struct{} // closed when the supervisor notices conn is lost
-	lostAt  time.Time     // when a loss was last noticed, by the supervisor or a caller of get
-	lostGen uint64        // the generation whose loss a caller of get noticed first
+	lostAt  time.Time     // when a loss was last noticed, by the supervisor or a caller of getWatched
+	lostGen uint64        // the generation whose loss a caller of getWatched noticed first
 	first   *amqp.Connection
 	owned   bool  // the client owns first (Open) rather than the caller (New)
 	failed  error // the connection is gone for good
@@ -92,15 +93,52 @@ func (c *connector) get(ctx context.Context) (*amqp.Connection, uint64, error) {
 }
 
 // lastLoss returns when the connection was last lost (zero if never):
-// when the supervisor noticed, or a caller of get found it closed before
-// that.
+// when the supervisor noticed, or a caller of getWatched found it closed
+// before that.
 func (c *connector) lastLoss() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lostAt
 }
 
-// getWatched is get that also returns the connection's blocked state.
+// waitDeadline is when a wait for a connection that began at from gives
+// up: the unavailable timeout after from or after the connection's last
+// loss (lastLoss), whichever is later. Counted from the loss when that
+// came later, a call that waited behind a broker that was slow but
+// confirming (PublishAsync's backlog), or whose connection was lost while
+// it talked to the broker, still gets the whole timeout for the reconnect.
+func (c *connector) waitDeadline(from time.Time) time.Time {
+	if lost := c.lastLoss(); lost.After(from) {
+		from = lost
+	}
+	return from.Add(c.unavail)
+}
+
+// getWithin is getWatched for a wait that began at from: it waits for a
+// connection until ctx ends (ctx's error) or waitDeadline(from) has
+// passed, the error then wrapping messaging.ErrUnavailable. The loss may
+// become known only while waiting (the connection found closed before the
+// supervisor noticed), so the deadline is taken again then.
+func (c *connector) getWithin(ctx context.Context, from time.Time) (*amqp.Connection, uint64, *blockWatch, error) {
+	for {
+		d := c.waitDeadline(from)
+		wait, cancel := context.WithDeadline(ctx, d)
+		conn, gen, watch, err := c.getWatched(wait)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return conn, gen, watch, err
+		}
+		if c.waitDeadline(from).After(d) {
+			continue // a loss noticed meanwhile: its own timeout
+		}
+		return nil, 0, nil, fmt.Errorf("%w: no connection within %v: %w", messaging.ErrUnavailable, c.unavail, err)
+	}
+}
+
+// getWatched returns the current connection, its generation and its
+// blocked state, waiting while a reconnect is under way (see getWithin for
+// a bounded wait). It fails with ErrClosed after close, with
+// ErrConnectionLost when no reconnect is possible, or with ctx's error.
 func (c *connector) getWatched(ctx context.Context) (*amqp.Connection, uint64, *blockWatch, error) {
 	for {
 		c.mu.Lock()
@@ -560,27 +598,9 @@ func socketGone(err error) bool {
 // error then wraps messaging.ErrUnavailable, or is ctx's), and f goes on in
 // the background, undo (if not nil) releasing what it made if it succeeds.
 func (c *connector) channelBounded(ctx context.Context, begin time.Time, f func(ch *amqp.Channel, gen uint64, watch *blockWatch) error, undo func()) error {
-	// As pubPool.open: counted from the last loss if that came later, a
-	// loss noticed while waiting moving the deadline.
-	deadline := func() time.Time {
-		from := begin
-		if lost := c.lastLoss(); lost.After(from) {
-			from = lost
-		}
-		return from.Add(c.unavail)
-	}
 	for {
-		d := deadline()
-		wait, cancel := context.WithDeadline(ctx, d)
-		conn, gen, watch, err := c.getWatched(wait)
-		cancel()
+		conn, gen, watch, err := c.getWithin(ctx, begin)
 		if err != nil {
-			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-				if deadline().After(d) {
-					continue // a loss noticed meanwhile: its own timeout
-				}
-				return fmt.Errorf("%w: no connection within %v: %w", messaging.ErrUnavailable, c.unavail, err)
-			}
 			return err
 		}
 		err = runBoundedUndo(ctx, watch, begin, c.unavail, func() error {

@@ -104,34 +104,20 @@ func (p *pubPool) get(ctx context.Context, begin, waitFrom time.Time) (*pubChan,
 // began, whichever is later: the broker reads nothing from it, so
 // channel.open would wait for the alarm to clear.
 func (p *pubPool) open(ctx context.Context, begin, waitFrom time.Time) (*pubChan, error) {
-	// Counted from the connection's loss if that came later: a call that
-	// waited behind a broker that was slow but confirming (PublishAsync's
-	// backlog) still gets the whole timeout for the reconnect. The loss may
-	// become known only while waiting (the connection found closed before
-	// the supervisor noticed), so the deadline is taken again then.
-	deadline := func() time.Time {
-		from := waitFrom
-		if lost := p.conn.lastLoss(); lost.After(from) {
-			from = lost
-		}
-		return from.Add(p.unavailable)
-	}
+	// Counted from the connection's loss if that came later (see
+	// connector.waitDeadline).
 	unavailable := func(err error) error {
 		return fmt.Errorf("%w: no connection within %v: %w", messaging.ErrUnavailable, p.unavailable, err)
 	}
 	for {
-		d := deadline()
-		wait, cancel := context.WithDeadline(ctx, d)
-		conn, gen, watch, err := p.conn.getWatched(wait)
-		cancel()
+		conn, gen, watch, err := p.conn.getWithin(ctx, waitFrom)
 		if err != nil {
-			if ctx.Err() == nil && deadline().After(d) {
-				continue // a loss noticed meanwhile: its own timeout
+			if errors.Is(err, messaging.ErrUnavailable) {
+				return nil, err
 			}
-			if wait.Err() != nil {
-				return nil, unavailable(err)
-			}
-			return nil, err
+			// ctx's end, and the client closed (or unable to redial)
+			// while waiting, are said as ErrUnavailable too.
+			return nil, unavailable(err)
 		}
 		ch, err := p.openOn(ctx, conn, watch, begin)
 		if err != nil && (errors.Is(err, messaging.ErrUnavailable) || ctx.Err() != nil) {
@@ -150,7 +136,7 @@ func (p *pubPool) open(ctx context.Context, begin, waitFrom time.Time) (*pubChan
 			if socketGone(err) {
 				// The socket is gone but the connection has not noticed
 				// yet: give it a moment, then wait for the reconnect.
-				if time.Until(deadline()) <= 0 {
+				if time.Until(p.conn.waitDeadline(waitFrom)) <= 0 {
 					return nil, unavailable(err)
 				}
 				select {
