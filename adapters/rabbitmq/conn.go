@@ -84,14 +84,6 @@ func (c *connector) onReconnect(f func(*amqp.Connection)) {
 	c.mu.Unlock()
 }
 
-// get returns the current connection and its generation, waiting while a
-// reconnect is under way. It fails with ErrClosed after close, with
-// ErrConnectionLost when no reconnect is possible, or with ctx's error.
-func (c *connector) get(ctx context.Context) (*amqp.Connection, uint64, error) {
-	conn, gen, _, err := c.getWatched(ctx)
-	return conn, gen, err
-}
-
 // lastLoss returns when the connection was last lost (zero if never):
 // when the supervisor noticed, or a caller of getWatched found it closed
 // before that.
@@ -173,25 +165,6 @@ func (c *connector) getWatched(ctx context.Context) (*amqp.Connection, uint64, *
 			return nil, 0, nil, ctx.Err()
 		case <-c.closing:
 		}
-	}
-}
-
-// channel opens a channel on the current connection. Opening it is not
-// bounded: see channelBounded for a connection the broker may block.
-func (c *connector) channel(ctx context.Context) (*amqp.Channel, uint64, error) {
-	for {
-		conn, gen, err := c.get(ctx)
-		if err != nil {
-			return nil, 0, err
-		}
-		ch, err := conn.Channel()
-		if err == nil {
-			return ch, gen, nil
-		}
-		if !conn.IsClosed() {
-			return nil, 0, fmt.Errorf("rabbitmq: open channel: %w", err)
-		}
-		// The connection died under us: wait for the next one.
 	}
 }
 

@@ -115,8 +115,12 @@
 // ErrUnavailable (a subscription retries) and let what was sent finish in
 // the background. While the broker is unreachable (the connection lost,
 // the client redialling) they wait for a connection until their context
-// ends or unavailable_timeout has passed since the call, then fail with
-// ErrUnavailable. A connection
+// ends or unavailable_timeout has passed since the call (or since the
+// loss, when that came later), then fail with ErrUnavailable. A delayed
+// retry (RetryAfter) settled while the broker is unreachable waits for a
+// connection until unavailable_timeout has passed since the loss (or the
+// settle timeout ends), then is given up and the message requeued instead
+// (the broker redelivers it). A connection
 // that is not blocked has no confirm timeout: a slow confirm is waited
 // for, bounded only by the context.
 //

@@ -303,26 +303,24 @@ func (r *receiver) Close(ctx context.Context) error {
 
 // retryLater publishes a copy of d to the group's TTL queue for delay, which
 // dead-letters it back into the group's queue when the delay has passed. The
-// copy carries the attempts so far, so Attempt keeps counting.
+// copy carries the attempts so far, so Attempt keeps counting. The caller
+// requeues the message instead when it fails: with an error wrapping
+// messaging.ErrUnavailable when no connection comes within the unavailable
+// timeout of the connection's loss (at once when it was lost longer ago),
+// or once the broker has blocked the connection (a resource alarm: it
+// answers no declaration) for that long, at once if the block has lasted
+// that long already (as receiver.Close; see channelBounded, the
+// declaration then going on in the background); the copy's publish is
+// bounded as Publish is.
 func (r *receiver) retryLater(ctx context.Context, m *messaging.Message, d *amqp.Delivery, delay time.Duration) error {
 	delay = (delay + retryDelayStep - 1) / retryDelayStep * retryDelayStep
 	q := delayQueue(r.topic, r.o.Group, delay)
-	// The declarations wait for the broker's answers, which a blocked
-	// connection (a resource alarm) does not give: given up once the block
-	// has lasted the unavailable timeout (as receiver.Close), after which
-	// the caller requeues the message instead.
-	_, _, watch, err := r.c.conn.getWatched(ctx)
-	if err != nil {
-		return err
-	}
-	err = runBounded(ctx, watch, time.Time{}, r.c.cfg.unavailable, func() error {
-		ch, _, err := r.c.conn.channel(ctx)
-		if err != nil {
-			return err
-		}
+	// Counted from the loss and the block, not from now: the delivery came
+	// on a connection, and Settle runs the retries of a batch one by one.
+	err := r.c.conn.channelBounded(ctx, time.Time{}, func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
 		// Re-declared each time: it resets the queue's expiry, which must
 		// not pass while messages wait in it.
-		_, err = ch.QueueDeclare(q, true, false, false, false, amqp.Table{
+		_, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{
 			"x-queue-type":              "classic",
 			"x-message-ttl":             delay.Milliseconds(),
 			"x-dead-letter-exchange":    "",
@@ -331,12 +329,12 @@ func (r *receiver) retryLater(ctx context.Context, m *messaging.Message, d *amqp
 		})
 		_ = ch.Close()
 		if err != nil {
-			return fmt.Errorf("rabbitmq: declare retry queue %q: %w", q, err)
+			return err
 		}
 		return r.c.register(ctx, r.topic, q)
-	})
+	}, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("rabbitmq: declare retry queue %q: %w", q, err)
 	}
 	h := make(amqp.Table, len(d.Headers)+2)
 	for k, v := range d.Headers {

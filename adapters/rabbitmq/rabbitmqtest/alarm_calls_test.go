@@ -43,7 +43,7 @@ func TestCallsUnderResourceAlarm(t *testing.T) {
 	retried := make(chan error, 16) // fetch retries of the reopened subscription
 	c := rabbitmqtest.Open(t, n.URL()+"?unavailable_timeout=1s&streams=true")
 	cRe := rabbitmqtest.Open(t, "amqp://guest:guest@"+p.Addr()+"/?unavailable_timeout=1s",
-		rabbitmq.WithLogger(slog.New(fetchRetries{slog.Default().Handler(), retried})))
+		rabbitmq.WithLogger(slog.New(fetchRetries(slog.Default().Handler(), retried))))
 	topic, gone, group := integration.UniqueName(t, "calls"), integration.UniqueName(t, "gone"), integration.UniqueName(t, "g")
 	for _, pr := range []struct {
 		c     *rabbitmq.Client
@@ -178,24 +178,30 @@ func checkBounded(t *testing.T, what string, want, bound time.Duration, f func()
 	}
 }
 
-// fetchRetries is a slog.Handler that passes records on to next and sends
-// the error of each "fetching failed; retrying" record to errs (dropped when
-// full).
-type fetchRetries struct {
+// logErrors is a slog.Handler that passes records on to next and sends
+// the error of each record whose message contains msg to errs (dropped
+// when full).
+type logErrors struct {
 	next slog.Handler
+	msg  string
 	errs chan<- error
 }
 
-func (h fetchRetries) Enabled(ctx context.Context, l slog.Level) bool { return true }
-func (h fetchRetries) WithAttrs(as []slog.Attr) slog.Handler {
-	return fetchRetries{h.next.WithAttrs(as), h.errs}
-}
-func (h fetchRetries) WithGroup(g string) slog.Handler {
-	return fetchRetries{h.next.WithGroup(g), h.errs}
+// fetchRetries is logErrors for the engine's "fetching failed; retrying".
+func fetchRetries(next slog.Handler, errs chan<- error) logErrors {
+	return logErrors{next, "fetching failed; retrying", errs}
 }
 
-func (h fetchRetries) Handle(ctx context.Context, r slog.Record) error {
-	if strings.Contains(r.Message, "fetching failed; retrying") {
+func (h logErrors) Enabled(ctx context.Context, l slog.Level) bool { return true }
+func (h logErrors) WithAttrs(as []slog.Attr) slog.Handler {
+	return logErrors{h.next.WithAttrs(as), h.msg, h.errs}
+}
+func (h logErrors) WithGroup(g string) slog.Handler {
+	return logErrors{h.next.WithGroup(g), h.msg, h.errs}
+}
+
+func (h logErrors) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.msg) {
 		r.Attrs(func(a slog.Attr) bool {
 			if err, ok := a.Value.Any().(error); ok && a.Key == "error" {
 				select {
