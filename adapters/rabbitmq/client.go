@@ -474,7 +474,13 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 	return nil
 }
 
-// redeclare re-declares the provisioned topology on a new connection.
+// redeclare re-declares the provisioned topology on a new connection,
+// before the client uses it (a hook of the connector): for at most the
+// unavailable timeout, and no longer once the client is closing. What is
+// left then goes on in the background, so that a slow link or broker keeps
+// neither the client from its connection (Publish, the topology calls and
+// the subscriptions waiting for it fail after the same timeout) nor Close
+// waiting.
 func (c *Client) redeclare(conn *amqp.Connection) {
 	c.mu.Lock()
 	topo := make(map[string][]string, len(c.provisioned))
@@ -490,9 +496,32 @@ func (c *Client) redeclare(conn *amqp.Connection) {
 	if len(topo) == 0 {
 		return
 	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.redeclareOn(conn, topo)
+	}()
+	t := time.NewTimer(c.cfg.unavailable)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		c.cfg.logger.Warn("rabbitmq: re-declaring topology after reconnect takes longer than unavailable_timeout; going on in the background", "timeout", c.cfg.unavailable)
+	case <-c.conn.closing:
+	}
+}
+
+// redeclareOn declares topo (topic -> groups) on conn, logging its errors
+// unless the client is closed.
+func (c *Client) redeclareOn(conn *amqp.Connection, topo map[string][]string) {
+	warn := func(err error, args ...any) {
+		if !c.closed.Load() {
+			c.cfg.logger.Warn("rabbitmq: re-declaring topology after reconnect", append(args, "error", err)...)
+		}
+	}
 	ch, err := conn.Channel()
 	if err != nil {
-		c.cfg.logger.Warn("rabbitmq: re-declaring topology after reconnect", "error", err)
+		warn(err)
 		return
 	}
 	defer func() { _ = ch.Close() }()
@@ -508,11 +537,13 @@ func (c *Client) redeclare(conn *amqp.Connection) {
 			}
 		}
 		if err != nil {
-			c.cfg.logger.Warn("rabbitmq: re-declaring topology after reconnect", "topic", t, "error", err)
+			warn(err, "topic", t)
 			if ch.IsClosed() {
-				if ch, err = conn.Channel(); err != nil {
-					return
+				nch, err := conn.Channel()
+				if err != nil {
+					return // the connection is lost: the next one re-declares
 				}
+				ch = nch
 			}
 		}
 	}

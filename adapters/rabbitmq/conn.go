@@ -235,6 +235,12 @@ func (c *connector) supervise(conn *amqp.Connection) {
 			h(next)
 		}
 		c.mu.Lock()
+		if c.closed {
+			// close ran during the hooks, with no connection to close.
+			c.mu.Unlock()
+			_ = next.CloseDeadline(time.Now().Add(c.unavail))
+			return
+		}
 		c.conn = next
 		c.watch = watch
 		c.gen++

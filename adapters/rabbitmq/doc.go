@@ -245,7 +245,10 @@
 //
 // The client watches its connection and redials with exponential backoff
 // (github.com/cenkalti/backoff/v5) until it is closed; provisioned topology is
-// re-declared, subscriptions re-declare their queues and resume consuming
+// re-declared before the new connection is used, for at most
+// unavailable_timeout (then the re-declaration goes on in the background,
+// with a warning; Close does not wait for it), subscriptions re-declare
+// their queues and resume consuming
 // (a lost channel is a transient error to the engine, which retries with
 // backoff; messages in flight during the cut are redelivered), stream reads resume
 // after the last message handled (before the first, at their position; see

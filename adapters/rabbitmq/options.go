@@ -214,7 +214,9 @@ const DefaultReconnectMax = 300 * time.Millisecond
 // messaging.DefaultUnavailableTimeout, 5s; the call's context may end it
 // sooner, with an error that wraps ErrUnavailable too), and how long it
 // waits on a connection the broker blocked (a resource alarm; see the
-// package documentation). d must be positive.
+// package documentation). The topology and admin calls, a delayed retry
+// (RetryAfter) and the re-declaration of the provisioned topology after a
+// reconnect are bounded by it too. d must be positive.
 func WithUnavailableTimeout(d time.Duration) Option {
 	return optcheck.Positive(pkg, "WithUnavailableTimeout", d, func(c *config) *time.Duration { return &c.unavailable })
 }

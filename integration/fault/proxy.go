@@ -96,6 +96,13 @@ func (p *Proxy) Accepted() int {
 	return p.accepted
 }
 
+// Conns is how many client connections the proxy is forwarding now.
+func (p *Proxy) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns) / 2 // each with its upstream connection
+}
+
 // SetDelay delays every chunk of bytes forwarded in either direction by d
 // (0: none), on existing and new connections.
 func (p *Proxy) SetDelay(d time.Duration) {

@@ -179,8 +179,8 @@ func checkBounded(t *testing.T, what string, want, bound time.Duration, f func()
 }
 
 // logErrors is a slog.Handler that passes records on to next and sends
-// the error of each record whose message contains msg to errs (dropped
-// when full).
+// the error of each record whose message contains msg (nil for a record
+// without one) to errs (dropped when full).
 type logErrors struct {
 	next slog.Handler
 	msg  string
@@ -202,15 +202,18 @@ func (h logErrors) WithGroup(g string) slog.Handler {
 
 func (h logErrors) Handle(ctx context.Context, r slog.Record) error {
 	if strings.Contains(r.Message, h.msg) {
+		var err error
 		r.Attrs(func(a slog.Attr) bool {
-			if err, ok := a.Value.Any().(error); ok && a.Key == "error" {
-				select {
-				case h.errs <- err:
-				default:
-				}
+			if e, ok := a.Value.Any().(error); ok && a.Key == "error" {
+				err = e
+				return false
 			}
 			return true
 		})
+		select {
+		case h.errs <- err:
+		default:
+		}
 	}
 	if h.next.Enabled(ctx, r.Level) {
 		return h.next.Handle(ctx, r)
