@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,29 +56,19 @@ func TestCallsUnderResourceAlarm(t *testing.T) {
 	}
 	// cRe's subscription holds its only message (and credit) in the
 	// handler until release.
-	got, release := make(chan struct{}, 1), make(chan struct{})
+	held := newHolder()
 	sub, err := cRe.Subscribe(t.Context(), topic, func(context.Context, *messaging.Message) error {
-		select {
-		case got <- struct{}{}:
-		default:
-		}
-		<-release
+		held.hold()
 		return nil
 	}, messaging.Group(group), messaging.Concurrency(1), messaging.Prefetch(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	})
+	t.Cleanup(held.release)
 	if err := cRe.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("held")}); err != nil {
 		t.Fatal(err)
 	}
-	<-got
+	<-held.got
 
 	setWatermark(t, n, "absolute", "1")
 	t.Cleanup(func() { setWatermark(t, n, "0.4") }) // before the clients close
@@ -130,7 +121,7 @@ func TestCallsUnderResourceAlarm(t *testing.T) {
 		// The held message settles (on the lost channel): the subscription
 		// fetches again, finds its channel lost and starts again.
 		start := time.Now()
-		close(release)
+		held.release()
 		timeout := time.After(bound)
 	wait:
 		for {
@@ -177,6 +168,30 @@ func checkBounded(t *testing.T, what string, want, bound time.Duration, f func()
 		t.Errorf("%s has not returned after %v", what, bound)
 	}
 }
+
+// holder holds handlers until the test releases them.
+type holder struct {
+	got  chan struct{} // a handler is held (a signal, not a count)
+	rel  chan struct{}
+	once sync.Once
+}
+
+func newHolder() *holder {
+	return &holder{got: make(chan struct{}, 1), rel: make(chan struct{})}
+}
+
+// hold, in a handler, signals got and waits for release.
+func (h *holder) hold() {
+	select {
+	case h.got <- struct{}{}:
+	default:
+	}
+	<-h.rel
+}
+
+// release lets the held handlers, and later ones, go on; it is
+// idempotent (a test's cleanup calls it too).
+func (h *holder) release() { h.once.Do(func() { close(h.rel) }) }
 
 // logErrors is a slog.Handler that passes records on to next and sends
 // the error of each record whose message contains msg (nil for a record

@@ -39,38 +39,28 @@ func TestDelayedRetryWhileUnreachable(t *testing.T) {
 	}
 	deleteAtEnd(t, direct, topic)
 
-	got, release := make(chan struct{}, 1), make(chan struct{})
+	held := newHolder()
 	sub, err := c.Subscribe(t.Context(), topic, func(context.Context, *messaging.Message) error {
-		select {
-		case got <- struct{}{}:
-		default:
-		}
-		<-release
+		held.hold()
 		return messaging.RetryAfter(errors.New("later"), time.Second)
 	}, messaging.Group(group), messaging.Concurrency(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Close() })
-	t.Cleanup(func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	})
+	t.Cleanup(held.release)
 	if err := direct.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("retry")}); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-got:
+	case <-held.got:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the message was not delivered")
 	}
 
 	p.Cut()
 	cut := time.Now()
-	close(release) // the handler asks for a delayed retry
+	held.release() // the handler asks for a delayed retry
 	select {
 	case err := <-failed:
 		took := time.Since(cut)
