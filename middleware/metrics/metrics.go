@@ -17,6 +17,14 @@
 // A topic name given to Publish that is not valid UTF-8 (the publisher
 // rejects it) is labelled with its invalid bytes replaced by U+FFFD.
 //
+// A failure counts as permanent when the subscription gives the message up:
+// its error is marked messaging.Permanent (as a retry layer inside marks its
+// last attempt), or it is the last attempt the subscription's MaxAttempts
+// allows (the adapter then terminates it, dead-lettering it natively where
+// the broker is configured so); any other failure counts as retry. Handlers
+// run by a Consumer outside this module (which does not tell the middleware
+// the subscription's MaxAttempts) count only the first kind as permanent.
+//
 // Put the middleware outside deadletter and dedupe to see dead letters and
 // duplicates (they turn failures into acknowledgements, which it could not
 // tell apart otherwise).
@@ -33,6 +41,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/dispatch"
 	"github.com/msgkit/messaging/middleware/internal/layer"
 )
 
@@ -176,7 +185,7 @@ func (m *Metrics) Middleware() messaging.Middleware {
 			m.duration.WithLabelValues(msg.Topic, msg.Group).Observe(time.Since(start).Seconds())
 			inFlight.Dec()
 			m.attempts.WithLabelValues(msg.Topic, msg.Group).Observe(float64(msg.Attempt))
-			out := outcome(err, report)
+			out := outcome(ctx, msg, err, report)
 			if out == OutcomeDeadLettered {
 				m.deadLetters.WithLabelValues(msg.Topic, msg.Group).Inc()
 			}
@@ -186,8 +195,11 @@ func (m *Metrics) Middleware() messaging.Middleware {
 	}
 }
 
-// outcome classifies a handler result for the outcome label.
-func outcome(err error, r *layer.Report) string {
+// outcome classifies the result err of handling msg in ctx (the handler
+// context) for the outcome label. A failure is classified as the
+// subscription settles it: a failed last attempt of a subscription with
+// MaxAttempts is given up (terminated), as a Permanent error is.
+func outcome(ctx context.Context, msg *messaging.Message, err error, r *layer.Report) string {
 	switch {
 	case err == nil && r != nil && r.DeadLetterTopic != "":
 		return OutcomeDeadLettered
@@ -195,7 +207,9 @@ func outcome(err error, r *layer.Report) string {
 		return OutcomeDuplicate
 	case err == nil:
 		return OutcomeAck
-	case messaging.IsPermanent(err):
+	}
+	maxAttempts, _ := dispatch.MaxAttempts(ctx)
+	if dispatch.Classify(err, msg.Attempt, maxAttempts).Outcome == dispatch.Term {
 		return OutcomePermanent
 	}
 	return OutcomeRetry

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -140,5 +141,44 @@ func TestNewFailureRegistersNothing(t *testing.T) {
 	reg.Unregister(taken)
 	if _, err := metrics.New(reg); err != nil {
 		t.Fatalf("New after the conflict was removed: %v", err)
+	}
+}
+
+// TestMaxAttemptsGiveUpIsPermanent: without a retry layer, the failed last
+// attempt of a subscription with MaxAttempts(2) is given up by the adapter,
+// so it counts as permanent, not as retry; the first attempt counts as retry.
+func TestMaxAttemptsGiveUpIsPermanent(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := mwtest.Must(metrics.New(reg))
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 10*time.Second)
+	topic := mwtest.Topic(t, c, "giveup")
+	last := make(chan struct{})
+	// signal runs outside the metrics layer: when it sees the second
+	// attempt's result, the metrics layer has counted it.
+	signal := func(next messaging.Handler) messaging.Handler {
+		return func(ctx context.Context, msg *messaging.Message) error {
+			err := next(ctx, msg)
+			if msg.Attempt == 2 {
+				close(last)
+			}
+			return err
+		}
+	}
+	h := messaging.Chain(func(context.Context, *messaging.Message) error { return errors.New("boom") }, signal, m.Middleware())
+	mwtest.Subscribe(t, ctx, c, topic, h, messaging.Group("g"), messaging.MaxAttempts(2))
+	mwtest.Publish(t, ctx, c, topic, &messaging.Message{Payload: []byte("x")})
+	select {
+	case <-last:
+	case <-ctx.Done():
+		t.Fatal("the second attempt was not delivered")
+	}
+	labels := func(outcome string) map[string]string {
+		return map[string]string{"topic": topic, "group": "g", "outcome": outcome}
+	}
+	retried := gathered(t, reg, "messaging_handled_total", labels(metrics.OutcomeRetry))
+	given := gathered(t, reg, "messaging_handled_total", labels(metrics.OutcomePermanent))
+	if retried != 1 || given != 1 {
+		t.Errorf("handled_total: retry %v, permanent %v; want 1 and 1 (attempt 2 of MaxAttempts(2) is given up)", retried, given)
 	}
 }

@@ -120,7 +120,7 @@ func (s *Source) Subscribe(ctx context.Context, topic string, h messaging.Handle
 	s.active[name] = true
 	s.mu.Unlock()
 	var sub *dispatch.Subscription
-	sub = dispatch.NewSubscription(ctx, func() {
+	sub = dispatch.NewSubscription(dispatch.WithMaxAttempts(ctx, o.MaxAttempts), func() {
 		s.subs.Remove(sub)
 		s.mu.Lock()
 		delete(s.active, name)
