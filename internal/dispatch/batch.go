@@ -39,7 +39,7 @@ func InvokeBatch(ctx context.Context, h messaging.BatchHandler, msgs []*messagin
 		}
 		return out
 	}
-	errs, err := callBatch(ctx, h, msgs)
+	errs, err := CallBatch(ctx, h, msgs)
 	for i, m := range msgs {
 		e := err
 		if e == nil && errs != nil {
@@ -50,7 +50,10 @@ func InvokeBatch(ctx context.Context, h messaging.BatchHandler, msgs []*messagin
 	return out
 }
 
-func callBatch(ctx context.Context, h messaging.BatchHandler, msgs []*messaging.Message) (errs []error, err error) {
+// CallBatch runs h on msgs and returns its results, or, when h panics
+// (an error wrapping messaging.ErrHandlerPanic) or returns a slice of
+// another length than msgs, nil and the error that fails every message.
+func CallBatch(ctx context.Context, h messaging.BatchHandler, msgs []*messaging.Message) (errs []error, err error) {
 	if err := recovered(func() error { errs = h(ctx, msgs); return nil }); err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // TestOptionsRejectInvalidValues: every option with an invalid value makes
-// New and Publisher fail with ErrInvalidOption naming it.
+// New, NewBatch and Publisher fail with ErrInvalidOption naming it.
 func TestOptionsRejectInvalidValues(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -25,6 +25,11 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 			mw, err := otel.New(o)
 			if mw != nil {
 				t.Errorf("%s #%d: New returned a middleware with the error %v", tc.name, i, err)
+			}
+			mwtest.WantInvalid(t, "otel", tc.name, err, tc.name)
+			bmw, err := otel.NewBatch(o)
+			if bmw != nil {
+				t.Errorf("%s #%d: NewBatch returned a middleware with the error %v", tc.name, i, err)
 			}
 			mwtest.WantInvalid(t, "otel", tc.name, err, tc.name)
 			p, err := otel.Publisher(mwtest.Memory(t), o)
@@ -43,6 +48,9 @@ func TestConstructorsRejectInvalidArguments(t *testing.T) {
 	mwtest.WantInvalid(t, "otel", "Publisher(nil)", err, "Publisher", "publisher")
 	opts := []otel.Option{otel.WithTracerProvider(sdktrace.NewTracerProvider()), otel.WithPropagator(propagation.TraceContext{}), otel.WithSystem("nats"), nil}
 	if _, err := otel.New(opts...); err != nil {
+		t.Error(err)
+	}
+	if _, err := otel.NewBatch(opts...); err != nil {
 		t.Error(err)
 	}
 	if _, err := otel.Publisher(mwtest.Memory(t), opts...); err != nil {

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/dispatch"
 )
 
 // ErrMisordered is returned for a composition of middleware that cannot work
@@ -164,4 +165,21 @@ func Call(ctx context.Context, h messaging.Handler, msg *messaging.Message) (err
 		}
 	}()
 	return h(ctx, msg)
+}
+
+// CallBatch runs h on msgs as adapters do (see messaging.BatchHandler) and
+// returns the results to hand on: h's own, nil when every message
+// succeeded; or, when h panics (an error wrapping messaging.ErrHandlerPanic)
+// or returns a slice of another length than msgs, a slice holding for every
+// message that error, which is also returned as all.
+func CallBatch(ctx context.Context, h messaging.BatchHandler, msgs []*messaging.Message) (errs []error, all error) {
+	errs, all = dispatch.CallBatch(ctx, h, msgs)
+	if all == nil {
+		return errs, nil
+	}
+	errs = make([]error, len(msgs))
+	for i := range errs {
+		errs[i] = all
+	}
+	return errs, all
 }

@@ -1,0 +1,210 @@
+package otel_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/mwtest"
+	"github.com/msgkit/messaging/middleware/otel"
+)
+
+// produced returns messages to topic carrying the trace context of a
+// producer span each (one Publish call per message through otel.Publisher),
+// and those spans' contexts.
+func produced(t *testing.T, tp otel.Option, topic string, ids ...string) ([]*messaging.Message, []trace.SpanContext) {
+	t.Helper()
+	var c capture
+	pub := mwtest.Must(otel.Publisher(&c, tp))
+	var msgs []*messaging.Message
+	for i, id := range ids {
+		if err := pub.Publish(context.Background(), topic, &messaging.Message{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, &messaging.Message{ID: id, Topic: topic, Group: "g", Attempt: i + 1, Header: c.headers[i]})
+	}
+	var scs []trace.SpanContext
+	for _, m := range msgs {
+		scs = append(scs, spanContextOf(t, m))
+	}
+	return msgs, scs
+}
+
+// spanContextOf returns the span context in m's traceparent header.
+func spanContextOf(t *testing.T, m *messaging.Message) trace.SpanContext {
+	t.Helper()
+	p := strings.Split(m.Header["traceparent"], "-")
+	if len(p) != 4 {
+		t.Fatalf("message %s: traceparent %q", m.ID, m.Header["traceparent"])
+	}
+	tid, err1 := trace.TraceIDFromHex(p[1])
+	sid, err2 := trace.SpanIDFromHex(p[2])
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true})
+}
+
+// processSpans returns the ended spans of consumers.
+func processSpans(spans []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range spans {
+		if s.SpanKind() == trace.SpanKindConsumer {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestBatchSpan: one consumer span per batch, with the batch attributes of
+// the semantic conventions, a link to each message's producer context (none
+// for a message without one), the handler's context inside the span, and
+// the failures counted and typed; the results are returned unchanged.
+func TestBatchSpan(t *testing.T) {
+	rec, tp := recorder(t)
+	msgs, producers := produced(t, tp, "orders", "a", "b", "c")
+	msgs = append(msgs, &messaging.Message{ID: "d", Topic: "orders", Group: "g", Attempt: 1}) // no trace headers
+	boom := errors.New("no stock")
+	want := []error{nil, boom, nil, messaging.Permanent(errors.New("bad input"))}
+	var inHandler trace.SpanContext
+	h := mwtest.Must(otel.NewBatch(tp, otel.WithSystem("mem")))(func(ctx context.Context, got []*messaging.Message) []error {
+		inHandler = trace.SpanContextFromContext(ctx)
+		return want
+	})
+	errs := h(context.Background(), msgs)
+	if len(errs) != len(want) || errs[1] != boom || errs[0] != nil {
+		t.Fatalf("results %v, want the handler's %v", errs, want)
+	}
+	spans := processSpans(rec.Ended())
+	if len(spans) != 1 {
+		t.Fatalf("%d consumer spans, want 1 for the batch", len(spans))
+	}
+	s := spans[0]
+	if s.Name() != "process orders" {
+		t.Errorf("span name %q, want %q", s.Name(), "process orders")
+	}
+	if !inHandler.Equal(s.SpanContext()) {
+		t.Errorf("handler's span context %v, want the batch span's %v", inHandler, s.SpanContext())
+	}
+	if s.Parent().IsValid() {
+		t.Errorf("batch span has parent %v; the producers' contexts must be links, not the parent", s.Parent())
+	}
+	for k, v := range map[string]string{
+		"messaging.operation.type":             "process",
+		"messaging.operation.name":             "process",
+		"messaging.destination.name":           "orders",
+		"messaging.consumer.group.name":        "g",
+		"messaging.batch.message_count":        "4",
+		"messaging.system":                     "mem",
+		"messaging.batch.failed_message_count": "2",
+		"error.type":                           "_OTHER", // the first failure's
+	} {
+		if got := attrs(s)[k]; got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	if s.Status().Code != codes.Error || !strings.Contains(s.Status().Description, "2 of 4") {
+		t.Errorf("status %v, want Error counting 2 of 4 failed", s.Status())
+	}
+	var failedIDs []string
+	for _, e := range s.Events() {
+		for _, kv := range e.Attributes {
+			if kv.Key == "messaging.message.id" {
+				failedIDs = append(failedIDs, kv.Value.AsString())
+			}
+		}
+	}
+	if strings.Join(failedIDs, ",") != "b,d" {
+		t.Errorf("exception events for messages %v, want b,d", failedIDs)
+	}
+	links := s.Links()
+	if len(links) != len(producers) {
+		t.Fatalf("%d links, want %d (one per message with a producer context)", len(links), len(producers))
+	}
+	for i, l := range links {
+		if !l.SpanContext.Equal(producers[i]) {
+			t.Errorf("link %d to %v, want message %s's producer %v", i, l.SpanContext, msgs[i].ID, producers[i])
+		}
+		got := map[string]string{}
+		for _, kv := range l.Attributes {
+			got[string(kv.Key)] = kv.Value.Emit()
+		}
+		if got["messaging.message.id"] != msgs[i].ID || got["messaging.message.delivery_attempt"] != strconv.Itoa(i+1) {
+			t.Errorf("link %d attributes %v, want message %s, attempt %d", i, got, msgs[i].ID, i+1)
+		}
+	}
+}
+
+// TestBatchSpanShapes: a batch of one has no message_count; messages of
+// several topics give a span without destination named "process"; a
+// batch that succeeded has no error status or type.
+func TestBatchSpanShapes(t *testing.T) {
+	rec, tp := recorder(t)
+	h := mwtest.Must(otel.NewBatch(tp))(func(context.Context, []*messaging.Message) []error { return nil })
+	ctx := context.Background()
+	if errs := h(ctx, []*messaging.Message{{ID: "1", Topic: "one", Attempt: 1}}); errs != nil {
+		t.Fatalf("results %v, want nil", errs)
+	}
+	_ = h(ctx, []*messaging.Message{{ID: "2", Topic: "x", Group: "g", Attempt: 1}, {ID: "3", Topic: "y", Group: "h", Attempt: 1}})
+	want := map[string]map[string]string{ // span name -> attribute -> value ("-" for absent)
+		"process one": {"messaging.batch.message_count": "-", "messaging.destination.name": "one", "error.type": "-", "messaging.batch.failed_message_count": "-"},
+		"process":     {"messaging.batch.message_count": "2", "messaging.destination.name": "-", "messaging.consumer.group.name": "-"},
+	}
+	spans := processSpans(rec.Ended())
+	if len(spans) != len(want) {
+		t.Fatalf("%d spans, want %d", len(spans), len(want))
+	}
+	for _, s := range spans {
+		if s.Status().Code != codes.Unset {
+			t.Errorf("span %q of a successful batch: status %v", s.Name(), s.Status())
+		}
+		got := attrs(s)
+		for k, v := range want[s.Name()] {
+			g, ok := got[k]
+			if !ok {
+				g = "-"
+			}
+			if g != v {
+				t.Errorf("span %q: %s = %q, want %q", s.Name(), k, g, v)
+			}
+		}
+	}
+}
+
+// TestBatchPanicFailsEveryMessage: a handler that panics fails every
+// message with an error wrapping ErrHandlerPanic (the wrapper does not
+// panic), recorded once; a result of the wrong length fails every message
+// as the adapter would.
+func TestBatchPanicFailsEveryMessage(t *testing.T) {
+	rec, tp := recorder(t)
+	mw := mwtest.Must(otel.NewBatch(tp))
+	msgs := []*messaging.Message{{ID: "1", Topic: "p", Attempt: 1}, {ID: "2", Topic: "p", Attempt: 1}}
+	errs := mw(func(context.Context, []*messaging.Message) []error { panic("boom") })(context.Background(), msgs)
+	if len(errs) != 2 || !errors.Is(errs[0], messaging.ErrHandlerPanic) || !errors.Is(errs[1], messaging.ErrHandlerPanic) {
+		t.Fatalf("results %v, want ErrHandlerPanic for both messages", errs)
+	}
+	msgs = []*messaging.Message{{ID: "3", Topic: "short", Attempt: 1}, {ID: "4", Topic: "short", Attempt: 1}}
+	errs = mw(func(context.Context, []*messaging.Message) []error { return []error{nil} })(context.Background(), msgs)
+	if len(errs) != 2 || errs[0] == nil || errs[1] == nil {
+		t.Fatalf("results %v of a one-result slice for two messages, want an error for both", errs)
+	}
+	want := map[string]string{"process p": "messaging.ErrHandlerPanic", "process short": "_OTHER"}
+	for _, s := range processSpans(rec.Ended()) {
+		if got := attrs(s)["error.type"]; got != want[s.Name()] {
+			t.Errorf("span %q: error.type %q, want %q", s.Name(), got, want[s.Name()])
+		}
+		if got := attrs(s)["messaging.batch.failed_message_count"]; got != "2" {
+			t.Errorf("span %q: failed count %q, want 2", s.Name(), got)
+		}
+		if n := len(s.Events()); n != 1 {
+			t.Errorf("span %q: %d events, want the batch's failure once", s.Name(), n)
+		}
+	}
+}
