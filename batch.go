@@ -32,7 +32,9 @@ type BatchHandler func(ctx context.Context, msgs []*Message) []error
 // Everything else (groups, StartAt, Close, errors) is as for Subscribe.
 // Middleware for single messages cannot wrap a BatchHandler; package
 // middleware/batch gathers batches for any Consumer when per-message
-// middleware is needed, and uses SubscribeBatch when it is not.
+// middleware is needed, and uses SubscribeBatch when it is not. Tracing and
+// metrics have BatchHandler wrappers of their own (middleware/otel's
+// NewBatch, middleware/metrics' BatchMiddleware).
 type BatchConsumer interface {
 	SubscribeBatch(ctx context.Context, topic string, h BatchHandler, opts ...SubscribeOption) (Subscription, error)
 }

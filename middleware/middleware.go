@@ -51,7 +51,10 @@
 // batch.Handler produces a per-message Handler: wrap it with the
 // per-message layers above as with any handler. poll.Drain subscribes its
 // BatchHandler itself (returning the Subscription), so it takes no
-// per-message layers. A poll.Source is a Consumer: subscribe wrapped
+// per-message layers. A BatchHandler (of poll.Drain, batch.Subscribe or
+// BatchConsumer.SubscribeBatch) can be observed with otel.NewBatch (a span
+// per batch) and metrics' BatchMiddleware (counts per message), outermost
+// first as above. A poll.Source is a Consumer: subscribe wrapped
 // handlers to it as to a broker.
 //
 // The publisher decorators (batch.NewPublisher, otel.Publisher,

@@ -17,6 +17,9 @@
 // A topic name given to Publish that is not valid UTF-8 (the publisher
 // rejects it) is labelled with its invalid bytes replaced by U+FFFD.
 //
+// Middleware records each delivery to a handler; BatchMiddleware records
+// each message of a BatchHandler's batches the same way.
+//
 // A failure counts as permanent when the subscription gives the message up:
 // its error is marked messaging.Permanent (as a retry layer inside marks its
 // last attempt), or it is the last attempt the subscription's MaxAttempts
@@ -41,7 +44,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/msgkit/messaging"
-	"github.com/msgkit/messaging/internal/dispatch"
 	"github.com/msgkit/messaging/middleware/internal/layer"
 )
 
@@ -177,22 +179,60 @@ func (m *Metrics) Middleware() messaging.Middleware {
 			if layer.IsProbe(ctx) {
 				return next(ctx, msg)
 			}
-			inFlight := m.inFlight.WithLabelValues(msg.Topic, msg.Group)
-			inFlight.Inc()
+			m.inFlight.WithLabelValues(msg.Topic, msg.Group).Inc()
 			ctx, report := layer.WithReport(ctx)
 			start := time.Now()
 			err := layer.Call(ctx, next, msg)
-			m.duration.WithLabelValues(msg.Topic, msg.Group).Observe(time.Since(start).Seconds())
-			inFlight.Dec()
-			m.attempts.WithLabelValues(msg.Topic, msg.Group).Observe(float64(msg.Attempt))
-			out := outcome(ctx, msg, err, report)
-			if out == OutcomeDeadLettered {
-				m.deadLetters.WithLabelValues(msg.Topic, msg.Group).Inc()
-			}
-			m.handled.WithLabelValues(msg.Topic, msg.Group, out).Inc()
+			m.handledOne(ctx, msg, time.Since(start), err, report)
 			return err
 		}
 	}
+}
+
+// BatchMiddleware returns the middleware of a messaging.BatchHandler (of
+// BatchConsumer.SubscribeBatch, batch.Subscribe or poll.Drain) recording
+// into m. Each message of a batch is recorded as Middleware records a
+// delivery: in_flight while the batch runs, the batch's duration as its
+// handle duration, its attempt, and its outcome from its own result (a
+// BatchHandler has no dead-letter or dedupe layer inside, so the outcomes
+// are ack, retry and permanent). A panic in the handler, or a result slice
+// of the wrong length, fails every message, as the adapter treats it: the
+// wrapped handler returns that error (wrapping messaging.ErrHandlerPanic
+// for a panic) for every message instead of panicking. The results are
+// otherwise returned unchanged.
+func (m *Metrics) BatchMiddleware() func(messaging.BatchHandler) messaging.BatchHandler {
+	return func(next messaging.BatchHandler) messaging.BatchHandler {
+		return func(ctx context.Context, msgs []*messaging.Message) []error {
+			for _, msg := range msgs {
+				m.inFlight.WithLabelValues(msg.Topic, msg.Group).Inc()
+			}
+			start := time.Now()
+			errs, _ := layer.CallBatch(ctx, next, msgs)
+			took := time.Since(start)
+			for i, msg := range msgs {
+				var err error
+				if errs != nil {
+					err = errs[i]
+				}
+				m.handledOne(ctx, msg, took, err, nil)
+			}
+			return errs
+		}
+	}
+}
+
+// handledOne records the handling of msg in ctx (the handler context),
+// which took d and ended with err, and what inner layers reported (nil for
+// none), and leaves in_flight, which the caller entered.
+func (m *Metrics) handledOne(ctx context.Context, msg *messaging.Message, d time.Duration, err error, report *layer.Report) {
+	m.duration.WithLabelValues(msg.Topic, msg.Group).Observe(d.Seconds())
+	m.inFlight.WithLabelValues(msg.Topic, msg.Group).Dec()
+	m.attempts.WithLabelValues(msg.Topic, msg.Group).Observe(float64(msg.Attempt))
+	out := outcome(ctx, msg, err, report)
+	if out == OutcomeDeadLettered {
+		m.deadLetters.WithLabelValues(msg.Topic, msg.Group).Inc()
+	}
+	m.handled.WithLabelValues(msg.Topic, msg.Group, out).Inc()
 }
 
 // outcome classifies the result err of handling msg in ctx (the handler
@@ -207,9 +247,7 @@ func outcome(ctx context.Context, msg *messaging.Message, err error, r *layer.Re
 		return OutcomeDuplicate
 	case err == nil:
 		return OutcomeAck
-	}
-	maxAttempts, _ := dispatch.MaxAttempts(ctx)
-	if dispatch.Classify(err, msg.Attempt, maxAttempts).Outcome == dispatch.Term {
+	case layer.GivenUp(ctx, msg, err):
 		return OutcomePermanent
 	}
 	return OutcomeRetry

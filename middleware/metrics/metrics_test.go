@@ -182,3 +182,92 @@ func TestMaxAttemptsGiveUpIsPermanent(t *testing.T) {
 		t.Errorf("handled_total: retry %v, permanent %v; want 1 and 1 (attempt 2 of MaxAttempts(2) is given up)", retried, given)
 	}
 }
+
+// TestBatchMiddlewareOutcomes: each message of a SubscribeBatch batch is
+// counted by its own result as Middleware counts a delivery, including the
+// give-up of the subscription's MaxAttempts: two acks, the failing message's
+// first attempt as retry and its last as permanent; nothing stays in flight.
+func TestBatchMiddlewareOutcomes(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := mwtest.Must(metrics.New(reg))
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 10*time.Second)
+	topic := mwtest.Topic(t, c, "batch")
+	mwtest.Publish(t, ctx, c, topic, &messaging.Message{Payload: []byte("ok")}, &messaging.Message{Payload: []byte("bad")}, &messaging.Message{Payload: []byte("ok")})
+	last := make(chan struct{})
+	h := m.BatchMiddleware()(func(_ context.Context, msgs []*messaging.Message) []error {
+		errs := make([]error, len(msgs))
+		for i, msg := range msgs {
+			if string(msg.Payload) == "bad" {
+				errs[i] = errors.New("boom")
+			}
+		}
+		return errs
+	})
+	signal := func(ctx context.Context, msgs []*messaging.Message) []error {
+		errs := h(ctx, msgs) // counted when it returns
+		for _, msg := range msgs {
+			if msg.Attempt == 2 {
+				close(last)
+			}
+		}
+		return errs
+	}
+	sub, err := c.SubscribeBatch(ctx, topic, signal, messaging.Group("g"), messaging.MaxAttempts(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	select {
+	case <-last:
+	case <-ctx.Done():
+		t.Fatal("the second attempt was not delivered")
+	}
+	for outcome, want := range map[string]float64{metrics.OutcomeAck: 2, metrics.OutcomeRetry: 1, metrics.OutcomePermanent: 1} {
+		if got := gathered(t, reg, "messaging_handled_total", map[string]string{"topic": topic, "group": "g", "outcome": outcome}); got != want {
+			t.Errorf("handled_total{outcome=%q} = %v, want %v", outcome, got, want)
+		}
+	}
+	if n := histogramCount(t, reg, "messaging_handle_duration_seconds"); n != 4 {
+		t.Errorf("handle_duration_seconds count %d, want 4 (one per delivery)", n)
+	}
+	if v := gauge(t, reg, "messaging_in_flight"); v != 0 {
+		t.Errorf("in_flight %v after the batches, want 0", v)
+	}
+}
+
+// TestBatchMiddlewarePanic: a panicking batch handler fails every message
+// with ErrHandlerPanic (the wrapper does not panic), each counted as retry.
+func TestBatchMiddlewarePanic(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := mwtest.Must(metrics.New(reg))
+	h := m.BatchMiddleware()(func(context.Context, []*messaging.Message) []error { panic("boom") })
+	errs := h(context.Background(), []*messaging.Message{{ID: "1", Topic: "t", Group: "g", Attempt: 1}, {ID: "2", Topic: "t", Group: "g", Attempt: 1}})
+	if len(errs) != 2 || !errors.Is(errs[0], messaging.ErrHandlerPanic) || !errors.Is(errs[1], messaging.ErrHandlerPanic) {
+		t.Fatalf("results %v, want ErrHandlerPanic for both messages", errs)
+	}
+	if got := mustCounter(t, reg, "messaging_handled_total", metrics.OutcomeRetry); got != 2 {
+		t.Errorf("handled_total{outcome=retry} = %v, want 2", got)
+	}
+	if v := gauge(t, reg, "messaging_in_flight"); v != 0 {
+		t.Errorf("in_flight %v, want 0", v)
+	}
+}
+
+// gauge returns the sum of the gauge series name.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				v += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return v
+}

@@ -11,6 +11,8 @@
 // message ID and attempt as attributes and the handler's error recorded. A
 // panic in the handler is recovered and recorded as an error wrapping
 // messaging.ErrHandlerPanic, which New returns, as adapters treat a panic.
+// NewBatch wraps a BatchHandler: one consumer span per batch, linked to the
+// producer span of each message.
 //
 // Put New outermost, so the span covers the other layers and the logs and
 // metrics they emit can be correlated.
@@ -53,8 +55,8 @@ const (
 	AttrErrorType     = attribute.Key("error.type")
 )
 
-// Option configures New and Publisher. An Option given an invalid value
-// makes them fail with an error wrapping messaging.ErrInvalidOption that
+// Option configures New, NewBatch and Publisher. An Option given an invalid
+// value makes them fail with an error wrapping messaging.ErrInvalidOption that
 // names it.
 type Option func(*config) error
 
@@ -70,7 +72,8 @@ func invalid(name string, v any, why string) error {
 }
 
 // WithTracerProvider sets the tracer provider (default the global one,
-// otel.GetTracerProvider(), looked up when New or Publisher is called). A
+// otel.GetTracerProvider(), looked up when New, NewBatch or Publisher is
+// called). A
 // nil tp is invalid.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *config) error {

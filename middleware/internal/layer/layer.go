@@ -183,3 +183,17 @@ func CallBatch(ctx context.Context, h messaging.BatchHandler, msgs []*messaging.
 	}
 	return errs, all
 }
+
+// GivenUp reports whether the subscription gives msg up after the handler
+// failed it with err in ctx (the handler context): err is marked
+// messaging.Permanent, or msg.Attempt is the last the subscription's
+// MaxAttempts allows, which the consumers of this module put in the handler
+// context (a consumer that does not, gives up only the first kind). A nil
+// err is not given up.
+func GivenUp(ctx context.Context, msg *messaging.Message, err error) bool {
+	if err == nil {
+		return false
+	}
+	maxAttempts, _ := dispatch.MaxAttempts(ctx)
+	return dispatch.Classify(err, msg.Attempt, maxAttempts).Outcome == dispatch.Term
+}
