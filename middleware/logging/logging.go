@@ -1,8 +1,10 @@
 // Package logging writes one structured log record (log/slog) per handled
 // delivery, and optionally per publish.
 //
-// Levels: a success at Debug (WithSuccessLevel), a failure that will be retried
-// at Warn, a permanent failure at Error, a message dead-lettered by a layer
+// Levels: a success at Debug (WithSuccessLevel), a failure that will be
+// retried at Warn, a permanent failure at Error (an error marked
+// messaging.Permanent, or the last attempt the subscription's MaxAttempts
+// allows, which the adapter gives up), a message dead-lettered by a layer
 // inside at Warn (with the dead-letter topic), a skipped duplicate at Debug.
 // Records carry topic, group, id, key, attempt, duration and error. Put the
 // layer outside deadletter and dedupe to see those outcomes.
@@ -84,7 +86,7 @@ func New(l *slog.Logger, opts ...Option) (messaging.Middleware, error) {
 			case err == nil && report.Duplicate:
 				text = "duplicate message skipped"
 			case err == nil:
-			case messaging.IsPermanent(err):
+			case layer.GivenUp(ctx, msg, err):
 				level, text = slog.LevelError, "message failed permanently"
 			default:
 				level, text = slog.LevelWarn, "message failed, will be retried"

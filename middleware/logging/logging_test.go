@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/mwtest"
@@ -69,5 +71,43 @@ func TestRecords(t *testing.T) {
 	_ = pub.Publish(ctx, "bad topic!", &messaging.Message{})
 	if r := records(t, &buf)[0]; r["level"] != "ERROR" || r["msg"] != "publish failed" {
 		t.Errorf("publish failure record %v", r)
+	}
+}
+
+// TestMaxAttemptsGiveUpLoggedAsPermanent: without a retry layer, the failed
+// last attempt of a subscription with MaxAttempts(2), which the adapter
+// gives up, is logged as a permanent failure at Error, not as retried.
+func TestMaxAttemptsGiveUpLoggedAsPermanent(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 10*time.Second)
+	topic := mwtest.Topic(t, c, "giveup")
+	last := make(chan struct{})
+	signal := func(next messaging.Handler) messaging.Handler { // outside logging: its record is written
+		return func(ctx context.Context, msg *messaging.Message) error {
+			err := next(ctx, msg)
+			if msg.Attempt == 2 {
+				close(last)
+			}
+			return err
+		}
+	}
+	h := messaging.Chain(func(context.Context, *messaging.Message) error { return errors.New("boom") }, signal, mwtest.Must(logging.New(l)))
+	mwtest.Subscribe(t, ctx, c, topic, h, messaging.Group("g"), messaging.MaxAttempts(2))
+	mwtest.Publish(t, ctx, c, topic, &messaging.Message{Payload: []byte("x")})
+	select {
+	case <-last:
+	case <-ctx.Done():
+		t.Fatal("the second attempt was not delivered")
+	}
+	rs := records(t, &buf)
+	if len(rs) != 2 {
+		t.Fatalf("%d records, want 2: %v", len(rs), rs)
+	}
+	for i, want := range []string{"WARN message failed, will be retried", "ERROR message failed permanently"} {
+		if got := fmt.Sprint(rs[i]["level"], " ", rs[i]["msg"]); got != want {
+			t.Errorf("attempt %d: %q, want %q", i+1, got, want)
+		}
 	}
 }
