@@ -3,6 +3,8 @@ package mwtest
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,4 +64,42 @@ func Memory(t testing.TB) *memory.Client {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// Handled returns a middleware and a channel that it closes once the handler
+// it wraps has returned for the first delivery with Attempt n: put it
+// outside the layers whose effects the test reads, which are then done.
+func Handled(n int) (messaging.Middleware, <-chan struct{}) {
+	done := make(chan struct{})
+	var once sync.Once
+	return func(next messaging.Handler) messaging.Handler {
+		return func(ctx context.Context, msg *messaging.Message) error {
+			err := next(ctx, msg)
+			if msg.Attempt == n {
+				once.Do(func() { close(done) })
+			}
+			return err
+		}
+	}, done
+}
+
+// GiveUp subscribes to a new topic of a fresh memory broker, in group "g"
+// with MaxAttempts(2), a handler that always fails wrapped with mw alone (no
+// retry layer), publishes one message, and returns the topic once mw has
+// returned for its second attempt, the last, which the adapter gives up.
+func GiveUp(t testing.TB, mw messaging.Middleware) string {
+	t.Helper()
+	c := Memory(t)
+	ctx := Context(t, 10*time.Second)
+	topic := Topic(t, c, "giveup")
+	signal, last := Handled(2)
+	h := messaging.Chain(func(context.Context, *messaging.Message) error { return errors.New("boom") }, signal, mw)
+	Subscribe(t, ctx, c, topic, h, messaging.Group("g"), messaging.MaxAttempts(2))
+	Publish(t, ctx, c, topic, &messaging.Message{Payload: []byte("x")})
+	select {
+	case <-last:
+	case <-ctx.Done():
+		t.Fatal("the second attempt was not delivered")
+	}
+	return topic
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/mwtest"
@@ -80,27 +79,7 @@ func TestRecords(t *testing.T) {
 func TestMaxAttemptsGiveUpLoggedAsPermanent(t *testing.T) {
 	var buf bytes.Buffer
 	l := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c := mwtest.Memory(t)
-	ctx := mwtest.Context(t, 10*time.Second)
-	topic := mwtest.Topic(t, c, "giveup")
-	last := make(chan struct{})
-	signal := func(next messaging.Handler) messaging.Handler { // outside logging: its record is written
-		return func(ctx context.Context, msg *messaging.Message) error {
-			err := next(ctx, msg)
-			if msg.Attempt == 2 {
-				close(last)
-			}
-			return err
-		}
-	}
-	h := messaging.Chain(func(context.Context, *messaging.Message) error { return errors.New("boom") }, signal, mwtest.Must(logging.New(l)))
-	mwtest.Subscribe(t, ctx, c, topic, h, messaging.Group("g"), messaging.MaxAttempts(2))
-	mwtest.Publish(t, ctx, c, topic, &messaging.Message{Payload: []byte("x")})
-	select {
-	case <-last:
-	case <-ctx.Done():
-		t.Fatal("the second attempt was not delivered")
-	}
+	mwtest.GiveUp(t, mwtest.Must(logging.New(l)))
 	rs := records(t, &buf)
 	if len(rs) != 2 {
 		t.Fatalf("%d records, want 2: %v", len(rs), rs)

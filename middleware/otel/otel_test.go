@@ -87,7 +87,13 @@ func TestSemanticConventionAttributes(t *testing.T) {
 		"process read":    {"messaging.consumer.group.name": "-", "messaging.operation.name": "process", "messaging.operation.type": "process", "error.type": "-"},
 		"process grouped": {"messaging.consumer.group.name": "g", "messaging.operation.name": "process"},
 	}
-	spans := rec.Ended()
+	wantAttrs(t, rec.Ended(), want)
+}
+
+// wantAttrs checks that spans are those of want, by name, with the
+// attributes want gives them ("-" for an absent one).
+func wantAttrs(t *testing.T, spans []sdktrace.ReadOnlySpan, want map[string]map[string]string) {
+	t.Helper()
 	if len(spans) != len(want) {
 		t.Fatalf("%d spans, want %d", len(spans), len(want))
 	}
