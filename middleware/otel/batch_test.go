@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -194,5 +195,50 @@ func TestBatchPanicFailsEveryMessage(t *testing.T) {
 		if n := len(s.Events()); n != 1 {
 			t.Errorf("span %q: %d events, want the batch's failure once", s.Name(), n)
 		}
+	}
+}
+
+// TestBatchOverSubscribeBatch: messages published through otel.Publisher
+// and consumed with the memory adapter's SubscribeBatch give a batch span
+// linked to each message's producer span.
+func TestBatchOverSubscribeBatch(t *testing.T) {
+	rec, tp := recorder(t)
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 10*time.Second)
+	topic := mwtest.Topic(t, c, "batchspan")
+	pub := mwtest.Must(otel.Publisher(c, tp))
+	for range 2 {
+		mwtest.Publish(t, ctx, pub, topic, &messaging.Message{})
+	}
+	var producers []trace.SpanContext
+	for _, s := range rec.Ended() {
+		producers = append(producers, s.SpanContext().WithRemote(true)) // as read from the headers
+	}
+	got := make(chan int, 1)
+	h := mwtest.Must(otel.NewBatch(tp))(func(_ context.Context, msgs []*messaging.Message) []error {
+		got <- len(msgs)
+		return nil
+	})
+	sub, err := c.SubscribeBatch(ctx, topic, h, messaging.Group("g"), messaging.BatchSize(2), messaging.BatchWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	select {
+	case n := <-got:
+		if n != 2 {
+			t.Fatalf("batch of %d messages, want 2", n)
+		}
+	case <-ctx.Done():
+		t.Fatal("no batch delivered")
+	}
+	_ = sub.Close() // the span has ended once the handler returned and the subscription stopped
+	spans := processSpans(rec.Ended())
+	if len(spans) != 1 {
+		t.Fatalf("%d consumer spans, want 1", len(spans))
+	}
+	links := spans[0].Links()
+	if len(links) != 2 || !links[0].SpanContext.Equal(producers[0]) || !links[1].SpanContext.Equal(producers[1]) {
+		t.Errorf("links %v, want the producer spans %v in order", links, producers)
 	}
 }
