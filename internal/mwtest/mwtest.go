@@ -93,7 +93,7 @@ func GiveUp(t testing.TB, mw messaging.Middleware) string {
 	ctx := Context(t, 10*time.Second)
 	topic := Topic(t, c, "giveup")
 	signal, last := Handled(2)
-	h := messaging.Chain(func(context.Context, *messaging.Message) error { return errors.New("boom") }, signal, mw)
+	h := messaging.Chain(func(context.Context, *messaging.Message) error { return errors.New("mwtest: boom") }, signal, mw)
 	Subscribe(t, ctx, c, topic, h, messaging.Group("g"), messaging.MaxAttempts(2))
 	Publish(t, ctx, c, topic, &messaging.Message{Payload: []byte("x")})
 	select {
