@@ -250,7 +250,11 @@ func WithRequestTimeout(d time.Duration) Option {
 // Provision, DeleteTopic, TopicExists, Inspect, Topics and the setup of
 // Subscribe and Read wait for a lost connection as long, from the call, and
 // make their requests again when the connection is lost while they wait for
-// an answer. URL: unavailable_timeout=5s.
+// an answer; on a connected server that answers nothing they fail with
+// messaging.ErrUnavailable by the same rule (the timeout after the call,
+// never sooner than after the server's last answer), not after the
+// JetStream API timeout. Close's last flush waits no longer either. URL:
+// unavailable_timeout=5s.
 func WithUnavailableTimeout(d time.Duration) Option {
 	return positive("WithUnavailableTimeout", d, func(c *config) *time.Duration { return &c.unavailable })
 }
