@@ -5,14 +5,18 @@
 //
 // New(pub, topic) wraps a handler. When the handler fails for the last time —
 // its error is marked messaging.Permanent (a retry layer inside does this on
-// the last attempt), or, with WithMaxAttempts(n), Message.Attempt >= n — the
-// layer publishes a copy of the message to the dead-letter topic with pub (any
-// Publisher, any backend) and returns nil, so the original is acknowledged
-// only once the dead letter is safely stored. If that publish fails, the
-// layer returns a non-permanent error (with a RetryAfter delay): the original
-// is not acknowledged and comes back. Note that a subscription's own
-// messaging.MaxAttempts option would then give it up: when you use this
-// layer, leave that option unset (or higher than the retry layer's limit).
+// the last attempt), the delivery is the last the subscription's
+// messaging.MaxAttempts allows (on the consumers of this module, which tell
+// the handler context), or, with WithMaxAttempts(n), Message.Attempt >= n —
+// the layer publishes a copy of the message to the dead-letter topic with pub
+// (any Publisher, any backend) and returns nil, so the original is
+// acknowledged only once the dead letter is safely stored. If that publish
+// fails, the layer returns a non-permanent error (with a RetryAfter delay):
+// the original is not acknowledged and comes back, unless it was the
+// subscription's last attempt: the subscription then gives it up (logged, or
+// the broker's own dead-lettering where it has one). Leave some attempts
+// after the layer's own limit (MaxAttempts higher than WithMaxAttempts or a
+// retry layer's) so that a failed dead-letter publish is tried again.
 //
 // Other failures are returned unchanged, for the adapter to redeliver. A
 // panic in the handler is treated as an error wrapping
@@ -179,7 +183,7 @@ func New(pub messaging.Publisher, topic string, opts ...Option) (messaging.Middl
 			if err == nil {
 				return nil
 			}
-			final := messaging.IsPermanent(err) ||
+			final := layer.GivenUp(ctx, msg, err) || // Permanent, or the subscription's last attempt
 				(c.maxAttempts > 0 && msg.Attempt >= c.maxAttempts) ||
 				(inRetry && outer.Final != nil && outer.Final(err, max(msg.Attempt, 1)))
 			if !final {

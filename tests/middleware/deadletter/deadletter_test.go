@@ -113,6 +113,27 @@ func TestMaxAttemptsWithoutRetry(t *testing.T) {
 	}
 }
 
+// TestSubscriptionMaxAttemptsIsDeadLettered: with the subscription's
+// MaxAttempts(2) and no WithMaxAttempts nor retry layer, the second
+// delivery's failure, which the subscription gives up, is dead-lettered
+// (before, the layer returned it and the message was dropped: a trap for
+// anyone who set MaxAttempts and expected dead letters).
+func TestSubscriptionMaxAttemptsIsDeadLettered(t *testing.T) {
+	rec := &recorder{}
+	topic := mwtest.GiveUp(t, mwtest.Must(deadletter.New(rec, "dlq")))
+	letters := rec.sent("dlq")
+	if len(letters) != 1 {
+		t.Fatalf("%d dead letters after the subscription's last attempt, want 1", len(letters))
+	}
+	e, err := deadletter.Parse(letters[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Attempts != 2 || e.Topic != topic || !strings.Contains(e.Reason, "boom") {
+		t.Errorf("dead letter: attempts %d, topic %q, reason %q; want 2, %q, the handler's error", e.Attempts, e.Topic, e.Reason, topic)
+	}
+}
+
 func TestFailedDeadLetterPublishKeepsOriginal(t *testing.T) {
 	rec := &recorder{fail: errors.New("broker down")}
 	h := mwtest.Must(deadletter.New(rec, "dlq", deadletter.WithRetryDelay(3*time.Second)))(func(context.Context, *messaging.Message) error {
