@@ -602,8 +602,11 @@ func (c *Client) deleteTopic(ctx context.Context, ch *amqp.Channel, topic string
 		return nil
 	}
 	reg := registryQueue(topic)
+	// Read without acknowledging: should this call fail before the end,
+	// its channel's close gives the names back to the registry for the
+	// next call; at the end the registry is deleted with them.
 	for {
-		d, ok, err := ch.Get(reg, true)
+		d, ok, err := ch.Get(reg, false)
 		if err != nil {
 			if !isCode(err, amqp.NotFound) {
 				return namedErr{fmt.Errorf("rabbitmq: delete topic %s: read registry: %w", topic, err)}
