@@ -110,8 +110,8 @@ func TestRedeclareBoundedOnSlowLink(t *testing.T) {
 // unavailable_timeout 3s) returns at once, without waiting for the
 // re-declaration, and closes the new connection.
 func TestCloseDuringRedeclare(t *testing.T) {
-	c, p, restored, _, _ := slowRedeclare(t, 3*time.Second)
-	intoRedeclare(t, p, restored)
+	c, p, restored, _, queues := slowRedeclare(t, 3*time.Second)
+	intoRedeclare(t, p, restored, queues)
 	start := time.Now()
 	_ = c.Close()
 	took := time.Since(start)
@@ -129,19 +129,23 @@ func TestCloseDuringRedeclare(t *testing.T) {
 }
 
 // intoRedeclare returns once the client redialled through p (its link
-// restored at restored, see slowRedeclare) and is some 1.5s into the
-// re-declaration: the handshake (about 0.4s) done, the re-declaration
-// (about 6s) under way. Where in the reconnect the test acts is the
-// subject.
-func intoRedeclare(t *testing.T, p *fault.Proxy, restored time.Time) {
+// restored at restored, see slowRedeclare) and has re-declared the first
+// of queues (deleted during the cut): the re-declaration (about 6s) is
+// under way. Where in the reconnect the test acts is the subject.
+func intoRedeclare(t *testing.T, p *fault.Proxy, restored time.Time, queues []string) {
 	t.Helper()
-	for p.Conns() == 0 {
-		if time.Since(restored) > 30*time.Second {
-			t.Fatal("no redial 30s after the link came back")
+	raw := rawConn(t, rabbitmqtest.Broker.Endpoint(t))
+	for {
+		for _, q := range queues {
+			if queueExists(t, raw, q) {
+				return
+			}
 		}
-		time.Sleep(5 * time.Millisecond) // polling the proxy for the redial
+		if time.Since(restored) > 30*time.Second {
+			t.Fatalf("no group queue re-declared 30s after the link came back (%d connections through the proxy)", p.Conns())
+		}
+		time.Sleep(5 * time.Millisecond) // polling the broker
 	}
-	time.Sleep(1500 * time.Millisecond) // where in the reconnect: see above
 }
 
 // queueExists reports whether the broker has queue q (a passive declare
@@ -166,7 +170,7 @@ func queueExists(t *testing.T, conn *amqp.Connection, q string) bool {
 // open a new one on the lost connection).
 func TestLinkLostDuringRedeclare(t *testing.T) {
 	_, p, restored, _, queues := slowRedeclare(t, 30*time.Second)
-	intoRedeclare(t, p, restored)
+	intoRedeclare(t, p, restored, queues)
 	p.Cut()
 	p.SetLatency(0)
 	p.Restore()
