@@ -135,7 +135,7 @@ func TestBatchSpan(t *testing.T) {
 		}
 		got := map[string]string{}
 		for _, kv := range l.Attributes {
-			got[string(kv.Key)] = kv.Value.Emit()
+			got[string(kv.Key)] = kv.Value.String()
 		}
 		if got["messaging.message.id"] != msgs[i].ID || got["messaging.message.delivery_attempt"] != strconv.Itoa(i+1) {
 			t.Errorf("link %d attributes %v, want message %s, attempt %d", i, got, msgs[i].ID, i+1)

@@ -60,7 +60,7 @@ func ExampleNewBatch() {
 		fmt.Println(s.Name(), s.SpanKind(), s.Status().Code)
 		for _, kv := range s.Attributes() {
 			if kv.Key == otel.AttrBatchCount || kv.Key == otel.AttrBatchFailed {
-				fmt.Println(kv.Key, kv.Value.Emit())
+				fmt.Println(kv.Key, kv.Value.String())
 			}
 		}
 	}
