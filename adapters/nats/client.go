@@ -43,6 +43,7 @@ type Client struct {
 
 	sem     chan struct{} // JetStream publishes in flight, across calls
 	pending inflight      // messages in flight -> their calls
+	room    signal        // nats.go released an asynchronous publish (waitRoom)
 	streams sync.Map      // topic -> stream name, for topics known to exist
 
 	asyncJS *asyncpub.Tracker // PublishAsync in JetStream mode (publish_async.go)
@@ -207,7 +208,10 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // (JetStream) or flushed (core mode) unavailable_timeout after the call
 // fails so too, unless the server answered something on the connection
 // meanwhile: a slow server's messages wait their turn, up to
-// publish_timeout (core mode: the flush, request_timeout or ctx's end).
+// publish_timeout (core mode: the flush, request_timeout or ctx's end). A
+// message that finds nats.go's own count of unacknowledged publishes full
+// (it keeps those failed so until publish_timeout; see PublishAsync) waits
+// for room until then too, and fails so unsent.
 // The lookup (or creation) of the topic's stream on first use is bounded
 // so too: it fails every message with messaging.ErrUnavailable once the
 // server has answered nothing for unavailable_timeout since it began.
@@ -522,7 +526,8 @@ func (c *Client) wrapConnErr(err error) error {
 	case errors.Is(err, messaging.ErrClosed), errors.Is(err, messaging.ErrUnavailable):
 	case errors.Is(err, natsgo.ErrConnectionClosed):
 		return fmt.Errorf("%w: %w", messaging.ErrClosed, err)
-	case errors.Is(err, natsgo.ErrDisconnected), errors.Is(err, natsgo.ErrConnectionReconnecting), errors.Is(err, natsgo.ErrReconnectBufExceeded), lostWrite(err):
+	case errors.Is(err, natsgo.ErrDisconnected), errors.Is(err, natsgo.ErrConnectionReconnecting), errors.Is(err, natsgo.ErrReconnectBufExceeded), lostWrite(err),
+		errors.Is(err, jetstream.ErrTooManyStalledMsgs): // see waitRoom
 		return fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
 	case errors.Is(err, natsgo.ErrMaxPayload):
 		return fmt.Errorf("%w: %w", messaging.ErrMessageTooLarge, err)
@@ -644,7 +649,7 @@ func (c *Client) silenced(ctx, lctx context.Context) bool {
 // caller wakes once, when the last acknowledgement of its call is in. Each
 // message's deadline (see deadline) runs from the call: watchLoss fails it
 // then, unanswered, and one that waited that long for room in the window
-// is not sent.
+// (the adapter's, or nats.go's: waitRoom) is not sent.
 func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, bool) {
 	b := &pubBatch{errs: make([]error, len(nms)), done: make(chan struct{}), entered: time.Now()}
 	var stop error
@@ -663,11 +668,17 @@ func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, boo
 				stop = ctx.Err()
 			}
 		}
+		if stop == nil {
+			if err := c.waitRoom(ctx, b.entered, nil); err != nil {
+				<-c.sem
+				stop = err
+			}
+		}
 		if stop != nil {
 			break
 		}
 		c.pending.store(nm, pubSlot{b: b, i: i})
-		if _, err := c.js.PublishMsgAsync(nm); err != nil {
+		if _, err := c.js.PublishMsgAsync(nm, c.stallWait(b.entered)); err != nil {
 			if _, ok := c.pending.take(nm); ok {
 				c.resolve(pubSlot{b: b, i: i}, err)
 			}
@@ -685,12 +696,94 @@ func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, boo
 	return b.result(sent, stop)
 }
 
+// waitRoom waits until nats.go can take one more asynchronous publish
+// without stalling, for a message that entered (its call, see deadline) at
+// entered and holds its slot of c.sem. nats.go keeps a publish in its own
+// count (max_in_flight+1) until its answer, the loss of the connection or
+// publish_timeout, also one the adapter failed as unanswered (c.errSilent):
+// while a silent server holds the connection, the adapter's window has
+// room again before nats.go's. The message waits, each release waking it,
+// until its deadline, when it fails with c.errSilent unsent; or until ctx
+// ends, or stop is closed (Close: messaging.ErrClosed).
+func (c *Client) waitRoom(ctx context.Context, entered time.Time, stop <-chan struct{}) error {
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for {
+		released := c.room.wait() // before the count: a release in between closes it
+		if c.js.PublishAsyncPending() <= c.cfg.maxInFlight {
+			return nil
+		}
+		dl := c.deadline(entered)
+		if !time.Now().Before(dl) {
+			return fmt.Errorf("nats: not sent, nats.go still holds max_in_flight unanswered publishes (until publish_timeout %v): %w", c.cfg.publishTimeout, c.errSilent)
+		}
+		if t == nil {
+			t = time.NewTimer(time.Until(dl))
+		} else {
+			t.Reset(time.Until(dl))
+		}
+		select {
+		case <-released:
+		case <-t.C:
+		case <-ctx.Done():
+			return fmt.Errorf("nats: not sent, waiting for room in nats.go's window: %w", ctx.Err())
+		case <-stop:
+			return fmt.Errorf("nats: not sent, waiting for room in nats.go's window when the client closed: %w", messaging.ErrClosed)
+		}
+	}
+}
+
+// stallWait is how long nats.go may stall a publish of a message that
+// entered at entered, whose waitRoom found room another sender may have
+// taken since: up to its deadline; nats.go then fails it with
+// jetstream.ErrTooManyStalledMsgs (wrapConnErr: messaging.ErrUnavailable).
+func (c *Client) stallWait(entered time.Time) jetstream.PublishOpt {
+	return jetstream.WithStallWait(max(time.Until(c.deadline(entered)), time.Millisecond))
+}
+
+// signal wakes the goroutines waiting for an event (waitRoom: a release by
+// nats.go). notify takes no allocation while none waits.
+type signal struct {
+	armed atomic.Bool // ch is set (read by notify without the lock)
+	mu    sync.Mutex
+	ch    chan struct{} // closed by the next notify; nil while none waits
+}
+
+// wait returns a channel closed by the next notify.
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+		s.armed.Store(true)
+	}
+	return s.ch
+}
+
+func (s *signal) notify() {
+	if !s.armed.Load() {
+		return
+	}
+	s.mu.Lock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+		s.armed.Store(false)
+	}
+	s.mu.Unlock()
+}
+
 // onAck and onAckErr are the JetStream context's async publish callbacks.
 // A duplicate (the stream already held a message with this Nats-Msg-Id
 // within its duplicate window, and dropped this one) resolves with
 // messaging.ErrDuplicate.
 func (c *Client) onAck(_ jetstream.JetStream, nm *natsgo.Msg, ack *jetstream.PubAck) {
 	c.answered()
+	c.room.notify()
 	if s, ok := c.pending.take(nm); ok {
 		var err error
 		if ack != nil && ack.Duplicate {
@@ -704,6 +797,7 @@ func (c *Client) onAckErr(_ jetstream.JetStream, nm *natsgo.Msg, err error) {
 	if !errors.Is(err, jetstream.ErrAsyncPublishTimeout) && !errors.Is(err, natsgo.ErrDisconnected) {
 		c.answered() // the server's error (no stream, an API error)
 	}
+	c.room.notify()
 	if s, ok := c.pending.take(nm); ok {
 		c.resolve(s, err)
 	}

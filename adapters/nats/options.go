@@ -193,8 +193,13 @@ func WithPrefetch(n int) Option {
 }
 
 // WithMaxInFlight bounds the JetStream publishes sent but not yet
-// acknowledged by the server, across all Publish calls of the Client
-// (default 4096, at least 1). URL: max_in_flight=N.
+// acknowledged by the server, across all Publish and PublishAsync calls of
+// the Client (default 4096, at least 1); a publish beyond it waits for
+// room. nats.go keeps a publish the adapter failed as unavailable (a
+// silent server) among its own unacknowledged ones (up to N+1) until
+// publish_timeout: a message that finds them full waits for room up to its
+// unavailable deadline, then fails unsent with messaging.ErrUnavailable
+// (see Client.PublishAsync). URL: max_in_flight=N.
 func WithMaxInFlight(n int) Option {
 	return atLeast("WithMaxInFlight", n, 1, func(c *config) *int { return &c.maxInFlight })
 }

@@ -44,8 +44,20 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // the client has not looked up yet waits for that lookup (or the stream's
 // creation; in the caller's goroutine while the connection is up), which
 // fails it so, the unavailable timeout after the lookup began, on a
-// server that answers nothing. Messages in flight share the Client's
-// window with Publish (WithMaxInFlight, default 4096). A message whose stream was
+// server that answers nothing.
+//
+// Messages in flight share the Client's window with Publish
+// (WithMaxInFlight, default 4096): PublishAsync waits, in the caller's
+// goroutine, until the window has room or ctx ends. nats.go counts its
+// unacknowledged publishes too (up to max_in_flight+1), and keeps there a
+// message the adapter failed as unavailable on a silent server until the
+// publish timeout: a message that finds nats.go's count full waits for
+// room, in the caller's goroutine, until its deadline (the unavailable
+// timeout after PublishAsync took it, or after the server's last answer if
+// that is later), then fails unsent with messaging.ErrUnavailable (or at
+// once with ctx's error when ctx ends, with messaging.ErrClosed when Close
+// begins), as it would have failed had it been sent; it does not fail at
+// once with nats.go's "stalled" error. A message whose stream was
 // deleted meanwhile is sent once more after the stream is created again, in
 // the order of the PublishAsync calls: the messages given after it wait
 // until every message sent before them has its answer, and those that
@@ -82,7 +94,7 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.
 		return
 	}
 	// The message is admitted: every path below ends it exactly once.
-	a := &asyncMsg{ctx: ctx, topic: topic, msg: msg, done: done, seq: c.parking.seq.Add(1)}
+	a := &asyncMsg{ctx: ctx, topic: topic, msg: msg, done: done, seq: c.parking.seq.Add(1), entered: time.Now()}
 	nm, err := c.encodeJS(topic, msg, c.maxPayload())
 	if err != nil {
 		c.asyncJS.End(done, msg, fmt.Errorf("nats: publish to %s: %w", topic, err))
@@ -109,6 +121,7 @@ type asyncMsg struct {
 	retried bool      // sent again after the connection dropped
 	parked  time.Time // when it was parked (its unavailable timeout runs from then)
 	sent    time.Time // when it was last sent (its deadline runs from then, see Client.deadline)
+	entered time.Time // when PublishAsync took it (waitRoom's deadline runs from then)
 }
 
 // parking holds the PublishAsync messages given while the connection is
@@ -435,12 +448,16 @@ func (c *Client) endFlight(a *asyncMsg, err error) {
 // publishMsgAsync publishes a; its acknowledgement resolves it (resolve).
 func (c *Client) publishMsgAsync(a *asyncMsg) {
 	nm := a.nm
+	if err := c.waitRoom(a.ctx, a.entered, c.asyncJS.Closing()); err != nil {
+		c.endFlight(a, fmt.Errorf("nats: publish to %s: %w", a.topic, err))
+		return
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	s := pubSlot{a: a}
 	a.sent = time.Now()
 	c.pending.store(nm, s)
-	if _, err := c.js.PublishMsgAsync(nm); err != nil {
+	if _, err := c.js.PublishMsgAsync(nm, c.stallWait(a.entered)); err != nil {
 		if s, ok := c.pending.take(nm); ok {
 			c.resolve(s, err)
 		}
