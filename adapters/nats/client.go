@@ -824,7 +824,7 @@ type pubSlot struct {
 // PublishAsync: its deadline runs from then (see Client.deadline).
 func (s pubSlot) sent() time.Time {
 	if s.a != nil {
-		return s.a.sent
+		return s.a.entered
 	}
 	return s.b.entered
 }

@@ -25,26 +25,29 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // publish (PublishMsgAsync, Nats-Msg-Id = ID) and done is called from the
 // acknowledgement, as for Publish: nil once the stream stored it, an error
 // wrapping messaging.ErrDuplicate for a message the stream dropped as a
-// duplicate, the publish timeout's error when no acknowledgement came. A
-// message in flight when the connection dropped is sent again once it is
-// back, within the unavailable timeout from the loss, if it has an ID and
-// no Key (the stream drops the copy it may have stored: its duplicate
-// window must outlast the unavailable timeout; not with
-// WithExistingStreams); one with a Key fails with messaging.ErrUnavailable
-// instead, since messages sent after it may have reached the stream first
-// (from nats.go's reconnect buffer). A message given while the connection
-// is down waits for it up to the unavailable timeout after its call; one
-// that reached nats.go as the connection dropped fails with
-// messaging.ErrUnavailable if the connection is still down the unavailable
-// timeout after the loss. A message sent to a server that answers nothing
-// while the connection stays up fails with messaging.ErrUnavailable the
-// unavailable timeout after it was sent, never sooner than that after the
-// server's last answer on the connection (a slow server's messages wait,
-// up to the publish timeout). The first message to a topic whose stream
-// the client has not looked up yet waits for that lookup (or the stream's
-// creation; in the caller's goroutine while the connection is up), which
-// fails it so, the unavailable timeout after the lookup began, on a
-// server that answers nothing.
+// duplicate, the publish timeout's error when no acknowledgement came.
+//
+// Each message has a deadline: the unavailable timeout after PublishAsync
+// took it (once it had its slot of the window, below), or after the
+// server's last answer on the connection (an acknowledgement, a stream
+// lookup's answer, the handshake of a reconnect) if that is later. A
+// message that the server has not answered fails with
+// messaging.ErrUnavailable at its deadline, whatever it waits for: the
+// connection (given while it is down, or in flight when it dropped), the
+// acknowledgement of a server that answers nothing while the connection
+// stays up (a slow server's answers move the deadline on: its messages
+// wait, up to the publish timeout), the lookup or creation of its stream
+// (the first message to a topic whose stream the client has not looked up
+// yet waits for it, in the caller's goroutine while the connection is
+// up), or room in nats.go's window (below). A message that reached
+// nats.go's reconnect buffer as the connection dropped fails so once the
+// connection has been down for the unavailable timeout. A message in
+// flight when the connection dropped is sent again once it is back,
+// within its deadline, if it has an ID and no Key (the stream drops the
+// copy it may have stored: its duplicate window must outlast the
+// unavailable timeout; not with WithExistingStreams); one with a Key fails
+// with messaging.ErrUnavailable instead, since messages sent after it may
+// have reached the stream first (from nats.go's reconnect buffer).
 //
 // Messages in flight share the Client's window with Publish
 // (WithMaxInFlight, default 4096): PublishAsync waits, in the caller's
@@ -52,17 +55,17 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // unacknowledged publishes too (up to max_in_flight+1), and keeps there a
 // message the adapter failed as unavailable on a silent server until the
 // publish timeout: a message that finds nats.go's count full waits for
-// room, in the caller's goroutine, until its deadline (the unavailable
-// timeout after PublishAsync took it, or after the server's last answer if
-// that is later), then fails unsent with messaging.ErrUnavailable (or at
-// once with ctx's error when ctx ends, with messaging.ErrClosed when Close
-// begins), as it would have failed had it been sent; it does not fail at
-// once with nats.go's "stalled" error. A message whose stream was
-// deleted meanwhile is sent once more after the stream is created again, in
-// the order of the PublishAsync calls: the messages given after it wait
-// until every message sent before them has its answer, and those that
-// found no stream are sent again first, as Publish does for the messages of
-// one call.
+// room, in the caller's goroutine, until its deadline, then fails unsent
+// with messaging.ErrUnavailable (or at once with ctx's error when ctx
+// ends, with messaging.ErrClosed when Close begins), as it would have
+// failed had it been sent; it does not fail at once with nats.go's
+// "stalled" error.
+//
+// A message whose stream was deleted meanwhile is sent once more after the
+// stream is created again, in the order of the PublishAsync calls: the
+// messages given after it wait until every message sent before them has
+// its answer, and those that found no stream are sent again first, as
+// Publish does for the messages of one call.
 //
 // Core mode: core NATS has no acknowledgement; a message's result is known
 // when the connection is flushed. PublishAsync publishes the message on the
@@ -119,32 +122,30 @@ type asyncMsg struct {
 	seq     uint64    // the order of the PublishAsync calls
 	resent  bool      // sent again after its stream had gone
 	retried bool      // sent again after the connection dropped
-	parked  time.Time // when it was parked (its unavailable timeout runs from then)
-	sent    time.Time // when it was last sent (its deadline runs from then, see Client.deadline)
-	entered time.Time // when PublishAsync took it (waitRoom's deadline runs from then)
+	entered time.Time // when PublishAsync took it: its deadline runs from then (see Client.deadline)
 }
 
 // parking holds the PublishAsync messages given while the connection is
 // down, so that the caller is not held up per message: one goroutine waits
 // for the connection, then sends them, and the messages parked meanwhile
-// after them, until none is left; each message waits up to the unavailable
-// timeout after its call, then fails with messaging.ErrUnavailable.
+// after them, until none is left; each message waits up to its deadline
+// (see PublishAsync), then fails with messaging.ErrUnavailable.
 // Messages given while some are parked are parked too, so they keep their
 // order. Each holds its slot of the window while parked. When Close begins,
 // the parked messages fail with messaging.ErrClosed at once.
 //
 // A message that found no stream (deleted since it was looked up) is parked
-// too, to be sent again (resend), waiting for the connection up to the
-// unavailable timeout from then: the goroutine, once connected, first waits
-// until no message is in flight (each sent before it has its answer, and
-// those that found no stream are parked as well). The parked messages are
+// too, to be sent again (resend), waiting for the connection up to its
+// deadline (the server's answer moved it on): the goroutine, once
+// connected, first waits until no message is in flight (each sent before
+// it has its answer, and those that found no stream are parked as well). The parked messages are
 // sent in the order of their PublishAsync calls (seq).
 type parking struct {
 	busy    atomic.Bool // messages are parked or being handed on: park
 	seq     atomic.Uint64
 	flight  flightCount // messages being sent or awaiting their answer
 	mu      sync.Mutex
-	msgs    []*asyncMsg // in the order they were parked, so of their deadlines
+	msgs    []*asyncMsg // in the order they were parked
 	resends int         // how many of msgs are to be sent again (resent)
 	waiting bool        // a goroutine serves msgs
 }
@@ -169,12 +170,10 @@ func (c *Client) park(a *asyncMsg) bool {
 	return true
 }
 
-// parkLocked adds a to the parked messages, its unavailable timeout running
-// from now, with c.parking.mu held, and starts their goroutine when none
-// serves them.
+// parkLocked adds a to the parked messages, with c.parking.mu held, and
+// starts their goroutine when none serves them.
 func (c *Client) parkLocked(a *asyncMsg) {
 	p := &c.parking
-	a.parked = time.Now() // under the lock: the times never decrease
 	p.msgs = append(p.msgs, a)
 	if a.resent {
 		p.resends++
@@ -200,7 +199,8 @@ func (c *Client) resend(a *asyncMsg) {
 }
 
 // repark parks again a message that was in flight when the connection
-// dropped, for the unavailable timeout from now (the loss).
+// dropped, up to its deadline (from its call, not from the loss: a server
+// silent before the loss does not give it another timeout).
 func (c *Client) repark(a *asyncMsg) {
 	a.retried = true
 	c.parkInFlight(a)
@@ -217,20 +217,14 @@ func (c *Client) parkInFlight(a *asyncMsg) {
 
 // requeue parks msgs again, before the messages parked since, when the
 // loss of the connection cut the lookup of the first one's stream short
-// (msgs[0] counts in flight): every parked message then waits up to the
-// unavailable timeout from now, the loss.
+// (msgs[0] counts in flight); each waits up to its deadline.
 func (c *Client) requeue(msgs []*asyncMsg) {
 	p := &c.parking
-	now := time.Now()
 	p.mu.Lock()
 	for _, a := range msgs {
-		a.parked = now
 		if a.resent {
 			p.resends++
 		}
-	}
-	for _, a := range p.msgs {
-		a.parked = now
 	}
 	p.msgs = append(slices.Clip(msgs), p.msgs...)
 	c.serveParkedLocked()
@@ -250,8 +244,8 @@ func (c *Client) retryable(a *asyncMsg) bool {
 }
 
 // unpark serves the parked messages (see parking): while the connection is
-// down it fails those whose unavailable timeout has passed and waits for
-// the next deadline; once the connection is up (or the client closing) it
+// down it fails those whose deadline (Client.deadline from their entry)
+// has passed and waits for the next deadline; once the connection is up (or the client closing) it
 // hands them all on, in the order of their calls, after the messages in
 // flight when some are to be sent again.
 func (c *Client) unpark() {
@@ -279,35 +273,39 @@ func (c *Client) unpark() {
 			p.flight.wait(ch, c.asyncJS.Closing())
 			continue
 		}
-		now := time.Now()
-		k := len(p.msgs)
-		if !up {
-			k = 0
-			for k < len(p.msgs) && !now.Before(p.msgs[k].parked.Add(c.cfg.unavailable)) {
-				if p.msgs[k].resent {
-					p.resends--
-				}
-				k++
-			}
-		}
-		msgs := p.msgs[:k:k]
-		p.msgs = p.msgs[k:]
+		var msgs []*asyncMsg // handed on: all once up, else those past their deadline
+		var next time.Time   // the earliest deadline of those left
 		resends := 0
 		if up {
+			msgs, p.msgs = p.msgs, nil
 			resends, p.resends = p.resends, 0
+		} else {
+			now := time.Now()
+			left := p.msgs[:0]
+			for _, a := range p.msgs {
+				if dl := c.deadline(a.entered); now.Before(dl) {
+					left = append(left, a)
+					if next.IsZero() || dl.Before(next) {
+						next = dl
+					}
+					continue
+				}
+				msgs = append(msgs, a)
+				if a.resent {
+					p.resends--
+				}
+			}
+			clear(p.msgs[len(left):])
+			p.msgs = left
 		}
 		if len(p.msgs) == 0 {
 			p.msgs = nil
-			if k == 0 {
+			if len(msgs) == 0 {
 				p.waiting = false
 				p.busy.Store(false)
 				p.mu.Unlock()
 				return
 			}
-		}
-		var next time.Time
-		if !up && len(p.msgs) > 0 {
-			next = p.msgs[0].parked.Add(c.cfg.unavailable)
 		}
 		p.mu.Unlock()
 		if up {
@@ -455,7 +453,6 @@ func (c *Client) publishMsgAsync(a *asyncMsg) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	s := pubSlot{a: a}
-	a.sent = time.Now()
 	c.pending.store(nm, s)
 	if _, err := c.js.PublishMsgAsync(nm, c.stallWait(a.entered)); err != nil {
 		if s, ok := c.pending.take(nm); ok {

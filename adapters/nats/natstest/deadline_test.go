@@ -498,3 +498,38 @@ func TestPublishAsyncOutageShorterThanTimeoutForMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestPublishAsyncInFlightAtLossDeadline: a keyless message sent to a
+// silent server (SIGSTOP; see silentServer) is in flight when the network
+// is cut half an unavailable timeout after its call: nats.go fails it as
+// disconnected and the adapter keeps it to send again after the reconnect,
+// which does not come. It fails with messaging.ErrUnavailable about the
+// unavailable timeout after its call (the server's last answer came
+// before), not that long after the loss (1.5 timeouts after its call: its
+// wait began again at the loss, and after a reconnect it could wait its
+// whole timeout once more).
+func TestPublishAsyncInFlightAtLossDeadline(t *testing.T) {
+	srv, p, c := openProxied(t, silentTimeout)
+	t.Cleanup(srv.Continue) // before c's Close (LIFO)
+	topic := integration.UniqueName(t, "inflight")
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before", Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	var r asyncRecorder
+	r.publish(context.Background(), c, topic, &messaging.Message{ID: "m", Payload: []byte("x")})
+	time.Sleep(time.Until(r.res[0].called.Add(silentTimeout / 2))) // the timing is the subject
+	cutAndWait(t, c, p)
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res := r.res[0]
+	if len(res.errs) != 1 {
+		t.Fatalf("%d results %v, want one", len(res.errs), res.errs)
+	}
+	checkSilentWait(t, "the message", res.called, res.at[0], res.errs[0])
+}
