@@ -510,21 +510,12 @@ func TestPublishAsyncOutageShorterThanTimeoutForMessage(t *testing.T) {
 // whole timeout once more).
 func TestPublishAsyncInFlightAtLossDeadline(t *testing.T) {
 	srv, p, c := openProxied(t, silentTimeout)
-	t.Cleanup(srv.Continue) // before c's Close (LIFO)
-	topic := integration.UniqueName(t, "inflight")
-	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before", Payload: []byte("x")}); err != nil {
-		t.Fatal(err)
-	}
-	srv.Stop()
+	topic := silence(t, srv, c)
 	var r asyncRecorder
 	r.publish(context.Background(), c, topic, &messaging.Message{ID: "m", Payload: []byte("x")})
 	time.Sleep(time.Until(r.res[0].called.Add(silentTimeout / 2))) // the timing is the subject
 	cutAndWait(t, c, p)
-	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
-	defer cancel()
-	if err := c.Flush(ctx); err != nil {
-		t.Fatalf("Flush: %v", err)
-	}
+	flushSilent(t, c)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res := r.res[0]

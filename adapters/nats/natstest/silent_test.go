@@ -37,15 +37,41 @@ var bothModes = []natsadapter.Mode{natsadapter.ModeJetStream, natsadapter.ModeCo
 // before the client closes.
 func silentServer(t *testing.T, mode natsadapter.Mode) (srv *natstest.Server, c *natsadapter.Client, topic string) {
 	t.Helper()
+	return silentServerWith(t, silentTimeout, natsadapter.WithMode(mode))
+}
+
+// silentServerWith is silentServer with the unavailable timeout and the
+// client's options given.
+func silentServerWith(t *testing.T, unavailable time.Duration, opts ...natsadapter.Option) (srv *natstest.Server, c *natsadapter.Client, topic string) {
+	t.Helper()
 	srv = natstest.StartServer(t)
-	c = natstest.OpenURL(t, fmt.Sprintf("%s?unavailable_timeout=%v", srv.URL(), silentTimeout), natsadapter.WithMode(mode))
+	c = natstest.OpenURL(t, fmt.Sprintf("%s?unavailable_timeout=%v", srv.URL(), unavailable), opts...)
+	return srv, c, silence(t, srv, c)
+}
+
+// silence publishes one message to a new topic with c (its stream exists
+// then), suspends srv, which resumes before c closes, and returns the
+// topic.
+func silence(t *testing.T, srv *natstest.Server, c *natsadapter.Client) string {
+	t.Helper()
 	t.Cleanup(srv.Continue) // before c's Close (LIFO): Close does not wait on it
-	topic = integration.UniqueName(t, "silent")
+	topic := integration.UniqueName(t, "silent")
 	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before", Payload: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
 	srv.Stop()
-	return srv, c, topic
+	return topic
+}
+
+// flushSilent flushes c, failing the test unless Flush returns nil within
+// 40s (the publish timeout is 30s).
+func flushSilent(t *testing.T, c *natsadapter.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
 }
 
 // checkSilentWait fails the test unless what, which began at begin and
@@ -179,11 +205,7 @@ func TestPublishNewTopicUnavailableOnSilentServer(t *testing.T) {
 		for i := range n {
 			r.publish(context.Background(), c, topic, &messaging.Message{ID: fmt.Sprintf("m%d", i), Payload: []byte("x")})
 		}
-		ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
-		defer cancel()
-		if err := c.Flush(ctx); err != nil {
-			t.Fatalf("Flush: %v", err)
-		}
+		flushSilent(t, c)
 		// The lookup runs in the caller's goroutine: from the call.
 		checkSilentAsync(t, srv, c, topic, &r, func(res *asyncResult) time.Time { return res.called })
 	})

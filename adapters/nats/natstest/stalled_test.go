@@ -9,8 +9,6 @@ import (
 
 	"github.com/msgkit/messaging"
 	natsadapter "github.com/msgkit/messaging/adapters/nats"
-	"github.com/msgkit/messaging/adapters/nats/natstest"
-	"github.com/msgkit/messaging/integration"
 )
 
 // TestSilentServerMoreThanMaxInFlight: on a silent server (see
@@ -26,14 +24,7 @@ import (
 func TestSilentServerMoreThanMaxInFlight(t *testing.T) {
 	for _, async := range []bool{true, false} {
 		t.Run(map[bool]string{true: "PublishAsync", false: "Publish"}[async], func(t *testing.T) {
-			srv := natstest.StartServer(t)
-			c := natstest.OpenURL(t, fmt.Sprintf("%s?unavailable_timeout=%v", srv.URL(), silentTimeout), natsadapter.WithMaxInFlight(1))
-			t.Cleanup(srv.Continue) // before c's Close (LIFO)
-			topic := integration.UniqueName(t, "stalled")
-			if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before", Payload: []byte("x")}); err != nil {
-				t.Fatal(err)
-			}
-			srv.Stop()
+			srv, c, topic := silentServerWith(t, silentTimeout, natsadapter.WithMaxInFlight(1))
 			const n = 3
 			var r asyncRecorder
 			for i := range n {
@@ -47,11 +38,7 @@ func TestSilentServerMoreThanMaxInFlight(t *testing.T) {
 				res.at, res.errs = []time.Time{time.Now()}, []error{err}
 				r.res = append(r.res, res)
 			}
-			ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
-			defer cancel()
-			if err := c.Flush(ctx); err != nil {
-				t.Fatalf("Flush: %v", err)
-			}
+			flushSilent(t, c)
 			r.mu.Lock()
 			for i, res := range r.res {
 				if len(res.errs) != 1 {
@@ -84,14 +71,7 @@ func TestSilentServerMoreThanMaxInFlight(t *testing.T) {
 // async published messages".
 func TestSilentServerRoomWithinDeadline(t *testing.T) {
 	const unavailable = 2 * time.Second
-	srv := natstest.StartServer(t)
-	c := natstest.OpenURL(t, fmt.Sprintf("%s?unavailable_timeout=%v", srv.URL(), unavailable), natsadapter.WithMaxInFlight(2))
-	t.Cleanup(srv.Continue) // before c's Close (LIFO)
-	topic := integration.UniqueName(t, "room")
-	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before", Payload: []byte("x")}); err != nil {
-		t.Fatal(err)
-	}
-	srv.Stop()
+	srv, c, topic := silentServerWith(t, unavailable, natsadapter.WithMaxInFlight(2))
 	var r asyncRecorder
 	for i := range 3 { // m2 returns once m0 and m1 failed
 		r.publish(context.Background(), c, topic, &messaging.Message{ID: fmt.Sprintf("m%d", i), Payload: []byte("x")})
@@ -108,11 +88,7 @@ func TestSilentServerRoomWithinDeadline(t *testing.T) {
 	resumed := time.Now()
 	srv.Continue()
 	<-returned
-	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
-	defer cancel()
-	if err := c.Flush(ctx); err != nil {
-		t.Fatalf("Flush: %v", err)
-	}
+	flushSilent(t, c)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, res := range r.res {
