@@ -43,8 +43,11 @@ type Client struct {
 
 	sem     chan struct{} // JetStream publishes in flight, across calls
 	pending inflight      // messages in flight -> their calls
-	room    signal        // nats.go released an asynchronous publish (waitRoom)
 	streams sync.Map      // topic -> stream name, for topics known to exist
+	room    signal        // nats.go released an asynchronous publish (waitRoom)
+	// ghostsUntil is until when (Unix ns; 0: never) nats.go may hold
+	// publishes the adapter failed without its answer (see leftBehind).
+	ghostsUntil atomic.Int64
 
 	asyncJS *asyncpub.Tracker // PublishAsync in JetStream mode (publish_async.go)
 	parking parking           // PublishAsync while the connection is down
@@ -668,8 +671,10 @@ func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, boo
 				stop = ctx.Err()
 			}
 		}
+		var opts []jetstream.PublishOpt
 		if stop == nil {
-			if err := c.waitRoom(ctx, b.entered, nil); err != nil {
+			var err error
+			if opts, err = c.roomFor(ctx, b.entered, nil); err != nil {
 				<-c.sem
 				stop = err
 			}
@@ -678,7 +683,7 @@ func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, boo
 			break
 		}
 		c.pending.store(nm, pubSlot{b: b, i: i})
-		if _, err := c.js.PublishMsgAsync(nm, c.stallWait(b.entered)); err != nil {
+		if _, err := c.js.PublishMsgAsync(nm, opts...); err != nil {
 			if _, ok := c.pending.take(nm); ok {
 				c.resolve(pubSlot{b: b, i: i}, err)
 			}
@@ -694,6 +699,36 @@ func (c *Client) sendAsync(ctx context.Context, nms []*natsgo.Msg) ([]error, boo
 		}
 	}
 	return b.result(sent, stop)
+}
+
+// leftBehind notes that the adapter failed publishes still in nats.go's
+// count (expireSilent, watchLoss, closeAsync): nats.go holds them until
+// their answer, the loss of the connection or publish_timeout after they
+// were sent, so for at most publish_timeout from now (and a second's
+// slack for its timers).
+func (c *Client) leftBehind() {
+	c.ghostsUntil.Store(time.Now().Add(c.cfg.publishTimeout + time.Second).UnixNano())
+}
+
+// roomFor is waitRoom for a message that entered at entered, and returns the
+// options of its PublishMsgAsync (stallWait), while nats.go may hold
+// publishes the adapter failed (leftBehind); otherwise nothing: nats.go's
+// count is then the messages holding a slot of c.sem, this one not yet
+// among them, so it has room, and the publish goes without options (they
+// cost allocations).
+func (c *Client) roomFor(ctx context.Context, entered time.Time, stop <-chan struct{}) ([]jetstream.PublishOpt, error) {
+	u := c.ghostsUntil.Load()
+	if u == 0 {
+		return nil, nil
+	}
+	if time.Now().UnixNano() >= u {
+		c.ghostsUntil.CompareAndSwap(u, 0) // unless one was left behind since
+		return nil, nil
+	}
+	if err := c.waitRoom(ctx, entered, stop); err != nil {
+		return nil, err
+	}
+	return []jetstream.PublishOpt{c.stallWait(entered)}, nil
 }
 
 // waitRoom waits until nats.go can take one more asynchronous publish

@@ -446,7 +446,8 @@ func (c *Client) endFlight(a *asyncMsg, err error) {
 // publishMsgAsync publishes a; its acknowledgement resolves it (resolve).
 func (c *Client) publishMsgAsync(a *asyncMsg) {
 	nm := a.nm
-	if err := c.waitRoom(a.ctx, a.entered, c.asyncJS.Closing()); err != nil {
+	opts, err := c.roomFor(a.ctx, a.entered, c.asyncJS.Closing())
+	if err != nil {
 		c.endFlight(a, fmt.Errorf("nats: publish to %s: %w", a.topic, err))
 		return
 	}
@@ -454,7 +455,7 @@ func (c *Client) publishMsgAsync(a *asyncMsg) {
 	defer c.mu.RUnlock()
 	s := pubSlot{a: a}
 	c.pending.store(nm, s)
-	if _, err := c.js.PublishMsgAsync(nm, c.stallWait(a.entered)); err != nil {
+	if _, err := c.js.PublishMsgAsync(nm, opts...); err != nil {
 		if s, ok := c.pending.take(nm); ok {
 			c.resolve(s, err)
 		}
@@ -513,7 +514,11 @@ func (c *Client) closeAsync() {
 	if c.asyncJS.Flush(ctx) == nil {
 		return
 	}
-	for _, s := range c.pending.takeAll(true) {
+	left := c.pending.takeAll(true)
+	if len(left) > 0 {
+		c.leftBehind()
+	}
+	for _, s := range left {
 		c.endFlight(s.a, fmt.Errorf("nats: publish to %s: no acknowledgement before Close: %w", s.a.topic, messaging.ErrClosed))
 	}
 }
@@ -579,6 +584,7 @@ func (c *Client) watchLoss() {
 				continue
 			}
 			if slots := c.pending.takeAll(false); len(slots) > 0 {
+				c.leftBehind()
 				err := fmt.Errorf("%w: not connected within %v (%v), no acknowledgement", messaging.ErrUnavailable, c.cfg.unavailable, c.nc.Status())
 				for _, s := range slots {
 					c.resolve(s, err)
@@ -630,6 +636,9 @@ func (c *Client) expireSilent() time.Duration {
 		}
 	}
 	c.pending.mu.Unlock()
+	if len(expired) > 0 {
+		c.leftBehind()
+	}
 	for _, s := range expired {
 		c.resolve(s, c.errSilent)
 	}
