@@ -65,44 +65,70 @@ func TestSilentServerMoreThanMaxInFlight(t *testing.T) {
 // TestSilentServerRoomWithinDeadline: on a silent server, with
 // WithMaxInFlight(2) (nats.go's window: 3), m0 and m1 fail as unavailable
 // and stay in nats.go's window; m2 takes its last slot, and m3 finds it
-// full. The server answers again 0.35 unavailable timeouts later (the
-// answers free nats.go's window) and m3 is published. It used to fail
-// 200ms into its wait with nats.go's "stalled with too many outstanding
-// async published messages".
+// full and waits. 0.35 unavailable timeouts later: the server answers
+// again (the answers free nats.go's window) and m3 is published; or m3's
+// context is cancelled, or Close begins, and m3 fails at once with the
+// context's error or messaging.ErrClosed. m3 used to fail 200ms into its
+// wait with nats.go's "stalled with too many outstanding async published
+// messages".
 func TestSilentServerRoomWithinDeadline(t *testing.T) {
-	const unavailable = 2 * time.Second
-	srv, c, topic := silentServerWith(t, unavailable, natsadapter.WithMaxInFlight(2))
-	var r asyncRecorder
-	for i := range 3 { // m2 returns once m0 and m1 failed
-		r.publish(context.Background(), c, topic, &messaging.Message{ID: fmt.Sprintf("m%d", i), Payload: []byte("x")})
-	}
-	r.mu.Lock()
-	m2 := r.res[2].returned
-	r.mu.Unlock()
-	returned := make(chan struct{})
-	go func() {
-		defer close(returned)
-		r.publish(context.Background(), c, topic, &messaging.Message{ID: "m3", Payload: []byte("x")})
-	}()
-	time.Sleep(time.Until(m2.Add(unavailable * 35 / 100))) // the timing is the subject
-	resumed := time.Now()
-	srv.Continue()
-	<-returned
-	flushSilent(t, c)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i, res := range r.res {
-		if len(res.errs) != 1 {
-			t.Fatalf("m%d: results %v, want one", i, res.errs)
-		}
-		t.Logf("m%d: %v %v after the call, %v after the server resumed", i, res.errs[0], res.at[0].Sub(res.called).Round(time.Millisecond), res.at[0].Sub(resumed).Round(time.Millisecond))
-	}
-	for i, res := range r.res[:2] {
-		if !errors.Is(res.errs[0], messaging.ErrUnavailable) {
-			t.Errorf("m%d: %v, want an error wrapping messaging.ErrUnavailable", i, res.errs[0])
-		}
-	}
-	if err := r.res[3].errs[0]; err != nil {
-		t.Errorf("m3: %v, want it published", err)
+	for _, end := range []string{"resume", "cancel", "close"} {
+		t.Run(end, func(t *testing.T) {
+			const unavailable = 2 * time.Second
+			srv, c, topic := silentServerWith(t, unavailable, natsadapter.WithMaxInFlight(2))
+			var r asyncRecorder
+			for i := range 3 { // m2 returns once m0 and m1 failed
+				r.publish(context.Background(), c, topic, &messaging.Message{ID: fmt.Sprintf("m%d", i), Payload: []byte("x")})
+			}
+			r.mu.Lock()
+			m2 := r.res[2].returned
+			r.mu.Unlock()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			returned := make(chan struct{})
+			go func() {
+				defer close(returned)
+				r.publish(ctx, c, topic, &messaging.Message{ID: "m3", Payload: []byte("x")})
+			}()
+			time.Sleep(time.Until(m2.Add(unavailable * 35 / 100))) // the timing is the subject
+			ended := time.Now()
+			switch end {
+			case "resume":
+				srv.Continue()
+			case "cancel":
+				cancel()
+			case "close":
+				if err := c.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			<-returned
+			flushSilent(t, c)
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			for i, res := range r.res {
+				if len(res.errs) != 1 {
+					t.Fatalf("m%d: results %v, want one", i, res.errs)
+				}
+				t.Logf("m%d: %v %v after the call, %v after the %s", i, res.errs[0], res.at[0].Sub(res.called).Round(time.Millisecond), res.at[0].Sub(ended).Round(time.Millisecond), end)
+			}
+			for i, res := range r.res[:2] {
+				if !errors.Is(res.errs[0], messaging.ErrUnavailable) {
+					t.Errorf("m%d: %v, want an error wrapping messaging.ErrUnavailable", i, res.errs[0])
+				}
+			}
+			m3 := r.res[3]
+			switch err := m3.errs[0]; {
+			case end == "resume" && err != nil:
+				t.Errorf("m3: %v, want it published", err)
+			case end == "cancel" && !errors.Is(err, context.Canceled):
+				t.Errorf("m3: %v, want an error wrapping context.Canceled", err)
+			case end == "close" && !errors.Is(err, messaging.ErrClosed):
+				t.Errorf("m3: %v, want an error wrapping messaging.ErrClosed", err)
+			}
+			if took := m3.at[0].Sub(ended); took < 0 || took > silentSlack {
+				t.Errorf("m3 ended %v after the %s, want at once", took.Round(time.Millisecond), end)
+			}
+		})
 	}
 }
