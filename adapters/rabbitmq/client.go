@@ -123,6 +123,7 @@ func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", messaging.ErrInvalidURL, err)
 	}
+	hosts.unavail = cfg.unavailable
 	dial := hosts.dial
 	conn, err := dial(ctx)
 	if err != nil {
@@ -131,6 +132,7 @@ func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	if cfg.redial == nil {
 		cfg.redial = dial
 	}
+	cfg.answers = hosts.answersOf
 	return newClient(conn, true, cfg), nil
 }
 

@@ -31,10 +31,11 @@ var ErrConnectionLost = errors.New("rabbitmq: connection lost")
 // number tells them whether the connection they used is still the current
 // one.
 type connector struct {
-	dial   func(ctx context.Context) (*amqp.Connection, error) // nil: no redial
-	logger *slog.Logger
-	minB   time.Duration
-	maxB   time.Duration
+	dial    func(ctx context.Context) (*amqp.Connection, error) // nil: no redial
+	answers func(*amqp.Connection) func() time.Time             // see config.answers; nil: unknown
+	logger  *slog.Logger
+	minB    time.Duration
+	maxB    time.Duration
 
 	mu      sync.Mutex
 	conn    *amqp.Connection // nil while reconnecting
@@ -60,11 +61,12 @@ func newConnector(conn *amqp.Connection, owned bool, dial func(ctx context.Conte
 		owned:   owned,
 		lost:    make(chan struct{}),
 		dial:    dial,
+		answers: cfg.answers,
 		logger:  cfg.logger,
 		minB:    cfg.reconnectMin,
 		maxB:    cfg.reconnectMax,
 		conn:    conn,
-		watch:   watchBlocked(conn, cfg.unavailable),
+		watch:   watchBlocked(conn, cfg.unavailable, answersOf(cfg.answers, conn)),
 		gen:     1,
 		unavail: cfg.unavailable,
 		ready:   make(chan struct{}),
@@ -223,6 +225,7 @@ func (c *connector) supervise(conn *amqp.Connection) {
 			return
 		}
 		c.mu.Lock()
+		answered := answersOf(c.answers, next)
 		if c.closed {
 			c.mu.Unlock()
 			_ = next.Close()
@@ -230,7 +233,7 @@ func (c *connector) supervise(conn *amqp.Connection) {
 		}
 		hooks := slices.Clone(c.hooks)
 		c.mu.Unlock()
-		watch := watchBlocked(next, c.unavail)
+		watch := watchBlocked(next, c.unavail, answered)
 		for _, h := range hooks {
 			h(next)
 		}
@@ -250,6 +253,14 @@ func (c *connector) supervise(conn *amqp.Connection) {
 		c.logger.Info("rabbitmq: reconnected", "attempts", attempts)
 		conn = next
 	}
+}
+
+// answersOf is answers(conn), nil without answers.
+func answersOf(answers func(*amqp.Connection) func() time.Time, conn *amqp.Connection) func() time.Time {
+	if answers == nil {
+		return nil
+	}
+	return answers(conn)
 }
 
 func (c *connector) fail(err error) {
@@ -306,8 +317,9 @@ func (c *connector) close() {
 // socket is the only way to end that write, and the connection cannot be
 // used after a frame cut in the middle anyway; the client then redials.
 type blockWatch struct {
-	conn    *amqp.Connection
-	unavail time.Duration
+	conn     *amqp.Connection
+	unavail  time.Duration
+	answered func() time.Time // when the broker last sent anything on conn; nil: unknown
 
 	now      atomic.Bool   // blocked, for the publish fast path
 	started  atomic.Uint64 // publish writes begun
@@ -324,8 +336,10 @@ type blockWatch struct {
 // watchBlocked registers for conn's blocked notifications; the watch ends
 // when conn is closed (amqp091 closes the notification channel).
 // unavailable bounds a write stuck under a block (see blockWatch).
-func watchBlocked(conn *amqp.Connection, unavailable time.Duration) *blockWatch {
-	w := &blockWatch{conn: conn, unavail: unavailable, changed: make(chan struct{})}
+// answered, if not nil, tells when the broker last sent anything on conn
+// (see blockWatch.bound).
+func watchBlocked(conn *amqp.Connection, unavailable time.Duration, answered func() time.Time) *blockWatch {
+	w := &blockWatch{conn: conn, unavail: unavailable, answered: answered, changed: make(chan struct{})}
 	notes := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	go func() {
 		for b := range notes {
@@ -421,31 +435,74 @@ func (w *blockWatch) isBlocked() bool {
 
 // blockBound fails a wait on a blocked connection: once the connection has
 // been blocked for limit, measured from begin or from when the block began,
-// whichever is later, done is closed and err says why. An unblocked
-// connection never ends the wait.
+// whichever is later, done is closed and err says why. Started by
+// boundAnswers, it fails a wait on a silent broker too (see there);
+// started by bound, an unblocked connection never ends the wait.
 type blockBound struct {
-	done chan struct{}
-	err  error
-	stop chan struct{}
+	done    chan struct{}
+	failing chan struct{} // closed with err set, before the connection is closed on a silent broker and before done
+	err     error
+	stop    chan struct{}
 }
 
 // bound starts watching; the caller calls release when its wait is over.
 func (w *blockWatch) bound(begin time.Time, limit time.Duration) *blockBound {
-	b := &blockBound{done: make(chan struct{}), stop: make(chan struct{})}
-	go b.run(w, begin, limit)
+	return w.startBound(begin, limit, time.Time{})
+}
+
+// boundAnswers is bound for a wait on the broker's answers that began at
+// asked: besides a block, the wait also ends when the broker has sent
+// nothing on the connection (no frame, no heartbeat) for limit, measured
+// from asked or from the last thing it sent, whichever is later. A broker
+// that takes the requests and answers none (a network silently dropping
+// what it sends, a hung node) is thus noticed, while a slow one that
+// answers each request within limit of the answer before is waited for. The
+// connection is then closed (what it lost cannot be told apart from what
+// is still to come), and the client redials. Without a record of the
+// broker's answers (a connection given to New or WithRedial's), it is
+// bound.
+func (w *blockWatch) boundAnswers(asked time.Time, begin time.Time, limit time.Duration) *blockBound {
+	if w == nil || w.answered == nil {
+		asked = time.Time{}
+	}
+	return w.startBound(begin, limit, asked)
+}
+
+func (w *blockWatch) startBound(begin time.Time, limit time.Duration, asked time.Time) *blockBound {
+	b := &blockBound{done: make(chan struct{}), failing: make(chan struct{}), stop: make(chan struct{})}
+	go b.run(w, begin, limit, asked)
 	return b
 }
 
-func (b *blockBound) run(w *blockWatch, begin time.Time, limit time.Duration) {
+// run watches w for blockBound; asked is zero unless silence ends the wait
+// too (boundAnswers).
+func (b *blockBound) run(w *blockWatch, begin time.Time, limit time.Duration, asked time.Time) {
 	for {
 		blocked, since, reason, changed := w.state()
 		if !blocked {
-			select {
-			case <-changed:
-				continue
-			case <-b.stop:
-				return
+			if asked.IsZero() {
+				select {
+				case <-changed:
+					continue
+				case <-b.stop:
+					return
+				}
 			}
+			if !awaitSilence(w.answered, asked, limit, changed, b.stop) {
+				select {
+				case <-b.stop:
+					return
+				default:
+					continue // changed
+				}
+			}
+			b.err = fmt.Errorf("%w: the broker answered nothing on the connection for %v (connection closed, to be replaced)", messaging.ErrUnavailable, limit)
+			close(b.failing)
+			// The deadline ends at once the calls still waiting on the
+			// connection; a blocked one (an alarm) is not closed.
+			_ = w.conn.CloseDeadline(time.Now())
+			close(b.done)
+			return
 		}
 		start := begin
 		if since.After(start) {
@@ -455,6 +512,7 @@ func (b *blockBound) run(w *blockWatch, begin time.Time, limit time.Duration) {
 		select {
 		case <-t.C:
 			b.err = fmt.Errorf("%w: the broker blocked publishing on the connection (%s) for %v", messaging.ErrUnavailable, reason, limit)
+			close(b.failing)
 			close(b.done)
 			return
 		case <-changed:
@@ -480,22 +538,31 @@ func (b *blockBound) release() {
 // connection answers when the alarm clears or the connection closes) and
 // the error wraps messaging.ErrUnavailable or ctx's error.
 func runBounded(ctx context.Context, watch *blockWatch, begin time.Time, limit time.Duration, f func() error) error {
-	return runBoundedUndo(ctx, watch, begin, limit, f, nil)
+	return runBoundedUndo(ctx, watch.bound(begin, limit), watch, f, nil)
 }
 
-// runBoundedUndo is runBounded that, when it stops waiting, runs undo (if
-// not nil) in the background once f has returned nil, to release what f
-// made for a caller that is gone. f hands its results over in variables
-// the caller reads only when runBoundedUndo returned f's nil, and undo
-// only after f returned.
-func runBoundedUndo(ctx context.Context, watch *blockWatch, begin time.Time, limit time.Duration, f func() error, undo func()) error {
-	bound := watch.bound(begin, limit)
+// runBoundedUndo is runBounded, bounded by bound (which it releases), that,
+// when it stops waiting, runs undo (if not nil) in the background once f
+// has returned nil, to release what f made for a caller that is gone. f
+// hands its results over in variables the caller reads only when
+// runBoundedUndo returned f's nil, and undo only after f returned.
+func runBoundedUndo(ctx context.Context, bound *blockBound, watch *blockWatch, f func() error, undo func()) error {
 	defer bound.release()
 	res := make(chan error, 1)
 	go func() { res <- f() }()
 	var err error
 	select {
 	case err := <-res:
+		if err != nil {
+			select {
+			case <-bound.failing:
+				// The bound ended f (a silent broker's connection
+				// closed): its error, not f's (a lost connection, which
+				// channelBounded would wait out again).
+				return bound.err
+			default:
+			}
+		}
 		return err
 	case <-bound.done:
 		err = bound.err
@@ -576,13 +643,22 @@ func socketGone(err error) bool {
 // timeout since begin or since the block began, whichever is later (the
 // error then wraps messaging.ErrUnavailable, or is ctx's), and f goes on in
 // the background, undo (if not nil) releasing what it made if it succeeds.
+// It also stops waiting once the broker has sent nothing on the connection
+// for the unavailable timeout since begin (now, if begin is zero) or since
+// its last answer, whichever is later (see blockWatch.boundAnswers): the
+// connection is closed then, f fails on it, and channelBounded fails with
+// an error wrapping messaging.ErrUnavailable.
 func (c *connector) channelBounded(ctx context.Context, begin time.Time, f func(ch *amqp.Channel, gen uint64, watch *blockWatch) error, undo func()) error {
 	for {
 		conn, gen, watch, err := c.getWithin(ctx, begin)
 		if err != nil {
 			return err
 		}
-		err = runBoundedUndo(ctx, watch, begin, c.unavail, func() error {
+		asked := begin
+		if asked.IsZero() {
+			asked = time.Now()
+		}
+		err = runBoundedUndo(ctx, watch.boundAnswers(asked, begin, c.unavail), watch, func() error {
 			ch, err := channelOn(conn)
 			if err != nil {
 				return err

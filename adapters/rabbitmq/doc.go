@@ -19,7 +19,8 @@
 //	reconnect_min=100ms, reconnect_max=300ms   reconnect backoff       WithReconnectBackoff
 //	unavailable_timeout=5s      Publish's and the topology calls'      WithUnavailableTimeout
 //	                            wait for a connection (or on a
-//	                            connection the broker blocked), then
+//	                            connection the broker blocked, or
+//	                            for a silent broker's answer), then
 //	                            messaging.ErrUnavailable
 //	management=URL              management API URL, http(s)://host:15672,  WithManagement
 //	                            without credentials (see Inspection)
@@ -113,7 +114,20 @@
 // context ends or the block has lasted unavailable_timeout (counted from
 // the call or the block, whichever began later), then fail with
 // ErrUnavailable (a subscription retries) and let what was sent finish in
-// the background. While the broker is unreachable (the connection lost,
+// the background. On a connection Open dialled, they also fail with
+// ErrUnavailable once the broker has sent nothing on it (no answer, no
+// heartbeat) for unavailable_timeout, counted from the call or from the
+// broker's last answer, whichever is later: a broker that takes the
+// requests and never answers (a network dropping its packets, a hung
+// node) is noticed, while a slow one answering each request within the
+// timeout of the answer before is waited for however long the call takes
+// in all (so is a single answer slower than the timeout: it fails the
+// call). The connection is then closed, what it carried being lost, and
+// the client redials; a redial whose handshake the broker stops answering
+// for unavailable_timeout is given up and tried again (Open, given up the
+// same way, tries the next host). A connection given to New (or by
+// WithRedial) has no such bound: the client cannot see its answers. While
+// the broker is unreachable (the connection lost,
 // the client redialling) they wait for a connection until their context
 // ends or unavailable_timeout has passed since the call (or since the
 // loss, when that came later), then fail with ErrUnavailable. A delayed

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -86,6 +87,7 @@ type frameGuard struct {
 	buf     []byte // reused for frames passed on unchanged
 	out     []byte
 	err     error
+	clock   *answerClock // set by hostDialer before the first read; nil: none
 }
 
 func (g *frameGuard) Read(p []byte) (int, error) {
@@ -97,7 +99,51 @@ func (g *frameGuard) Read(p []byte) (int, error) {
 	}
 	n := copy(p, g.out)
 	g.out = g.out[n:]
+	if g.clock != nil {
+		g.clock.stamp()
+	}
 	return n, nil
+}
+
+// answerClock records when the broker last sent anything on a connection
+// (a frame, a heartbeat): the calls waiting for its answers count their
+// unavailable timeout from it (see blockWatch.bound).
+type answerClock struct{ ns atomic.Int64 }
+
+func newAnswerClock() *answerClock {
+	c := &answerClock{}
+	c.stamp()
+	return c
+}
+
+func (c *answerClock) stamp() { c.ns.Store(time.Now().UnixNano()) }
+
+// last is when the broker last sent anything.
+func (c *answerClock) last() time.Time { return time.Unix(0, c.ns.Load()) }
+
+// awaitSilence waits until last (when the broker last sent anything) is
+// limit ago and at least limit after from, and returns true; it returns
+// false as soon as end1 or end2 is closed (a nil one never is).
+func awaitSilence(last func() time.Time, from time.Time, limit time.Duration, end1, end2 <-chan struct{}) bool {
+	for {
+		if l := last(); l.After(from) {
+			from = l
+		}
+		t := time.NewTimer(time.Until(from.Add(limit)))
+		select {
+		case <-t.C:
+			if !last().After(from) {
+				return true
+			}
+			// an answer meanwhile: its own timeout
+		case <-end1:
+			t.Stop()
+			return false
+		case <-end2:
+			t.Stop()
+			return false
+		}
+	}
 }
 
 // next returns the next frame, rewritten if need be. A protocol header

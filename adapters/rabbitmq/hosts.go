@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/msgkit/messaging"
 )
 
 // hostDialer dials the nodes of a multi-host URL
@@ -17,11 +21,13 @@ import (
 // a lost connection tries the other nodes first, and moves on to the next
 // host when one fails. With one host it is a plain dial.
 type hostDialer struct {
-	addrs []string      // amqp091 URLs, one host each
-	cfgs  []amqp.Config // each with its host's guarded Dial
+	addrs   []string      // amqp091 URLs, one host each
+	cfgs    []amqp.Config // each with its host's guarded Dial
+	unavail time.Duration // a handshake the broker stops answering for that long is given up; 0: never
 
-	mu   sync.Mutex
-	next int
+	mu     sync.Mutex
+	next   int
+	clocks map[*amqp.Connection]*answerClock // dialled, not yet taken by answersOf
 }
 
 // newHostDialer splits plain (a URL without query) into one address per
@@ -54,10 +60,23 @@ func (d *hostDialer) dial(ctx context.Context) (*amqp.Connection, error) {
 	var last error
 	for k := range d.addrs {
 		i := (start + k) % len(d.addrs)
-		conn, err := dialContext(ctx, d.addrs[i], d.cfgs[i])
+		cfg, clock := d.cfgs[i], newAnswerClock()
+		guarded := cfg.Dial
+		cfg.Dial = func(network, addr string) (net.Conn, error) {
+			c, err := guarded(network, addr)
+			if g, ok := c.(*frameGuard); ok {
+				g.clock = clock // before amqp091 reads from it
+			}
+			return c, err
+		}
+		conn, err := d.dialOne(ctx, d.addrs[i], cfg, clock)
 		if err == nil {
 			d.mu.Lock()
 			d.next = (i + 1) % len(d.addrs)
+			if d.clocks == nil {
+				d.clocks = map[*amqp.Connection]*answerClock{}
+			}
+			d.clocks[conn] = clock
 			d.mu.Unlock()
 			return conn, nil
 		}
@@ -71,4 +90,45 @@ func (d *hostDialer) dial(ctx context.Context) (*amqp.Connection, error) {
 		return nil, fmt.Errorf("rabbitmq: none of the %d hosts answered, the last: %w", len(d.addrs), last)
 	}
 	return nil, last
+}
+
+// answersOf returns when the broker last sent anything on conn, a
+// connection dial returned (nil for any other), and forgets conn: the
+// connector asks once per connection.
+func (d *hostDialer) answersOf(conn *amqp.Connection) func() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	clock, ok := d.clocks[conn]
+	if !ok {
+		return nil
+	}
+	delete(d.clocks, conn)
+	return clock.last
+}
+
+// errSilentHandshake: the broker stopped answering during the handshake.
+var errSilentHandshake = errors.New("rabbitmq: silent handshake")
+
+// dialOne dials addr, giving up when ctx ends or when the broker has sent
+// nothing (clock) for the unavailable timeout: a broker that takes the
+// connection and never answers (see blockWatch.boundAnswers) would
+// otherwise hold the dial for amqp091's handshake timeout (30s), and a
+// redial after it came back behind a connection that lost the handshake's
+// first bytes.
+func (d *hostDialer) dialOne(ctx context.Context, addr string, cfg amqp.Config, clock *answerClock) (*amqp.Connection, error) {
+	if d.unavail <= 0 {
+		return dialContext(ctx, addr, cfg)
+	}
+	attempt, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		if awaitSilence(clock.last, time.Now(), d.unavail, attempt.Done(), nil) {
+			cancel(errSilentHandshake)
+		}
+	}()
+	conn, err := dialContext(attempt, addr, cfg)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(attempt), errSilentHandshake) {
+		return nil, fmt.Errorf("rabbitmq: %w: the broker answered nothing for %v while connecting", messaging.ErrUnavailable, d.unavail)
+	}
+	return conn, err
 }

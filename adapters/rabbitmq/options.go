@@ -43,6 +43,7 @@ type config struct {
 	amqpConfig      amqp.Config
 	tlsConfig       *tls.Config // WithTLSConfig; nil: amqpConfig's
 	redial          func(ctx context.Context) (*amqp.Connection, error)
+	answers         func(*amqp.Connection) func() time.Time // Open's: when the broker last sent anything on a connection it dialled (nil: unknown)
 	reconnectMin    time.Duration
 	reconnectMax    time.Duration
 	unavailable     time.Duration // how long Publish waits for a connection
@@ -216,7 +217,12 @@ const DefaultReconnectMax = 300 * time.Millisecond
 // waits on a connection the broker blocked (a resource alarm; see the
 // package documentation). The topology and admin calls, a delayed retry
 // (RetryAfter) and the re-declaration of the provisioned topology after a
-// reconnect are bounded by it too. d must be positive.
+// reconnect are bounded by it too. The topology and admin calls and a
+// delayed retry also fail once the broker has sent nothing on the
+// connection for that long (counted from the call or the broker's last
+// answer, whichever is later; a connection Open dialled, see the package
+// documentation), and a redial's handshake is given up then. d must be
+// positive.
 func WithUnavailableTimeout(d time.Duration) Option {
 	return optcheck.Positive(pkg, "WithUnavailableTimeout", d, func(c *config) *time.Duration { return &c.unavailable })
 }

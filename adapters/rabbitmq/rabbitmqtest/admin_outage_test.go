@@ -17,53 +17,67 @@ import (
 )
 
 // TestAdminWhileUnreachable: with the network to the broker cut (the
-// connection lost, every redial refused, no resource alarm), each
-// topology and admin call fails with messaging.ErrUnavailable within
-// about unavailable_timeout, or with its context's error when that ends
-// first (fault.AdminWhileUnreachable); with streams, Read too; with the
-// management API (cut as well), Inspect and Topics through it.
+// connection lost, every redial refused, no resource alarm), or the broker
+// silent (fault.Proxy.Silence: it takes connections and requests and
+// answers nothing, which no error reveals), each topology and admin call
+// fails with messaging.ErrUnavailable within about unavailable_timeout, or
+// with its context's error when that ends first
+// (fault.AdminWhileUnreachable); with streams, Read too; with the
+// management API (cut or silent as well), Inspect and Topics through it.
+// Then Close returns within about unavailable_timeout too
+// (fault.CloseWhileUnreachable).
 func TestAdminWhileUnreachable(t *testing.T) {
 	for _, tc := range []struct{ name, params string }{
 		{"amqp", ""},
 		{"streams", "&streams=true"},
 		{"management", ""}, // Inspect and Topics through the management API
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			direct := rabbitmqtest.Open(t, u.String()+"?"+strings.TrimPrefix(tc.params, "&"))
-			p := fault.NewProxy(t, u.Host)
-			cut := p.Cut
-			params := "?unavailable_timeout=1s" + tc.params
-			if tc.name == "management" {
-				m, err := url.Parse(rabbitmqtest.Management(t))
+		for _, how := range unreachableWays {
+			t.Run(tc.name+"/"+how.name, func(t *testing.T) {
+				u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
 				if err != nil {
 					t.Fatal(err)
 				}
-				mp := fault.NewProxy(t, m.Host)
-				m.Host = mp.Addr()
-				params += "&management=" + url.QueryEscape(m.String())
-				cut = func() { mp.Cut(); p.Cut() }
-			}
-			u.Host = p.Addr()
-			c := rabbitmqtest.Open(t, u.String()+params)
-			topic, group := integration.UniqueName(t, "adm"), integration.UniqueName(t, "g")
-			if err := c.Provision(t.Context(), topic, group); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				if err := direct.DeleteTopic(ctx, topic); err != nil {
-					t.Errorf("cleanup: %v", err)
+				direct := rabbitmqtest.Open(t, u.String()+"?"+strings.TrimPrefix(tc.params, "&"))
+				p := fault.NewProxy(t, u.Host)
+				cut := how.of(p)
+				params := "?unavailable_timeout=1s" + tc.params
+				if tc.name == "management" {
+					m, err := url.Parse(rabbitmqtest.Management(t))
+					if err != nil {
+						t.Fatal(err)
+					}
+					mp := fault.NewProxy(t, m.Host)
+					m.Host = mp.Addr()
+					params += "&management=" + url.QueryEscape(m.String())
+					cut = func() { how.of(mp)(); how.of(p)() }
 				}
+				u.Host = p.Addr()
+				c := rabbitmqtest.Open(t, u.String()+params)
+				topic, group := integration.UniqueName(t, "adm"), integration.UniqueName(t, "g")
+				if err := c.Provision(t.Context(), topic, group); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					if err := direct.DeleteTopic(ctx, topic); err != nil {
+						t.Errorf("cleanup: %v", err)
+					}
+				})
+				fault.AdminWhileUnreachable(t, c, cut, topic, group, integration.UniqueName(t, "gone"), nil)
+				fault.CloseWhileUnreachable(t, c)
 			})
-			fault.AdminWhileUnreachable(t, c, cut, topic, group, integration.UniqueName(t, "gone"), nil)
-		})
+		}
 	}
 }
+
+// unreachableWays are the ways TestAdminWhileUnreachable makes the broker
+// unreachable through its proxy.
+var unreachableWays = []struct {
+	name string
+	of   func(*fault.Proxy) func()
+}{{"cut", func(p *fault.Proxy) func() { return p.Cut }}, {"silent", func(p *fault.Proxy) func() { return p.Silence }}}
 
 // midCallDelay slows the link of the mid-call tests, per chunk forwarded:
 // each round trip to the broker takes two.

@@ -1,0 +1,143 @@
+package rabbitmqtest_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/rabbitmq"
+	"github.com/msgkit/messaging/adapters/rabbitmq/rabbitmqtest"
+	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
+)
+
+// slowLatency makes a slow broker behind a proxy: every chunk of bytes is
+// forwarded slowLatency after it was read, each way, so each answer comes
+// 2×slowLatency after its request, well within slowUnavailable, while a
+// topology call of several round trips takes longer than slowUnavailable in
+// all.
+const (
+	slowLatency     = 300 * time.Millisecond
+	slowUnavailable = time.Second
+)
+
+// openProxied opens a client with params through a proxy to the shared
+// broker; it returns the client, the proxy and a client connected
+// directly.
+func openProxied(t *testing.T, params string) (*rabbitmq.Client, *fault.Proxy, *rabbitmq.Client) {
+	t.Helper()
+	u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := rabbitmqtest.Open(t, u.String())
+	p := fault.NewProxy(t, u.Host)
+	u.Host = p.Addr()
+	return rabbitmqtest.Open(t, u.String()+params), p, direct
+}
+
+// TestSlowBrokerIsNotUnavailable: on a slow broker (see slowLatency) that
+// answers each request within the unavailable timeout, the topology and
+// admin calls of several round trips succeed although they take longer
+// than the timeout in all: it counts from the broker's last answer, not
+// only from the call.
+func TestSlowBrokerIsNotUnavailable(t *testing.T) {
+	c, p, direct := openProxied(t, "?unavailable_timeout="+slowUnavailable.String())
+	topic, group := integration.UniqueName(t, "slow"), integration.UniqueName(t, "g")
+	deleteAtEnd(t, direct, topic)
+	p.SetLatency(slowLatency)
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Provision", func(ctx context.Context) error { return c.Provision(ctx, topic, group) }},
+		{"DeleteTopic", func(ctx context.Context) error { return c.DeleteTopic(ctx, topic) }},
+	}
+	for _, call := range calls {
+		begin := time.Now()
+		err := call.call(context.Background())
+		took := time.Since(begin)
+		t.Logf("%s with %v latency each way, unavailable_timeout=%v: %v after %v", call.name, slowLatency, slowUnavailable, err, took.Round(time.Millisecond))
+		if err != nil {
+			t.Errorf("%s on a slow broker answering each request within the unavailable timeout: %v after %v", call.name, err, took.Round(time.Millisecond))
+		}
+		if call.name == "Provision" && took <= slowUnavailable {
+			t.Errorf("Provision took %v, not longer than the unavailable timeout: slow the link more for the test to mean something", took.Round(time.Millisecond))
+		}
+	}
+}
+
+// TestAdminAfterSilence: a Provision cut by a silent broker (see
+// fault.Proxy.Silence) fails with messaging.ErrUnavailable within about
+// unavailable_timeout, and so does a call waiting for the redial meanwhile;
+// once the broker answers again the client is on a new connection within
+// about the timeout (the redial caught by the silence given up), and the
+// same Provision
+// succeeds, its group getting what is published to the topic: the call
+// cut by the silence left nothing behind that breaks later calls.
+func TestAdminAfterSilence(t *testing.T) {
+	c, p, direct := openProxied(t, "?unavailable_timeout=1s&reconnect_min=10ms&reconnect_max=50ms")
+	topic, group, late := integration.UniqueName(t, "hush"), integration.UniqueName(t, "g"), integration.UniqueName(t, "late")
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	deleteAtEnd(t, direct, topic)
+	p.Silence()
+	res := make(chan error, 1)
+	begin := time.Now()
+	go func() { res <- c.Provision(context.Background(), topic, late) }()
+	select {
+	case err := <-res:
+		took := time.Since(begin)
+		t.Logf("Provision with the broker silent: %v after %v", err, took.Round(time.Millisecond))
+		if !errors.Is(err, messaging.ErrUnavailable) {
+			t.Errorf("Provision with the broker silent: %v, want an error wrapping messaging.ErrUnavailable", err)
+		}
+		if limit := fault.AdminUnavailableTimeout + fault.AdminMargin; took > limit {
+			t.Errorf("Provision with the broker silent returned after %v, want within %v", took.Round(time.Millisecond), limit)
+		}
+	case <-time.After(fault.AdminGiveUp):
+		t.Fatalf("Provision with the broker silent had not returned after %v", fault.AdminGiveUp)
+	}
+	// The client redials meanwhile, into the silence: the next call waits
+	// for it in vain, and the restore comes with the redial's handshake
+	// under way, its first bytes lost.
+	if _, err := c.TopicExists(context.Background(), topic); !errors.Is(err, messaging.ErrUnavailable) {
+		t.Errorf("TopicExists with the broker silent: %v, want an error wrapping messaging.ErrUnavailable", err)
+	}
+	p.Restore()
+	restored := time.Now()
+	// That redial is given up once the broker has answered nothing for
+	// the unavailable timeout (not after amqp091's handshake timeout,
+	// 30s), and the next succeeds.
+	ctx, cancel := context.WithTimeout(t.Context(), fault.AdminGiveUp)
+	defer cancel()
+	if err := c.Provision(ctx, topic, late); err != nil {
+		t.Fatalf("Provision once the broker answers again: %v", err)
+	}
+	took := time.Since(restored)
+	t.Logf("Provision once the broker answers again: done %v after the restore", took.Round(time.Millisecond))
+	if limit := fault.AdminUnavailableTimeout + fault.AdminMargin; took > limit {
+		t.Errorf("Provision once the broker answers again took %v after the restore, want within %v", took.Round(time.Millisecond), limit)
+	}
+	col := integration.NewCollector()
+	sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(late))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Close() }()
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	col.WaitDistinct(t, 1, 10*time.Second)
+	st, err := direct.Inspect(t.Context(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Groups) != 2 {
+		t.Errorf("groups after the Provision once the broker answers again: %+v, want %s and %s", st.Groups, group, late)
+	}
+}
