@@ -429,7 +429,12 @@ func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, grou
 // call made again on it), or once the broker has
 // blocked the connection (a resource alarm: it answers nothing then) for
 // unavailable_timeout, counted from the call or the block, whichever began
-// later; what was sent goes on in the background.
+// later; what was sent goes on in the background. On a connection Open
+// dialled, it fails so too once the broker has sent nothing for
+// unavailable_timeout, counted from the call or the broker's last answer,
+// whichever is later (a silent broker; a slow one answering each request
+// in time is waited for): the connection is closed then and the client
+// redials (see the package documentation).
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
 	if c.closed.Load() {
 		return fmt.Errorf("rabbitmq: provision: %w", messaging.ErrClosed)
@@ -557,8 +562,8 @@ func (c *Client) redeclareOn(conn *amqp.Connection, topo map[string][]string) {
 // that does not exist is not an error. Subscriptions and reads still running on
 // the topic end with an error wrapping messaging.ErrTopicDeleted. It is
 // bounded as Provision is: by ctx, and by unavailable_timeout without a
-// connection or of a block (messaging.ErrUnavailable), after which the
-// deletion goes on in the background.
+// connection, of a block or of a silent broker (messaging.ErrUnavailable),
+// after which the deletion goes on in the background.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if c.closed.Load() {
 		return fmt.Errorf("rabbitmq: delete topic: %w", messaging.ErrClosed)

@@ -337,7 +337,7 @@ type blockWatch struct {
 // when conn is closed (amqp091 closes the notification channel).
 // unavailable bounds a write stuck under a block (see blockWatch).
 // answered, if not nil, tells when the broker last sent anything on conn
-// (see blockWatch.bound).
+// (see blockWatch.boundAnswers).
 func watchBlocked(conn *amqp.Connection, unavailable time.Duration, answered func() time.Time) *blockWatch {
 	w := &blockWatch{conn: conn, unavail: unavailable, answered: answered, changed: make(chan struct{})}
 	notes := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
@@ -666,11 +666,10 @@ func (c *connector) channelBounded(ctx context.Context, begin time.Time, f func(
 			err = f(ch, gen, watch)
 			if err != nil && !conn.IsClosed() && socketGone(err) {
 				// A failed write: amqp091 closes the connection in the
-				// background. (Inspect's management API fails with
-				// network errors too, hence the bound.)
+				// background. (A network error may come from elsewhere
+				// and the connection stay open, hence the bound.)
 				// Polled: a NotifyClose listener would stay registered on a
-				// connection that does not close (a management API error),
-				// one per failed call.
+				// connection that does not close, one per failed call.
 				for end := time.Now().Add(100 * time.Millisecond); !conn.IsClosed() && time.Now().Before(end); {
 					time.Sleep(5 * time.Millisecond)
 				}

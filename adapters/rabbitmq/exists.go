@@ -17,8 +17,9 @@ import (
 // tools use it to stay read-only. It is bounded as Provision is: it
 // returns when ctx ends, and fails with an error wrapping
 // messaging.ErrUnavailable when no connection comes within
-// unavailable_timeout (the broker unreachable) or the broker has blocked
-// the connection (a resource alarm) for that long.
+// unavailable_timeout (the broker unreachable), the broker has blocked
+// the connection (a resource alarm) for that long, or it has answered
+// nothing for that long (a silent broker).
 func (c *Client) TopicExists(ctx context.Context, topic string) (bool, error) {
 	if c.closed.Load() {
 		return false, fmt.Errorf("rabbitmq: topic exists: %w", messaging.ErrClosed)

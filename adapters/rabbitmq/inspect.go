@@ -141,8 +141,10 @@ func managementParam(v string) (Option, error) {
 //     (collect_statistics_interval, 5s by default).
 //
 // First, Last, Bytes and Partitions are not reported. Inspect is bounded as
-// Provision is: by ctx, and by unavailable_timeout without a connection
-// or on a connection the broker blocked (messaging.ErrUnavailable).
+// Provision is: by ctx, and by unavailable_timeout without a connection,
+// on a connection the broker blocked, or while the broker answers nothing
+// (messaging.ErrUnavailable); then the management API's request (after the
+// exchange's passive declare) by ctx and unavailable_timeout too.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
 	if err := validTopic(topic); err != nil {
 		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect: %w", err)
@@ -160,10 +162,16 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 			return err
 		}
 		if c.cfg.management != nil {
-			return c.inspectManagement(ctx, &st)
+			return nil
 		}
 		return c.inspectAMQP(ctx, ch, &st)
 	}, nil)
+	if err == nil && c.cfg.management != nil {
+		// Outside channelBounded: the API's answers are not the AMQP
+		// connection's, whose silence bound would close it under a slow
+		// API (the API's requests have their own bound).
+		err = c.inspectManagement(ctx, &st)
+	}
 	if err != nil {
 		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect %s: %w", topic, err)
 	}
