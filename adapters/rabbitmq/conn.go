@@ -541,6 +541,24 @@ func runBounded(ctx context.Context, watch *blockWatch, begin time.Time, limit t
 	return runBoundedUndo(ctx, watch.bound(begin, limit), watch, f, nil)
 }
 
+// runBoundedAnswers is runBounded from no begin (a block counts from when
+// it began) that also stops waiting once the broker has answered nothing
+// on the connection for limit since the call or since its last answer,
+// whichever is later, closing the connection (see
+// blockWatch.boundAnswers).
+func runBoundedAnswers(ctx context.Context, watch *blockWatch, limit time.Duration, f func() error) error {
+	return runBoundedUndo(ctx, watch.boundAnswers(time.Now(), time.Time{}, limit), watch, f, nil)
+}
+
+// asked is when a call bounded from begin asked the broker: begin, or now
+// if begin is zero (a bound counted from a block only).
+func asked(begin time.Time) time.Time {
+	if begin.IsZero() {
+		return time.Now()
+	}
+	return begin
+}
+
 // runBoundedUndo is runBounded, bounded by bound (which it releases), that,
 // when it stops waiting, runs undo (if not nil) in the background once f
 // has returned nil, to release what f made for a caller that is gone. f
@@ -654,11 +672,7 @@ func (c *connector) channelBounded(ctx context.Context, begin time.Time, f func(
 		if err != nil {
 			return err
 		}
-		asked := begin
-		if asked.IsZero() {
-			asked = time.Now()
-		}
-		err = runBoundedUndo(ctx, watch.boundAnswers(asked, begin, c.unavail), watch, func() error {
+		err = runBoundedUndo(ctx, watch.boundAnswers(asked(begin), begin, c.unavail), watch, func() error {
 			ch, err := channelOn(conn)
 			if err != nil {
 				return err

@@ -100,7 +100,9 @@
 // confirmed fail with ErrUnavailable, without being resent. Closing a
 // subscription (Subscription.Close, Client.Close) waits for the broker's
 // channel.close-ok, and a delayed retry's declarations, at most until the
-// block has lasted unavailable_timeout (or the settle timeout, 10s), then
+// block has lasted unavailable_timeout (or the settle timeout, 10s; or
+// until a broker that answers nothing, see below, has been silent for
+// unavailable_timeout since the close began or its last answer), then
 // lets the close finish in the background (the retry is requeued at once
 // instead): the broker requeues the subscription's unacknowledged messages
 // when it reads the close (the alarm clears) or loses the connection. So

@@ -285,13 +285,15 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 // at once if the block has lasted that long already; then the close goes
 // on in the background, and the broker requeues the unacknowledged
 // messages when it reads it (the alarm clears) or when the connection
-// closes.
+// closes. A broker that has answered nothing for the unavailable timeout
+// since the close began or since its last answer ends the wait too, the
+// connection closed (see blockWatch.boundAnswers).
 func (r *receiver) Close(ctx context.Context) error {
 	if r.ch == nil {
 		return nil
 	}
 	ch, acks := r.ch, r.acks
-	return runBounded(ctx, r.watch, time.Time{}, r.c.cfg.unavailable, func() error {
+	return runBoundedAnswers(ctx, r.watch, r.c.cfg.unavailable, func() error {
 		err := acks.close(true)
 		_ = ch.Close()
 		if err != nil && !ch.IsClosed() {
@@ -534,12 +536,12 @@ func (l *logReader) Next(ctx context.Context) ([]*messaging.Message, error) {
 }
 
 // Close closes the channel, waiting for the broker's close-ok at most
-// until the broker has blocked the connection for the unavailable timeout
-// (see receiver.Close).
+// until the broker has blocked the connection, or answered nothing, for
+// the unavailable timeout (see receiver.Close).
 func (l *logReader) Close() error {
 	if l.ch == nil {
 		return nil
 	}
 	ch := l.ch
-	return runBounded(context.Background(), l.watch, time.Time{}, l.c.cfg.unavailable, ch.Close)
+	return runBoundedAnswers(context.Background(), l.watch, l.c.cfg.unavailable, ch.Close)
 }

@@ -141,3 +141,21 @@ func TestAdminAfterSilence(t *testing.T) {
 		t.Errorf("groups after the Provision once the broker answers again: %+v, want %s and %s", st.Groups, group, late)
 	}
 }
+
+// TestCloseWhileSilentWithSubscription: with a subscription running when
+// the broker falls silent, Close returns within about unavailable_timeout
+// (fault.CloseWhileUnreachable): the subscription's close does not wait
+// for the broker's close-ok until the engine's settle timeout.
+func TestCloseWhileSilentWithSubscription(t *testing.T) {
+	c, p, direct := openProxied(t, "?unavailable_timeout=1s")
+	topic, group := integration.UniqueName(t, "hushsub"), integration.UniqueName(t, "g")
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	deleteAtEnd(t, direct, topic)
+	if _, err := c.Subscribe(t.Context(), topic, integration.NewCollector().Handler(), messaging.Group(group)); err != nil {
+		t.Fatal(err)
+	}
+	p.Silence()
+	fault.CloseWhileUnreachable(t, c)
+}
