@@ -107,7 +107,7 @@ func (g *frameGuard) Read(p []byte) (int, error) {
 
 // answerClock records when the broker last sent anything on a connection
 // (a frame, a heartbeat): the calls waiting for its answers count their
-// unavailable timeout from it (see blockWatch.bound).
+// unavailable timeout from it (see blockWatch.boundAnswers).
 type answerClock struct{ ns atomic.Int64 }
 
 func newAnswerClock() *answerClock {

@@ -65,6 +65,7 @@ func (d *hostDialer) dial(ctx context.Context) (*amqp.Connection, error) {
 		cfg.Dial = func(network, addr string) (net.Conn, error) {
 			c, err := guarded(network, addr)
 			if g, ok := c.(*frameGuard); ok {
+				clock.stamp()   // connected (and TLS's handshake answered)
 				g.clock = clock // before amqp091 reads from it
 			}
 			return c, err
