@@ -496,7 +496,7 @@ func (b *blockBound) run(w *blockWatch, begin time.Time, limit time.Duration, as
 					continue // changed
 				}
 			}
-			b.err = fmt.Errorf("%w: the broker answered nothing on the connection for %v (connection closed, to be replaced)", messaging.ErrUnavailable, limit)
+			b.err = errSilentFor(limit)
 			close(b.failing)
 			// The deadline ends at once the calls still waiting on the
 			// connection; a blocked one (an alarm) is not closed.
@@ -521,6 +521,85 @@ func (b *blockBound) run(w *blockWatch, begin time.Time, limit time.Duration, as
 			t.Stop()
 			return
 		}
+	}
+}
+
+// errSilentFor is the error of a wait given up because the broker
+// answered nothing on the connection for limit.
+func errSilentFor(limit time.Duration) error {
+	return fmt.Errorf("%w: the broker answered nothing on the connection for %v (connection closed, to be replaced)", messaging.ErrUnavailable, limit)
+}
+
+// silentPast reports whether the broker has sent nothing on w's
+// connection for limit since from or since the last thing it sent,
+// whichever is later (false without a record of its answers).
+func (w *blockWatch) silentPast(from time.Time, limit time.Duration) bool {
+	if w == nil || w.answered == nil {
+		return false
+	}
+	if l := w.answered(); l.After(from) {
+		from = l
+	}
+	return !time.Now().Before(from.Add(limit))
+}
+
+// silenceTimer ends a wait for the broker's answers (Publish's confirms)
+// once the broker has sent nothing on the connection for limit since from
+// or since the last thing it sent, whichever is later: a timer, without
+// the goroutine of boundAnswers, as every Publish call waits. A nil
+// silenceTimer (no record of the broker's answers: a connection given to
+// New) never fires.
+type silenceTimer struct {
+	t     *time.Timer
+	last  func() time.Time
+	from  time.Time
+	limit time.Duration
+}
+
+// silentFor starts a silenceTimer for w's connection; nil without a record
+// of its answers.
+func (w *blockWatch) silentFor(from time.Time, limit time.Duration) *silenceTimer {
+	if w == nil || w.answered == nil {
+		return nil
+	}
+	s := &silenceTimer{last: w.answered, from: from, limit: limit}
+	s.t = time.NewTimer(time.Until(s.deadline()))
+	return s
+}
+
+func (s *silenceTimer) deadline() time.Time {
+	from := s.from
+	if l := s.last(); l.After(from) {
+		from = l
+	}
+	return from.Add(s.limit)
+}
+
+// c is the timer's channel (nil for a nil s: never ready).
+func (s *silenceTimer) c() <-chan time.Time {
+	if s == nil {
+		return nil
+	}
+	return s.t.C
+}
+
+// expired, after c fired, reports whether the deadline has passed; if an
+// answer moved it, the timer is set again for the new one.
+func (s *silenceTimer) expired() bool {
+	d := s.deadline()
+	if !time.Now().Before(d) {
+		return true
+	}
+	s.t.Reset(time.Until(d))
+	return false
+}
+
+// again sets the timer for limit from now (after a block, say).
+func (s *silenceTimer) again() { s.t.Reset(s.limit) }
+
+func (s *silenceTimer) stop() {
+	if s != nil {
+		s.t.Stop()
 	}
 }
 

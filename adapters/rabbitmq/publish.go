@@ -131,6 +131,12 @@ func (p *pubPool) open(ctx context.Context, begin, waitFrom time.Time) (*pubChan
 				_ = ch.Close()
 			}
 			if conn.IsClosed() {
+				if watch.silentPast(begin, p.unavailable) {
+					// Closed for a silence this call waited through too
+					// (another call noticed it first): not a further
+					// wait for the reconnect.
+					return nil, fmt.Errorf("rabbitmq: open publish channel: %w", errSilentFor(p.unavailable))
+				}
 				continue // wait for the reconnect
 			}
 			if socketGone(err) {
@@ -157,9 +163,11 @@ func (p *pubPool) open(ctx context.Context, begin, waitFrom time.Time) (*pubChan
 }
 
 // openOn opens a confirm channel on conn, unless the broker has blocked
-// conn for p.unavailable (since begin or the block, whichever is later).
+// conn for p.unavailable (since begin or the block, whichever is later) or
+// answered nothing on it for p.unavailable (since begin or its last
+// answer: boundAnswers, which then closes conn).
 func (p *pubPool) openOn(ctx context.Context, conn *amqp.Connection, watch *blockWatch, begin time.Time) (*amqp.Channel, error) {
-	bound := watch.bound(begin, p.unavailable)
+	bound := watch.boundAnswers(begin, begin, p.unavailable)
 	defer bound.release()
 	// Do not start a handshake the broker will not read.
 	for {
@@ -258,9 +266,13 @@ type outgoing struct {
 // may still be confirmed later. A message write the blocked broker leaves
 // unread (a burst larger than the socket buffers) ends the same way: the
 // client closes the connection (the only way to end the write) and
-// redials. Without a block, confirms are waited for as long as ctx allows.
-// Messages
-// with the same Key keep their order (one channel, sent in order).
+// redials. A broker that takes the messages and answers nothing on the
+// connection for unavailable_timeout (counted from the call or its last
+// answer, whichever is later) fails them so too, and the connection is
+// replaced; one that answers, however slowly, is waited for as long as ctx
+// allows (a connection given to New: always, the client cannot see its
+// answers). Messages with the same Key keep their order (one channel, sent
+// in order).
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	return c.publish(ctx, time.Now(), topic, msgs)
 }
@@ -402,9 +414,10 @@ func (c *Client) ensureTopicOn(ctx context.Context, pc *pubChan, begin time.Time
 	if g, ok := c.declared.Load(topic); ok && g.(uint64) == pc.gen {
 		return nil
 	}
-	err := runBounded(ctx, pc.watch, begin, c.cfg.unavailable, func() error {
+	// Bounded on a silent broker too (boundAnswers), from the call.
+	err := runBoundedUndo(ctx, pc.watch.boundAnswers(begin, begin, c.cfg.unavailable), pc.watch, func() error {
 		return c.ensureTopic(ctx, pc.ch, pc.gen, topic)
-	})
+	}, nil)
 	if err != nil && errors.Is(err, messaging.ErrUnavailable) {
 		return fmt.Errorf("rabbitmq: declare topic %q: %w", topic, err)
 	}
@@ -489,6 +502,10 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 		}
 	}
 	returns := pc.returns
+	// A broker that takes the messages and answers nothing: made at the
+	// first confirm not already in (see silentFor).
+	var silent *silenceTimer
+	defer func() { silent.stop() }()
 	for k, dc := range dcs {
 		i := idx[k]
 		if sendFailed != nil {
@@ -515,6 +532,9 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 				if blocked {
 					boundDone = boundOf().done
 				}
+				if silent == nil {
+					silent = pc.watch.silentFor(begin, c.cfg.unavailable)
+				}
 				select {
 				case <-dc.Done():
 					break wait
@@ -530,6 +550,17 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 					break wait
 				case <-boundDone:
 					failed = fmt.Errorf("rabbitmq: not confirmed: %w", bound.err)
+					break wait
+				case <-silent.c():
+					if !silent.expired() {
+						continue // an answer moved the deadline
+					}
+					if blocked, _, _, _ := pc.watch.state(); blocked {
+						silent.again() // a block has its own bound
+						continue
+					}
+					failed = fmt.Errorf("rabbitmq: not confirmed: %w", errSilentFor(c.cfg.unavailable))
+					_ = pc.watch.conn.CloseDeadline(time.Now())
 					break wait
 				}
 			}
@@ -551,6 +582,14 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 			continue
 		}
 		if pc.broken() {
+			if pc.watch.silentPast(begin, c.cfg.unavailable) {
+				// The connection was closed for a silence this message
+				// waited through too (another call noticed it first):
+				// it fails as it would have here, not resent after a
+				// further wait for a connection.
+				errs[i] = fmt.Errorf("rabbitmq: not confirmed: %w", errSilentFor(c.cfg.unavailable))
+				continue
+			}
 			retry = append(retry, i)
 			continue
 		}

@@ -159,3 +159,91 @@ func TestCloseWhileSilentWithSubscription(t *testing.T) {
 	p.Silence()
 	fault.CloseWhileUnreachable(t, c)
 }
+
+// TestPublishWhileSilent: with the broker silent (fault.Proxy.Silence:
+// it takes the messages and answers nothing), Publish and PublishAsync
+// fail with messaging.ErrUnavailable about unavailable_timeout after the
+// call, without a deadline of their own, whether the topic was declared
+// on the connection before (the confirm is awaited) or not (its
+// declaration is); they used to wait for the confirm until ctx ended, or
+// for amqp091's heartbeat to find the connection dead.
+func TestPublishWhileSilent(t *testing.T) {
+	for _, declared := range []bool{true, false} {
+		t.Run(map[bool]string{true: "confirm", false: "declaration"}[declared], func(t *testing.T) {
+			c, p, direct := openProxied(t, "?unavailable_timeout=1s")
+			topic, group := integration.UniqueName(t, "silpub"), integration.UniqueName(t, "g")
+			deleteAtEnd(t, direct, topic)
+			if err := c.Provision(t.Context(), topic, group); err != nil {
+				t.Fatal(err)
+			}
+			if declared {
+				if err := c.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("before")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p.Silence()
+			res := make(chan error, 2)
+			begin := time.Now()
+			go func() { res <- c.Publish(context.Background(), topic, &messaging.Message{Payload: []byte("sync")}) }()
+			c.PublishAsync(context.Background(), topic, &messaging.Message{Payload: []byte("async")}, func(_ *messaging.Message, err error) { res <- err })
+			for range 2 {
+				select {
+				case err := <-res:
+					took := time.Since(begin)
+					t.Logf("failed after %v: %v", took.Round(time.Millisecond), err)
+					if !errors.Is(err, messaging.ErrUnavailable) {
+						t.Errorf("publish to a silent broker: %v after %v, want messaging.ErrUnavailable", err, took)
+					}
+					if limit := fault.AdminUnavailableTimeout + 800*time.Millisecond; took > limit || took < 900*time.Millisecond {
+						t.Errorf("publish to a silent broker failed after %v with unavailable_timeout=1s, want about 1s", took.Round(time.Millisecond))
+					}
+				case <-time.After(fault.AdminGiveUp):
+					t.Fatalf("publish to a silent broker had no result %v after the call", fault.AdminGiveUp)
+				}
+			}
+		})
+	}
+}
+
+// TestPublishToSlowBroker: a broker that confirms slowly (see slowLatency)
+// but within unavailable_timeout of its last answer is not unavailable:
+// calls queued behind each other's confirms, taking longer than the
+// timeout in all, succeed.
+func TestPublishToSlowBroker(t *testing.T) {
+	c, p, direct := openProxied(t, "?unavailable_timeout="+slowUnavailable.String())
+	topic, group := integration.UniqueName(t, "slowpub"), integration.UniqueName(t, "g")
+	deleteAtEnd(t, direct, topic)
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	// A topic provisioned through another client: this one declares it
+	// on its connection before its first publish (round trips of their
+	// own before the confirm's).
+	other, otherGroup := integration.UniqueName(t, "slownew"), integration.UniqueName(t, "g")
+	deleteAtEnd(t, direct, other)
+	if err := direct.Provision(t.Context(), other, otherGroup); err != nil {
+		t.Fatal(err)
+	}
+	p.SetLatency(slowLatency)
+	var msgs []*messaging.Message
+	for range 3 {
+		msgs = append(msgs, &messaging.Message{Payload: []byte("slow")})
+	}
+	begin := time.Now()
+	err := c.Publish(context.Background(), other, msgs[0])
+	t.Logf("Publish to a topic not declared on the connection, on a slow broker: %v after %v", err, time.Since(begin).Round(time.Millisecond))
+	if err != nil {
+		t.Errorf("Publish to a topic not declared on the connection, on a slow broker: %v", err)
+	}
+	errs := make(chan error, len(msgs))
+	begin = time.Now()
+	for _, m := range msgs {
+		go func() { errs <- c.Publish(context.Background(), topic, m) }()
+	}
+	for range msgs {
+		if err := <-errs; err != nil {
+			t.Errorf("Publish on a slow broker: %v after %v", err, time.Since(begin).Round(time.Millisecond))
+		}
+	}
+	t.Logf("%d Publish calls on a slow broker done after %v", len(msgs), time.Since(begin).Round(time.Millisecond))
+}
