@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -635,8 +637,10 @@ func (c *Client) deleteTopic(ctx context.Context, ch *amqp.Channel, topic string
 	delete(c.provisioned, topic)
 	c.mu.Unlock()
 	names[streamQueue(topic)] = true
-	names[reg] = true
-	for q := range names {
+	delete(names, reg)
+	// The registry last: a call cut before the end leaves it, with the
+	// names it has not deleted yet, to the next call.
+	for _, q := range append(slices.Collect(maps.Keys(names)), reg) {
 		c.registered.Delete(q)
 		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
 			if !isCode(err, amqp.NotFound) {
