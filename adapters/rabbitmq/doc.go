@@ -24,7 +24,7 @@
 //	                            messaging.ErrUnavailable
 //	management=URL              management API URL, http(s)://host:15672,  WithManagement
 //	                            without credentials (see Inspection)
-//	heartbeat=D                 AMQP heartbeat interval (default: the server's)
+//	heartbeat=D                 AMQP heartbeat interval (default: unavailable_timeout, 5s-10s)
 //	connection_name=N           connection name shown by the broker
 //
 // Unknown parameters are errors. New wraps an *amqp091.Connection the
@@ -123,8 +123,13 @@
 // requests and never answers (a network dropping its packets, a hung
 // node) is noticed, while a slow one answering each request within the
 // timeout of the answer before is waited for however long the call takes
-// in all (so is a single answer slower than the timeout: it fails the
-// call). The connection is then closed, what it carried being lost, and
+// in all. So is a single answer slower than the timeout when
+// unavailable_timeout is 5s or more: Open asks for an AMQP heartbeat of
+// unavailable_timeout (whole seconds, 5s to 10s; the heartbeat parameter
+// or WithAMQPConfig sets another), and a live broker sends one every half
+// heartbeat while it works on the answer. With a shorter timeout, or a
+// heartbeat longer than twice the timeout, a single slower answer fails
+// the call. The connection is then closed, what it carried being lost, and
 // the client redials; a redial whose handshake the broker stops answering
 // for unavailable_timeout is given up and tried again (Open, given up the
 // same way, tries the next host). A connection given to New (or by
