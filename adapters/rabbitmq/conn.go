@@ -610,21 +610,14 @@ func (b *blockBound) release() {
 	}
 }
 
-// runBounded runs f and waits for it, for ctx to end, or for the broker to
-// have blocked the connection of watch for limit (since begin or since the
-// block began, whichever is later; see blockBound), whichever comes first.
-// When it stops waiting, f goes on in the background (a blocked
-// connection answers when the alarm clears or the connection closes) and
-// the error wraps messaging.ErrUnavailable or ctx's error.
-func runBounded(ctx context.Context, watch *blockWatch, begin time.Time, limit time.Duration, f func() error) error {
-	return runBoundedUndo(ctx, watch.bound(begin, limit), watch, f, nil)
-}
-
-// runBoundedAnswers is runBounded from no begin (a block counts from when
-// it began) that also stops waiting once the broker has answered nothing
-// on the connection for limit since the call or since its last answer,
-// whichever is later, closing the connection (see
-// blockWatch.boundAnswers).
+// runBoundedAnswers runs f and waits for it, for ctx to end, for the
+// broker to have blocked the connection of watch for limit since the block
+// began (see blockBound; f then goes on in the background, a blocked
+// connection answering when the alarm clears or the connection closes), or
+// for the broker to have answered nothing on the connection for limit
+// since the call or since its last answer, whichever is later (the
+// connection then closed; see blockWatch.boundAnswers), whichever comes
+// first. The error then wraps messaging.ErrUnavailable or ctx's error.
 func runBoundedAnswers(ctx context.Context, watch *blockWatch, limit time.Duration, f func() error) error {
 	return runBoundedUndo(ctx, watch.boundAnswers(time.Now(), time.Time{}, limit), watch, f, nil)
 }
@@ -638,7 +631,7 @@ func asked(begin time.Time) time.Time {
 	return begin
 }
 
-// runBoundedUndo is runBounded, bounded by bound (which it releases), that,
+// runBoundedUndo is runBoundedAnswers, bounded by bound (which it releases), that,
 // when it stops waiting, runs undo (if not nil) in the background once f
 // has returned nil, to release what f made for a caller that is gone. f
 // hands its results over in variables the caller reads only when
@@ -736,7 +729,7 @@ func socketGone(err error) bool {
 // from a connection it has blocked (a resource alarm), so neither the
 // channel's opening nor f's calls would be answered until the alarm
 // clears, and amqp091's calls ignore ctx: channelBounded waits as
-// runBounded does, until ctx ends or the block has lasted the unavailable
+// runBoundedUndo does, until ctx ends or the block has lasted the unavailable
 // timeout since begin or since the block began, whichever is later (the
 // error then wraps messaging.ErrUnavailable, or is ctx's), and f goes on in
 // the background, undo (if not nil) releasing what it made if it succeeds.
