@@ -21,6 +21,7 @@ func TestAdminWhileUnreachable(t *testing.T) {
 		of   func(*kafkatest.Cluster) func()
 	}{{"cut", func(k *kafkatest.Cluster) func() { return k.Cut }}, {"silent", func(k *kafkatest.Cluster) func() { return k.Proxy(0).Silence }}} {
 		t.Run(how.name, func(t *testing.T) {
+			t.Parallel() // a private cluster and client each; waits mostly
 			k := kafkatest.StartCluster(t, 1)
 			c := openURL(t, "kafka://"+k.Brokers()+"?unavailable_timeout=1s&"+kafkatest.TestParams, true)
 			topic, group := integration.UniqueName(t, "adm"), integration.UniqueName(t, "g")

@@ -19,6 +19,7 @@ func TestAdminWhileUnreachable(t *testing.T) {
 	for _, mode := range []string{"jetstream", "core"} {
 		for _, how := range unreachableWays {
 			t.Run(mode+"/"+how.name, func(t *testing.T) {
+				t.Parallel() // private servers, proxies and clients each; waits mostly
 				srv := natstest.StartServer(t)
 				p := fault.NewProxy(t, srv.Addr())
 				c := natstest.OpenURL(t, "nats://"+p.Addr()+"?unavailable_timeout=1s&mode="+mode)

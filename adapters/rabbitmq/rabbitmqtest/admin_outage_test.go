@@ -34,6 +34,7 @@ func TestAdminWhileUnreachable(t *testing.T) {
 	} {
 		for _, how := range unreachableWays {
 			t.Run(tc.name+"/"+how.name, func(t *testing.T) {
+				t.Parallel() // proxies, clients and topics of its own; waits mostly
 				u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
 				if err != nil {
 					t.Fatal(err)
@@ -144,6 +145,7 @@ func TestAdminConnectionLostMidCall(t *testing.T) {
 	for name, call := range calls {
 		for _, after := range []time.Duration{3 * midCallDelay, 6 * midCallDelay, 9 * midCallDelay} {
 			t.Run(fmt.Sprintf("%s/cut_after_%v", name, after), func(t *testing.T) {
+				t.Parallel() // a proxy, client and topic of its own; waits mostly
 				topic, group := integration.UniqueName(t, "mid"), integration.UniqueName(t, "g")
 				if err := direct.Provision(t.Context(), topic, group, group+"b"); err != nil {
 					t.Fatal(err)

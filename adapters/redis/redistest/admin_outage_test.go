@@ -22,6 +22,7 @@ func TestAdminWhileUnreachable(t *testing.T) {
 		of   func(*fault.Proxy) func()
 	}{{"cut", func(p *fault.Proxy) func() { return p.Cut }}, {"silent", func(p *fault.Proxy) func() { return p.Silence }}} {
 		t.Run(how.name, func(t *testing.T) {
+			t.Parallel() // a private server, proxy and client each; waits mostly
 			c, p, topic, group := openProvisioned(t)
 			fault.AdminWhileUnreachable(t, c, how.of(p), topic, group, integration.UniqueName(t, "gone"), nil)
 			fault.CloseWhileUnreachable(t, c)
