@@ -23,16 +23,35 @@ import (
 	"time"
 )
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago and that
+// FreePort has not returned before in this process: the kernel may hand
+// out a port just closed again, and two private brokers of one test given
+// the same port collided (a RabbitMQ node of a three-node cluster failed
+// to boot: dist_port_already_used).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		givenMu.Lock()
+		seen := given[port]
+		given[port] = true
+		givenMu.Unlock()
+		if !seen {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
+
+// given holds the ports FreePort returned.
+var (
+	givenMu sync.Mutex
+	given   = map[int]bool{}
+)
 
 // Proxy forwards TCP connections from its own loopback address to a target
 // address, and lets a test break them: Cut closes every connection and

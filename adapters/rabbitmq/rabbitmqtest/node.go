@@ -78,6 +78,7 @@ func newRabbitNode(t testing.TB, cookie string, conf func(dir string) string) *N
 		"RABBITMQ_MNESIA_BASE="+filepath.Join(n.Dir, "mnesia"),
 		"RABBITMQ_LOG_BASE="+filepath.Join(n.Dir, "log"),
 		"RABBITMQ_PID_FILE="+filepath.Join(n.Dir, "pid"),
+		"ERL_CRASH_DUMP="+filepath.Join(n.Dir, "erl_crash.dump"), // not in the package directory
 		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(n.Dir, "enabled_plugins"),
 		"RABBITMQ_CONF_ENV_FILE="+filepath.Join(n.Dir, "rabbitmq-env.conf"),
 		// Without conf, a non-existent file: the system one binds the
