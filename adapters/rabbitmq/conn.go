@@ -537,16 +537,24 @@ func (w *blockWatch) silentPast(from time.Time, limit time.Duration) bool {
 	if w == nil || w.answered == nil {
 		return false
 	}
-	if l := w.answered(); l.After(from) {
+	return !time.Now().Before(silentAt(w.answered, from, limit))
+}
+
+// silentAt is when a broker whose last answer last tells counts as silent
+// for a wait that began at from: limit after from or after its last
+// answer, whichever is later.
+func silentAt(last func() time.Time, from time.Time, limit time.Duration) time.Time {
+	if l := last(); l.After(from) {
 		from = l
 	}
-	return !time.Now().Before(from.Add(limit))
+	return from.Add(limit)
 }
 
 // silenceTimer ends a wait for the broker's answers (Publish's confirms)
 // once the broker has sent nothing on the connection for limit since from
-// or since the last thing it sent, whichever is later: a timer, without
-// the goroutine of boundAnswers, as every Publish call waits. A nil
+// or since the last thing it sent, whichever is later (silentAt): a timer,
+// without a goroutine of its own, as every Publish call waits (boundAnswers
+// runs one in its goroutine, through awaitSilence). A nil
 // silenceTimer (no record of the broker's answers: a connection given to
 // New) never fires.
 type silenceTimer struct {
@@ -562,18 +570,16 @@ func (w *blockWatch) silentFor(from time.Time, limit time.Duration) *silenceTime
 	if w == nil || w.answered == nil {
 		return nil
 	}
-	s := &silenceTimer{last: w.answered, from: from, limit: limit}
+	return newSilenceTimer(w.answered, from, limit)
+}
+
+func newSilenceTimer(last func() time.Time, from time.Time, limit time.Duration) *silenceTimer {
+	s := &silenceTimer{last: last, from: from, limit: limit}
 	s.t = time.NewTimer(time.Until(s.deadline()))
 	return s
 }
 
-func (s *silenceTimer) deadline() time.Time {
-	from := s.from
-	if l := s.last(); l.After(from) {
-		from = l
-	}
-	return from.Add(s.limit)
-}
+func (s *silenceTimer) deadline() time.Time { return silentAt(s.last, s.from, s.limit) }
 
 // c is the timer's channel (nil for a nil s: never ready).
 func (s *silenceTimer) c() <-chan time.Time {

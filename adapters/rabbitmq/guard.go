@@ -125,22 +125,18 @@ func (c *answerClock) last() time.Time { return time.Unix(0, c.ns.Load()) }
 // limit ago and at least limit after from, and returns true; it returns
 // false as soon as end1 or end2 is closed (a nil one never is).
 func awaitSilence(last func() time.Time, from time.Time, limit time.Duration, end1, end2 <-chan struct{}) bool {
+	s := newSilenceTimer(last, from, limit)
+	defer s.stop()
 	for {
-		if l := last(); l.After(from) {
-			from = l
-		}
-		t := time.NewTimer(time.Until(from.Add(limit)))
 		select {
-		case <-t.C:
-			if !last().After(from) {
+		case <-s.c():
+			if s.expired() {
 				return true
 			}
 			// an answer meanwhile: its own timeout
 		case <-end1:
-			t.Stop()
 			return false
 		case <-end2:
-			t.Stop()
 			return false
 		}
 	}
