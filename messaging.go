@@ -118,17 +118,23 @@ type Stream interface {
 // Shutdowner is implemented by clients whose consumer side can stop with a
 // bound (every client built on package engine): Shutdown refuses new
 // subscriptions and shuts every subscription down as Subscription.Shutdown
-// does, with the same ctx, all at once. The client counts as closed from
-// then on (calls fail with ErrClosed); Close still has to be called to
-// release its connections, and does not wait for the handlers that a
-// Shutdown whose ctx ended gave up on.
+// does, with the same ctx, all at once. Its consumer side counts as closed
+// from then on (Subscribe, SubscribeBatch, Read and Serve fail with
+// ErrClosed); publishing and the other calls work until Close, so that the
+// handlers finishing during the Shutdown can publish their results (the
+// usual consume-then-publish worker) instead of failing and being
+// redelivered. Close still has to be called to release its connections,
+// and does not wait for the handlers that a Shutdown whose ctx ended gave
+// up on.
 type Shutdowner interface {
 	Shutdown(ctx context.Context) error
 }
 
 // Client is what Open returns: a Publisher and a Consumer sharing one
-// connection, with the adapter's capabilities. Close closes both; it is
-// idempotent and waits for subscriptions to drain.
+// connection, with the adapter's capabilities. Close closes both, the
+// consumer side first: it waits for subscriptions to drain (their handlers
+// can still publish), then makes every call fail with ErrClosed. It is
+// idempotent.
 //
 // A Client may also implement Stream and Provisioner; check with a type
 // assertion (or Capabilities().Replay).

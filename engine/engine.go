@@ -175,8 +175,11 @@ func (c *Consumer) remove(s *subscription) {
 	c.mu.Unlock()
 }
 
-// Closed reports whether Close or Shutdown was called; adapters use it to
-// refuse Publish after Close.
+// Closed reports whether Close or Shutdown was called: the consumer side
+// refuses new subscriptions. It is not the client's closed state: handlers
+// that Close or Shutdown waits for may still publish, and publishing
+// outlives a Shutdown; an adapter refuses its other calls with a flag of its
+// own, set once its Close has closed the Consumer (see adapters/memory).
 func (c *Consumer) Closed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -58,7 +58,8 @@ func RunConformance(t *testing.T, h Harness) {
 		{"SubscribeCancelPrompt", "", true, (*suite).cancelPrompt},
 		{"Inspect", "messaging.Inspector", inspects, (*suite).inspect},
 	}
-	cases = append(cases, engineCases(caps, deleter)...)
+	_, shutdowner := probe.(messaging.Shutdowner)
+	cases = append(cases, engineCases(caps, deleter, shutdowner)...)
 	_, async := probe.(messaging.AsyncPublisher)
 	cases = append(cases, asyncCases(async)...)
 	for _, c := range cases {
@@ -874,8 +875,8 @@ func (s *suite) count10000(t *testing.T) {
 	t.Logf("%d messages published and consumed in %v", len(published), time.Since(start))
 }
 
-// closeSemantics: Close is idempotent, ends subscriptions, and makes further
-// calls fail with ErrClosed.
+// closeSemantics: Close is idempotent, ends subscriptions, and makes every
+// further call the client implements fail with ErrClosed at once.
 func (s *suite) closeSemantics(t *testing.T) {
 	c := s.h.Open(t)
 	sub, err := c.Subscribe(t.Context(), s.topic, func(context.Context, *messaging.Message) error { return nil })
@@ -893,15 +894,106 @@ func (s *suite) closeSemantics(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Errorf("second Close: %v, want nil", err)
 	}
-	if err := c.Publish(t.Context(), s.topic, messaging.NewMessage([]byte("x"))); !errors.Is(err, messaging.ErrClosed) {
-		t.Errorf("Publish after Close: %v, want ErrClosed", err)
-	}
-	if _, err := c.Subscribe(t.Context(), s.topic, func(context.Context, *messaging.Message) error { return nil }); !errors.Is(err, messaging.ErrClosed) {
-		t.Errorf("Subscribe after Close: %v, want ErrClosed", err)
-	}
+	checkClosed(t, c, s.topic, "Close", false)
 	if err := sub.Close(); err != nil {
 		t.Errorf("Subscription.Close after client Close: %v", err)
 	}
+}
+
+// checkClosed makes every call c implements (callsAfterClose; with
+// consumerOnly, those of its consumer side) and checks that each fails at
+// once with ErrClosed, as it must after c's Close (every call) or Shutdown
+// (the consumer side), named by after.
+func checkClosed(t *testing.T, c messaging.Client, topic, after string, consumerOnly bool) {
+	t.Helper()
+	for _, call := range callsAfterClose(c, topic) {
+		if consumerOnly && !call.consumer {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		start := time.Now()
+		err := call.do(ctx)
+		took := time.Since(start)
+		cancel()
+		switch {
+		case !errors.Is(err, messaging.ErrClosed):
+			t.Errorf("%s after %s: %v, want an error wrapping ErrClosed", call.name, after, err)
+		case took > time.Second:
+			t.Errorf("%s after %s took %v: want ErrClosed at once, not after a wait for the broker", call.name, after, took)
+		}
+	}
+}
+
+// closedCall is one call of a closed client, for checkClosed.
+type closedCall struct {
+	name     string
+	consumer bool // a call of the consumer side, refused after Shutdown too
+	do       func(ctx context.Context) error
+}
+
+// callsAfterClose lists every call of the contract that c implements, with
+// valid arguments: each must fail with ErrClosed once c is closed.
+func callsAfterClose(c messaging.Client, topic string) []closedCall {
+	noop := func(context.Context, *messaging.Message) error { return nil }
+	calls := []closedCall{
+		{"Publish", false, func(ctx context.Context) error {
+			return c.Publish(ctx, topic, messaging.NewMessage([]byte("x")))
+		}},
+		{"Subscribe", true, func(ctx context.Context) error { _, err := c.Subscribe(ctx, topic, noop); return err }},
+		{"Subscribe with a group", true, func(ctx context.Context) error {
+			_, err := c.Subscribe(ctx, topic, noop, messaging.Group("closed"))
+			return err
+		}},
+	}
+	add := func(name string, do func(ctx context.Context) error) {
+		calls = append(calls, closedCall{name, false, do})
+	}
+	consumer := func(name string, do func(ctx context.Context) error) {
+		calls = append(calls, closedCall{name, true, do})
+	}
+	if b, ok := c.(messaging.BatchConsumer); ok {
+		consumer("SubscribeBatch", func(ctx context.Context) error {
+			_, err := b.SubscribeBatch(ctx, topic, func(context.Context, []*messaging.Message) []error { return nil })
+			return err
+		})
+	}
+	if st, ok := c.(messaging.Stream); ok {
+		consumer("Read", func(ctx context.Context) error { _, err := st.Read(ctx, topic, messaging.Earliest, noop); return err })
+	}
+	if p, ok := c.(messaging.Provisioner); ok {
+		add("Provision", func(ctx context.Context) error { return p.Provision(ctx, topic, "closed") })
+	}
+	if d, ok := c.(messaging.TopicDeleter); ok {
+		add("DeleteTopic", func(ctx context.Context) error { return d.DeleteTopic(ctx, topic) })
+	}
+	if e, ok := c.(interface {
+		TopicExists(context.Context, string) (bool, error)
+	}); ok {
+		add("TopicExists", func(ctx context.Context) error { _, err := e.TopicExists(ctx, topic); return err })
+	}
+	if in, ok := c.(messaging.Inspector); ok {
+		add("Inspect", func(ctx context.Context) error { _, err := in.Inspect(ctx, topic); return err })
+	}
+	if l, ok := c.(messaging.TopicLister); ok {
+		add("Topics", func(ctx context.Context) error {
+			_, err := l.Topics(ctx)
+			if errors.Is(err, messaging.ErrUnsupported) {
+				return messaging.ErrClosed // not listable at all: nothing to check
+			}
+			return err
+		})
+	}
+	if r, ok := c.(messaging.Requester); ok {
+		add("Request", func(ctx context.Context) error {
+			_, err := r.Request(ctx, topic, messaging.NewMessage([]byte("x")))
+			return err
+		})
+		consumer("Serve", func(ctx context.Context) error {
+			_, err := r.Serve(ctx, topic, func(context.Context, *messaging.Message) (*messaging.Message, error) { return nil, nil })
+			return err
+		})
+	}
+	return calls
 }
 
 // cancelPrompt: a subscription ends promptly when its context is cancelled,

@@ -12,7 +12,7 @@ import (
 
 // engineCases are the cases of issue 13: behaviour the consumer engine
 // (package engine) gives every adapter that runs on it.
-func engineCases(caps messaging.Capabilities, deleter bool) []conformanceCase {
+func engineCases(caps messaging.Capabilities, deleter, shutdowner bool) []conformanceCase {
 	return []conformanceCase{
 		// Hand-over needs a broker that tracks each message's delivery
 		// (AckDeadline): a log without per-message acknowledgement (Kafka)
@@ -22,6 +22,8 @@ func engineCases(caps messaging.Capabilities, deleter bool) []conformanceCase {
 		{"NackHandOver", "Groups and AckDeadline", caps.Groups && caps.AckDeadline, (*suite).nackHandOver},
 		{"ShutdownReleasesToGroup", "Groups", caps.Groups, (*suite).shutdownReleases},
 		{"ShutdownInTime", "", true, (*suite).shutdownInTime},
+		{"ShutdownLetsHandlersPublish", "messaging.Shutdowner", shutdowner, (*suite).shutdownLetsHandlersPublish},
+		{"CloseLetsHandlersPublish", "", true, (*suite).closeLetsHandlersPublish},
 		{"CloseIdlePrompt", "", true, (*suite).closeIdlePrompt},
 		// A topic exists as broker state only where messages are kept
 		// (core NATS subjects cannot be deleted).
@@ -179,9 +181,121 @@ func (s *suite) shutdownInTime(t *testing.T) {
 	default:
 		t.Error("client Shutdown returned before its subscription was done")
 	}
-	if _, err := c.Subscribe(t.Context(), s.topic, func(context.Context, *messaging.Message) error { return nil }); !errors.Is(err, messaging.ErrClosed) {
-		t.Errorf("Subscribe after client Shutdown: %v, want ErrClosed", err)
+	// Its consumer side is closed (messaging.Shutdowner).
+	checkClosed(t, c, s.topic, "client Shutdown", true)
+}
+
+// shutdownLetsHandlersPublish: a client's Shutdown ends its consumer side
+// only. A handler still running when the Shutdown began publishes its
+// result (the usual consume-then-publish worker) and finishes, so its
+// message is settled rather than given back; publishing still works after
+// Shutdown returned, until Close.
+func (s *suite) shutdownLetsHandlersPublish(t *testing.T) {
+	s.handlersPublishWhileStopping(t, "Shutdown", func(ctx context.Context, c messaging.Client) error {
+		return c.(messaging.Shutdowner).Shutdown(ctx)
+	})
+}
+
+// closeLetsHandlersPublish: Close stops the consumer side first; a handler
+// it waits for publishes its result (with PublishAsync and Flush where the
+// client has them, which Close flushes after the handlers), and only then
+// do calls fail with ErrClosed.
+func (s *suite) closeLetsHandlersPublish(t *testing.T) {
+	s.handlersPublishWhileStopping(t, "Close", func(_ context.Context, c messaging.Client) error {
+		return c.Close()
+	})
+}
+
+// handlersPublishWhileStopping runs a handler that is still running when
+// stop (named how) begins, and that then publishes; the publish must
+// succeed and be stored.
+func (s *suite) handlersPublishWhileStopping(t *testing.T, how string, stop func(context.Context, messaging.Client) error) {
+	c := s.h.Open(t)
+	t.Cleanup(func() { _ = c.Close() })
+	opts := s.groupOpts("drain")
+	check := s.groupOpts("check") // a second group, to see what was stored
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	published := make(chan error, 1)
+	publish := func(ctx context.Context, m *messaging.Message) error { return c.Publish(ctx, s.topic, m) }
+	if how == "Close" {
+		if ap, ok := c.(messaging.AsyncPublisher); ok {
+			publish = func(ctx context.Context, m *messaging.Message) error {
+				res := make(chan error, 1)
+				ap.PublishAsync(ctx, s.topic, m, func(_ *messaging.Message, err error) { res <- err })
+				return <-res
+			}
+		}
 	}
+	s.subscribe(t.Context(), c, func(ctx context.Context, m *messaging.Message) error {
+		if m.ID != "work" {
+			return nil
+		}
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-release
+		err := publish(ctx, &messaging.Message{ID: "result"})
+		select {
+		case published <- err:
+		default:
+		}
+		return err
+	}, opts...)
+	s.publish(s.c, &messaging.Message{ID: "work"})
+	select {
+	case <-started:
+	case <-time.After(s.h.Timeout):
+		t.Fatal("handler never started")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop(ctx, c) }()
+	// The stop has begun once the client refuses new subscriptions.
+	for {
+		sub, err := c.Subscribe(ctx, s.topic, func(context.Context, *messaging.Message) error { return nil })
+		if errors.Is(err, messaging.ErrClosed) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Subscribe while waiting for %s to begin: %v", how, err)
+		}
+		_ = sub.Close()
+	}
+	close(release)
+	failed := false
+	if err := <-published; err != nil {
+		failed = true
+		t.Errorf("a handler's publish during the client's %s: %v, want nil", how, err)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("%s: %v, want nil (the handler finished in time)", how, err)
+	}
+	want := []string{"work", "result"}
+	err := c.Publish(t.Context(), s.topic, &messaging.Message{ID: "after"})
+	switch {
+	case how == "Close" && !errors.Is(err, messaging.ErrClosed):
+		failed = true
+		t.Errorf("Publish after Close returned: %v, want ErrClosed", err)
+	case how != "Close" && err != nil:
+		failed = true
+		t.Errorf("Publish after %s returned, before Close: %v, want nil", how, err)
+	case how != "Close":
+		want = append(want, "after")
+	}
+	if failed || !s.caps.Groups || !s.caps.Persistent {
+		return
+	}
+	// What was published is stored: the other group gets it.
+	col := NewCollector()
+	s.subscribe(t.Context(), s.c, func(_ context.Context, m *messaging.Message) error {
+		col.Add(m)
+		return nil
+	}, check...)
+	col.WaitDistinct(t, len(want), s.h.Timeout)
+	col.Report(t, want)
 }
 
 // closeIdlePrompt: Close does not wait for a fetch blocked in the broker;

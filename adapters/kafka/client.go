@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -46,6 +47,10 @@ func init() {
 // documentation for what Subscribe and Read do on Kafka.
 type Client struct {
 	*engine.Consumer // Subscribe, SubscribeBatch, Read, Shutdown
+	// closed is set by Close once the consumer side has stopped and
+	// PublishAsync's queue is closed: the handlers Close (or a Shutdown)
+	// waits for may still publish.
+	closed atomic.Bool
 
 	cfg       config
 	brokers   []string
@@ -192,7 +197,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // not acknowledged (they may still have been written). With WithWriter, the
 // records go to the given writer in one WriteMessages call instead.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
-	if c.Closed() {
+	if c.closed.Load() {
 		return fmt.Errorf("kafka: publish: %w", messaging.ErrClosed)
 	}
 	entry := time.Now()
@@ -217,7 +222,7 @@ func (c *Client) preparePublish(topic string, msgs []*messaging.Message) error {
 // timeout has passed since it entered, unacknowledged: since entered[i], or
 // since entry for all when entered is nil (see producer.WriteEntered).
 func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []time.Time, topic string, msgs []*messaging.Message) error {
-	if c.Closed() {
+	if c.closed.Load() {
 		return fmt.Errorf("kafka: publish: %w", messaging.ErrClosed)
 	}
 	if len(msgs) == 0 {
@@ -336,16 +341,8 @@ func (c *Client) requiredAcks() kafkago.RequiredAcks {
 // published from now on. It is idempotent and never moves a group that
 // already has offsets.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
-	if c.Closed() {
-		return fmt.Errorf("kafka: provision: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("kafka: provision: topic: %w", err)
-	}
-	for _, g := range groups {
-		if err := messaging.ValidateName(g); err != nil {
-			return fmt.Errorf("kafka: provision: group: %w", err)
-		}
+	if err := driver.CheckAdmin(c.closed.Load(), "provision", topic, groups...); err != nil {
+		return err
 	}
 	return c.whileUnreachable(ctx, "provision "+topic, func(ctx context.Context) error {
 		if err := c.ensureTopic(ctx, topic, true); err != nil {
@@ -380,7 +377,7 @@ func (c *Client) unreachable(err error) bool {
 	if errors.As(err, &answered) {
 		return false
 	}
-	return producer.Retriable(err) && !c.Closed()
+	return producer.Retriable(err) && !c.closed.Load()
 }
 
 // DeleteTopic deletes topic. The brokers drop every group's committed
@@ -388,11 +385,8 @@ func (c *Client) unreachable(err error) bool {
 // topic are deleted too when they have no other members. Deleting a missing
 // topic is not an error.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
-	if c.Closed() {
-		return fmt.Errorf("kafka: delete topic: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("kafka: delete topic: %w", err)
+	if err := driver.CheckAdmin(c.closed.Load(), "delete topic", topic); err != nil {
+		return err
 	}
 	c.topicsMu.Lock()
 	delete(c.topics, topic)
@@ -435,8 +429,8 @@ func (c *Client) deleteTopic(ctx context.Context, topic string, groups []string)
 	return nil
 }
 
-// Close stops every subscription (handlers in flight finish, their offsets
-// are committed and the groups are left), waits until every record handed
+// Close stops every subscription (handlers in flight finish, and can still
+// publish, their offsets are committed and the groups are left), waits until every record handed
 // to Publish has been sent and answered (a request failing then is not
 // retried; a broker that does not answer holds it until the records'
 // unavailable deadlines, so about unavailable_timeout after the last
@@ -446,9 +440,10 @@ func (c *Client) deleteTopic(ctx context.Context, topic string, groups []string)
 // subscription's Close does not wait for its fetchers' long polls (up to
 // kafka-go's MaxWait, 500ms); the client's Close does.
 func (c *Client) Close() error {
-	c.async.Close() // while publishing still works
 	_ = c.Consumer.Close()
 	c.readers.Wait()
+	c.async.Close() // while publishing still works
+	c.closed.Store(true)
 	if c.producer != nil {
 		c.producer.Close()
 	}

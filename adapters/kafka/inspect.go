@@ -16,6 +16,7 @@ import (
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/internal/unavail"
 )
 
@@ -56,8 +57,8 @@ const inspectParallel = 8
 //
 // A missing topic fails with messaging.ErrTopicNotFound.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
-	if err := messaging.ValidateName(topic); err != nil {
-		return messaging.TopicStats{}, fmt.Errorf("kafka: inspect: %w", err)
+	if err := driver.CheckAdmin(c.closed.Load(), "inspect", topic); err != nil {
+		return messaging.TopicStats{}, err
 	}
 	return unavail.RetryValue(ctx, "kafka", "inspect "+topic, c.cfg.unavailable, c.unreachable, func(ctx context.Context) (messaging.TopicStats, error) {
 		return c.inspect(ctx, topic)
@@ -356,6 +357,9 @@ func run(n int, f func(i int)) {
 // be reached: so Topics first asks a broker for its API versions (a
 // request the cache does not answer), and is bounded as Inspect is.
 func (c *Client) Topics(ctx context.Context) ([]string, error) {
+	if c.closed.Load() {
+		return nil, fmt.Errorf("kafka: list topics: %w", messaging.ErrClosed)
+	}
 	return unavail.RetryValue(ctx, "kafka", "list topics", c.cfg.unavailable, c.unreachable, c.listTopics)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"sync"
+	"sync/atomic"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/driver"
@@ -75,6 +76,9 @@ type Client struct {
 	*engine.Consumer // Subscribe, SubscribeBatch, Read, Shutdown
 	b                *Broker
 	cfg              config
+	// closed is set by Close once the consumer side has stopped: the
+	// handlers Close (or a Shutdown) waits for may still publish.
+	closed atomic.Bool
 }
 
 // New returns a client of a new private broker. It takes the options of
@@ -137,7 +141,7 @@ func (c *Client) Capabilities() messaging.Capabilities {
 
 // Publish appends msgs to topic's log; it returns once they are there.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
-	if c.Closed() {
+	if c.closed.Load() {
 		return fmt.Errorf("memory: publish: %w", messaging.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
@@ -155,17 +159,11 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 // Provision creates topic and groups (starting at the current end of the log
 // would lose what is published before; they start at Earliest).
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
-	if c.Closed() {
-		return fmt.Errorf("memory: provision: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
+	if err := driver.CheckAdmin(c.closed.Load(), "provision", topic, groups...); err != nil {
 		return err
 	}
 	t := c.b.topic(topic)
 	for _, g := range groups {
-		if err := messaging.ValidateName(g); err != nil {
-			return fmt.Errorf("memory: group: %w", err)
-		}
 		if _, err := t.group(g, false, messaging.Earliest); err != nil {
 			return err
 		}
@@ -177,8 +175,8 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 // Subscriptions and reads on it end with an error wrapping
 // messaging.ErrTopicDeleted; publishing to the name creates a new topic.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
-	if c.Closed() {
-		return fmt.Errorf("memory: delete topic: %w", messaging.ErrClosed)
+	if err := driver.CheckAdmin(c.closed.Load(), "delete topic", topic); err != nil {
+		return err
 	}
 	c.b.mu.Lock()
 	t := c.b.topics[topic]
@@ -190,9 +188,11 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	return nil
 }
 
-// Close stops every subscription of this client (handlers in flight finish
-// and are settled) and makes further calls fail with ErrClosed. The broker and
-// its messages stay. Close is idempotent.
+// Close stops every subscription of this client (handlers in flight finish,
+// and can still publish, and are settled), then makes further calls fail
+// with ErrClosed. The broker and its messages stay. Close is idempotent.
 func (c *Client) Close() error {
-	return c.Consumer.Close()
+	err := c.Consumer.Close()
+	c.closed.Store(true)
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 )
 
 var (
@@ -37,13 +38,10 @@ var (
 // name, ErrTopicNotFound for a topic nothing has published to, subscribed
 // to or provisioned (or that was deleted since), and ErrClosed after Close.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
-	if c.Closed() {
-		return messaging.TopicStats{}, fmt.Errorf("memory: inspect: %w", messaging.ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := driver.CheckAdmin(c.closed.Load(), "inspect", topic); err != nil {
 		return messaging.TopicStats{}, err
 	}
-	if err := messaging.ValidateName(topic); err != nil {
+	if err := ctx.Err(); err != nil {
 		return messaging.TopicStats{}, err
 	}
 	c.b.mu.Lock()
@@ -109,7 +107,7 @@ func (t *topic) stats(now time.Time) messaging.TopicStats {
 // Topics lists the broker's topics, sorted: those published to, subscribed
 // to or provisioned, and not deleted since.
 func (c *Client) Topics(ctx context.Context) ([]string, error) {
-	if c.Closed() {
+	if c.closed.Load() {
 		return nil, fmt.Errorf("memory: topics: %w", messaging.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {

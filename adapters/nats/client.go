@@ -952,17 +952,16 @@ func (b *pubBatch) result(sent int, stop error) ([]error, bool) {
 	return errs, failed
 }
 
-// Close stops every subscription of the Client (handlers in flight finish
-// and their messages are settled), waits for Publish and Request calls in
+// Close stops every subscription of the Client (handlers in flight finish,
+// and can still publish, and their messages are settled), waits for Publish and Request calls in
 // flight, and closes the connection when Open made it (a connection given to
 // New stays open). Later calls fail with ErrClosed. Close is idempotent.
 func (c *Client) Close() error {
-	c.closeAsync() // while publishing still works
+	c.closeSubscriptions() // their handlers may still publish
+	c.closeAsync()         // while publishing still works
 	if c.closed.Swap(true) {
-		c.closeSubscriptions() // wait for a concurrent Close
 		return nil
 	}
-	c.closeSubscriptions()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stopWatch()
@@ -1003,7 +1002,7 @@ func (c *Client) Shutdown(ctx context.Context) error {
 // messaging.BatchConsumer and the package documentation. Core NATS has no
 // pull: in core mode it fails with messaging.ErrUnsupported.
 func (c *Client) SubscribeBatch(ctx context.Context, topic string, h messaging.BatchHandler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
-	if c.cfg.mode == ModeCore {
+	if c.cfg.mode == ModeCore && !c.Consumer.Closed() { // closed: the engine's ErrClosed
 		return nil, fmt.Errorf("nats: subscribe batch: core NATS cannot fetch batches: %w", messaging.ErrUnsupported)
 	}
 	return c.Consumer.SubscribeBatch(ctx, topic, h, opts...)

@@ -8,14 +8,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 )
 
 // TopicExists reports whether topic has a JetStream stream, without creating
 // one (Read, Subscribe and Publish create a missing stream). Inspection tools
 // use it to stay read-only. In core mode it fails with ErrUnsupported.
 func (c *Client) TopicExists(ctx context.Context, topic string) (bool, error) {
-	if err := messaging.ValidateName(topic); err != nil {
-		return false, fmt.Errorf("nats: topic exists: %w", err)
+	if err := driver.CheckAdmin(c.closed.Load(), "topic exists", topic); err != nil {
+		return false, err
 	}
 	if c.cfg.mode == ModeCore {
 		return false, fmt.Errorf("nats: topic exists: core NATS keeps no streams: %w", messaging.ErrUnsupported)

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 )
 
 var (
@@ -54,8 +55,8 @@ const (
 // Ephemeral consumers (subscriptions without a group) are not listed. A
 // missing stream fails with messaging.ErrTopicNotFound.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
-	if err := messaging.ValidateName(topic); err != nil {
-		return messaging.TopicStats{}, fmt.Errorf("nats: inspect: %w", err)
+	if err := driver.CheckAdmin(c.closed.Load(), "inspect", topic); err != nil {
+		return messaging.TopicStats{}, err
 	}
 	if c.cfg.mode == ModeCore {
 		return messaging.TopicStats{}, fmt.Errorf("nats: inspect %s: core NATS keeps no messages nor consumer state: %w", topic, messaging.ErrUnsupported)
@@ -187,6 +188,9 @@ func groupOf(ci *jetstream.ConsumerInfo, topic string) string {
 // stream captures and that is a valid topic name; sorted. In core mode it
 // fails with an error wrapping messaging.ErrUnsupported.
 func (c *Client) Topics(ctx context.Context) ([]string, error) {
+	if c.closed.Load() {
+		return nil, fmt.Errorf("nats: topics: %w", messaging.ErrClosed)
+	}
 	if c.cfg.mode == ModeCore {
 		return nil, fmt.Errorf("nats: topics: core NATS keeps no streams: %w", messaging.ErrUnsupported)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 )
 
 // Consumer metadata keys recording which topic and group a durable consumer
@@ -298,16 +299,8 @@ func (c *Client) group(ctx context.Context, stream, topic, group string, start m
 // starting at the beginning of the stream, so that messages published
 // before the groups' first subscribers are kept for them. Idempotent.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
-	if c.closed.Load() {
-		return fmt.Errorf("nats: provision: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("nats: provision: topic: %w", err)
-	}
-	for _, g := range groups {
-		if err := messaging.ValidateName(g); err != nil {
-			return fmt.Errorf("nats: provision: group: %w", err)
-		}
+	if err := driver.CheckAdmin(c.closed.Load(), "provision", topic, groups...); err != nil {
+		return err
 	}
 	if c.cfg.mode == ModeCore {
 		return nil // nothing to create: core NATS keeps no state
@@ -331,11 +324,8 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 // reads, which then end with messaging.ErrTopicDeleted), leaving the
 // stream. A missing topic is not an error. In core mode it does nothing.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
-	if c.closed.Load() {
-		return fmt.Errorf("nats: delete topic: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("nats: delete topic: %w", err)
+	if err := driver.CheckAdmin(c.closed.Load(), "delete topic", topic); err != nil {
+		return err
 	}
 	if c.cfg.mode == ModeCore {
 		return nil

@@ -14,6 +14,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/driver/urlparam"
 	"github.com/msgkit/messaging/engine"
 	"github.com/msgkit/messaging/internal/asyncpub"
@@ -286,8 +287,8 @@ func (c *Client) Capabilities() messaging.Capabilities {
 	}
 }
 
-// Close stops every subscription (handlers in flight finish and are
-// settled), waits for them, closes the publish channels and the connection
+// Close stops every subscription (handlers in flight finish, and can still
+// publish, and are settled), waits for them, closes the publish channels and the connection
 // (unless it was given to New) and stops reconnecting. Publish calls in
 // flight fail. Under a resource alarm (the broker blocked the connection),
 // the PublishAsync messages in flight fail with messaging.ErrUnavailable
@@ -297,20 +298,12 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // connection is closed without waiting for the broker's close-ok. Close is
 // idempotent.
 func (c *Client) Close() error {
+	_ = c.Consumer.Close()
 	c.async.Close() // while publishing still works
 	c.closed.Store(true)
-	_ = c.Consumer.Close()
 	c.pool.close()
 	c.conn.close()
 	return nil
-}
-
-// Shutdown stops every subscription as Subscription.Shutdown does, with
-// ctx, and makes further calls fail with ErrClosed; see
-// messaging.Shutdowner. Close still closes the connection.
-func (c *Client) Shutdown(ctx context.Context) error {
-	c.closed.Store(true)
-	return c.Consumer.Shutdown(ctx)
 }
 
 // isCode reports whether err is an AMQP error with the given reply code.
@@ -456,16 +449,11 @@ func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, grou
 // in time is waited for): the connection is closed then and the client
 // redials (see the package documentation).
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
-	if c.closed.Load() {
-		return fmt.Errorf("rabbitmq: provision: %w", messaging.ErrClosed)
+	if err := driver.CheckAdmin(c.closed.Load(), "provision", topic, groups...); err != nil {
+		return err
 	}
 	if err := validTopic(topic); err != nil {
 		return fmt.Errorf("rabbitmq: provision: topic: %w", err)
-	}
-	for _, g := range groups {
-		if err := messaging.ValidateName(g); err != nil {
-			return fmt.Errorf("rabbitmq: provision: group: %w", err)
-		}
 	}
 	err := c.conn.channelBounded(ctx, time.Now(), func(ch *amqp.Channel, gen uint64, _ *blockWatch) error {
 		defer func() { _ = ch.Close() }()
@@ -585,8 +573,8 @@ func (c *Client) redeclareOn(conn *amqp.Connection, topo map[string][]string) {
 // connection, of a block or of a silent broker (messaging.ErrUnavailable),
 // after which the deletion goes on in the background.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
-	if c.closed.Load() {
-		return fmt.Errorf("rabbitmq: delete topic: %w", messaging.ErrClosed)
+	if err := driver.CheckAdmin(c.closed.Load(), "delete topic", topic); err != nil {
+		return err
 	}
 	if err := validTopic(topic); err != nil {
 		return fmt.Errorf("rabbitmq: delete topic: %w", err)

@@ -8,7 +8,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 )
 
 // TopicExists reports whether topic has been declared on the broker (its
@@ -21,11 +21,8 @@ import (
 // the connection (a resource alarm) for that long, or it has answered
 // nothing for that long (a silent broker).
 func (c *Client) TopicExists(ctx context.Context, topic string) (bool, error) {
-	if c.closed.Load() {
-		return false, fmt.Errorf("rabbitmq: topic exists: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return false, fmt.Errorf("rabbitmq: topic exists: %w", err)
+	if err := driver.CheckAdmin(c.closed.Load(), "topic exists", topic); err != nil {
+		return false, err
 	}
 	var exists bool
 	err := c.conn.channelBounded(ctx, time.Now(), func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {

@@ -19,6 +19,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/driver/urlparam"
 	"github.com/msgkit/messaging/internal/unavail"
 )
@@ -146,11 +147,11 @@ func managementParam(v string) (Option, error) {
 // (messaging.ErrUnavailable); then the management API's request (after the
 // exchange's passive declare) by ctx and unavailable_timeout too.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
+	if err := driver.CheckAdmin(c.closed.Load(), "inspect", topic); err != nil {
+		return messaging.TopicStats{}, err
+	}
 	if err := validTopic(topic); err != nil {
 		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect: %w", err)
-	}
-	if c.closed.Load() {
-		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect: %w", messaging.ErrClosed)
 	}
 	st := messaging.TopicStats{Topic: topic, Broker: "amqp", Groups: []messaging.GroupStats{}}
 	err := c.conn.channelBounded(ctx, time.Now(), func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {

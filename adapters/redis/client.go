@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,8 +41,12 @@ type Client struct {
 	hashTag          bool
 	closeOnce        sync.Once
 	closeErr         error
-	co               *coalescer    // nil unless WithCoalescing
-	async            asyncpub.Lazy // PublishAsync (publish_async.go)
+	// closed is set by Close once the consumer side has stopped and
+	// PublishAsync's queue is closed: the handlers Close (or a Shutdown)
+	// waits for may still publish.
+	closed atomic.Bool
+	co     *coalescer    // nil unless WithCoalescing
+	async  asyncpub.Lazy // PublishAsync (publish_async.go)
 	// deadlines keeps each message's unavailable deadline, never sooner
 	// than unavailable_timeout after the last acknowledged publish (see
 	// deadline): of the client, or on a cluster, whose shards fail apart,
@@ -188,7 +193,7 @@ func (c *Client) preparePublish(topic string, msgs []*messaging.Message) error {
 // durable an accepted entry is depends on the server (see the package
 // documentation). Messages of one call keep their order in the stream.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
-	if c.Closed() {
+	if c.closed.Load() {
 		return errClosedPublish
 	}
 	entry := time.Now()
@@ -207,7 +212,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 // unacknowledged: they fail (without being sent when it passed before they
 // were) and the others are retried without them.
 func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []time.Time, topic string, msgs []*messaging.Message) error {
-	if c.Closed() {
+	if c.closed.Load() {
 		return errClosedPublish
 	}
 	if len(msgs) == 0 {
@@ -260,7 +265,7 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 			return r.failRest(markUnavailable(err))
 		}
 		last = markUnavailable(err)
-		if c.Closed() {
+		if c.closed.Load() {
 			return r.failRest(last) // Close stops the retries
 		}
 	}
@@ -427,7 +432,7 @@ func (c *Client) whileUnreachable(ctx context.Context, op string, f func(ctx con
 
 // unreachable: err says the server could not be reached, and the client
 // is open (whileUnreachable's retries).
-func (c *Client) unreachable(err error) bool { return connFailure(err) && !c.Closed() }
+func (c *Client) unreachable(err error) bool { return connFailure(err) && !c.closed.Load() }
 
 // markUnavailable wraps every failure of a PublishError in
 // messaging.ErrUnavailable.
@@ -505,16 +510,8 @@ func (c *Client) opError(op string, err error) error {
 // beginning of the stream, so nothing published from now on is missed by
 // them). It is idempotent: existing groups keep their position.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
-	if c.Closed() {
-		return fmt.Errorf("redis: provision: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("redis: provision: topic: %w", err)
-	}
-	for _, g := range groups {
-		if err := messaging.ValidateName(g); err != nil {
-			return fmt.Errorf("redis: provision: group: %w", err)
-		}
+	if err := driver.CheckAdmin(c.closed.Load(), "provision", topic, groups...); err != nil {
+		return err
 	}
 	return c.whileUnreachable(ctx, "provision "+topic, func(ctx context.Context) error {
 		for _, g := range groups {
@@ -540,11 +537,8 @@ func (c *Client) ensureGroup(ctx context.Context, key, group, start string) erro
 // pending list. Subscriptions still running on it end with an error.
 // Dead-letter topics are topics of their own and are not deleted.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
-	if c.Closed() {
-		return fmt.Errorf("redis: delete topic: %w", messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("redis: delete topic: %w", err)
+	if err := driver.CheckAdmin(c.closed.Load(), "delete topic", topic); err != nil {
+		return err
 	}
 	key := c.StreamKey(topic)
 	err := c.whileUnreachable(ctx, "delete topic "+topic, func(ctx context.Context) error {
@@ -559,17 +553,18 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	return err
 }
 
-// Close stops every subscription (handlers in flight finish and their
-// messages are settled; fetched but unhandled messages are released to the
-// group) and makes further calls fail with ErrClosed. PublishAsync messages
-// still queued fail with ErrClosed; Close waits for the batches and
+// Close stops every subscription (handlers in flight finish, and can still
+// publish, and their messages are settled; fetched but unhandled messages
+// are released to the group), then makes further calls fail with
+// ErrClosed. PublishAsync messages still queued fail with ErrClosed; Close waits for the batches and
 // coalesced pipelines in flight, which a server that cannot be reached holds
 // until their messages' unavailable deadlines (see WithUnavailableTimeout).
 // It closes the go-redis client only when the Client owns it (Open, or
 // WithCloseClient). It is idempotent.
 func (c *Client) Close() error {
-	c.async.Close() // while publishing still works
 	_ = c.Consumer.Close()
+	c.async.Close() // while publishing still works
+	c.closed.Store(true)
 	c.closeOnce.Do(func() {
 		if c.co != nil {
 			c.co.close()

@@ -14,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/internal/unavail"
 )
 
@@ -48,11 +49,8 @@ var (
 // A dead-letter topic (dead_letter_suffix=) is a stream of its own: inspect it by
 // its name. A missing stream fails with messaging.ErrTopicNotFound.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
-	if err := messaging.ValidateName(topic); err != nil {
-		return messaging.TopicStats{}, fmt.Errorf("redis: inspect: %w", err)
-	}
-	if c.Closed() {
-		return messaging.TopicStats{}, fmt.Errorf("redis: inspect: %w", messaging.ErrClosed)
+	if err := driver.CheckAdmin(c.closed.Load(), "inspect", topic); err != nil {
+		return messaging.TopicStats{}, err
 	}
 	return unavail.RetryValue(ctx, "redis", "inspect "+topic, c.cfg.unavailable, c.unreachable, func(ctx context.Context) (messaging.TopicStats, error) {
 		return c.inspect(ctx, topic)
@@ -170,7 +168,7 @@ func compareIDs(a, b string) int {
 // applications keep; so are the streams of a client whose prefix extends
 // this one's ("app:" lists "app:x" + topic as topic "x"+topic).
 func (c *Client) Topics(ctx context.Context) ([]string, error) {
-	if c.Closed() {
+	if c.closed.Load() {
 		return nil, fmt.Errorf("redis: topics: %w", messaging.ErrClosed)
 	}
 	return unavail.RetryValue(ctx, "redis", "list topics", c.cfg.unavailable, c.unreachable, c.topics)

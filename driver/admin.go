@@ -1,0 +1,35 @@
+package driver
+
+import (
+	"fmt"
+
+	"github.com/msgkit/messaging"
+)
+
+// The admin side of an adapter: Provision, DeleteTopic, TopicExists,
+// Inspect and Topics start with CheckAdmin, so a closed client and bad names
+// fail the same way, before any broker call, on every adapter. Like
+// PreparePublish's, its errors read "messaging: ...": they are the
+// contract's.
+
+// CheckAdmin checks the arguments of an admin call named op ("provision",
+// "delete topic", ...): once the client is closed every call fails with
+// messaging.ErrClosed, whatever its arguments (the conformance suite's
+// CloseSemantics calls each); then topic and each group must be valid names
+// (messaging.ValidateName, messaging.ErrInvalidTopic). An adapter with
+// stricter rules for names checks them after it. A call on no topic
+// (Topics) checks only that the client is open, with the same error.
+func CheckAdmin(closed bool, op, topic string, groups ...string) error {
+	if closed {
+		return fmt.Errorf("messaging: %s: %w", op, messaging.ErrClosed)
+	}
+	if err := messaging.ValidateName(topic); err != nil {
+		return fmt.Errorf("messaging: %s: topic: %w", op, err)
+	}
+	for _, g := range groups {
+		if err := messaging.ValidateName(g); err != nil {
+			return fmt.Errorf("messaging: %s %s: group: %w", op, topic, err)
+		}
+	}
+	return nil
+}
