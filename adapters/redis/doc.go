@@ -92,9 +92,14 @@
 // comes back after AckDeadline.
 //
 // The RedeliveryBackoff option is ignored (Capabilities().BrokerBackoff is
-// false: a pending list keeps no redelivery schedule): a failed message
-// comes back after its RetryAfter delay, at once without one, and an
-// unacknowledged one after AckDeadline.
+// false: a pending list keeps no redelivery schedule): a failed message can
+// be claimed after its RetryAfter delay (at once without one), which
+// another member does at its next reclaim (within a reclaim period: 1s
+// with the defaults) and the member that failed it after about a period
+// and a quarter when no other did (TestRetryAfterOnTime: a RetryAfter of
+// 20ms on a lone member comes back after about 1.3s); an unacknowledged
+// one comes back after AckDeadline. A shorter WithBlock shortens the
+// period, at the cost of more reads by idle subscriptions.
 //
 // Term (Permanent error, MaxAttempts reached, or the ack deadline passed on
 // the last allowed attempt): with WithDeadLetterSuffix the message is first

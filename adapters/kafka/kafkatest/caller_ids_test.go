@@ -76,6 +76,7 @@ func TestCallerIDs(t *testing.T) {
 // TestConformanceCallerIDs runs the suite with ids=caller (WithCallerIDs):
 // Publish assigns no ID nor Time.
 func TestConformanceCallerIDs(t *testing.T) {
+	t.Parallel() // the variants wait on the broker more than they compute
 	integration.RunConformance(t, integration.Harness{
 		Name: "kafka-caller-ids",
 		Open: func(t testing.TB) messaging.Client { return kafkatest.Open(t, "ids=caller") },

@@ -10,6 +10,7 @@ import (
 // MESSAGING_AMQP_URL with the default client (no stream queues, so the
 // Replay cases are skipped; stream_test.go covers them).
 func TestConformance(t *testing.T) {
+	t.Parallel() // the variants wait on the broker more than they compute
 	h, ok := integration.LookupHarness("rabbitmq")
 	if !ok {
 		t.Fatal("rabbitmq harness not registered")

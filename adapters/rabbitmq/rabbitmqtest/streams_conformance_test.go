@@ -12,6 +12,7 @@ import (
 // TestConformanceStreams runs the shared suite with stream queues on
 // (WithStreams), which makes the client claim Replay and ReplayByTime.
 func TestConformanceStreams(t *testing.T) {
+	t.Parallel() // the variants wait on the broker more than they compute
 	h, ok := integration.LookupHarness("rabbitmq")
 	if !ok {
 		t.Fatal("rabbitmq harness not registered")

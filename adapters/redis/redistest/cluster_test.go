@@ -60,6 +60,7 @@ func startPrivateCluster(t *testing.T) []string {
 // three-node Redis Cluster through a go-redis ClusterClient (hash-tagged
 // keys, scripts and pipelines routed by slot).
 func TestClusterConformance(t *testing.T) {
+	t.Parallel() // the variants wait on the broker more than they compute
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}

@@ -237,7 +237,7 @@ func TestLongRetryDelay(t *testing.T) {
 // again, and messages with different delays waiting at the same time.
 func TestRetryAfterOnTime(t *testing.T) {
 	t.Run("repeated", func(t *testing.T) {
-		retryAfterOnTime(t, 30, map[string]time.Duration{"again": 20 * time.Millisecond})
+		retryAfterOnTime(t, 10, map[string]time.Duration{"again": 20 * time.Millisecond})
 	})
 	t.Run("different delays", func(t *testing.T) {
 		delays := map[string]time.Duration{}
