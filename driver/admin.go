@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/msgkit/messaging"
@@ -16,10 +17,12 @@ import (
 // "delete topic", ...): once the client is closed every call fails with
 // messaging.ErrClosed, whatever its arguments (the conformance suite's
 // CloseSemantics calls each); then topic and each group must be valid names
-// (messaging.ValidateName, messaging.ErrInvalidTopic). An adapter with
-// stricter rules for names checks them after it. A call on no topic
-// (Topics) checks only that the client is open, with the same error.
-func CheckAdmin(closed bool, op, topic string, groups ...string) error {
+// (messaging.ValidateName, messaging.ErrInvalidTopic); then ctx must not
+// have ended (its error, wrapped), so that even a call with nothing to do
+// on the broker honours it (CancelledContext). An adapter with stricter
+// rules for names checks them after it. A call on no topic (Topics) checks
+// only that the client is open, with the same error.
+func CheckAdmin(ctx context.Context, closed bool, op, topic string, groups ...string) error {
 	if closed {
 		return fmt.Errorf("messaging: %s: %w", op, messaging.ErrClosed)
 	}
@@ -30,6 +33,9 @@ func CheckAdmin(closed bool, op, topic string, groups ...string) error {
 		if err := messaging.ValidateName(g); err != nil {
 			return fmt.Errorf("messaging: %s %s: group: %w", op, topic, err)
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("messaging: %s %s: %w", op, topic, err)
 	}
 	return nil
 }

@@ -55,6 +55,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"BatchPartialFailure", "BatchConsumer", caps.Groups && batches, (*suite).batchPartialFailure},
 		{"Count10000", "", true, (*suite).count10000},
 		{"CloseSemantics", "", true, (*suite).closeSemantics},
+		{"CancelledContext", "", true, (*suite).cancelledContext},
 		{"SubscribeCancelPrompt", "", true, (*suite).cancelPrompt},
 		{"Inspect", "messaging.Inspector", inspects, (*suite).inspect},
 	}
@@ -288,15 +289,18 @@ func slicesKeys(m map[string]*messaging.Message) []string {
 	return out
 }
 
-// invalidNames: bad topic and group names fail with ErrInvalidTopic.
+// invalidNames: bad topic and group names fail with ErrInvalidTopic, in
+// every call that takes them.
 func (s *suite) invalidNames(t *testing.T) {
 	ctx := t.Context()
 	for _, bad := range []string{"", "has space", "semi;colon", ".leading", "a..b", string(make([]byte, messaging.MaxNameLength+1))} {
-		if err := s.c.Publish(ctx, bad, messaging.NewMessage([]byte("x"))); !errors.Is(err, messaging.ErrInvalidTopic) {
-			t.Errorf("Publish to %q: %v, want ErrInvalidTopic", bad, err)
-		}
-		if _, err := s.c.Subscribe(ctx, bad, func(context.Context, *messaging.Message) error { return nil }); !errors.Is(err, messaging.ErrInvalidTopic) {
-			t.Errorf("Subscribe to %q: %v, want ErrInvalidTopic", bad, err)
+		for _, call := range clientCalls(s.c, bad) {
+			if call.topicless {
+				continue
+			}
+			if err := call.do(ctx); !errors.Is(err, messaging.ErrInvalidTopic) {
+				t.Errorf("%s on %q: %v, want ErrInvalidTopic", call.name, bad, err)
+			}
 		}
 	}
 	if _, err := s.c.Subscribe(ctx, s.topic, func(context.Context, *messaging.Message) error { return nil }, messaging.Group("bad group")); !errors.Is(err, messaging.ErrInvalidTopic) {
@@ -900,13 +904,13 @@ func (s *suite) closeSemantics(t *testing.T) {
 	}
 }
 
-// checkClosed makes every call c implements (callsAfterClose; with
+// checkClosed makes every call c implements (clientCalls; with
 // consumerOnly, those of its consumer side) and checks that each fails at
 // once with ErrClosed, as it must after c's Close (every call) or Shutdown
 // (the consumer side), named by after.
 func checkClosed(t *testing.T, c messaging.Client, topic, after string, consumerOnly bool) {
 	t.Helper()
-	for _, call := range callsAfterClose(c, topic) {
+	for _, call := range clientCalls(c, topic) {
 		if consumerOnly && !call.consumer {
 			continue
 		}
@@ -924,32 +928,58 @@ func checkClosed(t *testing.T, c messaging.Client, topic, after string, consumer
 	}
 }
 
-// closedCall is one call of a closed client, for checkClosed.
-type closedCall struct {
-	name     string
-	consumer bool // a call of the consumer side, refused after Shutdown too
-	do       func(ctx context.Context) error
+// cancelledContext: every call but those of the consumer side (whose
+// subscription may start and end at once) fails at once with the
+// context's error when its context has ended before the call, unless the
+// client does not support it at all (ErrUnsupported).
+func (s *suite) cancelledContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, call := range clientCalls(s.c, s.topic) {
+		if call.consumer {
+			continue
+		}
+		start := time.Now()
+		err := call.do(ctx)
+		took := time.Since(start)
+		switch {
+		case errors.Is(err, messaging.ErrUnsupported): // nothing it could do
+		case !errors.Is(err, context.Canceled):
+			t.Errorf("%s with a cancelled context: %v, want an error wrapping context.Canceled", call.name, err)
+		case took > time.Second:
+			t.Errorf("%s with a cancelled context took %v, want at once", call.name, took)
+		}
+	}
 }
 
-// callsAfterClose lists every call of the contract that c implements, with
-// valid arguments: each must fail with ErrClosed once c is closed.
-func callsAfterClose(c messaging.Client, topic string) []closedCall {
+// clientCall is one call of a client's contract, for the cases that make
+// every call (closed client, bad names).
+type clientCall struct {
+	name      string
+	consumer  bool // a call of the consumer side, refused after Shutdown too
+	topicless bool // it takes no topic
+	do        func(ctx context.Context) error
+}
+
+// clientCalls lists every call of the contract that c implements, on topic
+// with otherwise valid arguments.
+func clientCalls(c messaging.Client, topic string) []clientCall {
 	noop := func(context.Context, *messaging.Message) error { return nil }
-	calls := []closedCall{
-		{"Publish", false, func(ctx context.Context) error {
+	calls := []clientCall{
+		{"Publish", false, false, func(ctx context.Context) error {
 			return c.Publish(ctx, topic, messaging.NewMessage([]byte("x")))
 		}},
-		{"Subscribe", true, func(ctx context.Context) error { _, err := c.Subscribe(ctx, topic, noop); return err }},
-		{"Subscribe with a group", true, func(ctx context.Context) error {
+		{"Subscribe", true, false, func(ctx context.Context) error { _, err := c.Subscribe(ctx, topic, noop); return err }},
+		{"Subscribe with a group", true, false, func(ctx context.Context) error {
 			_, err := c.Subscribe(ctx, topic, noop, messaging.Group("closed"))
 			return err
 		}},
 	}
 	add := func(name string, do func(ctx context.Context) error) {
-		calls = append(calls, closedCall{name, false, do})
+		calls = append(calls, clientCall{name, false, false, do})
 	}
 	consumer := func(name string, do func(ctx context.Context) error) {
-		calls = append(calls, closedCall{name, true, do})
+		calls = append(calls, clientCall{name, true, false, do})
 	}
 	if b, ok := c.(messaging.BatchConsumer); ok {
 		consumer("SubscribeBatch", func(ctx context.Context) error {
@@ -975,13 +1005,7 @@ func callsAfterClose(c messaging.Client, topic string) []closedCall {
 		add("Inspect", func(ctx context.Context) error { _, err := in.Inspect(ctx, topic); return err })
 	}
 	if l, ok := c.(messaging.TopicLister); ok {
-		add("Topics", func(ctx context.Context) error {
-			_, err := l.Topics(ctx)
-			if errors.Is(err, messaging.ErrUnsupported) {
-				return messaging.ErrClosed // not listable at all: nothing to check
-			}
-			return err
-		})
+		calls = append(calls, clientCall{"Topics", false, true, func(ctx context.Context) error { _, err := l.Topics(ctx); return err }})
 	}
 	if r, ok := c.(messaging.Requester); ok {
 		add("Request", func(ctx context.Context) error {

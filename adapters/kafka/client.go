@@ -341,7 +341,7 @@ func (c *Client) requiredAcks() kafkago.RequiredAcks {
 // published from now on. It is idempotent and never moves a group that
 // already has offsets.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
-	if err := driver.CheckAdmin(c.closed.Load(), "provision", topic, groups...); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "provision", topic, groups...); err != nil {
 		return err
 	}
 	return c.whileUnreachable(ctx, "provision "+topic, func(ctx context.Context) error {
@@ -385,7 +385,7 @@ func (c *Client) unreachable(err error) bool {
 // topic are deleted too when they have no other members. Deleting a missing
 // topic is not an error.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
-	if err := driver.CheckAdmin(c.closed.Load(), "delete topic", topic); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "delete topic", topic); err != nil {
 		return err
 	}
 	c.topicsMu.Lock()
@@ -430,8 +430,9 @@ func (c *Client) deleteTopic(ctx context.Context, topic string, groups []string)
 }
 
 // Close stops every subscription (handlers in flight finish, and can still
-// publish, their offsets are committed and the groups are left), waits until every record handed
-// to Publish has been sent and answered (a request failing then is not
+// publish, their offsets are committed and the groups are left), waits
+// until every record handed to Publish has been sent and answered (a
+// request failing then is not
 // retried; a broker that does not answer holds it until the records'
 // unavailable deadlines, so about unavailable_timeout after the last
 // Publish began at most), and makes further calls fail with ErrClosed. It is

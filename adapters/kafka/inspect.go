@@ -57,7 +57,7 @@ const inspectParallel = 8
 //
 // A missing topic fails with messaging.ErrTopicNotFound.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
-	if err := driver.CheckAdmin(c.closed.Load(), "inspect", topic); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "inspect", topic); err != nil {
 		return messaging.TopicStats{}, err
 	}
 	return unavail.RetryValue(ctx, "kafka", "inspect "+topic, c.cfg.unavailable, c.unreachable, func(ctx context.Context) (messaging.TopicStats, error) {

@@ -159,7 +159,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 // Provision creates topic and groups (starting at the current end of the log
 // would lose what is published before; they start at Earliest).
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
-	if err := driver.CheckAdmin(c.closed.Load(), "provision", topic, groups...); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "provision", topic, groups...); err != nil {
 		return err
 	}
 	t := c.b.topic(topic)
@@ -175,7 +175,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 // Subscriptions and reads on it end with an error wrapping
 // messaging.ErrTopicDeleted; publishing to the name creates a new topic.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
-	if err := driver.CheckAdmin(c.closed.Load(), "delete topic", topic); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "delete topic", topic); err != nil {
 		return err
 	}
 	c.b.mu.Lock()

@@ -38,10 +38,7 @@ var (
 // name, ErrTopicNotFound for a topic nothing has published to, subscribed
 // to or provisioned (or that was deleted since), and ErrClosed after Close.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
-	if err := driver.CheckAdmin(c.closed.Load(), "inspect", topic); err != nil {
-		return messaging.TopicStats{}, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "inspect", topic); err != nil {
 		return messaging.TopicStats{}, err
 	}
 	c.b.mu.Lock()

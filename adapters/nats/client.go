@@ -953,9 +953,10 @@ func (b *pubBatch) result(sent int, stop error) ([]error, bool) {
 }
 
 // Close stops every subscription of the Client (handlers in flight finish,
-// and can still publish, and their messages are settled), waits for Publish and Request calls in
-// flight, and closes the connection when Open made it (a connection given to
-// New stays open). Later calls fail with ErrClosed. Close is idempotent.
+// and can still publish, and their messages are settled), waits for
+// Publish and Request calls in flight, and closes the connection when Open
+// made it (a connection given to New stays open). Later calls fail with
+// ErrClosed. Close is idempotent.
 func (c *Client) Close() error {
 	c.closeSubscriptions() // their handlers may still publish
 	c.closeAsync()         // while publishing still works
@@ -1002,7 +1003,9 @@ func (c *Client) Shutdown(ctx context.Context) error {
 // messaging.BatchConsumer and the package documentation. Core NATS has no
 // pull: in core mode it fails with messaging.ErrUnsupported.
 func (c *Client) SubscribeBatch(ctx context.Context, topic string, h messaging.BatchHandler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
-	if c.cfg.mode == ModeCore && !c.Consumer.Closed() { // closed: the engine's ErrClosed
+	// A closed client and a bad name fail first, as on every call: with the
+	// engine's errors.
+	if c.cfg.mode == ModeCore && !c.Consumer.Closed() && messaging.ValidateName(topic) == nil {
 		return nil, fmt.Errorf("nats: subscribe batch: core NATS cannot fetch batches: %w", messaging.ErrUnsupported)
 	}
 	return c.Consumer.SubscribeBatch(ctx, topic, h, opts...)

@@ -15,7 +15,7 @@ import (
 // one (Read, Subscribe and Publish create a missing stream). Inspection tools
 // use it to stay read-only. In core mode it fails with ErrUnsupported.
 func (c *Client) TopicExists(ctx context.Context, topic string) (bool, error) {
-	if err := driver.CheckAdmin(c.closed.Load(), "topic exists", topic); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "topic exists", topic); err != nil {
 		return false, err
 	}
 	if c.cfg.mode == ModeCore {

@@ -55,7 +55,7 @@ const (
 // Ephemeral consumers (subscriptions without a group) are not listed. A
 // missing stream fails with messaging.ErrTopicNotFound.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
-	if err := driver.CheckAdmin(c.closed.Load(), "inspect", topic); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "inspect", topic); err != nil {
 		return messaging.TopicStats{}, err
 	}
 	if c.cfg.mode == ModeCore {

@@ -299,7 +299,7 @@ func (c *Client) group(ctx context.Context, stream, topic, group string, start m
 // starting at the beginning of the stream, so that messages published
 // before the groups' first subscribers are kept for them. Idempotent.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
-	if err := driver.CheckAdmin(c.closed.Load(), "provision", topic, groups...); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "provision", topic, groups...); err != nil {
 		return err
 	}
 	if c.cfg.mode == ModeCore {
@@ -324,7 +324,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 // reads, which then end with messaging.ErrTopicDeleted), leaving the
 // stream. A missing topic is not an error. In core mode it does nothing.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
-	if err := driver.CheckAdmin(c.closed.Load(), "delete topic", topic); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "delete topic", topic); err != nil {
 		return err
 	}
 	if c.cfg.mode == ModeCore {

@@ -288,8 +288,8 @@ func (c *Client) Capabilities() messaging.Capabilities {
 }
 
 // Close stops every subscription (handlers in flight finish, and can still
-// publish, and are settled), waits for them, closes the publish channels and the connection
-// (unless it was given to New) and stops reconnecting. Publish calls in
+// publish, and are settled), waits for them, closes the publish channels
+// and the connection (unless it was given to New) and stops reconnecting. Publish calls in
 // flight fail. Under a resource alarm (the broker blocked the connection),
 // the PublishAsync messages in flight fail with messaging.ErrUnavailable
 // within about the unavailable timeout of when they were queued, each
@@ -449,7 +449,7 @@ func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, grou
 // in time is waited for): the connection is closed then and the client
 // redials (see the package documentation).
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
-	if err := driver.CheckAdmin(c.closed.Load(), "provision", topic, groups...); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "provision", topic, groups...); err != nil {
 		return err
 	}
 	if err := validTopic(topic); err != nil {
@@ -573,7 +573,7 @@ func (c *Client) redeclareOn(conn *amqp.Connection, topo map[string][]string) {
 // connection, of a block or of a silent broker (messaging.ErrUnavailable),
 // after which the deletion goes on in the background.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
-	if err := driver.CheckAdmin(c.closed.Load(), "delete topic", topic); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "delete topic", topic); err != nil {
 		return err
 	}
 	if err := validTopic(topic); err != nil {

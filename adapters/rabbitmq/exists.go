@@ -21,7 +21,7 @@ import (
 // the connection (a resource alarm) for that long, or it has answered
 // nothing for that long (a silent broker).
 func (c *Client) TopicExists(ctx context.Context, topic string) (bool, error) {
-	if err := driver.CheckAdmin(c.closed.Load(), "topic exists", topic); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "topic exists", topic); err != nil {
 		return false, err
 	}
 	var exists bool

@@ -147,7 +147,7 @@ func managementParam(v string) (Option, error) {
 // (messaging.ErrUnavailable); then the management API's request (after the
 // exchange's passive declare) by ctx and unavailable_timeout too.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
-	if err := driver.CheckAdmin(c.closed.Load(), "inspect", topic); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "inspect", topic); err != nil {
 		return messaging.TopicStats{}, err
 	}
 	if err := validTopic(topic); err != nil {

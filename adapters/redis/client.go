@@ -510,7 +510,7 @@ func (c *Client) opError(op string, err error) error {
 // beginning of the stream, so nothing published from now on is missed by
 // them). It is idempotent: existing groups keep their position.
 func (c *Client) Provision(ctx context.Context, topic string, groups ...string) error {
-	if err := driver.CheckAdmin(c.closed.Load(), "provision", topic, groups...); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "provision", topic, groups...); err != nil {
 		return err
 	}
 	return c.whileUnreachable(ctx, "provision "+topic, func(ctx context.Context) error {
@@ -537,7 +537,7 @@ func (c *Client) ensureGroup(ctx context.Context, key, group, start string) erro
 // pending list. Subscriptions still running on it end with an error.
 // Dead-letter topics are topics of their own and are not deleted.
 func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
-	if err := driver.CheckAdmin(c.closed.Load(), "delete topic", topic); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "delete topic", topic); err != nil {
 		return err
 	}
 	key := c.StreamKey(topic)
@@ -556,8 +556,9 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 // Close stops every subscription (handlers in flight finish, and can still
 // publish, and their messages are settled; fetched but unhandled messages
 // are released to the group), then makes further calls fail with
-// ErrClosed. PublishAsync messages still queued fail with ErrClosed; Close waits for the batches and
-// coalesced pipelines in flight, which a server that cannot be reached holds
+// ErrClosed. PublishAsync messages still queued fail with ErrClosed; Close
+// waits for the batches and coalesced pipelines in flight, which a server
+// that cannot be reached holds
 // until their messages' unavailable deadlines (see WithUnavailableTimeout).
 // It closes the go-redis client only when the Client owns it (Open, or
 // WithCloseClient). It is idempotent.

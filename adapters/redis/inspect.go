@@ -49,7 +49,7 @@ var (
 // A dead-letter topic (dead_letter_suffix=) is a stream of its own: inspect it by
 // its name. A missing stream fails with messaging.ErrTopicNotFound.
 func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
-	if err := driver.CheckAdmin(c.closed.Load(), "inspect", topic); err != nil {
+	if err := driver.CheckAdmin(ctx, c.closed.Load(), "inspect", topic); err != nil {
 		return messaging.TopicStats{}, err
 	}
 	return unavail.RetryValue(ctx, "redis", "inspect "+topic, c.cfg.unavailable, c.unreachable, func(ctx context.Context) (messaging.TopicStats, error) {

@@ -12,7 +12,6 @@ import (
 // TestConformance runs the shared suite against JetStream mode on the test
 // server (MESSAGING_NATS_URL, else an in-process nats-server).
 func TestConformance(t *testing.T) {
-	t.Parallel() // the variants wait on the broker more than they compute
 	h, ok := integration.LookupHarness("nats")
 	if !ok {
 		t.Fatal("nats harness not registered")
@@ -23,7 +22,6 @@ func TestConformance(t *testing.T) {
 // TestConformanceCore runs the suite against core mode; it skips what core
 // NATS does not claim (groups with redelivery, replay, ack deadlines).
 func TestConformanceCore(t *testing.T) {
-	t.Parallel() // the variants wait on the broker more than they compute
 	h, ok := integration.LookupHarness("nats-core")
 	if !ok {
 		t.Fatal("nats-core harness not registered")
@@ -34,7 +32,6 @@ func TestConformanceCore(t *testing.T) {
 // TestConformanceCallerIDs runs the suite against JetStream mode with
 // ids=caller (WithCallerIDs): Publish assigns no ID nor Time.
 func TestConformanceCallerIDs(t *testing.T) {
-	t.Parallel() // the variants wait on the broker more than they compute
 	integration.RunConformance(t, integration.Harness{
 		Name: "nats-caller-ids",
 		Open: func(t testing.TB) messaging.Client { return natstest.Open(t, natsadapter.WithCallerIDs()) },
