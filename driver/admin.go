@@ -2,9 +2,8 @@ package driver
 
 import (
 	"context"
-	"fmt"
 
-	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/prepare"
 )
 
 // The admin side of an adapter: Provision, DeleteTopic, TopicExists,
@@ -20,22 +19,7 @@ import (
 // (messaging.ValidateName, messaging.ErrInvalidTopic); then ctx must not
 // have ended (its error, wrapped), so that even a call with nothing to do
 // on the broker honours it (CancelledContext). An adapter with stricter
-// rules for names checks them after it. A call on no topic (Topics) checks
-// only that the client is open, with the same error.
+// rules for names checks them after it.
 func CheckAdmin(ctx context.Context, closed bool, op, topic string, groups ...string) error {
-	if closed {
-		return fmt.Errorf("messaging: %s: %w", op, messaging.ErrClosed)
-	}
-	if err := messaging.ValidateName(topic); err != nil {
-		return fmt.Errorf("messaging: %s: topic: %w", op, err)
-	}
-	for _, g := range groups {
-		if err := messaging.ValidateName(g); err != nil {
-			return fmt.Errorf("messaging: %s %s: group: %w", op, topic, err)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("messaging: %s %s: %w", op, topic, err)
-	}
-	return nil
+	return prepare.Admin(ctx, closed, op, topic, groups...)
 }

@@ -1,7 +1,8 @@
 // Package prepare checks and completes messages before an adapter sends
-// them. Package driver publishes it to adapters (driver.PreparePublish,
-// driver.NewID, ...); it lives here so that its errors, which are those of
-// the contract's Publish on every adapter, read "messaging: ".
+// them, and checks the arguments of its admin calls. Package driver
+// publishes it to adapters (driver.PreparePublish, driver.NewID,
+// driver.CheckAdmin, ...); it lives here so that its errors, which are
+// those of the contract's calls on every adapter, read "messaging: ".
 package prepare
 
 import (
