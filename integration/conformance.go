@@ -1007,6 +1007,11 @@ func clientCalls(c messaging.Client, topic string) []clientCall {
 	if l, ok := c.(messaging.TopicLister); ok {
 		calls = append(calls, clientCall{"Topics", false, true, func(ctx context.Context) error { _, err := l.Topics(ctx); return err }})
 	}
+	if ap, ok := c.(messaging.AsyncPublisher); ok {
+		add("PublishAsync", func(ctx context.Context) error {
+			return publishAsyncResult(ctx, ap, topic, messaging.NewMessage([]byte("x")))
+		})
+	}
 	if r, ok := c.(messaging.Requester); ok {
 		add("Request", func(ctx context.Context) error {
 			_, err := r.Request(ctx, topic, messaging.NewMessage([]byte("x")))
@@ -1036,5 +1041,18 @@ func (s *suite) cancelPrompt(t *testing.T) {
 	}
 	if err := sub.Close(); err != nil {
 		t.Errorf("Close after cancellation: %v", err)
+	}
+}
+
+// publishAsyncResult publishes m with PublishAsync and returns its result,
+// or an error when none came within 5s.
+func publishAsyncResult(ctx context.Context, ap messaging.AsyncPublisher, topic string, m *messaging.Message) error {
+	res := make(chan error, 1)
+	ap.PublishAsync(ctx, topic, m, func(_ *messaging.Message, err error) { res <- err })
+	select {
+	case err := <-res:
+		return err
+	case <-time.After(5 * time.Second):
+		return errors.New("integration: no result 5s after PublishAsync")
 	}
 }

@@ -197,9 +197,9 @@ func (s *suite) shutdownLetsHandlersPublish(t *testing.T) {
 }
 
 // closeLetsHandlersPublish: Close stops the consumer side first; a handler
-// it waits for publishes its result (with PublishAsync and Flush where the
-// client has them, which Close flushes after the handlers), and only then
-// do calls fail with ErrClosed.
+// it waits for publishes its result (with PublishAsync where the client has
+// it: Close closes its queue after the handlers returned), and only then do
+// calls fail with ErrClosed.
 func (s *suite) closeLetsHandlersPublish(t *testing.T) {
 	s.handlersPublishWhileStopping(t, "Close", func(_ context.Context, c messaging.Client) error {
 		return c.Close()
@@ -220,11 +220,7 @@ func (s *suite) handlersPublishWhileStopping(t *testing.T, how string, stop func
 	publish := func(ctx context.Context, m *messaging.Message) error { return c.Publish(ctx, s.topic, m) }
 	if how == "Close" {
 		if ap, ok := c.(messaging.AsyncPublisher); ok {
-			publish = func(ctx context.Context, m *messaging.Message) error {
-				res := make(chan error, 1)
-				ap.PublishAsync(ctx, s.topic, m, func(_ *messaging.Message, err error) { res <- err })
-				return <-res
-			}
+			publish = func(ctx context.Context, m *messaging.Message) error { return publishAsyncResult(ctx, ap, s.topic, m) }
 		}
 	}
 	s.subscribe(t.Context(), c, func(ctx context.Context, m *messaging.Message) error {
