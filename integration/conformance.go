@@ -56,6 +56,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"Count10000", "", true, (*suite).count10000},
 		{"CloseSemantics", "", true, (*suite).closeSemantics},
 		{"CancelledContext", "", true, (*suite).cancelledContext},
+		{"EdgeArguments", "", true, (*suite).edgeArguments},
 		{"SubscribeCancelPrompt", "", true, (*suite).cancelPrompt},
 		{"Inspect", "messaging.Inspector", inspects, (*suite).inspect},
 	}
@@ -948,6 +949,62 @@ func (s *suite) cancelledContext(t *testing.T) {
 			t.Errorf("%s with a cancelled context: %v, want an error wrapping context.Canceled", call.name, err)
 		case took > time.Second:
 			t.Errorf("%s with a cancelled context took %v, want at once", call.name, took)
+		}
+	}
+}
+
+// edgeArguments: the calls' edge cases behave the same on every adapter: a
+// Publish of no message does nothing and succeeds; a nil message, a nil
+// handler or a nil callback is an ErrInvalidOption (PublishAsync reports a
+// nil message to its callback, and takes a nil callback); deleting a topic
+// that does not exist succeeds, and TopicExists then says false; Provision
+// without groups creates the topic only.
+func (s *suite) edgeArguments(t *testing.T) {
+	ctx := t.Context()
+	missing := UniqueName(t, "missing")
+	if err := s.c.Publish(ctx, s.topic); err != nil {
+		t.Errorf("Publish of no message: %v, want nil", err)
+	}
+	if err := s.c.Publish(ctx, s.topic, nil); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("Publish of a nil message: %v, want ErrInvalidOption", err)
+	}
+	if _, err := s.c.Subscribe(ctx, s.topic, nil); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("Subscribe with a nil handler: %v, want ErrInvalidOption", err)
+	}
+	if b, ok := s.c.(messaging.BatchConsumer); ok {
+		if _, err := b.SubscribeBatch(ctx, s.topic, nil); !errors.Is(err, messaging.ErrInvalidOption) {
+			t.Errorf("SubscribeBatch with a nil handler: %v, want ErrInvalidOption", err)
+		}
+	}
+	if st, ok := s.c.(messaging.Stream); ok {
+		if _, err := st.Read(ctx, s.topic, messaging.Earliest, nil); !errors.Is(err, messaging.ErrInvalidOption) {
+			t.Errorf("Read with a nil handler: %v, want ErrInvalidOption", err)
+		}
+	}
+	if ap, ok := s.c.(messaging.AsyncPublisher); ok {
+		if err := publishAsyncResult(ctx, ap, s.topic, nil); !errors.Is(err, messaging.ErrInvalidOption) {
+			t.Errorf("PublishAsync of a nil message: %v, want ErrInvalidOption", err)
+		}
+		ap.PublishAsync(ctx, s.topic, &messaging.Message{ID: "no-callback"}, nil)
+		if err := ap.Flush(ctx); err != nil {
+			t.Errorf("Flush after a PublishAsync without callback: %v", err)
+		}
+	}
+	if d, ok := s.c.(messaging.TopicDeleter); ok {
+		if err := d.DeleteTopic(ctx, missing); err != nil {
+			t.Errorf("DeleteTopic of a missing topic: %v, want nil", err)
+		}
+	}
+	if e, ok := s.c.(interface {
+		TopicExists(context.Context, string) (bool, error)
+	}); ok {
+		if exists, err := e.TopicExists(ctx, missing); (err != nil && !errors.Is(err, messaging.ErrUnsupported)) || exists {
+			t.Errorf("TopicExists of a missing topic: %v, %v, want false", exists, err)
+		}
+	}
+	if p, ok := s.c.(messaging.Provisioner); ok {
+		if err := p.Provision(ctx, s.topic); err != nil {
+			t.Errorf("Provision without groups: %v, want nil", err)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/engine"
 	"github.com/msgkit/messaging/internal/asyncpub"
+	"github.com/msgkit/messaging/internal/dispatch"
 )
 
 // Client is a messaging.Client over one NATS connection, in JetStream mode
@@ -1003,9 +1004,11 @@ func (c *Client) Shutdown(ctx context.Context) error {
 // messaging.BatchConsumer and the package documentation. Core NATS has no
 // pull: in core mode it fails with messaging.ErrUnsupported.
 func (c *Client) SubscribeBatch(ctx context.Context, topic string, h messaging.BatchHandler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
-	// A closed client and a bad name fail first, as on every call: with the
-	// engine's errors.
-	if c.cfg.mode == ModeCore && !c.Consumer.Closed() && messaging.ValidateName(topic) == nil {
+	if c.cfg.mode == ModeCore {
+		// A closed client and bad arguments fail first, as on every call.
+		if _, err := dispatch.SubscribeBatchArgs(c.Consumer.Closed(), topic, h, opts); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("nats: subscribe batch: core NATS cannot fetch batches: %w", messaging.ErrUnsupported)
 	}
 	return c.Consumer.SubscribeBatch(ctx, topic, h, opts...)
