@@ -62,8 +62,8 @@ type Publisher interface {
 // the subscription is an ephemeral group of its own.
 //
 // Subscribe is safe for concurrent use. After Close it returns an error
-// wrapping ErrClosed. Close stops every subscription as Subscription.Close
-// does.
+// wrapping ErrClosed; with a ctx already done, an error wrapping ctx's.
+// Close stops every subscription as Subscription.Close does.
 type Consumer interface {
 	Subscribe(ctx context.Context, topic string, h Handler, opts ...SubscribeOption) (Subscription, error)
 	Close() error

@@ -116,6 +116,9 @@ func (c *Consumer) SubscribeBatch(ctx context.Context, topic string, h messaging
 }
 
 func (c *Consumer) start(ctx context.Context, topic string, o messaging.SubscribeOptions, run func(*subscription) error) (messaging.Subscription, error) {
+	if err := ctx.Err(); err != nil { // on every driver, whether or not it opens with a call
+		return nil, fmt.Errorf("engine: subscribe %s: %w", topic, err)
+	}
 	r, err := c.d.OpenReceiver(ctx, topic, o)
 	if err != nil {
 		return nil, fmt.Errorf("engine: subscribe: %w", err)
@@ -144,6 +147,9 @@ func (c *Consumer) Read(ctx context.Context, topic string, from messaging.Positi
 	lr, ok := c.d.(driver.LogReader)
 	if !ok {
 		return nil, fmt.Errorf("engine: read: %w", messaging.ErrUnsupported)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("engine: read %s: %w", topic, err)
 	}
 	l, err := lr.OpenLog(ctx, topic, from)
 	if err != nil {

@@ -30,10 +30,8 @@ func PublishWithoutIDs(t testing.TB, c messaging.Client, topic string) {
 	if !ok {
 		return
 	}
-	done := make(chan error, 1)
 	async := &messaging.Message{Payload: []byte("async")}
-	ap.PublishAsync(t.Context(), topic, async, func(_ *messaging.Message, err error) { done <- err })
-	if err := <-done; err != nil {
+	if err := publishAsyncResult(t.Context(), ap, topic, async); err != nil {
 		t.Fatal(err)
 	}
 	if async.ID != "" || !async.Time.IsZero() {

@@ -929,17 +929,14 @@ func checkClosed(t *testing.T, c messaging.Client, topic, after string, consumer
 	}
 }
 
-// cancelledContext: every call but those of the consumer side (whose
-// subscription may start and end at once) fails at once with the
-// context's error when its context has ended before the call, unless the
-// client does not support it at all (ErrUnsupported).
+// cancelledContext: every call fails at once with the context's error when
+// its context has ended before the call (Subscribe too, rather than return
+// a subscription already over), unless the client does not support it at
+// all (ErrUnsupported).
 func (s *suite) cancelledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	for _, call := range clientCalls(s.c, s.topic) {
-		if call.consumer {
-			continue
-		}
 		start := time.Now()
 		err := call.do(ctx)
 		took := time.Since(start)
