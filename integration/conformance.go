@@ -951,11 +951,11 @@ func (s *suite) cancelledContext(t *testing.T) {
 }
 
 // edgeArguments: the calls' edge cases behave the same on every adapter: a
-// Publish of no message does nothing and succeeds; a nil message, a nil
-// handler or a nil callback is an ErrInvalidOption (PublishAsync reports a
-// nil message to its callback, and takes a nil callback); deleting a topic
-// that does not exist succeeds, and TopicExists then says false; Provision
-// without groups creates the topic only.
+// Publish of no message does nothing and succeeds; a nil message or a nil
+// handler is an ErrInvalidOption (PublishAsync reports a nil message to its
+// callback, and accepts a nil callback); deleting a topic that does not
+// exist succeeds, and TopicExists then says false; Provision without groups
+// succeeds.
 func (s *suite) edgeArguments(t *testing.T) {
 	ctx := t.Context()
 	missing := UniqueName(t, "missing")
