@@ -22,10 +22,10 @@ func ExampleShutdowner() {
 	}
 	defer client.Close()
 
-	running := make(chan struct{})
+	running, workDone := make(chan struct{}), make(chan struct{})
 	_, err = client.Subscribe(ctx, "orders", func(ctx context.Context, m *messaging.Message) error {
 		close(running)
-		time.Sleep(50 * time.Millisecond) // the order's work, still going when Shutdown begins
+		<-workDone // the order's work
 		return client.Publish(ctx, "invoices", &messaging.Message{Payload: m.Payload})
 	}, messaging.Group("billing"))
 	if err != nil {
@@ -41,7 +41,10 @@ func ExampleShutdowner() {
 
 	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := client.(messaging.Shutdowner).Shutdown(stopCtx); err != nil {
+	shut := make(chan error, 1)
+	go func() { shut <- client.(messaging.Shutdowner).Shutdown(stopCtx) }()
+	close(workDone) // the work ends while Shutdown waits for it (or just before)
+	if err := <-shut; err != nil {
 		fmt.Println("handlers still running at the deadline:", err)
 	}
 	_, err = client.Subscribe(ctx, "orders", func(context.Context, *messaging.Message) error { return nil })
