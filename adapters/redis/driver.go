@@ -61,21 +61,38 @@ func (d redisDriver) OpenReceiver(ctx context.Context, topic string, o messaging
 			return nil, fmt.Errorf("redis: dead-letter topic %q: %w", topic+sfx, errors.Join(messaging.ErrInvalidOption, err))
 		}
 	}
+	consumer := consumerName()
 	err = c.whileUnreachable(ctx, "subscribe to "+topic, func(ctx context.Context) error {
-		return c.ensureGroup(ctx, key, o.Group, start)
+		if err := c.ensureGroup(ctx, key, o.Group, start); err != nil {
+			return err
+		}
+		return c.createConsumer(ctx, key, o.Group, consumer)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("redis: %s: %w", topic, err)
 	}
 	every := min(max(o.AckDeadline/4, 100*time.Millisecond), c.cfg.block)
 	return &groupReceiver{
-		c: c, topic: topic, key: key, group: o.Group, consumer: consumerName(), o: o,
+		c: c, topic: topic, key: key, group: o.Group, consumer: consumer, o: o,
 		ackMs:        max(o.AckDeadline.Milliseconds(), 1),
 		reclaimEvery: every,
 		yield:        every + max(every/4, 200*time.Millisecond), // Redis times blocked reads out at 10 Hz
 		cursor:       "0-0",
 		held:         map[string]struct{}{},
+		wake:         make(chan struct{}, 1),
 	}, nil
+}
+
+// createConsumer registers consumer in the group at once (XGROUP
+// CREATECONSUMER), so that the other members see it before it ever reads
+// an entry: Redis before 7.2 creates a consumer only when a read or claim
+// gives it one, and a member that nacks yields its entries only to the
+// members it sees (see groupReceiver.Settle).
+func (c *Client) createConsumer(ctx context.Context, key, group, consumer string) error {
+	if err := c.rc.XGroupCreateConsumer(ctx, key, group, consumer).Err(); err != nil {
+		return c.opError("create consumer of group "+group, err)
+	}
+	return nil
 }
 
 // consumerName returns a name no other subscription uses: host, process and
@@ -92,6 +109,8 @@ func consumerName() string {
 // entries (XREADGROUP) and, every reclaimEvery, claims the group's entries
 // idle past the ack deadline (XAUTOCLAIM): a crashed consumer's, and those
 // any member released or nacked, which Settle makes claimable at once.
+// A member alone in its group reclaims what it nacked or released at once
+// (see Settle).
 type groupReceiver struct {
 	c            *Client
 	topic        string
@@ -103,14 +122,21 @@ type groupReceiver struct {
 	reclaimEvery time.Duration
 	yield        time.Duration // how long a member that nacked lets the others reclaim first
 
-	// Used by Receive only; times in unix ns.
-	cursor      string // XAUTOCLAIM scan position
+	// Used by Receive (and Close, after it) only; times in unix ns.
+	reading     chan readResult   // the read of new entries in progress
+	spare       []driver.Delivery // read, not returned yet
+	cursor      string            // XAUTOCLAIM scan position
 	nextReclaim int64
 	nextCleanup time.Time
 
 	// yieldUntil, set by Settle after a release or nack, keeps this member
 	// from reclaiming before the others had their turn (see reclaimAt).
 	yieldUntil atomic.Int64
+	// reclaimNow, set by Settle after a release or nack when no other
+	// member is in the group, makes Receive reclaim at once; wake stops
+	// its wait for a blocked read for that.
+	reclaimNow atomic.Bool
+	wake       chan struct{}
 
 	// settleMu orders settlements against reclaims and extensions: a
 	// reclaim does not take back an entry being settled here, and an
@@ -121,10 +147,27 @@ type groupReceiver struct {
 }
 
 // Receive returns claimed or new entries, blocking until one is there.
+// Its read of new entries (XREADGROUP) outlives a Receive that ctx ended or
+// Settle woke (go-redis cannot interrupt a blocking command, and Close must
+// not wait for it): the next Receive takes its result, so new entries come
+// in the stream's order; what it returns beyond n is kept for the next
+// call. Close releases what nobody took.
 func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
 	n = min(n, maxReadCount)
+	if len(r.spare) > 0 {
+		ds := r.spare[:min(n, len(r.spare)):min(n, len(r.spare))]
+		r.spare = r.spare[len(ds):]
+		return ds, nil
+	}
 	calls := withoutDeadline{ctx}
 	for {
+		if r.reclaimNow.Swap(false) {
+			select {
+			case <-r.wake:
+			default:
+			}
+			r.nextReclaim, r.cursor = 0, "0-0" // the scan may be past the entries
+		}
 		if now := time.Now(); !now.Before(r.reclaimAt()) {
 			if !now.Before(r.nextCleanup) {
 				r.cleanup(calls)
@@ -139,23 +182,44 @@ func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, 
 			}
 			continue
 		}
-		block, err := blockFor(ctx, min(time.Until(r.reclaimAt()), r.c.cfg.block))
-		if err != nil {
-			return nil, err
+		if r.reading == nil {
+			block, err := blockFor(ctx, min(time.Until(r.reclaimAt()), r.c.cfg.block))
+			if err != nil {
+				return nil, err
+			}
+			args := &goredis.XReadGroupArgs{Group: r.group, Consumer: r.consumer, Streams: []string{r.key, ">"}, Count: int64(n), Block: block}
+			reading := make(chan readResult, 1)
+			go func() {
+				// Not cancelled with ctx: what the read returns is this
+				// consumer's, so the reply must be seen.
+				res, err := r.c.rc.XReadGroup(context.WithoutCancel(ctx), args).Result()
+				reading <- readResult{res, err}
+			}()
+			r.reading = reading
 		}
-		args := &goredis.XReadGroupArgs{Group: r.group, Consumer: r.consumer, Streams: []string{r.key, ">"}, Count: int64(n), Block: block}
-		res, err := await(ctx, func() ([]goredis.XStream, error) {
-			// Not cancelled with ctx: what the read returns is this
-			// consumer's, so the reply must be seen to release it.
-			return r.c.rc.XReadGroup(context.WithoutCancel(ctx), args).Result()
-		}, r.abandoned)
-		if err != nil && !errors.Is(err, goredis.Nil) {
-			return nil, r.c.readError(r.topic, err)
-		}
-		if ds := r.deliveries(res); len(ds) > 0 {
-			return ds, nil
+		select {
+		case rr := <-r.reading:
+			r.reading = nil
+			if rr.err != nil && !errors.Is(rr.err, goredis.Nil) {
+				return nil, r.c.readError(r.topic, rr.err)
+			}
+			if ds := r.deliveries(rr.res); len(ds) > n {
+				r.spare = ds[n:]
+				return ds[:n:n], nil
+			} else if len(ds) > 0 {
+				return ds, nil
+			}
+		case <-r.wake: // Settle asks for a reclaim (reclaimNow)
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
+}
+
+// readResult is what a read of new entries returned.
+type readResult struct {
+	res []goredis.XStream
+	err error
 }
 
 // reclaimAt is when Receive reclaims next: every reclaimEvery, but not
@@ -199,9 +263,9 @@ func (r *groupReceiver) deliveries(res []goredis.XStream) []driver.Delivery {
 // heap), and Settle passes the pointers to go-redis as they are.
 func token(d driver.Delivery) string { return *d.Token.(*string) }
 
-// abandoned releases what a read returned after Receive stopped waiting for
-// it. (Its consumer, recreated by Redis to own it, is left to the stale
-// consumer cleanup.)
+// abandoned releases what a read returned after Close left it. (Its
+// consumer, recreated by Redis to own it, is left to the stale consumer
+// cleanup.)
 func (r *groupReceiver) abandoned(res []goredis.XStream) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
@@ -297,8 +361,11 @@ func (r *groupReceiver) parseReclaim(res []any) (next string, out []*messaging.M
 }
 
 // cleanup deletes the group's consumers that own nothing and were idle
-// longer than the stale limit.
+// longer than the stale limit. It registers this member again first:
+// before Redis 7.2 reading nothing does not count as activity, so another
+// member's cleanup may have deleted an idle one.
 func (r *groupReceiver) cleanup(ctx context.Context) {
+	_ = r.c.createConsumer(ctx, r.key, r.group, r.consumer)
 	cs, err := r.c.rc.XInfoConsumers(ctx, r.key, r.group).Result()
 	if err != nil {
 		return
@@ -317,7 +384,9 @@ func (r *groupReceiver) cleanup(ctx context.Context) {
 // Settle applies a batch: one XACK for the acknowledged entries and
 // claimOwnScript calls for the nacked and released ones, which sets their
 // idle time to the ack deadline (any member's next reclaim takes them; a
-// release does not count the delivery); then the given-up entries are
+// release does not count the delivery) and counts the group's other
+// consumers: with others this member yields (see reclaimAt), alone it
+// reclaims them at once, waking its Receive; then the given-up entries are
 // dead-lettered and acknowledged. Those calls are made one after another
 // whatever the others' outcome, so a dead letter that cannot be written
 // costs only its own entry's acknowledgement (it stays pending and comes
@@ -358,8 +427,21 @@ func (r *groupReceiver) Settle(ctx context.Context, batch []driver.Settlement) e
 	}
 	ack()
 	if len(claims) > 0 {
-		errs = append(errs, retry(ctx, func() error { return r.claimOwn(ctx, claims) }))
-		r.yieldUntil.Store(time.Now().Add(r.yield).UnixNano())
+		others := -1
+		errs = append(errs, retry(ctx, func() (err error) {
+			others, err = r.claimOwn(ctx, claims, true)
+			return err
+		}))
+		if others == 0 {
+			r.yieldUntil.Store(0)
+			r.reclaimNow.Store(true)
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
+		} else {
+			r.yieldUntil.Store(time.Now().Add(r.yield).UnixNano())
+		}
 	}
 	if len(terms) > 0 {
 		acks = acks[:3]
@@ -388,20 +470,32 @@ func (r *groupReceiver) Extend(ctx context.Context, ds []driver.Delivery) error 
 		}
 	}
 	r.heldMu.Unlock()
-	return r.claimOwn(ctx, triples)
+	_, err := r.claimOwn(ctx, triples, false)
+	return err
 }
 
-// claimOwn runs claimOwnScript over (id, idle, retry count) triples.
-func (r *groupReceiver) claimOwn(ctx context.Context, triples []any) error {
+// claimOwn runs claimOwnScript over (id, idle, retry count) triples; with
+// count it returns the number of the group's other consumers (-1 without,
+// or on an error).
+func (r *groupReceiver) claimOwn(ctx context.Context, triples []any, count bool) (others int, err error) {
+	others = -1
 	for len(triples) > 0 {
 		n := min(len(triples), 3*maxScriptIDs)
-		argv := append([]any{r.group, r.consumer}, triples[:n]...)
-		if err := claimOwnScript.Run(ctx, r.c.rc, []string{r.key}, argv...).Err(); err != nil {
-			return err
+		last := n == len(triples)
+		argv := append([]any{r.group, r.consumer, 0}, triples[:n]...)
+		if count && last {
+			argv[2] = 1
+		}
+		res, err := claimOwnScript.Run(ctx, r.c.rc, []string{r.key}, argv...).Int64Slice()
+		if err != nil {
+			return -1, err
+		}
+		if count && last && len(res) == 2 {
+			others = int(res[1])
 		}
 		triples = triples[n:]
 	}
-	return nil
+	return others, nil
 }
 
 // deadLetter adds a given-up message to the dead-letter topic when one is
@@ -429,10 +523,30 @@ func (r *groupReceiver) deadLetter(ctx context.Context, st driver.Settlement) er
 	return nil
 }
 
-// Close deletes the consumer when it owns nothing (XGROUP DELCONSUMER would
-// drop pending entries from the group).
+// Close releases the entries read and not returned (the read still in
+// progress releases its own when it ends, see abandoned), then deletes the
+// consumer when it owns nothing (XGROUP DELCONSUMER would drop pending
+// entries from the group).
 func (r *groupReceiver) Close(ctx context.Context) error {
-	return delConsumerScript.Run(ctx, r.c.rc, []string{r.key}, r.group, r.consumer, 0).Err()
+	if reading := r.reading; reading != nil {
+		r.reading = nil
+		go func() {
+			if rr := <-reading; rr.err == nil {
+				r.abandoned(rr.res)
+			}
+		}()
+	}
+	var errs []error
+	if len(r.spare) > 0 {
+		sts := make([]driver.Settlement, len(r.spare))
+		for i, d := range r.spare {
+			sts[i] = driver.Settlement{Delivery: d, Outcome: driver.Release}
+		}
+		r.spare = nil
+		errs = append(errs, r.Settle(ctx, sts))
+	}
+	errs = append(errs, delConsumerScript.Run(ctx, r.c.rc, []string{r.key}, r.group, r.consumer, 0).Err())
+	return errors.Join(errs...)
 }
 
 // retry runs f until it succeeds, fails for good (see permanent) or ctx

@@ -30,13 +30,16 @@ return {r[1], out}
 // a delivery, setting their idle time (and optionally their delivery
 // counter): idle 0 extends the ack deadline, idle = ack deadline makes a
 // nacked or released entry claimable at once. Entries another consumer has
-// claimed meanwhile are left alone.
+// claimed meanwhile are left alone. Asked to (ARGV[3] = 1), it also counts
+// the group's other consumers (XINFO CONSUMERS), so that a member that
+// nacked knows whether another could take the entries.
 //
-// KEYS[1] stream; ARGV group, consumer, then triples (id, idle ms, retry
-// count or -1 to keep it). Returns how many entries were claimed.
+// KEYS[1] stream; ARGV group, consumer, count others (0 or 1), then
+// triples (id, idle ms, retry count or -1 to keep it). Returns {how many
+// entries were claimed, the other consumers (-1 when not asked)}.
 var claimOwnScript = goredis.NewScript(`
 local n = 0
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   local id = ARGV[i]
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
   if p[1] and p[1][2] == ARGV[2] then
@@ -48,7 +51,16 @@ for i = 3, #ARGV, 3 do
     n = n + 1
   end
 end
-return n
+local others = -1
+if ARGV[3] == '1' then
+  others = 0
+  for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+    for j = 1, #c, 2 do
+      if c[j] == 'name' and c[j+1] ~= ARGV[2] then others = others + 1 end
+    end
+  end
+end
+return {n, others}
 `)
 
 // delConsumerScript deletes a consumer only when it owns no pending entries

@@ -300,3 +300,50 @@ func TestBatchEphemeral(t *testing.T) {
 		t.Fatalf("deliveries %v (e-0 with attempts %v), want %v (e-0 with attempts 1 then 2)", all, e0, want)
 	}
 }
+
+// A batch subscription's read of new entries outlives the fetch that the
+// engine ends when a batch is due (BatchWait): what Redis serves to it is
+// handed to a later batch, in order and as a first delivery, not lost or
+// released. Messages published one by one, each after the last batch,
+// reach the handler promptly.
+func TestBatchKeepsReadAcrossBatches(t *testing.T) {
+	const msgs, within = 8, 500 * time.Millisecond
+	c := redistest.Open(t)
+	topic := topicFor(t, c, "batchkeep")
+	group := integration.UniqueName(t, "g")
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan seenBatch, msgs)
+	subscribeBatch(t, c, topic, func(_ context.Context, ms []*messaging.Message) []error {
+		got <- record(ms)
+		return nil
+	}, messaging.Group(group), messaging.BatchSize(10), messaging.BatchWait(20*time.Millisecond))
+	var seen []string
+	for i := range msgs {
+		id := fmt.Sprint("k", i)
+		sent := time.Now()
+		if err := c.Publish(t.Context(), topic, &messaging.Message{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case b := <-got:
+			if took := time.Since(sent); took > within {
+				t.Errorf("%s handled %v after its publish, want within %v", id, took, within)
+			}
+			seen = append(seen, b.ids...)
+			if slices.Contains(b.attempts, 2) {
+				t.Errorf("batch %v has attempts %v, want first deliveries", b.ids, b.attempts)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s not handled within 5s", id)
+		}
+	}
+	want := make([]string, msgs)
+	for i := range want {
+		want[i] = fmt.Sprint("k", i)
+	}
+	if !slices.Equal(seen, want) {
+		t.Errorf("handled %v, want %v", seen, want)
+	}
+}

@@ -152,3 +152,62 @@ func TestClosedReadReleased(t *testing.T) {
 	default:
 	}
 }
+
+// A member alone in its group takes back what it nacked at once, rather
+// than after yielding a reclaim period to members that are not there
+// (about 1.3s before it counted them): alone from the start, and after the
+// other member left (its Close deleted its consumer). With the other member
+// still subscribed, TestNackHandOverToIdleMember checks that it yields.
+func TestNackBackPromptlyToLoneMember(t *testing.T) {
+	const ack, within = time.Minute, 750 * time.Millisecond
+	for _, left := range []bool{false, true} {
+		t.Run(map[bool]string{false: "alone", true: "other left"}[left], func(t *testing.T) {
+			c := redistest.Open(t)
+			topic := topicFor(t, c, "lone")
+			group := integration.UniqueName(t, "g")
+			if err := c.Provision(t.Context(), topic, group); err != nil {
+				t.Fatal(err)
+			}
+			if left {
+				other := subscribe(t, c, t.Context(), topic, func(context.Context, *messaging.Message) error { return nil }, messaging.Group(group), messaging.AckDeadline(ack))
+				if err := other.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			type attempt struct {
+				n  int
+				at time.Time
+			}
+			got := make(chan attempt, 10)
+			subscribe(t, c, t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+				got <- attempt{m.Attempt, time.Now()}
+				if m.Attempt < 3 {
+					return errors.New("fails twice")
+				}
+				return nil
+			}, messaging.Group(group), messaging.AckDeadline(ack))
+			if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "lone"}); err != nil {
+				t.Fatal(err)
+			}
+			var prev time.Time
+			for want := 1; want <= 3; want++ {
+				select {
+				case a := <-got:
+					if a.n != want {
+						t.Fatalf("attempt %d, want %d", a.n, want)
+					}
+					if want > 1 {
+						if gap := a.at.Sub(prev); gap > within {
+							t.Errorf("attempt %d came %v after the nack, want within %v", want, gap, within)
+						} else {
+							t.Logf("attempt %d came %v after the nack", want, gap)
+						}
+					}
+					prev = a.at
+				case <-time.After(10 * time.Second):
+					t.Fatalf("attempt %d not delivered within 10s (AckDeadline %v)", want, ack)
+				}
+			}
+		})
+	}
+}
