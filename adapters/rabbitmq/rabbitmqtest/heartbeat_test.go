@@ -1,6 +1,7 @@
 package rabbitmqtest_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -57,27 +58,14 @@ func negotiatedHeartbeat(t *testing.T, mgmt, name string) int {
 	u.Path = "/api/connections"
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, u.String(), nil)
+		// A busy management API may fail one request (an empty body, a
+		// 503): asked again, like its statistics.
+		conns, err := listConnections(t.Context(), u.String(), u.User == nil)
 		if err != nil {
-			t.Fatal(err)
-		}
-		if u.User == nil {
-			req.SetBasicAuth("guest", "guest")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var conns []struct {
-			Timeout int `json:"timeout"`
-			Props   struct {
-				Name string `json:"connection_name"`
-			} `json:"client_properties"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&conns)
-		_ = resp.Body.Close()
-		if err != nil {
-			t.Fatal(fmt.Errorf("management API: %w", err))
+			if time.Now().After(deadline) {
+				t.Fatalf("management API: %v", err)
+			}
+			t.Logf("management API: %v; asking again", err)
 		}
 		for _, c := range conns {
 			if c.Props.Name == name {
@@ -89,4 +77,37 @@ func negotiatedHeartbeat(t *testing.T, mgmt, name string) int {
 		}
 		time.Sleep(200 * time.Millisecond) // polling the management API's statistics
 	}
+}
+
+// managedConnection is what listConnections reads of a connection.
+type managedConnection struct {
+	Timeout int `json:"timeout"` // the negotiated heartbeat, in seconds
+	Props   struct {
+		Name string `json:"connection_name"`
+	} `json:"client_properties"`
+}
+
+// listConnections asks the management API at u for the broker's
+// connections (as guest when guest is true).
+func listConnections(ctx context.Context, u string, guest bool) ([]managedConnection, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	if guest {
+		req.SetBasicAuth("guest", "guest")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", req.URL.Path, resp.Status)
+	}
+	var conns []managedConnection
+	if err := json.NewDecoder(resp.Body).Decode(&conns); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", req.URL.Path, err)
+	}
+	return conns, nil
 }

@@ -37,12 +37,14 @@ func managementHarness(streams bool) integration.Harness {
 // API: messages in flight and redeliveries become known (the plain harness,
 // without it, runs the case in TestConformance).
 func TestInspectManagement(t *testing.T) {
+	t.Parallel() // own names on the shared broker; mostly waits for the management API's statistics
 	integration.RunInspect(t, managementHarness(false))
 }
 
 // TestInspectManagementStreams: with stream queues, the topic's messages are
 // the stream's length.
 func TestInspectManagementStreams(t *testing.T) {
+	t.Parallel() // own names on the shared broker; mostly waits for the management API's statistics
 	integration.RunInspect(t, managementHarness(true))
 }
 
@@ -50,6 +52,7 @@ func TestInspectManagementStreams(t *testing.T) {
 // (RetryAfter) was delivered and is not settled: the management API counts
 // it in flight, not in the backlog.
 func TestInspectRetryQueueInFlight(t *testing.T) {
+	t.Parallel() // own names on the shared broker; mostly waits for the management API's statistics
 	mgmt := rabbitmqtest.Management(t)
 	c := rabbitmqtest.Open(t, rabbitmqtest.Broker.Endpoint(t), rabbitmq.WithManagement(mgmt))
 	ctx := t.Context()
