@@ -53,6 +53,7 @@ type Client struct {
 	// of the stream key.
 	deadlines *asyncpub.Deadlines[string]
 	cluster   bool
+	waker     waker // hand-overs between group members (wake.go)
 }
 
 var errClosedPublish = fmt.Errorf("redis: publish: %w", messaging.ErrClosed)
@@ -88,6 +89,7 @@ func New(rc goredis.UniversalClient, opts ...Option) (*Client, error) {
 
 func newClient(rc goredis.UniversalClient, cfg config) *Client {
 	c := &Client{rc: rc, cfg: cfg, deadlines: asyncpub.NewDeadlines[string](cfg.unavailable)}
+	c.waker.c = c
 	_, c.cluster = rc.(*goredis.ClusterClient)
 	switch cfg.hashTag {
 	case 0:
@@ -567,6 +569,7 @@ func (c *Client) Close() error {
 	c.async.Close() // while publishing still works
 	c.closed.Store(true)
 	c.closeOnce.Do(func() {
+		c.waker.close()
 		if c.co != nil {
 			c.co.close()
 		}

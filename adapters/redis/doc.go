@@ -86,27 +86,33 @@
 // Nack and Release (fetched, not handled to the end): the entry's idle time
 // is set to AckDeadline (XCLAIM IDLE), so any member's next XAUTOCLAIM takes
 // it; a release sets the delivery counter back (RETRYCOUNT). When the group
-// has other consumers, the member that nacked or released waits a reclaim
-// period before reclaiming, so the others take it first; alone in its
-// group, it reclaims at once. A subscription registers its consumer when
-// it starts (XGROUP CREATECONSUMER; Redis before 7.2 would show a member
-// only once it got an entry) and deletes it at Close; a crashed process's
-// consumer counts as a member until the stale consumer cleanup deletes it.
-// The engine holds a RetryAfter delay (the idle time kept at 0) before the
-// nack; if the process dies meanwhile, the message comes back after
-// AckDeadline.
+// has other consumers, the member that nacked or released publishes on the
+// group's wake channel (Pub/Sub channel "msgkit:wake:<stream key>:<group>";
+// one Pub/Sub connection per Client that has group subscriptions), the
+// other members reclaim at once (within milliseconds:
+// TestNackHandOverPrompt), and it waits a reclaim period before reclaiming,
+// so that they take it first. A wake that Pub/Sub loses, or that an ACL
+// without PUBLISH or SUBSCRIBE stops, leaves the entry to their next
+// periodic reclaim (within a reclaim period: 1s with the defaults). Alone
+// in its group, the member reclaims at once. A subscription registers its
+// consumer when it starts (XGROUP CREATECONSUMER; Redis before 7.2 shows a
+// member only once it got an entry) and deletes it at Close; a crashed
+// process's consumer counts as a member until the stale consumer cleanup
+// deletes it. The engine holds a RetryAfter delay (the idle time kept at
+// 0) before the nack; if the process dies meanwhile, the message comes back
+// after AckDeadline.
 //
 // The RedeliveryBackoff option is ignored (Capabilities().BrokerBackoff is
 // false: a pending list keeps no redelivery schedule): a failed message can
 // be claimed after its RetryAfter delay (at once without one), which
-// another member does at its next reclaim (within a reclaim period: 1s
-// with the defaults) and the member that failed it after about a period
-// and a quarter when no other did; a member alone in its group gets it back
-// within milliseconds of the delay (TestRetryAfterOnTime: a RetryAfter of
-// 20ms comes back within 750ms, typically 1-120ms; it took about 1.3s
-// before the member counted the others). An unacknowledged message comes
-// back after AckDeadline. A shorter WithBlock shortens the period, at the
-// cost of more reads by idle subscriptions.
+// another member does at once when woken, else at its next reclaim, and the
+// member that failed it after about a period and a quarter when no other
+// did; a member alone in its group gets it back within milliseconds of the
+// delay (TestRetryAfterOnTime: a RetryAfter of 20ms comes back within
+// 750ms, typically in 1-5ms; it took about 1.3s before members counted the
+// others). An unacknowledged message comes back after AckDeadline. A
+// shorter WithBlock shortens the period, at the cost of more reads by idle
+// subscriptions.
 //
 // Term (Permanent error, MaxAttempts reached, or the ack deadline passed on
 // the last allowed attempt): with WithDeadLetterSuffix the message is first

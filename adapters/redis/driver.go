@@ -72,15 +72,18 @@ func (d redisDriver) OpenReceiver(ctx context.Context, topic string, o messaging
 		return nil, fmt.Errorf("redis: %s: %w", topic, err)
 	}
 	every := min(max(o.AckDeadline/4, 100*time.Millisecond), c.cfg.block)
-	return &groupReceiver{
+	r := &groupReceiver{
 		c: c, topic: topic, key: key, group: o.Group, consumer: consumer, o: o,
+		wakeChannel:  wakeChannel(key, o.Group),
 		ackMs:        max(o.AckDeadline.Milliseconds(), 1),
 		reclaimEvery: every,
 		yield:        every + max(every/4, 200*time.Millisecond), // Redis times blocked reads out at 10 Hz
 		cursor:       "0-0",
 		held:         map[string]struct{}{},
 		wake:         make(chan struct{}, 1),
-	}, nil
+	}
+	c.waker.add(ctx, r)
+	return r, nil
 }
 
 // createConsumer registers consumer in the group at once (XGROUP
@@ -117,6 +120,7 @@ type groupReceiver struct {
 	key          string
 	group        string
 	consumer     string
+	wakeChannel  string // see waker
 	o            messaging.SubscribeOptions
 	ackMs        int64
 	reclaimEvery time.Duration
@@ -133,8 +137,9 @@ type groupReceiver struct {
 	// from reclaiming before the others had their turn (see reclaimAt).
 	yieldUntil atomic.Int64
 	// reclaimNow, set by Settle after a release or nack when no other
-	// member is in the group, makes Receive reclaim at once; wake stops
-	// its wait for a blocked read for that.
+	// member is in the group, or by the waker when another member did so,
+	// makes Receive reclaim at once; wake stops its wait for a blocked
+	// read for that (see reclaimSoon).
 	reclaimNow atomic.Bool
 	wake       chan struct{}
 
@@ -220,6 +225,15 @@ func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, 
 type readResult struct {
 	res []goredis.XStream
 	err error
+}
+
+// reclaimSoon makes Receive reclaim at once, waking it.
+func (r *groupReceiver) reclaimSoon() {
+	r.reclaimNow.Store(true)
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // reclaimAt is when Receive reclaims next: every reclaimEvery, but not
@@ -434,11 +448,7 @@ func (r *groupReceiver) Settle(ctx context.Context, batch []driver.Settlement) e
 		}))
 		if others == 0 {
 			r.yieldUntil.Store(0)
-			r.reclaimNow.Store(true)
-			select {
-			case r.wake <- struct{}{}:
-			default:
-			}
+			r.reclaimSoon()
 		} else {
 			r.yieldUntil.Store(time.Now().Add(r.yield).UnixNano())
 		}
@@ -476,15 +486,15 @@ func (r *groupReceiver) Extend(ctx context.Context, ds []driver.Delivery) error 
 
 // claimOwn runs claimOwnScript over (id, idle, retry count) triples; with
 // count it returns the number of the group's other consumers (-1 without,
-// or on an error).
+// or on an error) and wakes them (see waker).
 func (r *groupReceiver) claimOwn(ctx context.Context, triples []any, count bool) (others int, err error) {
 	others = -1
 	for len(triples) > 0 {
 		n := min(len(triples), 3*maxScriptIDs)
 		last := n == len(triples)
-		argv := append([]any{r.group, r.consumer, 0}, triples[:n]...)
+		argv := append([]any{r.group, r.consumer, ""}, triples[:n]...)
 		if count && last {
-			argv[2] = 1
+			argv[2] = r.wakeChannel
 		}
 		res, err := claimOwnScript.Run(ctx, r.c.rc, []string{r.key}, argv...).Int64Slice()
 		if err != nil {
@@ -545,6 +555,7 @@ func (r *groupReceiver) Close(ctx context.Context) error {
 		r.spare = nil
 		errs = append(errs, r.Settle(ctx, sts))
 	}
+	r.c.waker.remove(ctx, r)
 	errs = append(errs, delConsumerScript.Run(ctx, r.c.rc, []string{r.key}, r.group, r.consumer, 0).Err())
 	return errors.Join(errs...)
 }

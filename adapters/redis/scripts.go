@@ -30,13 +30,16 @@ return {r[1], out}
 // a delivery, setting their idle time (and optionally their delivery
 // counter): idle 0 extends the ack deadline, idle = ack deadline makes a
 // nacked or released entry claimable at once. Entries another consumer has
-// claimed meanwhile are left alone. Asked to (ARGV[3] = 1), it also counts
-// the group's other consumers (XINFO CONSUMERS), so that a member that
-// nacked knows whether another could take the entries.
+// claimed meanwhile are left alone. Given the group's wake channel
+// (ARGV[3]), it also counts the group's other consumers (XINFO CONSUMERS),
+// so that a member that nacked knows whether another could take the
+// entries, and when there are some, publishes the consumer's name on the
+// channel (see waker; an error, such as an ACL without PUBLISH, is
+// ignored).
 //
-// KEYS[1] stream; ARGV group, consumer, count others (0 or 1), then
-// triples (id, idle ms, retry count or -1 to keep it). Returns {how many
-// entries were claimed, the other consumers (-1 when not asked)}.
+// KEYS[1] stream; ARGV group, consumer, wake channel or "", then triples
+// (id, idle ms, retry count or -1 to keep it). Returns {how many entries
+// were claimed, the other consumers (-1 without a channel)}.
 var claimOwnScript = goredis.NewScript(`
 local n = 0
 for i = 4, #ARGV, 3 do
@@ -52,13 +55,14 @@ for i = 4, #ARGV, 3 do
   end
 end
 local others = -1
-if ARGV[3] == '1' then
+if ARGV[3] ~= '' then
   others = 0
   for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
     for j = 1, #c, 2 do
       if c[j] == 'name' and c[j+1] ~= ARGV[2] then others = others + 1 end
     end
   end
+  if others > 0 then redis.pcall('PUBLISH', ARGV[3], ARGV[2]) end
 end
 return {n, others}
 `)

@@ -211,3 +211,66 @@ func TestNackBackPromptlyToLoneMember(t *testing.T) {
 		})
 	}
 }
+
+// A message one member nacks goes to another member of the group at once,
+// wherever that member runs (another client here): the nacking member
+// wakes the others (Pub/Sub) rather than leaving the entry to their next
+// periodic reclaim, up to a reclaim period (1s) later. Five rounds, each
+// with a new topic: the failing member holds the message until the other
+// member has subscribed and is waiting for new entries (its first reclaim
+// done, its first XREADGROUP sent), then fails it.
+func TestNackHandOverPrompt(t *testing.T) {
+	const ack, within, rounds = time.Minute, 300 * time.Millisecond, 5
+	a, b := redistest.Open(t), redistest.Open(t)
+	reads := countReads(b)
+	for round := range rounds {
+		topic := topicFor(t, a, fmt.Sprint("prompt", round))
+		group := integration.UniqueName(t, "g")
+		if err := a.Provision(t.Context(), topic, group); err != nil {
+			t.Fatal(err)
+		}
+		held, fail := make(chan struct{}, 10), make(chan struct{})
+		nackedAt := make(chan time.Time, 10)
+		subA := subscribe(t, a, t.Context(), topic, func(context.Context, *messaging.Message) error {
+			held <- struct{}{}
+			<-fail
+			nackedAt <- time.Now() // the handler returns after this
+			return errors.New("this member fails")
+		}, messaging.Group(group), messaging.AckDeadline(ack))
+		if err := a.Publish(t.Context(), topic, &messaging.Message{ID: "p"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-held:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the failing member never got the message")
+		}
+		handled := make(chan time.Time, 10)
+		before := reads.Load()
+		subB := subscribe(t, b, t.Context(), topic, func(context.Context, *messaging.Message) error {
+			handled <- time.Now()
+			return nil
+		}, messaging.Group(group), messaging.AckDeadline(ack))
+		for deadline := time.Now().Add(10 * time.Second); reads.Load() == before; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the other member sent no XREADGROUP within 10s")
+			}
+		}
+		close(fail)
+		select {
+		case at := <-handled:
+			if gap := at.Sub(<-nackedAt); gap > within {
+				t.Errorf("round %d: the other member got the nacked message %v after the nack, want within %v", round, gap, within)
+			} else {
+				t.Logf("round %d: handed over %v after the nack", round, gap)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: not handed over within 10s (AckDeadline %v)", round, ack)
+		}
+		_ = subA.Close()
+		_ = subB.Close()
+		if n := len(held) + len(handled); n > 0 {
+			t.Errorf("round %d: %d more deliveries of the one message", round, n)
+		}
+	}
+}
