@@ -127,9 +127,8 @@ type groupReceiver struct {
 	yield        time.Duration // how long a member that nacked lets the others reclaim first
 
 	// Used by Receive (and Close, after it) only; times in unix ns.
-	reading     chan readResult   // the read of new entries in progress
-	spare       []driver.Delivery // read, not returned yet
-	cursor      string            // XAUTOCLAIM scan position
+	reading     chan readResult // the read of new entries in progress
+	cursor      string          // XAUTOCLAIM scan position
 	nextReclaim int64
 	nextCleanup time.Time
 
@@ -155,15 +154,11 @@ type groupReceiver struct {
 // Its read of new entries (XREADGROUP) outlives a Receive that ctx ended or
 // Settle woke (go-redis cannot interrupt a blocking command, and Close must
 // not wait for it): the next Receive takes its result, so new entries come
-// in the stream's order; what it returns beyond n is kept for the next
-// call. Close releases what nobody took.
+// in the stream's order. What it returns beyond n (it was sent for an
+// earlier call's n) is released at once, as nothing would extend its ack
+// deadline while it waited here. Close releases what nobody took.
 func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
 	n = min(n, maxReadCount)
-	if len(r.spare) > 0 {
-		ds := r.spare[:min(n, len(r.spare)):min(n, len(r.spare))]
-		r.spare = r.spare[len(ds):]
-		return ds, nil
-	}
 	calls := withoutDeadline{ctx}
 	for {
 		if r.reclaimNow.Swap(false) {
@@ -209,7 +204,7 @@ func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, 
 				return nil, r.c.readError(r.topic, rr.err)
 			}
 			if ds := r.deliveries(rr.res); len(ds) > n {
-				r.spare = ds[n:]
+				r.release(ds[n:])
 				return ds[:n:n], nil
 			} else if len(ds) > 0 {
 				return ds, nil
@@ -280,12 +275,15 @@ func token(d driver.Delivery) string { return *d.Token.(*string) }
 // abandoned releases what a read returned after Close left it. (Its
 // consumer, recreated by Redis to own it, is left to the stale consumer
 // cleanup.)
-func (r *groupReceiver) abandoned(res []goredis.XStream) {
+func (r *groupReceiver) abandoned(res []goredis.XStream) { r.release(r.deliveries(res)) }
+
+// release settles ds Release, within the settle timeout.
+func (r *groupReceiver) release(ds []driver.Delivery) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
-	var sts []driver.Settlement
-	for _, d := range r.deliveries(res) {
-		sts = append(sts, driver.Settlement{Delivery: d, Outcome: driver.Release})
+	sts := make([]driver.Settlement, len(ds))
+	for i, d := range ds {
+		sts[i] = driver.Settlement{Delivery: d, Outcome: driver.Release}
 	}
 	if err := r.Settle(ctx, sts); err != nil {
 		r.c.cfg.logger.Warn("redis: releasing entries failed; they come back after the ack deadline", "topic", r.topic, "group", r.group, "error", err)
@@ -533,10 +531,10 @@ func (r *groupReceiver) deadLetter(ctx context.Context, st driver.Settlement) er
 	return nil
 }
 
-// Close releases the entries read and not returned (the read still in
-// progress releases its own when it ends, see abandoned), then deletes the
-// consumer when it owns nothing (XGROUP DELCONSUMER would drop pending
-// entries from the group).
+// Close leaves the read in progress to release what it returns (see
+// abandoned), stops listening for wakes, then deletes the consumer when it
+// owns nothing (XGROUP DELCONSUMER would drop pending entries from the
+// group).
 func (r *groupReceiver) Close(ctx context.Context) error {
 	if reading := r.reading; reading != nil {
 		r.reading = nil
@@ -546,18 +544,8 @@ func (r *groupReceiver) Close(ctx context.Context) error {
 			}
 		}()
 	}
-	var errs []error
-	if len(r.spare) > 0 {
-		sts := make([]driver.Settlement, len(r.spare))
-		for i, d := range r.spare {
-			sts[i] = driver.Settlement{Delivery: d, Outcome: driver.Release}
-		}
-		r.spare = nil
-		errs = append(errs, r.Settle(ctx, sts))
-	}
 	r.c.waker.remove(ctx, r)
-	errs = append(errs, delConsumerScript.Run(ctx, r.c.rc, []string{r.key}, r.group, r.consumer, 0).Err())
-	return errors.Join(errs...)
+	return delConsumerScript.Run(ctx, r.c.rc, []string{r.key}, r.group, r.consumer, 0).Err()
 }
 
 // retry runs f until it succeeds, fails for good (see permanent) or ctx
