@@ -373,7 +373,11 @@ func (c *Client) register(ctx context.Context, topic, queue string) error {
 	if err != nil {
 		return fmt.Errorf("rabbitmq: register queue %q: %w", queue, err)
 	}
-	ok, err := dc.WaitContext(ctx)
+	// Not cut short by ctx: the entry is sent, and a call that outlives
+	// its ctx (see outlived) is over only once the registry holds it, so
+	// that a DeleteTopic after it finds the queue. A lost channel or
+	// connection (a silent broker's is closed) ends the wait.
+	ok, err := dc.WaitContext(context.WithoutCancel(ctx))
 	if err != nil {
 		return fmt.Errorf("rabbitmq: register queue %q: %w", queue, err)
 	}
@@ -455,7 +459,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 	if err := validTopic(topic); err != nil {
 		return fmt.Errorf("rabbitmq: provision: topic: %w", err)
 	}
-	err := c.conn.channelBounded(ctx, time.Now(), func(ch *amqp.Channel, gen uint64, _ *blockWatch) error {
+	err := c.conn.channelBounded(ctx, time.Now(), topic, func(ch *amqp.Channel, gen uint64, _ *blockWatch) error {
 		defer func() { _ = ch.Close() }()
 		if err := c.declareTopic(ctx, ch, topic); err != nil {
 			return err
@@ -579,10 +583,14 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	if err := validTopic(topic); err != nil {
 		return fmt.Errorf("rabbitmq: delete topic: %w", err)
 	}
+	// A Publish from now on declares the topic again, after this call's
+	// work (see outlived), rather than sending to an exchange about to be
+	// deleted.
+	c.declared.Delete(topic)
 	// The queue names read from the registry (which they leave) are kept
 	// for a run again on the next connection after a loss.
 	names := map[string]bool{}
-	err := c.conn.channelBounded(ctx, time.Now(), func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
+	err := c.conn.channelBounded(ctx, time.Now(), topic, func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
 		return c.deleteTopic(ctx, ch, topic, names)
 	}, nil)
 	var named namedErr

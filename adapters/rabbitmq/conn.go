@@ -53,6 +53,8 @@ type connector struct {
 	closed  bool
 	closing chan struct{}
 	done    chan struct{}
+
+	outlived outlived // the topics' work that outlived its call (channelBounded)
 }
 
 func newConnector(conn *amqp.Connection, owned bool, dial func(ctx context.Context) (*amqp.Connection, error), cfg config) *connector {
@@ -625,7 +627,7 @@ func (b *blockBound) release() {
 // connection then closed; see blockWatch.boundAnswers), whichever comes
 // first. The error then wraps messaging.ErrUnavailable or ctx's error.
 func runBoundedAnswers(ctx context.Context, watch *blockWatch, limit time.Duration, f func() error) error {
-	return runBoundedUndo(ctx, watch.boundAnswers(time.Now(), time.Time{}, limit), watch, f, nil)
+	return runBoundedUndo(ctx, watch.boundAnswers(time.Now(), time.Time{}, limit), watch, f, nil, nil)
 }
 
 // asked is when a call bounded from begin asked the broker: begin, or now
@@ -641,11 +643,17 @@ func asked(begin time.Time) time.Time {
 // when it stops waiting, runs undo (if not nil) in the background once f
 // has returned nil, to release what f made for a caller that is gone. f
 // hands its results over in variables the caller reads only when
-// runBoundedUndo returned f's nil, and undo only after f returned.
-func runBoundedUndo(ctx context.Context, bound *blockBound, watch *blockWatch, f func() error, undo func()) error {
+// runBoundedUndo returned f's nil, and undo only after f returned. When it
+// stops waiting, it also hands outlive (if not nil) a channel closed once
+// f has returned, before it returns itself (see outlived).
+func runBoundedUndo(ctx context.Context, bound *blockBound, watch *blockWatch, f func() error, undo func(), outlive func(done <-chan struct{})) error {
 	defer bound.release()
 	res := make(chan error, 1)
-	go func() { res <- f() }()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		res <- f()
+	}()
 	var err error
 	select {
 	case err := <-res:
@@ -667,6 +675,9 @@ func runBoundedUndo(ctx context.Context, bound *blockBound, watch *blockWatch, f
 		if blocked, _, reason, _ := watch.state(); blocked {
 			err = fmt.Errorf("%w: the broker blocked the connection (%s): %w", messaging.ErrUnavailable, reason, err)
 		}
+	}
+	if outlive != nil {
+		outlive(finished)
 	}
 	if undo != nil {
 		go func() {
@@ -744,13 +755,27 @@ func socketGone(err error) bool {
 // its last answer, whichever is later (see blockWatch.boundAnswers): the
 // connection is closed then, f fails on it, and channelBounded fails with
 // an error wrapping messaging.ErrUnavailable.
-func (c *connector) channelBounded(ctx context.Context, begin time.Time, f func(ch *amqp.Channel, gen uint64, watch *blockWatch) error, undo func()) error {
+//
+// topic names the topic f works on ("" for none): before f, the work
+// runs waits for the work on topic that outlived its call before
+// channelBounded was called (see outlived; for at most the unavailable
+// timeout since begin), and channelBounded records its work as such when
+// it stops waiting for it.
+func (c *connector) channelBounded(ctx context.Context, begin time.Time, topic string, f func(ch *amqp.Channel, gen uint64, watch *blockWatch) error, undo func()) error {
+	var outlive func(<-chan struct{})
+	var pending []<-chan struct{}
+	if topic != "" {
+		pending = c.outlived.pending(topic, c.logger)
+		outlive = func(done <-chan struct{}) { c.outlived.add(topic, done) }
+	}
+	after := asked(begin).Add(c.unavail)
 	for {
 		conn, gen, watch, err := c.getWithin(ctx, begin)
 		if err != nil {
 			return err
 		}
 		err = runBoundedUndo(ctx, watch.boundAnswers(asked(begin), begin, c.unavail), watch, func() error {
+			awaitOutlived(pending, after)
 			ch, err := channelOn(conn)
 			if err != nil {
 				return err
@@ -770,7 +795,7 @@ func (c *connector) channelBounded(ctx context.Context, begin time.Time, f func(
 				return fmt.Errorf("%w: %w", errConnGone, err)
 			}
 			return err
-		}, undo)
+		}, undo, outlive)
 		if !errors.Is(err, errConnGone) {
 			return err
 		}

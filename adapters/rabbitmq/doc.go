@@ -152,6 +152,18 @@
 // only by the context. On a connection given to New (or by WithRedial)
 // only the context bounds it.
 //
+// What a call sent and let finish in the background (its context ended,
+// or one of the bounds above) comes before the client's later calls on the
+// same topic: Provision, DeleteTopic, TopicExists, Inspect, Subscribe,
+// Read and the first Publish to the topic on a connection wait for it
+// (logging at debug level that they do) before they send anything, for at
+// most unavailable_timeout, within their own bounds (a call whose context
+// ends meanwhile returns, and its work still comes after). So a
+// DeleteTopic made after a Provision that failed with its context's error
+// deletes the queues that Provision declares later, and a Provision after
+// such a DeleteTopic is not undone by it. Calls of other clients are not
+// ordered so.
+//
 // # Consuming
 //
 // The consumer side runs on the library's engine (package engine), which

@@ -112,7 +112,7 @@ func (r *receiver) start(ctx context.Context) error {
 	var ch *amqp.Channel
 	var in <-chan amqp.Delivery
 	var watch *blockWatch
-	err := r.c.conn.channelBounded(ctx, time.Now(), func(c *amqp.Channel, _ uint64, w *blockWatch) error {
+	err := r.c.conn.channelBounded(ctx, time.Now(), r.topic, func(c *amqp.Channel, _ uint64, w *blockWatch) error {
 		var err error
 		if c, in, err = r.consume(ctx, c); err == nil {
 			ch, watch = c, w
@@ -319,7 +319,7 @@ func (r *receiver) retryLater(ctx context.Context, m *messaging.Message, d *amqp
 	q := delayQueue(r.topic, r.o.Group, delay)
 	// Counted from the loss and the block, not from now: the delivery came
 	// on a connection, and Settle runs the retries of a batch one by one.
-	err := r.c.conn.channelBounded(ctx, time.Time{}, func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
+	err := r.c.conn.channelBounded(ctx, time.Time{}, r.topic, func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
 		// Re-declared each time: it resets the queue's expiry, which must
 		// not pass while messages wait in it.
 		_, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{
@@ -428,7 +428,7 @@ func (l *logReader) start(ctx context.Context, offset any) error {
 	var ch *amqp.Channel
 	var in <-chan amqp.Delivery
 	var watch *blockWatch
-	err := l.c.conn.channelBounded(ctx, time.Now(), func(c *amqp.Channel, _ uint64, w *blockWatch) error {
+	err := l.c.conn.channelBounded(ctx, time.Now(), l.topic, func(c *amqp.Channel, _ uint64, w *blockWatch) error {
 		var err error
 		if in, err = l.consume(ctx, c, offset); err == nil {
 			ch, watch = c, w

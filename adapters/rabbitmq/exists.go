@@ -25,7 +25,7 @@ func (c *Client) TopicExists(ctx context.Context, topic string) (bool, error) {
 		return false, err
 	}
 	var exists bool
-	err := c.conn.channelBounded(ctx, time.Now(), func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
+	err := c.conn.channelBounded(ctx, time.Now(), topic, func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
 		// A failed passive declare closes the channel; Close then only
 		// returns an error, which does not matter here.
 		defer func() { _ = ch.Close() }()

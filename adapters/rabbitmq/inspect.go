@@ -154,7 +154,7 @@ func (c *Client) Inspect(ctx context.Context, topic string) (messaging.TopicStat
 		return messaging.TopicStats{}, fmt.Errorf("rabbitmq: inspect: %w", err)
 	}
 	st := messaging.TopicStats{Topic: topic, Broker: "amqp", Groups: []messaging.GroupStats{}}
-	err := c.conn.channelBounded(ctx, time.Now(), func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
+	err := c.conn.channelBounded(ctx, time.Now(), topic, func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
 		defer func() { _ = ch.Close() }()
 		if err := ch.ExchangeDeclarePassive(topic, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
 			if isCode(err, amqp.NotFound) {

@@ -414,10 +414,13 @@ func (c *Client) ensureTopicOn(ctx context.Context, pc *pubChan, begin time.Time
 	if g, ok := c.declared.Load(topic); ok && g.(uint64) == pc.gen {
 		return nil
 	}
+	// After the topic's work that outlived its call (see outlived).
+	pending := c.conn.outlived.pending(topic, c.cfg.logger)
 	// Bounded on a silent broker too (boundAnswers), from the call.
 	err := runBoundedUndo(ctx, pc.watch.boundAnswers(begin, begin, c.cfg.unavailable), pc.watch, func() error {
+		awaitOutlived(pending, begin.Add(c.cfg.unavailable))
 		return c.ensureTopic(ctx, pc.ch, pc.gen, topic)
-	}, nil)
+	}, nil, func(done <-chan struct{}) { c.conn.outlived.add(topic, done) })
 	if err != nil && errors.Is(err, messaging.ErrUnavailable) {
 		return fmt.Errorf("rabbitmq: declare topic %q: %w", topic, err)
 	}
