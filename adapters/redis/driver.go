@@ -170,7 +170,8 @@ func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, 
 		}
 		if now := time.Now(); !now.Before(r.reclaimAt()) {
 			if !now.Before(r.nextCleanup) {
-				r.cleanup(calls)
+				// OpenReceiver has just registered this member for the first.
+				r.cleanup(calls, !r.nextCleanup.IsZero())
 				r.nextCleanup = now.Add(max(r.c.cfg.staleConsumerAfter/2, time.Second))
 			}
 			ds, more, err := r.reclaim(calls, n)
@@ -373,11 +374,13 @@ func (r *groupReceiver) parseReclaim(res []any) (next string, out []*messaging.M
 }
 
 // cleanup deletes the group's consumers that own nothing and were idle
-// longer than the stale limit. It registers this member again first:
-// before Redis 7.2 reading nothing does not count as activity, so another
-// member's cleanup may have deleted an idle one.
-func (r *groupReceiver) cleanup(ctx context.Context) {
-	_ = r.c.createConsumer(ctx, r.key, r.group, r.consumer)
+// longer than the stale limit. If reregister, it registers this member
+// again first: before Redis 7.2 reading nothing does not count as
+// activity, so another member's cleanup may have deleted an idle one.
+func (r *groupReceiver) cleanup(ctx context.Context, reregister bool) {
+	if reregister {
+		_ = r.c.createConsumer(ctx, r.key, r.group, r.consumer)
+	}
 	cs, err := r.c.rc.XInfoConsumers(ctx, r.key, r.group).Result()
 	if err != nil {
 		return

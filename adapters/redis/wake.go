@@ -22,7 +22,11 @@ func wakeChannel(key, group string) string { return "msgkit:wake:" + key + ":" +
 // waker listens on the wake channels of a client's group subscriptions, on
 // one Pub/Sub connection opened with the first of them.
 type waker struct {
-	c      *Client
+	c *Client
+	// subMu serialises add and remove, which talk to the server outside
+	// mu: a slow SUBSCRIBE or UNSUBSCRIBE holds up no wake being handed
+	// out (run takes mu only).
+	subMu  sync.Mutex
 	mu     sync.Mutex
 	ps     *goredis.PubSub
 	subs   map[string]map[*groupReceiver]struct{} // by channel
@@ -31,9 +35,11 @@ type waker struct {
 
 // add makes r listen on its group's wake channel.
 func (w *waker) add(ctx context.Context, r *groupReceiver) {
+	w.subMu.Lock()
+	defer w.subMu.Unlock()
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.closed {
+		w.mu.Unlock()
 		return
 	}
 	if w.ps == nil {
@@ -41,31 +47,44 @@ func (w *waker) add(ctx context.Context, r *groupReceiver) {
 		w.subs = map[string]map[*groupReceiver]struct{}{}
 		go w.run(w.ps.Channel())
 	}
+	ps := w.ps
 	set := w.subs[r.wakeChannel]
-	if set == nil {
+	first := set == nil
+	if first {
 		set = map[*groupReceiver]struct{}{}
 		w.subs[r.wakeChannel] = set
+	}
+	set[r] = struct{}{}
+	w.mu.Unlock()
+	if first {
 		// go-redis subscribes again after a reconnect; an error here (the
-		// server unreachable, an ACL) only costs the prompt hand-over.
-		if err := w.ps.Subscribe(ctx, r.wakeChannel); err != nil {
+		// server unreachable, an ACL, the client closing) only costs the
+		// prompt hand-over.
+		if err := ps.Subscribe(ctx, r.wakeChannel); err != nil {
 			w.c.cfg.logger.Debug("redis: listening for hand-overs failed; the group's periodic reclaim takes them", "topic", r.topic, "group", r.group, "error", err)
 		}
 	}
-	set[r] = struct{}{}
 }
 
 // remove stops r listening.
 func (w *waker) remove(ctx context.Context, r *groupReceiver) {
+	w.subMu.Lock()
+	defer w.subMu.Unlock()
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	set := w.subs[r.wakeChannel]
 	if set == nil {
+		w.mu.Unlock()
 		return
 	}
 	delete(set, r)
-	if len(set) == 0 && !w.closed {
+	last := len(set) == 0 && !w.closed
+	if last {
 		delete(w.subs, r.wakeChannel)
-		_ = w.ps.Unsubscribe(ctx, r.wakeChannel)
+	}
+	ps := w.ps
+	w.mu.Unlock()
+	if last {
+		_ = ps.Unsubscribe(ctx, r.wakeChannel)
 	}
 }
 
