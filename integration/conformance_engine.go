@@ -28,6 +28,7 @@ func engineCases(caps messaging.Capabilities, deleter, shutdowner bool) []confor
 		// A topic exists as broker state only where messages are kept
 		// (core NATS subjects cannot be deleted).
 		{"TopicDeletedEndsSubscription", "TopicDeleter and Persistent or Replay", deleter && (caps.Persistent || caps.Replay), (*suite).topicDeleted},
+		{"RecreatedTopicGroupStartsAfresh", "TopicDeleter, Groups, and Persistent or Replay", deleter && caps.Groups && (caps.Persistent || caps.Replay), (*suite).recreatedGroup},
 	}
 }
 
@@ -368,5 +369,37 @@ func (s *suite) topicDeleted(t *testing.T) {
 		if err := r.Err(); !errors.Is(err, messaging.ErrTopicDeleted) {
 			t.Errorf("Read's Err after the topic was deleted: %v, want ErrTopicDeleted", err)
 		}
+	}
+}
+
+// recreatedGroup: a group that consumed a topic, deleted and provisioned
+// again, gets the new topic's messages from its start: the deleted topic's
+// position of the group (a committed offset, a last-delivered ID) is gone
+// with it. A position kept would skip as many of the new topic's messages
+// as the group had consumed of the old one.
+func (s *suite) recreatedGroup(t *testing.T) {
+	g := s.group("recreated")
+	s.provision(g)
+	ch, h := receive(10)
+	sub := s.subscribe(t.Context(), s.c, h, messaging.Group(g))
+	old := numbered("old", 5)
+	s.publish(s.c, old...)
+	for range old {
+		s.next(ch, "a message of the topic before its deletion")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), s.h.Timeout)
+	defer cancel()
+	if err := sub.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.c.(messaging.TopicDeleter).DeleteTopic(ctx, s.topic); err != nil {
+		t.Fatalf("DeleteTopic: %v", err)
+	}
+	s.provision(g)
+	s.publish(s.c, &messaging.Message{ID: "after-recreate"})
+	ch, h = receive(10)
+	s.subscribe(t.Context(), s.c, h, messaging.Group(g))
+	if m := s.next(ch, "the recreated topic's first message"); m.ID != "after-recreate" {
+		t.Fatalf("the group got %s first from the recreated topic, want after-recreate", m.ID)
 	}
 }

@@ -27,6 +27,43 @@ type broken struct {
 	*memory.Client
 	defect  string
 	counter atomic.Int64
+
+	// For "recreate-keeps-position": per topic and group, the messages
+	// handled, and those a subscription after a DeleteTopic skips.
+	mu      sync.Mutex
+	handled map[[2]string]int
+	skip    map[[2]string]int
+}
+
+// keepPosition gives a group's subscription of the defect
+// "recreate-keeps-position" the handler that counts what the group
+// handled and, after the topic was deleted, acknowledges as many of the
+// new topic's messages unhandled: the old topic's position, kept.
+func (b *broken) keepPosition(topic string, h messaging.Handler, opts []messaging.SubscribeOption) messaging.Handler {
+	o, err := messaging.NewSubscribeOptions(1, opts...)
+	if err != nil || o.Group == "" {
+		return h
+	}
+	k := [2]string{topic, o.Group}
+	return func(ctx context.Context, m *messaging.Message) error {
+		b.mu.Lock()
+		if b.skip[k] > 0 {
+			b.skip[k]--
+			b.mu.Unlock()
+			return nil
+		}
+		b.mu.Unlock()
+		if err := h(ctx, m); err != nil {
+			return err
+		}
+		b.mu.Lock()
+		if b.handled == nil {
+			b.handled = map[[2]string]int{}
+		}
+		b.handled[k]++
+		b.mu.Unlock()
+		return nil
+	}
 }
 
 func (b *broken) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
@@ -75,6 +112,8 @@ func (b *broken) Subscribe(ctx context.Context, topic string, h messaging.Handle
 			m.Header = nil
 			return inner(ctx, m)
 		}
+	case "recreate-keeps-position":
+		h = b.keepPosition(topic, h, opts)
 	}
 	sub, err := b.Client.Subscribe(ctx, topic, h, opts...)
 	if err != nil || b.defect != "shutdown-no-wait" {
@@ -113,8 +152,22 @@ func (b *broken) Read(ctx context.Context, topic string, from messaging.Position
 }
 
 // DeleteTopic, with the defect "delete-keeps-data", ends the topic's
-// subscriptions but leaves its messages: it puts them back.
+// subscriptions but leaves its messages: it puts them back. With
+// "recreate-keeps-position" the topic's groups skip as many messages
+// afterwards as they had handled (see keepPosition).
 func (b *broken) DeleteTopic(ctx context.Context, topic string) error {
+	if b.defect == "recreate-keeps-position" {
+		b.mu.Lock()
+		for k, n := range b.handled {
+			if k[0] == topic {
+				if b.skip == nil {
+					b.skip = map[[2]string]int{}
+				}
+				b.skip[k], b.handled[k] = n, 0
+			}
+		}
+		b.mu.Unlock()
+	}
 	if b.defect != "delete-keeps-data" {
 		return b.Client.DeleteTopic(ctx, topic)
 	}
@@ -204,6 +257,8 @@ func TestSuiteCatchesBrokenAdapters(t *testing.T) {
 			says: "reading after the last offset"},
 		"delete-keeps-data": {mustFail: []string{"TopicDeletedEndsSubscription"}, only: []string{"TopicDeletedEndsSubscription"},
 			says: "DeleteTopic left the old messages"},
+		"recreate-keeps-position": {mustFail: []string{"RecreatedTopicGroupStartsAfresh"}, only: []string{"RecreatedTopicGroupStartsAfresh"},
+			says: "waiting for the recreated topic's first message"},
 		// A Timeout above DefaultAckDeadline: the bound fails the case, not
 		// the wait for the redelivery.
 		"ignores-ackdeadline": {mustFail: []string{"AckDeadline"}, only: []string{"AckDeadline"},
