@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ func engineCases(caps messaging.Capabilities, deleter, shutdowner bool) []confor
 		// A topic exists as broker state only where messages are kept
 		// (core NATS subjects cannot be deleted).
 		{"TopicDeletedEndsSubscription", "TopicDeleter and Persistent or Replay", deleter && (caps.Persistent || caps.Replay), (*suite).topicDeleted},
+		{"ResubscribeResumes", "Groups, and Persistent or Replay", caps.Groups && (caps.Persistent || caps.Replay), (*suite).resubscribeResumes},
 		{"RecreatedTopicGroupStartsAfresh", "TopicDeleter, Groups, and Persistent or Replay", deleter && caps.Groups && (caps.Persistent || caps.Replay), (*suite).recreatedGroup},
 	}
 }
@@ -401,5 +403,62 @@ func (s *suite) recreatedGroup(t *testing.T) {
 	s.subscribe(t.Context(), s.c, h, messaging.Group(g))
 	if m := s.next(ch, "the recreated topic's first message"); m.ID != "after-recreate" {
 		t.Fatalf("the group got %s first from the recreated topic, want after-recreate", m.ID)
+	}
+}
+
+// resubscribeResumes: a group's subscription ended mid-stream (its
+// context cancelled, then closed), then subscribed again, goes on where
+// the first left: every message comes, and none that the first handled
+// (its handler returned nil) comes again. Ending a subscription settles
+// what finished.
+func (s *suite) resubscribeResumes(t *testing.T) {
+	g := s.group("resume")
+	s.provision(g)
+	msgs := numbered("resume", 40)
+	s.publish(s.c, msgs...)
+	first := NewCollector()
+	enough := make(chan struct{})
+	var once sync.Once
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	sub := s.subscribe(ctx, s.c, func(ctx context.Context, m *messaging.Message) error {
+		if first.Distinct() >= 10 {
+			once.Do(func() { close(enough) })
+			<-ctx.Done() // not handled: released
+			return ctx.Err()
+		}
+		first.Add(m)
+		return nil
+	}, messaging.Group(g), messaging.Concurrency(1), messaging.Prefetch(4))
+	select {
+	case <-enough:
+	case <-time.After(s.h.Timeout):
+		t.Fatalf("the first subscription handled %d messages in %v, want 10", first.Distinct(), s.h.Timeout)
+	}
+	cancel() // the subscription ends, the handler waiting with it
+	if err := sub.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	second := NewCollector()
+	s.subscribe(t.Context(), h2(s, t), second.Handler(), messaging.Group(g))
+	missing := func(c *Collector) (ids []string) {
+		for _, m := range msgs {
+			if first.Count(m.ID) == 0 && c.Count(m.ID) == 0 {
+				ids = append(ids, m.ID)
+			}
+		}
+		return ids
+	}
+	if !second.Wait(s.h.Timeout, func(c *Collector) bool { return len(missing(c)) == 0 }) {
+		t.Fatalf("after resubscribing, never delivered: %v", missing(second))
+	}
+	var again []string
+	for _, m := range first.Messages() {
+		if second.Count(m.ID) > 0 {
+			again = append(again, m.ID)
+		}
+	}
+	if len(again) > 0 {
+		t.Errorf("handled before Close and delivered again after resubscribing: %v", again)
 	}
 }

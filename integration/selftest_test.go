@@ -35,6 +35,10 @@ type broken struct {
 	skip    map[[2]string]int
 }
 
+// subscribedGroups holds, for "resubscribe-replays", the topics and
+// groups subscribed by any client.
+var subscribedGroups sync.Map
+
 // keepPosition gives a group's subscription of the defect
 // "recreate-keeps-position" the handler that counts what the group
 // handled and, after the topic was deleted, acknowledges as many of the
@@ -114,6 +118,20 @@ func (b *broken) Subscribe(ctx context.Context, topic string, h messaging.Handle
 		}
 	case "recreate-keeps-position":
 		h = b.keepPosition(topic, h, opts)
+	case "resubscribe-replays":
+		// A group subscribed again starts over: the topic read from
+		// Earliest as well, what the group handled before included.
+		if o, err := messaging.NewSubscribeOptions(1, opts...); err == nil && o.Group != "" {
+			if _, again := subscribedGroups.LoadOrStore([2]string{topic, o.Group}, true); again {
+				old, err := b.readAll(ctx, topic)
+				if err != nil {
+					return nil, err
+				}
+				for _, m := range old {
+					_ = h(ctx, m)
+				}
+			}
+		}
 	}
 	sub, err := b.Client.Subscribe(ctx, topic, h, opts...)
 	if err != nil || b.defect != "shutdown-no-wait" {
@@ -171,23 +189,9 @@ func (b *broken) DeleteTopic(ctx context.Context, topic string) error {
 	if b.defect != "delete-keeps-data" {
 		return b.Client.DeleteTopic(ctx, topic)
 	}
-	var old []*messaging.Message
-	if st, err := b.Client.Inspect(ctx, topic); err == nil && st.Last != "" {
-		got := make(chan *messaging.Message, 100)
-		r, err := b.Client.Read(ctx, topic, messaging.Earliest, func(_ context.Context, m *messaging.Message) error {
-			got <- m.Clone()
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for m := range got {
-			old = append(old, &messaging.Message{ID: m.ID, Key: m.Key, Payload: m.Payload, Header: m.Header})
-			if m.Offset == st.Last {
-				break
-			}
-		}
-		_ = r.Close()
+	old, err := b.readAll(ctx, topic)
+	if err != nil {
+		return err
 	}
 	if err := b.Client.DeleteTopic(ctx, topic); err != nil {
 		return err
@@ -196,6 +200,32 @@ func (b *broken) DeleteTopic(ctx context.Context, topic string) error {
 		return b.Client.Publish(ctx, topic, old...)
 	}
 	return nil
+}
+
+// readAll returns the messages topic holds, read from Earliest to its
+// last offset (as new messages, without their offsets).
+func (b *broken) readAll(ctx context.Context, topic string) ([]*messaging.Message, error) {
+	st, err := b.Client.Inspect(ctx, topic)
+	if err != nil || st.Last == "" {
+		return nil, nil
+	}
+	got := make(chan *messaging.Message, 100)
+	r, err := b.Client.Read(ctx, topic, messaging.Earliest, func(_ context.Context, m *messaging.Message) error {
+		got <- m.Clone()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = r.Close() }()
+	var old []*messaging.Message
+	for m := range got {
+		old = append(old, &messaging.Message{ID: m.ID, Key: m.Key, Payload: m.Payload, Header: m.Header})
+		if m.Offset == st.Last {
+			break
+		}
+	}
+	return old, nil
 }
 
 // TestBrokenAdapter is run by TestSuiteCatchesBrokenAdapters in a child
@@ -257,6 +287,8 @@ func TestSuiteCatchesBrokenAdapters(t *testing.T) {
 			says: "reading after the last offset"},
 		"delete-keeps-data": {mustFail: []string{"TopicDeletedEndsSubscription"}, only: []string{"TopicDeletedEndsSubscription"},
 			says: "DeleteTopic left the old messages"},
+		"resubscribe-replays": {mustFail: []string{"ResubscribeResumes"}, only: []string{"ResubscribeResumes"},
+			says: "delivered again after resubscribing"},
 		"recreate-keeps-position": {mustFail: []string{"RecreatedTopicGroupStartsAfresh"}, only: []string{"RecreatedTopicGroupStartsAfresh"},
 			says: "waiting for the recreated topic's first message"},
 		// A Timeout above DefaultAckDeadline: the bound fails the case, not
