@@ -53,7 +53,8 @@
 // What the engine does with the capabilities:
 //   - NativeDelay false: a message nacked with a delay is held by the engine
 //     (its deadline extended where the Receiver is an Extender) and settled
-//     with a zero-delay Nack when the delay has passed.
+//     with a zero-delay Nack when the delay has passed, or with the delay
+//     left when the subscription stops first (see Nack).
 //   - BrokerAttempts false: the broker cannot redeliver one message (a log
 //     without per-message acknowledgement, such as Kafka); the engine
 //     redelivers nacked messages to the same subscription itself, counting
@@ -119,8 +120,13 @@ const (
 	// group again.
 	Ack Outcome = iota
 	// Nack: the handler failed; redeliver it with Attempt+1, no sooner than
-	// Settlement.Delay from now (only when Capabilities().NativeDelay;
-	// otherwise the engine waits and the delay is always 0).
+	// Settlement.Delay from now. Without Capabilities().NativeDelay the
+	// engine holds delays itself and nacks when they are due, with a zero
+	// Delay, except when the subscription stops meanwhile: it then nacks
+	// at once with the delay left, which the driver keeps as well as the
+	// broker lets it (the Redis driver: the entry's idle time, so that no
+	// member claims it before) or ignores (the message is redelivered
+	// at once).
 	Nack
 	// Term: do not redeliver (a Permanent error, or MaxAttempts reached):
 	// dead-letter it natively where configured, else acknowledge it. The

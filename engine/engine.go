@@ -25,7 +25,8 @@
 // Extender, a third goroutine extends the deadline of every held delivery.
 // Nacks the broker cannot delay (Capabilities.NativeDelay false) or cannot
 // redeliver at all (Capabilities.BrokerAttempts false) wait in one timer
-// heap.
+// heap; a subscription that stops nacks the first with the delay they have
+// left (see driver.Nack) and releases the second.
 package engine
 
 import (

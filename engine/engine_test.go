@@ -131,6 +131,33 @@ func TestLocalRedelivery(t *testing.T) {
 	_ = sub.Close()
 }
 
+// TestHeldNackAtStop: a delayed nack the engine holds when the
+// subscription closes is nacked at once, with the delay it had left, for
+// the driver to keep (see driver.Nack); it used to go with no delay.
+func TestHeldNackAtStop(t *testing.T) {
+	f, c := newFake(messaging.Capabilities{BrokerAttempts: true})
+	defer c.Close()
+	const delay = time.Minute
+	failed := make(chan time.Time, 1)
+	sub, err := c.Subscribe(t.Context(), "t", func(context.Context, *messaging.Message) error {
+		failed <- time.Now()
+		return messaging.RetryAfter(errors.New("later"), delay)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.in <- &messaging.Message{ID: "a", Attempt: 1}
+	at := <-failed
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	left := delay - time.Since(at)
+	st := f.next(t)
+	if st.Outcome != driver.Nack || st.Delay < left || st.Delay > delay {
+		t.Fatalf("settled %v delay %v at Close, want a nack with the %v left of the delay", st.Outcome, st.Delay, left)
+	}
+}
+
 // TestHeldNack: without NativeDelay a delayed nack is held by the engine
 // (and extended) and settled as a zero-delay Nack once due.
 func TestHeldNack(t *testing.T) {

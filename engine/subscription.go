@@ -419,15 +419,14 @@ func (s *subscription) handled(d dispatch.Delivery, r dispatch.Result) {
 			if s.delays.add(it, delay, true, r.Err) {
 				return
 			}
-			out = driver.Release // stopping: the broker keeps it (an uncommitted offset)
+			out, delay = driver.Release, 0 // stopping: the broker keeps it (an uncommitted offset)
 		case !s.caps.NativeDelay && delay > 0:
 			if s.delays.add(it, delay, false, r.Err) {
 				return
 			}
 		}
-		if !s.caps.NativeDelay {
-			delay = 0 // stopping with a held delay: nack now, the delay is lost
-		}
+		// Without NativeDelay a delay reaches the driver only when the
+		// subscription stops with it unheld (see driver.Nack).
 	}
 	s.settle(it, out, delay, r.Err)
 }
@@ -458,13 +457,15 @@ func (s *subscription) fire(it *item, redeliver bool, err error) {
 
 // stopDelays stops the delay heap and settles what it held: a local
 // redelivery is released (the broker keeps the message: an uncommitted
-// offset), a held nack is nacked now (its delay is lost).
+// offset), a held nack is nacked now with the delay it had left, for the
+// driver to keep if the broker lets it (see driver.Nack).
 func (s *subscription) stopDelays() {
+	now := time.Now()
 	for _, e := range s.delays.close() {
 		if e.redeliver {
 			s.settle(e.it, driver.Release, 0, nil)
 		} else {
-			s.settle(e.it, driver.Nack, 0, e.err)
+			s.settle(e.it, driver.Nack, max(e.due.Sub(now), 0), e.err)
 		}
 	}
 }

@@ -168,8 +168,9 @@
 // so a redelivery can come after messages published after it (first
 // deliveries keep per-key order), up to 10,000 records past the stuck one,
 // where the partition pauses until it is settled. If the member crashes or
-// loses the partition first, the next owner gets the message from the
-// committed offset with Attempt 1 again. MaxAttempts and Permanent errors
+// loses the partition first (its subscription closed included), the next
+// owner gets the message from the committed offset with Attempt 1 again,
+// at once: a RetryAfter delay still running is not kept. MaxAttempts and Permanent errors
 // give a message up: it is logged and committed past. A failed message is
 // never skipped silently.
 //

@@ -100,7 +100,10 @@
 // process's consumer counts as a member until the stale consumer cleanup
 // deletes it. The engine holds a RetryAfter delay (the idle time kept at
 // 0) before the nack; if the process dies meanwhile, the message comes back
-// after AckDeadline.
+// after AckDeadline. A subscription closed meanwhile nacks it at once with
+// the entry's idle time set to AckDeadline less the delay left, so that no
+// member claims it before the delay has passed (a delay longer than
+// AckDeadline is cut to it).
 //
 // The RedeliveryBackoff option is ignored (Capabilities().BrokerBackoff is
 // false: a pending list keeps no redelivery schedule): a failed message can

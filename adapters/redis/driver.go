@@ -430,7 +430,16 @@ func (r *groupReceiver) Settle(ctx context.Context, batch []driver.Settlement) e
 		case driver.Term:
 			terms = append(terms, st)
 		case driver.Nack:
-			claims = append(claims, st.Token, r.ackMs, -1)
+			// A Delay comes only from a subscription stopping with a
+			// RetryAfter delay left (see driver.Nack): the entry's idle
+			// time keeps the other members' reclaims (which take
+			// entries idle for the ack deadline) from it that long,
+			// within the ack deadline.
+			idle := r.ackMs
+			if st.Delay > 0 {
+				idle = max(r.ackMs-st.Delay.Milliseconds(), 0)
+			}
+			claims = append(claims, st.Token, idle, -1)
 		case driver.Release:
 			claims = append(claims, st.Token, r.ackMs, max(st.Msg.Attempt-1, 0))
 		}
