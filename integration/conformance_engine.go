@@ -30,6 +30,7 @@ func engineCases(caps messaging.Capabilities, deleter, shutdowner bool) []confor
 		// (core NATS subjects cannot be deleted).
 		{"TopicDeletedEndsSubscription", "TopicDeleter and Persistent or Replay", deleter && (caps.Persistent || caps.Replay), (*suite).topicDeleted},
 		{"ResubscribeResumes", "Groups, and Persistent or Replay", caps.Groups && (caps.Persistent || caps.Replay), (*suite).resubscribeResumes},
+		{"RetryAfterSurvivesClose", "Groups, and Persistent or Replay", caps.Groups && (caps.Persistent || caps.Replay), (*suite).retryAfterSurvivesClose},
 		{"RecreatedTopicGroupStartsAfresh", "TopicDeleter, Groups, and Persistent or Replay", deleter && caps.Groups && (caps.Persistent || caps.Replay), (*suite).recreatedGroup},
 	}
 }
@@ -460,5 +461,49 @@ func (s *suite) resubscribeResumes(t *testing.T) {
 	}
 	if len(again) > 0 {
 		t.Errorf("handled before Close and delivered again after resubscribing: %v", again)
+	}
+}
+
+// retryAfterSurvivesClose: a message whose handler asked for a later
+// retry (RetryAfter) and whose subscription was closed before the delay
+// passed is not lost: a new subscription of the group gets it, as a
+// redelivery. Where the library holds the delay in process, Close must
+// hand the message back to the broker. Where the broker tracks each
+// message's delivery (AckDeadline), it keeps the delay too: the message
+// does not come back before it. A log (Kafka) gives it to the next reader
+// of the partition at once.
+func (s *suite) retryAfterSurvivesClose(t *testing.T) {
+	const delay = 2 * time.Second
+	g := s.group("retryclose")
+	s.provision(g)
+	failed := make(chan time.Time, 1)
+	sub := s.subscribe(t.Context(), s.c, func(context.Context, *messaging.Message) error {
+		select {
+		case failed <- time.Now():
+		default:
+		}
+		return messaging.RetryAfter(errors.New("integration: later"), delay)
+	}, messaging.Group(g))
+	s.publish(s.c, &messaging.Message{ID: "retry-after-close", Payload: []byte("x")})
+	var failedAt time.Time
+	select {
+	case failedAt = <-failed:
+	case <-time.After(s.h.Timeout):
+		t.Fatal("the handler never got the message")
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	ch, h := receive(10)
+	s.subscribe(t.Context(), h2(s, t), h, messaging.Group(g))
+	m := s.next(ch, "the message to retry, after its subscription was closed")
+	if m.ID != "retry-after-close" {
+		t.Fatalf("got %s, want retry-after-close", m.ID)
+	}
+	if took := time.Since(failedAt); s.caps.AckDeadline && took < delay {
+		t.Errorf("redelivered %v after RetryAfter(%v), its subscription closed meanwhile", took, delay)
+	}
+	if s.caps.BrokerAttempts && m.Attempt < 2 {
+		t.Errorf("Attempt %d, want at least 2 (a redelivery)", m.Attempt)
 	}
 }
