@@ -10,8 +10,8 @@ import (
 // returned: a call stops waiting when its ctx ends, when the broker has
 // blocked the connection or has been silent for the unavailable timeout
 // (runBoundedUndo), and what it sent goes on in the background. Later calls
-// on the same topic wait for that work first (wait), so that each call
-// acts after the ones that returned before it began: a DeleteTopic made
+// on the same topic wait for that work first, so that each call acts
+// after the ones that returned before it began: a DeleteTopic made
 // after a Provision whose ctx ended deletes what that Provision declares,
 // rather than running first and leaving it, and a Provision made after such
 // a DeleteTopic is not deleted by it. A later call takes the list of such
