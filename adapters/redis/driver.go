@@ -127,8 +127,8 @@ type groupReceiver struct {
 	yield        time.Duration // how long a member that nacked lets the others reclaim first
 
 	// Used by Receive (and Close, after it) only; times in unix ns.
-	reading     chan readResult // the read of new entries in progress
-	cursor      string          // XAUTOCLAIM scan position
+	reading     chan result[[]goredis.XStream] // the read of new entries in progress
+	cursor      string                         // XAUTOCLAIM scan position
 	nextReclaim int64
 	nextCleanup time.Time
 
@@ -189,12 +189,12 @@ func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, 
 				return nil, err
 			}
 			args := &goredis.XReadGroupArgs{Group: r.group, Consumer: r.consumer, Streams: []string{r.key, ">"}, Count: int64(n), Block: block}
-			reading := make(chan readResult, 1)
+			reading := make(chan result[[]goredis.XStream], 1)
 			go func() {
 				// Not cancelled with ctx: what the read returns is this
 				// consumer's, so the reply must be seen.
 				res, err := r.c.rc.XReadGroup(context.WithoutCancel(ctx), args).Result()
-				reading <- readResult{res, err}
+				reading <- result[[]goredis.XStream]{res, err}
 			}()
 			r.reading = reading
 		}
@@ -204,7 +204,7 @@ func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, 
 			if rr.err != nil && !errors.Is(rr.err, goredis.Nil) {
 				return nil, r.c.readError(r.topic, rr.err)
 			}
-			if ds := r.deliveries(rr.res); len(ds) > n {
+			if ds := r.deliveries(rr.v); len(ds) > n {
 				r.release(ds[n:])
 				return ds[:n:n], nil
 			} else if len(ds) > 0 {
@@ -217,9 +217,10 @@ func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, 
 	}
 }
 
-// readResult is what a read of new entries returned.
-type readResult struct {
-	res []goredis.XStream
+// result is what a blocking read returned (see await and
+// groupReceiver.reading).
+type result[T any] struct {
+	v   T
 	err error
 }
 
@@ -401,7 +402,8 @@ func (r *groupReceiver) cleanup(ctx context.Context, reregister bool) {
 // idle time to the ack deadline (any member's next reclaim takes them; a
 // release does not count the delivery) and counts the group's other
 // consumers: with others this member yields (see reclaimAt), alone it
-// reclaims them at once, waking its Receive; then the given-up entries are
+// reclaims them at once, waking its Receive (not for a batch of delayed
+// nacks only, which no member can take yet); then the given-up entries are
 // dead-lettered and acknowledged. Those calls are made one after another
 // whatever the others' outcome, so a dead letter that cannot be written
 // costs only its own entry's acknowledgement (it stays pending and comes
@@ -413,6 +415,7 @@ func (r *groupReceiver) Settle(ctx context.Context, batch []driver.Settlement) e
 	acks := make([]any, 3, 3+len(batch)) // XACK key group id...
 	acks[0], acks[1], acks[2] = "xack", r.key, r.group
 	var claims []any
+	claimable := false // some claim is claimable at once: the members are told
 	var terms []driver.Settlement
 	var errs []error
 	r.heldMu.Lock()
@@ -438,10 +441,13 @@ func (r *groupReceiver) Settle(ctx context.Context, batch []driver.Settlement) e
 			idle := r.ackMs
 			if st.Delay > 0 {
 				idle = max(r.ackMs-st.Delay.Milliseconds(), 0)
+			} else {
+				claimable = true
 			}
 			claims = append(claims, st.Token, idle, -1)
 		case driver.Release:
 			claims = append(claims, st.Token, r.ackMs, max(st.Msg.Attempt-1, 0))
+			claimable = true
 		}
 	}
 	ack := func() {
@@ -453,13 +459,15 @@ func (r *groupReceiver) Settle(ctx context.Context, batch []driver.Settlement) e
 	if len(claims) > 0 {
 		others := -1
 		errs = append(errs, retry(ctx, func() (err error) {
-			others, err = r.claimOwn(ctx, claims, true)
+			others, err = r.claimOwn(ctx, claims, claimable)
 			return err
 		}))
-		if others == 0 {
+		switch {
+		case !claimable: // only delayed nacks: nobody can take them yet
+		case others == 0:
 			r.yieldUntil.Store(0)
 			r.reclaimSoon()
-		} else {
+		default:
 			r.yieldUntil.Store(time.Now().Add(r.yield).UnixNano())
 		}
 	}
@@ -552,7 +560,7 @@ func (r *groupReceiver) Close(ctx context.Context) error {
 		r.reading = nil
 		go func() {
 			if rr := <-reading; rr.err == nil {
-				r.abandoned(rr.res)
+				r.abandoned(rr.v)
 			}
 		}()
 	}
@@ -640,17 +648,13 @@ func (withoutDeadline) Deadline() (time.Time, bool) { return time.Time{}, false 
 // await runs read, a blocking read, in a goroutine and returns its result,
 // or ctx's error as soon as ctx is cancelled: go-redis cannot interrupt a
 // blocking command, and Close must not wait for it. What the read returns
-// after that goes to orphan (when not nil). When ctx only reached its
-// deadline, the read (blocking no longer than that) is awaited.
-func await[T any](ctx context.Context, read func() (T, error), orphan func(T)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
+// after that is dropped. When ctx only reached its deadline, the read
+// (blocking no longer than that) is awaited.
+func await[T any](ctx context.Context, read func() (T, error)) (T, error) {
+	ch := make(chan result[T], 1)
 	go func() {
 		v, err := read()
-		ch <- result{v, err}
+		ch <- result[T]{v, err}
 	}()
 	select {
 	case res := <-ch:
@@ -661,11 +665,6 @@ func await[T any](ctx context.Context, read func() (T, error), orphan func(T)) (
 		res := <-ch
 		return res.v, res.err
 	}
-	go func() {
-		if res := <-ch; res.err == nil && orphan != nil {
-			orphan(res.v)
-		}
-	}()
 	var zero T
 	return zero, ctx.Err()
 }
@@ -742,7 +741,7 @@ func (l *logReader) next(ctx context.Context, n int) ([]*messaging.Message, erro
 			return nil, err
 		}
 		args := &goredis.XReadArgs{Streams: []string{l.key, l.last}, Count: int64(min(n, maxReadCount)), Block: block}
-		res, err := await(ctx, func() ([]goredis.XStream, error) { return l.c.rc.XRead(calls, args).Result() }, nil)
+		res, err := await(ctx, func() ([]goredis.XStream, error) { return l.c.rc.XRead(calls, args).Result() })
 		if err != nil && !errors.Is(err, goredis.Nil) {
 			return nil, l.c.readError(l.topic, err)
 		}
