@@ -101,9 +101,21 @@
 //     rate (README, Performance); retries are safe only with it.
 //   - A Group is a durable pull consumer (ConsumerName) with explicit acks,
 //     filtered on the topic's subject, created at StartAt (default Earliest).
-//     AckDeadline is the consumer's AckWait and MaxAttempts its MaxDeliver;
-//     the latest subscriber's values win. Without a Group, a subscription
-//     has its own ephemeral consumer (default start Latest).
+//     AckDeadline is the consumer's AckWait (the latest subscriber's value
+//     wins). Without a Group, a subscription has its own ephemeral consumer
+//     (default start Latest).
+//   - MaxAttempts is enforced by the engine, not as the consumer's
+//     MaxDeliver, which stays unlimited (2^31-1 with a BackOff; a consumer
+//     an earlier version made with MaxDeliver = MaxAttempts is updated at
+//     the next Subscribe). The server counts every delivery, also the naks
+//     that release messages no handler finished (a stopping subscription's
+//     prefetched messages, an interrupted handler's), and would drop a
+//     message released at its last delivery without a log: with
+//     MaxAttempts(1), every message a subscription held when it closed.
+//     The releases still count in Attempt, so a message released k times
+//     gets k fewer handler calls before it is given up. The cost: no
+//     server-side backstop for a message whose handling crashes the
+//     process; it comes back after each AckDeadline, as on Redis and Kafka.
 //   - Delivery is at-least-once. The consumer side is the library's engine
 //     (package engine) over this adapter's driver: a subscription sends
 //     pull requests for no more than the engine has room for, so the
@@ -125,9 +137,9 @@
 //     delivery is its (k-1)-th entry (the last repeats) instead of
 //     AckDeadline, so a crashed member's messages come back on the
 //     schedule, and a failed attempt without RetryAfter is nak'ed with its
-//     entry as delay. The schedule is cut to MaxAttempts-1 entries; without
-//     MaxAttempts the consumer's MaxDeliver is 2^31-1 (servers before 2.10
-//     reject -1 with a BackOff). Messages the server has pushed to the
+//     entry as delay. The schedule is cut to MaxAttempts-1 entries; the
+//     consumer's MaxDeliver is then 2^31-1 (servers before 2.10 reject -1
+//     with a BackOff). Messages the server has pushed to the
 //     client but the engine has not taken yet (up to twice Prefetch: the
 //     pull buffer and the hand-over to the engine) get no in-progress
 //     signals: with a first entry shorter than they wait there, another

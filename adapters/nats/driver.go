@@ -231,10 +231,7 @@ func (r *jsReceiver) start(ctx context.Context) error {
 			// every third of the ack wait, keep the consumer active.
 			InactiveThreshold: max(ephemeralInactive, o.AckDeadline, slices.Max(append([]time.Duration{0}, r.schedule...))),
 		}
-		if o.MaxAttempts > 0 {
-			cfg.MaxDeliver = o.MaxAttempts
-		}
-		setBackoff(&cfg, o)
+		setBackoff(&cfg, o) // MaxDeliver stays unlimited: see setBackoff
 		start := o.StartAt
 		if r.lastSeq > 0 {
 			start = messaging.AfterOffset(strconv.FormatUint(r.lastSeq, 10))

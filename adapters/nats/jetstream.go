@@ -247,10 +247,7 @@ func (c *Client) group(ctx context.Context, stream, topic, group string, start m
 	}
 	if o != nil {
 		cfg.AckWait = o.AckDeadline
-		if o.MaxAttempts > 0 {
-			cfg.MaxDeliver = o.MaxAttempts
-		}
-		setBackoff(&cfg, *o)
+		setBackoff(&cfg, *o) // MaxDeliver stays unlimited: see setBackoff
 	}
 	if err := deliverPolicy(start, &cfg); err != nil {
 		return nil, err
@@ -408,6 +405,14 @@ const unlimitedWithBackoff = math.MaxInt32
 // server then replaces AckWait by BackOff[0], which cfg says too, so that
 // comparing it with an existing consumer's configuration finds no
 // difference.
+//
+// MaxAttempts is not the consumer's MaxDeliver: the engine gives a message
+// up (Term, logged) when its handler fails at the last allowed attempt.
+// The server counts every delivery, also the naks that release a message
+// no handler finished (a stopping subscription's prefetched messages and
+// interrupted handlers), so a MaxDeliver would make the server drop,
+// unlogged, a message released at its last delivery: with MaxAttempts(1),
+// every message a subscription had fetched when it closed.
 func setBackoff(cfg *jetstream.ConsumerConfig, o messaging.SubscribeOptions) {
 	cfg.BackOff = backoffSchedule(o)
 	if len(cfg.BackOff) > 0 {

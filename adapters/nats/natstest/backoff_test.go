@@ -164,9 +164,11 @@ func TestBackoffHeldMessagesKept(t *testing.T) {
 }
 
 // TestBackoffSubscribeOptions: the schedule is cut to MaxAttempts-1 entries
-// (the server wants fewer than MaxDeliver) and a consumer without a limit
-// gets a finite MaxDeliver, which servers before 2.10 need with a BackOff;
-// a later subscriber without a schedule removes it.
+// and a consumer with one gets a finite MaxDeliver above it, which servers
+// before 2.10 need with a BackOff; MaxAttempts is never the MaxDeliver (the
+// server would drop a message released at its last delivery; the engine
+// enforces it), also on a consumer made with one by an earlier version; a
+// later subscriber without a schedule removes it.
 func TestBackoffSubscribeOptions(t *testing.T) {
 	c := natstest.Open(t)
 	topic, group := integration.UniqueName(t, "boopt"), integration.UniqueName(t, "g")
@@ -187,8 +189,17 @@ func TestBackoffSubscribeOptions(t *testing.T) {
 		return cons.CachedInfo()
 	}
 	s := []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}
-	if got := info(messaging.RedeliveryBackoff(s...), messaging.MaxAttempts(3)).Config; len(got.BackOff) != 2 || got.MaxDeliver != 3 || got.AckWait != time.Second {
-		t.Errorf("MaxAttempts 3: BackOff %v, MaxDeliver %d, AckWait %v; want [1s 2s], 3, 1s", got.BackOff, got.MaxDeliver, got.AckWait)
+	if got := info(messaging.RedeliveryBackoff(s...), messaging.MaxAttempts(3)).Config; len(got.BackOff) != 2 || got.MaxDeliver < 1<<30 || got.AckWait != time.Second {
+		t.Errorf("MaxAttempts 3: BackOff %v, MaxDeliver %d, AckWait %v; want [1s 2s], unlimited (2^31-1), 1s", got.BackOff, got.MaxDeliver, got.AckWait)
+	}
+	// As an earlier version made it: MaxDeliver = MaxAttempts.
+	have := info().Config
+	have.MaxDeliver = 3
+	if _, err := c.JetStream().UpdateConsumer(t.Context(), c.StreamName(topic), have); err != nil {
+		t.Fatal(err)
+	}
+	if got := info(messaging.MaxAttempts(3)).Config; got.MaxDeliver != -1 {
+		t.Errorf("MaxAttempts 3 without a schedule, on a consumer with MaxDeliver 3: MaxDeliver %d, want -1", got.MaxDeliver)
 	}
 	if got := info(messaging.RedeliveryBackoff(s...)).Config; len(got.BackOff) != 3 || got.MaxDeliver < 4 {
 		t.Errorf("no MaxAttempts: BackOff %v, MaxDeliver %d; want 3 entries and a MaxDeliver above 3", got.BackOff, got.MaxDeliver)
