@@ -13,8 +13,12 @@ import "context"
 //   - a panic is recovered and treated as an error wrapping ErrHandlerPanic.
 //
 // The acknowledgement happens after the handler returns, never before. The
-// context is cancelled when the subscription's context is; a handler that
-// returns ctx.Err() then gets its message redelivered.
+// context is cancelled when the subscription stops its handlers (its
+// context ended, or Shutdown's did); a handler that then returns a context
+// error (ctx.Err(), or one wrapping it, not Permanent) did not finish: its
+// message is redelivered, as after a failure, but never given up by
+// MaxAttempts: at the last attempt it is released, its attempt given back
+// where the broker allows.
 type Handler func(ctx context.Context, msg *Message) error
 
 // Middleware wraps a Handler with behaviour such as retry, dead-lettering or

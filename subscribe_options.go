@@ -34,11 +34,17 @@ type SubscribeOptions struct {
 	// (nothing published before the group existed is lost), Latest for an
 	// ephemeral subscription.
 	StartAt Position
-	// MaxAttempts, when > 0, is the most deliveries a message gets; after
-	// the last failed one the adapter gives the message up (dead-lettering it
-	// natively where configured, else acknowledging and logging it). Adapters
-	// push it to the broker where it can count (JetStream MaxDeliver, RabbitMQ
-	// delivery-limit). 0 means no limit.
+	// MaxAttempts, when > 0, is the most deliveries a message gets for its
+	// handler to fail: a failure at Attempt MaxAttempts or later gives the
+	// message up (dead-lettering it natively where configured, else
+	// acknowledging and logging it). A delivery the subscription's stop
+	// ended (an interrupted handler, see Handler, or a message fetched and
+	// not handled yet) is never the last: the message comes again, with an
+	// Attempt beyond MaxAttempts where the broker counts every delivery
+	// (JetStream, RabbitMQ 3.x). RabbitMQ's adapter also declares it as the
+	// quorum queue's delivery-limit (a backstop, see its package doc);
+	// JetStream's MaxDeliver is not set, as the server would drop a message
+	// released at its last delivery. 0 means no limit.
 	MaxAttempts int
 	// RedeliveryBackoff, when set, spaces out redeliveries: after the k-th
 	// delivery of a message fails or is not acknowledged in time, the next

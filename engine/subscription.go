@@ -74,6 +74,7 @@ type subscription struct {
 
 func newSubscription(parent context.Context, c *Consumer, topic string, o messaging.SubscribeOptions, caps messaging.Capabilities, r driver.Receiver) *subscription {
 	handlerCtx, cancelHandlers := context.WithCancel(dispatch.WithMaxAttempts(parent, o.MaxAttempts))
+	handlerCtx = dispatch.Stoppable(handlerCtx)
 	fetchCtx, stopFetch := context.WithCancel(handlerCtx)
 	s := &subscription{
 		c: c, topic: topic, o: o, caps: caps, r: r, log: c.opts.Logger,

@@ -31,6 +31,8 @@ func engineCases(caps messaging.Capabilities, deleter, shutdowner bool) []confor
 		{"TopicDeletedEndsSubscription", "TopicDeleter and Persistent or Replay", deleter && (caps.Persistent || caps.Replay), (*suite).topicDeleted},
 		{"ResubscribeResumes", "Groups, and Persistent or Replay", caps.Groups && (caps.Persistent || caps.Replay), (*suite).resubscribeResumes},
 		{"RetryAfterSurvivesClose", "Groups, and Persistent or Replay", caps.Groups && (caps.Persistent || caps.Replay), (*suite).retryAfterSurvivesClose},
+		// A released message comes to another subscription of its group.
+		{"StopReleasesLastAttempt", "Groups, and Persistent or Replay", caps.Groups && (caps.Persistent || caps.Replay), (*suite).stopReleasesLastAttempt},
 		{"RecreatedTopicGroupStartsAfresh", "TopicDeleter, Groups, and Persistent or Replay", deleter && caps.Groups && (caps.Persistent || caps.Replay), (*suite).recreatedGroup},
 	}
 }
@@ -505,5 +507,55 @@ func (s *suite) retryAfterSurvivesClose(t *testing.T) {
 	}
 	if s.caps.BrokerAttempts && m.Attempt < 2 {
 		t.Errorf("Attempt %d, want at least 2 (a redelivery)", m.Attempt)
+	}
+}
+
+// stopReleasesLastAttempt: with MaxAttempts(1), a subscription stopped
+// (its context cancelled, then Close) while a handler runs and more
+// messages wait fetched gives up none of them: the handler that returns
+// its context's error did not fail, and the waiting ones never reached a
+// handler. Each comes to the next subscription of the group, also after a
+// second stop, though a broker that counts deliveries has counted them (so JetStream's MaxDeliver must not be MaxAttempts; a
+// RabbitMQ group queue that Provision made has no delivery-limit).
+func (s *suite) stopReleasesLastAttempt(t *testing.T) {
+	g := s.group("stoplast")
+	s.provision(g)
+	msgs := numbered("stoplast", 4)
+	for _, m := range msgs {
+		m.Key = "one-key" // one worker: the first blocks it, the others wait fetched
+	}
+	s.publish(s.c, msgs...)
+	for round := 1; round <= 2; round++ {
+		started := make(chan struct{}, 1)
+		ctx, cancel := context.WithCancel(t.Context())
+		sub := s.subscribe(ctx, s.c, func(ctx context.Context, _ *messaging.Message) error {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		}, messaging.Group(g), messaging.Concurrency(1), messaging.Prefetch(8), messaging.MaxAttempts(1))
+		select {
+		case <-started:
+		case <-time.After(s.h.Timeout):
+			cancel()
+			t.Fatalf("round %d: the handler never got a message", round)
+		}
+		cancel()
+		if err := sub.Close(); err != nil {
+			t.Fatalf("round %d: Close: %v", round, err)
+		}
+	}
+	col := NewCollector()
+	s.subscribe(t.Context(), h2(s, t), col.Handler(), messaging.Group(g), messaging.MaxAttempts(1))
+	if !col.Wait(s.h.Timeout, func(c *Collector) bool { return c.Distinct() == len(msgs) }) {
+		var missing []string
+		for _, m := range msgs {
+			if col.Count(m.ID) == 0 {
+				missing = append(missing, m.ID)
+			}
+		}
+		t.Fatalf("after two stops with MaxAttempts(1), never delivered again: %v", missing)
 	}
 }

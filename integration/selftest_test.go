@@ -118,6 +118,19 @@ func (b *broken) Subscribe(ctx context.Context, topic string, h messaging.Handle
 		}
 	case "recreate-keeps-position":
 		h = b.keepPosition(topic, h, opts)
+	case "gives-up-interrupted":
+		// A handler the subscription's stop interrupts at the last
+		// attempt counts as its last failure: the message is given up.
+		if o, err := messaging.NewSubscribeOptions(1, opts...); err == nil && o.MaxAttempts > 0 {
+			inner := h
+			h = func(ctx context.Context, m *messaging.Message) error {
+				err := inner(ctx, m)
+				if err != nil && ctx.Err() != nil && m.Attempt >= o.MaxAttempts {
+					return messaging.Permanent(err)
+				}
+				return err
+			}
+		}
 	case "resubscribe-replays":
 		// A group subscribed again starts over: the topic read from
 		// Earliest as well, what the group handled before included.
@@ -291,6 +304,8 @@ func TestSuiteCatchesBrokenAdapters(t *testing.T) {
 			says: "delivered again after resubscribing"},
 		"recreate-keeps-position": {mustFail: []string{"RecreatedTopicGroupStartsAfresh"}, only: []string{"RecreatedTopicGroupStartsAfresh"},
 			says: "waiting for the recreated topic's first message"},
+		"gives-up-interrupted": {mustFail: []string{"StopReleasesLastAttempt"}, only: []string{"StopReleasesLastAttempt"},
+			says: "never delivered again: [stoplast-0"},
 		// A Timeout above DefaultAckDeadline: the bound fails the case, not
 		// the wait for the redelivery.
 		"ignores-ackdeadline": {mustFail: []string{"AckDeadline"}, only: []string{"AckDeadline"},

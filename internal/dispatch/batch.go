@@ -45,7 +45,7 @@ func InvokeBatch(ctx context.Context, h messaging.BatchHandler, msgs []*messagin
 		if e == nil && errs != nil {
 			e = errs[i]
 		}
-		out[i] = Classify(e, m.Attempt, maxAttempts)
+		out[i] = classifyIn(ctx, e, m.Attempt, maxAttempts)
 	}
 	return out
 }

@@ -34,10 +34,24 @@ type Result struct {
 }
 
 // Invoke runs h on msg, turning a panic into an error wrapping
-// messaging.ErrHandlerPanic, and classifies the result. maxAttempts > 0 turns
-// a Nack of the last allowed attempt into Term.
+// messaging.ErrHandlerPanic, and classifies the result as Classify does.
+// maxAttempts > 0 turns a Nack of the last allowed attempt into Term,
+// unless the subscription's stop interrupted the handler (see
+// Interrupted).
 func Invoke(ctx context.Context, h messaging.Handler, msg *messaging.Message, maxAttempts int) Result {
-	return Classify(call(ctx, h, msg), msg.Attempt, maxAttempts)
+	return classifyIn(ctx, call(ctx, h, msg), msg.Attempt, maxAttempts)
+}
+
+// classifyIn is Classify for a handler that ran in ctx. An interrupted one
+// is never a Term: at the last allowed attempt it is a Release, which gives
+// the attempt back where the broker lets it (so that no broker-side limit
+// gives the message up either), else a Nack as any failure.
+func classifyIn(ctx context.Context, err error, attempt, maxAttempts int) Result {
+	r := Classify(err, attempt, maxAttempts)
+	if r.Outcome == Term && Interrupted(ctx, err) {
+		return Result{Outcome: Release}
+	}
+	return r
 }
 
 // Classify maps a handler error to an Outcome.

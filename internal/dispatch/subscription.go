@@ -30,6 +30,7 @@ type Subscription struct {
 // subscription).
 func NewSubscription(parent context.Context, onFinish func()) *Subscription {
 	handlerCtx, cancelHandlers := context.WithCancel(parent)
+	handlerCtx = Stoppable(handlerCtx)
 	fetchCtx, stop := context.WithCancel(handlerCtx)
 	return &Subscription{handlerCtx: handlerCtx, cancelHandlers: cancelHandlers, fetchCtx: fetchCtx, stop: stop, done: make(chan struct{}), onFinish: onFinish}
 }

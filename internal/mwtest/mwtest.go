@@ -103,3 +103,53 @@ func GiveUp(t testing.TB, mw messaging.Middleware) string {
 	}
 	return topic
 }
+
+// Interrupt subscribes to a new topic of a fresh memory broker, in group
+// "g" with MaxAttempts(1), a handler wrapped with mw that waits for its
+// context and returns its error, publishes one message, stops the
+// subscription (its context cancelled, then Close) while the handler waits,
+// and fails the test unless a new subscription of the group gets the
+// message again: the stopped subscription redelivers it, mw did not settle
+// it as a last failure.
+func Interrupt(t testing.TB, mw messaging.Middleware) {
+	t.Helper()
+	c := Memory(t)
+	ctx := Context(t, 10*time.Second)
+	topic := Topic(t, c, "interrupt")
+	started := make(chan struct{})
+	var once sync.Once
+	h := messaging.Chain(func(ctx context.Context, _ *messaging.Message) error {
+		once.Do(func() { close(started) })
+		<-ctx.Done()
+		return ctx.Err()
+	}, mw)
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sub := Subscribe(t, subCtx, c, topic, h, messaging.Group("g"), messaging.MaxAttempts(1))
+	Publish(t, ctx, c, topic, &messaging.Message{ID: "interrupted", Payload: []byte("x")})
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the message was not delivered")
+	}
+	cancel()
+	if err := sub.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	got := make(chan *messaging.Message, 1)
+	Subscribe(t, ctx, c, topic, func(_ context.Context, m *messaging.Message) error {
+		select {
+		case got <- m:
+		default:
+		}
+		return nil
+	}, messaging.Group("g"), messaging.MaxAttempts(1))
+	select {
+	case m := <-got:
+		if m.ID != "interrupted" {
+			t.Fatalf("got %s, want the interrupted message", m.ID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the message whose handler the subscription's stop interrupted at its last attempt never came back")
+	}
+}

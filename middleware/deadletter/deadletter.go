@@ -186,7 +186,7 @@ func New(pub messaging.Publisher, topic string, opts ...Option) (messaging.Middl
 			final := layer.GivenUp(ctx, msg, err) || // Permanent, or the subscription's last attempt
 				(c.maxAttempts > 0 && msg.Attempt >= c.maxAttempts) ||
 				(inRetry && outer.Final != nil && outer.Final(err, max(msg.Attempt, 1)))
-			if !final {
+			if !final || layer.Interrupted(ctx, err) { // the subscription redelivers an interrupted one
 				return err
 			}
 			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.publishTimeout)

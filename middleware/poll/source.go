@@ -195,6 +195,8 @@ func (d *deliverer) deliver(ctx context.Context, it Item) error {
 		switch r.Outcome {
 		case dispatch.Ack:
 			return nil
+		case dispatch.Release: // interrupted at the last attempt by the subscription's stop
+			return d.sub.HandlerContext().Err()
 		case dispatch.Term:
 			d.cfg.Logger.Warn("poll: item given up", "topic", d.topic, "group", d.o.Group, "id", msg.ID, "attempt", attempt, "error", r.Err)
 			return nil

@@ -184,14 +184,21 @@ func CallBatch(ctx context.Context, h messaging.BatchHandler, msgs []*messaging.
 	return errs, all
 }
 
+// Interrupted reports whether err, a handler's error in ctx, is the context
+// error of a handler its subscription's stop interrupted: the subscription
+// redelivers that message even at the last attempt (see
+// dispatch.Interrupted), so no layer may treat it as a last failure.
+func Interrupted(ctx context.Context, err error) bool { return dispatch.Interrupted(ctx, err) }
+
 // GivenUp reports whether the subscription gives msg up after the handler
 // failed it with err in ctx (the handler context): err is marked
 // messaging.Permanent, or msg.Attempt is the last the subscription's
 // MaxAttempts allows, which the consumers of this module put in the handler
 // context (a consumer that does not, gives up only the first kind). A nil
-// err is not given up.
+// err is not given up, nor is the context error of a handler its
+// subscription's stop interrupted (see Interrupted).
 func GivenUp(ctx context.Context, msg *messaging.Message, err error) bool {
-	if err == nil {
+	if err == nil || dispatch.Interrupted(ctx, err) {
 		return false
 	}
 	maxAttempts, _ := dispatch.MaxAttempts(ctx)

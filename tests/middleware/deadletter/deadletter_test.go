@@ -134,6 +134,26 @@ func TestSubscriptionMaxAttemptsIsDeadLettered(t *testing.T) {
 	}
 }
 
+// TestInterruptedLastAttemptIsNotDeadLettered: a handler that returns its
+// context's error because its subscription stops is not a failure, even at
+// the last attempt (the subscription's MaxAttempts or WithMaxAttempts):
+// the message is neither dead-lettered nor acknowledged, but redelivered to
+// the next subscriber.
+func TestInterruptedLastAttemptIsNotDeadLettered(t *testing.T) {
+	for name, opts := range map[string][]deadletter.Option{
+		"subscription MaxAttempts": nil,
+		"WithMaxAttempts":          {deadletter.WithMaxAttempts(1)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rec := &recorder{}
+			mwtest.Interrupt(t, mwtest.Must(deadletter.New(rec, "dlq", opts...)))
+			if n := len(rec.sent("dlq")); n != 0 {
+				t.Errorf("%d dead letters for a message no handler failed", n)
+			}
+		})
+	}
+}
+
 func TestFailedDeadLetterPublishKeepsOriginal(t *testing.T) {
 	rec := &recorder{fail: errors.New("broker down")}
 	h := mwtest.Must(deadletter.New(rec, "dlq", deadletter.WithRetryDelay(3*time.Second)))(func(context.Context, *messaging.Message) error {

@@ -291,3 +291,39 @@ func TestSourceIsAConsumerForMiddlewareAndClose(t *testing.T) {
 		t.Fatalf("subscribe after close: %v", err)
 	}
 }
+
+// TestSourceKeepsInterruptedLastAttempt: with MaxAttempts(1), an item whose
+// handler returns its context's error because the subscription stops is not
+// given up: the next subscription of the group starts with it.
+func TestSourceKeepsInterruptedLastAttempt(t *testing.T) {
+	ctx := mwtest.Context(t, time.Minute)
+	a := &api{page: 3}
+	a.add(3)
+	src := mustSource(t, a.fetch, poll.WithInterval(10*time.Millisecond))
+	defer src.Close()
+	started := make(chan struct{})
+	var once sync.Once
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sub, err := src.Subscribe(subCtx, "orders", func(ctx context.Context, _ *messaging.Message) error {
+		once.Do(func() { close(started) })
+		<-ctx.Done()
+		return ctx.Err()
+	}, messaging.Group("sync"), messaging.MaxAttempts(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("no item delivered")
+	}
+	cancel()
+	<-sub.Done()
+	col := integration.NewCollector()
+	if _, err := src.Subscribe(ctx, "orders", col.Handler(), messaging.Group("sync"), messaging.MaxAttempts(1)); err != nil {
+		t.Fatal(err)
+	}
+	col.WaitDistinct(t, 3, 10*time.Second)
+	col.Report(t, ids(0, 3))
+}
