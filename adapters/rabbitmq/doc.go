@@ -192,14 +192,16 @@
 // channel), so those messages are redelivered.
 //
 //   - An error requeues the message with basic.reject (requeue); a
-//     Release (a message a stopping subscription returns unhandled) is
-//     requeued with basic.nack. Attempt is x-delivery-count + 1, counted by
-//     the quorum queue, so it survives consumer restarts. From RabbitMQ 4.3
+//     Release (a message a stopping subscription returns unhandled, or
+//     whose handler its stop interrupted at the last attempt) is requeued
+//     with basic.nack. Attempt is x-delivery-count + 1, counted by the
+//     quorum queue, so it survives consumer restarts. From RabbitMQ 4.3
 //     only basic.reject counts (a failure), so a release costs no attempt;
-//     RabbitMQ 3.x counts both (see the delivery limit below). Without a group the exclusive classic queue counts no
-//     deliveries: the engine keeps a failed message unacknowledged and
-//     hands it to the subscription again itself, counting Attempt, so
-//     MaxAttempts holds there too.
+//     RabbitMQ 3.x counts both (see the delivery limit below). Without a
+//     group the exclusive classic queue counts no deliveries: the engine
+//     keeps a failed message unacknowledged and hands it to the
+//     subscription again itself, counting Attempt, so MaxAttempts holds
+//     there too.
 //   - RetryAfter(err, d) on a group: the message is republished (with
 //     confirm) to a TTL queue "<topic>~<group>~~retry-<ms>ms" (delay rounded
 //     up to 100ms) that dead-letters it back into the group's queue after d,
