@@ -40,6 +40,7 @@ type Client struct {
 
 	declared   sync.Map // topic -> connection generation it was declared on
 	registered sync.Map // queue name -> struct{}: recorded in its topic's registry
+	mismatched sync.Map // queue name -> struct{}: warned that it exists with other arguments
 
 	mu          sync.Mutex
 	provisioned map[string]map[string]bool // topic -> groups, re-declared on reconnect
@@ -402,7 +403,8 @@ func (c *Client) groupArgs(maxAttempts int) amqp.Table {
 
 // declareGroup declares topic's exchange and group's quorum queue bound to
 // it, on ch. A queue that exists with other arguments (another delivery
-// limit or dead-letter exchange) is used as it is, with a warning; the
+// limit or dead-letter exchange) is used as it is, with a warning (once per
+// queue and client: each Subscribe of the group meets it again); the
 // broker then closes ch, so declareGroup returns the channel to go on with.
 func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, group string, maxAttempts int) (*amqp.Channel, error) {
 	if err := c.declareTopic(ctx, ch, topic); err != nil {
@@ -418,8 +420,10 @@ func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, grou
 		if !isCode(err, amqp.PreconditionFailed) {
 			return ch, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
 		}
-		c.cfg.logger.Warn("rabbitmq: group queue exists with other arguments; using it as it is (MaxAttempts is then enforced by the client only)",
-			"queue", q, "error", err)
+		if _, warned := c.mismatched.LoadOrStore(q, struct{}{}); !warned {
+			c.cfg.logger.Warn("rabbitmq: group queue exists with other arguments; using it as it is (the client enforces MaxAttempts; the queue's own delivery limit, if any, still applies)",
+				"queue", q, "error", err)
+		}
 		nch, err := c.conn.channelNow()
 		if err != nil {
 			return ch, err
@@ -656,6 +660,7 @@ func (c *Client) deleteTopic(ctx context.Context, ch *amqp.Channel, topic string
 	// names it has not deleted yet, to the next call.
 	for _, q := range append(slices.Collect(maps.Keys(names)), reg) {
 		c.registered.Delete(q)
+		c.mismatched.Delete(q)
 		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
 			if !isCode(err, amqp.NotFound) {
 				return namedErr{fmt.Errorf("rabbitmq: delete topic %s: delete queue %q: %w", topic, q, err)}

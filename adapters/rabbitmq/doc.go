@@ -232,9 +232,9 @@
 //     WithDeadLetterExchange (and republish from it), or create the group
 //     with Provision before any Subscribe with MaxAttempts: Provision
 //     declares no delivery limit, and the queue is then used as it is,
-//     MaxAttempts enforced by the client alone (a warning at each
-//     Subscribe; no broker-side backstop for a message that crashes its
-//     consumers). A small Prefetch returns fewer messages per stop. The
+//     MaxAttempts enforced by the client alone (a warning at the first
+//     such Subscribe of each client; no broker-side backstop for a message
+//     that crashes its consumers). A small Prefetch returns fewer messages per stop. The
 //     client cannot change an existing queue's limit: RabbitMQ refuses to
 //     re-declare a queue with other arguments (the queue must be deleted
 //     and declared again).
