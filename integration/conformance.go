@@ -53,6 +53,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"RedeliveryBackoff", "BrokerBackoff", caps.Groups && caps.BrokerBackoff, (*suite).redeliveryBackoff},
 		{"BatchDelivery", "BatchConsumer", caps.Groups && batches, (*suite).batchDelivery},
 		{"BatchPartialFailure", "BatchConsumer", caps.Groups && batches, (*suite).batchPartialFailure},
+		{"BatchStopReleasesLastAttempt", "BatchConsumer, Groups, and Persistent or Replay", caps.Groups && batches && (caps.Persistent || caps.Replay), (*suite).batchStopReleasesLastAttempt},
 		{"Count10000", "", true, (*suite).count10000},
 		{"CloseSemantics", "", true, (*suite).closeSemantics},
 		{"CancelledContext", "", true, (*suite).cancelledContext},

@@ -154,3 +154,49 @@ func (s *suite) redeliveryBackoff(t *testing.T) {
 		}
 	}
 }
+
+// batchStopReleasesLastAttempt is StopReleasesLastAttempt for a batch
+// handler: with MaxAttempts(1), a SubscribeBatch subscription stopped while
+// its handler runs, which then fails its batch with the context's error,
+// gives up none of the messages, also after a second stop.
+func (s *suite) batchStopReleasesLastAttempt(t *testing.T) {
+	g := s.group("bstop")
+	s.provision(g)
+	msgs := numbered("bstop", 4)
+	s.publish(s.c, msgs...)
+	for round := 1; round <= 2; round++ {
+		started := make(chan struct{}, 1)
+		ctx, cancel := context.WithCancel(t.Context())
+		sub, err := s.batchConsumer().SubscribeBatch(ctx, s.topic, func(ctx context.Context, ms []*messaging.Message) []error {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			<-ctx.Done()
+			errs := make([]error, len(ms))
+			for i := range errs {
+				errs[i] = ctx.Err()
+			}
+			return errs
+		}, messaging.Group(g), messaging.MaxAttempts(1), messaging.BatchSize(2))
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		select {
+		case <-started:
+		case <-time.After(s.h.Timeout):
+			cancel()
+			t.Fatalf("round %d: the batch handler never got a batch", round)
+		}
+		cancel()
+		if err := sub.Close(); err != nil {
+			t.Fatalf("round %d: Close: %v", round, err)
+		}
+	}
+	col := NewCollector()
+	s.subscribe(t.Context(), h2(s, t), col.Handler(), messaging.Group(g), messaging.MaxAttempts(1))
+	if !col.Wait(s.h.Timeout, func(c *Collector) bool { return c.Distinct() == len(msgs) }) {
+		t.Fatalf("after two stops of a batch subscription with MaxAttempts(1), %d of %d messages delivered again", col.Distinct(), len(msgs))
+	}
+}
