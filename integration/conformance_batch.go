@@ -164,9 +164,7 @@ func (s *suite) batchStopReleasesLastAttempt(t *testing.T) {
 	s.provision(g)
 	msgs := numbered("bstop", 4)
 	s.publish(s.c, msgs...)
-	for round := 1; round <= 2; round++ {
-		started := make(chan struct{}, 1)
-		ctx, cancel := context.WithCancel(t.Context())
+	s.stopTwiceAtLastAttempt(t, g, msgs, func(ctx context.Context, started chan<- struct{}) messaging.Subscription {
 		sub, err := s.batchConsumer().SubscribeBatch(ctx, s.topic, func(ctx context.Context, ms []*messaging.Message) []error {
 			select {
 			case started <- struct{}{}:
@@ -180,23 +178,9 @@ func (s *suite) batchStopReleasesLastAttempt(t *testing.T) {
 			return errs
 		}, messaging.Group(g), messaging.MaxAttempts(1), messaging.BatchSize(2))
 		if err != nil {
-			cancel()
-			t.Fatal(err)
+			t.Fatalf("SubscribeBatch: %v", err)
 		}
-		select {
-		case <-started:
-		case <-time.After(s.h.Timeout):
-			cancel()
-			t.Fatalf("round %d: the batch handler never got a batch", round)
-		}
-		cancel()
-		if err := sub.Close(); err != nil {
-			t.Fatalf("round %d: Close: %v", round, err)
-		}
-	}
-	col := NewCollector()
-	s.subscribe(t.Context(), h2(s, t), col.Handler(), messaging.Group(g), messaging.MaxAttempts(1))
-	if !col.Wait(s.h.Timeout, func(c *Collector) bool { return c.Distinct() == len(msgs) }) {
-		t.Fatalf("after two stops of a batch subscription with MaxAttempts(1), %d of %d messages delivered again", col.Distinct(), len(msgs))
-	}
+		t.Cleanup(func() { _ = sub.Close() })
+		return sub
+	})
 }

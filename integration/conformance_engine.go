@@ -525,10 +525,8 @@ func (s *suite) stopReleasesLastAttempt(t *testing.T) {
 		m.Key = "one-key" // one worker: the first blocks it, the others wait fetched
 	}
 	s.publish(s.c, msgs...)
-	for round := 1; round <= 2; round++ {
-		started := make(chan struct{}, 1)
-		ctx, cancel := context.WithCancel(t.Context())
-		sub := s.subscribe(ctx, s.c, func(ctx context.Context, _ *messaging.Message) error {
+	s.stopTwiceAtLastAttempt(t, g, msgs, func(ctx context.Context, started chan<- struct{}) messaging.Subscription {
+		return s.subscribe(ctx, s.c, func(ctx context.Context, _ *messaging.Message) error {
 			select {
 			case started <- struct{}{}:
 			default:
@@ -536,6 +534,19 @@ func (s *suite) stopReleasesLastAttempt(t *testing.T) {
 			<-ctx.Done()
 			return ctx.Err()
 		}, messaging.Group(g), messaging.Concurrency(1), messaging.Prefetch(8), messaging.MaxAttempts(1))
+	})
+}
+
+// stopTwiceAtLastAttempt, twice, starts a subscription of group g with
+// start (its handler signals started, then waits for its context and fails
+// with its error) and stops it once the handler runs: its context
+// cancelled, then Close. It fails t unless a third subscription of g, with
+// MaxAttempts(1), then gets every one of msgs.
+func (s *suite) stopTwiceAtLastAttempt(t *testing.T, g string, msgs []*messaging.Message, start func(ctx context.Context, started chan<- struct{}) messaging.Subscription) {
+	for round := 1; round <= 2; round++ {
+		started := make(chan struct{}, 1)
+		ctx, cancel := context.WithCancel(t.Context())
+		sub := start(ctx, started)
 		select {
 		case <-started:
 		case <-time.After(s.h.Timeout):
