@@ -515,17 +515,27 @@ func (s *suite) retryAfterSurvivesClose(t *testing.T) {
 // messages wait fetched gives up none of them: the handler that returns
 // its context's error did not fail, and the waiting ones never reached a
 // handler. Each comes to the next subscription of the group, also after a
-// second stop, though a broker that counts deliveries has counted them (so JetStream's MaxDeliver must not be MaxAttempts; a
-// RabbitMQ group queue that Provision made has no delivery-limit).
+// second stop, though a broker that counts deliveries has counted them:
+// JetStream's MaxDeliver must not be MaxAttempts, and a RabbitMQ 3.x
+// quorum queue whose delivery-limit is MaxAttempts (the group is not
+// provisioned: Subscribe makes it) must not get more returns than it
+// allows.
 func (s *suite) stopReleasesLastAttempt(t *testing.T) {
 	g := s.group("stoplast")
-	s.provision(g)
 	msgs := numbered("stoplast", 4)
 	for _, m := range msgs {
 		m.Key = "one-key" // one worker: the first blocks it, the others wait fetched
 	}
-	s.publish(s.c, msgs...)
+	first := true
 	s.stopTwiceAtLastAttempt(t, g, msgs, func(ctx context.Context, started chan<- struct{}) messaging.Subscription {
+		// Not provisioned: the first Subscribe makes the group, with what
+		// the broker sets for MaxAttempts (a quorum queue's delivery-limit).
+		defer func() {
+			if first {
+				first = false
+				s.publish(s.c, msgs...)
+			}
+		}()
 		return s.subscribe(ctx, s.c, func(ctx context.Context, _ *messaging.Message) error {
 			select {
 			case started <- struct{}{}:

@@ -406,19 +406,23 @@ func (c *Client) groupArgs(maxAttempts int) amqp.Table {
 // limit or dead-letter exchange) is used as it is, with a warning (once per
 // queue and client: each Subscribe of the group meets it again); the
 // broker then closes ch, so declareGroup returns the channel to go on with.
-func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, group string, maxAttempts int) (*amqp.Channel, error) {
+// limit is the queue's delivery limit when it is known: maxAttempts, when
+// the queue was declared (or exists) with it; else 0.
+func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, group string, maxAttempts int) (_ *amqp.Channel, limit int, _ error) {
 	if err := c.declareTopic(ctx, ch, topic); err != nil {
-		return ch, err
+		return ch, 0, err
 	}
 	if c.cfg.deadLetter != "" {
 		if err := ch.ExchangeDeclare(c.cfg.deadLetter, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
-			return ch, fmt.Errorf("rabbitmq: declare dead-letter exchange %q: %w", c.cfg.deadLetter, err)
+			return ch, 0, fmt.Errorf("rabbitmq: declare dead-letter exchange %q: %w", c.cfg.deadLetter, err)
 		}
 	}
 	q := groupQueue(topic, group)
+	limit = maxAttempts
 	if _, err := ch.QueueDeclare(q, true, false, false, false, c.groupArgs(maxAttempts)); err != nil {
+		limit = 0
 		if !isCode(err, amqp.PreconditionFailed) {
-			return ch, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
+			return ch, 0, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
 		}
 		if _, warned := c.mismatched.LoadOrStore(q, struct{}{}); !warned {
 			c.cfg.logger.Warn("rabbitmq: group queue exists with other arguments; using it as it is (the client enforces MaxAttempts; the queue's own delivery limit, if any, still applies)",
@@ -426,17 +430,17 @@ func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, grou
 		}
 		nch, err := c.conn.channelNow()
 		if err != nil {
-			return ch, err
+			return ch, 0, err
 		}
 		ch = nch
 		if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err != nil {
-			return ch, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
+			return ch, 0, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
 		}
 	}
 	if err := ch.QueueBind(q, "#", topic, false, nil); err != nil {
-		return ch, fmt.Errorf("rabbitmq: bind group queue %q: %w", q, err)
+		return ch, 0, fmt.Errorf("rabbitmq: bind group queue %q: %w", q, err)
 	}
-	return ch, c.register(ctx, topic, q)
+	return ch, limit, c.register(ctx, topic, q)
 }
 
 // Provision declares topic's exchange and, for each group, its durable
@@ -470,7 +474,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 		}
 		c.declared.Store(topic, gen)
 		for _, g := range groups {
-			nch, err := c.declareGroup(ctx, ch, topic, g, 0)
+			nch, _, err := c.declareGroup(ctx, ch, topic, g, 0)
 			if nch != ch {
 				_ = ch.Close()
 				ch = nch

@@ -214,29 +214,35 @@
 //     client gives the message up after the n-th failed delivery. A queue that
 //     already exists with other arguments is used as it is (with a warning);
 //     the client-side limit still applies.
-//   - On RabbitMQ 3.x (before 4.3) the queue counts every return of a message toward
-//     x-delivery-limit, not only failures: a Release (the messages a
-//     subscription had prefetched but not started when it stops, by Close
-//     or Shutdown, requeued with basic.nack) counts, and so do the messages
-//     a closed channel or a lost connection gives back (on 3.10 basic.nack,
-//     basic.reject, a basic.cancel before either and closing the channel
-//     all count; AMQP 0-9-1 has no return that does not). A message
-//     returned more than n times in all is removed by the broker without
-//     reaching a handler: dead-lettered (x-death reason delivery_limit)
-//     with WithDeadLetterExchange, dropped and not logged without one. Each
-//     stop of a subscription returns up to Prefetch messages, so a group
-//     whose subscriptions are restarted more than n times while messages
-//     wait (rolling deployments) can lose some that no handler ever
-//     failed; the returns also count in Attempt, leaving such a message
-//     fewer handler calls before the client gives it up. To lose none, use
-//     WithDeadLetterExchange (and republish from it), or create the group
-//     with Provision before any Subscribe with MaxAttempts: Provision
-//     declares no delivery limit, and the queue is then used as it is,
-//     MaxAttempts enforced by the client alone (a warning at the first
-//     such Subscribe of each client; no broker-side backstop for a message
-//     that crashes its consumers). A small Prefetch returns fewer messages per stop. The
-//     client cannot change an existing queue's limit: RabbitMQ refuses to
-//     re-declare a queue with other arguments (the queue must be deleted
+//   - On RabbitMQ 3.x (before 4.3) the queue counts every return of a
+//     message toward x-delivery-limit, not only failures: a Release (the
+//     messages a subscription had fetched but not handled when it stops,
+//     by Close or Shutdown, and a handler interrupted at its last attempt)
+//     counts, and so do the messages a closed channel or a lost connection
+//     gives back (on 3.10 basic.nack, basic.reject, a basic.cancel before
+//     either and closing the channel all count; AMQP 0-9-1 has no return
+//     that does not). A message returned more than n times is removed by
+//     the broker without reaching a handler: dead-lettered (x-death reason
+//     delivery_limit) with WithDeadLetterExchange, dropped and not logged
+//     without one. So that releases, which are no failures, lose nothing:
+//     a stopping subscription cancels its consumer before its first
+//     release (else the broker hands a nacked message straight back to the
+//     closing channel, whose close returns it again: two returns per
+//     release), and a message whose return would pass the limit (the
+//     subscription declared the queue with it) takes the retry queue's
+//     detour instead: a new copy, whose count starts again, Attempt going
+//     on, behind the messages that came meanwhile; the deliveries that came
+//     on the channel but were never fetched are taken so at Close too.
+//     Messages still on the wire when the cancel takes effect, and those of
+//     a lost connection or a crashed consumer, are returned as they are (a
+//     crash looping on a message is what the limit is for). The returns
+//     count in Attempt, leaving a released message fewer handler calls
+//     before the client gives it up. A queue that Provision made has no
+//     delivery limit and is used as it is, MaxAttempts enforced by the
+//     client alone (a warning at the first such Subscribe of each client;
+//     no broker-side backstop for a message that crashes its consumers).
+//     The client cannot change an existing queue's limit: RabbitMQ refuses
+//     to re-declare a queue with other arguments (the queue must be deleted
 //     and declared again).
 //   - Given-up messages (Permanent error, MaxAttempts) are dead-lettered by
 //     the broker into the WithDeadLetterExchange exchange (declared fanout if

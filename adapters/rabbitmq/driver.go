@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -74,10 +76,12 @@ type receiver struct {
 	c     *Client
 	topic string
 	o     messaging.SubscribeOptions
-	queue string // the group's queue; empty for an ephemeral subscription
+	queue string       // the group's queue; empty for an ephemeral subscription
+	limit atomic.Int64 // the queue's delivery limit, when known (see pastLimit)
 
 	ch    *amqp.Channel // nil once lost, until Receive starts again
 	in    <-chan amqp.Delivery
+	cons  *consumer   // ch's consumer
 	acks  *acker      // ch's
 	watch *blockWatch // the blocked state of ch's connection
 }
@@ -86,6 +90,34 @@ type receiver struct {
 type token struct {
 	d amqp.Delivery
 	a *acker
+	c *consumer
+}
+
+// consumer is a receiver's consumer on one channel.
+type consumer struct {
+	ch        *amqp.Channel
+	tag       string
+	cancel    sync.Once
+	cancelled atomic.Bool
+}
+
+// stop cancels the consumer (basic.cancel, without waiting for the reply)
+// before the first release: a message returned with basic.nack while the
+// consumer still has room in its prefetch window comes straight back to
+// it, and closing the channel then returns it a second time, which
+// RabbitMQ 3.x counts toward x-delivery-limit (two returns per release: a
+// queue whose limit is MaxAttempts dropped a message released once with
+// MaxAttempts(1)). The frames of a channel are processed in order, so the
+// nacks that follow go to the other consumers. Releases happen only when
+// the subscription stops, after its last Receive.
+func (c *consumer) stop() {
+	if c == nil { // a token made without a consumer (tests of the acker)
+		return
+	}
+	c.cancel.Do(func() {
+		c.cancelled.Store(true)
+		_ = c.ch.Cancel(c.tag, true)
+	})
 }
 
 // Capabilities: an exclusive queue cannot take the TTL detour, and as a
@@ -112,9 +144,10 @@ func (r *receiver) start(ctx context.Context) error {
 	var ch *amqp.Channel
 	var in <-chan amqp.Delivery
 	var watch *blockWatch
+	tag := "msgkit-" + driver.NewID()
 	err := r.c.conn.channelBounded(ctx, time.Now(), r.topic, func(c *amqp.Channel, _ uint64, w *blockWatch) error {
 		var err error
-		if c, in, err = r.consume(ctx, c); err == nil {
+		if c, in, err = r.consume(ctx, c, tag); err == nil {
 			ch, watch = c, w
 		}
 		return err
@@ -123,16 +156,19 @@ func (r *receiver) start(ctx context.Context) error {
 		return err
 	}
 	r.ch, r.in, r.acks, r.watch = ch, in, newAcker(ch, r.o.Prefetch, r.c.cfg.ackDelay), watch
+	r.cons = &consumer{ch: ch, tag: tag}
 	return nil
 }
 
 // consume declares r's queue and starts consuming it on ch; on failure it
 // closes the channel it ends with (declareGroup may replace ch).
-func (r *receiver) consume(ctx context.Context, ch *amqp.Channel) (*amqp.Channel, <-chan amqp.Delivery, error) {
+func (r *receiver) consume(ctx context.Context, ch *amqp.Channel, tag string) (*amqp.Channel, <-chan amqp.Delivery, error) {
 	var err error
 	queue := r.queue
 	if queue != "" {
-		ch, err = r.c.declareGroup(ctx, ch, r.topic, r.o.Group, r.o.MaxAttempts)
+		var limit int
+		ch, limit, err = r.c.declareGroup(ctx, ch, r.topic, r.o.Group, r.o.MaxAttempts)
+		r.limit.Store(int64(limit))
 	} else if err = r.c.declareTopic(ctx, ch, r.topic); err == nil {
 		var q amqp.Queue
 		if q, err = ch.QueueDeclare("", false, true, true, false, amqp.Table{"x-queue-type": "classic"}); err == nil {
@@ -150,7 +186,7 @@ func (r *receiver) consume(ctx context.Context, ch *amqp.Channel) (*amqp.Channel
 	}
 	var in <-chan amqp.Delivery
 	if err == nil {
-		if in, err = ch.Consume(queue, "", false, false, false, false, nil); err != nil {
+		if in, err = ch.Consume(queue, tag, false, false, false, false, nil); err != nil {
 			err = fmt.Errorf("rabbitmq: consume %q: %w", queue, err)
 		}
 	}
@@ -202,7 +238,7 @@ func (r *receiver) delivery(d amqp.Delivery) driver.Delivery {
 	base, _ := headerInt(d.Headers, hdrAttempt)
 	count, _ := headerInt(d.Headers, "x-delivery-count")
 	m.Attempt = int(base+count) + 1
-	dl := driver.Delivery{Msg: m, Token: &token{d: d, a: r.acks}}
+	dl := driver.Delivery{Msg: m, Token: &token{d: d, a: r.acks, c: r.cons}}
 	if reason, bad := d.Headers[hdrUndecodable]; bad {
 		// Rewritten by frameGuard: the engine gives it up (Term) unhandled.
 		dl.Err = fmt.Errorf("%w: %v", errUndecodable, reason)
@@ -215,6 +251,9 @@ func (r *receiver) delivery(d amqp.Delivery) driver.Delivery {
 // consumer the broker cancelled on an open channel means the queue was
 // deleted.
 func (r *receiver) lost() error {
+	if r.cons.cancelled.Load() {
+		return fmt.Errorf("rabbitmq: subscription to %s: consumer cancelled to release its messages: %w", r.topic, context.Canceled)
+	}
 	if !r.ch.IsClosed() {
 		return fmt.Errorf("rabbitmq: subscription to %s: %w", r.topic, ErrConsumerCancelled)
 	}
@@ -260,9 +299,7 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 			// toward x-delivery-limit (basic.nack they do not).
 			err = t.a.settle(tag, func() error { return t.d.Reject(true) })
 		case driver.Release:
-			// Not a failure: basic.nack, which from RabbitMQ 4.3 does not
-			// count toward x-delivery-limit (3.x counts both).
-			err = t.a.settle(tag, func() error { return t.d.Nack(false, true) })
+			err = r.release(ctx, st.Msg, t)
 		case driver.Term:
 			if r.c.cfg.deadLetter != "" && r.queue != "" {
 				err = t.a.settle(tag, func() error { return t.d.Nack(false, false) })
@@ -275,6 +312,68 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 		}
 	}
 	return nil
+}
+
+// release returns the message of t to its queue: with basic.nack, which
+// from RabbitMQ 4.3 does not count toward x-delivery-limit (3.x counts
+// it), after cancelling the consumer (see consumer.stop), or by the retry
+// queue's detour when a return would take it past the queue's delivery
+// limit (see pastLimit).
+func (r *receiver) release(ctx context.Context, m *messaging.Message, t *token) error {
+	t.c.stop()
+	if r.pastLimit(&t.d) {
+		err := r.retryLater(ctx, m, &t.d, retryDelayStep)
+		if err == nil {
+			return t.a.ack(t.d.DeliveryTag)
+		}
+		r.c.cfg.logger.Warn("rabbitmq: a released message is at its queue's delivery limit and its detour failed; requeued, the broker may drop it",
+			"topic", r.topic, "group", r.o.Group, "id", m.ID, "error", err)
+	}
+	return t.a.settle(t.d.DeliveryTag, func() error { return t.d.Nack(false, true) })
+}
+
+// releaseUnfetched, when the queue has a delivery limit, cancels the
+// consumer and takes the deliveries that came on the channel but were
+// never fetched: closing the channel returns them, and one at the limit
+// would be dropped, so it takes the detour instead (see pastLimit). It
+// waits for them until ctx ends; those still on the way when the cancel
+// took effect are returned by the channel's close.
+func (r *receiver) releaseUnfetched(ctx context.Context) {
+	if r.limit.Load() <= 0 {
+		return
+	}
+	r.cons.stop()
+	for {
+		select {
+		case d, ok := <-r.in:
+			if !ok {
+				return
+			}
+			if r.pastLimit(&d) {
+				dl := r.delivery(d)
+				_ = r.release(ctx, dl.Msg, dl.Token.(*token))
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// pastLimit reports whether returning d to its queue would take it past
+// the queue's delivery limit (known when this subscription declared the
+// queue with it): RabbitMQ 3.x counts a release (basic.nack) as a return,
+// and removes a message returned more than the limit, dead-lettering or
+// dropping it unhandled. Such a release takes the retry queue's detour
+// instead (a new copy, whose count starts again, Attempt going on), so
+// that releases, which are no failures, never lose a message. The detour
+// puts the message behind those that came meanwhile.
+func (r *receiver) pastLimit(d *amqp.Delivery) bool {
+	limit := r.limit.Load()
+	if limit <= 0 {
+		return false
+	}
+	count, _ := headerInt(d.Headers, "x-delivery-count")
+	return count+1 > limit
 }
 
 // Close sends the waiting acks, then closes the channel, which makes the
@@ -292,6 +391,7 @@ func (r *receiver) Close(ctx context.Context) error {
 	if r.ch == nil {
 		return nil
 	}
+	r.releaseUnfetched(ctx)
 	ch, acks := r.ch, r.acks
 	return runBoundedAnswers(ctx, r.watch, r.c.cfg.unavailable, func() error {
 		err := acks.close(true)
