@@ -391,9 +391,9 @@ func (r *receiver) Close(ctx context.Context) error {
 	if r.ch == nil {
 		return nil
 	}
-	r.releaseUnfetched(ctx)
 	ch, acks := r.ch, r.acks
 	return runBoundedAnswers(ctx, r.watch, r.c.cfg.unavailable, func() error {
+		r.releaseUnfetched(ctx) // bounded too: a blocked connection reads no basic.cancel
 		err := acks.close(true)
 		_ = ch.Close()
 		if err != nil && !ch.IsClosed() {

@@ -25,6 +25,7 @@ var readmeCapabilities = []struct{ label, field string }{
 	{"Delay kept by the broker", "NativeDelay"},
 	{"Redelivery backoff kept by the broker", "BrokerBackoff"},
 	{"Batch fetch", ""},
+	{"`MaxAttempts` also bounds", ""}, // no field: how each broker bounds a crash loop
 	{"Native dead-letter", "NativeDeadLetter"},
 	{"Duplicate ID dropped", "DedupeByID"},
 	{"Publish assigns missing ID", "PublishAssignsID"},
