@@ -21,8 +21,8 @@ func Stoppable(ctx context.Context) context.Context {
 // context, or one derived from it), is the handler giving up because its
 // subscription stopped: the context Stoppable marked has ended and err is
 // a context error that is not Permanent. Such a handler did not finish:
-// its message is redelivered, as after a failure, but never given up at
-// the last attempt, which it did not fail: it is released then.
+// its message is redelivered, as after a failure, but never given up; at
+// the last attempt it is released instead.
 // A context error of the handler's own (a timeout of a middleware) while
 // the subscription runs is a failure as any other. Without a Stoppable
 // context it reports false.
