@@ -29,6 +29,7 @@ type fakeBroker struct {
 	dead        map[uint64]int // nacked without requeue (dead-lettered)
 	frames      int            // basic.ack frames
 	multiples   int            // of which multiple=true
+	cancels     int            // consumer cancels
 	failAfter   int            // > 0: the channel breaks at this ack frame
 	sent        chan struct{}
 }
@@ -297,6 +298,14 @@ func (f *fakeBroker) Nack(tag uint64, multiple, requeue bool) error {
 
 func (f *fakeBroker) Reject(tag uint64, requeue bool) error { return f.Nack(tag, false, requeue) }
 
+// Cancel counts consumer cancels (a release cancels the consumer first).
+func (f *fakeBroker) Cancel(string, bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cancels++
+	return nil
+}
+
 // TestSettleRandom drives the acknowledgements the way the engine does:
 // several workers finish deliveries out of order with random outcomes and
 // queue them; one settler goroutine hands whatever is queued to
@@ -314,6 +323,7 @@ func TestSettleRandom(t *testing.T) {
 		f := newFakeBroker(t, 0)
 		f.dead = map[uint64]int{}
 		a := newAcker(f, c.prefetch, ackDelay)
+		cons := &consumer{ch: f, tag: "ctag"}
 		r := &receiver{c: &Client{cfg: config{logger: slog.Default(), deadLetter: c.deadLetter}}, topic: "t", queue: "t~g"}
 		settle := make(chan driver.Settlement, c.prefetch)
 		settled := make(chan struct{})
@@ -364,7 +374,7 @@ func TestSettleRandom(t *testing.T) {
 					want[out]++
 					wantMu.Unlock()
 					d := amqp.Delivery{Acknowledger: f, DeliveryTag: tag}
-					settle <- driver.Settlement{Delivery: driver.Delivery{Msg: &messaging.Message{ID: fmt.Sprint(tag)}, Token: &token{d: d, a: a}}, Outcome: out}
+					settle <- driver.Settlement{Delivery: driver.Delivery{Msg: &messaging.Message{ID: fmt.Sprint(tag)}, Token: &token{d: d, a: a, c: cons}}, Outcome: out}
 				}
 			})
 		}
@@ -395,6 +405,9 @@ func TestSettleRandom(t *testing.T) {
 		}
 		if len(f.outstanding) != 0 {
 			t.Errorf("%d tags left unsettled", len(f.outstanding))
+		}
+		if wantCancels := min(want[driver.Release], 1); f.cancels != wantCancels {
+			t.Errorf("consumer cancelled %d times for %d releases, want %d", f.cancels, want[driver.Release], wantCancels)
 		}
 		wantAcked, wantDead := want[driver.Ack], 0
 		if c.deadLetter == "" {

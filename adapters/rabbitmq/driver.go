@@ -93,9 +93,14 @@ type token struct {
 	c *consumer
 }
 
+// canceller is the part of *amqp.Channel that cancels a consumer.
+type canceller interface {
+	Cancel(consumer string, noWait bool) error
+}
+
 // consumer is a receiver's consumer on one channel.
 type consumer struct {
-	ch        *amqp.Channel
+	ch        canceller // the channel
 	tag       string
 	cancel    sync.Once
 	cancelled atomic.Bool
@@ -111,9 +116,6 @@ type consumer struct {
 // nacks that follow go to the other consumers. Releases happen only when
 // the subscription stops, after its last Receive.
 func (c *consumer) stop() {
-	if c == nil { // a token made without a consumer (tests of the acker)
-		return
-	}
 	c.cancel.Do(func() {
 		c.cancelled.Store(true)
 		_ = c.ch.Cancel(c.tag, true)
@@ -289,11 +291,10 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 			err = t.a.ack(tag)
 		case driver.Nack: // a group's: the engine redelivers an ephemeral subscription's
 			if st.Delay > 0 {
-				if err = r.retryLater(ctx, st.Msg, &t.d, st.Delay); err == nil {
-					err = t.a.ack(tag)
+				var done bool
+				if done, err = r.detour(ctx, st.Msg, t, st.Delay, "rabbitmq: delayed retry failed; requeueing now"); done {
 					break
 				}
-				r.c.cfg.logger.Warn("rabbitmq: delayed retry failed; requeueing now", "topic", r.topic, "group", r.o.Group, "id", st.Msg.ID, "error", err)
 			}
 			// A failure: basic.reject, which RabbitMQ 4.3 and later count
 			// toward x-delivery-limit (basic.nack they do not).
@@ -322,14 +323,23 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 func (r *receiver) release(ctx context.Context, m *messaging.Message, t *token) error {
 	t.c.stop()
 	if r.pastLimit(&t.d) {
-		err := r.retryLater(ctx, m, &t.d, retryDelayStep)
-		if err == nil {
-			return t.a.ack(t.d.DeliveryTag)
+		if done, err := r.detour(ctx, m, t, retryDelayStep, "rabbitmq: a released message is at its queue's delivery limit and its detour failed; requeued, the broker may drop it"); done {
+			return err
 		}
-		r.c.cfg.logger.Warn("rabbitmq: a released message is at its queue's delivery limit and its detour failed; requeued, the broker may drop it",
-			"topic", r.topic, "group", r.o.Group, "id", m.ID, "error", err)
 	}
 	return t.a.settle(t.d.DeliveryTag, func() error { return t.d.Nack(false, true) })
+}
+
+// detour sends the message of t through the retry queue for delay (see
+// retryLater) and acknowledges it, reporting done and the acknowledgement's
+// error. When the copy cannot be sent it logs failed with why and reports
+// not done: the caller requeues the message instead.
+func (r *receiver) detour(ctx context.Context, m *messaging.Message, t *token, delay time.Duration, failed string) (done bool, _ error) {
+	if err := r.retryLater(ctx, m, &t.d, delay); err != nil {
+		r.c.cfg.logger.Warn(failed, "topic", r.topic, "group", r.o.Group, "id", m.ID, "error", err)
+		return false, nil
+	}
+	return true, t.a.ack(t.d.DeliveryTag)
 }
 
 // releaseUnfetched, when the queue has a delivery limit, cancels the

@@ -18,12 +18,21 @@ import (
 type methodRecorder struct {
 	mu      sync.Mutex
 	methods map[uint64]string
+	order   []string // every method sent, consumer cancels included
 }
 
 func (m *methodRecorder) record(tag uint64, method string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.methods[tag] = method
+	m.order = append(m.order, method)
+	return nil
+}
+
+func (m *methodRecorder) Cancel(consumer string, noWait bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.order = append(m.order, fmt.Sprintf("basic.cancel %s nowait=%v", consumer, noWait))
 	return nil
 }
 
@@ -43,7 +52,9 @@ func (m *methodRecorder) Reject(tag uint64, requeue bool) error {
 // and later count basic.reject toward a quorum queue's delivery limit and
 // x-delivery-count, and not basic.nack: a failure must be a reject (or
 // MaxAttempts is never reached there), a release a nack (or stopping a
-// subscription costs its prefetched messages an attempt).
+// subscription costs its prefetched messages an attempt), sent after the
+// consumer was cancelled (or the broker hands the message back to the
+// closing channel, whose close returns it a second time).
 func TestSettleMethods(t *testing.T) {
 	rec := &methodRecorder{methods: map[uint64]string{}}
 	cfg, err := newConfig(nil)
@@ -54,13 +65,14 @@ func TestSettleMethods(t *testing.T) {
 	cfg.deadLetter = "dlx"
 	r := &receiver{c: &Client{cfg: cfg}, topic: "orders", queue: "orders~billing"}
 	acks := newAcker(rec, 1, 0)
+	cons := &consumer{ch: rec, tag: "ctag"}
 	outcomes := []driver.Outcome{driver.Nack, driver.Release, driver.Term}
 	batch := make([]driver.Settlement, len(outcomes))
 	for i, o := range outcomes {
 		tag := uint64(i + 1)
 		batch[i] = driver.Settlement{Outcome: o}
 		batch[i].Msg = &messaging.Message{ID: fmt.Sprint(tag)}
-		batch[i].Token = &token{d: amqp.Delivery{Acknowledger: rec, DeliveryTag: tag}, a: acks}
+		batch[i].Token = &token{d: amqp.Delivery{Acknowledger: rec, DeliveryTag: tag}, a: acks, c: cons}
 	}
 	if err := r.Settle(context.Background(), batch); err != nil {
 		t.Fatal(err)
@@ -74,5 +86,9 @@ func TestSettleMethods(t *testing.T) {
 		if got := rec.methods[tag]; got != w {
 			t.Errorf("%v: sent %q, want %q", outcomes[tag-1], got, w)
 		}
+	}
+	wantOrder := []string{want[1], "basic.cancel ctag nowait=true", want[2], want[3]}
+	if fmt.Sprint(rec.order) != fmt.Sprint(wantOrder) {
+		t.Errorf("sent %q, want %q", rec.order, wantOrder)
 	}
 }
