@@ -43,9 +43,8 @@ var subscribedGroups sync.Map
 // "recreate-keeps-position" the handler that counts what the group
 // handled and, after the topic was deleted, acknowledges as many of the
 // new topic's messages unhandled: the old topic's position, kept.
-func (b *broken) keepPosition(topic string, h messaging.Handler, opts []messaging.SubscribeOption) messaging.Handler {
-	o, err := messaging.NewSubscribeOptions(1, opts...)
-	if err != nil || o.Group == "" {
+func (b *broken) keepPosition(topic string, h messaging.Handler, o messaging.SubscribeOptions) messaging.Handler {
+	if o.Group == "" {
 		return h
 	}
 	k := [2]string{topic, o.Group}
@@ -86,6 +85,10 @@ func (b *broken) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 }
 
 func (b *broken) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
+	// The defects that depend on the options leave invalid ones to the
+	// memory client, which rejects them.
+	o, err := messaging.NewSubscribeOptions(1, opts...)
+	valid := err == nil
 	switch b.defect {
 	case "ignores-ackdeadline":
 		// The AckDeadline option is dropped: the default applies.
@@ -117,11 +120,13 @@ func (b *broken) Subscribe(ctx context.Context, topic string, h messaging.Handle
 			return inner(ctx, m)
 		}
 	case "recreate-keeps-position":
-		h = b.keepPosition(topic, h, opts)
+		if valid {
+			h = b.keepPosition(topic, h, o)
+		}
 	case "gives-up-interrupted":
 		// A handler the subscription's stop interrupts at the last
 		// attempt counts as its last failure: the message is given up.
-		if o, err := messaging.NewSubscribeOptions(1, opts...); err == nil && o.MaxAttempts > 0 {
+		if valid && o.MaxAttempts > 0 {
 			inner := h
 			h = func(ctx context.Context, m *messaging.Message) error {
 				err := inner(ctx, m)
@@ -134,7 +139,7 @@ func (b *broken) Subscribe(ctx context.Context, topic string, h messaging.Handle
 	case "resubscribe-replays":
 		// A group subscribed again starts over: the topic read from
 		// Earliest as well, what the group handled before included.
-		if o, err := messaging.NewSubscribeOptions(1, opts...); err == nil && o.Group != "" {
+		if valid && o.Group != "" {
 			if _, again := subscribedGroups.LoadOrStore([2]string{topic, o.Group}, true); again {
 				old, err := b.readAll(ctx, topic)
 				if err != nil {

@@ -319,7 +319,11 @@ func TestSourceKeepsInterruptedLastAttempt(t *testing.T) {
 		t.Fatal("no item delivered")
 	}
 	cancel()
-	<-sub.Done()
+	select {
+	case <-sub.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscription did not end within 10s of its context")
+	}
 	col := integration.NewCollector()
 	if _, err := src.Subscribe(ctx, "orders", col.Handler(), messaging.Group("sync"), messaging.MaxAttempts(1)); err != nil {
 		t.Fatal(err)
