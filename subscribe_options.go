@@ -42,9 +42,10 @@ type SubscribeOptions struct {
 	// not handled yet) is never the last: the message comes again, with an
 	// Attempt beyond MaxAttempts where the broker counts every delivery
 	// (JetStream, RabbitMQ 3.x). RabbitMQ's adapter also declares it as the
-	// quorum queue's delivery-limit (a backstop, see its package doc);
-	// JetStream's MaxDeliver is not set, as the server would drop a message
-	// released at its last delivery. 0 means no limit.
+	// quorum queue's delivery-limit from RabbitMQ 4.3 (a backstop, see its
+	// package doc); JetStream's MaxDeliver is not set, nor is RabbitMQ's
+	// delivery-limit before 4.3, as the server would drop messages given
+	// back at a stop. 0 means no limit.
 	MaxAttempts int
 	// RedeliveryBackoff, when set, spaces out redeliveries: after the k-th
 	// delivery of a message fails or is not acknowledged in time, the next

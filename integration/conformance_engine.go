@@ -516,10 +516,9 @@ func (s *suite) retryAfterSurvivesClose(t *testing.T) {
 // its context's error did not fail, and the waiting ones never reached a
 // handler. Each comes to the next subscription of the group, also after a
 // second stop, though a broker that counts deliveries has counted them:
-// JetStream's MaxDeliver must not be MaxAttempts, and a RabbitMQ 3.x
-// quorum queue whose delivery-limit is MaxAttempts (the group is not
-// provisioned: Subscribe makes it) must not get more returns than it
-// allows.
+// JetStream's MaxDeliver must not be MaxAttempts, nor a RabbitMQ 3.x
+// quorum queue's delivery-limit (the group is not provisioned: Subscribe
+// makes it, with what the adapter sets for MaxAttempts).
 func (s *suite) stopReleasesLastAttempt(t *testing.T) {
 	g := s.group("stoplast")
 	msgs := numbered("stoplast", 4)

@@ -389,10 +389,12 @@ func (c *Client) register(ctx context.Context, topic, queue string) error {
 	return nil
 }
 
-// groupArgs are the arguments of a group's quorum queue.
+// groupArgs are the arguments of a group's quorum queue: with a delivery
+// limit of maxAttempts when it is above 0 and the server counts only
+// failures toward it (see countsOnlyFailures).
 func (c *Client) groupArgs(maxAttempts int) amqp.Table {
 	args := amqp.Table{"x-queue-type": "quorum"}
-	if maxAttempts > 0 {
+	if maxAttempts > 0 && countsOnlyFailures(c.conn.version()) {
 		args["x-delivery-limit"] = int64(maxAttempts)
 	}
 	if c.cfg.deadLetter != "" {
@@ -406,41 +408,37 @@ func (c *Client) groupArgs(maxAttempts int) amqp.Table {
 // limit or dead-letter exchange) is used as it is, with a warning (once per
 // queue and client: each Subscribe of the group meets it again); the
 // broker then closes ch, so declareGroup returns the channel to go on with.
-// limit is the queue's delivery limit when it is known: maxAttempts, when
-// the queue was declared (or exists) with it; else 0.
-func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, group string, maxAttempts int) (_ *amqp.Channel, limit int, _ error) {
+func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, group string, maxAttempts int) (*amqp.Channel, error) {
 	if err := c.declareTopic(ctx, ch, topic); err != nil {
-		return ch, 0, err
+		return ch, err
 	}
 	if c.cfg.deadLetter != "" {
 		if err := ch.ExchangeDeclare(c.cfg.deadLetter, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
-			return ch, 0, fmt.Errorf("rabbitmq: declare dead-letter exchange %q: %w", c.cfg.deadLetter, err)
+			return ch, fmt.Errorf("rabbitmq: declare dead-letter exchange %q: %w", c.cfg.deadLetter, err)
 		}
 	}
 	q := groupQueue(topic, group)
-	limit = maxAttempts
 	if _, err := ch.QueueDeclare(q, true, false, false, false, c.groupArgs(maxAttempts)); err != nil {
-		limit = 0
 		if !isCode(err, amqp.PreconditionFailed) {
-			return ch, 0, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
+			return ch, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
 		}
 		if _, warned := c.mismatched.LoadOrStore(q, struct{}{}); !warned {
-			c.cfg.logger.Warn("rabbitmq: group queue exists with other arguments; using it as it is (the client enforces MaxAttempts; the queue's own delivery limit, if any, still applies)",
+			c.cfg.logger.Warn("rabbitmq: group queue exists with other arguments; using it as it is (the client enforces MaxAttempts; the queue's own delivery limit, if any, still applies: before RabbitMQ 4.3 it can drop messages that no handler failed, see the package documentation)",
 				"queue", q, "error", err)
 		}
 		nch, err := c.conn.channelNow()
 		if err != nil {
-			return ch, 0, err
+			return ch, err
 		}
 		ch = nch
 		if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err != nil {
-			return ch, 0, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
+			return ch, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
 		}
 	}
 	if err := ch.QueueBind(q, "#", topic, false, nil); err != nil {
-		return ch, 0, fmt.Errorf("rabbitmq: bind group queue %q: %w", q, err)
+		return ch, fmt.Errorf("rabbitmq: bind group queue %q: %w", q, err)
 	}
-	return ch, limit, c.register(ctx, topic, q)
+	return ch, c.register(ctx, topic, q)
 }
 
 // Provision declares topic's exchange and, for each group, its durable
@@ -474,7 +472,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 		}
 		c.declared.Store(topic, gen)
 		for _, g := range groups {
-			nch, _, err := c.declareGroup(ctx, ch, topic, g, 0)
+			nch, err := c.declareGroup(ctx, ch, topic, g, 0)
 			if nch != ch {
 				_ = ch.Close()
 				ch = nch

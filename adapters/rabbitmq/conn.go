@@ -707,6 +707,14 @@ func channelOn(conn *amqp.Connection) (*amqp.Channel, error) {
 	return ch, nil
 }
 
+// version is the current connection's server version ("" while
+// reconnecting).
+func (c *connector) version() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return serverVersion(c.conn)
+}
+
 // channelNow opens a channel on the current connection without waiting for
 // a reconnect: with none it fails with errConnGone. It is for the further
 // channels of a call running under channelBounded, which bounds the wait

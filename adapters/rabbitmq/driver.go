@@ -76,8 +76,7 @@ type receiver struct {
 	c     *Client
 	topic string
 	o     messaging.SubscribeOptions
-	queue string       // the group's queue; empty for an ephemeral subscription
-	limit atomic.Int64 // the queue's delivery limit, when known (see pastLimit)
+	queue string // the group's queue; empty for an ephemeral subscription
 
 	ch    *amqp.Channel // nil once lost, until Receive starts again
 	in    <-chan amqp.Delivery
@@ -110,11 +109,10 @@ type consumer struct {
 // before the first release: a message returned with basic.nack while the
 // consumer still has room in its prefetch window comes straight back to
 // it, and closing the channel then returns it a second time, which
-// RabbitMQ 3.x counts toward x-delivery-limit (two returns per release: a
-// queue whose limit is MaxAttempts dropped a message released once with
-// MaxAttempts(1)). The frames of a channel are processed in order, so the
-// nacks that follow go to the other consumers. Releases happen only when
-// the subscription stops, after its last Receive.
+// RabbitMQ 3.x counts in x-delivery-count (two returns per release, each
+// one more Attempt). The frames of a channel are processed in order, so
+// the nacks that follow go to the other consumers. Releases happen only
+// when the subscription stops, after its last Receive.
 func (c *consumer) stop() {
 	c.cancel.Do(func() {
 		c.cancelled.Store(true)
@@ -168,9 +166,7 @@ func (r *receiver) consume(ctx context.Context, ch *amqp.Channel, tag string) (*
 	var err error
 	queue := r.queue
 	if queue != "" {
-		var limit int
-		ch, limit, err = r.c.declareGroup(ctx, ch, r.topic, r.o.Group, r.o.MaxAttempts)
-		r.limit.Store(int64(limit))
+		ch, err = r.c.declareGroup(ctx, ch, r.topic, r.o.Group, r.o.MaxAttempts)
 	} else if err = r.c.declareTopic(ctx, ch, r.topic); err == nil {
 		var q amqp.Queue
 		if q, err = ch.QueueDeclare("", false, true, true, false, amqp.Table{"x-queue-type": "classic"}); err == nil {
@@ -300,7 +296,7 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 			// toward x-delivery-limit (basic.nack they do not).
 			err = t.a.settle(tag, func() error { return t.d.Reject(true) })
 		case driver.Release:
-			err = r.release(ctx, st.Msg, t)
+			err = r.release(t)
 		case driver.Term:
 			if r.c.cfg.deadLetter != "" && r.queue != "" {
 				err = t.a.settle(tag, func() error { return t.d.Nack(false, false) })
@@ -315,18 +311,12 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 	return nil
 }
 
-// release returns the message of t to its queue: with basic.nack, which
-// from RabbitMQ 4.3 does not count toward x-delivery-limit (3.x counts
-// it), after cancelling the consumer (see consumer.stop), or by the retry
-// queue's detour when a return would take it past the queue's delivery
-// limit (see pastLimit).
-func (r *receiver) release(ctx context.Context, m *messaging.Message, t *token) error {
+// release returns the message of t to its queue with basic.nack, which
+// from RabbitMQ 4.3 does not count toward x-delivery-limit (3.x counts it;
+// the client declares no limit there: see countsOnlyFailures), after
+// cancelling the consumer (see consumer.stop).
+func (r *receiver) release(t *token) error {
 	t.c.stop()
-	if r.pastLimit(&t.d) {
-		if done, err := r.detour(ctx, m, t, retryDelayStep, "rabbitmq: a released message is at its queue's delivery limit and its detour failed; requeued, the broker may drop it"); done {
-			return err
-		}
-	}
 	return t.a.settle(t.d.DeliveryTag, func() error { return t.d.Nack(false, true) })
 }
 
@@ -340,50 +330,6 @@ func (r *receiver) detour(ctx context.Context, m *messaging.Message, t *token, d
 		return false, nil
 	}
 	return true, t.a.ack(t.d.DeliveryTag)
-}
-
-// releaseUnfetched, when the queue has a delivery limit, cancels the
-// consumer and takes the deliveries that came on the channel but were
-// never fetched: closing the channel returns them, and one at the limit
-// would be dropped, so it takes the detour instead (see pastLimit). It
-// waits for them until ctx ends; those still on the way when the cancel
-// took effect are returned by the channel's close.
-func (r *receiver) releaseUnfetched(ctx context.Context) {
-	if r.limit.Load() <= 0 {
-		return
-	}
-	r.cons.stop()
-	for {
-		select {
-		case d, ok := <-r.in:
-			if !ok {
-				return
-			}
-			if r.pastLimit(&d) {
-				dl := r.delivery(d)
-				_ = r.release(ctx, dl.Msg, dl.Token.(*token))
-			}
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// pastLimit reports whether returning d to its queue would take it past
-// the queue's delivery limit (known when this subscription declared the
-// queue with it): RabbitMQ 3.x counts a release (basic.nack) as a return,
-// and removes a message returned more than the limit, dead-lettering or
-// dropping it unhandled. Such a release takes the retry queue's detour
-// instead (a new copy, whose count starts again, Attempt going on), so
-// that releases, which are no failures, never lose a message. The detour
-// puts the message behind those that came meanwhile.
-func (r *receiver) pastLimit(d *amqp.Delivery) bool {
-	limit := r.limit.Load()
-	if limit <= 0 {
-		return false
-	}
-	count, _ := headerInt(d.Headers, "x-delivery-count")
-	return count+1 > limit
 }
 
 // Close sends the waiting acks, then closes the channel, which makes the
@@ -403,7 +349,6 @@ func (r *receiver) Close(ctx context.Context) error {
 	}
 	ch, acks := r.ch, r.acks
 	return runBoundedAnswers(ctx, r.watch, r.c.cfg.unavailable, func() error {
-		r.releaseUnfetched(ctx) // bounded too: a blocked connection reads no basic.cancel
 		err := acks.close(true)
 		_ = ch.Close()
 		if err != nil && !ch.IsClosed() {
