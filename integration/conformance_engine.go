@@ -33,6 +33,7 @@ func engineCases(caps messaging.Capabilities, deleter, shutdowner bool) []confor
 		{"RetryAfterSurvivesClose", "Groups, and Persistent or Replay", caps.Groups && (caps.Persistent || caps.Replay), (*suite).retryAfterSurvivesClose},
 		// A released message comes to another subscription of its group.
 		{"StopReleasesLastAttempt", "Groups, and Persistent or Replay", caps.Groups && (caps.Persistent || caps.Replay), (*suite).stopReleasesLastAttempt},
+		{"RepeatedStopsLoseNothing", "Groups, and Persistent or Replay", caps.Groups && (caps.Persistent || caps.Replay), (*suite).repeatedStopsLoseNothing},
 		{"RecreatedTopicGroupStartsAfresh", "TopicDeleter, Groups, and Persistent or Replay", deleter && caps.Groups && (caps.Persistent || caps.Replay), (*suite).recreatedGroup},
 	}
 }
@@ -544,6 +545,75 @@ func (s *suite) stopReleasesLastAttempt(t *testing.T) {
 			return ctx.Err()
 		}, messaging.Group(g), messaging.Concurrency(1), messaging.Prefetch(8), messaging.MaxAttempts(1))
 	})
+}
+
+// repeatedStopsLoseNothing: a group with MaxAttempts(1) whose
+// subscription is stopped again and again while messages flow, as a
+// rolling restart does (first while it holds many messages unhandled,
+// then three times while it acknowledges them as fast as they come),
+// loses none: a last subscription gets every message not handled before.
+// A stop is no failure, however the broker counts the deliveries it cut
+// short: a RabbitMQ 3.x quorum queue whose x-delivery-limit was
+// MaxAttempts dropped messages on their way to a stopping consumer, which
+// the client never saw (the group is not provisioned: Subscribe makes it,
+// with what the adapter sets for MaxAttempts).
+func (s *suite) repeatedStopsLoseNothing(t *testing.T) {
+	g := s.group("stops")
+	const n, held, handledPerStop = 600, 200, 100
+	msgs := numbered("stops", n)
+	opts := []messaging.SubscribeOption{messaging.Group(g), messaging.MaxAttempts(1)}
+
+	started := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	sub := s.subscribe(ctx, s.c, func(ctx context.Context, _ *messaging.Message) error {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}, append(opts, messaging.Concurrency(1), messaging.Prefetch(held))...)
+	s.publish(s.c, msgs...)
+	select {
+	case <-started:
+	case <-time.After(s.h.Timeout):
+		t.Fatal("the holding subscription never got a message")
+	}
+	cancel()
+	if err := sub.Close(); err != nil {
+		t.Fatalf("Close of the holding subscription: %v", err)
+	}
+
+	col := NewCollector()
+	collect := col.Handler()
+	for stop := 1; stop <= 3; stop++ {
+		var handled atomic.Int64
+		enough := make(chan struct{})
+		sub := s.subscribe(t.Context(), s.c, func(ctx context.Context, m *messaging.Message) error {
+			if err := collect(ctx, m); err != nil {
+				return err
+			}
+			if handled.Add(1) == handledPerStop {
+				close(enough)
+			}
+			return nil
+		}, append(opts, messaging.Prefetch(20))...)
+		select {
+		case <-enough:
+		case <-time.After(s.h.Timeout):
+			t.Fatalf("stop %d: %d messages handled in %v, want %d", stop, handled.Load(), s.h.Timeout, handledPerStop)
+		}
+		if err := sub.Close(); err != nil {
+			t.Fatalf("stop %d: Close: %v", stop, err)
+		}
+	}
+
+	s.subscribe(t.Context(), h2(s, t), collect, opts...)
+	if !col.Wait(s.h.Timeout, func(c *Collector) bool { return c.Distinct() == n }) {
+		missing := col.Missing(ids(msgs))
+		t.Fatalf("after four stops, %d of %d messages never delivered: %v", len(missing), n, missing[:min(len(missing), 10)])
+	}
 }
 
 // stopTwiceAtLastAttempt, twice, starts a subscription of group g with

@@ -136,6 +136,17 @@ func (b *broken) Subscribe(ctx context.Context, topic string, h messaging.Handle
 				return err
 			}
 		}
+	case "acks-interrupted":
+		// A handler the subscription's stop interrupts counts as done:
+		// its message is acknowledged, unhandled.
+		inner := h
+		h = func(ctx context.Context, m *messaging.Message) error {
+			err := inner(ctx, m)
+			if err != nil && ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
 	case "resubscribe-replays":
 		// A group subscribed again starts over: the topic read from
 		// Earliest as well, what the group handled before included.
@@ -309,6 +320,8 @@ func TestSuiteCatchesBrokenAdapters(t *testing.T) {
 			says: "delivered again after resubscribing"},
 		"recreate-keeps-position": {mustFail: []string{"RecreatedTopicGroupStartsAfresh"}, only: []string{"RecreatedTopicGroupStartsAfresh"},
 			says: "waiting for the recreated topic's first message"},
+		"acks-interrupted": {mustFail: []string{"RepeatedStopsLoseNothing"}, only: []string{"RepeatedStopsLoseNothing"},
+			says: "messages never delivered: [stops-0"},
 		"gives-up-interrupted": {mustFail: []string{"StopReleasesLastAttempt"}, only: []string{"StopReleasesLastAttempt"},
 			says: "never delivered again: [stoplast-0"},
 		// A Timeout above DefaultAckDeadline: the bound fails the case, not
