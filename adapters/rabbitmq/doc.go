@@ -224,9 +224,9 @@
 //     (dead-lettered with WithDeadLetterExchange, else dropped, not
 //     logged); with the limit at n, stopping a subscription again and again
 //     as a rolling restart does dropped messages no handler had failed (on
-//     3.10, 102 to 132 of 3,000 over four stops with MaxAttempts(1): test
-//     TestStopsLoseNothing), and the client, which never saw them, could
-//     not save them. So before 4.3, as on JetStream, a message whose
+//     3.10, 10 to 20 of 600 over four stops with MaxAttempts(1): the
+//     conformance case RepeatedStopsLoseNothing), and the client, which
+//     never saw them, could not save them. So before 4.3, as on JetStream, a message whose
 //     handling crashes the process comes back without a broker-side bound;
 //     each return still counts in x-delivery-count, so in Attempt, leaving
 //     a message given back at stops fewer handler calls before the client
