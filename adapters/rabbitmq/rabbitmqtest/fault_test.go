@@ -82,6 +82,11 @@ func TestCrashRestartNoLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Close() })
+	// Registered after the Close above, so it runs first: a test that fails
+	// while the workers are parked must not wait for them in Close forever.
+	var resumeOnce sync.Once
+	unpark := func() { resumeOnce.Do(func() { close(resume) }) }
+	t.Cleanup(unpark)
 	pub := startPublisher(t, c, topic, 50)
 
 	select {
@@ -93,7 +98,7 @@ func TestCrashRestartNoLoss(t *testing.T) {
 	n.Kill()
 	t.Logf("broker killed after %d deliveries; %d background messages confirmed", col.Total(), atKill)
 	n.Start()
-	close(resume)
+	unpark()
 	// Publishing and consuming resume on the restarted broker.
 	pub.WaitConfirmed(atKill+1000, 90*time.Second)
 	more, failed := pub.Stop()
