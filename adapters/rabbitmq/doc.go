@@ -235,11 +235,12 @@
 //     nacked message straight back to the closing channel, whose close
 //     returns it again: two returns, two Attempts, per release.
 //   - A group queue that already exists with other arguments (made by
-//     Provision, which sets no delivery limit, on 4.3 and later; or by an
-//     earlier version of this package, which set x-delivery-limit = n on
-//     3.x too) is used as it is, with a warning at the first such Subscribe
-//     of each client; the client-side limit still applies, and so does the
-//     queue's own delivery limit. RabbitMQ refuses to re-declare a queue
+//     Provision, which sets no delivery limit, on 4.3 and later; made
+//     before an upgrade to 4.3, without one; or made by an earlier version
+//     of this package, which set x-delivery-limit = n on 3.x too) is used
+//     as it is, with a warning at the first such Subscribe of each client;
+//     the client-side limit still applies, and so does the queue's own
+//     delivery limit. RabbitMQ refuses to re-declare a queue
 //     with other arguments: to drop a limit from a 3.x queue, delete the
 //     queue (once drained) and let Subscribe declare it again.
 //   - Given-up messages (Permanent error, MaxAttempts) are dead-lettered by
