@@ -548,18 +548,19 @@ func (s *suite) stopReleasesLastAttempt(t *testing.T) {
 }
 
 // repeatedStopsLoseNothing: a group with MaxAttempts(1) whose
-// subscription is stopped again and again while messages flow, as a
-// rolling restart does (first while it holds many messages unhandled,
-// then three times while it acknowledges them as fast as they come),
-// loses none: a last subscription gets every message not handled before.
-// A stop is no failure, however the broker counts the deliveries it cut
-// short: a RabbitMQ 3.x quorum queue whose x-delivery-limit was
-// MaxAttempts dropped messages on their way to a stopping consumer, which
-// the client never saw (the group is not provisioned: Subscribe makes it,
-// with what the adapter sets for MaxAttempts).
+// subscription is stopped again and again while messages are published
+// and handled, as a rolling restart does (first while it holds many
+// messages unhandled, then three times while it acknowledges them as fast
+// as they come), loses none: a last subscription gets every message not
+// handled before. A stop is no failure, however the broker counts the
+// deliveries it cut short: a RabbitMQ 3.x quorum queue whose
+// x-delivery-limit was MaxAttempts dropped messages on their way to a
+// stopping consumer, which the client never saw (the group is not
+// provisioned: Subscribe makes it, with what the adapter sets for
+// MaxAttempts).
 func (s *suite) repeatedStopsLoseNothing(t *testing.T) {
 	g := s.group("stops")
-	const n, held, handledPerStop = 600, 200, 100
+	const n, held, handledPerStop = 800, 200, 100
 	msgs := numbered("stops", n)
 	opts := []messaging.SubscribeOption{messaging.Group(g), messaging.MaxAttempts(1)}
 
@@ -574,7 +575,7 @@ func (s *suite) repeatedStopsLoseNothing(t *testing.T) {
 		<-ctx.Done()
 		return ctx.Err()
 	}, append(opts, messaging.Concurrency(1), messaging.Prefetch(held))...)
-	s.publish(s.c, msgs...)
+	s.publish(s.c, msgs[:held]...)
 	select {
 	case <-started:
 	case <-time.After(s.h.Timeout):
@@ -585,6 +586,16 @@ func (s *suite) repeatedStopsLoseNothing(t *testing.T) {
 		t.Fatalf("Close of the holding subscription: %v", err)
 	}
 
+	// The rest is published meanwhile, ten at a time, so the stops come
+	// while messages flow.
+	published := make(chan error, 1)
+	go func() {
+		var err error
+		for i := held; i < n && err == nil; i += 10 {
+			err = s.c.Publish(t.Context(), s.topic, msgs[i:i+10]...)
+		}
+		published <- err
+	}()
 	col := NewCollector()
 	collect := col.Handler()
 	// Each stop comes after handledPerStop messages, or once all were
@@ -601,6 +612,10 @@ func (s *suite) repeatedStopsLoseNothing(t *testing.T) {
 		if err := sub.Close(); err != nil {
 			t.Fatalf("stop %d: Close: %v", stop, err)
 		}
+		t.Logf("stop %d: %d handled, %d of %d distinct so far", stop, handled.Load(), col.Distinct(), n)
+	}
+	if err := <-published; err != nil {
+		t.Fatalf("Publish: %v", err)
 	}
 
 	s.subscribe(t.Context(), h2(s, t), collect, opts...)
