@@ -226,11 +226,11 @@
 //     as a rolling restart does dropped messages no handler had failed (on
 //     3.10, 20 of 800 over four stops with MaxAttempts(1), in each run: the
 //     conformance case RepeatedStopsLoseNothing), and the client, which
-//     never saw them, could not save them. So before 4.3, as on JetStream, a message whose
-//     handling crashes the process comes back without a broker-side bound;
-//     each return still counts in x-delivery-count, so in Attempt, leaving
-//     a message given back at stops fewer handler calls before the client
-//     gives it up. A stopping subscription cancels its consumer
+//     never saw them, could not save them. So before 4.3, as on
+//     JetStream, a message whose handling crashes the process comes back
+//     without a broker-side bound; each return still counts in
+//     x-delivery-count, so in Attempt, leaving a message given back at
+//     stops fewer handler calls before the client gives it up. A stopping subscription cancels its consumer
 //     (basic.cancel) before its first release, else the broker hands a
 //     nacked message straight back to the closing channel, whose close
 //     returns it again: two returns, two Attempts, per release.
