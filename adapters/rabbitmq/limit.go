@@ -9,8 +9,10 @@ import (
 
 // countsOnlyFailures reports whether a RabbitMQ server of version (its
 // "version" server property, "3.10.8") counts only failed deliveries
-// toward a quorum queue's x-delivery-limit: 4.3 and later, where
-// basic.reject counts and basic.nack (a release) does not. Before 4.3 every
+// toward a quorum queue's x-delivery-limit: 4.3 and later, which evaluate
+// the limit against the delivery count that only basic.reject raises (not
+// basic.nack, a release, nor a consumer's end; rabbitmq-server#15387),
+// rather than against the count of acquisitions. Before 4.3 every
 // return counts, and not only those the client makes: at a consumer's
 // basic.cancel or channel close, the messages the queue had already sent
 // toward the channel, which never reach the client, go back counted too (on
