@@ -41,11 +41,11 @@ type SubscribeOptions struct {
 	// ended (an interrupted handler, see Handler, or a message fetched and
 	// not handled yet) is never the last: the message comes again, with an
 	// Attempt beyond MaxAttempts where the broker counts every delivery
-	// (JetStream, RabbitMQ 3.x). RabbitMQ's adapter also declares it as the
-	// quorum queue's delivery-limit from RabbitMQ 4.3 (a backstop, see its
-	// package doc); JetStream's MaxDeliver is not set, nor is RabbitMQ's
-	// delivery-limit before 4.3, as the server would drop messages given
-	// back at a stop. 0 means no limit.
+	// (JetStream, RabbitMQ before 4.3). RabbitMQ's adapter also declares
+	// it as the quorum queue's delivery-limit from RabbitMQ 4.3 (a
+	// backstop, see its package doc); JetStream's MaxDeliver is not set,
+	// nor is RabbitMQ's delivery-limit before 4.3, as the server would drop
+	// messages given back at a stop. 0 means no limit.
 	MaxAttempts int
 	// RedeliveryBackoff, when set, spaces out redeliveries: after the k-th
 	// delivery of a message fails or is not acknowledged in time, the next

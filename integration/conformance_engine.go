@@ -517,9 +517,9 @@ func (s *suite) retryAfterSurvivesClose(t *testing.T) {
 // its context's error did not fail, and the waiting ones never reached a
 // handler. Each comes to the next subscription of the group, also after a
 // second stop, though a broker that counts deliveries has counted them:
-// JetStream's MaxDeliver must not be MaxAttempts, nor a RabbitMQ 3.x
-// quorum queue's delivery-limit (the group is not provisioned: Subscribe
-// makes it, with what the adapter sets for MaxAttempts).
+// JetStream's MaxDeliver must not be MaxAttempts, nor the delivery-limit
+// of a quorum queue on RabbitMQ before 4.3 (the group is not provisioned:
+// Subscribe makes it, with what the adapter sets for MaxAttempts).
 func (s *suite) stopReleasesLastAttempt(t *testing.T) {
 	g := s.group("stoplast")
 	msgs := numbered("stoplast", 4)
@@ -553,7 +553,7 @@ func (s *suite) stopReleasesLastAttempt(t *testing.T) {
 // messages unhandled, then three times while it acknowledges them as fast
 // as they come), loses none: a last subscription gets every message not
 // handled before. A stop is no failure, however the broker counts the
-// deliveries it cut short: a RabbitMQ 3.x quorum queue whose
+// deliveries it cut short: on RabbitMQ before 4.3 a quorum queue whose
 // x-delivery-limit was MaxAttempts dropped messages on their way to a
 // stopping consumer, which the client never saw (the group is not
 // provisioned: Subscribe makes it, with what the adapter sets for

@@ -197,7 +197,7 @@
 //     with basic.nack. Attempt is x-delivery-count + 1, counted by the
 //     quorum queue, so it survives consumer restarts. From RabbitMQ 4.3
 //     only basic.reject counts (a failure), so a release costs no attempt;
-//     RabbitMQ 3.x counts both (see the delivery limit below). Without a
+//     before 4.3 both count (see the delivery limit below). Without a
 //     group the exclusive classic queue counts no deliveries: the engine
 //     keeps a failed message unacknowledged and hands it to the
 //     subscription again itself, counting Attempt, so MaxAttempts holds

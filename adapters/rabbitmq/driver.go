@@ -109,10 +109,10 @@ type consumer struct {
 // before the first release: a message returned with basic.nack while the
 // consumer still has room in its prefetch window comes straight back to
 // it, and closing the channel then returns it a second time, which
-// RabbitMQ 3.x counts in x-delivery-count (two returns per release, each
-// one more Attempt). The frames of a channel are processed in order, so
-// the nacks that follow go to the other consumers. Releases happen only
-// when the subscription stops, after its last Receive.
+// RabbitMQ before 4.3 counts in x-delivery-count (two returns per
+// release, each one more Attempt). The frames of a channel are processed
+// in order, so the nacks that follow go to the other consumers. Releases
+// happen only when the subscription stops, after its last Receive.
 func (c *consumer) stop() {
 	c.cancel.Do(func() {
 		c.cancelled.Store(true)
@@ -312,7 +312,7 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 }
 
 // release returns the message of t to its queue with basic.nack, which
-// from RabbitMQ 4.3 does not count toward x-delivery-limit (3.x counts it;
+// from RabbitMQ 4.3 does not count toward x-delivery-limit (earlier versions count it;
 // the client declares no limit there: see countsOnlyFailures), after
 // cancelling the consumer (see consumer.stop).
 func (r *receiver) release(t *token) error {
