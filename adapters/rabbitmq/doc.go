@@ -237,12 +237,13 @@
 //   - A group queue that already exists with other arguments (made by
 //     Provision, which sets no delivery limit, on 4.3 and later; made
 //     before an upgrade to 4.3, without one; or made by an earlier version
-//     of this package, which set x-delivery-limit = n on 3.x too) is used
-//     as it is, with a warning at the first such Subscribe of each client;
-//     the client-side limit still applies, and so does the queue's own
-//     delivery limit. RabbitMQ refuses to re-declare a queue
-//     with other arguments: to drop a limit from a 3.x queue, delete the
-//     queue (once drained) and let Subscribe declare it again.
+//     of this package, which set x-delivery-limit = n on every version) is
+//     used as it is, with a warning at the first such Subscribe of each
+//     client; the client-side limit still applies, and so does the queue's
+//     own delivery limit. RabbitMQ refuses to re-declare a queue with other
+//     arguments: to drop the limit an earlier version set on a broker
+//     before 4.3, delete the queue (once drained) and let Subscribe declare
+//     it again.
 //   - Given-up messages (Permanent error, MaxAttempts) are dead-lettered by
 //     the broker into the WithDeadLetterExchange exchange (declared fanout if
 //     missing; bind your own queue to it) with RabbitMQ's x-death header
