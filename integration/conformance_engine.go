@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -536,14 +537,8 @@ func (s *suite) stopReleasesLastAttempt(t *testing.T) {
 				s.publish(s.c, msgs...)
 			}
 		}()
-		return s.subscribe(ctx, s.c, func(ctx context.Context, _ *messaging.Message) error {
-			select {
-			case started <- struct{}{}:
-			default:
-			}
-			<-ctx.Done()
-			return ctx.Err()
-		}, messaging.Group(g), messaging.Concurrency(1), messaging.Prefetch(8), messaging.MaxAttempts(1))
+		return s.subscribe(ctx, s.c, holdUntilStopped(started),
+			messaging.Group(g), messaging.Concurrency(1), messaging.Prefetch(8), messaging.MaxAttempts(1))
 	})
 }
 
@@ -564,27 +559,11 @@ func (s *suite) repeatedStopsLoseNothing(t *testing.T) {
 	msgs := numbered("stops", n)
 	opts := []messaging.SubscribeOption{messaging.Group(g), messaging.MaxAttempts(1)}
 
-	started := make(chan struct{}, 1)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	sub := s.subscribe(ctx, s.c, func(ctx context.Context, _ *messaging.Message) error {
-		select {
-		case started <- struct{}{}:
-		default:
-		}
-		<-ctx.Done()
-		return ctx.Err()
-	}, append(opts, messaging.Concurrency(1), messaging.Prefetch(held))...)
-	s.publish(s.c, msgs[:held]...)
-	select {
-	case <-started:
-	case <-time.After(s.h.Timeout):
-		t.Fatal("the holding subscription never got a message")
-	}
-	cancel()
-	if err := sub.Close(); err != nil {
-		t.Fatalf("Close of the holding subscription: %v", err)
-	}
+	s.stopWhileHandling(t, "the holding subscription", func(ctx context.Context, started chan<- struct{}) messaging.Subscription {
+		sub := s.subscribe(ctx, s.c, holdUntilStopped(started), append(opts, messaging.Concurrency(1), messaging.Prefetch(held))...)
+		s.publish(s.c, msgs[:held]...)
+		return sub
+	})
 
 	// The rest is published meanwhile, ten at a time, so the stops come
 	// while messages flow.
@@ -625,36 +604,52 @@ func (s *suite) repeatedStopsLoseNothing(t *testing.T) {
 	}
 }
 
+// holdUntilStopped is a handler that signals started, then waits for its
+// context and fails with its error: the handler a subscription's stop
+// interrupts.
+func holdUntilStopped(started chan<- struct{}) messaging.Handler {
+	return func(ctx context.Context, _ *messaging.Message) error {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+}
+
+// stopWhileHandling starts a subscription with start (its handler signals
+// started) and stops it once the handler runs: its context cancelled,
+// then Close. Failures name the subscription as label.
+func (s *suite) stopWhileHandling(t *testing.T, label string, start func(ctx context.Context, started chan<- struct{}) messaging.Subscription) {
+	t.Helper()
+	started := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	sub := start(ctx, started)
+	select {
+	case <-started:
+	case <-time.After(s.h.Timeout):
+		t.Fatalf("%s: the handler never got a message", label)
+	}
+	cancel()
+	if err := sub.Close(); err != nil {
+		t.Fatalf("%s: Close: %v", label, err)
+	}
+}
+
 // stopTwiceAtLastAttempt, twice, starts a subscription of group g with
 // start (its handler signals started, then waits for its context and fails
-// with its error) and stops it once the handler runs: its context
-// cancelled, then Close. It fails t unless a third subscription of g, with
-// MaxAttempts(1), then gets every one of msgs.
+// with its error) and stops it once the handler runs (stopWhileHandling).
+// It fails t unless a third subscription of g, with MaxAttempts(1), then
+// gets every one of msgs.
 func (s *suite) stopTwiceAtLastAttempt(t *testing.T, g string, msgs []*messaging.Message, start func(ctx context.Context, started chan<- struct{}) messaging.Subscription) {
 	for round := 1; round <= 2; round++ {
-		started := make(chan struct{}, 1)
-		ctx, cancel := context.WithCancel(t.Context())
-		sub := start(ctx, started)
-		select {
-		case <-started:
-		case <-time.After(s.h.Timeout):
-			cancel()
-			t.Fatalf("round %d: the handler never got a message", round)
-		}
-		cancel()
-		if err := sub.Close(); err != nil {
-			t.Fatalf("round %d: Close: %v", round, err)
-		}
+		s.stopWhileHandling(t, fmt.Sprintf("round %d", round), start)
 	}
 	col := NewCollector()
 	s.subscribe(t.Context(), h2(s, t), col.Handler(), messaging.Group(g), messaging.MaxAttempts(1))
 	if !col.Wait(s.h.Timeout, func(c *Collector) bool { return c.Distinct() == len(msgs) }) {
-		var missing []string
-		for _, m := range msgs {
-			if col.Count(m.ID) == 0 {
-				missing = append(missing, m.ID)
-			}
-		}
-		t.Fatalf("after two stops with MaxAttempts(1), never delivered again: %v", missing)
+		t.Fatalf("after two stops with MaxAttempts(1), never delivered again: %v", col.Missing(ids(msgs)))
 	}
 }
