@@ -224,9 +224,9 @@
 //     (dead-lettered with WithDeadLetterExchange, else dropped, not
 //     logged); with the limit at n, stopping a subscription again and again
 //     as a rolling restart does dropped messages no handler had failed (on
-//     3.10, 20 of 800 over four stops with MaxAttempts(1), in each run: the
-//     conformance case RepeatedStopsLoseNothing), and the client, which
-//     never saw them, could not save them. So before 4.3, as on
+//     3.10, 10 to 20 of 800 over four stops with MaxAttempts(1), in every
+//     run of the conformance case RepeatedStopsLoseNothing), and the
+//     client, which never saw them, could not save them. So before 4.3, as on
 //     JetStream, a message whose handling crashes the process comes back
 //     without a broker-side bound; each return still counts in
 //     x-delivery-count, so in Attempt, leaving a message given back at
