@@ -31,6 +31,10 @@ type coreAsync struct {
 	// nats.go (ErrMaxPayload, an ErrMessageTooLarge).
 	maxPayload atomic.Int64
 
+	// loose counts the messages sent without a callback that no Flush or
+	// Close has taken yet (see publishLoose and takeLoose).
+	loose atomic.Int64
+
 	mu      sync.Mutex
 	list    []coreItem // sent since the flusher last took the list
 	spare   []coreItem // the last list ended, kept for reuse
@@ -43,6 +47,8 @@ type coreAsync struct {
 	wg      sync.WaitGroup
 }
 
+// coreItem is a message of the list, or (done nil) the mark a Flush or
+// Close left for the loose messages sent before it.
 type coreItem struct {
 	topic string
 	msg   *messaging.Message
@@ -92,6 +98,10 @@ func (c *Client) publishAsyncCore(ctx context.Context, topic string, m *messagin
 		fail(fmt.Errorf("nats: publish to %s: %w", topic, err))
 		return
 	}
+	if done == nil {
+		c.publishLoose(topic, m, nm)
+		return
+	}
 	a.mu.Lock()
 	for a.n >= asyncpub.DefaultWindow && !a.closed {
 		if a.room == nil {
@@ -134,6 +144,42 @@ func (c *Client) publishAsyncCore(ctx context.Context, topic string, m *messagin
 		go c.flushCore()
 	}
 	a.mu.Unlock()
+}
+
+// publishLoose sends a message given without a callback: nobody takes its
+// result, so it is not tracked one by one. It is written as nats.go's
+// Publish writes it, outside the window (nats.go's write buffer holds the
+// caller back, and its reconnect buffer bounds what waits for the
+// connection), and counted in loose, for which the next Flush or Close
+// leaves one mark in the list: that mark's flush covers every loose message
+// written before it. A message nats.go refuses is dropped.
+func (c *Client) publishLoose(topic string, m *messaging.Message, nm *natsgo.Msg) {
+	var err error
+	if nm != nil {
+		err = c.nc.PublishMsg(nm)
+	} else {
+		err = c.nc.Publish(topic, m.Payload)
+	}
+	if err == nil {
+		c.core.loose.Add(1)
+	}
+}
+
+// takeLoose, with mu held, puts in the list one mark for the loose messages
+// sent since the last mark, if any: it ends (unreported) with the flush
+// that covers them, or with the unavailable timeout counted from now.
+func (c *Client) takeLoose() {
+	a := &c.core
+	if a.loose.Swap(0) == 0 {
+		return
+	}
+	a.n++
+	a.list = append(a.list, coreItem{at: time.Now()})
+	if !a.running {
+		a.running = true
+		a.wg.Add(1)
+		go c.flushCore()
+	}
 }
 
 // flushCore is the flusher: one flush per list until no message is left.
@@ -197,13 +243,14 @@ func (c *Client) flushList(list []coreItem) ([]coreItem, error) {
 // slots of the window.
 func (c *Client) endCore(list []coreItem, stage string, err error) {
 	for _, it := range list {
+		if it.done == nil {
+			continue // a mark for loose messages
+		}
 		var e error
 		if err != nil {
 			e = fmt.Errorf("nats: publish to %s: %s: %w", it.topic, stage, err)
 		}
-		if it.done != nil {
-			it.done(it.msg, e)
-		}
+		it.done(it.msg, e)
 	}
 	a := &c.core
 	a.mu.Lock()
@@ -287,34 +334,41 @@ func (c *Client) awaitCore() error {
 	}
 }
 
-// flushCoreAsync is Flush in core mode.
+// flushCoreAsync is Flush in core mode: it waits until no message is
+// pending, loose messages included (see takeLoose).
 func (c *Client) flushCoreAsync(ctx context.Context) error {
 	a := &c.core
-	a.mu.Lock()
-	if a.n == 0 {
+	for {
+		a.mu.Lock()
+		if !a.closed {
+			c.takeLoose()
+		}
+		if a.n == 0 {
+			a.mu.Unlock()
+			return nil
+		}
+		if a.idle == nil {
+			a.idle = make(chan struct{})
+		}
+		idle := a.idle
 		a.mu.Unlock()
-		return nil
-	}
-	if a.idle == nil {
-		a.idle = make(chan struct{})
-	}
-	idle := a.idle
-	a.mu.Unlock()
-	select {
-	case <-idle:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("nats: flush: %w", ctx.Err())
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return fmt.Errorf("nats: flush: %w", ctx.Err())
+		}
 	}
 }
 
-// closeCoreAsync refuses new messages and waits for the lists in flight:
-// each flush is bounded by the request timeout, a wait for the connection
-// ends when Close begins.
+// closeCoreAsync refuses new messages and waits for the lists in flight
+// (with a mark for the loose messages sent before it): each flush is
+// bounded by the request timeout, a wait for the connection ends when Close
+// begins.
 func (c *Client) closeCoreAsync() {
 	a := &c.core
 	a.mu.Lock()
 	if !a.closed {
+		c.takeLoose()
 		a.closed = true
 		a.closedFlag.Store(true)
 		close(a.closing)

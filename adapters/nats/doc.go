@@ -192,10 +192,13 @@
 // per-message work the caller did not ask for: Publish (and PublishAsync)
 // set no ID and no Time (Capabilities().PublishAssignsID is false), and a
 // message with nothing but a payload goes out without a header block,
-// exactly as nats.go's Publish sends it. Core NATS neither redelivers nor
-// deduplicates, so an ID there serves only the user's own correlation:
-// set Message.ID (and Time) to send them, and they arrive as set. A
-// consumer gives a message that came without an ID a NUID generated on
+// exactly as nats.go's Publish sends it. PublishAsync without a callback
+// (done nil) is nats.go's Publish after Publish's checks: the message is
+// not tracked, and the next Flush or Close flushes the connection once for
+// all such messages (see Client.PublishAsync). Core NATS neither
+// redelivers nor deduplicates, so an ID there serves only the user's own
+// correlation: set Message.ID (and Time) to send them, and they arrive as
+// set. A consumer gives a message that came without an ID a NUID generated on
 // delivery (unique, known to that delivery only; nats-io/nuid, no lock nor
 // random read per message), and without a Time the time its subscription
 // took it from the connection. Request and Serve's replies still set ID

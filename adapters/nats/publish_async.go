@@ -87,6 +87,18 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // failed so may still be sent after the reconnect); a message that nats.go
 // refuses (its reconnect buffer is full, the connection is closed) fails at
 // once. As Publish in core mode, it sets no ID nor Time.
+//
+// Core mode without a callback (done nil, fire and forget): nobody takes
+// the message's result, so the adapter does no per-message work beyond the
+// checks Publish makes and nats.go's Publish. The message goes on the wire
+// as with a callback, in the same order, but is not in the list and does
+// not count in the window: nats.go's write buffer holds the caller back,
+// and while the connection is down its reconnect buffer (a message it
+// refuses is dropped). Flush and Close flush the connection once for all
+// such messages sent before them: Flush returns once the server has them,
+// or, while the connection is down, once the unavailable timeout counted
+// from the Flush has passed (they may still be sent after the reconnect),
+// or when ctx ends.
 func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
 	if c.cfg.mode == ModeCore {
 		c.publishAsyncCore(ctx, topic, msg, done)

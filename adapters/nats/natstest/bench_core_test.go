@@ -156,6 +156,13 @@ func BenchmarkCorePublish(b *testing.B) {
 		adapterPublishAsync(b, c, topic, b.N)
 		msgsPerSec(b, b.N)
 	})
+	// The same without a callback (fire and forget), then Flush.
+	b.Run("adapter-async-nocallback", func(b *testing.B) {
+		c, _, topic := coreClient(b)
+		b.ResetTimer()
+		publishLooseCore(b, c, topic, b.N, nil)
+		msgsPerSec(b, b.N)
+	})
 	b.Run("raw", func(b *testing.B) {
 		_, nc, topic := coreClient(b)
 		b.ResetTimer()
@@ -183,48 +190,57 @@ func BenchmarkCoreConsume(b *testing.B) {
 // BenchmarkCoreEndToEnd: the adapter publishes to its own subscription on
 // another client, beside the raw client doing the same.
 func BenchmarkCoreEndToEnd(b *testing.B) {
-	b.Run("adapter", func(b *testing.B) {
-		c, _, topic := coreClient(b)
-		sc := natstest.Open(b, natsadapter.WithMode(natsadapter.ModeCore))
-		var got atomic.Int64
-		wait := adapterConsumeCore(b, sc, topic, b.N, &got)
-		b.ResetTimer()
-		adapterPublishCore(b, c, topic, b.N, &got)
-		wait()
-		msgsPerSec(b, b.N)
-	})
-	// One goroutine: PublishAsync of every message (within the window),
-	// then Flush.
-	b.Run("adapter-async", func(b *testing.B) {
-		c, _, topic := coreClient(b)
-		sc := natstest.Open(b, natsadapter.WithMode(natsadapter.ModeCore))
-		var got atomic.Int64
-		wait := adapterConsumeCore(b, sc, topic, b.N, &got)
-		b.ResetTimer()
-		ctx := context.Background()
-		var failed atomic.Pointer[error]
-		done := func(_ *messaging.Message, err error) {
-			if err != nil {
-				e := err
-				failed.CompareAndSwap(nil, &e)
-			}
-		}
-		for i := range b.N {
-			if i%benchBatch == 0 {
-				window(&got, i)
-			}
-			c.PublishAsync(ctx, topic, &messaging.Message{Payload: payload1K}, done)
-		}
-		if err := c.Flush(ctx); err != nil {
-			b.Fatal(err)
-		}
-		wait()
-		msgsPerSec(b, b.N)
-		if err := failed.Load(); err != nil {
-			b.Fatal(*err)
-		}
-	})
+	b.Run("adapter", func(b *testing.B) { endToEndCore(b, adapterPublishCore) })
+	b.Run("adapter-async", func(b *testing.B) { endToEndCore(b, publishAsyncCore) })
+	b.Run("adapter-async-nocallback", func(b *testing.B) { endToEndCore(b, publishLooseCore) })
 	b.Run("raw", rawEndToEndCore)
+}
+
+// endToEndCore runs an adapter side of BenchmarkCoreEndToEnd with publish.
+func endToEndCore(b *testing.B, publish func(*testing.B, *natsadapter.Client, string, int, *atomic.Int64)) {
+	c, _, topic := coreClient(b)
+	sc := natstest.Open(b, natsadapter.WithMode(natsadapter.ModeCore))
+	var got atomic.Int64
+	wait := adapterConsumeCore(b, sc, topic, b.N, &got)
+	b.ResetTimer()
+	publish(b, c, topic, b.N, &got)
+	wait()
+	msgsPerSec(b, b.N)
+}
+
+// publishAsyncCore gives n messages to PublishAsync from one goroutine
+// (within the window when got is not nil), then flushes; the first failure
+// fails the benchmark.
+func publishAsyncCore(b *testing.B, c *natsadapter.Client, topic string, n int, got *atomic.Int64) {
+	var failed atomic.Pointer[error]
+	publishAsyncEach(b, c, topic, n, got, func(_ *messaging.Message, err error) {
+		if err != nil {
+			e := err // only a failure allocates
+			failed.CompareAndSwap(nil, &e)
+		}
+	})
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+}
+
+// publishLooseCore is publishAsyncCore without a callback (fire and
+// forget).
+func publishLooseCore(b *testing.B, c *natsadapter.Client, topic string, n int, got *atomic.Int64) {
+	publishAsyncEach(b, c, topic, n, got, nil)
+}
+
+func publishAsyncEach(b *testing.B, c *natsadapter.Client, topic string, n int, got *atomic.Int64, done messaging.PublishCallback) {
+	ctx := context.Background()
+	for i := range n {
+		if i%benchBatch == 0 {
+			window(got, i)
+		}
+		c.PublishAsync(ctx, topic, &messaging.Message{Payload: payload1K}, done)
+	}
+	if err := c.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // rawEndToEndCore: the raw client publishes to a raw subscription on

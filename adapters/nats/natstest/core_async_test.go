@@ -64,6 +64,42 @@ func TestCorePublishAsyncResultAfterServer(t *testing.T) {
 	}
 }
 
+// TestCorePublishAsyncWithoutCallback: in core mode a message given
+// without a callback is not tracked, but Flush still returns only once the
+// server has processed it: when Flush returns, every message is queued in a
+// subscription on the client's own connection (see
+// TestCorePublishAsyncResultAfterServer).
+func TestCorePublishAsyncWithoutCallback(t *testing.T) {
+	c := natstest.Open(t, natsadapter.WithMode(natsadapter.ModeCore))
+	topic := integration.UniqueName(t, "core-loose")
+	sub, err := c.Conn().SubscribeSync(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20000
+	for range n {
+		c.PublishAsync(t.Context(), topic, &messaging.Message{Payload: []byte("x")}, nil)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if q, _, _ := sub.Pending(); q != n {
+		t.Fatalf("%d of %d messages at the server's subscriber when Flush returned", q, n)
+	}
+	if err := c.Flush(ctx); err != nil { // nothing left: at once
+		t.Fatal(err)
+	}
+}
+
 // TestCorePublishAsyncWindow: in core mode at most 4,096 messages are
 // pending; PublishAsync then waits for room until its ctx ends, and the
 // message fails with ctx's error. Here the first message's callback holds
@@ -100,6 +136,14 @@ func TestCorePublishAsyncWindow(t *testing.T) {
 		}
 	default:
 		t.Error("message over the window: no result when PublishAsync returned")
+	}
+	// A message without a callback does not wait for the window.
+	loose, lcancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer lcancel()
+	begin := time.Now()
+	c.PublishAsync(loose, topic, &messaging.Message{Payload: []byte("loose")}, nil)
+	if took := time.Since(begin); took > 2*time.Second {
+		t.Errorf("a message without a callback waited %v for the full window", took)
 	}
 	close(release)
 	fctx, fcancel := context.WithTimeout(t.Context(), 30*time.Second)

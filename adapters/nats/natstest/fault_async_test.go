@@ -47,10 +47,62 @@ func TestPublishAsyncWhileServerDown(t *testing.T) {
 	}
 }
 
+// TestCoreLooseMessagesWaitForServer: in core mode, messages given to
+// PublishAsync without a callback while the server is down wait in
+// nats.go's reconnect buffer. Flush does not return before they are sent:
+// it ends with ctx's error, or once the unavailable timeout (2s here)
+// counted from the first Flush has passed. After the restart nats.go sends
+// them, and the next Flush returns once the server has them.
+func TestCoreLooseMessagesWaitForServer(t *testing.T) {
+	srv := natstest.StartServer(t)
+	c := natstest.OpenURL(t, srv.URL()+"?reconnect_wait=100ms&unavailable_timeout=2s", natsadapter.WithMode(natsadapter.ModeCore))
+	topic := integration.UniqueName(t, "loose-down")
+	sub, err := c.Conn().SubscribeSync(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	reconnecting := c.Conn().StatusChanged(natsgo.RECONNECTING)
+	srv.Kill()
+	select {
+	case <-reconnecting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client did not notice the server was gone")
+	}
+	const n = 100
+	for range n {
+		c.PublishAsync(t.Context(), topic, &messaging.Message{Payload: []byte("x")}, nil)
+	}
+	begin := time.Now()
+	short, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if err := c.Flush(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Flush with the server down: %v, want an error wrapping context.DeadlineExceeded", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(begin); took < 2*time.Second || took > 8*time.Second {
+		t.Errorf("Flush with the server down returned after %v, want the 2s unavailable timeout", took)
+	}
+	srv.Start()
+	c.PublishAsync(ctx, topic, &messaging.Message{Payload: []byte("after")}, nil)
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if q, _, _ := sub.Pending(); q != n+1 {
+		t.Fatalf("%d of %d messages at the subscriber after the restart", q, n+1)
+	}
+}
+
 // TestCloseWithParkedMessages: messages given to PublishAsync while the
 // server is down wait for it (here up to a 10s unavailable_timeout); Close
-// does not wait that long: each fails at once with messaging.ErrClosed. In
-// both modes.
+// does not wait that long: each fails at once with messaging.ErrClosed
+// (those given without a callback too, unreported). In both modes.
 func TestCloseWithParkedMessages(t *testing.T) {
 	for _, mode := range []natsadapter.Mode{natsadapter.ModeJetStream, natsadapter.ModeCore} {
 		t.Run(mode.String(), func(t *testing.T) {
@@ -71,6 +123,7 @@ func TestCloseWithParkedMessages(t *testing.T) {
 			results := make(chan error, n)
 			for i := range n {
 				c.PublishAsync(t.Context(), topic, &messaging.Message{ID: fmt.Sprintf("parked-%d", i)}, func(_ *messaging.Message, err error) { results <- err })
+				c.PublishAsync(t.Context(), topic, &messaging.Message{ID: fmt.Sprintf("loose-%d", i)}, nil)
 			}
 			begin := time.Now()
 			if err := c.Close(); err != nil {
