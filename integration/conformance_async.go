@@ -19,6 +19,7 @@ func asyncCases(async bool) []conformanceCase {
 		{"AsyncPublishCancel", "AsyncPublisher", async, (*suite).asyncCancel},
 		{"AsyncPublishClose", "AsyncPublisher", async, (*suite).asyncClose},
 		{"AsyncPublishAfterClose", "AsyncPublisher", async, (*suite).asyncAfterClose},
+		{"AsyncPublishWithoutCallback", "AsyncPublisher", async, (*suite).asyncWithoutCallback},
 	}
 }
 
@@ -148,16 +149,12 @@ func keyed(prefix string, n, keys int) []*messaging.Message {
 // an invalid topic) fails alone with its own error while the others are
 // sent, and (DedupeByID) a repeated ID is reported as ErrDuplicate.
 func (s *suite) asyncPublish(t *testing.T) {
-	const n, keys = 3000, 8
-	ap := s.c.(messaging.AsyncPublisher)
-	col, order := s.asyncSubscribe(t)
-	msgs := keyed("async", n, keys)
-	bad := n / 2
-	msgs[bad].Header = messaging.Header{"msgkit-reserved": "x"} // refused by ValidateHeader
+	run := s.startAsync(t, "async", 3000)
+	ap, msgs, bad := run.ap, run.msgs, run.bad
 	r := newAsyncResults(msgs)
 	ctx, cancel := context.WithTimeout(t.Context(), s.h.Timeout)
 	defer cancel()
-	r.publish(ctx, ap, s.topic, 0, n)
+	r.publish(ctx, ap, s.topic, 0, len(msgs))
 	onBadTopic, badTopicResults := oneResult()
 	ap.PublishAsync(ctx, "", messaging.NewMessage([]byte("x")), onBadTopic)
 	if err := ap.Flush(ctx); err != nil {
@@ -176,14 +173,7 @@ func (s *suite) asyncPublish(t *testing.T) {
 			t.Fatalf("message %d: ID %q, Time %v: PublishAsync must set them (PublishAssignsID)", i, m.ID, m.Time)
 		}
 	}
-	col.WaitDistinct(t, len(ok), s.h.Timeout)
-	col.Report(t, ok)
-	if col.Count(msgs[bad].ID) != 0 {
-		t.Errorf("the invalid message was delivered")
-	}
-	if s.caps.PerKeyOrder {
-		order.check(t)
-	}
+	s.checkAsync(t, run, ok)
 	if err := ap.Flush(ctx); err != nil {
 		t.Errorf("Flush with nothing pending: %v", err)
 	}
@@ -198,6 +188,78 @@ func (s *suite) asyncPublish(t *testing.T) {
 		if dup := dupResults(); len(dup) != 1 || !errors.Is(dup[0], messaging.ErrDuplicate) {
 			t.Errorf("repeated ID: results %v, want one wrapping ErrDuplicate", dup)
 		}
+	}
+}
+
+// asyncWithoutCallback: messages given to PublishAsync without a callback
+// (done nil: fire and forget) are sent as the others are. After Flush
+// every valid one is delivered, in per-key order, and (PublishAssignsID)
+// has its ID and Time; an invalid one, or one on an invalid topic, is
+// dropped alone, without a panic; the message with a callback among them
+// gets its one result.
+func (s *suite) asyncWithoutCallback(t *testing.T) {
+	const n = 1000
+	run := s.startAsync(t, "loose", n)
+	ap, msgs := run.ap, run.msgs
+	ctx, cancel := context.WithTimeout(t.Context(), s.h.Timeout)
+	defer cancel()
+	onLast, lastResults := oneResult()
+	for i, m := range msgs[:n-1] {
+		ap.PublishAsync(ctx, s.topic, m, nil)
+		if i == n/4 {
+			ap.PublishAsync(ctx, "", messaging.NewMessage([]byte("x")), nil)
+		}
+	}
+	ap.PublishAsync(ctx, s.topic, msgs[n-1], onLast)
+	if err := ap.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	if last := lastResults(); len(last) != 1 || last[0] != nil {
+		t.Fatalf("the message with a callback: results %v, want one nil", last)
+	}
+	var ok []string
+	for i, m := range msgs {
+		if i == run.bad {
+			continue
+		}
+		ok = append(ok, m.ID)
+		if s.caps.PublishAssignsID && m.Time.IsZero() {
+			t.Fatalf("message %d: Time not set: PublishAsync must set it (PublishAssignsID)", i)
+		}
+	}
+	s.checkAsync(t, run, ok)
+}
+
+// asyncRun is what the AsyncPublish cases start with: a subscription to
+// the suite's topic (see asyncSubscribe) and keyed messages for it, one of
+// them (bad) with a header ValidateHeader refuses.
+type asyncRun struct {
+	ap    messaging.AsyncPublisher
+	col   *Collector
+	order *orderChecker
+	msgs  []*messaging.Message
+	bad   int
+}
+
+func (s *suite) startAsync(t *testing.T, prefix string, n int) *asyncRun {
+	col, order := s.asyncSubscribe(t)
+	msgs := keyed(prefix, n, 8)
+	bad := n / 2
+	msgs[bad].Header = messaging.Header{"msgkit-reserved": "x"} // refused by ValidateHeader
+	return &asyncRun{ap: s.c.(messaging.AsyncPublisher), col: col, order: order, msgs: msgs, bad: bad}
+}
+
+// checkAsync waits for the messages ok, then checks that the invalid one was
+// not delivered and (PerKeyOrder) the order per key.
+func (s *suite) checkAsync(t *testing.T, run *asyncRun, ok []string) {
+	t.Helper()
+	run.col.WaitDistinct(t, len(ok), s.h.Timeout)
+	run.col.Report(t, ok)
+	if run.col.Count(run.msgs[run.bad].ID) != 0 {
+		t.Errorf("the invalid message was delivered")
+	}
+	if s.caps.PerKeyOrder {
+		run.order.check(t)
 	}
 }
 

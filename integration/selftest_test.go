@@ -84,6 +84,16 @@ func (b *broken) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	return b.Client.Publish(ctx, topic, msgs...)
 }
 
+// PublishAsync, with the defect "drops-uncalled", loses about one in a
+// hundred messages given without a callback (nobody hears of it).
+func (b *broken) PublishAsync(ctx context.Context, topic string, m *messaging.Message, done messaging.PublishCallback) {
+	if b.defect == "drops-uncalled" && done == nil && b.counter.Add(1)%97 == 0 {
+		m.Time = time.Now() // as if sent
+		return
+	}
+	b.Client.PublishAsync(ctx, topic, m, done)
+}
+
 func (b *broken) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
 	// The defects that depend on the options leave invalid ones to the
 	// memory client, which rejects them.
@@ -328,6 +338,8 @@ func TestSuiteCatchesBrokenAdapters(t *testing.T) {
 		// the wait for the redelivery.
 		"ignores-ackdeadline": {mustFail: []string{"AckDeadline"}, only: []string{"AckDeadline"},
 			says: "want within", timeout: messaging.DefaultAckDeadline + 15*time.Second},
+		"drops-uncalled": {mustFail: []string{"AsyncPublishWithoutCallback"}, only: []string{"AsyncPublishWithoutCallback"},
+			says: "of 999 distinct messages delivered"},
 		"delivers-twice": {only: []string{"HostileInput"}},
 	} {
 		t.Run(defect, func(t *testing.T) {
