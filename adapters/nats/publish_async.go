@@ -97,8 +97,8 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // refuses is dropped). Flush and Close flush the connection once for all
 // such messages sent before them: Flush returns once the server has them,
 // or, while the connection is down, once the unavailable timeout counted
-// from the Flush has passed (they may still be sent after the reconnect),
-// or when ctx ends.
+// from the first Flush after them has passed (they may still be sent after
+// the reconnect), or when ctx ends.
 func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
 	if c.cfg.mode == ModeCore {
 		c.publishAsyncCore(ctx, topic, msg, done)
