@@ -171,7 +171,8 @@ const (
 // dropped (Close, a lost connection, a failed request) by dropping its
 // inbox, which ends its requests on the server; a message the server sent
 // before it saw the inbox go is nak'ed when it arrives (so around a
-// reconnect the server may briefly count it beside the new pull's), and
+// reconnect the server may briefly count it beside the new pull's), or at
+// Close once the server has dropped the requests (see dropWaiting), and
 // one lost with a connection comes back after the ack wait.
 // Settle and Extend use each delivery's token (the *natsgo.Msg) only.
 type jsReceiver struct {
@@ -500,7 +501,8 @@ type jsPull struct {
 	outstanding int           // requested, not yet delivered nor expired
 	seen        time.Time     // the last request sent or arrival
 	err         error         // the pull failed (a status other than a heartbeat or an expiry)
-	stopped     bool          // later messages are nak'ed
+	stopped     bool          // later messages are nak'ed (kept in late while it is not nil)
+	late        []*natsgo.Msg // see keepLate
 	heard       bool          // the consumer was confirmed when the pull opened, or a message, heartbeat or expiry arrived
 	reconnects  uint64        // the connection's reconnects when the pull opened
 }
@@ -517,6 +519,11 @@ func (p *jsPull) onMsg(m *natsgo.Msg) {
 	}
 	p.mu.Lock()
 	if p.stopped {
+		if status == "" && p.late != nil {
+			p.late = append(p.late, m) // Close naks it (see jsReceiver.Close)
+			p.mu.Unlock()
+			return
+		}
 		p.mu.Unlock()
 		if status == "" {
 			_ = m.Nak()
@@ -569,6 +576,24 @@ func (p *jsPull) stop() []*natsgo.Msg {
 		_ = p.sub.Unsubscribe()
 	}
 	return buf
+}
+
+// keepLate makes the messages that arrive after the pull stopped wait in
+// late, for takeLate, instead of being nak'ed on arrival.
+func (p *jsPull) keepLate() {
+	p.mu.Lock()
+	p.late = []*natsgo.Msg{}
+	p.mu.Unlock()
+}
+
+// takeLate returns what arrived after the pull stopped; later arrivals are
+// nak'ed on arrival.
+func (p *jsPull) takeLate() []*natsgo.Msg {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	late := p.late
+	p.late = nil
+	return late
 }
 
 // takeWaiting returns first and what else waits in in, up to max in all,
@@ -763,8 +788,9 @@ func (r *jsReceiver) Extend(_ context.Context, ds []driver.Delivery) error {
 }
 
 // Close stops the pull and waits (until ctx ends) for what its requests
-// delivered meanwhile, naks every message received and not handed to the
-// engine (back to the group at once), and deletes an ephemeral consumer.
+// delivered meanwhile, has the server drop its requests (dropWaiting),
+// then naks every message received and not handed to the engine (back to
+// the group at once), and deletes an ephemeral consumer.
 func (r *jsReceiver) Close(ctx context.Context) error {
 	if r.status != nil {
 		r.c.nc.RemoveStatusListener(r.status)
@@ -774,13 +800,16 @@ func (r *jsReceiver) Close(ctx context.Context) error {
 		_ = r.electedSub.Unsubscribe()
 	}
 	if p := r.pull; p != nil {
+		p.keepLate()
 		r.dropPull()
 		select {
 		case <-p.done:
 		case <-ctx.Done():
 		}
+		r.spare = append(r.spare, p.takeLate()...)
 	}
-	if !r.log {
+	if !r.log && len(r.spare) > 0 {
+		r.dropWaiting(ctx)
 		for _, m := range r.spare {
 			_ = m.Nak()
 		}
@@ -792,6 +821,23 @@ func (r *jsReceiver) Close(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// dropWaiting has the server drop the pull requests of this subscription
+// still waiting on the consumer once their inbox has gone (Close's drain
+// has ended): a consumer's info makes it check its waiting requests for
+// interest. Close naks what it holds only after that: on nats-server 2.9 a
+// redelivery the consumer takes while its waiting requests have all lost
+// their interest is dropped with them and waits for the ack deadline (and
+// the stream's newest message is delivered again). Bounded by
+// restartTimeout; on failure the naks go out anyway.
+func (r *jsReceiver) dropWaiting(ctx context.Context) {
+	if r.cons == nil || r.c.nc.IsClosed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, restartTimeout)
+	defer cancel()
+	_, _ = r.cons.Info(ctx)
 }
 
 // toMessage builds the delivered message of a JetStream message with its

@@ -222,3 +222,56 @@ func TestCloseWithPullsOutstanding(t *testing.T) {
 		}
 	}
 }
+
+// TestStopReleasesReachGroup: a stopping subscription whose pull request
+// still has room gives its messages back (released, they come back to
+// that request while it lives, and are nak'ed again at Close) and the next
+// member gets them at once, long before the ack deadline. On
+// nats-server 2.9 a nak the server handles while its consumer's waiting
+// pull requests have all lost their interest is not redelivered until
+// the ack deadline (the consumer drops the stale request and, finding no
+// other, loses the redelivery it took), so Close must not nak while its
+// own stale request is waiting there.
+func TestStopReleasesReachGroup(t *testing.T) {
+	const n = 2 // fewer than Prefetch: the pull's request keeps room
+	c := natstest.Open(t)
+	topic, _ := pullTopic(t, c, "stoproom")
+	opts := []messaging.SubscribeOption{messaging.Group("g"), messaging.Concurrency(1), messaging.Prefetch(8), messaging.AckDeadline(time.Minute)}
+	for round := 1; round <= 3; round++ {
+		started := make(chan struct{}, 1)
+		ctx, cancel := context.WithCancel(t.Context())
+		holding, err := c.Subscribe(ctx, topic, func(ctx context.Context, _ *messaging.Message) error {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		}, opts...)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		published := publishNumbered(t, c, topic, fmt.Sprintf("room%d", round), n)
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			cancel()
+			t.Fatalf("round %d: the handler never got a message", round)
+		}
+		cancel()
+		if err := holding.Close(); err != nil {
+			t.Fatal(err)
+		}
+		col := integration.NewCollector()
+		next, err := c.Subscribe(t.Context(), topic, col.Handler(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := col.Wait(10*time.Second, func(c *integration.Collector) bool { return len(c.Missing(published)) == 0 })
+		_ = next.Close()
+		if !got {
+			t.Fatalf("round %d: released messages %v not handled within 10s (AckDeadline 1m)", round, col.Missing(published))
+		}
+	}
+}
