@@ -128,7 +128,13 @@
 //     unhandled (the subscription closed or shut down first, or its handler
 //     returned the context's error after Close or Shutdown), is nak'ed at
 //     once: another member of the group gets it right away, not after
-//     AckDeadline. Attempt is the server's delivery count. While messages
+//     AckDeadline. Before its first release a stopping subscription ends
+//     its pull requests on the server (drains their inbox, then reads the
+//     consumer's info, which makes the server drop requests nobody listens
+//     to), so a released message does not come back to it for one more
+//     delivery; and it naks nothing while such a stale request waits, as
+//     nats-server 2.9 would hold the nak'ed message until AckDeadline.
+//     Attempt is the server's delivery count. While messages
 //     wait for or run in a handler the engine sends in-progress signals
 //     every third of their ack wait, so a slow handler keeps its messages;
 //     only a crashed or disconnected client has its messages redelivered,

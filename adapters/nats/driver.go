@@ -204,6 +204,11 @@ type jsReceiver struct {
 	settleStatus chan natsgo.Status
 	ephemeral    string // the ephemeral consumer's name, deleted by Close
 	lastSeq      uint64 // stream sequence of the last message received
+	// live is pull as Receive and Close set it, for Settle, which halts it
+	// before its first release (see haltForRelease); released records
+	// that it did.
+	live     atomic.Pointer[jsPull]
+	released bool
 }
 
 // start finds or creates the consumer and opens a pull on it. An ephemeral
@@ -280,6 +285,7 @@ func (r *jsReceiver) openPull(reconnects uint64, confirmed bool) error {
 	sub.SetClosedHandler(func(string) { once.Do(func() { close(p.done) }) })
 	p.sub, p.inbox = sub, inbox
 	r.pull = p
+	r.live.Store(p)
 	return nil
 }
 
@@ -291,6 +297,7 @@ func (r *jsReceiver) dropPull() {
 	if r.pull != nil {
 		r.spare = append(r.spare, r.pull.stop()...)
 		r.pull = nil
+		r.live.Store(nil)
 	}
 }
 
@@ -505,6 +512,8 @@ type jsPull struct {
 	late        []*natsgo.Msg // see keepLate
 	heard       bool          // the consumer was confirmed when the pull opened, or a message, heartbeat or expiry arrived
 	reconnects  uint64        // the connection's reconnects when the pull opened
+
+	halted sync.Once // see halt
 }
 
 // onMsg takes a message or a status of the pull's requests. A status has
@@ -572,10 +581,18 @@ func (p *jsPull) stop() []*natsgo.Msg {
 	buf := p.buf
 	p.buf = nil
 	p.mu.Unlock()
-	if err := p.sub.Drain(); err != nil {
-		_ = p.sub.Unsubscribe()
-	}
+	p.halt()
 	return buf
+}
+
+// halt ends the pull's interest on the server (Drain's UNSUB) and keeps its
+// callback for what is already on its way, until done is closed. Once.
+func (p *jsPull) halt() {
+	p.halted.Do(func() {
+		if err := p.sub.Drain(); err != nil {
+			_ = p.sub.Unsubscribe()
+		}
+	})
 }
 
 // keepLate makes the messages that arrive after the pull stopped wait in
@@ -664,6 +681,15 @@ func (c *Client) lost(ctx context.Context, stream string, err error) error {
 // connection is gone (the server redelivers after the ack wait), the
 // consumer is gone, or the confirmation is late.
 func (r *jsReceiver) Settle(ctx context.Context, batch []driver.Settlement) error {
+	if !r.released {
+		for i := range batch {
+			if batch[i].Outcome == driver.Release {
+				r.released = true
+				r.haltForRelease(ctx)
+				break
+			}
+		}
+	}
 	var first error
 	failed := 0
 	for i := range batch {
@@ -832,12 +858,35 @@ func (r *jsReceiver) Close(ctx context.Context) error {
 // the stream's newest message is delivered again). Bounded by
 // restartTimeout; on failure the naks go out anyway.
 func (r *jsReceiver) dropWaiting(ctx context.Context) {
-	if r.cons == nil || r.c.nc.IsClosed() {
+	name := r.consumerName.Load()
+	if name == nil || r.c.nc.IsClosed() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, restartTimeout)
 	defer cancel()
-	_, _ = r.cons.Info(ctx)
+	_, _ = r.c.js.Consumer(ctx, r.stream, *name) // a CONSUMER.INFO request
+}
+
+// haltForRelease, before Settle's first release (releases come only as the
+// subscription stops), ends the pull's requests on the server: it drains
+// the pull's inbox (what arrives meanwhile stays for Receive or Close),
+// then has the server drop the requests (dropWaiting). Released while the
+// requests still had room, the messages would come straight back to them,
+// one more delivery each (JetStream counts it in Attempt), and Close
+// would have to give them back a second time. Bounded by ctx; the
+// releases go out anyway.
+func (r *jsReceiver) haltForRelease(ctx context.Context) {
+	p := r.live.Load()
+	if p == nil {
+		return
+	}
+	p.halt()
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return
+	}
+	r.dropWaiting(ctx)
 }
 
 // toMessage builds the delivered message of a JetStream message with its
