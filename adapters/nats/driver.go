@@ -873,17 +873,20 @@ func (r *jsReceiver) dropWaiting(ctx context.Context) {
 // then has the server drop the requests (dropWaiting). Released while the
 // requests still had room, the messages would come straight back to them,
 // one more delivery each (JetStream counts it in Attempt), and Close
-// would have to give them back a second time. Bounded by ctx; the
-// releases go out anyway.
+// would have to give them back a second time. The drain's wait is bounded
+// by confirmTimeout (a connection down holds it), the info request by
+// restartTimeout; the releases go out anyway.
 func (r *jsReceiver) haltForRelease(ctx context.Context) {
 	p := r.live.Load()
 	if p == nil {
 		return
 	}
 	p.halt()
+	wait, cancel := context.WithTimeout(ctx, confirmTimeout)
+	defer cancel()
 	select {
 	case <-p.done:
-	case <-ctx.Done():
+	case <-wait.Done():
 		return
 	}
 	r.dropWaiting(ctx)
