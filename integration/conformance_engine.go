@@ -35,6 +35,7 @@ func engineCases(caps messaging.Capabilities, deleter, shutdowner bool) []confor
 		// A released message comes to another subscription of its group.
 		{"StopReleasesLastAttempt", "Groups, and Persistent or Replay", caps.Groups && (caps.Persistent || caps.Replay), (*suite).stopReleasesLastAttempt},
 		{"RepeatedStopsLoseNothing", "Groups, and Persistent or Replay", caps.Groups && (caps.Persistent || caps.Replay), (*suite).repeatedStopsLoseNothing},
+		{"StopReleasesToNextMember", "Groups, and Persistent or Replay", caps.Groups && (caps.Persistent || caps.Replay), (*suite).stopReleasesToNextMember},
 		{"RecreatedTopicGroupStartsAfresh", "TopicDeleter, Groups, and Persistent or Replay", deleter && caps.Groups && (caps.Persistent || caps.Replay), (*suite).recreatedGroup},
 	}
 }
@@ -601,6 +602,37 @@ func (s *suite) repeatedStopsLoseNothing(t *testing.T) {
 	if !col.Wait(s.h.Timeout, func(c *Collector) bool { return c.Distinct() == n }) {
 		missing := col.Missing(ids(msgs))
 		t.Fatalf("after four stops, %d of %d messages never delivered: %v", len(missing), n, missing[:min(len(missing), 10)])
+	}
+}
+
+// stopReleasesToNextMember: a group's only member, stopped while it holds
+// fewer messages than its Prefetch (one in its handler, one waiting), gives
+// them back at once: a member subscribing after it gets both well within
+// the ack deadline, three times over. Its fetch still had room when it
+// stopped: on NATS a released message came back to that fetch, and one
+// nak'ed as its inbox went away waited on nats-server 2.9 for the ack
+// deadline.
+func (s *suite) stopReleasesToNextMember(t *testing.T) {
+	g := s.group("next")
+	for round := 1; round <= 3; round++ {
+		msgs := numbered(fmt.Sprintf("next%d", round), 2)
+		for _, m := range msgs {
+			m.Key = "one-key" // one worker: the first blocks it, the other waits behind it
+		}
+		s.stopWhileHandling(t, fmt.Sprintf("round %d", round), func(ctx context.Context, started chan<- struct{}) messaging.Subscription {
+			sub := s.subscribe(ctx, s.c, holdUntilStopped(started), messaging.Group(g), messaging.Concurrency(1), messaging.Prefetch(8), messaging.AckDeadline(handOverDeadline))
+			s.publish(s.c, msgs...)
+			return sub
+		})
+		col := NewCollector()
+		next := s.subscribe(t.Context(), s.c, col.Handler(), messaging.Group(g), messaging.AckDeadline(handOverDeadline))
+		got := col.Wait(handOverWithin, func(c *Collector) bool { return len(c.Missing(ids(msgs))) == 0 })
+		if err := next.Close(); err != nil {
+			t.Fatalf("round %d: Close: %v", round, err)
+		}
+		if !got {
+			t.Fatalf("round %d: released messages %v not delivered within %v (AckDeadline %v)", round, col.Missing(ids(msgs)), handOverWithin, handOverDeadline)
+		}
 	}
 }
 
