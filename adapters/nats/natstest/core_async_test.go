@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
+
 	"github.com/msgkit/messaging"
 	natsadapter "github.com/msgkit/messaging/adapters/nats"
 	"github.com/msgkit/messaging/adapters/nats/natstest"
@@ -22,14 +24,7 @@ import (
 func TestCorePublishAsyncResultAfterServer(t *testing.T) {
 	c := natstest.Open(t, natsadapter.WithMode(natsadapter.ModeCore))
 	topic := integration.UniqueName(t, "core-async")
-	sub, err := c.Conn().SubscribeSync(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	if err := c.Conn().Flush(); err != nil {
-		t.Fatal(err)
-	}
+	sub := ownSubscription(t, c, topic)
 	const n = 5000
 	var mu sync.Mutex
 	queued := make([]int, n) // messages in sub when message i got its result
@@ -72,17 +67,7 @@ func TestCorePublishAsyncResultAfterServer(t *testing.T) {
 func TestCorePublishAsyncWithoutCallback(t *testing.T) {
 	c := natstest.Open(t, natsadapter.WithMode(natsadapter.ModeCore))
 	topic := integration.UniqueName(t, "core-loose")
-	sub, err := c.Conn().SubscribeSync(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Conn().Flush(); err != nil {
-		t.Fatal(err)
-	}
+	sub := ownSubscription(t, c, topic)
 	const n = 20000
 	for range n {
 		c.PublishAsync(t.Context(), topic, &messaging.Message{Payload: []byte("x")}, nil)
@@ -98,6 +83,27 @@ func TestCorePublishAsyncWithoutCallback(t *testing.T) {
 	if err := c.Flush(ctx); err != nil { // nothing left: at once
 		t.Fatal(err)
 	}
+}
+
+// ownSubscription subscribes to topic on c's own connection, without
+// pending limits, and returns once the server has the subscription. The
+// server sends a connection the messages it delivers to it before its
+// answer to a flush that follows them: what the subscription holds when a
+// Flush returns is what the server had processed.
+func ownSubscription(t *testing.T, c *natsadapter.Client, topic string) *natsgo.Subscription {
+	t.Helper()
+	sub, err := c.Conn().SubscribeSync(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return sub
 }
 
 // TestCorePublishAsyncWindow: in core mode at most 4,096 messages are

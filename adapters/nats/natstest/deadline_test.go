@@ -80,13 +80,27 @@ func openProxied(t *testing.T, unavailable time.Duration, opts ...natsadapter.Op
 // cutAndWait cuts p and returns once c's connection knows it is down.
 func cutAndWait(t *testing.T, c *natsadapter.Client, p *fault.Proxy) {
 	t.Helper()
+	downAndWait(t, c, p.Cut, "the cut")
+}
+
+// killAndWait kills srv and returns once c's connection knows it is down:
+// what is published from then on waits for the connection.
+func killAndWait(t *testing.T, c *natsadapter.Client, srv *natstest.Server) {
+	t.Helper()
+	downAndWait(t, c, srv.Kill, "the server was gone")
+}
+
+// downAndWait runs down and returns once c's connection knows it is down
+// (what says what down did, for the failure).
+func downAndWait(t *testing.T, c *natsadapter.Client, down func(), what string) {
+	t.Helper()
 	reconnecting := c.Conn().StatusChanged(natsgo.RECONNECTING)
 	defer c.Conn().RemoveStatusListener(reconnecting)
-	p.Cut()
+	down()
 	select {
 	case <-reconnecting:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the client did not notice the cut")
+		t.Fatalf("the client did not notice %s", what)
 	}
 }
 

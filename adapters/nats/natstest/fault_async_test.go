@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
-
 	"github.com/msgkit/messaging"
 	natsadapter "github.com/msgkit/messaging/adapters/nats"
 	"github.com/msgkit/messaging/adapters/nats/natstest"
@@ -57,20 +55,8 @@ func TestCoreLooseMessagesWaitForServer(t *testing.T) {
 	srv := natstest.StartServer(t)
 	c := natstest.OpenURL(t, srv.URL()+"?reconnect_wait=100ms&unavailable_timeout=2s", natsadapter.WithMode(natsadapter.ModeCore))
 	topic := integration.UniqueName(t, "loose-down")
-	sub, err := c.Conn().SubscribeSync(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Conn().Flush(); err != nil {
-		t.Fatal(err)
-	}
-	reconnecting := c.Conn().StatusChanged(natsgo.RECONNECTING)
-	srv.Kill()
-	select {
-	case <-reconnecting:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the client did not notice the server was gone")
-	}
+	sub := ownSubscription(t, c, topic)
+	killAndWait(t, c, srv)
 	const n = 100
 	for range n {
 		c.PublishAsync(t.Context(), topic, &messaging.Message{Payload: []byte("x")}, nil)
@@ -112,13 +98,7 @@ func TestCloseWithParkedMessages(t *testing.T) {
 			if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
 				t.Fatal(err)
 			}
-			reconnecting := c.Conn().StatusChanged(natsgo.RECONNECTING)
-			srv.Kill()
-			select {
-			case <-reconnecting: // the client knows: messages from now on are parked
-			case <-time.After(10 * time.Second):
-				t.Fatal("the client did not notice the server was gone")
-			}
+			killAndWait(t, c, srv) // messages from now on are parked
 			const n = 50
 			results := make(chan error, n)
 			for i := range n {
