@@ -17,6 +17,13 @@ func Stoppable(ctx context.Context) context.Context {
 	return context.WithValue(ctx, stopKey{}, ctx)
 }
 
+// Marked reports whether ctx carries a subscription's mark (Stoppable), so
+// that Interrupted can tell a stop from the handler's own context errors.
+func Marked(ctx context.Context) bool {
+	_, ok := ctx.Value(stopKey{}).(context.Context)
+	return ok
+}
+
 // Interrupted reports whether err, a handler's error in ctx (its handler
 // context, or one derived from it), is the handler giving up because its
 // subscription stopped: the context Stoppable marked has ended and err is

@@ -32,9 +32,29 @@
 //
 // In both modes an error already marked messaging.Permanent is returned at
 // once, as is one that the WithRetryable option classifies as not retryable
-// (wrapped in messaging.Permanent). A panic in the handler is recovered and
-// treated as an error wrapping messaging.ErrHandlerPanic. A RetryAfter delay
-// set by the handler itself is kept instead of the computed backoff.
+// (wrapped in messaging.Permanent), and one that an inner dead-letter layer
+// keeps for redelivery (its publish failed), even as the subscription stops.
+// A panic in the handler is recovered and treated as an error wrapping
+// messaging.ErrHandlerPanic. A RetryAfter delay set by the handler itself is
+// kept instead of the computed backoff.
+//
+// # Stops and deadlines
+//
+// A handler that fails because its subscription is stopping has not failed
+// an attempt. The consumers of this module mark their handler contexts, so
+// such a stop (a context error, not Permanent, once the subscription's own
+// context ended) is told apart from any other failure: broker mode returns
+// it as it is and the in-process loop ends with an error wrapping the
+// context's error and the handler's (whose RetryAfter delay still applies),
+// never permanent; the subscription redelivers the message, and releases it
+// at its last attempt rather than give it up. Every other failure counts,
+// a context error included: a timeout layer outside a broker-mode retry
+// (accepted, see package middleware) fails the attempt at its deadline, so
+// the backoff and MaxAttempts apply. Without the mark (a consumer outside
+// this module) a failure in a cancelled context is taken for a stop, one in
+// a context whose deadline passed for a failed attempt. In process, the
+// loop ends once ctx has ended, as no later attempt could run in it: a
+// final failure is still given up, any other ends the loop as a stop does.
 //
 // Compose one retry layer per handler, inside deadletter and outside timeout;
 // see package middleware for the order and what a wrong order does.
@@ -42,6 +62,7 @@ package retry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -319,11 +340,8 @@ func (c *config) final(err error, attempt int) bool {
 
 func (c *config) once(ctx context.Context, next messaging.Handler, msg *messaging.Message) error {
 	err := layer.Call(ctx, next, msg)
-	if err == nil {
-		return nil
-	}
-	if ctx.Err() != nil {
-		// The subscription is stopping: let the adapter redeliver as usual.
+	if err == nil || interrupted(ctx, err) {
+		// A stop: the subscription redelivers (or releases) it as it is.
 		return err
 	}
 	out, _ := c.classify(err, max(msg.Attempt, 1))
@@ -338,13 +356,16 @@ func (c *config) loop(ctx context.Context, next messaging.Handler, msg *messagin
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
-			// The subscription is stopping: let the adapter redeliver as usual.
+		if interrupted(ctx, err) {
 			return stopped(ctx, attempt, err)
 		}
 		out, final := c.classify(err, attempt)
 		if final {
 			return out
+		}
+		if ctx.Err() != nil {
+			// ctx ended (a deadline): no further attempt can run in it.
+			return stopped(ctx, attempt, err)
 		}
 		d, _ := messaging.RetryDelay(out)
 		if timer == nil {
@@ -361,8 +382,28 @@ func (c *config) loop(ctx context.Context, next messaging.Handler, msg *messagin
 	}
 }
 
+// interrupted reports whether err, an attempt's failure in ctx, is the
+// handler giving up because its subscription is stopping rather than a
+// failed attempt (see "Stops and deadlines" in the package documentation).
+func interrupted(ctx context.Context, err error) bool {
+	switch {
+	case messaging.IsPermanent(err) || layer.IsKept(err):
+		return false // a verdict of the handler or of an inner layer: kept as it is
+	case layer.Marked(ctx):
+		return layer.Interrupted(ctx, err)
+	}
+	return errors.Is(ctx.Err(), context.Canceled)
+}
+
 // stopped is the in-process loop's result when ctx ended after attempt
-// failed with err: not permanent, so the adapter redelivers the message.
+// failed with err (neither Permanent nor kept by an inner layer): not
+// permanent, so the adapter redelivers the message. It wraps ctx's error,
+// so that a subscription whose stop ended ctx sees an interrupted handler
+// (released, never given up, even at its last attempt), and err, so that
+// the handler's own marks (a RetryAfter delay) still apply.
 func stopped(ctx context.Context, attempt int, err error) error {
-	return fmt.Errorf("retry: stopped before attempt %d: %w (last error: %v)", attempt+1, ctx.Err(), err)
+	if ctx.Err() == nil { // ctx's cancellation was cut off below the subscription's mark
+		return fmt.Errorf("retry: stopped before attempt %d: %w", attempt+1, err)
+	}
+	return fmt.Errorf("retry: stopped before attempt %d: %w (last error: %w)", attempt+1, ctx.Err(), err)
 }

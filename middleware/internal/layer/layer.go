@@ -190,6 +190,11 @@ func CallBatch(ctx context.Context, h messaging.BatchHandler, msgs []*messaging.
 // dispatch.Interrupted), so no layer may treat it as a last failure.
 func Interrupted(ctx context.Context, err error) bool { return dispatch.Interrupted(ctx, err) }
 
+// Marked reports whether ctx is the handler context of a consumer that
+// marks its contexts (the consumers of this module), so that Interrupted
+// tells its stops apart; without the mark Interrupted reports false.
+func Marked(ctx context.Context) bool { return dispatch.Marked(ctx) }
+
 // GivenUp reports whether the subscription gives msg up after the handler
 // failed it with err in ctx (the handler context): err is marked
 // messaging.Permanent, or msg.Attempt is the last the subscription's
