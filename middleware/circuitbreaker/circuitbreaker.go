@@ -5,9 +5,14 @@
 // for WithOpenTimeout messages are not handed to the handler but returned with a
 // retryable error wrapping ErrOpen and a RetryAfter delay of WithOpenTimeout, so
 // the adapter redelivers them later. Then a few trial runs (WithHalfOpenRequests)
-// decide whether it closes again. By default permanent errors
-// (messaging.Permanent: a bad message, not a sick dependency) and context
-// cancellation do not count as failures.
+// decide whether it closes again.
+//
+// A handler run that returns nil is a success. A handler error is a failure
+// when WithIsFailure's function says so (by default every error but a
+// permanent one, messaging.Permanent: a bad message, not a sick dependency,
+// and context cancellation); any other error counts neither way: it neither
+// opens nor closes the breaker, nor ends a run of consecutive failures, and a
+// half-open breaker lets another trial run in its place.
 //
 // A rejected delivery still counts as an attempt where the broker counts
 // them; give the retry layer enough attempts (or a long enough backoff) to
@@ -109,8 +114,10 @@ func WithHalfOpenRequests(n int) Option {
 }
 
 // WithIsFailure decides which handler errors count against the breaker
-// (default: every error but a permanent one and context.Canceled). A nil f
-// is invalid.
+// (default: every error but a permanent one and context.Canceled). f is
+// called with the non-nil error of a handler run only: a run returning nil
+// is a success. An error f reports false for counts neither as a failure nor
+// as a success (see the package doc). A nil f is invalid.
 func WithIsFailure(f func(error) bool) Option {
 	return func(c *config) error {
 		if f == nil {
@@ -134,7 +141,7 @@ func WithOnStateChange(f func(name string, from, to gobreaker.State)) Option {
 }
 
 func defaultIsFailure(err error) bool {
-	return err != nil && !messaging.IsPermanent(err) && !errors.Is(err, context.Canceled)
+	return !messaging.IsPermanent(err) && !errors.Is(err, context.Canceled)
 }
 
 // Breaker is a circuit breaker shared by the handlers it wraps. It is safe
@@ -158,12 +165,15 @@ func NewBreaker(opts ...Option) (*Breaker, error) {
 	}
 	failures := c.failures
 	isFailure := c.isFailure
+	// gobreaker asks IsExcluded, then IsSuccessful, after every run, with
+	// nil after a success: nil never reaches isFailure (the user's).
 	st := gobreaker.Settings{
 		Name:          c.name,
 		MaxRequests:   c.halfOpen,
 		Timeout:       c.openTimeout,
 		ReadyToTrip:   func(counts gobreaker.Counts) bool { return counts.ConsecutiveFailures >= failures },
-		IsSuccessful:  func(err error) bool { return !isFailure(err) },
+		IsExcluded:    func(err error) bool { return err != nil && !isFailure(err) },
+		IsSuccessful:  func(err error) bool { return err == nil },
 		OnStateChange: c.onStateChange,
 	}
 	return &Breaker{cb: gobreaker.NewCircuitBreaker[struct{}](st), openTimeout: c.openTimeout}, nil
@@ -181,11 +191,17 @@ func (b *Breaker) Middleware() messaging.Middleware {
 				return next(ctx, msg)
 			}
 			var herr error
+			ran := false
 			_, err := b.cb.Execute(func() (struct{}, error) {
+				ran = true
 				herr = layer.Call(ctx, next, msg)
 				return struct{}{}, herr
 			})
-			if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+			if !ran {
+				// The breaker refused the run (gobreaker.ErrOpenState or
+				// ErrTooManyRequests). Once the handler ran, its error is
+				// returned as it is, even one wrapping those errors (a
+				// breaker of its own).
 				return messaging.RetryAfter(fmt.Errorf("%w: %v", ErrOpen, err), b.openTimeout)
 			}
 			return herr

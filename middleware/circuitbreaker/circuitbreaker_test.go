@@ -3,6 +3,7 @@ package circuitbreaker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -54,5 +55,131 @@ func TestOpensAfterFailuresAndRecovers(t *testing.T) {
 	}
 	if b.State() != gobreaker.StateClosed {
 		t.Fatalf("state %v after a successful trial, want closed", b.State())
+	}
+}
+
+var errValidation = errors.New("validation failed")
+
+// TestIsFailureNeverSeesSuccess: a WithIsFailure function is asked about
+// handler errors only; successful runs never count against the breaker,
+// whatever the function says of nil.
+func TestIsFailureNeverSeesSuccess(t *testing.T) {
+	b := mwtest.Must(circuitbreaker.NewBreaker(
+		circuitbreaker.WithConsecutiveFailures(5),
+		circuitbreaker.WithIsFailure(func(e error) bool { return !errors.Is(e, errValidation) }),
+	))
+	calls := 0
+	h := b.Middleware()(func(context.Context, *messaging.Message) error { calls++; return nil })
+	for i := range 10 {
+		if err := h(context.Background(), &messaging.Message{}); err != nil {
+			t.Fatalf("run %d: %v after %d handler calls, state %v; want nil", i+1, err, calls, b.State())
+		}
+	}
+	if b.State() != gobreaker.StateClosed || calls != 10 {
+		t.Fatalf("state %v after 10 successes (%d handler calls), want closed", b.State(), calls)
+	}
+}
+
+// halfOpen returns a breaker (1 failure opens it, one trial) made
+// half-open, and the handler that fails it (its error is set by the
+// caller).
+func halfOpen(t *testing.T, opts ...circuitbreaker.Option) (*circuitbreaker.Breaker, messaging.Handler, *error) {
+	t.Helper()
+	const open = 20 * time.Millisecond
+	opts = append([]circuitbreaker.Option{circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenTimeout(open)}, opts...)
+	b := mwtest.Must(circuitbreaker.NewBreaker(opts...))
+	herr := errors.New("db down")
+	h := b.Middleware()(func(context.Context, *messaging.Message) error { return herr })
+	_ = h(context.Background(), &messaging.Message{})
+	if b.State() != gobreaker.StateOpen {
+		t.Fatalf("state %v after a failure, want open", b.State())
+	}
+	// Time is the subject: the breaker half-opens after OpenTimeout.
+	deadline := time.Now().Add(10 * time.Second)
+	for b.State() != gobreaker.StateHalfOpen {
+		if time.Now().After(deadline) {
+			t.Fatalf("state %v long after the open timeout, want half-open", b.State())
+		}
+		time.Sleep(open / 4)
+	}
+	return b, h, &herr
+}
+
+// TestNonFailuresDoNotCloseHalfOpen: a trial run that returns an error that
+// is not a failure (permanent, cancelled, or one WithIsFailure rejects)
+// does not close a half-open breaker, and lets another trial run.
+func TestNonFailuresDoNotCloseHalfOpen(t *testing.T) {
+	for name, tc := range map[string]struct {
+		err  error
+		opts []circuitbreaker.Option
+	}{
+		"Permanent": {err: messaging.Permanent(errors.New("bad message"))},
+		"Canceled":  {err: fmt.Errorf("query: %w", context.Canceled)},
+		"IsFailure": {err: errValidation, opts: []circuitbreaker.Option{circuitbreaker.WithIsFailure(func(e error) bool { return !errors.Is(e, errValidation) })}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, h, herr := halfOpen(t, tc.opts...)
+			*herr = tc.err
+			if err := h(context.Background(), &messaging.Message{}); err != tc.err {
+				t.Fatalf("trial run: %v, want the handler's %v", err, tc.err)
+			}
+			if s := b.State(); s != gobreaker.StateHalfOpen {
+				t.Fatalf("state %v after a trial returning %v, want still half-open", s, tc.err)
+			}
+			// The dependency was not checked: the next run is a trial.
+			*herr = errors.New("db still down")
+			if err := h(context.Background(), &messaging.Message{}); err != *herr {
+				t.Fatalf("second trial: %v, want the handler's error", err)
+			}
+			if s := b.State(); s != gobreaker.StateOpen {
+				t.Fatalf("state %v after a failed trial, want open", s)
+			}
+		})
+	}
+}
+
+// TestNonFailuresDoNotBreakARun: an error that is not a failure does not
+// end a run of consecutive failures.
+func TestNonFailuresDoNotBreakARun(t *testing.T) {
+	b := mwtest.Must(circuitbreaker.NewBreaker(circuitbreaker.WithConsecutiveFailures(5)))
+	var herr error
+	h := b.Middleware()(func(context.Context, *messaging.Message) error { return herr })
+	run := func(err error) {
+		t.Helper()
+		herr = err
+		if got := h(context.Background(), &messaging.Message{}); got != err {
+			t.Fatalf("run: %v, want the handler's %v (state %v)", got, err, b.State())
+		}
+	}
+	for range 4 {
+		run(errors.New("db down"))
+	}
+	run(messaging.Permanent(errors.New("bad message")))
+	run(context.Canceled)
+	run(errors.New("db down"))
+	if s := b.State(); s != gobreaker.StateOpen {
+		t.Fatalf("state %v after 5 failures around a permanent error and a cancellation, want open", s)
+	}
+}
+
+// TestHandlerOpenStateErrorKept: a handler's own error wrapping
+// gobreaker.ErrOpenState (a breaker guarding its HTTP client) is returned as
+// it is, not taken for this breaker being open.
+func TestHandlerOpenStateErrorKept(t *testing.T) {
+	b := mwtest.Must(circuitbreaker.NewBreaker(circuitbreaker.WithConsecutiveFailures(5), circuitbreaker.WithOpenTimeout(time.Minute)))
+	for name, herr := range map[string]error{
+		"OpenState":       messaging.RetryAfter(fmt.Errorf("inventory API: %w", gobreaker.ErrOpenState), 3*time.Second),
+		"TooManyRequests": messaging.Permanent(fmt.Errorf("inventory API: %w", gobreaker.ErrTooManyRequests)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := b.Middleware()(func(context.Context, *messaging.Message) error { return herr })
+			err := h(context.Background(), &messaging.Message{})
+			if err != herr || errors.Is(err, circuitbreaker.ErrOpen) {
+				t.Fatalf("got %v, want the handler's error %v", err, herr)
+			}
+		})
+	}
+	if s := b.State(); s != gobreaker.StateClosed {
+		t.Fatalf("state %v, want closed", s)
 	}
 }
