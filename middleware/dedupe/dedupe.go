@@ -4,7 +4,17 @@
 // At-least-once delivery means duplicates: redeliveries after a lost ack, a
 // publisher retrying after a lost confirm. The layer records each message it
 // handled successfully in a Store, keyed by topic, group and message ID, for
-// a TTL. Handling is claimed first (for a lease), so two deliveries of the
+// a TTL: each group of a fan-out handles the message once. A subscription
+// without a Group option is an ephemeral group of its own, and its messages
+// carry an empty Group: their keys are scoped to the handler that the
+// middleware wrapped (each wrap draws a random token, unique across
+// processes), so two ephemeral subscriptions of a topic sharing a store
+// both handle every message, and each skips its own redeliveries. Wrap the
+// handler once per subscription: ephemeral subscriptions given the same
+// wrapped handler dedupe as one. The records of an ephemeral subscription
+// stay in the store for the TTL after it ends.
+//
+// Handling is claimed first (for a lease), so two deliveries of the
 // same message running at once do not both run the handler: the second gets
 // a retryable error wrapping ErrInProgress and comes back later. A failed
 // handler releases its claim, so the message can be retried; a consumer that
@@ -25,6 +35,7 @@ package dedupe
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
@@ -154,7 +165,9 @@ func WithInProgressDelay(d time.Duration) Option {
 
 // WithKeyFunc sets the function giving the record key of a message (default
 // DefaultKey: topic, group and ID, so that each group of a fan-out handles
-// the message once). A nil f is invalid.
+// the message once). For a message with an empty Group (an ephemeral
+// subscription, a group of its own) the store key is f's key scoped to the
+// wrapped handler, whatever f: see DefaultKey. A nil f is invalid.
 func WithKeyFunc(f func(*messaging.Message) string) Option {
 	return func(c *config) error {
 		if f == nil {
@@ -165,7 +178,14 @@ func WithKeyFunc(f func(*messaging.Message) string) Option {
 	}
 }
 
-// DefaultKey is the default record key: "topic/group/id".
+// DefaultKey is the default record key: "topic/group/id". For a message
+// with an empty Group, delivered to an ephemeral subscription, which is a
+// group of its own, the middleware does not store the key as it is: it
+// stores "~" + token + "/" + key, where token is random and drawn when the
+// middleware wraps a handler, so that ephemeral subscriptions sharing a
+// store (in one process, or in several through a shared store) do not take
+// each other's messages for duplicates, while each still skips its own
+// redeliveries. The same holds for a key of WithKeyFunc.
 func DefaultKey(m *messaging.Message) string { return m.Topic + "/" + m.Group + "/" + m.ID }
 
 // New returns the dedupe middleware recording in store. A nil store is
@@ -186,12 +206,18 @@ func New(store Store, opts ...Option) (messaging.Middleware, error) {
 	}
 	claim, release := claimFuncs(store)
 	return func(next messaging.Handler) messaging.Handler {
+		// The scope of this wrap's ephemeral messages (see DefaultKey):
+		// random, since a store may be shared with other processes.
+		ephemeral := "~" + rand.Text() + "/"
 		return func(ctx context.Context, msg *messaging.Message) error {
 			ctx = layer.Enter(ctx, layer.Frame{Kind: layer.Dedupe})
 			if layer.IsProbe(ctx) {
 				return next(ctx, msg)
 			}
 			key := c.key(msg)
+			if msg.Group == "" {
+				key = ephemeral + key
+			}
 			st, token, err := claim(ctx, key, c.lease)
 			if err != nil {
 				return fmt.Errorf("dedupe: claim %s: %w", key, err)

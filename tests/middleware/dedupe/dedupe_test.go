@@ -41,6 +41,96 @@ func TestDuplicateIsSkipped(t *testing.T) {
 	}
 }
 
+// TestEphemeralKeysPerWrap: a message of an ephemeral subscription (empty
+// Group) is deduplicated within one wrapped handler, not across handlers
+// wrapped apart that share the store, whatever the key function; a
+// message of a named group is deduplicated across them.
+func TestEphemeralKeysPerWrap(t *testing.T) {
+	for name, opts := range map[string][]dedupe.Option{
+		"DefaultKey":  nil,
+		"WithKeyFunc": {dedupe.WithKeyFunc(func(m *messaging.Message) string { return m.ID })},
+	} {
+		t.Run(name, func(t *testing.T) {
+			mw := mwtest.Must(dedupe.New(dedupe.NewMemoryStore(), opts...))
+			var calls [2]atomic.Int32
+			var hs [2]messaging.Handler
+			for i := range hs {
+				hs[i] = mw(func(context.Context, *messaging.Message) error { calls[i].Add(1); return nil })
+			}
+			for range 2 { // a delivery, then a redelivery, to each
+				for i, h := range hs {
+					if err := h(context.Background(), msg("a", "")); err != nil {
+						t.Fatalf("handler %d: %v", i, err)
+					}
+				}
+			}
+			if a, b := calls[0].Load(), calls[1].Load(); a != 1 || b != 1 {
+				t.Fatalf("ephemeral: handlers ran %d and %d times, want once each", a, b)
+			}
+			for _, h := range hs { // a named group shares the record
+				if err := h(context.Background(), msg("b", "g")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := calls[0].Load() + calls[1].Load(); n != 3 {
+				t.Fatalf("named group: handlers ran %d times in all, want 3 (once for b)", n)
+			}
+		})
+	}
+}
+
+// TestEphemeralSubscriptionsShareStore: two ephemeral subscriptions of a
+// topic (each a group of its own) whose handlers share a dedupe store both
+// handle a message, while a redelivery to one of them is still skipped.
+func TestEphemeralSubscriptionsShareStore(t *testing.T) {
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 10*time.Second)
+	topic := mwtest.Topic(t, c, "dedupe-ephemeral")
+	mw := mwtest.Must(dedupe.New(dedupe.NewMemoryStore(), dedupe.WithInProgressDelay(10*time.Millisecond)))
+	var ranA, ranB atomic.Int32
+	aDone, bDone := make(chan struct{}), make(chan struct{})
+	closeA, closeB := sync.OnceFunc(func() { close(aDone) }), sync.OnceFunc(func() { close(bDone) })
+	// A's first acknowledgement is lost (its outer layer fails the
+	// delivery after dedupe recorded it): the redelivery must be skipped.
+	loseFirstAck := func(next messaging.Handler) messaging.Handler {
+		return func(ctx context.Context, m *messaging.Message) error {
+			err := next(ctx, m)
+			switch {
+			case err != nil:
+				return err
+			case m.Attempt == 1:
+				return errors.New("ack lost")
+			}
+			closeA()
+			return nil
+		}
+	}
+	hA := messaging.Chain(func(context.Context, *messaging.Message) error { ranA.Add(1); return nil }, loseFirstAck, mw)
+	hB := messaging.Chain(func(context.Context, *messaging.Message) error { ranB.Add(1); return nil },
+		func(next messaging.Handler) messaging.Handler {
+			return func(ctx context.Context, m *messaging.Message) error {
+				err := next(ctx, m)
+				if err == nil {
+					closeB()
+				}
+				return err
+			}
+		}, mw)
+	mwtest.Subscribe(t, ctx, c, topic, hA)
+	mwtest.Subscribe(t, ctx, c, topic, hB)
+	mwtest.Publish(t, ctx, c, topic, &messaging.Message{ID: "broadcast", Payload: []byte("x")})
+	for name, done := range map[string]chan struct{}{"A (its redelivery)": aDone, "B": bDone} {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			t.Fatalf("subscription %s never acknowledged the message; handlers ran A %d, B %d times", name, ranA.Load(), ranB.Load())
+		}
+	}
+	if a, b := ranA.Load(), ranB.Load(); a != 1 || b != 1 {
+		t.Fatalf("handlers ran A %d, B %d times; want once each (both subscriptions handle the message, A's redelivery skipped)", a, b)
+	}
+}
+
 // plainStore hides the TokenStore methods of a store: New uses its Claim
 // and Release.
 type plainStore struct{ dedupe.Store }
@@ -96,7 +186,7 @@ func testReleaseAfterLease(t *testing.T, store dedupe.Store) {
 		return nil
 	})
 	delivery := func(name string) *messaging.Message {
-		return &messaging.Message{ID: "x", Topic: "t", Payload: []byte(name), Attempt: 1}
+		return &messaging.Message{ID: "x", Topic: "t", Group: "g", Payload: []byte(name), Attempt: 1}
 	}
 
 	aErr := make(chan error, 1)
