@@ -204,17 +204,25 @@ type Page[I any] struct {
 // Job polls one checkpoint name.
 type Job[I any] struct {
 	Config
-	// Name names the checkpoint and prefixes the seen IDs.
+	// Name names the checkpoint and the seen IDs, whose keys in Seen are
+	// "poll:" + Name + ":" + ID (see SeenKey).
 	Name string
 	// Fetch returns the page after cursor; etag is the ETag saved with it.
 	Fetch func(ctx context.Context, cursor, etag string) (Page[I], error)
 	// ID returns an item's ID; "" means no deduplication for it.
 	ID func(I) string
-	// Deliver handles the new items of a page, in order, in one call (a
-	// front-end that handles items one by one loops), and returns how many
-	// of them, from the first, it delivered. Those count as seen; an error
-	// stops the round before the checkpoint of the page is saved.
+	// Deliver handles the new items of a page, in order, in one call, and
+	// returns how many of them, from the first, it delivered. Those count
+	// as seen once it returns; an error stops the round before the
+	// checkpoint of the page is saved. Set Deliver or Handle, not both.
 	Deliver func(ctx context.Context, items []I) (int, error)
+	// Handle handles one new item; the Job calls it for the items of a
+	// page one at a time, in order, for a front-end that handles items one
+	// by one. Each item counts as seen as soon as Handle returns nil for it
+	// (a crash later in the page does not deliver it again); no item is
+	// handed to it once ctx is done; an error (or ctx ending) stops the
+	// round before the checkpoint of the page is saved.
+	Handle func(ctx context.Context, item I) error
 	// DrainNew makes a page that brought new items count as More, for
 	// fetches that cannot say whether more are waiting.
 	DrainNew bool
@@ -228,7 +236,8 @@ type Job[I any] struct {
 const storeTimeout = 10 * time.Second
 
 // Round fetches pages from the saved checkpoint, delivers the items not seen
-// before one at a time, in order, and saves the checkpoint after each page.
+// before in order (with Handle one at a time), and saves the checkpoint after
+// each page whose items were all delivered.
 // It fetches the next page at once while the last one was marked More (or,
 // with DrainNew, brought new items), and stops after any other page or one
 // that was not modified (at most MaxPages pages). It returns how many items
@@ -287,8 +296,18 @@ func (j *Job[I]) fetch(ctx context.Context, cp checkpoint.Checkpoint) (page Page
 	return j.Fetch(ctx, cp.Position, cp.ETag)
 }
 
+// SeenKey returns the key under which the item with the given ID is
+// remembered in Seen: "poll:" + Name + ":" + id. The prefix keeps the keys
+// apart from middleware/dedupe's, which start with a topic (where ':' is not
+// allowed), in a store shared with it; ':' ends the name, which is made of
+// valid names joined by '/'.
+func (j *Job[I]) SeenKey(id string) string { return "poll:" + j.Name + ":" + id }
+
 // deliver delivers the items not seen before and returns how many.
 func (j *Job[I]) deliver(ctx context.Context, items []I) (int, error) {
+	if j.Handle != nil {
+		return j.handleEach(ctx, items)
+	}
 	if j.Seen == nil {
 		if len(items) == 0 {
 			return 0, nil
@@ -303,7 +322,7 @@ func (j *Job[I]) deliver(ctx context.Context, items []I) (int, error) {
 			fresh, keys = append(fresh, it), append(keys, "")
 			continue
 		}
-		key := j.Name + "/" + id
+		key := j.SeenKey(id)
 		st, err := j.Seen.Claim(ctx, key, claimLease)
 		if err != nil {
 			j.settle(ctx, nil, keys)
@@ -324,6 +343,47 @@ func (j *Job[I]) deliver(ctx context.Context, items []I) (int, error) {
 	n = min(max(n, 0), len(fresh))
 	j.settle(ctx, keys[:n], keys[n:])
 	return n, err
+}
+
+// handleEach hands the items not seen before to Handle one at a time, in
+// order, and returns how many it handled. Each item is claimed just before
+// it is handed over and its claim is completed as soon as Handle returns
+// nil, so that what a crash leaves claimed is the one item in flight. It
+// stops before an item once ctx is done (the subscription stopping) and
+// returns ctx's error.
+func (j *Job[I]) handleEach(ctx context.Context, items []I) (int, error) {
+	n := 0
+	for _, it := range items {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		key := "" // no claim: no Seen store, or an item without ID
+		if id := j.ID(it); j.Seen != nil && id != "" {
+			key = j.SeenKey(id)
+			st, err := j.Seen.Claim(ctx, key, claimLease)
+			if err != nil {
+				return n, fmt.Errorf("poll: %s: seen store: %w", j.Name, err)
+			}
+			if st == dedupe.StateDone {
+				continue
+			}
+			// StateInProgress can only be left by a crashed earlier run of
+			// this job (one job per name): deliver again.
+		}
+		err := j.Handle(ctx, it)
+		if key != "" {
+			if err != nil {
+				j.settle(ctx, nil, []string{key})
+			} else {
+				j.settle(ctx, []string{key}, nil)
+			}
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // settle completes the claims of done (delivered items) and releases those

@@ -3,8 +3,12 @@ package poll
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/msgkit/messaging/middleware/dedupe"
 )
 
 // pages is a source of pages by cursor; a missing cursor is not modified.
@@ -108,5 +112,50 @@ func TestRoundFailuresKeepTheCheckpoint(t *testing.T) {
 	}
 	if cp, _, _ := j.Store.Load(ctx, "job"); cp.Position != "2" || cp.ETag != "" {
 		t.Fatalf("checkpoint %+v, want position 2", cp)
+	}
+}
+
+// TestHandleSettlesEachItemAtOnce: with Handle, an item is recorded as seen
+// before the next one is handed over (a repeat within the page is skipped),
+// and no item is handed over once ctx is done; the round then ends without
+// saving the page's checkpoint and the items not handed over stay unclaimed.
+func TestHandleSettlesEachItemAtOnce(t *testing.T) {
+	cfg := NewConfig()
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var got []string
+	j := &Job[string]{Config: cfg, Name: "orders/g"}
+	j.Fetch = func(context.Context, string, string) (Page[string], error) {
+		return Page[string]{Items: []string{"a", "a", "b", "c"}, Cursor: "4"}, nil
+	}
+	j.ID = func(s string) string { return s }
+	j.Handle = func(_ context.Context, s string) error {
+		got = append(got, s)
+		if s == "b" {
+			if st, err := j.Seen.Claim(t.Context(), j.SeenKey("a"), time.Minute); err != nil || st != dedupe.StateDone {
+				t.Errorf("while b is handled, a's seen state is %v (%v), want done", st, err)
+			}
+			cancel() // the subscription stops while b is handled
+		}
+		return nil
+	}
+	n, err := j.Round(ctx)
+	if n != 2 || !errors.Is(err, context.Canceled) || !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("round: %d, %v, handled %v; want 2, context.Canceled, [a b]", n, err, got)
+	}
+	if _, ok, _ := j.Store.Load(t.Context(), "orders/g"); ok {
+		t.Fatal("checkpoint saved although c was not handled")
+	}
+	if st, err := j.Seen.Claim(t.Context(), j.SeenKey("b"), time.Minute); err != nil || st != dedupe.StateDone {
+		t.Errorf("b's seen state %v (%v), want done", st, err)
+	}
+	if st, err := j.Seen.Claim(t.Context(), j.SeenKey("c"), time.Minute); err != nil || st != dedupe.StateNew {
+		t.Errorf("c's seen state %v (%v), want new (never claimed)", st, err)
+	}
+	if k := j.SeenKey("x"); k != "poll:orders/g:x" {
+		t.Errorf("SeenKey = %q, want poll:orders/g:x", k)
 	}
 }

@@ -27,11 +27,21 @@
 // gives it up (it is then remembered as handled and logged). Subscribe
 // options other than Group and MaxAttempts are ignored.
 //
-// The cursor and the seen items are kept per topic and group name
-// ("topic/group"), in the stores given (in memory by default: use
-// checkpoint.NewDir or the Redis stores of package redisstore to survive
-// restarts). The cursor is a checkpoint.Checkpoint's Position. Run one subscription per topic and group: two pollers sharing a
-// cursor would both deliver every item.
+// The cursor and the seen items are kept per topic and group, under the
+// name "topic" (a subscription without Group) or "topic/group", in the
+// stores given (in memory by default: use checkpoint.NewDir, which keeps
+// them in <dir>/topic.json and <dir>/topic/group.json, or the Redis stores
+// of package redisstore to survive restarts). The cursor is a
+// checkpoint.Checkpoint's Position; a seen item's key is
+// "poll:<name>:<id>", apart from the keys of middleware/dedupe, so one
+// dedupe.Store can serve both. Run one subscription per topic and group:
+// two pollers sharing a cursor would both deliver every item.
+//
+// Close (of the Source or of a subscription) and Shutdown stop fetching and
+// hand no further item to the handler: the handler in flight finishes, its
+// item is settled, and the rest of the fetched items, neither marked seen
+// nor passed by the saved cursor, are delivered by the next subscription of
+// the topic and group.
 package poll
 
 import (
@@ -94,9 +104,10 @@ func NewSource(fetch FetchFunc, opts ...Option) (*Source, error) {
 }
 
 // Subscribe starts polling for h under topic (the name the items are
-// delivered as, and with the group, the name of the checkpoint). It fails
-// with an error wrapping messaging.ErrInvalidOption when a subscription with
-// the same topic and group is running on this Source.
+// delivered as, and with the group, the name of the checkpoint: "topic", or
+// "topic/group" with the Group option). It fails with an error wrapping
+// messaging.ErrInvalidOption when a subscription with the same topic and
+// group is running on this Source.
 func (s *Source) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
 	if s.closed.Load() {
 		return nil, fmt.Errorf("poll: subscribe: %w", messaging.ErrClosed)
@@ -111,7 +122,10 @@ func (s *Source) Subscribe(ctx context.Context, topic string, h messaging.Handle
 	if err != nil {
 		return nil, fmt.Errorf("poll: subscribe: %w", err)
 	}
-	name := topic + "/" + o.Group
+	name := topic
+	if o.Group != "" {
+		name += "/" + o.Group
+	}
 	s.mu.Lock()
 	if s.active[name] {
 		s.mu.Unlock()
@@ -141,7 +155,7 @@ func (s *Source) Subscribe(ctx context.Context, topic string, h messaging.Handle
 			return ipoll.Page[Item]{Items: items, Cursor: next}, err
 		},
 		ID:       func(it Item) string { return it.ID },
-		Deliver:  d.deliverAll,
+		Handle:   d.deliver,
 		DrainNew: true,
 		Attrs:    []any{"topic", topic, "group", o.Group},
 	}
@@ -149,8 +163,9 @@ func (s *Source) Subscribe(ctx context.Context, topic string, h messaging.Handle
 	return sub, nil
 }
 
-// Close stops every subscription (the handlers in flight finish) and makes
-// Subscribe fail with ErrClosed. It does not close the stores.
+// Close stops every subscription (the handlers in flight finish; no further
+// item is handed to a handler) and makes Subscribe fail with ErrClosed. It
+// does not close the stores.
 func (s *Source) Close() error {
 	s.closed.Store(true)
 	s.subs.CloseAll()
@@ -166,19 +181,8 @@ type deliverer struct {
 }
 
 // deliver hands one item to the handler until it is acknowledged or given
-// up; it returns an error only when the subscription stops first.
-// deliverAll hands items to the handler one at a time, in order, and
-// returns how many it handled before an error (the end of the
-// subscription).
-func (d *deliverer) deliverAll(ctx context.Context, items []Item) (int, error) {
-	for i, it := range items {
-		if err := d.deliver(ctx, it); err != nil {
-			return i, err
-		}
-	}
-	return len(items), nil
-}
-
+// up; it returns an error only when the subscription stops first (ctx is
+// the subscription's fetch context: no attempt starts after it ended).
 func (d *deliverer) deliver(ctx context.Context, it Item) error {
 	msg := &messaging.Message{ID: it.ID, Key: it.Key, Payload: it.Payload, Header: it.Header, Topic: d.topic, Group: d.o.Group, Time: it.Time}
 	if msg.ID == "" {
@@ -189,6 +193,9 @@ func (d *deliverer) deliver(ctx context.Context, it Item) error {
 	}
 	retryWait := d.cfg.NewBackoff()
 	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		m := msg.Clone()
 		m.Attempt = attempt
 		r := dispatch.Invoke(d.sub.HandlerContext(), d.h, m, d.o.MaxAttempts)

@@ -82,9 +82,9 @@ func (m *Memory) Save(ctx context.Context, name string, cp Checkpoint) error {
 // Dir is a Store keeping one JSON file per checkpoint in a directory. A name
 // is a valid messaging name (messaging.ValidateName), or several joined by
 // '/', each '/' a subdirectory: middleware/poll names its checkpoints
-// "topic/group", stored as <dir>/topic/group.json. Save writes a temporary
-// file, syncs it and renames it over the old one, so a crash leaves the
-// previous or the new checkpoint.
+// "topic" or "topic/group", stored as <dir>/topic.json and
+// <dir>/topic/group.json. Save writes a temporary file, syncs it and renames
+// it over the old one, so a crash leaves the previous or the new checkpoint.
 type Dir struct {
 	path string
 	mu   sync.Mutex
