@@ -25,19 +25,28 @@ func native(c messaging.Client, cfg config) (messaging.Requester, bool) {
 	return r, ok
 }
 
-// nativeRequest sends m with the client's native request/reply and decodes
-// the reply, mapping errors to this package's.
-func nativeRequest[Resp any](ctx context.Context, nr messaging.Requester, cfg config, topic string, m *messaging.Message) (Resp, error) {
+// errExpired is a native server's answer to a request whose caller's
+// deadline has passed, which it drops without calling h: native request/reply
+// answers every request. The caller has normally given up already; if its
+// clock is behind the server's, nativeRequest reports ErrTimeout, as the
+// request would time out over topics.
+var errExpired = errors.New("reqreply: the caller's deadline passed before the request was handled")
+
+// nativeRequest sends m (with its HeaderDeadline) with the client's native
+// request/reply and decodes the reply, mapping errors to this package's;
+// start is when Request began.
+func nativeRequest[Resp any](ctx context.Context, nr messaging.Requester, cfg config, topic string, m *messaging.Message, start time.Time) (Resp, error) {
 	var zero Resp
-	start := time.Now()
 	reply, err := nr.Request(ctx, topic, m)
 	if err != nil {
 		var re *messaging.ReplyError
 		switch {
+		case errors.As(err, &re) && re.Description == errExpired.Error():
+			return zero, fmt.Errorf("%w from %s after %v: the server found the deadline passed (clocks out of sync?)", ErrTimeout, topic, since(start))
 		case errors.As(err, &re):
 			return zero, &RemoteError{Topic: topic, Msg: re.Description}
 		case errors.Is(err, context.DeadlineExceeded):
-			return zero, fmt.Errorf("%w from %s after %v: %w", ErrTimeout, topic, time.Since(start).Round(time.Millisecond), err)
+			return zero, fmt.Errorf("%w from %s after %v: %w", ErrTimeout, topic, since(start), err)
 		}
 		return zero, fmt.Errorf("reqreply: request to %s: %w", topic, err)
 	}
@@ -48,11 +57,17 @@ func nativeRequest[Resp any](ctx context.Context, nr messaging.Requester, cfg co
 	return v, nil
 }
 
-// nativeServe answers topic's native requests with h.
+// nativeServe answers topic's native requests with h; one whose
+// HeaderDeadline has passed is answered with errExpired without calling h.
 func nativeServe[Req, Resp any](ctx context.Context, nr messaging.Requester, cfg config, topic, group string, h HandlerFunc[Req, Resp]) (messaging.Subscription, error) {
 	handle := func(ctx context.Context, m *messaging.Message) (*messaging.Message, error) {
 		var out *messaging.Message
+		gone := false
 		inner := func(ctx context.Context, m *messaging.Message) error {
+			if expired(m) {
+				gone = true
+				return nil // as over topics: the middleware sees a success
+			}
 			req, err := codec.Decode[Req](cfg.codec, m)
 			if err != nil {
 				return err
@@ -67,6 +82,9 @@ func nativeServe[Req, Resp any](ctx context.Context, nr messaging.Requester, cfg
 		// The middleware sees the request like any delivered message.
 		if err := messaging.Chain(inner, cfg.mws...)(ctx, m); err != nil {
 			return nil, err
+		}
+		if gone {
+			return nil, errExpired
 		}
 		return out, nil
 	}

@@ -4,8 +4,9 @@
 // On a client with native request/reply (the NATS adapter, in both core and
 // JetStream modes) Requester and Serve use it instead: a reply inbox per
 // request, no reply topic, and a request with nobody serving it fails at
-// once. The handler and the errors are the same; WithoutNative turns this
-// off. Native requests are core NATS messages: never stored, at most once.
+// once. The handler, the HeaderDeadline check and the errors are the same;
+// WithoutNative turns this off. Native requests are core NATS messages: never
+// stored, at most once.
 //
 // Otherwise a Requester owns one reply topic, named reply.<random>, read by an
 // ephemeral subscription for as long as the Requester is open. Request
@@ -44,8 +45,9 @@ const (
 	// HeaderError is set on a reply when the handler failed; it holds the
 	// error text.
 	HeaderError = "reply-error"
-	// HeaderDeadline carries the caller's deadline (RFC 3339) so a server
-	// does not work on requests the caller has given up on.
+	// HeaderDeadline carries the caller's deadline (RFC 3339), in both
+	// modes, so a server does not work on requests the caller has given up
+	// on. Servers compare it with their own clock: keep the clocks in sync.
 	HeaderDeadline = "reply-deadline"
 )
 
@@ -53,7 +55,8 @@ const (
 const DefaultTimeout = 10 * time.Second
 
 // ErrTimeout is returned (wrapped together with context.DeadlineExceeded when
-// the context expired) when no reply came in time.
+// the context expired, while sending the request or waiting for the reply)
+// when no reply came in time.
 var ErrTimeout = errors.New("reqreply: no reply in time")
 
 // RemoteError is a handler's error as reported back to the caller.
@@ -234,17 +237,22 @@ func (r *Requester[Req, Resp]) onReply(_ context.Context, m *messaging.Message) 
 
 // Request sends req to topic and returns the decoded reply. It fails with
 // ErrTimeout when no reply came before ctx's deadline or the Requester's
-// timeout, whichever is first; with a *RemoteError when the handler failed;
-// with ctx.Err() when ctx is cancelled; with an error wrapping
-// messaging.ErrClosed after Close.
+// timeout, whichever is first, including when that deadline passed while
+// the request was being sent (the error wraps context.DeadlineExceeded
+// too); with a *RemoteError when the handler failed; with an error wrapping
+// ctx.Err() (context.Canceled, never ErrTimeout) when ctx is cancelled; with
+// an error wrapping messaging.ErrClosed after Close.
 func (r *Requester[Req, Resp]) Request(ctx context.Context, topic string, req Req) (Resp, error) {
 	var zero Resp
+	start := time.Now()
 	m, err := codec.Encode(r.cfg.codec, req)
 	if err != nil {
 		return zero, err // it carries its prefix
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
+	m.Header[HeaderDeadline] = deadline.UTC().Format(time.RFC3339Nano)
 	if r.native != nil {
 		r.mu.Lock()
 		closed := r.closed
@@ -252,13 +260,11 @@ func (r *Requester[Req, Resp]) Request(ctx context.Context, topic string, req Re
 		if closed {
 			return zero, fmt.Errorf("reqreply: request: %w", messaging.ErrClosed)
 		}
-		return nativeRequest[Resp](ctx, r.native, r.cfg, topic, m)
+		return nativeRequest[Resp](ctx, r.native, r.cfg, topic, m, start)
 	}
-	deadline, _ := ctx.Deadline()
 	corr := newID()
 	m.Header[HeaderReplyTo] = r.replyTopic
 	m.Header[HeaderCorrelationID] = corr
-	m.Header[HeaderDeadline] = deadline.UTC().Format(time.RFC3339Nano)
 
 	ch := make(chan *messaging.Message, 1)
 	r.mu.Lock()
@@ -275,6 +281,11 @@ func (r *Requester[Req, Resp]) Request(ctx context.Context, topic string, req Re
 	}()
 
 	if err := r.client.Publish(ctx, topic, m); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			// The deadline passed while sending: a timeout, as in native mode
+			// (where sending and waiting are one call).
+			return zero, fmt.Errorf("%w from %s after %v, sending the request: %w", ErrTimeout, topic, since(start), err)
+		}
 		return zero, fmt.Errorf("reqreply: send request to %s: %w", topic, err)
 	}
 	select {
@@ -289,10 +300,20 @@ func (r *Requester[Req, Resp]) Request(ctx context.Context, topic string, req Re
 		return v, nil
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return zero, fmt.Errorf("%w from %s after %v: %w", ErrTimeout, topic, time.Since(m.Time).Round(time.Millisecond), ctx.Err())
+			return zero, fmt.Errorf("%w from %s after %v: %w", ErrTimeout, topic, since(start), ctx.Err())
 		}
 		return zero, fmt.Errorf("reqreply: request to %s: %w", topic, ctx.Err())
 	}
+}
+
+// since is the time elapsed since start, as Request's errors report it.
+func since(start time.Time) time.Duration { return time.Since(start).Round(time.Millisecond) }
+
+// expired reports whether request m's caller has given up: the deadline in
+// its HeaderDeadline has passed. A request without one never expires.
+func expired(m *messaging.Message) bool {
+	d, err := time.Parse(time.RFC3339Nano, m.Header[HeaderDeadline])
+	return err == nil && time.Now().After(d)
 }
 
 // Close stops receiving replies (pending Requests time out), and deletes the
@@ -327,7 +348,11 @@ type HandlerFunc[Req, Resp any] func(ctx context.Context, req Req) (Resp, error)
 // Serve handles the requests published to topic with h until ctx is done or
 // the returned Subscription is closed. Servers of the same topic share the
 // requests (they form one consumer group, see WithGroup). A request whose
-// caller's deadline has passed is dropped without calling h. If publishing
+// caller's deadline (HeaderDeadline) has passed when its turn comes is
+// dropped without calling h, in both modes: the middleware sees it handled
+// successfully and, over topics, no reply is sent (natively, where every
+// request is answered, the answer is an error that Request reports as
+// ErrTimeout, should the caller still wait: clocks out of sync). If publishing
 // the reply fails, the request is redelivered. A nil client or h is
 // rejected with an error wrapping messaging.ErrInvalidOption; opts are
 // applied in order and the first error is returned.
@@ -357,7 +382,7 @@ func Serve[Req, Resp any](ctx context.Context, client messaging.Client, topic st
 		if replyTo == "" || corr == "" {
 			return messaging.Permanent(fmt.Errorf("reqreply: request %s on %s has no %s or %s header", m.ID, topic, HeaderReplyTo, HeaderCorrelationID))
 		}
-		if d, err := time.Parse(time.RFC3339Nano, m.Header[HeaderDeadline]); err == nil && time.Now().After(d) {
+		if expired(m) {
 			return nil // the caller has given up: answering is wasted work
 		}
 		var reply *messaging.Message

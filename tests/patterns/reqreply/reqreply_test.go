@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -139,35 +140,69 @@ func TestHandlerErrorIsReturnedToCaller(t *testing.T) {
 	})
 }
 
+// TestNoServerTimesOut: with nobody serving, Request fails with ErrTimeout
+// (wrapping context.DeadlineExceeded) reporting how long it waited, or at
+// once, in both modes; a cancelled context is a cancellation.
 func TestNoServerTimesOut(t *testing.T) {
 	integration.ForEachBackend(t, func(t *testing.T, h integration.Harness) {
 		c := h.Client(t)
-		tp := topic(t, c, "nobody")
-		r := newRequester(t, c, reqreply.WithTimeout(300*time.Millisecond))
-		start := time.Now()
-		_, err := r.Request(t.Context(), tp, req{A: 1})
-		switch {
-		case errors.Is(err, reqreply.ErrTimeout):
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("err = %v, want it to wrap context.DeadlineExceeded too", err)
-			}
-			if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
-				t.Errorf("gave up after %v, want about 300ms", d)
-			}
-		case err == nil:
-			t.Fatal("request without a server succeeded")
-		default:
-			// Brokers that route only to existing queues (RabbitMQ) refuse
-			// the request itself: failing fast is better than a timeout.
-			t.Logf("request refused at once: %v", err)
-		}
-		// A cancelled context is a cancellation, not a timeout.
-		ctx, cancel := context.WithCancel(t.Context())
-		cancel()
-		if _, err := r.Request(ctx, tp, req{}); !errors.Is(err, context.Canceled) || errors.Is(err, reqreply.ErrTimeout) {
-			t.Errorf("cancelled: err = %v, want context.Canceled only", err)
+		for _, mode := range []struct {
+			name string
+			opts []reqreply.Option
+		}{{"default", nil}, {"topics", []reqreply.Option{reqreply.WithoutNative()}}} {
+			t.Run(mode.name, func(t *testing.T) {
+				tp := topic(t, c, "nobody")
+				r := newRequester(t, c, append(mode.opts, reqreply.WithTimeout(300*time.Millisecond))...)
+				start := time.Now()
+				_, err := r.Request(t.Context(), tp, req{A: 1})
+				elapsed := time.Since(start)
+				switch {
+				case errors.Is(err, reqreply.ErrTimeout):
+					if !errors.Is(err, context.DeadlineExceeded) {
+						t.Errorf("err = %v, want it to wrap context.DeadlineExceeded too", err)
+					}
+					if elapsed < 300*time.Millisecond || elapsed > 5*time.Second {
+						t.Errorf("gave up after %v, want about 300ms", elapsed)
+					}
+					checkReportedDuration(t, err, 300*time.Millisecond, elapsed)
+				case err == nil:
+					t.Fatal("request without a server succeeded")
+				default:
+					// Brokers that route only to existing queues (RabbitMQ)
+					// refuse the request itself, and native request/reply
+					// reports no responders: failing fast is better than a
+					// timeout.
+					t.Logf("request refused at once: %v", err)
+				}
+				// A cancelled context is a cancellation, not a timeout.
+				ctx, cancel := context.WithCancel(t.Context())
+				cancel()
+				if _, err := r.Request(ctx, tp, req{}); !errors.Is(err, context.Canceled) || errors.Is(err, reqreply.ErrTimeout) {
+					t.Errorf("cancelled: err = %v, want context.Canceled only", err)
+				}
+			})
 		}
 	})
+}
+
+var afterRE = regexp.MustCompile(` after ([0-9hmsµn.]+)[:,]`)
+
+// checkReportedDuration fails t unless the "after <duration>" of the
+// timeout error err lies in [lo, hi] (hi rounded up to the millisecond, as
+// the error rounds).
+func checkReportedDuration(t *testing.T, err error, lo, hi time.Duration) {
+	t.Helper()
+	m := afterRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		t.Fatalf("%q reports no duration", err)
+	}
+	d, perr := time.ParseDuration(m[1])
+	if perr != nil {
+		t.Fatalf("%q: duration %q: %v", err, m[1], perr)
+	}
+	if d < lo || d > hi.Round(time.Millisecond)+time.Millisecond {
+		t.Errorf("%q reports %v, want between %v and %v", err, d, lo, hi)
+	}
 }
 
 func TestRequestAfterClose(t *testing.T) {
