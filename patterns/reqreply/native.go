@@ -62,6 +62,7 @@ func nativeRequest[Resp any](ctx context.Context, nr messaging.Requester, cfg co
 func nativeServe[Req, Resp any](ctx context.Context, nr messaging.Requester, cfg config, topic, group string, h HandlerFunc[Req, Resp]) (messaging.Subscription, error) {
 	handle := func(ctx context.Context, m *messaging.Message) (*messaging.Message, error) {
 		var out *messaging.Message
+		var failed error // h's or the codec's, answered to the caller
 		gone := false
 		inner := func(ctx context.Context, m *messaging.Message) error {
 			if expired(m) {
@@ -69,22 +70,27 @@ func nativeServe[Req, Resp any](ctx context.Context, nr messaging.Requester, cfg
 				return nil // as over topics: the middleware sees a success
 			}
 			req, err := codec.Decode[Req](cfg.codec, m)
-			if err != nil {
-				return err
+			if err == nil {
+				var resp Resp
+				if resp, err = h(ctx, req); err == nil {
+					out, err = codec.Encode(cfg.codec, resp)
+				}
 			}
-			resp, err := h(ctx, req)
-			if err != nil {
-				return err
-			}
-			out, err = codec.Encode(cfg.codec, resp)
-			return err
+			// As over topics, an error of h is the answer, not a failure
+			// of the delivery: the middleware sees the request handled
+			// (a retry layer does not run h again).
+			failed = err
+			return nil
 		}
 		// The middleware sees the request like any delivered message.
 		if err := messaging.Chain(inner, cfg.mws...)(ctx, m); err != nil {
 			return nil, err
 		}
-		if gone {
+		switch {
+		case gone:
 			return nil, errExpired
+		case failed != nil:
+			return nil, failed
 		}
 		return out, nil
 	}

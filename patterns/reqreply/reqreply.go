@@ -352,8 +352,11 @@ type HandlerFunc[Req, Resp any] func(ctx context.Context, req Req) (Resp, error)
 // dropped without calling h, in both modes: the middleware sees it handled
 // successfully and, over topics, no reply is sent (natively, where every
 // request is answered, the answer is an error that Request reports as
-// ErrTimeout, should the caller still wait: clocks out of sync). If publishing
-// the reply fails, the request is redelivered. A nil client or h is
+// ErrTimeout, should the caller still wait: clocks out of sync). An error of
+// h is the answer, in both modes: the middleware sees the request handled
+// (a retry layer does not run h again). If publishing the reply fails, the
+// request is redelivered over topics; a native request is at most once, and
+// its caller times out. A nil client or h is
 // rejected with an error wrapping messaging.ErrInvalidOption; opts are
 // applied in order and the first error is returned.
 func Serve[Req, Resp any](ctx context.Context, client messaging.Client, topic string, h HandlerFunc[Req, Resp], opts ...Option) (messaging.Subscription, error) {

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/internal/mwtest"
+	"github.com/msgkit/messaging/middleware/retry"
 	"github.com/msgkit/messaging/patterns/reqreply"
 )
 
@@ -249,6 +252,55 @@ func TestGoReportsCompletion(t *testing.T) {
 		<-bad.Done()
 		if !errors.Is(bad.Err(), messaging.ErrInvalidTopic) {
 			t.Errorf("err = %v, want ErrInvalidTopic", bad.Err())
+		}
+	})
+}
+
+// TestHandlerErrorIsAnAnswer: in both modes the handler's error is sent to
+// the caller and the middleware sees the request handled: a retry layer
+// does not run the handler again (HandlerFunc: the request is not retried).
+func TestHandlerErrorIsAnAnswer(t *testing.T) {
+	integration.ForEachBackend(t, func(t *testing.T, h integration.Harness) {
+		c := h.Client(t)
+		for _, mode := range []struct {
+			name string
+			opts []reqreply.Option
+		}{{"default", nil}, {"topics", []reqreply.Option{reqreply.WithoutNative()}}} {
+			t.Run(mode.name, func(t *testing.T) {
+				tp := topic(t, c, "answer")
+				var calls atomic.Int32
+				var seen []error // what the middleware saw
+				var mu sync.Mutex
+				observe := func(next messaging.Handler) messaging.Handler {
+					return func(ctx context.Context, m *messaging.Message) error {
+						err := next(ctx, m)
+						mu.Lock()
+						seen = append(seen, err)
+						mu.Unlock()
+						return err
+					}
+				}
+				retrying := mwtest.Must(retry.New(retry.WithInProcess(), retry.WithMaxAttempts(3), retry.WithBackoff(time.Millisecond, time.Millisecond)))
+				sub, err := reqreply.Serve(t.Context(), c, tp, func(context.Context, req) (resp, error) {
+					calls.Add(1)
+					return resp{}, errors.New("out of stock")
+				}, append(mode.opts, reqreply.WithGroup(integration.UniqueName(t, "g")), reqreply.WithMiddleware(observe, retrying))...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = sub.Close() })
+				r := newRequester(t, c, append(mode.opts, reqreply.WithTimeout(h.Timeout))...)
+				_, err = r.Request(t.Context(), tp, req{A: 1})
+				var re *reqreply.RemoteError
+				if !errors.As(err, &re) || re.Msg != "out of stock" {
+					t.Fatalf("err = %v, want a *RemoteError \"out of stock\"", err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if calls.Load() != 1 || len(seen) != 1 || seen[0] != nil {
+					t.Errorf("handler ran %d times, the middleware saw %v; want once, [<nil>]", calls.Load(), seen)
+				}
+			})
 		}
 	})
 }
