@@ -33,35 +33,27 @@ var PostgresSchema string
 // Objects: tables messaging_outbox, messaging_outbox_leases (one row per
 // partition), messaging_outbox_relays (heartbeats), the trigger function and
 // statement trigger messaging_outbox_notify, which notifies channel
-// "outbox.<schema>" (truncated to 63 bytes) when an enqueuing transaction
-// commits.
+// "outbox.<schema>" when an enqueuing transaction commits. A channel name is
+// an identifier, at most 63 bytes: a longer one is cut to its first 63 bytes
+// (in the database's encoding) on a character boundary, by the trigger and,
+// for the relay's LISTEN, by PostgreSQL itself.
 func PostgreSQL(schema string) Dialect {
 	if schema == "" {
 		schema = "public"
 	}
 	s := pgx.Identifier{schema}.Sanitize()
-	channel := "outbox." + schema
-	for len(channel) > 63 { // NAMEDATALEN-1, as PostgreSQL's left(…, 63) cuts it (in characters)
-		_, size := lastRune(channel)
-		channel = channel[:len(channel)-size]
-	}
+	// The channel is not cut here: PostgreSQL cuts an identifier longer
+	// than 63 bytes as the trigger cuts the channel (postgres.sql), in the
+	// database's encoding, with a NOTICE.
+	channel := pgx.Identifier{"outbox." + schema}.Sanitize()
 	return &postgres{
 		schema:  schema,
 		ident:   s,
 		outbox:  s + ".messaging_outbox",
 		leases:  s + ".messaging_outbox_leases",
 		relays:  s + ".messaging_outbox_relays",
-		channel: pgx.Identifier{channel}.Sanitize(),
+		channel: channel,
 	}
-}
-
-func lastRune(s string) (rune, int) {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i]&0xC0 != 0x80 {
-			return rune(s[i]), len(s) - i
-		}
-	}
-	return 0, 1
 }
 
 type postgres struct {
@@ -207,7 +199,7 @@ func (p *postgres) Fetch(ctx context.Context, db *sql.DB, parts []int, limit int
 		if err := rows.Scan(&r.Seq, &r.Partition, &r.Topic, &m.ID, &key, &m.Payload, &header, &m.Time, &age); err != nil {
 			return nil, err
 		}
-		m.Key = string(key)
+		m.Key, m.Time = string(key), relayedTime(m.ID, m.Time)
 		if m.Header, err = DecodeHeader(header); err != nil {
 			r.Err = fmt.Errorf("outbox: row %d (message %s): %w", r.Seq, m.ID, err)
 		}

@@ -58,11 +58,21 @@ CREATE TABLE IF NOT EXISTS messaging_outbox_relays (
 );
 
 -- Wakes listening relays when a transaction that enqueued commits
--- (NOTIFY is delivered at commit, once per transaction and channel).
+-- (NOTIFY is delivered at commit, once per transaction and channel). The
+-- channel is 'outbox.' and the schema's name, cut to its first 63 bytes
+-- (a channel name is shorter than NAMEDATALEN, 64 bytes) on a character
+-- boundary, as PostgreSQL cuts the identifier of the relay's LISTEN;
+-- left(..., 63) would count characters, and a longer channel makes
+-- pg_notify, so the INSERT, fail.
 CREATE OR REPLACE FUNCTION messaging_outbox_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    ch text := 'outbox.' || TG_TABLE_SCHEMA;
 BEGIN
-    PERFORM pg_notify(left('outbox.' || TG_TABLE_SCHEMA, 63), '');
+    WHILE octet_length(ch) > 63 LOOP
+        ch := left(ch, -1);
+    END LOOP;
+    PERFORM pg_notify(ch, '');
     RETURN NULL;
 END
 $$;
