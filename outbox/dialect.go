@@ -62,7 +62,11 @@ type Record struct {
 	Partition int
 	// Topic is the topic to publish to.
 	Topic string
-	// Message holds ID, Key, Payload, Header and Time as enqueued.
+	// Message holds ID, Key, Payload, Header and Time as enqueued, except
+	// that Time may be kept only to the database's resolution (PostgreSQL:
+	// the microsecond) and is in the local time zone; a Time equal to a
+	// version 7 ID's time to that resolution is the ID's time (as Enqueue
+	// sets it by default), so that one comes back whole.
 	Message *messaging.Message
 	// Age is how long ago the row was inserted, measured by the database
 	// when it was fetched.

@@ -26,7 +26,10 @@
 //
 // Enqueue assigns a message ID (a version 7 UUID) and time when they are
 // empty, as Publish does, and stores ID, Key, Payload, Header and Time; the
-// relay publishes them verbatim. So the ID a consumer's inbox deduplicates
+// relay publishes them verbatim, except Time: a Time Enqueue assigned (the
+// ID's time, to 256 ns) comes back whole, and any other Time to the
+// microsecond, PostgreSQL's resolution; the relay gives it in the local time
+// zone (compare times with Equal). So the ID a consumer's inbox deduplicates
 // by is the one the service saw at Enqueue, however often the relay sends
 // the message (and JetStream, whose streams drop a repeated Nats-Msg-Id
 // within their duplicate window, drops a relay's resends itself). Headers

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/driver"
@@ -48,14 +49,18 @@ func (o *Outbox) Migrate(ctx context.Context, db *sql.DB) error {
 //
 // Like Publish, Enqueue sets ID (a version 7 UUID) when empty and Time when
 // zero, so the caller knows each message's ID before commit; the relay
-// publishes the ID, Key, Payload, Header and Time verbatim, so a consumer's
-// inbox deduplicates by the same ID. Messages with the same non-empty Key are
-// forwarded in the order of their rows: the order of Enqueue calls within a
-// transaction, and commit order across transactions that enqueue the same
-// key one after the other (see the package documentation for concurrent
-// ones). The topic must be a valid name (messaging.ValidateName); an invalid
-// topic or nil message is an error wrapping messaging.ErrInvalidTopic or
-// messaging.ErrInvalidOption and nothing is written.
+// publishes the ID, Key, Payload and Header verbatim, so a consumer's inbox
+// deduplicates by the same ID. Time is kept to the microsecond (PostgreSQL's
+// resolution), except the ID's time that Enqueue sets when it sets both,
+// which the relay publishes whole; either way the relay gives it in the
+// local time zone (compare times with Equal). Messages with the same
+// non-empty Key are forwarded in the order of their rows: the order of
+// Enqueue calls within a transaction, and commit order across transactions
+// that enqueue the same key one after the other (see the package
+// documentation for concurrent ones). The topic must be a valid name
+// (messaging.ValidateName); an invalid topic or nil message is an error
+// wrapping messaging.ErrInvalidTopic or messaging.ErrInvalidOption and
+// nothing is written.
 func (o *Outbox) Enqueue(ctx context.Context, tx *sql.Tx, topic string, msgs ...*messaging.Message) error {
 	if tx == nil {
 		return fmt.Errorf("outbox: enqueue: nil transaction: %w", messaging.ErrInvalidOption)
@@ -84,6 +89,22 @@ func (o *Outbox) Status(ctx context.Context, db *sql.DB) (Status, error) {
 		return st, fmt.Errorf("outbox: status: %w", err)
 	}
 	return st, nil
+}
+
+// storedTime is the Time a dialect stores: t to the microsecond, the
+// resolution of PostgreSQL's timestamps, cut here rather than left to the
+// driver (which may round) so that relayedTime can recognise an ID's time.
+func storedTime(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
+
+// relayedTime is the Time the relay publishes for a stored one: the ID's
+// time, to the nanosecond, when id is a version 7 UUID whose time is stored
+// (storedTime), as when Enqueue filled in Time; else the stored time. Both
+// are in the local time zone, as driver.IDTime and the adapters give times.
+func relayedTime(id string, stored time.Time) time.Time {
+	if at, ok := driver.IDTime(id); ok && storedTime(at).Equal(stored) {
+		return at
+	}
+	return stored.Local()
 }
 
 // ErrCorruptHeader is returned when a stored header cannot be decoded.

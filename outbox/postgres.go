@@ -86,7 +86,7 @@ func (p *postgres) Insert(ctx context.Context, tx *sql.Tx, topic string, msgs []
 			if payload == nil {
 				payload = []byte{}
 			}
-			args = append(args, m.ID, topic, []byte(m.Key), payload, EncodeHeader(m.Header), m.Time)
+			args = append(args, m.ID, topic, []byte(m.Key), payload, EncodeHeader(m.Header), storedTime(m.Time))
 		}
 		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 			return err
