@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -97,8 +98,10 @@ func ParseURL(rawURL string) (*url.URL, error) {
 		// (a token before it for the host), so the URL is not shown.
 		return nil, fmt.Errorf("%w: '#' in a broker URL (percent-encode it as %%23 in a user, password or token)", ErrInvalidURL)
 	}
-	if u.Scheme == "" {
-		return nil, fmt.Errorf("%w: %s has no scheme (want e.g. nats://, redis://, kafka://, amqp://, mem://)", ErrInvalidURL, RedactURL(u))
+	if u.Scheme == "" || u.Opaque != "" {
+		// Not shown: without "scheme://" nothing marks where a password
+		// begins ("guest:s3cret@host:5672" parses as scheme "guest").
+		return nil, fmt.Errorf("%w: no scheme:// at the start (want e.g. nats://, redis://, kafka://, amqp://, mem://)", ErrInvalidURL)
 	}
 	if _, err := url.ParseQuery(u.RawQuery); err != nil {
 		return nil, RedactError(fmt.Errorf("%w: %s: query: %v", ErrInvalidURL, RedactURL(u), err), u)
@@ -161,15 +164,20 @@ func parseProblem(err error, rawURL string) string {
 	var b strings.Builder
 	rest := err.Error()
 	for {
-		before, after, ok := strings.Cut(rest, `"`)
-		b.WriteString(before)
-		if !ok {
+		i := strings.IndexByte(rest, '"')
+		if i < 0 {
+			b.WriteString(rest)
 			break
 		}
-		_, rest, ok = strings.Cut(after, `"`)
-		if !ok {
+		b.WriteString(rest[:i])
+		// A quoted part ends at its closing quote, not at an escaped one
+		// (strconv.Quote writes '"' as \"); one that does not end drops
+		// the rest.
+		q, err := strconv.QuotedPrefix(rest[i:])
+		if err != nil {
 			break
 		}
+		rest = rest[i+len(q):]
 	}
 	msg := strings.Join(strings.Fields(b.String()), " ")
 	if strings.Contains(rawURL, "@") {

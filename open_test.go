@@ -101,6 +101,15 @@ func TestParseURLUnescapedCredentials(t *testing.T) {
 		"amqp://guest:s3cr3tpassw0rd%zz@h/",
 		"nats://s3cr3tpassw0rd#x@host",
 		"nats://user:s3cr3t pass@host",
+		// No scheme, or a forgotten one ("guest" is then the scheme):
+		// nothing marks where the password begins.
+		"//user:s3cr3tpassw0rd@host:4222",
+		"guest:s3cr3tpassw0rd@rabbit:5672",
+		// ';' between parameters, which url.ParseQuery rejects.
+		"nats://h:4222?name=app;token=s3cr3tvalue12",
+		"nats://h:4222?token=s3cr3tvalue12;name=app",
+		// A '"' in the password: url.Parse quotes it escaped (\").
+		"amqp://guest:ab\"s3cr3tpw/x@127.0.0.1:5672/",
 	} {
 		_, err := messaging.ParseURL(raw)
 		if !errors.Is(err, messaging.ErrInvalidURL) {

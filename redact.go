@@ -80,13 +80,20 @@ func urlSecrets(u *url.URL) []string {
 			add(u.User.Username())
 		}
 	}
-	if q, err := url.ParseQuery(u.RawQuery); err == nil {
-		for k, vs := range q {
-			if SecretParam(k) {
-				for _, v := range vs {
-					add(v)
-				}
-			}
+	// Parsed leniently ('&' or ';' between parameters, a value kept raw
+	// where it does not unescape): a query url.ParseQuery rejects still has
+	// its secrets hidden.
+	for kv := range strings.FieldsFuncSeq(u.RawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+		k, v, _ := strings.Cut(kv, "=")
+		if name, err := url.QueryUnescape(k); err == nil {
+			k = name
+		}
+		if !SecretParam(k) {
+			continue
+		}
+		add(v)
+		if plain, err := url.QueryUnescape(v); err == nil {
+			add(plain)
 		}
 	}
 	return out
@@ -169,18 +176,27 @@ func redactURLText(s string) string {
 		return head + tail
 	}
 	query, frag, hasFrag := strings.Cut(query, "#")
-	params := strings.Split(query, "&")
-	for i, kv := range params {
+	var b strings.Builder
+	for query != "" {
+		// Parameters are separated by '&', or by ';', which url.ParseQuery
+		// rejects: in the text of that error both must be redacted.
+		kv, sep := query, ""
+		if i := strings.IndexAny(query, "&;"); i >= 0 {
+			kv, sep, query = query[:i], query[i:i+1], query[i+1:]
+		} else {
+			query = ""
+		}
 		k, _, hasValue := strings.Cut(kv, "=")
 		name, err := url.QueryUnescape(k)
 		if err != nil {
 			name = k
 		}
 		if hasValue && SecretParam(name) {
-			params[i] = k + "=" + redacted
+			kv = k + "=" + redacted
 		}
+		b.WriteString(kv + sep)
 	}
-	out := head + path + "?" + strings.Join(params, "&")
+	out := head + path + "?" + b.String()
 	if hasFrag {
 		out += "#" + frag
 	}
