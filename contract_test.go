@@ -32,6 +32,7 @@ func TestValidateNameMessage(t *testing.T) {
 		"orders-ü":               `"orders-ü": character 'ü' at position 7`,
 		"a b":                    `"a b": character ' ' at position 1`,
 		"x\xffy":                 `invalid UTF-8 at byte 1`,
+		"a\uFFFDb":               "\"a\uFFFDb\": character '\uFFFD' at position 1",
 		strings.Repeat("é", 150): `"` + strings.Repeat("é", 20) + `..." is 300 bytes`,
 	} {
 		err := messaging.ValidateName(name)

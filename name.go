@@ -28,7 +28,7 @@ func ValidateName(name string) error {
 	for i, r := range name {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.'
 		if !ok {
-			if r == utf8.RuneError && !utf8.ValidString(name[i:i+1]) {
+			if _, size := utf8.DecodeRuneInString(name[i:]); r == utf8.RuneError && size == 1 {
 				return fmt.Errorf("%w: %q: invalid UTF-8 at byte %d (allowed: A-Z a-z 0-9 . _ -)", ErrInvalidTopic, name, i)
 			}
 			return fmt.Errorf("%w: %q: character %q at position %d (allowed: A-Z a-z 0-9 . _ -)", ErrInvalidTopic, name, r, pos)

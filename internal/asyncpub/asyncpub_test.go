@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -465,4 +466,26 @@ func TestBatcherCallbackPublishesAndNilDone(t *testing.T) {
 		}
 	}
 	b.Close()
+}
+
+// TestBatcherKeylessLaneAfterWrap: the counter that spreads keyless
+// messages over the lanes passes 2^31 after as many messages; where int
+// has 32 bits (386, arm) its conversion to int was negative and the lane
+// index out of range, a panic in the caller's PublishAsync. GOARCH=386
+// runs it there (the counter wraps the same way on every platform).
+func TestBatcherKeylessLaneAfterWrap(t *testing.T) {
+	rec := &recorder{}
+	b := NewBatcher(3, 100, noCheck, rec.send)
+	defer b.Close()
+	b.next.Store(math.MaxInt32)
+	var res results
+	for range 4 { // counter values 2^31 to 2^31+3
+		b.PublishAsync(context.Background(), "t", &messaging.Message{Topic: "t"}, res.done)
+	}
+	if err := b.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.errs) != 4 {
+		t.Fatalf("%d messages with results, want 4", len(res.errs))
+	}
 }

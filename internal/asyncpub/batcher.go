@@ -104,7 +104,7 @@ func (b *Batcher) PublishAsync(ctx context.Context, topic string, m *messaging.M
 	if m.Key != "" {
 		l = b.lanes[maphash.String(b.seed, m.Key)%uint64(len(b.lanes))]
 	} else {
-		l = b.lanes[int(b.next.Add(1))%len(b.lanes)]
+		l = b.lanes[b.next.Add(1)%uint32(len(b.lanes))] // uint32: never negative where int has 32 bits
 	}
 	it := item{ctx: ctx, topic: topic, msg: m, done: done}
 	l.mu.Lock()

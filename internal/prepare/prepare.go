@@ -79,7 +79,8 @@ func v7Time(u uuid.UUID) time.Time {
 	// millisecond; the millisecond field stays authoritative, so the
 	// sub-millisecond part is capped below it and decoded times never go
 	// backwards from one ID to the next.
-	return time.Unix(0, ms*int64(time.Millisecond)+min(sub<<8, int64(time.Millisecond)-1))
+	// UnixMilli: ms in nanoseconds would overflow int64 after 2262.
+	return time.UnixMilli(ms).Add(time.Duration(min(sub<<8, int64(time.Millisecond)-1)))
 }
 
 // Publish validates topic and msgs for a Publish call and fills in missing IDs

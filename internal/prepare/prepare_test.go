@@ -56,6 +56,11 @@ func TestIDTimeRejectsOtherIDs(t *testing.T) {
 	if at, ok := IDTime("01906b97-5c00-7123-8000-000000000000"); !ok || !at.Equal(time.UnixMilli(1719792000000).Add(0x123<<8)) {
 		t.Errorf("IDTime of a foreign v7 UUID = %v, %v; want 2024-07-01 00:00:00.000074496 UTC", at, ok)
 	}
+	// The largest 48-bit millisecond count (year 10889): in nanoseconds it
+	// would overflow int64.
+	if at, ok := IDTime("ffffffff-ffff-7000-8000-000000000000"); !ok || !at.Equal(time.UnixMilli(1<<48-1)) {
+		t.Errorf("IDTime of the last v7 millisecond = %v, %v; want %v", at, ok, time.UnixMilli(1<<48-1))
+	}
 }
 
 func TestPublishFillsIDAndTime(t *testing.T) {
