@@ -170,12 +170,15 @@ func (p *Projection[T, S]) Run(ctx context.Context, c any) error {
 		return nil
 	}
 	unsaved := 0
-	h := func(ctx context.Context, e T, m *messaging.Message) error {
+	apply := func(e T, m *messaging.Message) S {
 		p.mu.Lock()
+		defer p.mu.Unlock() // Apply may panic: the read ends, Run saves
 		p.state = p.Apply(p.state, e, m)
 		p.last = m.Offset
-		st := p.state
-		p.mu.Unlock()
+		return p.state
+	}
+	h := func(ctx context.Context, e T, m *messaging.Message) error {
+		st := apply(e, m)
 		if unsaved++; unsaved >= every {
 			if err := save(ctx); err != nil {
 				return err

@@ -22,6 +22,7 @@ type Tail[T any] struct {
 	c      chan Event[T]
 	sub    messaging.Subscription
 	cancel context.CancelFunc
+	closed chan struct{} // closed once c is
 }
 
 // NewTail starts reading topic at from (messaging.Latest for "from now on")
@@ -38,7 +39,7 @@ func NewTail[T any](ctx context.Context, c any, topic string, from messaging.Pos
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	t := &Tail[T]{c: make(chan Event[T], buffer), cancel: cancel}
+	t := &Tail[T]{c: make(chan Event[T], buffer), cancel: cancel, closed: make(chan struct{})}
 	h := func(ctx context.Context, v T, m *messaging.Message) error {
 		select {
 		case t.c <- Event[T]{Value: v, Msg: m}:
@@ -57,6 +58,7 @@ func NewTail[T any](ctx context.Context, c any, topic string, from messaging.Pos
 		<-sub.Done()
 		cancel()
 		close(t.c)
+		close(t.closed)
 	}()
 	return t, nil
 }
@@ -65,11 +67,13 @@ func NewTail[T any](ctx context.Context, c any, topic string, from messaging.Pos
 func (t *Tail[T]) C() <-chan Event[T] { return t.c }
 
 // Close stops the tail, even when the reader of C has stopped reading, and
-// waits until it has ended. Events still buffered stay readable on C. Close
-// is idempotent.
+// waits until it has ended: C is closed when it returns. Events still
+// buffered stay readable on C. Close is idempotent.
 func (t *Tail[T]) Close() error {
 	t.cancel() // unblocks a handler waiting for room on C
-	return t.sub.Close()
+	err := t.sub.Close()
+	<-t.closed
+	return err
 }
 
 // Err is nil while the tail runs and after a clean end, else what ended it.

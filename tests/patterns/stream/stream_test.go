@@ -168,8 +168,14 @@ func TestTailAppliesBackpressureAndKeepsOrder(t *testing.T) {
 		case <-time.After(h.Timeout):
 			t.Fatal("Close blocked with a full buffer")
 		}
-		for range tail.C() {
-			// drain what was buffered; C is closed after Close
+		// C is closed when Close returns: what was buffered, then the end,
+		// without waiting.
+		for open := true; open; {
+			select {
+			case _, open = <-tail.C():
+			default:
+				t.Fatal("C not closed when Close returned")
+			}
 		}
 	})
 }
@@ -225,4 +231,45 @@ func TestUnsupported(t *testing.T) {
 	if err := p.Run(t.Context(), nil); !errors.Is(err, messaging.ErrInvalidOption) {
 		t.Errorf("nil Apply: %v, want ErrInvalidOption", err)
 	}
+}
+
+// TestProjectionApplyPanics: a panic in Apply ends Run with an error
+// wrapping ErrHandlerPanic (the read recovers it) instead of leaving Run and
+// State blocked on the projection's lock; the checkpoint holds the events
+// applied before it.
+func TestProjectionApplyPanics(t *testing.T) {
+	integration.ForEachBackend(t, func(t *testing.T, h integration.Harness) {
+		c := replayClient(t, h)
+		tp := topic(t, c, "proj-panic")
+		store := &checkpoint.Memory{}
+		name := integration.UniqueName(t, "view")
+		publish(t, c, tp, 0, 3)
+		p := newProjection(name, tp, store)
+		apply := p.Apply
+		p.Apply = func(s sum, e ev, m *messaging.Message) sum {
+			if e.N == 1 {
+				panic("bad event")
+			}
+			return apply(s, e, m)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), h.Timeout)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx, c) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, messaging.ErrHandlerPanic) {
+				t.Fatalf("Run: %v, want an error wrapping ErrHandlerPanic", err)
+			}
+		case <-time.After(h.Timeout + 10*time.Second):
+			t.Fatal("Run did not return after Apply panicked")
+		}
+		s, last := p.State()
+		if fmt.Sprint(s.Seen) != "[0]" {
+			t.Errorf("state %v, want the event before the panic, [0]", s.Seen)
+		}
+		if cp, ok, err := store.Load(t.Context(), name); err != nil || !ok || cp.Position != last {
+			t.Errorf("checkpoint %+v (found %v, %v), want position %q", cp, ok, err, last)
+		}
+	})
 }
