@@ -3,12 +3,14 @@
 // latency-sensitive deployment and a throughput-oriented one.
 //
 // Bulk mode is middleware/batch underneath: the subscription runs Size
-// handlers at once; each one adds its message to the current batch and waits. The batch is handed to the handler
-// when it holds Size messages or Window has passed since its first message,
-// whichever comes first, and every message in it is then acknowledged (nil)
-// or redelivered (error) together; a message that does not decode is dropped
-// on its own (Permanent) and never reaches the handler. Acknowledgement still happens after the
-// handler returned, so delivery stays at-least-once.
+// handlers at once; each one adds its message to the current batch and
+// waits. The batch is handed to the handler when it holds Size messages, or
+// messages of middleware/batch's DefaultMaxBytes (1 MiB, by Message.Size),
+// or Window has passed since its first message, whichever comes first, and
+// every message in it is then acknowledged (nil) or redelivered (error)
+// together; a message that does not decode is dropped on its own
+// (Permanent) and never reaches the handler. Acknowledgement still happens
+// after the handler returned, so delivery stays at-least-once.
 //
 // Messages with the same Key are handled one at a time by the adapter (per-key
 // order), so they never share a batch: a stream of one key is processed in
@@ -27,7 +29,10 @@ import (
 	"github.com/msgkit/messaging/patterns/codec"
 )
 
-// Func handles a batch of decoded items, in delivery order. A nil result
+// Func handles a batch of decoded items, in the order they joined the batch:
+// the Size handlers add their messages concurrently, so items of different
+// keys may be out of delivery order (see the package documentation for
+// keys). A nil result
 // acknowledges all of them; an error redelivers all of them (wrap it with
 // messaging.Permanent to drop them instead).
 type Func[T any] func(ctx context.Context, items []T) error
