@@ -169,10 +169,18 @@ func TestNackBackPromptlyToLoneMember(t *testing.T) {
 				t.Fatal(err)
 			}
 			if left {
-				other := subscribe(t, c, t.Context(), topic, func(context.Context, *messaging.Message) error { return nil }, messaging.Group(group), messaging.AckDeadline(ack))
+				// The other member is another process, gone: its
+				// connections close too. (Closing only the subscription leaves its
+				// blocked read to the server, which may serve it the next
+				// entry and so create its consumer again: a member the
+				// group counts until the stale consumer cleanup, see
+				// WithStaleConsumerAfter.)
+				oc := redistest.Open(t)
+				other := subscribe(t, oc, t.Context(), topic, func(context.Context, *messaging.Message) error { return nil }, messaging.Group(group), messaging.AckDeadline(ack))
 				if err := other.Close(); err != nil {
 					t.Fatal(err)
 				}
+				redistest.Kill(t, oc) // its connections close
 			}
 			type attempt struct {
 				n  int
