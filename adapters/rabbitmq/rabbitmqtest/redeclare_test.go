@@ -116,8 +116,13 @@ func TestCloseDuringRedeclare(t *testing.T) {
 	_ = c.Close()
 	took := time.Since(start)
 	t.Logf("Close during the re-declaration returned after %v", took.Round(time.Millisecond))
-	if took > time.Second {
-		t.Errorf("Close during the re-declaration returned after %v, want at once (at most a round trip for connection.close)", took.Round(time.Millisecond))
+	// connection.close takes a round trip (100ms here, 103ms in quiet
+	// runs), after whatever the broker is doing for the connection (a quorum
+	// queue's declaration, most likely): 1.7s once in CI, the shared broker
+	// busy with other tests. 2.5s still tells it from waiting for the
+	// unavailable timeout (3s) or the re-declaration (some 6s).
+	if took > 2500*time.Millisecond {
+		t.Errorf("Close during the re-declaration returned after %v, want at once (a round trip for connection.close, after the declaration in progress)", took.Round(time.Millisecond))
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for p.Conns() > 0 {
