@@ -317,24 +317,14 @@ func (j *Job[I]) deliver(ctx context.Context, items []I) (int, error) {
 	fresh := make([]I, 0, len(items))
 	keys := make([]string, 0, len(items)) // per fresh item; "" for one without ID
 	for _, it := range items {
-		id := j.ID(it)
-		if id == "" {
-			fresh, keys = append(fresh, it), append(keys, "")
-			continue
-		}
-		key := j.SeenKey(id)
-		st, err := j.Seen.Claim(ctx, key, claimLease)
+		key, done, err := j.claim(ctx, it)
 		if err != nil {
 			j.settle(ctx, nil, keys)
-			return 0, fmt.Errorf("poll: %s: seen store: %w", j.Name, err)
+			return 0, err
 		}
-		if st == dedupe.StateDone {
-			continue
+		if !done {
+			fresh, keys = append(fresh, it), append(keys, key)
 		}
-		// StateInProgress can only be left by a crashed earlier run of this
-		// job (one job per name): deliver again.
-		fresh = append(fresh, it)
-		keys = append(keys, key)
 	}
 	if len(fresh) == 0 {
 		return 0, nil
@@ -343,6 +333,24 @@ func (j *Job[I]) deliver(ctx context.Context, items []I) (int, error) {
 	n = min(max(n, 0), len(fresh))
 	j.settle(ctx, keys[:n], keys[n:])
 	return n, err
+}
+
+// claim claims it in Seen for delivery and returns its key ("" when there is
+// no Seen store or it has no ID: nothing to claim), or done when it was
+// handled before.
+func (j *Job[I]) claim(ctx context.Context, it I) (key string, done bool, err error) {
+	id := j.ID(it)
+	if j.Seen == nil || id == "" {
+		return "", false, nil
+	}
+	key = j.SeenKey(id)
+	st, err := j.Seen.Claim(ctx, key, claimLease)
+	if err != nil {
+		return "", false, fmt.Errorf("poll: %s: seen store: %w", j.Name, err)
+	}
+	// StateInProgress can only be left by a crashed earlier run of this
+	// job (one job per name): deliver again.
+	return key, st == dedupe.StateDone, nil
 }
 
 // handleEach hands the items not seen before to Handle one at a time, in
@@ -357,21 +365,15 @@ func (j *Job[I]) handleEach(ctx context.Context, items []I) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		key := "" // no claim: no Seen store, or an item without ID
-		if id := j.ID(it); j.Seen != nil && id != "" {
-			key = j.SeenKey(id)
-			st, err := j.Seen.Claim(ctx, key, claimLease)
-			if err != nil {
-				return n, fmt.Errorf("poll: %s: seen store: %w", j.Name, err)
-			}
-			if st == dedupe.StateDone {
-				continue
-			}
-			// StateInProgress can only be left by a crashed earlier run of
-			// this job (one job per name): deliver again.
+		key, done, err := j.claim(ctx, it)
+		if err != nil {
+			return n, err
 		}
-		err := j.Handle(ctx, it)
-		if key != "" {
+		if done {
+			continue
+		}
+		err = j.Handle(ctx, it)
+		if key != "" { // settle's timeout context only for a claim
 			if err != nil {
 				j.settle(ctx, nil, []string{key})
 			} else {
