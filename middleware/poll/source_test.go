@@ -59,6 +59,12 @@ func mustSource(t *testing.T, fetch poll.FetchFunc, opts ...poll.Option) *poll.S
 	return src
 }
 
+// sharedStores returns the options of Sources that share a cursor store
+// and a seen store (in memory), as one process's successive Sources do.
+func sharedStores() []poll.Option {
+	return []poll.Option{poll.WithStore(&checkpoint.Memory{}), poll.WithSeen(dedupe.NewMemoryStore()), poll.WithInterval(10 * time.Millisecond)}
+}
+
 // receive returns the next value of c, failing t if none comes within 10s.
 func receive(t *testing.T, c <-chan string, what string) string {
 	t.Helper()
@@ -104,8 +110,7 @@ func TestSourceWithoutGroupInDir(t *testing.T) {
 func TestSourceCloseHandsOutNoFurtherItem(t *testing.T) {
 	ctx := mwtest.Context(t, time.Minute)
 	l := newList(100)
-	cursors, seen := &checkpoint.Memory{}, dedupe.NewMemoryStore()
-	opts := []poll.Option{poll.WithStore(cursors), poll.WithSeen(seen), poll.WithInterval(10 * time.Millisecond)}
+	opts := sharedStores()
 	src := mustSource(t, l.fetch, opts...)
 	defer src.Close()
 	started, unblock := make(chan string, len(l)), make(chan struct{}, len(l))
@@ -200,8 +205,7 @@ func TestSourceShutdownHandsOutNoItemAfterItsContext(t *testing.T) {
 func TestSourceRestartAfterCrashSkipsHandledItems(t *testing.T) {
 	ctx := mwtest.Context(t, time.Minute)
 	l := newList(5)
-	cursors, seen := &checkpoint.Memory{}, dedupe.NewMemoryStore()
-	opts := []poll.Option{poll.WithStore(cursors), poll.WithSeen(seen), poll.WithInterval(10 * time.Millisecond)}
+	opts := sharedStores()
 	crashed := mustSource(t, l.fetch, opts...)
 	defer crashed.Close()
 	hang := make(chan struct{})

@@ -96,14 +96,18 @@ func TestConcurrentRequestsGetTheirOwnReplies(t *testing.T) {
 
 // TestNativeAndTopicModes runs the same call natively (where the adapter has
 // request/reply) and over topics (WithoutNative).
+// modes are Requester and Serve in the default mode (native request/reply
+// where the client has it) and over topics.
+var modes = []struct {
+	name string
+	opts []reqreply.Option
+}{{"default", nil}, {"topics", []reqreply.Option{reqreply.WithoutNative()}}}
+
 func TestNativeAndTopicModes(t *testing.T) {
 	integration.ForEachBackend(t, func(t *testing.T, h integration.Harness) {
 		c := h.Client(t)
 		_, hasNative := c.(messaging.Requester)
-		for _, mode := range []struct {
-			name string
-			opts []reqreply.Option
-		}{{"default", nil}, {"topics", []reqreply.Option{reqreply.WithoutNative()}}} {
+		for _, mode := range modes {
 			t.Run(mode.name, func(t *testing.T) {
 				tp := topic(t, c, "mode")
 				sub, err := reqreply.Serve(t.Context(), c, tp, func(_ context.Context, r req) (resp, error) {
@@ -149,10 +153,7 @@ func TestHandlerErrorIsReturnedToCaller(t *testing.T) {
 func TestNoServerTimesOut(t *testing.T) {
 	integration.ForEachBackend(t, func(t *testing.T, h integration.Harness) {
 		c := h.Client(t)
-		for _, mode := range []struct {
-			name string
-			opts []reqreply.Option
-		}{{"default", nil}, {"topics", []reqreply.Option{reqreply.WithoutNative()}}} {
+		for _, mode := range modes {
 			t.Run(mode.name, func(t *testing.T) {
 				tp := topic(t, c, "nobody")
 				r := newRequester(t, c, append(mode.opts, reqreply.WithTimeout(300*time.Millisecond))...)
@@ -262,10 +263,7 @@ func TestGoReportsCompletion(t *testing.T) {
 func TestHandlerErrorIsAnAnswer(t *testing.T) {
 	integration.ForEachBackend(t, func(t *testing.T, h integration.Harness) {
 		c := h.Client(t)
-		for _, mode := range []struct {
-			name string
-			opts []reqreply.Option
-		}{{"default", nil}, {"topics", []reqreply.Option{reqreply.WithoutNative()}}} {
+		for _, mode := range modes {
 			t.Run(mode.name, func(t *testing.T) {
 				tp := topic(t, c, "answer")
 				var calls atomic.Int32
