@@ -211,7 +211,7 @@ func TestPublishHonoursContextWhileServerDown(t *testing.T) {
 	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
 		t.Fatal(err)
 	}
-	srv.Kill()
+	killAndWait(t, c, srv) // the client knows: the messages wait for the connection
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
 	begin := time.Now()
