@@ -80,8 +80,10 @@ type Subscription interface {
 	// were fetched but not handled, and returns. It is idempotent. To bound
 	// the wait, use Shutdown, or cancel the context given to Subscribe:
 	// handlers see it. A fetch blocked in the broker does not delay Close.
-	// After a Shutdown whose context ended, Close does not wait for the
-	// handlers that Shutdown gave up on (their messages are released).
+	// After a Shutdown whose context ended (or once one ends while Close
+	// waits), Close does not wait for the handlers that Shutdown gave up on:
+	// it waits until their released messages are settled with the broker
+	// and the subscription has left it.
 	Close() error
 
 	// Shutdown is Close with a bound, like net/http's Server.Shutdown: it

@@ -131,7 +131,9 @@ func (c *Consumer) start(ctx context.Context, topic string, o messaging.Subscrib
 	s := newSubscription(ctx, c, topic, o, caps, r)
 	if err := c.add(s); err != nil {
 		s.cancelHandlers()
-		_ = r.Close(context.WithoutCancel(ctx))
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.SettleTimeout)
+		_ = r.Close(cctx)
+		cancel()
 		return nil, err
 	}
 	go s.run(run)
@@ -215,9 +217,7 @@ func (c *Consumer) Close() error {
 		s.stopFetch()
 	}
 	for _, s := range subs {
-		if !s.forced.Load() { // see subscription.Close
-			<-s.done
-		}
+		s.wait() // see subscription.Close
 	}
 	return nil
 }

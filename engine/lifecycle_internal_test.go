@@ -296,3 +296,223 @@ func TestCloseAfterForcedShutdownIsBounded(t *testing.T) {
 		t.Fatalf("settled %v, want the message released once", f.settled)
 	}
 }
+
+// shutdownFake is a lifecycleFake whose Close records whether it ran, and
+// whose Receive closes fetchStopped when its context ends.
+type shutdownFake struct {
+	*lifecycleFake
+	receiverClosed atomic.Bool
+	fetchStopped   chan struct{}
+	stopOnce       sync.Once
+}
+
+func (f *shutdownFake) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
+	ds, err := f.lifecycleFake.Receive(ctx, n)
+	if ctx.Err() != nil {
+		f.stopOnce.Do(func() { close(f.fetchStopped) })
+	}
+	return ds, err
+}
+
+func (f *shutdownFake) OpenReceiver(context.Context, string, messaging.SubscribeOptions) (driver.Receiver, error) {
+	return f, nil
+}
+
+func (f *shutdownFake) Close(ctx context.Context) error {
+	err := f.lifecycleFake.Close(ctx)
+	f.receiverClosed.Store(true)
+	return err
+}
+
+// forcedShutdown starts a subscription (SubscribeBatch with batches of one
+// if batch) whose handler fails message "a" with a RetryAfter of a minute
+// and blocks on stuck, ignoring its context, for every other message; it
+// returns once the handler runs "b", a having been nacked.
+func forcedShutdown(t *testing.T, batch bool, caps messaging.Capabilities) (*shutdownFake, *Consumer, messaging.Subscription, chan struct{}) {
+	t.Helper()
+	f := &shutdownFake{lifecycleFake: &lifecycleFake{caps: caps, in: make(chan *messaging.Message, 2)}, fetchStopped: make(chan struct{})}
+	c := New(f, quietOptions())
+	started, stuck := make(chan struct{}), make(chan struct{})
+	h := func(_ context.Context, m *messaging.Message) error {
+		if m.ID == "a" {
+			return messaging.RetryAfter(errors.New("later"), time.Minute)
+		}
+		close(started)
+		<-stuck
+		return nil
+	}
+	var sub messaging.Subscription
+	var err error
+	if batch {
+		sub, err = c.SubscribeBatch(t.Context(), "t", func(ctx context.Context, ms []*messaging.Message) []error {
+			return []error{h(ctx, ms[0])}
+		}, messaging.BatchSize(1))
+	} else {
+		sub, err = c.Subscribe(t.Context(), "t", h, messaging.Concurrency(1))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		select {
+		case <-stuck:
+		default:
+			close(stuck)
+		}
+	})
+	f.in <- &messaging.Message{ID: "a", Attempt: 1}
+	f.in <- &messaging.Message{ID: "b", Attempt: 1}
+	<-started // one worker, in order: a's result was handled before b ran
+	return f, c, sub, stuck
+}
+
+// A Shutdown whose context ends nacks a message held for its RetryAfter
+// delay (the broker keeps no delays) with the delay it has left, as any
+// stop does, rather than releasing it: released, another member would get
+// it at once and the failed attempt would not count.
+func TestForcedShutdownKeepsHeldNackDelay(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Subscribe", true: "SubscribeBatch"}[batch], func(t *testing.T) {
+			f, _, sub, stuck := forcedShutdown(t, batch, messaging.Capabilities{BrokerAttempts: true})
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if err := sub.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Shutdown = %v, want context.Canceled", err)
+			}
+			close(stuck)
+			waitDone(t, sub)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			got := map[string]driver.Settlement{}
+			for _, st := range f.settled {
+				got[st.Msg.ID] = st
+			}
+			if a := got["a"]; a.Outcome != driver.Nack || a.Delay < 50*time.Second {
+				t.Errorf("a settled %v with delay %v, want nack with about a minute left", a.Outcome, a.Delay)
+			}
+			if b := got["b"]; b.Outcome != driver.Release {
+				t.Errorf("b (its handler given up on) settled %v, want release", b.Outcome)
+			}
+		})
+	}
+}
+
+// After a Shutdown whose context ended, the releases are settled and the
+// receiver closed without waiting for the handler Shutdown gave up on (so
+// an adapter's Client.Close after it does not cut the releases off, and
+// what the receiver holds beyond the engine goes back to the broker), and
+// Close waits for exactly that; Done still waits for the handler.
+func TestForcedShutdownClosesReceiver(t *testing.T) {
+	f, c, sub, stuck := forcedShutdown(t, false, messaging.Capabilities{BrokerAttempts: true, NativeDelay: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown = %v, want context.Canceled", err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		_ = sub.Close()
+		_ = c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited for the handler Shutdown gave up on")
+	}
+	if !f.receiverClosed.Load() {
+		t.Fatal("Close returned with the receiver still open")
+	}
+	f.mu.Lock()
+	atClose := f.settledAtClose
+	f.mu.Unlock()
+	if atClose != 2 {
+		t.Fatalf("%d settlements before the receiver was closed, want 2 (a's nack and b's release)", atClose)
+	}
+	select {
+	case <-sub.Done():
+		t.Fatal("Done closed while a handler still runs")
+	default:
+	}
+	close(stuck)
+	waitDone(t, sub)
+}
+
+// A Close already waiting for a handler returns once a concurrent Shutdown
+// gives up on that handler.
+func TestShutdownFreesWaitingClose(t *testing.T) {
+	for _, consumer := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Subscription.Close", true: "Consumer.Close"}[consumer], func(t *testing.T) {
+			f, c, sub, _ := forcedShutdown(t, false, messaging.Capabilities{BrokerAttempts: true, NativeDelay: true})
+			closed := make(chan struct{})
+			go func() {
+				if consumer {
+					_ = c.Close()
+				} else {
+					_ = sub.Close()
+				}
+				close(closed)
+			}()
+			<-f.fetchStopped // Close stopped fetching and waits (or is about to)
+			select {
+			case <-closed:
+				t.Fatal("Close returned while the handler runs")
+			default:
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if err := sub.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Shutdown = %v, want context.Canceled", err)
+			}
+			select {
+			case <-closed:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Close still waits for the handler Shutdown gave up on")
+			}
+			if !f.receiverClosed.Load() {
+				t.Fatal("Close returned with the receiver still open")
+			}
+		})
+	}
+}
+
+// blockingCloseFake is a driver whose receivers' Close blocks until its
+// context ends, and whose OpenReceiver runs onOpen first.
+type blockingCloseFake struct {
+	lifecycleFake
+	onOpen func()
+}
+
+func (f *blockingCloseFake) OpenReceiver(context.Context, string, messaging.SubscribeOptions) (driver.Receiver, error) {
+	f.onOpen()
+	return f, nil
+}
+
+func (f *blockingCloseFake) Close(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A Subscribe that loses the race with the Consumer's Close closes the
+// receiver it opened within the settle timeout, not for as long as a
+// broker that does not answer lets it.
+func TestSubscribeRacingCloseIsBounded(t *testing.T) {
+	o := quietOptions()
+	o.SettleTimeout = 200 * time.Millisecond
+	f := &blockingCloseFake{}
+	c := New(f, o)
+	f.onOpen = func() { _ = c.Close() }
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Subscribe(context.Background(), "t", func(context.Context, *messaging.Message) error { return nil })
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, messaging.ErrClosed) {
+			t.Fatalf("Subscribe = %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Subscribe did not return 5s after the Consumer's Close")
+	}
+}

@@ -47,7 +47,20 @@ type subscription struct {
 	cancelHandlers context.CancelFunc
 	fetchCtx       context.Context
 	stopFetch      context.CancelFunc
-	forced         atomic.Bool
+	// forced is set, and gaveUp closed, by a Shutdown whose context ended
+	// with handlers still running, once it has released what the
+	// subscription held; closed is closed once the receiver is closed
+	// after that (or after the loop ended), which Close waits for instead
+	// of the handlers Shutdown gave up on.
+	forced atomic.Bool
+	gaveUp chan struct{}
+	closed chan struct{}
+
+	// recvMu is held around Receive; receiverClosed, set under it before
+	// the receiver is closed, keeps the loop from calling Receive again
+	// (a loop Shutdown gave up on may still be running).
+	recvMu         sync.Mutex
+	receiverClosed bool
 
 	// credits counts the deliveries that may be fetched: they are taken
 	// before Receive and given back once the deliveries are settled, so at
@@ -79,10 +92,11 @@ func newSubscription(parent context.Context, c *Consumer, topic string, o messag
 	s := &subscription{
 		c: c, topic: topic, o: o, caps: caps, r: r, log: c.opts.Logger,
 		handlerCtx: handlerCtx, cancelHandlers: cancelHandlers, fetchCtx: fetchCtx, stopFetch: stopFetch,
-		done: make(chan struct{}),
+		done: make(chan struct{}), gaveUp: make(chan struct{}), closed: make(chan struct{}),
 	}
 	s.held.prev, s.held.next = &s.held, &s.held
-	if r == nil { // Read
+	if r == nil { // Read: nothing to release or close but the log, which read closes
+		close(s.closed)
 		return s
 	}
 	s.ext, _ = r.(driver.Extender)
@@ -95,7 +109,10 @@ func newSubscription(parent context.Context, c *Consumer, topic string, o messag
 
 // run runs loop (which fetches until the subscription stops and returns
 // once no handler runs), then settles what is left, closes the receiver and
-// finishes the subscription.
+// finishes the subscription. When Shutdown gives up on running handlers
+// first, run settles the releases and closes the receiver at once, and
+// finishes the subscription once the loop has returned (its handlers with
+// it).
 func (s *subscription) run(loop func(*subscription) error) {
 	settled := make(chan struct{})
 	go func() {
@@ -113,7 +130,24 @@ func (s *subscription) run(loop func(*subscription) error) {
 		close(extended)
 	}
 	go s.delays.run()
-	err := loop(s)
+	looped := make(chan error, 1)
+	go func() { looped <- loop(s) }()
+	var err error
+	ended := true
+	select {
+	case err = <-looped:
+	case <-s.gaveUp:
+		ended = false
+	}
+	// No Receive runs from here on: one in flight returns promptly, its
+	// context having ended (Shutdown stops fetching first).
+	s.recvMu.Lock()
+	s.receiverClosed = true
+	s.recvMu.Unlock()
+	if !ended {
+		// What a loop still running took in after Shutdown's release.
+		s.releaseHeld()
+	}
 	s.releasing.Lock()
 	s.settleQ.close()
 	s.releasing.Unlock()
@@ -127,7 +161,22 @@ func (s *subscription) run(loop func(*subscription) error) {
 		s.log.Warn(s.c.opts.Name+": closing a subscription failed", "topic", s.topic, "group", s.o.Group, "error", cerr)
 	}
 	cancel()
+	close(s.closed)
+	if !ended {
+		err = <-looped // the handlers Shutdown gave up on have returned
+	}
 	s.finish(err)
+}
+
+// releaseHeld releases every delivery still held.
+func (s *subscription) releaseHeld() {
+	s.heldMu.Lock()
+	var its []*item
+	for it := s.held.next; it != &s.held; it = it.next {
+		its = append(its, it)
+	}
+	s.heldMu.Unlock()
+	s.releaseAll(its)
 }
 
 // finish records how the subscription ended (see ended) and wakes waiters.
@@ -153,15 +202,24 @@ func (s *subscription) ended(err error) error {
 }
 
 // Close stops the subscription and waits until it has finished; see
-// messaging.Subscription. After a Shutdown whose context ended it returns
-// at once: that Shutdown released the messages of the handlers still
-// running, and nothing but those handlers is left to wait for.
+// messaging.Subscription. Once a Shutdown whose context ended has released
+// the messages of the handlers still running (before Close or while it
+// waits), it waits only until those releases are settled and the receiver
+// is closed, not for those handlers.
 func (s *subscription) Close() error {
 	s.stopFetch()
-	if !s.forced.Load() {
-		<-s.done
-	}
+	s.wait()
 	return nil
+}
+
+// wait waits until the subscription has finished or, once Shutdown gave up
+// on its handlers, until its receiver is closed.
+func (s *subscription) wait() {
+	select {
+	case <-s.done:
+	case <-s.gaveUp:
+		<-s.closed
+	}
 }
 
 // Shutdown stops the subscription and waits until it has finished or ctx
@@ -178,19 +236,19 @@ func (s *subscription) Shutdown(ctx context.Context) error {
 		return nil
 	default:
 	}
-	s.forced.Store(true)
+	if !s.forced.CompareAndSwap(false, true) {
+		return ctx.Err() // another Shutdown gave up on them
+	}
 	s.cancelHandlers()
 	s.releasing.RLock()
-	s.heldMu.Lock()
-	var its []*item
-	for it := s.held.next; it != &s.held; it = it.next {
-		its = append(its, it)
+	if s.delays != nil {
+		// Held nacks are nacked with the delay they have left, local
+		// redeliveries released, as at any stop (see stopDelays).
+		s.stopDelays()
 	}
-	s.heldMu.Unlock()
-	for _, it := range its {
-		s.settle(it, driver.Release, 0, nil)
-	}
+	s.releaseHeld()
 	s.releasing.RUnlock()
+	close(s.gaveUp)
 	return ctx.Err()
 }
 
@@ -214,7 +272,13 @@ func (s *subscription) receive(ctx context.Context, n int) ([]*item, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.recvMu.Lock()
+	if s.receiverClosed { // Shutdown gave up on this loop; run closed the receiver
+		s.recvMu.Unlock()
+		return nil, context.Canceled
+	}
 	ds, err := s.r.Receive(ctx, n)
+	s.recvMu.Unlock()
 	if len(ds) > n {
 		err = errors.Join(err, fmt.Errorf("engine: %s: receiver returned %d deliveries for %d: %w", s.c.opts.Name, len(ds), n, messaging.ErrInvalidOption))
 		ds = ds[:n] // a broken driver; the surplus is redelivered after the ack deadline
