@@ -270,7 +270,12 @@
 // "x-msgkit-undecodable" (the reason); the consumer then gives the message
 // up at once, like a Permanent error: dead-lettered with
 // WithDeadLetterExchange (payload intact, headers lost), otherwise
-// acknowledged and logged. A connection given to New is not guarded.
+// acknowledged and logged. The guard keeps the broker's x-stream-offset in
+// the table it writes (unless it comes after a field of a type it cannot
+// skip), so Stream.Read gives such a message up too: it is not handed to
+// the handler, a warning names its offset and the reason, and the read goes
+// on with the next message (its Offset one more). A connection given to New
+// is not guarded.
 //
 // # Streams (Replay)
 //

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -171,10 +172,16 @@ func (g *frameGuard) next() ([]byte, error) {
 	return rewriteHeaderFrame(frame), nil
 }
 
+// hdrStreamOffset is the header the broker adds to stream deliveries.
+const hdrStreamOffset = "x-stream-offset"
+
 // rewriteHeaderFrame replaces an undecodable header table in a content
 // header frame (type 2): class, weight, body size, property flags, then the
 // properties, of which headers is the third (after content type and
-// encoding, both short strings).
+// encoding, both short strings). The new table keeps the broker's
+// x-stream-offset entry when it can be found (it comes before anything
+// unreadable in the table, or the table is only too large or too deep),
+// so that a stream read knows the message's place and goes past it.
 func rewriteHeaderFrame(frame []byte) []byte {
 	payload := frame[7 : len(frame)-1]
 	if len(payload) < 14 {
@@ -211,6 +218,9 @@ func rewriteHeaderFrame(frame []byte) []byte {
 	}
 	reason := "header table amqp091-go cannot decode: " + err.Error()
 	var table []byte
+	if e, ok := findIntEntry(payload[off+4:off+4+n], hdrStreamOffset); ok {
+		table = append(table, e...) // Read's position (see logReader.Next)
+	}
 	table = append(table, byte(len(hdrUndecodable)))
 	table = append(table, hdrUndecodable...)
 	table = append(table, 'S')
@@ -255,11 +265,35 @@ func checkTable(b []byte, depth int) error {
 	return nil
 }
 
-// fixedFieldSize is the size of the field types of fixed size.
-var fixedFieldSize = map[byte]int{'t': 1, 'B': 1, 'b': 1, 's': 2, 'u': 2, 'I': 4, 'i': 4, 'f': 4, 'l': 8, 'd': 8, 'T': 8, 'D': 5, 'V': 0}
+// findIntEntry returns the encoded entry (key, type, value) of the first
+// top-level entry named key in the encoded table b (without its length)
+// whose value is an integer, walking the entries up to the end or the
+// first one it cannot skip (an unknown field type, a truncation). Nested
+// tables and arrays are skipped by their length, not read, so a table too
+// large or too deep for amqp091-go is walked in full.
+func findIntEntry(b []byte, key string) ([]byte, bool) {
+	for len(b) > 0 {
+		start := b
+		k := int(b[0])
+		if 1+k >= len(b) {
+			return nil, false
+		}
+		name, typ := string(b[1:1+k]), b[1+k]
+		rest, err := skipField(b[1+k:])
+		if err != nil {
+			return nil, false
+		}
+		if name == key && strings.IndexByte("bBsuIil", typ) >= 0 {
+			return start[:len(start)-len(rest)], true
+		}
+		b = rest
+	}
+	return nil, false
+}
 
-// checkField checks one field value and returns what follows it.
-func checkField(b []byte, depth int) ([]byte, error) {
+// skipField returns what follows the field value at the start of b,
+// without checking inside tables and arrays.
+func skipField(b []byte) ([]byte, error) {
 	if len(b) == 0 {
 		return nil, errTruncated
 	}
@@ -280,7 +314,23 @@ func checkField(b []byte, depth int) ([]byte, error) {
 	if n > 1<<31-1 || int(n) > len(b)-4 {
 		return nil, errTruncated
 	}
-	body, rest := b[4:4+n], b[4+n:]
+	return b[4+n:], nil
+}
+
+// fixedFieldSize is the size of the field types of fixed size.
+var fixedFieldSize = map[byte]int{'t': 1, 'B': 1, 'b': 1, 's': 2, 'u': 2, 'I': 4, 'i': 4, 'f': 4, 'l': 8, 'd': 8, 'T': 8, 'D': 5, 'V': 0}
+
+// checkField checks one field value and returns what follows it.
+func checkField(b []byte, depth int) ([]byte, error) {
+	rest, err := skipField(b)
+	if err != nil {
+		return nil, err
+	}
+	typ := b[0]
+	if typ != 'F' && typ != 'A' {
+		return rest, nil
+	}
+	body := b[5 : len(b)-len(rest)] // after the type and the length
 	switch typ {
 	case 'F':
 		return rest, checkTable(body, depth+1)
@@ -292,7 +342,6 @@ func checkField(b []byte, depth int) ([]byte, error) {
 			if elems >= decodeMaxEntries {
 				return nil, fmt.Errorf("rabbitmq: an array of more than %d elements", decodeMaxEntries)
 			}
-			var err error
 			if body, err = checkField(body, depth+1); err != nil {
 				return nil, err
 			}

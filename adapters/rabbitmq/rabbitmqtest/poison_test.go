@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,89 @@ func TestUndecodableMessageDoesNotStopTheQueue(t *testing.T) {
 
 	// A client joining the group later is not stuck either.
 	canaryReaches(t, c, rabbitmqtest.Open(t, url), topic, group)
+}
+
+// TestUndecodableMessageDoesNotStopStreamRead: a message in a topic's
+// stream that amqp091-go cannot decode (9,000 headers, published by
+// another client) is skipped by Stream.Read with a log line naming its
+// offset, never handed to the handler; the read goes on to the message
+// after it, whose Offset is the next one. Before, the frame guard dropped
+// the broker's x-stream-offset with the rest of the table and the read
+// ended at that message ("delivery without x-stream-offset").
+func TestUndecodableMessageDoesNotStopStreamRead(t *testing.T) {
+	url := rabbitmqtest.Broker.Endpoint(t)
+	skipped := make(chan error, 4)
+	c := rabbitmqtest.Open(t, url, rabbitmq.WithStreams(true),
+		rabbitmq.WithLogger(slog.New(logErrors{slog.Default().Handler(), "rabbitmq: read skipped a message it cannot decode", skipped})))
+	topic := integration.UniqueName(t, "poison-stream")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(t.Context(), topic); err != nil {
+		t.Fatal(err)
+	}
+
+	raw, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	ch, err := raw.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	many := amqp.Table{}
+	for i := range 9000 {
+		many[fmt.Sprintf("h%d", i)] = "v"
+	}
+	// Confirmed before the canary is published (on another connection),
+	// so the poison comes first in the stream, at offset 0.
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := ch.PublishWithDeferredConfirmWithContext(t.Context(), topic, "", false, false,
+		amqp.Publishing{MessageId: "many-headers", Headers: many, Body: []byte("poison")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := conf.WaitContext(t.Context()); !ok || err != nil {
+		t.Fatalf("raw publish not confirmed: %v", err)
+	}
+	canary := messaging.NewMessage([]byte("canary"))
+	if err := c.Publish(t.Context(), topic, canary); err != nil {
+		t.Fatal(err)
+	}
+
+	// Twice: a Read from the start again gets past the message too.
+	for i := range 2 {
+		got := make(chan *messaging.Message, 4)
+		sub, err := c.Read(t.Context(), topic, messaging.Earliest, func(_ context.Context, m *messaging.Message) error {
+			got <- m
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-got:
+			if m.ID != canary.ID || m.Offset != "1" {
+				t.Fatalf("read %d: got %q at offset %s, want the canary %q at offset 1", i, m.ID, m.Offset, canary.ID)
+			}
+		case <-sub.Done():
+			t.Fatalf("read %d ended before the canary: %v", i, sub.Err())
+		case <-time.After(30 * time.Second):
+			t.Fatalf("read %d: no canary in 30s", i)
+		}
+		select {
+		case err := <-skipped:
+			if err == nil || !strings.Contains(err.Error(), "more than 8192 entries") {
+				t.Errorf("read %d: logged with error %v, want the reason (more than 8192 entries)", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("read %d: the undecodable message was not logged", i)
+		}
+		if err := sub.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // canaryReaches subscribes consumer to the group, publishes a canary with
