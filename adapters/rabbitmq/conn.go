@@ -217,13 +217,31 @@ func (c *connector) supervise(conn *amqp.Connection) {
 		// to the longest wait between attempts.
 		b.RandomizationFactor = 0.2
 		attempts := 0
+		var refused error
 		next, err := backoff.Retry(ctx, func() (*amqp.Connection, error) {
 			attempts++
-			return c.dial(ctx)
+			next, err := c.dial(ctx)
+			if err != nil {
+				return nil, err
+			}
+			// As New refuses one: with amqp091's Recovery, amqp091 would
+			// reopen the client's channels itself, delivery tags starting
+			// again at 1, and the ackers would settle other messages.
+			if next.IsRecoveryEnabled() {
+				_ = next.CloseDeadline(time.Now().Add(c.unavail))
+				refused = fmt.Errorf("%w: the redialled connection has amqp091 Recovery enabled (WithRedial must return connections whose Config.Recovery is nil: the client reconnects by itself): %w", ErrConnectionLost, messaging.ErrInvalidOption)
+				return nil, backoff.Permanent(refused)
+			}
+			return next, nil
 		}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0))
 		cancel()
 		if err != nil {
-			// Only the client closing stops the retries.
+			// The client closing stops the retries, or a connection the
+			// client must not use: it cannot redial then.
+			if refused != nil {
+				c.logger.Error("rabbitmq: redialled connection refused; not reconnecting", "error", refused)
+				c.fail(refused)
+			}
 			return
 		}
 		c.mu.Lock()

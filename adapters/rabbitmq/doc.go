@@ -306,7 +306,12 @@
 // backoff; messages in flight during the cut are redelivered), stream reads resume
 // after the last message handled (before the first, at their position; see
 // Streams), and Publish resends what was not confirmed.
-// amqp091's own experimental Recovery must stay off.
+// amqp091's own experimental Recovery must stay off (it would reopen the
+// client's channels itself, with delivery tags starting again at 1): New
+// and WithAMQPConfig refuse it, and a connection WithRedial returns with
+// it is closed unused, logged as an error, and ends the reconnecting, as
+// for a client that cannot redial (ErrConnectionLost, wrapping
+// messaging.ErrInvalidOption).
 //
 // # Inspection
 //

@@ -187,6 +187,11 @@ func WithTLSConfig(t *tls.Config) Option {
 // when the given one is lost (nil is invalid). Without it such a client
 // cannot reconnect: once its connection is lost, Publish fails and
 // subscriptions end with an error. Clients built with Open redial their URL.
+// As with New, the connections dial returns must not have amqp091's
+// experimental Recovery enabled: the client closes such a connection
+// unused, logs an error and stops reconnecting, as without WithRedial
+// (calls fail with ErrConnectionLost, which also wraps
+// messaging.ErrInvalidOption then).
 func WithRedial(dial func(ctx context.Context) (*amqp.Connection, error)) Option {
 	return func(c *config) error {
 		if dial == nil {

@@ -3,6 +3,7 @@ package rabbitmqtest_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/url"
 	"strings"
 	"testing"
@@ -242,6 +243,88 @@ func TestDeadLetterExchange(t *testing.T) {
 	}
 	if n := col.Count("fails"); n != 2 {
 		t.Errorf("failing message delivered %d times with MaxAttempts(2), want 2", n)
+	}
+}
+
+// TestRedialRefusesRecovery: a connection WithRedial returns with amqp091's
+// experimental Recovery enabled is refused as New refuses one: closed
+// unused, the refusal logged, and the client fails as one that cannot
+// redial (Publish with ErrConnectionLost and ErrInvalidOption, the error
+// naming Recovery). Used, amqp091 would reopen its channels itself with
+// delivery tags starting again at 1, and the client's acks would settle
+// other messages.
+func TestRedialRefusesRecovery(t *testing.T) {
+	url := rabbitmqtest.Broker.Endpoint(t)
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	redialled := make(chan *amqp.Connection, 16)
+	t.Cleanup(func() {
+		for {
+			select {
+			case rc := <-redialled:
+				_ = rc.Close()
+			default:
+				return
+			}
+		}
+	})
+	recovery := amqp.Config{Recovery: &amqp.Recovery{ReconnectionConfig: &amqp.ReconnectionConfig{MaxRetryCount: 3, RetryInterval: 100 * time.Millisecond}}}
+	refused := make(chan error, 16)
+	c, err := rabbitmq.New(conn, rabbitmq.WithReconnectBackoff(50*time.Millisecond, 200*time.Millisecond),
+		rabbitmq.WithLogger(slog.New(logErrors{slog.Default().Handler(), "rabbitmq: redialled connection refused", refused})),
+		rabbitmq.WithRedial(func(context.Context) (*amqp.Connection, error) {
+			rc, err := amqp.DialConfig(url, recovery)
+			if err == nil {
+				redialled <- rc
+			}
+			return rc, err
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	topic, group := integration.UniqueName(t, "recovery"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = rabbitmqtest.Open(t, url).DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(t.Context(), topic, messaging.NewMessage(nil)); err != nil {
+		t.Fatal(err)
+	}
+
+	_ = conn.Close() // the client redials
+	var rc *amqp.Connection
+	select {
+	case rc = <-redialled:
+		redialled <- rc // for the cleanup
+	case <-time.After(30 * time.Second):
+		t.Fatal("no redial in 30s")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err = c.Publish(ctx, topic, messaging.NewMessage(nil))
+	if err == nil {
+		t.Fatal("Publish succeeded on the redialled connection with Recovery enabled")
+	}
+	if !errors.Is(err, rabbitmq.ErrConnectionLost) || !errors.Is(err, messaging.ErrInvalidOption) || !strings.Contains(err.Error(), "Recovery") {
+		t.Errorf("Publish: %v, want ErrConnectionLost and ErrInvalidOption naming Recovery", err)
+	}
+	select {
+	case err := <-refused:
+		if err == nil || !strings.Contains(err.Error(), "Recovery") {
+			t.Errorf("refusal logged with error %v, want one naming Recovery", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the refusal was not logged")
+	}
+	for deadline := time.Now().Add(10 * time.Second); !rc.IsClosed(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the refused connection was left open")
+		}
+		time.Sleep(20 * time.Millisecond) // polling the connection's state
 	}
 }
 
