@@ -125,6 +125,14 @@ func (a *acker) settle(tag uint64, send func() error) error {
 	return err
 }
 
+// gone reports whether the acker's channel is lost or the acker closed:
+// nothing it settles reaches the broker any more.
+func (a *acker) gone() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.dead
+}
+
 // tick is the delayed flush: it sends the contiguous run; successes behind
 // an unsettled tag get one more delay for it to settle (then a single
 // multiple ack covers them all) before they are acknowledged one by one.

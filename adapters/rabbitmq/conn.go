@@ -297,6 +297,14 @@ func (c *connector) generation() uint64 {
 	return c.gen
 }
 
+// gone reports whether the connection of generation gen is lost: replaced,
+// being replaced, or closed and not yet noticed by the supervisor.
+func (c *connector) gone(gen uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen != gen || c.conn == nil || c.conn.IsClosed()
+}
+
 // close stops reconnecting and closes the connection, unless it is the one
 // the caller gave to New.
 func (c *connector) close() {

@@ -138,10 +138,12 @@
 // the client redialling) they wait for a connection until their context
 // ends or unavailable_timeout has passed since the call (or since the
 // loss, when that came later), then fail with ErrUnavailable. A delayed
-// retry (RetryAfter) settled while the broker is unreachable waits for a
-// connection until unavailable_timeout has passed since the loss (or the
-// settle timeout ends), then is given up and the message requeued instead
-// (the broker redelivers it). Publish and PublishAsync follow the same
+// retry (RetryAfter) settled while the broker is unreachable is given up
+// at once when the client has noticed the loss of the connection the
+// message came on (the broker requeued the message then; see Consuming);
+// otherwise it waits for a connection until unavailable_timeout has passed
+// since the loss (or the settle timeout ends), then is given up and the
+// message requeued instead (the broker redelivers it). Publish and PublishAsync follow the same
 // silence rule: a confirm (or the opening of a publish channel, or the
 // declaration of the topic on the connection) awaited while the broker
 // has sent nothing on the connection for unavailable_timeout, counted from
@@ -207,7 +209,13 @@
 //     up to 100ms) that dead-letters it back into the group's queue after d,
 //     then acknowledged: the broker keeps the delay (NativeDelay). Attempt
 //     keeps counting across the detour. An unused retry queue expires a minute
-//     after its delay. Without a group the engine holds the message
+//     after its delay. When the channel the message came on is lost before
+//     the copy is published (checked again after any wait for a reconnect),
+//     no copy is published: the broker has requeued the message and
+//     redelivers it at once, the delay lost. When the channel is lost after
+//     the copy was published and before the acknowledgement, both come
+//     back, the original at once and the copy after d (at-least-once).
+//     Without a group the engine holds the message
 //     unacknowledged for d and then hands it to the subscription again.
 //   - MaxAttempts(n): the client gives the message up after the n-th failed
 //     delivery. From RabbitMQ 4.3, where only failures (basic.reject) count

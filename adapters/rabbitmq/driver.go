@@ -79,6 +79,7 @@ type receiver struct {
 	queue string // the group's queue; empty for an ephemeral subscription
 
 	ch    *amqp.Channel // nil once lost, until Receive starts again
+	gen   uint64        // the connection generation ch is on
 	in    <-chan amqp.Delivery
 	cons  *consumer   // ch's consumer
 	acks  *acker      // ch's
@@ -87,9 +88,34 @@ type receiver struct {
 
 // token settles one delivery on the channel it came on.
 type token struct {
-	d amqp.Delivery
-	a *acker
-	c *consumer
+	d   amqp.Delivery
+	a   *acker
+	c   *consumer
+	ch  closer // the channel; nil in unit tests, taken as open
+	gen uint64 // the connection generation of ch; 0: not checked
+}
+
+// closer is the part of *amqp.Channel that tells whether it is closed.
+type closer interface {
+	IsClosed() bool
+}
+
+// errDeliveryGone: a delivery's channel was lost before it was settled;
+// the broker has requeued the message (or given it to another consumer),
+// so its token is stale.
+var errDeliveryGone = errors.New("rabbitmq: the delivery's channel is gone; the broker requeued the message")
+
+// gone reports whether the channel t's delivery came on is lost (closed,
+// its acker dead, or its connection closed or replaced): the broker has
+// requeued the message then, and a settlement of t must not act on it.
+// The connection is checked too because amqp091 marks a connection
+// closed, and tells its close listeners (the reconnect), before it marks
+// the connection's channels closed.
+func (t *token) gone(c *connector) bool {
+	if t.a.gone() || (t.ch != nil && t.ch.IsClosed()) {
+		return true
+	}
+	return t.gen != 0 && c.gone(t.gen)
 }
 
 // canceller is the part of *amqp.Channel that cancels a consumer.
@@ -144,18 +170,19 @@ func (r *receiver) start(ctx context.Context) error {
 	var ch *amqp.Channel
 	var in <-chan amqp.Delivery
 	var watch *blockWatch
+	var gen uint64
 	tag := "msgkit-" + driver.NewID()
-	err := r.c.conn.channelBounded(ctx, time.Now(), r.topic, func(c *amqp.Channel, _ uint64, w *blockWatch) error {
+	err := r.c.conn.channelBounded(ctx, time.Now(), r.topic, func(c *amqp.Channel, g uint64, w *blockWatch) error {
 		var err error
 		if c, in, err = r.consume(ctx, c, tag); err == nil {
-			ch, watch = c, w
+			ch, watch, gen = c, w, g
 		}
 		return err
 	}, func() { _ = ch.Close() })
 	if err != nil {
 		return err
 	}
-	r.ch, r.in, r.acks, r.watch = ch, in, newAcker(ch, r.o.Prefetch, r.c.cfg.ackDelay), watch
+	r.ch, r.gen, r.in, r.acks, r.watch = ch, gen, in, newAcker(ch, r.o.Prefetch, r.c.cfg.ackDelay), watch
 	r.cons = &consumer{ch: ch, tag: tag}
 	return nil
 }
@@ -236,7 +263,7 @@ func (r *receiver) delivery(d amqp.Delivery) driver.Delivery {
 	base, _ := headerInt(d.Headers, hdrAttempt)
 	count, _ := headerInt(d.Headers, "x-delivery-count")
 	m.Attempt = int(base+count) + 1
-	dl := driver.Delivery{Msg: m, Token: &token{d: d, a: r.acks, c: r.cons}}
+	dl := driver.Delivery{Msg: m, Token: &token{d: d, a: r.acks, c: r.cons, ch: r.ch, gen: r.gen}}
 	if reason, bad := d.Headers[hdrUndecodable]; bad {
 		// Rewritten by frameGuard: the engine gives it up (Term) unhandled.
 		dl.Err = fmt.Errorf("%w: %v", errUndecodable, reason)
@@ -275,7 +302,8 @@ func reopen(ctx context.Context, start func(context.Context) error) error {
 // which batches them (see acker); a failure is requeued with basic.reject,
 // a release with basic.nack, each sent at once. A
 // failed send means the channel is gone and the broker redelivers what it
-// had not settled at once, so Settle only logs it.
+// had not settled at once, so Settle only logs it. A delayed retry of a
+// delivery whose channel is gone is not taken (see detour).
 func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error {
 	for i := range batch {
 		st := &batch[i]
@@ -323,9 +351,20 @@ func (r *receiver) release(t *token) error {
 // detour sends the message of t through the retry queue for delay (see
 // retryLater) and acknowledges it, reporting done and the acknowledgement's
 // error. When the copy cannot be sent it logs failed with why and reports
-// not done: the caller requeues the message instead.
+// not done: the caller requeues the message instead. When t's channel is
+// gone, before the copy is sent, t is stale: the broker has requeued the
+// message, which is its redelivery (without the delay); detour sends no
+// copy (it would be a second one) and reports done with errDeliveryGone.
+// A channel lost after the copy is sent and before the ack leaves both
+// (at-least-once).
 func (r *receiver) detour(ctx context.Context, m *messaging.Message, t *token, delay time.Duration, failed string) (done bool, _ error) {
-	if err := r.retryLater(ctx, m, &t.d, delay); err != nil {
+	if t.gone(r.c.conn) {
+		return true, errDeliveryGone
+	}
+	if err := r.retryLater(ctx, m, t, delay); err != nil {
+		if errors.Is(err, errDeliveryGone) {
+			return true, err
+		}
 		r.c.cfg.logger.Warn(failed, "topic", r.topic, "group", r.o.Group, "id", m.ID, "error", err)
 		return false, nil
 	}
@@ -358,9 +397,10 @@ func (r *receiver) Close(ctx context.Context) error {
 	})
 }
 
-// retryLater publishes a copy of d to the group's TTL queue for delay, which
-// dead-letters it back into the group's queue when the delay has passed. The
-// copy carries the attempts so far, so Attempt keeps counting. The caller
+// retryLater publishes a copy of t's delivery to the group's TTL queue for
+// delay, which dead-letters it back into the group's queue when the delay
+// has passed. The copy carries the attempts so far, so Attempt keeps
+// counting. The caller
 // requeues the message instead when it fails: with an error wrapping
 // messaging.ErrUnavailable when no connection comes within the unavailable
 // timeout of the connection's loss (at once when it was lost longer ago),
@@ -368,13 +408,21 @@ func (r *receiver) Close(ctx context.Context) error {
 // answers no declaration) for that long, at once if the block has lasted
 // that long already (as receiver.Close; see channelBounded, the
 // declaration then going on in the background); the copy's publish is
-// bounded as Publish is.
-func (r *receiver) retryLater(ctx context.Context, m *messaging.Message, d *amqp.Delivery, delay time.Duration) error {
+// bounded as Publish is. It fails with errDeliveryGone, sending no copy
+// (or not again: see send), when t's channel is found gone before the
+// declaration or an attempt to publish, checked after any wait for a
+// reconnect.
+func (r *receiver) retryLater(ctx context.Context, m *messaging.Message, t *token, delay time.Duration) error {
+	d := &t.d
 	delay = (delay + retryDelayStep - 1) / retryDelayStep * retryDelayStep
 	q := delayQueue(r.topic, r.o.Group, delay)
 	// Counted from the loss and the block, not from now: the delivery came
 	// on a connection, and Settle runs the retries of a batch one by one.
 	err := r.c.conn.channelBounded(ctx, time.Time{}, r.topic, func(ch *amqp.Channel, _ uint64, _ *blockWatch) error {
+		if t.gone(r.c.conn) { // lost while waiting for a connection
+			_ = ch.Close()
+			return errDeliveryGone
+		}
 		// Re-declared each time: it resets the queue's expiry, which must
 		// not pass while messages wait in it.
 		_, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{
@@ -403,7 +451,16 @@ func (r *receiver) retryLater(ctx context.Context, m *messaging.Message, d *amqp
 	h[hdrKey] = m.Key
 	pub := amqp.Publishing{Headers: h, DeliveryMode: amqp.Persistent, MessageId: d.MessageId, Timestamp: d.Timestamp, Body: d.Body}
 	errs := make([]error, 1)
-	if err := r.c.send(ctx, time.Now(), "", []outgoing{{exchange: "", key: q, pub: pub}}, errs); err != nil {
+	// Checked right before each attempt to publish, after any wait for a
+	// reconnect (in the declaration or the publish): a channel lost
+	// meanwhile has had the broker requeue the message.
+	stale := func() error {
+		if t.gone(r.c.conn) {
+			return errDeliveryGone
+		}
+		return nil
+	}
+	if err := r.c.send(ctx, time.Now(), "", []outgoing{{exchange: "", key: q, pub: pub}}, errs, stale); err != nil {
 		return err
 	}
 	return errs[0]

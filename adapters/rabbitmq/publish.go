@@ -308,7 +308,7 @@ func (c *Client) publish(ctx context.Context, begin time.Time, topic string, msg
 		out[i] = outgoing{exchange: topic, key: m.Key, pub: p}
 	}
 	errs := make([]error, len(msgs))
-	if err := c.send(ctx, begin, topic, out, errs); err != nil {
+	if err := c.send(ctx, begin, topic, out, errs, nil); err != nil {
 		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
 	}
 	for _, err := range errs {
@@ -322,9 +322,11 @@ func (c *Client) publish(ctx context.Context, begin time.Time, topic string, msg
 // send publishes out, filling errs, retrying what a lost connection left
 // unconfirmed. ensure declares what must exist on a fresh connection; topic
 // empty skips it. begin is when the call began, from which the unavailable
-// timeout runs (see Publish). The returned error is for failures before
-// anything could be attempted.
-func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []outgoing, errs []error) error {
+// timeout runs (see Publish). check, when not nil, runs before each
+// attempt, once a channel is at hand (after any wait for a connection): an
+// error from it fails what is pending with that error, unsent. The
+// returned error is for failures before anything could be attempted.
+func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []outgoing, errs []error, check func() error) error {
 	pending := make([]int, len(out))
 	for i := range pending {
 		pending[i] = i
@@ -338,6 +340,15 @@ func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []
 				errs[i] = err
 			}
 			return nil
+		}
+		if check != nil {
+			if err := check(); err != nil {
+				c.pool.put(pc, true)
+				for _, i := range pending {
+					errs[i] = err
+				}
+				return nil
+			}
 		}
 		if topic != "" {
 			if err := c.ensureTopicOn(ctx, pc, begin, topic); err != nil {
