@@ -30,6 +30,7 @@ func engineCases(caps messaging.Capabilities, deleter, shutdowner bool) []confor
 		// A topic exists as broker state only where messages are kept
 		// (core NATS subjects cannot be deleted).
 		{"TopicDeletedEndsSubscription", "TopicDeleter and Persistent or Replay", deleter && (caps.Persistent || caps.Replay), (*suite).topicDeleted},
+		{"TopicDeletedEndsGrouplessSubscription", "TopicDeleter and Persistent or Replay", deleter && (caps.Persistent || caps.Replay), (*suite).topicDeletedGroupless},
 		{"ResubscribeResumes", "Groups, and Persistent or Replay", caps.Groups && (caps.Persistent || caps.Replay), (*suite).resubscribeResumes},
 		{"RetryAfterSurvivesClose", "Groups, and Persistent or Replay", caps.Groups && (caps.Persistent || caps.Replay), (*suite).retryAfterSurvivesClose},
 		// A released message comes to another subscription of its group.
@@ -377,6 +378,34 @@ func (s *suite) topicDeleted(t *testing.T) {
 		if err := r.Err(); !errors.Is(err, messaging.ErrTopicDeleted) {
 			t.Errorf("Read's Err after the topic was deleted: %v, want ErrTopicDeleted", err)
 		}
+	}
+}
+
+// topicDeletedGroupless: deleting the topic from another client (another
+// process, as far as the adapter can tell) under a live group-less
+// subscription ends it, once it has handled what was published before,
+// with an error wrapping messaging.ErrTopicDeleted. topicDeleted tests a
+// group's subscription where the adapter has groups, deleted by the
+// subscribing client.
+func (s *suite) topicDeletedGroupless(t *testing.T) {
+	ch, h := receive(10)
+	sub := s.subscribe(t.Context(), h2(s, t), h)
+	s.publish(s.c, &messaging.Message{ID: "before-delete"})
+	if m := s.next(ch, "the message published before the deletion"); m.ID != "before-delete" {
+		t.Fatalf("got %s, want before-delete", m.ID)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), s.h.Timeout)
+	defer cancel()
+	if err := s.c.(messaging.TopicDeleter).DeleteTopic(ctx, s.topic); err != nil {
+		t.Fatalf("DeleteTopic: %v", err)
+	}
+	select {
+	case <-sub.Done():
+	case <-time.After(s.h.Timeout):
+		t.Fatalf("group-less subscription of another client still running %v after its topic was deleted", s.h.Timeout)
+	}
+	if err := sub.Err(); !errors.Is(err, messaging.ErrTopicDeleted) {
+		t.Errorf("Err after the topic was deleted: %v, want ErrTopicDeleted", err)
 	}
 }
 

@@ -578,7 +578,11 @@ func (c *Client) redeclareOn(conn *amqp.Connection, topo map[string][]string) {
 // this library (group queues, retry queues, the stream queue, as recorded in
 // the topic's registry queue), with the messages they hold. Deleting a topic
 // that does not exist is not an error. Subscriptions and reads still running on
-// the topic end with an error wrapping messaging.ErrTopicDeleted. It is
+// the topic, in any process, end with an error wrapping
+// messaging.ErrTopicDeleted: those of a deleted queue when the broker
+// cancels their consumer, those without a group when they receive the
+// message DeleteTopic publishes to the exchange before deleting it (see
+// tellDeleted and the package documentation). It is
 // bounded as Provision is: by ctx, and by unavailable_timeout without a
 // connection, of a block or of a silent broker (messaging.ErrUnavailable),
 // after which the deletion goes on in the background.
@@ -672,9 +676,57 @@ func (c *Client) deleteTopic(ctx context.Context, ch *amqp.Channel, topic string
 			}
 		}
 	}
+	if err := c.tellDeleted(ch, topic, reopen); err != nil {
+		return err
+	}
 	c.declared.Delete(topic)
 	if err := ch.ExchangeDelete(topic, false, false); err != nil && !isCode(err, amqp.NotFound) {
 		return namedErr{fmt.Errorf("rabbitmq: delete topic %s: delete exchange: %w", topic, err)}
 	}
 	return nil
+}
+
+// tellDeleted publishes the topic-deleted message (header hdrDeleted) to
+// topic's exchange on ch, which it puts in confirm mode, and waits for the
+// broker's confirm: every queue still bound to the exchange then holds it
+// behind the messages published before. deleteTopic calls it once the
+// topic's known queues are deleted (which ends their consumers) and before
+// deleting the exchange, which tells no one: the exclusive queue of a
+// group-less subscription, which no other connection may delete, would
+// lose its binding silently and the subscription go on for ever, deaf.
+// Such a subscription ends when it receives the message; a group's
+// subscription and a stream reader, whose queue was declared after the
+// registry was read or whose deletion was cut short, skip it. A missing
+// exchange (the topic does not exist, or is deleted meanwhile) makes the
+// broker close ch: reopen gives the call a new one, and there is no one to
+// tell.
+func (c *Client) tellDeleted(ch *amqp.Channel, topic string, reopen func() error) error {
+	failed := func(err error) error {
+		return namedErr{fmt.Errorf("rabbitmq: delete topic %s: tell its subscriptions: %w", topic, err)}
+	}
+	if err := ch.Confirm(false); err != nil {
+		return failed(err)
+	}
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	dc, err := ch.PublishWithDeferredConfirm(topic, "", false, false, amqp.Publishing{Headers: amqp.Table{hdrDeleted: topic}})
+	if err != nil {
+		return failed(err)
+	}
+	// Not cut short by the call's context, as register: a lost channel or
+	// connection ends the wait.
+	if ok, _ := dc.WaitContext(context.Background()); ok {
+		return nil
+	}
+	select {
+	case e, isErr := <-closed:
+		if isErr && e != nil && e.Code == amqp.NotFound {
+			return reopen()
+		}
+		if isErr && e != nil {
+			return failed(e)
+		}
+		return failed(ErrConnectionLost)
+	default:
+		return failed(ErrNacked)
+	}
 }

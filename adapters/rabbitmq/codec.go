@@ -18,9 +18,10 @@ import (
 // "x-msgkit-" are reserved for the adapter; the broker reserves the ones in
 // brokerHeaders.
 const (
-	hdrTime    = "x-msgkit-time"    // publish time, Unix nanoseconds, when the ID does not carry it
-	hdrKey     = "x-msgkit-key"     // Key, when the routing key no longer carries it (delayed retry)
-	hdrAttempt = "x-msgkit-attempt" // deliveries before a delayed retry
+	hdrTime    = "x-msgkit-time"          // publish time, Unix nanoseconds, when the ID does not carry it
+	hdrKey     = "x-msgkit-key"           // Key, when the routing key no longer carries it (delayed retry)
+	hdrAttempt = "x-msgkit-attempt"       // deliveries before a delayed retry
+	hdrDeleted = "x-msgkit-topic-deleted" // marks the message DeleteTopic sends before deleting a topic (see tellDeleted)
 	hdrPrefix  = "x-msgkit-"
 )
 

@@ -39,7 +39,8 @@
 //     every message.
 //   - A subscription without a group gets an exclusive, auto-deleted classic
 //     queue bound to the exchange; it lives as long as its connection, so it
-//     misses what is published while the client reconnects.
+//     misses what is published while the client reconnects. DeleteTopic
+//     tells it with a message (see Consuming).
 //   - With WithStreams, the topic also gets a stream queue "<topic>~~stream"
 //     (x-queue-type=stream) bound to the exchange, which Stream.Read reads.
 //   - "<topic>~~queues" is a small durable queue listing the queues created for
@@ -267,6 +268,27 @@
 //     other members of the group get them immediately.
 //   - A subscription or read whose queue is deleted (DeleteTopic) ends with
 //     an error wrapping messaging.ErrTopicDeleted (and ErrConsumerCancelled).
+//     The exclusive queue of a subscription without a group belongs to its
+//     connection, and deleting the exchange only unbinds it (it would go
+//     on, deaf, even once a Publish declares the exchange again): so
+//     DeleteTopic, once it has deleted the topic's queues and before it
+//     deletes the exchange, publishes to the exchange a message with the
+//     header "x-msgkit-topic-deleted" (reserved, so no Publish can send it)
+//     and waits for its confirm. A group-less subscription, in any process,
+//     that receives it ends with an error wrapping messaging.ErrTopicDeleted
+//     once its handlers have had what came before it; what comes after it
+//     is never handled. Group subscriptions and Read acknowledge or skip it
+//     (a stream whose deletion was cut short keeps it), and no handler ever
+//     gets it. A group-less subscription whose connection is lost while
+//     the topic is deleted misses it, and resumes on the topic its
+//     reconnect declares again; one that subscribes while DeleteTopic runs,
+//     after its message, misses it too and stays deaf. Under a resource alarm
+//     that message's publish makes the broker block DeleteTopic's
+//     connection (RabbitMQ blocks publishing connections only): the
+//     queues are deleted by then; the exchange's deletion waits for the
+//     alarm to clear (DeleteTopic fails with ErrUnavailable, see above).
+//     A client of a version before this message treats it as an empty
+//     message.
 //
 // # Messages a consumer cannot decode
 //

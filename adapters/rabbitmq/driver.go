@@ -84,6 +84,8 @@ type receiver struct {
 	cons  *consumer   // ch's consumer
 	acks  *acker      // ch's
 	watch *blockWatch // the blocked state of ch's connection
+
+	deleted bool // an ephemeral subscription got the topic-deleted message
 }
 
 // token settles one delivery on the channel it came on.
@@ -225,8 +227,14 @@ func (r *receiver) consume(ctx context.Context, ch *amqp.Channel, tag string) (*
 // Receive returns the deliveries waiting (up to max), blocking for the
 // first. After a lost channel it starts consuming again on the current
 // connection; messages in flight on the lost channel are redelivered by the
-// broker.
+// broker. The topic-deleted message (see Client.tellDeleted) is
+// acknowledged and never returned: it ends an ephemeral subscription, with
+// an error wrapping messaging.ErrTopicDeleted once the deliveries before it
+// are returned (those after it never are), and a group's goes on.
 func (r *receiver) Receive(ctx context.Context, max int) ([]driver.Delivery, error) {
+	if r.deleted {
+		return nil, r.deletedErr()
+	}
 	if r.ch == nil {
 		if err := reopen(ctx, r.start); err != nil {
 			return nil, err
@@ -234,27 +242,48 @@ func (r *receiver) Receive(ctx context.Context, max int) ([]driver.Delivery, err
 		r.c.cfg.logger.Info("rabbitmq: subscription resumed", "topic", r.topic, "group", r.o.Group)
 	}
 	var out []driver.Delivery
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case d, ok := <-r.in:
-		if !ok {
-			return nil, r.lost()
-		}
-		out = append(out, r.delivery(d))
-	}
 	for len(out) < max {
-		select {
-		case d, ok := <-r.in:
+		var d amqp.Delivery
+		var ok bool
+		if len(out) == 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case d, ok = <-r.in:
+			}
+			if !ok {
+				return nil, r.lost()
+			}
+		} else {
+			select {
+			case d, ok = <-r.in:
+			default:
+				return out, nil
+			}
 			if !ok {
 				return out, nil // the next call reports it
 			}
-			out = append(out, r.delivery(d))
-		default:
-			return out, nil
 		}
+		if _, ctl := d.Headers[hdrDeleted]; ctl {
+			_ = r.acks.ack(d.DeliveryTag)
+			if r.queue != "" {
+				continue // its queue is deleted, or stays
+			}
+			r.deleted = true
+			if len(out) > 0 {
+				return out, nil // the next call reports it
+			}
+			return nil, r.deletedErr()
+		}
+		out = append(out, r.delivery(d))
 	}
 	return out, nil
+}
+
+// deletedErr ends an ephemeral subscription that got the topic-deleted
+// message.
+func (r *receiver) deletedErr() error {
+	return fmt.Errorf("rabbitmq: subscription to %s: topic deleted: %w", r.topic, messaging.ErrTopicDeleted)
 }
 
 func (r *receiver) delivery(d amqp.Delivery) driver.Delivery {
@@ -631,6 +660,12 @@ func (l *logReader) Next(ctx context.Context) ([]*messaging.Message, error) {
 			return nil, driver.Transient(fmt.Errorf("rabbitmq: read %s: channel lost: %w", l.topic, ErrConnectionLost))
 		}
 		last = &d
+		if _, ctl := d.Headers[hdrDeleted]; ctl {
+			// Kept by a stream whose deletion was cut short, or declared
+			// after DeleteTopic read the registry: not a message (the
+			// stream's deletion ends the read).
+			continue
+		}
 		off, hasOff := headerInt(d.Headers, hdrStreamOffset)
 		reason, bad := d.Headers[hdrUndecodable]
 		if !hasOff && !bad {
