@@ -27,5 +27,15 @@ func init() {
 			}
 			return c
 		},
+		// The memory adapter extends the deadline of what its subscriptions
+		// hold, so a stuck handler keeps its message: the ack-deadline case
+		// needs a crash.
+		Kill: func(t testing.TB, c messaging.Client) {
+			mc, ok := c.(*memory.Client)
+			if !ok {
+				t.Fatalf("Kill: %T is not a memory client", c)
+			}
+			mc.Kill()
+		},
 	})
 }

@@ -291,6 +291,7 @@ func TestBrokenAdapter(t *testing.T) {
 			}
 			return &broken{Client: c, defect: defect}
 		},
+		Kill:    func(t testing.TB, c messaging.Client) { c.(*broken).Kill() },
 		Timeout: timeout,
 	})
 }

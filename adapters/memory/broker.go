@@ -331,6 +331,25 @@ func (t *topic) settle(g *group, batch []driver.Settlement) {
 	}
 }
 
+// extend pushes the deadline of sub's deliveries ds of g back to
+// ackDeadline from now. A delivery settled or redelivered meanwhile (its
+// token is stale), or no longer held by sub, is left alone.
+func (t *topic) extend(g *group, sub uint64, ds []driver.Delivery, ackDeadline time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	deadline := time.Now().Add(ackDeadline)
+	for _, d := range ds {
+		dl := d.Token.(delivery)
+		p := g.pending[dl.off]
+		if p == nil || p.token != dl.token || !p.inFlight || p.holder != sub {
+			continue
+		}
+		if deadline.After(p.deadline) {
+			p.deadline = deadline
+		}
+	}
+}
+
 // remove marks t deleted and wakes its subscriptions, which end.
 func (t *topic) remove() {
 	t.mu.Lock()

@@ -79,6 +79,10 @@ type Client struct {
 	// closed is set by Close once the consumer side has stopped: the
 	// handlers Close (or a Shutdown) waits for may still publish.
 	closed atomic.Bool
+	// killed is set, and kill closed, by Kill.
+	killed   atomic.Bool
+	kill     chan struct{}
+	killOnce sync.Once
 }
 
 // New returns a client of a new private broker. It takes the options of
@@ -107,7 +111,7 @@ func (b *Broker) NewClient(opts ...Option) (*Client, error) {
 }
 
 func (b *Broker) newClient(cfg config) *Client {
-	c := &Client{b: b, cfg: cfg}
+	c := &Client{b: b, cfg: cfg, kill: make(chan struct{})}
 	c.Consumer = engine.New(memDriver{c}, engine.Options{Name: "memory", Logger: c.cfg.logger, DefaultPrefetch: defaultPrefetch})
 	return c
 }
@@ -186,6 +190,22 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 		t.remove()
 	}
 	return nil
+}
+
+// Kill simulates the crash of the process c lives in, for tests of what
+// a group does when one of its consumers dies (the conformance suite's
+// ack-deadline case, through its Harness.Kill): from then on c's
+// subscriptions fetch nothing, and settle and extend nothing, so the
+// messages they hold are redelivered to the group's other members once
+// their AckDeadline passes, with Attempt incremented. The handlers still
+// running are not stopped (their outcomes are ignored), Close still waits
+// for them and then leaves the groups, and publishing still works. Kill is
+// idempotent and cannot be undone.
+func (c *Client) Kill() {
+	c.killOnce.Do(func() {
+		c.killed.Store(true)
+		close(c.kill)
+	})
 }
 
 // Close stops every subscription of this client (handlers in flight finish,

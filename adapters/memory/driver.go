@@ -23,6 +23,7 @@ type memDriver struct{ c *Client }
 var (
 	_ driver.Driver    = memDriver{}
 	_ driver.LogReader = memDriver{}
+	_ driver.Extender  = (*receiver)(nil)
 )
 
 func (d memDriver) Capabilities() messaging.Capabilities { return d.c.Capabilities() }
@@ -61,6 +62,10 @@ func (r *receiver) Receive(ctx context.Context, n int) ([]driver.Delivery, error
 		}
 	}()
 	for {
+		if r.c.killed.Load() { // a dead process fetches nothing more
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
 		ds, changed, wake, err := r.t.fetch(r.g, r.id, n, r.o.AckDeadline, r.o.MaxAttempts, r.c.cfg.logger)
 		if err != nil {
 			return nil, err
@@ -86,13 +91,31 @@ func (r *receiver) Receive(ctx context.Context, n int) ([]driver.Delivery, error
 			return nil, ctx.Err()
 		case <-changed:
 		case <-due:
+		case <-r.c.kill:
 		}
 	}
 }
 
 // Settle applies the outcomes under one lock of the topic.
 func (r *receiver) Settle(_ context.Context, batch []driver.Settlement) error {
+	if r.c.killed.Load() { // a dead process settles nothing
+		return nil
+	}
 	r.t.settle(r.g, batch)
+	return nil
+}
+
+// Extend pushes the ack deadline of the deliveries ds, those still this
+// receiver's, back to AckDeadline from now: the engine calls it every
+// AckDeadline/3 for every delivery it holds, so a message queued behind
+// the subscription's others, or whose handler runs long, is not
+// redelivered. A delivery settled or redelivered meanwhile is left alone
+// (its token is stale), as Settle does.
+func (r *receiver) Extend(_ context.Context, ds []driver.Delivery) error {
+	if r.c.killed.Load() { // a dead process extends nothing: its messages expire
+		return nil
+	}
+	r.t.extend(r.g, r.id, ds, r.o.AckDeadline)
 	return nil
 }
 
