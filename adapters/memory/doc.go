@@ -27,6 +27,10 @@
 //     (queued for a handler or running) its deadline is
 //     extended, so a slow handler keeps its message and only a dead
 //     consumer's messages expire (Client.Kill simulates one, for tests).
+//   - A subscription without Group has a private group, named so that no
+//     valid group name (messaging.ValidateName) is the same: it never
+//     shares a user group's cursor or messages, and is dropped when the
+//     subscription ends.
 //   - Within a subscription, messages with the same Key are handled in publish
 //     order (first deliveries); across subscriptions of one group there is no
 //     order promise.

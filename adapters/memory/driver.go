@@ -34,7 +34,7 @@ func (d memDriver) OpenReceiver(_ context.Context, topicName string, o messaging
 	t := d.c.b.topic(topicName)
 	name, ephemeral := o.Group, o.Group == ""
 	if ephemeral {
-		name = fmt.Sprintf("_ephemeral.%d", ephemeralSeq.Add(1))
+		name = ephemeralGroupName(ephemeralSeq.Add(1))
 	}
 	g, err := t.group(name, ephemeral, o.StartAt)
 	if err != nil {
@@ -43,6 +43,12 @@ func (d memDriver) OpenReceiver(_ context.Context, topicName string, o messaging
 	t.join(g)
 	return &receiver{t: t, g: g, id: subscriptionSeq.Add(1), o: o, c: d.c}, nil
 }
+
+// ephemeralGroupName names the private group of the n-th group-less
+// subscription. The '#' makes it a name messaging.ValidateName rejects, so
+// no user group (Provision, Subscribe with Group) can have it and be
+// joined by, or share its cursor with, a group-less subscription.
+func ephemeralGroupName(n uint64) string { return fmt.Sprintf("ephemeral#%d", n) }
 
 // receiver is one subscription's membership in a group.
 type receiver struct {
