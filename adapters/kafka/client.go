@@ -687,28 +687,23 @@ func (c *Client) resolve(ctx context.Context, topic string, parts []int, pos mes
 	return out, nil
 }
 
-// initGroup gives group a committed offset, resolved from start, on every
-// partition of topic that has none yet. The commit is a "simple" one
-// (generation -1), which the coordinator accepts only while the group has no
-// members; a group with members already exists and is left alone.
+// initGroup gives group a committed offset on every partition of topic
+// that has none yet: resolved from start when the group has no offset on
+// the topic (a new group), else (partitions added to the topic since the
+// group started) their earliest offset, so nothing written to them is
+// lost. The commit is a "simple" one (generation -1), which the coordinator
+// accepts only while the group has no members; a group with members already
+// exists and is left alone (its members start such partitions at their
+// earliest offset too, see groupReceiver.serve).
 func (c *Client) initGroup(ctx context.Context, topic, group string, start messaging.Position) error {
 	c.rememberGroup(topic, group)
 	parts, err := c.partitions(ctx, topic)
 	if err != nil {
 		return err
 	}
-	fetched, err := c.admin.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	have, err := c.committed(ctx, topic, group, parts)
 	if err != nil {
-		return fmt.Errorf("kafka: fetch offsets of group %s: %w", group, err)
-	}
-	if fetched.Error != nil && !errors.Is(fetched.Error, kafkago.GroupIdNotFound) {
-		return fmt.Errorf("kafka: fetch offsets of group %s: %w", group, fetched.Error)
-	}
-	have := map[int]bool{}
-	for _, p := range fetched.Topics[topic] {
-		if p.Error == nil && p.CommittedOffset >= 0 {
-			have[p.Partition] = true
-		}
+		return err
 	}
 	var missing []int
 	for _, p := range parts {
@@ -718,6 +713,9 @@ func (c *Client) initGroup(ctx context.Context, topic, group string, start messa
 	}
 	if len(missing) == 0 {
 		return nil
+	}
+	if len(have) > 0 {
+		start = messaging.Earliest
 	}
 	offsets, err := c.resolve(ctx, topic, missing, start)
 	if err != nil {
@@ -744,4 +742,23 @@ func (c *Client) initGroup(ctx context.Context, topic, group string, start messa
 		}
 	}
 	return nil
+}
+
+// committed reports which of parts of topic group has a committed offset
+// on (none when the group does not exist).
+func (c *Client) committed(ctx context.Context, topic, group string, parts []int) (map[int]bool, error) {
+	fetched, err := c.admin.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return nil, fmt.Errorf("kafka: fetch offsets of group %s: %w", group, err)
+	}
+	if fetched.Error != nil && !errors.Is(fetched.Error, kafkago.GroupIdNotFound) {
+		return nil, fmt.Errorf("kafka: fetch offsets of group %s: %w", group, fetched.Error)
+	}
+	have := map[int]bool{}
+	for _, p := range fetched.Topics[topic] {
+		if p.Error == nil && p.CommittedOffset >= 0 {
+			have[p.Partition] = true
+		}
+	}
+	return have, nil
 }

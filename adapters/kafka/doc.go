@@ -141,10 +141,17 @@
 // a failed message comes back after its RetryAfter delay, at once without
 // one (see Nack semantics).
 //
-// A new group (no committed offset on a partition) starts at StartAt
-// (default Earliest); Subscribe and Provision commit that starting point
-// while the group has no members, so the group exists before Subscribe
-// returns and nothing published afterwards is missed.
+// A new group (no committed offset on any partition of the topic) starts at
+// StartAt (default Earliest); Subscribe and Provision commit that starting
+// point while the group has no members, so the group exists before
+// Subscribe returns and nothing published afterwards is missed. A group
+// whose offsets all expired (Kafka removes the offsets of a group without
+// members after offsets.retention.minutes) is new again and starts at
+// StartAt. A partition without a committed offset in a group that has one
+// on another partition of the topic (a partition added to the topic later,
+// or one whose offset alone was removed) starts at its earliest record,
+// whatever StartAt says: nothing written to it is lost, including what was
+// written before the rebalance that assigned it.
 //
 // A subscription without a group reads every partition from StartAt (default
 // Latest, resolved before Subscribe returns) and commits nothing.

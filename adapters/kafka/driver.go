@@ -256,18 +256,12 @@ func (r *groupReceiver) serve(genCtx context.Context, gen *kafkago.Generation) {
 		cancel()
 		return
 	}
+	starts := r.uncommittedStarts(genCtx, assigned)
 	parts := make(map[int]*partState, len(assigned))
 	for _, a := range assigned {
 		start := a.Offset
 		if start < 0 {
-			// No committed offset: the group's offsets expired or were
-			// removed after OpenReceiver initialised them.
-			if offs, err := c.resolve(genCtx, topic, []int{a.ID}, r.o.StartAt); err == nil {
-				start = offs[a.ID]
-			} else {
-				c.cfg.logger.Warn("kafka: resolving start position failed; starting at the earliest offset", "topic", topic, "group", r.o.Group, "partition", a.ID, "error", err)
-				start = kafkago.FirstOffset
-			}
+			start = starts[a.ID]
 		}
 		ps := &partState{gen: g, next: -1, lastCommit: -1}
 		if start >= 0 {
@@ -339,6 +333,55 @@ func (r *groupReceiver) serve(genCtx context.Context, gen *kafkago.Generation) {
 		t.Stop()
 	}
 	commit(true)
+}
+
+// uncommittedStarts resolves where the assigned partitions without a
+// committed offset start. OpenReceiver committed a start on every
+// partition the topic had then, so a partition without one was added to
+// the topic later (or its offset was removed): when the group has an offset
+// on another partition of the topic, it starts at its earliest record, so
+// nothing written to it before this rebalance is lost. When the group has
+// none (its offsets expired or were removed since OpenReceiver), it is a
+// new group again and starts at StartAt. A partition whose start cannot be
+// resolved starts at its earliest record.
+func (r *groupReceiver) uncommittedStarts(ctx context.Context, assigned []kafkago.PartitionAssignment) map[int]int64 {
+	c, topic := r.c, r.topic
+	var missing []int
+	for _, a := range assigned {
+		if a.Offset < 0 {
+			missing = append(missing, a.ID)
+		}
+	}
+	starts := make(map[int]int64, len(missing))
+	if len(missing) == 0 {
+		return starts
+	}
+	for _, p := range missing {
+		starts[p] = kafkago.FirstOffset
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	from := messaging.Earliest
+	parts, err := c.partitions(ctx, topic)
+	var have map[int]bool
+	if err == nil {
+		have, err = c.committed(ctx, topic, r.o.Group, parts)
+	}
+	if err == nil && len(have) == 0 {
+		from = r.o.StartAt
+	}
+	if err != nil {
+		c.cfg.logger.Warn("kafka: fetching the group's offsets failed; starting partitions without one at the earliest offset", "topic", topic, "group", r.o.Group, "partitions", missing, "error", err)
+	}
+	offs, err := c.resolve(ctx, topic, missing, from)
+	if err != nil {
+		c.cfg.logger.Warn("kafka: resolving start position failed; starting at the earliest offset", "topic", topic, "group", r.o.Group, "partitions", missing, "error", err)
+		return starts
+	}
+	for p, off := range offs {
+		starts[p] = off
+	}
+	return starts
 }
 
 // commitAgain retries a generation's final commit that failed on its

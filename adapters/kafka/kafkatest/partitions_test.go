@@ -2,6 +2,7 @@ package kafkatest_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,4 +66,108 @@ func TestPublishSeesAddedPartitions(t *testing.T) {
 		publish()
 	}
 	t.Logf("added partitions used %v after they were added (metadata_ttl %v)", time.Since(added).Round(time.Millisecond), ttl)
+}
+
+// addPartitions grows topic to count partitions on cluster k.
+func addPartitions(t *testing.T, k *kafkatest.Cluster, topic string, count int) {
+	t.Helper()
+	admin := &kafkago.Client{Addr: kafkago.TCP(strings.Split(k.Brokers(), ",")[0])}
+	res, err := admin.CreatePartitions(t.Context(), &kafkago.CreatePartitionsRequest{
+		Topics: []kafkago.TopicPartitionsConfig{{Name: topic, Count: int32(count)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Errors[topic]; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// publishKeyed publishes n messages with distinct keys from a client opened
+// now (so it knows every partition of topic) and returns their IDs; it
+// fails the test unless some of them went to a partition other than 0.
+func publishKeyed(t *testing.T, k *kafkatest.Cluster, topic string, n int) []string {
+	t.Helper()
+	pub := openURL(t, privateURL(k), false)
+	defer pub.Close()
+	msgs := make([]*messaging.Message, n)
+	for i := range msgs {
+		msgs[i] = &messaging.Message{Key: "key-" + strconv.Itoa(i), Payload: []byte(strconv.Itoa(i))}
+	}
+	if err := pub.Publish(t.Context(), topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	admin := &kafkago.Client{Addr: kafkago.TCP(strings.Split(k.Brokers(), ",")[0])}
+	out, err := admin.ListOffsets(t.Context(), &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{
+		topic: {kafkago.LastOffsetOf(1), kafkago.LastOffsetOf(2), kafkago.LastOffsetOf(3)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var added int64
+	for _, p := range out.Topics[topic] {
+		if p.Error != nil {
+			t.Fatalf("partition %d: %v", p.Partition, p.Error)
+		}
+		added += p.LastOffset
+	}
+	if added == 0 {
+		t.Fatal("no message went to an added partition")
+	}
+	t.Logf("%d of %d messages went to the added partitions", added, n)
+	ids := make([]string, n)
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	return ids
+}
+
+// TestGroupLatestGetsAddedPartitions: a group that started at Latest gets
+// the records written to partitions added to its topic later, also those
+// written before the rebalance that assigns them, both to a running member
+// and to one joining after the partitions were added while the group had
+// no member.
+func TestGroupLatestGetsAddedPartitions(t *testing.T) {
+	for _, running := range []bool{true, false} {
+		name := "idle"
+		if running {
+			name = "running"
+		}
+		t.Run(name, func(t *testing.T) {
+			k := kafkatest.StartCluster(t, 1)
+			url := strings.Replace(privateURL(k), "partitions=3", "partitions=1", 1)
+			c := openURL(t, url, true)
+			topic := integration.UniqueName(t, "grow")
+			group := integration.UniqueName(t, "g")
+			col := integration.NewCollector()
+			subscribe := func() messaging.Subscription {
+				t.Helper()
+				sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group), messaging.StartAt(messaging.Latest))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = sub.Close() })
+				return sub
+			}
+			sub := subscribe()
+			// The group consumes partition 0 (it has a generation).
+			first := &messaging.Message{Payload: []byte("first")}
+			if err := c.Publish(t.Context(), topic, first); err != nil {
+				t.Fatal(err)
+			}
+			col.WaitDistinct(t, 1, 30*time.Second)
+			if !running {
+				if err := sub.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			addPartitions(t, k, topic, 4)
+			ids := publishKeyed(t, k, topic, 40)
+			if !running {
+				subscribe()
+			}
+			col.Wait(60*time.Second, func(*integration.Collector) bool { return len(col.Missing(ids)) == 0 })
+			col.Report(t, ids)
+		})
+	}
 }
