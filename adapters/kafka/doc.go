@@ -189,6 +189,14 @@
 //
 // # Recovery
 //
+// A join the coordinator refuses with an error that joining again cannot
+// change (an invalid session timeout, an inconsistent group protocol, a
+// group or topic authorization failure, a full group: every Kafka error
+// code but the temporary ones, a rebalance in progress, an unknown member
+// ID and an illegal generation) ends the subscription with an error
+// wrapping kafka-go's. The other group errors, failed connections among
+// them, are retried every join_backoff, as follows.
+//
 // After a group error other than a rebalance (a cut connection, a broker
 // restart, an unreachable coordinator) kafka-go's ConsumerGroup forgets the
 // member ID, tries a LeaveGroup for it (which fails while the connection is

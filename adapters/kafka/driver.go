@@ -175,9 +175,11 @@ func (r *groupReceiver) Close(context.Context) error {
 	return err
 }
 
-// run takes part in the group until Close: each generation is served by
-// serve, which returns (so the member rejoins) once the generation ended
-// and its deliveries were settled.
+// run takes part in the group until Close, or until a join fails in a way
+// joining again cannot change (see joinRetriable), which ends the
+// subscription with that error. Each generation is served by serve, which
+// returns (so the member rejoins) once the generation ended and its
+// deliveries were settled.
 func (r *groupReceiver) run() {
 	var leaving sync.WaitGroup
 	defer func() {
@@ -206,6 +208,10 @@ func (r *groupReceiver) run() {
 				leaving.Go(func() { r.leaveAbandoned(old) })
 			}
 			member = ""
+			if !joinRetriable(err) {
+				r.in.fail(fmt.Errorf("kafka: %s: joining consumer group %s: %w", r.topic, r.o.Group, err))
+				return
+			}
 			r.c.cfg.logger.Warn("kafka: joining consumer group failed; retrying", "topic", r.topic, "group", r.o.Group, "error", err)
 			continue
 		}
@@ -217,6 +223,26 @@ func (r *groupReceiver) run() {
 		})
 		<-ended
 	}
+}
+
+// joinRetriable reports whether a group error may go away by joining
+// again: a failed connection (any error that is not a Kafka error code), a
+// temporary error code (coordinator not available, loading or moved, a
+// request timeout, ...; see kafkago.Error.Temporary) or one that a new
+// join resolves (a rebalance in progress, an unknown member ID, an illegal
+// generation). Every other code (an invalid session timeout, an
+// inconsistent group protocol, a group authorization failure, a full
+// group, ...) is refused again on every join, and ends the subscription.
+func joinRetriable(err error) bool {
+	var kerr kafkago.Error
+	if !errors.As(err, &kerr) {
+		return true
+	}
+	switch kerr {
+	case kafkago.RebalanceInProgress, kafkago.UnknownMemberId, kafkago.IllegalGeneration:
+		return true
+	}
+	return kerr.Temporary()
 }
 
 // leaveAbandoned removes member, an ID kafka-go gave up after a group

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -266,5 +267,33 @@ func TestRevokedGenerationHandsOutNothing(t *testing.T) {
 	}
 	if off, ok := ps.commitPoint(); ok || off != 10 {
 		t.Fatalf("commit point %d (moved %v), want 10: the released record holds it", off, ok)
+	}
+}
+
+// TestJoinRetriable: group errors that a new join can resolve are retried;
+// error codes every join gets again end the subscription.
+func TestJoinRetriable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{errors.New("dial tcp 127.0.0.1:9092: connect: connection refused"), true},
+		{kafkago.GroupCoordinatorNotAvailable, true},
+		{kafkago.GroupLoadInProgress, true},
+		{kafkago.NotCoordinatorForGroup, true},
+		{kafkago.RebalanceInProgress, true},
+		{kafkago.UnknownMemberId, true},
+		{kafkago.IllegalGeneration, true},
+		{kafkago.UnknownTopicOrPartition, true},
+		{fmt.Errorf("sync: %w", kafkago.RequestTimedOut), true},
+		{kafkago.InvalidSessionTimeout, false},
+		{kafkago.InconsistentGroupProtocol, false},
+		{kafkago.GroupAuthorizationFailed, false},
+		{fmt.Errorf("fetch offsets: %w", kafkago.TopicAuthorizationFailed), false},
+		{kafkago.InvalidGroupId, false},
+	} {
+		if got := joinRetriable(tc.err); got != tc.want {
+			t.Errorf("joinRetriable(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

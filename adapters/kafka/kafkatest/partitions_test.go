@@ -2,12 +2,14 @@ package kafkatest_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/kafka/kafkatest"
@@ -169,5 +171,31 @@ func TestGroupLatestGetsAddedPartitions(t *testing.T) {
 			col.Wait(60*time.Second, func(*integration.Collector) bool { return len(col.Missing(ids)) == 0 })
 			col.Report(t, ids)
 		})
+	}
+}
+
+// TestGroupJoinRefusedEndsSubscription: a join the coordinator refuses for
+// good (here a session timeout below the broker's minimum) ends the
+// subscription with an error naming the cause instead of being retried
+// for ever.
+func TestGroupJoinRefusedEndsSubscription(t *testing.T) {
+	k := kafkatest.StartCluster(t, 1, kfake.GroupMinSessionTimeout(5*time.Second))
+	c := openURL(t, privateURL(k), true) // session_timeout=2s
+	topic := integration.UniqueName(t, "refused")
+	sub, err := c.Subscribe(t.Context(), topic, func(context.Context, *messaging.Message) error { return nil },
+		messaging.Group(integration.UniqueName(t, "g")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	select {
+	case <-sub.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the subscription still runs 20s after subscribing, although the broker refuses its session timeout")
+	}
+	if err := sub.Err(); !errors.Is(err, kafkago.InvalidSessionTimeout) {
+		t.Fatalf("subscription ended with %v, want an error wrapping %v", err, kafkago.InvalidSessionTimeout)
+	} else {
+		t.Logf("subscription ended: %v", err)
 	}
 }
