@@ -172,10 +172,17 @@
 //     which gets no in-progress signals, also while its handler runs long).
 //     A consumer lost otherwise (deleted while its stream exists without
 //     WithExistingStreams, or not found after a server restart) is
-//     recreated; disconnects and leader elections are retried with backoff
-//     (an ephemeral subscription or a Read resumes after the last message
-//     it received). A closed connection ends the subscription with an
-//     error wrapping messaging.ErrClosed.
+//     recreated; disconnects and leader elections are retried with backoff.
+//     A group-less subscription resumes on its ephemeral consumer, which
+//     the server keeps for a minute (or the AckDeadline, or the longest
+//     RedeliveryBackoff entry, if longer) after its client went away, so
+//     what it holds for redelivery (nak'ed with RetryAfter, or delivered
+//     and not acknowledged) comes again; only once that consumer is gone
+//     (expired, or not restored by a restarted server) does the
+//     subscription get a new one, after the last message it received, and
+//     messages the old one held are lost to it. A Read always resumes
+//     after the last message it received. A closed connection ends the
+//     subscription with an error wrapping messaging.ErrClosed.
 //   - Messages with the same Key reach a subscription's handler in publish
 //     order (first deliveries), also with Concurrency > 1.
 //   - Message.Offset is the stream sequence (decimal). Read uses an

@@ -211,8 +211,15 @@ type jsReceiver struct {
 	released bool
 }
 
-// start finds or creates the consumer and opens a pull on it. An ephemeral
-// consumer recreated after a loss resumes after the last message received.
+// start finds or creates the consumer and opens a pull on it. After a loss
+// a subscription's ephemeral consumer is looked up and reused: it normally
+// outlives the loss (a disconnect, silent heartbeats, a new leader; the
+// server keeps it for its InactiveThreshold), with the messages it holds
+// for redelivery (nak'ed with a delay, or delivered and unsettled), and
+// the acknowledgements of handlers still running go to it. Only one gone
+// (expired, not restored by a restarted server, deleted) is created again,
+// after the last message received. A Read's consumer, which takes no
+// acknowledgements, is always created again after a loss (see lose).
 //
 // In bind mode a group's consumer is not created again when resuming: only
 // a deletion removes a durable consumer from a stream that still exists,
@@ -224,7 +231,9 @@ func (r *jsReceiver) start(ctx context.Context) error {
 	if o.Group != "" {
 		create := !c.cfg.bindStreams || r.consumerName.Load() == nil
 		r.cons, err = c.group(ctx, r.stream, r.topic, o.Group, o.StartAt, &o, create)
-	} else {
+	} else if r.cons, err = r.findEphemeral(ctx); err != nil {
+		return err
+	} else if r.cons == nil {
 		cfg := jetstream.ConsumerConfig{
 			Description:   "messaging ephemeral subscription of topic " + r.topic,
 			FilterSubject: r.topic,
@@ -250,7 +259,7 @@ func (r *jsReceiver) start(ctx context.Context) error {
 			cfg.AckPolicy, cfg.AckWait, cfg.MaxDeliver, cfg.MaxAckPending = jetstream.AckNonePolicy, 0, 0, 0
 			cfg.MemoryStorage, cfg.Replicas = true, 1 // as nats.go's ordered consumers
 		}
-		if r.ephemeral != "" { // lost: the old one expires anyway
+		if r.ephemeral != "" && r.log { // lost: the old one expires anyway
 			_ = c.js.DeleteConsumer(ctx, r.stream, r.ephemeral)
 		}
 		if r.cons, err = c.js.CreateConsumer(ctx, r.stream, cfg); err != nil {
@@ -271,11 +280,31 @@ func (r *jsReceiver) start(ctx context.Context) error {
 	return nil
 }
 
+// findEphemeral returns the ephemeral consumer of a group-less
+// subscription that lost it, if the server still has it: nil (and no
+// error) when there is none yet, or for a Read, or when the server
+// answers that it is gone. Any other failure of the lookup (no answer, a
+// stream deleted) is returned: the consumer may well be alive, and
+// replacing it would skip the messages it holds.
+func (r *jsReceiver) findEphemeral(ctx context.Context) (jetstream.Consumer, error) {
+	if r.ephemeral == "" || r.log {
+		return nil, nil
+	}
+	cons, err := r.c.js.Consumer(ctx, r.stream, r.ephemeral)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nats: look up ephemeral consumer %s on stream %s: %w", r.ephemeral, r.stream, err)
+	}
+	return cons, nil
+}
+
 // openPull subscribes a new inbox for pull requests; reconnects is the
 // connection's count of reconnects when it was read before confirmed was
 // known (the consumer was just found or created).
 func (r *jsReceiver) openPull(reconnects uint64, confirmed bool) error {
-	p := &jsPull{wake: make(chan struct{}, 1), done: make(chan struct{}), reconnects: reconnects, heard: confirmed}
+	p := &jsPull{nc: r.c.nc, wake: make(chan struct{}, 1), done: make(chan struct{}), reconnects: reconnects, heard: confirmed}
 	inbox := r.c.nc.NewInbox()
 	sub, err := r.c.nc.Subscribe(inbox, p.onMsg)
 	if err != nil {
@@ -498,6 +527,7 @@ func (r *jsReceiver) take(max int) []driver.Delivery {
 // jsPull is an inbox and the pull requests outstanding on it. Its
 // subscription's callback counts what arrives.
 type jsPull struct {
+	nc    *natsgo.Conn
 	sub   *natsgo.Subscription
 	inbox string
 	wake  chan struct{} // signalled on every arrival
@@ -587,9 +617,18 @@ func (p *jsPull) stop() []*natsgo.Msg {
 
 // halt ends the pull's interest on the server (Drain's UNSUB) and keeps its
 // callback for what is already on its way, until done is closed. Once.
+//
+// While the connection is down it unsubscribes instead: nats.go sends no
+// UNSUB then, and subscribes a draining subscription again on reconnect
+// (its drain waits for a flush, which completes only after the reconnect).
+// The server would then deliver to the pull's requests again, those it
+// kept from before the loss and those buffered meanwhile: what this pull
+// naks on arrival came straight back to it (a nak'ed message was seen
+// delivered 250 times over), and once the drain ended nats.go dropped
+// what still came, to wait for the ack deadline on the server.
 func (p *jsPull) halt() {
 	p.halted.Do(func() {
-		if err := p.sub.Drain(); err != nil {
+		if !p.nc.IsConnected() || p.sub.Drain() != nil {
 			_ = p.sub.Unsubscribe()
 		}
 	})
