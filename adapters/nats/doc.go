@@ -156,7 +156,10 @@
 //     BatchWait after its first message, and each message is settled by
 //     its entry of the handler's result as Subscribe settles a handler's.
 //   - Close returns promptly, also while a subscription waits for messages
-//     (the wait is cancelled); Shutdown(ctx) waits for running handlers
+//     (the wait is cancelled), and within about unavailable_timeout while
+//     the server is unreachable (a subscription waits at most 1s for the
+//     end of its pull, and leaves an ephemeral consumer it cannot delete
+//     to expire on the server); Shutdown(ctx) waits for running handlers
 //     until ctx ends, then cancels them and naks every message not finished
 //     back to the group at once.
 //   - A subscription or Read whose topic's stream is deleted (DeleteTopic,

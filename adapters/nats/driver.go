@@ -852,11 +852,16 @@ func (r *jsReceiver) Extend(_ context.Context, ds []driver.Delivery) error {
 	return first
 }
 
-// Close stops the pull and waits (until ctx ends) for what its requests
-// delivered meanwhile, has the server drop its requests (dropWaiting),
-// then naks every message received and not handed to the engine (back to
-// the group at once), and deletes an ephemeral consumer.
+// Close stops the pull and waits for what its requests delivered meanwhile
+// (see waitDrained), has the server drop its requests (dropWaiting), then
+// naks every message received and not handed to the engine (back to the
+// group at once), and deletes an ephemeral consumer. With the server
+// unreachable it returns within about unavailable_timeout: the deletion is
+// given up once the server has answered nothing for that long since Close
+// began, and not tried while the connection is down (the server removes
+// the consumer after its InactiveThreshold).
 func (r *jsReceiver) Close(ctx context.Context) error {
+	began := time.Now()
 	if r.status != nil {
 		r.c.nc.RemoveStatusListener(r.status)
 		r.c.nc.RemoveStatusListener(r.settleStatus)
@@ -867,10 +872,7 @@ func (r *jsReceiver) Close(ctx context.Context) error {
 	if p := r.pull; p != nil {
 		p.keepLate()
 		r.dropPull()
-		select {
-		case <-p.done:
-		case <-ctx.Done():
-		}
+		r.waitDrained(ctx, p)
 		r.spare = append(r.spare, p.takeLate()...)
 	}
 	if !r.log && len(r.spare) > 0 {
@@ -880,12 +882,36 @@ func (r *jsReceiver) Close(ctx context.Context) error {
 		}
 	}
 	r.spare = nil
-	if r.ephemeral != "" && !r.c.nc.IsClosed() {
-		if err := r.c.js.DeleteConsumer(ctx, r.stream, r.ephemeral); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if r.ephemeral != "" && r.c.nc.IsConnected() {
+		dctx, stop := r.c.untilSilent(ctx, began)
+		err := r.c.js.DeleteConsumer(dctx, r.stream, r.ephemeral)
+		if err != nil && r.c.silenced(ctx, dctx) {
+			err = fmt.Errorf("%w (%w)", r.c.errSilent, err)
+		}
+		stop(nil)
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("nats: delete ephemeral consumer %s: %w", r.ephemeral, err)
 		}
 	}
 	return nil
+}
+
+// waitDrained waits for the end of the drain of p (stopped), which comes
+// once the server has confirmed the pull's UNSUB with a flush: nothing
+// more arrives for its inbox then. Bounded, as haltForRelease's wait, by
+// confirmTimeout (and ctx): the flush waits for nats.go's 10s timeout when
+// the server answers nothing; and skipped while the connection is down,
+// when halt unsubscribed the pull (nothing can arrive for it).
+func (r *jsReceiver) waitDrained(ctx context.Context, p *jsPull) {
+	if !r.c.nc.IsConnected() {
+		return
+	}
+	wait, cancel := context.WithTimeout(ctx, confirmTimeout)
+	defer cancel()
+	select {
+	case <-p.done:
+	case <-wait.Done():
+	}
 }
 
 // dropWaiting has the server drop the pull requests of this subscription
