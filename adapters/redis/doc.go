@@ -96,7 +96,14 @@
 // periodic reclaim (within a reclaim period: 1s with the defaults). Alone
 // in its group, the member reclaims at once. A subscription registers its
 // consumer when it starts (XGROUP CREATECONSUMER; Redis before 7.2 shows a
-// member only once it got an entry) and deletes it at Close; a crashed
+// member only once it got an entry) and deletes it at Close, also when
+// Redis serves its last blocked read after Close (Redis then creates the
+// consumer again; the subscription releases what it got and deletes it
+// once more). What it still owns at Close (the entries it released, a
+// delayed nack) it hands to the group's consumer "msgkit:released", which
+// is no member: the entries keep their idle time and delivery counter, any
+// member claims them when it would have claimed them from the member, and
+// the member that claims the last one deletes that consumer. A crashed
 // process's consumer counts as a member until the stale consumer cleanup
 // deletes it. The engine holds a RetryAfter delay (the idle time kept at
 // 0) before the nack; if the process dies meanwhile, the message comes back
@@ -127,11 +134,12 @@
 // its entry stays pending and comes back after AckDeadline, and the other
 // outcomes of the batch are applied all the same.
 //
-// Consumers: at Close a subscription deletes its consumer when it owns
-// nothing; consumers of dead processes are deleted by live members once they
-// own nothing and were idle WithStaleConsumerAfter. XGROUP DELCONSUMER is
-// only ever run (atomically, in a script) on a consumer without pending
-// entries, because deleting one drops its pending entries from the group.
+// Consumers: at Close a subscription hands what its consumer owns to
+// msgkit:released and deletes the consumer; consumers of dead processes are
+// deleted by live members once they own nothing and were idle
+// WithStaleConsumerAfter. XGROUP DELCONSUMER is only ever run (atomically,
+// in a script) on a consumer without pending entries, because deleting one
+// drops its pending entries from the group.
 //
 // Connections: every subscription and Stream.Read keeps one go-redis pool
 // connection busy while it blocks in XREADGROUP / XREAD (up to WithBlock);

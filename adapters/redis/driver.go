@@ -274,10 +274,35 @@ func (r *groupReceiver) deliveries(res []goredis.XStream) []driver.Delivery {
 // heap), and Settle passes the pointers to go-redis as they are.
 func token(d driver.Delivery) string { return *d.Token.(*string) }
 
-// abandoned releases what a read returned after Close left it. (Its
-// consumer, recreated by Redis to own it, is left to the stale consumer
-// cleanup.)
-func (r *groupReceiver) abandoned(res []goredis.XStream) { r.release(r.deliveries(res)) }
+// abandoned releases what a read returned after Close left it, and ends
+// the member again: Redis created its consumer again to own what it served
+// after Close's leave (and, since 7.2, for any read). What Redis served
+// before that leave, the leave handed to releasedHolder as it was (idle
+// since the read, not claimable before the ack deadline): it is released
+// there.
+func (r *groupReceiver) abandoned(res []goredis.XStream) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	if ds := r.deliveries(res); len(ds) > 0 {
+		r.release(ds)
+		triples := make([]any, 0, 3*len(ds))
+		for _, d := range ds {
+			triples = append(triples, token(d), r.ackMs, max(d.Msg.Attempt-1, 0))
+		}
+		if _, err := r.claimOwn(ctx, releasedHolder, triples, false); err != nil && !errors.Is(err, goredis.ErrClosed) {
+			r.c.cfg.logger.Warn("redis: releasing entries failed; they come back after the ack deadline", "topic", r.topic, "group", r.group, "error", err)
+		}
+	}
+	if err := r.leave(ctx); err != nil && !errors.Is(err, goredis.ErrClosed) {
+		r.c.cfg.logger.Warn("redis: deleting the consumer of a closed subscription failed; the stale consumer cleanup deletes it", "topic", r.topic, "group", r.group, "consumer", r.consumer, "error", err)
+	}
+}
+
+// leave hands what the consumer owns to the group's holder of released
+// entries and deletes the consumer (see leaveScript).
+func (r *groupReceiver) leave(ctx context.Context) error {
+	return leaveScript.Run(ctx, r.c.rc, []string{r.key}, r.group, r.consumer).Err()
+}
 
 // release settles ds Release, within the settle timeout.
 func (r *groupReceiver) release(ds []driver.Delivery) {
@@ -459,7 +484,7 @@ func (r *groupReceiver) Settle(ctx context.Context, batch []driver.Settlement) e
 	if len(claims) > 0 {
 		others := -1
 		errs = append(errs, retry(ctx, func() (err error) {
-			others, err = r.claimOwn(ctx, claims, claimable)
+			others, err = r.claimOwn(ctx, r.consumer, claims, claimable)
 			return err
 		}))
 		switch {
@@ -498,19 +523,20 @@ func (r *groupReceiver) Extend(ctx context.Context, ds []driver.Delivery) error 
 		}
 	}
 	r.heldMu.Unlock()
-	_, err := r.claimOwn(ctx, triples, false)
+	_, err := r.claimOwn(ctx, r.consumer, triples, false)
 	return err
 }
 
-// claimOwn runs claimOwnScript over (id, idle, retry count) triples; with
-// count it returns the number of the group's other consumers (-1 without,
-// or on an error) and wakes them (see waker).
-func (r *groupReceiver) claimOwn(ctx context.Context, triples []any, count bool) (others int, err error) {
+// claimOwn runs claimOwnScript for consumer (this member's, or
+// releasedHolder) over (id, idle, retry count) triples; with count it
+// returns the number of the group's other consumers (-1 without, or on an
+// error) and wakes them (see waker).
+func (r *groupReceiver) claimOwn(ctx context.Context, consumer string, triples []any, count bool) (others int, err error) {
 	others = -1
 	for len(triples) > 0 {
 		n := min(len(triples), 3*maxScriptIDs)
 		last := n == len(triples)
-		argv := append([]any{r.group, r.consumer, ""}, triples[:n]...)
+		argv := append([]any{r.group, consumer, ""}, triples[:n]...)
 		if count && last {
 			argv[2] = r.wakeChannel
 		}
@@ -552,20 +578,20 @@ func (r *groupReceiver) deadLetter(ctx context.Context, st driver.Settlement) er
 }
 
 // Close leaves the read in progress to release what it returns (see
-// abandoned), stops listening for wakes, then deletes the consumer when it
-// owns nothing (XGROUP DELCONSUMER would drop pending entries from the
-// group).
+// abandoned), stops listening for wakes, then hands what the consumer still
+// owns (the entries the engine released) to the group's holder of released
+// entries and deletes the consumer (see leaveScript).
 func (r *groupReceiver) Close(ctx context.Context) error {
 	if reading := r.reading; reading != nil {
 		r.reading = nil
 		go func() {
-			if rr := <-reading; rr.err == nil {
+			if rr := <-reading; rr.err == nil || errors.Is(rr.err, goredis.Nil) {
 				r.abandoned(rr.v)
 			}
 		}()
 	}
 	r.c.waker.remove(ctx, r)
-	return delConsumerScript.Run(ctx, r.c.rc, []string{r.key}, r.group, r.consumer, 0).Err()
+	return r.leave(ctx)
 }
 
 // retry runs f until it succeeds, fails for good (see permanent) or ctx

@@ -43,7 +43,10 @@ var (
 //     the server's time when the entry was added.
 //   - Consumers: the consumers registered in the group. A subscription
 //     deletes its consumer at Close; a crashed process's consumer stays until
-//     a live member deletes it (stale_consumer_after, default 1h).
+//     a live member deletes it (stale_consumer_after, default 1h). While
+//     entries released by members that left wait for another member to
+//     claim them, one more consumer holds them (msgkit:released, see the
+//     package documentation) and counts here.
 //   - Redeliveries: unknown (Redis counts deliveries per pending entry only).
 //
 // A dead-letter topic (dead_letter_suffix=) is a stream of its own: inspect it by

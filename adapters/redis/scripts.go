@@ -10,6 +10,9 @@ import goredis "github.com/redis/go-redis/v9"
 // the consumer (XAUTOCLAIM) and returns them with their delivery counters,
 // which XAUTOCLAIM increments but does not return.
 //
+// Once it claimed something, it deletes the group's holder of released
+// entries (see leaveScript) if that holds nothing any more.
+//
 // KEYS[1] stream; ARGV group, consumer, min-idle ms, start ID, count.
 // Returns {next start ID, {{id, {field, value, ...}, delivery count}, ...}}.
 var reclaimScript = goredis.NewScript(`
@@ -23,7 +26,43 @@ for _, e in ipairs(r[2]) do
     table.insert(out, {e[1], e[2], n})
   end
 end
+if #r[2] > 0 and #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, '` + releasedHolder + `') == 0 then
+  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], '` + releasedHolder + `')
+end
 return {r[1], out}
+`)
+
+// releasedHolder is the consumer that holds the pending entries of members
+// that left (see leaveScript) until a member claims them. It is no member:
+// claimOwnScript does not count it. The adapter's consumer names
+// (consumerName) have no colon, so no member can be called so.
+const releasedHolder = "msgkit:released"
+
+// leaveScript ends a member: it hands every pending entry the consumer
+// still owns (released, nacked with a delay, or whose settlement failed)
+// to releasedHolder, keeping the entry's idle time and delivery counter
+// (XCLAIM ... IDLE <its idle> JUSTID), so that any member claims it when
+// it would have, then deletes the consumer, which owns nothing now
+// (XGROUP DELCONSUMER drops the pending entries of the consumer it
+// deletes). A consumer left behind would count as a member until the stale
+// consumer cleanup, and a member alone in its group would yield its nacked
+// entries to it.
+//
+// KEYS[1] stream; ARGV group, consumer. Returns how many entries it handed
+// over.
+var leaveScript = goredis.NewScript(`
+local n, from = 0, '-'
+while true do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], from, '+', 100, ARGV[2])
+  if #p == 0 then break end
+  for _, e in ipairs(p) do
+    redis.call('XCLAIM', KEYS[1], ARGV[1], '` + releasedHolder + `', 0, e[1], 'IDLE', e[3], 'JUSTID')
+    n = n + 1
+  end
+  from = '(' .. p[#p][1]
+end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return n
 `)
 
 // claimOwnScript re-claims entries the consumer still owns, without counting
@@ -59,7 +98,7 @@ if ARGV[3] ~= '' then
   others = 0
   for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
     for j = 1, #c, 2 do
-      if c[j] == 'name' and c[j+1] ~= ARGV[2] then others = others + 1 end
+      if c[j] == 'name' and c[j+1] ~= ARGV[2] and c[j+1] ~= '` + releasedHolder + `' then others = others + 1 end
     end
   end
   if others > 0 then redis.pcall('PUBLISH', ARGV[3], ARGV[2]) end

@@ -151,13 +151,42 @@ func TestClosedReadReleased(t *testing.T) {
 		t.Fatal("the closed subscription ran its handler")
 	default:
 	}
+	// The late read made Redis create a's consumer again; a deletes it
+	// once the read is back, so only b's is left.
+	waitConsumers(t, b, topic, group, 1)
+}
+
+// waitConsumers waits up to 5s for the group to have n consumers (XINFO
+// CONSUMERS), and fails the test with their names if it does not.
+func waitConsumers(t *testing.T, c *redisadapter.Client, topic, group string, n int) {
+	t.Helper()
+	var names []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		cs, err := c.Redis().XInfoConsumers(t.Context(), c.StreamKey(topic), group).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = names[:0]
+		for _, c := range cs {
+			names = append(names, fmt.Sprintf("%s (%d pending, idle %v)", c.Name, c.Pending, c.Idle))
+		}
+		if len(cs) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the group has consumers %v after 5s, want %d", names, n)
+		}
+	}
 }
 
 // A member alone in its group takes back what it nacked at once, rather
 // than after yielding a reclaim period to members that are not there
 // (about 1.3s before it counted them): alone from the start, and after the
-// other member left (its Close deleted its consumer). With the other member
-// still subscribed, TestNackHandOverToIdleMember checks that it yields.
+// other member left (its Close deleted its consumer), also when it held
+// messages at Close (released: they stay pending until a member claims
+// them, but not on its consumer) and Redis served its last blocked read
+// after Close. With the other member still subscribed,
+// TestNackHandOverToIdleMember checks that it yields.
 func TestNackBackPromptlyToLoneMember(t *testing.T) {
 	const ack, within = time.Minute, 750 * time.Millisecond
 	for _, left := range []bool{false, true} {
@@ -168,56 +197,93 @@ func TestNackBackPromptlyToLoneMember(t *testing.T) {
 			if err := c.Provision(t.Context(), topic, group); err != nil {
 				t.Fatal(err)
 			}
+			ids := []string{"lone"}
 			if left {
-				// The other member is another process, gone: its
-				// connections close too. (Closing only the subscription leaves its
-				// blocked read to the server, which may serve it the next
-				// entry and so create its consumer again: a member the
-				// group counts until the stale consumer cleanup, see
-				// WithStaleConsumerAfter.)
-				oc := redistest.Open(t)
-				other := subscribe(t, oc, t.Context(), topic, func(context.Context, *messaging.Message) error { return nil }, messaging.Group(group), messaging.AckDeadline(ack))
-				if err := other.Close(); err != nil {
-					t.Fatal(err)
-				}
-				redistest.Kill(t, oc) // its connections close
+				ids = otherLeft(t, topic, group, ack)
 			}
 			type attempt struct {
+				id string
 				n  int
 				at time.Time
 			}
-			got := make(chan attempt, 10)
+			got := make(chan attempt, 10*len(ids))
 			subscribe(t, c, t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
-				got <- attempt{m.Attempt, time.Now()}
+				got <- attempt{m.ID, m.Attempt, time.Now()}
 				if m.Attempt < 3 {
 					return errors.New("fails twice")
 				}
 				return nil
 			}, messaging.Group(group), messaging.AckDeadline(ack))
-			if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "lone"}); err != nil {
-				t.Fatal(err)
-			}
-			var prev time.Time
-			for want := 1; want <= 3; want++ {
-				select {
-				case a := <-got:
-					if a.n != want {
-						t.Fatalf("attempt %d, want %d", a.n, want)
-					}
-					if want > 1 {
-						if gap := a.at.Sub(prev); gap > within {
-							t.Errorf("attempt %d came %v after the nack, want within %v", want, gap, within)
-						} else {
-							t.Logf("attempt %d came %v after the nack", want, gap)
-						}
-					}
-					prev = a.at
-				case <-time.After(10 * time.Second):
-					t.Fatalf("attempt %d not delivered within 10s (AckDeadline %v)", want, ack)
+			if !left {
+				if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "lone"}); err != nil {
+					t.Fatal(err)
 				}
 			}
+			last := map[string]attempt{}
+			for range 3 * len(ids) {
+				select {
+				case a := <-got:
+					prev := last[a.id]
+					if a.n != prev.n+1 {
+						t.Fatalf("%s: attempt %d after %d", a.id, a.n, prev.n)
+					}
+					if a.n > 1 {
+						if gap := a.at.Sub(prev.at); gap > within {
+							t.Errorf("%s: attempt %d came %v after the nack, want within %v", a.id, a.n, gap, within)
+						} else {
+							t.Logf("%s: attempt %d came %v after the nack", a.id, a.n, gap)
+						}
+					}
+					last[a.id] = a
+				case <-time.After(10 * time.Second):
+					t.Fatalf("attempts %v after 10s, want 3 of each of %v (AckDeadline %v)", last, ids, ack)
+				}
+			}
+			waitConsumers(t, c, topic, group, 1)
 		})
 	}
+}
+
+// otherLeft runs a member of the group on a client of its own that leaves
+// while it holds three messages (one in its handler, which returns when
+// Shutdown cancels it) and while its read waits in Redis, which then gets a
+// fourth message. It returns the four messages' IDs.
+func otherLeft(t *testing.T, topic, group string, ack time.Duration) []string {
+	t.Helper()
+	oc := redistest.Open(t)
+	ids := []string{"held-0", "held-1", "held-2"}
+	other := subscribe(t, oc, t.Context(), topic, func(ctx context.Context, _ *messaging.Message) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}, messaging.Group(group), messaging.AckDeadline(ack))
+	for _, id := range ids {
+		if err := oc.Publish(t.Context(), topic, &messaging.Message{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		p, err := oc.Redis().XPending(t.Context(), oc.StreamKey(topic), group).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Count == int64(len(ids)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the other member read %d of %d messages in 10s", p.Count, len(ids))
+		}
+	}
+	// Shutdown whose time is up: the handler is cancelled and everything
+	// held released at once.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := other.(messaging.Shutdowner).Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown with its handler running: %v, want context.Canceled", err)
+	}
+	if err := oc.Publish(t.Context(), topic, &messaging.Message{ID: "late"}); err != nil {
+		t.Fatal(err)
+	}
+	return append(ids, "late")
 }
 
 // A message one member nacks goes to another member of the group at once,
