@@ -340,19 +340,7 @@ func (s *suite) topicDeleted(t *testing.T) {
 	sub := s.subscribe(t.Context(), s.c, h, opts...)
 	s.publish(s.c, &messaging.Message{ID: "before-delete"})
 	s.next(ch, "the message published before the deletion")
-	ctx, cancel := context.WithTimeout(t.Context(), s.h.Timeout)
-	defer cancel()
-	if err := s.c.(messaging.TopicDeleter).DeleteTopic(ctx, s.topic); err != nil {
-		t.Fatalf("DeleteTopic: %v", err)
-	}
-	select {
-	case <-sub.Done():
-	case <-time.After(s.h.Timeout):
-		t.Fatalf("subscription still running %v after its topic was deleted", s.h.Timeout)
-	}
-	if err := sub.Err(); !errors.Is(err, messaging.ErrTopicDeleted) {
-		t.Errorf("Err after the topic was deleted: %v, want ErrTopicDeleted", err)
-	}
+	s.deleteTopicEnds(t, sub, "subscription")
 	if s.caps.Replay {
 		st := s.stream()
 		s.publish(s.c, &messaging.Message{ID: "recreated"})
@@ -367,17 +355,26 @@ func (s *suite) topicDeleted(t *testing.T) {
 		if m := s.next(rch, "the message of the recreated topic"); m.ID != "recreated" {
 			t.Fatalf("reading the recreated topic from Earliest delivered %s first, want recreated (DeleteTopic left the old messages)", m.ID)
 		}
-		if err := s.c.(messaging.TopicDeleter).DeleteTopic(ctx, s.topic); err != nil {
-			t.Fatalf("DeleteTopic: %v", err)
-		}
-		select {
-		case <-r.Done():
-		case <-time.After(s.h.Timeout):
-			t.Fatalf("Read still running %v after its topic was deleted", s.h.Timeout)
-		}
-		if err := r.Err(); !errors.Is(err, messaging.ErrTopicDeleted) {
-			t.Errorf("Read's Err after the topic was deleted: %v, want ErrTopicDeleted", err)
-		}
+		s.deleteTopicEnds(t, r, "Read")
+	}
+}
+
+// deleteTopicEnds deletes the topic with s.c and fails t unless sub (named
+// what) then ends with an error wrapping messaging.ErrTopicDeleted.
+func (s *suite) deleteTopicEnds(t *testing.T, sub messaging.Subscription, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), s.h.Timeout)
+	defer cancel()
+	if err := s.c.(messaging.TopicDeleter).DeleteTopic(ctx, s.topic); err != nil {
+		t.Fatalf("DeleteTopic: %v", err)
+	}
+	select {
+	case <-sub.Done():
+	case <-time.After(s.h.Timeout):
+		t.Fatalf("%s still running %v after its topic was deleted", what, s.h.Timeout)
+	}
+	if err := sub.Err(); !errors.Is(err, messaging.ErrTopicDeleted) {
+		t.Errorf("%s: Err after the topic was deleted: %v, want ErrTopicDeleted", what, err)
 	}
 }
 
@@ -394,19 +391,7 @@ func (s *suite) topicDeletedGroupless(t *testing.T) {
 	if m := s.next(ch, "the message published before the deletion"); m.ID != "before-delete" {
 		t.Fatalf("got %s, want before-delete", m.ID)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), s.h.Timeout)
-	defer cancel()
-	if err := s.c.(messaging.TopicDeleter).DeleteTopic(ctx, s.topic); err != nil {
-		t.Fatalf("DeleteTopic: %v", err)
-	}
-	select {
-	case <-sub.Done():
-	case <-time.After(s.h.Timeout):
-		t.Fatalf("group-less subscription of another client still running %v after its topic was deleted", s.h.Timeout)
-	}
-	if err := sub.Err(); !errors.Is(err, messaging.ErrTopicDeleted) {
-		t.Errorf("Err after the topic was deleted: %v, want ErrTopicDeleted", err)
-	}
+	s.deleteTopicEnds(t, sub, "group-less subscription of another client")
 }
 
 // recreatedGroup: a group that consumed a topic, deleted and provisioned
