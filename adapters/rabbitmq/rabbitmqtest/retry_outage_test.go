@@ -44,23 +44,10 @@ func TestDelayedRetryWhileUnreachable(t *testing.T) {
 	deleteAtEnd(t, direct, topic)
 
 	held := newHolder()
-	sub, err := c.Subscribe(t.Context(), topic, func(context.Context, *messaging.Message) error {
+	subscribeHeld(t, c, direct, topic, group, held, func(context.Context, *messaging.Message) error {
 		held.hold()
 		return messaging.RetryAfter(errors.New("later"), time.Second)
-	}, messaging.Group(group), messaging.Concurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
-	t.Cleanup(held.release)
-	if err := direct.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("retry")}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-held.got:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the message was not delivered")
-	}
+	})
 
 	p.Cut()
 	cut := time.Now()
@@ -127,7 +114,7 @@ func TestDelayedRetryAfterBriefOutage(t *testing.T) {
 	held := newHolder()
 	var first sync.Once
 	redelivered := make(chan int, 16) // the Attempt of each delivery after the first
-	sub, err := c.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+	subscribeHeld(t, c, direct, topic, group, held, func(_ context.Context, m *messaging.Message) error {
 		isFirst := false
 		first.Do(func() { isFirst = true })
 		if isFirst {
@@ -136,20 +123,7 @@ func TestDelayedRetryAfterBriefOutage(t *testing.T) {
 		}
 		redelivered <- m.Attempt
 		return nil
-	}, messaging.Group(group), messaging.Concurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
-	t.Cleanup(held.release)
-	if err := direct.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("retry")}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-held.got:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the message was not delivered")
-	}
+	})
 
 	p.Cut()
 	held.release()                     // the handler asks for a delayed retry, its channel gone
@@ -179,5 +153,26 @@ func TestDelayedRetryAfterBriefOutage(t *testing.T) {
 	}
 	if got != 1 {
 		t.Errorf("the message was redelivered %d times after a delayed retry settled across a %v outage, want once (the requeued original or the delayed copy, not both)", got, 300*time.Millisecond)
+	}
+}
+
+// subscribeHeld subscribes h to topic in group on c (one handler at a
+// time), publishes a message with direct and returns once held holds it
+// (h calls held.hold).
+func subscribeHeld(t *testing.T, c, direct messaging.Client, topic, group string, held *holder, h messaging.Handler) {
+	t.Helper()
+	sub, err := c.Subscribe(t.Context(), topic, h, messaging.Group(group), messaging.Concurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	t.Cleanup(held.release)
+	if err := direct.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("retry")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held.got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the message was not delivered")
 	}
 }
