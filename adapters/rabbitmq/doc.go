@@ -144,16 +144,16 @@
 // message came on (the broker requeued the message then; see Consuming);
 // otherwise it waits for a connection until unavailable_timeout has passed
 // since the loss (or the settle timeout ends), then is given up and the
-// message requeued instead (the broker redelivers it). Publish and PublishAsync follow the same
-// silence rule: a confirm (or the opening of a publish channel, or the
-// declaration of the topic on the connection) awaited while the broker
-// has sent nothing on the connection for unavailable_timeout, counted from
-// the call or its last answer, whichever is later, fails with
-// ErrUnavailable (the message may still have been stored: a retry can
-// duplicate it) and the connection is replaced; a slow confirm that comes
-// within the timeout of the broker's last answer is waited for, bounded
-// only by the context. On a connection given to New (or by WithRedial)
-// only the context bounds it.
+// message requeued instead (the broker redelivers it). Publish and
+// PublishAsync follow the same silence rule: a confirm (or the opening of a
+// publish channel, or the declaration of the topic on the connection)
+// awaited while the broker has sent nothing on the connection for
+// unavailable_timeout, counted from the call or its last answer, whichever
+// is later, fails with ErrUnavailable (the message may still have been
+// stored: a retry can duplicate it) and the connection is replaced; a slow
+// confirm that comes within the timeout of the broker's last answer is
+// waited for, bounded only by the context. On a connection given to New (or
+// by WithRedial) only the context bounds it.
 //
 // What a call sent and let finish in the background (its context ended,
 // or one of the bounds above) comes before the client's later calls on the
