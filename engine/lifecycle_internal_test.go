@@ -478,3 +478,98 @@ func TestSubscribeRacingCloseIsBounded(t *testing.T) {
 		t.Fatal("Subscribe did not return 5s after the Consumer's Close")
 	}
 }
+
+// slowStopFake is a lifecycleFake whose Receive, once its context has
+// ended, returns only when the test closes letGo (a driver slow to notice
+// the stop), after closing fetchStopped; it counts Receive calls.
+type slowStopFake struct {
+	*lifecycleFake
+	calls        atomic.Int32
+	fetchStopped chan struct{}
+	letGo        chan struct{}
+	once         sync.Once
+}
+
+func (f *slowStopFake) OpenReceiver(context.Context, string, messaging.SubscribeOptions) (driver.Receiver, error) {
+	return f, nil
+}
+
+func (f *slowStopFake) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
+	f.calls.Add(1)
+	ds, err := f.lifecycleFake.Receive(ctx, n)
+	if ctx.Err() != nil {
+		f.once.Do(func() { close(f.fetchStopped) })
+		<-f.letGo
+	}
+	return ds, err
+}
+
+// settledAs returns how id was settled, and whether it was.
+func (f *lifecycleFake) settledAs(id string) (driver.Outcome, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, st := range f.settled {
+		if st.Msg.ID == id {
+			return st.Outcome, true
+		}
+	}
+	return 0, false
+}
+
+// A message that waits for a worker when Close begins is released, not
+// handled, even while the fetch loop has not yet returned from a Receive
+// that Close cut short.
+func TestCloseReleasesQueuedAtOnce(t *testing.T) {
+	f := &slowStopFake{lifecycleFake: &lifecycleFake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true}, in: make(chan *messaging.Message, 3)},
+		fetchStopped: make(chan struct{}), letGo: make(chan struct{})}
+	c := New(f, quietOptions())
+	first := make(chan struct{})
+	ran := make(chan string, 3)
+	sub, err := c.Subscribe(t.Context(), "t", func(_ context.Context, m *messaging.Message) error {
+		ran <- m.ID
+		if m.ID == "a" {
+			<-first
+		}
+		return nil
+	}, messaging.Concurrency(1), messaging.Prefetch(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		f.in <- &messaging.Message{ID: id, Attempt: 1}
+	}
+	if id := <-ran; id != "a" {
+		t.Fatalf("handled %s first, want a", id)
+	}
+	for deadline := time.Now().Add(10 * time.Second); f.calls.Load() < 4; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the fetch loop did not ask for a fourth message within 10s")
+		}
+	}
+	closed := make(chan struct{})
+	go func() {
+		_ = sub.Close()
+		close(closed)
+	}()
+	<-f.fetchStopped // Close began; the fetch loop is held in Receive
+	close(first)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, ok := f.settledAs("b"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b not settled within 10s")
+		}
+	}
+	close(f.letGo)
+	<-closed
+	close(ran)
+	for id := range ran {
+		t.Errorf("%s was handled after Close began", id)
+	}
+	for _, id := range []string{"b", "c"} {
+		if out, _ := f.settledAs(id); out != driver.Release {
+			t.Errorf("%s settled %v, want release", id, out)
+		}
+	}
+}

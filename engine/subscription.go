@@ -365,6 +365,9 @@ func newBackoff() *backoff.ExponentialBackOff {
 // handlers.
 func (s *subscription) runPool(h messaging.Handler) error {
 	s.pool = dispatch.NewPool(s.handlerCtx, s.o.Concurrency, s.o.Prefetch-s.o.Concurrency, h, s.handled, s.o.MaxAttempts)
+	// Once the subscription stops, what waits for a worker is released,
+	// not handled, also before the fetch loop gets to Close the pool.
+	s.pool.StopWith(s.fetchCtx)
 	bo := newBackoff()
 	var err error
 	for err == nil {

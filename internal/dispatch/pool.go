@@ -37,6 +37,7 @@ type Pool struct {
 	wg          sync.WaitGroup
 	closeOnce   sync.Once
 	stopping    atomic.Bool
+	stop        context.Context // see StopWith; nil: never
 }
 
 // NewPool starts concurrency workers that call h with ctx (the handler
@@ -61,7 +62,7 @@ func (p *Pool) work(q chan Delivery) {
 	for d := range q {
 		// A delivery queued while the handler context ended is not
 		// handled: the handler could only fail it, counting an attempt.
-		if p.stopping.Load() || p.ctx.Err() != nil {
+		if p.stopping.Load() || p.ctx.Err() != nil || (p.stop != nil && p.stop.Err() != nil) {
 			p.settle(d, Result{Outcome: Release})
 			continue
 		}
@@ -105,6 +106,13 @@ func (p *Pool) worker(key string) int {
 	}
 	return int(maphash.String(p.seed, key) % uint64(n))
 }
+
+// StopWith makes the workers settle the deliveries they take once ctx has
+// ended with Release instead of handling them (a subscription stopping
+// releases what it fetched and did not hand to a handler); the handlers
+// running go on, and Close must still be called. It must be called before
+// the first Submit.
+func (p *Pool) StopWith(ctx context.Context) { p.stop = ctx }
 
 // Close stops the pool after the handlers in flight return: deliveries still
 // queued are settled with Release. It waits for the workers and is
