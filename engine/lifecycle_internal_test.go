@@ -573,3 +573,51 @@ func TestCloseReleasesQueuedAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// slowSettleFake is a lifecycleFake whose Settle waits until its context
+// ends (a broker that does not answer).
+type slowSettleFake struct{ *lifecycleFake }
+
+func (f *slowSettleFake) OpenReceiver(context.Context, string, messaging.SubscribeOptions) (driver.Receiver, error) {
+	return f, nil
+}
+
+func (f *slowSettleFake) Settle(ctx context.Context, b []driver.Settlement) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Shutdown returns nil when every handler returned before its context
+// ended, though settling their outcomes takes longer (up to the settle
+// timeout); a Close after it waits for that.
+func TestShutdownNilWhenHandlersReturnedInTime(t *testing.T) {
+	o := quietOptions()
+	o.SettleTimeout = 2 * time.Second
+	f := &slowSettleFake{&lifecycleFake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true}, in: make(chan *messaging.Message, 1)}}
+	c := New(f, o)
+	ran := make(chan struct{})
+	sub, err := c.Subscribe(t.Context(), "t", func(context.Context, *messaging.Message) error {
+		close(ran)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.in <- &messaging.Message{ID: "a", Attempt: 1}
+	<-ran
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := sub.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown = %v, want nil: the handler had returned", err)
+	}
+	begin := time.Now()
+	_ = sub.Close()
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Fatalf("Close took %v", took)
+	}
+	select {
+	case <-sub.Done():
+	default:
+		t.Fatal("Close returned before the subscription finished")
+	}
+}

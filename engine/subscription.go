@@ -80,9 +80,14 @@ type subscription struct {
 	pool    *dispatch.Pool
 	batch   *readyQueue // SubscribeBatch: local redeliveries waiting for the next batch
 
-	done       chan struct{}
-	finishOnce sync.Once
-	err        error
+	// returned is closed once every handler has returned (the loop
+	// ended), before the last settlements and the receiver's Close; done
+	// once the subscription has finished.
+	returned     chan struct{}
+	returnedOnce sync.Once
+	done         chan struct{}
+	finishOnce   sync.Once
+	err          error
 }
 
 func newSubscription(parent context.Context, c *Consumer, topic string, o messaging.SubscribeOptions, caps messaging.Capabilities, r driver.Receiver) *subscription {
@@ -92,7 +97,7 @@ func newSubscription(parent context.Context, c *Consumer, topic string, o messag
 	s := &subscription{
 		c: c, topic: topic, o: o, caps: caps, r: r, log: c.opts.Logger,
 		handlerCtx: handlerCtx, cancelHandlers: cancelHandlers, fetchCtx: fetchCtx, stopFetch: stopFetch,
-		done: make(chan struct{}), gaveUp: make(chan struct{}), closed: make(chan struct{}),
+		done: make(chan struct{}), returned: make(chan struct{}), gaveUp: make(chan struct{}), closed: make(chan struct{}),
 	}
 	s.held.prev, s.held.next = &s.held, &s.held
 	if r == nil { // Read: nothing to release or close but the log, which read closes
@@ -136,6 +141,7 @@ func (s *subscription) run(loop func(*subscription) error) {
 	ended := true
 	select {
 	case err = <-looped:
+		s.handlersReturned()
 	case <-s.gaveUp:
 		ended = false
 	}
@@ -179,8 +185,12 @@ func (s *subscription) releaseHeld() {
 	s.releaseAll(its)
 }
 
+// handlersReturned closes returned, once.
+func (s *subscription) handlersReturned() { s.returnedOnce.Do(func() { close(s.returned) }) }
+
 // finish records how the subscription ended (see ended) and wakes waiters.
 func (s *subscription) finish(err error) {
+	s.handlersReturned()
 	s.finishOnce.Do(func() {
 		s.err = err
 		s.stopFetch()
@@ -229,10 +239,19 @@ func (s *subscription) Shutdown(ctx context.Context) error {
 	select {
 	case <-s.done:
 		return nil
+	case <-s.returned:
+		// Every handler returned in time. Their outcomes are settled and
+		// the receiver closed within the settle timeout: wait for that
+		// while ctx lasts (a Close after it waits for the rest).
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+		}
+		return nil
 	case <-ctx.Done():
 	}
 	select {
-	case <-s.done: // finished in time after all (both were ready)
+	case <-s.returned: // returned in time after all (both were ready)
 		return nil
 	default:
 	}
