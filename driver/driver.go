@@ -110,6 +110,17 @@ type Delivery struct {
 	// must be extended while the engine holds it; 0 means a third of the
 	// subscription's AckDeadline.
 	ExtendEvery time.Duration
+	// Lease, when not nil, ends when the delivery is no longer the
+	// receiver's to settle: the broker has given it to another consumer
+	// (a Kafka partition revoked in a rebalance). The engine then stops
+	// holding it for an in-process delay or redelivery (without
+	// Capabilities().BrokerAttempts, or NativeDelay for a delayed nack): it
+	// settles it Release at once, so the receiver is not kept waiting for
+	// the delay, and does not hand it to a handler again (a handler already
+	// running it again goes on; what it returns is ignored). Before its
+	// first failure the engine does not watch Lease: a delivery waiting for
+	// or running in its first handler is settled as usual.
+	Lease context.Context
 }
 
 // Outcome is what the engine asks the broker to do with a delivery.

@@ -621,3 +621,78 @@ func TestShutdownNilWhenHandlersReturnedInTime(t *testing.T) {
 		t.Fatal("Close returned before the subscription finished")
 	}
 }
+
+// leaseFake is a lifecycleFake whose deliveries carry lease as their
+// Lease, for a broker that counts no attempts (the engine redelivers in
+// process).
+type leaseFake struct {
+	*lifecycleFake
+	lease context.Context
+}
+
+func (f *leaseFake) OpenReceiver(context.Context, string, messaging.SubscribeOptions) (driver.Receiver, error) {
+	return f, nil
+}
+
+func (f *leaseFake) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
+	ds, err := f.lifecycleFake.Receive(ctx, n)
+	for i := range ds {
+		ds[i].Lease = f.lease
+	}
+	return ds, err
+}
+
+// A message held in process for its RetryAfter delay is released as soon
+// as its Lease ends (a Kafka partition revoked), well before its delay:
+// the receiver need not wait it out, and the message's new owner is the
+// only one to handle it again.
+func TestLeaseEndReleasesHeldRetry(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Subscribe", true: "SubscribeBatch"}[batch], func(t *testing.T) {
+			lease, revoke := context.WithCancel(context.Background())
+			defer revoke()
+			f := &leaseFake{&lifecycleFake{in: make(chan *messaging.Message, 1)}, lease}
+			c := New(f, quietOptions())
+			var calls atomic.Int32
+			h := func(context.Context, *messaging.Message) error {
+				calls.Add(1)
+				return messaging.RetryAfter(errors.New("later"), time.Minute)
+			}
+			var sub messaging.Subscription
+			var err error
+			if batch {
+				sub, err = c.SubscribeBatch(t.Context(), "t", func(ctx context.Context, ms []*messaging.Message) []error {
+					return []error{h(ctx, ms[0])}
+				}, messaging.BatchSize(1))
+			} else {
+				sub, err = c.Subscribe(t.Context(), "t", h)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sub.Close() })
+			f.in <- &messaging.Message{ID: "a", Attempt: 1}
+			for deadline := time.Now().Add(10 * time.Second); calls.Load() == 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("not handled within 10s")
+				}
+			}
+			revoke()
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+				if out, ok := f.settledAs("a"); ok {
+					if out != driver.Release {
+						t.Fatalf("a settled %v, want release", out)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("a not released within 5s of its lease's end")
+				}
+			}
+			_ = sub.Close()
+			if n := calls.Load(); n != 1 {
+				t.Fatalf("handled %d times, want once (not again after its lease ended)", n)
+			}
+		})
+	}
+}

@@ -28,6 +28,10 @@ type item struct {
 	every      time.Duration
 	// prev and next link the held items; guarded by subscription.heldMu.
 	prev, next *item
+	// unwatch stops watching the delivery's Lease (see watchLease); set
+	// before the item enters the delay heap, called when it is settled;
+	// guarded by subscription.heldMu.
+	unwatch func() bool
 }
 
 // subscription implements messaging.Subscription over a driver.Receiver (or,
@@ -437,7 +441,11 @@ func (s *subscription) batches(h messaging.BatchHandler) error {
 		var fill context.Context // ends BatchWait after the batch's first message
 		var cancelFill context.CancelFunc = func() {}
 		for len(batch) < s.o.BatchSize {
-			batch = append(batch, s.batch.take()...)
+			for _, it := range s.batch.take() {
+				if !it.settled.Load() { // released meanwhile: its Lease ended
+					batch = append(batch, it)
+				}
+			}
 			if len(batch) > 0 && fill == nil {
 				fill, cancelFill = context.WithTimeout(s.fetchCtx, s.o.BatchWait)
 			}
@@ -503,11 +511,13 @@ func (s *subscription) handled(d dispatch.Delivery, r dispatch.Result) {
 	if out == driver.Nack {
 		switch {
 		case !s.caps.BrokerAttempts:
+			s.watchLease(it)
 			if s.delays.add(it, delay, true, r.Err) {
 				return
 			}
 			out, delay = driver.Release, 0 // stopping: the broker keeps it (an uncommitted offset)
 		case !s.caps.NativeDelay && delay > 0:
+			s.watchLease(it)
 			if s.delays.add(it, delay, false, r.Err) {
 				return
 			}
@@ -516,6 +526,20 @@ func (s *subscription) handled(d dispatch.Delivery, r dispatch.Result) {
 		// subscription stops with it unheld (see driver.Nack).
 	}
 	s.settle(it, out, delay, r.Err)
+}
+
+// watchLease releases it once its delivery's Lease ends while the engine
+// holds it for a delay or an in-process redelivery (see driver.Delivery);
+// settle stops the watch.
+func (s *subscription) watchLease(it *item) {
+	if it.d.Lease == nil {
+		return
+	}
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	if it.unwatch == nil {
+		it.unwatch = context.AfterFunc(it.d.Lease, func() { s.settle(it, driver.Release, 0, nil) })
+	}
 }
 
 // fire is the delay heap's action for a due item.
@@ -572,6 +596,9 @@ func (s *subscription) settle(it *item, out driver.Outcome, delay time.Duration,
 		testHookSettling()
 	}
 	s.heldMu.Lock()
+	if it.unwatch != nil {
+		it.unwatch()
+	}
 	it.prev.next, it.next.prev = it.next, it.prev
 	it.prev, it.next = nil, nil
 	st := driver.Settlement{Delivery: it.d, Outcome: out, Delay: delay, Err: err}
