@@ -123,11 +123,11 @@
 // member stops fetching, drops the records it fetched but did not hand out
 // yet, waits for the handed-out ones to be settled (at most half of
 // rebalance_timeout, after which a stuck handler's message may be delivered
-// twice) and commits with the ending generation before it rejoins, so no
-// commit is made for partitions it no longer owns; settlements arriving
-// after that are ignored. A commit rejected by the coordinator means
-// redelivery, never loss. A crash redelivers what was settled since the
-// last commit.
+// twice; those held for a RetryAfter delay are released at once) and commits
+// with the ending generation before it rejoins, so no commit is made for
+// partitions it no longer owns; settlements arriving after that are ignored.
+// A commit rejected by the coordinator means redelivery, never loss. A crash
+// redelivers what was settled since the last commit.
 //
 // Close and Shutdown settle what the subscription holds (handled records
 // are acknowledged; records fetched but not handled are released: their
@@ -177,9 +177,12 @@
 // where the partition pauses until it is settled. If the member crashes or
 // loses the partition first (its subscription closed included), the next
 // owner gets the message from the committed offset with Attempt 1 again,
-// at once: a RetryAfter delay still running is not kept. MaxAttempts and Permanent errors
-// give a message up: it is logged and committed past. A failed message is
-// never skipped silently.
+// at once: a RetryAfter delay still running is not kept. On a rebalance
+// the member releases the messages it holds for a delay at once (their
+// delivery's driver.Delivery.Lease is the generation) rather than waiting
+// them out, and does not handle them again: only the next owner does.
+// MaxAttempts and Permanent errors give a message up: it is logged and
+// committed past. A failed message is never skipped silently.
 //
 // A nacked message is therefore never handed to another member of the group
 // while this one runs (the conformance case NackHandOver is gated on

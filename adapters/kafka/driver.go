@@ -300,7 +300,10 @@ func (r *groupReceiver) serve(genCtx context.Context, gen *kafkago.Generation) {
 					return false
 				}
 				ps.fetched(rec.Offset)
-				return r.in.put(fetchCtx, driver.Delivery{Msg: fromRecord(rec, r.o.Group, 1), Token: token{ps: ps, off: rec.Offset}})
+				// Lease: a message the engine holds for a RetryAfter delay
+				// is released when the generation ends, so a rebalance
+				// does not wait out the delay (see the drain below).
+				return r.in.put(fetchCtx, driver.Delivery{Msg: fromRecord(rec, r.o.Group, 1), Token: token{ps: ps, off: rec.Offset}, Lease: genCtx})
 			})
 			if err != nil {
 				r.in.fail(err)

@@ -1,0 +1,94 @@
+package kafkatest_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/kafka/kafkatest"
+	"github.com/msgkit/messaging/integration"
+)
+
+// TestRetryAfterDoesNotHoldRebalance: a message a member holds for its
+// RetryAfter delay (the engine redelivers in process; Kafka keeps no
+// delays) does not keep the member from the group's next rebalance. At a
+// rebalance a member waits, up to half the rebalance timeout (15s), until
+// what it handed out is settled; the held message is released when its
+// generation ends, so a member that joins gets its share at once, not once
+// the held member was evicted (session_timeout, 6s in these tests).
+func TestRetryAfterDoesNotHoldRebalance(t *testing.T) {
+	pub := kafkatest.Open(t, "partitions=2")
+	topic := integration.UniqueName(t, "lease")
+	group := integration.UniqueName(t, "g")
+	if err := pub.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = pub.DeleteTopic(ctx, topic)
+	})
+	failed := make(chan struct{})
+	var failedOnce atomic.Bool
+	a := kafkatest.Open(t)
+	subA, err := a.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		if m.ID == "x" && failedOnce.CompareAndSwap(false, true) {
+			close(failed)
+			return messaging.RetryAfter(errors.New("later"), time.Minute)
+		}
+		return nil
+	}, messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = subA.Close() })
+	if err := pub.Publish(t.Context(), topic, &messaging.Message{ID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-failed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("x not handled within 30s")
+	}
+
+	gotB := make(chan struct{}, 1)
+	b := kafkatest.Open(t)
+	joined := time.Now()
+	subB, err := b.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		if m.ID != "x" {
+			select {
+			case gotB <- struct{}{}:
+			default:
+			}
+		}
+		return nil
+	}, messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = subB.Close() })
+	const within = 4 * time.Second
+	for n := 0; ; n++ {
+		if took := time.Since(joined); took > within {
+			t.Fatalf("the joining member got no message %v after joining, want within %v (the rebalance waited for a message held for its RetryAfter)", took, within)
+		}
+		msgs := make([]*messaging.Message, 10)
+		for i := range msgs {
+			msgs[i] = &messaging.Message{Key: strconv.Itoa(n*10 + i)}
+		}
+		if err := pub.Publish(t.Context(), topic, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-gotB:
+		case <-time.After(100 * time.Millisecond): // then publish more
+			continue
+		}
+		break
+	}
+	t.Logf("the joining member got its first message %v after joining", time.Since(joined))
+}
