@@ -7,7 +7,9 @@
 //
 // Every header starts with HeaderPrefix; a redrive removes every header with
 // that prefix. RabbitMQ's dead-letter exchange is not covered: the broker
-// itself records the failure in its x-death header.
+// itself records the failure in its x-death header (except for a group
+// queue that cannot dead-letter into the client's exchange, from which the
+// RabbitMQ adapter publishes the dead letter itself, with Set).
 package dlheader
 
 import (

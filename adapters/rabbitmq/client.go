@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"regexp"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +43,7 @@ type Client struct {
 	declared   sync.Map // topic -> connection generation it was declared on
 	registered sync.Map // queue name -> struct{}: recorded in its topic's registry
 	mismatched sync.Map // queue name -> struct{}: warned that it exists with other arguments
+	undead     sync.Map // group queue name -> struct{}: exists and may not dead-letter into cfg.deadLetter (see declareGroup)
 
 	mu          sync.Mutex
 	provisioned map[string]map[string]bool // topic -> groups, re-declared on reconnect
@@ -408,6 +411,13 @@ func (c *Client) groupArgs(maxAttempts int) amqp.Table {
 // limit or dead-letter exchange) is used as it is, with a warning (once per
 // queue and client: each Subscribe of the group meets it again); the
 // broker then closes ch, so declareGroup returns the channel to go on with.
+// With WithDeadLetterExchange, such a queue is marked (in undead) unless
+// it is found to dead-letter into the client's exchange: RabbitMQ does not
+// tell a queue's arguments, but it accepts the declaration of a queue with
+// exactly its own, and when its refusal says that the delivery limit
+// differs and what the queue's is (see withQueueLimit), the declaration is
+// tried again with that limit. The messages given up on a marked queue are
+// dead-lettered by the client (see receiver.deadLetter).
 func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, group string, maxAttempts int) (*amqp.Channel, error) {
 	if err := c.declareTopic(ctx, ch, topic); err != nil {
 		return ch, err
@@ -418,27 +428,96 @@ func (c *Client) declareGroup(ctx context.Context, ch *amqp.Channel, topic, grou
 		}
 	}
 	q := groupQueue(topic, group)
-	if _, err := ch.QueueDeclare(q, true, false, false, false, c.groupArgs(maxAttempts)); err != nil {
+	args := c.groupArgs(maxAttempts)
+	_, err := ch.QueueDeclare(q, true, false, false, false, args)
+	if err == nil {
+		c.undead.Delete(q)
+	} else {
 		if !isCode(err, amqp.PreconditionFailed) {
 			return ch, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
 		}
-		if _, warned := c.mismatched.LoadOrStore(q, struct{}{}); !warned {
-			c.cfg.logger.Warn("rabbitmq: group queue exists with other arguments; using it as it is (the client enforces MaxAttempts; the queue's own delivery limit, if any, still applies: before RabbitMQ 4.3 it can drop messages that no handler failed, see the package documentation)",
-				"queue", q, "error", err)
-		}
-		nch, err := c.conn.channelNow()
-		if err != nil {
-			return ch, err
+		mismatch := err
+		nch, cerr := c.conn.channelNow()
+		if cerr != nil {
+			return ch, cerr
 		}
 		ch = nch
-		if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err != nil {
-			return ch, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
+		native := false
+		// The queue may differ in its delivery limit only: try its limit.
+		for try, tried := args, 0; c.cfg.deadLetter != "" && tried < 2; tried++ {
+			if try = withQueueLimit(err, try); try == nil {
+				break
+			}
+			_, err = ch.QueueDeclare(q, true, false, false, false, try)
+			if err == nil {
+				native = true
+				break
+			}
+			if !isCode(err, amqp.PreconditionFailed) {
+				return ch, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
+			}
+			nch, cerr := c.conn.channelNow()
+			if cerr != nil {
+				return ch, cerr
+			}
+			ch = nch
+		}
+		if c.cfg.deadLetter != "" && !native {
+			c.undead.Store(q, struct{}{})
+		} else {
+			c.undead.Delete(q)
+		}
+		if _, warned := c.mismatched.LoadOrStore(q, struct{}{}); !warned {
+			msg := "rabbitmq: group queue exists with other arguments; using it as it is (the client enforces MaxAttempts; the queue's own delivery limit, if any, still applies: before RabbitMQ 4.3 it can drop messages that no handler failed, see the package documentation)"
+			if c.cfg.deadLetter != "" && !native {
+				msg += "; it may not dead-letter into the client's dead-letter exchange, so the client publishes the messages it gives up there itself, with the dlheader headers instead of x-death"
+			}
+			c.cfg.logger.Warn(msg, "queue", q, "error", mismatch)
+		}
+		if !native {
+			if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err != nil {
+				return ch, fmt.Errorf("rabbitmq: declare group queue %q: %w", q, err)
+			}
 		}
 	}
 	if err := ch.QueueBind(q, "#", topic, false, nil); err != nil {
 		return ch, fmt.Errorf("rabbitmq: bind group queue %q: %w", q, err)
 	}
 	return ch, c.register(ctx, topic, q)
+}
+
+// inequivalentLimit matches RabbitMQ's refusal of a queue declaration
+// whose x-delivery-limit differs from the queue's (the reply text, which
+// the broker cuts at 255 bytes), capturing the queue's limit, empty when
+// it has none.
+var inequivalentLimit = regexp.MustCompile(`^PRECONDITION_FAILED - inequivalent arg 'x-delivery-limit' for queue '.*' in vhost '.*': received .* but current is (?:none|the value '(\d+)' of type '\w+')$`)
+
+// withQueueLimit returns args with x-delivery-limit as the queue has it
+// when err, the broker's refusal of a declaration with args, says that
+// argument differs and tells the queue's; nil otherwise (another argument
+// differs, or the reply text does not say).
+func withQueueLimit(err error, args amqp.Table) amqp.Table {
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
+		return nil
+	}
+	m := inequivalentLimit.FindStringSubmatch(ae.Reason)
+	if m == nil {
+		return nil
+	}
+	out := maps.Clone(args)
+	delete(out, "x-delivery-limit")
+	if m[1] != "" {
+		n, err := strconv.ParseInt(m[1], 10, 64)
+		if err != nil {
+			return nil
+		}
+		out["x-delivery-limit"] = n
+	}
+	if _, had := args["x-delivery-limit"]; !had && m[1] == "" {
+		return nil // nothing would change
+	}
+	return out
 }
 
 // Provision declares topic's exchange and, for each group, its durable
@@ -667,6 +746,7 @@ func (c *Client) deleteTopic(ctx context.Context, ch *amqp.Channel, topic string
 	for _, q := range append(slices.Collect(maps.Keys(names)), reg) {
 		c.registered.Delete(q)
 		c.mismatched.Delete(q)
+		c.undead.Delete(q)
 		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
 			if !isCode(err, amqp.NotFound) {
 				return namedErr{fmt.Errorf("rabbitmq: delete topic %s: delete queue %q: %w", topic, q, err)}

@@ -252,12 +252,30 @@
 //     own delivery limit. RabbitMQ refuses to re-declare a queue with other
 //     arguments: to drop the limit an earlier version set on a broker
 //     before 4.3, delete the queue (once drained) and let Subscribe declare
-//     it again.
+//     it again. With WithDeadLetterExchange, such a queue may not
+//     dead-letter into the client's exchange (made without one, or with
+//     another): RabbitMQ does not tell a queue's arguments, so the client
+//     takes the queue as one that does only when the broker accepts its
+//     declaration with the client's exchange once the delivery limit is
+//     the queue's (the broker's refusal names the limit that differs, and
+//     the queue's value unless a long queue name cut the reply text). On
+//     any other queue the client dead-letters the messages it gives up
+//     itself (see below), and the warning says so.
 //   - Given-up messages (Permanent error, MaxAttempts) are dead-lettered by
 //     the broker into the WithDeadLetterExchange exchange (declared fanout if
 //     missing; bind your own queue to it) with RabbitMQ's x-death header
 //     (reason, count, queue, exchange, time); without one they are
-//     acknowledged and logged.
+//     acknowledged and logged. From a group queue that existed with other
+//     arguments and may not dead-letter into that exchange (see above;
+//     basic.nack without requeue would have the broker drop the message),
+//     the client publishes a copy to the exchange itself (with confirm;
+//     routing key the message Key; payload, ID, time and headers kept, and
+//     instead of x-death the headers of package dlheader: reason, attempts,
+//     topic, group, ID, time), then acknowledges the message. A copy no
+//     queue receives (none bound to the exchange) is dropped, as the
+//     broker drops such a dead letter, with a warning; one that cannot be
+//     sent (the connection lost, a resource alarm) is not: the message is
+//     requeued, with a warning, and given up again when it comes back.
 //   - AckDeadline: RabbitMQ has no per-message visibility timeout. A consumer
 //     that dies (connection lost) has its unacknowledged messages redelivered
 //     immediately; a live consumer keeps its messages as long as its handler

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/dlheader"
 	"github.com/msgkit/messaging/driver"
 )
 
@@ -355,10 +357,13 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 		case driver.Release:
 			err = r.release(t)
 		case driver.Term:
-			if r.c.cfg.deadLetter != "" && r.queue != "" {
-				err = t.a.settle(tag, func() error { return t.d.Nack(false, false) })
-			} else {
+			switch {
+			case r.c.cfg.deadLetter == "" || r.queue == "":
 				err = t.a.ack(tag)
+			case r.undead():
+				err = r.deadLetter(ctx, st, t)
+			default: // the queue dead-letters it into the exchange
+				err = t.a.settle(tag, func() error { return t.d.Nack(false, false) })
 			}
 		}
 		if err != nil {
@@ -366,6 +371,71 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 		}
 	}
 	return nil
+}
+
+// undead reports whether r's group queue may not dead-letter into the
+// client's dead-letter exchange: it existed with other arguments (see
+// Client.declareGroup).
+func (r *receiver) undead() bool {
+	_, ok := r.c.undead.Load(r.queue)
+	return ok
+}
+
+// deadLetter gives up the message of st on a group queue that may not
+// dead-letter into the client's exchange (basic.nack without requeue could
+// make the broker drop it): it publishes a copy to that exchange itself,
+// with confirm, carrying the headers of package dlheader (the reason is
+// st.Err) instead of the broker's x-death (the headers a message the
+// client cannot decode lost stay lost), and then acknowledges the
+// message. A copy no queue receives (none is bound to the exchange) is
+// dropped with a warning, as the broker drops such a dead letter. When the
+// copy cannot be sent, the message is requeued (basic.nack) with a
+// warning: it comes back and is given up again (at-least-once). When t's
+// channel is gone before the copy is sent, t is stale (the broker has
+// requeued the message) and no copy is sent.
+func (r *receiver) deadLetter(ctx context.Context, st *driver.Settlement, t *token) error {
+	if t.gone(r.c.conn) {
+		return errDeliveryGone
+	}
+	d, m := &t.d, st.Msg
+	h := make(amqp.Table, len(d.Headers)+7)
+	for k, v := range d.Headers {
+		// The guard's mark would have a consumer of the copy give it up
+		// again; the reason is in the envelope.
+		if !brokerHeaders[k] && k != hdrUndecodable && !strings.HasPrefix(k, dlheader.HeaderPrefix) {
+			h[k] = v
+		}
+	}
+	env := messaging.Header{}
+	dlheader.Set(env, dlheader.FailureOf(m, st.Err, time.Now()))
+	for k, v := range env {
+		h[k] = v
+	}
+	pub := amqp.Publishing{Headers: h, DeliveryMode: amqp.Persistent, MessageId: d.MessageId, Timestamp: d.Timestamp, Body: d.Body}
+	errs := make([]error, 1)
+	stale := func() error {
+		if t.gone(r.c.conn) {
+			return errDeliveryGone
+		}
+		return nil
+	}
+	err := r.c.send(ctx, time.Now(), "", []outgoing{{exchange: r.c.cfg.deadLetter, key: m.Key, pub: pub}}, errs, stale)
+	if err == nil {
+		err = errs[0]
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, errDeliveryGone):
+		return err
+	case errors.Is(err, ErrUnroutable):
+		r.c.cfg.logger.Warn("rabbitmq: message given up and dropped: no queue is bound to the dead-letter exchange",
+			"topic", r.topic, "group", r.o.Group, "id", m.ID, "exchange", r.c.cfg.deadLetter, "error", st.Err)
+	default:
+		r.c.cfg.logger.Warn("rabbitmq: dead-lettering a given-up message failed; requeueing it",
+			"topic", r.topic, "group", r.o.Group, "id", m.ID, "exchange", r.c.cfg.deadLetter, "error", err)
+		return t.a.settle(d.DeliveryTag, func() error { return d.Nack(false, true) })
+	}
+	return t.a.ack(d.DeliveryTag)
 }
 
 // release returns the message of t to its queue with basic.nack, which

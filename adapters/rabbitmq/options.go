@@ -149,7 +149,12 @@ func WithStreams(on bool) Option {
 // (a Permanent error, MaxAttempts reached, or the queue's delivery limit)
 // are moved there by the broker, with RabbitMQ's x-death header recording
 // the reason, count, queue and time (not the headers of package dlheader).
-// Without it, given-up messages are acknowledged and logged.
+// A group queue that already existed with other arguments is used as it
+// is; when it may not dead-letter into name (made without a dead-letter
+// exchange, or with another), the client publishes the messages it gives
+// up there itself, with the headers of package dlheader instead of x-death,
+// and acknowledges them (see the package documentation). Without the
+// option, given-up messages are acknowledged and logged.
 func WithDeadLetterExchange(name string) Option {
 	return func(c *config) error {
 		if err := messaging.ValidateName(name); err != nil {
