@@ -122,6 +122,19 @@ func (t *token) gone(c *connector) bool {
 	return t.gen != 0 && c.gone(t.gen)
 }
 
+// staleCheck returns the check send runs right before each attempt to
+// publish a copy of t's message (a delayed retry, a dead letter), after
+// any wait for a reconnect: errDeliveryGone once t's channel is gone, as
+// the broker has requeued the message then.
+func (t *token) staleCheck(c *connector) func() error {
+	return func() error {
+		if t.gone(c) {
+			return errDeliveryGone
+		}
+		return nil
+	}
+}
+
 // canceller is the part of *amqp.Channel that cancels a consumer.
 type canceller interface {
 	Cancel(consumer string, noWait bool) error
@@ -413,13 +426,7 @@ func (r *receiver) deadLetter(ctx context.Context, st *driver.Settlement, t *tok
 	}
 	pub := amqp.Publishing{Headers: h, DeliveryMode: amqp.Persistent, MessageId: d.MessageId, Timestamp: d.Timestamp, Body: d.Body}
 	errs := make([]error, 1)
-	stale := func() error {
-		if t.gone(r.c.conn) {
-			return errDeliveryGone
-		}
-		return nil
-	}
-	err := r.c.send(ctx, time.Now(), "", []outgoing{{exchange: r.c.cfg.deadLetter, key: m.Key, pub: pub}}, errs, stale)
+	err := r.c.send(ctx, time.Now(), "", []outgoing{{exchange: r.c.cfg.deadLetter, key: m.Key, pub: pub}}, errs, t.staleCheck(r.c.conn))
 	if err == nil {
 		err = errs[0]
 	}
@@ -550,16 +557,7 @@ func (r *receiver) retryLater(ctx context.Context, m *messaging.Message, t *toke
 	h[hdrKey] = m.Key
 	pub := amqp.Publishing{Headers: h, DeliveryMode: amqp.Persistent, MessageId: d.MessageId, Timestamp: d.Timestamp, Body: d.Body}
 	errs := make([]error, 1)
-	// Checked right before each attempt to publish, after any wait for a
-	// reconnect (in the declaration or the publish): a channel lost
-	// meanwhile has had the broker requeue the message.
-	stale := func() error {
-		if t.gone(r.c.conn) {
-			return errDeliveryGone
-		}
-		return nil
-	}
-	if err := r.c.send(ctx, time.Now(), "", []outgoing{{exchange: "", key: q, pub: pub}}, errs, stale); err != nil {
+	if err := r.c.send(ctx, time.Now(), "", []outgoing{{exchange: "", key: q, pub: pub}}, errs, t.staleCheck(r.c.conn)); err != nil {
 		return err
 	}
 	return errs[0]

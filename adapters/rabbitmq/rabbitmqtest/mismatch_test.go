@@ -114,21 +114,7 @@ func TestMismatchDeadLetters(t *testing.T) {
 			_, _ = ch.QueueDelete(topic+"~"+group, false, false, false) // if the client did not
 		}
 	})
-	if err := ch.ExchangeDeclare(dlx, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { deleteExchange(t, url, dlx) })
-	dlq, err := ch.QueueDeclare("", false, true, true, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.QueueBind(dlq.Name, "", dlx, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	dead, err := ch.Consume(dlq.Name, "", true, true, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dead := deadLetters(t, ch, url, dlx)
 
 	handled := make(chan string, 10)
 	sub, err := c.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
@@ -244,21 +230,7 @@ func TestMismatchLimitDL(t *testing.T) {
 			_, _ = ch.QueueDelete(queue, false, false, false)
 		}
 	})
-	if err := ch.ExchangeDeclare(dlx, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { deleteExchange(t, url, dlx) })
-	dlq, err := ch.QueueDeclare("", false, true, true, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.QueueBind(dlq.Name, "", dlx, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	dead, err := ch.Consume(dlq.Name, "", true, true, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dead := deadLetters(t, ch, url, dlx)
 
 	sub, err := c.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
 		return messaging.Permanent(errors.New("cannot decode"))
@@ -297,4 +269,26 @@ func TestMismatchLimitDL(t *testing.T) {
 		t.Errorf("a second dead letter: %q %v", d.MessageId, d.Headers)
 	case <-time.After(time.Second): // a copy would follow the nack at once
 	}
+}
+
+// deadLetters declares the fanout exchange dlx on ch (deleted at the end)
+// and returns what reaches it, through an exclusive queue bound to it.
+func deadLetters(t *testing.T, ch *amqp.Channel, url, dlx string) <-chan amqp.Delivery {
+	t.Helper()
+	if err := ch.ExchangeDeclare(dlx, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteExchange(t, url, dlx) })
+	dlq, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(dlq.Name, "", dlx, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := ch.Consume(dlq.Name, "", true, true, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dead
 }
