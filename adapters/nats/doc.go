@@ -163,7 +163,15 @@
 //     until ctx ends, then cancels them and naks every message not finished
 //     back to the group at once.
 //   - A subscription or Read whose topic's stream is deleted (DeleteTopic,
-//     or by anyone) ends with an error wrapping messaging.ErrTopicDeleted.
+//     or by anyone) ends with an error wrapping messaging.ErrTopicDeleted,
+//     also when the stream is created again (a Publish recreates it) before
+//     the subscription finds its consumer gone: it remembers the stream's
+//     creation time from when it started (one stream info request more per
+//     Subscribe and Read), and a stream of its name found with another
+//     creation time is the topic deleted, never resumed on (which skipped
+//     the new stream's first messages).
+//     A group's durable consumer created again on the new stream in that
+//     moment stays, as a new subscription of the group would create it.
 //     With WithExistingStreams, where DeleteTopic leaves the stream and
 //     deletes the topic's consumers, so does a group subscription whose
 //     consumer is deleted under it (DeleteTopic, or by anyone), found

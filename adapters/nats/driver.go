@@ -86,17 +86,27 @@ func (d natsDriver) OpenReceiver(ctx context.Context, topic string, o messaging.
 	return r, nil
 }
 
-// open finds r's stream, runs before (when not nil) with it, and starts
-// r's consumer.
-func (r *jsReceiver) open(ctx context.Context, before func(stream string) error) error {
+// open finds r's stream, records its creation time (see created), runs
+// before (when not nil) with the stream's info, and starts r's consumer.
+func (r *jsReceiver) open(ctx context.Context, before func(info *jetstream.StreamInfo) error) error {
 	err := r.c.withStream(ctx, r.topic, func(stream string) error {
 		r.stream = stream
+		s, err := r.c.js.Stream(ctx, stream)
+		if err != nil {
+			return fmt.Errorf("nats: look up stream %s: %w", stream, err)
+		}
+		info := s.CachedInfo()
+		r.created = info.Created
 		if before != nil {
-			if err := before(stream); err != nil {
+			if err := before(info); err != nil {
 				return err
 			}
 		}
-		return r.start(ctx)
+		if err := r.start(ctx); err != nil {
+			return err
+		}
+		r.consCreated = r.cons.CachedInfo().Created
+		return nil
 	})
 	if err != nil {
 		return err
@@ -204,6 +214,16 @@ type jsReceiver struct {
 	settleStatus chan natsgo.Status
 	ephemeral    string // the ephemeral consumer's name, deleted by Close
 	lastSeq      uint64 // stream sequence of the last message received
+	// created is when the stream was created, as its info said when the
+	// subscription opened (zero if the server did not say): the stream of
+	// that name found with another creation time is the topic deleted
+	// and created again (by a publisher, say), not a transient loss (see
+	// lost and restart). The server keeps a stream's creation time across
+	// restarts and leader changes; a consumer's it does not always keep.
+	created time.Time
+	// consCreated is the creation time of the consumer last started: one
+	// found again with the same was kept, and so was its stream.
+	consCreated time.Time
 	// live is pull as Receive and Close set it, for Settle, which halts it
 	// before its first release (see haltForRelease); released records
 	// that it did.
@@ -359,7 +379,7 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 		}
 		if r.pull == nil {
 			if err := r.openPull(r.c.nc.Stats().Reconnects, false); err != nil {
-				return r.take(max), r.c.lost(ctx, r.stream, fmt.Errorf("nats: subscribe %s: %w", r.topic, err))
+				return r.take(max), r.lost(ctx, fmt.Errorf("nats: subscribe %s: %w", r.topic, err))
 			}
 		}
 		p := r.pull
@@ -381,7 +401,7 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 				p.mu.Lock()
 				p.outstanding -= q
 				p.mu.Unlock()
-				return r.take(max), r.c.lost(ctx, r.stream, fmt.Errorf("nats: pull %s: %w", r.topic, err))
+				return r.take(max), r.lost(ctx, fmt.Errorf("nats: pull %s: %w", r.topic, err))
 			}
 		}
 		if len(r.spare) > 0 {
@@ -400,7 +420,7 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 			if r.consumerDeleted(ctx, pullErr, kept) {
 				return r.take(max), fmt.Errorf("nats: consumer %s of topic %s deleted from stream %s: %w: %w", *r.consumerName.Load(), r.topic, r.stream, messaging.ErrTopicDeleted, err)
 			}
-			return r.take(max), r.c.lost(ctx, r.stream, err)
+			return r.take(max), r.lost(ctx, err)
 		}
 		wait := 2*pullHeartbeat - idle + time.Millisecond
 		if timer == nil {
@@ -423,7 +443,8 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 	}
 }
 
-// restart finds or creates the consumer lost. Bounded: while the consumer
+// restart finds or creates the consumer lost, on the stream the
+// subscription opened on (see sameStream). Bounded: while the consumer
 // has no leader (an election in a cluster) the lookup gets no answer, and
 // JetStream's API timeout (5s) would hold the subscription that long
 // after a new leader serves; the engine retries a failed start at once,
@@ -431,17 +452,57 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 func (r *jsReceiver) restart(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, restartTimeout)
 	err := r.start(sctx)
+	if err == nil {
+		err = r.sameStream(sctx)
+	}
 	cancel()
 	if err != nil {
 		if r.c.cfg.bindStreams && r.o.Group != "" && errors.Is(err, jetstream.ErrConsumerNotFound) && ctx.Err() == nil {
 			return fmt.Errorf("nats: group %s of topic %s deleted from stream %s: %w: %w", r.o.Group, r.topic, r.stream, messaging.ErrTopicDeleted, err)
 		}
-		return r.c.lost(ctx, r.stream, err)
+		return r.lost(ctx, err)
 	}
 	if !r.log {
 		r.c.cfg.logger.Info("nats: subscription resumed", "topic", r.topic, "group", r.o.Group)
 	}
 	return nil
+}
+
+// sameStream checks, after start found or created the consumer again,
+// that it is on the stream the subscription opened on (see created): the
+// consumer was kept (found with the creation time it had), or the
+// stream's info tells the creation time the subscription knows. A stream
+// created since is the topic deleted and created again: the consumer
+// found or created (after the last message received, or at StartAt) is on
+// the new stream, whose first messages it would skip, and the error wraps
+// messaging.ErrTopicDeleted (Close deletes an ephemeral consumer; a
+// group's durable one created meanwhile stays, as a new subscription of
+// the group would have created it). Any error drops the consumer again:
+// the next restart checks anew.
+func (r *jsReceiver) sameStream(ctx context.Context) error {
+	created := r.cons.CachedInfo().Created
+	if !created.IsZero() && created.Equal(r.consCreated) {
+		return nil
+	}
+	s, err := r.c.js.Stream(ctx, r.stream)
+	if err == nil && r.recreated(s.CachedInfo()) {
+		err = fmt.Errorf("nats: stream %s of topic %s deleted and created again: %w", r.stream, r.topic, messaging.ErrTopicDeleted)
+	} else if err != nil {
+		err = fmt.Errorf("nats: look up stream %s: %w", r.stream, err)
+	}
+	if err != nil {
+		r.lose()
+		r.cons = nil
+		return err
+	}
+	r.consCreated = created
+	return nil
+}
+
+// recreated reports whether info is of a stream created after the one the
+// subscription opened on.
+func (r *jsReceiver) recreated(info *jetstream.StreamInfo) bool {
+	return !r.created.IsZero() && !info.Created.IsZero() && !info.Created.Equal(r.created)
 }
 
 // lose drops the pull; a Read's consumer too, with what the pull
@@ -487,7 +548,7 @@ func (r *jsReceiver) consumerDeleted(ctx context.Context, pullErr error, kept bo
 func (r *jsReceiver) statusChanged(ctx context.Context, st natsgo.Status) error {
 	r.lose()
 	if st == natsgo.CLOSED || r.c.nc.IsClosed() {
-		return r.c.lost(ctx, r.stream, fmt.Errorf("nats: pull %s: %w", r.topic, natsgo.ErrConnectionClosed))
+		return r.lost(ctx, fmt.Errorf("nats: pull %s: %w", r.topic, natsgo.ErrConnectionClosed))
 	}
 	return nil
 }
@@ -682,11 +743,13 @@ func (r *jsReceiver) delivery(nm *natsgo.Msg) driver.Delivery {
 
 // lost sorts the failure of a consumer, a fetch or a log reader: a closed
 // connection ends the subscription (ErrClosed), and so does the topic's
-// stream gone (ErrTopicDeleted); anything else (a disconnect, a leader
-// election, a consumer deleted from a stream that still exists, except
-// in bind mode: see consumerDeleted) is transient: the next Receive
-// creates the consumer again.
-func (c *Client) lost(ctx context.Context, stream string, err error) error {
+// stream gone, or found created again since the subscription opened (see
+// created), a publisher having recreated it meanwhile (ErrTopicDeleted);
+// anything else (a disconnect, a leader election, a consumer deleted from
+// a stream that still exists, except in bind mode: see consumerDeleted)
+// is transient: the next Receive creates the consumer again.
+func (r *jsReceiver) lost(ctx context.Context, err error) error {
+	c, stream := r.c, r.stream
 	if c.nc.IsClosed() {
 		return c.wrapConnErr(fmt.Errorf("%w: %w", natsgo.ErrConnectionClosed, err))
 	}
@@ -696,15 +759,19 @@ func (c *Client) lost(ctx context.Context, stream string, err error) error {
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("nats: stream %s: %w: %w", stream, messaging.ErrTopicDeleted, err)
 	}
-	if errors.Is(err, messaging.ErrInvalidTopic) || errors.Is(err, messaging.ErrInvalidOption) {
+	if errors.Is(err, messaging.ErrTopicDeleted) || errors.Is(err, messaging.ErrInvalidTopic) || errors.Is(err, messaging.ErrInvalidOption) {
 		return err
 	}
 	// Bounded like a restart: during an election the lookup may get no
 	// answer, and a timed-out one says nothing of a deletion.
 	sctx, cancel := context.WithTimeout(ctx, restartTimeout)
 	defer cancel()
-	if _, serr := c.js.Stream(sctx, stream); errors.Is(serr, jetstream.ErrStreamNotFound) {
+	s, serr := c.js.Stream(sctx, stream)
+	if errors.Is(serr, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("nats: stream %s deleted: %w: %w", stream, messaging.ErrTopicDeleted, err)
+	}
+	if serr == nil && r.recreated(s.CachedInfo()) {
+		return fmt.Errorf("nats: stream %s deleted and created again: %w: %w", stream, messaging.ErrTopicDeleted, err)
 	}
 	return driver.Transient(err)
 }
@@ -990,18 +1057,14 @@ func (d natsDriver) OpenLog(ctx context.Context, topic string, from messaging.Po
 	}
 	r := &jsReceiver{c: d.c, topic: topic, o: messaging.SubscribeOptions{StartAt: from}, log: true, threshold: logBatch / 2}
 	err := d.c.whileUnreachable(ctx, "read "+topic, func(ctx context.Context) error {
-		return r.open(ctx, func(stream string) error {
+		return r.open(ctx, func(info *jetstream.StreamInfo) error {
 			if from.Kind != messaging.PositionLatest {
 				return nil
 			}
 			// Position at the current end explicitly, so everything stored
 			// after Read returns is delivered even if the consumer is
 			// recreated (reconnect) before its first message.
-			s, err := d.c.js.Stream(ctx, stream)
-			if err != nil {
-				return err
-			}
-			r.o.StartAt = messaging.AtOffset(strconv.FormatUint(s.CachedInfo().State.LastSeq+1, 10))
+			r.o.StartAt = messaging.AtOffset(strconv.FormatUint(info.State.LastSeq+1, 10))
 			return nil
 		})
 	})
