@@ -298,18 +298,7 @@ func forcedShutdown(t *testing.T, batch bool, caps messaging.Capabilities) (*shu
 		<-stuck
 		return nil
 	}
-	var sub messaging.Subscription
-	var err error
-	if batch {
-		sub, err = c.SubscribeBatch(t.Context(), "t", func(ctx context.Context, ms []*messaging.Message) []error {
-			return []error{h(ctx, ms[0])}
-		}, messaging.BatchSize(1))
-	} else {
-		sub, err = c.Subscribe(t.Context(), "t", h, messaging.Concurrency(1))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := subscribeOne(t, c, batch, h)
 	t.Cleanup(func() {
 		select {
 		case <-stuck:
@@ -658,18 +647,7 @@ func TestLeaseEndReleasesHeldRetry(t *testing.T) {
 				calls.Add(1)
 				return messaging.RetryAfter(errors.New("later"), time.Minute)
 			}
-			var sub messaging.Subscription
-			var err error
-			if batch {
-				sub, err = c.SubscribeBatch(t.Context(), "t", func(ctx context.Context, ms []*messaging.Message) []error {
-					return []error{h(ctx, ms[0])}
-				}, messaging.BatchSize(1))
-			} else {
-				sub, err = c.Subscribe(t.Context(), "t", h)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			sub := subscribeOne(t, c, batch, h)
 			t.Cleanup(func() { _ = sub.Close() })
 			f.in <- &messaging.Message{ID: "a", Attempt: 1}
 			for deadline := time.Now().Add(10 * time.Second); calls.Load() == 0; time.Sleep(time.Millisecond) {
@@ -695,4 +673,24 @@ func TestLeaseEndReleasesHeldRetry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// subscribeOne subscribes h to topic "t" of c, one message at a time:
+// with Subscribe and Concurrency 1, or (batch) with SubscribeBatch and
+// batches of one.
+func subscribeOne(t *testing.T, c *Consumer, batch bool, h messaging.Handler) messaging.Subscription {
+	t.Helper()
+	var sub messaging.Subscription
+	var err error
+	if batch {
+		sub, err = c.SubscribeBatch(t.Context(), "t", func(ctx context.Context, ms []*messaging.Message) []error {
+			return []error{h(ctx, ms[0])}
+		}, messaging.BatchSize(1))
+	} else {
+		sub, err = c.Subscribe(t.Context(), "t", h, messaging.Concurrency(1))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub
 }
