@@ -320,12 +320,12 @@ func TestRedialRefusesRecovery(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("the refusal was not logged")
 	}
-	for deadline := time.Now().Add(10 * time.Second); !rc.IsClosed(); {
-		if time.Now().After(deadline) {
-			t.Fatal("the refused connection was left open")
+	integration.Eventually(t, 10*time.Second, func() error {
+		if !rc.IsClosed() {
+			return errors.New("the refused connection was left open")
 		}
-		time.Sleep(20 * time.Millisecond) // polling the connection's state
-	}
+		return nil
+	})
 }
 
 // TestNewWithExistingConnection: New wraps a caller's connection and leaves

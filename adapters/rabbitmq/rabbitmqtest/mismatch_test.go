@@ -96,15 +96,7 @@ func TestMismatchDeadLetters(t *testing.T) {
 	topic, group := integration.UniqueName(t, "mismatch-dl"), integration.UniqueName(t, "g")
 	deleteAtEnd(t, c, topic)
 
-	raw, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = raw.Close() })
-	ch, err := raw.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw, ch := rawChannel(t, url)
 	// The group's queue as a client without the option declares it.
 	if _, err := ch.QueueDeclare(topic+"~"+group, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
 		t.Fatal(err)
@@ -211,15 +203,7 @@ func TestMismatchLimitDL(t *testing.T) {
 	queue := topic + "~" + group
 	deleteAtEnd(t, c, topic)
 
-	raw, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = raw.Close() })
-	ch, err := raw.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw, ch := rawChannel(t, url)
 	limit := int64(7) // the client declares none (before 4.3) or MaxAttempts(2)
 	if _, err := ch.QueueDeclare(queue, true, false, false, false,
 		amqp.Table{"x-queue-type": "quorum", "x-delivery-limit": limit, "x-dead-letter-exchange": dlx}); err != nil {

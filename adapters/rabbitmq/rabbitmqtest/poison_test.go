@@ -112,15 +112,7 @@ func TestUndecodableMessageDoesNotStopStreamRead(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	raw, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = raw.Close() })
-	ch, err := raw.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ch := rawChannel(t, url)
 	many := amqp.Table{}
 	for i := range 9000 {
 		many[fmt.Sprintf("h%d", i)] = "v"

@@ -80,6 +80,17 @@ func rawConn(t *testing.T, url string) *amqp.Connection {
 	return raw
 }
 
+// rawChannel is rawConn with a channel on it.
+func rawChannel(t *testing.T, url string) (*amqp.Connection, *amqp.Channel) {
+	t.Helper()
+	raw := rawConn(t, url)
+	ch, err := raw.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw, ch
+}
+
 // TestRedeclareBoundedOnSlowLink: after a reconnect the client re-declares
 // the topology it provisioned before it uses the new connection, for at
 // most about unavailable_timeout (1s here): on a slow link where
