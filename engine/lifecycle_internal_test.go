@@ -530,11 +530,7 @@ func TestCloseReleasesQueuedAtOnce(t *testing.T) {
 	if id := <-ran; id != "a" {
 		t.Fatalf("handled %s first, want a", id)
 	}
-	for deadline := time.Now().Add(10 * time.Second); f.calls.Load() < 4; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the fetch loop did not ask for a fourth message within 10s")
-		}
-	}
+	waitFor(t, 10*time.Second, "the fetch loop to ask for a fourth message", func() bool { return f.calls.Load() >= 4 })
 	closed := make(chan struct{})
 	go func() {
 		_ = sub.Close()
@@ -542,14 +538,7 @@ func TestCloseReleasesQueuedAtOnce(t *testing.T) {
 	}()
 	<-f.fetchStopped // Close began; the fetch loop is held in Receive
 	close(first)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		if _, ok := f.settledAs("b"); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("b not settled within 10s")
-		}
-	}
+	waitFor(t, 10*time.Second, "b to be settled", func() bool { _, ok := f.settledAs("b"); return ok })
 	close(f.letGo)
 	<-closed
 	close(ran)
@@ -650,22 +639,11 @@ func TestLeaseEndReleasesHeldRetry(t *testing.T) {
 			sub := subscribeOne(t, c, batch, h)
 			t.Cleanup(func() { _ = sub.Close() })
 			f.in <- &messaging.Message{ID: "a", Attempt: 1}
-			for deadline := time.Now().Add(10 * time.Second); calls.Load() == 0; time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("not handled within 10s")
-				}
-			}
+			waitFor(t, 10*time.Second, "a to be handled", func() bool { return calls.Load() > 0 })
 			revoke()
-			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-				if out, ok := f.settledAs("a"); ok {
-					if out != driver.Release {
-						t.Fatalf("a settled %v, want release", out)
-					}
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("a not released within 5s of its lease's end")
-				}
+			waitFor(t, 5*time.Second, "a to be settled after its lease's end", func() bool { _, ok := f.settledAs("a"); return ok })
+			if out, _ := f.settledAs("a"); out != driver.Release {
+				t.Fatalf("a settled %v, want release", out)
 			}
 			_ = sub.Close()
 			if n := calls.Load(); n != 1 {
@@ -693,4 +671,16 @@ func subscribeOne(t *testing.T, c *Consumer, batch bool, h messaging.Handler) me
 		t.Fatal(err)
 	}
 	return sub
+}
+
+// waitFor polls cond every millisecond until it holds, and fails t if it
+// does not within timeout (the engine package's tests cannot use
+// integration.Eventually, which imports the engine).
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", timeout, what)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/integration"
 )
 
 // TestAckDeadlineExtendedWhileHeld: a subscription holds more messages than
@@ -54,8 +55,7 @@ func TestAckDeadlineExtendedWhileHeld(t *testing.T) {
 	// The group is done once every message is acknowledged: a redelivered
 	// message's first acknowledgement is stale and ignored, so the group
 	// is done only after its redeliveries ran too.
-	until := time.Now().Add(30 * time.Second)
-	for {
+	integration.Eventually(t, 30*time.Second, func() error {
 		st, err := c.Inspect(ctx, topic)
 		if err != nil {
 			t.Fatal(err)
@@ -64,14 +64,12 @@ func TestAckDeadlineExtendedWhileHeld(t *testing.T) {
 		backlog, _ := gs.Backlog.Value()
 		inFlight, _ := gs.InFlight.Value()
 		if backlog == 0 && inFlight == 0 {
-			break
+			return nil
 		}
-		if time.Now().After(until) {
-			mu.Lock()
-			t.Fatalf("group not done after 30s (backlog %d, in flight %d): %d handler calls for %d messages, want %d: %v", backlog, inFlight, len(calls), n, n, calls)
-		}
-		time.Sleep(10 * time.Millisecond) // polling the broker's state
-	}
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Errorf("group not done (backlog %d, in flight %d): %d handler calls for %d messages, want %d: %v", backlog, inFlight, len(calls), n, n, calls)
+	})
 	if err := sub.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package natstest_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -73,17 +74,13 @@ func idle(t *testing.T, srv *natstest.Server, stream string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	integration.Eventually(t, 10*time.Second, func() error {
 		pending, err := ackPending(t.Context(), js, stream)
 		if err == nil && pending == 0 {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream %s: %d messages still unacknowledged after 10s (%v)", stream, pending, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the server's state
-	}
+		return fmt.Errorf("stream %s: %d messages still unacknowledged (%v)", stream, pending, err)
+	})
 }
 
 // ackPending returns how many messages the consumers of stream have

@@ -160,23 +160,20 @@ func TestClosedReadReleased(t *testing.T) {
 // CONSUMERS), and fails the test with their names if it does not.
 func waitConsumers(t *testing.T, c *redisadapter.Client, topic, group string, n int) {
 	t.Helper()
-	var names []string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	integration.Eventually(t, 5*time.Second, func() error {
 		cs, err := c.Redis().XInfoConsumers(t.Context(), c.StreamKey(topic), group).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		names = names[:0]
+		if len(cs) == n {
+			return nil
+		}
+		var names []string
 		for _, c := range cs {
 			names = append(names, fmt.Sprintf("%s (%d pending, idle %v)", c.Name, c.Pending, c.Idle))
 		}
-		if len(cs) == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the group has consumers %v after 5s, want %d", names, n)
-		}
-	}
+		return fmt.Errorf("the group has consumers %v, want %d", names, n)
+	})
 }
 
 // A member alone in its group takes back what it nacked at once, rather
@@ -261,18 +258,16 @@ func otherLeft(t *testing.T, topic, group string, ack time.Duration) []string {
 			t.Fatal(err)
 		}
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	integration.Eventually(t, 10*time.Second, func() error {
 		p, err := oc.Redis().XPending(t.Context(), oc.StreamKey(topic), group).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.Count == int64(len(ids)) {
-			break
+		if p.Count != int64(len(ids)) {
+			return fmt.Errorf("the other member read %d of %d messages", p.Count, len(ids))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the other member read %d of %d messages in 10s", p.Count, len(ids))
-		}
-	}
+		return nil
+	})
 	// Shutdown whose time is up: the handler is cancelled and everything
 	// held released at once.
 	ctx, cancel := context.WithCancel(t.Context())
