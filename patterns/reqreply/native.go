@@ -72,7 +72,7 @@ func nativeServe[Req, Resp any](ctx context.Context, nr messaging.Requester, cfg
 			req, err := codec.Decode[Req](cfg.codec, m)
 			if err == nil {
 				var resp Resp
-				if resp, err = h(ctx, req); err == nil {
+				if resp, err = call(ctx, cfg, topic, h, req, m); err == nil {
 					out, err = codec.Encode(cfg.codec, resp)
 				}
 			}

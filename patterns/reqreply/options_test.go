@@ -27,6 +27,7 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 		{"WithGroup", []reqreply.Option{reqreply.WithGroup(""), reqreply.WithGroup("a b")}, true},
 		{"WithSubscribeOptions", []reqreply.Option{reqreply.WithSubscribeOptions(nil)}, true},
 		{"WithMiddleware", []reqreply.Option{reqreply.WithMiddleware(nil)}, true},
+		{"WithLogger", []reqreply.Option{reqreply.WithLogger(nil)}, true},
 	} {
 		for i, o := range tc.bad {
 			var err error

@@ -29,6 +29,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -80,6 +82,7 @@ type config struct {
 	subOpts       []messaging.SubscribeOption
 	mws           []messaging.Middleware
 	noNative      bool
+	logger        *slog.Logger
 	requesterOnly string // the first NewRequester-only option given
 	serveOnly     string // the first Serve-only option given
 }
@@ -87,7 +90,7 @@ type config struct {
 // newConfig applies opts in order and returns the first error; fn names the
 // caller, NewRequester or Serve.
 func newConfig(fn string, opts []Option) (config, error) {
-	c := config{codec: codec.JSON, timeout: DefaultTimeout}
+	c := config{codec: codec.JSON, timeout: DefaultTimeout, logger: slog.Default()}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -167,6 +170,19 @@ func WithMiddleware(mws ...messaging.Middleware) Option {
 		}
 		cfg.mws = append(cfg.mws, mws...)
 		cfg.serveOnly = cmp.Or(cfg.serveOnly, "WithMiddleware")
+		return nil
+	}
+}
+
+// WithLogger sets where Serve reports a handler's panic, with its stack
+// (default slog.Default()). A nil l is invalid. Serve only.
+func WithLogger(l *slog.Logger) Option {
+	return func(cfg *config) error {
+		if l == nil {
+			return optcheck.Invalid("reqreply", "WithLogger", "nil", "needs a logger")
+		}
+		cfg.logger = l
+		cfg.serveOnly = cmp.Or(cfg.serveOnly, "WithLogger")
 		return nil
 	}
 }
@@ -306,6 +322,20 @@ func (r *Requester[Req, Resp]) Request(ctx context.Context, topic string, req Re
 	}
 }
 
+// call runs h on req, request m of topic, turning a panic into an error
+// wrapping messaging.ErrHandlerPanic (the caller's answer: the panic's value,
+// no stack trace) and logging it with the stack.
+func call[Req, Resp any](ctx context.Context, cfg config, topic string, h HandlerFunc[Req, Resp], req Req, m *messaging.Message) (resp Resp, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			var zero Resp
+			resp, err = zero, fmt.Errorf("%w: %v", messaging.ErrHandlerPanic, r)
+			cfg.logger.Error("reqreply: handler panicked; the caller is answered with the error", "topic", topic, "id", m.ID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+	}()
+	return h(ctx, req)
+}
+
 // since is the time elapsed since start, as Request's errors report it.
 func since(start time.Time) time.Duration { return time.Since(start).Round(time.Millisecond) }
 
@@ -342,7 +372,9 @@ func (r *Requester[Req, Resp]) Close() error {
 }
 
 // HandlerFunc answers one request. A returned error is sent back to the
-// caller as a *RemoteError (the request is not retried).
+// caller as a *RemoteError (the request is not retried). So is a panic, as
+// an error wrapping messaging.ErrHandlerPanic with the panic's value; the
+// caller gets no stack trace, Serve logs it (WithLogger).
 type HandlerFunc[Req, Resp any] func(ctx context.Context, req Req) (Resp, error)
 
 // Serve handles the requests published to topic with h until ctx is done or
@@ -392,7 +424,7 @@ func Serve[Req, Resp any](ctx context.Context, client messaging.Client, topic st
 		req, err := codec.Decode[Req](cfg.codec, m)
 		if err == nil {
 			var resp Resp
-			if resp, err = h(ctx, req); err == nil {
+			if resp, err = call(ctx, cfg, topic, h, req, m); err == nil {
 				reply, err = codec.Encode(cfg.codec, resp)
 			}
 		}

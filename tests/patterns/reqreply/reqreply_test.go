@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -305,4 +307,81 @@ func TestHandlerErrorIsAnAnswer(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestHandlerPanicIsAnAnswer: in both modes a panic of the handler is
+// answered like an error of it (a panic is an error wrapping
+// messaging.ErrHandlerPanic): the caller gets a *RemoteError at once with
+// the panic's value and no stack trace, the request is not handled again,
+// and the server logs the panic with its stack.
+func TestHandlerPanicIsAnAnswer(t *testing.T) {
+	integration.ForEachBackend(t, func(t *testing.T, h integration.Harness) {
+		c := h.Client(t)
+		for _, mode := range modes {
+			t.Run(mode.name, func(t *testing.T) {
+				tp := topic(t, c, "panic")
+				var calls atomic.Int32
+				logs := &logRecorder{}
+				sub, err := reqreply.Serve(t.Context(), c, tp, func(context.Context, req) (resp, error) {
+					calls.Add(1)
+					panic("out of cheese")
+				}, append(mode.opts, reqreply.WithGroup(integration.UniqueName(t, "g")), reqreply.WithLogger(slog.New(logs)))...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = sub.Close() })
+				r := newRequester(t, c, append(mode.opts, reqreply.WithTimeout(h.Timeout))...)
+				_, err = r.Request(t.Context(), tp, req{A: 1})
+				var re *reqreply.RemoteError
+				if !errors.As(err, &re) {
+					t.Fatalf("err = %v, want a *RemoteError", err)
+				}
+				if want := messaging.ErrHandlerPanic.Error() + ": out of cheese"; re.Msg != want {
+					t.Errorf("remote message %q, want %q (no stack trace to the caller)", re.Msg, want)
+				}
+				if n := calls.Load(); n != 1 {
+					t.Errorf("handler ran %d times, want once", n)
+				}
+				rec, ok := logs.first()
+				if !ok {
+					t.Fatal("the panic was not logged")
+				}
+				if !strings.Contains(rec, "out of cheese") || !strings.Contains(rec, "goroutine ") {
+					t.Errorf("log record %q lacks the panic's value or its stack", rec)
+				}
+			})
+		}
+	})
+}
+
+// logRecorder is a slog.Handler keeping each record's message and
+// attributes as text.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []string
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	s := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		s += " " + a.String()
+		return true
+	})
+	l.mu.Lock()
+	l.recs = append(l.recs, s)
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *logRecorder) first() (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.recs) == 0 {
+		return "", false
+	}
+	return l.recs[0], true
 }
