@@ -684,3 +684,67 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 	}
 }
+
+// flakyFake is a lifecycleFake whose Receive returns the messages of in
+// until it is empty, then a transient error on every call (a broker lost
+// after one partial batch); it counts the calls and records when each began.
+type flakyFake struct {
+	*lifecycleFake
+	calls atomic.Int32
+	at    []time.Time // guarded by lifecycleFake.mu
+}
+
+func (f *flakyFake) OpenReceiver(context.Context, string, messaging.SubscribeOptions) (driver.Receiver, error) {
+	return f, nil
+}
+
+func (f *flakyFake) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
+	f.mu.Lock()
+	f.at = append(f.at, time.Now())
+	f.mu.Unlock()
+	f.calls.Add(1)
+	select {
+	case m := <-f.in:
+		return []driver.Delivery{{Msg: m, Token: m.ID}}, nil
+	default:
+		return nil, driver.Transient(errors.New("connection lost"))
+	}
+}
+
+// A partial batch is handed to the handler when BatchWait ends, also while
+// the fetch backs off after transient errors, not one backoff later; the
+// fetch waits out the rest of that backoff after the handler. The
+// BatchWait of a millisecond is far below the shortest backoff (25ms): the
+// handler runs before the fetch is retried, between the second Receive
+// (the first error) and the third.
+func TestPartialBatchAtBatchWaitDuringBackoff(t *testing.T) {
+	f := &flakyFake{lifecycleFake: &lifecycleFake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true}, in: make(chan *messaging.Message, 1)}}
+	f.in <- &messaging.Message{ID: "a", Attempt: 1}
+	c := New(f, quietOptions())
+	got := make(chan int32, 1)
+	sub, err := c.SubscribeBatch(t.Context(), "t", func(_ context.Context, ms []*messaging.Message) []error {
+		select {
+		case got <- f.calls.Load():
+		default:
+		}
+		return nil
+	}, messaging.BatchSize(10), messaging.BatchWait(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	select {
+	case calls := <-got:
+		if calls != 2 {
+			t.Fatalf("the partial batch was handed over after %d Receive calls, want 2: it waited for the retry of the failed fetch", calls)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the partial batch was not handed over within 10s")
+	}
+	waitFor(t, 10*time.Second, "the fetch to be retried", func() bool { return f.calls.Load() >= 3 })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d := f.at[2].Sub(f.at[1]); d < 25*time.Millisecond {
+		t.Fatalf("the fetch was retried %v after the error, want at least the shortest backoff (25ms)", d)
+	}
+}

@@ -349,24 +349,47 @@ func (s *subscription) hold(ds []driver.Delivery) []*item {
 // retry sorts a fetch error: nil to fetch again after a backoff, or the
 // error that ends the subscription.
 func (s *subscription) retry(err error, bo *backoff.ExponentialBackOff) error {
-	if s.fetchCtx.Err() != nil {
+	wait, err := s.retryIn(err, bo)
+	if err != nil {
+		return err
+	}
+	if !pauseUntil(s.fetchCtx, time.Now().Add(wait)) {
 		return s.fetchCtx.Err()
+	}
+	return nil
+}
+
+// retryIn sorts a fetch error: how long to wait before fetching again, or
+// the error that ends the subscription.
+func (s *subscription) retryIn(err error, bo *backoff.ExponentialBackOff) (time.Duration, error) {
+	if s.fetchCtx.Err() != nil {
+		return 0, s.fetchCtx.Err()
 	}
 	if !driver.IsTransient(err) {
 		if errors.Is(err, messaging.ErrTopicDeleted) {
-			return fmt.Errorf("engine: %s: topic %s: %w", s.c.opts.Name, s.topic, err)
+			return 0, fmt.Errorf("engine: %s: topic %s: %w", s.c.opts.Name, s.topic, err)
 		}
-		return err
+		return 0, err
 	}
 	wait := bo.NextBackOff()
 	s.log.Warn(s.c.opts.Name+": fetching failed; retrying", "topic", s.topic, "group", s.o.Group, "error", err, "retry_in", wait)
+	return wait, nil
+}
+
+// pauseUntil waits until until (at once if it has passed), or returns false
+// if ctx ends first.
+func pauseUntil(ctx context.Context, until time.Time) bool {
+	wait := time.Until(until)
+	if wait <= 0 {
+		return true
+	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return nil
-	case <-s.fetchCtx.Done():
-		return s.fetchCtx.Err()
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -436,6 +459,10 @@ func (s *subscription) runBatches(h messaging.BatchHandler) error {
 func (s *subscription) batches(h messaging.BatchHandler) error {
 	bo := newBackoff()
 	var batch []*item
+	// retryAt is when a fetch may be retried after a transient error: a
+	// partial batch does not wait for it past BatchWait; the next batch's
+	// fetch waits for the rest of it.
+	var retryAt time.Time
 	for {
 		batch = batch[:0]
 		var fill context.Context // ends BatchWait after the batch's first message
@@ -455,6 +482,14 @@ func (s *subscription) batches(h messaging.BatchHandler) error {
 			ctx := s.fetchCtx
 			if fill != nil {
 				ctx = fill
+			}
+			if !pauseUntil(ctx, retryAt) {
+				if s.fetchCtx.Err() != nil {
+					cancelFill()
+					s.releaseAll(batch)
+					return s.fetchCtx.Err()
+				}
+				break // the batch waited long enough; the backoff goes on
 			}
 			ctx, wake := context.WithCancel(ctx)
 			s.batch.setWake(wake)
@@ -478,11 +513,13 @@ func (s *subscription) batches(h messaging.BatchHandler) error {
 			if woken && isCtxErr(err) {
 				continue // a local redelivery is ready
 			}
-			if err := s.retry(err, bo); err != nil {
+			wait, err := s.retryIn(err, bo)
+			if err != nil {
 				cancelFill()
 				s.releaseAll(batch)
 				return err
 			}
+			retryAt = time.Now().Add(wait) // waited for at the top, at most until BatchWait ends
 		}
 		cancelFill()
 		if len(batch) > s.o.BatchSize { // redeliveries beyond the batch wait for the next one
