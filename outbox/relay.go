@@ -458,7 +458,7 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) {
 			}
 			continue
 		}
-		active, next := dueParts(parts, retry)
+		active, next, retrying := dueParts(parts, retry)
 		if len(active) == 0 { // every partition waits to be retried
 			if !wait(min(cfg.poll, time.Until(next))) {
 				return
@@ -494,9 +494,11 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) {
 			}
 			cfg.logger.Warn("outbox relay: forwarding rows failed; retrying their partitions later", "error", res.pubErr, "partitions", res.failedParts, "retry_in", d)
 		}
-		if res.fetched < cfg.batch && !cleaning {
+		// A short batch of retried partitions says nothing of the others,
+		// which were left out of it: fetch them next, without waiting.
+		if res.fetched < cfg.batch && !cleaning && !retrying {
 			d := cfg.poll
-			if _, next := dueParts(parts, retry); !next.IsZero() {
+			if _, next, _ := dueParts(parts, retry); !next.IsZero() {
 				d = min(d, time.Until(next))
 			}
 			if !wait(d) {
@@ -523,11 +525,12 @@ type partRetry struct {
 // retry time of those waiting (zero when none waits). Partitions whose
 // retry time has come are fetched alone: a batch that holds a message the
 // broker refuses again is then made of their rows only (the rows of one
-// topic call with a refused message are published one by one). Else it
-// returns the partitions not waiting to be retried.
-func dueParts(parts []int, retry map[int]*partRetry) (due []int, next time.Time) {
+// topic call with a refused message are published one by one), and
+// retrying is true. Else it returns the partitions not waiting to be
+// retried.
+func dueParts(parts []int, retry map[int]*partRetry) (due []int, next time.Time, retrying bool) {
 	if len(retry) == 0 {
-		return parts, time.Time{}
+		return parts, time.Time{}, false
 	}
 	now := time.Now()
 	var retried []int
@@ -544,9 +547,9 @@ func dueParts(parts []int, retry map[int]*partRetry) (due []int, next time.Time)
 		}
 	}
 	if len(retried) > 0 {
-		return retried, next
+		return retried, next, true
 	}
-	return due, next
+	return due, next, false
 }
 
 // cleanup deletes rows past their retention, in chunks, until none is

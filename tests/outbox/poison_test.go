@@ -168,3 +168,42 @@ func TestCorruptRowDoesNotStopRelay(t *testing.T) {
 	col.Report(t, good)
 	e.waitStatus(t, 10*time.Second, "only the corrupt row left", func(s outbox.Status) bool { return s.Backlog == 1 })
 }
+
+// TestPoisonRetryDoesNotIdleOtherPartitions: a partition whose only row is
+// a message the broker refuses is retried alone each time its backoff
+// ends; that batch is short, while the other partitions still have a
+// backlog of full batches. The relay must go on with them, not wait for
+// the poll interval (an hour here: NOTIFY wakes the relay, as documented)
+// or until the next retry, which then comes first again: the other
+// partitions would get nothing until the lease renewal.
+func TestPoisonRetryDoesNotIdleOtherPartitions(t *testing.T) {
+	e := newEnv(t)
+	c, col := poisonBroker(t, "poison")
+	bad := e.enqueue(t, "poison", true, poison("bad"))
+	e.enqueue(t, "poison", true, keyed("k", 3000)...)
+	// The poison alone in its partition, so that its retries fetch one row.
+	if _, err := e.db.Exec(`DELETE FROM `+e.schema+`.messaging_outbox WHERE msg_id <> $1
+		AND part = (SELECT part FROM `+e.schema+`.messaging_outbox WHERE msg_id = $1)`, bad[0]); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := e.db.Query(`SELECT msg_id FROM `+e.schema+`.messaging_outbox WHERE msg_id <> $1`, bad[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.startRelay(t, c, outbox.WithBatchSize(10), outbox.WithPollInterval(time.Hour), outbox.WithLeaseTTL(2*time.Minute))
+	ok := col.Wait(20*time.Second, func(col *integration.Collector) bool { return len(col.Missing(want)) == 0 })
+	if !ok {
+		t.Fatalf("%d of %d messages of healthy partitions not delivered within 20s", len(col.Missing(want)), len(want))
+	}
+}
