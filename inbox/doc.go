@@ -44,7 +44,9 @@
 // concurrent duplicate fails with a serialization error and is redelivered,
 // which is still correct.
 //
-// Tests (inbox_test.go, against PostgreSQL, Redis and RabbitMQ): every
+// Tests (tests/inbox/inbox_test.go, in module
+// github.com/msgkit/messaging/tests, against PostgreSQL, Redis and
+// RabbitMQ): every
 // message published 4 times with one ID and a third of the first attempts
 // failing after their write ends with exactly one effect row per message;
 // eight concurrent deliveries of one message run the handler once.

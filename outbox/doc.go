@@ -129,8 +129,9 @@
 //
 // # Tests
 //
-// Against PostgreSQL (MESSAGING_POSTGRES_URL, else a postgres:15 container)
-// and Redis and NATS JetStream, counting by message ID
+// In tests/outbox (module github.com/msgkit/messaging/tests: cd tests &&
+// go test ./outbox/), against PostgreSQL (MESSAGING_POSTGRES_URL, else a
+// postgres:15 container) and Redis and NATS JetStream, counting by message ID
 // (integration.Collector): every committed transaction's messages are
 // delivered and none of the rolled-back ones (4 writers, 240 transactions,
 // a third rolled back); per-key order holds while a second relay joins
@@ -142,12 +143,12 @@
 // batch arrives twice on Redis (25 duplicates reported) and once on
 // JetStream (dropped there by ID). Also: NOTIFY wakes a relay that polls
 // hourly, polling only, retention and cleanup, a partially failed Publish,
-// Status, the SQL file run by hand. The inbox's counting test is in package
-// inbox.
+// Status, the SQL file run by hand. The inbox's counting test is in
+// tests/inbox.
 //
 // # Performance
 //
-// bench_test.go: go test -run '^$' -bench . ./outbox/ (PostgreSQL 15 and
+// tests/outbox/bench_test.go: cd tests && go test -run '^$' -bench . ./outbox/ (PostgreSQL 15 and
 // the brokers on loopback, 1 KiB payloads, 100 keys, 2-core machine). The
 // machine was shared with other builds and tests (load average 6 to 10)
 // while these were taken: single runs varied by 2x, so read them as orders
