@@ -95,7 +95,11 @@
 // Retention: by default forwarded rows are deleted in the marking
 // statement. With WithKeepForwarded(d) they are kept with their forwarded time and
 // each relay deletes the expired ones every WithCleanupInterval (in chunks of
-// 1000, and in 100ms slices between batches when many have expired). The marking statement commits without waiting for the WAL flush
+// 1000, and in 100ms slices between batches when many have expired). Only
+// relays with WithKeepForwarded delete kept rows: after turning retention
+// off, the rows kept until then stay (Status counts them in Retained) until
+// deleted by hand (DELETE FROM messaging_outbox WHERE forwarded_at IS NOT
+// NULL). The marking statement commits without waiting for the WAL flush
 // (synchronous_commit off for that statement only): a mark lost in a
 // database crash means a resend, which at-least-once allows.
 //

@@ -140,6 +140,8 @@ func WithLeaseTTL(d time.Duration) RelayOption {
 // WithKeepForwarded keeps forwarded rows for d before deleting them
 // (default 0: rows are deleted as they are forwarded; negative is invalid).
 // Kept rows cost a write each; they let an operator look at what was sent.
+// Only relays given WithKeepForwarded delete kept rows: rows kept before
+// retention was turned off stay until deleted by hand.
 func WithKeepForwarded(d time.Duration) RelayOption {
 	return func(c *relayConfig) error {
 		if d < 0 {
