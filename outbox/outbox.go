@@ -36,12 +36,16 @@ func (o *Outbox) Dialect() Dialect { return o.d }
 // Migrate creates the outbox's schema (tables, indexes, trigger) or brings
 // it up to date; it is idempotent and safe to run from several processes at
 // once. Operators may run the dialect's SQL file instead (PostgresSchema).
-// A nil db is an error wrapping messaging.ErrInvalidOption.
+// A nil db is an error wrapping messaging.ErrInvalidOption; the database's
+// errors are wrapped.
 func (o *Outbox) Migrate(ctx context.Context, db *sql.DB) error {
 	if db == nil {
 		return fmt.Errorf("outbox: migrate: nil database: %w", messaging.ErrInvalidOption)
 	}
-	return o.d.Migrate(ctx, db)
+	if err := o.d.Migrate(ctx, db); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	return nil
 }
 
 // Enqueue writes msgs for topic into the outbox within tx. They are

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -524,4 +525,18 @@ func TestListenReconnects(t *testing.T) {
 	ids := e.enqueue(t, "relisten", true, &messaging.Message{})
 	col.WaitDistinct(t, 1, 5*time.Second)
 	col.Report(t, ids)
+}
+
+// TestMigrateErrorIsTheOutboxs: a failed Migrate (here: its context is
+// already cancelled) returns an error with the package prefix, as the
+// outbox's other errors and the inbox's Migrate do, wrapping the cause.
+func TestMigrateErrorIsTheOutboxs(t *testing.T) {
+	db := brokertest.OpenPostgres(t)
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(brokertest.PostgresSchema(t, db))))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := ob.Migrate(ctx, db)
+	if err == nil || !strings.HasPrefix(err.Error(), "outbox: ") || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Migrate with a cancelled context: %v; want an error starting with \"outbox: \" wrapping context.Canceled", err)
+	}
 }
