@@ -191,6 +191,59 @@ func TestConcurrentDuplicatesRunOnce(t *testing.T) {
 	}
 }
 
+// TestConcurrentDuplicateAfterRollback: the first delivery of a message
+// holds its transaction while 4 more copies wait on its inbox row, then
+// fails (rolls back). Exactly one of the waiting copies then runs the
+// handler and commits ("or new, if the first rolled back"); the others are
+// its duplicates.
+func TestConcurrentDuplicateAfterRollback(t *testing.T) {
+	in, db, schema := newInbox(t, inbox.WithGroup("g"))
+	var runs atomic.Int64
+	release, started := make(chan struct{}), make(chan struct{})
+	h := in.Handler(func(ctx context.Context, tx *sql.Tx, m *messaging.Message) error {
+		n := runs.Add(1)
+		if err := applyEffect(schema)(ctx, tx, m); err != nil {
+			return err
+		}
+		if n == 1 {
+			close(started)
+			<-release
+			return errors.New("first attempt fails")
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, 5)
+	wg.Go(func() { errs <- h(t.Context(), &messaging.Message{ID: "same", Topic: "t"}) })
+	<-started
+	for range 4 {
+		wg.Go(func() { errs <- h(t.Context(), &messaging.Message{ID: "same", Topic: "t"}) })
+	}
+	integration.Eventually(t, 10*time.Second, func() error {
+		var waiting int
+		if err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%messaging_inbox%' AND query LIKE '%' || $1 || '%'`, schema).Scan(&waiting); err != nil {
+			return err
+		}
+		if waiting != 4 {
+			return fmt.Errorf("%d copies wait on the first one's row, want 4", waiting)
+		}
+		return nil
+	})
+	close(release)
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		if err != nil {
+			failed++
+		}
+	}
+	rows, _ := effects(t, db, schema)
+	if failed != 1 || rows != 1 || runs.Load() != 2 {
+		t.Fatalf("%d failed, %d effects, %d handler runs; want 1, 1, 2", failed, rows, runs.Load())
+	}
+}
+
 // TestFailureRollsBack: a failing or panicking handler leaves neither its
 // effect nor the record, so the redelivery applies it.
 func TestFailureRollsBack(t *testing.T) {
