@@ -225,7 +225,8 @@ type RelayStats struct {
 	Batches uint64
 	// Forwarded counts messages published and marked.
 	Forwarded uint64
-	// Failed counts messages held back after a failed Publish.
+	// Failed counts messages held back after a failed Publish, and rows
+	// that could not be read (BatchInfo.Failed).
 	Failed uint64
 	// Unmarked counts messages published but not recorded as forwarded
 	// (they are sent again). Duplicates caused by a relay that crashed

@@ -4,7 +4,7 @@
 //
 //	<ns>_outbox_forwarded_total                messages published and marked
 //	<ns>_outbox_failed_total                   messages Publish did not accept
-//	                                           (sent again)
+//	                                           or rows not read (tried again)
 //	<ns>_outbox_unmarked_total                 messages published but not
 //	                                           marked (sent again: duplicates)
 //	<ns>_outbox_forward_latency_seconds        insert into the outbox to broker
@@ -126,7 +126,7 @@ func New(reg prometheus.Registerer, ob *outbox.Outbox, db *sql.DB, opts ...Optio
 	}
 	m := &Metrics{
 		forwarded: counter("forwarded_total", "Messages published and marked forwarded."),
-		failed:    counter("failed_total", "Messages Publish did not accept (sent again)."),
+		failed:    counter("failed_total", "Messages Publish did not accept (sent again), or rows that could not be read."),
 		unmarked:  counter("unmarked_total", "Messages published but not marked forwarded (sent again)."),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: c.namespace, Subsystem: "outbox", Name: "forward_latency_seconds",
 			Help: "Time from the insert into the outbox to the broker's acceptance.", Buckets: c.buckets}),
