@@ -182,6 +182,14 @@
 // ignored (quorum queues have no redelivery schedule; RetryAfter delays use
 // TTL queues). Settlement runs on one goroutine per subscription, off the
 // handlers' path, so a delayed retry's publish never holds up a handler.
+// Acknowledgements share the connection's writes with publishing: a
+// Publish whose write a broker that reads nothing holds (the socket
+// buffers full) holds them all. Settling waits for its sends until the
+// settle timeout (10s) or until the broker has answered nothing for
+// unavailable_timeout since the settling began or its last answer (on a
+// connection Open dialled, which is then closed, ending that write, and
+// redialled), then lets them finish in the background, in order; a
+// message whose settlement never reaches the broker is redelivered.
 //
 // Acknowledgements are batched per channel: a contiguous run of delivery
 // tags whose handlers all succeeded is acknowledged with one basic.ack

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,6 +89,10 @@ type receiver struct {
 	watch *blockWatch // the blocked state of ch's connection
 
 	deleted bool // an ephemeral subscription got the topic-deleted message
+
+	// settling is closed once the last Settle's batch is settled (nil
+	// before the first): Settle and Close use it only.
+	settling chan struct{}
 }
 
 // token settles one delivery on the channel it came on.
@@ -95,8 +100,9 @@ type token struct {
 	d   amqp.Delivery
 	a   *acker
 	c   *consumer
-	ch  closer // the channel; nil in unit tests, taken as open
-	gen uint64 // the connection generation of ch; 0: not checked
+	ch  closer      // the channel; nil in unit tests, taken as open
+	gen uint64      // the connection generation of ch; 0: not checked
+	w   *blockWatch // the state of ch's connection; nil in unit tests
 }
 
 // closer is the part of *amqp.Channel that tells whether it is closed.
@@ -307,7 +313,7 @@ func (r *receiver) delivery(d amqp.Delivery) driver.Delivery {
 	base, _ := headerInt(d.Headers, hdrAttempt)
 	count, _ := headerInt(d.Headers, "x-delivery-count")
 	m.Attempt = int(base+count) + 1
-	dl := driver.Delivery{Msg: m, Token: &token{d: d, a: r.acks, c: r.cons, ch: r.ch, gen: r.gen}}
+	dl := driver.Delivery{Msg: m, Token: &token{d: d, a: r.acks, c: r.cons, ch: r.ch, gen: r.gen, w: r.watch}}
 	if reason, bad := d.Headers[hdrUndecodable]; bad {
 		// Rewritten by frameGuard: the engine gives it up (Term) unhandled.
 		dl.Err = fmt.Errorf("%w: %v", errUndecodable, reason)
@@ -348,7 +354,68 @@ func reopen(ctx context.Context, start func(context.Context) error) error {
 // failed send means the channel is gone and the broker redelivers what it
 // had not settled at once, so Settle only logs it. A delayed retry of a
 // delivery whose channel is gone is not taken (see detour).
+//
+// amqp091's basic.ack, nack, reject and cancel wait for the connection's
+// send lock, which a Publish whose write the broker stopped reading holds
+// (a broker that answers nothing and reads nothing, the socket buffers
+// full) until the socket is closed. So the batch is settled on a goroutine
+// of its own, after the batches before it (the order of the sends is
+// kept), and Settle waits for it until ctx ends, or until the broker has
+// answered nothing on the connection for the unavailable timeout since
+// the call or since its last answer, whichever is later (a connection
+// Open made; not counted while the broker blocks the connection, which
+// has its own bound: see blockWatch): the connection is then closed, as
+// for the other calls (see blockWatch.boundAnswers), which ends the stuck
+// write. Settle then fails and the settlements go on in the background,
+// ending with the connection at the latest; one that never reaches the
+// broker means a redelivery (at-least-once). Close waits for them first.
 func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	begin := time.Now()
+	batch = slices.Clone(batch) // the engine reuses its slice
+	prev, done := r.settling, make(chan struct{})
+	r.settling = done
+	go func() {
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		r.settle(ctx, batch)
+	}()
+	// The last delivery's connection is the newest: those of earlier
+	// connections are closed, and sends on them fail at once.
+	w := batch[len(batch)-1].Token.(*token).w
+	silent := w.silentFor(begin, r.c.cfg.unavailable)
+	defer silent.stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("rabbitmq: settling %d messages of %s: %w (left to finish in the background)", len(batch), r.topic, ctx.Err())
+		case <-silent.c():
+			if !silent.expired() {
+				continue // an answer moved the deadline
+			}
+			if w.isBlocked() {
+				silent.again() // a block has its own bound
+				continue
+			}
+			if !w.conn.IsClosed() {
+				// Not waited for: a shutdown amqp091 began meanwhile
+				// holds the lock CloseDeadline takes until that write
+				// ends.
+				go func() { _ = w.conn.CloseDeadline(time.Now()) }()
+			}
+			return fmt.Errorf("rabbitmq: settling %d messages of %s: %w", len(batch), r.topic, errSilentFor(r.c.cfg.unavailable))
+		}
+	}
+}
+
+// settle is Settle's work: it applies batch in order.
+func (r *receiver) settle(ctx context.Context, batch []driver.Settlement) {
 	for i := range batch {
 		st := &batch[i]
 		t := st.Token.(*token)
@@ -383,7 +450,6 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 			r.c.cfg.logger.Debug("rabbitmq: settling failed; the broker will redeliver", "topic", r.topic, "id", st.Msg.ID, "outcome", st.Outcome, "error", err)
 		}
 	}
-	return nil
 }
 
 // undead reports whether r's group queue may not dead-letter into the
@@ -477,9 +543,11 @@ func (r *receiver) detour(ctx context.Context, m *messaging.Message, t *token, d
 	return true, t.a.ack(t.d.DeliveryTag)
 }
 
-// Close sends the waiting acks, then closes the channel, which makes the
-// broker requeue what it delivered that the engine never fetched. It waits
-// for the broker's close-ok until ctx ends (the engine's settle timeout)
+// Close waits for the settlements Settle left to finish in the
+// background, sends the waiting acks, then closes the channel, which makes
+// the broker requeue what it delivered that the engine never fetched. It
+// waits for those settlements and the broker's close-ok until ctx ends
+// (the engine's settle timeout)
 // or the broker has blocked the connection (a resource alarm: it reads
 // nothing, acks and channel.close included) for the unavailable timeout,
 // at once if the block has lasted that long already; then the close goes
@@ -492,8 +560,11 @@ func (r *receiver) Close(ctx context.Context) error {
 	if r.ch == nil {
 		return nil
 	}
-	ch, acks := r.ch, r.acks
+	ch, acks, settling := r.ch, r.acks, r.settling
 	return runBoundedAnswers(ctx, r.watch, r.c.cfg.unavailable, func() error {
+		if settling != nil {
+			<-settling
+		}
 		err := acks.close(true)
 		_ = ch.Close()
 		if err != nil && !ch.IsClosed() {
