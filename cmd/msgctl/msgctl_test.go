@@ -876,3 +876,38 @@ func helpCommands(t *testing.T, parent []string) []string {
 	}
 	return out
 }
+
+// TestConsumeAcksOnlyWhatItPrinted: a message whose line cannot be written
+// (here: stdout is /dev/full) is not acknowledged, and consume fails; the
+// messages stay pending for the group. It used to acknowledge them, exit 0
+// and lose them.
+func TestConsumeAcksOnlyWhatItPrinted(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	url := redistest.Broker.Endpoint(t)
+	c := openClient(t, url)
+	topic := topicOn(t, c, "cli-full")
+	group := integration.UniqueName(t, "cli-full-g")
+	msgctl(t, "", "provision", topic, group, "--url", url).want(t, 0)
+	msgctl(t, "", "publish", topic, "one", "two", "--url", url).want(t, 0)
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "consume", topic, "--group", group, "--count", "2", "--url", url)
+	cmd.Env = append(os.Environ(), "MESSAGING_URL=")
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = full, &errb
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("consume with a full stdout did not end; stderr:\n%s", errb.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(errb.String(), "no space left on device") {
+		t.Errorf("consume to a full stdout: %v, want exit status 1 naming the write error; stderr:\n%s", err, errb.String())
+	}
+	// Both are still there for the group.
+	msgctl(t, "", "consume", topic, "--group", group, "--count", "2", "--idle", "10s", "--url", url).want(t, 0, "\tone\n", "\ttwo\n")
+}

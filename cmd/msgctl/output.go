@@ -30,7 +30,10 @@ type outputFlags struct {
 	Idle time.Duration `help:"Exit after this long without a message (0: never)." placeholder:"DURATION"`
 }
 
-// printer prints delivered messages as text or JSON lines.
+// printer prints delivered messages as text or JSON lines. Its handler
+// returns nil (acknowledging the message) only once the message's line is
+// written; a failed write fails the message (it is redelivered) and ends
+// the command with the write's error.
 type printer struct {
 	mu     sync.Mutex
 	w      io.Writer
@@ -39,6 +42,7 @@ type printer struct {
 	limit  int64
 	done   chan struct{}
 	closed atomic.Bool
+	err    error // the first failed write; guarded by mu
 }
 
 func newPrinter(w io.Writer, f outputFlags) (*printer, error) {
@@ -92,8 +96,13 @@ func (p *printer) handler(_ context.Context, m *messaging.Message) error {
 		return errors.New("limit reached") // redelivered to someone else later
 	}
 	p.mu.Lock()
+	if p.err != nil {
+		p.mu.Unlock()
+		return p.err
+	}
+	var err error
 	if p.json {
-		_, _ = p.w.Write(formatJSON(m))
+		_, err = p.w.Write(formatJSON(m))
 	} else {
 		var extra []string
 		if m.Offset != "" {
@@ -108,17 +117,22 @@ func (p *printer) handler(_ context.Context, m *messaging.Message) error {
 		for k, v := range m.Header {
 			extra = append(extra, k+"="+url.QueryEscape(v))
 		}
-		fmt.Fprintf(p.w, "%s %s %s\t%s\n", m.Time.Format(time.RFC3339Nano), m.ID, strings.Join(extra, " "), textPayload(m.Payload))
+		_, err = fmt.Fprintf(p.w, "%s %s %s\t%s\n", m.Time.Format(time.RFC3339Nano), m.ID, strings.Join(extra, " "), textPayload(m.Payload))
+	}
+	if err != nil {
+		p.err = fmt.Errorf("write output: %w", err)
+		err = p.err
 	}
 	p.mu.Unlock()
-	if p.limit > 0 && n == p.limit && p.closed.CompareAndSwap(false, true) {
+	if (err != nil || p.limit > 0 && n == p.limit) && p.closed.CompareAndSwap(false, true) {
 		close(p.done)
 	}
-	return nil
+	return err
 }
 
-// wait blocks until the limit is reached, the subscription ends, ctx is done
-// or idle passed without a new message (idle 0: never).
+// wait blocks until the limit is reached, a write failed (its error is
+// returned), the subscription ends, ctx is done or idle passed without a
+// new message (idle 0: never).
 func (p *printer) wait(ctx context.Context, sub messaging.Subscription, idle time.Duration) error {
 	var tick <-chan time.Time
 	if idle > 0 {
@@ -131,7 +145,9 @@ func (p *printer) wait(ctx context.Context, sub messaging.Subscription, idle tim
 	for {
 		select {
 		case <-p.done:
-			return nil
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.err
 		case <-ctx.Done():
 			return nil
 		case <-sub.Done():
