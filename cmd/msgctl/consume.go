@@ -43,6 +43,11 @@ func consume(e *env, topic, group string, out outputFlags) error {
 	if err := messaging.ValidateName(topic); err != nil {
 		return usagef("%v", err)
 	}
+	if group != "" {
+		if err := messaging.ValidateName(group); err != nil {
+			return usagef("--group: %v", err)
+		}
+	}
 	p, err := newPrinter(e.stdout, out)
 	if err != nil {
 		return err

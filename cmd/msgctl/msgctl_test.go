@@ -474,8 +474,8 @@ func TestFlagsAfterArguments(t *testing.T) {
 		want(t, 0, `"payload":"hello"`, `"key":"k"`, `"a":"b=c"`)
 }
 
-// TestTopicAsWritten: a topic outside the alphabet is a usage error that
-// quotes it as the user wrote it.
+// TestTopicAsWritten: a topic or group outside the alphabet is a usage
+// error that quotes it as the user wrote it.
 func TestTopicAsWritten(t *testing.T) {
 	url := redistest.Broker.Endpoint(t)
 	for _, args := range [][]string{
@@ -484,6 +484,8 @@ func TestTopicAsWritten(t *testing.T) {
 		{"replay", "Ärger"},
 		{"provision", "Ärger"},
 		{"dlq", "list", "Ärger"},
+		{"consume", "orders", "--group", "Ärger"},
+		{"provision", "orders", "Ärger"},
 	} {
 		r := msgctl(t, "", append(args, "--url", url)...)
 		r.want(t, 2, `"Ärger": character 'Ä' at position 0`)
