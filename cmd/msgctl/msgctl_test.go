@@ -913,3 +913,27 @@ func TestConsumeAcksOnlyWhatItPrinted(t *testing.T) {
 	// Both are still there for the group.
 	msgctl(t, "", "consume", topic, "--group", group, "--count", "2", "--idle", "10s", "--url", url).want(t, 0, "\tone\n", "\ttwo\n")
 }
+
+// TestDLQRedriveNamedTwice: a letter named more than once in one redrive
+// (twice, or by its dead-letter ID and its original ID) is republished
+// once. It used to be republished once per mention: a duplicate.
+func TestDLQRedriveNamedTwice(t *testing.T) {
+	url := redistest.Broker.Endpoint(t)
+	c := openClient(t, url)
+	orig, dlq := topicOn(t, c, "cli-twice-orig"), topicOn(t, c, "cli-twice-dlq")
+	m := &messaging.Message{ID: "twice-1", Payload: []byte("stuck"), Topic: orig, Attempt: 3}
+	letter := deadletter.Letter(m, errors.New("boom"), time.Now())
+	if err := c.Publish(t.Context(), dlq, letter); err != nil {
+		t.Fatal(err)
+	}
+	msgctl(t, "", "dlq", "redrive", dlq, "twice-1", letter.ID, "twice-1", "--url", url).want(t, 0, "redrove 1 dead letter(s)")
+	rc := c.(*redisadapter.Client)
+	entries, err := rc.Redis().XRange(t.Context(), rc.StreamKey(orig), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("the original topic holds %d messages after redriving one letter, want 1", len(entries))
+	}
+	msgctl(t, "", "dlq", "list", dlq, "--url", url).want(t, 0, "no dead letters")
+}

@@ -202,9 +202,9 @@ func (q *Queue) Get(ctx context.Context, id string) (Entry, error) {
 
 // Redrive republishes the pending dead letters with the given IDs (dead
 // letter IDs or original message IDs) to their original topics, and marks
-// them redriven. It returns how many were redriven. An ID that names no
-// pending letter makes it fail with ErrNotFound before anything is
-// republished.
+// them redriven. A letter named more than once is redriven once. It
+// returns how many were redriven. An ID that names no pending letter makes
+// it fail with ErrNotFound before anything is republished.
 func (q *Queue) Redrive(ctx context.Context, ids ...string) (int, error) {
 	if len(ids) == 0 {
 		return 0, fmt.Errorf("deadletter: redrive: no IDs given (use RedriveAll): %w", messaging.ErrInvalidOption)
@@ -214,11 +214,15 @@ func (q *Queue) Redrive(ctx context.Context, ids ...string) (int, error) {
 		return 0, err
 	}
 	var chosen []Entry
+	seen := map[string]bool{} // dead-letter IDs chosen
 	for _, id := range ids {
 		found := false
 		for _, e := range entries {
 			if e.Message.ID == id || e.OriginalID == id {
-				chosen = append(chosen, e)
+				if !seen[e.Message.ID] {
+					seen[e.Message.ID] = true
+					chosen = append(chosen, e)
+				}
 				found = true
 				break
 			}
