@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -147,8 +149,9 @@ func (c *dlqShowCmd) Run(e *env) error {
 	}
 	fmt.Fprintf(e.stdout, "id:          %s\noriginal id: %s\ntopic:       %s\ngroup:       %s\nattempts:    %d\ntime:        %s\nkey:         %s\nreason:      %s\n",
 		l.Message.ID, l.OriginalID, l.Topic, l.Group, l.Attempts, l.Time.Format(time.RFC3339Nano), l.Message.Key, l.Reason)
-	for k, v := range deadletter.Strip(l.Message.Header) {
-		fmt.Fprintf(e.stdout, "header:      %s=%s\n", k, v)
+	h := deadletter.Strip(l.Message.Header)
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		fmt.Fprintf(e.stdout, "header:      %s=%s\n", k, h[k])
 	}
 	fmt.Fprintf(e.stdout, "payload (%d bytes):\n%s\n", len(l.Message.Payload), textPayload(l.Message.Payload))
 	return nil

@@ -937,3 +937,43 @@ func TestDLQRedriveNamedTwice(t *testing.T) {
 	}
 	msgctl(t, "", "dlq", "list", dlq, "--url", url).want(t, 0, "no dead letters")
 }
+
+// TestTextOutputHeadersInOrder: text output lists a message's headers in
+// key order, so the same message prints the same line every time (consume,
+// tail, replay and dlq show). They used to come in map order, which
+// changes from one message to the next.
+func TestTextOutputHeadersInOrder(t *testing.T) {
+	url := redistest.Broker.Endpoint(t)
+	c := openClient(t, url)
+	topic, dlq := topicOn(t, c, "cli-hdr"), topicOn(t, c, "cli-hdr-dlq")
+	args := []string{"publish", topic, "p", "p", "p", "p", "p", "--url", url}
+	var want []string
+	for i := range 6 {
+		args = append(args, "-H", fmt.Sprintf("h%d=v%d", i, i))
+		want = append(want, fmt.Sprintf("h%d=v%d", i, i))
+	}
+	msgctl(t, "", args...).want(t, 0)
+	r := msgctl(t, "", "replay", topic, "--count", "5", "--url", url)
+	r.want(t, 0)
+	for line := range strings.Lines(r.stdout) {
+		if !strings.Contains(line, strings.Join(want, " ")+"\tp") {
+			t.Errorf("replay printed %q, want the headers in key order: %s", line, strings.Join(want, " "))
+		}
+	}
+
+	h := messaging.Header{}
+	for i := range 6 {
+		h[fmt.Sprintf("h%d", i)] = fmt.Sprintf("v%d", i)
+	}
+	m := &messaging.Message{ID: "hdr-1", Payload: []byte("stuck"), Topic: topic, Header: h}
+	if err := c.Publish(t.Context(), dlq, deadletter.Letter(m, errors.New("boom"), time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	var wantShow string
+	for _, w := range want {
+		wantShow += "header:      " + w + "\n"
+	}
+	for range 3 {
+		msgctl(t, "", "dlq", "show", dlq, "hdr-1", "--url", url).want(t, 0, wantShow)
+	}
+}

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,8 +116,8 @@ func (p *printer) handler(_ context.Context, m *messaging.Message) error {
 		if m.Attempt > 1 {
 			extra = append(extra, fmt.Sprintf("attempt=%d", m.Attempt))
 		}
-		for k, v := range m.Header {
-			extra = append(extra, k+"="+url.QueryEscape(v))
+		for _, k := range slices.Sorted(maps.Keys(m.Header)) {
+			extra = append(extra, k+"="+url.QueryEscape(m.Header[k]))
 		}
 		_, err = fmt.Fprintf(p.w, "%s %s %s\t%s\n", m.Time.Format(time.RFC3339Nano), m.ID, strings.Join(extra, " "), textPayload(m.Payload))
 	}
