@@ -977,3 +977,19 @@ func TestTextOutputHeadersInOrder(t *testing.T) {
 		msgctl(t, "", "dlq", "show", dlq, "hdr-1", "--url", url).want(t, 0, wantShow)
 	}
 }
+
+// TestPublishStdinLineTooLong: a line of stdin above the 16 MiB limit fails
+// with an error that says which line and what to do (--file), after
+// publishing the lines before it. It used to say only "bufio.Scanner:
+// token too long".
+func TestPublishStdinLineTooLong(t *testing.T) {
+	stdin := "first\n" + strings.Repeat("x", 17<<20) + "\nlast\n"
+	r := msgctl(t, stdin, "publish", "t", "--url", "mem://")
+	r.want(t, 1, "stdin line 2 is longer than 16 MiB", "--file")
+	if ids := strings.Fields(r.stdout); len(ids) != 1 {
+		t.Errorf("publish printed %q, want the first line's ID", r.stdout)
+	}
+	if n := strings.Count(strings.TrimSpace(r.stderr), "\n"); n != 0 {
+		t.Errorf("error is %d lines, want one:\n%s", n+1, r.stderr)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,7 +26,7 @@ type publishCmd struct {
 // Help is shown under the command's usage line.
 func (c *publishCmd) Help() string {
 	return "Prints each message's ID once the broker has accepted it. Without PAYLOAD arguments and\n" +
-		"without --file, each line of stdin is a message (the newline is not part of it).\n" +
+		"without --file, each line of stdin (up to 16 MiB) is a message (the newline is not part of it).\n" +
 		"--file keeps binary payloads intact: --file - publishes all of stdin as one message."
 }
 
@@ -76,11 +77,21 @@ func (c *publishCmd) Run(e *env) error {
 		return nil
 	}
 	sc := bufio.NewScanner(e.stdin)
-	sc.Buffer(make([]byte, 64*1024), 16<<20)
+	sc.Buffer(make([]byte, 64*1024), maxLine)
+	line := 0
 	for sc.Scan() {
+		line++
 		if err := send(append([]byte(nil), sc.Bytes()...)); err != nil {
 			return err
 		}
 	}
-	return sc.Err()
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return fmt.Errorf("stdin line %d is longer than %d MiB (publish a large payload as one message with --file): %w", line+1, maxLine>>20, err)
+	} else if err != nil {
+		return fmt.Errorf("read stdin: %w", err)
+	}
+	return nil
 }
+
+// maxLine is the longest line of stdin publish takes as a message.
+const maxLine = 16 << 20
