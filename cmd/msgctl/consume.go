@@ -22,8 +22,8 @@ type consumeCmd struct {
 func (c *consumeCmd) Help() string {
 	return "Prints each message (acknowledging it) until interrupted, --count messages were printed,\n" +
 		"or --idle passed without one. Consumers of the same --group share the messages, and a new\n" +
-		"group starts at the oldest retained message; without one, only messages published from\n" +
-		"now on are printed."
+		"group starts at the oldest retained message (on RabbitMQ, at the group's creation: see\n" +
+		"msgctl provision); without one, only messages published from now on are printed."
 }
 
 func (c *consumeCmd) Run(e *env) error { return consume(e, c.Topic, c.Group, c.outputFlags) }
