@@ -993,3 +993,11 @@ func TestPublishStdinLineTooLong(t *testing.T) {
 		t.Errorf("error is %d lines, want one:\n%s", n+1, r.stderr)
 	}
 }
+
+// TestReplayUnsupportedSaysWhatCan: replay on a broker URL that cannot
+// replay (RabbitMQ without streams=true) fails naming what can. It used to
+// say only "this broker cannot replay".
+func TestReplayUnsupportedSaysWhatCan(t *testing.T) {
+	url := rabbitmqtest.Broker.Endpoint(t)
+	msgctl(t, "", "replay", "t", "--url", url).want(t, 1, "cannot replay", "streams=true")
+}

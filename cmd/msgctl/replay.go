@@ -49,7 +49,7 @@ func (c *replayCmd) Run(e *env) error {
 	defer client.Close()
 	s, ok := client.(messaging.Stream)
 	if !ok || !client.Capabilities().Replay {
-		return fmt.Errorf("this broker cannot replay: %w", messaging.ErrUnsupported)
+		return fmt.Errorf("this broker cannot replay (mem, NATS JetStream, Redis, Kafka and RabbitMQ with streams=true in the URL can): %w", messaging.ErrUnsupported)
 	}
 	sub, err := s.Read(e.ctx, c.Topic, pos, p.handler)
 	if err != nil {
