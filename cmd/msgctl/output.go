@@ -147,13 +147,16 @@ func (p *printer) wait(ctx context.Context, sub messaging.Subscription, idle tim
 	for {
 		select {
 		case <-p.done:
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			return p.err
+			return p.doneErr()
 		case <-ctx.Done():
 			return nil
 		case <-sub.Done():
-			return sub.Err()
+			select {
+			case <-p.done: // the limit was reached: the read's end is ours
+				return p.doneErr()
+			default:
+				return sub.Err()
+			}
 		case <-tick:
 			n := p.count.Load()
 			if n == last {
@@ -162,4 +165,12 @@ func (p *printer) wait(ctx context.Context, sub messaging.Subscription, idle tim
 			last = n
 		}
 	}
+}
+
+// doneErr is the outcome once done is closed: nil when the limit was
+// reached, else the failed write's error.
+func (p *printer) doneErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
 }

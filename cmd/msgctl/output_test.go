@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/msgkit/messaging"
+)
+
+// endedSub is a Subscription that has already ended with err, as a Read
+// does when the handler fails the message after the --count limit.
+type endedSub struct{ err error }
+
+func (s endedSub) Close() error                   { return nil }
+func (s endedSub) Shutdown(context.Context) error { return nil }
+func (s endedSub) Err() error                     { return s.err }
+func (s endedSub) Done() <-chan struct{}          { c := make(chan struct{}); close(c); return c }
+
+var _ messaging.Subscription = endedSub{}
+
+// TestPrinterLimitReachedWinsOverTheEndedRead: once --count messages were
+// printed, the command succeeds even if the read has meanwhile ended with
+// the error its handler gave the message after the limit (replay --count N
+// on a log longer than N). wait used to pick either at random, so replay
+// --count sometimes failed with "limit reached".
+func TestPrinterLimitReachedWinsOverTheEndedRead(t *testing.T) {
+	for i := range 100 {
+		p, err := newPrinter(io.Discard, outputFlags{printFlags: printFlags{Count: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &messaging.Message{ID: "1", Payload: []byte("x")}
+		if err := p.handler(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+		herr := p.handler(t.Context(), &messaging.Message{ID: "2"})
+		if herr == nil {
+			t.Fatal("the message after the limit was accepted")
+		}
+		if err := p.wait(t.Context(), endedSub{err: herr}, 0); err != nil {
+			t.Fatalf("run %d: wait after the limit was reached returned %v, want nil", i, err)
+		}
+	}
+	// A read that ends with an error before the limit still fails.
+	p, _ := newPrinter(io.Discard, outputFlags{printFlags: printFlags{Count: 2}})
+	boom := errors.New("boom")
+	if err := p.wait(t.Context(), endedSub{err: boom}, 0); !errors.Is(err, boom) {
+		t.Fatalf("wait on a read that failed before the limit: %v, want boom", err)
+	}
+}
