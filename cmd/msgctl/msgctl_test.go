@@ -1001,3 +1001,24 @@ func TestReplayUnsupportedSaysWhatCan(t *testing.T) {
 	url := rabbitmqtest.Broker.Endpoint(t)
 	msgctl(t, "", "replay", "t", "--url", url).want(t, 1, "cannot replay", "streams=true")
 }
+
+// TestPublishFailsWhenItCannotPrintTheIDs: publish prints each message's
+// ID once the broker has accepted it; when the IDs cannot be written
+// (stdout is /dev/full) it fails saying so, instead of exiting 0 with the
+// IDs lost.
+func TestPublishFailsWhenItCannotPrintTheIDs(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	cmd := exec.Command(bin, "publish", "t", "one", "--url", "mem://")
+	cmd.Env = append(os.Environ(), "MESSAGING_URL=")
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = full, &errb
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(errb.String(), "no space left on device") {
+		t.Errorf("publish with a full stdout: %v, want exit status 1 naming the write error; stderr:\n%s", err, errb.String())
+	}
+}

@@ -62,7 +62,9 @@ func (c *publishCmd) Run(e *env) error {
 		if err := client.Publish(e.ctx, c.Topic, m); err != nil {
 			return err
 		}
-		fmt.Fprintln(e.stdout, m.ID)
+		if _, err := fmt.Fprintln(e.stdout, m.ID); err != nil {
+			return fmt.Errorf("published %s, but printing its ID failed: %w", m.ID, err)
+		}
 		return nil
 	}
 	switch {
