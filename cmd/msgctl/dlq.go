@@ -32,7 +32,8 @@ func (c *dlqCmd) Help() string {
 		"a message, and on NATS and RabbitMQ they first check that the topic exists, so they create\n" +
 		"no stream, exchange or queue (a missing topic has no dead letters). On Kafka, a broker with\n" +
 		"auto.create.topics.enable creates a missing topic when it is read.\n" +
-		"redrive republishes each letter, then appends a marker that hides it from later lists."
+		"redrive republishes each letter, then appends a marker that hides it from later lists; like\n" +
+		"list, it leaves a missing topic alone (nothing to redrive)."
 }
 
 // dlqFlags are the flags of every dlq subcommand.
@@ -161,19 +162,35 @@ func (c *dlqRedriveCmd) Run(e *env) error {
 	if (len(c.IDs) > 0) == c.All {
 		return usagef("redrive takes IDs or --all (not both)")
 	}
-	ctx, _, q, release, err := c.open(e)
+	ctx, client, q, release, err := c.open(e)
 	if err != nil {
 		return err
 	}
 	defer release()
+	if te, ok := client.(topicExister); ok { // redriving appends a marker: it would create the topic
+		exists, err := te.TopicExists(ctx, c.DLQ)
+		if err != nil {
+			return err
+		}
+		if !exists && c.All {
+			fmt.Fprintf(e.stdout, "no dead letters in %s\n", c.DLQ)
+			return nil
+		}
+		if !exists {
+			_, err := q.Find(nil, c.IDs[0])
+			return err
+		}
+	}
 	var n int
 	if c.All {
 		n, err = q.RedriveAll(ctx)
 	} else {
 		n, err = q.Redrive(ctx, c.IDs...)
 	}
-	if err != nil {
+	if err != nil && n > 0 {
 		return fmt.Errorf("redrove %d, then: %w", n, err)
+	} else if err != nil {
+		return err
 	}
 	fmt.Fprintf(e.stdout, "redrove %d dead letter(s)\n", n)
 	return nil

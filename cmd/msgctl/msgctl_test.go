@@ -1022,3 +1022,32 @@ func TestPublishFailsWhenItCannotPrintTheIDs(t *testing.T) {
 		t.Errorf("publish with a full stdout: %v, want exit status 1 naming the write error; stderr:\n%s", err, errb.String())
 	}
 }
+
+// TestDLQRedriveOfAMissingTopicCreatesNothing: redrive on a dead-letter
+// topic that does not exist (a typo) has nothing to redrive, and creates
+// no stream, checked with the raw JetStream client. It used to append its
+// marker, creating the stream, and say "redrove 0".
+func TestDLQRedriveOfAMissingTopicCreatesNothing(t *testing.T) {
+	url := natstest.Broker.Endpoint(t)
+	c := openClient(t, url)
+	nc := c.(*natsadapter.Client)
+	missing := topicOn(t, c, "cli-dlq-typo")
+	msgctl(t, "", "dlq", "redrive", missing, "--all", "--url", url).want(t, 0, "no dead letters in "+missing)
+	r := msgctl(t, "", "dlq", "redrive", missing, "x", "--url", url)
+	r.want(t, 1, "not found: x in "+missing)
+	if strings.Contains(r.stderr, "redrove 0") {
+		t.Errorf("redrive of nothing says it redrove 0, then failed: %s", r.stderr)
+	}
+	raw, err := natsgo.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	js, err := jetstream.New(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(t.Context(), nc.StreamName(missing)); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("after dlq redrive, stream %s: %v, want not found", nc.StreamName(missing), err)
+	}
+}
