@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/msgkit/messaging"
 
@@ -102,4 +103,23 @@ func redacted(rawURL string) string {
 		return r
 	}
 	return rawURL // nothing hidden: as written (u.String() turns mem:// into mem:)
+}
+
+// hideURLs returns msg with every URL among the command-line arguments
+// (whole, or the value of --flag=VALUE) that holds a credential replaced by
+// its redacted form: a broker URL typed where a topic belongs (--url
+// forgotten) must not come back in the error with its password.
+func hideURLs(msg string, args []string) string {
+	for _, a := range args {
+		cands := []string{a}
+		if _, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") {
+			cands = append(cands, v)
+		}
+		for _, c := range cands {
+			if r := redacted(c); strings.Contains(c, "://") && r != c {
+				msg = strings.ReplaceAll(msg, c, r)
+			}
+		}
+	}
+	return msg
 }

@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			_ = pe.Context.PrintUsage(true)
 			return 2
 		}
-		fmt.Fprintf(stderr, "msgctl: %v\n", err)
+		fmt.Fprintf(stderr, "msgctl: %s\n", hideURLs(err.Error(), args))
 		if errors.As(err, &pe) && pe.Context != nil && pe.Context.Selected() != nil {
 			fmt.Fprintf(stderr, "Run 'msgctl %s --help' for usage.\n", pe.Context.Selected().Path())
 		} else {
@@ -134,9 +134,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case err == nil:
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "msgctl %s: %v\nRun 'msgctl %s --help' for usage.\n", kctx.Selected().Path(), ue, kctx.Selected().Path())
+		fmt.Fprintf(stderr, "msgctl %s: %s\nRun 'msgctl %s --help' for usage.\n", kctx.Selected().Path(), hideURLs(ue.Error(), args), kctx.Selected().Path())
 		return 2
 	}
-	fmt.Fprintf(stderr, "msgctl %s: %v\n", kctx.Selected().Path(), err)
+	fmt.Fprintf(stderr, "msgctl %s: %s\n", kctx.Selected().Path(), hideURLs(err.Error(), args))
 	return 1
 }

@@ -1051,3 +1051,23 @@ func TestDLQRedriveOfAMissingTopicCreatesNothing(t *testing.T) {
 		t.Fatalf("after dlq redrive, stream %s: %v, want not found", nc.StreamName(missing), err)
 	}
 }
+
+// TestNoSecretInUsageErrors: a broker URL given where a topic or another
+// argument belongs (--url forgotten) is a usage error that does not repeat
+// its password or token. The error used to quote the argument whole.
+func TestNoSecretInUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"stats", "redis://:pw9Secret@127.0.0.1:6379"},
+		{"publish", "nats://tok3nSecret@127.0.0.1:4222", "x"},
+		{"consume", "orders", "amqp://guest:pw9Secret@127.0.0.1:5672/"},
+		{"dlq", "list", "amqp://guest:pw9Secret@127.0.0.1:5672/"},
+	} {
+		r := msgctl(t, "", args...)
+		r.want(t, 2)
+		for _, secret := range []string{"pw9Secret", "tok3nSecret"} {
+			if strings.Contains(r.stdout+r.stderr, secret) {
+				t.Errorf("%v: output reveals %q:\n%s%s", args, secret, r.stdout, r.stderr)
+			}
+		}
+	}
+}
