@@ -128,7 +128,7 @@ func (c *adviseCmd) Help() string {
 
 func (c *adviseCmd) Run(e *env) error {
 	everyone, wait, fresh, push := &c.EverySystemReacts, &c.CallerWaits, &c.Freshness, &c.SourceCanPush
-	in := bufio.NewReader(e.stdin)
+	in := bufio.NewReader(e.input())
 	ask := func(flagVal *string, question string, parseAns func(string) error) error {
 		if *flagVal != "" {
 			if err := parseAns(*flagVal); err != nil {

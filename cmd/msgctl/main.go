@@ -140,3 +140,54 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fmt.Fprintf(stderr, "msgctl %s: %s\n", kctx.Selected().Path(), hideURLs(err.Error(), args))
 	return 1
 }
+
+// input returns stdin as a reader whose Read gives up with an error
+// wrapping ctx's once ctx is done (Ctrl-C), for the commands that wait for
+// input: the signal is caught, so a Read blocked on a terminal or an open
+// pipe would otherwise hold the command until the input ends. A Read given
+// up on leaves its goroutine blocked until stdin delivers; the command is
+// ending anyway.
+func (e *env) input() io.Reader { return &ctxReader{ctx: e.ctx, r: e.stdin} }
+
+type ctxReader struct {
+	ctx     context.Context
+	r       io.Reader
+	res     chan readResult // the read in flight delivers here
+	pending bool            // a read is in flight
+	buf     []byte          // read and not yet returned
+	err     error           // the read's error, returned once buf is empty
+}
+
+type readResult struct {
+	b   []byte
+	err error
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if len(c.buf) == 0 && c.err == nil {
+		if !c.pending {
+			if c.res == nil {
+				c.res = make(chan readResult, 1)
+			}
+			c.pending = true
+			go func() {
+				b := make([]byte, 32<<10)
+				n, err := c.r.Read(b)
+				c.res <- readResult{b[:n], err}
+			}()
+		}
+		select {
+		case r := <-c.res:
+			c.pending = false
+			c.buf, c.err = r.b, r.err
+		case <-c.ctx.Done():
+			return 0, fmt.Errorf("interrupted: %w", c.ctx.Err())
+		}
+	}
+	n := copy(p, c.buf)
+	c.buf = c.buf[n:]
+	if n == 0 && len(p) > 0 && c.err != nil {
+		return 0, c.err
+	}
+	return n, nil
+}

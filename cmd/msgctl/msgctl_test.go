@@ -1071,3 +1071,64 @@ func TestNoSecretInUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestInterruptWhileReadingStdin: Ctrl-C (SIGINT) ends a command that waits
+// for input on stdin (publish line by line, advise)
+// promptly, with a failure, instead of going on waiting for the input to
+// end: the signal is caught, so the command used to ignore it until stdin
+// was closed. The lines read before it were published.
+func TestInterruptWhileReadingStdin(t *testing.T) {
+	for _, args := range [][]string{
+		{"publish", "t", "--url", "mem://"},
+		{"advise"},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(os.Environ(), "MESSAGING_URL=")
+		stdin, err := cmd.StdinPipe() // held open: the input never ends
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		out := bufio.NewReader(stdout)
+		if args[0] == "publish" {
+			// One line goes through first: the command is reading stdin.
+			if _, err := io.WriteString(stdin, "first\n"); err != nil {
+				t.Fatal(err)
+			}
+			if line, err := out.ReadString('\n'); err != nil {
+				t.Fatalf("%v: no ID for the first line: %q %v", args, line, err)
+			}
+		} else if line, err := out.ReadString('?'); err != nil { // advise's first question
+			t.Fatalf("%v: no question: %q %v", args, line, err)
+		}
+		go func() { _, _ = io.Copy(io.Discard, out) }()
+		start := time.Now()
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+				t.Errorf("%v interrupted: %v, want a failure; stderr:\n%s", args, err, errb.String())
+			}
+		case <-time.After(10 * time.Second):
+			_ = stdin.Close()
+			<-exited
+			t.Errorf("%v did not end within 10s of SIGINT (ended when stdin closed, after %v); stderr:\n%s", args, time.Since(start), errb.String())
+		}
+		_ = stdin.Close()
+		cancel()
+	}
+}

@@ -41,7 +41,7 @@ func (c *publishCmd) Run(e *env) error {
 	if c.File != "" {
 		var err error
 		if c.File == "-" {
-			raw, err = io.ReadAll(e.stdin)
+			raw, err = io.ReadAll(e.input())
 		} else {
 			raw, err = os.ReadFile(c.File)
 		}
@@ -78,7 +78,7 @@ func (c *publishCmd) Run(e *env) error {
 		}
 		return nil
 	}
-	sc := bufio.NewScanner(e.stdin)
+	sc := bufio.NewScanner(e.input())
 	sc.Buffer(make([]byte, 64*1024), maxLine)
 	line := 0
 	for sc.Scan() {
