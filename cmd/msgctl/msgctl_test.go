@@ -1132,3 +1132,20 @@ func TestInterruptWhileReadingStdin(t *testing.T) {
 		cancel()
 	}
 }
+
+// TestReplayIdleCountsFromTheLastMessage: --idle is the time "without a
+// message": replay of a log whose messages all come at once ends about
+// --idle after them. Time is the subject: the idle period must pass. The
+// idle check used to sample at every --idle, so it ended only after two
+// periods (6s for --idle 3s).
+func TestReplayIdleCountsFromTheLastMessage(t *testing.T) {
+	url := redistest.Broker.Endpoint(t)
+	c := openClient(t, url)
+	topic := topicOn(t, c, "cli-idle")
+	msgctl(t, "", "publish", topic, "one", "two", "--url", url).want(t, 0)
+	start := time.Now()
+	msgctl(t, "", "replay", topic, "--idle", "3s", "--url", url).want(t, 0, "\tone", "\ttwo")
+	if d := time.Since(start); d < 3*time.Second || d > 5*time.Second {
+		t.Errorf("replay --idle 3s of a two-message log took %v, want about 3s", d)
+	}
+}

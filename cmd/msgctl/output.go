@@ -45,13 +45,15 @@ type printer struct {
 	done   chan struct{}
 	closed atomic.Bool
 	err    error // the first failed write; guarded by mu
+	born   time.Time
+	last   atomic.Int64 // when the last message arrived, as time since born (0: none yet)
 }
 
 func newPrinter(w io.Writer, f outputFlags) (*printer, error) {
 	if f.Count < 0 || f.Idle < 0 {
 		return nil, usagef("--count and --idle must not be negative")
 	}
-	return &printer{w: w, json: f.Format == "json", limit: int64(f.Count), done: make(chan struct{})}, nil
+	return &printer{w: w, json: f.Format == "json", limit: int64(f.Count), done: make(chan struct{}), born: time.Now()}, nil
 }
 
 // jsonMessage is the --format json form of a message. Payload holds a
@@ -93,6 +95,7 @@ func textPayload(p []byte) string {
 }
 
 func (p *printer) handler(_ context.Context, m *messaging.Message) error {
+	p.last.Store(max(int64(time.Since(p.born)), 1))
 	n := p.count.Add(1)
 	if p.limit > 0 && n > p.limit {
 		return errors.New("limit reached") // redelivered to someone else later
@@ -133,17 +136,18 @@ func (p *printer) handler(_ context.Context, m *messaging.Message) error {
 }
 
 // wait blocks until the limit is reached, a write failed (its error is
-// returned), the subscription ends, ctx is done or idle passed without a
-// new message (idle 0: never).
+// returned), the subscription ends, ctx is done or idle passed since the
+// last message arrived, or since wait began if none has (idle 0: never).
 func (p *printer) wait(ctx context.Context, sub messaging.Subscription, idle time.Duration) error {
 	var tick <-chan time.Time
+	var timer *time.Timer
+	start := time.Now()
 	if idle > 0 {
 		// Elapsed time is the subject: stop after idle without new messages.
-		t := time.NewTicker(idle)
-		defer t.Stop()
-		tick = t.C
+		timer = time.NewTimer(idle)
+		defer timer.Stop()
+		tick = timer.C
 	}
-	last := p.count.Load()
 	for {
 		select {
 		case <-p.done:
@@ -158,11 +162,15 @@ func (p *printer) wait(ctx context.Context, sub messaging.Subscription, idle tim
 				return sub.Err()
 			}
 		case <-tick:
-			n := p.count.Load()
-			if n == last {
-				return nil
+			last := start
+			if n := p.last.Load(); n != 0 {
+				last = p.born.Add(time.Duration(n))
 			}
-			last = n
+			if rest := idle - time.Since(last); rest > 0 {
+				timer.Reset(rest)
+				continue
+			}
+			return nil
 		}
 	}
 }
