@@ -1149,3 +1149,11 @@ func TestReplayIdleCountsFromTheLastMessage(t *testing.T) {
 		t.Errorf("replay --idle 3s of a two-message log took %v, want about 3s", d)
 	}
 }
+
+// TestPublishBadHeaderIsAUsageError: a --header the library refuses (empty
+// or reserved name) is a usage error, found before connecting, as a bad
+// topic is. It used to be a publish failure (exit status 1).
+func TestPublishBadHeaderIsAUsageError(t *testing.T) {
+	msgctl(t, "", "publish", "t", "x", "-H", "=v", "--url", "mem://").want(t, 2, "--header", "invalid header: empty name")
+	msgctl(t, "", "publish", "t", "x", "-H", "msgkit-id=1", "--url", "mem://").want(t, 2, "--header", "reserved")
+}

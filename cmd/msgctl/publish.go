@@ -34,6 +34,9 @@ func (c *publishCmd) Run(e *env) error {
 	if err := messaging.ValidateName(c.Topic); err != nil {
 		return usagef("%v", err)
 	}
+	if err := messaging.ValidateHeader(c.Header); err != nil {
+		return usagef("--header: %v", err)
+	}
 	if c.File != "" && len(c.Payloads) > 0 {
 		return usagef("give PAYLOAD arguments or --file, not both")
 	}
