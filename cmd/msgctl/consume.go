@@ -63,6 +63,13 @@ func consume(e *env, topic, group string, out outputFlags) error {
 		opts = append(opts, messaging.Group(group))
 		how = "group " + group
 	}
+	if out.Count > 0 {
+		// Fetch no more than will be printed: what is fetched and not
+		// handled goes back to the group with a delivery counted against
+		// it (Attempt, and MaxAttempts of the group's own workers). At most
+		// 100, below every adapter's default prefetch.
+		opts = append(opts, messaging.Prefetch(min(out.Count, 100)))
+	}
 	sub, err := client.Subscribe(e.ctx, topic, p.handler, opts...)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -1156,4 +1157,44 @@ func TestReplayIdleCountsFromTheLastMessage(t *testing.T) {
 func TestPublishBadHeaderIsAUsageError(t *testing.T) {
 	msgctl(t, "", "publish", "t", "x", "-H", "=v", "--url", "mem://").want(t, 2, "--header", "invalid header: empty name")
 	msgctl(t, "", "publish", "t", "x", "-H", "msgkit-id=1", "--url", "mem://").want(t, 2, "--header", "reserved")
+}
+
+// TestConsumeCountLeavesTheRestUntouched: consume --count 1 on a group
+// with a backlog takes one message and leaves the others as they were: it
+// fetches no more than it is to print, so it does not hand the rest back
+// with a delivery counted against them (Attempt 2 at the next consumer,
+// and, for a group whose workers use MaxAttempts, a step nearer to being
+// given up without any handler failing). It used to fetch the adapter's
+// whole prefetch (256 on NATS) and return them all.
+func TestConsumeCountLeavesTheRestUntouched(t *testing.T) {
+	url := natstest.Broker.Endpoint(t)
+	c := openClient(t, url)
+	topic := topicOn(t, c, "cli-count")
+	group := integration.UniqueName(t, "cli-count-g")
+	msgctl(t, "", "provision", topic, group, "--url", url).want(t, 0)
+	var lines []string
+	for i := range 20 {
+		lines = append(lines, strconv.Itoa(i))
+	}
+	msgctl(t, strings.Join(lines, "\n")+"\n", "publish", topic, "--url", url).want(t, 0)
+	msgctl(t, "", "consume", topic, "--group", group, "--count", "1", "--url", url).want(t, 0, "\t0\n")
+	r := msgctl(t, "", "consume", topic, "--group", group, "--count", "19", "--idle", "10s", "--format", "json", "--url", url)
+	r.want(t, 0)
+	var n, bumped int
+	for line := range strings.Lines(r.stdout) {
+		var m struct{ Attempt int }
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		n++
+		if m.Attempt > 1 {
+			bumped++
+		}
+	}
+	if n != 19 {
+		t.Fatalf("the second consume got %d messages, want the 19 left", n)
+	}
+	if bumped > 2 {
+		t.Errorf("%d of the 19 messages the first consume did not print come with Attempt > 1, want at most 2", bumped)
+	}
 }
