@@ -1198,3 +1198,27 @@ func TestConsumeCountLeavesTheRestUntouched(t *testing.T) {
 		t.Errorf("%d of the 19 messages the first consume did not print come with Attempt > 1, want at most 2", bumped)
 	}
 }
+
+// TestReplayOfAMissingTopicCreatesNothing: replay reads; of a topic that
+// does not exist (a typo) it fails saying so, and creates no stream,
+// checked with the raw JetStream client. It used to create the stream
+// (a JetStream Read does) and exit 0 having printed nothing.
+func TestReplayOfAMissingTopicCreatesNothing(t *testing.T) {
+	url := natstest.Broker.Endpoint(t)
+	c := openClient(t, url)
+	nc := c.(*natsadapter.Client)
+	missing := topicOn(t, c, "cli-replay-typo")
+	msgctl(t, "", "replay", missing, "--url", url).want(t, 1, "topic not found")
+	raw, err := natsgo.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	js, err := jetstream.New(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(t.Context(), nc.StreamName(missing)); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("after replay, stream %s: %v, want not found", nc.StreamName(missing), err)
+	}
+}

@@ -23,7 +23,9 @@ type replayCmd struct {
 
 func (c *replayCmd) Help() string {
 	return "Prints the log in log order; no group notices. Stops at the end of the log after --idle\n" +
-		"(default 1s), at --count, or when interrupted; with --follow it keeps printing new messages."
+		"(default 1s), at --count, or when interrupted; with --follow it keeps printing new messages.\n" +
+		"On NATS and RabbitMQ, where reading would create a missing topic, replay checks first: a\n" +
+		"topic that does not exist is an error (replay creates none)."
 }
 
 func (c *replayCmd) Run(e *env) error {
@@ -50,6 +52,15 @@ func (c *replayCmd) Run(e *env) error {
 	s, ok := client.(messaging.Stream)
 	if !ok || !client.Capabilities().Replay {
 		return fmt.Errorf("this broker cannot replay (mem, NATS JetStream, Redis, Kafka and RabbitMQ with streams=true in the URL can): %w", messaging.ErrUnsupported)
+	}
+	if te, ok := client.(topicExister); ok { // their Read would create a missing topic
+		exists, err := te.TopicExists(e.ctx, c.Topic)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return fmt.Errorf("%s: %w (nothing to replay; replay creates no topic)", c.Topic, messaging.ErrTopicNotFound)
+		}
 	}
 	sub, err := s.Read(e.ctx, c.Topic, pos, p.handler)
 	if err != nil {
