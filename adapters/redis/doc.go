@@ -86,29 +86,40 @@
 // Nack and Release (fetched, not handled to the end): the entry's idle time
 // is set to AckDeadline (XCLAIM IDLE), so any member's next XAUTOCLAIM takes
 // it; a release sets the delivery counter back (RETRYCOUNT). When the group
-// has other consumers, the member that nacked or released publishes on the
-// group's wake channel (Pub/Sub channel "msgkit:wake:<stream key>:<group>";
-// one Pub/Sub connection per Client that has group subscriptions), the
-// other members reclaim at once (within milliseconds:
-// TestNackHandOverPrompt), and it waits a reclaim period before reclaiming,
-// so that they take it first. A wake that Pub/Sub loses, or that an ACL
-// without PUBLISH or SUBSCRIBE stops, leaves the entry to their next
-// periodic reclaim (within a reclaim period: 1s with the defaults). Alone
-// in its group, the member reclaims at once. A subscription registers its
-// consumer when it starts (XGROUP CREATECONSUMER; Redis before 7.2 shows a
-// member only once it got an entry) and deletes it at Close, also when
-// Redis serves its last blocked read after Close (Redis then creates the
-// consumer again; the subscription releases what it got and deletes it
-// once more). What it still owns at Close (the entries it released, a
-// delayed nack) it hands to the group's consumer "msgkit:released", which
-// is no member: the entries keep their idle time and delivery counter, any
-// member claims them when it would have claimed them from the member, and
-// the member that claims the last one deletes that consumer. A crashed
-// process's consumer counts as a member until the stale consumer cleanup
-// deletes it. The engine holds a RetryAfter delay (the idle time kept at
-// 0) before the nack; if the process dies meanwhile, the message comes back
-// after AckDeadline. A subscription closed meanwhile nacks it at once with
-// the entry's idle time set to AckDeadline less the delay left, so that no
+// has other members (see below), the member that nacked or released
+// publishes on the group's wake channel (Pub/Sub channel
+// "msgkit:wake:<stream key>:<group>"; one Pub/Sub connection per Client
+// that has group subscriptions), the other members reclaim at once (within
+// milliseconds: TestNackHandOverPrompt), and it waits a reclaim period
+// before reclaiming, so that they take it first. A wake that Pub/Sub
+// loses, or that an ACL without PUBLISH or SUBSCRIBE stops, leaves the
+// entry to their next periodic reclaim (within a reclaim period: 1s with
+// the defaults). Alone in its group, the member reclaims at once. A
+// subscription registers its consumer when it starts (XGROUP
+// CREATECONSUMER; Redis before 7.2 shows a member only once it got an
+// entry) and deletes it at Close, also when Redis serves its last blocked
+// read after Close (Redis then creates the consumer again; the
+// subscription releases what it got and deletes it once more). What it
+// still owns at Close (the entries it released, a delayed nack) it hands to
+// the group's consumer "msgkit:released", which is no member: the entries
+// keep their idle time and delivery counter, any member claims them when
+// it would have claimed them from the member, and the member that claims
+// the last one deletes that consumer. Other members are the consumers seen
+// (XINFO CONSUMERS idle) within 3 block times plus 2s (5s with the
+// defaults): every reclaim marks the member's consumer seen (with an
+// XREADGROUP of its own pending entries that returns nothing; before Redis
+// 7.2 a read or claim that finds nothing does not count), and a member
+// with room for more messages reclaims at most 2.25 reclaim periods plus
+// 200ms apart. A crashed process's consumer stays in the group until the
+// stale consumer cleanup deletes it, but no longer counts once silent that
+// long (TestNackBackPromptlyAfterOtherCrashed); nor does a member too busy
+// to reclaim, which could not take the entries either, or one whose
+// WithBlock is much longer than the nacking member's (the entries then
+// come back to the member that nacked them at once: nothing is lost). The
+// engine holds a RetryAfter delay (the idle time kept at 0) before the
+// nack; if the process dies meanwhile, the message comes back after
+// AckDeadline. A subscription closed meanwhile nacks it at once with the
+// entry's idle time set to AckDeadline less the delay left, so that no
 // member claims it before the delay has passed (a delay longer than
 // AckDeadline is cut to it).
 //

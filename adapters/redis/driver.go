@@ -78,6 +78,7 @@ func (d redisDriver) OpenReceiver(ctx context.Context, topic string, o messaging
 		ackMs:        max(o.AckDeadline.Milliseconds(), 1),
 		reclaimEvery: every,
 		yield:        every + max(every/4, 200*time.Millisecond), // Redis times blocked reads out at 10 Hz
+		seenWithin:   3*c.cfg.block + 2*time.Second,
 		cursor:       "0-0",
 		held:         map[string]struct{}{},
 		wake:         make(chan struct{}, 1),
@@ -112,8 +113,9 @@ func consumerName() string {
 // entries (XREADGROUP) and, every reclaimEvery, claims the group's entries
 // idle past the ack deadline (XAUTOCLAIM): a crashed consumer's, and those
 // any member released or nacked, which Settle makes claimable at once.
-// A member alone in its group reclaims what it nacked or released at once
-// (see Settle).
+// Every reclaim marks its consumer seen (see reclaimScript). A member alone
+// in its group (no other consumer seen within seenWithin) reclaims what it
+// nacked or released at once (see Settle).
 type groupReceiver struct {
 	c            *Client
 	topic        string
@@ -125,6 +127,12 @@ type groupReceiver struct {
 	ackMs        int64
 	reclaimEvery time.Duration
 	yield        time.Duration // how long a member that nacked lets the others reclaim first
+	// seenWithin: a consumer seen within it counts as a member (see
+	// claimOwnScript). A member with room reclaims, which marks its
+	// consumer seen, at most reclaimEvery+yield apart (2.25 block times
+	// plus 200ms); the rest leaves room for a slow round trip, GC and
+	// scheduling.
+	seenWithin time.Duration
 
 	// Used by Receive (and Close, after it) only; times in unix ns.
 	reading     chan result[[]goredis.XStream] // the read of new entries in progress
@@ -401,8 +409,9 @@ func (r *groupReceiver) parseReclaim(res []any) (next string, out []*messaging.M
 
 // cleanup deletes the group's consumers that own nothing and were idle
 // longer than the stale limit. If reregister, it registers this member
-// again first: before Redis 7.2 reading nothing does not count as
-// activity, so another member's cleanup may have deleted an idle one.
+// again first: another member's cleanup may have deleted it if it did not
+// reclaim (which marks it seen; before Redis 7.2 reading nothing does not)
+// for that long.
 func (r *groupReceiver) cleanup(ctx context.Context, reregister bool) {
 	if reregister {
 		_ = r.c.createConsumer(ctx, r.key, r.group, r.consumer)
@@ -426,14 +435,17 @@ func (r *groupReceiver) cleanup(ctx context.Context, reregister bool) {
 // claimOwnScript calls for the nacked and released ones, which sets their
 // idle time to the ack deadline (any member's next reclaim takes them; a
 // release does not count the delivery) and counts the group's other
-// consumers: with others this member yields (see reclaimAt), alone it
-// reclaims them at once, waking its Receive (not for a batch of delayed
-// nacks only, which no member can take yet); then the given-up entries are
-// dead-lettered and acknowledged. Those calls are made one after another
-// whatever the others' outcome, so a dead letter that cannot be written
-// costs only its own entry's acknowledgement (it stays pending and comes
-// back after the ack deadline). Failed calls are retried while the server
-// cannot be reached, until ctx ends; an error reply is not retried.
+// consumers seen within seenWithin (a crashed process's consumer stays in
+// the group until the stale consumer cleanup, but is not counted once it
+// has been silent that long): with others this member yields (see
+// reclaimAt), alone it reclaims them at once, waking its Receive (not for
+// a batch of delayed nacks only, which no member can take yet); then the
+// given-up entries are dead-lettered and acknowledged. Those calls are
+// made one after another whatever the others' outcome, so a dead letter
+// that cannot be written costs only its own entry's acknowledgement (it
+// stays pending and comes back after the ack deadline). Failed calls are
+// retried while the server cannot be reached, until ctx ends; an error
+// reply is not retried.
 func (r *groupReceiver) Settle(ctx context.Context, batch []driver.Settlement) error {
 	r.settleMu.Lock()
 	defer r.settleMu.Unlock()
@@ -529,14 +541,14 @@ func (r *groupReceiver) Extend(ctx context.Context, ds []driver.Delivery) error 
 
 // claimOwn runs claimOwnScript for consumer (this member's, or
 // releasedHolder) over (id, idle, retry count) triples; with count it
-// returns the number of the group's other consumers (-1 without, or on an
-// error) and wakes them (see waker).
+// returns the number of the group's other consumers seen within seenWithin
+// (-1 without, or on an error) and wakes them (see waker).
 func (r *groupReceiver) claimOwn(ctx context.Context, consumer string, triples []any, count bool) (others int, err error) {
 	others = -1
 	for len(triples) > 0 {
 		n := min(len(triples), 3*maxScriptIDs)
 		last := n == len(triples)
-		argv := append([]any{r.group, consumer, ""}, triples[:n]...)
+		argv := append([]any{r.group, consumer, "", r.seenWithin.Milliseconds()}, triples[:n]...)
 		if count && last {
 			argv[2] = r.wakeChannel
 		}

@@ -13,9 +13,19 @@ import goredis "github.com/redis/go-redis/v9"
 // Once it claimed something, it deletes the group's holder of released
 // entries (see leaveScript) if that holds nothing any more.
 //
+// First it marks the consumer seen (resets its idle time in XINFO
+// CONSUMERS), which claimOwnScript counts on: before Redis 7.2 neither a
+// read nor a claim that finds nothing does. It reads the consumer's own
+// pending entries after the greatest ID but one (XREADGROUP ... STREAMS
+// key <ID>), a read that looks the consumer up and returns nothing (a read
+// after the greatest ID itself does not look it up; one that returned
+// entries would count a delivery). It creates the consumer again if
+// another member's stale consumer cleanup deleted it.
+//
 // KEYS[1] stream; ARGV group, consumer, min-idle ms, start ID, count.
 // Returns {next start ID, {{id, {field, value, ...}, delivery count}, ...}}.
 var reclaimScript = goredis.NewScript(`
+redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '18446744073709551615-18446744073709551614')
 local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
 local out = {}
 for _, e in ipairs(r[2]) do
@@ -44,9 +54,9 @@ const releasedHolder = "msgkit:released"
 // (XCLAIM ... IDLE <its idle> JUSTID), so that any member claims it when
 // it would have, then deletes the consumer, which owns nothing now
 // (XGROUP DELCONSUMER drops the pending entries of the consumer it
-// deletes). A consumer left behind would count as a member until the stale
-// consumer cleanup, and a member alone in its group would yield its nacked
-// entries to it.
+// deletes). A consumer left behind would count as a member until it had
+// been silent for claimOwnScript's limit, and a member alone in its group
+// would yield its nacked entries to it meanwhile.
 //
 // KEYS[1] stream; ARGV group, consumer. Returns how many entries it handed
 // over.
@@ -70,18 +80,23 @@ return n
 // counter): idle 0 extends the ack deadline, idle = ack deadline makes a
 // nacked or released entry claimable at once. Entries another consumer has
 // claimed meanwhile are left alone. Given the group's wake channel
-// (ARGV[3]), it also counts the group's other consumers (XINFO CONSUMERS),
-// so that a member that nacked knows whether another could take the
-// entries, and when there are some, publishes the consumer's name on the
-// channel (see waker; an error, such as an ACL without PUBLISH, is
-// ignored).
+// (ARGV[3]), it also counts the group's other consumers seen within ARGV[4]
+// ms (XINFO CONSUMERS idle; a live member marks its consumer seen at every
+// reclaim, see reclaimScript), so that a member that nacked knows whether
+// another could take the entries, and when there are some, publishes the
+// consumer's name on the channel (see waker; an error, such as an ACL
+// without PUBLISH, is ignored). A consumer silent for longer (a crashed
+// process's, until the stale consumer cleanup deletes it; or a member too
+// busy to reclaim, which could not take the entries either) is not
+// counted.
 //
-// KEYS[1] stream; ARGV group, consumer, wake channel or "", then triples
-// (id, idle ms, retry count or -1 to keep it). Returns {how many entries
-// were claimed, the other consumers (-1 without a channel)}.
+// KEYS[1] stream; ARGV group, consumer, wake channel or "", seen-within
+// ms, then triples (id, idle ms, retry count or -1 to keep it). Returns
+// {how many entries were claimed, the other consumers (-1 without a
+// channel)}.
 var claimOwnScript = goredis.NewScript(`
 local n = 0
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local id = ARGV[i]
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
   if p[1] and p[1][2] == ARGV[2] then
@@ -96,10 +111,14 @@ end
 local others = -1
 if ARGV[3] ~= '' then
   others = 0
+  local within = tonumber(ARGV[4])
   for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+    local name, idle
     for j = 1, #c, 2 do
-      if c[j] == 'name' and c[j+1] ~= ARGV[2] and c[j+1] ~= '` + releasedHolder + `' then others = others + 1 end
+      if c[j] == 'name' then name = c[j+1] end
+      if c[j] == 'idle' then idle = c[j+1] end
     end
+    if name ~= ARGV[2] and name ~= '` + releasedHolder + `' and (idle == nil or idle < within) then others = others + 1 end
   end
   if others > 0 then redis.pcall('PUBLISH', ARGV[3], ARGV[2]) end
 end

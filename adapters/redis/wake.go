@@ -8,10 +8,11 @@ import (
 )
 
 // Hand-over between members: a member that nacks or releases entries while
-// its group has other consumers publishes on the group's wake channel (in
-// claimOwnScript, with the claim), and every member of the group that
-// listens, in any process, reclaims at once instead of at its next periodic
-// reclaim (up to a reclaim period later, 1s by default). Pub/Sub delivers at
+// its group has other members (consumers seen lately, see claimOwnScript)
+// publishes on the group's wake channel (in claimOwnScript, with the
+// claim), and every member of the group that listens, in any process,
+// reclaims at once instead of at its next periodic reclaim (up to a
+// reclaim period later, 1s by default). Pub/Sub delivers at
 // most once: a wake lost (a reconnect, a member subscribing at that moment,
 // an ACL without PUBLISH or SUBSCRIBE) costs what it saves, the wait for
 // the periodic reclaim.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -341,5 +342,157 @@ func TestNackHandOverPrompt(t *testing.T) {
 		if n := len(held) + len(handled); n > 0 {
 			t.Errorf("round %d: %d more deliveries of the one message", round, n)
 		}
+	}
+}
+
+// seenWithin is how recently a consumer must have been seen (XINFO
+// CONSUMERS idle) for a member that nacks to count it, with the default
+// block time (see the package documentation: 3 block times plus 2s).
+const seenWithin = 3*redisadapter.DefaultBlock + 2*time.Second
+
+// waitSilent waits until the group's consumer name has been idle (XINFO
+// CONSUMERS) for longer than seenWithin, and fails the test if it is gone.
+func waitSilent(t *testing.T, c *redisadapter.Client, topic, group, name string) {
+	t.Helper()
+	integration.Eventually(t, 4*seenWithin, func() error {
+		cs, err := c.Redis().XInfoConsumers(t.Context(), c.StreamKey(topic), group).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if c.Name == name {
+				if c.Idle > seenWithin {
+					return nil
+				}
+				return fmt.Errorf("consumer %s idle %v, waiting for more than %v", name, c.Idle, seenWithin)
+			}
+		}
+		t.Fatalf("consumer %s is no longer in the group", name)
+		return nil
+	})
+}
+
+// A member whose only other member crashed (its consumer stays in the group
+// until the stale consumer cleanup, an hour by default) takes back what it
+// nacked at once once the crashed consumer has been silent for longer than
+// a live member ever is: it counts only consumers seen lately (for up to
+// an hour, each nack came back about 1.3s late before).
+func TestNackBackPromptlyAfterOtherCrashed(t *testing.T) {
+	const ack, within = time.Minute, 750 * time.Millisecond
+	c, dead := redistest.Open(t), redistest.Open(t)
+	topic := topicFor(t, c, "crashed")
+	group := integration.UniqueName(t, "g")
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	subscribe(t, dead, t.Context(), topic, func(context.Context, *messaging.Message) error { return nil },
+		messaging.Group(group), messaging.AckDeadline(ack))
+	waitConsumers(t, c, topic, group, 1)
+	cs, err := c.Redis().XInfoConsumers(t.Context(), c.StreamKey(topic), group).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed := cs[0].Name
+	redistest.Kill(t, dead) // its subscription never closes: the consumer stays
+	type attempt struct {
+		id string
+		n  int
+		at time.Time
+	}
+	got := make(chan attempt, 30)
+	subscribe(t, c, t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		got <- attempt{m.ID, m.Attempt, time.Now()}
+		if m.Attempt < 3 {
+			return errors.New("fails twice")
+		}
+		return nil
+	}, messaging.Group(group), messaging.AckDeadline(ack))
+	waitSilent(t, c, topic, group, crashed)
+	ids := []string{"m0", "m1", "m2"}
+	for _, id := range ids {
+		if err := c.Publish(t.Context(), topic, &messaging.Message{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := map[string]attempt{}
+	for range 3 * len(ids) {
+		select {
+		case a := <-got:
+			prev := last[a.id]
+			if a.n != prev.n+1 {
+				t.Fatalf("%s: attempt %d after %d", a.id, a.n, prev.n)
+			}
+			if a.n > 1 {
+				if gap := a.at.Sub(prev.at); gap > within {
+					t.Errorf("%s: attempt %d came %v after the nack, want within %v", a.id, a.n, gap, within)
+				} else {
+					t.Logf("%s: attempt %d came %v after the nack", a.id, a.n, gap)
+				}
+			}
+			last[a.id] = a
+		case <-time.After(10 * time.Second):
+			t.Fatalf("attempts %v after 10s, want 3 of each of %v (AckDeadline %v)", last, ids, ack)
+		}
+	}
+	waitConsumers(t, c, topic, group, 2) // the crashed consumer is still there
+}
+
+// A member that has waited for new entries for longer than seenWithin still
+// counts as a member: it gets what another member nacks at once (Redis 7.0
+// does not count a read that returns nothing as activity; a member marks
+// its consumer seen at every reclaim). The failing member holds the message
+// until the other member has been waiting that long, then fails it; a
+// consumer created alongside the other member and never used shows how long
+// that was.
+func TestNackHandOverToLongIdleMember(t *testing.T) {
+	const ack, within = time.Minute, time.Second
+	a, b := redistest.Open(t), redistest.Open(t)
+	topic := topicFor(t, a, "longidle")
+	group := integration.UniqueName(t, "g")
+	if err := a.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	var runs atomic.Int32
+	held, fail := make(chan struct{}), make(chan struct{})
+	nackedAt := make(chan time.Time, 1)
+	subscribe(t, a, t.Context(), topic, func(context.Context, *messaging.Message) error {
+		if runs.Add(1) == 1 { // held until fail; fails again at once
+			close(held)
+			<-fail
+			nackedAt <- time.Now()
+		}
+		return errors.New("this member fails")
+	}, messaging.Group(group), messaging.AckDeadline(ack))
+	if err := a.Publish(t.Context(), topic, &messaging.Message{ID: "q"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failing member never got the message")
+	}
+	handled := make(chan time.Time, 10)
+	subscribe(t, b, t.Context(), topic, func(context.Context, *messaging.Message) error {
+		handled <- time.Now()
+		return nil
+	}, messaging.Group(group), messaging.AckDeadline(ack))
+	const clock = "never-reads"
+	if err := a.Redis().XGroupCreateConsumer(t.Context(), a.StreamKey(topic), group, clock).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitSilent(t, a, topic, group, clock)
+	close(fail)
+	select {
+	case at := <-handled:
+		if gap := at.Sub(<-nackedAt); gap > within {
+			t.Errorf("the other member got the nacked message %v after the nack, want within %v", gap, within)
+		} else {
+			t.Logf("handed over %v after the nack", gap)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("not handed over within 10s (AckDeadline %v)", ack)
+	}
+	if n := runs.Load() - 1; n > 0 {
+		t.Errorf("the failing member got the message %d more times; the other member should take it first", n)
 	}
 }
