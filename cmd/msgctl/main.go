@@ -14,8 +14,10 @@
 // has a default: mem://, the in-process broker. Run `msgctl --help` or
 // `msgctl <command> --help`.
 //
-// Exit status: 0 on success, 1 when the command failed, 2 for a usage error
-// (unknown command or flag, missing or malformed argument, no broker URL).
+// Exit status: 0 on success, 1 when the command failed (a command whose
+// output could not be written, e.g. to a full disk, failed), 2 for a usage
+// error (unknown command or flag, missing or malformed argument, no broker
+// URL).
 //
 // Each command is one file that registers itself (see register).
 package main
@@ -29,6 +31,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -46,8 +49,38 @@ type globals struct {
 type env struct {
 	ctx            context.Context
 	stdin          io.Reader
-	stdout, stderr io.Writer
+	stdout, stderr io.Writer // stdout is out
 	globals        *globals
+	out            *errWriter
+}
+
+// errWriter is the stdout a command writes to: it passes each write to w
+// and keeps the first error, so that a command which did its work but could
+// not print its result fails (run checks it) even where the command itself
+// ignores the write's error.
+type errWriter struct {
+	w   io.Writer
+	mu  sync.Mutex
+	err error
+}
+
+func (w *errWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil {
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = err
+		}
+		w.mu.Unlock()
+	}
+	return n, err
+}
+
+// Err is the first write's error, if any.
+func (w *errWriter) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // command is one msgctl subcommand: cmd is a pointer to a struct whose
@@ -127,8 +160,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return 2
 	}
-	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, globals: &g}
+	out := &errWriter{w: stdout}
+	e := &env{ctx: ctx, stdin: stdin, stdout: out, stderr: stderr, globals: &g, out: out}
 	err = kctx.Run(e)
+	if werr := out.Err(); err == nil && werr != nil {
+		err = fmt.Errorf("write output: %w", werr)
+	}
 	var ue *usageError
 	switch {
 	case err == nil:

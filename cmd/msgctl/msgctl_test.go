@@ -1222,3 +1222,49 @@ func TestReplayOfAMissingTopicCreatesNothing(t *testing.T) {
 		t.Fatalf("after replay, stream %s: %v, want not found", nc.StreamName(missing), err)
 	}
 }
+
+// TestOutputWriteErrorsFail: a command that did its work but cannot write
+// its result (stdout is /dev/full) exits 1 naming the write error. The stats
+// table, stats' "no topics", dlq show and provision used to ignore the error
+// and exit 0 with nothing printed (dlq list and bench already failed).
+func TestOutputWriteErrorsFail(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	url := redistest.Broker.Endpoint(t)
+	c := openClient(t, url)
+	topic, dlq := topicOn(t, c, "cli-full-stats"), topicOn(t, c, "cli-full-dlq")
+	group := integration.UniqueName(t, "cli-full-stats-g")
+	if err := messaging.Provision(t.Context(), c, topic, group); err != nil {
+		t.Fatal(err)
+	}
+	m := &messaging.Message{ID: "full-1", Payload: []byte("stuck"), Topic: topic}
+	if err := c.Publish(t.Context(), dlq, deadletter.Letter(m, errors.New("boom"), time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"stats", topic, "--url", url},
+		{"stats", "--url", "mem://"}, // "no topics"
+		{"dlq", "show", dlq, "full-1", "--url", url},
+		{"dlq", "list", dlq, "--url", url},
+		{"provision", integration.UniqueName(t, "cli-full-prov"), "--url", "mem://"},
+		{"bench", "--count", "10", "--quiet", "--url", "mem://"},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(os.Environ(), "MESSAGING_URL=")
+		var errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = full, &errb
+		err := cmd.Run()
+		if ctx.Err() != nil {
+			t.Fatalf("%v with a full stdout did not end; stderr:\n%s", args, errb.String())
+		}
+		cancel()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(errb.String(), "no space left on device") {
+			t.Errorf("%v to a full stdout: %v, want exit status 1 naming the write error; stderr:\n%s", args, err, errb.String())
+		}
+	}
+}

@@ -52,7 +52,7 @@ func (c *topCmd) Run(e *env) error {
 		return err
 	}
 	in, inOK := e.stdin.(*os.File)
-	out, outOK := e.stdout.(*os.File)
+	out, outOK := e.out.w.(*os.File)
 	if !inOK || !outOK || !isTerminal(in) || !isTerminal(out) {
 		return usagef("top needs a terminal on stdin and stdout; for a one-off or a script use msgctl stats")
 	}
