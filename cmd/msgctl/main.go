@@ -17,7 +17,10 @@
 // Exit status: 0 on success, 1 when the command failed (a command whose
 // output could not be written, e.g. to a full disk, failed), 2 for a usage
 // error (unknown command or flag, missing or malformed argument, no broker
-// URL).
+// URL), 128+n when signal n interrupted it (130 for Ctrl-C, 143 for
+// SIGTERM) before it finished, saying "interrupted". consume, tail, replay
+// and top, which run until stopped, stop printing and exit 0 when
+// interrupted: that is how they are meant to end.
 //
 // Each command is one file that registers itself (see register).
 package main
@@ -107,10 +110,32 @@ func usagef(format string, args ...any) error {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if s, ok := (<-sigs).(syscall.Signal); ok {
+			cancel(interrupt{s})
+		}
+	}()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Exit)
-	stop()
+	signal.Stop(sigs)
 	os.Exit(code)
+}
+
+// interrupt is the cause of run's context when a signal ends it.
+type interrupt struct{ sig syscall.Signal }
+
+func (i interrupt) Error() string { return i.sig.String() + " signal received" }
+
+// interruptedStatus is the exit status of a command interrupted by ctx:
+// 128 plus the signal's number, 130 (SIGINT's) when ctx says no signal.
+func interruptedStatus(ctx context.Context) int {
+	var i interrupt
+	if errors.As(context.Cause(ctx), &i) {
+		return 128 + int(i.sig)
+	}
+	return 128 + int(syscall.SIGINT)
 }
 
 // version is the module version msgctl was built from.
@@ -130,7 +155,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var g globals
 	opts := []kong.Option{
 		kong.Name("msgctl"),
-		kong.Description("One messaging API over NATS, Redis Streams, Kafka, RabbitMQ and an in-process broker.\n\nStart with: msgctl demo (no setup). The other commands need a broker, --url URL or $MESSAGING_URL, except advise and outbox status (a database: --db)."),
+		kong.Description("One messaging API over NATS, Redis Streams, Kafka, RabbitMQ and an in-process broker.\n\nStart with: msgctl demo (no setup). The other commands need a broker, --url URL or $MESSAGING_URL, except advise and outbox status (a database: --db).\n\nExit status: 0 success, 1 failure, 2 usage error, 130 interrupted by Ctrl-C (143 by SIGTERM) before finishing; consume, tail, replay and top, which run until stopped, exit 0 when interrupted."),
 		kong.Writers(stdout, stderr),
 		kong.Exit(exit),
 		kong.Vars{"version": version()},
@@ -173,17 +198,23 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "msgctl %s: %s\nRun 'msgctl %s --help' for usage.\n", kctx.Selected().Path(), hideURLs(ue.Error(), args), kctx.Selected().Path())
 		return 2
+	case ctx.Err() != nil: // interrupted before it finished: its error is the interruption's
+		msg := "interrupted"
+		if err.Error() != ctx.Err().Error() {
+			msg += " (" + hideURLs(err.Error(), args) + ")"
+		}
+		fmt.Fprintf(stderr, "msgctl %s: %s\n", kctx.Selected().Path(), msg)
+		return interruptedStatus(ctx)
 	}
 	fmt.Fprintf(stderr, "msgctl %s: %s\n", kctx.Selected().Path(), hideURLs(err.Error(), args))
 	return 1
 }
 
-// input returns stdin as a reader whose Read gives up with an error
-// wrapping ctx's once ctx is done (Ctrl-C), for the commands that wait for
-// input: the signal is caught, so a Read blocked on a terminal or an open
-// pipe would otherwise hold the command until the input ends. A Read given
-// up on leaves its goroutine blocked until stdin delivers; the command is
-// ending anyway.
+// input returns stdin as a reader whose Read gives up with ctx's error once
+// ctx is done (Ctrl-C), for the commands that wait for input: the signal is
+// caught, so a Read blocked on a terminal or an open pipe would otherwise
+// hold the command until the input ends. A Read given up on leaves its
+// goroutine blocked until stdin delivers; the command is ending anyway.
 func (e *env) input() io.Reader { return &ctxReader{ctx: e.ctx, r: e.stdin} }
 
 type ctxReader struct {
@@ -218,7 +249,7 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 			c.pending = false
 			c.buf, c.err = r.b, r.err
 		case <-c.ctx.Done():
-			return 0, fmt.Errorf("interrupted: %w", c.ctx.Err())
+			return 0, c.ctx.Err() // run reports it as "interrupted"
 		}
 	}
 	n := copy(p, c.buf)

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1075,9 +1076,10 @@ func TestNoSecretInUsageErrors(t *testing.T) {
 
 // TestInterruptWhileReadingStdin: Ctrl-C (SIGINT) ends a command that waits
 // for input on stdin (publish line by line, advise)
-// promptly, with a failure, instead of going on waiting for the input to
-// end: the signal is caught, so the command used to ignore it until stdin
-// was closed. The lines read before it were published.
+// promptly, with exit status 130 saying "interrupted", instead of going on
+// waiting for the input to end: the signal is caught, so the command used
+// to ignore it until stdin was closed. The lines read before it were
+// published.
 func TestInterruptWhileReadingStdin(t *testing.T) {
 	for _, args := range [][]string{
 		{"publish", "t", "--url", "mem://"},
@@ -1121,8 +1123,8 @@ func TestInterruptWhileReadingStdin(t *testing.T) {
 		select {
 		case err := <-exited:
 			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() == 0 {
-				t.Errorf("%v interrupted: %v, want a failure; stderr:\n%s", args, err, errb.String())
+			if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(errb.String(), "msgctl "+args[0]+": interrupted") {
+				t.Errorf("%v interrupted: %v, want exit status 130 saying interrupted; stderr:\n%s", args, err, errb.String())
 			}
 		case <-time.After(10 * time.Second):
 			_ = stdin.Close()
@@ -1265,6 +1267,61 @@ func TestOutputWriteErrorsFail(t *testing.T) {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(errb.String(), "no space left on device") {
 			t.Errorf("%v to a full stdout: %v, want exit status 1 naming the write error; stderr:\n%s", args, err, errb.String())
+		}
+	}
+}
+
+// TestInterruptExitStatus: a command that runs until stopped (consume,
+// tail) exits 0 when interrupted, as it is meant to end; one interrupted
+// before it finished (bench) exits 128 + the signal's number (130 for
+// SIGINT, 143 for SIGTERM) saying "interrupted". bench used to exit 1 with
+// "context canceled", the same status as a failure.
+func TestInterruptExitStatus(t *testing.T) {
+	for _, c := range []struct {
+		args  []string
+		ready string // on stderr once the command is running
+		sig   os.Signal
+		code  int
+	}{
+		{[]string{"consume", "t", "--group", "g", "--url", "mem://"}, "Ctrl-C to stop", os.Interrupt, 0},
+		{[]string{"tail", "t", "--url", "mem://"}, "Ctrl-C to stop", syscall.SIGTERM, 0},
+		// A million messages take seconds: the signal comes long before.
+		{[]string{"bench", "--count", "1000000", "--quiet", "--url", "mem://"}, "bench: ", os.Interrupt, 130},
+		{[]string{"bench", "--count", "1000000", "--quiet", "--url", "mem://"}, "bench: ", syscall.SIGTERM, 143},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		cmd := exec.CommandContext(ctx, bin, c.args...)
+		cmd.Env = append(os.Environ(), "MESSAGING_URL=")
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var errb strings.Builder
+		sc := bufio.NewScanner(stderr)
+		for !strings.Contains(errb.String(), c.ready) && sc.Scan() {
+			errb.WriteString(sc.Text() + "\n")
+		}
+		if err := cmd.Process.Signal(c.sig); err != nil {
+			t.Fatal(err)
+		}
+		for sc.Scan() {
+			errb.WriteString(sc.Text() + "\n")
+		}
+		err = cmd.Wait()
+		if ctx.Err() != nil {
+			t.Fatalf("%v did not end on %v; stderr:\n%s", c.args, c.sig, errb.String())
+		}
+		cancel()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		if code != c.code || (code != 0) != strings.Contains(errb.String(), "msgctl "+c.args[0]+": interrupted") {
+			t.Errorf("%v on %v: exit status %d, want %d (saying \"interrupted\" unless 0); stderr:\n%s", c.args, c.sig, code, c.code, errb.String())
 		}
 	}
 }
