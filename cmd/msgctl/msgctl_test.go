@@ -1325,3 +1325,19 @@ func TestInterruptExitStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayFromAMalformedTime: a --from that starts with a date but is not
+// an RFC 3339 time is a usage error naming the time's parse error. It used
+// to be taken for an offset, and the broker then refused the offset
+// ("memory offsets are decimal integers"), exit status 1.
+func TestReplayFromAMalformedTime(t *testing.T) {
+	for from, want := range map[string]string{
+		"2026-13-01T00:00:00Z": "month out of range",
+		"2026-01-02":           `cannot parse "" as "T"`,
+		"2026-01-02T15:04:05":  `cannot parse "" as "Z07:00"`,
+	} {
+		r := msgctl(t, "", "replay", "t", "--from", from, "--url", "mem://")
+		r.want(t, 2, "--from: not an RFC 3339 time", want)
+	}
+	msgctl(t, "", "replay", "t", "--from", "2026-01-02T15:04:05Z", "--idle", "10ms", "--url", "mem://").want(t, 0)
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -70,8 +71,14 @@ func (c *replayCmd) Run(e *env) error {
 	return p.wait(e.ctx, sub, out.Idle)
 }
 
+// timeLike matches a value meant as a time (it starts with a date): no
+// broker's offsets look like it, so one that is not an RFC 3339 time is a
+// mistake, not an offset.
+var timeLike = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}`)
+
 // parsePosition reads --from: earliest, latest, an offset, after:OFFSET, an
-// RFC 3339 time or a duration ago.
+// RFC 3339 time or a duration ago. A value that starts with a date but is
+// not an RFC 3339 time is an error naming the time's parse error.
 func parsePosition(s string) (messaging.Position, error) {
 	var pos messaging.Position
 	switch {
@@ -84,6 +91,8 @@ func parsePosition(s string) (messaging.Position, error) {
 	default:
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			pos = messaging.AtTime(t)
+		} else if timeLike.MatchString(s) {
+			return pos, fmt.Errorf("not an RFC 3339 time (e.g. 2026-01-02T15:04:05Z): %w", err)
 		} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
 			pos = messaging.AtTime(time.Now().Add(-d))
 		} else {
