@@ -39,6 +39,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/redis/go-redis/v9"
+	redislogging "github.com/redis/go-redis/v9/logging"
 )
 
 // globals are the flags every command accepts.
@@ -110,6 +112,10 @@ func usagef(format string, args ...any) error {
 }
 
 func main() {
+	// go-redis logs through a process-wide logger, on stderr, what its
+	// errors then say again (a refused dial: 2-4 lines before msgctl's own
+	// error). msgctl prints the adapter's errors itself: silence it.
+	redis.SetLogger(&redislogging.VoidLogger{})
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)

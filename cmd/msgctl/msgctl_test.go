@@ -1341,3 +1341,27 @@ func TestReplayFromAMalformedTime(t *testing.T) {
 	}
 	msgctl(t, "", "replay", "t", "--from", "2026-01-02T15:04:05Z", "--idle", "10ms", "--url", "mem://").want(t, 0)
 }
+
+// TestUnreachableRedisOneErrorLine: against a Redis that refuses
+// connections, msgctl's own error is the only line on stderr. go-redis's
+// process-wide logger used to print "redis: ... pool.go:770: redis:
+// connection pool: failed to dial after 5 attempts" 2-4 times before it,
+// saying what msgctl's error says.
+func TestUnreachableRedisOneErrorLine(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "redis://" + ln.Addr().String()
+	_ = ln.Close() // nothing listens there now: connections are refused
+	for _, args := range [][]string{
+		{"stats", "t"},
+		{"publish", "t", "x"},
+	} {
+		r := msgctl(t, "", append(args, "--url", url)...)
+		r.want(t, 1, "connection refused")
+		if lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "msgctl "+args[0]+": ") {
+			t.Errorf("%v: stderr has %d lines, want msgctl's one error line:\n%s", args, len(lines), r.stderr)
+		}
+	}
+}
