@@ -1040,18 +1040,7 @@ func TestDLQRedriveOfAMissingTopicCreatesNothing(t *testing.T) {
 	if strings.Contains(r.stderr, "redrove 0") {
 		t.Errorf("redrive of nothing says it redrove 0, then failed: %s", r.stderr)
 	}
-	raw, err := natsgo.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	js, err := jetstream.New(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.Stream(t.Context(), nc.StreamName(missing)); !errors.Is(err, jetstream.ErrStreamNotFound) {
-		t.Fatalf("after dlq redrive, stream %s: %v, want not found", nc.StreamName(missing), err)
-	}
+	wantNoStream(t, url, nc.StreamName(missing), "dlq redrive")
 }
 
 // TestNoSecretInUsageErrors: a broker URL given where a topic or another
@@ -1211,18 +1200,7 @@ func TestReplayOfAMissingTopicCreatesNothing(t *testing.T) {
 	nc := c.(*natsadapter.Client)
 	missing := topicOn(t, c, "cli-replay-typo")
 	msgctl(t, "", "replay", missing, "--url", url).want(t, 1, "topic not found")
-	raw, err := natsgo.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	js, err := jetstream.New(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.Stream(t.Context(), nc.StreamName(missing)); !errors.Is(err, jetstream.ErrStreamNotFound) {
-		t.Fatalf("after replay, stream %s: %v, want not found", nc.StreamName(missing), err)
-	}
+	wantNoStream(t, url, nc.StreamName(missing), "replay")
 }
 
 // TestOutputWriteErrorsFail: a command that did its work but cannot write
@@ -1363,5 +1341,23 @@ func TestUnreachableRedisOneErrorLine(t *testing.T) {
 		if lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "msgctl "+args[0]+": ") {
 			t.Errorf("%v: stderr has %d lines, want msgctl's one error line:\n%s", args, len(lines), r.stderr)
 		}
+	}
+}
+
+// wantNoStream fails t unless the NATS server at url has no stream named
+// stream: after, the command that should have created none.
+func wantNoStream(t *testing.T, url, stream, after string) {
+	t.Helper()
+	raw, err := natsgo.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	js, err := jetstream.New(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(t.Context(), stream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("after %s, stream %s: %v, want not found", after, stream, err)
 	}
 }
