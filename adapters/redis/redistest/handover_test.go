@@ -199,11 +199,6 @@ func TestNackBackPromptlyToLoneMember(t *testing.T) {
 			if left {
 				ids = otherLeft(t, topic, group, ack)
 			}
-			type attempt struct {
-				id string
-				n  int
-				at time.Time
-			}
 			got := make(chan attempt, 10*len(ids))
 			subscribe(t, c, t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
 				got <- attempt{m.ID, m.Attempt, time.Now()}
@@ -217,26 +212,7 @@ func TestNackBackPromptlyToLoneMember(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			last := map[string]attempt{}
-			for range 3 * len(ids) {
-				select {
-				case a := <-got:
-					prev := last[a.id]
-					if a.n != prev.n+1 {
-						t.Fatalf("%s: attempt %d after %d", a.id, a.n, prev.n)
-					}
-					if a.n > 1 {
-						if gap := a.at.Sub(prev.at); gap > within {
-							t.Errorf("%s: attempt %d came %v after the nack, want within %v", a.id, a.n, gap, within)
-						} else {
-							t.Logf("%s: attempt %d came %v after the nack", a.id, a.n, gap)
-						}
-					}
-					last[a.id] = a
-				case <-time.After(10 * time.Second):
-					t.Fatalf("attempts %v after 10s, want 3 of each of %v (AckDeadline %v)", last, ids, ack)
-				}
-			}
+			wantPromptAttempts(t, got, ids, within, ack)
 			waitConsumers(t, c, topic, group, 1)
 		})
 	}
@@ -394,11 +370,6 @@ func TestNackBackPromptlyAfterOtherCrashed(t *testing.T) {
 	}
 	crashed := cs[0].Name
 	redistest.Kill(t, dead) // its subscription never closes: the consumer stays
-	type attempt struct {
-		id string
-		n  int
-		at time.Time
-	}
 	got := make(chan attempt, 30)
 	subscribe(t, c, t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
 		got <- attempt{m.ID, m.Attempt, time.Now()}
@@ -414,26 +385,7 @@ func TestNackBackPromptlyAfterOtherCrashed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	last := map[string]attempt{}
-	for range 3 * len(ids) {
-		select {
-		case a := <-got:
-			prev := last[a.id]
-			if a.n != prev.n+1 {
-				t.Fatalf("%s: attempt %d after %d", a.id, a.n, prev.n)
-			}
-			if a.n > 1 {
-				if gap := a.at.Sub(prev.at); gap > within {
-					t.Errorf("%s: attempt %d came %v after the nack, want within %v", a.id, a.n, gap, within)
-				} else {
-					t.Logf("%s: attempt %d came %v after the nack", a.id, a.n, gap)
-				}
-			}
-			last[a.id] = a
-		case <-time.After(10 * time.Second):
-			t.Fatalf("attempts %v after 10s, want 3 of each of %v (AckDeadline %v)", last, ids, ack)
-		}
-	}
+	wantPromptAttempts(t, got, ids, within, ack)
 	waitConsumers(t, c, topic, group, 2) // the crashed consumer is still there
 }
 
@@ -494,5 +446,39 @@ func TestNackHandOverToLongIdleMember(t *testing.T) {
 	}
 	if n := runs.Load() - 1; n > 0 {
 		t.Errorf("the failing member got the message %d more times; the other member should take it first", n)
+	}
+}
+
+// attempt is one handling of message id: its Attempt, and when.
+type attempt struct {
+	id string
+	n  int
+	at time.Time
+}
+
+// wantPromptAttempts takes 3 attempts of each of ids from got (a handler
+// that fails twice sends them) and wants each retry within within of the
+// attempt before it, the nack (not after AckDeadline ack).
+func wantPromptAttempts(t *testing.T, got <-chan attempt, ids []string, within, ack time.Duration) {
+	t.Helper()
+	last := map[string]attempt{}
+	for range 3 * len(ids) {
+		select {
+		case a := <-got:
+			prev := last[a.id]
+			if a.n != prev.n+1 {
+				t.Fatalf("%s: attempt %d after %d", a.id, a.n, prev.n)
+			}
+			if a.n > 1 {
+				if gap := a.at.Sub(prev.at); gap > within {
+					t.Errorf("%s: attempt %d came %v after the nack, want within %v", a.id, a.n, gap, within)
+				} else {
+					t.Logf("%s: attempt %d came %v after the nack", a.id, a.n, gap)
+				}
+			}
+			last[a.id] = a
+		case <-time.After(10 * time.Second):
+			t.Fatalf("attempts %v after 10s, want 3 of each of %v (AckDeadline %v)", last, ids, ack)
+		}
 	}
 }
