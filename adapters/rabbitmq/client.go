@@ -141,7 +141,7 @@ func dialURL(ctx context.Context, u *url.URL, opts []Option) (*Client, error) {
 	if cfg.redial == nil {
 		cfg.redial = dial
 	}
-	cfg.answers = hosts.answersOf
+	cfg.guards = hosts.guardOf
 	return newClient(conn, true, cfg), nil
 }
 

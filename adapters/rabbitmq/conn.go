@@ -31,11 +31,11 @@ var ErrConnectionLost = errors.New("rabbitmq: connection lost")
 // number tells them whether the connection they used is still the current
 // one.
 type connector struct {
-	dial    func(ctx context.Context) (*amqp.Connection, error) // nil: no redial
-	answers func(*amqp.Connection) func() time.Time             // see config.answers; nil: unknown
-	logger  *slog.Logger
-	minB    time.Duration
-	maxB    time.Duration
+	dial   func(ctx context.Context) (*amqp.Connection, error) // nil: no redial
+	guards func(*amqp.Connection) *frameGuard                  // see config.guards; nil: none
+	logger *slog.Logger
+	minB   time.Duration
+	maxB   time.Duration
 
 	mu      sync.Mutex
 	conn    *amqp.Connection // nil while reconnecting
@@ -63,12 +63,12 @@ func newConnector(conn *amqp.Connection, owned bool, dial func(ctx context.Conte
 		owned:   owned,
 		lost:    make(chan struct{}),
 		dial:    dial,
-		answers: cfg.answers,
+		guards:  cfg.guards,
 		logger:  cfg.logger,
 		minB:    cfg.reconnectMin,
 		maxB:    cfg.reconnectMax,
 		conn:    conn,
-		watch:   watchBlocked(conn, cfg.unavailable, answersOf(cfg.answers, conn)),
+		watch:   watchBlocked(conn, cfg.unavailable, guardOf(cfg.guards, conn)),
 		gen:     1,
 		unavail: cfg.unavailable,
 		ready:   make(chan struct{}),
@@ -245,7 +245,7 @@ func (c *connector) supervise(conn *amqp.Connection) {
 			return
 		}
 		c.mu.Lock()
-		answered := answersOf(c.answers, next)
+		guard := guardOf(c.guards, next)
 		if c.closed {
 			c.mu.Unlock()
 			_ = next.Close()
@@ -253,7 +253,7 @@ func (c *connector) supervise(conn *amqp.Connection) {
 		}
 		hooks := slices.Clone(c.hooks)
 		c.mu.Unlock()
-		watch := watchBlocked(next, c.unavail, answered)
+		watch := watchBlocked(next, c.unavail, guard)
 		for _, h := range hooks {
 			h(next)
 		}
@@ -275,12 +275,12 @@ func (c *connector) supervise(conn *amqp.Connection) {
 	}
 }
 
-// answersOf is answers(conn), nil without answers.
-func answersOf(answers func(*amqp.Connection) func() time.Time, conn *amqp.Connection) func() time.Time {
-	if answers == nil {
+// guardOf is guards(conn), nil without guards.
+func guardOf(guards func(*amqp.Connection) *frameGuard, conn *amqp.Connection) *frameGuard {
+	if guards == nil {
 		return nil
 	}
-	return answers(conn)
+	return guards(conn)
 }
 
 func (c *connector) fail(err error) {
@@ -328,6 +328,10 @@ func (c *connector) close() {
 			deadline = time.Now()
 		}
 		_ = conn.CloseDeadline(deadline)
+		// CloseDeadline does nothing once amqp091's own shutdown has
+		// begun, and that shutdown may wait for a write stuck on a broker
+		// that reads nothing: the socket is closed all the same.
+		watch.cutSocket()
 	}
 }
 
@@ -344,9 +348,19 @@ func (c *connector) close() {
 // unavailable timeout (and the block has lasted as long). Closing the
 // socket is the only way to end that write, and the connection cannot be
 // used after a frame cut in the middle anyway; the client then redials.
+//
+// On a connection Open dialled (guard), a write that makes no progress
+// while the broker sends nothing, not blocking the connection (a stalled
+// link, a hung node: the socket buffers full, the connection open), is
+// ended as well, whatever call made it: once the write has made no
+// progress and the broker has sent nothing for the unavailable timeout,
+// the connection is given up (see giveUp). Without that, the write would
+// end only with the socket, which amqp091 never closes then (see
+// frameGuard.cut).
 type blockWatch struct {
 	conn     *amqp.Connection
 	unavail  time.Duration
+	guard    *frameGuard      // conn's socket, if Open dialled it; nil: none
 	answered func() time.Time // when the broker last sent anything on conn; nil: unknown
 
 	now      atomic.Bool   // blocked, for the publish fast path
@@ -358,23 +372,76 @@ type blockWatch struct {
 	since   time.Time     // when the current block began
 	reason  string        // the broker's, e.g. "low on memory"
 	changed chan struct{} // closed at the next change
-	stuck   error         // why the watchdog closed the connection
+	stuck   error         // why a watchdog closed the connection
 }
 
 // watchBlocked registers for conn's blocked notifications; the watch ends
 // when conn is closed (amqp091 closes the notification channel).
-// unavailable bounds a write stuck under a block (see blockWatch).
-// answered, if not nil, tells when the broker last sent anything on conn
-// (see blockWatch.boundAnswers).
-func watchBlocked(conn *amqp.Connection, unavailable time.Duration, answered func() time.Time) *blockWatch {
-	w := &blockWatch{conn: conn, unavail: unavailable, answered: answered, changed: make(chan struct{})}
+// unavailable bounds a stuck write (see blockWatch). guard, if not nil, is
+// conn's frameGuard: its clock tells when the broker last sent anything on
+// conn (see blockWatch.boundAnswers), and conn's writes are watched.
+func watchBlocked(conn *amqp.Connection, unavailable time.Duration, guard *frameGuard) *blockWatch {
+	w := &blockWatch{conn: conn, unavail: unavailable, changed: make(chan struct{})}
+	if guard != nil && guard.clock != nil {
+		w.guard, w.answered = guard, guard.clock.last
+	}
 	notes := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	go func() {
-		for b := range notes {
-			w.set(b.Active, b.Reason)
+		var tick <-chan time.Time
+		if w.guard != nil && w.unavail > 0 {
+			t := time.NewTicker(max(w.unavail/4, time.Millisecond))
+			defer t.Stop()
+			tick = t.C
+		}
+		for {
+			select {
+			case b, ok := <-notes:
+				if !ok {
+					return
+				}
+				w.set(b.Active, b.Reason)
+			case now := <-tick:
+				w.checkWrite(now)
+			}
 		}
 	}()
 	return w
+}
+
+// checkWrite gives the connection up (see blockWatch) if, at now, a write
+// has made no progress and the broker has sent nothing for the
+// unavailable timeout, the broker not blocking the connection (a block has
+// its own bound: see watchdog).
+func (w *blockWatch) checkWrite(now time.Time) {
+	since := w.guard.writing()
+	if since.IsZero() || now.Before(silentAt(w.answered, since, w.unavail)) || w.isBlocked() {
+		return
+	}
+	w.mu.Lock()
+	if w.stuck == nil {
+		w.stuck = fmt.Errorf("%w: the broker read nothing from the connection and answered nothing on it for %v; connection closed", messaging.ErrUnavailable, w.unavail)
+	}
+	w.mu.Unlock()
+	// Not waited for: this goroutine reads the blocked notifications,
+	// which amqp091's shutdown may be sending meanwhile.
+	go w.giveUp()
+}
+
+// giveUp closes the connection without waiting for the broker, which
+// answers nothing or reads nothing: on a connection Open dialled, it
+// closes the socket first (see frameGuard.cut), ending at once any write
+// stuck in it, which amqp091's close would otherwise wait for.
+func (w *blockWatch) giveUp() {
+	w.cutSocket()
+	_ = w.conn.CloseDeadline(time.Now())
+}
+
+// cutSocket closes the socket of a connection Open dialled (see
+// frameGuard.cut); it does nothing for any other.
+func (w *blockWatch) cutSocket() {
+	if w != nil && w.guard != nil {
+		w.guard.cut()
+	}
 }
 
 func (w *blockWatch) set(blocked bool, reason string) {
@@ -417,8 +484,7 @@ func (w *blockWatch) watchdog(since time.Time, reason string, changed <-chan str
 			w.mu.Lock()
 			w.stuck = fmt.Errorf("%w: the broker blocked publishing on the connection (%s) and read nothing for %v; connection closed", messaging.ErrUnavailable, reason, w.unavail)
 			w.mu.Unlock()
-			// The deadline ends the stuck write at once.
-			_ = w.conn.CloseDeadline(now)
+			w.giveUp() // ends the stuck write at once
 			return
 		}
 	}
@@ -526,9 +592,9 @@ func (b *blockBound) run(w *blockWatch, begin time.Time, limit time.Duration, as
 			}
 			b.err = errSilentFor(limit)
 			close(b.failing)
-			// The deadline ends at once the calls still waiting on the
-			// connection; a blocked one (an alarm) is not closed.
-			_ = w.conn.CloseDeadline(time.Now())
+			// Ends at once the calls still waiting on the connection; a
+			// blocked one (an alarm) is not closed.
+			w.giveUp()
 			close(b.done)
 			return
 		}

@@ -133,8 +133,14 @@
 // the call. The connection is then closed, what it carried being lost, and
 // the client redials; a redial whose handshake the broker stops answering
 // for unavailable_timeout is given up and tried again (Open, given up the
-// same way, tries the next host). A connection given to New (or by
-// WithRedial) has no such bound: the client cannot see its answers. While
+// same way, tries the next host). Any write on such a connection (a
+// Publish larger than the socket buffers, a settlement) that makes no
+// progress for unavailable_timeout while the broker sends nothing (a
+// stalled link or a hung node: the broker reads nothing, the connection
+// stays open) ends the same way: the client closes the socket, which ends
+// the write, and the call fails with ErrUnavailable. A connection given to
+// New (or by WithRedial) has no such bound: the client cannot see its
+// answers. While
 // the broker is unreachable (the connection lost,
 // the client redialling) they wait for a connection until their context
 // ends or unavailable_timeout has passed since the call (or since the

@@ -403,12 +403,11 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 				silent.again() // a block has its own bound
 				continue
 			}
-			if !w.conn.IsClosed() {
-				// Not waited for: a shutdown amqp091 began meanwhile
-				// holds the lock CloseDeadline takes until that write
-				// ends.
-				go func() { _ = w.conn.CloseDeadline(time.Now()) }()
-			}
+			// The socket closed even when amqp091's shutdown has begun
+			// (see blockWatch.giveUp). Not waited for: on a connection
+			// given to New, a shutdown amqp091 began meanwhile holds the
+			// lock CloseDeadline takes until that write ends.
+			go w.giveUp()
 			return fmt.Errorf("rabbitmq: settling %d messages of %s: %w", len(batch), r.topic, errSilentFor(r.c.cfg.unavailable))
 		}
 	}

@@ -62,6 +62,7 @@ func guardedDial(addr string, cfg amqp.Config) (string, amqp.Config, error) {
 		if err != nil {
 			return nil, err
 		}
+		raw := conn
 		if tlsConf != nil {
 			tc := tls.Client(conn, tlsConf)
 			if err := tc.Handshake(); err != nil {
@@ -70,7 +71,7 @@ func guardedDial(addr string, cfg amqp.Config) (string, amqp.Config, error) {
 			}
 			conn = tc
 		}
-		return &frameGuard{Conn: conn, r: bufio.NewReaderSize(conn, 64<<10)}, nil
+		return &frameGuard{Conn: conn, raw: raw, r: bufio.NewReaderSize(conn, 64<<10)}, nil
 	}
 	return u.String(), cfg, nil
 }
@@ -81,8 +82,13 @@ func guardedDial(addr string, cfg amqp.Config) (string, amqp.Config, error) {
 // type): the table becomes {x-msgkit-undecodable: reason}. Without it, such
 // a message, published by any client, makes every consumer's connection
 // drop at each delivery, and the queue never moves past it.
+//
+// It also follows the writes (see writing) and can close the socket under
+// amqp091 (see cut).
 type frameGuard struct {
 	net.Conn
+	raw     net.Conn     // the socket below TLS (Conn itself without TLS)
+	wrote   atomic.Int64 // see writing
 	r       *bufio.Reader
 	started bool
 	buf     []byte // reused for frames passed on unchanged
@@ -105,6 +111,44 @@ func (g *frameGuard) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// writeChunk is the most Write hands the socket at once: a write's
+// progress is seen at least that often (see writing).
+const writeChunk = 32 << 10
+
+// Write writes p in chunks of writeChunk, recording the progress.
+// amqp091 writes under its send lock, one write at a time.
+func (g *frameGuard) Write(p []byte) (int, error) {
+	defer g.wrote.Store(0)
+	n := 0
+	for n < len(p) {
+		g.wrote.Store(time.Now().UnixNano())
+		k, err := g.Conn.Write(p[n:min(len(p), n+writeChunk)])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// writing returns when the write under way began or last made progress
+// (a chunk began); zero when no write is under way.
+func (g *frameGuard) writing() time.Time {
+	if ns := g.wrote.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// cut closes the socket under amqp091 (below TLS, which a write in
+// progress would have to finish first), without amqp091's locks: a write
+// or read stuck in it fails at once. A write blocked on a broker that
+// reads nothing holds amqp091's send lock and its channel's lock, which
+// amqp091's own close (Connection.CloseDeadline, or its shutdown at the
+// heartbeat's read deadline) waits for before closing the socket; amqp091
+// then notices the failed socket and shuts the connection down.
+func (g *frameGuard) cut() { _ = g.raw.Close() }
 
 // answerClock records when the broker last sent anything on a connection
 // (a frame, a heartbeat): the calls waiting for its answers count their

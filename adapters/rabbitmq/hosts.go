@@ -27,7 +27,7 @@ type hostDialer struct {
 
 	mu     sync.Mutex
 	next   int
-	clocks map[*amqp.Connection]*answerClock // dialled, not yet taken by answersOf
+	guards map[*amqp.Connection]*frameGuard // dialled, not yet taken by guardOf
 }
 
 // newHostDialer splits plain (a URL without query) into one address per
@@ -62,11 +62,13 @@ func (d *hostDialer) dial(ctx context.Context) (*amqp.Connection, error) {
 		i := (start + k) % len(d.addrs)
 		cfg, clock := d.cfgs[i], newAnswerClock()
 		guarded := cfg.Dial
+		var guard *frameGuard // read once the dial returned the connection
 		cfg.Dial = func(network, addr string) (net.Conn, error) {
 			c, err := guarded(network, addr)
 			if g, ok := c.(*frameGuard); ok {
 				clock.stamp()   // connected (and TLS's handshake answered)
 				g.clock = clock // before amqp091 reads from it
+				guard = g
 			}
 			return c, err
 		}
@@ -74,10 +76,12 @@ func (d *hostDialer) dial(ctx context.Context) (*amqp.Connection, error) {
 		if err == nil {
 			d.mu.Lock()
 			d.next = (i + 1) % len(d.addrs)
-			if d.clocks == nil {
-				d.clocks = map[*amqp.Connection]*answerClock{}
+			if guard != nil {
+				if d.guards == nil {
+					d.guards = map[*amqp.Connection]*frameGuard{}
+				}
+				d.guards[conn] = guard
 			}
-			d.clocks[conn] = clock
 			d.mu.Unlock()
 			return conn, nil
 		}
@@ -93,18 +97,16 @@ func (d *hostDialer) dial(ctx context.Context) (*amqp.Connection, error) {
 	return nil, last
 }
 
-// answersOf returns when the broker last sent anything on conn, a
-// connection dial returned (nil for any other), and forgets conn: the
-// connector asks once per connection.
-func (d *hostDialer) answersOf(conn *amqp.Connection) func() time.Time {
+// guardOf returns the frameGuard of conn, a connection dial returned (nil
+// for any other): its clock tells when the broker last sent anything on
+// conn, and it can cut the socket. It forgets conn: the connector asks
+// once per connection.
+func (d *hostDialer) guardOf(conn *amqp.Connection) *frameGuard {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	clock, ok := d.clocks[conn]
-	if !ok {
-		return nil
-	}
-	delete(d.clocks, conn)
-	return clock.last
+	g := d.guards[conn]
+	delete(d.guards, conn)
+	return g
 }
 
 // errSilentHandshake: the broker stopped answering during the handshake.

@@ -43,7 +43,7 @@ type config struct {
 	amqpConfig      amqp.Config
 	tlsConfig       *tls.Config // WithTLSConfig; nil: amqpConfig's
 	redial          func(ctx context.Context) (*amqp.Connection, error)
-	answers         func(*amqp.Connection) func() time.Time // Open's: when the broker last sent anything on a connection it dialled (nil: unknown)
+	guards          func(*amqp.Connection) *frameGuard // Open's: the frameGuard of a connection it dialled (nil: none)
 	reconnectMin    time.Duration
 	reconnectMax    time.Duration
 	unavailable     time.Duration // how long Publish waits for a connection

@@ -269,9 +269,11 @@ type outgoing struct {
 // redials. A broker that takes the messages and answers nothing on the
 // connection for unavailable_timeout (counted from the call or its last
 // answer, whichever is later) fails them so too, and the connection is
-// replaced; one that answers, however slowly, is waited for as long as ctx
-// allows (a connection given to New: always, the client cannot see its
-// answers). Messages with the same Key keep their order (one channel, sent
+// replaced, as does one that reads nothing and answers nothing while a
+// write on the connection makes no progress for unavailable_timeout (a
+// stalled link: the socket is closed, ending the write); one that
+// answers, however slowly, is waited for as long as ctx allows (a
+// connection given to New: always, the client cannot see its answers). Messages with the same Key keep their order (one channel, sent
 // in order).
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	return c.publish(ctx, time.Now(), topic, msgs)
@@ -574,7 +576,7 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 						continue
 					}
 					failed = fmt.Errorf("rabbitmq: not confirmed: %w", errSilentFor(c.cfg.unavailable))
-					_ = pc.watch.conn.CloseDeadline(time.Now())
+					pc.watch.giveUp()
 					break wait
 				}
 			}

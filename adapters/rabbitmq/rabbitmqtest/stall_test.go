@@ -254,3 +254,62 @@ func TestCloseWithSettlesBehindStuckWrite(t *testing.T) {
 		return nil
 	})
 }
+
+// TestPublishStuckWriteOnStalledBroker: the broker stops reading (see
+// stallProxy) and a Publish writes more than the socket buffers hold, no
+// other call on the client noticing the silence. Its write never ends by
+// itself, and amqp091's own shutdown of the connection (at its read
+// deadline, three heartbeats) waits for the locks that write holds, so
+// the socket is never closed. Publish fails with messaging.ErrUnavailable
+// within about the unavailable timeout all the same (the contract of
+// WithUnavailableTimeout for a broker that answers nothing), and
+// Client.Close after it returns within the timeout too. Publish used to
+// stay in its write for good.
+func TestPublishStuckWriteOnStalledBroker(t *testing.T) {
+	u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := rabbitmqtest.Open(t, u.String())
+	p := newStallProxy(t, u.Host)
+	u.Host = p.addr
+	c := rabbitmqtest.Open(t, u.String()+"?unavailable_timeout=1s")
+	// Before c closes: a write stuck for good ends with the socket.
+	t.Cleanup(p.close)
+	topic, group := integration.UniqueName(t, "stuckpub"), integration.UniqueName(t, "g")
+	if err := direct.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	deleteAtEnd(t, direct, topic)
+	// c's connection declares the topic and opens its publish channel:
+	// the burst below goes straight to its write.
+	if err := c.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("before")}); err != nil {
+		t.Fatal(err)
+	}
+
+	p.stall()
+	// 16 messages of almost 4 MiB: far more than the socket buffers hold.
+	burst := make([]*messaging.Message, 16)
+	for i := range burst {
+		burst[i] = &messaging.Message{Payload: bytes.Repeat([]byte{'x'}, 4<<20-4096)}
+	}
+	published := make(chan error, 1)
+	begin := time.Now()
+	go func() { published <- c.Publish(context.Background(), topic, burst...) }()
+	const limit = 5 * time.Second // unavailable_timeout=1s
+	select {
+	case err := <-published:
+		took := time.Since(begin)
+		t.Logf("Publish to a stalled broker: %v after %v", err, took.Round(time.Millisecond))
+		if !errors.Is(err, messaging.ErrUnavailable) {
+			t.Errorf("Publish to a stalled broker: %v, want messaging.ErrUnavailable", err)
+		}
+		if took > limit {
+			t.Errorf("Publish to a stalled broker returned after %v with unavailable_timeout=1s, want within %v", took.Round(time.Millisecond), limit)
+		}
+	case <-time.After(limit):
+		stuck := goroutineWith("waitWrite", "amqp091-go.(*Connection)")
+		t.Errorf("Publish to a stalled broker had not returned after %v with unavailable_timeout=1s (stuck in a socket write: %v)", limit, stuck)
+	}
+	fault.CloseWhileUnreachable(t, c)
+}
