@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/rabbitmq"
 	"github.com/msgkit/messaging/adapters/rabbitmq/rabbitmqtest"
 	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/integration/fault"
@@ -147,21 +148,7 @@ next:
 // amqp091's shutdown of the connection at its read deadline then waited
 // for the channel that Settle's send held: Close never returned.
 func TestCloseWithSettlesBehindStuckWrite(t *testing.T) {
-	u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct := rabbitmqtest.Open(t, u.String())
-	p := newStallProxy(t, u.Host)
-	u.Host = p.addr
-	c := rabbitmqtest.Open(t, u.String()+"?unavailable_timeout=1s")
-	// Before c closes: a write stuck for good ends with the socket.
-	t.Cleanup(p.close)
-	topic, group := integration.UniqueName(t, "stall"), integration.UniqueName(t, "g")
-	if err := direct.Provision(t.Context(), topic, group); err != nil {
-		t.Fatal(err)
-	}
-	deleteAtEnd(t, direct, topic)
+	direct, c, p, topic, group := stalledClient(t, "stall")
 	const n = 10
 	msgs := make([]*messaging.Message, n)
 	for i := range msgs {
@@ -266,21 +253,7 @@ func TestCloseWithSettlesBehindStuckWrite(t *testing.T) {
 // Client.Close after it returns within the timeout too. Publish used to
 // stay in its write for good.
 func TestPublishStuckWriteOnStalledBroker(t *testing.T) {
-	u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct := rabbitmqtest.Open(t, u.String())
-	p := newStallProxy(t, u.Host)
-	u.Host = p.addr
-	c := rabbitmqtest.Open(t, u.String()+"?unavailable_timeout=1s")
-	// Before c closes: a write stuck for good ends with the socket.
-	t.Cleanup(p.close)
-	topic, group := integration.UniqueName(t, "stuckpub"), integration.UniqueName(t, "g")
-	if err := direct.Provision(t.Context(), topic, group); err != nil {
-		t.Fatal(err)
-	}
-	deleteAtEnd(t, direct, topic)
+	_, c, p, topic, _ := stalledClient(t, "stuckpub")
 	// c's connection declares the topic and opens its publish channel:
 	// the burst below goes straight to its write.
 	if err := c.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("before")}); err != nil {
@@ -312,4 +285,27 @@ func TestPublishStuckWriteOnStalledBroker(t *testing.T) {
 		t.Errorf("Publish to a stalled broker had not returned after %v with unavailable_timeout=1s (stuck in a socket write: %v)", limit, stuck)
 	}
 	fault.CloseWhileUnreachable(t, c)
+}
+
+// stalledClient returns a client reaching the broker through a stallProxy,
+// with unavailable_timeout=1s, another reaching it directly, and a topic
+// with group provisioned (deleted at the end), named after prefix.
+func stalledClient(t *testing.T, prefix string) (direct, c *rabbitmq.Client, p *stallProxy, topic, group string) {
+	t.Helper()
+	u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct = rabbitmqtest.Open(t, u.String())
+	p = newStallProxy(t, u.Host)
+	u.Host = p.addr
+	c = rabbitmqtest.Open(t, u.String()+"?unavailable_timeout=1s")
+	// Before c closes: a write stuck for good ends with the socket.
+	t.Cleanup(p.close)
+	topic, group = integration.UniqueName(t, prefix), integration.UniqueName(t, "g")
+	if err := direct.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	deleteAtEnd(t, direct, topic)
+	return direct, c, p, topic, group
 }
