@@ -377,12 +377,21 @@ func (r *receiver) Settle(ctx context.Context, batch []driver.Settlement) error 
 	batch = slices.Clone(batch) // the engine reuses its slice
 	prev, done := r.settling, make(chan struct{})
 	r.settling = done
+	// The work outlives the call when Settle stops waiting (the caller
+	// then cancels ctx): it keeps ctx's deadline, not its cancellation, so
+	// that a delayed retry under way ends by its own bound (with
+	// ErrUnavailable, the message requeued), not cut short as cancelled.
+	work, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+	if d, ok := ctx.Deadline(); ok {
+		work, cancel = context.WithDeadline(work, d)
+	}
 	go func() {
 		defer close(done)
+		defer cancel()
 		if prev != nil {
 			<-prev
 		}
-		r.settle(ctx, batch)
+		r.settle(work, batch)
 	}()
 	// The last delivery's connection is the newest: those of earlier
 	// connections are closed, and sends on them fail at once.

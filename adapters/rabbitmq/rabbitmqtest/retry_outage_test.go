@@ -21,9 +21,11 @@ import (
 // was cut (every redial refused) ends within about unavailable_timeout of
 // the cut, rather than waiting for a reconnect until the engine's settle
 // timeout (10s) ends: it fails with messaging.ErrUnavailable, the client
-// then requeueing the message instead, or (when the client has noticed the
-// loss by then) it is given up at once, no copy sent, the broker having
-// requeued the message with the connection's loss.
+// then requeueing the message instead, or Settle stops waiting for it with
+// ErrUnavailable (the broker answered nothing for unavailable_timeout), or
+// (when the client has noticed the loss by then) it is given up at once,
+// no copy sent; the broker requeues the message with the connection's
+// loss.
 func TestDelayedRetryWhileUnreachable(t *testing.T) {
 	u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
 	if err != nil {
@@ -73,12 +75,15 @@ func TestDelayedRetryWhileUnreachable(t *testing.T) {
 			return
 		default:
 		}
+		if errors.Is(err, messaging.ErrUnavailable) {
+			// Settle stopped waiting for the delayed retry: the broker
+			// answered nothing for unavailable_timeout.
+			retryFailed(err)
+			return
+		}
 		// Given up, no copy sent: the delivery's channel was gone.
 		took := time.Since(cut)
 		t.Logf("the delayed retry was given up %v after the cut: %v", took.Round(time.Millisecond), err)
-		if errors.Is(err, messaging.ErrUnavailable) {
-			t.Errorf("the delayed retry with the broker unreachable: settling failed with %v without a delayed retry failed warning", err)
-		}
 		if took > limit {
 			t.Errorf("the delayed retry was given up %v after the cut, want within %v", took.Round(time.Millisecond), limit)
 		}
