@@ -508,6 +508,12 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 		if err != nil {
 			if stuck := pc.watch.stuckErr(); stuck != nil {
 				sendFailed = fmt.Errorf("rabbitmq: not sent: %w", stuck)
+			} else if pc.watch.silentPast(begin, c.cfg.unavailable) {
+				// Another call gave the connection up for a silence
+				// this write waited through too: it fails as it would
+				// have here, not resent after a further wait for a
+				// connection (as a confirm below).
+				sendFailed = fmt.Errorf("rabbitmq: not sent: %w", errSilentFor(c.cfg.unavailable))
 			}
 			break
 		}
