@@ -93,3 +93,22 @@ func TestScrapeSurvivesDatabaseDown(t *testing.T) {
 		t.Errorf("backlog exported without a status: %v", got)
 	}
 }
+
+// TestFailedNewRegistersNothing: when one collector cannot be registered
+// (its name is taken), New fails and leaves none of its collectors
+// registered, so that a second New succeeds once the conflict is gone.
+func TestFailedNewRegistersNothing(t *testing.T) {
+	db := sql.OpenDB(unreachable{})
+	t.Cleanup(func() { _ = db.Close() })
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL("app")))
+	reg := prometheus.NewRegistry()
+	taken := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "messaging", Subsystem: "outbox", Name: "unmarked_total", Help: "Messages published but not marked forwarded (sent again)."}) // the same help: Registry keeps a name's label names and help after Unregister
+	reg.MustRegister(taken)
+	if m, err := outboxprom.New(reg, ob, db); err == nil || m != nil {
+		t.Fatalf("New with a collector's name taken: %v, %v; want an error", m, err)
+	}
+	reg.Unregister(taken)
+	if _, err := outboxprom.New(reg, ob, db); err != nil {
+		t.Errorf("New after the conflict was removed: %v, want nil (the failed New left collectors registered)", err)
+	}
+}

@@ -104,7 +104,8 @@ type Metrics struct {
 }
 
 // New creates the collectors for ob's outbox in db and registers them with
-// reg; it returns reg's error if they are already registered there. A nil
+// reg; it returns reg's error if they are already registered there, and
+// then leaves none of them registered. A nil
 // reg, ob or db is rejected with an error wrapping
 // messaging.ErrInvalidOption; opts are applied in order and the first error
 // is returned.
@@ -140,8 +141,12 @@ func New(reg prometheus.Registerer, ob *outbox.Outbox, db *sql.DB, opts ...Optio
 		relays:  gauge("relays", "Live relays."),
 		up:      gauge("status_up", "1 when the scrape's status query succeeded, else 0."),
 	}
-	for _, col := range []prometheus.Collector{m.forwarded, m.failed, m.unmarked, m.latency, st} {
+	cols := []prometheus.Collector{m.forwarded, m.failed, m.unmarked, m.latency, st}
+	for i, col := range cols {
 		if err := reg.Register(col); err != nil {
+			for _, done := range cols[:i] { // all or none: New may be called again
+				reg.Unregister(done)
+			}
 			return nil, fmt.Errorf("outboxprom: register: %w", err)
 		}
 	}
