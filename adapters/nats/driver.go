@@ -844,7 +844,10 @@ func (r *jsReceiver) confirm(ctx context.Context, jm *natsgo.Msg, st *driver.Set
 	ctx, cancel := context.WithTimeout(ctx, confirmTimeout)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- r.settleOne(ctx, jm, st, true) }()
+	// The goroutine may outlive the call (a status change ends the wait),
+	// and the engine reuses the batch once Settle returns: it reads a copy.
+	own := *st
+	go func() { done <- r.settleOne(ctx, jm, &own, true) }()
 	select {
 	case err := <-done:
 		return err
