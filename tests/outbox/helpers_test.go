@@ -172,6 +172,28 @@ func (e *env) waitStatus(t testing.TB, timeout time.Duration, what string, cond 
 	}
 }
 
+// msgIDs returns the IDs of the outbox's rows that where (a WHERE clause,
+// with args) selects.
+func (e *env) msgIDs(t testing.TB, where string, args ...any) []string {
+	t.Helper()
+	rows, err := e.db.Query(`SELECT msg_id FROM `+e.schema+`.messaging_outbox `+where, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
 // testLogger logs through t.Log, so relay logs appear with the test's
 // output (and not between benchmark results).
 func testLogger(t testing.TB) *slog.Logger {

@@ -84,22 +84,7 @@ func TestPoisonKeyDoesNotStopOtherPartitions(t *testing.T) {
 	e.enqueue(t, "poison", true, keyed("k", 200)...)
 	e.enqueue(t, "other", true, keyed("o", 100)...)
 	// The messages outside the poisoned key's partition must all arrive.
-	rows, err := e.db.Query(`SELECT msg_id FROM ` + e.schema + `.messaging_outbox
-		WHERE part <> (SELECT part FROM ` + e.schema + `.messaging_outbox WHERE msg_key = 'bad' LIMIT 1)`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, id)
-	}
-	if err := rows.Close(); err != nil {
-		t.Fatal(err)
-	}
+	want := e.msgIDs(t, `WHERE part <> (SELECT part FROM `+e.schema+`.messaging_outbox WHERE msg_key = 'bad' LIMIT 1)`)
 	if len(want) < 250 {
 		t.Fatalf("only %d messages outside the poisoned partition; the test needs more", len(want))
 	}
@@ -186,21 +171,7 @@ func TestPoisonRetryDoesNotIdleOtherPartitions(t *testing.T) {
 		AND part = (SELECT part FROM `+e.schema+`.messaging_outbox WHERE msg_id = $1)`, bad[0]); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := e.db.Query(`SELECT msg_id FROM `+e.schema+`.messaging_outbox WHERE msg_id <> $1`, bad[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, id)
-	}
-	if err := rows.Close(); err != nil {
-		t.Fatal(err)
-	}
+	want := e.msgIDs(t, `WHERE msg_id <> $1`, bad[0])
 	e.startRelay(t, c, outbox.WithBatchSize(10), outbox.WithPollInterval(time.Hour), outbox.WithLeaseTTL(2*time.Minute))
 	ok := col.Wait(20*time.Second, func(col *integration.Collector) bool { return len(col.Missing(want)) == 0 })
 	if !ok {
