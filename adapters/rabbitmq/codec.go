@@ -23,7 +23,20 @@ const (
 	hdrAttempt = "x-msgkit-attempt"       // deliveries before a delayed retry
 	hdrDeleted = "x-msgkit-topic-deleted" // marks the message DeleteTopic sends before deleting a topic (see tellDeleted)
 	hdrPrefix  = "x-msgkit-"
+
+	// hdrRenamed prefixes, on the wire, an application header whose own
+	// name RabbitMQ would take for routing (routingHeaders).
+	hdrRenamed = "x-msgkit-header-"
 )
+
+// routingHeaders are the header names RabbitMQ reads at publish as extra
+// routing keys (sender-selected distribution: "CC", "BCC", exactly so).
+// It refuses a string there, closing the channel ("PRECONDITION_FAILED -
+// invalid message: {unacceptable_type_in_header,...}"), and would strip
+// BCC from the message it stores. So such an application header travels
+// as hdrRenamed+name and a consumer of this package gives it back under
+// its own name: carried verbatim, as messaging.Header promises.
+var routingHeaders = map[string]bool{"CC": true, "BCC": true}
 
 // brokerHeaders are headers RabbitMQ adds on delivery; they are not shown in
 // Message.Header.
@@ -98,6 +111,9 @@ func publishing(m *messaging.Message) (amqp.Publishing, error) {
 		if strings.HasPrefix(k, hdrPrefix) || brokerHeaders[k] {
 			return amqp.Publishing{}, fmt.Errorf("%w: header %q is reserved (x-msgkit-* and RabbitMQ's x-death, x-delivery-count, x-stream-offset...)", messaging.ErrInvalidHeader, k)
 		}
+		if routingHeaders[k] {
+			k = hdrRenamed + k
+		}
 		h[k] = v
 	}
 	// AMQP timestamps have seconds. The rest of Time travels in the ID when
@@ -142,6 +158,13 @@ func message(d *amqp.Delivery, topic string) *messaging.Message {
 		case k == hdrKey:
 			if s, ok := v.(string); ok {
 				m.Key = s
+			}
+		case strings.HasPrefix(k, hdrRenamed) && routingHeaders[k[len(hdrRenamed):]]:
+			if s, ok := v.(string); ok {
+				if m.Header == nil {
+					m.Header = make(messaging.Header, len(d.Headers))
+				}
+				m.Header[k[len(hdrRenamed):]] = s
 			}
 		case strings.HasPrefix(k, hdrPrefix), brokerHeaders[k]:
 		default:

@@ -75,11 +75,14 @@
 // only when it agrees with the AMQP timestamp to the second. Headers follow
 // messaging.ValidateHeader (names starting with "x-msgkit-" and the ones
 // RabbitMQ sets, x-death, x-delivery-count, x-stream-offset, ..., are
-// refused with ErrInvalidHeader). A message a consumer could not receive
-// fails with ErrMessageTooLarge naming the limit: more than 8192 header
-// entries (amqp091-go's decoding limit), or properties and headers larger
-// than one frame of the negotiated frame_max (AMQP sends them in a single
-// frame; the body may span many).
+// refused with ErrInvalidHeader). A header named "CC" or "BCC", which
+// RabbitMQ would read as extra routing keys (refusing a string there by
+// closing the channel), travels as "x-msgkit-header-CC" ("-BCC"), and
+// consumers of this package give it back under its own name. A message a
+// consumer could not receive fails with ErrMessageTooLarge naming the
+// limit: more than 8192 header entries (amqp091-go's decoding limit), or
+// properties and headers larger than one frame of the negotiated frame_max
+// (AMQP sends them in a single frame; the body may span many).
 //
 // A broker low on memory or disk (a resource alarm) stays connected but
 // blocks publishing: it sends connection.blocked, stops reading from the
