@@ -132,8 +132,8 @@ func (t *token) gone(c *connector) bool {
 // publish a copy of t's message (a delayed retry, a dead letter), after
 // any wait for a reconnect: errDeliveryGone once t's channel is gone, as
 // the broker has requeued the message then.
-func (t *token) staleCheck(c *connector) func() error {
-	return func() error {
+func (t *token) staleCheck(c *connector) func(int) error {
+	return func(int) error {
 		if t.gone(c) {
 			return errDeliveryGone
 		}

@@ -276,13 +276,16 @@ type outgoing struct {
 // connection given to New: always, the client cannot see its answers). Messages with the same Key keep their order (one channel, sent
 // in order).
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
-	return c.publish(ctx, time.Now(), topic, msgs)
+	return c.publish(ctx, time.Now(), topic, msgs, nil)
 }
 
 // publish is Publish for a call that began at begin: the unavailable
 // timeout runs from then (PublishAsync: when the batch's first message was
-// queued).
-func (c *Client) publish(ctx context.Context, begin time.Time, topic string, msgs []*messaging.Message) error {
+// queued). unwanted, when not nil, says why message i is no longer to be
+// sent (PublishAsync: its ctx ended, or the client is closing; see
+// asyncpub.Unwanted): checked before each attempt, once a channel is at
+// hand, it fails the message with that error, unsent.
+func (c *Client) publish(ctx context.Context, begin time.Time, topic string, msgs []*messaging.Message, unwanted func(i int) error) error {
 	if c.closed.Load() {
 		return fmt.Errorf("rabbitmq: publish: %w", messaging.ErrClosed)
 	}
@@ -310,7 +313,7 @@ func (c *Client) publish(ctx context.Context, begin time.Time, topic string, msg
 		out[i] = outgoing{exchange: topic, key: m.Key, pub: p}
 	}
 	errs := make([]error, len(msgs))
-	if err := c.send(ctx, begin, topic, out, errs, nil); err != nil {
+	if err := c.send(ctx, begin, topic, out, errs, unwanted); err != nil {
 		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
 	}
 	for _, err := range errs {
@@ -324,11 +327,12 @@ func (c *Client) publish(ctx context.Context, begin time.Time, topic string, msg
 // send publishes out, filling errs, retrying what a lost connection left
 // unconfirmed. ensure declares what must exist on a fresh connection; topic
 // empty skips it. begin is when the call began, from which the unavailable
-// timeout runs (see Publish). check, when not nil, runs before each
-// attempt, once a channel is at hand (after any wait for a connection): an
-// error from it fails what is pending with that error, unsent. The
-// returned error is for failures before anything could be attempted.
-func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []outgoing, errs []error, check func() error) error {
+// timeout runs (see Publish). check, when not nil, runs for each message
+// pending before each attempt, once a channel is at hand (after any wait
+// for a connection): an error from it fails that message with that error,
+// unsent, and the others are sent. The returned error is for failures
+// before anything could be attempted.
+func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []outgoing, errs []error, check func(i int) error) error {
 	pending := make([]int, len(out))
 	for i := range pending {
 		pending[i] = i
@@ -344,11 +348,16 @@ func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []
 			return nil
 		}
 		if check != nil {
-			if err := check(); err != nil {
-				c.pool.put(pc, true)
-				for _, i := range pending {
+			kept := pending[:0]
+			for _, i := range pending {
+				if err := check(i); err != nil {
 					errs[i] = err
+				} else {
+					kept = append(kept, i)
 				}
+			}
+			if pending = kept; len(pending) == 0 {
+				c.pool.put(pc, true)
 				return nil
 			}
 		}

@@ -26,7 +26,12 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // resending after a lost connection). At most 4096 messages are pending per
 // Client (asyncpub.DefaultWindow), and at most 4 batches (channels) are in
 // flight. Messages with the same Key go through one lane, one batch after
-// the other, and keep their order. A message's unavailable timeout runs
+// the other, and keep their order. A message's ctx is honoured until it is
+// written: one whose ctx ends while its batch waits (for a connection, a
+// publish channel, or before a resend on a new connection) fails with
+// ctx's error, unsent, and the rest of its batch is sent; so, with
+// messaging.ErrClosed, does every message of a batch that can write only
+// once Close has begun. A message's unavailable timeout runs
 // from when it was queued (from the first message of its batch): the time
 // it waited behind batches held by an unreachable broker or a resource
 // alarm counts, so it fails with messaging.ErrUnavailable within about
@@ -48,7 +53,7 @@ func (c *Client) newBatcher() *asyncpub.Batcher {
 		if at := asyncpub.Enqueued(ctx); len(at) > 0 {
 			begin = at[0]
 		}
-		return c.publish(ctx, begin, topic, msgs)
+		return c.publish(ctx, begin, topic, msgs, asyncpub.Unwanted(ctx))
 	}).StampEnqueue()
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -488,4 +489,55 @@ func TestBatcherKeylessLaneAfterWrap(t *testing.T) {
 	if len(res.errs) != 4 {
 		t.Fatalf("%d messages with results, want 4", len(res.errs))
 	}
+}
+
+// TestBatcherUnwanted: the send function of a batch learns, through
+// Unwanted, which of its messages are no longer to be sent once it can
+// write: one whose ctx ended meanwhile (ctx's error), all once the
+// Batcher closes (ErrClosed); nil for the others.
+func TestBatcherUnwanted(t *testing.T) {
+	if Unwanted(context.Background()) != nil {
+		t.Fatal("Unwanted outside a batch is not nil")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	entered := make(chan func(int) error)
+	proceed := make(chan struct{})
+	b := NewBatcher(1, 10, noCheck, func(sctx context.Context, _ string, msgs ...*messaging.Message) error {
+		entered <- Unwanted(sctx)
+		<-proceed
+		return nil
+	})
+	var r results
+	b.PublishAsync(ctx, "t", &messaging.Message{Key: "k"}, r.done)
+	unwanted := <-entered
+	if unwanted == nil {
+		t.Fatal("Unwanted in a batch's send is nil")
+	}
+	if err := unwanted(0); err != nil {
+		t.Fatalf("a message whose ctx lives: %v", err)
+	}
+	cancel()
+	if err := unwanted(0); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a message whose ctx ended: %v, want context.Canceled", err)
+	}
+	close(proceed)
+	if err := b.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Closing: a batch in its send says ErrClosed for every message.
+	proceed = make(chan struct{})
+	b.PublishAsync(context.Background(), "t", &messaging.Message{Key: "k"}, r.done)
+	unwanted = <-entered
+	closed := make(chan struct{})
+	go func() { b.Close(); close(closed) }()
+	for deadline := time.Now().Add(5 * time.Second); !b.t.Closed(); runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatal("Close did not close the tracker")
+		}
+	}
+	if err := unwanted(0); !errors.Is(err, messaging.ErrClosed) {
+		t.Fatalf("a message of a closing Batcher: %v, want ErrClosed", err)
+	}
+	close(proceed)
+	<-closed
 }

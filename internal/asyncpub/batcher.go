@@ -197,7 +197,9 @@ func (b *Batcher) sendBatch(batch []item) {
 				rest = append(rest, it)
 			}
 		}
-		ctx := context.Background()
+		ctx := context.WithValue(context.Background(), unwantedKey{}, func(i int) error {
+			return its[i].unwanted(b.t.Closed())
+		})
 		if b.stamp {
 			ctx = context.WithValue(ctx, enqueuedKey{}, at)
 		}
@@ -221,16 +223,41 @@ func (b *Batcher) drop(batch []item) []item {
 	closed := b.t.Closed()
 	live := batch[:0]
 	for _, it := range batch {
-		switch {
-		case it.ctx.Err() != nil:
-			b.t.End(it.done, it.msg, fmt.Errorf("messaging: publish to %s: queued: %w", it.topic, it.ctx.Err()))
-		case closed:
-			b.t.End(it.done, it.msg, fmt.Errorf("messaging: publish to %s: queued when the client closed: %w", it.topic, messaging.ErrClosed))
-		default:
-			live = append(live, it)
+		if err := it.unwanted(closed); err != nil {
+			b.t.End(it.done, it.msg, err)
+			continue
 		}
+		live = append(live, it)
 	}
 	return live
+}
+
+// unwanted says why it is no longer to be sent (its ctx ended, or the
+// Batcher closed), nil while it is.
+func (it *item) unwanted(closed bool) error {
+	switch {
+	case it.ctx.Err() != nil:
+		return fmt.Errorf("messaging: publish to %s: queued: %w", it.topic, it.ctx.Err())
+	case closed:
+		return fmt.Errorf("messaging: publish to %s: queued when the client closed: %w", it.topic, messaging.ErrClosed)
+	}
+	return nil
+}
+
+type unwantedKey struct{}
+
+// Unwanted returns, in the context a Batcher gives its send function, a
+// function that says why message i of the batch is no longer to be sent
+// (its PublishAsync ctx ended: an error wrapping ctx's; or the Batcher
+// was closed: messaging.ErrClosed), nil while it is: the errors with which
+// the Batcher fails a message still queued. A send that waits before it
+// can write (for a connection, for a channel) calls it once it can, and
+// fails the messages no longer wanted with that error, unsent, so that a
+// message's ctx is honoured until its turn to be sent comes. It returns
+// nil in any other context.
+func Unwanted(ctx context.Context) func(i int) error {
+	f, _ := ctx.Value(unwantedKey{}).(func(int) error)
+	return f
 }
 
 // Flush implements messaging.AsyncPublisher.Flush.

@@ -2,14 +2,21 @@ package rabbitmqtest_test
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/rabbitmq"
 	"github.com/msgkit/messaging/adapters/rabbitmq/rabbitmqtest"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
 )
 
 // asyncResults collects the PublishAsync callbacks of a test, counting
@@ -103,5 +110,90 @@ func TestPublishHeaderRabbitMQRoutes(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("%d messages not delivered", len(want))
 		}
+	}
+}
+
+// queueIDs takes every message from queue through a connection of its own
+// to url and returns their IDs.
+func queueIDs(t *testing.T, url, queue string) []string {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for {
+		d, ok, err := ch.Get(queue, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return ids
+		}
+		ids = append(ids, d.MessageId)
+	}
+}
+
+// proxied returns a fault proxy to the shared broker and the broker's URL
+// through it with query.
+func proxied(t *testing.T, query string) (*fault.Proxy, string, string) {
+	t.Helper()
+	direct := rabbitmqtest.Broker.Endpoint(t)
+	u, err := url.Parse(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := fault.NewProxy(t, u.Host)
+	u.Host = p.Addr()
+	u.RawQuery = query
+	return p, u.String(), direct
+}
+
+// TestPublishAsyncCtxEndsWhileWaitingForConnection: a PublishAsync
+// message whose ctx ends while its batch waits for a connection (the
+// broker unreachable) fails with ctx's error and is not sent when the
+// connection comes back; a message of the same batch whose ctx lives on is
+// sent.
+func TestPublishAsyncCtxEndsWhileWaitingForConnection(t *testing.T) {
+	p, viaProxy, direct := proxied(t, "unavailable_timeout=15s")
+	c := rabbitmqtest.Open(t, viaProxy)
+	topic, group := integration.UniqueName(t, "ctxwait"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	p.Cut()
+	res := newAsyncResults()
+	kept := &messaging.Message{Key: "k", Payload: []byte("kept")}
+	late := &messaging.Message{Key: "k", Payload: []byte("late")}
+	// The subject: a ctx that ends while the message waits for the
+	// connection (its lane took it at once: nothing else is queued).
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	c.PublishAsync(context.Background(), topic, kept, res.done)
+	c.PublishAsync(ctx, topic, late, res.done)
+	<-ctx.Done()
+	if n, err := res.result(late); n != 0 {
+		t.Fatalf("late ended while the broker was unreachable: %v", err)
+	}
+	p.Restore()
+	fctx, fcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer fcancel()
+	if err := c.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := res.result(kept); n != 1 || err != nil {
+		t.Errorf("kept: %d callbacks, last %v; want one, nil", n, err)
+	}
+	if n, err := res.result(late); n != 1 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("late (its ctx ended while it waited for the connection): %d callbacks, last %v; want one, context.DeadlineExceeded", n, err)
+	}
+	if ids := queueIDs(t, direct, rabbitmq.GroupQueueName(topic, group)); !slices.Equal(ids, []string{kept.ID}) {
+		t.Errorf("the group queue holds %v, want only kept %s (late is %s)", ids, kept.ID, late.ID)
 	}
 }
