@@ -293,9 +293,11 @@ func (c *Client) Capabilities() messaging.Capabilities {
 
 // Close stops every subscription (handlers in flight finish, and can still
 // publish, and are settled), waits for them, closes the publish channels
-// and the connection (unless it was given to New) and stops reconnecting. Publish calls in
-// flight fail. Under a resource alarm (the broker blocked the connection),
-// the PublishAsync messages in flight fail with messaging.ErrUnavailable
+// and the connection (unless it was given to New) and stops reconnecting.
+// Publish calls in flight fail. PublishAsync messages not yet written fail
+// with messaging.ErrClosed at once, also when their batch waits for a
+// connection. Under a resource alarm (the broker blocked the connection),
+// the PublishAsync messages written fail with messaging.ErrUnavailable
 // within about the unavailable timeout of when they were queued, each
 // subscription's channel close is waited for until the block has lasted
 // the unavailable timeout (then it finishes in the background), and the

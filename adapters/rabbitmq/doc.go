@@ -112,9 +112,9 @@
 // when it reads the close (the alarm clears) or loses the connection. So
 // Close returns within about twice unavailable_timeout under an alarm
 // (once for PublishAsync, once for the subscriptions), each PublishAsync
-// message in flight failed with
-// ErrUnavailable (and the connection closed without the broker's
-// close-ok, which it would not send). Provision, Subscribe, Read,
+// message written failed with ErrUnavailable (one not yet written, with
+// messaging.ErrClosed at once), and the connection closed without the
+// broker's close-ok, which it would not send. Provision, Subscribe, Read,
 // DeleteTopic, TopicExists and Inspect, and a subscription starting again
 // after a lost connection, wait for the broker's answers until their
 // context ends or the block has lasted unavailable_timeout (counted from

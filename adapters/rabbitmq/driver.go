@@ -500,7 +500,7 @@ func (r *receiver) deadLetter(ctx context.Context, st *driver.Settlement, t *tok
 	}
 	pub := amqp.Publishing{Headers: h, DeliveryMode: amqp.Persistent, MessageId: d.MessageId, Timestamp: d.Timestamp, Body: d.Body}
 	errs := make([]error, 1)
-	err := r.c.send(ctx, time.Now(), "", []outgoing{{exchange: r.c.cfg.deadLetter, key: m.Key, pub: pub}}, errs, t.staleCheck(r.c.conn))
+	err := r.c.send(ctx, time.Now(), "", []outgoing{{exchange: r.c.cfg.deadLetter, key: m.Key, pub: pub}}, errs, t.staleCheck(r.c.conn), nil)
 	if err == nil {
 		err = errs[0]
 	}
@@ -636,7 +636,7 @@ func (r *receiver) retryLater(ctx context.Context, m *messaging.Message, t *toke
 	h[hdrKey] = m.Key
 	pub := amqp.Publishing{Headers: h, DeliveryMode: amqp.Persistent, MessageId: d.MessageId, Timestamp: d.Timestamp, Body: d.Body}
 	errs := make([]error, 1)
-	if err := r.c.send(ctx, time.Now(), "", []outgoing{{exchange: "", key: q, pub: pub}}, errs, t.staleCheck(r.c.conn)); err != nil {
+	if err := r.c.send(ctx, time.Now(), "", []outgoing{{exchange: "", key: q, pub: pub}}, errs, t.staleCheck(r.c.conn), nil); err != nil {
 		return err
 	}
 	return errs[0]

@@ -276,7 +276,7 @@ type outgoing struct {
 // connection given to New: always, the client cannot see its answers). Messages with the same Key keep their order (one channel, sent
 // in order).
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
-	return c.publish(ctx, time.Now(), topic, msgs, nil)
+	return c.publish(ctx, time.Now(), topic, msgs, nil, nil)
 }
 
 // publish is Publish for a call that began at begin: the unavailable
@@ -284,8 +284,11 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 // queued). unwanted, when not nil, says why message i is no longer to be
 // sent (PublishAsync: its ctx ended, or the client is closing; see
 // asyncpub.Unwanted): checked before each attempt, once a channel is at
-// hand, it fails the message with that error, unsent.
-func (c *Client) publish(ctx context.Context, begin time.Time, topic string, msgs []*messaging.Message, unwanted func(i int) error) error {
+// hand, it fails the message with that error, unsent. stop, when not nil,
+// ends a wait for a connection or a channel when it closes (PublishAsync:
+// the client's Close began; see asyncpub.Closing), the messages then
+// failing with unwanted's errors.
+func (c *Client) publish(ctx context.Context, begin time.Time, topic string, msgs []*messaging.Message, unwanted func(i int) error, stop <-chan struct{}) error {
 	if c.closed.Load() {
 		return fmt.Errorf("rabbitmq: publish: %w", messaging.ErrClosed)
 	}
@@ -313,7 +316,7 @@ func (c *Client) publish(ctx context.Context, begin time.Time, topic string, msg
 		out[i] = outgoing{exchange: topic, key: m.Key, pub: p}
 	}
 	errs := make([]error, len(msgs))
-	if err := c.send(ctx, begin, topic, out, errs, unwanted); err != nil {
+	if err := c.send(ctx, begin, topic, out, errs, unwanted, stop); err != nil {
 		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
 	}
 	for _, err := range errs {
@@ -330,20 +333,34 @@ func (c *Client) publish(ctx context.Context, begin time.Time, topic string, msg
 // timeout runs (see Publish). check, when not nil, runs for each message
 // pending before each attempt, once a channel is at hand (after any wait
 // for a connection): an error from it fails that message with that error,
-// unsent, and the others are sent. The returned error is for failures
-// before anything could be attempted.
-func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []outgoing, errs []error, check func(i int) error) error {
+// unsent, and the others are sent. stop, when not nil, ends a wait for a
+// channel (for a connection) when it closes: the messages pending then
+// fail with check's errors. The returned error is for failures before
+// anything could be attempted.
+func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []outgoing, errs []error, check func(i int) error, stop <-chan struct{}) error {
 	pending := make([]int, len(out))
 	for i := range pending {
 		pending[i] = i
 	}
+	getCtx := ctx // for the waits before an attempt
+	if stop != nil {
+		var cancel context.CancelFunc
+		getCtx, cancel = stoppable(ctx, stop)
+		defer cancel()
+	}
 	channelErrors := 0
 	waitFrom := begin // the start of the current wait for a connection
 	for len(pending) > 0 {
-		pc, err := c.pool.get(ctx, begin, waitFrom)
+		pc, err := c.pool.get(getCtx, begin, waitFrom)
 		if err != nil {
+			stopped := stop != nil && check != nil && isClosed(stop)
 			for _, i := range pending {
 				errs[i] = err
+				if stopped {
+					if e := check(i); e != nil {
+						errs[i] = e
+					}
+				}
 			}
 			return nil
 		}
@@ -415,6 +432,30 @@ func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []
 		pending = retry
 	}
 	return nil
+}
+
+// stoppable returns a context derived from ctx that is also cancelled
+// when stop closes.
+func stoppable(ctx context.Context, stop <-chan struct{}) (context.Context, context.CancelFunc) {
+	sctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	return sctx, cancel
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // channelError returns why the broker closed pc's channel, if it said.

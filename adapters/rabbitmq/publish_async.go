@@ -29,15 +29,16 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // the other, and keep their order. A message's ctx is honoured until it is
 // written: one whose ctx ends while its batch waits (for a connection, a
 // publish channel, or before a resend on a new connection) fails with
-// ctx's error, unsent, and the rest of its batch is sent; so, with
-// messaging.ErrClosed, does every message of a batch that can write only
-// once Close has begun. A message's unavailable timeout runs
-// from when it was queued (from the first message of its batch): the time
-// it waited behind batches held by an unreachable broker or a resource
-// alarm counts, so it fails with messaging.ErrUnavailable within about
-// unavailable_timeout of its PublishAsync (at once when that has passed
-// while it waited), and Flush and Close return within about that of the
-// last one.
+// ctx's error, unsent, and the rest of its batch is sent. Close ends such
+// waits at once: every message not yet written (queued, or its batch
+// waiting for a connection or a channel) fails with messaging.ErrClosed.
+// A message's unavailable timeout runs from when it was queued (from the
+// first message of its batch): the time it waited behind batches held by
+// an unreachable broker or a resource alarm counts, so it fails with
+// messaging.ErrUnavailable within about unavailable_timeout of its
+// PublishAsync (at once when that has passed while it waited), and Flush
+// and Close (for the messages written, awaiting their confirms) return
+// within about that of the last one.
 func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
 	c.async.Get(c.newBatcher).PublishAsync(ctx, topic, msg, done)
 }
@@ -53,7 +54,7 @@ func (c *Client) newBatcher() *asyncpub.Batcher {
 		if at := asyncpub.Enqueued(ctx); len(at) > 0 {
 			begin = at[0]
 		}
-		return c.publish(ctx, begin, topic, msgs, asyncpub.Unwanted(ctx))
+		return c.publish(ctx, begin, topic, msgs, asyncpub.Unwanted(ctx), asyncpub.Closing(ctx))
 	}).StampEnqueue()
 }
 

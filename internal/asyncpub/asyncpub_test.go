@@ -496,13 +496,15 @@ func TestBatcherKeylessLaneAfterWrap(t *testing.T) {
 // write: one whose ctx ended meanwhile (ctx's error), all once the
 // Batcher closes (ErrClosed); nil for the others.
 func TestBatcherUnwanted(t *testing.T) {
-	if Unwanted(context.Background()) != nil {
-		t.Fatal("Unwanted outside a batch is not nil")
+	if Unwanted(context.Background()) != nil || Closing(context.Background()) != nil {
+		t.Fatal("Unwanted or Closing outside a batch is not nil")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	entered := make(chan func(int) error)
+	closingOf := make(chan (<-chan struct{}), 2)
 	proceed := make(chan struct{})
 	b := NewBatcher(1, 10, noCheck, func(sctx context.Context, _ string, msgs ...*messaging.Message) error {
+		closingOf <- Closing(sctx)
 		entered <- Unwanted(sctx)
 		<-proceed
 		return nil
@@ -510,6 +512,15 @@ func TestBatcherUnwanted(t *testing.T) {
 	var r results
 	b.PublishAsync(ctx, "t", &messaging.Message{Key: "k"}, r.done)
 	unwanted := <-entered
+	if closing := <-closingOf; closing == nil {
+		t.Fatal("Closing in a batch's send is nil")
+	} else {
+		select {
+		case <-closing:
+			t.Fatal("Closing's channel is closed before Close")
+		default:
+		}
+	}
 	if unwanted == nil {
 		t.Fatal("Unwanted in a batch's send is nil")
 	}
@@ -528,6 +539,7 @@ func TestBatcherUnwanted(t *testing.T) {
 	proceed = make(chan struct{})
 	b.PublishAsync(context.Background(), "t", &messaging.Message{Key: "k"}, r.done)
 	unwanted = <-entered
+	closing := <-closingOf
 	closed := make(chan struct{})
 	go func() { b.Close(); close(closed) }()
 	for deadline := time.Now().Add(5 * time.Second); !b.t.Closed(); runtime.Gosched() {
@@ -537,6 +549,11 @@ func TestBatcherUnwanted(t *testing.T) {
 	}
 	if err := unwanted(0); !errors.Is(err, messaging.ErrClosed) {
 		t.Fatalf("a message of a closing Batcher: %v, want ErrClosed", err)
+	}
+	select {
+	case <-closing:
+	default:
+		t.Fatal("Closing's channel is open once Close has begun")
 	}
 	close(proceed)
 	<-closed

@@ -200,6 +200,7 @@ func (b *Batcher) sendBatch(batch []item) {
 		ctx := context.WithValue(context.Background(), unwantedKey{}, func(i int) error {
 			return its[i].unwanted(b.t.Closed())
 		})
+		ctx = context.WithValue(ctx, closingKey{}, b.t.Closing())
 		if b.stamp {
 			ctx = context.WithValue(ctx, enqueuedKey{}, at)
 		}
@@ -244,7 +245,10 @@ func (it *item) unwanted(closed bool) error {
 	return nil
 }
 
-type unwantedKey struct{}
+type (
+	unwantedKey struct{}
+	closingKey  struct{}
+)
 
 // Unwanted returns, in the context a Batcher gives its send function, a
 // function that says why message i of the batch is no longer to be sent
@@ -258,6 +262,17 @@ type unwantedKey struct{}
 func Unwanted(ctx context.Context) func(i int) error {
 	f, _ := ctx.Value(unwantedKey{}).(func(int) error)
 	return f
+}
+
+// Closing returns, in the context a Batcher gives its send function, a
+// channel closed once the Batcher's Close begins: a send waiting before it
+// can write (for a connection) stops waiting then, and fails the messages
+// with Unwanted's errors (messaging.ErrClosed), so that Close does not wait
+// out the adapter's timeouts for messages never sent. It returns nil in
+// any other context.
+func Closing(ctx context.Context) <-chan struct{} {
+	c, _ := ctx.Value(closingKey{}).(<-chan struct{})
+	return c
 }
 
 // Flush implements messaging.AsyncPublisher.Flush.

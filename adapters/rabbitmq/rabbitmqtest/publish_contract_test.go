@@ -197,3 +197,45 @@ func TestPublishAsyncCtxEndsWhileWaitingForConnection(t *testing.T) {
 		t.Errorf("the group queue holds %v, want only kept %s (late is %s)", ids, kept.ID, late.ID)
 	}
 }
+
+// TestPublishAsyncCloseWhileWaitingForConnection: Close, with a PublishAsync
+// batch waiting for a connection (the broker unreachable), fails its
+// messages, never sent, with ErrClosed before it returns, and returns at
+// once rather than after unavailable_timeout.
+func TestPublishAsyncCloseWhileWaitingForConnection(t *testing.T) {
+	const unavailable = 10 * time.Second
+	p, viaProxy, _ := proxied(t, "unavailable_timeout=10s")
+	c := rabbitmqtest.Open(t, viaProxy)
+	topic := integration.UniqueName(t, "closewait")
+	if err := c.Provision(t.Context(), topic, "g"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d := rabbitmqtest.Open(t, rabbitmqtest.Broker.Endpoint(t))
+		_ = d.DeleteTopic(context.Background(), topic)
+	})
+	p.Cut()
+	res := newAsyncResults()
+	var msgs []*messaging.Message
+	for i := range 8 {
+		m := &messaging.Message{Key: string(rune('a' + i)), Payload: []byte("m")}
+		msgs = append(msgs, m)
+		c.PublishAsync(context.Background(), topic, m, res.done)
+	}
+	begin := time.Now()
+	closed := make(chan struct{})
+	go func() { _ = c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(2 * unavailable):
+		t.Fatalf("Close has not returned after %v", 2*unavailable)
+	}
+	if took := time.Since(begin); took > unavailable/2 {
+		t.Errorf("Close took %v with messages waiting for a connection, want well within unavailable_timeout (%v)", took.Round(time.Millisecond), unavailable)
+	}
+	for i, m := range msgs {
+		if n, err := res.result(m); n != 1 || !errors.Is(err, messaging.ErrClosed) {
+			t.Errorf("message %d: %d callbacks before Close returned, last %v; want one, ErrClosed", i, n, err)
+		}
+	}
+}
