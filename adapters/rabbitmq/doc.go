@@ -82,7 +82,13 @@
 // consumer could not receive fails with ErrMessageTooLarge naming the
 // limit: more than 8192 header entries (amqp091-go's decoding limit), or
 // properties and headers larger than one frame of the negotiated frame_max
-// (AMQP sends them in a single frame; the body may span many).
+// (AMQP sends them in a single frame; the body may span many). A message
+// the broker refuses by closing the channel (PRECONDITION_FAILED: larger
+// than its max_message_size, a limit AMQP does not tell the client) fails
+// alone with the broker's reason, wrapping ErrMessageTooLarge for the
+// size: the messages of its call or PublishAsync batch not confirmed are
+// then sent one at a time until the broker refuses one again (those
+// before it are sent again: possible duplicates), and the rest together.
 //
 // A broker low on memory or disk (a resource alarm) stays connected but
 // blocks publishing: it sends connection.blocked, stops reading from the

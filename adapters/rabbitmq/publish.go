@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,9 @@ type pubChan struct {
 	watch   *blockWatch // conn's blocked state
 	returns chan amqp.Return
 	closed  chan *amqp.Error
+
+	closeOnce sync.Once // closeErr, read from closed once
+	closeErr  error
 }
 
 // broken reports whether the channel can no longer be used.
@@ -349,6 +353,7 @@ func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []
 		defer cancel()
 	}
 	channelErrors := 0
+	isolate := false  // send one message per attempt (see refusesMessage)
 	waitFrom := begin // the start of the current wait for a connection
 	for len(pending) > 0 {
 		pc, err := c.pool.get(getCtx, begin, waitFrom)
@@ -392,27 +397,57 @@ func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []
 				return nil
 			}
 		}
-		retry, reuse := c.sendOn(ctx, pc, begin, out, pending, errs)
+		batch, untried := pending, []int(nil)
+		if isolate {
+			batch, untried = pending[:1], pending[1:]
+		}
+		retry, reuse := c.sendOn(ctx, pc, begin, out, batch, errs)
 		lostConn := pc.conn.IsClosed()
 		c.pool.put(pc, reuse)
 		if len(retry) == 0 {
-			return nil
+			if len(untried) == 0 {
+				return nil
+			}
+			pending = untried
+			continue
 		}
 		if stuck := pc.watch.stuckErr(); stuck != nil {
 			// Closed because the broker read nothing for the unavailable
 			// timeout: not resent (see blockWatch).
-			for _, i := range retry {
+			for _, i := range append(retry, untried...) {
 				errs[i] = fmt.Errorf("rabbitmq: not confirmed: %w", stuck)
 			}
 			return nil
 		}
-		if lostConn {
+		var chErr error // why the broker closed the channel
+		switch {
+		case lostConn:
 			waitFrom = time.Now()
-		} else {
+		case len(batch) == 1 && retry[0] == batch[0] && refusesMessage(pc.closedBy()):
+			// The broker closed the channel at the one message sent: it
+			// refuses that message (larger than its max_message_size...),
+			// which fails alone, with the broker's reason.
+			errs[batch[0]] = refusedErr(pc.closedBy())
+			retry, isolate = retry[1:], false
+		default:
 			// The broker closed the channel (e.g. the exchange was deleted
 			// meanwhile): forget the declaration and try again, a few times.
 			c.declared.Delete(topic)
-			channelErrors++
+			chErr = pc.closedBy()
+			if refusesMessage(chErr) && len(retry)+len(untried) > 1 {
+				// It refused one of the messages sent, or the first of
+				// those not sent: send them one at a time until it refuses
+				// one again, which then fails alone (those before it,
+				// which the broker may have taken, are sent again: at
+				// least once).
+				isolate = true
+			} else {
+				channelErrors++
+			}
+		}
+		retry = append(retry, untried...)
+		if len(retry) == 0 {
+			return nil
 		}
 		if err := ctx.Err(); err != nil || channelErrors > maxChannelErrors || c.closed.Load() {
 			cause := ErrConnectionLost
@@ -420,8 +455,8 @@ func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []
 				cause = err
 			} else if c.closed.Load() {
 				cause = messaging.ErrClosed
-			} else if e := channelError(pc); e != nil {
-				cause = e
+			} else if chErr != nil {
+				cause = fmt.Errorf("rabbitmq: channel closed by broker: %w", chErr)
 			}
 			for _, i := range retry {
 				errs[i] = fmt.Errorf("rabbitmq: not confirmed: %w", cause)
@@ -458,16 +493,38 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
-// channelError returns why the broker closed pc's channel, if it said.
-func channelError(pc *pubChan) error {
-	select {
-	case e, ok := <-pc.closed:
-		if ok && e != nil {
-			return fmt.Errorf("rabbitmq: channel closed by broker: %w", e)
+// closedBy returns why the broker closed pc's channel, if it said (nil
+// for a channel still open or lost with its connection).
+func (p *pubChan) closedBy() error {
+	p.closeOnce.Do(func() {
+		select {
+		case e, ok := <-p.closed:
+			if ok && e != nil {
+				p.closeErr = e
+			}
+		default:
 		}
-	default:
+	})
+	return p.closeErr
+}
+
+// refusesMessage reports whether err, the broker's reason for closing a
+// publish channel, is one it gives for a message it refuses
+// (PRECONDITION_FAILED: a message larger than its max_message_size, which
+// AMQP does not tell the client; an invalid property or header), rather
+// than for the channel's state (NOT_FOUND: the exchange was deleted
+// meanwhile, and is declared again).
+func refusesMessage(err error) bool { return isCode(err, amqp.PreconditionFailed) }
+
+// refusedErr is the failure of a message the broker refused (see
+// refusesMessage): wrapping messaging.ErrMessageTooLarge when it says the
+// message exceeds its max_message_size.
+func refusedErr(err error) error {
+	var ae *amqp.Error
+	if errors.As(err, &ae) && strings.Contains(ae.Reason, "larger than configured max size") {
+		return fmt.Errorf("rabbitmq: refused by the broker: %w: %w", messaging.ErrMessageTooLarge, err)
 	}
-	return nil
+	return fmt.Errorf("rabbitmq: refused by the broker: %w", err)
 }
 
 // ensureTopicOn is ensureTopic on pc's channel, given up with

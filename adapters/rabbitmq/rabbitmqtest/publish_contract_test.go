@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -237,5 +238,57 @@ func TestPublishAsyncCloseWhileWaitingForConnection(t *testing.T) {
 		if n, err := res.result(m); n != 1 || !errors.Is(err, messaging.ErrClosed) {
 			t.Errorf("message %d: %d callbacks before Close returned, last %v; want one, ErrClosed", i, n, err)
 		}
+	}
+}
+
+// TestPublishAsyncBrokerRefusesOneMessage: a message the broker refuses by
+// closing the channel (larger than its max_message_size, a limit AMQP does
+// not tell the client) fails alone with the broker's reason; the messages
+// queued around it in its batch are confirmed, each with one result.
+func TestPublishAsyncBrokerRefusesOneMessage(t *testing.T) {
+	n := rabbitmqtest.StartNodeWith(t, func(string) string { return "max_message_size = 4096\n" })
+	c := rabbitmqtest.Open(t, n.URL())
+	topic, group := integration.UniqueName(t, "refused"), integration.UniqueName(t, "g")
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := c.Provision(ctx, topic, group); err != nil {
+		t.Fatal(err)
+	}
+	const total, big = 200, 100
+	res := newAsyncResults()
+	var msgs []*messaging.Message
+	for i := range total {
+		m := &messaging.Message{Key: "k", Payload: []byte("m")}
+		if i == big {
+			m.Payload = make([]byte, 8192)
+		}
+		msgs = append(msgs, m)
+		c.PublishAsync(ctx, topic, m, res.done)
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for i, m := range msgs {
+		n, err := res.result(m)
+		switch {
+		case n != 1:
+			t.Errorf("message %d: %d callbacks, want 1", i, n)
+		case i == big && (!errors.Is(err, messaging.ErrMessageTooLarge) || !strings.Contains(err.Error(), "max size")):
+			t.Errorf("message %d (8 KiB, the broker's limit 4 KiB): %v, want the broker's refusal, ErrMessageTooLarge", i, err)
+		case i != big && err != nil:
+			if failed++; failed <= 3 {
+				t.Errorf("message %d: %v, want nil (the refused message fails alone)", i, err)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of the %d other messages failed", failed, total-1)
+	}
+	// Publish: the refused message fails alone in its PublishError.
+	err := c.Publish(ctx, topic, &messaging.Message{Payload: []byte("a")}, &messaging.Message{Payload: make([]byte, 8192)}, &messaging.Message{Payload: []byte("c")})
+	var perr *messaging.PublishError
+	if !errors.As(err, &perr) || !slices.Equal(perr.Failed(), []int{1}) || !errors.Is(perr.Errs[1], messaging.ErrMessageTooLarge) {
+		t.Errorf("Publish of a refused message between two others: %v, want a PublishError failing message 1 alone with ErrMessageTooLarge", err)
 	}
 }
