@@ -567,16 +567,18 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 	dcs := make([]*amqp.DeferredConfirmation, 0, len(idx))
 	sent := 0
 	nacked := false
-	// Returned messages are matched by message ID: a return settles the
-	// first message sent with its ID that no return settled yet. The broker
-	// returns in publish order, so the search starts after the last match.
+	// Returned messages are matched by message ID, exchange and routing key
+	// (messages with one ID may be routed differently): a return settles
+	// the first message sent with them that no return settled yet. The
+	// broker returns in publish order, so the search starts after the last
+	// match.
 	var returned map[int]bool
 	next := 0 // position in idx after the last returned message
 	onReturn := func(r amqp.Return) {
 		for k := range sent {
 			p := (next + k) % sent
 			i := idx[p]
-			if out[i].pub.MessageId == r.MessageId && !returned[i] {
+			if o := &out[i]; o.pub.MessageId == r.MessageId && o.key == r.RoutingKey && o.exchange == r.Exchange && !returned[i] {
 				if returned == nil {
 					returned = make(map[int]bool)
 				}

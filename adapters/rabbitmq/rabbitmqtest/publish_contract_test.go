@@ -292,3 +292,47 @@ func TestPublishAsyncBrokerRefusesOneMessage(t *testing.T) {
 		t.Errorf("Publish of a refused message between two others: %v, want a PublishError failing message 1 alone with ErrMessageTooLarge", err)
 	}
 }
+
+// TestPublishReturnedSameID: of two messages with the same ID in one call,
+// routed differently by their keys, the one no queue receives fails with
+// ErrUnroutable, the other is confirmed.
+func TestPublishReturnedSameID(t *testing.T) {
+	direct := rabbitmqtest.Broker.Endpoint(t)
+	c := rabbitmqtest.Open(t, direct)
+	ctx := t.Context()
+	topic := integration.UniqueName(t, "sameid")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	// A queue of the test's own receives the key "routed" only.
+	conn, err := amqp.Dial(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q.Name, "routed", topic, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, order := range [][]string{{"routed", "unrouted"}, {"unrouted", "routed"}} {
+		msgs := []*messaging.Message{{ID: "same-id", Key: order[0], Payload: []byte("a")}, {ID: "same-id", Key: order[1], Payload: []byte("b")}}
+		err := c.Publish(ctx, topic, msgs...)
+		var perr *messaging.PublishError
+		if !errors.As(err, &perr) {
+			t.Fatalf("keys %v: %v, want a PublishError", order, err)
+		}
+		for i, key := range order {
+			if unroutable := errors.Is(perr.Errs[i], rabbitmq.ErrUnroutable); unroutable != (key == "unrouted") {
+				t.Errorf("keys %v: message %d (key %q): %v", order, i, key, perr.Errs[i])
+			}
+		}
+	}
+}
