@@ -30,7 +30,9 @@ const (
 	HeaderTime = "Messaging-Time"
 	// HeaderEncoded carries the ID, key and header entries that NATS
 	// headers cannot carry verbatim (names other than printable ASCII
-	// without ':', names starting with "Nats-" or "Messaging-", the names
+	// without ':' and the separators nats.go refuses in a name,
+	// ()/,;<=>?@[\]{} and the double quote; names
+	// starting with "Nats-" or "Messaging-", the names
 	// Status and Description, which nats.go reads as a server status on a
 	// message without payload, values that are not UTF-8, hold control
 	// characters such as CR or LF, or start or end with white space), so
@@ -122,12 +124,18 @@ func decodeEncoded(b []byte, m *messaging.Message, user messaging.Header) bool {
 	return true
 }
 
+// unsafeNameChars are the printable ASCII characters nats.go refuses in a
+// header name (its publish fails with ErrBadHeaderMsg): ':' as NATS, and
+// the separators it rejects besides.
+const unsafeNameChars = "\"()/,:;<=>?@[\\]{}"
+
+// safeName reports whether k can be a NATS header name verbatim.
 func safeName(k string) bool {
 	if k == "" {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
-		if c := k[i]; c <= ' ' || c == ':' || c >= 0x7f {
+		if c := k[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(unsafeNameChars, c) >= 0 {
 			return false
 		}
 	}

@@ -245,7 +245,9 @@
 // Header on delivery. Entries NATS headers cannot carry
 // verbatim (reserved Nats-/Messaging- names, Status and Description, which
 // NATS clients read as a server status on a message without payload, names
-// other than printable ASCII without ':', values that are not UTF-8 or hold
+// other than printable ASCII without ':' and the separators nats.go
+// refuses in a name, ()/,;<=>?@[\]{} and the double quote, values that are
+// not UTF-8 or hold
 // control characters such as CR/LF, or edge white space) travel encoded in
 // Messaging-Encoded, so the consumer sees the publisher's headers byte for
 // byte.
