@@ -711,25 +711,31 @@ func (c *Client) leftBehind() {
 	c.ghostsUntil.Store(time.Now().Add(c.cfg.publishTimeout + time.Second).UnixNano())
 }
 
+// noRetry makes nats.go report a "no responders" answer (no stream, or a
+// stream electing its leader) at once instead of publishing the message
+// again by itself, 250ms later, after the messages sent meanwhile: the
+// adapter sends such a message again itself, in the order of the messages
+// of its key (publishJS; PublishAsync: resend).
+var noRetry = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
+
 // roomFor is waitRoom for a message that entered at entered, and returns the
-// options of its PublishMsgAsync (stallWait), while nats.go may hold
-// publishes the adapter failed (leftBehind); otherwise nothing: nats.go's
-// count is then the messages holding a slot of c.sem, this one not yet
-// among them, so it has room, and the publish goes without options (they
-// cost allocations).
+// options of its PublishMsgAsync: noRetry, and stallWait while nats.go may
+// hold publishes the adapter failed (leftBehind); otherwise nats.go's
+// count is the messages holding a slot of c.sem, this one not yet
+// among them, so it has room.
 func (c *Client) roomFor(ctx context.Context, entered time.Time, stop <-chan struct{}) ([]jetstream.PublishOpt, error) {
 	u := c.ghostsUntil.Load()
 	if u == 0 {
-		return nil, nil
+		return noRetry, nil
 	}
 	if time.Now().UnixNano() >= u {
 		c.ghostsUntil.CompareAndSwap(u, 0) // unless one was left behind since
-		return nil, nil
+		return noRetry, nil
 	}
 	if err := c.waitRoom(ctx, entered, stop); err != nil {
 		return nil, err
 	}
-	return []jetstream.PublishOpt{c.stallWait(entered)}, nil
+	return []jetstream.PublishOpt{noRetry[0], c.stallWait(entered)}, nil
 }
 
 // waitRoom waits until nats.go can take one more asynchronous publish

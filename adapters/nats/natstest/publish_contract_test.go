@@ -2,6 +2,8 @@ package natstest_test
 
 import (
 	"context"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,5 +71,73 @@ func TestPublishHeaderNamesNATSRefuses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPublishAsyncNoStreamKeepsKeyOrder: a message that finds no stream
+// (deleted behind the client, which still has it cached) is sent again
+// once the stream exists again, before the messages of its key given
+// after it: here another client creates the stream again right after the
+// first message found none, and the messages given then are stored after
+// it.
+func TestPublishAsyncNoStreamKeepsKeyOrder(t *testing.T) {
+	c := natstest.Open(t)
+	other := natstest.Open(t)
+	topic := integration.UniqueName(t, "nostream-order")
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := c.Publish(ctx, topic, &messaging.Message{Payload: []byte("-1")}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.DeleteTopic(context.Background(), topic) })
+	if err := other.DeleteTopic(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var failed []error
+	done := func(_ *messaging.Message, err error) {
+		if err != nil {
+			mu.Lock()
+			failed = append(failed, err)
+			mu.Unlock()
+		}
+	}
+	const n = 10
+	c.PublishAsync(ctx, topic, &messaging.Message{Key: "k", Payload: []byte("0")}, done)
+	// The server has answered the first message (no stream) once a flush
+	// of c's connection returns; the stream is then created again.
+	if err := c.Conn().FlushWithContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Publish(ctx, topic, &messaging.Message{Payload: []byte("-1")}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < n; i++ {
+		c.PublishAsync(ctx, topic, &messaging.Message{Key: "k", Payload: []byte(strconv.Itoa(i))}, done)
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) > 0 {
+		t.Fatalf("%d messages failed, e.g. %v", len(failed), failed[0])
+	}
+	js, err := c.JetStream().Stream(ctx, c.StreamName(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for seq := uint64(1); len(got) < n; seq++ {
+		raw, err := js.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("stored message %d: %v (read %v)", seq, err, got)
+		}
+		if string(raw.Data) != "-1" {
+			got = append(got, string(raw.Data))
+		}
+	}
+	for i, v := range got {
+		if v != strconv.Itoa(i) {
+			t.Fatalf("messages of key k stored in the order %v, want 0 to %d", got, n-1)
+		}
 	}
 }
