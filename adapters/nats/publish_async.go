@@ -251,9 +251,16 @@ func (c *Client) requeue(msgs []*asyncMsg) {
 // messages sent after it may have gone out from nats.go's reconnect buffer
 // first, and sending it again would put it after them.
 func (c *Client) retryable(a *asyncMsg) bool {
-	return a.msg.ID != "" && a.msg.Key == "" && !c.cfg.bindStreams &&
-		(c.cfg.duplicates == 0 || c.cfg.duplicates > c.cfg.unavailable)
+	window := c.cfg.duplicates
+	if window == 0 {
+		window = serverDuplicateWindow
+	}
+	return a.msg.ID != "" && a.msg.Key == "" && !c.cfg.bindStreams && window > c.cfg.unavailable
 }
+
+// serverDuplicateWindow is the duplicate window the server gives a stream
+// created without one (WithDuplicateWindow unset).
+const serverDuplicateWindow = 2 * time.Minute
 
 // unpark serves the parked messages (see parking): while the connection is
 // down it fails those whose deadline (Client.deadline from their entry)
