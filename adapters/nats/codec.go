@@ -20,7 +20,11 @@ import (
 // NATS headers the adapter sets. Consumers do not see them in
 // Message.Header: they become ID, Key and Time.
 const (
-	// HeaderMsgID is the JetStream deduplication header; it carries Message.ID.
+	// HeaderMsgID is the JetStream deduplication header; it carries
+	// Message.ID, or, for an ID NATS headers cannot carry verbatim or that
+	// starts with a double quote, the ID quoted as strconv.QuoteToASCII
+	// quotes it (the ID itself then travels in HeaderEncoded), so that
+	// distinct IDs never share a Nats-Msg-Id.
 	HeaderMsgID = natsgo.MsgIdHdr // "Nats-Msg-Id"
 	// HeaderKey carries Message.Key when it is not empty.
 	HeaderKey = "Messaging-Key"
@@ -177,11 +181,13 @@ func encode(subject string, m *messaging.Message, maxPayload, maxHeader int64) (
 	}
 	switch {
 	case m.ID == "": // core mode: none given, none sent
-	case safeValue(m.ID):
+	case safeValue(m.ID) && m.ID[0] != '"':
 		set(HeaderMsgID, m.ID)
 	default:
+		// Quoted, still unique for deduplication: no ID goes verbatim
+		// with the quote a quoted one starts with.
 		enc = appendEncoded(enc, tagID, m.ID)
-		set(HeaderMsgID, strconv.QuoteToASCII(m.ID)) // still unique, for deduplication
+		set(HeaderMsgID, strconv.QuoteToASCII(m.ID))
 	}
 	if m.Key != "" {
 		if safeValue(m.Key) {

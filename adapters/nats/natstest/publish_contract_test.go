@@ -141,3 +141,46 @@ func TestPublishAsyncNoStreamKeepsKeyOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishDistinctIDsNotDuplicates: an ID that NATS headers cannot
+// carry verbatim (here with a newline) travels quoted in Nats-Msg-Id; an
+// ID that is that quoted form itself is another message, not a duplicate
+// of the first: the stream stores both, and consumers get each ID.
+func TestPublishDistinctIDsNotDuplicates(t *testing.T) {
+	c := natstest.Open(t)
+	topic := integration.UniqueName(t, "quoted-ids")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	unsafe := &messaging.Message{ID: "a\nb", Payload: []byte("unsafe")}
+	if err := c.Publish(ctx, topic, unsafe); err != nil {
+		t.Fatal(err)
+	}
+	quoted := &messaging.Message{ID: strconv.QuoteToASCII(unsafe.ID), Payload: []byte("quoted")}
+	if err := c.Publish(ctx, topic, quoted); err != nil {
+		t.Errorf("Publish of ID %s after ID %q: %v", quoted.ID, unsafe.ID, err)
+	}
+	async := &messaging.Message{ID: strconv.QuoteToASCII("c\x00"), Payload: []byte("async")}
+	var asyncErr error
+	c.PublishAsync(ctx, topic, &messaging.Message{ID: "c\x00", Payload: []byte("async unsafe")}, nil)
+	c.PublishAsync(ctx, topic, async, func(_ *messaging.Message, err error) { asyncErr = err })
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if asyncErr != nil {
+		t.Errorf("PublishAsync of ID %s after ID %q: %v", async.ID, "c\x00", asyncErr)
+	}
+	if t.Failed() {
+		return
+	}
+	got := map[string]string{}
+	for _, m := range integration.ConsumeEarliest(t, c, topic, 4) {
+		got[m.ID] = string(m.Payload)
+	}
+	want := map[string]string{"a\nb": "unsafe", quoted.ID: "quoted", "c\x00": "async unsafe", async.ID: "async"}
+	for id, p := range want {
+		if got[id] != p {
+			t.Errorf("ID %q delivered with %q, want %q (all: %q)", id, got[id], p, got)
+		}
+	}
+}
