@@ -104,8 +104,7 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.
 		c.publishAsyncCore(ctx, topic, msg, done)
 		return
 	}
-	if err := asyncpub.Check(ctx, c.asyncJS, topic, msg, c.prepareOne); err != nil {
-		asyncpub.Fail(done, msg, err)
+	if !asyncpub.Check(ctx, c.asyncJS, topic, msg, c.prepareOne, done) {
 		return
 	}
 	// The message is admitted: every path below ends it exactly once.

@@ -46,31 +46,75 @@ func NewTracker(sem chan struct{}) *Tracker {
 
 // Begin admits one message: it takes a slot of the window, waiting while it
 // is full until ctx ends or the tracker closes. It fails with an error
-// wrapping ctx's error or messaging.ErrClosed.
+// wrapping ctx's error or messaging.ErrClosed. While it waits for room the
+// message counts as pending: a Flush called meanwhile waits for it too.
 func (t *Tracker) Begin(ctx context.Context) error {
+	return t.begin(ctx, nil)
+}
+
+// begin is Begin; when the message, counted as pending while it waited for
+// room, fails, failed (when not nil) is called with the error before it
+// stops counting (also when failed panics), so that a Flush waiting for
+// it returns only after failed has.
+func (t *Tracker) begin(ctx context.Context, failed func(error)) error {
 	select {
 	case t.sem <- struct{}{}:
-	default:
-		select {
-		case t.sem <- struct{}{}:
-		case <-ctx.Done():
-			return fmt.Errorf("messaging: waiting for room in the publish window: %w", ctx.Err())
-		case <-t.closing:
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.closed {
+			<-t.sem
 			return messaging.ErrClosed
 		}
+		t.count()
+		return nil
+	default:
 	}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		<-t.sem
 		return messaging.ErrClosed
 	}
+	t.count() // pending while it waits for room
+	t.mu.Unlock()
+	var err error
+	select {
+	case t.sem <- struct{}{}:
+		t.mu.Lock()
+		closed := t.closed
+		t.mu.Unlock()
+		if !closed {
+			return nil
+		}
+		<-t.sem
+		err = messaging.ErrClosed
+	case <-ctx.Done():
+		err = fmt.Errorf("messaging: waiting for room in the publish window: %w", ctx.Err())
+	case <-t.closing:
+		err = messaging.ErrClosed
+	}
+	defer t.uncount()
+	if failed != nil {
+		failed(err)
+	}
+	return err
+}
+
+// count adds a pending message; t.mu is held.
+func (t *Tracker) count() {
 	if t.n == 0 {
 		t.idle = make(chan struct{})
 	}
 	t.n++
+}
+
+// uncount removes a pending message.
+func (t *Tracker) uncount() {
+	t.mu.Lock()
+	t.n--
+	if t.n == 0 {
+		close(t.idle)
+	}
 	t.mu.Unlock()
-	return nil
 }
 
 // End reports the result of a message Begin admitted: it calls done (when
@@ -86,12 +130,7 @@ func (t *Tracker) End(done messaging.PublishCallback, m *messaging.Message, err 
 
 // end frees the slot of a message whose result was reported.
 func (t *Tracker) end() {
-	t.mu.Lock()
-	t.n--
-	if t.n == 0 {
-		close(t.idle)
-	}
-	t.mu.Unlock()
+	t.uncount()
 	<-t.sem
 }
 

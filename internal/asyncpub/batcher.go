@@ -96,8 +96,7 @@ func Enqueued(ctx context.Context) []time.Time {
 
 // PublishAsync implements messaging.AsyncPublisher.PublishAsync.
 func (b *Batcher) PublishAsync(ctx context.Context, topic string, m *messaging.Message, done messaging.PublishCallback) {
-	if err := Check(ctx, b.t, topic, m, b.validate); err != nil {
-		Fail(done, m, err)
+	if !Check(ctx, b.t, topic, m, b.validate, done) {
 		return
 	}
 	var l *lane
@@ -122,25 +121,35 @@ func (b *Batcher) PublishAsync(ctx context.Context, topic string, m *messaging.M
 
 // Check does what every PublishAsync does first: it fails a nil message, a
 // closed client, an invalid message (validate) and a done ctx, and then
-// admits the message to the window (Begin). On nil the caller must End the
-// message once.
-func Check(ctx context.Context, t *Tracker, topic string, m *messaging.Message, validate ValidateFunc) error {
+// admits the message to the window (Begin; a Flush meanwhile waits for
+// it). It reports a failure to done (Fail) and returns false; on true the
+// caller must End the message once.
+func Check(ctx context.Context, t *Tracker, topic string, m *messaging.Message, validate ValidateFunc, done messaging.PublishCallback) bool {
+	fail := func(err error) bool {
+		Fail(done, m, err)
+		return false
+	}
 	switch {
 	case m == nil:
-		return fmt.Errorf("messaging: publish to %s: nil message: %w", topic, messaging.ErrInvalidOption)
+		return fail(fmt.Errorf("messaging: publish to %s: nil message: %w", topic, messaging.ErrInvalidOption))
 	case t.Closed():
-		return fmt.Errorf("messaging: publish to %s: %w", topic, messaging.ErrClosed)
+		return fail(fmt.Errorf("messaging: publish to %s: %w", topic, messaging.ErrClosed))
 	}
 	if err := validate(topic, m); err != nil {
-		return err
+		return fail(err)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("messaging: publish to %s: %w", topic, err)
+		return fail(fmt.Errorf("messaging: publish to %s: %w", topic, err))
 	}
-	if err := t.Begin(ctx); err != nil {
-		return fmt.Errorf("messaging: publish to %s: %w", topic, err)
+	reported := false
+	err := t.begin(ctx, func(err error) {
+		reported = true
+		Fail(done, m, fmt.Errorf("messaging: publish to %s: %w", topic, err))
+	})
+	if err != nil && !reported {
+		return fail(fmt.Errorf("messaging: publish to %s: %w", topic, err))
 	}
-	return nil
+	return err == nil
 }
 
 // run sends l's batches until l is empty.

@@ -2,8 +2,12 @@ package natstest_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,5 +186,71 @@ func TestPublishDistinctIDsNotDuplicates(t *testing.T) {
 		if got[id] != p {
 			t.Errorf("ID %q delivered with %q, want %q (all: %q)", id, got[id], p, got)
 		}
+	}
+}
+
+// TestFlushWaitsForMessageWaitingForRoom: a message given to PublishAsync
+// before Flush was called counts for Flush also while it still waits for
+// room in the window: Flush returns only after its result. In both modes
+// (JetStream with a window of 1, core mode with its 4,096); the first
+// message's callback holds the window full until Flush waits.
+func TestFlushWaitsForMessageWaitingForRoom(t *testing.T) {
+	for _, mode := range []natsadapter.Mode{natsadapter.ModeJetStream, natsadapter.ModeCore} {
+		t.Run(mode.String(), func(t *testing.T) {
+			c := natstest.Open(t, natsadapter.WithMode(mode), natsadapter.WithMaxInFlight(1))
+			topic := integration.UniqueName(t, "flush-room")
+			t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			if err := c.Publish(ctx, topic, &messaging.Message{ID: "first"}); err != nil {
+				t.Fatal(err)
+			}
+			window := 1
+			if mode == natsadapter.ModeCore {
+				window = 4096
+			}
+			release := make(chan struct{})
+			c.PublishAsync(ctx, topic, &messaging.Message{ID: "m0"}, func(*messaging.Message, error) { <-release })
+			for i := 1; i < window; i++ {
+				c.PublishAsync(ctx, topic, &messaging.Message{ID: fmt.Sprintf("m%d", i)}, func(*messaging.Message, error) {})
+			}
+			var late atomic.Int32
+			go c.PublishAsync(ctx, topic, &messaging.Message{ID: "late"}, func(_ *messaging.Message, err error) {
+				if err != nil {
+					t.Errorf("late message: %v", err)
+				}
+				late.Add(1)
+			})
+			waitBlockedIn(t, "(*Client).PublishAsync(")
+			flushed := make(chan error, 1)
+			go func() { flushed <- c.Flush(ctx) }()
+			close(release)
+			if err := <-flushed; err != nil {
+				t.Fatal(err)
+			}
+			if n := late.Load(); n != 1 {
+				t.Fatalf("Flush returned with %d results of the message given before it, waiting for room, want 1", n)
+			}
+		})
+	}
+}
+
+// waitBlockedIn polls, up to 10s, until a goroutine waits in a select with
+// fn on its stack.
+func waitBlockedIn(t *testing.T, fn string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "[select") && strings.Contains(g, fn) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine waiting in %s after 10s", fn)
+		}
+		time.Sleep(time.Millisecond) // polling interval
 	}
 }
