@@ -39,10 +39,11 @@ type coreAsync struct {
 	list    []coreItem // sent since the flusher last took the list
 	spare   []coreItem // the last list ended, kept for reuse
 	n       int        // pending: sent and not ended (the window)
+	waiting int        // callers waiting for room: pending for Flush too
 	running bool       // a flusher serves list
 	down    bool       // the flusher found the connection down
 	closed  bool
-	idle    chan struct{} // made by Flush while n > 0, closed when n is 0
+	idle    chan struct{} // made by Flush while n or waiting > 0, closed when both are 0
 	room    chan struct{} // made by a caller waiting for the window, closed when slots free
 	wg      sync.WaitGroup
 }
@@ -103,7 +104,19 @@ func (c *Client) publishAsyncCore(ctx context.Context, topic string, m *messagin
 		return
 	}
 	a.mu.Lock()
+	waited := false // counted in waiting (see endWaiting)
+	fail = func(err error) {
+		if waited {
+			c.endWaiting(done, m, err)
+		} else {
+			asyncpub.Fail(done, m, err)
+		}
+	}
 	for a.n >= asyncpub.DefaultWindow && !a.closed {
+		if !waited {
+			waited = true
+			a.waiting++
+		}
 		if a.room == nil {
 			a.room = make(chan struct{})
 		}
@@ -135,6 +148,9 @@ func (c *Client) publishAsyncCore(ctx context.Context, topic string, m *messagin
 		fail(fmt.Errorf("nats: publish to %s: %w", topic, c.wrapConnErr(err)))
 		return
 	}
+	if waited {
+		a.waiting-- // pending from now on (n)
+	}
 	a.n++
 	// Under the lock: the list is in the order of at.
 	a.list = append(a.list, coreItem{topic: topic, msg: m, done: done, at: time.Now()})
@@ -144,6 +160,28 @@ func (c *Client) publishAsyncCore(ctx context.Context, topic string, m *messagin
 		go c.flushCore()
 	}
 	a.mu.Unlock()
+}
+
+// endWaiting reports the failure of a message that waited for room in the
+// window (counted in waiting, so that a Flush meanwhile waits for it), then
+// stops counting it, also when done panics.
+func (c *Client) endWaiting(done messaging.PublishCallback, m *messaging.Message, err error) {
+	a := &c.core
+	defer func() {
+		a.mu.Lock()
+		a.waiting--
+		a.idleIfDone()
+		a.mu.Unlock()
+	}()
+	asyncpub.Fail(done, m, err)
+}
+
+// idleIfDone wakes Flush when nothing is pending any more; mu is held.
+func (a *coreAsync) idleIfDone() {
+	if a.n == 0 && a.waiting == 0 && a.idle != nil {
+		close(a.idle)
+		a.idle = nil
+	}
 }
 
 // publishLoose sends a message given without a callback: nobody takes its
@@ -259,10 +297,7 @@ func (c *Client) endCore(list []coreItem, stage string, err error) {
 		close(a.room)
 		a.room = nil
 	}
-	if a.n == 0 && a.idle != nil {
-		close(a.idle)
-		a.idle = nil
-	}
+	a.idleIfDone()
 	a.mu.Unlock()
 }
 
@@ -343,7 +378,7 @@ func (c *Client) flushCoreAsync(ctx context.Context) error {
 		if !a.closed {
 			c.takeLoose()
 		}
-		if a.n == 0 {
+		if a.n == 0 && a.waiting == 0 {
 			a.mu.Unlock()
 			return nil
 		}
