@@ -98,7 +98,11 @@
 // unavailable, and the records queued behind it wait their turn. The deadline
 // bounds the attempts, so a broker that takes a request and never answers
 // fails it on time. The records of a request with time left are retried
-// without those that failed. Publishing resumes within about 250ms of the
+// without those that failed. A request the broker refuses as too large
+// (a topic's max.message.bytes may be below the 1 MB a request holds) is
+// split in halves, sent one after the other, so only a record too large on
+// its own fails (with messaging.ErrMessageTooLarge) and the others are
+// written, in order. Publishing resumes within about 250ms of the
 // broker's return. A failure returns a
 // *messaging.PublishError naming the records that were not acknowledged (they
 // may still have been written: retrying can duplicate, never lose). This is

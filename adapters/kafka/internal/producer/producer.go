@@ -99,6 +99,16 @@ type chunk struct {
 	idx  []int             // which of them, in order; nil: all
 	n    int               // number of records
 	size int               // their size in a request, about
+	// piece: a part of a chunk that produce split (see split); its
+	// call's count of pending chunks is the whole chunk's.
+	piece bool
+}
+
+// finish reports that every record of c has its outcome.
+func (c *chunk) finish() {
+	if !c.piece {
+		c.call.chunkDone()
+	}
 }
 
 // trim drops the first k records of c (after they failed). Its size stays
@@ -564,6 +574,14 @@ retry:
 			break retry
 		}
 	}
+	if err != nil && tooLarge(err) && records(batch) > 1 {
+		// The broker refuses a record batch larger than its (or the
+		// topic's) max.message.bytes as a whole, which may be below this
+		// producer's request bound: the records that fit go on without
+		// the ones that do not, each failing alone.
+		p.split(ctx, tp, batch)
+		return
+	}
 	if err != nil {
 		err = withRecreateErr(err, recreateErr)
 	}
@@ -579,8 +597,61 @@ retry:
 			}
 			k++
 		}
-		c.call.chunkDone()
+		c.finish()
 	}
+}
+
+// split produces the records of batch, which the broker refused as too
+// large, in two requests of half of them each, the first half first (so a
+// key's records keep their order), and then reports the chunks of batch
+// done. A half refused as too large is split again, down to single
+// records, which then fail with ErrMessageTooLarge.
+func (p *Producer) split(ctx context.Context, tp topicPartition, batch []*chunk) {
+	half := records(batch) / 2
+	var first, second []*chunk
+	seen := 0
+	for _, c := range batch {
+		switch {
+		case seen+c.n <= half:
+			first = append(first, c.pieceOf(0, c.n))
+		case seen >= half:
+			second = append(second, c.pieceOf(0, c.n))
+		default:
+			cut := half - seen
+			first = append(first, c.pieceOf(0, cut))
+			second = append(second, c.pieceOf(cut, c.n))
+		}
+		seen += c.n
+	}
+	p.produce(ctx, tp, first)
+	p.produce(ctx, tp, second)
+	for _, c := range batch {
+		c.finish()
+	}
+}
+
+// pieceOf returns records from to to of c as a piece (see chunk.piece).
+func (c *chunk) pieceOf(from, to int) *chunk {
+	idx := make([]int, to-from)
+	for i := range idx {
+		idx[i] = c.at(from + i)
+	}
+	return &chunk{call: c.call, recs: c.recs, idx: idx, n: to - from, size: c.size, piece: true}
+}
+
+// records returns the number of records of batch.
+func records(batch []*chunk) int {
+	n := 0
+	for _, c := range batch {
+		n += c.n
+	}
+	return n
+}
+
+// tooLarge reports whether err is the broker refusing a request's records
+// for their size.
+func tooLarge(err error) bool {
+	return errors.Is(err, kafkago.MessageSizeTooLarge) || errors.Is(err, kafkago.RecordListTooLarge)
 }
 
 // withRecreateErr tells, with err, why creating the topic again failed
@@ -626,7 +697,7 @@ func (p *Producer) expire(tp topicPartition, batch []*chunk, why func() error) (
 				c.call.errs[c.at(i)] = publishErr(tp, err)
 			}
 			if k == c.n {
-				c.call.chunkDone()
+				c.finish()
 				continue
 			}
 			c.trim(k)
