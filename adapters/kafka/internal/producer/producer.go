@@ -142,6 +142,11 @@ type call struct {
 	// entry when entered is nil.
 	entry   time.Time
 	entered []time.Time
+	// unwanted, when not nil, says why record i is no longer to be sent
+	// (PublishAsync's messages, asyncpub.Unwanted: its ctx ended, or the
+	// client is closing): such a record fails with that error, unsent,
+	// when its request is first sent.
+	unwanted func(i int) error
 }
 
 // deadline is when record i fails with messaging.ErrUnavailable unless
@@ -248,6 +253,7 @@ func (p *Producer) WriteEntered(ctx context.Context, entry time.Time, entered []
 		entry = time.Now()
 	}
 	cl := &call{errs: make([]error, len(recs)), done: make(chan struct{}), entry: entry, entered: entered}
+	cl.unwanted = asyncpub.Unwanted(ctx)
 	chunks := p.chunk(cl, partitions, recs)
 	own, err := p.enqueue(topic, chunks)
 	if err != nil {
@@ -522,6 +528,7 @@ func (p *Producer) produce(ctx context.Context, tp topicPartition, batch []*chun
 		}
 		return withRecreateErr(fmt.Errorf("%w: not acknowledged within %v: %w", messaging.ErrUnavailable, p.unavailable, err), recreateErr)
 	}
+	batch = p.dropEnded(tp, batch)
 retry:
 	for {
 		if batch, giveUp = p.expire(tp, batch, expired); len(batch) == 0 {
@@ -652,6 +659,48 @@ func records(batch []*chunk) int {
 // for their size.
 func tooLarge(err error) bool {
 	return errors.Is(err, kafkago.MessageSizeTooLarge) || errors.Is(err, kafkago.RecordListTooLarge)
+}
+
+// dropEnded fails the records of batch, not sent yet, that are no longer
+// to be sent (see call.unwanted), and returns the others (in batch's
+// array).
+func (p *Producer) dropEnded(tp topicPartition, batch []*chunk) []*chunk {
+	kept := batch[:0]
+	for _, c := range batch {
+		unwanted := c.call.unwanted
+		if unwanted == nil {
+			kept = append(kept, c)
+			continue
+		}
+		var idx []int // the records kept, once one is dropped
+		for i := range c.n {
+			r := c.at(i)
+			if err := unwanted(r); err != nil {
+				if idx == nil {
+					idx = make([]int, 0, c.n)
+					for j := range i {
+						idx = append(idx, c.at(j))
+					}
+				}
+				c.call.errs[r] = fmt.Errorf("kafka: partition %d: %w", tp.partition, err)
+				continue
+			}
+			if idx != nil {
+				idx = append(idx, r)
+			}
+		}
+		switch {
+		case idx == nil:
+			kept = append(kept, c)
+		case len(idx) == 0:
+			c.finish()
+		default:
+			c.idx, c.n = idx, len(idx)
+			kept = append(kept, c)
+		}
+	}
+	clear(batch[len(kept):])
+	return kept
 }
 
 // withRecreateErr tells, with err, why creating the topic again failed
