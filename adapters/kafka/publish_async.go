@@ -26,8 +26,9 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // the same Key go through one lane to one partition, one batch after the
 // other, and keep their order. A message whose ctx ends while it waits,
 // in its lane or in the producer behind another request to its partition,
-// fails with ctx's error without being sent. With WithWriter, the batches
-// go through the given kafka-go Writer instead.
+// fails with ctx's error without being sent; once Close starts, so do the
+// messages still waiting there, with messaging.ErrClosed. With WithWriter,
+// the batches go through the given kafka-go Writer instead.
 func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
 	c.async.Get(c.newBatcher).PublishAsync(ctx, topic, msg, done)
 }

@@ -528,7 +528,9 @@ func (p *Producer) produce(ctx context.Context, tp topicPartition, batch []*chun
 		}
 		return withRecreateErr(fmt.Errorf("%w: not acknowledged within %v: %w", messaging.ErrUnavailable, p.unavailable, err), recreateErr)
 	}
-	batch = p.dropEnded(tp, batch)
+	if len(batch) > 0 && !batch[0].piece { // pieces were sent (split)
+		batch = p.dropEnded(tp, batch)
+	}
 retry:
 	for {
 		if batch, giveUp = p.expire(tp, batch, expired); len(batch) == 0 {
