@@ -233,6 +233,10 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 	}
 	var bo *backoff.ExponentialBackOff // made at the first retry
 	var last error                     // the last attempt's error, about r.live()
+	// PublishAsync's messages: whether each is still to be sent (its ctx,
+	// the client's Close), which the coalescer checks before it first
+	// sends them.
+	unwanted := asyncpub.Unwanted(ctx)
 	for {
 		// (A direct Publish's first attempt follows its entry at once.)
 		if (last != nil || entered != nil) && r.expire(time.Now(), last) {
@@ -240,7 +244,13 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 		}
 		giveUp := c.deadline(r.key, r.enteredAt(0))
 		attemptCtx, cancel := context.WithDeadline(ctx, giveUp)
-		err := c.publishOnce(attemptCtx, ctx, r.enteredAt(0), topic, r.live())
+		var u func(int) error
+		if unwanted != nil {
+			off := r.off
+			u = func(j int) error { return unwanted(off + j) }
+		}
+		err := c.publishOnce(attemptCtx, ctx, r.enteredAt(0), topic, r.live(), u)
+		unwanted = nil // sent: the server's answers decide from now on
 		timedOut := ctx.Err() == nil && attemptCtx.Err() != nil
 		cancel()
 		if err == nil {
@@ -453,15 +463,17 @@ func markUnavailable(err error) error {
 
 // publishOnce sends msgs, the first of which entered at entered, once,
 // within ctx (the attempt's, a child of parent); failures come as a
-// *messaging.PublishError.
-func (c *Client) publishOnce(ctx, parent context.Context, entered time.Time, topic string, msgs []*messaging.Message) error {
+// *messaging.PublishError. With the coalescer, a message waits for a
+// pipeline: when unwanted is not nil, a message it names when a pipeline
+// takes the request (its ctx ended, the client is closing) fails unsent.
+func (c *Client) publishOnce(ctx, parent context.Context, entered time.Time, topic string, msgs []*messaging.Message, unwanted func(i int) error) error {
 	key := c.StreamKey(topic)
 	var minID string
 	if c.cfg.maxLen == 0 && c.cfg.maxAge > 0 {
 		minID = strconv.FormatInt(time.Now().Add(-c.cfg.maxAge).UnixMilli(), 10)
 	}
 	if c.co != nil {
-		return c.co.publish(ctx, parent, &pubReq{topic: topic, key: key, msgs: msgs, minID: minID, entered: entered, ctx: parent, done: make(chan struct{})})
+		return c.co.publish(ctx, parent, &pubReq{topic: topic, key: key, msgs: msgs, minID: minID, entered: entered, ctx: parent, unwanted: unwanted, done: make(chan struct{})})
 	}
 	if len(msgs) == 1 {
 		if err := c.rc.XAdd(ctx, c.xadd(key, msgs[0], minID)).Err(); err != nil {

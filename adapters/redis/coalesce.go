@@ -33,8 +33,13 @@ type pubReq struct {
 	minID   string
 	entered time.Time       // when msgs[0] entered: its deadline runs from then
 	ctx     context.Context // the caller's: it waits no longer than this lives
-	errs    []error
-	done    chan struct{}
+	// unwanted, when not nil, says why message i is no longer to be sent
+	// (PublishAsync's batches, asyncpub.Unwanted: its ctx ended, or the
+	// client's Close began): such a message fails unsent when a pipeline
+	// takes the request (see dropQueued).
+	unwanted func(i int) error
+	errs     []error
+	done     chan struct{}
 }
 
 func newCoalescer(c *Client, workers int) *coalescer {
@@ -88,6 +93,10 @@ func (co *coalescer) exec(batch []*pubReq) {
 			close(r.done)
 			continue
 		}
+		if co.dropQueued(r) {
+			close(r.done)
+			continue
+		}
 		if end, ok := r.ctx.Deadline(); ok && end.Before(dl) {
 			dl = end
 		}
@@ -105,6 +114,9 @@ func (co *coalescer) exec(batch []*pubReq) {
 	for i, r := range batch {
 		cmds[i] = make([]*goredis.StringCmd, len(r.msgs))
 		for j, m := range r.msgs {
+			if r.errs != nil && r.errs[j] != nil {
+				continue // dropQueued failed it
+			}
 			cmds[i][j] = pipe.XAdd(ctx, co.c.xadd(r.key, m, r.minID))
 		}
 	}
@@ -115,6 +127,9 @@ func (co *coalescer) exec(batch []*pubReq) {
 	}
 	for i, r := range batch {
 		for j, cmd := range cmds[i] {
+			if cmd == nil {
+				continue
+			}
 			if err := cmd.Err(); err != nil {
 				if r.errs == nil {
 					r.errs = make([]error, len(r.msgs))
@@ -124,6 +139,27 @@ func (co *coalescer) exec(batch []*pubReq) {
 		}
 		close(r.done)
 	}
+}
+
+// dropQueued fails, unsent, the messages of r no longer to be sent (see
+// pubReq.unwanted), and reports whether none is left to send.
+func (co *coalescer) dropQueued(r *pubReq) bool {
+	if r.unwanted == nil {
+		return false
+	}
+	left := len(r.msgs)
+	for j := range r.msgs {
+		err := r.unwanted(j)
+		if err == nil {
+			continue
+		}
+		if r.errs == nil {
+			r.errs = make([]error, len(r.msgs))
+		}
+		r.errs[j] = fmt.Errorf("redis: %w", err)
+		left--
+	}
+	return left == 0
 }
 
 // errExpiredQueued fails a request whose deadline passed before a pipeline
