@@ -83,6 +83,9 @@ type Client struct {
 	killed   atomic.Bool
 	kill     chan struct{}
 	killOnce sync.Once
+	// async counts the PublishAsync calls whose callback has not
+	// returned yet, for Flush (publish_async.go).
+	async asyncCalls
 }
 
 // New returns a client of a new private broker. It takes the options of

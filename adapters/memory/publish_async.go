@@ -2,6 +2,8 @@ package memory
 
 import (
 	"context"
+	"fmt"
+	"sync"
 
 	"github.com/msgkit/messaging"
 )
@@ -11,12 +13,54 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // PublishAsync implements messaging.AsyncPublisher. Appending to the
 // in-process log cannot be pipelined: the message is published (as Publish
 // does, with the same checks and errors) and done is called before
-// PublishAsync returns, so nothing is ever pending and the window is
-// irrelevant.
+// PublishAsync returns, so the window is irrelevant.
 func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
+	c.async.begin()
+	defer c.async.end() // also when done panics
 	messaging.PublishAsync(ctx, messaging.PublishFunc(c.Publish), topic, msg, done)
 }
 
-// Flush implements messaging.AsyncPublisher: nothing is ever pending, so it
-// returns nil at once.
-func (c *Client) Flush(ctx context.Context) error { return nil }
+// Flush implements messaging.AsyncPublisher: it waits until the
+// PublishAsync calls running on other goroutines (their callbacks) have
+// returned, or ctx ends.
+func (c *Client) Flush(ctx context.Context) error {
+	c.async.mu.Lock()
+	idle := c.async.idle
+	c.async.mu.Unlock()
+	if idle == nil {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("memory: flush: %w", ctx.Err())
+	}
+}
+
+// asyncCalls counts the PublishAsync calls in progress. The zero value
+// has none.
+type asyncCalls struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0; nil while n is 0
+}
+
+func (a *asyncCalls) begin() {
+	a.mu.Lock()
+	if a.n == 0 {
+		a.idle = make(chan struct{})
+	}
+	a.n++
+	a.mu.Unlock()
+}
+
+func (a *asyncCalls) end() {
+	a.mu.Lock()
+	a.n--
+	if a.n == 0 {
+		close(a.idle)
+		a.idle = nil
+	}
+	a.mu.Unlock()
+}
