@@ -134,6 +134,22 @@ func (t *Tracker) end() {
 	<-t.sem
 }
 
+// Fail reports a message that failed at once, before Begin or instead of
+// it (invalid, closed, ctx done): it calls done, when not nil, and counts
+// the message pending while done runs, without a slot of the window, so
+// that a Flush on another goroutine waits for the callback to return. A
+// panic in done goes on to Fail's caller; the message counts as ended.
+func (t *Tracker) Fail(done messaging.PublishCallback, m *messaging.Message, err error) {
+	if done == nil {
+		return
+	}
+	t.mu.Lock()
+	t.count()
+	t.mu.Unlock()
+	defer t.uncount()
+	done(m, err)
+}
+
 // Flush waits until no message is pending, or ctx ends.
 func (t *Tracker) Flush(ctx context.Context) error {
 	t.mu.Lock()
