@@ -39,7 +39,7 @@ type coreAsync struct {
 	list    []coreItem // sent since the flusher last took the list
 	spare   []coreItem // the last list ended, kept for reuse
 	n       int        // pending: sent and not ended (the window)
-	waiting int        // callers waiting for room: pending for Flush too
+	waiting int        // callers waiting for room, or failing at once: pending for Flush too
 	running bool       // a flusher serves list
 	down    bool       // the flusher found the connection down
 	closed  bool
@@ -62,7 +62,7 @@ type coreItem struct {
 // publishAsyncCore is PublishAsync in core mode.
 func (c *Client) publishAsyncCore(ctx context.Context, topic string, m *messaging.Message, done messaging.PublishCallback) {
 	a := &c.core
-	fail := func(err error) { asyncpub.Fail(done, m, err) }
+	fail := func(err error) { c.failAtOnce(done, m, err) }
 	switch {
 	case m == nil:
 		fail(fmt.Errorf("nats: publish to %s: nil message: %w", topic, messaging.ErrInvalidOption))
@@ -109,7 +109,7 @@ func (c *Client) publishAsyncCore(ctx context.Context, topic string, m *messagin
 		if waited {
 			c.endWaiting(done, m, err)
 		} else {
-			asyncpub.Fail(done, m, err)
+			c.failAtOnce(done, m, err)
 		}
 	}
 	for a.n >= asyncpub.DefaultWindow && !a.closed {
@@ -174,6 +174,21 @@ func (c *Client) endWaiting(done messaging.PublishCallback, m *messaging.Message
 		a.mu.Unlock()
 	}()
 	asyncpub.Fail(done, m, err)
+}
+
+// failAtOnce reports the failure of a message that neither waited for
+// room nor was sent (invalid, closed client, ctx done), counting it as
+// pending while done runs, so that a Flush on another goroutine waits for
+// the callback to return.
+func (c *Client) failAtOnce(done messaging.PublishCallback, m *messaging.Message, err error) {
+	if done == nil {
+		return
+	}
+	a := &c.core
+	a.mu.Lock()
+	a.waiting++
+	a.mu.Unlock()
+	c.endWaiting(done, m, err)
 }
 
 // idleIfDone wakes Flush when nothing is pending any more; mu is held.
