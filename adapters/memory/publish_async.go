@@ -24,9 +24,7 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.
 // PublishAsync calls running on other goroutines (their callbacks) have
 // returned, or ctx ends.
 func (c *Client) Flush(ctx context.Context) error {
-	c.async.mu.Lock()
-	idle := c.async.idle
-	c.async.mu.Unlock()
+	idle := c.async.idle()
 	if idle == nil {
 		return nil
 	}
@@ -41,26 +39,36 @@ func (c *Client) Flush(ctx context.Context) error {
 // asyncCalls counts the PublishAsync calls in progress. The zero value
 // has none.
 type asyncCalls struct {
-	mu   sync.Mutex
-	n    int
-	idle chan struct{} // closed when n drops to 0; nil while n is 0
+	mu      sync.Mutex
+	n       int
+	waiting chan struct{} // closed when n drops to 0; made by a Flush that waits
 }
 
 func (a *asyncCalls) begin() {
 	a.mu.Lock()
-	if a.n == 0 {
-		a.idle = make(chan struct{})
-	}
 	a.n++
 	a.mu.Unlock()
 }
 
 func (a *asyncCalls) end() {
 	a.mu.Lock()
-	a.n--
-	if a.n == 0 {
-		close(a.idle)
-		a.idle = nil
+	if a.n--; a.n == 0 && a.waiting != nil {
+		close(a.waiting)
+		a.waiting = nil
 	}
 	a.mu.Unlock()
+}
+
+// idle returns a channel closed once no call is in progress, or nil when
+// none is now.
+func (a *asyncCalls) idle() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n == 0 {
+		return nil
+	}
+	if a.waiting == nil {
+		a.waiting = make(chan struct{})
+	}
+	return a.waiting
 }
