@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/msgkit/messaging"
 )
@@ -20,6 +21,7 @@ func asyncCases(async bool) []conformanceCase {
 		{"AsyncPublishClose", "AsyncPublisher", async, (*suite).asyncClose},
 		{"AsyncPublishAfterClose", "AsyncPublisher", async, (*suite).asyncAfterClose},
 		{"AsyncPublishWithoutCallback", "AsyncPublisher", async, (*suite).asyncWithoutCallback},
+		{"AsyncFlushWaitsForCallback", "AsyncPublisher", async, (*suite).asyncFlushWaitsForCallback},
 	}
 }
 
@@ -357,4 +359,59 @@ func (s *suite) asyncAfterClose(t *testing.T) {
 		t.Errorf("Flush after Close: %v", err)
 	}
 	r.check(t, "after Flush")
+}
+
+// asyncFlushWaitsForCallback: Flush waits for the callback of a message
+// given to PublishAsync on another goroutine until that callback has
+// returned ("Flush waits until every message given to PublishAsync on this
+// client, including those given concurrently while it waits, has its
+// result and its callback has returned"): for a message that is sent, and
+// for one PublishAsync fails at once (an invalid header), whose callback
+// may run on the calling goroutine.
+func (s *suite) asyncFlushWaitsForCallback(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msg  *messaging.Message
+		want error // nil: the message is accepted
+	}{
+		{"accepted", messaging.NewMessage([]byte("flush-waits")), nil},
+		{"invalid", &messaging.Message{Payload: []byte("x"), Header: messaging.Header{"msgkit-reserved": "x"}}, messaging.ErrInvalidHeader},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if s.caps.Groups { // a group to route to (RabbitMQ)
+				s.provision(s.group("flush"))
+			}
+			c := s.h.Open(t)
+			t.Cleanup(func() { _ = c.Close() })
+			ap := c.(messaging.AsyncPublisher)
+			inCallback, release, returned := make(chan struct{}), make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(returned)
+				ap.PublishAsync(t.Context(), s.topic, tc.msg, func(_ *messaging.Message, err error) {
+					if !errors.Is(err, tc.want) {
+						t.Errorf("PublishAsync: %v, want %v", err, tc.want)
+					}
+					close(inCallback)
+					<-release
+				})
+			}()
+			select {
+			case <-inCallback:
+			case <-time.After(s.h.Timeout):
+				close(release)
+				t.Fatalf("no callback within %v", s.h.Timeout)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			defer cancel()
+			err := ap.Flush(ctx)
+			close(release)
+			<-returned
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Flush while a PublishAsync callback runs: %v, want it to wait (an error wrapping context.DeadlineExceeded at its ctx's end)", err)
+			}
+			if err := ap.Flush(t.Context()); err != nil {
+				t.Fatalf("Flush once the callback returned: %v", err)
+			}
+		})
+	}
 }
