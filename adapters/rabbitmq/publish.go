@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -401,7 +402,7 @@ func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []
 		if isolate {
 			batch, untried = pending[:1], pending[1:]
 		}
-		retry, reuse := c.sendOn(ctx, pc, begin, out, batch, errs)
+		retry, reuse := c.sendOn(ctx, pc, begin, out, batch, errs, check)
 		lostConn := pc.conn.IsClosed()
 		c.pool.put(pc, reuse)
 		if len(retry) == 0 {
@@ -555,7 +556,9 @@ func (c *Client) ensureTopicOn(ctx context.Context, pc *pubChan, begin time.Time
 // end, and once it has lasted the unavailable timeout (from begin or from
 // when the block began, whichever is later) the messages not confirmed
 // fail with messaging.ErrUnavailable and pc is abandoned, as when ctx ends.
-func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out []outgoing, idx []int, errs []error) (retry []int, reuse bool) {
+// check (see send), when not nil, runs for each message still to write
+// after such a wait: a message it fails is not written.
+func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out []outgoing, idx []int, errs []error, check func(i int) error) (retry []int, reuse bool) {
 	var bound *blockBound // started by the first wait
 	boundOf := func() *blockBound {
 		if bound == nil {
@@ -565,7 +568,9 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 	}
 	defer func() { bound.release() }()
 	dcs := make([]*amqp.DeferredConfirmation, 0, len(idx))
-	sent := 0
+	written := make([]int, 0, len(idx)) // the messages of dcs
+	sent := 0                           // len(written)
+	stopAt := len(idx)                  // idx[stopAt:] were not tried
 	nacked := false
 	// Returned messages are matched by message ID, exchange and routing key
 	// (messages with one ID may be routed differently): a return settles
@@ -573,11 +578,11 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 	// broker returns in publish order, so the search starts after the last
 	// match.
 	var returned map[int]bool
-	next := 0 // position in idx after the last returned message
+	next := 0 // position in written after the last returned message
 	onReturn := func(r amqp.Return) {
 		for k := range sent {
 			p := (next + k) % sent
-			i := idx[p]
+			i := written[p]
 			if o := &out[i]; o.pub.MessageId == r.MessageId && o.key == r.RoutingKey && o.exchange == r.Exchange && !returned[i] {
 				if returned == nil {
 					returned = make(map[int]bool)
@@ -603,10 +608,20 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 		}
 	}
 	var sendFailed error // why sending stopped early, if it did
-	for _, i := range idx {
+	waited := false      // for a block to end
+	for p, i := range idx {
 		if pc.watch.isBlockedFast() {
 			if sendFailed = awaitUnblocked(ctx, pc.watch, boundOf); sendFailed != nil {
+				stopAt = p
 				break
+			}
+			waited = true
+		}
+		if waited && check != nil {
+			// Its turn to be sent came only now.
+			if err := check(i); err != nil {
+				errs[i] = err
+				continue
 			}
 		}
 		o := &out[i]
@@ -624,9 +639,11 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 				// connection (as a confirm below).
 				sendFailed = fmt.Errorf("rabbitmq: not sent: %w", errSilentFor(c.cfg.unavailable))
 			}
+			stopAt = p
 			break
 		}
 		dcs = append(dcs, dc)
+		written = append(written, i)
 		sent++
 		if len(pc.returns) > 0 {
 			drain()
@@ -638,7 +655,7 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 	var silent *silenceTimer
 	defer func() { silent.stop() }()
 	for k, dc := range dcs {
-		i := idx[k]
+		i := written[k]
 		if sendFailed != nil {
 			// Take the answers already in, wait for no more.
 			select {
@@ -702,7 +719,7 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 			// confirmed (at least once: a retry can duplicate); one the
 			// broker returned already has its answer.
 			drain()
-			for _, j := range idx[k:] {
+			for _, j := range slices.Concat(written[k:], idx[stopAt:]) {
 				if errs[j] == nil {
 					errs[j] = failed
 				}
@@ -731,7 +748,7 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 		// Sending stopped: the messages not sent, or sent and lost with the
 		// channel, fail too (a returned one has its answer); pc is abandoned.
 		drain()
-		for _, j := range append(retry, idx[sent:]...) {
+		for _, j := range append(retry, idx[stopAt:]...) {
 			if errs[j] == nil {
 				errs[j] = sendFailed
 			}
@@ -741,7 +758,7 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 	drain()
 	// A message returned before its channel broke has a definite answer.
 	retry = filterOut(retry, returned)
-	retry = append(retry, idx[sent:]...)
+	retry = append(retry, idx[stopAt:]...)
 	// A channel that got a nack is not reused: on RabbitMQ 3.10 a channel
 	// that published to a quorum queue while the queue had no leader (its
 	// node was killed) goes on nacking every message for that queue after

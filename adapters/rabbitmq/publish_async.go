@@ -28,10 +28,11 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // flight. Messages with the same Key go through one lane, one batch after
 // the other, and keep their order. A message's ctx is honoured until it is
 // written: one whose ctx ends while its batch waits (for a connection, a
-// publish channel, or before a resend on a new connection) fails with
-// ctx's error, unsent, and the rest of its batch is sent. Close ends such
-// waits at once: every message not yet written (queued, or its batch
-// waiting for a connection or a channel) fails with messaging.ErrClosed.
+// publish channel, the end of a resource alarm's block, or before a resend
+// on a new connection) fails with ctx's error, unsent, and the rest of its
+// batch is sent. Close ends the waits for a connection or a channel at
+// once: every message not yet written then (queued, or its batch waiting
+// so) fails with messaging.ErrClosed.
 // A message's unavailable timeout runs from when it was queued (from the
 // first message of its batch): the time it waited behind batches held by
 // an unreachable broker or a resource alarm counts, so it fails with

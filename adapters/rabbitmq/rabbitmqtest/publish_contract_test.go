@@ -336,3 +336,70 @@ func TestPublishReturnedSameID(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishAsyncCtxEndsWhileBlocked: a PublishAsync batch that has its
+// channel but waits to write because the broker blocks the connection (a
+// resource alarm) does not write a message whose ctx ended during the
+// wait: it fails with ctx's error once the alarm clears, and the message
+// queued behind it is sent.
+func TestPublishAsyncCtxEndsWhileBlocked(t *testing.T) {
+	n := rabbitmqtest.StartNode(t)
+	p := fault.NewProxy(t, n.Addr())
+	c := rabbitmqtest.Open(t, "amqp://guest:guest@"+p.Addr()+"/?unavailable_timeout=20s")
+	topic, group := integration.UniqueName(t, "ctxblocked"), integration.UniqueName(t, "g")
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	// Idle publish channels: Publish calls in flight at once, each holding
+	// its channel until its confirm comes, 200ms later.
+	p.SetDelay(200 * time.Millisecond)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("before")}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	p.SetDelay(0)
+	setWatermark(t, n, "absolute", "1")
+	t.Cleanup(func() { setWatermark(t, n, "0.4") })
+	awaitBlocked(t, n)
+	// A publish that makes the broker block the client's connection (its
+	// ctx ends, its channel is abandoned; the other stays idle).
+	short, cancelShort := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	_ = c.Publish(short, topic, &messaging.Message{Payload: []byte("blocks")})
+	cancelShort()
+
+	res := newAsyncResults()
+	kept := &messaging.Message{Key: "k", Payload: []byte("kept")}
+	late := &messaging.Message{Key: "k", Payload: []byte("late")}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	c.PublishAsync(ctx, topic, late, res.done)
+	c.PublishAsync(context.Background(), topic, kept, res.done)
+	<-ctx.Done()
+	if n, err := res.result(late); n != 0 {
+		t.Fatalf("late ended while the connection was blocked: %v", err)
+	}
+	setWatermark(t, n, "0.4")
+	fctx, fcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer fcancel()
+	if err := c.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := res.result(kept); n != 1 || err != nil {
+		t.Errorf("kept: %d callbacks, last %v; want one, nil", n, err)
+	}
+	if n, err := res.result(late); n != 1 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("late (its ctx ended while the connection was blocked): %d callbacks, last %v; want one, context.DeadlineExceeded", n, err)
+	}
+	for _, id := range queueIDs(t, n.URL(), rabbitmq.GroupQueueName(topic, group)) {
+		if id == late.ID {
+			t.Errorf("late (%s) is in the group queue", late.ID)
+		}
+	}
+}
