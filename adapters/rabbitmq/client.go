@@ -296,9 +296,10 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // and the connection (unless it was given to New) and stops reconnecting.
 // Publish calls in flight fail. PublishAsync messages not yet written fail
 // with messaging.ErrClosed at once, also when their batch waits for a
-// connection. Under a resource alarm (the broker blocked the connection),
-// the PublishAsync messages written fail with messaging.ErrUnavailable
-// within about the unavailable timeout of when they were queued, each
+// connection or for the end of a resource alarm's block. Under a resource
+// alarm (the broker blocked the connection), the PublishAsync messages
+// written fail with messaging.ErrUnavailable within about the unavailable
+// timeout of when they were queued, each
 // subscription's channel close is waited for until the block has lasted
 // the unavailable timeout (then it finishes in the background), and the
 // connection is closed without waiting for the broker's close-ok. Close is

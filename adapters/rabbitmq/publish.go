@@ -402,7 +402,7 @@ func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []
 		if isolate {
 			batch, untried = pending[:1], pending[1:]
 		}
-		retry, reuse := c.sendOn(ctx, pc, begin, out, batch, errs, check)
+		retry, reuse := c.sendOn(ctx, pc, begin, out, batch, errs, check, stop)
 		lostConn := pc.conn.IsClosed()
 		c.pool.put(pc, reuse)
 		if len(retry) == 0 {
@@ -557,8 +557,10 @@ func (c *Client) ensureTopicOn(ctx context.Context, pc *pubChan, begin time.Time
 // when the block began, whichever is later) the messages not confirmed
 // fail with messaging.ErrUnavailable and pc is abandoned, as when ctx ends.
 // check (see send), when not nil, runs for each message still to write
-// after such a wait: a message it fails is not written.
-func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out []outgoing, idx []int, errs []error, check func(i int) error) (retry []int, reuse bool) {
+// after such a wait: a message it fails is not written. stop (see send)
+// ends such a wait: the messages not written then fail with check's
+// errors, and those written are waited for as before.
+func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out []outgoing, idx []int, errs []error, check func(i int) error, stop <-chan struct{}) (retry []int, reuse bool) {
 	var bound *blockBound // started by the first wait
 	boundOf := func() *blockBound {
 		if bound == nil {
@@ -611,7 +613,17 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 	waited := false      // for a block to end
 	for p, i := range idx {
 		if pc.watch.isBlockedFast() {
-			if sendFailed = awaitUnblocked(ctx, pc.watch, boundOf); sendFailed != nil {
+			if sendFailed = awaitUnblocked(ctx, pc.watch, boundOf, stop); sendFailed == errStopped && check != nil {
+				// None of the rest is written (Close began).
+				for _, j := range idx[p:] {
+					if errs[j] = check(j); errs[j] == nil {
+						errs[j] = fmt.Errorf("rabbitmq: not sent: %w", messaging.ErrClosed)
+					}
+				}
+				sendFailed = nil
+				break
+			}
+			if sendFailed != nil {
 				stopAt = p
 				break
 			}
@@ -767,10 +779,14 @@ func (c *Client) sendOn(ctx context.Context, pc *pubChan, begin time.Time, out [
 	return retry, len(retry) == 0 && !nacked
 }
 
+// errStopped is awaitUnblocked's error when stop closed.
+var errStopped = fmt.Errorf("rabbitmq: stopped waiting to send: %w", messaging.ErrClosed)
+
 // awaitUnblocked waits while the broker blocks the connection of watch,
-// until the block ends (nil), ctx ends or the block has lasted the
-// unavailable timeout (boundOf's; the error says which).
-func awaitUnblocked(ctx context.Context, watch *blockWatch, boundOf func() *blockBound) error {
+// until the block ends (nil), ctx ends, stop closes (errStopped; nil stop:
+// never) or the block has lasted the unavailable timeout (boundOf's; the
+// error says which).
+func awaitUnblocked(ctx context.Context, watch *blockWatch, boundOf func() *blockBound, stop <-chan struct{}) error {
 	for {
 		blocked, _, _, changed := watch.state()
 		if !blocked {
@@ -783,6 +799,8 @@ func awaitUnblocked(ctx context.Context, watch *blockWatch, boundOf func() *bloc
 			return fmt.Errorf("rabbitmq: waiting to send: %w: the broker blocked publishing (%s): %w", messaging.ErrUnavailable, watch.why(), ctx.Err())
 		case <-b.done:
 			return fmt.Errorf("rabbitmq: not sent: %w", b.err)
+		case <-stop:
+			return errStopped
 		}
 	}
 }

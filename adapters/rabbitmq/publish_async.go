@@ -30,9 +30,9 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // written: one whose ctx ends while its batch waits (for a connection, a
 // publish channel, the end of a resource alarm's block, or before a resend
 // on a new connection) fails with ctx's error, unsent, and the rest of its
-// batch is sent. Close ends the waits for a connection or a channel at
-// once: every message not yet written then (queued, or its batch waiting
-// so) fails with messaging.ErrClosed.
+// batch is sent. Close ends these waits at once: every message not yet
+// written then (queued, or its batch waiting so) fails with
+// messaging.ErrClosed.
 // A message's unavailable timeout runs from when it was queued (from the
 // first message of its batch): the time it waited behind batches held by
 // an unreachable broker or a resource alarm counts, so it fails with

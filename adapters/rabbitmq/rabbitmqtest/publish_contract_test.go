@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -343,36 +344,7 @@ func TestPublishReturnedSameID(t *testing.T) {
 // wait: it fails with ctx's error once the alarm clears, and the message
 // queued behind it is sent.
 func TestPublishAsyncCtxEndsWhileBlocked(t *testing.T) {
-	n := rabbitmqtest.StartNode(t)
-	p := fault.NewProxy(t, n.Addr())
-	c := rabbitmqtest.Open(t, "amqp://guest:guest@"+p.Addr()+"/?unavailable_timeout=20s")
-	topic, group := integration.UniqueName(t, "ctxblocked"), integration.UniqueName(t, "g")
-	if err := c.Provision(t.Context(), topic, group); err != nil {
-		t.Fatal(err)
-	}
-	// Idle publish channels: Publish calls in flight at once, each holding
-	// its channel until its confirm comes, 200ms later.
-	p.SetDelay(200 * time.Millisecond)
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := c.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("before")}); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
-	p.SetDelay(0)
-	setWatermark(t, n, "absolute", "1")
-	t.Cleanup(func() { setWatermark(t, n, "0.4") })
-	awaitBlocked(t, n)
-	// A publish that makes the broker block the client's connection (its
-	// ctx ends, its channel is abandoned; the other stays idle).
-	short, cancelShort := context.WithTimeout(t.Context(), 300*time.Millisecond)
-	_ = c.Publish(short, topic, &messaging.Message{Payload: []byte("blocks")})
-	cancelShort()
+	n, c, topic, group := blockedClient(t, "ctxblocked", 20*time.Second)
 
 	res := newAsyncResults()
 	kept := &messaging.Message{Key: "k", Payload: []byte("kept")}
@@ -401,5 +373,87 @@ func TestPublishAsyncCtxEndsWhileBlocked(t *testing.T) {
 		if id == late.ID {
 			t.Errorf("late (%s) is in the group queue", late.ID)
 		}
+	}
+}
+
+// blockedClient starts a private node and a client of it (through a
+// proxy) with unavailable timeout d, provisions topic (named after name)
+// and group, and returns once a memory alarm on the node has blocked the
+// client's connection, the client holding an idle publish channel.
+func blockedClient(t *testing.T, name string, d time.Duration) (n *rabbitmqtest.Node, c *rabbitmq.Client, topic, group string) {
+	t.Helper()
+	n = rabbitmqtest.StartNode(t)
+	p := fault.NewProxy(t, n.Addr())
+	c = rabbitmqtest.Open(t, "amqp://guest:guest@"+p.Addr()+"/?unavailable_timeout="+d.String())
+	topic, group = integration.UniqueName(t, name), integration.UniqueName(t, "g")
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	// Idle publish channels: Publish calls in flight at once, each holding
+	// its channel until its confirm comes, 200ms later.
+	p.SetDelay(200 * time.Millisecond)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("before")}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	p.SetDelay(0)
+	setWatermark(t, n, "absolute", "1")
+	t.Cleanup(func() { setWatermark(t, n, "0.4") })
+	awaitBlocked(t, n)
+	// A publish that makes the broker block the client's connection (its
+	// ctx ends, its channel is abandoned; the other stays idle).
+	short, cancelShort := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	_ = c.Publish(short, topic, &messaging.Message{Payload: []byte("blocks")})
+	cancelShort()
+	return n, c, topic, group
+}
+
+// awaitGoroutineIn returns once some goroutine's stack holds fn (a
+// function's qualified name), polling until a deadline.
+func awaitGoroutineIn(t *testing.T, fn string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if n := runtime.Stack(buf, true); strings.Contains(string(buf[:n]), fn) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine in %s within 10s", fn)
+		}
+		time.Sleep(10 * time.Millisecond) // polling
+	}
+}
+
+// TestPublishAsyncCloseWhileBlocked: Close, with a PublishAsync batch that
+// has its channel but waits to write because the broker blocks the
+// connection (a resource alarm), fails the message, never written, with
+// ErrClosed at once rather than ErrUnavailable after unavailable_timeout.
+func TestPublishAsyncCloseWhileBlocked(t *testing.T) {
+	const unavailable = 12 * time.Second
+	_, c, topic, _ := blockedClient(t, "closeblocked", unavailable)
+	res := newAsyncResults()
+	m := &messaging.Message{Key: "k", Payload: []byte("m")}
+	c.PublishAsync(context.Background(), topic, m, res.done)
+	awaitGoroutineIn(t, "rabbitmq.awaitUnblocked")
+	begin := time.Now()
+	closed := make(chan struct{})
+	go func() { _ = c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(2 * unavailable):
+		t.Fatalf("Close has not returned after %v", 2*unavailable)
+	}
+	if took := time.Since(begin); took > unavailable/2 {
+		t.Errorf("Close took %v with a message waiting for the block to end, want well within unavailable_timeout (%v)", took.Round(time.Millisecond), unavailable)
+	}
+	if n, err := res.result(m); n != 1 || !errors.Is(err, messaging.ErrClosed) {
+		t.Errorf("the message: %d callbacks before Close returned, last %v; want one, ErrClosed", n, err)
 	}
 }
