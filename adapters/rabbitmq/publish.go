@@ -290,9 +290,10 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 // sent (PublishAsync: its ctx ended, or the client is closing; see
 // asyncpub.Unwanted): checked before each attempt, once a channel is at
 // hand, it fails the message with that error, unsent. stop, when not nil,
-// ends a wait for a connection or a channel when it closes (PublishAsync:
-// the client's Close began; see asyncpub.Closing), the messages then
-// failing with unwanted's errors.
+// ends the waits before a message is written (for a connection, a
+// channel, the topic's declaration, a block's end) when it closes
+// (PublishAsync: the client's Close began; see asyncpub.Closing), the
+// messages not written then failing with unwanted's errors.
 func (c *Client) publish(ctx context.Context, begin time.Time, topic string, msgs []*messaging.Message, unwanted func(i int) error, stop <-chan struct{}) error {
 	if c.closed.Load() {
 		return fmt.Errorf("rabbitmq: publish: %w", messaging.ErrClosed)
@@ -336,12 +337,12 @@ func (c *Client) publish(ctx context.Context, begin time.Time, topic string, msg
 // unconfirmed. ensure declares what must exist on a fresh connection; topic
 // empty skips it. begin is when the call began, from which the unavailable
 // timeout runs (see Publish). check, when not nil, runs for each message
-// pending before each attempt, once a channel is at hand (after any wait
-// for a connection): an error from it fails that message with that error,
-// unsent, and the others are sent. stop, when not nil, ends a wait for a
-// channel (for a connection) when it closes: the messages pending then
-// fail with check's errors. The returned error is for failures before
-// anything could be attempted.
+// pending before each attempt, once a channel is at hand and the topic
+// declared (after any wait for them), and after a wait for a block to end
+// (see sendOn): an error from it fails that message with that error,
+// unsent, and the others are sent. stop, when not nil, ends those waits
+// when it closes: the messages not written then fail with check's errors.
+// The returned error is for failures before anything could be attempted.
 func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []outgoing, errs []error, check func(i int) error, stop <-chan struct{}) error {
 	pending := make([]int, len(out))
 	for i := range pending {
@@ -356,21 +357,41 @@ func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []
 	channelErrors := 0
 	isolate := false  // send one message per attempt (see refusesMessage)
 	waitFrom := begin // the start of the current wait for a connection
+	// fail fails what is pending with err, or with check's errors
+	// once stop has closed (the wait err ended was cut short by it).
+	fail := func(err error) {
+		stopped := stop != nil && check != nil && isClosed(stop)
+		for _, i := range pending {
+			errs[i] = err
+			if stopped {
+				if e := check(i); e != nil {
+					errs[i] = e
+				}
+			}
+		}
+	}
 	for len(pending) > 0 {
 		pc, err := c.pool.get(getCtx, begin, waitFrom)
 		if err != nil {
-			stopped := stop != nil && check != nil && isClosed(stop)
-			for _, i := range pending {
-				errs[i] = err
-				if stopped {
-					if e := check(i); e != nil {
-						errs[i] = e
-					}
-				}
-			}
+			fail(err)
 			return nil
 		}
+		if topic != "" {
+			// Before anything is written: stop ends the wait too.
+			if err := c.ensureTopicOn(getCtx, pc, begin, topic); err != nil {
+				lostConn := pc.conn.IsClosed()
+				c.pool.put(pc, false)
+				if lostConn && getCtx.Err() == nil {
+					waitFrom = time.Now()
+					continue
+				}
+				fail(err)
+				return nil
+			}
+		}
 		if check != nil {
+			// The turn to be sent has come (after any wait for a
+			// connection, a channel or the topic's declaration).
 			kept := pending[:0]
 			for _, i := range pending {
 				if err := check(i); err != nil {
@@ -381,20 +402,6 @@ func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []
 			}
 			if pending = kept; len(pending) == 0 {
 				c.pool.put(pc, true)
-				return nil
-			}
-		}
-		if topic != "" {
-			if err := c.ensureTopicOn(ctx, pc, begin, topic); err != nil {
-				lostConn := pc.conn.IsClosed()
-				c.pool.put(pc, false)
-				if lostConn && ctx.Err() == nil {
-					waitFrom = time.Now()
-					continue
-				}
-				for _, i := range pending {
-					errs[i] = err
-				}
 				return nil
 			}
 		}

@@ -28,18 +28,17 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // flight. Messages with the same Key go through one lane, one batch after
 // the other, and keep their order. A message's ctx is honoured until it is
 // written: one whose ctx ends while its batch waits (for a connection, a
-// publish channel, the end of a resource alarm's block, or before a resend
-// on a new connection) fails with ctx's error, unsent, and the rest of its
-// batch is sent. Close ends these waits at once: every message not yet
-// written then (queued, or its batch waiting so) fails with
-// messaging.ErrClosed.
-// A message's unavailable timeout runs from when it was queued (from the
-// first message of its batch): the time it waited behind batches held by
-// an unreachable broker or a resource alarm counts, so it fails with
-// messaging.ErrUnavailable within about unavailable_timeout of its
-// PublishAsync (at once when that has passed while it waited), and Flush
-// and Close (for the messages written, awaiting their confirms) return
-// within about that of the last one.
+// publish channel, the declaration of its topic, the end of a resource
+// alarm's block, or before a resend on a new connection) fails with ctx's
+// error, unsent, and the rest of its batch is sent. Close ends these waits
+// at once: every message not yet written then (queued, or its batch waiting
+// so) fails with messaging.ErrClosed. A message's unavailable timeout runs
+// from when it was queued (from the first message of its batch): the time it
+// waited behind batches held by an unreachable broker or a resource alarm
+// counts, so it fails with messaging.ErrUnavailable within about
+// unavailable_timeout of its PublishAsync (at once when that has passed
+// while it waited), and Flush and Close (for the messages written, awaiting
+// their confirms) return within about that of the last one.
 func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
 	c.async.Get(c.newBatcher).PublishAsync(ctx, topic, msg, done)
 }

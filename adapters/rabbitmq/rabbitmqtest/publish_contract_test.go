@@ -457,3 +457,32 @@ func TestPublishAsyncCloseWhileBlocked(t *testing.T) {
 		t.Errorf("the message: %d callbacks before Close returned, last %v; want one, ErrClosed", n, err)
 	}
 }
+
+// TestPublishAsyncCloseWhileDeclaringBlocked: Close, with a PublishAsync
+// batch to a topic new to the connection whose declaration waits because
+// the broker blocks the connection (a resource alarm), fails the message,
+// never written, with ErrClosed at once rather than ErrUnavailable after
+// unavailable_timeout.
+func TestPublishAsyncCloseWhileDeclaringBlocked(t *testing.T) {
+	const unavailable = 12 * time.Second
+	_, c, _, _ := blockedClient(t, "closedeclare", unavailable)
+	other := integration.UniqueName(t, "other") // on the private node
+	res := newAsyncResults()
+	m := &messaging.Message{Key: "k", Payload: []byte("m")}
+	c.PublishAsync(context.Background(), other, m, res.done)
+	awaitGoroutineIn(t, "rabbitmq.(*Client).ensureTopicOn")
+	begin := time.Now()
+	closed := make(chan struct{})
+	go func() { _ = c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(2 * unavailable):
+		t.Fatalf("Close has not returned after %v", 2*unavailable)
+	}
+	if took := time.Since(begin); took > unavailable/2 {
+		t.Errorf("Close took %v with a message waiting for its topic's declaration, want well within unavailable_timeout (%v)", took.Round(time.Millisecond), unavailable)
+	}
+	if n, err := res.result(m); n != 1 || !errors.Is(err, messaging.ErrClosed) {
+		t.Errorf("the message: %d callbacks before Close returned, last %v; want one, ErrClosed", n, err)
+	}
+}
