@@ -2,8 +2,11 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
+	"testing"
+	"time"
 
 	"github.com/msgkit/messaging"
 )
@@ -31,4 +34,58 @@ func PublishAsyncN(ctx context.Context, p messaging.AsyncPublisher, topic string
 		return *err
 	}
 	return nil
+}
+
+// HandedOn is a context for a PublishAsync message that tells a test when
+// the message's lane has handed it on to the adapter's send (then its turn
+// to be sent may still be to come: behind another request, a pipeline,
+// a connection): Done of HandedOn closes at the second call of Err, as
+// the library's PublishAsync checks a message's ctx once when it is given
+// and once more when its lane hands the message's batch on.
+type HandedOn struct {
+	context.Context
+	calls    atomic.Int32
+	handedOn chan struct{}
+}
+
+// NewHandedOn returns a HandedOn whose deadline, values and end are
+// parent's.
+func NewHandedOn(parent context.Context) *HandedOn {
+	return &HandedOn{Context: parent, handedOn: make(chan struct{})}
+}
+
+// Err is parent's Err; its second call closes HandedOn's channel.
+func (c *HandedOn) Err() error {
+	err := c.Context.Err()
+	if c.calls.Add(1) == 2 {
+		close(c.handedOn)
+	}
+	return err
+}
+
+// HandedOn returns the channel closed once the message was handed on.
+func (c *HandedOn) HandedOn() <-chan struct{} { return c.handedOn }
+
+// AwaitClosing returns once Close, started on another goroutine, refuses
+// new PublishAsync messages (they fail at once with messaging.ErrClosed);
+// it fails t when a message fails otherwise or ctx ends first. Messages it
+// gives to PublishAsync before Close refuses them get their results later.
+func AwaitClosing(t testing.TB, ctx context.Context, p messaging.AsyncPublisher, topic string) {
+	t.Helper()
+	for {
+		refused := make(chan error, 1)
+		p.PublishAsync(ctx, topic, messaging.NewMessage([]byte("late")), func(_ *messaging.Message, err error) { refused <- err })
+		select {
+		case err := <-refused:
+			if !errors.Is(err, messaging.ErrClosed) {
+				t.Fatalf("PublishAsync while Close waits: %v, want ErrClosed", err)
+			}
+			return
+		default:
+		}
+		if ctx.Err() != nil {
+			t.Fatal("Close never refused PublishAsync")
+		}
+		time.Sleep(time.Millisecond) // polling Close's start
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,23 +50,6 @@ func (h *holdPipeline) ProcessPipelineHook(next goredis.ProcessPipelineHook) gor
 
 var _ goredis.Hook = (*holdPipeline)(nil)
 
-// probeCtx closes second when its Err is called the second time:
-// PublishAsync checks a message's ctx once when it is given and once more
-// when its lane hands the message's batch on.
-type probeCtx struct {
-	context.Context
-	calls  atomic.Int32
-	second chan struct{}
-}
-
-func (c *probeCtx) Err() error {
-	err := c.Context.Err()
-	if c.calls.Add(1) == 2 {
-		close(c.second)
-	}
-	return err
-}
-
 // coalescedQueue starts, on a client with one coalescing goroutine, a
 // PublishAsync whose pipeline is held, and a second PublishAsync (the next
 // lane) whose batch its lane hands to the coalescer, where it waits behind
@@ -95,10 +77,10 @@ func coalescedQueue(t *testing.T, ctx, secondCtx context.Context, topic string) 
 	case <-ctx.Done():
 		t.Fatal("the first message's pipeline never came")
 	}
-	probe := &probeCtx{Context: secondCtx, second: make(chan struct{})}
+	probe := integration.NewHandedOn(secondCtx)
 	c.PublishAsync(probe, topic, messaging.NewMessage([]byte("second")), func(_ *messaging.Message, err error) { second <- err })
 	select {
-	case <-probe.second:
+	case <-probe.HandedOn():
 	case <-ctx.Done():
 		t.Fatal("the second message's lane never handed it on")
 	}
@@ -155,25 +137,7 @@ func TestPublishAsyncCoalescedAtClose(t *testing.T) {
 	c, first, second, release := coalescedQueue(t, ctx, ctx, topic)
 	closed := make(chan error, 1)
 	go func() { closed <- c.Close() }()
-	// Close has started once PublishAsync refuses messages (at once, on
-	// the calling goroutine).
-	for {
-		refused := make(chan error, 1)
-		c.PublishAsync(ctx, topic, messaging.NewMessage([]byte("late")), func(_ *messaging.Message, err error) { refused <- err })
-		select {
-		case err := <-refused:
-			if !errors.Is(err, messaging.ErrClosed) {
-				t.Fatalf("PublishAsync while Close waits: %v, want ErrClosed", err)
-			}
-		default:
-			if ctx.Err() != nil {
-				t.Fatal("Close never refused PublishAsync")
-			}
-			time.Sleep(time.Millisecond) // polling Close's start
-			continue
-		}
-		break
-	}
+	integration.AwaitClosing(t, ctx, c, topic)
 	close(release)
 	select {
 	case err := <-closed:
