@@ -431,58 +431,45 @@ func awaitGoroutineIn(t *testing.T, fn string) {
 	}
 }
 
-// TestPublishAsyncCloseWhileBlocked: Close, with a PublishAsync batch that
-// has its channel but waits to write because the broker blocks the
-// connection (a resource alarm), fails the message, never written, with
-// ErrClosed at once rather than ErrUnavailable after unavailable_timeout.
+// TestPublishAsyncCloseWhileBlocked: Close, with a PublishAsync batch
+// waiting because the broker blocks the connection (a resource alarm),
+// fails the message, never written, with ErrClosed at once rather than
+// ErrUnavailable after unavailable_timeout: a batch that has its channel
+// and waits to write (write), and one to a topic new to the connection
+// whose declaration waits (declare).
 func TestPublishAsyncCloseWhileBlocked(t *testing.T) {
 	const unavailable = 12 * time.Second
-	_, c, topic, _ := blockedClient(t, "closeblocked", unavailable)
-	res := newAsyncResults()
-	m := &messaging.Message{Key: "k", Payload: []byte("m")}
-	c.PublishAsync(context.Background(), topic, m, res.done)
-	awaitGoroutineIn(t, "rabbitmq.awaitUnblocked")
-	begin := time.Now()
-	closed := make(chan struct{})
-	go func() { _ = c.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(2 * unavailable):
-		t.Fatalf("Close has not returned after %v", 2*unavailable)
-	}
-	if took := time.Since(begin); took > unavailable/2 {
-		t.Errorf("Close took %v with a message waiting for the block to end, want well within unavailable_timeout (%v)", took.Round(time.Millisecond), unavailable)
-	}
-	if n, err := res.result(m); n != 1 || !errors.Is(err, messaging.ErrClosed) {
-		t.Errorf("the message: %d callbacks before Close returned, last %v; want one, ErrClosed", n, err)
-	}
-}
-
-// TestPublishAsyncCloseWhileDeclaringBlocked: Close, with a PublishAsync
-// batch to a topic new to the connection whose declaration waits because
-// the broker blocks the connection (a resource alarm), fails the message,
-// never written, with ErrClosed at once rather than ErrUnavailable after
-// unavailable_timeout.
-func TestPublishAsyncCloseWhileDeclaringBlocked(t *testing.T) {
-	const unavailable = 12 * time.Second
-	_, c, _, _ := blockedClient(t, "closedeclare", unavailable)
-	other := integration.UniqueName(t, "other") // on the private node
-	res := newAsyncResults()
-	m := &messaging.Message{Key: "k", Payload: []byte("m")}
-	c.PublishAsync(context.Background(), other, m, res.done)
-	awaitGoroutineIn(t, "rabbitmq.(*Client).ensureTopicOn")
-	begin := time.Now()
-	closed := make(chan struct{})
-	go func() { _ = c.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(2 * unavailable):
-		t.Fatalf("Close has not returned after %v", 2*unavailable)
-	}
-	if took := time.Since(begin); took > unavailable/2 {
-		t.Errorf("Close took %v with a message waiting for its topic's declaration, want well within unavailable_timeout (%v)", took.Round(time.Millisecond), unavailable)
-	}
-	if n, err := res.result(m); n != 1 || !errors.Is(err, messaging.ErrClosed) {
-		t.Errorf("the message: %d callbacks before Close returned, last %v; want one, ErrClosed", n, err)
+	for _, tc := range []struct {
+		name     string
+		newTopic bool   // publish to a topic the connection has not declared
+		waitsIn  string // the function the batch waits in
+	}{
+		{"write", false, "rabbitmq.awaitUnblocked"},
+		{"declare", true, "rabbitmq.(*Client).ensureTopicOn"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, c, topic, _ := blockedClient(t, "closeblocked", unavailable)
+			if tc.newTopic {
+				topic = integration.UniqueName(t, "other") // on the private node
+			}
+			res := newAsyncResults()
+			m := &messaging.Message{Key: "k", Payload: []byte("m")}
+			c.PublishAsync(context.Background(), topic, m, res.done)
+			awaitGoroutineIn(t, tc.waitsIn)
+			begin := time.Now()
+			closed := make(chan struct{})
+			go func() { _ = c.Close(); close(closed) }()
+			select {
+			case <-closed:
+			case <-time.After(2 * unavailable):
+				t.Fatalf("Close has not returned after %v", 2*unavailable)
+			}
+			if took := time.Since(begin); took > unavailable/2 {
+				t.Errorf("Close took %v with a message waiting in %s, want well within unavailable_timeout (%v)", took.Round(time.Millisecond), tc.waitsIn, unavailable)
+			}
+			if n, err := res.result(m); n != 1 || !errors.Is(err, messaging.ErrClosed) {
+				t.Errorf("the message: %d callbacks before Close returned, last %v; want one, ErrClosed", n, err)
+			}
+		})
 	}
 }
