@@ -34,13 +34,13 @@ const (
 	HeaderTime = "Messaging-Time"
 	// HeaderEncoded carries the ID, key and header entries that NATS
 	// headers cannot carry verbatim (names other than printable ASCII
-	// without ':' and the separators nats.go refuses in a name,
-	// ()/,;<=>?@[\]{} and the double quote; names
-	// starting with "Nats-" or "Messaging-", the names
-	// Status and Description, which nats.go reads as a server status on a
-	// message without payload, values that are not UTF-8, hold control
-	// characters such as CR or LF, or start or end with white space), so
-	// every header reaches the consumer byte for byte as published.
+	// without ':', the double quote and the separators ()/,;<=>?@[\]{}
+	// that nats.go refuses in a name; names starting with "Nats-" or
+	// "Messaging-"; the names Status and Description, which nats.go reads
+	// as a server status on a message without payload; values that are
+	// not UTF-8, hold control characters such as CR or LF, or start or end
+	// with white space), so every header reaches the consumer byte for
+	// byte as published.
 	// Format: standard base64 of a sequence of entries, each a tag byte
 	// ('i' ID, 'k' key, 'h' header) and its strings (one, or name and value
 	// for 'h'), each a uvarint length and its bytes.

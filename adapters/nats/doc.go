@@ -242,15 +242,14 @@
 // Message.Header entries are NATS headers of the same name; ID, Key and
 // Time travel as Nats-Msg-Id, Messaging-Key and Messaging-Time (each only
 // when set: in core mode a message may carry none), and are removed from
-// Header on delivery. Entries NATS headers cannot carry
-// verbatim (reserved Nats-/Messaging- names, Status and Description, which
-// NATS clients read as a server status on a message without payload, names
-// other than printable ASCII without ':' and the separators nats.go
-// refuses in a name, ()/,;<=>?@[\]{} and the double quote, values that are
-// not UTF-8 or hold
-// control characters such as CR/LF, or edge white space) travel encoded in
-// Messaging-Encoded, so the consumer sees the publisher's headers byte for
-// byte.
+// Header on delivery. Entries NATS headers cannot carry verbatim
+// (reserved Nats-/Messaging- names; Status and Description, which NATS
+// clients read as a server status on a message without payload; names
+// other than printable ASCII without ':', the double quote and the
+// separators ()/,;<=>?@[\]{} that nats.go refuses in a name; values that
+// are not UTF-8, hold control characters such as CR/LF, or have edge white
+// space) travel encoded in Messaging-Encoded, so the consumer sees the
+// publisher's headers byte for byte.
 // MaxMessageSize is the server's max_payload less 512 bytes for these
 // headers; a message whose encoding (payload and every header) still
 // exceeds max_payload, or whose header block exceeds the 65535 bytes

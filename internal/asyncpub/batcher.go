@@ -122,8 +122,8 @@ func (b *Batcher) PublishAsync(ctx context.Context, topic string, m *messaging.M
 // Check does what every PublishAsync does first: it fails a nil message, a
 // closed client, an invalid message (validate) and a done ctx, and then
 // admits the message to the window (Begin; a Flush meanwhile waits for
-// it). It reports a failure to done (Tracker.Fail) and returns false; on true the
-// caller must End the message once.
+// it). It reports a failure to done (Tracker.Fail) and returns false; on
+// true the caller must End the message once.
 func Check(ctx context.Context, t *Tracker, topic string, m *messaging.Message, validate ValidateFunc, done messaging.PublishCallback) bool {
 	fail := func(err error) bool {
 		t.Fail(done, m, err)
