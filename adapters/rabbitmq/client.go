@@ -299,11 +299,10 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // connection or for the end of a resource alarm's block. Under a resource
 // alarm (the broker blocked the connection), the PublishAsync messages
 // written fail with messaging.ErrUnavailable within about the unavailable
-// timeout of when they were queued, each
-// subscription's channel close is waited for until the block has lasted
-// the unavailable timeout (then it finishes in the background), and the
-// connection is closed without waiting for the broker's close-ok. Close is
-// idempotent.
+// timeout of when they were queued, each subscription's channel close is
+// waited for until the block has lasted the unavailable timeout (then it
+// finishes in the background), and the connection is closed without
+// waiting for the broker's close-ok. Close is idempotent.
 func (c *Client) Close() error {
 	_ = c.Consumer.Close()
 	c.async.Close() // while publishing still works
