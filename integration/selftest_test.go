@@ -94,6 +94,15 @@ func (b *broken) PublishAsync(ctx context.Context, topic string, m *messaging.Me
 	b.Client.PublishAsync(ctx, topic, m, done)
 }
 
+// Flush, with the defect "flushes-early", returns at once, not waiting
+// for the callbacks still running.
+func (b *broken) Flush(ctx context.Context) error {
+	if b.defect == "flushes-early" {
+		return nil
+	}
+	return b.Client.Flush(ctx)
+}
+
 func (b *broken) Subscribe(ctx context.Context, topic string, h messaging.Handler, opts ...messaging.SubscribeOption) (messaging.Subscription, error) {
 	// The defects that depend on the options leave invalid ones to the
 	// memory client, which rejects them.
@@ -341,6 +350,8 @@ func TestSuiteCatchesBrokenAdapters(t *testing.T) {
 			says: "want within", timeout: messaging.DefaultAckDeadline + 15*time.Second},
 		"drops-uncalled": {mustFail: []string{"AsyncPublishWithoutCallback"}, only: []string{"AsyncPublishWithoutCallback"},
 			says: "of 999 distinct messages delivered"},
+		"flushes-early": {mustFail: []string{"AsyncFlushWaitsForCallback"}, only: []string{"AsyncFlushWaitsForCallback"},
+			says: "Flush while a PublishAsync callback runs: <nil>, want it to wait"},
 		"delivers-twice": {only: []string{"HostileInput"}},
 	} {
 		t.Run(defect, func(t *testing.T) {
