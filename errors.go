@@ -75,7 +75,9 @@ var (
 	ErrTopicDeleted = errors.New("messaging: topic deleted")
 
 	// ErrTopicNotFound is returned by Inspector.Inspect for a topic the
-	// broker does not hold.
+	// broker does not hold, and by Publish (and PublishAsync) of an adapter
+	// configured not to create topics (Kafka's auto_create=false) for a
+	// topic that does not exist.
 	ErrTopicNotFound = errors.New("messaging: topic not found")
 )
 

@@ -156,6 +156,8 @@ func New(brokers []string, opts ...Option) (*Client, error) {
 		}
 		if cfg.autoCreate {
 			set.TopicMissing = c.recreateTopic
+		} else {
+			set.TopicMissing = c.topicNotFound
 		}
 		c.producer = producer.New(&kafkago.Client{Addr: addr, Transport: c.transport, Timeout: cfg.writeTimeout}, set)
 	}
@@ -266,9 +268,13 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 		return c.writeMessages(ctx, topic, recs)
 	}
 	n, err := c.writePartitions(lookup, topic)
-	if err != nil && c.cfg.autoCreate && producer.TopicMissing(err) {
+	if err != nil && producer.TopicMissing(err) {
 		// Another client deleted the topic since this one made sure of it.
-		if err = c.recreateTopic(lookup, topic); err == nil {
+		if !c.cfg.autoCreate {
+			if nf := c.topicNotFound(lookup, topic); nf != nil {
+				return producer.AllFailed(len(msgs), fmt.Errorf("kafka: publish to %s: %w", topic, nf))
+			}
+		} else if err = c.recreateTopic(lookup, topic); err == nil {
 			n, err = c.writePartitions(lookup, topic)
 		}
 	}
@@ -470,6 +476,21 @@ func (c *Client) recreateTopic(ctx context.Context, topic string) error {
 	return c.ensureTopic(ctx, topic, true)
 }
 
+// topicNotFound is what a request that found topic missing does with
+// auto-creation off: when a broker, asked directly (kafka-go's metadata
+// cache may still list a deleted topic, or not list a new one yet), says
+// the topic does not exist, it forgets the topic and returns an error
+// wrapping messaging.ErrTopicNotFound, which fails the request at once (see
+// producer.Settings.TopicMissing); otherwise it returns nil and the
+// request is retried.
+func (c *Client) topicNotFound(ctx context.Context, topic string) error {
+	if !c.topicGone(ctx, topic) {
+		return nil
+	}
+	c.forgetTopic(topic)
+	return fmt.Errorf("kafka: topic %s does not exist and auto-creation is off: %w", topic, messaging.ErrTopicNotFound)
+}
+
 func (c *Client) forgetTopic(topic string) {
 	c.topicsMu.Lock()
 	delete(c.topics, topic)
@@ -508,7 +529,7 @@ func (c *Client) ensureTopic(ctx context.Context, topic string, create bool) err
 		n, err := c.partitionCount(ctx, topic)
 		if err != nil {
 			if !create && errors.Is(err, kafkago.UnknownTopicOrPartition) {
-				return struct{}{}, backoff.Permanent(fmt.Errorf("kafka: topic %s does not exist and auto-creation is off: %w", topic, err))
+				return struct{}{}, backoff.Permanent(fmt.Errorf("kafka: topic %s does not exist and auto-creation is off: %w (%w)", topic, messaging.ErrTopicNotFound, err))
 			}
 			return struct{}{}, err
 		}

@@ -54,7 +54,10 @@
 //   - Topic: a Kafka topic of the same name, created on first use with the
 //     configured partitions and replication unless auto_create=false
 //     (Provision always creates it), and created again by Publish,
-//     Subscribe and Read when another client deleted it since. Kafka refuses a topic whose name differs
+//     Subscribe and Read when another client deleted it since. With
+//     auto_create=false, Publish and PublishAsync to a topic that does not
+//     exist, or that another client deleted since, fail at once with an
+//     error wrapping messaging.ErrTopicNotFound. Kafka refuses a topic whose name differs
 //     from an existing one only in '.' versus '_' (their metric names
 //     collide): that fails with ErrInvalidTopic naming the topic and the
 //     rule. A group is the consumer group of the same name.

@@ -428,3 +428,45 @@ func TestGroupStartAtOffsetAndTime(t *testing.T) {
 		t.Errorf("the existing group resumed with %s, want l1 or l2 (its committed position)", id)
 	}
 }
+
+// TestAutoCreateOffMissingTopicNotFound: with auto_create=false, Publish and
+// PublishAsync to a topic that does not exist, or that another client
+// deleted while this one had its partition count cached, fail at once
+// with an error wrapping messaging.ErrTopicNotFound, not after
+// unavailable_timeout with ErrUnavailable.
+func TestAutoCreateOffMissingTopicNotFound(t *testing.T) {
+	c := kafkatest.Open(t, "auto_create=false", "metadata_ttl=1h", "unavailable_timeout=8s")
+	t.Cleanup(func() { _ = c.Close() })
+	other := kafkatest.Open(t)
+	t.Cleanup(func() { _ = other.Close() })
+	check := func(what, topic string) {
+		t.Helper()
+		start := time.Now()
+		err := c.Publish(t.Context(), topic, messaging.NewMessage([]byte("x")))
+		if !errors.Is(err, messaging.ErrTopicNotFound) || errors.Is(err, messaging.ErrUnavailable) {
+			t.Errorf("Publish to %s: %v (after %v), want ErrTopicNotFound", what, err, time.Since(start).Round(time.Millisecond))
+		}
+		done := make(chan error, 1)
+		c.PublishAsync(t.Context(), topic, messaging.NewMessage([]byte("y")), func(_ *messaging.Message, err error) { done <- err })
+		if err := <-done; !errors.Is(err, messaging.ErrTopicNotFound) || errors.Is(err, messaging.ErrUnavailable) {
+			t.Errorf("PublishAsync to %s: %v (after %v), want ErrTopicNotFound", what, err, time.Since(start).Round(time.Millisecond))
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s: failing took %v, want well under unavailable_timeout (8s)", what, d)
+		}
+	}
+	check("a missing topic", integration.UniqueName(t, "nocreate"))
+
+	topic := integration.UniqueName(t, "nocreatedel")
+	deleteTopic(t, other, topic)
+	if err := c.Provision(t.Context(), topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(t.Context(), topic, messaging.NewMessage([]byte("x"))); err != nil {
+		t.Fatal(err) // caches the partition count
+	}
+	if err := other.DeleteTopic(t.Context(), topic); err != nil {
+		t.Fatal(err)
+	}
+	check("a topic another client deleted", topic)
+}

@@ -179,7 +179,9 @@ type Settings struct {
 	// missing (see the function TopicMissing; once per request, under the
 	// request's unavailable deadline): it may create the topic again, which
 	// another client may have deleted. When it returns nil the request is
-	// retried at once.
+	// retried at once; when it returns an error wrapping
+	// messaging.ErrTopicNotFound (the topic is gone and is not to be
+	// created again) the request's records fail with it at once.
 	TopicMissing func(ctx context.Context, topic string) error
 	// TestHookQueued, when set, is called after a call's chunks are queued
 	// with the number of records then waiting for each partition they went
@@ -559,6 +561,10 @@ retry:
 			missing = nil // once
 			if recreateErr == nil {
 				continue
+			}
+			if errors.Is(recreateErr, messaging.ErrTopicNotFound) {
+				err, recreateErr = fmt.Errorf("%w (%w)", recreateErr, err), nil
+				break
 			}
 		}
 		if !Retriable(err) {
