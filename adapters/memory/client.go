@@ -147,12 +147,14 @@ func (c *Client) Capabilities() messaging.Capabilities {
 }
 
 // Publish appends msgs to topic's log; it returns once they are there.
+// With a ctx already ended it appends nothing and fails with an error
+// naming topic and wrapping ctx's.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	if c.closed.Load() {
 		return fmt.Errorf("memory: publish: %w", messaging.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("memory: publish to %s: %w", topic, err)
 	}
 	if err := driver.PreparePublish(topic, msgs, c.cfg.maxMessageSize); err != nil {
 		return err
