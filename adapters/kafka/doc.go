@@ -57,10 +57,11 @@
 //     Subscribe and Read when another client deleted it since. With
 //     auto_create=false, Publish and PublishAsync to a topic that does not
 //     exist, or that another client deleted since, fail at once with an
-//     error wrapping messaging.ErrTopicNotFound. Kafka refuses a topic whose name differs
-//     from an existing one only in '.' versus '_' (their metric names
-//     collide): that fails with ErrInvalidTopic naming the topic and the
-//     rule. A group is the consumer group of the same name.
+//     error wrapping messaging.ErrTopicNotFound. Kafka refuses a topic
+//     whose name differs from an existing one only in '.' versus '_'
+//     (their metric names collide): that fails with ErrInvalidTopic naming
+//     the topic and the rule. A group is the consumer group of the same
+//     name.
 //   - Key: the record key; its murmur2 hash picks the partition (as in the
 //     Java client), so one key stays in one partition, in order. An empty
 //     key is sent as a null key; the keyless records of one Publish go to
