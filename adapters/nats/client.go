@@ -205,17 +205,20 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // messaging.ErrDuplicate; callers that republish on purpose pass the result
 // through messaging.IgnoreDuplicates.
 //
-// While the connection is down (the client reconnecting), Publish waits for
-// it up to unavailable_timeout (5s) or until ctx ends, then fails every
-// message with an error wrapping messaging.ErrUnavailable. While it is up
-// but the server answers nothing (hung), a message not acknowledged
-// (JetStream) or flushed (core mode) unavailable_timeout after the call
-// fails so too, unless the server answered something on the connection
-// meanwhile: a slow server's messages wait their turn, up to
-// publish_timeout (core mode: the flush, request_timeout or ctx's end). A
-// message that finds nats.go's own count of unacknowledged publishes full
-// (it keeps those failed so until publish_timeout; see PublishAsync) waits
-// for room until then too, and fails so unsent.
+// Publish of no messages returns nil at once (after the checks: an error
+// wrapping messaging.ErrClosed after Close, ctx's error, an invalid topic),
+// also while the connection is down. While the connection is down (the
+// client reconnecting), Publish waits for it up to unavailable_timeout
+// (5s) or until ctx ends, then fails every message with an error wrapping
+// messaging.ErrUnavailable. While it is up but the server answers nothing
+// (hung), a message not acknowledged (JetStream) or flushed (core mode)
+// unavailable_timeout after the call fails so too, unless the server
+// answered something on the connection meanwhile: a slow server's
+// messages wait their turn, up to publish_timeout (core mode: the
+// flush, request_timeout or ctx's end). A message that finds nats.go's
+// own count of unacknowledged publishes full (it keeps those failed so
+// until publish_timeout; see PublishAsync) waits for room until then too,
+// and fails so unsent.
 // The lookup (or creation) of the topic's stream on first use is bounded
 // so too: it fails every message with messaging.ErrUnavailable once the
 // server has answered nothing for unavailable_timeout since it began.
@@ -230,8 +233,10 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // and without a Time the time it was received. Set ID (and Time) yourself
 // to correlate a message across processes.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
-	if err := c.awaitConnection(ctx); err != nil {
-		return allFailed(len(msgs), fmt.Errorf("nats: publish to %s: %w", topic, err))
+	if len(msgs) > 0 { // no messages: nothing to wait for, only the checks
+		if err := c.awaitConnection(ctx); err != nil {
+			return allFailed(len(msgs), fmt.Errorf("nats: publish to %s: %w", topic, err))
+		}
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()

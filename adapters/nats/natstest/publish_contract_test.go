@@ -259,3 +259,21 @@ func waitBlockedIn(t *testing.T, fn string) {
 		time.Sleep(time.Millisecond) // polling interval
 	}
 }
+
+// TestPublishNoMessagesWhileDown: Publish of no messages has nothing to
+// send and returns nil at once, also while the connection is down, as on
+// the other adapters. It used to wait for the connection up to
+// unavailable_timeout and fail with messaging.ErrUnavailable.
+func TestPublishNoMessagesWhileDown(t *testing.T) {
+	for _, mode := range bothModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			_, p, c := openProxied(t, 10*time.Second, natsadapter.WithMode(mode))
+			cutAndWait(t, c, p)
+			begin := time.Now()
+			err := c.Publish(t.Context(), integration.UniqueName(t, "none"))
+			if took := time.Since(begin); err != nil || took > time.Second {
+				t.Fatalf("Publish of no messages while down: %v after %v, want nil at once", err, took.Round(time.Millisecond))
+			}
+		})
+	}
+}
