@@ -222,6 +222,11 @@ func (c *Client) Capabilities() messaging.Capabilities {
 // The lookup (or creation) of the topic's stream on first use is bounded
 // so too: it fails every message with messaging.ErrUnavailable once the
 // server has answered nothing for unavailable_timeout since it began.
+// Every failure wraps a sentinel: a message unacknowledged within
+// publish_timeout (however short), or that no stream answered, also after
+// the stream was looked up (or created) again, fails with
+// messaging.ErrUnavailable; with WithExistingStreams, one whose subject no
+// stream captures (deleted, or never made) with messaging.ErrTopicNotFound.
 //
 // Core mode: messages are published and the connection is flushed, so
 // Publish returns once the server has received them; it does not wait for
@@ -495,9 +500,13 @@ func (c *Client) flushSent(ctx context.Context, n int, sent func(i int) time.Tim
 }
 
 // flush waits until the server has processed everything sent so far (an
-// answer: see answered).
+// answer: see answered). A flush unanswered within request_timeout (used
+// when ctx has no deadline) fails with an error wrapping
+// messaging.ErrUnavailable: the server took the bytes and answered
+// nothing; one cut short by ctx's end fails with ctx's error.
 func (c *Client) flush(ctx context.Context) error {
 	var err error
+	parent := ctx
 	if ctx.Done() == nil { // never cancelled (Background): no context to make
 		err = c.nc.FlushTimeout(c.cfg.requestTimeout)
 	} else {
@@ -511,6 +520,9 @@ func (c *Client) flush(ctx context.Context) error {
 	if err == nil {
 		c.answered()
 		return nil
+	}
+	if parent.Err() == nil && (errors.Is(err, natsgo.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)) {
+		return fmt.Errorf("%w: no answer to a flush within request_timeout %v: %w", messaging.ErrUnavailable, c.cfg.requestTimeout, err)
 	}
 	if errors.Is(err, natsgo.ErrConnectionClosed) && !c.nc.IsClosed() {
 		// A flush cut short by a reconnect reports a closed connection.
@@ -528,8 +540,9 @@ func lostWrite(err error) bool {
 }
 
 // wrapConnErr makes a closed connection an ErrClosed, a lost one (or a full
-// reconnect buffer) an ErrUnavailable, and a message over the server's
-// limit an ErrMessageTooLarge.
+// reconnect buffer), a publish unacknowledged within publish_timeout and
+// one no stream answered (after the adapter's resend) an ErrUnavailable,
+// and a message over the server's limit an ErrMessageTooLarge.
 func (c *Client) wrapConnErr(err error) error {
 	switch {
 	case errors.Is(err, messaging.ErrClosed), errors.Is(err, messaging.ErrUnavailable):
@@ -538,6 +551,14 @@ func (c *Client) wrapConnErr(err error) error {
 	case errors.Is(err, natsgo.ErrDisconnected), errors.Is(err, natsgo.ErrConnectionReconnecting), errors.Is(err, natsgo.ErrReconnectBufExceeded), lostWrite(err),
 		errors.Is(err, jetstream.ErrTooManyStalledMsgs): // see waitRoom
 		return fmt.Errorf("%w: %w", messaging.ErrUnavailable, err)
+	case errors.Is(err, jetstream.ErrAsyncPublishTimeout):
+		// No acknowledgement within publish_timeout: the server (or the
+		// stream's leader) answered nothing for this message.
+		return fmt.Errorf("%w: no acknowledgement within publish_timeout %v: %w", messaging.ErrUnavailable, c.cfg.publishTimeout, err)
+	case errors.Is(err, jetstream.ErrNoStreamResponse):
+		// No responder for the subject after the adapter's one resend: the
+		// stream has no leader (an election), or is gone again.
+		return fmt.Errorf("%w: no stream answered: %w", messaging.ErrUnavailable, err)
 	case errors.Is(err, natsgo.ErrMaxPayload):
 		return fmt.Errorf("%w: %w", messaging.ErrMessageTooLarge, err)
 	}
@@ -568,6 +589,10 @@ func (c *Client) publishJS(ctx context.Context, topic string, nms []*natsgo.Msg)
 				errs2, _ := c.sendAsync(ctx, again)
 				for j, i := range retry {
 					errs[i] = errs2[j]
+				}
+			} else {
+				for _, i := range retry { // the lookup's error says why
+					errs[i] = err
 				}
 			}
 		}

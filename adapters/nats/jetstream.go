@@ -121,13 +121,17 @@ func (c *Client) legacyStream(ctx context.Context, topic string) (string, bool) 
 }
 
 // stream returns the name of topic's stream, creating the stream (or, with
-// WithExistingStreams, finding it) on first use.
+// WithExistingStreams, finding it: no stream capturing the subject is an
+// error wrapping messaging.ErrTopicNotFound) on first use.
 func (c *Client) stream(ctx context.Context, topic string) (string, error) {
 	if v, ok := c.streams.Load(topic); ok {
 		return v.(string), nil
 	}
 	if c.cfg.bindStreams {
 		name, err := c.js.StreamNameBySubject(ctx, topic)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return "", fmt.Errorf("nats: find the stream of subject %s: %w: %w", topic, messaging.ErrTopicNotFound, err)
+		}
 		if err != nil {
 			return "", fmt.Errorf("nats: find the stream of subject %s: %w", topic, err)
 		}

@@ -344,3 +344,60 @@ func (r *asyncRecorder) publishEvery(c *natsadapter.Client, topic string, n int,
 		r.publish(context.Background(), c, topic, &messaging.Message{ID: fmt.Sprintf("m%d", i), Payload: []byte("x")})
 	}
 }
+
+// TestPublishUnavailableBeforeSilentDeadline: with publish_timeout (and
+// request_timeout) shorter than unavailable_timeout, a server that takes
+// the messages and answers nothing fails them at publish_timeout
+// (JetStream: nats.go's async publish timeout; core mode: the flush's
+// request_timeout), still with messaging.ErrUnavailable, the sentinel of
+// an unanswered broker. They used to fail with nats.go's bare "timed out
+// waiting for ack" and "nats: timeout", wrapping no sentinel.
+func TestPublishUnavailableBeforeSilentDeadline(t *testing.T) {
+	for _, mode := range bothModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			_, c, topic := silentServerWith(t, 20*time.Second, natsadapter.WithMode(mode),
+				natsadapter.WithPublishTimeout(500*time.Millisecond), natsadapter.WithRequestTimeout(500*time.Millisecond))
+			err := c.Publish(t.Context(), topic, &messaging.Message{ID: "a", Payload: []byte("a")}, &messaging.Message{ID: "b", Payload: []byte("b")})
+			var pe *messaging.PublishError
+			if !errors.As(err, &pe) || len(pe.Failed()) != 2 {
+				t.Fatalf("Publish: %T %v, want a *PublishError failing both messages", err, err)
+			}
+			for i, e := range pe.Errs {
+				if !errors.Is(e, messaging.ErrUnavailable) {
+					t.Errorf("message %d: %v, want an error wrapping messaging.ErrUnavailable", i, e)
+				}
+			}
+		})
+	}
+}
+
+// TestPublishTopicNotFoundStreamGone: with WithExistingStreams, a message
+// published after its topic's stream was deleted finds no stream, nor does
+// the adapter's lookup before its one resend; Publish and PublishAsync
+// fail it with messaging.ErrTopicNotFound. They used to fail it with
+// nats.go's bare "no response from stream" (Publish) and the lookup's
+// "stream not found" (PublishAsync), wrapping no sentinel.
+func TestPublishTopicNotFoundStreamGone(t *testing.T) {
+	c, topic, stream := boundTopic(t, "gone")
+	if err := c.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.JetStream().DeleteStream(t.Context(), stream); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("y")})
+	var pe *messaging.PublishError
+	if !errors.As(err, &pe) || len(pe.Errs) != 1 || !errors.Is(pe.Errs[0], messaging.ErrTopicNotFound) {
+		t.Errorf("Publish: %v, want a *PublishError failing the message with messaging.ErrTopicNotFound", err)
+	}
+	got := make(chan error, 1)
+	c.PublishAsync(t.Context(), topic, &messaging.Message{Payload: []byte("z")}, func(_ *messaging.Message, err error) { got <- err })
+	select {
+	case err := <-got:
+		if !errors.Is(err, messaging.ErrTopicNotFound) {
+			t.Errorf("PublishAsync: %v, want an error wrapping messaging.ErrTopicNotFound", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("PublishAsync: no result within 20s")
+	}
+}
