@@ -413,7 +413,9 @@ func (c *Client) flushCoreAsync(ctx context.Context) error {
 // closeCoreAsync refuses new messages and waits for the lists in flight
 // (with a mark for the loose messages sent before it): each flush is
 // bounded by the request timeout, a wait for the connection ends when Close
-// begins.
+// begins. It then waits for the callers that waited for room in the window
+// (woken by closing, they fail with messaging.ErrClosed) and those failing
+// at once, until their callbacks have returned.
 func (c *Client) closeCoreAsync() {
 	a := &c.core
 	a.mu.Lock()
@@ -425,6 +427,19 @@ func (c *Client) closeCoreAsync() {
 	}
 	a.mu.Unlock()
 	a.wg.Wait()
+	for {
+		a.mu.Lock()
+		if a.n == 0 && a.waiting == 0 {
+			a.mu.Unlock()
+			return
+		}
+		if a.idle == nil {
+			a.idle = make(chan struct{})
+		}
+		idle := a.idle
+		a.mu.Unlock()
+		<-idle
+	}
 }
 
 // wakeup is the timer of a wait for the connection that ends at several

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,5 +162,56 @@ func TestCorePublishAsyncWindow(t *testing.T) {
 	defer mu.Unlock()
 	if len(failed) != 0 {
 		t.Fatalf("%d messages in the window failed, the first: %v", len(failed), failed[0])
+	}
+}
+
+// TestCoreCloseWaitsForMessageWaitingForRoom: in core mode, a message given
+// to PublishAsync that waits for room in the window (4,096) when Close
+// begins fails with messaging.ErrClosed, and its callback returns before
+// Close does (AsyncPublisher's Close contract). The first message's
+// callback holds the window full until the waiting message's callback
+// runs; that callback then waits up to 2s for Close to return. Close used
+// to wait only for the flusher, and returned while that callback ran.
+func TestCoreCloseWaitsForMessageWaitingForRoom(t *testing.T) {
+	srv := natstest.StartServer(t)
+	c := natstest.OpenURL(t, srv.URL(), natsadapter.WithMode(natsadapter.ModeCore))
+	topic := integration.UniqueName(t, "core-close-room")
+	release := make(chan struct{})
+	c.PublishAsync(t.Context(), topic, &messaging.Message{Payload: []byte("0")}, func(*messaging.Message, error) { <-release })
+	for range 4095 {
+		c.PublishAsync(t.Context(), topic, &messaging.Message{Payload: []byte("x")}, func(*messaging.Message, error) {})
+	}
+	closed := make(chan struct{})
+	result := make(chan error, 1)
+	var returnedFirst atomic.Bool // Close returned while the callback ran
+	go c.PublishAsync(t.Context(), topic, &messaging.Message{Payload: []byte("late")}, func(_ *messaging.Message, err error) {
+		close(release)
+		select {
+		case <-closed:
+			returnedFirst.Store(true)
+		case <-time.After(2 * time.Second):
+		}
+		result <- err
+	})
+	waitBlockedIn(t, "publishAsyncCore(")
+	go func() {
+		_ = c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not return within 20s")
+	}
+	select {
+	case err := <-result:
+		if !errors.Is(err, messaging.ErrClosed) {
+			t.Errorf("the message waiting for room: %v, want an error wrapping messaging.ErrClosed", err)
+		}
+	default:
+		t.Fatal("Close returned before the result of the message waiting for room")
+	}
+	if returnedFirst.Load() {
+		t.Error("Close returned while the callback of the message waiting for room still ran")
 	}
 }
