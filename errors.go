@@ -76,8 +76,9 @@ var (
 
 	// ErrTopicNotFound is returned by Inspector.Inspect for a topic the
 	// broker does not hold, and by Publish (and PublishAsync) of an adapter
-	// configured not to create topics (Kafka's auto_create=false) for a
-	// topic that does not exist.
+	// configured not to create topics for a topic that does not exist
+	// (Kafka with auto_create=false, NATS JetStream with existing streams
+	// only, WithExistingStreams).
 	ErrTopicNotFound = errors.New("messaging: topic not found")
 )
 
