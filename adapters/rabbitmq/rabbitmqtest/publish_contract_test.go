@@ -184,19 +184,27 @@ func TestPublishAsyncCtxEndsWhileWaitingForConnection(t *testing.T) {
 		t.Fatalf("late ended while the broker was unreachable: %v", err)
 	}
 	p.Restore()
-	fctx, fcancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer fcancel()
-	if err := c.Flush(fctx); err != nil {
+	flushKeptLate(t, c, res, kept, late, "while it waited for the connection")
+	if ids := queueIDs(t, direct, rabbitmq.GroupQueueName(topic, group)); !slices.Equal(ids, []string{kept.ID}) {
+		t.Errorf("the group queue holds %v, want only kept %s (late is %s)", ids, kept.ID, late.ID)
+	}
+}
+
+// flushKeptLate flushes c's PublishAsync messages and checks their
+// results: kept published, late, whose ctx ended while it waited (while),
+// failed with ctx's error.
+func flushKeptLate(t *testing.T, c *rabbitmq.Client, res *asyncResults, kept, late *messaging.Message, while string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := res.result(kept); n != 1 || err != nil {
 		t.Errorf("kept: %d callbacks, last %v; want one, nil", n, err)
 	}
 	if n, err := res.result(late); n != 1 || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("late (its ctx ended while it waited for the connection): %d callbacks, last %v; want one, context.DeadlineExceeded", n, err)
-	}
-	if ids := queueIDs(t, direct, rabbitmq.GroupQueueName(topic, group)); !slices.Equal(ids, []string{kept.ID}) {
-		t.Errorf("the group queue holds %v, want only kept %s (late is %s)", ids, kept.ID, late.ID)
+		t.Errorf("late (its ctx ended %s): %d callbacks, last %v; want one, context.DeadlineExceeded", while, n, err)
 	}
 }
 
@@ -358,17 +366,7 @@ func TestPublishAsyncCtxEndsWhileBlocked(t *testing.T) {
 		t.Fatalf("late ended while the connection was blocked: %v", err)
 	}
 	setWatermark(t, n, "0.4")
-	fctx, fcancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer fcancel()
-	if err := c.Flush(fctx); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := res.result(kept); n != 1 || err != nil {
-		t.Errorf("kept: %d callbacks, last %v; want one, nil", n, err)
-	}
-	if n, err := res.result(late); n != 1 || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("late (its ctx ended while the connection was blocked): %d callbacks, last %v; want one, context.DeadlineExceeded", n, err)
-	}
+	flushKeptLate(t, c, res, kept, late, "while the connection was blocked")
 	for _, id := range queueIDs(t, n.URL(), rabbitmq.GroupQueueName(topic, group)) {
 		if id == late.ID {
 			t.Errorf("late (%s) is in the group queue", late.ID)
