@@ -67,7 +67,8 @@ func coalescedQueue(t *testing.T, ctx, secondCtx context.Context, topic string) 
 	rc.AddHook(h)
 	c = mustNew(t, rc, redisadapter.WithCoalescing(1))
 	t.Cleanup(func() { _ = c.Close() })
-	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	d := redistest.Open(t) // the test may close c
+	t.Cleanup(func() { _ = d.DeleteTopic(context.Background(), topic) })
 
 	entered, release := h.holdNext()
 	first, second = make(chan error, 1), make(chan error, 1)
