@@ -66,11 +66,11 @@ func (c *HandedOn) Err() error {
 // HandedOn returns the channel closed once the message was handed on.
 func (c *HandedOn) HandedOn() <-chan struct{} { return c.handedOn }
 
-// AwaitClosing returns once Close, started on another goroutine, refuses
+// awaitClosing returns once Close, started on another goroutine, refuses
 // new PublishAsync messages (they fail at once with messaging.ErrClosed);
 // it fails t when a message fails otherwise or ctx ends first. Messages it
 // gives to PublishAsync before Close refuses them get their results later.
-func AwaitClosing(t testing.TB, ctx context.Context, p messaging.AsyncPublisher, topic string) {
+func awaitClosing(t testing.TB, ctx context.Context, p messaging.AsyncPublisher, topic string) {
 	t.Helper()
 	for {
 		refused := make(chan error, 1)
@@ -87,5 +87,29 @@ func AwaitClosing(t testing.TB, ctx context.Context, p messaging.AsyncPublisher,
 			t.Fatal("Close never refused PublishAsync")
 		}
 		time.Sleep(time.Millisecond) // polling Close's start
+	}
+}
+
+// CloseWhileHeld calls c's Close on another goroutine, waits until it
+// refuses new PublishAsync messages (awaitClosing on topic), then closes
+// release (letting go of what the test held at the broker, so that the
+// messages sent get their answers) and waits for Close to return nil,
+// failing t when it returns an error or ctx ends first.
+func CloseWhileHeld(t testing.TB, ctx context.Context, c interface {
+	messaging.AsyncPublisher
+	Close() error
+}, topic string, release chan struct{}) {
+	t.Helper()
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	awaitClosing(t, ctx, c, topic)
+	close(release)
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Close did not return")
 	}
 }

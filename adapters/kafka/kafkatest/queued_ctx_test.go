@@ -101,19 +101,7 @@ func TestPublishAsyncCtxEndedWhileQueuedInProducer(t *testing.T) {
 // returns); the message already sent gets the broker's answer.
 func TestPublishAsyncQueuedInProducerAtClose(t *testing.T) {
 	q := newQueuedBehind(t, "queuedclose", t.Context())
-	c, ctx := q.c, q.ctx
-	closed := make(chan error, 1)
-	go func() { closed <- c.Close() }()
-	integration.AwaitClosing(t, ctx, c, q.topic)
-	close(q.release)
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-ctx.Done():
-		t.Fatal("Close did not return")
-	}
+	integration.CloseWhileHeld(t, q.ctx, q.c, q.topic, q.release)
 	if err := <-q.first; err != nil {
 		t.Fatalf("first message (sent before Close): %v", err)
 	}

@@ -208,6 +208,24 @@ func flushKeptLate(t *testing.T, c *rabbitmq.Client, res *asyncResults, kept, la
 	}
 }
 
+// closeQuickly closes c, whose unavailable timeout is unavailable, while
+// PublishAsync messages wait (waiting says how), and fails t unless Close
+// returns well within that timeout.
+func closeQuickly(t *testing.T, c *rabbitmq.Client, unavailable time.Duration, waiting string) {
+	t.Helper()
+	begin := time.Now()
+	closed := make(chan struct{})
+	go func() { _ = c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(2 * unavailable):
+		t.Fatalf("Close has not returned after %v", 2*unavailable)
+	}
+	if took := time.Since(begin); took > unavailable/2 {
+		t.Errorf("Close took %v with %s, want well within unavailable_timeout (%v)", took.Round(time.Millisecond), waiting, unavailable)
+	}
+}
+
 // TestPublishAsyncCloseWhileWaitingForConnection: Close, with a PublishAsync
 // batch waiting for a connection (the broker unreachable), fails its
 // messages, never sent, with ErrClosed before it returns, and returns at
@@ -232,17 +250,7 @@ func TestPublishAsyncCloseWhileWaitingForConnection(t *testing.T) {
 		msgs = append(msgs, m)
 		c.PublishAsync(context.Background(), topic, m, res.done)
 	}
-	begin := time.Now()
-	closed := make(chan struct{})
-	go func() { _ = c.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(2 * unavailable):
-		t.Fatalf("Close has not returned after %v", 2*unavailable)
-	}
-	if took := time.Since(begin); took > unavailable/2 {
-		t.Errorf("Close took %v with messages waiting for a connection, want well within unavailable_timeout (%v)", took.Round(time.Millisecond), unavailable)
-	}
+	closeQuickly(t, c, unavailable, "messages waiting for a connection")
 	for i, m := range msgs {
 		if n, err := res.result(m); n != 1 || !errors.Is(err, messaging.ErrClosed) {
 			t.Errorf("message %d: %d callbacks before Close returned, last %v; want one, ErrClosed", i, n, err)
@@ -454,17 +462,7 @@ func TestPublishAsyncCloseWhileBlocked(t *testing.T) {
 			m := &messaging.Message{Key: "k", Payload: []byte("m")}
 			c.PublishAsync(context.Background(), topic, m, res.done)
 			awaitGoroutineIn(t, tc.waitsIn)
-			begin := time.Now()
-			closed := make(chan struct{})
-			go func() { _ = c.Close(); close(closed) }()
-			select {
-			case <-closed:
-			case <-time.After(2 * unavailable):
-				t.Fatalf("Close has not returned after %v", 2*unavailable)
-			}
-			if took := time.Since(begin); took > unavailable/2 {
-				t.Errorf("Close took %v with a message waiting in %s, want well within unavailable_timeout (%v)", took.Round(time.Millisecond), tc.waitsIn, unavailable)
-			}
+			closeQuickly(t, c, unavailable, "a message waiting in "+tc.waitsIn)
 			if n, err := res.result(m); n != 1 || !errors.Is(err, messaging.ErrClosed) {
 				t.Errorf("the message: %d callbacks before Close returned, last %v; want one, ErrClosed", n, err)
 			}

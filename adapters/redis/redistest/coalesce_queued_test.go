@@ -136,18 +136,7 @@ func TestPublishAsyncCoalescedAtClose(t *testing.T) {
 	defer cancel()
 	topic := integration.UniqueName(t, "coalclose")
 	c, first, second, release := coalescedQueue(t, ctx, ctx, topic)
-	closed := make(chan error, 1)
-	go func() { closed <- c.Close() }()
-	integration.AwaitClosing(t, ctx, c, topic)
-	close(release)
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-ctx.Done():
-		t.Fatal("Close did not return")
-	}
+	integration.CloseWhileHeld(t, ctx, c, topic, release)
 	if err := <-first; err != nil {
 		t.Fatalf("first message (sent before Close): %v", err)
 	}
