@@ -246,8 +246,11 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 		attemptCtx, cancel := context.WithDeadline(ctx, giveUp)
 		var u func(int) error
 		if unwanted != nil {
-			off := r.off
-			u = func(j int) error { return unwanted(off + j) }
+			// The coalescer may call u after this attempt gave up (its
+			// request taken, then its deadline passed): u holds its own
+			// copies, not the variables the next attempts change.
+			f, off := unwanted, r.off
+			u = func(j int) error { return f(off + j) }
 		}
 		err := c.publishOnce(attemptCtx, ctx, r.enteredAt(0), topic, r.live(), u)
 		unwanted = nil // sent: the server's answers decide from now on
