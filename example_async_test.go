@@ -74,6 +74,6 @@ func ExampleFlush() {
 	}
 	fmt.Println(len(msgs)-int(failed.Load()), "accepted,", failed.Load(), "failed")
 	// Output:
-	// message : messaging: publish to orders: message 0: messaging: invalid header: "msgkit-x": names starting with "msgkit-" are reserved for the adapters
+	// message : messaging: publish to orders: messaging: invalid header: "msgkit-x": names starting with "msgkit-" are reserved for the adapters
 	// 3 accepted, 1 failed
 }

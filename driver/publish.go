@@ -20,9 +20,9 @@ import (
 // (messaging.ErrInvalidTopic), a nil message (messaging.ErrInvalidOption),
 // an invalid header (messaging.ErrInvalidHeader) and, with maxSize > 0, a
 // message whose Size exceeds maxSize (messaging.ErrMessageTooLarge),
-// naming the message's index; then the adapter must send none of msgs (the
-// messages before the failed one may have been given their IDs). An
-// adapter that claims messaging.Capabilities.PublishAssignsID calls it.
+// naming the message's index in a call of several (see Nth); then the
+// adapter must send none of msgs (the messages before the failed one may
+// have been given their IDs). An adapter that claims messaging.Capabilities.PublishAssignsID calls it.
 func PreparePublish(topic string, msgs []*messaging.Message, maxSize int) error {
 	return prepare.Publish(topic, msgs, maxSize)
 }
@@ -39,6 +39,12 @@ func CheckPublish(topic string, msgs []*messaging.Message, maxSize int) error {
 func CheckMessage(topic string, m *messaging.Message, maxSize int) error {
 	return prepare.CheckMessage(topic, m, maxSize)
 }
+
+// Nth names message i of a call of n messages in an adapter's error, as
+// PreparePublish's errors do: "message 3: ", or "" for a call of one
+// message (PublishAsync's, or a Publish of one), whose caller knows which
+// message failed.
+func Nth(i, n int) string { return prepare.Nth(i, n) }
 
 // NewID returns a new message ID: a version 7 UUID (RFC 9562), which starts
 // with the current time, so IDs sort by creation time and index well in

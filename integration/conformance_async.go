@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"sync"
 	"testing"
@@ -170,6 +171,11 @@ func (s *suite) asyncPublish(t *testing.T) {
 	if len(failed) != 1 || !errors.Is(failed[bad], messaging.ErrInvalidHeader) {
 		t.Fatalf("failed messages %v, want only message %d with ErrInvalidHeader", failed, bad)
 	}
+	if e := failed[bad].Error(); messageIndex.MatchString(e) {
+		// The callback says which message failed: an index in its error
+		// ("message 0", its place in a call of one) names none.
+		t.Errorf("invalid message: error %q names a message index", e)
+	}
 	for i, m := range msgs {
 		if s.caps.PublishAssignsID && i != bad && (m.ID == "" || m.Time.IsZero()) {
 			t.Fatalf("message %d: ID %q, Time %v: PublishAsync must set them (PublishAssignsID)", i, m.ID, m.Time)
@@ -192,6 +198,10 @@ func (s *suite) asyncPublish(t *testing.T) {
 		}
 	}
 }
+
+// messageIndex matches a message's index in an error, as Publish names
+// the failed message of a call of several.
+var messageIndex = regexp.MustCompile(`\bmessage \d+\b`)
 
 // asyncWithoutCallback: messages given to PublishAsync without a callback
 // (done nil: fire and forget) are sent as the others are. After Flush

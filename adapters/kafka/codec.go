@@ -9,6 +9,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 )
 
 // Record headers the adapter reserves for the message's own fields.
@@ -63,7 +64,7 @@ func toRecords(topic string, msgs []*messaging.Message) ([]kafkago.Message, erro
 		}
 		for k, v := range m.Header {
 			if strings.HasPrefix(k, HeaderPrefix) {
-				return nil, fmt.Errorf("kafka: message %d: %w: header %q: names starting with %q are reserved by the Kafka adapter", i, messaging.ErrInvalidHeader, k, HeaderPrefix)
+				return nil, fmt.Errorf("kafka: %s%w: header %q: names starting with %q are reserved by the Kafka adapter", driver.Nth(i, len(msgs)), messaging.ErrInvalidHeader, k, HeaderPrefix)
 			}
 			hdrs[h].Key = k
 			buf, hdrs[h].Value = appendBytes(buf, v)

@@ -268,7 +268,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 	for i, m := range msgs {
 		nm, err := c.encodeJS(topic, m, maxPayload)
 		if err != nil {
-			return fmt.Errorf("nats: publish to %s: message %d: %w", topic, i, err)
+			return fmt.Errorf("nats: publish to %s: %s%w", topic, driver.Nth(i, len(msgs)), err)
 		}
 		nms[i] = nm
 	}
@@ -404,7 +404,7 @@ func (c *Client) publishCore(ctx context.Context, topic string, msgs []*messagin
 		}
 		nm, err := encode(topic, m, maxPayload, 0)
 		if err != nil {
-			return fmt.Errorf("nats: publish to %s: message %d: %w", topic, i, err)
+			return fmt.Errorf("nats: publish to %s: %s%w", topic, driver.Nth(i, len(msgs)), err)
 		}
 		if nms == nil {
 			nms = make([]*natsgo.Msg, len(msgs))

@@ -317,7 +317,7 @@ func (c *Client) publish(ctx context.Context, begin time.Time, topic string, msg
 			err = checkFrame(p, c.frameMax)
 		}
 		if err != nil {
-			return fmt.Errorf("rabbitmq: publish to %s: message %d: %w", topic, i, err)
+			return fmt.Errorf("rabbitmq: publish to %s: %s%w", topic, driver.Nth(i, len(msgs)), err)
 		}
 		out[i] = outgoing{exchange: topic, key: m.Key, pub: p}
 	}

@@ -103,19 +103,30 @@ func Check(topic string, msgs []*messaging.Message, maxSize int) error {
 // has validated topic already (with messaging.ValidateName): the same
 // checks, the same errors.
 func CheckMessage(topic string, m *messaging.Message, maxSize int) error {
-	return checkMessage(topic, 0, m, maxSize)
+	return checkMessage(topic, "", m, maxSize)
 }
 
-func checkMessage(topic string, i int, m *messaging.Message, maxSize int) error {
+// Nth names message i of a call of n messages in an error, "message 3: ",
+// and is empty for a call of one message (PublishAsync's, or a Publish of
+// one), whose caller knows which message failed.
+func Nth(i, n int) string {
+	if n == 1 {
+		return ""
+	}
+	return fmt.Sprintf("message %d: ", i)
+}
+
+// checkMessage checks m, named nth (see Nth) in its errors.
+func checkMessage(topic, nth string, m *messaging.Message, maxSize int) error {
 	if m == nil {
-		return fmt.Errorf("messaging: publish: message %d is nil: %w", i, messaging.ErrInvalidOption)
+		return fmt.Errorf("messaging: publish to %s: %snil message: %w", topic, nth, messaging.ErrInvalidOption)
 	}
 	if err := messaging.ValidateHeader(m.Header); err != nil {
-		return fmt.Errorf("messaging: publish to %s: message %d: %w", topic, i, err)
+		return fmt.Errorf("messaging: publish to %s: %s%w", topic, nth, err)
 	}
 	if maxSize > 0 {
 		if n := m.Size(); n > maxSize {
-			return fmt.Errorf("messaging: publish to %s: message %d is %d bytes, limit %d: %w", topic, i, n, maxSize, messaging.ErrMessageTooLarge)
+			return fmt.Errorf("messaging: publish to %s: %s%d bytes, limit %d: %w", topic, nth, n, maxSize, messaging.ErrMessageTooLarge)
 		}
 	}
 	return nil
@@ -127,7 +138,7 @@ func check(topic string, msgs []*messaging.Message, maxSize int, fill bool) erro
 	}
 	var now time.Time
 	for i, m := range msgs {
-		if err := checkMessage(topic, i, m, maxSize); err != nil {
+		if err := checkMessage(topic, Nth(i, len(msgs)), m, maxSize); err != nil {
 			return err
 		}
 		if !fill {
