@@ -110,7 +110,11 @@ type Message struct {
 	// (to the time in the new ID when it sets ID too, so the two agree).
 	// Adapters that do not claim Capabilities.PublishAssignsID leave it zero
 	// and send none; a consumer then gets the time the message was received.
-	// A delivered message always has a Time.
+	// A delivered message always has a Time. A Time set is carried to the
+	// millisecond at least (to the nanosecond except on Kafka); Publish
+	// fails with ErrInvalidOption on one before 1970-01-01T00:00:00.001Z
+	// or after 2262-04-11T23:47:16.854775807Z, which brokers cannot carry
+	// (Unix milli- or nanoseconds).
 	Time time.Time
 
 	// Offset is the broker's position of this message in its log, in the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,12 @@ func (s *suite) hostileInput(t *testing.T) {
 		{what: "a 1000-byte key", msgs: []*messaging.Message{{ID: "long-key", Key: strings.Repeat("k", 1000)}}, want: sizeErrs, may: true},
 		{what: "empty and NUL payloads", msgs: []*messaging.Message{{ID: "p-empty"}, {ID: "p-nul", Payload: []byte{0, 0, 0}}}},
 		{what: "9000 headers", msgs: []*messaging.Message{{ID: "many-headers", Header: bigHeaders}}, want: []error{messaging.ErrMessageTooLarge}, may: true},
+		{what: "a caller's Time, in its own zone, with nanoseconds", msgs: []*messaging.Message{{ID: "t-ns", Time: time.Date(2021, 3, 4, 5, 6, 7, 891234567, time.FixedZone("UTC+1", 3600))}}},
+		{what: "the first Time a broker carries", msgs: []*messaging.Message{{ID: "t-min", Time: time.UnixMilli(1)}}},
+		{what: "the last Time a broker carries", msgs: []*messaging.Message{{ID: "t-max", Time: time.Unix(0, math.MaxInt64)}}},
+		{what: "a Time before 1970", msgs: []*messaging.Message{{ID: "t-1969", Time: time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC)}}, want: []error{messaging.ErrInvalidOption}},
+		{what: "the Unix epoch as Time", msgs: []*messaging.Message{{ID: "t-epoch", Time: time.Unix(0, 0)}}, want: []error{messaging.ErrInvalidOption}},
+		{what: "a Time after 2262", msgs: []*messaging.Message{{ID: "t-2300", Time: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}}, want: []error{messaging.ErrInvalidOption}},
 		{what: "a 200 KB header value", msgs: []*messaging.Message{{ID: "big-header", Header: messaging.Header{"big": strings.Repeat("v", 200<<10)}}}, want: []error{messaging.ErrMessageTooLarge}, may: true},
 	}
 	for _, in := range inputs {
@@ -147,6 +154,11 @@ func (s *suite) expectExact(col *Collector, want *messaging.Message, what string
 		}
 		if m.Key != want.Key || !bytes.Equal(m.Payload, want.Payload) || !sameHeader(m.Header, want.Header) {
 			t.Errorf("%s: delivered as key %q payload %q header %q,\nwant key %q payload %q header %q", what, m.Key, m.Payload, short(m.Header), want.Key, want.Payload, short(want.Header))
+		}
+		// A Time the message had when published (the caller's, or the one
+		// Publish set) comes back to the millisecond (Kafka's precision).
+		if !want.Time.IsZero() && !m.Time.Truncate(time.Millisecond).Equal(want.Time.Truncate(time.Millisecond)) {
+			t.Errorf("%s: delivered with Time %v, want %v", what, m.Time, want.Time)
 		}
 		return
 	}

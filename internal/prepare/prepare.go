@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"time"
 
@@ -116,6 +117,14 @@ func Nth(i, n int) string {
 	return fmt.Sprintf("message %d: ", i)
 }
 
+// The range of Message.Time every adapter carries exactly: Kafka's record
+// timestamps are positive Unix milliseconds; the other adapters carry Unix
+// nanoseconds in an int64.
+var (
+	minTime = time.UnixMilli(1)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
 // checkMessage checks m, named nth (see Nth) in its errors.
 func checkMessage(topic, nth string, m *messaging.Message, maxSize int) error {
 	if m == nil {
@@ -123,6 +132,10 @@ func checkMessage(topic, nth string, m *messaging.Message, maxSize int) error {
 	}
 	if err := messaging.ValidateHeader(m.Header); err != nil {
 		return fmt.Errorf("messaging: publish to %s: %s%w", topic, nth, err)
+	}
+	if !m.Time.IsZero() && (m.Time.Before(minTime) || m.Time.After(maxTime)) {
+		return fmt.Errorf("messaging: publish to %s: %sTime %v is outside %v to %v, which brokers carry (Unix milli- or nanoseconds): %w",
+			topic, nth, m.Time, minTime.UTC(), maxTime.UTC(), messaging.ErrInvalidOption)
 	}
 	if maxSize > 0 {
 		if n := m.Size(); n > maxSize {
