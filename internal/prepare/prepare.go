@@ -104,7 +104,7 @@ func Check(topic string, msgs []*messaging.Message, maxSize int) error {
 // has validated topic already (with messaging.ValidateName): the same
 // checks, the same errors.
 func CheckMessage(topic string, m *messaging.Message, maxSize int) error {
-	return checkMessage(topic, "", m, maxSize)
+	return checkMessage(topic, 0, 1, m, maxSize)
 }
 
 // Nth names message i of a call of n messages in an error, "message 3: ",
@@ -125,21 +125,22 @@ var (
 	maxTime = time.Unix(0, math.MaxInt64)
 )
 
-// checkMessage checks m, named nth (see Nth) in its errors.
-func checkMessage(topic, nth string, m *messaging.Message, maxSize int) error {
+// checkMessage checks m, message i of a call of n, named in its errors
+// as Nth names it.
+func checkMessage(topic string, i, n int, m *messaging.Message, maxSize int) error {
 	if m == nil {
-		return fmt.Errorf("messaging: publish to %s: %snil message: %w", topic, nth, messaging.ErrInvalidOption)
+		return fmt.Errorf("messaging: publish to %s: %snil message: %w", topic, Nth(i, n), messaging.ErrInvalidOption)
 	}
 	if err := messaging.ValidateHeader(m.Header); err != nil {
-		return fmt.Errorf("messaging: publish to %s: %s%w", topic, nth, err)
+		return fmt.Errorf("messaging: publish to %s: %s%w", topic, Nth(i, n), err)
 	}
 	if !m.Time.IsZero() && (m.Time.Before(minTime) || m.Time.After(maxTime)) {
 		return fmt.Errorf("messaging: publish to %s: %sTime %v is outside %v to %v, which brokers carry (Unix milli- or nanoseconds): %w",
-			topic, nth, m.Time, minTime.UTC(), maxTime.UTC(), messaging.ErrInvalidOption)
+			topic, Nth(i, n), m.Time, minTime.UTC(), maxTime.UTC(), messaging.ErrInvalidOption)
 	}
 	if maxSize > 0 {
-		if n := m.Size(); n > maxSize {
-			return fmt.Errorf("messaging: publish to %s: %s%d bytes, limit %d: %w", topic, nth, n, maxSize, messaging.ErrMessageTooLarge)
+		if size := m.Size(); size > maxSize {
+			return fmt.Errorf("messaging: publish to %s: %s%d bytes, limit %d: %w", topic, Nth(i, n), size, maxSize, messaging.ErrMessageTooLarge)
 		}
 	}
 	return nil
@@ -151,7 +152,7 @@ func check(topic string, msgs []*messaging.Message, maxSize int, fill bool) erro
 	}
 	var now time.Time
 	for i, m := range msgs {
-		if err := checkMessage(topic, Nth(i, len(msgs)), m, maxSize); err != nil {
+		if err := checkMessage(topic, i, len(msgs), m, maxSize); err != nil {
 			return err
 		}
 		if !fill {
