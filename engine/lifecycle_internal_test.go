@@ -748,3 +748,98 @@ func TestPartialBatchAtBatchWaitDuringBackoff(t *testing.T) {
 		t.Fatalf("the fetch was retried %v after the error, want at least the shortest backoff (25ms)", d)
 	}
 }
+
+// lateFake is a lifecycleFake whose Receive, once its context has ended,
+// waits until the test closes letGo and then returns message "late" (a
+// driver that had it when the stop came); its second call closes second,
+// and Close closes closed.
+type lateFake struct {
+	*lifecycleFake
+	calls  atomic.Int32
+	second chan struct{}
+	letGo  chan struct{}
+	closed chan struct{}
+}
+
+func (f *lateFake) OpenReceiver(context.Context, string, messaging.SubscribeOptions) (driver.Receiver, error) {
+	return f, nil
+}
+
+func (f *lateFake) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
+	if f.calls.Add(1) == 2 {
+		close(f.second)
+	}
+	ds, err := f.lifecycleFake.Receive(ctx, n)
+	if ctx.Err() == nil {
+		return ds, err
+	}
+	<-f.letGo
+	m := &messaging.Message{ID: "late", Attempt: 1}
+	return []driver.Delivery{{Msg: m, Token: m.ID}}, nil
+}
+
+func (f *lateFake) Close(ctx context.Context) error {
+	err := f.lifecycleFake.Close(ctx)
+	close(f.closed)
+	return err
+}
+
+// TestForcedShutdownReleasesLateReceive: a delivery that a Receive in
+// flight returns after a Shutdown gave up on the handlers is released
+// before the receiver is closed. The loop used to hold it only after
+// letting go of the receiver, so run (waiting for that Receive to close
+// the receiver) could release what was held, close the settle queue and
+// the receiver first: the loop's release of it then went to a queue
+// nobody read, and the delivery was never settled. The test hook lets
+// run go first whenever the loop does not hold the receiver any more.
+func TestForcedShutdownReleasesLateReceive(t *testing.T) {
+	f := &lateFake{lifecycleFake: &lifecycleFake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true}, in: make(chan *messaging.Message, 1)},
+		second: make(chan struct{}), letGo: make(chan struct{}), closed: make(chan struct{})}
+	c := New(f, quietOptions())
+	var s *subscription
+	testHookReceived = func() {
+		if !s.forced.Load() || !s.recvMu.TryLock() {
+			return
+		}
+		s.recvMu.Unlock()
+		<-f.closed // run, waiting for the receiver, goes first
+	}
+	defer func() { testHookReceived = nil }()
+	started, stuck := make(chan struct{}), make(chan struct{})
+	sub := subscribeOne(t, c, false, func(context.Context, *messaging.Message) error {
+		close(started)
+		<-stuck // ignores its context: Shutdown gives up on it
+		return nil
+	})
+	s = sub.(*subscription)
+	f.in <- &messaging.Message{ID: "a", Attempt: 1}
+	<-started
+	<-f.second // the loop waits in Receive
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := sub.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown = %v, want context.Canceled", err)
+	}
+	close(f.letGo)
+	select {
+	case <-f.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the receiver was not closed within 10s")
+	}
+	close(stuck)
+	waitDone(t, sub)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	got := map[string]driver.Outcome{}
+	for _, st := range f.settled[:f.settledAtClose] {
+		got[st.Msg.ID] = st.Outcome
+	}
+	for _, id := range []string{"a", "late"} {
+		if out, ok := got[id]; !ok || out != driver.Release {
+			t.Errorf("%s settled before Close: %v (%v), want release", id, out, ok)
+		}
+	}
+	if len(f.settled) != 2 {
+		t.Errorf("settled %v, want a's and late's releases only", f.settled)
+	}
+}

@@ -301,13 +301,20 @@ func (s *subscription) receive(ctx context.Context, n int) ([]*item, error) {
 		return nil, context.Canceled
 	}
 	ds, err := s.r.Receive(ctx, n)
-	s.recvMu.Unlock()
+	if testHookReceived != nil {
+		testHookReceived()
+	}
 	if len(ds) > n {
 		err = errors.Join(err, fmt.Errorf("engine: %s: receiver returned %d deliveries for %d: %w", s.c.opts.Name, len(ds), n, messaging.ErrInvalidOption))
 		ds = ds[:n] // a broken driver; the surplus is redelivered after the ack deadline
 	}
 	s.credits.put(n - len(ds))
+	// Held before recvMu is let go: once run has it (after a Shutdown gave
+	// up on this loop) it releases what is held, then closes the settle
+	// queue and the receiver; a delivery held after that would be released
+	// into a queue nobody reads any more, never settled.
 	its := s.hold(ds)
+	s.recvMu.Unlock()
 	for i := 0; i < len(its); {
 		if it := its[i]; it.d.Err != nil { // undecodable: given up, never handled
 			s.settle(it, driver.Term, 0, it.d.Err)
@@ -642,6 +649,10 @@ func (s *subscription) settle(it *item, out driver.Outcome, delay time.Duration,
 	s.heldMu.Unlock()
 	s.settleQ.push(st)
 }
+
+// testHookReceived, set by tests only, runs in receive between a
+// Receive's return and the holding of its deliveries (recvMu held).
+var testHookReceived func()
 
 // testHookSettling, set by tests only, runs in settle between deciding an
 // item's outcome and queuing it.
