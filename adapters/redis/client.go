@@ -476,7 +476,7 @@ func (c *Client) publishOnce(ctx, parent context.Context, entered time.Time, top
 		minID = strconv.FormatInt(time.Now().Add(-c.cfg.maxAge).UnixMilli(), 10)
 	}
 	if c.co != nil {
-		return c.co.publish(ctx, parent, &pubReq{topic: topic, key: key, msgs: msgs, minID: minID, entered: entered, ctx: parent, unwanted: unwanted, done: make(chan struct{})})
+		return c.co.publish(ctx, parent, c.newPubReq(parent, entered, topic, key, minID, msgs, unwanted))
 	}
 	if len(msgs) == 1 {
 		if err := c.rc.XAdd(ctx, c.xadd(key, msgs[0], minID)).Err(); err != nil {

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -27,10 +28,12 @@ type coalescer struct {
 
 // pubReq is one Publish call waiting for a pipeline.
 type pubReq struct {
-	topic   string
-	key     string
-	msgs    []*messaging.Message
-	minID   string
+	topic string
+	key   string
+	// xadds are the messages' XADDs, made by the caller (see
+	// newPubReq) with copies of the payloads: the pipeline may send them
+	// after the caller gave up and handed the messages back.
+	xadds   []*goredis.XAddArgs
 	entered time.Time       // when msgs[0] entered: its deadline runs from then
 	ctx     context.Context // the caller's: it waits no longer than this lives
 	// unwanted, when not nil, says why message i is no longer to be sent
@@ -40,6 +43,27 @@ type pubReq struct {
 	unwanted func(i int) error
 	errs     []error
 	done     chan struct{}
+}
+
+// newPubReq makes the request of a Publish attempt of msgs, the first of
+// which entered at entered, within parent: the XADDs are made here, on the
+// caller's goroutine, and hold copies of the payloads (encode puts the
+// caller's slice in; go-redis reads it when it writes), so that the
+// pipeline never reads a message after its caller stopped waiting (its ctx
+// or deadline ended while the pipeline dialled, say) and was free to
+// change it.
+func (c *Client) newPubReq(parent context.Context, entered time.Time, topic, key, minID string, msgs []*messaging.Message, unwanted func(int) error) *pubReq {
+	xadds := make([]*goredis.XAddArgs, len(msgs))
+	for i, m := range msgs {
+		a := c.xadd(key, m, minID)
+		if vs, ok := a.Values.([]any); ok && len(vs) > 0 {
+			if p, ok := vs[len(vs)-1].([]byte); ok { // the payload, last
+				vs[len(vs)-1] = bytes.Clone(p)
+			}
+		}
+		xadds[i] = a
+	}
+	return &pubReq{topic: topic, key: key, xadds: xadds, entered: entered, ctx: parent, unwanted: unwanted, done: make(chan struct{})}
 }
 
 func newCoalescer(c *Client, workers int) *coalescer {
@@ -56,13 +80,13 @@ func (co *coalescer) loop() {
 		select {
 		case r := <-co.reqs:
 			batch = append(batch[:0], r)
-			n := len(r.msgs)
+			n := len(r.xadds)
 		drain:
 			for n < maxCoalesced {
 				select {
 				case r := <-co.reqs:
 					batch = append(batch, r)
-					n += len(r.msgs)
+					n += len(r.xadds)
 				default:
 					break drain
 				}
@@ -112,12 +136,12 @@ func (co *coalescer) exec(batch []*pubReq) {
 	pipe := co.c.rc.Pipeline()
 	cmds := make([][]*goredis.StringCmd, len(batch))
 	for i, r := range batch {
-		cmds[i] = make([]*goredis.StringCmd, len(r.msgs))
-		for j, m := range r.msgs {
+		cmds[i] = make([]*goredis.StringCmd, len(r.xadds))
+		for j, a := range r.xadds {
 			if r.errs != nil && r.errs[j] != nil {
 				continue // dropQueued failed it
 			}
-			cmds[i][j] = pipe.XAdd(ctx, co.c.xadd(r.key, m, r.minID))
+			cmds[i][j] = pipe.XAdd(ctx, a)
 		}
 	}
 	if _, err := pipe.Exec(ctx); err == nil {
@@ -132,7 +156,7 @@ func (co *coalescer) exec(batch []*pubReq) {
 			}
 			if err := cmd.Err(); err != nil {
 				if r.errs == nil {
-					r.errs = make([]error, len(r.msgs))
+					r.errs = make([]error, len(r.xadds))
 				}
 				r.errs[j] = co.c.opError("publish to "+r.topic, err)
 			}
@@ -147,14 +171,14 @@ func (co *coalescer) dropQueued(r *pubReq) bool {
 	if r.unwanted == nil {
 		return false
 	}
-	left := len(r.msgs)
-	for j := range r.msgs {
+	left := len(r.xadds)
+	for j := range r.xadds {
 		err := r.unwanted(j)
 		if err == nil {
 			continue
 		}
 		if r.errs == nil {
-			r.errs = make([]error, len(r.msgs))
+			r.errs = make([]error, len(r.xadds))
 		}
 		r.errs[j] = fmt.Errorf("redis: %w", err)
 		left--
@@ -230,7 +254,7 @@ func (co *coalescer) allFailed(r *pubReq, err error) error {
 // failedErrs returns err, as the error of each message of r.
 func (co *coalescer) failedErrs(r *pubReq, err error) []error {
 	err = co.c.opError("publish to "+r.topic, err)
-	errs := make([]error, len(r.msgs))
+	errs := make([]error, len(r.xadds))
 	for i := range errs {
 		errs[i] = err
 	}

@@ -58,17 +58,17 @@ func TestCoalescedRequestOutlivesItsAttempt(t *testing.T) {
 	publish()
 	close(r0.done) // m0 acknowledged
 	r1 := take("the batch of m1 and m2")
-	if len(r1.msgs) != 2 || r1.unwanted == nil {
-		t.Fatalf("first attempt: %d messages, unwanted set %v; want 2 and true", len(r1.msgs), r1.unwanted != nil)
+	if len(r1.xadds) != 2 || r1.unwanted == nil {
+		t.Fatalf("first attempt: %d messages, unwanted set %v; want 2 and true", len(r1.xadds), r1.unwanted != nil)
 	}
 	// Held until m1's deadline passes: its caller gives up on r1 and
 	// sends m2 again, alone.
 	r2 := take("m2's second attempt")
-	if len(r2.msgs) != 1 {
-		t.Fatalf("second attempt: %d messages, want 1", len(r2.msgs))
+	if len(r2.xadds) != 1 {
+		t.Fatalf("second attempt: %d messages, want 1", len(r2.xadds))
 	}
 	// The pipeline only now looks at r1.
-	for j := range r1.msgs {
+	for j := range r1.xadds {
 		if err := r1.unwanted(j); err != nil {
 			t.Errorf("r1.unwanted(%d) = %v, want nil: the message's ctx is live and the client open", j, err)
 		}
