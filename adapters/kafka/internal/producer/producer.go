@@ -513,7 +513,9 @@ func (p *Producer) send(tp topicPartition, q *partitionQueue) {
 // call. A record not acknowledged by its deadline (p.unavailable after its
 // call entered, so the time it waited behind the partition's earlier
 // requests counts) fails with messaging.ErrUnavailable; the records with
-// time left are retried without it. The earliest deadline of the records
+// time left are retried without it, and so are those of a call abandoned
+// meanwhile (its caller returned: its records are not read again). The
+// earliest deadline of the records
 // bounds every attempt (besides the client's per-attempt Timeout), so a
 // broker that takes the request and never answers fails it on time too. The
 // first failure for an unknown topic goes to p.topicMissing.
@@ -534,7 +536,13 @@ func (p *Producer) produce(ctx context.Context, tp topicPartition, batch []*chun
 		batch = p.dropEnded(tp, batch)
 	}
 retry:
-	for {
+	for attempts := 0; ; attempts++ {
+		if attempts > 0 {
+			// A call that stopped waiting (its ctx ended) has returned,
+			// and its records are its caller's again: not read, not sent
+			// again.
+			batch = dropAbandoned(batch)
+		}
 		if batch, giveUp = p.expire(tp, batch, expired); len(batch) == 0 {
 			return
 		}
@@ -706,6 +714,22 @@ func (p *Producer) dropEnded(tp topicPartition, batch []*chunk) []*chunk {
 			c.idx, c.n = idx, len(idx)
 			kept = append(kept, c)
 		}
+	}
+	clear(batch[len(kept):])
+	return kept
+}
+
+// dropAbandoned finishes the chunks of batch whose call was abandoned
+// (its caller stopped waiting and returned) and returns the others (in
+// batch's array).
+func dropAbandoned(batch []*chunk) []*chunk {
+	kept := batch[:0]
+	for _, c := range batch {
+		if c.call.abandoned.Load() {
+			c.finish()
+			continue
+		}
+		kept = append(kept, c)
 	}
 	clear(batch[len(kept):])
 	return kept

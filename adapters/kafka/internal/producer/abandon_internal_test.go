@@ -1,0 +1,104 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+	produceAPI "github.com/segmentio/kafka-go/protocol/produce"
+
+	"github.com/msgkit/messaging"
+)
+
+// playedBroker is a kafka-go transport whose produce requests the test
+// answers: each request's record values go to attempts, and it returns
+// the error the test sends on replies.
+type playedBroker struct {
+	attempts chan []string
+	replies  chan error
+}
+
+func (b *playedBroker) RoundTrip(ctx context.Context, _ net.Addr, req protocol.Message) (protocol.Message, error) {
+	pr, ok := req.(*produceAPI.Request)
+	if !ok {
+		return nil, errors.New("unexpected request")
+	}
+	var values []string
+	rr := pr.Topics[0].Partitions[0].RecordSet.Records
+	for {
+		r, err := rr.ReadRecord()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		v, _ := io.ReadAll(r.Value)
+		values = append(values, string(v))
+	}
+	b.attempts <- values
+	return nil, <-b.replies
+}
+
+// TestAbandonedCallIsNotResent: a call whose ctx ended while a sender
+// goroutine held its records in a request being retried returned, and its
+// caller may reuse its records' memory then (messaging.Publisher: the
+// messages are the caller's again once Publish returns). The sender must
+// not send them again: it used to retry the request as it was, reading the
+// caller's records after the call returned (sending what the caller had
+// since written there). The test plays the broker, so it decides when each
+// attempt ends.
+func TestAbandonedCallIsNotResent(t *testing.T) {
+	b := &playedBroker{attempts: make(chan []string), replies: make(chan error)}
+	p := New(&kafkago.Client{Addr: kafkago.TCP("127.0.0.1:1"), Transport: b}, Settings{
+		Acks:        kafkago.RequireAll,
+		MaxRecords:  10,
+		Linger:      time.Millisecond, // every call's records go to a sender goroutine
+		Unavailable: time.Minute,
+	})
+	take := func(what string) []string {
+		t.Helper()
+		select {
+		case v := <-b.attempts:
+			return v
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no request for %s", what)
+			return nil
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	value := []byte("m0")
+	errc := make(chan error, 1)
+	go func() {
+		errc <- p.Write(ctx, "t", 1, []kafkago.Message{{Value: value}})
+	}()
+	if got := take("the first attempt"); len(got) != 1 || got[0] != "m0" {
+		t.Fatalf("first attempt: %q, want [m0]", got)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Write = %v, want context.Canceled", err)
+	}
+	copy(value, "xx") // the caller reuses its buffer: the call returned
+	b.replies <- kafkago.NotLeaderForPartition
+	// The sender goes on without the abandoned call's records: with none
+	// left, it ends.
+	ended := make(chan struct{})
+	go func() {
+		p.senders.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case got := <-b.attempts:
+		t.Errorf("a request after the call returned: %q, want none: the call's records were read after it returned", got)
+		b.replies <- messaging.ErrClosed
+		<-ended
+	}
+	p.Close()
+}
