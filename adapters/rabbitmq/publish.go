@@ -217,7 +217,11 @@ func (p *pubPool) openOn(ctx context.Context, conn *amqp.Connection, watch *bloc
 
 // put gives pc back; a broken or abandoned channel is closed instead, in
 // the background: a blocked connection (a resource alarm) would not answer
-// channel.close until the alarm clears.
+// channel.close until the alarm clears. The returns of an abandoned
+// channel are read until it is closed: the broker may still return
+// messages written on it, and amqp091-go hands each one over from the
+// connection's reader, which a full, unread buffer stalls (for 5s a
+// return), holding up every call on the connection.
 func (p *pubPool) put(pc *pubChan, reuse bool) {
 	p.mu.Lock()
 	if reuse && !p.done && !pc.broken() {
@@ -226,6 +230,10 @@ func (p *pubPool) put(pc *pubChan, reuse bool) {
 	}
 	p.mu.Unlock()
 	if pc != nil {
+		go func() {
+			for range pc.returns { // closed with the channel
+			}
+		}()
 		go pc.ch.Close()
 	}
 	<-p.sem
