@@ -147,6 +147,56 @@ type call struct {
 	// client is closing): such a record fails with that error, unsent,
 	// when its request is first sent.
 	unwanted func(i int) error
+
+	// reading counts the requests reading the call's records now (see
+	// chunkRecords); once abandoned, readDone is closed when it is 0.
+	readMu   sync.Mutex
+	reading  int
+	readDone chan struct{}
+}
+
+// errAbandoned fails a request that was to read the records of a call
+// abandoned meanwhile (see call.abandon): it is sent again without them.
+var errAbandoned = errors.New("kafka: a call of the request was abandoned before the request read its records")
+
+// abandon marks c abandoned (its caller stops waiting) and waits until no
+// request reads its records (an encoding in progress, in memory): once it
+// returns, the records are the caller's again. A request that starts to
+// read them later fails instead (errAbandoned).
+func (c *call) abandon() {
+	c.readMu.Lock()
+	c.abandoned.Store(true)
+	var wait chan struct{}
+	if c.reading > 0 {
+		c.readDone = make(chan struct{})
+		wait = c.readDone
+	}
+	c.readMu.Unlock()
+	if wait != nil {
+		<-wait
+	}
+}
+
+// pin notes a request starting to read c's records; false when c was
+// abandoned: its records are not to be read.
+func (c *call) pin() bool {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.abandoned.Load() {
+		return false
+	}
+	c.reading++
+	return true
+}
+
+// unpin notes that a request pinned c no longer reads its records.
+func (c *call) unpin() {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.reading--; c.reading == 0 && c.readDone != nil {
+		close(c.readDone)
+		c.readDone = nil
+	}
 }
 
 // deadline is when record i fails with messaging.ErrUnavailable unless
@@ -240,7 +290,8 @@ func (p *Producer) Write(ctx context.Context, topic string, partitions int, recs
 // client and kafka-go's Murmur2Balancer place them); the keyless records of
 // one call all go to one partition, the next call's to the next (round
 // robin), so a call's records share a request. On ctx's end every record is
-// reported failed with ctx's error (some may still be written).
+// reported failed with ctx's error (some may still be written); once it
+// has returned, recs are not read again (call.abandon).
 func (p *Producer) WriteEntered(ctx context.Context, entry time.Time, entered []time.Time, topic string, partitions int, recs []kafkago.Message) error {
 	if partitions < 1 {
 		return AllFailed(len(recs), fmt.Errorf("kafka: publish to %s: %w", topic, kafkago.UnknownTopicOrPartition))
@@ -267,7 +318,7 @@ func (p *Producer) WriteEntered(ctx context.Context, entry time.Time, entered []
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
-		cl.abandoned.Store(true)
+		cl.abandon()
 		return AllFailed(len(recs), fmt.Errorf("kafka: publish to %s: %w (records already sent may still be written)", topic, ctx.Err()))
 	}
 	for _, err := range cl.errs {
@@ -547,14 +598,19 @@ retry:
 			return
 		}
 		attempt, cancel := context.WithDeadline(ctx, giveUp)
+		recs := &chunkRecords{chunks: batch}
 		res, err = p.client.Produce(attempt, &kafkago.ProduceRequest{
 			Topic:        tp.topic,
 			Partition:    tp.partition,
 			RequiredAcks: p.acks,
 			Compression:  p.compression,
-			Records:      &chunkRecords{chunks: batch},
+			Records:      recs,
 		})
+		recs.release()
 		cancel()
+		if errors.Is(err, errAbandoned) {
+			continue // nothing sent: again, without the abandoned calls
+		}
 		if err == nil && res != nil {
 			err = res.Error
 		}
@@ -850,15 +906,63 @@ func (p *Producer) Close() {
 
 // chunkRecords reads the records of a request's chunks, in order, reusing
 // one record value as kafka-go's Writer does (the encoder consumes each
-// record before it reads the next).
+// record before it reads the next). kafka-go reads them on a goroutine of
+// its own once it has a connection, which may be after a call of the
+// request was abandoned: the calls are pinned while it reads (see
+// call.pin), and a request with an abandoned call reads nothing and fails
+// with errAbandoned.
 type chunkRecords struct {
 	chunks     []*chunk
 	c, i       int
 	rec        kafkago.Record
 	key, value bytesReadCloser
+	started    bool // by the reading goroutine
+
+	mu    sync.Mutex
+	state int // 0: not read yet; 1: reading, calls pinned; 2: done
+}
+
+// start pins the request's calls before its first record is read.
+func (r *chunkRecords) start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state == 2 { // Produce returned: nobody waits for this request
+		return errAbandoned
+	}
+	for k, c := range r.chunks {
+		if !c.call.pin() {
+			for _, d := range r.chunks[:k] {
+				d.call.unpin()
+			}
+			r.state = 2
+			return errAbandoned
+		}
+	}
+	r.state = 1
+	return nil
+}
+
+// release unpins the request's calls: it read all their records, or the
+// Produce call that sent it returned (an encoding that failed stops
+// reading before the end).
+func (r *chunkRecords) release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state == 1 {
+		for _, c := range r.chunks {
+			c.call.unpin()
+		}
+	}
+	r.state = 2
 }
 
 func (r *chunkRecords) ReadRecord() (*kafkago.Record, error) {
+	if !r.started {
+		r.started = true
+		if err := r.start(); err != nil {
+			return nil, err
+		}
+	}
 	for r.c < len(r.chunks) {
 		c := r.chunks[r.c]
 		if r.i < c.n {
@@ -877,6 +981,7 @@ func (r *chunkRecords) ReadRecord() (*kafkago.Record, error) {
 		}
 		r.c, r.i = r.c+1, 0
 	}
+	r.release()
 	return nil, io.EOF
 }
 
