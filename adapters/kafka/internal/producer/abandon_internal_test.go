@@ -101,6 +101,15 @@ func TestAbandonedCallIsNotResent(t *testing.T) {
 	b.replies <- kafkago.NotLeaderForPartition
 	// The sender goes on without the abandoned call's records: with none
 	// left, it ends.
+	sendersEndWithoutRequest(t, p, b, ": the call's records were read after it returned")
+	p.Close()
+}
+
+// sendersEndWithoutRequest waits for p's senders to end, failing t if a
+// request is made meanwhile (what, after its records, says why that is
+// wrong).
+func sendersEndWithoutRequest(t *testing.T, p *Producer, b *playedBroker, what string) {
+	t.Helper()
 	ended := make(chan struct{})
 	go func() {
 		p.senders.Wait()
@@ -109,11 +118,10 @@ func TestAbandonedCallIsNotResent(t *testing.T) {
 	select {
 	case <-ended:
 	case got := <-b.attempts:
-		t.Errorf("a request after the call returned: %q, want none: the call's records were read after it returned", got)
+		t.Errorf("a request after the call returned: %q, want none%s", got, what)
 		b.replies <- messaging.ErrClosed
 		<-ended
 	}
-	p.Close()
 }
 
 // TestAbandonedCallIsNotReadLate: a call whose ctx ended while a sender
@@ -158,17 +166,6 @@ func TestAbandonedCallIsNotReadLate(t *testing.T) {
 	case err := <-b.readErrs:
 		t.Logf("the request's read failed: %v", err)
 	}
-	ended := make(chan struct{})
-	go func() {
-		p.senders.Wait()
-		close(ended)
-	}()
-	select {
-	case <-ended:
-	case got := <-b.attempts:
-		t.Errorf("a request after the call returned: %q, want none", got)
-		b.replies <- messaging.ErrClosed
-		<-ended
-	}
+	sendersEndWithoutRequest(t, p, b, "")
 	p.Close()
 }
