@@ -22,7 +22,8 @@ import (
 // message whose Size exceeds maxSize (messaging.ErrMessageTooLarge),
 // naming the message's index in a call of several (see Nth); then the
 // adapter must send none of msgs (the messages before the failed one may
-// have been given their IDs). An adapter that claims messaging.Capabilities.PublishAssignsID calls it.
+// have been given their IDs). An adapter that claims
+// messaging.Capabilities.PublishAssignsID calls it.
 func PreparePublish(topic string, msgs []*messaging.Message, maxSize int) error {
 	return prepare.Publish(topic, msgs, maxSize)
 }
