@@ -17,8 +17,9 @@ import (
 // Publish call and fills in missing IDs and times: a message with neither
 // gets a NewID and that ID's time (see IDTime), one with only an ID the
 // current time, one with only a time a NewID. It fails on an invalid topic
-// (messaging.ErrInvalidTopic), a nil message (messaging.ErrInvalidOption),
-// an invalid header (messaging.ErrInvalidHeader) and, with maxSize > 0, a
+// (messaging.ErrInvalidTopic), a nil message or a Time brokers cannot
+// carry (messaging.ErrInvalidOption; see messaging.Message.Time), an
+// invalid header (messaging.ErrInvalidHeader) and, with maxSize > 0, a
 // message whose Size exceeds maxSize (messaging.ErrMessageTooLarge),
 // naming the message's index in a call of several (see Nth); then the
 // adapter must send none of msgs (the messages before the failed one may
