@@ -170,7 +170,9 @@ func (p *pubPool) open(ctx context.Context, begin, waitFrom time.Time) (*pubChan
 // openOn opens a confirm channel on conn, unless the broker has blocked
 // conn for p.unavailable (since begin or the block, whichever is later) or
 // answered nothing on it for p.unavailable (since begin or its last
-// answer: boundAnswers, which then closes conn).
+// answer: boundAnswers, which then closes conn); a ctx that ends first
+// ends the wait too (messaging.ErrUnavailable wrapping ctx's error, as
+// open's other waits say it).
 func (p *pubPool) openOn(ctx context.Context, conn *amqp.Connection, watch *blockWatch, begin time.Time) (*amqp.Channel, error) {
 	bound := watch.boundAnswers(begin, begin, p.unavailable)
 	defer bound.release()
@@ -200,18 +202,24 @@ func (p *pubPool) openOn(ctx context.Context, conn *amqp.Connection, watch *bloc
 		}
 		res <- opened{ch, err}
 	}()
-	select {
-	case r := <-res:
-		return r.ch, r.err
-	case <-bound.done:
-		// Blocked meanwhile: the handshake ends when the alarm clears or
-		// the connection closes.
+	abandon := func() {
+		// The handshake ends when the broker answers (an alarm cleared)
+		// or the connection closes; its channel, unused, is closed.
 		go func() {
 			if r := <-res; r.ch != nil {
 				_ = r.ch.Close()
 			}
 		}()
+	}
+	select {
+	case r := <-res:
+		return r.ch, r.err
+	case <-bound.done: // blocked or silent meanwhile
+		abandon()
 		return nil, bound.err
+	case <-ctx.Done():
+		abandon()
+		return nil, fmt.Errorf("%w: no answer to channel.open: %w", messaging.ErrUnavailable, ctx.Err())
 	}
 }
 

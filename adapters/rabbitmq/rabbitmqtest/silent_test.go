@@ -250,3 +250,42 @@ func TestPublishToSlowBroker(t *testing.T) {
 	}
 	t.Logf("%d Publish calls on a slow broker done after %v", len(msgs), time.Since(begin).Round(time.Millisecond))
 }
+
+// TestPublishCtxWhileSilent: with the broker silent and a long
+// unavailable_timeout (10s), Publish returns when its ctx ends (0.5s),
+// with ctx's error, whether it waits for the confirm (a channel open
+// already) or for channel.open (the client's first Publish); it used to
+// wait out the unavailable timeout for channel.open.
+func TestPublishCtxWhileSilent(t *testing.T) {
+	for _, opened := range []bool{true, false} {
+		t.Run(map[bool]string{true: "confirm", false: "channel"}[opened], func(t *testing.T) {
+			t.Parallel()
+			c, p, direct := openProxied(t, "?unavailable_timeout=10s")
+			topic, group := integration.UniqueName(t, "silctx"), integration.UniqueName(t, "g")
+			deleteAtEnd(t, direct, topic)
+			if err := direct.Provision(t.Context(), topic, group); err != nil {
+				t.Fatal(err)
+			}
+			if opened {
+				if err := c.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("before")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p.Silence()
+			t.Cleanup(p.Restore) // before Close, which would wait out the silence
+			const wait = 500 * time.Millisecond
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			begin := time.Now()
+			err := c.Publish(ctx, topic, &messaging.Message{Payload: []byte("silent")})
+			took := time.Since(begin)
+			t.Logf("Publish with a %v ctx to a silent broker: %v after %v", wait, err, took.Round(time.Millisecond))
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Publish: %v, want an error wrapping context.DeadlineExceeded", err)
+			}
+			if limit := wait + 800*time.Millisecond; took > limit {
+				t.Errorf("Publish returned %v after the call, want about %v (its ctx's end; unavailable_timeout is 10s)", took.Round(time.Millisecond), wait)
+			}
+		})
+	}
+}
