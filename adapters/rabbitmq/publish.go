@@ -213,6 +213,15 @@ func (p *pubPool) openOn(ctx context.Context, conn *amqp.Connection, watch *bloc
 	}
 	select {
 	case r := <-res:
+		if r.err != nil {
+			select {
+			case <-bound.failing:
+				// The bound gave up first and closed the connection,
+				// failing the handshake: its error says why.
+				return nil, bound.err
+			default:
+			}
+		}
 		return r.ch, r.err
 	case <-bound.done: // blocked or silent meanwhile
 		abandon()
