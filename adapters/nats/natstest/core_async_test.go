@@ -14,6 +14,7 @@ import (
 	natsadapter "github.com/msgkit/messaging/adapters/nats"
 	"github.com/msgkit/messaging/adapters/nats/natstest"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
 )
 
 // TestCorePublishAsyncResultAfterServer: in core mode a PublishAsync result
@@ -193,7 +194,7 @@ func TestCoreCloseWaitsForMessageWaitingForRoom(t *testing.T) {
 		}
 		result <- err
 	})
-	waitBlockedIn(t, "publishAsyncCore(")
+	fault.AwaitGoroutine(t, "publishAsyncCore(", "select")
 	go func() {
 		_ = c.Close()
 		close(closed)

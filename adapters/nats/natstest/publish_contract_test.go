@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	natsadapter "github.com/msgkit/messaging/adapters/nats"
 	"github.com/msgkit/messaging/adapters/nats/natstest"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
 )
 
 // TestPublishHeaderNamesNATSRefuses: header names that messaging.
@@ -225,7 +225,7 @@ func TestFlushWaitsForMessageWaitingForRoom(t *testing.T) {
 					}
 					late.Add(1)
 				})
-				waitBlockedIn(t, "(*Client).PublishAsync(")
+				fault.AwaitGoroutine(t, "(*Client).PublishAsync(", "select")
 				flushed := make(chan error, 1)
 				go func() { flushed <- c.Flush(ctx) }()
 				close(release)
@@ -237,26 +237,6 @@ func TestFlushWaitsForMessageWaitingForRoom(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// waitBlockedIn polls, up to 10s, until a goroutine waits in a select with
-// fn on its stack.
-func waitBlockedIn(t *testing.T, fn string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			if strings.Contains(g, "[select") && strings.Contains(g, fn) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no goroutine waiting in %s after 10s", fn)
-		}
-		time.Sleep(time.Millisecond) // polling interval
 	}
 }
 

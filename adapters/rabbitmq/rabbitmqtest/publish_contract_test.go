@@ -5,7 +5,6 @@ import (
 	"errors"
 	"maps"
 	"net/url"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -421,22 +420,6 @@ func blockedClient(t *testing.T, name string, d time.Duration) (n *rabbitmqtest.
 	return n, c, topic, group
 }
 
-// awaitGoroutineIn returns once some goroutine's stack holds fn (a
-// function's qualified name), polling until a deadline.
-func awaitGoroutineIn(t *testing.T, fn string) {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if n := runtime.Stack(buf, true); strings.Contains(string(buf[:n]), fn) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no goroutine in %s within 10s", fn)
-		}
-		time.Sleep(10 * time.Millisecond) // polling
-	}
-}
-
 // TestPublishAsyncCloseWhileBlocked: Close, with a PublishAsync batch
 // waiting because the broker blocks the connection (a resource alarm),
 // fails the message, never written, with ErrClosed at once rather than
@@ -461,7 +444,7 @@ func TestPublishAsyncCloseWhileBlocked(t *testing.T) {
 			res := newAsyncResults()
 			m := &messaging.Message{Key: "k", Payload: []byte("m")}
 			c.PublishAsync(context.Background(), topic, m, res.done)
-			awaitGoroutineIn(t, tc.waitsIn)
+			fault.AwaitGoroutine(t, tc.waitsIn, "")
 			closeQuickly(t, c, unavailable, "a message waiting in "+tc.waitsIn)
 			if n, err := res.result(m); n != 1 || !errors.Is(err, messaging.ErrClosed) {
 				t.Errorf("the message: %d callbacks before Close returned, last %v; want one, ErrClosed", n, err)
