@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/rabbitmq"
 	"github.com/msgkit/messaging/adapters/rabbitmq/rabbitmqtest"
@@ -118,15 +116,7 @@ func TestPublishHeaderRabbitMQRoutes(t *testing.T) {
 // to url and returns their IDs.
 func queueIDs(t *testing.T, url, queue string) []string {
 	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ch := rawChannel(t, url)
 	var ids []string
 	for {
 		d, ok, err := ch.Get(queue, true)
@@ -322,15 +312,7 @@ func TestPublishReturnedSameID(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A queue of the test's own receives the key "routed" only.
-	conn, err := amqp.Dial(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ch := rawChannel(t, direct)
 	q, err := ch.QueueDeclare("", false, true, true, false, nil)
 	if err != nil {
 		t.Fatal(err)

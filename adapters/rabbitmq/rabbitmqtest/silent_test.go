@@ -3,7 +3,7 @@ package rabbitmqtest_test
 import (
 	"context"
 	"errors"
-	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,14 +32,8 @@ const (
 // directly.
 func openProxied(t *testing.T, params string) (*rabbitmq.Client, *fault.Proxy, *rabbitmq.Client) {
 	t.Helper()
-	u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct := rabbitmqtest.Open(t, u.String())
-	p := fault.NewProxy(t, u.Host)
-	u.Host = p.Addr()
-	return rabbitmqtest.Open(t, u.String()+params), p, direct
+	p, viaProxy, direct := proxied(t, strings.TrimPrefix(params, "?"))
+	return rabbitmqtest.Open(t, viaProxy), p, rabbitmqtest.Open(t, direct)
 }
 
 // TestSlowBrokerIsNotUnavailable: on a slow broker (see slowLatency) that
