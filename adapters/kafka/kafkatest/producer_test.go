@@ -147,7 +147,9 @@ type producerEnv struct {
 	topic  string
 }
 
-func newProducerEnv(t *testing.T, partitions int, configure ...func(*producer.Settings)) *producerEnv {
+// gatedCluster starts a one-broker kfake cluster and a gate on a
+// transport to it, both closed when the test ends.
+func gatedCluster(t *testing.T) (*kfake.Cluster, *gate) {
 	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
@@ -156,7 +158,12 @@ func newProducerEnv(t *testing.T, partitions int, configure ...func(*producer.Se
 	t.Cleanup(cluster.Close)
 	tr := &kafkago.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	g := &gate{inner: tr}
+	return cluster, &gate{inner: tr}
+}
+
+func newProducerEnv(t *testing.T, partitions int, configure ...func(*producer.Settings)) *producerEnv {
+	t.Helper()
+	cluster, g := gatedCluster(t)
 	client := &kafkago.Client{Addr: kafkago.TCP(cluster.ListenAddrs()...), Transport: g, Timeout: 10 * time.Second}
 	topic := "producer-" + t.Name()
 	resp, err := client.CreateTopics(t.Context(), &kafkago.CreateTopicsRequest{Topics: []kafkago.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}}})

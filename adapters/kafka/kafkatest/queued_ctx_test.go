@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	kafkago "github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/kafka"
 	"github.com/msgkit/messaging/integration"
@@ -30,14 +27,9 @@ type queuedBehind struct {
 
 func newQueuedBehind(t *testing.T, name string, second context.Context) *queuedBehind {
 	t.Helper()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	tr := &kafkago.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	q := &queuedBehind{g: &gate{inner: tr}, first: make(chan error, 1), second: make(chan error, 1)}
+	cluster, g := gatedCluster(t)
+	q := &queuedBehind{g: g, first: make(chan error, 1), second: make(chan error, 1)}
+	var err error
 	q.c, err = kafka.New(cluster.ListenAddrs(), kafka.WithTransport(q.g))
 	if err != nil {
 		t.Fatal(err)
