@@ -117,15 +117,8 @@ func TestCorePublishAsyncWindow(t *testing.T) {
 	topic := integration.UniqueName(t, "core-window")
 	const window = 4096
 	release := make(chan struct{})
-	var mu sync.Mutex
-	var failed []error
-	done := func(_ *messaging.Message, err error) {
-		if err != nil {
-			mu.Lock()
-			failed = append(failed, err)
-			mu.Unlock()
-		}
-	}
+	var failed failures
+	done := failed.done
 	c.PublishAsync(t.Context(), topic, &messaging.Message{Payload: []byte("first")}, func(m *messaging.Message, err error) {
 		<-release
 		done(m, err)
@@ -159,11 +152,7 @@ func TestCorePublishAsyncWindow(t *testing.T) {
 	if err := c.Flush(fctx); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(failed) != 0 {
-		t.Fatalf("%d messages in the window failed, the first: %v", len(failed), failed[0])
-	}
+	failed.none(t, "the window")
 }
 
 // TestCoreCloseWaitsForMessageWaitingForRoom: in core mode, a message given

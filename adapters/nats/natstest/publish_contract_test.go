@@ -97,15 +97,8 @@ func TestPublishAsyncNoStreamKeepsKeyOrder(t *testing.T) {
 	if err := other.DeleteTopic(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var failed []error
-	done := func(_ *messaging.Message, err error) {
-		if err != nil {
-			mu.Lock()
-			failed = append(failed, err)
-			mu.Unlock()
-		}
-	}
+	var failed failures
+	done := failed.done
 	const n = 10
 	c.PublishAsync(ctx, topic, &messaging.Message{Key: "k", Payload: []byte("0")}, done)
 	// The server has answered the first message (no stream) once a flush
@@ -122,9 +115,7 @@ func TestPublishAsyncNoStreamKeepsKeyOrder(t *testing.T) {
 	if err := c.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(failed) > 0 {
-		t.Fatalf("%d messages failed, e.g. %v", len(failed), failed[0])
-	}
+	failed.none(t, "after the stream was created again")
 	js, err := c.JetStream().Stream(ctx, c.StreamName(topic))
 	if err != nil {
 		t.Fatal(err)
@@ -255,5 +246,29 @@ func TestPublishNoMessagesWhileDown(t *testing.T) {
 				t.Fatalf("Publish of no messages while down: %v after %v, want nil at once", err, took.Round(time.Millisecond))
 			}
 		})
+	}
+}
+
+// failures keeps the errors of the PublishAsync messages given done.
+type failures struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (f *failures) done(_ *messaging.Message, err error) {
+	if err != nil {
+		f.mu.Lock()
+		f.errs = append(f.errs, err)
+		f.mu.Unlock()
+	}
+}
+
+// none fails t if a message failed (when: when that would be wrong).
+func (f *failures) none(t *testing.T, when string) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.errs) > 0 {
+		t.Fatalf("%s: %d messages failed, the first: %v", when, len(f.errs), f.errs[0])
 	}
 }

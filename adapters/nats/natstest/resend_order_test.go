@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,24 +31,15 @@ func TestPublishAsyncResendKeepsOrder(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = other.DeleteTopic(context.Background(), topic) })
 	const n = 300
-	var mu sync.Mutex
-	var failed []error
+	var failed failures
 	for i := range n {
 		m := &messaging.Message{Key: "k", Payload: []byte(strconv.Itoa(i))}
-		c.PublishAsync(ctx, topic, m, func(_ *messaging.Message, err error) {
-			if err != nil {
-				mu.Lock()
-				failed = append(failed, err)
-				mu.Unlock()
-			}
-		})
+		c.PublishAsync(ctx, topic, m, failed.done)
 	}
 	if err := c.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(failed) > 0 {
-		t.Fatalf("%d messages failed, e.g. %v", len(failed), failed[0])
-	}
+	failed.none(t, "after Flush")
 	stored := make(chan int, n)
 	sub, err := c.Read(ctx, topic, messaging.Earliest, func(_ context.Context, m *messaging.Message) error {
 		v, err := strconv.Atoi(string(m.Payload))
