@@ -587,13 +587,10 @@ func (p *Producer) produce(ctx context.Context, tp topicPartition, batch []*chun
 		batch = p.dropEnded(tp, batch)
 	}
 retry:
-	for attempts := 0; ; attempts++ {
-		if attempts > 0 {
-			// A call that stopped waiting (its ctx ended) has returned,
-			// and its records are its caller's again: not read, not sent
-			// again.
-			batch = dropAbandoned(batch)
-		}
+	for {
+		// A call that stopped waiting (its ctx ended) has returned, and
+		// its records are its caller's again: not read, not sent (again).
+		batch = dropAbandoned(batch)
 		if batch, giveUp = p.expire(tp, batch, expired); len(batch) == 0 {
 			return
 		}
