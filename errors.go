@@ -181,7 +181,9 @@ func onlyDuplicates(err error) bool {
 
 // PublishError reports which messages of one Publish call the broker did not
 // accept. Errs has one entry per message, in the order given to Publish; a nil
-// entry means that message was accepted.
+// entry means that message was accepted. Its text names how many failed and
+// the index and error of the first; for a call of one message, only that
+// message's error.
 type PublishError struct {
 	Errs []error
 }
@@ -203,6 +205,10 @@ func (e *PublishError) Error() string {
 		return "messaging: publish: no error"
 	}
 	first := e.Errs[failed[0]]
+	if len(e.Errs) == 1 {
+		// A call of one message: no count, no index to name.
+		return "messaging: publish: " + first.Error()
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "messaging: publish: %d of %d messages failed (first, message %d: %v)", len(failed), len(e.Errs), failed[0], first)
 	return b.String()
