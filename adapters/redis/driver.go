@@ -312,7 +312,11 @@ func (r *groupReceiver) leave(ctx context.Context) error {
 	return leaveScript.Run(ctx, r.c.rc, []string{r.key}, r.group, r.consumer).Err()
 }
 
-// release settles ds Release, within the settle timeout.
+// release settles ds Release, within the settle timeout. A release the
+// closed go-redis client refused (the Client's Close closed it, with a read
+// that came back after the subscription's Close: see abandoned) is not a
+// failure: the entries come back after the ack deadline, as after any
+// Close that cannot reach Redis.
 func (r *groupReceiver) release(ds []driver.Delivery) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
@@ -320,7 +324,7 @@ func (r *groupReceiver) release(ds []driver.Delivery) {
 	for i, d := range ds {
 		sts[i] = driver.Settlement{Delivery: d, Outcome: driver.Release}
 	}
-	if err := r.Settle(ctx, sts); err != nil {
+	if err := r.Settle(ctx, sts); err != nil && !errors.Is(err, goredis.ErrClosed) {
 		r.c.cfg.logger.Warn("redis: releasing entries failed; they come back after the ack deadline", "topic", r.topic, "group", r.group, "error", err)
 	}
 }
