@@ -406,7 +406,8 @@ func (r *publishRun) result() error {
 }
 
 // unreachable reports whether every failure in err says the server could
-// not be reached.
+// not be reached, leaving out those of messages failed unsent (see
+// unsentError), which say nothing of the server.
 func unreachable(err error) bool {
 	var pe *messaging.PublishError
 	if !errors.As(err, &pe) {
@@ -414,7 +415,7 @@ func unreachable(err error) bool {
 	}
 	found := false
 	for _, e := range pe.Errs {
-		if e == nil {
+		if e == nil || unsent(e) {
 			continue
 		}
 		if !connFailure(e) {
@@ -450,14 +451,15 @@ func (c *Client) whileUnreachable(ctx context.Context, op string, f func(ctx con
 func (c *Client) unreachable(err error) bool { return connFailure(err) && !c.closed.Load() }
 
 // markUnavailable wraps every failure of a PublishError in
-// messaging.ErrUnavailable.
+// messaging.ErrUnavailable, but those of messages failed unsent (see
+// unsentError).
 func markUnavailable(err error) error {
 	var pe *messaging.PublishError
 	if !errors.As(err, &pe) {
 		return err
 	}
 	for i, e := range pe.Errs {
-		if e != nil {
+		if e != nil && !unsent(e) {
 			pe.Errs[i] = fmt.Errorf("%w: %w", messaging.ErrUnavailable, e)
 		}
 	}

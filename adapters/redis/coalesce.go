@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -180,10 +181,27 @@ func (co *coalescer) dropQueued(r *pubReq) bool {
 		if r.errs == nil {
 			r.errs = make([]error, len(r.xadds))
 		}
-		r.errs[j] = fmt.Errorf("redis: %w", err)
+		r.errs[j] = &unsentError{err}
 		left--
 	}
 	return left == 0
+}
+
+// unsentError is the error of a message dropQueued failed without sending
+// it (again: an earlier attempt that failed may have reached the server,
+// as a failure reported may always have): it says nothing of the server,
+// so the others' failures alone decide whether the attempt is retried
+// (see unreachable).
+type unsentError struct{ err error }
+
+func (e *unsentError) Error() string { return "redis: " + e.err.Error() }
+func (e *unsentError) Unwrap() error { return e.err }
+
+// unsent reports whether err is a message's failure unsent (see
+// unsentError).
+func unsent(err error) bool {
+	var u *unsentError
+	return errors.As(err, &u)
 }
 
 // errExpiredQueued fails a request whose deadline passed before a pipeline

@@ -1,8 +1,15 @@
 package redis
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,5 +88,137 @@ func TestCoalescedRequestOutlivesItsAttempt(t *testing.T) {
 	}
 	if got[0] != nil || !errors.Is(got[1], messaging.ErrUnavailable) || got[2] != nil {
 		t.Errorf("results %v, want nil, ErrUnavailable, nil", got)
+	}
+}
+
+// flakyClient returns a go-redis client (without go-redis's own retries)
+// of a fake server on a loopback port whose first connection breaks when it
+// gets an XADD, which it neither applies nor answers: at once, or, when
+// hold is not nil, once hold is closed, having closed written (when not
+// nil) first. Its later connections serve XADDs (serveXAdd, which sends
+// their payloads on sent).
+func flakyClient(t *testing.T, hold <-chan struct{}, written chan<- struct{}, sent chan<- string) *goredis.Client {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for n := 0; ; n++ {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if n == 0 {
+				go breakAtXAdd(conn, hold, written)
+			} else {
+				go serveXAdd(conn, sent)
+			}
+		}
+	}()
+	return goredis.NewClient(&goredis.Options{Addr: l.Addr().String(), Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+}
+
+// breakAtXAdd closes conn when it gets an XADD (see flakyClient), and
+// fails any other command.
+func breakAtXAdd(conn net.Conn, hold <-chan struct{}, written chan<- struct{}) {
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	for {
+		args, err := readCommand(r)
+		if err != nil {
+			return
+		}
+		if strings.EqualFold(args[0], "xadd") {
+			if written != nil {
+				close(written)
+			}
+			if hold != nil {
+				<-hold
+			}
+			return
+		}
+		if _, err := io.WriteString(conn, "-ERR unknown command\r\n"); err != nil {
+			return
+		}
+	}
+}
+
+// TestCoalescedDropKeepsOthersRetrying: when a pipeline fails, unsent, a
+// message of a PublishAsync batch no longer wanted (its ctx ended) and
+// loses its connection for the others, the others are retried within
+// their unavailable timeout, as without the dropped message. They used to
+// fail at once with the connection's error: the dropped message's error
+// made the attempt's failure look like one that retrying cannot mend. The
+// test plays the coalescing goroutine, running the real pipeline (exec):
+// the first connection breaks, the next one serves.
+func TestCoalescedDropKeepsOthersRetrying(t *testing.T) {
+	sent := make(chan string, 2)
+	c, err := New(flakyClient(t, nil, nil, sent), WithCoalescing(1), WithUnavailableTimeout(time.Minute), WithCloseClient(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	c.co.close() // the test is the coalescing goroutine
+	co := &coalescer{c: c, reqs: make(chan *pubReq), stop: make(chan struct{})}
+	c.co = co
+	timeout := time.After(10 * time.Second)
+	take := func(what string) *pubReq {
+		t.Helper()
+		select {
+		case r := <-co.reqs:
+			return r
+		case <-timeout:
+			t.Fatalf("no request for %s within 10s", what)
+			return nil
+		}
+	}
+
+	results := make(chan string, 3)
+	done := func(m *messaging.Message, err error) { results <- fmt.Sprintf("%s: %v", m.Payload, err) }
+	publish := func(ctx context.Context, payload string) {
+		m := messaging.NewMessage([]byte(payload))
+		m.Key = "k" // one lane
+		c.PublishAsync(ctx, "t", m, done)
+	}
+	// m0 holds the lane while a and b queue behind it: one batch.
+	publish(t.Context(), "m0")
+	r0 := take("m0")
+	ctxA, cancelA := context.WithCancel(t.Context())
+	defer cancelA()
+	publish(ctxA, "a")
+	publish(t.Context(), "b")
+	close(r0.done) // m0 acknowledged (unsent: the test's pipeline)
+	if got := <-results; got != "m0: <nil>" {
+		t.Fatalf("m0: %s", got)
+	}
+	r1 := take("the batch of a and b")
+	if len(r1.xadds) != 2 {
+		t.Fatalf("the batch has %d messages, want 2 (a and b)", len(r1.xadds))
+	}
+	cancelA() // a is dropped when the pipeline takes the batch; b's connection breaks
+	co.exec([]*pubReq{r1})
+	got := map[string]bool{}
+	for len(got) < 2 {
+		select {
+		case r := <-co.reqs: // a retry
+			co.exec([]*pubReq{r})
+		case res := <-results:
+			got[res] = true
+		case <-timeout:
+			t.Fatalf("results %v within 10s, want a's and b's", got)
+		}
+	}
+	// (What becomes of a on b's retries is TestCoalescedRetryDropsUnwanted's.)
+	if !got["b: <nil>"] {
+		t.Errorf("results %q, want b's nil: b retried", slices.Sorted(maps.Keys(got)))
+	}
+	close(sent)
+	var payloads []string
+	for p := range sent {
+		payloads = append(payloads, p)
+	}
+	if !slices.Contains(payloads, "b") {
+		t.Errorf("sent %q, want b among them", payloads)
 	}
 }
