@@ -234,8 +234,11 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 	var bo *backoff.ExponentialBackOff // made at the first retry
 	var last error                     // the last attempt's error, about r.live()
 	// PublishAsync's messages: whether each is still to be sent (its ctx,
-	// the client's Close), which the coalescer checks before it first
-	// sends them.
+	// the client's Close), which the coalescer checks before each attempt
+	// sends them: a retry is a new send, and a message no longer wanted by
+	// then fails without being sent again, as it would have on its first
+	// attempt (the failed attempt may have reached the server: a failure
+	// reported may have been stored, never the reverse).
 	unwanted := asyncpub.Unwanted(ctx)
 	for {
 		// (A direct Publish's first attempt follows its entry at once.)
@@ -253,7 +256,6 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 			u = func(j int) error { return f(off + j) }
 		}
 		err := c.publishOnce(attemptCtx, ctx, r.enteredAt(0), topic, r.live(), u)
-		unwanted = nil // sent: the server's answers decide from now on
 		timedOut := ctx.Err() == nil && attemptCtx.Err() != nil
 		cancel()
 		if err == nil {

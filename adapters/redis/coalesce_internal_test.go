@@ -16,6 +16,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/asyncpub"
 )
 
 // TestCoalescedRequestOutlivesItsAttempt: a coalesced request whose
@@ -209,16 +210,111 @@ func TestCoalescedDropKeepsOthersRetrying(t *testing.T) {
 			t.Fatalf("results %v within 10s, want a's and b's", got)
 		}
 	}
-	// (What becomes of a on b's retries is TestCoalescedRetryDropsUnwanted's.)
-	if !got["b: <nil>"] {
-		t.Errorf("results %q, want b's nil: b retried", slices.Sorted(maps.Keys(got)))
+	want := map[string]bool{"a: redis: messaging: publish to t: queued: context canceled": true, "b: <nil>": true}
+	if !maps.Equal(got, want) {
+		t.Errorf("results %q, want %q (b retried, a failed unsent: see TestCoalescedRetryDropsUnwanted)", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 	}
 	close(sent)
 	var payloads []string
 	for p := range sent {
 		payloads = append(payloads, p)
 	}
-	if !slices.Contains(payloads, "b") {
-		t.Errorf("sent %q, want b among them", payloads)
+	if !slices.Equal(payloads, []string{"b"}) {
+		t.Errorf("sent %q, want [b]", payloads)
+	}
+}
+
+// TestCoalescedRetryDropsUnwanted: a PublishAsync message whose attempt
+// failed (its connection broke) is sent again; if by then its ctx has
+// ended, or the client's Close has begun, it fails with ctx's error
+// (messaging.ErrClosed) without being sent, as it would have on its first
+// attempt (see dropQueued). The retries used to send it anyway. The test
+// plays the coalescing goroutine, running the real pipeline (exec) for
+// each request, so it decides when the first attempt fails: its
+// connection breaks, unanswered, once the message's ctx has ended or Close
+// has begun; the next connection records what is sent.
+func TestCoalescedRetryDropsUnwanted(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		what    string
+		closing bool // Close begins, rather than the message's ctx ending
+		want    error
+	}{
+		{name: "ctx ended", what: "its ctx ended", want: context.Canceled},
+		{name: "client closing", what: "Close began", closing: true, want: messaging.ErrClosed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			written, hold := make(chan struct{}), make(chan struct{})
+			sent := make(chan string, 1)
+			rc := flakyClient(t, hold, written, sent)
+			c, err := New(rc, WithCoalescing(1), WithUnavailableTimeout(time.Minute), WithCloseClient(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			c.co.close() // the test is the coalescing goroutine
+			co := &coalescer{c: c, reqs: make(chan *pubReq), stop: make(chan struct{})}
+			c.co = co
+			timeout := time.After(10 * time.Second)
+
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			results := make(chan error, 1)
+			c.PublishAsync(ctx, "t", messaging.NewMessage([]byte("unwanted")), func(_ *messaging.Message, err error) { results <- err })
+			var r1 *pubReq
+			select {
+			case r1 = <-co.reqs:
+			case <-timeout:
+				t.Fatal("no first attempt within 10s")
+			}
+			go co.exec([]*pubReq{r1}) // the message is live: it is written
+			select {
+			case <-written:
+			case <-timeout:
+				t.Fatal("the first attempt was not written within 10s")
+			}
+			closed := make(chan error, 1)
+			if tc.closing {
+				go func() { closed <- c.Close() }()
+				select {
+				case <-asyncpub.Closing(r1.ctx): // Close has begun
+				case <-timeout:
+					t.Fatal("Close did not begin within 10s")
+				}
+			} else {
+				cancel()
+			}
+			close(hold) // the first attempt fails: its connection breaks, unanswered
+			retries := 0
+			for got := false; !got; {
+				select {
+				case r := <-co.reqs: // a retry
+					retries++
+					co.exec([]*pubReq{r})
+				case err = <-results:
+					got = true
+				case <-timeout:
+					t.Fatal("no result within 10s")
+				}
+			}
+			select {
+			case p := <-sent:
+				t.Errorf("sent %q on a retry (%d retries; result %v), although %s before it: want it failed unsent", p, retries, err, tc.what)
+			default:
+			}
+			if !errors.Is(err, tc.want) {
+				t.Errorf("result %v, want an error wrapping %v", err, tc.want)
+			}
+			if tc.closing {
+				select {
+				case err := <-closed:
+					if err != nil {
+						t.Errorf("Close: %v", err)
+					}
+				case <-timeout:
+					t.Fatal("Close did not return within 10s")
+				}
+			}
+		})
 	}
 }

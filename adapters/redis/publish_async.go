@@ -29,9 +29,10 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // batches were queued before it (one whose time ran out while it was queued
 // fails without being sent), and Close returns about that long after the
 // last PublishAsync. With WithCoalescing, a lane's batch waits for a
-// coalescing goroutine: a message whose ctx ends while it waits there fails
-// with ctx's error without being sent, and once Close starts, so do the
-// messages still waiting there, with messaging.ErrClosed.
+// coalescing goroutine, at its first attempt and at each retry: a message
+// whose ctx has ended by the time a coalescing goroutine takes it fails
+// with ctx's error without being sent (again), and once Close starts, so
+// do the messages still waiting there, with messaging.ErrClosed.
 func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
 	c.async.Get(c.newBatcher).PublishAsync(ctx, topic, msg, done)
 }
