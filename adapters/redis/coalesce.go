@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -102,11 +103,13 @@ func (co *coalescer) loop() {
 // exec sends a batch as one pipeline. It is not bound to any caller's
 // context (the callers may stop waiting) but to the latest of their ends,
 // a caller's end being its deadline (see Client.deadline) or its
-// context's deadline, whichever is sooner: a request whose deadline passed
-// or whose context ended while it waited is not sent (its caller gives
-// up), and the pipeline ends when no caller waits for it any more, so a
-// server that cannot be reached holds a worker, and Close, no longer than
-// its callers.
+// context's deadline, whichever is sooner, or its context's end before
+// that: a request whose deadline passed or whose context ended while it
+// waited is not sent (its caller gives up), and the pipeline ends when no
+// caller waits for it any more, so a server that cannot be reached holds a
+// worker, and Close, no longer than its callers, and go-redis's own
+// retries of the pipeline (after a broken connection) do not send it
+// again once its callers were told it failed.
 func (co *coalescer) exec(batch []*pubReq) {
 	now := time.Now()
 	var last time.Time
@@ -134,6 +137,18 @@ func (co *coalescer) exec(batch []*pubReq) {
 	batch = live
 	ctx, cancel := context.WithDeadline(context.Background(), last)
 	defer cancel()
+	if cancellable(batch) { // every caller's context can end before its deadline
+		waiting := atomic.Int32{}
+		waiting.Store(int32(len(batch)))
+		for _, r := range batch {
+			stop := context.AfterFunc(r.ctx, func() {
+				if waiting.Add(-1) == 0 {
+					cancel()
+				}
+			})
+			defer stop()
+		}
+	}
 	pipe := co.c.rc.Pipeline()
 	cmds := make([][]*goredis.StringCmd, len(batch))
 	for i, r := range batch {
@@ -164,6 +179,17 @@ func (co *coalescer) exec(batch []*pubReq) {
 		}
 		close(r.done)
 	}
+}
+
+// cancellable reports whether the context of every request of batch can
+// be cancelled (PublishAsync's cannot: its batches end at their deadlines).
+func cancellable(batch []*pubReq) bool {
+	for _, r := range batch {
+		if r.ctx.Done() == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // dropQueued fails, unsent, the messages of r no longer to be sent (see

@@ -92,13 +92,13 @@ func TestCoalescedRequestOutlivesItsAttempt(t *testing.T) {
 	}
 }
 
-// flakyClient returns a go-redis client (without go-redis's own retries)
-// of a fake server on a loopback port whose first connection breaks when it
+// flakyClient returns a go-redis client (with go-redis's own retries of a
+// failed call, up to retries; -1: none) of a fake server on a loopback port whose first connection breaks when it
 // gets an XADD, which it neither applies nor answers: at once, or, when
 // hold is not nil, once hold is closed, having closed written (when not
 // nil) first. Its later connections serve XADDs (serveXAdd, which sends
 // their payloads on sent).
-func flakyClient(t *testing.T, hold <-chan struct{}, written chan<- struct{}, sent chan<- string) *goredis.Client {
+func flakyClient(t *testing.T, retries int, hold <-chan struct{}, written chan<- struct{}, sent chan<- string) *goredis.Client {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func flakyClient(t *testing.T, hold <-chan struct{}, written chan<- struct{}, se
 			}
 		}
 	}()
-	return goredis.NewClient(&goredis.Options{Addr: l.Addr().String(), Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+	return goredis.NewClient(&goredis.Options{Addr: l.Addr().String(), Protocol: 2, DisableIdentity: true, MaxRetries: retries})
 }
 
 // breakAtXAdd closes conn when it gets an XADD (see flakyClient), and
@@ -155,7 +155,7 @@ func breakAtXAdd(conn net.Conn, hold <-chan struct{}, written chan<- struct{}) {
 // the first connection breaks, the next one serves.
 func TestCoalescedDropKeepsOthersRetrying(t *testing.T) {
 	sent := make(chan string, 2)
-	c, err := New(flakyClient(t, nil, nil, sent), WithCoalescing(1), WithUnavailableTimeout(time.Minute), WithCloseClient(true))
+	c, err := New(flakyClient(t, -1, nil, nil, sent), WithCoalescing(1), WithUnavailableTimeout(time.Minute), WithCloseClient(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestCoalescedRetryDropsUnwanted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			written, hold := make(chan struct{}), make(chan struct{})
 			sent := make(chan string, 1)
-			rc := flakyClient(t, hold, written, sent)
+			rc := flakyClient(t, -1, hold, written, sent)
 			c, err := New(rc, WithCoalescing(1), WithUnavailableTimeout(time.Minute), WithCloseClient(true))
 			if err != nil {
 				t.Fatal(err)
@@ -316,5 +316,50 @@ func TestCoalescedRetryDropsUnwanted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCoalescedPipelineEndsWhenItsCallersLeft: a coalesced pipeline whose
+// callers have all stopped waiting (their ctx ended) ends: go-redis's own
+// retry of it (its connection broke) does not send it again after Publish
+// returned ctx's error. It used to: the pipeline's context ended only at
+// its callers' deadlines. The first connection breaks, unanswered and
+// unapplied, once Publish has returned; the next one records what is sent,
+// there a later Publish's message, which the one coalescing goroutine takes
+// once the first pipeline has ended.
+func TestCoalescedPipelineEndsWhenItsCallersLeft(t *testing.T) {
+	written, hold := make(chan struct{}), make(chan struct{})
+	sent := make(chan string, 2)
+	c, err := New(flakyClient(t, 3, hold, written, sent), WithCoalescing(1), WithUnavailableTimeout(time.Minute), WithCloseClient(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	published := make(chan error, 1)
+	go func() { published <- c.Publish(ctx, "t", messaging.NewMessage([]byte("given up"))) }()
+	select {
+	case <-written:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pipeline was not written within 10s")
+	}
+	cancel()
+	if err := <-published; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Publish = %v, want ctx's error", err)
+	}
+	close(hold) // the connection breaks: go-redis may retry the pipeline
+	next, cancelNext := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancelNext()
+	if err := c.Publish(next, "t", messaging.NewMessage([]byte("next"))); err != nil {
+		t.Fatalf("the next Publish: %v", err)
+	}
+	close(sent)
+	var payloads []string
+	for p := range sent {
+		payloads = append(payloads, p)
+	}
+	if !slices.Equal(payloads, []string{"next"}) {
+		t.Errorf("sent %q, want [next]: the message whose Publish returned ctx's error was sent after that", payloads)
 	}
 }

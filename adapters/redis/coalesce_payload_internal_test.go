@@ -18,13 +18,15 @@ import (
 
 // TestCoalescedPayloadNotReadAfterPublishReturned: a Publish whose ctx
 // ends while a pipeline holds its request returns at once; the caller may
-// then reuse its message (the payload buffer, say). The pipeline must not
-// send what the caller wrote there afterwards. The test holds the
-// pipeline's dial until Publish has returned and the caller has reused
-// the payload; a fake server then records what was sent.
+// then reuse its message (the payload buffer, say). The pipeline, which
+// goes on for another caller still waiting, must not send what the caller
+// wrote there afterwards. The test plays the coalescing goroutine, running
+// the real pipeline (exec) for both callers' requests; it holds the
+// pipeline's dial until the first Publish has returned and its caller has
+// reused the payload; a fake server then records what was sent.
 func TestCoalescedPayloadNotReadAfterPublishReturned(t *testing.T) {
 	dialing, release := make(chan struct{}), make(chan struct{})
-	sent := make(chan string, 1)
+	sent := make(chan string, 2)
 	var once sync.Once
 	rc := goredis.NewClient(&goredis.Options{
 		Protocol: 2, DisableIdentity: true, MaxRetries: -1,
@@ -41,14 +43,33 @@ func TestCoalescedPayloadNotReadAfterPublishReturned(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
+	c.co.close() // the test is the coalescing goroutine
+	co := &coalescer{c: c, reqs: make(chan *pubReq), stop: make(chan struct{})}
+	c.co = co
+	timeout := time.After(10 * time.Second)
+	take := func(what string) *pubReq {
+		t.Helper()
+		select {
+		case r := <-co.reqs:
+			return r
+		case <-timeout:
+			t.Fatalf("no request for %s within 10s", what)
+			return nil
+		}
+	}
+
 	payload := []byte("original")
-	m := messaging.NewMessage(payload)
 	ctx, cancel := context.WithCancel(context.Background())
 	published := make(chan error, 1)
-	go func() { published <- c.Publish(ctx, "t", m) }()
+	go func() { published <- c.Publish(ctx, "t", messaging.NewMessage(payload)) }()
+	r1 := take("the first Publish")
+	other := make(chan error, 1)
+	go func() { other <- c.Publish(t.Context(), "t", messaging.NewMessage([]byte("other"))) }()
+	r2 := take("the other Publish")
+	go co.exec([]*pubReq{r1, r2}) // one pipeline
 	select {
-	case <-dialing: // the pipeline holds the request
-	case <-time.After(10 * time.Second):
+	case <-dialing: // the pipeline holds the requests
+	case <-timeout:
 		t.Fatal("no dial within 10s")
 	}
 	cancel()
@@ -58,12 +79,18 @@ func TestCoalescedPayloadNotReadAfterPublishReturned(t *testing.T) {
 	copy(payload, "reused!!") // the caller's buffer, free once Publish returned
 	close(release)
 	select {
-	case got := <-sent:
-		if got != "original" {
-			t.Errorf("the pipeline sent payload %q, written by the caller after Publish returned; want %q or nothing", got, "original")
+	case err := <-other: // the pipeline was sent
+		if err != nil {
+			t.Fatalf("the other Publish: %v", err)
 		}
-	case <-time.After(10 * time.Second):
-		// Not sent at all: fine.
+	case <-timeout:
+		t.Fatal("the other Publish did not return within 10s")
+	}
+	close(sent)
+	for got := range sent {
+		if got != "original" && got != "other" {
+			t.Errorf("the pipeline sent payload %q, written by the caller after Publish returned; want %q", got, "original")
+		}
 	}
 }
 

@@ -217,8 +217,10 @@ func WithLogger(l *slog.Logger) Option {
 // unavailable timeout (WithUnavailableTimeout) covers its wait for a
 // pipeline, a call whose context ended before a pipeline took it is not
 // sent, and a pipeline to a server that cannot be reached ends when no
-// call in it waits any more (their unavailable deadlines or their
-// contexts' deadlines, whichever come first), so Close waits no longer. 0 (the
+// call in it waits any more (at their unavailable deadlines or their
+// contexts' deadlines, whichever come first, or once their contexts
+// ended), so Close waits no longer, and go-redis's own retries of it do
+// not send it after its callers were told it failed. 0 (the
 // default) sends each call's pipeline directly; negative is invalid.
 func WithCoalescing(goroutines int) Option {
 	return optcheck.NotNegative(pkg, "WithCoalescing", goroutines, func(c *config) *int { return &c.coalesce })
