@@ -234,11 +234,12 @@ func (c *Client) publishChecked(ctx context.Context, entry time.Time, entered []
 	var bo *backoff.ExponentialBackOff // made at the first retry
 	var last error                     // the last attempt's error, about r.live()
 	// PublishAsync's messages: whether each is still to be sent (its ctx,
-	// the client's Close), which the coalescer checks before each attempt
-	// sends them: a retry is a new send, and a message no longer wanted by
-	// then fails without being sent again, as it would have on its first
-	// attempt (the failed attempt may have reached the server: a failure
-	// reported may have been stored, never the reverse).
+	// the client's Close), checked before each attempt sends them (with
+	// the coalescer, when a pipeline takes them): a retry is a new send,
+	// and a message no longer wanted by then fails without being sent
+	// again, as it would have on its first attempt (the failed attempt may
+	// have reached the server: a failure reported may have been stored,
+	// never the reverse).
 	unwanted := asyncpub.Unwanted(ctx)
 	for {
 		// (A direct Publish's first attempt follows its entry at once.)
@@ -470,9 +471,10 @@ func markUnavailable(err error) error {
 
 // publishOnce sends msgs, the first of which entered at entered, once,
 // within ctx (the attempt's, a child of parent); failures come as a
-// *messaging.PublishError. With the coalescer, a message waits for a
-// pipeline: when unwanted is not nil, a message it names when a pipeline
-// takes the request (its ctx ended, the client is closing) fails unsent.
+// *messaging.PublishError. When unwanted is not nil, a message it names
+// (its ctx ended, the client is closing) fails unsent: at once, or with
+// the coalescer, where a message waits for a pipeline, when a pipeline
+// takes the request.
 func (c *Client) publishOnce(ctx, parent context.Context, entered time.Time, topic string, msgs []*messaging.Message, unwanted func(i int) error) error {
 	key := c.StreamKey(topic)
 	var minID string
@@ -481,6 +483,24 @@ func (c *Client) publishOnce(ctx, parent context.Context, entered time.Time, top
 	}
 	if c.co != nil {
 		return c.co.publish(ctx, parent, c.newPubReq(parent, entered, topic, key, minID, msgs, unwanted))
+	}
+	if unwanted != nil {
+		if send, at, errs := dropUnwanted(msgs, unwanted); errs != nil {
+			// Some are no longer wanted: the others go as a call of their own.
+			if len(send) > 0 {
+				err := c.publishOnce(ctx, parent, entered, topic, send, nil)
+				var pe *messaging.PublishError
+				if err != nil && !errors.As(err, &pe) {
+					return err
+				}
+				for i, j := range at {
+					if pe != nil {
+						errs[j] = pe.Errs[i]
+					}
+				}
+			}
+			return &messaging.PublishError{Errs: errs}
+		}
 	}
 	if len(msgs) == 1 {
 		if err := c.rc.XAdd(ctx, c.xadd(key, msgs[0], minID)).Err(); err != nil {
@@ -505,6 +525,31 @@ func (c *Client) publishOnce(ctx, parent context.Context, entered time.Time, top
 		}
 	}
 	return pe
+}
+
+// dropUnwanted fails, unsent, the messages of msgs no longer to be sent
+// (see asyncpub.Unwanted): it returns nil errs when every message is, else
+// the messages still to send, their indexes in msgs, and one error per
+// message of msgs, set for those it failed.
+func dropUnwanted(msgs []*messaging.Message, unwanted func(i int) error) (send []*messaging.Message, at []int, errs []error) {
+	for i := range msgs {
+		err := unwanted(i)
+		if err == nil {
+			if errs != nil {
+				send, at = append(send, msgs[i]), append(at, i)
+			}
+			continue
+		}
+		if errs == nil {
+			errs = make([]error, len(msgs))
+			send, at = append(send, msgs[:i]...), make([]int, 0, len(msgs))
+			for j := range i {
+				at = append(at, j)
+			}
+		}
+		errs[i] = &unsentError{err}
+	}
+	return send, at, errs
 }
 
 func (c *Client) xadd(key string, m *messaging.Message, minID string) *goredis.XAddArgs {
