@@ -39,3 +39,15 @@ func TestFastHandlerAndParentCancel(t *testing.T) {
 		t.Fatalf("parent cancel reported as %v", err)
 	}
 }
+
+// TestNilAfterDeadlineIsSuccess: a handler that returns nil although its
+// deadline passed has succeeded; the layer does not turn it into ErrTimeout.
+func TestNilAfterDeadlineIsSuccess(t *testing.T) {
+	h := mwtest.Must(timeout.New(time.Millisecond))(func(ctx context.Context, _ *messaging.Message) error {
+		<-ctx.Done()
+		return nil
+	})
+	if err := h(context.Background(), &messaging.Message{}); err != nil {
+		t.Fatalf("got %v, want nil: a success after the deadline still counts", err)
+	}
+}
