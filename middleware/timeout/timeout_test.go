@@ -51,3 +51,18 @@ func TestNilAfterDeadlineIsSuccess(t *testing.T) {
 		t.Fatalf("got %v, want nil: a success after the deadline still counts", err)
 	}
 }
+
+// TestZeroDisables: New(0) only passes the message on: the handler's
+// context gets no deadline, and its error is returned as it is.
+func TestZeroDisables(t *testing.T) {
+	errPlain := errors.New("plain")
+	h := mwtest.Must(timeout.New(0))(func(ctx context.Context, _ *messaging.Message) error {
+		if _, ok := ctx.Deadline(); ok || ctx.Err() != nil {
+			t.Errorf("handler context has a deadline (err %v), want none with New(0)", ctx.Err())
+		}
+		return errPlain
+	})
+	if err := h(context.Background(), &messaging.Message{}); err != errPlain {
+		t.Fatalf("got %v, want the handler's error unchanged", err)
+	}
+}
