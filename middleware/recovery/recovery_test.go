@@ -36,3 +36,13 @@ func TestPermanentOptionAndPassThrough(t *testing.T) {
 		t.Fatalf("got %v, want the handler's error unchanged", err)
 	}
 }
+
+// TestPanicErrorCarriesStack: the error of a recovered panic has the stack
+// in its text (where the panic happened), not only the value.
+func TestPanicErrorCarriesStack(t *testing.T) {
+	h := mwtest.Must(recovery.New())(func(context.Context, *messaging.Message) error { panic("kaboom") })
+	err := h(context.Background(), &messaging.Message{})
+	if !errors.Is(err, messaging.ErrHandlerPanic) || !strings.Contains(err.Error(), "recovery_test.go") {
+		t.Fatalf("got %q, want an ErrHandlerPanic whose text has the stack of the panicking handler", err)
+	}
+}
