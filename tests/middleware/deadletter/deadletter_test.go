@@ -459,3 +459,43 @@ func TestQueueScanWritesNothing(t *testing.T) {
 		t.Errorf("Scan wrote to the topic: after the redrive mark comes %s %v", m.ID, m.Header)
 	}
 }
+
+// ctxRecorder is a Publisher that fails with its context's error, and
+// records the deadline it was given.
+type ctxRecorder struct {
+	recorder
+	deadline time.Time
+}
+
+func (r *ctxRecorder) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+	r.mu.Lock()
+	r.deadline, _ = ctx.Deadline()
+	r.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return r.recorder.Publish(ctx, topic, msgs...)
+}
+
+// TestPublishOutlivesHandlerContext: the dead letter of a message whose
+// handler failed for good is published even though the handler's context
+// was cancelled meanwhile (the subscription is stopping), and the publish
+// is bounded by WithPublishTimeout.
+func TestPublishOutlivesHandlerContext(t *testing.T) {
+	rec := &ctxRecorder{}
+	h := mwtest.Must(deadletter.New(rec, "dlq", deadletter.WithPublishTimeout(time.Hour)))(func(context.Context, *messaging.Message) error {
+		return messaging.Permanent(errBoom)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	if err := h(ctx, delivered()); err != nil {
+		t.Fatalf("got %v, want nil (dead-lettered although the handler context ended)", err)
+	}
+	if n := len(rec.sent("dlq")); n != 1 {
+		t.Fatalf("%d dead letters, want 1", n)
+	}
+	if d := rec.deadline.Sub(start); d < 59*time.Minute || d > 61*time.Minute {
+		t.Errorf("publish deadline %v after the call, want WithPublishTimeout's 1h", d)
+	}
+}
