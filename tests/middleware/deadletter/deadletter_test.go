@@ -499,3 +499,33 @@ func TestPublishOutlivesHandlerContext(t *testing.T) {
 		t.Errorf("publish deadline %v after the call, want WithPublishTimeout's 1h", d)
 	}
 }
+
+// deadLetters dead-letters n messages of topic "orders" into "dlq" on c.
+func deadLetters(t *testing.T, ctx context.Context, c messaging.Publisher, n int) {
+	t.Helper()
+	h := mwtest.Must(deadletter.New(c, "dlq"))(func(context.Context, *messaging.Message) error { return messaging.Permanent(errBoom) })
+	for i := range n {
+		if err := h(ctx, &messaging.Message{ID: "orig" + strconv.Itoa(i), Topic: "orders", Attempt: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRedriveNamedTwiceIsRedrivenOnce: a letter named twice, by its
+// dead-letter ID and by its original ID, is redriven once.
+func TestRedriveNamedTwiceIsRedrivenOnce(t *testing.T) {
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 30*time.Second)
+	q := mwtest.Must(deadletter.NewQueue(c, "dlq"))
+	deadLetters(t, ctx, c, 2)
+	es, err := q.List(ctx)
+	if err != nil || len(es) != 2 {
+		t.Fatalf("list: %d entries, %v; want 2", len(es), err)
+	}
+	if n, err := q.Redrive(ctx, es[0].Message.ID, es[0].OriginalID); n != 1 || err != nil {
+		t.Fatalf("redrive of one letter named twice: %d, %v; want 1, nil", n, err)
+	}
+	if es, err := q.List(ctx); err != nil || len(es) != 1 || es[0].OriginalID != "orig1" {
+		t.Fatalf("after the redrive: %d pending (%v), want orig1 alone", len(es), err)
+	}
+}
