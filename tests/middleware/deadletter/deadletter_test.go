@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/memory"
 	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/middleware"
@@ -527,5 +528,34 @@ func TestRedriveNamedTwiceIsRedrivenOnce(t *testing.T) {
 	}
 	if es, err := q.List(ctx); err != nil || len(es) != 1 || es[0].OriginalID != "orig1" {
 		t.Fatalf("after the redrive: %d pending (%v), want orig1 alone", len(es), err)
+	}
+}
+
+// failingTopic is a client whose publishes to one topic fail.
+type failingTopic struct {
+	*memory.Client
+	topic string
+}
+
+func (c failingTopic) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+	if topic == c.topic {
+		return errors.New("broker down")
+	}
+	return c.Client.Publish(ctx, topic, msgs...)
+}
+
+// TestFailedRedriveKeepsLetter: a letter whose republishing failed is not
+// marked redriven: it stays pending, for the next redrive (a duplicate,
+// never a loss).
+func TestFailedRedriveKeepsLetter(t *testing.T) {
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 30*time.Second)
+	deadLetters(t, ctx, c, 1)
+	q := mwtest.Must(deadletter.NewQueue(failingTopic{c, "orders"}, "dlq"))
+	if n, err := q.RedriveAll(ctx); n != 0 || err == nil {
+		t.Fatalf("redrive to a failing topic: %d, %v; want 0 and an error", n, err)
+	}
+	if es, err := q.List(ctx); err != nil || len(es) != 1 {
+		t.Fatalf("after the failed redrive: %d pending (%v), want the letter still pending", len(es), err)
 	}
 }
