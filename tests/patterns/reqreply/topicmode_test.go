@@ -1,0 +1,98 @@
+package reqreply_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/mwtest"
+	"github.com/msgkit/messaging/patterns/reqreply"
+)
+
+// published is a client that records the topics it publishes to.
+type published struct {
+	messaging.Client
+	mu     sync.Mutex
+	topics []string
+}
+
+func (c *published) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+	c.mu.Lock()
+	c.topics = append(c.topics, topic)
+	c.mu.Unlock()
+	return c.Client.Publish(ctx, topic, msgs...)
+}
+
+func (c *published) got() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.topics...)
+}
+
+// results is a middleware sending each handled message and its result.
+type result struct {
+	m   *messaging.Message
+	err error
+}
+
+func results() (messaging.Middleware, <-chan result) {
+	ch := make(chan result, 16)
+	return func(next messaging.Handler) messaging.Handler {
+		return func(ctx context.Context, m *messaging.Message) error {
+			err := next(ctx, m)
+			ch <- result{m, err}
+			return err
+		}
+	}, ch
+}
+
+func await(t *testing.T, ch <-chan result) result {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no request handled within 10s")
+		return result{}
+	}
+}
+
+// TestTopicServeDropsExpiredRequests: over topics, a request whose caller's
+// deadline (HeaderDeadline) has passed is dropped without calling the
+// handler; the middleware sees it handled, and no reply is sent.
+func TestTopicServeDropsExpiredRequests(t *testing.T) {
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 30*time.Second)
+	tp := topic(t, c, "expired")
+	var calls atomic.Int32
+	mw, handled := results()
+	pc := &published{Client: c}
+	sub, err := reqreply.Serve(ctx, pc, tp, func(_ context.Context, r req) (resp, error) {
+		calls.Add(1)
+		return resp{Sum: r.A + r.B}, nil
+	}, reqreply.WithMiddleware(mw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	payload, _ := json.Marshal(req{A: 1, B: 2})
+	m := &messaging.Message{Payload: payload, Header: messaging.Header{
+		reqreply.HeaderReplyTo:       "reply.nobody",
+		reqreply.HeaderCorrelationID: "c1",
+		reqreply.HeaderDeadline:      time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano),
+	}}
+	mwtest.Publish(t, ctx, c, tp, m)
+	if r := await(t, handled); r.err != nil {
+		t.Fatalf("expired request: %v, want nil (handled: dropped)", r.err)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("handler called %d times for an expired request, want 0", n)
+	}
+	if got := pc.got(); len(got) != 0 {
+		t.Errorf("replies published to %v for an expired request, want none", got)
+	}
+}
