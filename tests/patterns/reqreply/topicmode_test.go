@@ -96,3 +96,26 @@ func TestTopicServeDropsExpiredRequests(t *testing.T) {
 		t.Errorf("replies published to %v for an expired request, want none", got)
 	}
 }
+
+// TestServeDefaultGroup: without WithGroup, Serve consumes as the group
+// "reqreply.<topic>", so that servers of a topic share its requests.
+func TestServeDefaultGroup(t *testing.T) {
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 30*time.Second)
+	tp := topic(t, c, "group")
+	mw, handled := results()
+	sub, err := reqreply.Serve(ctx, c, tp, func(_ context.Context, r req) (resp, error) {
+		return resp{Sum: r.A + r.B}, nil
+	}, reqreply.WithMiddleware(mw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	r := newRequester(t, c, reqreply.WithoutNative())
+	if got, err := r.Request(ctx, tp, req{A: 1, B: 2}); err != nil || got.Sum != 3 {
+		t.Fatalf("request: %v, %v", got, err)
+	}
+	if g := await(t, handled).m.Group; g != "reqreply."+tp {
+		t.Fatalf("request consumed as group %q, want %q", g, "reqreply."+tp)
+	}
+}
