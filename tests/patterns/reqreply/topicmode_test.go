@@ -119,3 +119,36 @@ func TestServeDefaultGroup(t *testing.T) {
 		t.Fatalf("request consumed as group %q, want %q", g, "reqreply."+tp)
 	}
 }
+
+// deleter is a client that records the topics deleted through it.
+type deleter struct {
+	messaging.Client
+	mu      sync.Mutex
+	deleted []string
+}
+
+func (c *deleter) DeleteTopic(ctx context.Context, topic string) error {
+	c.mu.Lock()
+	c.deleted = append(c.deleted, topic)
+	c.mu.Unlock()
+	return c.Client.(messaging.TopicDeleter).DeleteTopic(ctx, topic)
+}
+
+// TestCloseDeletesReplyTopic: Close deletes the Requester's reply topic
+// when the client is a TopicDeleter.
+func TestCloseDeletesReplyTopic(t *testing.T) {
+	c := &deleter{Client: mwtest.Memory(t)}
+	r, err := reqreply.NewRequester[req, resp](t.Context(), c, reqreply.WithoutNative())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := r.ReplyTopic()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.deleted) != 1 || c.deleted[0] != reply {
+		t.Fatalf("deleted %v, want the reply topic %s", c.deleted, reply)
+	}
+}
