@@ -75,3 +75,24 @@ func TestDirSurvivesReopenAndRejectsBadNames(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryCopiesState: Memory keeps its own copy of a saved state and
+// hands out copies, so that the caller's buffer changing after Save, or
+// a loaded state changing, leaves the saved checkpoint as it was.
+func TestMemoryCopiesState(t *testing.T) {
+	var m checkpoint.Memory
+	ctx := context.Background()
+	state := []byte("abc")
+	if err := m.Save(ctx, "n", checkpoint.Checkpoint{Position: "1", State: state}); err != nil {
+		t.Fatal(err)
+	}
+	state[0] = 'X'
+	cp, _, err := m.Load(ctx, "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp.State[1] = 'Y'
+	if cp, _, _ := m.Load(ctx, "n"); string(cp.State) != "abc" {
+		t.Fatalf("saved state %q, want %q", cp.State, "abc")
+	}
+}
