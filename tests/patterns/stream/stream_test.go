@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/patterns/checkpoint"
 	"github.com/msgkit/messaging/patterns/codec"
 	"github.com/msgkit/messaging/patterns/stream"
@@ -272,4 +274,52 @@ func TestProjectionApplyPanics(t *testing.T) {
 			t.Errorf("checkpoint %+v (found %v, %v), want position %q", cp, ok, err, last)
 		}
 	})
+}
+
+// saves is a checkpoint store that counts its saves.
+type saves struct {
+	checkpoint.Memory
+	mu sync.Mutex // Run saves from the reading goroutine and on its way out
+	n  int
+}
+
+func (s *saves) Save(ctx context.Context, name string, cp checkpoint.Checkpoint) error {
+	s.mu.Lock()
+	s.n++
+	s.mu.Unlock()
+	return s.Memory.Save(ctx, name, cp)
+}
+
+func (s *saves) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+// TestProjectionSavesEveryN: with Every n the checkpoint is saved after
+// every nth event, before OnUpdate sees it, and not in between.
+func TestProjectionSavesEveryN(t *testing.T) {
+	c := mwtest.Memory(t)
+	tp := topic(t, c, "proj-every")
+	store := &saves{}
+	publish(t, c, tp, 0, 7)
+	p := newProjection(integration.UniqueName(t, "view"), tp, store)
+	p.Every = 3
+	ctx, stop := context.WithTimeout(t.Context(), 30*time.Second)
+	defer stop()
+	var wrong []string
+	p.OnUpdate = func(s sum, _ *messaging.Message) {
+		if got, want := store.count(), len(s.Seen)/3; got != want {
+			wrong = append(wrong, fmt.Sprintf("%d saves after %d events, want %d", got, len(s.Seen), want))
+		}
+		if len(s.Seen) == 7 {
+			stop()
+		}
+	}
+	if err := p.Run(ctx, c); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	for _, w := range wrong {
+		t.Error(w)
+	}
 }
