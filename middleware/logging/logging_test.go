@@ -90,3 +90,19 @@ func TestMaxAttemptsGiveUpLoggedAsPermanent(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadLetterRecordNamesTopic: the record of a message dead-lettered by
+// a layer inside names the dead-letter topic.
+func TestDeadLetterRecordNamesTopic(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c := mwtest.Memory(t)
+	h := messaging.Chain(func(context.Context, *messaging.Message) error { return messaging.Permanent(errors.New("boom")) },
+		mwtest.Must(logging.New(l)), mwtest.Must(deadletter.New(c, "dlq")))
+	if err := h(context.Background(), &messaging.Message{ID: "1", Topic: "t", Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if r := records(t, &buf)[0]; r["msg"] != "message dead-lettered" || r["dead_letter_topic"] != "dlq" {
+		t.Fatalf("record %v, want a dead-lettered record with dead_letter_topic dlq", r)
+	}
+}
