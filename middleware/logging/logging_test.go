@@ -13,6 +13,7 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/middleware/deadletter"
+	"github.com/msgkit/messaging/middleware/dedupe"
 	"github.com/msgkit/messaging/middleware/logging"
 	"github.com/msgkit/messaging/middleware/retry"
 )
@@ -104,5 +105,28 @@ func TestDeadLetterRecordNamesTopic(t *testing.T) {
 	}
 	if r := records(t, &buf)[0]; r["msg"] != "message dead-lettered" || r["dead_letter_topic"] != "dlq" {
 		t.Fatalf("record %v, want a dead-lettered record with dead_letter_topic dlq", r)
+	}
+}
+
+// TestDuplicateAtSuccessLevel: a duplicate skipped by a dedupe layer inside
+// is logged at the success level (WithSuccessLevel).
+func TestDuplicateAtSuccessLevel(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := messaging.Chain(func(context.Context, *messaging.Message) error { return nil },
+		mwtest.Must(logging.New(l, logging.WithSuccessLevel(slog.LevelInfo))), mwtest.Must(dedupe.New(dedupe.NewMemoryStore())))
+	for range 2 {
+		if err := h(context.Background(), &messaging.Message{ID: "1", Topic: "t", Group: "g", Attempt: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := records(t, &buf)
+	if len(rs) != 2 {
+		t.Fatalf("%d records, want 2: %v", len(rs), rs)
+	}
+	for i, want := range []string{"INFO message handled", "INFO duplicate message skipped"} {
+		if got := fmt.Sprint(rs[i]["level"], " ", rs[i]["msg"]); got != want {
+			t.Errorf("delivery %d: %q, want %q", i+1, got, want)
+		}
 	}
 }
