@@ -130,3 +130,23 @@ func TestDuplicateAtSuccessLevel(t *testing.T) {
 		}
 	}
 }
+
+// TestPublisherSuccessLevel: a successful publish is logged at Debug, or at
+// the level WithSuccessLevel sets.
+func TestPublisherSuccessLevel(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c := mwtest.Memory(t)
+	for _, tc := range []struct {
+		opts []logging.Option
+		want string
+	}{{nil, "DEBUG"}, {[]logging.Option{logging.WithSuccessLevel(slog.LevelWarn)}, "WARN"}} {
+		pub := mwtest.Must(logging.Publisher(c, l, tc.opts...))
+		if err := pub.Publish(context.Background(), "t", &messaging.Message{}); err != nil {
+			t.Fatal(err)
+		}
+		if r := records(t, &buf)[0]; r["level"] != tc.want || r["msg"] != "published" {
+			t.Errorf("record %v, want %s published", r, tc.want)
+		}
+	}
+}
