@@ -148,7 +148,9 @@ func (b *publisher) Publish(ctx context.Context, topic string, msgs ...*messagin
 	}
 	b.mu.Lock()
 	if !s.started {
-		pt.withdrawn = true
+		pt.withdrawn = true // its messages no longer count towards the limits
+		s.n -= len(msgs)
+		s.bytes -= size
 		b.mu.Unlock()
 		return ctx.Err()
 	}

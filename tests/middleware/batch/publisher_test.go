@@ -265,3 +265,31 @@ func TestPublisherEndToEnd(t *testing.T) {
 		col.Report(t, ids)
 	})
 }
+
+// TestPublisherWithdrawsCancelledCaller: a caller whose context ends while
+// it waits in a batch gets ctx.Err(), and its messages are taken out of the
+// batch: they no longer count towards WithBatchSize, and the batch is sent
+// without them.
+func TestPublisherWithdrawsCancelledCaller(t *testing.T) {
+	under := &calls{}
+	p := mwtest.Must(batch.NewPublisher(under, batch.WithBatchSize(2), batch.WithBatchTimeout(time.Hour)))
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() { res <- p.Publish(ctx, "t", &messaging.Message{}) }()
+	fault.AwaitGoroutine(t, "batch.(*publisher).Publish", "select") // the call waits in its batch
+	cancel()
+	if err := <-res; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller: %v, want context.Canceled", err)
+	}
+	sent := make(chan []error, 1)
+	go func() { sent <- publishConcurrently(p, 2) }()
+	select {
+	case <-sent:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("two callers still wait for the hour-long linger of a batch of size 2 (underlying calls %v): the withdrawn message still counts", under.get())
+	}
+	if got := under.get(); len(got) != 1 || got[0] != 2 {
+		t.Fatalf("underlying calls %v, want [2]", got)
+	}
+}
