@@ -12,6 +12,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
 	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/middleware/batch"
 )
@@ -253,19 +254,35 @@ func sum(s []int) int {
 
 func TestCancelledWaiterIsWithdrawn(t *testing.T) {
 	var got sizes
-	h := mwtest.Must(batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error { got.add(len(msgs)); return nil },
-		batch.WithBatchSize(2), batch.WithBatchTimeout(time.Minute)))
+	h := mwtest.Must(batch.Handler(func(_ context.Context, msgs []*messaging.Message) []error {
+		got.add(len(msgs))
+		errs := make([]error, len(msgs))
+		for i, m := range msgs {
+			if m.ID == "withdrawn" {
+				panic("the batch handler got the withdrawn message")
+			}
+			if m.Payload[0] == 1 {
+				errs[i] = errBoom
+			}
+		}
+		return errs
+	}, batch.WithBatchSize(2), batch.WithBatchTimeout(time.Minute)))
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan error)
-	go func() { res <- h(ctx, &messaging.Message{ID: "withdrawn"}) }()
+	go func() { res <- h(ctx, &messaging.Message{ID: "withdrawn", Payload: []byte{9}}) }()
+	fault.AwaitGoroutine(t, "batch.(*accumulator).handle", "select") // it waits in its batch
 	cancel()
 	if err := <-res; !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
-	// Two more fill a batch that must not contain the withdrawn one.
-	gather(context.Background(), h, 2)
+	// Two more fill a batch that must not contain the withdrawn one, and
+	// each gets its own result.
+	errs := gather(context.Background(), h, 2)
 	if s := got.get(); len(s) != 1 || s[0] != 2 {
 		t.Fatalf("batches %v, want [2]", s)
+	}
+	if errs[0] != nil || !errors.Is(errs[1], errBoom) {
+		t.Fatalf("results %v, want [nil boom]", errs)
 	}
 }
 
