@@ -231,3 +231,31 @@ func TestBatchMiddlewarePanic(t *testing.T) {
 		t.Errorf("in_flight %v, want 0", v)
 	}
 }
+
+// TestDeliveryAttemptHistogram: delivery_attempt records each delivery's
+// Message.Attempt.
+func TestDeliveryAttemptHistogram(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := mwtest.Must(metrics.New(reg))
+	h := m.Middleware()(func(context.Context, *messaging.Message) error { return nil })
+	for _, a := range []int{1, 3} {
+		_ = h(context.Background(), &messaging.Message{ID: "1", Topic: "t", Group: "g", Attempt: a})
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	var n uint64
+	for _, mf := range mfs {
+		if mf.GetName() == "messaging_delivery_attempt" {
+			for _, s := range mf.GetMetric() {
+				sum += s.GetHistogram().GetSampleSum()
+				n += s.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if n != 2 || sum != 4 {
+		t.Fatalf("delivery_attempt: %d samples summing to %v, want 2 summing to 4 (attempts 1 and 3)", n, sum)
+	}
+}
