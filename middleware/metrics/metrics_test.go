@@ -259,3 +259,28 @@ func TestDeliveryAttemptHistogram(t *testing.T) {
 		t.Fatalf("delivery_attempt: %d samples summing to %v, want 2 summing to 4 (attempts 1 and 3)", n, sum)
 	}
 }
+
+// partly is a Publisher whose every second message fails.
+type partly struct{}
+
+func (partly) Publish(_ context.Context, _ string, msgs ...*messaging.Message) error {
+	errs := make([]error, len(msgs))
+	for i := 1; i < len(msgs); i += 2 {
+		errs[i] = errors.New("refused")
+	}
+	return &messaging.PublishError{Errs: errs}
+}
+func (partly) Close() error { return nil }
+
+// TestPublisherCountsPerMessageFailures: when the publisher reports
+// per-message failures, published_total counts the failed messages as
+// error and the others as ok.
+func TestPublisherCountsPerMessageFailures(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := mwtest.Must(metrics.New(reg))
+	pub := mwtest.Must(m.Publisher(partly{}))
+	_ = pub.Publish(context.Background(), "out", &messaging.Message{}, &messaging.Message{}, &messaging.Message{})
+	if ok, bad := mustCounterPub(t, reg, "out", "ok"), mustCounterPub(t, reg, "out", "error"); ok != 2 || bad != 1 {
+		t.Fatalf("published ok %v, error %v; want 2 and 1", ok, bad)
+	}
+}
