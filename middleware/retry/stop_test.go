@@ -3,6 +3,8 @@ package retry_test
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,4 +178,43 @@ func TestInProcessCallerDeadline(t *testing.T) {
 				tc.max, tc.mark, err, messaging.IsPermanent(err), calls, tc.permanent)
 		}
 	}
+}
+
+// TestInProcessBackoffEndsWithContext: the in-process wait between
+// attempts ends as soon as ctx is done, with an error wrapping the
+// context's error and the attempt's, not permanent.
+func TestInProcessBackoffEndsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := mwtest.Must(retry.New(retry.WithInProcess(), retry.WithMaxAttempts(3), retry.WithBackoff(time.Hour, time.Hour)))(
+		func(context.Context, *messaging.Message) error { return errBoom })
+	res := make(chan error, 1)
+	go func() { res <- h(ctx, &messaging.Message{Attempt: 1}) }()
+	// Waiting the hour-long backoff (in a select, or a plain receive from
+	// the timer if the wait ignored ctx).
+	awaitBlocked(t, "retry.(*config).loop")
+	cancel()
+	select {
+	case err := <-res:
+		if !errors.Is(err, context.Canceled) || !errors.Is(err, errBoom) || messaging.IsPermanent(err) {
+			t.Fatalf("got %v, want a non-permanent error wrapping context.Canceled and the attempt's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backoff wait did not end with the context")
+	}
+}
+
+// awaitBlocked returns once a goroutine with fn on its stack is blocked on
+// a channel (in a select or a receive); it fails t after 10s.
+func awaitBlocked(t *testing.T, fn string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) { // polling
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, fn) && (strings.Contains(g, "[select") || strings.Contains(g, "[chan receive")) {
+				return
+			}
+		}
+	}
+	t.Fatalf("no goroutine blocked in %s within 10s", fn)
 }
