@@ -37,3 +37,21 @@ func TestWaitHonoursContext(t *testing.T) {
 		t.Fatalf("got %v, want a retryable context.Canceled", err)
 	}
 }
+
+// TestInstanceSharesBudget: the handlers one middleware instance wraps
+// share its budget: once one has taken the burst, another must wait too
+// (here longer than its context allows, so it fails at once).
+func TestInstanceSharesBudget(t *testing.T) {
+	mw := mwtest.Must(ratelimit.New(rate.Every(time.Hour), 1))
+	ran := 0
+	next := func(context.Context, *messaging.Message) error { ran++; return nil }
+	h1, h2 := mw(next), mw(next)
+	if err := h1(context.Background(), &messaging.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h2(ctx, &messaging.Message{}); err == nil || ran != 1 {
+		t.Fatalf("second handler: %v after %d runs, want an error and 1 run: the budget of 1 an hour is spent", err, ran)
+	}
+}
