@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,4 +32,52 @@ func TestWorkDeadLettersToTheGivenTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead.WaitDistinct(t, 1, 10*time.Second)
+}
+
+// TestWorkRunsTheGivenMiddleware: WithMiddleware's middleware wraps the job
+// handler, inside the queue's retry layer: it sees every attempt and the
+// handler's own error.
+func TestWorkRunsTheGivenMiddleware(t *testing.T) {
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 30*time.Second)
+	tp := topic(t, c, "jobs")
+	errFlaky := errors.New("flaky")
+	var calls, sawOwn atomic.Int32
+	done := make(chan struct{})
+	mw := func(next messaging.Handler) messaging.Handler {
+		return func(ctx context.Context, m *messaging.Message) error {
+			if m.Topic != tp { // middleware.Validate's dry run
+				return next(ctx, m)
+			}
+			calls.Add(1)
+			err := next(ctx, m)
+			if err == nil {
+				close(done)
+			} else if err == errFlaky {
+				sawOwn.Add(1)
+			}
+			return err
+		}
+	}
+	sub, err := queue.Work(ctx, c, tp, "g", func(_ context.Context, _ job, m *messaging.Message) error {
+		if m.Attempt < 3 {
+			return errFlaky
+		}
+		return nil
+	}, queue.WithRetry(3, 0, 0), queue.WithMiddleware(mw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	if _, err := mwtest.Must(queue.New[job](c, tp)).Enqueue(ctx, "", job{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatalf("the job never succeeded through the middleware (%d calls)", calls.Load())
+	}
+	if calls.Load() != 3 || sawOwn.Load() != 2 {
+		t.Fatalf("middleware saw %d attempts, %d with the handler's own error; want 3 and 2", calls.Load(), sawOwn.Load())
+	}
 }
