@@ -81,3 +81,39 @@ func TestWorkRunsTheGivenMiddleware(t *testing.T) {
 		t.Fatalf("middleware saw %d attempts, %d with the handler's own error; want 3 and 2", calls.Load(), sawOwn.Load())
 	}
 }
+
+// TestWorkRunsWorkersAtOnce: WithWorkers(n) handles n jobs at once.
+func TestWorkRunsWorkersAtOnce(t *testing.T) {
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 30*time.Second)
+	tp := topic(t, c, "jobs")
+	const n = 3
+	var in atomic.Int32
+	all := make(chan struct{})
+	sub, err := queue.Work(ctx, c, tp, "g", func(ctx context.Context, _ job, _ *messaging.Message) error {
+		if in.Add(1) == n {
+			close(all)
+		}
+		select { // every job waits until n run at once
+		case <-all:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}, queue.WithWorkers(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	q := mwtest.Must(queue.New[job](c, tp))
+	for i := range n {
+		if _, err := q.Enqueue(ctx, "", job{N: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%d of %d jobs running at once after 10s", in.Load(), n)
+	}
+}
