@@ -2,11 +2,14 @@ package pubsub_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/mwtest"
+	"github.com/msgkit/messaging/patterns/codec"
 	"github.com/msgkit/messaging/patterns/pubsub"
 )
 
@@ -49,5 +52,48 @@ func TestPublishCarriesKeyAndID(t *testing.T) {
 	}
 	if m := nextEvent(t, ch); m.Key != "k1" || m.ID != id {
 		t.Fatalf("event with key %q and ID %q, want k1 and %s", m.Key, m.ID, id)
+	}
+}
+
+// hashed is JSON behind a '#', to tell it from plain JSON.
+type hashed struct{}
+
+func (hashed) Marshal(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return append([]byte("#"), b...), err
+}
+
+func (hashed) Unmarshal(data []byte, v any) error {
+	if len(data) == 0 || data[0] != '#' {
+		return messaging.Permanent(errNotHashed)
+	}
+	return json.Unmarshal(data[1:], v)
+}
+
+func (hashed) ContentType() string { return "application/x-hashed" }
+
+var errNotHashed = errors.New("not hashed")
+
+// TestWithCodecOnBothSides: WithCodec encodes the publisher's events and
+// decodes the subscriber's.
+func TestWithCodecOnBothSides(t *testing.T) {
+	c := mwtest.Memory(t)
+	tp := topic(t, c, "events")
+	var got event
+	ch := make(chan *messaging.Message, 1)
+	sub, err := pubsub.Subscribe(t.Context(), c, tp, "s", func(_ context.Context, e event, m *messaging.Message) error {
+		got = e
+		ch <- m
+		return nil
+	}, pubsub.WithCodec(hashed{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	if _, err := mwtest.Must(pubsub.NewPublisher[event](c, tp, pubsub.WithCodec(hashed{}))).Publish(t.Context(), "", event{N: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextEvent(t, ch); m.Header[codec.HeaderContentType] != "application/x-hashed" || got.N != 7 {
+		t.Fatalf("event %+v with content type %q, want N 7 in application/x-hashed", got, m.Header[codec.HeaderContentType])
 	}
 }
