@@ -97,3 +97,31 @@ func TestWithCodecOnBothSides(t *testing.T) {
 		t.Fatalf("event %+v with content type %q, want N 7 in application/x-hashed", got, m.Header[codec.HeaderContentType])
 	}
 }
+
+// TestWithMiddlewareWrapsSubscriber: WithMiddleware's middleware wraps the
+// subscriber's handler.
+func TestWithMiddlewareWrapsSubscriber(t *testing.T) {
+	c := mwtest.Memory(t)
+	tp := topic(t, c, "events")
+	seen := make(chan string, 1)
+	mw := func(next messaging.Handler) messaging.Handler {
+		return func(ctx context.Context, m *messaging.Message) error {
+			seen <- m.ID
+			return next(ctx, m)
+		}
+	}
+	ch := received(t, c, tp, pubsub.WithMiddleware(mw))
+	id, err := mwtest.Must(pubsub.NewPublisher[event](c, tp)).Publish(t.Context(), "", event{N: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextEvent(t, ch)
+	select {
+	case got := <-seen:
+		if got != id {
+			t.Fatalf("middleware saw %s, want %s", got, id)
+		}
+	default:
+		t.Fatal("the middleware did not see the event")
+	}
+}
