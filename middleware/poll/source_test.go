@@ -261,3 +261,43 @@ func TestSourceSharesItsSeenStoreWithDedupe(t *testing.T) {
 		})
 	}
 }
+
+// delivered subscribes h to a Source over l polling hourly, and returns the
+// message h acknowledged first.
+func delivered(t *testing.T, l list, h func(*messaging.Message) error) *messaging.Message {
+	t.Helper()
+	src := mustSource(t, l.fetch, poll.WithInterval(time.Hour), poll.WithMaxInterval(time.Hour))
+	t.Cleanup(func() { _ = src.Close() })
+	acked := make(chan *messaging.Message, 1)
+	sub, err := src.Subscribe(t.Context(), "items", func(_ context.Context, m *messaging.Message) error {
+		if err := h(m); err != nil {
+			return err
+		}
+		select {
+		case acked <- m:
+		default:
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	select {
+	case m := <-acked:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no item acknowledged within 10s")
+		return nil
+	}
+}
+
+// TestSourceMessageCarriesItem: the message of an item carries its ID,
+// key, payload and headers.
+func TestSourceMessageCarriesItem(t *testing.T) {
+	l := list{{ID: "a", Key: "k", Payload: []byte("p"), Header: messaging.Header{"h": "v"}}}
+	m := delivered(t, l, func(*messaging.Message) error { return nil })
+	if m.ID != "a" || m.Key != "k" || string(m.Payload) != "p" || m.Header["h"] != "v" || m.Topic != "items" {
+		t.Fatalf("message %+v does not carry item a", m)
+	}
+}
