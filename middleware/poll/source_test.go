@@ -301,3 +301,18 @@ func TestSourceMessageCarriesItem(t *testing.T) {
 		t.Fatalf("message %+v does not carry item a", m)
 	}
 }
+
+// TestSourceKeepsHandlerRetryDelay: an item whose handler failed with a
+// RetryAfter delay is redelivered after that delay, not the Source's
+// backoff (an hour here).
+func TestSourceKeepsHandlerRetryDelay(t *testing.T) {
+	m := delivered(t, newList(1), func(m *messaging.Message) error {
+		if m.Attempt == 1 {
+			return messaging.RetryAfter(errors.New("not yet"), time.Millisecond)
+		}
+		return nil
+	})
+	if m.Attempt != 2 {
+		t.Fatalf("acknowledged at attempt %d, want 2", m.Attempt)
+	}
+}
