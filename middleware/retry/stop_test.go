@@ -3,12 +3,11 @@ package retry_test
 import (
 	"context"
 	"errors"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/integration/fault"
 	"github.com/msgkit/messaging/internal/dispatch"
 	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/middleware/internal/layer"
@@ -190,9 +189,9 @@ func TestInProcessBackoffEndsWithContext(t *testing.T) {
 		func(context.Context, *messaging.Message) error { return errBoom })
 	res := make(chan error, 1)
 	go func() { res <- h(ctx, &messaging.Message{Attempt: 1}) }()
-	// Waiting the hour-long backoff (in a select, or a plain receive from
-	// the timer if the wait ignored ctx).
-	awaitBlocked(t, "retry.(*config).loop")
+	// Waiting the hour-long backoff (in a select: a wait that ignored ctx,
+	// a plain receive from the timer, fails here).
+	fault.AwaitGoroutine(t, "retry.(*config).loop", "select")
 	cancel()
 	select {
 	case err := <-res:
@@ -202,19 +201,4 @@ func TestInProcessBackoffEndsWithContext(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the backoff wait did not end with the context")
 	}
-}
-
-// awaitBlocked returns once a goroutine with fn on its stack is blocked on
-// a channel (in a select or a receive); it fails t after 10s.
-func awaitBlocked(t *testing.T, fn string) {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) { // polling
-		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			if strings.Contains(g, fn) && (strings.Contains(g, "[select") || strings.Contains(g, "[chan receive")) {
-				return
-			}
-		}
-	}
-	t.Fatalf("no goroutine blocked in %s within 10s", fn)
 }
