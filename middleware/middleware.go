@@ -65,6 +65,7 @@ package middleware
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/msgkit/messaging"
@@ -79,18 +80,27 @@ var ErrMisordered = layer.ErrMisordered
 // Validate checks that mws, composed with messaging.Chain, are in an order
 // that works. It runs the chain once as a dry run: the middleware of this
 // module check their position and do nothing else (nothing is published,
-// waited for or counted); other middleware in mws run normally on an empty
-// probe message, so they must tolerate one. It returns an error wrapping
-// ErrMisordered describing the first problem, or nil.
+// waited for or counted); other middleware in mws run on an empty probe
+// message, in a context for which IsProbe reports true, so that they can
+// skip their side effects. What such a middleware returns for the probe
+// (an error, a panic) says nothing of the order and is ignored; one that
+// does not call the next handler leaves the layers inside it unchecked.
+// It returns an error wrapping ErrMisordered describing the first problem,
+// or nil.
 func Validate(mws ...messaging.Middleware) error {
 	probe := func(context.Context, *messaging.Message) error { return nil }
 	h := messaging.Chain(probe, mws...)
 	msg := &messaging.Message{ID: "middleware-probe", Topic: "middleware-probe", Attempt: 1}
-	if err := layer.Call(layer.WithProbe(context.Background()), h, msg); err != nil {
+	if err := layer.Call(layer.WithProbe(context.Background()), h, msg); errors.Is(err, ErrMisordered) {
 		return fmt.Errorf("middleware: validate: %w", err)
 	}
 	return nil
 }
+
+// IsProbe reports whether ctx is the context of Validate's dry run (see
+// Validate): a middleware given a probe message in it should call the
+// next handler and do nothing else.
+func IsProbe(ctx context.Context) bool { return layer.IsProbe(ctx) }
 
 // Chain validates mws with Validate and returns messaging.Chain(h, mws...),
 // or the validation error.

@@ -186,7 +186,10 @@ func WithoutDeadLetter() Option {
 
 // WithMiddleware adds middleware around the job handler, inside the queue's
 // own retry and dead-letter layers (outermost first). Nil middleware is
-// invalid.
+// invalid. The queue checks the whole chain's order with
+// middleware.Validate when it starts: each middleware is called once then
+// with an empty probe message (middleware.IsProbe reports true for its
+// context), and should only call the next handler.
 func WithMiddleware(mws ...messaging.Middleware) Option {
 	return func(cfg *config) error {
 		if err := optcheck.Middleware("queue", mws); err != nil {
