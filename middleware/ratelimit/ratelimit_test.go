@@ -32,9 +32,15 @@ func TestWaitHonoursContext(t *testing.T) {
 	_ = h(context.Background(), &messaging.Message{}) // takes the burst
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := h(ctx, &messaging.Message{})
-	if !errors.Is(err, context.Canceled) || messaging.IsPermanent(err) {
-		t.Fatalf("got %v, want a retryable context.Canceled", err)
+	res := make(chan error, 1)
+	go func() { res <- h(ctx, &messaging.Message{}) }()
+	select {
+	case err := <-res:
+		if !errors.Is(err, context.Canceled) || messaging.IsPermanent(err) {
+			t.Fatalf("got %v, want a retryable context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wait for the next token ignored the ended context: still waiting after 10s")
 	}
 }
 
