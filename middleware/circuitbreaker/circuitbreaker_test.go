@@ -183,3 +183,48 @@ func TestHandlerOpenStateErrorKept(t *testing.T) {
 		t.Fatalf("state %v, want closed", s)
 	}
 }
+
+// TestHalfOpenRequestsSuccessesClose: with WithHalfOpenRequests(3), a
+// half-open breaker lets three trial runs through at once and refuses a
+// fourth; it closes only once all three have succeeded.
+func TestHalfOpenRequestsSuccessesClose(t *testing.T) {
+	b, h, herr := halfOpen(t, circuitbreaker.WithHalfOpenRequests(3))
+	*herr = nil
+	release := make(chan struct{})
+	started := make(chan struct{}, 3)
+	gated := b.Middleware()(func(context.Context, *messaging.Message) error {
+		started <- struct{}{}
+		<-release
+		return nil
+	})
+	results := make(chan error, 3)
+	for range 3 {
+		go func() { results <- gated(context.Background(), &messaging.Message{}) }()
+	}
+	for range 3 {
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("fewer than 3 trial runs let through at once")
+		}
+	}
+	if err := h(context.Background(), &messaging.Message{}); !errors.Is(err, circuitbreaker.ErrOpen) {
+		t.Errorf("a fourth run while 3 trials run: %v, want ErrOpen", err)
+	}
+	release <- struct{}{}
+	if err := <-results; err != nil {
+		t.Fatalf("trial run: %v", err)
+	}
+	if s := b.State(); s != gobreaker.StateHalfOpen {
+		t.Errorf("state %v after 1 of 3 trials succeeded, want still half-open", s)
+	}
+	close(release)
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Fatalf("trial run: %v", err)
+		}
+	}
+	if s := b.State(); s != gobreaker.StateClosed {
+		t.Errorf("state %v after 3 successful trials, want closed", s)
+	}
+}
