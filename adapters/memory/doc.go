@@ -24,8 +24,9 @@
 //     come back after a nack (with its RetryAfter delay) or once the
 //     subscription's AckDeadline passes, with Attempt incremented; one
 //     released (fetched and not handled when its subscription stopped)
-//     comes back with the same Attempt. The receiver is a
-//     driver.Extender: while a subscription holds a message
+//     comes back with the same Attempt. With MaxAttempts, a message whose
+//     last allowed delivery expires is given up and logged. The
+//     receiver is a driver.Extender: while a subscription holds a message
 //     (queued for a handler or running) its deadline is
 //     extended, so a slow handler keeps its message and only a dead
 //     consumer's messages expire (Client.Kill simulates one, for tests).
