@@ -30,6 +30,7 @@ func RunConformance(t *testing.T, h Harness) {
 	_, inspects := probe.(messaging.Inspector)
 	cases := []conformanceCase{
 		{"RoundTrip", "", true, (*suite).roundTrip},
+		{"MessagesNotShared", "Groups", caps.Groups, (*suite).messagesNotShared},
 		{"InvalidNames", "", true, (*suite).invalidNames},
 		{"HostileInput", "", true, (*suite).hostileInput},
 		{"DuplicateID", "", true, (*suite).duplicateID},
@@ -280,6 +281,67 @@ func (s *suite) roundTrip(t *testing.T) {
 		}
 		// Offsets are checked on Stream reads (the Replay case): group
 		// deliveries may come from a queue without a log (RabbitMQ).
+	}
+}
+
+// messagesNotShared: Publish keeps no reference to the caller's message
+// (changing its payload and header after Publish returned changes nothing
+// delivered), and deliveries share nothing (a handler changing its
+// message's payload and header in place changes nothing another group's
+// handler sees). The groups subscribe after the change, so their fetches
+// come after it.
+func (s *suite) messagesNotShared(t *testing.T) {
+	ga, gb := s.group("copya"), s.group("copyb")
+	s.provision(ga, gb)
+	sent := &messaging.Message{ID: "copied", Payload: []byte("original"), Header: messaging.Header{"h": "original"}}
+	wantPayload, wantHeader := bytes.Clone(sent.Payload), maps.Clone(sent.Header)
+	s.publish(s.c, sent)
+	copy(sent.Payload, "CHANGED!")
+	sent.Header["h"] = "changed"
+	sent.Header["added"] = "by the publisher"
+
+	check := func(who string, m *messaging.Message) {
+		if !sameBytes(m.Payload, wantPayload) || !sameHeader(m.Header, wantHeader) {
+			t.Errorf("%s: payload %q, header %v, want %q, %v", who, m.Payload, m.Header, wantPayload, wantHeader)
+		}
+	}
+	// a checks its delivery, then changes it in place; b checks its own
+	// once a has changed its.
+	changed := make(chan struct{})
+	var once sync.Once
+	aDone, bDone := make(chan struct{}, 1), make(chan struct{}, 1)
+	s.subscribe(t.Context(), s.c, func(_ context.Context, m *messaging.Message) error {
+		once.Do(func() {
+			check("group a's delivery (the publisher changed its message after Publish returned)", m)
+			copy(m.Payload, "HANDLER!")
+			if m.Header != nil {
+				m.Header["h"] = "changed by a handler"
+				m.Header["added"] = "by a handler"
+			}
+			close(changed)
+			aDone <- struct{}{}
+		})
+		return nil
+	}, messaging.Group(ga))
+	var bOnce sync.Once
+	s.subscribe(t.Context(), h2(s, t), func(ctx context.Context, m *messaging.Message) error {
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		bOnce.Do(func() {
+			check("group b's delivery (group a's handler changed its own in place)", m)
+			bDone <- struct{}{}
+		})
+		return nil
+	}, messaging.Group(gb))
+	for _, done := range []chan struct{}{aDone, bDone} {
+		select {
+		case <-done:
+		case <-time.After(s.h.Timeout):
+			t.Fatalf("message not delivered to both groups within %v", s.h.Timeout)
+		}
 	}
 }
 
