@@ -27,6 +27,9 @@ type broken struct {
 	*memory.Client
 	defect  string
 	counter atomic.Int64
+	// published holds, for "shares-messages", the messages given to
+	// Publish by ID.
+	published sync.Map
 
 	// For "recreate-keeps-position": per topic and group, the messages
 	// handled, and those a subscription after a DeleteTopic skips.
@@ -81,7 +84,13 @@ func (b *broken) Publish(ctx context.Context, topic string, msgs ...*messaging.M
 		}
 		return b.Client.Publish(ctx, topic, kept...)
 	}
-	return b.Client.Publish(ctx, topic, msgs...)
+	err := b.Client.Publish(ctx, topic, msgs...)
+	if b.defect == "shares-messages" {
+		for _, m := range msgs {
+			b.published.Store(m.ID, m)
+		}
+	}
+	return err
 }
 
 // PublishAsync, with the defect "drops-uncalled", loses about one in a
@@ -131,6 +140,18 @@ func (b *broken) Subscribe(ctx context.Context, topic string, h messaging.Handle
 				_ = inner(ctx, m)
 			}()
 			return nil
+		}
+	case "shares-messages":
+		// Deliveries share the payload and header of the message given
+		// to Publish (of this client), as an adapter that keeps the
+		// caller's message would.
+		inner := h
+		h = func(ctx context.Context, m *messaging.Message) error {
+			if v, ok := b.published.Load(m.ID); ok {
+				pm := v.(*messaging.Message)
+				m.Payload, m.Header = pm.Payload, pm.Header
+			}
+			return inner(ctx, m)
 		}
 	case "loses-headers":
 		inner := h
@@ -330,6 +351,8 @@ func TestSuiteCatchesBrokenAdapters(t *testing.T) {
 		"acks-before-handler": {mustFail: []string{"NackRedelivers", "PanicRedelivers", "RetryAfterDelays", "MaxAttempts"}},
 		"drops-messages":      {mustFail: []string{"Count10000"}},
 		"loses-headers":       {mustFail: []string{"RoundTrip"}},
+		"shares-messages": {mustFail: []string{"MessagesNotShared"}, only: []string{"MessagesNotShared"},
+			says: "group a's delivery (the publisher changed its message after Publish returned)"},
 		"shutdown-no-wait": {mustFail: []string{"ShutdownInTime"}, only: []string{"ShutdownInTime"},
 			says: "Shutdown returned nil before the running handler returned"},
 		"after-last-rereads": {mustFail: []string{"Replay"}, only: []string{"Replay"},
