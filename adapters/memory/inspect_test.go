@@ -283,3 +283,30 @@ func TestInspectTopicsAndErrors(t *testing.T) {
 		t.Errorf("Topics after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestInspectBacklogAfterRetention: a group that had not reached the
+// messages WithMaxLen dropped skips them (see WithMaxLen), so its backlog
+// counts the retained messages only, and its oldest age is that of the
+// oldest retained one.
+func TestInspectBacklogAfterRetention(t *testing.T) {
+	c := mustNew(t, memory.WithMaxLen(3))
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := t.Context()
+	const topic = "retained-backlog"
+	if err := c.Provision(ctx, topic, "g"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	for i := range 5 {
+		if err := c.Publish(ctx, topic, messaging.NewMessage(fmt.Appendf(nil, "%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := c.Inspect(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := group(t, st, "g")
+	wantGroup(t, gs, 3, 0, 0, 0)
+	wantAge(t, gs, 0, time.Since(t0))
+}
