@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -73,5 +74,50 @@ func TestEphemeralGroupApartFromUserGroups(t *testing.T) {
 	inFlight, _ := st.Groups[0].InFlight.Value()
 	if backlog != 2 || inFlight != 0 {
 		t.Errorf("user group %q: backlog %d, in flight %d, want 2 and 0: the group-less subscription consumed from it", user, backlog, inFlight)
+	}
+}
+
+// TestEphemeralGroupDroppedAtEnd: the private group of a group-less
+// subscription is dropped when the subscription ends (its cursor and
+// pending list are not kept for ever), and a group the user named stays.
+func TestEphemeralGroupDroppedAtEnd(t *testing.T) {
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := t.Context()
+	const topic = "ephemeral-dropped"
+	noop := func(context.Context, *messaging.Message) error { return nil }
+	named, err := c.Subscribe(ctx, topic, noop, messaging.Group("g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	groupless, err := c.Subscribe(ctx, topic, noop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := func() []string {
+		tp := c.b.topic(topic)
+		tp.mu.Lock()
+		defer tp.mu.Unlock()
+		var names []string
+		for n := range tp.groups {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return names
+	}
+	if got := groups(); len(got) != 2 {
+		t.Fatalf("groups with a named and a group-less subscription: %v, want two", got)
+	}
+	if err := groupless.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := named.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := groups(); !slices.Equal(got, []string{"g"}) {
+		t.Errorf("groups after both subscriptions ended: %v, want [g] (the private group dropped)", got)
 	}
 }
