@@ -288,8 +288,9 @@ func (s *suite) roundTrip(t *testing.T) {
 // (changing its payload and header after Publish returned changes nothing
 // delivered), and deliveries share nothing (a handler changing its
 // message's payload and header in place changes nothing another group's
-// handler sees). The groups subscribe after the change, so their fetches
-// come after it.
+// handler sees, nor what a Stream read sees, where the adapter claims
+// Replay). The groups subscribe after the change, so their fetches come
+// after it.
 func (s *suite) messagesNotShared(t *testing.T) {
 	ga, gb := s.group("copya"), s.group("copyb")
 	s.provision(ga, gb)
@@ -343,6 +344,18 @@ func (s *suite) messagesNotShared(t *testing.T) {
 			t.Fatalf("message not delivered to both groups within %v", s.h.Timeout)
 		}
 	}
+	if !s.caps.Replay {
+		return
+	}
+	// A Stream read's delivery is its own too: a read changes its message
+	// in place, and a second read from the start sees the original.
+	read := s.next(s.read(messaging.Earliest), "the message read from Earliest")
+	check("a read's delivery", read)
+	copy(read.Payload, "READER!!")
+	if read.Header != nil {
+		read.Header["h"] = "changed by a reader"
+	}
+	check("a second read's delivery (the first read changed its own in place)", s.next(s.read(messaging.Earliest), "the message read again from Earliest"))
 }
 
 func slicesKeys(m map[string]*messaging.Message) []string {
