@@ -48,6 +48,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"AckDeadline", "AckDeadline", caps.Groups && caps.AckDeadline, (*suite).ackDeadline},
 		{"PerKeyOrder", "PerKeyOrder", caps.PerKeyOrder, (*suite).perKeyOrder},
 		{"Replay", "Replay", caps.Replay, (*suite).replay},
+		{"ReadHandlerErrorEnds", "Replay", caps.Replay, (*suite).readHandlerErrorEnds},
 		{"ReplayByTime", "ReplayByTime", caps.Replay && caps.ReplayByTime, (*suite).replayByTime},
 		{"ReplayDoesNotDisturbGroups", "Replay and Groups", caps.Replay && caps.Groups, (*suite).replayKeepsGroups},
 		{"GroupStartAt", "GroupStartAt", caps.Groups && caps.GroupStartAt, (*suite).groupStartAt},
@@ -826,6 +827,47 @@ func (s *suite) expectFirst(from messaging.Position, want ...string) []*messagin
 		}
 	}
 	return got
+}
+
+// readHandlerErrorEnds: a Read handler's error ends the read, handing it
+// nothing more, and the Subscription's Err reports it (wraps it); the read
+// resumes from the last message handled with AfterOffset.
+func (s *suite) readHandlerErrorEnds(t *testing.T) {
+	msgs := numbered("rerr", 3)
+	for _, m := range msgs {
+		m.Key = "one-key" // one partition, so log order is publish order
+	}
+	s.publish(s.c, msgs...)
+	errStop := errors.New("integration: reader stops here")
+	var mu sync.Mutex
+	var got []*messaging.Message
+	sub, err := s.stream().Read(t.Context(), s.topic, messaging.Earliest, func(_ context.Context, m *messaging.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, m)
+		if len(got) == 2 {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	select {
+	case <-sub.Done():
+	case <-time.After(s.h.Timeout):
+		t.Fatalf("the read did not end within %v of its handler's error", s.h.Timeout)
+	}
+	if err := sub.Err(); !errors.Is(err, errStop) {
+		t.Errorf("Err after the handler's error: %v, want it wrapping %v", err, errStop)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0].ID != msgs[0].ID || got[1].ID != msgs[1].ID {
+		t.Fatalf("the read handed %v, want %s then %s and nothing after the error", ids(got), msgs[0].ID, msgs[1].ID)
+	}
+	s.expectFirst(messaging.AfterOffset(got[0].Offset), ids(msgs[1:])...)
 }
 
 // replay: Read from earliest, latest, an offset and after an offset.
