@@ -414,7 +414,7 @@ func (s *suite) maxMessageSize(t *testing.T) {
 }
 
 // ephemeralFanOut: two group-less subscriptions each get every message
-// published after they subscribed.
+// published after they subscribed, with an empty Group.
 func (s *suite) ephemeralFanOut(t *testing.T) {
 	a, b := NewCollector(), NewCollector()
 	s.subscribe(t.Context(), s.c, a.Handler())
@@ -425,6 +425,13 @@ func (s *suite) ephemeralFanOut(t *testing.T) {
 	b.WaitDistinct(t, len(msgs), s.h.Timeout)
 	a.Report(t, ids(msgs))
 	b.Report(t, ids(msgs))
+	for _, col := range []*Collector{a, b} {
+		for _, m := range col.Messages() {
+			if m.Group != "" {
+				t.Fatalf("%s delivered to a group-less subscription with Group %q, want empty", m.ID, m.Group)
+			}
+		}
+	}
 }
 
 // h2 opens a second client for the case.
