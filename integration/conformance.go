@@ -832,6 +832,9 @@ func (s *suite) expectFirst(from messaging.Position, want ...string) []*messagin
 		if m.Attempt != 1 {
 			s.t.Errorf("reading from %v: Attempt %d, want 1", from, m.Attempt)
 		}
+		if m.Group != "" {
+			s.t.Errorf("reading from %v: Group %q, want empty (a read is group-less)", from, m.Group)
+		}
 	}
 	return got
 }
