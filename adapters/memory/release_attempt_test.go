@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/memory"
 )
 
 // TestReleaseDoesNotCountAttempt: a message fetched and released unhandled
@@ -18,34 +19,7 @@ func TestReleaseDoesNotCountAttempt(t *testing.T) {
 	const topic = "release-attempt"
 	c := mustNew(t)
 	t.Cleanup(func() { _ = c.Close() })
-	first := &messaging.Message{ID: "handled", Key: "k", Payload: []byte("1")}
-	queued := &messaging.Message{ID: "queued", Key: "k", Payload: []byte("2")} // same key: waits behind first
-	if err := c.Publish(t.Context(), topic, first, queued); err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan struct{}, 1)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	sub, err := c.Subscribe(ctx, topic, func(ctx context.Context, m *messaging.Message) error {
-		select {
-		case started <- struct{}{}:
-		default:
-		}
-		<-ctx.Done()
-		return ctx.Err()
-	}, messaging.Group("g"), messaging.Concurrency(1), messaging.Prefetch(8))
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-started:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the handler never got a message")
-	}
-	cancel()
-	if err := sub.Close(); err != nil {
-		t.Fatal(err)
-	}
+	memory.StopHoldingTwo(t, c, topic)
 
 	got := make(chan *messaging.Message, 2)
 	next, err := c.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {

@@ -22,6 +22,31 @@ func TestStopReleasesAtOnce(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	const topic = "stop-releases-at-once"
+	StopHoldingTwo(t, c, topic)
+	tp := c.b.topic(topic)
+	tp.mu.Lock()
+	g := tp.groups["g"]
+	tp.mu.Unlock()
+	ds, _, _, err := tp.fetch(g, 0, 10, time.Minute, 0, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.msg.ID)
+	}
+	if !slices.Equal(got, []string{"handled", "queued"}) {
+		t.Errorf("the group's fetch right after the stop got %v, want [handled queued]", got)
+	}
+}
+
+// StopHoldingTwo publishes messages "handled" and "queued" to topic with
+// one key, subscribes group "g" (one worker) until the first is in its
+// handler and the second queued behind it, then stops the subscription:
+// the handler is interrupted and the queued message released. It is
+// exported for the external tests of this package.
+func StopHoldingTwo(t *testing.T, c *Client, topic string) {
+	t.Helper()
 	msgs := []*messaging.Message{{ID: "handled", Key: "k"}, {ID: "queued", Key: "k"}} // one key: the second waits
 	if err := c.Publish(t.Context(), topic, msgs...); err != nil {
 		t.Fatal(err)
@@ -48,20 +73,5 @@ func TestStopReleasesAtOnce(t *testing.T) {
 	cancel()
 	if err := sub.Close(); err != nil {
 		t.Fatal(err)
-	}
-	tp := c.b.topic(topic)
-	tp.mu.Lock()
-	g := tp.groups["g"]
-	tp.mu.Unlock()
-	ds, _, _, err := tp.fetch(g, 0, 10, time.Minute, 0, slog.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, d := range ds {
-		got = append(got, d.msg.ID)
-	}
-	if !slices.Equal(got, []string{"handled", "queued"}) {
-		t.Errorf("the group's fetch right after the stop got %v, want [handled queued]", got)
 	}
 }
