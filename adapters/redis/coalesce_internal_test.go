@@ -35,19 +35,7 @@ func TestCoalescedRequestOutlivesItsAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	c.co.close() // the test is the coalescing goroutine
-	co := &coalescer{c: c, reqs: make(chan *pubReq), stop: make(chan struct{})}
-	c.co = co
-	take := func(what string) *pubReq {
-		t.Helper()
-		select {
-		case r := <-co.reqs:
-			return r
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no request for %s", what)
-			return nil
-		}
-	}
+	_, take := playCoalescer(t, c)
 
 	results := make(chan error, 3)
 	done := func(_ *messaging.Message, err error) { results <- err }
@@ -160,20 +148,8 @@ func TestCoalescedDropKeepsOthersRetrying(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	c.co.close() // the test is the coalescing goroutine
-	co := &coalescer{c: c, reqs: make(chan *pubReq), stop: make(chan struct{})}
-	c.co = co
+	co, take := playCoalescer(t, c)
 	timeout := time.After(10 * time.Second)
-	take := func(what string) *pubReq {
-		t.Helper()
-		select {
-		case r := <-co.reqs:
-			return r
-		case <-timeout:
-			t.Fatalf("no request for %s within 10s", what)
-			return nil
-		}
-	}
 
 	results := make(chan string, 3)
 	done := func(m *messaging.Message, err error) { results <- fmt.Sprintf("%s: %v", m.Payload, err) }
@@ -252,21 +228,14 @@ func TestCoalescedRetryDropsUnwanted(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = c.Close() })
-			c.co.close() // the test is the coalescing goroutine
-			co := &coalescer{c: c, reqs: make(chan *pubReq), stop: make(chan struct{})}
-			c.co = co
+			co, take := playCoalescer(t, c)
 			timeout := time.After(10 * time.Second)
 
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			results := make(chan error, 1)
 			c.PublishAsync(ctx, "t", messaging.NewMessage([]byte("unwanted")), func(_ *messaging.Message, err error) { results <- err })
-			var r1 *pubReq
-			select {
-			case r1 = <-co.reqs:
-			case <-timeout:
-				t.Fatal("no first attempt within 10s")
-			}
+			r1 := take("the first attempt")
 			go co.exec([]*pubReq{r1}) // the message is live: it is written
 			select {
 			case <-written:
@@ -362,4 +331,25 @@ func TestCoalescedPipelineEndsWhenItsCallersLeft(t *testing.T) {
 	if !slices.Equal(payloads, []string{"next"}) {
 		t.Errorf("sent %q, want [next]: the message whose Publish returned ctx's error was sent after that", payloads)
 	}
+}
+
+// playCoalescer makes the test c's coalescing goroutine: it stops c's own
+// and returns the coalescer that gets c's requests, which the test takes
+// with take (failing t when none comes within 10s) and runs with exec.
+func playCoalescer(t *testing.T, c *Client) (co *coalescer, take func(what string) *pubReq) {
+	t.Helper()
+	c.co.close()
+	co = &coalescer{c: c, reqs: make(chan *pubReq), stop: make(chan struct{})}
+	c.co = co
+	take = func(what string) *pubReq {
+		t.Helper()
+		select {
+		case r := <-co.reqs:
+			return r
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no request for %s within 10s", what)
+			return nil
+		}
+	}
+	return co, take
 }

@@ -43,20 +43,8 @@ func TestCoalescedPayloadNotReadAfterPublishReturned(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	c.co.close() // the test is the coalescing goroutine
-	co := &coalescer{c: c, reqs: make(chan *pubReq), stop: make(chan struct{})}
-	c.co = co
+	co, take := playCoalescer(t, c)
 	timeout := time.After(10 * time.Second)
-	take := func(what string) *pubReq {
-		t.Helper()
-		select {
-		case r := <-co.reqs:
-			return r
-		case <-timeout:
-			t.Fatalf("no request for %s within 10s", what)
-			return nil
-		}
-	}
 
 	payload := []byte("original")
 	ctx, cancel := context.WithCancel(context.Background())
