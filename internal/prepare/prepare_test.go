@@ -1,7 +1,10 @@
 package prepare
 
 import (
+	"context"
 	"errors"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,5 +124,82 @@ func BenchmarkCheck(b *testing.B) {
 		if err := Check("topic", msgs, 1<<20); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestCheckBounds: the edges of the checks every adapter's Publish runs,
+// as their doc states them: Time from 1970-01-01T00:00:00.001Z to
+// 2262-04-11T23:47:16.854775807Z (ErrInvalidOption outside), a message of
+// exactly maxSize bytes accepted and one byte more refused, a nil message
+// refused with ErrInvalidOption, and message i of a call of several named
+// "message i: " in the error (none for a call of one).
+func TestCheckBounds(t *testing.T) {
+	for _, tc := range []struct {
+		what string
+		at   time.Time
+		ok   bool
+	}{
+		{"the first carried millisecond", time.UnixMilli(1), true},
+		{"the Unix epoch", time.Unix(0, 0), false},
+		{"a nanosecond before the first millisecond", time.UnixMilli(1).Add(-time.Nanosecond), false},
+		{"the last carried nanosecond", time.Unix(0, math.MaxInt64), true},
+		{"a nanosecond after the last", time.Unix(0, math.MaxInt64).Add(time.Nanosecond), false},
+		{"1969", time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC), false},
+	} {
+		err := Check("t", []*messaging.Message{{ID: "x", Time: tc.at}}, 0)
+		if tc.ok && err != nil {
+			t.Errorf("Time %s (%v): %v, want it accepted", tc.what, tc.at, err)
+		}
+		if !tc.ok && !errors.Is(err, messaging.ErrInvalidOption) {
+			t.Errorf("Time %s (%v): %v, want ErrInvalidOption", tc.what, tc.at, err)
+		}
+	}
+	m := &messaging.Message{ID: "id", Key: "k", Header: messaging.Header{"h": "v"}, Payload: []byte("12345")}
+	if err := Check("t", []*messaging.Message{m}, m.Size()); err != nil {
+		t.Errorf("a message of exactly maxSize (%d) bytes: %v, want it accepted", m.Size(), err)
+	}
+	if err := Publish("t", []*messaging.Message{m}, m.Size()-1); !errors.Is(err, messaging.ErrMessageTooLarge) {
+		t.Errorf("a message one byte over maxSize: %v, want ErrMessageTooLarge", err)
+	}
+	if err := Publish("t", []*messaging.Message{{}, nil}, 0); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("a nil message: %v, want ErrInvalidOption", err)
+	}
+	if err := CheckMessage("t", nil, 0); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("CheckMessage of nil: %v, want ErrInvalidOption", err)
+	}
+	bad := &messaging.Message{Header: messaging.Header{"": "v"}}
+	err := Check("t", []*messaging.Message{{}, {}, bad}, 0)
+	if !errors.Is(err, messaging.ErrInvalidHeader) || !strings.Contains(err.Error(), "message 2: ") {
+		t.Errorf("third of three messages bad: %v, want ErrInvalidHeader naming message 2", err)
+	}
+	err = Check("t", []*messaging.Message{{}, bad}, 0)
+	if !errors.Is(err, messaging.ErrInvalidHeader) || !strings.Contains(err.Error(), "message 1: ") {
+		t.Errorf("second of two messages bad: %v, want ErrInvalidHeader naming message 1", err)
+	}
+	if err := Check("t", []*messaging.Message{bad}, 0); err == nil || strings.Contains(err.Error(), "message 0") {
+		t.Errorf("the one message of a call bad: %v, want an error not naming its index", err)
+	}
+}
+
+// TestAdmin: an admin call on a closed client fails with ErrClosed; a bad
+// topic or group with ErrInvalidTopic; a done context with its error.
+func TestAdmin(t *testing.T) {
+	ctx := t.Context()
+	if err := Admin(ctx, false, "purge", "t", "g1", "g2"); err != nil {
+		t.Fatalf("valid call: %v", err)
+	}
+	if err := Admin(ctx, true, "purge", "t"); !errors.Is(err, messaging.ErrClosed) {
+		t.Errorf("closed: %v, want ErrClosed", err)
+	}
+	if err := Admin(ctx, false, "purge", "a b"); !errors.Is(err, messaging.ErrInvalidTopic) {
+		t.Errorf("bad topic: %v, want ErrInvalidTopic", err)
+	}
+	if err := Admin(ctx, false, "purge", "t", "g", "a b"); !errors.Is(err, messaging.ErrInvalidTopic) || !strings.Contains(err.Error(), "group") {
+		t.Errorf("bad second group: %v, want ErrInvalidTopic naming the group", err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := Admin(done, false, "purge", "t"); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled context: %v, want context.Canceled", err)
 	}
 }
