@@ -173,3 +173,33 @@ func TestIgnoreDuplicates(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateHeader: names of 1 to MaxHeaderNameLength bytes, not starting
+// with "msgkit-" or "x-msgkit-" in any case, and none of the names RabbitMQ
+// sets on delivery (in any case); values unrestricted.
+func TestValidateHeader(t *testing.T) {
+	ok := messaging.Header{
+		strings.Repeat("h", messaging.MaxHeaderNameLength): "v",
+		"msgkit":             "no dash",
+		"x-msgkit":           "no dash",
+		"my-msgkit-id":       "not a prefix",
+		"x-death-count":      "not x-death",
+		"x-first-death-time": "not a RabbitMQ name",
+		"k\x00\r\n: ":        "\x00\xff\r\n",
+		"empty value":        "",
+	}
+	if err := messaging.ValidateHeader(ok); err != nil {
+		t.Errorf("ValidateHeader(valid names): %v", err)
+	}
+	for _, bad := range []string{
+		"", strings.Repeat("h", messaging.MaxHeaderNameLength+1),
+		"msgkit-id", "MsgKit-Time", "x-msgkit-", "X-MSGKIT-ATTEMPT",
+		"x-death", "X-Death", "x-delivery-count", "x-stream-offset",
+		"x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
+		"x-last-death-exchange", "x-last-death-queue", "X-Last-Death-Reason",
+	} {
+		if err := messaging.ValidateHeader(messaging.Header{"fine": "v", bad: "v"}); !errors.Is(err, messaging.ErrInvalidHeader) {
+			t.Errorf("ValidateHeader with name %q: %v, want ErrInvalidHeader", bad, err)
+		}
+	}
+}
