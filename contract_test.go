@@ -203,3 +203,43 @@ func TestValidateHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscribeOptionsExplicit: an explicit StartAt wins over the defaults
+// (Earliest for a new group, Latest for an ephemeral subscription); the
+// batch defaults are DefaultBatchSize and DefaultBatchWait; BatchSize,
+// BatchWait and every RedeliveryBackoff delay must be positive.
+func TestSubscribeOptionsExplicit(t *testing.T) {
+	o, err := messaging.NewSubscribeOptions(1, messaging.Group("g"), messaging.StartAt(messaging.Latest))
+	if err != nil || o.StartAt.Kind != messaging.PositionLatest {
+		t.Errorf("group with StartAt(Latest): %v, %v; want Latest", o.StartAt, err)
+	}
+	at := messaging.AfterOffset("7")
+	o, err = messaging.NewSubscribeOptions(1, messaging.StartAt(at))
+	if err != nil || o.StartAt != at {
+		t.Errorf("ephemeral with StartAt(%v): %v, %v", at, o.StartAt, err)
+	}
+	o, err = messaging.NewSubscribeOptions(1, messaging.StartAt(messaging.Earliest))
+	if err != nil || o.StartAt.Kind != messaging.PositionEarliest {
+		t.Errorf("ephemeral with StartAt(Earliest): %v, %v; want Earliest", o.StartAt, err)
+	}
+	o, err = messaging.NewSubscribeOptions(1)
+	if err != nil || o.BatchSize != messaging.DefaultBatchSize || o.BatchWait != messaging.DefaultBatchWait || o.MaxAttempts != 0 || o.RedeliveryBackoff != nil {
+		t.Errorf("defaults: %+v, %v", o, err)
+	}
+	o, err = messaging.NewSubscribeOptions(1, messaging.BatchSize(1), messaging.BatchWait(time.Nanosecond), messaging.RedeliveryBackoff(time.Second, 2*time.Second))
+	if err != nil || o.BatchSize != 1 || o.BatchWait != time.Nanosecond || len(o.RedeliveryBackoff) != 2 || o.RedeliveryBackoff[1] != 2*time.Second {
+		t.Errorf("explicit batch and backoff: %+v, %v", o, err)
+	}
+	for what, bad := range map[string]messaging.SubscribeOption{
+		"BatchSize(0)":             messaging.BatchSize(0),
+		"BatchWait(0)":             messaging.BatchWait(0),
+		"BatchWait(-1)":            messaging.BatchWait(-1),
+		"RedeliveryBackoff(1s, 0)": messaging.RedeliveryBackoff(time.Second, 0),
+		"AckDeadline(-1)":          messaging.AckDeadline(-1),
+		"Prefetch(0)":              messaging.Prefetch(0),
+	} {
+		if _, err := messaging.NewSubscribeOptions(1, bad); !errors.Is(err, messaging.ErrInvalidOption) {
+			t.Errorf("%s: %v, want ErrInvalidOption", what, err)
+		}
+	}
+}
