@@ -73,3 +73,49 @@ func TestParseURLRejectsMalformedQuery(t *testing.T) {
 		t.Errorf("max_message_size=1%%25: %v, want ErrInvalidOption", err)
 	}
 }
+
+// TestRedactErrorSecretsOfURL: RedactError hides u's password, or its token
+// (a user name without password), and its secret parameters' values outside
+// URLs too, from 8 bytes on, also in their escaped forms; a 7-byte one only
+// inside URLs. SecretParam matches names in any case, and a ';' between
+// parameters (which ParseURL rejects) does not let a secret through.
+func TestRedactErrorSecretsOfURL(t *testing.T) {
+	for _, tc := range []struct {
+		url, secret string
+		hidden      bool
+	}{
+		{"amqp://guest:pw345678@h:5672/", "pw345678", true},
+		{"amqp://guest:pw34567@h:5672/", "pw34567", false},
+		{"nats://tok45678@h:4222", "tok45678", true},
+		{"nats://h:4222?TOKEN=tok45678", "tok45678", true},
+		{"kafka://h:9092?SASL_Password=pw345678", "pw345678", true},
+		{"amqp://guest:p%40ss%2Fword@h:5672/", "p%40ss%2Fword", true},
+	} {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = messaging.RedactError(fmt.Errorf("auth with %s refused: %w", tc.secret, messaging.ErrInvalidOption), u)
+		if shown := strings.Contains(err.Error(), tc.secret); shown == tc.hidden {
+			t.Errorf("URL %s: %q in %q: shown %v, want shown %v", tc.url, tc.secret, err, shown, !tc.hidden)
+		}
+		if !errors.Is(err, messaging.ErrInvalidOption) {
+			t.Errorf("URL %s: chain lost", tc.url)
+		}
+	}
+	if err := messaging.RedactError(nil, &url.URL{Scheme: "nats", User: url.UserPassword("u", "secret-password")}); err != nil {
+		t.Errorf("RedactError(nil) = %v, want nil", err)
+	}
+	for _, raw := range []string{"nats://h:4222?Token=abc&name=x", "nats://h:4222?NKEY=abc", "kafka://h?SASL_PASSWORD=abc"} {
+		u, _ := url.Parse(raw)
+		if got := messaging.RedactURL(u); strings.Contains(got, "abc") {
+			t.Errorf("RedactURL(%s) = %s, shows the secret", raw, got)
+		}
+	}
+	for _, raw := range []string{"nats://h:4222?name=app;token=abc", "nats://h:4222?token=abc;name=app"} {
+		_, err := messaging.ParseURL(raw)
+		if !errors.Is(err, messaging.ErrInvalidURL) || strings.Contains(err.Error(), "abc") {
+			t.Errorf("ParseURL(%s): %v, want ErrInvalidURL not showing the token", raw, err)
+		}
+	}
+}
