@@ -38,3 +38,50 @@ func TestParamsErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestParamsStrict: a parameter given twice, a negative duration or size,
+// a bad boolean and an Invalid call are errors wrapping ErrInvalidOption
+// that name the parameter and never show a credential's value; a malformed
+// query wraps ErrInvalidURL; sizes take decimal and binary units.
+func TestParamsStrict(t *testing.T) {
+	for _, tc := range []struct {
+		query, name string
+		get         func(*Params)
+	}{
+		{"n=1&n=2", "n", func(p *Params) { p.Int("n", 0) }},
+		{"mode=js&mode=js", "mode", func(p *Params) { p.String("mode", "") }},
+		{"d=-1s", "d", func(p *Params) { p.Duration("d", 0) }},
+		{"s=-1", "s", func(p *Params) { p.Size("s", 0) }},
+		{"s=-2KiB", "s", func(p *Params) { p.Size("s", 0) }},
+		{"b=yes", "b", func(p *Params) { p.Bool("b", false) }},
+		{"x=1", "x", func(p *Params) { p.Invalid("x", p.String("x", ""), "too odd") }},
+	} {
+		p := New(&url.URL{RawQuery: tc.query})
+		tc.get(p)
+		if err := p.Err(); !errors.Is(err, messaging.ErrInvalidOption) || !strings.Contains(err.Error(), tc.name+"=") {
+			t.Errorf("%s: Err() = %v, want ErrInvalidOption naming %s", tc.query, err, tc.name)
+		}
+	}
+	p := New(&url.URL{RawQuery: "token=s3cr3t&token=s3cr3t&sasl_password=hunter22"})
+	p.String("token", "")
+	p.Int("sasl_password", 0)
+	if err := p.Err(); !errors.Is(err, messaging.ErrInvalidOption) || strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "hunter22") ||
+		!strings.Contains(err.Error(), "token") || !strings.Contains(err.Error(), "sasl_password") {
+		t.Errorf("bad credentials: Err() = %v, want ErrInvalidOption naming token and sasl_password without their values", err)
+	}
+	p = New(&url.URL{RawQuery: "s=1%"})
+	p.Size("s", 0)
+	if err := p.Err(); !errors.Is(err, messaging.ErrInvalidURL) {
+		t.Errorf("malformed query: Err() = %v, want ErrInvalidURL", err)
+	}
+	for v, want := range map[string]int{"7": 7, "7B": 7, "2KB": 2000, "2KiB": 2048, "3MB": 3e6, "3MiB": 3 << 20, "1GB": 1e9, "1GiB": 1 << 30, "0": 0} {
+		p := New(&url.URL{RawQuery: "s=" + v})
+		if got := p.Size("s", -1); got != want || p.Err() != nil {
+			t.Errorf("Size(s=%s) = %d, %v; want %d", v, got, p.Err(), want)
+		}
+	}
+	p = New(&url.URL{RawQuery: "d=0s&b=0&i=-3"})
+	if d, b, i := p.Duration("d", time.Hour), p.Bool("b", true), p.Int("i", 0); d != 0 || b || i != -3 || p.Err() != nil {
+		t.Errorf("d=0s&b=0&i=-3: %v %v %v, %v", d, b, i, p.Err())
+	}
+}
