@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -209,5 +210,44 @@ func TestRegisterPanics(t *testing.T) {
 			}()
 			f()
 		}()
+	}
+}
+
+func init() {
+	// Registered in mixed case: schemes are case-insensitive.
+	messaging.Register("Upper-Echo-Test", func(_ context.Context, u *url.URL, _ messaging.OpenSettings) (messaging.Client, error) {
+		return nil, fmt.Errorf("upper echo reached %s: %w", u.Host, messaging.ErrInvalidOption)
+	})
+}
+
+// TestSchemesCaseInsensitive: Register and Open treat a scheme in any case
+// as the same scheme, and Schemes lists it once, in lower case, sorted.
+func TestSchemesCaseInsensitive(t *testing.T) {
+	for _, raw := range []string{"upper-echo-test://h1", "UPPER-ECHO-TEST://h1", "Upper-Echo-Test://h1"} {
+		if _, err := messaging.Open(t.Context(), raw); !errors.Is(err, messaging.ErrInvalidOption) || !strings.Contains(err.Error(), "upper echo reached h1") {
+			t.Errorf("Open(%s): %v, want the adapter registered as Upper-Echo-Test", raw, err)
+		}
+	}
+	s := messaging.Schemes()
+	if !slices.Contains(s, "upper-echo-test") || !slices.IsSorted(s) {
+		t.Errorf("Schemes() = %v, want it sorted with upper-echo-test", s)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Errorf("Register(%q) after mem did not panic", "MEM")
+		}
+	}()
+	messaging.Register("MEM", func(context.Context, *url.URL, messaging.OpenSettings) (messaging.Client, error) { return nil, nil })
+}
+
+// TestOpenConfigParamsWin: a Params entry wins over the same URL parameter.
+func TestOpenConfigParamsWin(t *testing.T) {
+	c, err := messaging.OpenConfig(t.Context(), messaging.Config{URL: "mem://cfg-wins?max_message_size=5", Params: map[string]string{"max_message_size": "10"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.Capabilities().MaxMessageSize; got != 10 {
+		t.Fatalf("MaxMessageSize %d, want 10 from Params over 5 from the URL", got)
 	}
 }
