@@ -44,3 +44,21 @@ func TestCheckDeclared(t *testing.T) {
 		t.Fatal("CheckDeclared accepted an error that does not name the parameter")
 	}
 }
+
+// TestCheckDeclaredWantsErrInvalidOption: a parser that names an undeclared
+// parameter in an error not wrapping messaging.ErrInvalidOption fails.
+func TestCheckDeclaredWantsErrInvalidOption(t *testing.T) {
+	doc := filepath.Join(t.TempDir(), "doc.go")
+	if err := os.WriteFile(doc, []byte(testDoc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plain := func(q string) error {
+		if strings.HasPrefix(q, "undeclared_param=") {
+			return fmt.Errorf("unknown parameter %s", q)
+		}
+		return nil
+	}
+	if err := CheckDeclared(doc, testDecls, plain); err == nil || !strings.Contains(err.Error(), "want an error wrapping ErrInvalidOption") {
+		t.Fatalf("CheckDeclared of a parser whose error lacks ErrInvalidOption: %v", err)
+	}
+}

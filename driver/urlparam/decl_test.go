@@ -83,3 +83,34 @@ func TestNamed(t *testing.T) {
 		t.Fatalf("Named: %v", err)
 	}
 }
+
+// TestDeclEdges: NewDeclared panics on a name declared twice or empty;
+// Names is sorted; DocumentedParams reads names only from an entry's first
+// column and lists each once.
+func TestDeclEdges(t *testing.T) {
+	for what, decls := range map[string][]Param{
+		"twice": {{"a", ""}, {"b", ""}, {"a", ""}},
+		"empty": {{"a", ""}, {"", ""}},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("NewDeclared with a name declared %s did not panic", what)
+				}
+			}()
+			NewDeclared(&url.URL{}, decls)
+		}()
+	}
+	if got := Names([]Param{{"z", ""}, {"a", ""}, {"m", ""}}); !slices.Equal(got, []string{"a", "m", "z"}) {
+		t.Errorf("Names = %v, want sorted [a m z]", got)
+	}
+	const doc = `// Parameters:
+//
+//	mode=core                 default, or mode=js, extra=1 for JetStream
+//	tls_ca=FILE, mode=core
+package x
+`
+	if got := DocumentedParams(doc); !slices.Equal(got, []string{"mode", "tls_ca"}) {
+		t.Errorf("DocumentedParams = %v, want [mode tls_ca]", got)
+	}
+}
