@@ -203,3 +203,31 @@ func TestAdmin(t *testing.T) {
 		t.Errorf("canceled context: %v, want context.Canceled", err)
 	}
 }
+
+// TestIDTimeEdges: IDTime refuses a version 7 UUID of another variant than
+// RFC 9562's, and caps the sub-millisecond part below the next
+// millisecond (rand_a past 3906 after a busy millisecond), so decoded
+// times never run into the next millisecond.
+func TestIDTimeEdges(t *testing.T) {
+	for _, id := range []string{"01906b97-5c00-7123-0000-000000000000", "01906b97-5c00-7123-c000-000000000000", "01906b97-5c00-6123-8000-000000000000"} {
+		if at, ok := IDTime(id); ok {
+			t.Errorf("IDTime(%q) = %v, true; want false (not an RFC 9562 version 7 UUID)", id, at)
+		}
+	}
+	ms := time.UnixMilli(1719792000000)
+	if at, ok := IDTime("01906b97-5c00-7fff-8000-000000000000"); !ok || !at.Equal(ms.Add(time.Millisecond-1)) {
+		t.Errorf("IDTime with rand_a 0xfff = %v, %v; want %v, the last nanosecond of its millisecond", at, ok, ms.Add(time.Millisecond-1))
+	}
+}
+
+// TestPublishTimeOfIDOnly: a message with only an ID gets the current time.
+func TestPublishTimeOfIDOnly(t *testing.T) {
+	before := time.Now()
+	m := &messaging.Message{ID: "mine"}
+	if err := Publish("t", []*messaging.Message{m}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if after := time.Now(); m.Time.Before(before) || m.Time.After(after) {
+		t.Errorf("Time %v, want the current time (between %v and %v)", m.Time, before, after)
+	}
+}
