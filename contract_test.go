@@ -243,3 +243,40 @@ func TestSubscribeOptionsExplicit(t *testing.T) {
 		}
 	}
 }
+
+// TestPositionConstructors: each constructor makes its kind with its
+// argument unchanged, and String tells the kinds apart.
+func TestPositionConstructors(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6789, time.UTC)
+	for _, tc := range []struct {
+		p    messaging.Position
+		want messaging.Position
+		str  string
+	}{
+		{messaging.Earliest, messaging.Position{Kind: messaging.PositionEarliest}, "earliest"},
+		{messaging.Latest, messaging.Position{Kind: messaging.PositionLatest}, "latest"},
+		{messaging.AtOffset("0:5"), messaging.Position{Kind: messaging.PositionAtOffset, Offset: "0:5"}, "offset 0:5"},
+		{messaging.AfterOffset("0:5"), messaging.Position{Kind: messaging.PositionAfterOffset, Offset: "0:5"}, "after offset 0:5"},
+		{messaging.AtTime(at), messaging.Position{Kind: messaging.PositionAtTime, Time: at}, "time 2026-01-02T03:04:05.000006789Z"},
+	} {
+		if tc.p.Kind != tc.want.Kind || tc.p.Offset != tc.want.Offset || !tc.p.Time.Equal(tc.want.Time) {
+			t.Errorf("%v = %+v, want %+v", tc.str, tc.p, tc.want)
+		}
+		if s := tc.p.String(); s != tc.str {
+			t.Errorf("String() = %q, want %q", s, tc.str)
+		}
+	}
+}
+
+// TestMessageSizeAndNew: Size counts payload, ID, key and header names and
+// values; NewMessage leaves ID and Time to Publish.
+func TestMessageSizeAndNew(t *testing.T) {
+	m := &messaging.Message{ID: "i", Key: "kk", Payload: []byte("ppp"), Header: messaging.Header{"hhhh": "vvvvv", "a": ""}, Topic: "ignored", Group: "ignored", Offset: "ignored"}
+	if got, want := m.Size(), 1+2+3+4+5+1; got != want {
+		t.Errorf("Size() = %d, want %d", got, want)
+	}
+	n := messaging.NewMessage([]byte("x"))
+	if n.ID != "" || !n.Time.IsZero() || string(n.Payload) != "x" || n.Key != "" || n.Header != nil {
+		t.Errorf("NewMessage = %+v, want only the payload set", n)
+	}
+}
