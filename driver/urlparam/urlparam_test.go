@@ -85,3 +85,22 @@ func TestParamsStrict(t *testing.T) {
 		t.Errorf("d=0s&b=0&i=-3: %v %v %v, %v", d, b, i, p.Err())
 	}
 }
+
+// TestParamsKnownAndDefaults: Has marks its parameter known; a getter
+// given a malformed value returns its default (and Err reports the value).
+func TestParamsKnownAndDefaults(t *testing.T) {
+	p := New(&url.URL{RawQuery: "flag=1"})
+	if !p.Has("flag") || p.Has("other") {
+		t.Fatal("Has: wrong presence")
+	}
+	if err := p.Err(); err != nil {
+		t.Errorf("a parameter asked for with Has is unknown: %v", err)
+	}
+	p = New(&url.URL{RawQuery: "n=x&mode=weird&b=maybe&d=soon&s=lots"})
+	if n, mode, b, d, s := p.Int("n", 4), p.OneOf("mode", "js", "js", "core"), p.Bool("b", true), p.Duration("d", time.Second), p.Size("s", 5); n != 4 || mode != "js" || !b || d != time.Second || s != 5 {
+		t.Errorf("malformed values: %v %q %v %v %v, want the defaults 4 js true 1s 5", n, mode, b, d, s)
+	}
+	if err := p.Err(); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("Err() = %v, want ErrInvalidOption", err)
+	}
+}
