@@ -67,7 +67,8 @@ func urlSecrets(u *url.URL) []string {
 	}
 	var out []string
 	add := func(s string) {
-		for _, v := range []string{s, url.QueryEscape(s), url.PathEscape(s)} {
+		// url.User(s).String(): the escaping of a URL's userinfo.
+		for _, v := range []string{s, url.QueryEscape(s), url.PathEscape(s), url.User(s).String()} {
 			if len(v) >= minVerbatimSecret {
 				out = append(out, v)
 			}

@@ -90,6 +90,10 @@ func TestRedactErrorSecretsOfURL(t *testing.T) {
 		{"nats://h:4222?TOKEN=tok45678", "tok45678", true},
 		{"kafka://h:9092?SASL_Password=pw345678", "pw345678", true},
 		{"amqp://guest:p%40ss%2Fword@h:5672/", "p%40ss%2Fword", true},
+		// As url.Userinfo.String escapes it (a space and a colon), which
+		// neither QueryEscape nor PathEscape gives.
+		{"amqp://guest:pa%20ss%3Aword@h:5672/", "pa%20ss%3Aword", true},
+		{"amqp://us%20er%3Aname@h:5672/", "us%20er%3Aname", true},
 	} {
 		u, err := url.Parse(tc.url)
 		if err != nil {
