@@ -70,15 +70,7 @@ func TestGivenUpAfterAckDeadlineIsLogged(t *testing.T) {
 	}
 	crashed.Kill()
 
-	got := make(chan *messaging.Message, 1)
-	next, err := survivor.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
-		got <- m
-		return nil
-	}, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = next.Close() })
+	got := deliveries(t, survivor, topic, 1, opts...)
 	timeout := time.After(10 * time.Second)
 	for {
 		select {

@@ -48,15 +48,7 @@ func TestKilledClientSettlesNothing(t *testing.T) {
 	}
 	_ = crashed.Close()
 
-	got := make(chan *messaging.Message, 1)
-	next, err := survivor.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
-		got <- m
-		return nil
-	}, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = next.Close() })
+	got := deliveries(t, survivor, topic, 1, opts...)
 	select {
 	case m := <-got:
 		if m.ID != "held" || m.Attempt != 2 {

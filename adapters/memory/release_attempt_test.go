@@ -1,7 +1,6 @@
 package memory_test
 
 import (
-	"context"
 	"maps"
 	"testing"
 	"time"
@@ -21,15 +20,7 @@ func TestReleaseDoesNotCountAttempt(t *testing.T) {
 	t.Cleanup(func() { _ = c.Close() })
 	memory.StopHoldingTwo(t, c, topic)
 
-	got := make(chan *messaging.Message, 2)
-	next, err := c.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
-		got <- m
-		return nil
-	}, messaging.Group("g"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = next.Close() })
+	got := deliveries(t, c, topic, 2, messaging.Group("g"))
 	attempts := map[string]int{}
 	for range 2 {
 		select {
