@@ -81,15 +81,7 @@ func TestMaxAttemptsGiveUpLoggedAsPermanent(t *testing.T) {
 	var buf bytes.Buffer
 	l := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mwtest.GiveUp(t, mwtest.Must(logging.New(l)))
-	rs := records(t, &buf)
-	if len(rs) != 2 {
-		t.Fatalf("%d records, want 2: %v", len(rs), rs)
-	}
-	for i, want := range []string{"WARN message failed, will be retried", "ERROR message failed permanently"} {
-		if got := fmt.Sprint(rs[i]["level"], " ", rs[i]["msg"]); got != want {
-			t.Errorf("attempt %d: %q, want %q", i+1, got, want)
-		}
-	}
+	wantLevelsAndMessages(t, &buf, "WARN message failed, will be retried", "ERROR message failed permanently")
 }
 
 // TestDeadLetterRecordNamesTopic: the record of a message dead-lettered by
@@ -120,13 +112,20 @@ func TestDuplicateAtSuccessLevel(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rs := records(t, &buf)
-	if len(rs) != 2 {
-		t.Fatalf("%d records, want 2: %v", len(rs), rs)
+	wantLevelsAndMessages(t, &buf, "INFO message handled", "INFO duplicate message skipped")
+}
+
+// wantLevelsAndMessages checks that buf holds one JSON record per entry of
+// want, whose "LEVEL message" is that entry, in that order.
+func wantLevelsAndMessages(t *testing.T, buf *bytes.Buffer, want ...string) {
+	t.Helper()
+	rs := records(t, buf)
+	if len(rs) != len(want) {
+		t.Fatalf("%d records, want %d: %v", len(rs), len(want), rs)
 	}
-	for i, want := range []string{"INFO message handled", "INFO duplicate message skipped"} {
-		if got := fmt.Sprint(rs[i]["level"], " ", rs[i]["msg"]); got != want {
-			t.Errorf("delivery %d: %q, want %q", i+1, got, want)
+	for i, w := range want {
+		if got := fmt.Sprint(rs[i]["level"], " ", rs[i]["msg"]); got != w {
+			t.Errorf("record %d: %q, want %q", i+1, got, w)
 		}
 	}
 }
