@@ -142,6 +142,13 @@ func redactURLsIn(s string) string {
 		for end < len(rest) && !urlEnd(rest[end]) {
 			end++
 		}
+		if end > i+3 && strings.IndexByte(":,.)", rest[end-1]) >= 0 && (end == len(rest) || rest[end] == ' ') {
+			// The message's punctuation ("open nats://h?token=t: refused"),
+			// else taken for the end of the last parameter's value, and
+			// hidden with a secret's. A secret ending in one of these
+			// shows it only where a message puts punctuation anyway.
+			end--
+		}
 		b.WriteString(rest[:start])
 		if start == i { // no scheme: not a URL
 			b.WriteString(rest[i:end])
