@@ -104,7 +104,7 @@ func ParseURL(rawURL string) (*url.URL, error) {
 		return nil, fmt.Errorf("%w: no scheme:// at the start (want e.g. nats://, redis://, kafka://, amqp://, mem://)", ErrInvalidURL)
 	}
 	if _, err := url.ParseQuery(u.RawQuery); err != nil {
-		return nil, RedactError(fmt.Errorf("%w: %s: query: %v", ErrInvalidURL, RedactURL(u), err), u)
+		return nil, RedactError(fmt.Errorf("%w: %s: query: %s", ErrInvalidURL, RedactURL(u), queryProblem(u.RawQuery)), u)
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	return u, nil
@@ -150,6 +150,28 @@ func OpenConfig(ctx context.Context, cfg Config, opts ...OpenOption) (Client, er
 		u.RawQuery = q.Encode()
 	}
 	return Open(ctx, u.String(), opts...)
+}
+
+// queryProblem says what url.ParseQuery rejects in rawQuery, naming the
+// parameter but quoting nothing of a value: url.ParseQuery's error quotes
+// the malformed escape (`invalid URL escape "%zz"`), which can be part of
+// a password or token. Nor is a name quoted that does not unescape: it can
+// be a credential whose '&' was left unescaped.
+func queryProblem(rawQuery string) string {
+	for kv := range strings.SplitSeq(rawQuery, "&") {
+		if strings.Contains(kv, ";") {
+			return "';' between parameters (separate them with '&'; percent-encode a ';' in a value as %3B)"
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			return "a parameter name with a malformed percent-escape (percent-encode '%' as %25)"
+		}
+		if _, err := url.QueryUnescape(v); err != nil {
+			return fmt.Sprintf("parameter %q: its value has a malformed percent-escape (percent-encode '%%' as %%25)", name)
+		}
+	}
+	return "malformed"
 }
 
 // parseProblem says what url.Parse found wrong with rawURL without quoting

@@ -123,3 +123,54 @@ func TestRedactErrorSecretsOfURL(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactErrorKeepsPunctuationAfterURL: a URL in a message ends before
+// the message's punctuation, which is not hidden with the URL's last
+// secret value, nor shows that value.
+func TestRedactErrorKeepsPunctuationAfterURL(t *testing.T) {
+	for _, secret := range []string{"abc", "abcdefghij"} {
+		raw := "nats://h:4222?token=" + secret
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, format := range []string{"open %s: refused", "tried %s, then gave up", "(see %s)", "cannot reach %s.", "open %s:"} {
+			got := messaging.RedactError(fmt.Errorf(format, raw), u).Error()
+			want := fmt.Sprintf(format, "nats://h:4222?token=xxxxx")
+			if got != want {
+				t.Errorf("secret %q:\n got %s\nwant %s", secret, got, want)
+			}
+		}
+	}
+	// A value ending in such a character, inside a URL, is still hidden whole.
+	u, _ := url.Parse("nats://h:4222?token=abc:def&name=x")
+	if got, want := messaging.RedactError(fmt.Errorf("open %s: refused", u), u).Error(), "open nats://h:4222?token=xxxxx&name=x: refused"; got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+}
+
+// TestParseURLQueryErrorQuotesNoValue: a malformed escape in a query is
+// reported by its parameter's name, without quoting any of the value (it
+// can be part of a secret), nor a name that does not unescape.
+func TestParseURLQueryErrorQuotesNoValue(t *testing.T) {
+	for _, tc := range []struct{ raw, names string }{
+		{"nats://h:4222?token=ab%zzcd", `parameter "token"`},
+		{"nats://u:p@h?name=x&password=s3%c", `parameter "password"`},
+		{"redis://h?x=1&token=abc%2", `parameter "token"`},
+		{"nats://h?s3%zz=1", "a parameter name"},
+		{"nats://h?name=a;token=s3%zz", "';' between parameters"},
+	} {
+		_, err := messaging.ParseURL(tc.raw)
+		if !errors.Is(err, messaging.ErrInvalidURL) {
+			t.Fatalf("ParseURL(%q) = %v, want ErrInvalidURL", tc.raw, err)
+		}
+		// What follows the URL (shown redacted: a name is no secret).
+		_, detail, _ := strings.Cut(err.Error(), ": query: ")
+		if strings.Contains(detail, "zz") || strings.Contains(detail, "%c") || strings.Contains(detail, "%2 ") || strings.Contains(detail, "s3") || !strings.Contains(detail, tc.names) {
+			t.Errorf("ParseURL(%q) = %s: want it to name %s and quote nothing of a value", tc.raw, err, tc.names)
+		}
+		if strings.Contains(err.Error(), "ab%zz") || strings.Contains(err.Error(), "s3%c") || strings.Contains(err.Error(), "abc%2") {
+			t.Errorf("ParseURL(%q) = %s shows a secret", tc.raw, err)
+		}
+	}
+}
