@@ -32,12 +32,15 @@ type Params struct {
 }
 
 // New returns the parameters of u. A query with a malformed escape makes
-// Err fail (url.URL.Query would drop the parameter silently).
+// Err fail (url.URL.Query would drop the parameter silently), quoting
+// nothing of the query: url.ParseQuery's error quotes the escape, which can
+// be part of a credential. messaging.ParseURL, which the adapters' Open
+// functions run first, names the parameter.
 func New(u *url.URL) *Params {
 	q, err := url.ParseQuery(u.RawQuery)
 	p := &Params{q: q, used: map[string]bool{}}
 	if err != nil {
-		p.errs = append(p.errs, fmt.Errorf("%w: URL query: %v", messaging.ErrInvalidURL, err))
+		p.errs = append(p.errs, fmt.Errorf("%w: URL query: a malformed percent-escape, or ';' between parameters", messaging.ErrInvalidURL))
 	}
 	return p
 }

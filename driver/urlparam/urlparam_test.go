@@ -74,6 +74,11 @@ func TestParamsStrict(t *testing.T) {
 	if err := p.Err(); !errors.Is(err, messaging.ErrInvalidURL) {
 		t.Errorf("malformed query: Err() = %v, want ErrInvalidURL", err)
 	}
+	p = New(&url.URL{RawQuery: "token=s3cr%zz"})
+	p.String("token", "")
+	if err := p.Err(); !errors.Is(err, messaging.ErrInvalidURL) || strings.Contains(err.Error(), "zz") {
+		t.Errorf("malformed secret: Err() = %v, want ErrInvalidURL quoting nothing of the value", err)
+	}
 	for v, want := range map[string]int{"7": 7, "7B": 7, "2KB": 2000, "2KiB": 2048, "3MB": 3e6, "3MiB": 3 << 20, "1GB": 1e9, "1GiB": 1 << 30, "0": 0} {
 		p := New(&url.URL{RawQuery: "s=" + v})
 		if got := p.Size("s", -1); got != want || p.Err() != nil {
