@@ -27,7 +27,10 @@
 // are those every adapter understands. Adapter options (an adapter's
 // WithX) check their values: an invalid or conflicting one makes the
 // adapter's Open or New fail with an error wrapping [ErrInvalidOption]
-// that names it.
+// that names it. A nil option is ignored wherever options are taken (Open,
+// Subscribe, an adapter's or a middleware's constructor,
+// WithSubscribeOptions), so that one can be chosen conditionally; a nil
+// handler, middleware, codec or client is an error.
 //
 // Delivery is at-least-once on every persistent adapter: a message is
 // acknowledged only after its handler returned nil, so a crash, a cancelled

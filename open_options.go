@@ -36,7 +36,7 @@ func openSettings(opts []OpenOption) (OpenSettings, error) {
 	var s OpenSettings
 	for _, o := range opts {
 		if o == nil {
-			return s, fmt.Errorf("messaging: nil OpenOption: %w", ErrInvalidOption)
+			continue // see the package doc: a nil option is ignored
 		}
 		if err := o(&s); err != nil {
 			return s, err

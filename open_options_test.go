@@ -76,3 +76,33 @@ func TestOpenWithLoggerNil(t *testing.T) {
 		}
 	}
 }
+
+// TestNilOptionsIgnored: a nil option is ignored by Open, OpenConfig and
+// Subscribe (see the package doc), and the options after it still apply.
+func TestNilOptionsIgnored(t *testing.T) {
+	c, err := messaging.Open(t.Context(), "mem://open-nil-option", nil)
+	if err != nil {
+		t.Fatalf("Open with a nil option: %v", err)
+	}
+	defer c.Close()
+	c2, err := messaging.OpenConfig(t.Context(), messaging.Config{URL: "mem://open-nil-option"}, nil)
+	if err != nil {
+		t.Fatalf("OpenConfig with a nil option: %v", err)
+	}
+	c2.Close()
+	if _, err := messaging.Open(t.Context(), "mem://open-nil-option", nil, messaging.WithLogger(nil)); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("Open(nil, WithLogger(nil)) = %v, want ErrInvalidOption", err)
+	}
+	sub, err := c.Subscribe(t.Context(), "t", func(context.Context, *messaging.Message) error { return nil }, nil, messaging.Group("g"))
+	if err != nil {
+		t.Fatalf("Subscribe with a nil option: %v", err)
+	}
+	sub.Close()
+	o, err := messaging.NewSubscribeOptions(1, nil, messaging.Group("g"))
+	if err != nil || o.Group != "g" {
+		t.Errorf("NewSubscribeOptions(nil, Group(g)) = %+v, %v; want group g", o, err)
+	}
+	if _, err := messaging.NewSubscribeOptions(1, nil, messaging.Concurrency(0)); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("NewSubscribeOptions(nil, Concurrency(0)) = %v, want ErrInvalidOption", err)
+	}
+}

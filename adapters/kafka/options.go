@@ -126,7 +126,7 @@ func newConfig(opts []Option) (config, error) {
 	}
 	for _, o := range opts {
 		if o == nil {
-			return c, fmt.Errorf("kafka: nil Option: %w", messaging.ErrInvalidOption)
+			continue
 		}
 		if err := o(&c); err != nil {
 			return c, err

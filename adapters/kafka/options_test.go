@@ -73,8 +73,10 @@ func TestOptionsFirstErrorWins(t *testing.T) {
 	if strings.Contains(err.Error(), "WithPartitions") {
 		t.Errorf("%q names the second invalid option", err)
 	}
-	_, err = New([]string{unreachable}, nil)
-	checkInvalid(t, "nil option", err, "nil Option")
+	// A nil option is ignored (see the package messaging doc): the options
+	// after it still apply.
+	_, err = New([]string{unreachable}, nil, WithBatchSize(0))
+	checkInvalid(t, "nil option before an invalid one", err, "WithBatchSize")
 }
 
 func TestOptionsConflicts(t *testing.T) {

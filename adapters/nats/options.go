@@ -92,7 +92,7 @@ func newConfig(opts []Option) (config, error) {
 	}
 	for _, o := range opts {
 		if o == nil {
-			return c, fmt.Errorf("nats: nil Option: %w", messaging.ErrInvalidOption)
+			continue
 		}
 		if err := o(&c); err != nil {
 			return c, err
@@ -390,15 +390,15 @@ func WithCallerIDs() Option {
 
 // WithConnectOptions adds nats.go options to the connection Open makes
 // (ignored by New, whose connection already exists): custom reconnect
-// policy, handlers, authentication callbacks. A nil option is invalid.
+// policy, handlers, authentication callbacks. A nil option is ignored, as
+// nats.Connect ignores one.
 func WithConnectOptions(opts ...natsgo.Option) Option {
 	return func(c *config) error {
-		for i, o := range opts {
-			if o == nil {
-				return invalid("WithConnectOptions", fmt.Sprintf("option %d: <nil>", i), "a nats.go option is required")
+		for _, o := range opts {
+			if o != nil {
+				c.connOpts = append(c.connOpts, o)
 			}
 		}
-		c.connOpts = append(c.connOpts, opts...)
 		return nil
 	}
 }

@@ -32,11 +32,6 @@ func Middleware(pkg string, mws []messaging.Middleware) error {
 	return NoNil(pkg, "WithMiddleware", "middleware", mws, func(m messaging.Middleware) bool { return m == nil })
 }
 
-// SubscribeOptions checks the argument of a WithSubscribeOptions option.
-func SubscribeOptions(pkg string, opts []messaging.SubscribeOption) error {
-	return NoNil(pkg, "WithSubscribeOptions", "option", opts, func(o messaging.SubscribeOption) bool { return o == nil })
-}
-
 // Topic checks a topic argument of function fn of package pkg.
 func Topic(pkg, fn, topic string) error {
 	if err := messaging.ValidateName(topic); err != nil {

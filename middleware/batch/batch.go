@@ -206,15 +206,10 @@ func WithSendTimeout(d time.Duration) Option {
 
 // WithSubscribeOptions passes options to the Consumer's Subscribe in
 // Subscribe (Concurrency and Prefetch are set from WithBatchSize after
-// them). Nil options are invalid. Handler and Subscribe only.
+// them). Nil options are ignored. Handler and Subscribe only.
 func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
 	return func(c *config) error {
-		for i, o := range opts {
-			if o == nil {
-				return invalid("WithSubscribeOptions", fmt.Sprintf("option %d nil", i), "options must not be nil")
-			}
-		}
-		c.subOpts = append(c.subOpts, opts...)
+		c.subOpts = append(c.subOpts, opts...) // nil ones are ignored by Subscribe
 		c.set["WithSubscribeOptions"] = true
 		return nil
 	}

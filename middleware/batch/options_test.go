@@ -28,7 +28,6 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 		{"WithMaxInFlight", []batch.Option{batch.WithMaxInFlight(0), batch.WithMaxInFlight(-1)}, true, false},
 		{"WithWindow", []batch.Option{batch.WithWindow(0), batch.WithWindow(-time.Second)}, false, true},
 		{"WithSendTimeout", []batch.Option{batch.WithSendTimeout(0), batch.WithSendTimeout(-time.Second)}, true, false},
-		{"WithSubscribeOptions", []batch.Option{batch.WithSubscribeOptions(nil), batch.WithSubscribeOptions(messaging.Group("g"), nil)}, false, true},
 	} {
 		for i, o := range tc.bad {
 			if tc.consumer {

@@ -75,12 +75,9 @@ func WithCodec(c codec.Codec) Option {
 
 // WithSubscribeOptions passes options to the underlying Subscribe; in bulk
 // mode Concurrency and Prefetch are set from Config.Size and override them.
-// Nil options are invalid.
+// Nil options are ignored.
 func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
 	return func(o *options) error {
-		if err := optcheck.SubscribeOptions("batch", opts); err != nil {
-			return err
-		}
 		o.subOpts = append(o.subOpts, opts...)
 		return nil
 	}

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/patterns/batch"
 )
@@ -21,7 +20,6 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 		bad  []batch.Option
 	}{
 		{"WithCodec", []batch.Option{batch.WithCodec(nil)}},
-		{"WithSubscribeOptions", []batch.Option{batch.WithSubscribeOptions(nil), batch.WithSubscribeOptions(messaging.Concurrency(1), nil)}},
 	} {
 		for i, o := range tc.bad {
 			sub, err := batch.Subscribe(context.Background(), c, "items", "g", batch.RealTime, nopItems, o)

@@ -22,7 +22,6 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 	}{
 		{"WithCodec", []pubsub.Option{pubsub.WithCodec(nil)}},
 		{"WithMiddleware", []pubsub.Option{pubsub.WithMiddleware(nil)}},
-		{"WithSubscribeOptions", []pubsub.Option{pubsub.WithSubscribeOptions(messaging.Concurrency(1), nil)}},
 	} {
 		for i, o := range tc.bad {
 			sub, err := pubsub.Subscribe(context.Background(), c, "events", "sub", nopEvent, o)

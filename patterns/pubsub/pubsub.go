@@ -61,12 +61,9 @@ func WithCodec(c codec.Codec) Option {
 
 // WithSubscribeOptions passes options (Concurrency, MaxAttempts, ...) to the
 // underlying Subscribe. A Group option is overridden by the subscriber name.
-// Nil options are invalid. Subscribe only.
+// Nil options are ignored. Subscribe only.
 func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
 	return func(cfg *config) error {
-		if err := optcheck.SubscribeOptions("pubsub", opts); err != nil {
-			return err
-		}
 		cfg.subOpts = append(cfg.subOpts, opts...)
 		cfg.subOnly = cmp.Or(cfg.subOnly, "WithSubscribeOptions")
 		return nil

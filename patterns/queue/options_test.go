@@ -26,7 +26,6 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 		{"WithRetry", []queue.Option{queue.WithRetry(0, time.Millisecond, time.Second), queue.WithRetry(3, -time.Millisecond, time.Second), queue.WithRetry(3, time.Second, time.Millisecond)}},
 		{"WithDeadLetterTopic", []queue.Option{queue.WithDeadLetterTopic(""), queue.WithDeadLetterTopic("a b")}},
 		{"WithMiddleware", []queue.Option{queue.WithMiddleware(nil)}},
-		{"WithSubscribeOptions", []queue.Option{queue.WithSubscribeOptions(nil)}},
 	} {
 		for i, o := range tc.bad {
 			sub, err := queue.Work(ctx, c, "jobs", "workers", nopJob, o)

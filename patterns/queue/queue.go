@@ -206,9 +206,6 @@ func WithMiddleware(mws ...messaging.Middleware) Option {
 // options are invalid.
 func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
 	return func(cfg *config) error {
-		if err := optcheck.SubscribeOptions("queue", opts); err != nil {
-			return err
-		}
 		cfg.subOpts = append(cfg.subOpts, opts...)
 		cfg.set["WithSubscribeOptions"] = true
 		return nil

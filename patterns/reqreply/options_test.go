@@ -25,7 +25,6 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 		{"WithCodec", []reqreply.Option{reqreply.WithCodec(nil)}, true},
 		{"WithTimeout", []reqreply.Option{reqreply.WithTimeout(0), reqreply.WithTimeout(-time.Second)}, false},
 		{"WithGroup", []reqreply.Option{reqreply.WithGroup(""), reqreply.WithGroup("a b")}, true},
-		{"WithSubscribeOptions", []reqreply.Option{reqreply.WithSubscribeOptions(nil)}, true},
 		{"WithMiddleware", []reqreply.Option{reqreply.WithMiddleware(nil)}, true},
 		{"WithLogger", []reqreply.Option{reqreply.WithLogger(nil)}, true},
 	} {

@@ -149,12 +149,9 @@ func WithGroup(g string) Option {
 }
 
 // WithSubscribeOptions passes options (Concurrency, ...) to Serve's
-// Subscribe. Nil options are invalid. Serve only.
+// Subscribe. Nil options are ignored. Serve only.
 func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
 	return func(cfg *config) error {
-		if err := optcheck.SubscribeOptions("reqreply", opts); err != nil {
-			return err
-		}
 		cfg.subOpts = append(cfg.subOpts, opts...)
 		cfg.serveOnly = cmp.Or(cfg.serveOnly, "WithSubscribeOptions")
 		return nil
