@@ -203,7 +203,7 @@ func WithMiddleware(mws ...messaging.Middleware) Option {
 
 // WithSubscribeOptions passes options to the underlying Subscribe
 // (AckDeadline, Prefetch...). Group and Concurrency come from Work. Nil
-// options are invalid.
+// options are ignored.
 func WithSubscribeOptions(opts ...messaging.SubscribeOption) Option {
 	return func(cfg *config) error {
 		cfg.subOpts = append(cfg.subOpts, opts...)
