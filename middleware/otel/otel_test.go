@@ -12,6 +12,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/mwtest"
+	"github.com/msgkit/messaging/middleware/deadletter"
 	"github.com/msgkit/messaging/middleware/otel"
 )
 
@@ -209,5 +210,34 @@ func TestErrorTypeAttribute(t *testing.T) {
 	}
 	if got := otel.ErrorType(nil); got != "" {
 		t.Errorf("ErrorType(nil) = %q, want \"\"", got)
+	}
+}
+
+// TestDeadLetterDestinationAttribute: the span of a message that a
+// dead-letter layer inside forwarded names the dead-letter topic
+// (messaging.dead_letter.destination) and does not fail, as the message
+// is settled; a message that failed without being forwarded has no such
+// attribute.
+func TestDeadLetterDestinationAttribute(t *testing.T) {
+	rec, tp := recorder(t)
+	c := mwtest.Memory(t)
+	fail := func(context.Context, *messaging.Message) error { return messaging.Permanent(errors.New("boom")) }
+	h := messaging.Chain(fail, mwtest.Must(otel.New(tp)), mwtest.Must(deadletter.New(c, "dlq")))
+	if err := h(context.Background(), &messaging.Message{ID: "m1", Topic: "t", Attempt: 1}); err != nil {
+		t.Fatalf("dead-lettered message: handler result %v, want nil", err)
+	}
+	h = messaging.Chain(fail, mwtest.Must(otel.New(tp)))
+	if err := h(context.Background(), &messaging.Message{ID: "m2", Topic: "t", Attempt: 1}); err == nil {
+		t.Fatal("failed message: handler result nil, want its error")
+	}
+	s := rec.Ended()
+	if len(s) != 2 {
+		t.Fatalf("%d spans ended, want 2", len(s))
+	}
+	if got := attrs(s[0])["messaging.dead_letter.destination"]; got != "dlq" || s[0].Status().Code == codes.Error {
+		t.Errorf("dead-lettered span: destination %q, status %v; want dlq and no error", got, s[0].Status())
+	}
+	if got, ok := attrs(s[1])["messaging.dead_letter.destination"]; ok {
+		t.Errorf("failed span names a dead-letter destination %q", got)
 	}
 }
