@@ -1,0 +1,66 @@
+package outbox_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/outbox"
+)
+
+// TestLostLeaseIsNotMarked: while the relay publishes, another relay takes
+// every partition over (here: the lease rows are rewritten, as a takeover
+// after an expiry does). The broker accepted the message, but the relay no
+// longer owns its partition: the fence in the marking statement must leave
+// the row for the new holder (a resend, counted as Unmarked), in both
+// marking modes, never delete or mark it.
+func TestLostLeaseIsNotMarked(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		name := "delete"
+		var opts []outbox.RelayOption
+		if keep {
+			name = "keep"
+			opts = append(opts, outbox.WithKeepForwarded(time.Hour))
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			stolen := make(chan struct{})
+			pub := messaging.PublishFunc(func(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+				select {
+				case <-stolen:
+					return nil
+				default:
+				}
+				if _, err := e.db.ExecContext(ctx, `UPDATE `+e.schema+`.messaging_outbox_leases SET owner = 'thief', expires_at = now() + interval '1 hour'`); err != nil {
+					t.Error(err)
+				}
+				close(stolen)
+				return nil // accepted after the lease was lost
+			})
+			var batches = make(chan outbox.BatchInfo, 16)
+			r, stop := e.startRelay(t, pub, append(opts, outbox.WithOnBatch(func(b outbox.BatchInfo) {
+				select {
+				case batches <- b:
+				default:
+				}
+			}))...)
+			ids := e.enqueue(t, "fenced", true, &messaging.Message{})
+			select {
+			case b := <-batches:
+				if b.Forwarded != 0 || b.Unmarked != 1 {
+					t.Errorf("batch after losing the lease: %+v; want 0 forwarded, 1 unmarked", b)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no batch within 10s")
+			}
+			stop()
+			if got := e.msgIDs(t, "WHERE forwarded_at IS NULL"); len(got) != 1 || got[0] != ids[0] {
+				t.Fatalf("unforwarded rows %v after the relay lost its lease, want %v (left for the new holder)", got, ids)
+			}
+			if s := r.Stats(); s.Forwarded != 0 || s.Unmarked != 1 {
+				t.Errorf("stats %+v; want 0 forwarded, 1 unmarked", s)
+			}
+		})
+	}
+}
