@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -62,5 +63,35 @@ func TestLostLeaseIsNotMarked(t *testing.T) {
 				t.Errorf("stats %+v; want 0 forwarded, 1 unmarked", s)
 			}
 		})
+	}
+}
+
+// TestLeasesSharedAmongThreeRelays: 16 partitions among 3 relays is 6, 6
+// and 4 (each takes up to ceil(16/3)); every partition is held, none by
+// two, once each relay has renewed twice.
+func TestLeasesSharedAmongThreeRelays(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	d := e.ob.Dialect()
+	held := map[string][]int{}
+	for range 3 {
+		for _, id := range []string{"a", "b", "c"} {
+			parts, err := d.Lease(ctx, e.db, id, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held[id] = parts
+		}
+	}
+	var all []int
+	for id, parts := range held {
+		if len(parts) > 6 {
+			t.Errorf("relay %s holds %d partitions %v, more than ceil(16/3) = 6", id, len(parts), parts)
+		}
+		all = append(all, parts...)
+	}
+	slices.Sort(all)
+	if want := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}; !slices.Equal(all, want) {
+		t.Errorf("partitions held by a, b, c: %v (together %v); want each of 0-15 once", held, all)
 	}
 }
