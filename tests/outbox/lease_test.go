@@ -2,7 +2,9 @@ package outbox_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,5 +95,47 @@ func TestLeasesSharedAmongThreeRelays(t *testing.T) {
 	slices.Sort(all)
 	if want := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}; !slices.Equal(all, want) {
 		t.Errorf("partitions held by a, b, c: %v (together %v); want each of 0-15 once", held, all)
+	}
+}
+
+// TestConcurrentLeasesAreExclusive: relays that claim free partitions at
+// the same moment never both get one (at most one relay holds a
+// partition's lease at a time).
+func TestConcurrentLeasesAreExclusive(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	d := e.ob.Dialect()
+	for round := range 10 {
+		if _, err := e.db.ExecContext(ctx, `UPDATE `+e.schema+`.messaging_outbox_leases SET owner = NULL, expires_at = '-infinity'`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.ExecContext(ctx, `DELETE FROM `+e.schema+`.messaging_outbox_relays`); err != nil {
+			t.Fatal(err)
+		}
+		const relays = 4
+		held := make([][]int, relays)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range relays {
+			wg.Go(func() {
+				<-start
+				parts, err := d.Lease(ctx, e.db, fmt.Sprintf("r%d-%d", round, i), time.Minute)
+				if err != nil {
+					t.Error(err)
+				}
+				held[i] = parts
+			})
+		}
+		close(start)
+		wg.Wait()
+		owner := map[int]int{}
+		for i, parts := range held {
+			for _, p := range parts {
+				if j, ok := owner[p]; ok {
+					t.Fatalf("round %d: partition %d leased to relays %d and %d at once (held %v)", round, p, j, i, held)
+				}
+				owner[p] = i
+			}
+		}
 	}
 }
