@@ -139,3 +139,31 @@ func TestConcurrentLeasesAreExclusive(t *testing.T) {
 		}
 	}
 }
+
+// TestRenewalExtendsLeases: a Lease call renews the relay's leases to
+// now+ttl, so a relay that keeps renewing keeps its partitions however
+// long it runs (here: a lease of an hour renewed for two).
+func TestRenewalExtendsLeases(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	d := e.ob.Dialect()
+	if _, err := d.Lease(ctx, e.db, "a", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	parts, err := d.Lease(ctx, e.db, "a", 2*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 16 {
+		t.Fatalf("renewed partitions %v, want all 16", parts)
+	}
+	st, err := e.ob.Status(ctx, e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range st.Partitions {
+		if p.Owner != "a" || p.ExpiresIn <= time.Hour {
+			t.Errorf("partition %d: owner %q, expires in %v; want a, about 2h after the renewal", p.Partition, p.Owner, p.ExpiresIn)
+		}
+	}
+}
