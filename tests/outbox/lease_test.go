@@ -167,3 +167,14 @@ func TestRenewalExtendsLeases(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusLeavesOutExpiredRelays: a relay that stopped renewing (dead,
+// with no other relay to delete its heartbeat) is not listed among the
+// live relays once its heartbeat expired.
+func TestStatusLeavesOutExpiredRelays(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.ob.Dialect().Lease(context.Background(), e.db, "dead", time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus(t, 5*time.Second, "no live relay", func(s outbox.Status) bool { return len(s.Relays) == 0 })
+}
