@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/integration"
 	"github.com/msgkit/messaging/outbox"
 )
 
@@ -44,5 +45,29 @@ func TestCleanupDoesNotHoldUpForwarding(t *testing.T) {
 		t.Logf("delivered with %d expired rows left", n)
 	case <-time.After(60 * time.Second):
 		t.Fatal("not delivered within 60s")
+	}
+}
+
+// TestCleanupKeepsRowsWithinRetention: the relay's cleanup deletes the rows
+// forwarded longer ago than the retention, and only those: rows forwarded
+// a moment ago, with a retention of an hour, stay.
+func TestCleanupKeepsRowsWithinRetention(t *testing.T) {
+	e := newEnv(t)
+	c := openMemory(t)
+	col := integration.NewCollector()
+	subscribe(t, c, "kept", col.Handler())
+	e.startRelay(t, c, outbox.WithKeepForwarded(time.Hour), outbox.WithCleanupInterval(10*time.Millisecond))
+	ids := e.enqueue(t, "kept", true, &messaging.Message{}, &messaging.Message{})
+	col.WaitDistinct(t, len(ids), 10*time.Second)
+	e.waitStatus(t, 10*time.Second, "2 rows retained", func(s outbox.Status) bool { return s.Backlog == 0 && s.Retained == 2 })
+	// A row past its retention, inserted now: once it is gone, a cleanup
+	// ran after the two were forwarded.
+	if _, err := e.db.Exec(`INSERT INTO ` + e.schema + `.messaging_outbox (msg_id, topic, msg_time, forwarded_at)
+		VALUES ('expired', 'kept', now(), now() - interval '2 hours')`); err != nil {
+		t.Fatal(err)
+	}
+	st := e.waitStatus(t, 10*time.Second, "the expired row deleted", func(s outbox.Status) bool { return s.Retained < 3 })
+	if got := e.msgIDs(t, "ORDER BY seq"); st.Retained != 2 || len(got) != 2 || got[0] != ids[0] || got[1] != ids[1] {
+		t.Fatalf("after a cleanup: retained %d, rows %v; want the 2 forwarded within the retention, %v", st.Retained, got, ids)
 	}
 }
