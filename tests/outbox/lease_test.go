@@ -178,3 +178,33 @@ func TestStatusLeavesOutExpiredRelays(t *testing.T) {
 	}
 	e.waitStatus(t, 5*time.Second, "no live relay", func(s outbox.Status) bool { return len(s.Relays) == 0 })
 }
+
+// TestPublishEndsBeforeTheLease: Publish gets a context that ends while
+// the lease still has TTL/5 left, so a Publisher that honours its context
+// cannot publish after another relay may have taken the partition over.
+func TestPublishEndsBeforeTheLease(t *testing.T) {
+	e := newEnv(t)
+	const ttl = time.Minute
+	left := make(chan time.Duration, 1)
+	pub := messaging.PublishFunc(func(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+		d := time.Duration(-1) // no deadline
+		if dl, ok := ctx.Deadline(); ok {
+			d = time.Until(dl)
+		}
+		select {
+		case left <- d:
+		default:
+		}
+		return nil
+	})
+	e.startRelay(t, pub, outbox.WithLeaseTTL(ttl))
+	e.enqueue(t, "deadline", true, &messaging.Message{})
+	select {
+	case d := <-left:
+		if d < 0 || d > ttl-ttl/5 {
+			t.Fatalf("Publish's context ends in %v (-1: never); want at most TTL - TTL/5 = %v", d, ttl-ttl/5)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Publish within 10s")
+	}
+}
