@@ -178,3 +178,38 @@ func TestPoisonRetryDoesNotIdleOtherPartitions(t *testing.T) {
 		t.Fatalf("%d of %d messages of healthy partitions not delivered within 20s", len(col.Missing(want)), len(want))
 	}
 }
+
+// TestCorruptRowHoldsBackItsKey: the rows of a key after one that cannot
+// be read are not published (their key's order would break), while
+// another key's row in the same batch is.
+func TestCorruptRowHoldsBackItsKey(t *testing.T) {
+	e := newEnv(t)
+	c, col := poisonBroker(t, "corrupt")
+	if _, err := e.db.Exec(`INSERT INTO ` + e.schema + `.messaging_outbox (msg_id, topic, msg_key, payload, headers, msg_time)
+		VALUES ('corrupt-1', 'corrupt', 'bad', '', '\x05'::bytea, now())`); err != nil {
+		t.Fatal(err)
+	}
+	later := e.enqueue(t, "corrupt", true, &messaging.Message{Key: "bad"}, &messaging.Message{Key: "bad"})
+	other := e.enqueue(t, "corrupt", true, &messaging.Message{Key: "other"})
+	batches := make(chan outbox.BatchInfo, 1)
+	e.startRelay(t, c, outbox.WithOnBatch(func(b outbox.BatchInfo) {
+		select {
+		case batches <- b:
+		default:
+		}
+	}))
+	var b outbox.BatchInfo
+	select {
+	case b = <-batches:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no batch within 10s")
+	}
+	if b.Fetched != 4 || b.Forwarded != 1 || b.Failed != 3 {
+		t.Errorf("first batch %+v; want 4 fetched, 1 forwarded (the other key), 3 failed (the corrupt row and the 2 after it)", b)
+	}
+	col.WaitDistinct(t, 1, 10*time.Second)
+	col.Report(t, other)
+	if got := e.msgIDs(t, "WHERE msg_key = 'bad' AND seq > (SELECT seq FROM "+e.schema+".messaging_outbox WHERE msg_id = 'corrupt-1') ORDER BY seq"); fmt.Sprint(got) != fmt.Sprint(later) {
+		t.Errorf("rows of the key after the corrupt one left in the outbox: %v, want %v", got, later)
+	}
+}
