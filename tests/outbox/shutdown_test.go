@@ -51,3 +51,31 @@ func TestRunReturnsPromptlyWhenMarkingHangs(t *testing.T) {
 		t.Errorf("Run returned %v after its context ended, want about 5s at most", d)
 	}
 }
+
+// TestBatchInFlightMarkedAfterContextEnds: Run's context ends while the
+// broker accepts a batch. Run still records the batch as forwarded before
+// it returns (it waits up to 5s for the database to do so), so the next
+// relay does not send it again.
+func TestBatchInFlightMarkedAfterContextEnds(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pub := messaging.PublishFunc(func(context.Context, string, ...*messaging.Message) error {
+		cancel() // the broker accepts the batch as Run's context ends
+		return nil
+	})
+	e.enqueue(t, "inflight", true, &messaging.Message{}, &messaging.Message{})
+	r, err := e.ob.NewRelay(e.db, pub, outbox.WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left := e.msgIDs(t, ""); len(left) != 0 {
+		t.Errorf("rows %v left after Run returned; want the accepted batch marked forwarded (deleted)", left)
+	}
+	if s := r.Stats(); s.Forwarded != 2 || s.Unmarked != 0 {
+		t.Errorf("stats %+v; want 2 forwarded, 0 unmarked", s)
+	}
+}
