@@ -79,3 +79,54 @@ func TestBatchInFlightMarkedAfterContextEnds(t *testing.T) {
 		t.Errorf("stats %+v; want 2 forwarded, 0 unmarked", s)
 	}
 }
+
+// TestRunReturnsPromptlyWhenReleasingHangs: Run's context ends and the
+// database does not answer the release of the leases (a lock held on the
+// lease table by another transaction). Run gives up after its documented
+// 5s and returns (the leases expire after the TTL), not when the database
+// answers.
+func TestRunReturnsPromptlyWhenReleasingHangs(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	locker, err := e.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = locker.Rollback() }()
+	var cancelled time.Time
+	pub := messaging.PublishFunc(func(context.Context, string, ...*messaging.Message) error {
+		if cancelled.IsZero() {
+			// Marking only reads the lease table; releasing writes it.
+			if _, err := locker.Exec("LOCK TABLE " + e.schema + ".messaging_outbox_leases IN EXCLUSIVE MODE"); err != nil {
+				t.Error(err)
+			}
+			cancelled = time.Now()
+			cancel()
+		}
+		return nil
+	})
+	e.enqueue(t, "hang", true, &messaging.Message{})
+	r, err := e.ob.NewRelay(e.db, pub, outbox.WithLeaseTTL(time.Minute), outbox.WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		_ = locker.Rollback() // let Run return
+		<-done
+		t.Fatalf("Run did not return within 30s of its context's end, with the lease table locked")
+	}
+	if cancelled.IsZero() {
+		t.Fatal("the relay never published")
+	}
+	if d := time.Since(cancelled); d > 15*time.Second {
+		t.Errorf("Run returned %v after its context ended, want about 5s at most", d)
+	}
+}
