@@ -71,3 +71,25 @@ func TestCleanupKeepsRowsWithinRetention(t *testing.T) {
 		t.Fatalf("after a cleanup: retained %d, rows %v; want the 2 forwarded within the retention, %v", st.Retained, got, ids)
 	}
 }
+
+// TestRowsKeptStayWithoutRetention: only relays with WithKeepForwarded
+// delete kept rows; after retention was turned off, the rows kept until
+// then stay (until deleted by hand) while the relay forwards.
+func TestRowsKeptStayWithoutRetention(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.db.Exec(`INSERT INTO ` + e.schema + `.messaging_outbox (msg_id, topic, msg_time, forwarded_at)
+		VALUES ('kept-1', 'kept', now(), now() - interval '1 day')`); err != nil {
+		t.Fatal(err)
+	}
+	c := openMemory(t)
+	col := integration.NewCollector()
+	subscribe(t, c, "fresh", col.Handler())
+	_, stop := e.startRelay(t, c, outbox.WithCleanupInterval(time.Millisecond))
+	ids := e.enqueue(t, "fresh", true, &messaging.Message{}) // forwarded after the relay's first cleanup check
+	col.WaitDistinct(t, 1, 10*time.Second)
+	col.Report(t, ids)
+	stop()
+	if got := e.msgIDs(t, "WHERE forwarded_at IS NOT NULL"); len(got) != 1 || got[0] != "kept-1" {
+		t.Fatalf("kept rows %v after a relay without retention ran, want [kept-1]", got)
+	}
+}
