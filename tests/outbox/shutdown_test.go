@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -128,5 +129,28 @@ func TestRunReturnsPromptlyWhenReleasingHangs(t *testing.T) {
 	}
 	if d := time.Since(cancelled); d > 15*time.Second {
 		t.Errorf("Run returned %v after its context ended, want about 5s at most", d)
+	}
+}
+
+// TestRunTwiceIsAnError: a Relay runs once; a second Run, while the first
+// runs or after it returned, fails at once with ErrInvalidOption and
+// leaves the first's leases alone.
+func TestRunTwiceIsAnError(t *testing.T) {
+	e := newEnv(t)
+	r, stop := e.startRelay(t, openMemory(t), outbox.WithRelayID("once"))
+	e.waitStatus(t, 10*time.Second, "the relay holds its leases", func(s outbox.Status) bool {
+		return len(s.Relays) == 1 && s.Relays[0].Partitions == 16
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Run(ctx); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("second Run while the first runs: %v, want ErrInvalidOption", err)
+	}
+	if st, err := e.ob.Status(context.Background(), e.db); err != nil || len(st.Relays) != 1 || st.Relays[0].Partitions != 16 {
+		t.Errorf("after the second Run: status %+v (%v); want the first relay still holding 16 leases", st, err)
+	}
+	stop()
+	if err := r.Run(ctx); !errors.Is(err, messaging.ErrInvalidOption) {
+		t.Errorf("Run after the first returned: %v, want ErrInvalidOption", err)
 	}
 }
