@@ -408,3 +408,19 @@ func TestRunCleanupLogsFailures(t *testing.T) {
 		t.Errorf("WithLogger(nil): %v, want ErrInvalidOption", err)
 	}
 }
+
+// TestTxOptionsApplied: the handler's transaction has the isolation level
+// WithTxOptions gives.
+func TestTxOptionsApplied(t *testing.T) {
+	in, _, _ := newInbox(t, inbox.WithGroup("g"), inbox.WithTxOptions(&sql.TxOptions{Isolation: sql.LevelSerializable}))
+	var level string
+	h := in.Handler(func(ctx context.Context, tx *sql.Tx, m *messaging.Message) error {
+		return tx.QueryRowContext(ctx, "SHOW transaction_isolation").Scan(&level)
+	})
+	if err := h(context.Background(), &messaging.Message{ID: "x", Topic: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if level != "serializable" {
+		t.Fatalf("handler's transaction isolation %q, want serializable (WithTxOptions)", level)
+	}
+}
