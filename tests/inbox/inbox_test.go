@@ -424,3 +424,23 @@ func TestTxOptionsApplied(t *testing.T) {
 		t.Fatalf("handler's transaction isolation %q, want serializable (WithTxOptions)", level)
 	}
 }
+
+// TestWithGroupOverridesMessageGroup: with WithGroup the records are kept
+// under that group, not the delivered message's: deliveries of one message
+// to two groups that share records apply it once.
+func TestWithGroupOverridesMessageGroup(t *testing.T) {
+	in, db, schema := newInbox(t, inbox.WithGroup("shared"))
+	h := in.Handler(applyEffect(schema))
+	for _, g := range []string{"a", "b"} {
+		if err := h(context.Background(), &messaging.Message{ID: "x", Topic: "t", Group: g}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rows, _ := effects(t, db, schema); rows != 1 {
+		t.Fatalf("%d effects from two groups sharing records (WithGroup), want 1", rows)
+	}
+	var group string
+	if err := db.QueryRow("SELECT group_name FROM " + schema + ".messaging_inbox").Scan(&group); err != nil || group != "shared" {
+		t.Fatalf("record kept under group %q (%v), want shared", group, err)
+	}
+}
