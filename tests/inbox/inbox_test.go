@@ -444,3 +444,22 @@ func TestWithGroupOverridesMessageGroup(t *testing.T) {
 		t.Fatalf("record kept under group %q (%v), want shared", group, err)
 	}
 }
+
+// TestCleanupDeletesEveryExpiredRecord: Cleanup deletes every record past
+// the retention, however many (it deletes in chunks of 1000), and returns
+// how many.
+func TestCleanupDeletesEveryExpiredRecord(t *testing.T) {
+	in, db, schema := newInbox(t, inbox.WithTTL(time.Hour))
+	if _, err := db.Exec(`INSERT INTO ` + schema + `.messaging_inbox (group_name, msg_id, topic, handled_at)
+		SELECT 'g', 'old-' || i, 't', now() - interval '2 hours' FROM generate_series(1, 2500) i`); err != nil {
+		t.Fatal(err)
+	}
+	n, err := in.Cleanup(context.Background())
+	if err != nil || n != 2500 {
+		t.Fatalf("Cleanup: %d, %v; want 2500", n, err)
+	}
+	var left int
+	if err := db.QueryRow("SELECT count(*) FROM " + schema + ".messaging_inbox").Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d records left (%v), want 0", left, err)
+	}
+}
