@@ -463,3 +463,36 @@ func TestCleanupDeletesEveryExpiredRecord(t *testing.T) {
 		t.Fatalf("%d records left (%v), want 0", left, err)
 	}
 }
+
+// TestFailedCommitIsReturned: a commit that fails (here: a deferred
+// constraint checked at commit) rolls back the record with the effects and
+// returns the error, so the broker redelivers and the next attempt runs
+// the handler again.
+func TestFailedCommitIsReturned(t *testing.T) {
+	in, db, schema := newInbox(t, inbox.WithGroup("g"))
+	if _, err := db.Exec("CREATE TABLE " + schema + ".once (v int UNIQUE DEFERRABLE INITIALLY DEFERRED)"); err != nil {
+		t.Fatal(err)
+	}
+	var runs atomic.Int64
+	h := in.Handler(func(ctx context.Context, tx *sql.Tx, m *messaging.Message) error {
+		if runs.Add(1) == 1 { // the first attempt breaks the constraint; its commit fails
+			if _, err := tx.ExecContext(ctx, "INSERT INTO "+schema+".once VALUES (1), (1)"); err != nil {
+				return err
+			}
+		}
+		return applyEffect(schema)(ctx, tx, m)
+	})
+	m := &messaging.Message{ID: "x", Topic: "t"}
+	if err := h(context.Background(), m); err == nil || !strings.Contains(err.Error(), "inbox: commit x") {
+		t.Fatalf("handler whose commit fails: %v, want the commit's error", err)
+	}
+	if rows, _ := effects(t, db, schema); rows != 0 {
+		t.Fatalf("%d effects after a failed commit, want 0", rows)
+	}
+	if err := h(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := effects(t, db, schema); rows != 1 || runs.Load() != 2 {
+		t.Fatalf("after the redelivery: %d effects, %d handler runs; want 1, 2", rows, runs.Load())
+	}
+}
