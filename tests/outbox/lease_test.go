@@ -208,3 +208,24 @@ func TestPublishEndsBeforeTheLease(t *testing.T) {
 		t.Fatal("no Publish within 10s")
 	}
 }
+
+// TestLeasesRenewedEveryThirdOfTTL: a running relay renews its leases
+// every TTL/3, so they never come near their expiry while it runs. Over
+// more than a TTL, its heartbeat is never older than 2/3 of the TTL (twice
+// the renewal period: room for a slow machine).
+func TestLeasesRenewedEveryThirdOfTTL(t *testing.T) {
+	e := newEnv(t)
+	const ttl = 1500 * time.Millisecond
+	e.startRelay(t, openMemory(t), outbox.WithLeaseTTL(ttl), outbox.WithRelayID("renewing"))
+	e.waitStatus(t, 10*time.Second, "the relay registered", func(s outbox.Status) bool { return len(s.Relays) == 1 })
+	var oldest time.Duration
+	tick := time.NewTicker(20 * time.Millisecond) // sampling the heartbeat's age
+	defer tick.Stop()
+	for end := time.Now().Add(ttl + ttl/10); time.Now().Before(end); <-tick.C {
+		st := e.waitStatus(t, 10*time.Second, "the relay live", func(s outbox.Status) bool { return len(s.Relays) == 1 })
+		oldest = max(oldest, st.Relays[0].LastHeartbeat)
+	}
+	if oldest > 2*ttl/3 {
+		t.Fatalf("heartbeat %v old, want at most 2/3 of the TTL (%v): leases are renewed every TTL/3", oldest, 2*ttl/3)
+	}
+}
