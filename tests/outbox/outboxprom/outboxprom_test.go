@@ -94,3 +94,43 @@ func values(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	}
 	return out
 }
+
+// TestScrapeTimeout: a scrape whose status query the database does not
+// answer (a lock held on the outbox table) gives up after
+// WithScrapeTimeout and reports status_up 0, rather than hanging the
+// scrape.
+func TestScrapeTimeout(t *testing.T) {
+	db := brokertest.OpenPostgres(t)
+	schema := brokertest.PostgresSchema(t, db)
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(schema)))
+	ctx := context.Background()
+	if err := ob.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := outboxprom.New(reg, ob, db, outboxprom.WithScrapeTimeout(100*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	locker, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = locker.Rollback() }()
+	if _, err := locker.Exec("LOCK TABLE " + schema + ".messaging_outbox IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	scraped := make(chan error, 1)
+	go func() { _, err := reg.Gather(); scraped <- err }()
+	select {
+	case err := <-scraped:
+		t.Logf("scrape returned after %v (%v)", time.Since(start), err)
+		if v := values(t, reg); v["messaging_outbox_status_up"] != 0 || v["messaging_outbox_backlog"] != 0 {
+			t.Errorf("metrics with the status query timed out: %v; want status_up 0, no backlog", v)
+		}
+	case <-time.After(10 * time.Second):
+		_ = locker.Rollback() // let the scrape return
+		<-scraped
+		t.Fatal("scrape still waiting for the database after 10s, with a scrape timeout of 100ms")
+	}
+}
