@@ -41,7 +41,7 @@ func TestLostLeaseIsNotMarked(t *testing.T) {
 				close(stolen)
 				return nil // accepted after the lease was lost
 			})
-			var batches = make(chan outbox.BatchInfo, 16)
+			batches := make(chan outbox.BatchInfo, 16)
 			r, stop := e.startRelay(t, pub, append(opts, outbox.WithOnBatch(func(b outbox.BatchInfo) {
 				select {
 				case batches <- b:
@@ -61,8 +61,10 @@ func TestLostLeaseIsNotMarked(t *testing.T) {
 			if got := e.msgIDs(t, "WHERE forwarded_at IS NULL"); len(got) != 1 || got[0] != ids[0] {
 				t.Fatalf("unforwarded rows %v after the relay lost its lease, want %v (left for the new holder)", got, ids)
 			}
-			if s := r.Stats(); s.Forwarded != 0 || s.Unmarked != 1 {
-				t.Errorf("stats %+v; want 0 forwarded, 1 unmarked", s)
+			// A wake-up (the enqueue's NOTIFY) may send it again before the
+			// relay renews and sees the takeover: unmarked again.
+			if s := r.Stats(); s.Forwarded != 0 || s.Unmarked == 0 {
+				t.Errorf("stats %+v; want 0 forwarded, unmarked sends", s)
 			}
 		})
 	}
