@@ -159,3 +159,24 @@ func TestHandleSettlesEachItemAtOnce(t *testing.T) {
 		t.Errorf("SeenKey = %q, want poll:orders/g:x", k)
 	}
 }
+
+// TestBackoffDoublesUpToMaxInterval: the waits start at Interval and double
+// up to MaxInterval, where they stay.
+func TestBackoffDoublesUpToMaxInterval(t *testing.T) {
+	cfg := NewConfig()
+	if err := Apply(&cfg, []Option{WithInterval(time.Second), WithMaxInterval(5 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	b := cfg.NewBackoff()
+	var got []time.Duration
+	for range 5 {
+		got = append(got, b.NextBackOff())
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
+	if !slices.Equal(got, want) {
+		t.Fatalf("waits %v, want %v", got, want)
+	}
+}
