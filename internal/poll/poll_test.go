@@ -180,3 +180,23 @@ func TestBackoffDoublesUpToMaxInterval(t *testing.T) {
 		t.Fatalf("waits %v, want %v", got, want)
 	}
 }
+
+// TestDefaultMaxIntervalIsNotBelowInterval: without WithMaxInterval the
+// waits are capped at DefaultMaxInterval, or at Interval when that is
+// longer: they never drop below Interval.
+func TestDefaultMaxIntervalIsNotBelowInterval(t *testing.T) {
+	cfg := NewConfig()
+	long := 2 * DefaultMaxInterval
+	if err := Apply(&cfg, []Option{WithInterval(long)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	b := cfg.NewBackoff()
+	for i := range 3 {
+		if d := b.NextBackOff(); d != long {
+			t.Fatalf("wait %d: %v, want the interval %v", i+1, d, long)
+		}
+	}
+}
