@@ -200,3 +200,24 @@ func TestDefaultMaxIntervalIsNotBelowInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestNotModifiedKeepsTheCheckpoint: a page that was not modified ends the
+// round and leaves the saved cursor and ETag as they were, so the next
+// fetch sends the ETag again.
+func TestNotModifiedKeepsTheCheckpoint(t *testing.T) {
+	src := pages{"": {Items: []string{"a"}, ETag: "e0"}}
+	var got []string
+	j := newJob(t, src, &got, nil)
+	ctx := t.Context()
+	if n, err := j.Round(ctx); err != nil || n != 1 {
+		t.Fatalf("first round: %d, %v; want 1", n, err)
+	}
+	for i := range 2 {
+		if n, err := j.Round(ctx); err != nil || n != 0 {
+			t.Fatalf("round %d: %d, %v; want 0", i+2, n, err)
+		}
+		if cp, _, _ := j.Store.Load(ctx, "job"); cp.Position != "" || cp.ETag != "e0" {
+			t.Fatalf("round %d: checkpoint %+v, want the ETag e0 kept", i+2, cp)
+		}
+	}
+}
