@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/msgkit/messaging/middleware/dedupe"
+	"github.com/msgkit/messaging/patterns/checkpoint"
 )
 
 // pages is a source of pages by cursor; a missing cursor is not modified.
@@ -219,5 +220,36 @@ func TestNotModifiedKeepsTheCheckpoint(t *testing.T) {
 		if cp, _, _ := j.Store.Load(ctx, "job"); cp.Position != "" || cp.ETag != "e0" {
 			t.Fatalf("round %d: checkpoint %+v, want the ETag e0 kept", i+2, cp)
 		}
+	}
+}
+
+// TestSameCursorKeepsTheETag: a page naming the cursor it was fetched from
+// (not "") keeps that cursor, and its ETag is sent back with the next fetch.
+func TestSameCursorKeepsTheETag(t *testing.T) {
+	var etags []string
+	cfg := NewConfig()
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	j := &Job[string]{Config: cfg, Name: "job", ID: func(s string) string { return s }}
+	j.Deliver = func(_ context.Context, items []string) (int, error) { return len(items), nil }
+	ctx := t.Context()
+	if err := j.Store.Save(ctx, "job", checkpoint.Checkpoint{Position: "7"}); err != nil {
+		t.Fatal(err)
+	}
+	j.Fetch = func(_ context.Context, cursor, etag string) (Page[string], error) {
+		etags = append(etags, etag)
+		if cursor != "7" {
+			t.Errorf("fetch after cursor %q, want 7", cursor)
+		}
+		return Page[string]{Cursor: "7", ETag: "e7"}, nil
+	}
+	for range 2 {
+		if _, err := j.Round(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(etags, []string{"", "e7"}) {
+		t.Fatalf("fetches sent ETags %q, want [\"\" e7]", etags)
 	}
 }
