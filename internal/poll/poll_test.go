@@ -253,3 +253,28 @@ func TestSameCursorKeepsTheETag(t *testing.T) {
 		t.Fatalf("fetches sent ETags %q, want [\"\" e7]", etags)
 	}
 }
+
+// TestDrainNewStopsAfterAPageWithoutNewItems: with DrainNew, a page that
+// brought nothing new ends the round (the caller then waits Interval).
+func TestDrainNewStopsAfterAPageWithoutNewItems(t *testing.T) {
+	cfg := NewConfig()
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	fetches := 0
+	j := &Job[string]{Config: cfg, Name: "job", ID: func(s string) string { return s }, DrainNew: true}
+	j.Fetch = func(context.Context, string, string) (Page[string], error) {
+		fetches++
+		return Page[string]{Items: []string{"a"}, Cursor: "1"}, nil
+	}
+	j.Handle = func(context.Context, string) error { return nil }
+	ctx := t.Context()
+	// The first fetch brings a, the second brings only a again.
+	if n, err := j.Round(ctx); err != nil || n != 1 || fetches != 2 {
+		t.Fatalf("round: %d, %v after %d fetches; want 1 item after 2 fetches", n, err, fetches)
+	}
+	fetches = 0
+	if n, err := j.Round(ctx); err != nil || n != 0 || fetches != 1 {
+		t.Fatalf("round without new items: %d, %v after %d fetches; want 0 after 1 fetch", n, err, fetches)
+	}
+}
