@@ -278,3 +278,32 @@ func TestDrainNewStopsAfterAPageWithoutNewItems(t *testing.T) {
 		t.Fatalf("round without new items: %d, %v after %d fetches; want 0 after 1 fetch", n, err, fetches)
 	}
 }
+
+// TestHandleErrorLeavesTheItemUnseen: an item whose Handle failed does not
+// count as seen; the next round hands it over again.
+func TestHandleErrorLeavesTheItemUnseen(t *testing.T) {
+	cfg := NewConfig()
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	broken := errors.New("broken")
+	var got []string
+	j := &Job[string]{Config: cfg, Name: "job", ID: func(s string) string { return s }}
+	j.Fetch = func(context.Context, string, string) (Page[string], error) {
+		return Page[string]{Items: []string{"a"}, Cursor: "1"}, nil
+	}
+	j.Handle = func(_ context.Context, s string) error {
+		got = append(got, s)
+		if len(got) == 1 {
+			return broken
+		}
+		return nil
+	}
+	ctx := t.Context()
+	if n, err := j.Round(ctx); !errors.Is(err, broken) || n != 0 {
+		t.Fatalf("round: %d, %v; want 0 and the handler's error", n, err)
+	}
+	if n, err := j.Round(ctx); err != nil || n != 1 || !slices.Equal(got, []string{"a", "a"}) {
+		t.Fatalf("retry: %d, %v, handled %v; want a handed over again", n, err, got)
+	}
+}
