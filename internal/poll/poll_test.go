@@ -307,3 +307,22 @@ func TestHandleErrorLeavesTheItemUnseen(t *testing.T) {
 		t.Fatalf("retry: %d, %v, handled %v; want a handed over again", n, err, got)
 	}
 }
+
+// failingStore is a checkpoint.Store whose Load fails.
+type failingStore struct{ checkpoint.Memory }
+
+func (*failingStore) Load(context.Context, string) (checkpoint.Checkpoint, bool, error) {
+	return checkpoint.Checkpoint{}, false, errors.New("store down")
+}
+
+// TestRoundFailsWhenTheCheckpointCannotBeLoaded: a round whose checkpoint
+// cannot be loaded fetches nothing (it does not start over from the first
+// cursor) and returns the error.
+func TestRoundFailsWhenTheCheckpointCannotBeLoaded(t *testing.T) {
+	var got []string
+	j := newJob(t, pages{"": {Items: []string{"a"}, Cursor: "1"}}, &got, nil)
+	j.Store = &failingStore{}
+	if n, err := j.Round(t.Context()); err == nil || !strings.Contains(err.Error(), "store down") || n != 0 || len(got) != 0 {
+		t.Fatalf("round: %d, %v, delivered %v; want the load error and nothing delivered", n, err, got)
+	}
+}
