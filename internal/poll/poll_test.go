@@ -326,3 +326,33 @@ func TestRoundFailsWhenTheCheckpointCannotBeLoaded(t *testing.T) {
 		t.Fatalf("round: %d, %v, delivered %v; want the load error and nothing delivered", n, err, got)
 	}
 }
+
+// ctxStore is a checkpoint.Memory whose Save fails once ctx is done, as a
+// networked store does.
+type ctxStore struct{ checkpoint.Memory }
+
+func (s *ctxStore) Save(ctx context.Context, name string, cp checkpoint.Checkpoint) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.Memory.Save(ctx, name, cp)
+}
+
+// TestCheckpointSavedAfterTheRoundsContextEnds: the checkpoint of a page
+// whose items were all delivered is saved even when ctx ended meanwhile.
+func TestCheckpointSavedAfterTheRoundsContextEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var got []string
+	j := newJob(t, pages{"": {Items: []string{"a"}, Cursor: "1"}}, &got, func(string) error {
+		cancel() // the subscription stops while the page is delivered
+		return nil
+	})
+	j.Store = &ctxStore{}
+	if n, err := j.Round(ctx); err != nil || n != 1 {
+		t.Fatalf("round: %d, %v; want 1", n, err)
+	}
+	if cp, _, _ := j.Store.Load(t.Context(), "job"); cp.Position != "1" {
+		t.Fatalf("checkpoint %+v, want position 1", cp)
+	}
+}
