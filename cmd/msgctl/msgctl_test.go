@@ -1052,6 +1052,8 @@ func TestNoSecretInUsageErrors(t *testing.T) {
 		{"publish", "nats://tok3nSecret@127.0.0.1:4222", "x"},
 		{"consume", "orders", "amqp://guest:pw9Secret@127.0.0.1:5672/"},
 		{"dlq", "list", "amqp://guest:pw9Secret@127.0.0.1:5672/"},
+		// A URL that does not parse is hidden whole.
+		{"stats", "redis://:pw9Secret@127.0.0.1:6379/%zz"},
 	} {
 		r := msgctl(t, "", args...)
 		r.want(t, 2)
