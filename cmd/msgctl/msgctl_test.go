@@ -1065,6 +1065,23 @@ func TestNoSecretInUsageErrors(t *testing.T) {
 	}
 }
 
+// TestNoSecretInFailures: a failure (exit status 1) whose error names an
+// argument that is a URL with a credential (a broker URL typed where an ID
+// or offset belongs) shows it redacted.
+func TestNoSecretInFailures(t *testing.T) {
+	const u = "amqp://guest:pw9Secret@127.0.0.1:5672/"
+	for _, args := range [][]string{
+		{"dlq", "show", "orders.dlq", u, "--url", "mem://"},
+		{"replay", "orders", "--from", u, "--url", "mem://"},
+	} {
+		r := msgctl(t, "", args...)
+		r.want(t, 1, "amqp://guest:xxxxx@127.0.0.1:5672/")
+		if strings.Contains(r.stdout+r.stderr, "pw9Secret") {
+			t.Errorf("%v: output reveals the password:\n%s%s", args, r.stdout, r.stderr)
+		}
+	}
+}
+
 // TestInterruptWhileReadingStdin: Ctrl-C (SIGINT) ends a command that waits
 // for input on stdin (publish line by line, advise)
 // promptly, with exit status 130 saying "interrupted", instead of going on
