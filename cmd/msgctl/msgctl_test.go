@@ -136,6 +136,10 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	msgctl(t, "", "consume", "t", "--format", "xml").want(t, 2, "--format")
 	msgctl(t, "", "dlq", "purge", "t").want(t, 2, "unexpected argument purge")
 	msgctl(t, "", "dlq", "redrive", "t").want(t, 2, "redrive takes IDs or --all")
+	// Checked before connecting: the refused broker is never reached.
+	for _, args := range [][]string{{"consume", "t", "--idle=-1s"}, {"tail", "t", "--count=-1"}, {"replay", "t", "--idle=-1s"}} {
+		msgctl(t, "", append(args, "--url", "redis://127.0.0.1:1")...).want(t, 2, "--count and --idle must not be negative")
+	}
 	msgctl(t, "", "demo", "--only", "nothing").want(t, 2, `unknown scenario "nothing"`)
 	msgctl(t, "", "stats", "--format", "xml").want(t, 2, "--format")
 	msgctl(t, "", "top", "--sort", "size").want(t, 2, "--sort")
