@@ -52,3 +52,17 @@ func TestReplayFollowIgnoresIdle(t *testing.T) {
 		t.Fatalf("interrupted replay --follow: exit %d, want 0", code)
 	}
 }
+
+// TestReplayFromADurationAgo: --from DURATION starts that long ago, so a
+// message published just now is printed.
+func TestReplayFromADurationAgo(t *testing.T) {
+	url := fmt.Sprintf("mem://replay-ago-%d", time.Now().UnixNano())
+	c := open(t, url)
+	if err := c.Publish(t.Context(), "orders", messaging.NewMessage([]byte("recent"))); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runInProcess(t, "replay", "orders", "--from", "1h", "--idle", "100ms", "--url", url)
+	if code != 0 || !strings.Contains(out, "recent") {
+		t.Fatalf("replay --from 1h: exit %d, printed %q, want the message published now; stderr:\n%s", code, out, errOut)
+	}
+}
