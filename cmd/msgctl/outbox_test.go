@@ -15,6 +15,7 @@ import (
 // a missing --db is a usage error.
 func TestOutboxStatus(t *testing.T) {
 	msgctlEnv(t, []string{"DATABASE_URL="}, "", "outbox", "status").want(t, 2, "no database: pass --db")
+	msgctl(t, "", "outbox", "status", "--db", "postgres://u@127.0.0.1:1/db", "--connect-timeout", "0s").want(t, 2, "--connect-timeout must be positive")
 
 	db := brokertest.OpenPostgres(t)
 	schema := brokertest.PostgresSchema(t, db)
