@@ -2,7 +2,9 @@ package main_test
 
 import (
 	"encoding/json"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/integration/brokertest"
@@ -67,5 +69,36 @@ func TestOutboxStatus(t *testing.T) {
 	}
 	if got.Backlog != 3 || sum != 3 || got.OldestAgeSeconds <= 0 || len(got.Relays) != 0 {
 		t.Fatalf("status %+v; want backlog 3 over the partitions, a positive oldest age, no relays", got)
+	}
+}
+
+// TestOutboxStatusConnectTimeout: --connect-timeout bounds outbox status
+// against a database server that accepts connections and never answers.
+func TestOutboxStatusConnectTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() { // accept and hold every connection, silently
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	start := time.Now()
+	r := msgctl(t, "", "outbox", "status", "--db", "postgres://u@"+ln.Addr().String()+"/db", "--connect-timeout", "300ms")
+	r.want(t, 1)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("outbox status against a silent server took %v", took)
 	}
 }
