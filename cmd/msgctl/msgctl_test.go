@@ -139,6 +139,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	msgctl(t, "", "publish", "t", "x", "--file", "-", "--url", "redis://127.0.0.1:1").want(t, 2, "give PAYLOAD arguments or --file, not both")
 	msgctl(t, "", "replay", "t", "--from", "after:", "--url", "redis://127.0.0.1:1").want(t, 2, "--from: ", "empty offset")
 	msgctl(t, "", "dlq", "list", "t", "--timeout=0s", "--url", "redis://127.0.0.1:1").want(t, 2, "--timeout must be positive")
+	msgctl(t, "", "dlq", "show", "t", "id", "--quiet=0s", "--url", "redis://127.0.0.1:1").want(t, 2, "--quiet must be positive")
 	// Checked before connecting: the refused broker is never reached.
 	for _, args := range [][]string{{"consume", "t", "--idle=-1s"}, {"tail", "t", "--count=-1"}, {"replay", "t", "--idle=-1s"}} {
 		msgctl(t, "", append(args, "--url", "redis://127.0.0.1:1")...).want(t, 2, "--count and --idle must not be negative")
