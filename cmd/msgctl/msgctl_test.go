@@ -140,6 +140,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	msgctl(t, "", "replay", "t", "--from", "after:", "--url", "redis://127.0.0.1:1").want(t, 2, "--from: ", "empty offset")
 	msgctl(t, "", "dlq", "list", "t", "--timeout=0s", "--url", "redis://127.0.0.1:1").want(t, 2, "--timeout must be positive")
 	msgctl(t, "", "dlq", "show", "t", "id", "--quiet=0s", "--url", "redis://127.0.0.1:1").want(t, 2, "--quiet must be positive")
+	msgctl(t, "", "dlq", "redrive", "t", "id1", "--all", "--url", "redis://127.0.0.1:1").want(t, 2, "redrive takes IDs or --all (not both)")
 	// Checked before connecting: the refused broker is never reached.
 	for _, args := range [][]string{{"consume", "t", "--idle=-1s"}, {"tail", "t", "--count=-1"}, {"replay", "t", "--idle=-1s"}} {
 		msgctl(t, "", append(args, "--url", "redis://127.0.0.1:1")...).want(t, 2, "--count and --idle must not be negative")
