@@ -1074,6 +1074,16 @@ func TestNoSecretInUsageErrors(t *testing.T) {
 	}
 }
 
+// TestDLQTimeout: --timeout gives up a dlq command that has not finished
+// (here a list whose --quiet is longer), as a failure.
+func TestDLQTimeout(t *testing.T) {
+	start := time.Now()
+	msgctl(t, "", "dlq", "list", "orders.dlq", "--timeout", "200ms", "--quiet", "30s", "--url", "mem://").want(t, 1, "deadline exceeded")
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("dlq list --timeout 200ms took %v", took)
+	}
+}
+
 // TestNoSecretInFailures: a failure (exit status 1) whose error names an
 // argument that is a URL with a credential (a broker URL typed where an ID
 // or offset belongs) shows it redacted.
