@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -336,4 +337,19 @@ func testTop(t *testing.T, url string, c messaging.Client, orders, payments stri
 	waitFrame(t, scr, "the terminal restored", func([]string) bool {
 		return strings.HasSuffix(scr.String(), "\x1b[?25h\x1b[?1049l")
 	})
+}
+
+// TestStatsTableShowsUnknownFiguresAsQuestionMarks: a figure the broker
+// does not report is "?" in the table, never 0 (here every figure of the
+// group).
+func TestStatsTableShowsUnknownFiguresAsQuestionMarks(t *testing.T) {
+	var out bytes.Buffer
+	writeStatsTable(&out, []messaging.TopicStats{{Topic: "orders", Broker: "mem", Groups: []messaging.GroupStats{{Group: "billing"}}}})
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("table:\n%s\nwant a header and one row", out.String())
+	}
+	if got, want := strings.Fields(lines[1]), []string{"orders", "mem", "?", "?", "billing", "?", "?", "?", "?", "?"}; !slices.Equal(got, want) {
+		t.Fatalf("row %q, want %q", got, want)
+	}
 }
