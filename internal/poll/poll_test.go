@@ -356,3 +356,54 @@ func TestCheckpointSavedAfterTheRoundsContextEnds(t *testing.T) {
 		t.Fatalf("checkpoint %+v, want position 1", cp)
 	}
 }
+
+// step is what one fetch of runScript returns: new items, or an error.
+type step struct {
+	items []string
+	err   error
+}
+
+// runScript runs a Job (Interval 20ms, MaxInterval 2s, no jitter) whose
+// fetches return script in order, ends it after the last one and returns
+// the waits between successive fetches.
+func runScript(t *testing.T, script []step) []time.Duration {
+	t.Helper()
+	cfg := NewConfig()
+	if err := Apply(&cfg, []Option{WithInterval(20 * time.Millisecond), WithMaxInterval(2 * time.Second), WithJitter(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var times []time.Time
+	j := &Job[string]{Config: cfg, Name: "job", ID: func(s string) string { return s }}
+	j.Fetch = func(context.Context, string, string) (Page[string], error) {
+		times = append(times, time.Now())
+		s := script[len(times)-1]
+		if len(times) == len(script) {
+			cancel()
+		}
+		return Page[string]{Items: s.items}, s.err
+	}
+	j.Deliver = func(_ context.Context, items []string) (int, error) { return len(items), nil }
+	if err := j.Run(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v, want context.Canceled", err)
+	}
+	var waits []time.Duration
+	for i := 1; i < len(times); i++ {
+		waits = append(waits, times[i].Sub(times[i-1]))
+	}
+	return waits
+}
+
+// TestRunWaitsAfterAFailedRound: a failed round is retried after Interval,
+// then after a wait doubling while rounds fail.
+func TestRunWaitsAfterAFailedRound(t *testing.T) {
+	broken := errors.New("broken")
+	waits := runScript(t, []step{{err: broken}, {err: broken}, {err: broken}})
+	if waits[0] < 20*time.Millisecond || waits[1] < 40*time.Millisecond {
+		t.Fatalf("waits after failed rounds %v, want at least [20ms 40ms]", waits)
+	}
+}
