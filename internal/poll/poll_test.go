@@ -407,3 +407,15 @@ func TestRunWaitsAfterAFailedRound(t *testing.T) {
 		t.Fatalf("waits after failed rounds %v, want at least [20ms 40ms]", waits)
 	}
 }
+
+// TestRunWaitsIntervalAgainAfterASuccess: a round that succeeds ends the
+// growth of the waits after failures: the next failure waits Interval
+// again.
+func TestRunWaitsIntervalAgainAfterASuccess(t *testing.T) {
+	broken := errors.New("broken")
+	// Four failures wait 20, 40, 80 and 160ms; the success 20ms.
+	waits := runScript(t, []step{{err: broken}, {err: broken}, {err: broken}, {err: broken}, {}, {err: broken}, {}})
+	if waits[5] >= 160*time.Millisecond {
+		t.Fatalf("waits %v: %v after a failure that followed a success, want Interval (20ms)", waits, waits[5])
+	}
+}
