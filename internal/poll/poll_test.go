@@ -419,3 +419,14 @@ func TestRunWaitsIntervalAgainAfterASuccess(t *testing.T) {
 		t.Fatalf("waits %v: %v after a failure that followed a success, want Interval (20ms)", waits, waits[5])
 	}
 }
+
+// TestRunWaitsIntervalAgainAfterNewItems: the waits grow while rounds bring
+// nothing new; a round that brings new items is followed by a wait of
+// Interval.
+func TestRunWaitsIntervalAgainAfterNewItems(t *testing.T) {
+	// Five empty rounds wait 20, 40, 80, 160 and 320ms.
+	waits := runScript(t, []step{{}, {}, {}, {}, {}, {items: []string{"a"}}, {}})
+	if waits[5] >= 320*time.Millisecond {
+		t.Fatalf("waits %v: %v after new items, want Interval (20ms)", waits, waits[5])
+	}
+}
