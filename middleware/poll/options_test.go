@@ -25,6 +25,7 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 		{"WithMaxInterval", []poll.Option{poll.WithMaxInterval(-time.Second)}},
 		{"WithMaxInterval", []poll.Option{poll.WithInterval(time.Minute), poll.WithMaxInterval(time.Second)}},
 		{"WithMaxInterval", []poll.Option{poll.WithMaxInterval(time.Second), poll.WithInterval(time.Minute)}},
+		{"WithMaxInterval", []poll.Option{poll.WithInterval(time.Second + 1), poll.WithMaxInterval(time.Second)}},
 		{"WithJitter", []poll.Option{poll.WithJitter(-0.1)}},
 		{"WithJitter", []poll.Option{poll.WithJitter(1.5)}},
 		{"WithJitter", []poll.Option{poll.WithJitter(math.NaN())}},
