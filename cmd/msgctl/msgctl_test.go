@@ -144,6 +144,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	msgctl(t, "", "bench", "--timeout=0s", "--url", "redis://127.0.0.1:1").want(t, 2, "--timeout > 0")
 	msgctl(t, "", "provision", "orders", "bad:group", "--url", "redis://127.0.0.1:1").want(t, 2, `"bad:group"`)
 	msgctl(t, "", "stats", "--timeout=0s", "--url", "redis://127.0.0.1:1").want(t, 2, "--timeout must be positive")
+	msgctl(t, "", "top", "--interval=0s", "--url", "redis://127.0.0.1:1").want(t, 2, "--interval must be positive")
 	// Checked before connecting: the refused broker is never reached.
 	for _, args := range [][]string{{"consume", "t", "--idle=-1s"}, {"tail", "t", "--count=-1"}, {"replay", "t", "--idle=-1s"}} {
 		msgctl(t, "", append(args, "--url", "redis://127.0.0.1:1")...).want(t, 2, "--count and --idle must not be negative")
