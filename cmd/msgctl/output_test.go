@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/msgkit/messaging"
 )
@@ -48,5 +49,40 @@ func TestPrinterLimitReachedWinsOverTheEndedRead(t *testing.T) {
 	boom := errors.New("boom")
 	if err := p.wait(t.Context(), endedSub{err: boom}, 0); !errors.Is(err, boom) {
 		t.Fatalf("wait on a read that failed before the limit: %v, want boom", err)
+	}
+}
+
+// runningSub is a Subscription that has not ended.
+type runningSub struct{ done chan struct{} }
+
+func (s runningSub) Close() error                   { return nil }
+func (s runningSub) Shutdown(context.Context) error { return nil }
+func (s runningSub) Err() error                     { return nil }
+func (s runningSub) Done() <-chan struct{}          { return s.done }
+
+// TestPrinterIdleCountsFromTheLastMessage: --idle is the time without a
+// message: a message that arrives within it starts it again, so wait ends
+// no sooner than --idle after that message. Time is the subject: the
+// message comes after a pause shorter than --idle.
+func TestPrinterIdleCountsFromTheLastMessage(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	p, err := newPrinter(io.Discard, outputFlags{Idle: idle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan time.Time, 1)
+	go func() {
+		if err := p.wait(t.Context(), runningSub{done: make(chan struct{})}, idle); err != nil {
+			t.Errorf("wait: %v", err)
+		}
+		ended <- time.Now()
+	}()
+	time.Sleep(idle * 2 / 3)
+	arrived := time.Now()
+	if err := p.handler(t.Context(), &messaging.Message{ID: "1", Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if d := (<-ended).Sub(arrived); d < idle {
+		t.Fatalf("wait ended %v after a message, want at least --idle (%v)", d, idle)
 	}
 }
