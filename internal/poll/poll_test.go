@@ -430,3 +430,22 @@ func TestRunWaitsIntervalAgainAfterNewItems(t *testing.T) {
 		t.Fatalf("waits %v: %v after new items, want Interval (20ms)", waits, waits[5])
 	}
 }
+
+// TestItemsWithoutIDAreNotDeduplicated: an item whose ID is "" is never
+// taken for one handled before, with Handle or with Deliver.
+func TestItemsWithoutIDAreNotDeduplicated(t *testing.T) {
+	src := pages{"": {Items: []string{"x", "y"}, Cursor: "2", More: true}, "2": {Items: []string{"z"}, Cursor: "3"}}
+	var handled, delivered []string
+	j := newJob(t, src, &delivered, nil)
+	j.ID = func(string) string { return "" }
+	if n, err := j.Round(t.Context()); err != nil || n != 3 || !slices.Equal(delivered, []string{"x", "y", "z"}) {
+		t.Fatalf("Deliver round: %d, %v, delivered %v; want x, y and z", n, err, delivered)
+	}
+	j = newJob(t, src, &delivered, nil)
+	j.ID = func(string) string { return "" }
+	j.Deliver = nil
+	j.Handle = func(_ context.Context, s string) error { handled = append(handled, s); return nil }
+	if n, err := j.Round(t.Context()); err != nil || n != 3 || !slices.Equal(handled, []string{"x", "y", "z"}) {
+		t.Fatalf("Handle round: %d, %v, handled %v; want x, y and z", n, err, handled)
+	}
+}
