@@ -413,10 +413,12 @@ func TestRunWaitsAfterAFailedRound(t *testing.T) {
 // again.
 func TestRunWaitsIntervalAgainAfterASuccess(t *testing.T) {
 	broken := errors.New("broken")
-	// Four failures wait 20, 40, 80 and 160ms; the success 20ms.
-	waits := runScript(t, []step{{err: broken}, {err: broken}, {err: broken}, {err: broken}, {}, {err: broken}, {}})
-	if waits[5] >= 160*time.Millisecond {
-		t.Fatalf("waits %v: %v after a failure that followed a success, want Interval (20ms)", waits, waits[5])
+	// Six failures wait 20, 40, 80, 160, 320 and 640ms; the success 20ms.
+	// Without the reset the failure after it would wait 1.28s: the bound
+	// leaves a loaded machine room.
+	waits := runScript(t, []step{{err: broken}, {err: broken}, {err: broken}, {err: broken}, {err: broken}, {err: broken}, {}, {err: broken}, {}})
+	if waits[7] >= 500*time.Millisecond {
+		t.Fatalf("waits %v: %v after a failure that followed a success, want Interval (20ms)", waits, waits[7])
 	}
 }
 
@@ -424,10 +426,11 @@ func TestRunWaitsIntervalAgainAfterASuccess(t *testing.T) {
 // nothing new; a round that brings new items is followed by a wait of
 // Interval.
 func TestRunWaitsIntervalAgainAfterNewItems(t *testing.T) {
-	// Five empty rounds wait 20, 40, 80, 160 and 320ms.
-	waits := runScript(t, []step{{}, {}, {}, {}, {}, {items: []string{"a"}}, {}})
-	if waits[5] >= 320*time.Millisecond {
-		t.Fatalf("waits %v: %v after new items, want Interval (20ms)", waits, waits[5])
+	// Six empty rounds wait 20, 40, 80, 160, 320 and 640ms; without the
+	// reset the round after new items would wait 1.28s.
+	waits := runScript(t, []step{{}, {}, {}, {}, {}, {}, {items: []string{"a"}}, {}})
+	if waits[6] >= 500*time.Millisecond {
+		t.Fatalf("waits %v: %v after new items, want Interval (20ms)", waits, waits[6])
 	}
 }
 
