@@ -177,9 +177,10 @@ func BatchWait(d time.Duration) SubscribeOption {
 	}
 }
 
-// NewSubscribeOptions applies opts over the defaults and validates them.
-// defaultPrefetch is the adapter's preferred prefetch; it is raised to the
-// concurrency when lower.
+// NewSubscribeOptions applies opts over the defaults and validates them;
+// a nil option is ignored (see the package doc), so a Consumer that reads
+// its options through it ignores one too. defaultPrefetch is the adapter's
+// preferred prefetch; it is raised to the concurrency when lower.
 func NewSubscribeOptions(defaultPrefetch int, opts ...SubscribeOption) (SubscribeOptions, error) {
 	o := SubscribeOptions{Concurrency: DefaultConcurrency, AckDeadline: DefaultAckDeadline, BatchSize: DefaultBatchSize, BatchWait: DefaultBatchWait}
 	for _, opt := range opts {
