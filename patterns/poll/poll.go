@@ -146,8 +146,9 @@ func (p *Poller[T]) PollOnce(ctx context.Context) (int, error) {
 
 // Run polls until ctx is done: PollOnce, then a pause of WithInterval,
 // doubling (up to WithMaxInterval) while polls publish nothing, each
-// randomized within ±20%. A failed poll is logged and retried after a pause
-// growing the same way. It returns nil when ctx is done.
+// randomized by WithJitter (±20% by default). A failed poll is logged and
+// retried after a pause growing the same way. It returns nil when ctx is
+// done.
 func (p *Poller[T]) Run(ctx context.Context) error {
 	_ = p.job.Run(ctx) // returns only when ctx is done
 	return nil
