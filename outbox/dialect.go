@@ -66,7 +66,10 @@ type Record struct {
 	// that Time may be kept only to the database's resolution (PostgreSQL:
 	// the microsecond) and is in the local time zone; a Time equal to a
 	// version 7 ID's time to that resolution is the ID's time (as Enqueue
-	// sets it by default), so that one comes back whole.
+	// sets it by default), so that one comes back whole. With Err set it
+	// should still hold the row's Key: the relay holds back the later rows
+	// of that key. A nil Message holds back the later rows of its
+	// Partition.
 	Message *messaging.Message
 	// Age is how long ago the row was inserted, measured by the database
 	// when it was fetched.

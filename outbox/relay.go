@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -614,11 +615,24 @@ func (r *Relay) forward(ctx context.Context, parts []int, deadline time.Time) ba
 		var idx []int
 		var msgs []*messaging.Message
 		var unreadable map[string]bool // keys with a row that cannot be read
+		var blocked map[int]bool       // partitions with a row of no known key
 		for i, rec := range recs {
 			if rec.Topic != topic {
 				continue
 			}
-			if key := rec.Message.Key; rec.Err != nil || unreadable[key] {
+			if rec.Message == nil {
+				// A Dialect's row without a message (see Record): its
+				// key is unknown, so the later rows of its partition,
+				// which hold every row of that key, are held back.
+				pubErr = errors.Join(pubErr, cmp.Or(rec.Err, fmt.Errorf("outbox: row %d: the dialect returned no message", rec.Seq)))
+				failed++
+				if blocked == nil {
+					blocked = map[int]bool{}
+				}
+				blocked[rec.Partition] = true
+				continue
+			}
+			if key := rec.Message.Key; rec.Err != nil || unreadable[key] || blocked[rec.Partition] {
 				// Not published: the row, and the later ones of its key.
 				pubErr = errors.Join(pubErr, rec.Err)
 				failed++

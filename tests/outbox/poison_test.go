@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/memory"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/outbox"
 )
 
@@ -211,5 +213,49 @@ func TestCorruptRowHoldsBackItsKey(t *testing.T) {
 	col.Report(t, other)
 	if got := e.msgIDs(t, "WHERE msg_key = 'bad' AND seq > (SELECT seq FROM "+e.schema+".messaging_outbox WHERE msg_id = 'corrupt-1') ORDER BY seq"); fmt.Sprint(got) != fmt.Sprint(later) {
 		t.Errorf("rows of the key after the corrupt one left in the outbox: %v, want %v", got, later)
+	}
+}
+
+// nilMessageDialect is a Dialect whose Fetch returns the row of message
+// id without its Message, as a third-party dialect might for a row it
+// cannot read.
+type nilMessageDialect struct {
+	outbox.Dialect
+	id string
+}
+
+func (d nilMessageDialect) Fetch(ctx context.Context, db *sql.DB, parts []int, limit int) ([]outbox.Record, error) {
+	recs, err := d.Dialect.Fetch(ctx, db, parts, limit)
+	for i := range recs {
+		if recs[i].Message != nil && recs[i].Message.ID == d.id {
+			recs[i].Message = nil
+		}
+	}
+	return recs, err
+}
+
+// TestDialectRowWithoutMessage: a row a Dialect returns without its
+// Message (its key unknown) is not published, nor are the later rows of
+// its partition, which hold every row of its key; the relay goes on with
+// the other partitions instead of crashing.
+func TestDialectRowWithoutMessage(t *testing.T) {
+	e := newEnv(t)
+	c, col := poisonBroker(t, "nomsg")
+	bad := e.enqueue(t, "nomsg", true, &messaging.Message{Key: "bad"})
+	later := e.enqueue(t, "nomsg", true, &messaging.Message{Key: "bad"})
+	e.enqueue(t, "nomsg", true, keyed("k", 50)...)
+	e.ob = mwtest.Must(outbox.New(nilMessageDialect{e.ob.Dialect(), bad[0]}))
+	want := e.msgIDs(t, `WHERE part <> (SELECT part FROM `+e.schema+`.messaging_outbox WHERE msg_id = $1)`, bad[0])
+	if len(want) < 20 {
+		t.Fatalf("only %d messages outside the row's partition; the test needs more", len(want))
+	}
+	e.startRelay(t, c, outbox.WithBatchSize(10))
+	if !col.Wait(20*time.Second, func(col *integration.Collector) bool { return len(col.Missing(want)) == 0 }) {
+		t.Fatalf("%d of %d messages of other partitions not delivered within 20s", len(col.Missing(want)), len(want))
+	}
+	for _, id := range append(bad, later...) {
+		if col.Count(id) > 0 {
+			t.Errorf("message %s of the row's partition was delivered", id)
+		}
 	}
 }
