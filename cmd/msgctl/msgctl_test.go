@@ -202,9 +202,10 @@ func TestNoBrokerNoDefault(t *testing.T) {
 	msgctlEnv(t, []string{"MESSAGING_URL=nosuch://x"}, "", "demo", "--only", "fanout").want(t, 0, "msgctl demo on mem://", "-- fanout ok")
 }
 
-// TestConnectTimeout: every command that connects honours --connect-timeout
-// against a server that accepts connections and never answers.
-func TestConnectTimeout(t *testing.T) {
+// silentServer listens on a free loopback port, accepts every connection
+// and never answers, until the test ends.
+func silentServer(t *testing.T) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -225,6 +226,13 @@ func TestConnectTimeout(t *testing.T) {
 			conns = append(conns, c)
 		}
 	}()
+	return ln
+}
+
+// TestConnectTimeout: every command that connects honours --connect-timeout
+// against a server that accepts connections and never answers.
+func TestConnectTimeout(t *testing.T) {
+	ln := silentServer(t)
 	for _, scheme := range []string{"redis", "amqp"} {
 		url := scheme + "://" + ln.Addr().String() + "/"
 		for _, args := range [][]string{

@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"encoding/json"
-	"net"
 	"testing"
 	"time"
 
@@ -75,26 +74,7 @@ func TestOutboxStatus(t *testing.T) {
 // TestOutboxStatusConnectTimeout: --connect-timeout bounds outbox status
 // against a database server that accepts connections and never answers.
 func TestOutboxStatusConnectTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() { // accept and hold every connection, silently
-		var conns []net.Conn
-		defer func() {
-			for _, c := range conns {
-				_ = c.Close()
-			}
-		}()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
+	ln := silentServer(t)
 	start := time.Now()
 	r := msgctl(t, "", "outbox", "status", "--db", "postgres://u@"+ln.Addr().String()+"/db", "--connect-timeout", "300ms")
 	r.want(t, 1)
