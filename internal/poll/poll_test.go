@@ -17,33 +17,41 @@ type pages map[string]Page[string]
 
 func newJob(t *testing.T, src pages, delivered *[]string, fail func(string) error) *Job[string] {
 	t.Helper()
+	j := bareJob(t)
+	j.Fetch = func(_ context.Context, cursor, etag string) (Page[string], error) {
+		p, ok := src[cursor]
+		if !ok || (etag != "" && etag == p.ETag) {
+			return Page[string]{NotModified: true}, nil
+		}
+		return p, nil
+	}
+	j.Deliver = func(_ context.Context, items []string) (int, error) {
+		for i, s := range items {
+			if fail != nil {
+				if err := fail(s); err != nil {
+					return i, err
+				}
+			}
+			*delivered = append(*delivered, s)
+		}
+		return len(items), nil
+	}
+	return j
+}
+
+// bareJob returns a Job named "job" of string items that are their own
+// IDs, with the default Config and opts; Fetch and Deliver or Handle are
+// the caller's.
+func bareJob(t *testing.T, opts ...Option) *Job[string] {
+	t.Helper()
 	cfg := NewConfig()
+	if err := Apply(&cfg, opts); err != nil {
+		t.Fatal(err)
+	}
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
 	}
-	return &Job[string]{
-		Config: cfg,
-		Name:   "job",
-		Fetch: func(_ context.Context, cursor, etag string) (Page[string], error) {
-			p, ok := src[cursor]
-			if !ok || (etag != "" && etag == p.ETag) {
-				return Page[string]{NotModified: true}, nil
-			}
-			return p, nil
-		},
-		ID: func(s string) string { return s },
-		Deliver: func(_ context.Context, items []string) (int, error) {
-			for i, s := range items {
-				if fail != nil {
-					if err := fail(s); err != nil {
-						return i, err
-					}
-				}
-				*delivered = append(*delivered, s)
-			}
-			return len(items), nil
-		},
-	}
+	return &Job[string]{Config: cfg, Name: "job", ID: func(s string) string { return s }}
 }
 
 func TestRoundFollowsMoreAndKeepsTheETagOfTheSameCursor(t *testing.T) {
@@ -227,11 +235,7 @@ func TestNotModifiedKeepsTheCheckpoint(t *testing.T) {
 // (not "") keeps that cursor, and its ETag is sent back with the next fetch.
 func TestSameCursorKeepsTheETag(t *testing.T) {
 	var etags []string
-	cfg := NewConfig()
-	if err := cfg.Check(); err != nil {
-		t.Fatal(err)
-	}
-	j := &Job[string]{Config: cfg, Name: "job", ID: func(s string) string { return s }}
+	j := bareJob(t)
 	j.Deliver = func(_ context.Context, items []string) (int, error) { return len(items), nil }
 	ctx := t.Context()
 	if err := j.Store.Save(ctx, "job", checkpoint.Checkpoint{Position: "7"}); err != nil {
@@ -257,12 +261,9 @@ func TestSameCursorKeepsTheETag(t *testing.T) {
 // TestDrainNewStopsAfterAPageWithoutNewItems: with DrainNew, a page that
 // brought nothing new ends the round (the caller then waits Interval).
 func TestDrainNewStopsAfterAPageWithoutNewItems(t *testing.T) {
-	cfg := NewConfig()
-	if err := cfg.Check(); err != nil {
-		t.Fatal(err)
-	}
 	fetches := 0
-	j := &Job[string]{Config: cfg, Name: "job", ID: func(s string) string { return s }, DrainNew: true}
+	j := bareJob(t)
+	j.DrainNew = true
 	j.Fetch = func(context.Context, string, string) (Page[string], error) {
 		fetches++
 		return Page[string]{Items: []string{"a"}, Cursor: "1"}, nil
@@ -282,13 +283,9 @@ func TestDrainNewStopsAfterAPageWithoutNewItems(t *testing.T) {
 // TestHandleErrorLeavesTheItemUnseen: an item whose Handle failed does not
 // count as seen; the next round hands it over again.
 func TestHandleErrorLeavesTheItemUnseen(t *testing.T) {
-	cfg := NewConfig()
-	if err := cfg.Check(); err != nil {
-		t.Fatal(err)
-	}
 	broken := errors.New("broken")
 	var got []string
-	j := &Job[string]{Config: cfg, Name: "job", ID: func(s string) string { return s }}
+	j := bareJob(t)
 	j.Fetch = func(context.Context, string, string) (Page[string], error) {
 		return Page[string]{Items: []string{"a"}, Cursor: "1"}, nil
 	}
@@ -368,17 +365,10 @@ type step struct {
 // the waits between successive fetches.
 func runScript(t *testing.T, script []step) []time.Duration {
 	t.Helper()
-	cfg := NewConfig()
-	if err := Apply(&cfg, []Option{WithInterval(20 * time.Millisecond), WithMaxInterval(2 * time.Second), WithJitter(0)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Check(); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var times []time.Time
-	j := &Job[string]{Config: cfg, Name: "job", ID: func(s string) string { return s }}
+	j := bareJob(t, WithInterval(20*time.Millisecond), WithMaxInterval(2*time.Second), WithJitter(0))
 	j.Fetch = func(context.Context, string, string) (Page[string], error) {
 		times = append(times, time.Now())
 		s := script[len(times)-1]
