@@ -206,3 +206,25 @@ func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
 }
+
+// firstBatch returns an option that keeps the first batch a relay reports
+// (WithOnBatch), and a function that waits up to 10s for it.
+func firstBatch(t testing.TB) (outbox.RelayOption, func() outbox.BatchInfo) {
+	batches := make(chan outbox.BatchInfo, 1)
+	opt := outbox.WithOnBatch(func(b outbox.BatchInfo) {
+		select {
+		case batches <- b:
+		default:
+		}
+	})
+	return opt, func() outbox.BatchInfo {
+		t.Helper()
+		select {
+		case b := <-batches:
+			return b
+		case <-time.After(10 * time.Second):
+			t.Fatal("no batch within 10s")
+			return outbox.BatchInfo{}
+		}
+	}
+}

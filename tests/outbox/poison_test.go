@@ -193,20 +193,9 @@ func TestCorruptRowHoldsBackItsKey(t *testing.T) {
 	}
 	later := e.enqueue(t, "corrupt", true, &messaging.Message{Key: "bad"}, &messaging.Message{Key: "bad"})
 	other := e.enqueue(t, "corrupt", true, &messaging.Message{Key: "other"})
-	batches := make(chan outbox.BatchInfo, 1)
-	e.startRelay(t, c, outbox.WithOnBatch(func(b outbox.BatchInfo) {
-		select {
-		case batches <- b:
-		default:
-		}
-	}))
-	var b outbox.BatchInfo
-	select {
-	case b = <-batches:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no batch within 10s")
-	}
-	if b.Fetched != 4 || b.Forwarded != 1 || b.Failed != 3 {
+	onBatch, first := firstBatch(t)
+	e.startRelay(t, c, onBatch)
+	if b := first(); b.Fetched != 4 || b.Forwarded != 1 || b.Failed != 3 {
 		t.Errorf("first batch %+v; want 4 fetched, 1 forwarded (the other key), 3 failed (the corrupt row and the 2 after it)", b)
 	}
 	col.WaitDistinct(t, 1, 10*time.Second)
