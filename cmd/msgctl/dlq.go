@@ -44,13 +44,13 @@ type dlqFlags struct {
 
 type dlqListCmd struct {
 	dlqFlags
-	Quiet time.Duration `help:"The end of the log is taken to be reached after this long without a message." default:"1s"`
+	Quiet time.Duration `help:"The end of the log is taken to be reached after this long without a message (shorter than --timeout)." default:"1s"`
 }
 
 type dlqShowCmd struct {
 	dlqFlags
 	ID    string        `arg:"" help:"Dead letter ID or original message ID."`
-	Quiet time.Duration `help:"The end of the log is taken to be reached after this long without a message." default:"1s"`
+	Quiet time.Duration `help:"The end of the log is taken to be reached after this long without a message (shorter than --timeout)." default:"1s"`
 }
 
 type dlqRedriveCmd struct {
@@ -93,6 +93,11 @@ func (f *dlqFlags) open(e *env) (context.Context, messaging.Client, *deadletter.
 func (f *dlqFlags) scan(e *env, quiet time.Duration) ([]deadletter.Entry, *deadletter.Queue, func(), error) {
 	if quiet <= 0 {
 		return nil, nil, nil, usagef("--quiet must be positive")
+	}
+	if f.Timeout > 0 && quiet >= f.Timeout {
+		// The scan ends only after quiet without a message: it could never
+		// finish within the timeout.
+		return nil, nil, nil, usagef("--quiet (%v) must be shorter than --timeout (%v): the log's end is taken to be reached only after --quiet without a message", quiet, f.Timeout)
 	}
 	ctx, client, q, release, err := f.open(e)
 	if err != nil {

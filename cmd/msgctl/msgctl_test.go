@@ -140,6 +140,8 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	msgctl(t, "", "replay", "t", "--from", "after:", "--url", "redis://127.0.0.1:1").want(t, 2, "--from: ", "empty offset")
 	msgctl(t, "", "dlq", "list", "t", "--timeout=0s", "--url", "redis://127.0.0.1:1").want(t, 2, "--timeout must be positive")
 	msgctl(t, "", "dlq", "show", "t", "id", "--quiet=0s", "--url", "redis://127.0.0.1:1").want(t, 2, "--quiet must be positive")
+	msgctl(t, "", "dlq", "list", "t", "--timeout=1s", "--quiet=1s", "--url", "redis://127.0.0.1:1").want(t, 2, "--quiet (1s) must be shorter than --timeout (1s)")
+	msgctl(t, "", "dlq", "show", "t", "id", "--quiet=30s", "--url", "redis://127.0.0.1:1").want(t, 2, "--quiet (30s) must be shorter than --timeout (30s)")
 	msgctl(t, "", "dlq", "redrive", "t", "id1", "--all", "--url", "redis://127.0.0.1:1").want(t, 2, "redrive takes IDs or --all (not both)")
 	msgctl(t, "", "bench", "--timeout=0s", "--url", "redis://127.0.0.1:1").want(t, 2, "--timeout > 0")
 	msgctl(t, "", "provision", "orders", "bad:group", "--url", "redis://127.0.0.1:1").want(t, 2, `"bad:group"`)
@@ -1086,13 +1088,42 @@ func TestNoSecretInUsageErrors(t *testing.T) {
 	}
 }
 
-// TestDLQTimeout: --timeout gives up a dlq command that has not finished
-// (here a list whose --quiet is longer), as a failure.
+// TestDLQTimeout: --timeout gives up a dlq command that has not finished,
+// as a failure: here a list of a dead-letter topic that never stays quiet
+// for --quiet, as a letter arrives every 50ms.
 func TestDLQTimeout(t *testing.T) {
+	url := redistest.Broker.Endpoint(t)
+	c := openClient(t, url)
+	dlq := topicOn(t, c, "cli-timeout-dlq")
+	ctx, cancel := context.WithCancel(t.Context())
+	trickled := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			m := &messaging.Message{ID: fmt.Sprintf("trickle-%d", i), Payload: []byte("stuck"), Topic: "orders", Attempt: 3}
+			if err := c.Publish(ctx, dlq, deadletter.Letter(m, errors.New("boom"), time.Now())); err != nil && ctx.Err() == nil {
+				trickled <- err
+				return
+			}
+			select {
+			case <-ctx.Done():
+				trickled <- nil
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	start := time.Now()
-	msgctl(t, "", "dlq", "list", "orders.dlq", "--timeout", "200ms", "--quiet", "30s", "--url", "mem://").want(t, 1, "deadline exceeded")
-	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("dlq list --timeout 200ms took %v", took)
+	r := msgctl(t, "", "dlq", "list", dlq, "--timeout", "2s", "--quiet", "1s", "--url", url)
+	took := time.Since(start)
+	cancel()
+	if err := <-trickled; err != nil {
+		t.Fatalf("publishing the letters: %v", err)
+	}
+	r.want(t, 1, "deadline exceeded")
+	if took > 15*time.Second {
+		t.Errorf("dlq list --timeout 2s took %v", took)
 	}
 }
 
