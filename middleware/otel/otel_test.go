@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/mwtest"
+	"github.com/msgkit/messaging/middleware"
 	"github.com/msgkit/messaging/middleware/deadletter"
 	"github.com/msgkit/messaging/middleware/otel"
 )
@@ -239,5 +242,80 @@ func TestDeadLetterDestinationAttribute(t *testing.T) {
 	}
 	if got, ok := attrs(s[1])["messaging.dead_letter.destination"]; ok {
 		t.Errorf("failed span names a dead-letter destination %q", got)
+	}
+}
+
+// stamp is a publisher that, as a broker's does, gives each message it is
+// given an ID and a time, and keeps them.
+type stamp struct{ got []*messaging.Message }
+
+func (s *stamp) Publish(_ context.Context, _ string, msgs ...*messaging.Message) error {
+	for _, m := range msgs {
+		m.ID, m.Time = fmt.Sprintf("id-%d", len(s.got)+1), time.Unix(1700000000, 0)
+		s.got = append(s.got, m)
+	}
+	return nil
+}
+
+func (s *stamp) Close() error { return nil }
+
+// TestConsumerSpanContinuesProducerTrace: a message published through
+// Publisher and handled through New gives a producer span and a consumer
+// span that is its child (the context travels in the headers); each
+// carries the attributes of its operation (the message ID the publisher
+// set, the destination, the delivery's attempt and group, the system), the
+// handler runs in the consumer span, and the caller's message gets the ID
+// and time the publisher set.
+func TestConsumerSpanContinuesProducerTrace(t *testing.T) {
+	rec, tp := recorder(t)
+	ctx := context.Background()
+	var s stamp
+	pub := mwtest.Must(otel.Publisher(&s, tp, otel.WithSystem("mem")))
+	msg := &messaging.Message{}
+	if err := pub.Publish(ctx, "orders", msg); err != nil {
+		t.Fatal(err)
+	}
+	if msg.ID != "id-1" || !msg.Time.Equal(time.Unix(1700000000, 0)) {
+		t.Errorf("caller's message ID %q, time %v; want the publisher's id-1 at %v", msg.ID, msg.Time, time.Unix(1700000000, 0))
+	}
+	var inHandler trace.SpanContext
+	h := mwtest.Must(otel.New(tp, otel.WithSystem("mem")))(func(ctx context.Context, _ *messaging.Message) error {
+		inHandler = trace.SpanContextFromContext(ctx)
+		return nil
+	})
+	delivered := &messaging.Message{ID: "id-1", Topic: "orders", Group: "g", Attempt: 3, Header: s.got[0].Header}
+	if err := h(ctx, delivered); err != nil {
+		t.Fatal(err)
+	}
+	spans := rec.Ended()
+	wantAttrs(t, spans, map[string]map[string]string{
+		"send orders": {"messaging.message.id": "id-1", "messaging.destination.name": "orders", "messaging.system": "mem"},
+		"process orders": {"messaging.message.id": "id-1", "messaging.destination.name": "orders", "messaging.system": "mem",
+			"messaging.message.delivery_attempt": "3", "messaging.consumer.group.name": "g"},
+	})
+	producer, consumer := spans[0], spans[1]
+	if producer.SpanKind() != trace.SpanKindProducer || consumer.SpanKind() != trace.SpanKindConsumer {
+		t.Errorf("span kinds %v and %v, want producer and consumer", producer.SpanKind(), consumer.SpanKind())
+	}
+	if p := consumer.Parent(); p.TraceID() != producer.SpanContext().TraceID() || p.SpanID() != producer.SpanContext().SpanID() {
+		t.Errorf("consumer span's parent %v, want the producer span %v", p, producer.SpanContext())
+	}
+	if !inHandler.Equal(consumer.SpanContext()) {
+		t.Errorf("handler's span context %v, want the consumer span's %v", inHandler, consumer.SpanContext())
+	}
+}
+
+// TestValidateStartsNoSpan: middleware.Validate's dry run goes through New
+// without a span: the probe message is no message to trace.
+func TestValidateStartsNoSpan(t *testing.T) {
+	rec, tp := recorder(t)
+	if err := middleware.Validate(mwtest.Must(otel.New(tp))); err != nil {
+		t.Fatal(err)
+	}
+	if s := rec.Ended(); len(s) != 0 {
+		t.Errorf("Validate's probe left %d spans, the first %q", len(s), s[0].Name())
+	}
+	if s := rec.Started(); len(s) != 0 {
+		t.Errorf("Validate's probe started %d spans", len(s))
 	}
 }
