@@ -29,7 +29,7 @@ func produced(t *testing.T, tp otel.Option, topic string, ids ...string) ([]*mes
 		if err := pub.Publish(context.Background(), topic, &messaging.Message{ID: id}); err != nil {
 			t.Fatal(err)
 		}
-		msgs = append(msgs, &messaging.Message{ID: id, Topic: topic, Group: "g", Attempt: i + 1, Header: c.headers[i]})
+		msgs = append(msgs, &messaging.Message{ID: id, Topic: topic, Group: "g", Attempt: i + 2, Header: c.headers[i]})
 	}
 	var scs []trace.SpanContext
 	for _, m := range msgs {
@@ -116,14 +116,19 @@ func TestBatchSpan(t *testing.T) {
 	}
 	var failedIDs []string
 	for _, e := range s.Events() {
+		var id, typ string
 		for _, kv := range e.Attributes {
-			if kv.Key == "messaging.message.id" {
-				failedIDs = append(failedIDs, kv.Value.AsString())
+			switch kv.Key {
+			case "messaging.message.id":
+				id = kv.Value.AsString()
+			case "error.type":
+				typ = kv.Value.AsString()
 			}
 		}
+		failedIDs = append(failedIDs, id+"="+typ)
 	}
-	if strings.Join(failedIDs, ",") != "b,d" {
-		t.Errorf("exception events for messages %v, want b,d", failedIDs)
+	if strings.Join(failedIDs, ",") != "b=_OTHER,d=messaging.Permanent" {
+		t.Errorf("exception events for messages (ID=error.type) %v, want b=_OTHER,d=messaging.Permanent", failedIDs)
 	}
 	links := s.Links()
 	if len(links) != len(producers) {
@@ -137,15 +142,16 @@ func TestBatchSpan(t *testing.T) {
 		for _, kv := range l.Attributes {
 			got[string(kv.Key)] = kv.Value.String()
 		}
-		if got["messaging.message.id"] != msgs[i].ID || got["messaging.message.delivery_attempt"] != strconv.Itoa(i+1) {
-			t.Errorf("link %d attributes %v, want message %s, attempt %d", i, got, msgs[i].ID, i+1)
+		if got["messaging.message.id"] != msgs[i].ID || got["messaging.message.delivery_attempt"] != strconv.Itoa(i+2) {
+			t.Errorf("link %d attributes %v, want message %s, attempt %d", i, got, msgs[i].ID, i+2)
 		}
 	}
 }
 
-// TestBatchSpanShapes: a batch of one has no message_count; messages of
-// several topics give a span without destination named "process"; a
-// batch that succeeded has no error status or type.
+// TestBatchSpanShapes: a batch of one has no message_count; a batch of
+// messages delivered to no group has no group; messages of several topics
+// give a span without destination named "process"; a batch that succeeded
+// has no error status or type.
 func TestBatchSpanShapes(t *testing.T) {
 	rec, tp := recorder(t)
 	h := mwtest.Must(otel.NewBatch(tp))(func(context.Context, []*messaging.Message) []error { return nil })
@@ -155,7 +161,7 @@ func TestBatchSpanShapes(t *testing.T) {
 	}
 	_ = h(ctx, []*messaging.Message{{ID: "2", Topic: "x", Group: "g", Attempt: 1}, {ID: "3", Topic: "y", Group: "h", Attempt: 1}})
 	want := map[string]map[string]string{ // span name -> attribute -> value ("-" for absent)
-		"process one": {"messaging.batch.message_count": "-", "messaging.destination.name": "one", "error.type": "-", "messaging.batch.failed_message_count": "-"},
+		"process one": {"messaging.batch.message_count": "-", "messaging.destination.name": "one", "messaging.consumer.group.name": "-", "error.type": "-", "messaging.batch.failed_message_count": "-"},
 		"process":     {"messaging.batch.message_count": "2", "messaging.destination.name": "-", "messaging.consumer.group.name": "-"},
 	}
 	spans := processSpans(rec.Ended())
@@ -240,5 +246,29 @@ func TestBatchOverSubscribeBatch(t *testing.T) {
 	links := spans[0].Links()
 	if len(links) != 2 || !links[0].SpanContext.Equal(producers[0]) || !links[1].SpanContext.Equal(producers[1]) {
 		t.Errorf("links %v, want the producer spans %v in order", links, producers)
+	}
+}
+
+// TestBatchSpanIsChildOfHandlerContext: the batch span is a child of the
+// context the handler is called in, and a message without a trace context
+// of its own gets no link (not one to that context's span).
+func TestBatchSpanIsChildOfHandlerContext(t *testing.T) {
+	rec, tp := recorder(t)
+	tpr := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tpr.Shutdown(context.Background()) })
+	ctx, parent := tpr.Tracer("test").Start(context.Background(), "poll")
+	h := mwtest.Must(otel.NewBatch(tp))(func(context.Context, []*messaging.Message) []error { return nil })
+	_ = h(ctx, []*messaging.Message{{ID: "1", Topic: "plain", Attempt: 1}, {ID: "2", Topic: "plain", Attempt: 1}})
+	parent.End()
+	spans := processSpans(rec.Ended())
+	if len(spans) != 1 {
+		t.Fatalf("%d consumer spans, want 1", len(spans))
+	}
+	s := spans[0]
+	if p := s.Parent(); p.SpanID() != parent.SpanContext().SpanID() || s.SpanContext().TraceID() != parent.SpanContext().TraceID() {
+		t.Errorf("batch span's parent %v, want the handler context's span %v", p, parent.SpanContext())
+	}
+	if l := s.Links(); len(l) != 0 {
+		t.Errorf("%d links for messages without a trace context, the first to %v; want none", len(l), l[0].SpanContext)
 	}
 }
