@@ -1,11 +1,13 @@
 package otel_test
 
 import (
+	"context"
 	"testing"
 
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/middleware/otel"
 )
@@ -55,5 +57,61 @@ func TestConstructorsRejectInvalidArguments(t *testing.T) {
 	}
 	if _, err := otel.Publisher(mwtest.Memory(t), opts...); err != nil {
 		t.Error(err)
+	}
+}
+
+// prefixed is the W3C Trace Context propagator writing its headers under
+// other names ("x-traceparent"), as an application's own propagator would.
+type prefixed struct{}
+
+type prefixCarrier struct{ c propagation.TextMapCarrier }
+
+func (p prefixCarrier) Get(k string) string { return p.c.Get("x-" + k) }
+func (p prefixCarrier) Set(k, v string)     { p.c.Set("x-"+k, v) }
+func (p prefixCarrier) Keys() []string      { return nil }
+
+func (prefixed) Inject(ctx context.Context, c propagation.TextMapCarrier) {
+	propagation.TraceContext{}.Inject(ctx, prefixCarrier{c})
+}
+
+func (prefixed) Extract(ctx context.Context, c propagation.TextMapCarrier) context.Context {
+	return propagation.TraceContext{}.Extract(ctx, prefixCarrier{c})
+}
+
+func (prefixed) Fields() []string { return []string{"x-traceparent", "x-tracestate"} }
+
+// TestWithPropagator: the configured propagator writes the context
+// (replacing its own fields in a forwarded message's headers) and New and
+// NewBatch read it from there.
+func TestWithPropagator(t *testing.T) {
+	rec, tp := recorder(t)
+	ctx := context.Background()
+	prop := otel.WithPropagator(prefixed{})
+	var c capture
+	pub := mwtest.Must(otel.Publisher(&c, tp, prop))
+	forwarded := messaging.Header{"x-tracestate": "vendor=old", "app": "1"}
+	if err := pub.Publish(ctx, "t", &messaging.Message{Header: forwarded}); err != nil {
+		t.Fatal(err)
+	}
+	producer := rec.Ended()[0].SpanContext()
+	h := c.headers[0]
+	if want := "00-" + producer.TraceID().String() + "-" + producer.SpanID().String() + "-01"; h["x-traceparent"] != want {
+		t.Errorf("headers %v, want x-traceparent %q", h, want)
+	}
+	if v, ok := h["x-tracestate"]; ok || h["app"] != "1" {
+		t.Errorf("headers %v: x-tracestate %q left from the trace the message came from, or app lost", h, v)
+	}
+	msg := &messaging.Message{ID: "m", Topic: "t", Attempt: 1, Header: h}
+	_ = mwtest.Must(otel.New(tp, prop))(func(context.Context, *messaging.Message) error { return nil })(ctx, msg)
+	_ = mwtest.Must(otel.NewBatch(tp, prop))(func(context.Context, []*messaging.Message) []error { return nil })(ctx, []*messaging.Message{msg})
+	spans := processSpans(rec.Ended())
+	if len(spans) != 2 {
+		t.Fatalf("%d consumer spans, want 2", len(spans))
+	}
+	if p := spans[0].Parent(); p.TraceID() != producer.TraceID() || p.SpanID() != producer.SpanID() {
+		t.Errorf("New's span has parent %v, want the producer span %v", p, producer)
+	}
+	if l := spans[1].Links(); len(l) != 1 || l[0].SpanContext.SpanID() != producer.SpanID() {
+		t.Errorf("NewBatch's span links %v, want one to the producer span %v", l, producer)
 	}
 }
