@@ -319,3 +319,34 @@ func TestValidateStartsNoSpan(t *testing.T) {
 		t.Errorf("Validate's probe started %d spans", len(s))
 	}
 }
+
+// TestErrorTypeNames: ErrorType names every sentinel of the library and
+// of the context it finds wrapped, a library sentinel before the
+// context's, and a sentinel before the permanent mark (a permanent
+// failure that wraps a sentinel is named by the sentinel).
+func TestErrorTypeNames(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{messaging.ErrHandlerPanic, "messaging.ErrHandlerPanic"},
+		{messaging.ErrUnavailable, "messaging.ErrUnavailable"},
+		{messaging.ErrClosed, "messaging.ErrClosed"},
+		{messaging.ErrTopicDeleted, "messaging.ErrTopicDeleted"},
+		{messaging.ErrTopicNotFound, "messaging.ErrTopicNotFound"},
+		{messaging.ErrMessageTooLarge, "messaging.ErrMessageTooLarge"},
+		{messaging.ErrInvalidHeader, "messaging.ErrInvalidHeader"},
+		{messaging.ErrInvalidTopic, "messaging.ErrInvalidTopic"},
+		{messaging.ErrDuplicate, "messaging.ErrDuplicate"},
+		{messaging.ErrUnsupported, "messaging.ErrUnsupported"},
+		{messaging.ErrInvalidOption, "messaging.ErrInvalidOption"},
+		{context.DeadlineExceeded, "context.DeadlineExceeded"},
+		{context.Canceled, "context.Canceled"},
+		{errors.Join(context.Canceled, messaging.ErrUnavailable), "messaging.ErrUnavailable"},
+		{messaging.Permanent(fmt.Errorf("decode: %w", messaging.ErrInvalidHeader)), "messaging.ErrInvalidHeader"},
+	} {
+		if got := otel.ErrorType(fmt.Errorf("op: %w", tc.err)); got != tc.want {
+			t.Errorf("ErrorType(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
