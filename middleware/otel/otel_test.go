@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -347,6 +348,45 @@ func TestErrorTypeNames(t *testing.T) {
 	} {
 		if got := otel.ErrorType(fmt.Errorf("op: %w", tc.err)); got != tc.want {
 			t.Errorf("ErrorType(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestNilMessageReportedByPublisher: a nil message is handed on for the
+// wrapped publisher to report, by Publish and PublishAsync alike, and the
+// send span records that error, instead of the wrapper panicking.
+func TestNilMessageReportedByPublisher(t *testing.T) {
+	rec, tp := recorder(t)
+	ctx := context.Background()
+	pub := mwtest.Must(otel.Publisher(mwtest.Memory(t), tp))
+	for _, msgs := range [][]*messaging.Message{{nil}, {{}, nil}} {
+		err := func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("panic: %v", r)
+				}
+			}()
+			return pub.Publish(ctx, "t", msgs...)
+		}()
+		if err == nil || strings.HasPrefix(err.Error(), "panic") {
+			t.Errorf("Publish of %d messages, one nil: %v, want the publisher's error", len(msgs), err)
+		}
+	}
+	var results []error
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Errorf("PublishAsync of a nil message panicked: %v", r)
+			}
+		}()
+		pub.(messaging.AsyncPublisher).PublishAsync(ctx, "t", nil, func(_ *messaging.Message, err error) { results = append(results, err) })
+	}()
+	if len(results) != 1 || results[0] == nil {
+		t.Errorf("PublishAsync of a nil message: results %v, want the publisher's error", results)
+	}
+	for _, s := range rec.Ended() {
+		if s.Status().Code != codes.Error {
+			t.Errorf("span %q of a publish that failed: status %v", s.Name(), s.Status())
 		}
 	}
 }
