@@ -2,10 +2,13 @@ package otel_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
+	global "go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/mwtest"
@@ -113,5 +116,30 @@ func TestWithPropagator(t *testing.T) {
 	}
 	if l := spans[1].Links(); len(l) != 1 || l[0].SpanContext.SpanID() != producer.SpanID() {
 		t.Errorf("NewBatch's span links %v, want one to the producer span %v", l, producer)
+	}
+}
+
+// TestDefaultTracerProviderIsGlobal: without WithTracerProvider, New,
+// NewBatch and Publisher start their spans with the global provider set
+// before they are called.
+func TestDefaultTracerProviderIsGlobal(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	old := global.GetTracerProvider()
+	global.SetTracerProvider(tp)
+	t.Cleanup(func() { global.SetTracerProvider(old) })
+	ctx := context.Background()
+	if err := mwtest.Must(otel.Publisher(mwtest.Memory(t))).Publish(ctx, "t", &messaging.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	_ = mwtest.Must(otel.New())(func(context.Context, *messaging.Message) error { return nil })(ctx, &messaging.Message{ID: "1", Topic: "t", Attempt: 1})
+	_ = mwtest.Must(otel.NewBatch())(func(context.Context, []*messaging.Message) []error { return nil })(ctx, []*messaging.Message{{ID: "2", Topic: "b", Attempt: 1}})
+	var names []string
+	for _, s := range rec.Ended() {
+		names = append(names, s.Name())
+	}
+	if strings.Join(names, ",") != "send t,process t,process b" {
+		t.Errorf("spans of the global provider %q, want send t, process t and process b", names)
 	}
 }
