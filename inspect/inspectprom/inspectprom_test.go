@@ -336,3 +336,37 @@ func TestOneWarningPerScrape(t *testing.T) {
 		t.Errorf("logged %q, want one warning with failed=3", lines)
 	}
 }
+
+// fixed is a broker whose figures are known exactly: a topic of two
+// partitions, and a group whose oldest message is 90 s old.
+type fixed struct{}
+
+func (fixed) Inspect(_ context.Context, topic string) (messaging.TopicStats, error) {
+	return messaging.TopicStats{Broker: "kafka", Topic: topic, Messages: messaging.KnownCount(7),
+		Partitions: []messaging.PartitionStats{{Partition: 0, Messages: messaging.KnownCount(3)}, {Partition: 1, Messages: messaging.KnownCount(4)}},
+		Groups:     []messaging.GroupStats{{Group: "g", Backlog: messaging.KnownCount(2), OldestAge: messaging.KnownAge(90 * time.Second)}},
+	}, nil
+}
+
+// TestPartitionsAgeAndNamespace: each partition is exported under its
+// number, the oldest age in seconds, every name under the Namespace; a
+// ScrapeTimeout of 0 keeps the default (a scrape with no time at all would
+// fail every inspection).
+func TestPartitionsAgeAndNamespace(t *testing.T) {
+	col := inspectprom.New(fixed{}, inspectprom.Topics("t"), inspectprom.Namespace("app"), inspectprom.ScrapeTimeout(0), quiet)
+	expected := `
+# HELP app_topic_partition_messages Messages the broker retains in the partition.
+# TYPE app_topic_partition_messages gauge
+app_topic_partition_messages{broker="kafka",partition="0",topic="t"} 3
+app_topic_partition_messages{broker="kafka",partition="1",topic="t"} 4
+# HELP app_group_oldest_age_seconds Age of the oldest message not yet delivered to the group (0 when none).
+# TYPE app_group_oldest_age_seconds gauge
+app_group_oldest_age_seconds{broker="kafka",group="g",topic="t"} 90
+# HELP app_inspect_up 1 when every inspection of this scrape succeeded, else 0.
+# TYPE app_inspect_up gauge
+app_inspect_up 1
+`
+	if err := testutil.CollectAndCompare(col, strings.NewReader(expected), "app_topic_partition_messages", "app_group_oldest_age_seconds", "app_inspect_up"); err != nil {
+		t.Error(err)
+	}
+}
