@@ -182,3 +182,138 @@ func TestSystem(t *testing.T) {
 		}
 	}
 }
+
+// reader returns a manual reader whose provider is shut down with the test.
+func reader(t *testing.T) (*sdkmetric.ManualReader, inspectotel.Option) {
+	t.Helper()
+	r := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	return r, inspectotel.WithMeterProvider(mp)
+}
+
+// fixed is a RabbitMQ broker whose figures are known exactly: each topic
+// has two partitions and a group whose oldest message is 90 s old; or, when
+// unknown is set, only the topic's message count is known.
+type fixed struct{ unknown bool }
+
+func (f fixed) Inspect(_ context.Context, topic string) (messaging.TopicStats, error) {
+	one := messaging.KnownCount(1)
+	if f.unknown {
+		return messaging.TopicStats{Broker: "amqps", Topic: topic, Messages: messaging.KnownCount(7),
+			Partitions: []messaging.PartitionStats{{Partition: 0}}, Groups: []messaging.GroupStats{{Group: "g"}}}, nil
+	}
+	return messaging.TopicStats{Broker: "amqps", Topic: topic, Messages: messaging.KnownCount(7), Bytes: messaging.KnownCount(70),
+		Partitions: []messaging.PartitionStats{{Partition: 0, Messages: messaging.KnownCount(3)}, {Partition: 1, Messages: messaging.KnownCount(4)}},
+		Groups: []messaging.GroupStats{{Group: "g", Backlog: messaging.KnownCount(2), InFlight: one, Redeliveries: messaging.KnownCount(5),
+			Consumers: messaging.KnownCount(3), OldestAge: messaging.KnownAge(90 * time.Second)}},
+	}, nil
+}
+
+// TestFixedFigures: every topic given is observed, each partition under
+// its number, the age in seconds, each instrument with the unit the
+// package documents; a Timeout of 0 keeps the default (a collection with
+// no time at all would fail every inspection).
+func TestFixedFigures(t *testing.T) {
+	r, mp := reader(t)
+	if _, err := inspectotel.Register(fixed{}, mp, inspectotel.Topics("a", "b"), inspectotel.Timeout(0)); err != nil {
+		t.Fatal(err)
+	}
+	values, units := collect(t, r)
+	want := map[string]float64{"messaging.inspect.errors[]": 0}
+	for _, topic := range []string{"a", "b"} {
+		dest := "messaging.destination.name=" + topic + " messaging.system=rabbitmq"
+		group := "[messaging.consumer.group.name=g " + dest + "]"
+		want["messaging.destination.messages["+dest+"]"] = 7
+		want["messaging.destination.size["+dest+"]"] = 70
+		partition := "messaging.destination.partition.messages[messaging.destination.name=" + topic + " messaging.destination.partition.id="
+		want[partition+"0 messaging.system=rabbitmq]"] = 3
+		want[partition+"1 messaging.system=rabbitmq]"] = 4
+		want["messaging.consumer.group.backlog"+group] = 2
+		want["messaging.consumer.group.in_flight"+group] = 1
+		want["messaging.consumer.group.redeliveries"+group] = 5
+		want["messaging.consumer.group.members"+group] = 3
+		want["messaging.consumer.group.oldest_age"+group] = 90
+	}
+	if !maps.Equal(values, want) {
+		t.Errorf("observed:\n%v\nwant:\n%v", values, want)
+	}
+	wantUnits := map[string]string{
+		"messaging.destination.messages": "{message}", "messaging.destination.size": "By",
+		"messaging.destination.partition.messages": "{message}", "messaging.consumer.group.backlog": "{message}",
+		"messaging.consumer.group.in_flight": "{message}", "messaging.consumer.group.oldest_age": "s",
+		"messaging.consumer.group.redeliveries": "{delivery}", "messaging.consumer.group.members": "{consumer}",
+		"messaging.inspect.errors": "{error}",
+	}
+	if !maps.Equal(units, wantUnits) {
+		t.Errorf("units %v, want %v", units, wantUnits)
+	}
+}
+
+// TestUnknownFiguresAreNotObserved: a figure the broker does not report
+// is not observed, never as 0.
+func TestUnknownFiguresAreNotObserved(t *testing.T) {
+	r, mp := reader(t)
+	if _, err := inspectotel.Register(fixed{unknown: true}, mp, inspectotel.Topics("a")); err != nil {
+		t.Fatal(err)
+	}
+	values, _ := collect(t, r)
+	want := map[string]float64{
+		"messaging.destination.messages[messaging.destination.name=a messaging.system=rabbitmq]": 7,
+		"messaging.inspect.errors[]": 0,
+	}
+	if !maps.Equal(values, want) {
+		t.Errorf("observed %v, want only %v", values, want)
+	}
+}
+
+// stuck is a broker that never answers.
+type stuck struct{}
+
+func (stuck) Inspect(ctx context.Context, _ string) (messaging.TopicStats, error) {
+	<-ctx.Done()
+	return messaging.TopicStats{}, ctx.Err()
+}
+
+// TestCollectionFailures: a broker that does not answer holds a collection
+// for the Timeout, not longer, and its topics count as failed; a client
+// that cannot list its topics, without Topics, counts one error.
+func TestCollectionFailures(t *testing.T) {
+	otel.SetErrorHandler(&errorHandler{}) // the failures are expected
+	r, mp := reader(t)
+	if _, err := inspectotel.Register(stuck{}, mp, inspectotel.Topics("a", "b"), inspectotel.Timeout(50*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	collected := make(chan error, 1)
+	var rm metricdata.ResourceMetrics
+	go func() { collected <- r.Collect(context.Background(), &rm) }()
+	select {
+	case err := <-collected:
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errs []int64
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if d, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "messaging.inspect.errors" {
+					for _, p := range d.DataPoints {
+						errs = append(errs, p.Value)
+					}
+				}
+			}
+		}
+		if !slices.Equal(errs, []int64{2}) {
+			t.Errorf("errors %v after a collection that timed out on two topics, want [2]", errs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("collection still waiting for the broker after 10s, with a timeout of 50ms")
+	}
+
+	r, mp = reader(t)
+	if _, err := inspectotel.Register(stuck{}, mp); err != nil { // stuck is no TopicLister
+		t.Fatal(err)
+	}
+	if values, _ := collect(t, r); !maps.Equal(values, map[string]float64{"messaging.inspect.errors[]": 1}) {
+		t.Errorf("observed %v for a client that cannot list its topics, want one error alone", values)
+	}
+}
