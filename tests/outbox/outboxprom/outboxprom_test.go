@@ -2,6 +2,10 @@ package outboxprom_test
 
 import (
 	"context"
+	"errors"
+	"math"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,7 +76,8 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// values gathers reg into name -> value (histograms as name_count).
+// values gathers reg into name -> value (histograms as name_count and
+// name_sum).
 func values(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -89,6 +94,7 @@ func values(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 				out[mf.GetName()] = m.Gauge.GetValue()
 			case m.Histogram != nil:
 				out[mf.GetName()+"_count"] = float64(m.Histogram.GetSampleCount())
+				out[mf.GetName()+"_sum"] = m.Histogram.GetSampleSum()
 			}
 		}
 	}
@@ -132,5 +138,112 @@ func TestScrapeTimeout(t *testing.T) {
 		_ = locker.Rollback() // let the scrape return
 		<-scraped
 		t.Fatal("scrape still waiting for the database after 10s, with a scrape timeout of 100ms")
+	}
+}
+
+// TestMetricsFollowEveryBatch: the counters are the sums of what the
+// relay's batches report, each in its own counter: messages Publish
+// refused (failed), then messages accepted after the relay lost its
+// partitions' leases (unmarked: sent again); the latency histogram holds
+// the batches' latencies in seconds; the oldest age is in seconds.
+func TestMetricsFollowEveryBatch(t *testing.T) {
+	db := brokertest.OpenPostgres(t)
+	schema := brokertest.PostgresSchema(t, db)
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(schema)))
+	ctx := context.Background()
+	if err := ob.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := outboxprom.New(reg, ob, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Enqueue(ctx, tx, "metrics", &messaging.Message{}, &messaging.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE `+schema+`.messaging_outbox SET enqueued_at = enqueued_at - interval '90 seconds'`); err != nil {
+		t.Fatal(err)
+	}
+	if v := values(t, reg)["messaging_outbox_oldest_age_seconds"]; v < 90 || v > 150 {
+		t.Errorf("oldest age %v s of messages enqueued 90 s ago, want 90 to 150", v)
+	}
+
+	// The first Publish fails; the second takes the leases away (as a
+	// relay that took over after an expiry would) and accepts.
+	var calls atomic.Int32
+	pub := messaging.PublishFunc(func(ctx context.Context, topic string, msgs ...*messaging.Message) error {
+		n := calls.Add(1)
+		if n == 1 {
+			return errors.New("broker refuses")
+		}
+		if n == 2 {
+			if _, err := db.ExecContext(ctx, `UPDATE `+schema+`.messaging_outbox_leases SET owner = 'thief', expires_at = now() + interval '1 hour'`); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var mu sync.Mutex
+	var sum outbox.BatchInfo
+	resent := make(chan struct{})
+	sums := outbox.WithOnBatch(func(b outbox.BatchInfo) {
+		mu.Lock()
+		defer mu.Unlock()
+		sum.Forwarded += b.Forwarded
+		sum.Failed += b.Failed
+		sum.Unmarked += b.Unmarked
+		sum.Latencies = append(sum.Latencies, b.Latencies...)
+		if b.Unmarked > 0 && sum.Failed > 0 {
+			select {
+			case <-resent:
+			default:
+				close(resent)
+			}
+		}
+	})
+	r, err := ob.NewRelay(db, pub, m.OnBatch(), sums)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	select {
+	case <-resent:
+	case <-time.After(20 * time.Second):
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("no failed batch followed by an unmarked one in 20s; batches so far: %+v", sum)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var latency float64
+	for _, l := range sum.Latencies {
+		latency += l.Seconds()
+	}
+	if len(sum.Latencies) == 0 {
+		t.Fatalf("batches %+v: no latency (the unmarked messages were accepted)", sum)
+	}
+	v := values(t, reg)
+	if v["messaging_outbox_failed_total"] != float64(sum.Failed) || v["messaging_outbox_unmarked_total"] != float64(sum.Unmarked) ||
+		v["messaging_outbox_forwarded_total"] != float64(sum.Forwarded) ||
+		v["messaging_outbox_forward_latency_seconds_count"] != float64(len(sum.Latencies)) ||
+		math.Abs(v["messaging_outbox_forward_latency_seconds_sum"]-latency) > 1e-6 {
+		t.Errorf("metrics %v; want the batches' sums: %d failed, %d unmarked, %d forwarded, %d latencies of %v s in all",
+			v, sum.Failed, sum.Unmarked, sum.Forwarded, len(sum.Latencies), latency)
 	}
 }
