@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 		bad  []outboxprom.Option
 	}{
 		{"WithNamespace", []outboxprom.Option{outboxprom.WithNamespace("1a"), outboxprom.WithNamespace("a-b")}},
-		{"WithBuckets", []outboxprom.Option{outboxprom.WithBuckets(nil), outboxprom.WithBuckets([]float64{2, 1}), outboxprom.WithBuckets([]float64{math.NaN()})}},
+		{"WithBuckets", []outboxprom.Option{outboxprom.WithBuckets(nil), outboxprom.WithBuckets([]float64{2, 1}), outboxprom.WithBuckets([]float64{1, 1}), outboxprom.WithBuckets([]float64{math.NaN()})}},
 		{"WithScrapeTimeout", []outboxprom.Option{outboxprom.WithScrapeTimeout(0), outboxprom.WithScrapeTimeout(-time.Second)}},
 	} {
 		for i, o := range tc.bad {
@@ -110,5 +111,43 @@ func TestFailedNewRegistersNothing(t *testing.T) {
 	reg.Unregister(taken)
 	if _, err := outboxprom.New(reg, ob, db); err != nil {
 		t.Errorf("New after the conflict was removed: %v, want nil (the failed New left collectors registered)", err)
+	}
+}
+
+// TestNamespaceAndBuckets: the metrics are named under WithNamespace (or
+// under none for ""), and the histogram has the buckets WithBuckets was
+// given, even when the caller's slice changes after New.
+func TestNamespaceAndBuckets(t *testing.T) {
+	db := sql.OpenDB(unreachable{})
+	t.Cleanup(func() { _ = db.Close() })
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL("app")))
+	for ns, want := range map[string]string{"Zz_9": "Zz_9_outbox_forward_latency_seconds", "": "outbox_forward_latency_seconds"} {
+		reg := prometheus.NewRegistry()
+		b := []float64{0.1, 1}
+		if _, err := outboxprom.New(reg, ob, db, outboxprom.WithNamespace(ns), outboxprom.WithBuckets(b)); err != nil {
+			t.Fatalf("namespace %q: %v", ns, err)
+		}
+		b[1] = 2
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, mf := range mfs {
+			names = append(names, mf.GetName())
+			if mf.GetName() != want {
+				continue
+			}
+			var bounds []float64
+			for _, bk := range mf.GetMetric()[0].GetHistogram().GetBucket() {
+				bounds = append(bounds, bk.GetUpperBound())
+			}
+			if !slices.Equal(bounds, []float64{0.1, 1}) {
+				t.Errorf("buckets %v, want [0.1 1] as given", bounds)
+			}
+		}
+		if !slices.Contains(names, want) {
+			t.Errorf("namespace %q: metrics %v, want %s among them", ns, names, want)
+		}
 	}
 }
