@@ -390,3 +390,17 @@ func TestNilMessageReportedByPublisher(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseLeavesPublisherOpen: closing the tracing publisher does not
+// close the publisher it wraps, which the caller owns.
+func TestCloseLeavesPublisherOpen(t *testing.T) {
+	_, tp := recorder(t)
+	c := mwtest.Memory(t)
+	pub := mwtest.Must(otel.Publisher(c, tp))
+	if err := pub.Close(); err != nil {
+		t.Fatalf("Close: %v, want nil", err)
+	}
+	if err := c.Publish(context.Background(), "t", &messaging.Message{}); err != nil {
+		t.Errorf("the wrapped publisher after the tracing one was closed: %v, want it open", err)
+	}
+}
