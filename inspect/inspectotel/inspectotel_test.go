@@ -317,3 +317,19 @@ func TestCollectionFailures(t *testing.T) {
 		t.Errorf("observed %v for a client that cannot list its topics, want one error alone", values)
 	}
 }
+
+// TestTopicsKeepsItsOwnList: the callback inspects the topics Topics was
+// given, at every collection, even when the caller's slice changes
+// afterwards.
+func TestTopicsKeepsItsOwnList(t *testing.T) {
+	r, mp := reader(t)
+	names := []string{"a"}
+	if _, err := inspectotel.Register(fixed{unknown: true}, mp, inspectotel.Topics(names...)); err != nil {
+		t.Fatal(err)
+	}
+	names[0] = "b"
+	values, _ := collect(t, r)
+	if _, ok := values["messaging.destination.messages[messaging.destination.name=a messaging.system=rabbitmq]"]; !ok || len(values) != 2 {
+		t.Errorf("observed %v, want topic a's messages and the errors", values)
+	}
+}

@@ -370,3 +370,19 @@ app_inspect_up 1
 		t.Error(err)
 	}
 }
+
+// TestTopicsKeepsItsOwnList: the collector inspects the topics Topics was
+// given, at every scrape, even when the caller's slice changes afterwards.
+func TestTopicsKeepsItsOwnList(t *testing.T) {
+	names := []string{"a"}
+	col := inspectprom.New(fixed{}, inspectprom.Topics(names...), quiet)
+	names[0] = "b"
+	expected := `
+# HELP messaging_topic_messages Messages the broker retains for the topic.
+# TYPE messaging_topic_messages gauge
+messaging_topic_messages{broker="kafka",topic="a"} 7
+`
+	if err := testutil.CollectAndCompare(col, strings.NewReader(expected), "messaging_topic_messages"); err != nil {
+		t.Error(err)
+	}
+}
