@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -384,5 +385,42 @@ messaging_topic_messages{broker="kafka",topic="a"} 7
 `
 	if err := testutil.CollectAndCompare(col, strings.NewReader(expected), "messaging_topic_messages"); err != nil {
 		t.Error(err)
+	}
+}
+
+// meeting is a broker whose Inspect answers only once two inspections are
+// in progress at the same time (or fails when its context ends first).
+type meeting struct {
+	mu      sync.Mutex
+	arrived int
+	met     chan struct{} // closed by the second arrival
+}
+
+func (m *meeting) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
+	m.mu.Lock()
+	if m.arrived++; m.arrived == 2 {
+		close(m.met)
+	}
+	m.mu.Unlock()
+	select {
+	case <-m.met:
+		return fixed{}.Inspect(ctx, topic)
+	case <-ctx.Done():
+		return messaging.TopicStats{}, ctx.Err()
+	}
+}
+
+// TestConcurrentScrapes: concurrent scrapes inspect concurrently (a slow
+// broker does not queue them), and each exports its own figures.
+func TestConcurrentScrapes(t *testing.T) {
+	col := inspectprom.New(&meeting{met: make(chan struct{})}, inspectprom.Topics("t"), inspectprom.ScrapeTimeout(10*time.Second), quiet)
+	ups := make(chan float64, 2)
+	for range 2 {
+		go func() { ups <- testutil.ToFloat64(upOnly{col}) }()
+	}
+	for range 2 {
+		if up := <-ups; up != 1 {
+			t.Errorf("up = %v: a scrape's inspection did not meet the other's, want both in progress at once", up)
+		}
 	}
 }
