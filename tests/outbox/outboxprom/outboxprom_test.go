@@ -20,7 +20,8 @@ import (
 )
 
 // TestMetrics: the backlog gauge reads the database; the counters and the
-// latency histogram follow the relay's batches.
+// latency histogram follow the relay's batches. The registry is pedantic:
+// every metric collected must have been described.
 func TestMetrics(t *testing.T) {
 	db := brokertest.OpenPostgres(t)
 	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(brokertest.PostgresSchema(t, db))))
@@ -28,7 +29,7 @@ func TestMetrics(t *testing.T) {
 	if err := ob.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
+	reg := prometheus.NewPedanticRegistry()
 	m, err := outboxprom.New(reg, ob, db)
 	if err != nil {
 		t.Fatal(err)
