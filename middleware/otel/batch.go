@@ -91,18 +91,18 @@ func (c *config) startBatch(ctx context.Context, tracer trace.Tracer, msgs []*me
 		sc := trace.SpanContextFromContext(c.prop.Extract(context.Background(), propagation.MapCarrier(m.Header)))
 		if sc.IsValid() {
 			links = append(links, trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{
-				AttrMessageID.String(m.ID), AttrAttempt.Int(m.Attempt),
+				AttrMessageID.String(valid(m.ID)), AttrAttempt.Int(m.Attempt),
 			}})
 		}
 	}
 	name := "process"
 	kv := []attribute.KeyValue{AttrOperation.String("process"), AttrOperationName.String("process")}
 	if sameTopic && len(msgs) > 0 {
-		name += " " + topic
-		kv = append(kv, AttrDestination.String(topic))
+		name += " " + valid(topic)
+		kv = append(kv, AttrDestination.String(valid(topic)))
 	}
 	if sameGroup && group != "" {
-		kv = append(kv, AttrGroup.String(group))
+		kv = append(kv, AttrGroup.String(valid(group)))
 	}
 	if len(msgs) != 1 {
 		kv = append(kv, AttrBatchCount.Int(len(msgs)))
@@ -125,7 +125,7 @@ func batchFailed(span trace.Span, msgs []*messaging.Message, errs []error, all e
 			first = err
 		}
 		if all == nil {
-			span.RecordError(err, trace.WithAttributes(AttrMessageID.String(msgs[i].ID), AttrErrorType.String(ErrorType(err))))
+			span.RecordError(err, trace.WithAttributes(AttrMessageID.String(valid(msgs[i].ID)), AttrErrorType.String(ErrorType(err))))
 		}
 	}
 	if all != nil {

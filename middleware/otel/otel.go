@@ -14,6 +14,10 @@
 // NewBatch wraps a BatchHandler: one consumer span per batch, linked to the
 // producer span of each message.
 //
+// Span names and attribute values are valid UTF-8, as OTLP requires: bytes
+// that are not (in a message ID set by another producer, or a topic that
+// Publish then rejects) become U+FFFD.
+//
 // Put New outermost, so the span covers the other layers and the logs and
 // metrics they emit can be correlated.
 package otel
@@ -21,6 +25,8 @@ package otel
 import (
 	"context"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -130,6 +136,19 @@ func newConfig(opts []Option) (config, error) {
 	return c, nil
 }
 
+// valid is s as a span name or attribute value: OTLP carries them as
+// protobuf strings, which must be UTF-8, and an exporter fails the whole
+// batch of spans that holds one that is not
+// (github.com/open-telemetry/opentelemetry-go/issues/3021). A message ID
+// set by a producer that does not use this library, or a topic name that
+// Publish rejects, may hold any bytes; invalid ones become U+FFFD.
+func valid(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
 func (c *config) attrs(kv ...attribute.KeyValue) []attribute.KeyValue {
 	if c.system != "" {
 		kv = append(kv, AttrSystem.String(c.system))
@@ -155,14 +174,14 @@ func New(opts ...Option) (messaging.Middleware, error) {
 			kv := []attribute.KeyValue{
 				AttrOperation.String("process"),
 				AttrOperationName.String("process"),
-				AttrDestination.String(msg.Topic),
-				AttrMessageID.String(msg.ID),
+				AttrDestination.String(valid(msg.Topic)),
+				AttrMessageID.String(valid(msg.ID)),
 				AttrAttempt.Int(msg.Attempt),
 			}
 			if msg.Group != "" {
-				kv = append(kv, AttrGroup.String(msg.Group))
+				kv = append(kv, AttrGroup.String(valid(msg.Group)))
 			}
-			ctx, span := tracer.Start(ctx, "process "+msg.Topic,
+			ctx, span := tracer.Start(ctx, "process "+valid(msg.Topic),
 				trace.WithSpanKind(trace.SpanKindConsumer),
 				trace.WithAttributes(c.attrs(kv...)...))
 			defer span.End()
@@ -223,7 +242,7 @@ func (t *publisher) Publish(ctx context.Context, topic string, msgs ...*messagin
 		}
 	}
 	if len(msgs) == 1 && msgs[0] != nil {
-		span.SetAttributes(AttrMessageID.String(msgs[0].ID))
+		span.SetAttributes(AttrMessageID.String(valid(msgs[0].ID)))
 	}
 	if err != nil {
 		failed(span, err)
@@ -251,11 +270,11 @@ func (t *publisher) headers(ctx context.Context, h messaging.Header) messaging.H
 // messaging.batch.message_count is left out for a single message, as the
 // semantic conventions ask.
 func (t *publisher) startSend(ctx context.Context, topic string, n int) (context.Context, trace.Span) {
-	kv := []attribute.KeyValue{AttrOperation.String("send"), AttrOperationName.String("send"), AttrDestination.String(topic)}
+	kv := []attribute.KeyValue{AttrOperation.String("send"), AttrOperationName.String("send"), AttrDestination.String(valid(topic))}
 	if n != 1 {
 		kv = append(kv, AttrBatchCount.Int(n))
 	}
-	return t.tracer.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(t.c.attrs(kv...)...))
+	return t.tracer.Start(ctx, "send "+valid(topic), trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(t.c.attrs(kv...)...))
 }
 
 // failed records err on span: an exception event, the status, and the

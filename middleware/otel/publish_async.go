@@ -24,7 +24,7 @@ func (t *publisher) PublishAsync(ctx context.Context, topic string, msg *messagi
 	cp.Header = t.headers(ctx, msg.Header)
 	messaging.PublishAsync(ctx, t.p, topic, &cp, func(m *messaging.Message, err error) {
 		msg.ID, msg.Time = cp.ID, cp.Time
-		span.SetAttributes(AttrMessageID.String(msg.ID))
+		span.SetAttributes(AttrMessageID.String(valid(msg.ID)))
 		if err != nil {
 			failed(span, err)
 		}
