@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -331,5 +332,38 @@ func TestTopicsKeepsItsOwnList(t *testing.T) {
 	values, _ := collect(t, r)
 	if _, ok := values["messaging.destination.messages[messaging.destination.name=a messaging.system=rabbitmq]"]; !ok || len(values) != 2 {
 		t.Errorf("observed %v, want topic a's messages and the errors", values)
+	}
+}
+
+// badGroup is fixed with a group name that is not valid UTF-8.
+type badGroup struct{ fixed }
+
+func (b badGroup) Inspect(ctx context.Context, topic string) (messaging.TopicStats, error) {
+	st, err := b.fixed.Inspect(ctx, topic)
+	st.Groups[0].Group = "g\xff"
+	return st, err
+}
+
+// TestNamesAreValidUTF8: a topic or group whose name is not valid UTF-8 (a
+// broker may list names this library did not give) is observed with the
+// invalid bytes replaced: OTLP carries attribute values as protobuf
+// strings, and an exporter fails the whole batch of metrics holding one
+// that is not UTF-8.
+func TestNamesAreValidUTF8(t *testing.T) {
+	r, mp := reader(t)
+	if _, err := inspectotel.Register(badGroup{}, mp, inspectotel.Topics("t\xfe")); err != nil {
+		t.Fatal(err)
+	}
+	values, _ := collect(t, r)
+	if len(values) < 2 {
+		t.Fatalf("observed %v, want the topic's and the group's figures", values)
+	}
+	for k := range values {
+		if !utf8.ValidString(k) {
+			t.Errorf("observed %q: an attribute value is not valid UTF-8", k)
+		}
+	}
+	if _, ok := values["messaging.consumer.group.backlog[messaging.consumer.group.name=g\uFFFD messaging.destination.name=t\uFFFD messaging.system=rabbitmq]"]; !ok {
+		t.Errorf("observed %v, want the group's backlog under g\uFFFD of t\uFFFD", slices.Sorted(maps.Keys(values)))
 	}
 }
