@@ -245,3 +245,33 @@ func TestBatcherDefaultWindow(t *testing.T) {
 		t.Fatalf("%d messages with results, want %d", len(res.errs), DefaultWindow+1)
 	}
 }
+
+// TestTrackerCloseWakesWaitingBegin: a Begin already waiting for room when
+// Close is called fails with ErrClosed at once, without waiting for a slot.
+func TestTrackerCloseWakesWaitingBegin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := NewTracker(make(chan struct{}, 1))
+		if err := tr.Begin(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		began := make(chan error, 1)
+		go func() { began <- tr.Begin(context.Background()) }()
+		synctest.Wait() // the second Begin waits for room
+		tr.Close()
+		synctest.Wait()
+		select {
+		case err := <-began:
+			if !errors.Is(err, messaging.ErrClosed) {
+				t.Fatalf("Begin waiting at Close: %v, want ErrClosed", err)
+			}
+		default:
+			tr.End(nil, nil, nil) // let the goroutine finish
+			<-began
+			t.Fatal("Begin waiting for room still waits after Close")
+		}
+		tr.End(nil, nil, nil)
+		if err := tr.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

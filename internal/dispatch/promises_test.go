@@ -100,3 +100,17 @@ func TestReadArgsRejectsInvalidPosition(t *testing.T) {
 		t.Errorf("ReadArgs from the earliest: %v", err)
 	}
 }
+
+// TestPoolCloseIdempotent: Close may be called again after it returned.
+func TestPoolCloseIdempotent(t *testing.T) {
+	settled := 0
+	p := NewPool(t.Context(), 2, 4, func(context.Context, *messaging.Message) error { return nil }, func(Delivery, Result) { settled++ }, 0)
+	if !p.Submit(t.Context(), Delivery{Msg: &messaging.Message{}}) {
+		t.Fatal("Submit refused a delivery")
+	}
+	p.Close()
+	p.Close()
+	if settled != 1 {
+		t.Fatalf("%d settlements, want 1", settled)
+	}
+}
