@@ -275,3 +275,48 @@ func TestTrackerCloseWakesWaitingBegin(t *testing.T) {
 		}
 	})
 }
+
+// TestBatcherUnwantedOfMixedBatch: in a batch holding several topics,
+// Unwanted's index is that of the message in the send's msgs (the one
+// topic's messages), not in the whole batch.
+func TestBatcherUnwantedOfMixedBatch(t *testing.T) {
+	bg := context.Background()
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var mu sync.Mutex
+	var got []error // Unwanted(i) for topic a's second batch, after cancel
+	b := NewBatcher(1, 10, noCheck, func(sctx context.Context, topic string, msgs ...*messaging.Message) error {
+		if len(msgs) == 1 && string(msgs[0].Payload) == "first" {
+			entered <- struct{}{}
+			<-release
+			return nil
+		}
+		if topic == "a" {
+			cancel() // the second message of topic a is no longer wanted
+			unwanted := Unwanted(sctx)
+			mu.Lock()
+			for i := range msgs {
+				got = append(got, unwanted(i))
+			}
+			mu.Unlock()
+		}
+		return nil
+	})
+	defer b.Close()
+	var res results
+	b.PublishAsync(bg, "a", &messaging.Message{Topic: "a", Payload: []byte("first")}, res.done)
+	<-entered // first is being sent: the next three make one batch
+	b.PublishAsync(bg, "a", &messaging.Message{Topic: "a"}, res.done)
+	b.PublishAsync(bg, "b", &messaging.Message{Topic: "b"}, res.done)
+	b.PublishAsync(ctx, "a", &messaging.Message{Topic: "a"}, res.done)
+	close(release)
+	if err := b.Flush(bg); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0] != nil || !errors.Is(got[1], context.Canceled) {
+		t.Fatalf("Unwanted for topic a's messages of a mixed batch: %v, want [nil, context.Canceled]", got)
+	}
+}
