@@ -93,6 +93,8 @@ func (p *Pool) Submit(ctx context.Context, d Delivery) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	case <-p.ctx.Done():
+		return false
 	}
 }
 

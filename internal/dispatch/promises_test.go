@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
 
 	"github.com/msgkit/messaging"
 )
@@ -113,4 +114,45 @@ func TestPoolCloseIdempotent(t *testing.T) {
 	if settled != 1 {
 		t.Fatalf("%d settlements, want 1", settled)
 	}
+}
+
+// TestSubmitBlockedReturnsWhenHandlerContextEnds: a Submit waiting for
+// room in a full queue returns false once the handler context ends, even
+// when its own ctx (not derived from it) lives and the handler in flight
+// goes on: the caller keeps the delivery.
+func TestSubmitBlockedReturnsWhenHandlerContextEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bg := context.Background()
+		handlerCtx, cancel := context.WithCancel(bg)
+		started, unblock := make(chan struct{}), make(chan struct{})
+		p := NewPool(handlerCtx, 1, 1, func(_ context.Context, m *messaging.Message) error {
+			if m.ID == "running" {
+				close(started)
+				<-unblock // ignores its context
+			}
+			return nil
+		}, func(Delivery, Result) {}, 0)
+		defer p.Close()
+		defer close(unblock)
+		p.Submit(bg, Delivery{Msg: &messaging.Message{ID: "running"}})
+		<-started
+		if !p.Submit(bg, Delivery{Msg: &messaging.Message{ID: "queued"}}) {
+			t.Fatal("Submit refused a delivery with room in the queue")
+		}
+		submitted := make(chan bool, 1)
+		go func() { submitted <- p.Submit(bg, Delivery{Msg: &messaging.Message{ID: "blocked"}}) }()
+		synctest.Wait() // Submit waits for room
+		cancel()
+		synctest.Wait()
+		select {
+		case ok := <-submitted:
+			if ok {
+				t.Fatal("Submit took a delivery after the handler context ended")
+			}
+		default:
+			t.Error("Submit waiting for room still waits after the handler context ended")
+			unblock <- struct{}{} // let the handler return, so that Submit does
+			<-submitted
+		}
+	})
 }
