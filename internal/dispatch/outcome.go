@@ -86,10 +86,3 @@ func recovered(f func() error) (err error) {
 	}()
 	return f()
 }
-
-// SettleContext returns a context for acknowledging after a handler ran: it
-// keeps ctx's values but not its cancellation (a cancelled subscription must
-// still nack what it was handling), bounded by timeout.
-func SettleContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), timeout)
-}
