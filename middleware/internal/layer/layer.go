@@ -88,18 +88,6 @@ func Outer(ctx context.Context, k Kind) (Frame, bool) {
 	return Frame{}, false
 }
 
-// Stack returns the layers of ctx, outermost first.
-func Stack(ctx context.Context) []Kind {
-	var out []Kind
-	for f, _ := ctx.Value(frameKey{}).(*Frame); f != nil; f = f.outer {
-		out = append(out, f.Kind)
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out
-}
-
 type probeKey struct{}
 
 // WithProbe marks ctx as a dry run: layers check their order and call the
