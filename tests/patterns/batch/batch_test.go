@@ -9,6 +9,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/internal/mwtest"
 	"github.com/msgkit/messaging/patterns/batch"
 	"github.com/msgkit/messaging/patterns/codec"
 )
@@ -205,4 +206,34 @@ func TestBulkDropsUndecodableMessageAlone(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSubscribeOptionsReachTheSubscription: WithSubscribeOptions's options
+// reach the subscription (here StartAt(Latest) with one handler at a time:
+// an item published before the group existed is not handled, the next one
+// is, and in the topic's order it would have come first).
+func TestSubscribeOptionsReachTheSubscription(t *testing.T) {
+	c := mwtest.Memory(t)
+	tp := topic(t, c, "opts")
+	publish(t, c, tp, 1, 2)
+	handled := make(chan int, 2)
+	sub, err := batch.Subscribe(t.Context(), c, tp, integration.UniqueName(t, "g"), batch.RealTime, func(_ context.Context, items []item) error {
+		for _, it := range items {
+			handled <- it.N
+		}
+		return nil
+	}, batch.WithSubscribeOptions(messaging.StartAt(messaging.Latest), messaging.Concurrency(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	publish(t, c, tp, 2, 3)
+	select {
+	case n := <-handled:
+		if n != 2 {
+			t.Fatalf("first item handled %d, want 2, published after Subscribe: StartAt(Latest) was not applied", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no item handled within 10s")
+	}
 }

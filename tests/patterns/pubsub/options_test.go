@@ -125,3 +125,28 @@ func TestWithMiddlewareWrapsSubscriber(t *testing.T) {
 		t.Fatal("the middleware did not see the event")
 	}
 }
+
+// TestSubscribeOptionsReachTheSubscription: WithSubscribeOptions's options
+// reach the subscription (here StartAt(Latest): an event published before
+// the subscriber's group existed is not delivered, the next one is, and in
+// the topic's order it would have come first), and Publisher.Topic is the
+// topic published to.
+func TestSubscribeOptionsReachTheSubscription(t *testing.T) {
+	c := mwtest.Memory(t)
+	tp := topic(t, c, "events")
+	p := mwtest.Must(pubsub.NewPublisher[event](c, tp))
+	if p.Topic() != tp {
+		t.Errorf("Publisher.Topic() = %q, want %q", p.Topic(), tp)
+	}
+	if _, err := p.Publish(t.Context(), "", event{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ch := received(t, c, tp, pubsub.WithSubscribeOptions(messaging.StartAt(messaging.Latest)))
+	id, err := p.Publish(t.Context(), "", event{N: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := nextEvent(t, ch); m.ID != id {
+		t.Fatalf("first event delivered %s (%s), want the one published after Subscribe, %s: StartAt(Latest) was not applied", m.ID, m.Payload, id)
+	}
+}

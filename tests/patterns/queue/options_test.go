@@ -117,3 +117,40 @@ func TestWorkRunsWorkersAtOnce(t *testing.T) {
 		t.Fatalf("%d of %d jobs running at once after 10s", in.Load(), n)
 	}
 }
+
+// TestWorkPassesSubscribeOptions: WithSubscribeOptions's options reach the
+// subscription (here StartAt(Latest): a job enqueued before the workers'
+// group existed is not handled, the next one is, and in the topic's order
+// it would have come first), and Queue.Topic is the topic enqueued to.
+func TestWorkPassesSubscribeOptions(t *testing.T) {
+	c := mwtest.Memory(t)
+	ctx := mwtest.Context(t, 30*time.Second)
+	tp := topic(t, c, "jobs")
+	q := mwtest.Must(queue.New[job](c, tp))
+	if q.Topic() != tp {
+		t.Errorf("Queue.Topic() = %q, want %q", q.Topic(), tp)
+	}
+	if _, err := q.Enqueue(ctx, "", job{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	handled := make(chan int, 2)
+	sub, err := queue.Work(ctx, c, tp, "g", func(_ context.Context, j job, _ *messaging.Message) error {
+		handled <- j.N
+		return nil
+	}, queue.WithSubscribeOptions(messaging.StartAt(messaging.Latest)), queue.WithWorkers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	if _, err := q.Enqueue(ctx, "", job{N: 2}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-handled:
+		if n != 2 {
+			t.Fatalf("first job handled %d, want 2, enqueued after Work: StartAt(Latest) was not applied", n)
+		}
+	case <-ctx.Done():
+		t.Fatal("no job handled")
+	}
+}
