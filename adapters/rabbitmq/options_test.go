@@ -58,6 +58,7 @@ func TestOptionsRejectInvalidValues(t *testing.T) {
 			rabbitmq.WithReconnectBackoff(0, time.Second), rabbitmq.WithReconnectBackoff(-time.Second, time.Second),
 			rabbitmq.WithReconnectBackoff(time.Second, time.Millisecond),
 		}},
+		{"WithAckDelay", []rabbitmq.Option{rabbitmq.WithAckDelay(0), rabbitmq.WithAckDelay(-time.Millisecond)}},
 		{"WithManagement", []rabbitmq.Option{
 			rabbitmq.WithManagement(""), rabbitmq.WithManagement("ftp://host:15672"), rabbitmq.WithManagement("http://"),
 		}},
