@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/rabbitmq"
 	"github.com/msgkit/messaging/adapters/rabbitmq/rabbitmqtest"
@@ -332,6 +334,65 @@ func TestPublishReturnedSameID(t *testing.T) {
 				t.Errorf("keys %v: message %d (key %q): %v", order, i, key, perr.Errs[i])
 			}
 		}
+	}
+}
+
+// TestPublishNacked: a message the broker refuses with a negative confirm
+// (here a queue full with overflow reject-publish) fails with ErrNacked,
+// by Publish and PublishAsync alike, while the message beside it that
+// another queue takes is confirmed: a nack is never taken for a confirm.
+func TestPublishNacked(t *testing.T) {
+	direct := rabbitmqtest.Broker.Endpoint(t)
+	c := rabbitmqtest.Open(t, direct)
+	ctx := t.Context()
+	topic := integration.UniqueName(t, "nacked")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	// The key "full" goes to a queue that refuses every message, "ok" to
+	// one that takes them.
+	_, ch := rawChannel(t, direct)
+	full, err := ch.QueueDeclare("", false, true, true, false, amqp.Table{"x-max-length": int64(0), "x-overflow": "reject-publish"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for q, key := range map[string]string{full.Name: "full", ok.Name: "ok"} {
+		if err := ch.QueueBind(q, key, topic, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := []*messaging.Message{{Key: "full", Payload: []byte("a")}, {Key: "ok", Payload: []byte("b")}}
+	err = c.Publish(ctx, topic, msgs...)
+	var perr *messaging.PublishError
+	if !errors.As(err, &perr) {
+		t.Fatalf("Publish: %v, want a PublishError", err)
+	}
+	if !errors.Is(perr.Errs[0], rabbitmq.ErrNacked) || perr.Errs[1] != nil {
+		t.Errorf("Publish: errors %v, want [ErrNacked <nil>]", perr.Errs)
+	}
+
+	res := newAsyncResults()
+	for _, m := range msgs {
+		c.PublishAsync(ctx, topic, m, res.done)
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range msgs {
+		n, err := res.result(m)
+		if n != 1 || errors.Is(err, rabbitmq.ErrNacked) != (i == 0) || (i == 1 && err != nil) {
+			t.Errorf("PublishAsync of the message with key %q: %d results, the last %v; want one, ErrNacked for \"full\", nil for \"ok\"", m.Key, n, err)
+		}
+	}
+	if q, err := ch.QueueDeclarePassive(ok.Name, false, true, true, false, nil); err != nil {
+		t.Fatal(err)
+	} else if q.Messages != 2 {
+		t.Errorf("the queue of the key \"ok\" holds %d messages, want 2", q.Messages)
 	}
 }
 
