@@ -94,6 +94,58 @@ func TestUndecodableMessageDoesNotStopTheQueue(t *testing.T) {
 	canaryReaches(t, c, rabbitmqtest.Open(t, url), topic, group)
 }
 
+// TestGuardArraysAndFieldTypes: header arrays amqp091-go refuses (more
+// than 8192 elements, nested 40 deep) are given up like the tables of
+// TestUndecodableMessageDoesNotStopTheQueue instead of stopping the queue,
+// while a message whose headers hold a value of every field type amqp091-go
+// writes (decimal, timestamp, byte array, void...) is not taken for one it
+// cannot decode: it reaches the handler, as does the canary after them.
+func TestGuardArraysAndFieldTypes(t *testing.T) {
+	url := rabbitmqtest.Broker.Endpoint(t)
+	c := rabbitmqtest.Open(t, url)
+	topic, group := integration.UniqueName(t, "poison"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	_, ch := rawChannel(t, url)
+	long := make([]any, 9000)
+	for i := range long {
+		long[i] = "v"
+	}
+	deep := []any{"leaf"}
+	for range 40 {
+		deep = []any{deep}
+	}
+	every := amqp.Table{
+		"bool": true, "byte": byte(1), "int8": int8(-2), "int16": int16(-3), "int32": int32(-4), "int64": int64(-5),
+		"uint16": uint16(6), "uint32": uint32(7), "float32": float32(8.5), "float64": 9.25,
+		"decimal": amqp.Decimal{Scale: 2, Value: 1234}, "string": "s", "time": time.Unix(1700000000, 0),
+		"bytes": []byte("b"), "void": nil, "table": amqp.Table{"decimal": amqp.Decimal{Scale: 1, Value: 5}, "n": int16(1)},
+		"array": []any{int8(1), int16(2), uint16(3), amqp.Decimal{Scale: 3, Value: 7}, time.Unix(1, 0), []byte("x"), nil, float32(1), true},
+	}
+	for _, p := range []amqp.Publishing{
+		{MessageId: "long-array", Headers: amqp.Table{"a": long}, Body: []byte("poison 1")},
+		{MessageId: "deep-array", Headers: amqp.Table{"a": deep}, Body: []byte("poison 2")},
+		{MessageId: "every-type", Headers: every, Body: []byte("fine")},
+		{MessageId: "canary", Body: []byte("canary")},
+	} {
+		if err := ch.PublishWithContext(t.Context(), topic, "", false, false, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	col := integration.NewCollector()
+	sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	col.WaitDistinct(t, 2, 30*time.Second)
+	if col.Count("every-type") != 1 || col.Count("canary") != 1 || col.Distinct() != 2 {
+		t.Fatalf("delivered %s, want every-type and the canary", col)
+	}
+}
+
 // TestUndecodableMessageDoesNotStopStreamRead: a message in a topic's
 // stream that amqp091-go cannot decode (9,000 headers, published by
 // another client) is skipped by Stream.Read with a log line naming its
