@@ -136,3 +136,26 @@ func TestPrefetchAboveAMQPLimit(t *testing.T) {
 		t.Errorf("WithPrefetch(65535): %v, want a dial error", err)
 	}
 }
+
+// TestOpenErrorsHidePassword: whatever Open fails on (a host of a host
+// list with an invalid port, which a parser error quotes with the whole
+// URL; a bad parameter; nothing listening), its error shows no password.
+func TestOpenErrorsHidePassword(t *testing.T) {
+	const secret = "s3cret-Passw0rd"
+	for _, u := range []string{
+		"amqp://guest:" + secret + "@127.0.0.1:x,127.0.0.1:1/",
+		"amqp://guest:" + secret + "@127.0.0.1:1/?heartbeat=x",
+		"amqp://guest:" + secret + "@127.0.0.1:1,127.0.0.1:2/",
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		c, err := rabbitmq.Open(ctx, u)
+		cancel()
+		if c != nil {
+			_ = c.Close()
+			t.Fatalf("Open(%s) returned a client", strings.ReplaceAll(u, secret, "xxxxx"))
+		}
+		if err == nil || strings.Contains(err.Error(), secret) {
+			t.Errorf("Open of a URL with a password: %v, want an error without it", err)
+		}
+	}
+}
