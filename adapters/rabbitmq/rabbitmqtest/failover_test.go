@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/rabbitmq"
@@ -94,5 +98,42 @@ func TestMultiHostURL(t *testing.T) {
 	bad.Host = ep.Host + ","
 	if _, err := rabbitmq.Open(t.Context(), bad.String()); !errors.Is(err, messaging.ErrInvalidURL) {
 		t.Errorf("Open with an empty host in the list: %v, want ErrInvalidURL", err)
+	}
+}
+
+// TestRedialStartsWithNextHost: with a host list, the redial after a lost
+// connection starts with the host after the one the client was connected
+// to, so the node that just died is tried last.
+func TestRedialStartsWithNextHost(t *testing.T) {
+	ep, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := fault.NewProxy(t, ep.Host), fault.NewProxy(t, ep.Host)
+	var mu sync.Mutex
+	var dialled []string // the address of each dial, in order
+	dial := amqp.DefaultDial(30 * time.Second)
+	u := *ep
+	u.Host = first.Addr() + "," + second.Addr()
+	c := rabbitmqtest.Open(t, u.String(), rabbitmq.WithAMQPConfig(amqp.Config{Dial: func(network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dialled = append(dialled, addr)
+		mu.Unlock()
+		return dial(network, addr)
+	}}))
+	topic, group := integration.UniqueName(t, "redial"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	first.Cut() // the connection lost, the host refusing
+	// Publish waits for the reconnect.
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "m"}); err != nil {
+		t.Fatalf("publish after the cut: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dialled) < 2 || dialled[0] != first.Addr() || dialled[1] != second.Addr() {
+		t.Errorf("dialled %v, want %s (Open), then %s (the redial, starting with the next host)", dialled, first.Addr(), second.Addr())
 	}
 }
