@@ -133,6 +133,51 @@ func TestSubscribePrefetchAboveAMQPLimit(t *testing.T) {
 	_ = sub.Close()
 }
 
+// TestPrefetchBoundsUnacknowledged: a subscription holds at most its
+// prefetch (here WithPrefetch(2), the client's default) of the group's
+// messages unacknowledged: while its handler is stuck, the rest stay in
+// the queue for the group's other members. Without the QoS the broker
+// pushed every message to the stuck subscription.
+func TestPrefetchBoundsUnacknowledged(t *testing.T) {
+	const total, prefetch = 10, 2
+	url := rabbitmqtest.Broker.Endpoint(t)
+	stuck, other := rabbitmqtest.Open(t, url, rabbitmq.WithPrefetch(prefetch)), rabbitmqtest.Open(t, url)
+	topic, group := integration.UniqueName(t, "prefetch"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = other.DeleteTopic(context.Background(), topic) })
+	if err := other.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan struct{}, total)
+	sub, err := stuck.Subscribe(t.Context(), topic, func(ctx context.Context, _ *messaging.Message) error {
+		held <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}, messaging.Group(group), messaging.Concurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	msgs := make([]*messaging.Message, total)
+	for i := range msgs {
+		msgs[i] = messaging.NewMessage([]byte("m"))
+	}
+	if err := other.Publish(t.Context(), topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stuck subscription got nothing")
+	}
+	col := integration.NewCollector()
+	sub2, err := other.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub2.Close() })
+	col.WaitDistinct(t, total-prefetch, 30*time.Second)
+}
+
 // TestPublishUnroutable: with no queue bound to the topic, every message of
 // the call fails with ErrUnroutable; once a group exists, Publish succeeds.
 func TestPublishUnroutable(t *testing.T) {
