@@ -3,6 +3,7 @@ package rabbitmqtest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/url"
 	"slices"
@@ -298,6 +299,59 @@ func TestPublishAsyncBrokerRefusesOneMessage(t *testing.T) {
 	var perr *messaging.PublishError
 	if !errors.As(err, &perr) || !slices.Equal(perr.Failed(), []int{1}) || !errors.Is(perr.Errs[1], messaging.ErrMessageTooLarge) {
 		t.Errorf("Publish of a refused message between two others: %v, want a PublishError failing message 1 alone with ErrMessageTooLarge", err)
+	}
+}
+
+// TestPublishAsyncHeaderTooLargeFailsAlone: a PublishAsync message whose
+// headers no consumer could receive (larger than frame_max, or more than
+// 8192 entries) fails alone with ErrMessageTooLarge, checked before it
+// joins a batch: the messages queued around it, in its lane, are
+// confirmed, each with one result.
+func TestPublishAsyncHeaderTooLargeFailsAlone(t *testing.T) {
+	c := rabbitmqtest.Open(t, rabbitmqtest.Broker.Endpoint(t))
+	topic, group := integration.UniqueName(t, "hdrlarge"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := c.Provision(ctx, topic, group); err != nil {
+		t.Fatal(err)
+	}
+	many := messaging.Header{}
+	for i := range 8193 {
+		many[fmt.Sprint("h", i)] = "v"
+	}
+	bad := map[int]messaging.Header{
+		100: {"big": strings.Repeat("v", 200<<10)}, // above frame_max (128 KiB by default)
+		150: many,
+	}
+	const total = 300
+	res := newAsyncResults()
+	var msgs []*messaging.Message
+	for i := range total {
+		m := &messaging.Message{Key: "k", Payload: []byte("m"), Header: bad[i]}
+		msgs = append(msgs, m)
+		c.PublishAsync(ctx, topic, m, res.done)
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for i, m := range msgs {
+		n, err := res.result(m)
+		_, isBad := bad[i]
+		switch {
+		case n != 1:
+			t.Errorf("message %d: %d callbacks, want 1", i, n)
+		case isBad && !errors.Is(err, messaging.ErrMessageTooLarge):
+			t.Errorf("message %d (headers too large): %v, want ErrMessageTooLarge", i, err)
+		case !isBad && err != nil:
+			if failed++; failed <= 3 {
+				t.Errorf("message %d: %v, want nil (the message with too large headers fails alone)", i, err)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of the %d other messages failed", failed, total-len(bad))
 	}
 }
 
