@@ -76,3 +76,44 @@ func TestPublishResendsAfterCutBeforeConfirm(t *testing.T) {
 		t.Fatal("Publish has not returned 60s after the cut")
 	}
 }
+
+// TestReconnectRedeclaresProvisioned: the topology a client provisioned is
+// declared again on its next connection before that connection is used:
+// a group queue deleted while the client was cut off exists again when the
+// client publishes after the reconnect, and the message is routed to it
+// rather than failing with ErrUnroutable.
+func TestReconnectRedeclaresProvisioned(t *testing.T) {
+	u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := fault.NewProxy(t, u.Host)
+	pu := *u
+	pu.Host = p.Addr()
+	c := rabbitmqtest.Open(t, pu.String())
+	topic, group := integration.UniqueName(t, "redeclare"), integration.UniqueName(t, "g")
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	direct := rabbitmqtest.Open(t, u.String())
+	deleteAtEnd(t, direct, topic)
+	_, ch := rawChannel(t, u.String())
+	queue := rabbitmq.GroupQueueName(topic, group)
+
+	p.Cut()
+	if _, err := ch.QueueDelete(queue, false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	p.Restore()
+	// Publish waits for the reconnect.
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "m"}); err != nil {
+		t.Fatalf("publish after the reconnect: %v, want nil (the provisioned group declared again)", err)
+	}
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("the group queue after the reconnect: %v", err)
+	}
+	if q.Messages != 1 {
+		t.Errorf("the group queue holds %d messages, want the one published", q.Messages)
+	}
+}
