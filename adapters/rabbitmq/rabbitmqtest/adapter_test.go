@@ -373,6 +373,28 @@ func TestRedialRefusesRecovery(t *testing.T) {
 	})
 }
 
+// TestNewManagementErrorHidesPassword: New (whose errors no URL redaction
+// wraps, unlike Open's) rejects an invalid management URL without showing
+// the password it holds.
+func TestNewManagementErrorHidesPassword(t *testing.T) {
+	const secret = "s3cret-Passw0rd"
+	conn, err := amqp.Dial(rabbitmqtest.Broker.Endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, bad := range []string{"ftp://guest:" + secret + "@127.0.0.1:15672", "http://guest:" + secret + "@"} {
+		c, err := rabbitmq.New(conn, rabbitmq.WithManagement(bad))
+		if c != nil {
+			_ = c.Close()
+			t.Fatal("New with an invalid management URL returned a client")
+		}
+		if !errors.Is(err, messaging.ErrInvalidOption) || strings.Contains(err.Error(), secret) {
+			t.Errorf("New with an invalid management URL holding a password: %v, want ErrInvalidOption without the password", err)
+		}
+	}
+}
+
 // TestNewWithExistingConnection: New wraps a caller's connection and leaves
 // it open on Close; without WithRedial a lost connection ends subscriptions
 // and fails Publish with ErrConnectionLost.
