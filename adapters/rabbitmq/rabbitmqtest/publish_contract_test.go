@@ -355,6 +355,45 @@ func TestPublishAsyncHeaderTooLargeFailsAlone(t *testing.T) {
 	}
 }
 
+// TestPublishAfterTopicDeletedElsewhere: a client whose connection has
+// declared a topic publishes to it again after another client deleted it:
+// the broker's refusal (the exchange not found) makes Publish declare the
+// topic again and resend, so the message reaches the topic's new stream
+// rather than failing.
+func TestPublishAfterTopicDeletedElsewhere(t *testing.T) {
+	url := rabbitmqtest.Broker.Endpoint(t)
+	c, other := rabbitmqtest.Open(t, url, rabbitmq.WithStreams(true)), rabbitmqtest.Open(t, url)
+	ctx := t.Context()
+	topic := integration.UniqueName(t, "redeclared")
+	t.Cleanup(func() { _ = other.DeleteTopic(context.Background(), topic) })
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.DeleteTopic(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "again"}); err != nil {
+		t.Fatalf("Publish after another client deleted the topic: %v, want nil (the topic declared again)", err)
+	}
+	got := make(chan string, 4)
+	sub, err := c.Read(ctx, topic, messaging.Earliest, func(_ context.Context, m *messaging.Message) error {
+		got <- m.ID
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	select {
+	case id := <-got:
+		if id != "again" {
+			t.Errorf("read %q first, want \"again\" (the stream declared again holds it alone)", id)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the message was not read within 30s")
+	}
+}
+
 // TestPublishReturnedSameID: of two messages with the same ID in one call,
 // routed differently by their keys, the one no queue receives fails with
 // ErrUnroutable, the other is confirmed.
