@@ -196,9 +196,21 @@ func TestTopicDeletedMessageOnlyEndsGroupless(t *testing.T) {
 	if err := gsub.Close(); err != nil {
 		t.Fatal(err)
 	}
-	q, err := ch.QueueDeclarePassive(rabbitmq.GroupQueueName(topic, group), true, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
+	// The broker may count the closed subscription's consumer a moment
+	// longer, and holds what it left unacknowledged until then: wait for
+	// the consumer to go before counting what is ready.
+	var q amqp.Queue
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if q, err = ch.QueueDeclarePassive(rabbitmq.GroupQueueName(topic, group), true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		if q.Consumers == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group queue still has %d consumers 30s after its subscription closed", q.Consumers)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the broker's count
 	}
 	if q.Messages != 0 {
 		t.Errorf("group queue holds %d messages once its subscription closed, want 0 (the deletion's message acknowledged)", q.Messages)
