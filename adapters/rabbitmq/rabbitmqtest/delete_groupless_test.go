@@ -57,6 +57,27 @@ func endsTopicDeleted(t *testing.T, what string, sub messaging.Subscription) {
 	}
 }
 
+// unconsumed returns queue's state once the broker lists no consumer on
+// it: a closed subscription's consumer can stay listed a moment after
+// Close, holding what it left unacknowledged, which is not counted ready
+// until then.
+func unconsumed(t *testing.T, ch *amqp.Channel, queue string) amqp.Queue {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Consumers == 0 {
+			return q
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue %s still has %d consumers after 30s", queue, q.Consumers)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the broker's count
+	}
+}
+
 // TestDeleteTopicEndsGrouplessSubscription: a group-less subscription ends
 // with messaging.ErrTopicDeleted when another client deletes its topic, and
 // a message published after the deletion (to the topic declared again,
@@ -196,22 +217,7 @@ func TestTopicDeletedMessageOnlyEndsGroupless(t *testing.T) {
 	if err := gsub.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The broker may count the closed subscription's consumer a moment
-	// longer, and holds what it left unacknowledged until then: wait for
-	// the consumer to go before counting what is ready.
-	var q amqp.Queue
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if q, err = ch.QueueDeclarePassive(rabbitmq.GroupQueueName(topic, group), true, false, false, false, nil); err != nil {
-			t.Fatal(err)
-		}
-		if q.Consumers == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("group queue still has %d consumers 30s after its subscription closed", q.Consumers)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the broker's count
-	}
+	q := unconsumed(t, ch, rabbitmq.GroupQueueName(topic, group))
 	if q.Messages != 0 {
 		t.Errorf("group queue holds %d messages once its subscription closed, want 0 (the deletion's message acknowledged)", q.Messages)
 	}

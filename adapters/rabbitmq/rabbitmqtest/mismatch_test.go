@@ -147,11 +147,7 @@ func TestMismatchDeadLetters(t *testing.T) {
 	if err := sub.Close(); err != nil {
 		t.Fatal(err)
 	}
-	q, err := ch.QueueDeclarePassive(topic+"~"+group, true, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if q.Messages != 0 {
+	if q := unconsumed(t, ch, topic+"~"+group); q.Messages != 0 {
 		t.Errorf("group queue holds %d messages after the dead-lettering, want 0", q.Messages)
 	}
 }
