@@ -2,6 +2,8 @@ package rabbitmq
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -18,6 +20,9 @@ import (
 func FuzzCodec(f *testing.F) {
 	f.Add("id-1", "", "name", "value", []byte("payload"), int64(1700000000123456789))
 	f.Add("0190f0f0-0000-7000-8000-000000000000", "k\r\n", "x-first-death-queuex", "\x00", []byte{0}, int64(0))
+	// A version 7 ID whose time is not the message's: the time travels in
+	// the header.
+	f.Add("0190f0f0-0000-7000-8000-000000000000", "", "name", "value", []byte("p"), int64(1700000000123456789))
 	f.Fuzz(func(t *testing.T, id, key, name, value string, payload []byte, ns int64) {
 		m := &messaging.Message{ID: id, Key: key, Payload: payload, Header: messaging.Header{name: value}, Time: time.Unix(0, ns)}
 		if id == "" || messaging.ValidateHeader(m.Header) != nil {
@@ -57,4 +62,22 @@ func FuzzQueueName(f *testing.F) {
 			t.Fatalf("queue name %q", q1)
 		}
 	})
+}
+
+// TestCheckFrameHeaderEntries: checkFrame takes the 8192 header entries
+// amqp091-go decodes and refuses one more with ErrMessageTooLarge.
+func TestCheckFrameHeaderEntries(t *testing.T) {
+	for _, c := range []struct {
+		n       int
+		refused bool
+	}{{maxHeaderEntries, false}, {maxHeaderEntries + 1, true}} {
+		h := make(amqp.Table, c.n)
+		for i := range c.n {
+			h[fmt.Sprint("h", i)] = "v"
+		}
+		err := checkFrame(amqp.Publishing{Headers: h}, 0)
+		if refused := errors.Is(err, messaging.ErrMessageTooLarge); refused != c.refused || (!c.refused && err != nil) {
+			t.Errorf("%d header entries: %v, refused with ErrMessageTooLarge: %v, want %v", c.n, err, refused, c.refused)
+		}
+	}
 }
