@@ -15,6 +15,7 @@ import (
 	"github.com/msgkit/messaging/adapters/rabbitmq"
 	"github.com/msgkit/messaging/adapters/rabbitmq/rabbitmqtest"
 	"github.com/msgkit/messaging/integration"
+	"github.com/msgkit/messaging/integration/fault"
 )
 
 func withQuery(t *testing.T, base, query string) string {
@@ -371,6 +372,43 @@ func TestRedialRefusesRecovery(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestCloseClosesOpenedConnection: Close closes the connection Open
+// dialled (unlike one given to New): none stays open through the proxy
+// afterwards.
+func TestCloseClosesOpenedConnection(t *testing.T) {
+	u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := fault.NewProxy(t, u.Host)
+	u.Host = p.Addr()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	c, err := rabbitmq.Open(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := integration.UniqueName(t, "close")
+	t.Cleanup(func() {
+		_ = rabbitmqtest.Open(t, rabbitmqtest.Broker.Endpoint(t)).DeleteTopic(context.Background(), topic)
+	})
+	if err := c.Provision(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Conns(); n == 0 {
+		t.Fatal("no connection through the proxy")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); p.Conns() > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open through the proxy 30s after Close", p.Conns())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the proxy's count
+	}
 }
 
 // TestNewManagementErrorHidesPassword: New (whose errors no URL redaction
