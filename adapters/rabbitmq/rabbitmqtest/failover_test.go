@@ -137,3 +137,47 @@ func TestRedialStartsWithNextHost(t *testing.T) {
 		t.Errorf("dialled %v, want %s (Open), then %s (the redial, starting with the next host)", dialled, first.Addr(), second.Addr())
 	}
 }
+
+// TestReconnectBackoffHonoured: while the broker is unreachable the client
+// redials at the pace WithReconnectBackoff sets (here at most 100ms
+// apart, with jitter), not at a default backoff growing to a minute: 20
+// attempts come within a few seconds of the cut, and the client is back
+// once the broker is.
+func TestReconnectBackoffHonoured(t *testing.T) {
+	const attempts = 20
+	ep, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := fault.NewProxy(t, ep.Host)
+	dialled := make(chan struct{}, 1000)
+	dial := amqp.DefaultDial(30 * time.Second)
+	u := *ep
+	u.Host = p.Addr()
+	c := rabbitmqtest.Open(t, u.String(), rabbitmq.WithReconnectBackoff(50*time.Millisecond, 100*time.Millisecond),
+		rabbitmq.WithAMQPConfig(amqp.Config{Dial: func(network, addr string) (net.Conn, error) {
+			dialled <- struct{}{}
+			return dial(network, addr)
+		}}))
+	<-dialled // Open's
+	topic, group := integration.UniqueName(t, "backoff"), integration.UniqueName(t, "g")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	p.Cut()
+	cut := time.Now()
+	limit := time.After(15 * time.Second) // 20 attempts at most 120ms apart take 2.4s
+	for i := range attempts {
+		select {
+		case <-dialled:
+		case <-limit:
+			t.Fatalf("%d redial attempts in the 15s after the cut, want %d at most 100ms apart (WithReconnectBackoff)", i, attempts)
+		}
+	}
+	t.Logf("%d redial attempts in %v", attempts, time.Since(cut).Round(time.Millisecond))
+	p.Restore()
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "m"}); err != nil {
+		t.Fatalf("publish after the broker was back: %v", err)
+	}
+}
