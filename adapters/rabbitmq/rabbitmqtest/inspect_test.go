@@ -213,3 +213,33 @@ func groupNames(st messaging.TopicStats) []string {
 	}
 	return out
 }
+
+// TestInspectLeavesRegistry: Inspect over AMQP (no management API) reads
+// the topic's registry of queues without consuming it: a client that did
+// not provision the topic finds its group at every Inspect, and its
+// DeleteTopic afterwards still deletes the group's queue.
+func TestInspectLeavesRegistry(t *testing.T) {
+	url := rabbitmqtest.Broker.Endpoint(t)
+	owner, other := rabbitmqtest.Open(t, url), rabbitmqtest.Open(t, url)
+	topic, group := integration.UniqueName(t, "registry"), integration.UniqueName(t, "g")
+	deleteAtEnd(t, owner, topic)
+	if err := owner.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		st, err := other.Inspect(t.Context(), topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Groups) != 1 || st.Groups[0].Group != group {
+			t.Fatalf("Inspect %d by a client that did not provision the topic: groups %+v, want %s", i+1, st.Groups, group)
+		}
+	}
+	if err := other.DeleteTopic(t.Context(), topic); err != nil {
+		t.Fatal(err)
+	}
+	_, ch := rawChannel(t, url)
+	if _, err := ch.QueueDeclarePassive(rabbitmq.GroupQueueName(topic, group), true, false, false, false, nil); err == nil {
+		t.Error("the group queue exists after DeleteTopic")
+	}
+}
