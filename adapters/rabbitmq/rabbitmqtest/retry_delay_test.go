@@ -105,3 +105,39 @@ func TestRetryAfterRequeuesWhenDetourFails(t *testing.T) {
 		t.Fatalf("a RetryAfter(%v) whose retry queue could not be declared was not redelivered within 20s", delay)
 	}
 }
+
+// TestDeleteTopicDeletesRetryQueues: DeleteTopic, by any client, deletes
+// the retry queue a delayed retry created for the topic's group, with the
+// message waiting in it, rather than leaving it to dead-letter into the
+// deleted group's queue after its delay.
+func TestDeleteTopicDeletesRetryQueues(t *testing.T) {
+	const delay = time.Minute
+	url := rabbitmqtest.Broker.Endpoint(t)
+	topic, group := integration.UniqueName(t, "retry"), integration.UniqueName(t, "g")
+	retryQueue := topic + "~" + group + "~~retry-60000ms"
+	_, ch := rawChannel(t, url)
+	t.Cleanup(func() { _, _ = ch.QueueDelete(retryQueue, false, false, false) }) // if DeleteTopic did not
+	retryOnce(t, topic, group, delay)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		q, err := ch.QueueDeclarePassive(retryQueue, true, false, false, false, nil)
+		if err == nil && q.Messages == 1 {
+			break
+		}
+		if err != nil {
+			// A failed passive declare closes the channel.
+			if ch, err = rawConn(t, url).Channel(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the retry queue %s does not hold the delayed message after 30s", retryQueue)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the broker's count
+	}
+	if err := rabbitmqtest.Open(t, url).DeleteTopic(t.Context(), topic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclarePassive(retryQueue, true, false, false, false, nil); err == nil {
+		t.Errorf("the retry queue %s exists after DeleteTopic", retryQueue)
+	}
+}
