@@ -374,6 +374,26 @@ func TestRedialRefusesRecovery(t *testing.T) {
 	})
 }
 
+// TestEphemeralGetsEveryKey: a subscription without a group gets every
+// message of its topic, whatever its Key (the routing key), as a group
+// does: its queue is bound with "#", not only to the empty key.
+func TestEphemeralGetsEveryKey(t *testing.T) {
+	c := rabbitmqtest.Open(t, rabbitmqtest.Broker.Endpoint(t))
+	topic := integration.UniqueName(t, "keys")
+	deleteAtEnd(t, c, topic)
+	col := integration.NewCollector()
+	sub, err := c.Subscribe(t.Context(), topic, col.Handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	msgs := []*messaging.Message{{ID: "no-key"}, {ID: "key", Key: "k1"}, {ID: "dotted", Key: "a.b.c"}}
+	if err := c.Publish(t.Context(), topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	col.WaitDistinct(t, len(msgs), 30*time.Second)
+}
+
 // TestCloseClosesOpenedConnection: Close closes the connection Open
 // dialled (unlike one given to New): none stays open through the proxy
 // afterwards.
