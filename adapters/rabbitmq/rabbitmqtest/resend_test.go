@@ -38,7 +38,7 @@ func TestPublishResendsAfterCutBeforeConfirm(t *testing.T) {
 	deleteAtEnd(t, direct, topic)
 	_, ch := rawChannel(t, u.String())
 
-	p.SetLatency(2 * time.Second)
+	p.SetLatency(time.Second)
 	msgs := make([]*messaging.Message, total)
 	for i := range msgs {
 		msgs[i] = messaging.NewMessage([]byte("m"))
