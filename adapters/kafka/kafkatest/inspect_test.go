@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/kafka/kafkatest"
 	"github.com/msgkit/messaging/integration"
@@ -87,6 +91,94 @@ func TestInspectPartitions(t *testing.T) {
 	}
 	if !slices.Contains(topics, topic) || !slices.IsSorted(topics) || slices.ContainsFunc(topics, func(s string) bool { return strings.HasPrefix(s, "__") }) {
 		t.Errorf("Topics() = %v: want sorted, holding %s, no internal topics", topics, topic)
+	}
+}
+
+// TestInspectOldestAndDeletedRecords: a group's OldestAge is that of the
+// oldest record at its committed offsets over all partitions (not of the
+// newest), and records deleted from a partition's start (retention,
+// DeleteRecords) count neither in its messages nor in a lag whose
+// committed offset is before them.
+func TestInspectOldestAndDeletedRecords(t *testing.T) {
+	ctx := t.Context()
+	c := kafkatest.Open(t, "partitions=2")
+	t.Cleanup(func() { _ = c.Close() })
+	topic, group := integration.UniqueName(t, "oldest"), integration.UniqueName(t, "g")
+	deleteTopic(t, c, topic)
+	if err := c.Provision(ctx, topic, group); err != nil { // commits offset 0 on both partitions
+		t.Fatal(err)
+	}
+	// Two keys in different partitions (murmur2, as Publish places them).
+	bal := kafkago.Murmur2Balancer{}
+	keyOld, keyNew := "old", ""
+	for i := 0; keyNew == ""; i++ {
+		if k := "new" + strconv.Itoa(i); bal.Balance(kafkago.Message{Key: []byte(k)}, 0, 1) != bal.Balance(kafkago.Message{Key: []byte(keyOld)}, 0, 1) {
+			keyNew = k
+		}
+	}
+	partOld := bal.Balance(kafkago.Message{Key: []byte(keyOld)}, 0, 1)
+	now := time.Now()
+	oldTime, newTime := now.Add(-2*time.Hour), now.Add(-time.Minute)
+	var msgs []*messaging.Message
+	for i := range 5 {
+		msgs = append(msgs, &messaging.Message{ID: "old" + strconv.Itoa(i), Key: keyOld, Time: oldTime})
+	}
+	msgs = append(msgs, &messaging.Message{ID: "new", Key: keyNew, Time: newTime})
+	if err := c.Publish(ctx, topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+
+	// Delete the first 3 records of the old key's partition.
+	kc, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(kafkatest.Broker.Endpoint(t), ",")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition, rp.Offset = int32(partOld), 3
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 10_000
+	shards := kc.RequestSharded(ctx, req)
+	for _, sh := range shards {
+		if sh.Err != nil {
+			t.Fatalf("DeleteRecords: %v", sh.Err)
+		}
+		for _, tr := range sh.Resp.(*kmsg.DeleteRecordsResponse).Topics {
+			for _, pr := range tr.Partitions {
+				if pr.ErrorCode != 0 {
+					t.Fatalf("DeleteRecords partition %d: error code %d", pr.Partition, pr.ErrorCode)
+				}
+			}
+		}
+	}
+
+	st, err := c.Inspect(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range st.Partitions {
+		if p.Partition == partOld && (p.Messages != messaging.KnownCount(2) || p.First != "3" || p.Last != "4") {
+			t.Errorf("partition %+v after deleting offsets 0-2: want 2 messages, first 3, last 4", p)
+		}
+	}
+	if st.Messages != messaging.KnownCount(3) {
+		t.Errorf("messages %v, want 3 (2 left in partition %d, 1 in the other)", st.Messages, partOld)
+	}
+	if len(st.Groups) != 1 || st.Groups[0].Group != group {
+		t.Fatalf("groups %+v, want %s only", st.Groups, group)
+	}
+	g := st.Groups[0]
+	if g.Backlog != messaging.KnownCount(3) {
+		t.Errorf("backlog %v, want 3: the records deleted before the committed offset are not lag", g.Backlog)
+	}
+	// The oldest record at a committed offset is the old key's (2h old),
+	// not the other partition's (1 min old).
+	if d, known := g.OldestAge.Value(); !known || d < 2*time.Hour-time.Minute || d > 2*time.Hour+10*time.Minute {
+		t.Errorf("oldest age %v, want about 2h (the old key's partition)", g.OldestAge)
 	}
 }
 
