@@ -429,6 +429,35 @@ func TestGroupStartAtOffsetAndTime(t *testing.T) {
 	}
 }
 
+// TestReadAtTimeAfterLastRecord: a time position after every record of a
+// partition starts it at its end: a Read from it gets only what is
+// published afterwards, not the partition's history.
+func TestReadAtTimeAfterLastRecord(t *testing.T) {
+	c := kafkatest.Open(t)
+	t.Cleanup(func() { _ = c.Close() })
+	topic := integration.UniqueName(t, "attime")
+	deleteTopic(t, c, topic)
+	old := time.Now().Add(-time.Hour)
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "old0", Time: old}, &messaging.Message{ID: "old1", Time: old}); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *messaging.Message, 10)
+	sub, err := c.Read(t.Context(), topic, messaging.AtTime(old.Add(30*time.Minute)), func(_ context.Context, m *messaging.Message) error {
+		ch <- m
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "new"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, ch); m.ID != "new" {
+		t.Fatalf("Read from a time after the last record delivered %s first, want new (published after Read)", m.ID)
+	}
+}
+
 // TestAutoCreateOffMissingTopicNotFound: with auto_create=false, Publish and
 // PublishAsync to a topic that does not exist, or that another client
 // deleted while this one had its partition count cached, fail at once
