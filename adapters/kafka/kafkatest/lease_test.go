@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,4 +92,92 @@ func TestRetryAfterDoesNotHoldRebalance(t *testing.T) {
 		break
 	}
 	t.Logf("the joining member got its first message %v after joining", time.Since(joined))
+}
+
+// TestRebalanceWaitsForHandlers: when a member's partition is revoked (a
+// second member joins) while its handler holds a message, the member
+// waits for the handler before it makes the generation's final commit and
+// rejoins: the message is not handed to anyone else meanwhile, and once
+// the handler returned it is committed, so no owner delivers it again.
+func TestRebalanceWaitsForHandlers(t *testing.T) {
+	pub := kafkatest.Open(t)
+	t.Cleanup(func() { _ = pub.Close() })
+	topic := integration.UniqueName(t, "drain")
+	group := integration.UniqueName(t, "g")
+	if err := pub.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = pub.DeleteTopic(ctx, topic)
+	})
+	var firsts atomic.Int32
+	holding, again, gotLast := make(chan struct{}), make(chan struct{}, 1), make(chan struct{}, 1)
+	release := make(chan struct{})
+	handler := func(ctx context.Context, m *messaging.Message) error {
+		switch m.ID {
+		case "first":
+			if firsts.Add(1) > 1 {
+				select {
+				case again <- struct{}{}:
+				default:
+				}
+				return nil
+			}
+			close(holding)
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case "last":
+			select {
+			case gotLast <- struct{}{}:
+			default:
+			}
+		}
+		return nil
+	}
+	subscribe := func() {
+		c := kafkatest.Open(t)
+		t.Cleanup(func() { _ = c.Close() })
+		sub, err := c.Subscribe(t.Context(), topic, handler, messaging.Group(group))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Close() })
+	}
+	subscribe() // A
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before the subscriptions close
+	if err := pub.Publish(t.Context(), topic, &messaging.Message{ID: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-holding:
+	case <-time.After(30 * time.Second):
+		t.Fatal("first not delivered within 30s")
+	}
+	subscribe() // B: the partition is revoked from A while it holds first
+	// A rejoins only once first is settled (rebalance_timeout/2 at most,
+	// 15s here); a second delivery meanwhile means it did not wait.
+	select {
+	case <-again:
+		t.Fatal("first delivered again while its first delivery was still in its handler (the revoked member did not wait for it)")
+	case <-time.After(3 * time.Second):
+	}
+	once.Do(func() { close(release) })
+	if err := pub.Publish(t.Context(), topic, &messaging.Message{ID: "last"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gotLast:
+	case <-time.After(30 * time.Second):
+		t.Fatal("last not delivered within 30s of the release")
+	}
+	if n := firsts.Load(); n != 1 {
+		t.Fatalf("first delivered %d times, want once (settled before the revoked member's final commit)", n)
+	}
 }
