@@ -429,6 +429,37 @@ func TestGroupStartAtOffsetAndTime(t *testing.T) {
 	}
 }
 
+// TestProvisionedGroupKeepsItsStart: a group provisioned on an empty topic
+// has its offset (0) committed, so a later Subscribe with StartAt(Latest)
+// does not move it: what was published in between is delivered.
+func TestProvisionedGroupKeepsItsStart(t *testing.T) {
+	c := kafkatest.Open(t)
+	t.Cleanup(func() { _ = c.Close() })
+	topic, group := integration.UniqueName(t, "prov"), integration.UniqueName(t, "g")
+	deleteTopic(t, c, topic)
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "between"}); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *messaging.Message, 10)
+	sub, err := c.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		ch <- m
+		return nil
+	}, messaging.Group(group), messaging.StartAt(messaging.Latest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, ch); m.ID != "between" {
+		t.Fatalf("the provisioned group started with %s, want between (published after Provision, before Subscribe)", m.ID)
+	}
+}
+
 // TestReadAtTimeAfterLastRecord: a time position after every record of a
 // partition starts it at its end: a Read from it gets only what is
 // published afterwards, not the partition's history.
