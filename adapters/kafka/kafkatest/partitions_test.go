@@ -128,13 +128,12 @@ func publishKeyed(t *testing.T, k *kafkatest.Cluster, topic string, n int) []str
 // the records written to partitions added to its topic later, also those
 // written before the rebalance that assigns them, both to a running member
 // and to one joining after the partitions were added while the group had
-// no member.
+// no member, from the same client or from a new one (which sees the added
+// partitions when the subscription starts: they get the earliest offset
+// then, not StartAt).
 func TestGroupLatestGetsAddedPartitions(t *testing.T) {
-	for _, running := range []bool{true, false} {
-		name := "idle"
-		if running {
-			name = "running"
-		}
+	for _, name := range []string{"running", "idle", "idle-new-client"} {
+		running := name == "running"
 		t.Run(name, func(t *testing.T) {
 			k := kafkatest.StartCluster(t, 1)
 			url := strings.Replace(privateURL(k), "partitions=3", "partitions=1", 1)
@@ -142,16 +141,21 @@ func TestGroupLatestGetsAddedPartitions(t *testing.T) {
 			topic := integration.UniqueName(t, "grow")
 			group := integration.UniqueName(t, "g")
 			col := integration.NewCollector()
+			var sub messaging.Subscription
 			subscribe := func() messaging.Subscription {
 				t.Helper()
-				sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group), messaging.StartAt(messaging.Latest))
+				c := c
+				if name == "idle-new-client" && sub != nil {
+					c = openURL(t, url, true)
+				}
+				s, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group), messaging.StartAt(messaging.Latest))
 				if err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(func() { _ = sub.Close() })
-				return sub
+				t.Cleanup(func() { _ = s.Close() })
+				return s
 			}
-			sub := subscribe()
+			sub = subscribe()
 			// The group consumes partition 0 (it has a generation).
 			first := &messaging.Message{Payload: []byte("first")}
 			if err := c.Publish(t.Context(), topic, first); err != nil {
