@@ -260,6 +260,26 @@ func TestProducerOneRequestPerCall(t *testing.T) {
 	}
 }
 
+// TestProducerBatchSize: a request holds at most MaxRecords records
+// (batch_size): a call of 10 records with a batch size of 3 is 4 requests,
+// written in order.
+func TestProducerBatchSize(t *testing.T) {
+	e := newProducerEnv(t, 1, func(s *producer.Settings) { s.MaxRecords = 3 })
+	if err := e.p.Write(t.Context(), e.topic, 1, e.records(10, 16, "")); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.gate.count(); n != 4 {
+		t.Errorf("10 records with a batch size of 3: %d produce requests, want 4", n)
+	}
+	want := make([]string, 10)
+	for i := range want {
+		want[i] = strconv.Itoa(i)
+	}
+	if got := e.written(t, 0); !slices.Equal(got, want) {
+		t.Errorf("partition holds %v, want %v", got, want)
+	}
+}
+
 // TestProducerCoalescesConcurrentCalls: calls made while a request is in
 // flight all go in the next request, and every call returns only once its
 // record is acknowledged.
