@@ -180,6 +180,34 @@ func TestInspectOldestAndDeletedRecords(t *testing.T) {
 	if d, known := g.OldestAge.Value(); !known || d < 2*time.Hour-time.Minute || d > 2*time.Hour+10*time.Minute {
 		t.Errorf("oldest age %v, want about 2h (the old key's partition)", g.OldestAge)
 	}
+
+	// A group with an offset on one partition only: its backlog is unknown.
+	half := integration.UniqueName(t, "half")
+	admin := &kafkago.Client{Addr: kafkago.TCP(strings.Split(kafkatest.Broker.Endpoint(t), ",")...), Timeout: 10 * time.Second}
+	resp, err := admin.OffsetCommit(ctx, &kafkago.OffsetCommitRequest{
+		GroupID: half, GenerationID: -1, Topics: map[string][]kafkago.OffsetCommit{topic: {{Partition: partOld, Offset: 4}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			t.Fatalf("commit %s partition %d: %v", half, p.Partition, p.Error)
+		}
+	}
+	if st, err = c.Inspect(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range st.Groups {
+		if g.Group != half {
+			continue
+		}
+		if v, known := g.Backlog.Value(); known {
+			t.Errorf("group %s with an offset on partition %d only: backlog %d, want unknown", half, partOld, v)
+		}
+		return
+	}
+	t.Errorf("groups %+v: %s missing", st.Groups, half)
 }
 
 func BenchmarkInspect(b *testing.B) {
