@@ -178,6 +178,36 @@ func TestGroupLatestGetsAddedPartitions(t *testing.T) {
 	}
 }
 
+// TestSubscribeToGroupWithMembersAfterPartitionsAdded: a client that sees
+// partitions without a committed offset of a group that has a running
+// member cannot commit their start (the coordinator refuses simple commits
+// to a group with members): it leaves them to the group's generation, and
+// Subscribe succeeds.
+func TestSubscribeToGroupWithMembersAfterPartitionsAdded(t *testing.T) {
+	k := kafkatest.StartCluster(t, 1)
+	url := strings.Replace(privateURL(k), "partitions=3", "partitions=1", 1)
+	a := openURL(t, url, true)
+	topic := integration.UniqueName(t, "grown")
+	group := integration.UniqueName(t, "g")
+	col := integration.NewCollector()
+	subA, err := a.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = subA.Close() })
+	if err := a.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	col.WaitDistinct(t, 1, 30*time.Second) // A is a member with a generation
+	addPartitions(t, k, topic, 4)
+	b := openURL(t, url, true) // sees the 4 partitions, 3 without an offset
+	subB, err := b.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group))
+	if err != nil {
+		t.Fatalf("Subscribe to a group with a running member, on partitions without an offset: %v", err)
+	}
+	t.Cleanup(func() { _ = subB.Close() })
+}
+
 // TestGroupJoinRefusedEndsSubscription: a join the coordinator refuses for
 // good (here a session timeout below the broker's minimum) ends the
 // subscription with an error naming the cause instead of being retried
