@@ -210,6 +210,34 @@ func TestInspectOldestAndDeletedRecords(t *testing.T) {
 	t.Errorf("groups %+v: %s missing", st.Groups, half)
 }
 
+// TestInspectCountsIdleMembers: Consumers counts the group's members
+// subscribed to the topic, also one that the assignment left without a
+// partition (two members, one partition).
+func TestInspectCountsIdleMembers(t *testing.T) {
+	c := kafkatest.Open(t)
+	t.Cleanup(func() { _ = c.Close() })
+	topic, group := integration.UniqueName(t, "idle"), integration.UniqueName(t, "g")
+	deleteTopic(t, c, topic)
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		m := kafkatest.Open(t)
+		t.Cleanup(func() { _ = m.Close() })
+		sub, err := m.Subscribe(t.Context(), topic, func(context.Context, *messaging.Message) error { return nil }, messaging.Group(group))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Close() })
+	}
+	integration.InspectUntil(t, c, topic, 30*time.Second, func(st messaging.TopicStats, _, _ time.Time) error {
+		if len(st.Groups) != 1 || st.Groups[0].Consumers != messaging.KnownCount(2) {
+			return fmt.Errorf("groups %+v: want %s with 2 consumers (one of them without a partition)", st.Groups, group)
+		}
+		return nil
+	})
+}
+
 func BenchmarkInspect(b *testing.B) {
 	c := kafkatest.Open(b)
 	b.Cleanup(func() { _ = c.Close() })
