@@ -496,6 +496,51 @@ func TestProducerCloseFlushes(t *testing.T) {
 	}
 }
 
+// refusing is a RoundTripper whose broker refuses every connection (a
+// retriable error); tried is closed at the first request.
+type refusing struct {
+	once  sync.Once
+	tried chan struct{}
+}
+
+func (r *refusing) RoundTrip(context.Context, net.Addr, kafkago.Request) (kafkago.Response, error) {
+	r.once.Do(func() { close(r.tried) })
+	return nil, fmt.Errorf("dial: %w", syscall.ECONNREFUSED)
+}
+
+// TestProducerCloseStopsRetries: Close stops the retries of a request to a
+// broker that refuses connections: it returns at once, not at the records'
+// unavailable deadline, and the call fails with messaging.ErrClosed.
+func TestProducerCloseStopsRetries(t *testing.T) {
+	tr := &refusing{tried: make(chan struct{})}
+	p := producer.New(&kafkago.Client{Addr: kafkago.TCP("127.0.0.1:9"), Transport: tr, Timeout: time.Second},
+		producer.Settings{Acks: kafkago.RequireAll, MaxRecords: kafka.DefaultBatchSize, Unavailable: time.Minute})
+	res := make(chan error, 1)
+	go func() {
+		res <- p.Write(context.Background(), "refused", 1, []kafkago.Message{{Value: []byte("a")}, {Value: []byte("b")}})
+	}()
+	select {
+	case <-tr.tried:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no produce request within 30s")
+	}
+	start := time.Now()
+	p.Close()
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Close took %v with a request being retried, want it to stop the retries at once (the unavailable timeout is 1m)", took)
+	}
+	err := <-res
+	var pe *messaging.PublishError
+	if !errors.As(err, &pe) || len(pe.Errs) != 2 {
+		t.Fatalf("Write: %v, want a PublishError for 2 records", err)
+	}
+	for i, e := range pe.Errs {
+		if !errors.Is(e, messaging.ErrClosed) {
+			t.Errorf("record %d: %v, want messaging.ErrClosed", i, e)
+		}
+	}
+}
+
 // TestProducerSettings: every compression codec and acknowledgement level
 // writes records a consumer reads back as sent.
 func TestProducerSettings(t *testing.T) {
