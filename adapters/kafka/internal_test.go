@@ -81,6 +81,17 @@ func TestParseURLSASLKeepsPasswordOut(t *testing.T) {
 	if cfg.sasl == nil || cfg.sasl.Name() != "SCRAM-SHA-512" {
 		t.Fatalf("sasl mechanism %v", cfg.sasl)
 	}
+	// Credentials without sasl= mean PLAIN.
+	_, opts, err = parseRawURL("kafka://alice:s3cret@h:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = newConfig(opts); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.sasl == nil || cfg.sasl.Name() != "PLAIN" {
+		t.Fatalf("credentials without sasl=: mechanism %v, want PLAIN", cfg.sasl)
+	}
 	_, _, err = parseRawURL("kafka://alice:s3cret@h:1?sasl=scram-sha-512&bad=1")
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("error %v: want an error without the password", err)
