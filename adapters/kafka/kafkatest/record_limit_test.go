@@ -12,6 +12,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/kafka"
 	"github.com/msgkit/messaging/adapters/kafka/kafkatest"
 	"github.com/msgkit/messaging/integration"
 )
@@ -128,5 +129,35 @@ func TestRecordOverTopicLimitFailsAlone(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("read %d of %d records", i, len(want))
 		}
+	}
+}
+
+// TestWriterRecordOverTopicLimit: with WithWriter, a record the broker
+// refuses as too large fails with messaging.ErrMessageTooLarge in the
+// PublishError, as with the adapter's own producer.
+func TestWriterRecordOverTopicLimit(t *testing.T) {
+	brokers := strings.Split(kafkatest.Broker.Endpoint(t), ",")
+	w := &kafkago.Writer{Addr: kafkago.TCP(brokers...), BatchTimeout: time.Millisecond, RequiredAcks: kafkago.RequireAll}
+	t.Cleanup(func() { _ = w.Close() })
+	c, err := kafka.New(brokers, kafka.WithWriter(w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	topic := integration.UniqueName(t, "wlimit")
+	createLimitedTopic(t, topic, 4096)
+	deleteTopic(t, c, topic)
+	err = c.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("small")}, &messaging.Message{Payload: []byte(strings.Repeat("x", 8192))})
+	var pe *messaging.PublishError
+	if !errors.As(err, &pe) || len(pe.Errs) != 2 {
+		t.Fatalf("Publish of a record over the topic's limit: %v, want a PublishError for 2 records", err)
+	}
+	for i, e := range pe.Errs {
+		if e != nil && !errors.Is(e, messaging.ErrMessageTooLarge) {
+			t.Errorf("record %d: %v, want messaging.ErrMessageTooLarge", i, e)
+		}
+	}
+	if !errors.Is(pe.Errs[1], messaging.ErrMessageTooLarge) {
+		t.Errorf("the record over the limit: %v, want messaging.ErrMessageTooLarge", pe.Errs[1])
 	}
 }
