@@ -11,6 +11,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/driver"
 )
 
 // wire writes h as nats.go puts headers on the wire (Msg.headerBytes:
@@ -67,6 +68,22 @@ func TestCodecRoundTripsHostileHeaders(t *testing.T) {
 	}
 	for _, s := range []string{"\xff", "a\r\nb", " x", "\x00"} {
 		roundTrip(t, &messaging.Message{ID: s, Key: s, Time: time.Unix(1, 0)})
+	}
+}
+
+// TestCodecTimeApartFromIDTime: a caller's Time travels as it was set also
+// when the ID is a version 7 UUID carrying another time (an ID made earlier,
+// a message republished with its event time): Messaging-Time is left out
+// only when it equals the ID's time, and the consumer takes the ID's time
+// only when no Messaging-Time came.
+func TestCodecTimeApartFromIDTime(t *testing.T) {
+	id := driver.NewID()
+	at, ok := driver.IDTime(id)
+	if !ok {
+		t.Fatalf("driver.NewID() = %q carries no time", id)
+	}
+	for _, tm := range []time.Time{time.Unix(1_700_000_000, 123), at.Add(time.Hour), at} {
+		roundTrip(t, &messaging.Message{ID: id, Payload: []byte("p"), Time: tm})
 	}
 }
 
