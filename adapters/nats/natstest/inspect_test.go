@@ -3,8 +3,10 @@ package natstest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -89,6 +91,67 @@ func TestInspectExistingStreams(t *testing.T) {
 	if _, err := c.Inspect(ctx, base+".none"); !errors.Is(err, messaging.ErrTopicNotFound) {
 		t.Errorf("Inspect(subject no stream captures): %v, want ErrTopicNotFound", err)
 	}
+}
+
+// TestInspectGroupsOnlyAndRedeliveries: Inspect lists the topic's groups
+// only, not the ephemeral consumers of a live group-less subscription and a
+// Read, and counts a message delivered again and still unsettled in
+// Redeliveries (the conformance suite sees none redelivered).
+func TestInspectGroupsOnlyAndRedeliveries(t *testing.T) {
+	ctx := t.Context()
+	c := natstest.Open(t)
+	topic := integration.UniqueName(t, "insgroups")
+	group := integration.UniqueName(t, "g")
+	if err := c.Provision(ctx, topic, group); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	sub, err := c.Subscribe(ctx, topic, func(ctx context.Context, m *messaging.Message) error {
+		if m.Attempt == 1 {
+			return errors.New("fail the first attempt: redelivered at once")
+		}
+		close(held)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}, messaging.Group(group), messaging.AckDeadline(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	t.Cleanup(func() { close(release) }) // before the subscription closes
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("message r not redelivered within 10s")
+	}
+	nop := func(context.Context, *messaging.Message) error { return nil }
+	eph, err := c.Subscribe(ctx, topic, nop, messaging.StartAt(messaging.Earliest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eph.Close() })
+	read, err := c.Read(ctx, topic, messaging.Earliest, nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = read.Close() })
+	integration.InspectUntil(t, c, topic, 10*time.Second, func(st messaging.TopicStats, _, _ time.Time) error {
+		if len(st.Groups) != 1 || st.Groups[0].Group != group {
+			return fmt.Errorf("groups %+v, want only %s", st.Groups, group)
+		}
+		g := st.Groups[0]
+		if g.Redeliveries != messaging.KnownCount(1) || g.InFlight != messaging.KnownCount(1) || g.Backlog != messaging.KnownCount(0) {
+			return fmt.Errorf("group %+v, want 1 redelivery, 1 in flight, backlog 0", g)
+		}
+		return nil
+	})
 }
 
 func BenchmarkInspect(b *testing.B) { integration.BenchInspect(b, natstest.Open(b)) }
