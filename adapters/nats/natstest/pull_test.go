@@ -102,6 +102,55 @@ func TestPullWithinPrefetch(t *testing.T) {
 	t.Logf("at most %d delivered and unsettled (Prefetch %d)", most, prefetch)
 }
 
+// TestIdlePullWithinPrefetch: a subscription idle for a while (its pull
+// request waiting on the server, kept alive by heartbeats every second)
+// still has no more than Prefetch requested: when a burst of messages comes
+// after three idle seconds, with every handler blocked, the server delivers
+// Prefetch of them and no more. (A request sent again at every heartbeat,
+// without counting the one outstanding, had the server deliver the burst
+// to the idle subscription.)
+func TestIdlePullWithinPrefetch(t *testing.T) {
+	const prefetch = 4
+	c := natstest.Open(t)
+	topic, cons := pullTopic(t, c, "idlebound")
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before the subscription closes
+	sub, err := c.Subscribe(t.Context(), topic, func(ctx context.Context, m *messaging.Message) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}, messaging.Group("g"), messaging.Concurrency(1), messaging.Prefetch(prefetch), messaging.AckDeadline(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	// The idle period under test: three pull heartbeats. Meanwhile the
+	// server holds the subscription's request(s).
+	for idle := time.Now().Add(3 * time.Second); time.Now().Before(idle); {
+		if info := consumerInfo(t, cons); info.NumAckPending != 0 {
+			t.Fatalf("%d delivered while nothing was published", info.NumAckPending)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the server's view
+	}
+	publishNumbered(t, c, topic, "burst", 3*prefetch)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info := consumerInfo(t, cons)
+		if info.NumAckPending > prefetch {
+			t.Fatalf("%d delivered and unsettled after three idle seconds, want at most Prefetch %d", info.NumAckPending, prefetch)
+		}
+		if info.NumAckPending == prefetch && info.NumPending == 2*prefetch {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer: %d delivered and unsettled, %d pending, want %d and %d", info.NumAckPending, info.NumPending, prefetch, 2*prefetch)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the server's view
+	}
+}
+
 // TestBatchWaitKeepsOutstandingPulls: SubscribeBatch ends a fetch at
 // BatchWait while the pull request for the rest of the batch is still on
 // the server; what that request delivers later is handed to the next batch,
