@@ -137,6 +137,44 @@ func TestPublishAsyncNoStreamKeepsKeyOrder(t *testing.T) {
 	}
 }
 
+// TestPublishRecreatesStreamDeletedElsewhere: a topic deleted by another
+// client, while the publisher still knows its stream, is created again by
+// the publisher's next Publish (the messages found no stream: nothing was
+// stored, so Publish sends them again after the stream is back), which
+// succeeds and stores every message of the call in order.
+func TestPublishRecreatesStreamDeletedElsewhere(t *testing.T) {
+	c, other := natstest.Open(t), natstest.Open(t)
+	topic := integration.UniqueName(t, "recreate-pub")
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	t.Cleanup(func() { _ = other.DeleteTopic(context.Background(), topic) })
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.DeleteTopic(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "new-0"}, &messaging.Message{ID: "new-1"}); err != nil {
+		t.Fatalf("Publish after another client deleted the topic: %v", err)
+	}
+	js, err := c.JetStream().Stream(ctx, c.StreamName(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := js.CachedInfo().State.Msgs; n != 2 {
+		t.Fatalf("the recreated stream holds %d messages, want 2", n)
+	}
+	for seq, want := range map[uint64]string{1: "new-0", 2: "new-1"} {
+		raw, err := js.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("stored message %d: %v", seq, err)
+		}
+		if id := raw.Header.Get(natsadapter.HeaderMsgID); id != want {
+			t.Errorf("stored message %d is %q, want %q", seq, id, want)
+		}
+	}
+}
+
 // TestPublishDistinctIDsNotDuplicates: an ID that NATS headers cannot
 // carry verbatim (here with a newline) travels quoted in Nats-Msg-Id; an
 // ID that is that quoted form itself is another message, not a duplicate
