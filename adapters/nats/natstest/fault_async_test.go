@@ -125,3 +125,45 @@ func TestCloseWithParkedMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestParkedMessageHonoursContext: a message given to PublishAsync while
+// the server is down waits for the connection; when its context ends
+// meanwhile it fails with the context's error once the connection is back,
+// and is not sent, while a message parked with it whose context lives is
+// stored.
+func TestParkedMessageHonoursContext(t *testing.T) {
+	srv := natstest.StartServer(t)
+	c := natstest.OpenURL(t, srv.URL()+"?reconnect_wait=100ms&unavailable_timeout=20s")
+	topic := integration.UniqueName(t, "parked-ctx")
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	killAndWait(t, c, srv) // messages from now on are parked
+	ctx, cancel := context.WithCancel(t.Context())
+	cancelled, kept := make(chan error, 1), make(chan error, 1)
+	c.PublishAsync(ctx, topic, &messaging.Message{ID: "cancelled"}, func(_ *messaging.Message, err error) { cancelled <- err })
+	c.PublishAsync(t.Context(), topic, &messaging.Message{ID: "kept"}, func(_ *messaging.Message, err error) { kept <- err })
+	cancel()
+	srv.Start()
+	for _, r := range []struct {
+		id   string
+		ch   chan error
+		want error
+	}{{"cancelled", cancelled, context.Canceled}, {"kept", kept, nil}} {
+		select {
+		case err := <-r.ch:
+			if !errors.Is(err, r.want) {
+				t.Fatalf("message %s: %v, want %v", r.id, err, r.want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no result for message %s within 30s of the restart", r.id)
+		}
+	}
+	s, err := c.JetStream().Stream(t.Context(), c.StreamName(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CachedInfo().State.Msgs; n != 2 {
+		t.Fatalf("stream holds %d messages, want 2 (before and kept; not the cancelled one)", n)
+	}
+}
