@@ -327,3 +327,41 @@ func TestStopReleasesOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxAckPendingOfCreatedConsumers: WithMaxAckPending (max_ack_pending)
+// is the MaxAckPending of the consumers the Client creates: a group's
+// durable one and a group-less subscription's ephemeral one.
+func TestMaxAckPendingOfCreatedConsumers(t *testing.T) {
+	const limit = 7
+	c := natstest.Open(t, natsadapter.WithMaxAckPending(limit))
+	topic, cons := pullTopic(t, c, "maxackpending")
+	if got := consumerInfo(t, cons).Config.MaxAckPending; got != limit {
+		t.Errorf("group consumer: MaxAckPending %d, want %d", got, limit)
+	}
+	sub, err := c.Subscribe(t.Context(), topic, func(context.Context, *messaging.Message) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	s, err := c.JetStream().Stream(t.Context(), c.StreamName(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := s.ListConsumers(t.Context())
+	ephemeral := 0
+	for info := range list.Info() {
+		if info.Config.Durable != "" {
+			continue
+		}
+		ephemeral++
+		if info.Config.MaxAckPending != limit {
+			t.Errorf("ephemeral consumer %s: MaxAckPending %d, want %d", info.Name, info.Config.MaxAckPending, limit)
+		}
+	}
+	if err := list.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if ephemeral != 1 {
+		t.Fatalf("%d ephemeral consumers on the stream, want the subscription's one", ephemeral)
+	}
+}
