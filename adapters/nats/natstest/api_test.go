@@ -306,6 +306,38 @@ func TestOpenURL(t *testing.T) {
 	}
 }
 
+// TestCreatedStreamSettings: the URL parameters about created streams
+// (storage, max_age, max_bytes, retention, duplicates) are the settings of
+// the stream the Client creates for a topic, and memory storage is not
+// claimed Persistent.
+func TestCreatedStreamSettings(t *testing.T) {
+	ctx := t.Context()
+	prefix := integration.UniqueName(t, "S") + "_"
+	c, err := natsadapter.Open(ctx, natstest.Broker.Endpoint(t)+"?stream_prefix="+prefix+"&storage=memory&max_age=1h&max_bytes=1048576&retention=interest&duplicates=30s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if c.Capabilities().Persistent {
+		t.Errorf("storage=memory claims Persistent")
+	}
+	topic := integration.UniqueName(t, "settings")
+	if err := c.Provision(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	s, err := c.JetStream().Stream(ctx, c.StreamName(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.CachedInfo().Config
+	if !strings.HasPrefix(got.Name, prefix) || got.Storage != jetstream.MemoryStorage || got.MaxAge != time.Hour || got.MaxBytes != 1<<20 ||
+		got.Retention != jetstream.InterestPolicy || got.Duplicates != 30*time.Second || got.Replicas != 1 || len(got.Subjects) != 1 || got.Subjects[0] != topic {
+		t.Errorf("created stream %s: storage %v, max age %v, max bytes %d, retention %v, duplicates %v, replicas %d, subjects %v; want prefix %s, memory, 1h, 1048576, interest, 30s, 1, [%s]",
+			got.Name, got.Storage, got.MaxAge, got.MaxBytes, got.Retention, got.Duplicates, got.Replicas, got.Subjects, prefix, topic)
+	}
+}
+
 // TestNewWrapsExistingConn: New uses a connection the caller made and
 // leaves it open on Close.
 func TestNewWrapsExistingConn(t *testing.T) {
