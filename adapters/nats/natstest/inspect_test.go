@@ -54,7 +54,8 @@ func TestTopicsListsCreatedStreams(t *testing.T) {
 
 // TestInspectExistingStreams: with WithExistingStreams one stream holds
 // several topics; Inspect counts the topic's own messages and reports the
-// stream-wide figures (bytes, sequences) as unknown.
+// stream-wide figures (bytes, sequences) as unknown, and TopicExists tells
+// whether a stream captures the subject.
 func TestInspectExistingStreams(t *testing.T) {
 	ctx := t.Context()
 	c := natstest.Open(t, natsadapter.WithExistingStreams())
@@ -90,6 +91,12 @@ func TestInspectExistingStreams(t *testing.T) {
 	}
 	if _, err := c.Inspect(ctx, base+".none"); !errors.Is(err, messaging.ErrTopicNotFound) {
 		t.Errorf("Inspect(subject no stream captures): %v, want ErrTopicNotFound", err)
+	}
+	// TopicExists is whether a stream captures the subject.
+	for topic, want := range map[string]bool{a: true, b: true, base + ".none": false} {
+		if got, err := c.TopicExists(ctx, topic); err != nil || got != want {
+			t.Errorf("TopicExists(%s) = %v, %v; want %v", topic, got, err, want)
+		}
 	}
 }
 
