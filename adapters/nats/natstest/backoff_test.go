@@ -209,6 +209,51 @@ func TestBackoffSubscribeOptions(t *testing.T) {
 	}
 }
 
+// TestBackoffNakKeepsSchedule: a failed attempt without RetryAfter comes
+// back after its schedule entry, not later: the server measures a nak's
+// delay against the attempt's ack wait, so the adapter naks with the entry
+// less the difference to the first one. (The conformance case bounds the
+// gaps from below only; a nak with the entry itself came a whole entry
+// late.)
+func TestBackoffNakKeepsSchedule(t *testing.T) {
+	c := natstest.Open(t)
+	topic, group := integration.UniqueName(t, "bonak"), integration.UniqueName(t, "g")
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	schedule := []time.Duration{100 * time.Millisecond, 3 * time.Second}
+	times := make(chan time.Time, 10)
+	sub, err := c.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		times <- time.Now()
+		if m.Attempt < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	}, messaging.Group(group), messaging.RedeliveryBackoff(schedule...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "backed-off"}); err != nil {
+		t.Fatal(err)
+	}
+	var got []time.Time
+	for len(got) < 3 {
+		select {
+		case at := <-times:
+			got = append(got, at)
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%d attempts within 15s, want 3", len(got))
+		}
+	}
+	// Generous: 1.5s either way of the 3s entry; a nak with the entry
+	// itself came 5.9s after.
+	if gap := got[2].Sub(got[1]); gap < schedule[1]-schedule[1]/10 || gap > schedule[1]+1500*time.Millisecond {
+		t.Fatalf("attempt 3 came %v after attempt 2, want about the schedule's %v", gap, schedule[1])
+	}
+}
+
 // TestSubscribeBatchCoreUnsupported: core NATS cannot fetch batches.
 func TestSubscribeBatchCoreUnsupported(t *testing.T) {
 	c := natstest.Open(t, natsadapter.WithMode(natsadapter.ModeCore))
