@@ -161,4 +161,68 @@ func TestInspectGroupsOnlyAndRedeliveries(t *testing.T) {
 	})
 }
 
+// TestInspectOldestAgeAfterDelivered: a group's OldestAge is the age of the
+// first message after those it was delivered, not of the last one it was
+// delivered (the conformance case publishes all its messages at once, so
+// their ages do not tell them apart): with an old message settled and a new
+// one published two seconds later, it is the new one's age.
+func TestInspectOldestAgeAfterDelivered(t *testing.T) {
+	ctx := t.Context()
+	c := natstest.Open(t)
+	topic := integration.UniqueName(t, "insage")
+	group := integration.UniqueName(t, "g")
+	if err := c.Provision(ctx, topic, group); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	handled := make(chan struct{}, 1)
+	sub, err := c.Subscribe(ctx, topic, func(context.Context, *messaging.Message) error {
+		handled <- struct{}{}
+		return nil
+	}, messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("message old not handled within 10s")
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.JetStream().Stream(ctx, c.StreamName(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := s.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The scenario needs the two messages' ages apart: the new one is
+	// published once the old one is two seconds old.
+	select {
+	case <-time.After(time.Until(old.Time.Add(2 * time.Second))):
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	published := time.Now()
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "new"}); err != nil {
+		t.Fatal(err)
+	}
+	integration.InspectUntil(t, c, topic, 10*time.Second, func(st messaging.TopicStats, _, end time.Time) error {
+		if len(st.Groups) != 1 || st.Groups[0].Backlog != messaging.KnownCount(1) || st.Groups[0].InFlight != messaging.KnownCount(0) {
+			return fmt.Errorf("groups %+v, want %s with a backlog of 1 and nothing in flight", st.Groups, group)
+		}
+		age, known := st.Groups[0].OldestAge.Value()
+		if limit := end.Sub(published) + 500*time.Millisecond; !known || age > limit {
+			return fmt.Errorf("oldest age %v, want at most %v (the new message's; the old one is %v old)", st.Groups[0].OldestAge, limit, end.Sub(old.Time))
+		}
+		return nil
+	})
+}
+
 func BenchmarkInspect(b *testing.B) { integration.BenchInspect(b, natstest.Open(b)) }
