@@ -2,6 +2,7 @@ package natstest_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +94,29 @@ func TestLegacyNamesStillUsed(t *testing.T) {
 	}
 	if _, err := js.Stream(t.Context(), legacyStream); err == nil {
 		t.Error("DeleteTopic left the legacy stream")
+	}
+}
+
+// TestForeignStreamOfTheSameName: a stream that has the name the Client
+// would give a topic's stream but captures other subjects (made by someone
+// else) is not used: Publish and Subscribe fail with ErrInvalidTopic.
+func TestForeignStreamOfTheSameName(t *testing.T) {
+	ctx := t.Context()
+	c := natstest.Open(t)
+	topic := integration.UniqueName(t, "taken")
+	other := integration.UniqueName(t, "other")
+	if _, err := c.JetStream().CreateStream(ctx, jetstream.StreamConfig{Name: c.StreamName(topic), Subjects: []string{other}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.JetStream().DeleteStream(context.Background(), c.StreamName(topic)) })
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "x"}); !errors.Is(err, messaging.ErrInvalidTopic) {
+		t.Errorf("Publish to %s: %v, want ErrInvalidTopic", topic, err)
+	}
+	sub, err := c.Subscribe(ctx, topic, func(context.Context, *messaging.Message) error { return nil }, messaging.Group("g"))
+	if err == nil {
+		_ = sub.Close()
+	}
+	if !errors.Is(err, messaging.ErrInvalidTopic) {
+		t.Errorf("Subscribe to %s: %v, want ErrInvalidTopic", topic, err)
 	}
 }
