@@ -365,3 +365,25 @@ func TestMaxAckPendingOfCreatedConsumers(t *testing.T) {
 		t.Fatalf("%d ephemeral consumers on the stream, want the subscription's one", ephemeral)
 	}
 }
+
+// TestReadTakesNoAcknowledgements: a Read's consumer takes no
+// acknowledgements, so it reads on past the server's limit of delivered
+// and unacknowledged messages (MaxAckPending, 1000 by default): 1500
+// messages are read at once, each once.
+func TestReadTakesNoAcknowledgements(t *testing.T) {
+	const n = 1500
+	c := natstest.Open(t)
+	topic := integration.UniqueName(t, "readall")
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	published := publishNumbered(t, c, topic, "r", n)
+	col := integration.NewCollector()
+	read, err := c.Read(t.Context(), topic, messaging.Earliest, col.Handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = read.Close() })
+	col.WaitDistinct(t, n, 15*time.Second)
+	if dups := col.Report(t, published); dups > 0 {
+		t.Errorf("%d duplicates", dups)
+	}
+}
