@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -90,5 +91,26 @@ func TestTermWithReasonOnCurrentServer(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("handler called %d times, want once", n)
+	}
+}
+
+// TestBrokerAttemptsByServerVersion: Attempt is claimed the server's
+// reliable delivery count (BrokerAttempts) on servers from 2.10 on only: on
+// the in-process server this module builds against, and on the shared test
+// server as its version says (2.9 rolls a nak'ed message's count back).
+func TestBrokerAttemptsByServerVersion(t *testing.T) {
+	current := natstest.OpenURL(t, "nats://"+startSecureServer(t, &server.Options{JetStream: true}))
+	if !current.Capabilities().BrokerAttempts {
+		t.Errorf("server %s: BrokerAttempts not claimed", current.Conn().ConnectedServerVersion())
+	}
+	shared := natstest.Open(t)
+	v := shared.Conn().ConnectedServerVersion()
+	var major, minor int
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("server version %q: %v", v, err)
+	}
+	want := major > 2 || major == 2 && minor >= 10
+	if got := shared.Capabilities().BrokerAttempts; got != want {
+		t.Errorf("server %s: BrokerAttempts %v, want %v", v, got, want)
 	}
 }
