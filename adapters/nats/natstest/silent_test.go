@@ -401,3 +401,25 @@ func TestPublishTopicNotFoundStreamGone(t *testing.T) {
 		t.Fatal("PublishAsync: no result within 20s")
 	}
 }
+
+// TestPublishWindowFullHonoursContext: a Publish waiting for room in the
+// window (WithMaxInFlight), held by a message a silent server has not
+// answered, ends with its context (long before the unavailable timeout,
+// 20s here, frees the slot).
+func TestPublishWindowFullHonoursContext(t *testing.T) {
+	_, c, topic := silentServerWith(t, 20*time.Second, natsadapter.WithMaxInFlight(1))
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	// Sent, unanswered: it keeps the window's one slot after its call ends.
+	if err := c.Publish(ctx, topic, &messaging.Message{ID: "holds"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish on the silent server: %v, want context.DeadlineExceeded", err)
+	}
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel2()
+	begin := time.Now()
+	err := c.Publish(ctx2, topic, &messaging.Message{ID: "waits"})
+	took := time.Since(begin)
+	if !errors.Is(err, context.DeadlineExceeded) || took > 5*time.Second {
+		t.Fatalf("Publish waiting for the window: %v after %v, want context.DeadlineExceeded after about 500ms", err, took.Round(time.Millisecond))
+	}
+}
