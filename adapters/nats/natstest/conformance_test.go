@@ -1,7 +1,10 @@
 package natstest_test
 
 import (
+	"os"
 	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/msgkit/messaging"
 	natsadapter "github.com/msgkit/messaging/adapters/nats"
@@ -35,6 +38,28 @@ func TestConformanceCallerIDs(t *testing.T) {
 	integration.RunConformance(t, integration.Harness{
 		Name: "nats-caller-ids",
 		Open: func(t testing.TB) messaging.Client { return natstest.Open(t, natsadapter.WithCallerIDs()) },
+		Kill: natstest.Kill,
+	})
+}
+
+// TestConformanceCurrentServer runs the suite against JetStream mode on an
+// in-process nats-server of the version this module builds against, when
+// MESSAGING_NATS_URL names another server (without it, TestConformance
+// runs there already). The adapter takes other paths on servers from 2.10
+// (a Permanent failure's Term with its reason, the server's delivery count
+// as Attempt, consumer metadata), which an older shared server never
+// exercises.
+func TestConformanceCurrentServer(t *testing.T) {
+	if os.Getenv(natstest.Broker.EnvVar) == "" {
+		t.Skipf("TestConformance runs on the in-process server already (%s is not set)", natstest.Broker.EnvVar)
+	}
+	url := "nats://" + startSecureServer(t, &server.Options{JetStream: true})
+	if v := natstest.OpenURL(t, url).Conn().ConnectedServerVersion(); v != server.VERSION {
+		t.Fatalf("in-process server %s, want %s", v, server.VERSION)
+	}
+	integration.RunConformance(t, integration.Harness{
+		Name: "nats-current-server",
+		Open: func(t testing.TB) messaging.Client { return natstest.OpenURL(t, url) },
 		Kill: natstest.Kill,
 	})
 }
