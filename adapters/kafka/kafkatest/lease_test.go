@@ -28,11 +28,7 @@ func TestRetryAfterDoesNotHoldRebalance(t *testing.T) {
 	if err := pub.Provision(t.Context(), topic, group); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = pub.DeleteTopic(ctx, topic)
-	})
+	deleteTopic(t, pub, topic)
 	failed := make(chan struct{})
 	var failedOnce atomic.Bool
 	a := kafkatest.Open(t)
@@ -107,11 +103,7 @@ func TestRebalanceWaitsForHandlers(t *testing.T) {
 	if err := pub.Provision(t.Context(), topic, group); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = pub.DeleteTopic(ctx, topic)
-	})
+	deleteTopic(t, pub, topic)
 	var firsts atomic.Int32
 	holding, again, gotLast := make(chan struct{}), make(chan struct{}, 1), make(chan struct{}, 1)
 	release := make(chan struct{})

@@ -394,20 +394,29 @@ func TestPublishAfterTopicDeletedElsewhere(t *testing.T) {
 	}
 }
 
+// provisionedWithChannel opens a client on the test broker, provisions a
+// topic named after prefix (deleted when the test ends) and returns them
+// with a raw AMQP channel on the same broker.
+func provisionedWithChannel(t *testing.T, prefix string) (*rabbitmq.Client, *amqp.Channel, string) {
+	t.Helper()
+	direct := rabbitmqtest.Broker.Endpoint(t)
+	c := rabbitmqtest.Open(t, direct)
+	topic := integration.UniqueName(t, prefix)
+	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	if err := c.Provision(t.Context(), topic); err != nil {
+		t.Fatal(err)
+	}
+	_, ch := rawChannel(t, direct)
+	return c, ch, topic
+}
+
 // TestPublishReturnedSameID: of two messages with the same ID in one call,
 // routed differently by their keys, the one no queue receives fails with
 // ErrUnroutable, the other is confirmed.
 func TestPublishReturnedSameID(t *testing.T) {
-	direct := rabbitmqtest.Broker.Endpoint(t)
-	c := rabbitmqtest.Open(t, direct)
+	c, ch, topic := provisionedWithChannel(t, "sameid")
 	ctx := t.Context()
-	topic := integration.UniqueName(t, "sameid")
-	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
-	if err := c.Provision(ctx, topic); err != nil {
-		t.Fatal(err)
-	}
 	// A queue of the test's own receives the key "routed" only.
-	_, ch := rawChannel(t, direct)
 	q, err := ch.QueueDeclare("", false, true, true, false, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -435,17 +444,10 @@ func TestPublishReturnedSameID(t *testing.T) {
 // by Publish and PublishAsync alike, while the message beside it that
 // another queue takes is confirmed: a nack is never taken for a confirm.
 func TestPublishNacked(t *testing.T) {
-	direct := rabbitmqtest.Broker.Endpoint(t)
-	c := rabbitmqtest.Open(t, direct)
+	c, ch, topic := provisionedWithChannel(t, "nacked")
 	ctx := t.Context()
-	topic := integration.UniqueName(t, "nacked")
-	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
-	if err := c.Provision(ctx, topic); err != nil {
-		t.Fatal(err)
-	}
 	// The key "full" goes to a queue that refuses every message, "ok" to
 	// one that takes them.
-	_, ch := rawChannel(t, direct)
 	full, err := ch.QueueDeclare("", false, true, true, false, amqp.Table{"x-max-length": int64(0), "x-overflow": "reject-publish"})
 	if err != nil {
 		t.Fatal(err)

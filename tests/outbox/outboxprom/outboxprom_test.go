@@ -2,6 +2,7 @@ package outboxprom_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"math"
 	"sync"
@@ -23,27 +24,14 @@ import (
 // latency histogram follow the relay's batches. The registry is pedantic:
 // every metric collected must have been described.
 func TestMetrics(t *testing.T) {
-	db := brokertest.OpenPostgres(t)
-	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(brokertest.PostgresSchema(t, db))))
+	db, ob, _ := migrated(t)
 	ctx := context.Background()
-	if err := ob.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewPedanticRegistry()
 	m, err := outboxprom.New(reg, ob, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ob.Enqueue(ctx, tx, "metrics", &messaging.Message{}, &messaging.Message{}, &messaging.Message{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	enqueue(t, db, ob, "metrics", 3)
 	if v := values(t, reg); v["messaging_outbox_backlog"] != 3 || v["messaging_outbox_oldest_age_seconds"] <= 0 || v["messaging_outbox_relays"] != 0 || v["messaging_outbox_status_up"] != 1 {
 		t.Fatalf("before the relay: %v", v)
 	}
@@ -79,6 +67,39 @@ func TestMetrics(t *testing.T) {
 
 // values gathers reg into name -> value (histograms as name_count and
 // name_sum).
+// migrated returns the test database with an outbox migrated in a schema
+// of its own, the outbox, and the schema's name.
+func migrated(t *testing.T) (*sql.DB, *outbox.Outbox, string) {
+	t.Helper()
+	db := brokertest.OpenPostgres(t)
+	schema := brokertest.PostgresSchema(t, db)
+	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(schema)))
+	if err := ob.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	return db, ob, schema
+}
+
+// enqueue commits n messages to topic through ob in one transaction.
+func enqueue(t *testing.T, db *sql.DB, ob *outbox.Outbox, topic string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]*messaging.Message, n)
+	for i := range msgs {
+		msgs[i] = &messaging.Message{}
+	}
+	if err := ob.Enqueue(ctx, tx, topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func values(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -107,13 +128,8 @@ func values(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 // WithScrapeTimeout and reports status_up 0, rather than hanging the
 // scrape.
 func TestScrapeTimeout(t *testing.T) {
-	db := brokertest.OpenPostgres(t)
-	schema := brokertest.PostgresSchema(t, db)
-	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(schema)))
+	db, ob, schema := migrated(t)
 	ctx := context.Background()
-	if err := ob.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
 	if _, err := outboxprom.New(reg, ob, db, outboxprom.WithScrapeTimeout(100*time.Millisecond)); err != nil {
 		t.Fatal(err)
@@ -148,28 +164,14 @@ func TestScrapeTimeout(t *testing.T) {
 // partitions' leases (unmarked: sent again); the latency histogram holds
 // the batches' latencies in seconds; the oldest age is in seconds.
 func TestMetricsFollowEveryBatch(t *testing.T) {
-	db := brokertest.OpenPostgres(t)
-	schema := brokertest.PostgresSchema(t, db)
-	ob := mwtest.Must(outbox.New(outbox.PostgreSQL(schema)))
+	db, ob, schema := migrated(t)
 	ctx := context.Background()
-	if err := ob.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
 	m, err := outboxprom.New(reg, ob, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ob.Enqueue(ctx, tx, "metrics", &messaging.Message{}, &messaging.Message{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	enqueue(t, db, ob, "metrics", 2)
 	if _, err := db.ExecContext(ctx, `UPDATE `+schema+`.messaging_outbox SET enqueued_at = enqueued_at - interval '90 seconds'`); err != nil {
 		t.Fatal(err)
 	}
