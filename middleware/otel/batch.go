@@ -125,15 +125,15 @@ func batchFailed(span trace.Span, msgs []*messaging.Message, errs []error, all e
 			first = err
 		}
 		if all == nil {
-			span.RecordError(err, trace.WithAttributes(AttrMessageID.String(valid(msgs[i].ID)), AttrErrorType.String(ErrorType(err))))
+			recordError(span, err, AttrMessageID.String(valid(msgs[i].ID)), AttrErrorType.String(ErrorType(err)))
 		}
 	}
 	if all != nil {
-		span.RecordError(all, trace.WithAttributes(AttrErrorType.String(ErrorType(all))))
+		recordError(span, all, AttrErrorType.String(ErrorType(all)))
 	}
 	if failed == 0 {
 		return
 	}
-	span.SetStatus(codes.Error, fmt.Sprintf("%d of %d messages failed, the first: %v", failed, len(msgs), first))
+	span.SetStatus(codes.Error, valid(fmt.Sprintf("%d of %d messages failed, the first: %v", failed, len(msgs), first)))
 	span.SetAttributes(AttrBatchFailed.Int(failed), AttrErrorType.String(ErrorType(first)))
 }

@@ -14,9 +14,10 @@
 // NewBatch wraps a BatchHandler: one consumer span per batch, linked to the
 // producer span of each message.
 //
-// Span names and attribute values are valid UTF-8, as OTLP requires: bytes
-// that are not (in a message ID set by another producer, or a topic that
-// Publish then rejects) become U+FFFD.
+// Span names, attribute values, status descriptions and exception texts
+// are valid UTF-8, as OTLP requires: bytes that are not (in a message ID
+// set by another producer, a topic that Publish then rejects, an error
+// that quotes either) become U+FFFD.
 //
 // Put New outermost, so the span covers the other layers and the logs and
 // metrics they emit can be correlated.
@@ -25,6 +26,7 @@ package otel
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -147,6 +149,30 @@ func valid(s string) string {
 		return s
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// recordError records err on span as span.RecordError does (an exception
+// event with the error's type and text, and kv), with the text made valid
+// UTF-8: a handler's error may quote a message's ID or payload.
+func recordError(span trace.Span, err error, kv ...attribute.KeyValue) {
+	text := err.Error()
+	if utf8.ValidString(text) {
+		span.RecordError(err, trace.WithAttributes(kv...))
+		return
+	}
+	span.AddEvent("exception", trace.WithAttributes(append([]attribute.KeyValue{
+		attribute.String("exception.type", typeName(err)),
+		attribute.String("exception.message", valid(text)),
+	}, kv...)...))
+}
+
+// typeName is the exception.type the OpenTelemetry SDK gives err.
+func typeName(err error) string {
+	t := reflect.TypeOf(err)
+	if t.PkgPath() == "" && t.Name() == "" {
+		return t.String()
+	}
+	return t.PkgPath() + "." + t.Name()
 }
 
 func (c *config) attrs(kv ...attribute.KeyValue) []attribute.KeyValue {
@@ -280,8 +306,8 @@ func (t *publisher) startSend(ctx context.Context, topic string, n int) (context
 // failed records err on span: an exception event, the status, and the
 // error.type attribute.
 func failed(span trace.Span, err error) {
-	span.RecordError(err)
-	span.SetStatus(codes.Error, err.Error())
+	recordError(span, err)
+	span.SetStatus(codes.Error, valid(err.Error()))
 	span.SetAttributes(AttrErrorType.String(ErrorType(err)))
 }
 
