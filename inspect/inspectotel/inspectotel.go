@@ -44,10 +44,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -56,6 +54,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/inspection"
+	"github.com/msgkit/messaging/internal/utf8text"
 )
 
 // ScopeName is the instrumentation scope of the meter.
@@ -187,14 +186,14 @@ func (g *gauges) observeTopic(o metric.Observer, st messaging.TopicStats) {
 			o.ObserveInt64(inst, v, metric.WithAttributes(attrs...))
 		}
 	}
-	sys, dest := semconv.MessagingSystemKey.String(System(st.Broker)), semconv.MessagingDestinationName(valid(st.Topic))
+	sys, dest := semconv.MessagingSystemKey.String(System(st.Broker)), semconv.MessagingDestinationName(utf8text.Valid(st.Topic))
 	count(g.topic.messages, st.Messages, sys, dest)
 	count(g.topic.size, st.Bytes, sys, dest)
 	for _, p := range st.Partitions {
 		count(g.topic.partition, p.Messages, sys, dest, semconv.MessagingDestinationPartitionID(strconv.Itoa(p.Partition)))
 	}
 	for _, gs := range st.Groups {
-		attrs := []attribute.KeyValue{sys, dest, semconv.MessagingConsumerGroupName(valid(gs.Group))}
+		attrs := []attribute.KeyValue{sys, dest, semconv.MessagingConsumerGroupName(utf8text.Valid(gs.Group))}
 		count(g.group.backlog, gs.Backlog, attrs...)
 		count(g.group.inFlight, gs.InFlight, attrs...)
 		count(g.group.redeliveries, gs.Redeliveries, attrs...)
@@ -203,16 +202,4 @@ func (g *gauges) observeTopic(o metric.Observer, st messaging.TopicStats) {
 			o.ObserveFloat64(g.age, d.Seconds(), metric.WithAttributes(attrs...))
 		}
 	}
-}
-
-// valid is s as an attribute value: OTLP carries it as a protobuf string,
-// which must be UTF-8, and an exporter fails the whole batch of metrics
-// that holds one that is not. A broker may list a topic or group that this
-// library did not name (a Redis key, a RabbitMQ queue) with any bytes;
-// invalid ones become U+FFFD, as inspectprom's labels do.
-func valid(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
 }

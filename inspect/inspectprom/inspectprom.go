@@ -50,7 +50,6 @@ import (
 	"log/slog"
 	"maps"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -58,6 +57,7 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/inspection"
+	"github.com/msgkit/messaging/internal/utf8text"
 )
 
 // DefaultScrapeTimeout bounds a scrape's inspections unless ScrapeTimeout
@@ -243,4 +243,4 @@ func (c *Collector) collectTopic(ch chan<- prometheus.Metric, st messaging.Topic
 
 // label is s as a label value: Prometheus requires UTF-8, and
 // MustNewConstMetric panics on anything else.
-func label(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+func label(s string) string { return utf8text.Valid(s) }

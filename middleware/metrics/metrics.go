@@ -37,13 +37,12 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/utf8text"
 	"github.com/msgkit/messaging/middleware/internal/layer"
 )
 
@@ -271,12 +270,7 @@ type publisher struct {
 // topicLabel is topic as a label value: the Prometheus client panics on a
 // value that is not valid UTF-8, and Publish may be given such a name (which
 // the publisher rejects), so invalid bytes become U+FFFD.
-func topicLabel(topic string) string {
-	if utf8.ValidString(topic) {
-		return topic
-	}
-	return strings.ToValidUTF8(topic, "\uFFFD")
-}
+func topicLabel(topic string) string { return utf8text.Valid(topic) }
 
 func (t *publisher) Publish(ctx context.Context, topic string, msgs ...*messaging.Message) error {
 	start := time.Now()

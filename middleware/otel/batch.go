@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/utf8text"
 	"github.com/msgkit/messaging/middleware/internal/layer"
 )
 
@@ -91,18 +92,19 @@ func (c *config) startBatch(ctx context.Context, tracer trace.Tracer, msgs []*me
 		sc := trace.SpanContextFromContext(c.prop.Extract(context.Background(), propagation.MapCarrier(m.Header)))
 		if sc.IsValid() {
 			links = append(links, trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{
-				AttrMessageID.String(valid(m.ID)), AttrAttempt.Int(m.Attempt),
+				AttrMessageID.String(utf8text.Valid(m.ID)), AttrAttempt.Int(m.Attempt),
 			}})
 		}
 	}
 	name := "process"
 	kv := []attribute.KeyValue{AttrOperation.String("process"), AttrOperationName.String("process")}
 	if sameTopic && len(msgs) > 0 {
-		name += " " + valid(topic)
-		kv = append(kv, AttrDestination.String(valid(topic)))
+		topic := utf8text.Valid(topic)
+		name += " " + topic
+		kv = append(kv, AttrDestination.String(topic))
 	}
 	if sameGroup && group != "" {
-		kv = append(kv, AttrGroup.String(valid(group)))
+		kv = append(kv, AttrGroup.String(utf8text.Valid(group)))
 	}
 	if len(msgs) != 1 {
 		kv = append(kv, AttrBatchCount.Int(len(msgs)))
@@ -125,7 +127,7 @@ func batchFailed(span trace.Span, msgs []*messaging.Message, errs []error, all e
 			first = err
 		}
 		if all == nil {
-			recordError(span, err, AttrMessageID.String(valid(msgs[i].ID)), AttrErrorType.String(ErrorType(err)))
+			recordError(span, err, AttrMessageID.String(utf8text.Valid(msgs[i].ID)), AttrErrorType.String(ErrorType(err)))
 		}
 	}
 	if all != nil {
@@ -134,6 +136,6 @@ func batchFailed(span trace.Span, msgs []*messaging.Message, errs []error, all e
 	if failed == 0 {
 		return
 	}
-	span.SetStatus(codes.Error, valid(fmt.Sprintf("%d of %d messages failed, the first: %v", failed, len(msgs), first)))
+	span.SetStatus(codes.Error, utf8text.Valid(fmt.Sprintf("%d of %d messages failed, the first: %v", failed, len(msgs), first)))
 	span.SetAttributes(AttrBatchFailed.Int(failed), AttrErrorType.String(ErrorType(first)))
 }

@@ -27,7 +27,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"strings"
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
@@ -37,6 +36,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/utf8text"
 	"github.com/msgkit/messaging/middleware/internal/layer"
 )
 
@@ -138,19 +138,6 @@ func newConfig(opts []Option) (config, error) {
 	return c, nil
 }
 
-// valid is s as a span name or attribute value: OTLP carries them as
-// protobuf strings, which must be UTF-8, and an exporter fails the whole
-// batch of spans that holds one that is not
-// (github.com/open-telemetry/opentelemetry-go/issues/3021). A message ID
-// set by a producer that does not use this library, or a topic name that
-// Publish rejects, may hold any bytes; invalid ones become U+FFFD.
-func valid(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
-}
-
 // recordError records err on span as span.RecordError does (an exception
 // event with the error's type and text, and kv), with the text made valid
 // UTF-8: a handler's error may quote a message's ID or payload.
@@ -162,7 +149,7 @@ func recordError(span trace.Span, err error, kv ...attribute.KeyValue) {
 	}
 	span.AddEvent("exception", trace.WithAttributes(append([]attribute.KeyValue{
 		attribute.String("exception.type", typeName(err)),
-		attribute.String("exception.message", valid(text)),
+		attribute.String("exception.message", utf8text.Valid(text)),
 	}, kv...)...))
 }
 
@@ -197,17 +184,18 @@ func New(opts ...Option) (messaging.Middleware, error) {
 				return next(ctx, msg)
 			}
 			ctx = c.prop.Extract(ctx, propagation.MapCarrier(msg.Header))
+			topic := utf8text.Valid(msg.Topic)
 			kv := []attribute.KeyValue{
 				AttrOperation.String("process"),
 				AttrOperationName.String("process"),
-				AttrDestination.String(valid(msg.Topic)),
-				AttrMessageID.String(valid(msg.ID)),
+				AttrDestination.String(topic),
+				AttrMessageID.String(utf8text.Valid(msg.ID)),
 				AttrAttempt.Int(msg.Attempt),
 			}
 			if msg.Group != "" {
-				kv = append(kv, AttrGroup.String(valid(msg.Group)))
+				kv = append(kv, AttrGroup.String(utf8text.Valid(msg.Group)))
 			}
-			ctx, span := tracer.Start(ctx, "process "+valid(msg.Topic),
+			ctx, span := tracer.Start(ctx, "process "+topic,
 				trace.WithSpanKind(trace.SpanKindConsumer),
 				trace.WithAttributes(c.attrs(kv...)...))
 			defer span.End()
@@ -268,7 +256,7 @@ func (t *publisher) Publish(ctx context.Context, topic string, msgs ...*messagin
 		}
 	}
 	if len(msgs) == 1 && msgs[0] != nil {
-		span.SetAttributes(AttrMessageID.String(valid(msgs[0].ID)))
+		span.SetAttributes(AttrMessageID.String(utf8text.Valid(msgs[0].ID)))
 	}
 	if err != nil {
 		failed(span, err)
@@ -296,18 +284,19 @@ func (t *publisher) headers(ctx context.Context, h messaging.Header) messaging.H
 // messaging.batch.message_count is left out for a single message, as the
 // semantic conventions ask.
 func (t *publisher) startSend(ctx context.Context, topic string, n int) (context.Context, trace.Span) {
-	kv := []attribute.KeyValue{AttrOperation.String("send"), AttrOperationName.String("send"), AttrDestination.String(valid(topic))}
+	topic = utf8text.Valid(topic)
+	kv := []attribute.KeyValue{AttrOperation.String("send"), AttrOperationName.String("send"), AttrDestination.String(topic)}
 	if n != 1 {
 		kv = append(kv, AttrBatchCount.Int(n))
 	}
-	return t.tracer.Start(ctx, "send "+valid(topic), trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(t.c.attrs(kv...)...))
+	return t.tracer.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(t.c.attrs(kv...)...))
 }
 
 // failed records err on span: an exception event, the status, and the
 // error.type attribute.
 func failed(span trace.Span, err error) {
 	recordError(span, err)
-	span.SetStatus(codes.Error, valid(err.Error()))
+	span.SetStatus(codes.Error, utf8text.Valid(err.Error()))
 	span.SetAttributes(AttrErrorType.String(ErrorType(err)))
 }
 

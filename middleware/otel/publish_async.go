@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/utf8text"
 )
 
 var _ messaging.AsyncPublisher = (*publisher)(nil)
@@ -24,7 +25,7 @@ func (t *publisher) PublishAsync(ctx context.Context, topic string, msg *messagi
 	cp.Header = t.headers(ctx, msg.Header)
 	messaging.PublishAsync(ctx, t.p, topic, &cp, func(m *messaging.Message, err error) {
 		msg.ID, msg.Time = cp.ID, cp.Time
-		span.SetAttributes(AttrMessageID.String(valid(msg.ID)))
+		span.SetAttributes(AttrMessageID.String(utf8text.Valid(msg.ID)))
 		if err != nil {
 			failed(span, err)
 		}
