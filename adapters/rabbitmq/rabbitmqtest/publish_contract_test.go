@@ -250,6 +250,34 @@ func TestPublishAsyncCloseWhileWaitingForConnection(t *testing.T) {
 	}
 }
 
+// wantFailAlone checks that each of msgs got exactly one result, that the
+// messages isBad names failed as badErr accepts (want describes it), and
+// that every other message was confirmed: the bad ones failed alone.
+func (r *asyncResults) wantFailAlone(t *testing.T, msgs []*messaging.Message, isBad func(i int) bool, badErr func(error) bool, want string) {
+	t.Helper()
+	failed, others := 0, 0
+	for i, m := range msgs {
+		n, err := r.result(m)
+		bad := isBad(i)
+		if !bad {
+			others++
+		}
+		switch {
+		case n != 1:
+			t.Errorf("message %d: %d callbacks, want 1", i, n)
+		case bad && (err == nil || !badErr(err)):
+			t.Errorf("message %d: %v, want %s", i, err, want)
+		case !bad && err != nil:
+			if failed++; failed <= 3 {
+				t.Errorf("message %d: %v, want nil (the bad messages fail alone)", i, err)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of the %d other messages failed", failed, others)
+	}
+}
+
 // TestPublishAsyncBrokerRefusesOneMessage: a message the broker refuses by
 // closing the channel (larger than its max_message_size, a limit AMQP does
 // not tell the client) fails alone with the broker's reason; the messages
@@ -277,23 +305,9 @@ func TestPublishAsyncBrokerRefusesOneMessage(t *testing.T) {
 	if err := c.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	failed := 0
-	for i, m := range msgs {
-		n, err := res.result(m)
-		switch {
-		case n != 1:
-			t.Errorf("message %d: %d callbacks, want 1", i, n)
-		case i == big && (!errors.Is(err, messaging.ErrMessageTooLarge) || !strings.Contains(err.Error(), "max size")):
-			t.Errorf("message %d (8 KiB, the broker's limit 4 KiB): %v, want the broker's refusal, ErrMessageTooLarge", i, err)
-		case i != big && err != nil:
-			if failed++; failed <= 3 {
-				t.Errorf("message %d: %v, want nil (the refused message fails alone)", i, err)
-			}
-		}
-	}
-	if failed > 0 {
-		t.Errorf("%d of the %d other messages failed", failed, total-1)
-	}
+	res.wantFailAlone(t, msgs, func(i int) bool { return i == big }, func(err error) bool {
+		return errors.Is(err, messaging.ErrMessageTooLarge) && strings.Contains(err.Error(), "max size")
+	}, "the broker's refusal (8 KiB, its limit 4 KiB), ErrMessageTooLarge")
 	// Publish: the refused message fails alone in its PublishError.
 	err := c.Publish(ctx, topic, &messaging.Message{Payload: []byte("a")}, &messaging.Message{Payload: make([]byte, 8192)}, &messaging.Message{Payload: []byte("c")})
 	var perr *messaging.PublishError
@@ -335,24 +349,9 @@ func TestPublishAsyncHeaderTooLargeFailsAlone(t *testing.T) {
 	if err := c.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	failed := 0
-	for i, m := range msgs {
-		n, err := res.result(m)
-		_, isBad := bad[i]
-		switch {
-		case n != 1:
-			t.Errorf("message %d: %d callbacks, want 1", i, n)
-		case isBad && !errors.Is(err, messaging.ErrMessageTooLarge):
-			t.Errorf("message %d (headers too large): %v, want ErrMessageTooLarge", i, err)
-		case !isBad && err != nil:
-			if failed++; failed <= 3 {
-				t.Errorf("message %d: %v, want nil (the message with too large headers fails alone)", i, err)
-			}
-		}
-	}
-	if failed > 0 {
-		t.Errorf("%d of the %d other messages failed", failed, total-len(bad))
-	}
+	res.wantFailAlone(t, msgs, func(i int) bool { _, isBad := bad[i]; return isBad }, func(err error) bool {
+		return errors.Is(err, messaging.ErrMessageTooLarge)
+	}, "ErrMessageTooLarge (headers too large)")
 }
 
 // TestPublishAfterTopicDeletedElsewhere: a client whose connection has
