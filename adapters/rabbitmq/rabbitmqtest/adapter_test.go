@@ -15,7 +15,6 @@ import (
 	"github.com/msgkit/messaging/adapters/rabbitmq"
 	"github.com/msgkit/messaging/adapters/rabbitmq/rabbitmqtest"
 	"github.com/msgkit/messaging/integration"
-	"github.com/msgkit/messaging/integration/fault"
 )
 
 func withQuery(t *testing.T, base, query string) string {
@@ -398,15 +397,10 @@ func TestEphemeralGetsEveryKey(t *testing.T) {
 // dialled (unlike one given to New): none stays open through the proxy
 // afterwards.
 func TestCloseClosesOpenedConnection(t *testing.T) {
-	u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := fault.NewProxy(t, u.Host)
-	u.Host = p.Addr()
+	p, viaProxy, _ := proxied(t, "")
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	c, err := rabbitmq.Open(ctx, u.String())
+	c, err := rabbitmq.Open(ctx, viaProxy)
 	if err != nil {
 		t.Fatal(err)
 	}

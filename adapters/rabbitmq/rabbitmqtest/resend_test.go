@@ -2,7 +2,6 @@ package rabbitmqtest_test
 
 import (
 	"context"
-	"net/url"
 	"testing"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	"github.com/msgkit/messaging/adapters/rabbitmq"
 	"github.com/msgkit/messaging/adapters/rabbitmq/rabbitmqtest"
 	"github.com/msgkit/messaging/integration"
-	"github.com/msgkit/messaging/integration/fault"
 )
 
 // TestPublishResendsAfterCutBeforeConfirm: messages the broker stored but
@@ -22,21 +20,14 @@ import (
 // client.
 func TestPublishResendsAfterCutBeforeConfirm(t *testing.T) {
 	const total = 20
-	u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := fault.NewProxy(t, u.Host)
-	pu := *u
-	pu.Host = p.Addr()
-	c := rabbitmqtest.Open(t, pu.String(), rabbitmq.WithUnavailableTimeout(30*time.Second))
+	p, viaProxy, direct := proxied(t, "")
+	c := rabbitmqtest.Open(t, viaProxy, rabbitmq.WithUnavailableTimeout(30*time.Second))
 	topic, group := integration.UniqueName(t, "resend"), integration.UniqueName(t, "g")
 	if err := c.Provision(t.Context(), topic, group); err != nil {
 		t.Fatal(err)
 	}
-	direct := rabbitmqtest.Open(t, u.String())
-	deleteAtEnd(t, direct, topic)
-	_, ch := rawChannel(t, u.String())
+	deleteAtEnd(t, rabbitmqtest.Open(t, direct), topic)
+	_, ch := rawChannel(t, direct)
 
 	p.SetLatency(time.Second)
 	msgs := make([]*messaging.Message, total)
@@ -83,21 +74,14 @@ func TestPublishResendsAfterCutBeforeConfirm(t *testing.T) {
 // client publishes after the reconnect, and the message is routed to it
 // rather than failing with ErrUnroutable.
 func TestReconnectRedeclaresProvisioned(t *testing.T) {
-	u, err := url.Parse(rabbitmqtest.Broker.Endpoint(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := fault.NewProxy(t, u.Host)
-	pu := *u
-	pu.Host = p.Addr()
-	c := rabbitmqtest.Open(t, pu.String())
+	p, viaProxy, direct := proxied(t, "")
+	c := rabbitmqtest.Open(t, viaProxy)
 	topic, group := integration.UniqueName(t, "redeclare"), integration.UniqueName(t, "g")
 	if err := c.Provision(t.Context(), topic, group); err != nil {
 		t.Fatal(err)
 	}
-	direct := rabbitmqtest.Open(t, u.String())
-	deleteAtEnd(t, direct, topic)
-	_, ch := rawChannel(t, u.String())
+	deleteAtEnd(t, rabbitmqtest.Open(t, direct), topic)
+	_, ch := rawChannel(t, direct)
 	queue := rabbitmq.GroupQueueName(topic, group)
 
 	p.Cut()
