@@ -90,3 +90,15 @@ func Required[C, T any](pkg, name string, v *T, why string, field func(*C) **T) 
 		return nil
 	}
 }
+
+// PrometheusName reports whether s is a valid Prometheus metric name
+// prefix or label name in the classic scheme: a letter or underscore, then
+// letters, digits and underscores ("" is valid: no prefix).
+func PrometheusName(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}

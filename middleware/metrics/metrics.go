@@ -42,6 +42,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/optcheck"
 	"github.com/msgkit/messaging/internal/utf8text"
 	"github.com/msgkit/messaging/middleware/internal/layer"
 )
@@ -77,21 +78,12 @@ func invalid(name string, v any, why string) error {
 // letters, digits and underscores.
 func WithNamespace(ns string) Option {
 	return func(c *config) error {
-		if !validNamespace(ns) {
+		if !optcheck.PrometheusName(ns) {
 			return invalid("WithNamespace", fmt.Sprintf("%q", ns), "not a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)")
 		}
 		c.namespace = ns
 		return nil
 	}
-}
-
-func validNamespace(ns string) bool {
-	for i, r := range ns {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // WithBuckets sets the duration histograms' buckets in seconds (default

@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/internal/optcheck"
 	"github.com/msgkit/messaging/outbox"
 )
 
@@ -57,10 +58,8 @@ func invalid(name string, v any, why string) error {
 // letters, digits and underscores.
 func WithNamespace(ns string) Option {
 	return func(c *config) error {
-		for i, r := range ns {
-			if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
-				return invalid("WithNamespace", fmt.Sprintf("%q", ns), "not a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)")
-			}
+		if !optcheck.PrometheusName(ns) {
+			return invalid("WithNamespace", fmt.Sprintf("%q", ns), "not a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)")
 		}
 		c.namespace = ns
 		return nil
