@@ -36,7 +36,7 @@ func ExampleRegister() {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(ctx)
-	reg, err := inspectotel.Register(client, inspectotel.WithMeterProvider(mp), inspectotel.Topics("orders"))
+	reg, err := inspectotel.Register(client, inspectotel.WithMeterProvider(mp), inspectotel.WithTopics("orders"))
 	if err != nil {
 		panic(err)
 	}

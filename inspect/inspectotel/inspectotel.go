@@ -4,7 +4,7 @@
 // depend on the OpenTelemetry metric API.
 //
 // At each collection the callback inspects its topics (those given with
-// Topics, else every topic the client lists through messaging.TopicLister)
+// WithTopics, else every topic the client lists through messaging.TopicLister)
 // and observes:
 //
 //	messaging.destination.messages        {message}  messages the broker retains
@@ -37,12 +37,13 @@
 // not observed, never as 0. A failed inspection does not fail the
 // collection: the other topics are observed, the error counter grows and
 // the error goes to otel.Handle (the global error handler). Each
-// collection's inspections are bounded by Timeout.
+// collection's inspections are bounded by WithTimeout.
 package inspectotel
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -54,18 +55,20 @@ import (
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/inspection"
+	"github.com/msgkit/messaging/internal/optcheck"
 	"github.com/msgkit/messaging/internal/utf8text"
 )
 
 // ScopeName is the instrumentation scope of the meter.
 const ScopeName = "github.com/msgkit/messaging/inspect/inspectotel"
 
-// DefaultTimeout bounds a collection's inspections unless Timeout says
+// DefaultTimeout bounds a collection's inspections unless WithTimeout says
 // otherwise.
 const DefaultTimeout = 5 * time.Second
 
-// Option configures Register.
-type Option func(*config)
+// Option configures Register. Each checks its argument, and Register
+// fails with the first error, which wraps messaging.ErrInvalidOption.
+type Option func(*config) error
 
 type config struct {
 	mp      metric.MeterProvider
@@ -74,19 +77,38 @@ type config struct {
 }
 
 // WithMeterProvider sets where the gauges are created (default the global
-// provider, otel.GetMeterProvider()).
-func WithMeterProvider(mp metric.MeterProvider) Option { return func(c *config) { c.mp = mp } }
-
-// Topics sets the topics to inspect. Without it every topic the client
-// lists is inspected at each collection, and a client that is no
-// messaging.TopicLister observes nothing but the error.
-func Topics(names ...string) Option {
-	return func(c *config) { c.topics = append([]string(nil), names...) }
+// provider, otel.GetMeterProvider(); must not be nil).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) error {
+		if mp == nil {
+			return optcheck.Invalid("inspectotel", "WithMeterProvider", "nil", "needs a meter provider")
+		}
+		c.mp = mp
+		return nil
+	}
 }
 
-// Timeout bounds the inspections of one collection (default 5s); the topics
-// not inspected by then count as failed.
-func Timeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+// WithTopics sets the topics to inspect: at least one, each a valid name
+// (messaging.ValidateName); a topic named twice is inspected once. Without
+// it every topic the client lists is inspected at each collection, and a
+// client that is no messaging.TopicLister observes nothing but the error.
+// The callback keeps its own copy of names.
+func WithTopics(names ...string) Option {
+	return func(c *config) error {
+		if err := optcheck.TopicList("inspectotel", "WithTopics", names); err != nil {
+			return err
+		}
+		c.topics = slices.Clone(names)
+		return nil
+	}
+}
+
+// WithTimeout bounds the inspections of one collection (default
+// DefaultTimeout; must be positive); the topics not inspected by then count
+// as failed.
+func WithTimeout(d time.Duration) Option {
+	return optcheck.Positive("inspectotel", "WithTimeout", d, func(c *config) *time.Duration { return &c.timeout })
+}
 
 // System maps a broker (messaging.TopicStats.Broker, the URL scheme) to the
 // messaging.system value of the semantic conventions (those without one in
@@ -116,17 +138,20 @@ type gauges struct {
 // instruments stay with the meter). The callback is safe for concurrent
 // collections.
 func Register(insp messaging.Inspector, opts ...Option) (metric.Registration, error) {
+	if insp == nil {
+		return nil, fmt.Errorf("inspectotel: Register: nil inspector: %w", messaging.ErrInvalidOption)
+	}
 	g := &gauges{insp: insp, cfg: config{timeout: DefaultTimeout}}
 	for _, o := range opts {
-		if o != nil {
-			o(&g.cfg)
+		if o == nil {
+			continue
+		}
+		if err := o(&g.cfg); err != nil {
+			return nil, err
 		}
 	}
 	if g.cfg.mp == nil {
 		g.cfg.mp = otel.GetMeterProvider()
-	}
-	if g.cfg.timeout <= 0 {
-		g.cfg.timeout = DefaultTimeout
 	}
 	m := g.cfg.mp.Meter(ScopeName)
 	var err error

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,7 +158,7 @@ func TestErrorsDoNotStopTheOthers(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	if _, err := inspectotel.Register(c, inspectotel.WithMeterProvider(mp), inspectotel.Topics("missing", "present")); err != nil {
+	if _, err := inspectotel.Register(c, inspectotel.WithMeterProvider(mp), inspectotel.WithTopics("missing", "present")); err != nil {
 		t.Fatal(err)
 	}
 	for round := 1; round <= 2; round++ {
@@ -193,6 +194,36 @@ func reader(t *testing.T) (*sdkmetric.ManualReader, inspectotel.Option) {
 	return r, inspectotel.WithMeterProvider(mp)
 }
 
+// TestInvalidOptions: Register refuses a nil inspector and each option's
+// invalid values with an error wrapping messaging.ErrInvalidOption that
+// names the option, and registers nothing then.
+func TestInvalidOptions(t *testing.T) {
+	r, mp := reader(t)
+	for _, tc := range []struct {
+		name string
+		insp messaging.Inspector
+		opt  inspectotel.Option
+	}{
+		{"Register", nil, nil},
+		{"WithMeterProvider", fixed{}, inspectotel.WithMeterProvider(nil)},
+		{"WithTopics", fixed{}, inspectotel.WithTopics()},
+		{"WithTopics", fixed{}, inspectotel.WithTopics("a", "")},
+		{"WithTopics", fixed{}, inspectotel.WithTopics("a b")},
+		{"WithTimeout", fixed{}, inspectotel.WithTimeout(0)},
+		{"WithTimeout", fixed{}, inspectotel.WithTimeout(-time.Second)},
+	} {
+		reg, err := inspectotel.Register(tc.insp, mp, tc.opt)
+		if !errors.Is(err, messaging.ErrInvalidOption) || !strings.Contains(err.Error(), tc.name) || reg != nil {
+			t.Errorf("%s: Register = %v, %v; want nil and an error naming %s wrapping ErrInvalidOption", tc.name, reg, err, tc.name)
+		} else {
+			t.Log(err)
+		}
+	}
+	if values, _ := collect(t, r); len(values) != 0 {
+		t.Errorf("observed %v after refused registrations, want nothing", values)
+	}
+}
+
 // fixed is a RabbitMQ broker whose figures are known exactly: each topic
 // has two partitions and a group whose oldest message is 90 s old; or, when
 // unknown is set, only the topic's message count is known.
@@ -213,11 +244,10 @@ func (f fixed) Inspect(_ context.Context, topic string) (messaging.TopicStats, e
 
 // TestFixedFigures: every topic given is observed, each partition under
 // its number, the age in seconds, each instrument with the unit the
-// package documents; a Timeout of 0 keeps the default (a collection with
-// no time at all would fail every inspection).
+// package documents.
 func TestFixedFigures(t *testing.T) {
 	r, mp := reader(t)
-	if _, err := inspectotel.Register(fixed{}, mp, inspectotel.Topics("a", "b"), inspectotel.Timeout(0)); err != nil {
+	if _, err := inspectotel.Register(fixed{}, mp, inspectotel.WithTopics("a", "b")); err != nil {
 		t.Fatal(err)
 	}
 	values, units := collect(t, r)
@@ -255,7 +285,7 @@ func TestFixedFigures(t *testing.T) {
 // is not observed, never as 0.
 func TestUnknownFiguresAreNotObserved(t *testing.T) {
 	r, mp := reader(t)
-	if _, err := inspectotel.Register(fixed{unknown: true}, mp, inspectotel.Topics("a")); err != nil {
+	if _, err := inspectotel.Register(fixed{unknown: true}, mp, inspectotel.WithTopics("a")); err != nil {
 		t.Fatal(err)
 	}
 	values, _ := collect(t, r)
@@ -282,7 +312,7 @@ func (stuck) Inspect(ctx context.Context, _ string) (messaging.TopicStats, error
 func TestCollectionFailures(t *testing.T) {
 	otel.SetErrorHandler(&errorHandler{}) // the failures are expected
 	r, mp := reader(t)
-	if _, err := inspectotel.Register(stuck{}, mp, inspectotel.Topics("a", "b"), inspectotel.Timeout(50*time.Millisecond)); err != nil {
+	if _, err := inspectotel.Register(stuck{}, mp, inspectotel.WithTopics("a", "b"), inspectotel.WithTimeout(50*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	collected := make(chan error, 1)
@@ -325,7 +355,7 @@ func TestCollectionFailures(t *testing.T) {
 func TestTopicsKeepsItsOwnList(t *testing.T) {
 	r, mp := reader(t)
 	names := []string{"a"}
-	if _, err := inspectotel.Register(fixed{unknown: true}, mp, inspectotel.Topics(names...)); err != nil {
+	if _, err := inspectotel.Register(fixed{unknown: true}, mp, inspectotel.WithTopics(names...)); err != nil {
 		t.Fatal(err)
 	}
 	names[0] = "b"
@@ -344,6 +374,9 @@ func (b badGroup) Inspect(ctx context.Context, topic string) (messaging.TopicSta
 	return st, err
 }
 
+// Topics lists a name that is not valid UTF-8 (WithTopics refuses it).
+func (badGroup) Topics(context.Context) ([]string, error) { return []string{"t\xfe"}, nil }
+
 // TestNamesAreValidUTF8: a topic or group whose name is not valid UTF-8 (a
 // broker may list names this library did not give) is observed with the
 // invalid bytes replaced: OTLP carries attribute values as protobuf
@@ -351,7 +384,7 @@ func (b badGroup) Inspect(ctx context.Context, topic string) (messaging.TopicSta
 // that is not UTF-8.
 func TestNamesAreValidUTF8(t *testing.T) {
 	r, mp := reader(t)
-	if _, err := inspectotel.Register(badGroup{}, mp, inspectotel.Topics("t\xfe")); err != nil {
+	if _, err := inspectotel.Register(badGroup{}, mp); err != nil {
 		t.Fatal(err)
 	}
 	values, _ := collect(t, r)

@@ -30,8 +30,12 @@ func Example() {
 		}
 	}
 
+	collector, err := inspectprom.New(client.(messaging.Inspector), inspectprom.WithTopics("orders"))
+	if err != nil {
+		panic(err)
+	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(inspectprom.New(client.(messaging.Inspector), inspectprom.Topics("orders")))
+	reg.MustRegister(collector)
 
 	families, err := reg.Gather()
 	if err != nil {

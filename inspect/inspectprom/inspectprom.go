@@ -4,7 +4,7 @@
 // depend on client_golang.
 //
 // At each scrape the collector inspects its topics (those given with
-// Topics, else every topic the client lists through messaging.TopicLister)
+// WithTopics, else every topic the client lists through messaging.TopicLister)
 // and exports, with <ns> the namespace ("messaging" by default):
 //
 //	<ns>_topic_messages{broker,topic}               messages the broker retains
@@ -38,34 +38,40 @@
 // A failed inspection does not fail the scrape: the topics that could be
 // inspected are exported, <ns>_inspect_up is 0, the error counter grows and
 // the failures are logged, one Warn per scrape however many topics failed.
-// Each scrape is bounded by ScrapeTimeout.
+// Each scrape is bounded by WithScrapeTimeout.
 //
 // Several collectors (one per client, say) can share a registry when each
-// has its own ConstLabels; with the same labels the second registration
+// has its own WithConstLabels; with the same labels the second registration
 // fails, as its metrics would collide.
 package inspectprom
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/internal/inspection"
+	"github.com/msgkit/messaging/internal/optcheck"
 	"github.com/msgkit/messaging/internal/utf8text"
 )
 
-// DefaultScrapeTimeout bounds a scrape's inspections unless ScrapeTimeout
+// DefaultScrapeTimeout bounds a scrape's inspections unless WithScrapeTimeout
 // says otherwise.
 const DefaultScrapeTimeout = 5 * time.Second
 
-// Option configures New.
-type Option func(*config)
+// Option configures New. Each checks its argument, and New fails with
+// the first error, which wraps messaging.ErrInvalidOption.
+type Option func(*config) error
 
 type config struct {
 	namespace string
@@ -75,32 +81,78 @@ type config struct {
 	labels    prometheus.Labels
 }
 
-// Namespace sets the metric name prefix (default "messaging").
-func Namespace(ns string) Option { return func(c *config) { c.namespace = ns } }
-
-// Topics sets the topics to inspect. Without it the collector inspects
-// every topic the client lists at each scrape, and fails (inspect_up 0)
-// when the client is no messaging.TopicLister.
-func Topics(names ...string) Option {
-	return func(c *config) { c.topics = append([]string(nil), names...) }
+// WithNamespace sets the metric name prefix (default "messaging"; "" for
+// none). It must be a valid Prometheus name: a letter or underscore, then
+// letters, digits and underscores.
+func WithNamespace(ns string) Option {
+	return func(c *config) error {
+		if !optcheck.PrometheusName(ns) {
+			return optcheck.Invalid("inspectprom", "WithNamespace", strconv.Quote(ns), "not a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)")
+		}
+		c.namespace = ns
+		return nil
+	}
 }
 
-// ScrapeTimeout bounds the inspections of one scrape (default 5s); the
-// topics not inspected by then count as failed.
-func ScrapeTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+// WithTopics sets the topics to inspect: at least one, each a valid name
+// (messaging.ValidateName); a topic named twice is inspected once. Without
+// it the collector inspects every topic the client lists at each scrape,
+// and fails (inspect_up 0) when the client is no messaging.TopicLister.
+// The collector keeps its own copy of names.
+func WithTopics(names ...string) Option {
+	return func(c *config) error {
+		if err := optcheck.TopicList("inspectprom", "WithTopics", names); err != nil {
+			return err
+		}
+		c.topics = slices.Clone(names)
+		return nil
+	}
+}
 
-// Logger sets where failed inspections are logged (default, and for a nil
-// l, slog.Default()).
-func Logger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+// WithScrapeTimeout bounds the inspections of one scrape (default
+// DefaultScrapeTimeout; must be positive); the topics not inspected by then
+// count as failed.
+func WithScrapeTimeout(d time.Duration) Option {
+	return optcheck.Positive("inspectprom", "WithScrapeTimeout", d, func(c *config) *time.Duration { return &c.timeout })
+}
 
-// ConstLabels adds labels with fixed values to every metric of the
+// WithLogger sets where failed inspections are logged (default
+// slog.Default(); must not be nil).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return optcheck.Invalid("inspectprom", "WithLogger", "nil", "needs a logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithConstLabels adds labels with fixed values to every metric of the
 // collector, so that collectors of several clients can be registered in one
-// registry (ConstLabels(prometheus.Labels{"client": "orders"})). The names
-// broker, topic, group and partition are the collector's own and must not
-// be among them (registration fails).
-func ConstLabels(labels prometheus.Labels) Option {
-	return func(c *config) { c.labels = maps.Clone(labels) }
+// registry (WithConstLabels(prometheus.Labels{"client": "orders"})). Each
+// name must be a valid Prometheus label name not starting with "__" and not
+// one of the collector's own (broker, topic, group, partition), each value
+// valid UTF-8. The collector keeps its own copy of labels.
+func WithConstLabels(labels prometheus.Labels) Option {
+	return func(c *config) error {
+		for _, name := range slices.Sorted(maps.Keys(labels)) {
+			switch {
+			case name == "" || !optcheck.PrometheusName(name) || strings.HasPrefix(name, "__"):
+				return optcheck.Invalid("inspectprom", "WithConstLabels", strconv.Quote(name), "not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)")
+			case slices.Contains(ownLabels, name):
+				return optcheck.Invalid("inspectprom", "WithConstLabels", strconv.Quote(name), "the collector's own label")
+			case !utf8.ValidString(labels[name]):
+				return optcheck.Invalid("inspectprom", "WithConstLabels", strconv.Quote(name), "value not valid UTF-8")
+			}
+		}
+		c.labels = maps.Clone(labels)
+		return nil
+	}
 }
+
+// ownLabels are the labels of the collector's metrics.
+var ownLabels = []string{"broker", "topic", "group", "partition"}
 
 // Collector is a prometheus.Collector that inspects the broker at each
 // scrape. It is safe for concurrent use; concurrent scrapes inspect
@@ -118,19 +170,21 @@ type Collector struct {
 var _ prometheus.Collector = (*Collector)(nil)
 
 // New returns a collector of insp's backlog; register it with a
-// prometheus.Registerer.
-func New(insp messaging.Inspector, opts ...Option) *Collector {
+// prometheus.Registerer. It fails, with an error wrapping
+// messaging.ErrInvalidOption, for a nil insp or an invalid option (a nil
+// Option is ignored).
+func New(insp messaging.Inspector, opts ...Option) (*Collector, error) {
+	if insp == nil {
+		return nil, fmt.Errorf("inspectprom: New: nil inspector: %w", messaging.ErrInvalidOption)
+	}
 	cfg := config{namespace: "messaging", timeout: DefaultScrapeTimeout, logger: slog.Default()}
 	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
+		if o == nil {
+			continue
 		}
-	}
-	if cfg.timeout <= 0 {
-		cfg.timeout = DefaultScrapeTimeout
-	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default()
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	desc := func(sub, name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(cfg.namespace, sub, name), help, labels, cfg.labels)
@@ -149,7 +203,7 @@ func New(insp messaging.Inspector, opts ...Option) *Collector {
 		up:                desc("inspect", "up", "1 when every inspection of this scrape succeeded, else 0."),
 		errorsTotal:       desc("inspect", "errors_total", "Failed inspections: listing the topics, or inspecting one."),
 		duration:          desc("inspect", "duration_seconds", "Time the inspections of this scrape took."),
-	}
+	}, nil
 }
 
 // Describe sends every metric's description.
@@ -180,7 +234,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	// A series twice, or a label that is not UTF-8, would fail the whole
 	// scrape (every metric of the registry): a topic or group named twice
-	// (by a TopicLister or Topics) is exported once, and invalid bytes
+	// (by a TopicLister or WithTopics) is exported once, and invalid bytes
 	// become U+FFFD.
 	seen := map[string]bool{}
 	for _, r := range inspection.Inspect(ctx, c.insp, topics) {

@@ -2,6 +2,7 @@ package inspectprom_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +21,52 @@ import (
 	"github.com/msgkit/messaging/internal/inspection/inspectiontest"
 )
 
-var quiet = inspectprom.Logger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+var quiet = inspectprom.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+// newCollector is inspectprom.New, failing the test on an error.
+func newCollector(t *testing.T, insp messaging.Inspector, opts ...inspectprom.Option) *inspectprom.Collector {
+	t.Helper()
+	c, err := inspectprom.New(insp, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestInvalidOptions: New refuses a nil inspector and each option's
+// invalid values with an error wrapping messaging.ErrInvalidOption that
+// names the option, and takes the valid edge values.
+func TestInvalidOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		insp messaging.Inspector
+		opt  inspectprom.Option
+	}{
+		{"New", nil, nil},
+		{"WithNamespace", fixed{}, inspectprom.WithNamespace("my-app")},
+		{"WithNamespace", fixed{}, inspectprom.WithNamespace("1app")},
+		{"WithTopics", fixed{}, inspectprom.WithTopics()},
+		{"WithTopics", fixed{}, inspectprom.WithTopics("orders", "")},
+		{"WithTopics", fixed{}, inspectprom.WithTopics("a b")},
+		{"WithScrapeTimeout", fixed{}, inspectprom.WithScrapeTimeout(0)},
+		{"WithScrapeTimeout", fixed{}, inspectprom.WithScrapeTimeout(-time.Second)},
+		{"WithLogger", fixed{}, inspectprom.WithLogger(nil)},
+		{"WithConstLabels", fixed{}, inspectprom.WithConstLabels(prometheus.Labels{"topic": "x"})},
+		{"WithConstLabels", fixed{}, inspectprom.WithConstLabels(prometheus.Labels{"client-name": "x"})},
+		{"WithConstLabels", fixed{}, inspectprom.WithConstLabels(prometheus.Labels{"__client": "x"})},
+		{"WithConstLabels", fixed{}, inspectprom.WithConstLabels(prometheus.Labels{"": "x"})},
+		{"WithConstLabels", fixed{}, inspectprom.WithConstLabels(prometheus.Labels{"client": "x\xff"})},
+	} {
+		c, err := inspectprom.New(tc.insp, tc.opt)
+		if !errors.Is(err, messaging.ErrInvalidOption) || !strings.Contains(err.Error(), tc.name) || c != nil {
+			t.Errorf("%s: New = %v, %v; want nil and an error naming %s wrapping ErrInvalidOption", tc.name, c, err, tc.name)
+		} else {
+			t.Log(err)
+		}
+	}
+	newCollector(t, fixed{}, nil, inspectprom.WithNamespace(""), inspectprom.WithNamespace("_app2"),
+		inspectprom.WithConstLabels(nil), inspectprom.WithConstLabels(prometheus.Labels{"client_2": ""}))
+}
 
 // figures are the metrics whose values a test knows exactly (the age and
 // the duration are checked apart).
@@ -44,7 +90,7 @@ func TestCollector(t *testing.T) {
 	if err := c.Provision(t.Context(), "empty"); err != nil {
 		t.Fatal(err)
 	}
-	col := inspectprom.New(c, quiet)
+	col := newCollector(t, c, quiet)
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(col); err != nil {
 		t.Fatal(err)
@@ -100,7 +146,7 @@ messaging_inspect_errors_total 0
 
 	// A fixed list with a topic that is not there: the others are exported,
 	// up is 0 and the error counted, scrape after scrape.
-	col = inspectprom.New(c, inspectprom.Topics("empty", "missing", "empty"), quiet) // a topic named twice is inspected once
+	col = newCollector(t, c, inspectprom.WithTopics("empty", "missing", "empty"), quiet) // a topic named twice is inspected once
 	for scrape := 1; scrape <= 2; scrape++ {
 		expected := fmt.Sprintf(`
 # HELP messaging_topic_messages Messages the broker retains for the topic.
@@ -162,7 +208,7 @@ func TestUnknownFiguresAreLeftOut(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	inspectiontest.HeldBacklog(t, c, "orders")
-	col := inspectprom.New(partial{c}, inspectprom.Topics("orders"), quiet)
+	col := newCollector(t, partial{c}, inspectprom.WithTopics("orders"), quiet)
 	for _, name := range []string{"messaging_topic_bytes", "messaging_group_in_flight_messages", "messaging_group_oldest_age_seconds"} {
 		if n := testutil.CollectAndCount(col, name); n != 0 {
 			t.Errorf("%d samples of %s, an unknown figure", n, name)
@@ -181,7 +227,7 @@ messaging_inspect_up 1
 		t.Error(err)
 	}
 
-	col = inspectprom.New(partial{c}, quiet) // no topics, and none listed
+	col = newCollector(t, partial{c}, quiet) // no topics, and none listed
 	expected = `
 # HELP messaging_inspect_up 1 when every inspection of this scrape succeeded, else 0.
 # TYPE messaging_inspect_up gauge
@@ -206,7 +252,7 @@ func (stuck) Inspect(ctx context.Context, topic string) (messaging.TopicStats, e
 // TestScrapeTimeout: a broker that does not answer holds a scrape for the
 // timeout, not longer, and the scrape reports it down.
 func TestScrapeTimeout(t *testing.T) {
-	col := inspectprom.New(stuck{}, inspectprom.Topics("a", "b"), inspectprom.ScrapeTimeout(50*time.Millisecond), quiet)
+	col := newCollector(t, stuck{}, inspectprom.WithTopics("a", "b"), inspectprom.WithScrapeTimeout(50*time.Millisecond), quiet)
 	up := make(chan float64, 1)
 	go func() { up <- testutil.ToFloat64(upOnly{col}) }()
 	select {
@@ -235,19 +281,15 @@ func (u upOnly) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// TestNilLogger: Logger(nil) keeps the default logger, so that a failed
-// inspection is logged and counted instead of panicking in the scrape
-// (which would end the program: the registry collects in goroutines).
-func TestNilLogger(t *testing.T) {
-	col := inspectprom.New(stuck{}, inspectprom.Topics("a"), inspectprom.ScrapeTimeout(time.Millisecond), inspectprom.Logger(nil))
-	if up := testutil.ToFloat64(upOnly{col}); up != 0 {
-		t.Errorf("up = %v, want 0", up)
-	}
-}
-
 // odd is a broker whose figures hold what Prometheus would refuse: a group
 // named twice, a partition twice, and names that are not UTF-8.
 type odd struct{}
+
+// Topics lists a topic twice and names that are not UTF-8 (WithTopics
+// refuses them).
+func (odd) Topics(context.Context) ([]string, error) {
+	return []string{"t", "t", "x\xff", "x\xfe"}, nil
+}
 
 func (odd) Inspect(_ context.Context, topic string) (messaging.TopicStats, error) {
 	one := messaging.KnownCount(1)
@@ -264,7 +306,7 @@ func (odd) Inspect(_ context.Context, topic string) (messaging.TopicStats, error
 // for every metric), and MustNewConstMetric panics on invalid UTF-8.
 func TestOddFiguresDoNotFailTheScrape(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(inspectprom.New(odd{}, inspectprom.Topics("t", "t", "x\xff", "x\xfe"), quiet)); err != nil {
+	if err := reg.Register(newCollector(t, odd{}, quiet)); err != nil {
 		t.Fatal(err)
 	}
 	mfs, err := reg.Gather()
@@ -303,8 +345,8 @@ func TestOddFiguresDoNotFailTheScrape(t *testing.T) {
 func TestCollectorsShareARegistry(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	for _, client := range []string{"orders", "billing"} {
-		col := inspectprom.New(stuck{}, inspectprom.Topics("a"), inspectprom.ScrapeTimeout(time.Millisecond), quiet,
-			inspectprom.ConstLabels(prometheus.Labels{"client": client}))
+		col := newCollector(t, stuck{}, inspectprom.WithTopics("a"), inspectprom.WithScrapeTimeout(time.Millisecond), quiet,
+			inspectprom.WithConstLabels(prometheus.Labels{"client": client}))
 		if err := reg.Register(col); err != nil {
 			t.Fatalf("registering the %s collector: %v", client, err)
 		}
@@ -319,10 +361,10 @@ messaging_inspect_up{client="orders"} 0
 		t.Error(err)
 	}
 	same := prometheus.NewPedanticRegistry()
-	if err := same.Register(inspectprom.New(stuck{}, quiet)); err != nil {
+	if err := same.Register(newCollector(t, stuck{}, quiet)); err != nil {
 		t.Fatal(err)
 	}
-	if err := same.Register(inspectprom.New(stuck{}, quiet)); err == nil {
+	if err := same.Register(newCollector(t, stuck{}, quiet)); err == nil {
 		t.Error("a second collector without ConstLabels registered in the same registry; its metrics would collide")
 	}
 }
@@ -332,7 +374,7 @@ messaging_inspect_up{client="orders"} 0
 func TestOneWarningPerScrape(t *testing.T) {
 	var buf strings.Builder
 	logger := slog.New(slog.NewTextHandler(&buf, nil))
-	col := inspectprom.New(stuck{}, inspectprom.Topics("a", "b", "c"), inspectprom.ScrapeTimeout(time.Millisecond), inspectprom.Logger(logger))
+	col := newCollector(t, stuck{}, inspectprom.WithTopics("a", "b", "c"), inspectprom.WithScrapeTimeout(time.Millisecond), inspectprom.WithLogger(logger))
 	if up := testutil.ToFloat64(upOnly{col}); up != 0 {
 		t.Errorf("up = %v, want 0", up)
 	}
@@ -354,11 +396,9 @@ func (fixed) Inspect(_ context.Context, topic string) (messaging.TopicStats, err
 }
 
 // TestPartitionsAgeAndNamespace: each partition is exported under its
-// number, the oldest age in seconds, every name under the Namespace; a
-// ScrapeTimeout of 0 keeps the default (a scrape with no time at all would
-// fail every inspection).
+// number, the oldest age in seconds, every name under the namespace.
 func TestPartitionsAgeAndNamespace(t *testing.T) {
-	col := inspectprom.New(fixed{}, inspectprom.Topics("t"), inspectprom.Namespace("app"), inspectprom.ScrapeTimeout(0), quiet)
+	col := newCollector(t, fixed{}, inspectprom.WithTopics("t"), inspectprom.WithNamespace("app"), quiet)
 	expected := `
 # HELP app_topic_partition_messages Messages the broker retains in the partition.
 # TYPE app_topic_partition_messages gauge
@@ -380,7 +420,7 @@ app_inspect_up 1
 // given, at every scrape, even when the caller's slice changes afterwards.
 func TestTopicsKeepsItsOwnList(t *testing.T) {
 	names := []string{"a"}
-	col := inspectprom.New(fixed{}, inspectprom.Topics(names...), quiet)
+	col := newCollector(t, fixed{}, inspectprom.WithTopics(names...), quiet)
 	names[0] = "b"
 	expected := `
 # HELP messaging_topic_messages Messages the broker retains for the topic.
@@ -417,7 +457,7 @@ func (m *meeting) Inspect(ctx context.Context, topic string) (messaging.TopicSta
 // TestConcurrentScrapes: concurrent scrapes inspect concurrently (a slow
 // broker does not queue them), and each exports its own figures.
 func TestConcurrentScrapes(t *testing.T) {
-	col := inspectprom.New(&meeting{met: make(chan struct{})}, inspectprom.Topics("t"), inspectprom.ScrapeTimeout(10*time.Second), quiet)
+	col := newCollector(t, &meeting{met: make(chan struct{})}, inspectprom.WithTopics("t"), inspectprom.WithScrapeTimeout(10*time.Second), quiet)
 	ups := make(chan float64, 2)
 	for range 2 {
 		go func() { ups <- testutil.ToFloat64(upOnly{col}) }()

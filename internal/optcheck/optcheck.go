@@ -102,3 +102,17 @@ func PrometheusName(s string) bool {
 	}
 	return true
 }
+
+// TopicList checks the topics given to option name of package pkg: at least
+// one, each a valid name (messaging.ValidateName).
+func TopicList(pkg, name string, topics []string) error {
+	if len(topics) == 0 {
+		return Invalid(pkg, name, "no topic", "needs at least one topic")
+	}
+	for _, t := range topics {
+		if err := Topic(pkg, name, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}

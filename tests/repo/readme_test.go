@@ -549,7 +549,7 @@ var (
 
 // TestDocNames: the Go names the documentation (the Markdown files, the
 // root package's and every adapter's doc.go) quotes exist: each
-// package-qualified name (messaging.RetryAfter, inspectprom.Topics) of a
+// package-qualified name (messaging.RetryAfter, inspectprom.WithTopics) of a
 // package of this repository is declared in it, and each test, benchmark
 // or example it names (TestCrashRecovery, TestFailover*) is a function of
 // a test file; an option (WithPrefetch) an adapter's doc.go or README
