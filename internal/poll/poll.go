@@ -170,10 +170,7 @@ func WithLogger(l *slog.Logger) Option {
 
 // Wait sleeps d with the configured jitter, or until ctx is done.
 func (c *Config) Wait(ctx context.Context, d time.Duration) error {
-	if j := c.Jitter; j > 0 && d > 0 {
-		d = time.Duration(float64(d) * (1 - j + 2*j*rand.Float64()))
-	}
-	t := time.NewTimer(d)
+	t := time.NewTimer(c.jittered(d))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
@@ -181,6 +178,14 @@ func (c *Config) Wait(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// jittered is d randomized within ±Jitter of it, uniformly.
+func (c *Config) jittered(d time.Duration) time.Duration {
+	if j := c.Jitter; j > 0 && d > 0 {
+		d = time.Duration(float64(d) * (1 - j + 2*j*rand.Float64()))
+	}
+	return d
 }
 
 // NewBackoff returns waits growing from Interval, doubling up to MaxInterval.

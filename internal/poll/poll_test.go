@@ -442,3 +442,27 @@ func TestItemsWithoutIDAreNotDeduplicated(t *testing.T) {
 		t.Fatalf("Handle round: %d, %v, handled %v; want x, y and z", n, err, handled)
 	}
 }
+
+// TestJitter: each wait is randomized within ±Jitter of it and spread over
+// that range (1,000 draws reach both of its outer quarters); no jitter
+// leaves it as it is.
+func TestJitter(t *testing.T) {
+	const d = time.Second
+	c := NewConfig()
+	c.Jitter = 0.2
+	lo, hi := d, d
+	for range 1000 {
+		w := c.jittered(d)
+		if w < 800*time.Millisecond || w > 1200*time.Millisecond {
+			t.Fatalf("jittered(%v) with jitter 0.2 = %v, want within [800ms, 1.2s]", d, w)
+		}
+		lo, hi = min(lo, w), max(hi, w)
+	}
+	if lo > 900*time.Millisecond || hi < 1100*time.Millisecond {
+		t.Errorf("1,000 waits of %v with jitter 0.2 spread over [%v, %v] only, want below 900ms and above 1.1s", d, lo, hi)
+	}
+	c.Jitter = 0
+	if w := c.jittered(d); w != d {
+		t.Errorf("jittered(%v) without jitter = %v", d, w)
+	}
+}
