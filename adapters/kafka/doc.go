@@ -164,7 +164,9 @@
 // A subscription without a group reads every partition from StartAt (default
 // Latest, resolved before Subscribe returns) and commits nothing.
 // Partitions added to a topic later are picked up by groups (on the next
-// rebalance) but not by group-less subscriptions or reads.
+// rebalance, which a member starts within about 5s of seeing a partition
+// count other than the one it joined with, also when they were added
+// during a rebalance) but not by group-less subscriptions or reads.
 //
 // Deleting the topic under a subscription or Read ends it with an error
 // wrapping messaging.ErrTopicDeleted: a group learns of it from kafka-go's

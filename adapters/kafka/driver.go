@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -89,6 +90,7 @@ func (d kafkaDriver) openReceiver(ctx context.Context, topic string, o messaging
 		return nil, fmt.Errorf("kafka: %s: %w", topic, err)
 	}
 	r := &groupReceiver{c: c, topic: topic, o: o, in: newInbox(o.Prefetch), done: make(chan struct{})}
+	r.joinedParts.Store(int64(c.livePartitionCount(ctx, topic))) // before the first join
 	bal := newIncarnationBalancer(func(ids []string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -134,6 +136,10 @@ type groupReceiver struct {
 	ctx  context.Context // ends with Close
 	stop context.CancelFunc
 	done chan struct{} // run returned
+
+	// joinedParts is the topic's partition count read before the
+	// member's latest join (-1: unknown); see watchPartitions.
+	joinedParts atomic.Int64
 }
 
 // token is a delivery's handle: where it sits in its partition's log.
@@ -217,11 +223,51 @@ func (r *groupReceiver) run() {
 		}
 		member = gen.MemberID
 		ended := make(chan struct{})
+		joinedParts := r.joinedParts.Load()
 		gen.Start(func(genCtx context.Context) {
 			defer close(ended)
 			r.serve(genCtx, gen)
+			// kafka-go joins again once this returns: the count for
+			// the next generation's watchPartitions.
+			if r.ctx.Err() == nil {
+				r.joinedParts.Store(int64(r.c.livePartitionCount(r.ctx, r.topic)))
+			}
 		})
+		gen.Start(func(genCtx context.Context) { r.watchPartitions(genCtx, joinedParts) })
 		<-ended
+	}
+}
+
+// partitionWatchInterval is how often a group member compares the topic's
+// partition count with the one it joined with (watchPartitions).
+const partitionWatchInterval = 5 * time.Second
+
+// watchPartitions ends the generation (so the member joins again and the
+// group rebalances) once the topic's partition count, checked every
+// partitionWatchInterval, differs from joined, the count read before the
+// member joined (-1: unknown, which ends it at the first count read).
+// kafka-go's own partition watcher (WatchPartitionChanges, kept for its
+// reaction to a lost coordinator connection) compares with the count it
+// reads once the generation started, after the leader read the
+// partitions it assigned: partitions added in between were never
+// assigned, it never noticed them, and the records written to them were
+// not delivered until some other rebalance. A count read before the join
+// is at most the one the assignment used (the leader reads it once every
+// member joined); partitions added between the two cost one more
+// rebalance.
+func (r *groupReceiver) watchPartitions(genCtx context.Context, joined int64) {
+	t := time.NewTicker(partitionWatchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-genCtx.Done():
+			return
+		case <-t.C:
+		}
+		if n := r.c.livePartitionCount(genCtx, r.topic); n >= 0 && int64(n) != joined {
+			r.c.cfg.logger.Debug("kafka: the topic's partitions changed since the member joined; rebalancing", "topic", r.topic, "group", r.o.Group, "joined_with", joined, "partitions", n)
+			return
+		}
 	}
 }
 
@@ -836,6 +882,33 @@ func (c *Client) readPartition(ctx context.Context, topic string, p int, start i
 // not wait for it. Client.Close waits for these closes.
 func (c *Client) closeReader(r *kafkago.Reader) {
 	c.readers.Go(func() { _ = r.Close() })
+}
+
+// livePartitionCount returns the partition count of topic as a broker
+// answers it directly (kafka-go's transport answers from a cache), 0 when
+// the topic does not exist, -1 when no broker answered within 5s or before
+// ctx ended.
+func (c *Client) livePartitionCount(ctx context.Context, topic string) int {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for _, b := range c.brokers {
+		conn, err := c.dialer.DialContext(ctx, "tcp", b)
+		if err != nil {
+			continue
+		}
+		stop := context.AfterFunc(ctx, func() { _ = conn.Close() }) // the conn honours no context
+		parts, err := conn.ReadPartitions(topic)
+		stop()
+		_ = conn.Close()
+		switch {
+		case errors.Is(err, kafkago.UnknownTopicOrPartition):
+			return 0
+		case err != nil:
+			return -1
+		}
+		return len(parts)
+	}
+	return -1
 }
 
 // topicGone reports whether the brokers say topic does not exist. It asks

@@ -233,3 +233,107 @@ func TestGroupJoinRefusedEndsSubscription(t *testing.T) {
 		t.Logf("subscription ended: %v", err)
 	}
 }
+
+// growingLeader is a plain kafka-go group member that leads the group (it
+// joined first) and hands every partition to the other members. In the
+// rebalance in which it first sees another member, it adds partitions to
+// the topic after it read the topic's partitions for its assignment and
+// before the members' generation starts.
+type growingLeader struct {
+	t     *testing.T
+	k     *kafkatest.Cluster
+	topic string
+	grown chan struct{} // closed once the partitions were added
+}
+
+func (*growingLeader) ProtocolName() string      { return "range" }
+func (*growingLeader) UserData() ([]byte, error) { return []byte("growing-leader"), nil }
+
+func (l *growingLeader) AssignGroups(members []kafkago.GroupMember, partitions []kafkago.Partition) kafkago.GroupMemberAssignments {
+	out := kafkago.GroupMemberAssignments{}
+	for _, m := range members {
+		if string(m.UserData) == "growing-leader" {
+			continue
+		}
+		ids := make([]int, len(partitions))
+		for i, p := range partitions {
+			ids[i] = p.ID
+		}
+		out[m.ID] = map[string][]int{l.topic: ids}
+		select {
+		case <-l.grown:
+		default:
+			admin := &kafkago.Client{Addr: kafkago.TCP(strings.Split(l.k.Brokers(), ",")[0])}
+			res, err := admin.CreatePartitions(context.Background(), &kafkago.CreatePartitionsRequest{
+				Topics: []kafkago.TopicPartitionsConfig{{Name: l.topic, Count: 4}},
+			})
+			if err == nil {
+				err = res.Errors[l.topic]
+			}
+			if err != nil {
+				l.t.Errorf("adding partitions: %v", err)
+			}
+			close(l.grown)
+		}
+		return out // one member: the subscription
+	}
+	return out
+}
+
+// TestGroupGetsPartitionsAddedDuringRebalance: partitions added to the
+// topic while the group rebalances, after the leader read the topic's
+// partitions for its assignment and before the generation starts, reach
+// the subscription in a later generation (kafka-go's partition watcher
+// counts the partitions only once the generation started, so it alone
+// never rebalances for them), with the records written to them before.
+func TestGroupGetsPartitionsAddedDuringRebalance(t *testing.T) {
+	k := kafkatest.StartCluster(t, 1)
+	c := openURL(t, strings.Replace(privateURL(k), "partitions=3", "partitions=1", 1), true)
+	topic := integration.UniqueName(t, "grow")
+	group := integration.UniqueName(t, "g")
+	if err := c.Provision(t.Context(), topic, group); err != nil { // one partition, with an offset
+		t.Fatal(err)
+	}
+	leader := &growingLeader{t: t, k: k, topic: topic, grown: make(chan struct{})}
+	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
+		ID: group, Brokers: strings.Split(k.Brokers(), ","), Topics: []string{topic},
+		GroupBalancers:    []kafkago.GroupBalancer{leader},
+		HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 10 * time.Second,
+		RebalanceTimeout: 10 * time.Second, JoinGroupBackoff: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cg.Close() })
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		_, _ = cg.Next(t.Context()) // the leader's own generation
+	}()
+	select {
+	case <-first:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the leader did not join within 30s")
+	}
+	go func() { // take the leader's later generations
+		for {
+			if _, err := cg.Next(context.Background()); errors.Is(err, kafkago.ErrGroupClosed) {
+				return
+			}
+		}
+	}()
+	col := integration.NewCollector()
+	sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group), messaging.StartAt(messaging.Latest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	select {
+	case <-leader.grown:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no rebalance with the subscription within 30s")
+	}
+	ids := publishKeyed(t, k, topic, 40)
+	col.Wait(30*time.Second, func(*integration.Collector) bool { return len(col.Missing(ids)) == 0 })
+	col.Report(t, ids)
+}
