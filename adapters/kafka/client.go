@@ -355,7 +355,7 @@ func (c *Client) Provision(ctx context.Context, topic string, groups ...string) 
 			return fmt.Errorf("kafka: provision %s: %w", topic, err)
 		}
 		for _, g := range groups {
-			if err := c.initGroup(ctx, topic, g, messaging.Earliest); err != nil {
+			if _, err := c.initGroup(ctx, topic, g, messaging.Earliest); err != nil {
 				return fmt.Errorf("kafka: provision %s group %s: %w", topic, g, err)
 			}
 		}
@@ -715,16 +715,21 @@ func (c *Client) resolve(ctx context.Context, topic string, parts []int, pos mes
 // lost. The commit is a "simple" one (generation -1), which the coordinator
 // accepts only while the group has no members; a group with members already
 // exists and is left alone (its members start such partitions at their
-// earliest offset too, see groupReceiver.serve).
-func (c *Client) initGroup(ctx context.Context, topic, group string, start messaging.Position) error {
+// earliest offset too, see groupReceiver.serve). Then, when the group has
+// no offset on the topic (its members consume other topics), initGroup
+// returns the starts it resolved from start, for the subscription's first
+// generation (see groupReceiver.uncommittedStarts): resolved there
+// instead, a Latest start would skip what was published after Subscribe
+// returned and before the generation began.
+func (c *Client) initGroup(ctx context.Context, topic, group string, start messaging.Position) (map[int]int64, error) {
 	c.rememberGroup(topic, group)
 	parts, err := c.partitions(ctx, topic)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	have, err := c.committed(ctx, topic, group, parts)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var missing []int
 	for _, p := range parts {
@@ -733,14 +738,14 @@ func (c *Client) initGroup(ctx context.Context, topic, group string, start messa
 		}
 	}
 	if len(missing) == 0 {
-		return nil
+		return nil, nil
 	}
 	if len(have) > 0 {
 		start = messaging.Earliest
 	}
 	offsets, err := c.resolve(ctx, topic, missing, start)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	commits := make([]kafkago.OffsetCommit, 0, len(offsets))
 	for _, p := range missing {
@@ -750,19 +755,22 @@ func (c *Client) initGroup(ctx context.Context, topic, group string, start messa
 		GroupID: group, GenerationID: -1, Topics: map[string][]kafkago.OffsetCommit{topic: commits},
 	})
 	if err != nil {
-		return fmt.Errorf("kafka: initialise offsets of group %s: %w", group, err)
+		return nil, fmt.Errorf("kafka: initialise offsets of group %s: %w", group, err)
 	}
 	for _, p := range resp.Topics[topic] {
 		switch {
 		case p.Error == nil:
 		case errors.Is(p.Error, kafkago.UnknownMemberId), errors.Is(p.Error, kafkago.IllegalGeneration), errors.Is(p.Error, kafkago.RebalanceInProgress):
 			// The group has live members: it exists, and they own its offsets.
-			return nil
+			if len(have) > 0 {
+				return nil, nil
+			}
+			return offsets, nil
 		default:
-			return fmt.Errorf("kafka: initialise offsets of group %s partition %d: %w", group, p.Partition, p.Error)
+			return nil, fmt.Errorf("kafka: initialise offsets of group %s partition %d: %w", group, p.Partition, p.Error)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // committed reports which of parts of topic group has a committed offset

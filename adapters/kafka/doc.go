@@ -152,10 +152,13 @@
 // A new group (no committed offset on any partition of the topic) starts at
 // StartAt (default Earliest); Subscribe and Provision commit that starting
 // point while the group has no members, so the group exists before
-// Subscribe returns and nothing published afterwards is missed. A group
-// whose offsets all expired (Kafka removes the offsets of a group without
-// members after offsets.retention.minutes) is new again and starts at
-// StartAt. A partition without a committed offset in a group that has one
+// Subscribe returns and nothing published afterwards is missed. When the
+// group has members (consuming other topics) the coordinator refuses that
+// commit: the subscription then starts at the point resolved in Subscribe
+// and commits it once its generation begins. A group whose offsets all
+// expired (Kafka removes the offsets of a group without members after
+// offsets.retention.minutes) is new again and starts at StartAt. A
+// partition without a committed offset in a group that has one
 // on another partition of the topic (a partition added to the topic later,
 // or one whose offset alone was removed) starts at its earliest record,
 // whatever StartAt says: nothing written to it is lost, including what was

@@ -86,10 +86,11 @@ func (d kafkaDriver) openReceiver(ctx context.Context, topic string, o messaging
 		}
 		return ephemeralReceiver{l}, nil
 	}
-	if err := c.initGroup(ctx, topic, o.Group, o.StartAt); err != nil {
+	initial, err := c.initGroup(ctx, topic, o.Group, o.StartAt)
+	if err != nil {
 		return nil, fmt.Errorf("kafka: %s: %w", topic, err)
 	}
-	r := &groupReceiver{c: c, topic: topic, o: o, in: newInbox(o.Prefetch), done: make(chan struct{})}
+	r := &groupReceiver{c: c, topic: topic, o: o, in: newInbox(o.Prefetch), done: make(chan struct{}), initial: initial}
 	r.joinedParts.Store(int64(c.livePartitionCount(ctx, topic))) // before the first join
 	bal := newIncarnationBalancer(func(ids []string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -136,6 +137,10 @@ type groupReceiver struct {
 	ctx  context.Context // ends with Close
 	stop context.CancelFunc
 	done chan struct{} // run returned
+
+	// initial holds the starts initGroup resolved from StartAt but could
+	// not commit (see uncommittedStarts); nil when it committed them.
+	initial map[int]int64
 
 	// joinedParts is the topic's partition count read before the
 	// member's latest join (-1: unknown); see watchPartitions.
@@ -337,7 +342,10 @@ func (r *groupReceiver) serve(genCtx context.Context, gen *kafkago.Generation) {
 		}
 		ps := &partState{gen: g, next: -1, lastCommit: -1}
 		if start >= 0 {
-			ps.next, ps.lastCommit = start, start
+			ps.next = start
+			if a.Offset >= 0 {
+				ps.lastCommit = start
+			} // else the first commit records the resolved start
 		}
 		parts[a.ID] = ps
 		wg.Go(func() {
@@ -416,9 +424,15 @@ func (r *groupReceiver) serve(genCtx context.Context, gen *kafkago.Generation) {
 // the topic later (or its offset was removed): when the group has an offset
 // on another partition of the topic, it starts at its earliest record, so
 // nothing written to it before this rebalance is lost. When the group has
-// none (its offsets expired or were removed since OpenReceiver), it is a
-// new group again and starts at StartAt. A partition whose start cannot be
-// resolved starts at its earliest record.
+// none (its offsets expired or were removed since OpenReceiver, or
+// OpenReceiver could not commit because the group had members, consuming
+// other topics), it is a new group again and starts at StartAt: at the
+// start OpenReceiver resolved when it has one (r.initial), so nothing
+// published after Subscribe returned is skipped. A partition whose start
+// cannot be resolved starts at its earliest record. serve commits these
+// starts at its first commit, so that a later rebalance does not resolve
+// them again (a Latest start would then skip what was published in
+// between).
 func (r *groupReceiver) uncommittedStarts(ctx context.Context, assigned []kafkago.PartitionAssignment) map[int]int64 {
 	c, topic := r.c, r.topic
 	var missing []int
@@ -442,7 +456,8 @@ func (r *groupReceiver) uncommittedStarts(ctx context.Context, assigned []kafkag
 	if err == nil {
 		have, err = c.committed(ctx, topic, r.o.Group, parts)
 	}
-	if err == nil && len(have) == 0 {
+	fresh := err == nil && len(have) == 0 // a new group on topic
+	if fresh {
 		from = r.o.StartAt
 	}
 	if err != nil {
@@ -451,10 +466,17 @@ func (r *groupReceiver) uncommittedStarts(ctx context.Context, assigned []kafkag
 	offs, err := c.resolve(ctx, topic, missing, from)
 	if err != nil {
 		c.cfg.logger.Warn("kafka: resolving start position failed; starting at the earliest offset", "topic", topic, "group", r.o.Group, "partitions", missing, "error", err)
-		return starts
+		offs = nil
 	}
 	for p, off := range offs {
 		starts[p] = off
+	}
+	if fresh {
+		for _, p := range missing {
+			if off, ok := r.initial[p]; ok {
+				starts[p] = off
+			}
+		}
 	}
 	return starts
 }

@@ -337,3 +337,71 @@ func TestGroupGetsPartitionsAddedDuringRebalance(t *testing.T) {
 	col.Wait(30*time.Second, func(*integration.Collector) bool { return len(col.Missing(ids)) == 0 })
 	col.Report(t, ids)
 }
+
+// TestGroupLatestOnAnotherTopicOfRunningGroup: a group that has a running
+// member on another topic, and no offset on this one, subscribes to it at
+// Latest (Subscribe cannot commit the start: the coordinator refuses
+// simple commits to a group with members). A message published once
+// Subscribe returned is delivered although the group's generation begins
+// after it; and the start is committed, so a message published while the
+// group has no member on the topic is delivered to the next subscription.
+func TestGroupLatestOnAnotherTopicOfRunningGroup(t *testing.T) {
+	k := kafkatest.StartCluster(t, 1)
+	c := openURL(t, strings.Replace(privateURL(k), "partitions=3", "partitions=1", 1), true)
+	group := integration.UniqueName(t, "g")
+	other := integration.UniqueName(t, "other")
+	colOther := integration.NewCollector()
+	subOther, err := c.Subscribe(t.Context(), other, colOther.Handler(), messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = subOther.Close() })
+	if err := c.Publish(t.Context(), other, &messaging.Message{Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	colOther.WaitDistinct(t, 1, 30*time.Second) // the group has a running member
+	for _, name := range []string{"published-at-once", "resubscribed"} {
+		t.Run(name, func(t *testing.T) {
+			topic := integration.UniqueName(t, "latest")
+			col := integration.NewCollector()
+			subscribe := func() messaging.Subscription {
+				t.Helper()
+				sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group), messaging.StartAt(messaging.Latest))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = sub.Close() })
+				return sub
+			}
+			sub := subscribe()
+			if name == "resubscribed" {
+				admin := &kafkago.Client{Addr: kafkago.TCP(strings.Split(k.Brokers(), ",")[0])}
+				integration.Eventually(t, 20*time.Second, func() error {
+					out, err := admin.OffsetFetch(t.Context(), &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {0}}})
+					if err != nil {
+						return err
+					}
+					for _, p := range out.Topics[topic] {
+						if p.Error == nil && p.CommittedOffset >= 0 {
+							return nil
+						}
+					}
+					return errors.New("the group has no committed offset on the topic (its subscription is running, no message published)")
+				})
+				if err := sub.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			msgs := []*messaging.Message{{Payload: []byte("after subscribe")}}
+			if err := c.Publish(t.Context(), topic, msgs...); err != nil {
+				t.Fatal(err)
+			}
+			if name == "resubscribed" {
+				subscribe()
+			}
+			ids := []string{msgs[0].ID}
+			col.Wait(20*time.Second, func(*integration.Collector) bool { return len(col.Missing(ids)) == 0 })
+			col.Report(t, ids)
+		})
+	}
+}
