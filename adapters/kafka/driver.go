@@ -933,23 +933,9 @@ func (c *Client) livePartitionCount(ctx context.Context, topic string) int {
 	return -1
 }
 
-// topicGone reports whether the brokers say topic does not exist. It asks
-// a broker directly (kafka-go's transport answers metadata requests from a
-// cache that still lists a deleted topic), for at most 5s or until ctx
-// ends; an unreachable broker means no.
+// topicGone reports whether the brokers say topic does not exist (see
+// livePartitionCount: kafka-go's transport answers metadata requests from a
+// cache that still lists a deleted topic); an unreachable broker means no.
 func (c *Client) topicGone(ctx context.Context, topic string) bool {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	for _, b := range c.brokers {
-		conn, err := c.dialer.DialContext(ctx, "tcp", b)
-		if err != nil {
-			continue
-		}
-		stop := context.AfterFunc(ctx, func() { _ = conn.Close() }) // the conn honours no context
-		_, err = conn.ReadPartitions(topic)
-		stop()
-		_ = conn.Close()
-		return errors.Is(err, kafkago.UnknownTopicOrPartition)
-	}
-	return false
+	return c.livePartitionCount(ctx, topic) == 0
 }
