@@ -142,8 +142,8 @@ type groupReceiver struct {
 	// not commit (see uncommittedStarts); nil when it committed them.
 	initial map[int]int64
 
-	// joinedParts is the topic's partition count read before the
-	// member's latest join (-1: unknown); see watchPartitions.
+	// joinedParts is a partition count of the topic read before the
+	// member's next join (-1: unknown); see watchPartitions.
 	joinedParts atomic.Int64
 }
 
@@ -232,11 +232,6 @@ func (r *groupReceiver) run() {
 		gen.Start(func(genCtx context.Context) {
 			defer close(ended)
 			r.serve(genCtx, gen)
-			// kafka-go joins again once this returns: the count for
-			// the next generation's watchPartitions.
-			if r.ctx.Err() == nil {
-				r.joinedParts.Store(int64(r.c.livePartitionCount(r.ctx, r.topic)))
-			}
 		})
 		gen.Start(func(genCtx context.Context) { r.watchPartitions(genCtx, joinedParts) })
 		<-ended
@@ -249,16 +244,22 @@ const partitionWatchInterval = 5 * time.Second
 
 // watchPartitions ends the generation (so the member joins again and the
 // group rebalances) once the topic's partition count, checked every
-// partitionWatchInterval, differs from joined, the count read before the
-// member joined (-1: unknown, which ends it at the first count read).
+// partitionWatchInterval, exceeds joined, a count read before the member
+// joined (-1: unknown, which ends it at the first count read).
+//
 // kafka-go's own partition watcher (WatchPartitionChanges, kept for its
 // reaction to a lost coordinator connection) compares with the count it
-// reads once the generation started, after the leader read the
-// partitions it assigned: partitions added in between were never
-// assigned, it never noticed them, and the records written to them were
-// not delivered until some other rebalance. A count read before the join
-// is at most the one the assignment used (the leader reads it once every
-// member joined); partitions added between the two cost one more
+// reads once the generation started, after the leader read the partitions
+// it assigned: partitions added in between were never assigned, it never
+// noticed them, and the records written to them were not delivered until
+// some other rebalance (segmentio/kafka-go#1314). A count read before the
+// join is at most the one the assignment used (the leader reads it once
+// every member joined, and partitions are only ever added). The count that
+// ends a generation is the next one's joined (r.joinedParts), read before
+// that generation's join; a generation that ends otherwise leaves joined as
+// it was, still a count from before the join. So no read holds up the
+// rejoin when a generation ends (a broker that does not answer would hold
+// it up to 5s), and partitions added since the last read cost one more
 // rebalance.
 func (r *groupReceiver) watchPartitions(genCtx context.Context, joined int64) {
 	t := time.NewTicker(partitionWatchInterval)
@@ -269,10 +270,16 @@ func (r *groupReceiver) watchPartitions(genCtx context.Context, joined int64) {
 			return
 		case <-t.C:
 		}
-		if n := r.c.livePartitionCount(genCtx, r.topic); n >= 0 && int64(n) != joined {
-			r.c.cfg.logger.Debug("kafka: the topic's partitions changed since the member joined; rebalancing", "topic", r.topic, "group", r.o.Group, "joined_with", joined, "partitions", n)
-			return
+		// Partitions are only ever added: a lower count (no answer, a
+		// broker that does not know the topic or not all of it yet, as in
+		// a failover) says nothing.
+		n := int64(r.c.livePartitionCount(genCtx, r.topic))
+		if n <= joined {
+			continue
 		}
+		r.joinedParts.Store(n)
+		r.c.cfg.logger.Debug("kafka: the topic has more partitions than when the member joined; rebalancing", "topic", r.topic, "group", r.o.Group, "joined_with", joined, "partitions", n)
+		return
 	}
 }
 
