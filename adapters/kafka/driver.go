@@ -91,7 +91,14 @@ func (d kafkaDriver) openReceiver(ctx context.Context, topic string, o messaging
 		return nil, fmt.Errorf("kafka: %s: %w", topic, err)
 	}
 	r := &groupReceiver{c: c, topic: topic, o: o, in: newInbox(o.Prefetch), done: make(chan struct{}), initial: initial}
-	r.joinedParts.Store(int64(c.livePartitionCount(ctx, topic))) // before the first join
+	// The count before the first join, as initGroup just read it (from
+	// kafka-go's metadata cache: at most the live count, which is all
+	// watchPartitions needs).
+	joined := int64(-1)
+	if n, err := c.partitionCount(ctx, topic); err == nil {
+		joined = int64(n)
+	}
+	r.joinedParts.Store(joined)
 	bal := newIncarnationBalancer(func(ids []string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
