@@ -477,20 +477,24 @@ func (r *groupReceiver) uncommittedStarts(ctx context.Context, assigned []kafkag
 	if err != nil {
 		c.cfg.logger.Warn("kafka: fetching the group's offsets failed; starting partitions without one at the earliest offset", "topic", topic, "group", r.o.Group, "partitions", missing, "error", err)
 	}
-	offs, err := c.resolve(ctx, topic, missing, from)
+	// The starts OpenReceiver resolved need no resolving again.
+	unresolved := missing[:0:0]
+	for _, p := range missing {
+		if off, ok := r.initial[p]; ok && fresh {
+			starts[p] = off
+		} else {
+			unresolved = append(unresolved, p)
+		}
+	}
+	if len(unresolved) == 0 {
+		return starts
+	}
+	offs, err := c.resolve(ctx, topic, unresolved, from)
 	if err != nil {
-		c.cfg.logger.Warn("kafka: resolving start position failed; starting at the earliest offset", "topic", topic, "group", r.o.Group, "partitions", missing, "error", err)
-		offs = nil
+		c.cfg.logger.Warn("kafka: resolving start position failed; starting at the earliest offset", "topic", topic, "group", r.o.Group, "partitions", unresolved, "error", err)
 	}
 	for p, off := range offs {
 		starts[p] = off
-	}
-	if fresh {
-		for _, p := range missing {
-			if off, ok := r.initial[p]; ok {
-				starts[p] = off
-			}
-		}
 	}
 	return starts
 }
