@@ -3,6 +3,7 @@ package natstest_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,6 +270,64 @@ func TestCloseWithPullsOutstanding(t *testing.T) {
 		if first.Count(m.ID) > 0 && m.Attempt == 1 {
 			t.Errorf("%s handled by both members, the second time as attempt 1", m.ID)
 		}
+	}
+}
+
+// TestCloseNaksWhatArrivedAfterFetching: messages the server delivers to a
+// stopping subscription's pull after its fetch loop ended (Shutdown waits
+// for a running handler; the pull's requests are still on the server)
+// are never handed to the engine: Close naks them, and another member
+// gets them at once, not after the ack deadline. The handler blocks until
+// the messages have arrived, as the server's count shows; the fetch loop
+// ends as Shutdown begins, well before they are published and delivered.
+func TestCloseNaksWhatArrivedAfterFetching(t *testing.T) {
+	const late = 5
+	c := natstest.Open(t)
+	topic, cons := pullTopic(t, c, "closelate")
+	opts := []messaging.SubscribeOption{messaging.Group("g"), messaging.Concurrency(1), messaging.Prefetch(16), messaging.AckDeadline(time.Minute)}
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	sub, err := c.Subscribe(t.Context(), topic, func(context.Context, *messaging.Message) error {
+		once.Do(func() { close(started) })
+		<-release // not the context: Shutdown waits for this handler
+		return nil
+	}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	first := publishNumbered(t, c, topic, "first", 1)
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler never got a message")
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- sub.Shutdown(context.Background()) }()
+	published := publishNumbered(t, c, topic, "late", late)
+	deadline := time.Now().Add(10 * time.Second)
+	for consumerInfo(t, cons).NumAckPending != 1+late {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatalf("the server did not deliver the %d late messages to the stopping subscription's pull: %d delivered and unsettled", late, consumerInfo(t, cons).NumAckPending)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the server's view
+	}
+	close(release)
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	col := integration.NewCollector()
+	next, err := c.Subscribe(t.Context(), topic, col.Handler(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = next.Close() })
+	if !col.Wait(5*time.Second, func(c *integration.Collector) bool { return len(c.Missing(published)) == 0 }) {
+		t.Fatalf("late messages %v not handed over within 5s (AckDeadline 1m)", col.Missing(published))
+	}
+	if col.Count(first[0]) > 0 {
+		t.Errorf("%s, handled and acknowledged by the stopping subscription, delivered again", first[0])
 	}
 }
 
