@@ -273,6 +273,23 @@ func TestCloseWithPullsOutstanding(t *testing.T) {
 	}
 }
 
+// nextMemberGets subscribes another member with opts and waits until it
+// has handled every message of published, failing the test after within
+// (the tests' AckDeadline is a minute: a message must come at once).
+func nextMemberGets(t *testing.T, c *natsadapter.Client, topic string, opts []messaging.SubscribeOption, published []string, within time.Duration, what string) *integration.Collector {
+	t.Helper()
+	col := integration.NewCollector()
+	next, err := c.Subscribe(t.Context(), topic, col.Handler(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = next.Close() })
+	if !col.Wait(within, func(c *integration.Collector) bool { return len(c.Missing(published)) == 0 }) {
+		t.Fatalf("%s %v not handled by the next member within %v (AckDeadline 1m)", what, col.Missing(published), within)
+	}
+	return col
+}
+
 // TestCloseNaksWhatArrivedAfterFetching: messages the server delivers to a
 // stopping subscription's pull after its fetch loop ended (Shutdown waits
 // for a running handler; the pull's requests are still on the server)
@@ -317,15 +334,7 @@ func TestCloseNaksWhatArrivedAfterFetching(t *testing.T) {
 	if err := <-shut; err != nil {
 		t.Fatal(err)
 	}
-	col := integration.NewCollector()
-	next, err := c.Subscribe(t.Context(), topic, col.Handler(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = next.Close() })
-	if !col.Wait(5*time.Second, func(c *integration.Collector) bool { return len(c.Missing(published)) == 0 }) {
-		t.Fatalf("late messages %v not handed over within 5s (AckDeadline 1m)", col.Missing(published))
-	}
+	col := nextMemberGets(t, c, topic, opts, published, 5*time.Second, "late messages")
 	if col.Count(first[0]) > 0 {
 		t.Errorf("%s, handled and acknowledged by the stopping subscription, delivered again", first[0])
 	}
@@ -371,15 +380,7 @@ func TestStopReleasesOnce(t *testing.T) {
 	if err := holding.Close(); err != nil {
 		t.Fatal(err)
 	}
-	col := integration.NewCollector()
-	next, err := c.Subscribe(t.Context(), topic, col.Handler(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = next.Close() })
-	if !col.Wait(10*time.Second, func(c *integration.Collector) bool { return len(c.Missing(published)) == 0 }) {
-		t.Fatalf("released messages %v not handled within 10s (AckDeadline 1m)", col.Missing(published))
-	}
+	col := nextMemberGets(t, c, topic, opts, published, 10*time.Second, "released messages")
 	for _, m := range col.Messages() {
 		if m.ID != published[0] && m.Attempt != 2 {
 			t.Errorf("%s: Attempt %d after one release, want 2", m.ID, m.Attempt)
