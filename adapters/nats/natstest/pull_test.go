@@ -3,6 +3,7 @@ package natstest_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -149,6 +150,58 @@ func TestIdlePullWithinPrefetch(t *testing.T) {
 			t.Fatalf("consumer: %d delivered and unsettled, %d pending, want %d and %d", info.NumAckPending, info.NumPending, prefetch, 2*prefetch)
 		}
 		time.Sleep(20 * time.Millisecond) // polling the server's view
+	}
+}
+
+// TestIdlePullOutlivesItsRequest: an idle subscription's pull request
+// expires on the server after 30s (the adapter's pullExpires), which
+// answers with the count it had left (status 408); the subscription takes
+// that count off what it has outstanding and asks again at once. Counted
+// as still outstanding, the request would hold up any new one, and once
+// the heartbeats of the expired request stopped, the pull would be
+// dropped as lost ("fetching failed; retrying") and opened again, 2s
+// later, after every 30s of quiet. The test idles past the expiry and
+// three heartbeats, then checks that nothing was logged, that the server
+// holds one request of the subscription, and that a message published
+// then comes at once.
+func TestIdlePullOutlivesItsRequest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("idles 34s")
+	}
+	rec := newRecordingHandler()
+	c := natstest.Open(t, natsadapter.WithLogger(slog.New(rec)))
+	topic, cons := pullTopic(t, c, "expiry")
+	got := make(chan string, 1)
+	sub, err := c.Subscribe(t.Context(), topic, func(_ context.Context, m *messaging.Message) error {
+		got <- m.ID
+		return nil
+	}, messaging.Group("g"), messaging.Prefetch(4), messaging.AckDeadline(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	// The idle period under test: the request's 30s and three heartbeats,
+	// read off the server's view meanwhile.
+	for idle := time.Now().Add(34 * time.Second); time.Now().Before(idle); {
+		if logged := rec.all(); len(logged) > 0 {
+			t.Fatalf("an idle subscription logged %q", logged)
+		}
+		time.Sleep(500 * time.Millisecond) // polling the log and the server's view
+	}
+	if logged := rec.all(); len(logged) > 0 {
+		t.Fatalf("an idle subscription logged %q after its request expired", logged)
+	}
+	if info := consumerInfo(t, cons); info.NumWaiting != 1 {
+		t.Errorf("the server holds %d pull requests of the subscription after the first expired, want 1", info.NumWaiting)
+	}
+	published := publishNumbered(t, c, topic, "after", 1)
+	select {
+	case id := <-got:
+		if id != published[0] {
+			t.Fatalf("got %s, want %s", id, published[0])
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a message published after the expiry not delivered within 5s")
 	}
 }
 
