@@ -43,7 +43,6 @@ package inspectotel
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -94,13 +93,7 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // client that is no messaging.TopicLister observes nothing but the error.
 // The callback keeps its own copy of names.
 func WithTopics(names ...string) Option {
-	return func(c *config) error {
-		if err := optcheck.TopicList("inspectotel", "WithTopics", names); err != nil {
-			return err
-		}
-		c.topics = slices.Clone(names)
-		return nil
-	}
+	return optcheck.Topics("inspectotel", "WithTopics", names, func(c *config) *[]string { return &c.topics })
 }
 
 // WithTimeout bounds the inspections of one collection (default

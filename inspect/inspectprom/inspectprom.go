@@ -100,13 +100,7 @@ func WithNamespace(ns string) Option {
 // and fails (inspect_up 0) when the client is no messaging.TopicLister.
 // The collector keeps its own copy of names.
 func WithTopics(names ...string) Option {
-	return func(c *config) error {
-		if err := optcheck.TopicList("inspectprom", "WithTopics", names); err != nil {
-			return err
-		}
-		c.topics = slices.Clone(names)
-		return nil
-	}
+	return optcheck.Topics("inspectprom", "WithTopics", names, func(c *config) *[]string { return &c.topics })
 }
 
 // WithScrapeTimeout bounds the inspections of one scrape (default

@@ -6,6 +6,7 @@ package optcheck
 import (
 	"cmp"
 	"fmt"
+	"slices"
 
 	"github.com/msgkit/messaging"
 )
@@ -103,16 +104,20 @@ func PrometheusName(s string) bool {
 	return true
 }
 
-// TopicList checks the topics given to option name of package pkg: at least
-// one, each a valid name (messaging.ValidateName).
-func TopicList(pkg, name string, topics []string) error {
-	if len(topics) == 0 {
-		return Invalid(pkg, name, "no topic", "needs at least one topic")
-	}
-	for _, t := range topics {
-		if err := Topic(pkg, name, t); err != nil {
-			return err
+// Topics returns the option function of option name of package pkg that
+// sets *field(c) to a copy of topics: at least one, each a valid name
+// (messaging.ValidateName).
+func Topics[C any](pkg, name string, topics []string, field func(*C) *[]string) func(*C) error {
+	return func(c *C) error {
+		if len(topics) == 0 {
+			return Invalid(pkg, name, "no topic", "needs at least one topic")
 		}
+		for _, t := range topics {
+			if err := Topic(pkg, name, t); err != nil {
+				return err
+			}
+		}
+		*field(c) = slices.Clone(topics)
+		return nil
 	}
-	return nil
 }
