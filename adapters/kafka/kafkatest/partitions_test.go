@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/msgkit/messaging"
+	"github.com/msgkit/messaging/adapters/kafka"
 	"github.com/msgkit/messaging/adapters/kafka/kafkatest"
 	"github.com/msgkit/messaging/integration"
 )
@@ -178,6 +179,24 @@ func TestGroupLatestGetsAddedPartitions(t *testing.T) {
 	}
 }
 
+// runningMember subscribes c to topic in group, publishes a message and
+// waits until it is handled: the group then has a running member with a
+// generation. It returns the subscription's collector.
+func runningMember(t *testing.T, c *kafka.Client, topic, group string) *integration.Collector {
+	t.Helper()
+	col := integration.NewCollector()
+	sub, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	if err := c.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	col.WaitDistinct(t, 1, 30*time.Second)
+	return col
+}
+
 // TestSubscribeToGroupWithMembersAfterPartitionsAdded: a client that sees
 // partitions without a committed offset of a group that has a running
 // member cannot commit their start (the coordinator refuses simple commits
@@ -189,16 +208,7 @@ func TestSubscribeToGroupWithMembersAfterPartitionsAdded(t *testing.T) {
 	a := openURL(t, url, true)
 	topic := integration.UniqueName(t, "grown")
 	group := integration.UniqueName(t, "g")
-	col := integration.NewCollector()
-	subA, err := a.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = subA.Close() })
-	if err := a.Publish(t.Context(), topic, &messaging.Message{Payload: []byte("first")}); err != nil {
-		t.Fatal(err)
-	}
-	col.WaitDistinct(t, 1, 30*time.Second) // A is a member with a generation
+	col := runningMember(t, a, topic, group)
 	addPartitions(t, k, topic, 4)
 	b := openURL(t, url, true) // sees the 4 partitions, 3 without an offset
 	subB, err := b.Subscribe(t.Context(), topic, col.Handler(), messaging.Group(group))
@@ -350,16 +360,7 @@ func TestGroupLatestOnAnotherTopicOfRunningGroup(t *testing.T) {
 	c := openURL(t, strings.Replace(privateURL(k), "partitions=3", "partitions=1", 1), true)
 	group := integration.UniqueName(t, "g")
 	other := integration.UniqueName(t, "other")
-	colOther := integration.NewCollector()
-	subOther, err := c.Subscribe(t.Context(), other, colOther.Handler(), messaging.Group(group))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = subOther.Close() })
-	if err := c.Publish(t.Context(), other, &messaging.Message{Payload: []byte("x")}); err != nil {
-		t.Fatal(err)
-	}
-	colOther.WaitDistinct(t, 1, 30*time.Second) // the group has a running member
+	runningMember(t, c, other, group)
 	for _, name := range []string{"published-at-once", "resubscribed"} {
 		t.Run(name, func(t *testing.T) {
 			topic := integration.UniqueName(t, "latest")
