@@ -361,6 +361,9 @@ func TestCloseNaksWhatArrivedAfterFetching(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Close() })
+	var unblocked sync.Once
+	unblock := func() { unblocked.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before Close, which waits for the handler
 	first := publishNumbered(t, c, topic, "first", 1)
 	select {
 	case <-started:
@@ -370,15 +373,13 @@ func TestCloseNaksWhatArrivedAfterFetching(t *testing.T) {
 	shut := make(chan error, 1)
 	go func() { shut <- sub.Shutdown(context.Background()) }()
 	published := publishNumbered(t, c, topic, "late", late)
-	deadline := time.Now().Add(10 * time.Second)
-	for consumerInfo(t, cons).NumAckPending != 1+late {
-		if time.Now().After(deadline) {
-			close(release)
-			t.Fatalf("the server did not deliver the %d late messages to the stopping subscription's pull: %d delivered and unsettled", late, consumerInfo(t, cons).NumAckPending)
+	integration.Eventually(t, 10*time.Second, func() error {
+		if n := consumerInfo(t, cons).NumAckPending; n != 1+late {
+			return fmt.Errorf("%d delivered and unsettled, want %d: the %d late messages on the stopping subscription's pull", n, 1+late, late)
 		}
-		time.Sleep(20 * time.Millisecond) // polling the server's view
-	}
-	close(release)
+		return nil
+	})
+	unblock()
 	if err := <-shut; err != nil {
 		t.Fatal(err)
 	}
