@@ -130,27 +130,30 @@ func TestIdlePullWithinPrefetch(t *testing.T) {
 	t.Cleanup(func() { _ = sub.Close() })
 	// The idle period under test: three pull heartbeats. Meanwhile the
 	// server holds the subscription's request(s).
-	for idle := time.Now().Add(3 * time.Second); time.Now().Before(idle); {
+	idle := time.NewTimer(3 * time.Second)
+	look := time.NewTicker(100 * time.Millisecond)
+	defer look.Stop()
+	for watching := true; watching; {
 		if info := consumerInfo(t, cons); info.NumAckPending != 0 {
 			t.Fatalf("%d delivered while nothing was published", info.NumAckPending)
 		}
-		time.Sleep(100 * time.Millisecond) // polling the server's view
+		select {
+		case <-look.C:
+		case <-idle.C:
+			watching = false
+		}
 	}
 	publishNumbered(t, c, topic, "burst", 3*prefetch)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	integration.Eventually(t, 10*time.Second, func() error {
 		info := consumerInfo(t, cons)
 		if info.NumAckPending > prefetch {
 			t.Fatalf("%d delivered and unsettled after three idle seconds, want at most Prefetch %d", info.NumAckPending, prefetch)
 		}
-		if info.NumAckPending == prefetch && info.NumPending == 2*prefetch {
-			return
+		if info.NumAckPending != prefetch || info.NumPending != 2*prefetch {
+			return fmt.Errorf("consumer: %d delivered and unsettled, %d pending, want %d and %d", info.NumAckPending, info.NumPending, prefetch, 2*prefetch)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumer: %d delivered and unsettled, %d pending, want %d and %d", info.NumAckPending, info.NumPending, prefetch, 2*prefetch)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the server's view
-	}
+		return nil
+	})
 }
 
 // TestIdlePullOutlivesItsRequest: an idle subscription's pull request
@@ -233,17 +236,13 @@ func TestBatchWaitKeepsOutstandingPulls(t *testing.T) {
 			t.Fatalf("%s not delivered within 10s (AckDeadline 1m)", id)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	integration.Eventually(t, 10*time.Second, func() error {
 		info := consumerInfo(t, cons)
-		if info.NumAckPending == 0 && info.NumRedelivered == 0 && info.AckFloor.Stream == n {
-			break
+		if info.NumAckPending != 0 || info.NumRedelivered != 0 || info.AckFloor.Stream != n {
+			return fmt.Errorf("consumer: %d unsettled, %d redelivered, ack floor %d, want 0, 0, %d", info.NumAckPending, info.NumRedelivered, info.AckFloor.Stream, n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumer: %d unsettled, %d redelivered, ack floor %d, want 0, 0, %d", info.NumAckPending, info.NumRedelivered, info.AckFloor.Stream, n)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the server's view
-	}
+		return nil
+	})
 }
 
 func ids(ms []*messaging.Message) []string {

@@ -75,20 +75,16 @@ func TestTermWithReasonOnCurrentServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	integration.Eventually(t, 10*time.Second, func() error {
 		info, err := cons.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.NumAckPending == 0 && info.AckFloor.Stream == 1 {
-			break
+		if info.NumAckPending != 0 || info.AckFloor.Stream != 1 {
+			return fmt.Errorf("consumer: %d unsettled, ack floor %d, want 0 and 1 (the message terminated)", info.NumAckPending, info.AckFloor.Stream)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumer: %d unsettled, ack floor %d, want 0 and 1 (the message terminated)", info.NumAckPending, info.AckFloor.Stream)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the server's view
-	}
+		return nil
+	})
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("handler called %d times, want once", n)
 	}
