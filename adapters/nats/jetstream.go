@@ -155,7 +155,7 @@ func (c *Client) stream(ctx context.Context, topic string) (string, error) {
 			c.streams.Store(topic, legacy)
 			return legacy, nil
 		}
-		_, err = c.js.CreateStream(ctx, jetstream.StreamConfig{
+		cfg := jetstream.StreamConfig{
 			Name:        name,
 			Description: "messaging topic " + topic,
 			Subjects:    []string{topic},
@@ -166,7 +166,11 @@ func (c *Client) stream(ctx context.Context, topic string) (string, error) {
 			MaxBytes:    max(c.cfg.maxBytes, 0),
 			Duplicates:  c.cfg.duplicates,
 			Discard:     jetstream.DiscardOld,
-		})
+		}
+		_, err = c.js.CreateStream(ctx, cfg)
+		if lostStoreDir(err) {
+			_, err = c.js.CreateStream(ctx, cfg)
+		}
 		if err == nil {
 			c.streams.Store(topic, name)
 			return name, nil
@@ -177,6 +181,25 @@ func (c *Client) stream(ctx context.Context, topic string) (string, error) {
 		// Created concurrently by someone else: look it up again.
 	}
 }
+
+// lostStoreDir reports whether err is the failure of a stream creation
+// that raced the deletion of the account's last stream, a failure that the
+// next creation does not repeat. The server removes an account's streams
+// directory when the account's last stream is deleted (standalone 2.9
+// servers, the one here; clustered ones to this day), and a stream created
+// meanwhile finds no directory to make its own in: the server answers
+// "error creating store for stream" (JetStream API error 10049, code 500)
+// and logs "could not create storage directory". Creating it again makes
+// the directories anew.
+func lostStoreDir(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeStreamCreate &&
+		strings.HasPrefix(apiErr.Description, "error creating store for stream")
+}
+
+// jsErrCodeStreamCreate is the server's JSStreamCreateErrF, which package
+// jetstream does not name.
+const jsErrCodeStreamCreate jetstream.ErrorCode = 10049
 
 // withStream runs f with topic's stream, once more with a fresh lookup when
 // the stream was deleted since it was cached.
