@@ -19,6 +19,11 @@ import (
 // describes. Every case uses its own topic and groups, which it deletes at
 // the end when the client implements messaging.TopicDeleter. Cases for
 // capabilities the adapter does not claim are skipped with the reason.
+//
+// The cases run in parallel (t.Parallel), as many at a time as the test
+// binary's -parallel flag allows (GOMAXPROCS by default), so h.Open must be
+// safe for concurrent use. Most of a case's time is spent waiting (for a
+// redelivery, a deadline, or the proof that none comes), not computing.
 func RunConformance(t *testing.T, h Harness) {
 	h = h.withDefaults()
 	probe := h.client(t)
@@ -72,6 +77,7 @@ func RunConformance(t *testing.T, h Harness) {
 			if !c.ok {
 				t.Skipf("%s does not claim %s", h.Name, c.needs)
 			}
+			t.Parallel()
 			c.run(newSuite(t, h, caps), t)
 		})
 	}

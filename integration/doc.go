@@ -12,7 +12,9 @@
 //	}
 //
 // The adapter's Capabilities decide which cases run; a skipped case logs
-// why.
+// why. The cases run in parallel (as many at a time as go test's -parallel
+// flag allows), each with clients of its own, so Open must be safe to call
+// from several goroutines at once.
 //
 // Brokers are found by each adapter's test package, which lives beside the
 // adapter in a module of its own (natstest, redistest, kafkatest,
