@@ -171,6 +171,7 @@ func TestIdlePullOutlivesItsRequest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("idles 34s")
 	}
+	t.Parallel() // idle for 34s
 	rec := newRecordingHandler()
 	c := natstest.Open(t, natsadapter.WithLogger(slog.New(rec)))
 	topic, cons := pullTopic(t, c, "expiry")

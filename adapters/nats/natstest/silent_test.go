@@ -232,7 +232,9 @@ const (
 // mode, to a new topic: Publish and PublishAsync, whose stream lookup,
 // stream creation and acknowledgement take three answers.
 func TestSlowServerIsNotUnavailable(t *testing.T) {
+	t.Parallel() // mostly waiting on the slow proxies: each case has its own server
 	t.Run("jetstream", func(t *testing.T) {
+		t.Parallel()
 		_, p, c := openProxied(t, slowTimeout, natsadapter.WithMaxInFlight(1))
 		topic := integration.UniqueName(t, "slow")
 		if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {
@@ -254,6 +256,7 @@ func TestSlowServerIsNotUnavailable(t *testing.T) {
 		checkSlow(t, "Publish", errs, took)
 	})
 	t.Run("jetstream new topic", func(t *testing.T) {
+		t.Parallel()
 		// Looking up the stream, creating it and the acknowledgement: three
 		// answers, each within the unavailable timeout of the one before.
 		_, p, c := openProxied(t, slowTimeout)
@@ -268,6 +271,7 @@ func TestSlowServerIsNotUnavailable(t *testing.T) {
 		checkSlow(t, "PublishAsync to a new topic", errs, took)
 	})
 	t.Run("provision", func(t *testing.T) {
+		t.Parallel()
 		// Looking up and creating the stream, then the consumer: several
 		// answers, each within the unavailable timeout of the one before.
 		_, p, c := openProxied(t, slowTimeout)
@@ -277,6 +281,7 @@ func TestSlowServerIsNotUnavailable(t *testing.T) {
 		checkSlow(t, "Provision", []error{err}, []time.Duration{time.Since(begin)})
 	})
 	t.Run("core", func(t *testing.T) {
+		t.Parallel()
 		_, p, c := openProxied(t, slowTimeout, natsadapter.WithMode(natsadapter.ModeCore))
 		topic := integration.UniqueName(t, "slow")
 		if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "before"}); err != nil {

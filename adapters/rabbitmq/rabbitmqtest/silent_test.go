@@ -42,6 +42,7 @@ func openProxied(t *testing.T, params string) (*rabbitmq.Client, *fault.Proxy, *
 // than the timeout in all: it counts from the broker's last answer, not
 // only from the call.
 func TestSlowBrokerIsNotUnavailable(t *testing.T) {
+	t.Parallel() // waits on its own slow proxy
 	c, p, direct := openProxied(t, "?unavailable_timeout="+slowUnavailable.String())
 	topic, group := integration.UniqueName(t, "slow"), integration.UniqueName(t, "g")
 	deleteAtEnd(t, direct, topic)
@@ -207,6 +208,7 @@ func TestPublishWhileSilent(t *testing.T) {
 // calls queued behind each other's confirms, taking longer than the
 // timeout in all, succeed.
 func TestPublishToSlowBroker(t *testing.T) {
+	t.Parallel() // waits on its own slow proxy
 	c, p, direct := openProxied(t, "?unavailable_timeout="+slowUnavailable.String())
 	topic, group := integration.UniqueName(t, "slowpub"), integration.UniqueName(t, "g")
 	deleteAtEnd(t, direct, topic)
