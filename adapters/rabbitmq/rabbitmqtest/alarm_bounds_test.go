@@ -245,6 +245,7 @@ func checkQueued(t *testing.T, c *rabbitmq.Client, topic string, unavailable tim
 // queued behind a batch waiting for the broker each fail within about
 // unavailable_timeout of when they were queued.
 func TestQueuedPublishBoundDuringOutage(t *testing.T) {
+	t.Parallel() // its own private node
 	n := rabbitmqtest.StartNode(t)
 	p := fault.NewProxy(t, n.Addr())
 	url := "amqp://guest:guest@" + p.Addr() + "/?unavailable_timeout=1s&publish_channels=1"

@@ -35,6 +35,7 @@ func waitAll(t *testing.T, col *integration.Collector, ids []string, timeout tim
 // with messages unacknowledged), then restarted. Every confirmed message is
 // delivered; duplicates are reported.
 func TestCrashRestartNoLoss(t *testing.T) {
+	t.Parallel() // its own private node
 	n := rabbitmqtest.StartNode(t)
 	c := rabbitmqtest.Open(t, n.URL())
 	ctx := t.Context()
@@ -118,6 +119,7 @@ func TestCrashRestartNoLoss(t *testing.T) {
 // time, publishing and consuming resume, and every confirmed message is
 // delivered.
 func TestForcedConnectionClose(t *testing.T) {
+	t.Parallel() // its own private node
 	n := rabbitmqtest.StartNode(t)
 	c := rabbitmqtest.Open(t, n.URL())
 	ctx := t.Context()
@@ -172,6 +174,7 @@ func lastLine(s string) string {
 // the last message handled: every confirmed message is read, in increasing
 // offset order, no offset twice.
 func TestStreamReadSurvivesConnectionClose(t *testing.T) {
+	t.Parallel() // its own private node
 	n := rabbitmqtest.StartNode(t)
 	c := rabbitmqtest.Open(t, n.URL(), rabbitmq.WithStreams(true))
 	ctx := t.Context()

@@ -283,6 +283,7 @@ func (r *asyncResults) wantFailAlone(t *testing.T, msgs []*messaging.Message, is
 // not tell the client) fails alone with the broker's reason; the messages
 // queued around it in its batch are confirmed, each with one result.
 func TestPublishAsyncBrokerRefusesOneMessage(t *testing.T) {
+	t.Parallel() // its own private node
 	n := rabbitmqtest.StartNodeWith(t, func(string) string { return "max_message_size = 4096\n" })
 	c := rabbitmqtest.Open(t, n.URL())
 	topic, group := integration.UniqueName(t, "refused"), integration.UniqueName(t, "g")
@@ -496,6 +497,7 @@ func TestPublishNacked(t *testing.T) {
 // wait: it fails with ctx's error once the alarm clears, and the message
 // queued behind it is sent.
 func TestPublishAsyncCtxEndsWhileBlocked(t *testing.T) {
+	t.Parallel() // its own private node
 	n, c, topic, group := blockedClient(t, "ctxblocked", 20*time.Second)
 
 	res := newAsyncResults()
@@ -564,6 +566,7 @@ func blockedClient(t *testing.T, name string, d time.Duration) (n *rabbitmqtest.
 // and waits to write (write), and one to a topic new to the connection
 // whose declaration waits (declare).
 func TestPublishAsyncCloseWhileBlocked(t *testing.T) {
+	t.Parallel() // its own private node
 	const unavailable = 12 * time.Second
 	for _, tc := range []struct {
 		name     string

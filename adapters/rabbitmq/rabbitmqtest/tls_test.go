@@ -16,6 +16,7 @@ import (
 // TestTLS: an amqps:// client with the node's CA connects over TLS and
 // publishes and consumes; without the CA the handshake is refused.
 func TestTLS(t *testing.T) {
+	t.Parallel() // its own private node
 	certs := integration.NewTestCerts(t)
 	port := fault.FreePort(t)
 	n := rabbitmqtest.StartNodeWith(t, func(string) string {
