@@ -82,6 +82,9 @@
 //     same way), created on first use with the
 //     configured storage, replicas, age and size limits and retention; or,
 //     with WithExistingStreams, the stream that already captures the subject.
+//     A creation that races the deletion of the account's last stream (the
+//     server then removes the account's streams directory, and answers
+//     "error creating store for stream") is made once more.
 //   - Publish is pipelined (asynchronous publishes, at most max_in_flight
 //     unacknowledged) and returns once the stream acknowledged every message.
 //     Each message carries its ID as Nats-Msg-Id: the stream drops a message
