@@ -186,11 +186,11 @@ func (c *Client) stream(ctx context.Context, topic string) (string, error) {
 // that raced the deletion of the account's last stream, a failure that the
 // next creation does not repeat. The server removes an account's streams
 // directory when the account's last stream is deleted (standalone 2.9
-// servers, the one here; clustered ones to this day), and a stream created
-// meanwhile finds no directory to make its own in: the server answers
-// "error creating store for stream" (JetStream API error 10049, code 500)
-// and logs "could not create storage directory". Creating it again makes
-// the directories anew.
+// servers, as the one here; clustered ones still in 2.15), and a stream
+// created meanwhile finds no directory to make its own in: the server
+// answers "error creating store for stream" (JetStream API error 10049,
+// code 500) and logs "could not create storage directory". Creating it
+// again makes the directories anew.
 func lostStoreDir(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeStreamCreate &&
