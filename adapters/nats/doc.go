@@ -140,8 +140,11 @@
 //     Attempt is the server's delivery count. While messages
 //     wait for or run in a handler the engine sends in-progress signals
 //     every third of their ack wait, so a slow handler keeps its messages;
-//     only a crashed or disconnected client has its messages redelivered,
-//     after AckDeadline.
+//     the messages the pull delivered and the engine has not taken yet get
+//     theirs at the same time (with Concurrency 1 the engine may run a
+//     handler in its fetching goroutine and take nothing until it
+//     returns). Only a crashed or disconnected client has its messages
+//     redelivered, after AckDeadline.
 //   - RedeliveryBackoff is the consumer's BackOff: the ack wait of the k-th
 //     delivery is its (k-1)-th entry (the last repeats) instead of
 //     AckDeadline, so a crashed member's messages come back on the
@@ -150,10 +153,12 @@
 //     consumer's MaxDeliver is then 2^31-1 (servers before 2.10 reject -1
 //     with a BackOff). Messages the server has pushed to the
 //     client but the engine has not taken yet (up to twice Prefetch: the
-//     pull buffer and the hand-over to the engine) get no in-progress
-//     signals: with a first entry shorter than they wait there, another
-//     member may get them too (a duplicate, never a loss). Keep the
-//     shortest entry above a prefetch's handling time, or lower Prefetch.
+//     pull buffer and the hand-over to the engine) get in-progress signals
+//     only with those of the messages the engine holds, at the pace of
+//     those messages' ack wait: with a first entry shorter than they wait
+//     there, another member may get them too (a duplicate, never a loss).
+//     Keep the shortest entry above a prefetch's handling time, or lower
+//     Prefetch.
 //   - SubscribeBatch (messaging.BatchConsumer) uses the consumer Subscribe
 //     would use; a batch is what arrives up to BatchSize, waiting at most
 //     BatchWait after its first message, and each message is settled by

@@ -910,13 +910,27 @@ func (r *jsReceiver) nakDelay(delay time.Duration, attempt int) time.Duration {
 }
 
 // Extend tells the server the deliveries are in progress, resetting their
-// ack wait. A delivery settled meanwhile is skipped.
+// ack wait. A delivery settled meanwhile is skipped. So are the messages
+// the pull's requests delivered that Receive has not taken yet: they wait
+// for the engine while it runs a handler in its fetching goroutine (see
+// package engine), which may take longer than their ack wait.
 func (r *jsReceiver) Extend(_ context.Context, ds []driver.Delivery) error {
 	var first error
-	for _, d := range ds {
-		err := d.Token.(*natsgo.Msg).InProgress()
+	progress := func(m *natsgo.Msg) {
+		err := m.InProgress()
 		if err != nil && !errors.Is(err, natsgo.ErrMsgAlreadyAckd) && first == nil {
 			first = err
+		}
+	}
+	for _, d := range ds {
+		progress(d.Token.(*natsgo.Msg))
+	}
+	if p := r.live.Load(); p != nil {
+		p.mu.Lock()
+		waiting := slices.Clone(p.buf)
+		p.mu.Unlock()
+		for _, m := range waiting {
+			progress(m)
 		}
 	}
 	return first

@@ -496,3 +496,59 @@ func TestReadTakesNoAcknowledgements(t *testing.T) {
 		t.Errorf("%d duplicates", dups)
 	}
 }
+
+// TestWaitingForTheFetchLoopKeepsMessages: with Concurrency 1 the engine
+// runs a message fetched alone in its fetching goroutine, and fetches
+// nothing more until that handler returns; what the pull's requests
+// deliver meanwhile waits in the receiver. Those messages get in-progress
+// signals with the running handler's, so a handler that runs for three
+// ack deadlines does not have them redelivered to another member of the
+// group: every message is handled once.
+func TestWaitingForTheFetchLoopKeepsMessages(t *testing.T) {
+	t.Parallel()
+	const ack = time.Second
+	c := natstest.Open(t)
+	topic, cons := pullTopic(t, c, "waiting")
+	col := integration.NewCollector()
+	started, slow := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	a, err := c.Subscribe(t.Context(), topic, func(ctx context.Context, m *messaging.Message) error {
+		col.Add(m)
+		if m.ID == "w-first-0" {
+			once.Do(func() { close(started) })
+			select {
+			case <-slow:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}, messaging.Group("g"), messaging.Concurrency(1), messaging.AckDeadline(ack))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	published := publishNumbered(t, c, topic, "w-first", 1)
+	<-started
+	published = append(published, publishNumbered(t, c, topic, "w", 5)...)
+	// The five wait in a's receiver: the server has delivered them.
+	integration.Eventually(t, 5*time.Second, func() error {
+		if n := consumerInfo(t, cons).NumAckPending; n != 6 {
+			return fmt.Errorf("%d delivered and unsettled, want 6", n)
+		}
+		return nil
+	})
+	b, err := c.Subscribe(t.Context(), topic, col.Handler(), messaging.Group("g"), messaging.AckDeadline(ack))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	// a's handler runs for three ack deadlines, b waiting for whatever the
+	// server would redeliver; then it returns.
+	time.Sleep(3 * ack)
+	close(slow)
+	col.WaitDistinct(t, len(published), 10*time.Second)
+	if dups := col.Report(t, published); dups > 0 {
+		t.Errorf("%d duplicates: messages waiting for the fetch loop were redelivered", dups)
+	}
+}
