@@ -18,14 +18,16 @@ type Delivery struct {
 }
 
 // SettleFunc acknowledges, nacks, terminates or releases a delivery. It is
-// called exactly once per submitted delivery, from the worker that handled it,
-// so calls for one key are in order. It must not block for long.
+// called exactly once per submitted delivery, from the goroutine that handled
+// it (its worker, or the caller of Inline), so calls for one key are in
+// order. It must not block for long.
 type SettleFunc func(d Delivery, r Result)
 
 // Pool runs a handler on deliveries with a fixed number of workers. Deliveries
 // with the same non-empty Key always go to the same worker, so they are handled
 // one at a time in submission order; deliveries without a key are spread over
-// the workers in turn.
+// the workers in turn. A pool of one worker may run a delivery in the
+// submitting goroutine instead (Inline), never beside the worker.
 type Pool struct {
 	ctx         context.Context
 	h           messaging.Handler
@@ -38,6 +40,13 @@ type Pool struct {
 	closeOnce   sync.Once
 	stopping    atomic.Bool
 	stop        context.Context // see StopWith; nil: never
+
+	// With one worker: pending counts the deliveries submitted and not yet
+	// settled (queued, in a worker's hand or running), and exec is held
+	// around each handler call, so that Inline runs one only when nothing
+	// is pending and never beside the worker.
+	pending atomic.Int64
+	exec    sync.Mutex
 }
 
 // NewPool starts concurrency workers that call h with ctx (the handler
@@ -59,15 +68,46 @@ func NewPool(ctx context.Context, concurrency, queued int, h messaging.Handler, 
 
 func (p *Pool) work(q chan Delivery) {
 	defer p.wg.Done()
+	one := len(p.queues) == 1
 	for d := range q {
-		// A delivery queued while the handler context ended is not
-		// handled: the handler could only fail it, counting an attempt.
-		if p.stopping.Load() || p.ctx.Err() != nil || (p.stop != nil && p.stop.Err() != nil) {
-			p.settle(d, Result{Outcome: Release})
-			continue
+		if one {
+			p.exec.Lock()
 		}
-		p.settle(d, Invoke(p.ctx, p.h, d.Msg, p.maxAttempts))
+		p.run(d)
+		if one {
+			p.exec.Unlock()
+		}
+		p.pending.Add(-1)
 	}
+}
+
+// run handles d, or releases it once the pool stops.
+func (p *Pool) run(d Delivery) {
+	// A delivery queued while the handler context ended is not
+	// handled: the handler could only fail it, counting an attempt.
+	if p.stopping.Load() || p.ctx.Err() != nil || (p.stop != nil && p.stop.Err() != nil) {
+		p.settle(d, Result{Outcome: Release})
+		return
+	}
+	p.settle(d, Invoke(p.ctx, p.h, d.Msg, p.maxAttempts))
+}
+
+// Inline handles d in the caller's goroutine, as the worker would, and
+// reports true when the pool has one worker and nothing pending (queued, in
+// the worker's hand or running): d is then next in submission order, and
+// reaches the handler without a hand-over between goroutines. Otherwise it
+// reports false without taking d, which the caller then submits. A
+// delivery submitted while d runs (from another goroutine) waits for it.
+// Like Submit, it must not be called during or after Close.
+func (p *Pool) Inline(d Delivery) bool {
+	if len(p.queues) != 1 || !p.pending.CompareAndSwap(0, 1) {
+		return false
+	}
+	p.exec.Lock()
+	p.run(d)
+	p.exec.Unlock()
+	p.pending.Add(-1)
+	return true
 }
 
 // Submit queues d for its worker, blocking while that worker's queue is full
@@ -83,6 +123,7 @@ func (p *Pool) Submit(ctx context.Context, d Delivery) bool {
 		return false
 	}
 	q := p.queues[p.worker(d.Msg.Key)]
+	p.pending.Add(1)
 	select {
 	case q <- d:
 		return true
@@ -92,10 +133,10 @@ func (p *Pool) Submit(ctx context.Context, d Delivery) bool {
 	case q <- d:
 		return true
 	case <-ctx.Done():
-		return false
 	case <-p.ctx.Done():
-		return false
 	}
+	p.pending.Add(-1)
+	return false
 }
 
 func (p *Pool) worker(key string) int {
