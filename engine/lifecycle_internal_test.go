@@ -22,6 +22,11 @@ type lifecycleFake struct {
 	caps    messaging.Capabilities
 	in      chan *messaging.Message
 	recvErr error
+	// together makes Receive return every message waiting in in, up to
+	// n, not only the first: more than one delivery goes to the worker
+	// pool (one alone, with one worker idle, runs in the fetching
+	// goroutine).
+	together bool
 	// extendStarted, if set, gets a value when an Extend begins; that
 	// Extend then lasts until its context ends.
 	extendStarted chan struct{}
@@ -40,13 +45,22 @@ func (f *lifecycleFake) OpenReceiver(context.Context, string, messaging.Subscrib
 	return f, nil
 }
 
-func (f *lifecycleFake) Receive(ctx context.Context, _ int) ([]driver.Delivery, error) {
+func (f *lifecycleFake) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
 	if f.recvErr != nil {
 		return nil, f.recvErr
 	}
 	select {
 	case m := <-f.in:
-		return []driver.Delivery{{Msg: m, Token: m.ID}}, nil
+		ds := []driver.Delivery{{Msg: m, Token: m.ID}}
+		for f.together && len(ds) < n {
+			select {
+			case m := <-f.in:
+				ds = append(ds, driver.Delivery{Msg: m, Token: m.ID})
+			default:
+				return ds, nil
+			}
+		}
+		return ds, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -404,7 +418,10 @@ func TestShutdownFreesWaitingClose(t *testing.T) {
 				}
 				close(closed)
 			}()
-			<-f.fetchStopped // Close stopped fetching and waits (or is about to)
+			// Close stopped fetching and waits (or is about to). The
+			// handler of b runs in the fetching goroutine: no Receive
+			// sees the stop.
+			<-sub.(*subscription).fetchCtx.Done()
 			select {
 			case <-closed:
 				t.Fatal("Close returned while the handler runs")
@@ -509,8 +526,11 @@ func (f *lifecycleFake) settledAs(id string) (driver.Outcome, bool) {
 // handled, even while the fetch loop has not yet returned from a Receive
 // that Close cut short.
 func TestCloseReleasesQueuedAtOnce(t *testing.T) {
-	f := &slowStopFake{lifecycleFake: &lifecycleFake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true}, in: make(chan *messaging.Message, 3)},
+	f := &slowStopFake{lifecycleFake: &lifecycleFake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true}, in: make(chan *messaging.Message, 3), together: true},
 		fetchStopped: make(chan struct{}), letGo: make(chan struct{})}
+	for _, id := range []string{"a", "b", "c"} { // fetched together: a runs on the worker, b and c wait for it
+		f.in <- &messaging.Message{ID: id, Attempt: 1}
+	}
 	c := New(f, quietOptions())
 	first := make(chan struct{})
 	ran := make(chan string, 3)
@@ -524,13 +544,10 @@ func TestCloseReleasesQueuedAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"a", "b", "c"} {
-		f.in <- &messaging.Message{ID: id, Attempt: 1}
-	}
 	if id := <-ran; id != "a" {
 		t.Fatalf("handled %s first, want a", id)
 	}
-	waitFor(t, 10*time.Second, "the fetch loop to ask for a fourth message", func() bool { return f.calls.Load() >= 4 })
+	waitFor(t, 10*time.Second, "the fetch loop to ask for more", func() bool { return f.calls.Load() >= 2 })
 	closed := make(chan struct{})
 	go func() {
 		_ = sub.Close()
@@ -793,12 +810,13 @@ func (f *lateFake) Close(ctx context.Context) error {
 // nobody read, and the delivery was never settled. The test hook lets
 // run go first whenever the loop does not hold the receiver any more.
 func TestForcedShutdownReleasesLateReceive(t *testing.T) {
-	f := &lateFake{lifecycleFake: &lifecycleFake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true}, in: make(chan *messaging.Message, 1)},
+	f := &lateFake{lifecycleFake: &lifecycleFake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true}, in: make(chan *messaging.Message, 2), together: true},
 		second: make(chan struct{}), letGo: make(chan struct{}), closed: make(chan struct{})}
 	c := New(f, quietOptions())
-	var s *subscription
+	var sp atomic.Pointer[subscription] // the first Receive may come before Subscribe returns
 	testHookReceived = func() {
-		if !s.forced.Load() || !s.recvMu.TryLock() {
+		s := sp.Load()
+		if s == nil || !s.forced.Load() || !s.recvMu.TryLock() {
 			return
 		}
 		s.recvMu.Unlock()
@@ -806,13 +824,20 @@ func TestForcedShutdownReleasesLateReceive(t *testing.T) {
 	}
 	defer func() { testHookReceived = nil }()
 	started, stuck := make(chan struct{}), make(chan struct{})
-	sub := subscribeOne(t, c, false, func(context.Context, *messaging.Message) error {
+	// Fetched together, a runs on the worker (b waiting for it) while the
+	// loop fetches again.
+	f.in <- &messaging.Message{ID: "a", Attempt: 1}
+	f.in <- &messaging.Message{ID: "b", Attempt: 1}
+	sub := subscribeOne(t, c, false, func(_ context.Context, m *messaging.Message) error {
+		if m.ID != "a" {
+			t.Errorf("%s handled after a Shutdown gave up on a's handler", m.ID)
+			return nil
+		}
 		close(started)
 		<-stuck // ignores its context: Shutdown gives up on it
 		return nil
 	})
-	s = sub.(*subscription)
-	f.in <- &messaging.Message{ID: "a", Attempt: 1}
+	sp.Store(sub.(*subscription))
 	<-started
 	<-f.second // the loop waits in Receive
 	ctx, cancel := context.WithCancel(context.Background())
@@ -834,12 +859,12 @@ func TestForcedShutdownReleasesLateReceive(t *testing.T) {
 	for _, st := range f.settled[:f.settledAtClose] {
 		got[st.Msg.ID] = st.Outcome
 	}
-	for _, id := range []string{"a", "late"} {
+	for _, id := range []string{"a", "b", "late"} {
 		if out, ok := got[id]; !ok || out != driver.Release {
 			t.Errorf("%s settled before Close: %v (%v), want release", id, out, ok)
 		}
 	}
-	if len(f.settled) != 2 {
-		t.Errorf("settled %v, want a's and late's releases only", f.settled)
+	if len(f.settled) != 3 {
+		t.Errorf("settled %v, want the releases of a, b and late only", f.settled)
 	}
 }

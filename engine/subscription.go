@@ -413,9 +413,9 @@ func newBackoff() *backoff.ExponentialBackOff {
 	return b
 }
 
-// runPool is the Subscribe loop: fetch, hand to the pool, until the
-// subscription stops; then release what is queued and wait for the
-// handlers.
+// runPool is the Subscribe loop: fetch, hand to the pool (or handle a lone
+// delivery here, Pool.Inline), until the subscription stops; then release
+// what is queued and wait for the handlers.
 func (s *subscription) runPool(h messaging.Handler) error {
 	s.pool = dispatch.NewPool(s.handlerCtx, s.o.Concurrency, s.o.Prefetch-s.o.Concurrency, h, s.handled, s.o.MaxAttempts)
 	// Once the subscription stops, what waits for a worker is released,
@@ -426,6 +426,11 @@ func (s *subscription) runPool(h messaging.Handler) error {
 	for err == nil {
 		var its []*item
 		its, err = s.receive(s.fetchCtx, s.o.Prefetch)
+		// One delivery, one idle worker: handled here, without waking the
+		// worker (see the package doc).
+		if len(its) == 1 && s.fetchCtx.Err() == nil && s.pool.Inline(dispatch.Delivery{Msg: its[0].d.Msg, Token: its[0]}) {
+			its = nil
+		}
 		for i, it := range its {
 			if !s.pool.Submit(s.fetchCtx, dispatch.Delivery{Msg: it.d.Msg, Token: it}) {
 				s.releaseAll(its[i:])
