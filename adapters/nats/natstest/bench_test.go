@@ -279,7 +279,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 // (integration.PacedLatency). In JetStream mode the adapter (Publish,
 // Subscribe with a Group, default settings) sits beside raw nats.go:
 // js.Publish of the plain payload (no ID, no header) and Consume on a
-// durable pull consumer (benchPrefetch buffer) acking each message. In core
+// durable pull consumer (benchPrefetch buffer) acking each message;
+// raw-ids sends a Nats-Msg-Id with each message, as the adapter's default
+// does (the server's duplicate tracking, without the adapter). In core
 // mode the adapter sits beside nc.Publish then nc.Flush per message (the
 // adapter's Publish flushes too), and raw-noflush is nc.Publish alone; the
 // raw subscriber is a queue subscription, as the adapter's with a Group.
@@ -296,28 +298,13 @@ func BenchmarkPacedLatency(b *testing.B) {
 			c, _, topic := benchClient(b, natsadapter.WithCallerIDs())
 			integration.PacedLatencyClient(b, rate, c, topic, messaging.Group("bench"))
 		})
-		b.Run("raw", func(b *testing.B) {
-			_, js, topic := benchClient(b)
-			integration.PacedLatency(b, rate, func(ctx context.Context, p []byte) error {
-				_, err := js.Publish(ctx, topic, p)
-				return err
-			}, func(deliver func([]byte)) func() {
-				cons, err := js.CreateOrUpdateConsumer(b.Context(), topic, jetstream.ConsumerConfig{
-					Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: topic,
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
-				cc, err := cons.Consume(func(m jetstream.Msg) {
-					deliver(m.Data())
-					_ = m.Ack()
-				}, jetstream.PullMaxMessages(benchPrefetch))
-				if err != nil {
-					b.Fatal(err)
-				}
-				return cc.Stop
-			})
-		})
+		for _, ids := range []bool{false, true} {
+			name := "raw"
+			if ids {
+				name = "raw-ids"
+			}
+			b.Run(name, func(b *testing.B) { pacedRawJetStream(b, rate, ids) })
+		}
 	})
 	b.Run("core", func(b *testing.B) {
 		b.Run("adapter", func(b *testing.B) {
@@ -348,5 +335,37 @@ func BenchmarkPacedLatency(b *testing.B) {
 				})
 			})
 		}
+	})
+}
+
+// pacedRawJetStream is the raw side of BenchmarkPacedLatency's JetStream
+// runs: js.Publish of the plain payload, with ids a Nats-Msg-Id too (a
+// NUID, as the server deduplicates the adapter's default messages), and
+// Consume on a durable pull consumer (benchPrefetch buffer) acking each
+// message.
+func pacedRawJetStream(b *testing.B, rate int, ids bool) {
+	_, js, topic := benchClient(b)
+	integration.PacedLatency(b, rate, func(ctx context.Context, p []byte) error {
+		var opts []jetstream.PublishOpt
+		if ids {
+			opts = append(opts, jetstream.WithMsgID(nuid.Next()))
+		}
+		_, err := js.Publish(ctx, topic, p, opts...)
+		return err
+	}, func(deliver func([]byte)) func() {
+		cons, err := js.CreateOrUpdateConsumer(b.Context(), topic, jetstream.ConsumerConfig{
+			Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: topic,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			deliver(m.Data())
+			_ = m.Ack()
+		}, jetstream.PullMaxMessages(benchPrefetch))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return cc.Stop
 	})
 }
