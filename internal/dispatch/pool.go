@@ -41,10 +41,11 @@ type Pool struct {
 	stopping    atomic.Bool
 	stop        context.Context // see StopWith; nil: never
 
-	// With one worker: pending counts the deliveries submitted and not yet
-	// settled (queued, in a worker's hand or running), and exec is held
-	// around each handler call, so that Inline runs one only when nothing
-	// is pending and never beside the worker.
+	// With one worker (one is set): pending counts the deliveries
+	// submitted and not yet through the worker (queued, in its hand or
+	// running), and exec is held around each handler call, so that Inline
+	// runs one only when nothing is pending and never beside the worker.
+	one     bool
 	pending atomic.Int64
 	exec    sync.Mutex
 }
@@ -55,7 +56,7 @@ type Pool struct {
 func NewPool(ctx context.Context, concurrency, queued int, h messaging.Handler, settle SettleFunc, maxAttempts int) *Pool {
 	concurrency = max(concurrency, 1)
 	per := max(queued/concurrency, 1)
-	p := &Pool{ctx: ctx, h: h, settle: settle, maxAttempts: maxAttempts, seed: maphash.MakeSeed()}
+	p := &Pool{ctx: ctx, h: h, settle: settle, maxAttempts: maxAttempts, seed: maphash.MakeSeed(), one: concurrency == 1}
 	p.queues = make([]chan Delivery, concurrency)
 	for i := range p.queues {
 		q := make(chan Delivery, per)
@@ -68,15 +69,14 @@ func NewPool(ctx context.Context, concurrency, queued int, h messaging.Handler, 
 
 func (p *Pool) work(q chan Delivery) {
 	defer p.wg.Done()
-	one := len(p.queues) == 1
 	for d := range q {
-		if one {
-			p.exec.Lock()
+		if !p.one {
+			p.run(d)
+			continue
 		}
+		p.exec.Lock()
 		p.run(d)
-		if one {
-			p.exec.Unlock()
-		}
+		p.exec.Unlock()
 		p.pending.Add(-1)
 	}
 }
@@ -100,7 +100,7 @@ func (p *Pool) run(d Delivery) {
 // delivery submitted while d runs (from another goroutine) waits for it.
 // Like Submit, it must not be called during or after Close.
 func (p *Pool) Inline(d Delivery) bool {
-	if len(p.queues) != 1 || !p.pending.CompareAndSwap(0, 1) {
+	if !p.one || !p.pending.CompareAndSwap(0, 1) {
 		return false
 	}
 	p.exec.Lock()
@@ -123,7 +123,9 @@ func (p *Pool) Submit(ctx context.Context, d Delivery) bool {
 		return false
 	}
 	q := p.queues[p.worker(d.Msg.Key)]
-	p.pending.Add(1)
+	if p.one {
+		p.pending.Add(1)
+	}
 	select {
 	case q <- d:
 		return true
@@ -135,7 +137,9 @@ func (p *Pool) Submit(ctx context.Context, d Delivery) bool {
 	case <-ctx.Done():
 	case <-p.ctx.Done():
 	}
-	p.pending.Add(-1)
+	if p.one {
+		p.pending.Add(-1)
+	}
 	return false
 }
 
