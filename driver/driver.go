@@ -192,6 +192,13 @@ type Receiver interface {
 	// messaging.ErrTopicDeleted ends the subscription with that error: its
 	// topic was deleted under it. Any other error ends the subscription
 	// with it. Deliveries returned with an error are settled as usual.
+	//
+	// Between two calls may pass as long as a handler runs (with
+	// Concurrency 1 the engine runs a lone delivery in the goroutine that
+	// calls Receive) or as the engine holds Prefetch deliveries: what the
+	// broker pushes meanwhile waits in the receiver, and a receiver whose
+	// broker redelivers unacknowledged messages after a deadline extends
+	// those too when Extend is called (as the NATS one does).
 	Receive(ctx context.Context, max int) ([]Delivery, error)
 
 	// Settle applies the outcomes of a batch of deliveries, in order. The
