@@ -427,8 +427,9 @@ func (s *subscription) runPool(h messaging.Handler) error {
 		var its []*item
 		its, err = s.receive(s.fetchCtx, s.o.Prefetch)
 		// One delivery, one idle worker: handled here, without waking the
-		// worker (see the package doc).
-		if len(its) == 1 && s.fetchCtx.Err() == nil && s.pool.Inline(dispatch.Delivery{Msg: its[0].d.Msg, Token: its[0]}) {
+		// worker (see the package doc); released instead, as by the
+		// worker, once the subscription stops (StopWith).
+		if len(its) == 1 && s.pool.Inline(dispatch.Delivery{Msg: its[0].d.Msg, Token: its[0]}) {
 			its = nil
 		}
 		for i, it := range its {
