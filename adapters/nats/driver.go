@@ -78,6 +78,7 @@ func (d natsDriver) OpenReceiver(ctx context.Context, topic string, o messaging.
 		c: d.c, topic: topic, o: o, schedule: backoffSchedule(o),
 		termReason: versionAtLeast(d.c.nc.ConnectedServerVersion(), 2, 10, 4),
 		threshold:  max(o.Prefetch/2, 1),
+		askMin:     max(o.Prefetch/4, 1),
 	}
 	err := d.c.whileUnreachable(ctx, "subscribe to "+topic, func(ctx context.Context) error { return r.open(ctx, nil) })
 	if err != nil {
@@ -176,8 +177,13 @@ const (
 // F+C holds throughout (a Receive returning k of C gives back C-k; a
 // settlement gives back one, once the server has it, see Settle): what the
 // engine holds plus O+B, the most the server can have delivered and not
-// settled, stays within Prefetch. A request outstanding when Receive's ctx
-// ends stays: what it delivers is returned by the next Receive. A pull is
+// settled, stays within Prefetch. While the engine fetches, Settle asks
+// for the settled messages itself, in a batch's last ack (see ackNext): O
+// grows by them (or unasked does, which Receive counts as O until an
+// AckNext asks for it) just before the engine gives back their credits,
+// and on the server the acks come before that request. A request
+// outstanding when Receive's ctx ends stays: what it delivers is returned
+// by the next Receive. A pull is
 // dropped (Close, a lost connection, a failed request) by dropping its
 // inbox, which ends its requests on the server; a message the server sent
 // before it saw the inbox go is nak'ed when it arrives (so around a
@@ -192,7 +198,8 @@ type jsReceiver struct {
 	o          messaging.SubscribeOptions
 	schedule   []time.Duration // the consumer's BackOff
 	termReason bool            // the server keeps a Term's reason
-	threshold  int             // the smallest request sent while another is outstanding
+	threshold  int             // the smallest request Receive sends while another is outstanding
+	askMin     int             // the smallest request Settle sends while another is outstanding (see ackNext)
 	// log marks a Read's receiver: its ephemeral consumer takes no
 	// acknowledgements, so what the server sent to a pull dropped (a
 	// reconnect, a new leader, a failed pull) is lost; the consumer is
@@ -229,7 +236,14 @@ type jsReceiver struct {
 	// that it did.
 	live     atomic.Pointer[jsPull]
 	released bool
+	// fetching holds the Done channel of the last Receive call's
+	// context, for Settle: once it is closed the engine may have stopped
+	// fetching, and Settle asks for nothing on its behalf (see ackNext).
+	fetching atomic.Pointer[fetchDone]
 }
+
+// fetchDone holds a Receive call's ctx.Done().
+type fetchDone struct{ done <-chan struct{} }
 
 // start finds or creates the consumer and opens a pull on it. After a loss
 // a subscription's ephemeral consumer is looked up and reused: it normally
@@ -354,6 +368,9 @@ func (r *jsReceiver) dropPull() {
 // first, and requests more within max. After the consumer was lost it
 // finds or creates it again.
 func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, error) {
+	if f := r.fetching.Load(); f == nil || f.done != ctx.Done() {
+		r.fetching.Store(&fetchDone{ctx.Done()})
+	}
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -385,11 +402,21 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 		p := r.pull
 		p.mu.Lock()
 		b := len(r.spare) + len(p.buf)
-		q := max - p.outstanding - b
+		q := max - p.outstanding - b - p.unasked
+		var after *natsgo.Msg // see ackNext
+		if p.outstanding == 0 && p.unasked > 0 {
+			// Nothing is on its way, so no settlement may come to ask
+			// for unasked: ask for it now, after its acks.
+			q += p.unasked
+			after = p.lastAcked
+		}
 		ask := p.err == nil && ctx.Err() == nil && q > 0 && (p.outstanding == 0 || q >= r.threshold)
 		if ask {
 			p.outstanding += q
 			p.seen = time.Now()
+			if after != nil {
+				p.unasked, p.lastAcked = 0, nil
+			}
 		}
 		pullErr, idle, outstanding, heard := p.err, time.Since(p.seen), p.outstanding, p.heard
 		r.spare = append(r.spare, p.buf...)
@@ -397,7 +424,7 @@ func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, e
 		p.buf = p.buf[:0]
 		p.mu.Unlock()
 		if ask {
-			if err := r.request(p, q); err != nil {
+			if err := r.request(p, q, after); err != nil {
 				p.mu.Lock()
 				p.outstanding -= q
 				p.mu.Unlock()
@@ -553,11 +580,18 @@ func (r *jsReceiver) statusChanged(ctx context.Context, st natsgo.Status) error 
 	return nil
 }
 
-// request asks the server for q more messages on p's inbox.
-func (r *jsReceiver) request(p *jsPull, q int) error {
+// request asks the server for q more messages on p's inbox. With after,
+// a message this pull delivered, the request is that message's AckNext
+// ("+NXT" and the request's body, sent to its ack subject): the server
+// applies its ack (again, a no-op, if it was acked before), then takes the
+// request, after every acknowledgement sent before it.
+func (r *jsReceiver) request(p *jsPull, q int, after *natsgo.Msg) error {
 	req, err := json.Marshal(pullRequest{Batch: q, Expires: pullExpires, Heartbeat: pullHeartbeat})
 	if err != nil {
 		return err
+	}
+	if after != nil {
+		return r.c.nc.PublishRequest(after.Reply, p.inbox, append([]byte("+NXT "), req...))
 	}
 	return r.c.nc.PublishRequest(r.next, p.inbox, req)
 }
@@ -597,6 +631,8 @@ type jsPull struct {
 	mu          sync.Mutex
 	buf         []*natsgo.Msg // delivered, not yet taken by Receive
 	outstanding int           // requested, not yet delivered nor expired
+	unasked     int           // settled, not asked for yet (see ackNext)
+	lastAcked   *natsgo.Msg   // the last message acked without asking, while unasked > 0
 	seen        time.Time     // the last request sent or arrival
 	err         error         // the pull failed (a status other than a heartbeat or an expiry)
 	stopped     bool          // later messages are nak'ed (kept in late while it is not nil)
@@ -778,14 +814,19 @@ func (r *jsReceiver) lost(ctx context.Context, err error) error {
 
 // Settle acks, naks (with the RetryAfter delay, else the BackOff entry of
 // the attempt), terminates, or releases (a nak without delay, so another
-// member gets the message at once) each delivery. The outcomes are sent
-// without waiting, except the last, which the server confirms (see
-// confirm): the server handles a consumer's acknowledgements in order, on
-// a queue apart from pull requests, so when Settle returns it counts none
-// of the batch as delivered and unsettled any more, and the engine's credit
-// given back for them is room on the server too. A failure means the
-// connection is gone (the server redelivers after the ack wait), the
-// consumer is gone, or the confirmation is late.
+// member gets the message at once) each delivery. The server handles a
+// consumer's acknowledgements in order, on a queue apart from pull
+// requests, and the engine's credit given back for the batch must be room
+// on the server too. So the outcomes are sent without waiting, except
+// one: while the engine fetches, the batch's last ack goes out last and
+// asks for the batch's count of messages (ackNext), which the server
+// takes only after applying the batch; otherwise (no ack in the batch,
+// the subscription stopping, that ack's message delivered by an earlier
+// pull) the last outcome is confirmed by the server (see confirm), and
+// when Settle returns the server counts none of the batch as delivered
+// and unsettled any more. A failure means the connection is gone (the
+// server redelivers after the ack wait), the consumer is gone, or the
+// confirmation is late.
 func (r *jsReceiver) Settle(ctx context.Context, batch []driver.Settlement) error {
 	if !r.released {
 		for i := range batch {
@@ -798,15 +839,7 @@ func (r *jsReceiver) Settle(ctx context.Context, batch []driver.Settlement) erro
 	}
 	var first error
 	failed := 0
-	for i := range batch {
-		st := &batch[i]
-		jm := st.Token.(*natsgo.Msg)
-		var err error
-		if i == len(batch)-1 {
-			err = r.confirm(ctx, jm, st)
-		} else {
-			err = r.settleOne(ctx, jm, st, false)
-		}
+	note := func(st *driver.Settlement, err error) {
 		if err != nil {
 			failed++
 			if first == nil {
@@ -814,10 +847,104 @@ func (r *jsReceiver) Settle(ctx context.Context, batch []driver.Settlement) erro
 			}
 		}
 	}
+	p, next := r.pulling(), -1 // next: the ack sent last, asking for more
+	if p != nil {
+		for i := len(batch) - 1; i >= 0; i-- {
+			if batch[i].Outcome == driver.Ack {
+				next = i
+				break
+			}
+		}
+	}
+	last := len(batch) - 1
+	for i := range batch {
+		st := &batch[i]
+		jm := st.Token.(*natsgo.Msg)
+		switch {
+		case i == next:
+		case i == last && next < 0:
+			note(st, r.confirm(ctx, jm, st))
+		default:
+			note(st, r.settleOne(ctx, jm, st, false))
+		}
+	}
+	if next >= 0 {
+		st := &batch[next]
+		jm := st.Token.(*natsgo.Msg)
+		sent, err := r.ackNext(p, jm, len(batch))
+		if !sent {
+			err = r.confirm(ctx, jm, st)
+		}
+		note(st, err)
+	}
 	if first != nil {
 		return fmt.Errorf("nats: %d of %d settlements failed; first: %w", failed, len(batch), first)
 	}
 	return nil
+}
+
+// pulling returns the live pull while the engine fetches: the context of
+// the last Receive call has not ended, and no release has come (the
+// subscription is not stopping). Else nil.
+func (r *jsReceiver) pulling() *jsPull {
+	if r.released || r.log {
+		return nil
+	}
+	f := r.fetching.Load()
+	if f == nil {
+		return nil
+	}
+	select {
+	case <-f.done:
+		return nil
+	default:
+	}
+	return r.live.Load()
+}
+
+// ackNext acks jm with the request for k more messages on p's inbox
+// (AckNext: see request), so that the server applies the acknowledgement,
+// and every one sent before it, before it takes the request: it never
+// counts the settled messages beside those it delivers for them, and
+// Settle awaits no round trip. While other requests are outstanding a
+// request is sent only for at least askMin messages, so that the server
+// keeps few requests waiting (each waits until it is filled or expires);
+// below that, jm is acked alone and k is added to p.unasked, which Receive
+// leaves out of its requests: the next ackNext asks for it with its own,
+// or, once nothing is outstanding (no settlement may follow), Receive as
+// jm's AckNext. sent is false when nothing was sent (p stopped or failed,
+// or jm delivered by an earlier pull): jm is not settled yet.
+func (r *jsReceiver) ackNext(p *jsPull, jm *natsgo.Msg, k int) (sent bool, err error) {
+	p.mu.Lock()
+	if p.stopped || p.err != nil || jm.Sub != p.sub {
+		p.mu.Unlock()
+		return false, nil
+	}
+	if p.outstanding > 0 && k+p.unasked < r.askMin {
+		p.mu.Unlock()
+		// Acked before it counts in unasked: Receive's request after it
+		// must follow every ack of the settlements it asks for.
+		if err := jm.Ack(); err != nil {
+			return true, err
+		}
+		p.mu.Lock()
+		p.unasked += k
+		p.lastAcked = jm
+		p.mu.Unlock()
+		return true, nil
+	}
+	k += p.unasked
+	p.unasked, p.lastAcked = 0, nil
+	p.outstanding += k
+	p.seen = time.Now()
+	p.mu.Unlock()
+	err = r.request(p, k, jm)
+	if err != nil {
+		p.mu.Lock()
+		p.outstanding -= k
+		p.mu.Unlock()
+	}
+	return true, err
 }
 
 // confirm settles the last delivery of a batch and waits for the server's

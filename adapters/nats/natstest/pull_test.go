@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,6 +152,65 @@ func TestIdlePullWithinPrefetch(t *testing.T) {
 		}
 		if info.NumAckPending != prefetch || info.NumPending != 2*prefetch {
 			return fmt.Errorf("consumer: %d delivered and unsettled, %d pending, want %d and %d", info.NumAckPending, info.NumPending, prefetch, 2*prefetch)
+		}
+		return nil
+	})
+}
+
+// TestSettledRoomAskedForOnceNothingComes: a settlement made while the
+// subscription's requests are outstanding asks for its room only with a
+// large enough count (see the adapter's ackNext); a smaller one is asked
+// for once nothing is on its way any more, so no handler waits for a
+// message the server keeps. One message is handled while the request
+// waits (its room: one message, not asked for), then, with every handler
+// blocked, a burst must fill all Prefetch handlers (Concurrency =
+// Prefetch), the server keeping the rest.
+func TestSettledRoomAskedForOnceNothingComes(t *testing.T) {
+	const prefetch = 8
+	c := natstest.Open(t)
+	topic, cons := pullTopic(t, c, "unasked")
+	var block atomic.Bool
+	var running atomic.Int64
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before the subscription closes
+	handled := make(chan struct{}, 1)
+	sub, err := c.Subscribe(t.Context(), topic, func(ctx context.Context, m *messaging.Message) error {
+		if !block.Load() {
+			handled <- struct{}{}
+			return nil
+		}
+		running.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}, messaging.Group("g"), messaging.Concurrency(prefetch), messaging.Prefetch(prefetch), messaging.AckDeadline(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	publishNumbered(t, c, topic, "first", 1)
+	select {
+	case <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first message was not handled")
+	}
+	integration.Eventually(t, 10*time.Second, func() error {
+		if info := consumerInfo(t, cons); info.NumAckPending != 0 || info.AckFloor.Stream != 1 {
+			return fmt.Errorf("the first message is not acked yet: %d delivered and unsettled, ack floor %d", info.NumAckPending, info.AckFloor.Stream)
+		}
+		return nil
+	})
+	block.Store(true)
+	publishNumbered(t, c, topic, "burst", 2*prefetch)
+	integration.Eventually(t, 10*time.Second, func() error {
+		info := consumerInfo(t, cons)
+		if info.NumAckPending > prefetch {
+			t.Fatalf("%d delivered and unsettled, want at most Prefetch %d", info.NumAckPending, prefetch)
+		}
+		if n := running.Load(); n != prefetch || info.NumAckPending != prefetch || info.NumPending != prefetch {
+			return fmt.Errorf("%d handlers running, %d delivered and unsettled, %d pending; want %d, %d and %d", n, info.NumAckPending, info.NumPending, prefetch, prefetch, prefetch)
 		}
 		return nil
 	})
