@@ -912,9 +912,13 @@ func (r *jsReceiver) pulling() *jsPull {
 // below that, jm is acked alone and k is added to p.unasked, which Receive
 // leaves out of its requests: the next ackNext asks for it with its own,
 // or, once nothing is outstanding (no settlement may follow), Receive as
-// jm's AckNext. sent is false when nothing was sent (p stopped or failed,
-// or jm delivered by an earlier pull): jm is not settled yet.
+// jm's AckNext. sent is false when nothing was sent (the connection down,
+// p stopped or failed, or jm delivered by an earlier pull): jm is not
+// settled yet.
 func (r *jsReceiver) ackNext(p *jsPull, jm *natsgo.Msg, k int) (sent bool, err error) {
+	if !r.c.nc.IsConnected() {
+		return false, nil // a request kept for the reconnect would reach no pull
+	}
 	p.mu.Lock()
 	if p.stopped || p.err != nil || jm.Sub != p.sub {
 		p.mu.Unlock()
