@@ -861,7 +861,7 @@ func (r *jsReceiver) Settle(ctx context.Context, batch []driver.Settlement) erro
 		st := &batch[i]
 		jm := st.Token.(*natsgo.Msg)
 		switch {
-		case i == next:
+		case i == next: // sent last, below
 		case i == last && next < 0:
 			note(st, r.confirm(ctx, jm, st))
 		default:
