@@ -200,13 +200,14 @@ type Receiver interface {
 	// broker redelivers unacknowledged messages after a deadline extends
 	// those too when Extend is called (as the NATS one does).
 	//
-	// ctx ends when the engine stops fetching (Close, Shutdown) or, for
-	// SubscribeBatch, when a batch's wait ends. While the ctx of the last
-	// call has not ended, the engine gives back a credit for each settled
-	// delivery and calls Receive again with it: a receiver may ask the
-	// broker for those deliveries' successors as it settles them (the NATS
-	// one does, in the last acknowledgement of a batch), counting them as
-	// asked for in the next call's max.
+	// ctx ends when the engine stops fetching (Close, Shutdown); for
+	// SubscribeBatch also when a batch's wait ends, and once the call has
+	// returned. While the ctx of the last call has not ended, the engine
+	// gives back a credit for each settled delivery and calls Receive
+	// again with it: a receiver may ask the broker for those deliveries'
+	// successors as it settles them (the NATS one does, in the last
+	// acknowledgement of a batch), counting them as asked for in the next
+	// call's max.
 	Receive(ctx context.Context, max int) ([]Delivery, error)
 
 	// Settle applies the outcomes of a batch of deliveries, in order. The

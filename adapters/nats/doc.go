@@ -124,10 +124,12 @@
 //     pull requests for no more than the engine has room for, so the
 //     server never has more than Prefetch of its messages delivered and
 //     unsettled, and the engine runs the handlers (Concurrency, per-key
-//     order, Prefetch held). The room that settled messages leave is
-//     asked for in an acknowledgement (AckNext, "+NXT"), which the server
-//     applies after the outcomes sent before it and before the request it
-//     carries: no round trip is awaited.
+//     order, Prefetch held). With Subscribe, the room that settled
+//     messages leave is asked for in an acknowledgement (AckNext, "+NXT"),
+//     which the server applies after the outcomes sent before it and
+//     before the request it carries: no round trip is awaited
+//     (SubscribeBatch awaits the server's confirmation of each settled
+//     batch instead).
 //     nil acks; an error naks (RetryAfter: nak with delay, kept by the
 //     server); Permanent, and the last allowed attempt, terminate the
 //     message (logged). A nak without delay, and a message released
