@@ -376,10 +376,16 @@ func (r *groupReceiver) reclaim(ctx context.Context, n int) (ds []driver.Deliver
 		r.cursor, msgs, err = r.parseReclaim(res)
 	}
 	ids := make([]string, 0, len(msgs))
+	var kept []any // (id, idle, retry count) of held entries the scan took
 	r.heldMu.Lock()
 	for _, m := range msgs {
 		if _, ok := r.held[m.Offset]; ok {
-			continue // still handled here (its idle time grew while Redis was unreachable)
+			// Still handled here: its idle time grew while Redis was
+			// unreachable, or an extension came late. The claim counted a
+			// delivery that did not happen: the counter is set back (and
+			// the idle time reset, as an extension would).
+			kept = append(kept, m.Offset, 0, max(m.Attempt-1, 0))
+			continue
 		}
 		r.held[m.Offset] = struct{}{}
 		ids = append(ids, m.Offset)
@@ -390,6 +396,11 @@ func (r *groupReceiver) reclaim(ctx context.Context, n int) (ds []driver.Deliver
 		ds = append(ds, d)
 	}
 	r.heldMu.Unlock()
+	if len(kept) > 0 {
+		if _, kerr := r.claimOwn(ctx, r.consumer, kept, false); err == nil {
+			err = kerr
+		}
+	}
 	r.settleMu.Unlock()
 	return ds, err == nil && len(msgs) > 0 && r.cursor != "0-0", err
 }

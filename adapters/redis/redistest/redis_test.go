@@ -230,6 +230,77 @@ func TestLongRetryDelay(t *testing.T) {
 	}
 }
 
+// A member's reclaim that takes an entry it still handles (its extension
+// came late, or Redis was unreachable meanwhile) counts no delivery: the
+// entry's next handling has the Attempt that follows the last. The test
+// makes the handled entry look abandoned (its idle time past the ack
+// deadline, as a late extension leaves it); the member's next reclaim
+// takes it, then the handler fails, and the redelivery must be attempt 2.
+// (Before the fix it was attempt 3; the CI run of TestLongRetryDelay met
+// the same on a loaded machine.)
+func TestOwnReclaimCountsNoDelivery(t *testing.T) {
+	const ack = time.Minute // extensions every 20s: none comes within the test
+	c := redistest.Open(t)
+	topic := topicFor(t, c, "ownreclaim")
+	group := integration.UniqueName(t, "g")
+	if err := c.Provision(t.Context(), topic, group); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	release := make(chan struct{})
+	attempts := make(chan int, 10)
+	subscribe(t, c, t.Context(), topic, func(ctx context.Context, m *messaging.Message) error {
+		attempts <- m.Attempt
+		if m.Attempt == 1 {
+			close(started)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return errors.New("fails once")
+		}
+		return nil
+	}, messaging.Group(group), messaging.AckDeadline(ack), messaging.Concurrency(2)) // 2: the fetch loop (and its reclaims) runs beside the handler
+	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "held"}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	key, rc := c.StreamKey(topic), c.Redis()
+	pend, err := rc.XPendingExt(t.Context(), &goredis.XPendingExtArgs{Stream: key, Group: group, Start: "-", End: "+", Count: 1}).Result()
+	if err != nil || len(pend) != 1 {
+		t.Fatalf("pending entries %v, %v; want the one handled", pend, err)
+	}
+	// Idle for twice the ack deadline, as the entry of a crashed member;
+	// JUSTID counts no delivery.
+	if err := rc.Do(t.Context(), "XCLAIM", key, group, pend[0].Consumer, 0, pend[0].ID, "IDLE", (2 * ack).Milliseconds(), "JUSTID").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The member's reclaim (every second here) takes it: its idle time
+	// starts again.
+	integration.Eventually(t, 10*time.Second, func() error {
+		p, err := rc.XPendingExt(t.Context(), &goredis.XPendingExtArgs{Stream: key, Group: group, Start: "-", End: "+", Count: 1}).Result()
+		if err != nil || len(p) != 1 {
+			return fmt.Errorf("pending entries %v, %v", p, err)
+		}
+		if p[0].Idle >= ack {
+			return fmt.Errorf("entry idle for %v: not reclaimed yet", p[0].Idle)
+		}
+		return nil
+	})
+	close(release)
+	if first := <-attempts; first != 1 {
+		t.Fatalf("first handling: attempt %d, want 1", first)
+	}
+	select {
+	case n := <-attempts:
+		if n != 2 {
+			t.Fatalf("handled again with attempt %d, want 2: the member's reclaim of the entry it handled counted a delivery", n)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("not redelivered after the handler failed")
+	}
+}
+
 // TestRetryAfterOnTime: a nacked message comes back to the group's only
 // member no sooner than its RetryAfter delay (Redis counts idle time in
 // whole milliseconds of its own clock), and soon after it: the member,
