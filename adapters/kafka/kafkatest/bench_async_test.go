@@ -68,16 +68,7 @@ func (e *benchEnv) rawAsyncWriter(b *testing.B) (write func(n int)) {
 // batches of up to 1000 records, 1ms linger, acks from all replicas, plain
 // records: no ID header) counting its Completion callbacks.
 func BenchmarkPublishAsync(b *testing.B) {
-	for _, v := range adapterVariants {
-		b.Run(v.name, func(b *testing.B) {
-			e := newBenchEnv(b, v.params...)
-			e.publish(b, benchBatch) // connections and metadata warm
-			b.ResetTimer()
-			start := time.Now()
-			e.adapterPublishAsync(b, b.N)
-			report(b, b.N, time.Since(start))
-		})
-	}
+	timeAdapterVariants(b, func(e *benchEnv, b *testing.B) { e.adapterPublishAsync(b, b.N) })
 	b.Run("raw", func(b *testing.B) {
 		e := newBenchEnv(b)
 		write := e.rawAsyncWriter(b)
