@@ -264,7 +264,11 @@ func TestOwnReclaimCountsNoDelivery(t *testing.T) {
 	if err := c.Publish(t.Context(), topic, &messaging.Message{ID: "held"}); err != nil {
 		t.Fatal(err)
 	}
-	<-started
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the message was not handled")
+	}
 	key, rc := c.StreamKey(topic), c.Redis()
 	pend, err := rc.XPendingExt(t.Context(), &goredis.XPendingExtArgs{Stream: key, Group: group, Start: "-", End: "+", Count: 1}).Result()
 	if err != nil || len(pend) != 1 {
