@@ -226,15 +226,18 @@ func otherLeft(t *testing.T, topic, group string, ack time.Duration) []string {
 	t.Helper()
 	oc := redistest.Open(t)
 	ids := []string{"held-0", "held-1", "held-2"}
-	other := subscribe(t, oc, t.Context(), topic, func(ctx context.Context, _ *messaging.Message) error {
-		<-ctx.Done()
-		return ctx.Err()
-	}, messaging.Group(group), messaging.AckDeadline(ack))
+	// Published first, so that the member's first read takes all three: a
+	// read that returned one alone would run its handler in the fetching
+	// goroutine (Concurrency 1), which then reads nothing more.
 	for _, id := range ids {
 		if err := oc.Publish(t.Context(), topic, &messaging.Message{ID: id}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	other := subscribe(t, oc, t.Context(), topic, func(ctx context.Context, _ *messaging.Message) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}, messaging.Group(group), messaging.AckDeadline(ack))
 	integration.Eventually(t, 10*time.Second, func() error {
 		p, err := oc.Redis().XPending(t.Context(), oc.StreamKey(topic), group).Result()
 		if err != nil {
