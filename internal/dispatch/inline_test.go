@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/msgkit/messaging"
 )
@@ -39,8 +40,10 @@ func TestInlineOnlyWhenIdle(t *testing.T) {
 		t.Fatalf("settled %s, want slow", id)
 	}
 	// The worker is idle once its delivery no longer counts as pending.
-	for p.pending.Load() != 0 {
-		runtime.Gosched()
+	for deadline := time.Now().Add(10 * time.Second); p.pending.Load() != 0; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker's delivery still pending 10s after it was settled")
+		}
 	}
 	if !p.Inline(Delivery{Msg: &messaging.Message{ID: "inline"}}) {
 		t.Fatal("Inline refused with the worker idle")

@@ -70,15 +70,21 @@ func NewPool(ctx context.Context, concurrency, queued int, h messaging.Handler, 
 func (p *Pool) work(q chan Delivery) {
 	defer p.wg.Done()
 	for d := range q {
-		if !p.one {
+		if p.one {
+			p.runAlone(d)
+		} else {
 			p.run(d)
-			continue
 		}
-		p.exec.Lock()
-		p.run(d)
-		p.exec.Unlock()
-		p.pending.Add(-1)
 	}
+}
+
+// runAlone is run for a pool of one worker: never beside the worker or an
+// Inline call, and no longer pending once done (see pending).
+func (p *Pool) runAlone(d Delivery) {
+	p.exec.Lock()
+	p.run(d)
+	p.exec.Unlock()
+	p.pending.Add(-1)
 }
 
 // run handles d, or releases it once the pool stops.
@@ -103,10 +109,7 @@ func (p *Pool) Inline(d Delivery) bool {
 	if !p.one || !p.pending.CompareAndSwap(0, 1) {
 		return false
 	}
-	p.exec.Lock()
-	p.run(d)
-	p.exec.Unlock()
-	p.pending.Add(-1)
+	p.runAlone(d)
 	return true
 }
 
