@@ -96,6 +96,7 @@ func newClient(nc *natsgo.Conn, owned bool, cfg config) (*Client, error) {
 	c := &Client{nc: nc, cfg: cfg, owned: owned, sem: make(chan struct{}, cfg.maxInFlight), deadlines: asyncpub.NewDeadlines[struct{}](cfg.unavailable)}
 	c.errSilent = fmt.Errorf("%w: no answer from the server within %v", messaging.ErrUnavailable, cfg.unavailable)
 	c.core.closing = make(chan struct{})
+	c.core.epoch = time.Now()
 	eo := engine.Options{Name: "nats", Logger: cfg.logger, DefaultPrefetch: cfg.prefetch}
 	c.Consumer = engine.New(natsDriver{c: c}, eo)
 	c.serving = engine.New(natsDriver{c: c, serve: true}, eo)
