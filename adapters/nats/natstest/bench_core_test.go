@@ -2,7 +2,6 @@ package natstest_test
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,30 +50,14 @@ func window(got *atomic.Int64, sent int) {
 // adapterPublishCore publishes n messages in Publish calls of benchBatch
 // from four goroutines.
 func adapterPublishCore(b *testing.B, c *natsadapter.Client, topic string, n int, got *atomic.Int64) {
-	const publishers = 4
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range publishers {
-		wg.Go(func() {
-			msgs := make([]*messaging.Message, benchBatch)
-			for {
-				start := int(next.Add(benchBatch)) - benchBatch
-				if start >= n {
-					return
-				}
-				window(got, start)
-				msgs = msgs[:min(benchBatch, n-start)]
-				for i := range msgs {
-					msgs[i] = &messaging.Message{Payload: payload1K}
-				}
-				if err := c.Publish(context.Background(), topic, msgs...); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	inRuns(b, n, func(start, count int) error {
+		window(got, start)
+		msgs := make([]*messaging.Message, count)
+		for i := range msgs {
+			msgs[i] = &messaging.Message{Payload: payload1K}
+		}
+		return c.Publish(context.Background(), topic, msgs...)
+	})
 }
 
 // rawPublishCore publishes n plain messages and flushes.
@@ -168,6 +151,29 @@ func BenchmarkCorePublish(b *testing.B) {
 		b.ResetTimer()
 		rawPublishCore(b, nc, topic, b.N, nil)
 		msgsPerSec(b, b.N)
+	})
+	// The raw client in the shape of the adapter's Publish calls: four
+	// goroutines, each publishing benchBatch messages then flushing (what
+	// Publish's return promises), to tell the cost of that promise from
+	// the adapter's own.
+	b.Run("raw-flush-per-call", func(b *testing.B) {
+		_, nc, topic := coreClient(b)
+		b.ResetTimer()
+		rawPublishCoreCalls(b, nc, topic, b.N)
+		msgsPerSec(b, b.N)
+	})
+}
+
+// rawPublishCoreCalls publishes n plain messages from four goroutines in
+// runs of benchBatch, each run followed by a flush.
+func rawPublishCoreCalls(b *testing.B, nc *natsgo.Conn, topic string, n int) {
+	inRuns(b, n, func(_, count int) error {
+		for range count {
+			if err := nc.Publish(topic, payload1K); err != nil {
+				return err
+			}
+		}
+		return nc.Flush()
 	})
 }
 

@@ -65,6 +65,19 @@ func benchClient(b *testing.B, opts ...natsadapter.Option) (*natsadapter.Client,
 // four goroutines (Publish waits for its acks, so concurrent calls keep the
 // pipeline full).
 func adapterPublish(b *testing.B, c *natsadapter.Client, topic string, n int) {
+	inRuns(b, n, func(_, count int) error {
+		msgs := make([]*messaging.Message, count)
+		for i := range msgs {
+			msgs[i] = &messaging.Message{Payload: payload1K}
+		}
+		return c.Publish(context.Background(), topic, msgs...)
+	})
+}
+
+// inRuns splits n messages into runs of benchBatch, which four goroutines
+// take in turn, calling run with each run's first index and length; an
+// error fails the benchmark and ends its goroutine.
+func inRuns(b *testing.B, n int, run func(start, count int) error) {
 	const publishers = 4
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -75,11 +88,7 @@ func adapterPublish(b *testing.B, c *natsadapter.Client, topic string, n int) {
 				if start >= n {
 					return
 				}
-				msgs := make([]*messaging.Message, min(benchBatch, n-start))
-				for i := range msgs {
-					msgs[i] = &messaging.Message{Payload: payload1K}
-				}
-				if err := c.Publish(context.Background(), topic, msgs...); err != nil {
+				if err := run(start, min(benchBatch, n-start)); err != nil {
 					b.Error(err)
 					return
 				}
