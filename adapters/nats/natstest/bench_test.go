@@ -65,7 +65,7 @@ func benchClient(b *testing.B, opts ...natsadapter.Option) (*natsadapter.Client,
 // four goroutines (Publish waits for its acks, so concurrent calls keep the
 // pipeline full).
 func adapterPublish(b *testing.B, c *natsadapter.Client, topic string, n int) {
-	inRuns(b, n, func(_, count int) error {
+	inRuns(b, n, func(_, _, count int) error {
 		msgs := make([]*messaging.Message, count)
 		for i := range msgs {
 			msgs[i] = &messaging.Message{Payload: payload1K}
@@ -74,21 +74,24 @@ func adapterPublish(b *testing.B, c *natsadapter.Client, topic string, n int) {
 	})
 }
 
-// inRuns splits n messages into runs of benchBatch, which four goroutines
-// take in turn, calling run with each run's first index and length; an
-// error fails the benchmark and ends its goroutine.
-func inRuns(b *testing.B, n int, run func(start, count int) error) {
-	const publishers = 4
+// publishers is how many goroutines inRuns publishes from.
+const publishers = 4
+
+// inRuns splits n messages into runs of benchBatch, which publishers
+// goroutines take in turn, calling run with the goroutine's number (from 0)
+// and each run's first index and length; an error fails the benchmark and
+// ends its goroutine.
+func inRuns(b *testing.B, n int, run func(g, start, count int) error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range publishers {
+	for g := range publishers {
 		wg.Go(func() {
 			for {
 				start := int(next.Add(benchBatch)) - benchBatch
 				if start >= n {
 					return
 				}
-				if err := run(start, min(benchBatch, n-start)); err != nil {
+				if err := run(g, start, min(benchBatch, n-start)); err != nil {
 					b.Error(err)
 					return
 				}
