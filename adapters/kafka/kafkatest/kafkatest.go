@@ -54,7 +54,8 @@ func URL(t testing.TB, extra ...string) string {
 	return u
 }
 
-// Open opens a Kafka client for a test (closed by the caller).
+// Open opens a Kafka client for a test, closed when the test ends (a test
+// may close it sooner: Close is idempotent).
 func Open(t testing.TB, extra ...string) *kafka.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -63,6 +64,7 @@ func Open(t testing.TB, extra ...string) *kafka.Client {
 	if err != nil {
 		t.Fatalf("open Kafka client: %v", err)
 	}
+	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
