@@ -42,7 +42,7 @@ func TestAbandonedChannelReturnsRead(t *testing.T) {
 		_ = c.DeleteTopic(context.Background(), topic)
 		_ = c.Close()
 	})
-	pc, err := c.pool.get(ctx, time.Now(), time.Now())
+	pc, err := c.pool.get(ctx, time.Now(), time.Now(), time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

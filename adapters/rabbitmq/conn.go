@@ -634,6 +634,17 @@ func (w *blockWatch) silentPast(from time.Time, limit time.Duration) bool {
 	return !time.Now().Before(silentAt(w.answered, from, limit))
 }
 
+// silentSince returns when a call that began at begin has waited limit in
+// silence, if the broker has sent nothing on w's connection since begin:
+// begin plus limit (ok is false when it answered since, or its answers are
+// unknown).
+func (w *blockWatch) silentSince(begin time.Time, limit time.Duration) (at time.Time, ok bool) {
+	if w == nil || w.answered == nil || w.answered().After(begin) {
+		return time.Time{}, false
+	}
+	return begin.Add(limit), true
+}
+
 // silentAt is when a broker whose last answer last tells counts as silent
 // for a wait that began at from: limit after from or after its last
 // answer, whichever is later.

@@ -66,8 +66,9 @@ func newPubPool(conn *connector, size int, unavailable time.Duration) *pubPool {
 
 // get returns a channel of the current connection, waiting for a free slot
 // and for a reconnect in progress. begin is when the Publish call began,
-// waitFrom when its wait for a connection did (see open).
-func (p *pubPool) get(ctx context.Context, begin, waitFrom time.Time) (*pubChan, error) {
+// waitFrom when its wait for a connection did, and until (when set) when
+// that wait ends at the latest (see open).
+func (p *pubPool) get(ctx context.Context, begin, waitFrom, until time.Time) (*pubChan, error) {
 	select {
 	case p.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -90,7 +91,7 @@ func (p *pubPool) get(ctx context.Context, begin, waitFrom time.Time) (*pubChan,
 		_ = pc.ch.Close()
 	}
 	p.mu.Unlock()
-	pc, err := p.open(ctx, begin, waitFrom)
+	pc, err := p.open(ctx, begin, waitFrom, until)
 	if err != nil {
 		<-p.sem
 		return nil, err
@@ -108,14 +109,21 @@ func (p *pubPool) get(ctx context.Context, begin, waitFrom time.Time) (*pubChan,
 // (a resource alarm) for p.unavailable since begin or since the block
 // began, whichever is later: the broker reads nothing from it, so
 // channel.open would wait for the alarm to clear.
-func (p *pubPool) open(ctx context.Context, begin, waitFrom time.Time) (*pubChan, error) {
+//
+// The wait for a connection also ends at until, when set, and when the
+// connection is found closed for a silence that began before the call
+// (closed by another call, whose timeout began sooner), at this call's own
+// timeout (blockWatch.silentSince): a call that has waited in silence
+// since it began fails then with the silence's error, rather than wait the
+// whole timeout again for a new connection.
+func (p *pubPool) open(ctx context.Context, begin, waitFrom, until time.Time) (*pubChan, error) {
 	// Counted from the connection's loss if that came later (see
 	// connector.waitDeadline).
 	unavailable := func(err error) error {
 		return fmt.Errorf("%w: no connection within %v: %w", messaging.ErrUnavailable, p.unavailable, err)
 	}
 	for {
-		conn, gen, watch, err := p.conn.getWithin(ctx, waitFrom)
+		conn, gen, watch, err := p.getWithinUntil(ctx, waitFrom, until)
 		if err != nil {
 			if errors.Is(err, messaging.ErrUnavailable) {
 				return nil, err
@@ -142,6 +150,9 @@ func (p *pubPool) open(ctx context.Context, begin, waitFrom time.Time) (*pubChan
 					// wait for the reconnect.
 					return nil, fmt.Errorf("rabbitmq: open publish channel: %w", errSilentFor(p.unavailable))
 				}
+				if at, ok := watch.silentSince(begin, p.unavailable); ok {
+					until = at // see above
+				}
 				continue // wait for the reconnect
 			}
 			if socketGone(err) {
@@ -165,6 +176,21 @@ func (p *pubPool) open(ctx context.Context, begin, waitFrom time.Time) (*pubChan
 		pc.closed = ch.NotifyClose(make(chan *amqp.Error, 1))
 		return pc, nil
 	}
+}
+
+// getWithinUntil is conn.getWithin, ended at until too (when set), then
+// failing with the silence's error (see open).
+func (p *pubPool) getWithinUntil(ctx context.Context, waitFrom, until time.Time) (*amqp.Connection, uint64, *blockWatch, error) {
+	if until.IsZero() {
+		return p.conn.getWithin(ctx, waitFrom)
+	}
+	wait, cancel := context.WithDeadline(ctx, until)
+	defer cancel()
+	conn, gen, watch, err := p.conn.getWithin(wait, waitFrom)
+	if err != nil && ctx.Err() == nil && wait.Err() != nil {
+		err = fmt.Errorf("rabbitmq: waiting for a connection: %w", errSilentFor(p.unavailable))
+	}
+	return conn, gen, watch, err
 }
 
 // openOn opens a confirm channel on conn, unless the broker has blocked
@@ -382,6 +408,9 @@ func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []
 	channelErrors := 0
 	isolate := false  // send one message per attempt (see refusesMessage)
 	waitFrom := begin // the start of the current wait for a connection
+	// waitUntil, when set, ends the wait for a new connection after a
+	// loss the call waited through in silence (see pubPool.open).
+	var waitUntil time.Time
 	// fail fails what is pending with err, or with check's errors
 	// once stop has closed (the wait err ended was cut short by it).
 	fail := func(err error) {
@@ -396,7 +425,7 @@ func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []
 		}
 	}
 	for len(pending) > 0 {
-		pc, err := c.pool.get(getCtx, begin, waitFrom)
+		pc, err := c.pool.get(getCtx, begin, waitFrom, waitUntil)
 		if err != nil {
 			fail(err)
 			return nil
@@ -452,6 +481,10 @@ func (c *Client) send(ctx context.Context, begin time.Time, topic string, out []
 			}
 			return nil
 		}
+		// Nothing from the broker since the call began: the channel was
+		// lost to a silence (the connection closed for it, which may not
+		// be known here yet), which the retry must not wait through again.
+		waitUntil, _ = pc.watch.silentSince(begin, c.cfg.unavailable)
 		var chErr error // why the broker closed the channel
 		switch {
 		case lostConn:

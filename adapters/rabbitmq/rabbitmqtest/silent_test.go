@@ -3,6 +3,7 @@ package rabbitmqtest_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -198,6 +199,65 @@ func TestPublishWhileSilent(t *testing.T) {
 				case <-time.After(fault.AdminGiveUp):
 					t.Fatalf("publish to a silent broker had no result %v after the call", fault.AdminGiveUp)
 				}
+			}
+		})
+	}
+}
+
+// TestPublishAfterAnotherGaveUpOnSilence: two calls wait on a silent
+// broker, the second begun 200ms after the first. The first gives the
+// connection up once its unavailable timeout has passed; the second, which
+// has waited in silence since it began, fails once its own has passed
+// (about 1s after its call), not after a further timeout spent waiting for
+// a new connection (2s after the first call began, 1.8s after its own: CI
+// met it when the Publish goroutine of TestPublishWhileSilent started a few
+// milliseconds after PublishAsync queued its message). The second call
+// waits either for the answer to channel.open ("open": the pool has no
+// channel left) or for its confirm ("confirm": earlier publishing left
+// channels in the pool).
+func TestPublishAfterAnotherGaveUpOnSilence(t *testing.T) {
+	t.Parallel() // waits on its own proxies
+	const offset = 200 * time.Millisecond
+	for _, confirm := range []bool{false, true} {
+		t.Run(map[bool]string{false: "open", true: "confirm"}[confirm], func(t *testing.T) {
+			t.Parallel()
+			c, p, direct := openProxied(t, "?unavailable_timeout=1s")
+			topic, group := integration.UniqueName(t, "silsecond"), integration.UniqueName(t, "g")
+			deleteAtEnd(t, direct, topic)
+			if err := c.Provision(t.Context(), topic, group); err != nil {
+				t.Fatal(err)
+			}
+			n := 1 // declares the topic on the connection
+			if confirm {
+				n = 2000 // in several lanes at once: several channels
+			}
+			for i := range n {
+				c.PublishAsync(t.Context(), topic, &messaging.Message{Key: strconv.Itoa(i % 8), Payload: []byte("before")}, func(*messaging.Message, error) {})
+			}
+			if err := c.Flush(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			p.Silence()
+			first := make(chan error, 1)
+			c.PublishAsync(context.Background(), topic, &messaging.Message{Payload: []byte("first")}, func(_ *messaging.Message, err error) { first <- err })
+			<-time.After(offset) // the scenario: the second call begins later
+			begin := time.Now()
+			err := c.Publish(context.Background(), topic, &messaging.Message{Payload: []byte("second")})
+			took := time.Since(begin)
+			t.Logf("second call failed after %v: %v", took.Round(time.Millisecond), err)
+			if !errors.Is(err, messaging.ErrUnavailable) {
+				t.Fatalf("second call: %v, want messaging.ErrUnavailable", err)
+			}
+			if took < 900*time.Millisecond || took > 1500*time.Millisecond {
+				t.Errorf("second call failed %v after it began, want about its unavailable_timeout (1s)", took.Round(time.Millisecond))
+			}
+			select {
+			case err := <-first:
+				if !errors.Is(err, messaging.ErrUnavailable) {
+					t.Errorf("first call: %v, want messaging.ErrUnavailable", err)
+				}
+			case <-time.After(fault.AdminGiveUp):
+				t.Fatalf("first call had no result %v after the second's", fault.AdminGiveUp)
 			}
 		})
 	}
