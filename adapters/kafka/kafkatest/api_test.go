@@ -125,7 +125,6 @@ func TestExistingKafkaGoPieces(t *testing.T) {
 // ends the read and is reported by Err.
 func TestReadPartitionedPositions(t *testing.T) {
 	c := kafkatest.Open(t, "partitions=2")
-	t.Cleanup(func() { _ = c.Close() })
 	topic := integration.UniqueName(t, "parts")
 	deleteTopic(t, c, topic)
 	// Two keys the writer's murmur2 balancer puts in different partitions.
@@ -216,7 +215,6 @@ func TestReadPartitionedPositions(t *testing.T) {
 // Provision creates it.
 func TestAutoCreateOff(t *testing.T) {
 	c := kafkatest.Open(t, "auto_create=false")
-	t.Cleanup(func() { _ = c.Close() })
 	topic := integration.UniqueName(t, "nocreate")
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -238,7 +236,6 @@ func TestAutoCreateOff(t *testing.T) {
 // provisioned on it; deleting a missing topic is not an error.
 func TestDeleteTopic(t *testing.T) {
 	c := kafkatest.Open(t)
-	t.Cleanup(func() { _ = c.Close() })
 	topic := integration.UniqueName(t, "del")
 	group := integration.UniqueName(t, "g")
 	if err := c.Provision(t.Context(), topic, group); err != nil {
@@ -290,9 +287,7 @@ func TestTopicDeletedByAnotherClient(t *testing.T) {
 	for _, ttl := range []string{"1h", "50ms"} {
 		t.Run("metadata_ttl="+ttl, func(t *testing.T) {
 			a := kafkatest.Open(t, "metadata_ttl="+ttl, "unavailable_timeout=2s")
-			t.Cleanup(func() { _ = a.Close() })
 			b := kafkatest.Open(t)
-			t.Cleanup(func() { _ = b.Close() })
 			topic, group := integration.UniqueName(t, "foreigndel"), integration.UniqueName(t, "g")
 			deleteTopic(t, b, topic)
 			ctx := t.Context()
@@ -333,7 +328,6 @@ func TestTopicDeletedByAnotherClient(t *testing.T) {
 // naming the messages that failed, with the root sentinel where one applies.
 func TestPublishFailures(t *testing.T) {
 	c := kafkatest.Open(t, "max_message_size=0") // no client-side limit: the broker's applies
-	t.Cleanup(func() { _ = c.Close() })
 	topic := integration.UniqueName(t, "fail")
 	deleteTopic(t, c, topic)
 	err := c.Publish(t.Context(), topic, &messaging.Message{Payload: make([]byte, 2<<20)}, messaging.NewMessage([]byte("small")))
@@ -376,7 +370,6 @@ func TestPublishFailures(t *testing.T) {
 // when asked; an existing group keeps its committed offsets regardless.
 func TestGroupStartAtOffsetAndTime(t *testing.T) {
 	c := kafkatest.Open(t)
-	t.Cleanup(func() { _ = c.Close() })
 	topic := integration.UniqueName(t, "gstart")
 	deleteTopic(t, c, topic)
 	early := []*messaging.Message{{ID: "e0"}, {ID: "e1"}, {ID: "e2"}}
@@ -434,7 +427,6 @@ func TestGroupStartAtOffsetAndTime(t *testing.T) {
 // does not move it: what was published in between is delivered.
 func TestProvisionedGroupKeepsItsStart(t *testing.T) {
 	c := kafkatest.Open(t)
-	t.Cleanup(func() { _ = c.Close() })
 	topic, group := integration.UniqueName(t, "prov"), integration.UniqueName(t, "g")
 	deleteTopic(t, c, topic)
 	if err := c.Provision(t.Context(), topic, group); err != nil {
@@ -465,7 +457,6 @@ func TestProvisionedGroupKeepsItsStart(t *testing.T) {
 // published afterwards, not the partition's history.
 func TestReadAtTimeAfterLastRecord(t *testing.T) {
 	c := kafkatest.Open(t)
-	t.Cleanup(func() { _ = c.Close() })
 	topic := integration.UniqueName(t, "attime")
 	deleteTopic(t, c, topic)
 	old := time.Now().Add(-time.Hour)
@@ -496,9 +487,7 @@ func TestReadAtTimeAfterLastRecord(t *testing.T) {
 // unavailable_timeout with ErrUnavailable.
 func TestAutoCreateOffMissingTopicNotFound(t *testing.T) {
 	c := kafkatest.Open(t, "auto_create=false", "metadata_ttl=1h", "unavailable_timeout=8s")
-	t.Cleanup(func() { _ = c.Close() })
 	other := kafkatest.Open(t)
-	t.Cleanup(func() { _ = other.Close() })
 	check := func(what, topic string) {
 		t.Helper()
 		start := time.Now()

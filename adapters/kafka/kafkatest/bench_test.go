@@ -73,7 +73,6 @@ func newBenchEnv(b *testing.B, extra ...string) *benchEnv {
 func makeBenchEnv(b *testing.B, extra ...string) *benchEnv {
 	b.Helper()
 	c := kafkatest.Open(b, extra...)
-	b.Cleanup(func() { _ = c.Close() })
 	e := &benchEnv{client: c, brokers: strings.Split(kafkatest.Broker.Endpoint(b), ","), topic: integration.UniqueName(b, "bench")}
 	// Small log segments. The in-process kfake broker keeps each segment in
 	// one growing byte slice, doubled and copied as it fills; with its default

@@ -20,7 +20,6 @@ import (
 // timestamp as Time; a caller's ID and Time still travel.
 func TestCallerIDs(t *testing.T) {
 	c := kafkatest.Open(t, "ids=caller")
-	t.Cleanup(func() { _ = c.Close() })
 	ctx := t.Context()
 	topic := integration.UniqueName(t, "callerids")
 	t.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })

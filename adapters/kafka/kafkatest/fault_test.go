@@ -57,7 +57,6 @@ func (m *member) snapshot() (int, map[string]int) {
 func TestGroupRebalance(t *testing.T) {
 	const partitions = 4
 	pub := kafkatest.Open(t, "partitions="+strconv.Itoa(partitions))
-	t.Cleanup(func() { _ = pub.Close() })
 	topic := integration.UniqueName(t, "rebal")
 	group := integration.UniqueName(t, "g")
 	ctx := t.Context()
@@ -105,7 +104,6 @@ func TestGroupRebalance(t *testing.T) {
 	}
 	join := func(name string, m *member) messaging.Subscription {
 		c := kafkatest.Open(t)
-		t.Cleanup(func() { _ = c.Close() })
 		sub, err := c.Subscribe(ctx, topic, m.handler(col), messaging.Group(group), messaging.Concurrency(3))
 		if err != nil {
 			t.Fatalf("%s subscribe: %v", name, err)
@@ -300,7 +298,6 @@ func waitCommitted(t *testing.T, brokers, topic, group string, partitions, min i
 // skipped silently.
 func TestNackHoldsCommit(t *testing.T) {
 	c := kafkatest.Open(t)
-	t.Cleanup(func() { _ = c.Close() })
 	topic := integration.UniqueName(t, "hold")
 	group := integration.UniqueName(t, "g")
 	if err := c.Provision(t.Context(), topic, group); err != nil {

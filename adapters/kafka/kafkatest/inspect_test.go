@@ -102,7 +102,6 @@ func TestInspectPartitions(t *testing.T) {
 func TestInspectOldestAndDeletedRecords(t *testing.T) {
 	ctx := t.Context()
 	c := kafkatest.Open(t, "partitions=2")
-	t.Cleanup(func() { _ = c.Close() })
 	topic, group := integration.UniqueName(t, "oldest"), integration.UniqueName(t, "g")
 	deleteTopic(t, c, topic)
 	if err := c.Provision(ctx, topic, group); err != nil { // commits offset 0 on both partitions
@@ -215,7 +214,6 @@ func TestInspectOldestAndDeletedRecords(t *testing.T) {
 // partition (two members, one partition).
 func TestInspectCountsIdleMembers(t *testing.T) {
 	c := kafkatest.Open(t)
-	t.Cleanup(func() { _ = c.Close() })
 	topic, group := integration.UniqueName(t, "idle"), integration.UniqueName(t, "g")
 	deleteTopic(t, c, topic)
 	if err := c.Provision(t.Context(), topic, group); err != nil {
@@ -223,7 +221,6 @@ func TestInspectCountsIdleMembers(t *testing.T) {
 	}
 	for range 2 {
 		m := kafkatest.Open(t)
-		t.Cleanup(func() { _ = m.Close() })
 		sub, err := m.Subscribe(t.Context(), topic, func(context.Context, *messaging.Message) error { return nil }, messaging.Group(group))
 		if err != nil {
 			t.Fatal(err)
@@ -240,6 +237,5 @@ func TestInspectCountsIdleMembers(t *testing.T) {
 
 func BenchmarkInspect(b *testing.B) {
 	c := kafkatest.Open(b)
-	b.Cleanup(func() { _ = c.Close() })
 	integration.BenchInspect(b, c)
 }

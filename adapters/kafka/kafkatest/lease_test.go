@@ -97,7 +97,6 @@ func TestRetryAfterDoesNotHoldRebalance(t *testing.T) {
 // the handler returned it is committed, so no owner delivers it again.
 func TestRebalanceWaitsForHandlers(t *testing.T) {
 	pub := kafkatest.Open(t)
-	t.Cleanup(func() { _ = pub.Close() })
 	topic := integration.UniqueName(t, "drain")
 	group := integration.UniqueName(t, "g")
 	if err := pub.Provision(t.Context(), topic, group); err != nil {
@@ -134,7 +133,6 @@ func TestRebalanceWaitsForHandlers(t *testing.T) {
 	}
 	subscribe := func() {
 		c := kafkatest.Open(t)
-		t.Cleanup(func() { _ = c.Close() })
 		sub, err := c.Subscribe(t.Context(), topic, handler, messaging.Group(group))
 		if err != nil {
 			t.Fatal(err)

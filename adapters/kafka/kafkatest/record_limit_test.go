@@ -42,7 +42,6 @@ func createLimitedTopic(t *testing.T, topic string, limit int) {
 // order.
 func TestRecordOverTopicLimitFailsAlone(t *testing.T) {
 	c := kafkatest.Open(t)
-	t.Cleanup(func() { _ = c.Close() })
 	topic := integration.UniqueName(t, "toplimit")
 	createLimitedTopic(t, topic, 4096)
 	deleteTopic(t, c, topic)
