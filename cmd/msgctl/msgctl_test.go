@@ -40,6 +40,12 @@ import (
 // bin is the msgctl binary built once for all tests.
 var bin string
 
+// buildFlags are go build's flags for bin: -race when this test binary has
+// the race detector (race_test.go), so that msgctl runs with it too and its
+// packages come from the build cache the test's own build filled, instead
+// of all being compiled once more without it.
+var buildFlags []string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "msgctl-test")
 	if err != nil {
@@ -47,7 +53,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "msgctl")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", bin, ".")...)
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building msgctl:", err)
