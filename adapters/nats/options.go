@@ -378,7 +378,7 @@ func WithDuplicateWindow(d time.Duration) Option {
 // published again may then be stored twice, under two IDs. The default
 // (the ID on every message) is what makes such a retry safe; the header
 // and the server's duplicate tracking cost about a fifth of the publish
-// rate (see the README's Performance section). Core mode behaves so
+// rate (see PERFORMANCE.md). Core mode behaves so
 // already. URL: ids=caller (default ids=assign).
 func WithCallerIDs() Option {
 	return func(c *config) error {

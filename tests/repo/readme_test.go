@@ -21,11 +21,11 @@ import (
 )
 
 // docFiles are the Markdown files a user reads, relative to the
-// repository's root: README.md, CONTRIBUTING.md and every adapter's
-// README.md.
+// repository's root: README.md, CONTRIBUTING.md, PERFORMANCE.md and every
+// adapter's README.md.
 func docFiles(t *testing.T, root string) []string {
 	t.Helper()
-	files := []string{"README.md", "CONTRIBUTING.md"}
+	files := []string{"README.md", "CONTRIBUTING.md", "PERFORMANCE.md"}
 	more, err := filepath.Glob(filepath.Join(root, "adapters", "*", "README.md"))
 	if err != nil {
 		t.Fatal(err)

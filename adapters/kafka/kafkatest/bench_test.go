@@ -52,8 +52,7 @@ type benchEnv struct {
 // runs are still faster than its first (raw Publish 4 times in one
 // process: 146k, 191k, 201k, 211k msg/s). Variants compared in one process
 // are therefore biased by their order (the adapter's come first); to
-// compare them, run each in a process of its own (see the README's
-// Performance section).
+// compare them, run each in a process of its own (see PERFORMANCE.md).
 var warmUp sync.Once
 
 func newBenchEnv(b *testing.B, extra ...string) *benchEnv {
