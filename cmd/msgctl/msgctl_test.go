@@ -125,7 +125,7 @@ func TestDemoRunsOnTheEmbeddedBroker(t *testing.T) {
 }
 
 func TestHelpAndUsageErrors(t *testing.T) {
-	t.Parallel() // runs msgctl only to parse arguments and print help
+	t.Parallel() // runs msgctl on arguments alone: no broker, no timing
 	commands := []string{"demo", "publish", "consume", "tail", "replay", "provision", "dlq", "stats", "top", "bench", "advise"}
 	msgctl(t, "", "--help").want(t, 0, append([]string{"Commands:", "--connect-timeout", "--version"}, commands...)...)
 	msgctl(t, "").want(t, 2, "Usage: msgctl <command>")
@@ -171,7 +171,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	t.Parallel() // runs msgctl only to parse arguments and print help
+	t.Parallel() // runs msgctl on arguments alone: no broker, no timing
 	r := msgctl(t, "", "--version")
 	r.want(t, 0, "msgctl ")
 	if strings.Count(r.stdout, "\n") != 1 {
@@ -796,7 +796,7 @@ func TestTopBinaryQuitsAndRestoresTheTerminal(t *testing.T) {
 // command whose help lists each flag the line uses, and the help shows
 // the defaults the README states.
 func TestReadmeCommands(t *testing.T) {
-	t.Parallel() // runs msgctl only to parse arguments and print help
+	t.Parallel() // runs msgctl on arguments alone: no broker, no timing
 	raw, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
