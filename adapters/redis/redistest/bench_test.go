@@ -79,7 +79,8 @@ type cpuReading struct {
 	cycles    uint64
 }
 
-func cpuTime() cpuReading {
+// readCPU reads the process's cpuReading now.
+func readCPU() cpuReading {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	ms := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
@@ -92,14 +93,14 @@ func cpuTime() cpuReading {
 }
 
 // reportCPU reports the process's CPU time per message since since (a
-// cpuTime reading): unlike msgs/s, it barely moves with the load other
+// readCPU reading): unlike msgs/s, it barely moves with the load other
 // processes put on the host, so it compares client costs on a busy machine.
 // gc-cpu-ns/msg is the part of it the runtime attributes to the garbage
 // collector (an estimate, runtime/metrics), and gc/kmsg the GC cycles per
 // 1,000 messages: in this small process (a heap goal of 4 MiB) a consumer's
 // garbage costs it more than it would in a service with a larger heap.
 func reportCPU(b *testing.B, n int, since cpuReading) {
-	now := cpuTime()
+	now := readCPU()
 	b.ReportMetric(float64(now.total-since.total)/float64(n), "cpu-ns/msg")
 	b.ReportMetric(float64(now.gc-since.gc)/float64(n), "gc-cpu-ns/msg")
 	b.ReportMetric(float64(now.cycles-since.cycles)*1000/float64(n), "gc/kmsg")
@@ -191,7 +192,7 @@ func rawConsume(ctx context.Context, b *testing.B, rc goredis.UniversalClient, k
 // adapterConsume subscribes and waits until n messages were handled, and
 // reports the rate since start (closing the subscription is not timed).
 func adapterConsume(b *testing.B, c *redisadapter.Client, topic, group string, n int, start time.Time, batches bool) {
-	cpu := cpuTime()
+	cpu := readCPU()
 	var handled atomic.Int64
 	done := make(chan struct{})
 	count := func(k int) {
@@ -259,7 +260,7 @@ func benchmarkConsume(b *testing.B, batches bool) {
 			c, rc, topic := benchSetup(b)
 			group := integration.UniqueName(b, "g")
 			fill(b, c, rc, topic, group, b.N, fields)
-			start, cpu := time.Now(), cpuTime()
+			start, cpu := time.Now(), readCPU()
 			b.ResetTimer()
 			rawConsume(b.Context(), b, rc, c.StreamKey(topic), group, b.N, func(map[string]any) {})
 			report(b, b.N, time.Since(start))
@@ -314,7 +315,7 @@ func benchmarkEndToEnd(b *testing.B, rawChunk int, publish func(ctx context.Cont
 			b.Fatal(err)
 		}
 		key := c.StreamKey(topic)
-		start, cpu := time.Now(), cpuTime()
+		start, cpu := time.Now(), readCPU()
 		b.ResetTimer()
 		published := make(chan struct{})
 		go func() {
