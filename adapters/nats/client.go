@@ -364,6 +364,16 @@ func (c *Client) whileUnreachable(ctx context.Context, op string, f func(ctx con
 		silent := err != nil && c.silenced(ctx, attempt)
 		cancel(nil)
 		<-watched
+		if !wasLost {
+			// The watcher may have seen attempt end before the loss, both
+			// ready: nats.go sends the status (into lost's buffer) before
+			// it fails the calls the loss cut short, so it is there now.
+			select {
+			case <-lost:
+				wasLost = true
+			default:
+			}
+		}
 		c.nc.RemoveStatusListener(lost)
 		if silent && !wasLost {
 			return fmt.Errorf("nats: %s: %w", op, c.errSilent)
