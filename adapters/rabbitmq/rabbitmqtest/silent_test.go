@@ -229,7 +229,12 @@ func TestPublishAfterAnotherGaveUpOnSilence(t *testing.T) {
 			}
 			n := 1 // declares the topic on the connection
 			if confirm {
-				n = 2000 // in several lanes at once: several channels
+				// In several lanes at once, each batch on a channel of
+				// its own: with every answer late, the lanes' first
+				// batches are all in flight together, so the pool keeps
+				// several channels, one for each call below.
+				n = 2000
+				p.SetLatency(20 * time.Millisecond)
 			}
 			for i := range n {
 				c.PublishAsync(t.Context(), topic, &messaging.Message{Key: strconv.Itoa(i % 8), Payload: []byte("before")}, func(*messaging.Message, error) {})
@@ -237,6 +242,7 @@ func TestPublishAfterAnotherGaveUpOnSilence(t *testing.T) {
 			if err := c.Flush(t.Context()); err != nil {
 				t.Fatal(err)
 			}
+			p.SetLatency(0)
 			p.Silence()
 			first := make(chan error, 1)
 			c.PublishAsync(context.Background(), topic, &messaging.Message{Payload: []byte("first")}, func(_ *messaging.Message, err error) { first <- err })
