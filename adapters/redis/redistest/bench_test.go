@@ -2,7 +2,6 @@ package redistest_test
 
 import (
 	"context"
-	"fmt"
 	"runtime/metrics"
 	"strconv"
 	"sync"
@@ -26,7 +25,8 @@ import (
 // counts messages. The consume and end-to-end raw baselines are plain
 // (payload-only entries, as a go-redis user writes them); BenchmarkPublish's
 // raw side writes the adapter's fields (id, time, payload) and
-// BenchmarkPublishPlain is its plain form.
+// BenchmarkPublishPlain is its plain form; BenchmarkPublishConcurrent has
+// both (raw, raw-ids).
 //
 //	go test -run '^$' -bench . -benchtime 20000x ./adapters/redis/
 
@@ -335,13 +335,17 @@ func benchmarkEndToEnd(b *testing.B, rawChunk int, publish func(ctx context.Cont
 }
 
 // BenchmarkPublishConcurrent: 16 goroutines publish one message per call,
-// as request handlers do; coalescing shares round trips between them.
+// as request handlers do. raw is the plain baseline (one payload-only XADD
+// per call, as a go-redis user writes it); raw-ids writes the adapter's
+// fields. The adapter sends each call directly (default), with
+// ids=caller, and with coalescing (WithCoalescing(2): concurrent calls
+// share pipelines).
 func BenchmarkPublishConcurrent(b *testing.B) {
 	const publishers = 16
 	payload := make([]byte, benchPayload)
 	run := func(b *testing.B, publish func(ctx context.Context) error) {
 		var next atomic.Int64
-		start := time.Now()
+		start, cpu := time.Now(), readCPU()
 		b.ResetTimer()
 		done := make(chan error, publishers)
 		for range publishers {
@@ -361,18 +365,31 @@ func BenchmarkPublishConcurrent(b *testing.B) {
 			}
 		}
 		report(b, b.N, time.Since(start))
+		reportCPU(b, b.N, cpu)
 	}
-	for _, workers := range []int{0, 2} {
-		b.Run(fmt.Sprintf("adapter-coalesce%d", workers), func(b *testing.B) {
-			c := redistest.Open(b, redisadapter.WithCoalescing(workers))
-			topic := integration.UniqueName(b, "bench")
-			b.Cleanup(func() { _ = c.DeleteTopic(context.Background(), topic) })
+	for _, v := range []struct {
+		name string
+		opts []redisadapter.Option
+	}{
+		{"adapter", nil},
+		{"adapter-caller-ids", callerIDs},
+		{"adapter-coalesce2", []redisadapter.Option{redisadapter.WithCoalescing(2)}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			c, _, topic := benchSetup(b, v.opts...)
 			run(b, func(ctx context.Context) error {
 				return c.Publish(ctx, topic, &messaging.Message{Payload: payload})
 			})
 		})
 	}
 	b.Run("raw", func(b *testing.B) {
+		c, rc, topic := benchSetup(b)
+		key := c.StreamKey(topic)
+		run(b, func(ctx context.Context) error {
+			return rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"payload", payload}}).Err()
+		})
+	})
+	b.Run("raw-ids", func(b *testing.B) {
 		c, rc, topic := benchSetup(b)
 		key := c.StreamKey(topic)
 		run(b, func(ctx context.Context) error {
