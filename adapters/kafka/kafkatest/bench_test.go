@@ -20,7 +20,7 @@ import (
 
 // Benchmarks: the adapter beside raw kafka-go doing the same work, 1 KiB
 // payloads, 100 messages per Publish / WriteMessages call, one partition.
-// Run e.g. go test -run '^$' -bench . -benchtime 20000x ./adapters/kafka/
+// Run e.g. go test -run '^$' -bench . -benchtime 20000x ./adapters/kafka/kafkatest/
 
 const (
 	benchPayload = 1 << 10

@@ -24,7 +24,7 @@ import (
 // runs, publishers keep at most coreWindow messages ahead of it, on both
 // sides alike.
 //
-//	go test -run '^$' -bench Core -benchtime 100000x ./adapters/nats/
+//	go test -run '^$' -bench Core -benchtime 100000x ./adapters/nats/natstest/
 
 const coreWindow = 8192
 

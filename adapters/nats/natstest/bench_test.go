@@ -25,7 +25,7 @@ import (
 // adapter's default prefetch), acking every message. Each reports msgs/s;
 // adapter/raw is the overhead ratio.
 //
-//	go test -run '^$' -bench . -benchtime 20000x ./adapters/nats/
+//	go test -run '^$' -bench . -benchtime 20000x ./adapters/nats/natstest/
 
 var payload1K = make([]byte, 1024)
 

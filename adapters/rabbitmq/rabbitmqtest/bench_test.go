@@ -21,7 +21,7 @@ import (
 // doing the same work, and report msgs/s so the overhead is a ratio. Run
 // them short, e.g.
 //
-//	go test -run '^$' -bench . -benchtime 20000x ./adapters/rabbitmq/
+//	go test -run '^$' -bench . -benchtime 20000x ./adapters/rabbitmq/rabbitmqtest/
 const (
 	benchSize     = 1024
 	benchBatch    = 100 // messages per Publish call / per confirm wait

@@ -28,7 +28,7 @@ import (
 // BenchmarkPublishPlain is its plain form; BenchmarkPublishConcurrent has
 // both (raw, raw-ids).
 //
-//	go test -run '^$' -bench . -benchtime 20000x ./adapters/redis/
+//	go test -run '^$' -bench . -benchtime 20000x ./adapters/redis/redistest/
 
 const (
 	benchPayload = 1024
