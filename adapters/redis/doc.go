@@ -40,6 +40,18 @@
 // (cluster-node-timeout plus the election) the client follows within about
 // a second. Replication is asynchronous: see Durability.
 //
+// What paces a subscription's return after the promotion is its read in
+// flight: go-redis sends an XREADGROUP for a dead master's slot to that
+// master up to four times (max_redirects=3), dialling it five times 100ms
+// apart each time (dialer_retries=5), about 1.6s in all, before the read
+// fails and the slot map is reloaded; once pool_size dials to it have
+// failed, go-redis fails the reads at once and tries a dial a second. The
+// engine then fetches again after its backoff (50ms, growing to 1s, ±50%).
+// In 9 runs of TestFailoverMaster the groups were back 154ms to 1.28s
+// after the promotion. dialer_retries=1 does not bring them back sooner:
+// the reads then fail at once, the backoff reaches its cap during the
+// election, and the groups were back 0.81s to 2.48s after it (4 runs).
+//
 // go-redis parameters include dial_timeout, read_timeout, write_timeout,
 // pool_size, min_idle_conns, max_retries, protocol, client_name and, with
 // rediss://, skip_verify. A client made from a URL has go-redis's
