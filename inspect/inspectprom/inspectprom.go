@@ -85,13 +85,7 @@ type config struct {
 // none). It must be a valid Prometheus name: a letter or underscore, then
 // letters, digits and underscores.
 func WithNamespace(ns string) Option {
-	return func(c *config) error {
-		if !optcheck.PrometheusName(ns) {
-			return optcheck.Invalid("inspectprom", "WithNamespace", strconv.Quote(ns), "not a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)")
-		}
-		c.namespace = ns
-		return nil
-	}
+	return optcheck.PrometheusNamespace("inspectprom", ns, func(c *config) *string { return &c.namespace })
 }
 
 // WithTopics sets the topics to inspect: at least one, each a valid name

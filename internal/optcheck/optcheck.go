@@ -1,11 +1,13 @@
-// Package optcheck holds the argument checks the options of the adapters
-// and the patterns packages share, so that they reject the same values with
-// the same words: "<pkg>: <Option>(<value>): <why>: invalid option".
+// Package optcheck holds the argument checks the options of the adapters,
+// the patterns and the Prometheus integrations share, so that they reject
+// the same values with the same words: "<pkg>: <Option>(<value>): <why>:
+// invalid option".
 package optcheck
 
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/msgkit/messaging"
@@ -102,6 +104,37 @@ func PrometheusName(s string) bool {
 		}
 	}
 	return true
+}
+
+// PrometheusNamespace returns the option function of a WithNamespace
+// option of package pkg that sets *field(c) to ns, which must be a valid
+// Prometheus name (PrometheusName).
+func PrometheusNamespace[C any](pkg, ns string, field func(*C) *string) func(*C) error {
+	return func(c *C) error {
+		if !PrometheusName(ns) {
+			return Invalid(pkg, "WithNamespace", fmt.Sprintf("%q", ns), "not a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)")
+		}
+		*field(c) = ns
+		return nil
+	}
+}
+
+// Buckets returns the option function of a WithBuckets option of package
+// pkg that sets *field(c) to a copy of b: histogram bucket bounds, at least
+// one, strictly increasing (no NaN).
+func Buckets[C any](pkg string, b []float64, field func(*C) *[]float64) func(*C) error {
+	return func(c *C) error {
+		if len(b) == 0 {
+			return Invalid(pkg, "WithBuckets", b, "needs at least one bucket")
+		}
+		for i, v := range b {
+			if math.IsNaN(v) || i > 0 && !(v > b[i-1]) {
+				return Invalid(pkg, "WithBuckets", b, "must be strictly increasing numbers")
+			}
+		}
+		*field(c) = slices.Clone(b)
+		return nil
+	}
 }
 
 // Topics returns the option function of option name of package pkg that

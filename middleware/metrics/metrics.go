@@ -36,7 +36,6 @@ package metrics
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,40 +67,18 @@ type config struct {
 	buckets   []float64
 }
 
-// invalid is the error of option name given value v.
-func invalid(name string, v any, why string) error {
-	return fmt.Errorf("metrics: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
-}
-
 // WithNamespace sets the metric name prefix (default "messaging"; "" for
 // none). It must be a valid Prometheus name: a letter or underscore, then
 // letters, digits and underscores.
 func WithNamespace(ns string) Option {
-	return func(c *config) error {
-		if !optcheck.PrometheusName(ns) {
-			return invalid("WithNamespace", fmt.Sprintf("%q", ns), "not a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)")
-		}
-		c.namespace = ns
-		return nil
-	}
+	return optcheck.PrometheusNamespace("metrics", ns, func(c *config) *string { return &c.namespace })
 }
 
 // WithBuckets sets the duration histograms' buckets in seconds (default
 // prometheus.DefBuckets). b must not be empty and must be strictly
 // increasing.
 func WithBuckets(b []float64) Option {
-	return func(c *config) error {
-		if len(b) == 0 {
-			return invalid("WithBuckets", b, "needs at least one bucket")
-		}
-		for i, v := range b {
-			if math.IsNaN(v) || i > 0 && !(v > b[i-1]) {
-				return invalid("WithBuckets", b, "must be strictly increasing numbers")
-			}
-		}
-		c.buckets = append([]float64(nil), b...)
-		return nil
-	}
+	return optcheck.Buckets("metrics", b, func(c *config) *[]float64 { return &c.buckets })
 }
 
 // Metrics holds the collectors. Its methods are safe for concurrent use.

@@ -28,7 +28,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,52 +47,24 @@ type config struct {
 	timeout   time.Duration
 }
 
-// invalid is the error of option name given value v.
-func invalid(name string, v any, why string) error {
-	return fmt.Errorf("outboxprom: %s(%v): %s: %w", name, v, why, messaging.ErrInvalidOption)
-}
-
 // WithNamespace sets the metric name prefix (default "messaging"; "" for
 // none). It must be a valid Prometheus name: a letter or underscore, then
 // letters, digits and underscores.
 func WithNamespace(ns string) Option {
-	return func(c *config) error {
-		if !optcheck.PrometheusName(ns) {
-			return invalid("WithNamespace", fmt.Sprintf("%q", ns), "not a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*)")
-		}
-		c.namespace = ns
-		return nil
-	}
+	return optcheck.PrometheusNamespace("outboxprom", ns, func(c *config) *string { return &c.namespace })
 }
 
 // WithBuckets sets the latency histogram's buckets in seconds (default 1ms
 // to about 16s, doubling). b must not be empty and must be strictly
 // increasing.
 func WithBuckets(b []float64) Option {
-	return func(c *config) error {
-		if len(b) == 0 {
-			return invalid("WithBuckets", b, "needs at least one bucket")
-		}
-		for i, v := range b {
-			if math.IsNaN(v) || i > 0 && !(v > b[i-1]) {
-				return invalid("WithBuckets", b, "must be strictly increasing numbers")
-			}
-		}
-		c.buckets = append([]float64(nil), b...)
-		return nil
-	}
+	return optcheck.Buckets("outboxprom", b, func(c *config) *[]float64 { return &c.buckets })
 }
 
 // WithScrapeTimeout bounds the status query a scrape runs (default 5s; must
 // be positive).
 func WithScrapeTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return invalid("WithScrapeTimeout", d, "must be positive")
-		}
-		c.timeout = d
-		return nil
-	}
+	return optcheck.Positive("outboxprom", "WithScrapeTimeout", d, func(c *config) *time.Duration { return &c.timeout })
 }
 
 // Metrics holds the collectors; safe for concurrent use.
