@@ -34,6 +34,18 @@
 // redeliver at all (Capabilities.BrokerAttempts false) wait in one timer
 // heap; a subscription that stops nacks the first with the delay they have
 // left (see driver.Nack) and releases the second.
+//
+// # Fetch errors
+//
+// A fetch that fails with a Transient error is tried again after a backoff
+// (50ms, growing to 1s, each ±50%); any other error ends the subscription
+// (Subscription.Err). A run of failures is logged at Warn when it starts and
+// then once every 10s, each line with the failures so far and for how long
+// ("fetching failed; retrying", with topic, group, error, retry_in,
+// failures and failing_for); the retries in between are logged at Debug. The
+// first fetch that succeeds after a run logs "fetching resumed" at Info with
+// the failures and the time since the first of them: the subscription is
+// back.
 package engine
 
 import (
@@ -54,7 +66,9 @@ type Options struct {
 	// Name names the adapter in log lines and errors ("memory", "nats").
 	Name string
 	// Logger receives what cannot be returned: given-up messages, failed
-	// settles and extensions, retried fetch errors. Default slog.Default().
+	// settles and extensions, retried fetch errors and the fetch's return
+	// after them (see Fetch errors in the package doc). Default
+	// slog.Default().
 	Logger *slog.Logger
 	// DefaultPrefetch is the Prefetch of subscriptions that do not set it
 	// (at least their Concurrency). Default 64.

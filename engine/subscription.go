@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
-
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/internal/dispatch"
@@ -353,66 +351,6 @@ func (s *subscription) hold(ds []driver.Delivery) []*item {
 	return its
 }
 
-// retry sorts a fetch error: nil to fetch again after a backoff, or the
-// error that ends the subscription.
-func (s *subscription) retry(err error, bo *backoff.ExponentialBackOff) error {
-	wait, err := s.retryIn(err, bo)
-	if err != nil {
-		return err
-	}
-	if !pauseUntil(s.fetchCtx, time.Now().Add(wait)) {
-		return s.fetchCtx.Err()
-	}
-	return nil
-}
-
-// retryIn sorts a fetch error: how long to wait before fetching again, or
-// the error that ends the subscription.
-func (s *subscription) retryIn(err error, bo *backoff.ExponentialBackOff) (time.Duration, error) {
-	if s.fetchCtx.Err() != nil {
-		return 0, s.fetchCtx.Err()
-	}
-	if !driver.IsTransient(err) {
-		if errors.Is(err, messaging.ErrTopicDeleted) {
-			return 0, fmt.Errorf("engine: %s: topic %s: %w", s.c.opts.Name, s.topic, err)
-		}
-		return 0, err
-	}
-	wait := bo.NextBackOff()
-	s.log.Warn(s.c.opts.Name+": fetching failed; retrying", "topic", s.topic, "group", s.o.Group, "error", err, "retry_in", wait)
-	return wait, nil
-}
-
-// pauseUntil waits until until (at once if it has passed), or returns false
-// if ctx ends first.
-func pauseUntil(ctx context.Context, until time.Time) bool {
-	wait := time.Until(until)
-	if wait <= 0 {
-		return true
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// newBackoff paces the fetches after transient errors: from 50ms up to 1s
-// (each wait randomised by ±50%, so at most 1.5s). The cap bounds how long
-// after the broker (or a new leader) is back a subscription stays idle: with
-// 5s a Redis Cluster failover of 4s left a group waiting up to 3.4s more
-// (TestFailoverMaster); the target is delivery within 2s. The cost
-// is one fetch attempt a second per subscription while the broker is down.
-func newBackoff() *backoff.ExponentialBackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 50 * time.Millisecond
-	b.MaxInterval = time.Second
-	return b
-}
-
 // runPool is the Subscribe loop: fetch, hand to the pool (or handle a lone
 // delivery here, Pool.Inline), until the subscription stops; then release
 // what is queued and wait for the handlers.
@@ -421,7 +359,7 @@ func (s *subscription) runPool(h messaging.Handler) error {
 	// Once the subscription stops, what waits for a worker is released,
 	// not handled, also before the fetch loop gets to Close the pool.
 	s.pool.StopWith(s.fetchCtx)
-	bo := newBackoff()
+	fr := newFetchRetry(s)
 	var err error
 	for err == nil {
 		var its []*item
@@ -439,9 +377,9 @@ func (s *subscription) runPool(h messaging.Handler) error {
 			}
 		}
 		if err != nil {
-			err = s.retry(err, bo)
+			err = fr.retry(err)
 		} else {
-			bo.Reset()
+			fr.ok()
 		}
 		if err == nil && s.fetchCtx.Err() != nil {
 			err = s.fetchCtx.Err()
@@ -470,7 +408,7 @@ func (s *subscription) runBatches(h messaging.BatchHandler) error {
 }
 
 func (s *subscription) batches(h messaging.BatchHandler) error {
-	bo := newBackoff()
+	fr := newFetchRetry(s)
 	var batch []*item
 	// retryAt is when a fetch may be retried after a transient error: a
 	// partial batch does not wait for it past BatchWait; the next batch's
@@ -512,7 +450,7 @@ func (s *subscription) batches(h messaging.BatchHandler) error {
 			wake()
 			batch = append(batch, its...)
 			if err == nil {
-				bo.Reset()
+				fr.ok()
 				continue
 			}
 			if s.fetchCtx.Err() != nil {
@@ -526,7 +464,7 @@ func (s *subscription) batches(h messaging.BatchHandler) error {
 			if woken && isCtxErr(err) {
 				continue // a local redelivery is ready
 			}
-			wait, err := s.retryIn(err, bo)
+			wait, err := fr.retryIn(err)
 			if err != nil {
 				cancelFill()
 				s.releaseAll(batch)
@@ -737,7 +675,7 @@ func (s *subscription) extender(ctx context.Context) {
 // read is the Stream.Read loop.
 func (s *subscription) read(l driver.Log, h messaging.Handler) error {
 	defer l.Close()
-	bo := newBackoff()
+	fr := newFetchRetry(s)
 	for {
 		msgs, err := l.Next(s.fetchCtx)
 		for _, m := range msgs {
@@ -750,10 +688,10 @@ func (s *subscription) read(l driver.Log, h messaging.Handler) error {
 			}
 		}
 		if err == nil {
-			bo.Reset()
+			fr.ok()
 			continue
 		}
-		if err := s.retry(err, bo); err != nil {
+		if err := fr.retry(err); err != nil {
 			return err
 		}
 	}
