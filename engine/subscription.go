@@ -575,7 +575,7 @@ func (s *subscription) releaseAll(its []*item) {
 	}
 }
 
-// settle queues it's outcome for the settler, once.
+// settle queues its outcome for the settler, once.
 func (s *subscription) settle(it *item, out driver.Outcome, delay time.Duration, err error) {
 	if !it.settled.CompareAndSwap(false, true) {
 		return
