@@ -43,9 +43,11 @@
 // then once every 10s, each line with the failures so far and for how long
 // ("fetching failed; retrying", with topic, group, error, retry_in,
 // failures and failing_for); the retries in between are logged at Debug. The
-// first fetch that succeeds after a run logs "fetching resumed" at Info with
-// the failures and the time since the first of them: the subscription is
-// back.
+// first fetch that returns messages after a run logs "fetching resumed" at
+// Info, before they are handled, with the failures and the time since the
+// first of them: the subscription is back (on a topic where nothing is
+// published, that shows with the next message). The Kafka adapter logs its
+// own retries, of a join and of a partition's fetch, the same way.
 package engine
 
 import (

@@ -1,11 +1,15 @@
 package engine
 
-import "time"
+import (
+	"time"
+
+	"github.com/msgkit/messaging/internal/retrylog"
+)
 
 // SetFetchWarnEvery sets how often a run of fetch failures is logged at
-// Warn, until the returned function restores it.
+// Warn (retrylog.Every), until the returned function restores it.
 func SetFetchWarnEvery(d time.Duration) (restore func()) {
-	old := fetchWarnEvery
-	fetchWarnEvery = d
-	return func() { fetchWarnEvery = old }
+	old := retrylog.Every
+	retrylog.Every = d
+	return func() { retrylog.Every = old }
 }

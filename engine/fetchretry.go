@@ -4,33 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/driver"
+	"github.com/msgkit/messaging/internal/retrylog"
 )
 
-// fetchWarnEvery is how often a run of failed fetches is logged at Warn: its
-// first failure, then one a fetchWarnEvery, each with the count so far; the
-// others are logged at Debug. A variable for tests.
-var fetchWarnEvery = 10 * time.Second
-
 // fetchRetry paces a fetch loop's retries after transient errors (newBackoff)
-// and reports them. A broker away for a minute costs each subscription about
-// sixty failed fetches: at Warn they would be sixty lines a subscription,
-// so a run of failures is logged at Warn once every fetchWarnEvery, and its
-// end ("fetching resumed", Info) says how many fetches failed and for how
-// long, which tells the operator the subscription is back and when. Used by
-// its loop's goroutine only.
+// and logs them (retrylog: a broker away for a minute costs each
+// subscription about sixty failed fetches, sixty lines at Warn). A run of
+// failures is logged at Warn when it starts and once every retrylog.Every;
+// its end ("fetching resumed", Info) says how many fetches failed and for
+// how long, which tells the operator that the subscription is back and
+// when. Used by its loop's goroutine only.
 type fetchRetry struct {
-	s        *subscription
-	bo       *backoff.ExponentialBackOff
-	failures int       // fetches failed since the last that did not
-	since    time.Time // when the first of them failed
-	warned   time.Time // when the run was last logged at Warn
+	s   *subscription
+	bo  *backoff.ExponentialBackOff
+	run retrylog.Run
 }
 
 func newFetchRetry(s *subscription) *fetchRetry {
@@ -69,30 +62,18 @@ func (r *fetchRetry) retryIn(err error) (time.Duration, error) {
 // failed records a transient fetch error, logs it and returns how long to
 // wait before the next fetch.
 func (r *fetchRetry) failed(err error) time.Duration {
-	now := time.Now()
-	if r.failures == 0 {
-		r.since = now
-	}
-	r.failures++
 	wait := r.bo.NextBackOff()
-	level := slog.LevelDebug
-	if r.failures == 1 || now.Sub(r.warned) >= fetchWarnEvery {
-		level, r.warned = slog.LevelWarn, now
-	}
 	s := r.s
-	s.log.Log(context.Background(), level, s.c.opts.Name+": fetching failed; retrying", "topic", s.topic, "group", s.o.Group, "error", err, "retry_in", wait, "failures", r.failures, "failing_for", now.Sub(r.since).Round(time.Millisecond))
+	r.run.Failed(s.log, s.c.opts.Name+": fetching failed; retrying", "topic", s.topic, "group", s.o.Group, "error", err, "retry_in", wait)
 	return wait
 }
 
 // ok records a fetch that did not fail, ending a run of failures.
 func (r *fetchRetry) ok() {
-	if r.failures == 0 {
-		return
-	}
 	s := r.s
-	s.log.Info(s.c.opts.Name+": fetching resumed", "topic", s.topic, "group", s.o.Group, "failures", r.failures, "after", time.Since(r.since).Round(time.Millisecond))
-	r.failures = 0
-	r.bo.Reset()
+	if r.run.Succeeded(s.log, s.c.opts.Name+": fetching resumed", "topic", s.topic, "group", s.o.Group) {
+		r.bo.Reset()
+	}
 }
 
 // pauseUntil waits until until (at once if it has passed), or returns false

@@ -6,76 +6,118 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/engine"
 )
 
+// logFake is fake with a log to Read: Next fails like Receive, failN times
+// first, then returns the messages of in.
+type logFake struct{ *fake }
+
+func (f logFake) OpenLog(context.Context, string, messaging.Position) (driver.Log, error) {
+	return f, nil
+}
+
+func (f logFake) Next(ctx context.Context) ([]*messaging.Message, error) {
+	ds, err := f.Receive(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	return []*messaging.Message{ds[0].Msg}, nil
+}
+
+func (f logFake) Close() error { return nil }
+
 // TestFetchFailuresLogged: a run of transient fetch failures is logged at
 // Warn once (its first), the other failures at Debug, each with the count
 // so far; the fetch that succeeds after them logs "fetching resumed" at
-// Info with their count. With fetchWarnEvery 0 every failure is a Warn.
+// Info with their count, before the handler runs; a later run counts from
+// 1 again. With retrylog.Every 0 every failure is a Warn. In Subscribe,
+// SubscribeBatch and Read alike.
 func TestFetchFailuresLogged(t *testing.T) {
 	const failures = 4
 	for _, tc := range []struct {
 		name       string
-		everyFetch bool // fetchWarnEvery 0 instead of the default
+		everyFetch bool // retrylog.Every 0 instead of the default
 		warns      int
 	}{
 		{"default", false, 1},
 		{"warn-every-failure", true, failures},
 	} {
-		for _, batch := range []bool{false, true} {
-			name := tc.name + "/subscribe"
-			if batch {
-				name = tc.name + "/batch"
-			}
-			t.Run(name, func(t *testing.T) {
+		for _, mode := range []string{"subscribe", "batch", "read"} {
+			t.Run(tc.name+"/"+mode, func(t *testing.T) {
 				if tc.everyFetch {
 					defer engine.SetFetchWarnEvery(0)()
 				}
-				f := &fake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true}, in: make(chan *messaging.Message, 16), onSettle: make(chan driver.Settlement, 64), failN: failures}
+				f := logFake{&fake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true, Replay: true}, in: make(chan *messaging.Message, 16), onSettle: make(chan driver.Settlement, 64), failN: failures}}
 				lines := make(chan string, 64)
 				c := engine.New(f, engine.Options{Name: "fake", Logger: slog.New(recordHandler{lines})})
 				defer c.Close()
+				handled := make(chan string, 16)
+				handle := func(_ context.Context, m *messaging.Message) error {
+					handled <- m.ID
+					return nil
+				}
 				var (
 					sub messaging.Subscription
 					err error
 				)
-				if batch {
-					sub, err = c.SubscribeBatch(t.Context(), "t", func(context.Context, []*messaging.Message) []error { return nil }, messaging.Group("g"))
-				} else {
-					sub, err = c.Subscribe(t.Context(), "t", func(context.Context, *messaging.Message) error { return nil }, messaging.Group("g"))
+				switch mode {
+				case "subscribe":
+					sub, err = c.Subscribe(t.Context(), "t", handle, messaging.Group("g"))
+				case "batch":
+					sub, err = c.SubscribeBatch(t.Context(), "t", func(ctx context.Context, ms []*messaging.Message) []error {
+						for _, m := range ms {
+							_ = handle(ctx, m)
+						}
+						return nil
+					}, messaging.Group("g"))
+				case "read":
+					sub, err = c.Read(t.Context(), "t", messaging.Earliest, handle)
 				}
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer sub.Close()
-				f.in <- &messaging.Message{ID: "a", Attempt: 1}
-				if st := f.next(t); st.Outcome != driver.Ack {
-					t.Fatalf("settled %v, want ack", st.Outcome)
+				group := "g"
+				if mode == "read" {
+					group = ""
 				}
-				// Every line was logged before the message reached its handler.
-				checkFetchLog(t, lines, failures, tc.warns)
-				// A second run of failures is counted from 1 again, its
-				// first logged at Warn.
+				awaitHandled := func(id string) {
+					t.Helper()
+					select {
+					case got := <-handled:
+						if got != id {
+							t.Fatalf("handled %s, want %s", got, id)
+						}
+					case <-time.After(10 * time.Second):
+						t.Fatalf("%s not handled within 10s", id)
+					}
+				}
+				f.in <- &messaging.Message{ID: "a", Attempt: 1}
+				awaitHandled("a")
+				checkFetchLog(t, lines, group, failures, tc.warns)
+				// A second run of failures.
 				f.mu.Lock()
 				f.failN = f.fails + 2
 				f.mu.Unlock()
 				f.in <- &messaging.Message{ID: "b", Attempt: 1}
 				f.in <- &messaging.Message{ID: "c", Attempt: 1}
-				f.next(t)
-				f.next(t)
-				checkFetchLog(t, lines, 2, min(tc.warns, 2))
+				awaitHandled("b")
+				awaitHandled("c")
+				checkFetchLog(t, lines, group, 2, min(tc.warns, 2))
 			})
 		}
 	}
 }
 
-// checkFetchLog reads the lines logged so far: failures fetch failures, the
-// first at Warn and wantWarns in all, numbered from 1, then one return.
-func checkFetchLog(t *testing.T, lines chan string, failures, wantWarns int) {
+// checkFetchLog reads the lines logged so far: failures fetch failures of
+// topic t and group, the first at Warn and wantWarns in all, numbered from
+// 1, then one return.
+func checkFetchLog(t *testing.T, lines chan string, group string, failures, wantWarns int) {
 	t.Helper()
 	var warns, debugs, resumed int
 	for len(lines) > 0 {
@@ -83,7 +125,7 @@ func checkFetchLog(t *testing.T, lines chan string, failures, wantWarns int) {
 		switch {
 		case strings.Contains(line, `msg="fake: fetching failed; retrying"`):
 			n := warns + debugs + 1
-			if !strings.Contains(line, " failures="+strconv.Itoa(n)+" ") || !strings.Contains(line, "topic=t group=g error=connection lost") {
+			if !strings.Contains(line, " failures="+strconv.Itoa(n)+" ") || !strings.Contains(line, "topic=t group="+group+" error=connection lost") {
 				t.Errorf("failure %d logged as %s", n, line)
 			}
 			switch {

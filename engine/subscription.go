@@ -364,6 +364,9 @@ func (s *subscription) runPool(h messaging.Handler) error {
 	for err == nil {
 		var its []*item
 		its, err = s.receive(s.fetchCtx, s.o.Prefetch)
+		if err == nil {
+			fr.ok() // before a handler runs here
+		}
 		// One delivery, one idle worker: handled here, without waking the
 		// worker (see the package doc); released instead, as by the
 		// worker, once the subscription stops (StopWith).
@@ -378,8 +381,6 @@ func (s *subscription) runPool(h messaging.Handler) error {
 		}
 		if err != nil {
 			err = fr.retry(err)
-		} else {
-			fr.ok()
 		}
 		if err == nil && s.fetchCtx.Err() != nil {
 			err = s.fetchCtx.Err()
@@ -678,6 +679,9 @@ func (s *subscription) read(l driver.Log, h messaging.Handler) error {
 	fr := newFetchRetry(s)
 	for {
 		msgs, err := l.Next(s.fetchCtx)
+		if err == nil {
+			fr.ok() // before the handler runs
+		}
 		for _, m := range msgs {
 			if err := s.fetchCtx.Err(); err != nil {
 				return err
@@ -688,7 +692,6 @@ func (s *subscription) read(l driver.Log, h messaging.Handler) error {
 			}
 		}
 		if err == nil {
-			fr.ok()
 			continue
 		}
 		if err := fr.retry(err); err != nil {
