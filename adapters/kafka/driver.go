@@ -15,6 +15,7 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/adapters/kafka/internal/producer"
 	"github.com/msgkit/messaging/driver"
+	"github.com/msgkit/messaging/internal/retrylog"
 	"github.com/msgkit/messaging/internal/unavail"
 )
 
@@ -205,6 +206,8 @@ func (r *groupReceiver) run() {
 		close(r.done)
 	}()
 	member := "" // the member ID of the last generation, until kafka-go drops it
+	// The failed joins since the last generation (logged as a run).
+	var failing retrylog.Run
 	for {
 		gen, err := r.cg.Next(r.ctx)
 		if err != nil {
@@ -230,9 +233,10 @@ func (r *groupReceiver) run() {
 				r.in.fail(fmt.Errorf("kafka: %s: joining consumer group %s: %w", r.topic, r.o.Group, err))
 				return
 			}
-			r.c.cfg.logger.Warn("kafka: joining consumer group failed; retrying", "topic", r.topic, "group", r.o.Group, "error", err)
+			failing.Failed(r.c.cfg.logger, "kafka: joining consumer group failed; retrying", "topic", r.topic, "group", r.o.Group, "error", err)
 			continue
 		}
+		failing.Succeeded(r.c.cfg.logger, "kafka: joined consumer group", "topic", r.topic, "group", r.o.Group)
 		member = gen.MemberID
 		ended := make(chan struct{})
 		joinedParts := r.joinedParts.Load()
@@ -869,6 +873,7 @@ func (r logReader) Close() error {
 func (c *Client) readPartition(ctx context.Context, topic string, p int, start int64, prefetch int, deliver func(rec *kafkago.Message) bool) error {
 	off := start
 	bo := fastBackOff()
+	var failing retrylog.Run // failed fetches since the last record
 	var rec kafkago.Message
 	for ctx.Err() == nil {
 		rc := kafkago.ReaderConfig{
@@ -891,7 +896,9 @@ func (c *Client) readPartition(ctx context.Context, topic string, p int, start i
 			if err != nil {
 				break
 			}
-			bo.Reset()
+			if failing.Succeeded(c.cfg.logger, "kafka: fetch resumed", "topic", topic, "partition", p, "offset", rec.Offset) {
+				bo.Reset()
+			}
 			off = rec.Offset + 1
 			if !deliver(&rec) {
 				c.closeReader(r)
@@ -906,7 +913,7 @@ func (c *Client) readPartition(ctx context.Context, topic string, p int, start i
 			return fmt.Errorf("kafka: partition %d: %w: %w", p, messaging.ErrTopicDeleted, err)
 		}
 		wait := bo.NextBackOff()
-		c.cfg.logger.Warn("kafka: fetch failed; retrying", "topic", topic, "partition", p, "offset", off, "retry_in", wait, "error", err)
+		failing.Failed(c.cfg.logger, "kafka: fetch failed; retrying", "topic", topic, "partition", p, "offset", off, "retry_in", wait, "error", err)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
