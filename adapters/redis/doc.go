@@ -62,6 +62,21 @@
 // deadline or none. Blocking reads (XREADGROUP, XREAD) are bounded by the
 // block time plus 10s instead.
 //
+// # Logging
+//
+// What the adapter cannot return goes to the logger of WithLogger (default
+// slog.Default()): fetch failures, logged as runs (see package engine),
+// given-up messages, failed releases. go-redis logs some connection
+// failures itself, not through that logger: a dial that failed after its
+// retries ("redis: connection pool: failed to dial after 5 attempts", a
+// line per failed dial, repeated while a server is away) goes to
+// standard error through go-redis's logger, which is one for the whole
+// process. The adapter leaves it as it is, since every go-redis client of
+// the program shares it: goredis.SetLogger routes it (any value with a
+// Printf(ctx, format, args...) method, one calling a slog.Logger for
+// example), and the Disable function of go-redis's package logging
+// silences it.
+//
 // # Mapping
 //
 // A topic is a stream with key prefix+topic (prefix+"{"+topic+"}" with hash
