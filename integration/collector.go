@@ -111,6 +111,24 @@ func (c *Collector) WaitDistinct(t testing.TB, n int, timeout time.Duration) {
 	}
 }
 
+// WaitDistinctProgress waits until n distinct IDs have been delivered, for
+// as long as deliveries go on: it fails the test when stall passes without a
+// new distinct ID. For a consumer catching up on a backlog whose size a test
+// does not bound (what a workload published during an outage of varying
+// length), where a total timeout would measure its speed, not a stall.
+func (c *Collector) WaitDistinctProgress(t testing.TB, n int, stall time.Duration) {
+	t.Helper()
+	for {
+		reached := c.Distinct()
+		if reached >= n {
+			return
+		}
+		if !c.Wait(stall, func(c *Collector) bool { return c.Distinct() > reached }) {
+			t.Fatalf("no new message for %v: %d of %d distinct messages delivered (%d deliveries)", stall, c.Distinct(), n, c.Total())
+		}
+	}
+}
+
 // Missing returns the IDs in ids that were never delivered.
 func (c *Collector) Missing(ids []string) []string {
 	c.mu.Lock()
