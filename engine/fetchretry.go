@@ -70,10 +70,12 @@ func (r *fetchRetry) failed(err error) time.Duration {
 
 // ok records a fetch that did not fail, ending a run of failures.
 func (r *fetchRetry) ok() {
-	s := r.s
-	if r.run.Succeeded(s.log, s.c.opts.Name+": fetching resumed", "topic", s.topic, "group", s.o.Group) {
-		r.bo.Reset()
+	if !r.run.Failing() {
+		return // the common case: nothing to log, nothing built
 	}
+	s := r.s
+	r.run.Succeeded(s.log, s.c.opts.Name+": fetching resumed", "topic", s.topic, "group", s.o.Group)
+	r.bo.Reset()
 }
 
 // pauseUntil waits until until (at once if it has passed), or returns false

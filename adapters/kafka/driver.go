@@ -896,7 +896,8 @@ func (c *Client) readPartition(ctx context.Context, topic string, p int, start i
 			if err != nil {
 				break
 			}
-			if failing.Succeeded(c.cfg.logger, "kafka: fetch resumed", "topic", topic, "partition", p, "offset", rec.Offset) {
+			if failing.Failing() { // checked first: the arguments would be boxed for every record
+				failing.Succeeded(c.cfg.logger, "kafka: fetch resumed", "topic", topic, "partition", p, "offset", rec.Offset)
 				bo.Reset()
 			}
 			off = rec.Offset + 1

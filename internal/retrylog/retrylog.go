@@ -39,16 +39,20 @@ func (r *Run) Failed(l *slog.Logger, msg string, attrs ...any) {
 	l.Log(context.Background(), level, msg, append(attrs, "failures", r.failures, "failing_for", now.Sub(r.since).Round(time.Millisecond))...)
 }
 
+// Failing reports whether a run is going on: failures since the last
+// success. Check it before Succeeded where successes are frequent (every
+// fetch, every record): Succeeded's arguments are built, and their values
+// boxed on the heap, at every call.
+func (r *Run) Failing() bool { return r.failures > 0 }
+
 // Succeeded ends the run, if there is one (call it when the retried
-// operation succeeds: for a fetch, once it returns messages): it logs msg at Info with attrs,
-// then "failures" (the run's count) and "after" (the time since its first
-// failure), and reports true. Without a run it does nothing and reports
-// false (a check of one integer: it may be called on every success).
-func (r *Run) Succeeded(l *slog.Logger, msg string, attrs ...any) bool {
+// operation succeeds: for a fetch, once it returns messages): it logs msg
+// at Info with attrs, then "failures" (the run's count) and "after" (the
+// time since its first failure). Without a run it does nothing.
+func (r *Run) Succeeded(l *slog.Logger, msg string, attrs ...any) {
 	if r.failures == 0 {
-		return false
+		return
 	}
 	l.Info(msg, append(attrs, "failures", r.failures, "after", time.Since(r.since).Round(time.Millisecond))...)
 	r.failures = 0
-	return true
 }

@@ -40,24 +40,28 @@ func check(t *testing.T, got, want []string) {
 }
 
 // TestRun: a run's first failure is a Warn, the others Debug, each with
-// the count so far; the success after it an Info with the count, once; a
-// success without a run logs nothing; the next run counts from 1 again.
+// the count so far; the success after it an Info with the count, once;
+// Failing is true in between only; a success without a run logs nothing;
+// the next run counts from 1 again.
 func TestRun(t *testing.T) {
 	var got []string
 	l := slog.New(lines{&got})
 	var r Run
-	if r.Succeeded(l, "resumed") {
-		t.Error("Succeeded without a run reported true")
+	r.Succeeded(l, "resumed") // no run: nothing logged
+	if r.Failing() {
+		t.Error("Failing before any failure")
 	}
 	for range 3 {
 		r.Failed(l, "failed", "topic", "t")
 	}
-	if !r.Succeeded(l, "resumed", "topic", "t") {
-		t.Error("Succeeded after failures reported false")
+	if !r.Failing() {
+		t.Error("not Failing after failures")
 	}
-	if r.Succeeded(l, "resumed") {
-		t.Error("a second Succeeded reported true")
+	r.Succeeded(l, "resumed", "topic", "t")
+	if r.Failing() {
+		t.Error("Failing after Succeeded")
 	}
+	r.Succeeded(l, "resumed") // the run has ended: nothing logged
 	r.Failed(l, "failed")
 	r.Succeeded(l, "resumed")
 	check(t, got, []string{
