@@ -11,6 +11,7 @@ import (
 	"github.com/msgkit/messaging"
 	"github.com/msgkit/messaging/driver"
 	"github.com/msgkit/messaging/engine"
+	"github.com/msgkit/messaging/internal/retrylog"
 )
 
 // logFake is fake with a log to Read: Next fails like Receive, failN times
@@ -50,7 +51,9 @@ func TestFetchFailuresLogged(t *testing.T) {
 		for _, mode := range []string{"subscribe", "batch", "read"} {
 			t.Run(tc.name+"/"+mode, func(t *testing.T) {
 				if tc.everyFetch {
-					defer engine.SetFetchWarnEvery(0)()
+					old := retrylog.Every
+					retrylog.Every = 0
+					defer func() { retrylog.Every = old }()
 				}
 				f := logFake{&fake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true, Replay: true}, in: make(chan *messaging.Message, 16), onSettle: make(chan driver.Settlement, 64), failN: failures}}
 				lines := make(chan string, 64)
