@@ -19,13 +19,20 @@ import (
 // Retry runs f, and runs it again with backoff (50ms to 250ms, as the
 // adapters' Publish) while unreachable says its error means the broker
 // could not be reached, until f succeeds or fails otherwise (Retry returns
-// f's error), ctx ends, or timeout has passed since Retry was called. Every
+// f's error), ctx ends, or timeout has passed since Retry was called; with
+// ctx already ended it returns ctx's error without calling f. Every
 // attempt's context ends with the timeout, so a dial or request in progress
 // then ends too. When the timeout passed the error wraps
 // messaging.ErrUnavailable and the last failure; when ctx ended, ctx's
 // error and the last failure; pkg and op (such as "redis" and "provision
 // t") start those two.
 func Retry(ctx context.Context, pkg, op string, timeout time.Duration, unreachable func(error) bool, f func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		// Not even a first attempt: a client may answer from a pooled
+		// connection without looking at ctx (kafka-go's did, so Kafka's
+		// Topics with a cancelled context once returned the list).
+		return fmt.Errorf("%s: %s: %w", pkg, op, err)
+	}
 	attemptCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	bo := backoff.NewExponentialBackOff()

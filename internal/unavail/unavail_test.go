@@ -42,4 +42,16 @@ func TestRetry(t *testing.T) {
 	if err != other || calls != 3 {
 		t.Errorf("another failure: %v after %d calls, want it as it is after 3", err, calls)
 	}
+
+	// A client may answer without looking at an ended ctx: f is not called.
+	cancelled, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	calls = 0
+	err = Retry(cancelled, "x", "op", time.Hour, isDown, func(context.Context) error {
+		calls++
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || calls != 0 {
+		t.Errorf("cancelled ctx: %v after %d calls, want context.Canceled and none", err, calls)
+	}
 }
