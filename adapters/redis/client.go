@@ -54,6 +54,8 @@ type Client struct {
 	deadlines *asyncpub.Deadlines[string]
 	cluster   bool
 	waker     waker // hand-overs between group members (wake.go)
+	// plainReads: group reads go out as plain commands (see plainReads).
+	plainReads bool
 }
 
 var errClosedPublish = fmt.Errorf("redis: publish: %w", messaging.ErrClosed)
@@ -91,6 +93,7 @@ func newClient(rc goredis.UniversalClient, cfg config) *Client {
 	c := &Client{rc: rc, cfg: cfg, deadlines: asyncpub.NewDeadlines[string](cfg.unavailable)}
 	c.waker.c = c
 	_, c.cluster = rc.(*goredis.ClusterClient)
+	c.plainReads = plainReads(rc, cfg.block)
 	switch cfg.hashTag {
 	case 0:
 		c.hashTag = false

@@ -136,8 +136,8 @@ type groupReceiver struct {
 	seenWithin time.Duration
 
 	// Used by Receive (and Close, after it) only; times in unix ns.
-	reading     chan result[[]goredis.XStream] // the read of new entries in progress
-	cursor      string                         // XAUTOCLAIM scan position
+	reading     chan result[[]entry] // the read of new entries in progress
+	cursor      string               // XAUTOCLAIM scan position
 	nextReclaim int64
 	nextCleanup time.Time
 
@@ -207,13 +207,12 @@ func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, 
 			if err != nil {
 				return nil, err
 			}
-			args := &goredis.XReadGroupArgs{Group: r.group, Consumer: r.consumer, Streams: []string{r.key, ">"}, Count: int64(n), Block: block}
-			reading := make(chan result[[]goredis.XStream], 1)
+			reading := make(chan result[[]entry], 1)
 			go func() {
 				// Not cancelled with ctx: what the read returns is this
 				// consumer's, so the reply must be seen.
-				res, err := r.c.rc.XReadGroup(context.WithoutCancel(ctx), args).Result()
-				reading <- result[[]goredis.XStream]{res, err}
+				res, err := r.readGroup(context.WithoutCancel(ctx), n, block)
+				reading <- result[[]entry]{res, err}
 			}()
 			r.reading = reading
 		}
@@ -263,11 +262,8 @@ func (r *groupReceiver) reclaimAt() time.Time {
 
 // deliveries holds and decodes what XREADGROUP returned (Attempt 1: a new
 // entry's delivery counter).
-func (r *groupReceiver) deliveries(res []goredis.XStream) []driver.Delivery {
-	n := 0
-	for _, s := range res {
-		n += len(s.Messages)
-	}
+func (r *groupReceiver) deliveries(res []entry) []driver.Delivery {
+	n := len(res)
 	if n == 0 {
 		return nil
 	}
@@ -275,14 +271,17 @@ func (r *groupReceiver) deliveries(res []goredis.XStream) []driver.Delivery {
 	ids := make([]string, 0, n) // the tokens point into it (see token)
 	r.heldMu.Lock()
 	defer r.heldMu.Unlock()
-	for _, s := range res {
-		for _, x := range s.Messages {
-			r.held[x.ID] = struct{}{}
-			m := decodeMap(r.topic, x.ID, x.Values)
-			m.Group, m.Attempt = r.group, 1
-			ids = append(ids, x.ID)
-			ds = append(ds, driver.Delivery{Msg: m, Token: &ids[len(ids)-1]})
+	for _, x := range res {
+		r.held[x.id] = struct{}{}
+		var m *messaging.Message
+		if x.values != nil {
+			m = decodeMap(r.topic, x.id, x.values)
+		} else {
+			m = decodeList(r.topic, x.id, x.list)
 		}
+		m.Group, m.Attempt = r.group, 1
+		ids = append(ids, x.id)
+		ds = append(ds, driver.Delivery{Msg: m, Token: &ids[len(ids)-1]})
 	}
 	return ds
 }
@@ -299,7 +298,7 @@ func token(d driver.Delivery) string { return *d.Token.(*string) }
 // before that leave, the leave handed to releasedHolder as it was (idle
 // since the read, not claimable before the ack deadline): it is released
 // there.
-func (r *groupReceiver) abandoned(res []goredis.XStream) {
+func (r *groupReceiver) abandoned(res []entry) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
 	if ds := r.deliveries(res); len(ds) > 0 {

@@ -165,7 +165,12 @@ func WithMaxMessageSize(n int) Option {
 // WithBlock sets how long one blocking read waits for new entries (default
 // DefaultBlock; d must be positive). Shorter makes the hand-over of released
 // and nacked messages between group members quicker; longer makes idle
-// subscriptions cheaper.
+// subscriptions cheaper. A group subscription decodes its reads' replies
+// itself, which costs less than go-redis's XReadGroup, where the go-redis
+// client's ReadTimeout cannot cut a blocked read short: ReadTimeout off,
+// or at least 2s longer than the block time (5s and 1s by default), on a
+// standalone, failover or cluster client; otherwise it reads with
+// XReadGroup.
 func WithBlock(d time.Duration) Option {
 	return optcheck.Positive(pkg, "WithBlock", d, func(c *config) *time.Duration { return &c.block })
 }

@@ -1,0 +1,111 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// entry is a stream entry a group read returned: its fields as the flat
+// list of the reply (plain reads) or as go-redis's map (typed reads).
+type entry struct {
+	id     string
+	list   []any
+	values map[string]any
+}
+
+// readMargin is how much longer than the block time a client's ReadTimeout
+// must be for group reads to go out as plain commands (see plainReads).
+const readMargin = 2 * time.Second
+
+// plainReads reports whether rc's group reads can go out as a plain
+// command (Do), their reply decoded here (parseEntries). go-redis's typed
+// XReadGroup puts each entry's fields in a map, about a fifth of the bytes
+// a consumer allocates a message (370 bytes for one field); as a list they
+// cost less. Measured with BenchmarkConsume and BenchmarkEndToEnd (8
+// interleaved rounds of 100,000 messages): 3-8% fewer bytes allocated a
+// message and 2-10% fewer collections; the paired ratio to plain raw went
+// from 0.78 to 0.82 consuming payload-only entries and from 0.83 to 0.88
+// end to end with WithCallerIDs, and did not move on the adapter's own
+// entries (their id field costs more allocations as a list). A plain
+// command's reply is awaited for the client's ReadTimeout only, where the
+// typed one is awaited for its block time plus 10s; so plain reads are used
+// only when ReadTimeout exceeds the block time by readMargin or is off, on
+// the go-redis client types whose options can be read (standalone,
+// failover and cluster). Options gives the timeout as go-redis applies it:
+// 0 or -1 for none (-1 or -2 given).
+func plainReads(rc goredis.UniversalClient, block time.Duration) bool {
+	var t time.Duration
+	switch rc := rc.(type) {
+	case *goredis.Client:
+		t = rc.Options().ReadTimeout
+	case *goredis.ClusterClient:
+		t = rc.Options().ReadTimeout
+	default:
+		return false
+	}
+	return t <= 0 || t >= block+readMargin
+}
+
+// readGroup reads up to n new entries of the group (XREADGROUP ... STREAMS
+// key >), blocking up to block. No entries is (nil, goredis.Nil).
+func (r *groupReceiver) readGroup(ctx context.Context, n int, block time.Duration) ([]entry, error) {
+	if !r.c.plainReads {
+		args := &goredis.XReadGroupArgs{Group: r.group, Consumer: r.consumer, Streams: []string{r.key, ">"}, Count: int64(n), Block: block}
+		res, err := r.c.rc.XReadGroup(ctx, args).Result()
+		var es []entry
+		for _, s := range res {
+			for _, x := range s.Messages {
+				es = append(es, entry{id: x.ID, values: x.Values})
+			}
+		}
+		return es, err
+	}
+	res, err := r.c.rc.Do(ctx, "xreadgroup", "group", r.group, r.consumer, "count", n, "block", block.Milliseconds(), "streams", r.key, ">").Result()
+	if err != nil {
+		return nil, err
+	}
+	return parseEntries(res)
+}
+
+// parseEntries decodes a reply of XREADGROUP on one stream: RESP2's
+// [[key, entries]] or RESP3's {key: entries}, entries being [id, [field,
+// value, ...]] each.
+func parseEntries(res any) ([]entry, error) {
+	var list []any
+	switch v := res.(type) {
+	case []any:
+		if len(v) != 1 {
+			return nil, fmt.Errorf("redis: unexpected XREADGROUP reply %v", res)
+		}
+		stream, _ := v[0].([]any)
+		if len(stream) != 2 {
+			return nil, fmt.Errorf("redis: unexpected XREADGROUP reply %v", res)
+		}
+		list, _ = stream[1].([]any)
+	case map[any]any:
+		if len(v) != 1 {
+			return nil, fmt.Errorf("redis: unexpected XREADGROUP reply %v", res)
+		}
+		for _, l := range v {
+			list, _ = l.([]any)
+		}
+	default:
+		return nil, fmt.Errorf("redis: unexpected XREADGROUP reply %v", res)
+	}
+	es := make([]entry, len(list))
+	for i, x := range list {
+		e, _ := x.([]any)
+		var ok bool
+		if len(e) == 2 {
+			es[i].id, ok = e[0].(string)
+			es[i].list, _ = e[1].([]any) // nil for an entry deleted while pending
+		}
+		if !ok {
+			return nil, fmt.Errorf("redis: unexpected XREADGROUP entry %v", x)
+		}
+	}
+	return es, nil
+}
