@@ -116,6 +116,29 @@ func waitDone(t *testing.T, sub messaging.Subscription) {
 	}
 }
 
+// shutdownGivingUp shuts sub down with a context already ended (Shutdown
+// gives up on its handlers at once) and waits until it has finished.
+func shutdownGivingUp(t *testing.T, sub messaging.Subscription) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := sub.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown = %v, want context.Canceled", err)
+	}
+	waitDone(t, sub)
+}
+
+// wantOneSettledBeforeClose checks that one delivery was settled, with
+// outcome want, before the receiver was closed.
+func (f *lifecycleFake) wantOneSettledBeforeClose(t *testing.T, want driver.Outcome) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.settled) != 1 || f.settledAtClose != 1 || f.settled[0].Outcome != want {
+		t.Fatalf("settled %v (%d before Close), want one %v before Close", f.settled, f.settledAtClose, want)
+	}
+}
+
 // TestShutdownReleaseQueuedBeforeClose: a delivery that Shutdown releases
 // (its handler outlived Shutdown's context) is settled before the receiver
 // is closed, even when its handler returns, and the subscription winds
@@ -147,17 +170,40 @@ func TestShutdownReleaseQueuedBeforeClose(t *testing.T) {
 	}
 	f.in <- &messaging.Message{ID: "a", Attempt: 1}
 	<-started
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := sub.Shutdown(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Shutdown = %v, want context.Canceled", err)
+	shutdownGivingUp(t, sub)
+	f.wantOneSettledBeforeClose(t, driver.Release)
+}
+
+// TestHandlerOutcomeQueuedBeforeClose: a handler's outcome decided before
+// Shutdown gives up (so Shutdown's release finds the delivery settled) is
+// queued before the settle queue closes and the receiver is closed, even
+// when the handler's goroutine is held up between deciding and queuing
+// while the rest of the subscription winds down. It was lost: the
+// delivery was never settled, and Kafka's receiver waited for it.
+func TestHandlerOutcomeQueuedBeforeClose(t *testing.T) {
+	f := &lifecycleFake{caps: messaging.Capabilities{BrokerAttempts: true, NativeDelay: true}, in: make(chan *messaging.Message, 1)}
+	c := New(f, quietOptions())
+	deciding := make(chan struct{})
+	var sub messaging.Subscription
+	var once sync.Once
+	testHookSettling = func() {
+		once.Do(func() { // the handler's Ack: hold it up while Shutdown runs
+			close(deciding)
+			select {
+			case <-sub.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		})
 	}
-	waitDone(t, sub)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.settled) != 1 || f.settledAtClose != 1 || f.settled[0].Outcome != driver.Release {
-		t.Fatalf("settled %v (%d before Close), want one Release before Close", f.settled, f.settledAtClose)
+	defer func() { testHookSettling = nil }()
+	sub, err := c.Subscribe(t.Context(), "t", func(context.Context, *messaging.Message) error { return nil })
+	if err != nil {
+		t.Fatal(err)
 	}
+	f.in <- &messaging.Message{ID: "a", Attempt: 1}
+	<-deciding
+	shutdownGivingUp(t, sub)
+	f.wantOneSettledBeforeClose(t, driver.Ack)
 }
 
 // TestCloseWaitsForExtend: the receiver is closed only after an Extend in

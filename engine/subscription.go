@@ -576,23 +576,29 @@ func (s *subscription) releaseAll(its []*item) {
 	}
 }
 
-// settle queues its outcome for the settler, once.
+// settle queues its outcome for the settler, once. Deciding that this call
+// settles it, unlinking it and queuing its outcome are one step under
+// heldMu: run, after releasing what is held, closes the settle queue, and
+// a release of run's that lost the item to a concurrent settle waits for
+// heldMu, so that settle's outcome is queued before the queue closes. (A
+// handler's outcome decided before Shutdown's release and queued after
+// the settler had ended was lost: its delivery never settled, and Kafka's
+// Close waited for it until the rebalance timeout's half, 15s.)
 func (s *subscription) settle(it *item, out driver.Outcome, delay time.Duration, err error) {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
 	if !it.settled.CompareAndSwap(false, true) {
 		return
 	}
 	if testHookSettling != nil {
 		testHookSettling()
 	}
-	s.heldMu.Lock()
 	if it.unwatch != nil {
 		it.unwatch()
 	}
 	it.prev.next, it.next.prev = it.next, it.prev
 	it.prev, it.next = nil, nil
-	st := driver.Settlement{Delivery: it.d, Outcome: out, Delay: delay, Err: err}
-	s.heldMu.Unlock()
-	s.settleQ.push(st)
+	s.settleQ.push(driver.Settlement{Delivery: it.d, Outcome: out, Delay: delay, Err: err})
 }
 
 // testHookReceived, set by tests only, runs in receive between a
@@ -600,7 +606,7 @@ func (s *subscription) settle(it *item, out driver.Outcome, delay time.Duration,
 var testHookReceived func()
 
 // testHookSettling, set by tests only, runs in settle between deciding an
-// item's outcome and queuing it.
+// item's outcome and queuing it (heldMu held).
 var testHookSettling func()
 
 // settler applies queued outcomes in batches until the queue is closed and
