@@ -157,7 +157,9 @@ func (s *subscription) run(loop func(*subscription) error) {
 		s.releaseHeld()
 	}
 	s.releasing.Lock()
+	s.heldMu.Lock() // see settle
 	s.settleQ.close()
+	s.heldMu.Unlock()
 	s.releasing.Unlock()
 	<-settled
 	// Every delivery is settled: cut an Extend in flight short and wait for
@@ -577,13 +579,11 @@ func (s *subscription) releaseAll(its []*item) {
 }
 
 // settle queues its outcome for the settler, once. Deciding that this call
-// settles it, unlinking it and queuing its outcome are one step under
-// heldMu: run, after releasing what is held, closes the settle queue, and
-// a release of run's that lost the item to a concurrent settle waits for
-// heldMu, so that settle's outcome is queued before the queue closes. (A
-// handler's outcome decided before Shutdown's release and queued after
-// the settler had ended was lost: its delivery never settled, and Kafka's
-// Close waited for it until the rebalance timeout's half, 15s.)
+// settles it and queuing the outcome are one step under heldMu, under
+// which run closes the queue: an outcome decided before the queue closed
+// is in it. (A handler's outcome decided as Shutdown gave up was queued
+// after the settler had ended, and lost: Kafka's Close then waited for
+// the delivery to settle for half the rebalance timeout, 15s.)
 func (s *subscription) settle(it *item, out driver.Outcome, delay time.Duration, err error) {
 	s.heldMu.Lock()
 	defer s.heldMu.Unlock()
