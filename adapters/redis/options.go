@@ -169,8 +169,8 @@ func WithMaxMessageSize(n int) Option {
 // itself, which costs less than go-redis's XReadGroup, where the go-redis
 // client's ReadTimeout cannot cut a blocked read short: ReadTimeout off,
 // or at least 2s longer than the block time (5s and 1s by default), on a
-// standalone, failover or cluster client; otherwise it reads with
-// XReadGroup.
+// standalone or failover (Sentinel) client; otherwise (a cluster client
+// included) it reads with XReadGroup.
 func WithBlock(d time.Duration) Option {
 	return optcheck.Positive(pkg, "WithBlock", d, func(c *config) *time.Duration { return &c.block })
 }

@@ -32,20 +32,21 @@ const readMargin = 2 * time.Second
 // entries (their id field costs more allocations as a list). A plain
 // command's reply is awaited for the client's ReadTimeout only, where the
 // typed one is awaited for its block time plus 10s; so plain reads are used
-// only when ReadTimeout exceeds the block time by readMargin or is off, on
-// the go-redis client types whose options can be read (standalone,
-// failover and cluster). Options gives the timeout as go-redis applies it:
-// 0 or -1 for none (-1 or -2 given).
+// only when ReadTimeout exceeds the block time by readMargin or is off.
+// Options gives the timeout as go-redis applies it: 0 or -1 for none (-1
+// or -2 given). They are used on a standalone or failover (Sentinel)
+// client only. On a cluster client, with plain reads, the groups of
+// TestFailoverMaster came back later after the promotion than with typed
+// ones (the slowest group of a run: median 1.0s against 0.6s, 12 runs
+// each; once 3.3s in CI, past the 2s target), for a reason not found; so a
+// cluster keeps go-redis's XReadGroup. Other client types (a Ring, a
+// wrapper) keep it too: their ReadTimeout cannot be read.
 func plainReads(rc goredis.UniversalClient, block time.Duration) bool {
-	var t time.Duration
-	switch rc := rc.(type) {
-	case *goredis.Client:
-		t = rc.Options().ReadTimeout
-	case *goredis.ClusterClient:
-		t = rc.Options().ReadTimeout
-	default:
+	c, ok := rc.(*goredis.Client)
+	if !ok {
 		return false
 	}
+	t := c.Options().ReadTimeout
 	return t <= 0 || t >= block+readMargin
 }
 
