@@ -427,7 +427,7 @@ func (r *groupReceiver) parseReclaim(res []any) (next string, out []*messaging.M
 		out = append(out, m)
 	}
 	if next == "" {
-		return "0-0", nil, fmt.Errorf("redis: unexpected reclaim script reply %v", res)
+		return "0-0", nil, errUnexpectedReply("reclaim script", res)
 	}
 	return next, out, nil
 }

@@ -79,22 +79,22 @@ func parseEntries(res any) ([]entry, error) {
 	switch v := res.(type) {
 	case []any:
 		if len(v) != 1 {
-			return nil, fmt.Errorf("redis: unexpected XREADGROUP reply %v", res)
+			return nil, errUnexpectedReply("XREADGROUP", res)
 		}
 		stream, _ := v[0].([]any)
 		if len(stream) != 2 {
-			return nil, fmt.Errorf("redis: unexpected XREADGROUP reply %v", res)
+			return nil, errUnexpectedReply("XREADGROUP", res)
 		}
 		list, _ = stream[1].([]any)
 	case map[any]any:
 		if len(v) != 1 {
-			return nil, fmt.Errorf("redis: unexpected XREADGROUP reply %v", res)
+			return nil, errUnexpectedReply("XREADGROUP", res)
 		}
 		for _, l := range v {
 			list, _ = l.([]any)
 		}
 	default:
-		return nil, fmt.Errorf("redis: unexpected XREADGROUP reply %v", res)
+		return nil, errUnexpectedReply("XREADGROUP", res)
 	}
 	es := make([]entry, len(list))
 	for i, x := range list {
@@ -105,8 +105,21 @@ func parseEntries(res any) ([]entry, error) {
 			es[i].list, _ = e[1].([]any) // nil for an entry deleted while pending
 		}
 		if !ok {
-			return nil, fmt.Errorf("redis: unexpected XREADGROUP entry %v", x)
+			return nil, errUnexpectedReply("XREADGROUP", x)
 		}
 	}
 	return es, nil
+}
+
+// errUnexpectedReply says what part of a reply was not as cmd answers: its
+// type and length, not its values, which carry payloads.
+func errUnexpectedReply(cmd string, v any) error {
+	n := 0
+	switch v := v.(type) {
+	case []any:
+		n = len(v)
+	case map[any]any:
+		n = len(v)
+	}
+	return fmt.Errorf("redis: unexpected %s reply: %T of %d elements", cmd, v, n)
 }
