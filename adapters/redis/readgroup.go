@@ -56,11 +56,12 @@ func (r *groupReceiver) readGroup(ctx context.Context, n int, block time.Duratio
 	if !r.c.plainReads {
 		args := &goredis.XReadGroupArgs{Group: r.group, Consumer: r.consumer, Streams: []string{r.key, ">"}, Count: int64(n), Block: block}
 		res, err := r.c.rc.XReadGroup(ctx, args).Result()
-		var es []entry
-		for _, s := range res {
-			for _, x := range s.Messages {
-				es = append(es, entry{id: x.ID, values: x.Values})
-			}
+		if len(res) != 1 { // one stream read: none when err is set
+			return nil, err
+		}
+		es := make([]entry, len(res[0].Messages))
+		for i, x := range res[0].Messages {
+			es[i] = entry{id: x.ID, values: x.Values}
 		}
 		return es, err
 	}
