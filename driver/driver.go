@@ -208,6 +208,11 @@ type Receiver interface {
 	// successors as it settles them (the NATS one does, in the last
 	// acknowledgement of a batch), counting them as asked for in the next
 	// call's max.
+	//
+	// The engine copies the deliveries out of the returned slice before it
+	// calls Receive again: a receiver may return the same array from call
+	// to call (clearing it when the next call starts, so that it does not
+	// keep the last batch's messages alive while the subscription idles).
 	Receive(ctx context.Context, max int) ([]Delivery, error)
 
 	// Settle applies the outcomes of a batch of deliveries, in order. The

@@ -695,6 +695,7 @@ type inbox struct {
 	failed chan struct{}
 	once   sync.Once
 	err    error
+	out    []driver.Delivery // what take returned last, reused (see driver.Receiver); its one taker's
 }
 
 func newInbox(size int) *inbox {
@@ -720,9 +721,12 @@ func (b *inbox) fail(err error) {
 }
 
 // take returns between 1 and n deliveries that keep accepts (nil: all),
-// waiting for the first until ctx ends or the inbox fails.
+// waiting for the first until ctx ends or the inbox fails. It returns them
+// in the array of the last call's, which the caller must have copied out:
+// an inbox has one taker.
 func (b *inbox) take(ctx context.Context, n int, keep func(driver.Delivery) bool) ([]driver.Delivery, error) {
-	var out []driver.Delivery
+	clear(b.out)
+	out := b.out[:0]
 	for len(out) == 0 {
 		select {
 		case d := <-b.ch:
@@ -746,6 +750,7 @@ func (b *inbox) take(ctx context.Context, n int, keep func(driver.Delivery) bool
 		}
 		break
 	}
+	b.out = out
 	return out, nil
 }
 

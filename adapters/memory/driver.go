@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -57,10 +58,13 @@ type receiver struct {
 	id uint64
 	o  messaging.SubscribeOptions
 	c  *Client
+
+	out []driver.Delivery // what Receive returned last, reused (see driver.Receiver)
 }
 
 // Receive takes up to n due or new messages of the group, waiting for one.
 func (r *receiver) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
+	clear(r.out) // the engine has copied them
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -77,10 +81,11 @@ func (r *receiver) Receive(ctx context.Context, n int) ([]driver.Delivery, error
 			return nil, err
 		}
 		if len(ds) > 0 {
-			out := make([]driver.Delivery, len(ds))
+			out := slices.Grow(r.out[:0], len(ds))[:len(ds)]
 			for i, dl := range ds {
 				out[i] = driver.Delivery{Msg: dl.msg, Token: dl}
 			}
+			r.out = out
 			return out, nil
 		}
 		var due <-chan time.Time

@@ -211,6 +211,7 @@ type jsReceiver struct {
 	next   string             // the consumer's pull request subject
 	pull   *jsPull            // nil once lost
 	spare  []*natsgo.Msg      // delivered (taken from the pulls), not yet returned: part of B
+	out    []driver.Delivery  // what take returned last, reused (see driver.Receiver)
 	status chan natsgo.Status // the connection's reconnects and close
 	// elected is signalled when the consumer (consumerName) elects a
 	// leader: the pull held by the old one is gone without a word.
@@ -368,6 +369,7 @@ func (r *jsReceiver) dropPull() {
 // first, and requests more within max. After the consumer was lost it
 // finds or creates it again.
 func (r *jsReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, error) {
+	clear(r.out) // the engine has copied them
 	if f := r.fetching.Load(); f == nil || f.done != ctx.Done() {
 		r.fetching.Store(&fetchDone{ctx.Done()})
 	}
@@ -609,10 +611,11 @@ func (r *jsReceiver) take(max int) []driver.Delivery {
 	if n == 0 {
 		return nil
 	}
-	out := make([]driver.Delivery, n)
+	out := slices.Grow(r.out[:0], n)[:n]
 	for i, m := range r.spare[:n] {
 		out[i] = r.delivery(m)
 	}
+	r.out = out
 	rest := copy(r.spare, r.spare[n:])
 	clear(r.spare[rest:])
 	r.spare = r.spare[:rest]
@@ -750,10 +753,9 @@ func (p *jsPull) takeLate() []*natsgo.Msg {
 }
 
 // takeWaiting returns first and what else waits in in, up to max in all,
-// as deliveries.
-func takeWaiting[T any](first T, in <-chan T, max int, delivery func(T) driver.Delivery) []driver.Delivery {
-	out := make([]driver.Delivery, 1, min(max, len(in)+1)) // one allocation
-	out[0] = delivery(first)
+// as deliveries, in buf's array while it has room.
+func takeWaiting[T any](buf []driver.Delivery, first T, in <-chan T, max int, delivery func(T) driver.Delivery) []driver.Delivery {
+	out := append(buf[:0], delivery(first))
 	for len(out) < max {
 		select {
 		case v := <-in:
@@ -1266,6 +1268,7 @@ type coreReceiver struct {
 	// the receive time of those of the Receive call running without a Time.
 	ids      *nuid.NUID
 	received time.Time
+	out      []driver.Delivery // what Receive returned last, reused (see driver.Receiver)
 }
 
 // openCore subscribes to the plain subject topic (a queue group when o
@@ -1302,12 +1305,14 @@ func (c *Client) openCore(ctx context.Context, topic string, o messaging.Subscri
 // Receive returns the messages waiting (up to max), blocking for the
 // first. The subscription ends when the connection is closed.
 func (r *coreReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery, error) {
+	clear(r.out) // the engine has copied them
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case m := <-r.in:
 		r.received = time.Time{} // read once, by the first message without a Time
-		return takeWaiting(m, r.in, max, r.delivery), nil
+		r.out = takeWaiting(r.out, m, r.in, max, r.delivery)
+		return r.out, nil
 	case <-r.nsEnded:
 		if !r.c.nc.IsClosed() {
 			return nil, fmt.Errorf("nats: subscription to %s ended", r.topic)

@@ -90,6 +90,8 @@ type receiver struct {
 
 	deleted bool // an ephemeral subscription got the topic-deleted message
 
+	out []driver.Delivery // what Receive returned last, reused (see driver.Receiver)
+
 	// settling is closed once the last Settle's batch is settled (nil
 	// before the first): Settle and Close use it only.
 	settling chan struct{}
@@ -253,6 +255,16 @@ func (r *receiver) consume(ctx context.Context, ch *amqp.Channel, tag string) (*
 // an error wrapping messaging.ErrTopicDeleted once the deliveries before it
 // are returned (those after it never are), and a group's goes on.
 func (r *receiver) Receive(ctx context.Context, max int) ([]driver.Delivery, error) {
+	clear(r.out) // the engine has copied them
+	out, err := r.receive(ctx, max, r.out[:0])
+	if out != nil {
+		r.out = out
+	}
+	return out, err
+}
+
+// receive is Receive, appending to out.
+func (r *receiver) receive(ctx context.Context, max int, out []driver.Delivery) ([]driver.Delivery, error) {
 	if r.deleted {
 		return nil, r.deletedErr()
 	}
@@ -262,7 +274,6 @@ func (r *receiver) Receive(ctx context.Context, max int) ([]driver.Delivery, err
 		}
 		r.c.cfg.logger.Info("rabbitmq: subscription resumed", "topic", r.topic, "group", r.o.Group)
 	}
-	var out []driver.Delivery
 	for len(out) < max {
 		var d amqp.Delivery
 		var ok bool
