@@ -235,12 +235,13 @@
 // all such messages (see Client.PublishAsync). Core NATS neither
 // redelivers nor deduplicates, so an ID there serves only the user's own
 // correlation: set Message.ID (and Time) to send them, and they arrive as
-// set. A consumer gives a message that came without an ID a NUID generated on
-// delivery (unique, known to that delivery only; nats-io/nuid, no lock nor
-// random read per message), and without a Time the time its subscription
-// took it from the connection. Request and Serve's replies still set ID
-// and Time like JetStream-mode Publish: one message per round trip, whose
-// ID names it in both sides' logs.
+// set. A consumer gives a message that came without an ID one generated on
+// delivery, unique and known to that delivery only: its subscription's
+// NUID (nats-io/nuid) and the count of messages the subscription named
+// before it, "<NUID>.<n>". One without a Time gets the time its
+// subscription took it from the connection. Request and Serve's replies
+// still set ID and Time like JetStream-mode Publish: one message per round
+// trip, whose ID names it in both sides' logs.
 //
 // A Group is a queue group (members
 // share messages), but a failed handler's message is logged and dropped:

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -1264,9 +1265,11 @@ type coreReceiver struct {
 	stop    chan struct{} // closed by Close: the callback drops instead of waiting
 	nsEnded chan struct{} // closed when the subscription ends (connection closed)
 
-	// Used by Receive only: the IDs of messages published without one, and
-	// the receive time of those of the Receive call running without a Time.
-	ids      *nuid.NUID
+	// Used by Receive only: the IDs of messages published without one (see
+	// nameAnonymous), and the receive time of those of the Receive call
+	// running without a Time.
+	idBase   string
+	named    uint64
 	received time.Time
 	out      []driver.Delivery // what Receive returned last, reused (see driver.Receiver)
 }
@@ -1274,7 +1277,7 @@ type coreReceiver struct {
 // openCore subscribes to the plain subject topic (a queue group when o
 // names a Group) and returns once the server has registered the interest.
 func (c *Client) openCore(ctx context.Context, topic string, o messaging.SubscribeOptions, serve bool) (*coreReceiver, error) {
-	r := &coreReceiver{c: c, topic: topic, o: o, serve: serve, ids: nuid.New(),
+	r := &coreReceiver{c: c, topic: topic, o: o, serve: serve, idBase: nuid.Next(),
 		in: make(chan *natsgo.Msg, o.Prefetch), stop: make(chan struct{}), nsEnded: make(chan struct{})}
 	cb := func(m *natsgo.Msg) {
 		select {
@@ -1312,6 +1315,7 @@ func (r *coreReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery,
 	case m := <-r.in:
 		r.received = time.Time{} // read once, by the first message without a Time
 		r.out = takeWaiting(r.out, m, r.in, max, r.delivery)
+		r.nameAnonymous(r.out)
 		return r.out, nil
 	case <-r.nsEnded:
 		if !r.c.nc.IsClosed() {
@@ -1321,17 +1325,12 @@ func (r *coreReceiver) Receive(ctx context.Context, max int) ([]driver.Delivery,
 	}
 }
 
-// delivery makes the message of nm. One published without an ID (core
-// mode's Publish sets none) gets a NUID: unique (22 characters, a random
-// prefix and a sequence), made without locking or reading the random
-// source per message, and known to this delivery only. One without a Time
-// gets the time its Receive call took it, read once per call.
+// delivery makes the message of nm. One without a Time gets the time its
+// Receive call took it, read once per call; one without an ID gets one
+// from nameAnonymous.
 func (r *coreReceiver) delivery(nm *natsgo.Msg) driver.Delivery {
 	m := &messaging.Message{Topic: r.topic, Group: r.o.Group, Attempt: 1}
 	decode(nm.Header, nm.Data, m)
-	if m.ID == "" {
-		m.ID = r.ids.Next()
-	}
 	if m.Time.IsZero() {
 		if r.received.IsZero() {
 			r.received = time.Now()
@@ -1342,6 +1341,47 @@ func (r *coreReceiver) delivery(nm *natsgo.Msg) driver.Delivery {
 		r.c.replyTo.Store(m, nm.Reply)
 	}
 	return driver.Delivery{Msg: m}
+}
+
+// nameAnonymous gives each message of ds published without an ID (core
+// mode's Publish sets none) one known to this delivery only: the
+// subscription's NUID (22 characters, a random prefix and a sequence:
+// unique) and the count of messages it named before, "<NUID>.<n>". The
+// IDs of a call are parts of one string, made at once: a string per
+// message was a sixth of the consumer's allocations.
+func (r *coreReceiver) nameAnonymous(ds []driver.Delivery) {
+	k := 0
+	for _, d := range ds {
+		if d.Msg.ID == "" {
+			k++
+		}
+	}
+	if k == 0 {
+		return
+	}
+	width := len(r.idBase) + 1 + digits(r.named+uint64(k)-1)
+	b := make([]byte, 0, k*width)
+	for _, d := range ds {
+		if d.Msg.ID != "" {
+			continue
+		}
+		at := len(b)
+		b = append(b, r.idBase...)
+		b = append(b, '.')
+		b = strconv.AppendUint(b, r.named, 10)
+		r.named++
+		// The bytes are never written again: the string shares them.
+		d.Msg.ID = unsafe.String(&b[at], len(b)-at)
+	}
+}
+
+// digits is the number of decimal digits of u.
+func digits(u uint64) int {
+	n := 1
+	for ; u >= 10; u /= 10 {
+		n++
+	}
+	return n
 }
 
 // Settle: core NATS cannot redeliver; a failed handler's message is logged
