@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -140,6 +141,7 @@ type groupReceiver struct {
 	cursor      string               // XAUTOCLAIM scan position
 	nextReclaim int64
 	nextCleanup time.Time
+	out         []driver.Delivery // what a read's Receive returned last, reused (see driver.Receiver)
 
 	// yieldUntil, set by Settle after a release or nack, keeps this member
 	// from reclaiming before the others had their turn (see reclaimAt).
@@ -167,6 +169,7 @@ type groupReceiver struct {
 // earlier call's n) is released at once, as nothing would extend its ack
 // deadline while it waited here. Close releases what nobody took.
 func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, error) {
+	clear(r.out) // the engine has copied them
 	n = min(n, maxReadCount)
 	calls := withoutDeadline{ctx}
 	for {
@@ -222,7 +225,11 @@ func (r *groupReceiver) Receive(ctx context.Context, n int) ([]driver.Delivery, 
 			if rr.err != nil && !errors.Is(rr.err, goredis.Nil) {
 				return nil, r.c.readError(r.topic, rr.err)
 			}
-			if ds := r.deliveries(rr.v); len(ds) > n {
+			ds := r.deliveries(rr.v, r.out)
+			if ds != nil {
+				r.out = ds
+			}
+			if len(ds) > n {
 				r.release(ds[n:])
 				return ds[:n:n], nil
 			} else if len(ds) > 0 {
@@ -261,13 +268,13 @@ func (r *groupReceiver) reclaimAt() time.Time {
 }
 
 // deliveries holds and decodes what XREADGROUP returned (Attempt 1: a new
-// entry's delivery counter).
-func (r *groupReceiver) deliveries(res []entry) []driver.Delivery {
+// entry's delivery counter), in out's array while it has room.
+func (r *groupReceiver) deliveries(res []entry, out []driver.Delivery) []driver.Delivery {
 	n := len(res)
 	if n == 0 {
 		return nil
 	}
-	ds := make([]driver.Delivery, 0, n)
+	ds := slices.Grow(out[:0], n)
 	ids := make([]string, 0, n) // the tokens point into it (see token)
 	r.heldMu.Lock()
 	defer r.heldMu.Unlock()
@@ -301,7 +308,7 @@ func token(d driver.Delivery) string { return *d.Token.(*string) }
 func (r *groupReceiver) abandoned(res []entry) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
-	if ds := r.deliveries(res); len(ds) > 0 {
+	if ds := r.deliveries(res, nil); len(ds) > 0 {
 		r.release(ds)
 		triples := make([]any, 0, 3*len(ds))
 		for _, d := range ds {
