@@ -98,7 +98,9 @@ var _ messaging.AsyncPublisher = (*Client)(nil)
 // such messages sent before them: Flush returns once the server has them,
 // or, while the connection is down, once the unavailable timeout counted
 // from the first Flush after them has passed (they may still be sent after
-// the reconnect), or when ctx ends.
+// the reconnect), or when ctx ends. Such a call keeps nothing of the
+// message once it returns: as with nats.go's Publish, the caller may reuse
+// the message, and its payload's bytes, for the next call.
 func (c *Client) PublishAsync(ctx context.Context, topic string, msg *messaging.Message, done messaging.PublishCallback) {
 	if c.cfg.mode == ModeCore {
 		c.publishAsyncCore(ctx, topic, msg, done)

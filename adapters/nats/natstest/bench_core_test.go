@@ -178,6 +178,14 @@ func BenchmarkCorePublish(b *testing.B) {
 		publishLooseCore(b, c, topic, b.N, nil)
 		msgsPerSec(b, b.N)
 	})
+	// Without a callback, one Message value for every call (core mode
+	// keeps nothing of it once PublishAsync returns).
+	b.Run("adapter-async-nocallback-reused", func(b *testing.B) {
+		c, _, topic := coreClient(b)
+		b.ResetTimer()
+		publishLooseCoreReused(b, c, topic, b.N, nil)
+		msgsPerSec(b, b.N)
+	})
 	b.Run("raw", func(b *testing.B) {
 		_, nc, topic := coreClient(b)
 		b.ResetTimer()
@@ -226,6 +234,7 @@ func BenchmarkCoreEndToEnd(b *testing.B) {
 	b.Run("adapter", func(b *testing.B) { endToEndCore(b, adapterPublishCore) })
 	b.Run("adapter-async", func(b *testing.B) { endToEndCore(b, publishAsyncCore) })
 	b.Run("adapter-async-nocallback", func(b *testing.B) { endToEndCore(b, publishLooseCore) })
+	b.Run("adapter-async-nocallback-reused", func(b *testing.B) { endToEndCore(b, publishLooseCoreReused) })
 	b.Run("raw", rawEndToEndCore)
 }
 
@@ -267,6 +276,22 @@ func publishAsyncCore(b *testing.B, c *natsadapter.Client, topic string, n int, 
 // forget).
 func publishLooseCore(b *testing.B, c *natsadapter.Client, topic string, n int, got *atomic.Int64) {
 	publishAsyncEach(b, c, topic, n, got, nil)
+}
+
+// publishLooseCoreReused is publishLooseCore giving PublishAsync the same
+// Message value every time.
+func publishLooseCoreReused(b *testing.B, c *natsadapter.Client, topic string, n int, got *atomic.Int64) {
+	ctx := context.Background()
+	m := &messaging.Message{Payload: payload1K}
+	for i := range n {
+		if i%benchBatch == 0 {
+			window(got, i)
+		}
+		c.PublishAsync(ctx, topic, m, nil)
+	}
+	if err := c.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
 }
 
 func publishAsyncEach(b *testing.B, c *natsadapter.Client, topic string, n int, got *atomic.Int64, done messaging.PublishCallback) {

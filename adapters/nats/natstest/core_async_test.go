@@ -2,7 +2,9 @@ package natstest_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -84,6 +86,47 @@ func TestCorePublishAsyncWithoutCallback(t *testing.T) {
 	}
 	if err := c.Flush(ctx); err != nil { // nothing left: at once
 		t.Fatal(err)
+	}
+}
+
+// TestCorePublishAsyncWithoutCallbackKeepsNothing: in core mode a call
+// without a callback keeps nothing of the message once it returns, so a
+// caller may publish one Message value again and again, rewriting its
+// payload's bytes and its header between calls: every message arrives as
+// it was when its call was made, in the order of the calls.
+func TestCorePublishAsyncWithoutCallbackKeepsNothing(t *testing.T) {
+	c := natstest.Open(t, natsadapter.WithMode(natsadapter.ModeCore))
+	topic := integration.UniqueName(t, "core-reuse")
+	sub := ownSubscription(t, c, topic)
+	const n = 2000
+	m := &messaging.Message{Payload: make([]byte, 8)}
+	for i := range n {
+		binary.BigEndian.PutUint64(m.Payload, uint64(i))
+		if i%2 == 1 { // every other one with a header block
+			m.Header = messaging.Header{"n": strconv.Itoa(i)}
+		} else {
+			m.Header = nil
+		}
+		c.PublishAsync(t.Context(), topic, m, nil)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		nm, err := sub.NextMsg(0)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		got := -1
+		if len(nm.Data) == 8 {
+			got = int(binary.BigEndian.Uint64(nm.Data))
+		}
+		h := nm.Header.Get("n")
+		if got != i || (i%2 == 1) != (h == strconv.Itoa(i)) {
+			t.Fatalf("message %d arrived as %d with header n=%q", i, got, h)
+		}
 	}
 }
 
