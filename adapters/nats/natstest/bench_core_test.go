@@ -22,7 +22,10 @@ import (
 // once the server has the messages. Core NATS drops what a subscriber
 // cannot take (its client's pending limit is 64 MiB), so where a consumer
 // runs, publishers keep at most coreWindow messages ahead of it, on both
-// sides alike.
+// sides alike. Beside msgs/s each reports the process's CPU time a message
+// from the timer's start to the report (integration.ReportCPU; publisher,
+// consumer and the closing of the subscription alike): on this shared
+// 2-core machine it moves far less than the rates.
 //
 //	go test -run '^$' -bench Core -benchtime 100000x ./adapters/nats/natstest/
 
@@ -152,8 +155,10 @@ func BenchmarkCorePublish(b *testing.B) {
 	b.Run("adapter", func(b *testing.B) {
 		c, _, topic := coreClient(b)
 		b.ResetTimer()
+		cpu := integration.ReadCPU()
 		adapterPublishCore(b, c, topic, b.N, nil)
 		msgsPerSec(b, b.N)
+		integration.ReportCPU(b, b.N, cpu)
 	})
 	// The same with callers that reuse their Message values from call to
 	// call (Publish keeps none once it returns; in core mode it sets no ID
@@ -161,36 +166,46 @@ func BenchmarkCorePublish(b *testing.B) {
 	b.Run("adapter-reused-messages", func(b *testing.B) {
 		c, _, topic := coreClient(b)
 		b.ResetTimer()
+		cpu := integration.ReadCPU()
 		adapterPublishCoreReused(b, c, topic, b.N)
 		msgsPerSec(b, b.N)
+		integration.ReportCPU(b, b.N, cpu)
 	})
 	// One goroutine: PublishAsync of every message, then Flush.
 	b.Run("adapter-async", func(b *testing.B) {
 		c, _, topic := coreClient(b)
 		b.ResetTimer()
+		cpu := integration.ReadCPU()
 		adapterPublishAsync(b, c, topic, b.N)
 		msgsPerSec(b, b.N)
+		integration.ReportCPU(b, b.N, cpu)
 	})
 	// The same without a callback (fire and forget), then Flush.
 	b.Run("adapter-async-nocallback", func(b *testing.B) {
 		c, _, topic := coreClient(b)
 		b.ResetTimer()
+		cpu := integration.ReadCPU()
 		publishLooseCore(b, c, topic, b.N, nil)
 		msgsPerSec(b, b.N)
+		integration.ReportCPU(b, b.N, cpu)
 	})
 	// Without a callback, one Message value for every call (core mode
 	// keeps nothing of it once PublishAsync returns).
 	b.Run("adapter-async-nocallback-reused", func(b *testing.B) {
 		c, _, topic := coreClient(b)
 		b.ResetTimer()
+		cpu := integration.ReadCPU()
 		publishLooseCoreReused(b, c, topic, b.N, nil)
 		msgsPerSec(b, b.N)
+		integration.ReportCPU(b, b.N, cpu)
 	})
 	b.Run("raw", func(b *testing.B) {
 		_, nc, topic := coreClient(b)
 		b.ResetTimer()
+		cpu := integration.ReadCPU()
 		rawPublishCore(b, nc, topic, b.N, nil)
 		msgsPerSec(b, b.N)
+		integration.ReportCPU(b, b.N, cpu)
 	})
 	// The raw client in the shape of the adapter's Publish calls: four
 	// goroutines, each publishing benchBatch messages then flushing (what
@@ -199,8 +214,10 @@ func BenchmarkCorePublish(b *testing.B) {
 	b.Run("raw-flush-per-call", func(b *testing.B) {
 		_, nc, topic := coreClient(b)
 		b.ResetTimer()
+		cpu := integration.ReadCPU()
 		rawPublishCoreCalls(b, nc, topic, b.N)
 		msgsPerSec(b, b.N)
+		integration.ReportCPU(b, b.N, cpu)
 	})
 }
 
@@ -251,9 +268,11 @@ func timeCore(b *testing.B, sc *natsadapter.Client, topic string, publish func(g
 	var got atomic.Int64
 	wait := adapterConsumeCore(b, sc, topic, b.N, &got)
 	b.ResetTimer()
+	cpu := integration.ReadCPU()
 	publish(&got)
 	wait()
 	msgsPerSec(b, b.N)
+	integration.ReportCPU(b, b.N, cpu)
 }
 
 // publishAsyncCore gives n messages to PublishAsync from one goroutine
@@ -320,7 +339,9 @@ func rawEndToEndCore(b *testing.B) {
 	var got atomic.Int64
 	wait := rawConsumeCore(b, sc, topic, b.N, &got)
 	b.ResetTimer()
+	cpu := integration.ReadCPU()
 	rawPublishCore(b, nc, topic, b.N, &got)
 	wait()
 	msgsPerSec(b, b.N)
+	integration.ReportCPU(b, b.N, cpu)
 }

@@ -2,11 +2,9 @@ package redistest_test
 
 import (
 	"context"
-	"runtime/metrics"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,40 +68,6 @@ func rawPublish(ctx context.Context, rc goredis.UniversalClient, key string, n i
 
 func report(b *testing.B, n int, d time.Duration) {
 	b.ReportMetric(float64(n)/d.Seconds(), "msgs/s")
-}
-
-// cpuReading is what the process has used so far: CPU time (user and
-// system), the garbage collector's estimated share of it, and GC cycles.
-type cpuReading struct {
-	total, gc time.Duration
-	cycles    uint64
-}
-
-// readCPU reads the process's cpuReading now.
-func readCPU() cpuReading {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	ms := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
-	metrics.Read(ms)
-	return cpuReading{
-		total:  time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
-		gc:     time.Duration(ms[0].Value.Float64() * float64(time.Second)),
-		cycles: ms[1].Value.Uint64(),
-	}
-}
-
-// reportCPU reports the process's CPU time per message since since (a
-// readCPU reading): unlike msgs/s, it barely moves with the load other
-// processes put on the host, so it compares client costs on a busy machine.
-// gc-cpu-ns/msg is the part of it the runtime attributes to the garbage
-// collector (an estimate, runtime/metrics), and gc/kmsg the GC cycles per
-// 1,000 messages: in this small process (a heap goal of 4 MiB) a consumer's
-// garbage costs it more than it would in a service with a larger heap.
-func reportCPU(b *testing.B, n int, since cpuReading) {
-	now := readCPU()
-	b.ReportMetric(float64(now.total-since.total)/float64(n), "cpu-ns/msg")
-	b.ReportMetric(float64(now.gc-since.gc)/float64(n), "gc-cpu-ns/msg")
-	b.ReportMetric(float64(now.cycles-since.cycles)*1000/float64(n), "gc/kmsg")
 }
 
 // callerIDs is the adapter variant with ids=caller: payload-only entries,
@@ -192,7 +156,7 @@ func rawConsume(ctx context.Context, b *testing.B, rc goredis.UniversalClient, k
 // adapterConsume subscribes and waits until n messages were handled, and
 // reports the rate since start (closing the subscription is not timed).
 func adapterConsume(b *testing.B, c *redisadapter.Client, topic, group string, n int, start time.Time, batches bool) {
-	cpu := readCPU()
+	cpu := integration.ReadCPU()
 	var handled atomic.Int64
 	done := make(chan struct{})
 	count := func(k int) {
@@ -221,7 +185,7 @@ func adapterConsume(b *testing.B, c *redisadapter.Client, topic, group string, n
 	<-done
 	b.StopTimer()
 	report(b, n, time.Since(start))
-	reportCPU(b, n, cpu)
+	integration.ReportCPU(b, n, cpu)
 	_ = sub.Close()
 }
 
@@ -260,11 +224,11 @@ func benchmarkConsume(b *testing.B, batches bool) {
 			c, rc, topic := benchSetup(b)
 			group := integration.UniqueName(b, "g")
 			fill(b, c, rc, topic, group, b.N, fields)
-			start, cpu := time.Now(), readCPU()
+			start, cpu := time.Now(), integration.ReadCPU()
 			b.ResetTimer()
 			rawConsume(b.Context(), b, rc, c.StreamKey(topic), group, b.N, func(map[string]any) {})
 			report(b, b.N, time.Since(start))
-			reportCPU(b, b.N, cpu)
+			integration.ReportCPU(b, b.N, cpu)
 		})
 	}
 }
@@ -315,7 +279,7 @@ func benchmarkEndToEnd(b *testing.B, rawChunk int, publish func(ctx context.Cont
 			b.Fatal(err)
 		}
 		key := c.StreamKey(topic)
-		start, cpu := time.Now(), readCPU()
+		start, cpu := time.Now(), integration.ReadCPU()
 		b.ResetTimer()
 		published := make(chan struct{})
 		go func() {
@@ -329,7 +293,7 @@ func benchmarkEndToEnd(b *testing.B, rawChunk int, publish func(ctx context.Cont
 		}()
 		rawConsume(b.Context(), b, rc, key, group, b.N, func(map[string]any) {})
 		report(b, b.N, time.Since(start))
-		reportCPU(b, b.N, cpu)
+		integration.ReportCPU(b, b.N, cpu)
 		<-published
 	})
 }
@@ -345,7 +309,7 @@ func BenchmarkPublishConcurrent(b *testing.B) {
 	payload := make([]byte, benchPayload)
 	run := func(b *testing.B, publish func(ctx context.Context) error) {
 		var next atomic.Int64
-		start, cpu := time.Now(), readCPU()
+		start, cpu := time.Now(), integration.ReadCPU()
 		b.ResetTimer()
 		done := make(chan error, publishers)
 		for range publishers {
@@ -365,7 +329,7 @@ func BenchmarkPublishConcurrent(b *testing.B) {
 			}
 		}
 		report(b, b.N, time.Since(start))
-		reportCPU(b, b.N, cpu)
+		integration.ReportCPU(b, b.N, cpu)
 	}
 	for _, v := range []struct {
 		name string
