@@ -154,58 +154,34 @@ func rawConsumeCore(b *testing.B, nc *natsgo.Conn, topic string, n int, got *ato
 func BenchmarkCorePublish(b *testing.B) {
 	b.Run("adapter", func(b *testing.B) {
 		c, _, topic := coreClient(b)
-		b.ResetTimer()
-		cpu := integration.ReadCPU()
-		adapterPublishCore(b, c, topic, b.N, nil)
-		msgsPerSec(b, b.N)
-		integration.ReportCPU(b, b.N, cpu)
+		timedCore(b, func() { adapterPublishCore(b, c, topic, b.N, nil) })
 	})
 	// The same with callers that reuse their Message values from call to
 	// call (Publish keeps none once it returns; in core mode it sets no ID
 	// and no Time, which a caller reusing messages must otherwise clear).
 	b.Run("adapter-reused-messages", func(b *testing.B) {
 		c, _, topic := coreClient(b)
-		b.ResetTimer()
-		cpu := integration.ReadCPU()
-		adapterPublishCoreReused(b, c, topic, b.N)
-		msgsPerSec(b, b.N)
-		integration.ReportCPU(b, b.N, cpu)
+		timedCore(b, func() { adapterPublishCoreReused(b, c, topic, b.N) })
 	})
 	// One goroutine: PublishAsync of every message, then Flush.
 	b.Run("adapter-async", func(b *testing.B) {
 		c, _, topic := coreClient(b)
-		b.ResetTimer()
-		cpu := integration.ReadCPU()
-		adapterPublishAsync(b, c, topic, b.N)
-		msgsPerSec(b, b.N)
-		integration.ReportCPU(b, b.N, cpu)
+		timedCore(b, func() { adapterPublishAsync(b, c, topic, b.N) })
 	})
 	// The same without a callback (fire and forget), then Flush.
 	b.Run("adapter-async-nocallback", func(b *testing.B) {
 		c, _, topic := coreClient(b)
-		b.ResetTimer()
-		cpu := integration.ReadCPU()
-		publishLooseCore(b, c, topic, b.N, nil)
-		msgsPerSec(b, b.N)
-		integration.ReportCPU(b, b.N, cpu)
+		timedCore(b, func() { publishLooseCore(b, c, topic, b.N, nil) })
 	})
 	// Without a callback, one Message value for every call (core mode
 	// keeps nothing of it once PublishAsync returns).
 	b.Run("adapter-async-nocallback-reused", func(b *testing.B) {
 		c, _, topic := coreClient(b)
-		b.ResetTimer()
-		cpu := integration.ReadCPU()
-		publishLooseCoreReused(b, c, topic, b.N, nil)
-		msgsPerSec(b, b.N)
-		integration.ReportCPU(b, b.N, cpu)
+		timedCore(b, func() { publishLooseCoreReused(b, c, topic, b.N, nil) })
 	})
 	b.Run("raw", func(b *testing.B) {
 		_, nc, topic := coreClient(b)
-		b.ResetTimer()
-		cpu := integration.ReadCPU()
-		rawPublishCore(b, nc, topic, b.N, nil)
-		msgsPerSec(b, b.N)
-		integration.ReportCPU(b, b.N, cpu)
+		timedCore(b, func() { rawPublishCore(b, nc, topic, b.N, nil) })
 	})
 	// The raw client in the shape of the adapter's Publish calls: four
 	// goroutines, each publishing benchBatch messages then flushing (what
@@ -213,11 +189,7 @@ func BenchmarkCorePublish(b *testing.B) {
 	// the adapter's own.
 	b.Run("raw-flush-per-call", func(b *testing.B) {
 		_, nc, topic := coreClient(b)
-		b.ResetTimer()
-		cpu := integration.ReadCPU()
-		rawPublishCoreCalls(b, nc, topic, b.N)
-		msgsPerSec(b, b.N)
-		integration.ReportCPU(b, b.N, cpu)
+		timedCore(b, func() { rawPublishCoreCalls(b, nc, topic, b.N) })
 	})
 }
 
@@ -267,10 +239,18 @@ func endToEndCore(b *testing.B, publish func(*testing.B, *natsadapter.Client, st
 func timeCore(b *testing.B, sc *natsadapter.Client, topic string, publish func(got *atomic.Int64)) {
 	var got atomic.Int64
 	wait := adapterConsumeCore(b, sc, topic, b.N, &got)
+	timedCore(b, func() {
+		publish(&got)
+		wait()
+	})
+}
+
+// timedCore times run, which moves b.N messages, from a reset timer and
+// reports msgs/s and the CPU time a message (integration.ReportCPU).
+func timedCore(b *testing.B, run func()) {
 	b.ResetTimer()
 	cpu := integration.ReadCPU()
-	publish(&got)
-	wait()
+	run()
 	msgsPerSec(b, b.N)
 	integration.ReportCPU(b, b.N, cpu)
 }
@@ -338,10 +318,8 @@ func rawEndToEndCore(b *testing.B) {
 	defer sc.Close()
 	var got atomic.Int64
 	wait := rawConsumeCore(b, sc, topic, b.N, &got)
-	b.ResetTimer()
-	cpu := integration.ReadCPU()
-	rawPublishCore(b, nc, topic, b.N, &got)
-	wait()
-	msgsPerSec(b, b.N)
-	integration.ReportCPU(b, b.N, cpu)
+	timedCore(b, func() {
+		rawPublishCore(b, nc, topic, b.N, &got)
+		wait()
+	})
 }
